@@ -25,9 +25,9 @@ impl<'a> AuthorizationHeader<'a> {
     /// by commas with optional spaces, as AWS accepts them.
     pub fn parse(value: &'a str) -> Result<Self, SigV4Error> {
         let value = value.trim();
-        let (algorithm, rest) = value
-            .split_once(' ')
-            .ok_or(Malformed::AuthorizationHeader("expected ALGORITHM Credential=..."))?;
+        let (algorithm, rest) = value.split_once(' ').ok_or(Malformed::AuthorizationHeader(
+            "expected ALGORITHM Credential=...",
+        ))?;
         if algorithm != ALGORITHM {
             return Err(SigV4Error::UnsupportedAlgorithm);
         }
@@ -96,7 +96,11 @@ pub fn sign_request(
     req: &SignRequest<'_>,
     credentials: &Credentials,
 ) -> Result<String, SigV4Error> {
-    let mut names: Vec<String> = req.headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+    let mut names: Vec<String> = req
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
     names.sort();
     names.dedup();
     let signed = names.join(";");

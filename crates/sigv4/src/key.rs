@@ -144,13 +144,17 @@ impl SigningKeyCache {
         // `slot` is a uniformly distributed hash, so its low bits pick a shard.
         let shard = &self.shards[(slot as usize) % SHARDS];
         {
-            let map = shard.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let map = shard
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if let Some(hit) = map.get(&slot).filter(|c| c.matches(secret, scope)) {
                 return hit.key.clone();
             }
         }
         let key = SigningKey::derive(secret, scope);
-        let mut map = shard.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = shard
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if map.len() >= self.per_shard {
             map.clear();
         }

@@ -172,12 +172,12 @@ impl Verifier {
     ///
     /// `header` looks up a request header by lowercase name (join repeated
     /// headers with `,` first); for a database token it answers `host`.
-    pub fn verify_presigned<'q>(
+    pub fn verify_presigned<'h>(
         &self,
-        query: &PresignedQuery<'q>,
+        query: &PresignedQuery<'_>,
         method: &str,
         path: &str,
-        header: impl Fn(&str) -> Option<&'q str>,
+        header: impl Fn(&str) -> Option<&'h str>,
         secret: &[u8],
         expect: &Expectations<'_>,
     ) -> Result<(), SigV4Error> {
@@ -223,13 +223,13 @@ impl Verifier {
     /// Verifies a request signed with an `Authorization` header. The request
     /// time comes from the `x-amz-date` header, which must be signed.
     #[allow(clippy::too_many_arguments)]
-    pub fn verify_header<'r>(
+    pub fn verify_header<'h>(
         &self,
-        auth: &AuthorizationHeader<'r>,
+        auth: &AuthorizationHeader<'_>,
         method: &str,
         path: &str,
         query: &str,
-        header: impl Fn(&str) -> Option<&'r str>,
+        header: impl Fn(&str) -> Option<&'h str>,
         payload_hash: &str,
         secret: &[u8],
         expect: &Expectations<'_>,

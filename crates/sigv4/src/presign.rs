@@ -184,8 +184,8 @@ pub(crate) fn parse_credential(raw: &str) -> Result<CredentialParts<'_>, Malform
         .map_err(|_| Malformed::Credential("access key id is not validly encoded"))?;
     let region =
         decode_utf8(region).map_err(|_| Malformed::Credential("region is not validly encoded"))?;
-    let service =
-        decode_utf8(service).map_err(|_| Malformed::Credential("service is not validly encoded"))?;
+    let service = decode_utf8(service)
+        .map_err(|_| Malformed::Credential("service is not validly encoded"))?;
     if access_key_id.is_empty() || region.is_empty() || service.is_empty() {
         return Err(Malformed::Credential("an empty part"));
     }
@@ -256,19 +256,20 @@ impl<'a> PresignedQuery<'a> {
         if algorithm != ALGORITHM {
             return Err(SigV4Error::UnsupportedAlgorithm);
         }
-        let credential = parse_credential(credential.ok_or(Malformed::Missing("X-Amz-Credential"))?)?;
+        let credential =
+            parse_credential(credential.ok_or(Malformed::Missing("X-Amz-Credential"))?)?;
         let time = AmzDate::parse(date.ok_or(Malformed::Missing("X-Amz-Date"))?)
             .map_err(Malformed::Date)?;
         if time.date_stamp() != credential.date {
             return Err(Malformed::CredentialDate.into());
         }
         let expires = parse_expires(expires.ok_or(Malformed::Missing("X-Amz-Expires"))?)?;
-        let signed_headers = decode_utf8(
-            signed_headers.ok_or(Malformed::Missing("X-Amz-SignedHeaders"))?,
-        )
-        .map_err(|_| Malformed::Encoding("X-Amz-SignedHeaders"))?;
-        let signature = Signature::parse_hex(signature.ok_or(Malformed::Missing("X-Amz-Signature"))?)
-            .ok_or(Malformed::Signature)?;
+        let signed_headers =
+            decode_utf8(signed_headers.ok_or(Malformed::Missing("X-Amz-SignedHeaders"))?)
+                .map_err(|_| Malformed::Encoding("X-Amz-SignedHeaders"))?;
+        let signature =
+            Signature::parse_hex(signature.ok_or(Malformed::Missing("X-Amz-Signature"))?)
+                .ok_or(Malformed::Signature)?;
         let security_token = token
             .map(decode_utf8)
             .transpose()

@@ -183,7 +183,10 @@ mod tests {
         assert_eq!(&d.to_bytes(), b"20240826T220000Z");
         assert_eq!(&d.date_stamp(), b"20240826");
         assert_eq!(d.to_rfc3339(), "2024-08-26T22:00:00Z");
-        assert_eq!(AmzDate::from_unix(0).unwrap().to_string(), "19700101T000000Z");
+        assert_eq!(
+            AmzDate::from_unix(0).unwrap().to_string(),
+            "19700101T000000Z"
+        );
         assert_eq!(
             AmzDate::parse("20000229T235959Z").unwrap().unix(),
             951_868_799

@@ -137,7 +137,10 @@ fn suite_get_vanilla_header_auth() {
             SUITE_SECRET.as_bytes(),
             &expect("service", "20150830T130000Z"),
         );
-        assert!(matches!(late, Err(SigV4Error::ClockSkew { .. })), "{late:?}");
+        assert!(
+            matches!(late, Err(SigV4Error::ClockSkew { .. })),
+            "{late:?}"
+        );
         let wrong_service = verifier.verify_header(
             &parsed,
             "GET",
@@ -148,7 +151,10 @@ fn suite_get_vanilla_header_auth() {
             SUITE_SECRET.as_bytes(),
             &expect("sts", "20150830T124000Z"),
         );
-        assert!(matches!(wrong_service, Err(SigV4Error::WrongService { .. })));
+        assert!(matches!(
+            wrong_service,
+            Err(SigV4Error::WrongService { .. })
+        ));
     }
 }
 
@@ -211,7 +217,14 @@ fn suite_get_vanilla_query_order_key_case_presigned() {
     let mut other_region = expect("service", "20150830T130000Z");
     other_region.region = Some("eu-west-1");
     assert!(matches!(
-        verifier.verify_presigned(&parsed, "GET", "/", host, SUITE_SECRET.as_bytes(), &other_region),
+        verifier.verify_presigned(
+            &parsed,
+            "GET",
+            "/",
+            host,
+            SUITE_SECRET.as_bytes(),
+            &other_region
+        ),
         Err(SigV4Error::WrongRegion { .. })
     ));
     let other_host = |n: &str| (n == "host").then_some("evil.example.com");
@@ -236,15 +249,32 @@ fn session_token_is_signed_in_either_position() {
         let parsed = PresignedQuery::parse(q).unwrap();
         assert_eq!(parsed.security_token.as_deref(), Some(token));
         assert_eq!(
-            Verifier::uncached().verify_presigned(&parsed, "GET", "/", host, SUITE_SECRET.as_bytes(), &e),
+            Verifier::uncached().verify_presigned(
+                &parsed,
+                "GET",
+                "/",
+                host,
+                SUITE_SECRET.as_bytes(),
+                &e
+            ),
             Ok(())
         );
     }
     // Dropping the token must break the signature: it is signed.
-    let stripped = before.replace("&X-Amz-Security-Token=FQoGZXIvYXdzE%2F%2Ftoken%2Bwith%2Fodd%3Dchars", "");
+    let stripped = before.replace(
+        "&X-Amz-Security-Token=FQoGZXIvYXdzE%2F%2Ftoken%2Bwith%2Fodd%3Dchars",
+        "",
+    );
     let parsed = PresignedQuery::parse(&stripped).unwrap();
     assert_eq!(
-        Verifier::uncached().verify_presigned(&parsed, "GET", "/", host, SUITE_SECRET.as_bytes(), &e),
+        Verifier::uncached().verify_presigned(
+            &parsed,
+            "GET",
+            "/",
+            host,
+            SUITE_SECRET.as_bytes(),
+            &e
+        ),
         Err(SigV4Error::SignatureMismatch)
     );
 }
