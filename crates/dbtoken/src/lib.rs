@@ -86,6 +86,18 @@ pub enum TokenError {
     InvalidRequest(&'static str),
 }
 
+impl TokenError {
+    /// A stable machine-readable name for the reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::TooLong { .. } => "TooLong",
+            TokenError::NotUtf8 | TokenError::Malformed(_) => "Malformed",
+            TokenError::Signature(e) => e.code(),
+            TokenError::InvalidRequest(_) => "InvalidRequest",
+        }
+    }
+}
+
 /// Whether the query follows `host:port/` or `host:port` directly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndpointForm {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 //! Token forms from every SDK, the spec vector, and rejection reasons.
 
 use latchkey_dbtoken::{

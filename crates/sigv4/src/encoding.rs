@@ -5,9 +5,23 @@ use std::borrow::Cow;
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
+/// Unreserved bytes as a table: canonicalisation checks every byte of
+/// every token, and a lookup beats the chain of range tests.
+static UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~');
+        b += 1;
+    }
+    table
+};
+
 /// Whether SigV4 leaves this byte as it is.
+#[inline]
 pub fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
+    UNRESERVED[usize::from(b)]
 }
 
 /// Appends the strict SigV4 encoding of `input` to `out`.
@@ -88,6 +102,10 @@ pub fn decode_utf8(input: &str) -> Result<Cow<'_, str>, DecodeError> {
 /// and `%XX` escapes (uppercase hex) of bytes that must be escaped.
 pub fn is_canonical(input: &str) -> bool {
     let bytes = input.as_bytes();
+    // Fast path: nothing escaped, the usual case for long session tokens.
+    if bytes.iter().all(|&b| is_unreserved(b)) {
+        return true;
+    }
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];

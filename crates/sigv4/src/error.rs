@@ -30,6 +30,24 @@ pub enum SigV4Error {
     SignatureMismatch,
 }
 
+impl SigV4Error {
+    /// A stable machine-readable name for the reason, for JSON output,
+    /// metrics labels and audit records.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SigV4Error::Malformed(_) => "Malformed",
+            SigV4Error::UnsupportedAlgorithm => "UnsupportedAlgorithm",
+            SigV4Error::WrongService { .. } => "WrongService",
+            SigV4Error::WrongRegion { .. } => "WrongRegion",
+            SigV4Error::NotYetValid { .. } => "NotYetValid",
+            SigV4Error::Expired { .. } => "Expired",
+            SigV4Error::ExpiryTooLong { .. } => "ExpiryTooLong",
+            SigV4Error::ClockSkew { .. } => "ClockSkew",
+            SigV4Error::SignatureMismatch => "SignatureMismatch",
+        }
+    }
+}
+
 /// What exactly is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {

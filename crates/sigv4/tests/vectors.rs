@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 //! Published vectors: the RDS auth-token vector (aws-sdk-rust, reproduced
 //! with botocore) and the official SigV4 test-suite cases named in
 //! shared/spec/aws-compat.md.

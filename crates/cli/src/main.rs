@@ -1,0 +1,52 @@
+//! `latchkey`: one binary, subcommands shaped like the AWS CLI where they do
+//! the same job.
+
+mod output;
+mod token;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// AWS-style IAM database authentication for any PostgreSQL or MySQL/MariaDB.
+///
+/// Applications sign a 15-minute token with their AWS-style credentials and
+/// present it as the database password; no application holds a database
+/// password.
+#[derive(Parser, Debug)]
+#[command(name = "latchkey", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate, inspect and verify database auth tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+/// Exit codes shared by every subcommand.
+pub mod exit {
+    /// Success, or "valid" for a verification.
+    pub const OK: u8 = 0;
+    /// A verification said "not valid", or the command failed.
+    pub const FAILURE: u8 = 1;
+    /// The command line or configuration is wrong (clap also uses 2).
+    pub const USAGE: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Token(cmd) => token::run(cmd),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("latchkey: {error:#}");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
