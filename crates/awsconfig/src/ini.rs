@@ -89,7 +89,7 @@ mod tests {
         assert_eq!(parse("[]\n"), Err(IniError::BadSection { line: 1 }));
         assert_eq!(parse("[a]\njunk\n"), Err(IniError::NotKeyValue { line: 2 }));
         assert_eq!(parse("k = v\n"), Err(IniError::NoSection { line: 1 }));
-        assert_eq!(parse("[a]\n = v\n"), Err(IniError::NotKeyValue { line: 2 }));
+        assert_eq!(parse("[a]\n= v\n"), Err(IniError::NotKeyValue { line: 2 }));
         assert_eq!(
             parse("[a]\n  x = 1\n"),
             Err(IniError::StrayContinuation { line: 2 })

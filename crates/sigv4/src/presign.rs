@@ -240,6 +240,12 @@ impl<'a> PresignedQuery<'a> {
         let mut token = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            // `X-Amz-Expire%73` would be signed as `X-Amz-Expires` yet missed
+            // here: names are taken literally so what is checked is what is
+            // signed. No SDK encodes a parameter name.
+            if key.contains('%') {
+                return Err(Malformed::Query("parameter names must not be percent-encoded").into());
+            }
             let (slot, name) = match key {
                 "X-Amz-Algorithm" => (&mut algorithm, "X-Amz-Algorithm"),
                 "X-Amz-Credential" => (&mut credential, "X-Amz-Credential"),

@@ -309,6 +309,10 @@ fn malformed_presigned_queries_say_why() {
             &good.replace("&X-Amz-SignedHeaders=host", ""),
             Malformed::Missing("X-Amz-SignedHeaders").into(),
         ),
+        (
+            &format!("{good}&X-Amz-Expire%73=604800"),
+            Malformed::Query("parameter names must not be percent-encoded").into(),
+        ),
     ];
     for (query, want) in cases {
         let got = PresignedQuery::parse(query).map(|_| ());
