@@ -16,7 +16,7 @@ use std::fmt;
 use latchkey_sigv4::encoding::decode_utf8;
 use latchkey_sigv4::{
     AmzDate, Credentials, Expectations, PresignRequest, PresignedQuery, SigV4Error, TokenPlacement,
-    Verifier,
+    Verifier, split_query,
 };
 
 /// Tokens live at most 15 minutes, as RDS enforces.
@@ -209,9 +209,9 @@ impl<'a> DbAuthToken<'a> {
         };
         let (host, port) = split_endpoint(endpoint)?;
 
+        let pairs = split_query(query).map_err(SigV4Error::from)?;
         let (mut action, mut user) = (None, None);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for &(key, value) in &pairs {
             let slot = match key {
                 "Action" => &mut action,
                 "DBUser" => &mut user,
@@ -248,7 +248,7 @@ impl<'a> DbAuthToken<'a> {
         if action == TokenAction::Connect && port.is_none() {
             return Err(TokenError::Malformed("a connect token needs host:port"));
         }
-        let presigned = PresignedQuery::parse(query)?;
+        let presigned = PresignedQuery::from_pairs(pairs)?;
         Ok(Self {
             host,
             port,

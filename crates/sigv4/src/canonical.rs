@@ -27,6 +27,20 @@ pub const EMPTY_PAYLOAD_SHA256: &str =
 pub const MAX_QUERY_PARAMETERS: usize = 64;
 
 pub(crate) type QueryPairs<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, str>); 16]>;
+/// Raw `key=value` slices of a query string, in order, empty pairs skipped.
+pub type RawPairs<'a> = SmallVec<[(&'a str, &'a str); 16]>;
+
+/// Splits a raw query string once; every later stage works on the slices.
+pub fn split_query(query: &str) -> Result<RawPairs<'_>, Malformed> {
+    let mut pairs = RawPairs::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        if pairs.len() == MAX_QUERY_PARAMETERS {
+            return Err(Malformed::TooManyParameters(MAX_QUERY_PARAMETERS));
+        }
+        pairs.push(pair.split_once('=').unwrap_or((pair, "")));
+    }
+    Ok(pairs)
+}
 pub(crate) type HeaderPairs<'a> = SmallVec<[(&'a str, Cow<'a, str>); 8]>;
 
 /// A canonical request, ready to be hashed.
@@ -49,6 +63,25 @@ impl<'a> CanonicalRequest<'a> {
         method: &'a str,
         path: &'a str,
         query: &'a str,
+        signed: &'a str,
+        header: impl Fn(&str) -> Option<&'h str>,
+        payload_hash: &'a str,
+    ) -> Result<Self, Malformed> {
+        Self::from_pairs(
+            method,
+            path,
+            &split_query(query)?,
+            signed,
+            header,
+            payload_hash,
+        )
+    }
+
+    /// As [`CanonicalRequest::new`], from a query already split.
+    pub fn from_pairs<'h: 'a>(
+        method: &'a str,
+        path: &'a str,
+        query: &[(&'a str, &'a str)],
         signed: &'a str,
         header: impl Fn(&str) -> Option<&'h str>,
         payload_hash: &'a str,
@@ -169,15 +202,11 @@ pub fn canonical_uri(path: &str) -> Cow<'_, str> {
 
 /// Canonical query: each pair strictly re-encoded, `X-Amz-Signature`
 /// dropped, sorted by key then value.
-pub(crate) fn canonical_query(query: &str) -> Result<QueryPairs<'_>, Malformed> {
+fn canonical_query<'a>(raw: &[(&'a str, &'a str)]) -> Result<QueryPairs<'a>, Malformed> {
     let mut pairs = QueryPairs::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for &(key, value) in raw {
         if key == "X-Amz-Signature" {
             continue;
-        }
-        if pairs.len() == MAX_QUERY_PARAMETERS {
-            return Err(Malformed::TooManyParameters(MAX_QUERY_PARAMETERS));
         }
         let key = canonicalize(key).map_err(|_| Malformed::Encoding("a query parameter name"))?;
         let value =
@@ -257,7 +286,8 @@ mod tests {
 
     #[test]
     fn query_is_sorted_and_reencoded() {
-        let q = canonical_query("b=2&a=x%2fy&X-Amz-Signature=abc&a=1&c").unwrap();
+        let raw = split_query("b=2&a=x%2fy&X-Amz-Signature=abc&&a=1&c").unwrap();
+        let q = canonical_query(&raw).unwrap();
         let text: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
         assert_eq!(text, ["a=1", "a=x%2Fy", "b=2", "c="]);
     }

@@ -23,8 +23,8 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 pub use canonical::{
-    ALGORITHM, CanonicalRequest, EMPTY_PAYLOAD_SHA256, MAX_QUERY_PARAMETERS,
-    canonical_header_value, canonical_uri,
+    ALGORITHM, CanonicalRequest, EMPTY_PAYLOAD_SHA256, MAX_QUERY_PARAMETERS, RawPairs,
+    canonical_header_value, canonical_uri, split_query,
 };
 pub use error::{Malformed, SigV4Error};
 pub use header::{AuthorizationHeader, SignRequest, sign_request};
@@ -203,10 +203,10 @@ impl Verifier {
                 now: expect.now,
             });
         }
-        let canonical = CanonicalRequest::new(
+        let canonical = CanonicalRequest::from_pairs(
             method,
             path,
-            query.raw(),
+            query.pairs(),
             &query.signed_headers,
             header,
             EMPTY_PAYLOAD_SHA256,

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use crate::canonical::{ALGORITHM, CanonicalRequest, EMPTY_PAYLOAD_SHA256};
+use crate::canonical::{ALGORITHM, CanonicalRequest, EMPTY_PAYLOAD_SHA256, RawPairs, split_query};
 use crate::encoding::{decode_utf8, encode_into};
 use crate::error::{Malformed, SigV4Error};
 use crate::key::{Scope, SigningKey};
@@ -113,7 +113,7 @@ pub fn presign(req: &PresignRequest<'_>, credentials: &Credentials) -> String {
 /// `Debug` leaves out the raw query, the session token and the signature.
 #[derive(Clone)]
 pub struct PresignedQuery<'a> {
-    raw: &'a str,
+    pairs: RawPairs<'a>,
     pub access_key_id: Cow<'a, str>,
     pub date: [u8; 8],
     pub region: Cow<'a, str>,
@@ -231,6 +231,11 @@ fn set_once<'a>(
 impl<'a> PresignedQuery<'a> {
     /// Parses the raw query string (without `?`).
     pub fn parse(query: &'a str) -> Result<Self, SigV4Error> {
+        Self::from_pairs(split_query(query)?)
+    }
+
+    /// Parses a query already split with [`split_query`].
+    pub fn from_pairs(pairs: RawPairs<'a>) -> Result<Self, SigV4Error> {
         let mut algorithm = None;
         let mut credential = None;
         let mut date = None;
@@ -238,8 +243,7 @@ impl<'a> PresignedQuery<'a> {
         let mut signed_headers = None;
         let mut signature = None;
         let mut token = None;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for &(key, value) in &pairs {
             // `X-Amz-Expire%73` would be signed as `X-Amz-Expires` yet missed
             // here: names are taken literally so what is checked is what is
             // signed. No SDK encodes a parameter name.
@@ -281,7 +285,7 @@ impl<'a> PresignedQuery<'a> {
             .transpose()
             .map_err(|_| Malformed::Encoding("X-Amz-Security-Token"))?;
         Ok(Self {
-            raw: query,
+            pairs,
             access_key_id: credential.access_key_id,
             date: credential.date,
             region: credential.region,
@@ -294,9 +298,9 @@ impl<'a> PresignedQuery<'a> {
         })
     }
 
-    /// The raw query string this was parsed from.
-    pub fn raw(&self) -> &'a str {
-        self.raw
+    /// Every `key=value` pair of the query, raw, in order.
+    pub fn pairs(&self) -> &[(&'a str, &'a str)] {
+        &self.pairs
     }
 
     /// The credential scope.
