@@ -240,27 +240,26 @@ pub fn resolve_credentials(
     }
     let name = env.profile(profile);
     let mut profile_seen = false;
-    if let Some(path) = env.credentials_file()
-        && let Some(sections) = load(&path)?
-        && let Some(section) = sections.get(name)
-    {
-        profile_seen = true;
-        let source = CredentialSource::SharedCredentialsFile {
-            path,
-            profile: name.to_owned(),
+    // The shared credentials file names sections `NAME`; the config file
+    // `profile NAME` (and `default`).
+    let files = [(env.credentials_file(), false), (env.config_file(), true)];
+    for (path, is_config) in files {
+        let Some(path) = path else { continue };
+        let Some(sections) = load(&path)? else {
+            continue;
         };
-        if let Some(found) = from_section(section, source)? {
-            return Ok(found);
-        }
-    }
-    if let Some(path) = env.config_file()
-        && let Some(sections) = load(&path)?
-        && let Some(section) = config_section(&sections, name)
-    {
+        let section = if is_config {
+            config_section(&sections, name)
+        } else {
+            sections.get(name)
+        };
+        let Some(section) = section else { continue };
         profile_seen = true;
-        let source = CredentialSource::ConfigFile {
-            path,
-            profile: name.to_owned(),
+        let profile = name.to_owned();
+        let source = if is_config {
+            CredentialSource::ConfigFile { path, profile }
+        } else {
+            CredentialSource::SharedCredentialsFile { path, profile }
         };
         if let Some(found) = from_section(section, source)? {
             return Ok(found);

@@ -46,6 +46,17 @@ fn run(mut cmd: Command) -> Output {
     cmd.output().expect("command runs")
 }
 
+/// Runs a command that must succeed; returns its trimmed standard output.
+fn run_ok(cmd: Command, what: &str) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out).trim().to_owned()
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("UTF-8")
 }
@@ -73,13 +84,7 @@ fn aws_cli_tokens_pass_latchkey_verify() {
         "--region",
         "eu-west-1",
     ]);
-    let out = run(aws);
-    assert!(
-        out.status.success(),
-        "the AWS CLI must be installed (scripts/test installs it): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = stdout(&out).trim().to_owned();
+    let token = run_ok(aws, "the AWS CLI (scripts/test installs it)");
     assert!(token.starts_with("Prod.cluster-abc.eu-west-1.rds.amazonaws.com:5432/?Action=connect&DBUser=app%20user%20%C3%A9&"));
 
     // Secret from the environment (access key id must match the token's).
@@ -317,13 +322,7 @@ fn credentials_and_region_from_profiles() {
         "--profile",
         "ci",
     ]);
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = stdout(&out).trim().to_owned();
+    let token = run_ok(cmd, "latchkey token generate --profile");
     assert!(token.contains(&format!("X-Amz-Credential={AKID}%2F")));
     assert!(token.contains("%2Fca-central-1%2Frds-db%2F"));
 

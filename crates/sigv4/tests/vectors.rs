@@ -95,65 +95,35 @@ fn suite_get_vanilla_header_auth() {
             .map(|(_, v)| *v)
     };
     for verifier in [Verifier::uncached(), Verifier::with_cache(16)] {
-        let ok = verifier.verify_header(
-            &parsed,
-            "GET",
-            "/",
-            "",
-            lookup,
-            EMPTY_PAYLOAD_SHA256,
-            SUITE_SECRET.as_bytes(),
-            &expect("service", "20150830T124000Z"),
+        let check = |path: &str, secret: &str, service: &str, now: &str| {
+            verifier.verify_header(
+                &parsed,
+                "GET",
+                path,
+                "",
+                lookup,
+                EMPTY_PAYLOAD_SHA256,
+                secret.as_bytes(),
+                &expect(service, now),
+            )
+        };
+        let now = "20150830T124000Z";
+        assert_eq!(check("/", SUITE_SECRET, "service", now), Ok(()));
+        assert_eq!(
+            check("/", "not the secret", "service", now),
+            Err(SigV4Error::SignatureMismatch)
         );
-        assert_eq!(ok, Ok(()));
-        let wrong_secret = verifier.verify_header(
-            &parsed,
-            "GET",
-            "/",
-            "",
-            lookup,
-            EMPTY_PAYLOAD_SHA256,
-            b"not the secret",
-            &expect("service", "20150830T124000Z"),
+        assert_eq!(
+            check("/other", SUITE_SECRET, "service", now),
+            Err(SigV4Error::SignatureMismatch)
         );
-        assert_eq!(wrong_secret, Err(SigV4Error::SignatureMismatch));
-        let tampered_path = verifier.verify_header(
-            &parsed,
-            "GET",
-            "/other",
-            "",
-            lookup,
-            EMPTY_PAYLOAD_SHA256,
-            SUITE_SECRET.as_bytes(),
-            &expect("service", "20150830T124000Z"),
-        );
-        assert_eq!(tampered_path, Err(SigV4Error::SignatureMismatch));
-        let late = verifier.verify_header(
-            &parsed,
-            "GET",
-            "/",
-            "",
-            lookup,
-            EMPTY_PAYLOAD_SHA256,
-            SUITE_SECRET.as_bytes(),
-            &expect("service", "20150830T130000Z"),
-        );
+        let late = check("/", SUITE_SECRET, "service", "20150830T130000Z");
         assert!(
             matches!(late, Err(SigV4Error::ClockSkew { .. })),
             "{late:?}"
         );
-        let wrong_service = verifier.verify_header(
-            &parsed,
-            "GET",
-            "/",
-            "",
-            lookup,
-            EMPTY_PAYLOAD_SHA256,
-            SUITE_SECRET.as_bytes(),
-            &expect("sts", "20150830T124000Z"),
-        );
         assert!(matches!(
-            wrong_service,
+            check("/", SUITE_SECRET, "sts", now),
             Err(SigV4Error::WrongService { .. })
         ));
     }
