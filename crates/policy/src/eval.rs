@@ -1,0 +1,542 @@
+//! Compiled policies and evaluation, with AWS's combining rules.
+
+use std::collections::HashMap;
+
+use crate::condition::{self, Operator, Values, compile_values};
+use crate::document::{Effect, Policy, Principal, Version};
+use crate::pattern::Pattern;
+
+/// A request to decide: action, resource, caller and context keys.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    action: String,
+    resource: String,
+    caller_arn: Option<String>,
+    /// Lowercase key names with their values (several for multi-valued keys).
+    context: Vec<(String, Vec<String>)>,
+}
+
+impl Request {
+    pub fn new(action: &str, resource: &str) -> Self {
+        Self {
+            action: action.to_ascii_lowercase(),
+            resource: resource.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// The principal making the request, for `Principal` matching.
+    pub fn with_caller(mut self, arn: &str) -> Self {
+        self.caller_arn = Some(arn.to_owned());
+        self
+    }
+
+    /// Sets a context key (names are case-insensitive). An empty list means
+    /// the key is absent.
+    pub fn with_context(
+        mut self,
+        key: &str,
+        values: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.set_context(key, values);
+        self
+    }
+
+    pub fn set_context(&mut self, key: &str, values: impl IntoIterator<Item = impl Into<String>>) {
+        let key = key.to_ascii_lowercase();
+        let values: Vec<String> = values.into_iter().map(Into::into).collect();
+        match self.context.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = values,
+            None => self.context.push((key, values)),
+        }
+    }
+
+    fn values(&self, key_lower: &str) -> &[String] {
+        self.context
+            .iter()
+            .find(|(k, _)| k == key_lower)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    /// A policy variable's value: the key's single value.
+    fn variable(&self, key_lower: &str) -> Option<&str> {
+        match self.values(key_lower) {
+            [one] => Some(one.as_str()),
+            _ => None,
+        }
+    }
+
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+}
+
+/// `allowed`, `explicitDeny` or `implicitDeny`, as `aws iam simulate-custom-policy` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Decision {
+    Allowed,
+    ExplicitDeny,
+    ImplicitDeny,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::ExplicitDeny => "explicitDeny",
+            Decision::ImplicitDeny => "implicitDeny",
+        }
+    }
+}
+
+enum ResourceMatch {
+    Any,
+    Patterns(Vec<ResourcePattern>, bool),
+}
+
+enum ResourcePattern {
+    Star,
+    /// Whole-ARN wildcard match: a `*` may span `:`.
+    Glob(Pattern),
+}
+
+struct CompiledCondition {
+    op: Operator,
+    op_name: String,
+    key: String,
+    key_lower: String,
+    values: Values,
+}
+
+struct CompiledStatement {
+    label: String,
+    effect: Effect,
+    principal: Option<(Principal, bool)>,
+    actions: Vec<Pattern>,
+    not_action: bool,
+    resources: ResourceMatch,
+    conditions: Vec<CompiledCondition>,
+}
+
+/// Where a statement sits, for explanations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementRef {
+    pub policy: String,
+    /// The `Sid`, or `Statement[i]` when it has none.
+    pub statement: String,
+    pub effect: Effect,
+}
+
+/// A statement whose action and resource matched but whose condition failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NearMiss {
+    pub statement: StatementRef,
+    /// `Operator key`, e.g. `IpAddress aws:SourceIp`.
+    pub failed_condition: String,
+}
+
+/// Why a decision came out as it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    pub decision: Decision,
+    /// The statements that decided: denies for `explicitDeny`, allows for `allowed`.
+    pub matched: Vec<StatementRef>,
+    /// For `implicitDeny`: statements that nearly applied.
+    pub near_misses: Vec<NearMiss>,
+    /// Context keys that conditions asked for and the request lacked.
+    pub missing_context_keys: Vec<String>,
+}
+
+/// FNV-1a: the index keys are short action names written by policy
+/// authors, looked up once per policy per request; SipHash's DoS
+/// protection buys nothing there and costs a third of a decision.
+#[derive(Clone, Copy, Default)]
+struct FnvBuild;
+
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl std::hash::BuildHasher for FnvBuild {
+    type Hasher = Fnv;
+
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+/// A policy compiled for evaluation: patterns and condition values parsed
+/// once, statements indexed by action.
+pub struct CompiledPolicy {
+    name: String,
+    statements: Vec<CompiledStatement>,
+    /// Lowercase literal action -> statements.
+    by_action: HashMap<String, Vec<u32>, FnvBuild>,
+    /// Lowercase service of `service:Pattern*` -> statements.
+    by_service: HashMap<String, Vec<u32>, FnvBuild>,
+    /// Statements that must always be checked (NotAction, `*`, other wildcards).
+    always: Vec<u32>,
+}
+
+impl CompiledPolicy {
+    /// Compiles a validated policy. `name` appears in explanations.
+    pub fn compile(name: &str, policy: &Policy) -> Self {
+        let variables = policy.version == Version::V2012_10_17;
+        let mut statements = Vec::with_capacity(policy.statements.len());
+        let mut by_action: HashMap<String, Vec<u32>, FnvBuild> = HashMap::default();
+        let mut by_service: HashMap<String, Vec<u32>, FnvBuild> = HashMap::default();
+        let mut always = Vec::new();
+        for (i, s) in policy.statements.iter().enumerate() {
+            let id = u32::try_from(i).unwrap_or(u32::MAX);
+            let (actions, not_action) = &s.actions;
+            let patterns: Vec<Pattern> = actions
+                .iter()
+                .map(|a| Pattern::compile(&a.to_ascii_lowercase(), false, true).unwrap_or_default())
+                .collect();
+            if *not_action {
+                always.push(id);
+            } else {
+                for (raw, p) in actions.iter().zip(&patterns) {
+                    let lower = raw.to_ascii_lowercase();
+                    // A wildcard only after a literal `service:` can match
+                    // only that service's actions.
+                    let service = lower
+                        .split_once(':')
+                        .map(|(s, _)| s)
+                        .filter(|s| !s.contains(['*', '?']));
+                    match (p.as_literal(), service) {
+                        (Some(lit), _) => by_action.entry(lit.to_owned()).or_default().push(id),
+                        (None, Some(service)) => {
+                            by_service.entry(service.to_owned()).or_default().push(id)
+                        }
+                        (None, None) => always.push(id),
+                    }
+                }
+            }
+            let resources = match &s.resources {
+                None => ResourceMatch::Any,
+                Some((list, negated)) => ResourceMatch::Patterns(
+                    list.iter()
+                        .map(|r| match r.as_str() {
+                            "*" => ResourcePattern::Star,
+                            // Validated before compiling, so this cannot fail;
+                            // if it did, matching nothing fails closed.
+                            _ => ResourcePattern::Glob(
+                                Pattern::compile(r, variables, true)
+                                    .unwrap_or_else(|_| Pattern::literal("\u{0}invalid")),
+                            ),
+                        })
+                        .collect(),
+                    *negated,
+                ),
+            };
+            let conditions = s
+                .conditions
+                .iter()
+                .filter_map(|(op_name, key, values)| {
+                    let op = Operator::parse(op_name)?;
+                    Some(CompiledCondition {
+                        op,
+                        op_name: op_name.clone(),
+                        key: key.clone(),
+                        key_lower: key.to_ascii_lowercase(),
+                        values: compile_values(op.base, values, variables).ok()?,
+                    })
+                })
+                .collect();
+            statements.push(CompiledStatement {
+                label: s.sid.clone().unwrap_or_else(|| format!("Statement[{i}]")),
+                effect: s.effect,
+                principal: s.principal.clone(),
+                actions: patterns,
+                not_action: *not_action,
+                resources,
+                conditions,
+            });
+        }
+        for ids in by_action.values_mut().chain(by_service.values_mut()) {
+            ids.dedup();
+        }
+        always.sort_unstable();
+        always.dedup();
+        Self {
+            name: name.to_owned(),
+            statements,
+            by_action,
+            by_service,
+            always,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Statement ids that could apply to this action (may repeat).
+    fn candidates<'s>(&'s self, action: &str) -> impl Iterator<Item = u32> + 's {
+        let service = action.split_once(':').map_or(action, |(s, _)| s);
+        let exact = self.by_action.get(action).map(Vec::as_slice).unwrap_or(&[]);
+        let by_service = self
+            .by_service
+            .get(service)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        exact.iter().chain(by_service).chain(&self.always).copied()
+    }
+
+    /// (any matching Deny, any matching Allow), without allocating.
+    pub fn evaluate(&self, req: &Request) -> (bool, bool) {
+        let mut allow = false;
+        for id in self.candidates(&req.action) {
+            let s = &self.statements[id as usize];
+            // Once allowed, only a Deny can change the answer.
+            if s.effect == Effect::Allow && allow {
+                continue;
+            }
+            if statement_applies(s, req) == Applies::Yes {
+                match s.effect {
+                    Effect::Deny => return (true, allow),
+                    Effect::Allow => allow = true,
+                }
+            }
+        }
+        (false, allow)
+    }
+
+    fn explain_into(
+        &self,
+        req: &Request,
+        out: &mut Explanation,
+        deny: &mut Vec<StatementRef>,
+        allow: &mut Vec<StatementRef>,
+    ) {
+        let mut ids: Vec<u32> = self.candidates(&req.action).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            let s = &self.statements[id as usize];
+            let r = StatementRef {
+                policy: self.name.clone(),
+                statement: s.label.clone(),
+                effect: s.effect,
+            };
+            match statement_applies(s, req) {
+                Applies::Yes => match s.effect {
+                    Effect::Deny => deny.push(r),
+                    Effect::Allow => allow.push(r),
+                },
+                Applies::ConditionFailed(c) => {
+                    let cond = &s.conditions[c];
+                    for cc in &s.conditions {
+                        if req.values(&cc.key_lower).is_empty()
+                            && !out
+                                .missing_context_keys
+                                .iter()
+                                .any(|k| k.eq_ignore_ascii_case(&cc.key))
+                        {
+                            out.missing_context_keys.push(cc.key.clone());
+                        }
+                    }
+                    out.near_misses.push(NearMiss {
+                        statement: r,
+                        failed_condition: format!("{} {}", cond.op_name, cond.key),
+                    });
+                }
+                Applies::No => {}
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Applies {
+    Yes,
+    No,
+    /// Action, resource and principal matched; this condition failed.
+    ConditionFailed(usize),
+}
+
+fn statement_applies(s: &CompiledStatement, req: &Request) -> Applies {
+    let resolve = |k: &str| req.variable(k);
+    let none = |_: &str| -> Option<&str> { None };
+    let action_hit = s
+        .actions
+        .iter()
+        .any(|p| p.matches(&req.action, &none, false) == Some(true));
+    if action_hit == s.not_action {
+        return Applies::No;
+    }
+    if let ResourceMatch::Patterns(patterns, negated) = &s.resources {
+        let mut hit = false;
+        for p in patterns {
+            match p {
+                ResourcePattern::Star => hit = true,
+                ResourcePattern::Glob(glob) => match glob.matches(&req.resource, &resolve, false) {
+                    Some(true) => hit = true,
+                    Some(false) => {}
+                    // An unresolvable variable makes the statement not match.
+                    None => return Applies::No,
+                },
+            }
+            if hit {
+                break;
+            }
+        }
+        if hit == *negated {
+            return Applies::No;
+        }
+    }
+    if let Some((principal, negated)) = &s.principal
+        && principal_matches(principal, req.caller_arn.as_deref()) == *negated
+    {
+        return Applies::No;
+    }
+    for (i, c) in s.conditions.iter().enumerate() {
+        let values = req.values(&c.key_lower);
+        match condition::evaluate(&c.op, &c.values, values, &resolve) {
+            Some(true) => {}
+            Some(false) => return Applies::ConditionFailed(i),
+            None => return Applies::No,
+        }
+    }
+    Applies::Yes
+}
+
+/// The account id of an IAM or STS ARN.
+fn account_of(arn: &str) -> Option<&str> {
+    condition::split_arn(arn).map(|p| p[4])
+}
+
+fn principal_matches(p: &Principal, caller: Option<&str>) -> bool {
+    match p {
+        Principal::Any => true,
+        Principal::Typed(types) => {
+            let Some(caller) = caller else { return false };
+            types.iter().any(|(kind, values)| {
+                values.iter().any(|v| match kind.as_str() {
+                    "AWS" => {
+                        v == "*"
+                            || v == caller
+                            || account_of(caller).is_some_and(|acct| {
+                                v == acct
+                                    || v.strip_prefix("arn:aws:iam::")
+                                        .and_then(|r| r.strip_suffix(":root"))
+                                        == Some(acct)
+                            })
+                    }
+                    _ => v == caller,
+                })
+            })
+        }
+    }
+}
+
+/// Whether a resource policy grants to the caller's own ARN (not merely its
+/// account): such grants are not limited by boundaries or session policies
+/// within the account.
+fn names_caller_directly(policy: &CompiledPolicy, req: &Request) -> bool {
+    let Some(caller) = req.caller_arn.as_deref() else {
+        return false;
+    };
+    policy.candidates(&req.action).any(|id| {
+        let s = &policy.statements[id as usize];
+        s.effect == Effect::Allow
+            && matches!(&s.principal, Some((Principal::Typed(t), false)) if t.iter().any(|(k, v)| k == "AWS" && v.iter().any(|a| a == caller)))
+            && statement_applies(s, req) == Applies::Yes
+    })
+}
+
+/// The policies that apply to one principal's request, within one account.
+#[derive(Default)]
+pub struct PolicySet {
+    pub identity: Vec<CompiledPolicy>,
+    pub resource: Option<CompiledPolicy>,
+    pub permissions_boundary: Option<CompiledPolicy>,
+    pub session: Vec<CompiledPolicy>,
+}
+
+impl PolicySet {
+    /// The decision, without allocating.
+    pub fn decide(&self, req: &Request) -> Decision {
+        let mut identity_allow = false;
+        for p in &self.identity {
+            let (deny, allow) = p.evaluate(req);
+            if deny {
+                return Decision::ExplicitDeny;
+            }
+            identity_allow |= allow;
+        }
+        let mut resource_allow = false;
+        if let Some(p) = &self.resource {
+            let (deny, allow) = p.evaluate(req);
+            if deny {
+                return Decision::ExplicitDeny;
+            }
+            resource_allow = allow;
+        }
+        let mut limits_allow = true;
+        for p in self.permissions_boundary.iter().chain(&self.session) {
+            let (deny, allow) = p.evaluate(req);
+            if deny {
+                return Decision::ExplicitDeny;
+            }
+            limits_allow &= allow;
+        }
+        if !identity_allow && !resource_allow {
+            return Decision::ImplicitDeny;
+        }
+        if limits_allow {
+            return Decision::Allowed;
+        }
+        // Outside the boundary or session policy, only a resource policy
+        // naming the caller itself still grants.
+        match &self.resource {
+            Some(p) if resource_allow && names_caller_directly(p, req) => Decision::Allowed,
+            _ => Decision::ImplicitDeny,
+        }
+    }
+
+    /// The decision with the statements behind it.
+    pub fn explain(&self, req: &Request) -> Explanation {
+        let decision = self.decide(req);
+        let mut out = Explanation {
+            decision,
+            matched: Vec::new(),
+            near_misses: Vec::new(),
+            missing_context_keys: Vec::new(),
+        };
+        let (mut deny, mut allow) = (Vec::new(), Vec::new());
+        let all = self
+            .identity
+            .iter()
+            .chain(&self.resource)
+            .chain(&self.permissions_boundary)
+            .chain(&self.session);
+        for p in all {
+            p.explain_into(req, &mut out, &mut deny, &mut allow);
+        }
+        out.matched = match decision {
+            Decision::ExplicitDeny => deny,
+            Decision::Allowed => allow,
+            Decision::ImplicitDeny => Vec::new(),
+        };
+        if decision != Decision::ImplicitDeny {
+            out.near_misses.clear();
+        }
+        out
+    }
+}
