@@ -2,6 +2,7 @@
 //! the same job.
 
 mod output;
+mod policy;
 mod token;
 
 use std::process::ExitCode;
@@ -25,6 +26,9 @@ enum Command {
     /// Generate, inspect and verify database auth tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Validate IAM policies and simulate decisions.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// Exit codes shared by every subcommand.
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Token(cmd) => token::run(cmd),
+        Command::Policy(cmd) => policy::run(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

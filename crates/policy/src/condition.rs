@@ -549,7 +549,7 @@ pub fn evaluate<'v>(
 ) -> Option<bool> {
     if let Values::Null(expect_absent) = values {
         let absent = request.is_empty();
-        return Some(expect_absent.iter().any(|&want| want == absent));
+        return Some(expect_absent.contains(&absent));
     }
     let negated = op.base.is_negated();
     // Does this single request value satisfy the operator (negation applied)?

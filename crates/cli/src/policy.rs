@@ -1,0 +1,242 @@
+//! `latchkey policy validate|simulate`.
+
+use std::io::Read;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use latchkey_policy::{CompiledPolicy, Effect, PolicyKind, PolicySet, Request, parse};
+use serde_json::json;
+
+use crate::exit;
+use crate::output::{OutputFormat, print_json};
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Check policy documents; exit 1 with path-precise findings when any is invalid.
+    Validate(ValidateArgs),
+    /// Decide actions on resources under a set of policies, like `aws iam simulate-custom-policy`.
+    ///
+    /// Exit code 0 whatever the decision; non-zero only for errors.
+    Simulate(SimulateArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KindArg {
+    /// Identity policy, permissions boundary or session policy.
+    Identity,
+    /// Resource policy (needs Principal).
+    Resource,
+    /// Role trust policy (needs Principal).
+    Trust,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// Policy files; `-` reads standard input; `file://path` is accepted.
+    #[arg(required = true)]
+    files: Vec<String>,
+    /// What kind of policy the files are.
+    #[arg(long, value_enum, default_value = "identity")]
+    kind: KindArg,
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// Identity policy files (repeatable).
+    #[arg(long = "policy")]
+    policies: Vec<String>,
+    /// A resource policy file.
+    #[arg(long)]
+    resource_policy: Option<String>,
+    /// A permissions boundary file.
+    #[arg(long)]
+    permissions_boundary: Option<String>,
+    /// A session policy file (repeatable).
+    #[arg(long = "session-policy")]
+    session_policies: Vec<String>,
+    /// Action to simulate, e.g. rds-db:connect (repeatable).
+    #[arg(long = "action", required = true)]
+    actions: Vec<String>,
+    /// Resource ARN (repeatable) [default: *].
+    #[arg(long = "resource")]
+    resources: Vec<String>,
+    /// Context key and values: KEY=VALUE[,VALUE...] (repeatable).
+    #[arg(long = "context")]
+    context: Vec<String>,
+    /// The caller's ARN, for Principal matching in resource policies.
+    #[arg(long)]
+    caller_arn: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+pub fn run(cmd: PolicyCommand) -> Result<u8> {
+    match cmd {
+        PolicyCommand::Validate(args) => run_validate(&args),
+        PolicyCommand::Simulate(args) => run_simulate(&args),
+    }
+}
+
+/// Reads `-`, `file://path` or a path.
+fn read_source(source: &str) -> Result<String> {
+    if source == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading a policy from standard input")?;
+        return Ok(text);
+    }
+    let path = source.strip_prefix("file://").unwrap_or(source);
+    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))
+}
+
+fn kind(k: KindArg) -> PolicyKind {
+    match k {
+        KindArg::Identity => PolicyKind::Identity,
+        KindArg::Resource => PolicyKind::Resource,
+        KindArg::Trust => PolicyKind::Trust,
+    }
+}
+
+fn run_validate(args: &ValidateArgs) -> Result<u8> {
+    let mut all_valid = true;
+    let mut reports = Vec::new();
+    for file in &args.files {
+        let text = read_source(file)?;
+        let findings = parse(&text, kind(args.kind)).err().unwrap_or_default();
+        all_valid &= findings.is_empty();
+        match args.output {
+            OutputFormat::Text if findings.is_empty() => println!("{file}: valid"),
+            OutputFormat::Text => {
+                for f in &findings {
+                    println!("{file}: {f}");
+                }
+            }
+            OutputFormat::Json => reports.push(json!({
+                "file": file,
+                "valid": findings.is_empty(),
+                "findings": findings.iter().map(|f| json!({"path": f.path, "message": f.message})).collect::<Vec<_>>(),
+            })),
+        }
+    }
+    if args.output == OutputFormat::Json {
+        print_json(&json!({ "files": reports }))?;
+    }
+    Ok(if all_valid { exit::OK } else { exit::FAILURE })
+}
+
+fn load(label: &str, source: &str, k: PolicyKind) -> Result<CompiledPolicy> {
+    let text = read_source(source)?;
+    match parse(&text, k) {
+        Ok(policy) => Ok(CompiledPolicy::compile(label, &policy)),
+        Err(findings) => {
+            let list: Vec<String> = findings.iter().map(ToString::to_string).collect();
+            bail!("{source} is not a valid policy:\n  {}", list.join("\n  "))
+        }
+    }
+}
+
+fn run_simulate(args: &SimulateArgs) -> Result<u8> {
+    if args.policies.is_empty() && args.resource_policy.is_none() {
+        bail!("give at least one --policy or a --resource-policy");
+    }
+    let mut set = PolicySet::default();
+    for p in &args.policies {
+        set.identity.push(load(p, p, PolicyKind::Identity)?);
+    }
+    if let Some(p) = &args.resource_policy {
+        set.resource = Some(load(p, p, PolicyKind::Resource)?);
+    }
+    if let Some(p) = &args.permissions_boundary {
+        set.permissions_boundary = Some(load(p, p, PolicyKind::Identity)?);
+    }
+    for p in &args.session_policies {
+        set.session.push(load(p, p, PolicyKind::Identity)?);
+    }
+    let mut context = Vec::new();
+    for entry in &args.context {
+        let (key, values) = entry
+            .split_once('=')
+            .with_context(|| format!("--context {entry:?} must be KEY=VALUE[,VALUE...]"))?;
+        if key.is_empty() {
+            bail!("--context {entry:?} has no key");
+        }
+        let values: Vec<&str> = if values.is_empty() {
+            Vec::new()
+        } else {
+            values.split(',').collect()
+        };
+        context.push((key, values));
+    }
+    let resources = if args.resources.is_empty() {
+        vec!["*".to_owned()]
+    } else {
+        args.resources.clone()
+    };
+    let mut results = Vec::new();
+    for action in &args.actions {
+        for resource in &resources {
+            let mut req = Request::new(action, resource);
+            if let Some(caller) = &args.caller_arn {
+                req = req.with_caller(caller);
+            }
+            for (key, values) in &context {
+                req.set_context(key, values.iter().copied());
+            }
+            let e = set.explain(&req);
+            let statement = |s: &latchkey_policy::StatementRef| {
+                json!({
+                    "sourcePolicyId": s.policy,
+                    "statement": s.statement,
+                    "effect": if s.effect == Effect::Allow { "Allow" } else { "Deny" },
+                })
+            };
+            results.push(json!({
+                "action": action,
+                "resource": resource,
+                "decision": e.decision.as_str(),
+                "matchedStatements": e.matched.iter().map(statement).collect::<Vec<_>>(),
+                "missingContextValues": e.missing_context_keys,
+                "nearMisses": e.near_misses.iter().map(|n| json!({
+                    "statement": statement(&n.statement),
+                    "failedCondition": n.failed_condition,
+                })).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    match args.output {
+        OutputFormat::Json => print_json(&json!({ "results": results }))?,
+        OutputFormat::Text => {
+            for r in &results {
+                println!(
+                    "{}\t{}\t{}",
+                    r["decision"].as_str().unwrap_or("?"),
+                    r["action"].as_str().unwrap_or("?"),
+                    r["resource"].as_str().unwrap_or("?")
+                );
+                for m in r["matchedStatements"].as_array().into_iter().flatten() {
+                    println!(
+                        "  matched  {} {} ({})",
+                        m["sourcePolicyId"].as_str().unwrap_or(""),
+                        m["statement"].as_str().unwrap_or(""),
+                        m["effect"].as_str().unwrap_or("")
+                    );
+                }
+                for n in r["nearMisses"].as_array().into_iter().flatten() {
+                    println!(
+                        "  near miss  {} {}: condition {} failed",
+                        n["statement"]["sourcePolicyId"].as_str().unwrap_or(""),
+                        n["statement"]["statement"].as_str().unwrap_or(""),
+                        n["failedCondition"].as_str().unwrap_or("")
+                    );
+                }
+                for k in r["missingContextValues"].as_array().into_iter().flatten() {
+                    println!("  missing context  {}", k.as_str().unwrap_or(""));
+                }
+            }
+        }
+    }
+    Ok(exit::OK)
+}

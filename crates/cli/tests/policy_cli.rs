@@ -1,0 +1,124 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! `latchkey policy validate|simulate` end to end.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn latchkey(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+const CONNECT: &str = r#"{"Version":"2012-10-17","Statement":[
+  {"Sid":"Connect","Effect":"Allow","Action":"rds-db:connect",
+   "Resource":"arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABC/${aws:username}",
+   "Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}},
+  {"Sid":"NoAdmin","Effect":"Deny","Action":"rds-db:connect","Resource":"arn:aws:rds-db:*:*:dbuser:*/admin"}]}"#;
+
+#[test]
+fn simulate_decides_and_explains() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.json");
+    std::fs::write(&file, CONNECT).unwrap();
+    let policy = format!("file://{}", file.display());
+    let resource = |u: &str| format!("arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABC/{u}");
+    let (alice, admin) = (resource("alice"), resource("admin"));
+    let (code, out) = latchkey(&[
+        "policy",
+        "simulate",
+        "--policy",
+        &policy,
+        "--action",
+        "rds-db:connect",
+        "--resource",
+        &alice,
+        "--resource",
+        &admin,
+        "--context",
+        "aws:username=alice",
+        "--context",
+        "aws:SourceIp=10.1.2.3",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results[0]["decision"], "allowed");
+    assert_eq!(results[0]["matchedStatements"][0]["statement"], "Connect");
+    assert_eq!(results[1]["decision"], "explicitDeny");
+    assert_eq!(results[1]["matchedStatements"][0]["statement"], "NoAdmin");
+
+    // Missing source IP: implicit deny, naming the failed condition and key.
+    let (code, out) = latchkey(&[
+        "policy",
+        "simulate",
+        "--policy",
+        &policy,
+        "--action",
+        "rds-db:connect",
+        "--resource",
+        &alice,
+        "--context",
+        "aws:username=alice",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["results"][0]["decision"], "implicitDeny");
+    assert_eq!(v["results"][0]["missingContextValues"][0], "aws:SourceIp");
+    assert_eq!(
+        v["results"][0]["nearMisses"][0]["failedCondition"],
+        "IpAddress aws:SourceIp"
+    );
+}
+
+#[test]
+fn validate_reports_paths_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.json");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&good, CONNECT).unwrap();
+    std::fs::write(&bad, r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"IpAddres":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#).unwrap();
+    let (code, out) = latchkey(&["policy", "validate", good.to_str().unwrap()]);
+    assert_eq!((code, out.ends_with("valid\n")), (0, true));
+    let (code, out) = latchkey(&[
+        "policy",
+        "validate",
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["files"][0]["valid"], true);
+    assert_eq!(
+        v["files"][1]["findings"][0]["path"],
+        "$.Statement[0].Condition.IpAddres"
+    );
+    assert!(
+        v["files"][1]["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown condition operator")
+    );
+    // Errors (unreadable file) are not decisions: exit 2.
+    let (code, _) = latchkey(&[
+        "policy",
+        "simulate",
+        "--policy",
+        "/nonexistent.json",
+        "--action",
+        "s3:GetObject",
+    ]);
+    assert_eq!(code, 2);
+}
