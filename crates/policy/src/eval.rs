@@ -421,6 +421,31 @@ fn account_of(arn: &str) -> Option<&str> {
     condition::split_arn(arn).map(|p| p[4])
 }
 
+/// A role ARN as principal also matches that role's sessions:
+/// `arn:aws:sts::A:assumed-role/NAME/SESSION` for `arn:aws:iam::A:role/[path/]NAME`.
+fn session_of_role(caller: &str, principal: &str) -> bool {
+    let (Some(c), Some(p)) = (
+        condition::split_arn(caller),
+        condition::split_arn(principal),
+    ) else {
+        return false;
+    };
+    let Some(session_role) = c[5]
+        .strip_prefix("assumed-role/")
+        .and_then(|r| r.split('/').next())
+    else {
+        return false;
+    };
+    c[2] == "sts"
+        && p[2] == "iam"
+        && c[1] == p[1]
+        && c[4] == p[4]
+        && p[5]
+            .strip_prefix("role/")
+            .and_then(|r| r.rsplit('/').next())
+            == Some(session_role)
+}
+
 fn principal_matches(p: &Principal, caller: Option<&str>) -> bool {
     match p {
         Principal::Any => true,
@@ -437,6 +462,7 @@ fn principal_matches(p: &Principal, caller: Option<&str>) -> bool {
                                         .and_then(|r| r.strip_suffix(":root"))
                                         == Some(acct)
                             })
+                            || session_of_role(caller, v)
                     }
                     _ => v == caller,
                 })

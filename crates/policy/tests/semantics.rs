@@ -1,0 +1,226 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! Trust policies, combining rules and explanations.
+
+use latchkey_policy::{CompiledPolicy, Decision, PolicyKind, PolicySet, Request, parse};
+use serde_json::{Value, json};
+
+fn compile(doc: Value, kind: PolicyKind) -> CompiledPolicy {
+    CompiledPolicy::compile("p", &parse(&doc.to_string(), kind).unwrap())
+}
+
+fn trust(principal: Value, condition: Option<Value>) -> PolicySet {
+    let mut s = json!({"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"});
+    if let Some(c) = condition {
+        s["Condition"] = c;
+    }
+    PolicySet {
+        resource: Some(compile(
+            json!({"Version": "2012-10-17", "Statement": [s]}),
+            PolicyKind::Trust,
+        )),
+        ..PolicySet::default()
+    }
+}
+
+fn assume(caller: &str) -> Request {
+    Request::new("sts:AssumeRole", "arn:aws:iam::123456789012:role/db-reader").with_caller(caller)
+}
+
+const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+
+#[test]
+fn trust_policy_principals() {
+    let by_user = trust(json!({"AWS": ALICE}), None);
+    assert_eq!(by_user.decide(&assume(ALICE)), Decision::Allowed);
+    assert_eq!(
+        by_user.decide(&assume("arn:aws:iam::123456789012:user/bob")),
+        Decision::ImplicitDeny
+    );
+    assert_eq!(
+        by_user.decide(&Request::new("sts:AssumeRole", "*")),
+        Decision::ImplicitDeny
+    );
+
+    for account in [
+        json!({"AWS": "123456789012"}),
+        json!({"AWS": "arn:aws:iam::123456789012:root"}),
+    ] {
+        let set = trust(account, None);
+        assert_eq!(set.decide(&assume(ALICE)), Decision::Allowed);
+        assert_eq!(
+            set.decide(&assume("arn:aws:iam::999999999999:user/alice")),
+            Decision::ImplicitDeny
+        );
+    }
+    let anyone = trust(json!("*"), None);
+    assert_eq!(
+        anyone.decide(&assume("arn:aws:iam::999999999999:user/x")),
+        Decision::Allowed
+    );
+
+    // A role ARN matches the role's sessions (role chaining).
+    let by_role = trust(
+        json!({"AWS": "arn:aws:iam::123456789012:role/ops/deployer"}),
+        None,
+    );
+    assert_eq!(
+        by_role.decide(&assume(
+            "arn:aws:sts::123456789012:assumed-role/deployer/ci-42"
+        )),
+        Decision::Allowed
+    );
+    assert_eq!(
+        by_role.decide(&assume(
+            "arn:aws:sts::123456789012:assumed-role/other/ci-42"
+        )),
+        Decision::ImplicitDeny
+    );
+    assert_eq!(
+        by_role.decide(&assume(
+            "arn:aws:sts::999999999999:assumed-role/deployer/ci"
+        )),
+        Decision::ImplicitDeny
+    );
+}
+
+#[test]
+fn trust_policy_requires_mfa() {
+    let set = trust(
+        json!({"AWS": ALICE}),
+        Some(json!({"Bool": {"aws:MultiFactorAuthPresent": "true"}})),
+    );
+    assert_eq!(set.decide(&assume(ALICE)), Decision::ImplicitDeny);
+    assert_eq!(
+        set.decide(&assume(ALICE).with_context("aws:MultiFactorAuthPresent", ["false"])),
+        Decision::ImplicitDeny
+    );
+    assert_eq!(
+        set.decide(&assume(ALICE).with_context("aws:MultiFactorAuthPresent", ["true"])),
+        Decision::Allowed
+    );
+    let e = set.explain(&assume(ALICE));
+    assert_eq!(e.missing_context_keys, ["aws:MultiFactorAuthPresent"]);
+    assert_eq!(
+        e.near_misses[0].failed_condition,
+        "Bool aws:MultiFactorAuthPresent"
+    );
+}
+
+#[test]
+fn boundaries_and_session_policies_limit_but_never_grant() {
+    let allow_s3 = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]});
+    let allow_get = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
+    let allow_all = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+    let get = Request::new("s3:GetObject", "arn:aws:s3:::b/k");
+    let put = Request::new("s3:PutObject", "arn:aws:s3:::b/k");
+
+    let bounded = PolicySet {
+        identity: vec![compile(allow_s3.clone(), PolicyKind::Identity)],
+        permissions_boundary: Some(compile(allow_get.clone(), PolicyKind::Identity)),
+        ..PolicySet::default()
+    };
+    assert_eq!(bounded.decide(&get), Decision::Allowed);
+    assert_eq!(bounded.decide(&put), Decision::ImplicitDeny);
+
+    // The boundary alone grants nothing.
+    let boundary_only = PolicySet {
+        permissions_boundary: Some(compile(allow_all.clone(), PolicyKind::Identity)),
+        ..PolicySet::default()
+    };
+    assert_eq!(boundary_only.decide(&get), Decision::ImplicitDeny);
+
+    let session = PolicySet {
+        identity: vec![compile(allow_all, PolicyKind::Identity)],
+        session: vec![compile(allow_get, PolicyKind::Identity)],
+        ..PolicySet::default()
+    };
+    assert_eq!(session.decide(&get), Decision::Allowed);
+    assert_eq!(session.decide(&put), Decision::ImplicitDeny);
+}
+
+#[test]
+fn resource_policy_naming_the_caller_is_not_limited_by_a_boundary() {
+    let bucket = |principal: &str| {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal},
+               "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]})
+    };
+    let deny_nothing_boundary = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]});
+    let get = Request::new("s3:GetObject", "arn:aws:s3:::b/k").with_caller(ALICE);
+    let direct = PolicySet {
+        resource: Some(compile(bucket(ALICE), PolicyKind::Resource)),
+        permissions_boundary: Some(compile(deny_nothing_boundary.clone(), PolicyKind::Identity)),
+        ..PolicySet::default()
+    };
+    assert_eq!(direct.decide(&get), Decision::Allowed);
+    let via_account = PolicySet {
+        resource: Some(compile(bucket("123456789012"), PolicyKind::Resource)),
+        permissions_boundary: Some(compile(deny_nothing_boundary, PolicyKind::Identity)),
+        ..PolicySet::default()
+    };
+    assert_eq!(via_account.decide(&get), Decision::ImplicitDeny);
+}
+
+#[test]
+fn explanations_name_the_deciding_statements() {
+    let doc = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Read", "Effect": "Allow", "Action": "s3:Get*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::secret/*"},
+        {"Sid": "FromOffice", "Effect": "Allow", "Action": "s3:PutObject", "Resource": "*",
+         "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}}]});
+    let set = PolicySet {
+        identity: vec![compile(doc, PolicyKind::Identity)],
+        ..PolicySet::default()
+    };
+    let e = set.explain(&Request::new("s3:GetObject", "arn:aws:s3:::public/x"));
+    assert_eq!(e.decision, Decision::Allowed);
+    assert_eq!(
+        e.matched
+            .iter()
+            .map(|s| s.statement.as_str())
+            .collect::<Vec<_>>(),
+        ["Read"]
+    );
+    let e = set.explain(&Request::new("s3:GetObject", "arn:aws:s3:::secret/x"));
+    assert_eq!(e.decision, Decision::ExplicitDeny);
+    assert_eq!(e.matched[0].statement, "Statement[1]");
+    let e = set.explain(
+        &Request::new("s3:PutObject", "arn:aws:s3:::b/x")
+            .with_context("aws:SourceIp", ["198.51.100.1"]),
+    );
+    assert_eq!(e.decision, Decision::ImplicitDeny);
+    assert!(e.matched.is_empty());
+    assert_eq!(e.near_misses[0].statement.statement, "FromOffice");
+    assert_eq!(e.near_misses[0].failed_condition, "IpAddress aws:SourceIp");
+    assert!(e.missing_context_keys.is_empty());
+}
+
+#[test]
+fn rds_connect_with_variables() {
+    let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
+        "Resource": "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKL01234/${aws:username}"}]});
+    let set = PolicySet {
+        identity: vec![compile(doc, PolicyKind::Identity)],
+        ..PolicySet::default()
+    };
+    let arn =
+        |u: &str| format!("arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKL01234/{u}");
+    let req = |u: &str, name: Option<&str>| {
+        let r = Request::new("RDS-DB:Connect", &arn(u));
+        match name {
+            Some(n) => r.with_context("aws:username", [n]),
+            None => r,
+        }
+    };
+    assert_eq!(set.decide(&req("peccy", Some("peccy"))), Decision::Allowed);
+    assert_eq!(
+        set.decide(&req("admin", Some("peccy"))),
+        Decision::ImplicitDeny
+    );
+    // Unresolvable variable: the statement does not match.
+    assert_eq!(set.decide(&req("peccy", None)), Decision::ImplicitDeny);
+    // A user name with a '*' cannot widen the match.
+    assert_eq!(
+        set.decide(&req("anything", Some("*"))),
+        Decision::ImplicitDeny
+    );
+}
