@@ -110,8 +110,13 @@ impl SessionClaims {
         w.0.extend_from_slice(&self.token_id);
         w.i64(self.issued);
         w.i64(self.expires);
-        let flags = u8::from(self.mfa_authenticated) * FLAG_MFA
-            | u8::from(self.mfa_time.is_some()) * FLAG_MFA_TIME;
+        let mut flags = 0;
+        if self.mfa_authenticated {
+            flags |= FLAG_MFA;
+        }
+        if self.mfa_time.is_some() {
+            flags |= FLAG_MFA_TIME;
+        }
         w.0.push(flags);
         w.0.push(self.chain_depth);
         w.i64(self.mfa_time.unwrap_or(0));
