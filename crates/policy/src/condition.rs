@@ -89,6 +89,24 @@ impl BaseOp {
             .map_or("?", |(n, _)| n)
     }
 
+    /// Policy variables work only in string and ARN operators.
+    pub fn takes_variables(self) -> bool {
+        use BaseOp::*;
+        matches!(
+            self,
+            StringEquals
+                | StringNotEquals
+                | StringEqualsIgnoreCase
+                | StringNotEqualsIgnoreCase
+                | StringLike
+                | StringNotLike
+                | ArnEquals
+                | ArnLike
+                | ArnNotEquals
+                | ArnNotLike
+        )
+    }
+
     /// Negated operators are true when the key is absent, and true for a
     /// value that matches none of the policy values.
     pub fn is_negated(self) -> bool {
@@ -348,7 +366,7 @@ pub enum Values {
 /// Why a condition value is invalid for its operator.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
-    #[error("not a number")]
+    #[error("not a numeric value")]
     Number,
     #[error("not a date (ISO 8601 or epoch seconds)")]
     Date,
@@ -478,34 +496,13 @@ fn value_matches<'v>(
     use BaseOp::*;
     let ignore_case = matches!(op, StringEqualsIgnoreCase | StringNotEqualsIgnoreCase);
     Some(match values {
-        Values::Strings(ps) => {
-            let mut unresolved = false;
-            for p in ps {
-                match p.matches(v, resolve, ignore_case) {
-                    Some(true) => return Some(true),
-                    Some(false) => {}
-                    None => unresolved = true,
-                }
-            }
-            if unresolved {
-                return None;
-            }
-            false
-        }
-        Values::Arns(ps) => {
-            let mut unresolved = false;
-            for p in ps {
-                match p.matches(v, resolve) {
-                    Some(true) => return Some(true),
-                    Some(false) => {}
-                    None => unresolved = true,
-                }
-            }
-            if unresolved {
-                return None;
-            }
-            false
-        }
+        // A policy value whose variable has no value is null: it equals and
+        // is like nothing, so only negated operators match it (IAM User
+        // Guide, "Policy variables with no value").
+        Values::Strings(ps) => ps
+            .iter()
+            .any(|p| p.matches(v, resolve, ignore_case) == Some(true)),
+        Values::Arns(ps) => ps.iter().any(|p| p.matches(v, resolve) == Some(true)),
         Values::Numbers(ns) => {
             let Some(x) = parse_number(v) else {
                 return Some(false);

@@ -112,7 +112,7 @@ fn string_list(ctx: &mut Ctx, v: &Value, path: &str, scalars: bool) -> Option<Ve
             Value::Bool(b) if scalars => Some(b.to_string()),
             Value::Number(n) if scalars => Some(n.to_string()),
             _ => {
-                ctx.err(path, "expected a string");
+                ctx.err(path, "invalid data type: expected a string");
                 None
             }
         }
@@ -202,12 +202,13 @@ fn pair<'v>(
     negative: &str,
 ) -> Option<(&'v Value, bool)> {
     match (stmt.get(positive), stmt.get(negative)) {
-        (Some(_), Some(_)) => {
+        (Some(v), Some(_)) => {
             ctx.err(
-                path,
-                format!("a statement cannot have both {positive} and {negative}"),
+                &format!("{path}.{negative}"),
+                format!("unsupported element combination: a statement cannot have both {positive} and {negative}"),
             );
-            None
+            // Reported once; carry on with the positive element.
+            Some((v, false))
         }
         (Some(v), None) => Some((v, false)),
         (None, Some(v)) => Some((v, true)),
@@ -240,7 +241,10 @@ fn parse_statement(
                 | "NotResource"
                 | "Condition"
         ) {
-            ctx.err(&format!("{path}.{key}"), "unknown statement element");
+            ctx.err(
+                &format!("{path}.{key}"),
+                "invalid policy element: unknown statement element",
+            );
         }
     }
     let sid = match stmt.get("Sid") {
@@ -264,12 +268,12 @@ fn parse_statement(
         Some(_) => {
             ctx.err(
                 &format!("{path}.Effect"),
-                "Effect must be \"Allow\" or \"Deny\"",
+                "invalid Effect: must be \"Allow\" or \"Deny\"",
             );
             None
         }
         None => {
-            ctx.err(path, "missing Effect");
+            ctx.err(&format!("{path}.Effect"), "missing Effect");
             None
         }
     };
@@ -287,7 +291,7 @@ fn parse_statement(
         None => {
             if kind != PolicyKind::Identity {
                 ctx.err(
-                    path,
+                    &format!("{path}.Principal"),
                     "missing Principal: resource and trust policies must name one",
                 );
             }
@@ -308,7 +312,7 @@ fn parse_statement(
                         };
                         ctx.err(
                             &p,
-                            "an action must look like service:ActionName (wildcards allowed) or *",
+                            "invalid action: must look like service:ActionName (wildcards allowed) or *",
                         );
                     }
                 }
@@ -316,7 +320,7 @@ fn parse_statement(
             list.map(|l| (l, negated))
         }
         None => {
-            ctx.err(path, "missing Action or NotAction");
+            ctx.err(&format!("{path}.Action"), "missing Action (or NotAction)");
             None
         }
     };
@@ -334,7 +338,10 @@ fn parse_statement(
                     let arn_shaped =
                         r.starts_with("arn:") && (r.matches(':').count() >= 5 || r.contains('*'));
                     if r != "*" && !arn_shaped {
-                        ctx.err(&p, "a resource must be an ARN (arn:partition:service:region:account:resource) or *");
+                        ctx.err(
+                            &p,
+                            "invalid ARN: a resource must be arn:partition:service:region:account:resource or *",
+                        );
                     }
                     check_variables(ctx, r, &p, version);
                 }
@@ -343,7 +350,10 @@ fn parse_statement(
         }
         None => {
             if kind == PolicyKind::Identity {
-                ctx.err(path, "missing Resource or NotResource");
+                ctx.err(
+                    &format!("{path}.Resource"),
+                    "missing Resource (or NotResource)",
+                );
             }
             None
         }
@@ -355,7 +365,12 @@ fn parse_statement(
             for (op_name, block) in ops {
                 let op_path = format!("{path}.Condition.{op_name}");
                 let Some(op) = Operator::parse(op_name) else {
-                    ctx.err(&op_path, "unknown condition operator");
+                    let message = if op_name.contains("Null") {
+                        "unknown condition operator: Null takes no IfExists, ForAllValues or ForAnyValue"
+                    } else {
+                        "unknown condition operator"
+                    };
+                    ctx.err(&op_path, message);
                     continue;
                 };
                 let Value::Object(keys) = block else {
@@ -365,15 +380,37 @@ fn parse_statement(
                 if keys.is_empty() {
                     ctx.err(&op_path, "no condition keys");
                 }
+                let mut seen: Vec<String> = Vec::new();
                 for (key, values) in keys {
                     let key_path = format!("{op_path}.{key}");
-                    if key.is_empty() || key.chars().any(char::is_whitespace) {
-                        ctx.err(&key_path, "malformed condition key");
+                    let (prefix, name) = key.split_once(':').unwrap_or(("", ""));
+                    if prefix.is_empty() || name.is_empty() || key.chars().any(char::is_whitespace)
+                    {
+                        ctx.err(
+                            &key_path,
+                            "invalid condition key format: expected prefix:name, e.g. aws:SourceIp",
+                        );
+                        continue;
+                    }
+                    let lower = key.to_ascii_lowercase();
+                    if seen.contains(&lower) {
+                        ctx.err(
+                            &key_path,
+                            "duplicate condition keys that differ only in case",
+                        );
+                        continue;
+                    }
+                    seen.push(lower);
+                    if op.base == crate::condition::BaseOp::Bool
+                        && values.as_array().is_some_and(|a| a.len() > 1)
+                    {
+                        ctx.err(&key_path, "invalid condition: multiple boolean values");
                         continue;
                     }
                     let Some(list) = string_list(ctx, values, &key_path, true) else {
                         continue;
                     };
+                    let mut variable_misuse = false;
                     for (i, value) in list.iter().enumerate() {
                         let p = if values.is_array() {
                             format!("{key_path}[{i}]")
@@ -381,6 +418,19 @@ fn parse_statement(
                             key_path.clone()
                         };
                         check_variables(ctx, value, &p, version);
+                        if value.contains("${") && !op.base.takes_variables() {
+                            ctx.err(
+                                &p,
+                                format!(
+                                    "policy variables are not supported with {}",
+                                    op.base.name()
+                                ),
+                            );
+                            variable_misuse = true;
+                        }
+                    }
+                    if variable_misuse {
+                        continue;
                     }
                     if let Err((i, e)) =
                         compile_values(op.base, &list, version == Version::V2012_10_17)
@@ -469,7 +519,10 @@ pub fn parse_value(value: &Value, kind: PolicyKind) -> ParseResult {
     };
     for key in doc.keys() {
         if !matches!(key.as_str(), "Version" | "Id" | "Statement") {
-            ctx.err(&format!("$.{key}"), "unknown policy element");
+            ctx.err(
+                &format!("$.{key}"),
+                "invalid policy element: unknown top-level element",
+            );
         }
     }
     let version = match doc.get("Version") {
@@ -478,7 +531,7 @@ pub fn parse_value(value: &Value, kind: PolicyKind) -> ParseResult {
         Some(_) => {
             ctx.err(
                 "$.Version",
-                "Version must be \"2012-10-17\" (or the legacy \"2008-10-17\")",
+                "invalid Version: must be \"2012-10-17\" (or the legacy \"2008-10-17\")",
             );
             Version::V2012_10_17
         }
@@ -494,11 +547,14 @@ pub fn parse_value(value: &Value, kind: PolicyKind) -> ParseResult {
     };
     let items: Vec<(&Value, String)> = match doc.get("Statement") {
         None => {
-            ctx.err("$", "missing Statement");
+            ctx.err("$.Statement", "missing Statement");
             Vec::new()
         }
         Some(Value::Array(items)) if items.is_empty() => {
-            ctx.err("$.Statement", "empty Statement list");
+            ctx.err(
+                "$.Statement",
+                "missing statement: the Statement list is empty",
+            );
             Vec::new()
         }
         Some(Value::Array(items)) => items

@@ -34,7 +34,7 @@ pub struct Pattern {
 /// Why a `${...}` could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum VariableError {
-    #[error("'${{' without a closing '}}'")]
+    #[error("'${{' without a closing brace '}}'")]
     Unclosed,
     #[error("empty policy variable")]
     Empty,

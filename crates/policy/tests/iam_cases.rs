@@ -142,8 +142,15 @@ fn invalid_policies_are_rejected_at_the_right_path() {
             Err(findings) => {
                 let path = case["path"].as_str().unwrap();
                 let reason = case["reason"].as_str().unwrap().to_lowercase();
+                // A finding at the expected element or inside it (we name
+                // the exact key or list index when there is one).
+                let at = |p: &str| {
+                    p == path
+                        || p.starts_with(&format!("{path}."))
+                        || p.starts_with(&format!("{path}["))
+                };
                 let hit = findings.iter().any(|f| {
-                    f.path == path
+                    at(&f.path)
                         && reason
                             .split_whitespace()
                             .all(|w| f.message.to_lowercase().contains(w))
