@@ -122,3 +122,77 @@ fn validate_reports_paths_and_exit_codes() {
     ]);
     assert_eq!(code, 2);
 }
+
+/// `latchkey policy simulate` gives the documented answer for every case
+/// collected from the IAM User Guide (the policy crate's table).
+#[test]
+fn simulate_agrees_with_every_user_guide_case() {
+    let table = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policy/tests/iam_cases.json"
+    );
+    let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(table).unwrap()).unwrap();
+    assert!(cases.len() >= 100);
+    let dir = tempfile::tempdir().unwrap();
+    let mut disagreements = Vec::new();
+    for (n, case) in cases.iter().enumerate() {
+        let write = |label: &str, v: &Value| {
+            let path = dir.path().join(format!("{n}-{label}.json"));
+            std::fs::write(&path, v.to_string()).unwrap();
+            path.display().to_string()
+        };
+        let mut args: Vec<String> = vec![
+            "policy".into(),
+            "simulate".into(),
+            "--output".into(),
+            "json".into(),
+        ];
+        for (i, p) in case["policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            args.extend(["--policy".into(), write(&format!("p{i}"), p)]);
+        }
+        for (flag, key) in [
+            ("--resource-policy", "resourcePolicy"),
+            ("--permissions-boundary", "permissionsBoundary"),
+            ("--session-policy", "sessionPolicy"),
+        ] {
+            if !case[key].is_null() {
+                args.extend([flag.into(), write(key, &case[key])]);
+            }
+        }
+        args.extend(["--action".into(), case["action"].as_str().unwrap().into()]);
+        args.extend([
+            "--resource".into(),
+            case["resource"].as_str().unwrap_or("*").into(),
+        ]);
+        if let Some(caller) = case["callerArn"].as_str() {
+            args.extend(["--caller-arn".into(), caller.into()]);
+        }
+        for (key, values) in case["context"].as_object().into_iter().flatten() {
+            let values: Vec<String> = match values {
+                Value::Array(a) => a
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .collect(),
+                Value::String(s) => vec![s.clone()],
+                other => vec![other.to_string()],
+            };
+            args.extend(["--context".into(), format!("{key}={}", values.join(","))]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out) = latchkey(&args);
+        assert_eq!(code, 0, "{}", case["name"]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        if v["results"][0]["decision"] != case["expected"] {
+            disagreements.push(format!(
+                "{}: {} != {}",
+                case["name"], v["results"][0]["decision"], case["expected"]
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
