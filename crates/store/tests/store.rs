@@ -1,0 +1,216 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! The store against a real SQLite file.
+
+use latchkey_session::totp;
+use latchkey_store::{PrincipalKind, Store, StoreError, Vault};
+
+const NOW: i64 = 1_700_000_000;
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&dir.path().join("store.db"), Vault::new(1, &[9; 32])).unwrap()
+}
+
+#[test]
+fn users_and_access_keys_survive_reopen_and_secrets_are_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key_id, secret, account) = {
+        let store = open(&dir);
+        let user = store
+            .create_user("alice", "/", &[("team".into(), "data".into())], NOW)
+            .unwrap();
+        assert!(user.id.starts_with("AIDA"));
+        assert_eq!(
+            user.arn,
+            format!("arn:aws:iam::{}:user/alice", store.account_id())
+        );
+        assert!(matches!(
+            store.create_user("ALICE", "/", &[], NOW),
+            Err(StoreError::EntityAlreadyExists { .. })
+        ));
+        assert!(matches!(
+            store.create_user("bad name", "/", &[], NOW),
+            Err(StoreError::InvalidInput(_))
+        ));
+        let (key, secret) = store.create_access_key("alice", NOW).unwrap();
+        assert!(key.id.starts_with("AKIA") && key.id.len() == 20);
+        assert_eq!(secret.len(), 40);
+        store.create_access_key("alice", NOW).unwrap();
+        assert!(matches!(
+            store.create_access_key("alice", NOW),
+            Err(StoreError::LimitExceeded(_))
+        ));
+        (key.id, secret.to_string(), store.account_id().to_owned())
+    };
+    let raw = std::fs::read(dir.path().join("store.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("store.db-wal")).unwrap_or_default();
+    for bytes in [&raw, &wal] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "secret stored in clear"
+        );
+    }
+    let store = open(&dir);
+    assert_eq!(store.account_id(), account);
+    let (key, found) = store.access_key_secret(&key_id).unwrap().unwrap();
+    assert_eq!(
+        (key.user.as_str(), found.as_str()),
+        ("alice", secret.as_str())
+    );
+    store.update_access_key(&key_id, false).unwrap();
+    assert!(!store.access_key_secret(&key_id).unwrap().unwrap().0.active);
+    assert!(matches!(
+        store.delete_user("alice"),
+        Err(StoreError::DeleteConflict(_))
+    ));
+    for k in store.list_access_keys("alice").unwrap() {
+        store.delete_access_key(&k.id).unwrap();
+    }
+    store.delete_user("alice").unwrap();
+    assert!(matches!(
+        store.get_user("alice"),
+        Err(StoreError::NoSuchEntity { .. })
+    ));
+    // A different master key is refused at open.
+    let wrong = Store::open(&dir.path().join("store.db"), Vault::new(1, &[8; 32]));
+    assert!(matches!(wrong, Err(StoreError::Vault(_))));
+}
+
+#[test]
+fn policies_from_user_groups_and_attachments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.create_user("bob", "/", &[], NOW).unwrap();
+    store.create_group("dba", "/", NOW).unwrap();
+    store.add_user_to_group("dba", "bob").unwrap();
+    store
+        .put_inline_policy(PrincipalKind::User, "bob", "own", "{\"u\":1}")
+        .unwrap();
+    store
+        .put_inline_policy(PrincipalKind::Group, "dba", "grp", "{\"g\":1}")
+        .unwrap();
+    let (arn, _) = store
+        .create_managed_policy("ReadOnly", "/", "{\"m\":1}", NOW)
+        .unwrap();
+    store
+        .attach_policy(PrincipalKind::Group, "dba", &arn)
+        .unwrap();
+    let docs: Vec<String> = store
+        .identity_policies(PrincipalKind::User, "bob")
+        .unwrap()
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(docs, ["{\"u\":1}", "{\"g\":1}", "{\"m\":1}"]);
+    assert!(matches!(
+        store.attach_policy(PrincipalKind::User, "bob", "arn:aws:iam::1:policy/none"),
+        Err(StoreError::NoSuchEntity { .. })
+    ));
+    store
+        .detach_policy(PrincipalKind::Group, "dba", &arn)
+        .unwrap();
+    assert_eq!(
+        store
+            .identity_policies(PrincipalKind::User, "bob")
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn roles_and_trust_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let role = store
+        .create_role("reader", "/app/", "{}", 3600, "reads", &[], NOW)
+        .unwrap();
+    assert!(role.id.starts_with("AROA"));
+    assert_eq!(
+        role.arn,
+        format!("arn:aws:iam::{}:role/app/reader", store.account_id())
+    );
+    assert!(matches!(
+        store.create_role("x", "/", "{}", 100, "", &[], NOW),
+        Err(StoreError::InvalidInput(_))
+    ));
+    store
+        .update_assume_role_policy("reader", "{\"v\":2}")
+        .unwrap();
+    store
+        .tag_role("reader", &[("env".into(), "prod".into())])
+        .unwrap();
+    let role = store.get_role("reader").unwrap();
+    assert_eq!(
+        (role.trust_policy.as_str(), role.tags.len()),
+        ("{\"v\":2}", 1)
+    );
+    store.delete_role("reader").unwrap();
+    assert!(store.list_roles().unwrap().is_empty());
+}
+
+#[test]
+fn mfa_devices_refuse_replayed_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.create_user("carol", "/", &[], NOW).unwrap();
+    let (serial, seed_b32) = store.create_virtual_mfa("carol", "/").unwrap();
+    assert_eq!(seed_b32.len(), 32);
+    let (_, seed, last) = store.mfa_seed(&serial).unwrap();
+    assert_eq!(last, None);
+    assert_eq!(latchkey_session::base32(&seed), *seed_b32);
+    let code = format!("{:06}", totp::totp(&seed, NOW));
+    let step = totp::verify(&seed, &code, NOW, None).unwrap();
+    store.enable_mfa(&serial, "carol", step, NOW).unwrap();
+    assert!(
+        !store.use_mfa_step(&serial, step).unwrap(),
+        "the enabling code is used up"
+    );
+    assert!(store.use_mfa_step(&serial, step + 1).unwrap());
+    assert!(!store.use_mfa_step(&serial, step + 1).unwrap());
+    assert_eq!(store.list_mfa_devices("carol").unwrap().len(), 1);
+    store.deactivate_mfa(&serial, "carol").unwrap();
+    assert!(store.list_mfa_devices("carol").unwrap().is_empty());
+}
+
+#[test]
+fn cluster_keys_revocations_and_master_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let first = {
+        let store = open(&dir);
+        store.create_user("dave", "/", &[], NOW).unwrap();
+        let (key, secret) = store.create_access_key("dave", NOW).unwrap();
+        store
+            .revoke_sessions("arn:aws:iam::1:user/dave", NOW)
+            .unwrap();
+        store
+            .revoke_sessions("arn:aws:iam::1:user/dave", NOW - 10)
+            .unwrap();
+        assert_eq!(
+            store.revocations().unwrap(),
+            [("arn:aws:iam::1:user/dave".to_owned(), NOW)]
+        );
+        let keys = store.cluster_keys(NOW).unwrap();
+        assert_eq!(keys.len(), 1);
+        (keys[0].1.clone(), key.id, secret.to_string())
+    };
+    // Rotate the master key: re-wrap everything, then only the new key is needed.
+    let mut vault = Vault::new(1, &[9; 32]);
+    vault.add(2, &[10; 32]);
+    let store = Store::open(&path, vault).unwrap();
+    // One access key, one cluster key, the vault check value.
+    assert_eq!(store.rewrap_all().unwrap(), 3);
+    assert_eq!(store.rewrap_all().unwrap(), 0);
+    drop(store);
+    let store = Store::open(&path, Vault::new(2, &[10; 32])).unwrap();
+    assert_eq!(*store.cluster_keys(NOW).unwrap()[0].1, *first.0);
+    assert_eq!(
+        store
+            .access_key_secret(&first.1)
+            .unwrap()
+            .unwrap()
+            .1
+            .as_str(),
+        first.2
+    );
+}
