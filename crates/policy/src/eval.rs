@@ -179,6 +179,28 @@ impl std::hash::BuildHasher for FnvBuild {
     }
 }
 
+/// What one policy says about a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// A Deny statement applies.
+    pub deny: bool,
+    /// An Allow statement applies (with no Principal, or one naming the caller).
+    pub allow: bool,
+    /// An Allow applies only because its Principal names the caller's
+    /// account: that delegates to the account, so it grants only together
+    /// with an identity-policy Allow.
+    pub allow_via_account: bool,
+}
+
+/// How a `Principal` element matched the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PrincipalMatch {
+    /// By the caller's account id or `:root` ARN.
+    Account,
+    /// By `*`, the caller's ARN, or the role the caller's session belongs to.
+    Direct,
+}
+
 /// A policy compiled for evaluation: patterns and condition values parsed
 /// once, statements indexed by action.
 pub struct CompiledPolicy {
@@ -298,23 +320,35 @@ impl CompiledPolicy {
         exact.iter().chain(by_service).chain(&self.always).copied()
     }
 
-    /// (any matching Deny, any matching Allow), without allocating.
-    pub fn evaluate(&self, req: &Request) -> (bool, bool) {
-        let mut allow = false;
+    /// What this policy says about the request, without allocating.
+    pub fn evaluate(&self, req: &Request) -> Outcome {
+        let mut out = Outcome::default();
         for id in self.candidates(&req.action) {
             let s = &self.statements[id as usize];
             // Once allowed, only a Deny can change the answer.
-            if s.effect == Effect::Allow && allow {
+            if s.effect == Effect::Allow && out.allow {
                 continue;
             }
-            if statement_applies(s, req) == Applies::Yes {
-                match s.effect {
-                    Effect::Deny => return (true, allow),
-                    Effect::Allow => allow = true,
+            if statement_applies(s, req) != Applies::Yes {
+                continue;
+            }
+            match s.effect {
+                Effect::Deny => {
+                    out.deny = true;
+                    return out;
                 }
+                Effect::Allow => match &s.principal {
+                    Some((p, false))
+                        if principal_match(p, req.caller_arn.as_deref())
+                            == Some(PrincipalMatch::Account) =>
+                    {
+                        out.allow_via_account = true;
+                    }
+                    _ => out.allow = true,
+                },
             }
         }
-        (false, allow)
+        out
     }
 
     fn explain_into(
@@ -446,29 +480,41 @@ fn session_of_role(caller: &str, principal: &str) -> bool {
             == Some(session_role)
 }
 
-fn principal_matches(p: &Principal, caller: Option<&str>) -> bool {
-    match p {
-        Principal::Any => true,
-        Principal::Typed(types) => {
-            let Some(caller) = caller else { return false };
-            types.iter().any(|(kind, values)| {
-                values.iter().any(|v| match kind.as_str() {
-                    "AWS" => {
-                        v == "*"
-                            || v == caller
-                            || account_of(caller).is_some_and(|acct| {
-                                v == acct
-                                    || v.strip_prefix("arn:aws:iam::")
-                                        .and_then(|r| r.strip_suffix(":root"))
-                                        == Some(acct)
-                            })
-                            || session_of_role(caller, v)
-                    }
-                    _ => v == caller,
-                })
-            })
+fn principal_match(p: &Principal, caller: Option<&str>) -> Option<PrincipalMatch> {
+    let types = match p {
+        Principal::Any => return Some(PrincipalMatch::Direct),
+        Principal::Typed(types) => types,
+    };
+    let caller = caller?;
+    let mut best = None;
+    for (kind, values) in types {
+        for v in values {
+            let m = match kind.as_str() {
+                "AWS" if v == "*" || v == caller || session_of_role(caller, v) => {
+                    Some(PrincipalMatch::Direct)
+                }
+                "AWS" => account_of(caller)
+                    .filter(|acct| {
+                        v == acct
+                            || v.strip_prefix("arn:aws:iam::")
+                                .and_then(|r| r.strip_suffix(":root"))
+                                == Some(*acct)
+                    })
+                    .map(|_| PrincipalMatch::Account),
+                _ => (v == caller).then_some(PrincipalMatch::Direct),
+            };
+            match m {
+                Some(PrincipalMatch::Direct) => return m,
+                Some(PrincipalMatch::Account) => best = m,
+                None => {}
+            }
         }
     }
+    best
+}
+
+fn principal_matches(p: &Principal, caller: Option<&str>) -> bool {
+    principal_match(p, caller).is_some()
 }
 
 /// Whether a resource policy grants to the caller's own ARN (not merely its
@@ -500,27 +546,27 @@ impl PolicySet {
     pub fn decide(&self, req: &Request) -> Decision {
         let mut identity_allow = false;
         for p in &self.identity {
-            let (deny, allow) = p.evaluate(req);
-            if deny {
+            let o = p.evaluate(req);
+            if o.deny {
                 return Decision::ExplicitDeny;
             }
-            identity_allow |= allow;
+            identity_allow |= o.allow;
         }
         let mut resource_allow = false;
         if let Some(p) = &self.resource {
-            let (deny, allow) = p.evaluate(req);
-            if deny {
+            let o = p.evaluate(req);
+            if o.deny {
                 return Decision::ExplicitDeny;
             }
-            resource_allow = allow;
+            resource_allow = o.allow || (o.allow_via_account && identity_allow);
         }
         let mut limits_allow = true;
         for p in self.permissions_boundary.iter().chain(&self.session) {
-            let (deny, allow) = p.evaluate(req);
-            if deny {
+            let o = p.evaluate(req);
+            if o.deny {
                 return Decision::ExplicitDeny;
             }
-            limits_allow &= allow;
+            limits_allow &= o.allow;
         }
         if !identity_allow && !resource_allow {
             return Decision::ImplicitDeny;
@@ -533,6 +579,48 @@ impl PolicySet {
         match &self.resource {
             Some(p) if resource_allow && names_caller_directly(p, req) => Decision::Allowed,
             _ => Decision::ImplicitDeny,
+        }
+    }
+
+    /// The decision for `sts:AssumeRole`, with `resource` holding the role's
+    /// trust policy. Unlike other resource policies the trust policy is a
+    /// gate: it must allow the caller (by ARN, or by account together with
+    /// an identity-policy Allow) whatever the identity policies say.
+    pub fn decide_assume_role(&self, req: &Request) -> Decision {
+        let Some(trust) = &self.resource else {
+            return Decision::ImplicitDeny;
+        };
+        let mut identity_allow = false;
+        for p in &self.identity {
+            let o = p.evaluate(req);
+            if o.deny {
+                return Decision::ExplicitDeny;
+            }
+            identity_allow |= o.allow;
+        }
+        let o = trust.evaluate(req);
+        if o.deny {
+            return Decision::ExplicitDeny;
+        }
+        let mut limits_allow = true;
+        for p in self.permissions_boundary.iter().chain(&self.session) {
+            let o = p.evaluate(req);
+            if o.deny {
+                return Decision::ExplicitDeny;
+            }
+            limits_allow &= o.allow;
+        }
+        let granted = if o.allow {
+            // Named directly: no identity Allow needed, and boundaries or
+            // session policies do not limit a grant to the caller's own ARN.
+            limits_allow || names_caller_directly(trust, req)
+        } else {
+            o.allow_via_account && identity_allow && limits_allow
+        };
+        if granted {
+            Decision::Allowed
+        } else {
+            Decision::ImplicitDeny
         }
     }
 

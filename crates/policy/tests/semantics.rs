@@ -31,30 +31,54 @@ const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
 #[test]
 fn trust_policy_principals() {
     let by_user = trust(json!({"AWS": ALICE}), None);
-    assert_eq!(by_user.decide(&assume(ALICE)), Decision::Allowed);
     assert_eq!(
-        by_user.decide(&assume("arn:aws:iam::123456789012:user/bob")),
+        by_user.decide_assume_role(&assume(ALICE)),
+        Decision::Allowed
+    );
+    assert_eq!(
+        by_user.decide_assume_role(&assume("arn:aws:iam::123456789012:user/bob")),
         Decision::ImplicitDeny
     );
     assert_eq!(
-        by_user.decide(&Request::new("sts:AssumeRole", "*")),
+        by_user.decide_assume_role(&Request::new("sts:AssumeRole", "*")),
+        Decision::ImplicitDeny
+    );
+    // An identity policy alone never gets past a trust policy that does
+    // not name the caller.
+    let mut gated = trust(json!({"AWS": "arn:aws:iam::123456789012:user/bob"}), None);
+    gated.identity.push(compile(
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}),
+        PolicyKind::Identity,
+    ));
+    assert_eq!(
+        gated.decide_assume_role(&assume(ALICE)),
         Decision::ImplicitDeny
     );
 
+    // Naming the account delegates to it: the caller's identity policy
+    // must also allow sts:AssumeRole.
     for account in [
         json!({"AWS": "123456789012"}),
         json!({"AWS": "arn:aws:iam::123456789012:root"}),
     ] {
-        let set = trust(account, None);
-        assert_eq!(set.decide(&assume(ALICE)), Decision::Allowed);
+        let mut set = trust(account, None);
         assert_eq!(
-            set.decide(&assume("arn:aws:iam::999999999999:user/alice")),
+            set.decide_assume_role(&assume(ALICE)),
+            Decision::ImplicitDeny
+        );
+        set.identity.push(compile(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}),
+            PolicyKind::Identity,
+        ));
+        assert_eq!(set.decide_assume_role(&assume(ALICE)), Decision::Allowed);
+        assert_eq!(
+            set.decide_assume_role(&assume("arn:aws:iam::999999999999:user/alice")),
             Decision::ImplicitDeny
         );
     }
     let anyone = trust(json!("*"), None);
     assert_eq!(
-        anyone.decide(&assume("arn:aws:iam::999999999999:user/x")),
+        anyone.decide_assume_role(&assume("arn:aws:iam::999999999999:user/x")),
         Decision::Allowed
     );
 
@@ -64,19 +88,19 @@ fn trust_policy_principals() {
         None,
     );
     assert_eq!(
-        by_role.decide(&assume(
+        by_role.decide_assume_role(&assume(
             "arn:aws:sts::123456789012:assumed-role/deployer/ci-42"
         )),
         Decision::Allowed
     );
     assert_eq!(
-        by_role.decide(&assume(
+        by_role.decide_assume_role(&assume(
             "arn:aws:sts::123456789012:assumed-role/other/ci-42"
         )),
         Decision::ImplicitDeny
     );
     assert_eq!(
-        by_role.decide(&assume(
+        by_role.decide_assume_role(&assume(
             "arn:aws:sts::999999999999:assumed-role/deployer/ci"
         )),
         Decision::ImplicitDeny
@@ -89,13 +113,18 @@ fn trust_policy_requires_mfa() {
         json!({"AWS": ALICE}),
         Some(json!({"Bool": {"aws:MultiFactorAuthPresent": "true"}})),
     );
-    assert_eq!(set.decide(&assume(ALICE)), Decision::ImplicitDeny);
     assert_eq!(
-        set.decide(&assume(ALICE).with_context("aws:MultiFactorAuthPresent", ["false"])),
+        set.decide_assume_role(&assume(ALICE)),
         Decision::ImplicitDeny
     );
     assert_eq!(
-        set.decide(&assume(ALICE).with_context("aws:MultiFactorAuthPresent", ["true"])),
+        set.decide_assume_role(
+            &assume(ALICE).with_context("aws:MultiFactorAuthPresent", ["false"])
+        ),
+        Decision::ImplicitDeny
+    );
+    assert_eq!(
+        set.decide_assume_role(&assume(ALICE).with_context("aws:MultiFactorAuthPresent", ["true"])),
         Decision::Allowed
     );
     let e = set.explain(&assume(ALICE));
