@@ -3,6 +3,7 @@
 
 mod output;
 mod policy;
+mod serve;
 mod token;
 
 use std::process::ExitCode;
@@ -29,6 +30,10 @@ enum Command {
     /// Validate IAM policies and simulate decisions.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Run the token service (STS and IAM over HTTPS), creating the data directory on first start.
+    Serve(serve::ServerArgs),
+    /// Create the data directory, certificates and administrator without serving.
+    Init(serve::ServerArgs),
 }
 
 /// Exit codes shared by every subcommand.
@@ -46,6 +51,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Token(cmd) => token::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Serve(args) => serve::run_serve(&args),
+        Command::Init(args) => serve::run_init(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

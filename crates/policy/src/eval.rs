@@ -538,11 +538,37 @@ pub struct PolicySet {
     pub identity: Vec<CompiledPolicy>,
     pub resource: Option<CompiledPolicy>,
     pub permissions_boundary: Option<CompiledPolicy>,
+    /// Session policies: together they limit the session; any one of them
+    /// may allow.
     pub session: Vec<CompiledPolicy>,
 }
 
 impl PolicySet {
     /// The decision, without allocating.
+    /// Whether the permissions boundary and the session policies leave room
+    /// for the request; `None` when one of them explicitly denies it. The
+    /// session policies (one inline, several managed) count together: any
+    /// of them may allow.
+    fn limits(&self, req: &Request) -> Option<bool> {
+        let mut boundary_allow = true;
+        if let Some(p) = &self.permissions_boundary {
+            let o = p.evaluate(req);
+            if o.deny {
+                return None;
+            }
+            boundary_allow = o.allow;
+        }
+        let mut session_allow = self.session.is_empty();
+        for p in &self.session {
+            let o = p.evaluate(req);
+            if o.deny {
+                return None;
+            }
+            session_allow |= o.allow;
+        }
+        Some(boundary_allow && session_allow)
+    }
+
     pub fn decide(&self, req: &Request) -> Decision {
         let mut identity_allow = false;
         for p in &self.identity {
@@ -560,14 +586,10 @@ impl PolicySet {
             }
             resource_allow = o.allow || (o.allow_via_account && identity_allow);
         }
-        let mut limits_allow = true;
-        for p in self.permissions_boundary.iter().chain(&self.session) {
-            let o = p.evaluate(req);
-            if o.deny {
-                return Decision::ExplicitDeny;
-            }
-            limits_allow &= o.allow;
-        }
+        let limits_allow = match self.limits(req) {
+            Some(allow) => allow,
+            None => return Decision::ExplicitDeny,
+        };
         if !identity_allow && !resource_allow {
             return Decision::ImplicitDeny;
         }
@@ -602,14 +624,10 @@ impl PolicySet {
         if o.deny {
             return Decision::ExplicitDeny;
         }
-        let mut limits_allow = true;
-        for p in self.permissions_boundary.iter().chain(&self.session) {
-            let o = p.evaluate(req);
-            if o.deny {
-                return Decision::ExplicitDeny;
-            }
-            limits_allow &= o.allow;
-        }
+        let limits_allow = match self.limits(req) {
+            Some(allow) => allow,
+            None => return Decision::ExplicitDeny,
+        };
         let granted = if o.allow {
             // Named directly: no identity Allow needed, and boundaries or
             // session policies do not limit a grant to the caller's own ARN.

@@ -1,0 +1,186 @@
+//! `latchkey serve` and `latchkey init`: configuration from flags,
+//! environment and `latchkey.toml`, in that order of precedence.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use latchkey_server::bootstrap::{DataDir, InitReport, init};
+use latchkey_server::state::AppState;
+use serde::Deserialize;
+
+use crate::exit;
+
+/// Options shared by `serve` and `init`. Each may also be set in
+/// `latchkey.toml` (same names, snake_case) or by environment variable.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Configuration file [default: ./latchkey.toml if it exists].
+    #[arg(long, env = "LATCHKEY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory: store, master key, certificates, admin credentials [default: ./latchkey-data].
+    #[arg(long, env = "LATCHKEY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the HTTPS token service (STS and IAM) [default: 127.0.0.1:7443].
+    #[arg(long, env = "LATCHKEY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Region written to the generated AWS CLI config [default: us-east-1].
+    #[arg(long, env = "LATCHKEY_REGION")]
+    region: Option<String>,
+    /// Extra DNS names or addresses for the server certificate (repeatable;
+    /// localhost, 127.0.0.1 and ::1 are always included).
+    #[arg(
+        long = "server-name",
+        env = "LATCHKEY_SERVER_NAMES",
+        value_delimiter = ','
+    )]
+    server_names: Vec<String>,
+}
+
+/// `latchkey.toml`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    region: Option<String>,
+    #[serde(default)]
+    server_names: Vec<String>,
+}
+
+/// The configuration in effect.
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub region: String,
+    pub server_names: Vec<String>,
+}
+
+impl ServerArgs {
+    pub fn resolve(&self) -> Result<Config> {
+        let path = self.config.clone().or_else(|| {
+            let default = PathBuf::from("latchkey.toml");
+            default.exists().then_some(default)
+        });
+        let file: FileConfig = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("{} is not a valid configuration", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        Ok(Config {
+            data_dir: self
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| "latchkey-data".into()),
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7443))),
+            region: self
+                .region
+                .clone()
+                .or(file.region)
+                .unwrap_or_else(|| "us-east-1".into()),
+            server_names: if self.server_names.is_empty() {
+                file.server_names
+            } else {
+                self.server_names.clone()
+            },
+        })
+    }
+}
+
+fn endpoint(listen: SocketAddr) -> String {
+    let host = match listen.ip() {
+        ip if ip.is_unspecified() || ip.is_loopback() => "localhost".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("https://{host}:{}", listen.port())
+}
+
+fn report(config: &Config, dir: &DataDir, r: &InitReport) {
+    println!("Latchkey account {}", r.account);
+    println!("  data directory   {}", dir.root.display());
+    println!("  token service    {}", endpoint(config.listen));
+    println!("  CA certificate   {}", dir.tls().ca_cert.display());
+    if let Some((id, secret)) = &r.admin_key {
+        println!();
+        println!(
+            "Administrator access key (shown once; also saved to {}):",
+            dir.admin_credentials().display()
+        );
+        println!("  aws_access_key_id     = {id}");
+        println!("  aws_secret_access_key = {}", secret.as_str());
+    }
+    println!();
+    println!("Try it with the AWS CLI:");
+    println!(
+        "  AWS_CONFIG_FILE={} AWS_SHARED_CREDENTIALS_FILE={} aws sts get-caller-identity",
+        dir.aws_config().display(),
+        dir.admin_credentials().display()
+    );
+}
+
+pub fn run_init(args: &ServerArgs) -> Result<u8> {
+    let config = args.resolve()?;
+    let dir = DataDir::new(&config.data_dir);
+    let (_, r) = init(
+        &dir,
+        &config.server_names,
+        &endpoint(config.listen),
+        &config.region,
+    )?;
+    report(&config, &dir, &r);
+    Ok(exit::OK)
+}
+
+pub fn run_serve(args: &ServerArgs) -> Result<u8> {
+    let config = args.resolve()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let dir = DataDir::new(&config.data_dir);
+    let (store, r) = init(
+        &dir,
+        &config.server_names,
+        &endpoint(config.listen),
+        &config.region,
+    )?;
+    report(&config, &dir, &r);
+    let clusters = store.cluster_keys(latchkey_server::state::now())?;
+    let state = Arc::new(AppState::new(store, clusters)?);
+    let tls = latchkey_server::tls::server_config(&dir.tls())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        tracing::info!(address = %config.listen, "token service listening");
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutting down");
+        };
+        latchkey_server::http::serve(state, listener, tls, shutdown).await
+    })?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,195 @@
+//! HTTPS front: TLS, HTTP/1.1 and HTTP/2, one Query-protocol endpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::ApiError;
+use crate::query::{MAX_BODY, Params};
+use crate::state::{AppState, SignedRequest, now};
+use crate::xml::{IAM_NS, STS_NS, response};
+use crate::{iam, sts, xml};
+
+/// A TLS handshake that has not finished by then is dropped (slowloris).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+const STS_ACTIONS: &[&str] = &["GetCallerIdentity", "GetSessionToken", "AssumeRole"];
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let acceptor = TlsAcceptor::from(tls);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |req| handle(state.clone(), peer, req));
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+fn xml_response(status: u16, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/xml"),
+    );
+    r
+}
+
+fn request_id() -> String {
+    let b = latchkey_store::random::<16>().unwrap_or_default();
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+async fn handle(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let id = request_id();
+    if req.method() != Method::POST && req.method() != Method::GET {
+        return Ok(xml_response(
+            405,
+            xml::error(STS_NS, true, "InvalidAction", "Use POST or GET", &id),
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Ok(xml_response(
+                413,
+                xml::error(
+                    STS_NS,
+                    true,
+                    "RequestEntityTooLarge",
+                    "Request body too large",
+                    &id,
+                ),
+            ));
+        }
+    };
+    let result = tokio::task::spawn_blocking(move || dispatch(&state, &parts, &body, peer)).await;
+    Ok(match result {
+        Ok(Ok((op, ns, body))) => xml_response(200, response(&op, ns, body, &id)),
+        Ok(Err((ns, e))) => {
+            // The precise reason stays in the server log.
+            tracing::info!(request_id = %id, code = e.code, reason = e.reason.as_deref().unwrap_or(""), %peer, "request refused");
+            xml_response(
+                e.status,
+                xml::error(ns, e.status < 500, e.code, &e.message, &id),
+            )
+        }
+        Err(e) => {
+            tracing::error!(request_id = %id, error = %e, "handler panicked");
+            let e = ApiError::internal();
+            xml_response(e.status, xml::error(STS_NS, false, e.code, &e.message, &id))
+        }
+    })
+}
+
+type Dispatched = Result<(String, &'static str, Option<String>), (&'static str, ApiError)>;
+
+fn dispatch(
+    state: &AppState,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    peer: SocketAddr,
+) -> Dispatched {
+    let fail_sts = |e| (STS_NS, e);
+    let body_text = std::str::from_utf8(body)
+        .map_err(|_| fail_sts(ApiError::malformed("the body is not UTF-8")))?;
+    let query = parts.uri.query().unwrap_or("");
+    let form = match (query.is_empty(), body_text.is_empty()) {
+        (true, _) => body_text.to_owned(),
+        (false, true) => query.to_owned(),
+        (false, false) => format!("{query}&{body_text}"),
+    };
+    let params = Params::parse(&form).map_err(fail_sts)?;
+    let action = params.required("Action").map_err(fail_sts)?.to_owned();
+    let is_sts = STS_ACTIONS.contains(&action.as_str());
+    let (service, ns) = if is_sts {
+        ("sts", STS_NS)
+    } else {
+        ("iam", IAM_NS)
+    };
+    let fail = |e| (ns, e);
+
+    let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+    let header = |name: &str| -> Option<&str> {
+        match parts.headers.get(name).and_then(|v| v.to_str().ok()) {
+            Some(v) => Some(v),
+            // HTTP/2 carries the host as :authority.
+            None if name == "host" => authority.as_deref(),
+            None => None,
+        }
+    };
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query,
+        header: &header,
+        body,
+        source_ip: peer.ip().to_string(),
+    };
+    let now = now();
+    let caller = state.authenticate(&signed, service, now).map_err(fail)?;
+    let result = match action.as_str() {
+        "GetCallerIdentity" => Some(sts::get_caller_identity(&caller)),
+        "GetSessionToken" => {
+            Some(sts::get_session_token(state, &caller, &params, now).map_err(fail)?)
+        }
+        "AssumeRole" => Some(sts::assume_role(state, &caller, &params, now).map_err(fail)?),
+        _ => iam::handle(state, &caller, &action, &params, now).map_err(fail)?,
+    };
+    Ok((action, ns, result.map(|x| x.into_string())))
+}

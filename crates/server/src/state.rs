@@ -1,0 +1,381 @@
+//! Shared server state, request authentication (SigV4 with long-term or
+//! sealed temporary credentials) and authorisation (the policy engine).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use latchkey_policy::{CompiledPolicy, Decision, PolicyKind, PolicySet, Request};
+use latchkey_session::{ClusterKey, KeyRing, SessionClaims};
+use latchkey_sigv4::{AmzDate, AuthorizationHeader, Expectations, SigV4Error, Verifier};
+use latchkey_store::{PrincipalKind, Store};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    pub store: Store,
+    pub keyring: RwLock<KeyRing>,
+    /// ARN -> sessions issued before this time are revoked.
+    pub revocations: RwLock<HashMap<String, i64>>,
+    pub verifier: Verifier,
+}
+
+/// Requests dated further than this from the server's clock are refused
+/// (`RequestExpired`), as AWS does.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 900;
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Who is calling.
+#[derive(Clone, Debug)]
+pub enum Identity {
+    /// An IAM user, with a long-term key or a `GetSessionToken` session.
+    User { name: String },
+    /// A role session from `AssumeRole`.
+    Role { name: String, session: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// User ARN, or `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`.
+    pub arn: String,
+    /// `AIDA...` or `AROA...:session`.
+    pub user_id: String,
+    pub account: String,
+    pub identity: Identity,
+    pub access_key_id: String,
+    /// Present for temporary credentials.
+    pub session: Option<SessionClaims>,
+    pub source_ip: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// The parts of an HTTP request that authentication reads.
+pub struct SignedRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub header: &'a dyn Fn(&str) -> Option<&'a str>,
+    pub body: &'a [u8],
+    pub source_ip: String,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        clusters: Vec<(u32, zeroize::Zeroizing<[u8; 32]>)>,
+    ) -> anyhow::Result<Self> {
+        let mut keys = clusters.into_iter();
+        let (id, material) = keys
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no cluster key"))?;
+        let mut ring = KeyRing::new(ClusterKey::new(id, &material));
+        for (id, material) in keys {
+            // The newest key seals; older ones still open.
+            ring.add(ClusterKey::new(id, &material), true);
+        }
+        let revocations = store.revocations()?.into_iter().collect();
+        Ok(Self {
+            store,
+            keyring: RwLock::new(ring),
+            revocations: RwLock::new(revocations),
+            verifier: Verifier::with_cache(4096),
+        })
+    }
+
+    /// Authenticates a SigV4 header-signed request for `service`.
+    pub fn authenticate(
+        &self,
+        req: &SignedRequest<'_>,
+        service: &str,
+        now: i64,
+    ) -> Result<Caller, ApiError> {
+        let header = req.header;
+        let Some(auth) = header("authorization") else {
+            return Err(ApiError::new(
+                403,
+                "MissingAuthenticationToken",
+                "Request is missing Authentication Token",
+            ));
+        };
+        let auth = AuthorizationHeader::parse(auth).map_err(|e| {
+            ApiError::new(
+                400,
+                "IncompleteSignature",
+                "The request signature does not conform to AWS standards.",
+            )
+            .because(e.to_string())
+        })?;
+        let payload_hash = hex::encode(Sha256::digest(req.body));
+        if let Some(declared) = header("x-amz-content-sha256")
+            && declared != payload_hash
+            && declared != "UNSIGNED-PAYLOAD"
+        {
+            return Err(ApiError::new(
+                400,
+                "XAmzContentSHA256Mismatch",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            ));
+        }
+        let akid = auth.access_key_id.to_string();
+        let (caller, secret) = if akid.starts_with("ASIA") {
+            self.temporary_caller(&akid, header("x-amz-security-token"), now, &req.source_ip)?
+        } else {
+            self.long_term_caller(&akid, &req.source_ip)?
+        };
+        let expect = Expectations {
+            service,
+            region: None,
+            now: AmzDate::from_unix(now).ok_or_else(ApiError::internal)?,
+            max_expires: 0,
+            clock_skew: MAX_CLOCK_SKEW_SECS,
+        };
+        self.verifier
+            .verify_header(&auth, req.method, req.path, req.query, header, &payload_hash, secret.as_bytes(), &expect)
+            .map_err(|e| match e {
+                SigV4Error::ClockSkew { .. } => ApiError::new(400, "RequestExpired", "Request has expired.").because(e.to_string()),
+                SigV4Error::SignatureMismatch => ApiError::new(
+                    403,
+                    "SignatureDoesNotMatch",
+                    "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+                ),
+                SigV4Error::WrongService { .. } | SigV4Error::Malformed(_) | SigV4Error::UnsupportedAlgorithm => {
+                    ApiError::new(400, "IncompleteSignature", "The request signature does not conform to AWS standards.").because(e.to_string())
+                }
+                other => ApiError::new(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.").because(other.to_string()),
+            })?;
+        Ok(caller)
+    }
+
+    fn long_term_caller(
+        &self,
+        akid: &str,
+        source_ip: &str,
+    ) -> Result<(Caller, zeroize::Zeroizing<String>), ApiError> {
+        let (key, secret) = self
+            .store
+            .access_key_secret(akid)?
+            .filter(|(k, _)| k.active)
+            .ok_or_else(|| {
+                ApiError::invalid_token().because(format!("unknown or inactive access key {akid}"))
+            })?;
+        let user = self.store.get_user(&key.user)?;
+        Ok((
+            Caller {
+                arn: user.arn,
+                user_id: user.id,
+                account: self.store.account_id().to_owned(),
+                identity: Identity::User { name: user.name },
+                access_key_id: akid.to_owned(),
+                session: None,
+                source_ip: source_ip.to_owned(),
+                tags: user.tags,
+            },
+            secret,
+        ))
+    }
+
+    fn temporary_caller(
+        &self,
+        akid: &str,
+        token: Option<&str>,
+        now: i64,
+        source_ip: &str,
+    ) -> Result<(Caller, zeroize::Zeroizing<String>), ApiError> {
+        let token = token.ok_or_else(|| {
+            ApiError::invalid_token().because("temporary key without a session token")
+        })?;
+        let opened = self
+            .keyring
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .open(token)
+            .map_err(|e| ApiError::invalid_token().because(e.to_string()))?;
+        if opened.access_key_id != akid {
+            return Err(ApiError::invalid_token()
+                .because("access key id does not belong to the session token"));
+        }
+        let c = opened.claims;
+        if now > c.expires {
+            return Err(ApiError::new(
+                400,
+                "ExpiredToken",
+                "The security token included in the request is expired",
+            ));
+        }
+        if self.is_revoked(&c) {
+            return Err(ApiError::new(
+                403,
+                "AccessDenied",
+                "The security token included in the request has been revoked.",
+            )
+            .because("session issued before the revocation time"));
+        }
+        let (arn, user_id, identity, tags) = if c.role_arn.is_empty() {
+            let name = c
+                .principal_arn
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let user = self.store.get_user(&name).map_err(|_| {
+                ApiError::invalid_token().because("the session's user no longer exists")
+            })?;
+            (
+                user.arn,
+                user.id,
+                Identity::User { name: user.name },
+                user.tags,
+            )
+        } else {
+            let role_name = c.role_arn.rsplit('/').next().unwrap_or_default().to_owned();
+            let role = self.store.get_role(&role_name).map_err(|_| {
+                ApiError::invalid_token().because("the session's role no longer exists")
+            })?;
+            let mut tags = role.tags;
+            for (k, v) in &c.tags {
+                match tags.iter_mut().find(|(tk, _)| tk.eq_ignore_ascii_case(k)) {
+                    Some(slot) => slot.1 = v.clone(),
+                    None => tags.push((k.clone(), v.clone())),
+                }
+            }
+            (
+                format!(
+                    "arn:aws:sts::{}:assumed-role/{}/{}",
+                    c.account, role_name, c.session_name
+                ),
+                format!("{}:{}", c.role_id, c.session_name),
+                Identity::Role {
+                    name: role_name,
+                    session: c.session_name.clone(),
+                },
+                tags,
+            )
+        };
+        Ok((
+            Caller {
+                arn,
+                user_id,
+                account: c.account.clone(),
+                identity,
+                access_key_id: akid.to_owned(),
+                session: Some(c),
+                source_ip: source_ip.to_owned(),
+                tags,
+            },
+            opened.secret_access_key,
+        ))
+    }
+
+    fn is_revoked(&self, c: &SessionClaims) -> bool {
+        let revoked = self.revocations.read().unwrap_or_else(|p| p.into_inner());
+        [&c.principal_arn, &c.role_arn].iter().any(|arn| {
+            revoked
+                .get(arn.as_str())
+                .is_some_and(|&before| c.issued < before)
+        })
+    }
+
+    /// The request context the policy engine sees for this caller.
+    pub fn request(&self, caller: &Caller, action: &str, resource: &str, now: i64) -> Request {
+        let mut r = Request::new(action, resource).with_caller(&caller.arn);
+        r.set_context("aws:SourceIp", [caller.source_ip.as_str()]);
+        r.set_context(
+            "aws:CurrentTime",
+            [crate::xml::timestamp(now).replace(".000", "")],
+        );
+        r.set_context("aws:EpochTime", [now.to_string()]);
+        r.set_context("aws:SecureTransport", ["true"]);
+        r.set_context("aws:userid", [caller.user_id.as_str()]);
+        r.set_context("aws:PrincipalAccount", [caller.account.as_str()]);
+        match &caller.identity {
+            Identity::User { name } => {
+                r.set_context("aws:username", [name.as_str()]);
+                r.set_context("aws:PrincipalArn", [caller.arn.as_str()]);
+                r.set_context("aws:PrincipalType", ["User"]);
+            }
+            Identity::Role { .. } => {
+                let role_arn = caller.session.as_ref().map_or("", |c| c.role_arn.as_str());
+                r.set_context("aws:PrincipalArn", [role_arn]);
+                r.set_context("aws:PrincipalType", ["AssumedRole"]);
+            }
+        }
+        if let Some(c) = &caller.session {
+            r.set_context(
+                "aws:MultiFactorAuthPresent",
+                [if c.mfa_authenticated { "true" } else { "false" }],
+            );
+            if let Some(t) = c.mfa_time {
+                r.set_context("aws:MultiFactorAuthAge", [(now - t).max(0).to_string()]);
+            }
+            r.set_context(
+                "aws:TokenIssueTime",
+                [crate::xml::timestamp(c.issued).replace(".000", "")],
+            );
+            if !c.source_identity.is_empty() {
+                r.set_context("aws:SourceIdentity", [c.source_identity.as_str()]);
+            }
+        }
+        for (k, v) in &caller.tags {
+            r.set_context(&format!("aws:PrincipalTag/{k}"), [v.as_str()]);
+        }
+        r
+    }
+
+    /// The caller's identity policies (and session policies), compiled.
+    pub fn policy_set(&self, caller: &Caller) -> Result<PolicySet, ApiError> {
+        let (kind, name) = match &caller.identity {
+            Identity::User { name } => (PrincipalKind::User, name.as_str()),
+            Identity::Role { name, .. } => (PrincipalKind::Role, name.as_str()),
+        };
+        let mut set = PolicySet::default();
+        for (label, doc) in self.store.identity_policies(kind, name)? {
+            set.identity.push(compile_stored(&label, &doc)?);
+        }
+        if let Some(c) = &caller.session {
+            if !c.session_policy.is_empty() {
+                set.session
+                    .push(compile_stored("session policy", &c.session_policy)?);
+            }
+            // The inline and managed session policies together form the
+            // session's limit (see PolicySet::session).
+            for arn in &c.policy_arns {
+                set.session
+                    .push(compile_stored(arn, &self.store.managed_policy(arn)?)?);
+            }
+        }
+        Ok(set)
+    }
+
+    /// Allows the call or returns AWS's `AccessDenied`.
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let set = self.policy_set(caller)?;
+        let req = self.request(caller, action, resource, now);
+        match set.decide(&req) {
+            Decision::Allowed => Ok(()),
+            d => Err(ApiError::access_denied(&caller.arn, action, resource).because(d.as_str())),
+        }
+    }
+}
+
+/// Compiles a stored policy; a stored policy that no longer validates is a
+/// server fault, and denies (fail closed).
+pub fn compile_stored(label: &str, doc: &str) -> Result<CompiledPolicy, ApiError> {
+    latchkey_policy::parse(doc, PolicyKind::Identity)
+        .map(|p| CompiledPolicy::compile(label, &p))
+        .map_err(|f| {
+            ApiError::internal().because(format!("stored policy {label} is invalid: {f:?}"))
+        })
+}

@@ -1,0 +1,355 @@
+//! STS: `GetCallerIdentity`, `GetSessionToken`, `AssumeRole`.
+
+use latchkey_policy::{CompiledPolicy, Decision, PolicyKind, PolicySet};
+use latchkey_session::{SessionClaims, TemporaryCredentials, totp};
+use latchkey_store::random;
+
+use crate::error::ApiError;
+use crate::query::Params;
+use crate::state::{AppState, Caller, Identity};
+use crate::xml::{Xml, timestamp};
+
+/// Role chaining (a role session assuming a role) is capped at one hour.
+const CHAINED_MAX_SECS: i64 = 3600;
+
+pub fn get_caller_identity(caller: &Caller) -> Xml {
+    let mut x = Xml::new();
+    x.text("Arn", &caller.arn)
+        .text("UserId", &caller.user_id)
+        .text("Account", &caller.account);
+    x
+}
+
+fn credentials_xml(x: &mut Xml, creds: &TemporaryCredentials, expires: i64) {
+    x.node("Credentials", |x| {
+        x.text("AccessKeyId", &creds.access_key_id)
+            .text("SecretAccessKey", &creds.secret_access_key)
+            .text("SessionToken", &creds.session_token)
+            .text("Expiration", &timestamp(expires));
+    });
+}
+
+fn seal(state: &AppState, claims: &SessionClaims) -> Result<TemporaryCredentials, ApiError> {
+    let nonce = random::<12>().map_err(|e| ApiError::internal().because(e.to_string()))?;
+    state
+        .keyring
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .seal(claims, nonce)
+        .map_err(|e| ApiError::internal().because(e.to_string()))
+}
+
+fn mfa_failed() -> ApiError {
+    ApiError::new(
+        403,
+        "AccessDenied",
+        "MultiFactorAuthentication failed with invalid MFA one time pass code.",
+    )
+}
+
+/// Checks `SerialNumber` + `TokenCode` for an IAM user; returns whether MFA
+/// was presented and passed. A wrong, stale or replayed code is refused.
+fn check_mfa(state: &AppState, user: &str, params: &Params, now: i64) -> Result<bool, ApiError> {
+    let (serial, code) = match (params.get("SerialNumber"), params.get("TokenCode")) {
+        (None, None) => return Ok(false),
+        (Some(s), Some(c)) => (s, c),
+        _ => {
+            return Err(ApiError::validation(
+                "SerialNumber and TokenCode must be given together",
+            ));
+        }
+    };
+    if !(9..=256).contains(&serial.len()) {
+        return Err(ApiError::validation(
+            "SerialNumber must be 9 to 256 characters",
+        ));
+    }
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::validation("TokenCode must be exactly 6 digits"));
+    }
+    let (device, seed, last) = state
+        .store
+        .mfa_seed(serial)
+        .map_err(|_| mfa_failed().because("unknown MFA device"))?;
+    if device.user.as_deref() != Some(user) {
+        return Err(mfa_failed().because("the MFA device is not assigned to the caller"));
+    }
+    let step =
+        totp::verify(&seed, code, now, last).map_err(|e| mfa_failed().because(e.to_string()))?;
+    // Atomic: of two concurrent uses of one code, one wins.
+    if !state.store.use_mfa_step(serial, step)? {
+        return Err(mfa_failed().because("the MFA code was already used"));
+    }
+    Ok(true)
+}
+
+fn new_token_id() -> Result<[u8; 16], ApiError> {
+    random::<16>().map_err(|e| ApiError::internal().because(e.to_string()))
+}
+
+pub fn get_session_token(
+    state: &AppState,
+    caller: &Caller,
+    params: &Params,
+    now: i64,
+) -> Result<Xml, ApiError> {
+    let Identity::User { name } = &caller.identity else {
+        return Err(ApiError::new(
+            403,
+            "AccessDenied",
+            "Cannot call GetSessionToken with session credentials",
+        ));
+    };
+    if caller.session.is_some() {
+        return Err(ApiError::new(
+            403,
+            "AccessDenied",
+            "Cannot call GetSessionToken with session credentials",
+        ));
+    }
+    let duration = params
+        .int("DurationSeconds", 900..=129_600)?
+        .unwrap_or(43_200);
+    let mfa = check_mfa(state, name, params, now)?;
+    let claims = SessionClaims {
+        token_id: new_token_id()?,
+        account: caller.account.clone(),
+        principal_arn: caller.arn.clone(),
+        issued: now,
+        expires: now + duration,
+        mfa_authenticated: mfa,
+        mfa_time: mfa.then_some(now),
+        source_ip: caller.source_ip.clone(),
+        ..SessionClaims::default()
+    };
+    let creds = seal(state, &claims)?;
+    let mut x = Xml::new();
+    credentials_xml(&mut x, &creds, claims.expires);
+    Ok(x)
+}
+
+fn valid_session_name(s: &str) -> bool {
+    (2..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
+}
+
+pub fn assume_role(
+    state: &AppState,
+    caller: &Caller,
+    params: &Params,
+    now: i64,
+) -> Result<Xml, ApiError> {
+    let role_arn = params.required("RoleArn")?;
+    let session_name = params.required("RoleSessionName")?;
+    if !valid_session_name(session_name) {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length 2 to 64",
+        ));
+    }
+    if !(20..=2048).contains(&role_arn.len()) {
+        return Err(ApiError::validation(
+            "RoleArn must be 20 to 2048 characters",
+        ));
+    }
+    let denied = || ApiError::access_denied(&caller.arn, "sts:AssumeRole", role_arn);
+    // A role outside this account, or one that does not exist, is simply
+    // not assumable: the same answer as a trust-policy refusal.
+    let prefix = format!("arn:aws:iam::{}:role/", caller.account);
+    let role_name = role_arn
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.rsplit('/').next())
+        .ok_or_else(|| denied().because("role ARN outside this account"))?;
+    let role = state
+        .store
+        .get_role(role_name)
+        .map_err(|_| denied().because("no such role"))?;
+    if role.arn != role_arn {
+        return Err(denied().because("role path does not match"));
+    }
+
+    let chained = matches!(caller.identity, Identity::Role { .. });
+    let max = if chained {
+        CHAINED_MAX_SECS
+    } else {
+        role.max_session_duration
+    };
+    let duration = params.int("DurationSeconds", 900..=43_200)?.unwrap_or(3600);
+    if duration > max {
+        return Err(ApiError::validation(format!(
+            "The requested DurationSeconds exceeds the {} set for this role.",
+            if chained {
+                "1 hour session limit for roles assumed by role chaining"
+            } else {
+                "MaxSessionDuration"
+            }
+        )));
+    }
+    let inline_policy = params.get("Policy").unwrap_or("");
+    if inline_policy.len() > 2048 {
+        return Err(ApiError::new(
+            400,
+            "PackedPolicyTooLarge",
+            "Packed size of session policies exceeds the limit.",
+        ));
+    }
+    if !inline_policy.is_empty() {
+        latchkey_policy::parse(inline_policy, PolicyKind::Identity).map_err(|f| {
+            ApiError::new(
+                400,
+                "MalformedPolicyDocument",
+                format!(
+                    "The policy is not valid: {}",
+                    f.first().map(ToString::to_string).unwrap_or_default()
+                ),
+            )
+        })?;
+    }
+    let policy_arns: Vec<String> = params
+        .arns("PolicyArns")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if policy_arns.len() > 10 {
+        return Err(ApiError::validation("At most 10 PolicyArns"));
+    }
+    for arn in &policy_arns {
+        state.store.managed_policy(arn).map_err(|_| {
+            ApiError::new(
+                400,
+                "InvalidParameterValue",
+                format!("Policy {arn} does not exist"),
+            )
+        })?;
+    }
+    let tags = params.tags("Tags");
+    if tags.len() > 50
+        || tags
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.len() > 128 || v.len() > 256)
+    {
+        return Err(ApiError::validation(
+            "Session tags: at most 50, keys 1-128 and values up to 256 characters",
+        ));
+    }
+    let source_identity = params.get("SourceIdentity").unwrap_or("");
+    if let Some(prev) = caller
+        .session
+        .as_ref()
+        .map(|c| c.source_identity.as_str())
+        .filter(|s| !s.is_empty())
+        && !source_identity.is_empty()
+        && source_identity != prev
+    {
+        return Err(denied().because("SourceIdentity cannot change within a role chain"));
+    }
+
+    // MFA: presented now (IAM users), or carried by the caller's session.
+    let (mfa, mfa_time) = match &caller.identity {
+        Identity::User { name } => {
+            if check_mfa(state, name, params, now)? {
+                (true, Some(now))
+            } else {
+                let s = caller.session.as_ref();
+                (
+                    s.is_some_and(|c| c.mfa_authenticated),
+                    s.and_then(|c| c.mfa_time),
+                )
+            }
+        }
+        Identity::Role { .. } => {
+            let s = caller.session.as_ref();
+            (
+                s.is_some_and(|c| c.mfa_authenticated),
+                s.and_then(|c| c.mfa_time),
+            )
+        }
+    };
+
+    let mut req = state.request(caller, "sts:AssumeRole", &role.arn, now);
+    // Trust policies see MFA as of this call (aws:MultiFactorAuthPresent is
+    // only present for temporary credentials or when MFA was just given).
+    if mfa || caller.session.is_some() {
+        req.set_context(
+            "aws:MultiFactorAuthPresent",
+            [if mfa { "true" } else { "false" }],
+        );
+    }
+    if let Some(t) = mfa_time {
+        req.set_context("aws:MultiFactorAuthAge", [(now - t).max(0).to_string()]);
+    }
+    if let Some(external) = params.get("ExternalId") {
+        req.set_context("sts:ExternalId", [external]);
+    }
+    req.set_context("sts:RoleSessionName", [session_name]);
+    if !source_identity.is_empty() {
+        req.set_context("sts:SourceIdentity", [source_identity]);
+    }
+    req.set_context("aws:TagKeys", tags.iter().map(|(k, _)| k.clone()));
+    for (k, v) in &tags {
+        req.set_context(&format!("aws:RequestTag/{k}"), [v.as_str()]);
+    }
+    let trust = latchkey_policy::parse(&role.trust_policy, PolicyKind::Trust)
+        .map(|p| CompiledPolicy::compile("trust policy", &p))
+        .map_err(|_| denied().because("the role's trust policy is invalid"))?;
+    let identity = state.policy_set(caller)?;
+    let set = PolicySet {
+        identity: identity.identity,
+        resource: Some(trust),
+        permissions_boundary: None,
+        session: identity.session,
+    };
+    match set.decide_assume_role(&req) {
+        Decision::Allowed => {}
+        d => return Err(denied().because(format!("{} by trust or identity policy", d.as_str()))),
+    }
+
+    let claims = SessionClaims {
+        token_id: new_token_id()?,
+        account: caller.account.clone(),
+        principal_arn: caller.arn.clone(),
+        role_arn: role.arn.clone(),
+        role_id: role.id.clone(),
+        session_name: session_name.to_owned(),
+        issued: now,
+        expires: now + duration,
+        mfa_authenticated: mfa,
+        mfa_time: if mfa { mfa_time } else { None },
+        source_identity: if source_identity.is_empty() {
+            caller
+                .session
+                .as_ref()
+                .map(|c| c.source_identity.clone())
+                .unwrap_or_default()
+        } else {
+            source_identity.to_owned()
+        },
+        source_ip: caller.source_ip.clone(),
+        tags,
+        session_policy: inline_policy.to_owned(),
+        policy_arns,
+        chain_depth: caller
+            .session
+            .as_ref()
+            .map_or(0, |c| c.chain_depth.saturating_add(1)),
+    };
+    let creds = seal(state, &claims)?;
+    let packed = (inline_policy.len() * 100 / 2048).min(100);
+    let mut x = Xml::new();
+    credentials_xml(&mut x, &creds, claims.expires);
+    x.node("AssumedRoleUser", |x| {
+        x.text("AssumedRoleId", &format!("{}:{}", role.id, session_name))
+            .text(
+                "Arn",
+                &format!(
+                    "arn:aws:sts::{}:assumed-role/{}/{}",
+                    caller.account, role.name, session_name
+                ),
+            );
+    });
+    x.text("PackedPolicySize", &packed.to_string());
+    if !claims.source_identity.is_empty() {
+        x.text("SourceIdentity", &claims.source_identity);
+    }
+    Ok(x)
+}

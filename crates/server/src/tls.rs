@@ -1,0 +1,110 @@
+//! A self-signed CA and a server certificate made on first start, and the
+//! rustls configuration that serves them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::files::write_private;
+
+const CA_CN: &str = "Latchkey local CA";
+
+fn ca_params() -> Result<CertificateParams> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, CA_CN);
+    dn.push(DnType::OrganizationName, "Latchkey");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(params)
+}
+
+/// Paths of the PEM files in the data directory.
+pub struct TlsFiles {
+    pub ca_cert: std::path::PathBuf,
+    pub ca_key: std::path::PathBuf,
+    pub server_cert: std::path::PathBuf,
+    pub server_key: std::path::PathBuf,
+}
+
+impl TlsFiles {
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            ca_cert: dir.join("ca.pem"),
+            ca_key: dir.join("ca.key"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        }
+    }
+}
+
+/// Creates the CA (once) and a server certificate for `names` (localhost,
+/// 127.0.0.1 and ::1 are always included) unless one exists.
+pub fn ensure_certificates(files: &TlsFiles, names: &[String]) -> Result<()> {
+    if !files.ca_key.exists() {
+        let key = KeyPair::generate()?;
+        let cert = ca_params()?.self_signed(&key)?;
+        write_private(&files.ca_key, key.serialize_pem().as_bytes())?;
+        std::fs::write(&files.ca_cert, cert.pem())?;
+        // A new CA invalidates any old server certificate.
+        let _ = std::fs::remove_file(&files.server_cert);
+    }
+    if files.server_cert.exists() && files.server_key.exists() {
+        return Ok(());
+    }
+    let ca_key = KeyPair::from_pem(&std::fs::read_to_string(&files.ca_key)?)
+        .context("reading the CA key")?;
+    let issuer = Issuer::new(ca_params()?, ca_key);
+    let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    for n in names {
+        if !sans.contains(n) {
+            sans.push(n.clone());
+        }
+    }
+    let mut params = CertificateParams::new(sans)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "latchkey");
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    write_private(&files.server_key, key.serialize_pem().as_bytes())?;
+    std::fs::write(&files.server_cert, cert.pem())?;
+    Ok(())
+}
+
+/// The rustls server configuration (aws-lc-rs, TLS 1.2 and 1.3, h2 and http/1.1).
+pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>> {
+    let mut chain: Vec<CertificateDer<'static>> = Vec::new();
+    for path in [&files.server_cert, &files.ca_cert] {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            chain.push(cert?);
+        }
+    }
+    let key_pem = std::fs::read(&files.server_key)?;
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())?
+        .context("no private key in server.key")?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
