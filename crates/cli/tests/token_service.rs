@@ -1,0 +1,540 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! The token service end to end: `latchkey serve` on a random port, driven
+//! by the stock AWS CLI and boto3 (installed by scripts/test). TOTP codes
+//! come from Python's hmac, not from our own TOTP code.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use latchkey_session::{ClusterKey, KeyRing, SessionClaims};
+use latchkey_store::{Store, Vault};
+use serde_json::Value;
+
+struct Server {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    fn start(dir: &Path, port: u16) -> Self {
+        let log = std::fs::File::create(dir.with_extension("log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("LATCHKEY_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "latchkey serve did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child: Some(child),
+            dir: dir.to_owned(),
+            port,
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Credentials to run the AWS CLI with: the admin's (from the generated
+/// files) or explicit ones.
+#[derive(Clone, Default)]
+struct Creds {
+    key: String,
+    secret: String,
+    token: Option<String>,
+}
+
+fn aws(server: &Server, creds: Option<&Creds>, args: &[&str]) -> Output {
+    let mut cmd = Command::new("aws");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let d = &server.dir;
+    cmd.env("AWS_CONFIG_FILE", d.join("aws.config"))
+        .env("AWS_CA_BUNDLE", d.join("ca.pem"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args(["--endpoint-url", &server.endpoint(), "--output", "json"]);
+    match creds {
+        None => {
+            cmd.env("AWS_SHARED_CREDENTIALS_FILE", d.join("admin.credentials"));
+        }
+        Some(c) => {
+            cmd.env("AWS_SHARED_CREDENTIALS_FILE", d.join("none"))
+                .env("AWS_ACCESS_KEY_ID", &c.key)
+                .env("AWS_SECRET_ACCESS_KEY", &c.secret);
+            if let Some(t) = &c.token {
+                cmd.env("AWS_SESSION_TOKEN", t);
+            }
+        }
+    }
+    cmd.args(args)
+        .output()
+        .expect("the AWS CLI must be installed (scripts/test installs it)")
+}
+
+fn ok(out: Output) -> Value {
+    assert!(
+        out.status.success(),
+        "aws failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.stdout.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn error_code(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected a failure, got {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.split('(')
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap_or(&err)
+        .to_owned()
+}
+
+/// A TOTP code from Python's hmac for `offset` seconds from now.
+fn totp(seed_file: &Path, offset: i64) -> String {
+    let script = r#"
+import base64, hashlib, hmac, struct, sys, time
+s = open(sys.argv[1]).read().strip()
+seed = base64.b32decode(s + "=" * (-len(s) % 8))
+c = (int(time.time()) + int(sys.argv[2])) // 30
+h = hmac.new(seed, struct.pack(">Q", c), hashlib.sha1).digest()
+o = h[19] & 15
+print("%06d" % ((struct.unpack(">I", h[o:o + 4])[0] & 0x7fffffff) % 1000000))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(seed_file)
+        .arg(offset.to_string())
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Waits until at least 10 s remain in the current 30 s TOTP step, so a
+/// code computed now is still current when the server checks it.
+fn settle_totp_window() {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if secs % 30 > 20 {
+        std::thread::sleep(Duration::from_secs(31 - secs % 30));
+    }
+}
+
+/// Sleeps into the first second of the next 30 s TOTP step.
+fn next_totp_step() {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::thread::sleep(Duration::from_secs(31 - secs % 30));
+}
+
+fn creds_of(v: &Value) -> Creds {
+    let c = &v["Credentials"];
+    Creds {
+        key: c["AccessKeyId"].as_str().unwrap().into(),
+        secret: c["SecretAccessKey"].as_str().unwrap().into(),
+        token: c["SessionToken"].as_str().map(str::to_owned),
+    }
+}
+
+/// Runs a Python snippet with botocore/boto3; returns stdout.
+fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn token_service_with_the_aws_cli_and_boto3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let port = free_port();
+    let mut server = Server::start(&dir, port);
+
+    // The generated files are private.
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["master.key", "admin.credentials", "ca.key", "server.key"] {
+        let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+
+    // The administrator, straight from the generated credentials file.
+    let me = ok(aws(&server, None, &["sts", "get-caller-identity"]));
+    let account = me["Account"].as_str().unwrap().to_owned();
+    assert_eq!(me["Arn"], format!("arn:aws:iam::{account}:user/admin"));
+
+    // A user with a key, and a role whose trust policy requires MFA.
+    ok(aws(
+        &server,
+        None,
+        &["iam", "create-user", "--user-name", "alice"],
+    ));
+    let key = ok(aws(
+        &server,
+        None,
+        &["iam", "create-access-key", "--user-name", "alice"],
+    ));
+    let alice = Creds {
+        key: key["AccessKey"]["AccessKeyId"].as_str().unwrap().into(),
+        secret: key["AccessKey"]["SecretAccessKey"].as_str().unwrap().into(),
+        token: None,
+    };
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:user/alice"}},"Action":"sts:AssumeRole","Condition":{{"Bool":{{"aws:MultiFactorAuthPresent":"true"}}}}}}]}}"#
+    );
+    let role = ok(aws(
+        &server,
+        None,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "db-reader",
+            "--assume-role-policy-document",
+            &trust,
+        ],
+    ));
+    let role_arn = role["Role"]["Arn"].as_str().unwrap().to_owned();
+    assert_eq!(
+        role["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Action"],
+        "sts:AssumeRole"
+    );
+    ok(aws(
+        &server,
+        None,
+        &[
+            "iam",
+            "put-role-policy",
+            "--role-name",
+            "db-reader",
+            "--policy-name",
+            "connect",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#,
+        ],
+    ));
+
+    // Register a virtual MFA device.
+    let seed = tmp.path().join("seed.txt");
+    let device = ok(aws(
+        &server,
+        None,
+        &[
+            "iam",
+            "create-virtual-mfa-device",
+            "--virtual-mfa-device-name",
+            "alice",
+            "--outfile",
+            seed.to_str().unwrap(),
+            "--bootstrap-method",
+            "Base32StringSeed",
+        ],
+    ));
+    let serial = device["VirtualMFADevice"]["SerialNumber"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    settle_totp_window();
+    ok(aws(
+        &server,
+        None,
+        &[
+            "iam",
+            "enable-mfa-device",
+            "--user-name",
+            "alice",
+            "--serial-number",
+            &serial,
+            "--authentication-code1",
+            &totp(&seed, -30),
+            "--authentication-code2",
+            &totp(&seed, 0),
+        ],
+    ));
+    assert_eq!(
+        ok(aws(
+            &server,
+            None,
+            &["iam", "list-mfa-devices", "--user-name", "alice"]
+        ))["MFADevices"][0]["SerialNumber"],
+        serial.as_str()
+    );
+
+    // Assume the role: no MFA, wrong, stale, good, then the same code again.
+    let assume = |code: Option<&str>| {
+        let mut args = vec![
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &role_arn,
+            "--role-session-name",
+            "alice-laptop",
+        ];
+        if let Some(c) = code {
+            args.extend(["--serial-number", &serial, "--token-code", c]);
+        }
+        aws(&server, Some(&alice), &args)
+    };
+    assert_eq!(error_code(&assume(None)), "AccessDenied");
+    assert_eq!(error_code(&assume(Some("000000"))), "AccessDenied");
+    assert_eq!(
+        error_code(&assume(Some(&totp(&seed, -90)))),
+        "AccessDenied",
+        "a stale code"
+    );
+    settle_totp_window();
+    let code = totp(&seed, 30);
+    let session = ok(assume(Some(&code)));
+    assert_eq!(
+        session["AssumedRoleUser"]["Arn"],
+        format!("arn:aws:sts::{account}:assumed-role/db-reader/alice-laptop")
+    );
+    assert_eq!(
+        error_code(&assume(Some(&code))),
+        "AccessDenied",
+        "a reused code"
+    );
+    let role_creds = creds_of(&session);
+    assert!(role_creds.key.starts_with("ASIA"));
+
+    // The temporary credentials work; a tampered token does not; the role
+    // may not administer IAM.
+    let who = ok(aws(
+        &server,
+        Some(&role_creds),
+        &["sts", "get-caller-identity"],
+    ));
+    assert_eq!(
+        who["Arn"],
+        format!("arn:aws:sts::{account}:assumed-role/db-reader/alice-laptop")
+    );
+    let mut tampered = role_creds.clone();
+    let t = tampered.token.as_mut().unwrap();
+    let mid = t.len() / 2;
+    let flipped = if &t[mid..=mid] == "A" { "B" } else { "A" };
+    t.replace_range(mid..=mid, flipped);
+    assert_eq!(
+        error_code(&aws(
+            &server,
+            Some(&tampered),
+            &["sts", "get-caller-identity"]
+        )),
+        "InvalidClientTokenId"
+    );
+    let mut wrong_secret = role_creds.clone();
+    wrong_secret.secret = "x".repeat(40);
+    assert_eq!(
+        error_code(&aws(
+            &server,
+            Some(&wrong_secret),
+            &["sts", "get-caller-identity"]
+        )),
+        "SignatureDoesNotMatch"
+    );
+    assert_eq!(
+        error_code(&aws(
+            &server,
+            Some(&role_creds),
+            &["iam", "create-user", "--user-name", "mallory"]
+        )),
+        "AccessDenied"
+    );
+    assert_eq!(
+        error_code(&aws(&server, Some(&alice), &["iam", "list-users"])),
+        "AccessDenied"
+    );
+
+    // GetSessionToken with MFA (a code newer than the last one used, so
+    // wait for the next step), and boto3 as a second client.
+    next_totp_step();
+    let st = ok(aws(
+        &server,
+        Some(&alice),
+        &[
+            "sts",
+            "get-session-token",
+            "--duration-seconds",
+            "900",
+            "--serial-number",
+            &serial,
+            "--token-code",
+            &totp(&seed, 30),
+        ],
+    ));
+    let st = creds_of(&st);
+    let boto = python(
+        "import boto3,sys; c=boto3.client('sts', endpoint_url=sys.argv[1], verify=sys.argv[2], region_name='us-east-1', aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4], aws_session_token=sys.argv[5]); print(c.get_caller_identity()['Arn'])",
+        &[
+            &server.endpoint(),
+            dir.join("ca.pem").to_str().unwrap(),
+            &st.key,
+            &st.secret,
+            st.token.as_deref().unwrap(),
+        ],
+    );
+    assert_eq!(boto, format!("arn:aws:iam::{account}:user/alice"));
+
+    // An expired session (minted here with the cluster key, already past
+    // its expiry): ExpiredToken.
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let expired = {
+        let hex_key = std::fs::read_to_string(dir.join("master.key")).unwrap();
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(hex_key.trim(), &mut key).unwrap();
+        let store = Store::open(&dir.join("latchkey.db"), Vault::new(1, &key)).unwrap();
+        let keys = store.cluster_keys(now).unwrap();
+        let ring = KeyRing::new(ClusterKey::new(keys[0].0, &keys[0].1));
+        let claims = SessionClaims {
+            token_id: [3; 16],
+            account: account.clone(),
+            principal_arn: format!("arn:aws:iam::{account}:user/alice"),
+            issued: now - 1000,
+            expires: now - 100,
+            ..SessionClaims::default()
+        };
+        let c = ring.seal(&claims, [5; 12]).unwrap();
+        Creds {
+            key: c.access_key_id,
+            secret: c.secret_access_key.to_string(),
+            token: Some(c.session_token),
+        }
+    };
+    assert_eq!(
+        error_code(&aws(
+            &server,
+            Some(&expired),
+            &["sts", "get-caller-identity"]
+        )),
+        "ExpiredToken"
+    );
+
+    // A request signed 20 minutes ago (botocore with its clock moved back): RequestExpired.
+    let skew = python(
+        r#"
+import datetime, ssl, sys, urllib.request, urllib.error
+import botocore.auth, botocore.awsrequest, botocore.credentials
+when = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=20)
+botocore.auth.get_current_datetime = lambda remove_tzinfo=True: when
+url, ca, ak, sk = sys.argv[1:5]
+body = "Action=GetCallerIdentity&Version=2011-06-15"
+req = botocore.awsrequest.AWSRequest(method="POST", url=url + "/", data=body, headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+botocore.auth.SigV4Auth(botocore.credentials.Credentials(ak, sk), "sts", "us-east-1").add_auth(req)
+r = urllib.request.Request(url + "/", data=body.encode(), headers=dict(req.headers.items()), method="POST")
+try:
+    urllib.request.urlopen(r, context=ssl.create_default_context(cafile=ca))
+    print("200")
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+"#,
+        &[
+            &server.endpoint(),
+            dir.join("ca.pem").to_str().unwrap(),
+            &alice.key,
+            &alice.secret,
+        ],
+    );
+    assert!(
+        skew.starts_with("400") && skew.contains("<Code>RequestExpired</Code>"),
+        "{skew}"
+    );
+
+    // Restart: nothing is lost, and credentials minted before still work.
+    server.stop();
+    let server = Server::start(&dir, port);
+    assert_eq!(
+        ok(aws(
+            &server,
+            None,
+            &["iam", "get-user", "--user-name", "alice"]
+        ))["User"]["UserName"],
+        "alice"
+    );
+    let who = ok(aws(
+        &server,
+        Some(&role_creds),
+        &["sts", "get-caller-identity"],
+    ));
+    assert_eq!(
+        who["Arn"],
+        format!("arn:aws:sts::{account}:assumed-role/db-reader/alice-laptop")
+    );
+    let who = ok(aws(&server, Some(&alice), &["sts", "get-caller-identity"]));
+    assert_eq!(
+        who["UserId"].as_str().map(|s| s.starts_with("AIDA")),
+        Some(true)
+    );
+    // Secrets never reach the log.
+    let log = std::fs::read_to_string(dir.with_extension("log")).unwrap();
+    for secret in [
+        &alice.secret,
+        &role_creds.secret,
+        role_creds.token.as_ref().unwrap(),
+    ] {
+        assert!(!log.contains(secret.as_str()), "a secret reached the log");
+    }
+}
