@@ -528,6 +528,25 @@ except urllib.error.HTTPError as e:
         who["UserId"].as_str().map(|s| s.starts_with("AIDA")),
         Some(true)
     );
+    // Deactivating a key takes effect at once.
+    ok(aws(
+        &server,
+        None,
+        &[
+            "iam",
+            "update-access-key",
+            "--user-name",
+            "alice",
+            "--access-key-id",
+            &alice.key,
+            "--status",
+            "Inactive",
+        ],
+    ));
+    assert_eq!(
+        error_code(&aws(&server, Some(&alice), &["sts", "get-caller-identity"])),
+        "InvalidClientTokenId"
+    );
     // Secrets never reach the log.
     let log = std::fs::read_to_string(dir.with_extension("log")).unwrap();
     for secret in [

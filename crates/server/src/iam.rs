@@ -161,12 +161,14 @@ pub fn handle(
             let name = params.required("UserName")?;
             authorize(&state.user_arn(name))?;
             store.delete_user(name)?;
+            state.invalidate_key_cache();
             return Ok(None);
         }
         "TagUser" => {
             let name = params.required("UserName")?;
             authorize(&state.user_arn(name))?;
             store.tag_user(name, &params.tags("Tags"))?;
+            state.invalidate_key_cache();
             return Ok(None);
         }
         "CreateAccessKey" => {
@@ -216,6 +218,7 @@ pub fn handle(
                 };
                 store.update_access_key(id, active)?;
             }
+            state.invalidate_key_cache();
             return Ok(None);
         }
         "CreateRole" => {

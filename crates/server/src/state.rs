@@ -20,7 +20,18 @@ pub struct AppState {
     /// ARN -> sessions issued before this time are revoked.
     pub revocations: RwLock<HashMap<String, i64>>,
     pub verifier: Verifier,
+    /// Long-term keys recently used: access key id -> caller and secret.
+    /// Saves a store read and two AES-GCM opens per request; entries live
+    /// [`KEY_CACHE_SECS`] and are dropped at once when IAM changes keys or users.
+    key_cache: RwLock<HashMap<String, CachedKey>>,
 }
+
+/// A cached long-term key: its caller, secret, and when it was read.
+type CachedKey = (Caller, zeroize::Zeroizing<String>, i64);
+
+/// How long a long-term key stays cached (bounds how late another node's
+/// deactivation is seen).
+pub const KEY_CACHE_SECS: i64 = 30;
 
 /// Requests dated further than this from the server's clock are refused
 /// (`RequestExpired`), as AWS does.
@@ -86,6 +97,7 @@ impl AppState {
             keyring: RwLock::new(ring),
             revocations: RwLock::new(revocations),
             verifier: Verifier::with_cache(4096),
+            key_cache: RwLock::new(HashMap::new()),
         })
     }
 
@@ -127,7 +139,7 @@ impl AppState {
         let (caller, secret) = if akid.starts_with("ASIA") {
             self.temporary_caller(&akid, header("x-amz-security-token"), now, &req.source_ip)?
         } else {
-            self.long_term_caller(&akid, &req.source_ip)?
+            self.long_term_caller(&akid, &req.source_ip, now)?
         };
         let expect = Expectations {
             service,
@@ -157,7 +169,19 @@ impl AppState {
         &self,
         akid: &str,
         source_ip: &str,
+        now: i64,
     ) -> Result<(Caller, zeroize::Zeroizing<String>), ApiError> {
+        if let Some((caller, secret, at)) = self
+            .key_cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(akid)
+            && now - at < KEY_CACHE_SECS
+        {
+            let mut caller = caller.clone();
+            caller.source_ip = source_ip.to_owned();
+            return Ok((caller, secret.clone()));
+        }
         let (key, secret) = self
             .store
             .access_key_secret(akid)?
@@ -166,19 +190,30 @@ impl AppState {
                 ApiError::invalid_token().because(format!("unknown or inactive access key {akid}"))
             })?;
         let user = self.store.get_user(&key.user)?;
-        Ok((
-            Caller {
-                arn: user.arn,
-                user_id: user.id,
-                account: self.store.account_id().to_owned(),
-                identity: Identity::User { name: user.name },
-                access_key_id: akid.to_owned(),
-                session: None,
-                source_ip: source_ip.to_owned(),
-                tags: user.tags,
-            },
-            secret,
-        ))
+        let caller = Caller {
+            arn: user.arn,
+            user_id: user.id,
+            account: self.store.account_id().to_owned(),
+            identity: Identity::User { name: user.name },
+            access_key_id: akid.to_owned(),
+            session: None,
+            source_ip: source_ip.to_owned(),
+            tags: user.tags,
+        };
+        let mut cache = self.key_cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(akid.to_owned(), (caller.clone(), secret.clone(), now));
+        Ok((caller, secret))
+    }
+
+    /// Forgets cached long-term keys (after IAM changed keys or users).
+    pub fn invalidate_key_cache(&self) {
+        self.key_cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     fn temporary_caller(
@@ -217,34 +252,22 @@ impl AppState {
             )
             .because("session issued before the revocation time"));
         }
-        let (arn, user_id, identity, tags) = if c.role_arn.is_empty() {
+        // Stateless: everything comes from the sealed claims. Principal
+        // tags are read at authorisation time, with the policies.
+        let (arn, user_id, identity) = if c.role_arn.is_empty() {
             let name = c
                 .principal_arn
                 .rsplit('/')
                 .next()
                 .unwrap_or_default()
                 .to_owned();
-            let user = self.store.get_user(&name).map_err(|_| {
-                ApiError::invalid_token().because("the session's user no longer exists")
-            })?;
             (
-                user.arn,
-                user.id,
-                Identity::User { name: user.name },
-                user.tags,
+                c.principal_arn.clone(),
+                c.principal_id.clone(),
+                Identity::User { name },
             )
         } else {
             let role_name = c.role_arn.rsplit('/').next().unwrap_or_default().to_owned();
-            let role = self.store.get_role(&role_name).map_err(|_| {
-                ApiError::invalid_token().because("the session's role no longer exists")
-            })?;
-            let mut tags = role.tags;
-            for (k, v) in &c.tags {
-                match tags.iter_mut().find(|(tk, _)| tk.eq_ignore_ascii_case(k)) {
-                    Some(slot) => slot.1 = v.clone(),
-                    None => tags.push((k.clone(), v.clone())),
-                }
-            }
             (
                 format!(
                     "arn:aws:sts::{}:assumed-role/{}/{}",
@@ -255,9 +278,9 @@ impl AppState {
                     name: role_name,
                     session: c.session_name.clone(),
                 },
-                tags,
             )
         };
+        let tags = c.tags.clone();
         Ok((
             Caller {
                 arn,
@@ -283,7 +306,32 @@ impl AppState {
     }
 
     /// The request context the policy engine sees for this caller.
-    pub fn request(&self, caller: &Caller, action: &str, resource: &str, now: i64) -> Request {
+    /// The caller's principal tags: the user's or role's stored tags, with
+    /// session tags taking precedence.
+    fn principal_tags(&self, caller: &Caller) -> Result<Vec<(String, String)>, ApiError> {
+        if caller.session.is_none() {
+            return Ok(caller.tags.clone());
+        }
+        let mut tags = match &caller.identity {
+            Identity::User { name } => self.store.get_user(name)?.tags,
+            Identity::Role { name, .. } => self.store.get_role(name)?.tags,
+        };
+        for (k, v) in &caller.tags {
+            match tags.iter_mut().find(|(tk, _)| tk.eq_ignore_ascii_case(k)) {
+                Some(slot) => slot.1 = v.clone(),
+                None => tags.push((k.clone(), v.clone())),
+            }
+        }
+        Ok(tags)
+    }
+
+    pub fn request(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        now: i64,
+    ) -> Result<Request, ApiError> {
         let mut r = Request::new(action, resource).with_caller(&caller.arn);
         r.set_context("aws:SourceIp", [caller.source_ip.as_str()]);
         r.set_context(
@@ -322,10 +370,10 @@ impl AppState {
                 r.set_context("aws:SourceIdentity", [c.source_identity.as_str()]);
             }
         }
-        for (k, v) in &caller.tags {
+        for (k, v) in self.principal_tags(caller)? {
             r.set_context(&format!("aws:PrincipalTag/{k}"), [v.as_str()]);
         }
-        r
+        Ok(r)
     }
 
     /// The caller's identity policies (and session policies), compiled.
@@ -362,7 +410,7 @@ impl AppState {
         now: i64,
     ) -> Result<(), ApiError> {
         let set = self.policy_set(caller)?;
-        let req = self.request(caller, action, resource, now);
+        let req = self.request(caller, action, resource, now)?;
         match set.decide(&req) {
             Decision::Allowed => Ok(()),
             d => Err(ApiError::access_denied(&caller.arn, action, resource).because(d.as_str())),

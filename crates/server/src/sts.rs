@@ -115,6 +115,7 @@ pub fn get_session_token(
         token_id: new_token_id()?,
         account: caller.account.clone(),
         principal_arn: caller.arn.clone(),
+        principal_id: caller.user_id.clone(),
         issued: now,
         expires: now + duration,
         mfa_authenticated: mfa,
@@ -266,7 +267,7 @@ pub fn assume_role(
         }
     };
 
-    let mut req = state.request(caller, "sts:AssumeRole", &role.arn, now);
+    let mut req = state.request(caller, "sts:AssumeRole", &role.arn, now)?;
     // Trust policies see MFA as of this call (aws:MultiFactorAuthPresent is
     // only present for temporary credentials or when MFA was just given).
     if mfa || caller.session.is_some() {
@@ -308,6 +309,7 @@ pub fn assume_role(
         token_id: new_token_id()?,
         account: caller.account.clone(),
         principal_arn: caller.arn.clone(),
+        principal_id: caller.user_id.clone(),
         role_arn: role.arn.clone(),
         role_id: role.id.clone(),
         session_name: session_name.to_owned(),

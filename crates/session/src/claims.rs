@@ -9,6 +9,8 @@ pub struct SessionClaims {
     /// The long-term identity that obtained the session (user ARN, or the
     /// previous role session for role chaining).
     pub principal_arn: String,
+    /// The unique id of that identity (`AIDA...`, or `AROA...:session`).
+    pub principal_id: String,
     /// The assumed role's ARN; empty for `GetSessionToken`.
     pub role_arn: String,
     /// The role's unique id (`AROA...`); empty for `GetSessionToken`.
@@ -123,6 +125,7 @@ impl SessionClaims {
         for s in [
             &self.account,
             &self.principal_arn,
+            &self.principal_id,
             &self.role_arn,
             &self.role_id,
             &self.session_name,
@@ -162,6 +165,7 @@ impl SessionClaims {
             chain_depth,
             account: r.string()?,
             principal_arn: r.string()?,
+            principal_id: r.string()?,
             role_arn: r.string()?,
             role_id: r.string()?,
             session_name: r.string()?,

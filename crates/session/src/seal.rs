@@ -253,6 +253,7 @@ mod tests {
             token_id: [7; 16],
             account: "123456789012".into(),
             principal_arn: "arn:aws:iam::123456789012:user/alice".into(),
+            principal_id: "AIDAEXAMPLEUSERID0001".into(),
             role_arn: "arn:aws:iam::123456789012:role/db-reader".into(),
             role_id: "AROAEXAMPLEROLEID0001".into(),
             session_name: "alice-laptop".into(),
