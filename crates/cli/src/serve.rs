@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 use crate::exit;
 
+/// How often each node re-reads the revocation list from the store.
+const REVOCATION_REFRESH_SECS: u64 = 5;
+
 /// Options shared by `serve` and `init`. Each may also be set in
 /// `latchkey.toml` (same names, snake_case) or by environment variable.
 #[derive(Args, Debug, Clone)]
@@ -170,6 +173,23 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         tracing::info!(address = %config.listen, "token service listening");
+        let refresher = state.clone();
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(std::time::Duration::from_secs(REVOCATION_REFRESH_SECS));
+            loop {
+                tick.tick().await;
+                let s = refresher.clone();
+                match tokio::task::spawn_blocking(move || s.reload_revocations()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(
+                        reason = e.reason.as_deref().unwrap_or(e.code),
+                        "reloading revocations failed"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "reloading revocations failed"),
+                }
+            }
+        });
         let shutdown = async {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -203,6 +203,34 @@ fn python(script: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// A Query call signed by botocore with the administrator's key (for
+/// actions the AWS CLI has no command for). Returns "STATUS BODY".
+fn signed_query(server: &Server, body: &str, service: &str) -> String {
+    python(
+        r#"
+import configparser, ssl, sys, urllib.request, urllib.error
+import botocore.auth, botocore.awsrequest, botocore.credentials
+url, ca, creds_file, body, service = sys.argv[1:6]
+cfg = configparser.ConfigParser(); cfg.read(creds_file)
+ak, sk = cfg["default"]["aws_access_key_id"], cfg["default"]["aws_secret_access_key"]
+req = botocore.awsrequest.AWSRequest(method="POST", url=url + "/", data=body, headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+botocore.auth.SigV4Auth(botocore.credentials.Credentials(ak, sk), service, "us-east-1").add_auth(req)
+r = urllib.request.Request(url + "/", data=body.encode(), headers=dict(req.headers.items()), method="POST")
+try:
+    print("200", urllib.request.urlopen(r, context=ssl.create_default_context(cafile=ca)).read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+"#,
+        &[
+            &server.endpoint(),
+            server.dir.join("ca.pem").to_str().unwrap(),
+            server.dir.join("admin.credentials").to_str().unwrap(),
+            body,
+            service,
+        ],
+    )
+}
+
 #[test]
 fn token_service_with_the_aws_cli_and_boto3() {
     let tmp = tempfile::tempdir().unwrap();
@@ -528,6 +556,25 @@ except urllib.error.HTTPError as e:
         who["UserId"].as_str().map(|s| s.starts_with("AIDA")),
         Some(true)
     );
+    // Revoking the role's sessions stops the credentials minted before.
+    let revoked = signed_query(
+        &server,
+        "Action=RevokeSessions&Version=2010-05-08&RoleName=db-reader",
+        "iam",
+    );
+    assert!(
+        revoked.starts_with("200") && revoked.contains("<RevokedBefore>"),
+        "{revoked}"
+    );
+    assert_eq!(
+        error_code(&aws(
+            &server,
+            Some(&role_creds),
+            &["sts", "get-caller-identity"]
+        )),
+        "AccessDenied"
+    );
+
     // Deactivating a key takes effect at once.
     ok(aws(
         &server,

@@ -426,6 +426,31 @@ pub fn handle(
             });
             is_truncated(&mut x);
         }
+        // Latchkey's extension, like the console's "Revoke active sessions":
+        // every session of the user or role issued before `Before`
+        // (default: now) stops working on every node.
+        "RevokeSessions" => {
+            let arn = match (params.get("UserName"), params.get("RoleName")) {
+                (Some(u), None) => store.get_user(u)?.arn,
+                (None, Some(r)) => store.get_role(r)?.arn,
+                _ => {
+                    return Err(ApiError::validation(
+                        "give exactly one of UserName or RoleName",
+                    ));
+                }
+            };
+            authorize(&arn)?;
+            let before = match params.get("Before") {
+                None => now,
+                Some(t) => latchkey_policy::condition::parse_date(t)
+                    .map(|ms| ms / 1000)
+                    .ok_or_else(|| ApiError::validation("Before must be an ISO 8601 time"))?,
+            };
+            store.revoke_sessions(&arn, before)?;
+            state.reload_revocations()?;
+            x.text("Arn", &arn)
+                .text("RevokedBefore", &timestamp(before));
+        }
         _ => {
             return Err(ApiError::new(
                 400,

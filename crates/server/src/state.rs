@@ -208,6 +208,15 @@ impl AppState {
         Ok((caller, secret))
     }
 
+    /// Re-reads the revocation list from the store. `serve` calls this
+    /// every few seconds so that every node sharing the store honours a
+    /// revocation made on another.
+    pub fn reload_revocations(&self) -> Result<(), ApiError> {
+        let fresh: HashMap<String, i64> = self.store.revocations()?.into_iter().collect();
+        *self.revocations.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+
     /// Forgets cached long-term keys (after IAM changed keys or users).
     pub fn invalidate_key_cache(&self) {
         self.key_cache
