@@ -1,6 +1,7 @@
 //! `latchkey`: one binary, subcommands shaped like the AWS CLI where they do
 //! the same job.
 
+mod api;
 mod output;
 mod policy;
 mod serve;
@@ -30,6 +31,10 @@ enum Command {
     /// Validate IAM policies and simulate decisions.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Call the token service's STS API (AWS CLI names: get-caller-identity, assume-role, ...).
+    Sts(api::ApiArgs),
+    /// Call the token service's IAM API (AWS CLI names: create-user, put-role-policy, ...).
+    Iam(api::ApiArgs),
     /// Run the token service (STS and IAM over HTTPS), creating the data directory on first start.
     Serve(serve::ServerArgs),
     /// Create the data directory, certificates and administrator without serving.
@@ -51,6 +56,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Token(cmd) => token::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Sts(args) => api::run("sts", &args),
+        Command::Iam(args) => api::run("iam", &args),
         Command::Serve(args) => serve::run_serve(&args),
         Command::Init(args) => serve::run_init(&args),
     };

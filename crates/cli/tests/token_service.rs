@@ -575,6 +575,39 @@ except urllib.error.HTTPError as e:
         "AccessDenied"
     );
 
+    // Our own thin client speaks the same API with the same names.
+    let latchkey = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("AWS_SHARED_CREDENTIALS_FILE", dir.join("admin.credentials"))
+            .env("AWS_CA_BUNDLE", dir.join("ca.pem"))
+            .env("AWS_ENDPOINT_URL", server.endpoint())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let me = ok(latchkey(&["sts", "get-caller-identity"]));
+    assert_eq!(me["Account"], account.as_str());
+    let user = ok(latchkey(&["iam", "get-user", "--user-name", "alice"]));
+    assert_eq!(
+        user["User"]["Arn"],
+        format!("arn:aws:iam::{account}:user/alice")
+    );
+    let role = ok(latchkey(&["iam", "get-role", "--role-name", "db-reader"]));
+    assert_eq!(
+        role["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Effect"],
+        "Allow"
+    );
+    let missing = latchkey(&["iam", "get-user", "--user-name", "nobody"]);
+    assert_eq!(
+        (missing.status.code(), error_code(&missing).as_str()),
+        (Some(1), "NoSuchEntity")
+    );
+
     // Deactivating a key takes effect at once.
     ok(aws(
         &server,

@@ -16,9 +16,9 @@ use clap::{Parser, ValueEnum};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use latchkey_awsconfig::{Environment, resolve_credentials};
-use latchkey_sigv4::{AmzDate, SignRequest, encoding::encode, sign_request};
+use latchkey_client::{Endpoint, form, signed_post, tls_connector};
+use latchkey_sigv4::AmzDate;
 use rustls::pki_types::ServerName;
-use sha2::{Digest, Sha256};
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Call {
@@ -51,77 +51,41 @@ struct Args {
     threads: usize,
 }
 
-struct Target {
-    host: String,
-    port: u16,
-    authority: String,
-}
-
-fn parse_endpoint(endpoint: &str) -> Result<Target> {
-    let rest = endpoint
-        .strip_prefix("https://")
-        .context("endpoint must start with https://")?;
-    let authority = rest.trim_end_matches('/').to_owned();
-    let (host, port) = authority
-        .rsplit_once(':')
-        .context("endpoint needs a port")?;
-    Ok(Target {
-        host: host.to_owned(),
-        port: port.parse()?,
-        authority,
-    })
-}
-
 /// A signed POST, ready to send again and again.
 fn signed_request(
-    target: &Target,
+    endpoint: &Endpoint,
     call: Call,
     role_arn: Option<&str>,
     connection: usize,
 ) -> Result<hyper::Request<Full<Bytes>>> {
     let creds = resolve_credentials(&Environment::from_process(), None)?.credentials;
-    let body = match call {
-        Call::GetCallerIdentity => "Action=GetCallerIdentity&Version=2011-06-15".to_owned(),
-        Call::AssumeRole => format!(
-            "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=load-{connection}&DurationSeconds=900",
-            encode(role_arn.context("--role-arn is required for assume-role")?)
-        ),
+    let params = match call {
+        Call::GetCallerIdentity => Vec::new(),
+        Call::AssumeRole => vec![
+            (
+                "RoleArn".to_owned(),
+                role_arn
+                    .context("--role-arn is required for assume-role")?
+                    .to_owned(),
+            ),
+            ("RoleSessionName".to_owned(), format!("load-{connection}")),
+            ("DurationSeconds".to_owned(), "900".to_owned()),
+        ],
+    };
+    let action = match call {
+        Call::GetCallerIdentity => "GetCallerIdentity",
+        Call::AssumeRole => "AssumeRole",
     };
     let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?;
     let time = AmzDate::from_unix(now).context("clock")?;
-    let date = time.to_string();
-    let payload = hex::encode(Sha256::digest(body.as_bytes()));
-    let mut headers = vec![
-        (
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8",
-        ),
-        ("host", target.authority.as_str()),
-        ("x-amz-date", date.as_str()),
-    ];
-    if let Some(t) = &creds.session_token {
-        headers.push(("x-amz-security-token", t.as_str()));
-    }
-    let authorization = sign_request(
-        &SignRequest {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            payload_hash: &payload,
-            region: "us-east-1",
-            service: "sts",
-            time,
-        },
+    Ok(signed_post(
+        endpoint,
+        "sts",
+        "us-east-1",
+        form(action, "2011-06-15", &params),
         &creds,
-    )?;
-    let mut builder = hyper::Request::post("/");
-    for (k, v) in &headers {
-        builder = builder.header(*k, *v);
-    }
-    Ok(builder
-        .header("authorization", authorization)
-        .body(Full::new(Bytes::from(body)))?)
+        time,
+    )?)
 }
 
 #[derive(Default)]
@@ -133,7 +97,7 @@ struct Tally {
 
 async fn connection(
     tls: tokio_rustls::TlsConnector,
-    target: Arc<Target>,
+    target: Arc<Endpoint>,
     request: hyper::Request<Full<Bytes>>,
     until: Instant,
 ) -> Result<Tally> {
@@ -166,18 +130,8 @@ async fn connection(
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let target = Arc::new(parse_endpoint(&args.endpoint)?);
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(&args.ca_bundle)?;
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert?)?;
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let target = Arc::new(Endpoint::parse(&args.endpoint)?);
+    let tls = tls_connector(&args.ca_bundle)?;
     let requests: Vec<_> = (0..args.connections)
         .map(|i| signed_request(&target, args.call, args.role_arn.as_deref(), i))
         .collect::<Result<_>>()?;
