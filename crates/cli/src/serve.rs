@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 use crate::exit;
 
-/// How often each node re-reads the revocation list from the store.
+/// How often each node re-reads revocations and cluster keys from the
+/// store (and rotates the cluster key when due).
 const REVOCATION_REFRESH_SECS: u64 = 5;
 
 /// Options shared by `serve` and `init`. Each may also be set in
@@ -40,6 +41,9 @@ pub struct ServerArgs {
         value_delimiter = ','
     )]
     server_names: Vec<String>,
+    /// How often the cluster key that seals session tokens is replaced, e.g. 24h [default: 24h].
+    #[arg(long, env = "LATCHKEY_CLUSTER_KEY_ROTATION", value_parser = humantime::parse_duration)]
+    cluster_key_rotation: Option<std::time::Duration>,
 }
 
 /// `latchkey.toml`.
@@ -51,6 +55,8 @@ struct FileConfig {
     region: Option<String>,
     #[serde(default)]
     server_names: Vec<String>,
+    /// e.g. "24h".
+    cluster_key_rotation: Option<String>,
 }
 
 /// The configuration in effect.
@@ -59,6 +65,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub region: String,
     pub server_names: Vec<String>,
+    pub cluster_key_rotation: std::time::Duration,
 }
 
 impl ServerArgs {
@@ -91,6 +98,13 @@ impl ServerArgs {
                 .clone()
                 .or(file.region)
                 .unwrap_or_else(|| "us-east-1".into()),
+            cluster_key_rotation: match (self.cluster_key_rotation, &file.cluster_key_rotation) {
+                (Some(d), _) => d,
+                (None, Some(text)) => humantime::parse_duration(text).with_context(|| {
+                    format!("cluster_key_rotation {text:?} is not a duration like 24h")
+                })?,
+                (None, None) => std::time::Duration::from_secs(24 * 3600),
+            },
             server_names: if self.server_names.is_empty() {
                 file.server_names
             } else {
@@ -174,13 +188,21 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
             .with_context(|| format!("listening on {}", config.listen))?;
         tracing::info!(address = %config.listen, "token service listening");
         let refresher = state.clone();
+        let rotation = config.cluster_key_rotation;
         tokio::spawn(async move {
             let mut tick =
                 tokio::time::interval(std::time::Duration::from_secs(REVOCATION_REFRESH_SECS));
             loop {
                 tick.tick().await;
                 let s = refresher.clone();
-                match tokio::task::spawn_blocking(move || s.reload_revocations()).await {
+                let every = i64::try_from(rotation.as_secs())
+                    .unwrap_or(i64::MAX)
+                    .max(60);
+                let refreshed = move || {
+                    s.reload_revocations()?;
+                    s.refresh_cluster_keys(latchkey_server::state::now(), every)
+                };
+                match tokio::task::spawn_blocking(refreshed).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!(
                         reason = e.reason.as_deref().unwrap_or(e.code),

@@ -217,6 +217,20 @@ impl AppState {
         Ok(())
     }
 
+    /// Rotates the cluster key when due (on any node; the store makes it
+    /// happen once) and reloads the key ring, so that every node seals with
+    /// the newest key and still opens sessions sealed by older ones.
+    pub fn refresh_cluster_keys(&self, now: i64, every: i64) -> Result<(), ApiError> {
+        // Keep a retired key as long as a session it sealed may live
+        // (GetSessionToken: 36 h), plus an hour of margin.
+        let keep = 129_600 + 3600;
+        self.store.rotate_cluster_keys(now, every, keep)?;
+        if let Some(ring) = key_ring(self.store.cluster_keys(now)?) {
+            *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = ring;
+        }
+        Ok(())
+    }
+
     /// Forgets cached long-term keys (after IAM changed keys or users).
     pub fn invalidate_key_cache(&self) {
         self.key_cache
@@ -425,6 +439,18 @@ impl AppState {
             d => Err(ApiError::access_denied(&caller.arn, action, resource).because(d.as_str())),
         }
     }
+}
+
+/// A key ring from (id, material) pairs in id order: the newest seals,
+/// all open.
+fn key_ring(clusters: Vec<(u32, zeroize::Zeroizing<[u8; 32]>)>) -> Option<KeyRing> {
+    let mut keys = clusters.into_iter();
+    let (id, material) = keys.next()?;
+    let mut ring = KeyRing::new(ClusterKey::new(id, &material));
+    for (id, material) in keys {
+        ring.add(ClusterKey::new(id, &material), true);
+    }
+    Some(ring)
 }
 
 /// Compiles a stored policy; a stored policy that no longer validates is a

@@ -945,6 +945,46 @@ impl Store {
         Ok(())
     }
 
+    /// Adds a new cluster key when the newest is `every` seconds old, and
+    /// drops keys retired (replaced by a newer key) more than `keep`
+    /// seconds ago; the newest is never dropped.
+    /// Safe to run on every node: the insert is keyed by id, so two nodes
+    /// rotating at once add one key. Returns whether anything changed.
+    pub fn rotate_cluster_keys(&self, now: i64, every: i64, keep: i64) -> Result<bool> {
+        let newest: Option<(i64, i64)> = self
+            .db()
+            .query_row(
+                "SELECT id, created FROM cluster_keys ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let mut changed = false;
+        let newest_id = match newest {
+            Some((id, created)) if now - created < every => id,
+            Some((id, _)) => {
+                let next = u32::try_from(id + 1)
+                    .map_err(|_| StoreError::InvalidInput("cluster key ids exhausted"))?;
+                let material = Zeroizing::new(random::<32>()?);
+                let sealed = self.vault.seal(material.as_ref(), &next.to_be_bytes())?;
+                changed |= self.db().execute(
+                    "INSERT OR IGNORE INTO cluster_keys (id, material, created) VALUES (?1, ?2, ?3)",
+                    params![i64::from(next), sealed, now],
+                )? == 1;
+                i64::from(next)
+            }
+            None => return Ok(false),
+        };
+        // A key retires when its successor is created: sessions it sealed
+        // may live `keep` seconds beyond that.
+        changed |= self.db().execute(
+            "DELETE FROM cluster_keys WHERE id < ?2 AND
+               (SELECT created FROM cluster_keys n WHERE n.id > cluster_keys.id ORDER BY n.id LIMIT 1) < ?1",
+            params![now - keep, newest_id],
+        )? > 0;
+        Ok(changed)
+    }
+
     /// Re-wraps every sealed secret with the vault's current master key.
     /// Returns how many were re-wrapped.
     pub fn rewrap_all(&self) -> Result<usize> {

@@ -214,3 +214,32 @@ fn cluster_keys_revocations_and_master_key_rotation() {
         first.2
     );
 }
+
+#[test]
+fn cluster_keys_rotate_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let first = store.cluster_keys(NOW).unwrap();
+    assert_eq!(first.len(), 1);
+    // Not due yet.
+    assert!(!store.rotate_cluster_keys(NOW + 100, 3600, 10_000).unwrap());
+    // Due: a second key; the first is kept while sessions it sealed may live.
+    assert!(store.rotate_cluster_keys(NOW + 3600, 3600, 10_000).unwrap());
+    let keys = store.cluster_keys(NOW + 3600).unwrap();
+    assert_eq!(keys.iter().map(|k| k.0).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(*keys[0].1, *first[0].1);
+    // Long after: the first key is dropped, the newest never is.
+    assert!(
+        store
+            .rotate_cluster_keys(NOW + 3600 + 10_001, 100_000, 10_000)
+            .unwrap()
+    );
+    let keys = store.cluster_keys(NOW).unwrap();
+    assert_eq!(keys.iter().map(|k| k.0).collect::<Vec<_>>(), [2]);
+    assert!(
+        !store
+            .rotate_cluster_keys(NOW + 1_000_000_000, 1_000_000_001, 1)
+            .unwrap()
+    );
+    assert_eq!(store.cluster_keys(NOW).unwrap().len(), 1);
+}
