@@ -39,6 +39,8 @@ enum Command {
     Serve(serve::ServerArgs),
     /// Create the data directory, certificates and administrator without serving.
     Init(serve::ServerArgs),
+    /// Replace the master key that wraps every stored secret, with no downtime.
+    RotateMasterKey(serve::RotateArgs),
 }
 
 /// Exit codes shared by every subcommand.
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Iam(args) => api::run("iam", &args),
         Command::Serve(args) => serve::run_serve(&args),
         Command::Init(args) => serve::run_init(&args),
+        Command::RotateMasterKey(args) => serve::run_rotate_master_key(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use latchkey_server::bootstrap::{DataDir, InitReport, init};
+use latchkey_server::bootstrap::{DataDir, InitReport, init, load_vault, rotate_master_key};
 use latchkey_server::state::AppState;
 use serde::Deserialize;
 
@@ -189,6 +189,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         tracing::info!(address = %config.listen, "token service listening");
         let refresher = state.clone();
         let rotation = config.cluster_key_rotation;
+        let master_key = dir.master_key();
         tokio::spawn(async move {
             let mut tick =
                 tokio::time::interval(std::time::Duration::from_secs(REVOCATION_REFRESH_SECS));
@@ -198,17 +199,23 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
                 let every = i64::try_from(rotation.as_secs())
                     .unwrap_or(i64::MAX)
                     .max(60);
-                let refreshed = move || {
-                    s.reload_revocations()?;
+                let master = master_key.clone();
+                let refreshed = move || -> anyhow::Result<()> {
+                    // A master key added by `latchkey rotate-master-key`.
+                    s.store.set_vault(load_vault(&master)?)?;
+                    let api = |e: latchkey_server::error::ApiError| {
+                        anyhow::anyhow!("{}", e.reason.unwrap_or_else(|| e.code.to_owned()))
+                    };
+                    s.reload_revocations().map_err(api)?;
                     s.refresh_cluster_keys(latchkey_server::state::now(), every)
+                        .map_err(api)
                 };
                 match tokio::task::spawn_blocking(refreshed).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::warn!(
-                        reason = e.reason.as_deref().unwrap_or(e.code),
-                        "reloading revocations failed"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "reloading revocations failed"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "refreshing keys and revocations failed")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "refreshing keys and revocations failed"),
                 }
             }
         });
@@ -224,5 +231,24 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         };
         latchkey_server::http::serve(state, listener, tls, shutdown).await
     })?;
+    Ok(exit::OK)
+}
+
+/// `latchkey rotate-master-key`.
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// How long to give running servers to take up a key change (they
+    /// re-read master.key every 5 seconds).
+    #[arg(long, default_value = "11s", value_parser = humantime::parse_duration)]
+    settle: std::time::Duration,
+}
+
+pub fn run_rotate_master_key(args: &RotateArgs) -> Result<u8> {
+    let config = args.server.resolve()?;
+    let dir = DataDir::new(&config.data_dir);
+    let (id, count) = rotate_master_key(&dir, args.settle, |step| eprintln!("latchkey: {step}"))?;
+    println!("master key {id}: {count} secrets re-wrapped");
     Ok(exit::OK)
 }

@@ -637,3 +637,53 @@ except urllib.error.HTTPError as e:
         assert!(!log.contains(secret.as_str()), "a secret reached the log");
     }
 }
+
+#[test]
+fn master_key_rotation_without_downtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let port = free_port();
+    let mut server = Server::start(&dir, port);
+    ok(aws(
+        &server,
+        None,
+        &["iam", "create-user", "--user-name", "carol"],
+    ));
+    let key = ok(aws(
+        &server,
+        None,
+        &["iam", "create-access-key", "--user-name", "carol"],
+    ));
+    let carol = Creds {
+        key: key["AccessKey"]["AccessKeyId"].as_str().unwrap().into(),
+        secret: key["AccessKey"]["SecretAccessKey"].as_str().unwrap().into(),
+        token: None,
+    };
+    let rotate = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["rotate-master-key", "--settle", "6s", "--data-dir"])
+        .arg(&dir)
+        .spawn()
+        .unwrap();
+    // The service keeps answering while the key changes under it.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        ok(aws(&server, None, &["iam", "list-users"]));
+    }
+    let out = rotate.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let keys = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    let lines: Vec<&str> = keys.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].starts_with("2 "), "{keys}");
+    // A secret first read after the rotation (not cached) still opens.
+    let who = ok(aws(&server, Some(&carol), &["sts", "get-caller-identity"]));
+    assert_eq!(
+        who["Arn"].as_str().map(|a| a.ends_with(":user/carol")),
+        Some(true)
+    );
+    // And after a restart with only the new key.
+    server.stop();
+    let server = Server::start(&dir, port);
+    ok(aws(&server, None, &["sts", "get-caller-identity"]));
+    ok(aws(&server, Some(&carol), &["sts", "get-caller-identity"]));
+}

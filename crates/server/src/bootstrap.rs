@@ -53,11 +53,11 @@ pub struct InitReport {
     pub admin_key: Option<(String, Zeroizing<String>)>,
 }
 
-fn load_master_key(path: &Path) -> Result<Vault> {
-    if !path.exists() {
-        let key = Zeroizing::new(random::<32>()?);
-        write_private(path, hex::encode(key.as_ref()).as_bytes())?;
-    }
+type MasterKeys = Vec<(u32, Zeroizing<[u8; 32]>)>;
+
+/// Reads `master.key`: one key per line as `ID HEX`, oldest first (the last
+/// seals); a single bare hex line is key 1. Refuses a file others can read.
+pub fn read_master_keys(path: &Path) -> Result<MasterKeys> {
     let mode = std::fs::metadata(path)?.permissions().mode();
     if mode & 0o077 != 0 {
         bail!(
@@ -68,10 +68,101 @@ fn load_master_key(path: &Path) -> Result<Vault> {
         );
     }
     let text = Zeroizing::new(std::fs::read_to_string(path)?);
-    let mut key = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(text.trim(), key.as_mut())
-        .with_context(|| format!("{} must hold 64 hex digits", path.display()))?;
-    Ok(Vault::new(1, &key))
+    let mut keys = Vec::new();
+    for (n, line) in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .enumerate()
+    {
+        let (id, hex_key) = match line.split_once(' ') {
+            Some((id, k)) => (
+                id.parse::<u32>()
+                    .with_context(|| format!("{} line {}: bad key id", path.display(), n + 1))?,
+                k.trim(),
+            ),
+            None => (1, line),
+        };
+        let mut key = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(hex_key, key.as_mut()).with_context(|| {
+            format!(
+                "{} line {}: a key must be 64 hex digits",
+                path.display(),
+                n + 1
+            )
+        })?;
+        keys.push((id, key));
+    }
+    if keys.is_empty() {
+        bail!("{} holds no key", path.display());
+    }
+    Ok(keys)
+}
+
+fn write_master_keys(path: &Path, keys: &[(u32, Zeroizing<[u8; 32]>)]) -> Result<()> {
+    let mut text = Zeroizing::new(String::from(
+        "# Latchkey master keys: ID HEX, newest last. Keep this file secret and backed up.\n",
+    ));
+    for (id, key) in keys {
+        text.push_str(&format!("{id} {}\n", hex::encode(key.as_ref())));
+    }
+    // Write aside, then rename: a crash never leaves a half-written key file.
+    let tmp = path.with_extension("key.tmp");
+    write_private(&tmp, text.as_bytes())?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// The vault for the keys in `master.key`.
+pub fn load_vault(path: &Path) -> Result<Vault> {
+    let keys = read_master_keys(path)?;
+    let mut it = keys.iter();
+    let (id, key) = it.next().context("no master key")?;
+    let mut vault = Vault::new(*id, key);
+    for (id, key) in it {
+        vault.add(*id, key);
+    }
+    Ok(vault)
+}
+
+fn load_master_key(path: &Path) -> Result<Vault> {
+    if !path.exists() {
+        write_master_keys(path, &[(1, Zeroizing::new(random::<32>()?))])?;
+    }
+    load_vault(path)
+}
+
+/// Replaces the master key with no downtime: add a new key to
+/// `master.key`, give running servers `settle` to take it up (they re-read
+/// the file every few seconds), re-wrap every secret with it, give them
+/// `settle` again, then drop the old keys from the file. Returns the new
+/// key id and how many secrets were re-wrapped.
+pub fn rotate_master_key(
+    dir: &DataDir,
+    settle: std::time::Duration,
+    mut progress: impl FnMut(&str),
+) -> Result<(u32, usize)> {
+    let path = dir.master_key();
+    let mut keys = read_master_keys(&path)?;
+    let next = keys.iter().map(|(id, _)| *id).max().unwrap_or(0) + 1;
+    keys.push((next, Zeroizing::new(random::<32>()?)));
+    write_master_keys(&path, &keys)?;
+    progress(&format!(
+        "added master key {next}; waiting {}s for running servers to load it",
+        settle.as_secs()
+    ));
+    std::thread::sleep(settle);
+    let store = Store::open(&dir.store(), load_vault(&path)?)?;
+    let count = store.rewrap_all()?;
+    progress(&format!(
+        "re-wrapped {count} secrets with key {next}; waiting {}s before retiring the old keys",
+        settle.as_secs()
+    ));
+    std::thread::sleep(settle);
+    keys.retain(|(id, _)| *id == next);
+    write_master_keys(&path, &keys)?;
+    progress(&format!("master key {next} is now the only key"));
+    Ok((next, count))
 }
 
 /// Creates whatever is missing and opens the store. Idempotent.

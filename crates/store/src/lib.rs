@@ -5,7 +5,7 @@
 pub mod vault;
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
@@ -111,7 +111,9 @@ CREATE TABLE IF NOT EXISTS cluster_keys (id INTEGER PRIMARY KEY, material BLOB N
 /// (signature checks on temporary credentials) off it entirely.
 pub struct Store {
     conn: Mutex<Connection>,
-    vault: Vault,
+    /// Behind a lock so that a running server can take up a new master key
+    /// during rotation without a restart.
+    vault: RwLock<Vault>,
     account: String,
 }
 
@@ -198,13 +200,28 @@ impl Store {
         }
         Ok(Self {
             conn: Mutex::new(conn),
-            vault,
+            vault: RwLock::new(vault),
             account,
         })
     }
 
     pub fn account_id(&self) -> &str {
         &self.account
+    }
+
+    fn vault(&self) -> std::sync::RwLockReadGuard<'_, Vault> {
+        self.vault.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the master keys (during master-key rotation). The new vault
+    /// must open what is stored: it is checked first.
+    pub fn set_vault(&self, vault: Vault) -> Result<()> {
+        let check: Vec<u8> = self
+            .db()
+            .query_row("SELECT value FROM vault_check", [], |r| r.get(0))?;
+        vault.open(&check, VAULT_CHECK)?;
+        *self.vault.write().unwrap_or_else(|p| p.into_inner()) = vault;
+        Ok(())
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -341,7 +358,7 @@ impl Store {
         }
         let id = unique_id("AKIA")?;
         let secret = Zeroizing::new(base64_secret(&random::<30>()?));
-        let sealed = self.vault.seal(secret.as_bytes(), id.as_bytes())?;
+        let sealed = self.vault().seal(secret.as_bytes(), id.as_bytes())?;
         self.db().execute(
             "INSERT INTO access_keys (id, user, secret, active, created) VALUES (?1, ?2, ?3, 1, ?4)",
             params![id, user.name, sealed, now],
@@ -415,7 +432,7 @@ impl Store {
         let Some((user, sealed, active, created)) = row else {
             return Ok(None);
         };
-        let secret = self.vault.open(&sealed, id.as_bytes())?;
+        let secret = self.vault().open(&sealed, id.as_bytes())?;
         let secret = Zeroizing::new(String::from_utf8_lossy(&secret).into_owned());
         Ok(Some((
             AccessKey {
@@ -790,7 +807,7 @@ impl Store {
         }
         let serial = format!("arn:aws:iam::{}:mfa{path}{name}", self.account);
         let seed = Zeroizing::new(random::<20>()?);
-        let sealed = self.vault.seal(seed.as_ref(), serial.as_bytes())?;
+        let sealed = self.vault().seal(seed.as_ref(), serial.as_bytes())?;
         let n = self.db().execute(
             "INSERT OR IGNORE INTO mfa_devices (serial, user, seed, enabled_at, last_step) VALUES (?1, NULL, ?2, NULL, NULL)",
             params![serial, sealed],
@@ -824,7 +841,7 @@ impl Store {
                 kind: "MFA device",
                 name: serial.to_owned(),
             })?;
-        let seed = self.vault.open(&sealed, serial.as_bytes())?;
+        let seed = self.vault().open(&sealed, serial.as_bytes())?;
         Ok((
             MfaDevice {
                 serial: serial.to_owned(),
@@ -924,7 +941,7 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for (id, sealed) in rows {
             let id = u32::try_from(id).map_err(|_| StoreError::InvalidInput("cluster key id"))?;
-            let material = self.vault.open(&sealed, &id.to_be_bytes())?;
+            let material = self.vault().open(&sealed, &id.to_be_bytes())?;
             let mut key = Zeroizing::new([0u8; 32]);
             if material.len() != 32 {
                 return Err(VaultError::Malformed.into());
@@ -937,7 +954,7 @@ impl Store {
 
     pub fn add_cluster_key(&self, id: u32, now: i64) -> Result<()> {
         let material = Zeroizing::new(random::<32>()?);
-        let sealed = self.vault.seal(material.as_ref(), &id.to_be_bytes())?;
+        let sealed = self.vault().seal(material.as_ref(), &id.to_be_bytes())?;
         self.db().execute(
             "INSERT INTO cluster_keys (id, material, created) VALUES (?1, ?2, ?3)",
             params![i64::from(id), sealed, now],
@@ -966,7 +983,7 @@ impl Store {
                 let next = u32::try_from(id + 1)
                     .map_err(|_| StoreError::InvalidInput("cluster key ids exhausted"))?;
                 let material = Zeroizing::new(random::<32>()?);
-                let sealed = self.vault.seal(material.as_ref(), &next.to_be_bytes())?;
+                let sealed = self.vault().seal(material.as_ref(), &next.to_be_bytes())?;
                 changed |= self.db().execute(
                     "INSERT OR IGNORE INTO cluster_keys (id, material, created) VALUES (?1, ?2, ?3)",
                     params![i64::from(next), sealed, now],
@@ -1003,10 +1020,10 @@ impl Store {
                 rows.collect::<rusqlite::Result<_>>()?
             };
             for (key, blob) in rows {
-                if Vault::wrapped_with(&blob) == Some(self.vault.current_id()) {
+                if Vault::wrapped_with(&blob) == Some(self.vault().current_id()) {
                     continue;
                 }
-                let rewrapped = self.vault.rewrap(&blob)?;
+                let rewrapped = self.vault().rewrap(&blob)?;
                 tx.execute(
                     &format!("UPDATE {table} SET {col} = ?1 WHERE {key_col} = ?2"),
                     params![rewrapped, key],
