@@ -150,4 +150,13 @@ mod tests {
         assert!(p.int("DurationSeconds", 900..=3600).is_err());
         assert!(p.required("RoleArn").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,200}") {
+            if let Ok(p) = Params::parse(&s) {
+                let _ = (p.list("A"), p.tags("T"), p.arns("P"), p.int("N", 0..=10));
+            }
+        }
+    }
 }
