@@ -146,16 +146,22 @@ fn report(config: &Config, dir: &DataDir, r: &InitReport) {
     );
 }
 
-pub fn run_init(args: &ServerArgs) -> Result<u8> {
-    let config = args.resolve()?;
+/// Creates what is missing in the data directory, says what there is,
+/// and opens the store.
+fn bootstrap(config: &Config) -> Result<(DataDir, latchkey_store::Store)> {
     let dir = DataDir::new(&config.data_dir);
-    let (_, r) = init(
+    let (store, r) = init(
         &dir,
         &config.server_names,
         &endpoint(config.listen),
         &config.region,
     )?;
-    report(&config, &dir, &r);
+    report(config, &dir, &r);
+    Ok((dir, store))
+}
+
+pub fn run_init(args: &ServerArgs) -> Result<u8> {
+    bootstrap(&args.resolve()?)?;
     Ok(exit::OK)
 }
 
@@ -168,14 +174,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let dir = DataDir::new(&config.data_dir);
-    let (store, r) = init(
-        &dir,
-        &config.server_names,
-        &endpoint(config.listen),
-        &config.region,
-    )?;
-    report(&config, &dir, &r);
+    let (dir, store) = bootstrap(&config)?;
     let clusters = store.cluster_keys(latchkey_server::state::now())?;
     let state = Arc::new(AppState::new(store, clusters)?);
     let tls = latchkey_server::tls::server_config(&dir.tls())?;

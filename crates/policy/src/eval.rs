@@ -569,15 +569,23 @@ impl PolicySet {
         Some(boundary_allow && session_allow)
     }
 
-    pub fn decide(&self, req: &Request) -> Decision {
-        let mut identity_allow = false;
+    /// Whether any identity policy allows; `None` when one denies.
+    fn identity_allows(&self, req: &Request) -> Option<bool> {
+        let mut allow = false;
         for p in &self.identity {
             let o = p.evaluate(req);
             if o.deny {
-                return Decision::ExplicitDeny;
+                return None;
             }
-            identity_allow |= o.allow;
+            allow |= o.allow;
         }
+        Some(allow)
+    }
+
+    pub fn decide(&self, req: &Request) -> Decision {
+        let Some(identity_allow) = self.identity_allows(req) else {
+            return Decision::ExplicitDeny;
+        };
         let mut resource_allow = false;
         if let Some(p) = &self.resource {
             let o = p.evaluate(req);
@@ -612,14 +620,9 @@ impl PolicySet {
         let Some(trust) = &self.resource else {
             return Decision::ImplicitDeny;
         };
-        let mut identity_allow = false;
-        for p in &self.identity {
-            let o = p.evaluate(req);
-            if o.deny {
-                return Decision::ExplicitDeny;
-            }
-            identity_allow |= o.allow;
-        }
+        let Some(identity_allow) = self.identity_allows(req) else {
+            return Decision::ExplicitDeny;
+        };
         let o = trust.evaluate(req);
         if o.deny {
             return Decision::ExplicitDeny;
