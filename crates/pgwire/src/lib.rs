@@ -1,0 +1,386 @@
+//! The parts of the PostgreSQL v3 protocol a token-authenticating proxy
+//! needs before it relays: startup packets, message framing, password and
+//! authentication messages, errors. Pure: bytes in, bytes out.
+
+use std::fmt;
+
+/// `SSLRequest` code.
+pub const SSL_REQUEST: u32 = 80_877_103;
+/// `GSSENCRequest` code.
+pub const GSSENC_REQUEST: u32 = 80_877_104;
+/// `CancelRequest` code.
+pub const CANCEL_REQUEST: u32 = 80_877_102;
+/// Protocol 3.0.
+pub const PROTOCOL_3_0: u32 = 196_608;
+/// Startup packets larger than this are refused (PostgreSQL uses 10,000).
+pub const MAX_STARTUP_LEN: usize = 10_000;
+
+/// Why bytes from a peer were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("message length {0} is out of range")]
+    Length(usize),
+    #[error("unsupported protocol version {major}.{minor}")]
+    Version { major: u16, minor: u16 },
+    #[error("malformed {0}")]
+    Malformed(&'static str),
+    #[error("expected a {expected:?} message, got {got:?}")]
+    Unexpected { expected: char, got: char },
+}
+
+/// The first packet of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Startup {
+    Ssl,
+    GssEnc,
+    Cancel { pid: u32, key: u32 },
+    Startup { params: Vec<(String, String)> },
+}
+
+impl Startup {
+    /// A startup parameter (`user`, `database`, `application_name`...).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        match self {
+            Startup::Startup { params } => params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str()),
+            _ => None,
+        }
+    }
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// The length a startup packet announces in its first four bytes
+/// (including those four), checked against the limits.
+pub fn startup_length(header: [u8; 4]) -> Result<usize, WireError> {
+    let len = be32(&header) as usize;
+    if !(8..=MAX_STARTUP_LEN).contains(&len) {
+        return Err(WireError::Length(len));
+    }
+    Ok(len)
+}
+
+fn cstring(b: &[u8]) -> Result<(&str, &[u8]), WireError> {
+    let end = b
+        .iter()
+        .position(|&c| c == 0)
+        .ok_or(WireError::Malformed("string without its terminating zero"))?;
+    let s =
+        std::str::from_utf8(&b[..end]).map_err(|_| WireError::Malformed("string is not UTF-8"))?;
+    Ok((s, &b[end + 1..]))
+}
+
+/// Parses a startup packet's body (everything after the length).
+pub fn parse_startup(body: &[u8]) -> Result<Startup, WireError> {
+    if body.len() < 4 {
+        return Err(WireError::Malformed("startup packet"));
+    }
+    let code = be32(body);
+    let rest = &body[4..];
+    match code {
+        SSL_REQUEST if rest.is_empty() => Ok(Startup::Ssl),
+        GSSENC_REQUEST if rest.is_empty() => Ok(Startup::GssEnc),
+        CANCEL_REQUEST if rest.len() == 8 => Ok(Startup::Cancel {
+            pid: be32(rest),
+            key: be32(&rest[4..]),
+        }),
+        SSL_REQUEST | GSSENC_REQUEST | CANCEL_REQUEST => {
+            Err(WireError::Malformed("request packet length"))
+        }
+        PROTOCOL_3_0 => {
+            let mut params = Vec::new();
+            let mut b = rest;
+            loop {
+                let (key, after) = cstring(b)?;
+                if key.is_empty() {
+                    if !after.is_empty() {
+                        return Err(WireError::Malformed("bytes after the startup parameters"));
+                    }
+                    break;
+                }
+                let (value, after) = cstring(after)?;
+                if params.iter().any(|(k, _)| k == key) {
+                    return Err(WireError::Malformed("a startup parameter appears twice"));
+                }
+                params.push((key.to_owned(), value.to_owned()));
+                b = after;
+            }
+            if !params.iter().any(|(k, _)| k == "user") {
+                return Err(WireError::Malformed("startup packet without a user"));
+            }
+            Ok(Startup::Startup { params })
+        }
+        v => Err(WireError::Version {
+            major: (v >> 16) as u16,
+            minor: (v & 0xffff) as u16,
+        }),
+    }
+}
+
+/// A regular message header: tag and body length, checked against `max`.
+pub fn message_header(header: [u8; 5], max: usize) -> Result<(u8, usize), WireError> {
+    let len = be32(&header[1..]) as usize;
+    if len < 4 || len - 4 > max {
+        return Err(WireError::Length(len));
+    }
+    Ok((header[0], len - 4))
+}
+
+/// The password from a `PasswordMessage` ('p') body.
+pub fn parse_password(body: &[u8]) -> Result<&[u8], WireError> {
+    match body.split_last() {
+        Some((0, password)) if !password.contains(&0) => Ok(password),
+        _ => Err(WireError::Malformed("password message")),
+    }
+}
+
+fn message(out: &mut Vec<u8>, tag: u8, body: impl FnOnce(&mut Vec<u8>)) {
+    out.push(tag);
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    body(out);
+    let len = u32::try_from(out.len() - at).unwrap_or(u32::MAX);
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// `AuthenticationCleartextPassword`.
+pub fn auth_cleartext(out: &mut Vec<u8>) {
+    message(out, b'R', |b| b.extend_from_slice(&3u32.to_be_bytes()));
+}
+
+/// `AuthenticationOk`.
+pub fn auth_ok(out: &mut Vec<u8>) {
+    message(out, b'R', |b| b.extend_from_slice(&0u32.to_be_bytes()));
+}
+
+/// Error severities the gateway sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Fatal,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "ERROR",
+            Severity::Fatal => "FATAL",
+        })
+    }
+}
+
+/// `ErrorResponse` with severity, SQLSTATE and message.
+pub fn error_response(out: &mut Vec<u8>, severity: Severity, code: &str, text: &str) {
+    message(out, b'E', |b| {
+        let sev = severity.to_string();
+        for (field, value) in [
+            (b'S', sev.as_str()),
+            (b'V', sev.as_str()),
+            (b'C', code),
+            (b'M', text),
+        ] {
+            b.push(field);
+            // A zero byte would end the field early: drop any.
+            b.extend(value.bytes().filter(|&c| c != 0));
+            b.push(0);
+        }
+        b.push(0);
+    });
+}
+
+/// A `StartupMessage` for the upstream server.
+pub fn startup_message(out: &mut Vec<u8>, params: &[(&str, &str)]) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&PROTOCOL_3_0.to_be_bytes());
+    for (k, v) in params {
+        out.extend(k.bytes().filter(|&c| c != 0));
+        out.push(0);
+        out.extend(v.bytes().filter(|&c| c != 0));
+        out.push(0);
+    }
+    out.push(0);
+    let len = u32::try_from(out.len() - at).unwrap_or(u32::MAX);
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// A `PasswordMessage` ('p') or SASL response with raw bytes.
+pub fn password_message(out: &mut Vec<u8>, password: &[u8]) {
+    message(out, b'p', |b| {
+        b.extend_from_slice(password);
+        b.push(0);
+    });
+}
+
+/// `SASLInitialResponse` for `mechanism`.
+pub fn sasl_initial_response(out: &mut Vec<u8>, mechanism: &str, data: &[u8]) {
+    message(out, b'p', |b| {
+        b.extend_from_slice(mechanism.as_bytes());
+        b.push(0);
+        b.extend_from_slice(&i32::try_from(data.len()).unwrap_or(i32::MAX).to_be_bytes());
+        b.extend_from_slice(data);
+    });
+}
+
+/// `SASLResponse`.
+pub fn sasl_response(out: &mut Vec<u8>, data: &[u8]) {
+    message(out, b'p', |b| b.extend_from_slice(data));
+}
+
+/// A `CancelRequest` packet.
+pub fn cancel_request(out: &mut Vec<u8>, pid: u32, key: u32) {
+    out.extend_from_slice(&16u32.to_be_bytes());
+    out.extend_from_slice(&CANCEL_REQUEST.to_be_bytes());
+    out.extend_from_slice(&pid.to_be_bytes());
+    out.extend_from_slice(&key.to_be_bytes());
+}
+
+/// An upstream `Authentication*` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthRequest {
+    Ok,
+    Cleartext,
+    Md5 { salt: [u8; 4] },
+    Sasl { mechanisms: Vec<String> },
+    SaslContinue(Vec<u8>),
+    SaslFinal(Vec<u8>),
+    Other(u32),
+}
+
+/// Parses an 'R' message body.
+pub fn parse_auth(body: &[u8]) -> Result<AuthRequest, WireError> {
+    if body.len() < 4 {
+        return Err(WireError::Malformed("authentication message"));
+    }
+    let rest = &body[4..];
+    Ok(match be32(body) {
+        0 => AuthRequest::Ok,
+        3 => AuthRequest::Cleartext,
+        5 if rest.len() == 4 => AuthRequest::Md5 {
+            salt: [rest[0], rest[1], rest[2], rest[3]],
+        },
+        10 => {
+            let mut mechanisms = Vec::new();
+            let mut b = rest;
+            loop {
+                let (m, after) = cstring(b)?;
+                if m.is_empty() {
+                    break;
+                }
+                mechanisms.push(m.to_owned());
+                b = after;
+            }
+            AuthRequest::Sasl { mechanisms }
+        }
+        11 => AuthRequest::SaslContinue(rest.to_vec()),
+        12 => AuthRequest::SaslFinal(rest.to_vec()),
+        other => AuthRequest::Other(other),
+    })
+}
+
+/// The SQLSTATE and message of an `ErrorResponse` body.
+pub fn parse_error(body: &[u8]) -> (String, String) {
+    let (mut code, mut text) = (String::new(), String::new());
+    for field in body.split(|&b| b == 0).filter(|f| !f.is_empty()) {
+        let value = String::from_utf8_lossy(&field[1..]).into_owned();
+        match field[0] {
+            b'C' => code = value,
+            b'M' => text = value,
+            _ => {}
+        }
+    }
+    (code, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(packet: &[u8]) -> &[u8] {
+        assert_eq!(
+            startup_length([packet[0], packet[1], packet[2], packet[3]]).unwrap(),
+            packet.len()
+        );
+        &packet[4..]
+    }
+
+    #[test]
+    fn startup_packets() {
+        let mut p = Vec::new();
+        startup_message(&mut p, &[("user", "app"), ("database", "orders")]);
+        let s = parse_startup(body(&p)).unwrap();
+        assert_eq!(s.param("user"), Some("app"));
+        assert_eq!(s.param("database"), Some("orders"));
+        let mut c = Vec::new();
+        cancel_request(&mut c, 7, 9);
+        assert_eq!(
+            parse_startup(body(&c)).unwrap(),
+            Startup::Cancel { pid: 7, key: 9 }
+        );
+        assert_eq!(
+            parse_startup(&SSL_REQUEST.to_be_bytes()).unwrap(),
+            Startup::Ssl
+        );
+        assert_eq!(
+            parse_startup(&GSSENC_REQUEST.to_be_bytes()).unwrap(),
+            Startup::GssEnc
+        );
+        assert!(matches!(
+            parse_startup(&0x0002_0000u32.to_be_bytes()),
+            Err(WireError::Version { major: 2, .. })
+        ));
+        let mut no_user = Vec::new();
+        startup_message(&mut no_user, &[("database", "x")]);
+        assert!(parse_startup(body(&no_user)).is_err());
+        assert!(startup_length([0, 0, 0, 4]).is_err());
+        assert!(startup_length([0, 1, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn messages() {
+        let mut out = Vec::new();
+        error_response(
+            &mut out,
+            Severity::Fatal,
+            "28P01",
+            "PAM authentication failed for user \"app\"",
+        );
+        let (tag, len) = message_header([out[0], out[1], out[2], out[3], out[4]], 1024).unwrap();
+        assert_eq!((tag, len), (b'E', out.len() - 5));
+        assert_eq!(
+            parse_error(&out[5..]),
+            (
+                "28P01".into(),
+                "PAM authentication failed for user \"app\"".into()
+            )
+        );
+        assert_eq!(parse_password(b"token\0").unwrap(), b"token");
+        assert!(parse_password(b"to\0ken\0").is_err());
+        assert!(parse_password(b"").is_err());
+        assert!(message_header([b'p', 0, 0, 0, 3], 10).is_err());
+        assert!(message_header([b'p', 0, 1, 0, 0], 10).is_err());
+        let mut a = Vec::new();
+        auth_cleartext(&mut a);
+        assert_eq!(a, [b'R', 0, 0, 0, 8, 0, 0, 0, 3]);
+        assert_eq!(
+            parse_auth(&[0, 0, 0, 10, b'S', b'C', 0, 0]).unwrap(),
+            AuthRequest::Sasl {
+                mechanisms: vec!["SC".into()]
+            }
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(b in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = parse_startup(&b);
+            let _ = parse_auth(&b);
+            let _ = parse_password(&b);
+            let _ = parse_error(&b);
+        }
+    }
+}

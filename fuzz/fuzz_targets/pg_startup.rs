@@ -1,0 +1,18 @@
+//! PostgreSQL startup packets and messages from untrusted clients.
+#![no_main]
+
+use latchkey_pgwire::{message_header, parse_auth, parse_error, parse_password, parse_startup, startup_length};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() >= 4 {
+        let _ = startup_length([data[0], data[1], data[2], data[3]]);
+    }
+    if data.len() >= 5 {
+        let _ = message_header([data[0], data[1], data[2], data[3], data[4]], 1 << 20);
+    }
+    let _ = parse_startup(data);
+    let _ = parse_password(data);
+    let _ = parse_auth(data);
+    let _ = parse_error(data);
+});
