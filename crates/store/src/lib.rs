@@ -82,6 +82,23 @@ pub struct AccessKey {
     pub created: i64,
 }
 
+/// A database registered behind the gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Database {
+    pub name: String,
+    /// `postgres` or `mysql`.
+    pub engine: String,
+    /// Host names tokens are signed for (lowercase).
+    pub endpoints: Vec<String>,
+    /// `host:port` of the real server.
+    pub upstream: String,
+    /// `password` (stored sealed here) or `trust` (development only).
+    pub upstream_auth: String,
+    /// `db-` and 26 uppercase alphanumerics, in the connect ARN.
+    pub resource_id: String,
+    pub tags: Vec<(String, String)>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MfaDevice {
     pub serial: String,
@@ -104,6 +121,8 @@ CREATE TABLE IF NOT EXISTS attachments (kind TEXT NOT NULL, principal TEXT NOT N
 CREATE TABLE IF NOT EXISTS mfa_devices (serial TEXT PRIMARY KEY, user TEXT, seed BLOB NOT NULL, enabled_at INTEGER, last_step INTEGER);
 CREATE TABLE IF NOT EXISTS revocations (arn TEXT PRIMARY KEY, not_before INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS vault_check (id INTEGER PRIMARY KEY CHECK (id = 1), value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS databases (name TEXT PRIMARY KEY, engine TEXT NOT NULL, endpoints TEXT NOT NULL, upstream TEXT NOT NULL, upstream_auth TEXT NOT NULL, resource_id TEXT NOT NULL UNIQUE, tags TEXT NOT NULL DEFAULT '[]', created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS database_passwords (database TEXT NOT NULL, user TEXT NOT NULL, secret BLOB NOT NULL, PRIMARY KEY (database, user));
 CREATE TABLE IF NOT EXISTS cluster_keys (id INTEGER PRIMARY KEY, material BLOB NOT NULL, created INTEGER NOT NULL);
 ";
 
@@ -1002,31 +1021,155 @@ impl Store {
         Ok(changed)
     }
 
+    // ---- databases ----
+
+    /// Registers a database behind the gateway.
+    pub fn register_database(&self, db: &Database, now: i64) -> Result<Database> {
+        if !valid_name(&db.name, 63) {
+            return Err(StoreError::InvalidInput(
+                "database names are 1-63 characters of [A-Za-z0-9_+=,.@-]",
+            ));
+        }
+        if db.endpoints.is_empty()
+            || db
+                .endpoints
+                .iter()
+                .any(|e| e.is_empty() || e.contains([':', '/', ' ']))
+        {
+            return Err(StoreError::InvalidInput(
+                "give at least one endpoint host name (no port)",
+            ));
+        }
+        if !matches!(db.upstream_auth.as_str(), "password" | "trust") {
+            return Err(StoreError::InvalidInput(
+                "upstream auth must be password or trust",
+            ));
+        }
+        let resource_id = format!(
+            "db-{}",
+            latchkey_session::base32(&random::<20>()?)[..26].to_owned()
+        );
+        let endpoints: Vec<String> = db
+            .endpoints
+            .iter()
+            .map(|e| e.to_ascii_lowercase())
+            .collect();
+        let n = self.db().execute(
+            "INSERT OR IGNORE INTO databases (name, engine, endpoints, upstream, upstream_auth, resource_id, tags, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![db.name, db.engine, serde_json::to_string(&endpoints).unwrap_or_default(), db.upstream, db.upstream_auth, resource_id, tags_json(&db.tags), now],
+        )?;
+        if n == 0 {
+            return Err(StoreError::EntityAlreadyExists {
+                kind: "database",
+                name: db.name.clone(),
+            });
+        }
+        Ok(Database {
+            resource_id,
+            endpoints,
+            ..db.clone()
+        })
+    }
+
+    pub fn list_databases(&self) -> Result<Vec<Database>> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT name, engine, endpoints, upstream, upstream_auth, resource_id, tags FROM databases ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Database {
+                name: r.get(0)?,
+                engine: r.get(1)?,
+                endpoints: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                upstream: r.get(3)?,
+                upstream_auth: r.get(4)?,
+                resource_id: r.get(5)?,
+                tags: parse_tags(&r.get::<_, String>(6)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn remove_database(&self, name: &str) -> Result<()> {
+        let db = self.db();
+        db.execute("DELETE FROM database_passwords WHERE database = ?1", [name])?;
+        if db.execute("DELETE FROM databases WHERE name = ?1", [name])? == 0 {
+            return Err(StoreError::NoSuchEntity {
+                kind: "database",
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores (sealed) the password the gateway uses upstream for `user`.
+    pub fn set_database_password(&self, database: &str, user: &str, password: &str) -> Result<()> {
+        let context = format!("{database}/{user}");
+        let sealed = self.vault().seal(password.as_bytes(), context.as_bytes())?;
+        let n = self.db().execute(
+            "INSERT INTO database_passwords (database, user, secret) SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM databases WHERE name = ?1)
+             ON CONFLICT(database, user) DO UPDATE SET secret = excluded.secret",
+            params![database, user, sealed],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchEntity {
+                kind: "database",
+                name: database.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The upstream password for `user` on `database`, if one is stored.
+    pub fn database_password(
+        &self,
+        database: &str,
+        user: &str,
+    ) -> Result<Option<Zeroizing<String>>> {
+        let sealed: Option<Vec<u8>> = self
+            .db()
+            .query_row(
+                "SELECT secret FROM database_passwords WHERE database = ?1 AND user = ?2",
+                [database, user],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let context = format!("{database}/{user}");
+        let plain = self.vault().open(&sealed, context.as_bytes())?;
+        Ok(Some(Zeroizing::new(
+            String::from_utf8_lossy(&plain).into_owned(),
+        )))
+    }
+
     /// Re-wraps every sealed secret with the vault's current master key.
     /// Returns how many were re-wrapped.
     pub fn rewrap_all(&self) -> Result<usize> {
         let mut db = self.db();
         let tx = db.transaction()?;
         let mut count = 0;
-        for (table, key_col, col) in [
-            ("access_keys", "id", "secret"),
-            ("mfa_devices", "serial", "seed"),
-            ("cluster_keys", "id", "material"),
-            ("vault_check", "id", "value"),
+        // Every table holding sealed blobs, by rowid.
+        for (table, col) in [
+            ("access_keys", "secret"),
+            ("mfa_devices", "seed"),
+            ("cluster_keys", "material"),
+            ("database_passwords", "secret"),
+            ("vault_check", "value"),
         ] {
-            let rows: Vec<(rusqlite::types::Value, Vec<u8>)> = {
-                let mut stmt = tx.prepare(&format!("SELECT {key_col}, {col} FROM {table}"))?;
+            let rows: Vec<(i64, Vec<u8>)> = {
+                let mut stmt = tx.prepare(&format!("SELECT rowid, {col} FROM {table}"))?;
                 let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
-            for (key, blob) in rows {
+            for (rowid, blob) in rows {
                 if Vault::wrapped_with(&blob) == Some(self.vault().current_id()) {
                     continue;
                 }
                 let rewrapped = self.vault().rewrap(&blob)?;
                 tx.execute(
-                    &format!("UPDATE {table} SET {col} = ?1 WHERE {key_col} = ?2"),
-                    params![rewrapped, key],
+                    &format!("UPDATE {table} SET {col} = ?1 WHERE rowid = ?2"),
+                    params![rewrapped, rowid],
                 )?;
                 count += 1;
             }

@@ -243,3 +243,50 @@ fn cluster_keys_rotate_and_expire() {
     );
     assert_eq!(store.cluster_keys(NOW).unwrap().len(), 1);
 }
+
+#[test]
+fn databases_and_their_sealed_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let db = latchkey_store::Database {
+        name: "orders".into(),
+        engine: "postgres".into(),
+        endpoints: vec!["Orders.DB.local".into()],
+        upstream: "127.0.0.1:5432".into(),
+        upstream_auth: "password".into(),
+        ..Default::default()
+    };
+    let registered = store.register_database(&db, NOW).unwrap();
+    assert!(registered.resource_id.starts_with("db-") && registered.resource_id.len() == 29);
+    assert!(
+        registered.resource_id[3..]
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    );
+    assert_eq!(registered.endpoints, ["orders.db.local"]);
+    assert!(matches!(
+        store.register_database(&db, NOW),
+        Err(StoreError::EntityAlreadyExists { .. })
+    ));
+    assert_eq!(store.list_databases().unwrap(), [registered]);
+    store
+        .set_database_password("orders", "app", "s3cret")
+        .unwrap();
+    assert_eq!(
+        store
+            .database_password("orders", "app")
+            .unwrap()
+            .unwrap()
+            .as_str(),
+        "s3cret"
+    );
+    assert!(
+        store
+            .database_password("orders", "other")
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.set_database_password("nope", "app", "x").is_err());
+    store.remove_database("orders").unwrap();
+    assert!(store.list_databases().unwrap().is_empty());
+}
