@@ -2,6 +2,7 @@
 //! the same job.
 
 mod api;
+mod db;
 mod output;
 mod policy;
 mod serve;
@@ -35,6 +36,9 @@ enum Command {
     Sts(api::ApiArgs),
     /// Call the token service's IAM API (AWS CLI names: create-user, put-role-policy, ...).
     Iam(api::ApiArgs),
+    /// Register the databases behind the gateway.
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Run the token service (STS and IAM over HTTPS), creating the data directory on first start.
     Serve(serve::ServerArgs),
     /// Create the data directory, certificates and administrator without serving.
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Sts(args) => api::run("sts", &args),
         Command::Iam(args) => api::run("iam", &args),
+        Command::Db(cmd) => db::run(cmd),
         Command::Serve(args) => serve::run_serve(&args),
         Command::Init(args) => serve::run_init(&args),
         Command::RotateMasterKey(args) => serve::run_rotate_master_key(&args),

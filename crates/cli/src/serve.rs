@@ -44,6 +44,12 @@ pub struct ServerArgs {
     /// How often the cluster key that seals session tokens is replaced, e.g. 24h [default: 24h].
     #[arg(long, env = "LATCHKEY_CLUSTER_KEY_ROTATION", value_parser = humantime::parse_duration)]
     cluster_key_rotation: Option<std::time::Duration>,
+    /// Address of the PostgreSQL gateway [default: 127.0.0.1:6432].
+    #[arg(long, env = "LATCHKEY_PG_LISTEN")]
+    pg_listen: Option<SocketAddr>,
+    /// Development only: let PostgreSQL clients connect without TLS.
+    #[arg(long, env = "LATCHKEY_PG_ALLOW_PLAINTEXT")]
+    pg_allow_plaintext: bool,
 }
 
 /// `latchkey.toml`.
@@ -57,6 +63,9 @@ struct FileConfig {
     server_names: Vec<String>,
     /// e.g. "24h".
     cluster_key_rotation: Option<String>,
+    pg_listen: Option<SocketAddr>,
+    #[serde(default)]
+    pg_allow_plaintext: bool,
 }
 
 /// The configuration in effect.
@@ -66,6 +75,8 @@ pub struct Config {
     pub region: String,
     pub server_names: Vec<String>,
     pub cluster_key_rotation: std::time::Duration,
+    pub pg_listen: SocketAddr,
+    pub pg_allow_plaintext: bool,
 }
 
 impl ServerArgs {
@@ -105,6 +116,11 @@ impl ServerArgs {
                 })?,
                 (None, None) => std::time::Duration::from_secs(24 * 3600),
             },
+            pg_listen: self
+                .pg_listen
+                .or(file.pg_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6432))),
+            pg_allow_plaintext: self.pg_allow_plaintext || file.pg_allow_plaintext,
             server_names: if self.server_names.is_empty() {
                 file.server_names
             } else {
@@ -186,7 +202,26 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         tracing::info!(address = %config.listen, "token service listening");
+        let pg_listener = tokio::net::TcpListener::bind(config.pg_listen)
+            .await
+            .with_context(|| format!("listening on {}", config.pg_listen))?;
+        let gateway = Arc::new(latchkey_pg_gateway::Gateway::new(
+            state.clone(),
+            tls.clone(),
+            latchkey_pg_gateway::GatewayConfig {
+                region: config.region.clone(),
+                port: config.pg_listen.port(),
+                allow_plaintext: config.pg_allow_plaintext,
+            },
+        )?);
+        tracing::info!(address = %config.pg_listen, "postgres gateway listening");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let pg = tokio::spawn(gateway.clone().serve(pg_listener, stopped(stop_rx.clone())));
         let refresher = state.clone();
+        let gateway_refresher = gateway.clone();
         let rotation = config.cluster_key_rotation;
         let master_key = dir.master_key();
         tokio::spawn(async move {
@@ -199,7 +234,9 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
                     .unwrap_or(i64::MAX)
                     .max(60);
                 let master = master_key.clone();
+                let gw = gateway_refresher.clone();
                 let refreshed = move || -> anyhow::Result<()> {
+                    gw.reload_databases()?;
                     // A master key added by `latchkey rotate-master-key`.
                     s.store.set_vault(load_vault(&master)?)?;
                     let api = |e: latchkey_server::error::ApiError| {
@@ -227,8 +264,11 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
                 _ = term.recv() => {}
             }
             tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
         };
-        latchkey_server::http::serve(state, listener, tls, shutdown).await
+        latchkey_server::http::serve(state, listener, tls, shutdown).await?;
+        pg.await??;
+        anyhow::Ok(())
     })?;
     Ok(exit::OK)
 }

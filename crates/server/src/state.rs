@@ -136,11 +136,8 @@ impl AppState {
             ));
         }
         let akid = auth.access_key_id.to_string();
-        let (caller, secret) = if akid.starts_with("ASIA") {
-            self.temporary_caller(&akid, header("x-amz-security-token"), now, &req.source_ip)?
-        } else {
-            self.long_term_caller(&akid, &req.source_ip, now)?
-        };
+        let (caller, secret) =
+            self.credentials(&akid, header("x-amz-security-token"), now, &req.source_ip)?;
         let expect = Expectations {
             service,
             region: None,
@@ -163,6 +160,23 @@ impl AppState {
                 other => ApiError::new(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.").because(other.to_string()),
             })?;
         Ok(caller)
+    }
+
+    /// The caller behind an access key and its secret: a long-term key from
+    /// the store (cached), or temporary credentials from their sealed
+    /// session token (no store read). Used by the API and the gateways.
+    pub fn credentials(
+        &self,
+        akid: &str,
+        session_token: Option<&str>,
+        now: i64,
+        source_ip: &str,
+    ) -> Result<(Caller, zeroize::Zeroizing<String>), ApiError> {
+        if akid.starts_with("ASIA") {
+            self.temporary_caller(akid, session_token, now, source_ip)
+        } else {
+            self.long_term_caller(akid, source_ip, now)
+        }
     }
 
     fn long_term_caller(
@@ -432,8 +446,24 @@ impl AppState {
         resource: &str,
         now: i64,
     ) -> Result<(), ApiError> {
+        self.authorize_with(caller, action, resource, now, &[])
+    }
+
+    /// As [`AppState::authorize`], with extra context keys (e.g.
+    /// `aws:ResourceTag/env` for a database).
+    pub fn authorize_with(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        now: i64,
+        extra: &[(String, String)],
+    ) -> Result<(), ApiError> {
         let set = self.policy_set(caller)?;
-        let req = self.request(caller, action, resource, now)?;
+        let mut req = self.request(caller, action, resource, now)?;
+        for (k, v) in extra {
+            req.set_context(k, [v.as_str()]);
+        }
         match set.decide(&req) {
             Decision::Allowed => Ok(()),
             d => Err(ApiError::access_denied(&caller.arn, action, resource).because(d.as_str())),
