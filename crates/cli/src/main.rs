@@ -2,6 +2,7 @@
 //! the same job.
 
 mod api;
+mod connect;
 mod db;
 mod output;
 mod policy;
@@ -36,6 +37,9 @@ enum Command {
     Sts(api::ApiArgs),
     /// Call the token service's IAM API (AWS CLI names: create-user, put-role-policy, ...).
     Iam(api::ApiArgs),
+    /// Connect a database client through the gateway with a fresh token.
+    #[command(subcommand)]
+    Connect(connect::ConnectCommand),
     /// Register the databases behind the gateway.
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Sts(args) => api::run("sts", &args),
         Command::Iam(args) => api::run("iam", &args),
         Command::Db(cmd) => db::run(cmd),
+        Command::Connect(cmd) => connect::run(cmd),
         Command::Serve(args) => serve::run_serve(&args),
         Command::Init(args) => serve::run_init(&args),
         Command::RotateMasterKey(args) => serve::run_rotate_master_key(&args),

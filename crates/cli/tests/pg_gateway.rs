@@ -471,6 +471,44 @@ fn psql_through_the_gateway_with_botocore_tokens() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // `latchkey connect psql` mints the token itself (administrator's key
+    // from the environment) and runs psql with verify-full.
+    let out = latchkey(&[
+        "connect",
+        "psql",
+        "--db",
+        "orders",
+        "--user",
+        "app",
+        "--dbname",
+        "orders",
+        "--data-dir",
+        lk.data.to_str().unwrap(),
+        "--pg-listen",
+        &format!("127.0.0.1:{}", lk.pg_port),
+        "--",
+        "-X",
+        "-A",
+        "-t",
+        "-c",
+        "select 'via connect'",
+    ])
+    .env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        lk.data.join("admin.credentials"),
+    )
+    .env_remove("AWS_ACCESS_KEY_ID")
+    .env_remove("AWS_SECRET_ACCESS_KEY")
+    .env_remove("AWS_PROFILE")
+    .output()
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "via connect",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Plaintext is refused with a clear message.
     let out = psql(&lk, "app", &token, "disable", "select 1");
     assert!(String::from_utf8_lossy(&out.stderr).contains("SSL connection is required"));
