@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# PostgreSQL gateway benchmark, one run on this machine:
+#   bench/pg.sh [SECONDS]
+# Compares direct PostgreSQL, PgBouncer (session mode, client TLS) and
+# Latchkey (TLS, token verification, policy) with
+#   (a) pgbench -S, 8 clients, 2 threads: TPS
+#   (b) pgbench -S -C: new connections per second
+# and reports Latchkey's memory per idle connection. Needs PostgreSQL,
+# pgbench, pgbouncer and the AWS CLI (apt: postgresql pgbouncer; pip: awscli).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-20}
+clients=8
+threads=2
+
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+command -v pgbouncer >/dev/null || { echo "pgbouncer is required (apt-get install pgbouncer)" >&2; exit 1; }
+cargo build --release --quiet -p latchkey
+latchkey=$PWD/target/release/latchkey
+
+work=$(mktemp -d)
+chmod 755 "$work"
+[ "$(id -u)" -eq 0 ] && chown postgres "$work"
+pg_port=$(free_port); lk_api=$(free_port); lk_pg=$(free_port); pgb_port=$(free_port)
+cleanup() {
+    [ -n "${lk_pid:-}" ] && kill "$lk_pid" 2>/dev/null || true
+    [ -n "${pgb_pid:-}" ] && kill "$pgb_pid" 2>/dev/null || true
+    as_pg "$bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== starting PostgreSQL on $pg_port"
+echo superuser-secret > "$work/pw"; [ "$(id -u)" -eq 0 ] && chown postgres "$work/pw"
+as_pg "$bin/initdb" -D "$work/pg" -U postgres --auth-local=trust --auth-host=scram-sha-256 --pwfile="$work/pw" >/dev/null
+as_pg "$bin/pg_ctl" -D "$work/pg" -o "-p $pg_port -k $work -c listen_addresses=127.0.0.1 -c max_connections=300" -l "$work/pg.log" -w start >/dev/null
+as_pg psql -h "$work" -p "$pg_port" -U postgres -q -c "CREATE ROLE app LOGIN PASSWORD 'app-secret'" -c "CREATE DATABASE bench OWNER app"
+PGPASSWORD=app-secret pgbench -h 127.0.0.1 -p "$pg_port" -U app -i -s 10 -q bench >/dev/null 2>&1
+
+echo "== starting Latchkey (API $lk_api, gateway $lk_pg)"
+data=$work/latchkey
+"$latchkey" init --data-dir "$data" --listen "127.0.0.1:$lk_api" >/dev/null
+"$latchkey" db register --data-dir "$data" --name bench --endpoint localhost --upstream "127.0.0.1:$pg_port" >/dev/null
+echo app-secret | "$latchkey" db set-password --data-dir "$data" --name bench --user app
+LATCHKEY_LOG=warn "$latchkey" serve --data-dir "$data" --listen "127.0.0.1:$lk_api" --pg-listen "127.0.0.1:$lk_pg" >/dev/null 2>"$work/latchkey.log" &
+lk_pid=$!
+wait_port "$lk_pg"
+for v in $(env | grep -o '^AWS_[A-Z_]*'); do unset "$v"; done
+token=$(AWS_SHARED_CREDENTIALS_FILE=$data/admin.credentials AWS_CONFIG_FILE=/dev/null \
+    aws rds generate-db-auth-token --hostname localhost --port "$lk_pg" --username app --region us-east-1)
+
+echo "== starting PgBouncer on $pgb_port (session mode, client TLS)"
+cat > "$work/pgbouncer.ini" <<EOF
+[databases]
+bench = host=127.0.0.1 port=$pg_port dbname=bench
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $pgb_port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $work/userlist.txt
+pool_mode = session
+max_client_conn = 2000
+default_pool_size = 100
+client_tls_sslmode = require
+client_tls_key_file = $work/pgbouncer.key
+client_tls_cert_file = $work/pgbouncer.pem
+logfile = $work/pgbouncer.log
+EOF
+echo '"app" "app-secret"' > "$work/userlist.txt"
+# The same certificate as Latchkey's, readable by the postgres user.
+cp "$data/server.pem" "$work/pgbouncer.pem"; cp "$data/server.key" "$work/pgbouncer.key"
+[ "$(id -u)" -eq 0 ] && chown postgres "$work"/pgbouncer.* "$work/userlist.txt"
+ulimit -n 4096 2>/dev/null || true
+as_pg pgbouncer "$work/pgbouncer.ini" >/dev/null 2>&1 &
+pgb_pid=$!
+wait_port "$pgb_port"
+
+tps() { grep -oE 'tps = [0-9.]+' | head -1 | awk '{print $3}'; }
+run() { # name, connection string, password, extra pgbench flags
+    PGPASSWORD=$3 pgbench "$2" -S -n -c "$clients" -j "$threads" -T "$seconds" ${4:-} 2>/dev/null | tps
+}
+direct="host=127.0.0.1 port=$pg_port user=app dbname=bench sslmode=disable"
+bouncer="host=localhost port=$pgb_port user=app dbname=bench sslmode=require"
+gateway="host=localhost port=$lk_pg user=app dbname=bench sslmode=verify-full sslrootcert=$data/ca.pem"
+
+echo "== (a) pgbench -S, $clients clients, $threads threads, ${seconds}s"
+a_direct=$(run direct "$direct" app-secret); echo "   direct $a_direct"
+a_bouncer=$(run pgbouncer "$bouncer" app-secret); echo "   pgbouncer $a_bouncer"
+a_latchkey=$(run latchkey "$gateway" "$token"); echo "   latchkey $a_latchkey"
+echo "== (b) pgbench -S -C (a new connection per transaction), ${seconds}s"
+b_bouncer=$(run pgbouncer "$bouncer" app-secret -C); echo "   pgbouncer $b_bouncer"
+b_latchkey=$(run latchkey "$gateway" "$token" -C); echo "   latchkey $b_latchkey"
+
+echo "== memory per idle connection (200 idle psql sessions)"
+rss() { awk '/VmRSS/ {print $2}' "/proc/$lk_pid/status"; }
+before=$(rss)
+sessions=()
+for _ in $(seq 200); do PGPASSWORD=$token psql "$gateway" -X -q -c "select pg_sleep(15)" >/dev/null 2>&1 & sessions+=($!); done
+sleep 5
+after=$(rss)
+wait "${sessions[@]}" || true
+per_conn=$(( (after - before) / 200 ))
+
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+cat <<EOF
+
+results ($(date -u +%Y-%m-%d), ${seconds}s runs)
+(a) TPS      direct $a_direct   pgbouncer $a_bouncer   latchkey $a_latchkey
+             latchkey/pgbouncer $(ratio "$a_latchkey" "$a_bouncer")   latchkey/direct $(ratio "$a_latchkey" "$a_direct")
+(b) conn/s   pgbouncer(TLS) $b_bouncer   latchkey(TLS+token+policy) $b_latchkey
+             latchkey/pgbouncer $(ratio "$b_latchkey" "$b_bouncer")
+memory       latchkey RSS $before kB idle, $after kB with 200 sessions: ~${per_conn} kB per connection
+EOF
