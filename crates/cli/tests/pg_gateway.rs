@@ -522,3 +522,311 @@ fn psql_through_the_gateway_with_botocore_tokens() {
     assert!(log.contains("policy: implicitDeny"));
     assert!(!log.contains(&token[token.find("X-Amz-Signature=").unwrap()..]));
 }
+
+fn sha256_file(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Runs `latchkey iam|sts ...` as the administrator against this server.
+fn latchkey_api(lk: &Latchkey, api_port: u16, args: &[&str]) -> serde_json::Value {
+    let out = latchkey(args)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            lk.data.join("admin.credentials"),
+        )
+        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+        .env("AWS_ENDPOINT_URL", format!("https://localhost:{api_port}"))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn relay_copy_cancel_prepared_and_upstream_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let lk = start_latchkey(root.path(), &pg);
+    let token = aws_token(&lk, &[], "localhost", "app");
+    let conn = format!(
+        "host=localhost port={} user=app dbname=orders sslmode=verify-full sslrootcert={}",
+        lk.pg_port,
+        lk.data.join("ca.pem").display()
+    );
+    let run = |sql: &str| psql(&lk, "app", &token, "verify-full", sql);
+
+    // Extended protocol (Parse/Bind/Execute) through pgbench -M prepared.
+    let script = root.path().join("q.sql");
+    std::fs::write(&script, "\\set n random(1, 1000)\nSELECT :n + 1;\n").unwrap();
+    let out = Command::new("pgbench")
+        .arg(&conn)
+        .args(["-n", "-M", "prepared", "-c", "4", "-t", "200", "-f"])
+        .arg(&script)
+        .env("PGPASSWORD", &token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("number of transactions actually processed: 800/800")
+    );
+
+    // COPY in and out of 100 MB, intact by checksum.
+    let src = root.path().join("in.csv");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&src).unwrap());
+        let mut i = 0u64;
+        let mut written = 0usize;
+        while written < 100 * 1024 * 1024 {
+            let line = format!(
+                "{i},{:x}{:x}{:x}\n",
+                i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                i ^ 0xdead_beef,
+                i * 31
+            );
+            written += line.len();
+            f.write_all(line.as_bytes()).unwrap();
+            i += 1;
+        }
+    }
+    assert!(
+        run("CREATE TABLE blob (id bigint, data text)")
+            .status
+            .success()
+    );
+    let copy_in = run(&format!(
+        "\\copy blob FROM '{}' WITH (FORMAT csv)",
+        src.display()
+    ));
+    assert!(
+        copy_in.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy_in.stderr)
+    );
+    let dst = root.path().join("out.csv");
+    let copy_out = run(&format!(
+        "\\copy (SELECT * FROM blob ORDER BY id) TO '{}' WITH (FORMAT csv)",
+        dst.display()
+    ));
+    assert!(
+        copy_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy_out.stderr)
+    );
+    assert_eq!(
+        sha256_file(&src),
+        sha256_file(&dst),
+        "COPY round trip changed the data"
+    );
+
+    // Cancel: psql sends a CancelRequest with the gateway's key on Ctrl-C.
+    let started = Instant::now();
+    let mut sleeper = Command::new("psql")
+        .arg(&conn)
+        .args(["-X", "-c", "SELECT pg_sleep(60)"])
+        .env("PGPASSWORD", &token)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &sleeper.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = sleeper.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the cancel did not reach the server"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("canceling statement due to user request"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A client that vanishes mid-query leaves the gateway serving others.
+    let mut vanishing = Command::new("psql")
+        .arg(&conn)
+        .args(["-X", "-c", "SELECT pg_sleep(3)"])
+        .env("PGPASSWORD", &token)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    vanishing.kill().unwrap();
+    let _ = vanishing.wait();
+    assert_eq!(
+        String::from_utf8_lossy(&run("SELECT 'still here'").stdout).trim(),
+        "still here"
+    );
+
+    // Upstream down: a clear error, the gateway stays up; upstream back: it recovers.
+    let data = pg.dir.join("data");
+    assert!(
+        as_pg_user(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "fast", "-w", "stop"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let down = run("SELECT 1");
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("could not connect to the database server"),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let out = as_pg_user(&pg_bin("pg_ctl"))
+        .arg("-D")
+        .arg(&data)
+        .arg("-o")
+        .arg(format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            pg.port,
+            pg.dir.display()
+        ))
+        .arg("-l")
+        .arg(pg.dir.join("log"))
+        .args(["-w", "start"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&run("SELECT count(*) FROM blob").stdout)
+            .trim()
+            .parse::<u64>()
+            .map(|n| n > 1_000_000),
+        Ok(true)
+    );
+}
+
+#[test]
+fn expired_mfa_and_revoked_denials() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let lk = start_latchkey(root.path(), &pg);
+    let api_port = {
+        let cfg = std::fs::read_to_string(lk.data.join("aws.config")).unwrap();
+        cfg.lines()
+            .find_map(|l| l.strip_prefix("endpoint_url = https://localhost:"))
+            .unwrap()
+            .parse::<u16>()
+            .unwrap()
+    };
+
+    // A botocore token signed 20 minutes ago: expired.
+    let admin = std::fs::read_to_string(lk.data.join("admin.credentials")).unwrap();
+    let field = |k: &str| {
+        admin
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
+            .unwrap()
+            .to_owned()
+    };
+    let expired = Command::new("python3")
+        .args(["-c", r#"
+import datetime, sys, botocore.auth, botocore.session
+botocore.auth.get_current_datetime = lambda remove_tzinfo=True: datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=20)
+c = botocore.session.get_session().create_client("rds", region_name="us-east-1", aws_access_key_id=sys.argv[1], aws_secret_access_key=sys.argv[2])
+print(c.generate_db_auth_token("localhost", int(sys.argv[3]), "app"))
+"#, &field("aws_access_key_id"), &field("aws_secret_access_key"), &lk.pg_port.to_string()])
+        .output()
+        .unwrap();
+    let expired = String::from_utf8(expired.stdout).unwrap().trim().to_owned();
+    assert_denied(
+        &psql(&lk, "app", &expired, "verify-full", "select 1"),
+        "app",
+    );
+
+    // A policy that requires MFA denies a long-term key.
+    let mfa_only = user_with_policy(
+        &lk,
+        "needsmfa",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}}]}"#,
+    );
+    let creds: Vec<(&str, &str)> = mfa_only
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_denied(
+        &psql(
+            &lk,
+            "app",
+            &aws_token(&lk, &creds, "localhost", "app"),
+            "verify-full",
+            "select 1",
+        ),
+        "app",
+    );
+
+    // Temporary credentials work until the user's sessions are revoked.
+    let user = user_with_policy(
+        &lk,
+        "temp",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#,
+    );
+    let mut cmd = latchkey(&["sts", "get-session-token", "--duration-seconds", "900"]);
+    for (k, v) in &user {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+        .env("AWS_ENDPOINT_URL", format!("https://localhost:{api_port}"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let session: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &session["Credentials"];
+    let temp = [
+        ("AWS_ACCESS_KEY_ID", c["AccessKeyId"].as_str().unwrap()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            c["SecretAccessKey"].as_str().unwrap(),
+        ),
+        ("AWS_SESSION_TOKEN", c["SessionToken"].as_str().unwrap()),
+    ];
+    let token = aws_token(&lk, &temp, "localhost", "app");
+    let ok = psql(&lk, "app", &token, "verify-full", "select 'temporary'");
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout).trim(),
+        "temporary",
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    std::thread::sleep(Duration::from_secs(1)); // revoke strictly after the session's issue second
+    latchkey_api(
+        &lk,
+        api_port,
+        &["iam", "revoke-sessions", "--user-name", "temp"],
+    );
+    assert_denied(&psql(&lk, "app", &token, "verify-full", "select 1"), "app");
+    let log = std::fs::read_to_string(root.path().join("latchkey.log")).unwrap();
+    assert!(log.contains("expired at"), "{log}");
+    assert!(log.contains("issued before the revocation time"), "{log}");
+}
