@@ -638,7 +638,7 @@ fn relay_copy_cancel_prepared_and_upstream_restart() {
 
     // Cancel: psql sends a CancelRequest with the gateway's key on Ctrl-C.
     let started = Instant::now();
-    let mut sleeper = Command::new("psql")
+    let sleeper = Command::new("psql")
         .arg(&conn)
         .args(["-X", "-c", "SELECT pg_sleep(60)"])
         .env("PGPASSWORD", &token)
