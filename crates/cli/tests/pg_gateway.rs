@@ -312,6 +312,15 @@ fn assert_denied(out: &Output, user: &str) {
     );
 }
 
+/// A token for `app` on localhost signed with the given credentials.
+fn token_with(lk: &Latchkey, creds: &[(String, String)]) -> String {
+    let creds: Vec<(&str, &str)> = creds
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    aws_token(lk, &creds, "localhost", "app")
+}
+
 /// Credentials of a new IAM user with `policy` (via the stock AWS CLI).
 fn user_with_policy(lk: &Latchkey, name: &str, policy: &str) -> Vec<(String, String)> {
     let api = |args: &[&str]| -> serde_json::Value {
@@ -415,18 +424,9 @@ fn psql_through_the_gateway_with_botocore_tokens() {
         "nobody",
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
     );
-    let creds: Vec<(&str, &str)> = nobody
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let user_token = token_with(&lk, &nobody);
     assert_denied(
-        &psql(
-            &lk,
-            "app",
-            &aws_token(&lk, &creds, "localhost", "app"),
-            "verify-full",
-            "select 1",
-        ),
+        &psql(&lk, "app", &user_token, "verify-full", "select 1"),
         "app",
     );
     let office = user_with_policy(
@@ -434,18 +434,9 @@ fn psql_through_the_gateway_with_botocore_tokens() {
         "office",
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#,
     );
-    let creds: Vec<(&str, &str)> = office
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let user_token = token_with(&lk, &office);
     assert_denied(
-        &psql(
-            &lk,
-            "app",
-            &aws_token(&lk, &creds, "localhost", "app"),
-            "verify-full",
-            "select 1",
-        ),
+        &psql(&lk, "app", &user_token, "verify-full", "select 1"),
         "app",
     );
     let tagged = user_with_policy(
@@ -453,17 +444,8 @@ fn psql_through_the_gateway_with_botocore_tokens() {
         "tagged",
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"arn:aws:rds-db:us-east-1:*:dbuser:*/app","Condition":{"StringEquals":{"aws:ResourceTag/env":"dev"}}}]}"#,
     );
-    let creds: Vec<(&str, &str)> = tagged
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let out = psql(
-        &lk,
-        "app",
-        &aws_token(&lk, &creds, "localhost", "app"),
-        "verify-full",
-        "select 42",
-    );
+    let user_token = token_with(&lk, &tagged);
+    let out = psql(&lk, "app", &user_token, "verify-full", "select 42");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "42",
@@ -765,18 +747,9 @@ print(c.generate_db_auth_token("localhost", int(sys.argv[3]), "app"))
         "needsmfa",
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}}]}"#,
     );
-    let creds: Vec<(&str, &str)> = mfa_only
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let user_token = token_with(&lk, &mfa_only);
     assert_denied(
-        &psql(
-            &lk,
-            "app",
-            &aws_token(&lk, &creds, "localhost", "app"),
-            "verify-full",
-            "select 1",
-        ),
+        &psql(&lk, "app", &user_token, "verify-full", "select 1"),
         "app",
     );
 
