@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use latchkey_session::{ClusterKey, KeyRing, SessionClaims};
-use latchkey_store::{Store, Vault};
+use latchkey_store::Store;
 use serde_json::Value;
 
 struct Server {
@@ -32,6 +32,8 @@ impl Server {
             .args(["serve", "--data-dir"])
             .arg(dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            // Tests run in parallel: the gateway gets a free port too.
+            .args(["--pg-listen", &format!("127.0.0.1:{}", free_port())])
             .env_remove("LATCHKEY_CONFIG")
             .stdout(Stdio::null())
             .stderr(log)
@@ -471,10 +473,8 @@ fn token_service_with_the_aws_cli_and_boto3() {
     )
     .unwrap();
     let expired = {
-        let hex_key = std::fs::read_to_string(dir.join("master.key")).unwrap();
-        let mut key = [0u8; 32];
-        hex::decode_to_slice(hex_key.trim(), &mut key).unwrap();
-        let store = Store::open(&dir.join("latchkey.db"), Vault::new(1, &key)).unwrap();
+        let vault = latchkey_server::bootstrap::load_vault(&dir.join("master.key")).unwrap();
+        let store = Store::open(&dir.join("latchkey.db"), vault).unwrap();
         let keys = store.cluster_keys(now).unwrap();
         let ring = KeyRing::new(ClusterKey::new(keys[0].0, &keys[0].1));
         let claims = SessionClaims {
