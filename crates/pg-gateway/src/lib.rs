@@ -101,26 +101,16 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
-        tokio::pin!(shutdown);
-        loop {
-            let (tcp, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                },
-                () = &mut shutdown => return Ok(()),
-            };
-            let _ = tcp.set_nodelay(true);
+        latchkey_server::http::accept_until(listener, shutdown, |tcp, peer| {
             let gw = self.clone();
             tokio::spawn(async move {
                 if let Err(e) = gw.client(tcp, peer).await {
                     tracing::debug!(%peer, error = %e, "postgres client ended");
                 }
             });
-        }
+        })
+        .await;
+        Ok(())
     }
 
     async fn client(&self, tcp: TcpStream, peer: SocketAddr) -> Result<()> {

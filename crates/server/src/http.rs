@@ -23,6 +23,31 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 const STS_ACTIONS: &[&str] = &["GetCallerIdentity", "GetSessionToken", "AssumeRole"];
 
+/// Accepts TCP connections until `shutdown` resolves, handing each (with
+/// `TCP_NODELAY` set) to `on_connection`. Shared by every listener.
+pub async fn accept_until(
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+    mut on_connection: impl FnMut(tokio::net::TcpStream, SocketAddr),
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        on_connection(tcp, peer);
+    }
+}
+
 /// Serves until `shutdown` resolves.
 pub async fn serve(
     state: Arc<AppState>,
@@ -31,19 +56,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return Ok(()),
-        };
-        let _ = tcp.set_nodelay(true);
+    accept_until(listener, shutdown, |tcp, peer| {
         let acceptor = acceptor.clone();
         let state = state.clone();
         tokio::spawn(async move {
@@ -64,7 +77,9 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
-    }
+    })
+    .await;
+    Ok(())
 }
 
 fn xml_response(status: u16, body: String) -> Response<Full<Bytes>> {
