@@ -50,6 +50,15 @@ pub struct ServerArgs {
     /// Development only: let PostgreSQL clients connect without TLS.
     #[arg(long, env = "LATCHKEY_PG_ALLOW_PLAINTEXT")]
     pg_allow_plaintext: bool,
+    /// PostgreSQL sessions at once, in all [default: 10000].
+    #[arg(long, env = "LATCHKEY_PG_MAX_CONNECTIONS")]
+    pg_max_connections: Option<u32>,
+    /// PostgreSQL sessions at once from one source address [default: 1000].
+    #[arg(long, env = "LATCHKEY_PG_MAX_CONNECTIONS_PER_IP")]
+    pg_max_connections_per_ip: Option<u32>,
+    /// PostgreSQL sessions at once for one principal [default: 1000].
+    #[arg(long, env = "LATCHKEY_PG_MAX_CONNECTIONS_PER_PRINCIPAL")]
+    pg_max_connections_per_principal: Option<u32>,
 }
 
 /// `latchkey.toml`.
@@ -66,6 +75,9 @@ struct FileConfig {
     pg_listen: Option<SocketAddr>,
     #[serde(default)]
     pg_allow_plaintext: bool,
+    pg_max_connections: Option<u32>,
+    pg_max_connections_per_ip: Option<u32>,
+    pg_max_connections_per_principal: Option<u32>,
 }
 
 /// The configuration in effect.
@@ -77,6 +89,8 @@ pub struct Config {
     pub cluster_key_rotation: std::time::Duration,
     pub pg_listen: SocketAddr,
     pub pg_allow_plaintext: bool,
+    /// (total, per source address, per principal)
+    pub pg_limits: (u32, u32, u32),
 }
 
 impl ServerArgs {
@@ -121,6 +135,17 @@ impl ServerArgs {
                 .or(file.pg_listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6432))),
             pg_allow_plaintext: self.pg_allow_plaintext || file.pg_allow_plaintext,
+            pg_limits: (
+                self.pg_max_connections
+                    .or(file.pg_max_connections)
+                    .unwrap_or(10_000),
+                self.pg_max_connections_per_ip
+                    .or(file.pg_max_connections_per_ip)
+                    .unwrap_or(1_000),
+                self.pg_max_connections_per_principal
+                    .or(file.pg_max_connections_per_principal)
+                    .unwrap_or(1_000),
+            ),
             server_names: if self.server_names.is_empty() {
                 file.server_names
             } else {
@@ -212,6 +237,9 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
                 region: config.region.clone(),
                 port: config.pg_listen.port(),
                 allow_plaintext: config.pg_allow_plaintext,
+                max_connections: config.pg_limits.0,
+                max_per_ip: config.pg_limits.1,
+                max_per_principal: config.pg_limits.2,
             },
         )?);
         tracing::info!(address = %config.pg_listen, "postgres gateway listening");

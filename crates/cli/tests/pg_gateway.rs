@@ -175,6 +175,10 @@ fn latchkey(args: &[&str]) -> Command {
 }
 
 fn start_latchkey(root: &Path, pg: &Postgres) -> Latchkey {
+    start_latchkey_with(root, pg, &[])
+}
+
+fn start_latchkey_with(root: &Path, pg: &Postgres, extra: &[&str]) -> Latchkey {
     let data = root.join("data");
     let api_port = free_port();
     let pg_port = free_port();
@@ -235,6 +239,7 @@ fn start_latchkey(root: &Path, pg: &Postgres) -> Latchkey {
         "--pg-listen",
         &format!("127.0.0.1:{pg_port}"),
     ])
+    .args(extra)
     .stdout(Stdio::null())
     .stderr(log)
     .spawn()
@@ -802,4 +807,48 @@ print(c.generate_db_auth_token("localhost", int(sys.argv[3]), "app"))
     let log = std::fs::read_to_string(root.path().join("latchkey.log")).unwrap();
     assert!(log.contains("expired at"), "{log}");
     assert!(log.contains("issued before the revocation time"), "{log}");
+}
+
+#[test]
+fn connection_limit_per_principal() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let lk = start_latchkey_with(
+        root.path(),
+        &pg,
+        &["--pg-max-connections-per-principal", "2"],
+    );
+    let token = aws_token(&lk, &[], "localhost", "app");
+    let conn = format!(
+        "host=localhost port={} user=app dbname=orders sslmode=verify-full sslrootcert={}",
+        lk.pg_port,
+        lk.data.join("ca.pem").display()
+    );
+    let busy: Vec<Child> = (0..2)
+        .map(|_| {
+            Command::new("psql")
+                .arg(&conn)
+                .args(["-X", "-c", "SELECT pg_sleep(4)"])
+                .env("PGPASSWORD", &token)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2000));
+    let third = psql(&lk, "app", &token, "verify-full", "select 1");
+    assert!(
+        String::from_utf8_lossy(&third.stderr).contains("too many connections for this principal"),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+    for mut c in busy {
+        assert!(c.wait().unwrap().success());
+    }
+    // Slots are given back when sessions end.
+    assert_eq!(
+        String::from_utf8_lossy(&psql(&lk, "app", &token, "verify-full", "select 'again'").stdout)
+            .trim(),
+        "again"
+    );
 }

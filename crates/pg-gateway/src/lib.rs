@@ -8,7 +8,7 @@
 //! reason goes to the log.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -27,6 +27,10 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest message accepted before authentication (tokens are ~1 KiB;
 /// PostgreSQL clients must be able to send at least 2 KiB).
 pub const MAX_AUTH_MESSAGE: usize = 16 * 1024;
+
+/// A relayed session: client stream, upstream, the cancel key the
+/// client holds, and its place in the connection limits.
+type Session<'a> = (Box<dyn Stream>, TcpStream, Option<(u32, u32)>, Slot<'a>);
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
@@ -47,6 +51,77 @@ pub struct GatewayConfig {
     pub port: u16,
     /// Development only: accept clients without TLS.
     pub allow_plaintext: bool,
+    /// Sessions at once, in all.
+    pub max_connections: u32,
+    /// Sessions at once from one source address.
+    pub max_per_ip: u32,
+    /// Sessions at once for one principal (user or role session ARN).
+    pub max_per_principal: u32,
+}
+
+/// Live session counts, for the connection limits.
+#[derive(Default)]
+struct Counts {
+    total: u32,
+    by_ip: HashMap<IpAddr, u32>,
+    by_principal: HashMap<String, u32>,
+}
+
+/// A session's place in the counts, given back when it ends.
+struct Slot<'a> {
+    counts: &'a Mutex<Counts>,
+    ip: IpAddr,
+    principal: String,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.total = c.total.saturating_sub(1);
+        release(&mut c.by_ip, &self.ip);
+        release(&mut c.by_principal, self.principal.as_str());
+    }
+}
+
+/// Decrements a per-key count, dropping keys that reach zero.
+fn release<K, Q>(map: &mut HashMap<K, u32>, key: &Q)
+where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+/// Takes a session slot, or says which limit is full.
+fn acquire<'a>(
+    counts: &'a Mutex<Counts>,
+    config: &GatewayConfig,
+    ip: IpAddr,
+    principal: &str,
+) -> Result<Slot<'a>, &'static str> {
+    let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+    if c.total >= config.max_connections {
+        return Err("too many connections");
+    }
+    if c.by_ip.get(&ip).copied().unwrap_or(0) >= config.max_per_ip {
+        return Err("too many connections from this address");
+    }
+    if c.by_principal.get(principal).copied().unwrap_or(0) >= config.max_per_principal {
+        return Err("too many connections for this principal");
+    }
+    c.total += 1;
+    *c.by_ip.entry(ip).or_default() += 1;
+    *c.by_principal.entry(principal.to_owned()).or_default() += 1;
+    Ok(Slot {
+        counts,
+        ip,
+        principal: principal.to_owned(),
+    })
 }
 
 pub struct Gateway {
@@ -56,6 +131,7 @@ pub struct Gateway {
     config: GatewayConfig,
     databases: RwLock<Vec<Database>>,
     cancels: Mutex<HashMap<(u32, u32), CancelTarget>>,
+    counts: Mutex<Counts>,
 }
 
 /// Why a client was refused: for the log only.
@@ -77,6 +153,7 @@ impl Gateway {
             config,
             databases: RwLock::new(Vec::new()),
             cancels: Mutex::new(HashMap::new()),
+            counts: Mutex::new(Counts::default()),
         };
         gateway.reload_databases()?;
         Ok(gateway)
@@ -117,7 +194,7 @@ impl Gateway {
         let session = tokio::time::timeout(STARTUP_TIMEOUT, self.handshake(tcp, peer))
             .await
             .map_err(|_| anyhow!("startup timed out"))??;
-        let Some((mut client, mut upstream, cancel_key)) = session else {
+        let Some((mut client, mut upstream, cancel_key, _slot)) = session else {
             return Ok(());
         };
         let result = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
@@ -132,11 +209,7 @@ impl Gateway {
 
     /// TLS, startup, token, policy and upstream login. `None` when the
     /// connection ended normally before relaying (cancel, denial).
-    async fn handshake(
-        &self,
-        mut tcp: TcpStream,
-        peer: SocketAddr,
-    ) -> Result<Option<(Box<dyn Stream>, TcpStream, Option<(u32, u32)>)>> {
+    async fn handshake(&self, mut tcp: TcpStream, peer: SocketAddr) -> Result<Option<Session<'_>>> {
         let mut first = [0u8; 1];
         tcp.peek(&mut first).await?;
         let mut stream: Box<dyn Stream>;
@@ -200,8 +273,8 @@ impl Gateway {
             bail!("expected a password message");
         }
         let password = wire::parse_password(&body).map_err(|e| anyhow!("{e}"))?;
-        let db = match self.authenticate(password, &user, sni.as_deref(), peer) {
-            Ok(db) => db,
+        let (db, principal) = match self.authenticate(password, &user, sni.as_deref(), peer) {
+            Ok(found) => found,
             Err(Denied(reason)) => {
                 tracing::info!(%peer, user = %user, reason = %reason, "postgres login denied");
                 let mut out = Vec::new();
@@ -211,6 +284,16 @@ impl Gateway {
                     "28P01",
                     &format!("PAM authentication failed for user \"{user}\""),
                 );
+                stream.write_all(&out).await?;
+                return Ok(None);
+            }
+        };
+        let slot = match acquire(&self.counts, &self.config, peer.ip(), &principal) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                tracing::info!(%peer, principal = %principal, limit, "postgres connection refused");
+                let mut out = Vec::new();
+                wire::error_response(&mut out, Severity::Fatal, "53300", limit);
                 stream.write_all(&out).await?;
                 return Ok(None);
             }
@@ -229,7 +312,7 @@ impl Gateway {
         {
             Ok((upstream, cancel_key)) => {
                 tracing::info!(%peer, user = %user, database = %db.name, "postgres session started");
-                Ok(Some((stream, upstream, cancel_key)))
+                Ok(Some((stream, upstream, cancel_key, slot)))
             }
             Err(e) => {
                 tracing::warn!(%peer, database = %db.name, error = %e, "upstream login failed");
@@ -253,7 +336,7 @@ impl Gateway {
         user: &str,
         sni: Option<&str>,
         peer: SocketAddr,
-    ) -> Result<Database, Denied> {
+    ) -> Result<(Database, String), Denied> {
         let deny = |r: String| Denied(r);
         let token = DbAuthToken::parse_bytes(password).map_err(|e| deny(format!("token: {e}")))?;
         if token.action != TokenAction::Connect {
@@ -325,7 +408,7 @@ impl Gateway {
                     caller.arn
                 ))
             })?;
-        Ok(db)
+        Ok((db, caller.arn))
     }
 
     /// Logs in upstream as `user`, sends the client AuthenticationOk and
