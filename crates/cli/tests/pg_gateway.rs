@@ -252,14 +252,20 @@ fn start_latchkey_with(root: &Path, pg: &Postgres, extra: &[&str]) -> Latchkey {
     }
 }
 
-/// A token from the AWS CLI (botocore) with the given credentials.
-fn aws_token(lk: &Latchkey, creds: &[(&str, &str)], host: &str, user: &str) -> String {
+/// The AWS CLI with no AWS_* variables from the machine.
+fn aws_cli() -> Command {
     let mut c = Command::new("aws");
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") {
             c.env_remove(k);
         }
     }
+    c
+}
+
+/// A token from the AWS CLI (botocore) with the given credentials.
+fn aws_token(lk: &Latchkey, creds: &[(&str, &str)], host: &str, user: &str) -> String {
+    let mut c = aws_cli();
     c.env(
         "AWS_SHARED_CREDENTIALS_FILE",
         lk.data.join("admin.credentials"),
@@ -291,14 +297,18 @@ fn aws_token(lk: &Latchkey, creds: &[(&str, &str)], host: &str, user: &str) -> S
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn psql(lk: &Latchkey, user: &str, token: &str, sslmode: &str, sql: &str) -> Output {
-    let conn = format!(
+/// libpq connection string for the gateway.
+fn conninfo(lk: &Latchkey, user: &str, sslmode: &str) -> String {
+    format!(
         "host=localhost port={} user={user} dbname=orders sslmode={sslmode} sslrootcert={}",
         lk.pg_port,
         lk.data.join("ca.pem").display()
-    );
+    )
+}
+
+fn psql(lk: &Latchkey, user: &str, token: &str, sslmode: &str, sql: &str) -> Output {
     Command::new("psql")
-        .arg(conn)
+        .arg(conninfo(lk, user, sslmode))
         .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .env("PGPASSWORD", token)
         .env("PGCONNECT_TIMEOUT", "10")
@@ -329,12 +339,7 @@ fn token_with(lk: &Latchkey, creds: &[(String, String)]) -> String {
 /// Credentials of a new IAM user with `policy` (via the stock AWS CLI).
 fn user_with_policy(lk: &Latchkey, name: &str, policy: &str) -> Vec<(String, String)> {
     let api = |args: &[&str]| -> serde_json::Value {
-        let mut c = Command::new("aws");
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") {
-                c.env_remove(k);
-            }
-        }
+        let mut c = aws_cli();
         let out = c
             .env(
                 "AWS_SHARED_CREDENTIALS_FILE",
@@ -547,11 +552,7 @@ fn relay_copy_cancel_prepared_and_upstream_restart() {
     let pg = Postgres::start(root.path());
     let lk = start_latchkey(root.path(), &pg);
     let token = aws_token(&lk, &[], "localhost", "app");
-    let conn = format!(
-        "host=localhost port={} user=app dbname=orders sslmode=verify-full sslrootcert={}",
-        lk.pg_port,
-        lk.data.join("ca.pem").display()
-    );
+    let conn = conninfo(&lk, "app", "verify-full");
     let run = |sql: &str| psql(&lk, "app", &token, "verify-full", sql);
 
     // Extended protocol (Parse/Bind/Execute) through pgbench -M prepared.
@@ -819,11 +820,7 @@ fn connection_limit_per_principal() {
         &["--pg-max-connections-per-principal", "2"],
     );
     let token = aws_token(&lk, &[], "localhost", "app");
-    let conn = format!(
-        "host=localhost port={} user=app dbname=orders sslmode=verify-full sslrootcert={}",
-        lk.pg_port,
-        lk.data.join("ca.pem").display()
-    );
+    let conn = conninfo(&lk, "app", "verify-full");
     let busy: Vec<Child> = (0..2)
         .map(|_| {
             Command::new("psql")

@@ -71,6 +71,17 @@ fn is_truncated(x: &mut Xml) {
     x.text("IsTruncated", "false");
 }
 
+/// Whose policy a `Put/Get/Delete/Attach/Detach{User,Role,Group}Policy` is about.
+fn principal_kind(action: &str) -> PrincipalKind {
+    if action.contains("User") {
+        PrincipalKind::User
+    } else if action.contains("Role") {
+        PrincipalKind::Role
+    } else {
+        PrincipalKind::Group
+    }
+}
+
 /// The user a call is about: `UserName`, or the calling user itself.
 fn target_user<'a>(caller: &'a Caller, params: &'a Params) -> Result<&'a str, ApiError> {
     match (params.get("UserName"), &caller.identity) {
@@ -295,13 +306,7 @@ pub fn handle(
         "PutUserPolicy" | "PutRolePolicy" | "PutGroupPolicy" | "GetUserPolicy"
         | "GetRolePolicy" | "GetGroupPolicy" | "DeleteUserPolicy" | "DeleteRolePolicy"
         | "DeleteGroupPolicy" => {
-            let kind = if action.contains("User") {
-                PrincipalKind::User
-            } else if action.contains("Role") {
-                PrincipalKind::Role
-            } else {
-                PrincipalKind::Group
-            };
+            let kind = principal_kind(action);
             let (principal, arn) = state.principal(params, kind)?;
             let policy_name = params.required("PolicyName")?;
             authorize(&arn)?;
@@ -346,13 +351,7 @@ pub fn handle(
         }
         "AttachUserPolicy" | "AttachRolePolicy" | "AttachGroupPolicy" | "DetachUserPolicy"
         | "DetachRolePolicy" | "DetachGroupPolicy" => {
-            let kind = if action.contains("User") {
-                PrincipalKind::User
-            } else if action.contains("Role") {
-                PrincipalKind::Role
-            } else {
-                PrincipalKind::Group
-            };
+            let kind = principal_kind(action);
             let (principal, arn) = state.principal(params, kind)?;
             let policy_arn = params.required("PolicyArn")?;
             authorize(&arn)?;

@@ -246,25 +246,18 @@ pub fn assume_role(
     }
 
     // MFA: presented now (IAM users), or carried by the caller's session.
-    let (mfa, mfa_time) = match &caller.identity {
-        Identity::User { name } => {
-            if check_mfa(state, name, params, now)? {
-                (true, Some(now))
-            } else {
-                let s = caller.session.as_ref();
-                (
-                    s.is_some_and(|c| c.mfa_authenticated),
-                    s.and_then(|c| c.mfa_time),
-                )
-            }
-        }
-        Identity::Role { .. } => {
-            let s = caller.session.as_ref();
-            (
-                s.is_some_and(|c| c.mfa_authenticated),
-                s.and_then(|c| c.mfa_time),
-            )
-        }
+    let presented = match &caller.identity {
+        Identity::User { name } => check_mfa(state, name, params, now)?,
+        Identity::Role { .. } => false,
+    };
+    let (mfa, mfa_time) = if presented {
+        (true, Some(now))
+    } else {
+        let s = caller.session.as_ref();
+        (
+            s.is_some_and(|c| c.mfa_authenticated),
+            s.and_then(|c| c.mfa_time),
+        )
     };
 
     let mut req = state.request(caller, "sts:AssumeRole", &role.arn, now)?;
