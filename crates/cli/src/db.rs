@@ -1,13 +1,19 @@
-//! `latchkey db register|list|remove|set-password`: the databases behind
-//! the gateway. They act on the data directory's store; a running server
-//! picks changes up within seconds.
+//! `latchkey db register|list|remove|set-password|ca`: the databases
+//! behind the gateway. They act on the data directory's store; a running
+//! server picks changes up within seconds. `[[databases]]` tables in
+//! `latchkey.toml` register the same way ([`sync_databases`]).
 
+use std::collections::BTreeMap;
 use std::io::Read;
+use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use latchkey_pg_gateway::upstream::check_tls_settings;
 use latchkey_server::bootstrap::{DataDir, load_vault};
-use latchkey_store::{Database, Store};
+use latchkey_server::dbca::{DbCa, pem_fingerprints};
+use latchkey_store::{Database, Store, StoreError};
+use serde::Deserialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -25,6 +31,13 @@ pub enum DbCommand {
     Remove(NameArgs),
     /// Store (sealed) the password the gateway uses upstream for a database user; read from standard input.
     SetPassword(PasswordArgs),
+    /// Print Latchkey's database CA certificate (made on first use), for PostgreSQL's ssl_ca_file.
+    ///
+    /// Databases registered with --auth cert are logged in to with client
+    /// certificates from this CA whose common name is the database user.
+    /// On the PostgreSQL server: ssl = on, ssl_ca_file = this certificate,
+    /// and a pg_hba.conf line such as `hostssl all all 0.0.0.0/0 cert`.
+    Ca(CaArgs),
 }
 
 #[derive(Args, Debug)]
@@ -43,12 +56,30 @@ pub struct RegisterArgs {
     /// postgres (mysql comes with the MySQL gateway).
     #[arg(long, default_value = "postgres")]
     engine: String,
-    /// How the gateway logs in upstream: password (stored sealed, see set-password) or trust (development only).
-    #[arg(long, default_value = "password")]
+    /// How the gateway logs in upstream: password (stored sealed, see set-password), cert (a client certificate from Latchkey's database CA, see `db ca`; needs --upstream-tls require or stricter) or trust (development only).
+    #[arg(long, default_value = "password", value_parser = ["password", "cert", "trust"])]
     auth: String,
+    /// TLS to the real server, as libpq's sslmode: disable, prefer (TLS if offered), require (TLS, certificate not checked), verify-ca (certificate chains to --upstream-ca), verify-full (and names the upstream host).
+    #[arg(long, default_value = "prefer", value_parser = ["disable", "prefer", "require", "verify-ca", "verify-full"])]
+    upstream_tls: String,
+    /// PEM file with the CA certificate(s) the real server's certificate must chain to (verify-ca, verify-full); stored, so every node has it.
+    #[arg(long, value_name = "FILE")]
+    upstream_ca: Option<std::path::PathBuf>,
+    /// If the database is registered already, replace its settings (its resource id and stored passwords stay).
+    #[arg(long)]
+    update: bool,
     /// Tag KEY=VALUE (repeatable); policies see it as aws:ResourceTag/KEY.
     #[arg(long = "tag")]
     tags: Vec<String>,
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct CaArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// text prints the PEM certificate alone.
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
 }
@@ -100,6 +131,8 @@ fn describe(db: &Database, account: &str, region: &str) -> serde_json::Value {
         "endpoints": db.endpoints,
         "upstream": db.upstream,
         "auth": db.upstream_auth,
+        "upstreamTls": db.upstream_tls,
+        "upstreamCaSha256": db.upstream_ca.as_deref().map(pem_fingerprints).unwrap_or_default(),
         "resourceId": db.resource_id,
         "connectArnPrefix": format!("arn:aws:rds-db:{region}:{account}:dbuser:{}/", db.resource_id),
         "tags": db.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>(),
@@ -127,6 +160,23 @@ fn print_db(db: &serde_json::Value, output: OutputFormat) -> Result<()> {
                         .unwrap_or_default(),
                 ),
                 ("upstream", s("upstream")),
+                ("upstream TLS", s("upstreamTls")),
+                (
+                    "upstream CA",
+                    db["upstreamCaSha256"]
+                        .as_array()
+                        .filter(|a| !a.is_empty())
+                        .map_or_else(
+                            || "-".to_owned(),
+                            |a| {
+                                a.iter()
+                                    .filter_map(|f| f.as_str())
+                                    .map(|f| format!("SHA256 {f}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            },
+                        ),
+                ),
                 ("auth", s("auth")),
                 ("resource id", s("resourceId")),
                 ("connect ARN", format!("{}USER", s("connectArnPrefix"))),
@@ -149,18 +199,30 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
                         .with_context(|| format!("--tag {t:?} must be KEY=VALUE"))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let db = store.register_database(
-                &Database {
-                    name: a.name.clone(),
-                    engine: a.engine.clone(),
-                    endpoints: a.endpoints.clone(),
-                    upstream: a.upstream.clone(),
-                    upstream_auth: a.auth.clone(),
-                    resource_id: String::new(),
-                    tags,
-                },
-                latchkey_server::state::now(),
-            )?;
+            let upstream_ca = a.upstream_ca.as_deref().map(read_ca).transpose()?;
+            let wanted = Database {
+                name: a.name.clone(),
+                engine: a.engine.clone(),
+                endpoints: a.endpoints.clone(),
+                upstream: a.upstream.clone(),
+                upstream_auth: a.auth.clone(),
+                upstream_tls: a.upstream_tls.clone(),
+                upstream_ca,
+                resource_id: String::new(),
+                tags,
+            };
+            check_tls_settings(&wanted)?;
+            let now = latchkey_server::state::now();
+            let db = match store.register_database(&wanted, now) {
+                Err(StoreError::EntityAlreadyExists { .. }) if a.update => {
+                    store.update_database(&wanted)?
+                }
+                other => other?,
+            };
+            if db.upstream_auth == "cert" {
+                // Made now, so that `db ca` and every node agree from the start.
+                DbCa::load_or_create(&store, now)?;
+            }
             print_db(&describe(&db, store.account_id(), &region), a.output)?;
         }
         DbCommand::List(a) => {
@@ -197,6 +259,343 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
             }
             store.set_database_password(&a.name, &a.user, password)?;
         }
+        DbCommand::Ca(a) => {
+            let (store, _) = open(&a.server)?;
+            let ca = DbCa::load_or_create(&store, latchkey_server::state::now())?;
+            match a.output {
+                OutputFormat::Text => print!("{}", ca.cert_pem()),
+                OutputFormat::Json => print_json(&json!({
+                    "certificate": ca.cert_pem(),
+                    "sha256": pem_fingerprints(ca.cert_pem()).first(),
+                    "pgHba": "hostssl all all 0.0.0.0/0 cert",
+                }))?,
+            }
+        }
     }
     Ok(exit::OK)
+}
+
+/// A CA certificate file, checked.
+fn read_ca(path: &Path) -> Result<String> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the upstream CA {}", path.display()))?;
+    latchkey_server::dbca::parse_pem_certs(&pem)
+        .with_context(|| format!("upstream CA {}", path.display()))?;
+    Ok(pem)
+}
+
+fn default_engine() -> String {
+    "postgres".into()
+}
+
+fn default_auth() -> String {
+    "password".into()
+}
+
+fn default_tls() -> String {
+    "prefer".into()
+}
+
+/// A `[[databases]]` table of `latchkey.toml`: a database registered (or
+/// updated to match) when `latchkey serve` or `init` starts.
+///
+/// ```toml
+/// [[databases]]
+/// name = "orders"
+/// endpoints = ["orders.db.internal"]
+/// upstream = "10.0.0.5:5432"
+/// upstream_tls = "verify-full"
+/// upstream_ca = "/etc/latchkey/orders-ca.pem"
+/// tags = { env = "prod" }
+/// password_env = { app = "ORDERS_APP_PASSWORD" }
+/// ```
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub name: String,
+    /// `postgres` (the default).
+    #[serde(default = "default_engine")]
+    pub engine: String,
+    /// Host names clients sign tokens for.
+    pub endpoints: Vec<String>,
+    /// The real server, `host:port`.
+    pub upstream: String,
+    /// `disable`, `prefer` (the default), `require`, `verify-ca` or `verify-full`.
+    #[serde(default = "default_tls")]
+    pub upstream_tls: String,
+    /// A PEM file with the upstream CA certificate(s) (relative paths from
+    /// the working directory), or the PEM text itself.
+    #[serde(default)]
+    pub upstream_ca: Option<String>,
+    /// `password` (the default), `cert` or `trust`.
+    #[serde(default = "default_auth")]
+    pub auth: String,
+    /// Resource tags (`aws:ResourceTag/KEY` in policies).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Upstream passwords to store: database user to the name of the
+    /// environment variable holding that user's password.
+    #[serde(default)]
+    pub password_env: BTreeMap<String, String>,
+}
+
+impl DatabaseConfig {
+    /// The database this table describes (no resource id yet), checked.
+    fn database(&self) -> Result<Database> {
+        let upstream_ca = match &self.upstream_ca {
+            None => None,
+            Some(text) if text.contains("-----BEGIN") => {
+                latchkey_server::dbca::parse_pem_certs(text).context("upstream_ca")?;
+                Some(text.clone())
+            }
+            Some(path) => Some(read_ca(Path::new(path))?),
+        };
+        let db = Database {
+            name: self.name.clone(),
+            engine: self.engine.clone(),
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|e| e.to_ascii_lowercase())
+                .collect(),
+            upstream: self.upstream.clone(),
+            upstream_auth: self.auth.clone(),
+            upstream_tls: self.upstream_tls.clone(),
+            upstream_ca,
+            resource_id: String::new(),
+            tags: self
+                .tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        check_tls_settings(&db)?;
+        Ok(db)
+    }
+}
+
+/// The same settings, whatever the order of tags.
+fn same_settings(a: &Database, b: &Database) -> bool {
+    let sorted = |d: &Database| {
+        let mut t = d.tags.clone();
+        t.sort();
+        t
+    };
+    Database {
+        resource_id: String::new(),
+        tags: sorted(a),
+        ..a.clone()
+    } == Database {
+        resource_id: String::new(),
+        tags: sorted(b),
+        ..b.clone()
+    }
+}
+
+/// Registers the databases of `latchkey.toml`, or updates registered
+/// ones to match (keeping their resource ids, so connect ARNs stay, and
+/// their stored passwords), and stores the passwords named by
+/// `password_env`. Databases registered otherwise are left alone. Every
+/// table is checked before anything changes.
+pub fn sync_databases(store: &Store, configs: &[DatabaseConfig], now: i64) -> Result<()> {
+    let mut wanted = Vec::with_capacity(configs.len());
+    for config in configs {
+        if configs.iter().filter(|c| c.name == config.name).count() > 1 {
+            bail!("[[databases]] names {:?} more than once", config.name);
+        }
+        let db = config
+            .database()
+            .with_context(|| format!("[[databases]] {:?}", config.name))?;
+        let mut passwords = Vec::new();
+        for (user, var) in &config.password_env {
+            let password = Zeroizing::new(std::env::var(var).with_context(|| {
+                format!(
+                    "[[databases]] {:?}: the password of {user} should be in ${var}, which is not set",
+                    config.name
+                )
+            })?);
+            if password.is_empty() {
+                bail!(
+                    "[[databases]] {:?}: ${var} (the password of {user}) is empty",
+                    config.name
+                );
+            }
+            passwords.push((user.clone(), password));
+        }
+        wanted.push((db, passwords));
+    }
+    let existing = store.list_databases()?;
+    for (db, passwords) in &wanted {
+        match existing.iter().find(|e| e.name == db.name) {
+            Some(current) if same_settings(current, db) => {}
+            Some(_) => {
+                store.update_database(db)?;
+                tracing::info!(database = %db.name, "updated from the configuration");
+            }
+            None => {
+                store.register_database(db, now)?;
+                tracing::info!(database = %db.name, "registered from the configuration");
+            }
+        }
+        if db.upstream_auth == "cert" {
+            DbCa::load_or_create(store, now)?;
+        }
+        for (user, password) in passwords {
+            let stored = store.database_password(&db.name, user)?;
+            if stored.as_deref().map(String::as_str) != Some(password.as_str()) {
+                store.set_database_password(&db.name, user, password)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open(
+            &dir.path().join("store.db"),
+            latchkey_store::Vault::new(1, &[5; 32]),
+        )
+        .unwrap()
+    }
+
+    fn parse(text: &str) -> Vec<DatabaseConfig> {
+        #[derive(Deserialize)]
+        struct File {
+            databases: Vec<DatabaseConfig>,
+        }
+        toml::from_str::<File>(text).unwrap().databases
+    }
+
+    #[test]
+    fn databases_from_the_configuration_are_registered_then_updated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let ca = DbCa::load_or_create(&store, 1).unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+        // set_var is unsafe in edition 2024 (and this workspace forbids
+        // unsafe code), so PATH, which is always set, stands in for a
+        // password variable.
+        let first = parse(&format!(
+            r#"
+[[databases]]
+name = "orders"
+endpoints = ["Orders.Internal"]
+upstream = "db.internal:5432"
+tags = {{ env = "dev", team = "a" }}
+password_env = {{ app = "PATH" }}
+
+[[databases]]
+name = "billing"
+endpoints = ["billing.internal"]
+upstream = "10.0.0.9:5432"
+upstream_tls = "verify-full"
+upstream_ca = "{}"
+auth = "cert"
+"#,
+            ca_file.display()
+        ));
+        sync_databases(&store, &first, 100).unwrap();
+        let orders = store.get_database("orders").unwrap();
+        assert_eq!(orders.engine, "postgres");
+        assert_eq!(orders.upstream_tls, "prefer");
+        assert_eq!(orders.upstream_auth, "password");
+        assert_eq!(orders.endpoints, ["orders.internal"]);
+        assert_eq!(
+            store
+                .database_password("orders", "app")
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            std::env::var("PATH").unwrap()
+        );
+        let billing = store.get_database("billing").unwrap();
+        assert_eq!(billing.upstream_tls, "verify-full");
+        assert_eq!(billing.upstream_ca.as_deref(), Some(ca.cert_pem()));
+        assert_eq!(billing.upstream_auth, "cert");
+
+        // Unchanged: nothing happens. Changed: same resource id.
+        sync_databases(&store, &first, 200).unwrap();
+        assert_eq!(store.get_database("orders").unwrap(), orders);
+        let second = parse(
+            r#"
+[[databases]]
+name = "orders"
+endpoints = ["orders.internal", "orders2.internal"]
+upstream = "db2.internal:5432"
+upstream_tls = "require"
+tags = { env = "prod" }
+"#,
+        );
+        sync_databases(&store, &second, 300).unwrap();
+        let changed = store.get_database("orders").unwrap();
+        assert_eq!(changed.resource_id, orders.resource_id);
+        assert_eq!(changed.upstream, "db2.internal:5432");
+        assert_eq!(changed.upstream_tls, "require");
+        assert_eq!(changed.tags, [("env".to_owned(), "prod".to_owned())]);
+        assert_eq!(changed.endpoints.len(), 2);
+        // Not in the file any more: left alone.
+        assert!(store.get_database("billing").is_ok());
+
+        // Mistakes are refused before anything changes, with the table named.
+        let err = |text: &str| {
+            format!(
+                "{:#}",
+                sync_databases(&store, &parse(text), 400).unwrap_err()
+            )
+        };
+        assert!(
+            err(r#"
+[[databases]]
+name = "orders"
+endpoints = ["orders.internal"]
+upstream = "db.internal:5432"
+auth = "cert"
+"#)
+            .contains("cert needs upstream TLS")
+        );
+        assert!(
+            err(r#"
+[[databases]]
+name = "x"
+endpoints = ["x"]
+upstream = "x:1"
+upstream_tls = "verify-ca"
+upstream_ca = "/nonexistent/ca.pem"
+"#)
+            .contains("reading the upstream CA /nonexistent/ca.pem")
+        );
+        assert!(
+            err(r#"
+[[databases]]
+name = "x"
+endpoints = ["x"]
+upstream = "x:1"
+password_env = { app = "LATCHKEY_TEST_SURELY_UNSET" }
+"#)
+            .contains("LATCHKEY_TEST_SURELY_UNSET, which is not set")
+        );
+        assert_eq!(store.get_database("orders").unwrap(), changed);
+        assert!(store.get_database("x").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct File {
+            databases: Vec<DatabaseConfig>,
+        }
+        let err = toml::from_str::<File>(
+            "[[databases]]\nname = \"a\"\nendpoints = []\nupstream = \"a:1\"\nupstream_ssl = \"require\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("upstream_ssl"), "{err}");
+    }
 }

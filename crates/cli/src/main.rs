@@ -2,6 +2,7 @@
 //! the same job.
 
 mod api;
+mod audit_log;
 mod connect;
 mod db;
 mod output;

@@ -59,6 +59,48 @@ pub struct ServerArgs {
     /// PostgreSQL sessions at once for one principal [default: 1000].
     #[arg(long, env = "LATCHKEY_PG_MAX_CONNECTIONS_PER_PRINCIPAL")]
     pg_max_connections_per_principal: Option<u32>,
+    /// New PostgreSQL connections per second from one source address
+    /// (token bucket, bursts of twice this; 0 = unlimited) [default: 2000].
+    #[arg(long, env = "LATCHKEY_PG_CONNECTION_RATE_PER_IP")]
+    pg_connection_rate_per_ip: Option<f64>,
+    /// New PostgreSQL sessions per second for one principal (token
+    /// bucket, bursts of twice this; 0 = unlimited) [default: 2000].
+    #[arg(long, env = "LATCHKEY_PG_CONNECTION_RATE_PER_PRINCIPAL")]
+    pg_connection_rate_per_principal: Option<f64>,
+    /// Time from TCP connect to a logged-in session, e.g. 10s [default: 10s].
+    #[arg(long, env = "LATCHKEY_PG_STARTUP_TIMEOUT", value_parser = humantime::parse_duration)]
+    pg_startup_timeout: Option<std::time::Duration>,
+    /// Largest PostgreSQL client message after login, in bytes [default: 67108864].
+    #[arg(long, env = "LATCHKEY_PG_MAX_MESSAGE_SIZE")]
+    pg_max_message_size: Option<usize>,
+    /// Idle upstream connections kept per database, user and startup
+    /// parameters (session pooling; 0 turns it off) [default: 20].
+    #[arg(long, env = "LATCHKEY_PG_POOL_SIZE")]
+    pg_pool_size: Option<usize>,
+    /// Pooled connections idle longer than this are closed [default: 60s].
+    #[arg(long, env = "LATCHKEY_PG_POOL_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pg_pool_idle_timeout: Option<std::time::Duration>,
+    /// Upstream connections older than this are not reused [default: 1h].
+    #[arg(long, env = "LATCHKEY_PG_POOL_MAX_LIFETIME", value_parser = humantime::parse_duration)]
+    pg_pool_max_lifetime: Option<std::time::Duration>,
+    /// End sessions this long after login, e.g. 8h [default: never].
+    #[arg(long, env = "LATCHKEY_MAX_SESSION_DURATION", value_parser = humantime::parse_duration)]
+    max_session_duration: Option<std::time::Duration>,
+    /// End sessions when the temporary credentials they logged in with expire.
+    #[arg(long, env = "LATCHKEY_END_SESSIONS_AT_CREDENTIAL_EXPIRY")]
+    end_sessions_at_credential_expiry: bool,
+    /// Keep sessions whose credential is revoked or disabled (by default they are ended within seconds).
+    #[arg(long, env = "LATCHKEY_KEEP_REVOKED_SESSIONS")]
+    keep_revoked_sessions: bool,
+    /// Audit log file (JSON lines) [default: DATA_DIR/audit.jsonl].
+    #[arg(long, env = "LATCHKEY_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
+    /// Do not audit individual statements (logins and sessions still are).
+    #[arg(long, env = "LATCHKEY_NO_STATEMENT_AUDIT")]
+    no_statement_audit: bool,
+    /// Audit statements with their literal values instead of `?`.
+    #[arg(long, env = "LATCHKEY_AUDIT_LITERALS")]
+    audit_literals: bool,
 }
 
 /// `latchkey.toml`.
@@ -78,6 +120,27 @@ struct FileConfig {
     pg_max_connections: Option<u32>,
     pg_max_connections_per_ip: Option<u32>,
     pg_max_connections_per_principal: Option<u32>,
+    pg_connection_rate_per_ip: Option<f64>,
+    pg_connection_rate_per_principal: Option<f64>,
+    /// e.g. "10s".
+    pg_startup_timeout: Option<String>,
+    pg_max_message_size: Option<usize>,
+    pg_pool_size: Option<usize>,
+    pg_pool_idle_timeout: Option<String>,
+    pg_pool_max_lifetime: Option<String>,
+    max_session_duration: Option<String>,
+    #[serde(default)]
+    end_sessions_at_credential_expiry: bool,
+    #[serde(default)]
+    keep_revoked_sessions: bool,
+    audit_log: Option<PathBuf>,
+    #[serde(default)]
+    no_statement_audit: bool,
+    /// Registered databases (`[[databases]]` tables).
+    #[serde(default)]
+    databases: Vec<crate::db::DatabaseConfig>,
+    #[serde(default)]
+    audit_literals: bool,
 }
 
 /// The configuration in effect.
@@ -88,9 +151,39 @@ pub struct Config {
     pub server_names: Vec<String>,
     pub cluster_key_rotation: std::time::Duration,
     pub pg_listen: SocketAddr,
-    pub pg_allow_plaintext: bool,
-    /// (total, per source address, per principal)
-    pub pg_limits: (u32, u32, u32),
+    pub audit_log: PathBuf,
+    pub gateway: latchkey_pg_gateway::GatewayConfig,
+    /// Databases from `latchkey.toml`, registered or updated at start.
+    pub databases: Vec<crate::db::DatabaseConfig>,
+}
+
+/// A duration from a flag, else from the file (`name` for the error).
+fn duration(
+    flag: Option<std::time::Duration>,
+    file: Option<&String>,
+    name: &str,
+) -> Result<Option<std::time::Duration>> {
+    match (flag, file) {
+        (Some(d), _) => Ok(Some(d)),
+        (None, Some(text)) => humantime::parse_duration(text)
+            .map(Some)
+            .with_context(|| format!("{name} {text:?} is not a duration like 10s or 24h")),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A token bucket refilling `rate` per second with bursts of twice that;
+/// 0 means no limit.
+fn rate(per_second: f64, name: &str) -> Result<Option<latchkey_pg_gateway::limits::RateLimit>> {
+    if !per_second.is_finite() || per_second < 0.0 {
+        anyhow::bail!("{name} must be a number of connections per second, 0 or more");
+    }
+    Ok(
+        (per_second > 0.0).then_some(latchkey_pg_gateway::limits::RateLimit {
+            per_second,
+            burst: (per_second * 2.0).max(1.0),
+        }),
+    )
 }
 
 impl ServerArgs {
@@ -108,21 +201,97 @@ impl ServerArgs {
             }
             None => FileConfig::default(),
         };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| "latchkey-data".into());
+        let region = self
+            .region
+            .clone()
+            .or(file.region)
+            .unwrap_or_else(|| "us-east-1".into());
+        let pg_listen = self
+            .pg_listen
+            .or(file.pg_listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6432)));
+        let mut gateway = latchkey_pg_gateway::GatewayConfig::new(&region, pg_listen.port());
+        gateway.allow_plaintext = self.pg_allow_plaintext || file.pg_allow_plaintext;
+        let limits = &mut gateway.limits;
+        limits.total = self
+            .pg_max_connections
+            .or(file.pg_max_connections)
+            .unwrap_or(limits.total);
+        limits.per_ip = self
+            .pg_max_connections_per_ip
+            .or(file.pg_max_connections_per_ip)
+            .unwrap_or(limits.per_ip);
+        limits.per_principal = self
+            .pg_max_connections_per_principal
+            .or(file.pg_max_connections_per_principal)
+            .unwrap_or(limits.per_principal);
+        if let Some(r) = self
+            .pg_connection_rate_per_ip
+            .or(file.pg_connection_rate_per_ip)
+        {
+            gateway.new_connections_per_ip = rate(r, "pg_connection_rate_per_ip")?;
+        }
+        if let Some(r) = self
+            .pg_connection_rate_per_principal
+            .or(file.pg_connection_rate_per_principal)
+        {
+            gateway.new_connections_per_principal = rate(r, "pg_connection_rate_per_principal")?;
+        }
+        if let Some(d) = duration(
+            self.pg_startup_timeout,
+            file.pg_startup_timeout.as_ref(),
+            "pg_startup_timeout",
+        )? {
+            gateway.startup_timeout = d;
+        }
+        if let Some(n) = self.pg_max_message_size.or(file.pg_max_message_size) {
+            gateway.max_message_size = n;
+        }
+        if let Some(n) = self.pg_pool_size.or(file.pg_pool_size) {
+            gateway.pool.max_idle_per_key = n;
+        }
+        if let Some(d) = duration(
+            self.pg_pool_idle_timeout,
+            file.pg_pool_idle_timeout.as_ref(),
+            "pg_pool_idle_timeout",
+        )? {
+            gateway.pool.idle_timeout = d;
+        }
+        if let Some(d) = duration(
+            self.pg_pool_max_lifetime,
+            file.pg_pool_max_lifetime.as_ref(),
+            "pg_pool_max_lifetime",
+        )? {
+            gateway.pool.max_lifetime = d;
+        }
+        gateway.max_session_duration = duration(
+            self.max_session_duration,
+            file.max_session_duration.as_ref(),
+            "max_session_duration",
+        )?;
+        gateway.end_sessions_at_credential_expiry =
+            self.end_sessions_at_credential_expiry || file.end_sessions_at_credential_expiry;
+        gateway.end_sessions_on_revocation =
+            !(self.keep_revoked_sessions || file.keep_revoked_sessions);
+        gateway.audit_statements = !(self.no_statement_audit || file.no_statement_audit);
+        gateway.audit_keep_literals = self.audit_literals || file.audit_literals;
         Ok(Config {
-            data_dir: self
-                .data_dir
+            audit_log: self
+                .audit_log
                 .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| "latchkey-data".into()),
+                .or(file.audit_log)
+                .unwrap_or_else(|| data_dir.join("audit.jsonl")),
+            data_dir,
             listen: self
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7443))),
-            region: self
-                .region
-                .clone()
-                .or(file.region)
-                .unwrap_or_else(|| "us-east-1".into()),
+            region,
             cluster_key_rotation: match (self.cluster_key_rotation, &file.cluster_key_rotation) {
                 (Some(d), _) => d,
                 (None, Some(text)) => humantime::parse_duration(text).with_context(|| {
@@ -130,22 +299,9 @@ impl ServerArgs {
                 })?,
                 (None, None) => std::time::Duration::from_secs(24 * 3600),
             },
-            pg_listen: self
-                .pg_listen
-                .or(file.pg_listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6432))),
-            pg_allow_plaintext: self.pg_allow_plaintext || file.pg_allow_plaintext,
-            pg_limits: (
-                self.pg_max_connections
-                    .or(file.pg_max_connections)
-                    .unwrap_or(10_000),
-                self.pg_max_connections_per_ip
-                    .or(file.pg_max_connections_per_ip)
-                    .unwrap_or(1_000),
-                self.pg_max_connections_per_principal
-                    .or(file.pg_max_connections_per_principal)
-                    .unwrap_or(1_000),
-            ),
+            pg_listen,
+            gateway,
+            databases: file.databases,
             server_names: if self.server_names.is_empty() {
                 file.server_names
             } else {
@@ -197,6 +353,7 @@ fn bootstrap(config: &Config) -> Result<(DataDir, latchkey_store::Store)> {
         &endpoint(config.listen),
         &config.region,
     )?;
+    crate::db::sync_databases(&store, &config.databases, latchkey_server::state::now())?;
     report(config, &dir, &r);
     Ok((dir, store))
 }
@@ -230,17 +387,12 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         let pg_listener = tokio::net::TcpListener::bind(config.pg_listen)
             .await
             .with_context(|| format!("listening on {}", config.pg_listen))?;
+        let audit = Arc::new(crate::audit_log::JsonLinesSink::open(&config.audit_log)?);
         let gateway = Arc::new(latchkey_pg_gateway::Gateway::new(
             state.clone(),
             tls.clone(),
-            latchkey_pg_gateway::GatewayConfig {
-                region: config.region.clone(),
-                port: config.pg_listen.port(),
-                allow_plaintext: config.pg_allow_plaintext,
-                max_connections: config.pg_limits.0,
-                max_per_ip: config.pg_limits.1,
-                max_per_principal: config.pg_limits.2,
-            },
+            config.gateway.clone(),
+            audit.clone(),
         )?);
         tracing::info!(address = %config.pg_listen, "postgres gateway listening");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -271,6 +423,8 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
                         anyhow::anyhow!("{}", e.reason.unwrap_or_else(|| e.code.to_owned()))
                     };
                     s.reload_revocations().map_err(api)?;
+                    // Ends sessions whose credential was just revoked.
+                    gw.maintain();
                     s.refresh_cluster_keys(latchkey_server::state::now(), every)
                         .map_err(api)
                 };
@@ -296,6 +450,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         };
         latchkey_server::http::serve(state, listener, tls, shutdown).await?;
         pg.await??;
+        audit.close();
         anyhow::Ok(())
     })?;
     Ok(exit::OK)

@@ -1,36 +1,44 @@
 //! The PostgreSQL gateway: a client connects with TLS and a database auth
 //! token as its password; the gateway verifies the token, asks the policy
 //! engine for `rds-db:connect`, connects upstream with credentials the
-//! client never sees, then relays bytes both ways.
+//! client never sees (or reuses a pooled connection), then relays
+//! messages both ways, auditing every statement.
 //!
 //! A denied client learns only what RDS would say
 //! (`FATAL 28P01 PAM authentication failed for user "..."`); the precise
-//! reason goes to the log.
+//! reason goes to the audit log.
+
+pub mod limits;
+pub mod pool;
+pub mod relay;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
+use latchkey_audit::{AuditSink, AuthEvent, AuthResult, Event, SessionEndEvent, SessionInfo};
 use latchkey_dbtoken::{DbAuthToken, TokenAction, TokenVerifier};
-use latchkey_pgwire::{self as wire, AuthRequest, Severity, Startup};
-use latchkey_server::state::{AppState, now};
+use latchkey_pgwire::{self as wire, Severity, Startup};
+use latchkey_server::state::{AppState, Caller, now};
 use latchkey_sigv4::AmzDate;
 use latchkey_store::{Database, random};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use zeroize::Zeroizing;
 
-/// From TCP accept to the first relayed byte (against slowloris).
-pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::limits::{Buckets, ConcurrencyLimits, Counts, RateLimit, Slot, acquire};
+use crate::pool::{Pool, PoolConfig};
+use crate::relay::{Audit, End, Relay, RelayError, Tracker};
+use crate::upstream::Upstream;
+
 /// Largest message accepted before authentication (tokens are ~1 KiB;
 /// PostgreSQL clients must be able to send at least 2 KiB).
 pub const MAX_AUTH_MESSAGE: usize = 16 * 1024;
-
-/// A relayed session: client stream, upstream, the cancel key the
-/// client holds, and its place in the connection limits.
-type Session<'a> = (Box<dyn Stream>, TcpStream, Option<(u32, u32)>, Slot<'a>);
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
@@ -44,6 +52,7 @@ struct CancelTarget {
 }
 
 /// Gateway settings.
+#[derive(Clone, Debug)]
 pub struct GatewayConfig {
     /// Signing region tokens must use; part of the connect ARN.
     pub region: String,
@@ -51,77 +60,72 @@ pub struct GatewayConfig {
     pub port: u16,
     /// Development only: accept clients without TLS.
     pub allow_plaintext: bool,
-    /// Sessions at once, in all.
-    pub max_connections: u32,
-    /// Sessions at once from one source address.
-    pub max_per_ip: u32,
-    /// Sessions at once for one principal (user or role session ARN).
-    pub max_per_principal: u32,
+    /// From TCP accept to the first relayed byte (against slowloris).
+    pub startup_timeout: Duration,
+    /// Largest client message after login.
+    pub max_message_size: usize,
+    pub limits: ConcurrencyLimits,
+    /// Token bucket on new connections from one source address.
+    pub new_connections_per_ip: Option<RateLimit>,
+    /// Token bucket on new sessions of one principal.
+    pub new_connections_per_principal: Option<RateLimit>,
+    pub pool: PoolConfig,
+    /// Audit every statement.
+    pub audit_statements: bool,
+    /// Audit statements with their literals instead of `?`.
+    pub audit_keep_literals: bool,
+    /// End sessions whose credential is revoked (checked by
+    /// [`Gateway::maintain`]).
+    pub end_sessions_on_revocation: bool,
+    /// End sessions when the temporary credentials they logged in with
+    /// expire.
+    pub end_sessions_at_credential_expiry: bool,
+    /// End sessions this long after login.
+    pub max_session_duration: Option<Duration>,
 }
 
-/// Live session counts, for the connection limits.
-#[derive(Default)]
-struct Counts {
-    total: u32,
-    by_ip: HashMap<IpAddr, u32>,
-    by_principal: HashMap<String, u32>,
-}
-
-/// A session's place in the counts, given back when it ends.
-struct Slot<'a> {
-    counts: &'a Mutex<Counts>,
-    ip: IpAddr,
-    principal: String,
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        c.total = c.total.saturating_sub(1);
-        release(&mut c.by_ip, &self.ip);
-        release(&mut c.by_principal, self.principal.as_str());
-    }
-}
-
-/// Decrements a per-key count, dropping keys that reach zero.
-fn release<K, Q>(map: &mut HashMap<K, u32>, key: &Q)
-where
-    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
-    Q: std::hash::Hash + Eq + ?Sized,
-{
-    if let Some(n) = map.get_mut(key) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            map.remove(key);
+impl GatewayConfig {
+    /// Defaults for a gateway on `port` in `region`.
+    pub fn new(region: &str, port: u16) -> Self {
+        Self {
+            region: region.to_owned(),
+            port,
+            allow_plaintext: false,
+            startup_timeout: Duration::from_secs(10),
+            max_message_size: 64 << 20,
+            limits: ConcurrencyLimits {
+                total: 10_000,
+                per_ip: 1_000,
+                per_principal: 1_000,
+            },
+            new_connections_per_ip: Some(RateLimit {
+                per_second: 2_000.0,
+                burst: 4_000.0,
+            }),
+            new_connections_per_principal: Some(RateLimit {
+                per_second: 2_000.0,
+                burst: 4_000.0,
+            }),
+            pool: PoolConfig {
+                max_idle_per_key: 20,
+                idle_timeout: Duration::from_secs(60),
+                max_lifetime: Duration::from_secs(3600),
+            },
+            audit_statements: true,
+            audit_keep_literals: false,
+            end_sessions_on_revocation: true,
+            end_sessions_at_credential_expiry: false,
+            max_session_duration: None,
         }
     }
 }
 
-/// Takes a session slot, or says which limit is full.
-fn acquire<'a>(
-    counts: &'a Mutex<Counts>,
-    config: &GatewayConfig,
-    ip: IpAddr,
-    principal: &str,
-) -> Result<Slot<'a>, &'static str> {
-    let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
-    if c.total >= config.max_connections {
-        return Err("too many connections");
-    }
-    if c.by_ip.get(&ip).copied().unwrap_or(0) >= config.max_per_ip {
-        return Err("too many connections from this address");
-    }
-    if c.by_principal.get(principal).copied().unwrap_or(0) >= config.max_per_principal {
-        return Err("too many connections for this principal");
-    }
-    c.total += 1;
-    *c.by_ip.entry(ip).or_default() += 1;
-    *c.by_principal.entry(principal.to_owned()).or_default() += 1;
-    Ok(Slot {
-        counts,
-        ip,
-        principal: principal.to_owned(),
-    })
+/// A session the revocation sweep watches.
+struct LiveSession {
+    access_key_id: String,
+    session_token: Option<Zeroizing<String>>,
+    source_ip: String,
+    end: Option<tokio::sync::oneshot::Sender<&'static str>>,
 }
 
 pub struct Gateway {
@@ -132,16 +136,58 @@ pub struct Gateway {
     databases: RwLock<Vec<Database>>,
     cancels: Mutex<HashMap<(u32, u32), CancelTarget>>,
     counts: Mutex<Counts>,
+    ip_rate: Buckets<IpAddr>,
+    principal_rate: Buckets<String>,
+    pool: Arc<Pool>,
+    audit: Arc<dyn AuditSink>,
+    live: Mutex<HashMap<u64, LiveSession>>,
+    next_session: AtomicU64,
 }
 
-/// Why a client was refused: for the log only.
-struct Denied(String);
+/// A login attempt, filled in as it goes, for the audit log.
+#[derive(Default)]
+struct Attempt {
+    endpoint: Option<String>,
+    access_key_id: Option<String>,
+    principal: Option<String>,
+}
+
+/// A client that passed authentication.
+struct Authenticated {
+    db: Database,
+    caller: Caller,
+    session_token: Option<Zeroizing<String>>,
+}
+
+/// A logged-in client, ready to relay.
+struct Session<'a> {
+    client: Box<dyn Stream>,
+    upstream: Upstream,
+    auth: Authenticated,
+    info: Arc<SessionInfo>,
+    pool_key: Option<String>,
+    cancel_key: (u32, u32),
+    _slot: Slot<'a>,
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn error_message(severity: Severity, code: &str, text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    wire::error_response(&mut out, severity, code, text);
+    out
+}
 
 impl Gateway {
     pub fn new(
         state: Arc<AppState>,
         tls: Arc<rustls::ServerConfig>,
         config: GatewayConfig,
+        audit: Arc<dyn AuditSink>,
     ) -> Result<Self> {
         // libpq 17 asks for ALPN "postgresql" (required for direct TLS).
         let mut tls = (*tls).clone();
@@ -150,10 +196,16 @@ impl Gateway {
             state,
             tls: TlsAcceptor::from(Arc::new(tls)),
             verifier: TokenVerifier::new(),
+            ip_rate: Buckets::new(config.new_connections_per_ip),
+            principal_rate: Buckets::new(config.new_connections_per_principal),
+            pool: Arc::new(Pool::new(config.pool)),
             config,
             databases: RwLock::new(Vec::new()),
             cancels: Mutex::new(HashMap::new()),
             counts: Mutex::new(Counts::default()),
+            audit,
+            live: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
         };
         gateway.reload_databases()?;
         Ok(gateway)
@@ -170,6 +222,66 @@ impl Gateway {
             .collect();
         *self.databases.write().unwrap_or_else(|p| p.into_inner()) = dbs;
         Ok(())
+    }
+
+    /// Periodic upkeep (blocking; run it off the async threads): ends
+    /// sessions whose credential was revoked or disabled, closes stale
+    /// pooled connections and forgets refilled rate buckets.
+    pub fn maintain(&self) {
+        self.pool.sweep();
+        let now_instant = Instant::now();
+        self.ip_rate.sweep(now_instant);
+        self.principal_rate.sweep(now_instant);
+        if !self.config.end_sessions_on_revocation {
+            return;
+        }
+        let t = now();
+        let snapshot: Vec<(u64, String, Option<Zeroizing<String>>, String)> = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, s)| {
+                (
+                    *id,
+                    s.access_key_id.clone(),
+                    s.session_token.clone(),
+                    s.source_ip.clone(),
+                )
+            })
+            .collect();
+        for (id, akid, token, ip) in snapshot {
+            match self
+                .state
+                .credentials(&akid, token.as_ref().map(|t| t.as_str()), t, &ip)
+            {
+                Ok(_) => {}
+                // Expiry is the session deadline's business.
+                Err(e) if e.code == "ExpiredToken" => {}
+                Err(e) => {
+                    tracing::info!(
+                        session = id,
+                        access_key_id = %akid,
+                        reason = %e.reason.unwrap_or_default(),
+                        "ending a session: its credential is no longer valid"
+                    );
+                    let end = self
+                        .live
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&id)
+                        .and_then(|s| s.end.take());
+                    if let Some(end) = end {
+                        let _ = end.send("terminating connection: the credential this session logged in with was revoked");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Idle pooled upstream connections.
+    pub fn pooled_connections(&self) -> usize {
+        self.pool.idle_count()
     }
 
     /// Accepts clients until `shutdown` resolves.
@@ -190,21 +302,56 @@ impl Gateway {
         Ok(())
     }
 
-    async fn client(&self, tcp: TcpStream, peer: SocketAddr) -> Result<()> {
-        let session = tokio::time::timeout(STARTUP_TIMEOUT, self.handshake(tcp, peer))
+    fn record_auth(&self, peer: SocketAddr, user: &str, attempt: Attempt, result: AuthResult) {
+        self.audit.record(Event::Auth(AuthEvent {
+            engine: "postgres",
+            time: SystemTime::now(),
+            source_ip: peer.ip(),
+            db_user: user.to_owned(),
+            endpoint: attempt.endpoint,
+            principal_arn: attempt.principal,
+            access_key_id: attempt.access_key_id,
+            result,
+        }));
+    }
+
+    async fn client(&self, mut tcp: TcpStream, peer: SocketAddr) -> Result<()> {
+        if !self.ip_rate.allow(&peer.ip(), Instant::now()) {
+            tracing::info!(%peer, "postgres connection refused: rate limit");
+            self.record_auth(
+                peer,
+                "",
+                Attempt::default(),
+                AuthResult::Failure {
+                    reason: "new connection rate limit for the source address".into(),
+                },
+            );
+            // Answer a plaintext SSLRequest or startup as PostgreSQL does
+            // when it cannot take a connection.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut first = [0u8; 1];
+                tcp.peek(&mut first).await?;
+                if first[0] != 0x16 {
+                    read_startup(&mut tcp).await?;
+                    tcp.write_all(&error_message(
+                        Severity::Fatal,
+                        "53300",
+                        "too many connection attempts from this address",
+                    ))
+                    .await?;
+                }
+                anyhow::Ok(())
+            })
+            .await;
+            return Ok(());
+        }
+        let session = tokio::time::timeout(self.config.startup_timeout, self.handshake(tcp, peer))
             .await
             .map_err(|_| anyhow!("startup timed out"))??;
-        let Some((mut client, mut upstream, cancel_key, _slot)) = session else {
-            return Ok(());
-        };
-        let result = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-        if let Some(k) = cancel_key {
-            self.cancels
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&k);
+        match session {
+            Some(session) => self.run(session).await,
+            None => Ok(()),
         }
-        result.map(|_| ()).context("relay")
     }
 
     /// TLS, startup, token, policy and upstream login. `None` when the
@@ -237,15 +384,21 @@ impl Gateway {
                     }
                     s @ Startup::Startup { .. } => {
                         if !self.config.allow_plaintext {
-                            let mut out = Vec::new();
-                            wire::error_response(
-                                &mut out,
+                            tcp.write_all(&error_message(
                                 Severity::Fatal,
                                 "28000",
                                 "SSL connection is required: connect with sslmode=require or stronger",
-                            );
-                            tcp.write_all(&out).await?;
+                            ))
+                            .await?;
                             tracing::info!(%peer, "postgres client refused: plaintext");
+                            self.record_auth(
+                                peer,
+                                s.param("user").unwrap_or_default(),
+                                Attempt::default(),
+                                AuthResult::Failure {
+                                    reason: "plaintext connection refused".into(),
+                                },
+                            );
                             return Ok(None);
                         }
                         stream = Box::new(tcp);
@@ -254,107 +407,354 @@ impl Gateway {
                 }
             }
         };
-        let startup = match startup {
+        let params = match startup {
             Startup::Cancel { pid, key } => {
                 self.cancel(pid, key).await;
                 return Ok(None);
             }
-            Startup::Startup { .. } => startup,
+            Startup::Startup { params } => params,
             _ => bail!("a second SSL or GSS request"),
         };
-        let user = startup.param("user").unwrap_or_default().to_owned();
-        let database = startup.param("database").unwrap_or(&user).to_owned();
+        let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let user = param("user").cloned().unwrap_or_default();
+        let database = param("database").unwrap_or(&user).clone();
 
-        let mut out = Vec::new();
-        wire::auth_cleartext(&mut out);
-        stream.write_all(&out).await?;
+        stream
+            .write_all(&{
+                let mut out = Vec::new();
+                wire::auth_cleartext(&mut out);
+                out
+            })
+            .await?;
         let (tag, body) = read_message(&mut stream, MAX_AUTH_MESSAGE).await?;
         if tag != b'p' {
             bail!("expected a password message");
         }
         let password = wire::parse_password(&body).map_err(|e| anyhow!("{e}"))?;
-        let (db, principal) = match self.authenticate(password, &user, sni.as_deref(), peer) {
-            Ok(found) => found,
-            Err(Denied(reason)) => {
+        let mut attempt = Attempt::default();
+        let auth = match self.authenticate(password, &user, sni.as_deref(), peer, &mut attempt) {
+            Ok(auth) => auth,
+            Err(reason) => {
                 tracing::info!(%peer, user = %user, reason = %reason, "postgres login denied");
-                let mut out = Vec::new();
-                wire::error_response(
-                    &mut out,
-                    Severity::Fatal,
-                    "28P01",
-                    &format!("PAM authentication failed for user \"{user}\""),
-                );
-                stream.write_all(&out).await?;
+                self.record_auth(peer, &user, attempt, AuthResult::Failure { reason });
+                stream
+                    .write_all(&error_message(
+                        Severity::Fatal,
+                        "28P01",
+                        &format!("PAM authentication failed for user \"{user}\""),
+                    ))
+                    .await?;
                 return Ok(None);
             }
         };
-        let slot = match acquire(&self.counts, &self.config, peer.ip(), &principal) {
+        let refuse = |reason: &'static str| {
+            tracing::info!(%peer, principal = %auth.caller.arn, reason, "postgres connection refused");
+            self.record_auth(
+                peer,
+                &user,
+                Attempt {
+                    endpoint: None,
+                    access_key_id: Some(auth.caller.access_key_id.clone()),
+                    principal: Some(auth.caller.arn.clone()),
+                },
+                AuthResult::Failure {
+                    reason: reason.to_owned(),
+                },
+            );
+            error_message(Severity::Fatal, "53300", reason)
+        };
+        let slot = match acquire(
+            &self.counts,
+            self.config.limits,
+            peer.ip(),
+            &auth.caller.arn,
+        ) {
             Ok(slot) => slot,
             Err(limit) => {
-                tracing::info!(%peer, principal = %principal, limit, "postgres connection refused");
-                let mut out = Vec::new();
-                wire::error_response(&mut out, Severity::Fatal, "53300", limit);
-                stream.write_all(&out).await?;
+                stream.write_all(&refuse(limit)).await?;
                 return Ok(None);
             }
         };
-        let forwarded: Vec<(String, String)> = match &startup {
-            Startup::Startup { params } => params
-                .iter()
-                .filter(|(k, _)| k != "user" && k != "database")
-                .cloned()
-                .collect(),
-            _ => Vec::new(),
-        };
-        match self
-            .upstream_login(&db, &user, &database, &forwarded, &mut stream)
-            .await
+        if !self
+            .principal_rate
+            .allow(auth.caller.arn.as_str(), Instant::now())
         {
-            Ok((upstream, cancel_key)) => {
-                tracing::info!(%peer, user = %user, database = %db.name, "postgres session started");
-                Ok(Some((stream, upstream, cancel_key, slot)))
-            }
-            Err(e) => {
-                tracing::warn!(%peer, database = %db.name, error = %e, "upstream login failed");
-                let mut out = Vec::new();
-                wire::error_response(
-                    &mut out,
-                    Severity::Fatal,
-                    "08006",
-                    "could not connect to the database server",
-                );
-                let _ = stream.write_all(&out).await;
-                Ok(None)
-            }
+            stream
+                .write_all(&refuse("too many new connections for this principal"))
+                .await?;
+            return Ok(None);
         }
+        let forwarded: Vec<(String, String)> = params
+            .into_iter()
+            .filter(|(k, _)| k != "user" && k != "database")
+            .collect();
+        // Replication connections are never pooled.
+        let pool_key = (self.pool.enabled() && !forwarded.iter().any(|(k, _)| k == "replication"))
+            .then(|| pool::key(&auth.db, &user, &database, &forwarded));
+        let pooled = pool_key.as_deref().and_then(|k| self.pool.take(k));
+        let upstream = match pooled {
+            Some(up) => up,
+            None => {
+                match upstream::connect(&self.state.store, &auth.db, &user, &database, &forwarded)
+                    .await
+                {
+                    Ok(up) => up,
+                    Err(e) => {
+                        tracing::warn!(%peer, database = %auth.db.name, error = %e, "upstream login failed");
+                        let _ = stream
+                            .write_all(&error_message(
+                                Severity::Fatal,
+                                "08006",
+                                "could not connect to the database server",
+                            ))
+                            .await;
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        let cancel_key = self.issue_cancel_key(&upstream)?;
+        let mut out = Vec::with_capacity(512);
+        wire::auth_ok(&mut out);
+        for (name, value) in &upstream.params {
+            wire::parameter_status(&mut out, name, value);
+        }
+        wire::backend_key_data(&mut out, cancel_key.0, cancel_key.1);
+        wire::ready_for_query(&mut out, b'I');
+        stream.write_all(&out).await?;
+        stream.flush().await?;
+        self.record_auth(
+            peer,
+            &user,
+            Attempt {
+                endpoint: auth.db.endpoints.first().cloned(),
+                access_key_id: Some(auth.caller.access_key_id.clone()),
+                principal: Some(auth.caller.arn.clone()),
+            },
+            AuthResult::Success,
+        );
+        let session_id: [u8; 8] = random()?;
+        let info = Arc::new(SessionInfo {
+            session_id: session_id.iter().map(|b| format!("{b:02x}")).collect(),
+            engine: "postgres",
+            principal_arn: auth.caller.arn.clone(),
+            access_key_id: auth.caller.access_key_id.clone(),
+            source_ip: peer.ip(),
+            database: auth.db.name.clone(),
+            database_name: database,
+            db_user: user,
+            started: SystemTime::now(),
+        });
+        self.audit.record(Event::SessionStart(info.clone()));
+        Ok(Some(Session {
+            client: stream,
+            upstream,
+            auth,
+            info,
+            pool_key,
+            cancel_key,
+            _slot: slot,
+        }))
     }
 
-    /// Token, endpoint, user and policy checks.
+    /// A fresh cancel key for the client, pointing at `upstream`'s backend.
+    fn issue_cancel_key(&self, upstream: &Upstream) -> Result<(u32, u32)> {
+        let ours: [u8; 8] = random()?;
+        let key = (
+            u32::from_be_bytes([ours[0], ours[1], ours[2], ours[3]]),
+            u32::from_be_bytes([ours[4], ours[5], ours[6], ours[7]]),
+        );
+        self.cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                key,
+                CancelTarget {
+                    upstream: upstream.addr,
+                    pid: upstream.pid,
+                    key: upstream.key,
+                },
+            );
+        Ok(key)
+    }
+
+    /// When the session must end regardless of the client.
+    fn deadline(&self, caller: &Caller) -> Option<tokio::time::Instant> {
+        let mut at: Option<tokio::time::Instant> = self
+            .config
+            .max_session_duration
+            .map(|d| tokio::time::Instant::now() + d);
+        if self.config.end_sessions_at_credential_expiry
+            && let Some(claims) = &caller.session
+        {
+            let left = claims.expires.saturating_sub(unix(SystemTime::now()));
+            let expiry =
+                tokio::time::Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0));
+            at = Some(at.map_or(expiry, |a| a.min(expiry)));
+        }
+        at
+    }
+
+    /// Relays a logged-in session to its end, then returns the upstream
+    /// connection to the pool if it is clean.
+    async fn run(&self, session: Session<'_>) -> Result<()> {
+        let Session {
+            client,
+            upstream,
+            auth,
+            info,
+            pool_key,
+            cancel_key,
+            _slot,
+        } = session;
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+        if self.config.end_sessions_on_revocation {
+            self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                id,
+                LiveSession {
+                    access_key_id: auth.caller.access_key_id.clone(),
+                    session_token: auth.session_token.clone(),
+                    source_ip: auth.caller.source_ip.clone(),
+                    end: Some(end_tx),
+                },
+            );
+        }
+        let deadline = self.deadline(&auth.caller);
+        let audit = self.config.audit_statements.then(|| Audit {
+            sink: self.audit.clone(),
+            session: info.clone(),
+            keep_literals: self.config.audit_keep_literals,
+        });
+        let mut relay = Relay::new(
+            client,
+            upstream,
+            Tracker::new(audit),
+            self.config.max_message_size,
+        );
+        let started = Instant::now();
+        let expired = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let outcome: Result<End, (String, Option<Vec<u8>>)> = tokio::select! {
+            r = relay.run() => r.map_err(|e| {
+                let reply = match &e {
+                    RelayError::TooLarge(n) => Some(error_message(
+                        Severity::Fatal,
+                        "08P01",
+                        &format!("message of {n} bytes exceeds the gateway's limit of {} bytes", self.config.max_message_size),
+                    )),
+                    RelayError::Malformed => Some(error_message(Severity::Fatal, "08P01", "invalid message length")),
+                    _ => None,
+                };
+                (e.to_string(), reply)
+            }),
+            Ok(text) = end_rx => Err(("credential revoked".into(), Some(error_message(Severity::Fatal, "57P01", text)))),
+            () = expired => Err((
+                "session lifetime reached".into(),
+                Some(error_message(
+                    Severity::Fatal,
+                    "57P01",
+                    "terminating connection: the session reached its maximum duration or its credential expired",
+                )),
+            )),
+        };
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        self.cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&cancel_key);
+        let reason = match &outcome {
+            Ok(End::ClientTerminated) => "client terminated".to_owned(),
+            Ok(End::ClientClosed) => "client closed the connection".to_owned(),
+            Ok(End::UpstreamClosed) => "server closed the connection".to_owned(),
+            Err((why, _)) => why.clone(),
+        };
+        if let Err((_, Some(reply))) = &outcome {
+            // Only between whole messages, or the client would misread it.
+            if relay.client_at_boundary() {
+                let _ = relay.client.write_all(reply).await;
+                let _ = relay.client.flush().await;
+            }
+            if relay.tracker.busy() {
+                let target = CancelTarget {
+                    upstream: relay.upstream.addr,
+                    pid: relay.upstream.pid,
+                    key: relay.upstream.key,
+                };
+                send_cancel(target).await;
+            }
+        }
+        let (from_client, to_client) = relay.bytes();
+        self.audit.record(Event::SessionEnd(SessionEndEvent {
+            session: info,
+            time: SystemTime::now(),
+            duration: started.elapsed(),
+            bytes_from_client: from_client,
+            bytes_to_client: to_client,
+            statements: relay.tracker.statement_count,
+            reason,
+        }));
+        let reusable =
+            matches!(outcome, Ok(End::ClientTerminated | End::ClientClosed)) && relay.reusable();
+        let Relay {
+            mut upstream,
+            tracker,
+            mut client,
+            ..
+        } = relay;
+        let _ = client.shutdown().await;
+        drop(client);
+        if let (true, Some(key)) = (reusable, pool_key) {
+            for (name, value) in &tracker.parameter_changes {
+                upstream.set_param(name, value);
+            }
+            let pool = self.pool.clone();
+            tokio::spawn(async move {
+                match pool::reset(&mut upstream).await {
+                    Ok(()) => pool.put(key, upstream),
+                    Err(e) => tracing::debug!(error = %e, "not pooling an upstream connection"),
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Token, endpoint, user and policy checks. The error is the precise
+    /// reason, for the audit log only.
     fn authenticate(
         &self,
         password: &[u8],
         user: &str,
         sni: Option<&str>,
         peer: SocketAddr,
-    ) -> Result<(Database, String), Denied> {
-        let deny = |r: String| Denied(r);
-        let token = DbAuthToken::parse_bytes(password).map_err(|e| deny(format!("token: {e}")))?;
+        attempt: &mut Attempt,
+    ) -> Result<Authenticated, String> {
+        let token = DbAuthToken::parse_bytes(password).map_err(|e| format!("token: {e}"))?;
+        attempt.access_key_id = Some(token.access_key_id().to_owned());
         if token.action != TokenAction::Connect {
-            return Err(deny("token is not an rds-db connect token".into()));
+            return Err("token is not an rds-db connect token".into());
         }
         let host = token.host.to_ascii_lowercase();
+        attempt.endpoint = Some(host.clone());
         if let Some(sni) = sni
             && !sni.eq_ignore_ascii_case(&host)
         {
-            return Err(deny(format!(
+            return Err(format!(
                 "token endpoint {host} does not match TLS server name {sni}"
-            )));
+            ));
         }
         if token.port != Some(self.config.port) {
-            return Err(deny(format!(
+            return Err(format!(
                 "token is for port {:?}, this gateway listens on {}",
                 token.port, self.config.port
-            )));
+            ));
         }
         let db = self
             .databases
@@ -363,33 +763,29 @@ impl Gateway {
             .iter()
             .find(|d| d.endpoints.contains(&host))
             .cloned()
-            .ok_or_else(|| deny(format!("no database is registered for endpoint {host}")))?;
+            .ok_or_else(|| format!("no database is registered for endpoint {host}"))?;
         if token.db_user.as_deref() != Some(user) {
-            return Err(deny(format!(
+            return Err(format!(
                 "token is for database user {:?}, the client asked for {user:?}",
                 token.db_user
-            )));
+            ));
         }
         let t = now();
+        let session_token = token.presigned.security_token.as_deref();
         let (caller, secret) = self
             .state
             .credentials(
                 token.access_key_id(),
-                token.presigned.security_token.as_deref(),
+                session_token,
                 t,
                 &peer.ip().to_string(),
             )
-            .map_err(|e| {
-                deny(format!(
-                    "credentials: {} {}",
-                    e.code,
-                    e.reason.unwrap_or_default()
-                ))
-            })?;
-        let at = AmzDate::from_unix(t).ok_or_else(|| deny("clock out of range".into()))?;
+            .map_err(|e| format!("credentials: {} {}", e.code, e.reason.unwrap_or_default()))?;
+        attempt.principal = Some(caller.arn.clone());
+        let at = AmzDate::from_unix(t).ok_or_else(|| "clock out of range".to_owned())?;
         self.verifier
             .verify(&token, secret.as_bytes(), at, Some(&self.config.region))
-            .map_err(|e| deny(format!("token: {e}")))?;
+            .map_err(|e| format!("token: {e}"))?;
         let resource = format!(
             "arn:aws:rds-db:{}:{}:dbuser:{}/{}",
             self.config.region, caller.account, db.resource_id, user
@@ -402,150 +798,17 @@ impl Gateway {
         self.state
             .authorize_with(&caller, "rds-db:connect", &resource, t, &tags)
             .map_err(|e| {
-                deny(format!(
+                format!(
                     "policy: {} for {} on {resource}",
                     e.reason.unwrap_or_default(),
                     caller.arn
-                ))
+                )
             })?;
-        Ok((db, caller.arn))
-    }
-
-    /// Logs in upstream as `user`, sends the client AuthenticationOk and
-    /// the server's parameters, and returns the upstream connection.
-    async fn upstream_login(
-        &self,
-        db: &Database,
-        user: &str,
-        database: &str,
-        forwarded: &[(String, String)],
-        client: &mut Box<dyn Stream>,
-    ) -> Result<(TcpStream, Option<(u32, u32)>)> {
-        let addr: SocketAddr = tokio::net::lookup_host(&db.upstream)
-            .await?
-            .next()
-            .context("upstream address")?;
-        let mut up = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
-            .await
-            .context("upstream connect timed out")??;
-        up.set_nodelay(true)?;
-        let mut params: Vec<(&str, &str)> = vec![("user", user), ("database", database)];
-        params.extend(forwarded.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let mut out = Vec::new();
-        wire::startup_message(&mut out, &params);
-        up.write_all(&out).await?;
-        let password = || -> Result<zeroize::Zeroizing<String>> {
-            self.state
-                .store
-                .database_password(&db.name, user)?
-                .with_context(|| format!("no upstream password stored for {user} on {}", db.name))
-        };
-        let mut scram = None;
-        loop {
-            let (tag, body) = read_message(&mut up, 1 << 20).await?;
-            match tag {
-                b'R' => match wire::parse_auth(&body).map_err(|e| anyhow!("{e}"))? {
-                    AuthRequest::Ok => break,
-                    AuthRequest::Cleartext => {
-                        out.clear();
-                        wire::password_message(&mut out, password()?.as_bytes());
-                        up.write_all(&out).await?;
-                    }
-                    AuthRequest::Md5 { salt } => {
-                        let hash = postgres_protocol::authentication::md5_hash(
-                            user.as_bytes(),
-                            password()?.as_bytes(),
-                            salt,
-                        );
-                        out.clear();
-                        wire::password_message(&mut out, hash.as_bytes());
-                        up.write_all(&out).await?;
-                    }
-                    AuthRequest::Sasl { mechanisms } => {
-                        use postgres_protocol::authentication::sasl::{
-                            ChannelBinding, SCRAM_SHA_256, ScramSha256,
-                        };
-                        if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
-                            bail!("upstream offers no SCRAM-SHA-256");
-                        }
-                        let s =
-                            ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
-                        out.clear();
-                        wire::sasl_initial_response(&mut out, SCRAM_SHA_256, s.message());
-                        up.write_all(&out).await?;
-                        scram = Some(s);
-                    }
-                    AuthRequest::SaslContinue(data) => {
-                        let s = scram.as_mut().context("SASL continue without SASL")?;
-                        s.update(&data)?;
-                        out.clear();
-                        wire::sasl_response(&mut out, s.message());
-                        up.write_all(&out).await?;
-                    }
-                    AuthRequest::SaslFinal(data) => {
-                        scram
-                            .take()
-                            .context("SASL final without SASL")?
-                            .finish(&data)?;
-                    }
-                    AuthRequest::Other(code) => bail!("unsupported upstream authentication {code}"),
-                },
-                b'E' => {
-                    let (code, text) = wire::parse_error(&body);
-                    bail!("upstream refused: {code} {text}");
-                }
-                _ => bail!("unexpected upstream message {}", char::from(tag)),
-            }
-        }
-        out.clear();
-        wire::auth_ok(&mut out);
-        client.write_all(&out).await?;
-        // Relay the server's parameters up to ReadyForQuery, giving the
-        // client a cancel key of our own.
-        let mut cancel_key = None;
-        loop {
-            let (tag, body) = read_message(&mut up, 1 << 20).await?;
-            out.clear();
-            if tag == b'K' && body.len() == 8 {
-                let pid = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                let key = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
-                let ours: [u8; 8] = random()?;
-                let (opid, okey) = (
-                    u32::from_be_bytes([ours[0], ours[1], ours[2], ours[3]]),
-                    u32::from_be_bytes([ours[4], ours[5], ours[6], ours[7]]),
-                );
-                self.cancels
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(
-                        (opid, okey),
-                        CancelTarget {
-                            upstream: addr,
-                            pid,
-                            key,
-                        },
-                    );
-                cancel_key = Some((opid, okey));
-                out.push(b'K');
-                out.extend_from_slice(&12u32.to_be_bytes());
-                out.extend_from_slice(&opid.to_be_bytes());
-                out.extend_from_slice(&okey.to_be_bytes());
-            } else {
-                out.push(tag);
-                out.extend_from_slice(
-                    &u32::try_from(body.len() + 4)
-                        .unwrap_or(u32::MAX)
-                        .to_be_bytes(),
-                );
-                out.extend_from_slice(&body);
-            }
-            client.write_all(&out).await?;
-            if tag == b'Z' {
-                break;
-            }
-        }
-        client.flush().await?;
-        Ok((up, cancel_key))
+        Ok(Authenticated {
+            db,
+            session_token: session_token.map(|s| Zeroizing::new(s.to_owned())),
+            caller,
+        })
     }
 
     /// Forwards a cancel for a key this gateway issued; anything else is
@@ -557,15 +820,20 @@ impl Gateway {
             .unwrap_or_else(|p| p.into_inner())
             .get(&(pid, key))
             .copied();
-        let Some(t) = target else {
-            tracing::info!("ignored a cancel request with an unknown key");
-            return;
-        };
-        let mut out = Vec::new();
-        wire::cancel_request(&mut out, t.pid, t.key);
-        if let Ok(mut up) = TcpStream::connect(t.upstream).await {
-            let _ = up.write_all(&out).await;
+        match target {
+            Some(t) => send_cancel(t).await,
+            None => tracing::info!("ignored a cancel request with an unknown key"),
         }
+    }
+}
+
+async fn send_cancel(t: CancelTarget) {
+    let mut out = Vec::new();
+    wire::cancel_request(&mut out, t.pid, t.key);
+    if let Ok(Ok(mut up)) =
+        tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(t.upstream)).await
+    {
+        let _ = up.write_all(&out).await;
     }
 }
 
@@ -578,7 +846,7 @@ async fn read_startup<S: AsyncRead + Unpin + ?Sized>(s: &mut S) -> Result<Startu
     wire::parse_startup(&body).map_err(|e| anyhow!("{e}"))
 }
 
-async fn read_message<S: AsyncRead + Unpin + ?Sized>(
+pub(crate) async fn read_message<S: AsyncRead + Unpin + ?Sized>(
     s: &mut S,
     max: usize,
 ) -> Result<(u8, Vec<u8>)> {

@@ -239,6 +239,12 @@ pub fn cancel_request(out: &mut Vec<u8>, pid: u32, key: u32) {
     out.extend_from_slice(&key.to_be_bytes());
 }
 
+/// An `SSLRequest` packet (a client asking the server for TLS).
+pub fn ssl_request(out: &mut Vec<u8>) {
+    out.extend_from_slice(&8u32.to_be_bytes());
+    out.extend_from_slice(&SSL_REQUEST.to_be_bytes());
+}
+
 /// An upstream `Authentication*` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthRequest {
@@ -294,6 +300,101 @@ pub fn parse_error(body: &[u8]) -> (String, String) {
         }
     }
     (code, text)
+}
+
+/// `ParameterStatus` ('S') from a server.
+pub fn parameter_status(out: &mut Vec<u8>, name: &str, value: &str) {
+    message(out, b'S', |b| {
+        b.extend(name.bytes().filter(|&c| c != 0));
+        b.push(0);
+        b.extend(value.bytes().filter(|&c| c != 0));
+        b.push(0);
+    });
+}
+
+/// `BackendKeyData` ('K').
+pub fn backend_key_data(out: &mut Vec<u8>, pid: u32, key: u32) {
+    message(out, b'K', |b| {
+        b.extend_from_slice(&pid.to_be_bytes());
+        b.extend_from_slice(&key.to_be_bytes());
+    });
+}
+
+/// `ReadyForQuery` ('Z') with a transaction status (`I`, `T` or `E`).
+pub fn ready_for_query(out: &mut Vec<u8>, status: u8) {
+    message(out, b'Z', |b| b.push(status));
+}
+
+/// A simple `Query` ('Q').
+pub fn query(out: &mut Vec<u8>, sql: &str) {
+    message(out, b'Q', |b| {
+        b.extend(sql.bytes().filter(|&c| c != 0));
+        b.push(0);
+    });
+}
+
+/// `Terminate` ('X').
+pub fn terminate(out: &mut Vec<u8>) {
+    message(out, b'X', |_| {});
+}
+
+/// Name and value of a `ParameterStatus` body.
+pub fn parse_parameter_status(body: &[u8]) -> Result<(&str, &str), WireError> {
+    let (name, rest) = cstring(body)?;
+    let (value, _) = cstring(rest)?;
+    Ok((name, value))
+}
+
+/// The leading zero-terminated string of a message body: the tag of a
+/// `CommandComplete`, the portal of an `Execute`.
+pub fn leading_str(body: &[u8]) -> Result<&str, WireError> {
+    let (s, _) = cstring(body)?;
+    Ok(s)
+}
+
+/// The leading string of a body of which only a prefix may have been
+/// read (the SQL of a `Query`): the terminating zero may be missing, and
+/// a prefix that ends inside a multi-byte character gives the valid part.
+pub fn leading_str_prefix(body: &[u8]) -> Result<&str, WireError> {
+    let end = body.iter().position(|&c| c == 0).unwrap_or(body.len());
+    match std::str::from_utf8(&body[..end]) {
+        Ok(s) => Ok(s),
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&body[..e.valid_up_to()]).map_err(|_| WireError::Malformed("UTF-8"))
+        }
+        Err(_) => Err(WireError::Malformed("string is not UTF-8")),
+    }
+}
+
+/// The statement name and SQL of a `Parse` ('P') body. The SQL may be a
+/// prefix when only part of the body was read.
+pub fn parse_parse(body: &[u8]) -> Result<(&str, &str), WireError> {
+    let (name, rest) = cstring(body)?;
+    Ok((name, leading_str_prefix(rest)?))
+}
+
+/// Portal and statement names of a `Bind` ('B') body.
+pub fn parse_bind(body: &[u8]) -> Result<(&str, &str), WireError> {
+    let (portal, rest) = cstring(body)?;
+    let (statement, _) = cstring(rest)?;
+    Ok((portal, statement))
+}
+
+/// Kind (`S` statement or `P` portal) and name of a `Close` ('C') body.
+pub fn parse_close(body: &[u8]) -> Result<(u8, &str), WireError> {
+    let (&kind, rest) = body
+        .split_first()
+        .ok_or(WireError::Malformed("close message"))?;
+    let (name, _) = cstring(rest)?;
+    Ok((kind, name))
+}
+
+/// The SQLSTATE of an `ErrorResponse` body, without allocating.
+pub fn error_code(body: &[u8]) -> Option<&str> {
+    body.split(|&b| b == 0)
+        .take_while(|f| !f.is_empty())
+        .find(|f| f[0] == b'C')
+        .and_then(|f| std::str::from_utf8(&f[1..]).ok())
 }
 
 #[cfg(test)]
@@ -361,6 +462,23 @@ mod tests {
         assert_eq!(parse_password(b"token\0").unwrap(), b"token");
         assert!(parse_password(b"to\0ken\0").is_err());
         assert!(parse_password(b"").is_err());
+        let mut q = Vec::new();
+        query(&mut q, "SELECT 1");
+        assert_eq!(leading_str(&q[5..]).unwrap(), "SELECT 1");
+        let mut ps = Vec::new();
+        parameter_status(&mut ps, "TimeZone", "UTC");
+        assert_eq!(
+            parse_parameter_status(&ps[5..]).unwrap(),
+            ("TimeZone", "UTC")
+        );
+        assert_eq!(
+            parse_parse(b"s1\0SELECT $1\0\0\0").unwrap(),
+            ("s1", "SELECT $1")
+        );
+        assert_eq!(parse_parse(b"\0SELECT '\xc3").unwrap(), ("", "SELECT '"));
+        assert_eq!(parse_bind(b"p\0s1\0\0\0").unwrap(), ("p", "s1"));
+        assert_eq!(parse_close(b"Ss1\0").unwrap(), (b'S', "s1"));
+        assert_eq!(error_code(&out[5..]), Some("28P01"));
         assert!(message_header([b'p', 0, 0, 0, 3], 10).is_err());
         assert!(message_header([b'p', 0, 1, 0, 0], 10).is_err());
         let mut a = Vec::new();
@@ -381,6 +499,12 @@ mod tests {
             let _ = parse_auth(&b);
             let _ = parse_password(&b);
             let _ = parse_error(&b);
+            let _ = parse_parameter_status(&b);
+            let _ = parse_parse(&b);
+            let _ = parse_bind(&b);
+            let _ = parse_close(&b);
+            let _ = error_code(&b);
+            let _ = leading_str_prefix(&b);
         }
     }
 }

@@ -6,6 +6,7 @@
 //! authorises, `latchkey-store` persists.
 
 pub mod bootstrap;
+pub mod dbca;
 pub mod error;
 mod files;
 pub mod http;

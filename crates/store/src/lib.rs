@@ -92,8 +92,16 @@ pub struct Database {
     pub endpoints: Vec<String>,
     /// `host:port` of the real server.
     pub upstream: String,
-    /// `password` (stored sealed here) or `trust` (development only).
+    /// `password` (stored sealed here), `cert` (a client certificate from
+    /// Latchkey's database CA) or `trust` (development only).
     pub upstream_auth: String,
+    /// TLS to the real server, as libpq's `sslmode`: `disable`, `prefer`
+    /// (the default; an empty string means it too), `require`, `verify-ca`
+    /// or `verify-full`.
+    pub upstream_tls: String,
+    /// PEM certificates the real server's certificate must chain to
+    /// (`verify-ca`, `verify-full`).
+    pub upstream_ca: Option<String>,
     /// `db-` and 26 uppercase alphanumerics, in the connect ARN.
     pub resource_id: String,
     pub tags: Vec<(String, String)>,
@@ -121,10 +129,31 @@ CREATE TABLE IF NOT EXISTS attachments (kind TEXT NOT NULL, principal TEXT NOT N
 CREATE TABLE IF NOT EXISTS mfa_devices (serial TEXT PRIMARY KEY, user TEXT, seed BLOB NOT NULL, enabled_at INTEGER, last_step INTEGER);
 CREATE TABLE IF NOT EXISTS revocations (arn TEXT PRIMARY KEY, not_before INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS vault_check (id INTEGER PRIMARY KEY CHECK (id = 1), value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS databases (name TEXT PRIMARY KEY, engine TEXT NOT NULL, endpoints TEXT NOT NULL, upstream TEXT NOT NULL, upstream_auth TEXT NOT NULL, resource_id TEXT NOT NULL UNIQUE, tags TEXT NOT NULL DEFAULT '[]', created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS databases (name TEXT PRIMARY KEY, engine TEXT NOT NULL, endpoints TEXT NOT NULL, upstream TEXT NOT NULL, upstream_auth TEXT NOT NULL, resource_id TEXT NOT NULL UNIQUE, tags TEXT NOT NULL DEFAULT '[]', created INTEGER NOT NULL, upstream_tls TEXT NOT NULL DEFAULT 'prefer', upstream_ca TEXT);
+CREATE TABLE IF NOT EXISTS database_ca (id INTEGER PRIMARY KEY CHECK (id = 1), cert TEXT NOT NULL, key BLOB NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS database_passwords (database TEXT NOT NULL, user TEXT NOT NULL, secret BLOB NOT NULL, PRIMARY KEY (database, user));
 CREATE TABLE IF NOT EXISTS cluster_keys (id INTEGER PRIMARY KEY, material BLOB NOT NULL, created INTEGER NOT NULL);
 ";
+
+/// Columns added to tables after their first release: `(table, column,
+/// definition)`. Stores made before get them on open.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    (
+        "databases",
+        "upstream_tls",
+        "TEXT NOT NULL DEFAULT 'prefer'",
+    ),
+    ("databases", "upstream_ca", "TEXT"),
+];
+
+/// Upstream TLS modes, as libpq's `sslmode`.
+pub const UPSTREAM_TLS_MODES: [&str; 5] =
+    ["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+/// Upstream authentication methods.
+pub const UPSTREAM_AUTH_METHODS: [&str; 3] = ["password", "cert", "trust"];
+
+const DATABASE_CA_CONTEXT: &[u8] = b"latchkey database CA";
 
 /// The store. A mutex serialises SQLite access; callers keep hot paths
 /// (signature checks on temporary credentials) off it entirely.
@@ -167,6 +196,94 @@ fn parse_tags(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Adds the columns of [`ADDED_COLUMNS`] a store lacks, in one immediate
+/// transaction so that processes opening the store together do not race.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for (table, column, definition) in ADDED_COLUMNS {
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            [table, column],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            tx.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Checks a database's settings and normalises them (lowercase endpoints,
+/// `prefer` for an empty TLS mode).
+fn check_database(db: &Database) -> Result<Database> {
+    if !valid_name(&db.name, 63) {
+        return Err(StoreError::InvalidInput(
+            "database names are 1-63 characters of [A-Za-z0-9_+=,.@-]",
+        ));
+    }
+    if db.endpoints.is_empty()
+        || db
+            .endpoints
+            .iter()
+            .any(|e| e.is_empty() || e.contains([':', '/', ' ']))
+    {
+        return Err(StoreError::InvalidInput(
+            "give at least one endpoint host name (no port)",
+        ));
+    }
+    if !UPSTREAM_AUTH_METHODS.contains(&db.upstream_auth.as_str()) {
+        return Err(StoreError::InvalidInput(
+            "upstream auth must be password, cert or trust",
+        ));
+    }
+    let tls = if db.upstream_tls.is_empty() {
+        "prefer"
+    } else {
+        db.upstream_tls.as_str()
+    };
+    if !UPSTREAM_TLS_MODES.contains(&tls) {
+        return Err(StoreError::InvalidInput(
+            "upstream TLS must be disable, prefer, require, verify-ca or verify-full",
+        ));
+    }
+    if db.upstream_auth == "cert" && matches!(tls, "disable" | "prefer") {
+        return Err(StoreError::InvalidInput(
+            "upstream auth cert needs upstream TLS require, verify-ca or verify-full",
+        ));
+    }
+    let verifies = matches!(tls, "verify-ca" | "verify-full");
+    match &db.upstream_ca {
+        None if verifies => {
+            return Err(StoreError::InvalidInput(
+                "upstream TLS verify-ca and verify-full need the upstream CA certificate",
+            ));
+        }
+        Some(_) if !verifies => {
+            return Err(StoreError::InvalidInput(
+                "an upstream CA certificate is used only with upstream TLS verify-ca or verify-full",
+            ));
+        }
+        Some(pem) if !pem.contains("-----BEGIN CERTIFICATE-----") || pem.len() > 256 * 1024 => {
+            return Err(StoreError::InvalidInput(
+                "the upstream CA must be PEM certificates (at most 256 KiB)",
+            ));
+        }
+        _ => {}
+    }
+    Ok(Database {
+        endpoints: db
+            .endpoints
+            .iter()
+            .map(|e| e.to_ascii_lowercase())
+            .collect(),
+        upstream_tls: tls.to_owned(),
+        ..db.clone()
+    })
+}
+
 /// IAM names: 1-64 characters of `[\w+=,.@-]`.
 pub fn valid_name(name: &str, max: usize) -> bool {
     !name.is_empty()
@@ -184,10 +301,11 @@ impl Store {
     /// Opens (creating if needed) the store at `path`. A new store gets a
     /// random 12-digit account id.
     pub fn open(path: &Path, vault: Vault) -> Result<Self> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn)?;
         let account: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'account'", [], |r| {
                 r.get(0)
@@ -1025,39 +1143,15 @@ impl Store {
 
     /// Registers a database behind the gateway.
     pub fn register_database(&self, db: &Database, now: i64) -> Result<Database> {
-        if !valid_name(&db.name, 63) {
-            return Err(StoreError::InvalidInput(
-                "database names are 1-63 characters of [A-Za-z0-9_+=,.@-]",
-            ));
-        }
-        if db.endpoints.is_empty()
-            || db
-                .endpoints
-                .iter()
-                .any(|e| e.is_empty() || e.contains([':', '/', ' ']))
-        {
-            return Err(StoreError::InvalidInput(
-                "give at least one endpoint host name (no port)",
-            ));
-        }
-        if !matches!(db.upstream_auth.as_str(), "password" | "trust") {
-            return Err(StoreError::InvalidInput(
-                "upstream auth must be password or trust",
-            ));
-        }
+        let db = check_database(db)?;
         let resource_id = format!(
             "db-{}",
             latchkey_session::base32(&random::<20>()?)[..26].to_owned()
         );
-        let endpoints: Vec<String> = db
-            .endpoints
-            .iter()
-            .map(|e| e.to_ascii_lowercase())
-            .collect();
         let n = self.db().execute(
-            "INSERT OR IGNORE INTO databases (name, engine, endpoints, upstream, upstream_auth, resource_id, tags, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![db.name, db.engine, serde_json::to_string(&endpoints).unwrap_or_default(), db.upstream, db.upstream_auth, resource_id, tags_json(&db.tags), now],
+            "INSERT OR IGNORE INTO databases (name, engine, endpoints, upstream, upstream_auth, resource_id, tags, created, upstream_tls, upstream_ca)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![db.name, db.engine, serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth, resource_id, tags_json(&db.tags), now, db.upstream_tls, db.upstream_ca],
         )?;
         if n == 0 {
             return Err(StoreError::EntityAlreadyExists {
@@ -1065,16 +1159,43 @@ impl Store {
                 name: db.name.clone(),
             });
         }
-        Ok(Database {
-            resource_id,
-            endpoints,
-            ..db.clone()
-        })
+        Ok(Database { resource_id, ..db })
+    }
+
+    /// Changes a registered database's settings (everything but its name
+    /// and resource id, so connect ARNs stay the same). Stored upstream
+    /// passwords are kept.
+    pub fn update_database(&self, db: &Database) -> Result<Database> {
+        let db = check_database(db)?;
+        let resource_id: Option<String> = {
+            let conn = self.db();
+            let n = conn.execute(
+                "UPDATE databases SET engine = ?2, endpoints = ?3, upstream = ?4, upstream_auth = ?5, tags = ?6, upstream_tls = ?7, upstream_ca = ?8
+                 WHERE name = ?1",
+                params![db.name, db.engine, serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth, tags_json(&db.tags), db.upstream_tls, db.upstream_ca],
+            )?;
+            if n == 0 {
+                None
+            } else {
+                Some(conn.query_row(
+                    "SELECT resource_id FROM databases WHERE name = ?1",
+                    [&db.name],
+                    |r| r.get(0),
+                )?)
+            }
+        };
+        match resource_id {
+            Some(resource_id) => Ok(Database { resource_id, ..db }),
+            None => Err(StoreError::NoSuchEntity {
+                kind: "database",
+                name: db.name,
+            }),
+        }
     }
 
     pub fn list_databases(&self) -> Result<Vec<Database>> {
         let db = self.db();
-        let mut stmt = db.prepare("SELECT name, engine, endpoints, upstream, upstream_auth, resource_id, tags FROM databases ORDER BY name")?;
+        let mut stmt = db.prepare("SELECT name, engine, endpoints, upstream, upstream_auth, resource_id, tags, upstream_tls, upstream_ca FROM databases ORDER BY name")?;
         let rows = stmt.query_map([], |r| {
             Ok(Database {
                 name: r.get(0)?,
@@ -1084,9 +1205,22 @@ impl Store {
                 upstream_auth: r.get(4)?,
                 resource_id: r.get(5)?,
                 tags: parse_tags(&r.get::<_, String>(6)?),
+                upstream_tls: r.get(7)?,
+                upstream_ca: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One registered database by name.
+    pub fn get_database(&self, name: &str) -> Result<Database> {
+        self.list_databases()?
+            .into_iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| StoreError::NoSuchEntity {
+                kind: "database",
+                name: name.to_owned(),
+            })
     }
 
     pub fn remove_database(&self, name: &str) -> Result<()> {
@@ -1143,6 +1277,35 @@ impl Store {
         )))
     }
 
+    /// Latchkey's database CA, if made: its certificate and private key
+    /// (PEM). The key is stored sealed.
+    pub fn database_ca(&self) -> Result<Option<(String, Zeroizing<String>)>> {
+        let row: Option<(String, Vec<u8>)> = self
+            .db()
+            .query_row("SELECT cert, key FROM database_ca WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let Some((cert, sealed)) = row else {
+            return Ok(None);
+        };
+        let key = self.vault().open(&sealed, DATABASE_CA_CONTEXT)?;
+        Ok(Some((
+            cert,
+            Zeroizing::new(String::from_utf8_lossy(&key).into_owned()),
+        )))
+    }
+
+    /// Stores the database CA unless one exists (another process may have
+    /// made one first). Returns whether this one was stored.
+    pub fn create_database_ca(&self, cert_pem: &str, key_pem: &str, now: i64) -> Result<bool> {
+        let sealed = self.vault().seal(key_pem.as_bytes(), DATABASE_CA_CONTEXT)?;
+        Ok(self.db().execute(
+            "INSERT OR IGNORE INTO database_ca (id, cert, key, created) VALUES (1, ?1, ?2, ?3)",
+            params![cert_pem, sealed, now],
+        )? == 1)
+    }
+
     /// Re-wraps every sealed secret with the vault's current master key.
     /// Returns how many were re-wrapped.
     pub fn rewrap_all(&self) -> Result<usize> {
@@ -1155,6 +1318,7 @@ impl Store {
             ("mfa_devices", "seed"),
             ("cluster_keys", "material"),
             ("database_passwords", "secret"),
+            ("database_ca", "key"),
             ("vault_check", "value"),
         ] {
             let rows: Vec<(i64, Vec<u8>)> = {

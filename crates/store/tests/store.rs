@@ -290,3 +290,149 @@ fn databases_and_their_sealed_passwords() {
     store.remove_database("orders").unwrap();
     assert!(store.list_databases().unwrap().is_empty());
 }
+
+const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+fn orders() -> latchkey_store::Database {
+    latchkey_store::Database {
+        name: "orders".into(),
+        engine: "postgres".into(),
+        endpoints: vec!["orders.db.local".into()],
+        upstream: "127.0.0.1:5432".into(),
+        upstream_auth: "password".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn database_upstream_tls_settings_are_checked_and_updates_keep_the_resource_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    // An empty mode is prefer.
+    let registered = store.register_database(&orders(), NOW).unwrap();
+    assert_eq!(registered.upstream_tls, "prefer");
+    assert_eq!(registered.upstream_ca, None);
+    store
+        .set_database_password("orders", "app", "s3cret")
+        .unwrap();
+
+    let refused = |db: latchkey_store::Database| {
+        let err = store.register_database(
+            &latchkey_store::Database {
+                name: "other".into(),
+                ..db
+            },
+            NOW,
+        );
+        match err {
+            Err(StoreError::InvalidInput(why)) => why,
+            other => panic!("{other:?}"),
+        }
+    };
+    let with = |tls: &str, auth: &str, ca: Option<&str>| latchkey_store::Database {
+        upstream_tls: tls.into(),
+        upstream_auth: auth.into(),
+        upstream_ca: ca.map(str::to_owned),
+        ..orders()
+    };
+    assert!(refused(with("sometimes", "password", None)).contains("upstream TLS must be"));
+    assert!(refused(with("disable", "cert", None)).contains("cert needs upstream TLS"));
+    assert!(refused(with("prefer", "cert", None)).contains("cert needs upstream TLS"));
+    assert!(refused(with("verify-full", "password", None)).contains("need the upstream CA"));
+    assert!(refused(with("require", "password", Some(PEM))).contains("used only with"));
+    assert!(refused(with("verify-ca", "password", Some("junk"))).contains("PEM"));
+    assert!(refused(with("require", "kerberos", None)).contains("password, cert or trust"));
+
+    // Update: new upstream, TLS, CA, auth and tags; same resource id and password.
+    let changed = latchkey_store::Database {
+        upstream: "10.0.0.5:5432".into(),
+        upstream_tls: "verify-full".into(),
+        upstream_ca: Some(PEM.into()),
+        upstream_auth: "cert".into(),
+        endpoints: vec!["Orders.Example".into()],
+        tags: vec![("env".into(), "prod".into())],
+        ..orders()
+    };
+    let updated = store.update_database(&changed).unwrap();
+    assert_eq!(updated.resource_id, registered.resource_id);
+    assert_eq!(updated.endpoints, ["orders.example"]);
+    assert_eq!(store.get_database("orders").unwrap(), updated);
+    assert_eq!(
+        store
+            .database_password("orders", "app")
+            .unwrap()
+            .unwrap()
+            .as_str(),
+        "s3cret"
+    );
+    assert!(matches!(
+        store.update_database(&latchkey_store::Database {
+            name: "nope".into(),
+            ..orders()
+        }),
+        Err(StoreError::NoSuchEntity { .. })
+    ));
+    assert!(matches!(
+        store.update_database(&with("disable", "cert", None)),
+        Err(StoreError::InvalidInput(_))
+    ));
+}
+
+#[test]
+fn stores_from_before_upstream_tls_get_the_new_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    {
+        // The databases table as first released.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE databases (name TEXT PRIMARY KEY, engine TEXT NOT NULL, endpoints TEXT NOT NULL, upstream TEXT NOT NULL, upstream_auth TEXT NOT NULL, resource_id TEXT NOT NULL UNIQUE, tags TEXT NOT NULL DEFAULT '[]', created INTEGER NOT NULL);
+             INSERT INTO databases VALUES ('old', 'postgres', '[\"old.local\"]', '127.0.0.1:5432', 'password', 'db-OLD', '[]', 1);",
+        )
+        .unwrap();
+    }
+    let store = open(&dir);
+    let old = store.get_database("old").unwrap();
+    assert_eq!(old.upstream_tls, "prefer");
+    assert_eq!(old.upstream_ca, None);
+    assert_eq!(old.resource_id, "db-OLD");
+    drop(store);
+    // Opening again is a no-op.
+    let store = open(&dir);
+    assert_eq!(store.list_databases().unwrap().len(), 1);
+}
+
+#[test]
+fn database_ca_key_is_sealed_made_once_and_rewrapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    {
+        let store = open(&dir);
+        assert!(store.database_ca().unwrap().is_none());
+        assert!(
+            store
+                .create_database_ca("CERT PEM", "KEY PEM secret", NOW)
+                .unwrap()
+        );
+        // A second maker (another node) loses the race and keeps the first.
+        assert!(!store.create_database_ca("OTHER", "OTHER KEY", NOW).unwrap());
+        let (cert, key) = store.database_ca().unwrap().unwrap();
+        assert_eq!(
+            (cert.as_str(), key.as_str()),
+            ("CERT PEM", "KEY PEM secret")
+        );
+    }
+    let raw = std::fs::read(&path).unwrap();
+    assert!(!raw.windows(14).any(|w| w == b"KEY PEM secret"));
+    let mut vault = Vault::new(1, &[9; 32]);
+    vault.add(2, &[10; 32]);
+    let store = Store::open(&path, vault).unwrap();
+    // The CA key and the vault check value.
+    assert_eq!(store.rewrap_all().unwrap(), 2);
+    drop(store);
+    let store = Store::open(&path, Vault::new(2, &[10; 32])).unwrap();
+    assert_eq!(
+        store.database_ca().unwrap().unwrap().1.as_str(),
+        "KEY PEM secret"
+    );
+}

@@ -1,0 +1,509 @@
+//! Helpers shared by the gateway integration tests: throwaway PostgreSQL
+//! servers, `latchkey serve`, tokens from the AWS CLI (botocore), psql.
+#![allow(dead_code, clippy::unwrap_used)] // each test binary uses a subset; a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn pg_bin(tool: &str) -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries (scripts/test installs postgresql)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(tool)))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .unwrap_or_else(|| panic!("{tool} not found under /usr/lib/postgresql"))
+}
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false)
+}
+
+/// Runs a PostgreSQL tool as the `postgres` user when we are root (initdb
+/// refuses root).
+pub fn as_pg_user(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// A throwaway PostgreSQL server.
+pub struct Postgres {
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+/// TLS for a throwaway PostgreSQL server (PEM files; copied into its
+/// directory for the `postgres` user).
+pub struct PgTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// `ssl_ca_file`: CAs client certificates must chain to.
+    pub ca: Option<PathBuf>,
+}
+
+/// How to start a throwaway PostgreSQL server.
+#[derive(Default)]
+pub struct PgOptions {
+    /// Directory under the root [default: `pg`].
+    pub name: Option<String>,
+    pub tls: Option<PgTls>,
+    /// pg_hba.conf lines put before initdb's (the first match wins).
+    pub hba: Vec<String>,
+    /// [default: `127.0.0.1`].
+    pub listen_addresses: Option<String>,
+}
+
+fn chown_postgres(path: &Path) {
+    if is_root() {
+        assert!(
+            Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(path)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+}
+
+impl Postgres {
+    /// Plain (no TLS), scram-sha-256 over TCP, role `app` (password
+    /// `app-secret`) owning database `orders`.
+    pub fn start(root: &Path) -> Self {
+        Self::start_with(root, &PgOptions::default())
+    }
+
+    pub fn start_with(root: &Path, options: &PgOptions) -> Self {
+        let dir = root.join(options.name.as_deref().unwrap_or("pg"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pwfile = dir.join("pw");
+        std::fs::write(&pwfile, "superuser-secret\n").unwrap();
+        chown_postgres(&dir);
+        let data = dir.join("data");
+        let out = as_pg_user(&pg_bin("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !options.hba.is_empty() {
+            let path = data.join("pg_hba.conf");
+            let initial = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, format!("{}\n{initial}", options.hba.join("\n"))).unwrap();
+        }
+        let mut settings = format!(
+            "-c listen_addresses={}",
+            options.listen_addresses.as_deref().unwrap_or("127.0.0.1")
+        );
+        if let Some(tls) = &options.tls {
+            let tls_dir = dir.join("tls");
+            std::fs::create_dir_all(&tls_dir).unwrap();
+            let copy = |from: &Path, name: &str| {
+                let to = tls_dir.join(name);
+                std::fs::copy(from, &to).unwrap();
+                to
+            };
+            let cert = copy(&tls.cert, "server.pem");
+            let key = copy(&tls.key, "server.key");
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            settings += &format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            );
+            if let Some(ca) = &tls.ca {
+                settings += &format!(" -c ssl_ca_file={}", copy(ca, "ca.pem").display());
+            }
+            chown_postgres(&tls_dir);
+        }
+        let port = free_port();
+        let out = as_pg_user(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-o")
+            .arg(format!("-p {port} -k {} {settings}", dir.display()))
+            .arg("-l")
+            .arg(dir.join("log"))
+            .args(["-w", "start"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {} {}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+        );
+        let pg = Self { dir, port };
+        pg.sql("CREATE ROLE app LOGIN PASSWORD 'app-secret'");
+        pg.sql("CREATE DATABASE orders OWNER app");
+        pg
+    }
+
+    /// Runs SQL as the superuser over the local socket.
+    pub fn sql(&self, sql: &str) {
+        let out = as_pg_user(Path::new("/usr/bin/psql"))
+            .arg("-h")
+            .arg(&self.dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = as_pg_user(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+pub struct Latchkey {
+    pub child: Child,
+    pub data: PathBuf,
+    pub pg_port: u16,
+}
+
+impl Drop for Latchkey {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn latchkey(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    c.args(args).env_remove("LATCHKEY_CONFIG");
+    c
+}
+
+pub fn start_latchkey(root: &Path, pg: &Postgres) -> Latchkey {
+    start_latchkey_with(root, pg, &[])
+}
+
+pub fn start_latchkey_with(root: &Path, pg: &Postgres, extra: &[&str]) -> Latchkey {
+    let (data, api) = init_latchkey(root, &[]);
+    register_db(
+        &data,
+        &[
+            "--name",
+            "orders",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            &format!("127.0.0.1:{}", pg.port),
+            "--tag",
+            "env=dev",
+        ],
+    );
+    set_db_password(&data, "orders", "app", "app-secret");
+    serve_latchkey(root, &data, &api, extra)
+}
+
+/// `latchkey init` in `root/data` with the API on a free port; extra
+/// names for the server certificate. Returns the data directory and the
+/// API address.
+pub fn init_latchkey(root: &Path, server_names: &[&str]) -> (PathBuf, String) {
+    let data = root.join("data");
+    let api = format!("127.0.0.1:{}", free_port());
+    let mut args = vec![
+        "init",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        &api,
+    ];
+    for name in server_names {
+        args.extend(["--server-name", name]);
+    }
+    assert!(
+        latchkey(&args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
+    (data, api)
+}
+
+/// `latchkey db register` with `args`; its JSON output.
+pub fn register_db(data: &Path, args: &[&str]) -> serde_json::Value {
+    let out = latchkey(&["db", "register", "--data-dir", data.to_str().unwrap()])
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `latchkey db set-password`.
+pub fn set_db_password(data: &Path, name: &str, user: &str, password: &str) {
+    let mut set = latchkey(&[
+        "db",
+        "set-password",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--name",
+        name,
+        "--user",
+        user,
+    ])
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::io::Write::write_all(
+        set.stdin.as_mut().unwrap(),
+        format!("{password}\n").as_bytes(),
+    )
+    .unwrap();
+    drop(set.stdin.take());
+    assert!(set.wait().unwrap().success());
+}
+
+/// `latchkey serve` on an initialised data directory, the gateway on a
+/// free port, logging to `root/latchkey.log`.
+pub fn serve_latchkey(root: &Path, data: &Path, api: &str, extra: &[&str]) -> Latchkey {
+    let pg_port = free_port();
+    let log = std::fs::File::create(root.join("latchkey.log")).unwrap();
+    let child = latchkey(&[
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        api,
+        "--pg-listen",
+        &format!("127.0.0.1:{pg_port}"),
+    ])
+    .args(extra)
+    .stdout(Stdio::null())
+    .stderr(log)
+    .spawn()
+    .unwrap();
+    wait_for_port(pg_port);
+    Latchkey {
+        child,
+        data: data.to_owned(),
+        pg_port,
+    }
+}
+
+/// The AWS CLI with no AWS_* variables from the machine.
+pub fn aws_cli() -> Command {
+    let mut c = Command::new("aws");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// A token from the AWS CLI (botocore) with the given credentials.
+pub fn aws_token(lk: &Latchkey, creds: &[(&str, &str)], host: &str, user: &str) -> String {
+    let mut c = aws_cli();
+    c.env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        lk.data.join("admin.credentials"),
+    )
+    .env("AWS_CONFIG_FILE", "/dev/null");
+    for (k, v) in creds {
+        c.env(k, v);
+    }
+    let out = c
+        .args([
+            "rds",
+            "generate-db-auth-token",
+            "--hostname",
+            host,
+            "--port",
+            &lk.pg_port.to_string(),
+            "--username",
+            user,
+            "--region",
+            "us-east-1",
+        ])
+        .output()
+        .expect("the AWS CLI (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// libpq connection string for the gateway.
+pub fn conninfo(lk: &Latchkey, user: &str, sslmode: &str) -> String {
+    format!(
+        "host=localhost port={} user={user} dbname=orders sslmode={sslmode} sslrootcert={}",
+        lk.pg_port,
+        lk.data.join("ca.pem").display()
+    )
+}
+
+pub fn psql(lk: &Latchkey, user: &str, token: &str, sslmode: &str, sql: &str) -> Output {
+    Command::new("psql")
+        .arg(conninfo(lk, user, sslmode))
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGPASSWORD", token)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap()
+}
+
+pub fn assert_denied(out: &Output, user: &str) {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "FATAL:  PAM authentication failed for user \"{user}\""
+        )),
+        "{err}"
+    );
+}
+
+/// A token for `app` on localhost signed with the given credentials.
+pub fn token_with(lk: &Latchkey, creds: &[(String, String)]) -> String {
+    let creds: Vec<(&str, &str)> = creds
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    aws_token(lk, &creds, "localhost", "app")
+}
+
+/// Credentials of a new IAM user with `policy` (via the stock AWS CLI).
+pub fn user_with_policy(lk: &Latchkey, name: &str, policy: &str) -> Vec<(String, String)> {
+    let api = |args: &[&str]| -> serde_json::Value {
+        let mut c = aws_cli();
+        let out = c
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                lk.data.join("admin.credentials"),
+            )
+            .env("AWS_CONFIG_FILE", lk.data.join("aws.config"))
+            .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    api(&["iam", "create-user", "--user-name", name]);
+    api(&[
+        "iam",
+        "put-user-policy",
+        "--user-name",
+        name,
+        "--policy-name",
+        "db",
+        "--policy-document",
+        policy,
+    ]);
+    let key = api(&["iam", "create-access-key", "--user-name", name]);
+    vec![
+        (
+            "AWS_ACCESS_KEY_ID".into(),
+            key["AccessKey"]["AccessKeyId"].as_str().unwrap().into(),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            key["AccessKey"]["SecretAccessKey"].as_str().unwrap().into(),
+        ),
+    ]
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Runs `latchkey iam|sts ...` as the administrator against this server.
+pub fn latchkey_api(lk: &Latchkey, api_port: u16, args: &[&str]) -> serde_json::Value {
+    let out = latchkey(args)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            lk.data.join("admin.credentials"),
+        )
+        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+        .env("AWS_ENDPOINT_URL", format!("https://localhost:{api_port}"))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}

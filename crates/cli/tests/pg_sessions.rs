@@ -1,0 +1,270 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! Sessions through the PostgreSQL gateway: pooling and reset, statement
+//! audit, session lifetime and size and rate limits, against a throwaway
+//! PostgreSQL with psql and pgbench.
+
+mod common;
+use common::*;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Audit events written so far, once the writer has caught up with
+/// `until` (or after 5 s).
+fn audit_events(
+    lk: &Latchkey,
+    until: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(lk.data.join("audit.jsonl")).unwrap_or_default();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if until(&events) || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn pooled_sessions_are_reset_and_statements_audited() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let lk = start_latchkey(root.path(), &pg);
+    let token = aws_token(&lk, &[], "localhost", "app");
+
+    // A session leaves state behind; the next client gets the same
+    // backend, reset.
+    let first = ok(&psql(
+        &lk,
+        "app",
+        &token,
+        "verify-full",
+        "SET work_mem = '7MB'; CREATE TEMP TABLE scratch(x int); PREPARE p AS SELECT 1; SELECT pg_backend_pid()",
+    ))
+    .lines()
+    .last()
+    .unwrap()
+    .to_owned();
+    std::thread::sleep(Duration::from_millis(300)); // DISCARD ALL runs after the client leaves
+    let second = ok(&psql(
+        &lk,
+        "app",
+        &token,
+        "verify-full",
+        "SELECT pg_backend_pid() || ' ' || (SELECT count(*) FROM pg_prepared_statements) || ' ' || (SELECT count(*) FROM pg_class WHERE relname = 'scratch') || ' ' || current_setting('work_mem')",
+    ));
+    assert_eq!(
+        second,
+        format!("{first} 0 0 4MB"),
+        "the pooled backend was not reused or not reset"
+    );
+
+    // A client that leaves inside a transaction takes its backend with it.
+    let in_tx = ok(&psql(
+        &lk,
+        "app",
+        &token,
+        "verify-full",
+        "BEGIN; SELECT pg_backend_pid()",
+    ))
+    .lines()
+    .last()
+    .unwrap()
+    .to_owned();
+    std::thread::sleep(Duration::from_millis(300));
+    let after = ok(&psql(
+        &lk,
+        "app",
+        &token,
+        "verify-full",
+        "SELECT pg_backend_pid()",
+    ));
+    assert_ne!(
+        in_tx, after,
+        "a backend left inside a transaction was reused"
+    );
+
+    // A backend killed while pooled is noticed and replaced.
+    std::thread::sleep(Duration::from_millis(300));
+    pg.sql(&format!("SELECT pg_terminate_backend({after})"));
+    std::thread::sleep(Duration::from_millis(200));
+    let replaced = ok(&psql(
+        &lk,
+        "app",
+        &token,
+        "verify-full",
+        "SELECT pg_backend_pid()",
+    ));
+    assert_ne!(replaced, after);
+
+    // Statements are audited with literals redacted, row counts and errors.
+    ok(&psql(
+        &lk,
+        "app",
+        &token,
+        "verify-full",
+        "SELECT 'hunter2-secret' AS s, 4242 FROM generate_series(1, 5)",
+    ));
+    let failed = psql(
+        &lk,
+        "app",
+        &token,
+        "verify-full",
+        "SELECT * FROM no_such_table",
+    );
+    assert!(!failed.status.success());
+    // The extended protocol: pgbench prepares once and executes three times.
+    let script = root.path().join("script.sql");
+    std::fs::write(&script, "\\set v 7\nSELECT :v::int + 1 AS v;\n").unwrap();
+    let bench = Command::new("pgbench")
+        .arg(conninfo(&lk, "app", "verify-full"))
+        .args(["-n", "-t", "3", "-M", "prepared", "-f"])
+        .arg(&script)
+        .env("PGPASSWORD", &token)
+        .output()
+        .unwrap();
+    ok(&bench);
+
+    let events = audit_events(&lk, |e| {
+        e.iter()
+            .filter(|e| e["statement"] == "SELECT $1::int + ? AS v")
+            .count()
+            >= 3
+    });
+    let statements: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["eventName"] == "Statement")
+        .collect();
+    let redacted = statements
+        .iter()
+        .find(|e| e["statement"] == "SELECT ? AS s, ? FROM generate_series(?, ?)")
+        .unwrap_or_else(|| panic!("no redacted statement in {statements:#?}"));
+    assert_eq!(redacted["rows"], 5);
+    assert_eq!(redacted["commandTag"], "SELECT 5");
+    assert_eq!(redacted["protocol"], "simple");
+    assert_eq!(redacted["dbUser"], "app");
+    assert_eq!(redacted["database"], "orders");
+    assert!(
+        redacted["userIdentity"]["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":user/admin")
+    );
+    assert_eq!(redacted["fingerprint"].as_str().unwrap().len(), 16);
+    let missing = statements
+        .iter()
+        .find(|e| e["statement"] == "SELECT * FROM no_such_table")
+        .unwrap();
+    assert_eq!(missing["errorCode"], "42P01");
+    let prepared: Vec<_> = statements
+        .iter()
+        .filter(|e| e["statement"] == "SELECT $1::int + ? AS v")
+        .collect();
+    assert_eq!(prepared.len(), 3);
+    assert!(
+        prepared
+            .iter()
+            .all(|e| e["protocol"] == "extended" && e["rows"] == 1)
+    );
+    // One fingerprint for statements that differ only in literals.
+    assert_eq!(prepared[0]["fingerprint"], prepared[2]["fingerprint"]);
+    let text = std::fs::read_to_string(lk.data.join("audit.jsonl")).unwrap();
+    assert!(!text.contains("hunter2"), "a literal reached the audit log");
+    assert!(!text.contains(&token[token.find("X-Amz-Signature=").unwrap()..]));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["eventName"] == "SessionEnd" && e["statements"].as_u64() >= Some(1))
+    );
+
+    // A denial's precise reason is in the audit log, not in the client's error.
+    let mut tampered = token.clone();
+    let at = tampered.find("X-Amz-Signature=").unwrap() + 20;
+    let c = if &tampered[at..=at] == "0" { "1" } else { "0" };
+    tampered.replace_range(at..=at, c);
+    assert_denied(
+        &psql(&lk, "app", &tampered, "verify-full", "select 1"),
+        "app",
+    );
+    let events = audit_events(&lk, |e| {
+        e.iter()
+            .any(|e| e["eventName"] == "Connect" && e.get("errorMessage").is_some())
+    });
+    let denial = events
+        .iter()
+        .find(|e| e["eventName"] == "Connect" && e.get("errorMessage").is_some())
+        .unwrap();
+    assert!(
+        denial["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("signature"),
+        "{denial}"
+    );
+    assert_eq!(denial["endpoint"], "localhost");
+}
+
+#[test]
+fn session_lifetime_message_size_and_connection_rate() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let lk = start_latchkey_with(
+        root.path(),
+        &pg,
+        &[
+            "--max-session-duration",
+            "3s",
+            "--pg-max-message-size",
+            "4096",
+            "--pg-connection-rate-per-ip",
+            "1",
+        ],
+    );
+    let token = aws_token(&lk, &[], "localhost", "app");
+
+    // A session past its maximum duration is ended with a clear FATAL.
+    let start = Instant::now();
+    let out = psql(&lk, "app", &token, "verify-full", "SELECT pg_sleep(30)");
+    assert!(!out.status.success());
+    assert!(start.elapsed() < Duration::from_secs(15));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("maximum duration"), "{err}");
+    std::thread::sleep(Duration::from_secs(1)); // refill the rate bucket
+
+    // An oversized message is refused; the gateway carries on.
+    let long = format!("SELECT '{}'", "x".repeat(5000));
+    let out = psql(&lk, "app", &token, "verify-full", &long);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("exceeds the gateway's limit"), "{err}");
+    std::thread::sleep(Duration::from_secs(2));
+
+    // One connection per second with bursts of two: a quick run of four
+    // is cut off, and a second later there is room again.
+    let results: Vec<bool> = (0..4)
+        .map(|_| {
+            psql(&lk, "app", &token, "verify-full", "SELECT 1")
+                .status
+                .success()
+        })
+        .collect();
+    assert!(results[0] && results[1], "{results:?}");
+    assert!(results.iter().any(|r| !r), "{results:?}");
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(
+        ok(&psql(&lk, "app", &token, "verify-full", "SELECT 1")),
+        "1"
+    );
+}
