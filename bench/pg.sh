@@ -2,7 +2,7 @@
 # PostgreSQL gateway benchmark, one run on this machine:
 #   bench/pg.sh [SECONDS]
 # Compares direct PostgreSQL, PgBouncer (session mode, client TLS) and
-# Latchkey (TLS, token verification, policy) with
+# Latchkey (TLS, token verification, policy, statement audit on and off) with
 #   (a) pgbench -S, 8 clients, 2 threads: TPS
 #   (b) pgbench -S -C: new connections per second
 # and reports Latchkey's memory per idle connection. Needs PostgreSQL,
@@ -25,9 +25,10 @@ latchkey=$PWD/target/release/latchkey
 work=$(mktemp -d)
 chmod 755 "$work"
 [ "$(id -u)" -eq 0 ] && chown postgres "$work"
-pg_port=$(free_port); lk_api=$(free_port); lk_pg=$(free_port); pgb_port=$(free_port)
+pg_port=$(free_port); pgb_port=$(free_port)
 cleanup() {
-    [ -n "${lk_pid:-}" ] && kill "$lk_pid" 2>/dev/null || true
+    [ -n "${pid_audit:-}" ] && kill "$pid_audit" 2>/dev/null || true
+    [ -n "${pid_noaudit:-}" ] && kill "$pid_noaudit" 2>/dev/null || true
     [ -n "${pgb_pid:-}" ] && kill "$pgb_pid" 2>/dev/null || true
     as_pg "$bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$work"
@@ -41,17 +42,29 @@ as_pg "$bin/pg_ctl" -D "$work/pg" -o "-p $pg_port -k $work -c listen_addresses=1
 as_pg psql -h "$work" -p "$pg_port" -U postgres -q -c "CREATE ROLE app LOGIN PASSWORD 'app-secret'" -c "CREATE DATABASE bench OWNER app"
 PGPASSWORD=app-secret pgbench -h 127.0.0.1 -p "$pg_port" -U app -i -s 10 -q bench >/dev/null 2>&1
 
-echo "== starting Latchkey (API $lk_api, gateway $lk_pg)"
 data=$work/latchkey
-"$latchkey" init --data-dir "$data" --listen "127.0.0.1:$lk_api" >/dev/null
-"$latchkey" db register --data-dir "$data" --name bench --endpoint localhost --upstream "127.0.0.1:$pg_port" >/dev/null
+"$latchkey" init --data-dir "$data" --listen "127.0.0.1:$(free_port)" >/dev/null
+"$latchkey" db register --data-dir "$data" --name bench --endpoint localhost --upstream "127.0.0.1:$pg_port" --upstream-tls disable >/dev/null
 echo app-secret | "$latchkey" db set-password --data-dir "$data" --name bench --user app
-LATCHKEY_LOG=warn "$latchkey" serve --data-dir "$data" --listen "127.0.0.1:$lk_api" --pg-listen "127.0.0.1:$lk_pg" >/dev/null 2>"$work/latchkey.log" &
-lk_pid=$!
-wait_port "$lk_pg"
 for v in $(env | grep -o '^AWS_[A-Z_]*'); do unset "$v"; done
-token=$(AWS_SHARED_CREDENTIALS_FILE=$data/admin.credentials AWS_CONFIG_FILE=/dev/null \
-    aws rds generate-db-auth-token --hostname localhost --port "$lk_pg" --username app --region us-east-1)
+# start_latchkey NAME [serve flags...]: a gateway on a free port; sets
+# port_NAME, pid_NAME and token_NAME (tokens are signed for the port).
+start_latchkey() {
+    local name=$1; shift
+    local api port
+    api=$(free_port); port=$(free_port)
+    LATCHKEY_LOG=warn "$latchkey" serve --data-dir "$data" --listen "127.0.0.1:$api" --pg-listen "127.0.0.1:$port" \
+        --audit-log "$work/audit-$name.jsonl" "$@" >/dev/null 2>"$work/latchkey-$name.log" &
+    printf -v "pid_$name" %s $!
+    printf -v "port_$name" %s "$port"
+    wait_port "$port"
+    printf -v "token_$name" %s "$(AWS_SHARED_CREDENTIALS_FILE=$data/admin.credentials AWS_CONFIG_FILE=/dev/null \
+        aws rds generate-db-auth-token --hostname localhost --port "$port" --username app --region us-east-1)"
+    echo "== started Latchkey $name on $port ($*)"
+}
+start_latchkey audit
+start_latchkey noaudit --no-statement-audit
+lk_pid=$pid_audit
 
 echo "== starting PgBouncer on $pgb_port (session mode, client TLS)"
 cat > "$work/pgbouncer.ini" <<EOF
@@ -86,21 +99,22 @@ run() { # name, connection string, password, extra pgbench flags
 }
 direct="host=127.0.0.1 port=$pg_port user=app dbname=bench sslmode=disable"
 bouncer="host=localhost port=$pgb_port user=app dbname=bench sslmode=require"
-gateway="host=localhost port=$lk_pg user=app dbname=bench sslmode=verify-full sslrootcert=$data/ca.pem"
+gateway() { echo "host=localhost port=$1 user=app dbname=bench sslmode=verify-full sslrootcert=$data/ca.pem"; }
 
 echo "== (a) pgbench -S, $clients clients, $threads threads, ${seconds}s"
 a_direct=$(run direct "$direct" app-secret); echo "   direct $a_direct"
 a_bouncer=$(run pgbouncer "$bouncer" app-secret); echo "   pgbouncer $a_bouncer"
-a_latchkey=$(run latchkey "$gateway" "$token"); echo "   latchkey $a_latchkey"
+a_latchkey=$(run latchkey "$(gateway "$port_audit")" "$token_audit"); echo "   latchkey (statement audit on) $a_latchkey"
+a_noaudit=$(run latchkey "$(gateway "$port_noaudit")" "$token_noaudit"); echo "   latchkey (statement audit off) $a_noaudit"
 echo "== (b) pgbench -S -C (a new connection per transaction), ${seconds}s"
 b_bouncer=$(run pgbouncer "$bouncer" app-secret -C); echo "   pgbouncer $b_bouncer"
-b_latchkey=$(run latchkey "$gateway" "$token" -C); echo "   latchkey $b_latchkey"
+b_latchkey=$(run latchkey "$(gateway "$port_audit")" "$token_audit" -C); echo "   latchkey $b_latchkey"
 
 echo "== memory per idle connection (200 idle psql sessions)"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$lk_pid/status"; }
 before=$(rss)
 sessions=()
-for _ in $(seq 200); do PGPASSWORD=$token psql "$gateway" -X -q -c "select pg_sleep(15)" >/dev/null 2>&1 & sessions+=($!); done
+for _ in $(seq 200); do PGPASSWORD=$token_audit psql "$(gateway "$port_audit")" -X -q -c "select pg_sleep(15)" >/dev/null 2>&1 & sessions+=($!); done
 sleep 5
 after=$(rss)
 wait "${sessions[@]}" || true
@@ -112,6 +126,7 @@ cat <<EOF
 results ($(date -u +%Y-%m-%d), ${seconds}s runs)
 (a) TPS      direct $a_direct   pgbouncer $a_bouncer   latchkey $a_latchkey
              latchkey/pgbouncer $(ratio "$a_latchkey" "$a_bouncer")   latchkey/direct $(ratio "$a_latchkey" "$a_direct")
+             statement audit off $a_noaudit: audit on/off $(ratio "$a_latchkey" "$a_noaudit")
 (b) conn/s   pgbouncer(TLS) $b_bouncer   latchkey(TLS+token+policy) $b_latchkey
              latchkey/pgbouncer $(ratio "$b_latchkey" "$b_bouncer")
 memory       latchkey RSS $before kB idle, $after kB with 200 sessions: ~${per_conn} kB per connection

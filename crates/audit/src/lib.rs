@@ -10,8 +10,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value, json};
-
 /// Who is connected, to what, from where: shared by every event of one
 /// session, so statements do not copy it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,17 +141,104 @@ fn rfc3339(t: SystemTime) -> String {
     )
 }
 
-fn session_fields(s: &SessionInfo, m: &mut Map<String, Value>) {
-    m.insert("sessionId".into(), s.session_id.clone().into());
-    m.insert("engine".into(), s.engine.into());
-    m.insert(
-        "userIdentity".into(),
-        json!({ "arn": s.principal_arn, "accessKeyId": s.access_key_id }),
-    );
-    m.insert("sourceIPAddress".into(), s.source_ip.to_string().into());
-    m.insert("database".into(), s.database.clone().into());
-    m.insert("databaseName".into(), s.database_name.clone().into());
-    m.insert("dbUser".into(), s.db_user.clone().into());
+/// Appends `text` as a JSON string.
+fn json_string(out: &mut String, text: &str) {
+    out.push('"');
+    let mut from = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&text[from..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(escape);
+        }
+        from = i + 1;
+    }
+    out.push_str(&text[from..]);
+    out.push('"');
+}
+
+/// Writes one JSON object, field by field, without building a tree: the
+/// audit writer serialises every statement, so this is on a busy path.
+struct Object<'a> {
+    out: &'a mut String,
+    empty: bool,
+}
+
+impl<'a> Object<'a> {
+    fn new(out: &'a mut String) -> Self {
+        out.push('{');
+        Self { out, empty: true }
+    }
+
+    fn key(&mut self, key: &str) -> &mut String {
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        json_string(self.out, key);
+        self.out.push(':');
+        self.out
+    }
+
+    fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        let out = self.key(key);
+        json_string(out, value);
+        self
+    }
+
+    fn opt_str(&mut self, key: &str, value: Option<&str>) -> &mut Self {
+        match value {
+            Some(v) => self.str(key, v),
+            None => {
+                self.key(key).push_str("null");
+                self
+            }
+        }
+    }
+
+    fn num(&mut self, key: &str, value: u64) -> &mut Self {
+        use std::fmt::Write;
+        let out = self.key(key);
+        let _ = write!(out, "{value}");
+        self
+    }
+
+    fn bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.key(key).push_str(if value { "true" } else { "false" });
+        self
+    }
+
+    fn identity(&mut self, arn: Option<&str>, access_key_id: Option<&str>) -> &mut Self {
+        let out = self.key("userIdentity");
+        let mut o = Object::new(out);
+        o.opt_str("arn", arn).opt_str("accessKeyId", access_key_id);
+        o.end();
+        self
+    }
+
+    fn session(&mut self, s: &SessionInfo) -> &mut Self {
+        self.str("sessionId", &s.session_id)
+            .str("engine", s.engine)
+            .identity(Some(&s.principal_arn), Some(&s.access_key_id))
+            .str("sourceIPAddress", &s.source_ip.to_string())
+            .str("database", &s.database)
+            .str("databaseName", &s.database_name)
+            .str("dbUser", &s.db_user)
+    }
+
+    fn end(&mut self) {
+        self.out.push('}');
+    }
 }
 
 impl Event {
@@ -167,73 +252,73 @@ impl Event {
         }
     }
 
-    /// One JSON object per event, CloudTrail-flavoured.
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("eventName".into(), self.name().into());
+    /// Appends the event as one JSON object, CloudTrail-flavoured.
+    pub fn write_json(&self, out: &mut String) {
+        let mut o = Object::new(out);
+        o.str("eventName", self.name());
         match self {
             Event::Auth(a) => {
-                m.insert("eventTime".into(), rfc3339(a.time).into());
-                m.insert("engine".into(), a.engine.into());
-                m.insert("sourceIPAddress".into(), a.source_ip.to_string().into());
-                m.insert("dbUser".into(), a.db_user.clone().into());
+                o.str("eventTime", &rfc3339(a.time))
+                    .str("engine", a.engine)
+                    .str("sourceIPAddress", &a.source_ip.to_string())
+                    .str("dbUser", &a.db_user);
                 if let Some(e) = &a.endpoint {
-                    m.insert("endpoint".into(), e.clone().into());
+                    o.str("endpoint", e);
                 }
-                m.insert(
-                    "userIdentity".into(),
-                    json!({ "arn": a.principal_arn, "accessKeyId": a.access_key_id }),
-                );
+                o.identity(a.principal_arn.as_deref(), a.access_key_id.as_deref());
                 if let AuthResult::Failure { reason } = &a.result {
-                    m.insert("errorCode".into(), "AuthenticationFailed".into());
-                    m.insert("errorMessage".into(), reason.clone().into());
+                    o.str("errorCode", "AuthenticationFailed")
+                        .str("errorMessage", reason);
                 }
             }
             Event::SessionStart(s) => {
-                m.insert("eventTime".into(), rfc3339(s.started).into());
-                session_fields(s, &mut m);
+                o.str("eventTime", &rfc3339(s.started)).session(s);
             }
             Event::SessionEnd(e) => {
-                m.insert("eventTime".into(), rfc3339(e.time).into());
-                session_fields(&e.session, &mut m);
-                m.insert("durationMs".into(), (e.duration.as_millis() as u64).into());
-                m.insert("bytesFromClient".into(), e.bytes_from_client.into());
-                m.insert("bytesToClient".into(), e.bytes_to_client.into());
-                m.insert("statements".into(), e.statements.into());
-                m.insert("reason".into(), e.reason.clone().into());
+                o.str("eventTime", &rfc3339(e.time))
+                    .session(&e.session)
+                    .num("durationMs", e.duration.as_millis() as u64)
+                    .num("bytesFromClient", e.bytes_from_client)
+                    .num("bytesToClient", e.bytes_to_client)
+                    .num("statements", e.statements)
+                    .str("reason", &e.reason);
             }
             Event::Statement(s) => {
-                m.insert("eventTime".into(), rfc3339(s.time).into());
-                session_fields(&s.session, &mut m);
-                m.insert("statement".into(), s.statement.text.clone().into());
-                m.insert(
-                    "fingerprint".into(),
-                    format!("{:016x}", s.statement.fingerprint).into(),
-                );
+                o.str("eventTime", &rfc3339(s.time))
+                    .session(&s.session)
+                    .str("statement", &s.statement.text)
+                    .str("fingerprint", &format!("{:016x}", s.statement.fingerprint));
                 if s.statement.truncated {
-                    m.insert("truncated".into(), true.into());
+                    o.bool("truncated", true);
                 }
-                m.insert(
-                    "protocol".into(),
+                o.str(
+                    "protocol",
                     match s.protocol {
                         Protocol::Simple => "simple",
                         Protocol::Extended => "extended",
-                    }
-                    .into(),
-                );
-                m.insert("durationUs".into(), (s.duration.as_micros() as u64).into());
+                    },
+                )
+                .num("durationUs", s.duration.as_micros() as u64);
                 if let Some(t) = &s.command_tag {
-                    m.insert("commandTag".into(), t.clone().into());
+                    o.str("commandTag", t);
                 }
                 if let Some(r) = s.rows {
-                    m.insert("rows".into(), r.into());
+                    o.num("rows", r);
                 }
                 if let Some(c) = &s.error_code {
-                    m.insert("errorCode".into(), c.clone().into());
+                    o.str("errorCode", c);
                 }
             }
         }
-        Value::Object(m)
+        o.end();
+    }
+
+    /// The event as a JSON value (for tests and tools; the log writer
+    /// uses [`Event::write_json`]).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut text = String::new();
+        self.write_json(&mut text);
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -307,5 +392,14 @@ mod tests {
         assert_eq!(v["rows"], 1);
         assert_eq!(v["userIdentity"]["accessKeyId"], "AKIAEXAMPLE");
         assert!(v.get("errorCode").is_none());
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let mut out = String::new();
+        json_string(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
+        let back: String = serde_json::from_str(&out).unwrap_or_default();
+        assert_eq!(back, "a\"b\\c\nd\u{1}é");
     }
 }

@@ -56,6 +56,7 @@ impl JsonLinesSink {
 fn write_loop(file: std::fs::File, queue: &Mutex<Vec<Event>>, stop: &AtomicBool) {
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
     let mut batch = Vec::new();
+    let mut line = String::with_capacity(1024);
     loop {
         let stopping = stop.load(Ordering::Acquire);
         std::mem::swap(
@@ -63,8 +64,10 @@ fn write_loop(file: std::fs::File, queue: &Mutex<Vec<Event>>, stop: &AtomicBool)
             &mut *queue.lock().unwrap_or_else(|p| p.into_inner()),
         );
         for event in batch.drain(..) {
-            let line = event.to_json();
-            if serde_json::to_writer(&mut out, &line).is_err() || out.write_all(b"\n").is_err() {
+            line.clear();
+            event.write_json(&mut line);
+            line.push('\n');
+            if out.write_all(line.as_bytes()).is_err() {
                 tracing::error!("writing the audit log failed");
             }
         }

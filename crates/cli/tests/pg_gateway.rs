@@ -395,13 +395,32 @@ print(c.generate_db_auth_token("localhost", int(sys.argv[3]), "app"))
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+    // A session in progress when the credential is revoked is ended.
+    let running = Command::new("psql")
+        .arg(conninfo(&lk, "app", "verify-full"))
+        .args(["-X", "-c", "select pg_sleep(60)"])
+        .env("PGPASSWORD", &token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(1)); // revoke strictly after the session's issue second
     latchkey_api(
         &lk,
         api_port,
         &["iam", "revoke-sessions", "--user-name", "temp"],
     );
+    let revoked_at = Instant::now();
     assert_denied(&psql(&lk, "app", &token, "verify-full", "select 1"), "app");
+    let ended = running.wait_with_output().unwrap();
+    assert!(!ended.status.success());
+    assert!(
+        revoked_at.elapsed() < Duration::from_secs(15),
+        "the revoked session ran on for {:?}",
+        revoked_at.elapsed()
+    );
+    let err = String::from_utf8_lossy(&ended.stderr);
+    assert!(err.contains("was revoked"), "{err}");
     let log = std::fs::read_to_string(root.path().join("latchkey.log")).unwrap();
     assert!(log.contains("expired at"), "{log}");
     assert!(log.contains("issued before the revocation time"), "{log}");

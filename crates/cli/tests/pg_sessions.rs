@@ -215,6 +215,16 @@ fn pooled_sessions_are_reset_and_statements_audited() {
         "{denial}"
     );
     assert_eq!(denial["endpoint"], "localhost");
+
+    // Once authenticated, the client reads the server's own refusal.
+    let out = Command::new("psql")
+        .arg(conninfo(&lk, "app", "verify-full").replace("dbname=orders", "dbname=nope"))
+        .args(["-X", "-c", "select 1"])
+        .env("PGPASSWORD", &token)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("database \"nope\" does not exist"), "{err}");
 }
 
 #[test]

@@ -501,13 +501,17 @@ impl Gateway {
                     Ok(up) => up,
                     Err(e) => {
                         tracing::warn!(%peer, database = %auth.db.name, error = %e, "upstream login failed");
-                        let _ = stream
-                            .write_all(&error_message(
+                        let reply = match e.downcast_ref::<upstream::Refused>() {
+                            Some(r) if r.for_client() => {
+                                error_message(Severity::Fatal, &r.code, &r.message)
+                            }
+                            _ => error_message(
                                 Severity::Fatal,
                                 "08006",
                                 "could not connect to the database server",
-                            ))
-                            .await;
+                            ),
+                        };
+                        let _ = stream.write_all(&reply).await;
                         return Ok(None);
                     }
                 }

@@ -73,6 +73,24 @@ impl AsyncWrite for UpstreamStream {
     }
 }
 
+/// The server refused the login with an error of its own.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream refused: {code} {message}")]
+pub struct Refused {
+    pub code: String,
+    pub message: String,
+}
+
+impl Refused {
+    /// Whether the client may see this error as it is. The client is
+    /// authenticated by now, so the server's word on a missing database
+    /// or a full server is theirs to read; an authentication failure is
+    /// the gateway's configuration, not the client's doing.
+    pub fn for_client(&self) -> bool {
+        !self.code.starts_with("28")
+    }
+}
+
 /// A logged-in upstream session, ready for queries.
 pub struct Upstream {
     pub stream: UpstreamStream,
@@ -185,8 +203,8 @@ async fn login(
                 AuthRequest::Other(code) => bail!("unsupported upstream authentication {code}"),
             },
             b'E' => {
-                let (code, text) = wire::parse_error(&body);
-                bail!("upstream refused: {code} {text}");
+                let (code, message) = wire::parse_error(&body);
+                return Err(Refused { code, message }.into());
             }
             _ => bail!("unexpected upstream message {}", char::from(tag)),
         }
@@ -218,8 +236,8 @@ async fn login(
             b'Z' => break,
             b'N' => {}
             b'E' => {
-                let (code, text) = wire::parse_error(&body);
-                bail!("upstream refused: {code} {text}");
+                let (code, message) = wire::parse_error(&body);
+                return Err(Refused { code, message }.into());
             }
             _ => bail!("unexpected upstream message {}", char::from(tag)),
         }

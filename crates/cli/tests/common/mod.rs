@@ -102,6 +102,12 @@ impl Postgres {
     }
 
     pub fn start_with(root: &Path, options: &PgOptions) -> Self {
+        Self::start_with_settings(root, options, &[])
+    }
+
+    /// As [`Postgres::start_with`], with extra server settings
+    /// (`name=value`, each passed as `-c`), e.g. `max_connections=1100`.
+    pub fn start_with_settings(root: &Path, options: &PgOptions, extra: &[&str]) -> Self {
         let dir = root.join(options.name.as_deref().unwrap_or("pg"));
         std::fs::create_dir_all(&dir).unwrap();
         let pwfile = dir.join("pw");
@@ -155,6 +161,9 @@ impl Postgres {
                 settings += &format!(" -c ssl_ca_file={}", copy(ca, "ca.pem").display());
             }
             chown_postgres(&tls_dir);
+        }
+        for setting in extra {
+            settings += &format!(" -c {setting}");
         }
         let port = free_port();
         let out = as_pg_user(&pg_bin("pg_ctl"))
@@ -324,6 +333,18 @@ pub fn set_db_password(data: &Path, name: &str, user: &str, password: &str) {
 /// `latchkey serve` on an initialised data directory, the gateway on a
 /// free port, logging to `root/latchkey.log`.
 pub fn serve_latchkey(root: &Path, data: &Path, api: &str, extra: &[&str]) -> Latchkey {
+    serve_latchkey_env(root, data, api, extra, &[])
+}
+
+/// As [`serve_latchkey`], with extra environment variables for the server
+/// (e.g. the upstream passwords a `latchkey.toml` names in `password_env`).
+pub fn serve_latchkey_env(
+    root: &Path,
+    data: &Path,
+    api: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Latchkey {
     let pg_port = free_port();
     let log = std::fs::File::create(root.join("latchkey.log")).unwrap();
     let child = latchkey(&[
@@ -336,6 +357,7 @@ pub fn serve_latchkey(root: &Path, data: &Path, api: &str, extra: &[&str]) -> La
         &format!("127.0.0.1:{pg_port}"),
     ])
     .args(extra)
+    .envs(env.iter().copied())
     .stdout(Stdio::null())
     .stderr(log)
     .spawn()
