@@ -94,8 +94,8 @@ pgb_pid=$!
 wait_port "$pgb_port"
 
 tps() { grep -oE 'tps = [0-9.]+' | head -1 | awk '{print $3}'; }
-run() { # name, connection string, password, extra pgbench flags
-    PGPASSWORD=$3 pgbench "$2" -S -n -c "$clients" -j "$threads" -T "$seconds" ${4:-} 2>/dev/null | tps
+run() { # name, connection string, password, extra pgbench flags, threads
+    PGPASSWORD=$3 pgbench "$2" -S -n -c "$clients" -j "${5:-$threads}" -T "$seconds" ${4:-} 2>/dev/null | tps
 }
 direct="host=127.0.0.1 port=$pg_port user=app dbname=bench sslmode=disable"
 bouncer="host=localhost port=$pgb_port user=app dbname=bench sslmode=require"
@@ -109,6 +109,11 @@ a_noaudit=$(run latchkey "$(gateway "$port_noaudit")" "$token_noaudit"); echo " 
 echo "== (b) pgbench -S -C (a new connection per transaction), ${seconds}s"
 b_bouncer=$(run pgbouncer "$bouncer" app-secret -C); echo "   pgbouncer $b_bouncer"
 b_latchkey=$(run latchkey "$(gateway "$port_audit")" "$token_audit" -C); echo "   latchkey $b_latchkey"
+# pgbench connects synchronously within a thread, so with 2 threads (b)
+# measures handshake latency; one thread per client measures capacity.
+echo "== (b') pgbench -S -C with $clients threads, ${seconds}s"
+b8_bouncer=$(run pgbouncer "$bouncer" app-secret -C "$clients"); echo "   pgbouncer $b8_bouncer"
+b8_latchkey=$(run latchkey "$(gateway "$port_audit")" "$token_audit" -C "$clients"); echo "   latchkey $b8_latchkey"
 
 echo "== memory per idle connection (200 idle psql sessions)"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$lk_pid/status"; }
@@ -129,5 +134,6 @@ results ($(date -u +%Y-%m-%d), ${seconds}s runs)
              statement audit off $a_noaudit: audit on/off $(ratio "$a_latchkey" "$a_noaudit")
 (b) conn/s   pgbouncer(TLS) $b_bouncer   latchkey(TLS+token+policy) $b_latchkey
              latchkey/pgbouncer $(ratio "$b_latchkey" "$b_bouncer")
+(b') conn/s  $clients threads: pgbouncer(TLS) $b8_bouncer   latchkey $b8_latchkey   latchkey/pgbouncer $(ratio "$b8_latchkey" "$b8_bouncer")
 memory       latchkey RSS $before kB idle, $after kB with 200 sessions: ~${per_conn} kB per connection
 EOF

@@ -144,7 +144,7 @@ fn run_simulate(args: &SimulateArgs) -> Result<u8> {
     }
     let mut set = PolicySet::default();
     for p in &args.policies {
-        set.identity.push(load(p, p, PolicyKind::Identity)?);
+        set.identity.push(load(p, p, PolicyKind::Identity)?.into());
     }
     if let Some(p) = &args.resource_policy {
         set.resource = Some(load(p, p, PolicyKind::Resource)?);

@@ -268,13 +268,14 @@ enum Verdict {
 /// A statement waiting for its result.
 enum Pending {
     Query {
-        statement: Arc<Statement>,
+        /// `None` when statements are not audited.
+        statement: Option<Arc<Statement>>,
         started: Instant,
         tag: Option<String>,
         error: Option<String>,
     },
     Execute {
-        statement: Arc<Statement>,
+        statement: Option<Arc<Statement>>,
         started: Instant,
     },
     Sync,
@@ -379,14 +380,10 @@ impl Tracker {
             (Direction::ToUpstream, b'X') => return Verdict::Terminate,
             (Direction::ToUpstream, b'Q') => {
                 self.outstanding += 1;
-                let statement = if auditing {
-                    match wire::leading_str_prefix(body) {
-                        Ok(sql) => self.statement(sql, complete),
-                        Err(_) => Self::unknown(),
-                    }
-                } else {
-                    Self::unknown()
-                };
+                let statement = auditing.then(|| match wire::leading_str_prefix(body) {
+                    Ok(sql) => self.statement(sql, complete),
+                    Err(_) => Self::unknown(),
+                });
                 self.pending.push_back(Pending::Query {
                     statement,
                     started: Instant::now(),
@@ -423,12 +420,14 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'E') => {
                 self.unsynced = true;
-                let statement = match wire::leading_str(body) {
-                    Ok(portal) if auditing => self.portals.get(portal).cloned(),
-                    _ => None,
-                };
+                let statement = auditing.then(|| {
+                    wire::leading_str(body)
+                        .ok()
+                        .and_then(|portal| self.portals.get(portal).cloned())
+                        .unwrap_or_else(Self::unknown)
+                });
                 self.pending.push_back(Pending::Execute {
-                    statement: statement.unwrap_or_else(Self::unknown),
+                    statement,
                     started: Instant::now(),
                 });
             }
@@ -514,14 +513,14 @@ impl Tracker {
 
     fn report(
         &mut self,
-        statement: Arc<Statement>,
+        statement: Option<Arc<Statement>>,
         protocol: Protocol,
         started: Instant,
         command_tag: Option<String>,
         error_code: Option<String>,
     ) {
         self.statement_count += 1;
-        if let Some(audit) = &self.audit {
+        if let (Some(audit), Some(statement)) = (&self.audit, statement) {
             audit.sink.record(Event::Statement(StatementEvent {
                 session: audit.session.clone(),
                 statement,

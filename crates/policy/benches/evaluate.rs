@@ -45,7 +45,7 @@ fn ten_statements() -> Vec<Value> {
 }
 
 /// 500 statements across 50 policies: many services and users.
-fn five_hundred() -> Vec<CompiledPolicy> {
+fn five_hundred() -> Vec<std::sync::Arc<CompiledPolicy>> {
     (0..50)
         .map(|p| {
             let mut s: Vec<Value> = (0..9)
@@ -56,7 +56,7 @@ fn five_hundred() -> Vec<CompiledPolicy> {
             s.push(json!({"Effect": "Allow", "Action": "rds-db:connect",
                           "Resource": format!("arn:aws:rds-db:us-east-1:123456789012:dbuser:db-{p:026}/app{p}"),
                           "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}));
-            compile(s)
+            compile(s).into()
         })
         .collect()
 }
@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("policy_decide");
     group.throughput(Throughput::Elements(1));
     let ten = PolicySet {
-        identity: vec![compile(ten_statements())],
+        identity: vec![compile(ten_statements()).into()],
         ..PolicySet::default()
     };
     let req = request();

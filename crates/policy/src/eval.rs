@@ -535,7 +535,8 @@ fn names_caller_directly(policy: &CompiledPolicy, req: &Request) -> bool {
 /// The policies that apply to one principal's request, within one account.
 #[derive(Default)]
 pub struct PolicySet {
-    pub identity: Vec<CompiledPolicy>,
+    /// Shared, so a server can cache a principal's compiled policies.
+    pub identity: Vec<std::sync::Arc<CompiledPolicy>>,
     pub resource: Option<CompiledPolicy>,
     pub permissions_boundary: Option<CompiledPolicy>,
     /// Session policies: together they limit the session; any one of them
@@ -658,6 +659,7 @@ impl PolicySet {
         let all = self
             .identity
             .iter()
+            .map(|p| &**p)
             .chain(&self.resource)
             .chain(&self.permissions_boundary)
             .chain(&self.session);

@@ -60,12 +60,8 @@ fn iam_user_guide_cases() {
             .flatten()
             .enumerate()
         {
-            set.identity.push(compile(
-                name,
-                &format!("policy{i}"),
-                p,
-                PolicyKind::Identity,
-            ));
+            set.identity
+                .push(compile(name, &format!("policy{i}"), p, PolicyKind::Identity).into());
         }
         if !case["resourcePolicy"].is_null() {
             set.resource = Some(compile(

@@ -104,7 +104,7 @@ fn compile(statements: &[Value]) -> CompiledPolicy {
 
 fn decide(policies: &[Vec<Value>], req: &Request) -> Decision {
     let set = PolicySet {
-        identity: policies.iter().map(|p| compile(p)).collect(),
+        identity: policies.iter().map(|p| compile(p).into()).collect(),
         ..PolicySet::default()
     };
     set.decide(req)

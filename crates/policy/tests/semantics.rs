@@ -49,7 +49,7 @@ fn trust_policy_principals() {
     gated.identity.push(compile(
         json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}),
         PolicyKind::Identity,
-    ));
+    ).into());
     assert_eq!(
         gated.decide_assume_role(&assume(ALICE)),
         Decision::ImplicitDeny
@@ -69,7 +69,7 @@ fn trust_policy_principals() {
         set.identity.push(compile(
             json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}),
             PolicyKind::Identity,
-        ));
+        ).into());
         assert_eq!(set.decide_assume_role(&assume(ALICE)), Decision::Allowed);
         assert_eq!(
             set.decide_assume_role(&assume("arn:aws:iam::999999999999:user/alice")),
@@ -144,7 +144,7 @@ fn boundaries_and_session_policies_limit_but_never_grant() {
     let put = Request::new("s3:PutObject", "arn:aws:s3:::b/k");
 
     let bounded = PolicySet {
-        identity: vec![compile(allow_s3.clone(), PolicyKind::Identity)],
+        identity: vec![compile(allow_s3.clone(), PolicyKind::Identity).into()],
         permissions_boundary: Some(compile(allow_get.clone(), PolicyKind::Identity)),
         ..PolicySet::default()
     };
@@ -159,7 +159,7 @@ fn boundaries_and_session_policies_limit_but_never_grant() {
     assert_eq!(boundary_only.decide(&get), Decision::ImplicitDeny);
 
     let session = PolicySet {
-        identity: vec![compile(allow_all, PolicyKind::Identity)],
+        identity: vec![compile(allow_all, PolicyKind::Identity).into()],
         session: vec![compile(allow_get, PolicyKind::Identity)],
         ..PolicySet::default()
     };
@@ -197,7 +197,7 @@ fn explanations_name_the_deciding_statements() {
         {"Sid": "FromOffice", "Effect": "Allow", "Action": "s3:PutObject", "Resource": "*",
          "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}}]});
     let set = PolicySet {
-        identity: vec![compile(doc, PolicyKind::Identity)],
+        identity: vec![compile(doc, PolicyKind::Identity).into()],
         ..PolicySet::default()
     };
     let e = set.explain(&Request::new("s3:GetObject", "arn:aws:s3:::public/x"));
@@ -228,7 +228,7 @@ fn rds_connect_with_variables() {
     let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
         "Resource": "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKL01234/${aws:username}"}]});
     let set = PolicySet {
-        identity: vec![compile(doc, PolicyKind::Identity)],
+        identity: vec![compile(doc, PolicyKind::Identity).into()],
         ..PolicySet::default()
     };
     let arn =

@@ -145,6 +145,22 @@ pub fn handle(
     params: &Params,
     now: i64,
 ) -> Result<Option<Xml>, ApiError> {
+    let result = dispatch(state, caller, action, params, now);
+    // Anything that may have changed keys, users, groups or policies
+    // drops what this node cached about them.
+    if !(action.starts_with("Get") || action.starts_with("List")) {
+        state.invalidate_caches();
+    }
+    result
+}
+
+fn dispatch(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    params: &Params,
+    now: i64,
+) -> Result<Option<Xml>, ApiError> {
     let store = &state.store;
     let authorize =
         |resource: &str| state.authorize(caller, &format!("iam:{action}"), resource, now);
@@ -172,14 +188,12 @@ pub fn handle(
             let name = params.required("UserName")?;
             authorize(&state.user_arn(name))?;
             store.delete_user(name)?;
-            state.invalidate_key_cache();
             return Ok(None);
         }
         "TagUser" => {
             let name = params.required("UserName")?;
             authorize(&state.user_arn(name))?;
             store.tag_user(name, &params.tags("Tags"))?;
-            state.invalidate_key_cache();
             return Ok(None);
         }
         "CreateAccessKey" => {
@@ -229,7 +243,6 @@ pub fn handle(
                 };
                 store.update_access_key(id, active)?;
             }
-            state.invalidate_key_cache();
             return Ok(None);
         }
         "CreateRole" => {

@@ -2,7 +2,7 @@
 //! sealed temporary credentials) and authorisation (the policy engine).
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use latchkey_policy::{CompiledPolicy, Decision, PolicyKind, PolicySet, Request};
@@ -24,7 +24,19 @@ pub struct AppState {
     /// Saves a store read and two AES-GCM opens per request; entries live
     /// [`KEY_CACHE_SECS`] and are dropped at once when IAM changes keys or users.
     key_cache: RwLock<HashMap<String, CachedKey>>,
+    /// Compiled identity policies by principal (`user/NAME`, `role/NAME`):
+    /// saves the store reads and the compile on every connection. Entries
+    /// live [`POLICY_CACHE_SECS`] and are dropped at once when IAM changes
+    /// anything on this node.
+    policy_cache: RwLock<HashMap<String, CachedPolicies>>,
 }
+
+/// A principal's compiled identity policies and when they were read.
+type CachedPolicies = (Vec<Arc<CompiledPolicy>>, i64);
+
+/// How long compiled identity policies stay cached (bounds how late
+/// another node's policy change is seen, like the revocation refresh).
+pub const POLICY_CACHE_SECS: i64 = 5;
 
 /// A cached long-term key: its caller, secret, and when it was read.
 type CachedKey = (Caller, zeroize::Zeroizing<String>, i64);
@@ -98,6 +110,7 @@ impl AppState {
             revocations: RwLock::new(revocations),
             verifier: Verifier::with_cache(4096),
             key_cache: RwLock::new(HashMap::new()),
+            policy_cache: RwLock::new(HashMap::new()),
         })
     }
 
@@ -245,9 +258,14 @@ impl AppState {
         Ok(())
     }
 
-    /// Forgets cached long-term keys (after IAM changed keys or users).
-    pub fn invalidate_key_cache(&self) {
+    /// Forgets cached long-term keys and policies (after IAM changed
+    /// anything).
+    pub fn invalidate_caches(&self) {
         self.key_cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.policy_cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
@@ -419,10 +437,10 @@ impl AppState {
             Identity::User { name } => (PrincipalKind::User, name.as_str()),
             Identity::Role { name, .. } => (PrincipalKind::Role, name.as_str()),
         };
-        let mut set = PolicySet::default();
-        for (label, doc) in self.store.identity_policies(kind, name)? {
-            set.identity.push(compile_stored(&label, &doc)?);
-        }
+        let mut set = PolicySet {
+            identity: self.identity_policies(kind, name)?,
+            ..PolicySet::default()
+        };
         if let Some(c) = &caller.session {
             if !c.session_policy.is_empty() {
                 set.session
@@ -436,6 +454,34 @@ impl AppState {
             }
         }
         Ok(set)
+    }
+
+    /// A principal's compiled identity policies, from the cache when fresh.
+    fn identity_policies(
+        &self,
+        kind: PrincipalKind,
+        name: &str,
+    ) -> Result<Vec<Arc<CompiledPolicy>>, ApiError> {
+        let key = format!("{}/{name}", kind.as_str());
+        let t = now();
+        if let Some((policies, at)) = self
+            .policy_cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            && t - at < POLICY_CACHE_SECS
+        {
+            return Ok(policies.clone());
+        }
+        let mut policies = Vec::new();
+        for (label, doc) in self.store.identity_policies(kind, name)? {
+            policies.push(Arc::new(compile_stored(&label, &doc)?));
+        }
+        self.policy_cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (policies.clone(), t));
+        Ok(policies)
     }
 
     /// Allows the call or returns AWS's `AccessDenied`.

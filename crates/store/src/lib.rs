@@ -42,7 +42,7 @@ pub enum PrincipalKind {
 }
 
 impl PrincipalKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             PrincipalKind::User => "user",
             PrincipalKind::Role => "role",
