@@ -1,7 +1,12 @@
-//! PostgreSQL startup packets and messages from untrusted clients.
+//! PostgreSQL startup packets and messages from untrusted clients, and the
+//! message bodies the relay looks into.
 #![no_main]
 
-use latchkey_pgwire::{message_header, parse_auth, parse_error, parse_password, parse_startup, startup_length};
+use latchkey_pgwire::{
+    error_code, leading_str, leading_str_prefix, message_header, parse_auth, parse_bind,
+    parse_close, parse_error, parse_parameter_status, parse_parse, parse_password, parse_startup,
+    startup_length,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,4 +20,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse_password(data);
     let _ = parse_auth(data);
     let _ = parse_error(data);
+    let _ = error_code(data);
+    let _ = leading_str(data);
+    let _ = leading_str_prefix(data);
+    let _ = parse_parse(data);
+    let _ = parse_bind(data);
+    let _ = parse_close(data);
+    let _ = parse_parameter_status(data);
 });

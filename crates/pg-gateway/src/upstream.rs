@@ -358,11 +358,12 @@ fn roots(ca_pem: Option<&str>) -> Result<Arc<RootCertStore>> {
 fn verifier(mode: TlsMode, ca_pem: Option<&str>) -> Result<Arc<dyn ServerCertVerifier>> {
     let provider = provider();
     Ok(match mode {
-        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => {
-            Arc::new(AnyCertificate { provider })
-        }
+        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => Arc::new(ChainOnly {
+            roots: None,
+            provider,
+        }),
         TlsMode::VerifyCa => Arc::new(ChainOnly {
-            roots: roots(ca_pem)?,
+            roots: Some(roots(ca_pem)?),
             provider,
         }),
         TlsMode::VerifyFull => {
@@ -373,65 +374,13 @@ fn verifier(mode: TlsMode, ca_pem: Option<&str>) -> Result<Arc<dyn ServerCertVer
     })
 }
 
-/// `require` (and `prefer`): any certificate, as libpq. The handshake
-/// signature is still verified, against the certificate presented.
-#[derive(Debug)]
-struct AnyCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// `verify-ca`: the certificate must chain to the CA (and be valid now);
-/// its names are not checked.
+/// its names are not checked. Without roots (`require`, `prefer`): any
+/// certificate, as libpq. Either way the handshake signature is verified
+/// against the certificate presented.
 #[derive(Debug)]
 struct ChainOnly {
-    roots: Arc<RootCertStore>,
+    roots: Option<Arc<RootCertStore>>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -444,10 +393,13 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(roots) = &self.roots else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let cert = ParsedCertificate::try_from(end_entity)?;
         rustls::client::verify_server_cert_signed_by_trust_anchor(
             &cert,
-            &self.roots,
+            roots,
             intermediates,
             now,
             self.provider.signature_verification_algorithms.all,

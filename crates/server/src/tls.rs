@@ -90,13 +90,13 @@ pub fn ensure_certificates(files: &TlsFiles, names: &[String]) -> Result<()> {
 
 /// The rustls server configuration (aws-lc-rs, TLS 1.2 and 1.3, h2 and http/1.1).
 pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>> {
-    let mut chain: Vec<CertificateDer<'static>> = Vec::new();
-    for path in [&files.server_cert, &files.ca_cert] {
-        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            chain.push(cert?);
-        }
-    }
+    // The server certificate alone: clients hold the CA as their trust
+    // anchor, and a root in the chain is bytes every handshake sends and
+    // every client parses for nothing.
+    let path = &files.server_cert;
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let chain = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<CertificateDer<'static>>, _>>()?;
     let key_pem = std::fs::read(&files.server_key)?;
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())?
         .context("no private key in server.key")?;
