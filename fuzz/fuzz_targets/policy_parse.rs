@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     for kind in [PolicyKind::Identity, PolicyKind::Resource] {
         if let Ok(policy) = parse(text, kind) {
             let set = PolicySet {
-                identity: vec![CompiledPolicy::compile("fuzz", &policy)],
+                identity: vec![CompiledPolicy::compile("fuzz", &policy).into()],
                 ..PolicySet::default()
             };
             let req = Request::new("s3:GetObject", "arn:aws:s3:::b/k")

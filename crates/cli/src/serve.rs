@@ -73,6 +73,9 @@ pub struct ServerArgs {
     /// Largest PostgreSQL client message after login, in bytes [default: 67108864].
     #[arg(long, env = "LATCHKEY_PG_MAX_MESSAGE_SIZE")]
     pg_max_message_size: Option<usize>,
+    /// Threads serving PostgreSQL sessions [default: one per CPU].
+    #[arg(long, env = "LATCHKEY_PG_THREADS")]
+    pg_threads: Option<usize>,
     /// Idle upstream connections kept per database, user and startup
     /// parameters (session pooling; 0 turns it off) [default: 20].
     #[arg(long, env = "LATCHKEY_PG_POOL_SIZE")]
@@ -125,6 +128,7 @@ struct FileConfig {
     /// e.g. "10s".
     pg_startup_timeout: Option<String>,
     pg_max_message_size: Option<usize>,
+    pg_threads: Option<usize>,
     pg_pool_size: Option<usize>,
     pg_pool_idle_timeout: Option<String>,
     pg_pool_max_lifetime: Option<String>,
@@ -251,6 +255,12 @@ impl ServerArgs {
         }
         if let Some(n) = self.pg_max_message_size.or(file.pg_max_message_size) {
             gateway.max_message_size = n;
+        }
+        if let Some(n) = self.pg_threads.or(file.pg_threads) {
+            if n == 0 {
+                anyhow::bail!("pg_threads must be 1 or more");
+            }
+            gateway.threads = n;
         }
         if let Some(n) = self.pg_pool_size.or(file.pg_pool_size) {
             gateway.pool.max_idle_per_key = n;

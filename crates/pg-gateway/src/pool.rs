@@ -34,6 +34,8 @@ pub struct PoolConfig {
 struct Idle {
     upstream: Upstream,
     since: Instant,
+    /// The session thread whose reactor the socket is registered with.
+    thread: usize,
 }
 
 pub struct Pool {
@@ -88,8 +90,9 @@ impl Pool {
         self.config.max_idle_per_key > 0
     }
 
-    /// A live idle connection for `key`, most recently used first.
-    pub fn take(&self, key: &str) -> Option<Upstream> {
+    /// A live idle connection for `key`, most recently used first, moved
+    /// to session thread `thread` if it lived on another.
+    pub fn take(&self, key: &str, thread: usize) -> Option<Upstream> {
         loop {
             let mut idle = {
                 let mut pool = self.idle.lock().unwrap_or_else(|p| p.into_inner());
@@ -102,6 +105,7 @@ impl Pool {
             };
             if idle.upstream.created.elapsed() < self.config.max_lifetime
                 && alive(&mut idle.upstream.stream)
+                && (idle.thread == thread || idle.upstream.stream.move_to_this_thread().is_ok())
             {
                 return Some(idle.upstream);
             }
@@ -109,8 +113,9 @@ impl Pool {
         }
     }
 
-    /// Keeps a reset connection, if there is room and it is young enough.
-    pub fn put(&self, key: String, upstream: Upstream) {
+    /// Keeps a reset connection of session thread `thread`, if there is
+    /// room and it is young enough.
+    pub fn put(&self, key: String, upstream: Upstream, thread: usize) {
         if upstream.created.elapsed() >= self.config.max_lifetime {
             return;
         }
@@ -120,6 +125,7 @@ impl Pool {
             list.push(Idle {
                 upstream,
                 since: Instant::now(),
+                thread,
             });
         }
     }

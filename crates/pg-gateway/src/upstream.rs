@@ -29,8 +29,76 @@ pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The connection to the real server, plain or TLS.
 pub enum UpstreamStream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Plain(Socket),
+    Tls(Box<tokio_rustls::client::TlsStream<Socket>>),
+}
+
+impl UpstreamStream {
+    /// Registers the socket with the current runtime's reactor: a pooled
+    /// connection taken by a session on another thread moves with it, so
+    /// its readiness events arrive where its task runs.
+    pub fn move_to_this_thread(&mut self) -> std::io::Result<()> {
+        let socket = match self {
+            UpstreamStream::Plain(s) => s,
+            UpstreamStream::Tls(tls) => tls.get_mut().0,
+        };
+        let tcp = socket.0.take().ok_or(std::io::ErrorKind::NotConnected)?;
+        socket.0 = Some(TcpStream::from_std(tcp.into_std()?)?);
+        Ok(())
+    }
+}
+
+/// A TCP socket that can change runtimes (see
+/// [`UpstreamStream::move_to_this_thread`]); empty only mid-move.
+pub struct Socket(Option<TcpStream>);
+
+impl Socket {
+    fn get(&mut self) -> std::io::Result<Pin<&mut TcpStream>> {
+        self.0
+            .as_mut()
+            .map(Pin::new)
+            .ok_or_else(|| std::io::ErrorKind::NotConnected.into())
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut().get() {
+            Ok(s) => s.poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut().get() {
+            Ok(s) => s.poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut().get() {
+            Ok(s) => s.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut().get() {
+            Ok(s) => s.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
 }
 
 impl AsyncRead for UpstreamStream {
@@ -146,13 +214,15 @@ async fn login(
     let mode = TlsMode::of(db)?;
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
+    let tcp = Socket(Some(tcp));
     let mut up = match mode {
         TlsMode::Disable => UpstreamStream::Plain(tcp),
         _ => start_tls(store, db, mode, user, tcp).await?,
     };
     let mut params: Vec<(&str, &str)> = vec![("user", user), ("database", database)];
     params.extend(forwarded.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let mut out = Vec::new();
+    // Wiped on drop: it carries the password or its hash.
+    let mut out = zeroize::Zeroizing::new(Vec::new());
     wire::startup_message(&mut out, &params);
     up.write_all(&out).await?;
     let password = || -> Result<zeroize::Zeroizing<String>> {
@@ -190,9 +260,13 @@ async fn login(
                     scram = Some(s);
                 }
                 AuthRequest::SaslContinue(data) => {
-                    let s = scram.as_mut().context("SASL continue without SASL")?;
-                    s.update(&data)?;
+                    let mut s = scram.take().context("SASL continue without SASL")?;
+                    // 4,096 PBKDF2 iterations (~1-2 ms): off the session
+                    // threads, which relay other clients meanwhile.
+                    let s =
+                        tokio::task::spawn_blocking(move || s.update(&data).map(|()| s)).await??;
                     wire::sasl_response(&mut out, s.message());
+                    scram = Some(s);
                 }
                 AuthRequest::SaslFinal(data) => {
                     scram
@@ -553,7 +627,7 @@ async fn start_tls(
     db: &Database,
     mode: TlsMode,
     user: &str,
-    mut tcp: TcpStream,
+    mut tcp: Socket,
 ) -> Result<UpstreamStream> {
     let config = client_config(store, db, mode, user)?;
     let mut out = Vec::with_capacity(8);

@@ -1,0 +1,692 @@
+//! Following a PostgreSQL conversation from its bytes, for a relay that
+//! passes them on unchanged: where each message starts, which statements
+//! are in flight and how they end (for the audit log), and whether the
+//! server is idle between transactions (so its connection can be reused).
+//!
+//! Pure: the gateway reads into a [`Buffer`], calls [`Buffer::scan`], and
+//! writes on what it scanned. Message bodies are not copied: at most
+//! [`INSPECT_PREFIX`] bytes of the messages the [`Tracker`] follows are
+//! looked at in place; everything else (COPY data, rows) streams through.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use latchkey_audit::{
+    AuditSink, Event, Protocol, SessionInfo, Statement, StatementEvent, rows_from_tag,
+};
+use latchkey_pgwire as wire;
+
+/// Each direction's buffer. Grown (to [`INSPECT_PREFIX`] and a header)
+/// only while a long statement is being looked at.
+pub const BUFFER: usize = 16 * 1024;
+/// How much of a `Query` or `Parse` the audit sees; longer statements are
+/// logged cut short and marked truncated.
+pub const INSPECT_PREFIX: usize = 32 * 1024;
+/// Prepared statements and portals remembered per session (PostgreSQL has
+/// no limit; a client that exceeds this gets its later statements logged
+/// as unknown rather than the gateway's memory growing without bound).
+const MAX_NAMES: usize = 10_000;
+
+/// Why bytes could not be followed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    #[error("client message of {0} bytes is over the limit")]
+    TooLarge(usize),
+    #[error("malformed message header")]
+    Malformed,
+}
+
+/// Which way bytes flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    ToUpstream,
+    ToClient,
+}
+
+/// One direction's bytes: read, scanned up to a message boundary, and
+/// written on.
+pub struct Buffer {
+    buf: Vec<u8>,
+    /// Bytes before `start` are written.
+    start: usize,
+    /// Bytes before `scanned` may be written.
+    scanned: usize,
+    /// Bytes before `end` are read.
+    end: usize,
+    /// Bytes of the current message still to pass through unscanned.
+    skip: usize,
+    written: u64,
+    terminated: bool,
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Buffer {
+    pub fn new() -> Self {
+        Self {
+            buf: vec![0; BUFFER],
+            start: 0,
+            scanned: 0,
+            end: 0,
+            skip: 0,
+            written: 0,
+            terminated: false,
+        }
+    }
+
+    /// Everything read has been written and no message is half sent.
+    pub fn at_boundary(&self) -> bool {
+        self.skip == 0 && self.start == self.end
+    }
+
+    /// Everything scanned has been written and no message is half sent
+    /// (bytes read but not yet scanned were never passed on).
+    pub fn nothing_in_flight(&self) -> bool {
+        self.skip == 0 && self.start == self.scanned
+    }
+
+    /// Scanned bytes waiting to be written.
+    pub fn writable(&self) -> &[u8] {
+        &self.buf[self.start..self.scanned]
+    }
+
+    /// `n` bytes of [`Buffer::writable`] were written.
+    pub fn wrote(&mut self, n: usize) {
+        self.start += n;
+        self.written += n as u64;
+    }
+
+    /// Bytes written on so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The client sent `Terminate`: nothing more is passed on.
+    pub fn terminated(&self) -> bool {
+        self.terminated
+    }
+
+    /// Room to read into (call [`Buffer::make_room`] first).
+    pub fn space(&mut self) -> &mut [u8] {
+        &mut self.buf[self.end..]
+    }
+
+    /// `n` bytes were read into [`Buffer::space`].
+    pub fn filled(&mut self, n: usize) {
+        self.end += n;
+    }
+
+    /// Starts over when everything is written, or moves a partial message
+    /// at the end to the front.
+    pub fn make_room(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.scanned = 0;
+            self.end = 0;
+            if self.buf.len() > BUFFER && self.skip == 0 {
+                self.buf.truncate(BUFFER);
+                self.buf.shrink_to_fit();
+            }
+        } else if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+    }
+
+    /// Walks message headers in `scanned..end`, handing the messages the
+    /// tracker wants to it.
+    pub fn scan(
+        &mut self,
+        direction: Direction,
+        tracker: &mut Tracker,
+        max_message: usize,
+    ) -> Result<(), ScanError> {
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(self.end - self.scanned);
+                if n == 0 {
+                    return Ok(());
+                }
+                self.scanned += n;
+                self.skip -= n;
+                continue;
+            }
+            let available = self.end - self.scanned;
+            if available < 5 {
+                return Ok(());
+            }
+            let at = self.scanned;
+            let tag = self.buf[at];
+            let len = u32::from_be_bytes([
+                self.buf[at + 1],
+                self.buf[at + 2],
+                self.buf[at + 3],
+                self.buf[at + 4],
+            ]) as usize;
+            let Some(body_len) = len.checked_sub(4) else {
+                return Err(ScanError::Malformed);
+            };
+            if body_len > max_message {
+                return Err(ScanError::TooLarge(body_len));
+            }
+            if !tracker.wants(direction, tag) {
+                tracker.passed(direction, tag);
+                self.scanned += 5;
+                self.skip = body_len;
+                continue;
+            }
+            let look = body_len.min(INSPECT_PREFIX);
+            if available < 5 + look {
+                if self.buf.len() < 5 + look {
+                    self.buf.resize(5 + look, 0);
+                }
+                return Ok(());
+            }
+            let body = &self.buf[at + 5..at + 5 + look];
+            if tracker.message(direction, tag, body, look == body_len) == Verdict::Terminate {
+                // Nothing from the client after Terminate is passed on.
+                self.terminated = true;
+                self.end = at;
+                return Ok(());
+            }
+            self.scanned += 5 + look;
+            self.skip = body_len - look;
+        }
+    }
+}
+
+/// What to do with a message the tracker looked at.
+#[derive(PartialEq, Eq)]
+enum Verdict {
+    Forward,
+    Terminate,
+}
+
+/// A statement waiting for its result.
+enum Pending {
+    Query {
+        /// `None` when statements are not audited.
+        statement: Option<Arc<Statement>>,
+        started: Instant,
+        tag: Option<String>,
+        error: Option<String>,
+    },
+    Execute {
+        statement: Option<Arc<Statement>>,
+        started: Instant,
+    },
+    Sync,
+}
+
+/// Where statements are reported.
+pub struct Audit {
+    pub sink: Arc<dyn AuditSink>,
+    pub session: Arc<SessionInfo>,
+    /// Log statements with their literals (off by default: literals can
+    /// hold personal data and secrets).
+    pub keep_literals: bool,
+}
+
+/// Follows the conversation: which statements are in flight, and whether
+/// the server is idle between transactions.
+pub struct Tracker {
+    /// `Query`, `Sync` and `FunctionCall` messages not yet answered by
+    /// `ReadyForQuery`.
+    outstanding: u32,
+    /// Extended-protocol messages sent since the last `Sync`.
+    unsynced: bool,
+    /// The transaction status in the last `ReadyForQuery`.
+    transaction: u8,
+    pending: VecDeque<Pending>,
+    statements: HashMap<String, Arc<Statement>>,
+    portals: HashMap<String, Arc<Statement>>,
+    audit: Option<Audit>,
+    /// Parameters the server reported during the session.
+    pub parameter_changes: Vec<(String, String)>,
+    pub statement_count: u64,
+}
+
+impl Tracker {
+    pub fn new(audit: Option<Audit>) -> Self {
+        Self {
+            outstanding: 0,
+            unsynced: false,
+            transaction: b'I',
+            pending: VecDeque::new(),
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            audit,
+            parameter_changes: Vec::new(),
+            statement_count: 0,
+        }
+    }
+
+    /// The server has answered everything and is outside a transaction.
+    pub fn idle(&self) -> bool {
+        self.outstanding == 0 && !self.unsynced && self.transaction == b'I'
+    }
+
+    /// Something was sent that the server has not finished answering.
+    pub fn busy(&self) -> bool {
+        self.outstanding > 0
+    }
+
+    fn wants(&self, direction: Direction, tag: u8) -> bool {
+        match direction {
+            Direction::ToUpstream => matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C' | b'S' | b'X'),
+            Direction::ToClient => matches!(tag, b'C' | b'E' | b'Z' | b'S' | b'I' | b's'),
+        }
+    }
+
+    /// A message passed through without being looked at.
+    fn passed(&mut self, direction: Direction, tag: u8) {
+        match (direction, tag) {
+            // A function call is answered by ReadyForQuery.
+            (Direction::ToUpstream, b'F') => {
+                self.outstanding += 1;
+                self.pending.push_back(Pending::Sync);
+            }
+            // COPY data belongs to a statement already in flight.
+            (Direction::ToUpstream, b'd' | b'c' | b'f') => {}
+            (Direction::ToUpstream, _) => self.unsynced = true,
+            (Direction::ToClient, _) => {}
+        }
+    }
+
+    fn statement(&self, sql: &str, complete: bool) -> Arc<Statement> {
+        let n = latchkey_sqlnorm::normalize(sql, latchkey_sqlnorm::Dialect::Postgres);
+        let keep = self.audit.as_ref().is_some_and(|a| a.keep_literals);
+        Arc::new(Statement {
+            text: if keep { sql.to_owned() } else { n.text },
+            fingerprint: n.fingerprint,
+            truncated: n.truncated || !complete,
+        })
+    }
+
+    fn unknown() -> Arc<Statement> {
+        Arc::new(Statement {
+            text: "(statement not known to the gateway)".into(),
+            fingerprint: 0,
+            truncated: true,
+        })
+    }
+
+    fn message(&mut self, direction: Direction, tag: u8, body: &[u8], complete: bool) -> Verdict {
+        let auditing = self.audit.is_some();
+        match (direction, tag) {
+            (Direction::ToUpstream, b'X') => return Verdict::Terminate,
+            (Direction::ToUpstream, b'Q') => {
+                self.outstanding += 1;
+                let statement = auditing.then(|| match wire::leading_str_prefix(body) {
+                    Ok(sql) => self.statement(sql, complete),
+                    Err(_) => Self::unknown(),
+                });
+                self.pending.push_back(Pending::Query {
+                    statement,
+                    started: Instant::now(),
+                    tag: None,
+                    error: None,
+                });
+            }
+            (Direction::ToUpstream, b'S') => {
+                self.outstanding += 1;
+                self.unsynced = false;
+                self.pending.push_back(Pending::Sync);
+            }
+            (Direction::ToUpstream, b'P') => {
+                self.unsynced = true;
+                if auditing && let Ok((name, sql)) = wire::parse_parse(body) {
+                    let statement = self.statement(sql, complete);
+                    if self.statements.len() < MAX_NAMES || self.statements.contains_key(name) {
+                        self.statements.insert(name.to_owned(), statement);
+                    }
+                }
+            }
+            (Direction::ToUpstream, b'B') => {
+                self.unsynced = true;
+                if auditing && let Ok((portal, name)) = wire::parse_bind(body) {
+                    let statement = self
+                        .statements
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(Self::unknown);
+                    if self.portals.len() < MAX_NAMES || self.portals.contains_key(portal) {
+                        self.portals.insert(portal.to_owned(), statement);
+                    }
+                }
+            }
+            (Direction::ToUpstream, b'E') => {
+                self.unsynced = true;
+                let statement = auditing.then(|| {
+                    wire::leading_str(body)
+                        .ok()
+                        .and_then(|portal| self.portals.get(portal).cloned())
+                        .unwrap_or_else(Self::unknown)
+                });
+                self.pending.push_back(Pending::Execute {
+                    statement,
+                    started: Instant::now(),
+                });
+            }
+            (Direction::ToUpstream, b'C') => {
+                self.unsynced = true;
+                if let Ok((kind, name)) = wire::parse_close(body) {
+                    match kind {
+                        b'S' => self.statements.remove(name),
+                        _ => self.portals.remove(name),
+                    };
+                }
+            }
+            (Direction::ToClient, b'C' | b'I' | b's') => {
+                let tag_text = if tag == b'C' && auditing {
+                    wire::leading_str(body).ok().map(str::to_owned)
+                } else {
+                    None
+                };
+                match self.pending.front_mut() {
+                    Some(Pending::Query { tag: t, .. }) if tag_text.is_some() => {
+                        *t = tag_text;
+                    }
+                    Some(Pending::Execute { .. }) => {
+                        if let Some(Pending::Execute { statement, started }) =
+                            self.pending.pop_front()
+                        {
+                            self.report(statement, Protocol::Extended, started, tag_text, None);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            (Direction::ToClient, b'E') => {
+                let code = wire::error_code(body).map(str::to_owned);
+                match self.pending.front_mut() {
+                    Some(Pending::Query { error, .. }) if error.is_none() => {
+                        *error = code;
+                    }
+                    Some(Pending::Execute { .. }) => {
+                        if let Some(Pending::Execute { statement, started }) =
+                            self.pending.pop_front()
+                        {
+                            self.report(statement, Protocol::Extended, started, None, code);
+                        }
+                        // The server skips the rest up to Sync.
+                        while matches!(self.pending.front(), Some(Pending::Execute { .. })) {
+                            self.pending.pop_front();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            (Direction::ToClient, b'Z') => {
+                self.outstanding = self.outstanding.saturating_sub(1);
+                self.transaction = body.first().copied().unwrap_or(b'E');
+                while let Some(p) = self.pending.pop_front() {
+                    match p {
+                        Pending::Query {
+                            statement,
+                            started,
+                            tag,
+                            error,
+                        } => {
+                            self.report(statement, Protocol::Simple, started, tag, error);
+                            break;
+                        }
+                        Pending::Sync => break,
+                        // Skipped after an error.
+                        Pending::Execute { .. } => {}
+                    }
+                }
+            }
+            (Direction::ToClient, b'S') => {
+                if let Ok((name, value)) = wire::parse_parameter_status(body) {
+                    self.parameter_changes
+                        .push((name.to_owned(), value.to_owned()));
+                }
+            }
+            _ => {}
+        }
+        Verdict::Forward
+    }
+
+    fn report(
+        &mut self,
+        statement: Option<Arc<Statement>>,
+        protocol: Protocol,
+        started: Instant,
+        command_tag: Option<String>,
+        error_code: Option<String>,
+    ) {
+        self.statement_count += 1;
+        if let (Some(audit), Some(statement)) = (&self.audit, statement) {
+            audit.sink.record(Event::Statement(StatementEvent {
+                session: audit.session.clone(),
+                statement,
+                protocol,
+                time: SystemTime::now(),
+                duration: started.elapsed(),
+                rows: command_tag.as_deref().and_then(rows_from_tag),
+                command_tag,
+                error_code,
+            }));
+        }
+    }
+}
+
+/// Runs bytes through the scanner and tracker as a relay would receive
+/// them, `chunk` bytes per read: the client's bytes, then the server's.
+/// Says whether the server connection would be reusable afterwards. For
+/// the fuzz target and tests.
+pub fn replay(
+    from_client: &[u8],
+    from_server: &[u8],
+    chunk: usize,
+    tracker: &mut Tracker,
+    max_message: usize,
+) -> Result<bool, ScanError> {
+    let mut halves = [Buffer::new(), Buffer::new()];
+    for (half, direction, mut rest) in [
+        (0, Direction::ToUpstream, from_client),
+        (1, Direction::ToClient, from_server),
+    ] {
+        let half = &mut halves[half];
+        while !rest.is_empty() && !half.terminated {
+            half.make_room();
+            let n = chunk.max(1).min(rest.len()).min(half.buf.len() - half.end);
+            half.buf[half.end..half.end + n].copy_from_slice(&rest[..n]);
+            half.end += n;
+            rest = &rest[n..];
+            half.scan(direction, tracker, max_message)?;
+            // As if written on.
+            half.start = half.scanned;
+        }
+    }
+    let [to_upstream, to_client] = &halves;
+    Ok(tracker.idle()
+        && to_client.skip == 0
+        && to_client.scanned == to_client.end
+        && to_upstream.skip == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    struct Collect(Mutex<Vec<Event>>);
+
+    impl AuditSink for Collect {
+        fn record(&self, event: Event) {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+        }
+    }
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend_from_slice(&u32::try_from(body.len() + 4).unwrap_or(0).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn tracker() -> (Tracker, Arc<Collect>) {
+        let sink = Arc::new(Collect(Mutex::new(Vec::new())));
+        let session = Arc::new(SessionInfo {
+            session_id: "s".into(),
+            engine: "postgres",
+            principal_arn: "arn:aws:iam::123456789012:user/app".into(),
+            access_key_id: "AKIA".into(),
+            source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            database: "orders".into(),
+            database_name: "orders".into(),
+            db_user: "app".into(),
+            started: SystemTime::now(),
+        });
+        let t = Tracker::new(Some(Audit {
+            sink: sink.clone(),
+            session,
+            keep_literals: false,
+        }));
+        (t, sink)
+    }
+
+    fn statements(sink: &Collect) -> Vec<(String, Option<String>, Option<String>)> {
+        sink.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|e| match e {
+                Event::Statement(s) => Some((
+                    s.statement.text.clone(),
+                    s.command_tag.clone(),
+                    s.error_code.clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn error(code: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (f, v) in [(b'S', "ERROR"), (b'C', code), (b'M', "boom")] {
+            body.push(f);
+            body.extend_from_slice(v.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        msg(b'E', &body)
+    }
+
+    #[test]
+    fn simple_queries_in_every_chunking() {
+        let client = [msg(b'Q', b"SELECT 'secret', 42\0"), msg(b'X', b"")].concat();
+        let server = [
+            msg(b'T', b"\0\0"),
+            msg(b'D', b"\0\0"),
+            msg(b'C', b"SELECT 1\0"),
+            msg(b'Z', b"I"),
+        ]
+        .concat();
+        for chunk in [1, 2, 5, 7, 4096] {
+            let (mut t, sink) = tracker();
+            assert!(replay(&client, &server, chunk, &mut t, 1 << 20).unwrap_or(false));
+            assert_eq!(
+                statements(&sink),
+                [("SELECT ?, ?".to_owned(), Some("SELECT 1".to_owned()), None)]
+            );
+        }
+    }
+
+    #[test]
+    fn extended_protocol_and_errors() {
+        let client = [
+            msg(b'P', b"s1\0SELECT $1 FROM t WHERE x = 'a'\0\0\0"),
+            msg(b'B', b"\0s1\0\0\0\0\0\0\0"),
+            msg(b'E', b"\0\0\0\0\0"),
+            msg(b'B', b"\0s1\0\0\0\0\0\0\0"),
+            msg(b'E', b"\0\0\0\0\0"),
+            msg(b'S', b""),
+        ]
+        .concat();
+        // The first execute fails; the server skips the second.
+        let server = [
+            msg(b'1', b""),
+            msg(b'2', b""),
+            error("42P01"),
+            msg(b'Z', b"I"),
+        ]
+        .concat();
+        let (mut t, sink) = tracker();
+        assert!(replay(&client, &server, 3, &mut t, 1 << 20).unwrap_or(false));
+        assert_eq!(
+            statements(&sink),
+            [(
+                "SELECT $1 FROM t WHERE x = ?".to_owned(),
+                None,
+                Some("42P01".to_owned())
+            )]
+        );
+    }
+
+    #[test]
+    fn busy_or_in_a_transaction_is_not_reusable() {
+        let (mut t, _) = tracker();
+        // Two queries pipelined, one answered.
+        let client = [msg(b'Q', b"SELECT 1\0"), msg(b'Q', b"SELECT 2\0")].concat();
+        let one = [msg(b'C', b"SELECT 1\0"), msg(b'Z', b"I")].concat();
+        assert!(!replay(&client, &one, 4096, &mut t, 1 << 20).unwrap_or(true));
+        // Parse without Sync.
+        let (mut t, _) = tracker();
+        assert!(
+            !replay(&msg(b'P', b"\0SELECT 1\0\0\0"), b"", 4096, &mut t, 1 << 20).unwrap_or(true)
+        );
+        // Inside a transaction.
+        let (mut t, _) = tracker();
+        let begin = [msg(b'C', b"BEGIN\0"), msg(b'Z', b"T")].concat();
+        assert!(!replay(&msg(b'Q', b"BEGIN\0"), &begin, 4096, &mut t, 1 << 20).unwrap_or(true));
+        // A server message cut short.
+        let (mut t, _) = tracker();
+        let cut = [
+            msg(b'C', b"SELECT 1\0"),
+            msg(b'Z', b"I"),
+            msg(b'N', b"xyz")[..4].to_vec(),
+        ]
+        .concat();
+        assert!(!replay(&msg(b'Q', b"SELECT 1\0"), &cut, 4096, &mut t, 1 << 20).unwrap_or(true));
+    }
+
+    #[test]
+    fn limits_and_malformed_headers() {
+        let (mut t, _) = tracker();
+        let big = msg(b'Q', &[b'x'; 100]);
+        assert!(matches!(
+            replay(&big, b"", 4096, &mut t, 50),
+            Err(ScanError::TooLarge(100))
+        ));
+        let (mut t, _) = tracker();
+        assert!(matches!(
+            replay(&[b'Q', 0, 0, 0, 3], b"", 4096, &mut t, 50),
+            Err(ScanError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn long_statements_are_cut_and_marked() {
+        let sql = format!("SELECT '{}'\0", "y".repeat(INSPECT_PREFIX * 2));
+        let client = msg(b'Q', sql.as_bytes());
+        let server = [msg(b'C', b"SELECT 1\0"), msg(b'Z', b"I")].concat();
+        let (mut t, sink) = tracker();
+        assert!(replay(&client, &server, 1000, &mut t, 1 << 20).unwrap_or(false));
+        let events = sink.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(Event::Statement(s)) = events.first() else {
+            panic!("no statement event");
+        };
+        assert!(s.statement.truncated);
+        assert!(!s.statement.text.contains("yyyy"));
+    }
+}

@@ -1,0 +1,36 @@
+//! The gateway's relay scanner and statement tracker on arbitrary client
+//! and server bytes, split into reads of arbitrary sizes.
+#![no_main]
+
+use std::sync::Arc;
+
+use latchkey_audit::{NullSink, SessionInfo};
+use latchkey_pg_stream::{Audit, Tracker, replay};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&control, rest)) = data.split_first() else {
+        return;
+    };
+    // The first byte picks the read size and where client bytes end.
+    let chunk = usize::from(control % 64) + 1;
+    let split = rest.len() * usize::from(control >> 6) / 3;
+    let (from_client, from_server) = rest.split_at(split.min(rest.len()));
+    let session = Arc::new(SessionInfo {
+        session_id: "fuzz".into(),
+        engine: "postgres",
+        principal_arn: String::new(),
+        access_key_id: String::new(),
+        source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        database: String::new(),
+        database_name: String::new(),
+        db_user: String::new(),
+        started: std::time::UNIX_EPOCH,
+    });
+    let mut tracker = Tracker::new(Some(Audit {
+        sink: Arc::new(NullSink),
+        session,
+        keep_literals: false,
+    }));
+    let _ = replay(from_client, from_server, chunk, &mut tracker, 1 << 16);
+});
