@@ -356,7 +356,9 @@ fn upstream_tls_modes_and_certificate_login() {
     assert!(text.contains("upstream TLS"), "{text}");
     assert!(text.contains("verify-full"), "{text}");
 
-    let lk = serve_latchkey(root, &data, &api, &[]);
+    // Two session threads: consecutive clients alternate between them, so
+    // a pooled connection is taken on the other thread and moves there.
+    let lk = serve_latchkey(root, &data, &api, &["--pg-threads", "2"]);
 
     // (a) A TLS-only scram user, upstream verify-full against the test CA.
     assert_eq!(
@@ -398,20 +400,23 @@ fn upstream_tls_modes_and_certificate_login() {
         "cert.test",
         "certuser",
         "postgres",
-        "select current_user, ssl, client_dn from pg_stat_ssl where pid = pg_backend_pid()",
+        "select current_user, ssl, client_dn, pid from pg_stat_ssl where pid = pg_backend_pid()",
     ));
     let fields: Vec<&str> = out.split('|').collect();
     assert_eq!(fields[..2], ["certuser", "t"], "{out}");
     assert!(fields[2].contains("CN=certuser"), "{out}");
-    // Again, with the cached certificate.
-    assert!(
+    // The next client gets the same TLS backend from the pool, on the other
+    // session thread.
+    std::thread::sleep(std::time::Duration::from_millis(300)); // DISCARD ALL
+    assert_eq!(
         stdout_ok(&psql_to(
             &lk,
             "cert.test",
             "certuser",
             "postgres",
-            "select 1"
-        )) == "1"
+            "select pid || '|' || ssl from pg_stat_ssl where pid = pg_backend_pid()"
+        )),
+        format!("{}|true", fields[3])
     );
 
     // (c) A wrong CA or a host name the certificate lacks: the client
