@@ -241,6 +241,7 @@ fn session_lifetime_message_size_and_connection_rate() {
             "4096",
             "--pg-connection-rate-per-ip",
             "1",
+            "--pg-allow-plaintext",
         ],
     );
     let token = aws_token(&lk, &[], "localhost", "app");
@@ -275,6 +276,21 @@ fn session_lifetime_message_size_and_connection_rate() {
     std::thread::sleep(Duration::from_millis(2100));
     assert_eq!(
         ok(&psql(&lk, "app", &token, "verify-full", "SELECT 1")),
+        "1"
+    );
+
+    // With plaintext allowed (development), aws:SecureTransport is false
+    // for a plaintext client, so a TLS-only policy still refuses it.
+    let tls_only = user_with_policy(
+        &lk,
+        "tlsonly",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}"#,
+    );
+    let tls_token = token_with(&lk, &tls_only);
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_denied(&psql(&lk, "app", &tls_token, "disable", "SELECT 1"), "app");
+    assert_eq!(
+        ok(&psql(&lk, "app", &tls_token, "verify-full", "SELECT 1")),
         "1"
     );
 }

@@ -414,6 +414,9 @@ impl Gateway {
         tcp.peek(&mut first).await?;
         let mut stream: Box<dyn Stream>;
         let mut sni = None;
+        // For `aws:SecureTransport`: false only for a plaintext client
+        // let in by `--pg-allow-plaintext`.
+        let mut secure = true;
         let startup = if first[0] == 0x16 {
             // PostgreSQL 17 direct TLS: the client starts with a ClientHello.
             let tls = self.tls.accept(tcp).await?;
@@ -454,6 +457,7 @@ impl Gateway {
                             );
                             return Ok(None);
                         }
+                        secure = false;
                         stream = Box::new(tcp);
                         break s;
                     }
@@ -485,21 +489,22 @@ impl Gateway {
         }
         let password = wire::parse_password(&body).map_err(|e| anyhow!("{e}"))?;
         let mut attempt = Attempt::default();
-        let auth = match self.authenticate(password, &user, sni.as_deref(), peer, &mut attempt) {
-            Ok(auth) => auth,
-            Err(reason) => {
-                tracing::info!(%peer, user = %user, reason = %reason, "postgres login denied");
-                self.record_auth(peer, &user, attempt, AuthResult::Failure { reason });
-                stream
-                    .write_all(&error_message(
-                        Severity::Fatal,
-                        "28P01",
-                        &format!("PAM authentication failed for user \"{user}\""),
-                    ))
-                    .await?;
-                return Ok(None);
-            }
-        };
+        let auth =
+            match self.authenticate(password, &user, sni.as_deref(), secure, peer, &mut attempt) {
+                Ok(auth) => auth,
+                Err(reason) => {
+                    tracing::info!(%peer, user = %user, reason = %reason, "postgres login denied");
+                    self.record_auth(peer, &user, attempt, AuthResult::Failure { reason });
+                    stream
+                        .write_all(&error_message(
+                            Severity::Fatal,
+                            "28P01",
+                            &format!("PAM authentication failed for user \"{user}\""),
+                        ))
+                        .await?;
+                    return Ok(None);
+                }
+            };
         let refuse = |reason: &'static str| {
             tracing::info!(%peer, principal = %auth.caller.arn, reason, "postgres connection refused");
             self.record_auth(
@@ -781,6 +786,7 @@ impl Gateway {
         password: &[u8],
         user: &str,
         sni: Option<&str>,
+        secure: bool,
         peer: SocketAddr,
         attempt: &mut Attempt,
     ) -> Result<Authenticated, String> {
@@ -838,13 +844,14 @@ impl Gateway {
             "arn:aws:rds-db:{}:{}:dbuser:{}/{}",
             self.config.region, caller.account, db.resource_id, user
         );
-        let tags: Vec<(String, String)> = db
+        let mut context: Vec<(String, String)> = db
             .tags
             .iter()
             .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v.clone()))
             .collect();
+        context.push(("aws:SecureTransport".into(), secure.to_string()));
         self.state
-            .authorize_with(&caller, "rds-db:connect", &resource, t, &tags)
+            .authorize_with(&caller, "rds-db:connect", &resource, t, &context)
             .map_err(|e| {
                 format!(
                     "policy: {} for {} on {resource}",
