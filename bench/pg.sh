@@ -45,6 +45,8 @@ PGPASSWORD=app-secret pgbench -h 127.0.0.1 -p "$pg_port" -U app -i -s 10 -q benc
 data=$work/latchkey
 "$latchkey" init --data-dir "$data" --listen "127.0.0.1:$(free_port)" >/dev/null
 "$latchkey" db register --data-dir "$data" --name bench --endpoint localhost --upstream "127.0.0.1:$pg_port" --upstream-tls disable >/dev/null
+# The same server through its Unix socket, for clients that name 127.0.0.1.
+"$latchkey" db register --data-dir "$data" --name bench-unix --endpoint 127.0.0.1 --upstream "$work/.s.PGSQL.$pg_port" >/dev/null
 echo app-secret | "$latchkey" db set-password --data-dir "$data" --name bench --user app
 for v in $(env | grep -o '^AWS_[A-Z_]*'); do unset "$v"; done
 # start_latchkey NAME [serve flags...]: a gateway on a free port; sets
@@ -60,6 +62,8 @@ start_latchkey() {
     wait_port "$port"
     printf -v "token_$name" %s "$(AWS_SHARED_CREDENTIALS_FILE=$data/admin.credentials AWS_CONFIG_FILE=/dev/null \
         aws rds generate-db-auth-token --hostname localhost --port "$port" --username app --region us-east-1)"
+    printf -v "unixtoken_$name" %s "$(AWS_SHARED_CREDENTIALS_FILE=$data/admin.credentials AWS_CONFIG_FILE=/dev/null \
+        aws rds generate-db-auth-token --hostname 127.0.0.1 --port "$port" --username app --region us-east-1)"
     echo "== started Latchkey $name on $port ($*)"
 }
 start_latchkey audit
@@ -70,6 +74,7 @@ echo "== starting PgBouncer on $pgb_port (session mode, client TLS)"
 cat > "$work/pgbouncer.ini" <<EOF
 [databases]
 bench = host=127.0.0.1 port=$pg_port dbname=bench
+bench_unix = host=$work port=$pg_port dbname=bench
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $pgb_port
@@ -106,6 +111,10 @@ a_direct=$(run direct "$direct" app-secret); echo "   direct $a_direct"
 a_bouncer=$(run pgbouncer "$bouncer" app-secret); echo "   pgbouncer $a_bouncer"
 a_latchkey=$(run latchkey "$(gateway "$port_audit")" "$token_audit"); echo "   latchkey (statement audit on) $a_latchkey"
 a_noaudit=$(run latchkey "$(gateway "$port_noaudit")" "$token_noaudit"); echo "   latchkey (statement audit off) $a_noaudit"
+# Both proxies on the database's machine, talking to it over its Unix socket.
+echo "== (a, Unix-socket upstreams) the same, both proxies reaching PostgreSQL through its socket"
+u_bouncer=$(run pgbouncer "host=localhost port=$pgb_port user=app dbname=bench_unix sslmode=require" app-secret); echo "   pgbouncer $u_bouncer"
+u_latchkey=$(run latchkey "host=127.0.0.1 port=$port_audit user=app dbname=bench sslmode=verify-full sslrootcert=$data/ca.pem" "$unixtoken_audit"); echo "   latchkey $u_latchkey"
 echo "== (b) pgbench -S -C (a new connection per transaction), ${seconds}s"
 b_bouncer=$(run pgbouncer "$bouncer" app-secret -C); echo "   pgbouncer $b_bouncer"
 b_latchkey=$(run latchkey "$(gateway "$port_audit")" "$token_audit" -C); echo "   latchkey $b_latchkey"
@@ -132,6 +141,7 @@ results ($(date -u +%Y-%m-%d), ${seconds}s runs)
 (a) TPS      direct $a_direct   pgbouncer $a_bouncer   latchkey $a_latchkey
              latchkey/pgbouncer $(ratio "$a_latchkey" "$a_bouncer")   latchkey/direct $(ratio "$a_latchkey" "$a_direct")
              statement audit off $a_noaudit: audit on/off $(ratio "$a_latchkey" "$a_noaudit")
+(a, unix)    pgbouncer $u_bouncer   latchkey $u_latchkey   latchkey/pgbouncer $(ratio "$u_latchkey" "$u_bouncer")   latchkey/direct $(ratio "$u_latchkey" "$a_direct")
 (b) conn/s   pgbouncer(TLS) $b_bouncer   latchkey(TLS+token+policy) $b_latchkey
              latchkey/pgbouncer $(ratio "$b_latchkey" "$b_bouncer")
 (b') conn/s  $clients threads: pgbouncer(TLS) $b8_bouncer   latchkey $b8_latchkey   latchkey/pgbouncer $(ratio "$b8_latchkey" "$b8_bouncer")

@@ -293,4 +293,31 @@ fn session_lifetime_message_size_and_connection_rate() {
         ok(&psql(&lk, "app", &tls_token, "verify-full", "SELECT 1")),
         "1"
     );
+
+    // The upstream moved to the server's Unix socket (a gateway on the
+    // database's machine): the running gateway picks the change up.
+    let socket = pg.dir.join(format!(".s.PGSQL.{}", pg.port));
+    register_db(
+        &lk.data,
+        &[
+            "--update",
+            "--name",
+            "orders",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            socket.to_str().unwrap(),
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(6)); // the 5-second refresh
+    assert_eq!(
+        ok(&psql(
+            &lk,
+            "app",
+            &token,
+            "verify-full",
+            "SELECT coalesce(host(inet_client_addr()), 'unix socket')"
+        )),
+        "unix socket"
+    );
 }

@@ -45,9 +45,9 @@ trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Where a client's cancel key really points.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct CancelTarget {
-    upstream: SocketAddr,
+    upstream: upstream::ServerAddr,
     pid: u32,
     key: u32,
 }
@@ -623,7 +623,7 @@ impl Gateway {
             .insert(
                 key,
                 CancelTarget {
-                    upstream: upstream.addr,
+                    upstream: upstream.addr.clone(),
                     pid: upstream.pid,
                     key: upstream.key,
                 },
@@ -737,7 +737,7 @@ impl Gateway {
             }
             if relay.tracker.busy() {
                 let target = CancelTarget {
-                    upstream: relay.upstream.addr,
+                    upstream: relay.upstream.addr.clone(),
                     pid: relay.upstream.pid,
                     key: relay.upstream.key,
                 };
@@ -874,7 +874,7 @@ impl Gateway {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&(pid, key))
-            .copied();
+            .cloned();
         match target {
             Some(t) => send_cancel(t).await,
             None => tracing::info!("ignored a cancel request with an unknown key"),
@@ -885,8 +885,7 @@ impl Gateway {
 async fn send_cancel(t: CancelTarget) {
     let mut out = Vec::new();
     wire::cancel_request(&mut out, t.pid, t.key);
-    if let Ok(Ok(mut up)) =
-        tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(t.upstream)).await
+    if let Ok(Ok(mut up)) = tokio::time::timeout(Duration::from_secs(5), t.upstream.connect()).await
     {
         let _ = up.write_all(&out).await;
     }

@@ -20,7 +20,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use crate::read_message;
 
@@ -42,23 +42,74 @@ impl UpstreamStream {
             UpstreamStream::Plain(s) => s,
             UpstreamStream::Tls(tls) => tls.get_mut().0,
         };
-        let tcp = socket.0.take().ok_or(std::io::ErrorKind::NotConnected)?;
-        socket.0 = Some(TcpStream::from_std(tcp.into_std()?)?);
+        socket.0 = Some(match socket.0.take() {
+            Some(Conn::Tcp(tcp)) => Conn::Tcp(TcpStream::from_std(tcp.into_std()?)?),
+            Some(Conn::Unix(unix)) => Conn::Unix(UnixStream::from_std(unix.into_std()?)?),
+            None => return Err(std::io::ErrorKind::NotConnected.into()),
+        });
         Ok(())
     }
 }
 
-/// A TCP socket that can change runtimes (see
-/// [`UpstreamStream::move_to_this_thread`]); empty only mid-move.
-pub struct Socket(Option<TcpStream>);
+/// Where the server listens: `host:port`, or the path of its Unix socket
+/// (an upstream that starts with `/`, such as
+/// `/var/run/postgresql/.s.PGSQL.5432`) when it runs on the gateway's
+/// machine, which spares the TCP stack on every message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerAddr {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
 
-impl Socket {
-    fn get(&mut self) -> std::io::Result<Pin<&mut TcpStream>> {
-        self.0
-            .as_mut()
-            .map(Pin::new)
-            .ok_or_else(|| std::io::ErrorKind::NotConnected.into())
+impl ServerAddr {
+    pub async fn resolve(upstream: &str) -> Result<Self> {
+        if upstream.starts_with('/') {
+            return Ok(ServerAddr::Unix(upstream.into()));
+        }
+        Ok(ServerAddr::Tcp(
+            tokio::net::lookup_host(upstream)
+                .await?
+                .next()
+                .context("upstream address")?,
+        ))
     }
+
+    pub async fn connect(&self) -> std::io::Result<Socket> {
+        Ok(Socket(Some(match self {
+            ServerAddr::Tcp(addr) => {
+                let tcp = TcpStream::connect(addr).await?;
+                tcp.set_nodelay(true)?;
+                Conn::Tcp(tcp)
+            }
+            ServerAddr::Unix(path) => Conn::Unix(UnixStream::connect(path).await?),
+        })))
+    }
+}
+
+enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// A connection to the server that can change runtimes (see
+/// [`UpstreamStream::move_to_this_thread`]); empty only mid-move.
+pub struct Socket(Option<Conn>);
+
+/// Calls a poll method on whichever stream the socket holds.
+macro_rules! on_conn {
+    ($socket:expr, |$s:ident| $call:expr) => {
+        match &mut $socket.0 {
+            Some(Conn::Tcp($s)) => {
+                let $s = Pin::new($s);
+                $call
+            }
+            Some(Conn::Unix($s)) => {
+                let $s = Pin::new($s);
+                $call
+            }
+            None => Poll::Ready(Err(std::io::ErrorKind::NotConnected.into())),
+        }
+    };
 }
 
 impl AsyncRead for Socket {
@@ -67,10 +118,7 @@ impl AsyncRead for Socket {
         cx: &mut TaskContext<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        match self.get_mut().get() {
-            Ok(s) => s.poll_read(cx, buf),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        on_conn!(self.get_mut(), |s| s.poll_read(cx, buf))
     }
 }
 
@@ -80,24 +128,15 @@ impl AsyncWrite for Socket {
         cx: &mut TaskContext<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut().get() {
-            Ok(s) => s.poll_write(cx, buf),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        on_conn!(self.get_mut(), |s| s.poll_write(cx, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut().get() {
-            Ok(s) => s.poll_flush(cx),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        on_conn!(self.get_mut(), |s| s.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut().get() {
-            Ok(s) => s.poll_shutdown(cx),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        on_conn!(self.get_mut(), |s| s.poll_shutdown(cx))
     }
 }
 
@@ -163,7 +202,7 @@ impl Refused {
 pub struct Upstream {
     pub stream: UpstreamStream,
     /// Where cancel requests for this backend go.
-    pub addr: SocketAddr,
+    pub addr: ServerAddr,
     /// The backend's own cancel key.
     pub pid: u32,
     pub key: u32,
@@ -207,14 +246,9 @@ async fn login(
     database: &str,
     forwarded: &[(String, String)],
 ) -> Result<Upstream> {
-    let addr: SocketAddr = tokio::net::lookup_host(&db.upstream)
-        .await?
-        .next()
-        .context("upstream address")?;
+    let addr = ServerAddr::resolve(&db.upstream).await?;
     let mode = TlsMode::of(db)?;
-    let tcp = TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let tcp = Socket(Some(tcp));
+    let tcp = addr.connect().await?;
     let mut up = match mode {
         TlsMode::Disable => UpstreamStream::Plain(tcp),
         _ => start_tls(store, db, mode, user, tcp).await?,
