@@ -29,7 +29,8 @@ pg_port=$(free_port); pgb_port=$(free_port)
 cleanup() {
     [ -n "${pid_audit:-}" ] && kill "$pid_audit" 2>/dev/null || true
     [ -n "${pid_noaudit:-}" ] && kill "$pid_noaudit" 2>/dev/null || true
-    [ -n "${pgb_pid:-}" ] && kill "$pgb_pid" 2>/dev/null || true
+    # pgb_pid is runuser's; PgBouncer itself is its child.
+    pkill -f "pgbouncer $work/pgbouncer.ini" 2>/dev/null || true
     as_pg "$bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$work"
 }
