@@ -222,6 +222,12 @@ enum Pending {
         statement: Option<Arc<Statement>>,
         started: Instant,
     },
+    /// A `Parse` (audited only): answered by `ParseComplete`, or by the
+    /// error that is then the statement's only trace.
+    Parse {
+        statement: Arc<Statement>,
+        started: Instant,
+    },
     Sync,
 }
 
@@ -281,7 +287,10 @@ impl Tracker {
     fn wants(&self, direction: Direction, tag: u8) -> bool {
         match direction {
             Direction::ToUpstream => matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C' | b'S' | b'X'),
-            Direction::ToClient => matches!(tag, b'C' | b'E' | b'Z' | b'S' | b'I' | b's'),
+            Direction::ToClient => {
+                matches!(tag, b'C' | b'E' | b'Z' | b'S' | b'I' | b's')
+                    || (tag == b'1' && self.audit.is_some())
+            }
         }
     }
 
@@ -344,6 +353,10 @@ impl Tracker {
                 self.unsynced = true;
                 if auditing && let Ok((name, sql)) = wire::parse_parse(body) {
                     let statement = self.statement(sql, complete);
+                    self.pending.push_back(Pending::Parse {
+                        statement: statement.clone(),
+                        started: Instant::now(),
+                    });
                     if self.statements.len() < MAX_NAMES || self.statements.contains_key(name) {
                         self.statements.insert(name.to_owned(), statement);
                     }
@@ -404,11 +417,19 @@ impl Tracker {
                     _ => {}
                 }
             }
+            (Direction::ToClient, b'1') => {
+                if matches!(self.pending.front(), Some(Pending::Parse { .. })) {
+                    self.pending.pop_front();
+                }
+            }
             (Direction::ToClient, b'E') => {
                 let code = wire::error_code(body).map(str::to_owned);
                 match self.pending.front_mut() {
-                    Some(Pending::Query { error, .. }) if error.is_none() => {
-                        *error = code;
+                    Some(Pending::Query { error, .. }) => {
+                        if error.is_none() {
+                            *error = code;
+                        }
+                        return Verdict::Forward;
                     }
                     Some(Pending::Execute { .. }) => {
                         if let Some(Pending::Execute { statement, started }) =
@@ -416,12 +437,21 @@ impl Tracker {
                         {
                             self.report(statement, Protocol::Extended, started, None, code);
                         }
-                        // The server skips the rest up to Sync.
-                        while matches!(self.pending.front(), Some(Pending::Execute { .. })) {
-                            self.pending.pop_front();
+                    }
+                    // A statement that failed to parse is never executed:
+                    // its error is all the audit will see of it.
+                    Some(Pending::Parse { .. }) => {
+                        if let Some(Pending::Parse { statement, started }) =
+                            self.pending.pop_front()
+                        {
+                            self.report(Some(statement), Protocol::Extended, started, None, code);
                         }
                     }
-                    _ => {}
+                    Some(Pending::Sync) | None => return Verdict::Forward,
+                }
+                // The server skips everything up to Sync.
+                while !matches!(self.pending.front(), Some(Pending::Sync) | None) {
+                    self.pending.pop_front();
                 }
             }
             (Direction::ToClient, b'Z') => {
@@ -440,7 +470,7 @@ impl Tracker {
                         }
                         Pending::Sync => break,
                         // Skipped after an error.
-                        Pending::Execute { .. } => {}
+                        Pending::Execute { .. } | Pending::Parse { .. } => {}
                     }
                 }
             }
@@ -631,6 +661,47 @@ mod tests {
                 Some("42P01".to_owned())
             )]
         );
+    }
+
+    #[test]
+    fn a_statement_that_fails_to_parse_is_audited() {
+        let client = [
+            msg(b'P', b"\0SELECT * FROM missing WHERE k = 'x'\0\0\0"),
+            msg(b'B', b"\0\0\0\0\0\0\0\0"),
+            msg(b'E', b"\0\0\0\0\0"),
+            msg(b'S', b""),
+            // Then one that works, prepared once and executed.
+            msg(b'P', b"\0SELECT 1\0\0\0"),
+            msg(b'B', b"\0\0\0\0\0\0\0\0"),
+            msg(b'E', b"\0\0\0\0\0"),
+            msg(b'S', b""),
+        ]
+        .concat();
+        let server = [
+            error("42P01"),
+            msg(b'Z', b"I"),
+            msg(b'1', b""),
+            msg(b'2', b""),
+            msg(b'D', b"\0\0"),
+            msg(b'C', b"SELECT 1\0"),
+            msg(b'Z', b"I"),
+        ]
+        .concat();
+        for chunk in [3, 4096] {
+            let (mut t, sink) = tracker();
+            assert!(replay(&client, &server, chunk, &mut t, 1 << 20).unwrap_or(false));
+            assert_eq!(
+                statements(&sink),
+                [
+                    (
+                        "SELECT * FROM missing WHERE k = ?".to_owned(),
+                        None,
+                        Some("42P01".to_owned())
+                    ),
+                    ("SELECT ?".to_owned(), Some("SELECT 1".to_owned()), None),
+                ]
+            );
+        }
     }
 
     #[test]
