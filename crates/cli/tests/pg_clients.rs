@@ -13,15 +13,6 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::error::SqlState;
 
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// psycopg 3 over libpq: the token from boto3 (botocore) with the
 /// administrator's key, verify-full TLS, then parameters, server-side
 /// prepared statements, a failed transaction, COPY and executemany
@@ -128,7 +119,7 @@ fn psycopg_with_a_botocore_token() {
         .env("LK_CA", lk.data.join("ca.pem"))
         .output()
         .expect("python3 with boto3 and psycopg (scripts/test installs them)");
-    let text = ok(&out);
+    let text = stdout_ok(&out);
     let r: serde_json::Value = serde_json::from_str(&text).unwrap();
     println!("psycopg: {r}");
 
@@ -450,22 +441,17 @@ password_env = {{ app = "LK_TEST_APP_PASSWORD" }}
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("LK_TEST_APP_PASSWORD"), "{err}");
 
-    ok(
+    stdout_ok(
         &latchkey(&["init", "--config", c, "--data-dir", d, "--listen", &api])
             .env("LK_TEST_APP_PASSWORD", "app-secret")
             .output()
             .unwrap(),
     );
-    let list: serde_json::Value = serde_json::from_str(&ok(&latchkey(&[
-        "db",
-        "list",
-        "--data-dir",
-        d,
-        "--output",
-        "json",
-    ])
-    .output()
-    .unwrap()))
+    let list: serde_json::Value = serde_json::from_str(&stdout_ok(
+        &latchkey(&["db", "list", "--data-dir", d, "--output", "json"])
+            .output()
+            .unwrap(),
+    ))
     .unwrap();
     let dbs = list["databases"].as_array().unwrap();
     assert_eq!(dbs.len(), 1, "{list}");
@@ -506,7 +492,7 @@ password_env = {{ app = "LK_TEST_APP_PASSWORD" }}
     );
     let token = aws_token(&lk, &[], "localhost", "app");
     let out = psql(&lk, "app", &token, "verify-full", "SELECT current_user");
-    assert_eq!(ok(&out), "app");
+    assert_eq!(stdout_ok(&out), "app");
 
     let policy = |team: &str| {
         format!(
@@ -521,7 +507,7 @@ password_env = {{ app = "LK_TEST_APP_PASSWORD" }}
         "verify-full",
         "SELECT 'tagged ' || 42",
     );
-    assert_eq!(ok(&out), "tagged 42");
+    assert_eq!(stdout_ok(&out), "tagged 42");
     let web_team = user_with_policy(&lk, "web-team", &policy("web"));
     assert_denied(
         &psql(

@@ -9,15 +9,6 @@ use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// Audit events written so far, once the writer has caught up with
 /// `until` (or after 5 s).
 fn audit_events(
@@ -47,7 +38,7 @@ fn pooled_sessions_are_reset_and_statements_audited() {
 
     // A session leaves state behind; the next client gets the same
     // backend, reset.
-    let first = ok(&psql(
+    let first = stdout_ok(&psql(
         &lk,
         "app",
         &token,
@@ -59,7 +50,7 @@ fn pooled_sessions_are_reset_and_statements_audited() {
     .unwrap()
     .to_owned();
     std::thread::sleep(Duration::from_millis(300)); // DISCARD ALL runs after the client leaves
-    let second = ok(&psql(
+    let second = stdout_ok(&psql(
         &lk,
         "app",
         &token,
@@ -73,7 +64,7 @@ fn pooled_sessions_are_reset_and_statements_audited() {
     );
 
     // A client that leaves inside a transaction takes its backend with it.
-    let in_tx = ok(&psql(
+    let in_tx = stdout_ok(&psql(
         &lk,
         "app",
         &token,
@@ -85,7 +76,7 @@ fn pooled_sessions_are_reset_and_statements_audited() {
     .unwrap()
     .to_owned();
     std::thread::sleep(Duration::from_millis(300));
-    let after = ok(&psql(
+    let after = stdout_ok(&psql(
         &lk,
         "app",
         &token,
@@ -101,7 +92,7 @@ fn pooled_sessions_are_reset_and_statements_audited() {
     std::thread::sleep(Duration::from_millis(300));
     pg.sql(&format!("SELECT pg_terminate_backend({after})"));
     std::thread::sleep(Duration::from_millis(200));
-    let replaced = ok(&psql(
+    let replaced = stdout_ok(&psql(
         &lk,
         "app",
         &token,
@@ -111,7 +102,7 @@ fn pooled_sessions_are_reset_and_statements_audited() {
     assert_ne!(replaced, after);
 
     // Statements are audited with literals redacted, row counts and errors.
-    ok(&psql(
+    stdout_ok(&psql(
         &lk,
         "app",
         &token,
@@ -136,7 +127,7 @@ fn pooled_sessions_are_reset_and_statements_audited() {
         .env("PGPASSWORD", &token)
         .output()
         .unwrap();
-    ok(&bench);
+    stdout_ok(&bench);
 
     let events = audit_events(&lk, |e| {
         e.iter()
@@ -275,7 +266,7 @@ fn session_lifetime_message_size_and_connection_rate() {
     assert!(results.iter().any(|r| !r), "{results:?}");
     std::thread::sleep(Duration::from_millis(2100));
     assert_eq!(
-        ok(&psql(&lk, "app", &token, "verify-full", "SELECT 1")),
+        stdout_ok(&psql(&lk, "app", &token, "verify-full", "SELECT 1")),
         "1"
     );
 
@@ -290,7 +281,7 @@ fn session_lifetime_message_size_and_connection_rate() {
     std::thread::sleep(Duration::from_millis(2100));
     assert_denied(&psql(&lk, "app", &tls_token, "disable", "SELECT 1"), "app");
     assert_eq!(
-        ok(&psql(&lk, "app", &tls_token, "verify-full", "SELECT 1")),
+        stdout_ok(&psql(&lk, "app", &tls_token, "verify-full", "SELECT 1")),
         "1"
     );
 
@@ -311,7 +302,7 @@ fn session_lifetime_message_size_and_connection_rate() {
     );
     std::thread::sleep(Duration::from_secs(6)); // the 5-second refresh
     assert_eq!(
-        ok(&psql(
+        stdout_ok(&psql(
             &lk,
             "app",
             &token,

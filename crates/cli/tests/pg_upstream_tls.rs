@@ -116,15 +116,6 @@ fn psql_to(lk: &Latchkey, endpoint: &str, user: &str, dbname: &str, sql: &str) -
         .unwrap()
 }
 
-fn stdout_ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn assert_upstream_refused(out: &Output) {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

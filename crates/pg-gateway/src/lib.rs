@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Result, anyhow, bail};
 use latchkey_audit::{AuditSink, AuthEvent, AuthResult, Event, SessionEndEvent, SessionInfo};
@@ -50,6 +50,17 @@ struct CancelTarget {
     upstream: upstream::ServerAddr,
     pid: u32,
     key: u32,
+}
+
+impl CancelTarget {
+    /// The backend `upstream` is logged in to.
+    fn of(upstream: &Upstream) -> Self {
+        Self {
+            upstream: upstream.addr.clone(),
+            pid: upstream.pid,
+            key: upstream.key,
+        }
+    }
 }
 
 /// Gateway settings.
@@ -144,8 +155,6 @@ pub struct Gateway {
     ip_rate: Buckets<IpAddr>,
     principal_rate: Buckets<String>,
     pool: Arc<Pool>,
-    /// Session threads (see [`Gateway::serve`]).
-    threads: usize,
     audit: Arc<dyn AuditSink>,
     live: Mutex<HashMap<u64, LiveSession>>,
     next_session: AtomicU64,
@@ -177,12 +186,6 @@ struct Session<'a> {
     _slot: Slot<'a>,
 }
 
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 fn error_message(severity: Severity, code: &str, text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     wire::error_response(&mut out, severity, code, text);
@@ -206,7 +209,6 @@ impl Gateway {
             ip_rate: Buckets::new(config.new_connections_per_ip),
             principal_rate: Buckets::new(config.new_connections_per_principal),
             pool: Arc::new(Pool::new(config.pool)),
-            threads: config.threads.max(1),
             config,
             databases: RwLock::new(Vec::new()),
             cancels: Mutex::new(HashMap::new()),
@@ -304,8 +306,9 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
-        let mut shards = Vec::with_capacity(self.threads);
-        for shard in 0..self.threads {
+        let threads = self.config.threads.max(1);
+        let mut shards = Vec::with_capacity(threads);
+        for shard in 0..threads {
             let (tx, mut rx) =
                 tokio::sync::mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
             shards.push(tx);
@@ -620,14 +623,7 @@ impl Gateway {
         self.cancels
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                key,
-                CancelTarget {
-                    upstream: upstream.addr.clone(),
-                    pid: upstream.pid,
-                    key: upstream.key,
-                },
-            );
+            .insert(key, CancelTarget::of(upstream));
         Ok(key)
     }
 
@@ -640,7 +636,7 @@ impl Gateway {
         if self.config.end_sessions_at_credential_expiry
             && let Some(claims) = &caller.session
         {
-            let left = claims.expires.saturating_sub(unix(SystemTime::now()));
+            let left = claims.expires.saturating_sub(now());
             let expiry =
                 tokio::time::Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0));
             at = Some(at.map_or(expiry, |a| a.min(expiry)));
@@ -736,12 +732,7 @@ impl Gateway {
                 let _ = relay.client.flush().await;
             }
             if relay.tracker.busy() {
-                let target = CancelTarget {
-                    upstream: relay.upstream.addr.clone(),
-                    pid: relay.upstream.pid,
-                    key: relay.upstream.key,
-                };
-                send_cancel(target).await;
+                send_cancel(CancelTarget::of(&relay.upstream)).await;
             }
         }
         let (from_client, to_client) = relay.bytes();

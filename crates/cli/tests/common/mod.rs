@@ -529,3 +529,13 @@ pub fn latchkey_api(lk: &Latchkey, api_port: u16, args: &[&str]) -> serde_json::
     );
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
+
+/// A command's trimmed standard output, after asserting it succeeded.
+pub fn stdout_ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
