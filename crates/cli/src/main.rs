@@ -2,7 +2,7 @@
 //! the same job.
 
 mod api;
-mod audit_log;
+mod audit;
 mod connect;
 mod db;
 mod output;
@@ -44,6 +44,9 @@ enum Command {
     /// Register the databases behind the gateway.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Verify and search the tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Run the token service (STS and IAM over HTTPS), creating the data directory on first start.
     Serve(serve::ServerArgs),
     /// Create the data directory, certificates and administrator without serving.
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Iam(args) => api::run("iam", &args),
         Command::Db(cmd) => db::run(cmd),
         Command::Connect(cmd) => connect::run(cmd),
+        Command::Audit(cmd) => audit::run(cmd),
         Command::Serve(args) => serve::run_serve(&args),
         Command::Init(args) => serve::run_init(&args),
         Command::RotateMasterKey(args) => serve::run_rotate_master_key(&args),

@@ -44,6 +44,9 @@ pub struct ServerArgs {
     /// How often the cluster key that seals session tokens is replaced, e.g. 24h [default: 24h].
     #[arg(long, env = "LATCHKEY_CLUSTER_KEY_ROTATION", value_parser = humantime::parse_duration)]
     cluster_key_rotation: Option<std::time::Duration>,
+    /// Also serve Prometheus metrics in plain HTTP here (they are always at https://LISTEN/metrics) [default: off].
+    #[arg(long, env = "LATCHKEY_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Address of the PostgreSQL gateway [default: 127.0.0.1:6432].
     #[arg(long, env = "LATCHKEY_PG_LISTEN")]
     pg_listen: Option<SocketAddr>,
@@ -95,9 +98,30 @@ pub struct ServerArgs {
     /// Keep sessions whose credential is revoked or disabled (by default they are ended within seconds).
     #[arg(long, env = "LATCHKEY_KEEP_REVOKED_SESSIONS")]
     keep_revoked_sessions: bool,
-    /// Audit log file (JSON lines) [default: DATA_DIR/audit.jsonl].
-    #[arg(long, env = "LATCHKEY_AUDIT_LOG")]
-    audit_log: Option<PathBuf>,
+    /// Audit trail directory: hash-chained segments, signed digests, the lookup index [default: DATA_DIR/audit].
+    #[arg(long, env = "LATCHKEY_AUDIT_DIR")]
+    audit_dir: Option<PathBuf>,
+    /// Audit records reach the disk (fsync) at least this often [default: 100ms].
+    #[arg(long, env = "LATCHKEY_AUDIT_SYNC_INTERVAL", value_parser = humantime::parse_duration)]
+    audit_sync_interval: Option<std::time::Duration>,
+    /// A signed digest of the trail at least this often [default: 5m].
+    #[arg(long, env = "LATCHKEY_AUDIT_DIGEST_INTERVAL", value_parser = humantime::parse_duration)]
+    audit_digest_interval: Option<std::time::Duration>,
+    /// ...and at least every this many records [default: 100000].
+    #[arg(long, env = "LATCHKEY_AUDIT_DIGEST_EVERY")]
+    audit_digest_every: Option<u64>,
+    /// Start a new trail segment past this many bytes [default: 67108864].
+    #[arg(long, env = "LATCHKEY_AUDIT_SEGMENT_SIZE")]
+    audit_segment_size: Option<u64>,
+    /// ...or past this age [default: 1h].
+    #[arg(long, env = "LATCHKEY_AUDIT_SEGMENT_AGE", value_parser = humantime::parse_duration)]
+    audit_segment_age: Option<std::time::Duration>,
+    /// Delete trail segments older than this, e.g. 90days [default: keep everything].
+    #[arg(long, env = "LATCHKEY_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
+    audit_retention: Option<std::time::Duration>,
+    /// Keep accepting connections and API calls when the audit trail cannot write (by default they are refused until it can).
+    #[arg(long, env = "LATCHKEY_AUDIT_FAIL_OPEN")]
+    audit_fail_open: bool,
     /// Do not audit individual statements (logins and sessions still are).
     #[arg(long, env = "LATCHKEY_NO_STATEMENT_AUDIT")]
     no_statement_audit: bool,
@@ -118,6 +142,7 @@ struct FileConfig {
     /// e.g. "24h".
     cluster_key_rotation: Option<String>,
     pg_listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
     #[serde(default)]
     pg_allow_plaintext: bool,
     pg_max_connections: Option<u32>,
@@ -137,7 +162,15 @@ struct FileConfig {
     end_sessions_at_credential_expiry: bool,
     #[serde(default)]
     keep_revoked_sessions: bool,
-    audit_log: Option<PathBuf>,
+    audit_dir: Option<PathBuf>,
+    audit_sync_interval: Option<String>,
+    audit_digest_interval: Option<String>,
+    audit_digest_every: Option<u64>,
+    audit_segment_size: Option<u64>,
+    audit_segment_age: Option<String>,
+    audit_retention: Option<String>,
+    #[serde(default)]
+    audit_fail_open: bool,
     #[serde(default)]
     no_statement_audit: bool,
     /// Registered databases (`[[databases]]` tables).
@@ -155,7 +188,9 @@ pub struct Config {
     pub server_names: Vec<String>,
     pub cluster_key_rotation: std::time::Duration,
     pub pg_listen: SocketAddr,
-    pub audit_log: PathBuf,
+    pub metrics_listen: Option<SocketAddr>,
+    /// The audit trail's settings (its account is filled in at start).
+    pub audit: latchkey_trail::TrailConfig,
     pub gateway: latchkey_pg_gateway::GatewayConfig,
     /// Databases from `latchkey.toml`, registered or updated at start.
     pub databases: Vec<crate::db::DatabaseConfig>,
@@ -290,12 +325,49 @@ impl ServerArgs {
             !(self.keep_revoked_sessions || file.keep_revoked_sessions);
         gateway.audit_statements = !(self.no_statement_audit || file.no_statement_audit);
         gateway.audit_keep_literals = self.audit_literals || file.audit_literals;
-        Ok(Config {
-            audit_log: self
-                .audit_log
+        let mut audit = latchkey_trail::TrailConfig::new(
+            self.audit_dir
                 .clone()
-                .or(file.audit_log)
-                .unwrap_or_else(|| data_dir.join("audit.jsonl")),
+                .or(file.audit_dir)
+                .unwrap_or_else(|| data_dir.join("audit")),
+            &region,
+            "",
+        );
+        if let Some(d) = duration(
+            self.audit_sync_interval,
+            file.audit_sync_interval.as_ref(),
+            "audit_sync_interval",
+        )? {
+            audit.sync_interval = d;
+        }
+        if let Some(d) = duration(
+            self.audit_digest_interval,
+            file.audit_digest_interval.as_ref(),
+            "audit_digest_interval",
+        )? {
+            audit.digest_interval = d;
+        }
+        if let Some(n) = self.audit_digest_every.or(file.audit_digest_every) {
+            audit.digest_every = n.max(1);
+        }
+        if let Some(n) = self.audit_segment_size.or(file.audit_segment_size) {
+            audit.segment_max_bytes = n;
+        }
+        if let Some(d) = duration(
+            self.audit_segment_age,
+            file.audit_segment_age.as_ref(),
+            "audit_segment_age",
+        )? {
+            audit.segment_max_age = d;
+        }
+        audit.retention = duration(
+            self.audit_retention,
+            file.audit_retention.as_ref(),
+            "audit_retention",
+        )?;
+        audit.fail_open = self.audit_fail_open || file.audit_fail_open;
+        Ok(Config {
+            audit,
             data_dir,
             listen: self
                 .listen
@@ -310,6 +382,7 @@ impl ServerArgs {
                 (None, None) => std::time::Duration::from_secs(24 * 3600),
             },
             pg_listen,
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
             gateway,
             databases: file.databases,
             server_names: if self.server_names.is_empty() {
@@ -397,7 +470,28 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         let pg_listener = tokio::net::TcpListener::bind(config.pg_listen)
             .await
             .with_context(|| format!("listening on {}", config.pg_listen))?;
-        let audit = Arc::new(crate::audit_log::JsonLinesSink::open(&config.audit_log)?);
+        let mut trail_config = config.audit.clone();
+        trail_config.account = state.store.account_id().to_owned();
+        let metrics = &state.metrics;
+        let audit = crate::audit::open_trail(
+            &state.store,
+            trail_config,
+            latchkey_trail::TrailMetrics {
+                records_written: metrics.audit_records.clone(),
+                write_failures: metrics.audit_write_failures.clone(),
+                write_latency: metrics.audit_write.clone(),
+            },
+        )?;
+        state.set_audit(audit.clone());
+        let weak = Arc::downgrade(&audit);
+        metrics.registry.gauge_fn(
+            "latchkey_audit_queue_depth",
+            "Audit records waiting to be written.",
+            move || {
+                weak.upgrade()
+                    .map_or(0, |t| i64::try_from(t.depth()).unwrap_or(i64::MAX))
+            },
+        )?;
         let gateway = Arc::new(latchkey_pg_gateway::Gateway::new(
             state.clone(),
             tls.clone(),
@@ -405,11 +499,32 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
             audit.clone(),
         )?);
         tracing::info!(address = %config.pg_listen, "postgres gateway listening");
+        let weak = Arc::downgrade(&gateway);
+        state.metrics.registry.gauge_fn(
+            "latchkey_pool_idle_connections",
+            "Idle upstream connections kept for session pooling.",
+            move || {
+                weak.upgrade().map_or(0, |g| {
+                    i64::try_from(g.pooled_connections()).unwrap_or(i64::MAX)
+                })
+            },
+        )?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let pg = tokio::spawn(gateway.clone().serve(pg_listener, stopped(stop_rx.clone())));
+        if let Some(addr) = config.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?;
+            tracing::info!(address = %addr, "metrics listening (plain HTTP)");
+            tokio::spawn(latchkey_server::http::serve_metrics(
+                state.clone(),
+                listener,
+                stopped(stop_rx.clone()),
+            ));
+        }
         let refresher = state.clone();
         let gateway_refresher = gateway.clone();
         let rotation = config.cluster_key_rotation;

@@ -20,7 +20,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Result, anyhow, bail};
-use latchkey_audit::{AuditSink, AuthEvent, AuthResult, Event, SessionEndEvent, SessionInfo};
+use latchkey_audit::{
+    AuditSink, AuthEvent, AuthResult, CredentialChange, CredentialEvent, Event, FailureKind,
+    SessionEndEvent, SessionInfo,
+};
 use latchkey_dbtoken::{DbAuthToken, TokenAction, TokenVerifier};
 use latchkey_pgwire::{self as wire, Severity, Startup};
 use latchkey_server::state::{AppState, Caller, now};
@@ -138,6 +141,7 @@ impl GatewayConfig {
 
 /// A session the revocation sweep watches.
 struct LiveSession {
+    info: Arc<SessionInfo>,
     access_key_id: String,
     session_token: Option<Zeroizing<String>>,
     source_ip: String,
@@ -161,11 +165,15 @@ pub struct Gateway {
 }
 
 /// A login attempt, filled in as it goes, for the audit log.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Attempt {
     endpoint: Option<String>,
     access_key_id: Option<String>,
-    principal: Option<String>,
+    identity: Option<latchkey_audit::Identity>,
+    database: Option<String>,
+    resource_arn: Option<String>,
+    /// The client's `application_name`.
+    user_agent: Option<String>,
 }
 
 /// A client that passed authentication.
@@ -246,7 +254,14 @@ impl Gateway {
             return;
         }
         let t = now();
-        let snapshot: Vec<(u64, String, Option<Zeroizing<String>>, String)> = self
+        type Watched = (
+            u64,
+            String,
+            Option<Zeroizing<String>>,
+            String,
+            Arc<SessionInfo>,
+        );
+        let snapshot: Vec<Watched> = self
             .live
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -257,10 +272,13 @@ impl Gateway {
                     s.access_key_id.clone(),
                     s.session_token.clone(),
                     s.source_ip.clone(),
+                    s.info.clone(),
                 )
             })
             .collect();
-        for (id, akid, token, ip) in snapshot {
+        // Sessions ended, by credential, for one audit record each.
+        let mut ended: HashMap<String, (latchkey_audit::Identity, u64)> = HashMap::new();
+        for (id, akid, token, ip, info) in snapshot {
             match self
                 .state
                 .credentials(&akid, token.as_ref().map(|t| t.as_str()), t, &ip)
@@ -283,9 +301,21 @@ impl Gateway {
                         .and_then(|s| s.end.take());
                     if let Some(end) = end {
                         let _ = end.send("terminating connection: the credential this session logged in with was revoked");
+                        ended
+                            .entry(akid)
+                            .or_insert_with(|| (info.identity.clone(), 0))
+                            .1 += 1;
                     }
                 }
             }
+        }
+        for (_, (identity, sessions_ended)) in ended {
+            self.audit.record(Event::Credential(CredentialEvent {
+                time: SystemTime::now(),
+                change: CredentialChange::Revoked,
+                identity,
+                sessions_ended,
+            }));
         }
     }
 
@@ -351,19 +381,24 @@ impl Gateway {
     }
 
     fn record_auth(&self, peer: SocketAddr, user: &str, attempt: Attempt, result: AuthResult) {
+        self.state.metrics.auth("postgres", &result);
         self.audit.record(Event::Auth(AuthEvent {
             engine: "postgres",
             time: SystemTime::now(),
             source_ip: peer.ip(),
+            user_agent: attempt.user_agent,
             db_user: user.to_owned(),
             endpoint: attempt.endpoint,
-            principal_arn: attempt.principal,
+            database: attempt.database,
+            resource_arn: attempt.resource_arn,
+            identity: attempt.identity,
             access_key_id: attempt.access_key_id,
             result,
         }));
     }
 
     async fn client(&self, mut tcp: TcpStream, peer: SocketAddr, shard: usize) -> Result<()> {
+        self.state.metrics.connection("postgres");
         if !self.ip_rate.allow(&peer.ip(), Instant::now()) {
             tracing::info!(%peer, "postgres connection refused: rate limit");
             self.record_auth(
@@ -371,6 +406,7 @@ impl Gateway {
                 "",
                 Attempt::default(),
                 AuthResult::Failure {
+                    kind: FailureKind::Throttled,
                     reason: "new connection rate limit for the source address".into(),
                 },
             );
@@ -455,6 +491,7 @@ impl Gateway {
                                 s.param("user").unwrap_or_default(),
                                 Attempt::default(),
                                 AuthResult::Failure {
+                                    kind: FailureKind::Plaintext,
                                     reason: "plaintext connection refused".into(),
                                 },
                             );
@@ -491,13 +528,37 @@ impl Gateway {
             bail!("expected a password message");
         }
         let password = wire::parse_password(&body).map_err(|e| anyhow!("{e}"))?;
-        let mut attempt = Attempt::default();
+        let mut attempt = Attempt {
+            user_agent: param("application_name").cloned(),
+            ..Attempt::default()
+        };
+        if !self.audit.accepting() {
+            // Fail closed: nobody gets in unrecorded.
+            tracing::warn!(%peer, "postgres login refused: the audit trail cannot write");
+            self.record_auth(
+                peer,
+                &user,
+                attempt,
+                AuthResult::Failure {
+                    kind: FailureKind::AuditUnavailable,
+                    reason: "the audit trail cannot write".into(),
+                },
+            );
+            stream
+                .write_all(&error_message(
+                    Severity::Fatal,
+                    "57P03",
+                    "the database system is not accepting connections",
+                ))
+                .await?;
+            return Ok(None);
+        }
         let auth =
             match self.authenticate(password, &user, sni.as_deref(), secure, peer, &mut attempt) {
                 Ok(auth) => auth,
-                Err(reason) => {
+                Err((kind, reason)) => {
                     tracing::info!(%peer, user = %user, reason = %reason, "postgres login denied");
-                    self.record_auth(peer, &user, attempt, AuthResult::Failure { reason });
+                    self.record_auth(peer, &user, attempt, AuthResult::Failure { kind, reason });
                     stream
                         .write_all(&error_message(
                             Severity::Fatal,
@@ -513,12 +574,9 @@ impl Gateway {
             self.record_auth(
                 peer,
                 &user,
-                Attempt {
-                    endpoint: attempt.endpoint.clone(),
-                    access_key_id: Some(auth.caller.access_key_id.clone()),
-                    principal: Some(auth.caller.arn.clone()),
-                },
+                attempt.clone(),
                 AuthResult::Failure {
+                    kind: FailureKind::Throttled,
                     reason: reason.to_owned(),
                 },
             );
@@ -556,9 +614,15 @@ impl Gateway {
         let upstream = match pooled {
             Some(up) => up,
             None => {
-                match upstream::connect(&self.state.store, &auth.db, &user, &database, &forwarded)
-                    .await
-                {
+                let started = Instant::now();
+                let connected =
+                    upstream::connect(&self.state.store, &auth.db, &user, &database, &forwarded)
+                        .await;
+                self.state
+                    .metrics
+                    .upstream_connect
+                    .observe(started.elapsed());
+                match connected {
                     Ok(up) => up,
                     Err(e) => {
                         tracing::warn!(%peer, database = %auth.db.name, error = %e, "upstream login failed");
@@ -588,19 +652,23 @@ impl Gateway {
         wire::ready_for_query(&mut out, b'I');
         stream.write_all(&out).await?;
         stream.flush().await?;
-        self.record_auth(peer, &user, attempt, AuthResult::Success);
         let session_id: [u8; 8] = random()?;
         let info = Arc::new(SessionInfo {
             session_id: session_id.iter().map(|b| format!("{b:02x}")).collect(),
             engine: "postgres",
-            principal_arn: auth.caller.arn.clone(),
-            access_key_id: auth.caller.access_key_id.clone(),
+            identity: attempt
+                .identity
+                .clone()
+                .unwrap_or_else(|| auth.caller.audit_identity()),
             source_ip: peer.ip(),
+            user_agent: attempt.user_agent.clone(),
             database: auth.db.name.clone(),
+            resource_arn: attempt.resource_arn.clone().unwrap_or_default(),
             database_name: database,
             db_user: user,
             started: SystemTime::now(),
         });
+        self.record_auth(peer, &info.db_user, attempt, AuthResult::Success);
         self.audit.record(Event::SessionStart(info.clone()));
         Ok(Some(Session {
             client: stream,
@@ -662,6 +730,7 @@ impl Gateway {
             self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(
                 id,
                 LiveSession {
+                    info: info.clone(),
                     access_key_id: auth.caller.access_key_id.clone(),
                     session_token: auth.session_token.clone(),
                     source_ip: auth.caller.source_ip.clone(),
@@ -670,6 +739,8 @@ impl Gateway {
             );
         }
         let deadline = self.deadline(&auth.caller);
+        let active = self.state.metrics.sessions("postgres");
+        active.inc();
         let audit = self.config.audit_statements.then(|| Audit {
             sink: self.audit.clone(),
             session: info.clone(),
@@ -736,6 +807,25 @@ impl Gateway {
             }
         }
         let (from_client, to_client) = relay.bytes();
+        active.dec();
+        self.state
+            .metrics
+            .relayed("postgres", from_client, to_client);
+        let credential_expired = auth
+            .caller
+            .session
+            .as_ref()
+            .is_some_and(|c| now() >= c.expires);
+        if matches!(&outcome, Err((why, _)) if why == "session lifetime reached")
+            && credential_expired
+        {
+            self.audit.record(Event::Credential(CredentialEvent {
+                time: SystemTime::now(),
+                change: CredentialChange::Expired,
+                identity: info.identity.clone(),
+                sessions_ended: 1,
+            }));
+        }
         self.audit.record(Event::SessionEnd(SessionEndEvent {
             session: info,
             time: SystemTime::now(),
@@ -770,8 +860,8 @@ impl Gateway {
         Ok(())
     }
 
-    /// Token, endpoint, user and policy checks. The error is the precise
-    /// reason, for the audit log only.
+    /// Token, endpoint, user and policy checks. The error is the kind of
+    /// refusal and the precise reason, for the audit log only.
     fn authenticate(
         &self,
         password: &[u8],
@@ -780,25 +870,34 @@ impl Gateway {
         secure: bool,
         peer: SocketAddr,
         attempt: &mut Attempt,
-    ) -> Result<Authenticated, String> {
-        let token = DbAuthToken::parse_bytes(password).map_err(|e| format!("token: {e}"))?;
+    ) -> Result<Authenticated, (FailureKind, String)> {
+        use FailureKind::*;
+        let token = DbAuthToken::parse_bytes(password)
+            .map_err(|e| (MalformedToken, format!("token: {e}")))?;
         attempt.access_key_id = Some(token.access_key_id().to_owned());
         if token.action != TokenAction::Connect {
-            return Err("token is not an rds-db connect token".into());
+            return Err((
+                MalformedToken,
+                "token is not an rds-db connect token".into(),
+            ));
         }
         let host = token.host.to_ascii_lowercase();
         attempt.endpoint = Some(host.clone());
         if let Some(sni) = sni
             && !sni.eq_ignore_ascii_case(&host)
         {
-            return Err(format!(
-                "token endpoint {host} does not match TLS server name {sni}"
+            return Err((
+                WrongTarget,
+                format!("token endpoint {host} does not match TLS server name {sni}"),
             ));
         }
         if token.port != Some(self.config.port) {
-            return Err(format!(
-                "token is for port {:?}, this gateway listens on {}",
-                token.port, self.config.port
+            return Err((
+                WrongTarget,
+                format!(
+                    "token is for port {:?}, this gateway listens on {}",
+                    token.port, self.config.port
+                ),
             ));
         }
         let db = self
@@ -808,11 +907,20 @@ impl Gateway {
             .iter()
             .find(|d| d.endpoints.contains(&host))
             .cloned()
-            .ok_or_else(|| format!("no database is registered for endpoint {host}"))?;
+            .ok_or_else(|| {
+                (
+                    WrongTarget,
+                    format!("no database is registered for endpoint {host}"),
+                )
+            })?;
+        attempt.database = Some(db.name.clone());
         if token.db_user.as_deref() != Some(user) {
-            return Err(format!(
-                "token is for database user {:?}, the client asked for {user:?}",
-                token.db_user
+            return Err((
+                WrongTarget,
+                format!(
+                    "token is for database user {:?}, the client asked for {user:?}",
+                    token.db_user
+                ),
             ));
         }
         let t = now();
@@ -825,31 +933,55 @@ impl Gateway {
                 t,
                 &peer.ip().to_string(),
             )
-            .map_err(|e| format!("credentials: {} {}", e.code, e.reason.unwrap_or_default()))?;
-        attempt.principal = Some(caller.arn.clone());
-        let at = AmzDate::from_unix(t).ok_or_else(|| "clock out of range".to_owned())?;
-        self.verifier
-            .verify(&token, secret.as_bytes(), at, Some(&self.config.region))
-            .map_err(|e| format!("token: {e}"))?;
+            .map_err(|e| {
+                (
+                    e.failure.unwrap_or(UnknownKey),
+                    format!("credentials: {} {}", e.code, e.reason.unwrap_or_default()),
+                )
+            })?;
+        attempt.identity = Some(caller.audit_identity());
         let resource = format!(
             "arn:aws:rds-db:{}:{}:dbuser:{}/{}",
             self.config.region, caller.account, db.resource_id, user
         );
+        attempt.resource_arn = Some(resource.clone());
+        let at = AmzDate::from_unix(t).ok_or_else(|| (Expired, "clock out of range".to_owned()))?;
+        let started = Instant::now();
+        let verified = self
+            .verifier
+            .verify(&token, secret.as_bytes(), at, Some(&self.config.region))
+            .map_err(|e| {
+                let kind = match e.code() {
+                    "Expired" | "NotYetValid" | "ClockSkew" => Expired,
+                    "SignatureMismatch" => BadSignature,
+                    "WrongRegion" | "WrongService" => WrongTarget,
+                    _ => MalformedToken,
+                };
+                (kind, format!("token: {e}"))
+            });
+        self.state.metrics.token_verify.observe(started.elapsed());
+        verified?;
         let mut context: Vec<(String, String)> = db
             .tags
             .iter()
             .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v.clone()))
             .collect();
         context.push(("aws:SecureTransport".into(), secure.to_string()));
-        self.state
-            .authorize_with(&caller, "rds-db:connect", &resource, t, &context)
-            .map_err(|e| {
+        let started = Instant::now();
+        let decided = self
+            .state
+            .authorize_with(&caller, "rds-db:connect", &resource, t, &context);
+        self.state.metrics.policy_eval.observe(started.elapsed());
+        decided.map_err(|e| {
+            (
+                PolicyDenied,
                 format!(
                     "policy: {} for {} on {resource}",
                     e.reason.unwrap_or_default(),
                     caller.arn
-                )
-            })?;
+                ),
+            )
+        })?;
         Ok(Authenticated {
             db,
             session_token: session_token.map(|s| Zeroizing::new(s.to_owned())),

@@ -2,6 +2,7 @@
 //! like AWS's; the precise internal reason is kept for the log and never
 //! sent.
 
+use latchkey_audit::FailureKind;
 use latchkey_store::StoreError;
 
 #[derive(Debug)]
@@ -12,6 +13,9 @@ pub struct ApiError {
     pub message: String,
     /// What the operator's log records (never sent to the client).
     pub reason: Option<String>,
+    /// For a refused credential: which kind of refusal, for the gateways'
+    /// audit records and detection.
+    pub failure: Option<FailureKind>,
 }
 
 impl ApiError {
@@ -21,7 +25,14 @@ impl ApiError {
             code,
             message: message.into(),
             reason: None,
+            failure: None,
         }
+    }
+
+    /// Says which kind of credential refusal this is.
+    pub fn kind(mut self, failure: FailureKind) -> Self {
+        self.failure = Some(failure);
+        self
     }
 
     /// Adds the precise reason for the log.

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::ApiError;
-use crate::query::{MAX_BODY, Params};
+use crate::query::{MAX_BODY, Params, lower_first};
 use crate::state::{AppState, SignedRequest, now};
 use crate::xml::{IAM_NS, STS_NS, response};
 use crate::{iam, sts, xml};
@@ -92,6 +92,46 @@ fn xml_response(status: u16, body: String) -> Response<Full<Bytes>> {
     r
 }
 
+/// `/metrics`, in Prometheus's text format.
+fn metrics_response(state: &AppState) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(state.metrics.render())));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(latchkey_metrics::CONTENT_TYPE),
+    );
+    r
+}
+
+/// Serves `/metrics` in plain HTTP (for a Prometheus that does not scrape
+/// HTTPS) until `shutdown` resolves.
+pub async fn serve_metrics(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    accept_until(listener, shutdown, |tcp, _| {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let state = state.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(if req.uri().path() == "/metrics" {
+                        metrics_response(&state)
+                    } else {
+                        let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+                        *r.status_mut() = StatusCode::NOT_FOUND;
+                        r
+                    })
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    })
+    .await;
+}
+
 fn request_id() -> String {
     let b = latchkey_store::random::<16>().unwrap_or_default();
     let h = hex::encode(b);
@@ -111,6 +151,9 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let id = request_id();
+    if req.method() == Method::GET && req.uri().path() == "/metrics" {
+        return Ok(metrics_response(&state));
+    }
     if req.method() != Method::POST && req.method() != Method::GET {
         return Ok(xml_response(
             405,
@@ -133,7 +176,33 @@ async fn handle(
             ));
         }
     };
-    let result = tokio::task::spawn_blocking(move || dispatch(&state, &parts, &body, peer)).await;
+    if !state.audit().accepting() {
+        // Fail closed: no call goes unrecorded.
+        tracing::warn!(request_id = %id, %peer, "request refused: the audit trail cannot write");
+        return Ok(xml_response(
+            503,
+            xml::error(
+                STS_NS,
+                false,
+                "ServiceUnavailable",
+                "The service is unavailable. Please try again later.",
+                &id,
+            ),
+        ));
+    }
+    let user_agent = parts
+        .headers
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let request_id = id.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut call = Call::default();
+        let result = dispatch(&state, &parts, &body, peer, &mut call);
+        record_call(&state, call, &result, peer, user_agent, request_id);
+        result
+    })
+    .await;
     Ok(match result {
         Ok(Ok((op, ns, body))) => xml_response(200, response(&op, ns, body, &id)),
         Ok(Err((ns, e))) => {
@@ -152,6 +221,148 @@ async fn handle(
     })
 }
 
+/// What the audit record of an API call needs, filled in as the call goes.
+#[derive(Default)]
+struct Call {
+    action: Option<String>,
+    sts: bool,
+    access_key_id: Option<String>,
+    identity: Option<latchkey_audit::Identity>,
+    /// Request parameters other than `Action` and `Version`, secrets removed.
+    parameters: Vec<(String, String)>,
+}
+
+/// Parameters that carry secrets never reach the trail.
+fn is_secret_parameter(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "tokencode",
+        "authenticationcode",
+        "sessiontoken",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+}
+
+/// The text of the first `<tag>` in `xml`.
+fn xml_field<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(&xml[start..end])
+}
+
+/// CloudTrail's `responseElements`: only fields known to be safe
+/// (identifiers, names and expiries) from known containers, never a secret
+/// key or session token.
+fn response_elements(xml: &str) -> Option<String> {
+    const SAFE: &[(&str, &str)] = &[
+        ("AccessKeyId", "accessKeyId"),
+        ("Expiration", "expiration"),
+        ("Arn", "arn"),
+        ("AssumedRoleId", "assumedRoleId"),
+        ("UserName", "userName"),
+        ("UserId", "userId"),
+        ("RoleName", "roleName"),
+        ("RoleId", "roleId"),
+        ("GroupName", "groupName"),
+        ("PolicyName", "policyName"),
+        ("Status", "status"),
+        ("SerialNumber", "serialNumber"),
+    ];
+    const CONTAINERS: &[(&str, &str)] = &[
+        ("Credentials", "credentials"),
+        ("AssumedRoleUser", "assumedRoleUser"),
+        ("AccessKey", "accessKey"),
+        ("User", "user"),
+        ("Role", "role"),
+        ("Group", "group"),
+        ("Policy", "policy"),
+    ];
+    let mut out = serde_json::Map::new();
+    for (tag, key) in CONTAINERS {
+        let Some(inner) = xml_field(xml, tag) else {
+            continue;
+        };
+        let mut fields = serde_json::Map::new();
+        for (field, name) in SAFE {
+            if let Some(v) = xml_field(inner, field) {
+                fields.insert((*name).into(), v.into());
+            }
+        }
+        if !fields.is_empty() {
+            out.insert((*key).into(), fields.into());
+        }
+    }
+    (!out.is_empty()).then(|| serde_json::Value::Object(out).to_string())
+}
+
+fn record_call(
+    state: &AppState,
+    call: Call,
+    result: &Dispatched,
+    peer: SocketAddr,
+    user_agent: Option<String>,
+    request_id: String,
+) {
+    use latchkey_audit::{ApiEvent, ApiService, Event, Resource};
+    let action = call.action.unwrap_or_else(|| "Unknown".to_owned());
+    let request_parameters = (!call.parameters.is_empty()).then(|| {
+        let map: serde_json::Map<String, serde_json::Value> = call
+            .parameters
+            .iter()
+            .map(|(k, v)| (lower_first(k), serde_json::Value::from(v.as_str())))
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    });
+    let resources = call
+        .parameters
+        .iter()
+        .filter(|(k, _)| k == "RoleArn")
+        .map(|(_, v)| Resource {
+            arn: v.clone(),
+            kind: "AWS::IAM::Role",
+        })
+        .collect();
+    let (response_elements, error) = match result {
+        Ok((_, _, body)) => (body.as_deref().and_then(response_elements), None),
+        Err((_, e)) => (
+            None,
+            Some((
+                e.code.to_owned(),
+                e.reason.clone().unwrap_or_else(|| e.message.clone()),
+            )),
+        ),
+    };
+    let read_only = ["Get", "List"].iter().any(|p| action.starts_with(p));
+    state.metrics.api_request(
+        if call.sts { "sts" } else { "iam" },
+        &action,
+        error.as_ref().map_or("Success", |(code, _)| code.as_str()),
+    );
+    state.audit().record(Event::Api(ApiEvent {
+        time: std::time::SystemTime::now(),
+        service: if call.sts {
+            ApiService::Sts
+        } else {
+            ApiService::Iam
+        },
+        action,
+        identity: call.identity,
+        access_key_id: call.access_key_id,
+        source_ip: peer.ip(),
+        user_agent,
+        request_parameters,
+        response_elements,
+        error,
+        request_id,
+        read_only,
+        resources,
+    }));
+}
+
 type Dispatched = Result<(String, &'static str, Option<String>), (&'static str, ApiError)>;
 
 fn dispatch(
@@ -159,6 +370,7 @@ fn dispatch(
     parts: &hyper::http::request::Parts,
     body: &[u8],
     peer: SocketAddr,
+    call: &mut Call,
 ) -> Dispatched {
     let fail_sts = |e| (STS_NS, e);
     let body_text = std::str::from_utf8(body)
@@ -172,6 +384,13 @@ fn dispatch(
     let params = Params::parse(&form).map_err(fail_sts)?;
     let action = params.required("Action").map_err(fail_sts)?.to_owned();
     let is_sts = STS_ACTIONS.contains(&action.as_str());
+    call.action = Some(action.clone());
+    call.sts = is_sts;
+    call.parameters = params
+        .iter()
+        .filter(|(k, _)| *k != "Action" && *k != "Version" && !is_secret_parameter(k))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     let (service, ns) = if is_sts {
         ("sts", STS_NS)
     } else {
@@ -197,7 +416,13 @@ fn dispatch(
         source_ip: peer.ip().to_string(),
     };
     let now = now();
+    call.access_key_id = header("authorization")
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').next())
+        .filter(|k| k.len() <= 128 && k.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(str::to_owned);
     let caller = state.authenticate(&signed, service, now).map_err(fail)?;
+    call.identity = Some(caller.audit_identity());
     let result = match action.as_str() {
         "GetCallerIdentity" => Some(sts::get_caller_identity(&caller)),
         "GetSessionToken" => {

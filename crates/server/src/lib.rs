@@ -11,6 +11,7 @@ pub mod error;
 mod files;
 pub mod http;
 mod iam;
+pub mod metrics;
 pub mod query;
 pub mod state;
 mod sts;

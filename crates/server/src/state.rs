@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use latchkey_audit::FailureKind;
 use latchkey_policy::{CompiledPolicy, Decision, PolicyKind, PolicySet, Request};
 use latchkey_session::{ClusterKey, KeyRing, SessionClaims};
 use latchkey_sigv4::{AmzDate, AuthorizationHeader, Expectations, SigV4Error, Verifier};
@@ -29,6 +30,10 @@ pub struct AppState {
     /// live [`POLICY_CACHE_SECS`] and are dropped at once when IAM changes
     /// anything on this node.
     policy_cache: RwLock<HashMap<String, CachedPolicies>>,
+    /// Counters and latencies for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where API calls and logins are recorded; none until `serve` sets it.
+    audit: std::sync::OnceLock<Arc<dyn latchkey_audit::AuditSink>>,
 }
 
 /// A principal's compiled identity policies and when they were read.
@@ -79,6 +84,56 @@ pub struct Caller {
     pub tags: Vec<(String, String)>,
 }
 
+impl Caller {
+    /// CloudTrail's `userIdentity` for this caller.
+    pub fn audit_identity(&self) -> latchkey_audit::Identity {
+        use latchkey_audit::{IdentityKind, SessionContext, SessionIssuer};
+        let kind = match self.identity {
+            Identity::User { .. } => IdentityKind::IamUser,
+            Identity::Role { .. } => IdentityKind::AssumedRole,
+        };
+        let session = self.session.as_ref().map(|c| {
+            let issuer = if c.role_arn.is_empty() {
+                SessionIssuer {
+                    kind: "IAMUser",
+                    arn: c.principal_arn.clone(),
+                    principal_id: c.principal_id.clone(),
+                    account_id: c.account.clone(),
+                    user_name: c
+                        .principal_arn
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                }
+            } else {
+                SessionIssuer {
+                    kind: "Role",
+                    arn: c.role_arn.clone(),
+                    principal_id: c.role_id.clone(),
+                    account_id: c.account.clone(),
+                    user_name: c.role_arn.rsplit('/').next().unwrap_or_default().to_owned(),
+                }
+            };
+            SessionContext {
+                mfa_authenticated: c.mfa_authenticated,
+                creation_date: UNIX_EPOCH
+                    + std::time::Duration::from_secs(u64::try_from(c.issued).unwrap_or(0)),
+                issuer,
+                source_ip: c.source_ip.clone(),
+            }
+        });
+        latchkey_audit::Identity {
+            kind,
+            arn: self.arn.clone(),
+            principal_id: self.user_id.clone(),
+            account_id: self.account.clone(),
+            access_key_id: self.access_key_id.clone(),
+            session,
+        }
+    }
+}
+
 /// The parts of an HTTP request that authentication reads.
 pub struct SignedRequest<'a> {
     pub method: &'a str,
@@ -111,7 +166,21 @@ impl AppState {
             verifier: Verifier::with_cache(4096),
             key_cache: RwLock::new(HashMap::new()),
             policy_cache: RwLock::new(HashMap::new()),
+            metrics: Arc::default(),
+            audit: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the audit sink (once, at start).
+    pub fn set_audit(&self, sink: Arc<dyn latchkey_audit::AuditSink>) {
+        let _ = self.audit.set(sink);
+    }
+
+    pub fn audit(&self) -> &dyn latchkey_audit::AuditSink {
+        match self.audit.get() {
+            Some(sink) => sink.as_ref(),
+            None => &latchkey_audit::NullSink,
+        }
     }
 
     /// Authenticates a SigV4 header-signed request for `service`.
@@ -209,13 +278,16 @@ impl AppState {
             caller.source_ip = source_ip.to_owned();
             return Ok((caller, secret.clone()));
         }
-        let (key, secret) = self
-            .store
-            .access_key_secret(akid)?
-            .filter(|(k, _)| k.active)
-            .ok_or_else(|| {
-                ApiError::invalid_token().because(format!("unknown or inactive access key {akid}"))
-            })?;
+        let (key, secret) = self.store.access_key_secret(akid)?.ok_or_else(|| {
+            ApiError::invalid_token()
+                .because(format!("unknown access key {akid}"))
+                .kind(FailureKind::UnknownKey)
+        })?;
+        if !key.active {
+            return Err(ApiError::invalid_token()
+                .because(format!("inactive access key {akid}"))
+                .kind(FailureKind::InactiveKey));
+        }
         let user = self.store.get_user(&key.user)?;
         let caller = Caller {
             arn: user.arn,
@@ -279,17 +351,24 @@ impl AppState {
         source_ip: &str,
     ) -> Result<(Caller, zeroize::Zeroizing<String>), ApiError> {
         let token = token.ok_or_else(|| {
-            ApiError::invalid_token().because("temporary key without a session token")
+            ApiError::invalid_token()
+                .because("temporary key without a session token")
+                .kind(FailureKind::MalformedToken)
         })?;
         let opened = self
             .keyring
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .open(token)
-            .map_err(|e| ApiError::invalid_token().because(e.to_string()))?;
+            .map_err(|e| {
+                ApiError::invalid_token()
+                    .because(e.to_string())
+                    .kind(FailureKind::UnknownKey)
+            })?;
         if opened.access_key_id != akid {
             return Err(ApiError::invalid_token()
-                .because("access key id does not belong to the session token"));
+                .because("access key id does not belong to the session token")
+                .kind(FailureKind::MalformedToken));
         }
         let c = opened.claims;
         if now > c.expires {
@@ -297,7 +376,8 @@ impl AppState {
                 400,
                 "ExpiredToken",
                 "The security token included in the request is expired",
-            ));
+            )
+            .kind(FailureKind::Expired));
         }
         if self.is_revoked(&c) {
             return Err(ApiError::new(
@@ -305,7 +385,8 @@ impl AppState {
                 "AccessDenied",
                 "The security token included in the request has been revoked.",
             )
-            .because("session issued before the revocation time"));
+            .because("session issued before the revocation time")
+            .kind(FailureKind::Revoked));
         }
         // Stateless: everything comes from the sealed claims. Principal
         // tags are read at authorisation time, with the policies.

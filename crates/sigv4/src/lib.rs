@@ -30,7 +30,7 @@ pub use error::{Malformed, SigV4Error};
 pub use header::{AuthorizationHeader, SignRequest, sign_request};
 pub use key::{Scope, SigningKey, SigningKeyCache};
 pub use presign::{PresignRequest, PresignedQuery, TokenPlacement, presign};
-pub use time::{AmzDate, AmzDateError, civil_from_days};
+pub use time::{AmzDate, AmzDateError, civil_from_days, days_from_civil};
 
 use error::echo;
 

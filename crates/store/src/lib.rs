@@ -131,6 +131,7 @@ CREATE TABLE IF NOT EXISTS revocations (arn TEXT PRIMARY KEY, not_before INTEGER
 CREATE TABLE IF NOT EXISTS vault_check (id INTEGER PRIMARY KEY CHECK (id = 1), value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS databases (name TEXT PRIMARY KEY, engine TEXT NOT NULL, endpoints TEXT NOT NULL, upstream TEXT NOT NULL, upstream_auth TEXT NOT NULL, resource_id TEXT NOT NULL UNIQUE, tags TEXT NOT NULL DEFAULT '[]', created INTEGER NOT NULL, upstream_tls TEXT NOT NULL DEFAULT 'prefer', upstream_ca TEXT);
 CREATE TABLE IF NOT EXISTS database_ca (id INTEGER PRIMARY KEY CHECK (id = 1), cert TEXT NOT NULL, key BLOB NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_key (id INTEGER PRIMARY KEY CHECK (id = 1), public_key BLOB NOT NULL, key BLOB NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS database_passwords (database TEXT NOT NULL, user TEXT NOT NULL, secret BLOB NOT NULL, PRIMARY KEY (database, user));
 CREATE TABLE IF NOT EXISTS cluster_keys (id INTEGER PRIMARY KEY, material BLOB NOT NULL, created INTEGER NOT NULL);
 ";
@@ -154,6 +155,7 @@ pub const UPSTREAM_TLS_MODES: [&str; 5] =
 pub const UPSTREAM_AUTH_METHODS: [&str; 3] = ["password", "cert", "trust"];
 
 const DATABASE_CA_CONTEXT: &[u8] = b"latchkey database CA";
+const AUDIT_KEY_CONTEXT: &[u8] = b"latchkey audit signing key";
 
 /// The store. A mutex serialises SQLite access; callers keep hot paths
 /// (signature checks on temporary credentials) off it entirely.
@@ -1306,6 +1308,43 @@ impl Store {
         )? == 1)
     }
 
+    /// The audit trail's Ed25519 signing key (PKCS#8), unsealed.
+    pub fn audit_signing_key(&self) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let sealed: Option<Vec<u8>> = self
+            .db()
+            .query_row("SELECT key FROM audit_key WHERE id = 1", [], |r| r.get(0))
+            .optional()?;
+        match sealed {
+            Some(s) => Ok(Some(self.vault().open(&s, AUDIT_KEY_CONTEXT)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The audit trail's public key; needs no master key.
+    pub fn audit_public_key(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .db()
+            .query_row("SELECT public_key FROM audit_key WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Stores the audit signing key unless one exists. Returns whether
+    /// this one was stored.
+    pub fn create_audit_signing_key(
+        &self,
+        pkcs8: &[u8],
+        public_key: &[u8],
+        now: i64,
+    ) -> Result<bool> {
+        let sealed = self.vault().seal(pkcs8, AUDIT_KEY_CONTEXT)?;
+        Ok(self.db().execute(
+            "INSERT OR IGNORE INTO audit_key (id, public_key, key, created) VALUES (1, ?1, ?2, ?3)",
+            params![public_key, sealed, now],
+        )? == 1)
+    }
+
     /// Re-wraps every sealed secret with the vault's current master key.
     /// Returns how many were re-wrapped.
     pub fn rewrap_all(&self) -> Result<usize> {
@@ -1319,6 +1358,7 @@ impl Store {
             ("cluster_keys", "material"),
             ("database_passwords", "secret"),
             ("database_ca", "key"),
+            ("audit_key", "key"),
             ("vault_check", "value"),
         ] {
             let rows: Vec<(i64, Vec<u8>)> = {

@@ -539,3 +539,35 @@ pub fn stdout_ok(out: &Output) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// Every audit trail record written so far, in order.
+pub fn audit_text(lk: &Latchkey) -> String {
+    let dir = lk.data.join("audit").join("segments");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect()
+}
+
+/// Audit records written so far, once the trail has caught up with
+/// `until` (or after 5 s).
+pub fn audit_events(
+    lk: &Latchkey,
+    until: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let events: Vec<serde_json::Value> = audit_text(lk)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if until(&events) || std::time::Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,446 @@
+//! The audit event model: what happened, who did it, from where.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// CloudTrail's `userIdentity.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityKind {
+    IamUser,
+    AssumedRole,
+    Unknown,
+}
+
+impl IdentityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::IamUser => "IAMUser",
+            IdentityKind::AssumedRole => "AssumedRole",
+            IdentityKind::Unknown => "Unknown",
+        }
+    }
+}
+
+/// Who made a call: CloudTrail's `userIdentity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub kind: IdentityKind,
+    /// User ARN, or `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`.
+    pub arn: String,
+    /// `AIDA...`, or `AROA...:session` for a role session.
+    pub principal_id: String,
+    pub account_id: String,
+    pub access_key_id: String,
+    /// Present for temporary credentials.
+    pub session: Option<SessionContext>,
+}
+
+/// CloudTrail's `sessionContext`, for temporary credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionContext {
+    pub mfa_authenticated: bool,
+    /// When the credentials were issued.
+    pub creation_date: SystemTime,
+    /// The role (`AssumeRole`) or user (`GetSessionToken`) behind them.
+    pub issuer: SessionIssuer,
+    /// The address that obtained the credentials. Not in CloudTrail's
+    /// record; detection compares it with where they are used.
+    pub source_ip: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionIssuer {
+    /// `Role` or `IAMUser`.
+    pub kind: &'static str,
+    pub arn: String,
+    pub principal_id: String,
+    pub account_id: String,
+    /// The role's or user's name.
+    pub user_name: String,
+}
+
+/// Who is connected, to what, from where: shared by every event of one
+/// session, so statements do not copy it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Random, unique per session.
+    pub session_id: String,
+    /// `postgres` or `mysql`.
+    pub engine: &'static str,
+    pub identity: Identity,
+    pub source_ip: IpAddr,
+    /// The client's `application_name` or connection attributes.
+    pub user_agent: Option<String>,
+    /// The registered database's name.
+    pub database: String,
+    /// `arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/USER`.
+    pub resource_arn: String,
+    /// The database (schema) the client asked for.
+    pub database_name: String,
+    pub db_user: String,
+    pub started: SystemTime,
+}
+
+/// A statement as it goes into the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// Normalised; literals are `?` unless redaction is off.
+    pub text: String,
+    /// Groups statements that differ only in their literals.
+    pub fingerprint: u64,
+    /// The statement was cut short (too long, or it ended inside a
+    /// literal) and the rest withheld.
+    pub truncated: bool,
+}
+
+/// Simple `Query` or extended `Parse`/`Bind`/`Execute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Simple,
+    Extended,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementEvent {
+    pub session: Arc<SessionInfo>,
+    pub statement: Arc<Statement>,
+    pub protocol: Protocol,
+    pub time: SystemTime,
+    pub duration: Duration,
+    /// `SELECT 1`, `INSERT 0 5`... as the server reported it.
+    pub command_tag: Option<String>,
+    pub rows: Option<u64>,
+    /// SQLSTATE when the statement failed.
+    pub error_code: Option<String>,
+}
+
+/// Why a login was refused, in few enough kinds to count and to write
+/// detection rules against. The precise reason travels beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// Not a token, or not an `rds-db:connect` one.
+    MalformedToken,
+    /// Endpoint, port, TLS server name or database user do not match.
+    WrongTarget,
+    /// The access key id is not known (never existed, or deleted).
+    UnknownKey,
+    /// The access key exists but is inactive.
+    InactiveKey,
+    /// Temporary credentials past their expiry, or a token past its 15 minutes.
+    Expired,
+    /// The credentials' sessions were revoked.
+    Revoked,
+    BadSignature,
+    PolicyDenied,
+    /// Session limits or connection rate limits.
+    Throttled,
+    /// The source address is blocked by a detection response.
+    Blocked,
+    /// Plaintext when TLS is required.
+    Plaintext,
+    /// The audit trail cannot write, and the gateway fails closed.
+    AuditUnavailable,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::MalformedToken => "malformed_token",
+            FailureKind::WrongTarget => "wrong_target",
+            FailureKind::UnknownKey => "unknown_key",
+            FailureKind::InactiveKey => "inactive_key",
+            FailureKind::Expired => "expired",
+            FailureKind::Revoked => "revoked",
+            FailureKind::BadSignature => "bad_signature",
+            FailureKind::PolicyDenied => "policy_denied",
+            FailureKind::Throttled => "throttled",
+            FailureKind::Blocked => "blocked",
+            FailureKind::Plaintext => "plaintext",
+            FailureKind::AuditUnavailable => "audit_unavailable",
+        }
+    }
+
+    pub const ALL: [FailureKind; 12] = [
+        FailureKind::MalformedToken,
+        FailureKind::WrongTarget,
+        FailureKind::UnknownKey,
+        FailureKind::InactiveKey,
+        FailureKind::Expired,
+        FailureKind::Revoked,
+        FailureKind::BadSignature,
+        FailureKind::PolicyDenied,
+        FailureKind::Throttled,
+        FailureKind::Blocked,
+        FailureKind::Plaintext,
+        FailureKind::AuditUnavailable,
+    ];
+}
+
+/// The result of a login attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthResult {
+    Success,
+    /// The precise reason, which the client is never told.
+    Failure {
+        kind: FailureKind,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthEvent {
+    pub engine: &'static str,
+    pub time: SystemTime,
+    pub source_ip: IpAddr,
+    pub user_agent: Option<String>,
+    pub db_user: String,
+    /// The endpoint host the token was signed for, when it parsed.
+    pub endpoint: Option<String>,
+    /// The registered database the endpoint routed to.
+    pub database: Option<String>,
+    /// The `rds-db:connect` resource, once the caller's account is known.
+    pub resource_arn: Option<String>,
+    /// Known once the credentials were found.
+    pub identity: Option<Identity>,
+    /// From the token, even when the key is unknown.
+    pub access_key_id: Option<String>,
+    pub result: AuthResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEndEvent {
+    pub session: Arc<SessionInfo>,
+    pub time: SystemTime,
+    pub duration: Duration,
+    pub bytes_from_client: u64,
+    pub bytes_to_client: u64,
+    pub statements: u64,
+    /// Why it ended: `client closed`, `credential revoked`...
+    pub reason: String,
+}
+
+/// `sts` or `iam`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiService {
+    Sts,
+    Iam,
+}
+
+impl ApiService {
+    pub fn event_source(self) -> &'static str {
+        match self {
+            ApiService::Sts => "sts.amazonaws.com",
+            ApiService::Iam => "iam.amazonaws.com",
+        }
+    }
+}
+
+/// A resource an event touched: CloudTrail's `resources[]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub arn: String,
+    /// `AWS::IAM::Role`, `AWS::RDS::DBUser`...
+    pub kind: &'static str,
+}
+
+/// A call to the token service (STS or IAM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiEvent {
+    pub time: SystemTime,
+    pub service: ApiService,
+    /// The action: `AssumeRole`, `CreateUser`...
+    pub action: String,
+    /// Absent when the caller could not be authenticated.
+    pub identity: Option<Identity>,
+    /// From the request's signature, even when the caller was not
+    /// authenticated.
+    pub access_key_id: Option<String>,
+    pub source_ip: IpAddr,
+    pub user_agent: Option<String>,
+    /// JSON object text with every secret removed; `None` is `null`.
+    pub request_parameters: Option<String>,
+    /// JSON object text with every secret removed; `None` is `null`.
+    pub response_elements: Option<String>,
+    /// AWS's error code and the precise reason, on a refusal.
+    pub error: Option<(String, String)>,
+    pub request_id: String,
+    pub read_only: bool,
+    pub resources: Vec<Resource>,
+}
+
+/// Credentials stopped working while sessions used them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialChange {
+    Revoked,
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialEvent {
+    pub time: SystemTime,
+    pub change: CredentialChange,
+    pub identity: Identity,
+    /// The database sessions it ended.
+    pub sessions_ended: u64,
+}
+
+/// GuardDuty's severities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "Low",
+            Severity::Medium => "Medium",
+            Severity::High => "High",
+        }
+    }
+
+    /// GuardDuty's numeric scale: 1–3.9 low, 4–6.9 medium, 7–8.9 high.
+    pub fn score(self) -> f32 {
+        match self {
+            Severity::Low => 2.0,
+            Severity::Medium => 5.0,
+            Severity::High => 8.0,
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            _ => None,
+        }
+    }
+}
+
+/// What a detection rule concluded, in GuardDuty's vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Stable for one (type, resource, principal): repeats update it.
+    pub id: String,
+    /// `UnauthorizedAccess:IAMUser/...`, `CredentialAccess:RDS/...`.
+    pub kind: String,
+    pub severity: Severity,
+    pub title: String,
+    pub description: String,
+    /// What was attacked: a database, a source address, a key.
+    pub resource: String,
+    /// Who did it, when known.
+    pub principal: Option<String>,
+    pub source_ip: Option<IpAddr>,
+    pub first_seen: SystemTime,
+    pub last_seen: SystemTime,
+    pub count: u64,
+    /// The `eventID`s of the events behind it (the latest few).
+    pub evidence: Vec<String>,
+    /// Responses taken: `blocked 203.0.113.9 for 3600s`...
+    pub actions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An STS or IAM call.
+    Api(ApiEvent),
+    /// A database login, allowed or refused.
+    Auth(AuthEvent),
+    SessionStart(Arc<SessionInfo>),
+    SessionEnd(SessionEndEvent),
+    Statement(StatementEvent),
+    Credential(CredentialEvent),
+    Finding(Box<Finding>),
+}
+
+impl Event {
+    /// The event's `eventName`.
+    pub fn name(&self) -> &str {
+        match self {
+            Event::Api(a) => &a.action,
+            Event::Auth(_) => "Connect",
+            Event::SessionStart(_) => "SessionStart",
+            Event::SessionEnd(_) => "SessionEnd",
+            Event::Statement(_) => "Statement",
+            Event::Credential(c) => match c.change {
+                CredentialChange::Revoked => "CredentialRevoked",
+                CredentialChange::Expired => "CredentialExpired",
+            },
+            Event::Finding(_) => "Finding",
+        }
+    }
+
+    /// The event's `eventSource`.
+    pub fn source(&self) -> &'static str {
+        match self {
+            Event::Api(a) => a.service.event_source(),
+            Event::Auth(_)
+            | Event::SessionStart(_)
+            | Event::SessionEnd(_)
+            | Event::Statement(_) => "rds-db.amazonaws.com",
+            Event::Credential(_) => "sts.amazonaws.com",
+            Event::Finding(_) => "detection.latchkey",
+        }
+    }
+
+    pub fn time(&self) -> SystemTime {
+        match self {
+            Event::Api(a) => a.time,
+            Event::Auth(a) => a.time,
+            Event::SessionStart(s) => s.started,
+            Event::SessionEnd(e) => e.time,
+            Event::Statement(s) => s.time,
+            Event::Credential(c) => c.time,
+            Event::Finding(f) => f.last_seen,
+        }
+    }
+
+    /// Who acted, when known.
+    pub fn identity(&self) -> Option<&Identity> {
+        match self {
+            Event::Api(a) => a.identity.as_ref(),
+            Event::Auth(a) => a.identity.as_ref(),
+            Event::SessionStart(s) => Some(&s.identity),
+            Event::SessionEnd(e) => Some(&e.session.identity),
+            Event::Statement(s) => Some(&s.session.identity),
+            Event::Credential(c) => Some(&c.identity),
+            Event::Finding(_) => None,
+        }
+    }
+
+    /// The principal's ARN (the finding's principal for a finding).
+    pub fn principal_arn(&self) -> Option<&str> {
+        match self {
+            Event::Finding(f) => f.principal.as_deref(),
+            e => e.identity().map(|i| i.arn.as_str()),
+        }
+    }
+
+    pub fn source_ip(&self) -> Option<IpAddr> {
+        match self {
+            Event::Api(a) => Some(a.source_ip),
+            Event::Auth(a) => Some(a.source_ip),
+            Event::SessionStart(s) => Some(s.source_ip),
+            Event::SessionEnd(e) => Some(e.session.source_ip),
+            Event::Statement(s) => Some(s.session.source_ip),
+            Event::Credential(_) => None,
+            Event::Finding(f) => f.source_ip,
+        }
+    }
+
+    /// The registered database's name, for database events.
+    pub fn database(&self) -> Option<&str> {
+        match self {
+            Event::SessionStart(s) => Some(&s.database),
+            Event::SessionEnd(e) => Some(&e.session.database),
+            Event::Statement(s) => Some(&s.session.database),
+            Event::Auth(a) => a.database.as_deref(),
+            _ => None,
+        }
+    }
+}

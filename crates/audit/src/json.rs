@@ -1,0 +1,427 @@
+//! CloudTrail-style JSON for events, written field by field without
+//! building a tree: the trail writer serialises every statement, so this is
+//! on a busy path.
+
+use std::fmt::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::event::*;
+
+/// CloudTrail's record format version that the fields follow.
+pub const EVENT_VERSION: &str = "1.09";
+
+/// What the writer knows that events do not.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordContext<'a> {
+    /// `awsRegion`.
+    pub region: &'a str,
+    /// `recipientAccountId`.
+    pub account: &'a str,
+    /// `eventID`, unique per record.
+    pub event_id: &'a str,
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    let mut out = String::with_capacity(24);
+    write_rfc3339(&mut out, t);
+    out
+}
+
+fn write_rfc3339(out: &mut String, t: SystemTime) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = latchkey_sigv4::civil_from_days(days);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    );
+}
+
+/// Appends `text` as a JSON string.
+pub fn json_string(out: &mut String, text: &str) {
+    out.push('"');
+    let mut from = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&text[from..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        from = i + 1;
+    }
+    out.push_str(&text[from..]);
+    out.push('"');
+}
+
+/// One JSON object being written.
+pub struct Object<'a> {
+    out: &'a mut String,
+    empty: bool,
+}
+
+impl<'a> Object<'a> {
+    pub fn new(out: &'a mut String) -> Self {
+        out.push('{');
+        Self { out, empty: true }
+    }
+
+    /// Continues an object whose `{` and first fields are already in `out`.
+    pub fn resume(out: &'a mut String) -> Self {
+        Self { out, empty: false }
+    }
+
+    fn key(&mut self, key: &str) -> &mut String {
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        json_string(self.out, key);
+        self.out.push(':');
+        self.out
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        let out = self.key(key);
+        json_string(out, value);
+        self
+    }
+
+    pub fn opt_str(&mut self, key: &str, value: Option<&str>) -> &mut Self {
+        match value {
+            Some(v) => self.str(key, v),
+            None => self.null(key),
+        }
+    }
+
+    pub fn null(&mut self, key: &str) -> &mut Self {
+        self.key(key).push_str("null");
+        self
+    }
+
+    pub fn num(&mut self, key: &str, value: u64) -> &mut Self {
+        let out = self.key(key);
+        let _ = write!(out, "{value}");
+        self
+    }
+
+    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.key(key).push_str(if value { "true" } else { "false" });
+        self
+    }
+
+    pub fn time(&mut self, key: &str, t: SystemTime) -> &mut Self {
+        let out = self.key(key);
+        out.push('"');
+        write_rfc3339(out, t);
+        out.push('"');
+        self
+    }
+
+    /// `value` must already be valid JSON.
+    pub fn raw(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key).push_str(value);
+        self
+    }
+
+    pub fn object(&mut self, key: &str, fill: impl FnOnce(&mut Object<'_>)) -> &mut Self {
+        let out = self.key(key);
+        let mut inner = Object::new(out);
+        fill(&mut inner);
+        inner.end();
+        self
+    }
+
+    pub fn strings(&mut self, key: &str, values: &[String]) -> &mut Self {
+        let out = self.key(key);
+        out.push('[');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json_string(out, v);
+        }
+        out.push(']');
+        self
+    }
+
+    pub fn end(&mut self) {
+        self.out.push('}');
+    }
+}
+
+fn identity(o: &mut Object<'_>, id: &Identity) {
+    o.str("type", id.kind.as_str())
+        .str("principalId", &id.principal_id)
+        .str("arn", &id.arn)
+        .str("accountId", &id.account_id)
+        .str("accessKeyId", &id.access_key_id);
+    if let Some(s) = &id.session {
+        o.object("sessionContext", |c| {
+            c.object("sessionIssuer", |i| {
+                i.str("type", s.issuer.kind)
+                    .str("principalId", &s.issuer.principal_id)
+                    .str("arn", &s.issuer.arn)
+                    .str("accountId", &s.issuer.account_id)
+                    .str("userName", &s.issuer.user_name);
+            })
+            .object("attributes", |a| {
+                a.time("creationDate", s.creation_date).str(
+                    "mfaAuthenticated",
+                    if s.mfa_authenticated { "true" } else { "false" },
+                );
+            })
+            .str("sourceIPAddress", &s.source_ip);
+        });
+    }
+}
+
+fn unknown_identity(o: &mut Object<'_>, access_key_id: Option<&str>) {
+    o.str("type", IdentityKind::Unknown.as_str())
+        .opt_str("accessKeyId", access_key_id);
+}
+
+fn resources(o: &mut Object<'_>, list: &[Resource]) {
+    let out = o.key("resources");
+    out.push('[');
+    for (i, r) in list.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let mut item = Object::new(out);
+        item.str("ARN", &r.arn).str("type", r.kind);
+        item.end();
+    }
+    out.push(']');
+}
+
+fn db_resource(o: &mut Object<'_>, arn: Option<&str>) {
+    match arn {
+        Some(arn) => resources(
+            o,
+            &[Resource {
+                arn: arn.to_owned(),
+                kind: "AWS::RDS::DBUser",
+            }],
+        ),
+        None => resources(o, &[]),
+    }
+}
+
+fn session_fields(o: &mut Object<'_>, s: &SessionInfo) {
+    o.str("engine", s.engine)
+        .str("name", &s.database)
+        .str("databaseName", &s.database_name)
+        .str("dbUser", &s.db_user)
+        .str("sessionId", &s.session_id);
+}
+
+/// The fields every database event of a session shares.
+fn session_event(o: &mut Object<'_>, s: &SessionInfo, category: &str) {
+    o.str("eventType", "AwsApiCall")
+        .str("eventCategory", category);
+    source(o, s.source_ip, s.user_agent.as_deref());
+    o.object("userIdentity", |u| identity(u, &s.identity));
+}
+
+fn source(o: &mut Object<'_>, ip: std::net::IpAddr, user_agent: Option<&str>) {
+    let mut text = String::with_capacity(40);
+    let _ = write!(text, "{ip}");
+    o.str("sourceIPAddress", &text)
+        .opt_str("userAgent", user_agent);
+}
+
+impl Event {
+    /// Appends the event as one CloudTrail-style JSON object.
+    pub fn write_json(&self, out: &mut String, ctx: &RecordContext<'_>) {
+        let mut o = Object::new(out);
+        self.write_fields(&mut o, ctx);
+        o.end();
+    }
+
+    /// Writes the record's fields into an open object (the trail puts its
+    /// chain fields first).
+    pub fn write_fields(&self, o: &mut Object<'_>, ctx: &RecordContext<'_>) {
+        o.str("eventVersion", EVENT_VERSION)
+            .time("eventTime", self.time())
+            .str("eventSource", self.source())
+            .str("eventName", self.name())
+            .str("awsRegion", ctx.region);
+        match self {
+            Event::Api(a) => {
+                o.str("eventType", "AwsApiCall")
+                    .str("eventCategory", "Management");
+                source(o, a.source_ip, a.user_agent.as_deref());
+                o.object("userIdentity", |u| match &a.identity {
+                    Some(id) => identity(u, id),
+                    None => unknown_identity(u, a.access_key_id.as_deref()),
+                });
+                match &a.request_parameters {
+                    Some(p) => o.raw("requestParameters", p),
+                    None => o.null("requestParameters"),
+                };
+                match &a.response_elements {
+                    Some(p) => o.raw("responseElements", p),
+                    None => o.null("responseElements"),
+                };
+                if let Some((code, message)) = &a.error {
+                    o.str("errorCode", code).str("errorMessage", message);
+                }
+                o.str("requestID", &a.request_id)
+                    .str("eventID", ctx.event_id)
+                    .bool("readOnly", a.read_only);
+                resources(o, &a.resources);
+            }
+            Event::Auth(a) => {
+                o.str("eventType", "AwsApiCall")
+                    .str("eventCategory", "Management");
+                source(o, a.source_ip, a.user_agent.as_deref());
+                o.object("userIdentity", |u| match &a.identity {
+                    Some(id) => identity(u, id),
+                    None => unknown_identity(u, a.access_key_id.as_deref()),
+                })
+                .object("requestParameters", |p| {
+                    p.str("dbUser", &a.db_user)
+                        .opt_str("endpoint", a.endpoint.as_deref());
+                })
+                .null("responseElements");
+                if let AuthResult::Failure { kind, reason } = &a.result {
+                    let code = match kind {
+                        FailureKind::Throttled => "ThrottlingException",
+                        FailureKind::AuditUnavailable => "ServiceUnavailable",
+                        _ => "AccessDenied",
+                    };
+                    o.str("errorCode", code).str("errorMessage", reason);
+                }
+                o.str("requestID", ctx.event_id)
+                    .str("eventID", ctx.event_id)
+                    .bool("readOnly", false);
+                db_resource(o, a.resource_arn.as_deref());
+                o.object("database", |d| {
+                    d.str("engine", a.engine)
+                        .opt_str("name", a.database.as_deref())
+                        .str("dbUser", &a.db_user);
+                    if let AuthResult::Failure { kind, .. } = &a.result {
+                        d.str("failure", kind.as_str());
+                    }
+                });
+            }
+            Event::SessionStart(s) => {
+                session_event(o, s, "Data");
+                o.str("requestID", &s.session_id)
+                    .str("eventID", ctx.event_id)
+                    .bool("readOnly", false);
+                db_resource(o, Some(&s.resource_arn));
+                o.object("database", |d| session_fields(d, s));
+            }
+            Event::SessionEnd(e) => {
+                session_event(o, &e.session, "Data");
+                o.str("requestID", &e.session.session_id)
+                    .str("eventID", ctx.event_id)
+                    .bool("readOnly", false);
+                db_resource(o, Some(&e.session.resource_arn));
+                o.object("database", |d| {
+                    session_fields(d, &e.session);
+                    d.num("durationMs", e.duration.as_millis() as u64)
+                        .num("bytesFromClient", e.bytes_from_client)
+                        .num("bytesToClient", e.bytes_to_client)
+                        .num("statements", e.statements)
+                        .str("endReason", &e.reason);
+                });
+            }
+            Event::Statement(s) => {
+                session_event(o, &s.session, "Data");
+                if let Some(c) = &s.error_code {
+                    o.str("errorCode", c);
+                }
+                o.str("requestID", &s.session.session_id)
+                    .str("eventID", ctx.event_id)
+                    .bool("readOnly", false);
+                db_resource(o, Some(&s.session.resource_arn));
+                o.object("database", |d| {
+                    session_fields(d, &s.session);
+                    d.str("statement", &s.statement.text);
+                    let mut fp = String::with_capacity(16);
+                    let _ = write!(fp, "{:016x}", s.statement.fingerprint);
+                    d.str("fingerprint", &fp);
+                    if s.statement.truncated {
+                        d.bool("truncated", true);
+                    }
+                    d.str(
+                        "protocol",
+                        match s.protocol {
+                            Protocol::Simple => "simple",
+                            Protocol::Extended => "extended",
+                        },
+                    )
+                    .num("durationUs", s.duration.as_micros() as u64);
+                    if let Some(t) = &s.command_tag {
+                        d.str("commandTag", t);
+                    }
+                    if let Some(r) = s.rows {
+                        d.num("rows", r);
+                    }
+                });
+            }
+            Event::Credential(c) => {
+                o.str("eventType", "AwsServiceEvent")
+                    .str("eventCategory", "Management")
+                    .object("userIdentity", |u| identity(u, &c.identity))
+                    .str("eventID", ctx.event_id)
+                    .bool("readOnly", false);
+                resources(o, &[]);
+                o.object("serviceEventDetails", |d| {
+                    d.num("sessionsEnded", c.sessions_ended);
+                });
+            }
+            Event::Finding(f) => {
+                o.str("eventType", "AwsServiceEvent")
+                    .str("eventCategory", "Insight")
+                    .object("userIdentity", |u| {
+                        u.str("type", "AWSService")
+                            .str("invokedBy", "detection.latchkey");
+                    })
+                    .str("eventID", ctx.event_id)
+                    .bool("readOnly", false);
+                resources(o, &[]);
+                o.object("serviceEventDetails", |d| write_finding(d, f));
+            }
+        }
+        o.str("recipientAccountId", ctx.account);
+    }
+}
+
+/// A finding's fields, as in the trail and in `findings get`.
+pub fn write_finding(d: &mut Object<'_>, f: &Finding) {
+    d.str("id", &f.id)
+        .str("type", &f.kind)
+        .str("severity", f.severity.as_str())
+        .raw("severityScore", &format!("{:.1}", f.severity.score()))
+        .str("title", &f.title)
+        .str("description", &f.description)
+        .str("resource", &f.resource)
+        .opt_str("principal", f.principal.as_deref());
+    match f.source_ip {
+        Some(ip) => d.str("sourceIPAddress", &ip.to_string()),
+        None => d.null("sourceIPAddress"),
+    };
+    d.time("firstSeen", f.first_seen)
+        .time("lastSeen", f.last_seen)
+        .num("count", f.count)
+        .strings("evidence", &f.evidence)
+        .strings("actions", &f.actions);
+}

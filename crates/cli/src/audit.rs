@@ -1,0 +1,293 @@
+//! `latchkey audit verify|lookup|public-key`, and opening the trail for
+//! `serve`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use latchkey_audit::trail::{self, SigningKey, Window};
+use latchkey_server::bootstrap::{DataDir, load_vault};
+use latchkey_store::Store;
+use latchkey_trail::{Filter, Index, Trail, TrailConfig, TrailFiles, TrailMetrics};
+use serde_json::json;
+
+use crate::exit;
+use crate::output::{OutputFormat, print_json, print_rows};
+use crate::serve::ServerArgs;
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the trail's hash chain and signed digests, as CloudTrail log-file validation does; name every record or file that was modified, deleted, inserted or reordered.
+    Verify(VerifyArgs),
+    /// Find trail records, newest first (like `aws cloudtrail lookup-events`).
+    Lookup(LookupArgs),
+    /// Print the public key that signs the trail's digests (PEM), to verify elsewhere with --public-key.
+    PublicKey(PublicKeyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Only records written at or after this time (RFC 3339, or a duration ago such as 1h).
+    #[arg(long)]
+    from: Option<String>,
+    /// Only records written at or before this time (RFC 3339, or a duration ago).
+    #[arg(long)]
+    to: Option<String>,
+    /// The public key (PEM or hex) to check digests with, instead of the one in the store. Use a copy kept away from this machine.
+    #[arg(long, value_name = "FILE")]
+    public_key: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct LookupArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Principal ARN, e.g. arn:aws:iam::123456789012:user/app.
+    #[arg(long)]
+    principal: Option<String>,
+    /// Event name: Connect, SessionStart, SessionEnd, Statement, AssumeRole, CreateUser, Finding...
+    #[arg(long)]
+    event_name: Option<String>,
+    /// Registered database name.
+    #[arg(long)]
+    db: Option<String>,
+    /// Source IP address.
+    #[arg(long)]
+    source_ip: Option<String>,
+    /// Access key id.
+    #[arg(long)]
+    access_key_id: Option<String>,
+    /// Only refused or failed events.
+    #[arg(long)]
+    errors_only: bool,
+    /// From this long ago (e.g. 1h, 7days) or this RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Until this long ago or this RFC 3339 time [default: now].
+    #[arg(long)]
+    until: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 50)]
+    max_results: u32,
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct PublicKeyArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// The signing key from the store, made and stored (sealed) on first use.
+fn signing_key(store: &Store) -> Result<SigningKey> {
+    if let Some(pkcs8) = store.audit_signing_key()? {
+        return Ok(SigningKey::from_pkcs8(&pkcs8)?);
+    }
+    let (key, pkcs8) = SigningKey::generate()?;
+    let now = latchkey_server::state::now();
+    if !store.create_audit_signing_key(&pkcs8, &key.public_key(), now)? {
+        // Another process stored one first.
+        return signing_key(store);
+    }
+    Ok(key)
+}
+
+/// Opens the trail `serve` records into.
+pub fn open_trail(store: &Store, config: TrailConfig, metrics: TrailMetrics) -> Result<Arc<Trail>> {
+    let dir = config.dir.clone();
+    let key = signing_key(store)?;
+    let trail = Trail::open(config, key, metrics, Vec::new())
+        .with_context(|| format!("opening the audit trail in {}", dir.display()))?;
+    Ok(Arc::new(trail))
+}
+
+pub fn run(cmd: AuditCommand) -> Result<u8> {
+    match cmd {
+        AuditCommand::Verify(args) => verify(&args),
+        AuditCommand::Lookup(args) => lookup(&args),
+        AuditCommand::PublicKey(args) => {
+            let key = public_key(&args.server)?;
+            print!("{}", trail::public_key_pem(&key));
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn public_key(server: &ServerArgs) -> Result<[u8; 32]> {
+    let config = server.resolve()?;
+    let dir = DataDir::new(&config.data_dir);
+    let vault = load_vault(&dir.master_key()).with_context(|| {
+        format!(
+            "no usable data directory at {} (run latchkey init)",
+            dir.root.display()
+        )
+    })?;
+    let store = Store::open(&dir.store(), vault)?;
+    let key = match store.audit_public_key()? {
+        Some(k) => k,
+        None => bail!("this data directory has no audit trail yet (run latchkey serve)"),
+    };
+    key.try_into()
+        .map_err(|_| anyhow::anyhow!("the stored audit public key is not 32 bytes"))
+}
+
+/// `1h`, `7days` (that long ago) or an RFC 3339 time.
+fn parse_when(text: &str) -> Result<SystemTime> {
+    if let Ok(ago) = humantime::parse_duration(text) {
+        return Ok(SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH));
+    }
+    humantime::parse_rfc3339_weak(text)
+        .with_context(|| format!("{text:?} is neither a duration like 1h nor an RFC 3339 time"))
+}
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn verify(args: &VerifyArgs) -> Result<u8> {
+    let config = args.server.resolve()?;
+    let key = match &args.public_key {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            trail::parse_public_key(&text)?
+        }
+        None => public_key(&args.server)?,
+    };
+    let window = Window {
+        from: args.from.as_deref().map(parse_when).transpose()?,
+        to: args.to.as_deref().map(parse_when).transpose()?,
+    };
+    let files = TrailFiles::read(&config.audit.dir)
+        .with_context(|| format!("reading the trail in {}", config.audit.dir.display()))?;
+    eprintln!(
+        "latchkey: checking {} segments and {} digests in {}",
+        files.segments.len(),
+        files.digests.len(),
+        config.audit.dir.display()
+    );
+    let report = files.verify(&key, window);
+    match args.output {
+        OutputFormat::Json => print_json(&serde_json::to_value(&report)?)?,
+        OutputFormat::Text => {
+            print_rows(&[
+                ("digests", report.digests_valid.to_string()),
+                ("records", report.records.to_string()),
+                ("verified", report.records_verified.to_string()),
+                (
+                    "unsigned",
+                    format!("{} (after the newest digest)", report.records_unsigned),
+                ),
+                ("unverifiable", report.records_unverifiable.to_string()),
+                (
+                    "newest digest",
+                    report
+                        .last_digest_time
+                        .clone()
+                        .unwrap_or_else(|| "none".into()),
+                ),
+            ]);
+            for p in &report.problems {
+                println!("PROBLEM  {p}");
+            }
+            println!(
+                "{}",
+                if report.ok() {
+                    "The trail is intact."
+                } else {
+                    "The trail was tampered with."
+                }
+            );
+        }
+    }
+    Ok(if report.ok() { exit::OK } else { exit::FAILURE })
+}
+
+fn lookup(args: &LookupArgs) -> Result<u8> {
+    let config = args.server.resolve()?;
+    let dir = &config.audit.dir;
+    if !Index::path(dir).exists() {
+        bail!("no audit trail in {} (run latchkey serve)", dir.display());
+    }
+    let index = Index::open_read_only(dir)?;
+    let filter = Filter {
+        principal: args.principal.clone(),
+        event_name: args.event_name.clone(),
+        database: args.db.clone(),
+        source_ip: args.source_ip.clone(),
+        access_key_id: args.access_key_id.clone(),
+        errors_only: args.errors_only,
+        since_ms: args.since.as_deref().map(parse_when).transpose()?.map(ms),
+        until_ms: args.until.as_deref().map(parse_when).transpose()?.map(ms),
+        limit: args.max_results,
+    };
+    let records = latchkey_trail::read_records(dir, &index.lookup(&filter)?)?;
+    let events: Vec<serde_json::Value> = records
+        .iter()
+        .filter_map(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+        .collect();
+    match args.output {
+        OutputFormat::Json => {
+            // The shape of `aws cloudtrail lookup-events`.
+            let list: Vec<serde_json::Value> = events
+                .iter()
+                .zip(&records)
+                .map(|(v, raw)| {
+                    json!({
+                        "EventId": v["eventID"],
+                        "EventName": v["eventName"],
+                        "ReadOnly": v["readOnly"].as_bool().map(|b| b.to_string()),
+                        "AccessKeyId": v["userIdentity"]["accessKeyId"],
+                        "EventTime": v["eventTime"],
+                        "EventSource": v["eventSource"],
+                        "Username": v["userIdentity"]["arn"],
+                        "Resources": v["resources"].as_array().map(|rs| rs.iter().map(|r| json!({
+                            "ResourceType": r["type"],
+                            "ResourceName": r["ARN"],
+                        })).collect::<Vec<_>>()),
+                        "CloudTrailEvent": raw,
+                    })
+                })
+                .collect();
+            print_json(&json!({ "Events": list }))?;
+        }
+        OutputFormat::Text => {
+            for v in &events {
+                let s = |p: &str| {
+                    v.pointer(p)
+                        .and_then(|x| x.as_str())
+                        .unwrap_or("-")
+                        .to_owned()
+                };
+                let detail = match v["eventName"].as_str() {
+                    Some("Statement") => s("/database/statement"),
+                    Some("Finding") => s("/serviceEventDetails/title"),
+                    _ => v
+                        .get("errorMessage")
+                        .and_then(|x| x.as_str())
+                        .map_or(String::new(), |m| format!("error: {m}")),
+                };
+                println!(
+                    "{}  {:<16} {:<50} {:<15} {:<10} {}",
+                    s("/eventTime"),
+                    s("/eventName"),
+                    s("/userIdentity/arn"),
+                    s("/sourceIPAddress"),
+                    v.pointer("/database/name")
+                        .and_then(|x| x.as_str())
+                        .unwrap_or("-"),
+                    detail
+                );
+            }
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,384 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! The audit trail end to end: STS and IAM calls and database sessions
+//! from the AWS CLI and psql land in the hash-chained trail; `latchkey
+//! audit lookup` finds them; `latchkey audit verify` proves the trail
+//! intact across a `kill -9` and names a tampered record; a full audit disk
+//! refuses new connections and API calls until it has room again.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn audit(data: &Path, args: &[&str]) -> Output {
+    latchkey(&["audit"])
+        .args(args)
+        .args(["--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+fn lookup(data: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["lookup", "--output", "json", "--max-results", "1000"];
+    all.extend_from_slice(args);
+    let out = audit(data, &all);
+    let v: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+    v["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+/// Waits until `lookup` with `args` finds at least `n` events.
+fn lookup_at_least(data: &Path, args: &[&str], n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = lookup(data, args);
+        if found.len() >= n || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stop(lk: &mut Latchkey) {
+    let pid = lk.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while lk.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "latchkey did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_trail_records_verifies_and_finds_everything() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let (data, api) = init_latchkey(root.path(), &[]);
+    register_db(
+        &data,
+        &[
+            "--name",
+            "orders",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            &format!("127.0.0.1:{}", pg.port),
+        ],
+    );
+    set_db_password(&data, "orders", "app", "app-secret");
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let mut lk = serve_latchkey(
+        root.path(),
+        &data,
+        &api,
+        &[
+            "--audit-digest-interval",
+            "1s",
+            "--metrics-listen",
+            &metrics_addr,
+        ],
+    );
+
+    // IAM calls from the AWS CLI, one of which returns a secret key.
+    let creds = user_with_policy(
+        &lk,
+        "reporter",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#,
+    );
+    let secret = creds[1].1.clone();
+    let token = token_with(&lk, &creds);
+    stdout_ok(&psql(
+        &lk,
+        "app",
+        &token,
+        "verify-full",
+        "SELECT 'sekrit-literal', 1",
+    ));
+    // A refused login with a key that does not exist.
+    let bogus = token_with(
+        &lk,
+        &[
+            ("AWS_ACCESS_KEY_ID".into(), "AKIAIOSFODNN7EXAMPLE".into()),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            ),
+        ],
+    );
+    assert_denied(&psql(&lk, "app", &bogus, "verify-full", "select 1"), "app");
+
+    // Prometheus metrics, over HTTPS on the API port and in plain HTTP.
+    let metrics = Command::new("curl")
+        .args(["-sf", "--cacert"])
+        .arg(data.join("ca.pem"))
+        .arg(format!("https://{api}/metrics"))
+        .output()
+        .unwrap();
+    let text = stdout_ok(&metrics);
+    for want in [
+        "latchkey_auth_attempts_total{engine=\"postgres\",result=\"failure\",reason=\"unknown_key\"} 1\n",
+        "latchkey_auth_attempts_total{engine=\"postgres\",result=\"success\",reason=\"none\"} 1\n",
+        "latchkey_api_requests_total{service=\"iam\",action=\"CreateAccessKey\",result=\"Success\"} 1\n",
+        "latchkey_active_sessions{engine=\"postgres\"} 0\n",
+        "latchkey_token_verify_seconds_count 1\n",
+        "latchkey_upstream_connect_seconds_count 1\n",
+        "# TYPE latchkey_audit_write_seconds histogram\n",
+        "latchkey_audit_queue_depth ",
+    ] {
+        assert!(text.contains(want), "{want} missing from\n{text}");
+    }
+    assert!(
+        text.contains("latchkey_bytes_relayed_total{engine=\"postgres\",direction=\"to_client\"}")
+    );
+    let plain = stdout_ok(
+        &Command::new("curl")
+            .args(["-sf", &format!("http://{metrics_addr}/metrics")])
+            .output()
+            .unwrap(),
+    );
+    assert!(plain.contains("latchkey_auth_attempts_total"), "{plain}");
+
+    let reporter_arn = lookup_at_least(&data, &["--event-name", "CreateUser"], 1)[0]
+        ["requestParameters"]["userName"]
+        .as_str()
+        .map(|n| n.to_owned())
+        .unwrap();
+    assert_eq!(reporter_arn, "reporter");
+    let create_key = lookup_at_least(&data, &["--event-name", "CreateAccessKey"], 1);
+    let record = &create_key[0];
+    assert_eq!(record["eventSource"], "iam.amazonaws.com");
+    assert_eq!(record["userIdentity"]["type"], "IAMUser");
+    assert!(
+        record["userIdentity"]["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":user/admin")
+    );
+    assert!(record["userAgent"].as_str().unwrap().contains("aws-cli"));
+    assert_eq!(
+        record["responseElements"]["accessKey"]["accessKeyId"],
+        creds[0].1
+    );
+    assert_eq!(
+        record["responseElements"]["accessKey"]["userName"],
+        "reporter"
+    );
+
+    // Database events, by principal, database and source address.
+    let reporter = format!(
+        "arn:aws:iam::{}:user/reporter",
+        record["recipientAccountId"].as_str().unwrap()
+    );
+    let statements = lookup_at_least(
+        &data,
+        &["--principal", &reporter, "--event-name", "Statement"],
+        1,
+    );
+    assert_eq!(statements[0]["database"]["statement"], "SELECT ?, ?");
+    assert_eq!(
+        lookup(&data, &["--db", "orders", "--event-name", "SessionStart"]).len(),
+        1
+    );
+    let denied = lookup_at_least(&data, &["--errors-only", "--event-name", "Connect"], 1);
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["database"]["failure"], "unknown_key");
+    assert_eq!(
+        denied[0]["userIdentity"]["accessKeyId"],
+        "AKIAIOSFODNN7EXAMPLE"
+    );
+    assert!(lookup(&data, &["--source-ip", "127.0.0.1"]).len() >= 5);
+    assert!(lookup(&data, &["--source-ip", "192.0.2.1"]).is_empty());
+    assert!(lookup(&data, &["--since", "1h"]).len() >= 5);
+    assert!(lookup(&data, &["--until", "1h"]).is_empty());
+    // The text form, for people.
+    let text = stdout_ok(&audit(&data, &["lookup", "--event-name", "Statement"]));
+    assert!(
+        text.contains("SELECT ?, ?") && text.contains(":user/reporter"),
+        "{text}"
+    );
+
+    // Nothing secret reached the trail.
+    let trail = audit_text(&lk);
+    assert!(
+        !trail.contains(&secret),
+        "a secret access key reached the trail"
+    );
+    assert!(!trail.contains("sekrit-literal"));
+    assert!(!trail.contains(&token[token.find("X-Amz-Signature=").unwrap()..]));
+
+    // kill -9: everything synced survives, and the trail goes on.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = audit_text(&lk).lines().count();
+    lk.child.kill().unwrap();
+    lk.child.wait().unwrap();
+    assert_eq!(audit_text(&lk).lines().count(), before);
+    let mut lk = serve_latchkey(root.path(), &data, &api, &["--audit-digest-interval", "1s"]);
+    // (A new gateway port, so a new token.)
+    let token = token_with(&lk, &creds);
+    stdout_ok(&psql(&lk, "app", &token, "verify-full", "SELECT 2"));
+    stop(&mut lk);
+    let verified = audit(&data, &["verify"]);
+    let text = stdout_ok(&verified);
+    assert!(text.contains("The trail is intact."), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout_ok(&audit(&data, &["verify", "--output", "json"]))).unwrap();
+    assert_eq!(json["problems"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        json["recordsUnsigned"], 0,
+        "a clean stop signs a final digest"
+    );
+    assert!(json["recordsVerified"].as_u64().unwrap() > before as u64);
+
+    // An exported public key verifies the same trail elsewhere.
+    let pem = stdout_ok(&audit(&data, &["public-key"]));
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    let key_file = root.path().join("audit.pub");
+    std::fs::write(&key_file, &pem).unwrap();
+    assert!(
+        audit(
+            &data,
+            &["verify", "--public-key", key_file.to_str().unwrap()]
+        )
+        .status
+        .success()
+    );
+
+    // Tampering: someone rewrites the statement of one record.
+    let segments = data.join("audit").join("segments");
+    let mut names: Vec<_> = std::fs::read_dir(&segments)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let target = names
+        .iter()
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("\"SELECT ?, ?\"")
+        })
+        .unwrap();
+    let original = std::fs::read_to_string(target).unwrap();
+    let line = original
+        .lines()
+        .position(|l| l.contains("\"SELECT ?, ?\""))
+        .unwrap()
+        + 1;
+    std::fs::write(target, original.replace("\"SELECT ?, ?\"", "\"SELECT 1\"")).unwrap();
+    let tampered = audit(&data, &["verify"]);
+    assert_eq!(tampered.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&tampered.stdout);
+    let name = target.file_name().unwrap().to_str().unwrap();
+    assert!(
+        text.contains(&format!("({name} line {line}) was modified")),
+        "{text}"
+    );
+    assert!(text.contains("The trail was tampered with."));
+}
+
+/// The audit disk fills: new logins and API calls are refused until it has
+/// room, and no record is lost.
+#[test]
+fn a_full_audit_disk_fails_closed() {
+    if !is_root() {
+        eprintln!("SKIPPED: mounting a small tmpfs needs root");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let disk = root.path().join("audit-disk");
+    std::fs::create_dir(&disk).unwrap();
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+            .arg(&disk)
+            .status()
+            .unwrap()
+            .success()
+    );
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&disk);
+    let audit_dir = disk.join("trail");
+    let lk = start_latchkey_with(
+        root.path(),
+        &pg,
+        &["--audit-dir", audit_dir.to_str().unwrap()],
+    );
+    let token = aws_token(&lk, &[], "localhost", "app");
+    stdout_ok(&psql(&lk, "app", &token, "verify-full", "SELECT 1"));
+
+    let filler = disk.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 16 << 20]);
+    // The next records cannot be written: logins are refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let out = psql(&lk, "app", &token, "verify-full", "SELECT 1");
+        if !out.status.success() {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "logins still succeed on a full audit disk"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("not accepting connections"), "{stderr}");
+    // So are API calls.
+    let out = aws_cli()
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            lk.data.join("admin.credentials"),
+        )
+        .env("AWS_CONFIG_FILE", lk.data.join("aws.config"))
+        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .args(["sts", "get-caller-identity"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ServiceUnavailable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Room again: everything works, and every refusal was recorded.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !psql(&lk, "app", &token, "verify-full", "SELECT 1")
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "logins did not come back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_dir(audit_dir.join("segments"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(text.contains("\"failure\":\"audit_unavailable\""));
+    assert!(
+        text.contains("\"errorCode\":\"ServiceUnavailable\"") || text.contains("GetCallerIdentity")
+    );
+}

@@ -1,0 +1,452 @@
+//! The trail on a real filesystem: durability, recovery, rotation,
+//! retention, lookup, and failing closed on a full disk.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use latchkey_audit::trail::{SigningKey, Window};
+use latchkey_audit::*;
+use latchkey_trail::*;
+
+fn key() -> SigningKey {
+    SigningKey::generate().expect("key").0
+}
+
+fn identity(user: &str) -> Identity {
+    Identity {
+        kind: IdentityKind::IamUser,
+        arn: format!("arn:aws:iam::123456789012:user/{user}"),
+        principal_id: "AIDAEXAMPLE".into(),
+        account_id: "123456789012".into(),
+        access_key_id: "AKIAEXAMPLE".into(),
+        session: None,
+    }
+}
+
+fn auth(user: &str, ip: &str, ok: bool) -> Event {
+    Event::Auth(AuthEvent {
+        engine: "postgres",
+        time: SystemTime::now(),
+        source_ip: ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        user_agent: Some("psql".into()),
+        db_user: "app".into(),
+        endpoint: Some("orders.db".into()),
+        database: Some("orders".into()),
+        resource_arn: None,
+        identity: Some(identity(user)),
+        access_key_id: Some("AKIAEXAMPLE".into()),
+        result: if ok {
+            AuthResult::Success
+        } else {
+            AuthResult::Failure {
+                kind: FailureKind::PolicyDenied,
+                reason: "policy: no statement allows rds-db:connect".into(),
+            }
+        },
+    })
+}
+
+fn config(dir: &Path) -> TrailConfig {
+    let mut c = TrailConfig::new(dir.to_owned(), "us-east-1", "123456789012");
+    c.sync_interval = Duration::from_millis(10);
+    c
+}
+
+fn open(c: TrailConfig, key: &[u8]) -> Trail {
+    Trail::open(
+        c,
+        SigningKey::from_pkcs8(key).expect("key"),
+        TrailMetrics::default(),
+        Vec::new(),
+    )
+    .expect("open the trail")
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn verify(dir: &Path, public_key: &[u8; 32]) -> latchkey_audit::trail::Report {
+    TrailFiles::read(dir)
+        .expect("read the trail")
+        .verify(public_key, Window::default())
+}
+
+fn pkcs8() -> Vec<u8> {
+    SigningKey::generate().expect("key").1.to_vec()
+}
+
+#[test]
+fn records_survive_restarts_and_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = pkcs8();
+    let public = SigningKey::from_pkcs8(&k).expect("key").public_key();
+    let t = open(config(dir.path()), &k);
+    for i in 0..500 {
+        t.record(auth("alice", "10.0.0.1", i % 5 != 0));
+    }
+    t.close();
+    assert_eq!(t.synced(), 500);
+    drop(t);
+    let t = open(config(dir.path()), &k);
+    for _ in 0..100 {
+        t.record(auth("bob", "10.0.0.2", true));
+    }
+    t.close();
+    assert_eq!(t.synced(), 600);
+    let r = verify(dir.path(), &public);
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.records_verified, 600);
+    assert!(r.digests_valid >= 2);
+}
+
+#[test]
+fn a_torn_final_line_is_cut_at_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = pkcs8();
+    let public = SigningKey::from_pkcs8(&k).expect("key").public_key();
+    let t = open(config(dir.path()), &k);
+    for _ in 0..10 {
+        t.record(auth("alice", "10.0.0.1", true));
+    }
+    t.close();
+    drop(t);
+    // A write cut short by a crash: half a record, no newline.
+    let (_, name) = list_segments(dir.path())
+        .expect("list")
+        .pop()
+        .expect("a segment");
+    let path = dir.path().join("segments").join(name);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes.extend_from_slice(br#"{"sequence":11,"previousHash":"ab"#);
+    std::fs::write(&path, &bytes).expect("write");
+    let t = open(config(dir.path()), &k);
+    t.record(auth("alice", "10.0.0.1", true));
+    t.close();
+    assert_eq!(t.synced(), 11);
+    let r = verify(dir.path(), &public);
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.records_verified, 11);
+}
+
+#[test]
+fn a_truncated_trail_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = pkcs8();
+    let t = open(config(dir.path()), &k);
+    for _ in 0..10 {
+        t.record(auth("alice", "10.0.0.1", true));
+    }
+    t.close();
+    drop(t);
+    let (_, name) = list_segments(dir.path())
+        .expect("list")
+        .pop()
+        .expect("a segment");
+    let path = dir.path().join("segments").join(name);
+    let text = std::fs::read_to_string(&path).expect("read");
+    let kept: String = text.lines().take(7).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, kept).expect("write");
+    let err = Trail::open(
+        config(dir.path()),
+        SigningKey::from_pkcs8(&k).expect("key"),
+        TrailMetrics::default(),
+        Vec::new(),
+    )
+    .err()
+    .expect("a trail shorter than its digest must not open");
+    assert!(
+        err.to_string().contains("vouches for records up to 10"),
+        "{err}"
+    );
+}
+
+#[test]
+fn segments_rotate_and_retention_removes_old_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = pkcs8();
+    let public = SigningKey::from_pkcs8(&k).expect("key").public_key();
+    let mut c = config(dir.path());
+    c.segment_max_bytes = 20_000;
+    c.digest_every = 40;
+    let t = open(c.clone(), &k);
+    for i in 0..400 {
+        t.record(auth("alice", "10.0.0.1", true));
+        if i % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+    t.close();
+    drop(t);
+    let segments = list_segments(dir.path()).expect("list");
+    assert!(segments.len() >= 4, "{segments:?}");
+    let r = verify(dir.path(), &public);
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.records_verified, 400);
+
+    // Everything but the newest segment is past a retention of zero.
+    c.retention = Some(Duration::ZERO);
+    let t = open(c, &k);
+    for _ in 0..100 {
+        t.record(auth("alice", "10.0.0.1", true));
+    }
+    t.close();
+    drop(t);
+    let after = list_segments(dir.path()).expect("list");
+    assert!(after.len() < segments.len(), "{after:?}");
+    let r = verify(dir.path(), &public);
+    assert!(r.ok(), "retention is not tampering: {:?}", r.problems);
+    assert!(r.first_digest > Some(1));
+    let index = Index::open_read_only(dir.path()).expect("index");
+    let all = index
+        .lookup(&Filter {
+            limit: 10_000,
+            ..Filter::default()
+        })
+        .expect("lookup");
+    assert_eq!(all.last().map(|l| l.segment), Some(after[0].0));
+}
+
+#[test]
+fn lookup_filters_and_reads_back_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = pkcs8();
+    let t = open(config(dir.path()), &k);
+    for i in 0..30 {
+        t.record(auth(
+            if i % 3 == 0 { "mallory" } else { "alice" },
+            if i % 2 == 0 { "10.0.0.1" } else { "10.0.0.2" },
+            i % 4 != 0,
+        ));
+    }
+    t.close();
+    drop(t);
+    let index = Index::open_read_only(dir.path()).expect("index");
+    let find = |f: Filter| {
+        let locations = index.lookup(&Filter { limit: 100, ..f }).expect("lookup");
+        read_records(dir.path(), &locations).expect("read")
+    };
+    let mallory = find(Filter {
+        principal: Some("arn:aws:iam::123456789012:user/mallory".into()),
+        ..Filter::default()
+    });
+    assert_eq!(mallory.len(), 10);
+    for r in &mallory {
+        let v: serde_json::Value = serde_json::from_str(r).expect("json");
+        assert_eq!(
+            v["userIdentity"]["arn"],
+            "arn:aws:iam::123456789012:user/mallory"
+        );
+    }
+    // Newest first.
+    let seqs: Vec<u64> = mallory
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(r).expect("json")["sequence"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "{seqs:?}");
+    let failed_from_1 = find(Filter {
+        source_ip: Some("10.0.0.1".into()),
+        errors_only: true,
+        ..Filter::default()
+    });
+    assert_eq!(failed_from_1.len(), 8); // i in 0,4,8,...,28
+    assert_eq!(
+        find(Filter {
+            event_name: Some("Statement".into()),
+            ..Filter::default()
+        })
+        .len(),
+        0
+    );
+    assert_eq!(
+        find(Filter {
+            database: Some("orders".into()),
+            ..Filter::default()
+        })
+        .len(),
+        30
+    );
+    let future = SystemTime::now() + Duration::from_secs(3600);
+    let since_ms = future
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    assert_eq!(
+        find(Filter {
+            since_ms: Some(since_ms),
+            ..Filter::default()
+        })
+        .len(),
+        0
+    );
+}
+
+#[test]
+fn a_lost_index_is_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = pkcs8();
+    let t = open(config(dir.path()), &k);
+    for _ in 0..25 {
+        t.record(auth("alice", "10.0.0.1", true));
+    }
+    t.close();
+    drop(t);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("index.sqlite{suffix}")));
+    }
+    let t = open(config(dir.path()), &k);
+    t.close();
+    drop(t);
+    let index = Index::open_read_only(dir.path()).expect("index");
+    assert_eq!(index.last_sequence().expect("last"), 25);
+}
+
+/// A tmpfs too small for the trail: it fills, the trail refuses new work
+/// and keeps every record queued; room comes back and everything lands.
+#[test]
+fn a_full_disk_fails_closed_and_loses_nothing() {
+    if !nix_is_root() {
+        eprintln!("SKIPPED: mounting a small tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mount = small_disk(dir.path());
+    let _unmount = Unmount(mount.clone());
+    let k = pkcs8();
+    let public = SigningKey::from_pkcs8(&k).expect("key").public_key();
+    let trail_dir = mount.join("trail");
+    let t = open(config(&trail_dir), &k);
+    assert!(t.accepting());
+    let filler = fill(&mount);
+    let sent = 2000;
+    for _ in 0..sent {
+        t.record(auth("alice", "10.0.0.1", true));
+    }
+    wait_for("the trail to refuse work", || !t.accepting());
+    assert!(
+        t.last_error().is_some_and(|e| e.contains("No space left")),
+        "{:?}",
+        t.last_error()
+    );
+    assert_eq!(t.depth(), sent as usize);
+    // Room again.
+    std::fs::remove_file(&filler).expect("rm filler");
+    wait_for("the trail to accept work again", || {
+        t.accepting() && t.depth() == 0
+    });
+    t.close();
+    assert_eq!(t.synced(), sent);
+    drop(t);
+    let r = verify(&trail_dir, &public);
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.records_verified, sent);
+}
+
+/// With `fail_open` a full disk does not stop new work, and records still
+/// land once there is room.
+#[test]
+fn fail_open_keeps_accepting() {
+    if !nix_is_root() {
+        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mount = small_disk(dir.path());
+    let _unmount = Unmount(mount.clone());
+    let mut c = config(&mount.join("trail"));
+    c.fail_open = true;
+    let t = open(c, &pkcs8());
+    let filler = fill(&mount);
+    for _ in 0..2000 {
+        t.record(auth("alice", "10.0.0.1", true));
+    }
+    wait_for("a failed write", || t.last_error().is_some());
+    assert!(t.accepting());
+    std::fs::remove_file(&filler).expect("rm filler");
+    wait_for("the queue to drain", || t.depth() == 0);
+    t.close();
+    assert_eq!(t.synced(), 2000);
+}
+
+/// A 4 MiB tmpfs under `dir`.
+fn small_disk(dir: &Path) -> std::path::PathBuf {
+    let mount = dir.join("disk");
+    std::fs::create_dir(&mount).expect("mkdir");
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .expect("mount")
+        .success();
+    assert!(ok, "mounting a tmpfs failed");
+    mount
+}
+
+/// Fills the disk at `mount`; returns the file to delete for room.
+fn fill(mount: &Path) -> std::path::PathBuf {
+    let filler = mount.join("filler");
+    let err = std::fs::write(&filler, vec![0u8; 8 << 20]).expect_err("the disk should fill");
+    assert_eq!(err.raw_os_error(), Some(28), "{err}"); // ENOSPC
+    filler
+}
+
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+#[test]
+fn observers_see_durable_records_in_order() {
+    struct Seen(Arc<std::sync::Mutex<Vec<(u64, String)>>>);
+    impl Observer for Seen {
+        fn observe(&mut self, sequence: u64, event_id: &str, _: &Event) {
+            self.0
+                .lock()
+                .expect("lock")
+                .push((sequence, event_id.to_owned()));
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let t = Trail::open(
+        config(dir.path()),
+        key(),
+        TrailMetrics::default(),
+        vec![Box::new(Seen(seen.clone()))],
+    )
+    .expect("open");
+    for _ in 0..50 {
+        t.record(auth("alice", "10.0.0.1", true));
+    }
+    t.close();
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 50);
+    assert!(
+        seen.iter()
+            .enumerate()
+            .all(|(i, (s, _))| *s == i as u64 + 1)
+    );
+    assert_eq!(
+        latchkey_audit::trail::sequence_of(t.trail_id(), &seen[9].1),
+        Some(10)
+    );
+}
