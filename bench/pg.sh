@@ -57,7 +57,7 @@ start_latchkey() {
     local api port
     api=$(free_port); port=$(free_port)
     LATCHKEY_LOG=warn "$latchkey" serve --data-dir "$data" --listen "127.0.0.1:$api" --pg-listen "127.0.0.1:$port" \
-        --audit-log "$work/audit-$name.jsonl" "$@" >/dev/null 2>"$work/latchkey-$name.log" &
+        --audit-dir "$work/audit-$name" "$@" >/dev/null 2>"$work/latchkey-$name.log" &
     printf -v "pid_$name" %s $!
     printf -v "port_$name" %s "$port"
     wait_port "$port"

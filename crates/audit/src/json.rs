@@ -45,6 +45,12 @@ fn write_rfc3339(out: &mut String, t: SystemTime) {
 /// Appends `text` as a JSON string.
 pub fn json_string(out: &mut String, text: &str) {
     out.push('"');
+    // Nearly every string needs no escaping: copy it whole.
+    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     let mut from = 0;
     for (i, b) in text.bytes().enumerate() {
         let escape = match b {

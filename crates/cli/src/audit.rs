@@ -229,7 +229,7 @@ fn lookup(args: &LookupArgs) -> Result<u8> {
         until_ms: args.until.as_deref().map(parse_when).transpose()?.map(ms),
         limit: args.max_results,
     };
-    let records = latchkey_trail::read_records(dir, &index.lookup(&filter)?)?;
+    let records = latchkey_trail::find(dir, &index, &filter)?;
     let events: Vec<serde_json::Value> = records
         .iter()
         .filter_map(|r| serde_json::from_str::<serde_json::Value>(r).ok())

@@ -1,7 +1,17 @@
-//! The lookup index: one SQLite row per record, pointing at its bytes in
-//! its segment. The segments are the record of truth; the index can always
-//! be rebuilt from them, so it is written without waiting for the disk.
+//! The lookup index. Statements are most of the trail and arrive by tens of
+//! thousands a second, too fast for a row each, so the index holds spans:
+//! one row per (segment, event name, principal, access key, database,
+//! source address, failed) within a written batch, with the byte range and
+//! sequence and time bounds of its records. A batch of 10,000 statements
+//! from 50 sessions is about 50 rows. A lookup finds the spans that match
+//! and reads just their byte ranges, keeping the records that match
+//! exactly.
+//!
+//! The segments are the record of truth; the index can always be rebuilt
+//! from them, so it is written without waiting for the disk.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use latchkey_audit::Event;
@@ -9,29 +19,19 @@ use rusqlite::{Connection, OpenFlags, params_from_iter};
 
 use crate::Error;
 
-/// What the writer knows of a record, for the index.
-#[derive(Debug, Clone)]
-pub struct IndexRow {
-    pub sequence: u64,
-    pub time_ms: i64,
-    pub name: String,
-    pub principal: Option<String>,
-    pub access_key_id: Option<String>,
-    pub database: Option<String>,
-    pub source_ip: Option<String>,
+/// What identifies a span: the fields lookups filter on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SpanKey<S> {
+    pub name: S,
+    pub principal: Option<S>,
+    pub access_key_id: Option<S>,
+    pub database: Option<S>,
+    pub source_ip: Option<IpAddr>,
     pub error: bool,
-    /// The segment's first sequence (its name).
-    pub segment: u64,
-    pub offset: u64,
-    pub len: u32,
 }
 
-impl IndexRow {
-    pub fn of(event: &Event, sequence: u64, segment: u64, offset: u64, len: u32) -> Self {
-        let time_ms = event
-            .time()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+impl<'a> SpanKey<&'a str> {
+    pub fn of(event: &'a Event) -> Self {
         let error = match event {
             Event::Api(a) => a.error.is_some(),
             Event::Auth(a) => matches!(a.result, latchkey_audit::AuthResult::Failure { .. }),
@@ -39,22 +39,101 @@ impl IndexRow {
             _ => false,
         };
         Self {
-            sequence,
-            time_ms,
-            name: event.name().to_owned(),
-            principal: event.principal_arn().map(str::to_owned),
+            name: event.name(),
+            principal: event.principal_arn(),
             access_key_id: match event {
-                Event::Api(a) => a.access_key_id.clone(),
-                Event::Auth(a) => a.access_key_id.clone(),
-                e => e.identity().map(|i| i.access_key_id.clone()),
+                Event::Api(a) => a.access_key_id.as_deref(),
+                Event::Auth(a) => a.access_key_id.as_deref(),
+                e => e.identity().map(|i| i.access_key_id.as_str()),
             },
-            database: event.database().map(str::to_owned),
-            source_ip: event.source_ip().map(|ip| ip.to_string()),
+            database: event.database(),
+            source_ip: event.source_ip(),
             error,
-            segment,
-            offset,
-            len,
         }
+    }
+
+    fn owned(&self) -> SpanKey<String> {
+        SpanKey {
+            name: self.name.to_owned(),
+            principal: self.principal.map(str::to_owned),
+            access_key_id: self.access_key_id.map(str::to_owned),
+            database: self.database.map(str::to_owned),
+            source_ip: self.source_ip,
+            error: self.error,
+        }
+    }
+}
+
+/// Records of one key in one segment: where they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub key: SpanKey<String>,
+    /// The segment's first sequence (its name).
+    pub segment: u64,
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    /// Byte range in the segment holding all of them (and others between).
+    pub start: u64,
+    pub end: u64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub count: u64,
+}
+
+/// Groups records into spans as they are written.
+#[derive(Default)]
+pub struct SpanBuilder<'a> {
+    spans: HashMap<SpanKey<&'a str>, Span>,
+    /// Spans closed by a segment change.
+    done: Vec<Span>,
+}
+
+impl<'a> SpanBuilder<'a> {
+    /// Adds a record at `[start, end)` of `segment`.
+    pub fn add(
+        &mut self,
+        key: SpanKey<&'a str>,
+        segment: u64,
+        sequence: u64,
+        time_ms: i64,
+        start: u64,
+        end: u64,
+    ) {
+        match self.spans.get_mut(&key) {
+            Some(s) if s.segment == segment => {
+                s.last_sequence = sequence;
+                s.end = end;
+                s.first_ms = s.first_ms.min(time_ms);
+                s.last_ms = s.last_ms.max(time_ms);
+                s.count += 1;
+            }
+            _ => {
+                let owned = key.owned();
+                // A span never crosses segments: a new segment starts anew.
+                if let Some(old) = self.spans.insert(
+                    key,
+                    Span {
+                        key: owned,
+                        segment,
+                        first_sequence: sequence,
+                        last_sequence: sequence,
+                        start,
+                        end,
+                        first_ms: time_ms,
+                        last_ms: time_ms,
+                        count: 1,
+                    },
+                ) {
+                    self.done.push(old);
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> Vec<Span> {
+        let mut all = self.done;
+        all.extend(self.spans.into_values());
+        all
     }
 }
 
@@ -73,39 +152,34 @@ pub struct Filter {
     pub limit: u32,
 }
 
-/// Where a record's bytes are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Location {
-    pub sequence: u64,
-    pub segment: u64,
-    pub offset: u64,
-    pub len: u32,
-}
-
 pub struct Index {
     conn: Connection,
     path: PathBuf,
 }
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS records(
-    sequence INTEGER PRIMARY KEY,
-    time_ms INTEGER NOT NULL,
+DROP TABLE IF EXISTS records;
+CREATE TABLE IF NOT EXISTS spans(
+    segment INTEGER NOT NULL,
+    first_sequence INTEGER NOT NULL,
+    last_sequence INTEGER NOT NULL,
+    start_offset INTEGER NOT NULL,
+    end_offset INTEGER NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    count INTEGER NOT NULL,
     name TEXT NOT NULL,
     principal TEXT,
     access_key_id TEXT,
     database TEXT,
     source_ip TEXT,
-    error INTEGER NOT NULL,
-    segment INTEGER NOT NULL,
-    offset INTEGER NOT NULL,
-    len INTEGER NOT NULL
+    error INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS records_time ON records(time_ms);
-CREATE INDEX IF NOT EXISTS records_principal ON records(principal, time_ms);
-CREATE INDEX IF NOT EXISTS records_name ON records(name, time_ms);
-CREATE INDEX IF NOT EXISTS records_database ON records(database, time_ms);
-CREATE INDEX IF NOT EXISTS records_source_ip ON records(source_ip, time_ms);
+CREATE INDEX IF NOT EXISTS spans_last ON spans(last_sequence);
+CREATE INDEX IF NOT EXISTS spans_principal ON spans(principal, last_sequence);
+CREATE INDEX IF NOT EXISTS spans_name ON spans(name, last_sequence);
+CREATE INDEX IF NOT EXISTS spans_database ON spans(database, last_sequence);
+CREATE INDEX IF NOT EXISTS spans_source_ip ON spans(source_ip, last_sequence);
 ";
 
 impl Index {
@@ -140,14 +214,16 @@ impl Index {
     /// The highest sequence indexed (0 when empty).
     pub fn last_sequence(&self) -> Result<u64, Error> {
         self.conn
-            .query_row("SELECT COALESCE(MAX(sequence), 0) FROM records", [], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT COALESCE(MAX(last_sequence), 0) FROM spans",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(|e| Error::index(&self.path, e))
     }
 
-    pub fn insert(&mut self, rows: &[IndexRow]) -> Result<(), Error> {
+    pub fn insert(&mut self, spans: &[Span]) -> Result<(), Error> {
         let tx = self
             .conn
             .transaction()
@@ -155,22 +231,25 @@ impl Index {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO records VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "INSERT INTO spans VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .map_err(|e| Error::index(&self.path, e))?;
-            for r in rows {
+            for s in spans {
                 stmt.execute(rusqlite::params![
-                    r.sequence as i64,
-                    r.time_ms,
-                    r.name,
-                    r.principal,
-                    r.access_key_id,
-                    r.database,
-                    r.source_ip,
-                    r.error,
-                    r.segment as i64,
-                    r.offset as i64,
-                    r.len,
+                    s.segment as i64,
+                    s.first_sequence as i64,
+                    s.last_sequence as i64,
+                    s.start as i64,
+                    s.end as i64,
+                    s.first_ms,
+                    s.last_ms,
+                    s.count as i64,
+                    s.key.name,
+                    s.key.principal,
+                    s.key.access_key_id,
+                    s.key.database,
+                    s.key.source_ip.map(|ip| ip.to_string()),
+                    s.key.error,
                 ])
                 .map_err(|e| Error::index(&self.path, e))?;
             }
@@ -178,52 +257,72 @@ impl Index {
         tx.commit().map_err(|e| Error::index(&self.path, e))
     }
 
-    /// Drops rows of records in segments that retention removed.
+    /// Drops spans of records that retention removed.
     pub fn delete_before(&self, sequence: u64) -> Result<(), Error> {
         self.conn
-            .execute("DELETE FROM records WHERE sequence < ?1", [sequence as i64])
+            .execute(
+                "DELETE FROM spans WHERE last_sequence < ?1",
+                [sequence as i64],
+            )
             .map(|_| ())
             .map_err(|e| Error::index(&self.path, e))
     }
 
-    pub fn lookup(&self, filter: &Filter) -> Result<Vec<Location>, Error> {
-        let mut sql = String::from("SELECT sequence, segment, offset, len FROM records WHERE 1=1");
+    /// Spans that may hold matching records, newest first.
+    pub fn spans(&self, filter: &Filter) -> Result<Vec<Span>, Error> {
+        let mut sql = String::from(
+            "SELECT segment, first_sequence, last_sequence, start_offset, end_offset, first_ms, last_ms, count, \
+             name, principal, access_key_id, database, source_ip, error FROM spans WHERE 1=1",
+        );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut text = |column: &str, value: &Option<String>, sql: &mut String| {
+        for (column, value) in [
+            ("principal", &filter.principal),
+            ("name", &filter.event_name),
+            ("database", &filter.database),
+            ("source_ip", &filter.source_ip),
+            ("access_key_id", &filter.access_key_id),
+        ] {
             if let Some(v) = value {
                 sql.push_str(&format!(" AND {column} = ?"));
                 args.push(v.clone().into());
             }
-        };
-        text("principal", &filter.principal, &mut sql);
-        text("name", &filter.event_name, &mut sql);
-        text("database", &filter.database, &mut sql);
-        text("source_ip", &filter.source_ip, &mut sql);
-        text("access_key_id", &filter.access_key_id, &mut sql);
+        }
         if filter.errors_only {
             sql.push_str(" AND error = 1");
         }
         if let Some(t) = filter.since_ms {
-            sql.push_str(" AND time_ms >= ?");
+            sql.push_str(" AND last_ms >= ?");
             args.push(t.into());
         }
         if let Some(t) = filter.until_ms {
-            sql.push_str(" AND time_ms <= ?");
+            sql.push_str(" AND first_ms <= ?");
             args.push(t.into());
         }
-        sql.push_str(" ORDER BY sequence DESC LIMIT ?");
-        args.push(i64::from(filter.limit).into());
+        sql.push_str(" ORDER BY last_sequence DESC");
         let mut stmt = self
             .conn
             .prepare(&sql)
             .map_err(|e| Error::index(&self.path, e))?;
         let rows = stmt
             .query_map(params_from_iter(args), |r| {
-                Ok(Location {
-                    sequence: r.get::<_, i64>(0)? as u64,
-                    segment: r.get::<_, i64>(1)? as u64,
-                    offset: r.get::<_, i64>(2)? as u64,
-                    len: r.get(3)?,
+                let n = |i: usize| r.get::<_, i64>(i).map(|v| v as u64);
+                Ok(Span {
+                    segment: n(0)?,
+                    first_sequence: n(1)?,
+                    last_sequence: n(2)?,
+                    start: n(3)?,
+                    end: n(4)?,
+                    first_ms: r.get(5)?,
+                    last_ms: r.get(6)?,
+                    count: n(7)?,
+                    key: SpanKey {
+                        name: r.get(8)?,
+                        principal: r.get(9)?,
+                        access_key_id: r.get(10)?,
+                        database: r.get(11)?,
+                        source_ip: r.get::<_, Option<String>>(12)?.and_then(|s| s.parse().ok()),
+                        error: r.get(13)?,
+                    },
                 })
             })
             .map_err(|e| Error::index(&self.path, e))?;

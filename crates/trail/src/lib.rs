@@ -20,11 +20,12 @@
 mod files;
 mod index;
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,7 +35,7 @@ use latchkey_audit::{AuditSink, Event};
 use latchkey_metrics::{Counter, Histogram};
 
 pub use files::{TrailFiles, list_digests, list_segments, segment_first, segment_name};
-pub use index::{Filter, Index, IndexRow, Location};
+pub use index::{Filter, Index, Span, SpanBuilder, SpanKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -176,7 +177,7 @@ impl Shared {
 enum Durable {
     /// Records sealed and synced, for the index and the observers.
     Records {
-        rows: Vec<IndexRow>,
+        spans: Vec<Span>,
         events: Vec<(u64, Event)>,
     },
     /// Retention removed the segments before this sequence.
@@ -190,6 +191,9 @@ pub struct Trail {
     public_key: [u8; 32],
     trail_id: u64,
 }
+
+/// Bytes of records gathered before a `write`.
+const WRITE_CHUNK: usize = 1 << 20;
 
 /// The trail id file: the id is in every `eventID` and digest.
 fn trail_id_path(dir: &Path) -> PathBuf {
@@ -309,7 +313,9 @@ impl Trail {
             last_error: Mutex::new(None),
             metrics,
         });
-        let (post_tx, post_rx) = std::sync::mpsc::channel();
+        // Bounded: if indexing and detection fall behind, the writer waits,
+        // the queue grows and new work is refused rather than memory.
+        let (post_tx, post_rx) = std::sync::mpsc::sync_channel(64);
         let unsigned = chain.last_sequence > digest_last;
         let mut writer = Writer {
             shared: shared.clone(),
@@ -464,7 +470,7 @@ struct Writer {
     /// A batch that failed to write, retried first.
     pending: Vec<Event>,
     buf: String,
-    post: Sender<Durable>,
+    post: SyncSender<Durable>,
 }
 
 impl Writer {
@@ -518,7 +524,7 @@ impl Writer {
         let started = Instant::now();
         let result = self.write_events(&events);
         match result {
-            Ok(rows) => {
+            Ok(spans) => {
                 self.shared.depth.fetch_sub(events.len(), Ordering::Relaxed);
                 self.shared
                     .synced
@@ -532,7 +538,7 @@ impl Writer {
                     .enumerate()
                     .map(|(i, e)| (first + i as u64, e))
                     .collect();
-                let _ = self.post.send(Durable::Records { rows, events });
+                let _ = self.post.send(Durable::Records { spans, events });
                 Ok(())
             }
             Err(e) => {
@@ -543,7 +549,7 @@ impl Writer {
         }
     }
 
-    fn write_events(&mut self, events: &[Event]) -> Result<Vec<IndexRow>, Error> {
+    fn write_events(&mut self, events: &[Event]) -> Result<Vec<Span>, Error> {
         self.ensure_segment()?;
         let saved = self.chain.clone();
         let Some(seg) = self.current.as_mut() else {
@@ -553,25 +559,36 @@ impl Writer {
             });
         };
         self.buf.clear();
-        let mut rows = Vec::with_capacity(events.len());
+        let mut spans = SpanBuilder::default();
+        let path = files::segments_dir(&self.config.dir).join(segment_name(seg.first));
+        // Written out a megabyte at a time, so the buffer stays in cache.
+        let mut flushed = 0u64;
+        let mut result = Ok(());
         for e in events {
-            let start = self.buf.len();
+            let start = self.buf.len() as u64;
             let sealed =
                 self.chain
                     .append(e, &self.config.region, &self.config.account, &mut self.buf);
-            let len = (self.buf.len() - start - 1) as u32;
-            rows.push(IndexRow::of(
-                e,
-                sealed.sequence,
+            let at = seg.len + flushed;
+            spans.add(
+                SpanKey::of(e),
                 seg.first,
-                seg.len + start as u64,
-                len,
-            ));
+                sealed.sequence,
+                millis(e.time()),
+                at + start,
+                at + self.buf.len() as u64,
+            );
+            if self.buf.len() >= WRITE_CHUNK {
+                result = seg.file.write_all(self.buf.as_bytes());
+                flushed += self.buf.len() as u64;
+                self.buf.clear();
+                if result.is_err() {
+                    break;
+                }
+            }
         }
-        let path = files::segments_dir(&self.config.dir).join(segment_name(seg.first));
-        let written = seg
-            .file
-            .write_all(self.buf.as_bytes())
+        let written = result
+            .and_then(|()| seg.file.write_all(self.buf.as_bytes()))
             .and_then(|()| seg.file.sync_data());
         if let Err(e) = written {
             self.chain = saved;
@@ -582,8 +599,8 @@ impl Writer {
             }
             return Err(Error::io(&path, e));
         }
-        seg.len += self.buf.len() as u64;
-        Ok(rows)
+        seg.len += flushed + self.buf.len() as u64;
+        Ok(spans.finish())
     }
 
     /// Opens the first segment, or a new one when the current is full,
@@ -732,8 +749,8 @@ fn post_loop(
     trail_id: u64,
 ) {
     while let Ok(work) = rx.recv() {
-        let (rows, events) = match work {
-            Durable::Records { rows, events } => (rows, events),
+        let (spans, events) = match work {
+            Durable::Records { spans, events } => (spans, events),
             Durable::Forget(before) => {
                 if let Err(e) = index.delete_before(before) {
                     tracing::warn!(error = %e, "dropping expired audit index rows failed");
@@ -741,7 +758,7 @@ fn post_loop(
                 continue;
             }
         };
-        if let Err(e) = index.insert(&rows) {
+        if let Err(e) = index.insert(&spans) {
             // The index can be rebuilt from the segments; the trail is intact.
             tracing::warn!(error = %e, "indexing audit records failed");
         }
@@ -757,46 +774,17 @@ fn post_loop(
     }
 }
 
-/// Indexes every record after `after` from the segments.
-fn reindex(dir: &Path, index: &mut Index, after: u64) -> Result<(), Error> {
-    let segments = list_segments(dir)?;
-    let mut rows = Vec::new();
-    for (i, (first, name)) in segments.iter().enumerate() {
-        let last = segments.get(i + 1).map_or(u64::MAX, |(next, _)| next - 1);
-        if last <= after {
-            continue;
-        }
-        let path = files::segments_dir(dir).join(name);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let mut offset = 0u64;
-        for line in bytes.split(|b| *b == b'\n') {
-            let here = offset;
-            offset += line.len() as u64 + 1;
-            if line.is_empty() {
-                continue;
-            }
-            if let Some(row) = row_from_line(line, *first, here)
-                && row.sequence > after
-            {
-                rows.push(row);
-            }
-            if rows.len() >= 10_000 {
-                index.insert(&rows)?;
-                rows.clear();
-            }
-        }
-    }
-    index.insert(&rows)
+fn millis(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// An index row from a record as written (for rebuilding the index).
-fn row_from_line(line: &[u8], segment: u64, offset: u64) -> Option<IndexRow> {
+/// A written record's index key, sequence and time.
+fn record_key(line: &[u8]) -> Option<(SpanKey<String>, u64, i64)> {
     let v: serde_json::Value = serde_json::from_slice(line).ok()?;
     let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
     let name = text("/eventName")?;
-    Some(IndexRow {
-        sequence: v.get("sequence")?.as_u64()?,
-        time_ms: latchkey_audit::trail::parse_time_ms(v.get("eventTime")?.as_str()?)?,
+    let key = SpanKey {
         principal: text("/userIdentity/arn").or_else(|| text("/serviceEventDetails/principal")),
         access_key_id: text("/userIdentity/accessKeyId"),
         database: match name.as_str() {
@@ -804,34 +792,103 @@ fn row_from_line(line: &[u8], segment: u64, offset: u64) -> Option<IndexRow> {
             _ => None,
         },
         source_ip: text("/sourceIPAddress")
-            .or_else(|| text("/serviceEventDetails/sourceIPAddress")),
+            .or_else(|| text("/serviceEventDetails/sourceIPAddress"))
+            .and_then(|ip| ip.parse().ok()),
         error: v.get("errorCode").is_some_and(|e| !e.is_null()),
         name,
-        segment,
-        offset,
-        len: u32::try_from(line.len()).ok()?,
-    })
+    };
+    let sequence = v.get("sequence")?.as_u64()?;
+    let time = latchkey_audit::trail::parse_time_ms(v.get("eventTime")?.as_str()?)?;
+    Some((key, sequence, time))
 }
 
-/// Reads the records at `locations` from the segments.
-pub fn read_records(dir: &Path, locations: &[Location]) -> Result<Vec<String>, Error> {
+/// Indexes every record after `after` from the segments.
+fn reindex(dir: &Path, index: &mut Index, after: u64) -> Result<(), Error> {
+    for (first, name) in &list_segments(dir)? {
+        let path = files::segments_dir(dir).join(name);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let mut spans: HashMap<SpanKey<String>, Span> = HashMap::new();
+        let mut offset = 0u64;
+        for line in bytes.split(|b| *b == b'\n') {
+            let start = offset;
+            offset += line.len() as u64 + 1;
+            let Some((key, sequence, time_ms)) = record_key(line) else {
+                continue;
+            };
+            if sequence <= after {
+                continue;
+            }
+            let span = spans.entry(key.clone()).or_insert(Span {
+                key,
+                segment: *first,
+                first_sequence: sequence,
+                last_sequence: sequence,
+                start,
+                end: offset,
+                first_ms: time_ms,
+                last_ms: time_ms,
+                count: 0,
+            });
+            span.last_sequence = sequence;
+            span.end = offset;
+            span.first_ms = span.first_ms.min(time_ms);
+            span.last_ms = span.last_ms.max(time_ms);
+            span.count += 1;
+            if spans.len() >= 10_000 {
+                index.insert(&spans.drain().map(|(_, s)| s).collect::<Vec<_>>())?;
+            }
+        }
+        index.insert(&spans.into_values().collect::<Vec<_>>())?;
+    }
+    Ok(())
+}
+
+/// `audit lookup`: the records matching `filter`, newest first, as written.
+pub fn find(dir: &Path, index: &Index, filter: &Filter) -> Result<Vec<String>, Error> {
     use std::os::unix::fs::FileExt;
-    let mut out = Vec::with_capacity(locations.len());
+    let limit = filter.limit as usize;
+    let ip: Option<std::net::IpAddr> = filter.source_ip.as_deref().and_then(|s| s.parse().ok());
+    let mut found: Vec<(u64, String)> = Vec::new();
     let mut open: Option<(u64, File)> = None;
-    for loc in locations {
-        if open.as_ref().is_none_or(|(s, _)| *s != loc.segment) {
-            let path = files::segments_dir(dir).join(segment_name(loc.segment));
+    for span in index.spans(filter)? {
+        // Enough, and every later span is older than what we have.
+        if found.len() >= limit
+            && found
+                .iter()
+                .map(|(s, _)| *s)
+                .min()
+                .is_some_and(|oldest| span.last_sequence < oldest)
+        {
+            break;
+        }
+        let path = files::segments_dir(dir).join(segment_name(span.segment));
+        if open.as_ref().is_none_or(|(s, _)| *s != span.segment) {
             let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            open = Some((loc.segment, f));
+            open = Some((span.segment, f));
         }
         let Some((_, f)) = open.as_ref() else {
             continue;
         };
-        let mut buf = vec![0u8; loc.len as usize];
-        let path = files::segments_dir(dir).join(segment_name(loc.segment));
-        f.read_exact_at(&mut buf, loc.offset)
+        let mut buf = vec![0u8; usize::try_from(span.end - span.start).unwrap_or(0)];
+        f.read_exact_at(&mut buf, span.start)
             .map_err(|e| Error::io(&path, e))?;
-        out.push(String::from_utf8_lossy(&buf).into_owned());
+        for line in buf.split(|b| *b == b'\n').rev() {
+            let Some((key, sequence, time_ms)) = record_key(line) else {
+                continue;
+            };
+            if key == span.key
+                && sequence >= span.first_sequence
+                && sequence <= span.last_sequence
+                && filter.since_ms.is_none_or(|t| time_ms >= t)
+                && filter.until_ms.is_none_or(|t| time_ms <= t)
+                && (filter.source_ip.is_none() || key.source_ip == ip)
+            {
+                found.push((sequence, String::from_utf8_lossy(line).into_owned()));
+            }
+        }
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        found.dedup_by_key(|(s, _)| *s);
+        found.truncate(limit);
     }
-    Ok(out)
+    Ok(found.into_iter().map(|(_, r)| r).collect())
 }
