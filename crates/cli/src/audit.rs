@@ -100,10 +100,15 @@ fn signing_key(store: &Store) -> Result<SigningKey> {
 }
 
 /// Opens the trail `serve` records into.
-pub fn open_trail(store: &Store, config: TrailConfig, metrics: TrailMetrics) -> Result<Arc<Trail>> {
+pub fn open_trail(
+    store: &Store,
+    config: TrailConfig,
+    metrics: TrailMetrics,
+    observers: Vec<Box<dyn latchkey_trail::Observer>>,
+) -> Result<Arc<Trail>> {
     let dir = config.dir.clone();
     let key = signing_key(store)?;
-    let trail = Trail::open(config, key, metrics, Vec::new())
+    let trail = Trail::open(config, key, metrics, observers)
         .with_context(|| format!("opening the audit trail in {}", dir.display()))?;
     Ok(Arc::new(trail))
 }

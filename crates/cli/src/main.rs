@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod connect;
 mod db;
+mod findings;
 mod output;
 mod policy;
 mod serve;
@@ -47,6 +48,9 @@ enum Command {
     /// Verify and search the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Threat findings from the detection rules (GuardDuty's names).
+    #[command(subcommand)]
+    Findings(findings::FindingsCommand),
     /// Run the token service (STS and IAM over HTTPS), creating the data directory on first start.
     Serve(serve::ServerArgs),
     /// Create the data directory, certificates and administrator without serving.
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Db(cmd) => db::run(cmd),
         Command::Connect(cmd) => connect::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Findings(cmd) => findings::run(cmd),
         Command::Serve(args) => serve::run_serve(&args),
         Command::Init(args) => serve::run_init(&args),
         Command::RotateMasterKey(args) => serve::run_rotate_master_key(&args),

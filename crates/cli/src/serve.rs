@@ -122,6 +122,18 @@ pub struct ServerArgs {
     /// Keep accepting connections and API calls when the audit trail cannot write (by default they are refused until it can).
     #[arg(long, env = "LATCHKEY_AUDIT_FAIL_OPEN")]
     audit_fail_open: bool,
+    /// Turn the threat detection rules off (their thresholds are set in latchkey.toml's [detection] table).
+    #[arg(long, env = "LATCHKEY_NO_DETECTION")]
+    no_detection: bool,
+    /// POST every finding here as JSON, signed with HMAC-SHA256 (X-Latchkey-Signature).
+    #[arg(long, env = "LATCHKEY_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// File holding the webhook's HMAC secret (or set LATCHKEY_WEBHOOK_SECRET).
+    #[arg(long, env = "LATCHKEY_WEBHOOK_SECRET_FILE", value_name = "FILE")]
+    webhook_secret_file: Option<PathBuf>,
+    /// PEM CA certificates for an HTTPS webhook [default: the system's].
+    #[arg(long, env = "LATCHKEY_WEBHOOK_CA", value_name = "FILE")]
+    webhook_ca: Option<PathBuf>,
     /// Do not audit individual statements (logins and sessions still are).
     #[arg(long, env = "LATCHKEY_NO_STATEMENT_AUDIT")]
     no_statement_audit: bool,
@@ -173,6 +185,13 @@ struct FileConfig {
     audit_fail_open: bool,
     #[serde(default)]
     no_statement_audit: bool,
+    #[serde(default)]
+    no_detection: bool,
+    /// Detection rule thresholds and responses.
+    detection: Option<latchkey_detect::DetectConfig>,
+    webhook_url: Option<String>,
+    webhook_secret_file: Option<PathBuf>,
+    webhook_ca: Option<PathBuf>,
     /// Registered databases (`[[databases]]` tables).
     #[serde(default)]
     databases: Vec<crate::db::DatabaseConfig>,
@@ -189,6 +208,9 @@ pub struct Config {
     pub cluster_key_rotation: std::time::Duration,
     pub pg_listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
+    /// Detection rules; `None` when turned off.
+    pub detection: Option<latchkey_detect::DetectConfig>,
+    pub webhook: Option<latchkey_webhook::WebhookConfig>,
     /// The audit trail's settings (its account is filled in at start).
     pub audit: latchkey_trail::TrailConfig,
     pub gateway: latchkey_pg_gateway::GatewayConfig,
@@ -366,8 +388,35 @@ impl ServerArgs {
             "audit_retention",
         )?;
         audit.fail_open = self.audit_fail_open || file.audit_fail_open;
+        let detection =
+            (!(self.no_detection || file.no_detection)).then(|| file.detection.unwrap_or_default());
+        let webhook = match self.webhook_url.clone().or(file.webhook_url) {
+            Some(url) => {
+                let secret = match self.webhook_secret_file.clone().or(file.webhook_secret_file) {
+                    Some(path) => std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading the webhook secret {}", path.display()))?
+                        .trim()
+                        .to_owned(),
+                    None => std::env::var("LATCHKEY_WEBHOOK_SECRET").context(
+                        "a webhook needs a secret: --webhook-secret-file or LATCHKEY_WEBHOOK_SECRET",
+                    )?,
+                };
+                if secret.len() < 16 {
+                    anyhow::bail!("the webhook secret must be at least 16 characters");
+                }
+                let mut w = latchkey_webhook::WebhookConfig::new(
+                    &url,
+                    zeroize::Zeroizing::new(secret.into_bytes()),
+                );
+                w.ca_file = self.webhook_ca.clone().or(file.webhook_ca);
+                Some(w)
+            }
+            None => None,
+        };
         Ok(Config {
             audit,
+            detection,
+            webhook,
             data_dir,
             listen: self
                 .listen
@@ -473,6 +522,18 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         let mut trail_config = config.audit.clone();
         trail_config.account = state.store.account_id().to_owned();
         let metrics = &state.metrics;
+        let mut observers: Vec<Box<dyn latchkey_trail::Observer>> = Vec::new();
+        if let Some(rules) = config.detection.clone() {
+            let webhook = match config.webhook.clone() {
+                Some(w) => Some(latchkey_webhook::Webhook::start(w)?),
+                None => None,
+            };
+            observers.push(Box::new(crate::findings::Detection {
+                detector: latchkey_detect::Detector::try_new(rules)?,
+                state: state.clone(),
+                webhook,
+            }));
+        }
         let audit = crate::audit::open_trail(
             &state.store,
             trail_config,
@@ -481,6 +542,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
                 write_failures: metrics.audit_write_failures.clone(),
                 write_latency: metrics.audit_write.clone(),
             },
+            observers,
         )?;
         state.set_audit(audit.clone());
         let weak = Arc::downgrade(&audit);

@@ -399,15 +399,28 @@ impl Gateway {
 
     async fn client(&self, mut tcp: TcpStream, peer: SocketAddr, shard: usize) -> Result<()> {
         self.state.metrics.connection("postgres");
-        if !self.ip_rate.allow(&peer.ip(), Instant::now()) {
-            tracing::info!(%peer, "postgres connection refused: rate limit");
+        let refused = if self.state.is_blocked(peer.ip(), now()) {
+            Some((
+                FailureKind::Blocked,
+                "the source address is blocked by a detection response",
+            ))
+        } else if !self.ip_rate.allow(&peer.ip(), Instant::now()) {
+            Some((
+                FailureKind::Throttled,
+                "new connection rate limit for the source address",
+            ))
+        } else {
+            None
+        };
+        if let Some((kind, reason)) = refused {
+            tracing::info!(%peer, reason, "postgres connection refused");
             self.record_auth(
                 peer,
                 "",
                 Attempt::default(),
                 AuthResult::Failure {
-                    kind: FailureKind::Throttled,
-                    reason: "new connection rate limit for the source address".into(),
+                    kind,
+                    reason: reason.into(),
                 },
             );
             // Answer a plaintext SSLRequest or startup as PostgreSQL does

@@ -44,6 +44,9 @@ pub async fn accept_until(
             () = &mut shutdown => return,
         };
         let _ = tcp.set_nodelay(true);
+        // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; policies,
+        // limits and the audit trail want a.b.c.d.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         on_connection(tcp, peer);
     }
 }
@@ -188,6 +191,13 @@ async fn handle(
                 "The service is unavailable. Please try again later.",
                 &id,
             ),
+        ));
+    }
+    if state.is_blocked(peer.ip(), now()) {
+        tracing::info!(request_id = %id, %peer, "request refused: the source address is blocked");
+        return Ok(xml_response(
+            403,
+            xml::error(STS_NS, true, "AccessDenied", "Access denied", &id),
         ));
     }
     let user_agent = parts

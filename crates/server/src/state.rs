@@ -30,6 +30,11 @@ pub struct AppState {
     /// live [`POLICY_CACHE_SECS`] and are dropped at once when IAM changes
     /// anything on this node.
     policy_cache: RwLock<HashMap<String, CachedPolicies>>,
+    /// Source addresses a detection response blocked, until when (Unix
+    /// seconds). `any_blocked` spares every connection the lock while the
+    /// list is empty.
+    blocked: RwLock<HashMap<std::net::IpAddr, i64>>,
+    any_blocked: std::sync::atomic::AtomicBool,
     /// Counters and latencies for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Where API calls and logins are recorded; none until `serve` sets it.
@@ -166,9 +171,32 @@ impl AppState {
             verifier: Verifier::with_cache(4096),
             key_cache: RwLock::new(HashMap::new()),
             policy_cache: RwLock::new(HashMap::new()),
+            blocked: RwLock::new(HashMap::new()),
+            any_blocked: std::sync::atomic::AtomicBool::new(false),
             metrics: Arc::default(),
             audit: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Refuses `ip` until `until` (Unix seconds), on the gateways and the API.
+    pub fn block_ip(&self, ip: std::net::IpAddr, until: i64) {
+        let mut blocked = self.blocked.write().unwrap_or_else(|p| p.into_inner());
+        let now = now();
+        blocked.retain(|_, t| *t > now);
+        let slot = blocked.entry(ip).or_insert(until);
+        *slot = (*slot).max(until);
+        self.any_blocked
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_blocked(&self, ip: std::net::IpAddr, now: i64) -> bool {
+        self.any_blocked.load(std::sync::atomic::Ordering::Acquire)
+            && self
+                .blocked
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&ip)
+                .is_some_and(|until| *until > now)
     }
 
     /// Sets the audit sink (once, at start).

@@ -131,6 +131,7 @@ CREATE TABLE IF NOT EXISTS revocations (arn TEXT PRIMARY KEY, not_before INTEGER
 CREATE TABLE IF NOT EXISTS vault_check (id INTEGER PRIMARY KEY CHECK (id = 1), value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS databases (name TEXT PRIMARY KEY, engine TEXT NOT NULL, endpoints TEXT NOT NULL, upstream TEXT NOT NULL, upstream_auth TEXT NOT NULL, resource_id TEXT NOT NULL UNIQUE, tags TEXT NOT NULL DEFAULT '[]', created INTEGER NOT NULL, upstream_tls TEXT NOT NULL DEFAULT 'prefer', upstream_ca TEXT);
 CREATE TABLE IF NOT EXISTS database_ca (id INTEGER PRIMARY KEY CHECK (id = 1), cert TEXT NOT NULL, key BLOB NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS findings (id TEXT PRIMARY KEY, kind TEXT NOT NULL, severity TEXT NOT NULL, last_seen INTEGER NOT NULL, archived INTEGER NOT NULL DEFAULT 0, document TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_key (id INTEGER PRIMARY KEY CHECK (id = 1), public_key BLOB NOT NULL, key BLOB NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS database_passwords (database TEXT NOT NULL, user TEXT NOT NULL, secret BLOB NOT NULL, PRIMARY KEY (database, user));
 CREATE TABLE IF NOT EXISTS cluster_keys (id INTEGER PRIMARY KEY, material BLOB NOT NULL, created INTEGER NOT NULL);
@@ -1306,6 +1307,68 @@ impl Store {
             "INSERT OR IGNORE INTO database_ca (id, cert, key, created) VALUES (1, ?1, ?2, ?3)",
             params![cert_pem, sealed, now],
         )? == 1)
+    }
+
+    /// Stores a finding (JSON `document`) or updates it; an archived finding
+    /// stays archived.
+    pub fn put_finding(
+        &self,
+        id: &str,
+        kind: &str,
+        severity: &str,
+        last_seen: i64,
+        document: &str,
+    ) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO findings (id, kind, severity, last_seen, document) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET kind = ?2, severity = ?3, last_seen = ?4, document = ?5",
+            params![id, kind, severity, last_seen, document],
+        )?;
+        Ok(())
+    }
+
+    /// Findings, newest first: (document, archived).
+    pub fn findings(
+        &self,
+        archived: bool,
+        severity: Option<&str>,
+        kind: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, bool)>> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT document, archived FROM findings WHERE archived = ?1
+             AND (?2 IS NULL OR severity = ?2) AND (?3 IS NULL OR kind = ?3)
+             ORDER BY last_seen DESC LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(params![archived, severity, kind, limit], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn get_finding(&self, id: &str) -> Result<Option<(String, bool)>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT document, archived FROM findings WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Archives (or unarchives) findings; returns how many exist.
+    pub fn archive_findings(&self, ids: &[String], archived: bool) -> Result<usize> {
+        let db = self.db();
+        let mut n = 0;
+        for id in ids {
+            n += db.execute(
+                "UPDATE findings SET archived = ?1 WHERE id = ?2",
+                params![archived, id],
+            )?;
+        }
+        Ok(n)
     }
 
     /// The audit trail's Ed25519 signing key (PKCS#8), unsealed.

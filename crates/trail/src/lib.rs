@@ -138,9 +138,10 @@ impl Default for TrailMetrics {
 }
 
 /// Sees every record once it is durable, in order, on the trail's second
-/// thread (detection). Events it wants recorded go through a sink it holds.
+/// thread (detection). The events it returns (findings) are recorded in
+/// the trail in turn.
 pub trait Observer: Send {
-    fn observe(&mut self, sequence: u64, event_id: &str, event: &Event);
+    fn observe(&mut self, sequence: u64, event_id: &str, event: &Event) -> Vec<Event>;
 }
 
 struct Shared {
@@ -152,6 +153,8 @@ struct Shared {
     max_queue: usize,
     /// The last sequence that is on disk.
     synced: AtomicU64,
+    /// The last sequence the index and observers have seen.
+    observed: AtomicU64,
     last_error: Mutex<Option<String>>,
     metrics: TrailMetrics,
 }
@@ -310,6 +313,7 @@ impl Trail {
             fail_open: config.fail_open,
             max_queue: config.max_queue,
             synced: AtomicU64::new(chain.last_sequence),
+            observed: AtomicU64::new(chain.last_sequence),
             last_error: Mutex::new(None),
             metrics,
         });
@@ -346,7 +350,10 @@ impl Trail {
             .map_err(|e| Error::io(&dir, e))?;
         let post_thread = std::thread::Builder::new()
             .name("audit-index".into())
-            .spawn(move || post_loop(post_rx, index, observers, trail_id))
+            .spawn({
+                let shared = shared.clone();
+                move || post_loop(post_rx, index, observers, trail_id, &shared)
+            })
             .map_err(|e| Error::io(&dir, e))?;
         Ok(Self {
             shared,
@@ -388,6 +395,22 @@ impl Trail {
     /// threads. Records that cannot be written are reported, not dropped
     /// silently.
     pub fn close(&self) {
+        // Let what the observers add in answer to the last records land too.
+        let settle = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < settle
+            && !self
+                .threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+            && (self.shared.depth.load(Ordering::Relaxed) > 0
+                || self.shared.observed.load(Ordering::Acquire)
+                    < self.shared.synced.load(Ordering::Acquire))
+            && self.shared.healthy.load(Ordering::Acquire)
+        {
+            self.writer.unpark();
+            std::thread::sleep(Duration::from_millis(5));
+        }
         self.shared.stop.store(true, Ordering::Release);
         self.writer.unpark();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
@@ -747,6 +770,7 @@ fn post_loop(
     mut index: Index,
     mut observers: Vec<Box<dyn Observer>>,
     trail_id: u64,
+    shared: &Shared,
 ) {
     while let Ok(work) = rx.recv() {
         let (spans, events) = match work {
@@ -762,14 +786,28 @@ fn post_loop(
             // The index can be rebuilt from the segments; the trail is intact.
             tracing::warn!(error = %e, "indexing audit records failed");
         }
-        if observers.is_empty() {
-            continue;
-        }
-        for (sequence, event) in &events {
+        let last = events.last().map(|(s, _)| *s);
+        let watched = if observers.is_empty() {
+            &[][..]
+        } else {
+            &events[..]
+        };
+        for (sequence, event) in watched {
             let id = latchkey_audit::trail::event_id(trail_id, *sequence);
             for o in observers.iter_mut() {
-                o.observe(*sequence, &id, event);
+                let more = o.observe(*sequence, &id, event);
+                if !more.is_empty() {
+                    shared.depth.fetch_add(more.len(), Ordering::Relaxed);
+                    shared
+                        .queue
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend(more);
+                }
             }
+        }
+        if let Some(last) = last {
+            shared.observed.store(last, Ordering::Release);
         }
     }
 }

@@ -422,11 +422,17 @@ fn nix_is_root() -> bool {
 fn observers_see_durable_records_in_order() {
     struct Seen(Arc<std::sync::Mutex<Vec<(u64, String)>>>);
     impl Observer for Seen {
-        fn observe(&mut self, sequence: u64, event_id: &str, _: &Event) {
+        fn observe(&mut self, sequence: u64, event_id: &str, event: &Event) -> Vec<Event> {
             self.0
                 .lock()
                 .expect("lock")
                 .push((sequence, event_id.to_owned()));
+            // Answers every login with another event, as detection answers
+            // with findings.
+            match event {
+                Event::Auth(_) => vec![statement_event()],
+                _ => Vec::new(),
+            }
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -443,7 +449,8 @@ fn observers_see_durable_records_in_order() {
     }
     t.close();
     let seen = seen.lock().expect("lock");
-    assert_eq!(seen.len(), 50);
+    // 50 logins, then the 50 events they caused.
+    assert_eq!(seen.len(), 100);
     assert!(
         seen.iter()
             .enumerate()
@@ -453,4 +460,16 @@ fn observers_see_durable_records_in_order() {
         latchkey_audit::trail::sequence_of(t.trail_id(), &seen[9].1),
         Some(10)
     );
+}
+
+fn statement_event() -> Event {
+    let Event::Auth(a) = auth("alice", "10.0.0.1", true) else {
+        unreachable!()
+    };
+    Event::Credential(CredentialEvent {
+        time: a.time,
+        change: CredentialChange::Revoked,
+        identity: identity("alice"),
+        sessions_ended: 1,
+    })
 }

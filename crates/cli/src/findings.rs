@@ -1,0 +1,263 @@
+//! Threat detection for `serve` (an observer on the audit trail), and
+//! `latchkey findings list|get|archive` (GuardDuty's names).
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use latchkey_audit::{Event, Finding, Object, write_finding};
+use latchkey_detect::{Action, Detector};
+use latchkey_server::bootstrap::{DataDir, load_vault};
+use latchkey_server::state::{AppState, now};
+use latchkey_store::Store;
+use latchkey_webhook::Webhook;
+
+use crate::exit;
+use crate::output::{OutputFormat, print_json};
+use crate::serve::ServerArgs;
+
+/// Runs the rules on every durable audit record and answers findings:
+/// stores them, counts them, posts them to the webhook, and takes the
+/// configured actions (block the source address, revoke sessions).
+pub struct Detection {
+    pub detector: Detector,
+    pub state: Arc<AppState>,
+    pub webhook: Option<Webhook>,
+}
+
+/// A finding as JSON text (the trail's `serviceEventDetails`).
+pub fn finding_json(f: &Finding) -> String {
+    let mut out = String::with_capacity(512);
+    let mut o = Object::new(&mut out);
+    write_finding(&mut o, f);
+    o.end();
+    out
+}
+
+/// The ARN whose sessions a revocation names: a role session's role.
+fn revocation_arn(principal: &str) -> String {
+    // arn:aws:sts::ACCT:assumed-role/ROLE/SESSION -> arn:aws:iam::ACCT:role/ROLE
+    if let Some((head, rest)) = principal.split_once(":assumed-role/")
+        && let Some(account) = head.strip_prefix("arn:aws:sts::")
+    {
+        let role = rest.split('/').next().unwrap_or_default();
+        return format!("arn:aws:iam::{account}:role/{role}");
+    }
+    principal.to_owned()
+}
+
+impl latchkey_trail::Observer for Detection {
+    fn observe(&mut self, _sequence: u64, event_id: &str, event: &Event) -> Vec<Event> {
+        let mut out = Vec::new();
+        for outcome in self.detector.observe(event_id, event) {
+            let f = outcome.finding;
+            for action in &outcome.actions {
+                match action {
+                    Action::BlockSourceIp { ip, for_secs } => {
+                        let until =
+                            now().saturating_add(i64::try_from(*for_secs).unwrap_or(i64::MAX));
+                        self.state.block_ip(*ip, until);
+                        tracing::warn!(finding = %f.id, %ip, for_secs, "blocked a source address");
+                    }
+                    Action::RevokeSessions { principal_arn } => {
+                        let arn = revocation_arn(principal_arn);
+                        let revoked = self
+                            .state
+                            .store
+                            .revoke_sessions(&arn, now())
+                            .map_err(|e| e.to_string())
+                            .and_then(|()| {
+                                self.state
+                                    .reload_revocations()
+                                    .map_err(|e| e.code.to_owned())
+                            });
+                        match revoked {
+                            Ok(()) => tracing::warn!(finding = %f.id, %arn, "revoked sessions"),
+                            Err(e) => {
+                                tracing::error!(finding = %f.id, %arn, error = %e, "revoking sessions failed")
+                            }
+                        }
+                    }
+                }
+            }
+            let json = finding_json(&f);
+            self.state.metrics.finding(&f.kind, f.severity.as_str());
+            let last_seen = f
+                .last_seen
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            if let Err(e) =
+                self.state
+                    .store
+                    .put_finding(&f.id, &f.kind, f.severity.as_str(), last_seen, &json)
+            {
+                tracing::error!(finding = %f.id, error = %e, "storing a finding failed");
+            }
+            tracing::warn!(finding = %f.id, kind = %f.kind, severity = f.severity.as_str(), title = %f.title, "threat finding");
+            if let Some(hook) = &self.webhook {
+                hook.send(json);
+            }
+            out.push(Event::Finding(Box::new(f)));
+        }
+        out
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FindingsCommand {
+    /// List findings, newest first.
+    List(ListArgs),
+    /// Show one finding.
+    Get(GetArgs),
+    /// Archive findings (or bring them back with --unarchive).
+    Archive(ArchiveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Only this severity: Low, Medium or High.
+    #[arg(long)]
+    severity: Option<String>,
+    /// Only this type, e.g. CredentialAccess:RDS/BruteForce.SourceIP.
+    #[arg(long = "type")]
+    kind: Option<String>,
+    /// List archived findings instead.
+    #[arg(long)]
+    archived: bool,
+    #[arg(long, default_value_t = 50)]
+    max_results: u32,
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The finding id.
+    id: String,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct ArchiveArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Finding ids.
+    #[arg(required = true)]
+    ids: Vec<String>,
+    /// Unarchive instead.
+    #[arg(long)]
+    unarchive: bool,
+}
+
+fn open(server: &ServerArgs) -> Result<Store> {
+    let config = server.resolve()?;
+    let dir = DataDir::new(&config.data_dir);
+    let vault = load_vault(&dir.master_key()).with_context(|| {
+        format!(
+            "no usable data directory at {} (run latchkey init)",
+            dir.root.display()
+        )
+    })?;
+    Ok(Store::open(&dir.store(), vault)?)
+}
+
+fn with_archived(document: &str, archived: bool) -> Result<serde_json::Value> {
+    let mut v: serde_json::Value = serde_json::from_str(document)?;
+    v["archived"] = archived.into();
+    Ok(v)
+}
+
+fn text_line(v: &serde_json::Value) -> String {
+    let s = |k: &str| v[k].as_str().unwrap_or("-").to_owned();
+    format!(
+        "{}  {:<6} {:<42} count {:<5} last {}  {}",
+        s("id"),
+        s("severity"),
+        s("type"),
+        v["count"],
+        s("lastSeen"),
+        s("title")
+    )
+}
+
+pub fn run(cmd: FindingsCommand) -> Result<u8> {
+    match cmd {
+        FindingsCommand::List(args) => {
+            let severity = match &args.severity {
+                Some(s) => Some(
+                    latchkey_audit::Severity::parse(s)
+                        .with_context(|| format!("--severity {s:?}: use Low, Medium or High"))?
+                        .as_str(),
+                ),
+                None => None,
+            };
+            let store = open(&args.server)?;
+            let rows = store.findings(
+                args.archived,
+                severity,
+                args.kind.as_deref(),
+                args.max_results,
+            )?;
+            let list = rows
+                .iter()
+                .map(|(d, a)| with_archived(d, *a))
+                .collect::<Result<Vec<_>>>()?;
+            match args.output {
+                OutputFormat::Json => print_json(&serde_json::json!({ "Findings": list }))?,
+                OutputFormat::Text => {
+                    for v in &list {
+                        println!("{}", text_line(v));
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        FindingsCommand::Get(args) => {
+            let store = open(&args.server)?;
+            let Some((document, archived)) = store.get_finding(&args.id)? else {
+                bail!("no finding {}", args.id);
+            };
+            let v = with_archived(&document, archived)?;
+            match args.output {
+                OutputFormat::Json => print_json(&v)?,
+                OutputFormat::Text => {
+                    println!("{}", text_line(&v));
+                    println!("{}", v["description"].as_str().unwrap_or_default());
+                    println!("evidence: {}", v["evidence"]);
+                    println!("actions:  {}", v["actions"]);
+                }
+            }
+            Ok(exit::OK)
+        }
+        FindingsCommand::Archive(args) => {
+            let store = open(&args.server)?;
+            let n = store.archive_findings(&args.ids, !args.unarchive)?;
+            if n < args.ids.len() {
+                bail!("{} of {} findings exist", n, args.ids.len());
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_sessions_are_revoked_by_role() {
+        assert_eq!(
+            revocation_arn("arn:aws:sts::123456789012:assumed-role/app/s1"),
+            "arn:aws:iam::123456789012:role/app"
+        );
+        assert_eq!(
+            revocation_arn("arn:aws:iam::123456789012:user/bob"),
+            "arn:aws:iam::123456789012:user/bob"
+        );
+    }
+}
