@@ -373,6 +373,36 @@ fn a_full_audit_disk_fails_closed() {
         assert!(Instant::now() < deadline, "logins did not come back");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A read-only audit disk: the server refuses to start at all.
+    let ro = root.path().join("ro-disk");
+    std::fs::create_dir(&ro).unwrap();
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m,ro", "tmpfs"])
+            .arg(&ro)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _unmount_ro = Unmount(&ro);
+    let (data2, api2) = init_latchkey(&root.path().join("second"), &[]);
+    let out = latchkey(&[
+        "serve",
+        "--data-dir",
+        data2.to_str().unwrap(),
+        "--listen",
+        &api2,
+        "--pg-listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--audit-dir",
+        ro.join("trail").to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("opening the audit trail") && stderr.contains("Read-only file system"), "{stderr}");
+
     let text = std::fs::read_dir(audit_dir.join("segments"))
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())

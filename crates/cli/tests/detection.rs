@@ -162,6 +162,8 @@ action = "block_ip"
 block_secs = 600
 [detection.new_source_ip]
 min_history = 2
+[detection.token_from_other_ip]
+action = "revoke_sessions"
 [detection.connection_spike]
 window_secs = 2
 factor = 3.0
@@ -366,6 +368,14 @@ min_baseline_windows = 1
     ));
     let moved = wait_for_finding(&data, "CredentialAccess:RDS/TokenFromOtherIP");
     assert_eq!(moved["severity"], "High");
+    // The response revoked the role's sessions: the same credentials no
+    // longer log in (revocations are re-read within 5 seconds).
+    assert!(moved["actions"][0].as_str().unwrap().contains("revoke"), "{moved}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while psql_from("127.0.0.1", pg_port, &token_with(&lk, &role_creds), "SELECT 1").status.success() {
+        assert!(Instant::now() < deadline, "the role's sessions were not revoked");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // A disabled key presented.
     json_ok(&aws(
