@@ -41,10 +41,9 @@ pub enum TrailError {
     Key(String),
 }
 
-/// The `eventID` of record `sequence` in trail `trail_id`: UUID-shaped and
-/// unique, and it names its record.
-pub fn event_id(trail_id: u64, sequence: u64) -> String {
-    let h = format!("{trail_id:016x}{sequence:016x}");
+/// 16 bytes in the 8-4-4-4-12 hex form of a UUID.
+pub fn uuid_text(bytes: [u8; 16]) -> String {
+    let h = hex::encode(bytes);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -53,6 +52,15 @@ pub fn event_id(trail_id: u64, sequence: u64) -> String {
         &h[16..20],
         &h[20..32]
     )
+}
+
+/// The `eventID` of record `sequence` in trail `trail_id`: UUID-shaped and
+/// unique, and it names its record.
+pub fn event_id(trail_id: u64, sequence: u64) -> String {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&trail_id.to_be_bytes());
+    b[8..].copy_from_slice(&sequence.to_be_bytes());
+    uuid_text(b)
 }
 
 /// The sequence number an `eventID` names, if it is one of `trail_id`'s.

@@ -8,7 +8,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use latchkey_audit::trail::{self, SigningKey, Window};
-use latchkey_server::bootstrap::{DataDir, load_vault};
 use latchkey_store::Store;
 use latchkey_trail::{Filter, Index, Trail, TrailConfig, TrailFiles, TrailMetrics};
 use serde_json::json;
@@ -126,15 +125,7 @@ pub fn run(cmd: AuditCommand) -> Result<u8> {
 }
 
 fn public_key(server: &ServerArgs) -> Result<[u8; 32]> {
-    let config = server.resolve()?;
-    let dir = DataDir::new(&config.data_dir);
-    let vault = load_vault(&dir.master_key()).with_context(|| {
-        format!(
-            "no usable data directory at {} (run latchkey init)",
-            dir.root.display()
-        )
-    })?;
-    let store = Store::open(&dir.store(), vault)?;
+    let store = server.resolve()?.open_store()?;
     let key = match store.audit_public_key()? {
         Some(k) => k,
         None => bail!("this data directory has no audit trail yet (run latchkey serve)"),

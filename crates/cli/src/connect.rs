@@ -49,11 +49,10 @@ pub struct PsqlArgs {
 }
 
 fn registered_host(server: &ServerArgs, db: &str) -> Result<String> {
-    let config = server.resolve()?;
-    let dir = latchkey_server::bootstrap::DataDir::new(&config.data_dir);
-    let vault = latchkey_server::bootstrap::load_vault(&dir.master_key())
+    let store = server
+        .resolve()?
+        .open_store()
         .context("give --host, or run where the Latchkey data directory is readable")?;
-    let store = latchkey_store::Store::open(&dir.store(), vault)?;
     let found = store.list_databases()?.into_iter().find(|d| d.name == db);
     match found.and_then(|d| d.endpoints.into_iter().next()) {
         Some(host) => Ok(host),

@@ -10,7 +10,6 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use latchkey_pg_gateway::upstream::check_tls_settings;
-use latchkey_server::bootstrap::{DataDir, load_vault};
 use latchkey_server::dbca::{DbCa, pem_fingerprints};
 use latchkey_store::{Database, Store, StoreError};
 use serde::Deserialize;
@@ -114,14 +113,7 @@ pub struct PasswordArgs {
 
 fn open(server: &ServerArgs) -> Result<(Store, String)> {
     let config = server.resolve()?;
-    let dir = DataDir::new(&config.data_dir);
-    let vault = load_vault(&dir.master_key()).with_context(|| {
-        format!(
-            "no usable data directory at {} (run latchkey init)",
-            dir.root.display()
-        )
-    })?;
-    Ok((Store::open(&dir.store(), vault)?, config.region))
+    Ok((config.open_store()?, config.region))
 }
 
 fn describe(db: &Database, account: &str, region: &str) -> serde_json::Value {

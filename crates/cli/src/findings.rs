@@ -7,7 +7,6 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use latchkey_audit::{Event, Finding, Object, write_finding};
 use latchkey_detect::{Action, Detector};
-use latchkey_server::bootstrap::{DataDir, load_vault};
 use latchkey_server::state::{AppState, now};
 use latchkey_store::Store;
 use latchkey_webhook::Webhook;
@@ -155,15 +154,7 @@ pub struct ArchiveArgs {
 }
 
 fn open(server: &ServerArgs) -> Result<Store> {
-    let config = server.resolve()?;
-    let dir = DataDir::new(&config.data_dir);
-    let vault = load_vault(&dir.master_key()).with_context(|| {
-        format!(
-            "no usable data directory at {} (run latchkey init)",
-            dir.root.display()
-        )
-    })?;
-    Ok(Store::open(&dir.store(), vault)?)
+    server.resolve()?.open_store()
 }
 
 fn with_archived(document: &str, archived: bool) -> Result<serde_json::Value> {

@@ -218,6 +218,21 @@ pub struct Config {
     pub databases: Vec<crate::db::DatabaseConfig>,
 }
 
+impl Config {
+    /// The data directory's store, for commands that act on it directly
+    /// (a running server picks their changes up within seconds).
+    pub fn open_store(&self) -> Result<latchkey_store::Store> {
+        let dir = DataDir::new(&self.data_dir);
+        let vault = load_vault(&dir.master_key()).with_context(|| {
+            format!(
+                "no usable data directory at {} (run latchkey init)",
+                dir.root.display()
+            )
+        })?;
+        Ok(latchkey_store::Store::open(&dir.store(), vault)?)
+    }
+}
+
 /// A duration from a flag, else from the file (`name` for the error).
 fn duration(
     flag: Option<std::time::Duration>,

@@ -370,10 +370,24 @@ min_baseline_windows = 1
     assert_eq!(moved["severity"], "High");
     // The response revoked the role's sessions: the same credentials no
     // longer log in (revocations are re-read within 5 seconds).
-    assert!(moved["actions"][0].as_str().unwrap().contains("revoke"), "{moved}");
+    assert!(
+        moved["actions"][0].as_str().unwrap().contains("revoke"),
+        "{moved}"
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
-    while psql_from("127.0.0.1", pg_port, &token_with(&lk, &role_creds), "SELECT 1").status.success() {
-        assert!(Instant::now() < deadline, "the role's sessions were not revoked");
+    while psql_from(
+        "127.0.0.1",
+        pg_port,
+        &token_with(&lk, &role_creds),
+        "SELECT 1",
+    )
+    .status
+    .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the role's sessions were not revoked"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 

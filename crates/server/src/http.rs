@@ -136,16 +136,7 @@ pub async fn serve_metrics(
 }
 
 fn request_id() -> String {
-    let b = latchkey_store::random::<16>().unwrap_or_default();
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    latchkey_audit::trail::uuid_text(latchkey_store::random::<16>().unwrap_or_default())
 }
 
 async fn handle(
@@ -179,27 +170,6 @@ async fn handle(
             ));
         }
     };
-    if !state.audit().accepting() {
-        // Fail closed: no call goes unrecorded.
-        tracing::warn!(request_id = %id, %peer, "request refused: the audit trail cannot write");
-        return Ok(xml_response(
-            503,
-            xml::error(
-                STS_NS,
-                false,
-                "ServiceUnavailable",
-                "The service is unavailable. Please try again later.",
-                &id,
-            ),
-        ));
-    }
-    if state.is_blocked(peer.ip(), now()) {
-        tracing::info!(request_id = %id, %peer, "request refused: the source address is blocked");
-        return Ok(xml_response(
-            403,
-            xml::error(STS_NS, true, "AccessDenied", "Access denied", &id),
-        ));
-    }
     let user_agent = parts
         .headers
         .get(hyper::header::USER_AGENT)
@@ -373,6 +343,10 @@ fn record_call(
     }));
 }
 
+fn ns_of(sts: bool) -> &'static str {
+    if sts { STS_NS } else { IAM_NS }
+}
+
 type Dispatched = Result<(String, &'static str, Option<String>), (&'static str, ApiError)>;
 
 fn dispatch(
@@ -396,6 +370,27 @@ fn dispatch(
     let is_sts = STS_ACTIONS.contains(&action.as_str());
     call.action = Some(action.clone());
     call.sts = is_sts;
+    // Refusals before authentication are recorded like any other call.
+    if !state.audit().accepting() {
+        // Fail closed: no call goes unrecorded. (The record is queued and
+        // lands when the trail can write again.)
+        return Err((
+            ns_of(is_sts),
+            ApiError::new(
+                503,
+                "ServiceUnavailable",
+                "The service is unavailable. Please try again later.",
+            )
+            .because("the audit trail cannot write"),
+        ));
+    }
+    if state.is_blocked(peer.ip(), now()) {
+        return Err((
+            ns_of(is_sts),
+            ApiError::new(403, "AccessDenied", "Access denied")
+                .because("the source address is blocked by a detection response"),
+        ));
+    }
     call.parameters = params
         .iter()
         .filter(|(k, _)| *k != "Action" && *k != "Version" && !is_secret_parameter(k))

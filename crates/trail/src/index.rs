@@ -158,7 +158,6 @@ pub struct Index {
 }
 
 const SCHEMA: &str = "
-DROP TABLE IF EXISTS records;
 CREATE TABLE IF NOT EXISTS spans(
     segment INTEGER NOT NULL,
     first_sequence INTEGER NOT NULL,
