@@ -1,7 +1,5 @@
 //! The `[detection]` section of `latchkey.toml`.
 
-use std::net::IpAddr;
-
 use latchkey_audit::FailureKind;
 use serde::Deserialize;
 
@@ -348,7 +346,7 @@ impl DetectConfig {
         let t = &self.token_from_other_ip;
         response("token_from_other_ip.block_secs", t.action, t.block_secs)?;
         for net in &t.trusted_networks {
-            Cidr::parse(net).map_err(|e| invalid("token_from_other_ip.trusted_networks", e))?;
+            parse_cidr(net).map_err(|e| invalid("token_from_other_ip.trusted_networks", e))?;
         }
 
         let u = &self.unusual_hour;
@@ -420,51 +418,15 @@ pub(crate) fn parse_failure_kind(name: &str) -> Option<FailureKind> {
         .find(|k| k.as_str().eq_ignore_ascii_case(name.trim()))
 }
 
-/// An address block: `10.0.0.0/8`, `2001:db8::/32`, or one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Cidr {
-    net: IpAddr,
-    prefix: u8,
-}
+/// An address block: `10.0.0.0/8`, `2001:db8::/32`, or one address (the
+/// policy engine's `aws:SourceIp` type).
+pub(crate) use latchkey_policy::condition::Cidr;
 
-impl Cidr {
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        };
-        let net: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{text:?} is not an address or CIDR block"))?;
-        let net = net.to_canonical();
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {max}"))?,
-        };
-        Ok(Self { net, prefix })
-    }
-
-    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
+/// Reads a trusted network, saying what is wrong with it.
+pub(crate) fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    Cidr::parse(text.trim()).ok_or_else(|| {
+        format!(
+            "{text:?} is not an address or CIDR block (a prefix of 0 to 32, or to 128 for IPv6)"
+        )
+    })
 }

@@ -65,7 +65,7 @@ pub use config::{
 };
 pub use findings::{EVIDENCE_KEPT, finding_id};
 
-use config::{Cidr, parse_failure_kind};
+use config::{Cidr, parse_cidr, parse_failure_kind};
 use findings::Findings;
 use lru::Lru;
 use rules::{DeletedKey, FailureWindow, Profile, Spike};
@@ -156,7 +156,7 @@ impl Detector {
             .token_from_other_ip
             .trusted_networks
             .iter()
-            .filter_map(|n| Cidr::parse(n).ok())
+            .filter_map(|n| parse_cidr(n).ok())
             .collect();
         let cap = config.max_tracked_keys;
         Self {

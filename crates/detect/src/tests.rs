@@ -1532,7 +1532,7 @@ fn config_rejects_nonsense() {
         ),
         (
             "[detection.token_from_other_ip]\ntrusted_networks = [\"10.0.0.0/33\"]",
-            "prefix length must be 0 to 32",
+            "not an address or CIDR block",
         ),
         (
             "[detection.token_from_other_ip]\ntrusted_networks = [\"nat-gw\"]",
@@ -1575,29 +1575,29 @@ fn config_rejects_nonsense() {
 
 #[test]
 fn cidr() {
-    use crate::config::Cidr;
-    let net = Cidr::parse("10.0.0.0/8").expect("cidr");
+    use crate::config::parse_cidr;
+    let net = parse_cidr("10.0.0.0/8").expect("cidr");
     assert!(net.contains(ip("10.255.0.1")));
     assert!(net.contains(ip("::ffff:10.1.2.3")));
     assert!(!net.contains(ip("11.0.0.1")));
     assert!(
-        Cidr::parse("0.0.0.0/0")
+        parse_cidr("0.0.0.0/0")
             .expect("all")
             .contains(ip("192.0.2.1"))
     );
-    let v6 = Cidr::parse("2001:db8::/32").expect("v6");
+    let v6 = parse_cidr("2001:db8::/32").expect("v6");
     assert!(v6.contains(ip("2001:db8:1::1")));
     assert!(!v6.contains(ip("2001:db9::1")));
     assert!(!v6.contains(ip("10.0.0.1")));
     assert!(
-        Cidr::parse("192.0.2.7")
+        parse_cidr("192.0.2.7")
             .expect("one")
             .contains(ip("192.0.2.7"))
     );
     assert!(
-        !Cidr::parse("192.0.2.7")
+        !parse_cidr("192.0.2.7")
             .expect("one")
             .contains(ip("192.0.2.8"))
     );
-    assert!(Cidr::parse("10.0.0.0/x").is_err());
+    assert!(parse_cidr("10.0.0.0/x").is_err());
 }
