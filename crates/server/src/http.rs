@@ -212,18 +212,15 @@ struct Call {
     parameters: Vec<(String, String)>,
 }
 
-/// Parameters that carry secrets never reach the trail.
+/// Parameters that carry secrets never reach the trail: passwords, MFA
+/// codes, tokens, and any SigV4 query parameter (`X-Amz-Signature`,
+/// `X-Amz-Security-Token`...).
 fn is_secret_parameter(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "tokencode",
-        "authenticationcode",
-        "sessiontoken",
-    ]
-    .iter()
-    .any(|s| n.contains(s))
+    n.starts_with("x-amz-")
+        || ["password", "secret", "token", "authenticationcode"]
+            .iter()
+            .any(|s| n.contains(s))
 }
 
 /// The text of the first `<tag>` in `xml`.
@@ -437,4 +434,53 @@ fn dispatch(
         _ => iam::handle(state, &caller, &action, &params, now).map_err(fail)?,
     };
     Ok((action, ns, result.map(|x| x.into_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_become_request_parameters() {
+        for name in [
+            "Password",
+            "NewPassword",
+            "TokenCode",
+            "AuthenticationCode1",
+            "X-Amz-Security-Token",
+            "X-Amz-Signature",
+            "x-amz-credential",
+            "SecretAccessKey",
+        ] {
+            assert!(is_secret_parameter(name), "{name}");
+        }
+        for name in [
+            "RoleArn",
+            "RoleSessionName",
+            "UserName",
+            "PolicyDocument",
+            "SerialNumber",
+        ] {
+            assert!(!is_secret_parameter(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn response_elements_keep_only_safe_fields() {
+        let xml = "<AssumeRoleResult><Credentials><AccessKeyId>ASIAX</AccessKeyId>\
+                   <SecretAccessKey>s3cr3t</SecretAccessKey><SessionToken>tok</SessionToken>\
+                   <Expiration>2026-11-23T20:00:00Z</Expiration></Credentials>\
+                   <AssumedRoleUser><Arn>arn:aws:sts::1:assumed-role/r/s</Arn></AssumedRoleUser></AssumeRoleResult>";
+        let text = response_elements(xml).unwrap_or_default();
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("tok\""),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(v["credentials"]["accessKeyId"], "ASIAX");
+        assert_eq!(
+            v["assumedRoleUser"]["arn"],
+            "arn:aws:sts::1:assumed-role/r/s"
+        );
+    }
 }
