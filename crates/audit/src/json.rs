@@ -144,6 +144,14 @@ impl<'a> Object<'a> {
         self
     }
 
+    /// `value` (already valid JSON), or `null`.
+    pub fn opt_raw(&mut self, key: &str, value: Option<&str>) -> &mut Self {
+        match value {
+            Some(v) => self.raw(key, v),
+            None => self.null(key),
+        }
+    }
+
     pub fn object(&mut self, key: &str, fill: impl FnOnce(&mut Object<'_>)) -> &mut Self {
         let out = self.key(key);
         let mut inner = Object::new(out);
@@ -236,12 +244,35 @@ fn session_fields(o: &mut Object<'_>, s: &SessionInfo) {
         .str("sessionId", &s.session_id);
 }
 
-/// The fields every database event of a session shares.
-fn session_event(o: &mut Object<'_>, s: &SessionInfo, category: &str) {
+/// Who called, from where: `eventType` to `userIdentity`. Without a known
+/// identity, the access key the caller presented.
+fn caller(
+    o: &mut Object<'_>,
+    category: &str,
+    ip: std::net::IpAddr,
+    user_agent: Option<&str>,
+    id: Option<&Identity>,
+    access_key_id: Option<&str>,
+) {
     o.str("eventType", "AwsApiCall")
         .str("eventCategory", category);
-    source(o, s.source_ip, s.user_agent.as_deref());
-    o.object("userIdentity", |u| identity(u, &s.identity));
+    source(o, ip, user_agent);
+    o.object("userIdentity", |u| match id {
+        Some(id) => identity(u, id),
+        None => unknown_identity(u, access_key_id),
+    });
+}
+
+/// The fields every database event of a session shares.
+fn session_event(o: &mut Object<'_>, s: &SessionInfo, category: &str) {
+    caller(
+        o,
+        category,
+        s.source_ip,
+        s.user_agent.as_deref(),
+        Some(&s.identity),
+        None,
+    );
 }
 
 fn source(o: &mut Object<'_>, ip: std::net::IpAddr, user_agent: Option<&str>) {
@@ -269,21 +300,16 @@ impl Event {
             .str("awsRegion", ctx.region);
         match self {
             Event::Api(a) => {
-                o.str("eventType", "AwsApiCall")
-                    .str("eventCategory", "Management");
-                source(o, a.source_ip, a.user_agent.as_deref());
-                o.object("userIdentity", |u| match &a.identity {
-                    Some(id) => identity(u, id),
-                    None => unknown_identity(u, a.access_key_id.as_deref()),
-                });
-                match &a.request_parameters {
-                    Some(p) => o.raw("requestParameters", p),
-                    None => o.null("requestParameters"),
-                };
-                match &a.response_elements {
-                    Some(p) => o.raw("responseElements", p),
-                    None => o.null("responseElements"),
-                };
+                caller(
+                    o,
+                    "Management",
+                    a.source_ip,
+                    a.user_agent.as_deref(),
+                    a.identity.as_ref(),
+                    a.access_key_id.as_deref(),
+                );
+                o.opt_raw("requestParameters", a.request_parameters.as_deref())
+                    .opt_raw("responseElements", a.response_elements.as_deref());
                 if let Some((code, message)) = &a.error {
                     o.str("errorCode", code).str("errorMessage", message);
                 }
@@ -293,14 +319,15 @@ impl Event {
                 resources(o, &a.resources);
             }
             Event::Auth(a) => {
-                o.str("eventType", "AwsApiCall")
-                    .str("eventCategory", "Management");
-                source(o, a.source_ip, a.user_agent.as_deref());
-                o.object("userIdentity", |u| match &a.identity {
-                    Some(id) => identity(u, id),
-                    None => unknown_identity(u, a.access_key_id.as_deref()),
-                })
-                .object("requestParameters", |p| {
+                caller(
+                    o,
+                    "Management",
+                    a.source_ip,
+                    a.user_agent.as_deref(),
+                    a.identity.as_ref(),
+                    a.access_key_id.as_deref(),
+                );
+                o.object("requestParameters", |p| {
                     p.str("dbUser", &a.db_user)
                         .opt_str("endpoint", a.endpoint.as_deref());
                 })
