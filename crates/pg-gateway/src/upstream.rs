@@ -2,183 +2,17 @@
 //! credentials the client never sees, over TLS as the database's
 //! `upstream_tls` mode asks (libpq's `sslmode` meanings).
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, LazyLock, Mutex};
-use std::task::{Context as TaskContext, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
+use latchkey_gateway::net::{Socket, TlsMode, UPSTREAM_CONNECT_TIMEOUT};
 use latchkey_pgwire::{self as wire, AuthRequest};
-use latchkey_server::dbca::{self, DbCa};
 use latchkey_store::{Database, Store};
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::server::ParsedCertificate;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub use latchkey_gateway::net::{ServerAddr, UpstreamStream, check_tls_settings, upstream_host};
 
 use crate::read_message;
-
-/// How long the upstream TCP connect and login may take.
-pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The connection to the real server, plain or TLS.
-pub enum UpstreamStream {
-    Plain(Socket),
-    Tls(Box<tokio_rustls::client::TlsStream<Socket>>),
-}
-
-impl UpstreamStream {
-    /// Registers the socket with the current runtime's reactor: a pooled
-    /// connection taken by a session on another thread moves with it, so
-    /// its readiness events arrive where its task runs.
-    pub fn move_to_this_thread(&mut self) -> std::io::Result<()> {
-        let socket = match self {
-            UpstreamStream::Plain(s) => s,
-            UpstreamStream::Tls(tls) => tls.get_mut().0,
-        };
-        socket.0 = Some(match socket.0.take() {
-            Some(Conn::Tcp(tcp)) => Conn::Tcp(TcpStream::from_std(tcp.into_std()?)?),
-            Some(Conn::Unix(unix)) => Conn::Unix(UnixStream::from_std(unix.into_std()?)?),
-            None => return Err(std::io::ErrorKind::NotConnected.into()),
-        });
-        Ok(())
-    }
-}
-
-/// Where the server listens: `host:port`, or the path of its Unix socket
-/// (an upstream that starts with `/`, such as
-/// `/var/run/postgresql/.s.PGSQL.5432`) when it runs on the gateway's
-/// machine, which spares the TCP stack on every message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServerAddr {
-    Tcp(SocketAddr),
-    Unix(std::path::PathBuf),
-}
-
-impl ServerAddr {
-    pub async fn resolve(upstream: &str) -> Result<Self> {
-        if upstream.starts_with('/') {
-            return Ok(ServerAddr::Unix(upstream.into()));
-        }
-        Ok(ServerAddr::Tcp(
-            tokio::net::lookup_host(upstream)
-                .await?
-                .next()
-                .context("upstream address")?,
-        ))
-    }
-
-    pub async fn connect(&self) -> std::io::Result<Socket> {
-        Ok(Socket(Some(match self {
-            ServerAddr::Tcp(addr) => {
-                let tcp = TcpStream::connect(addr).await?;
-                tcp.set_nodelay(true)?;
-                Conn::Tcp(tcp)
-            }
-            ServerAddr::Unix(path) => Conn::Unix(UnixStream::connect(path).await?),
-        })))
-    }
-}
-
-enum Conn {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-/// A connection to the server that can change runtimes (see
-/// [`UpstreamStream::move_to_this_thread`]); empty only mid-move.
-pub struct Socket(Option<Conn>);
-
-/// Calls a poll method on whichever stream the socket holds.
-macro_rules! on_conn {
-    ($socket:expr, |$s:ident| $call:expr) => {
-        match &mut $socket.0 {
-            Some(Conn::Tcp($s)) => {
-                let $s = Pin::new($s);
-                $call
-            }
-            Some(Conn::Unix($s)) => {
-                let $s = Pin::new($s);
-                $call
-            }
-            None => Poll::Ready(Err(std::io::ErrorKind::NotConnected.into())),
-        }
-    };
-}
-
-impl AsyncRead for Socket {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        on_conn!(self.get_mut(), |s| s.poll_read(cx, buf))
-    }
-}
-
-impl AsyncWrite for Socket {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        on_conn!(self.get_mut(), |s| s.poll_write(cx, buf))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        on_conn!(self.get_mut(), |s| s.poll_flush(cx))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        on_conn!(self.get_mut(), |s| s.poll_shutdown(cx))
-    }
-}
-
-impl AsyncRead for UpstreamStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            UpstreamStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            UpstreamStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for UpstreamStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            UpstreamStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            UpstreamStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            UpstreamStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            UpstreamStream::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            UpstreamStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            UpstreamStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
 
 /// The server refused the login with an error of its own.
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +43,16 @@ pub struct Upstream {
     /// `ParameterStatus` values as the server last reported them.
     pub params: Vec<(String, String)>,
     pub created: Instant,
+}
+
+impl latchkey_gateway::pool::Pooled for Upstream {
+    fn created(&self) -> Instant {
+        self.created
+    }
+
+    fn stream(&mut self) -> &mut UpstreamStream {
+        &mut self.stream
+    }
 }
 
 impl Upstream {
@@ -353,306 +197,6 @@ async fn login(
     Ok(upstream)
 }
 
-/// How the gateway protects its connection to the real server: libpq's
-/// `sslmode` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlsMode {
-    /// Plaintext.
-    Disable,
-    /// TLS if the server offers it, plaintext if not; the certificate is
-    /// not checked.
-    Prefer,
-    /// TLS, without checking the certificate (the handshake signature is
-    /// still checked).
-    Require,
-    /// TLS; the certificate must chain to the database's CA.
-    VerifyCa,
-    /// As `VerifyCa`, and the certificate must name the upstream host.
-    VerifyFull,
-}
-
-impl TlsMode {
-    /// The mode a database is registered with (empty means `prefer`).
-    pub fn of(db: &Database) -> Result<Self> {
-        Ok(match db.upstream_tls.as_str() {
-            "disable" => TlsMode::Disable,
-            "" | "prefer" => TlsMode::Prefer,
-            "require" => TlsMode::Require,
-            "verify-ca" => TlsMode::VerifyCa,
-            "verify-full" => TlsMode::VerifyFull,
-            other => bail!(
-                "upstream TLS mode {other:?} is not disable, prefer, require, verify-ca or verify-full"
-            ),
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsMode::Disable => "disable",
-            TlsMode::Prefer => "prefer",
-            TlsMode::Require => "require",
-            TlsMode::VerifyCa => "verify-ca",
-            TlsMode::VerifyFull => "verify-full",
-        }
-    }
-}
-
-/// The host part of `host:port`, `[v6]:port` or a bare host.
-pub fn upstream_host(upstream: &str) -> &str {
-    if let Some(rest) = upstream.strip_prefix('[') {
-        return rest.split_once(']').map_or(rest, |(h, _)| h);
-    }
-    match upstream.rsplit_once(':') {
-        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => upstream,
-    }
-}
-
-/// Checks a database's upstream TLS settings as the gateway will use
-/// them: the mode, the CA certificates (PEM), and for `verify-full` that
-/// the upstream host is a valid DNS name or IP address. For registration,
-/// so that mistakes show at once rather than as failed logins.
-pub fn check_tls_settings(db: &Database) -> Result<()> {
-    let mode = TlsMode::of(db)?;
-    if db.upstream_auth == "cert" && matches!(mode, TlsMode::Disable | TlsMode::Prefer) {
-        bail!("upstream auth cert needs upstream TLS require, verify-ca or verify-full");
-    }
-    if matches!(mode, TlsMode::VerifyCa | TlsMode::VerifyFull) && db.upstream_ca.is_none() {
-        bail!(
-            "upstream TLS {} needs the upstream CA certificate",
-            mode.as_str()
-        );
-    }
-    if let Some(pem) = &db.upstream_ca {
-        dbca::parse_pem_certs(pem).context("the upstream CA")?;
-    }
-    verifier(mode, db.upstream_ca.as_deref())?;
-    server_name(mode, &db.upstream)?;
-    Ok(())
-}
-
-/// The crypto provider for upstream TLS: always aws-lc-rs, never the
-/// process default.
-fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: LazyLock<Arc<CryptoProvider>> =
-        LazyLock::new(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-    PROVIDER.clone()
-}
-
-fn server_name(mode: TlsMode, upstream: &str) -> Result<ServerName<'static>> {
-    let host = upstream_host(upstream);
-    match ServerName::try_from(host.to_owned()) {
-        Ok(name) => Ok(name),
-        Err(_) if mode != TlsMode::VerifyFull => {
-            // Only verify-full checks the name; any valid one does here.
-            Ok(ServerName::try_from("upstream.invalid")?)
-        }
-        Err(_) => {
-            bail!("upstream host {host:?} is not a valid DNS name or IP address for verify-full")
-        }
-    }
-}
-
-fn roots(ca_pem: Option<&str>) -> Result<Arc<RootCertStore>> {
-    let mut roots = RootCertStore::empty();
-    for cert in dbca::parse_pem_certs(ca_pem.context("no upstream CA certificate")?)? {
-        roots
-            .add(cert)
-            .map_err(|e| anyhow!("upstream CA certificate: {e}"))?;
-    }
-    Ok(Arc::new(roots))
-}
-
-fn verifier(mode: TlsMode, ca_pem: Option<&str>) -> Result<Arc<dyn ServerCertVerifier>> {
-    let provider = provider();
-    Ok(match mode {
-        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => Arc::new(ChainOnly {
-            roots: None,
-            provider,
-        }),
-        TlsMode::VerifyCa => Arc::new(ChainOnly {
-            roots: Some(roots(ca_pem)?),
-            provider,
-        }),
-        TlsMode::VerifyFull => {
-            WebPkiServerVerifier::builder_with_provider(roots(ca_pem)?, provider)
-                .build()
-                .map_err(|e| anyhow!("upstream CA: {e}"))?
-        }
-    })
-}
-
-/// `verify-ca`: the certificate must chain to the CA (and be valid now);
-/// its names are not checked. Without roots (`require`, `prefer`): any
-/// certificate, as libpq. Either way the handshake signature is verified
-/// against the certificate presented.
-#[derive(Debug)]
-struct ChainOnly {
-    roots: Option<Arc<RootCertStore>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some(roots) = &self.roots else {
-            return Ok(ServerCertVerified::assertion());
-        };
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// What a cached client configuration was built from; a change rebuilds it.
-#[derive(Clone, PartialEq, Eq)]
-struct TlsSettings {
-    mode: TlsMode,
-    upstream: String,
-    ca: Option<String>,
-    cert: bool,
-}
-
-struct CachedConfig {
-    settings: TlsSettings,
-    config: Arc<ClientConfig>,
-    /// Unix time after which it is rebuilt (a client certificate nearing expiry).
-    refresh_at: i64,
-}
-
-/// Cache keys: (store account, database, user for `cert` auth or empty).
-type ConfigKey = (String, String, String);
-
-static CONFIGS: LazyLock<Mutex<HashMap<ConfigKey, CachedConfig>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-/// The database CA of each store (by account), loaded (or made) on first use.
-static DB_CAS: LazyLock<Mutex<HashMap<String, Arc<DbCa>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-/// Cached configurations beyond this many are dropped.
-const MAX_CONFIGS: usize = 10_000;
-
-/// The store's database CA, loaded once per process.
-pub fn database_ca(store: &Store, now: i64) -> Result<Arc<DbCa>> {
-    let mut cas = DB_CAS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(ca) = cas.get(store.account_id()) {
-        return Ok(ca.clone());
-    }
-    let ca = Arc::new(DbCa::load_or_create(store, now)?);
-    cas.insert(store.account_id().to_owned(), ca.clone());
-    Ok(ca)
-}
-
-/// The TLS client configuration for `db` (and, with `cert` auth, `user`):
-/// built once and cached until the database's settings change or the
-/// client certificate is due for renewal.
-fn client_config(
-    store: &Store,
-    db: &Database,
-    mode: TlsMode,
-    user: &str,
-) -> Result<Arc<ClientConfig>> {
-    let now = latchkey_server::state::now();
-    let cert = db.upstream_auth == "cert";
-    let settings = TlsSettings {
-        mode,
-        upstream: db.upstream.clone(),
-        ca: db.upstream_ca.clone(),
-        cert,
-    };
-    let key: ConfigKey = (
-        store.account_id().to_owned(),
-        db.name.clone(),
-        if cert { user.to_owned() } else { String::new() },
-    );
-    {
-        let configs = CONFIGS.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = configs.get(&key)
-            && c.settings == settings
-            && now < c.refresh_at
-        {
-            return Ok(c.config.clone());
-        }
-    }
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier(mode, db.upstream_ca.as_deref())?);
-    let (mut config, refresh_at) = if cert {
-        let client = database_ca(store, now)?.client_cert(user, now)?;
-        let config = builder
-            .with_client_auth_cert(client.chain.clone(), client.key())
-            .map_err(|e| anyhow!("client certificate for {user}: {e}"))?;
-        (
-            config,
-            client.not_after - latchkey_server::dbca::CLIENT_CERT_RENEW_BEFORE,
-        )
-    } else {
-        (builder.with_no_client_auth(), i64::MAX)
-    };
-    // PostgreSQL 17 checks the protocol when the client names one.
-    config.alpn_protocols = vec![b"postgresql".to_vec()];
-    let config = Arc::new(config);
-    let mut configs = CONFIGS.lock().unwrap_or_else(|p| p.into_inner());
-    if configs.len() >= MAX_CONFIGS {
-        configs.clear();
-    }
-    configs.insert(
-        key,
-        CachedConfig {
-            settings,
-            config: config.clone(),
-            refresh_at,
-        },
-    );
-    Ok(config)
-}
-
 /// Sends `SSLRequest` and, if the server agrees, runs the TLS handshake.
 /// With `prefer` a server without TLS gets a plaintext session; any
 /// other mode refuses it.
@@ -663,23 +207,13 @@ async fn start_tls(
     user: &str,
     mut tcp: Socket,
 ) -> Result<UpstreamStream> {
-    let config = client_config(store, db, mode, user)?;
     let mut out = Vec::with_capacity(8);
     wire::ssl_request(&mut out);
     tcp.write_all(&out).await?;
     // Exactly one byte: anything after 'S' belongs to the TLS handshake,
     // never to the plaintext protocol.
     match tcp.read_u8().await? {
-        b'S' => {
-            let name = server_name(mode, &db.upstream)?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| {
-                    anyhow!("upstream TLS ({}) with {}: {e}", mode.as_str(), db.upstream)
-                })?;
-            Ok(UpstreamStream::Tls(Box::new(tls)))
-        }
+        b'S' => latchkey_gateway::net::start_tls(store, db, mode, user, tcp).await,
         b'N' if mode == TlsMode::Prefer => Ok(UpstreamStream::Plain(tcp)),
         b'N' => bail!(
             "upstream {} does not offer TLS, and upstream TLS is {}",
@@ -691,68 +225,5 @@ async fn start_tls(
             char::from(other),
             db.upstream
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn upstream_hosts() {
-        assert_eq!(upstream_host("db.example:5432"), "db.example");
-        assert_eq!(upstream_host("127.0.0.1:5432"), "127.0.0.1");
-        assert_eq!(upstream_host("[::1]:5432"), "::1");
-        assert_eq!(upstream_host("db.example"), "db.example");
-        assert_eq!(upstream_host("::1"), "::1");
-    }
-
-    #[test]
-    fn tls_settings_are_checked() {
-        let db = |tls: &str, auth: &str, ca: Option<&str>| Database {
-            name: "orders".into(),
-            upstream: "db.example:5432".into(),
-            upstream_tls: tls.into(),
-            upstream_auth: auth.into(),
-            upstream_ca: ca.map(str::to_owned),
-            ..Default::default()
-        };
-        check_tls_settings(&db("", "password", None)).unwrap();
-        check_tls_settings(&db("require", "cert", None)).unwrap();
-        let err = |d: Database| format!("{:#}", check_tls_settings(&d).unwrap_err());
-        assert!(err(db("on", "password", None)).contains("is not disable"));
-        assert!(err(db("prefer", "cert", None)).contains("cert needs"));
-        assert!(err(db("verify-full", "password", None)).contains("needs the upstream CA"));
-        assert!(err(db("verify-ca", "password", Some("nope"))).contains("no PEM certificate"));
-        let dir = std::env::temp_dir().join(format!("lk-upstream-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(
-            &dir.join("store.db"),
-            latchkey_store::Vault::new(1, &[3; 32]),
-        )
-        .unwrap();
-        let ca = database_ca(&store, 1_800_000_000).unwrap();
-        let pem = ca.cert_pem().to_owned();
-        check_tls_settings(&db("verify-full", "password", Some(&pem))).unwrap();
-        let mut bad_host = db("verify-full", "cert", Some(&pem));
-        bad_host.upstream = "bad_host!:5432".into();
-        assert!(err(bad_host.clone()).contains("not a valid DNS name"));
-        bad_host.upstream_tls = "verify-ca".into();
-        check_tls_settings(&bad_host).unwrap();
-        // Built once, then cached.
-        let d = db("verify-full", "password", Some(&pem));
-        let a = client_config(&store, &d, TlsMode::VerifyFull, "x").unwrap();
-        let b = client_config(&store, &d, TlsMode::VerifyFull, "y").unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
-        // With cert auth, once per user.
-        let d = db("require", "cert", None);
-        let a = client_config(&store, &d, TlsMode::Require, "x").unwrap();
-        let b = client_config(&store, &d, TlsMode::Require, "x").unwrap();
-        let c = client_config(&store, &d, TlsMode::Require, "y").unwrap();
-        assert!(Arc::ptr_eq(&a, &b) && !Arc::ptr_eq(&a, &c));
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

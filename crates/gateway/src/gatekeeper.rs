@@ -1,0 +1,599 @@
+//! Who gets in, and the books on who is in: the checks every login goes
+//! through whatever its wire protocol, and the audit records and limits
+//! of the sessions that follow.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Result;
+use latchkey_audit::{
+    AuditSink, AuthEvent, AuthResult, CredentialChange, CredentialEvent, Event, FailureKind,
+    Identity, SessionEndEvent, SessionInfo,
+};
+use latchkey_dbtoken::{DbAuthToken, TokenAction, TokenVerifier};
+use latchkey_server::state::{AppState, Caller, now};
+use latchkey_sigv4::AmzDate;
+use latchkey_store::{Database, random};
+use zeroize::Zeroizing;
+
+use crate::GatewayConfig;
+use crate::limits::{Buckets, Counts, Slot, acquire};
+
+/// A login attempt, filled in as it goes, for the audit log.
+#[derive(Default, Clone)]
+pub struct Attempt {
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub identity: Option<Identity>,
+    pub database: Option<String>,
+    pub resource_arn: Option<String>,
+    /// What the client calls itself (`application_name`, `program_name`).
+    pub user_agent: Option<String>,
+}
+
+/// A client that passed authentication.
+pub struct Authenticated {
+    pub db: Database,
+    pub caller: Caller,
+    pub session_token: Option<Zeroizing<String>>,
+    /// The `rds-db:connect` resource: `arn:aws:rds-db:REGION:ACCOUNT:dbuser:ID/USER`.
+    pub resource: String,
+}
+
+/// A session the revocation sweep watches.
+struct LiveSession {
+    info: Arc<SessionInfo>,
+    access_key_id: String,
+    session_token: Option<Zeroizing<String>>,
+    source_ip: String,
+    end: Option<tokio::sync::oneshot::Sender<&'static str>>,
+}
+
+/// A running session's ways to end regardless of its client: the
+/// revocation sweep's message, and its deadline.
+pub struct Watch {
+    id: u64,
+    /// Fires with the text to send the client when the credential the
+    /// session logged in with is revoked.
+    pub revoked: tokio::sync::oneshot::Receiver<&'static str>,
+    /// Maximum session duration or credential expiry, whichever is first.
+    pub deadline: Option<tokio::time::Instant>,
+    pub started: Instant,
+}
+
+impl Watch {
+    /// Resolves when the deadline passes (never without one).
+    pub async fn expired(deadline: Option<tokio::time::Instant>) {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// How a relayed session ended, for its audit record.
+pub struct SessionEnd {
+    pub reason: String,
+    /// Ended by [`Watch::deadline`].
+    pub lifetime_reached: bool,
+    pub bytes_from_client: u64,
+    pub bytes_to_client: u64,
+    pub statements: u64,
+}
+
+/// The engine-neutral half of a gateway.
+pub struct Gatekeeper {
+    pub state: Arc<AppState>,
+    pub config: GatewayConfig,
+    /// `postgres` or `mysql`: which registered databases this gateway
+    /// serves, and the engine in its audit records and metrics.
+    pub engine: &'static str,
+    pub audit: Arc<dyn AuditSink>,
+    verifier: TokenVerifier,
+    databases: RwLock<Vec<Database>>,
+    counts: Mutex<Counts>,
+    ip_rate: Buckets<IpAddr>,
+    principal_rate: Buckets<String>,
+    live: Mutex<HashMap<u64, LiveSession>>,
+    next_session: AtomicU64,
+}
+
+impl Gatekeeper {
+    pub fn new(
+        state: Arc<AppState>,
+        config: GatewayConfig,
+        engine: &'static str,
+        audit: Arc<dyn AuditSink>,
+    ) -> Result<Self> {
+        let keeper = Self {
+            state,
+            engine,
+            audit,
+            verifier: TokenVerifier::new(),
+            ip_rate: Buckets::new(config.new_connections_per_ip),
+            principal_rate: Buckets::new(config.new_connections_per_principal),
+            config,
+            databases: RwLock::new(Vec::new()),
+            counts: Mutex::new(Counts::default()),
+            live: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+        };
+        keeper.reload_databases()?;
+        Ok(keeper)
+    }
+
+    /// Re-reads the registered databases of this engine (called on a
+    /// timer by `serve`).
+    pub fn reload_databases(&self) -> Result<()> {
+        let dbs: Vec<Database> = self
+            .state
+            .store
+            .list_databases()?
+            .into_iter()
+            .filter(|d| d.engine == self.engine)
+            .collect();
+        *self.databases.write().unwrap_or_else(|p| p.into_inner()) = dbs;
+        Ok(())
+    }
+
+    /// Periodic upkeep (blocking; run it off the async threads): ends
+    /// sessions whose credential was revoked or disabled, and forgets
+    /// refilled rate buckets.
+    pub fn maintain(&self) {
+        let now_instant = Instant::now();
+        self.ip_rate.sweep(now_instant);
+        self.principal_rate.sweep(now_instant);
+        if !self.config.end_sessions_on_revocation {
+            return;
+        }
+        let t = now();
+        type Watched = (
+            u64,
+            String,
+            Option<Zeroizing<String>>,
+            String,
+            Arc<SessionInfo>,
+        );
+        let snapshot: Vec<Watched> = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, s)| {
+                (
+                    *id,
+                    s.access_key_id.clone(),
+                    s.session_token.clone(),
+                    s.source_ip.clone(),
+                    s.info.clone(),
+                )
+            })
+            .collect();
+        // Sessions ended, by credential, for one audit record each.
+        let mut ended: HashMap<String, (Identity, u64)> = HashMap::new();
+        for (id, akid, token, ip, info) in snapshot {
+            match self
+                .state
+                .credentials(&akid, token.as_ref().map(|t| t.as_str()), t, &ip)
+            {
+                Ok(_) => {}
+                // Expiry is the session deadline's business.
+                Err(e) if e.code == "ExpiredToken" => {}
+                Err(e) => {
+                    tracing::info!(
+                        engine = self.engine,
+                        session = id,
+                        access_key_id = %akid,
+                        reason = %e.reason.unwrap_or_default(),
+                        "ending a session: its credential is no longer valid"
+                    );
+                    let end = self
+                        .live
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&id)
+                        .and_then(|s| s.end.take());
+                    if let Some(end) = end {
+                        let _ = end.send("terminating connection: the credential this session logged in with was revoked");
+                        ended
+                            .entry(akid)
+                            .or_insert_with(|| (info.identity.clone(), 0))
+                            .1 += 1;
+                    }
+                }
+            }
+        }
+        for (_, (identity, sessions_ended)) in ended {
+            self.audit.record(Event::Credential(CredentialEvent {
+                time: SystemTime::now(),
+                change: CredentialChange::Revoked,
+                identity,
+                sessions_ended,
+            }));
+        }
+    }
+
+    /// Counts a new connection and says why it must be turned away before
+    /// anything is read from it: a blocked address or too many new
+    /// connections from it. The refusal is recorded.
+    pub fn refuse_early(&self, peer: SocketAddr) -> Option<&'static str> {
+        self.state.metrics.connection(self.engine);
+        let (kind, reason) = if self.state.is_blocked(peer.ip(), now()) {
+            (
+                FailureKind::Blocked,
+                "the source address is blocked by a detection response",
+            )
+        } else if !self.ip_rate.allow(&peer.ip(), Instant::now()) {
+            (
+                FailureKind::Throttled,
+                "new connection rate limit for the source address",
+            )
+        } else {
+            return None;
+        };
+        tracing::info!(%peer, engine = self.engine, reason, "connection refused");
+        self.record_auth(
+            peer,
+            "",
+            Attempt::default(),
+            AuthResult::Failure {
+                kind,
+                reason: reason.into(),
+            },
+        );
+        Some(reason)
+    }
+
+    /// Records a login's outcome (audit and metrics).
+    pub fn record_auth(&self, peer: SocketAddr, user: &str, attempt: Attempt, result: AuthResult) {
+        self.state.metrics.auth(self.engine, &result);
+        self.audit.record(Event::Auth(AuthEvent {
+            engine: self.engine,
+            time: SystemTime::now(),
+            source_ip: peer.ip(),
+            user_agent: attempt.user_agent,
+            db_user: user.to_owned(),
+            endpoint: attempt.endpoint,
+            database: attempt.database,
+            resource_arn: attempt.resource_arn,
+            identity: attempt.identity,
+            access_key_id: attempt.access_key_id,
+            result,
+        }));
+    }
+
+    /// Fail closed: when the audit trail cannot write, nobody gets in
+    /// unrecorded. Records the refusal (it lands once the trail writes
+    /// again) and says whether logins are accepted.
+    pub fn audit_accepting(&self, peer: SocketAddr, user: &str, attempt: &Attempt) -> bool {
+        if self.audit.accepting() {
+            return true;
+        }
+        tracing::warn!(%peer, engine = self.engine, "login refused: the audit trail cannot write");
+        self.record_auth(
+            peer,
+            user,
+            attempt.clone(),
+            AuthResult::Failure {
+                kind: FailureKind::AuditUnavailable,
+                reason: "the audit trail cannot write".into(),
+            },
+        );
+        false
+    }
+
+    /// Token, endpoint, user and policy checks. The error is the kind of
+    /// refusal and the precise reason, for the audit log only.
+    ///
+    /// `sni` is the TLS server name the client sent, if any; `secure`
+    /// says whether the client came over TLS (`aws:SecureTransport`);
+    /// `extra_context` adds engine-specific condition keys.
+    #[allow(clippy::too_many_arguments)]
+    pub fn authenticate(
+        &self,
+        password: &[u8],
+        user: &str,
+        sni: Option<&str>,
+        secure: bool,
+        peer: SocketAddr,
+        attempt: &mut Attempt,
+    ) -> Result<Authenticated, (FailureKind, String)> {
+        use FailureKind::*;
+        let token = DbAuthToken::parse_bytes(password)
+            .map_err(|e| (MalformedToken, format!("token: {e}")))?;
+        attempt.access_key_id = Some(token.access_key_id().to_owned());
+        if token.action != TokenAction::Connect {
+            return Err((
+                MalformedToken,
+                "token is not an rds-db connect token".into(),
+            ));
+        }
+        let host = token.host.to_ascii_lowercase();
+        attempt.endpoint = Some(host.clone());
+        if let Some(sni) = sni
+            && !sni.eq_ignore_ascii_case(&host)
+        {
+            return Err((
+                WrongTarget,
+                format!("token endpoint {host} does not match TLS server name {sni}"),
+            ));
+        }
+        if token.port != Some(self.config.port) {
+            return Err((
+                WrongTarget,
+                format!(
+                    "token is for port {:?}, this gateway listens on {}",
+                    token.port, self.config.port
+                ),
+            ));
+        }
+        let db = self
+            .databases
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|d| d.endpoints.contains(&host))
+            .cloned()
+            .ok_or_else(|| {
+                (
+                    WrongTarget,
+                    format!(
+                        "no {} database is registered for endpoint {host}",
+                        self.engine
+                    ),
+                )
+            })?;
+        attempt.database = Some(db.name.clone());
+        if token.db_user.as_deref() != Some(user) {
+            return Err((
+                WrongTarget,
+                format!(
+                    "token is for database user {:?}, the client asked for {user:?}",
+                    token.db_user
+                ),
+            ));
+        }
+        let t = now();
+        let session_token = token.presigned.security_token.as_deref();
+        let (caller, secret) = self
+            .state
+            .credentials(
+                token.access_key_id(),
+                session_token,
+                t,
+                &peer.ip().to_string(),
+            )
+            .map_err(|e| {
+                (
+                    e.failure.unwrap_or(UnknownKey),
+                    format!("credentials: {} {}", e.code, e.reason.unwrap_or_default()),
+                )
+            })?;
+        attempt.identity = Some(caller.audit_identity());
+        let resource = format!(
+            "arn:aws:rds-db:{}:{}:dbuser:{}/{}",
+            self.config.region, caller.account, db.resource_id, user
+        );
+        attempt.resource_arn = Some(resource.clone());
+        let at = AmzDate::from_unix(t).ok_or_else(|| (Expired, "clock out of range".to_owned()))?;
+        let started = Instant::now();
+        let verified = self
+            .verifier
+            .verify(&token, secret.as_bytes(), at, Some(&self.config.region))
+            .map_err(|e| {
+                let kind = match e.code() {
+                    "Expired" | "NotYetValid" | "ClockSkew" => Expired,
+                    "SignatureMismatch" => BadSignature,
+                    "WrongRegion" | "WrongService" => WrongTarget,
+                    _ => MalformedToken,
+                };
+                (kind, format!("token: {e}"))
+            });
+        self.state.metrics.token_verify.observe(started.elapsed());
+        verified?;
+        let context = Self::context(&db, secure);
+        let started = Instant::now();
+        let decided = self
+            .state
+            .authorize_with(&caller, "rds-db:connect", &resource, t, &context);
+        self.state.metrics.policy_eval.observe(started.elapsed());
+        decided.map_err(|e| {
+            (
+                PolicyDenied,
+                format!(
+                    "policy: {} for {} on {resource}",
+                    e.reason.unwrap_or_default(),
+                    caller.arn
+                ),
+            )
+        })?;
+        Ok(Authenticated {
+            db,
+            session_token: session_token.map(|s| Zeroizing::new(s.to_owned())),
+            caller,
+            resource,
+        })
+    }
+
+    /// The request context beyond what the caller brings: the database's
+    /// tags and whether the client came over TLS.
+    fn context(db: &Database, secure: bool) -> Vec<(String, String)> {
+        let mut context: Vec<(String, String)> = db
+            .tags
+            .iter()
+            .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v.clone()))
+            .collect();
+        context.push(("aws:SecureTransport".into(), secure.to_string()));
+        context
+    }
+
+    /// Whether policy allows an authenticated session `action` on its
+    /// connect resource (for example `latchkey:LoadDataLocalInfile`),
+    /// with the same context as its login. Denied by default.
+    pub fn allows(&self, auth: &Authenticated, action: &str, secure: bool) -> bool {
+        self.state
+            .authorize_with(
+                &auth.caller,
+                action,
+                &auth.resource,
+                now(),
+                &Self::context(&auth.db, secure),
+            )
+            .is_ok()
+    }
+
+    /// A place among the sessions at once (in all, per address, per
+    /// principal) and a token from the principal's new-session bucket;
+    /// or the limit that is full. A refusal is recorded.
+    pub fn admit(
+        &self,
+        auth: &Authenticated,
+        peer: SocketAddr,
+        user: &str,
+        attempt: &Attempt,
+    ) -> Result<Slot<'_>, &'static str> {
+        let admitted = acquire(
+            &self.counts,
+            self.config.limits,
+            peer.ip(),
+            &auth.caller.arn,
+        )
+        .and_then(|slot| {
+            if self
+                .principal_rate
+                .allow(auth.caller.arn.as_str(), Instant::now())
+            {
+                Ok(slot)
+            } else {
+                Err("too many new connections for this principal")
+            }
+        });
+        if let Err(reason) = admitted {
+            tracing::info!(%peer, engine = self.engine, principal = %auth.caller.arn, reason, "connection refused");
+            self.record_auth(
+                peer,
+                user,
+                attempt.clone(),
+                AuthResult::Failure {
+                    kind: FailureKind::Throttled,
+                    reason: reason.to_owned(),
+                },
+            );
+        }
+        admitted
+    }
+
+    /// Records the successful login and the session's start; returns the
+    /// session as the audit log knows it.
+    pub fn session_started(
+        &self,
+        peer: SocketAddr,
+        attempt: Attempt,
+        auth: &Authenticated,
+        database_name: String,
+        db_user: String,
+    ) -> Result<Arc<SessionInfo>> {
+        let session_id: [u8; 8] = random()?;
+        let info = Arc::new(SessionInfo {
+            session_id: session_id.iter().map(|b| format!("{b:02x}")).collect(),
+            engine: self.engine,
+            identity: attempt
+                .identity
+                .clone()
+                .unwrap_or_else(|| auth.caller.audit_identity()),
+            source_ip: peer.ip(),
+            user_agent: attempt.user_agent.clone(),
+            database: auth.db.name.clone(),
+            resource_arn: attempt.resource_arn.clone().unwrap_or_default(),
+            database_name,
+            db_user,
+            started: SystemTime::now(),
+        });
+        self.record_auth(peer, &info.db_user, attempt, AuthResult::Success);
+        self.audit.record(Event::SessionStart(info.clone()));
+        Ok(info)
+    }
+
+    /// Starts watching a session for revocation and its deadline; give
+    /// the watch back to [`Gatekeeper::session_ended`].
+    pub fn watch(&self, info: &Arc<SessionInfo>, auth: &Authenticated) -> Watch {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+        if self.config.end_sessions_on_revocation {
+            self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                id,
+                LiveSession {
+                    info: info.clone(),
+                    access_key_id: auth.caller.access_key_id.clone(),
+                    session_token: auth.session_token.clone(),
+                    source_ip: auth.caller.source_ip.clone(),
+                    end: Some(end_tx),
+                },
+            );
+        }
+        self.state.metrics.sessions(self.engine).inc();
+        Watch {
+            id,
+            revoked: end_rx,
+            deadline: self.deadline(&auth.caller),
+            started: Instant::now(),
+        }
+    }
+
+    /// When the session must end regardless of the client.
+    fn deadline(&self, caller: &Caller) -> Option<tokio::time::Instant> {
+        let mut at: Option<tokio::time::Instant> = self
+            .config
+            .max_session_duration
+            .map(|d| tokio::time::Instant::now() + d);
+        if self.config.end_sessions_at_credential_expiry
+            && let Some(claims) = &caller.session
+        {
+            let left = claims.expires.saturating_sub(now());
+            let expiry =
+                tokio::time::Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0));
+            at = Some(at.map_or(expiry, |a| a.min(expiry)));
+        }
+        at
+    }
+
+    /// Stops watching and records the session's end (and, when its
+    /// deadline was the credential's expiry, that expiry).
+    pub fn session_ended(
+        &self,
+        watch: Watch,
+        info: Arc<SessionInfo>,
+        caller: &Caller,
+        end: SessionEnd,
+    ) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&watch.id);
+        self.state.metrics.sessions(self.engine).dec();
+        self.state
+            .metrics
+            .relayed(self.engine, end.bytes_from_client, end.bytes_to_client);
+        let credential_expired = caller.session.as_ref().is_some_and(|c| now() >= c.expires);
+        if end.lifetime_reached && credential_expired {
+            self.audit.record(Event::Credential(CredentialEvent {
+                time: SystemTime::now(),
+                change: CredentialChange::Expired,
+                identity: info.identity.clone(),
+                sessions_ended: 1,
+            }));
+        }
+        self.audit.record(Event::SessionEnd(SessionEndEvent {
+            session: info,
+            time: SystemTime::now(),
+            duration: watch.started.elapsed(),
+            bytes_from_client: end.bytes_from_client,
+            bytes_to_client: end.bytes_to_client,
+            statements: end.statements,
+            reason: end.reason,
+        }));
+    }
+}
