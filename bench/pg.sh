@@ -56,7 +56,7 @@ start_latchkey() {
     local name=$1; shift
     local api port
     api=$(free_port); port=$(free_port)
-    LATCHKEY_LOG=warn "$latchkey" serve --data-dir "$data" --listen "127.0.0.1:$api" --pg-listen "127.0.0.1:$port" \
+    LATCHKEY_LOG=warn "$latchkey" serve --data-dir "$data" --listen "127.0.0.1:$api" --pg-listen "127.0.0.1:$port" --mysql-listen "127.0.0.1:$(free_port)" \
         --audit-dir "$work/audit-$name" "$@" >/dev/null 2>"$work/latchkey-$name.log" &
     printf -v "pid_$name" %s $!
     printf -v "port_$name" %s "$port"

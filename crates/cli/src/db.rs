@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use latchkey_pg_gateway::upstream::check_tls_settings;
+use latchkey_gateway::net::check_database;
 use latchkey_server::dbca::{DbCa, pem_fingerprints};
 use latchkey_store::{Database, Store, StoreError};
 use serde::Deserialize;
@@ -52,8 +52,8 @@ pub struct RegisterArgs {
     /// The real server, host:port.
     #[arg(long)]
     upstream: String,
-    /// postgres (mysql comes with the MySQL gateway).
-    #[arg(long, default_value = "postgres")]
+    /// postgres or mysql (MySQL and MariaDB).
+    #[arg(long, default_value = "postgres", value_parser = ["postgres", "mysql"])]
     engine: String,
     /// How the gateway logs in upstream: password (stored sealed, see set-password), cert (a client certificate from Latchkey's database CA, see `db ca`; needs --upstream-tls require or stricter) or trust (development only).
     #[arg(long, default_value = "password", value_parser = ["password", "cert", "trust"])]
@@ -203,7 +203,7 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
                 resource_id: String::new(),
                 tags,
             };
-            check_tls_settings(&wanted)?;
+            check_database(&wanted)?;
             let now = latchkey_server::state::now();
             let db = match store.register_database(&wanted, now) {
                 Err(StoreError::EntityAlreadyExists { .. }) if a.update => {
@@ -305,7 +305,7 @@ fn default_tls() -> String {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     pub name: String,
-    /// `postgres` (the default).
+    /// `postgres` (the default) or `mysql` (MySQL and MariaDB).
     #[serde(default = "default_engine")]
     pub engine: String,
     /// Host names clients sign tokens for.
@@ -361,7 +361,7 @@ impl DatabaseConfig {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         };
-        check_tls_settings(&db)?;
+        check_database(&db)?;
         Ok(db)
     }
 }

@@ -50,6 +50,10 @@ pub struct ServerArgs {
     /// Address of the PostgreSQL gateway [default: 127.0.0.1:6432].
     #[arg(long, env = "LATCHKEY_PG_LISTEN")]
     pg_listen: Option<SocketAddr>,
+    /// Address of the MySQL/MariaDB gateway [default: 127.0.0.1:3307]. The
+    /// pg_* limits, pool and timeout settings apply to it as well.
+    #[arg(long, env = "LATCHKEY_MYSQL_LISTEN")]
+    mysql_listen: Option<SocketAddr>,
     /// Development only: let PostgreSQL clients connect without TLS.
     #[arg(long, env = "LATCHKEY_PG_ALLOW_PLAINTEXT")]
     pg_allow_plaintext: bool,
@@ -154,6 +158,7 @@ struct FileConfig {
     /// e.g. "24h".
     cluster_key_rotation: Option<String>,
     pg_listen: Option<SocketAddr>,
+    mysql_listen: Option<SocketAddr>,
     metrics_listen: Option<SocketAddr>,
     #[serde(default)]
     pg_allow_plaintext: bool,
@@ -207,13 +212,16 @@ pub struct Config {
     pub server_names: Vec<String>,
     pub cluster_key_rotation: std::time::Duration,
     pub pg_listen: SocketAddr,
+    pub mysql_listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
     /// Detection rules; `None` when turned off.
     pub detection: Option<latchkey_detect::DetectConfig>,
     pub webhook: Option<latchkey_webhook::WebhookConfig>,
     /// The audit trail's settings (its account is filled in at start).
     pub audit: latchkey_trail::TrailConfig,
-    pub gateway: latchkey_pg_gateway::GatewayConfig,
+    /// The PostgreSQL gateway's settings; the MySQL gateway's are the
+    /// same but for its port and plaintext (never allowed).
+    pub gateway: latchkey_gateway::GatewayConfig,
     /// Databases from `latchkey.toml`, registered or updated at start.
     pub databases: Vec<crate::db::DatabaseConfig>,
 }
@@ -250,12 +258,12 @@ fn duration(
 
 /// A token bucket refilling `rate` per second with bursts of twice that;
 /// 0 means no limit.
-fn rate(per_second: f64, name: &str) -> Result<Option<latchkey_pg_gateway::limits::RateLimit>> {
+fn rate(per_second: f64, name: &str) -> Result<Option<latchkey_gateway::limits::RateLimit>> {
     if !per_second.is_finite() || per_second < 0.0 {
         anyhow::bail!("{name} must be a number of connections per second, 0 or more");
     }
     Ok(
-        (per_second > 0.0).then_some(latchkey_pg_gateway::limits::RateLimit {
+        (per_second > 0.0).then_some(latchkey_gateway::limits::RateLimit {
             per_second,
             burst: (per_second * 2.0).max(1.0),
         }),
@@ -291,7 +299,7 @@ impl ServerArgs {
             .pg_listen
             .or(file.pg_listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6432)));
-        let mut gateway = latchkey_pg_gateway::GatewayConfig::new(&region, pg_listen.port());
+        let mut gateway = latchkey_gateway::GatewayConfig::new(&region, pg_listen.port());
         gateway.allow_plaintext = self.pg_allow_plaintext || file.pg_allow_plaintext;
         let limits = &mut gateway.limits;
         limits.total = self
@@ -446,6 +454,10 @@ impl ServerArgs {
                 (None, None) => std::time::Duration::from_secs(24 * 3600),
             },
             pg_listen,
+            mysql_listen: self
+                .mysql_listen
+                .or(file.mysql_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3307))),
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
             gateway,
             databases: file.databases,
@@ -534,6 +546,9 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         let pg_listener = tokio::net::TcpListener::bind(config.pg_listen)
             .await
             .with_context(|| format!("listening on {}", config.pg_listen))?;
+        let mysql_listener = tokio::net::TcpListener::bind(config.mysql_listen)
+            .await
+            .with_context(|| format!("listening on {}", config.mysql_listen))?;
         let mut trail_config = config.audit.clone();
         trail_config.account = state.store.account_id().to_owned();
         let metrics = &state.metrics;
@@ -576,14 +591,24 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
             audit.clone(),
         )?);
         tracing::info!(address = %config.pg_listen, "postgres gateway listening");
-        let weak = Arc::downgrade(&gateway);
+        let mut mysql_config = config.gateway.clone();
+        mysql_config.port = config.mysql_listen.port();
+        mysql_config.allow_plaintext = false;
+        let mysql = Arc::new(latchkey_my_gateway::Gateway::new(
+            state.clone(),
+            tls.clone(),
+            mysql_config,
+            audit.clone(),
+        )?);
+        tracing::info!(address = %config.mysql_listen, "mysql gateway listening");
+        let (weak_pg, weak_my) = (Arc::downgrade(&gateway), Arc::downgrade(&mysql));
         state.metrics.registry.gauge_fn(
             "latchkey_pool_idle_connections",
             "Idle upstream connections kept for session pooling.",
             move || {
-                weak.upgrade().map_or(0, |g| {
-                    i64::try_from(g.pooled_connections()).unwrap_or(i64::MAX)
-                })
+                let pg = weak_pg.upgrade().map_or(0, |g| g.pooled_connections());
+                let my = weak_my.upgrade().map_or(0, |g| g.pooled_connections());
+                i64::try_from(pg + my).unwrap_or(i64::MAX)
             },
         )?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -591,6 +616,11 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let pg = tokio::spawn(gateway.clone().serve(pg_listener, stopped(stop_rx.clone())));
+        let my = tokio::spawn(
+            mysql
+                .clone()
+                .serve(mysql_listener, stopped(stop_rx.clone())),
+        );
         if let Some(addr) = config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -604,6 +634,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         }
         let refresher = state.clone();
         let gateway_refresher = gateway.clone();
+        let mysql_refresher = mysql.clone();
         let rotation = config.cluster_key_rotation;
         let master_key = dir.master_key();
         tokio::spawn(async move {
@@ -617,8 +648,10 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
                     .max(60);
                 let master = master_key.clone();
                 let gw = gateway_refresher.clone();
+                let my = mysql_refresher.clone();
                 let refreshed = move || -> anyhow::Result<()> {
                     gw.reload_databases()?;
+                    my.reload_databases()?;
                     // A master key added by `latchkey rotate-master-key`.
                     s.store.set_vault(load_vault(&master)?)?;
                     let api = |e: latchkey_server::error::ApiError| {
@@ -627,6 +660,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
                     s.reload_revocations().map_err(api)?;
                     // Ends sessions whose credential was just revoked.
                     gw.maintain();
+                    my.maintain();
                     s.refresh_cluster_keys(latchkey_server::state::now(), every)
                         .map_err(api)
                 };
@@ -652,6 +686,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         };
         latchkey_server::http::serve(state, listener, tls, shutdown).await?;
         pg.await??;
+        my.await??;
         audit.close();
         anyhow::Ok(())
     })?;

@@ -197,6 +197,7 @@ min_baseline_windows = 1
         child,
         data: data.clone(),
         pg_port,
+        mysql_port: 0,
     };
     let here = format!("https://127.0.0.1:{api_port}");
     let elsewhere = format!("https://[::1]:{api_port}");

@@ -34,6 +34,7 @@ impl Server {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             // Tests run in parallel: the gateway gets a free port too.
             .args(["--pg-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--mysql-listen", &format!("127.0.0.1:{}", free_port())])
             .env_remove("LATCHKEY_CONFIG")
             .stdout(Stdio::null())
             .stderr(log)

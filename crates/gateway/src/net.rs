@@ -178,8 +178,6 @@ impl AsyncWrite for UpstreamStream {
     }
 }
 
-/// The server refused the login with an error of its own.
-
 /// How the gateway protects its connection to the real server: libpq's
 /// `sslmode` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,6 +231,21 @@ pub fn upstream_host(upstream: &str) -> &str {
         Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => upstream,
     }
+}
+
+/// Checks a registration as the gateways will use it: a known engine,
+/// an upstream authentication that engine supports, and the TLS
+/// settings (see [`check_tls_settings`]).
+pub fn check_database(db: &Database) -> Result<()> {
+    match (db.engine.as_str(), db.upstream_auth.as_str()) {
+        ("postgres", "password" | "cert" | "trust") | ("mysql", "password" | "trust") => {}
+        ("mysql", auth) => bail!(
+            "upstream auth {auth} is not available for mysql databases (use password or trust)"
+        ),
+        ("postgres", auth) => bail!("upstream auth {auth} is not password, cert or trust"),
+        (engine, _) => bail!("engine {engine:?} is not postgres or mysql"),
+    }
+    check_tls_settings(db)
 }
 
 /// Checks a database's upstream TLS settings as the gateway will use

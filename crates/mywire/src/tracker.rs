@@ -220,6 +220,46 @@ impl ResponseTracker {
         r
     }
 
+    /// Takes a payload too large for a relay to hold (rows and binlog
+    /// events can be hundreds of megabytes) from its first byte and the
+    /// length of its first packet alone. Only a row (or a streamed event)
+    /// can be that large, so anything else is an error, as from
+    /// [`ResponseTracker::feed`]. A row never ends the response.
+    pub fn feed_large_row(
+        &mut self,
+        first_byte: u8,
+        first_packet_len: usize,
+    ) -> Result<(), WireError> {
+        let r = self.large_row(first_byte, first_packet_len);
+        if r.is_err() {
+            self.state = State::Done;
+        }
+        r
+    }
+
+    fn large_row(&mut self, header: u8, first_packet_len: usize) -> Result<(), WireError> {
+        let unexpected = |expected| WireError::Unexpected { expected, header };
+        match self.state {
+            State::Rows => {
+                // An ERR, or a 0xFE payload shorter than 0xFFFFFF bytes
+                // (a terminator), is not a row; neither is a binary row
+                // without its 0x00 header.
+                let terminator = header == 0xfe && first_packet_len < crate::MAX_PACKET_PAYLOAD;
+                if header == 0xff || terminator || (self.binary() && header != 0x00) {
+                    return Err(unexpected("a large row"));
+                }
+                self.rows += 1;
+                Ok(())
+            }
+            State::Stream if header == 0x00 => Ok(()),
+            State::Stream => Err(unexpected("a large event (0x00)")),
+            _ => Err(WireError::Invalid {
+                packet: "server response",
+                reason: "a large payload where no row can come",
+            }),
+        }
+    }
+
     fn step(&mut self, payload: &[u8]) -> Result<Progress, WireError> {
         let invalid = |reason| WireError::Invalid {
             packet: "server response",

@@ -849,3 +849,49 @@ fn malformed_responses_are_refused_precisely() {
         assert_eq!(t.feed(last).as_ref(), Err(want), "{packets:?}");
     }
 }
+
+#[test]
+fn large_rows_counted_from_their_first_byte() {
+    // Text rows: anything but an ERR or a short 0xFE terminator.
+    let mut t = ResponseTracker::new(Expect::TextResult, DEP);
+    for p in payloads(&concat(&[COUNT, DEF]), 1) {
+        assert_eq!(t.feed(&p).unwrap(), Progress::Pending);
+    }
+    t.feed_large_row(0xfc, 70_000).unwrap();
+    t.feed_large_row(0xfe, MAX_PACKET_PAYLOAD).unwrap();
+    assert_eq!(t.feed(b"\x01x").unwrap(), Progress::Pending);
+    assert_eq!(t.rows(), 3);
+    let end = t.feed(b"\xfe\x00\x00\x02\x00\x00\x00").unwrap();
+    assert_eq!(ok_of(&end).status, SERVER_STATUS_AUTOCOMMIT);
+    for (first, len) in [(0xff, 70_000), (0xfe, 70_000)] {
+        let mut t = ResponseTracker::new(Expect::TextResult, DEP);
+        for p in payloads(&concat(&[COUNT, DEF]), 1) {
+            t.feed(&p).unwrap();
+        }
+        assert!(t.feed_large_row(first, len).is_err());
+        assert!(t.is_complete(), "an error stops the tracker");
+    }
+    // Binary rows start with 0x00.
+    let packets = binary_result(DEP, 0, 2);
+    let mut t = ResponseTracker::new(Expect::BinaryResult, DEP);
+    for p in &packets[..3] {
+        t.feed(p).unwrap();
+    }
+    t.feed_large_row(0x00, 70_000).unwrap();
+    assert_eq!(t.rows(), 1);
+    assert!(t.feed_large_row(0x01, 70_000).is_err());
+    // Nowhere else: not before the result set, not in the definitions.
+    let mut t = ResponseTracker::new(Expect::TextResult, DEP);
+    assert!(matches!(
+        t.feed_large_row(0x00, 70_000),
+        Err(WireError::Invalid { .. })
+    ));
+    assert!(t.is_complete());
+    let mut t = ResponseTracker::new(Expect::TextResult, DEP);
+    t.feed(&[1]).unwrap();
+    assert!(t.feed_large_row(0x03, 70_000).is_err());
+    // Binlog events stream like rows.
+    let mut t = ResponseTracker::new(Expect::Stream, DEP);
+    t.feed_large_row(0x00, 70_000).unwrap();
+    assert!(t.feed_large_row(0x01, 70_000).is_err());
+}

@@ -227,6 +227,7 @@ pub struct Latchkey {
     pub child: Child,
     pub data: PathBuf,
     pub pg_port: u16,
+    pub mysql_port: u16,
 }
 
 impl Drop for Latchkey {
@@ -238,7 +239,12 @@ impl Drop for Latchkey {
 
 pub fn latchkey(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_latchkey"));
-    c.args(args).env_remove("LATCHKEY_CONFIG");
+    // Tests run in parallel: a server's MySQL gateway gets a free port
+    // unless the test names one.
+    c.args(args).env_remove("LATCHKEY_CONFIG").env(
+        "LATCHKEY_MYSQL_LISTEN",
+        format!("127.0.0.1:{}", free_port()),
+    );
     c
 }
 
@@ -346,6 +352,7 @@ pub fn serve_latchkey_env(
     env: &[(&str, &str)],
 ) -> Latchkey {
     let pg_port = free_port();
+    let mysql_port = free_port();
     let log = std::fs::File::create(root.join("latchkey.log")).unwrap();
     let child = latchkey(&[
         "serve",
@@ -355,6 +362,8 @@ pub fn serve_latchkey_env(
         api,
         "--pg-listen",
         &format!("127.0.0.1:{pg_port}"),
+        "--mysql-listen",
+        &format!("127.0.0.1:{mysql_port}"),
     ])
     .args(extra)
     .envs(env.iter().copied())
@@ -363,10 +372,12 @@ pub fn serve_latchkey_env(
     .spawn()
     .unwrap();
     wait_for_port(pg_port);
+    wait_for_port(mysql_port);
     Latchkey {
         child,
         data: data.to_owned(),
         pg_port,
+        mysql_port,
     }
 }
 
@@ -381,8 +392,20 @@ pub fn aws_cli() -> Command {
     c
 }
 
-/// A token from the AWS CLI (botocore) with the given credentials.
+/// A token from the AWS CLI (botocore) with the given credentials, for
+/// the PostgreSQL gateway.
 pub fn aws_token(lk: &Latchkey, creds: &[(&str, &str)], host: &str, user: &str) -> String {
+    aws_token_for_port(lk, lk.pg_port, creds, host, user)
+}
+
+/// A token from the AWS CLI (botocore) for `host:port`.
+pub fn aws_token_for_port(
+    lk: &Latchkey,
+    port: u16,
+    creds: &[(&str, &str)],
+    host: &str,
+    user: &str,
+) -> String {
     let mut c = aws_cli();
     c.env(
         "AWS_SHARED_CREDENTIALS_FILE",
@@ -399,7 +422,7 @@ pub fn aws_token(lk: &Latchkey, creds: &[(&str, &str)], host: &str, user: &str) 
             "--hostname",
             host,
             "--port",
-            &lk.pg_port.to_string(),
+            &port.to_string(),
             "--username",
             user,
             "--region",
@@ -570,4 +593,141 @@ pub fn audit_events(
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// A throwaway MariaDB: its own data directory under `root`, TCP on a
+/// free loopback port and a Unix socket for the root account, which the
+/// harness uses to set things up.
+pub struct MariaDb {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl MariaDb {
+    pub fn start(root: &Path) -> Self {
+        const INSTALL_DB: &str = "/usr/bin/mariadb-install-db";
+        assert!(
+            Path::new(INSTALL_DB).exists(),
+            "no MariaDB server binaries (scripts/test installs mariadb-server)"
+        );
+        let dir = root.join("mariadb");
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new(INSTALL_DB)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg("--user=root")
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mariadb-install-db failed");
+        let mut db = MariaDb {
+            child: None,
+            dir,
+            port: free_port(),
+        };
+        db.launch();
+        db
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("/usr/sbin/mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!("--socket={}", self.socket().display()))
+            .arg(format!("--pid-file={}", self.dir.join("pid").display()))
+            .arg(format!(
+                "--log-error={}",
+                self.dir.join("err.log").display()
+            ))
+            .arg(format!("--port={}", self.port))
+            .arg("--bind-address=127.0.0.1")
+            .arg("--user=root")
+            .arg("--plugin-load-add=auth_ed25519")
+            .arg("--max-allowed-packet=256M")
+            .arg("--innodb-buffer-pool-size=64M")
+            .arg("--innodb-log-file-size=256M")
+            .arg("--local-infile=1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            assert!(Instant::now() < deadline, "mariadbd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("sock")
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// Runs SQL as root over the socket; tab-separated rows.
+    pub fn sql(&self, sql: &str) -> String {
+        let out = Command::new("mariadb")
+            .arg(format!("--socket={}", self.socket().display()))
+            .args(["-uroot", "-N", "-B", "-e", sql])
+            .output()
+            .unwrap();
+        stdout_ok(&out)
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The mariadb client through the MySQL gateway (TLS, certificate
+/// verified) with `token` as the password; extra arguments after.
+pub fn mariadb(lk: &Latchkey, user: &str, token: &str, args: &[&str]) -> Output {
+    Command::new("mariadb")
+        .args([
+            "--protocol=TCP",
+            "--host=localhost",
+            &format!("--port={}", lk.mysql_port),
+            &format!("--user={user}"),
+            "--ssl",
+            &format!("--ssl-ca={}", lk.data.join("ca.pem").display()),
+            "--ssl-verify-server-cert",
+            "--connect-timeout=10",
+            "-N",
+            "-B",
+        ])
+        .args(args)
+        .env("MYSQL_PWD", token)
+        .output()
+        .unwrap()
+}
+
+/// What RDS tells a client it refuses.
+pub fn assert_mysql_denied(out: &Output, user: &str) {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "ERROR 1045 (28000): Access denied for user '{user}'@'127.0.0.1' (using password: YES)"
+        )),
+        "{err}"
+    );
 }

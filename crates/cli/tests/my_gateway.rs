@@ -1,0 +1,485 @@
+//! The MySQL gateway end to end: a throwaway MariaDB (native and ed25519
+//! accounts), `latchkey serve`, tokens from the AWS CLI (botocore), and
+//! clients we did not write: the mariadb CLI and mysql_async.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use mysql_async::prelude::*;
+
+const ALLOW_CONNECT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#;
+
+/// MariaDB with a `shop` schema and two accounts (native password and
+/// ed25519), registered as the mysql database `shop`, and Latchkey
+/// serving it. Returns the API port too.
+fn setup(root: &Path) -> (MariaDb, Latchkey, u16) {
+    let db = MariaDb::start(root);
+    db.sql(
+        "CREATE DATABASE shop;
+         CREATE USER app@'%' IDENTIFIED BY 'app-secret';
+         GRANT ALL ON shop.* TO app@'%';
+         CREATE USER ed@'%' IDENTIFIED VIA ed25519 USING PASSWORD('ed-secret');
+         GRANT ALL ON shop.* TO ed@'%';",
+    );
+    let (data, api) = init_latchkey(root, &[]);
+    register_db(
+        &data,
+        &[
+            "--name",
+            "shop",
+            "--engine",
+            "mysql",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            &format!("127.0.0.1:{}", db.port),
+            "--upstream-tls",
+            "disable",
+            "--tag",
+            "env=dev",
+        ],
+    );
+    set_db_password(&data, "shop", "app", "app-secret");
+    set_db_password(&data, "shop", "ed", "ed-secret");
+    let lk = serve_latchkey(root, &data, &api, &[]);
+    let api_port = api.rsplit(':').next().unwrap().parse().unwrap();
+    (db, lk, api_port)
+}
+
+fn token(lk: &Latchkey, creds: &[(String, String)], host: &str, user: &str) -> String {
+    let creds: Vec<(&str, &str)> = creds
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    aws_token_for_port(lk, lk.mysql_port, &creds, host, user)
+}
+
+fn opts(lk: &Latchkey, user: &str, token: &str) -> mysql_async::Opts {
+    mysql_async::OptsBuilder::default()
+        .ip_or_hostname("localhost")
+        .tcp_port(lk.mysql_port)
+        .user(Some(user))
+        .pass(Some(token))
+        .db_name(Some("shop"))
+        .enable_cleartext_plugin(true)
+        .ssl_opts(Some(
+            mysql_async::SslOpts::default().with_root_certs(vec![lk.data.join("ca.pem").into()]),
+        ))
+        .into()
+}
+
+fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+#[test]
+fn mariadb_cli_and_mysql_async_with_botocore_tokens() {
+    let root = tempfile::tempdir().unwrap();
+    let (_db, lk, _api) = setup(root.path());
+
+    // The administrator (Action "*") connects as app and as ed; upstream
+    // the gateway logs in with mysql_native_password and ed25519.
+    let app_token = token(&lk, &[], "localhost", "app");
+    let out = mariadb(
+        &lk,
+        "app",
+        &app_token,
+        &["shop", "-e", "SELECT CURRENT_USER()"],
+    );
+    assert_eq!(stdout_ok(&out), "app@%");
+    let ed_token = token(&lk, &[], "localhost", "ed");
+    let out = mariadb(
+        &lk,
+        "ed",
+        &ed_token,
+        &["shop", "-e", "SELECT CURRENT_USER()"],
+    );
+    assert_eq!(stdout_ok(&out), "ed@%");
+
+    // Denials all look like RDS's.
+    assert_mysql_denied(&mariadb(&lk, "ed", &app_token, &["-e", "SELECT 1"]), "ed");
+    let mut tampered = app_token.clone();
+    let at = tampered.find("X-Amz-Signature=").unwrap() + 20;
+    let c = if &tampered[at..=at] == "0" { "1" } else { "0" };
+    tampered.replace_range(at..=at, c);
+    assert_mysql_denied(&mariadb(&lk, "app", &tampered, &["-e", "SELECT 1"]), "app");
+    let elsewhere = token(&lk, &[], "other.example.com", "app");
+    assert_mysql_denied(&mariadb(&lk, "app", &elsewhere, &["-e", "SELECT 1"]), "app");
+    let pg_port_token = aws_token(&lk, &[], "localhost", "app");
+    assert_mysql_denied(
+        &mariadb(&lk, "app", &pg_port_token, &["-e", "SELECT 1"]),
+        "app",
+    );
+    assert_mysql_denied(
+        &mariadb(&lk, "app", "not a token", &["-e", "SELECT 1"]),
+        "app",
+    );
+    let nobody = user_with_policy(
+        &lk,
+        "nobody",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+    );
+    let t = token(&lk, &nobody, "localhost", "app");
+    assert_mysql_denied(&mariadb(&lk, "app", &t, &["-e", "SELECT 1"]), "app");
+    let office = user_with_policy(
+        &lk,
+        "office",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#,
+    );
+    let t = token(&lk, &office, "localhost", "app");
+    assert_mysql_denied(&mariadb(&lk, "app", &t, &["-e", "SELECT 1"]), "app");
+    let mfa_only = user_with_policy(
+        &lk,
+        "needsmfa",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}}]}"#,
+    );
+    let t = token(&lk, &mfa_only, "localhost", "app");
+    assert_mysql_denied(&mariadb(&lk, "app", &t, &["-e", "SELECT 1"]), "app");
+    // A botocore token signed 20 minutes ago: expired.
+    let admin = std::fs::read_to_string(lk.data.join("admin.credentials")).unwrap();
+    let field = |k: &str| {
+        admin
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
+            .unwrap()
+            .to_owned()
+    };
+    let expired = Command::new("python3")
+        .args(["-c", r#"
+import datetime, sys, botocore.auth, botocore.session
+botocore.auth.get_current_datetime = lambda remove_tzinfo=True: datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=20)
+c = botocore.session.get_session().create_client("rds", region_name="us-east-1", aws_access_key_id=sys.argv[1], aws_secret_access_key=sys.argv[2])
+print(c.generate_db_auth_token("localhost", int(sys.argv[3]), "app"))
+"#, &field("aws_access_key_id"), &field("aws_secret_access_key"), &lk.mysql_port.to_string()])
+        .output()
+        .unwrap();
+    let expired = stdout_ok(&expired);
+    assert_mysql_denied(&mariadb(&lk, "app", &expired, &["-e", "SELECT 1"]), "app");
+    // Plaintext is refused before any password is sent.
+    let plain = Command::new("mariadb")
+        .args([
+            "--protocol=TCP",
+            "--host=127.0.0.1",
+            &format!("--port={}", lk.mysql_port),
+            "--user=app",
+            "--skip-ssl",
+            "-e",
+            "SELECT 1",
+        ])
+        .env("MYSQL_PWD", &app_token)
+        .output()
+        .unwrap();
+    assert!(!plain.status.success());
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(err.contains("ERROR 3159"), "{err}");
+    // A policy on the resource tag lets its user in.
+    let tagged = user_with_policy(
+        &lk,
+        "tagged",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"arn:aws:rds-db:us-east-1:*:dbuser:*/app","Condition":{"StringEquals":{"aws:ResourceTag/env":"dev"}}}]}"#,
+    );
+    let t = token(&lk, &tagged, "localhost", "app");
+    assert_eq!(
+        stdout_ok(&mariadb(&lk, "app", &t, &["-e", "SELECT 42"])),
+        "42"
+    );
+
+    // `latchkey connect mysql` mints the token itself and runs the client.
+    let out = latchkey(&[
+        "connect",
+        "mysql",
+        "--db",
+        "shop",
+        "--user",
+        "app",
+        "--database",
+        "shop",
+        "--port",
+        &lk.mysql_port.to_string(),
+        "--data-dir",
+        lk.data.to_str().unwrap(),
+        "--",
+        "-N",
+        "-B",
+        "-e",
+        "SELECT CONCAT('via connect ', CURRENT_USER())",
+    ])
+    .env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        lk.data.join("admin.credentials"),
+    )
+    .env("AWS_CONFIG_FILE", "/dev/null")
+    .env_remove("AWS_ACCESS_KEY_ID")
+    .env_remove("AWS_SECRET_ACCESS_KEY")
+    .output()
+    .unwrap();
+    assert_eq!(stdout_ok(&out), "via connect app@%");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // Prepared statements through mysql_async.
+        let mut conn = mysql_async::Conn::new(opts(&lk, "app", &app_token))
+            .await
+            .unwrap();
+        conn.query_drop("CREATE TABLE items (id INT PRIMARY KEY, name TEXT)")
+            .await
+            .unwrap();
+        conn.exec_batch(
+            "INSERT INTO items (id, name) VALUES (?, ?)",
+            (1..=100).map(|i| (i, format!("item {i}"))),
+        )
+        .await
+        .unwrap();
+        let row: Option<(i64, String)> = conn
+            .exec_first("SELECT COUNT(*), MAX(name) FROM items WHERE id > ?", (90,))
+            .await
+            .unwrap();
+        assert_eq!(row, Some((10, "item 99".to_owned())));
+        let upstream_id: u32 = conn
+            .query_first("SELECT CONNECTION_ID()")
+            .await
+            .unwrap()
+            .unwrap();
+        conn.query_drop("SET @left_behind = 7").await.unwrap();
+        conn.disconnect().await.unwrap();
+
+        // Session pooling: the next session of app gets the same server
+        // connection, reset.
+        let mut conn = mysql_async::Conn::new(opts(&lk, "app", &app_token))
+            .await
+            .unwrap();
+        let (id, left): (u32, Option<i64>) = conn
+            .query_first("SELECT CONNECTION_ID(), @left_behind")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((id, left), (upstream_id, None));
+
+        // KILL QUERY from a second session names the gateway's
+        // connection id, as clients know it.
+        let victim_id = conn.id();
+        let victim = tokio::spawn(async move {
+            // An interrupted SLEEP says 1, or ERR 1317.
+            let r: Result<Option<i64>, _> = conn.query_first("SELECT SLEEP(60)").await;
+            (r, conn)
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut killer = mysql_async::Conn::new(opts(&lk, "app", &app_token))
+            .await
+            .unwrap();
+        let killed_at = Instant::now();
+        killer
+            .query_drop(format!("KILL QUERY {victim_id}"))
+            .await
+            .unwrap();
+        let (r, mut conn) = victim.await.unwrap();
+        match r {
+            Ok(v) => assert_eq!(v, Some(1)),
+            Err(e) => assert_eq!(server_code(&e), Some(1317)),
+        }
+        assert!(killed_at.elapsed() < Duration::from_secs(10));
+        let one: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
+        assert_eq!(one, Some(1));
+        // An id the gateway did not give out kills nothing.
+        let e = killer
+            .query_drop("KILL QUERY 4000000000")
+            .await
+            .unwrap_err();
+        assert_eq!(server_code(&e), Some(1094));
+        // A session never becomes another user.
+        let e = killer
+            .change_user(
+                mysql_async::ChangeUserOpts::default()
+                    .with_user(Some("ed".into()))
+                    .with_pass(Some(ed_token.clone())),
+            )
+            .await;
+        assert!(e.is_err());
+        conn.disconnect().await.unwrap();
+    });
+
+    // Statements are audited with literals redacted, as for PostgreSQL.
+    let kill_audited = |e: &serde_json::Value| {
+        e["database"]["statement"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("KILL QUERY"))
+    };
+    let events = audit_events(&lk, |e| e.iter().any(kill_audited));
+    let statements: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["eventName"] == "Statement" && e["database"]["engine"] == "mysql")
+        .collect();
+    let prepared = statements
+        .iter()
+        .find(|e| {
+            e["database"]["statement"] == "SELECT COUNT(*), MAX(name) FROM items WHERE id > ?"
+        })
+        .unwrap_or_else(|| panic!("no prepared statement in {statements:#?}"));
+    assert_eq!(prepared["database"]["protocol"], "extended");
+    assert_eq!(prepared["database"]["rows"], 1);
+    let inserts = statements
+        .iter()
+        .filter(|e| e["database"]["statement"] == "INSERT INTO items (id, name) VALUES (?, ?)")
+        .count();
+    assert!(inserts >= 100, "{inserts} inserts audited");
+    assert!(statements.iter().any(|e| kill_audited(e)));
+    let refused = events
+        .iter()
+        .filter(|e| e["eventName"] == "Connect" && e["database"]["engine"] == "mysql")
+        .filter(|e| e["errorCode"].is_string())
+        .count();
+    assert!(refused >= 9, "{refused} refused mysql logins audited");
+    let log = std::fs::read_to_string(root.path().join("latchkey.log")).unwrap();
+    assert!(!log.contains(&app_token[..40]), "a token reached the log");
+}
+
+#[test]
+fn load_data_big_results_abandoned_statements_and_upstream_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut db, lk, _api) = setup(root.path());
+    db.sql("CREATE TABLE shop.big (id INT AUTO_INCREMENT PRIMARY KEY, line VARCHAR(200) NOT NULL)");
+    let loader = user_with_policy(
+        &lk,
+        "loader",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["rds-db:connect","latchkey:LoadDataLocalInfile"],"Resource":"*"}]}"#,
+    );
+    let reader = user_with_policy(&lk, "reader", ALLOW_CONNECT);
+    let loader_token = token(&lk, &loader, "localhost", "app");
+    let reader_token = token(&lk, &reader, "localhost", "app");
+
+    // 100 MB of lines.
+    let file = root.path().join("big.txt");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        for i in 0..1_000_000u32 {
+            writeln!(w, "line {i:09} {}", "x".repeat(84)).unwrap();
+        }
+    }
+    assert!(std::fs::metadata(&file).unwrap().len() >= 100_000_000);
+    let load = format!(
+        "LOAD DATA LOCAL INFILE '{}' INTO TABLE big (line)",
+        file.display()
+    );
+
+    // Without the policy action the server is never told the client can
+    // upload, so it refuses LOAD DATA LOCAL itself.
+    let refused = mariadb(
+        &lk,
+        "app",
+        &reader_token,
+        &["--local-infile=1", "shop", "-e", &load],
+    );
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("ERROR"), "{err}");
+    assert_eq!(db.sql("SELECT COUNT(*) FROM shop.big"), "0");
+
+    // With it, 100 MB go up and come back intact.
+    stdout_ok(&mariadb(
+        &lk,
+        "app",
+        &loader_token,
+        &["--local-infile=1", "shop", "-e", &load],
+    ));
+    assert_eq!(db.sql("SELECT COUNT(*) FROM shop.big"), "1000000");
+    let copy = root.path().join("copy.txt");
+    let status = Command::new("mariadb")
+        .args([
+            "--protocol=TCP",
+            "--host=localhost",
+            &format!("--port={}", lk.mysql_port),
+            "--user=app",
+            "--ssl",
+            &format!("--ssl-ca={}", lk.data.join("ca.pem").display()),
+            "--ssl-verify-server-cert",
+            "--quick",
+            "-N",
+            "-B",
+            "-r",
+            "shop",
+            "-e",
+            "SELECT line FROM big ORDER BY id",
+        ])
+        .env("MYSQL_PWD", &reader_token)
+        .stdout(std::fs::File::create(&copy).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(sha256_file(&copy), sha256_file(&file));
+
+    // A client that vanishes mid-statement: the gateway stops the
+    // statement upstream instead of leaving it running.
+    let mut running = Command::new("mariadb")
+        .args([
+            "--protocol=TCP",
+            "--host=localhost",
+            &format!("--port={}", lk.mysql_port),
+            "--user=app",
+            "--ssl",
+            &format!("--ssl-ca={}", lk.data.join("ca.pem").display()),
+            "-e",
+            "SELECT BENCHMARK(50000000000, MD5('abandoned'))",
+        ])
+        .env("MYSQL_PWD", &reader_token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running_query = || {
+        db.sql("SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE '%abandoned%' AND info NOT LIKE '%processlist%'")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running_query() != "1" {
+        assert!(Instant::now() < deadline, "the statement never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    running.kill().unwrap();
+    running.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running_query() != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned statement still runs"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The server restarts: a session gets a clear error, the gateway
+    // stays up, and new sessions work once the server is back.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut conn = runtime
+        .block_on(mysql_async::Conn::new(opts(&lk, "app", &reader_token)))
+        .unwrap();
+    db.kill();
+    let e = runtime.block_on(conn.query_drop("SELECT 1")).unwrap_err();
+    assert!(
+        matches!(e, mysql_async::Error::Io(_) | mysql_async::Error::Driver(_)),
+        "{e:?}"
+    );
+    let down = mariadb(&lk, "app", &reader_token, &["-e", "SELECT 1"]);
+    assert!(!down.status.success());
+    let err = String::from_utf8_lossy(&down.stderr);
+    assert!(
+        err.contains("could not connect to the database server"),
+        "{err}"
+    );
+    db.restart();
+    assert_eq!(
+        stdout_ok(&mariadb(
+            &lk,
+            "app",
+            &reader_token,
+            &["shop", "-e", "SELECT COUNT(*) FROM big"]
+        )),
+        "1000000"
+    );
+}

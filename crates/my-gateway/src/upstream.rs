@@ -1,0 +1,273 @@
+//! Logging in to the real MySQL or MariaDB server as the database user,
+//! with the password stored in Latchkey (`mysql_native_password`,
+//! `caching_sha2_password`, `client_ed25519`), over TLS as the
+//! database's `upstream_tls` mode asks; and resetting a connection for
+//! the pool with `COM_RESET_CONNECTION`.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use latchkey_gateway::net::{
+    ServerAddr, Socket, TlsMode, UPSTREAM_CONNECT_TIMEOUT, UpstreamStream, start_tls,
+};
+use latchkey_gateway::pool::{Pooled, RESET_TIMEOUT};
+use latchkey_mywire::{self as wire, AuthStep, HandshakeResponse, SslRequest, UpstreamAuth};
+use latchkey_store::{Database, Store};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use zeroize::Zeroizing;
+
+/// Largest packet read while logging in or resetting.
+const MAX_CONTROL_PACKET: usize = 1 << 20;
+/// What the gateway tells servers it accepts in one packet.
+const MAX_PACKET_SIZE: u32 = 1 << 30;
+
+/// The server refused the login with an error of its own.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream refused: {0}")]
+pub struct Refused(pub wire::ErrInfo);
+
+impl Refused {
+    /// Whether the client may see this error as it is: the client is
+    /// authenticated by now, so an unknown database or a full server is
+    /// theirs to read; a refused login (1045 and its kin) is the
+    /// gateway's configuration, not the client's doing.
+    pub fn for_client(&self) -> bool {
+        !matches!(self.0.code, 1044 | 1045 | 1251 | 1698 | 1862)
+    }
+}
+
+/// A logged-in upstream connection, ready for commands.
+pub struct Upstream {
+    pub stream: UpstreamStream,
+    pub addr: ServerAddr,
+    /// The server's id for this connection (what `KILL` takes).
+    pub thread_id: u32,
+    /// Capabilities in force on this connection.
+    pub caps: u64,
+    pub server_version: String,
+    /// Status flags of the login's OK.
+    pub status: u16,
+    pub created: Instant,
+}
+
+impl Pooled for Upstream {
+    fn created(&self) -> Instant {
+        self.created
+    }
+
+    fn stream(&mut self) -> &mut UpstreamStream {
+        &mut self.stream
+    }
+}
+
+/// What the client asked for that the upstream login repeats.
+pub struct LoginRequest<'a> {
+    pub user: &'a str,
+    pub schema: Option<&'a str>,
+    pub charset: u8,
+    /// Capabilities to ask for: the client's, less what the gateway
+    /// withholds (LOCAL INFILE when policy does not allow it).
+    pub caps: u64,
+    pub attrs: wire::Attrs<'a>,
+}
+
+/// Reads one packet of at most `max` bytes: (sequence id, payload).
+pub async fn read_packet<S: AsyncRead + Unpin + ?Sized>(
+    s: &mut S,
+    max: usize,
+) -> Result<(u8, Vec<u8>)> {
+    let mut header = [0u8; 4];
+    s.read_exact(&mut header).await?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+    if len > max || len >= wire::MAX_PACKET_PAYLOAD {
+        bail!("a packet of {len} bytes where at most {max} are accepted");
+    }
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).await?;
+    Ok((header[3], payload))
+}
+
+/// Writes `payload` as packets from sequence id `seq`; returns the next id.
+pub async fn write_packet<S: AsyncWrite + Unpin + ?Sized>(
+    s: &mut S,
+    seq: u8,
+    payload: &[u8],
+) -> Result<u8> {
+    let mut out = Zeroizing::new(Vec::with_capacity(payload.len() + 4));
+    let next = wire::split_payload(&mut out, seq, payload);
+    s.write_all(&out).await?;
+    s.flush().await?;
+    Ok(next)
+}
+
+/// Connects to `db`'s server and logs in as the request says.
+pub async fn connect(store: &Store, db: &Database, req: &LoginRequest<'_>) -> Result<Upstream> {
+    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login(store, db, req))
+        .await
+        .map_err(|_| anyhow!("upstream login timed out"))?
+}
+
+async fn login(store: &Store, db: &Database, req: &LoginRequest<'_>) -> Result<Upstream> {
+    let addr = ServerAddr::resolve(&db.upstream).await?;
+    let mode = TlsMode::of(db)?;
+    let mut socket: Socket = addr.connect().await?;
+    let (seq, payload) = read_packet(&mut socket, MAX_CONTROL_PACKET).await?;
+    if payload.first() == Some(&0xff) {
+        return Err(Refused(wire::parse_err(&payload).map_err(|e| anyhow!("{e}"))?).into());
+    }
+    let handshake = wire::parse_handshake_v10(&payload).map_err(|e| anyhow!("{e}"))?;
+    let server_tls = handshake.capabilities & wire::CLIENT_SSL != 0;
+    let use_tls = match mode {
+        TlsMode::Disable => false,
+        TlsMode::Prefer => server_tls,
+        _ if server_tls => true,
+        _ => bail!(
+            "upstream {} does not offer TLS, and upstream TLS is {}",
+            db.upstream,
+            mode.as_str()
+        ),
+    };
+    let mut caps = req.caps & handshake.capabilities & !wire::CLIENT_SSL;
+    if req.schema.is_some() {
+        caps |= wire::CLIENT_CONNECT_WITH_DB;
+    } else {
+        caps &= !wire::CLIENT_CONNECT_WITH_DB;
+    }
+    let mut seq = seq.wrapping_add(1);
+    let mut stream = if use_tls {
+        caps |= wire::CLIENT_SSL;
+        let mut out = Vec::new();
+        wire::ssl_request(
+            &mut out,
+            &SslRequest {
+                capabilities: caps,
+                max_packet_size: MAX_PACKET_SIZE,
+                charset: req.charset,
+            },
+        );
+        seq = write_packet(&mut socket, seq, &out).await?;
+        start_tls(store, db, mode, req.user, socket).await?
+    } else {
+        UpstreamStream::Plain(socket)
+    };
+    let password = if db.upstream_auth == "trust" {
+        Zeroizing::new(String::new())
+    } else {
+        store
+            .database_password(&db.name, req.user)?
+            .with_context(|| {
+                format!(
+                    "no upstream password stored for {} on {}",
+                    req.user, db.name
+                )
+            })?
+    };
+    let (mut auth, response) = UpstreamAuth::start(&handshake, password.as_bytes(), use_tls, caps)
+        .map_err(|e| anyhow!("upstream authentication: {e}"))?;
+    let response = Zeroizing::new(response);
+    let mut out = Zeroizing::new(Vec::new());
+    wire::handshake_response(
+        &mut out,
+        &HandshakeResponse {
+            capabilities: caps,
+            max_packet_size: MAX_PACKET_SIZE,
+            charset: req.charset,
+            username: req.user,
+            auth_response: &response,
+            database: req.schema,
+            auth_plugin: Some(auth.plugin()),
+            attrs: req.attrs.clone(),
+            zstd_level: None,
+        },
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    write_packet(&mut stream, seq, &out).await?;
+    let ok = loop {
+        let (seq, payload) = read_packet(&mut stream, MAX_CONTROL_PACKET).await?;
+        match auth
+            .on_server_packet(&payload)
+            .map_err(|e| anyhow!("upstream authentication: {e}"))?
+        {
+            AuthStep::Send(data) => {
+                let data = Zeroizing::new(data);
+                write_packet(&mut stream, seq.wrapping_add(1), &data).await?;
+            }
+            AuthStep::Wait => {}
+            AuthStep::Done(ok) => break ok,
+            AuthStep::Failed(err) => return Err(Refused(err).into()),
+        }
+    };
+    Ok(Upstream {
+        stream,
+        addr,
+        thread_id: handshake.connection_id,
+        caps,
+        server_version: handshake.server_version,
+        status: ok.status,
+        created: Instant::now(),
+    })
+}
+
+/// Returns the connection to a fresh session's state with
+/// `COM_RESET_CONNECTION` (it rolls back, drops prepared statements,
+/// temporary tables, user variables, locks and session settings), then
+/// selects `schema` again, since the client may have changed it.
+pub async fn reset(upstream: &mut Upstream, schema: &str) -> Result<()> {
+    tokio::time::timeout(RESET_TIMEOUT, async {
+        command(upstream, &[wire::COM_RESET_CONNECTION]).await?;
+        let mut init_db = vec![wire::COM_INIT_DB];
+        init_db.extend_from_slice(schema.as_bytes());
+        command(upstream, &init_db).await
+    })
+    .await
+    .map_err(|_| anyhow!("resetting the connection timed out"))?
+}
+
+/// Ends the server connection `thread_id` (and the statement it runs)
+/// from a fresh login as `user`: for a session whose client is gone or
+/// was ended mid-statement, whose connection cannot be reused anyway.
+/// MySQL, unlike PostgreSQL, keeps running a statement whose client has
+/// vanished until it next writes to it.
+pub async fn kill(store: &Store, db: &Database, user: &str, thread_id: u32) -> Result<()> {
+    let caps = wire::CLIENT_PROTOCOL_41
+        | wire::CLIENT_SECURE_CONNECTION
+        | wire::CLIENT_PLUGIN_AUTH
+        | wire::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | wire::CLIENT_TRANSACTIONS;
+    let mut up = connect(
+        store,
+        db,
+        &LoginRequest {
+            user,
+            schema: None,
+            charset: wire::UTF8MB4_GENERAL_CI,
+            caps,
+            attrs: Vec::new(),
+        },
+    )
+    .await?;
+    let mut payload = vec![wire::COM_PROCESS_KILL];
+    payload.extend_from_slice(&thread_id.to_le_bytes());
+    tokio::time::timeout(RESET_TIMEOUT, command(&mut up, &payload))
+        .await
+        .map_err(|_| anyhow!("KILL timed out"))?
+}
+
+/// Sends a command that gets OK or ERR, and reads the answer.
+async fn command(upstream: &mut Upstream, payload: &[u8]) -> Result<()> {
+    write_packet(&mut upstream.stream, 0, payload).await?;
+    let (_, reply) = read_packet(&mut upstream.stream, MAX_CONTROL_PACKET).await?;
+    match reply.first() {
+        Some(0x00) => {
+            let ok = wire::parse_ok(&reply, upstream.caps).map_err(|e| anyhow!("{e}"))?;
+            upstream.status = ok.status;
+            Ok(())
+        }
+        Some(0xff) => bail!(
+            "{} failed: {}",
+            wire::command_name(payload[0]),
+            wire::parse_err(&reply).map_err(|e| anyhow!("{e}"))?
+        ),
+        _ => bail!("unexpected reply to {}", wire::command_name(payload[0])),
+    }
+}

@@ -1,0 +1,1136 @@
+//! Conversations built with mywire's builders, replayed in reads of many
+//! sizes, checking what is forwarded byte for byte, what is audited, and
+//! when the upstream is reusable.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::sync::Mutex;
+
+use latchkey_mywire::{
+    CLIENT_DEPRECATE_EOF, CLIENT_MULTI_RESULTS, CLIENT_MULTI_STATEMENTS, CLIENT_PLUGIN_AUTH,
+    CLIENT_PROTOCOL_41, CLIENT_PS_MULTI_RESULTS, CLIENT_QUERY_ATTRIBUTES, CLIENT_SECURE_CONNECTION,
+    CLIENT_TRANSACTIONS, ColumnCount, ColumnDefinition, MYSQL_TYPE_LONG, MYSQL_TYPE_VAR_STRING,
+    QueryAttribute, SERVER_MORE_RESULTS_EXISTS, column_count, column_definition, eof_packet,
+    err_packet, frame, local_infile_request, ok_eof_packet, ok_packet, prepare_ok, split_payload,
+    write_lenenc_bytes,
+};
+
+use super::*;
+
+const CAPS: u64 = CLIENT_PROTOCOL_41
+    | CLIENT_SECURE_CONNECTION
+    | CLIENT_TRANSACTIONS
+    | CLIENT_MULTI_RESULTS
+    | CLIENT_PS_MULTI_RESULTS
+    | CLIENT_PLUGIN_AUTH;
+const DEP: u64 = CAPS | CLIENT_DEPRECATE_EOF;
+const MULTI: u64 = DEP | CLIENT_MULTI_STATEMENTS;
+const CHUNKS: [usize; 5] = [1, 2, 5, 7, 4096];
+const AUTOCOMMIT: u16 = SERVER_STATUS_AUTOCOMMIT;
+const LIMIT: usize = 1 << 26;
+
+struct Collect(Mutex<Vec<Event>>);
+
+impl AuditSink for Collect {
+    fn record(&self, event: Event) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+    }
+}
+
+fn session() -> Arc<SessionInfo> {
+    Arc::new(SessionInfo {
+        session_id: "s".into(),
+        engine: "mysql",
+        identity: latchkey_audit::Identity {
+            kind: latchkey_audit::IdentityKind::IamUser,
+            arn: "arn:aws:iam::123456789012:user/app".into(),
+            principal_id: "AIDA".into(),
+            account_id: "123456789012".into(),
+            access_key_id: "AKIA".into(),
+            session: None,
+        },
+        source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        user_agent: None,
+        database: "orders".into(),
+        resource_arn: "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-X/app".into(),
+        database_name: "orders".into(),
+        db_user: "app".into(),
+        started: SystemTime::now(),
+    })
+}
+
+fn tracker_with(caps: u64, local_infile: bool) -> (Tracker, Arc<Collect>) {
+    let sink = Arc::new(Collect(Mutex::new(Vec::new())));
+    let audit = Audit {
+        sink: sink.clone(),
+        session: session(),
+        keep_literals: false,
+    };
+    (Tracker::new(caps, Some(audit), local_infile), sink)
+}
+
+fn tracker(caps: u64) -> (Tracker, Arc<Collect>) {
+    tracker_with(caps, false)
+}
+
+type Row = (String, Option<String>, Option<u64>, Option<String>);
+
+fn events(sink: &Collect) -> Vec<StatementEvent> {
+    sink.0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(|e| match e {
+            Event::Statement(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (text, tag, rows, error) of each statement event.
+fn statements(sink: &Collect) -> Vec<Row> {
+    events(sink)
+        .into_iter()
+        .map(|s| {
+            (
+                s.statement.text.clone(),
+                s.command_tag,
+                s.rows,
+                s.error_code,
+            )
+        })
+        .collect()
+}
+
+fn row(text: &str, tag: Option<&str>, rows: Option<u64>, error: Option<&str>) -> Row {
+    (
+        text.to_owned(),
+        tag.map(str::to_owned),
+        rows,
+        error.map(str::to_owned),
+    )
+}
+
+/// A client command, framed from sequence id 0.
+fn cmd(c: &Command<'_>, caps: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame(&mut out, 0, |b| c.write(b, caps).unwrap());
+    out
+}
+
+fn query(sql: &str) -> Vec<u8> {
+    cmd(
+        &Command::Query {
+            sql: sql.as_bytes(),
+            attributes: Vec::new(),
+        },
+        CAPS,
+    )
+}
+
+fn raw(seq: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    split_payload(&mut out, seq, payload);
+    out
+}
+
+/// Server packets, numbered on from a command's last sequence id.
+struct Server {
+    out: Vec<u8>,
+    seq: u8,
+    caps: u64,
+}
+
+impl Server {
+    fn new(caps: u64) -> Self {
+        Self {
+            out: Vec::new(),
+            seq: 1,
+            caps,
+        }
+    }
+
+    /// The next command's response starts at `seq`.
+    fn next(&mut self, seq: u8) -> &mut Self {
+        self.seq = seq;
+        self
+    }
+
+    fn push(&mut self, build: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
+        self.seq = frame(&mut self.out, self.seq, build);
+        self
+    }
+
+    fn ok(&mut self, affected: u64, status: u16) -> &mut Self {
+        let caps = self.caps;
+        let ok = OkInfo {
+            affected_rows: affected,
+            status,
+            ..OkInfo::default()
+        };
+        self.push(|b| ok_packet(b, &ok, caps))
+    }
+
+    fn err(&mut self, code: u16, sqlstate: &[u8; 5], message: &str) -> &mut Self {
+        self.push(|b| err_packet(b, code, sqlstate, message))
+    }
+
+    fn def(&mut self, name: &str, column_type: u8) -> &mut Self {
+        let caps = self.caps;
+        let c = ColumnDefinition {
+            catalog: b"def",
+            schema: b"orders",
+            table: b"t",
+            org_table: b"t",
+            name: name.as_bytes(),
+            org_name: name.as_bytes(),
+            charset: 45,
+            column_length: 255,
+            column_type,
+            ..ColumnDefinition::default()
+        };
+        self.push(|b| column_definition(b, &c, caps))
+    }
+
+    /// The EOF after definitions, when EOFs are not deprecated.
+    fn defs_end(&mut self) -> &mut Self {
+        if self.caps & CLIENT_DEPRECATE_EOF == 0 {
+            self.push(|b| eof_packet(b, 0, AUTOCOMMIT));
+        }
+        self
+    }
+
+    /// The packet that ends rows.
+    fn rows_end(&mut self, status: u16) -> &mut Self {
+        let caps = self.caps;
+        if caps & CLIENT_DEPRECATE_EOF == 0 {
+            self.push(|b| eof_packet(b, 0, status))
+        } else {
+            let ok = OkInfo {
+                status,
+                ..OkInfo::default()
+            };
+            self.push(|b| ok_eof_packet(b, &ok, caps))
+        }
+    }
+
+    /// A text result set of one column.
+    fn text(&mut self, values: &[&[u8]], status: u16) -> &mut Self {
+        let caps = self.caps;
+        let count = ColumnCount {
+            columns: 1,
+            metadata_follows: true,
+        };
+        self.push(|b| column_count(b, count, caps));
+        self.def("name", MYSQL_TYPE_VAR_STRING).defs_end();
+        for v in values {
+            self.push(|b| write_lenenc_bytes(b, v));
+        }
+        self.rows_end(status)
+    }
+}
+
+/// Replays in reads of `chunk` bytes and checks that every byte was
+/// forwarded unchanged except the intercepted commands.
+fn run(
+    client: &[u8],
+    server: &[u8],
+    chunk: usize,
+    tracker: &mut Tracker,
+    max: usize,
+) -> (Result<bool, ScanError>, Transcript) {
+    let mut t = Transcript::default();
+    let r = drive(client, server, chunk, tracker, max, Some(&mut t));
+    if r.is_ok() {
+        assert_eq!(t.to_client, server, "chunk {chunk}: server bytes changed");
+    }
+    (r, t)
+}
+
+#[test]
+fn text_result_sets_with_and_without_deprecate_eof() {
+    let client = query("SELECT name FROM users WHERE id = 42");
+    for caps in [CAPS, DEP] {
+        let mut server = Server::new(caps);
+        server.text(&[b"ann", b"", b"\xfb"], AUTOCOMMIT);
+        for chunk in CHUNKS {
+            let (mut t, sink) = tracker(caps);
+            let (r, out) = run(&client, &server.out, chunk, &mut t, LIMIT);
+            assert_eq!(r, Ok(true), "chunk {chunk}");
+            assert_eq!(out.to_upstream, client);
+            assert_eq!(
+                statements(&sink),
+                [row(
+                    "SELECT name FROM users WHERE id = ?",
+                    Some("SELECT 3"),
+                    Some(3),
+                    None
+                )]
+            );
+            let e = &events(&sink)[0];
+            assert_eq!(e.protocol, Protocol::Simple);
+            assert!(!e.statement.truncated);
+            assert_eq!(t.statement_count, 1);
+        }
+    }
+}
+
+#[test]
+fn errors_are_audited_with_their_sqlstate_or_code() {
+    let client = [query("SELECT * FROM nope"), query("DELETE FROM t")].concat();
+    let mut server = Server::new(DEP);
+    server.err(1146, b"42S02", "Table 'orders.nope' doesn't exist");
+    // A pre-4.1 error has no SQLSTATE.
+    server.next(1).push(|b| {
+        b.extend_from_slice(&[0xff, 0x7a, 0x04]);
+        b.extend_from_slice(b"no state");
+    });
+    for chunk in CHUNKS {
+        let (mut t, sink) = tracker(DEP);
+        // Autocommit, one statement: a failure leaves no transaction.
+        assert_eq!(run(&client, &server.out, chunk, &mut t, LIMIT).0, Ok(true));
+        assert_eq!(
+            statements(&sink),
+            [
+                row("SELECT * FROM nope", None, None, Some("42S02")),
+                row("DELETE FROM t", None, None, Some("1146")),
+            ]
+        );
+    }
+}
+
+#[test]
+fn multi_statement_results_are_one_event() {
+    let more = AUTOCOMMIT | SERVER_MORE_RESULTS_EXISTS;
+    let client = [
+        query("SELECT 'a'; SELECT 'b'"),
+        query("UPDATE t SET a = 1; UPDATE t SET b = 2"),
+        query("SELECT 1; SELECT * FROM nope"),
+        cmd(&Command::Ping, MULTI),
+    ]
+    .concat();
+    for caps in [MULTI, MULTI & !CLIENT_DEPRECATE_EOF] {
+        let mut server = Server::new(caps);
+        server.text(&[b"a"], more).text(&[b"b", b"c"], AUTOCOMMIT);
+        server.next(1).ok(1, more).ok(3, AUTOCOMMIT);
+        server
+            .next(1)
+            .text(&[b"1"], more)
+            .err(1146, b"42S02", "no such table");
+        let before_ping = server.out.clone();
+        server.next(1).ok(0, AUTOCOMMIT);
+        for chunk in CHUNKS {
+            let (mut t, sink) = tracker(caps);
+            assert_eq!(run(&client, &server.out, chunk, &mut t, LIMIT).0, Ok(true));
+            assert_eq!(
+                statements(&sink),
+                [
+                    row("SELECT ?; SELECT ?", Some("SELECT 3"), Some(3), None),
+                    row(
+                        "UPDATE t SET a = ?; UPDATE t SET b = ?",
+                        Some("UPDATE 3"),
+                        Some(3),
+                        None
+                    ),
+                    row("SELECT ?; SELECT * FROM nope", None, None, Some("42S02")),
+                ]
+            );
+            // Without the ping's OK, the failed multi-statement leaves the
+            // transaction state unknown: not reusable.
+            let (mut t, _) = tracker(caps);
+            let unpinged = &client[..client.len() - 5];
+            let (r, _) = run(unpinged, &before_ping, chunk, &mut t, LIMIT);
+            assert_eq!(r, Ok(false));
+            assert!(!t.busy());
+        }
+    }
+}
+
+#[test]
+fn prepared_statements_are_audited_with_their_sql() {
+    for caps in [CAPS, DEP] {
+        let prepare = cmd(
+            &Command::StmtPrepare {
+                sql: b"SELECT name FROM t WHERE id = ? AND kind = 'x'",
+            },
+            caps,
+        );
+        let execute = cmd(
+            &Command::StmtExecute {
+                statement_id: 7,
+                flags: 0,
+                iteration_count: 1,
+                params: b"\x00\x01\x03\x00\x2a\x00\x00\x00",
+            },
+            caps,
+        );
+        let close = cmd(&Command::StmtClose { statement_id: 7 }, caps);
+        let bad = cmd(
+            &Command::StmtPrepare {
+                sql: b"SELEC 'oops'",
+            },
+            caps,
+        );
+        let client = [
+            prepare,
+            execute.clone(),
+            close,
+            execute,
+            bad,
+            cmd(&Command::Ping, caps),
+        ]
+        .concat();
+        let mut server = Server::new(caps);
+        let p = PrepareOk {
+            statement_id: 7,
+            num_columns: 1,
+            num_params: 1,
+            warnings: 0,
+            metadata_follows: true,
+        };
+        server.push(|b| prepare_ok(b, &p, caps));
+        server.def("?", MYSQL_TYPE_LONG).defs_end();
+        server.def("name", MYSQL_TYPE_VAR_STRING).defs_end();
+        // The binary result.
+        server.next(1).push(|b| b.push(1));
+        server.def("name", MYSQL_TYPE_VAR_STRING).defs_end();
+        server.push(|b| b.extend_from_slice(b"\x00\x00\x03ann"));
+        server.rows_end(AUTOCOMMIT);
+        // Closed: the second execute fails.
+        server
+            .next(1)
+            .err(1243, b"HY000", "Unknown prepared statement handler");
+        server.next(1).err(1064, b"42000", "syntax error");
+        server.next(1).ok(0, AUTOCOMMIT);
+        for chunk in CHUNKS {
+            let (mut t, sink) = tracker(caps);
+            let (r, out) = run(&client, &server.out, chunk, &mut t, LIMIT);
+            assert_eq!(r, Ok(true), "chunk {chunk}");
+            assert_eq!(out.to_upstream, client);
+            assert_eq!(
+                statements(&sink),
+                [
+                    row(
+                        "SELECT name FROM t WHERE id = ? AND kind = ?",
+                        Some("SELECT 1"),
+                        Some(1),
+                        None
+                    ),
+                    row(
+                        "(statement not known to the gateway)",
+                        None,
+                        None,
+                        Some("HY000")
+                    ),
+                    row("SELEC ?", None, None, Some("42000")),
+                ]
+            );
+            assert!(
+                events(&sink)
+                    .iter()
+                    .all(|e| e.protocol == Protocol::Extended)
+            );
+            assert_eq!(t.statement_count, 3);
+            assert!(t.prepared.is_empty());
+        }
+    }
+}
+
+#[test]
+fn reset_connection_forgets_prepared_statements() {
+    let client = [
+        cmd(&Command::StmtPrepare { sql: b"SELECT 1" }, DEP),
+        cmd(&Command::ResetConnection, DEP),
+        cmd(
+            &Command::StmtExecute {
+                statement_id: 1,
+                flags: 0,
+                iteration_count: 1,
+                params: b"",
+            },
+            DEP,
+        ),
+    ]
+    .concat();
+    let mut server = Server::new(DEP);
+    let p = PrepareOk {
+        statement_id: 1,
+        num_columns: 0,
+        num_params: 0,
+        warnings: 0,
+        metadata_follows: true,
+    };
+    server.push(|b| prepare_ok(b, &p, DEP));
+    server.next(1).ok(0, AUTOCOMMIT);
+    server
+        .next(1)
+        .err(1243, b"HY000", "Unknown prepared statement handler");
+    let (mut t, sink) = tracker(DEP);
+    assert!(run(&client, &server.out, 3, &mut t, LIMIT).0.is_ok());
+    assert_eq!(
+        statements(&sink),
+        [row(
+            "(statement not known to the gateway)",
+            None,
+            None,
+            Some("HY000")
+        )]
+    );
+}
+
+/// `LOAD DATA LOCAL`: the query, the server's request, the file in two
+/// packets (one longer than a buffer) and the empty packet that ends it,
+/// then the server's OK.
+fn load_data() -> (Vec<u8>, Vec<u8>) {
+    let big = vec![b'x'; 100_000];
+    let client = [
+        query("LOAD DATA LOCAL INFILE '/tmp/x.csv' INTO TABLE t"),
+        raw(2, b"1,a\n2,b\n"),
+        raw(3, &big),
+        raw(4, b""),
+    ]
+    .concat();
+    let mut server = Server::new(DEP);
+    server.push(|b| local_infile_request(b, b"/tmp/x.csv"));
+    server.next(5).ok(3, AUTOCOMMIT);
+    (client, server.out)
+}
+
+#[test]
+fn local_infile_uploads_when_allowed() {
+    let (client, server) = load_data();
+    for chunk in CHUNKS {
+        let (mut t, sink) = tracker_with(DEP, true);
+        let (r, out) = run(&client, &server, chunk, &mut t, LIMIT);
+        assert_eq!(r, Ok(true), "chunk {chunk}");
+        assert_eq!(out.to_upstream, client);
+        assert_eq!(
+            statements(&sink),
+            [row(
+                "LOAD DATA LOCAL INFILE ? INTO TABLE t",
+                Some("LOAD 3"),
+                Some(3),
+                None
+            )]
+        );
+        assert!(out.max_buffer <= HEADER_LEN + WHOLE_PAYLOAD);
+    }
+    // Upload packets out of sequence.
+    let mut bad = client.clone();
+    let second = query("LOAD DATA LOCAL INFILE '/tmp/x.csv' INTO TABLE t").len();
+    bad[second + 3] = 9;
+    let (mut t, _) = tracker_with(DEP, true);
+    assert!(matches!(
+        run(&bad, &server, 4096, &mut t, LIMIT).0,
+        Err(ScanError::Malformed(_))
+    ));
+}
+
+#[test]
+fn local_infile_refused_never_reaches_the_client() {
+    let (client, server) = load_data();
+    for chunk in CHUNKS {
+        let (mut t, sink) = tracker_with(DEP, false);
+        let (r, out) = run(&client, &server, chunk, &mut t, LIMIT);
+        assert_eq!(r, Err(ScanError::LocalInfileRefused));
+        assert!(out.to_client.is_empty());
+        assert!(statements(&sink).is_empty());
+    }
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let client = [
+        query("SELECT 1"),
+        query("INSERT INTO t VALUES (1), (2)"),
+        cmd(&Command::Ping, DEP),
+    ]
+    .concat();
+    let mut server = Server::new(DEP);
+    server.text(&[b"1"], AUTOCOMMIT);
+    server.next(1).ok(2, AUTOCOMMIT);
+    server.next(1).ok(0, AUTOCOMMIT);
+    for chunk in CHUNKS {
+        let (mut t, sink) = tracker(DEP);
+        assert_eq!(run(&client, &server.out, chunk, &mut t, LIMIT).0, Ok(true));
+        assert_eq!(
+            statements(&sink),
+            [
+                row("SELECT ?", Some("SELECT 1"), Some(1), None),
+                row(
+                    "INSERT INTO t VALUES (?), (?)",
+                    Some("INSERT 2"),
+                    Some(2),
+                    None
+                ),
+            ]
+        );
+    }
+    // All three sent before any answer.
+    let (mut t, _) = tracker(DEP);
+    let mut up = Buffer::new();
+    up.space()[..client.len()].copy_from_slice(&client);
+    up.filled(client.len());
+    assert_eq!(up.scan(Direction::ToUpstream, &mut t, LIMIT), Ok(None));
+    assert_eq!(up.writable(), client);
+    assert_eq!(t.queue.len(), 3);
+    assert!(t.busy() && !t.idle());
+    let mut down = Buffer::new();
+    let first_two = server.out.len() - 11;
+    down.space()[..first_two].copy_from_slice(&server.out[..first_two]);
+    down.filled(first_two);
+    assert_eq!(down.scan(Direction::ToClient, &mut t, LIMIT), Ok(None));
+    assert!(t.busy());
+    let rest = &server.out[first_two..];
+    down.make_room();
+    down.space()[..rest.len()].copy_from_slice(rest);
+    down.filled(rest.len());
+    assert_eq!(down.scan(Direction::ToClient, &mut t, LIMIT), Ok(None));
+    assert!(t.idle());
+}
+
+#[test]
+fn quit_ends_the_client_stream() {
+    let first = query("SELECT 1");
+    let client = [
+        first.clone(),
+        cmd(&Command::Quit, DEP),
+        query("DROP TABLE t"),
+    ]
+    .concat();
+    let mut server = Server::new(DEP);
+    server.text(&[b"1"], AUTOCOMMIT);
+    for chunk in CHUNKS {
+        let (mut t, sink) = tracker(DEP);
+        let (r, out) = run(&client, &server.out, chunk, &mut t, LIMIT);
+        assert_eq!(r, Ok(true));
+        assert_eq!(out.to_upstream, first);
+        assert_eq!(statements(&sink).len(), 1);
+    }
+    let mut up = Buffer::new();
+    up.space()[..client.len()].copy_from_slice(&client);
+    up.filled(client.len());
+    let (mut t, _) = tracker(DEP);
+    assert_eq!(up.scan(Direction::ToUpstream, &mut t, LIMIT), Ok(None));
+    assert!(up.terminated());
+    assert_eq!(up.writable(), first);
+}
+
+#[test]
+fn change_user_and_kills_are_intercepted() {
+    let change_user = raw(0, b"\x11bob\x00\x00orders\x00");
+    let process_kill = cmd(&Command::ProcessKill { connection_id: 9 }, DEP);
+    let kill = query("  kill query 5 ;");
+    let first = query("SELECT 1");
+    let last = query("KILL QUERY ID 5");
+    let client = [
+        first.clone(),
+        change_user.clone(),
+        process_kill.clone(),
+        kill.clone(),
+        last.clone(),
+    ]
+    .concat();
+    let mut server = Server::new(DEP);
+    server.text(&[b"1"], AUTOCOMMIT);
+    server.next(1).err(1094, b"HY000", "Unknown thread id: 5");
+    for chunk in CHUNKS {
+        let (mut t, sink) = tracker(DEP);
+        let (r, out) = run(&client, &server.out, chunk, &mut t, LIMIT);
+        assert_eq!(r, Ok(true), "chunk {chunk}");
+        assert_eq!(out.to_upstream, [first.clone(), last.clone()].concat());
+        assert_eq!(
+            out.intercepted,
+            [&change_user[4..], &process_kill[4..], &kill[4..]]
+        );
+        assert_eq!(
+            statements(&sink),
+            [
+                row("SELECT ?", Some("SELECT 1"), Some(1), None),
+                row("KILL QUERY ID ?", None, None, Some("HY000")),
+            ]
+        );
+    }
+
+    // Scanning stops at each: what came before is writable, the
+    // intercepted bytes never are.
+    let (mut t, sink) = tracker(DEP);
+    let mut up = Buffer::new();
+    up.space()[..client.len()].copy_from_slice(&client);
+    up.filled(client.len());
+    let got = up.scan(Direction::ToUpstream, &mut t, LIMIT);
+    assert_eq!(
+        got,
+        Ok(Some(Intercepted {
+            payload: change_user[4..].to_vec()
+        }))
+    );
+    assert_eq!(up.writable(), first);
+    up.wrote(first.len());
+    assert!(up.nothing_in_flight() && !up.at_boundary());
+    let got = up.scan(Direction::ToUpstream, &mut t, LIMIT);
+    assert_eq!(
+        got.map(|i| i.map(|i| i.payload)),
+        Ok(Some(vec![12, 9, 0, 0, 0]))
+    );
+    assert!(up.writable().is_empty());
+    let got = up.scan(Direction::ToUpstream, &mut t, LIMIT);
+    assert!(matches!(got, Ok(Some(_))));
+    // The gateway sends its own, rewritten KILL; its answer is followed.
+    t.forwarded(b"\x03KILL QUERY 1234");
+    assert_eq!(up.scan(Direction::ToUpstream, &mut t, LIMIT), Ok(None));
+    assert_eq!(up.writable(), last);
+    assert_eq!(t.queue.len(), 3);
+    let mut answers = Server::new(DEP);
+    answers.text(&[b"1"], AUTOCOMMIT);
+    answers.next(1).ok(0, AUTOCOMMIT);
+    answers.next(1).ok(0, AUTOCOMMIT);
+    let mut down = Buffer::new();
+    down.space()[..answers.out.len()].copy_from_slice(&answers.out);
+    down.filled(answers.out.len());
+    assert_eq!(down.scan(Direction::ToClient, &mut t, LIMIT), Ok(None));
+    assert!(t.idle());
+    assert_eq!(
+        statements(&sink)[1],
+        row("KILL QUERY ?", Some("KILL 0"), Some(0), None)
+    );
+}
+
+#[test]
+fn large_intercepted_commands_are_refused_and_kills_with_attributes_found() {
+    let mut huge = vec![COM_CHANGE_USER];
+    huge.resize(WHOLE_PAYLOAD + 1, b'a');
+    let (mut t, _) = tracker(DEP);
+    assert!(matches!(
+        replay(&raw(0, &huge), b"", 4096, &mut t, LIMIT),
+        Err(ScanError::Malformed(_))
+    ));
+    // A KILL padded past the audit's prefix is still seen whole.
+    let padded = query(&format!("KILL {}5", " ".repeat(INSPECT_PREFIX + 10)));
+    let (mut t, _) = tracker(DEP);
+    let (r, out) = run(&padded, b"", 4096, &mut t, LIMIT);
+    assert_eq!(r, Ok(true));
+    assert!(out.to_upstream.is_empty());
+    assert_eq!(out.intercepted.len(), 1);
+    // With query attributes negotiated the SQL follows them.
+    let caps = DEP | CLIENT_QUERY_ATTRIBUTES;
+    let with_attrs = cmd(
+        &Command::Query {
+            sql: b"KILL 77",
+            attributes: vec![QueryAttribute {
+                name: b"trace",
+                type_and_flag: u16::from(MYSQL_TYPE_VAR_STRING),
+                value: Some(b"\x02id"),
+            }],
+        },
+        caps,
+    );
+    let (mut t, _) = tracker(caps);
+    let (r, out) = run(&with_attrs, b"", 7, &mut t, LIMIT);
+    assert_eq!(r, Ok(true));
+    assert_eq!(out.intercepted, [&with_attrs[4..]]);
+}
+
+#[test]
+fn transactions_keep_the_connection() {
+    let in_trans = AUTOCOMMIT | SERVER_STATUS_IN_TRANS;
+    for chunk in CHUNKS {
+        let (mut t, sink) = tracker(DEP);
+        let steps: [(&str, u64, u16, bool); 3] = [
+            ("BEGIN", 0, in_trans, false),
+            ("INSERT INTO t VALUES (1)", 1, in_trans, false),
+            ("COMMIT", 0, AUTOCOMMIT, true),
+        ];
+        for (sql, affected, status, reusable) in steps {
+            let mut server = Server::new(DEP);
+            server.ok(affected, status);
+            assert_eq!(
+                run(&query(sql), &server.out, chunk, &mut t, LIMIT).0,
+                Ok(reusable),
+                "{sql}"
+            );
+        }
+        assert_eq!(
+            statements(&sink)
+                .into_iter()
+                .map(|r| r.1.unwrap_or_default())
+                .collect::<Vec<_>>(),
+            ["BEGIN 0", "INSERT 1", "COMMIT 0"]
+        );
+        // Autocommit off: a failed statement may have opened a
+        // transaction, until an OK says otherwise.
+        let mut server = Server::new(DEP);
+        server.ok(0, 0);
+        assert_eq!(
+            run(
+                &query("SET autocommit = 0"),
+                &server.out,
+                chunk,
+                &mut t,
+                LIMIT
+            )
+            .0,
+            Ok(true)
+        );
+        let mut server = Server::new(DEP);
+        server.err(1062, b"23000", "Duplicate entry");
+        assert_eq!(
+            run(
+                &query("INSERT INTO t VALUES (1)"),
+                &server.out,
+                chunk,
+                &mut t,
+                LIMIT
+            )
+            .0,
+            Ok(false)
+        );
+        let mut server = Server::new(DEP);
+        server.ok(0, 0);
+        assert_eq!(
+            run(&cmd(&Command::Ping, DEP), &server.out, chunk, &mut t, LIMIT).0,
+            Ok(true)
+        );
+    }
+}
+
+#[test]
+fn large_rows_stream_through() {
+    let big = vec![b'r'; 100_000];
+    let bigger = vec![b's'; 300_000];
+    let client = query("SELECT body FROM blobs");
+    for caps in [CAPS, DEP] {
+        let mut server = Server::new(caps);
+        server.text(&[&big, b"small", &bigger], AUTOCOMMIT);
+        for chunk in CHUNKS {
+            let (mut t, sink) = tracker(caps);
+            let (r, out) = run(&client, &server.out, chunk, &mut t, LIMIT);
+            assert_eq!(r, Ok(true), "chunk {chunk}");
+            assert!(out.max_buffer <= HEADER_LEN + WHOLE_PAYLOAD);
+            assert_eq!(
+                statements(&sink),
+                [row(
+                    "SELECT body FROM blobs",
+                    Some("SELECT 3"),
+                    Some(3),
+                    None
+                )]
+            );
+        }
+    }
+    // A row over 16 MiB, split over packets, starting with 0xFE.
+    let huge = vec![b'h'; 1 << 24];
+    let mut server = Server::new(DEP);
+    server.text(&[&huge], AUTOCOMMIT);
+    for chunk in [4096, 1 << 20] {
+        let (mut t, sink) = tracker(DEP);
+        let (r, out) = run(&client, &server.out, chunk, &mut t, LIMIT);
+        assert_eq!(r, Ok(true));
+        assert!(out.max_buffer <= HEADER_LEN + WHOLE_PAYLOAD);
+        assert_eq!(statements(&sink)[0].2, Some(1));
+    }
+    // Anything else that large cannot be followed.
+    let mut server = Server::new(DEP);
+    server.err(1064, b"42000", &"e".repeat(WHOLE_PAYLOAD));
+    let (mut t, _) = tracker(DEP);
+    assert!(matches!(
+        replay(&client, &server.out, 4096, &mut t, LIMIT),
+        Err(ScanError::Malformed(_))
+    ));
+}
+
+#[test]
+fn long_statements_are_cut_and_marked() {
+    let sql = format!("SELECT '{}' FROM t", "y".repeat(INSPECT_PREFIX * 3));
+    let client = query(&sql);
+    let mut server = Server::new(DEP);
+    server.text(&[b"1"], AUTOCOMMIT);
+    for chunk in [1000, 4096] {
+        let (mut t, sink) = tracker(DEP);
+        let (r, out) = run(&client, &server.out, chunk, &mut t, LIMIT);
+        assert_eq!(r, Ok(true));
+        assert_eq!(out.to_upstream, client);
+        let e = &events(&sink)[0];
+        assert!(e.statement.truncated);
+        assert!(!e.statement.text.contains("yyyy"));
+    }
+}
+
+#[test]
+fn limits() {
+    let (mut t, _) = tracker(DEP);
+    let client = query(&"x".repeat(100));
+    assert_eq!(
+        replay(&client, b"", 4096, &mut t, 50),
+        Err(ScanError::TooLarge(101))
+    );
+    // Split commands are limited by the sum of their packets.
+    let mut payload = vec![COM_QUERY];
+    payload.resize(MAX_PACKET_PAYLOAD + 20, b' ');
+    let client = raw(0, &payload);
+    let (mut t, _) = tracker(DEP);
+    assert_eq!(
+        replay(&client, b"", 1 << 20, &mut t, MAX_PACKET_PAYLOAD + 10),
+        Err(ScanError::TooLarge(MAX_PACKET_PAYLOAD + 20))
+    );
+    // Under the limit it is forwarded whole, its response on sequence 2.
+    let mut server = Server::new(DEP);
+    server.next(2).ok(0, AUTOCOMMIT);
+    let (mut t, sink) = tracker(DEP);
+    let (r, out) = run(&client, &server.out, 1 << 20, &mut t, LIMIT);
+    assert_eq!(r, Ok(true));
+    assert_eq!(out.to_upstream, client);
+    assert_eq!(statements(&sink).len(), 1);
+}
+
+#[test]
+fn sequence_ids_are_checked() {
+    let (mut t, _) = tracker(DEP);
+    assert!(matches!(
+        replay(&raw(1, b"\x0e"), b"", 4096, &mut t, LIMIT),
+        Err(ScanError::Malformed(_))
+    ));
+    let mut server = Server::new(DEP);
+    server.next(2).ok(0, AUTOCOMMIT);
+    let (mut t, _) = tracker(DEP);
+    assert!(matches!(
+        replay(&query("SELECT 1"), &server.out, 4096, &mut t, LIMIT),
+        Err(ScanError::Malformed(_))
+    ));
+    // A second OK for a completed command.
+    let mut server = Server::new(DEP);
+    server.ok(0, AUTOCOMMIT).ok(0, AUTOCOMMIT);
+    let (mut t, _) = tracker(DEP);
+    let (r, out) = run(&query("SELECT 1"), &server.out, 4096, &mut t, LIMIT);
+    // Passed on as unsolicited, never reusable.
+    assert_eq!(r, Ok(false));
+    assert_eq!(out.to_client, server.out);
+}
+
+#[test]
+fn unsolicited_server_errors_pass_through() {
+    // The server's notice before it closes an idle connection.
+    let mut server = Server::new(DEP);
+    server
+        .next(0)
+        .err(4031, b"HY000", "The client was disconnected by the server");
+    for chunk in CHUNKS {
+        let (mut t, _) = tracker(DEP);
+        let (r, out) = run(b"", &server.out, chunk, &mut t, LIMIT);
+        assert_eq!(r, Ok(false));
+        assert_eq!(out.to_client, server.out);
+    }
+}
+
+#[test]
+fn commands_without_responses_are_not_awaited() {
+    let client = [
+        cmd(
+            &Command::StmtSendLongData {
+                statement_id: 3,
+                param_id: 0,
+                data: &[b'd'; 70_000],
+            },
+            DEP,
+        ),
+        cmd(&Command::StmtClose { statement_id: 3 }, DEP),
+    ]
+    .concat();
+    for chunk in CHUNKS {
+        let (mut t, _) = tracker(DEP);
+        let (r, out) = run(&client, b"", chunk, &mut t, LIMIT);
+        assert_eq!(r, Ok(true));
+        assert_eq!(out.to_upstream, client);
+        assert!(!t.busy());
+    }
+}
+
+#[test]
+fn audit_off_still_counts() {
+    let client = [query("SELECT 1"), query("SELECT * FROM nope")].concat();
+    let mut server = Server::new(DEP);
+    server.text(&[b"1"], AUTOCOMMIT);
+    server.next(1).err(1146, b"42S02", "no such table");
+    let mut t = Tracker::new(DEP, None, false);
+    assert_eq!(replay(&client, &server.out, 5, &mut t, LIMIT), Ok(true));
+    assert_eq!(t.statement_count, 2);
+}
+
+#[test]
+fn keep_literals_logs_the_sql_as_sent() {
+    let sink = Arc::new(Collect(Mutex::new(Vec::new())));
+    let audit = Audit {
+        sink: sink.clone(),
+        session: session(),
+        keep_literals: true,
+    };
+    let mut t = Tracker::new(DEP, Some(audit), false);
+    let mut server = Server::new(DEP);
+    server.ok(1, AUTOCOMMIT);
+    let sql = "UPDATE t SET secret = 'x'  WHERE id = 1";
+    assert_eq!(replay(&query(sql), &server.out, 7, &mut t, LIMIT), Ok(true));
+    assert_eq!(statements(&sink)[0].0, sql);
+}
+
+#[test]
+fn kill_statements() {
+    let yes = [
+        ("KILL 5", "KILL", false, 5),
+        ("kill query 5", "KILL QUERY", true, 5),
+        ("  Kill\tConnection\n 12 ;  ", "KILL CONNECTION", false, 12),
+        ("KILL HARD QUERY 7;", "KILL HARD QUERY", true, 7),
+        ("kill soft 0018", "KILL SOFT", false, 18),
+        ("KILL SOFT CONNECTION 1", "KILL SOFT CONNECTION", false, 1),
+        ("KILL 18446744073709551615", "KILL", false, u64::MAX),
+    ];
+    for (sql, prefix, query_only, id) in yes {
+        assert_eq!(
+            parse_kill(sql.as_bytes()),
+            Some(Kill {
+                prefix: prefix.into(),
+                query_only,
+                id
+            }),
+            "{sql}"
+        );
+    }
+    let no = [
+        "",
+        "KILL",
+        "KILL ;",
+        "KILL QUERY",
+        "KILL QUERY ID 5",
+        "KILL USER bob",
+        "KILL 5 6",
+        "KILL 5;;",
+        "KILL 5; SELECT 1",
+        "KILL CONNECTION QUERY 5",
+        "KILL QUERY HARD 5",
+        "KILL HARD SOFT 5",
+        "KILL 18446744073709551616",
+        "KILL -5",
+        "KILL 5a",
+        "KILL 0x5",
+        "KILL CONNECTION_ID()",
+        "KILLS 5",
+        "SELECT 5",
+        "KILL\u{a0}5",
+    ];
+    for sql in no {
+        assert_eq!(parse_kill(sql.as_bytes()), None, "{sql}");
+    }
+    assert_eq!(parse_kill(b"KILL \xff"), None);
+}
+
+/// A small deterministic generator: no panics on garbage, truncations or
+/// flipped bytes of real conversations.
+#[test]
+fn never_panics() {
+    let (client, server) = load_data();
+    let mut seeds = vec![(client, server)];
+    let mut s = Server::new(DEP);
+    s.text(&[b"a", b"b"], AUTOCOMMIT);
+    seeds.push((
+        [query("SELECT 1"), cmd(&Command::Ping, DEP)].concat(),
+        s.out.clone(),
+    ));
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for (client, server) in &seeds {
+        let client: Vec<u8> = client.iter().take(400).copied().collect();
+        let whole = [&client[..], server].concat();
+        for i in 0..whole.len() {
+            for op in 0..3u64 {
+                let mut bytes = whole.clone();
+                match op {
+                    0 => bytes[i] ^= 0xff,
+                    1 => bytes[i] = next() as u8,
+                    _ => bytes.truncate(i),
+                }
+                let (c, sv) = bytes.split_at(client.len().min(bytes.len()));
+                for caps in [CAPS, MULTI | CLIENT_QUERY_ATTRIBUTES] {
+                    let (mut t, _) = tracker_with(caps, next() % 2 == 0);
+                    let chunk = (next() % 9 + 1) as usize;
+                    let _ = replay(c, sv, chunk, &mut t, 1 << 16);
+                }
+            }
+        }
+    }
+    for _ in 0..2000 {
+        let len = (next() % 200) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let split = (next() as usize) % (len + 1);
+        let (mut t, _) = tracker_with(DEP, true);
+        let _ = replay(&bytes[..split], &bytes[split..], 3, &mut t, 1 << 16);
+        let _ = parse_kill(&bytes);
+    }
+}
+
+#[test]
+fn pipelined_prepare_and_execute_of_the_last_statement() {
+    // MariaDB connectors send the prepare and an execute of statement
+    // 0xFFFFFFFF ("the one just prepared") without waiting.
+    let execute = |statement_id| {
+        cmd(
+            &Command::StmtExecute {
+                statement_id,
+                flags: 0,
+                iteration_count: 1,
+                params: b"",
+            },
+            DEP,
+        )
+    };
+    let client = [
+        cmd(
+            &Command::StmtPrepare {
+                sql: b"DELETE FROM t",
+            },
+            DEP,
+        ),
+        execute(u32::MAX),
+        cmd(&Command::StmtClose { statement_id: 4 }, DEP),
+        execute(4),
+    ]
+    .concat();
+    let mut server = Server::new(DEP);
+    let p = PrepareOk {
+        statement_id: 4,
+        num_columns: 0,
+        num_params: 0,
+        warnings: 0,
+        metadata_follows: true,
+    };
+    server.push(|b| prepare_ok(b, &p, DEP));
+    server.next(1).ok(5, AUTOCOMMIT);
+    server
+        .next(1)
+        .err(1243, b"HY000", "Unknown prepared statement handler");
+    let (mut t, sink) = tracker(DEP);
+    let mut up = Buffer::new();
+    up.space()[..client.len()].copy_from_slice(&client);
+    up.filled(client.len());
+    assert_eq!(up.scan(Direction::ToUpstream, &mut t, LIMIT), Ok(None));
+    assert_eq!(up.writable(), client);
+    let mut down = Buffer::new();
+    down.space()[..server.out.len()].copy_from_slice(&server.out);
+    down.filled(server.out.len());
+    assert_eq!(down.scan(Direction::ToClient, &mut t, LIMIT), Ok(None));
+    assert_eq!(
+        statements(&sink),
+        [
+            row("DELETE FROM t", Some("DELETE 5"), Some(5), None),
+            row(
+                "(statement not known to the gateway)",
+                None,
+                None,
+                Some("HY000")
+            ),
+        ]
+    );
+    assert!(t.prepared.is_empty() && t.last_prepared.is_none());
+}
