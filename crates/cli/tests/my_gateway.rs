@@ -224,6 +224,31 @@ print(c.generate_db_auth_token("localhost", int(sys.argv[3]), "app"))
     .unwrap();
     assert_eq!(stdout_ok(&out), "via connect app@%");
 
+    // MariaDB Connector/J (JDBC), whose batches pipeline commands.
+    let classes = root.path().join("classes");
+    let jar = "/usr/share/java/mariadb-java-client.jar";
+    let javac = Command::new("javac")
+        .args(["-d", classes.to_str().unwrap(), "-cp", jar])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/java/JdbcThroughLatchkey.java"
+        ))
+        .output()
+        .expect("javac (scripts/test installs a JDK and libmariadb-java)");
+    stdout_ok(&javac);
+    let java = Command::new("java")
+        .args(["-cp", &format!("{jar}:{}", classes.display())])
+        .args([
+            "JdbcThroughLatchkey",
+            &lk.mysql_port.to_string(),
+            "app",
+            &app_token,
+            lk.data.join("ca.pem").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout_ok(&java), "40 app@%");
+
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         // Prepared statements through mysql_async.
@@ -482,4 +507,251 @@ fn load_data_big_results_abandoned_statements_and_upstream_restart() {
         )),
         "1000000"
     );
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signed, by openssl:
+/// (CA certificate, server certificate, server key).
+fn server_certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let path = |name: &str| dir.join(name);
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"],
+            &ec[..],
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        path("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+        "-out",
+        "server.pem",
+    ]);
+    (path("ca.pem"), path("server.pem"), path("server.key"))
+}
+
+#[test]
+fn upstream_tls_and_revoked_sessions() {
+    let root = tempfile::tempdir().unwrap();
+    // A server that takes TLS connections only, with a certificate for
+    // 127.0.0.1 that the gateway checks (verify-full).
+    let (ca, cert, key) = server_certificate(root.path());
+    let db = MariaDb::start_with(
+        root.path(),
+        &[
+            &format!("--ssl-cert={}", cert.display()),
+            &format!("--ssl-key={}", key.display()),
+            "--require-secure-transport=ON",
+        ],
+    );
+    db.sql(
+        "CREATE DATABASE shop;
+         CREATE USER app@'%' IDENTIFIED BY 'app-secret';
+         GRANT ALL ON shop.* TO app@'%';",
+    );
+    let (data, api) = init_latchkey(root.path(), &[]);
+    register_db(
+        &data,
+        &[
+            "--name",
+            "shop",
+            "--engine",
+            "mysql",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            &format!("127.0.0.1:{}", db.port),
+            "--upstream-tls",
+            "verify-full",
+            "--upstream-ca",
+            ca.to_str().unwrap(),
+        ],
+    );
+    set_db_password(&data, "shop", "app", "app-secret");
+    let lk = serve_latchkey(root.path(), &data, &api, &[]);
+    let api_port: u16 = api.rsplit(':').next().unwrap().parse().unwrap();
+    let admin = token(&lk, &[], "localhost", "app");
+    let tls = mariadb(
+        &lk,
+        "app",
+        &admin,
+        &["-e", "SHOW STATUS LIKE 'Ssl_version'"],
+    );
+    assert!(
+        String::from_utf8_lossy(&tls.stdout).starts_with("Ssl_version\tTLSv1."),
+        "{}\n{}",
+        String::from_utf8_lossy(&tls.stderr),
+        std::fs::read_to_string(root.path().join("latchkey.log")).unwrap()
+    );
+    // cert auth is PostgreSQL's; MySQL registrations refuse it.
+    let out = latchkey(&["db", "register", "--data-dir", data.to_str().unwrap()])
+        .args([
+            "--name",
+            "other",
+            "--engine",
+            "mysql",
+            "--endpoint",
+            "other",
+        ])
+        .args([
+            "--upstream",
+            "127.0.0.1:1",
+            "--auth",
+            "cert",
+            "--upstream-tls",
+            "require",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not available for mysql"));
+
+    // Temporary credentials work until the user's sessions are revoked;
+    // a session in progress then ends within seconds.
+    let user = user_with_policy(&lk, "temp", ALLOW_CONNECT);
+    let mut cmd = latchkey(&["sts", "get-session-token", "--duration-seconds", "900"]);
+    for (k, v) in &user {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+        .env("AWS_ENDPOINT_URL", format!("https://localhost:{api_port}"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .output()
+        .unwrap();
+    let session: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+    let c = &session["Credentials"];
+    let temp = vec![
+        (
+            "AWS_ACCESS_KEY_ID".to_owned(),
+            c["AccessKeyId"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            c["SecretAccessKey"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "AWS_SESSION_TOKEN".to_owned(),
+            c["SessionToken"].as_str().unwrap().to_owned(),
+        ),
+    ];
+    let temp_token = token(&lk, &temp, "localhost", "app");
+    assert_eq!(
+        stdout_ok(&mariadb(
+            &lk,
+            "app",
+            &temp_token,
+            &["-e", "SELECT 'temporary'"]
+        )),
+        "temporary"
+    );
+    let running = Command::new("mariadb")
+        .args([
+            "--protocol=TCP",
+            "--host=localhost",
+            &format!("--port={}", lk.mysql_port),
+            "--user=app",
+            "--ssl",
+            &format!("--ssl-ca={}", lk.data.join("ca.pem").display()),
+            "-e",
+            "SELECT SLEEP(60)",
+        ])
+        .env("MYSQL_PWD", &temp_token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1)); // revoke strictly after the session's issue second
+    latchkey_api(
+        &lk,
+        api_port,
+        &["iam", "revoke-sessions", "--user-name", "temp"],
+    );
+    let revoked_at = Instant::now();
+    assert_mysql_denied(
+        &mariadb(&lk, "app", &temp_token, &["-e", "SELECT 1"]),
+        "app",
+    );
+    let ended = running.wait_with_output().unwrap();
+    assert!(!ended.status.success());
+    assert!(
+        revoked_at.elapsed() < Duration::from_secs(15),
+        "the revoked session ran on for {:?}",
+        revoked_at.elapsed()
+    );
+    // ...and its statement does not run on upstream.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db
+        .sql("SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'SELECT SLEEP(60)'")
+        != "0"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the revoked session's statement still runs"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let events = audit_events(&lk, |e| {
+        e.iter().any(|e| e["eventName"] == "CredentialRevoked")
+    });
+    assert!(events.iter().any(|e| e["eventName"] == "CredentialRevoked"));
 }

@@ -602,10 +602,16 @@ pub struct MariaDb {
     child: Option<Child>,
     pub dir: PathBuf,
     pub port: u16,
+    extra: Vec<String>,
 }
 
 impl MariaDb {
     pub fn start(root: &Path) -> Self {
+        Self::start_with(root, &[])
+    }
+
+    /// With extra `mariadbd` options.
+    pub fn start_with(root: &Path, extra: &[&str]) -> Self {
         const INSTALL_DB: &str = "/usr/bin/mariadb-install-db";
         assert!(
             Path::new(INSTALL_DB).exists(),
@@ -628,6 +634,7 @@ impl MariaDb {
             child: None,
             dir,
             port: free_port(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         db.launch();
         db
@@ -651,6 +658,7 @@ impl MariaDb {
             .arg("--innodb-buffer-pool-size=64M")
             .arg("--innodb-log-file-size=256M")
             .arg("--local-infile=1")
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
