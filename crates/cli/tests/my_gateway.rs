@@ -19,6 +19,11 @@ const ALLOW_CONNECT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"A
 /// ed25519), registered as the mysql database `shop`, and Latchkey
 /// serving it. Returns the API port too.
 fn setup(root: &Path) -> (MariaDb, Latchkey, u16) {
+    setup_with(root, &[])
+}
+
+/// As [`setup`], with extra `latchkey serve` flags.
+fn setup_with(root: &Path, serve_flags: &[&str]) -> (MariaDb, Latchkey, u16) {
     let db = MariaDb::start(root);
     db.sql(
         "CREATE DATABASE shop;
@@ -47,7 +52,7 @@ fn setup(root: &Path) -> (MariaDb, Latchkey, u16) {
     );
     set_db_password(&data, "shop", "app", "app-secret");
     set_db_password(&data, "shop", "ed", "ed-secret");
-    let lk = serve_latchkey(root, &data, &api, &[]);
+    let lk = serve_latchkey(root, &data, &api, serve_flags);
     let api_port = api.rsplit(':').next().unwrap().parse().unwrap();
     (db, lk, api_port)
 }
@@ -754,4 +759,86 @@ fn upstream_tls_and_revoked_sessions() {
         e.iter().any(|e| e["eventName"] == "CredentialRevoked")
     });
     assert!(events.iter().any(|e| e["eventName"] == "CredentialRevoked"));
+}
+
+#[test]
+fn startup_timeout_message_size_and_connection_limits() {
+    let root = tempfile::tempdir().unwrap();
+    let (_db, lk, _api) = setup_with(
+        root.path(),
+        &[
+            "--pg-startup-timeout",
+            "2s",
+            "--pg-max-message-size",
+            "1048576",
+            "--pg-max-connections-per-principal",
+            "2",
+        ],
+    );
+    let admin = token(&lk, &[], "localhost", "app");
+
+    // A client that never finishes logging in is cut off.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", lk.mysql_port)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut sink = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut idle, &mut sink);
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A command over the size limit ends the session with a clear error.
+    let big = format!("SELECT LENGTH('{}')", "x".repeat(2 << 20));
+    let script = root.path().join("big.sql");
+    std::fs::write(&script, &big).unwrap();
+    let out = Command::new("mariadb")
+        .args([
+            "--protocol=TCP",
+            "--host=localhost",
+            &format!("--port={}", lk.mysql_port),
+            "--user=app",
+            "--ssl",
+            &format!("--ssl-ca={}", lk.data.join("ca.pem").display()),
+            "--max-allowed-packet=64M",
+        ])
+        .env("MYSQL_PWD", &admin)
+        .stdin(std::fs::File::open(&script).unwrap())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // The gateway closes the connection as MySQL does for a packet over
+    // max_allowed_packet; clients report it as 1153, 2006 or 2013.
+    let err = String::from_utf8_lossy(&out.stderr);
+    let tail = &err[err.len().saturating_sub(300)..];
+    assert!(
+        ["1153", "2006", "2013"]
+            .iter()
+            .any(|code| tail.contains(code)),
+        "{tail}"
+    );
+    assert_eq!(
+        stdout_ok(&mariadb(&lk, "app", &admin, &["-e", "SELECT 'still up'"])),
+        "still up"
+    );
+
+    // Two sessions at once for one principal; the third is refused.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let a = mysql_async::Conn::new(opts(&lk, "app", &admin))
+            .await
+            .unwrap();
+        let b = mysql_async::Conn::new(opts(&lk, "app", &admin))
+            .await
+            .unwrap();
+        let e = mysql_async::Conn::new(opts(&lk, "app", &admin))
+            .await
+            .err()
+            .expect("a third session");
+        assert_eq!(server_code(&e), Some(1040), "{e:?}");
+        a.disconnect().await.unwrap();
+        b.disconnect().await.unwrap();
+    });
 }
