@@ -835,8 +835,7 @@ fn startup_timeout_message_size_and_connection_limits() {
             .unwrap();
         let e = mysql_async::Conn::new(opts(&lk, "app", &admin))
             .await
-            .err()
-            .expect("a third session");
+            .expect_err("a third session");
         assert_eq!(server_code(&e), Some(1040), "{e:?}");
         a.disconnect().await.unwrap();
         b.disconnect().await.unwrap();
