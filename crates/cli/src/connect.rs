@@ -23,21 +23,19 @@ pub enum ConnectCommand {
     Mysql(MysqlArgs),
 }
 
+/// Where to connect and with whose credentials; the same for every client.
 #[derive(Args, Debug)]
-pub struct MysqlArgs {
+pub struct Target {
     /// The registered database (its first endpoint is the host) [or give --host].
     #[arg(long)]
     db: Option<String>,
     /// The database user to connect as.
     #[arg(long)]
     user: String,
-    /// The schema to use [default: none].
-    #[arg(long)]
-    database: Option<String>,
     /// Gateway host name (an endpoint the database is registered with).
     #[arg(long)]
     host: Option<String>,
-    /// Gateway port [default: the configured MySQL gateway port].
+    /// Gateway port [default: the configured port of this engine's gateway].
     #[arg(long)]
     port: Option<u16>,
     /// CA bundle to verify the gateway with [default: the data directory's ca.pem].
@@ -46,11 +44,20 @@ pub struct MysqlArgs {
     /// Credentials from this profile.
     #[arg(long)]
     profile: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct MysqlArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The schema to use [default: none].
+    #[arg(long)]
+    database: Option<String>,
     /// The client to run [default: mariadb, else mysql].
     #[arg(long)]
     client: Option<String>,
-    #[command(flatten)]
-    server: ServerArgs,
     /// Extra arguments for the client (after --).
     #[arg(last = true)]
     client_args: Vec<String>,
@@ -58,37 +65,18 @@ pub struct MysqlArgs {
 
 #[derive(Args, Debug)]
 pub struct PsqlArgs {
-    /// The registered database (its first endpoint is the host) [or give --host].
-    #[arg(long)]
-    db: Option<String>,
-    /// The database user to connect as.
-    #[arg(long)]
-    user: String,
+    #[command(flatten)]
+    target: Target,
     /// The PostgreSQL database name [default: the user name].
     #[arg(long)]
     dbname: Option<String>,
-    /// Gateway host name (an endpoint the database is registered with).
-    #[arg(long)]
-    host: Option<String>,
-    /// Gateway port [default: the configured PostgreSQL gateway port].
-    #[arg(long)]
-    port: Option<u16>,
-    /// CA bundle for verify-full [default: the data directory's ca.pem].
-    #[arg(long)]
-    ca_bundle: Option<PathBuf>,
-    /// Credentials from this profile.
-    #[arg(long)]
-    profile: Option<String>,
-    #[command(flatten)]
-    server: ServerArgs,
     /// Extra arguments for psql (after --).
     #[arg(last = true)]
     psql_args: Vec<String>,
 }
 
-fn registered_host(server: &ServerArgs, db: &str) -> Result<String> {
-    let store = server
-        .resolve()?
+fn registered_host(config: &crate::serve::Config, db: &str) -> Result<String> {
+    let store = config
         .open_store()
         .context("give --host, or run where the Latchkey data directory is readable")?;
     let found = store.list_databases()?.into_iter().find(|d| d.name == db);
@@ -98,36 +86,46 @@ fn registered_host(server: &ServerArgs, db: &str) -> Result<String> {
     }
 }
 
-/// Where to connect and a token for it: (host, token, CA bundle).
-#[allow(clippy::too_many_arguments)]
-fn mint(
-    server: &ServerArgs,
-    db: Option<&str>,
-    host: Option<&str>,
+/// A connection the client can make: gateway host and port, a fresh
+/// token, and the CA bundle to verify the gateway with.
+struct Minted {
+    host: String,
     port: u16,
-    user: &str,
-    region: &str,
-    profile: Option<&str>,
-    ca_bundle: Option<&PathBuf>,
-    data_dir: &std::path::Path,
-) -> Result<(String, String, PathBuf)> {
-    let host = match (host, db) {
-        (Some(h), _) => h.to_owned(),
-        (None, Some(db)) => registered_host(server, db)?,
-        (None, None) => bail!("give --db NAME or --host HOST"),
-    };
-    let env = Environment::from_process();
-    let creds = resolve_credentials(&env, profile)?.credentials;
-    // The gateway accepts tokens signed for its own region only.
-    let token = generate(
-        &TokenRequest::rds(&host, port, user, region, now_or(None)?),
-        &creds,
-    )?;
-    let ca = ca_bundle
-        .cloned()
-        .unwrap_or_else(|| data_dir.join("ca.pem"));
-    let ca = std::fs::canonicalize(&ca).with_context(|| format!("CA bundle {}", ca.display()))?;
-    Ok((host, token, ca))
+    token: String,
+    ca: PathBuf,
+}
+
+impl Target {
+    /// Resolves the target and mints a token for it; `default_port`
+    /// picks the engine's gateway port from the configuration.
+    fn mint(&self, default_port: impl Fn(&crate::serve::Config) -> u16) -> Result<Minted> {
+        let config = self.server.resolve()?;
+        let port = self.port.unwrap_or_else(|| default_port(&config));
+        let host = match (&self.host, &self.db) {
+            (Some(h), _) => h.clone(),
+            (None, Some(db)) => registered_host(&config, db)?,
+            (None, None) => bail!("give --db NAME or --host HOST"),
+        };
+        let env = Environment::from_process();
+        let creds = resolve_credentials(&env, self.profile.as_deref())?.credentials;
+        // The gateway accepts tokens signed for its own region only.
+        let token = generate(
+            &TokenRequest::rds(&host, port, &self.user, &config.region, now_or(None)?),
+            &creds,
+        )?;
+        let ca = self
+            .ca_bundle
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("ca.pem"));
+        let ca =
+            std::fs::canonicalize(&ca).with_context(|| format!("CA bundle {}", ca.display()))?;
+        Ok(Minted {
+            host,
+            port,
+            token,
+            ca,
+        })
+    }
 }
 
 pub fn run(cmd: ConnectCommand) -> Result<u8> {
@@ -138,19 +136,12 @@ pub fn run(cmd: ConnectCommand) -> Result<u8> {
 }
 
 fn run_mysql(a: MysqlArgs) -> Result<u8> {
-    let config = a.server.resolve()?;
-    let port = a.port.unwrap_or(config.mysql_listen.port());
-    let (host, token, ca) = mint(
-        &a.server,
-        a.db.as_deref(),
-        a.host.as_deref(),
+    let Minted {
+        host,
         port,
-        &a.user,
-        &config.region,
-        a.profile.as_deref(),
-        a.ca_bundle.as_ref(),
-        &config.data_dir,
-    )?;
+        token,
+        ca,
+    } = a.target.mint(|c| c.mysql_listen.port())?;
     let client = match &a.client {
         Some(c) => c.clone(),
         None if which("mariadb") => "mariadb".into(),
@@ -161,7 +152,7 @@ fn run_mysql(a: MysqlArgs) -> Result<u8> {
     cmd.arg("--protocol=TCP")
         .arg(format!("--host={host}"))
         .arg(format!("--port={port}"))
-        .arg(format!("--user={}", a.user))
+        .arg(format!("--user={}", a.target.user))
         .arg("--ssl")
         .arg(format!("--ssl-ca={}", ca.display()))
         .arg("--ssl-verify-server-cert");
@@ -186,23 +177,16 @@ fn which(program: &str) -> bool {
 }
 
 fn run_psql(a: PsqlArgs) -> Result<u8> {
-    let config = a.server.resolve()?;
-    let port = a.port.unwrap_or(config.pg_listen.port());
-    let (host, token, ca) = mint(
-        &a.server,
-        a.db.as_deref(),
-        a.host.as_deref(),
+    let Minted {
+        host,
         port,
-        &a.user,
-        &config.region,
-        a.profile.as_deref(),
-        a.ca_bundle.as_ref(),
-        &config.data_dir,
-    )?;
-    let dbname = a.dbname.clone().unwrap_or_else(|| a.user.clone());
+        token,
+        ca,
+    } = a.target.mint(|c| c.pg_listen.port())?;
+    let user = &a.target.user;
+    let dbname = a.dbname.clone().unwrap_or_else(|| user.clone());
     let conninfo = format!(
-        "host={host} port={port} user={} dbname={dbname} sslmode=verify-full sslrootcert={}",
-        a.user,
+        "host={host} port={port} user={user} dbname={dbname} sslmode=verify-full sslrootcert={}",
         ca.display()
     );
     // exec: psql takes over the terminal; the token lives only in its environment.

@@ -150,24 +150,7 @@ fn mariadb_cli_and_mysql_async_with_botocore_tokens() {
     let t = token(&lk, &mfa_only, "localhost", "app");
     assert_mysql_denied(&mariadb(&lk, "app", &t, &["-e", "SELECT 1"]), "app");
     // A botocore token signed 20 minutes ago: expired.
-    let admin = std::fs::read_to_string(lk.data.join("admin.credentials")).unwrap();
-    let field = |k: &str| {
-        admin
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
-            .unwrap()
-            .to_owned()
-    };
-    let expired = Command::new("python3")
-        .args(["-c", r#"
-import datetime, sys, botocore.auth, botocore.session
-botocore.auth.get_current_datetime = lambda remove_tzinfo=True: datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=20)
-c = botocore.session.get_session().create_client("rds", region_name="us-east-1", aws_access_key_id=sys.argv[1], aws_secret_access_key=sys.argv[2])
-print(c.generate_db_auth_token("localhost", int(sys.argv[3]), "app"))
-"#, &field("aws_access_key_id"), &field("aws_secret_access_key"), &lk.mysql_port.to_string()])
-        .output()
-        .unwrap();
-    let expired = stdout_ok(&expired);
+    let expired = expired_token(&lk, lk.mysql_port, "app");
     assert_mysql_denied(&mariadb(&lk, "app", &expired, &["-e", "SELECT 1"]), "app");
     // Plaintext is refused before any password is sent.
     let plain = Command::new("mariadb")
@@ -422,15 +405,8 @@ fn load_data_big_results_abandoned_statements_and_upstream_restart() {
     ));
     assert_eq!(db.sql("SELECT COUNT(*) FROM shop.big"), "1000000");
     let copy = root.path().join("copy.txt");
-    let status = Command::new("mariadb")
+    let status = mariadb_command(&lk, "app", &reader_token)
         .args([
-            "--protocol=TCP",
-            "--host=localhost",
-            &format!("--port={}", lk.mysql_port),
-            "--user=app",
-            "--ssl",
-            &format!("--ssl-ca={}", lk.data.join("ca.pem").display()),
-            "--ssl-verify-server-cert",
             "--quick",
             "-N",
             "-B",
@@ -439,7 +415,6 @@ fn load_data_big_results_abandoned_statements_and_upstream_restart() {
             "-e",
             "SELECT line FROM big ORDER BY id",
         ])
-        .env("MYSQL_PWD", &reader_token)
         .stdout(std::fs::File::create(&copy).unwrap())
         .status()
         .unwrap();
@@ -448,18 +423,8 @@ fn load_data_big_results_abandoned_statements_and_upstream_restart() {
 
     // A client that vanishes mid-statement: the gateway stops the
     // statement upstream instead of leaving it running.
-    let mut running = Command::new("mariadb")
-        .args([
-            "--protocol=TCP",
-            "--host=localhost",
-            &format!("--port={}", lk.mysql_port),
-            "--user=app",
-            "--ssl",
-            &format!("--ssl-ca={}", lk.data.join("ca.pem").display()),
-            "-e",
-            "SELECT BENCHMARK(50000000000, MD5('abandoned'))",
-        ])
-        .env("MYSQL_PWD", &reader_token)
+    let mut running = mariadb_command(&lk, "app", &reader_token)
+        .args(["-e", "SELECT BENCHMARK(50000000000, MD5('abandoned'))"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -709,18 +674,8 @@ fn upstream_tls_and_revoked_sessions() {
         )),
         "temporary"
     );
-    let running = Command::new("mariadb")
-        .args([
-            "--protocol=TCP",
-            "--host=localhost",
-            &format!("--port={}", lk.mysql_port),
-            "--user=app",
-            "--ssl",
-            &format!("--ssl-ca={}", lk.data.join("ca.pem").display()),
-            "-e",
-            "SELECT SLEEP(60)",
-        ])
-        .env("MYSQL_PWD", &temp_token)
+    let running = mariadb_command(&lk, "app", &temp_token)
+        .args(["-e", "SELECT SLEEP(60)"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -794,17 +749,8 @@ fn startup_timeout_message_size_and_connection_limits() {
     let big = format!("SELECT LENGTH('{}')", "x".repeat(2 << 20));
     let script = root.path().join("big.sql");
     std::fs::write(&script, &big).unwrap();
-    let out = Command::new("mariadb")
-        .args([
-            "--protocol=TCP",
-            "--host=localhost",
-            &format!("--port={}", lk.mysql_port),
-            "--user=app",
-            "--ssl",
-            &format!("--ssl-ca={}", lk.data.join("ca.pem").display()),
-            "--max-allowed-packet=64M",
-        ])
-        .env("MYSQL_PWD", &admin)
+    let out = mariadb_command(&lk, "app", &admin)
+        .args(["--max-allowed-packet=64M"])
         .stdin(std::fs::File::open(&script).unwrap())
         .output()
         .unwrap();

@@ -321,24 +321,7 @@ fn expired_mfa_and_revoked_denials() {
     };
 
     // A botocore token signed 20 minutes ago: expired.
-    let admin = std::fs::read_to_string(lk.data.join("admin.credentials")).unwrap();
-    let field = |k: &str| {
-        admin
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
-            .unwrap()
-            .to_owned()
-    };
-    let expired = Command::new("python3")
-        .args(["-c", r#"
-import datetime, sys, botocore.auth, botocore.session
-botocore.auth.get_current_datetime = lambda remove_tzinfo=True: datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=20)
-c = botocore.session.get_session().create_client("rds", region_name="us-east-1", aws_access_key_id=sys.argv[1], aws_secret_access_key=sys.argv[2])
-print(c.generate_db_auth_token("localhost", int(sys.argv[3]), "app"))
-"#, &field("aws_access_key_id"), &field("aws_secret_access_key"), &lk.pg_port.to_string()])
-        .output()
-        .unwrap();
-    let expired = String::from_utf8(expired.stdout).unwrap().trim().to_owned();
+    let expired = expired_token(&lk, lk.pg_port, "app");
     assert_denied(
         &psql(&lk, "app", &expired, "verify-full", "select 1"),
         "app",

@@ -706,26 +706,55 @@ impl Drop for MariaDb {
     }
 }
 
-/// The mariadb client through the MySQL gateway (TLS, certificate
-/// verified) with `token` as the password; extra arguments after.
+/// The mariadb client set up for the MySQL gateway (TLS, certificate
+/// verified) with `token` as the password.
+pub fn mariadb_command(lk: &Latchkey, user: &str, token: &str) -> Command {
+    let mut c = Command::new("mariadb");
+    c.args([
+        "--protocol=TCP",
+        "--host=localhost",
+        &format!("--port={}", lk.mysql_port),
+        &format!("--user={user}"),
+        "--ssl",
+        &format!("--ssl-ca={}", lk.data.join("ca.pem").display()),
+        "--ssl-verify-server-cert",
+        "--connect-timeout=10",
+    ])
+    .env("MYSQL_PWD", token);
+    c
+}
+
+/// Runs the mariadb client through the gateway, batch mode without
+/// column names; extra arguments after.
 pub fn mariadb(lk: &Latchkey, user: &str, token: &str, args: &[&str]) -> Output {
-    Command::new("mariadb")
-        .args([
-            "--protocol=TCP",
-            "--host=localhost",
-            &format!("--port={}", lk.mysql_port),
-            &format!("--user={user}"),
-            "--ssl",
-            &format!("--ssl-ca={}", lk.data.join("ca.pem").display()),
-            "--ssl-verify-server-cert",
-            "--connect-timeout=10",
-            "-N",
-            "-B",
-        ])
+    mariadb_command(lk, user, token)
+        .args(["-N", "-B"])
         .args(args)
-        .env("MYSQL_PWD", token)
         .output()
         .unwrap()
+}
+
+/// A database auth token signed 20 minutes ago by botocore (so expired)
+/// with the administrator's key, for `localhost:port` and `user`.
+pub fn expired_token(lk: &Latchkey, port: u16, user: &str) -> String {
+    let admin = std::fs::read_to_string(lk.data.join("admin.credentials")).unwrap();
+    let field = |k: &str| {
+        admin
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
+            .unwrap()
+            .to_owned()
+    };
+    let out = Command::new("python3")
+        .args(["-c", r#"
+import datetime, sys, botocore.auth, botocore.session
+botocore.auth.get_current_datetime = lambda remove_tzinfo=True: datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=20)
+c = botocore.session.get_session().create_client("rds", region_name="us-east-1", aws_access_key_id=sys.argv[1], aws_secret_access_key=sys.argv[2])
+print(c.generate_db_auth_token("localhost", int(sys.argv[3]), sys.argv[4]))
+"#, &field("aws_access_key_id"), &field("aws_secret_access_key"), &port.to_string(), user])
+        .output()
+        .unwrap();
+    stdout_ok(&out)
 }
 
 /// What RDS tells a client it refuses.
