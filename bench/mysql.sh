@@ -6,6 +6,7 @@
 # statement audit on and off) with mysqlslap, which has no duration flag:
 # each run is sized from a short probe to last about SECONDS.
 #   (a) mysqlslap, 8 clients, a primary-key SELECT: queries per second
+#       (the gateway's upstream over TCP and over MariaDB's Unix socket)
 #   (b) mysqlslap --detach=1 (a new connection per query), 8 clients:
 #       new authenticated connections per second
 # and reports Latchkey's memory per idle connection. Needs the MariaDB
@@ -61,6 +62,10 @@ mariadb --socket="$work/sock" -uroot -e "
 "$latchkey" db register --data-dir "$data" --name bench --engine mysql --endpoint localhost \
     --upstream "127.0.0.1:$my_port" --upstream-tls disable >/dev/null
 echo app-secret | "$latchkey" db set-password --data-dir "$data" --name bench --user app
+# The same server through its Unix socket, for clients that name 127.0.0.1.
+"$latchkey" db register --data-dir "$data" --name bench-unix --engine mysql --endpoint 127.0.0.1 \
+    --upstream "$work/sock" --upstream-tls disable >/dev/null
+echo app-secret | "$latchkey" db set-password --data-dir "$data" --name bench-unix --user app
 for v in $(env | grep -o '^AWS_[A-Z_]*'); do unset "$v"; done
 # start_latchkey NAME [serve flags...]: a gateway whose MySQL listener is on
 # a free port; sets port_NAME, pid_NAME and token_NAME (tokens are signed
@@ -76,6 +81,8 @@ start_latchkey() {
     wait_port "$port"
     printf -v "token_$name" %s "$(AWS_SHARED_CREDENTIALS_FILE=$data/admin.credentials AWS_CONFIG_FILE=/dev/null \
         aws rds generate-db-auth-token --hostname localhost --port "$port" --username app --region us-east-1)"
+    printf -v "unixtoken_$name" %s "$(AWS_SHARED_CREDENTIALS_FILE=$data/admin.credentials AWS_CONFIG_FILE=/dev/null \
+        aws rds generate-db-auth-token --hostname 127.0.0.1 --port "$port" --username app --region us-east-1)"
     echo "== started Latchkey $name on $port (${*:-defaults})"
 }
 start_latchkey audit
@@ -90,6 +97,8 @@ query="SELECT v FROM bench.t WHERE id = 4242"
 direct=(--protocol=TCP --host=127.0.0.1 --port="$my_port" --user=app --skip-ssl)
 direct_tls=(--protocol=TCP --host=localhost --port="$my_port" --user=app --ssl --ssl-ca="$data/ca.pem" --ssl-verify-server-cert)
 gateway() { echo "--protocol=TCP --host=localhost --port=$1 --user=app --ssl --ssl-ca=$data/ca.pem --ssl-verify-server-cert"; }
+# To the registration whose upstream is MariaDB's Unix socket.
+gateway_unix() { echo "--protocol=TCP --host=127.0.0.1 --port=$1 --user=app --ssl --ssl-ca=$data/ca.pem --ssl-verify-server-cert"; }
 
 # Check every path once with the mariadb CLI before measuring.
 check() { # password, client flags...
@@ -101,6 +110,8 @@ check app-secret "${direct[@]}"
 check app-secret "${direct_tls[@]}"
 # shellcheck disable=SC2046
 for name in audit noaudit connrate idle; do pw=token_$name; port=port_$name; check "${!pw}" $(gateway "${!port}"); done
+# shellcheck disable=SC2046
+check "$unixtoken_audit" $(gateway_unix "$port_audit")
 
 # CPU time (ticks) of a process, to see who used the 2 cores in a run.
 ticks() { if [ -n "$1" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
@@ -134,7 +145,9 @@ echo "== (a) mysqlslap, $clients clients, \"$query\", ~${seconds}s each"
 # shellcheck disable=SC2046
 {
 lk=; a_direct=$(rate app-secret "${direct[@]}"); echo "   direct (plain TCP) $a_direct q/s"; cpu
+a_direct_tls=$(rate app-secret "${direct_tls[@]}"); echo "   direct (TLS) $a_direct_tls q/s"; cpu
 lk=$pid_audit; a_audit=$(rate "$token_audit" $(gateway "$port_audit")); echo "   latchkey (statement audit on) $a_audit q/s"; cpu
+a_unix=$(rate "$unixtoken_audit" $(gateway_unix "$port_audit")); echo "   latchkey (audit on, upstream by Unix socket) $a_unix q/s"; cpu
 lk=$pid_noaudit; a_noaudit=$(rate "$token_noaudit" $(gateway "$port_noaudit")); echo "   latchkey (statement audit off) $a_noaudit q/s"; cpu
 }
 echo "== (b) mysqlslap --detach=1 (a new connection per query), $clients clients, ~${seconds}s each"
@@ -163,6 +176,8 @@ cat <<EOF
 results ($(date -u +%Y-%m-%d), ~${seconds}s runs, $(nproc) cores, mysqlslap $clients clients)
 (a) q/s      direct $a_direct   latchkey $a_audit   latchkey/direct $(ratio "$a_audit" "$a_direct") (target >= 0.75)
              statement audit off $a_noaudit: latchkey/direct $(ratio "$a_noaudit" "$a_direct")   audit on/off $(ratio "$a_audit" "$a_noaudit")
+             upstream by Unix socket $a_unix: latchkey/direct $(ratio "$a_unix" "$a_direct")
+             direct(TLS) $a_direct_tls: latchkey/direct(TLS) $(ratio "$a_audit" "$a_direct_tls")
 (b) conn/s   direct(plain) $b_direct   direct(TLS) $b_direct_tls   latchkey(TLS+token+policy) $b_latchkey (target >= 1000)
              latchkey/direct(plain) $(ratio "$b_latchkey" "$b_direct")   latchkey/direct(TLS) $(ratio "$b_latchkey" "$b_direct_tls")
 memory       latchkey RSS $before kB idle, $after kB with 200 sessions ($upstream reached MariaDB): ~${per_conn} kB per connection
