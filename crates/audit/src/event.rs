@@ -141,6 +141,9 @@ pub enum FailureKind {
     Plaintext,
     /// The audit trail cannot write, and the gateway fails closed.
     AuditUnavailable,
+    /// The client passed every check, but the gateway could not log in
+    /// to the real server (down, refusing, misconfigured).
+    UpstreamUnavailable,
 }
 
 impl FailureKind {
@@ -158,10 +161,11 @@ impl FailureKind {
             FailureKind::Blocked => "blocked",
             FailureKind::Plaintext => "plaintext",
             FailureKind::AuditUnavailable => "audit_unavailable",
+            FailureKind::UpstreamUnavailable => "upstream_unavailable",
         }
     }
 
-    pub const ALL: [FailureKind; 12] = [
+    pub const ALL: [FailureKind; 13] = [
         FailureKind::MalformedToken,
         FailureKind::WrongTarget,
         FailureKind::UnknownKey,
@@ -174,6 +178,7 @@ impl FailureKind {
         FailureKind::Blocked,
         FailureKind::Plaintext,
         FailureKind::AuditUnavailable,
+        FailureKind::UpstreamUnavailable,
     ];
 }
 

@@ -335,7 +335,9 @@ impl Event {
                 if let AuthResult::Failure { kind, reason } = &a.result {
                     let code = match kind {
                         FailureKind::Throttled => "ThrottlingException",
-                        FailureKind::AuditUnavailable => "ServiceUnavailable",
+                        FailureKind::AuditUnavailable | FailureKind::UpstreamUnavailable => {
+                            "ServiceUnavailable"
+                        }
                         _ => "AccessDenied",
                     };
                     o.str("errorCode", code).str("errorMessage", reason);

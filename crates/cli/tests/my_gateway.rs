@@ -467,6 +467,21 @@ fn load_data_big_results_abandoned_statements_and_upstream_restart() {
         err.contains("could not connect to the database server"),
         "{err}"
     );
+    // ...and the audit log says why.
+    let events = audit_events(&lk, |e| {
+        e.iter()
+            .any(|e| e["eventName"] == "Connect" && e["errorCode"] == "ServiceUnavailable")
+    });
+    let refused = events
+        .iter()
+        .find(|e| e["eventName"] == "Connect" && e["errorCode"] == "ServiceUnavailable")
+        .expect("the refused login is audited");
+    assert!(
+        refused["errorMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with("upstream login:")
+    );
     db.restart();
     assert_eq!(
         stdout_ok(&mariadb(

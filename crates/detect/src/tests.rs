@@ -470,6 +470,7 @@ fn brute_force_stays_quiet_on_slow_failures_and_non_credential_refusals() {
         FailureKind::Throttled,
         FailureKind::Blocked,
         FailureKind::AuditUnavailable,
+        FailureKind::UpstreamUnavailable,
         FailureKind::Plaintext,
         FailureKind::WrongTarget,
     ] {

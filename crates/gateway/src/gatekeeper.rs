@@ -285,6 +285,20 @@ impl Gatekeeper {
         false
     }
 
+    /// Records that an authenticated client got no session because the
+    /// real server could not be reached or refused the gateway's login.
+    pub fn upstream_failed(&self, peer: SocketAddr, user: &str, attempt: Attempt, reason: String) {
+        self.record_auth(
+            peer,
+            user,
+            attempt,
+            AuthResult::Failure {
+                kind: FailureKind::UpstreamUnavailable,
+                reason,
+            },
+        );
+    }
+
     /// Token, endpoint, user and policy checks. The error is the kind of
     /// refusal and the precise reason, for the audit log only.
     ///

@@ -275,6 +275,8 @@ impl Gateway {
         let sni = tls.get_ref().1.server_name().map(str::to_owned);
         let mut stream: Box<dyn Stream> = Box::new(tls);
         let (seq, payload) = read_packet(&mut stream, MAX_AUTH_PACKET).await?;
+        // It may carry the token: wiped when dropped.
+        let payload = Zeroizing::new(payload);
         let response = wire::parse_handshake_response(&payload).map_err(|e| anyhow!("{e}"))?;
         let user = response.username.to_owned();
         let schema = response
@@ -412,6 +414,12 @@ impl Gateway {
                     Ok(up) => up,
                     Err(e) => {
                         tracing::warn!(%peer, database = %auth.db.name, error = %e, "upstream login failed");
+                        self.keeper.upstream_failed(
+                            peer,
+                            &user,
+                            attempt,
+                            format!("upstream login: {e:#}"),
+                        );
                         let reply = match e.downcast_ref::<upstream::Refused>() {
                             Some(r) if r.for_client() => err_frame(
                                 seq,
@@ -435,6 +443,12 @@ impl Gateway {
         let missing = (client_caps & PROTOCOL_CAPS) ^ (upstream.caps & PROTOCOL_CAPS);
         if missing != 0 {
             tracing::warn!(%peer, database = %auth.db.name, missing = format!("{missing:#x}"), "upstream lacks protocol capabilities the client uses");
+            self.keeper.upstream_failed(
+                peer,
+                &user,
+                attempt,
+                format!("the client and the server disagree on protocol capabilities {missing:#x}"),
+            );
             let _ = stream
                 .write_all(&err_frame(
                     seq,

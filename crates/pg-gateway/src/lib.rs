@@ -342,6 +342,12 @@ impl Gateway {
                     Ok(up) => up,
                     Err(e) => {
                         tracing::warn!(%peer, database = %auth.db.name, error = %e, "upstream login failed");
+                        self.keeper.upstream_failed(
+                            peer,
+                            &user,
+                            attempt,
+                            format!("upstream login: {e:#}"),
+                        );
                         let reply = match e.downcast_ref::<upstream::Refused>() {
                             Some(r) if r.for_client() => {
                                 error_message(Severity::Fatal, &r.code, &r.message)
