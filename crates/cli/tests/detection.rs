@@ -100,37 +100,6 @@ fn psql_from(host: &str, port: u16, token: &str, sql: &str) -> Output {
         .unwrap()
 }
 
-fn findings(data: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
-    let out = latchkey(&[
-        "findings",
-        "list",
-        "--output",
-        "json",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ])
-    .args(extra)
-    .output()
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
-    v["Findings"].as_array().unwrap().clone()
-}
-
-fn wait_for_finding(data: &Path, kind: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(f) = findings(data, &[]).into_iter().find(|f| f["type"] == kind) {
-            return f;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {kind} finding; have {:#?}",
-            findings(data, &[])
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn attacks_raise_findings_and_responses_act() {
     let root = tempfile::tempdir().unwrap();

@@ -320,6 +320,18 @@ fn mariadb_cli_and_mysql_async_with_botocore_tokens() {
         conn.disconnect().await.unwrap();
     });
 
+    // Detection sees MySQL statements as it sees PostgreSQL's: the JDBC
+    // program's DELETE without WHERE.
+    let delete = wait_for_finding(&lk.data, "Impact:RDS/DestructiveStatement");
+    assert_eq!(delete["resource"], "shop");
+    assert!(
+        delete["description"]
+            .as_str()
+            .unwrap()
+            .contains("DELETE FROM jdbc_items"),
+        "{delete}"
+    );
+
     // Statements are audited with literals redacted, as for PostgreSQL.
     let kill_audited = |e: &serde_json::Value| {
         e["database"]["statement"]

@@ -768,3 +768,36 @@ pub fn assert_mysql_denied(out: &Output, user: &str) {
         "{err}"
     );
 }
+
+/// `latchkey findings list` (JSON) on a data directory, with extra flags.
+pub fn findings(data: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = latchkey(&[
+        "findings",
+        "list",
+        "--output",
+        "json",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+    .args(extra)
+    .output()
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+    v["Findings"].as_array().unwrap().clone()
+}
+
+/// The first finding of `kind`, waiting up to 10 s for it.
+pub fn wait_for_finding(data: &Path, kind: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(f) = findings(data, &[]).into_iter().find(|f| f["type"] == kind) {
+            return f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} finding; have {:#?}",
+            findings(data, &[])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
