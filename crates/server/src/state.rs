@@ -465,7 +465,11 @@ impl AppState {
         [&c.principal_arn, &c.role_arn].iter().any(|arn| {
             revoked
                 .get(arn.as_str())
-                .is_some_and(|&before| c.issued < before)
+                // Issue times have one-second precision: a session
+                // issued in the second of the revocation counts as
+                // revoked (fail closed), or a detection response
+                // would miss the credentials that set it off.
+                .is_some_and(|&before| c.issued <= before)
         })
     }
 
