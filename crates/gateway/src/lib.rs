@@ -9,6 +9,8 @@
 //!   parameters), moved between session threads.
 //! - [`net`]: the upstream connection, TCP or Unix socket, plain or TLS
 //!   (libpq's `sslmode` meanings for both engines).
+//! - [`relay`]: the relay loop over a protocol's framing
+//!   (`latchkey-framing`).
 //! - [`serve_on_threads`]: the accept loop handing connections to
 //!   single-threaded session runtimes.
 //!
@@ -18,6 +20,7 @@ pub mod gatekeeper;
 pub mod limits;
 pub mod net;
 pub mod pool;
+pub mod relay;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -70,12 +70,7 @@ fn malformed(what: impl Into<String>) -> ScanError {
     ScanError::Malformed(what.into())
 }
 
-/// Which way bytes flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    ToUpstream,
-    ToClient,
-}
+pub use latchkey_framing::Direction;
 
 /// A whole client command taken out of the stream: the gateway answers
 /// it itself (or forwards a rewritten one, see [`Tracker::forwarded`]).
@@ -128,6 +123,39 @@ pub struct Buffer {
     split: Option<Split>,
     written: u64,
     terminated: bool,
+}
+
+impl latchkey_framing::Framing for Buffer {
+    type Tracker = Tracker;
+    type Taken = Intercepted;
+    type Error = ScanError;
+
+    fn writable(&self) -> &[u8] {
+        Buffer::writable(self)
+    }
+    fn wrote(&mut self, n: usize) {
+        Buffer::wrote(self, n)
+    }
+    fn terminated(&self) -> bool {
+        Buffer::terminated(self)
+    }
+    fn make_room(&mut self) {
+        Buffer::make_room(self)
+    }
+    fn space(&mut self) -> &mut [u8] {
+        Buffer::space(self)
+    }
+    fn filled(&mut self, n: usize) {
+        Buffer::filled(self, n)
+    }
+    fn scan(
+        &mut self,
+        direction: Direction,
+        tracker: &mut Tracker,
+        max_message: usize,
+    ) -> Result<Option<Intercepted>, ScanError> {
+        Buffer::scan(self, direction, tracker, max_message)
+    }
 }
 
 impl Default for Buffer {

@@ -33,7 +33,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::pool::Pool;
 use crate::relay::{End, Relay, RelayError};
 use crate::upstream::Upstream;
-use latchkey_pg_stream::{Audit, Tracker};
+use latchkey_pg_stream::{Audit, ScanError, Tracker};
 
 /// Largest message accepted before authentication (tokens are ~1 KiB;
 /// PostgreSQL clients must be able to send at least 2 KiB).
@@ -431,12 +431,12 @@ impl Gateway {
         let outcome: Result<End, (String, Option<Vec<u8>>)> = tokio::select! {
             r = relay.run() => r.map_err(|e| {
                 let reply = match &e {
-                    RelayError::TooLarge(n) => Some(error_message(
+                    RelayError::Scan(ScanError::TooLarge(n)) => Some(error_message(
                         Severity::Fatal,
                         "08P01",
                         &format!("message of {n} bytes exceeds the gateway's limit of {} bytes", config.max_message_size),
                     )),
-                    RelayError::Malformed => Some(error_message(Severity::Fatal, "08P01", "invalid message length")),
+                    RelayError::Scan(ScanError::Malformed) => Some(error_message(Severity::Fatal, "08P01", "invalid message length")),
                     _ => None,
                 };
                 (e.to_string(), reply)

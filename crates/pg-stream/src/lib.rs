@@ -37,12 +37,7 @@ pub enum ScanError {
     Malformed,
 }
 
-/// Which way bytes flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    ToUpstream,
-    ToClient,
-}
+pub use latchkey_framing::Direction;
 
 /// One direction's bytes: read, scanned up to a message boundary, and
 /// written on.
@@ -58,6 +53,39 @@ pub struct Buffer {
     skip: usize,
     written: u64,
     terminated: bool,
+}
+
+impl latchkey_framing::Framing for Buffer {
+    type Tracker = Tracker;
+    type Taken = std::convert::Infallible;
+    type Error = ScanError;
+
+    fn writable(&self) -> &[u8] {
+        Buffer::writable(self)
+    }
+    fn wrote(&mut self, n: usize) {
+        Buffer::wrote(self, n)
+    }
+    fn terminated(&self) -> bool {
+        Buffer::terminated(self)
+    }
+    fn make_room(&mut self) {
+        Buffer::make_room(self)
+    }
+    fn space(&mut self) -> &mut [u8] {
+        Buffer::space(self)
+    }
+    fn filled(&mut self, n: usize) {
+        Buffer::filled(self, n)
+    }
+    fn scan(
+        &mut self,
+        direction: Direction,
+        tracker: &mut Tracker,
+        max_message: usize,
+    ) -> Result<Option<std::convert::Infallible>, ScanError> {
+        Buffer::scan(self, direction, tracker, max_message).map(|()| None)
+    }
 }
 
 impl Default for Buffer {

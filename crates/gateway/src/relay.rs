@@ -1,0 +1,128 @@
+//! The relay loop both gateways share: bytes flow both ways unchanged,
+//! but each direction's [`Framing`] knows where every message starts.
+//! The engine's relay polls its two [`Half`]s in one future (as
+//! `tokio::io::copy_bidirectional` does), so a session is one task.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use latchkey_framing::{Direction, Framing};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Why a relay stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError<E> {
+    #[error("client: {0}")]
+    Client(io::Error),
+    #[error("upstream: {0}")]
+    Upstream(io::Error),
+    /// The bytes could not be followed (the protocol's own reason).
+    #[error("{0}")]
+    Scan(E),
+}
+
+/// What a direction's poll ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HalfEnd {
+    /// The reading side closed.
+    Eof,
+    /// The framing saw the client say goodbye.
+    Terminated,
+}
+
+/// One direction of a relay.
+pub struct Half<F: Framing> {
+    pub buffer: F,
+    /// Bytes written but not yet flushed.
+    pub unflushed: bool,
+    eof: bool,
+    /// A message taken out of the stream, waiting for the gateway.
+    pub taken: Option<F::Taken>,
+}
+
+impl<F: Framing> Default for Half<F> {
+    fn default() -> Self {
+        Self {
+            buffer: F::default(),
+            unflushed: false,
+            eof: false,
+            taken: None,
+        }
+    }
+}
+
+impl<F: Framing> Half<F> {
+    /// Moves bytes from `src` to `dst` until one side ends or blocks.
+    /// While a taken message waits, it writes out what came before and
+    /// reads no further.
+    pub fn poll_copy<R, W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        mut src: Pin<&mut R>,
+        mut dst: Pin<&mut W>,
+        tracker: &mut F::Tracker,
+        max_message: usize,
+    ) -> Poll<Result<HalfEnd, RelayError<F::Error>>>
+    where
+        R: AsyncRead + ?Sized,
+        W: AsyncWrite + ?Sized,
+    {
+        type Side<E> = fn(io::Error) -> RelayError<E>;
+        let (read_err, write_err): (Side<F::Error>, Side<F::Error>) = match direction {
+            Direction::ToUpstream => (RelayError::Client, RelayError::Upstream),
+            Direction::ToClient => (RelayError::Upstream, RelayError::Client),
+        };
+        loop {
+            while !self.buffer.writable().is_empty() {
+                let n = ready!(dst.as_mut().poll_write(cx, self.buffer.writable()))
+                    .map_err(write_err)?;
+                if n == 0 {
+                    return Poll::Ready(Err(write_err(io::ErrorKind::WriteZero.into())));
+                }
+                self.buffer.wrote(n);
+                self.unflushed = true;
+            }
+            if self.taken.is_some() || self.buffer.terminated() || self.eof {
+                if self.unflushed {
+                    ready!(dst.as_mut().poll_flush(cx)).map_err(write_err)?;
+                    self.unflushed = false;
+                }
+                if self.taken.is_some() {
+                    // Reading resumes once the gateway has dealt with it.
+                    return Poll::Pending;
+                }
+                return Poll::Ready(Ok(if self.buffer.terminated() {
+                    HalfEnd::Terminated
+                } else {
+                    HalfEnd::Eof
+                }));
+            }
+            self.buffer.make_room();
+            let mut read = ReadBuf::new(self.buffer.space());
+            match src.as_mut().poll_read(cx, &mut read) {
+                Poll::Pending => {
+                    if self.unflushed {
+                        ready!(dst.as_mut().poll_flush(cx)).map_err(write_err)?;
+                        self.unflushed = false;
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(read_err(e))),
+                Poll::Ready(Ok(())) => {
+                    let n = read.filled().len();
+                    if n == 0 {
+                        self.eof = true;
+                        continue;
+                    }
+                    self.buffer.filled(n);
+                }
+            }
+            self.taken = self
+                .buffer
+                .scan(direction, tracker, max_message)
+                .map_err(RelayError::Scan)?;
+        }
+    }
+}
