@@ -303,9 +303,7 @@ impl Gatekeeper {
     /// refusal and the precise reason, for the audit log only.
     ///
     /// `sni` is the TLS server name the client sent, if any; `secure`
-    /// says whether the client came over TLS (`aws:SecureTransport`);
-    /// `extra_context` adds engine-specific condition keys.
-    #[allow(clippy::too_many_arguments)]
+    /// says whether the client came over TLS (`aws:SecureTransport`).
     pub fn authenticate(
         &self,
         password: &[u8],
