@@ -19,12 +19,18 @@ const ALLOW_CONNECT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"A
 /// ed25519), registered as the mysql database `shop`, and Latchkey
 /// serving it. Returns the API port too.
 fn setup(root: &Path) -> (MariaDb, Latchkey, u16) {
-    setup_with(root, &[])
+    setup_with(root, &[], &["--upstream-tls", "disable"], &[])
 }
 
-/// As [`setup`], with extra `latchkey serve` flags.
-fn setup_with(root: &Path, serve_flags: &[&str]) -> (MariaDb, Latchkey, u16) {
-    let db = MariaDb::start(root);
+/// As [`setup`], with extra `mariadbd` options, the registration's
+/// upstream TLS flags, and extra `latchkey serve` flags.
+fn setup_with(
+    root: &Path,
+    mariadbd: &[&str],
+    upstream_tls: &[&str],
+    serve_flags: &[&str],
+) -> (MariaDb, Latchkey, u16) {
+    let db = MariaDb::start_with(root, mariadbd);
     db.sql(
         "CREATE DATABASE shop;
          CREATE USER app@'%' IDENTIFIED BY 'app-secret';
@@ -44,11 +50,13 @@ fn setup_with(root: &Path, serve_flags: &[&str]) -> (MariaDb, Latchkey, u16) {
             "localhost",
             "--upstream",
             &format!("127.0.0.1:{}", db.port),
-            "--upstream-tls",
-            "disable",
             "--tag",
             "env=dev",
-        ],
+        ]
+        .iter()
+        .chain(upstream_tls)
+        .copied()
+        .collect::<Vec<_>>(),
     );
     set_db_password(&data, "shop", "app", "app-secret");
     set_db_password(&data, "shop", "ed", "ed-secret");
@@ -79,6 +87,34 @@ fn opts(lk: &Latchkey, user: &str, token: &str) -> mysql_async::Opts {
         .into()
 }
 
+/// Idle upstream connections the gateway keeps for pooling (its
+/// `latchkey_pool_idle_connections` metric).
+fn pooled(lk: &Latchkey, api_port: u16) -> u64 {
+    let metrics = Command::new("curl")
+        .args(["-sf", "--cacert"])
+        .arg(lk.data.join("ca.pem"))
+        .arg(format!("https://localhost:{api_port}/metrics"))
+        .output()
+        .unwrap();
+    stdout_ok(&metrics)
+        .lines()
+        .find_map(|l| l.strip_prefix("latchkey_pool_idle_connections "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Waits until the gateway keeps more than `before` idle upstream
+/// connections: a client's connection is reset and pooled in the
+/// background after it leaves.
+fn wait_pooled(lk: &Latchkey, api_port: u16, before: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pooled(lk, api_port) <= before {
+        assert!(Instant::now() < deadline, "the connection was not pooled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn server_code(e: &mysql_async::Error) -> Option<u16> {
     match e {
         mysql_async::Error::Server(s) => Some(s.code),
@@ -89,7 +125,7 @@ fn server_code(e: &mysql_async::Error) -> Option<u16> {
 #[test]
 fn mariadb_cli_and_mysql_async_with_botocore_tokens() {
     let root = tempfile::tempdir().unwrap();
-    let (_db, lk, _api) = setup(root.path());
+    let (_db, lk, api_port) = setup(root.path());
 
     // The administrator (Action "*") connects as app and as ed; upstream
     // the gateway logs in with mysql_native_password and ed25519.
@@ -263,7 +299,9 @@ fn mariadb_cli_and_mysql_async_with_botocore_tokens() {
             .unwrap()
             .unwrap();
         conn.query_drop("SET @left_behind = 7").await.unwrap();
+        let before = pooled(&lk, api_port);
         conn.disconnect().await.unwrap();
+        wait_pooled(&lk, api_port, before);
 
         // Session pooling: the next session of app gets the same server
         // connection, reset.
@@ -592,40 +630,22 @@ fn upstream_tls_and_revoked_sessions() {
     // A server that takes TLS connections only, with a certificate for
     // 127.0.0.1 that the gateway checks (verify-full).
     let (ca, cert, key) = server_certificate(root.path());
-    let db = MariaDb::start_with(
+    let (db, lk, api_port) = setup_with(
         root.path(),
         &[
             &format!("--ssl-cert={}", cert.display()),
             &format!("--ssl-key={}", key.display()),
             "--require-secure-transport=ON",
         ],
-    );
-    db.sql(
-        "CREATE DATABASE shop;
-         CREATE USER app@'%' IDENTIFIED BY 'app-secret';
-         GRANT ALL ON shop.* TO app@'%';",
-    );
-    let (data, api) = init_latchkey(root.path(), &[]);
-    register_db(
-        &data,
         &[
-            "--name",
-            "shop",
-            "--engine",
-            "mysql",
-            "--endpoint",
-            "localhost",
-            "--upstream",
-            &format!("127.0.0.1:{}", db.port),
             "--upstream-tls",
             "verify-full",
             "--upstream-ca",
             ca.to_str().unwrap(),
         ],
+        &[],
     );
-    set_db_password(&data, "shop", "app", "app-secret");
-    let lk = serve_latchkey(root.path(), &data, &api, &[]);
-    let api_port: u16 = api.rsplit(':').next().unwrap().parse().unwrap();
+    let data = lk.data.clone();
     let admin = token(&lk, &[], "localhost", "app");
     let tls = mariadb(
         &lk,
@@ -665,32 +685,7 @@ fn upstream_tls_and_revoked_sessions() {
     // Temporary credentials work until the user's sessions are revoked;
     // a session in progress then ends within seconds.
     let user = user_with_policy(&lk, "temp", ALLOW_CONNECT);
-    let mut cmd = latchkey(&["sts", "get-session-token", "--duration-seconds", "900"]);
-    for (k, v) in &user {
-        cmd.env(k, v);
-    }
-    let out = cmd
-        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
-        .env("AWS_ENDPOINT_URL", format!("https://localhost:{api_port}"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .output()
-        .unwrap();
-    let session: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
-    let c = &session["Credentials"];
-    let temp = vec![
-        (
-            "AWS_ACCESS_KEY_ID".to_owned(),
-            c["AccessKeyId"].as_str().unwrap().to_owned(),
-        ),
-        (
-            "AWS_SECRET_ACCESS_KEY".to_owned(),
-            c["SecretAccessKey"].as_str().unwrap().to_owned(),
-        ),
-        (
-            "AWS_SESSION_TOKEN".to_owned(),
-            c["SessionToken"].as_str().unwrap().to_owned(),
-        ),
-    ];
+    let temp = session_credentials(&lk, api_port, &user);
     let temp_token = token(&lk, &temp, "localhost", "app");
     assert_eq!(
         stdout_ok(&mariadb(
@@ -748,6 +743,8 @@ fn startup_timeout_message_size_and_connection_limits() {
     let root = tempfile::tempdir().unwrap();
     let (_db, lk, _api) = setup_with(
         root.path(),
+        &[],
+        &["--upstream-tls", "disable"],
         &[
             "--pg-startup-timeout",
             "2s",

@@ -345,32 +345,8 @@ fn expired_mfa_and_revoked_denials() {
         "temp",
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#,
     );
-    let mut cmd = latchkey(&["sts", "get-session-token", "--duration-seconds", "900"]);
-    for (k, v) in &user {
-        cmd.env(k, v);
-    }
-    let out = cmd
-        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
-        .env("AWS_ENDPOINT_URL", format!("https://localhost:{api_port}"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let session: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let c = &session["Credentials"];
-    let temp = [
-        ("AWS_ACCESS_KEY_ID", c["AccessKeyId"].as_str().unwrap()),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            c["SecretAccessKey"].as_str().unwrap(),
-        ),
-        ("AWS_SESSION_TOKEN", c["SessionToken"].as_str().unwrap()),
-    ];
-    let token = aws_token(&lk, &temp, "localhost", "app");
+    let temp = session_credentials(&lk, api_port, &user);
+    let token = token_with(&lk, &temp);
     let ok = psql(&lk, "app", &token, "verify-full", "select 'temporary'");
     assert_eq!(
         String::from_utf8_lossy(&ok.stdout).trim(),

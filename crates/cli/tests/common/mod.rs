@@ -801,3 +801,33 @@ pub fn wait_for_finding(data: &Path, kind: &str) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Temporary credentials for `creds` from `latchkey sts get-session-token`
+/// (15 minutes) against the server's API on `api_port`, as environment
+/// variables.
+pub fn session_credentials(
+    lk: &Latchkey,
+    api_port: u16,
+    creds: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut cmd = latchkey(&["sts", "get-session-token", "--duration-seconds", "900"]);
+    for (k, v) in creds {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+        .env("AWS_ENDPOINT_URL", format!("https://localhost:{api_port}"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .output()
+        .unwrap();
+    let session: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+    let c = &session["Credentials"];
+    [
+        ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
+        ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
+        ("AWS_SESSION_TOKEN", "SessionToken"),
+    ]
+    .iter()
+    .map(|(var, field)| ((*var).to_owned(), c[*field].as_str().unwrap().to_owned()))
+    .collect()
+}
