@@ -32,14 +32,44 @@ fn write_rfc3339(out: &mut String, t: SystemTime) {
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = latchkey_sigv4::civil_from_days(days);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    );
+    if !(0..=9999).contains(&year) {
+        // Outside what four digits hold; never on a working clock.
+        let _ = write!(out, "{year:04}-{month:02}-{day:02}T");
+    } else {
+        push_digits(out, year as u64, 4);
+        out.push('-');
+        push_digits(out, month as u64, 2);
+        out.push('-');
+        push_digits(out, day as u64, 2);
+        out.push('T');
+    }
+    push_digits(out, (rem / 3600) as u64, 2);
+    out.push(':');
+    push_digits(out, (rem % 3600 / 60) as u64, 2);
+    out.push(':');
+    push_digits(out, (rem % 60) as u64, 2);
+    out.push('.');
+    push_digits(out, u64::from(d.subsec_millis()), 3);
+    out.push('Z');
+}
+
+/// The last `width` decimal digits of `value`, zero-padded: time fields
+/// without the formatting machinery, which showed in the writer's profile.
+fn push_digits(out: &mut String, value: u64, width: u32) {
+    let mut unit = 10u64.pow(width - 1);
+    while unit > 0 {
+        out.push(char::from(b'0' + (value / unit % 10) as u8));
+        unit /= 10;
+    }
+}
+
+/// Appends `bytes` as lowercase hex.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
 }
 
 /// Appends `text` as a JSON string.
@@ -91,13 +121,16 @@ impl<'a> Object<'a> {
         Self { out, empty: false }
     }
 
+    /// Keys are the code's own constants, which never need escaping.
     fn key(&mut self, key: &str) -> &mut String {
+        debug_assert!(!key.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
         if !self.empty {
             self.out.push(',');
         }
         self.empty = false;
-        json_string(self.out, key);
-        self.out.push(':');
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
         self.out
     }
 
@@ -121,7 +154,16 @@ impl<'a> Object<'a> {
 
     pub fn num(&mut self, key: &str, value: u64) -> &mut Self {
         let out = self.key(key);
-        let _ = write!(out, "{value}");
+        out.push_str(itoa::Buffer::new().format(value));
+        self
+    }
+
+    /// `value` as a quoted hex string.
+    pub fn hex(&mut self, key: &str, value: &[u8]) -> &mut Self {
+        let out = self.key(key);
+        out.push('"');
+        push_hex(out, value);
+        out.push('"');
         self
     }
 
@@ -210,30 +252,25 @@ fn unknown_identity(o: &mut Object<'_>, access_key_id: Option<&str>) {
 }
 
 fn resources(o: &mut Object<'_>, list: &[Resource]) {
+    resource_list(o, list.iter().map(|r| (r.arn.as_str(), r.kind)));
+}
+
+fn resource_list<'r>(o: &mut Object<'_>, list: impl Iterator<Item = (&'r str, &'r str)>) {
     let out = o.key("resources");
     out.push('[');
-    for (i, r) in list.iter().enumerate() {
+    for (i, (arn, kind)) in list.enumerate() {
         if i > 0 {
             out.push(',');
         }
         let mut item = Object::new(out);
-        item.str("ARN", &r.arn).str("type", r.kind);
+        item.str("ARN", arn).str("type", kind);
         item.end();
     }
     out.push(']');
 }
 
 fn db_resource(o: &mut Object<'_>, arn: Option<&str>) {
-    match arn {
-        Some(arn) => resources(
-            o,
-            &[Resource {
-                arn: arn.to_owned(),
-                kind: "AWS::RDS::DBUser",
-            }],
-        ),
-        None => resources(o, &[]),
-    }
+    resource_list(o, arn.map(|arn| (arn, "AWS::RDS::DBUser")).into_iter());
 }
 
 fn session_fields(o: &mut Object<'_>, s: &SessionInfo) {
@@ -390,9 +427,7 @@ impl Event {
                 o.object("database", |d| {
                     session_fields(d, &s.session);
                     d.str("statement", &s.statement.text);
-                    let mut fp = String::with_capacity(16);
-                    let _ = write!(fp, "{:016x}", s.statement.fingerprint);
-                    d.str("fingerprint", &fp);
+                    d.hex("fingerprint", &s.statement.fingerprint.to_be_bytes());
                     if s.statement.truncated {
                         d.bool("truncated", true);
                     }

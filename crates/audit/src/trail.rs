@@ -121,7 +121,7 @@ impl Chain {
         {
             let mut o = Object::new(out);
             o.num("sequence", sequence)
-                .str("previousHash", &hex::encode(self.last_hash));
+                .hex("previousHash", &self.last_hash);
             event.write_fields(
                 &mut o,
                 &RecordContext {

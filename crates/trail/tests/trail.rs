@@ -473,3 +473,46 @@ fn statement_event() -> Event {
         sessions_ended: 1,
     })
 }
+
+/// Resident bytes of `path` in the page cache, by util-linux's fincore.
+fn resident_bytes(path: &Path) -> u64 {
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path)
+        .output()
+        .expect("run fincore (util-linux)");
+    assert!(out.status.success(), "fincore: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("fincore prints a byte count")
+}
+
+#[test]
+fn written_segments_leave_the_page_cache() {
+    // Under the target directory: a real filesystem even where /tmp is
+    // tmpfs, whose pages cannot be dropped.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    // A file written the ordinary way stays cached, so fincore sees pages.
+    let control = dir.path().join("control");
+    std::fs::write(&control, vec![b'x'; 1 << 20]).expect("write control file");
+    assert!(resident_bytes(&control) > 512 * 1024);
+
+    let k = pkcs8();
+    let t = open(config(dir.path()), &k);
+    for i in 0..5_000 {
+        t.record(auth("alice", "10.0.0.1", i % 2 == 0));
+    }
+    t.close();
+    assert_eq!(t.synced(), 5_000);
+    let segments = std::fs::read_dir(dir.path().join("segments"))
+        .expect("segments")
+        .map(|e| e.expect("entry").path())
+        .collect::<Vec<_>>();
+    assert_eq!(segments.len(), 1);
+    let len = std::fs::metadata(&segments[0]).expect("segment").len();
+    assert!(len > 1 << 20, "segment of {len} bytes");
+    // At most the partial last page, which appends write into, is kept.
+    let resident = resident_bytes(&segments[0]);
+    assert!(resident <= 4096, "{resident} of {len} bytes still cached");
+}
