@@ -9,20 +9,23 @@
 #       (the gateway's upstream over TCP and over MariaDB's Unix socket)
 #   (b) mysqlslap --detach=1 (a new connection per query), 8 clients:
 #       new authenticated connections per second
-# and reports Latchkey's memory per idle connection. Needs the MariaDB
-# server and client (apt: mariadb-server mariadb-client, for mysqlslap) and
-# the AWS CLI (pip: awscli). Honours CARGO_TARGET_DIR for the binary.
+# and reports Latchkey's memory per idle connection. For scale, (a) also
+# runs through HAProxy in TCP mode: a relay that neither terminates TLS nor
+# reads the protocol, so it shows what one proxy hop costs on this machine.
+# Needs the MariaDB server and client (apt: mariadb-server mariadb-client,
+# for mysqlslap), haproxy and the AWS CLI (pip: awscli). Honours
+# CARGO_TARGET_DIR for the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 clients=8
 probe_queries=4000
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+# shellcheck source=bench/common.sh
+. bench/common.sh
 
-for tool in mariadb-install-db mariadbd mysqlslap mariadb aws; do
-    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "$tool is required (apt-get install mariadb-server mariadb-client; pip install awscli)" >&2; exit 1; }
+for tool in mariadb-install-db mariadbd mysqlslap mariadb haproxy aws; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "$tool is required (apt-get install mariadb-server mariadb-client haproxy; pip install awscli)" >&2; exit 1; }
 done
 mariadbd=$(command -v mariadbd || echo /usr/sbin/mariadbd)
 cargo build --release --quiet -p latchkey
@@ -31,7 +34,7 @@ latchkey=${CARGO_TARGET_DIR:-$PWD/target}/release/latchkey
 work=$(mktemp -d)
 my_port=$(free_port)
 cleanup() {
-    for p in "${pid_audit:-}" "${pid_noaudit:-}" "${pid_connrate:-}" "${pid_idle:-}" "${pid_db:-}"; do
+    for p in "${pid_audit:-}" "${pid_noaudit:-}" "${pid_connrate:-}" "${pid_idle:-}" "${relay_pid:-}" "${pid_db:-}"; do
         [ -n "$p" ] && kill "$p" 2>/dev/null || true
     done
     [ -n "${pid_db:-}" ] && wait "$pid_db" 2>/dev/null || true
@@ -93,8 +96,11 @@ start_latchkey connrate --pg-connection-rate-per-ip 0 --pg-connection-rate-per-p
 start_latchkey idle
 
 ulimit -n 8192 2>/dev/null || true
+relay_port=$(free_port)
+start_relay "$work" "$relay_port" "127.0.0.1:$my_port"
 query="SELECT v FROM bench.t WHERE id = 4242"
 direct=(--protocol=TCP --host=127.0.0.1 --port="$my_port" --user=app --skip-ssl)
+relay=(--protocol=TCP --host=127.0.0.1 --port="$relay_port" --user=app --skip-ssl)
 direct_tls=(--protocol=TCP --host=localhost --port="$my_port" --user=app --ssl --ssl-ca="$data/ca.pem" --ssl-verify-server-cert)
 gateway() { echo "--protocol=TCP --host=localhost --port=$1 --user=app --ssl --ssl-ca=$data/ca.pem --ssl-verify-server-cert"; }
 # To the registration whose upstream is MariaDB's Unix socket.
@@ -108,6 +114,7 @@ check() { # password, client flags...
 }
 check app-secret "${direct[@]}"
 check app-secret "${direct_tls[@]}"
+check app-secret "${relay[@]}"
 # shellcheck disable=SC2046
 for name in audit noaudit connrate idle; do pw=token_$name; port=port_$name; check "${!pw}" $(gateway "${!port}"); done
 # shellcheck disable=SC2046
@@ -116,7 +123,7 @@ check "$unixtoken_audit" $(gateway_unix "$port_audit")
 # CPU time (ticks) of a process, to see who used the 2 cores in a run.
 ticks() { if [ -n "$1" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
 # slap_seconds PASSWORD QUERIES [mysqlslap flags...]: wall seconds for all
-# queries; leaves the CPU split (client, Latchkey $lk, mariadbd) in $work/cpu.
+# queries; leaves the CPU split (client, the proxy $lk, mariadbd) in $work/cpu.
 slap_seconds() {
     local pw=$1 n=$2; shift 2
     local out db0 lk0 db1 lk1 t
@@ -126,7 +133,7 @@ slap_seconds() {
     db1=$(ticks "$pid_db"); lk1=$(ticks "${lk:-}")
     t=$(awk '/Average number of seconds to run all queries/ {print $(NF-1)}' <<<"$out")
     read -r cu cs < "$work/time"
-    python3 -c "w=max($t, 0.001); print(f'cpu (of {$(nproc)*100}%): mysqlslap {($cu+$cs)/w*100:.0f}%  latchkey {($lk1-$lk0)/$(getconf CLK_TCK)/w*100:.0f}%  mariadbd {($db1-$db0)/$(getconf CLK_TCK)/w*100:.0f}%')" > "$work/cpu"
+    python3 -c "w=max($t, 0.001); print(f'cpu (of {$(nproc)*100}%): mysqlslap {($cu+$cs)/w*100:.0f}%  ${lk_name:-latchkey} {($lk1-$lk0)/$(getconf CLK_TCK)/w*100:.0f}%  mariadbd {($db1-$db0)/$(getconf CLK_TCK)/w*100:.0f}%')" > "$work/cpu"
     echo "$t"
 }
 # rate PASSWORD [mysqlslap flags...]: a probe sizes a run of ~$seconds s;
@@ -146,6 +153,8 @@ echo "== (a) mysqlslap, $clients clients, \"$query\", ~${seconds}s each"
 {
 lk=; a_direct=$(rate app-secret "${direct[@]}"); echo "   direct (plain TCP) $a_direct q/s"; cpu
 a_direct_tls=$(rate app-secret "${direct_tls[@]}"); echo "   direct (TLS) $a_direct_tls q/s"; cpu
+lk=$relay_pid; lk_name=haproxy; a_relay=$(rate app-secret "${relay[@]}"); echo "   haproxy (mode tcp, no TLS) $a_relay q/s"; cpu
+lk_name=
 lk=$pid_audit; a_audit=$(rate "$token_audit" $(gateway "$port_audit")); echo "   latchkey (statement audit on) $a_audit q/s"; cpu
 a_unix=$(rate "$unixtoken_audit" $(gateway_unix "$port_audit")); echo "   latchkey (audit on, upstream by Unix socket) $a_unix q/s"; cpu
 lk=$pid_noaudit; a_noaudit=$(rate "$token_noaudit" $(gateway "$port_noaudit")); echo "   latchkey (statement audit off) $a_noaudit q/s"; cpu
@@ -178,6 +187,7 @@ results ($(date -u +%Y-%m-%d), ~${seconds}s runs, $(nproc) cores, mysqlslap $cli
              statement audit off $a_noaudit: latchkey/direct $(ratio "$a_noaudit" "$a_direct")   audit on/off $(ratio "$a_audit" "$a_noaudit")
              upstream by Unix socket $a_unix: latchkey/direct $(ratio "$a_unix" "$a_direct")
              direct(TLS) $a_direct_tls: latchkey/direct(TLS) $(ratio "$a_audit" "$a_direct_tls")
+             bare relay (haproxy mode tcp, no TLS) $a_relay: relay/direct $(ratio "$a_relay" "$a_direct")
 (b) conn/s   direct(plain) $b_direct   direct(TLS) $b_direct_tls   latchkey(TLS+token+policy) $b_latchkey (target >= 1000)
              latchkey/direct(plain) $(ratio "$b_latchkey" "$b_direct")   latchkey/direct(TLS) $(ratio "$b_latchkey" "$b_direct_tls")
 memory       latchkey RSS $before kB idle, $after kB with 200 sessions ($upstream reached MariaDB): ~${per_conn} kB per connection

@@ -5,8 +5,12 @@
 # Latchkey (TLS, token verification, policy, statement audit on and off) with
 #   (a) pgbench -S, 8 clients, 2 threads: TPS
 #   (b) pgbench -S -C: new connections per second
-# and reports Latchkey's memory per idle connection. Needs PostgreSQL,
-# pgbench, pgbouncer and the AWS CLI (apt: postgresql pgbouncer; pip: awscli).
+# and reports Latchkey's memory per idle connection. For scale, (a) also
+# runs through HAProxy in TCP mode: a relay that neither terminates TLS nor
+# reads the protocol, so it shows what one proxy hop costs on this machine.
+# Needs PostgreSQL, pgbench, pgbouncer, haproxy and the AWS CLI
+# (apt: postgresql pgbouncer haproxy; pip: awscli). Honours CARGO_TARGET_DIR
+# for the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
@@ -14,19 +18,22 @@ clients=8
 threads=2
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+# shellcheck source=bench/common.sh
+. bench/common.sh
 
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-command -v pgbouncer >/dev/null || { echo "pgbouncer is required (apt-get install pgbouncer)" >&2; exit 1; }
+for tool in pgbouncer haproxy; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "$tool is required (apt-get install $tool)" >&2; exit 1; }
+done
 cargo build --release --quiet -p latchkey
-latchkey=$PWD/target/release/latchkey
+latchkey=${CARGO_TARGET_DIR:-$PWD/target}/release/latchkey
 
 work=$(mktemp -d)
 chmod 755 "$work"
 [ "$(id -u)" -eq 0 ] && chown postgres "$work"
-pg_port=$(free_port); pgb_port=$(free_port)
+pg_port=$(free_port); pgb_port=$(free_port); relay_port=$(free_port)
 cleanup() {
+    [ -n "${relay_pid:-}" ] && kill "$relay_pid" 2>/dev/null || true
     [ -n "${pid_audit:-}" ] && kill "$pid_audit" 2>/dev/null || true
     [ -n "${pid_noaudit:-}" ] && kill "$pid_noaudit" 2>/dev/null || true
     # pgb_pid is runuser's; PgBouncer itself is its child.
@@ -99,6 +106,9 @@ as_pg pgbouncer "$work/pgbouncer.ini" >/dev/null 2>&1 &
 pgb_pid=$!
 wait_port "$pgb_port"
 
+echo "== starting HAProxy on $relay_port (mode tcp, no TLS: the cost of a bare relay)"
+start_relay "$work" "$relay_port" "127.0.0.1:$pg_port"
+
 tps() { grep -oE 'tps = [0-9.]+' | head -1 | awk '{print $3}'; }
 run() { # name, connection string, password, extra pgbench flags, threads
     PGPASSWORD=$3 pgbench "$2" -S -n -c "$clients" -j "${5:-$threads}" -T "$seconds" ${4:-} 2>/dev/null | tps
@@ -112,6 +122,7 @@ a_direct=$(run direct "$direct" app-secret); echo "   direct $a_direct"
 a_bouncer=$(run pgbouncer "$bouncer" app-secret); echo "   pgbouncer $a_bouncer"
 a_latchkey=$(run latchkey "$(gateway "$port_audit")" "$token_audit"); echo "   latchkey (statement audit on) $a_latchkey"
 a_noaudit=$(run latchkey "$(gateway "$port_noaudit")" "$token_noaudit"); echo "   latchkey (statement audit off) $a_noaudit"
+a_relay=$(run relay "host=127.0.0.1 port=$relay_port user=app dbname=bench sslmode=disable" app-secret); echo "   haproxy (mode tcp, no TLS) $a_relay"
 # Both proxies on the database's machine, talking to it over its Unix socket.
 echo "== (a, Unix-socket upstreams) the same, both proxies reaching PostgreSQL through its socket"
 u_bouncer=$(run pgbouncer "host=localhost port=$pgb_port user=app dbname=bench_unix sslmode=require" app-secret); echo "   pgbouncer $u_bouncer"
@@ -141,7 +152,8 @@ cat <<EOF
 results ($(date -u +%Y-%m-%d), ${seconds}s runs)
 (a) TPS      direct $a_direct   pgbouncer $a_bouncer   latchkey $a_latchkey
              latchkey/pgbouncer $(ratio "$a_latchkey" "$a_bouncer")   latchkey/direct $(ratio "$a_latchkey" "$a_direct")
-             statement audit off $a_noaudit: audit on/off $(ratio "$a_latchkey" "$a_noaudit")
+             statement audit off $a_noaudit: audit on/off $(ratio "$a_latchkey" "$a_noaudit")   latchkey/direct $(ratio "$a_noaudit" "$a_direct")   latchkey/pgbouncer $(ratio "$a_noaudit" "$a_bouncer")
+             bare relay (haproxy mode tcp, no TLS) $a_relay: relay/direct $(ratio "$a_relay" "$a_direct")
 (a, unix)    pgbouncer $u_bouncer   latchkey $u_latchkey   latchkey/pgbouncer $(ratio "$u_latchkey" "$u_bouncer")   latchkey/direct $(ratio "$u_latchkey" "$a_direct")
 (b) conn/s   pgbouncer(TLS) $b_bouncer   latchkey(TLS+token+policy) $b_latchkey
              latchkey/pgbouncer $(ratio "$b_latchkey" "$b_bouncer")
