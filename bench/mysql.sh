@@ -8,7 +8,8 @@
 #   (a) mysqlslap, 8 clients, a primary-key SELECT: queries per second
 #       (the gateway's upstream over TCP and over MariaDB's Unix socket)
 #   (b) mysqlslap --detach=1 (a new connection per query), 8 clients:
-#       new authenticated connections per second
+#       new authenticated connections per second (and connect-storm, a
+#       lighter rustls client, for the gateway's own capacity)
 # and reports Latchkey's memory per idle connection. For scale, (a) also
 # runs through HAProxy in TCP mode: a relay that neither terminates TLS nor
 # reads the protocol, so it shows what one proxy hop costs on this machine.
@@ -28,8 +29,9 @@ for tool in mariadb-install-db mariadbd mysqlslap mariadb haproxy aws; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "$tool is required (apt-get install mariadb-server mariadb-client haproxy; pip install awscli)" >&2; exit 1; }
 done
 mariadbd=$(command -v mariadbd || echo /usr/sbin/mariadbd)
-cargo build --release --quiet -p latchkey
+cargo build --release --quiet -p latchkey -p latchkey-loadgen
 latchkey=${CARGO_TARGET_DIR:-$PWD/target}/release/latchkey
+storm_bin=${CARGO_TARGET_DIR:-$PWD/target}/release/connect-storm
 
 work=$(mktemp -d)
 my_port=$(free_port)
@@ -165,6 +167,11 @@ echo "== (b) mysqlslap --detach=1 (a new connection per query), $clients clients
 lk=; b_direct=$(rate app-secret "${direct[@]}" --detach=1); echo "   direct (plain TCP) $b_direct conn/s"; cpu
 b_direct_tls=$(rate app-secret "${direct_tls[@]}" --detach=1); echo "   direct (TLS) $b_direct_tls conn/s"; cpu
 lk=$pid_connrate; b_latchkey=$(rate "$token_connrate" $(gateway "$port_connrate") --detach=1); echo "   latchkey (TLS+token+policy, audit on, no rate limit) $b_latchkey conn/s"; cpu
+# mysqlslap's OpenSSL set-up costs more per connection than the gateway's
+# whole login; a rustls client shows the gateway's own capacity.
+storm_pid=$pid_connrate
+storm mysql "$port_connrate" "$token_connrate" --database bench; b_storm=$storm_rate
+echo "   latchkey, connect-storm (rustls client, full handshakes) $b_storm conn/s"; echo "      $storm_detail"
 }
 
 echo "== memory per idle connection (200 idle mariadb sessions)"
@@ -190,5 +197,6 @@ results ($(date -u +%Y-%m-%d), ~${seconds}s runs, $(nproc) cores, mysqlslap $cli
              bare relay (haproxy mode tcp, no TLS) $a_relay: relay/direct $(ratio "$a_relay" "$a_direct")
 (b) conn/s   direct(plain) $b_direct   direct(TLS) $b_direct_tls   latchkey(TLS+token+policy) $b_latchkey (target >= 1000)
              latchkey/direct(plain) $(ratio "$b_latchkey" "$b_direct")   latchkey/direct(TLS) $(ratio "$b_latchkey" "$b_direct_tls")
+             connect-storm (rustls client): latchkey $b_storm (target >= 1000)
 memory       latchkey RSS $before kB idle, $after kB with 200 sessions ($upstream reached MariaDB): ~${per_conn} kB per connection
 EOF

@@ -4,7 +4,8 @@
 # Compares direct PostgreSQL, PgBouncer (session mode, client TLS) and
 # Latchkey (TLS, token verification, policy, statement audit on and off) with
 #   (a) pgbench -S, 8 clients, 2 threads: TPS
-#   (b) pgbench -S -C: new connections per second
+#   (b) pgbench -S -C: new connections per second (and connect-storm, a
+#       lighter rustls client, for the gateway's own capacity)
 # and reports Latchkey's memory per idle connection. For scale, (a) also
 # runs through HAProxy in TCP mode: a relay that neither terminates TLS nor
 # reads the protocol, so it shows what one proxy hop costs on this machine.
@@ -25,8 +26,9 @@ bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 for tool in pgbouncer haproxy; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "$tool is required (apt-get install $tool)" >&2; exit 1; }
 done
-cargo build --release --quiet -p latchkey
+cargo build --release --quiet -p latchkey -p latchkey-loadgen
 latchkey=${CARGO_TARGET_DIR:-$PWD/target}/release/latchkey
+storm_bin=${CARGO_TARGET_DIR:-$PWD/target}/release/connect-storm
 
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -36,6 +38,7 @@ cleanup() {
     [ -n "${relay_pid:-}" ] && kill "$relay_pid" 2>/dev/null || true
     [ -n "${pid_audit:-}" ] && kill "$pid_audit" 2>/dev/null || true
     [ -n "${pid_noaudit:-}" ] && kill "$pid_noaudit" 2>/dev/null || true
+    [ -n "${pid_connrate:-}" ] && kill "$pid_connrate" 2>/dev/null || true
     # pgb_pid is runuser's; PgBouncer itself is its child.
     pkill -f "pgbouncer $work/pgbouncer.ini" 2>/dev/null || true
     as_pg "$bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
@@ -76,6 +79,8 @@ start_latchkey() {
 }
 start_latchkey audit
 start_latchkey noaudit --no-statement-audit
+# For (b''): the per-address and per-principal limiter (2,000/s) off.
+start_latchkey connrate --pg-connection-rate-per-ip 0 --pg-connection-rate-per-principal 0
 lk_pid=$pid_audit
 
 echo "== starting PgBouncer on $pgb_port (session mode, client TLS)"
@@ -135,6 +140,12 @@ b_latchkey=$(run latchkey "$(gateway "$port_audit")" "$token_audit" -C); echo " 
 echo "== (b') pgbench -S -C with $clients threads, ${seconds}s"
 b8_bouncer=$(run pgbouncer "$bouncer" app-secret -C "$clients"); echo "   pgbouncer $b8_bouncer"
 b8_latchkey=$(run latchkey "$(gateway "$port_audit")" "$token_audit" -C "$clients"); echo "   latchkey $b8_latchkey"
+# pgbench's OpenSSL set-up costs more per connection than the gateway's
+# whole login; a rustls client shows the gateway's own capacity.
+echo "== (b'') connect-storm (rustls, full handshakes, 8 at once), ${seconds}s"
+storm_pid=$pid_connrate
+storm postgres "$port_connrate" "$token_connrate" --database bench; b_storm=$storm_rate
+echo "   latchkey $b_storm"; echo "      $storm_detail"
 
 echo "== memory per idle connection (200 idle psql sessions)"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$lk_pid/status"; }
@@ -158,5 +169,6 @@ results ($(date -u +%Y-%m-%d), ${seconds}s runs)
 (b) conn/s   pgbouncer(TLS) $b_bouncer   latchkey(TLS+token+policy) $b_latchkey
              latchkey/pgbouncer $(ratio "$b_latchkey" "$b_bouncer")
 (b') conn/s  $clients threads: pgbouncer(TLS) $b8_bouncer   latchkey $b8_latchkey   latchkey/pgbouncer $(ratio "$b8_latchkey" "$b8_bouncer")
+(b'') conn/s connect-storm (rustls client): latchkey $b_storm (target >= 1000)
 memory       latchkey RSS $before kB idle, $after kB with 200 sessions: ~${per_conn} kB per connection
 EOF
