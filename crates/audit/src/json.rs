@@ -3,6 +3,7 @@
 //! on a busy path.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::event::*;
@@ -119,6 +120,23 @@ impl<'a> Object<'a> {
     /// Continues an object whose `{` and first fields are already in `out`.
     pub fn resume(out: &'a mut String) -> Self {
         Self { out, empty: false }
+    }
+
+    /// Fields without the braces, to be spliced in with [`Object::fields`].
+    fn bare(out: &'a mut String) -> Self {
+        Self { out, empty: true }
+    }
+
+    /// Fields serialised earlier by a [`Object::bare`].
+    fn fields(&mut self, raw: &str) -> &mut Self {
+        if !raw.is_empty() {
+            if !self.empty {
+                self.out.push(',');
+            }
+            self.empty = false;
+            self.out.push_str(raw);
+        }
+        self
     }
 
     /// Keys are the code's own constants, which never need escaping.
@@ -319,6 +337,110 @@ fn source(o: &mut Object<'_>, ip: std::net::IpAddr, user_agent: Option<&str>) {
         .opt_str("userAgent", user_agent);
 }
 
+/// A statement record's own fields around its session's serialised ones.
+fn statement(
+    o: &mut Object<'_>,
+    s: &StatementEvent,
+    ctx: &RecordContext<'_>,
+    session: &SessionFields,
+) {
+    o.fields(&session.caller);
+    if let Some(c) = &s.error_code {
+        o.str("errorCode", c);
+    }
+    o.str("requestID", &s.session.session_id)
+        .str("eventID", ctx.event_id);
+    // Ends inside the open `database` object.
+    o.fields(&session.target);
+    let mut d = Object::resume(&mut *o.out);
+    d.str("statement", &s.statement.text);
+    d.hex("fingerprint", &s.statement.fingerprint.to_be_bytes());
+    if s.statement.truncated {
+        d.bool("truncated", true);
+    }
+    d.str(
+        "protocol",
+        match s.protocol {
+            Protocol::Simple => "simple",
+            Protocol::Extended => "extended",
+        },
+    )
+    .num("durationUs", s.duration.as_micros() as u64);
+    if let Some(t) = &s.command_tag {
+        d.str("commandTag", t);
+    }
+    if let Some(r) = s.rows {
+        d.num("rows", r);
+    }
+    d.end();
+}
+
+/// The fields every statement of a session repeats, serialised once: most
+/// of a statement record's bytes.
+pub struct SessionFields {
+    /// `eventType` to `userIdentity`.
+    caller: String,
+    /// `readOnly`, `resources`, and the `database` object up to
+    /// `sessionId`, left open for the statement's own fields.
+    target: String,
+}
+
+impl SessionFields {
+    pub fn of(s: &SessionInfo) -> Self {
+        let mut caller = String::with_capacity(512);
+        session_event(&mut Object::bare(&mut caller), s, "Data");
+        let mut target = String::with_capacity(256);
+        {
+            let mut o = Object::bare(&mut target);
+            o.bool("readOnly", false);
+            db_resource(&mut o, Some(&s.resource_arn));
+            let out = o.key("database");
+            out.push('{');
+            session_fields(&mut Object::bare(out), s);
+        }
+        Self { caller, target }
+    }
+}
+
+/// [`SessionFields`] of the sessions whose statements the trail writer saw
+/// last, found by the session's `Arc` (which the entry keeps alive, so the
+/// address cannot come back as another session).
+#[derive(Default)]
+pub struct FieldCache {
+    entries: Vec<(Arc<SessionInfo>, SessionFields)>,
+    /// The entry replaced next once the cache is full.
+    next: usize,
+}
+
+impl FieldCache {
+    /// Sessions remembered; busy gateways interleave about as many
+    /// sessions' statements in a batch as they have active clients.
+    const CAPACITY: usize = 256;
+
+    pub fn get(&mut self, session: &Arc<SessionInfo>) -> &SessionFields {
+        let at = match self
+            .entries
+            .iter()
+            .position(|(s, _)| Arc::ptr_eq(s, session))
+        {
+            Some(at) => at,
+            None => {
+                let entry = (session.clone(), SessionFields::of(session));
+                if self.entries.len() < Self::CAPACITY {
+                    self.entries.push(entry);
+                    self.entries.len() - 1
+                } else {
+                    let at = self.next;
+                    self.next = (at + 1) % Self::CAPACITY;
+                    self.entries[at] = entry;
+                    at
+                }
+            }
+        };
+        &self.entries[at].1
+    }
+}
+
 impl Event {
     /// Appends the event as one CloudTrail-style JSON object.
     pub fn write_json(&self, out: &mut String, ctx: &RecordContext<'_>) {
@@ -330,6 +452,17 @@ impl Event {
     /// Writes the record's fields into an open object (the trail puts its
     /// chain fields first).
     pub fn write_fields(&self, o: &mut Object<'_>, ctx: &RecordContext<'_>) {
+        self.write_fields_cached(o, ctx, None);
+    }
+
+    /// [`Event::write_fields`], taking a statement's session fields from
+    /// `cache` (the trail writer's) instead of serialising them again.
+    pub fn write_fields_cached(
+        &self,
+        o: &mut Object<'_>,
+        ctx: &RecordContext<'_>,
+        cache: Option<&mut FieldCache>,
+    ) {
         o.str("eventVersion", EVENT_VERSION)
             .time("eventTime", self.time())
             .str("eventSource", self.source())
@@ -415,38 +548,10 @@ impl Event {
                         .str("endReason", &e.reason);
                 });
             }
-            Event::Statement(s) => {
-                session_event(o, &s.session, "Data");
-                if let Some(c) = &s.error_code {
-                    o.str("errorCode", c);
-                }
-                o.str("requestID", &s.session.session_id)
-                    .str("eventID", ctx.event_id)
-                    .bool("readOnly", false);
-                db_resource(o, Some(&s.session.resource_arn));
-                o.object("database", |d| {
-                    session_fields(d, &s.session);
-                    d.str("statement", &s.statement.text);
-                    d.hex("fingerprint", &s.statement.fingerprint.to_be_bytes());
-                    if s.statement.truncated {
-                        d.bool("truncated", true);
-                    }
-                    d.str(
-                        "protocol",
-                        match s.protocol {
-                            Protocol::Simple => "simple",
-                            Protocol::Extended => "extended",
-                        },
-                    )
-                    .num("durationUs", s.duration.as_micros() as u64);
-                    if let Some(t) = &s.command_tag {
-                        d.str("commandTag", t);
-                    }
-                    if let Some(r) = s.rows {
-                        d.num("rows", r);
-                    }
-                });
-            }
+            Event::Statement(s) => match cache {
+                Some(cache) => statement(o, s, ctx, cache.get(&s.session)),
+                None => statement(o, s, ctx, &SessionFields::of(&s.session)),
+            },
             Event::Credential(c) => {
                 o.str("eventType", "AwsServiceEvent")
                     .str("eventCategory", "Management")

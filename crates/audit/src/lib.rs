@@ -12,7 +12,10 @@ mod json;
 pub mod trail;
 
 pub use event::*;
-pub use json::{EVENT_VERSION, Object, RecordContext, json_string, rfc3339, write_finding};
+pub use json::{
+    EVENT_VERSION, FieldCache, Object, RecordContext, SessionFields, json_string, rfc3339,
+    write_finding,
+};
 
 /// Where events go. `record` is called on the relays' tasks, so it must
 /// not block: queue and return.

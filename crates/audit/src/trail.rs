@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::event::Event;
-use crate::json::{Object, RecordContext, rfc3339};
+use crate::json::{FieldCache, Object, RecordContext, rfc3339};
 
 pub type Hash = [u8; 32];
 
@@ -115,6 +115,18 @@ impl Chain {
         account: &str,
         out: &mut String,
     ) -> Sealed {
+        self.append_cached(event, region, account, &mut FieldCache::default(), out)
+    }
+
+    /// [`Chain::append`], with statements' session fields from `cache`.
+    pub fn append_cached(
+        &mut self,
+        event: &Event,
+        region: &str,
+        account: &str,
+        cache: &mut FieldCache,
+        out: &mut String,
+    ) -> Sealed {
         let start = out.len();
         let sequence = self.last_sequence + 1;
         let id = event_id(self.trail_id, sequence);
@@ -122,13 +134,14 @@ impl Chain {
             let mut o = Object::new(out);
             o.num("sequence", sequence)
                 .hex("previousHash", &self.last_hash);
-            event.write_fields(
+            event.write_fields_cached(
                 &mut o,
                 &RecordContext {
                     region,
                     account,
                     event_id: &id,
                 },
+                Some(cache),
             );
             o.end();
         }

@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use latchkey_audit::trail::{Chain, DigestSpec, SegmentRef, SigningKey, TrailError};
-use latchkey_audit::{AuditSink, Event};
+use latchkey_audit::{AuditSink, Event, FieldCache};
 use latchkey_metrics::{Counter, Histogram};
 
 pub use files::{TrailFiles, list_digests, list_segments, segment_first, segment_name};
@@ -342,6 +342,7 @@ impl Trail {
             },
             pending: Vec::new(),
             buf: String::with_capacity(1 << 20),
+            fields: FieldCache::default(),
             post: post_tx,
             config,
         };
@@ -514,6 +515,8 @@ struct Writer {
     /// A batch that failed to write, retried first.
     pending: Vec<Event>,
     buf: String,
+    /// Statements' session fields, serialised once per session.
+    fields: FieldCache,
     post: SyncSender<Durable>,
 }
 
@@ -610,9 +613,13 @@ impl Writer {
         let mut result = Ok(());
         for e in events {
             let start = self.buf.len() as u64;
-            let sealed =
-                self.chain
-                    .append(e, &self.config.region, &self.config.account, &mut self.buf);
+            let sealed = self.chain.append_cached(
+                e,
+                &self.config.region,
+                &self.config.account,
+                &mut self.fields,
+                &mut self.buf,
+            );
             let at = seg.len + flushed;
             spans.add(
                 SpanKey::of(e),
