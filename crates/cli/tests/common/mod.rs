@@ -619,17 +619,33 @@ impl MariaDb {
         );
         let dir = root.join("mariadb");
         std::fs::create_dir_all(&dir).unwrap();
-        let status = Command::new(INSTALL_DB)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", dir.join("data").display()))
-            .arg("--user=root")
-            .arg("--auth-root-authentication-method=normal")
-            .arg("--skip-test-db")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "mariadb-install-db failed");
+        // Bootstrapping has failed once in CI with four servers starting
+        // at once; a second try on a fresh directory tells a transient
+        // failure from a real one, and the log says which it was.
+        let mut failures = Vec::new();
+        for _ in 0..2 {
+            let data = dir.join("data");
+            let _ = std::fs::remove_dir_all(&data);
+            let out = Command::new(INSTALL_DB)
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", data.display()))
+                .arg("--user=root")
+                .arg("--auth-root-authentication-method=normal")
+                .arg("--skip-test-db")
+                .output()
+                .unwrap();
+            if out.status.success() {
+                break;
+            }
+            let log = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            eprintln!("mariadb-install-db failed ({}):\n{log}", out.status);
+            failures.push(log);
+        }
+        assert!(failures.len() < 2, "mariadb-install-db failed twice");
         let mut db = MariaDb {
             child: None,
             dir,
@@ -666,7 +682,11 @@ impl MariaDb {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
-            assert!(Instant::now() < deadline, "mariadbd did not start");
+            assert!(
+                Instant::now() < deadline,
+                "mariadbd did not start:\n{}",
+                std::fs::read_to_string(self.dir.join("err.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
