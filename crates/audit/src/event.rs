@@ -109,7 +109,7 @@ pub struct StatementEvent {
     pub time: SystemTime,
     pub duration: Duration,
     /// `SELECT 1`, `INSERT 0 5`... as the server reported it.
-    pub command_tag: Option<String>,
+    pub command_tag: Option<Arc<str>>,
     pub rows: Option<u64>,
     /// SQLSTATE when the statement failed.
     pub error_code: Option<String>,

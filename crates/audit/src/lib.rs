@@ -9,6 +9,7 @@
 
 mod event;
 mod json;
+mod statements;
 pub mod trail;
 
 pub use event::*;
@@ -16,6 +17,7 @@ pub use json::{
     EVENT_VERSION, FieldCache, Object, RecordContext, SessionFields, json_string, rfc3339,
     write_finding,
 };
+pub use statements::StatementCache;
 
 /// Where events go. `record` is called on the relays' tasks, so it must
 /// not block: queue and return.

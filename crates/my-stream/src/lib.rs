@@ -22,7 +22,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use latchkey_audit::{AuditSink, Event, Protocol, SessionInfo, Statement, StatementEvent};
+use latchkey_audit::{
+    AuditSink, Event, Protocol, SessionInfo, Statement, StatementCache, StatementEvent,
+};
 use latchkey_mywire::{
     CLIENT_MULTI_STATEMENTS, COM_CHANGE_USER, COM_PROCESS_KILL, COM_QUERY, COM_QUIT,
     COM_RESET_CONNECTION, COM_SLEEP, COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE,
@@ -30,7 +32,7 @@ use latchkey_mywire::{
     Progress, ResponseTracker, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS, command_name,
     parse_command, utf8_prefix,
 };
-use latchkey_sqlnorm::{Dialect, leading_keyword_for, normalize};
+use latchkey_sqlnorm::{Dialect, leading_keyword_for};
 
 #[cfg(test)]
 mod tests;
@@ -547,6 +549,8 @@ pub struct Tracker {
     /// The statement prepared last (what MariaDB's id `0xFFFFFFFF` means).
     last_prepared: Option<u32>,
     audit: Option<Audit>,
+    /// Present when statements are audited.
+    normalised: Option<StatementCache>,
     /// Statements run: the events the audit logs (or would, when off).
     pub statement_count: u64,
 }
@@ -565,6 +569,9 @@ impl Tracker {
             unsolicited: false,
             prepared: HashMap::new(),
             last_prepared: None,
+            normalised: audit
+                .as_ref()
+                .map(|a| StatementCache::new(Dialect::MySql, a.keep_literals)),
             audit,
             statement_count: 0,
         }
@@ -619,34 +626,19 @@ impl Tracker {
         }
     }
 
-    fn sql(&self, text: &str, complete: bool) -> Sql {
-        let statement = self.audit.as_ref().map(|a| {
-            let n = normalize(text, Dialect::MySql);
-            Arc::new(Statement {
-                text: if a.keep_literals {
-                    text.to_owned()
-                } else {
-                    n.text
-                },
-                fingerprint: n.fingerprint,
-                truncated: n.truncated || !complete,
-            })
-        });
+    fn sql(&mut self, text: &str, complete: bool) -> Sql {
         Sql {
-            statement,
+            statement: self
+                .normalised
+                .as_mut()
+                .map(|n| n.statement(text, complete)),
             keyword: leading_keyword_for(text, Dialect::MySql).map(Arc::from),
         }
     }
 
     fn unknown(&self) -> Sql {
         Sql {
-            statement: self.audit.as_ref().map(|_| {
-                Arc::new(Statement {
-                    text: "(statement not known to the gateway)".into(),
-                    fingerprint: 0,
-                    truncated: true,
-                })
-            }),
+            statement: self.normalised.as_ref().map(StatementCache::unknown),
             keyword: None,
         }
     }
@@ -888,11 +880,17 @@ impl Tracker {
         result: Result<u64, ErrInfo>,
     ) {
         self.statement_count += 1;
-        let (Some(audit), Some(statement)) = (&self.audit, sql.statement) else {
+        let (Some(audit), Some(normalised), Some(statement)) =
+            (&self.audit, &mut self.normalised, sql.statement)
+        else {
             return;
         };
         let (rows, command_tag, error_code) = match result {
-            Ok(rows) => (Some(rows), sql.keyword.map(|k| format!("{k} {rows}")), None),
+            Ok(rows) => (
+                Some(rows),
+                sql.keyword.map(|k| normalised.tag_with_rows(&k, rows)),
+                None,
+            ),
             Err(e) => (
                 None,
                 None,

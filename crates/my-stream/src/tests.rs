@@ -93,7 +93,7 @@ fn statements(sink: &Collect) -> Vec<Row> {
         .map(|s| {
             (
                 s.statement.text.clone(),
-                s.command_tag,
+                s.command_tag.as_deref().map(str::to_owned),
                 s.rows,
                 s.error_code,
             )

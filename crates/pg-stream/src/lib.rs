@@ -13,9 +13,11 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use latchkey_audit::{
-    AuditSink, Event, Protocol, SessionInfo, Statement, StatementEvent, rows_from_tag,
+    AuditSink, Event, Protocol, SessionInfo, Statement, StatementCache, StatementEvent,
+    rows_from_tag,
 };
 use latchkey_pgwire as wire;
+use latchkey_sqlnorm::Dialect;
 
 /// Each direction's buffer. Grown (to [`INSPECT_PREFIX`] and a header)
 /// only while a long statement is being looked at.
@@ -243,7 +245,7 @@ enum Pending {
         /// `None` when statements are not audited.
         statement: Option<Arc<Statement>>,
         started: Instant,
-        tag: Option<String>,
+        tag: Option<Arc<str>>,
         error: Option<String>,
     },
     Execute {
@@ -282,6 +284,8 @@ pub struct Tracker {
     statements: HashMap<String, Arc<Statement>>,
     portals: HashMap<String, Arc<Statement>>,
     audit: Option<Audit>,
+    /// Present when statements are audited.
+    normalised: Option<StatementCache>,
     /// Parameters the server reported during the session.
     pub parameter_changes: Vec<(String, String)>,
     pub statement_count: u64,
@@ -289,7 +293,11 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(audit: Option<Audit>) -> Self {
+        let normalised = audit
+            .as_ref()
+            .map(|a| StatementCache::new(Dialect::Postgres, a.keep_literals));
         Self {
+            normalised,
             outstanding: 0,
             unsynced: false,
             transaction: b'I',
@@ -337,34 +345,18 @@ impl Tracker {
         }
     }
 
-    fn statement(&self, sql: &str, complete: bool) -> Arc<Statement> {
-        let n = latchkey_sqlnorm::normalize(sql, latchkey_sqlnorm::Dialect::Postgres);
-        let keep = self.audit.as_ref().is_some_and(|a| a.keep_literals);
-        Arc::new(Statement {
-            text: if keep { sql.to_owned() } else { n.text },
-            fingerprint: n.fingerprint,
-            truncated: n.truncated || !complete,
-        })
-    }
-
-    fn unknown() -> Arc<Statement> {
-        Arc::new(Statement {
-            text: "(statement not known to the gateway)".into(),
-            fingerprint: 0,
-            truncated: true,
-        })
-    }
-
     fn message(&mut self, direction: Direction, tag: u8, body: &[u8], complete: bool) -> Verdict {
-        let auditing = self.audit.is_some();
         match (direction, tag) {
             (Direction::ToUpstream, b'X') => return Verdict::Terminate,
             (Direction::ToUpstream, b'Q') => {
                 self.outstanding += 1;
-                let statement = auditing.then(|| match wire::leading_str_prefix(body) {
-                    Ok(sql) => self.statement(sql, complete),
-                    Err(_) => Self::unknown(),
-                });
+                let statement =
+                    self.normalised
+                        .as_mut()
+                        .map(|n| match wire::leading_str_prefix(body) {
+                            Ok(sql) => n.statement(sql, complete),
+                            Err(_) => n.unknown(),
+                        });
                 self.pending.push_back(Pending::Query {
                     statement,
                     started: Instant::now(),
@@ -379,8 +371,10 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'P') => {
                 self.unsynced = true;
-                if auditing && let Ok((name, sql)) = wire::parse_parse(body) {
-                    let statement = self.statement(sql, complete);
+                if let Some(normalised) = self.normalised.as_mut()
+                    && let Ok((name, sql)) = wire::parse_parse(body)
+                {
+                    let statement = normalised.statement(sql, complete);
                     self.pending.push_back(Pending::Parse {
                         statement: statement.clone(),
                         started: Instant::now(),
@@ -392,12 +386,14 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'B') => {
                 self.unsynced = true;
-                if auditing && let Ok((portal, name)) = wire::parse_bind(body) {
+                if let Some(normalised) = &self.normalised
+                    && let Ok((portal, name)) = wire::parse_bind(body)
+                {
                     let statement = self
                         .statements
                         .get(name)
                         .cloned()
-                        .unwrap_or_else(Self::unknown);
+                        .unwrap_or_else(|| normalised.unknown());
                     if self.portals.len() < MAX_NAMES || self.portals.contains_key(portal) {
                         self.portals.insert(portal.to_owned(), statement);
                     }
@@ -405,11 +401,11 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'E') => {
                 self.unsynced = true;
-                let statement = auditing.then(|| {
+                let statement = self.normalised.as_ref().map(|normalised| {
                     wire::leading_str(body)
                         .ok()
                         .and_then(|portal| self.portals.get(portal).cloned())
-                        .unwrap_or_else(Self::unknown)
+                        .unwrap_or_else(|| normalised.unknown())
                 });
                 self.pending.push_back(Pending::Execute {
                     statement,
@@ -426,10 +422,11 @@ impl Tracker {
                 }
             }
             (Direction::ToClient, b'C' | b'I' | b's') => {
-                let tag_text = if tag == b'C' && auditing {
-                    wire::leading_str(body).ok().map(str::to_owned)
-                } else {
-                    None
+                let tag_text = match &mut self.normalised {
+                    Some(normalised) if tag == b'C' => {
+                        wire::leading_str(body).ok().map(|t| normalised.tag(t))
+                    }
+                    _ => None,
                 };
                 match self.pending.front_mut() {
                     Some(Pending::Query { tag: t, .. }) if tag_text.is_some() => {
@@ -518,7 +515,7 @@ impl Tracker {
         statement: Option<Arc<Statement>>,
         protocol: Protocol,
         started: Instant,
-        command_tag: Option<String>,
+        command_tag: Option<Arc<str>>,
         error_code: Option<String>,
     ) {
         self.statement_count += 1;
@@ -629,7 +626,7 @@ mod tests {
             .filter_map(|e| match e {
                 Event::Statement(s) => Some((
                     s.statement.text.clone(),
-                    s.command_tag.clone(),
+                    s.command_tag.as_deref().map(str::to_owned),
                     s.error_code.clone(),
                 )),
                 _ => None,

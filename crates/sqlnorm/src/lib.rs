@@ -138,8 +138,33 @@ impl Out {
 pub fn normalize(sql: &str, dialect: Dialect) -> Normalized {
     // Every token's output is no longer than its input, so this is the only
     // allocation.
+    let mut text = String::with_capacity(sql.len());
+    let Shape {
+        fingerprint,
+        truncated,
+    } = normalize_into(sql, dialect, &mut text);
+    Normalized {
+        text,
+        fingerprint,
+        truncated,
+    }
+}
+
+/// [`Normalized`] without its text, which [`normalize_into`] leaves in the
+/// caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub fingerprint: u64,
+    pub truncated: bool,
+}
+
+/// [`normalize`] into a buffer the caller reuses (it is cleared first), so
+/// that a statement already seen costs no allocation.
+pub fn normalize_into(sql: &str, dialect: Dialect, text: &mut String) -> Shape {
+    text.clear();
+    text.reserve(sql.len());
     let mut out = Out {
-        text: String::with_capacity(sql.len()),
+        text: std::mem::take(text),
         mysql: dialect == Dialect::MySql,
         hash: FNV_OFFSET,
         pending_space: false,
@@ -177,8 +202,8 @@ pub fn normalize(sql: &str, dialect: Dialect) -> Normalized {
         out.text.truncate(len);
         out.hash = hash;
     }
-    Normalized {
-        text: out.text,
+    *text = out.text;
+    Shape {
         fingerprint: out.hash,
         truncated,
     }

@@ -1,7 +1,9 @@
 //! Properties: normalize never panics, never grows its input, and never
 //! lets any part of a literal through.
 
-use latchkey_sqlnorm::{Dialect, leading_keyword, leading_keyword_for, normalize};
+use latchkey_sqlnorm::{
+    Dialect, Shape, leading_keyword, leading_keyword_for, normalize, normalize_into,
+};
 use proptest::prelude::*;
 
 const DIALECTS: [Dialect; 2] = [Dialect::Postgres, Dialect::MySql];
@@ -14,8 +16,19 @@ const SECRET: &str = "[ -~éß€😀\n\t]{4,40}";
 const SQLISH: &str = "[-'\"`$/*#!\\\\eEuUxXbBnN_&01.9aZ;() \n\r\té]{0,80}";
 
 fn check_invariants(sql: &str) {
+    // A reused buffer holding another statement's text.
+    let mut reused = String::from("SELECT leftover FROM an_earlier_statement");
     for dialect in DIALECTS {
         let n = normalize(sql, dialect);
+        let shape = normalize_into(sql, dialect, &mut reused);
+        assert_eq!(reused, n.text, "{dialect:?} {sql:?}");
+        assert_eq!(
+            shape,
+            Shape {
+                fingerprint: n.fingerprint,
+                truncated: n.truncated
+            }
+        );
         assert!(
             n.text.len() <= sql.len(),
             "{dialect:?} {sql:?} grew to {:?}",

@@ -560,7 +560,10 @@ impl Writer {
         {
             let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
             if events.is_empty() {
-                std::mem::swap(&mut events, &mut *q);
+                // Room for as many as came this time, so that the sessions
+                // queueing the next batch do not grow (and copy) it.
+                let room = Vec::with_capacity(q.len());
+                events = std::mem::replace(&mut *q, room);
             } else {
                 events.append(&mut q);
             }

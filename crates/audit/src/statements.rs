@@ -1,0 +1,182 @@
+//! A session's statements, normalised and shared rather than allocated per
+//! execution.
+
+use std::sync::Arc;
+
+use latchkey_sqlnorm::{Dialect, normalize_into};
+
+use crate::Statement;
+
+/// Statements and command tags a session produced last. Applications run
+/// a handful of statement shapes over and over (`SELECT ... WHERE id = ?`)
+/// and get the same few tags back (`SELECT 1`), so auditing a statement
+/// usually allocates nothing: the normalised text goes into a buffer that
+/// is reused, and a statement seen recently is shared by reference count.
+pub struct StatementCache {
+    dialect: Dialect,
+    /// Record statements as sent, literals and all.
+    keep_literals: bool,
+    statements: Recent<Arc<Statement>>,
+    tags: Recent<Arc<str>>,
+    unknown: Arc<Statement>,
+    /// The last statement's normalised text.
+    scratch: String,
+}
+
+impl StatementCache {
+    pub fn new(dialect: Dialect, keep_literals: bool) -> Self {
+        Self {
+            dialect,
+            keep_literals,
+            statements: Recent::default(),
+            tags: Recent::default(),
+            unknown: Arc::new(Statement {
+                text: "(statement not known to the gateway)".into(),
+                fingerprint: 0,
+                truncated: true,
+            }),
+            scratch: String::new(),
+        }
+    }
+
+    /// `sql` as the audit records it: normalised with its literals
+    /// redacted unless they are kept. `complete` is false when `sql` is
+    /// only the start of a longer statement.
+    pub fn statement(&mut self, sql: &str, complete: bool) -> Arc<Statement> {
+        let shape = normalize_into(sql, self.dialect, &mut self.scratch);
+        let text = if self.keep_literals {
+            sql
+        } else {
+            self.scratch.as_str()
+        };
+        let truncated = shape.truncated || !complete;
+        self.statements.find_or_add(
+            |s| s.fingerprint == shape.fingerprint && s.truncated == truncated && s.text == text,
+            || Statement {
+                text: text.to_owned(),
+                fingerprint: shape.fingerprint,
+                truncated,
+            },
+        )
+    }
+
+    /// A statement the gateway did not see (an `Execute` of a portal it
+    /// never saw bound, a query it could not decode).
+    pub fn unknown(&self) -> Arc<Statement> {
+        self.unknown.clone()
+    }
+
+    /// A command tag (`SELECT 1`, `INSERT 0 5`).
+    pub fn tag(&mut self, tag: &str) -> Arc<str> {
+        self.tags.find_or_add(|t| &**t == tag, || tag)
+    }
+
+    /// The command tag `VERB ROWS` (`SELECT 5`), for servers that report
+    /// the row count alone (MySQL).
+    pub fn tag_with_rows(&mut self, verb: &str, rows: u64) -> Arc<str> {
+        let mut tag = std::mem::take(&mut self.scratch);
+        tag.clear();
+        tag.push_str(verb);
+        tag.push(' ');
+        tag.push_str(itoa::Buffer::new().format(rows));
+        let shared = self.tag(&tag);
+        self.scratch = tag;
+        shared
+    }
+}
+
+/// A few values, the least recently added replaced first.
+struct Recent<T> {
+    slots: [Option<T>; RECENT],
+    next: usize,
+}
+
+/// Enough for an application's working set of statement shapes within
+/// one session, few enough that a miss costs little to find out.
+const RECENT: usize = 8;
+
+impl<T> Default for Recent<T> {
+    fn default() -> Self {
+        Self {
+            slots: std::array::from_fn(|_| None),
+            next: 0,
+        }
+    }
+}
+
+impl<T: Clone> Recent<T> {
+    fn find_or_add<V: Into<T>>(
+        &mut self,
+        matches: impl Fn(&T) -> bool,
+        make: impl FnOnce() -> V,
+    ) -> T {
+        if let Some(hit) = self.slots.iter().flatten().find(|v| matches(v)) {
+            return hit.clone();
+        }
+        let value: T = make().into();
+        self.slots[self.next] = Some(value.clone());
+        self.next = (self.next + 1) % RECENT;
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_statements_are_shared() {
+        let mut cache = StatementCache::new(Dialect::Postgres, false);
+        let a = cache.statement("SELECT abalance FROM t WHERE aid = 1;", true);
+        let b = cache.statement("select abalance from t where aid = 2", true);
+        let c = cache.statement("SELECT abalance FROM t WHERE aid = 3", true);
+        assert_eq!(a.text, "SELECT abalance FROM t WHERE aid = ?");
+        // Same fingerprint, other text: recorded as written.
+        assert_eq!(b.text, "select abalance from t where aid = ?");
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(&a, &c));
+        // Cut short: another statement, marked so.
+        let d = cache.statement("SELECT abalance FROM t WHERE aid = 4", false);
+        assert!(d.truncated && !Arc::ptr_eq(&a, &d));
+    }
+
+    #[test]
+    fn literals_kept_only_when_asked() {
+        let mut redacting = StatementCache::new(Dialect::MySql, false);
+        let mut keeping = StatementCache::new(Dialect::MySql, true);
+        let sql = "UPDATE users SET password_hash = 'secret' WHERE id = 7";
+        assert_eq!(
+            redacting.statement(sql, true).text,
+            "UPDATE users SET password_hash = ? WHERE id = ?"
+        );
+        let kept = keeping.statement(sql, true);
+        assert_eq!(kept.text, sql);
+        assert_eq!(kept.fingerprint, redacting.statement(sql, true).fingerprint);
+        let other = keeping.statement("UPDATE users SET password_hash = 'x' WHERE id = 8", true);
+        assert_eq!(other.fingerprint, kept.fingerprint);
+        assert!(!Arc::ptr_eq(&kept, &other));
+    }
+
+    #[test]
+    fn the_oldest_entry_makes_room() {
+        let mut cache = StatementCache::new(Dialect::Postgres, false);
+        let first = cache.statement("SELECT * FROM t0", true);
+        for i in 1..RECENT {
+            cache.statement(&format!("SELECT * FROM t{i}"), true);
+        }
+        assert!(Arc::ptr_eq(
+            &first,
+            &cache.statement("SELECT * FROM t0", true)
+        ));
+        cache.statement("SELECT * FROM another", true);
+        assert!(!Arc::ptr_eq(
+            &first,
+            &cache.statement("SELECT * FROM t0", true)
+        ));
+        let tag = cache.tag("SELECT 1");
+        assert!(Arc::ptr_eq(&tag, &cache.tag("SELECT 1")));
+        assert!(Arc::ptr_eq(&tag, &cache.tag_with_rows("SELECT", 1)));
+        assert_eq!(&*cache.tag("INSERT 0 5"), "INSERT 0 5");
+    }
+}
