@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # PostgreSQL gateway benchmark, one run on this machine:
-#   bench/pg.sh [SECONDS]
+#   bench/pg.sh [SECONDS]        (ROUNDS=3 by default)
 # Compares direct PostgreSQL, PgBouncer (session mode, client TLS) and
 # Latchkey (TLS, token verification, policy, statement audit on and off) with
 #   (a) pgbench -S, 8 clients, 2 threads: TPS
@@ -15,6 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
+# (a) runs every target once per round, interleaved, so that the machine's
+# drift (±20% from one minute to the next here) hits them alike.
+rounds=${ROUNDS:-3}
 clients=8
 threads=2
 
@@ -122,12 +125,56 @@ direct="host=127.0.0.1 port=$pg_port user=app dbname=bench sslmode=disable"
 bouncer="host=localhost port=$pgb_port user=app dbname=bench sslmode=require"
 gateway() { echo "host=localhost port=$1 user=app dbname=bench sslmode=verify-full sslrootcert=$data/ca.pem"; }
 
-echo "== (a) pgbench -S, $clients clients, $threads threads, ${seconds}s"
-a_direct=$(run direct "$direct" app-secret); echo "   direct $a_direct"
-a_bouncer=$(run pgbouncer "$bouncer" app-secret); echo "   pgbouncer $a_bouncer"
-a_latchkey=$(run latchkey "$(gateway "$port_audit")" "$token_audit"); echo "   latchkey (statement audit on) $a_latchkey"
-a_noaudit=$(run latchkey "$(gateway "$port_noaudit")" "$token_noaudit"); echo "   latchkey (statement audit off) $a_noaudit"
-a_relay=$(run relay "host=127.0.0.1 port=$relay_port user=app dbname=bench sslmode=disable" app-secret); echo "   haproxy (mode tcp, no TLS) $a_relay"
+echo "== (a) pgbench -S, $clients clients, $threads threads, ${seconds}s, $rounds interleaved rounds"
+runs_direct=""; runs_bouncer=""; runs_latchkey=""; runs_noaudit=""; runs_relay=""
+# Where each transaction's CPU goes, summed over the rounds: pgbench,
+# PostgreSQL (every backend, and those reaped by the postmaster), the
+# proxy's process, the kernel's softirq work (TCP on loopback), and how
+# much of the machine stayed idle.
+postmaster=$(head -1 "$work/pg/postmaster.pid")
+pgbouncer_pid=$(pgrep -f "^pgbouncer $work/pgbouncer.ini" | head -1 || true)
+declare -A cpu
+ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+postgres_ticks() { echo $(( $(ticks $(pgrep -x postgres)) + $(awk '{print $16 + $17}' "/proc/$postmaster/stat") )); }
+measured() { # target, then run's arguments; the proxy's pid in $proxy; sets t (TPS)
+    local target=$1 c0 c1 pg0 pg1 px0 px1 out; shift
+    read -r -a c0 < /proc/stat; pg0=$(postgres_ticks); px0=$(ticks $proxy)
+    out=$(TIMEFORMAT='%U %S'; { time run "$@"; } 2>&1)
+    read -r -a c1 < /proc/stat; pg1=$(postgres_ticks); px1=$(ticks $proxy)
+    t=$(echo "$out" | head -1)
+    # transactions, pgbench seconds, then ticks: postgres, proxy, softirq, idle, all
+    cpu[$target]+="$(python3 -c "print(round($t * $seconds))") $(echo "$out" | tail -1 | awk '{print $1 + $2}') $((pg1 - pg0)) $((px1 - px0)) $((c1[7] - c0[7])) $((c1[4] - c0[4])) $(( (c1[1]+c1[2]+c1[3]+c1[4]+c1[5]+c1[6]+c1[7]+c1[8]) - (c0[1]+c0[2]+c0[3]+c0[4]+c0[5]+c0[6]+c0[7]+c0[8]) ));"
+}
+for round in $(seq "$rounds"); do
+    proxy=""
+    measured direct direct "$direct" app-secret; runs_direct+="$t "; echo "   round $round direct $t"
+    proxy=$pgbouncer_pid
+    measured pgbouncer pgbouncer "$bouncer" app-secret; runs_bouncer+="$t "; echo "   round $round pgbouncer $t"
+    proxy=$pid_audit
+    measured latchkey latchkey "$(gateway "$port_audit")" "$token_audit"; runs_latchkey+="$t "; echo "   round $round latchkey (statement audit on) $t"
+    proxy=$pid_noaudit
+    measured noaudit latchkey "$(gateway "$port_noaudit")" "$token_noaudit"; runs_noaudit+="$t "; echo "   round $round latchkey (statement audit off) $t"
+    proxy=$relay_pid
+    measured relay relay "host=127.0.0.1 port=$relay_port user=app dbname=bench sslmode=disable" app-secret; runs_relay+="$t "; echo "   round $round haproxy (mode tcp, no TLS) $t"
+done
+cpu_table() {
+    python3 - "$(getconf CLK_TCK)" "${cpu[direct]}" "${cpu[pgbouncer]}" "${cpu[latchkey]}" "${cpu[noaudit]}" "${cpu[relay]}" <<'PY'
+import sys
+hz = float(sys.argv[1])
+names = ["direct", "pgbouncer", "latchkey", "latchkey, audit off", "bare relay"]
+print("             CPU per transaction, us (all rounds): pgbench  postgres  proxy  softirq  all | machine idle")
+for name, runs in zip(names, sys.argv[2:]):
+    rows = [list(map(float, r.split())) for r in runs.split(";") if r.strip()]
+    tx, pgbench, pg, proxy, soft, idle, total = (sum(col) for col in zip(*rows))
+    us = lambda ticks: ticks / hz / tx * 1e6
+    print(f"             {name:20} {pgbench / tx * 1e6:7.1f} {us(pg):9.1f} {us(proxy):6.1f} {us(soft):8.1f} {us(total - idle):5.1f} | {100 * idle / total:4.1f}%")
+PY
+}
+median() { python3 -c 'import statistics, sys; print(f"{statistics.median(map(float, sys.argv[1:])):.0f}")' $1; }
+a_direct=$(median "$runs_direct"); a_bouncer=$(median "$runs_bouncer"); a_latchkey=$(median "$runs_latchkey")
+a_noaudit=$(median "$runs_noaudit"); a_relay=$(median "$runs_relay")
+# spread A B: the lowest and highest of the rounds' own ratios A/B.
+spread() { python3 -c 'import sys; a, b = (list(map(float, x.split())) for x in sys.argv[1:]); r = [x / y for x, y in zip(a, b)]; print(f"{min(r):.2f}-{max(r):.2f}")' "$1" "$2"; }
 # Both proxies on the database's machine, talking to it over its Unix socket.
 echo "== (a, Unix-socket upstreams) the same, both proxies reaching PostgreSQL through its socket"
 u_bouncer=$(run pgbouncer "host=localhost port=$pgb_port user=app dbname=bench_unix sslmode=require" app-secret); echo "   pgbouncer $u_bouncer"
@@ -160,11 +207,12 @@ per_conn=$(( (after - before) / 200 ))
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 cat <<EOF
 
-results ($(date -u +%Y-%m-%d), ${seconds}s runs)
+results ($(date -u +%Y-%m-%d), ${seconds}s runs; (a) medians of $rounds rounds, [each round's own ratio, lowest-highest])
 (a) TPS      direct $a_direct   pgbouncer $a_bouncer   latchkey $a_latchkey
-             latchkey/pgbouncer $(ratio "$a_latchkey" "$a_bouncer")   latchkey/direct $(ratio "$a_latchkey" "$a_direct")
-             statement audit off $a_noaudit: audit on/off $(ratio "$a_latchkey" "$a_noaudit")   latchkey/direct $(ratio "$a_noaudit" "$a_direct")   latchkey/pgbouncer $(ratio "$a_noaudit" "$a_bouncer")
-             bare relay (haproxy mode tcp, no TLS) $a_relay: relay/direct $(ratio "$a_relay" "$a_direct")
+             latchkey/pgbouncer $(ratio "$a_latchkey" "$a_bouncer") [$(spread "$runs_latchkey" "$runs_bouncer")]   latchkey/direct $(ratio "$a_latchkey" "$a_direct") [$(spread "$runs_latchkey" "$runs_direct")]
+             statement audit off $a_noaudit: audit on/off $(ratio "$a_latchkey" "$a_noaudit") [$(spread "$runs_latchkey" "$runs_noaudit")]   latchkey/direct $(ratio "$a_noaudit" "$a_direct") [$(spread "$runs_noaudit" "$runs_direct")]   latchkey/pgbouncer $(ratio "$a_noaudit" "$a_bouncer") [$(spread "$runs_noaudit" "$runs_bouncer")]
+             bare relay (haproxy mode tcp, no TLS) $a_relay: relay/direct $(ratio "$a_relay" "$a_direct") [$(spread "$runs_relay" "$runs_direct")]
+$(cpu_table)
 (a, unix)    pgbouncer $u_bouncer   latchkey $u_latchkey   latchkey/pgbouncer $(ratio "$u_latchkey" "$u_bouncer")   latchkey/direct $(ratio "$u_latchkey" "$a_direct")
 (b) conn/s   pgbouncer(TLS) $b_bouncer   latchkey(TLS+token+policy) $b_latchkey
              latchkey/pgbouncer $(ratio "$b_latchkey" "$b_bouncer")
