@@ -19,7 +19,7 @@ pub struct StatementCache {
     statements: Recent<Arc<Statement>>,
     tags: Recent<Arc<str>>,
     unknown: Arc<Statement>,
-    /// The last statement's normalised text.
+    /// Reused: each statement's normalised text, each tag being formatted.
     scratch: String,
 }
 

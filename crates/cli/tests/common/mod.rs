@@ -619,9 +619,10 @@ impl MariaDb {
         );
         let dir = root.join("mariadb");
         std::fs::create_dir_all(&dir).unwrap();
-        // Bootstrapping has failed once in CI with four servers starting
-        // at once; a second try on a fresh directory tells a transient
-        // failure from a real one, and the log says which it was.
+        // Bootstrapping failed once in CI, with four servers starting at
+        // once and its output thrown away. A second try on a fresh
+        // directory rides out a transient failure, and the output of a
+        // failed one is printed so the next failure says why.
         let mut failures = Vec::new();
         for _ in 0..2 {
             let data = dir.join("data");
