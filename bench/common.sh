@@ -26,6 +26,10 @@ CFG
     wait_port "$2"
 }
 
+# ticks PID...: the CPU (user + system, in clock ticks) the processes have
+# used; those gone are skipped.
+ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+
 # storm ENGINE PORT PASSWORD [connect-storm flags...]: new TLS connections
 # per second from connect-storm (crates/loadgen), a rustls client whose own
 # cost per connection is small. Sets storm_rate, and storm_detail: failures
@@ -33,10 +37,10 @@ CFG
 storm() {
     local engine=$1 port=$2 pw=$3; shift 3
     local t0 t1 out
-    t0=$(awk '{print $14 + $15}' "/proc/$storm_pid/stat")
+    t0=$(ticks "$storm_pid")
     out=$(LATCHKEY_STORM_PASSWORD=$pw "$storm_bin" --engine "$engine" --port "$port" --ca "$data/ca.pem" \
         --user app --clients 8 --duration "$seconds" --output json "$@")
-    t1=$(awk '{print $14 + $15}' "/proc/$storm_pid/stat")
+    t1=$(ticks "$storm_pid")
     storm_rate=$(python3 -c "import json,sys; print(round(json.loads(sys.argv[1])['connectionsPerSecond']))" "$out")
     storm_detail=$(python3 -c "import json,sys; r=json.loads(sys.argv[1]); cpu=($t1-$t0)/$(getconf CLK_TCK); \
 print(f\"{r['failed']} failed; latchkey cpu {cpu/r['seconds']*100:.0f}% (of $(nproc)00%), {cpu/max(r['connections'],1)*1e6:.0f} us per connection\")" "$out")

@@ -122,8 +122,6 @@ for name in audit noaudit connrate idle; do pw=token_$name; port=port_$name; che
 # shellcheck disable=SC2046
 check "$unixtoken_audit" $(gateway_unix "$port_audit")
 
-# CPU time (ticks) of a process, to see who used the 2 cores in a run.
-ticks() { if [ -n "$1" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
 # slap_seconds PASSWORD QUERIES [mysqlslap flags...]: wall seconds for all
 # queries; leaves the CPU split (client, the proxy $lk, mariadbd) in $work/cpu.
 slap_seconds() {

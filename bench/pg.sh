@@ -134,7 +134,6 @@ runs_direct=""; runs_bouncer=""; runs_latchkey=""; runs_noaudit=""; runs_relay="
 postmaster=$(head -1 "$work/pg/postmaster.pid")
 pgbouncer_pid=$(pgrep -f "^pgbouncer $work/pgbouncer.ini" | head -1 || true)
 declare -A cpu
-ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 postgres_ticks() { echo $(( $(ticks "$postmaster" $(pgrep -P "$postmaster")) + $(awk '{print $16 + $17}' "/proc/$postmaster/stat") )); }
 measured() { # target, then run's arguments; the proxy's pid in $proxy; sets t (TPS)
     local target=$1 c0 c1 pg0 pg1 px0 px1 out; shift

@@ -557,12 +557,13 @@ impl Writer {
     /// Seals, writes and syncs everything queued.
     fn write_batch(&mut self) -> Result<(), Error> {
         let mut events = std::mem::take(&mut self.pending);
+        // Room for about as many as are queued now, so that the sessions
+        // queueing the next batch do not grow (and copy) it; allocated
+        // before taking the lock they wait on.
+        let room = Vec::with_capacity(self.shared.depth.load(Ordering::Relaxed));
         {
             let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
             if events.is_empty() {
-                // Room for as many as came this time, so that the sessions
-                // queueing the next batch do not grow (and copy) it.
-                let room = Vec::with_capacity(q.len());
                 events = std::mem::replace(&mut *q, room);
             } else {
                 events.append(&mut q);
