@@ -4,7 +4,9 @@ use std::io::Read;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use latchkey_policy::{CompiledPolicy, Effect, PolicyKind, PolicySet, Request, parse};
+use latchkey_policy::{
+    CompiledPolicy, Effect, Finding, PolicyKind, PolicySet, Request, catalog, parse,
+};
 use serde_json::json;
 
 use crate::exit;
@@ -13,6 +15,10 @@ use crate::output::{OutputFormat, print_json};
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {
     /// Check policy documents; exit 1 with path-precise findings when any is invalid.
+    ///
+    /// Also warns about a condition key that none of a statement's actions
+    /// carries (the condition never sees a value); warnings change the exit
+    /// code only with --strict.
     Validate(ValidateArgs),
     /// Decide actions on resources under a set of policies, like `aws iam simulate-custom-policy`.
     ///
@@ -38,6 +44,9 @@ pub struct ValidateArgs {
     /// What kind of policy the files are.
     #[arg(long, value_enum, default_value = "identity")]
     kind: KindArg,
+    /// Exit 1 on warnings too.
+    #[arg(long)]
+    strict: bool,
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
 }
@@ -102,29 +111,49 @@ fn kind(k: KindArg) -> PolicyKind {
 
 fn run_validate(args: &ValidateArgs) -> Result<u8> {
     let mut all_valid = true;
+    let mut any_warning = false;
     let mut reports = Vec::new();
+    let as_json = |list: &[Finding]| -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|f| json!({"path": f.path, "message": f.message}))
+            .collect()
+    };
     for file in &args.files {
         let text = read_source(file)?;
-        let findings = parse(&text, kind(args.kind)).err().unwrap_or_default();
+        let (findings, warnings) = match parse(&text, kind(args.kind)) {
+            Ok(policy) => (Vec::new(), catalog::warnings_for_text(&text, &policy)),
+            Err(findings) => (findings, Vec::new()),
+        };
         all_valid &= findings.is_empty();
+        any_warning |= !warnings.is_empty();
         match args.output {
-            OutputFormat::Text if findings.is_empty() => println!("{file}: valid"),
             OutputFormat::Text => {
+                if findings.is_empty() {
+                    println!("{file}: valid");
+                }
                 for f in &findings {
                     println!("{file}: {f}");
+                }
+                for w in &warnings {
+                    println!("{file}: warning: {w}");
                 }
             }
             OutputFormat::Json => reports.push(json!({
                 "file": file,
                 "valid": findings.is_empty(),
-                "findings": findings.iter().map(|f| json!({"path": f.path, "message": f.message})).collect::<Vec<_>>(),
+                "findings": as_json(&findings),
+                "warnings": as_json(&warnings),
             })),
         }
     }
     if args.output == OutputFormat::Json {
         print_json(&json!({ "files": reports }))?;
     }
-    Ok(if all_valid { exit::OK } else { exit::FAILURE })
+    Ok(if all_valid && !(args.strict && any_warning) {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
 }
 
 fn load(label: &str, source: &str, k: PolicyKind) -> Result<CompiledPolicy> {

@@ -123,6 +123,51 @@ fn validate_reports_paths_and_exit_codes() {
     assert_eq!(code, 2);
 }
 
+/// A condition key that none of the statement's actions carries is a
+/// warning: printed, in the JSON report, and an exit code only with --strict.
+#[test]
+fn validate_warns_about_keys_the_action_never_carries() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("w.json");
+    std::fs::write(
+        &file,
+        r#"{"Version":"2012-10-17","Statement":[
+          {"Effect":"Deny","Action":["iam:AttachUserPolicy","iam:AttachRolePolicy"],"Resource":"*",
+           "Condition":{"ArnEquals":{"iam:PolicyARN":"arn:aws:iam::123456789012:policy/admin"}}},
+          {"Effect":"Deny","Action":"iam:CreateUser","Resource":"*",
+           "Condition":{"ArnEquals":{"iam:PolicyARN":"arn:aws:iam::123456789012:policy/admin"}}},
+          {"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringEquals":{"iam:PolicyARN":"x"}}}]}"#,
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (code, out) = latchkey(&["policy", "validate", path]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("{path}: valid\n")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{path}: warning: $.Statement[1].Condition.ArnEquals.iam:PolicyARN: condition key iam:PolicyARN is never in the request context of iam:CreateUser"
+        )),
+        "{out}"
+    );
+    assert_eq!(out.matches("warning:").count(), 1, "{out}");
+    let (code, out) = latchkey(&["policy", "validate", path, "--output", "json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["files"][0]["valid"], true);
+    assert_eq!(
+        v["files"][0]["warnings"][0]["path"],
+        "$.Statement[1].Condition.ArnEquals.iam:PolicyARN"
+    );
+    assert_eq!(v["files"][0]["warnings"].as_array().unwrap().len(), 1);
+    let (code, _) = latchkey(&["policy", "validate", "--strict", path]);
+    assert_eq!(code, 1);
+    // --strict on a policy without warnings still passes.
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, CONNECT).unwrap();
+    let (code, out) = latchkey(&["policy", "validate", "--strict", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+}
+
 /// `latchkey policy simulate` gives the documented answer for every case
 /// collected from the IAM User Guide (the policy crate's table).
 #[test]

@@ -8,7 +8,10 @@
 //! - [`PolicySet::decide`] combines identity, resource, boundary and session
 //!   policies as AWS does within one account; [`PolicySet::explain`] says
 //!   which statements decided and what nearly matched.
+//! - [`catalog`] knows the condition keys each implemented action carries,
+//!   for validation warnings.
 
+pub mod catalog;
 pub mod condition;
 mod document;
 mod eval;

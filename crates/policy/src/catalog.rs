@@ -1,0 +1,521 @@
+//! Which condition keys each action Latchkey implements carries, from AWS's
+//! Service Authorization Reference (plus Latchkey's own actions), and the
+//! warnings `latchkey policy validate` gives for a condition on a key that
+//! none of a statement's actions ever carries (such a condition never sees
+//! a value: an Allow never applies, a Deny never stops anything).
+//!
+//! Tag-key templates (`aws:RequestTag/${TagKey}`) match any tag key. Global
+//! keys ([`is_global`]) are valid on every action.
+
+use crate::document::{Finding, Policy};
+
+const RT: &str = "aws:ResourceTag/${TagKey}";
+const IRT: &str = "iam:ResourceTag/${TagKey}";
+const REQ: &str = "aws:RequestTag/${TagKey}";
+const TK: &str = "aws:TagKeys";
+const PARN: &str = "iam:PolicyARN";
+const PB: &str = "iam:PermissionsBoundary";
+
+/// (action, condition keys it carries beyond the global ones). Users and
+/// roles as resources carry `aws:ResourceTag/*` and `iam:ResourceTag/*`;
+/// managed policies and MFA devices `aws:ResourceTag/*`; groups none.
+static ACTIONS: &[(&str, &[&str])] = &[
+    // ---- IAM: users ----
+    ("iam:CreateUser", &[REQ, TK, PB, RT, IRT]),
+    ("iam:GetUser", &[RT, IRT]),
+    ("iam:UpdateUser", &[RT, IRT]),
+    ("iam:DeleteUser", &[RT, IRT]),
+    ("iam:ListUsers", &[]),
+    ("iam:TagUser", &[REQ, TK, RT, IRT]),
+    ("iam:UntagUser", &[TK, RT, IRT]),
+    ("iam:ListUserTags", &[RT, IRT]),
+    ("iam:ListGroupsForUser", &[RT, IRT]),
+    // ---- access keys ----
+    ("iam:CreateAccessKey", &[RT, IRT]),
+    ("iam:ListAccessKeys", &[RT, IRT]),
+    ("iam:UpdateAccessKey", &[RT, IRT]),
+    ("iam:DeleteAccessKey", &[RT, IRT]),
+    ("iam:GetAccessKeyLastUsed", &[RT, IRT]),
+    // ---- roles ----
+    ("iam:CreateRole", &[REQ, TK, PB, RT, IRT]),
+    ("iam:GetRole", &[RT, IRT]),
+    ("iam:UpdateRole", &[RT, IRT]),
+    ("iam:UpdateRoleDescription", &[RT, IRT]),
+    ("iam:DeleteRole", &[RT, IRT]),
+    ("iam:ListRoles", &[]),
+    ("iam:UpdateAssumeRolePolicy", &[RT, IRT]),
+    ("iam:TagRole", &[REQ, TK, RT, IRT]),
+    ("iam:UntagRole", &[TK, RT, IRT]),
+    ("iam:ListRoleTags", &[RT, IRT]),
+    (
+        "iam:PassRole",
+        &["iam:PassedToService", "iam:AssociatedResourceArn", RT, IRT],
+    ),
+    // ---- groups ----
+    ("iam:CreateGroup", &[]),
+    ("iam:GetGroup", &[]),
+    ("iam:UpdateGroup", &[]),
+    ("iam:DeleteGroup", &[]),
+    ("iam:ListGroups", &[]),
+    ("iam:AddUserToGroup", &[]),
+    ("iam:RemoveUserFromGroup", &[]),
+    // ---- inline policies ----
+    ("iam:PutUserPolicy", &[PB, RT, IRT]),
+    ("iam:GetUserPolicy", &[RT, IRT]),
+    ("iam:DeleteUserPolicy", &[PB, RT, IRT]),
+    ("iam:ListUserPolicies", &[RT, IRT]),
+    ("iam:PutRolePolicy", &[PB, RT, IRT]),
+    ("iam:GetRolePolicy", &[RT, IRT]),
+    ("iam:DeleteRolePolicy", &[PB, RT, IRT]),
+    ("iam:ListRolePolicies", &[RT, IRT]),
+    ("iam:PutGroupPolicy", &[]),
+    ("iam:GetGroupPolicy", &[]),
+    ("iam:DeleteGroupPolicy", &[]),
+    ("iam:ListGroupPolicies", &[]),
+    // ---- managed policies ----
+    ("iam:CreatePolicy", &[REQ, TK, RT]),
+    ("iam:GetPolicy", &[RT]),
+    ("iam:DeletePolicy", &[RT]),
+    ("iam:ListPolicies", &[]),
+    ("iam:CreatePolicyVersion", &[RT]),
+    ("iam:GetPolicyVersion", &[RT]),
+    ("iam:ListPolicyVersions", &[RT]),
+    ("iam:DeletePolicyVersion", &[RT]),
+    ("iam:SetDefaultPolicyVersion", &[RT]),
+    ("iam:ListEntitiesForPolicy", &[RT]),
+    ("iam:TagPolicy", &[REQ, TK, RT]),
+    ("iam:UntagPolicy", &[TK, RT]),
+    ("iam:ListPolicyTags", &[RT]),
+    ("iam:AttachUserPolicy", &[PARN, PB, RT, IRT]),
+    ("iam:DetachUserPolicy", &[PARN, PB, RT, IRT]),
+    ("iam:AttachRolePolicy", &[PARN, PB, RT, IRT]),
+    ("iam:DetachRolePolicy", &[PARN, PB, RT, IRT]),
+    ("iam:AttachGroupPolicy", &[PARN]),
+    ("iam:DetachGroupPolicy", &[PARN]),
+    ("iam:ListAttachedUserPolicies", &[RT, IRT]),
+    ("iam:ListAttachedRolePolicies", &[RT, IRT]),
+    ("iam:ListAttachedGroupPolicies", &[]),
+    // ---- MFA ----
+    ("iam:CreateVirtualMFADevice", &[REQ, TK, RT]),
+    (
+        "iam:EnableMFADevice",
+        &[
+            "iam:RegisterSecurityKey",
+            "iam:FIDO-FIPS-140-2-certification",
+            "iam:FIDO-FIPS-140-3-certification",
+            "iam:FIDO-certification",
+            RT,
+            IRT,
+        ],
+    ),
+    ("iam:DeactivateMFADevice", &[RT, IRT]),
+    ("iam:ListMFADevices", &[RT, IRT]),
+    ("iam:ListVirtualMFADevices", &[]),
+    ("iam:DeleteVirtualMFADevice", &[RT]),
+    ("iam:ListMFADeviceTags", &[RT]),
+    ("iam:TagMFADevice", &[REQ, TK, RT]),
+    ("iam:UntagMFADevice", &[TK, RT]),
+    // ---- account and simulator ----
+    ("iam:GetAccountAuthorizationDetails", &[]),
+    ("iam:SimulateCustomPolicy", &[]),
+    ("iam:SimulatePrincipalPolicy", &[RT, IRT]),
+    ("iam:GetContextKeysForCustomPolicy", &[]),
+    ("iam:GetContextKeysForPrincipalPolicy", &[RT, IRT]),
+    // Latchkey's extension: the user's or role's sessions.
+    ("iam:RevokeSessions", &[RT, IRT]),
+    // ---- STS ----
+    (
+        "sts:AssumeRole",
+        &[
+            REQ,
+            TK,
+            "sts:TransitiveTagKeys",
+            "sts:ExternalId",
+            "sts:RoleSessionName",
+            "sts:SourceIdentity",
+            RT,
+            IRT,
+        ],
+    ),
+    (
+        "sts:TagSession",
+        &[REQ, TK, "sts:TransitiveTagKeys", RT, IRT],
+    ),
+    ("sts:SetSourceIdentity", &["sts:SourceIdentity", RT, IRT]),
+    ("sts:GetSessionToken", &[]),
+    ("sts:GetCallerIdentity", &[]),
+    // ---- databases ----
+    ("rds-db:connect", &[RT]),
+    ("latchkey:LoadDataLocalInfile", &[RT]),
+    ("latchkey:ChangeDatabasePassword", &[RT]),
+];
+
+/// Services whose actions the catalog lists; a wildcard within one of them
+/// stands for the catalogued actions.
+const SERVICES: [&str; 4] = ["iam", "sts", "rds-db", "latchkey"];
+
+/// Keys every request may carry, whatever the action (AWS's global
+/// condition context keys). `/${TagKey}` templates match any tag key.
+static GLOBAL: &[&str] = &[
+    "aws:SourceIp",
+    "aws:CurrentTime",
+    "aws:EpochTime",
+    "aws:SecureTransport",
+    "aws:MultiFactorAuthPresent",
+    "aws:MultiFactorAuthAge",
+    "aws:TokenIssueTime",
+    "aws:PrincipalTag/${TagKey}",
+    "aws:PrincipalArn",
+    "aws:PrincipalAccount",
+    "aws:PrincipalType",
+    "aws:PrincipalOrgID",
+    "aws:PrincipalOrgPaths",
+    "aws:PrincipalIsAWSService",
+    "aws:PrincipalServiceName",
+    "aws:PrincipalServiceNamesList",
+    "aws:username",
+    "aws:userid",
+    "aws:SourceIdentity",
+    "aws:RequestedRegion",
+    "aws:ViaAWSService",
+    "aws:CalledVia",
+    "aws:CalledViaFirst",
+    "aws:CalledViaLast",
+    "aws:FederatedProvider",
+    "aws:AssumedRoot",
+    "aws:Referer",
+    "aws:UserAgent",
+    "aws:SourceVpc",
+    "aws:SourceVpce",
+    "aws:SourceVpcArn",
+    "aws:VpcSourceIp",
+    "aws:SourceArn",
+    "aws:SourceAccount",
+    "aws:SourceOrgID",
+    "aws:SourceOrgPaths",
+    "aws:ResourceAccount",
+    "aws:ResourceOrgID",
+    "aws:ResourceOrgPaths",
+    "aws:Ec2InstanceSourceVpc",
+    "aws:Ec2InstanceSourcePrivateIPv4",
+];
+
+/// Whether a policy's key (`aws:RequestTag/team`) is the catalogue's key
+/// (`aws:RequestTag/${TagKey}`), case-insensitively.
+fn key_matches(template: &str, key: &str) -> bool {
+    match template.strip_suffix("${TagKey}") {
+        Some(prefix) => {
+            key.len() > prefix.len()
+                && key
+                    .get(..prefix.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        }
+        None => template.eq_ignore_ascii_case(key),
+    }
+}
+
+/// The condition keys `action` carries beyond the global ones
+/// (case-insensitive); `None` for an action the catalogue does not know.
+pub fn condition_keys(action: &str) -> Option<&'static [&'static str]> {
+    ACTIONS
+        .iter()
+        .find(|(a, _)| a.eq_ignore_ascii_case(action))
+        .map(|(_, keys)| *keys)
+}
+
+/// Whether `key` is a global condition key (valid on any action).
+pub fn is_global(key: &str) -> bool {
+    GLOBAL.iter().any(|t| key_matches(t, key))
+}
+
+/// Whether `action` carries `key`: a global key, or one of the action's.
+/// `None` for an action the catalogue does not know.
+pub fn carries(action: &str, key: &str) -> Option<bool> {
+    let keys = condition_keys(action)?;
+    Some(is_global(key) || keys.iter().any(|t| key_matches(t, key)))
+}
+
+/// `*` and `?` wildcard match, ASCII case-insensitive.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c.eq_ignore_ascii_case(&text[t]) => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// The catalogued actions an action pattern (`iam:List*`) stands for;
+/// `None` when it may stand for actions the catalogue does not know (`*`,
+/// `s3:Get*`, a literal `iam:CreateSAMLProvider`).
+pub fn actions_matching(pattern: &str) -> Option<Vec<&'static str>> {
+    let (service, name) = pattern.split_once(':')?;
+    if !SERVICES.iter().any(|s| s.eq_ignore_ascii_case(service)) || name.is_empty() {
+        return None;
+    }
+    if !name.contains(['*', '?']) {
+        return condition_keys(pattern).and_then(|_| {
+            ACTIONS
+                .iter()
+                .find(|(a, _)| a.eq_ignore_ascii_case(pattern))
+                .map(|(a, _)| vec![*a])
+        });
+    }
+    let found: Vec<&'static str> = ACTIONS
+        .iter()
+        .map(|(a, _)| *a)
+        .filter(|a| glob(pattern.as_bytes(), a.as_bytes()))
+        .collect();
+    Some(found)
+}
+
+/// Warnings for a parsed policy: each condition key (not global) that none
+/// of its statement's actions carries. Statements with `NotAction`, or with
+/// an action the catalogue cannot resolve (another service, `*`), are
+/// skipped. Paths assume `Statement` is an array; see [`warnings_for_text`].
+pub fn warnings(policy: &Policy) -> Vec<Finding> {
+    warnings_at(policy, true)
+}
+
+/// As [`warnings`], with paths as written in `text` (`$.Statement.…` when
+/// `Statement` is a single object).
+pub fn warnings_for_text(text: &str, policy: &Policy) -> Vec<Finding> {
+    let list = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("Statement").map(serde_json::Value::is_array))
+        .unwrap_or(true);
+    warnings_at(policy, list)
+}
+
+fn warnings_at(policy: &Policy, statement_list: bool) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, s) in policy.statements.iter().enumerate() {
+        let (patterns, not_action) = &s.actions;
+        if *not_action || s.conditions.is_empty() {
+            continue;
+        }
+        let mut actions: Vec<&'static str> = Vec::new();
+        let mut resolved = true;
+        for p in patterns {
+            match actions_matching(p) {
+                Some(found) => actions.extend(found),
+                None => {
+                    resolved = false;
+                    break;
+                }
+            }
+        }
+        if !resolved || actions.is_empty() {
+            continue;
+        }
+        actions.sort_unstable();
+        actions.dedup();
+        let base = if statement_list {
+            format!("$.Statement[{i}]")
+        } else {
+            "$.Statement".to_owned()
+        };
+        for (op, key, _) in &s.conditions {
+            if is_global(key) || actions.iter().any(|a| carries(a, key) == Some(true)) {
+                continue;
+            }
+            let named = if actions.len() <= 3 {
+                actions.join(", ")
+            } else {
+                format!("{} and {} more", actions[..2].join(", "), actions.len() - 2)
+            };
+            out.push(Finding {
+                path: format!("{base}.Condition.{op}.{key}"),
+                message: format!(
+                    "condition key {key} is never in the request context of {named}: this condition never sees a value"
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// Every context key a policy uses, in conditions and as policy variables
+/// (`${aws:username}`), first spelling kept, case-insensitively unique, in
+/// document order (what `GetContextKeysFor*Policy` answers).
+pub fn keys_used(policy: &Policy) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |k: &str| {
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(k)) {
+            out.push(k.to_owned());
+        }
+    };
+    let variables = policy.version == crate::document::Version::V2012_10_17;
+    for s in &policy.statements {
+        if variables && let Some((resources, _)) = &s.resources {
+            for r in resources {
+                for v in variables_in(r) {
+                    add(v);
+                }
+            }
+        }
+        for (_, key, values) in &s.conditions {
+            add(key);
+            if variables {
+                for value in values {
+                    for v in variables_in(value) {
+                        add(v);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The keys of `${key}` / `${key, 'default'}` variables in `text` (not the
+/// `${*}`, `${?}`, `${$}` escapes).
+fn variables_in(text: &str) -> impl Iterator<Item = &str> {
+    text.split("${").skip(1).filter_map(|rest| {
+        let inner = rest.split_once('}')?.0;
+        let key = inner.split(',').next()?.trim();
+        (!matches!(key, "" | "*" | "?" | "$")).then_some(key)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::{PolicyKind, parse};
+
+    fn policy(text: &str) -> Policy {
+        parse(text, PolicyKind::Identity).expect("valid policy")
+    }
+
+    #[test]
+    fn actions_and_keys() {
+        assert!(
+            condition_keys("IAM:attachuserpolicy").is_some_and(|k| k.contains(&"iam:PolicyARN"))
+        );
+        assert_eq!(condition_keys("s3:GetObject"), None);
+        assert_eq!(carries("iam:CreateUser", "aws:requesttag/Team"), Some(true));
+        assert_eq!(carries("iam:CreateUser", "aws:RequestTag/"), Some(false));
+        assert_eq!(carries("iam:CreateUser", "iam:PolicyARN"), Some(false));
+        assert_eq!(carries("iam:CreateGroup", "aws:SourceIp"), Some(true));
+        assert_eq!(carries("sts:AssumeRole", "sts:ExternalId"), Some(true));
+        assert_eq!(carries("sts:TagSession", "sts:ExternalId"), Some(false));
+        assert_eq!(carries("rds-db:connect", "aws:ResourceTag/env"), Some(true));
+        assert_eq!(carries("nope:Thing", "aws:SourceIp"), None);
+        assert!(is_global("AWS:PrincipalTag/dbuser"));
+        assert!(!is_global("aws:PrincipalTag/"));
+        assert!(!is_global("aws:RequestTag/x"));
+        // Every catalogued key is `prefix:name`, and names are unique.
+        for (i, (a, keys)) in ACTIONS.iter().enumerate() {
+            assert!(a.contains(':'), "{a}");
+            assert!(keys.iter().all(|k| k.contains(':')), "{a}");
+            assert!(
+                !ACTIONS[..i].iter().any(|(b, _)| b.eq_ignore_ascii_case(a)),
+                "{a} twice"
+            );
+        }
+    }
+
+    #[test]
+    fn wildcards_resolve_within_known_services() {
+        let list = actions_matching("iam:*Tag*").expect("known service");
+        assert!(list.contains(&"iam:TagUser") && list.contains(&"iam:ListRoleTags"));
+        assert!(!list.contains(&"iam:CreateUser"));
+        assert_eq!(actions_matching("iam:Get?ser"), Some(vec!["iam:GetUser"]));
+        assert_eq!(
+            actions_matching("RDS-DB:Connect"),
+            Some(vec!["rds-db:connect"])
+        );
+        assert_eq!(actions_matching("iam:CreateSAMLProvider"), None);
+        assert_eq!(actions_matching("s3:*"), None);
+        assert_eq!(actions_matching("*"), None);
+        assert_eq!(actions_matching("*:GetUser"), None);
+        assert_eq!(actions_matching("iam:Nothing*"), Some(vec![]));
+        assert!(glob(b"a*b*c", b"aXXbYc") && !glob(b"a*b", b"ab c"));
+    }
+
+    #[test]
+    fn warns_about_keys_no_action_carries() {
+        let p = policy(
+            r#"{"Version":"2012-10-17","Statement":[
+              {"Effect":"Deny","Action":"iam:AttachUserPolicy","Resource":"*",
+               "Condition":{"ArnEquals":{"iam:PolicyARN":"arn:aws:iam::1:policy/x"}}},
+              {"Effect":"Deny","Action":["iam:CreateUser","iam:CreateGroup"],"Resource":"*",
+               "Condition":{"ArnEquals":{"iam:PolicyARN":"arn:aws:iam::1:policy/x"},
+                            "StringEquals":{"aws:RequestTag/team":"db","aws:SourceIp":"10.0.0.1","s3:prefix":"a"}}},
+              {"Effect":"Allow","Action":"s3:*","Resource":"*",
+               "Condition":{"StringEquals":{"iam:PolicyARN":"x"}}},
+              {"Effect":"Allow","NotAction":"iam:CreateUser","Resource":"*",
+               "Condition":{"StringEquals":{"iam:PolicyARN":"x"}}},
+              {"Effect":"Allow","Action":["iam:CreateUser","ec2:RunInstances"],"Resource":"*",
+               "Condition":{"StringEquals":{"iam:PolicyARN":"x"}}},
+              {"Effect":"Allow","Action":"iam:Tag*","Resource":"*",
+               "Condition":{"ForAllValues:StringEquals":{"aws:TagKeys":["a"]},"StringEquals":{"sts:ExternalId":"x"}}}
+            ]}"#,
+        );
+        let w = warnings(&p);
+        let paths: Vec<&str> = w.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "$.Statement[1].Condition.ArnEquals.iam:PolicyARN",
+                "$.Statement[1].Condition.StringEquals.s3:prefix",
+                "$.Statement[5].Condition.StringEquals.sts:ExternalId",
+            ],
+            "{w:?}"
+        );
+        assert!(
+            w[0].message.contains("iam:CreateGroup, iam:CreateUser"),
+            "{}",
+            w[0].message
+        );
+    }
+
+    #[test]
+    fn paths_follow_the_document() {
+        let text = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/x":"y"}}}}"#;
+        let w = warnings_for_text(text, &policy(text));
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            w[0].path,
+            "$.Statement.Condition.StringEquals.aws:RequestTag/x"
+        );
+    }
+
+    #[test]
+    fn keys_used_in_conditions_and_variables() {
+        let p = policy(
+            r#"{"Version":"2012-10-17","Statement":[
+              {"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:iam::1:user/${aws:username}${*}",
+               "Condition":{"DateGreaterThan":{"aws:CurrentTime":"2020-01-01T00:00:00Z"},
+                            "StringEquals":{"aws:ResourceTag/team":"${aws:PrincipalTag/team, 'none'}"}}},
+              {"Effect":"Deny","Action":"*","Resource":"*","Condition":{"Bool":{"AWS:currenttime":"true"}}}
+            ]}"#,
+        );
+        assert_eq!(
+            keys_used(&p),
+            [
+                "aws:username",
+                "aws:CurrentTime",
+                "aws:ResourceTag/team",
+                "aws:PrincipalTag/team"
+            ]
+        );
+    }
+}
