@@ -2,7 +2,11 @@
 //! identities and policies. Every secret (access-key secrets, MFA seeds,
 //! cluster keys) is sealed by the [`Vault`] before it reaches the disk.
 
+mod anchor;
+mod iam_extra;
 pub mod vault;
+
+pub use iam_extra::{MAX_POLICY_VERSIONS, ManagedPolicy, PolicyEntity, PolicyVersion};
 
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
@@ -75,6 +79,15 @@ pub struct Role {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub id: String,
+    pub arn: String,
+    pub path: String,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessKey {
     pub id: String,
     pub user: String,
@@ -133,8 +146,11 @@ CREATE TABLE IF NOT EXISTS databases (name TEXT PRIMARY KEY, engine TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS database_ca (id INTEGER PRIMARY KEY CHECK (id = 1), cert TEXT NOT NULL, key BLOB NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS findings (id TEXT PRIMARY KEY, kind TEXT NOT NULL, severity TEXT NOT NULL, last_seen INTEGER NOT NULL, archived INTEGER NOT NULL DEFAULT 0, document TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_key (id INTEGER PRIMARY KEY CHECK (id = 1), public_key BLOB NOT NULL, key BLOB NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1), trail_id TEXT NOT NULL, sequence INTEGER NOT NULL, document TEXT NOT NULL, updated INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS database_passwords (database TEXT NOT NULL, user TEXT NOT NULL, secret BLOB NOT NULL, PRIMARY KEY (database, user));
 CREATE TABLE IF NOT EXISTS cluster_keys (id INTEGER PRIMARY KEY, material BLOB NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS policy_versions (arn TEXT NOT NULL, version INTEGER NOT NULL, document TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (arn, version));
+INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";
 
 /// Columns added to tables after their first release: `(table, column,
@@ -146,6 +162,26 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
         "TEXT NOT NULL DEFAULT 'prefer'",
     ),
     ("databases", "upstream_ca", "TEXT"),
+    // Managed policies' versions (`policy_versions`): the default one's
+    // number (its document stays in `managed_policies.document`), the next
+    // number to give, the last change, the description and tags.
+    (
+        "managed_policies",
+        "default_version",
+        "INTEGER NOT NULL DEFAULT 1",
+    ),
+    (
+        "managed_policies",
+        "next_version",
+        "INTEGER NOT NULL DEFAULT 2",
+    ),
+    ("managed_policies", "updated", "INTEGER NOT NULL DEFAULT 0"),
+    (
+        "managed_policies",
+        "description",
+        "TEXT NOT NULL DEFAULT ''",
+    ),
+    ("managed_policies", "tags", "TEXT NOT NULL DEFAULT '[]'"),
 ];
 
 /// Upstream TLS modes, as libpq's `sslmode`.
@@ -735,6 +771,29 @@ impl Store {
         Ok((id, self.arn("group", path, name)))
     }
 
+    pub fn get_group(&self, name: &str) -> Result<Group> {
+        self.db()
+            .query_row(
+                "SELECT name, id, path, created FROM groups WHERE name = ?1",
+                [name],
+                |r| {
+                    let (name, path): (String, String) = (r.get(0)?, r.get(2)?);
+                    Ok(Group {
+                        arn: self.arn("group", &path, &name),
+                        name,
+                        id: r.get(1)?,
+                        path,
+                        created: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchEntity {
+                kind: "group",
+                name: name.to_owned(),
+            })
+    }
+
     fn require(&self, kind: PrincipalKind, name: &str) -> Result<()> {
         let table = match kind {
             PrincipalKind::User => "users",
@@ -830,7 +889,8 @@ impl Store {
         Ok(())
     }
 
-    /// Creates a managed policy; returns (arn, id).
+    /// Creates a managed policy (version `v1`, the default); returns
+    /// (arn, id).
     pub fn create_managed_policy(
         &self,
         name: &str,
@@ -838,26 +898,12 @@ impl Store {
         document: &str,
         now: i64,
     ) -> Result<(String, String)> {
-        if !valid_name(name, 128) || !valid_path(path) {
-            return Err(StoreError::InvalidInput(
-                "policy names are 1-128 characters of [A-Za-z0-9_+=,.@-]",
-            ));
-        }
-        let arn = format!("arn:aws:iam::{}:policy{path}{name}", self.account);
-        let id = unique_id("ANPA")?;
-        let n = self.db().execute(
-            "INSERT OR IGNORE INTO managed_policies (arn, name, id, path, document, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![arn, name, id, path, document, now],
-        )?;
-        if n == 0 {
-            return Err(StoreError::EntityAlreadyExists {
-                kind: "policy",
-                name: name.to_owned(),
-            });
-        }
-        Ok((arn, id))
+        self.create_policy(name, path, document, "", &[], now)
+            .map(|p| (p.arn, p.id))
     }
 
+    /// The default version's document of a managed policy (kept in
+    /// `managed_policies.document` by every version change).
     pub fn managed_policy(&self, arn: &str) -> Result<String> {
         self.db()
             .query_row(
@@ -897,8 +943,9 @@ impl Store {
     }
 
     /// (label, document) of every identity policy that applies to a
-    /// principal: its inline and attached policies, and for a user those
-    /// of its groups.
+    /// principal: its inline and attached policies (the default version's
+    /// document, which `managed_policies.document` always holds), and for a
+    /// user those of its groups.
     pub fn identity_policies(
         &self,
         kind: PrincipalKind,

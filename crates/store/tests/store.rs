@@ -436,3 +436,176 @@ fn database_ca_key_is_sealed_made_once_and_rewrapped() {
         "KEY PEM secret"
     );
 }
+
+#[test]
+fn managed_policy_versions_decide_what_the_engine_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.create_user("eve", "/", &[], NOW).unwrap();
+    let tags = [("team".to_owned(), "db".to_owned())];
+    let p = store
+        .create_policy("Conn", "/app/", "{\"v\":1}", "connect", &tags, NOW)
+        .unwrap();
+    assert_eq!(p.default_version, "v1");
+    assert_eq!(p.description, "connect");
+    assert_eq!(p.tags, tags);
+    store
+        .attach_policy(PrincipalKind::User, "eve", &p.arn)
+        .unwrap();
+    assert_eq!(store.get_policy(&p.arn).unwrap().attachment_count, 1);
+    let docs = |s: &Store| -> Vec<String> {
+        s.identity_policies(PrincipalKind::User, "eve")
+            .unwrap()
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect()
+    };
+    // A new version that is not the default changes nothing.
+    let v2 = store
+        .create_policy_version(&p.arn, "{\"v\":2}", false, NOW + 1)
+        .unwrap();
+    assert_eq!(v2.version_id, "v2");
+    assert_eq!(docs(&store), ["{\"v\":1}"]);
+    store
+        .set_default_policy_version(&p.arn, "v2", NOW + 2)
+        .unwrap();
+    assert_eq!(docs(&store), ["{\"v\":2}"]);
+    assert_eq!(store.managed_policy(&p.arn).unwrap(), "{\"v\":2}");
+    let got = store.get_policy(&p.arn).unwrap();
+    assert_eq!((got.default_version.as_str(), got.updated), ("v2", NOW + 2));
+    // The default cannot be deleted; others can; ids are never reused.
+    assert!(matches!(
+        store.delete_policy_version(&p.arn, "v2"),
+        Err(StoreError::DeleteConflict(_))
+    ));
+    store.delete_policy_version(&p.arn, "v1").unwrap();
+    assert!(matches!(
+        store.get_policy_version(&p.arn, "v1"),
+        Err(StoreError::NoSuchEntity { .. })
+    ));
+    for n in 3..=6 {
+        let v = store
+            .create_policy_version(&p.arn, "{}", n == 6, NOW)
+            .unwrap();
+        assert_eq!(v.version_id, format!("v{n}"));
+    }
+    assert!(matches!(
+        store.create_policy_version(&p.arn, "{}", false, NOW),
+        Err(StoreError::LimitExceeded(_))
+    ));
+    let versions = store.list_policy_versions(&p.arn).unwrap();
+    assert_eq!(versions.len(), 5);
+    assert_eq!(versions.iter().filter(|v| v.is_default).count(), 1);
+    assert!(
+        versions
+            .iter()
+            .any(|v| v.version_id == "v6" && v.is_default)
+    );
+    assert_eq!(docs(&store), ["{}"]);
+    // Deleting is refused while attached, then while versioned.
+    assert!(matches!(
+        store.delete_policy(&p.arn),
+        Err(StoreError::DeleteConflict(_))
+    ));
+    store
+        .detach_policy(PrincipalKind::User, "eve", &p.arn)
+        .unwrap();
+    assert!(matches!(
+        store.delete_policy(&p.arn),
+        Err(StoreError::DeleteConflict(_))
+    ));
+    for v in ["v2", "v3", "v4", "v5"] {
+        store.delete_policy_version(&p.arn, v).unwrap();
+    }
+    store.delete_policy(&p.arn).unwrap();
+    assert!(store.list_policies().unwrap().is_empty());
+    // The version table survives reopening (and is not backfilled again).
+    let q = store
+        .create_policy("Other", "/", "{\"o\":1}", "", &[], NOW)
+        .unwrap();
+    store
+        .create_policy_version(&q.arn, "{\"o\":2}", true, NOW)
+        .unwrap();
+    store.delete_policy_version(&q.arn, "v1").unwrap();
+    drop(store);
+    let store = open(&dir);
+    let versions = store.list_policy_versions(&q.arn).unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].version_id, "v2");
+}
+
+#[test]
+fn groups_members_tags_and_role_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.create_user("ann", "/", &[], NOW).unwrap();
+    store.create_group("ops", "/priv/", NOW).unwrap();
+    store.create_group("dev", "/", NOW).unwrap();
+    store.add_user_to_group("ops", "ann").unwrap();
+    assert_eq!(
+        store.get_group("ops").unwrap().arn,
+        format!("arn:aws:iam::{}:group/priv/ops", store.account_id())
+    );
+    let names = |g: Vec<latchkey_store::Group>| g.into_iter().map(|g| g.name).collect::<Vec<_>>();
+    assert_eq!(names(store.list_groups().unwrap()), ["dev", "ops"]);
+    assert_eq!(names(store.groups_of_user("ann").unwrap()), ["ops"]);
+    assert_eq!(store.group_members("ops").unwrap()[0].name, "ann");
+    assert!(matches!(
+        store.delete_group("ops"),
+        Err(StoreError::DeleteConflict(_))
+    ));
+    store.remove_user_from_group("ops", "ann").unwrap();
+    assert!(matches!(
+        store.remove_user_from_group("ops", "ann"),
+        Err(StoreError::NoSuchEntity { .. })
+    ));
+    store
+        .put_inline_policy(PrincipalKind::Group, "ops", "p", "{}")
+        .unwrap();
+    assert!(store.delete_group("ops").is_err());
+    assert_eq!(
+        store.inline_policies(PrincipalKind::Group, "ops").unwrap(),
+        [("p".to_owned(), "{}".to_owned())]
+    );
+    store
+        .delete_inline_policy(PrincipalKind::Group, "ops", "p")
+        .unwrap();
+    store.delete_group("ops").unwrap();
+    assert!(store.get_group("ops").is_err());
+
+    store
+        .tag_user("ann", &[("a".into(), "1".into()), ("b".into(), "2".into())])
+        .unwrap();
+    store.untag_user("ann", &["A"]).unwrap();
+    assert_eq!(
+        store.get_user("ann").unwrap().tags,
+        [("b".to_owned(), "2".to_owned())]
+    );
+
+    store
+        .create_role(
+            "r",
+            "/",
+            "{}",
+            3600,
+            "old",
+            &[("k".into(), "v".into())],
+            NOW,
+        )
+        .unwrap();
+    store.untag_role("r", &["k"]).unwrap();
+    store.update_role("r", None, Some(7200)).unwrap();
+    let r = store.get_role("r").unwrap();
+    assert_eq!(
+        (r.description.as_str(), r.max_session_duration),
+        ("old", 7200)
+    );
+    assert!(r.tags.is_empty());
+    store.update_role("r", Some("new"), None).unwrap();
+    assert_eq!(store.get_role("r").unwrap().description, "new");
+    assert!(store.update_role("r", None, Some(60)).is_err());
+    assert!(store.update_role("nobody", None, None).is_err());
+
+    store.create_virtual_mfa("ann", "/").unwrap();
+    assert_eq!(store.list_virtual_mfa_devices().unwrap().len(), 1);
+}
