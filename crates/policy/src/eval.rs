@@ -25,6 +25,13 @@ impl Request {
         }
     }
 
+    /// The same request for another action (as `AssumeRole` also decides
+    /// `sts:TagSession` and `sts:SetSourceIdentity`).
+    pub fn with_action(mut self, action: &str) -> Self {
+        self.action = action.to_ascii_lowercase();
+        self
+    }
+
     /// The principal making the request, for `Principal` matching.
     pub fn with_caller(mut self, arn: &str) -> Self {
         self.caller_arn = Some(arn.to_owned());

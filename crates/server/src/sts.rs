@@ -1,7 +1,7 @@
 //! STS: `GetCallerIdentity`, `GetSessionToken`, `AssumeRole`.
 
 use latchkey_policy::{CompiledPolicy, Decision, PolicyKind, PolicySet};
-use latchkey_session::{SessionClaims, TemporaryCredentials, totp};
+use latchkey_session::{Ancestor, SessionClaims, TemporaryCredentials, totp};
 use latchkey_store::random;
 
 use crate::error::ApiError;
@@ -11,6 +11,118 @@ use crate::xml::{Xml, timestamp};
 
 /// Role chaining (a role session assuming a role) is capped at one hour.
 const CHAINED_MAX_SECS: i64 = 3600;
+
+/// How many identities a role chain may pass through (every one travels in
+/// the session token, and is checked on every use).
+const MAX_LINEAGE: usize = 32;
+
+/// AWS's limits on session tags.
+const MAX_SESSION_TAGS: usize = 50;
+
+/// The tags a new role session carries and which of them are transitive:
+/// the caller's transitive tags (which cannot be overridden), then `Tags`;
+/// `TransitiveTagKeys` must name keys of `Tags`.
+fn session_tags(
+    caller: &Caller,
+    params: &Params,
+) -> Result<(Vec<(String, String)>, Vec<String>), ApiError> {
+    let requested = params.tags("Tags");
+    let invalid = |why: &str| {
+        ApiError::new(
+            400,
+            "InvalidParameterValue",
+            format!("Session tags are not valid: {why}"),
+        )
+    };
+    for (i, (k, v)) in requested.iter().enumerate() {
+        if !valid_tag_text(k, 1, 128) || !valid_tag_text(v, 0, 256) {
+            return Err(invalid(
+                "keys are 1-128 and values up to 256 characters of letters, digits, spaces and _.:/=+-@",
+            ));
+        }
+        if k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
+            return Err(invalid("keys may not begin with aws:"));
+        }
+        if requested[..i]
+            .iter()
+            .any(|(o, _)| o.eq_ignore_ascii_case(k))
+        {
+            return Err(invalid(&format!("the key {k} is given twice")));
+        }
+    }
+    let mut transitive: Vec<String> = Vec::new();
+    let mut tags: Vec<(String, String)> = Vec::new();
+    if let Some(c) = &caller.session {
+        for key in &c.transitive_tag_keys {
+            if let Some(tag) = c.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+                if requested.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)) {
+                    return Err(invalid(&format!(
+                        "the transitive tag {key} of the calling session cannot be overridden"
+                    )));
+                }
+                tags.push(tag.clone());
+                transitive.push(tag.0.clone());
+            }
+        }
+    }
+    for key in params.list("TransitiveTagKeys") {
+        let Some((k, _)) = requested.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) else {
+            return Err(invalid(&format!(
+                "the transitive tag key {key} is not among the session tags"
+            )));
+        };
+        if !transitive.iter().any(|t| t.eq_ignore_ascii_case(k)) {
+            transitive.push(k.clone());
+        }
+    }
+    tags.extend(requested);
+    if tags.len() > MAX_SESSION_TAGS {
+        return Err(invalid("at most 50 session tags"));
+    }
+    Ok((tags, transitive))
+}
+
+fn valid_tag_text(s: &str, min: usize, max: usize) -> bool {
+    let n = s.chars().count();
+    (min..=max).contains(&n)
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
+}
+
+fn valid_source_identity(s: &str) -> bool {
+    valid_session_name(s) && !s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
+}
+
+/// The identities a session assumed by `caller` descends from: the
+/// caller's own lineage, then the caller's user and role, each with the
+/// time the caller's session was issued. Empty for a long-term key (its
+/// user is the new session's principal).
+fn lineage_after(caller: &Caller) -> Vec<Ancestor> {
+    let Some(c) = &caller.session else {
+        return Vec::new();
+    };
+    let mut lineage = c.lineage.clone();
+    let is_entity = |arn: &str| {
+        arn.split(':')
+            .nth(5)
+            .is_some_and(|r| r.starts_with("user/") || r.starts_with("role/"))
+    };
+    if is_entity(&c.principal_arn) {
+        lineage.push(Ancestor {
+            arn: c.principal_arn.clone(),
+            id: c.principal_id.clone(),
+            issued: c.issued,
+        });
+    }
+    if !c.role_arn.is_empty() {
+        lineage.push(Ancestor {
+            arn: c.role_arn.clone(),
+            id: c.role_id.clone(),
+            issued: c.issued,
+        });
+    }
+    lineage
+}
 
 pub fn get_caller_identity(caller: &Caller) -> Xml {
     let mut x = Xml::new();
@@ -223,26 +335,34 @@ pub fn assume_role(
             )
         })?;
     }
-    let tags = params.tags("Tags");
-    if tags.len() > 50
-        || tags
-            .iter()
-            .any(|(k, v)| k.is_empty() || k.len() > 128 || v.len() > 256)
-    {
+    let (tags, transitive_tag_keys) = session_tags(caller, params)?;
+    let source_identity = params.get("SourceIdentity").unwrap_or("");
+    if !source_identity.is_empty() && !valid_source_identity(source_identity) {
         return Err(ApiError::validation(
-            "Session tags: at most 50, keys 1-128 and values up to 256 characters",
+            "1 validation error detected: Value at 'sourceIdentity' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length 2 to 64, and not begin with aws:",
         ));
     }
-    let source_identity = params.get("SourceIdentity").unwrap_or("");
-    if let Some(prev) = caller
+    let inherited_source_identity = caller
         .session
         .as_ref()
         .map(|c| c.source_identity.as_str())
-        .filter(|s| !s.is_empty())
+        .unwrap_or_default();
+    if !inherited_source_identity.is_empty()
         && !source_identity.is_empty()
-        && source_identity != prev
+        && source_identity != inherited_source_identity
     {
         return Err(denied().because("SourceIdentity cannot change within a role chain"));
+    }
+    let source_identity = if source_identity.is_empty() {
+        inherited_source_identity
+    } else {
+        source_identity
+    };
+    let lineage = lineage_after(caller);
+    if lineage.len() > MAX_LINEAGE {
+        return Err(ApiError::validation(format!(
+            "Role chains are limited to {MAX_LINEAGE} identities"
+        )));
     }
 
     // MFA: presented now (IAM users), or carried by the caller's session.
@@ -279,9 +399,16 @@ pub fn assume_role(
     if !source_identity.is_empty() {
         req.set_context("sts:SourceIdentity", [source_identity]);
     }
+    // Every tag the new session will carry, inherited transitive ones too:
+    // a policy that limits tags limits those as well.
     req.set_context("aws:TagKeys", tags.iter().map(|(k, _)| k.clone()));
     for (k, v) in &tags {
         req.set_context(&format!("aws:RequestTag/{k}"), [v.as_str()]);
+    }
+    req.set_context("sts:TransitiveTagKeys", transitive_tag_keys.iter().cloned());
+    for (k, v) in &role.tags {
+        req.set_context(&format!("aws:ResourceTag/{k}"), [v.as_str()]);
+        req.set_context(&format!("iam:ResourceTag/{k}"), [v.as_str()]);
     }
     let trust = latchkey_policy::parse(&role.trust_policy, PolicyKind::Trust)
         .map(|p| CompiledPolicy::compile("trust policy", &p))
@@ -293,9 +420,29 @@ pub fn assume_role(
         permissions_boundary: None,
         session: identity.session,
     };
-    match set.decide_assume_role(&req) {
-        Decision::Allowed => {}
-        d => return Err(denied().because(format!("{} by trust or identity policy", d.as_str()))),
+    // Setting session tags or a source identity are permissions of their
+    // own, which the trust policy must grant too (as AWS requires): a
+    // session tag can widen what `${aws:PrincipalTag/…}` policies allow.
+    let mut actions = vec!["sts:AssumeRole"];
+    if !tags.is_empty() {
+        actions.push("sts:TagSession");
+    }
+    if !source_identity.is_empty() {
+        actions.push("sts:SetSourceIdentity");
+    }
+    for action in actions {
+        let req = req.clone().with_action(action);
+        match set.decide_assume_role(&req) {
+            Decision::Allowed => {}
+            d => {
+                return Err(
+                    ApiError::access_denied(&caller.arn, action, role_arn).because(format!(
+                        "{action}: {} by trust or identity policy",
+                        d.as_str()
+                    )),
+                );
+            }
+        }
     }
 
     let claims = SessionClaims {
@@ -310,15 +457,7 @@ pub fn assume_role(
         expires: now + duration,
         mfa_authenticated: mfa,
         mfa_time: if mfa { mfa_time } else { None },
-        source_identity: if source_identity.is_empty() {
-            caller
-                .session
-                .as_ref()
-                .map(|c| c.source_identity.clone())
-                .unwrap_or_default()
-        } else {
-            source_identity.to_owned()
-        },
+        source_identity: source_identity.to_owned(),
         source_ip: caller.source_ip.clone(),
         tags,
         session_policy: inline_policy.to_owned(),
@@ -327,6 +466,8 @@ pub fn assume_role(
             .session
             .as_ref()
             .map_or(0, |c| c.chain_depth.saturating_add(1)),
+        transitive_tag_keys,
+        lineage,
     };
     let creds = seal(state, &claims)?;
     let packed = (inline_policy.len() * 100 / 2048).min(100);

@@ -52,3 +52,59 @@ fn sessions_issued_up_to_the_revocation_second_are_revoked() {
     assert_eq!(check(&same_second), revoked);
     assert_eq!(check(&later), Ok(()));
 }
+
+/// alice -> A (at NOW - 100) -> B (at NOW - 50): revoking alice or A at NOW
+/// ends B, whose own principal is A's session and whose role is B.
+#[test]
+fn revocation_follows_the_role_chain() {
+    use latchkey_session::Ancestor;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db"), Vault::new(1, &[4; 32])).unwrap();
+    let keys = store.cluster_keys(NOW).unwrap();
+    let state = AppState::new(store, keys).unwrap();
+    let role_a = "arn:aws:iam::123456789012:role/A";
+    let b = SessionClaims {
+        token_id: [9; 16],
+        principal_arn: "arn:aws:sts::123456789012:assumed-role/A/s".into(),
+        role_arn: "arn:aws:iam::123456789012:role/B".into(),
+        issued: NOW - 50,
+        expires: NOW + 3600,
+        lineage: vec![
+            Ancestor {
+                arn: USER.into(),
+                id: "AIDAALICE".into(),
+                issued: NOW - 100,
+            },
+            Ancestor {
+                arn: role_a.into(),
+                id: "AROAA".into(),
+                issued: NOW - 100,
+            },
+        ],
+        ..SessionClaims::default()
+    };
+    let sealed = state.keyring.read().unwrap().seal(&b, [0; 12]).unwrap();
+    let check = || {
+        state
+            .credentials(
+                &sealed.access_key_id,
+                Some(&sealed.session_token),
+                NOW,
+                "192.0.2.1",
+            )
+            .map(|_| ())
+            .map_err(|e| e.failure)
+    };
+    assert_eq!(check(), Ok(()));
+    // A revocation older than the chain's start ends nothing.
+    state.store.revoke_sessions(USER, NOW - 200).unwrap();
+    state.reload_revocations().unwrap();
+    assert_eq!(check(), Ok(()));
+    for ancestor in [USER, role_a] {
+        state.store.revoke_sessions(USER, NOW - 200).unwrap();
+        state.store.revoke_sessions(role_a, NOW - 200).unwrap();
+        state.store.revoke_sessions(ancestor, NOW).unwrap();
+        state.reload_revocations().unwrap();
+        assert_eq!(check(), Err(Some(FailureKind::Revoked)), "{ancestor}");
+    }
+}

@@ -34,6 +34,25 @@ pub struct SessionClaims {
     pub policy_arns: Vec<String>,
     /// Role-chaining depth: 0 for credentials from a long-term key.
     pub chain_depth: u8,
+    /// Session tag keys that pass on to sessions this one assumes.
+    pub transitive_tag_keys: Vec<String>,
+    /// Every identity the chain went through before this session, oldest
+    /// first, so that revoking or deleting any of them ends this session.
+    pub lineage: Vec<Ancestor>,
+}
+
+/// An identity earlier in a role chain (the user that started it, or a
+/// role whose session assumed the next role).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Ancestor {
+    /// The user's or role's ARN (`arn:aws:iam::ACCT:role/PATH/NAME`).
+    pub arn: String,
+    /// Its unique id (`AIDA…`, `AROA…`): a re-created entity of the same
+    /// name has another.
+    pub id: String,
+    /// When that identity's session in the chain was issued (Unix seconds):
+    /// what a revocation of the identity is compared with.
+    pub issued: i64,
 }
 
 /// Why an encoded claim set could not be read.
@@ -144,6 +163,16 @@ impl SessionClaims {
         for a in &self.policy_arns {
             w.bytes(a.as_bytes())?;
         }
+        w.count(self.transitive_tag_keys.len())?;
+        for k in &self.transitive_tag_keys {
+            w.bytes(k.as_bytes())?;
+        }
+        w.count(self.lineage.len())?;
+        for a in &self.lineage {
+            w.bytes(a.arn.as_bytes())?;
+            w.bytes(a.id.as_bytes())?;
+            w.i64(a.issued);
+        }
         Ok(w.0)
     }
 
@@ -179,6 +208,16 @@ impl SessionClaims {
         }
         for _ in 0..r.u16()? {
             c.policy_arns.push(r.string()?);
+        }
+        for _ in 0..r.u16()? {
+            c.transitive_tag_keys.push(r.string()?);
+        }
+        for _ in 0..r.u16()? {
+            c.lineage.push(Ancestor {
+                arn: r.string()?,
+                id: r.string()?,
+                issued: r.i64()?,
+            });
         }
         if !r.0.is_empty() {
             return Err(DecodeError::Trailing);

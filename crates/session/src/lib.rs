@@ -10,7 +10,7 @@ mod claims;
 mod seal;
 pub mod totp;
 
-pub use claims::{DecodeError, SessionClaims};
+pub use claims::{Ancestor, DecodeError, SessionClaims};
 pub use seal::{
     ClusterKey, KeyRing, MAX_TOKEN_LEN, OpenedSession, SealError, TemporaryCredentials,
     access_key_id_for, base32,

@@ -267,6 +267,12 @@ mod tests {
             session_policy: r#"{"Version":"2012-10-17"}"#.into(),
             policy_arns: vec!["arn:aws:iam::123456789012:policy/ro".into()],
             chain_depth: 1,
+            transitive_tag_keys: vec!["team".into()],
+            lineage: vec![crate::Ancestor {
+                arn: "arn:aws:iam::123456789012:user/alice".into(),
+                id: "AIDAEXAMPLEUSERID0001".into(),
+                issued: 1_699_999_000,
+            }],
         }
     }
 

@@ -1,0 +1,750 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! Attacks on the authorisation layer (issue 14), each performed against a
+//! real `latchkey serve` with a throwaway PostgreSQL and MariaDB behind it,
+//! driven by the stock AWS CLI, psql and the mariadb client. One stack is
+//! shared by every scenario; each scenario uses entities of its own.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use serde_json::Value;
+
+/// The servers every scenario shares.
+struct Stack {
+    _pg: Postgres,
+    _my: MariaDb,
+    lk: Latchkey,
+    api_port: u16,
+    account: String,
+}
+
+/// Environment-variable credentials (`AWS_ACCESS_KEY_ID`, ...).
+type Creds = Vec<(String, String)>;
+
+impl Stack {
+    fn start(root: &Path) -> Self {
+        let pg = Postgres::start(root);
+        pg.sql("CREATE ROLE admin_role LOGIN SUPERUSER PASSWORD 'admin-secret'");
+        let my = MariaDb::start(root);
+        my.sql(
+            "CREATE DATABASE shop;
+             CREATE USER app@'%' IDENTIFIED BY 'app-secret';
+             GRANT ALL ON shop.* TO app@'%';
+             CREATE USER admin_role@'%' IDENTIFIED BY 'admin-secret';
+             GRANT ALL ON *.* TO admin_role@'%' WITH GRANT OPTION;",
+        );
+        let (data, api) = init_latchkey(root, &[]);
+        register_db(
+            &data,
+            &[
+                "--name",
+                "orders",
+                "--endpoint",
+                "localhost",
+                "--upstream",
+                &format!("127.0.0.1:{}", pg.port),
+            ],
+        );
+        register_db(
+            &data,
+            &[
+                "--name",
+                "shop",
+                "--engine",
+                "mysql",
+                "--endpoint",
+                "localhost",
+                "--upstream",
+                &format!("127.0.0.1:{}", my.port),
+                "--upstream-tls",
+                "disable",
+            ],
+        );
+        for (db, user, password) in [
+            ("orders", "app", "app-secret"),
+            ("orders", "admin_role", "admin-secret"),
+            ("shop", "app", "app-secret"),
+            ("shop", "admin_role", "admin-secret"),
+        ] {
+            set_db_password(&data, db, user, password);
+        }
+        let lk = serve_latchkey(root, &data, &api, &[]);
+        let api_port = api.rsplit(':').next().unwrap().parse().unwrap();
+        let mut stack = Self {
+            _pg: pg,
+            _my: my,
+            lk,
+            api_port,
+            account: String::new(),
+        };
+        stack.account = stack.ok(None, &["sts", "get-caller-identity"])["Account"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        stack
+    }
+
+    /// The stock AWS CLI against this server: as the administrator, or
+    /// with `creds`.
+    fn aws(&self, creds: Option<&Creds>, args: &[&str]) -> Output {
+        let mut c = aws_cli();
+        c.env("AWS_CONFIG_FILE", self.lk.data.join("aws.config"))
+            .env("AWS_CA_BUNDLE", self.lk.data.join("ca.pem"))
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        match creds {
+            None => {
+                c.env(
+                    "AWS_SHARED_CREDENTIALS_FILE",
+                    self.lk.data.join("admin.credentials"),
+                );
+            }
+            Some(creds) => {
+                c.env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+                for (k, v) in creds {
+                    c.env(k, v);
+                }
+            }
+        }
+        c.args(["--output", "json"]).args(args).output().unwrap()
+    }
+
+    fn ok(&self, creds: Option<&Creds>, args: &[&str]) -> Value {
+        let out = self.aws(creds, args);
+        assert!(
+            out.status.success(),
+            "aws {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// Runs a call that must fail; returns AWS's error code and the message.
+    fn refused(&self, creds: Option<&Creds>, args: &[&str]) -> String {
+        let out = self.aws(creds, args);
+        assert!(
+            !out.status.success(),
+            "aws {args:?} should have been refused, got {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn arn(&self, resource: &str) -> String {
+        format!("arn:aws:iam::{}:{resource}", self.account)
+    }
+
+    /// A user with an inline policy and an access key.
+    fn user(&self, name: &str, policy: &str) -> Creds {
+        self.ok(None, &["iam", "create-user", "--user-name", name]);
+        self.ok(
+            None,
+            &[
+                "iam",
+                "put-user-policy",
+                "--user-name",
+                name,
+                "--policy-name",
+                "p",
+                "--policy-document",
+                policy,
+            ],
+        );
+        let key = self.ok(None, &["iam", "create-access-key", "--user-name", name]);
+        vec![
+            (
+                "AWS_ACCESS_KEY_ID".into(),
+                key["AccessKey"]["AccessKeyId"].as_str().unwrap().into(),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                key["AccessKey"]["SecretAccessKey"].as_str().unwrap().into(),
+            ),
+        ]
+    }
+
+    /// A role with a trust policy and an inline policy.
+    fn role(&self, name: &str, trust: &str, policy: &str) {
+        self.ok(
+            None,
+            &[
+                "iam",
+                "create-role",
+                "--role-name",
+                name,
+                "--assume-role-policy-document",
+                trust,
+            ],
+        );
+        self.ok(
+            None,
+            &[
+                "iam",
+                "put-role-policy",
+                "--role-name",
+                name,
+                "--policy-name",
+                "p",
+                "--policy-document",
+                policy,
+            ],
+        );
+    }
+
+    fn assume(&self, creds: &Creds, role: &str, extra: &[&str]) -> Result<Creds, String> {
+        let arn = self.arn(&format!("role/{role}"));
+        let mut args = vec![
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &arn,
+            "--role-session-name",
+            "s1",
+        ];
+        args.extend(extra);
+        let out = self.aws(Some(creds), &args);
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        Ok(session_vars(&v["Credentials"]))
+    }
+
+    fn pg_login(&self, creds: &Creds, user: &str) -> Output {
+        let c: Vec<(&str, &str)> = creds
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let token = aws_token(&self.lk, &c, "localhost", user);
+        psql(&self.lk, user, &token, "verify-full", "SELECT current_user")
+    }
+
+    fn my_login(&self, creds: &Creds, user: &str) -> Output {
+        let c: Vec<(&str, &str)> = creds
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let token = aws_token_for_port(&self.lk, self.lk.mysql_port, &c, "localhost", user);
+        mariadb(&self.lk, user, &token, &["-e", "SELECT current_user()"])
+    }
+}
+
+fn session_vars(c: &Value) -> Creds {
+    [
+        ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
+        ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
+        ("AWS_SESSION_TOKEN", "SessionToken"),
+    ]
+    .iter()
+    .map(|(var, field)| ((*var).to_owned(), c[*field].as_str().unwrap().to_owned()))
+    .collect()
+}
+
+fn allow(actions: &str, resource: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":{actions},"Resource":"{resource}"}}]}}"#
+    )
+}
+
+/// A trust policy naming `principal` for `actions`.
+fn trust(principal: &str, actions: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":{actions}}}]}}"#
+    )
+}
+
+/// A TOTP code from Python's hmac for `offset` seconds from now.
+fn totp(seed_file: &Path, offset: i64) -> String {
+    let script = r#"
+import base64, hashlib, hmac, struct, sys, time
+s = open(sys.argv[1]).read().strip()
+seed = base64.b32decode(s + "=" * (-len(s) % 8))
+c = (int(time.time()) + int(sys.argv[2])) // 30
+h = hmac.new(seed, struct.pack(">Q", c), hashlib.sha1).digest()
+o = h[19] & 15
+print("%06d" % ((struct.unpack(">I", h[o:o + 4])[0] & 0x7fffffff) % 1000000))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(seed_file)
+        .arg(offset.to_string())
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn authorisation_attacks_on_a_live_stack() {
+    let root = tempfile::tempdir().unwrap();
+    let s = Stack::start(root.path());
+    session_tags_need_tag_session(&s);
+    source_identity_needs_set_source_identity(&s);
+    get_session_token_without_mfa_cannot_call_iam(&s, root.path());
+    recreated_role_and_user_inherit_nothing(&s);
+    revocation_follows_role_chains(&s);
+    wrong_region_and_long_term_key_with_token_refused(&s);
+}
+
+/// Flaw 1: a trust policy that allows only `sts:AssumeRole` lets nobody
+/// tag the session; with `${aws:PrincipalTag/dbuser}` in the role's
+/// policy, a tag `dbuser=admin_role` would log in as the superuser.
+fn session_tags_need_tag_session(s: &Stack) {
+    let mallory = s.user("mallory", &allow(r#""sts:AssumeRole""#, "*"));
+    let mallory_arn = s.arn("user/mallory");
+    let connect_by_tag = format!(
+        "arn:aws:rds-db:us-east-1:{}:dbuser:*/${{aws:PrincipalTag/dbuser}}",
+        s.account
+    );
+    s.role(
+        "tagged",
+        &trust(&mallory_arn, r#""sts:AssumeRole""#),
+        &allow(r#""rds-db:connect""#, &connect_by_tag),
+    );
+    let err = s
+        .assume(
+            &mallory,
+            "tagged",
+            &["--tags", "Key=dbuser,Value=admin_role"],
+        )
+        .unwrap_err();
+    assert!(
+        err.contains("AccessDenied") && err.contains("sts:TagSession"),
+        "{err}"
+    );
+    // Untagged, the session has no dbuser tag: it reaches no database user.
+    let plain = s.assume(&mallory, "tagged", &[]).unwrap();
+    assert_denied(&s.pg_login(&plain, "admin_role"), "admin_role");
+    assert_mysql_denied(&s.my_login(&plain, "admin_role"), "admin_role");
+
+    // The trust policy may grant tagging, limited by aws:RequestTag.
+    let granted = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Principal":{{"AWS":"{mallory_arn}"}},"Action":"sts:AssumeRole"}},
+            {{"Effect":"Allow","Principal":{{"AWS":"{mallory_arn}"}},"Action":"sts:TagSession",
+              "Condition":{{"StringEquals":{{"aws:RequestTag/dbuser":"app"}},
+                           "ForAllValues:StringEquals":{{"aws:TagKeys":["dbuser"]}}}}}}]}}"#
+    );
+    s.ok(
+        None,
+        &[
+            "iam",
+            "update-assume-role-policy",
+            "--role-name",
+            "tagged",
+            "--policy-document",
+            &granted,
+        ],
+    );
+    let err = s
+        .assume(
+            &mallory,
+            "tagged",
+            &["--tags", "Key=dbuser,Value=admin_role"],
+        )
+        .unwrap_err();
+    assert!(err.contains("sts:TagSession"), "{err}");
+    let err = s
+        .assume(
+            &mallory,
+            "tagged",
+            &["--tags", "Key=dbuser,Value=app", "Key=team,Value=x"],
+        )
+        .unwrap_err();
+    assert!(err.contains("sts:TagSession"), "{err}");
+    let app = s
+        .assume(
+            &mallory,
+            "tagged",
+            &[
+                "--tags",
+                "Key=dbuser,Value=app",
+                "--transitive-tag-keys",
+                "dbuser",
+            ],
+        )
+        .unwrap();
+    assert_eq!(stdout_ok(&s.pg_login(&app, "app")), "app");
+    assert_denied(&s.pg_login(&app, "admin_role"), "admin_role");
+    assert!(stdout_ok(&s.my_login(&app, "app")).starts_with("app@"));
+    assert_mysql_denied(&s.my_login(&app, "admin_role"), "admin_role");
+
+    // Transitive tags pass on in a role chain: the next role's trust
+    // policy must grant sts:TagSession for them too, and they cannot be
+    // overridden.
+    let tagged_arn = s.arn("role/tagged");
+    s.role(
+        "hop",
+        &trust(&tagged_arn, r#""sts:AssumeRole""#),
+        &allow(r#""rds-db:connect""#, &connect_by_tag),
+    );
+    let s1 = s.assume(&app, "hop", &[]).unwrap_err();
+    assert!(s1.contains("sts:TagSession"), "{s1}");
+    s.ok(
+        None,
+        &[
+            "iam",
+            "update-assume-role-policy",
+            "--role-name",
+            "hop",
+            "--policy-document",
+            &trust(&tagged_arn, r#"["sts:AssumeRole","sts:TagSession"]"#),
+        ],
+    );
+    let err = s
+        .assume(&app, "hop", &["--tags", "Key=dbuser,Value=admin_role"])
+        .unwrap_err();
+    assert!(err.contains("InvalidParameterValue"), "{err}");
+    let hop = s.assume(&app, "hop", &[]).unwrap();
+    assert_eq!(stdout_ok(&s.pg_login(&hop, "app")), "app");
+    assert_denied(&s.pg_login(&hop, "admin_role"), "admin_role");
+    // A tag key given twice, or in the reserved aws: space, is invalid.
+    for tags in [
+        ["Key=k,Value=1", "Key=K,Value=2"],
+        ["Key=aws:x,Value=1", "Key=k,Value=1"],
+    ] {
+        let mut args = vec!["--tags"];
+        args.extend(tags);
+        let err = s.assume(&mallory, "tagged", &args).unwrap_err();
+        assert!(err.contains("InvalidParameterValue"), "{err}");
+    }
+}
+
+/// Flaw 1's sibling: `SourceIdentity` needs `sts:SetSourceIdentity`.
+fn source_identity_needs_set_source_identity(s: &Stack) {
+    let victor = s.user("victor", &allow(r#""sts:AssumeRole""#, "*"));
+    let victor_arn = s.arn("user/victor");
+    s.role(
+        "audited",
+        &trust(&victor_arn, r#""sts:AssumeRole""#),
+        &allow(r#""iam:GetRole""#, "*"),
+    );
+    let err = s
+        .assume(&victor, "audited", &["--source-identity", "someone-else"])
+        .unwrap_err();
+    assert!(err.contains("sts:SetSourceIdentity"), "{err}");
+    s.ok(
+        None,
+        &[
+            "iam",
+            "update-assume-role-policy",
+            "--role-name",
+            "audited",
+            "--policy-document",
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Principal":{{"AWS":"{victor_arn}"}},"Action":"sts:AssumeRole"}},
+                {{"Effect":"Allow","Principal":{{"AWS":"{victor_arn}"}},"Action":"sts:SetSourceIdentity",
+                  "Condition":{{"StringEquals":{{"sts:SourceIdentity":"${{aws:username}}"}}}}}}]}}"#
+            ),
+        ],
+    );
+    let err = s
+        .assume(&victor, "audited", &["--source-identity", "someone-else"])
+        .unwrap_err();
+    assert!(err.contains("sts:SetSourceIdentity"), "{err}");
+    s.assume(&victor, "audited", &["--source-identity", "victor"])
+        .unwrap();
+}
+
+/// Flaw 4: credentials from `GetSessionToken` without MFA cannot call IAM
+/// (with them, `CreateAccessKey` on oneself would turn a 15-minute
+/// credential into a permanent one), nor STS beyond `AssumeRole` and
+/// `GetCallerIdentity`; with MFA they can call IAM.
+fn get_session_token_without_mfa_cannot_call_iam(s: &Stack, root: &Path) {
+    let self_service = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["iam:*","sts:*"],"Resource":["{}","*"]}}]}}"#,
+        s.arn("user/gst")
+    );
+    let gst = s.user("gst", &self_service);
+    let session = |extra: &[&str]| {
+        let mut args = vec!["sts", "get-session-token", "--duration-seconds", "900"];
+        args.extend(extra);
+        session_vars(&s.ok(Some(&gst), &args)["Credentials"])
+    };
+    let no_mfa = session(&[]);
+    let err = s.refused(
+        Some(&no_mfa),
+        &["iam", "create-access-key", "--user-name", "gst"],
+    );
+    assert!(err.contains("InvalidClientTokenId"), "{err}");
+    let err = s.refused(Some(&no_mfa), &["iam", "list-users"]);
+    assert!(err.contains("InvalidClientTokenId"), "{err}");
+    let err = s.refused(Some(&no_mfa), &["sts", "get-session-token"]);
+    assert!(err.contains("AccessDenied"), "{err}");
+    assert_eq!(
+        s.ok(Some(&no_mfa), &["sts", "get-caller-identity"])["Arn"],
+        s.arn("user/gst")
+    );
+    let keys = s.ok(None, &["iam", "list-access-keys", "--user-name", "gst"]);
+    assert_eq!(keys["AccessKeyMetadata"].as_array().unwrap().len(), 1);
+
+    // With MFA, IAM is open to the session (its policies permitting).
+    let seed = root.join("gst-seed");
+    let device = s.ok(
+        None,
+        &[
+            "iam",
+            "create-virtual-mfa-device",
+            "--virtual-mfa-device-name",
+            "gst",
+            "--outfile",
+            seed.to_str().unwrap(),
+            "--bootstrap-method",
+            "Base32StringSeed",
+        ],
+    );
+    let serial = device["VirtualMFADevice"]["SerialNumber"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // At least 10 s left in this 30 s step, so the codes stay current.
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if secs % 30 > 20 {
+        std::thread::sleep(Duration::from_secs(31 - secs % 30));
+    }
+    s.ok(
+        None,
+        &[
+            "iam",
+            "enable-mfa-device",
+            "--user-name",
+            "gst",
+            "--serial-number",
+            &serial,
+            "--authentication-code1",
+            &totp(&seed, -30),
+            "--authentication-code2",
+            &totp(&seed, 0),
+        ],
+    );
+    let with_mfa = session(&["--serial-number", &serial, "--token-code", &totp(&seed, 30)]);
+    s.ok(Some(&with_mfa), &["iam", "get-user", "--user-name", "gst"]);
+}
+
+/// Flaw 6: deleting a role (or user) and creating another of the same name
+/// gives the old sessions nothing: they are bound to the unique id.
+fn recreated_role_and_user_inherit_nothing(s: &Stack) {
+    let eve = s.user("eve", &allow(r#""sts:AssumeRole""#, "*"));
+    let eve_arn = s.arn("user/eve");
+    let narrow = allow(r#"["iam:GetRole","rds-db:connect"]"#, "*");
+    s.role(
+        "ephemeral",
+        &trust(&eve_arn, r#""sts:AssumeRole""#),
+        &narrow,
+    );
+    let old = s.assume(&eve, "ephemeral", &[]).unwrap();
+    s.ok(Some(&old), &["iam", "get-role", "--role-name", "ephemeral"]);
+    let err = s.refused(Some(&old), &["iam", "list-users"]);
+    assert!(err.contains("AccessDenied"), "{err}");
+    // A live database session of the old role, to be ended.
+    let c: Vec<(&str, &str)> = old.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let token = aws_token(&s.lk, &c, "localhost", "app");
+    let mut live = Command::new("psql")
+        .arg(conninfo(&s.lk, "app", "verify-full"))
+        .args(["-X", "-A", "-t", "-c", "SELECT pg_sleep(60)"])
+        .env("PGPASSWORD", &token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+
+    s.ok(
+        None,
+        &[
+            "iam",
+            "delete-role-policy",
+            "--role-name",
+            "ephemeral",
+            "--policy-name",
+            "p",
+        ],
+    );
+    s.ok(None, &["iam", "delete-role", "--role-name", "ephemeral"]);
+    s.role(
+        "ephemeral",
+        &trust(&eve_arn, r#""sts:AssumeRole""#),
+        &allow(r#"["iam:GetRole","iam:ListUsers","rds-db:connect"]"#, "*"),
+    );
+    let err = s.refused(Some(&old), &["iam", "list-users"]);
+    assert!(err.contains("InvalidClientTokenId"), "{err}");
+    assert_denied(&s.pg_login(&old, "app"), "app");
+    assert_mysql_denied(&s.my_login(&old, "app"), "app");
+    let fresh = s.assume(&eve, "ephemeral", &[]).unwrap();
+    s.ok(Some(&fresh), &["iam", "list-users"]);
+    // The revocation sweep ends the old role's live session.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = live.try_wait().unwrap() {
+            assert!(!status.success(), "the session should have been ended");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old role's session lives on");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The same for a user: a session of a deleted user does not pass to
+    // a new user of the same name.
+    let temp = s.user("temp", &allow(r#""rds-db:connect""#, "*"));
+    let temp_session = session_vars(
+        &s.ok(
+            Some(&temp),
+            &["sts", "get-session-token", "--duration-seconds", "900"],
+        )["Credentials"],
+    );
+    assert_eq!(stdout_ok(&s.pg_login(&temp_session, "app")), "app");
+    let key = &temp[0].1;
+    s.ok(
+        None,
+        &[
+            "iam",
+            "delete-access-key",
+            "--user-name",
+            "temp",
+            "--access-key-id",
+            key,
+        ],
+    );
+    s.ok(
+        None,
+        &[
+            "iam",
+            "delete-user-policy",
+            "--user-name",
+            "temp",
+            "--policy-name",
+            "p",
+        ],
+    );
+    s.ok(None, &["iam", "delete-user", "--user-name", "temp"]);
+    s.user("temp", &allow(r#""rds-db:connect""#, "*"));
+    assert_denied(&s.pg_login(&temp_session, "app"), "app");
+}
+
+/// Flaw 9: alice -> A -> B; revoking alice, or A, ends B's session too.
+fn revocation_follows_role_chains(s: &Stack) {
+    let alice = s.user("alice", &allow(r#""sts:AssumeRole""#, "*"));
+    let alice_arn = s.arn("user/alice");
+    let role_a = s.arn("role/chain-a");
+    s.role(
+        "chain-a",
+        &trust(&alice_arn, r#""sts:AssumeRole""#),
+        &allow(r#""sts:AssumeRole""#, "*"),
+    );
+    s.role(
+        "chain-b",
+        &trust(&role_a, r#""sts:AssumeRole""#),
+        &allow(r#""rds-db:connect""#, "*"),
+    );
+    let revoke = |args: &[&str]| {
+        let mut all = vec!["iam", "revoke-sessions"];
+        all.extend(args);
+        latchkey_api(&s.lk, s.api_port, &all);
+    };
+    let chain = || {
+        let a = s.assume(&alice, "chain-a", &[]).unwrap();
+        s.assume(&a, "chain-b", &[]).unwrap()
+    };
+
+    let b = chain();
+    assert_eq!(stdout_ok(&s.pg_login(&b, "app")), "app");
+    revoke(&["--user-name", "alice"]);
+    let err = s.refused(Some(&b), &["sts", "get-caller-identity"]);
+    assert!(
+        err.contains("AccessDenied") || err.contains("revoked"),
+        "{err}"
+    );
+    assert_denied(&s.pg_login(&b, "app"), "app");
+
+    // Sessions issued after the revocation (a second later) work again.
+    std::thread::sleep(Duration::from_millis(1100));
+    let b = chain();
+    assert_eq!(stdout_ok(&s.pg_login(&b, "app")), "app");
+    revoke(&["--role-name", "chain-a"]);
+    assert_denied(&s.pg_login(&b, "app"), "app");
+    assert_mysql_denied(&s.my_login(&b, "app"), "app");
+}
+
+/// A request signed for another region, and a long-term key sent with a
+/// session token, are refused, as AWS refuses them; on the API and the
+/// gateways alike.
+fn wrong_region_and_long_term_key_with_token_refused(s: &Stack) {
+    let err = s.refused(
+        None,
+        &["sts", "get-caller-identity", "--region", "eu-west-1"],
+    );
+    assert!(err.contains("SignatureDoesNotMatch"), "{err}");
+
+    let admin = std::fs::read_to_string(s.lk.data.join("admin.credentials")).unwrap();
+    let field = |k: &str| {
+        admin
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
+            .unwrap()
+            .to_owned()
+    };
+    let mut with_token: Creds = vec![
+        ("AWS_ACCESS_KEY_ID".into(), field("aws_access_key_id")),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            field("aws_secret_access_key"),
+        ),
+    ];
+    // A real session token of another session, to make it plausible.
+    let other = s.ok(
+        None,
+        &["sts", "get-session-token", "--duration-seconds", "900"],
+    );
+    with_token.push((
+        "AWS_SESSION_TOKEN".into(),
+        other["Credentials"]["SessionToken"]
+            .as_str()
+            .unwrap()
+            .into(),
+    ));
+    let err = s.refused(Some(&with_token), &["sts", "get-caller-identity"]);
+    assert!(err.contains("InvalidClientTokenId"), "{err}");
+    assert_denied(&s.pg_login(&with_token, "app"), "app");
+    assert_mysql_denied(&s.my_login(&with_token, "app"), "app");
+    // The administrator's key alone still works, everywhere.
+    with_token.pop();
+    assert_eq!(stdout_ok(&s.pg_login(&with_token, "app")), "app");
+
+    // A database token signed for another region is refused.
+    let c: Vec<(&str, &str)> = with_token
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut cmd = aws_cli();
+    cmd.env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+    for (k, v) in &c {
+        cmd.env(k, v);
+    }
+    let token = stdout_ok(
+        &cmd.args([
+            "rds",
+            "generate-db-auth-token",
+            "--hostname",
+            "localhost",
+            "--port",
+            &s.lk.pg_port.to_string(),
+            "--username",
+            "app",
+            "--region",
+            "eu-west-1",
+        ])
+        .output()
+        .unwrap(),
+    );
+    assert_denied(
+        &psql(&s.lk, "app", &token, "verify-full", "SELECT 1"),
+        "app",
+    );
+}
