@@ -1075,7 +1075,8 @@ fn dispatch(
             authorize(state.role_target(name))?;
             store.update_role(name, description, max)?;
             if action == "UpdateRole" {
-                return Ok(None);
+                // An empty `<UpdateRoleResult/>`: its output shape exists.
+                return Ok(Some(x));
             }
             let r = store.get_role(name)?;
             x.node("Role", |x| role_xml(x, &r));
