@@ -375,6 +375,14 @@ fn simulator_with_the_aws_cli_and_boto3() {
         r[1]["MatchedStatements"][0]["SourcePolicyType"],
         "user-managed"
     );
+    let mut missing: Vec<&str> = r[3]["MissingContextValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    missing.sort_unstable();
+    assert_eq!(missing, ["aws:SecureTransport", "aws:username"], "{v}");
     // As AWS, the simulator invents no context: the variable and the
     // condition need entries.
     let v = ok(aws(
@@ -395,6 +403,10 @@ fn simulator_with_the_aws_cli_and_boto3() {
         ],
     ));
     assert_eq!(v["EvaluationResults"][0]["EvalDecision"], "allowed", "{v}");
+    assert_eq!(
+        v["EvaluationResults"][0]["MissingContextValues"],
+        Value::Array(vec![])
+    );
 
     // The simulated decisions are what the engine enforces on bob's real calls.
     ok(aws(

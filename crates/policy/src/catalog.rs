@@ -262,6 +262,12 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
+/// Whether an action pattern (`iam:Get*`) matches `action`, as IAM
+/// matches actions: `*` and `?` wildcards, case-insensitively.
+pub fn action_matches(pattern: &str, action: &str) -> bool {
+    glob(pattern.as_bytes(), action.as_bytes())
+}
+
 /// The catalogued actions an action pattern (`iam:List*`) stands for;
 /// `None` when it may stand for actions the catalogue does not know (`*`,
 /// `s3:Get*`, a literal `iam:CreateSAMLProvider`).
@@ -448,6 +454,9 @@ mod tests {
         assert_eq!(actions_matching("*:GetUser"), None);
         assert_eq!(actions_matching("iam:Nothing*"), Some(vec![]));
         assert!(glob(b"a*b*c", b"aXXbYc") && !glob(b"a*b", b"ab c"));
+        assert!(
+            action_matches("IAM:get*", "iam:GetUser") && !action_matches("iam:Get", "iam:GetUser")
+        );
     }
 
     #[test]

@@ -125,15 +125,29 @@ struct Source {
     kind: Option<SourceType>,
     policy: Policy,
     spans: Vec<(Position, Position)>,
+    /// Each statement's context keys: its conditions' and its variables'.
+    keys: Vec<Vec<String>>,
 }
 
 impl Source {
     fn new(id: String, kind: Option<SourceType>, text: &str, policy: Policy) -> Self {
+        let keys = policy
+            .statements
+            .iter()
+            .map(|s| {
+                catalog::keys_used(&Policy {
+                    version: policy.version,
+                    id: None,
+                    statements: vec![s.clone()],
+                })
+            })
+            .collect();
         Self {
             id,
             kind,
             policy,
             spans: statement_spans(text),
+            keys,
         }
     }
 
@@ -173,6 +187,36 @@ impl Simulation {
         let compiled = CompiledPolicy::compile(&self.sources.len().to_string(), &policy);
         self.sources.push(Source::new(id, kind, text, policy));
         compiled
+    }
+
+    /// The context keys that statements for `action` use and the request
+    /// lacks (conditions and policy variables), with those the explanation
+    /// found.
+    fn missing(
+        &self,
+        action: &str,
+        context: &[(String, Vec<String>)],
+        found: &[String],
+    ) -> Vec<String> {
+        let mut out: Vec<String> = found.to_vec();
+        for source in &self.sources {
+            for (s, keys) in source.policy.statements.iter().zip(&source.keys) {
+                let (patterns, not_action) = &s.actions;
+                let hit = patterns.iter().any(|p| catalog::action_matches(p, action));
+                if hit == *not_action {
+                    continue;
+                }
+                for k in keys {
+                    let given = context
+                        .iter()
+                        .any(|(c, v)| c.eq_ignore_ascii_case(k) && !v.is_empty());
+                    if !given && !out.iter().any(|o| o.eq_ignore_ascii_case(k)) {
+                        out.push(k.clone());
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn source(&self, s: &StatementRef) -> Option<&Source> {
@@ -506,10 +550,13 @@ fn simulate(
             let o = b.evaluate(&req);
             o.allow && !o.deny
         });
+        let mut explanation = sim.set.explain(&req);
+        explanation.missing_context_keys =
+            sim.missing(action, &context, &explanation.missing_context_keys);
         outcomes.push(Outcome {
             action,
             resource,
-            explanation: sim.set.explain(&req),
+            explanation,
             boundary_allows,
         });
     }
