@@ -7,6 +7,7 @@
 //! arrive here already normalised, with literals redacted, and no event
 //! ever carries a token, password or secret key.
 
+pub mod anchor;
 mod event;
 mod json;
 mod statements;

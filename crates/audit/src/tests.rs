@@ -737,3 +737,415 @@ fn statement_records_keep_their_bytes() {
         assert_eq!(out, expected, "cached: {cached}");
     }
 }
+
+// Anchors: the trail's end where deleting trail files does not reach.
+
+use crate::anchor::{self, AnchorBody, AnchorError, TrailEnd};
+
+impl Built {
+    /// An anchor of the trail as it stands: its last record and digest.
+    fn anchor(&self) -> AnchorBody {
+        let (_, last_segment) = self.segments.last().expect("a segment");
+        let line = last_segment
+            .split(|b| *b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .expect("a record");
+        let head = parse_record(line).expect("a record");
+        let (_, digest) = self.digests.last().expect("a digest");
+        AnchorBody {
+            trail_id: TRAIL,
+            sequence: head.sequence,
+            record_hash: head.hash,
+            digest_sequence: self.digests.len() as u64,
+            digest_hash: Some(anchor::sha256(digest)),
+            time: "2026-11-23T14:22:08.123Z".into(),
+        }
+    }
+
+    fn verify_held_to(&self, anchor: &AnchorBody) -> Report {
+        let inputs: Vec<SegmentInput<'_>> = self
+            .segments
+            .iter()
+            .map(|(name, bytes)| SegmentInput { name, bytes })
+            .collect();
+        verify_anchored(
+            &inputs,
+            &self.digests,
+            &self.public_key,
+            Window::default(),
+            &Anchors {
+                trail_id: Some(TRAIL),
+                anchors: vec![("store", anchor)],
+            },
+        )
+    }
+}
+
+#[test]
+fn an_untouched_trail_reaches_its_anchor() {
+    let t = build(100, 30, 25);
+    let a = t.anchor();
+    let r = t.verify_held_to(&a);
+    assert!(r.ok(), "{:?}", r.problems);
+    // An older anchor is reached too.
+    let mut older = a.clone();
+    older.sequence = 60;
+    older.record_hash = parse_record(t.segments[1].1.split(|b| *b == b'\n').nth(29).unwrap())
+        .unwrap()
+        .hash;
+    older.digest_sequence = 2;
+    older.digest_hash = Some(anchor::sha256(&t.digests[1].1));
+    let r = t.verify_held_to(&older);
+    assert!(r.ok(), "{:?}", r.problems);
+}
+
+#[test]
+fn deleting_the_newest_segment_and_its_digests_is_caught_by_the_anchor() {
+    let mut t = build(100, 30, 25);
+    let a = t.anchor();
+    // Records 91-100 and digest 4 (records 76-100) go; digest 3 (75)
+    // stays, and 76-90 look merely unsigned.
+    t.segments.pop();
+    t.digests.pop();
+    let plain = t.verify();
+    assert!(
+        plain.ok(),
+        "without an anchor this goes unseen: {:?}",
+        plain.problems
+    );
+    let r = t.verify_held_to(&a);
+    assert_eq!(
+        r.problems,
+        vec![
+            Problem::TrailTruncated {
+                source: "store".into(),
+                anchored_sequence: 100,
+                anchored_time: "2026-11-23T14:22:08.123Z".into(),
+                first_missing: 91,
+                last_missing: 100,
+            },
+            Problem::DigestsTruncated {
+                source: "store".into(),
+                first_missing: 4,
+                last_missing: 4,
+            },
+        ]
+    );
+    let text = r.problems[0].to_string();
+    assert!(
+        text.contains("trail ends at record 90") && text.contains("records 91 to 100 were deleted"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_rewritten_unsigned_tail_is_caught_by_the_anchor() {
+    let mut t = build(100, 30, 25);
+    let a = t.anchor();
+    t.digests.pop();
+    // Record 100 rewritten, still chained to 99.
+    let mut lines = t.lines(3);
+    let last = lines.len() - 1;
+    lines[last] = String::from_utf8(lines[last].clone())
+        .unwrap()
+        .replace("SELECT 100", "SELECT 1")
+        .into_bytes();
+    t.set_lines(3, &lines);
+    assert!(t.verify().ok());
+    let r = t.verify_held_to(&a);
+    assert!(
+        r.problems.contains(&Problem::AnchoredRecordModified {
+            source: "store".into(),
+            sequence: 100
+        }),
+        "{:?}",
+        r.problems
+    );
+}
+
+#[test]
+fn a_replaced_trail_is_caught_by_the_anchor() {
+    let t = build(10, 30, 25);
+    let mut a = t.anchor();
+    a.trail_id = 0x9999;
+    let r = t.verify_held_to(&a);
+    assert!(matches!(
+        r.problems.as_slice(),
+        [Problem::AnchorOtherTrail {
+            anchored_sequence: 10,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn comparing_with_an_anchor() {
+    let a = AnchorBody {
+        trail_id: 1,
+        sequence: 50,
+        record_hash: [5; 32],
+        digest_sequence: 3,
+        digest_hash: Some([3; 32]),
+        time: "2026-01-01T00:00:00Z".into(),
+    };
+    let end = TrailEnd {
+        trail_id: Some(1),
+        last_sequence: 60,
+        at_anchor: vec![[5; 32]],
+        retained_from: 1,
+        last_digest: 4,
+        anchored_digest: Some([3; 32]),
+    };
+    assert_eq!(anchor::compare(&a, &end, "store"), vec![]);
+    // The anchored digest retention removed: fine; rewritten: not.
+    let gone = TrailEnd {
+        anchored_digest: None,
+        ..end.clone()
+    };
+    assert_eq!(anchor::compare(&a, &gone, "store"), vec![]);
+    let rewritten = TrailEnd {
+        anchored_digest: Some([4; 32]),
+        ..end.clone()
+    };
+    assert_eq!(
+        anchor::compare(&a, &rewritten, "f"),
+        vec![Problem::AnchoredDigestModified {
+            source: "f".into(),
+            digest_sequence: 3
+        }]
+    );
+    // The anchored record gone from the middle, and after retention.
+    let hole = TrailEnd {
+        at_anchor: vec![],
+        ..end.clone()
+    };
+    assert_eq!(
+        anchor::compare(&a, &hole, "store"),
+        vec![Problem::AnchoredRecordMissing {
+            source: "store".into(),
+            sequence: 50
+        }]
+    );
+    let retained = TrailEnd {
+        at_anchor: vec![],
+        retained_from: 51,
+        ..end.clone()
+    };
+    assert_eq!(anchor::compare(&a, &retained, "store"), vec![]);
+    // A duplicate at the anchored sequence: the genuine one is there.
+    let dup = TrailEnd {
+        at_anchor: vec![[9; 32], [5; 32]],
+        ..end.clone()
+    };
+    assert_eq!(anchor::compare(&a, &dup, "store"), vec![]);
+    // Exactly at the anchor, and one short of it.
+    let exact = TrailEnd {
+        last_sequence: 50,
+        last_digest: 3,
+        ..end.clone()
+    };
+    assert_eq!(anchor::compare(&a, &exact, "store"), vec![]);
+    let short = TrailEnd {
+        last_sequence: 49,
+        at_anchor: vec![],
+        last_digest: 2,
+        anchored_digest: None,
+        ..end.clone()
+    };
+    let problems = anchor::compare(&a, &short, "store");
+    assert_eq!(problems.len(), 2);
+    assert_eq!(
+        problems[0].to_string(),
+        "the trail was truncated: the store anchor (2026-01-01T00:00:00Z) vouches for records up to 50, but the trail ends at record 49; record 50 was deleted"
+    );
+    assert_eq!(
+        problems[1].to_string(),
+        "digest 3, which the store anchor vouches for, was deleted"
+    );
+    // Nothing at all left: an empty trail.
+    let empty = TrailEnd {
+        trail_id: None,
+        ..TrailEnd::default()
+    };
+    let problems = anchor::compare(&a, &empty, "store");
+    assert!(matches!(
+        problems[0],
+        Problem::TrailTruncated {
+            first_missing: 1,
+            last_missing: 50,
+            ..
+        }
+    ));
+}
+
+fn signed_anchor(key: &SigningKey) -> crate::anchor::Anchor {
+    AnchorBody {
+        trail_id: 0x00ab_cdef_0123_4567,
+        sequence: 42,
+        record_hash: [0x11; 32],
+        digest_sequence: 7,
+        digest_hash: Some([0x22; 32]),
+        time: "2026-11-23T14:22:08.123Z".into(),
+    }
+    .sign(key)
+}
+
+#[test]
+fn anchors_round_trip_and_check_their_signature() {
+    let key = key();
+    let a = signed_anchor(&key);
+    let json = a.to_json();
+    let opened = anchor::open_anchor(format!("  {json}\n").as_bytes(), &key.public_key()).unwrap();
+    assert_eq!(opened, a);
+    // No digest yet.
+    let mut b = a.body.clone();
+    b.digest_sequence = 0;
+    b.digest_hash = None;
+    let b = b.sign(&key);
+    assert_eq!(
+        anchor::open_anchor(b.to_json().as_bytes(), &key.public_key()).unwrap(),
+        b
+    );
+    assert!(b.to_json().contains("\"digestHash\":null"));
+}
+
+#[test]
+fn a_forged_anchor_is_refused() {
+    let key = key();
+    let a = signed_anchor(&key);
+    let json = a.to_json();
+    // A higher sequence, a lower one, another hash, another time.
+    for (from, to) in [
+        ("\"sequence\":42", "\"sequence\":43"),
+        ("\"sequence\":42", "\"sequence\":41"),
+        ("\"digestSequence\":7", "\"digestSequence\":8"),
+        ("2026-11-23T14:22:08.123Z", "2026-11-23T14:22:09.123Z"),
+    ] {
+        let forged = json.replace(from, to);
+        assert_ne!(forged, json);
+        assert_eq!(
+            anchor::open_anchor(forged.as_bytes(), &key.public_key()),
+            Err(AnchorError::Signature),
+            "{to}"
+        );
+    }
+    // Signed with another key, named as its own or as the trail's.
+    let other = self::key();
+    let by_other = signed_anchor(&other);
+    assert!(matches!(
+        anchor::open_anchor(by_other.to_json().as_bytes(), &key.public_key()),
+        Err(AnchorError::OtherKey { .. })
+    ));
+    let claimed = by_other.to_json().replace(
+        &hex::encode(other.public_key()),
+        &hex::encode(key.public_key()),
+    );
+    assert_eq!(
+        anchor::open_anchor(claimed.as_bytes(), &key.public_key()),
+        Err(AnchorError::Signature)
+    );
+    // A digest's signature is no anchor's.
+    assert_ne!(
+        a.body.message().as_bytes().first(),
+        Some(&b'{'),
+        "anchors sign a text of their own"
+    );
+}
+
+#[test]
+fn malformed_anchors_are_refused_with_a_reason() {
+    let key = key();
+    let json = signed_anchor(&key).to_json();
+    let cases: Vec<(String, &str)> = vec![
+        ("".into(), "not JSON"),
+        ("[]".into(), "not JSON"),
+        (json.replace("{", "{\"extra\":1,"), "unknown field `extra`"),
+        (
+            json.replace(",\"time\"", ",\"x\":1,\"time\""),
+            "unknown field",
+        ),
+        (
+            json.replace("\"anchorVersion\":1", "\"anchorVersion\":2"),
+            "unsupported anchorVersion 2",
+        ),
+        (
+            json.replace("\"sequence\":42", "\"sequence\":0"),
+            "sequence must be at least 1",
+        ),
+        (
+            json.replace("\"sequence\":42", "\"sequence\":-1"),
+            "not JSON",
+        ),
+        (
+            json.replace(
+                "\"trailId\":\"00abcdef01234567\"",
+                "\"trailId\":\"00ABCDEF01234567\"",
+            ),
+            "trailId is not 16 lowercase hex digits",
+        ),
+        (
+            json.replace("\"trailId\":\"00abcdef01234567\"", "\"trailId\":\"abc\""),
+            "trailId is not 16 lowercase hex digits",
+        ),
+        (
+            json.replace(&hex::encode([0x11u8; 32]), "zz"),
+            "recordHash is not 64 lowercase hex digits",
+        ),
+        (
+            json.replace(&format!("\"{}\"", hex::encode([0x22u8; 32])), "null"),
+            "digestHash must be null exactly when digestSequence is 0",
+        ),
+        (
+            json.replace("\"digestSequence\":7", "\"digestSequence\":0"),
+            "digestHash must be null exactly when digestSequence is 0",
+        ),
+        (
+            json.replace("2026-11-23T14:22:08.123Z", "yesterday"),
+            "time is not an RFC 3339 UTC time",
+        ),
+        (
+            json.replace("2026-11-23T14:22:08.123Z", "2026-11-23T14:22:08+01:00"),
+            "time is not an RFC 3339 UTC time",
+        ),
+        (
+            json.replace("\"signature\":\"", "\"signature\":\"00"),
+            "signature is not 128 lowercase hex digits",
+        ),
+        (
+            json.replace(",\"signature\"", ",\"signatur\""),
+            "unknown field",
+        ),
+        (format!("{json}{json}"), "not JSON"),
+        (" ".repeat(5000), "longer than 4096 bytes"),
+    ];
+    for (text, want) in cases {
+        let err = anchor::open_anchor(text.as_bytes(), &key.public_key())
+            .expect_err(&text)
+            .to_string();
+        assert!(err.contains(want), "{text}: {err} (wanted {want})");
+    }
+}
+
+#[test]
+fn a_digest_is_overdue_after_twice_its_interval_at_most_a_minute_late() {
+    let minute = 60_000;
+    // 5-minute digests: overdue after 6 minutes.
+    assert_eq!(
+        anchor::digest_overdue(Some(0), 0, 5 * minute, 6 * minute),
+        None
+    );
+    assert_eq!(
+        anchor::digest_overdue(Some(0), 0, 5 * minute, 6 * minute + 1),
+        Some(6 * minute + 1)
+    );
+    // 1-second digests: after 2 seconds.
+    assert_eq!(anchor::digest_overdue(Some(0), 0, 1000, 2000), None);
+    assert!(anchor::digest_overdue(Some(0), 0, 1000, 2500).is_some());
+    // A writer that just started has until its first digest is due.
+    assert_eq!(
+        anchor::digest_overdue(Some(0), 100 * minute, 5 * minute, 101 * minute),
+        None
+    );
+    assert_eq!(anchor::digest_overdue(None, 0, 1000, 1500), None);
+    assert!(anchor::digest_overdue(None, 0, 1000, 2001).is_some());
+}

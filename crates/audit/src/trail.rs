@@ -301,6 +301,14 @@ impl SigningKey {
         out
     }
 
+    /// An Ed25519 signature of `message` (anchors; digests use
+    /// [`SigningKey::sign_digest`]).
+    pub(crate) fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(self.0.sign(message).as_ref());
+        signature
+    }
+
     /// The digest file: body line, then signature line.
     pub fn sign_digest(&self, body: &DigestBody) -> (String, [u8; 64]) {
         let text = serde_json::to_string(body).unwrap_or_default();
@@ -510,6 +518,47 @@ pub enum Problem {
         line: u64,
         sequence: u64,
     },
+    /// An anchor (`source`: `store` or the file given) is unreadable, or
+    /// its signature does not match (forged or altered).
+    #[serde(rename_all = "camelCase")]
+    AnchorInvalid { source: String, reason: String },
+    /// The anchor names another trail: this one was deleted or replaced.
+    #[serde(rename_all = "camelCase")]
+    AnchorOtherTrail {
+        source: String,
+        anchored_trail: String,
+        trail: String,
+        anchored_sequence: u64,
+    },
+    /// The trail ends before the anchored record: its newest records were
+    /// deleted (with every digest naming them).
+    #[serde(rename_all = "camelCase")]
+    TrailTruncated {
+        source: String,
+        anchored_sequence: u64,
+        anchored_time: String,
+        first_missing: u64,
+        last_missing: u64,
+    },
+    /// The anchored record is not in the trail, though later ones are.
+    #[serde(rename_all = "camelCase")]
+    AnchoredRecordMissing { source: String, sequence: u64 },
+    /// The record at the anchored sequence is not the one anchored.
+    #[serde(rename_all = "camelCase")]
+    AnchoredRecordModified { source: String, sequence: u64 },
+    /// The newest digests, up to the anchored one, are gone.
+    #[serde(rename_all = "camelCase")]
+    DigestsTruncated {
+        source: String,
+        first_missing: u64,
+        last_missing: u64,
+    },
+    /// The anchored digest file is not the one anchored.
+    #[serde(rename_all = "camelCase")]
+    AnchoredDigestModified {
+        source: String,
+        digest_sequence: u64,
+    },
 }
 
 impl Problem {
@@ -597,6 +646,67 @@ impl std::fmt::Display for Problem {
                 f,
                 "record {sequence} ({segment} line {line}) is out of order"
             ),
+            Problem::AnchorInvalid { source, reason } => {
+                write!(f, "the {source} anchor is invalid: {reason}")
+            }
+            Problem::AnchorOtherTrail {
+                source,
+                anchored_trail,
+                trail,
+                anchored_sequence,
+            } => write!(
+                f,
+                "the {source} anchor vouches for trail {anchored_trail} up to record {anchored_sequence}, but this is trail {trail}: the trail was deleted or replaced"
+            ),
+            Problem::TrailTruncated {
+                source,
+                anchored_sequence,
+                anchored_time,
+                first_missing,
+                last_missing,
+            } => {
+                let missing = if first_missing == last_missing {
+                    format!("record {first_missing} was deleted")
+                } else {
+                    format!("records {first_missing} to {last_missing} were deleted")
+                };
+                write!(
+                    f,
+                    "the trail was truncated: the {source} anchor ({anchored_time}) vouches for records up to {anchored_sequence}, but the trail ends at record {}; {missing}",
+                    first_missing - 1
+                )
+            }
+            Problem::AnchoredRecordMissing { source, sequence } => write!(
+                f,
+                "record {sequence}, which the {source} anchor vouches for, was deleted"
+            ),
+            Problem::AnchoredRecordModified { source, sequence } => write!(
+                f,
+                "record {sequence} is not the record the {source} anchor vouches for: it was modified or replaced"
+            ),
+            Problem::DigestsTruncated {
+                source,
+                first_missing,
+                last_missing,
+            } if first_missing == last_missing => write!(
+                f,
+                "digest {first_missing}, which the {source} anchor vouches for, was deleted"
+            ),
+            Problem::DigestsTruncated {
+                source,
+                first_missing,
+                last_missing,
+            } => write!(
+                f,
+                "digests {first_missing} to {last_missing}, which the {source} anchor vouches for, were deleted"
+            ),
+            Problem::AnchoredDigestModified {
+                source,
+                digest_sequence,
+            } => write!(
+                f,
+                "digest {digest_sequence} is not the digest the {source} anchor vouches for"
+            ),
         }
     }
 }
@@ -660,6 +770,28 @@ pub fn verify(
     digests: &[(String, Vec<u8>)],
     public_key: &[u8; 32],
     window: Window,
+) -> Report {
+    verify_anchored(segments, digests, public_key, window, &Anchors::default())
+}
+
+/// Anchors to hold the trail to in [`verify_anchored`].
+#[derive(Debug, Clone, Default)]
+pub struct Anchors<'a> {
+    /// The trail's id from its `trail-id` file, if there is one.
+    pub trail_id: Option<u64>,
+    /// `(source, anchor)`, signatures already checked: `store`, or the
+    /// file an anchor was exported to.
+    pub anchors: Vec<(&'a str, &'a crate::anchor::AnchorBody)>,
+}
+
+/// [`verify`], and then the trail's end against each anchor
+/// ([`crate::anchor::compare`]): truncation that the digests cannot show.
+pub fn verify_anchored(
+    segments: &[SegmentInput<'_>],
+    digests: &[(String, Vec<u8>)],
+    public_key: &[u8; 32],
+    window: Window,
+    held_to: &Anchors<'_>,
 ) -> Report {
     let mut report = Report::default();
     let mut problems = Vec::new();
@@ -965,6 +1097,33 @@ pub fn verify(
                 _ => true,
             },
         });
+    }
+    // The trail's end against the anchors: never limited by the window.
+    if !held_to.anchors.is_empty() {
+        let trail_id = held_to.trail_id.or_else(|| {
+            valid
+                .last()
+                .and_then(|(_, d)| u64::from_str_radix(&d.body.trail_id, 16).ok())
+        });
+        let last_sequence = sorted_sequences.last().copied().unwrap_or(0);
+        for (source, anchor) in &held_to.anchors {
+            let end = crate::anchor::TrailEnd {
+                trail_id,
+                last_sequence,
+                at_anchor: by_sequence
+                    .get(&anchor.sequence)
+                    .map(|v| v.iter().map(|i| recs[*i].head.hash).collect())
+                    .unwrap_or_default(),
+                retained_from: retained,
+                last_digest: report.last_digest.unwrap_or(0),
+                anchored_digest: valid
+                    .iter()
+                    .find(|(_, d)| d.body.digest_sequence == anchor.digest_sequence)
+                    .and_then(|(name, _)| digests.iter().find(|(n, _)| n == name))
+                    .map(|(_, bytes)| Sha256::digest(bytes).into()),
+            };
+            problems.extend(crate::anchor::compare(anchor, &end, source));
+        }
     }
     report.problems = problems;
     report

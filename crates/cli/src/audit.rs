@@ -1,5 +1,5 @@
-//! `latchkey audit verify|lookup|public-key`, and opening the trail for
-//! `serve`.
+//! `latchkey audit verify|lookup|public-key|export-anchor`, and opening the
+//! trail for `serve`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,9 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use latchkey_audit::trail::{self, SigningKey, Window};
+use latchkey_audit::anchor::{self, Anchor};
+use latchkey_audit::trail::{self, Problem, SigningKey, Window};
+use latchkey_server::state::AppState;
 use latchkey_store::Store;
-use latchkey_trail::{Filter, Index, Trail, TrailConfig, TrailFiles, TrailMetrics};
+use latchkey_trail::{AnchorKeeper, Filter, Index, Trail, TrailConfig, TrailFiles, TrailMetrics};
 use serde_json::json;
 
 use crate::exit;
@@ -24,6 +26,8 @@ pub enum AuditCommand {
     Lookup(LookupArgs),
     /// Print the public key that signs the trail's digests (PEM), to verify elsewhere with --public-key.
     PublicKey(PublicKeyArgs),
+    /// Print (or write to --out) the trail's signed anchor: the last sealed record and the newest digest. Keep copies away from this machine and check the trail against one with `audit verify --anchor FILE`: deleting the newest segments and digests cannot hide from it.
+    ExportAnchor(ExportAnchorArgs),
 }
 
 #[derive(Args, Debug)]
@@ -39,7 +43,22 @@ pub struct VerifyArgs {
     /// The public key (PEM or hex) to check digests with, instead of the one in the store. Use a copy kept away from this machine.
     #[arg(long, value_name = "FILE")]
     public_key: Option<PathBuf>,
+    /// An anchor from `audit export-anchor` (repeatable): the trail must still reach the record and digest it vouches for. The store's anchor is always checked when the store can be opened.
+    #[arg(long, value_name = "FILE")]
+    anchor: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportAnchorArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Write the anchor (JSON) to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// json: the signed anchor document itself; text: what it vouches for, for people.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
     output: OutputFormat,
 }
 
@@ -98,16 +117,44 @@ fn signing_key(store: &Store) -> Result<SigningKey> {
     Ok(key)
 }
 
-/// Opens the trail `serve` records into.
+/// Keeps the trail's anchor in the store.
+struct StoreAnchor(Arc<AppState>);
+
+impl AnchorKeeper for StoreAnchor {
+    fn load(&mut self) -> std::result::Result<Option<String>, String> {
+        self.0.store.audit_anchor().map_err(|e| e.to_string())
+    }
+
+    fn save(&mut self, anchor: &Anchor) -> std::result::Result<(), String> {
+        let stored = self
+            .0
+            .store
+            .put_audit_anchor(
+                &format!("{:016x}", anchor.body.trail_id),
+                anchor.body.sequence,
+                &anchor.to_json(),
+                latchkey_server::state::now(),
+            )
+            .map_err(|e| e.to_string())?;
+        if stored {
+            Ok(())
+        } else {
+            Err("the store holds a newer anchor, or one of another trail".into())
+        }
+    }
+}
+
+/// Opens the trail `serve` records into, held to the store's anchor.
 pub fn open_trail(
-    store: &Store,
+    state: &Arc<AppState>,
     config: TrailConfig,
     metrics: TrailMetrics,
     observers: Vec<Box<dyn latchkey_trail::Observer>>,
 ) -> Result<Arc<Trail>> {
     let dir = config.dir.clone();
-    let key = signing_key(store)?;
-    let trail = Trail::open(config, key, metrics, observers)
+    let key = signing_key(&state.store)?;
+    let keeper: Box<dyn AnchorKeeper> = Box::new(StoreAnchor(state.clone()));
+    let trail = Trail::open_anchored(config, key, metrics, observers, Some(keeper))
         .with_context(|| format!("opening the audit trail in {}", dir.display()))?;
     Ok(Arc::new(trail))
 }
@@ -121,11 +168,15 @@ pub fn run(cmd: AuditCommand) -> Result<u8> {
             print!("{}", trail::public_key_pem(&key));
             Ok(exit::OK)
         }
+        AuditCommand::ExportAnchor(args) => export_anchor(&args),
     }
 }
 
 fn public_key(server: &ServerArgs) -> Result<[u8; 32]> {
-    let store = server.resolve()?.open_store()?;
+    stored_public_key(&server.resolve()?.open_store()?)
+}
+
+fn stored_public_key(store: &Store) -> Result<[u8; 32]> {
     let key = match store.audit_public_key()? {
         Some(k) => k,
         None => bail!("this data directory has no audit trail yet (run latchkey serve)"),
@@ -148,16 +199,125 @@ fn ms(t: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+fn export_anchor(args: &ExportAnchorArgs) -> Result<u8> {
+    let store = args.server.resolve()?.open_store()?;
+    let key = stored_public_key(&store)?;
+    let Some(document) = store.audit_anchor()? else {
+        bail!(
+            "the store holds no audit anchor yet: `latchkey serve` anchors the trail once it has records"
+        );
+    };
+    let anchor = anchor::open_anchor(document.as_bytes(), &key).context(
+        "the store's audit anchor is not valid (the store was tampered with); run `latchkey audit verify`",
+    )?;
+    let text = match args.output {
+        OutputFormat::Json => format!("{}\n", anchor.to_json()),
+        OutputFormat::Text => anchor_rows(&anchor)
+            .iter()
+            .map(|(k, v)| format!("{k:<16} {v}\n"))
+            .collect(),
+    };
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "latchkey: anchored record {} and digest {} in {}",
+                anchor.body.sequence,
+                anchor.body.digest_sequence,
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(exit::OK)
+}
+
+fn anchor_rows(a: &Anchor) -> Vec<(&'static str, String)> {
+    let doc: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap_or_default();
+    let field = |k: &str| match &doc[k] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "none".into(),
+        v => v.to_string(),
+    };
+    vec![
+        ("trail", field("trailId")),
+        ("sequence", field("sequence")),
+        ("record hash", field("recordHash")),
+        ("digest", field("digestSequence")),
+        ("digest hash", field("digestHash")),
+        ("time", field("time")),
+        ("public key", field("publicKey")),
+    ]
+}
+
+/// A warning when the newest digest is overdue while a writer holds the
+/// trail open (`serve` is running).
+fn digest_warning(dir: &std::path::Path, report: &trail::Report) -> Result<Option<String>> {
+    let Some(writer) = latchkey_trail::running_writer(dir)? else {
+        return Ok(None);
+    };
+    let newest = report
+        .last_digest_time
+        .as_deref()
+        .and_then(trail::parse_time_ms);
+    let now = ms(SystemTime::now());
+    Ok(anchor::digest_overdue(newest, writer.started_ms, writer.digest_interval_ms, now).map(
+        |age| {
+            format!(
+                "the newest digest is {}s old, but the server (pid {}) claims to run and signs one every {}s: its trail writer is stuck, or digests are being deleted",
+                age / 1000,
+                writer.pid,
+                writer.digest_interval_ms / 1000
+            )
+        },
+    ))
+}
+
 fn verify(args: &VerifyArgs) -> Result<u8> {
     let config = args.server.resolve()?;
-    let key = match &args.public_key {
-        Some(path) => {
+    // The store, for its public key and anchor; with --public-key the
+    // trail can be checked where there is no store.
+    let store = match (&args.public_key, config.open_store()) {
+        (_, Ok(s)) => Some(s),
+        (Some(_), Err(e)) => {
+            eprintln!("latchkey: not checking the store's anchor: {e:#}");
+            None
+        }
+        (None, Err(e)) => return Err(e),
+    };
+    let key = match (&args.public_key, &store) {
+        (Some(path), _) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             trail::parse_public_key(&text)?
         }
-        None => public_key(&args.server)?,
+        (None, Some(store)) => stored_public_key(store)?,
+        (None, None) => bail!("no public key to check the trail with"),
     };
+    // Anchors: the store's, then each file's. One that does not open is
+    // itself a problem (forged, altered or from another installation).
+    let mut anchor_problems = Vec::new();
+    let mut anchors: Vec<(String, Anchor)> = Vec::new();
+    let mut documents: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some(store) = &store
+        && let Some(doc) = store.audit_anchor()?
+    {
+        documents.push(("store".into(), doc.into_bytes()));
+    }
+    for path in &args.anchor {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading the anchor {}", path.display()))?;
+        documents.push((path.display().to_string(), bytes));
+    }
+    for (source, bytes) in documents {
+        match anchor::open_anchor(&bytes, &key) {
+            Ok(a) => anchors.push((source, a)),
+            Err(e) => anchor_problems.push(Problem::AnchorInvalid {
+                source,
+                reason: e.to_string(),
+            }),
+        }
+    }
     let window = Window {
         from: args.from.as_deref().map(parse_when).transpose()?,
         to: args.to.as_deref().map(parse_when).transpose()?,
@@ -170,9 +330,32 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
         files.digests.len(),
         config.audit.dir.display()
     );
-    let report = files.verify(&key, window);
+    let held_to = trail::Anchors {
+        trail_id: latchkey_trail::read_trail_id(&config.audit.dir)?,
+        anchors: anchors.iter().map(|(s, a)| (s.as_str(), &a.body)).collect(),
+    };
+    let mut report = files.verify_anchored(&key, window, &held_to);
+    report.problems.extend(anchor_problems);
+    let warnings: Vec<String> = digest_warning(&config.audit.dir, &report)?
+        .into_iter()
+        .collect();
     match args.output {
-        OutputFormat::Json => print_json(&serde_json::to_value(&report)?)?,
+        OutputFormat::Json => {
+            let mut v = serde_json::to_value(&report)?;
+            v["anchors"] = anchors
+                .iter()
+                .map(|(source, a)| {
+                    json!({
+                        "source": source,
+                        "sequence": a.body.sequence,
+                        "digestSequence": a.body.digest_sequence,
+                        "time": a.body.time,
+                    })
+                })
+                .collect();
+            v["warnings"] = json!(warnings);
+            print_json(&v)?;
+        }
         OutputFormat::Text => {
             print_rows(&[
                 ("digests", report.digests_valid.to_string()),
@@ -191,6 +374,15 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
                         .unwrap_or_else(|| "none".into()),
                 ),
             ]);
+            for (source, a) in &anchors {
+                println!(
+                    "anchor   {source}: record {}, digest {} ({})",
+                    a.body.sequence, a.body.digest_sequence, a.body.time
+                );
+            }
+            for w in &warnings {
+                println!("WARNING  {w}");
+            }
             for p in &report.problems {
                 println!("PROBLEM  {p}");
             }

@@ -513,6 +513,11 @@ fn bootstrap(config: &Config) -> Result<(DataDir, latchkey_store::Store)> {
         &config.region,
     )?;
     crate::db::sync_databases(&store, &config.databases, latchkey_server::state::now())?;
+    // The audit trail, when it lives in the data directory, is as private.
+    if config.audit.dir.starts_with(&config.data_dir) {
+        latchkey_server::bootstrap::private_tree(&config.audit.dir)
+            .with_context(|| format!("making {} private", config.audit.dir.display()))?;
+    }
     report(config, &dir, &r);
     Ok((dir, store))
 }
@@ -565,7 +570,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
             }));
         }
         let audit = crate::audit::open_trail(
-            &state.store,
+            &state,
             trail_config,
             latchkey_trail::TrailMetrics {
                 records_written: metrics.audit_records.clone(),

@@ -419,3 +419,263 @@ fn a_full_audit_disk_fails_closed() {
         "no record of the refused API call"
     );
 }
+
+/// An IAM call with the administrator's key, through `latchkey iam`.
+fn iam_call(data: &Path, api: &str, args: &[&str]) {
+    let out = latchkey(&["iam"])
+        .args(args)
+        .args(["--endpoint-url", &format!("https://{api}"), "--ca-bundle"])
+        .arg(data.join("ca.pem"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            data.join("admin.credentials"),
+        )
+        .env("AWS_CONFIG_FILE", data.join("aws.config"))
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .unwrap();
+    stdout_ok(&out);
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Item 11 of issue 14: deleting the newest segments together with every
+/// digest naming them left a shorter trail that `audit verify` called
+/// intact. The store's anchor, and an exported copy, catch it; a forged
+/// anchor is refused; a digest overdue while the server runs is warned
+/// about; and the server will not write on over the evidence.
+#[test]
+fn truncating_the_trail_is_caught_by_its_anchors() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, api) = init_latchkey(root.path(), &[]);
+    // Every batch in a segment of its own; a digest every second.
+    let mut lk = serve_latchkey(
+        root.path(),
+        &data,
+        &api,
+        &["--audit-digest-interval", "1s", "--audit-segment-size", "1"],
+    );
+    let anchored = |at_least: u64| -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = audit(&data, &["export-anchor"]);
+            if out.status.success() {
+                let a = json_of(&out);
+                if a["sequence"].as_u64().unwrap() >= at_least {
+                    return a;
+                }
+            }
+            assert!(Instant::now() < deadline, "no anchor of record {at_least}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    for user in ["u1", "u2", "u3"] {
+        iam_call(&data, &api, &["create-user", "--user-name", user]);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let early = anchored(3);
+    assert_eq!(early["anchorVersion"], 1);
+    assert_eq!(early["signature"].as_str().unwrap().len(), 128);
+    let early_file = root.path().join("early.anchor");
+    std::fs::write(&early_file, early.to_string()).unwrap();
+
+    // A writer that stops signing digests while the server claims to run.
+    let pid = lk.child.id().to_string();
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    std::thread::sleep(Duration::from_millis(2600));
+    let stalled = audit(&data, &["verify", "--output", "json"]);
+    signal("-CONT");
+    let v = json_of(&stalled);
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{v}");
+    let w = warnings[0].as_str().unwrap();
+    assert!(
+        w.contains("claims to run") && w.contains(&format!("pid {pid}")),
+        "{w}"
+    );
+
+    for user in ["u4", "u5", "u6"] {
+        iam_call(&data, &api, &["create-user", "--user-name", user]);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    stop(&mut lk);
+    let out_file = root.path().join("final.anchor");
+    let exported = audit(
+        &data,
+        &["export-anchor", "--out", out_file.to_str().unwrap()],
+    );
+    stdout_ok(&exported);
+    let last: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    let last_sequence = last["sequence"].as_u64().unwrap();
+    assert!(last_sequence >= 6, "{last}");
+    let text = stdout_ok(&audit(&data, &["export-anchor", "--output", "text"]));
+    assert!(
+        text.contains(&format!("sequence         {last_sequence}")),
+        "{text}"
+    );
+
+    // Intact: the store's anchor and both copies are reached; no warning
+    // once the server is gone.
+    let both = [
+        "--anchor",
+        early_file.to_str().unwrap(),
+        "--anchor",
+        out_file.to_str().unwrap(),
+    ];
+    let ok = audit(
+        &data,
+        &[&["verify", "--output", "json"][..], &both].concat(),
+    );
+    let v = json_of(&ok);
+    assert_eq!(ok.status.code(), Some(0), "{v}");
+    assert_eq!(v["anchors"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 0, "{v}");
+    let text = stdout_ok(&audit(&data, &["verify"]));
+    assert!(
+        text.contains("The trail is intact.") && text.contains("anchor   store: record"),
+        "{text}"
+    );
+
+    // A forged anchor (a later record claimed) and a malformed one.
+    let forged = root.path().join("forged.anchor");
+    std::fs::write(
+        &forged,
+        last.to_string().replace(
+            &format!("\"sequence\":{last_sequence},"),
+            &format!("\"sequence\":{},", last_sequence + 50),
+        ),
+    )
+    .unwrap();
+    let out = audit(&data, &["verify", "--anchor", forged.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("forged.anchor anchor is invalid: the signature does not match"),
+        "{text}"
+    );
+    std::fs::write(&forged, "{\"anchorVersion\":1}").unwrap();
+    let out = audit(&data, &["verify", "--anchor", forged.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("missing field `trailId`"), "{text}");
+
+    // The attack: the two newest segments go, with every digest that
+    // vouches for any of their records.
+    let audit_dir = data.join("audit");
+    let mut segments: Vec<_> = std::fs::read_dir(audit_dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 4, "{segments:?}");
+    let cut = segments[segments.len() - 2]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_start_matches("trail-")
+        .trim_end_matches(".jsonl")
+        .parse::<u64>()
+        .unwrap();
+    for s in &segments[segments.len() - 2..] {
+        std::fs::remove_file(s).unwrap();
+    }
+    let mut removed = 0;
+    for e in std::fs::read_dir(audit_dir.join("digests")).unwrap() {
+        let path = e.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let body: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        if body["lastSequence"].as_u64().unwrap() >= cut {
+            std::fs::remove_file(&path).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed > 0);
+
+    let truncated = audit(&data, &["verify"]);
+    let text = String::from_utf8_lossy(&truncated.stdout);
+    assert_eq!(truncated.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the trail was truncated: the store anchor") && text.contains(&format!(
+            "vouches for records up to {last_sequence}, but the trail ends at record {}; records {cut} to {last_sequence} were deleted",
+            cut - 1
+        )),
+        "{text}"
+    );
+    assert!(text.contains("The trail was tampered with."), "{text}");
+    // The same from the exported copy alone, verified with the exported
+    // public key, as on another machine; and in JSON.
+    let pem = stdout_ok(&audit(&data, &["public-key"]));
+    let key_file = root.path().join("audit.pub");
+    std::fs::write(&key_file, pem).unwrap();
+    let out = audit(
+        &data,
+        &[
+            "verify",
+            "--output",
+            "json",
+            "--public-key",
+            key_file.to_str().unwrap(),
+            "--anchor",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    let problems = v["problems"].as_array().unwrap();
+    let from_file = problems
+        .iter()
+        .find(|p| p["problem"] == "trailTruncated" && p["source"] != "store")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(from_file["firstMissing"], cut);
+    assert_eq!(from_file["lastMissing"], last_sequence);
+    assert!(
+        problems.iter().any(|p| p["problem"] == "digestsTruncated"),
+        "{v}"
+    );
+
+    // The server does not write on over the evidence.
+    let out = latchkey(&[
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--pg-listen",
+        &format!("127.0.0.1:{}", free_port()),
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the trail was truncated") && stderr.contains("not writing on"),
+        "{stderr}"
+    );
+    assert_eq!(
+        json_of(&audit(&data, &["export-anchor"]))["sequence"],
+        last_sequence,
+        "the stored anchor is kept"
+    );
+}

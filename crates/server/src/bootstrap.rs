@@ -8,7 +8,8 @@ use anyhow::{Context, Result, bail};
 use latchkey_store::{PrincipalKind, Store, Vault, random};
 use zeroize::Zeroizing;
 
-use crate::files::{private_dir, write_private};
+pub use crate::files::private_tree;
+use crate::files::{private_dir, private_file, set_mode, write_private};
 use crate::state::now;
 use crate::tls::{TlsFiles, ensure_certificates};
 
@@ -44,6 +45,41 @@ impl DataDir {
     pub fn aws_config(&self) -> PathBuf {
         self.root.join("aws.config")
     }
+    /// Every file the server makes here but the master key, which must be
+    /// private already (see [`read_master_keys`]): the store and SQLite's
+    /// files beside it, the TLS keys and certificates, the credentials
+    /// and AWS config files.
+    pub fn private_files(&self) -> Vec<PathBuf> {
+        let tls = self.tls();
+        let store = self.store();
+        let beside = |suffix: &str| {
+            let mut name = store.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        vec![
+            beside("-wal"),
+            beside("-shm"),
+            beside("-journal"),
+            store,
+            tls.ca_key,
+            tls.ca_cert,
+            tls.server_key,
+            tls.server_cert,
+            self.admin_credentials(),
+            self.aws_config(),
+        ]
+    }
+    /// 0700 on the directory and 0600 on [`DataDir::private_files`],
+    /// whatever their modes were.
+    pub fn tighten(&self) -> Result<()> {
+        private_dir(&self.root)
+            .with_context(|| format!("making {} private", self.root.display()))?;
+        for path in self.private_files() {
+            set_mode(&path, 0o600).with_context(|| format!("making {} private", path.display()))?;
+        }
+        Ok(())
+    }
 }
 
 /// What `init` did.
@@ -56,12 +92,17 @@ pub struct InitReport {
 type MasterKeys = Vec<(u32, Zeroizing<[u8; 32]>)>;
 
 /// Reads `master.key`: one key per line as `ID HEX`, oldest first (the last
-/// seals); a single bare hex line is key 1. Refuses a file others can read.
+/// seals); a single bare hex line is key 1. Refuses a file its group or
+/// other users can read or write: unlike the other files it is not
+/// silently tightened, since a key others could read may have leaked.
 pub fn read_master_keys(path: &Path) -> Result<MasterKeys> {
-    let mode = std::fs::metadata(path)?.permissions().mode();
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode();
     if mode & 0o077 != 0 {
         bail!(
-            "{} is readable by other users (mode {:o}); run: chmod 600 {}",
+            "refusing to use the master key {}: its mode is {:o}, so its group or other users can read or write it; run `chmod 600 {}` (and, if someone else may have read it, `latchkey rotate-master-key`)",
             path.display(),
             mode & 0o777,
             path.display()
@@ -174,6 +215,9 @@ pub fn init(
 ) -> Result<(Store, InitReport)> {
     private_dir(&dir.root).with_context(|| format!("creating {}", dir.root.display()))?;
     let vault = load_master_key(&dir.master_key())?;
+    // Made private before SQLite opens it: its -wal and -shm files take
+    // the database file's mode.
+    private_file(&dir.store()).with_context(|| format!("creating {}", dir.store().display()))?;
     let store = Store::open(&dir.store(), vault).context("opening the store")?;
     store.cluster_keys(now())?;
     ensure_certificates(&dir.tls(), server_names).context("creating TLS certificates")?;
@@ -202,7 +246,8 @@ pub fn init(
         "[default]\nregion = {region}\nendpoint_url = {endpoint}\nca_bundle = {}\n",
         ca.display()
     );
-    std::fs::write(dir.aws_config(), config)?;
+    write_private(&dir.aws_config(), config.as_bytes())?;
+    dir.tighten()?;
     let account = store.account_id().to_owned();
     Ok((store, InitReport { account, admin_key }))
 }

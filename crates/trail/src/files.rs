@@ -5,6 +5,8 @@
 //! DIR/segments/trail-00000000000000052301.jsonl   records from sequence 52301
 //! DIR/digests/digest-000000000001.json            signed chain heads
 //! DIR/index.sqlite                                the lookup index
+//! DIR/trail-id                                    the trail's id (hex)
+//! DIR/writer.lock                                 held (flock) by the running writer
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -144,20 +146,30 @@ impl TrailFiles {
     }
 
     pub fn verify(&self, public_key: &[u8; 32], window: trail::Window) -> trail::Report {
+        self.verify_anchored(public_key, window, &trail::Anchors::default())
+    }
+
+    /// [`TrailFiles::verify`], holding the trail's end to `anchors`.
+    pub fn verify_anchored(
+        &self,
+        public_key: &[u8; 32],
+        window: trail::Window,
+        anchors: &trail::Anchors<'_>,
+    ) -> trail::Report {
         let inputs: Vec<SegmentInput<'_>> = self
             .segments
             .iter()
             .map(|(name, bytes)| SegmentInput { name, bytes })
             .collect();
-        trail::verify(&inputs, &self.digests, public_key, window)
+        trail::verify_anchored(&inputs, &self.digests, public_key, window, anchors)
     }
 }
 
-/// The newest digest, signature checked.
+/// The newest digest, signature checked, and the SHA-256 of its file.
 pub(crate) fn last_digest(
     dir: &Path,
     public_key: &[u8; 32],
-) -> Result<Option<trail::SignedDigest>, Error> {
+) -> Result<Option<(trail::SignedDigest, trail::Hash)>, Error> {
     let Some((n, name)) = list_digests(dir)?.pop() else {
         return Ok(None);
     };
@@ -173,5 +185,129 @@ pub(crate) fn last_digest(
             reason: "its name and sequence disagree".into(),
         });
     }
-    Ok(Some(d))
+    Ok(Some((d, latchkey_audit::anchor::sha256(&bytes))))
+}
+
+/// The SHA-256 of digest `sequence`'s file, if it is there.
+pub(crate) fn digest_hash(dir: &Path, sequence: u64) -> Result<Option<trail::Hash>, Error> {
+    let path = digests_dir(dir).join(digest_name(sequence));
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(latchkey_audit::anchor::sha256(&bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+/// The hashes of the lines that claim record `sequence`, from the segment
+/// that should hold it (`segments` as [`list_segments`] gives them).
+pub(crate) fn record_hashes_at(
+    dir: &Path,
+    segments: &[(u64, String)],
+    sequence: u64,
+) -> Result<Vec<trail::Hash>, Error> {
+    let Some((_, name)) = segments.iter().rev().find(|(first, _)| *first <= sequence) else {
+        return Ok(Vec::new());
+    };
+    let path = segments_dir(dir).join(name);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let prefix = format!("{{\"sequence\":{sequence},");
+    Ok(bytes
+        .split(|b| *b == b'\n')
+        .filter(|line| line.starts_with(prefix.as_bytes()))
+        .map(latchkey_audit::anchor::sha256)
+        .collect())
+}
+
+/// The trail id in `dir`, if it has one.
+pub fn read_trail_id(dir: &Path) -> Result<Option<u64>, Error> {
+    let path = dir.join("trail-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => u64::from_str_radix(text.trim(), 16)
+            .map(Some)
+            .map_err(|_| Error::Corrupt {
+                path,
+                reason: "the trail id is not 16 hex digits".into(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+fn lock_path(dir: &Path) -> PathBuf {
+    dir.join("writer.lock")
+}
+
+/// What the running writer wrote in `writer.lock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterInfo {
+    pub pid: u32,
+    /// When it opened the trail, milliseconds since the epoch.
+    pub started_ms: i64,
+    /// Its digest interval.
+    pub digest_interval_ms: i64,
+}
+
+/// Takes `writer.lock` (an exclusive `flock`, released when the file is
+/// closed, also by `kill -9`) and writes who holds it. A second writer on
+/// the same trail is refused: two chains in one set of segments would
+/// corrupt it.
+pub(crate) fn lock_writer(dir: &Path, info: &WriterInfo) -> Result<File, Error> {
+    use std::io::Write;
+    let path = lock_path(dir);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(Error::Corrupt {
+                path,
+                reason: format!(
+                    "another process is writing this audit trail ({}); one trail has one writer",
+                    holder.trim()
+                ),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+    }
+    let text = serde_json::json!({
+        "pid": info.pid,
+        "startedMs": info.started_ms,
+        "digestIntervalMs": info.digest_interval_ms,
+    })
+    .to_string();
+    file.set_len(0)
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .map_err(|e| Error::io(&path, e))?;
+    Ok(file)
+}
+
+/// The writer holding `dir`'s trail open right now, if any: `serve`
+/// claims to run exactly while it holds `writer.lock`.
+pub fn running_writer(dir: &Path) -> Result<Option<WriterInfo>, Error> {
+    let path = lock_path(dir);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => return Ok(None),
+        Err(std::fs::TryLockError::WouldBlock) => {}
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let num = |k: &str| v.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    Ok(Some(WriterInfo {
+        pid: u32::try_from(num("pid")).unwrap_or(0),
+        started_ms: num("startedMs"),
+        digest_interval_ms: num("digestIntervalMs"),
+    }))
 }

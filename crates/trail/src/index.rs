@@ -189,6 +189,18 @@ impl Index {
     /// Opens (creating) the index for writing.
     pub fn open(dir: &Path) -> Result<Self, Error> {
         let path = Self::path(dir);
+        // Private like the segments; SQLite gives its -wal and -shm files
+        // the same mode.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+        }
         let conn = Connection::open(&path).map_err(|e| Error::index(&path, e))?;
         conn.execute_batch(&format!(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; {SCHEMA}"

@@ -16,6 +16,13 @@
 //!
 //! After a crash, [`Trail::open`] cuts a torn final line, resumes the chain
 //! from the last whole record and catches the index up.
+//!
+//! With an [`AnchorKeeper`] ([`Trail::open_anchored`]) the writer also
+//! signs an anchor (the chain head and the newest digest,
+//! [`latchkey_audit::anchor`]) at every digest and at most once a second
+//! while records arrive, and the keeper saves it where deleting trail
+//! files does not reach (the store). A trail that no longer reaches its
+//! anchor does not open: writing on would overwrite the evidence.
 
 mod files;
 mod index;
@@ -30,11 +37,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use latchkey_audit::trail::{Chain, DigestSpec, SegmentRef, SigningKey, TrailError};
+use latchkey_audit::anchor::{Anchor, AnchorBody, TrailEnd};
+use latchkey_audit::trail::{Chain, DigestSpec, Hash, SegmentRef, SigningKey, TrailError};
 use latchkey_audit::{AuditSink, Event, FieldCache};
 use latchkey_metrics::{Counter, Histogram};
 
-pub use files::{TrailFiles, list_digests, list_segments, segment_first, segment_name};
+pub use files::{
+    TrailFiles, WriterInfo, list_digests, list_segments, read_trail_id, running_writer,
+    segment_first, segment_name,
+};
 pub use index::{Filter, Index, Span, SpanBuilder, SpanKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +64,22 @@ pub enum Error {
     },
     #[error(transparent)]
     Trail(#[from] TrailError),
+    #[error("the audit anchor could not be read: {0}")]
+    Anchor(String),
 }
+
+/// Keeps the trail's newest anchor where deleting trail files does not
+/// reach it (`serve`: the store). Called on the trail's second thread.
+pub trait AnchorKeeper: Send {
+    /// The anchor saved last (its JSON document), if any.
+    fn load(&mut self) -> Result<Option<String>, String>;
+    /// Saves a newer anchor of this trail.
+    fn save(&mut self, anchor: &Anchor) -> Result<(), String>;
+}
+
+/// An anchor is signed at most this often while records arrive (and at
+/// every digest).
+pub const ANCHOR_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Error {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
@@ -185,6 +211,8 @@ enum Durable {
     },
     /// Retention removed the segments before this sequence.
     Forget(u64),
+    /// A newer anchor, for the keeper.
+    Anchor(Box<Anchor>),
 }
 
 pub struct Trail {
@@ -193,6 +221,8 @@ pub struct Trail {
     writer: std::thread::Thread,
     public_key: [u8; 32],
     trail_id: u64,
+    /// `writer.lock`, held while the trail is open.
+    _lock: File,
 }
 
 /// Bytes of records gathered before a `write`.
@@ -221,7 +251,30 @@ impl Trail {
         metrics: TrailMetrics,
         observers: Vec<Box<dyn Observer>>,
     ) -> Result<Self, Error> {
+        Self::open_anchored(config, key, metrics, observers, None)
+    }
+
+    /// [`Trail::open`], checking the trail against the anchor `keeper`
+    /// holds and giving it a new one at every digest and at most every
+    /// [`ANCHOR_INTERVAL`] while records arrive.
+    pub fn open_anchored(
+        config: TrailConfig,
+        key: SigningKey,
+        metrics: TrailMetrics,
+        observers: Vec<Box<dyn Observer>>,
+        mut keeper: Option<Box<dyn AnchorKeeper>>,
+    ) -> Result<Self, Error> {
         let dir = config.dir.clone();
+        create_dir(&dir)?;
+        let lock = files::lock_writer(
+            &dir,
+            &WriterInfo {
+                pid: std::process::id(),
+                started_ms: millis(SystemTime::now()),
+                digest_interval_ms: i64::try_from(config.digest_interval.as_millis())
+                    .unwrap_or(i64::MAX),
+            },
+        )?;
         create_dir(&files::segments_dir(&dir))?;
         create_dir(&files::digests_dir(&dir))?;
         let public_key = key.public_key();
@@ -257,7 +310,10 @@ impl Trail {
         }
 
         let digest = files::last_digest(&dir, &public_key)?;
-        let (digest_sequence, digest_signature, digest_last, retained_from) = match digest {
+        let digest_hash = digest.as_ref().map(|(_, h)| *h);
+        let (digest_sequence, digest_signature, digest_last, retained_from) = match digest
+            .map(|(d, _)| d)
+        {
             Some(d) => {
                 let (n, last, hash) = (d.body.digest_sequence, d.body.last_sequence, d.last_hash);
                 if last > chain.last_sequence
@@ -275,6 +331,46 @@ impl Trail {
             }
             None => (0, None, 0, 1),
         };
+        // Deleting the newest segments with every digest naming them
+        // leaves a trail the digests cannot fault; the anchor can.
+        if let Some(keeper) = keeper.as_mut()
+            && let Some(document) = keeper.load().map_err(Error::Anchor)?
+        {
+            let anchor = latchkey_audit::anchor::open_anchor(document.as_bytes(), &public_key)
+                .map_err(|e| Error::Corrupt {
+                    path: dir.clone(),
+                    reason: format!(
+                        "the stored audit anchor is not valid ({e}); run `latchkey audit verify`"
+                    ),
+                })?;
+            let end = TrailEnd {
+                trail_id: Some(trail_id),
+                last_sequence: chain.last_sequence,
+                at_anchor: if anchor.body.sequence <= chain.last_sequence {
+                    files::record_hashes_at(&dir, &segments, anchor.body.sequence)?
+                } else {
+                    Vec::new()
+                },
+                retained_from,
+                last_digest: digest_sequence,
+                anchored_digest: if anchor.body.digest_sequence > 0 {
+                    files::digest_hash(&dir, anchor.body.digest_sequence)?
+                } else {
+                    None
+                },
+            };
+            let problems = latchkey_audit::anchor::compare(&anchor.body, &end, "store");
+            if !problems.is_empty() {
+                let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                return Err(Error::Corrupt {
+                    path: dir.clone(),
+                    reason: format!(
+                        "{}; not writing on, which would overwrite the evidence: run `latchkey audit verify`",
+                        list.join("; ")
+                    ),
+                });
+            }
+        }
         // Segments holding records the next digest must name.
         let mut since: Vec<(u64, String)> = Vec::new();
         for (i, (first, name)) in segments.iter().enumerate() {
@@ -344,6 +440,11 @@ impl Trail {
             buf: String::with_capacity(1 << 20),
             fields: FieldCache::default(),
             post: post_tx,
+            anchors: keeper.is_some(),
+            anchor_due: Instant::now(),
+            anchored: 0,
+            digest_hash,
+            trail_id,
             config,
         };
         let writer_thread = std::thread::Builder::new()
@@ -354,7 +455,7 @@ impl Trail {
             .name("audit-index".into())
             .spawn({
                 let shared = shared.clone();
-                move || post_loop(post_rx, index, observers, trail_id, &shared)
+                move || post_loop(post_rx, index, observers, keeper, trail_id, &shared)
             })
             .map_err(|e| Error::io(&dir, e))?;
         Ok(Self {
@@ -363,6 +464,7 @@ impl Trail {
             threads: Mutex::new(vec![writer_thread, post_thread]),
             public_key,
             trail_id,
+            _lock: lock,
         })
     }
 
@@ -518,6 +620,14 @@ struct Writer {
     /// Statements' session fields, serialised once per session.
     fields: FieldCache,
     post: SyncSender<Durable>,
+    /// Whether a keeper takes anchors.
+    anchors: bool,
+    anchor_due: Instant,
+    /// The sequence anchored last.
+    anchored: u64,
+    /// SHA-256 of the newest digest's file.
+    digest_hash: Option<Hash>,
+    trail_id: u64,
 }
 
 impl Writer {
@@ -529,10 +639,15 @@ impl Writer {
                 Ok(()) => {
                     let due = Instant::now() >= self.digest_due
                         || self.chain.last_sequence - self.digest_last >= self.config.digest_every;
-                    if (due || stopping)
-                        && let Err(e) = self.sign_digest()
+                    if due || stopping {
+                        match self.sign_digest() {
+                            Ok(()) => self.anchor(),
+                            Err(e) => self.shared.fail(&e),
+                        }
+                    } else if self.chain.last_sequence > self.anchored
+                        && Instant::now() >= self.anchor_due
                     {
-                        self.shared.fail(&e);
+                        self.anchor();
                     }
                 }
                 Err(e) => self.shared.fail(&e),
@@ -737,6 +852,7 @@ impl Writer {
         write_durably(&path, file.as_bytes())?;
         self.digest_sequence += 1;
         self.digest_signature = Some(signature);
+        self.digest_hash = Some(latchkey_audit::anchor::sha256(file.as_bytes()));
         self.digest_last = self.chain.last_sequence;
         self.digest_start = now;
         self.digest_due = Instant::now() + self.config.digest_interval;
@@ -744,6 +860,26 @@ impl Writer {
         let keep = self.since.len().saturating_sub(1);
         self.since.drain(..keep);
         Ok(())
+    }
+
+    /// Signs an anchor of the durable chain head and the newest digest, for
+    /// the keeper (on the second thread, off this one's path).
+    fn anchor(&mut self) {
+        if !self.anchors || self.chain.last_sequence == 0 {
+            return;
+        }
+        let anchor = AnchorBody {
+            trail_id: self.trail_id,
+            sequence: self.chain.last_sequence,
+            record_hash: self.chain.last_hash,
+            digest_sequence: self.digest_sequence,
+            digest_hash: self.digest_hash,
+            time: latchkey_audit::rfc3339(SystemTime::now()),
+        }
+        .sign(&self.key);
+        self.anchored = self.chain.last_sequence;
+        self.anchor_due = Instant::now() + ANCHOR_INTERVAL;
+        let _ = self.post.send(Durable::Anchor(Box::new(anchor)));
     }
 
     /// Deletes segments past retention, the digests that vouch only for
@@ -803,12 +939,21 @@ fn post_loop(
     rx: Receiver<Durable>,
     mut index: Index,
     mut observers: Vec<Box<dyn Observer>>,
+    mut keeper: Option<Box<dyn AnchorKeeper>>,
     trail_id: u64,
     shared: &Shared,
 ) {
     while let Ok(work) = rx.recv() {
         let (spans, events) = match work {
             Durable::Records { spans, events } => (spans, events),
+            Durable::Anchor(anchor) => {
+                if let Some(keeper) = keeper.as_mut()
+                    && let Err(e) = keeper.save(&anchor)
+                {
+                    tracing::warn!(error = %e, "saving the audit anchor failed");
+                }
+                continue;
+            }
             Durable::Forget(before) => {
                 if let Err(e) = index.delete_before(before) {
                     tracing::warn!(error = %e, "dropping expired audit index rows failed");

@@ -516,3 +516,99 @@ fn written_segments_leave_the_page_cache() {
     let resident = resident_bytes(&segments[0]);
     assert!(resident <= 4096, "{resident} of {len} bytes still cached");
 }
+
+/// Keeps anchors in memory, as the store does: never backwards.
+#[derive(Clone, Default)]
+struct Kept(Arc<std::sync::Mutex<Option<(u64, String)>>>);
+
+impl AnchorKeeper for Kept {
+    fn load(&mut self) -> Result<Option<String>, String> {
+        Ok(self
+            .0
+            .lock()
+            .expect("lock")
+            .as_ref()
+            .map(|(_, d)| d.clone()))
+    }
+    fn save(&mut self, anchor: &latchkey_audit::anchor::Anchor) -> Result<(), String> {
+        let mut kept = self.0.lock().expect("lock");
+        if kept
+            .as_ref()
+            .is_some_and(|(s, _)| *s > anchor.body.sequence)
+        {
+            return Err("older".into());
+        }
+        *kept = Some((anchor.body.sequence, anchor.to_json()));
+        Ok(())
+    }
+}
+
+fn open_kept(dir: &Path, key: &[u8], kept: &Kept) -> Result<Trail, Error> {
+    let mut c = config(dir);
+    c.segment_max_bytes = 1;
+    Trail::open_anchored(
+        c,
+        SigningKey::from_pkcs8(key).expect("key"),
+        TrailMetrics::default(),
+        Vec::new(),
+        Some(Box::new(kept.clone())),
+    )
+}
+
+#[test]
+fn a_trail_cut_back_with_its_digests_refuses_to_start_over_its_anchor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = pkcs8();
+    let kept = Kept::default();
+    let t = open_kept(dir.path(), &k, &kept).expect("open");
+    // A second writer on the same trail is refused while the first runs.
+    let second = open_kept(dir.path(), &k, &kept).err().expect("one writer");
+    assert!(second.to_string().contains("another process"), "{second}");
+    assert_eq!(
+        running_writer(dir.path()).expect("lock").map(|w| w.pid),
+        Some(std::process::id())
+    );
+    for _ in 0..3 {
+        for _ in 0..5 {
+            t.record(auth("alice", "10.0.0.1", true));
+        }
+        wait_for("a batch", || t.synced().is_multiple_of(5) && t.depth() == 0);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    t.close();
+    drop(t);
+    assert_eq!(running_writer(dir.path()).expect("lock"), None);
+    let anchored = kept.0.lock().expect("lock").as_ref().map(|(s, _)| *s);
+    assert_eq!(anchored, Some(15), "the clean stop anchors the head");
+
+    // It reopens as it is.
+    drop(open_kept(dir.path(), &k, &kept).expect("an intact trail opens"));
+
+    // The newest segment and every digest of its records go.
+    let segments = list_segments(dir.path()).expect("list");
+    let (cut, name) = segments.last().cloned().expect("a segment");
+    assert!(cut > 1);
+    std::fs::remove_file(dir.path().join("segments").join(name)).expect("rm");
+    for (_, d) in list_digests(dir.path()).expect("list") {
+        let path = dir.path().join("digests").join(d);
+        let text = std::fs::read_to_string(&path).expect("read");
+        let body: serde_json::Value =
+            serde_json::from_str(text.lines().next().expect("body")).expect("json");
+        if body["lastSequence"].as_u64().expect("lastSequence") >= cut {
+            std::fs::remove_file(path).expect("rm");
+        }
+    }
+    let err = open_kept(dir.path(), &k, &kept)
+        .err()
+        .expect("a truncated trail must not open over its anchor");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("records {cut} to 15 were deleted"))
+            && text.contains("not writing on"),
+        "{text}"
+    );
+    assert_eq!(
+        anchored,
+        kept.0.lock().expect("lock").as_ref().map(|(s, _)| *s)
+    );
+}
