@@ -144,6 +144,11 @@ pub enum FailureKind {
     /// The client passed every check, but the gateway could not log in
     /// to the real server (down, refusing, misconfigured).
     UpstreamUnavailable,
+    /// The client passed every check, but the real server refused the
+    /// credential the gateway holds (PostgreSQL 28P01/28000, MySQL
+    /// 1045): it was changed or removed behind the gateway's back, or
+    /// the server's access rules no longer admit the gateway.
+    UpstreamCredentialRefused,
 }
 
 impl FailureKind {
@@ -162,10 +167,11 @@ impl FailureKind {
             FailureKind::Plaintext => "plaintext",
             FailureKind::AuditUnavailable => "audit_unavailable",
             FailureKind::UpstreamUnavailable => "upstream_unavailable",
+            FailureKind::UpstreamCredentialRefused => "upstream_credential_refused",
         }
     }
 
-    pub const ALL: [FailureKind; 13] = [
+    pub const ALL: [FailureKind; 14] = [
         FailureKind::MalformedToken,
         FailureKind::WrongTarget,
         FailureKind::UnknownKey,
@@ -179,6 +185,7 @@ impl FailureKind {
         FailureKind::Plaintext,
         FailureKind::AuditUnavailable,
         FailureKind::UpstreamUnavailable,
+        FailureKind::UpstreamCredentialRefused,
     ];
 }
 

@@ -181,6 +181,12 @@ section! {
     }
 }
 
+section! {
+    /// Rule 9: the real server refused the credential the gateway holds
+    /// for a database user (failure kind `upstream_credential_refused`).
+    pub struct StoredCredentialRefused {}
+}
+
 /// Every detection threshold, as `[detection]` in `latchkey.toml`: one
 /// table per rule (`[detection.brute_force]`...). Parsing rejects unknown
 /// keys and nonsense values (see [`DetectConfig::validate`]).
@@ -200,6 +206,7 @@ pub struct DetectConfig {
     pub destructive_statement: DestructiveStatement,
     pub disabled_key: DisabledKey,
     pub admin_credential: AdminCredential,
+    pub stored_credential_refused: StoredCredentialRefused,
 }
 
 impl Default for DetectConfig {
@@ -216,6 +223,7 @@ impl Default for DetectConfig {
             destructive_statement: raw.destructive_statement,
             disabled_key: raw.disabled_key,
             admin_credential: raw.admin_credential,
+            stored_credential_refused: raw.stored_credential_refused,
         }
     }
 }
@@ -234,6 +242,7 @@ struct RawConfig {
     destructive_statement: DestructiveStatement,
     disabled_key: DisabledKey,
     admin_credential: AdminCredential,
+    stored_credential_refused: StoredCredentialRefused,
 }
 
 impl Default for RawConfig {
@@ -249,6 +258,7 @@ impl Default for RawConfig {
             destructive_statement: DestructiveStatement::default(),
             disabled_key: DisabledKey::default(),
             admin_credential: AdminCredential::default(),
+            stored_credential_refused: StoredCredentialRefused::default(),
         }
     }
 }
@@ -268,6 +278,7 @@ impl TryFrom<RawConfig> for DetectConfig {
             destructive_statement: raw.destructive_statement,
             disabled_key: raw.disabled_key,
             admin_credential: raw.admin_credential,
+            stored_credential_refused: raw.stored_credential_refused,
         };
         config.validate()?;
         Ok(config)
@@ -399,6 +410,13 @@ impl DetectConfig {
         response("destructive_statement.block_secs", d.action, d.block_secs)?;
         let k = &self.disabled_key;
         response("disabled_key.block_secs", k.action, k.block_secs)?;
+
+        let s = &self.stored_credential_refused;
+        response(
+            "stored_credential_refused.block_secs",
+            s.action,
+            s.block_secs,
+        )?;
 
         let a = &self.admin_credential;
         response("admin_credential.block_secs", a.action, a.block_secs)?;

@@ -23,6 +23,7 @@
 //! | `Impact:RDS/DestructiveStatement` | Medium, High | see [`is_destructive`]. |
 //! | `UnauthorizedAccess:RDS/DisabledKeyUsed` | High | an inactive key presented, or one deleted earlier in the trail (`DeleteAccessKey`). |
 //! | `Policy:RDS/AdminCredentialUsed` | Medium | a login by a principal in `admin_principals` (`arn:aws:iam::*:user/admin`). |
+//! | `CredentialAccess:RDS/StoredCredentialRefused` | High | the real server refused the credential the gateway holds for a database user (`upstream_credential_refused`: PostgreSQL 28P01/28000, MySQL 1045): changed behind the gateway's back, perhaps by someone who now logs in directly. `[detection.stored_credential_refused]`. |
 //!
 //! Logins are learned per principal: a role's sessions share their role's
 //! history, whatever their session names.
@@ -53,6 +54,7 @@ mod config;
 mod findings;
 mod lru;
 mod rules;
+mod stored_credential;
 
 use std::net::IpAddr;
 
@@ -61,7 +63,7 @@ use latchkey_audit::{Event, FailureKind, Finding};
 pub use classify::is_destructive;
 pub use config::{
     AdminCredential, BruteForce, ConfigError, ConnectionSpike, DestructiveStatement, DetectConfig,
-    DisabledKey, NewSourceIp, Response, TokenFromOtherIp, UnusualHour,
+    DisabledKey, NewSourceIp, Response, StoredCredentialRefused, TokenFromOtherIp, UnusualHour,
 };
 pub use findings::{EVIDENCE_KEPT, finding_id};
 
@@ -81,6 +83,7 @@ pub mod kinds {
     pub const DESTRUCTIVE_STATEMENT: &str = "Impact:RDS/DestructiveStatement";
     pub const DISABLED_KEY_USED: &str = "UnauthorizedAccess:RDS/DisabledKeyUsed";
     pub const ADMIN_CREDENTIAL_USED: &str = "Policy:RDS/AdminCredentialUsed";
+    pub const STORED_CREDENTIAL_REFUSED: &str = "CredentialAccess:RDS/StoredCredentialRefused";
 }
 
 /// A response the caller should carry out.

@@ -274,6 +274,11 @@ impl Detector {
                 if self.config.disabled_key.enabled {
                     self.disabled_key_login(event_id, auth, ip, *kind, reason, out);
                 }
+                if self.config.stored_credential_refused.enabled
+                    && *kind == FailureKind::UpstreamCredentialRefused
+                {
+                    self.stored_credential_refused(event_id, auth, ip, reason, out);
+                }
             }
             AuthResult::Success => {
                 let Some(identity) = &auth.identity else {

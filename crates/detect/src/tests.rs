@@ -970,7 +970,7 @@ fn classifier() {
         ),
         (
             "ALTER ROLE bob PASSWORD ?",
-            Some(("ALTER ROLE", Severity::Medium)),
+            Some(("password or authentication change", Severity::High)),
         ),
         (
             "ALTER USER bob WITH SUPERUSER",

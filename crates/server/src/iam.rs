@@ -520,7 +520,10 @@ pub fn handle(
     let result = dispatch(state, caller, action, params, now);
     // Anything that may have changed keys, users, groups or policies
     // drops what this node cached about them.
-    if !(action.starts_with("Get") || action.starts_with("List")) {
+    if !["Get", "List", "Simulate"]
+        .iter()
+        .any(|p| action.starts_with(p))
+    {
         state.invalidate_caches();
     }
     result

@@ -13,6 +13,7 @@ pub mod http;
 mod iam;
 pub mod metrics;
 pub mod query;
+mod simulate;
 pub mod state;
 mod sts;
 pub mod tls;

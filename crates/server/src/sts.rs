@@ -19,13 +19,17 @@ const MAX_LINEAGE: usize = 32;
 /// AWS's limits on session tags.
 const MAX_SESSION_TAGS: usize = 50;
 
+/// What a new role session is tagged with.
+struct SessionTags {
+    tags: Vec<(String, String)>,
+    /// The keys of `tags` that pass on to sessions it assumes.
+    transitive: Vec<String>,
+}
+
 /// The tags a new role session carries and which of them are transitive:
 /// the caller's transitive tags (which cannot be overridden), then `Tags`;
 /// `TransitiveTagKeys` must name keys of `Tags`.
-fn session_tags(
-    caller: &Caller,
-    params: &Params,
-) -> Result<(Vec<(String, String)>, Vec<String>), ApiError> {
+fn session_tags(caller: &Caller, params: &Params) -> Result<SessionTags, ApiError> {
     let requested = params.tags("Tags");
     let invalid = |why: &str| {
         ApiError::new(
@@ -79,7 +83,7 @@ fn session_tags(
     if tags.len() > MAX_SESSION_TAGS {
         return Err(invalid("at most 50 session tags"));
     }
-    Ok((tags, transitive))
+    Ok(SessionTags { tags, transitive })
 }
 
 fn valid_tag_text(s: &str, min: usize, max: usize) -> bool {
@@ -335,7 +339,10 @@ pub fn assume_role(
             )
         })?;
     }
-    let (tags, transitive_tag_keys) = session_tags(caller, params)?;
+    let SessionTags {
+        tags,
+        transitive: transitive_tag_keys,
+    } = session_tags(caller, params)?;
     let source_identity = params.get("SourceIdentity").unwrap_or("");
     if !source_identity.is_empty() && !valid_source_identity(source_identity) {
         return Err(ApiError::validation(
