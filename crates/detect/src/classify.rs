@@ -1,6 +1,7 @@
 //! Which statements destroy data or change privileges.
 
 use latchkey_audit::Severity;
+use latchkey_sqlguard::{Dialect, Refusal, Rules, Verdict, check};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tok<'a> {
@@ -330,10 +331,29 @@ fn classify(toks: &[Tok<'_>]) -> Option<Class> {
 /// statement after them are each classified, and `EXPLAIN ANALYZE` looks
 /// at the statement it runs.
 ///
-/// High: `DROP DATABASE`, `DROP SCHEMA`, `TRUNCATE`, `DELETE` without
-/// `WHERE`. Medium: other `DROP`s, `UPDATE` without `WHERE`, `GRANT`,
+/// High: password and authentication changes (`ALTER ROLE ... PASSWORD`,
+/// `SET PASSWORD`, `ALTER USER ... IDENTIFIED BY`, `CREATE USER`: what
+/// `latchkey-sqlguard` refuses), `DROP DATABASE`, `DROP SCHEMA`,
+/// `TRUNCATE`, `DELETE` without `WHERE`. Medium: other `DROP`s, `UPDATE` without `WHERE`, `GRANT`,
 /// `REVOKE`, `ALTER ROLE`, `ALTER USER`, `CREATE ROLE/USER ... SUPERUSER`.
 pub fn is_destructive(statement: &str) -> Option<(&'static str, Severity)> {
+    // What the gateways refuse by default: a changed password lets the
+    // principal log in past the gateway.
+    // (MySQL's refusals also cover every `ALTER USER`; here only those
+    // naming a password or an authentication method count.)
+    let refused = Verdict::Refuse(Refusal::PasswordChange);
+    let names_password = ["PASSWORD", "IDENTIFIED"].iter().any(|w| {
+        tokens(statement)
+            .iter()
+            .any(|t| matches!(t, Tok::Word(x) if x.eq_ignore_ascii_case(w)))
+    });
+    if names_password
+        && [Dialect::Postgres, Dialect::MySql]
+            .into_iter()
+            .any(|d| check(statement.as_bytes(), d, Rules::default(), true) == refused)
+    {
+        return Some(("password or authentication change", Severity::High));
+    }
     let toks = tokens(statement);
     let mut found = None;
     let mut depth = 0usize;
@@ -350,4 +370,40 @@ pub fn is_destructive(statement: &str) -> Option<(&'static str, Severity)> {
         }
     }
     worse(found, classify(&toks[start..]))
+}
+
+#[cfg(test)]
+mod password_tests {
+    use super::*;
+
+    #[test]
+    fn password_changes_are_destructive() {
+        for sql in [
+            "SET PASSWORD = ?",
+            "SET PASSWORD FOR ?@? = ?",
+            "ALTER USER app IDENTIFIED BY ?",
+            "GRANT ALL ON *.* TO app IDENTIFIED BY ?",
+            "ALTER ROLE app PASSWORD ?",
+            "alter user app with encrypted password ?",
+            "CREATE USER evil IDENTIFIED BY ?",
+        ] {
+            assert_eq!(
+                is_destructive(sql),
+                Some(("password or authentication change", Severity::High)),
+                "{sql}"
+            );
+        }
+        assert_eq!(
+            is_destructive("UPDATE users SET password = ? WHERE id = ?"),
+            None
+        );
+        assert_eq!(
+            is_destructive("ALTER ROLE app SET search_path = ?"),
+            Some(("ALTER ROLE", Severity::Medium))
+        );
+        assert_eq!(
+            is_destructive("ALTER USER bob WITH SUPERUSER"),
+            Some(("ALTER USER", Severity::Medium))
+        );
+    }
 }

@@ -30,9 +30,10 @@ use latchkey_gateway::limits::Slot;
 use latchkey_gateway::net::ServerAddr;
 use latchkey_gateway::pool::{Pool, key};
 use latchkey_gateway::{Attempt, Authenticated, Gatekeeper, GatewayConfig, Watch};
-use latchkey_my_stream::{Audit, Intercepted, Tracker, parse_kill};
+use latchkey_my_stream::{Audit, Intercepted, Interception, Tracker};
 use latchkey_mywire::{self as wire, ClientHello, HandshakeV10, OkInfo};
 use latchkey_server::state::AppState;
+use latchkey_sqlguard::{CHANGE_PASSWORD_ACTION, Refusal};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -112,6 +113,8 @@ struct Session<'a> {
     pool_key: Option<(String, String)>,
     connection_id: u32,
     local_infile: bool,
+    /// Policy allows `latchkey:ChangeDatabasePassword`.
+    password_changes: bool,
     _slot: Slot<'a>,
 }
 
@@ -414,11 +417,14 @@ impl Gateway {
                     Ok(up) => up,
                     Err(e) => {
                         tracing::warn!(%peer, database = %auth.db.name, error = %e, "upstream login failed");
-                        self.keeper.upstream_failed(
+                        self.keeper.record_auth(
                             peer,
                             &user,
                             attempt,
-                            format!("upstream login: {e:#}"),
+                            AuthResult::Failure {
+                                kind: upstream_failure_kind(&e),
+                                reason: format!("upstream login: {e:#}"),
+                            },
                         );
                         let reply = match e.downcast_ref::<upstream::Refused>() {
                             Some(r) if r.for_client() => err_frame(
@@ -482,6 +488,7 @@ impl Gateway {
             self.forget(connection_id);
             return Err(e.into());
         }
+        let password_changes = self.keeper.allows(&auth, CHANGE_PASSWORD_ACTION, true);
         let info =
             self.keeper
                 .session_started(peer, attempt, &auth, schema.unwrap_or_default(), user)?;
@@ -493,6 +500,7 @@ impl Gateway {
             pool_key,
             connection_id,
             local_infile,
+            password_changes,
             _slot: slot,
         }))
     }
@@ -515,6 +523,7 @@ impl Gateway {
             pool_key,
             connection_id,
             local_infile,
+            password_changes,
             _slot,
         } = session;
         let config = &self.keeper.config;
@@ -528,7 +537,7 @@ impl Gateway {
         let mut relay = Relay::new(
             client,
             upstream,
-            Tracker::new(caps, audit, local_infile),
+            Tracker::new(caps, audit, local_infile).allow_password_changes(password_changes),
             config.max_message_size,
         );
         let expired = Watch::expired(watch.deadline);
@@ -556,6 +565,12 @@ impl Gateway {
                 Ok(stop) => break Ok(stop),
                 Err(e) => {
                     let reply = match &e {
+                        RelayError::Scan(latchkey_my_stream::ScanError::Unchecked) => Some((
+                            1227,
+                            b"42000",
+                            "Access denied: a statement of over 16 MiB that Latchkey cannot check"
+                                .into(),
+                        )),
                         RelayError::Scan(latchkey_my_stream::ScanError::TooLarge(n)) => Some((
                             1153,
                             b"08S01",
@@ -639,7 +654,8 @@ impl Gateway {
 
     /// Answers a command the relay took out: `COM_CHANGE_USER` is
     /// refused (a session never changes user), `KILL` is pointed at the
-    /// server's id for the gateway connection it names.
+    /// server's id for the gateway connection it names, SQL the session
+    /// may not run gets an access-denied error (and is audited).
     async fn intercepted<C: AsyncRead + AsyncWrite + Unpin>(
         &self,
         relay: &mut Relay<C>,
@@ -648,8 +664,31 @@ impl Gateway {
         info: &SessionInfo,
     ) -> Result<Next> {
         let payload = taken.payload.as_slice();
-        let (query, id) = match payload.first() {
-            Some(&wire::COM_CHANGE_USER) => {
+        let (query, id) = match &taken.what {
+            Interception::Refused(refusal) => {
+                let message = match refusal {
+                    Refusal::PasswordChange => format!(
+                        "Access denied; you need the {CHANGE_PASSWORD_ACTION} permission to change passwords or authentication through Latchkey"
+                    ),
+                    Refusal::Kill => "Access denied; through Latchkey, KILL must stand alone as KILL [HARD|SOFT] [CONNECTION|QUERY] <id>, with the connection id the client saw".to_owned(),
+                };
+                tracing::info!(session = %info.session_id, ?refusal, "statement refused");
+                relay.tracker.refused(
+                    payload,
+                    wire::ErrInfo {
+                        code: 1227,
+                        sqlstate: Some("42000".into()),
+                        message: message.clone(),
+                    },
+                );
+                relay
+                    .client
+                    .write_all(&err_frame(1, 1227, b"42000", &message))
+                    .await?;
+                relay.client.flush().await?;
+                return Ok(Next::Relay);
+            }
+            Interception::ChangeUser => {
                 let to = wire::parse_command(payload, relay.upstream.caps)
                     .ok()
                     .and_then(|c| match c {
@@ -664,6 +703,8 @@ impl Gateway {
                         identity: Some(info.identity.clone()),
                         database: Some(info.database.clone()),
                         user_agent: info.user_agent.clone(),
+                        // The session logged in with a verified token.
+                        possession_proven: true,
                         ..Attempt::default()
                     },
                     AuthResult::Failure {
@@ -686,16 +727,13 @@ impl Gateway {
                 relay.client.flush().await?;
                 return Ok(Next::End("client asked to change user".into()));
             }
-            Some(&wire::COM_PROCESS_KILL) => match wire::parse_command(payload, 0) {
+            Interception::ProcessKill => match wire::parse_command(payload, 0) {
                 Ok(wire::Command::ProcessKill { connection_id }) => {
                     (None, u64::from(connection_id))
                 }
                 _ => return Ok(Next::End("malformed COM_PROCESS_KILL".into())),
             },
-            _ => match parse_kill(payload.get(1..).unwrap_or_default()) {
-                Some(kill) => (Some(kill.prefix), kill.id),
-                None => return Ok(Next::End("unexpected intercepted command".into())),
-            },
+            Interception::Kill(kill) => (Some(*kill), kill.id),
         };
         let target = u32::try_from(id).ok().and_then(|id| {
             self.kills
@@ -720,9 +758,9 @@ impl Gateway {
         };
         let mut rewritten = Vec::new();
         match query {
-            Some(prefix) => {
+            Some(kill) => {
                 rewritten.push(wire::COM_QUERY);
-                rewritten.extend_from_slice(format!("{prefix} {thread_id}").as_bytes());
+                rewritten.extend_from_slice(kill.statement(thread_id).as_bytes());
             }
             None => {
                 rewritten.push(wire::COM_PROCESS_KILL);
@@ -732,6 +770,16 @@ impl Gateway {
         write_packet(&mut relay.upstream.stream, 0, &rewritten).await?;
         relay.tracker.forwarded(&rewritten);
         Ok(Next::Relay)
+    }
+}
+
+/// Why an upstream login failed, for the audit: the server refused the
+/// stored credential (changed behind the gateway's back?), or could not
+/// be reached or used.
+fn upstream_failure_kind(e: &anyhow::Error) -> FailureKind {
+    match e.downcast_ref::<upstream::Refused>() {
+        Some(r) if matches!(r.0.code, 1045 | 1698 | 1862) => FailureKind::UpstreamCredentialRefused,
+        _ => FailureKind::UpstreamUnavailable,
     }
 }
 

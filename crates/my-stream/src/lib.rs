@@ -1,7 +1,9 @@
 //! Following a MySQL/MariaDB conversation from its bytes, for a relay
 //! that passes them on: where each packet starts, which commands await
 //! their responses and how those end (for the audit log), which commands
-//! the gateway must answer itself (`COM_CHANGE_USER`, `KILL`), and
+//! the gateway must answer itself (`COM_CHANGE_USER`, `KILL`, and
+//! statements `latchkey-sqlguard` refuses: password changes, KILLs it
+//! cannot map), and
 //! whether the server is idle between transactions (so its connection
 //! can be reused).
 //!
@@ -32,7 +34,10 @@ use latchkey_mywire::{
     Progress, ResponseTracker, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS, command_name,
     parse_command, utf8_prefix,
 };
+use latchkey_sqlguard::{Refusal, Rules, Verdict};
 use latchkey_sqlnorm::{Dialect, leading_keyword_for};
+
+pub use latchkey_sqlguard::{Kill, KillForce, KillScope};
 
 #[cfg(test)]
 mod tests;
@@ -43,9 +48,11 @@ pub const BUFFER: usize = 16 * 1024;
 /// How much of a command's SQL the audit sees; longer statements are
 /// logged cut short and marked truncated.
 pub const INSPECT_PREFIX: usize = 32 * 1024;
-/// The largest payload held whole: a command the gateway may intercept
-/// (so a padded `KILL` cannot slip past), and any server payload but a
-/// row. Always a single packet (splitting starts at 16 MiB).
+/// The largest payload held whole: a command the gateway may intercept,
+/// and any server payload but a row. Always a single packet (splitting
+/// starts at 16 MiB). SQL (`COM_QUERY`, `COM_STMT_PREPARE`) is held whole
+/// whatever its size, up to the command limit, so that nothing padded
+/// can slip past `latchkey-sqlguard`.
 pub const WHOLE_PAYLOAD: usize = 64 * 1024;
 /// Prepared statements remembered per session (the server's own limit is
 /// `max_prepared_stmt_count`; a client that exceeds this gets its later
@@ -66,6 +73,10 @@ pub enum ScanError {
     Malformed(String),
     #[error("the server asked for a LOCAL INFILE upload, which this session may not make")]
     LocalInfileRefused,
+    /// A statement over 16 MiB (several packets) that the gateway
+    /// refuses, or cannot check because more statements may follow.
+    #[error("a statement of several packets that the gateway refuses or cannot check")]
+    Unchecked,
 }
 
 fn malformed(what: impl Into<String>) -> ScanError {
@@ -79,6 +90,19 @@ pub use latchkey_framing::Direction;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intercepted {
     pub payload: Vec<u8>,
+    pub what: Interception,
+}
+
+/// What an intercepted command is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interception {
+    ChangeUser,
+    ProcessKill,
+    /// A lone `KILL` statement, to be pointed at the server's thread id.
+    Kill(Kill),
+    /// SQL the session may not run: answer with an error (and audit it
+    /// with [`Tracker::refused`]).
+    Refused(Refusal),
 }
 
 /// Whose packets a split payload's later packets are.
@@ -393,17 +417,16 @@ impl Buffer {
             return Ok(Step::More);
         }
         let whole = last && len <= WHOLE_PAYLOAD;
-        let interceptable = matches!(code, COM_QUERY | COM_CHANGE_USER | COM_PROCESS_KILL);
+        let sql = matches!(code, COM_QUERY | COM_STMT_PREPARE);
         if matches!(code, COM_CHANGE_USER | COM_PROCESS_KILL) && !whole {
             return Err(malformed(format!(
                 "{} of {len} bytes is too large to intercept",
                 command_name(code)
             )));
         }
-        let look = if interceptable && whole {
+        // SQL is checked whole (its first packet, for one over 16 MiB).
+        let look = if sql || matches!(code, COM_CHANGE_USER | COM_PROCESS_KILL) {
             len
-        } else if matches!(code, COM_QUERY | COM_STMT_PREPARE) {
-            len.min(INSPECT_PREFIX)
         } else {
             len.min(ID_END)
         };
@@ -412,12 +435,17 @@ impl Buffer {
             return Ok(Step::More);
         }
         let payload = &self.buf[at + HEADER_LEN..at + HEADER_LEN + look];
-        if interceptable && whole && tracker.intercepts(payload) {
+        if let Some(what) = tracker.intercepts(payload, last) {
+            if !last {
+                // Its other packets would follow: refusing it in place is
+                // not possible.
+                return Err(ScanError::Unchecked);
+            }
             let payload = payload.to_vec();
             // Out of the stream: what follows moves up, unscanned.
             self.buf.copy_within(at + HEADER_LEN + len..self.end, at);
             self.end -= HEADER_LEN + len;
-            return Ok(Step::Intercept(Intercepted { payload }));
+            return Ok(Step::Intercept(Intercepted { payload, what }));
         }
         let inspected = &payload[..look.min(INSPECT_PREFIX)];
         let queued = tracker.command(inspected, last && inspected.len() == len, 1);
@@ -539,6 +567,8 @@ pub struct Tracker {
     /// client's next packet.
     upload: Option<u8>,
     local_infile_allowed: bool,
+    /// What SQL the session may send (see `latchkey-sqlguard`).
+    rules: Rules,
     /// Server status of the last OK or EOF; `None` after an error that
     /// may have left a transaction open.
     status: Option<u16>,
@@ -564,6 +594,7 @@ impl Tracker {
             queue: VecDeque::new(),
             upload: None,
             local_infile_allowed,
+            rules: Rules::default(),
             // A fresh connection: autocommit on, no transaction.
             status: Some(SERVER_STATUS_AUTOCOMMIT),
             unsolicited: false,
@@ -575,6 +606,14 @@ impl Tracker {
             audit,
             statement_count: 0,
         }
+    }
+
+    /// Lets password and authentication changes through (the session's
+    /// policy allows `latchkey:ChangeDatabasePassword`); refused by
+    /// default.
+    pub fn allow_password_changes(mut self, allowed: bool) -> Self {
+        self.rules.allow_password_changes = allowed;
+        self
     }
 
     /// The server has answered everything, no upload is in progress, and
@@ -615,15 +654,45 @@ impl Tracker {
         !self.queue.is_empty() && self.upload.is_none()
     }
 
-    /// Whether a whole command is one the gateway answers itself.
-    fn intercepts(&self, payload: &[u8]) -> bool {
-        match payload.first() {
-            Some(&(COM_CHANGE_USER | COM_PROCESS_KILL)) => true,
-            Some(&COM_QUERY) => {
-                query_sql(payload, self.caps).is_some_and(|s| parse_kill(s).is_some())
+    /// Whether a command (whole, or the first packet of one over 16 MiB
+    /// when `last` is false) is one the gateway answers itself.
+    fn intercepts(&self, payload: &[u8], last: bool) -> Option<Interception> {
+        let (sql, prepare) = match payload.first() {
+            Some(&COM_CHANGE_USER) => return Some(Interception::ChangeUser),
+            Some(&COM_PROCESS_KILL) => return Some(Interception::ProcessKill),
+            Some(&COM_QUERY) => (query_sql(payload, self.caps)?, false),
+            Some(&COM_STMT_PREPARE) => (payload.get(1..)?, true),
+            _ => return None,
+        };
+        match latchkey_sqlguard::check(sql, Dialect::MySql, self.rules, last) {
+            Verdict::Allow if !last && self.caps & CLIENT_MULTI_STATEMENTS != 0 => {
+                // More statements may follow in packets not yet seen.
+                Some(Interception::Refused(Refusal::Kill))
             }
-            _ => false,
+            Verdict::Allow => None,
+            // A prepared KILL would run with a raw id.
+            Verdict::Kill(_) if prepare => Some(Interception::Refused(Refusal::Kill)),
+            Verdict::Kill(k) => Some(Interception::Kill(k)),
+            Verdict::Refuse(r) => Some(Interception::Refused(r)),
         }
+    }
+
+    /// The gateway refused a command it intercepted (`payload`, whole)
+    /// with `err`: audited as a statement that failed.
+    pub fn refused(&mut self, payload: &[u8], err: ErrInfo) {
+        let (sql, protocol) = match payload.first() {
+            Some(&COM_QUERY) => (query_sql(payload, self.caps), Protocol::Simple),
+            Some(&COM_STMT_PREPARE) => (payload.get(1..), Protocol::Extended),
+            _ => (None, Protocol::Simple),
+        };
+        let sql = match sql {
+            Some(sql) => {
+                let inspected = &sql[..sql.len().min(INSPECT_PREFIX)];
+                self.sql(&decode(inspected), inspected.len() == sql.len())
+            }
+            None => self.unknown(),
+        };
+        self.report(sql, protocol, Instant::now(), Err(err));
     }
 
     fn sql(&mut self, text: &str, complete: bool) -> Sql {
@@ -928,52 +997,19 @@ fn decode(sql: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// A `KILL` statement the gateway answers itself (the ids a client sees
-/// are not the upstream's).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Kill {
-    /// `KILL`, then the options as given, upper-cased (`KILL QUERY`,
-    /// `KILL HARD CONNECTION`): what a rewritten statement starts with.
-    pub prefix: String,
-    /// Only the running statement is to be killed, not the connection.
-    pub query_only: bool,
-    pub id: u64,
-}
-
-/// Recognises `KILL [HARD | SOFT] [CONNECTION | QUERY] <decimal id>`
-/// (case-insensitive, whitespace and one trailing `;` allowed). Anything
-/// else, `KILL QUERY ID <n>`, `KILL USER <name>`, an expression or an id
-/// over `u64`, is not one.
+/// Recognises a lone `KILL [HARD | SOFT] [CONNECTION | QUERY] <decimal
+/// id>` (comments, executable comments, spacing and case as the server
+/// reads them; one trailing `;` allowed). Anything else, `KILL QUERY ID
+/// <n>`, `KILL USER <name>`, an expression, an id over `u64`, another
+/// statement beside it, is not one.
 pub fn parse_kill(sql: &[u8]) -> Option<Kill> {
-    let mut sql = sql.trim_ascii();
-    if let Some(rest) = sql.strip_suffix(b";") {
-        sql = rest.trim_ascii_end();
+    let any = Rules {
+        allow_password_changes: true,
+    };
+    match latchkey_sqlguard::check(sql, Dialect::MySql, any, true) {
+        Verdict::Kill(k) => Some(k),
+        _ => None,
     }
-    let mut words = sql.split(u8::is_ascii_whitespace).filter(|w| !w.is_empty());
-    if !words.next()?.eq_ignore_ascii_case(b"KILL") {
-        return None;
-    }
-    let mut prefix = String::from("KILL");
-    let mut word = words.next()?;
-    for options in [["HARD", "SOFT"], ["CONNECTION", "QUERY"]] {
-        if let Some(o) = options
-            .iter()
-            .find(|o| word.eq_ignore_ascii_case(o.as_bytes()))
-        {
-            prefix.push(' ');
-            prefix.push_str(o);
-            word = words.next()?;
-        }
-    }
-    if words.next().is_some() || !word.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let id = std::str::from_utf8(word).ok()?.parse().ok()?;
-    Some(Kill {
-        query_only: prefix.ends_with("QUERY"),
-        prefix,
-        id,
-    })
 }
 
 /// What a replay wrote each way, and what it intercepted.

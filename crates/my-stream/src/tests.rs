@@ -621,18 +621,21 @@ fn change_user_and_kills_are_intercepted() {
     let process_kill = cmd(&Command::ProcessKill { connection_id: 9 }, DEP);
     let kill = query("  kill query 5 ;");
     let first = query("SELECT 1");
-    let last = query("KILL QUERY ID 5");
+    // Not a KILL the gateway can map: refused, never passed on.
+    let unmappable = query("KILL QUERY ID 5");
+    let last = query("SELECT 2");
     let client = [
         first.clone(),
         change_user.clone(),
         process_kill.clone(),
         kill.clone(),
+        unmappable.clone(),
         last.clone(),
     ]
     .concat();
     let mut server = Server::new(DEP);
     server.text(&[b"1"], AUTOCOMMIT);
-    server.next(1).err(1094, b"HY000", "Unknown thread id: 5");
+    server.next(1).text(&[b"2"], AUTOCOMMIT);
     for chunk in CHUNKS {
         let (mut t, sink) = tracker(DEP);
         let (r, out) = run(&client, &server.out, chunk, &mut t, LIMIT);
@@ -640,13 +643,18 @@ fn change_user_and_kills_are_intercepted() {
         assert_eq!(out.to_upstream, [first.clone(), last.clone()].concat());
         assert_eq!(
             out.intercepted,
-            [&change_user[4..], &process_kill[4..], &kill[4..]]
+            [
+                &change_user[4..],
+                &process_kill[4..],
+                &kill[4..],
+                &unmappable[4..]
+            ]
         );
         assert_eq!(
             statements(&sink),
             [
                 row("SELECT ?", Some("SELECT 1"), Some(1), None),
-                row("KILL QUERY ID ?", None, None, Some("HY000")),
+                row("SELECT ?", Some("SELECT 1"), Some(1), None),
             ]
         );
     }
@@ -661,7 +669,8 @@ fn change_user_and_kills_are_intercepted() {
     assert_eq!(
         got,
         Ok(Some(Intercepted {
-            payload: change_user[4..].to_vec()
+            payload: change_user[4..].to_vec(),
+            what: Interception::ChangeUser,
         }))
     );
     assert_eq!(up.writable(), first);
@@ -674,9 +683,30 @@ fn change_user_and_kills_are_intercepted() {
     );
     assert!(up.writable().is_empty());
     let got = up.scan(Direction::ToUpstream, &mut t, LIMIT);
-    assert!(matches!(got, Ok(Some(_))));
+    assert_eq!(
+        got.map(|i| i.map(|i| i.what)),
+        Ok(Some(Interception::Kill(Kill {
+            force: None,
+            scope: Some(KillScope::Query),
+            id: 5
+        })))
+    );
     // The gateway sends its own, rewritten KILL; its answer is followed.
     t.forwarded(b"\x03KILL QUERY 1234");
+    let got = up.scan(Direction::ToUpstream, &mut t, LIMIT);
+    assert_eq!(
+        got.map(|i| i.map(|i| i.what)),
+        Ok(Some(Interception::Refused(Refusal::Kill)))
+    );
+    // The gateway refuses it: audited as failed.
+    t.refused(
+        &unmappable[4..],
+        ErrInfo {
+            code: 1227,
+            sqlstate: Some("42000".into()),
+            message: "refused".into(),
+        },
+    );
     assert_eq!(up.scan(Direction::ToUpstream, &mut t, LIMIT), Ok(None));
     assert_eq!(up.writable(), last);
     assert_eq!(t.queue.len(), 3);
@@ -689,8 +719,13 @@ fn change_user_and_kills_are_intercepted() {
     down.filled(answers.out.len());
     assert_eq!(down.scan(Direction::ToClient, &mut t, LIMIT), Ok(None));
     assert!(t.idle());
+    // (Refused here before the answers above came in.)
     assert_eq!(
-        statements(&sink)[1],
+        statements(&sink)[0],
+        row("KILL QUERY ID ?", None, None, Some("42000"))
+    );
+    assert_eq!(
+        statements(&sink)[2],
         row("KILL QUERY ?", Some("KILL 0"), Some(0), None)
     );
 }
@@ -973,23 +1008,28 @@ fn keep_literals_logs_the_sql_as_sent() {
 
 #[test]
 fn kill_statements() {
+    use KillForce::*;
+    use KillScope::*;
     let yes = [
-        ("KILL 5", "KILL", false, 5),
-        ("kill query 5", "KILL QUERY", true, 5),
-        ("  Kill\tConnection\n 12 ;  ", "KILL CONNECTION", false, 12),
-        ("KILL HARD QUERY 7;", "KILL HARD QUERY", true, 7),
-        ("kill soft 0018", "KILL SOFT", false, 18),
-        ("KILL SOFT CONNECTION 1", "KILL SOFT CONNECTION", false, 1),
-        ("KILL 18446744073709551615", "KILL", false, u64::MAX),
+        ("KILL 5", None, None, 5),
+        ("kill query 5", None, Some(Query), 5),
+        ("  Kill\tConnection\n 12 ;  ", None, Some(Connection), 12),
+        ("KILL HARD QUERY 7;", Some(Hard), Some(Query), 7),
+        ("kill soft 0018", Some(Soft), None, 18),
+        ("KILL SOFT CONNECTION 1", Some(Soft), Some(Connection), 1),
+        ("KILL 18446744073709551615", None, None, u64::MAX),
+        // An empty statement after it runs nothing.
+        ("KILL 5;;", None, None, 5),
+        // Comments go first, as the server reads them.
+        ("KILL/**/5", None, None, 5),
+        ("KILL CONNECTION/*x*/5", None, Some(Connection), 5),
+        ("/*!KILL 5*/", None, None, 5),
+        ("/*!50000 KILL 5*/", None, None, 5),
     ];
-    for (sql, prefix, query_only, id) in yes {
+    for (sql, force, scope, id) in yes {
         assert_eq!(
             parse_kill(sql.as_bytes()),
-            Some(Kill {
-                prefix: prefix.into(),
-                query_only,
-                id
-            }),
+            Some(Kill { force, scope, id }),
             "{sql}"
         );
     }
@@ -1001,7 +1041,6 @@ fn kill_statements() {
         "KILL QUERY ID 5",
         "KILL USER bob",
         "KILL 5 6",
-        "KILL 5;;",
         "KILL 5; SELECT 1",
         "KILL CONNECTION QUERY 5",
         "KILL QUERY HARD 5",
@@ -1019,6 +1058,79 @@ fn kill_statements() {
         assert_eq!(parse_kill(sql.as_bytes()), None, "{sql}");
     }
     assert_eq!(parse_kill(b"KILL \xff"), None);
+}
+
+#[test]
+fn kills_the_gateway_cannot_map_and_password_changes_are_refused() {
+    for (sql, refusal) in [
+        ("SELECT 1; KILL 5", Refusal::Kill),
+        ("KILL QUERY ID 5", Refusal::Kill),
+        ("/*!KILL 5*/; SELECT 1", Refusal::Kill),
+        ("SET PASSWORD = 'x'", Refusal::PasswordChange),
+        (
+            "/*!ALTER USER app IDENTIFIED BY 'x'*/",
+            Refusal::PasswordChange,
+        ),
+        (
+            "SELECT 1; ALTER USER app IDENTIFIED BY 'x'",
+            Refusal::PasswordChange,
+        ),
+    ] {
+        for code in [COM_QUERY, COM_STMT_PREPARE] {
+            let mut payload = vec![code];
+            payload.extend_from_slice(sql.as_bytes());
+            let mut framed = Vec::new();
+            frame(&mut framed, 0, |p| p.extend_from_slice(&payload));
+            let (mut t, _) = tracker(DEP);
+            let (r, out) = run(&framed, b"", 5, &mut t, LIMIT);
+            assert_eq!(r, Ok(true), "{sql}");
+            assert!(out.to_upstream.is_empty(), "{sql}");
+            assert_eq!(out.intercepted, [payload.clone()], "{sql}");
+            let mut up = Buffer::new();
+            up.space()[..framed.len()].copy_from_slice(&framed);
+            up.filled(framed.len());
+            let got = up.scan(Direction::ToUpstream, &mut t, LIMIT);
+            assert_eq!(
+                got.map(|i| i.map(|i| i.what)),
+                Ok(Some(Interception::Refused(refusal))),
+                "{sql}"
+            );
+        }
+    }
+    // A prepared lone KILL would run with a raw id.
+    let mut payload = vec![COM_STMT_PREPARE];
+    payload.extend_from_slice(b"KILL 5");
+    let mut framed = Vec::new();
+    frame(&mut framed, 0, |p| p.extend_from_slice(&payload));
+    let (mut t, _) = tracker(DEP);
+    let mut up = Buffer::new();
+    up.space()[..framed.len()].copy_from_slice(&framed);
+    up.filled(framed.len());
+    assert_eq!(
+        up.scan(Direction::ToUpstream, &mut t, LIMIT)
+            .map(|i| i.map(|i| i.what)),
+        Ok(Some(Interception::Refused(Refusal::Kill)))
+    );
+    // With the policy's permission, password changes go through.
+    let (t, _) = tracker(DEP);
+    let mut t = t.allow_password_changes(true);
+    let sql = query("SET PASSWORD = 'x'");
+    let mut server = Server::new(DEP);
+    server.ok(0, AUTOCOMMIT);
+    let (r, out) = run(&sql, &server.out, 5, &mut t, LIMIT);
+    assert_eq!(r, Ok(true));
+    assert_eq!(out.to_upstream, sql);
+}
+
+#[test]
+fn a_long_padded_statement_is_checked_whole() {
+    // Padding past every inspection prefix hides nothing.
+    let sql = format!("SELECT 1; /*{}*/ KILL 5", " ".repeat(WHOLE_PAYLOAD * 2));
+    let (mut t, _) = tracker(MULTI);
+    let (r, out) = run(&query(&sql), b"", 4096, &mut t, 1 << 20);
+    assert_eq!(r, Ok(true));
+    assert!(out.to_upstream.is_empty());
+    assert_eq!(out.intercepted.len(), 1);
 }
 
 /// A small deterministic generator: no panics on garbage, truncations or

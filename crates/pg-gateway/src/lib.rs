@@ -76,6 +76,8 @@ struct Session<'a> {
     info: Arc<SessionInfo>,
     pool_key: Option<String>,
     cancel_key: (u32, u32),
+    /// Policy allows `latchkey:ChangeDatabasePassword`.
+    password_changes: bool,
     _slot: Slot<'a>,
 }
 
@@ -342,11 +344,22 @@ impl Gateway {
                     Ok(up) => up,
                     Err(e) => {
                         tracing::warn!(%peer, database = %auth.db.name, error = %e, "upstream login failed");
-                        self.keeper.upstream_failed(
+                        // The server refusing the stored credential (changed
+                        // behind the gateway's back?) is not an outage.
+                        let kind = match e.downcast_ref::<upstream::Refused>() {
+                            Some(r) if matches!(r.code.as_str(), "28P01" | "28000") => {
+                                FailureKind::UpstreamCredentialRefused
+                            }
+                            _ => FailureKind::UpstreamUnavailable,
+                        };
+                        self.keeper.record_auth(
                             peer,
                             &user,
                             attempt,
-                            format!("upstream login: {e:#}"),
+                            AuthResult::Failure {
+                                kind,
+                                reason: format!("upstream login: {e:#}"),
+                            },
                         );
                         let reply = match e.downcast_ref::<upstream::Refused>() {
                             Some(r) if r.for_client() => {
@@ -374,6 +387,9 @@ impl Gateway {
         wire::ready_for_query(&mut out, b'I');
         stream.write_all(&out).await?;
         stream.flush().await?;
+        let password_changes =
+            self.keeper
+                .allows(&auth, latchkey_sqlguard::CHANGE_PASSWORD_ACTION, secure);
         let info = self
             .keeper
             .session_started(peer, attempt, &auth, database, user)?;
@@ -384,6 +400,7 @@ impl Gateway {
             info,
             pool_key,
             cancel_key,
+            password_changes,
             _slot: slot,
         }))
     }
@@ -412,6 +429,7 @@ impl Gateway {
             info,
             pool_key,
             cancel_key,
+            password_changes,
             _slot,
         } = session;
         let config = &self.keeper.config;
@@ -424,7 +442,7 @@ impl Gateway {
         let mut relay = Relay::new(
             client,
             upstream,
-            Tracker::new(audit),
+            Tracker::new(audit).allow_password_changes(password_changes),
             config.max_message_size,
         );
         let expired = Watch::expired(watch.deadline);

@@ -3,6 +3,14 @@
 //! are in flight and how they end (for the audit log), and whether the
 //! server is idle between transactions (so its connection can be reused).
 //!
+//! One exception to "unchanged": a `Query` or `Parse` whose SQL
+//! `latchkey-sqlguard` refuses (a password change the session's policy
+//! does not allow) is replaced by one that makes the server raise
+//! `42501 insufficient_privilege` ([`REFUSAL`]). The server answering
+//! with its own error keeps the session's state true: a refused
+//! statement in a transaction block aborts it, as any error would. The
+//! audit logs the statement the client sent.
+//!
 //! Pure: the gateway reads into a [`Buffer`], calls [`Buffer::scan`], and
 //! writes on what it scanned. Message bodies are not copied: at most
 //! [`INSPECT_PREFIX`] bytes of the messages the [`Tracker`] follows are
@@ -17,6 +25,7 @@ use latchkey_audit::{
     rows_from_tag,
 };
 use latchkey_pgwire as wire;
+use latchkey_sqlguard::{Rules, Verdict as Guard};
 use latchkey_sqlnorm::Dialect;
 
 /// Each direction's buffer. Grown (to [`INSPECT_PREFIX`] and a header)
@@ -25,6 +34,13 @@ pub const BUFFER: usize = 16 * 1024;
 /// How much of a `Query` or `Parse` the audit sees; longer statements are
 /// logged cut short and marked truncated.
 pub const INSPECT_PREFIX: usize = 32 * 1024;
+/// What a refused statement becomes: the server raises the error
+/// itself (`DO` runs PL/pgSQL, installed in every database by default;
+/// without it the statement still fails).
+pub const REFUSAL: &str = "DO $latchkey$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', \
+MESSAGE = 'permission denied to change a password or authentication through Latchkey', \
+HINT = 'The principal needs the latchkey:ChangeDatabasePassword permission.'; END$latchkey$";
+
 /// Prepared statements and portals remembered per session (PostgreSQL has
 /// no limit; a client that exceeds this gets its later statements logged
 /// as unknown rather than the gateway's memory growing without bound).
@@ -212,7 +228,12 @@ impl Buffer {
                 self.skip = body_len;
                 continue;
             }
-            let look = body_len.min(INSPECT_PREFIX);
+            // SQL is checked whole, so that nothing padded slips past.
+            let look = if tracker.checks(direction, tag) {
+                body_len
+            } else {
+                body_len.min(INSPECT_PREFIX)
+            };
             if available < 5 + look {
                 if self.buf.len() < 5 + look {
                     self.buf.resize(5 + look, 0);
@@ -220,14 +241,29 @@ impl Buffer {
                 return Ok(());
             }
             let body = &self.buf[at + 5..at + 5 + look];
-            if tracker.message(direction, tag, body, look == body_len) == Verdict::Terminate {
-                // Nothing from the client after Terminate is passed on.
-                self.terminated = true;
-                self.end = at;
-                return Ok(());
+            match tracker.message(direction, tag, body, look == body_len) {
+                Verdict::Terminate => {
+                    // Nothing from the client after Terminate is passed on.
+                    self.terminated = true;
+                    self.end = at;
+                    return Ok(());
+                }
+                Verdict::Replace(message) => {
+                    // The whole message is here (checked SQL is read
+                    // whole); what follows it moves, unscanned.
+                    let old = 5 + body_len;
+                    self.buf.splice(at..at + old, message.iter().copied());
+                    self.end = self.end - old + message.len();
+                    if self.buf.len() < BUFFER {
+                        self.buf.resize(BUFFER, 0);
+                    }
+                    self.scanned = at + message.len();
+                }
+                Verdict::Forward => {
+                    self.scanned += 5 + look;
+                    self.skip = body_len - look;
+                }
             }
-            self.scanned += 5 + look;
-            self.skip = body_len - look;
         }
     }
 }
@@ -237,6 +273,8 @@ impl Buffer {
 enum Verdict {
     Forward,
     Terminate,
+    /// Send this whole message (tag and length included) instead.
+    Replace(Vec<u8>),
 }
 
 /// A statement waiting for its result.
@@ -289,6 +327,10 @@ pub struct Tracker {
     /// Parameters the server reported during the session.
     pub parameter_changes: Vec<(String, String)>,
     pub statement_count: u64,
+    /// What SQL the session may send (see `latchkey-sqlguard`).
+    rules: Rules,
+    /// Statements refused so far.
+    pub refused: u64,
 }
 
 impl Tracker {
@@ -307,7 +349,61 @@ impl Tracker {
             audit,
             parameter_changes: Vec::new(),
             statement_count: 0,
+            rules: Rules::default(),
+            refused: 0,
         }
+    }
+
+    /// Lets password and authentication changes through (the session's
+    /// policy allows `latchkey:ChangeDatabasePassword`); refused by
+    /// default.
+    pub fn allow_password_changes(mut self, allowed: bool) -> Self {
+        self.rules.allow_password_changes = allowed;
+        self
+    }
+
+    /// Whether a message's SQL is checked (and so must be read whole).
+    fn checks(&self, direction: Direction, tag: u8) -> bool {
+        direction == Direction::ToUpstream
+            && matches!(tag, b'Q' | b'P')
+            && !self.rules.allow_password_changes
+    }
+
+    /// The message to send instead of a `Query` or `Parse` (whole body)
+    /// whose SQL the session may not run, if it may not.
+    fn replacement(&mut self, tag: u8, body: &[u8], complete: bool) -> Option<Vec<u8>> {
+        if !complete || !self.checks(Direction::ToUpstream, tag) {
+            return None;
+        }
+        let (name, sql) = match tag {
+            b'P' => {
+                let end = body.iter().position(|&c| c == 0)?;
+                (Some(&body[..end]), &body[end + 1..])
+            }
+            _ => (None, body),
+        };
+        let sql = &sql[..sql.iter().position(|&c| c == 0).unwrap_or(sql.len())];
+        match latchkey_sqlguard::check(sql, Dialect::Postgres, self.rules, true) {
+            Guard::Allow | Guard::Kill(_) => return None,
+            Guard::Refuse(_) => {}
+        }
+        self.refused += 1;
+        let mut new = Vec::with_capacity(REFUSAL.len() + 64);
+        new.push(tag);
+        new.extend_from_slice(&[0; 4]);
+        if let Some(name) = name {
+            new.extend_from_slice(name);
+            new.push(0);
+        }
+        new.extend_from_slice(REFUSAL.as_bytes());
+        new.push(0);
+        if name.is_some() {
+            // No parameter types.
+            new.extend_from_slice(&[0, 0]);
+        }
+        let len = u32::try_from(new.len() - 1).unwrap_or(u32::MAX);
+        new[1..5].copy_from_slice(&len.to_be_bytes());
+        Some(new)
     }
 
     /// The server has answered everything and is outside a transaction.
@@ -350,6 +446,8 @@ impl Tracker {
             (Direction::ToUpstream, b'X') => return Verdict::Terminate,
             (Direction::ToUpstream, b'Q') => {
                 self.outstanding += 1;
+                let replace = self.replacement(tag, body, complete);
+                let (body, complete) = audited(body, complete);
                 let statement =
                     self.normalised
                         .as_mut()
@@ -363,6 +461,9 @@ impl Tracker {
                     tag: None,
                     error: None,
                 });
+                if let Some(message) = replace {
+                    return Verdict::Replace(message);
+                }
             }
             (Direction::ToUpstream, b'S') => {
                 self.outstanding += 1;
@@ -371,6 +472,8 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'P') => {
                 self.unsynced = true;
+                let replace = self.replacement(tag, body, complete);
+                let (body, complete) = audited(body, complete);
                 if let Some(normalised) = self.normalised.as_mut()
                     && let Ok((name, sql)) = wire::parse_parse(body)
                 {
@@ -382,6 +485,9 @@ impl Tracker {
                     if self.statements.len() < MAX_NAMES || self.statements.contains_key(name) {
                         self.statements.insert(name.to_owned(), statement);
                     }
+                }
+                if let Some(message) = replace {
+                    return Verdict::Replace(message);
                 }
             }
             (Direction::ToUpstream, b'B') => {
@@ -532,6 +638,13 @@ impl Tracker {
             }));
         }
     }
+}
+
+/// The part of a message body the audit sees: at most [`INSPECT_PREFIX`]
+/// bytes (checked SQL is read whole, but logged as before).
+fn audited(body: &[u8], complete: bool) -> (&[u8], bool) {
+    let cut = body.len().min(INSPECT_PREFIX);
+    (&body[..cut], complete && cut == body.len())
 }
 
 /// Runs bytes through the scanner and tracker as a relay would receive
@@ -777,6 +890,90 @@ mod tests {
             replay(&[b'Q', 0, 0, 0, 3], b"", 4096, &mut t, 50),
             Err(ScanError::Malformed)
         ));
+    }
+
+    /// What a buffer passes on for `client`, read `chunk` bytes at a time.
+    fn passed_on(client: &[u8], chunk: usize, t: &mut Tracker) -> Vec<u8> {
+        let mut up = Buffer::new();
+        let mut out = Vec::new();
+        let mut rest = client;
+        while !rest.is_empty() {
+            up.make_room();
+            let n = chunk.min(rest.len()).min(up.space().len());
+            up.space()[..n].copy_from_slice(&rest[..n]);
+            up.filled(n);
+            rest = &rest[n..];
+            assert!(up.scan(Direction::ToUpstream, t, 1 << 20).is_ok());
+            out.extend_from_slice(up.writable());
+            let w = up.writable().len();
+            up.wrote(w);
+        }
+        out
+    }
+
+    #[test]
+    fn password_changes_are_replaced_by_a_refusal() {
+        let refusal = msg(b'Q', format!("{REFUSAL}\0").as_bytes());
+        let padded = format!(
+            "SELECT 1; /*{}*/ ALTER/**/ROLE app PASSWORD 'x'\0",
+            " ".repeat(INSPECT_PREFIX * 2)
+        );
+        for sql in [
+            "ALTER ROLE app PASSWORD 'secret'\0",
+            "SELECT 1; alter user \"app\" with encrypted password 'x'\0",
+            padded.as_str(),
+        ] {
+            let before = msg(b'Q', b"SELECT 1\0");
+            let after = msg(b'Q', b"SELECT 2\0");
+            let client = [before.clone(), msg(b'Q', sql.as_bytes()), after.clone()].concat();
+            for chunk in [1, 7, 4096, 1 << 20] {
+                let (mut t, sink) = tracker();
+                let out = passed_on(&client, chunk, &mut t);
+                assert_eq!(
+                    out,
+                    [before.clone(), refusal.clone(), after.clone()].concat()
+                );
+                assert_eq!(t.refused, 1);
+                // The server's answer is audited against what was sent.
+                let server = [
+                    msg(b'C', b"SELECT 1\0"),
+                    msg(b'Z', b"I"),
+                    error("42501"),
+                    msg(b'Z', b"I"),
+                ]
+                .concat();
+                let mut down = Buffer::new();
+                down.space()[..server.len()].copy_from_slice(&server);
+                down.filled(server.len());
+                assert!(down.scan(Direction::ToClient, &mut t, 1 << 20).is_ok());
+                let logged = statements(&sink);
+                assert_eq!(logged.len(), 2);
+                if sql.len() < INSPECT_PREFIX {
+                    assert!(
+                        logged[1].0.to_ascii_uppercase().contains("PASSWORD ?"),
+                        "{logged:?}"
+                    );
+                }
+                assert_eq!(logged[1].2.as_deref(), Some("42501"));
+            }
+        }
+        // Parse: the statement keeps its name and loses its parameter types.
+        let parse = msg(b'P', b"s1\0ALTER ROLE app PASSWORD $1\0\0\x01\0\0\0\x19");
+        let (mut t, _) = tracker();
+        let out = passed_on(&parse, 3, &mut t);
+        let mut want = b"s1\0".to_vec();
+        want.extend_from_slice(REFUSAL.as_bytes());
+        want.extend_from_slice(b"\0\0\0");
+        assert_eq!(out, msg(b'P', &want));
+        // With the policy's permission, nothing changes.
+        let (t, _) = tracker();
+        let mut t = t.allow_password_changes(true);
+        let q = msg(b'Q', b"ALTER ROLE app PASSWORD 'x'\0");
+        assert_eq!(passed_on(&q, 5, &mut t), q);
+        // Ordinary statements pass unchanged.
+        let (mut t, _) = tracker();
+        let q = msg(b'Q', b"UPDATE users SET password = 'x' WHERE id = 1\0");
+        assert_eq!(passed_on(&q, 5, &mut t), q);
     }
 
     #[test]

@@ -37,8 +37,16 @@ pub(crate) struct Lexer<'a> {
     b: &'a [u8],
     pos: usize,
     mysql: bool,
+    /// Backslashes in plain strings mean the opposite of the dialect's
+    /// default (PostgreSQL with `standard_conforming_strings = off`,
+    /// MySQL with `NO_BACKSLASH_ESCAPES`).
+    flip_backslash: bool,
+    /// MySQL `ANSI_QUOTES`.
+    ansi_quotes: bool,
     in_exec_comment: bool,
     done: bool,
+    /// Where the token last returned began.
+    pub(crate) token_start: usize,
 }
 
 /// Whitespace: PostgreSQL's space, tab, newline, CR and form feed, plus every
@@ -94,9 +102,35 @@ impl<'a> Lexer<'a> {
             b: src.as_bytes(),
             pos: 0,
             mysql: dialect == Dialect::MySql,
+            flip_backslash: false,
+            ansi_quotes: false,
             in_exec_comment: false,
             done: false,
+            token_start: 0,
         }
+    }
+
+    /// The same lexer with backslashes in plain strings taken the other
+    /// way from the dialect's default.
+    pub(crate) fn flipped(mut self) -> Self {
+        self.flip_backslash = true;
+        self
+    }
+
+    /// MySQL with `ANSI_QUOTES`: `"..."` is an identifier.
+    pub(crate) fn ansi_quotes(mut self) -> Self {
+        self.ansi_quotes = true;
+        self
+    }
+
+    /// The input the lexer reads.
+    pub(crate) fn source(&self) -> &'a str {
+        self.src
+    }
+
+    /// The position after the token last returned.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
     }
 
     fn peek(&self, k: usize) -> Option<u8> {
@@ -372,8 +406,8 @@ impl<'a> Lexer<'a> {
                 self.in_exec_comment = false;
                 Tok::Space
             }
-            b'\'' => self.string(mysql, b'\''),
-            b'"' if mysql => self.string(true, b'"'),
+            b'\'' => self.string(mysql != self.flip_backslash, b'\''),
+            b'"' if mysql && !self.ansi_quotes => self.string(!self.flip_backslash, b'"'),
             b'"' => self.quoted_ident(self.pos, b'"'),
             b'`' if mysql => self.quoted_ident(self.pos, b'`'),
             b'0'..=b'9' => self.number(),
@@ -418,6 +452,7 @@ impl<'a> Iterator for Lexer<'a> {
                     .in_exec_comment
                     .then_some((spaced, Tok::Unterminated { redact: false }));
             };
+            self.token_start = self.pos;
             match self.token(c) {
                 Tok::Space => spaced = true,
                 tok => {

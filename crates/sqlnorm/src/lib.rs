@@ -209,6 +209,113 @@ pub fn normalize_into(sql: &str, dialect: Dialect, text: &mut String) -> Shape {
     }
 }
 
+/// What a [`Token`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// An unquoted keyword or identifier.
+    Word,
+    /// A quoted identifier (never a keyword).
+    QuotedIdent,
+    /// A string, number, bit-string or dollar-quoted literal.
+    Literal,
+    /// An operator or punctuation character.
+    Punct,
+    /// A PostgreSQL `$1` parameter.
+    Param,
+    /// `;`
+    Semi,
+    /// The input ended inside a string, quoted identifier, dollar quote,
+    /// block comment or MySQL executable comment; nothing follows.
+    Unterminated,
+}
+
+/// One token of SQL, comments and whitespace skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Token<'a> {
+    pub kind: TokenKind,
+    /// The token as written (a literal with its quotes and any prefix).
+    pub text: &'a str,
+}
+
+/// The tokens of SQL, as [`tokens`] gives them.
+pub struct Tokens<'a>(Lexer<'a>);
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let (_, tok) = self.0.next()?;
+        let kind = match tok {
+            Tok::Word(_) => TokenKind::Word,
+            Tok::Quoted(_) => TokenKind::QuotedIdent,
+            Tok::Literal => TokenKind::Literal,
+            Tok::Punct(_) => TokenKind::Punct,
+            Tok::Param(_) => TokenKind::Param,
+            Tok::Semi => TokenKind::Semi,
+            Tok::Unterminated { .. } => TokenKind::Unterminated,
+            // The lexer never yields it.
+            Tok::Space => TokenKind::Punct,
+        };
+        let start = self.0.token_start;
+        let text = self
+            .0
+            .source()
+            .get(start..self.0.position())
+            .unwrap_or_default();
+        Some(Token { kind, text })
+    }
+}
+
+/// The tokens of `sql` under the dialect's lexical rules (the same lexer
+/// that [`normalize`] uses), for code that must see statements as the
+/// server will: comments and whitespace are skipped, MySQL executable
+/// comments (`/*! ... */`) give their content as SQL.
+pub fn tokens(sql: &str, dialect: Dialect) -> Tokens<'_> {
+    Tokens(Lexer::new(sql, dialect))
+}
+
+/// How a session's settings make the server read quotes. A session can
+/// change them (`SET standard_conforming_strings`, `SET sql_mode`), so
+/// code that must not be fooled about where a literal ends checks every
+/// reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// What [`normalize`] assumes (see the crate documentation).
+    Default,
+    /// Backslashes in plain strings taken the other way: as escapes in
+    /// PostgreSQL (`standard_conforming_strings = off`), as ordinary
+    /// characters in MySQL (`NO_BACKSLASH_ESCAPES`; with `ANSI_QUOTES`
+    /// too, quotes end where they do in this reading).
+    OtherBackslash,
+    /// MySQL `ANSI_QUOTES`: `"..."` is an identifier, `'...'` keeps its
+    /// backslash escapes. The same as `Default` for PostgreSQL.
+    AnsiQuotes,
+}
+
+impl Reading {
+    /// Every reading that differs for the dialect.
+    pub fn all(dialect: Dialect) -> &'static [Reading] {
+        match dialect {
+            Dialect::Postgres => &[Reading::Default, Reading::OtherBackslash],
+            Dialect::MySql => &[
+                Reading::Default,
+                Reading::OtherBackslash,
+                Reading::AnsiQuotes,
+            ],
+        }
+    }
+}
+
+/// [`tokens`] under another [`Reading`].
+pub fn tokens_read(sql: &str, dialect: Dialect, reading: Reading) -> Tokens<'_> {
+    let lexer = Lexer::new(sql, dialect);
+    Tokens(match reading {
+        Reading::Default => lexer,
+        Reading::OtherBackslash => lexer.flipped(),
+        Reading::AnsiQuotes => lexer.ansi_quotes(),
+    })
+}
+
 /// Lowercase 16 hex digits of a fingerprint.
 pub fn fingerprint_hex(fp: u64) -> String {
     format!("{fp:016x}")
