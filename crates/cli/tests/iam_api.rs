@@ -235,7 +235,7 @@ print(json.dumps(out, default=str))
         ("attached", "PolicyName", 5),
     ] {
         let got = &pages[list];
-        assert_eq!(got["pages"], (want + 1) / 2, "{list}: {got}");
+        assert_eq!(got["pages"], usize::div_ceil(want, 2), "{list}: {got}");
         let mut items = names(got, "items", field);
         let n = items.len();
         items.dedup();
@@ -571,7 +571,7 @@ except iam.exceptions.ClientError as e:
             "AttachedPolicies",
             "PolicyArn"
         ),
-        [conn.clone()]
+        [conn.as_str()]
     );
     // DeletePolicy while attached.
     let out = aws_as(&server, None, &["delete-policy", "--policy-arn", &conn]);
