@@ -218,6 +218,17 @@ pub struct AuthEvent {
     /// From the token, even when the key is unknown.
     pub access_key_id: Option<String>,
     pub result: AuthResult,
+    /// The client proved it holds the credential: a signature made with
+    /// its secret verified, within the token's lifetime. True for every
+    /// success and for refusals after that check (policy, limits, the
+    /// upstream); false for refusals before or at it (malformed, wrong
+    /// target, unknown key, bad signature, an expired token), and for an
+    /// expired, revoked or inactive credential whose signature did not
+    /// verify. Anyone who saw a token (a session token is inside every
+    /// temporary credential's token) can cause the unproven kind, so only
+    /// proven evidence may act against the principal (revoke its
+    /// sessions).
+    pub possession_proven: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,6 +287,11 @@ pub struct ApiEvent {
     pub response_elements: Option<String>,
     /// AWS's error code and the precise reason, on a refusal.
     pub error: Option<(String, String)>,
+    /// The request's SigV4 signature verified with the caller's secret
+    /// (within the allowed clock skew): true for every authenticated
+    /// call, false for a refusal before or at that check (see
+    /// [`AuthEvent::possession_proven`]).
+    pub possession_proven: bool,
     pub request_id: String,
     pub read_only: bool,
     pub resources: Vec<Resource>,

@@ -481,7 +481,11 @@ impl Event {
                 o.opt_raw("requestParameters", a.request_parameters.as_deref())
                     .opt_raw("responseElements", a.response_elements.as_deref());
                 if let Some((code, message)) = &a.error {
-                    o.str("errorCode", code).str("errorMessage", message);
+                    o.str("errorCode", code)
+                        .str("errorMessage", message)
+                        .object("additionalEventData", |d| {
+                            d.bool("possessionProven", a.possession_proven);
+                        });
                 }
                 o.str("requestID", &a.request_id)
                     .str("eventID", ctx.event_id)
@@ -521,7 +525,8 @@ impl Event {
                         .opt_str("name", a.database.as_deref())
                         .str("dbUser", &a.db_user);
                     if let AuthResult::Failure { kind, .. } = &a.result {
-                        d.str("failure", kind.as_str());
+                        d.str("failure", kind.as_str())
+                            .bool("possessionProven", a.possession_proven);
                     }
                 });
             }

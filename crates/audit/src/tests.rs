@@ -161,12 +161,14 @@ fn a_refused_login_names_its_reason_and_kind() {
             kind: FailureKind::InactiveKey,
             reason: "credentials: key is inactive".into(),
         },
+        possession_proven: false,
     });
     let v = to_json(&e);
     assert_eq!(v["eventName"], "Connect");
     assert_eq!(v["errorCode"], "AccessDenied");
     assert_eq!(v["errorMessage"], "credentials: key is inactive");
     assert_eq!(v["database"]["failure"], "inactive_key");
+    assert_eq!(v["database"]["possessionProven"], false);
     assert_eq!(v["userIdentity"]["type"], "Unknown");
     assert_eq!(v["userIdentity"]["accessKeyId"], "AKIAEXAMPLE");
     assert_eq!(v["requestParameters"]["endpoint"], "db.example");
@@ -185,6 +187,7 @@ fn api_record_embeds_parameters() {
         request_parameters: Some(r#"{"roleArn":"arn:aws:iam::123456789012:role/app"}"#.into()),
         response_elements: None,
         error: Some(("AccessDenied".into(), "not allowed".into())),
+        possession_proven: true,
         request_id: "r1".into(),
         read_only: false,
         resources: vec![Resource {
@@ -200,6 +203,7 @@ fn api_record_embeds_parameters() {
     );
     assert!(v["responseElements"].is_null());
     assert_eq!(v["errorCode"], "AccessDenied");
+    assert_eq!(v["additionalEventData"]["possessionProven"], true);
     assert_eq!(v["sourceIPAddress"], "::1");
     assert_eq!(v["resources"][0]["type"], "AWS::IAM::Role");
 }

@@ -44,9 +44,32 @@ pub struct ServerArgs {
     /// How often the cluster key that seals session tokens is replaced, e.g. 24h [default: 24h].
     #[arg(long, env = "LATCHKEY_CLUSTER_KEY_ROTATION", value_parser = humantime::parse_duration)]
     cluster_key_rotation: Option<std::time::Duration>,
-    /// Also serve Prometheus metrics in plain HTTP here (they are always at https://LISTEN/metrics) [default: off].
+    /// Serve Prometheus metrics in plain HTTP here [default: off].
     #[arg(long, env = "LATCHKEY_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Also serve the metrics, unauthenticated, at https://LISTEN/metrics
+    /// (by default the API port answers 404 there).
+    #[arg(long, env = "LATCHKEY_API_METRICS")]
+    api_metrics: bool,
+    /// A token service request's headers must arrive within this, from
+    /// their first byte [default: 10s].
+    #[arg(long, env = "LATCHKEY_API_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    api_header_timeout: Option<std::time::Duration>,
+    /// A token service request's whole body must arrive within this, from
+    /// the end of its headers [default: 20s].
+    #[arg(long, env = "LATCHKEY_API_BODY_TIMEOUT", value_parser = humantime::parse_duration)]
+    api_body_timeout: Option<std::time::Duration>,
+    /// Token service connections with no request in progress (keep-alive,
+    /// or before the first) are closed after this [default: 60s].
+    #[arg(long, env = "LATCHKEY_API_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    api_idle_timeout: Option<std::time::Duration>,
+    /// Token service connections open at once, in all; more are closed at
+    /// once [default: 1024].
+    #[arg(long, env = "LATCHKEY_API_MAX_CONNECTIONS")]
+    api_max_connections: Option<usize>,
+    /// Token service connections open at once from one source address [default: 128].
+    #[arg(long, env = "LATCHKEY_API_MAX_CONNECTIONS_PER_IP")]
+    api_max_connections_per_ip: Option<usize>,
     /// Address of the PostgreSQL gateway [default: 127.0.0.1:6432].
     #[arg(long, env = "LATCHKEY_PG_LISTEN")]
     pg_listen: Option<SocketAddr>,
@@ -161,6 +184,14 @@ struct FileConfig {
     mysql_listen: Option<SocketAddr>,
     metrics_listen: Option<SocketAddr>,
     #[serde(default)]
+    api_metrics: bool,
+    /// e.g. "10s".
+    api_header_timeout: Option<String>,
+    api_body_timeout: Option<String>,
+    api_idle_timeout: Option<String>,
+    api_max_connections: Option<usize>,
+    api_max_connections_per_ip: Option<usize>,
+    #[serde(default)]
     pg_allow_plaintext: bool,
     pg_max_connections: Option<u32>,
     pg_max_connections_per_ip: Option<u32>,
@@ -214,6 +245,8 @@ pub struct Config {
     pub pg_listen: SocketAddr,
     pub mysql_listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
+    /// The token service's timeouts, connection caps and `/metrics`.
+    pub api: latchkey_server::http::ApiLimits,
     /// Detection rules; `None` when turned off.
     pub detection: Option<latchkey_detect::DetectConfig>,
     pub webhook: Option<latchkey_webhook::WebhookConfig>,
@@ -299,6 +332,57 @@ impl ServerArgs {
             .pg_listen
             .or(file.pg_listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6432)));
+        let mut api = latchkey_server::http::ApiLimits {
+            metrics: self.api_metrics || file.api_metrics,
+            ..latchkey_server::http::ApiLimits::default()
+        };
+        for (flag, text, name, slot) in [
+            (
+                self.api_header_timeout,
+                file.api_header_timeout.as_ref(),
+                "api_header_timeout",
+                &mut api.header_timeout,
+            ),
+            (
+                self.api_body_timeout,
+                file.api_body_timeout.as_ref(),
+                "api_body_timeout",
+                &mut api.body_timeout,
+            ),
+            (
+                self.api_idle_timeout,
+                file.api_idle_timeout.as_ref(),
+                "api_idle_timeout",
+                &mut api.idle_timeout,
+            ),
+        ] {
+            if let Some(d) = duration(flag, text, name)? {
+                if d.is_zero() {
+                    anyhow::bail!("{name} must be longer than 0s");
+                }
+                *slot = d;
+            }
+        }
+        for (value, name, slot) in [
+            (
+                self.api_max_connections.or(file.api_max_connections),
+                "api_max_connections",
+                &mut api.max_connections,
+            ),
+            (
+                self.api_max_connections_per_ip
+                    .or(file.api_max_connections_per_ip),
+                "api_max_connections_per_ip",
+                &mut api.max_connections_per_ip,
+            ),
+        ] {
+            if let Some(n) = value {
+                if n == 0 {
+                    anyhow::bail!("{name} must be at least 1");
+                }
+                *slot = n;
+            }
+        }
         let mut gateway = latchkey_gateway::GatewayConfig::new(&region, pg_listen.port());
         gateway.allow_plaintext = self.pg_allow_plaintext || file.pg_allow_plaintext;
         let limits = &mut gateway.limits;
@@ -459,6 +543,7 @@ impl ServerArgs {
                 .or(file.mysql_listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3307))),
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            api,
             gateway,
             databases: file.databases,
             server_names: if self.server_names.is_empty() {
@@ -689,7 +774,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
         };
-        latchkey_server::http::serve(state, listener, tls, shutdown).await?;
+        latchkey_server::http::serve(state, listener, tls, config.api.clone(), shutdown).await?;
         pg.await??;
         my.await??;
         audit.close();

@@ -91,6 +91,7 @@ fn the_trail_records_verifies_and_finds_everything() {
             "1s",
             "--metrics-listen",
             &metrics_addr,
+            "--api-metrics",
         ],
     );
 
@@ -122,7 +123,8 @@ fn the_trail_records_verifies_and_finds_everything() {
     );
     assert_denied(&psql(&lk, "app", &bogus, "verify-full", "select 1"), "app");
 
-    // Prometheus metrics, over HTTPS on the API port and in plain HTTP.
+    // Prometheus metrics, over HTTPS on the API port (--api-metrics) and
+    // in plain HTTP.
     let metrics = Command::new("curl")
         .args(["-sf", "--cacert"])
         .arg(data.join("ca.pem"))

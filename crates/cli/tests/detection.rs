@@ -155,6 +155,7 @@ min_baseline_windows = 1
         &format!("[::]:{api_port}"),
         "--pg-listen",
         &format!("[::]:{pg_port}"),
+        "--api-metrics",
     ])
     .env("LATCHKEY_WEBHOOK_SECRET", SECRET)
     .stdout(Stdio::null())

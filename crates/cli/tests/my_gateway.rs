@@ -60,7 +60,13 @@ fn setup_with(
     );
     set_db_password(&data, "shop", "app", "app-secret");
     set_db_password(&data, "shop", "ed", "ed-secret");
-    let lk = serve_latchkey(root, &data, &api, serve_flags);
+    // The pooling checks read /metrics on the API port.
+    let flags: Vec<&str> = serve_flags
+        .iter()
+        .copied()
+        .chain(["--api-metrics"])
+        .collect();
+    let lk = serve_latchkey(root, &data, &api, &flags);
     let api_port = api.rsplit(':').next().unwrap().parse().unwrap();
     (db, lk, api_port)
 }

@@ -37,7 +37,9 @@ pub enum Response {
     /// (findings without a single source address get no action).
     BlockIp,
     /// Revoke the sessions of the finding's principal (findings without a
-    /// known principal get no action).
+    /// known principal get no action). Only on evidence that proves
+    /// possession of the credential; otherwise it blocks the addresses
+    /// that sent the evidence instead, for `block_secs`.
     RevokeSessions,
 }
 

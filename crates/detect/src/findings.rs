@@ -53,8 +53,40 @@ pub fn finding_id(
     hex::encode(&h.finalize()[..16])
 }
 
+/// What the events behind a hit prove about who acted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Proof {
+    /// Each one shows the credential in the hands of whoever holds its
+    /// secret: a login, a session, a statement, or a refusal after a
+    /// signature made with the secret verified.
+    Proven,
+    /// Some do not (a bad signature, a malformed token, an unknown key, or
+    /// an expired, revoked or inactive credential whose signature did not
+    /// verify): anyone who saw a token or a key id can cause them. These
+    /// addresses sent them.
+    Unproven(Vec<IpAddr>),
+}
+
+impl Proof {
+    /// [`Proof::Proven`] for a proven event, else unproven from `ip`.
+    pub(crate) fn of(proven: bool, ip: IpAddr) -> Self {
+        if proven {
+            Proof::Proven
+        } else {
+            Proof::Unproven(vec![ip])
+        }
+    }
+}
+
+/// An open finding, and whether its rule's `revoke_sessions` is still
+/// waiting for evidence that proves possession.
+struct Open {
+    finding: Finding,
+    awaiting_proof: bool,
+}
+
 pub(crate) struct Findings {
-    open: Lru<String, Finding>,
+    open: Lru<String, Open>,
 }
 
 impl Findings {
@@ -69,34 +101,54 @@ impl Findings {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Finding> {
-        self.open.values()
+        self.open.values().map(|o| &o.finding)
+    }
+
+    /// [`Findings::report_with`] for evidence that proves possession: a
+    /// login, a session or a statement. Refusals must say what they prove.
+    pub(crate) fn report(&mut self, hit: Hit, out: &mut Vec<Outcome>) {
+        self.report_with(hit, Proof::Proven, out);
     }
 
     /// Creates or updates the finding for `hit`'s key. Reports a new
     /// finding (with its actions), and an update when its count reaches a
     /// power of two or its severity rises.
-    pub(crate) fn report(&mut self, hit: Hit, out: &mut Vec<Outcome>) {
+    ///
+    /// `revoke_sessions` acts only on [`Proof::Proven`] evidence: on
+    /// unproven evidence it blocks the addresses that sent it instead and
+    /// says so in the finding, and the revocation follows on the first
+    /// update whose evidence is proven.
+    pub(crate) fn report_with(&mut self, mut hit: Hit, proof: Proof, out: &mut Vec<Outcome>) {
         let id = finding_id(
             hit.kind,
             &hit.resource,
             hit.principal.as_deref(),
             hit.source_ip,
         );
-        if let Some(f) = self.open.touch(&id) {
-            f.count = f.count.saturating_add(1);
-            f.first_seen = f.first_seen.min(hit.time);
-            f.last_seen = f.last_seen.max(hit.time);
-            let escalated = hit.severity > f.severity;
-            f.severity = f.severity.max(hit.severity);
-            f.title = hit.title;
-            f.description = hit.description;
-            // Only the triggering event is new evidence on a repeat.
-            if let Some(last) = hit.evidence.last()
-                && f.evidence.last() != Some(last)
-            {
-                f.evidence.push(last.clone());
+        let note = degrade_note(&hit, &proof);
+        if let Some(open) = self.open.touch(&id) {
+            if open.awaiting_proof {
+                match &note {
+                    Some(note) => hit.description.push_str(note),
+                    None => {
+                        // Proven at last: the configured response.
+                        let (action, text) = revoke(&hit);
+                        open.awaiting_proof = false;
+                        let f = &mut open.finding;
+                        f.actions.extend(text);
+                        update(f, hit);
+                        out.push(Outcome {
+                            finding: f.clone(),
+                            new: false,
+                            actions: action.into_iter().collect(),
+                        });
+                        return;
+                    }
+                }
             }
-            trim(&mut f.evidence);
+            let f = &mut open.finding;
+            let escalated = hit.severity > f.severity;
+            update(f, hit);
             if f.count.is_power_of_two() || escalated {
                 out.push(Outcome {
                     finding: f.clone(),
@@ -107,7 +159,12 @@ impl Findings {
             return;
         }
 
-        let actions = actions(&hit);
+        let awaiting_proof = note.is_some();
+        if let Some(note) = &note {
+            hit.description.push_str(note);
+        }
+        let (actions, texts): (Vec<Action>, Vec<String>) =
+            actions(&hit, &proof).into_iter().unzip();
         let mut evidence = hit.evidence;
         trim(&mut evidence);
         let finding = Finding {
@@ -123,14 +180,51 @@ impl Findings {
             last_seen: hit.time,
             count: 1,
             evidence,
-            actions: actions.iter().map(describe).collect(),
+            actions: texts,
         };
-        self.open.insert(id, finding.clone());
+        self.open.insert(
+            id,
+            Open {
+                finding: finding.clone(),
+                awaiting_proof,
+            },
+        );
         out.push(Outcome {
             finding,
             new: true,
             actions,
         });
+    }
+}
+
+/// A repeat of an open finding: count, times, text and evidence.
+fn update(f: &mut Finding, hit: Hit) {
+    f.count = f.count.saturating_add(1);
+    f.first_seen = f.first_seen.min(hit.time);
+    f.last_seen = f.last_seen.max(hit.time);
+    f.severity = f.severity.max(hit.severity);
+    f.title = hit.title;
+    f.description = hit.description;
+    // Only the triggering event is new evidence on a repeat.
+    if let Some(last) = hit.evidence.last()
+        && f.evidence.last() != Some(last)
+    {
+        f.evidence.push(last.clone());
+    }
+    trim(&mut f.evidence);
+}
+
+/// When the rule would revoke on evidence that does not prove possession:
+/// what the finding says about it.
+fn degrade_note(hit: &Hit, proof: &Proof) -> Option<String> {
+    match (hit.response, &hit.principal, proof) {
+        (Response::RevokeSessions, Some(principal), Proof::Unproven(_)) => Some(format!(
+            " The sessions of {principal} were not revoked: the evidence does not prove \
+             possession of the credential (no signature made with its secret verified), and \
+             anyone who saw one of its tokens or its key id can produce it. revoke_sessions \
+             degraded to block_ip for the sending address."
+        )),
+        _ => None,
     }
 }
 
@@ -140,25 +234,61 @@ fn trim(evidence: &mut Vec<String>) {
     }
 }
 
-/// The rule's response, where the finding names what it acts on.
-fn actions(hit: &Hit) -> Vec<Action> {
-    match hit.response {
-        Response::None => Vec::new(),
-        Response::BlockIp => hit
+/// The rule's response, where the finding names what it acts on, with
+/// the text the finding records for each. `revoke_sessions` on unproven
+/// evidence blocks the addresses that sent it instead.
+fn actions(hit: &Hit, proof: &Proof) -> Vec<(Action, String)> {
+    let described = |a: Action| {
+        let text = describe(&a);
+        (a, text)
+    };
+    match (hit.response, proof) {
+        (Response::None, _) => Vec::new(),
+        (Response::BlockIp, _) => hit
             .source_ip
             .map(|ip| Action::BlockSourceIp {
                 ip,
                 for_secs: hit.block_secs,
             })
             .into_iter()
+            .map(described)
             .collect(),
-        Response::RevokeSessions => hit
-            .principal
-            .clone()
-            .map(|principal_arn| Action::RevokeSessions { principal_arn })
-            .into_iter()
-            .collect(),
+        (Response::RevokeSessions, Proof::Proven) => {
+            let (action, text) = revoke(hit);
+            action.into_iter().zip(text).collect()
+        }
+        (Response::RevokeSessions, Proof::Unproven(ips)) => {
+            let Some(principal) = &hit.principal else {
+                return Vec::new();
+            };
+            let mut ips = ips.clone();
+            ips.sort();
+            ips.dedup();
+            ips.into_iter()
+                .map(|ip| {
+                    let a = Action::BlockSourceIp {
+                        ip,
+                        for_secs: hit.block_secs,
+                    };
+                    let text = format!(
+                        "{} instead of revoking sessions of {principal}: possession not proven",
+                        describe(&a)
+                    );
+                    (a, text)
+                })
+                .collect()
+        }
     }
+}
+
+/// Revoking the finding's principal's sessions, if it names one.
+fn revoke(hit: &Hit) -> (Option<Action>, Option<String>) {
+    let action = hit
+        .principal
+        .clone()
+        .map(|principal_arn| Action::RevokeSessions { principal_arn });
+    let text = action.as_ref().map(describe);
+    (action, text)
 }
 
 /// `block 203.0.113.9 for 3600s`, `revoke sessions of arn:...`.

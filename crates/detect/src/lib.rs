@@ -39,6 +39,23 @@
 //! Actions come only with a new finding, and only when the rule's `action`
 //! asks for them.
 //!
+//! # Proof of possession
+//!
+//! `revoke_sessions` acts against a principal, so it acts only on evidence
+//! that proves someone holds the principal's credential: a login, a
+//! session or a statement, or a refusal after a signature made with the
+//! credential's secret verified (`possession_proven` on the audit event:
+//! a policy denial, a limit, an expired, revoked or inactive credential
+//! whose signature verified). Anyone who saw one of a session's database
+//! tokens (the session token is inside it) or a key id can produce the
+//! other refusals (bad signature, malformed, expired token, wrong target,
+//! an unknown key, or a revoked or expired credential with a wrong
+//! signature); a window with even one of them proves nothing. On such
+//! evidence the configured revocation degrades to blocking the addresses
+//! that sent it (for the rule's `block_secs`), and the finding's actions
+//! and description say so; the revocation follows on the first update
+//! whose evidence is proven.
+//!
 //! # Why pure
 //!
 //! No I/O and no clock: time is the events' own. The same events give the
@@ -92,6 +109,7 @@ pub enum Action {
     /// Refuse connections and API calls from `ip` for `for_secs` seconds.
     BlockSourceIp { ip: IpAddr, for_secs: u64 },
     /// End the principal's sessions and refuse its current credentials.
+    /// Only ever on evidence that proves possession of the credential.
     RevokeSessions { principal_arn: String },
 }
 
@@ -102,7 +120,8 @@ pub struct Outcome {
     pub finding: Finding,
     /// Created by this event (else an update).
     pub new: bool,
-    /// What to do; only ever on a new finding.
+    /// What to do: on a new finding, and on the update that brings the
+    /// proof a degraded revocation waited for.
     pub actions: Vec<Action>,
 }
 

@@ -158,25 +158,29 @@ fn event() -> impl Strategy<Value = Event> {
         proptest::option::of(prop_oneof!["AKIA[A-C]{1}", ".{0,6}"]),
         proptest::option::of((kind, ".{0,8}")),
         proptest::option::of("[a-c]"),
+        any::<bool>(),
     )
-        .prop_map(|(time, source_ip, identity, key, failure, database)| {
-            Event::Auth(AuthEvent {
-                engine: "postgres",
-                time,
-                source_ip,
-                user_agent: None,
-                db_user: "u".into(),
-                endpoint: None,
-                database,
-                resource_arn: None,
-                identity,
-                access_key_id: key,
-                result: match failure {
-                    Some((kind, reason)) => AuthResult::Failure { kind, reason },
-                    None => AuthResult::Success,
-                },
-            })
-        });
+        .prop_map(
+            |(time, source_ip, identity, key, failure, database, proven)| {
+                Event::Auth(AuthEvent {
+                    engine: "postgres",
+                    time,
+                    source_ip,
+                    user_agent: None,
+                    db_user: "u".into(),
+                    endpoint: None,
+                    database,
+                    resource_arn: None,
+                    identity,
+                    access_key_id: key,
+                    possession_proven: proven || failure.is_none(),
+                    result: match failure {
+                        Some((kind, reason)) => AuthResult::Failure { kind, reason },
+                        None => AuthResult::Success,
+                    },
+                })
+            },
+        );
     let statement = (
         session_info(),
         statement_text(),
@@ -214,8 +218,9 @@ fn event() -> impl Strategy<Value = Event> {
         ]),
         any::<bool>(),
         address(),
+        any::<bool>(),
     )
-        .prop_map(|(time, action, key, params, failed, source_ip)| {
+        .prop_map(|(time, action, key, params, failed, source_ip, proven)| {
             Event::Api(ApiEvent {
                 time,
                 service: ApiService::Iam,
@@ -227,6 +232,7 @@ fn event() -> impl Strategy<Value = Event> {
                 request_parameters: params,
                 response_elements: None,
                 error: failed.then(|| ("E".to_owned(), "e".to_owned())),
+                possession_proven: proven || !failed,
                 request_id: String::new(),
                 read_only: false,
                 resources: Vec::new(),
@@ -301,8 +307,22 @@ proptest! {
                         prop_assert!(o.actions.is_empty());
                     }
                 } else {
-                    prop_assert!(o.actions.is_empty());
+                    // An update acts only to revoke, once, when proven
+                    // evidence follows a degraded revocation.
+                    let revocations = o.actions.iter().filter(|a| matches!(a, Action::RevokeSessions { .. })).count();
+                    prop_assert_eq!(revocations, o.actions.len());
+                    prop_assert!(o.actions.len() <= 1);
                     prop_assert!(f.count >= 2);
+                }
+                // Never a revocation on an event that proves nothing.
+                let unproven = match event {
+                    Event::Auth(a) => !a.possession_proven,
+                    Event::Api(a) => !a.possession_proven,
+                    _ => false,
+                };
+                if unproven {
+                    let revoked = o.actions.iter().any(|a| matches!(a, Action::RevokeSessions { .. }));
+                    prop_assert!(!revoked, "revoked on an unproven event");
                 }
             }
             let t = d.tracked();

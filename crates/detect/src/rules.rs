@@ -11,7 +11,7 @@ use latchkey_audit::{
     rfc3339,
 };
 
-use crate::findings::Hit;
+use crate::findings::{Hit, Proof};
 use crate::lru::Lru;
 use crate::{Detector, Outcome, classify, kind_index, kinds};
 
@@ -111,6 +111,8 @@ struct Failure {
     kind: FailureKind,
     ip: IpAddr,
     event_id: Box<str>,
+    /// The refusal came after the credential's signature verified.
+    proven: bool,
 }
 
 /// The latest `threshold` counted failures of one address or principal.
@@ -175,6 +177,22 @@ impl FailureWindow {
 
     fn evidence(&self) -> Vec<String> {
         self.recent.iter().map(|f| f.event_id.to_string()).collect()
+    }
+
+    /// Proven only when every failure in the window is: one forged token
+    /// among them is enough for the window to prove nothing.
+    fn proof(&self) -> Proof {
+        let mut unproven: Vec<IpAddr> = Vec::new();
+        for f in self.recent.iter().filter(|f| !f.proven) {
+            if !unproven.contains(&f.ip) {
+                unproven.push(f.ip);
+            }
+        }
+        if unproven.is_empty() {
+            Proof::Proven
+        } else {
+            Proof::Unproven(unproven)
+        }
     }
 }
 
@@ -318,6 +336,7 @@ impl Detector {
             kind,
             ip,
             event_id: event_id.into(),
+            proven: auth.possession_proven,
         };
         let who = auth
             .identity
@@ -360,7 +379,8 @@ impl Detector {
                 response,
                 block_secs,
             };
-            self.findings.report(hit, out);
+            let proof = w.proof();
+            self.findings.report_with(hit, proof, out);
         }
 
         let principal = auth.identity.as_ref().map(|i| i.arn.clone());
@@ -401,7 +421,8 @@ impl Detector {
                 response,
                 block_secs,
             };
-            self.findings.report(hit, out);
+            let proof = w.proof();
+            self.findings.report_with(hit, proof, out);
         }
     }
 
@@ -459,7 +480,8 @@ impl Detector {
             response: cfg.action,
             block_secs: cfg.block_secs,
         };
-        self.findings.report(hit, out);
+        self.findings
+            .report_with(hit, Proof::of(auth.possession_proven, ip), out);
     }
 
     /// Rule 3.
@@ -684,7 +706,8 @@ impl Detector {
                 response: cfg.action,
                 block_secs: cfg.block_secs,
             };
-            self.findings.report(hit, out);
+            self.findings
+                .report_with(hit, Proof::of(api.possession_proven, ip), out);
         }
 
         if api.action == "DeleteAccessKey" && api.error.is_none() {

@@ -73,8 +73,33 @@ fn auth(identity: Option<&Identity>, from: &str, time: SystemTime, result: AuthR
         resource_arn: None,
         identity: identity.cloned(),
         access_key_id: identity.map(|i| i.access_key_id.clone()),
+        possession_proven: match &result {
+            AuthResult::Success => true,
+            AuthResult::Failure { kind, .. } => proven_by_default(*kind),
+        },
         result,
     })
+}
+
+/// Whether a refusal of this kind proves possession in these tests (as
+/// the gateway records it): refusals after the signature check do; the
+/// rest are what anyone can cause with a leaked token or a key id, and
+/// [`proven_refusal`] makes the other case.
+fn proven_by_default(kind: FailureKind) -> bool {
+    matches!(
+        kind,
+        FailureKind::PolicyDenied | FailureKind::Throttled | FailureKind::UpstreamUnavailable
+    )
+}
+
+/// A failed login whose signature verified (an expired, revoked or
+/// inactive credential used by whoever holds its secret).
+fn proven_refusal(identity: &Identity, from: &str, time: SystemTime, kind: FailureKind) -> Event {
+    let Event::Auth(mut a) = auth(Some(identity), from, time, failure(kind)) else {
+        unreachable!()
+    };
+    a.possession_proven = true;
+    Event::Auth(a)
 }
 
 fn login(identity: &Identity, from: &str, time: SystemTime) -> Event {
@@ -155,6 +180,7 @@ fn api(action: &str, params: Option<&str>, key: Option<&str>, time: SystemTime) 
         request_parameters: params.map(str::to_owned),
         response_elements: None,
         error: None,
+        possession_proven: true,
         request_id: "req".into(),
         read_only: false,
         resources: Vec::new(),
@@ -404,11 +430,14 @@ fn brute_force_actions_only_where_they_apply_and_only_when_new() {
         vec!["block 203.0.113.9 for 600s".to_owned()]
     );
 
+    // Revocation needs refusals that prove possession (here, a policy
+    // that denies whoever holds carol's key; see the tests below for the
+    // forged kind).
     let mut config = DetectConfig::default();
     config.brute_force.action = Response::RevokeSessions;
     let mut s = Script::new(config);
     let out = s.send_all(
-        (0..10).map(|i| refused(&carol, "203.0.113.9", at(i), FailureKind::BadSignature)),
+        (0..10).map(|i| refused(&carol, "203.0.113.9", at(i), FailureKind::PolicyDenied)),
     );
     assert!(
         only(&out, kinds::BRUTE_FORCE_SOURCE_IP)[0]
@@ -424,6 +453,219 @@ fn brute_force_actions_only_where_they_apply_and_only_when_new() {
     assert_eq!(
         only(&out, kinds::BRUTE_FORCE_PRINCIPAL)[0].finding.actions,
         vec![format!("revoke sessions of {}", carol.arn)]
+    );
+}
+
+/// Issue 14 item 7: whoever saw one of a role session's tokens (the
+/// session token is inside every RDS token) or a key id can make failed
+/// logins that name the principal; they must never revoke it.
+#[test]
+fn forged_failures_never_revoke_and_degrade_to_blocking() {
+    let mut config = DetectConfig::default();
+    config.brute_force.action = Response::RevokeSessions;
+    config.brute_force.block_secs = 900;
+    let session = role_session("payments", "worker-1", "10.0.0.5");
+    let mut s = Script::new(config);
+    let out = s.send_all((0..12).map(|i| {
+        let kind = match i % 4 {
+            0 => FailureKind::BadSignature,
+            // A leaked token replayed late, a revoked or expired session
+            // presented with a wrong signature: unproven too.
+            1 => FailureKind::Expired,
+            2 => FailureKind::Revoked,
+            _ => FailureKind::MalformedToken,
+        };
+        refused(&session, "203.0.113.66", at(i), kind)
+    }));
+    assert!(
+        out.iter()
+            .flat_map(|o| &o.actions)
+            .all(|a| !matches!(a, Action::RevokeSessions { .. })),
+        "{out:#?}"
+    );
+    let p = only(&out, kinds::BRUTE_FORCE_PRINCIPAL)[0];
+    assert!(p.new);
+    assert_eq!(
+        p.actions,
+        vec![Action::BlockSourceIp {
+            ip: ip("203.0.113.66"),
+            for_secs: 900
+        }]
+    );
+    assert_eq!(
+        p.finding.actions,
+        vec![format!(
+            "block 203.0.113.66 for 900s instead of revoking sessions of {}: possession not proven",
+            session.arn
+        )]
+    );
+    assert!(
+        p.finding
+            .description
+            .contains("revoke_sessions degraded to block_ip"),
+        "{}",
+        p.finding.description
+    );
+    // Updates keep saying so, and never revoke.
+    let out = s.send_all(
+        (12..40).map(|i| refused(&session, "203.0.113.66", at(i), FailureKind::BadSignature)),
+    );
+    for o in only(&out, kinds::BRUTE_FORCE_PRINCIPAL) {
+        assert!(o.actions.is_empty());
+        assert!(o.finding.description.contains("were not revoked"));
+    }
+
+    // A long-term key id alone: the key is found, the signature is wrong.
+    let mut config = DetectConfig::default();
+    config.brute_force.action = Response::RevokeSessions;
+    let mut s = Script::new(config);
+    let dave = user("dave");
+    let out = s.send_all(
+        (0..12).map(|i| refused(&dave, "198.51.100.7", at(i), FailureKind::BadSignature)),
+    );
+    let p = only(&out, kinds::BRUTE_FORCE_PRINCIPAL)[0];
+    assert_eq!(
+        p.actions,
+        vec![Action::BlockSourceIp {
+            ip: ip("198.51.100.7"),
+            for_secs: 3600
+        }]
+    );
+    // An unknown key names no principal: nothing to revoke or degrade.
+    let out = s.send_all((0..12).map(|i| {
+        refused_key(
+            "AKIAUNKNOWN",
+            "198.51.100.8",
+            at(i),
+            FailureKind::UnknownKey,
+        )
+    }));
+    assert!(out.iter().all(|o| o.actions.is_empty()), "{out:#?}");
+}
+
+#[test]
+fn proven_refusals_revoke_and_a_single_forgery_spoils_the_window() {
+    let mut config = DetectConfig::default();
+    config.brute_force.action = Response::RevokeSessions;
+    let session = role_session("payments", "worker-1", "10.0.0.5");
+    let revoke = Action::RevokeSessions {
+        principal_arn: session.arn.clone(),
+    };
+
+    // The holder of a revoked session's secret keeps logging in with it.
+    let mut s = Script::new(config.clone());
+    let out = s.send_all(
+        (0..10).map(|i| proven_refusal(&session, "10.0.0.5", at(i), FailureKind::Revoked)),
+    );
+    assert_eq!(
+        only(&out, kinds::BRUTE_FORCE_PRINCIPAL)[0].actions,
+        vec![revoke.clone()]
+    );
+
+    // Nine proven and one forged: blocked, not revoked; the revocation
+    // follows once a window of proven refusals fills, and only once.
+    let mut s = Script::new(config);
+    let mut events: Vec<Event> = (0..9)
+        .map(|i| proven_refusal(&session, "10.0.0.5", at(i), FailureKind::Expired))
+        .collect();
+    events.push(refused(
+        &session,
+        "203.0.113.66",
+        at(9),
+        FailureKind::BadSignature,
+    ));
+    let out = s.send_all(events);
+    let p = only(&out, kinds::BRUTE_FORCE_PRINCIPAL)[0];
+    assert_eq!(
+        p.actions,
+        vec![Action::BlockSourceIp {
+            ip: ip("203.0.113.66"),
+            for_secs: 3600
+        }]
+    );
+    let out = s.send_all(
+        (10..19).map(|i| proven_refusal(&session, "10.0.0.5", at(i), FailureKind::Expired)),
+    );
+    assert!(
+        only(&out, kinds::BRUTE_FORCE_PRINCIPAL)
+            .iter()
+            .all(|o| o.actions.is_empty())
+    );
+    let out = s.send(proven_refusal(
+        &session,
+        "10.0.0.5",
+        at(19),
+        FailureKind::Expired,
+    ));
+    let p = only(&out, kinds::BRUTE_FORCE_PRINCIPAL)[0];
+    assert!(!p.new);
+    assert_eq!(p.actions, vec![revoke]);
+    assert_eq!(
+        p.finding.actions.last(),
+        Some(&format!("revoke sessions of {}", session.arn))
+    );
+    assert!(!p.finding.description.contains("not revoked"));
+    let out = s.send_all(
+        (20..60).map(|i| proven_refusal(&session, "10.0.0.5", at(i), FailureKind::Expired)),
+    );
+    assert!(out.iter().all(|o| o.actions.is_empty()));
+}
+
+#[test]
+fn disabled_key_revokes_only_on_proof() {
+    let mut config = DetectConfig::default();
+    config.disabled_key.action = Response::RevokeSessions;
+    let mia = user("mia");
+    let mut s = Script::new(config.clone());
+    let out = s.send(refused(
+        &mia,
+        "203.0.113.4",
+        at(0),
+        FailureKind::InactiveKey,
+    ));
+    let o = only(&out, kinds::DISABLED_KEY_USED)[0];
+    assert_eq!(
+        o.actions,
+        vec![Action::BlockSourceIp {
+            ip: ip("203.0.113.4"),
+            for_secs: 3600
+        }]
+    );
+    let mut s = Script::new(config.clone());
+    let out = s.send(proven_refusal(
+        &mia,
+        "203.0.113.4",
+        at(0),
+        FailureKind::InactiveKey,
+    ));
+    assert_eq!(
+        only(&out, kinds::DISABLED_KEY_USED)[0].actions,
+        vec![Action::RevokeSessions {
+            principal_arn: mia.arn.clone()
+        }]
+    );
+
+    // At the API: a call signed with a deleted key proves nothing.
+    let mut s = Script::new(config);
+    s.send(api(
+        "DeleteAccessKey",
+        Some(r#"{"accessKeyId":"AKIAOLD","userName":"mia"}"#),
+        Some("AKIAADMIN"),
+        at(0),
+    ));
+    let Event::Api(mut call) = api("ListUsers", None, Some("AKIAOLD"), at(5)) else {
+        unreachable!()
+    };
+    call.error = Some(("InvalidClientTokenId".into(), "unknown access key".into()));
+    call.possession_proven = false;
+    let out = s.send(Event::Api(call));
+    let o = only(&out, kinds::DISABLED_KEY_USED)[0];
+    assert_eq!(
+        o.actions,
+        vec![Action::BlockSourceIp {
+            ip: ip("192.0.2.10"),
+            for_secs: 3600
+        }]
     );
 }
 

@@ -32,6 +32,9 @@ pub struct Attempt {
     pub resource_arn: Option<String>,
     /// What the client calls itself (`application_name`, `program_name`).
     pub user_agent: Option<String>,
+    /// The token's signature verified with the credential's secret: the
+    /// client holds it (see `AuthEvent::possession_proven`).
+    pub possession_proven: bool,
 }
 
 /// A client that passed authentication.
@@ -261,6 +264,7 @@ impl Gatekeeper {
             resource_arn: attempt.resource_arn,
             identity: attempt.identity,
             access_key_id: attempt.access_key_id,
+            possession_proven: attempt.possession_proven || result == AuthResult::Success,
             result,
         }));
     }
@@ -370,9 +374,13 @@ impl Gatekeeper {
         }
         let t = now();
         let session_token = token.presigned.security_token.as_deref();
-        let (caller, secret) = self
+        // An expired, revoked or inactive credential comes back with its
+        // refusal, given only after the signature is checked: whether it
+        // verified says whether the client holds the secret, or only saw
+        // a token (whose session token anyone can reuse) or a key id.
+        let found = self
             .state
-            .credentials(
+            .find_credentials(
                 token.access_key_id(),
                 session_token,
                 t,
@@ -384,12 +392,7 @@ impl Gatekeeper {
                     format!("credentials: {} {}", e.code, e.reason.unwrap_or_default()),
                 )
             })?;
-        attempt.identity = Some(caller.audit_identity());
-        let resource = format!(
-            "arn:aws:rds-db:{}:{}:dbuser:{}/{}",
-            self.config.region, caller.account, db.resource_id, user
-        );
-        attempt.resource_arn = Some(resource.clone());
+        let (caller, secret) = (found.caller, found.secret);
         let at = AmzDate::from_unix(t).ok_or_else(|| (Expired, "clock out of range".to_owned()))?;
         let started = Instant::now();
         let verified = self
@@ -405,7 +408,29 @@ impl Gatekeeper {
                 (kind, format!("token: {e}"))
             });
         self.state.metrics.token_verify.observe(started.elapsed());
+        if let Some(refusal) = found.refusal {
+            attempt.possession_proven = verified.is_ok();
+            return Err((
+                refusal.failure.unwrap_or(Revoked),
+                format!(
+                    "credentials: {} {} ({})",
+                    refusal.code,
+                    refusal.reason.unwrap_or_default(),
+                    match &verified {
+                        Ok(()) => "the token's signature verified".to_owned(),
+                        Err((_, why)) => format!("signature not verified: {why}"),
+                    }
+                ),
+            ));
+        }
+        attempt.identity = Some(caller.audit_identity());
+        let resource = format!(
+            "arn:aws:rds-db:{}:{}:dbuser:{}/{}",
+            self.config.region, caller.account, db.resource_id, user
+        );
+        attempt.resource_arn = Some(resource.clone());
         verified?;
+        attempt.possession_proven = true;
         let context = Self::context(&db, secure);
         let started = Instant::now();
         let decided = self

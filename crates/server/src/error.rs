@@ -16,6 +16,12 @@ pub struct ApiError {
     /// For a refused credential: which kind of refusal, for the gateways'
     /// audit records and detection.
     pub failure: Option<FailureKind>,
+    /// For a refused credential: the request's signature verified with its
+    /// secret anyway (an expired, revoked or inactive credential used by
+    /// whoever holds the secret). Detection acts against a principal only
+    /// on proven refusals; anyone can cause the others with a leaked token
+    /// or a key id.
+    pub possession_proven: bool,
 }
 
 impl ApiError {
@@ -26,7 +32,14 @@ impl ApiError {
             message: message.into(),
             reason: None,
             failure: None,
+            possession_proven: false,
         }
+    }
+
+    /// Says whether the refused request's signature verified.
+    pub fn proven(mut self, possession_proven: bool) -> Self {
+        self.possession_proven = possession_proven;
+        self
     }
 
     /// Says which kind of credential refusal this is.

@@ -1,14 +1,19 @@
 //! HTTPS front: TLS, HTTP/1.1 and HTTP/2, one Query-protocol endpoint.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -51,33 +56,314 @@ pub async fn accept_until(
     }
 }
 
+/// Timeouts and caps of the token service's connections (`serve`'s
+/// `--api-*` options). Every refusal and timeout is counted in
+/// `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// A request's headers must arrive within this, from its first byte
+    /// (HTTP/1.1; over HTTP/2 control frames come at any time, and the
+    /// idle timeout bounds a request that never completes its headers).
+    pub header_timeout: Duration,
+    /// A request's whole body must arrive within this, from the end of its
+    /// headers (a deadline for the body, not for each read).
+    pub body_timeout: Duration,
+    /// A connection with no request in progress is closed after this
+    /// (between keep-alive requests, and before the first).
+    pub idle_timeout: Duration,
+    /// Connections open at once, in all; more are closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one source address.
+    pub max_connections_per_ip: usize,
+    /// Also answer `GET /metrics` on the API port (unauthenticated); by
+    /// default it is only on the metrics listener.
+    pub metrics: bool,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_connections_per_ip: 128,
+            metrics: false,
+        }
+    }
+}
+
+/// Open connections, in all and by source address.
+struct Caps {
+    limits: ApiLimits,
+    total: AtomicUsize,
+    by_ip: Mutex<HashMap<IpAddr, usize>>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// A place among the open connections, given back on drop.
+struct CapSlot {
+    caps: Arc<Caps>,
+    ip: IpAddr,
+}
+
+impl Caps {
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<CapSlot, &'static str> {
+        let mut by_ip = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if self.total.load(Ordering::Relaxed) >= self.limits.max_connections {
+            return Err("total");
+        }
+        let here = by_ip.entry(ip).or_insert(0);
+        if *here >= self.limits.max_connections_per_ip {
+            return Err("per_ip");
+        }
+        *here += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        self.metrics.api_connections_open.inc();
+        Ok(CapSlot {
+            caps: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for CapSlot {
+    fn drop(&mut self) {
+        let mut by_ip = self.caps.by_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = by_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by_ip.remove(&self.ip);
+            }
+        }
+        self.caps.total.fetch_sub(1, Ordering::Relaxed);
+        self.caps.metrics.api_connections_open.dec();
+    }
+}
+
+/// What one connection is doing, for its header and idle timeouts.
+struct Activity {
+    start: Instant,
+    /// Requests in the handler now.
+    busy: AtomicUsize,
+    /// Milliseconds from `start` when the connection last fell idle.
+    idle_since: AtomicU64,
+    /// One more than the milliseconds from `start` when bytes arrived with
+    /// no request in the handler (a request's headers on the way); 0 when
+    /// none are pending.
+    pending_since: AtomicU64,
+    /// HTTP/1.1: bytes while idle are a request's headers.
+    track_headers: bool,
+}
+
+impl Activity {
+    fn new(track_headers: bool) -> Self {
+        Self {
+            start: Instant::now(),
+            busy: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            pending_since: AtomicU64::new(0),
+            track_headers,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Bytes came in.
+    fn read(&self) {
+        if self.track_headers
+            && self.busy.load(Ordering::Acquire) == 0
+            && self.pending_since.load(Ordering::Acquire) == 0
+        {
+            self.pending_since
+                .store(self.now_ms().saturating_add(1), Ordering::Release);
+        }
+    }
+
+    /// A request reached the handler (its headers are in).
+    fn enter(self: &Arc<Self>) -> Busy {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        self.pending_since.store(0, Ordering::Release);
+        Busy(self.clone())
+    }
+
+    /// Why the connection must close now, if it must.
+    fn expired(&self, limits: &ApiLimits) -> Option<&'static str> {
+        if self.busy.load(Ordering::Acquire) > 0 {
+            // The handler bounds the body; answering is quick.
+            return None;
+        }
+        let now = self.now_ms();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let pending = self.pending_since.load(Ordering::Acquire);
+        if pending > 0 {
+            return (now.saturating_sub(pending - 1) >= ms(limits.header_timeout))
+                .then_some("header");
+        }
+        let idle = self.idle_since.load(Ordering::Acquire);
+        (now.saturating_sub(idle) >= ms(limits.idle_timeout)).then_some("idle")
+    }
+}
+
+/// A request in the handler; the connection is idle again when the last
+/// one is dropped.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if self.0.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle_since.store(self.0.now_ms(), Ordering::Release);
+        }
+    }
+}
+
+/// A connection's stream, reporting reads to its [`Activity`].
+struct Watched<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.read();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Resolves with the reason once the connection's header or idle timeout
+/// passes.
+async fn watchdog(activity: &Activity, limits: &ApiLimits) -> &'static str {
+    let tick = (limits.header_timeout.min(limits.idle_timeout) / 5)
+        .clamp(Duration::from_millis(20), Duration::from_secs(1));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Some(reason) = activity.expired(limits) {
+            return reason;
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves.
 pub async fn serve(
     state: Arc<AppState>,
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
+    limits: ApiLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
+    let caps = Arc::new(Caps {
+        limits: limits.clone(),
+        total: AtomicUsize::new(0),
+        by_ip: Mutex::new(HashMap::new()),
+        metrics: state.metrics.clone(),
+    });
+    let limits = Arc::new(limits);
     accept_until(listener, shutdown, |tcp, peer| {
+        let slot = match caps.acquire(peer.ip()) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                // Closed before TLS: costs a file descriptor for no time.
+                state.metrics.api_connection_refused(reason);
+                tracing::debug!(%peer, cap = reason, "API connection refused");
+                drop(tcp);
+                return;
+            }
+        };
         let acceptor = acceptor.clone();
         let state = state.clone();
+        let limits = limits.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let _slot = slot;
+            // A connection that never finishes its handshake is idle.
+            let handshake = HANDSHAKE_TIMEOUT.min(limits.idle_timeout);
+            let tls = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
+                    state.metrics.api_connection_timed_out("handshake");
                     tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             };
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), peer, req));
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let activity = Arc::new(Activity::new(!h2));
+            let io = Watched {
+                inner: tls,
+                activity: activity.clone(),
+            };
+            let service = {
+                let (state, limits, activity) = (state.clone(), limits.clone(), activity.clone());
+                hyper::service::service_fn(move |req| {
+                    let busy = activity.enter();
+                    let (state, limits) = (state.clone(), limits.clone());
+                    async move {
+                        let answer = handle(state, peer, req, &limits).await;
+                        drop(busy);
+                        answer
+                    }
+                })
+            };
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // The header and idle timeouts are the watchdog's (hyper's own
+            // header timer also closes idle keep-alive connections).
+            builder.http1().header_read_timeout(None);
+            let conn = builder.serve_connection(TokioIo::new(io), service);
+            tokio::select! {
+                served = conn => {
+                    if let Err(e) = served {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                reason = watchdog(&activity, &limits) => {
+                    state.metrics.api_connection_timed_out(reason);
+                    tracing::debug!(%peer, reason, "API connection timed out");
+                }
             }
         });
     })
@@ -121,9 +407,7 @@ pub async fn serve_metrics(
                     Ok::<_, std::convert::Infallible>(if req.uri().path() == "/metrics" {
                         metrics_response(&state)
                     } else {
-                        let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
-                        *r.status_mut() = StatusCode::NOT_FOUND;
-                        r
+                        not_found()
                     })
                 }
             });
@@ -139,14 +423,26 @@ fn request_id() -> String {
     latchkey_audit::trail::uuid_text(latchkey_store::random::<16>().unwrap_or_default())
 }
 
+fn not_found() -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r
+}
+
 async fn handle(
     state: Arc<AppState>,
     peer: SocketAddr,
     req: Request<Incoming>,
+    limits: &ApiLimits,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let id = request_id();
     if req.method() == Method::GET && req.uri().path() == "/metrics" {
-        return Ok(metrics_response(&state));
+        // Unauthenticated: on the API port only when configured.
+        return Ok(if limits.metrics {
+            metrics_response(&state)
+        } else {
+            not_found()
+        });
     }
     if req.method() != Method::POST && req.method() != Method::GET {
         return Ok(xml_response(
@@ -155,9 +451,31 @@ async fn handle(
         ));
     }
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
+    let collected =
+        tokio::time::timeout(limits.body_timeout, Limited::new(body, MAX_BODY).collect()).await;
+    let body = match collected {
+        Ok(Ok(b)) => b.to_bytes(),
         Err(_) => {
+            // A body trickled in: answer and close the connection.
+            state.metrics.api_connection_timed_out("body");
+            tracing::debug!(%peer, "request body timed out");
+            let mut r = xml_response(
+                408,
+                xml::error(
+                    STS_NS,
+                    true,
+                    "RequestTimeout",
+                    "Your socket connection to the server was not read from or written to within the timeout period.",
+                    &id,
+                ),
+            );
+            r.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            return Ok(r);
+        }
+        Ok(Err(_)) => {
             return Ok(xml_response(
                 413,
                 xml::error(
@@ -313,7 +631,14 @@ fn record_call(
             )),
         ),
     };
-    let read_only = ["Get", "List"].iter().any(|p| action.starts_with(p));
+    // The identity is known only once the signature verified; a refused
+    // credential says itself whether its signature did.
+    let possession_proven = call.identity.is_some()
+        || result
+            .as_ref()
+            .err()
+            .is_some_and(|(_, e)| e.possession_proven);
+    let read_only = ["Get", "List", "Simulate"].iter().any(|p| action.starts_with(p));
     state.metrics.api_request(
         if call.sts { "sts" } else { "iam" },
         &action,
@@ -334,6 +659,7 @@ fn record_call(
         request_parameters,
         response_elements,
         error,
+        possession_proven,
         request_id,
         read_only,
         resources,

@@ -16,6 +16,10 @@ pub struct Metrics {
     bytes_relayed: Arc<Family<Counter, 2>>,
     api_requests: Arc<Family<Counter, 3>>,
     findings: Arc<Family<Counter, 2>>,
+    /// Token service connections open now.
+    pub api_connections_open: Arc<Gauge>,
+    api_connections_refused: Arc<Family<Counter, 1>>,
+    api_connections_timed_out: Arc<Family<Counter, 1>>,
     pub token_verify: Arc<Histogram>,
     pub policy_eval: Arc<Histogram>,
     pub upstream_connect: Arc<Histogram>,
@@ -87,6 +91,28 @@ impl Metrics {
                     MAX_SERIES,
                 )
                 .expect("a valid family"),
+            api_connections_open: r
+                .gauge(
+                    "latchkey_api_connections_open",
+                    "Token service (HTTPS) connections open now.",
+                )
+                .expect("a valid gauge"),
+            api_connections_refused: r
+                .counter_family(
+                    "latchkey_api_connections_refused_total",
+                    "Token service connections closed at once by a connection cap, by cap (total, per_ip).",
+                    ["reason"],
+                    MAX_SERIES,
+                )
+                .expect("a valid family"),
+            api_connections_timed_out: r
+                .counter_family(
+                    "latchkey_api_connections_timed_out_total",
+                    "Token service connections closed by a timeout, by which (handshake, header, body, idle).",
+                    ["reason"],
+                    MAX_SERIES,
+                )
+                .expect("a valid family"),
             token_verify: hist(
                 "latchkey_token_verify_seconds",
                 "Time to verify a database token's signature.",
@@ -151,6 +177,19 @@ impl Metrics {
             .inc();
     }
 
+    /// A token service connection refused by a cap (`total`, `per_ip`).
+    pub fn api_connection_refused(&self, reason: &str) {
+        self.api_connections_refused.get_or_create(&[reason]).inc();
+    }
+
+    /// A token service connection closed by a timeout (`handshake`,
+    /// `header`, `body`, `idle`).
+    pub fn api_connection_timed_out(&self, reason: &str) {
+        self.api_connections_timed_out
+            .get_or_create(&[reason])
+            .inc();
+    }
+
     pub fn finding(&self, kind: &str, severity: &str) {
         self.findings.get_or_create(&[kind, severity]).inc();
     }
@@ -180,6 +219,9 @@ mod tests {
         m.relayed("postgres", 10, 20);
         m.api_request("sts", "AssumeRole", "Success");
         m.finding("UnauthorizedAccess:IAMUser/MaliciousIPCaller", "High");
+        m.api_connections_open.inc();
+        m.api_connection_refused("per_ip");
+        m.api_connection_timed_out("idle");
         m.token_verify.observe(std::time::Duration::from_micros(30));
         let text = m.render();
         for want in [
@@ -190,6 +232,9 @@ mod tests {
             "latchkey_api_requests_total{service=\"sts\",action=\"AssumeRole\",result=\"Success\"} 1",
             "latchkey_token_verify_seconds_count 1",
             "latchkey_audit_write_seconds_count 0",
+            "latchkey_api_connections_open 1",
+            "latchkey_api_connections_refused_total{reason=\"per_ip\"} 1",
+            "latchkey_api_connections_timed_out_total{reason=\"idle\"} 1",
         ] {
             assert!(text.contains(want), "{want} missing from\n{text}");
         }

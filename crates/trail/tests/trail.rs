@@ -45,6 +45,7 @@ fn auth(user: &str, ip: &str, ok: bool) -> Event {
                 reason: "policy: no statement allows rds-db:connect".into(),
             }
         },
+        possession_proven: true,
     })
 }
 
