@@ -623,7 +623,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         .init();
     let (dir, store) = bootstrap(&config)?;
     let clusters = store.cluster_keys(latchkey_server::state::now())?;
-    let state = Arc::new(AppState::new(store, clusters)?);
+    let state = Arc::new(AppState::new(store, clusters)?.with_region(&config.region));
     let tls = latchkey_server::tls::server_config(&dir.tls())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

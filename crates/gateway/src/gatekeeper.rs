@@ -178,11 +178,14 @@ impl Gatekeeper {
         // Sessions ended, by credential, for one audit record each.
         let mut ended: HashMap<String, (Identity, u64)> = HashMap::new();
         for (id, akid, token, ip, info) in snapshot {
+            // Revoked, disabled, deleted, or its user or role (or one it
+            // descends from) deleted or re-created.
             match self
                 .state
                 .credentials(&akid, token.as_ref().map(|t| t.as_str()), t, &ip)
+                .and_then(|(caller, _)| self.state.check_bound(&caller).map(drop))
             {
-                Ok(_) => {}
+                Ok(()) => {}
                 // Expiry is the session deadline's business.
                 Err(e) if e.code == "ExpiredToken" => {}
                 Err(e) => {
@@ -340,10 +343,16 @@ impl Gatekeeper {
         if token.port != Some(self.config.port) {
             return Err((
                 WrongTarget,
-                format!(
-                    "token is for port {:?}, this gateway listens on {}",
-                    token.port, self.config.port
-                ),
+                match token.port {
+                    Some(port) => format!(
+                        "token is for port {port}, this gateway listens on {}",
+                        self.config.port
+                    ),
+                    None => format!(
+                        "token names no port, this gateway listens on {}",
+                        self.config.port
+                    ),
+                },
             ));
         }
         let db = self
@@ -366,10 +375,14 @@ impl Gatekeeper {
         if token.db_user.as_deref() != Some(user) {
             return Err((
                 WrongTarget,
-                format!(
-                    "token is for database user {:?}, the client asked for {user:?}",
-                    token.db_user
-                ),
+                match &token.db_user {
+                    Some(token_user) => format!(
+                        "token is for database user \"{token_user}\", the client asked for \"{user}\""
+                    ),
+                    None => {
+                        format!("token names no database user, the client asked for \"{user}\"")
+                    }
+                },
             ));
         }
         let t = now();

@@ -638,7 +638,9 @@ fn record_call(
             .as_ref()
             .err()
             .is_some_and(|(_, e)| e.possession_proven);
-    let read_only = ["Get", "List", "Simulate"].iter().any(|p| action.starts_with(p));
+    let read_only = ["Get", "List", "Simulate"]
+        .iter()
+        .any(|p| action.starts_with(p));
     state.metrics.api_request(
         if call.sts { "sts" } else { "iam" },
         &action,
@@ -751,6 +753,9 @@ fn dispatch(
         .map(str::to_owned);
     let caller = state.authenticate(&signed, service, now).map_err(fail)?;
     call.identity = Some(caller.audit_identity());
+    state
+        .check_session_scope(&caller, service, &action)
+        .map_err(fail)?;
     let result = match action.as_str() {
         "GetCallerIdentity" => Some(sts::get_caller_identity(&caller)),
         "GetSessionToken" => {

@@ -9,7 +9,7 @@ use latchkey_audit::FailureKind;
 use latchkey_policy::{CompiledPolicy, Decision, PolicyKind, PolicySet, Request};
 use latchkey_session::{ClusterKey, KeyRing, SessionClaims};
 use latchkey_sigv4::{AmzDate, AuthorizationHeader, Expectations, SigV4Error, Verifier};
-use latchkey_store::{PrincipalKind, Store};
+use latchkey_store::{PrincipalKind, Store, StoreError};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -25,11 +25,12 @@ pub struct AppState {
     /// Saves a store read and two AES-GCM opens per request; entries live
     /// [`KEY_CACHE_SECS`] and are dropped at once when IAM changes keys or users.
     key_cache: RwLock<HashMap<String, CachedKey>>,
-    /// Compiled identity policies by principal (`user/NAME`, `role/NAME`):
-    /// saves the store reads and the compile on every connection. Entries
+    /// What authorisation reads about a user or role (`user/NAME`,
+    /// `role/NAME`): its unique id, tags and compiled identity policies.
+    /// Saves the store reads and the compile on every connection. Entries
     /// live [`POLICY_CACHE_SECS`] and are dropped at once when IAM changes
     /// anything on this node.
-    policy_cache: RwLock<HashMap<String, CachedPolicies>>,
+    principal_cache: RwLock<HashMap<String, Arc<PrincipalRecord>>>,
     /// Source addresses a detection response blocked, until when (Unix
     /// seconds). `any_blocked` spares every connection the lock while the
     /// list is empty.
@@ -39,10 +40,76 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Where API calls and logins are recorded; none until `serve` sets it.
     audit: std::sync::OnceLock<Arc<dyn latchkey_audit::AuditSink>>,
+    /// The region requests must be signed for (`us-east-1` unless set).
+    region: String,
 }
 
-/// A principal's compiled identity policies and when they were read.
-type CachedPolicies = (Vec<Arc<CompiledPolicy>>, i64);
+/// A user or role as authorisation sees it.
+pub struct PrincipalRecord {
+    /// `AIDA…` or `AROA…`: sessions and keys are bound to it, so that a
+    /// re-created entity of the same name inherits nothing.
+    pub id: String,
+    pub tags: Vec<(String, String)>,
+    /// Inline and attached policies (and, for a user, its groups').
+    pub policies: Vec<Arc<CompiledPolicy>>,
+    read_at: i64,
+}
+
+/// Condition keys that an action carries beyond the caller's own: the
+/// target's tags, the tags a request sets, `iam:PolicyARN`, and so on.
+#[derive(Debug, Default, Clone)]
+pub struct ActionContext {
+    keys: Vec<(String, Vec<String>)>,
+}
+
+impl ActionContext {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One key with its values.
+    #[must_use]
+    pub fn key<V: Into<String>>(
+        mut self,
+        name: impl Into<String>,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self {
+        self.keys
+            .push((name.into(), values.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// `aws:RequestTag/KEY` for each tag a request sets, and `aws:TagKeys`.
+    #[must_use]
+    pub fn request_tags(mut self, tags: &[(String, String)]) -> Self {
+        for (k, v) in tags {
+            self = self.key(format!("aws:RequestTag/{k}"), [v.as_str()]);
+        }
+        self.tag_keys(tags.iter().map(|(k, _)| k.as_str()))
+    }
+
+    /// `aws:TagKeys`: the tag keys a request sets or removes.
+    #[must_use]
+    pub fn tag_keys<'a>(self, keys: impl IntoIterator<Item = &'a str>) -> Self {
+        self.key("aws:TagKeys", keys)
+    }
+
+    /// `aws:ResourceTag/KEY` and IAM's own `iam:ResourceTag/KEY` for each
+    /// tag of the user or role acted on.
+    #[must_use]
+    pub fn resource_tags(mut self, tags: &[(String, String)]) -> Self {
+        for (k, v) in tags {
+            self = self
+                .key(format!("aws:ResourceTag/{k}"), [v.as_str()])
+                .key(format!("iam:ResourceTag/{k}"), [v.as_str()]);
+        }
+        self
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.keys.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+}
 
 /// How long compiled identity policies stay cached (bounds how late
 /// another node's policy change is seen, like the revocation refresh).
@@ -58,6 +125,9 @@ pub const KEY_CACHE_SECS: i64 = 30;
 /// Requests dated further than this from the server's clock are refused
 /// (`RequestExpired`), as AWS does.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 900;
+
+/// The region when none is configured.
+pub const DEFAULT_REGION: &str = "us-east-1";
 
 pub fn now() -> i64 {
     SystemTime::now()
@@ -139,6 +209,26 @@ impl Caller {
     }
 }
 
+/// The credential behind an access key, found before its signature is
+/// checked (see [`AppState::find_credentials`]).
+pub struct FoundCredential {
+    pub caller: Caller,
+    pub secret: zeroize::Zeroizing<String>,
+    /// Why it must be refused (expired, revoked, inactive), to be given
+    /// once the signature was checked.
+    pub refusal: Option<ApiError>,
+}
+
+impl FoundCredential {
+    fn valid(caller: Caller, secret: zeroize::Zeroizing<String>) -> Self {
+        Self {
+            caller,
+            secret,
+            refusal: None,
+        }
+    }
+}
+
 /// The parts of an HTTP request that authentication reads.
 pub struct SignedRequest<'a> {
     pub method: &'a str,
@@ -170,12 +260,24 @@ impl AppState {
             revocations: RwLock::new(revocations),
             verifier: Verifier::with_cache(4096),
             key_cache: RwLock::new(HashMap::new()),
-            policy_cache: RwLock::new(HashMap::new()),
+            principal_cache: RwLock::new(HashMap::new()),
             blocked: RwLock::new(HashMap::new()),
             any_blocked: std::sync::atomic::AtomicBool::new(false),
             metrics: Arc::default(),
             audit: std::sync::OnceLock::new(),
+            region: DEFAULT_REGION.to_owned(),
         })
+    }
+
+    /// Sets the region API requests must be signed for.
+    #[must_use]
+    pub fn with_region(mut self, region: &str) -> Self {
+        region.clone_into(&mut self.region);
+        self
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
     }
 
     /// Refuses `ip` until `until` (Unix seconds), on the gateways and the API.
@@ -246,17 +348,33 @@ impl AppState {
             ));
         }
         let akid = auth.access_key_id.to_string();
-        let (caller, secret) =
-            self.credentials(&akid, header("x-amz-security-token"), now, &req.source_ip)?;
+        let found =
+            self.find_credentials(&akid, header("x-amz-security-token"), now, &req.source_ip)?;
+        let (caller, secret) = (found.caller, found.secret);
         let expect = Expectations {
             service,
-            region: None,
+            // A request signed for another region is refused, as AWS does.
+            region: Some(&self.region),
             now: AmzDate::from_unix(now).ok_or_else(ApiError::internal)?,
             max_expires: 0,
             clock_skew: MAX_CLOCK_SKEW_SECS,
         };
-        self.verifier
-            .verify_header(&auth, req.method, req.path, req.query, header, &payload_hash, secret.as_bytes(), &expect)
+        let verified = self.verifier.verify_header(
+            &auth,
+            req.method,
+            req.path,
+            req.query,
+            header,
+            &payload_hash,
+            secret.as_bytes(),
+            &expect,
+        );
+        // An expired, revoked or inactive credential gets the same answer
+        // whatever its signature; the audit learns whether it verified.
+        if let Some(refusal) = found.refusal {
+            return Err(refusal.proven(verified.is_ok()));
+        }
+        verified
             .map_err(|e| match e {
                 SigV4Error::ClockSkew { .. } => ApiError::new(400, "RequestExpired", "Request has expired.").because(e.to_string()),
                 SigV4Error::SignatureMismatch => ApiError::new(
@@ -264,6 +382,11 @@ impl AppState {
                     "SignatureDoesNotMatch",
                     "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
                 ),
+                SigV4Error::WrongRegion { .. } => ApiError::new(
+                    403,
+                    "SignatureDoesNotMatch",
+                    "Credential should be scoped to a valid region.",
+                ).because(e.to_string()),
                 SigV4Error::WrongService { .. } | SigV4Error::Malformed(_) | SigV4Error::UnsupportedAlgorithm => {
                     ApiError::new(400, "IncompleteSignature", "The request signature does not conform to AWS standards.").because(e.to_string())
                 }
@@ -274,7 +397,10 @@ impl AppState {
 
     /// The caller behind an access key and its secret: a long-term key from
     /// the store (cached), or temporary credentials from their sealed
-    /// session token (no store read). Used by the API and the gateways.
+    /// session token (no store read). Refuses expired, revoked and
+    /// inactive credentials. Used by the revocation sweep; logins and
+    /// calls use [`AppState::find_credentials`] and check the signature
+    /// before they refuse.
     pub fn credentials(
         &self,
         akid: &str,
@@ -282,8 +408,37 @@ impl AppState {
         now: i64,
         source_ip: &str,
     ) -> Result<(Caller, zeroize::Zeroizing<String>), ApiError> {
+        let found = self.find_credentials(akid, session_token, now, source_ip)?;
+        match found.refusal {
+            Some(refusal) => Err(refusal),
+            None => Ok((found.caller, found.secret)),
+        }
+    }
+
+    /// As [`AppState::credentials`], but an expired, revoked or inactive
+    /// credential is returned with its refusal, for the caller to give
+    /// after checking the signature: only then does the refusal say
+    /// whether the client proved it holds the secret
+    /// ([`ApiError::possession_proven`]). An unknown key or a session
+    /// token that does not open is refused at once (nothing to check a
+    /// signature against).
+    pub fn find_credentials(
+        &self,
+        akid: &str,
+        session_token: Option<&str>,
+        now: i64,
+        source_ip: &str,
+    ) -> Result<FoundCredential, ApiError> {
         if akid.starts_with("ASIA") {
             self.temporary_caller(akid, session_token, now, source_ip)
+        } else if session_token.is_some() {
+            // A long-term key never comes with a session token: AWS
+            // refuses the pair rather than ignoring the token.
+            Err(ApiError::invalid_token()
+                .because(format!(
+                    "long-term access key {akid} sent with a session token"
+                ))
+                .kind(FailureKind::MalformedToken))
         } else {
             self.long_term_caller(akid, source_ip, now)
         }
@@ -294,7 +449,7 @@ impl AppState {
         akid: &str,
         source_ip: &str,
         now: i64,
-    ) -> Result<(Caller, zeroize::Zeroizing<String>), ApiError> {
+    ) -> Result<FoundCredential, ApiError> {
         if let Some((caller, secret, at)) = self
             .key_cache
             .read()
@@ -304,18 +459,13 @@ impl AppState {
         {
             let mut caller = caller.clone();
             caller.source_ip = source_ip.to_owned();
-            return Ok((caller, secret.clone()));
+            return Ok(FoundCredential::valid(caller, secret.clone()));
         }
         let (key, secret) = self.store.access_key_secret(akid)?.ok_or_else(|| {
             ApiError::invalid_token()
                 .because(format!("unknown access key {akid}"))
                 .kind(FailureKind::UnknownKey)
         })?;
-        if !key.active {
-            return Err(ApiError::invalid_token()
-                .because(format!("inactive access key {akid}"))
-                .kind(FailureKind::InactiveKey));
-        }
         let user = self.store.get_user(&key.user)?;
         let caller = Caller {
             arn: user.arn,
@@ -327,12 +477,24 @@ impl AppState {
             source_ip: source_ip.to_owned(),
             tags: user.tags,
         };
+        if !key.active {
+            // Not cached: the refusal is decided afresh each time.
+            return Ok(FoundCredential {
+                caller,
+                secret,
+                refusal: Some(
+                    ApiError::invalid_token()
+                        .because(format!("inactive access key {akid}"))
+                        .kind(FailureKind::InactiveKey),
+                ),
+            });
+        }
         let mut cache = self.key_cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= 10_000 {
             cache.clear();
         }
         cache.insert(akid.to_owned(), (caller.clone(), secret.clone(), now));
-        Ok((caller, secret))
+        Ok(FoundCredential::valid(caller, secret))
     }
 
     /// Re-reads the revocation list from the store. `serve` calls this
@@ -365,7 +527,7 @@ impl AppState {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
-        self.policy_cache
+        self.principal_cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
@@ -377,7 +539,7 @@ impl AppState {
         token: Option<&str>,
         now: i64,
         source_ip: &str,
-    ) -> Result<(Caller, zeroize::Zeroizing<String>), ApiError> {
+    ) -> Result<FoundCredential, ApiError> {
         let token = token.ok_or_else(|| {
             ApiError::invalid_token()
                 .because("temporary key without a session token")
@@ -399,23 +561,28 @@ impl AppState {
                 .kind(FailureKind::MalformedToken));
         }
         let c = opened.claims;
-        if now > c.expires {
-            return Err(ApiError::new(
-                400,
-                "ExpiredToken",
-                "The security token included in the request is expired",
+        let refusal = if now > c.expires {
+            Some(
+                ApiError::new(
+                    400,
+                    "ExpiredToken",
+                    "The security token included in the request is expired",
+                )
+                .kind(FailureKind::Expired),
             )
-            .kind(FailureKind::Expired));
-        }
-        if self.is_revoked(&c) {
-            return Err(ApiError::new(
-                403,
-                "AccessDenied",
-                "The security token included in the request has been revoked.",
+        } else if self.is_revoked(&c) {
+            Some(
+                ApiError::new(
+                    403,
+                    "AccessDenied",
+                    "The security token included in the request has been revoked.",
+                )
+                .because("session issued before the revocation time")
+                .kind(FailureKind::Revoked),
             )
-            .because("session issued before the revocation time")
-            .kind(FailureKind::Revoked));
-        }
+        } else {
+            None
+        };
         // Stateless: everything comes from the sealed claims. Principal
         // tags are read at authorisation time, with the policies.
         let (arn, user_id, identity) = if c.role_arn.is_empty() {
@@ -445,8 +612,8 @@ impl AppState {
             )
         };
         let tags = c.tags.clone();
-        Ok((
-            Caller {
+        Ok(FoundCredential {
+            caller: Caller {
                 arn,
                 user_id,
                 account: c.account.clone(),
@@ -456,34 +623,39 @@ impl AppState {
                 source_ip: source_ip.to_owned(),
                 tags,
             },
-            opened.secret_access_key,
-        ))
+            secret: opened.secret_access_key,
+            refusal,
+        })
     }
 
     fn is_revoked(&self, c: &SessionClaims) -> bool {
         let revoked = self.revocations.read().unwrap_or_else(|p| p.into_inner());
-        [&c.principal_arn, &c.role_arn].iter().any(|arn| {
-            revoked
-                .get(arn.as_str())
-                // Issue times have one-second precision: a session
-                // issued in the second of the revocation counts as
-                // revoked (fail closed), or a detection response
-                // would miss the credentials that set it off.
-                .is_some_and(|&before| c.issued <= before)
-        })
+        // Issue times have one-second precision: a session issued in the
+        // second of the revocation counts as revoked (fail closed), or a
+        // detection response would miss the credentials that set it off.
+        let hit = |arn: &str, issued: i64| revoked.get(arn).is_some_and(|&before| issued <= before);
+        hit(&c.principal_arn, c.issued)
+            || hit(&c.role_arn, c.issued)
+            // A chained session dies with any identity it descends from.
+            || c.lineage.iter().any(|a| hit(&a.arn, a.issued))
     }
 
-    /// The request context the policy engine sees for this caller.
+    /// The user or role behind a caller.
+    fn caller_principal(caller: &Caller) -> (PrincipalKind, &str) {
+        match &caller.identity {
+            Identity::User { name } => (PrincipalKind::User, name.as_str()),
+            Identity::Role { name, .. } => (PrincipalKind::Role, name.as_str()),
+        }
+    }
+
     /// The caller's principal tags: the user's or role's stored tags, with
     /// session tags taking precedence.
     fn principal_tags(&self, caller: &Caller) -> Result<Vec<(String, String)>, ApiError> {
         if caller.session.is_none() {
             return Ok(caller.tags.clone());
         }
-        let mut tags = match &caller.identity {
-            Identity::User { name } => self.store.get_user(name)?.tags,
-            Identity::Role { name, .. } => self.store.get_role(name)?.tags,
-        };
+        let (kind, name) = Self::caller_principal(caller);
+        let mut tags = self.principal_record(kind, name)?.tags.clone();
         for (k, v) in &caller.tags {
             match tags.iter_mut().find(|(tk, _)| tk.eq_ignore_ascii_case(k)) {
                 Some(slot) => slot.1 = v.clone(),
@@ -491,6 +663,83 @@ impl AppState {
             }
         }
         Ok(tags)
+    }
+
+    /// Refuses a caller whose user or role, or any identity its session
+    /// descends from, was deleted (and perhaps re-created under the same
+    /// name) since the credentials were issued: credentials are bound to
+    /// unique ids, never to names.
+    ///
+    /// Returns the caller's own user or role, for the policies.
+    pub fn check_bound(&self, caller: &Caller) -> Result<Arc<PrincipalRecord>, ApiError> {
+        let gone = |what: &str| {
+            ApiError::invalid_token()
+                .because(format!(
+                    "{what} no longer exists as the credentials were issued for (deleted or re-created)"
+                ))
+                .kind(FailureKind::Revoked)
+        };
+        let (kind, name) = Self::caller_principal(caller);
+        let expected = match (&caller.identity, &caller.session) {
+            (Identity::Role { .. }, Some(c)) => c.role_id.as_str(),
+            (Identity::User { .. }, Some(c)) => c.principal_id.as_str(),
+            (_, None) => caller.user_id.as_str(),
+        };
+        let own = self
+            .find_principal(kind, name)?
+            .filter(|record| !expected.is_empty() && record.id == expected)
+            .ok_or_else(|| gone(&format!("{} {name}", kind.as_str())))?;
+        let Some(c) = &caller.session else {
+            return Ok(own);
+        };
+        // The user a role session was obtained by (a chained session's
+        // principal is a role session, covered by the lineage).
+        let principal = (!c.role_arn.is_empty())
+            .then(|| iam_entity(&c.principal_arn, &c.principal_id))
+            .flatten();
+        let lineage = c.lineage.iter().filter_map(|a| iam_entity(&a.arn, &a.id));
+        for (kind, name, id) in principal.into_iter().chain(lineage) {
+            if !self.entity_is(kind, name, id)? {
+                return Err(gone(&format!("{} {name}", kind.as_str())));
+            }
+        }
+        Ok(own)
+    }
+
+    /// Whether the user or role `name` exists with unique id `id`.
+    fn entity_is(&self, kind: PrincipalKind, name: &str, id: &str) -> Result<bool, ApiError> {
+        Ok(self
+            .find_principal(kind, name)?
+            .is_some_and(|record| !id.is_empty() && record.id == id))
+    }
+
+    /// What credentials from `GetSessionToken` may call, as AWS has it: no
+    /// IAM unless MFA was given (or a short-lived credential could mint a
+    /// permanent key), and no STS action but `AssumeRole` and
+    /// `GetCallerIdentity`.
+    pub fn check_session_scope(
+        &self,
+        caller: &Caller,
+        service: &str,
+        action: &str,
+    ) -> Result<(), ApiError> {
+        let Some(c) = &caller.session else {
+            return Ok(());
+        };
+        if !c.role_arn.is_empty() {
+            return Ok(());
+        }
+        match service {
+            "iam" if !c.mfa_authenticated => Err(ApiError::invalid_token().because(format!(
+                "{action}: GetSessionToken credentials obtained without MFA may not call IAM"
+            ))),
+            "sts" if !matches!(action, "AssumeRole" | "GetCallerIdentity") => Err(ApiError::new(
+                403,
+                "AccessDenied",
+                format!("Cannot call {action} with session credentials"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub fn request(
@@ -545,13 +794,11 @@ impl AppState {
     }
 
     /// The caller's identity policies (and session policies), compiled.
+    /// Refuses a caller whose identity was deleted or re-created.
     pub fn policy_set(&self, caller: &Caller) -> Result<PolicySet, ApiError> {
-        let (kind, name) = match &caller.identity {
-            Identity::User { name } => (PrincipalKind::User, name.as_str()),
-            Identity::Role { name, .. } => (PrincipalKind::Role, name.as_str()),
-        };
+        let own = self.check_bound(caller)?;
         let mut set = PolicySet {
-            identity: self.identity_policies(kind, name)?,
+            identity: own.policies.clone(),
             ..PolicySet::default()
         };
         if let Some(c) = &caller.session {
@@ -569,32 +816,68 @@ impl AppState {
         Ok(set)
     }
 
-    /// A principal's compiled identity policies, from the cache when fresh.
-    fn identity_policies(
+    /// A user or role with its compiled identity policies, from the cache
+    /// when fresh; `NoSuchEntity` when there is none.
+    pub fn principal_record(
         &self,
         kind: PrincipalKind,
         name: &str,
-    ) -> Result<Vec<Arc<CompiledPolicy>>, ApiError> {
-        let key = format!("{}/{name}", kind.as_str());
+    ) -> Result<Arc<PrincipalRecord>, ApiError> {
+        self.find_principal(kind, name)?.ok_or_else(|| {
+            StoreError::NoSuchEntity {
+                kind: kind.as_str(),
+                name: name.to_owned(),
+            }
+            .into()
+        })
+    }
+
+    /// As [`AppState::principal_record`]; `None` when there is none.
+    fn find_principal(
+        &self,
+        kind: PrincipalKind,
+        name: &str,
+    ) -> Result<Option<Arc<PrincipalRecord>>, ApiError> {
+        let key = format!("{}/{}", kind.as_str(), name.to_ascii_lowercase());
         let t = now();
-        if let Some((policies, at)) = self
-            .policy_cache
+        if let Some(record) = self
+            .principal_cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
-            && t - at < POLICY_CACHE_SECS
+            && t - record.read_at < POLICY_CACHE_SECS
         {
-            return Ok(policies.clone());
+            return Ok(Some(record.clone()));
         }
+        let found = match kind {
+            PrincipalKind::User => self.store.get_user(name).map(|u| (u.id, u.tags)),
+            PrincipalKind::Role => self.store.get_role(name).map(|r| (r.id, r.tags)),
+            PrincipalKind::Group => self.store.get_group(name).map(|g| (g.id, Vec::new())),
+        };
+        let (id, tags) = match found {
+            Ok(entity) => entity,
+            Err(StoreError::NoSuchEntity { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         let mut policies = Vec::new();
         for (label, doc) in self.store.identity_policies(kind, name)? {
             policies.push(Arc::new(compile_stored(&label, &doc)?));
         }
-        self.policy_cache
+        let record = Arc::new(PrincipalRecord {
+            id,
+            tags,
+            policies,
+            read_at: t,
+        });
+        let mut cache = self
+            .principal_cache
             .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (policies.clone(), t));
-        Ok(policies)
+            .unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, record.clone());
+        Ok(Some(record))
     }
 
     /// Allows the call or returns AWS's `AccessDenied`.
@@ -608,8 +891,8 @@ impl AppState {
         self.authorize_with(caller, action, resource, now, &[])
     }
 
-    /// As [`AppState::authorize`], with extra context keys (e.g.
-    /// `aws:ResourceTag/env` for a database).
+    /// As [`AppState::authorize`], with extra single-valued context keys
+    /// (e.g. `aws:ResourceTag/env` for a database).
     pub fn authorize_with(
         &self,
         caller: &Caller,
@@ -618,15 +901,45 @@ impl AppState {
         now: i64,
         extra: &[(String, String)],
     ) -> Result<(), ApiError> {
+        let context = extra
+            .iter()
+            .fold(ActionContext::new(), |c, (k, v)| c.key(k, [v.as_str()]));
+        self.authorize_in(caller, action, resource, now, &context)
+    }
+
+    /// As [`AppState::authorize`], with the condition keys the action
+    /// carries.
+    pub fn authorize_in(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        now: i64,
+        context: &ActionContext,
+    ) -> Result<(), ApiError> {
         let set = self.policy_set(caller)?;
         let mut req = self.request(caller, action, resource, now)?;
-        for (k, v) in extra {
-            req.set_context(k, [v.as_str()]);
+        for (k, v) in context.iter() {
+            req.set_context(k, v.iter().map(String::as_str));
         }
         match set.decide(&req) {
             Decision::Allowed => Ok(()),
             d => Err(ApiError::access_denied(&caller.arn, action, resource).because(d.as_str())),
         }
+    }
+}
+
+/// The (kind, name, id) of an IAM user or role ARN; `None` for anything
+/// else (an assumed-role session's ARN).
+fn iam_entity<'a>(arn: &'a str, id: &'a str) -> Option<(PrincipalKind, &'a str, &'a str)> {
+    let resource = arn.split(':').nth(5)?;
+    let name = resource.rsplit('/').next()?;
+    if resource.starts_with("user/") {
+        Some((PrincipalKind::User, name, id))
+    } else if resource.starts_with("role/") {
+        Some((PrincipalKind::Role, name, id))
+    } else {
+        None
     }
 }
 
@@ -648,6 +961,10 @@ pub fn compile_stored(label: &str, doc: &str) -> Result<CompiledPolicy, ApiError
     latchkey_policy::parse(doc, PolicyKind::Identity)
         .map(|p| CompiledPolicy::compile(label, &p))
         .map_err(|f| {
-            ApiError::internal().because(format!("stored policy {label} is invalid: {f:?}"))
+            let reasons: Vec<String> = f.iter().map(ToString::to_string).collect();
+            ApiError::internal().because(format!(
+                "stored policy {label} is invalid: {}",
+                reasons.join("; ")
+            ))
         })
 }
