@@ -8,8 +8,9 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use common::api::{settle_totp_window, totp};
 use common::*;
 use serde_json::Value;
 
@@ -154,16 +155,7 @@ impl Stack {
             ],
         );
         let key = self.ok(None, &["iam", "create-access-key", "--user-name", name]);
-        vec![
-            (
-                "AWS_ACCESS_KEY_ID".into(),
-                key["AccessKey"]["AccessKeyId"].as_str().unwrap().into(),
-            ),
-            (
-                "AWS_SECRET_ACCESS_KEY".into(),
-                key["AccessKey"]["SecretAccessKey"].as_str().unwrap().into(),
-            ),
-        ]
+        api::Creds::access_key(&key).env_vars()
     }
 
     /// A role with a trust policy and an inline policy.
@@ -210,7 +202,7 @@ impl Stack {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        Ok(session_vars(&v["Credentials"]))
+        Ok(api::Creds::from_sts(&v["Credentials"]).env_vars())
     }
 
     fn pg_login(&self, creds: &Creds, user: &str) -> Output {
@@ -232,17 +224,6 @@ impl Stack {
     }
 }
 
-fn session_vars(c: &Value) -> Creds {
-    [
-        ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
-        ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
-        ("AWS_SESSION_TOKEN", "SessionToken"),
-    ]
-    .iter()
-    .map(|(var, field)| ((*var).to_owned(), c[*field].as_str().unwrap().to_owned()))
-    .collect()
-}
-
 fn allow(actions: &str, resource: &str) -> String {
     format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":{actions},"Resource":"{resource}"}}]}}"#
@@ -254,26 +235,6 @@ fn trust(principal: &str, actions: &str) -> String {
     format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":{actions}}}]}}"#
     )
-}
-
-/// A TOTP code from Python's hmac for `offset` seconds from now.
-fn totp(seed_file: &Path, offset: i64) -> String {
-    let script = r#"
-import base64, hashlib, hmac, struct, sys, time
-s = open(sys.argv[1]).read().strip()
-seed = base64.b32decode(s + "=" * (-len(s) % 8))
-c = (int(time.time()) + int(sys.argv[2])) // 30
-h = hmac.new(seed, struct.pack(">Q", c), hashlib.sha1).digest()
-o = h[19] & 15
-print("%06d" % ((struct.unpack(">I", h[o:o + 4])[0] & 0x7fffffff) % 1000000))
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(seed_file)
-        .arg(offset.to_string())
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[test]
@@ -462,7 +423,7 @@ fn get_session_token_without_mfa_cannot_call_iam(s: &Stack, root: &Path) {
     let session = |extra: &[&str]| {
         let mut args = vec!["sts", "get-session-token", "--duration-seconds", "900"];
         args.extend(extra);
-        session_vars(&s.ok(Some(&gst), &args)["Credentials"])
+        api::Creds::from_sts(&s.ok(Some(&gst), &args)["Credentials"]).env_vars()
     };
     let no_mfa = session(&[]);
     let err = s.refused(
@@ -501,13 +462,7 @@ fn get_session_token_without_mfa_cannot_call_iam(s: &Stack, root: &Path) {
         .unwrap()
         .to_owned();
     // At least 10 s left in this 30 s step, so the codes stay current.
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    if secs % 30 > 20 {
-        std::thread::sleep(Duration::from_secs(31 - secs % 30));
-    }
+    settle_totp_window();
     s.ok(
         None,
         &[
@@ -592,12 +547,13 @@ fn recreated_role_and_user_inherit_nothing(s: &Stack) {
     // The same for a user: a session of a deleted user does not pass to
     // a new user of the same name.
     let temp = s.user("temp", &allow(r#""rds-db:connect""#, "*"));
-    let temp_session = session_vars(
+    let temp_session = api::Creds::from_sts(
         &s.ok(
             Some(&temp),
             &["sts", "get-session-token", "--duration-seconds", "900"],
         )["Credentials"],
-    );
+    )
+    .env_vars();
     assert_eq!(stdout_ok(&s.pg_login(&temp_session, "app")), "app");
     let key = &temp[0].1;
     s.ok(

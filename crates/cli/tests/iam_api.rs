@@ -5,159 +5,23 @@
 //! two authorisation attacks performed with a restricted user's own key:
 //! a Deny on a group path and a Deny on `iam:PolicyARN`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::Output;
+
+use common::api::{ApiServer, Creds, aws, boto3, error_code, ok};
 use serde_json::{Value, json};
 
-struct Server {
-    child: Option<Child>,
-    dir: PathBuf,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Server {
-    fn start(dir: &Path) -> Self {
-        let port = free_port();
-        let log = std::fs::File::create(dir.with_extension("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--pg-listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--mysql-listen", &format!("127.0.0.1:{}", free_port())])
-            .env_remove("LATCHKEY_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "latchkey serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child: Some(child),
-            dir: dir.to_owned(),
-            port,
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("https://localhost:{}", self.port)
-    }
-
-    /// The AWS environment for the CLI or boto3: the admin's credentials
-    /// files, or an explicit key.
-    fn env(&self, cmd: &mut Command, key: Option<&(String, String)>) {
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") {
-                cmd.env_remove(k);
-            }
-        }
-        let d = &self.dir;
-        cmd.env("AWS_CONFIG_FILE", d.join("aws.config"))
-            .env("AWS_CA_BUNDLE", d.join("ca.pem"))
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL", self.endpoint());
-        match key {
-            None => {
-                cmd.env("AWS_SHARED_CREDENTIALS_FILE", d.join("admin.credentials"));
-            }
-            Some((id, secret)) => {
-                cmd.env("AWS_SHARED_CREDENTIALS_FILE", d.join("none"))
-                    .env("AWS_ACCESS_KEY_ID", id)
-                    .env("AWS_SECRET_ACCESS_KEY", secret);
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-type Key = (String, String);
-
-fn aws_as(server: &Server, key: Option<&Key>, args: &[&str]) -> Output {
-    let mut cmd = Command::new("aws");
-    server.env(&mut cmd, key);
-    cmd.args([
-        "--endpoint-url",
-        &server.endpoint(),
-        "--output",
-        "json",
-        "iam",
-    ])
-    .args(args)
-    .output()
-    .expect("the AWS CLI must be installed (scripts/test installs it)")
+/// `aws iam ARGS` against `server`: as the administrator, or with `key`.
+fn aws_as(server: &ApiServer, key: Option<&Creds>, args: &[&str]) -> Output {
+    let mut iam_args = vec!["iam"];
+    iam_args.extend(args);
+    aws(server, key, &iam_args)
 }
 
 /// `aws iam ARGS` as the administrator; the JSON output.
-fn iam(server: &Server, args: &[&str]) -> Value {
+fn iam(server: &ApiServer, args: &[&str]) -> Value {
     ok(aws_as(server, None, args))
-}
-
-fn ok(out: Output) -> Value {
-    assert!(
-        out.status.success(),
-        "aws failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.stdout.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// The error code of a failed call: `An error occurred (CODE) when ...`.
-fn error_code(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "expected a failure, got {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    err.split('(')
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .unwrap_or(&err)
-        .to_owned()
-}
-
-/// Runs a boto3 script as the administrator (`iam` is a ready client);
-/// the JSON it prints.
-fn boto3(server: &Server, script: &str) -> Value {
-    let mut cmd = Command::new("python3");
-    server.env(&mut cmd, None);
-    let out = cmd
-        .arg("-c")
-        .arg(format!(
-            "import boto3, json, os\niam = boto3.client('iam', endpoint_url=os.environ['AWS_ENDPOINT_URL'], region_name='us-east-1')\n{script}"
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn names(v: &Value, list: &str, field: &str) -> Vec<String> {
@@ -174,30 +38,18 @@ fn doc(actions: &[&str]) -> String {
         .to_string()
 }
 
-fn new_key(server: &Server, user: &str) -> Key {
-    let k = iam(server, &["create-access-key", "--user-name", user]);
-    (
-        k["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
-        k["AccessKey"]["SecretAccessKey"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    )
+fn new_key(server: &ApiServer, user: &str) -> Creds {
+    Creds::access_key(&iam(server, &["create-access-key", "--user-name", user]))
 }
 
 #[test]
 fn iam_api_with_the_aws_cli_and_boto3_paginators() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("data"));
-    let account = {
-        let mut cmd = Command::new("aws");
-        server.env(&mut cmd, None);
-        let out = ok(cmd
-            .args(["sts", "get-caller-identity", "--output", "json"])
-            .output()
-            .unwrap());
-        out["Account"].as_str().unwrap().to_owned()
-    };
+    let server = ApiServer::start(&tmp.path().join("data"));
+    let account = ok(aws(&server, None, &["sts", "get-caller-identity"]))["Account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let policy_arn = |path: &str, name: &str| format!("arn:aws:iam::{account}:policy{path}{name}");
 
     // ---- bulk entities, and boto3's paginators over pages of two ----

@@ -3,125 +3,10 @@
 //! `GetContextKeysFor*Policy`) end to end: one `latchkey serve` on a random
 //! port, driven by the stock AWS CLI and a boto3 paginator.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use common::api::{ApiServer, Creds, aws, error_code, ok, python};
 use serde_json::Value;
-
-struct Server {
-    child: Option<Child>,
-    dir: PathBuf,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Server {
-    fn start(dir: &Path) -> Self {
-        let port = free_port();
-        let log = std::fs::File::create(dir.with_extension("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--pg-listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--mysql-listen", &format!("127.0.0.1:{}", free_port())])
-            .env_remove("LATCHKEY_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "latchkey serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child: Some(child),
-            dir: dir.to_owned(),
-            port,
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("https://localhost:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// An access key; `None` runs as the administrator.
-struct Creds {
-    key: String,
-    secret: String,
-}
-
-fn aws(server: &Server, creds: Option<&Creds>, args: &[&str]) -> Output {
-    let mut cmd = Command::new("aws");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    let d = &server.dir;
-    cmd.env("AWS_CONFIG_FILE", d.join("aws.config"))
-        .env("AWS_CA_BUNDLE", d.join("ca.pem"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args(["--endpoint-url", &server.endpoint(), "--output", "json"]);
-    match creds {
-        None => {
-            cmd.env("AWS_SHARED_CREDENTIALS_FILE", d.join("admin.credentials"));
-        }
-        Some(c) => {
-            cmd.env("AWS_SHARED_CREDENTIALS_FILE", d.join("none"))
-                .env("AWS_ACCESS_KEY_ID", &c.key)
-                .env("AWS_SECRET_ACCESS_KEY", &c.secret);
-        }
-    }
-    cmd.args(args)
-        .output()
-        .expect("the AWS CLI must be installed (scripts/test installs it)")
-}
-
-fn ok(out: Output) -> Value {
-    assert!(
-        out.status.success(),
-        "aws failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.stdout.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn error_code(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "expected a failure, got {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    err.split('(')
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .unwrap_or(&err)
-        .to_owned()
-}
 
 fn decisions(v: &Value) -> Vec<(String, String)> {
     v["EvaluationResults"]
@@ -152,7 +37,7 @@ const CUSTOM: &str = r#"{"Version":"2012-10-17","Statement":[
 #[test]
 fn simulator_with_the_aws_cli_and_boto3() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("data"));
+    let server = ApiServer::start(&tmp.path().join("data"));
     let me = ok(aws(&server, None, &["sts", "get-caller-identity"]));
     let account = me["Account"].as_str().unwrap().to_owned();
 
@@ -277,10 +162,7 @@ fn simulator_with_the_aws_cli_and_boto3() {
         None,
         &["iam", "create-access-key", "--user-name", "bob"],
     ));
-    let bob = Creds {
-        key: key["AccessKey"]["AccessKeyId"].as_str().unwrap().into(),
-        secret: key["AccessKey"]["SecretAccessKey"].as_str().unwrap().into(),
-    };
+    let bob = Creds::access_key(&key);
     ok(aws(
         &server,
         None,
@@ -545,10 +427,8 @@ fn simulator_with_the_aws_cli_and_boto3() {
     assert_eq!(error_code(&out), "AccessDenied");
 
     // ---- boto3's paginator over the results (MaxItems/Marker) ----
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(
-            r#"
+    let out = python(
+        r#"
 import configparser, json, sys, boto3
 url, ca, creds_file, policy = sys.argv[1:5]
 cfg = configparser.ConfigParser(); cfg.read(creds_file)
@@ -566,21 +446,14 @@ print(json.dumps({
     "results": [[r["EvalActionName"], r["EvalResourceName"], r["EvalDecision"]] for p in pages for r in p["EvaluationResults"]],
 }))
 "#,
-        )
-        .args([
+        &[
             server.endpoint().as_str(),
             server.dir.join("ca.pem").to_str().unwrap(),
             server.dir.join("admin.credentials").to_str().unwrap(),
             CUSTOM,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "boto3: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["pages"], 2, "{v}");
     assert_eq!(v["truncated"], serde_json::json!([true, false]));
     assert_eq!(

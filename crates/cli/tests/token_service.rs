@@ -3,212 +3,21 @@
 //! by the stock AWS CLI and boto3 (installed by scripts/test). TOTP codes
 //! come from Python's hmac, not from our own TOTP code.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::api::{
+    ApiServer, Creds, aws, error_code, next_totp_step, ok, python, settle_totp_window, totp,
+};
+use common::free_port;
 use latchkey_session::{ClusterKey, KeyRing, SessionClaims};
 use latchkey_store::Store;
-use serde_json::Value;
-
-struct Server {
-    child: Option<Child>,
-    dir: PathBuf,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Server {
-    fn start(dir: &Path, port: u16) -> Self {
-        let log = std::fs::File::create(dir.with_extension("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            // Tests run in parallel: the gateway gets a free port too.
-            .args(["--pg-listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--mysql-listen", &format!("127.0.0.1:{}", free_port())])
-            .env_remove("LATCHKEY_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "latchkey serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child: Some(child),
-            dir: dir.to_owned(),
-            port,
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("https://localhost:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Credentials to run the AWS CLI with: the admin's (from the generated
-/// files) or explicit ones.
-#[derive(Clone, Default)]
-struct Creds {
-    key: String,
-    secret: String,
-    token: Option<String>,
-}
-
-fn aws(server: &Server, creds: Option<&Creds>, args: &[&str]) -> Output {
-    let mut cmd = Command::new("aws");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    let d = &server.dir;
-    cmd.env("AWS_CONFIG_FILE", d.join("aws.config"))
-        .env("AWS_CA_BUNDLE", d.join("ca.pem"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args(["--endpoint-url", &server.endpoint(), "--output", "json"]);
-    match creds {
-        None => {
-            cmd.env("AWS_SHARED_CREDENTIALS_FILE", d.join("admin.credentials"));
-        }
-        Some(c) => {
-            cmd.env("AWS_SHARED_CREDENTIALS_FILE", d.join("none"))
-                .env("AWS_ACCESS_KEY_ID", &c.key)
-                .env("AWS_SECRET_ACCESS_KEY", &c.secret);
-            if let Some(t) = &c.token {
-                cmd.env("AWS_SESSION_TOKEN", t);
-            }
-        }
-    }
-    cmd.args(args)
-        .output()
-        .expect("the AWS CLI must be installed (scripts/test installs it)")
-}
-
-fn ok(out: Output) -> Value {
-    assert!(
-        out.status.success(),
-        "aws failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.stdout.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn error_code(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "expected a failure, got {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    err.split('(')
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .unwrap_or(&err)
-        .to_owned()
-}
-
-/// A TOTP code from Python's hmac for `offset` seconds from now.
-fn totp(seed_file: &Path, offset: i64) -> String {
-    let script = r#"
-import base64, hashlib, hmac, struct, sys, time
-s = open(sys.argv[1]).read().strip()
-seed = base64.b32decode(s + "=" * (-len(s) % 8))
-c = (int(time.time()) + int(sys.argv[2])) // 30
-h = hmac.new(seed, struct.pack(">Q", c), hashlib.sha1).digest()
-o = h[19] & 15
-print("%06d" % ((struct.unpack(">I", h[o:o + 4])[0] & 0x7fffffff) % 1000000))
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(seed_file)
-        .arg(offset.to_string())
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// Waits until at least 10 s remain in the current 30 s TOTP step, so a
-/// code computed now is still current when the server checks it.
-fn settle_totp_window() {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    if secs % 30 > 20 {
-        std::thread::sleep(Duration::from_secs(31 - secs % 30));
-    }
-}
-
-/// Sleeps into the first second of the next 30 s TOTP step.
-fn next_totp_step() {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    std::thread::sleep(Duration::from_secs(31 - secs % 30));
-}
-
-fn creds_of(v: &Value) -> Creds {
-    let c = &v["Credentials"];
-    Creds {
-        key: c["AccessKeyId"].as_str().unwrap().into(),
-        secret: c["SecretAccessKey"].as_str().unwrap().into(),
-        token: c["SessionToken"].as_str().map(str::to_owned),
-    }
-}
-
-/// Runs a Python snippet with botocore/boto3; returns stdout.
-fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 /// A Query call signed by botocore with the administrator's key (for
 /// actions the AWS CLI has no command for). Returns "STATUS BODY".
-fn signed_query(server: &Server, body: &str, service: &str) -> String {
+fn signed_query(server: &ApiServer, body: &str, service: &str) -> String {
     python(
         r#"
 import configparser, ssl, sys, urllib.request, urllib.error
@@ -239,7 +48,7 @@ fn token_service_with_the_aws_cli_and_boto3() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let port = free_port();
-    let mut server = Server::start(&dir, port);
+    let mut server = ApiServer::start_on(&dir, port);
 
     // The generated files are private.
     use std::os::unix::fs::PermissionsExt;
@@ -264,11 +73,7 @@ fn token_service_with_the_aws_cli_and_boto3() {
         None,
         &["iam", "create-access-key", "--user-name", "alice"],
     ));
-    let alice = Creds {
-        key: key["AccessKey"]["AccessKeyId"].as_str().unwrap().into(),
-        secret: key["AccessKey"]["SecretAccessKey"].as_str().unwrap().into(),
-        token: None,
-    };
+    let alice = Creds::access_key(&key);
     let trust = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:user/alice"}},"Action":"sts:AssumeRole","Condition":{{"Bool":{{"aws:MultiFactorAuthPresent":"true"}}}}}}]}}"#
     );
@@ -384,7 +189,7 @@ fn token_service_with_the_aws_cli_and_boto3() {
         "AccessDenied",
         "a reused code"
     );
-    let role_creds = creds_of(&session);
+    let role_creds = Creds::from_sts(&session["Credentials"]);
     assert!(role_creds.key.starts_with("ASIA"));
 
     // The temporary credentials work; a tampered token does not; the role
@@ -451,7 +256,7 @@ fn token_service_with_the_aws_cli_and_boto3() {
             &totp(&seed, 30),
         ],
     ));
-    let st = creds_of(&st);
+    let st = Creds::from_sts(&st["Credentials"]);
     let boto = python(
         "import boto3,sys; c=boto3.client('sts', endpoint_url=sys.argv[1], verify=sys.argv[2], region_name='us-east-1', aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4], aws_session_token=sys.argv[5]); print(c.get_caller_identity()['Arn'])",
         &[
@@ -534,7 +339,7 @@ except urllib.error.HTTPError as e:
 
     // Restart: nothing is lost, and credentials minted before still work.
     server.stop();
-    let server = Server::start(&dir, port);
+    let server = ApiServer::start_on(&dir, port);
     assert_eq!(
         ok(aws(
             &server,
@@ -644,7 +449,7 @@ fn master_key_rotation_without_downtime() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let port = free_port();
-    let mut server = Server::start(&dir, port);
+    let mut server = ApiServer::start_on(&dir, port);
     ok(aws(
         &server,
         None,
@@ -655,11 +460,7 @@ fn master_key_rotation_without_downtime() {
         None,
         &["iam", "create-access-key", "--user-name", "carol"],
     ));
-    let carol = Creds {
-        key: key["AccessKey"]["AccessKeyId"].as_str().unwrap().into(),
-        secret: key["AccessKey"]["SecretAccessKey"].as_str().unwrap().into(),
-        token: None,
-    };
+    let carol = Creds::access_key(&key);
     let rotate = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(["rotate-master-key", "--settle", "6s", "--data-dir"])
         .arg(&dir)
@@ -684,7 +485,7 @@ fn master_key_rotation_without_downtime() {
     );
     // And after a restart with only the new key.
     server.stop();
-    let server = Server::start(&dir, port);
+    let server = ApiServer::start_on(&dir, port);
     ok(aws(&server, None, &["sts", "get-caller-identity"]));
     ok(aws(&server, Some(&carol), &["sts", "get-caller-identity"]));
 }

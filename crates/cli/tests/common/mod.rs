@@ -2,6 +2,8 @@
 //! servers, `latchkey serve`, tokens from the AWS CLI (botocore), psql.
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses a subset; a panic is the failure report
 
+pub mod api;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -510,16 +512,7 @@ pub fn user_with_policy(lk: &Latchkey, name: &str, policy: &str) -> Vec<(String,
         policy,
     ]);
     let key = api(&["iam", "create-access-key", "--user-name", name]);
-    vec![
-        (
-            "AWS_ACCESS_KEY_ID".into(),
-            key["AccessKey"]["AccessKeyId"].as_str().unwrap().into(),
-        ),
-        (
-            "AWS_SECRET_ACCESS_KEY".into(),
-            key["AccessKey"]["SecretAccessKey"].as_str().unwrap().into(),
-        ),
-    ]
+    api::Creds::access_key(&key).env_vars()
 }
 
 pub fn sha256_file(path: &Path) -> String {
@@ -842,13 +835,5 @@ pub fn session_credentials(
         .output()
         .unwrap();
     let session: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
-    let c = &session["Credentials"];
-    [
-        ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
-        ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
-        ("AWS_SESSION_TOKEN", "SessionToken"),
-    ]
-    .iter()
-    .map(|(var, field)| ((*var).to_owned(), c[*field].as_str().unwrap().to_owned()))
-    .collect()
+    api::Creds::from_sts(&session["Credentials"]).env_vars()
 }

@@ -1,0 +1,252 @@
+//! Driving `latchkey serve`'s AWS API (IAM, STS) with the stock AWS CLI
+//! and boto3 (installed by scripts/test). TOTP codes come from Python's
+//! hmac, not from our own TOTP code.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use super::{free_port, wait_for_port};
+
+/// `latchkey serve` on a data directory (created by the server if new),
+/// the API on `port`, logging to `dir` with the extension `log`.
+pub struct ApiServer {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl ApiServer {
+    /// The API on a free port.
+    pub fn start(dir: &Path) -> Self {
+        Self::start_on(dir, free_port())
+    }
+
+    /// The API on `port` (to restart a server where its clients expect it).
+    pub fn start_on(dir: &Path, port: u16) -> Self {
+        let log = std::fs::File::create(dir.with_extension("log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            // Tests run in parallel: the gateway gets a free port too.
+            .args(["--pg-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--mysql-listen", &format!("127.0.0.1:{}", free_port())])
+            .env_remove("LATCHKEY_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        Self {
+            child: Some(child),
+            dir: dir.to_owned(),
+            port,
+        }
+    }
+
+    /// Stops the server with SIGTERM (a clean shutdown) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    /// The AWS environment for the CLI or boto3, with none of the
+    /// machine's AWS_* variables: the admin's credentials files, or
+    /// explicit credentials.
+    pub fn env(&self, cmd: &mut Command, creds: Option<&Creds>) {
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        let d = &self.dir;
+        cmd.env("AWS_CONFIG_FILE", d.join("aws.config"))
+            .env("AWS_CA_BUNDLE", d.join("ca.pem"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", self.endpoint());
+        match creds {
+            None => {
+                cmd.env("AWS_SHARED_CREDENTIALS_FILE", d.join("admin.credentials"));
+            }
+            Some(c) => {
+                cmd.env("AWS_SHARED_CREDENTIALS_FILE", d.join("none"))
+                    .envs(c.env_vars());
+            }
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Credentials to run the AWS CLI with: an access key, and a session
+/// token for temporary credentials.
+#[derive(Clone, Default)]
+pub struct Creds {
+    pub key: String,
+    pub secret: String,
+    pub token: Option<String>,
+}
+
+impl Creds {
+    /// The key in the output of `iam create-access-key`.
+    pub fn access_key(v: &Value) -> Self {
+        let k = &v["AccessKey"];
+        Self {
+            key: k["AccessKeyId"].as_str().unwrap().into(),
+            secret: k["SecretAccessKey"].as_str().unwrap().into(),
+            token: None,
+        }
+    }
+
+    /// The `Credentials` of an STS answer (a session token required).
+    pub fn from_sts(c: &Value) -> Self {
+        Self {
+            key: c["AccessKeyId"].as_str().unwrap().into(),
+            secret: c["SecretAccessKey"].as_str().unwrap().into(),
+            token: Some(c["SessionToken"].as_str().unwrap().into()),
+        }
+    }
+
+    /// As environment variables (`AWS_ACCESS_KEY_ID`, ...).
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        let mut vars = vec![
+            ("AWS_ACCESS_KEY_ID".to_owned(), self.key.clone()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), self.secret.clone()),
+        ];
+        if let Some(t) = &self.token {
+            vars.push(("AWS_SESSION_TOKEN".to_owned(), t.clone()));
+        }
+        vars
+    }
+}
+
+/// The stock AWS CLI against `server` (JSON output): as the administrator
+/// (from the generated files), or with `creds`.
+pub fn aws(server: &ApiServer, creds: Option<&Creds>, args: &[&str]) -> Output {
+    let mut cmd = Command::new("aws");
+    server.env(&mut cmd, creds);
+    cmd.args(["--endpoint-url", &server.endpoint(), "--output", "json"])
+        .args(args)
+        .output()
+        .expect("the AWS CLI must be installed (scripts/test installs it)")
+}
+
+/// The JSON output of a call that must succeed (`Null` when it prints
+/// nothing).
+pub fn ok(out: Output) -> Value {
+    assert!(
+        out.status.success(),
+        "aws failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.stdout.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The error code of a failed call: `An error occurred (CODE) when ...`.
+pub fn error_code(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected a failure, got {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.split('(')
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap_or(&err)
+        .to_owned()
+}
+
+/// A TOTP code from Python's hmac for `offset` seconds from now.
+pub fn totp(seed_file: &Path, offset: i64) -> String {
+    let script = r#"
+import base64, hashlib, hmac, struct, sys, time
+s = open(sys.argv[1]).read().strip()
+seed = base64.b32decode(s + "=" * (-len(s) % 8))
+c = (int(time.time()) + int(sys.argv[2])) // 30
+h = hmac.new(seed, struct.pack(">Q", c), hashlib.sha1).digest()
+o = h[19] & 15
+print("%06d" % ((struct.unpack(">I", h[o:o + 4])[0] & 0x7fffffff) % 1000000))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(seed_file)
+        .arg(offset.to_string())
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Waits until at least 10 s remain in the current 30 s TOTP step, so a
+/// code computed now is still current when the server checks it.
+pub fn settle_totp_window() {
+    let secs = unix_secs();
+    if secs % 30 > 20 {
+        std::thread::sleep(Duration::from_secs(31 - secs % 30));
+    }
+}
+
+/// Sleeps into the first second of the next 30 s TOTP step.
+pub fn next_totp_step() {
+    let secs = unix_secs();
+    std::thread::sleep(Duration::from_secs(31 - secs % 30));
+}
+
+/// Runs a Python snippet with botocore/boto3; returns stdout.
+pub fn python(script: &str, args: &[&str]) -> String {
+    run_python(Command::new("python3"), script, args)
+}
+
+/// Runs a boto3 script as the administrator of `server` (`iam` is a ready
+/// client); the JSON it prints.
+pub fn boto3(server: &ApiServer, script: &str) -> Value {
+    let mut cmd = Command::new("python3");
+    server.env(&mut cmd, None);
+    let out = run_python(
+        cmd,
+        &format!(
+            "import boto3, json, os\niam = boto3.client('iam', endpoint_url=os.environ['AWS_ENDPOINT_URL'], region_name='us-east-1')\n{script}"
+        ),
+        &[],
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+/// `python3 -c script args...` that must succeed; its trimmed stdout.
+fn run_python(mut cmd: Command, script: &str, args: &[&str]) -> String {
+    let out = cmd.arg("-c").arg(script).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
