@@ -28,6 +28,20 @@ pub enum AuditCommand {
     PublicKey(PublicKeyArgs),
     /// Print (or write to --out) the trail's signed anchor: the last sealed record and the newest digest. Keep copies away from this machine and check the trail against one with `audit verify --anchor FILE`: deleting the newest segments and digests cannot hide from it.
     ExportAnchor(ExportAnchorArgs),
+    /// Remove the store's anchor, to start a new trail on purpose (the old one archived or moved): `serve` refuses to write a trail that does not reach the anchor, as a truncated trail would. The anchor is printed (or written to --out) first, to keep as evidence.
+    ForgetAnchor(ForgetAnchorArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetAnchorArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Write the removed anchor (JSON) to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Confirm: without it nothing is removed.
+    #[arg(long)]
+    yes: bool,
 }
 
 #[derive(Args, Debug)]
@@ -169,7 +183,30 @@ pub fn run(cmd: AuditCommand) -> Result<u8> {
             Ok(exit::OK)
         }
         AuditCommand::ExportAnchor(args) => export_anchor(&args),
+        AuditCommand::ForgetAnchor(args) => forget_anchor(&args),
     }
+}
+
+fn forget_anchor(args: &ForgetAnchorArgs) -> Result<u8> {
+    if !args.yes {
+        bail!(
+            "forgetting the anchor lets a truncated trail pass unnoticed: give --yes to confirm (export it first with `latchkey audit export-anchor`)"
+        );
+    }
+    let store = args.server.resolve()?.open_store()?;
+    let Some(document) = store.forget_audit_anchor()? else {
+        eprintln!("latchkey: the store holds no audit anchor");
+        return Ok(exit::OK);
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, format!("{document}\n"))
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => println!("{document}"),
+    }
+    eprintln!(
+        "latchkey: audit anchor removed; the next `latchkey serve` anchors the trail it finds"
+    );
+    Ok(exit::OK)
 }
 
 fn public_key(server: &ServerArgs) -> Result<[u8; 32]> {

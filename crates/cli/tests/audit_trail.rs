@@ -680,4 +680,29 @@ fn truncating_the_trail_is_caught_by_its_anchors() {
         last_sequence,
         "the stored anchor is kept"
     );
+
+    // Starting over on purpose: the operator removes the anchor (keeping
+    // a copy), and the server writes on.
+    let refused = audit(&data, &["forget-anchor"]);
+    assert!(!refused.status.success(), "forget-anchor needs --yes");
+    let forgotten = audit(&data, &["forget-anchor", "--yes"]);
+    assert!(forgotten.status.success());
+    assert_eq!(json_of(&forgotten)["sequence"], last_sequence);
+    let api = free_port();
+    let mut child = latchkey(&[
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{api}"),
+        "--pg-listen",
+        &format!("127.0.0.1:{}", free_port()),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_port(api);
+    let _ = child.kill();
+    let _ = child.wait();
 }

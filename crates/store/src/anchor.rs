@@ -36,6 +36,20 @@ impl Store {
             params![trail_id, sequence, document, now],
         )? == 1)
     }
+
+    /// Removes the stored anchor, returning it: for an operator who starts
+    /// a new trail on purpose (the old one moved or archived), since the
+    /// server refuses to write a trail that does not reach its anchor.
+    pub fn forget_audit_anchor(&self) -> Result<Option<String>> {
+        let db = self.db();
+        let document: Option<String> = db
+            .query_row("SELECT document FROM audit_anchor WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        db.execute("DELETE FROM audit_anchor WHERE id = 1", [])?;
+        Ok(document)
+    }
 }
 
 #[cfg(test)]
@@ -52,6 +66,10 @@ mod tests {
         assert!(!store.put_audit_anchor("00000000000000aa", 11, "eleven", 3)?);
         assert!(!store.put_audit_anchor("00000000000000bb", 99, "other", 4)?);
         assert_eq!(store.audit_anchor()?.as_deref(), Some("twelve"));
+        // Forgotten on purpose, another trail may be anchored.
+        assert_eq!(store.forget_audit_anchor()?.as_deref(), Some("twelve"));
+        assert!(store.put_audit_anchor("00000000000000bb", 1, "new", 5)?);
+        assert_eq!(store.audit_anchor()?.as_deref(), Some("new"));
         Ok(())
     }
 }

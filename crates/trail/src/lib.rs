@@ -365,7 +365,7 @@ impl Trail {
                 return Err(Error::Corrupt {
                     path: dir.clone(),
                     reason: format!(
-                        "{}; not writing on, which would overwrite the evidence: run `latchkey audit verify`",
+                        "{}; not writing on, which would overwrite the evidence: run `latchkey audit verify` (to start a new trail on purpose, `latchkey audit forget-anchor --yes` first)",
                         list.join("; ")
                     ),
                 });
