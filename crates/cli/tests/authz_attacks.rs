@@ -247,6 +247,7 @@ fn authorisation_attacks_on_a_live_stack() {
     recreated_role_and_user_inherit_nothing(&s);
     revocation_follows_role_chains(&s);
     wrong_region_and_long_term_key_with_token_refused(&s);
+    revoke_sessions_cannot_lock_out_or_probe(&s);
 }
 
 /// Flaw 1: a trust policy that allows only `sts:AssumeRole` lets nobody
@@ -530,6 +531,8 @@ fn recreated_role_and_user_inherit_nothing(s: &Stack) {
     let err = s.refused(Some(&old), &["iam", "list-users"]);
     assert!(err.contains("InvalidClientTokenId"), "{err}");
     assert_denied(&s.pg_login(&old, "app"), "app");
+    let err = s.refused(Some(&old), &["sts", "get-caller-identity"]);
+    assert!(err.contains("InvalidClientTokenId"), "{err}");
     assert_mysql_denied(&s.my_login(&old, "app"), "app");
     let fresh = s.assume(&eve, "ephemeral", &[]).unwrap();
     s.ok(Some(&fresh), &["iam", "list-users"]);
@@ -581,6 +584,8 @@ fn recreated_role_and_user_inherit_nothing(s: &Stack) {
     s.ok(None, &["iam", "delete-user", "--user-name", "temp"]);
     s.user("temp", &allow(r#""rds-db:connect""#, "*"));
     assert_denied(&s.pg_login(&temp_session, "app"), "app");
+    let err = s.refused(Some(&temp_session), &["sts", "get-caller-identity"]);
+    assert!(err.contains("InvalidClientTokenId"), "{err}");
 }
 
 /// Flaw 9: alice -> A -> B; revoking alice, or A, ends B's session too.
@@ -703,4 +708,64 @@ fn wrong_region_and_long_term_key_with_token_refused(s: &Stack) {
         &psql(&s.lk, "app", &token, "verify-full", "SELECT 1"),
         "app",
     );
+}
+
+/// `RevokeSessions` with a `Before` in the future would lock a user or role
+/// out for good; and a caller who may not revoke learns nothing of what
+/// exists (AccessDenied whether or not the entity does).
+fn revoke_sessions_cannot_lock_out_or_probe(s: &Stack) {
+    let zed = s.user("zed", &allow(r#""sts:AssumeRole""#, "*"));
+    let revoke = |creds: &Creds, args: &[&str]| {
+        let mut cmd = latchkey(&["iam", "revoke-sessions"]);
+        cmd.args(args)
+            .env("AWS_CA_BUNDLE", s.lk.data.join("ca.pem"))
+            .env(
+                "AWS_ENDPOINT_URL",
+                format!("https://localhost:{}", s.api_port),
+            )
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+        for (k, v) in creds {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    for name in ["zed", "no-such-user"] {
+        let out = revoke(&zed, &["--user-name", name]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("AccessDenied"),
+            "{name}: {err}"
+        );
+    }
+    let admin = std::fs::read_to_string(s.lk.data.join("admin.credentials")).unwrap();
+    let field = |k: &str| {
+        admin
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
+            .unwrap()
+            .to_owned()
+    };
+    let admin: Creds = vec![
+        ("AWS_ACCESS_KEY_ID".into(), field("aws_access_key_id")),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            field("aws_secret_access_key"),
+        ),
+    ];
+    let out = revoke(
+        &admin,
+        &["--user-name", "zed", "--before", "2099-01-01T00:00:00Z"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("ValidationError"),
+        "{err}"
+    );
+    // zed's new sessions still work.
+    let session = s.ok(
+        Some(&zed),
+        &["sts", "get-session-token", "--duration-seconds", "900"],
+    );
+    let session = api::Creds::from_sts(&session["Credentials"]).env_vars();
+    s.ok(Some(&session), &["sts", "get-caller-identity"]);
 }

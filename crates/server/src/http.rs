@@ -756,6 +756,9 @@ fn dispatch(
     state
         .check_session_scope(&caller, service, &action)
         .map_err(fail)?;
+    // Every call, `GetCallerIdentity` included: credentials of a deleted
+    // (or re-created) user or role are refused everywhere.
+    state.check_bound(&caller).map_err(fail)?;
     let result = match action.as_str() {
         "GetCallerIdentity" => Some(sts::get_caller_identity(&caller)),
         "GetSessionToken" => {

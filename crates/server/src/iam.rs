@@ -1127,15 +1127,11 @@ fn dispatch(
         // every session of the user or role issued before `Before`
         // (default: now) stops working on every node.
         "RevokeSessions" => {
-            let target = match (params.get("UserName"), params.get("RoleName")) {
-                (Some(u), None) => {
-                    store.get_user(u)?;
-                    state.user_target(u)
-                }
-                (None, Some(r)) => {
-                    store.get_role(r)?;
-                    state.role_target(r)
-                }
+            // Authorised before the entity is looked up: a caller who may
+            // not revoke learns nothing of what exists.
+            let (target, exists) = match (params.get("UserName"), params.get("RoleName")) {
+                (Some(u), None) => (state.user_target(u), store.get_user(u).map(drop)),
+                (None, Some(r)) => (state.role_target(r), store.get_role(r).map(drop)),
                 _ => {
                     return Err(ApiError::validation(
                         "give exactly one of UserName or RoleName",
@@ -1144,12 +1140,19 @@ fn dispatch(
             };
             let arn = target.arn.clone();
             authorize(target)?;
+            exists?;
             let before = match params.get("Before") {
                 None => now,
                 Some(t) => latchkey_policy::condition::parse_date(t)
                     .map(|ms| ms / 1000)
                     .ok_or_else(|| ApiError::validation("Before must be an ISO 8601 time"))?,
             };
+            // A revocation reaches sessions already issued, never future
+            // ones: a `Before` in the future would lock the user or role
+            // out for good, and revocations only ever move forward.
+            if before > now {
+                return Err(ApiError::validation("Before must not be in the future"));
+            }
             store.revoke_sessions(&arn, before)?;
             state.reload_revocations()?;
             x.text("Arn", &arn)
