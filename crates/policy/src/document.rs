@@ -152,6 +152,15 @@ fn valid_action(a: &str) -> bool {
     }
 }
 
+/// A user's (`AIDA…`) or role's (`AROA…`) unique id, as IAM puts in a
+/// policy's `Principal.AWS` in place of the ARN of a deleted user or role.
+pub fn is_unique_id(s: &str) -> bool {
+    (s.starts_with("AIDA") || s.starts_with("AROA"))
+        && (16..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
 fn parse_principal(ctx: &mut Ctx, v: &Value, path: &str) -> Option<Principal> {
     match v {
         Value::String(s) if s == "*" => Some(Principal::Any),
@@ -174,9 +183,13 @@ fn parse_principal(ctx: &mut Ctx, v: &Value, path: &str) -> Option<Principal> {
                     for (i, a) in list.iter().enumerate() {
                         let ok = a == "*"
                             || (a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
-                            || crate::condition::split_arn(a).is_some();
+                            || crate::condition::split_arn(a).is_some()
+                            || is_unique_id(a);
                         if !ok {
-                            ctx.err(&format!("{p}[{i}]"), "expected an account id, an ARN or *");
+                            ctx.err(
+                                &format!("{p}[{i}]"),
+                                "expected an account id, an ARN, a user's or role's unique id or *",
+                            );
                         }
                     }
                 }

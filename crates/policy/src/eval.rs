@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::condition::{self, Operator, Values, compile_values};
-use crate::document::{Effect, Policy, Principal, Version};
+use crate::document::{Effect, Policy, Principal, Version, is_unique_id};
 use crate::pattern::Pattern;
 
 /// A request to decide: action, resource, caller and context keys.
@@ -12,6 +12,9 @@ pub struct Request {
     action: String,
     resource: String,
     caller_arn: Option<String>,
+    /// The caller's unique id (`AIDA…` of a user, `AROA…` of a role for its
+    /// sessions), for `Principal` entries that name one.
+    caller_id: Option<String>,
     /// Lowercase key names with their values (several for multi-valued keys).
     context: Vec<(String, Vec<String>)>,
 }
@@ -35,6 +38,15 @@ impl Request {
     /// The principal making the request, for `Principal` matching.
     pub fn with_caller(mut self, arn: &str) -> Self {
         self.caller_arn = Some(arn.to_owned());
+        self
+    }
+
+    /// The caller's unique id: a user's `AIDA…`, or for a role session the
+    /// role's `AROA…` (without the session name). A `Principal.AWS` entry
+    /// that is a unique id (as IAM leaves in a policy naming a deleted user
+    /// or role) matches only a caller with that id.
+    pub fn with_caller_id(mut self, id: &str) -> Self {
+        self.caller_id = Some(id.to_owned());
         self
     }
 
@@ -346,8 +358,7 @@ impl CompiledPolicy {
                 }
                 Effect::Allow => match &s.principal {
                     Some((p, false))
-                        if principal_match(p, req.caller_arn.as_deref())
-                            == Some(PrincipalMatch::Account) =>
+                        if principal_match(p, req) == Some(PrincipalMatch::Account) =>
                     {
                         out.allow_via_account = true;
                     }
@@ -442,7 +453,7 @@ fn statement_applies(s: &CompiledStatement, req: &Request) -> Applies {
         }
     }
     if let Some((principal, negated)) = &s.principal
-        && principal_matches(principal, req.caller_arn.as_deref()) == *negated
+        && principal_matches(principal, req) == *negated
     {
         return Applies::No;
     }
@@ -487,16 +498,20 @@ fn session_of_role(caller: &str, principal: &str) -> bool {
             == Some(session_role)
 }
 
-fn principal_match(p: &Principal, caller: Option<&str>) -> Option<PrincipalMatch> {
+fn principal_match(p: &Principal, req: &Request) -> Option<PrincipalMatch> {
     let types = match p {
         Principal::Any => return Some(PrincipalMatch::Direct),
         Principal::Typed(types) => types,
     };
-    let caller = caller?;
+    let caller = req.caller_arn.as_deref()?;
     let mut best = None;
     for (kind, values) in types {
         for v in values {
             let m = match kind.as_str() {
+                // A unique id names one user or role, never its namesake.
+                "AWS" if is_unique_id(v) => {
+                    (req.caller_id.as_deref() == Some(v.as_str())).then_some(PrincipalMatch::Direct)
+                }
                 "AWS" if v == "*" || v == caller || session_of_role(caller, v) => {
                     Some(PrincipalMatch::Direct)
                 }
@@ -520,8 +535,8 @@ fn principal_match(p: &Principal, caller: Option<&str>) -> Option<PrincipalMatch
     best
 }
 
-fn principal_matches(p: &Principal, caller: Option<&str>) -> bool {
-    principal_match(p, caller).is_some()
+fn principal_matches(p: &Principal, req: &Request) -> bool {
+    principal_match(p, req).is_some()
 }
 
 /// Whether a resource policy grants to the caller's own ARN (not merely its
@@ -534,7 +549,7 @@ fn names_caller_directly(policy: &CompiledPolicy, req: &Request) -> bool {
     policy.candidates(&req.action).any(|id| {
         let s = &policy.statements[id as usize];
         s.effect == Effect::Allow
-            && matches!(&s.principal, Some((Principal::Typed(t), false)) if t.iter().any(|(k, v)| k == "AWS" && v.iter().any(|a| a == caller)))
+            && matches!(&s.principal, Some((Principal::Typed(t), false)) if t.iter().any(|(k, v)| k == "AWS" && v.iter().any(|a| a == caller || (is_unique_id(a) && req.caller_id.as_deref() == Some(a.as_str())))))
             && statement_applies(s, req) == Applies::Yes
     })
 }

@@ -19,6 +19,6 @@ pub mod pattern;
 
 pub use document::{
     Effect, Finding, MAX_POLICY_CHARS, ParseResult, Policy, PolicyKind, Principal, Statement,
-    Version, parse, parse_value,
+    Version, is_unique_id, parse, parse_value,
 };
 pub use eval::{CompiledPolicy, Decision, Explanation, NearMiss, PolicySet, Request, StatementRef};

@@ -253,3 +253,55 @@ fn rds_connect_with_variables() {
         Decision::ImplicitDeny
     );
 }
+
+/// IAM replaces the ARN of a deleted user or role in a trust policy by its
+/// unique id: the id matches only the caller with that id, never a new
+/// user or role of the same name (whose ARN is the same).
+#[test]
+fn unique_id_principals_match_the_caller_id_only() {
+    const OLD_ID: &str = "AIDAOLDUSER234567ABCDE";
+    let policy = trust(
+        json!({"AWS": [OLD_ID, "arn:aws:iam::123456789012:user/bob"]}),
+        None,
+    );
+    // The namesake: same ARN, another id.
+    let namesake = assume(ALICE).with_caller_id("AIDANEWUSER234567ABCDE");
+    assert_eq!(policy.decide_assume_role(&namesake), Decision::ImplicitDeny);
+    assert_eq!(
+        policy.decide_assume_role(&assume(ALICE)),
+        Decision::ImplicitDeny,
+        "no caller id: an id principal matches nothing"
+    );
+    assert_eq!(
+        policy.decide_assume_role(&assume(ALICE).with_caller_id(OLD_ID)),
+        Decision::Allowed
+    );
+    // A role's id matches its sessions (the caller id of a role session is
+    // the role's id).
+    let by_role = trust(json!({"AWS": "AROAROLEID234567ABCDEF"}), None);
+    let session = assume("arn:aws:sts::123456789012:assumed-role/deploy/s1");
+    assert_eq!(
+        by_role.decide_assume_role(&session.clone().with_caller_id("AROAROLEID234567ABCDEF")),
+        Decision::Allowed
+    );
+    assert_eq!(
+        by_role.decide_assume_role(&session.with_caller_id("AROAOTHER2345678ABCDEF")),
+        Decision::ImplicitDeny
+    );
+    // Ids validate in Principal.AWS; other shapes do not.
+    for good in ["AIDAOLDUSER234567ABCDE", "AROAROLEID234567ABCDEF"] {
+        assert!(latchkey_policy::is_unique_id(good));
+        let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": good}, "Action": "sts:AssumeRole"}]});
+        assert!(parse(&doc.to_string(), PolicyKind::Trust).is_ok(), "{good}");
+    }
+    for bad in [
+        "AIDA",
+        "aidaolduser234567abcde",
+        "AKIAOLDUSER234567ABCD",
+        "AIDA-OLDUSER234567ABC",
+    ] {
+        assert!(!latchkey_policy::is_unique_id(bad), "{bad}");
+        let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": bad}, "Action": "sts:AssumeRole"}]});
+        assert!(parse(&doc.to_string(), PolicyKind::Trust).is_err(), "{bad}");
+    }
+}

@@ -387,7 +387,16 @@ pub fn assume_role(
         )
     };
 
-    let mut req = state.request(caller, "sts:AssumeRole", &role.arn, now)?;
+    // A trust policy naming a deleted user or role by its unique id matches
+    // only that id: a user's, or a role session's role's.
+    let caller_id = match (&caller.identity, &caller.session) {
+        (Identity::Role { .. }, Some(c)) => c.role_id.as_str(),
+        (Identity::User { .. }, Some(c)) => c.principal_id.as_str(),
+        (_, None) => caller.user_id.as_str(),
+    };
+    let mut req = state
+        .request(caller, "sts:AssumeRole", &role.arn, now)?
+        .with_caller_id(caller_id);
     // Trust policies see MFA as of this call (aws:MultiFactorAuthPresent is
     // only present for temporary credentials or when MFA was just given).
     if mfa || caller.session.is_some() {

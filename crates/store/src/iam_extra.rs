@@ -9,6 +9,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use crate::names::canonical_name;
 use crate::{
     Group, MfaDevice, PrincipalKind, Result, Store, StoreError, User, merge_tags, parse_tags,
     tags_json, unique_id, valid_name, valid_path,
@@ -404,8 +405,8 @@ impl Store {
         kind: PrincipalKind,
         principal: &str,
     ) -> Result<Vec<ManagedPolicy>> {
-        self.require(kind, principal)?;
         let db = self.db();
+        let principal = canonical_name(&db, kind, principal)?;
         let mut stmt = db.prepare(&format!(
             "SELECT {POLICY_COLUMNS} FROM attachments a2 JOIN managed_policies m ON m.arn = a2.arn
              WHERE a2.kind = ?1 AND a2.principal = ?2 ORDER BY m.arn"
@@ -420,8 +421,8 @@ impl Store {
         kind: PrincipalKind,
         principal: &str,
     ) -> Result<Vec<(String, String)>> {
-        self.require(kind, principal)?;
         let db = self.db();
+        let principal = canonical_name(&db, kind, principal)?;
         let mut stmt = db.prepare(
             "SELECT name, document FROM inline_policies WHERE kind = ?1 AND principal = ?2 ORDER BY name",
         )?;
@@ -442,34 +443,35 @@ impl Store {
 
     /// The groups a user belongs to.
     pub fn groups_of_user(&self, user: &str) -> Result<Vec<Group>> {
-        self.require(PrincipalKind::User, user)?;
         let db = self.db();
+        let user = canonical_name(&db, PrincipalKind::User, user)?;
         let mut stmt = db.prepare(
             "SELECT g.name, g.id, g.path, g.created FROM group_members m JOIN groups g ON g.name = m.grp
              WHERE m.user = ?1 ORDER BY g.name",
         )?;
-        let rows = stmt.query_map([user], |r| row_to_group(self, r))?;
+        let rows = stmt.query_map([&user], |r| row_to_group(self, r))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The users of a group.
     pub fn group_members(&self, group: &str) -> Result<Vec<User>> {
-        self.require(PrincipalKind::Group, group)?;
         let db = self.db();
+        let group = canonical_name(&db, PrincipalKind::Group, group)?;
         let mut stmt = db.prepare(
             "SELECT u.name, u.id, u.path, u.created, u.tags FROM group_members m JOIN users u ON u.name = m.user
              WHERE m.grp = ?1 ORDER BY u.name",
         )?;
-        let rows = stmt.query_map([group], |r| self.row_to_user(r))?;
+        let rows = stmt.query_map([&group], |r| self.row_to_user(r))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn remove_user_from_group(&self, group: &str, user: &str) -> Result<()> {
-        self.require(PrincipalKind::Group, group)?;
-        self.require(PrincipalKind::User, user)?;
-        let n = self.db().execute(
+        let db = self.db();
+        let group = canonical_name(&db, PrincipalKind::Group, group)?;
+        let user_name = canonical_name(&db, PrincipalKind::User, user)?;
+        let n = db.execute(
             "DELETE FROM group_members WHERE grp = ?1 AND user = ?2",
-            [group, user],
+            [group, user_name],
         )?;
         if n == 0 {
             return Err(StoreError::NoSuchEntity {
@@ -481,23 +483,30 @@ impl Store {
     }
 
     /// Deletes a group that has no members and no policies.
+    /// Rows of any spelling of its name count.
     pub fn delete_group(&self, name: &str) -> Result<()> {
-        self.require(PrincipalKind::Group, name)?;
-        let db = self.db();
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let name = canonical_name(&tx, PrincipalKind::Group, name)?;
         let count =
-            |sql: &str| -> rusqlite::Result<i64> { db.query_row(sql, [name], |r| r.get(0)) };
-        if count("SELECT COUNT(*) FROM group_members WHERE grp = ?1")? > 0 {
+            |sql: &str| -> rusqlite::Result<i64> { tx.query_row(sql, [&name], |r| r.get(0)) };
+        if count("SELECT COUNT(*) FROM group_members WHERE grp = ?1 COLLATE NOCASE")? > 0 {
             return Err(StoreError::DeleteConflict("remove users from group"));
         }
-        if count("SELECT COUNT(*) FROM inline_policies WHERE kind = 'group' AND principal = ?1")?
-            > 0
+        if count(
+            "SELECT COUNT(*) FROM inline_policies WHERE kind = 'group' AND principal = ?1 COLLATE NOCASE",
+        )? > 0
         {
             return Err(StoreError::DeleteConflict("delete policies"));
         }
-        if count("SELECT COUNT(*) FROM attachments WHERE kind = 'group' AND principal = ?1")? > 0 {
+        if count(
+            "SELECT COUNT(*) FROM attachments WHERE kind = 'group' AND principal = ?1 COLLATE NOCASE",
+        )? > 0
+        {
             return Err(StoreError::DeleteConflict("detach all policies"));
         }
-        db.execute("DELETE FROM groups WHERE name = ?1", [name])?;
+        tx.execute("DELETE FROM groups WHERE name = ?1", [&name])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -508,7 +517,7 @@ impl Store {
         remove_tags(&mut user.tags, keys);
         self.db().execute(
             "UPDATE users SET tags = ?1 WHERE name = ?2",
-            params![tags_json(&user.tags), name],
+            params![tags_json(&user.tags), user.name],
         )?;
         Ok(())
     }
@@ -518,7 +527,7 @@ impl Store {
         remove_tags(&mut role.tags, keys);
         self.db().execute(
             "UPDATE roles SET tags = ?1 WHERE name = ?2",
-            params![tags_json(&role.tags), name],
+            params![tags_json(&role.tags), role.name],
         )?;
         Ok(())
     }

@@ -4,9 +4,11 @@
 
 mod anchor;
 mod iam_extra;
+mod names;
 pub mod vault;
 
 pub use iam_extra::{MAX_POLICY_VERSIONS, ManagedPolicy, PolicyEntity, PolicyVersion};
+pub use names::replace_principal;
 
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
@@ -251,6 +253,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             ))?;
         }
     }
+    // Rows keyed by a user's, role's or group's name take the entity's
+    // spelling; rows of entities that no longer exist go.
+    names::canonicalise(&tx)?;
     tx.commit()?;
     Ok(())
 }
@@ -476,30 +481,50 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Deletes a user that has no keys, policies or MFA devices (rows of
+    /// any spelling of its name count); trust policies naming it then name
+    /// its unique id, so a new user of the same name is not trusted.
     pub fn delete_user(&self, name: &str) -> Result<()> {
-        let db = self.db();
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let user = tx
+            .query_row(
+                "SELECT name, id, path, created, tags FROM users WHERE name = ?1",
+                [name],
+                |r| self.row_to_user(r),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchEntity {
+                kind: "user",
+                name: name.to_owned(),
+            })?;
         let count =
-            |sql: &str| -> rusqlite::Result<i64> { db.query_row(sql, [name], |r| r.get(0)) };
-        if count("SELECT COUNT(*) FROM access_keys WHERE user = ?1")? > 0 {
+            |sql: &str| -> rusqlite::Result<i64> { tx.query_row(sql, [&user.name], |r| r.get(0)) };
+        if count("SELECT COUNT(*) FROM access_keys WHERE user = ?1 COLLATE NOCASE")? > 0 {
             return Err(StoreError::DeleteConflict("delete access keys"));
         }
-        if count("SELECT COUNT(*) FROM inline_policies WHERE kind = 'user' AND principal = ?1")? > 0
+        if count(
+            "SELECT COUNT(*) FROM inline_policies WHERE kind = 'user' AND principal = ?1 COLLATE NOCASE",
+        )? > 0
         {
             return Err(StoreError::DeleteConflict("delete policies"));
         }
-        if count("SELECT COUNT(*) FROM attachments WHERE kind = 'user' AND principal = ?1")? > 0 {
+        if count(
+            "SELECT COUNT(*) FROM attachments WHERE kind = 'user' AND principal = ?1 COLLATE NOCASE",
+        )? > 0
+        {
             return Err(StoreError::DeleteConflict("detach all policies"));
         }
-        if count("SELECT COUNT(*) FROM mfa_devices WHERE user = ?1")? > 0 {
+        if count("SELECT COUNT(*) FROM mfa_devices WHERE user = ?1 COLLATE NOCASE")? > 0 {
             return Err(StoreError::DeleteConflict("remove MFA devices"));
         }
-        db.execute("DELETE FROM group_members WHERE user = ?1", [name])?;
-        if db.execute("DELETE FROM users WHERE name = ?1", [name])? == 0 {
-            return Err(StoreError::NoSuchEntity {
-                kind: "user",
-                name: name.to_owned(),
-            });
-        }
+        tx.execute(
+            "DELETE FROM group_members WHERE user = ?1 COLLATE NOCASE",
+            [&user.name],
+        )?;
+        tx.execute("DELETE FROM users WHERE name = ?1", [&user.name])?;
+        names::unbind_principal(&tx, &user.arn, &user.id)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -508,7 +533,7 @@ impl Store {
         merge_tags(&mut user.tags, tags)?;
         self.db().execute(
             "UPDATE users SET tags = ?1 WHERE name = ?2",
-            params![tags_json(&user.tags), name],
+            params![tags_json(&user.tags), user.name],
         )?;
         Ok(())
     }
@@ -551,12 +576,12 @@ impl Store {
     }
 
     pub fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKey>> {
-        self.get_user(user)?;
         let db = self.db();
+        let user = names::canonical_name(&db, PrincipalKind::User, user)?;
         let mut stmt = db.prepare(
-            "SELECT id, user, active, created FROM access_keys WHERE user = ?1 ORDER BY created",
+            "SELECT id, user, active, created FROM access_keys WHERE user = ?1 COLLATE NOCASE ORDER BY created",
         )?;
-        let rows = stmt.query_map([user], |r| {
+        let rows = stmt.query_map([&user], |r| {
             Ok(AccessKey {
                 id: r.get(0)?,
                 user: r.get(1)?,
@@ -705,23 +730,40 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Deletes a role that has no policies (rows of any spelling of its
+    /// name count); other roles' trust policies naming it then name its
+    /// unique id, so a new role of the same name is not trusted.
     pub fn delete_role(&self, name: &str) -> Result<()> {
-        let db = self.db();
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let role = tx
+            .query_row(
+                &format!("SELECT {} FROM roles WHERE name = ?1", Self::ROLE_COLUMNS),
+                [name],
+                |r| self.row_to_role(r),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchEntity {
+                kind: "role",
+                name: name.to_owned(),
+            })?;
         let count =
-            |sql: &str| -> rusqlite::Result<i64> { db.query_row(sql, [name], |r| r.get(0)) };
-        if count("SELECT COUNT(*) FROM inline_policies WHERE kind = 'role' AND principal = ?1")? > 0
+            |sql: &str| -> rusqlite::Result<i64> { tx.query_row(sql, [&role.name], |r| r.get(0)) };
+        if count(
+            "SELECT COUNT(*) FROM inline_policies WHERE kind = 'role' AND principal = ?1 COLLATE NOCASE",
+        )? > 0
         {
             return Err(StoreError::DeleteConflict("delete policies"));
         }
-        if count("SELECT COUNT(*) FROM attachments WHERE kind = 'role' AND principal = ?1")? > 0 {
+        if count(
+            "SELECT COUNT(*) FROM attachments WHERE kind = 'role' AND principal = ?1 COLLATE NOCASE",
+        )? > 0
+        {
             return Err(StoreError::DeleteConflict("detach all policies"));
         }
-        if db.execute("DELETE FROM roles WHERE name = ?1", [name])? == 0 {
-            return Err(StoreError::NoSuchEntity {
-                kind: "role",
-                name: name.to_owned(),
-            });
-        }
+        tx.execute("DELETE FROM roles WHERE name = ?1", [&role.name])?;
+        names::unbind_principal(&tx, &role.arn, &role.id)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -744,7 +786,7 @@ impl Store {
         merge_tags(&mut role.tags, tags)?;
         self.db().execute(
             "UPDATE roles SET tags = ?1 WHERE name = ?2",
-            params![tags_json(&role.tags), name],
+            params![tags_json(&role.tags), role.name],
         )?;
         Ok(())
     }
@@ -794,39 +836,29 @@ impl Store {
             })
     }
 
-    fn require(&self, kind: PrincipalKind, name: &str) -> Result<()> {
-        let table = match kind {
-            PrincipalKind::User => "users",
-            PrincipalKind::Role => "roles",
-            PrincipalKind::Group => "groups",
-        };
-        let exists: Option<i64> = self
-            .db()
-            .query_row(
-                &format!("SELECT 1 FROM {table} WHERE name = ?1"),
-                [name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        exists.map(|_| ()).ok_or_else(|| StoreError::NoSuchEntity {
-            kind: kind.as_str(),
-            name: name.to_owned(),
-        })
-    }
-
     pub fn add_user_to_group(&self, group: &str, user: &str) -> Result<()> {
-        self.require(PrincipalKind::Group, group)?;
-        self.require(PrincipalKind::User, user)?;
-        self.db().execute(
+        let db = self.db();
+        let group = names::canonical_name(&db, PrincipalKind::Group, group)?;
+        let user = names::canonical_name(&db, PrincipalKind::User, user)?;
+        db.execute(
             "INSERT OR IGNORE INTO group_members (grp, user) VALUES (?1, ?2)",
             [group, user],
         )?;
         Ok(())
     }
 
+    /// The names of the groups a user belongs to.
     pub fn groups_for_user(&self, user: &str) -> Result<Vec<String>> {
         let db = self.db();
-        let mut stmt = db.prepare("SELECT grp FROM group_members WHERE user = ?1 ORDER BY grp")?;
+        let user = names::canonical_name(&db, PrincipalKind::User, user)?;
+        Self::group_names(&db, &user)
+    }
+
+    fn group_names(db: &Connection, user: &str) -> Result<Vec<String>> {
+        let mut stmt = db.prepare(
+            "SELECT g.name FROM group_members m JOIN groups g ON g.name = m.grp
+             WHERE m.user = ?1 ORDER BY g.name",
+        )?;
         let rows = stmt.query_map([user], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -845,8 +877,9 @@ impl Store {
                 "policy names are 1-128 characters of [A-Za-z0-9_+=,.@-]",
             ));
         }
-        self.require(kind, principal)?;
-        self.db().execute(
+        let db = self.db();
+        let principal = names::canonical_name(&db, kind, principal)?;
+        db.execute(
             "INSERT OR REPLACE INTO inline_policies (kind, principal, name, document) VALUES (?1, ?2, ?3, ?4)",
             params![kind.as_str(), principal, name, document],
         )?;
@@ -859,15 +892,18 @@ impl Store {
         principal: &str,
         name: &str,
     ) -> Result<String> {
-        self.require(kind, principal)?;
-        self.db()
-            .query_row(
-                "SELECT document FROM inline_policies WHERE kind = ?1 AND principal = ?2 AND name = ?3",
-                params![kind.as_str(), principal, name],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::NoSuchEntity { kind: "policy", name: name.to_owned() })
+        let db = self.db();
+        let principal = names::canonical_name(&db, kind, principal)?;
+        db.query_row(
+            "SELECT document FROM inline_policies WHERE kind = ?1 AND principal = ?2 AND name = ?3",
+            params![kind.as_str(), principal, name],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NoSuchEntity {
+            kind: "policy",
+            name: name.to_owned(),
+        })
     }
 
     pub fn delete_inline_policy(
@@ -876,7 +912,9 @@ impl Store {
         principal: &str,
         name: &str,
     ) -> Result<()> {
-        let n = self.db().execute(
+        let db = self.db();
+        let principal = names::canonical_name(&db, kind, principal)?;
+        let n = db.execute(
             "DELETE FROM inline_policies WHERE kind = ?1 AND principal = ?2 AND name = ?3",
             params![kind.as_str(), principal, name],
         )?;
@@ -919,9 +957,10 @@ impl Store {
     }
 
     pub fn attach_policy(&self, kind: PrincipalKind, principal: &str, arn: &str) -> Result<()> {
-        self.require(kind, principal)?;
         self.managed_policy(arn)?;
-        self.db().execute(
+        let db = self.db();
+        let principal = names::canonical_name(&db, kind, principal)?;
+        db.execute(
             "INSERT OR IGNORE INTO attachments (kind, principal, arn) VALUES (?1, ?2, ?3)",
             params![kind.as_str(), principal, arn],
         )?;
@@ -929,7 +968,9 @@ impl Store {
     }
 
     pub fn detach_policy(&self, kind: PrincipalKind, principal: &str, arn: &str) -> Result<()> {
-        let n = self.db().execute(
+        let db = self.db();
+        let principal = names::canonical_name(&db, kind, principal)?;
+        let n = db.execute(
             "DELETE FROM attachments WHERE kind = ?1 AND principal = ?2 AND arn = ?3",
             params![kind.as_str(), principal, arn],
         )?;
@@ -951,13 +992,14 @@ impl Store {
         kind: PrincipalKind,
         principal: &str,
     ) -> Result<Vec<(String, String)>> {
-        let mut principals = vec![(kind, principal.to_owned())];
+        let db = self.db();
+        let principal = names::canonical_name(&db, kind, principal)?;
+        let mut principals = vec![(kind, principal.clone())];
         if kind == PrincipalKind::User {
-            for g in self.groups_for_user(principal)? {
+            for g in Self::group_names(&db, &principal)? {
                 principals.push((PrincipalKind::Group, g));
             }
         }
-        let db = self.db();
         let mut out = Vec::new();
         let mut inline = db.prepare("SELECT name, document FROM inline_policies WHERE kind = ?1 AND principal = ?2 ORDER BY name")?;
         let mut attached = db.prepare(
@@ -1051,8 +1093,9 @@ impl Store {
     }
 
     pub fn enable_mfa(&self, serial: &str, user: &str, step: i64, now: i64) -> Result<()> {
-        self.require(PrincipalKind::User, user)?;
-        let n = self.db().execute(
+        let db = self.db();
+        let user = names::canonical_name(&db, PrincipalKind::User, user)?;
+        let n = db.execute(
             "UPDATE mfa_devices SET user = ?1, enabled_at = ?2, last_step = ?3 WHERE serial = ?4 AND user IS NULL",
             params![user, now, step, serial],
         )?;
@@ -1067,7 +1110,7 @@ impl Store {
 
     pub fn deactivate_mfa(&self, serial: &str, user: &str) -> Result<()> {
         let n = self.db().execute(
-            "UPDATE mfa_devices SET user = NULL, enabled_at = NULL WHERE serial = ?1 AND user = ?2",
+            "UPDATE mfa_devices SET user = NULL, enabled_at = NULL WHERE serial = ?1 AND user = ?2 COLLATE NOCASE",
             params![serial, user],
         )?;
         if n == 0 {
@@ -1082,7 +1125,7 @@ impl Store {
     pub fn list_mfa_devices(&self, user: &str) -> Result<Vec<MfaDevice>> {
         let db = self.db();
         let mut stmt = db.prepare(
-            "SELECT serial, user, enabled_at FROM mfa_devices WHERE user = ?1 ORDER BY serial",
+            "SELECT serial, user, enabled_at FROM mfa_devices WHERE user = ?1 COLLATE NOCASE ORDER BY serial",
         )?;
         let rows = stmt.query_map([user], |r| {
             Ok(MfaDevice {

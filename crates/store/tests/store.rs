@@ -609,3 +609,332 @@ fn groups_members_tags_and_role_updates() {
     store.create_virtual_mfa("ann", "/").unwrap();
     assert_eq!(store.list_virtual_mfa_devices().unwrap().len(), 1);
 }
+
+/// Names are case-insensitive, so every spelling reaches the one entity:
+/// a Deny put, attached or inherited through a group under another
+/// spelling is among the policies evaluation reads.
+#[test]
+fn policies_and_memberships_under_any_spelling_reach_the_entity() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let deny =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+    store.create_user("mallory", "/", &[], NOW).unwrap();
+    store
+        .put_inline_policy(PrincipalKind::User, "MALLORY", "deny", deny)
+        .unwrap();
+    store.create_group("denygroup", "/", NOW).unwrap();
+    store
+        .put_inline_policy(PrincipalKind::Group, "DENYGROUP", "deny", deny)
+        .unwrap();
+    store.add_user_to_group("DenyGroup", "Mallory").unwrap();
+    let (arn, _) = store
+        .create_managed_policy("DenyAll", "/", deny, NOW)
+        .unwrap();
+    store
+        .attach_policy(PrincipalKind::User, "MaLLoRy", &arn)
+        .unwrap();
+    let labels = |name: &str| -> Vec<String> {
+        store
+            .identity_policies(PrincipalKind::User, name)
+            .unwrap()
+            .into_iter()
+            .map(|(label, _)| label)
+            .collect()
+    };
+    let expected = ["user/mallory/deny", arn.as_str(), "group/denygroup/deny"];
+    for spelling in ["mallory", "MALLORY", "Mallory"] {
+        let found = labels(spelling);
+        assert_eq!(found.len(), 3, "{spelling}: {found:?}");
+        for e in expected {
+            assert!(found.iter().any(|f| f == e), "{spelling}: {found:?}");
+        }
+    }
+    // Listings agree whatever the spelling.
+    for spelling in ["mallory", "MALLORY"] {
+        assert_eq!(
+            store
+                .inline_policies(PrincipalKind::User, spelling)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .attached_policies(PrincipalKind::User, spelling)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(store.groups_of_user(spelling).unwrap().len(), 1);
+        assert_eq!(
+            store
+                .get_inline_policy(PrincipalKind::User, spelling, "deny")
+                .unwrap(),
+            deny
+        );
+    }
+    assert_eq!(store.group_members("DENYgroup").unwrap()[0].name, "mallory");
+    let entities = store.policy_entities(&arn).unwrap();
+    assert_eq!((entities.len(), entities[0].name.as_str()), (1, "mallory"));
+    // No spelling lets a user out of a policy or group another spelling put
+    // it in: they are one row each.
+    assert!(matches!(
+        store.delete_user("MALLORY"),
+        Err(StoreError::DeleteConflict(_))
+    ));
+    store
+        .delete_inline_policy(PrincipalKind::User, "Mallory", "deny")
+        .unwrap();
+    store
+        .detach_policy(PrincipalKind::User, "mallORY", &arn)
+        .unwrap();
+    store
+        .remove_user_from_group("denyGROUP", "MALLORY")
+        .unwrap();
+    assert_eq!(labels("mallory"), Vec::<String>::new());
+    // A name that is no entity is NoSuchEntity, not an orphan row.
+    for result in [
+        store.put_inline_policy(PrincipalKind::User, "nobody", "p", deny),
+        store.attach_policy(PrincipalKind::Role, "nobody", &arn),
+        store.add_user_to_group("denygroup", "nobody"),
+    ] {
+        assert!(matches!(result, Err(StoreError::NoSuchEntity { .. })));
+    }
+    assert!(matches!(
+        store.identity_policies(PrincipalKind::User, "nobody"),
+        Err(StoreError::NoSuchEntity { .. })
+    ));
+}
+
+/// A deleted entity's memberships and policies never pass to a new entity
+/// of the same name under another spelling.
+#[test]
+fn recreated_entities_under_another_spelling_inherit_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let allow =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    store.create_group("admins", "/", NOW).unwrap();
+    store
+        .put_inline_policy(PrincipalKind::Group, "admins", "all", allow)
+        .unwrap();
+    store.create_user("Dave", "/", &[], NOW).unwrap();
+    store.add_user_to_group("admins", "dave").unwrap();
+    store.delete_user("Dave").unwrap();
+    store.create_user("dave", "/", &[], NOW).unwrap();
+    assert!(store.groups_of_user("dave").unwrap().is_empty());
+    assert!(store.groups_for_user("DAVE").unwrap().is_empty());
+    assert!(
+        store
+            .identity_policies(PrincipalKind::User, "dave")
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.group_members("admins").unwrap().is_empty());
+
+    // A role's policies under another spelling are the role's: deleting it
+    // is refused while they are there.
+    let (arn, _) = store
+        .create_managed_policy("AllowAll", "/", allow, NOW)
+        .unwrap();
+    store
+        .create_role("Deploy", "/", "{}", 3600, "", &[], NOW)
+        .unwrap();
+    store
+        .attach_policy(PrincipalKind::Role, "DEPLOY", &arn)
+        .unwrap();
+    store
+        .put_inline_policy(PrincipalKind::Role, "deploy", "all", allow)
+        .unwrap();
+    assert_eq!(
+        store
+            .identity_policies(PrincipalKind::Role, "Deploy")
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(matches!(
+        store.delete_role("Deploy"),
+        Err(StoreError::DeleteConflict(_))
+    ));
+    store
+        .detach_policy(PrincipalKind::Role, "deploy", &arn)
+        .unwrap();
+    assert!(matches!(
+        store.delete_role("deploy"),
+        Err(StoreError::DeleteConflict(_))
+    ));
+    store
+        .delete_inline_policy(PrincipalKind::Role, "DePloY", "all")
+        .unwrap();
+    store.delete_role("DEPLOY").unwrap();
+    store
+        .create_role("DEPLOY", "/", "{}", 3600, "", &[], NOW)
+        .unwrap();
+    assert!(
+        store
+            .identity_policies(PrincipalKind::Role, "DEPLOY")
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.get_policy(&arn).unwrap().attachment_count, 0);
+
+    // Groups too.
+    store.create_group("Ops", "/", NOW).unwrap();
+    store.add_user_to_group("OPS", "DAVE").unwrap();
+    assert!(matches!(
+        store.delete_group("ops"),
+        Err(StoreError::DeleteConflict(_))
+    ));
+    store.remove_user_from_group("ops", "dave").unwrap();
+    store.delete_group("ops").unwrap();
+}
+
+/// Stores written before names were resolved get their rows repaired on
+/// open: another spelling becomes the entity's, and rows of entities that
+/// no longer exist (which a new namesake would inherit) go.
+#[test]
+fn stores_with_misspelt_or_orphan_rows_are_repaired_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let deny =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+    let arn = {
+        let store = open(&dir);
+        store.create_user("mallory", "/", &[], NOW).unwrap();
+        store.create_group("denygroup", "/", NOW).unwrap();
+        store.create_group("admins", "/", NOW).unwrap();
+        store
+            .create_role("Deploy", "/", "{}", 3600, "", &[], NOW)
+            .unwrap();
+        let (arn, _) = store.create_managed_policy("Pol", "/", deny, NOW).unwrap();
+        arn
+    };
+    {
+        // What the old code wrote for requests spelling names differently,
+        // and the rows it left behind for deleted entities ('dave', 'Gone').
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO inline_policies VALUES ('user', 'MALLORY', 'deny', '{deny}');
+             INSERT INTO inline_policies VALUES ('user', 'mallory', 'old', '{{}}');
+             INSERT INTO inline_policies VALUES ('user', 'Mallory', 'old', '{{\"newer\":1}}');
+             INSERT INTO inline_policies VALUES ('role', 'gone', 'p', '{{}}');
+             INSERT INTO attachments VALUES ('user', 'Mallory', '{arn}');
+             INSERT INTO attachments VALUES ('user', 'mallory', '{arn}');
+             INSERT INTO attachments VALUES ('role', 'DEPLOY', '{arn}');
+             INSERT INTO attachments VALUES ('role', 'Gone', '{arn}');
+             INSERT INTO group_members VALUES ('DenyGroup', 'MALLORY');
+             INSERT INTO group_members VALUES ('admins', 'dave');
+             INSERT INTO group_members VALUES ('nogroup', 'mallory');"
+        ))
+        .unwrap();
+    }
+    for _ in 0..2 {
+        // Twice: the repair is idempotent.
+        let store = open(&dir);
+        let inline = store
+            .inline_policies(PrincipalKind::User, "mallory")
+            .unwrap();
+        assert_eq!(
+            inline,
+            [
+                ("deny".to_owned(), deny.to_owned()),
+                ("old".to_owned(), "{\"newer\":1}".to_owned())
+            ]
+        );
+        let labels: Vec<String> = store
+            .identity_policies(PrincipalKind::User, "mallory")
+            .unwrap()
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert_eq!(labels.len(), 3, "{labels:?}");
+        assert_eq!(store.groups_for_user("mallory").unwrap(), ["denygroup"]);
+        assert_eq!(
+            store
+                .attached_policies(PrincipalKind::Role, "deploy")
+                .unwrap()
+                .len(),
+            1
+        );
+        // 'mallory' once and 'Deploy': the orphan 'Gone' is gone.
+        assert_eq!(store.get_policy(&arn).unwrap().attachment_count, 2);
+        // A new 'Dave' does not inherit the deleted dave's membership.
+        store.create_user("Dave", "/", &[], NOW).unwrap();
+        assert!(store.groups_of_user("dave").unwrap().is_empty());
+        store.delete_user("dave").unwrap();
+        drop(store);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let raw: Vec<String> = conn
+            .prepare(
+                "SELECT principal FROM inline_policies UNION ALL SELECT principal FROM attachments
+                 UNION ALL SELECT grp || '/' || user FROM group_members ORDER BY 1",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            raw,
+            [
+                "Deploy",
+                "denygroup/mallory",
+                "mallory",
+                "mallory",
+                "mallory"
+            ]
+        );
+    }
+}
+
+/// AWS: a trust policy naming a user or role by ARN names its unique id
+/// once the user or role is deleted, so a namesake is not trusted.
+#[test]
+fn deleting_a_user_or_role_binds_trust_policies_to_its_unique_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let acct = store.account_id().to_owned();
+    let old = store.create_user("olduser", "/", &[], NOW).unwrap();
+    let chain = store
+        .create_role("chain", "/", "{}", 3600, "", &[], NOW)
+        .unwrap();
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam::{acct}:user/olduser","arn:aws:iam::{acct}:role/chain","arn:aws:iam::{acct}:user/keep"]}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    store
+        .create_role("trustsold", "/", &trust, 3600, "", &[], NOW)
+        .unwrap();
+    let single = format!(
+        r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{acct}:user/OldUser"}},"Action":"sts:AssumeRole"}}}}"#
+    );
+    store
+        .create_role("single", "/", &single, 3600, "", &[], NOW)
+        .unwrap();
+    store.delete_user("OLDUSER").unwrap();
+    store.delete_role("chain").unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&store.get_role("trustsold").unwrap().trust_policy).unwrap();
+    assert_eq!(
+        doc["Statement"][0]["Principal"]["AWS"],
+        serde_json::json!([old.id, chain.id, format!("arn:aws:iam::{acct}:user/keep")])
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&store.get_role("single").unwrap().trust_policy).unwrap();
+    assert_eq!(doc["Statement"]["Principal"]["AWS"], old.id.as_str());
+    // A refused delete changes nothing.
+    store.create_user("olduser", "/", &[], NOW).unwrap();
+    store.create_access_key("olduser", NOW).unwrap();
+    let before = store.get_role("single").unwrap().trust_policy;
+    let again = format!(
+        r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{acct}:user/olduser"}},"Action":"sts:AssumeRole"}}}}"#
+    );
+    store.update_assume_role_policy("single", &again).unwrap();
+    assert!(matches!(
+        store.delete_user("olduser"),
+        Err(StoreError::DeleteConflict(_))
+    ));
+    assert_eq!(store.get_role("single").unwrap().trust_policy, again);
+    assert_ne!(before, again);
+}

@@ -1,0 +1,196 @@
+//! Names of users, roles and groups, which IAM compares case-insensitively.
+//!
+//! The entity tables hold the name as created (`COLLATE NOCASE`); the
+//! tables keyed by an entity's name (`inline_policies`, `attachments`,
+//! `group_members`, `mfa_devices.user`) hold that same spelling, whatever
+//! spelling a request used: every function reading or writing them
+//! resolves the name with [`canonical_name`] first. [`canonicalise`] repairs
+//! stores written before that rule, and [`unbind_principal`] makes policies
+//! naming a deleted user or role name its unique id instead, as AWS does.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+use crate::{PrincipalKind, Result, StoreError};
+
+pub(crate) fn table(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::User => "users",
+        PrincipalKind::Role => "roles",
+        PrincipalKind::Group => "groups",
+    }
+}
+
+fn kind_of(kind: &str) -> Option<PrincipalKind> {
+    match kind {
+        "user" => Some(PrincipalKind::User),
+        "role" => Some(PrincipalKind::Role),
+        "group" => Some(PrincipalKind::Group),
+        _ => None,
+    }
+}
+
+/// The stored spelling of a user's, role's or group's name, or `None`.
+pub(crate) fn lookup(conn: &Connection, kind: PrincipalKind, name: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT name FROM {} WHERE name = ?1", table(kind)),
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// The stored spelling of a user's, role's or group's name;
+/// `NoSuchEntity` when there is none.
+pub(crate) fn canonical_name(conn: &Connection, kind: PrincipalKind, name: &str) -> Result<String> {
+    lookup(conn, kind, name)?.ok_or_else(|| StoreError::NoSuchEntity {
+        kind: kind.as_str(),
+        name: name.to_owned(),
+    })
+}
+
+/// Rewrites every row keyed by an entity's name to the entity's spelling,
+/// and deletes rows whose entity no longer exists (an MFA device of a
+/// vanished user is unassigned). Where two spellings collide, the newest
+/// row (highest rowid) wins. Idempotent; runs inside the open migration.
+pub(crate) fn canonicalise(tx: &Connection) -> Result<()> {
+    // (table, kind column or fixed kind, name column, other key columns)
+    for (tbl, kind_col, name_col, rest) in [
+        ("inline_policies", "kind", "principal", "name"),
+        ("attachments", "kind", "principal", "arn"),
+        ("group_members", "'group'", "grp", "user"),
+        ("group_members", "'user'", "user", "grp"),
+    ] {
+        let rows: Vec<(i64, String, String, String)> = {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT rowid, {kind_col}, {name_col}, {rest} FROM {tbl} ORDER BY rowid DESC"
+            ))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut kept = std::collections::HashSet::new();
+        for (rowid, kind, name, other) in rows {
+            let canonical = match kind_of(&kind) {
+                Some(k) => lookup(tx, k, &name)?,
+                None => continue,
+            };
+            let Some(canonical) = canonical else {
+                tx.execute(&format!("DELETE FROM {tbl} WHERE rowid = ?1"), [rowid])?;
+                continue;
+            };
+            // Newest first: an older row of the same key is a duplicate.
+            if !kept.insert((kind, canonical.clone(), other)) {
+                tx.execute(&format!("DELETE FROM {tbl} WHERE rowid = ?1"), [rowid])?;
+                continue;
+            }
+            if canonical != name {
+                tx.execute(
+                    &format!("UPDATE OR REPLACE {tbl} SET {name_col} = ?1 WHERE rowid = ?2"),
+                    params![canonical, rowid],
+                )?;
+            }
+        }
+    }
+    let assigned: Vec<(String, String)> = {
+        let mut stmt = tx.prepare("SELECT serial, user FROM mfa_devices WHERE user IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (serial, user) in assigned {
+        match lookup(tx, PrincipalKind::User, &user)? {
+            Some(c) if c == user => {}
+            Some(c) => {
+                tx.execute(
+                    "UPDATE mfa_devices SET user = ?1 WHERE serial = ?2",
+                    params![c, serial],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "UPDATE mfa_devices SET user = NULL, enabled_at = NULL WHERE serial = ?1",
+                    [serial],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After a user or role is deleted: every stored resource-based policy (the
+/// roles' trust policies) naming its ARN in `Principal.AWS` names its
+/// unique id instead, so a new entity of the same name is not trusted.
+pub(crate) fn unbind_principal(tx: &Connection, arn: &str, id: &str) -> Result<()> {
+    let roles: Vec<(String, String)> = {
+        let mut stmt = tx.prepare("SELECT name, trust_policy FROM roles")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (role, document) in roles {
+        if let Some(rewritten) = replace_principal(&document, arn, id) {
+            tx.execute(
+                "UPDATE roles SET trust_policy = ?1 WHERE name = ?2",
+                params![rewritten, role],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `document` with every `Principal.AWS` entry equal to `arn` (ignoring
+/// ASCII case, as IAM names do) replaced by `id`; `None` if none is.
+pub fn replace_principal(document: &str, arn: &str, id: &str) -> Option<String> {
+    let mut doc: Value = serde_json::from_str(document).ok()?;
+    let mut changed = false;
+    let mut replace = |v: &mut Value| {
+        if let Value::String(s) = v
+            && s.eq_ignore_ascii_case(arn)
+        {
+            *v = Value::String(id.to_owned());
+            changed = true;
+        }
+    };
+    let statements: Vec<&mut Value> = match doc.get_mut("Statement")? {
+        Value::Array(list) => list.iter_mut().collect(),
+        one => vec![one],
+    };
+    for statement in statements {
+        let Some(aws) = statement
+            .get_mut("Principal")
+            .and_then(|p| p.get_mut("AWS"))
+        else {
+            continue;
+        };
+        match aws {
+            Value::Array(list) => list.iter_mut().for_each(&mut replace),
+            one => replace(one),
+        }
+    }
+    changed.then(|| doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principal_arns_become_unique_ids() {
+        let arn = "arn:aws:iam::123456789012:user/olduser";
+        let one = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/OldUser"},"Action":"sts:AssumeRole"}}"#;
+        let out = replace_principal(one, arn, "AIDAX").unwrap();
+        assert!(out.contains(r#""AWS":"AIDAX""#), "{out}");
+        let many = r#"{"Statement":[{"Principal":{"AWS":["arn:aws:iam::123456789012:user\/olduser","arn:aws:iam::123456789012:user/other"]}},{"Principal":"*"}]}"#;
+        let out = replace_principal(many, arn, "AIDAX").unwrap();
+        assert!(
+            out.contains(r#"["AIDAX","arn:aws:iam::123456789012:user/other"]"#),
+            "{out}"
+        );
+        for untouched in [
+            r#"{"Statement":[{"Principal":{"AWS":"arn:aws:iam::123456789012:user/olduser2"}}]}"#,
+            r#"{"Statement":[{"NotPrincipal":{"Service":"arn:aws:iam::123456789012:user/olduser"}}]}"#,
+            "not json",
+        ] {
+            assert_eq!(replace_principal(untouched, arn, "AIDAX"), None);
+        }
+    }
+}
