@@ -219,15 +219,19 @@ pub struct AuthEvent {
     pub access_key_id: Option<String>,
     pub result: AuthResult,
     /// The client proved it holds the credential: a signature made with
-    /// its secret verified, within the token's lifetime. True for every
-    /// success and for refusals after that check (policy, limits, the
-    /// upstream); false for refusals before or at it (malformed, wrong
-    /// target, unknown key, bad signature, an expired token), and for an
-    /// expired, revoked or inactive credential whose signature did not
-    /// verify. Anyone who saw a token (a session token is inside every
-    /// temporary credential's token) can cause the unproven kind, so only
-    /// proven evidence may act against the principal (revoke its
-    /// sessions).
+    /// its secret verified, within the token's lifetime, and this was the
+    /// first time that signature was presented (to a gateway or the API).
+    /// True for a first presentation that logged in or was refused after
+    /// that check (policy, limits, the upstream, an expired, revoked or
+    /// inactive credential whose signature verified); false for refusals
+    /// before or at it (malformed, wrong target, unknown key, bad
+    /// signature, an expired token), and for any token presented before:
+    /// a token is reusable for 15 minutes, so a repeat may be a replay by
+    /// whoever saw it. Anyone who saw a token (a session token is inside
+    /// every temporary credential's token) can cause the unproven kind,
+    /// so only proven refusals may act against the principal (revoke its
+    /// sessions). A login, proven or not, is a session someone holds:
+    /// detection may act on it either way.
     pub possession_proven: bool,
 }
 
@@ -288,9 +292,10 @@ pub struct ApiEvent {
     /// AWS's error code and the precise reason, on a refusal.
     pub error: Option<(String, String)>,
     /// The request's SigV4 signature verified with the caller's secret
-    /// (within the allowed clock skew): true for every authenticated
-    /// call, false for a refusal before or at that check (see
-    /// [`AuthEvent::possession_proven`]).
+    /// (within the allowed clock skew) and was presented for the first
+    /// time: false for a refusal before or at that check and for a
+    /// request sent again (a replay by whoever captured it, within the
+    /// 15 minutes of skew; see [`AuthEvent::possession_proven`]).
     pub possession_proven: bool,
     pub request_id: String,
     pub read_only: bool,

@@ -287,3 +287,116 @@ fn a_bare_access_key_id_does_not_revoke_the_user() {
     let forgeries: Vec<String> = (0..12).map(|n| forged(&guessed, n)).collect();
     attack_and_check(&lk, &data, &forgeries, token);
 }
+
+/// `latchkey sts get-caller-identity` with `creds`, from 127.0.0.1 (the
+/// attacker's ::1 may be blocked by then).
+fn caller_identity(lk: &Latchkey, api_port: u16, creds: &[(String, String)]) -> serde_json::Value {
+    let mut cmd = latchkey(&["sts", "get-caller-identity"]);
+    for (k, v) in creds {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+        .env("AWS_ENDPOINT_URL", format!("https://127.0.0.1:{api_port}"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .output()
+        .unwrap();
+    serde_json::from_str(&stdout_ok(&out)).unwrap()
+}
+
+/// Red team F3: a captured, still valid database token that the victim's
+/// policy refuses from the attacker's address. Its signature verifies, so
+/// each replay used to count as proof of possession and twelve of them
+/// revoked the victim's sessions. A signature seen before proves nothing:
+/// the replays must block the attacker's address only, the victim's
+/// credentials (and the reused token itself, from an allowed address)
+/// must keep working, and the trail must mark the replays unproven.
+#[test]
+fn a_replayed_token_refused_by_policy_does_not_revoke_the_victim() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let (lk, api_port, data) = serve(root.path(), &pg);
+    let keys = user_with_policy(
+        &lk,
+        "victim",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"127.0.0.0/8"}}}]}"#,
+    );
+    // The victim works with temporary credentials, which a revocation of
+    // the user would end.
+    let temporary = session_credentials(&lk, api_port, &keys);
+    let victim_arn = caller_identity(&lk, api_port, &temporary)["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = || token_with(&lk, &temporary);
+    // The victim uses its token; the attacker captures it.
+    let captured = token();
+    assert_eq!(
+        stdout_ok(&psql_from("127.0.0.1", lk.pg_port, &captured)),
+        "in"
+    );
+
+    for _ in 0..12 {
+        // Refused by the victim's policy, or, once the address is
+        // blocked, before TLS.
+        let out = psql_from("::1", lk.pg_port, &captured);
+        assert!(!out.status.success());
+    }
+    let finding = wait_for_finding(&data, "CredentialAccess:RDS/BruteForce.Principal");
+    let actions: Vec<String> = finding["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert!(!actions.is_empty(), "{finding:#}");
+    assert!(
+        actions
+            .iter()
+            .all(|a| a.starts_with("block ::1 for 600s instead of revoking sessions of")),
+        "{finding:#}"
+    );
+    // Revocations are reloaded and enforced within 5 s: give a wrong one
+    // its chance.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+
+    // The victim's session credentials still work: at the API, with a
+    // fresh token, and with the reused one (reuse is not refused).
+    assert_eq!(
+        caller_identity(&lk, api_port, &temporary)["Arn"],
+        victim_arn.as_str()
+    );
+    assert_eq!(
+        stdout_ok(&psql_from("127.0.0.1", lk.pg_port, &token())),
+        "in"
+    );
+    assert_eq!(
+        stdout_ok(&psql_from("127.0.0.1", lk.pg_port, &captured)),
+        "in"
+    );
+
+    // The trail: every replay refused by policy (the rest were refused
+    // as blocked) is marked as not proving possession, although its
+    // signature verified.
+    let events = audit_events(&lk, |events| {
+        events
+            .iter()
+            .filter(|e| e["database"]["failure"] == "policy_denied")
+            .count()
+            >= 5
+    });
+    let replays: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["database"]["failure"] == "policy_denied")
+        .collect();
+    assert!((5..=12).contains(&replays.len()), "{replays:#?}");
+    assert!(
+        replays.iter().all(|e| e["sourceIPAddress"] == "::1"
+            && e["database"]["possessionProven"] == false
+            && e["errorMessage"]
+                .as_str()
+                .unwrap()
+                .ends_with("(token presented before)")),
+        "{replays:#?}"
+    );
+}

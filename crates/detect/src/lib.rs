@@ -43,14 +43,18 @@
 //!
 //! `revoke_sessions` acts against a principal, so it acts only on evidence
 //! that proves someone holds the principal's credential: a login, a
-//! session or a statement, or a refusal after a signature made with the
-//! credential's secret verified (`possession_proven` on the audit event:
-//! a policy denial, a limit, an expired, revoked or inactive credential
-//! whose signature verified). Anyone who saw one of a session's database
-//! tokens (the session token is inside it) or a key id can produce the
-//! other refusals (bad signature, malformed, expired token, wrong target,
-//! an unknown key, or a revoked or expired credential with a wrong
-//! signature); a window with even one of them proves nothing. On such
+//! session or a statement (someone holds a live session, whatever the
+//! token's freshness: ending it is the point), or a refusal after a
+//! signature made with the credential's secret verified on its first
+//! presentation (`possession_proven` on the audit event: a policy denial,
+//! a limit, an expired, revoked or inactive credential whose signature
+//! verified). Anyone who saw one of a session's database tokens (the
+//! session token is inside it) or a key id can produce the other refusals
+//! (bad signature, malformed, expired token, wrong target, an unknown
+//! key, a revoked or expired credential with a wrong signature, or a
+//! token or signed request presented before, replayed: the signature
+//! verifies, but proves only that someone once signed it); a window with
+//! even one of them proves nothing. On such
 //! evidence the configured revocation degrades to blocking the addresses
 //! that sent it (for the rule's `block_secs`), and the finding's actions
 //! and description say so; the revocation follows on the first update

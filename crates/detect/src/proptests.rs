@@ -173,7 +173,8 @@ fn event() -> impl Strategy<Value = Event> {
                     resource_arn: None,
                     identity,
                     access_key_id: key,
-                    possession_proven: proven || failure.is_none(),
+                    // A success may be unproven too (a reused token).
+                    possession_proven: proven,
                     result: match failure {
                         Some((kind, reason)) => AuthResult::Failure { kind, reason },
                         None => AuthResult::Success,
@@ -232,7 +233,7 @@ fn event() -> impl Strategy<Value = Event> {
                 request_parameters: params,
                 response_elements: None,
                 error: failed.then(|| ("E".to_owned(), "e".to_owned())),
-                possession_proven: proven || !failed,
+                possession_proven: proven,
                 request_id: String::new(),
                 read_only: false,
                 resources: Vec::new(),
@@ -314,9 +315,11 @@ proptest! {
                     prop_assert!(o.actions.len() <= 1);
                     prop_assert!(f.count >= 2);
                 }
-                // Never a revocation on an event that proves nothing.
+                // Never a revocation on an event that proves nothing. A
+                // login is a live session whoever presented the token, so
+                // rules on successes may revoke on a reused token.
                 let unproven = match event {
-                    Event::Auth(a) => !a.possession_proven,
+                    Event::Auth(a) => !a.possession_proven && a.result != AuthResult::Success,
                     Event::Api(a) => !a.possession_proven,
                     _ => false,
                 };

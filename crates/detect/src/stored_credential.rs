@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use latchkey_audit::{AuthEvent, Severity};
 
-use crate::findings::Hit;
+use crate::findings::{Hit, Proof};
 use crate::{Detector, Outcome, kinds};
 
 impl Detector {
@@ -56,6 +56,10 @@ impl Detector {
             response: cfg.action,
             block_secs: cfg.block_secs,
         };
-        self.findings.report(hit, out);
+        // The login passed every check, but with a reused token that may be
+        // anyone's replay: only a fresh signature lets this act against
+        // the principal.
+        self.findings
+            .report_with(hit, Proof::of(auth.possession_proven, ip), out);
     }
 }

@@ -910,6 +910,82 @@ fn token_from_other_ip_fires_and_dedups() {
     );
 }
 
+/// F3: a captured token that the victim's policy refuses from the
+/// attacker's address, replayed. Its signature verifies, but the gateway
+/// records every presentation after the first as unproven (the token was
+/// seen before), so the replays block the address and never revoke; and
+/// refusals, replayed or not, never raise rule 3, which acts only on a
+/// login. A reused token that does log in from another address is a
+/// session in someone else's hands: rule 3 still revokes.
+#[test]
+fn replayed_tokens_refused_by_policy_never_revoke() {
+    let mut config = DetectConfig::default();
+    config.brute_force.action = Response::RevokeSessions;
+    config.brute_force.block_secs = 900;
+    config.token_from_other_ip.action = Response::RevokeSessions;
+    config.stored_credential_refused.action = Response::RevokeSessions;
+    let victim = role_session("payments", "worker-1", "10.1.0.5");
+    let mut s = Script::new(config);
+    let out = s.send_all((0..12).map(|i| {
+        let Event::Auth(mut a) = refused(&victim, "203.0.113.66", at(i), FailureKind::PolicyDenied)
+        else {
+            unreachable!()
+        };
+        // The attacker's first presentation may be the token's first.
+        a.possession_proven = i == 0;
+        Event::Auth(a)
+    }));
+    assert!(
+        out.iter()
+            .flat_map(|o| &o.actions)
+            .all(|a| !matches!(a, Action::RevokeSessions { .. })),
+        "{out:#?}"
+    );
+    assert!(only(&out, kinds::TOKEN_FROM_OTHER_IP).is_empty());
+    let p = only(&out, kinds::BRUTE_FORCE_PRINCIPAL)[0];
+    assert_eq!(
+        p.actions,
+        vec![Action::BlockSourceIp {
+            ip: ip("203.0.113.66"),
+            for_secs: 900
+        }]
+    );
+
+    // Let in by policy but refused by the real server (rule 9): a replay
+    // proves nothing there either.
+    let Event::Auth(mut a) = refused(
+        &victim,
+        "203.0.113.67",
+        at(15),
+        FailureKind::UpstreamCredentialRefused,
+    ) else {
+        unreachable!()
+    };
+    a.possession_proven = false;
+    let out = s.send(Event::Auth(a));
+    let o = only(&out, kinds::STORED_CREDENTIAL_REFUSED)[0];
+    assert_eq!(
+        o.actions,
+        vec![Action::BlockSourceIp {
+            ip: ip("203.0.113.67"),
+            for_secs: 3600
+        }]
+    );
+
+    // The same replay, let in from elsewhere: rule 3 revokes.
+    let Event::Auth(mut a) = login(&victim, "198.51.100.9", at(20)) else {
+        unreachable!()
+    };
+    a.possession_proven = false;
+    let out = s.send(Event::Auth(a));
+    assert_eq!(
+        only(&out, kinds::TOKEN_FROM_OTHER_IP)[0].actions,
+        vec![Action::RevokeSessions {
+            principal_arn: victim.arn.clone()
+        }]
+    );
+}
+
 #[test]
 fn token_from_other_ip_quiet_cases() {
     let mut config = DetectConfig::default();

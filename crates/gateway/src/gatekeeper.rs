@@ -32,8 +32,10 @@ pub struct Attempt {
     pub resource_arn: Option<String>,
     /// What the client calls itself (`application_name`, `program_name`).
     pub user_agent: Option<String>,
-    /// The token's signature verified with the credential's secret: the
-    /// client holds it (see `AuthEvent::possession_proven`).
+    /// The token's signature verified with the credential's secret and
+    /// was presented for the first time: the client holds the secret (see
+    /// `AuthEvent::possession_proven`). A token presented before proves
+    /// nothing: anyone who saw it can replay it.
     pub possession_proven: bool,
 }
 
@@ -267,7 +269,9 @@ impl Gatekeeper {
             resource_arn: attempt.resource_arn,
             identity: attempt.identity,
             access_key_id: attempt.access_key_id,
-            possession_proven: attempt.possession_proven || result == AuthResult::Success,
+            // A success too says whether its token was fresh: a reused
+            // token logs in (as with RDS) but proves nothing new.
+            possession_proven: attempt.possession_proven,
             result,
         }));
     }
@@ -420,9 +424,19 @@ impl Gatekeeper {
                 };
                 (kind, format!("token: {e}"))
             });
+        // A verified signature proves possession only the first time it is
+        // presented (on either gateway or the API): a token is reusable for
+        // its 15 minutes, so a repeat may be a replay by anyone who saw it.
+        // Reuse is still let in; only the proof changes.
         self.state.metrics.token_verify.observe(started.elapsed());
+        let fresh = verified.is_ok()
+            && self.state.seen_signatures.first_sight(
+                token.presigned.signature.as_bytes(),
+                token.expires_at().unix(),
+                t,
+            );
         if let Some(refusal) = found.refusal {
-            attempt.possession_proven = verified.is_ok();
+            attempt.possession_proven = fresh;
             return Err((
                 refusal.failure.unwrap_or(Revoked),
                 format!(
@@ -430,7 +444,9 @@ impl Gatekeeper {
                     refusal.code,
                     refusal.reason.unwrap_or_default(),
                     match &verified {
-                        Ok(()) => "the token's signature verified".to_owned(),
+                        Ok(()) if fresh => "the token's signature verified".to_owned(),
+                        Ok(()) =>
+                            "the token's signature verified, but it was presented before".to_owned(),
                         Err((_, why)) => format!("signature not verified: {why}"),
                     }
                 ),
@@ -443,7 +459,7 @@ impl Gatekeeper {
         );
         attempt.resource_arn = Some(resource.clone());
         verified?;
-        attempt.possession_proven = true;
+        attempt.possession_proven = fresh;
         let context = Self::context(&db, secure);
         let started = Instant::now();
         let decided = self
@@ -454,9 +470,14 @@ impl Gatekeeper {
             (
                 PolicyDenied,
                 format!(
-                    "policy: {} for {} on {resource}",
+                    "policy: {} for {} on {resource}{}",
                     e.reason.unwrap_or_default(),
-                    caller.arn
+                    caller.arn,
+                    if fresh {
+                        ""
+                    } else {
+                        " (token presented before)"
+                    }
                 ),
             )
         })?;

@@ -526,6 +526,9 @@ struct Call {
     sts: bool,
     access_key_id: Option<String>,
     identity: Option<latchkey_audit::Identity>,
+    /// The signature verified and was presented for the first time
+    /// ([`crate::state::SignedCaller::possession_proven`]).
+    possession_proven: bool,
     /// Request parameters other than `Action` and `Version`, secrets removed.
     parameters: Vec<(String, String)>,
 }
@@ -631,9 +634,10 @@ fn record_call(
             )),
         ),
     };
-    // The identity is known only once the signature verified; a refused
+    // Proven once the signature verified on its first presentation (a
+    // repeat is what anyone who captured the request can send); a refused
     // credential says itself whether its signature did.
-    let possession_proven = call.identity.is_some()
+    let possession_proven = call.possession_proven
         || result
             .as_ref()
             .err()
@@ -751,8 +755,10 @@ fn dispatch(
         .and_then(|c| c.split('/').next())
         .filter(|k| k.len() <= 128 && k.bytes().all(|b| b.is_ascii_alphanumeric()))
         .map(str::to_owned);
-    let caller = state.authenticate(&signed, service, now).map_err(fail)?;
+    let signed = state.authenticate(&signed, service, now).map_err(fail)?;
+    let caller = signed.caller;
     call.identity = Some(caller.audit_identity());
+    call.possession_proven = signed.possession_proven;
     state
         .check_session_scope(&caller, service, &action)
         .map_err(fail)?;

@@ -13,6 +13,7 @@ pub mod http;
 mod iam;
 pub mod metrics;
 pub mod query;
+pub mod replay;
 mod simulate;
 pub mod state;
 mod sts;

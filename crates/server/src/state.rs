@@ -42,6 +42,9 @@ pub struct AppState {
     audit: std::sync::OnceLock<Arc<dyn latchkey_audit::AuditSink>>,
     /// The region requests must be signed for (`us-east-1` unless set).
     region: String,
+    /// Verified signatures already presented, to the API or a gateway: a
+    /// repeat proves nothing about who presents it.
+    pub seen_signatures: crate::replay::SeenSignatures,
 }
 
 /// A user or role as authorisation sees it.
@@ -229,6 +232,16 @@ impl FoundCredential {
     }
 }
 
+/// A caller whose request's signature verified ([`AppState::authenticate`]).
+pub struct SignedCaller {
+    pub caller: Caller,
+    /// The signature was presented for the first time, so whoever sent it
+    /// holds the secret. A repeat (a reused or replayed request) proves
+    /// only that someone once signed it: detection must not act against
+    /// the principal on it (see [`crate::replay`]).
+    pub possession_proven: bool,
+}
+
 /// The parts of an HTTP request that authentication reads.
 pub struct SignedRequest<'a> {
     pub method: &'a str,
@@ -266,6 +279,7 @@ impl AppState {
             metrics: Arc::default(),
             audit: std::sync::OnceLock::new(),
             region: DEFAULT_REGION.to_owned(),
+            seen_signatures: crate::replay::SeenSignatures::default(),
         })
     }
 
@@ -319,7 +333,7 @@ impl AppState {
         req: &SignedRequest<'_>,
         service: &str,
         now: i64,
-    ) -> Result<Caller, ApiError> {
+    ) -> Result<SignedCaller, ApiError> {
         let header = req.header;
         let Some(auth) = header("authorization") else {
             return Err(ApiError::new(
@@ -369,10 +383,21 @@ impl AppState {
             secret.as_bytes(),
             &expect,
         );
+        // A verified signature proves possession only the first time it is
+        // presented: a captured request can be sent again for as long as
+        // its date is within the clock skew.
+        let fresh = verified.is_ok() && {
+            let valid_until = header("x-amz-date")
+                .and_then(|d| AmzDate::parse(d).ok())
+                .map_or(now, AmzDate::unix)
+                .saturating_add(MAX_CLOCK_SKEW_SECS as i64);
+            self.seen_signatures
+                .first_sight(auth.signature.as_bytes(), valid_until, now)
+        };
         // An expired, revoked or inactive credential gets the same answer
         // whatever its signature; the audit learns whether it verified.
         if let Some(refusal) = found.refusal {
-            return Err(refusal.proven(verified.is_ok()));
+            return Err(refusal.proven(fresh));
         }
         verified
             .map_err(|e| match e {
@@ -392,7 +417,10 @@ impl AppState {
                 }
                 other => ApiError::new(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.").because(other.to_string()),
             })?;
-        Ok(caller)
+        Ok(SignedCaller {
+            caller,
+            possession_proven: fresh,
+        })
     }
 
     /// The caller behind an access key and its secret: a long-term key from

@@ -93,6 +93,11 @@ impl Signature {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// The raw 32 bytes (to remember a signature without its hex text).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
 
 impl PartialEq for Signature {
