@@ -248,6 +248,7 @@ fn authorisation_attacks_on_a_live_stack() {
     revocation_follows_role_chains(&s);
     wrong_region_and_long_term_key_with_token_refused(&s);
     revoke_sessions_cannot_lock_out_or_probe(&s);
+    names_are_one_entity_and_trust_binds_unique_ids(&s);
 }
 
 /// Flaw 1: a trust policy that allows only `sts:AssumeRole` lets nobody
@@ -768,4 +769,277 @@ fn revoke_sessions_cannot_lock_out_or_probe(s: &Stack) {
     );
     let session = api::Creds::from_sts(&session["Credentials"]).env_vars();
     s.ok(Some(&session), &["sts", "get-caller-identity"]);
+}
+
+/// F2: names are case-insensitive, so a policy, attachment or membership
+/// given under any spelling is the entity's (and enforced), and what a
+/// deleted entity had never passes to a new one of another spelling.
+/// F6: a trust policy naming a deleted user trusts its unique id, not the
+/// next user of the same name.
+fn names_are_one_entity_and_trust_binds_unique_ids(s: &Stack) {
+    let deny_all =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+    let allow_all = allow(r#""*""#, "*");
+    let admin = |args: &[&str]| s.ok(None, args);
+
+    // F6: role trustsold trusts olduser by ARN; olduser is deleted and a
+    // namesake created.
+    let old = s.user("olduser", &allow(r#""sts:AssumeRole""#, "*"));
+    let old_id = admin(&["iam", "get-user", "--user-name", "olduser"])["User"]["UserId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(old_id.starts_with("AIDA"), "{old_id}");
+    s.role(
+        "trustsold",
+        &trust(&s.arn("user/olduser"), r#""sts:AssumeRole""#),
+        &allow(r#""iam:GetRole""#, "*"),
+    );
+    s.assume(&old, "trustsold", &[]).unwrap();
+    admin(&[
+        "iam",
+        "delete-access-key",
+        "--user-name",
+        "olduser",
+        "--access-key-id",
+        &old[0].1,
+    ]);
+    admin(&[
+        "iam",
+        "delete-user-policy",
+        "--user-name",
+        "olduser",
+        "--policy-name",
+        "p",
+    ]);
+    admin(&["iam", "delete-user", "--user-name", "OldUser"]);
+    let namesake = s.user("olduser", &allow(r#""sts:AssumeRole""#, "*"));
+    let err = s.assume(&namesake, "trustsold", &[]).unwrap_err();
+    assert!(err.contains("AccessDenied"), "{err}");
+    let role = admin(&["iam", "get-role", "--role-name", "trustsold"]);
+    assert_eq!(
+        role["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"],
+        old_id.as_str()
+    );
+
+    // F2 (a): a Deny under another spelling is enforced.
+    let m = s.user(
+        "mallory2",
+        &allow(r#"["iam:GetUser","rds-db:connect"]"#, "*"),
+    );
+    let get_self = ["iam", "get-user", "--user-name", "mallory2"];
+    s.ok(Some(&m), &get_self);
+    let denied = |what: &str| {
+        let err = s.refused(Some(&m), &get_self);
+        assert!(err.contains("AccessDenied"), "{what}: {err}");
+    };
+    admin(&[
+        "iam",
+        "put-user-policy",
+        "--user-name",
+        "MALLORY2",
+        "--policy-name",
+        "deny",
+        "--policy-document",
+        deny_all,
+    ]);
+    denied("inline Deny put as MALLORY2");
+    let listed = |name: &str| admin(&["iam", "list-user-policies", "--user-name", name]);
+    assert_eq!(listed("mallory2"), listed("MALLORY2"));
+    assert_eq!(
+        listed("mallory2")["PolicyNames"],
+        serde_json::json!(["deny", "p"])
+    );
+    admin(&[
+        "iam",
+        "delete-user-policy",
+        "--user-name",
+        "Mallory2",
+        "--policy-name",
+        "deny",
+    ]);
+    s.ok(Some(&m), &get_self);
+    admin(&["iam", "create-group", "--group-name", "denygroup"]);
+    admin(&[
+        "iam",
+        "put-group-policy",
+        "--group-name",
+        "denygroup",
+        "--policy-name",
+        "deny",
+        "--policy-document",
+        deny_all,
+    ]);
+    admin(&[
+        "iam",
+        "add-user-to-group",
+        "--group-name",
+        "DenyGroup",
+        "--user-name",
+        "Mallory2",
+    ]);
+    denied("member of DenyGroup as Mallory2");
+    admin(&[
+        "iam",
+        "remove-user-from-group",
+        "--group-name",
+        "DENYGROUP",
+        "--user-name",
+        "mallory2",
+    ]);
+    s.ok(Some(&m), &get_self);
+    let deny_arn = admin(&[
+        "iam",
+        "create-policy",
+        "--policy-name",
+        "f2-deny-all",
+        "--policy-document",
+        deny_all,
+    ])["Policy"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin(&[
+        "iam",
+        "attach-user-policy",
+        "--user-name",
+        "MALLORY2",
+        "--policy-arn",
+        &deny_arn,
+    ]);
+    denied("managed Deny attached as MALLORY2");
+    assert_denied(&s.pg_login(&m, "app"), "app");
+
+    // F2 (b): Dave's membership of admins (Allow *) does not pass to a new
+    // dave.
+    admin(&["iam", "create-group", "--group-name", "admins"]);
+    admin(&[
+        "iam",
+        "put-group-policy",
+        "--group-name",
+        "admins",
+        "--policy-name",
+        "all",
+        "--policy-document",
+        &allow_all,
+    ]);
+    admin(&["iam", "create-user", "--user-name", "Dave"]);
+    admin(&[
+        "iam",
+        "add-user-to-group",
+        "--group-name",
+        "admins",
+        "--user-name",
+        "dave",
+    ]);
+    let groups = admin(&["iam", "list-groups-for-user", "--user-name", "DAVE"]);
+    assert_eq!(groups["Groups"][0]["GroupName"], "admins");
+    admin(&["iam", "delete-user", "--user-name", "Dave"]);
+    let dave = s.user(
+        "dave",
+        &allow(
+            r#""rds-db:connect""#,
+            &format!("arn:aws:rds-db:us-east-1:{}:dbuser:*/app", s.account),
+        ),
+    );
+    let groups = admin(&["iam", "list-groups-for-user", "--user-name", "dave"]);
+    assert_eq!(groups["Groups"], serde_json::json!([]));
+    assert_eq!(stdout_ok(&s.pg_login(&dave, "app")), "app");
+    assert_denied(&s.pg_login(&dave, "admin_role"), "admin_role");
+
+    // Roles: policies given as DEPLOY and deploy are role Deploy's, so it
+    // cannot be deleted with them, and a new DEPLOY inherits nothing.
+    let deployer = s.user("deployer", &allow(r#""sts:AssumeRole""#, "*"));
+    let deploy_trust = trust(&s.arn("user/deployer"), r#""sts:AssumeRole""#);
+    admin(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "Deploy",
+        "--assume-role-policy-document",
+        &deploy_trust,
+    ]);
+    let all_arn = admin(&[
+        "iam",
+        "create-policy",
+        "--policy-name",
+        "f2-allow-all",
+        "--policy-document",
+        &allow_all,
+    ])["Policy"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin(&[
+        "iam",
+        "attach-role-policy",
+        "--role-name",
+        "DEPLOY",
+        "--policy-arn",
+        &all_arn,
+    ]);
+    admin(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        "deploy",
+        "--policy-name",
+        "all",
+        "--policy-document",
+        &allow_all,
+    ]);
+    let attached = admin(&[
+        "iam",
+        "list-attached-role-policies",
+        "--role-name",
+        "Deploy",
+    ]);
+    assert_eq!(
+        attached["AttachedPolicies"][0]["PolicyArn"],
+        all_arn.as_str()
+    );
+    let inline = admin(&["iam", "list-role-policies", "--role-name", "Deploy"]);
+    assert_eq!(inline["PolicyNames"], serde_json::json!(["all"]));
+    let deploy = s.assume(&deployer, "Deploy", &[]).unwrap();
+    assert_eq!(stdout_ok(&s.pg_login(&deploy, "admin_role")), "admin_role");
+    let err = s.refused(None, &["iam", "delete-role", "--role-name", "Deploy"]);
+    assert!(err.contains("DeleteConflict"), "{err}");
+    admin(&[
+        "iam",
+        "detach-role-policy",
+        "--role-name",
+        "deploy",
+        "--policy-arn",
+        &all_arn,
+    ]);
+    let err = s.refused(None, &["iam", "delete-role", "--role-name", "DEPLOY"]);
+    assert!(err.contains("DeleteConflict"), "{err}");
+    admin(&[
+        "iam",
+        "delete-role-policy",
+        "--role-name",
+        "DEPLOY",
+        "--policy-name",
+        "all",
+    ]);
+    admin(&["iam", "delete-role", "--role-name", "Deploy"]);
+    admin(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "DEPLOY",
+        "--assume-role-policy-document",
+        &deploy_trust,
+    ]);
+    let attached = admin(&[
+        "iam",
+        "list-attached-role-policies",
+        "--role-name",
+        "DEPLOY",
+    ]);
+    assert_eq!(attached["AttachedPolicies"], serde_json::json!([]));
+    let inline = admin(&["iam", "list-role-policies", "--role-name", "deploy"]);
+    assert_eq!(inline["PolicyNames"], serde_json::json!([]));
+    let fresh = s.assume(&deployer, "DEPLOY", &[]).unwrap();
+    assert_denied(&s.pg_login(&fresh, "admin_role"), "admin_role");
 }
