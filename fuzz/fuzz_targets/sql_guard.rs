@@ -1,6 +1,6 @@
 //! The statement guard on arbitrary bytes, both dialects, whole and cut
-//! short, with and without the password permission: never a panic, and
-//! a permission never makes a KILL verdict change.
+//! short, with and without the password and dynamic-SQL permissions:
+//! never a panic, and a permission only ever lets more through.
 #![no_main]
 
 use latchkey_sqlguard::{Dialect, Rules, Verdict, check};
@@ -10,17 +10,20 @@ fuzz_target!(|data: &[u8]| {
     for dialect in [Dialect::Postgres, Dialect::MySql] {
         for complete in [true, false] {
             let strict = check(data, dialect, Rules::default(), complete);
-            let allowed = check(
-                data,
-                dialect,
-                Rules {
-                    allow_password_changes: true,
-                },
-                complete,
-            );
-            // Allowing password changes only ever lets more through.
-            if strict == Verdict::Allow {
-                assert_eq!(allowed, Verdict::Allow);
+            for (password, dynamic) in [(true, false), (false, true), (true, true)] {
+                let allowed = check(
+                    data,
+                    dialect,
+                    Rules {
+                        allow_password_changes: password,
+                        allow_dynamic_sql: dynamic,
+                    },
+                    complete,
+                );
+                // A permission only ever lets more through.
+                if strict == Verdict::Allow {
+                    assert_eq!(allowed, Verdict::Allow);
+                }
             }
         }
     }

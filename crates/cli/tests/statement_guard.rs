@@ -390,11 +390,24 @@ fn mysql_password_changes_and_raw_kills_are_refused() {
         assert_eq!(server_code(&e), Some(1227), "{e}");
         let alive: Option<i64> = victim.query_first("SELECT 7").await.unwrap();
         assert_eq!(alive, Some(7));
-        // The gateway's own id still works, comments and all.
+        // The gateway's own id still works, comments and all, for the
+        // same principal's sessions; another principal's is unknown.
         let victim_id = victim.id();
-        conn.query_drop(format!("/*!KILL QUERY*/ {victim_id}"))
+        let e = conn
+            .query_drop(format!("/*!KILL QUERY*/ {victim_id}"))
+            .await
+            .unwrap_err();
+        assert_eq!(server_code(&e), Some(1094), "{e}");
+        let mut own = mysql_async::Conn::new(my_opts(&lk, &token, Some("shop")))
             .await
             .unwrap();
+        let own_id = own.id();
+        conn.query_drop(format!("/*!KILL QUERY*/ {own_id}"))
+            .await
+            .unwrap();
+        let alive: Option<i64> = own.query_first("SELECT 8").await.unwrap();
+        assert_eq!(alive, Some(8));
+        let _ = own.disconnect().await;
         let alive: Option<i64> = victim.query_first("SELECT 8").await.unwrap();
         assert_eq!(alive, Some(8));
         let _ = victim.disconnect().await;
@@ -435,5 +448,275 @@ fn mysql_password_changes_and_raw_kills_are_refused() {
             .unwrap()
             .starts_with("password or authentication change"),
         "{f:#}"
+    );
+}
+
+const MAY_RUN_DYNAMIC_SQL: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["rds-db:connect","latchkey:ExecuteDynamicSql"],"Resource":"*"}]}"#;
+
+/// tokio-postgres through the gateway as `app`.
+async fn pg_client(lk: &Latchkey, token: &str) -> tokio_postgres::Client {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("localhost")
+        .port(lk.pg_port)
+        .user("app")
+        .dbname("orders")
+        .password(token)
+        .ssl_mode(tokio_postgres::config::SslMode::Require);
+    let (client, connection) = config.connect(pg_tls(lk)).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// The error is the gateway's refusal (42501, naming Latchkey), not the
+/// server's own.
+fn assert_refused_by_gateway(e: &tokio_postgres::Error, what: &str) {
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+        "{what}: {e:?}"
+    );
+    let message = e.as_db_error().map(|d| d.message()).unwrap_or_default();
+    assert!(message.contains("through Latchkey"), "{what}: {message}");
+}
+
+/// The red team's PostgreSQL attacks, as a superuser `app` (so that the
+/// server itself would have let each one through): dynamic SQL in `DO`
+/// blocks and routines, catalogue writes, `ALTER SYSTEM`, and ending
+/// another principal's session with `pg_terminate_backend`.
+#[test]
+fn red_team_postgres_dynamic_sql_catalogue_writes_and_signals_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    pg.sql("ALTER ROLE app SUPERUSER");
+    let lk = start_latchkey(root.path(), &pg);
+    let alice = token_with(&lk, &user_with_policy(&lk, "alice", CONNECT_ONLY));
+    let bob = token_with(&lk, &user_with_policy(&lk, "bob", CONNECT_ONLY));
+    let carol = token_with(&lk, &user_with_policy(&lk, "carol", MAY_RUN_DYNAMIC_SQL));
+    let attacks = [
+        "DO $$BEGIN EXECUTE 'ALTER ROLE app PASSWORD ''attacker-pw'''; END$$",
+        "DO $$BEGIN EXECUTE 'ALTER ROLE app PASS'||'WORD ''attacker-pw'''; END$$",
+        "DO $$BEGIN EXECUTE format('ALTER ROLE %I PASS%s %L', 'app', 'WORD', 'attacker-pw'); END$$",
+        "DO $$BEGIN EXECUTE reverse('''wp-rekcatta'' DROWSSAP ppa ELOR RETLA'); END$$",
+        "DO $$BEGIN EXECUTE convert_from(decode('QUxURVIgUk9MRSBhcHAgUEFTU1dPUkQgJ2F0dGFja2VyLXB3Jw==', 'base64'), 'UTF8'); END$$",
+        "CREATE FUNCTION evil() RETURNS void LANGUAGE plpgsql AS $f$BEGIN EXECUTE 'ALTER ROLE app PASS' || 'WORD ''attacker-pw'''; END$f$",
+        "CREATE PROCEDURE evilp() LANGUAGE plpgsql AS $f$BEGIN EXECUTE reverse('''wp-rekcatta'' DROWSSAP ppa ELOR RETLA'); END$f$",
+        "UPDATE pg_authid SET rolpassword = NULL WHERE rolname = 'app'",
+        "update pg_catalog.pg_authid set rolpassword = 'md5deadbeef' where rolname = 'app'",
+        "ALTER SYSTEM SET password_encryption = 'md5'",
+        "select pg_terminate_backend(pid) from pg_stat_activity where usename='app' and pid <> pg_backend_pid()",
+        "select pg_cancel_backend(pid) from pg_stat_activity where usename='app' and pid <> pg_backend_pid()",
+    ];
+    runtime().block_on(async {
+        let attacker = pg_client(&lk, &alice).await;
+        let victim = pg_client(&lk, &bob).await;
+        for attack in attacks {
+            // Simple protocol, then extended.
+            let e = attacker.batch_execute(attack).await.unwrap_err();
+            assert_refused_by_gateway(&e, attack);
+            let e = attacker.execute(attack, &[]).await.unwrap_err();
+            assert_refused_by_gateway(&e, attack);
+            // Both sessions go on.
+            let one: i32 = attacker.query_one("SELECT 1", &[]).await.unwrap().get(0);
+            assert_eq!(one, 1, "{attack}");
+            let two: i32 = victim.query_one("SELECT 2", &[]).await.unwrap().get(0);
+            assert_eq!(two, 2, "{attack} ended the victim");
+        }
+        // The routines were never created.
+        for call in ["SELECT evil()", "CALL evilp()"] {
+            let e = attacker.batch_execute(call).await.unwrap_err();
+            assert_eq!(
+                e.code(),
+                Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION),
+                "{call}: {e:?}"
+            );
+        }
+
+        // With latchkey:ExecuteDynamicSql, a DO block with EXECUTE runs...
+        let dynamic = pg_client(&lk, &carol).await;
+        dynamic
+            .batch_execute(
+                "CREATE TEMP TABLE dyn(x int); \
+                 DO $$BEGIN EXECUTE 'INSERT INTO dyn VALUES (1)'; \
+                 EXECUTE format('INSERT INTO dyn VALUES (%s)', 41 + 1); END$$",
+            )
+            .await
+            .unwrap();
+        let sum: i64 = dynamic
+            .query_one("SELECT sum(x) FROM dyn", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(sum, 43);
+        // ...but a password change written in it is still refused, and
+        // pg_terminate_backend whatever the policy.
+        let e = dynamic.batch_execute(attacks[0]).await.unwrap_err();
+        assert_refused_by_gateway(&e, attacks[0]);
+        let e = dynamic.batch_execute(attacks[10]).await.unwrap_err();
+        assert_refused_by_gateway(&e, attacks[10]);
+        let two: i32 = victim.query_one("SELECT 2", &[]).await.unwrap().get(0);
+        assert_eq!(two, 2);
+    });
+
+    // The password is what it was, and nothing else changed.
+    let direct = psql_direct(&pg, "app-secret");
+    assert!(text(&direct).contains("direct"), "{}", text(&direct));
+    assert!(!psql_direct(&pg, "attacker-pw").status.success());
+    let out = psql(
+        &lk,
+        "app",
+        &alice,
+        "verify-full",
+        "SHOW password_encryption",
+    );
+    assert_eq!(stdout_ok(&out), "scram-sha-256");
+    let out = psql(&lk, "app", &alice, "verify-full", "SELECT 'still'");
+    assert_eq!(stdout_ok(&out), "still");
+    let trail = audit_text(&lk);
+    assert!(trail.contains(r#""errorCode":"42501""#), "{trail}");
+}
+
+/// The red team's MariaDB attacks, as an `app` with every privilege (so
+/// that the server itself would have let each one through): dynamic SQL,
+/// a routine body, catalogue writes, and KILLs of other principals'
+/// sessions, mapped or raw.
+#[test]
+fn red_team_mysql_dynamic_sql_routines_catalogue_writes_and_kills_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let (db, lk) = mysql_setup(root.path());
+    db.sql("GRANT ALL ON *.* TO app@'%' WITH GRANT OPTION; FLUSH PRIVILEGES;");
+    let alice = my_token(&lk, &user_with_policy(&lk, "alice", CONNECT_ONLY));
+    let bob = my_token(&lk, &user_with_policy(&lk, "bob", CONNECT_ONLY));
+    let carol = my_token(&lk, &user_with_policy(&lk, "carol", MAY_RUN_DYNAMIC_SQL));
+
+    runtime().block_on(async {
+        let mut attacker = mysql_async::Conn::new(my_opts(&lk, &alice, Some("shop")))
+            .await
+            .unwrap();
+        let mut victim = mysql_async::Conn::new(my_opts(&lk, &bob, Some("shop")))
+            .await
+            .unwrap();
+        let raw: u32 = victim
+            .query_first("SELECT CONNECTION_ID()")
+            .await
+            .unwrap()
+            .unwrap();
+        let victim_id = victim.id();
+        attacker
+            .query_drop(r#"SET @q='SET PASSWORD = PASSWORD("attacker-pw")'"#)
+            .await
+            .unwrap();
+        attacker
+            .query_drop(format!("SET @k=CONCAT('KILL ', {raw})"))
+            .await
+            .unwrap();
+        let attacks = [
+            "EXECUTE IMMEDIATE CONCAT('SET PASS','WORD = PASSWORD(''attacker-pw'')')".to_owned(),
+            "EXECUTE IMMEDIATE @q".to_owned(),
+            "PREPARE s FROM @q".to_owned(),
+            "SET @q2='SET PASSWORD = PASSWORD(\"attacker-pw\")'; PREPARE s FROM @q2; EXECUTE s"
+                .to_owned(),
+            "CREATE PROCEDURE pp() SET PASSWORD = PASSWORD('attacker-pw')".to_owned(),
+            "CREATE PROCEDURE pq() BEGIN SELECT 1; SET PASSWORD = PASSWORD('attacker-pw'); END"
+                .to_owned(),
+            "UPDATE mysql.global_priv SET Priv = JSON_SET(Priv, '$.plugin', 'mysql_native_password', '$.authentication_string', PASSWORD('attacker-pw')) WHERE User = 'app'".to_owned(),
+            "UPDATE `mysql`.`global_priv` SET Priv = '{}' WHERE User = 'app'".to_owned(),
+            "UPDATE mysql.user SET authentication_string = PASSWORD('attacker-pw') WHERE User = 'app'".to_owned(),
+            "UPDATE global_priv SET Priv = '{}' WHERE User = 'app'".to_owned(),
+            format!("EXECUTE IMMEDIATE CONCAT('KI','LL ', {raw})"),
+            "PREPARE k FROM @k".to_owned(),
+        ];
+        for attack in &attacks {
+            let e = attacker.query_drop(attack).await.unwrap_err();
+            assert_eq!(server_code(&e), Some(1227), "{attack}: {e}");
+            assert!(e.to_string().contains("Latchkey"), "{attack}: {e}");
+            let one: Option<i64> = attacker.query_first("SELECT 1").await.unwrap();
+            assert_eq!(one, Some(1), "{attack}");
+            let alive: Option<i64> = victim.query_first("SELECT 7").await.unwrap();
+            assert_eq!(alive, Some(7), "{attack} killed the victim");
+        }
+        // Nothing was prepared or created.
+        for follow_up in ["EXECUTE s", "EXECUTE k", "CALL pp()", "CALL pq()"] {
+            let e = attacker.query_drop(follow_up).await.unwrap_err();
+            assert!(
+                matches!(server_code(&e), Some(1243 | 1305)),
+                "{follow_up}: {e}"
+            );
+        }
+        // After `USE mysql` the unqualified tables are the catalogue's.
+        attacker.query_drop("USE mysql").await.unwrap();
+        let e = attacker
+            .query_drop("UPDATE user SET authentication_string = PASSWORD('attacker-pw') WHERE User = 'app'")
+            .await
+            .unwrap_err();
+        assert_eq!(server_code(&e), Some(1227), "{e}");
+        attacker.query_drop("USE shop").await.unwrap();
+        // FLUSH PRIVILEGES alone is harmless, and goes through.
+        attacker.query_drop("FLUSH PRIVILEGES").await.unwrap();
+
+        // Another principal's gateway connection id is answered as a
+        // nonexistent one.
+        let nonexistent = victim_id.wrapping_add(100_000);
+        for (attack, id) in [
+            (format!("KILL {victim_id}"), victim_id),
+            (format!("KILL QUERY {victim_id}"), victim_id),
+            (format!("KILL CONNECTION {nonexistent}"), nonexistent),
+        ] {
+            let e = attacker.query_drop(&attack).await.unwrap_err();
+            assert_eq!(server_code(&e), Some(1094), "{attack}: {e}");
+            assert!(
+                e.to_string().contains(&format!("Unknown thread id: {id}")),
+                "{attack}: {e}"
+            );
+            let alive: Option<i64> = victim.query_first("SELECT 7").await.unwrap();
+            assert_eq!(alive, Some(7), "{attack} killed the victim");
+        }
+        // The same principal's other session can still be killed.
+        let mut own = mysql_async::Conn::new(my_opts(&lk, &alice, Some("shop")))
+            .await
+            .unwrap();
+        let own_id = own.id();
+        attacker
+            .query_drop(format!("KILL {own_id}"))
+            .await
+            .unwrap();
+        assert!(own.query_drop("SELECT 1").await.is_err());
+
+        // With latchkey:ExecuteDynamicSql, harmless dynamic SQL runs...
+        let mut dynamic = mysql_async::Conn::new(my_opts(&lk, &carol, Some("shop")))
+            .await
+            .unwrap();
+        let answer: Option<i64> = dynamic
+            .query_first("EXECUTE IMMEDIATE CONCAT('SELECT ', 41 + 1)")
+            .await
+            .unwrap();
+        assert_eq!(answer, Some(42));
+        dynamic
+            .query_drop("SET @s = 'SELECT 5'; PREPARE s FROM @s")
+            .await
+            .unwrap();
+        let five: Option<i64> = dynamic.query_first("EXECUTE s").await.unwrap();
+        assert_eq!(five, Some(5));
+        // ...but a password change written out is still refused.
+        let e = dynamic
+            .query_drop("EXECUTE IMMEDIATE 'SET PASSWORD = PASSWORD(''attacker-pw'')'")
+            .await
+            .unwrap_err();
+        assert_eq!(server_code(&e), Some(1227), "{e}");
+        let alive: Option<i64> = victim.query_first("SELECT 7").await.unwrap();
+        assert_eq!(alive, Some(7));
+        let _ = dynamic.disconnect().await;
+        let _ = victim.disconnect().await;
+        let _ = attacker.disconnect().await;
+    });
+
+    // The password is what it was.
+    assert!(text(&mariadb_direct(&db, "app-secret")).contains("direct"));
+    assert!(!mariadb_direct(&db, "attacker-pw").status.success());
+    assert_eq!(
+        db.sql(
+            "SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_NAME IN ('pp', 'pq')"
+        ),
+        "0"
     );
 }

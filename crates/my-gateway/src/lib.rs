@@ -33,7 +33,7 @@ use latchkey_gateway::{Attempt, Authenticated, Gatekeeper, GatewayConfig, Watch}
 use latchkey_my_stream::{Audit, Intercepted, Interception, Tracker};
 use latchkey_mywire::{self as wire, ClientHello, HandshakeV10, OkInfo};
 use latchkey_server::state::AppState;
-use latchkey_sqlguard::{CHANGE_PASSWORD_ACTION, Refusal};
+use latchkey_sqlguard::{CHANGE_PASSWORD_ACTION, DYNAMIC_SQL_ACTION, Refusal};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -90,6 +90,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Where a gateway connection id really points, for `KILL`.
 struct KillTarget {
+    /// The caller ARN of the session (a user's, or an assumed role's
+    /// with its session name): only the same principal may kill it.
+    principal: String,
     database: String,
     addr: ServerAddr,
     thread_id: u32,
@@ -115,6 +118,8 @@ struct Session<'a> {
     local_infile: bool,
     /// Policy allows `latchkey:ChangeDatabasePassword`.
     password_changes: bool,
+    /// Policy allows `latchkey:ExecuteDynamicSql`.
+    dynamic_sql: bool,
     _slot: Slot<'a>,
 }
 
@@ -468,6 +473,7 @@ impl Gateway {
         self.kills.lock().unwrap_or_else(|p| p.into_inner()).insert(
             connection_id,
             KillTarget {
+                principal: auth.caller.arn.clone(),
                 database: auth.db.name.clone(),
                 addr: upstream.addr.clone(),
                 thread_id: upstream.thread_id,
@@ -489,6 +495,7 @@ impl Gateway {
             return Err(e.into());
         }
         let password_changes = self.keeper.allows(&auth, CHANGE_PASSWORD_ACTION, true);
+        let dynamic_sql = self.keeper.allows(&auth, DYNAMIC_SQL_ACTION, true);
         let info =
             self.keeper
                 .session_started(peer, attempt, &auth, schema.unwrap_or_default(), user)?;
@@ -501,6 +508,7 @@ impl Gateway {
             connection_id,
             local_infile,
             password_changes,
+            dynamic_sql,
             _slot: slot,
         }))
     }
@@ -524,6 +532,7 @@ impl Gateway {
             connection_id,
             local_infile,
             password_changes,
+            dynamic_sql,
             _slot,
         } = session;
         let config = &self.keeper.config;
@@ -537,7 +546,9 @@ impl Gateway {
         let mut relay = Relay::new(
             client,
             upstream,
-            Tracker::new(caps, audit, local_infile).allow_password_changes(password_changes),
+            Tracker::new(caps, audit, local_infile)
+                .allow_password_changes(password_changes)
+                .allow_dynamic_sql(dynamic_sql),
             config.max_message_size,
         );
         let expired = Watch::expired(watch.deadline);
@@ -671,6 +682,10 @@ impl Gateway {
                         "Access denied; you need the {CHANGE_PASSWORD_ACTION} permission to change passwords or authentication through Latchkey"
                     ),
                     Refusal::Kill => "Access denied; through Latchkey, KILL must stand alone as KILL [HARD|SOFT] [CONNECTION|QUERY] <id>, with the connection id the client saw".to_owned(),
+                    Refusal::DynamicSql => format!(
+                        "Access denied; you need the {DYNAMIC_SQL_ACTION} permission to run SQL built at run time (EXECUTE IMMEDIATE, PREPARE ... FROM an expression) through Latchkey"
+                    ),
+                    Refusal::SignalBackend => "Access denied; through Latchkey, sessions may not signal other server threads".to_owned(),
                 };
                 tracing::info!(session = %info.session_id, ?refusal, "statement refused");
                 relay.tracker.refused(
@@ -740,7 +755,13 @@ impl Gateway {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .get(&id)
-                .filter(|t| t.database == auth.db.name && t.addr == relay.upstream.addr)
+                // Another principal's session is answered as a nonexistent
+                // one: nothing tells the caller that it exists.
+                .filter(|t| {
+                    t.principal == auth.caller.arn
+                        && t.database == auth.db.name
+                        && t.addr == relay.upstream.addr
+                })
                 .map(|t| t.thread_id)
         });
         let Some(thread_id) = target else {

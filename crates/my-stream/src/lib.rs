@@ -616,6 +616,13 @@ impl Tracker {
         self
     }
 
+    /// Lets SQL built at run time through (the session's policy allows
+    /// `latchkey:ExecuteDynamicSql`); refused by default.
+    pub fn allow_dynamic_sql(mut self, allowed: bool) -> Self {
+        self.rules.allow_dynamic_sql = allowed;
+        self
+    }
+
     /// The server has answered everything, no upload is in progress, and
     /// it is known to be outside a transaction: the connection can be
     /// reused. After an error that may have left a transaction open this
@@ -1005,6 +1012,7 @@ fn decode(sql: &[u8]) -> Cow<'_, str> {
 pub fn parse_kill(sql: &[u8]) -> Option<Kill> {
     let any = Rules {
         allow_password_changes: true,
+        allow_dynamic_sql: true,
     };
     match latchkey_sqlguard::check(sql, Dialect::MySql, any, true) {
         Verdict::Kill(k) => Some(k),

@@ -1246,3 +1246,64 @@ fn pipelined_prepare_and_execute_of_the_last_statement() {
     );
     assert!(t.prepared.is_empty() && t.last_prepared.is_none());
 }
+
+#[test]
+fn red_team_dynamic_sql_routines_and_catalogue_writes_are_intercepted() {
+    for (sql, refusal) in [
+        (
+            "EXECUTE IMMEDIATE CONCAT('SET PASS','WORD = PASSWORD(''x'')')",
+            Refusal::DynamicSql,
+        ),
+        (
+            "SET @q='SET PASSWORD = PASSWORD(\"x\")'; PREPARE s FROM @q; EXECUTE s",
+            Refusal::DynamicSql,
+        ),
+        (
+            "EXECUTE IMMEDIATE CONCAT('KI','LL ', 5)",
+            Refusal::DynamicSql,
+        ),
+        ("PREPARE k FROM @k", Refusal::DynamicSql),
+        (
+            "CREATE PROCEDURE pp() SET PASSWORD = PASSWORD('x')",
+            Refusal::PasswordChange,
+        ),
+        (
+            "UPDATE mysql.global_priv SET Priv=JSON_SET(Priv, '$.authentication_string', '') WHERE User='app'",
+            Refusal::PasswordChange,
+        ),
+        (
+            "UPDATE mysql.user SET authentication_string = ''",
+            Refusal::PasswordChange,
+        ),
+    ] {
+        for code in [COM_QUERY, COM_STMT_PREPARE] {
+            let mut payload = vec![code];
+            payload.extend_from_slice(sql.as_bytes());
+            let mut framed = Vec::new();
+            frame(&mut framed, 0, |p| p.extend_from_slice(&payload));
+            let (mut t, _) = tracker(MULTI);
+            let (r, out) = run(&framed, b"", 5, &mut t, LIMIT);
+            assert_eq!(r, Ok(true), "{sql}");
+            assert!(out.to_upstream.is_empty(), "{sql}");
+            let (mut t, _) = tracker(MULTI);
+            let mut up = Buffer::new();
+            up.space()[..framed.len()].copy_from_slice(&framed);
+            up.filled(framed.len());
+            assert_eq!(
+                up.scan(Direction::ToUpstream, &mut t, LIMIT)
+                    .map(|i| i.map(|i| i.what)),
+                Ok(Some(Interception::Refused(refusal))),
+                "{sql}"
+            );
+        }
+    }
+    // With latchkey:ExecuteDynamicSql, dynamic SQL goes through.
+    let (t, _) = tracker(DEP);
+    let mut t = t.allow_dynamic_sql(true);
+    let sql = query("EXECUTE IMMEDIATE CONCAT('SELECT ', 1)");
+    let mut server = Server::new(DEP);
+    server.ok(0, AUTOCOMMIT);
+    let (r, out) = run(&sql, &server.out, 5, &mut t, LIMIT);
+    assert_eq!(r, Ok(true));
+    assert_eq!(out.to_upstream, sql);
+}

@@ -78,6 +78,8 @@ struct Session<'a> {
     cancel_key: (u32, u32),
     /// Policy allows `latchkey:ChangeDatabasePassword`.
     password_changes: bool,
+    /// Policy allows `latchkey:ExecuteDynamicSql`.
+    dynamic_sql: bool,
     _slot: Slot<'a>,
 }
 
@@ -390,6 +392,9 @@ impl Gateway {
         let password_changes =
             self.keeper
                 .allows(&auth, latchkey_sqlguard::CHANGE_PASSWORD_ACTION, secure);
+        let dynamic_sql = self
+            .keeper
+            .allows(&auth, latchkey_sqlguard::DYNAMIC_SQL_ACTION, secure);
         let info = self
             .keeper
             .session_started(peer, attempt, &auth, database, user)?;
@@ -401,6 +406,7 @@ impl Gateway {
             pool_key,
             cancel_key,
             password_changes,
+            dynamic_sql,
             _slot: slot,
         }))
     }
@@ -430,6 +436,7 @@ impl Gateway {
             pool_key,
             cancel_key,
             password_changes,
+            dynamic_sql,
             _slot,
         } = session;
         let config = &self.keeper.config;
@@ -442,7 +449,9 @@ impl Gateway {
         let mut relay = Relay::new(
             client,
             upstream,
-            Tracker::new(audit).allow_password_changes(password_changes),
+            Tracker::new(audit)
+                .allow_password_changes(password_changes)
+                .allow_dynamic_sql(dynamic_sql),
             config.max_message_size,
         );
         let expired = Watch::expired(watch.deadline);

@@ -4,9 +4,10 @@
 //! server is idle between transactions (so its connection can be reused).
 //!
 //! One exception to "unchanged": a `Query` or `Parse` whose SQL
-//! `latchkey-sqlguard` refuses (a password change the session's policy
-//! does not allow) is replaced by one that makes the server raise
-//! `42501 insufficient_privilege` ([`REFUSAL`]). The server answering
+//! `latchkey-sqlguard` refuses (a password change or dynamic SQL the
+//! session's policy does not allow, `pg_terminate_backend`) is replaced
+//! by one that makes the server raise `42501 insufficient_privilege`
+//! ([`refusal_statement`]). The server answering
 //! with its own error keeps the session's state true: a refused
 //! statement in a transaction block aborts it, as any error would. The
 //! audit logs the statement the client sent.
@@ -25,7 +26,7 @@ use latchkey_audit::{
     rows_from_tag,
 };
 use latchkey_pgwire as wire;
-use latchkey_sqlguard::{Rules, Verdict as Guard};
+use latchkey_sqlguard::{Refusal, Rules, Verdict as Guard};
 use latchkey_sqlnorm::Dialect;
 
 /// Each direction's buffer. Grown (to [`INSPECT_PREFIX`] and a header)
@@ -40,6 +41,40 @@ pub const INSPECT_PREFIX: usize = 32 * 1024;
 pub const REFUSAL: &str = "DO $latchkey$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', \
 MESSAGE = 'permission denied to change a password or authentication through Latchkey', \
 HINT = 'The principal needs the latchkey:ChangeDatabasePassword permission.'; END$latchkey$";
+/// What refused dynamic SQL (PL/pgSQL `EXECUTE`, `dblink`) becomes.
+pub const REFUSAL_DYNAMIC_SQL: &str = "DO $latchkey$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', \
+MESSAGE = 'permission denied to run dynamic SQL (EXECUTE in PL/pgSQL, dblink) through Latchkey', \
+HINT = 'The principal needs the latchkey:ExecuteDynamicSql permission.'; END$latchkey$";
+/// What a call of `pg_terminate_backend` or `pg_cancel_backend`
+/// becomes: gateway sessions share upstream roles, so it could end
+/// another principal's session.
+pub const REFUSAL_SIGNAL: &str = "DO $latchkey$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', \
+MESSAGE = 'permission denied to signal server processes through Latchkey', \
+HINT = 'Cancel your own query with the protocol''s cancel request (Ctrl-C in psql, cancel() in drivers).'; END$latchkey$";
+
+/// The fixed OIDs of `pg_terminate_backend` and `pg_cancel_backend`, which
+/// a `FunctionCall` message (libpq's `PQfn`) could name without SQL.
+const SIGNAL_FUNCTIONS: [u32; 2] = [2096, 2171];
+
+/// A whole `Query` message.
+fn query_message(sql: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sql.len() + 6);
+    out.push(b'Q');
+    let len = u32::try_from(sql.len() + 5).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(sql.as_bytes());
+    out.push(0);
+    out
+}
+
+/// The statement that makes the server raise a refusal's error.
+pub fn refusal_statement(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::DynamicSql => REFUSAL_DYNAMIC_SQL,
+        Refusal::SignalBackend => REFUSAL_SIGNAL,
+        Refusal::PasswordChange | Refusal::Kill => REFUSAL,
+    }
+}
 
 /// Prepared statements and portals remembered per session (PostgreSQL has
 /// no limit; a client that exceeds this gets its later statements logged
@@ -362,11 +397,18 @@ impl Tracker {
         self
     }
 
-    /// Whether a message's SQL is checked (and so must be read whole).
+    /// Lets SQL built at run time through (the session's policy allows
+    /// `latchkey:ExecuteDynamicSql`); refused by default.
+    pub fn allow_dynamic_sql(mut self, allowed: bool) -> Self {
+        self.rules.allow_dynamic_sql = allowed;
+        self
+    }
+
+    /// Whether a message's SQL is checked (and so must be read whole):
+    /// always, since `pg_terminate_backend` is refused whatever the
+    /// policy.
     fn checks(&self, direction: Direction, tag: u8) -> bool {
-        direction == Direction::ToUpstream
-            && matches!(tag, b'Q' | b'P')
-            && !self.rules.allow_password_changes
+        direction == Direction::ToUpstream && matches!(tag, b'Q' | b'P' | b'F')
     }
 
     /// The message to send instead of a `Query` or `Parse` (whole body)
@@ -383,19 +425,19 @@ impl Tracker {
             _ => (None, body),
         };
         let sql = &sql[..sql.iter().position(|&c| c == 0).unwrap_or(sql.len())];
-        match latchkey_sqlguard::check(sql, Dialect::Postgres, self.rules, true) {
+        let refusal = match latchkey_sqlguard::check(sql, Dialect::Postgres, self.rules, true) {
             Guard::Allow | Guard::Kill(_) => return None,
-            Guard::Refuse(_) => {}
-        }
+            Guard::Refuse(r) => refusal_statement(r),
+        };
         self.refused += 1;
-        let mut new = Vec::with_capacity(REFUSAL.len() + 64);
+        let mut new = Vec::with_capacity(refusal.len() + 64);
         new.push(tag);
         new.extend_from_slice(&[0; 4]);
         if let Some(name) = name {
             new.extend_from_slice(name);
             new.push(0);
         }
-        new.extend_from_slice(REFUSAL.as_bytes());
+        new.extend_from_slice(refusal.as_bytes());
         new.push(0);
         if name.is_some() {
             // No parameter types.
@@ -418,7 +460,9 @@ impl Tracker {
 
     fn wants(&self, direction: Direction, tag: u8) -> bool {
         match direction {
-            Direction::ToUpstream => matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C' | b'S' | b'X'),
+            Direction::ToUpstream => {
+                matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C' | b'S' | b'X' | b'F')
+            }
             Direction::ToClient => {
                 matches!(tag, b'C' | b'E' | b'Z' | b'S' | b'I' | b's')
                     || (tag == b'1' && self.audit.is_some())
@@ -444,6 +488,19 @@ impl Tracker {
     fn message(&mut self, direction: Direction, tag: u8, body: &[u8], complete: bool) -> Verdict {
         match (direction, tag) {
             (Direction::ToUpstream, b'X') => return Verdict::Terminate,
+            (Direction::ToUpstream, b'F') => {
+                // A function call is answered by ReadyForQuery, after an
+                // ErrorResponse when refused.
+                self.passed(direction, tag);
+                let oid = body
+                    .get(..4)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                if oid.is_some_and(|oid| SIGNAL_FUNCTIONS.contains(&oid)) {
+                    self.refused += 1;
+                    return Verdict::Replace(query_message(REFUSAL_SIGNAL));
+                }
+                return Verdict::Forward;
+            }
             (Direction::ToUpstream, b'Q') => {
                 self.outstanding += 1;
                 let replace = self.replacement(tag, body, complete);
@@ -974,6 +1031,81 @@ mod tests {
         let (mut t, _) = tracker();
         let q = msg(b'Q', b"UPDATE users SET password = 'x' WHERE id = 1\0");
         assert_eq!(passed_on(&q, 5, &mut t), q);
+    }
+
+    #[test]
+    fn red_team_dynamic_sql_catalogue_writes_and_signals_are_replaced() {
+        let cases = [
+            (
+                "DO $$BEGIN EXECUTE 'ALTER ROLE app PASSWORD ''attacker-pw'''; END$$\0",
+                REFUSAL,
+            ),
+            (
+                "DO $$BEGIN EXECUTE 'ALTER ROLE app PASS'||'WORD ''x'''; END$$\0",
+                REFUSAL_DYNAMIC_SQL,
+            ),
+            (
+                "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $f$BEGIN EXECUTE format('SELECT %s', 1); END$f$\0",
+                REFUSAL_DYNAMIC_SQL,
+            ),
+            ("UPDATE pg_authid SET rolpassword = NULL\0", REFUSAL),
+            ("ALTER SYSTEM SET password_encryption = 'md5'\0", REFUSAL),
+            (
+                "select pg_terminate_backend(pid) from pg_stat_activity where usename='app'\0",
+                REFUSAL_SIGNAL,
+            ),
+        ];
+        for (sql, refusal) in cases {
+            let q = msg(b'Q', sql.as_bytes());
+            let (mut t, _) = tracker();
+            let out = passed_on(&q, 7, &mut t);
+            assert_eq!(out, msg(b'Q', format!("{refusal}\0").as_bytes()), "{sql}");
+            assert_eq!(t.refused, 1);
+        }
+        // latchkey:ExecuteDynamicSql lets harmless dynamic SQL through;
+        // signalling backends stays refused even with every permission.
+        let (t, _) = tracker();
+        let mut t = t.allow_dynamic_sql(true);
+        let q = msg(b'Q', b"DO $$BEGIN EXECUTE 'SELECT ' || 1; END$$\0");
+        assert_eq!(passed_on(&q, 5, &mut t), q);
+        let (t, _) = tracker();
+        let mut t = t.allow_dynamic_sql(true).allow_password_changes(true);
+        let q = msg(b'Q', b"SELECT pg_cancel_backend(1)\0");
+        assert_eq!(
+            passed_on(&q, 5, &mut t),
+            msg(b'Q', format!("{REFUSAL_SIGNAL}\0").as_bytes())
+        );
+    }
+
+    #[test]
+    fn function_calls_of_signal_functions_are_replaced() {
+        // FunctionCall: oid, argument formats, arguments, result format.
+        let call = |oid: u32| {
+            let mut body = oid.to_be_bytes().to_vec();
+            body.extend_from_slice(&[0, 1, 0, 1, 0, 1, 0, 0, 0, 4]);
+            body.extend_from_slice(&4242u32.to_be_bytes());
+            body.extend_from_slice(&[0, 1]);
+            msg(b'F', &body)
+        };
+        for oid in [2096, 2171] {
+            let (mut t, _) = tracker();
+            let out = passed_on(&call(oid), 3, &mut t);
+            assert_eq!(out, msg(b'Q', format!("{REFUSAL_SIGNAL}\0").as_bytes()));
+            assert_eq!(t.refused, 1);
+            assert!(t.busy());
+            // The server's error and ReadyForQuery settle it.
+            let server = [error("42501"), msg(b'Z', b"I")].concat();
+            let mut down = Buffer::new();
+            down.space()[..server.len()].copy_from_slice(&server);
+            down.filled(server.len());
+            assert!(down.scan(Direction::ToClient, &mut t, 1 << 20).is_ok());
+            assert!(t.idle());
+        }
+        // Other functions (large objects, through libpq's PQfn) pass.
+        let (mut t, _) = tracker();
+        let other = call(952);
+        assert_eq!(passed_on(&other, 3, &mut t), other);
+        assert_eq!(t.refused, 0);
     }
 
     #[test]

@@ -9,6 +9,22 @@
 //!   and revocation, and every gateway login for that user would fail.
 //!   Refused unless the session's policy allows
 //!   `latchkey:ChangeDatabasePassword` ([`Rules::allow_password_changes`]).
+//!   The same permission covers writes to the account catalogues
+//!   (`mysql.user`, `mysql.global_priv`, PostgreSQL's `pg_authid`) and
+//!   `ALTER SYSTEM`. MySQL's `SET PASSWORD` is refused wherever a
+//!   statement may start, routine, trigger and event bodies included; a
+//!   `SET` is taken for a column list only after `UPDATE`, `INSERT`,
+//!   `REPLACE` or `LOAD` with nothing between where a statement could
+//!   start.
+//! - **Dynamic SQL.** SQL built at run time cannot be checked by a lexer:
+//!   PL/pgSQL `EXECUTE` in `DO` blocks and routine bodies, `dblink`,
+//!   MySQL `EXECUTE IMMEDIATE`, `PREPARE name FROM` anything but one
+//!   string literal. Refused unless the policy allows
+//!   `latchkey:ExecuteDynamicSql` ([`Rules::allow_dynamic_sql`]); with it,
+//!   literals are still checked, expressions are not.
+//! - **`pg_terminate_backend` / `pg_cancel_backend`.** Gateway sessions
+//!   share upstream roles; always refused (a client cancels through the
+//!   protocol's CancelRequest, which the gateway scopes).
 //! - **MySQL `KILL`.** Thread ids a client sees are the gateway's, so a
 //!   `KILL` must be mapped by the gateway; one it cannot map (hidden in a
 //!   multi-statement, prepared, padded with comments into a form the
@@ -20,18 +36,20 @@
 //! spacing or case change nothing. Sessions can change how the server
 //! reads quotes (`standard_conforming_strings`, `NO_BACKSLASH_ESCAPES`,
 //! `ANSI_QUOTES`), so every reading is checked and any refusal wins.
-//! Multi-byte client character sets (GBK, Big5, SJIS) can hide a
-//! backslash or backtick inside a character; SQL where that could happen
-//! is refused when it names anything this crate looks for.
+//! Escapes are decoded (`E'\x41'`, `U&"\0041"`, MySQL's `\A`), adjacent
+//! literals joined as the server joins them; what cannot be decoded, or
+//! nests more than six strings deep, is refused. Multi-byte client
+//! character sets (GBK, Big5, SJIS) can hide a backslash or backtick
+//! inside a character; SQL where that could happen is refused when it
+//! names anything this crate looks for.
 //!
-//! Not caught, and cannot be by any lexer: SQL built at run time
-//! (`EXECUTE 'ALTER ' || 'ROLE ...'` in PL/pgSQL, `PREPARE s FROM @v`,
-//! procedures that build statements). String bodies that hold SQL as
-//! written (`DO $$ ... $$`, `CREATE FUNCTION ... AS '...'`, `PREPARE s FROM
-//! '...'`, `EXECUTE IMMEDIATE '...'`) are checked. The robust defence
-//! against a changed password is upstream authentication that needs no
-//! password (`--auth cert`) with `pg_hba.conf` admitting the database user
-//! only from the gateway.
+//! SQL written in strings that run is checked as SQL: `DO $$ ... $$`,
+//! `CREATE FUNCTION ... AS '...'` and every literal inside those bodies
+//! (`EXECUTE '...'`), `PREPARE s FROM '...'`, `EXECUTE IMMEDIATE '...'`.
+//! This is a lexer, not the server: the robust defence against a changed
+//! password is upstream authentication that needs no password (`--auth
+//! cert`) with `pg_hba.conf` admitting the database user only from the
+//! gateway (on MariaDB, an account for the gateway's host only).
 
 use std::borrow::Cow;
 
@@ -42,15 +60,27 @@ use latchkey_sqlnorm::{Reading, Token, TokenKind, tokens_read};
 /// for password and authentication changes to go through.
 pub const CHANGE_PASSWORD_ACTION: &str = "latchkey:ChangeDatabasePassword";
 
-/// How deep string bodies holding SQL are followed (`DO` in `DO`...).
-const MAX_DEPTH: usize = 2;
+/// The policy action a session needs, on its `rds-db:connect` resource,
+/// for SQL built at run time: PL/pgSQL `EXECUTE` (in `DO` blocks and
+/// function or procedure bodies), `dblink`, MySQL `EXECUTE IMMEDIATE` and
+/// `PREPARE ... FROM` anything but one string literal.
+pub const DYNAMIC_SQL_ACTION: &str = "latchkey:ExecuteDynamicSql";
+
+/// How deep string bodies holding SQL are followed (`DO` in `EXECUTE` in
+/// `DO`...); SQL nested deeper is refused unless nothing could be.
+const MAX_DEPTH: usize = 6;
 
 /// What a session may do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rules {
     /// Password and authentication changes go through (the policy allows
-    /// `latchkey:ChangeDatabasePassword`).
+    /// `latchkey:ChangeDatabasePassword`): also writes to the account
+    /// catalogues (`mysql.user`, `mysql.global_priv`, `pg_authid`) and
+    /// PostgreSQL's `ALTER SYSTEM`.
     pub allow_password_changes: bool,
+    /// SQL built at run time goes through (the policy allows
+    /// `latchkey:ExecuteDynamicSql`); what it builds cannot be checked.
+    pub allow_dynamic_sql: bool,
 }
 
 /// What to do with a client's SQL.
@@ -71,6 +101,14 @@ pub enum Refusal {
     PasswordChange,
     /// A MySQL `KILL` the gateway cannot map to one of its sessions.
     Kill,
+    /// SQL built at run time, which no lexer can check
+    /// ([`DYNAMIC_SQL_ACTION`]).
+    DynamicSql,
+    /// PostgreSQL `pg_terminate_backend` / `pg_cancel_backend`: gateway
+    /// sessions share upstream roles, so these could end another
+    /// principal's session. Always refused; a client cancels its own
+    /// query with the protocol's CancelRequest, which the gateway scopes.
+    SignalBackend,
 }
 
 /// `HARD` or `SOFT` (MariaDB).
@@ -129,7 +167,13 @@ pub fn check(sql: &[u8], dialect: Dialect, rules: Rules, complete: bool) -> Verd
         return Verdict::Allow;
     }
     let text = String::from_utf8_lossy(sql);
-    let verdict = check_text(&text, dialect, rules, complete, 0);
+    let scope = Scope {
+        dialect,
+        rules,
+        depth: 0,
+        in_body: false,
+    };
+    let verdict = check_text(&text, scope, complete);
     if verdict == Verdict::Allow && complete && hidden_quote(sql, dialect) {
         // A multi-byte client character set may end a literal elsewhere
         // than the lexer thinks: anything that names what is refused is.
@@ -138,38 +182,106 @@ pub fn check(sql: &[u8], dialect: Dialect, rules: Rules, complete: bool) -> Verd
     verdict
 }
 
+/// Where SQL text is being read.
+#[derive(Clone, Copy)]
+struct Scope {
+    dialect: Dialect,
+    rules: Rules,
+    /// How many string bodies deep.
+    depth: usize,
+    /// The text is a PostgreSQL routine body (`DO`, `CREATE FUNCTION`):
+    /// its `EXECUTE` runs a string, and each of its string literals may be
+    /// SQL that runs.
+    in_body: bool,
+}
+
+impl Scope {
+    /// What SQL that cannot be read (nested too deep, escapes the lexer
+    /// does not decode) gets: refused if anything could be.
+    fn unreadable(self) -> Verdict {
+        if !self.rules.allow_password_changes {
+            Verdict::Refuse(Refusal::PasswordChange)
+        } else if !self.rules.allow_dynamic_sql {
+            Verdict::Refuse(Refusal::DynamicSql)
+        } else if self.dialect == Dialect::Postgres {
+            Verdict::Refuse(Refusal::SignalBackend)
+        } else {
+            Verdict::Allow
+        }
+    }
+}
+
 /// Words that must appear, in any case, for SQL to be refused or
 /// intercepted (a quick test that spares most statements the lexer).
 struct Needles {
     password: &'static [&'static [u8]],
-    kill: bool,
+    dynamic: &'static [&'static [u8]],
+    /// Refused whatever the policy (or intercepted, for `kill`).
+    always: &'static [&'static [u8]],
 }
 
 impl Needles {
     fn of(dialect: Dialect, rules: Rules) -> Self {
         let password: &'static [&'static [u8]] = match (rules.allow_password_changes, dialect) {
             (true, _) => &[],
-            (false, Dialect::Postgres) => &[b"password"],
-            (false, Dialect::MySql) => &[b"password", b"identified", b"user"],
+            (false, Dialect::Postgres) => &[b"password", b"pg_authid", b"system"],
+            (false, Dialect::MySql) => &[b"password", b"identified", b"user", b"global_priv"],
+        };
+        let dynamic: &'static [&'static [u8]] = match (rules.allow_dynamic_sql, dialect) {
+            (true, _) => &[],
+            (false, Dialect::Postgres) => &[b"execute", b"dblink", b"spi_", b"program"],
+            (false, Dialect::MySql) => &[b"execute", b"prepare"],
+        };
+        let always: &'static [&'static [u8]] = match dialect {
+            // `U&` names and strings can spell anything with escapes.
+            Dialect::Postgres => &[b"_backend", b"u&"],
+            Dialect::MySql => &[b"kill"],
         };
         Self {
             password,
-            kill: dialect == Dialect::MySql,
+            dynamic,
+            always,
         }
     }
 
     fn any_in(&self, sql: &[u8]) -> bool {
-        self.password.iter().any(|n| contains_ci(sql, n))
-            || (self.kill && contains_ci(sql, b"kill"))
+        [self.password, self.dynamic, self.always]
+            .iter()
+            .any(|set| set.iter().any(|n| contains_ci(sql, n)))
+            // Escapes (`P\ASSWORD`, `E'\x41'`) and literals the server
+            // joins (`'PASS' 'WORD'`) can spell any word.
+            || sql.contains(&b'\\')
+            || adjacent_quotes(sql)
     }
 
     fn refusal(&self, sql: &[u8]) -> Refusal {
-        if self.password.iter().any(|n| contains_ci(sql, n)) {
+        let found = |set: &[&[u8]]| set.iter().any(|n| contains_ci(sql, n));
+        if found(self.password) {
             Refusal::PasswordChange
-        } else {
+        } else if found(self.dynamic) {
+            Refusal::DynamicSql
+        } else if found(&[b"kill"]) {
             Refusal::Kill
+        } else {
+            Refusal::SignalBackend
         }
     }
+}
+
+/// A quote, then only spaces or the start of a comment, then a quote or
+/// a comment: where two string literals may be one.
+fn adjacent_quotes(sql: &[u8]) -> bool {
+    let quote = |c: &u8| matches!(c, b'\'' | b'"');
+    sql.iter().enumerate().any(|(i, c)| {
+        quote(c) && {
+            let rest = &sql[i + 1..];
+            let gap = rest.iter().take_while(|c| c.is_ascii_whitespace()).count();
+            gap > 0
+                && rest
+                    .get(gap)
+                    .is_some_and(|c| quote(c) || matches!(c, b'/' | b'-' | b'#'))
+        }
+    })
 }
 
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
@@ -193,13 +305,13 @@ fn hidden_quote(sql: &[u8], dialect: Dialect) -> bool {
         .any(|w| w[0] >= 0x80 && (w[1] == b'\\' || (dialect == Dialect::MySql && w[1] == b'`')))
 }
 
-fn check_text(sql: &str, dialect: Dialect, rules: Rules, complete: bool, depth: usize) -> Verdict {
+fn check_text(sql: &str, scope: Scope, complete: bool) -> Verdict {
     let mut first: Option<Verdict> = None;
-    for &reading in Reading::all(dialect) {
-        if !reading_differs(sql, dialect, reading) {
+    for &reading in Reading::all(scope.dialect) {
+        if !reading_differs(sql, scope.dialect, reading) {
             continue;
         }
-        let verdict = check_reading(sql, dialect, reading, rules, complete, depth);
+        let verdict = check_reading(sql, scope, reading, complete);
         match (&verdict, &first) {
             (Verdict::Refuse(_), _) => return verdict,
             (_, None) => first = Some(verdict),
@@ -221,14 +333,13 @@ fn reading_differs(sql: &str, dialect: Dialect, reading: Reading) -> bool {
     }
 }
 
-fn check_reading(
-    sql: &str,
-    dialect: Dialect,
-    reading: Reading,
-    rules: Rules,
-    complete: bool,
-    depth: usize,
-) -> Verdict {
+fn check_reading(sql: &str, scope: Scope, reading: Reading, complete: bool) -> Verdict {
+    let Scope {
+        dialect,
+        rules,
+        depth,
+        in_body,
+    } = scope;
     let toks: Vec<Token<'_>> = tokens_read(sql, dialect, reading).collect();
     let statements: Vec<&[Token<'_>]> = toks
         .split(|t| t.kind == TokenKind::Semi)
@@ -236,6 +347,9 @@ fn check_reading(
         .collect();
     let mut kills = 0usize;
     let mut lone_kill = None;
+    // Dynamic SQL is refused last, so that a password change or a KILL
+    // written out gets its own, more telling, refusal.
+    let mut dynamic = false;
     for (i, stmt) in statements.iter().enumerate() {
         let last = i + 1 == statements.len();
         if !complete && last && !plainly_harmless(stmt) {
@@ -245,27 +359,49 @@ fn check_reading(
                 Refusal::PasswordChange
             });
         }
-        if !rules.allow_password_changes && changes_password(stmt, dialect) {
+        if !rules.allow_password_changes
+            && (changes_password(stmt, dialect) || changes_accounts(stmt, dialect))
+        {
             return Verdict::Refuse(Refusal::PasswordChange);
         }
+        if dialect == Dialect::Postgres && signals_backend(stmt) {
+            return Verdict::Refuse(Refusal::SignalBackend);
+        }
+        dynamic |= !rules.allow_dynamic_sql && runs_dynamic_sql(stmt, dialect, in_body);
         if dialect == Dialect::MySql && has_word(stmt, "KILL") {
             kills += 1;
             lone_kill = parse_kill(stmt);
         }
-        // SQL written in a string that the statement runs or stores.
-        if depth < MAX_DEPTH && runs_string_body(stmt, dialect) {
-            for body in stmt.iter().filter_map(|t| string_body(t, dialect, reading)) {
-                match check_text(&body, dialect, rules, true, depth + 1) {
+        // SQL written in a string that the statement runs or stores: in
+        // a routine body, any string may be SQL that runs (`EXECUTE '...'`).
+        let runs = runs_string_body(stmt, dialect);
+        if runs || in_body {
+            let inner = Scope {
+                depth: depth + 1,
+                in_body: runs && dialect == Dialect::Postgres,
+                ..scope
+            };
+            for body in string_bodies(stmt, dialect, reading) {
+                let verdict = match body {
+                    _ if inner.depth > MAX_DEPTH => inner.unreadable(),
+                    None => inner.unreadable(),
+                    Some(body) => check_text(&body, inner, true),
+                };
+                match verdict {
                     Verdict::Allow => {}
                     Verdict::Kill(_) => return Verdict::Refuse(Refusal::Kill),
+                    Verdict::Refuse(Refusal::DynamicSql) => dynamic = true,
                     refused @ Verdict::Refuse(_) => return refused,
                 }
             }
         }
     }
     match (kills, lone_kill) {
+        (0, _) if dynamic => Verdict::Refuse(Refusal::DynamicSql),
         (0, _) => Verdict::Allow,
-        (1, Some(k)) if statements.len() == 1 && depth == 0 && complete => Verdict::Kill(k),
+        (1, Some(k)) if statements.len() == 1 && depth == 0 && complete && !dynamic => {
+            Verdict::Kill(k)
+        }
         _ => Verdict::Refuse(Refusal::Kill),
     }
 }
@@ -274,8 +410,110 @@ fn word_is(t: &Token<'_>, word: &str) -> bool {
     t.kind == TokenKind::Word && t.text.eq_ignore_ascii_case(word)
 }
 
+fn punct_is(t: &Token<'_>, p: &str) -> bool {
+    t.kind == TokenKind::Punct && t.text == p
+}
+
 fn has_word(stmt: &[Token<'_>], word: &str) -> bool {
     stmt.iter().any(|t| word_is(t, word))
+}
+
+/// The name a word or quoted identifier stands for (quotes removed,
+/// `U&` escapes decoded); None when it cannot be told (a `U&` name with
+/// an escape the gateway does not decode), which callers take as any
+/// name.
+fn ident<'a>(t: &Token<'a>) -> Option<Cow<'a, str>> {
+    match t.kind {
+        TokenKind::Word => Some(Cow::Borrowed(t.text)),
+        TokenKind::QuotedIdent => {
+            let (unicode, text) = match t.text.get(..2) {
+                Some(p) if p.eq_ignore_ascii_case("u&") => (true, &t.text[2..]),
+                _ => (false, t.text),
+            };
+            let quote = text.chars().next()?;
+            let inner = text.get(1..text.len().checked_sub(1)?)?;
+            let doubled: String = [quote, quote].iter().collect();
+            let name = if inner.contains(&doubled) {
+                Cow::Owned(inner.replace(&doubled, &quote.to_string()))
+            } else {
+                Cow::Borrowed(inner)
+            };
+            if unicode && name.contains('\\') {
+                return unicode_unescape(&name).map(Cow::Owned);
+            }
+            Some(name)
+        }
+        _ => Some(Cow::Borrowed("")),
+    }
+}
+
+/// One PostgreSQL `E'...'` escape after its backslash: `\xHH`, octal
+/// `\ooo`, `\uXXXX`, `\UXXXXXXXX`, `\n` and the like; None for an
+/// invalid one.
+fn pg_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<char> {
+    Some(match chars.next()? {
+        'n' => '\n',
+        't' => '\t',
+        'r' => '\r',
+        'b' | 'f' => ' ',
+        'x' => return pg_number(chars, 0, 16, 2),
+        'u' => return pg_number(chars, 0, 16, 4),
+        'U' => return pg_number(chars, 0, 16, 8),
+        d @ '0'..='7' => return pg_number(chars, d.to_digit(8)?, 8, 2),
+        other => other,
+    })
+}
+
+/// Up to `max` more digits in `radix` after `value`, as a character.
+fn pg_number(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    mut value: u32,
+    radix: u32,
+    max: usize,
+) -> Option<char> {
+    for _ in 0..max {
+        let Some(d) = chars.peek().and_then(|c| c.to_digit(radix)) else {
+            break;
+        };
+        value = value.checked_mul(radix)?.checked_add(d)?;
+        chars.next();
+    }
+    char::from_u32(value)
+}
+
+/// PostgreSQL's `U&` escapes with the default escape character (`\XXXX`,
+/// `\+XXXXXX`, `\\`); None for anything else.
+fn unicode_unescape(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        let (len, skip) = match rest.as_bytes().first() {
+            Some(b'\\') => {
+                out.push('\\');
+                rest = &rest[1..];
+                continue;
+            }
+            Some(b'+') => (6, 1),
+            _ => (4, 0),
+        };
+        let hex = rest.get(skip..skip + len)?;
+        let c = char::from_u32(u32::from_str_radix(hex, 16).ok()?)?;
+        out.push(c);
+        rest = &rest[skip + len..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// Whether a token names one of `names` (any case); a name that cannot
+/// be read counts as every name.
+fn names_any(t: &Token<'_>, names: &[&str]) -> bool {
+    match ident(t) {
+        Some(n) => names.iter().any(|w| n.eq_ignore_ascii_case(w)),
+        None => true,
+    }
 }
 
 /// A statement cut short that cannot become a password change or a KILL
@@ -285,27 +523,30 @@ fn plainly_harmless(stmt: &[Token<'_>]) -> bool {
     const PLAIN: [&str; 8] = [
         "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "VALUES", "COPY", "WITH",
     ];
-    let Some(first) = stmt
-        .iter()
-        .find(|t| !(t.kind == TokenKind::Punct && t.text == "("))
-    else {
+    const SUSPICIOUS: [&str; 15] = [
+        "KILL",
+        "PASSWORD",
+        "IDENTIFIED",
+        "ROLE",
+        "USER",
+        "PREPARE",
+        "EXECUTE",
+        "DO",
+        "GLOBAL_PRIV",
+        "PG_AUTHID",
+        "PG_TERMINATE_BACKEND",
+        "PG_CANCEL_BACKEND",
+        "DBLINK",
+        "DBLINK_EXEC",
+        "SYSTEM",
+    ];
+    let Some(first) = stmt.iter().find(|t| !punct_is(t, "(")) else {
         return false;
     };
     PLAIN.iter().any(|w| word_is(first, w))
-        && !stmt.iter().any(|t| {
-            [
-                "KILL",
-                "PASSWORD",
-                "IDENTIFIED",
-                "ROLE",
-                "USER",
-                "PREPARE",
-                "EXECUTE",
-                "DO",
-            ]
+        && !stmt
             .iter()
-            .any(|w| word_is(t, w))
-        })
+            .any(|t| t.kind == TokenKind::QuotedIdent || SUSPICIOUS.iter().any(|w| word_is(t, w)))
         && stmt.iter().all(|t| t.kind != TokenKind::Unterminated)
 }
 
@@ -337,8 +578,9 @@ fn pg_changes_password(stmt: &[Token<'_>]) -> bool {
 
 /// MySQL and MariaDB: `ALTER USER`, `CREATE USER` (any: a new account
 /// logs in directly), `... IDENTIFIED BY|WITH|VIA|USING` (`GRANT`
-/// included), `SET PASSWORD` where a statement starts (also in a
-/// procedure body or `SET STATEMENT ... FOR`).
+/// included), and a `SET` that starts a statement (anywhere: a routine,
+/// trigger or event body, `SET STATEMENT ... FOR`, a handler) naming
+/// `PASSWORD`.
 fn my_changes_password(stmt: &[Token<'_>]) -> bool {
     let pairs = stmt.windows(2).any(|w| {
         ((word_is(&w[0], "ALTER") || word_is(&w[0], "CREATE")) && word_is(&w[1], "USER"))
@@ -350,27 +592,222 @@ fn my_changes_password(stmt: &[Token<'_>]) -> bool {
     if pairs {
         return true;
     }
-    // `SET` where a statement starts, then PASSWORD as a name that is not
-    // a variable's (`@password`) or a column's (`t.password`).
-    const STARTS: [&str; 7] = ["BEGIN", "THEN", "ELSE", "DO", "FOR", "LOOP", "REPEAT"];
+    // A `SET` is a statement unless it is the `SET` clause of an
+    // `UPDATE` or `INSERT`; then PASSWORD as a name that is not a
+    // variable's (`@password`) or a column's (`t.password`).
     stmt.iter().enumerate().any(|(i, t)| {
-        let at_start = match i.checked_sub(1).and_then(|p| stmt.get(p)) {
-            None => true,
-            Some(prev) => {
-                STARTS.iter().any(|w| word_is(prev, w))
-                    || (prev.kind == TokenKind::Punct && prev.text == ":")
-            }
-        };
         word_is(t, "SET")
-            && at_start
+            && !after(stmt, i, ".")
+            && !not_a_statement(stmt, i)
+            && !assigns_columns(stmt, i)
             && stmt[i + 1..].iter().enumerate().any(|(j, p)| {
-                let before = stmt.get(i + j);
                 word_is(p, "PASSWORD")
-                    && !before.is_some_and(|b| {
-                        b.kind == TokenKind::Punct && (b.text == "@" || b.text == ".")
-                    })
+                    && !after(stmt, i + 1 + j, "@")
+                    && !after(stmt, i + 1 + j, ".")
             })
     })
+}
+
+/// The token at `i` follows the punctuation `p`.
+fn after(stmt: &[Token<'_>], i: usize, p: &str) -> bool {
+    i.checked_sub(1)
+        .and_then(|at| stmt.get(at))
+        .is_some_and(|t| punct_is(t, p))
+}
+
+/// A `SET` that is part of something else: `CHARACTER SET`, a foreign
+/// key's `ON DELETE|UPDATE SET NULL|DEFAULT`, `ALTER COLUMN ... SET
+/// DEFAULT|VISIBLE|INVISIBLE`, the `SET(...)` column type.
+fn not_a_statement(stmt: &[Token<'_>], at: usize) -> bool {
+    let prev = at.checked_sub(1).and_then(|p| stmt.get(p));
+    let next = stmt.get(at + 1);
+    prev.is_some_and(|p| {
+        ["CHARACTER", "CHARSET"].iter().any(|w| word_is(p, w))
+            || ((word_is(p, "DELETE") || word_is(p, "UPDATE"))
+                && at
+                    .checked_sub(2)
+                    .and_then(|q| stmt.get(q))
+                    .is_some_and(|q| word_is(q, "ON")))
+    }) || next.is_some_and(|n| {
+        ["DEFAULT", "VISIBLE", "INVISIBLE"]
+            .iter()
+            .any(|w| word_is(n, w))
+            || punct_is(n, "(")
+    })
+}
+
+/// Whether the `SET` at `at` is the column list of an `UPDATE`, `INSERT`
+/// or `REPLACE`: going back, one of those (not a trigger's event, not
+/// `FOR UPDATE`, not a name after a dot, not the `REPLACE()` function)
+/// comes before anything where a statement may start.
+fn assigns_columns(stmt: &[Token<'_>], at: usize) -> bool {
+    const STARTS: [&str; 14] = [
+        "BEGIN",
+        "THEN",
+        "ELSE",
+        "DO",
+        "LOOP",
+        "REPEAT",
+        "ROW",
+        "FOR",
+        "SET",
+        "CREATE",
+        "DECLARE",
+        "HANDLER",
+        "SQLEXCEPTION",
+        "SQLWARNING",
+    ];
+    for j in (0..at).rev() {
+        let t = &stmt[j];
+        if punct_is(t, ":") || STARTS.iter().any(|w| word_is(t, w)) {
+            return false;
+        }
+        if ["UPDATE", "INSERT", "REPLACE", "LOAD"]
+            .iter()
+            .any(|w| word_is(t, w))
+        {
+            let prev = j.checked_sub(1).and_then(|p| stmt.get(p));
+            let event_or_name = prev.is_some_and(|p| {
+                ["BEFORE", "AFTER", "FOR", "KEY", "OR"]
+                    .iter()
+                    .any(|w| word_is(p, w))
+                    || punct_is(p, ".")
+                    || punct_is(p, "@")
+            });
+            // `REPLACE(...)` and `INSERT(...)` are string functions.
+            let function = stmt.get(j + 1).is_some_and(|n| punct_is(n, "("));
+            if !event_or_name && !function {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Writes to where accounts and their credentials live: MySQL's
+/// `mysql.user` and `mysql.global_priv` tables, PostgreSQL's `pg_authid`
+/// catalogue, and PostgreSQL's `ALTER SYSTEM` (which can change
+/// `password_encryption`, `hba_file`...).
+fn changes_accounts(stmt: &[Token<'_>], dialect: Dialect) -> bool {
+    match dialect {
+        Dialect::Postgres => {
+            const WRITES: [&str; 10] = [
+                "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "TRUNCATE", "ALTER", "DROP",
+                "CREATE", "GRANT",
+            ];
+            stmt.windows(2)
+                .any(|w| word_is(&w[0], "ALTER") && word_is(&w[1], "SYSTEM"))
+                || (WRITES.iter().any(|w| has_word(stmt, w))
+                    && stmt.iter().any(|t| {
+                        (t.kind == TokenKind::QuotedIdent && names_any(t, &["pg_authid"]))
+                            || word_is(t, "pg_authid")
+                    }))
+        }
+        Dialect::MySql => my_writes_accounts(stmt),
+    }
+}
+
+/// An `INSERT`, `UPDATE`, `REPLACE`, `DELETE` or `LOAD` that names
+/// `mysql.user` or `mysql.global_priv` anywhere, `global_priv` without
+/// a schema anywhere, or `user` without a schema where a table goes (the
+/// session's database may be `mysql`: an application's own `user` table
+/// must be written as `schema.user`).
+fn my_writes_accounts(stmt: &[Token<'_>]) -> bool {
+    const WRITES: [&str; 10] = [
+        "INSERT", "UPDATE", "REPLACE", "DELETE", "LOAD", "RENAME", "ALTER", "CREATE", "DROP",
+        "TRUNCATE",
+    ];
+    let writes = stmt
+        .iter()
+        .enumerate()
+        .any(|(i, t)| WRITES.iter().any(|w| word_is(t, w)) && !after(stmt, i, "."));
+    if !writes {
+        return false;
+    }
+    stmt.iter().enumerate().any(|(i, t)| {
+        if !matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent) {
+            return false;
+        }
+        let (user, global_priv) = (names_any(t, &["user"]), names_any(t, &["global_priv"]));
+        if !user && !global_priv {
+            return false;
+        }
+        if after(stmt, i, ".") {
+            return i
+                .checked_sub(2)
+                .and_then(|q| stmt.get(q))
+                .is_some_and(|q| names_any(q, &["mysql"]));
+        }
+        let next = stmt.get(i + 1);
+        if next.is_some_and(|n| punct_is(n, ".") || punct_is(n, "(")) || after(stmt, i, "@") {
+            return false;
+        }
+        global_priv || table_position(stmt, i)
+    })
+}
+
+/// Whether the name at `i` stands where a table does: right after a
+/// keyword that names one, or in a comma list that such a keyword starts.
+fn table_position(stmt: &[Token<'_>], i: usize) -> bool {
+    const TABLE: [&str; 16] = [
+        "TO",
+        "UPDATE",
+        "INTO",
+        "FROM",
+        "JOIN",
+        "TABLE",
+        "INSERT",
+        "REPLACE",
+        "DELETE",
+        "LOW_PRIORITY",
+        "DELAYED",
+        "HIGH_PRIORITY",
+        "IGNORE",
+        "QUICK",
+        "USING",
+        "STRAIGHT_JOIN",
+    ];
+    const NOT_TABLE: [&str; 10] = [
+        "SET",
+        "SELECT",
+        "WHERE",
+        "ON",
+        "VALUES",
+        "VALUE",
+        "HAVING",
+        "BY",
+        "DUPLICATE",
+        "AS",
+    ];
+    let Some(prev) = i.checked_sub(1).and_then(|p| stmt.get(p)) else {
+        return false;
+    };
+    if TABLE.iter().any(|w| word_is(prev, w)) {
+        return true;
+    }
+    if !punct_is(prev, ",") {
+        return false;
+    }
+    let mut depth = 0usize;
+    for t in stmt[..i - 1].iter().rev() {
+        if punct_is(t, ")") {
+            depth += 1;
+        } else if punct_is(t, "(") {
+            match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                // Inside parentheses: a column list.
+                None => return false,
+            }
+        } else if depth == 0 {
+            if TABLE.iter().any(|w| word_is(t, w)) {
+                return true;
+            }
+            if NOT_TABLE.iter().any(|w| word_is(t, w)) || punct_is(t, "=") {
+                return false;
+            }
+        }
+    }
+    false
 }
 
 /// `KILL [HARD | SOFT] [CONNECTION | QUERY] <decimal id>` and nothing else.
@@ -409,6 +846,71 @@ fn parse_kill(stmt: &[Token<'_>]) -> Option<Kill> {
     Some(Kill { force, scope, id })
 }
 
+/// PostgreSQL: a call (or any mention) of `pg_terminate_backend` or
+/// `pg_cancel_backend`.
+fn signals_backend(stmt: &[Token<'_>]) -> bool {
+    const SIGNALS: [&str; 2] = ["pg_terminate_backend", "pg_cancel_backend"];
+    stmt.iter().any(|t| match t.kind {
+        TokenKind::Word => SIGNALS.iter().any(|w| word_is(t, w)),
+        TokenKind::QuotedIdent => names_any(t, &SIGNALS),
+        _ => false,
+    })
+}
+
+/// SQL built at run time. PostgreSQL: `EXECUTE` in a routine body
+/// (PL/pgSQL's runs a string; `EXECUTE format(...)` too; PL/Perl's and
+/// PL/Tcl's `spi_exec*`), `dblink` and `dblink_exec` anywhere, `COPY ...
+/// PROGRAM`. MySQL: `EXECUTE IMMEDIATE` with anything, and
+/// `PREPARE name FROM` anything but one string literal.
+fn runs_dynamic_sql(stmt: &[Token<'_>], dialect: Dialect, in_body: bool) -> bool {
+    match dialect {
+        Dialect::Postgres => {
+            // What runs a string in PL/pgSQL, PL/Perl, PL/Tcl and
+            // PL/Python (`plpy.execute`).
+            const RUNS: [&str; 5] = [
+                "EXECUTE",
+                "spi_exec_query",
+                "spi_exec",
+                "spi_prepare",
+                "spi_query",
+            ];
+            (in_body && RUNS.iter().any(|w| has_word(stmt, w)))
+                // A server program, which may run anything.
+                || (has_word(stmt, "COPY") && has_word(stmt, "PROGRAM"))
+                || stmt.iter().any(|t| match t.kind {
+                    TokenKind::Word => word_is(t, "dblink") || word_is(t, "dblink_exec"),
+                    TokenKind::QuotedIdent => names_any(t, &["dblink", "dblink_exec"]),
+                    _ => false,
+                })
+        }
+        Dialect::MySql => {
+            stmt.windows(2)
+                .any(|w| word_is(&w[0], "EXECUTE") && word_is(&w[1], "IMMEDIATE"))
+                || prepare_from(stmt)
+                    .is_some_and(|source| !(source.len() == 1 && is_string(&source[0])))
+        }
+    }
+}
+
+/// MySQL: what follows `PREPARE name FROM`, when the statement has one.
+fn prepare_from<'s, 'a>(stmt: &'s [Token<'a>]) -> Option<&'s [Token<'a>]> {
+    let at = stmt.iter().position(|t| word_is(t, "PREPARE"))?;
+    let from = stmt[at..].iter().position(|t| word_is(t, "FROM"))?;
+    Some(&stmt[at + from + 1..])
+}
+
+/// A string literal (not a number, a hex or a bit string).
+fn is_string(t: &Token<'_>) -> bool {
+    t.kind == TokenKind::Literal
+        && match t.text.find(['\'', '"', '$']) {
+            Some(0) => true,
+            Some(q) => !["x", "b"]
+                .iter()
+                .any(|p| t.text[..q].eq_ignore_ascii_case(p)),
+            None => false,
+        }
+}
+
 /// Statements whose string literals hold SQL that runs: `DO`, `CREATE
 /// FUNCTION|PROCEDURE` bodies (PostgreSQL), `PREPARE ... FROM '...'` and
 /// `EXECUTE IMMEDIATE '...'` (MySQL, MariaDB).
@@ -430,12 +932,36 @@ fn runs_string_body(stmt: &[Token<'_>], dialect: Dialect) -> bool {
         }
 }
 
-/// The text of a string literal, unescaped as far as keywords go; None
-/// for numbers and hex or bit strings.
-fn string_body<'a>(t: &Token<'a>, dialect: Dialect, reading: Reading) -> Option<Cow<'a, str>> {
-    if t.kind != TokenKind::Literal {
-        return None;
+/// The string literals of a statement as text, adjacent ones joined (the
+/// server concatenates `'a' 'b'`, in PostgreSQL across a newline); None
+/// for one the gateway cannot decode (`U&'...'` with escapes).
+fn string_bodies<'a>(
+    stmt: &[Token<'a>],
+    dialect: Dialect,
+    reading: Reading,
+) -> Vec<Option<Cow<'a, str>>> {
+    let mut out: Vec<Option<Cow<'a, str>>> = Vec::new();
+    let mut joining = false;
+    for t in stmt {
+        if !is_string(t) {
+            joining = false;
+            continue;
+        }
+        let body = string_body(t, dialect, reading);
+        match (joining, out.last_mut(), body) {
+            (true, Some(Some(prev)), Some(body)) => prev.to_mut().push_str(&body),
+            (true, Some(prev), None) => *prev = None,
+            (true, Some(None), Some(_)) => {}
+            (_, _, body) => out.push(body),
+        }
+        joining = true;
     }
+    out
+}
+
+/// The text of a string literal, unescaped as far as keywords go; None
+/// for one that cannot be read (`U&'...'` with escapes).
+fn string_body<'a>(t: &Token<'a>, dialect: Dialect, reading: Reading) -> Option<Cow<'a, str>> {
     let text = t.text;
     if let Some(rest) = text.strip_prefix('$') {
         // `$tag$ ... $tag$`
@@ -445,19 +971,19 @@ fn string_body<'a>(t: &Token<'a>, dialect: Dialect, reading: Reading) -> Option<
     }
     let q = text.find(['\'', '"'])?;
     let prefix = &text[..q];
-    if ["x", "b", "X", "B"].contains(&prefix) {
-        return None;
-    }
     let quote = text[q..].chars().next()?;
     let body = text.get(q + 1..text.len().checked_sub(1)?)?;
     if !text.ends_with(quote) {
         return None;
     }
+    let unicode = dialect == Dialect::Postgres && prefix.eq_ignore_ascii_case("u&");
     let backslash = match dialect {
         Dialect::Postgres => prefix.eq_ignore_ascii_case("e") || reading == Reading::OtherBackslash,
         Dialect::MySql => reading != Reading::OtherBackslash,
     };
-    if !backslash && !body.contains(quote) {
+    let escapes = backslash || (unicode && body.contains('\\'));
+    let plain = !escapes;
+    if plain && !body.contains(quote) {
         return Some(Cow::Borrowed(body));
     }
     let mut out = String::with_capacity(body.len());
@@ -466,7 +992,9 @@ fn string_body<'a>(t: &Token<'a>, dialect: Dialect, reading: Reading) -> Option<
         if c == quote && chars.peek() == Some(&quote) {
             chars.next();
             out.push(quote);
-        } else if c == '\\' && backslash {
+        } else if c == '\\' && backslash && !unicode && dialect == Dialect::Postgres {
+            out.push(pg_escape(&mut chars)?);
+        } else if c == '\\' && backslash && !unicode {
             match chars.next() {
                 Some('n') => out.push('\n'),
                 Some('t') => out.push('\t'),
@@ -478,6 +1006,9 @@ fn string_body<'a>(t: &Token<'a>, dialect: Dialect, reading: Reading) -> Option<
         } else {
             out.push(c);
         }
+    }
+    if unicode {
+        return unicode_unescape(&out).map(Cow::Owned);
     }
     Some(Cow::Owned(out))
 }

@@ -3,9 +3,15 @@ use proptest::prelude::*;
 
 const STRICT: Rules = Rules {
     allow_password_changes: false,
+    allow_dynamic_sql: false,
 };
 const ALLOWED: Rules = Rules {
     allow_password_changes: true,
+    allow_dynamic_sql: false,
+};
+const DYNAMIC: Rules = Rules {
+    allow_password_changes: false,
+    allow_dynamic_sql: true,
 };
 
 fn pg(sql: &str) -> Verdict {
@@ -259,7 +265,7 @@ fn a_prefix_is_refused_unless_plainly_harmless() {
 proptest! {
     #[test]
     fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), complete in any::<bool>(), allow in any::<bool>()) {
-        let rules = Rules { allow_password_changes: allow };
+        let rules = Rules { allow_password_changes: allow, allow_dynamic_sql: !allow };
         let _ = check(&bytes, Dialect::Postgres, rules, complete);
         let _ = check(&bytes, Dialect::MySql, rules, complete);
     }
@@ -273,4 +279,243 @@ proptest! {
         let sql = format!("KILL{sep}QUERY{sep}5");
         prop_assert_eq!(my(&sql), kill(None, Some(KillScope::Query), 5));
     }
+}
+
+const DYNAMIC_REFUSED: Verdict = Verdict::Refuse(Refusal::DynamicSql);
+const SIGNAL_REFUSED: Verdict = Verdict::Refuse(Refusal::SignalBackend);
+
+#[test]
+fn red_team_postgres_dynamic_sql_is_refused() {
+    for sql in [
+        // A plain literal under EXECUTE: dynamic, and its SQL is checked.
+        "DO $$BEGIN EXECUTE 'ALTER ROLE app PASSWORD ''attacker-pw'''; END$$",
+        "DO $$BEGIN EXECUTE 'ALTER ROLE app PASS'||'WORD ''x'''; END$$",
+        "DO $$BEGIN EXECUTE format('ALTER ROLE %I PASS%s ''x''', 'app', 'WORD'); END$$",
+        "DO $$BEGIN EXECUTE reverse('''x'' DROWSSAP ppa ELOR RETLA'); END$$",
+        "DO $$BEGIN EXECUTE convert_from(decode('QUxURVIgUk9MRSBhcHAgUEFTU1dPUkQgJ3gn','base64'),'UTF8'); END$$",
+        "DO $$BEGIN EXECUTE 'SELECT 1'; END$$",
+        "do language plpgsql $x$ declare q text := 'sel'||'ect 1'; begin execute q; end $x$",
+        "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$BEGIN EXECUTE 'SELECT ' || 1; END$$",
+        "CREATE OR REPLACE PROCEDURE p() LANGUAGE plpgsql AS 'BEGIN EXECUTE ''SELECT 1''; END'",
+        "SELECT dblink_exec('dbname=orders', 'ALTER ROLE app PASS' || 'WORD ''x''')",
+        "SELECT * FROM \"dblink\"('dbname=orders', 'SELECT 1') AS t(x int)",
+        "COPY (SELECT 1) TO PROGRAM 'psql -c x'",
+        "CREATE FUNCTION f() RETURNS void LANGUAGE plperl AS $$ spi_exec_query('SELECT ' . 1); $$",
+        "CREATE FUNCTION f() RETURNS void LANGUAGE plpython3u AS $$ plpy.execute('SELECT ' + '1') $$",
+    ] {
+        let v = pg(sql);
+        assert!(v == DYNAMIC_REFUSED || v == REFUSED, "{sql}: {v:?}");
+        assert!(matches!(pg(sql), Verdict::Refuse(_)), "{sql}");
+    }
+    // Only the policy's permission lets dynamic SQL through...
+    let dynamic = |sql: &str| check(sql.as_bytes(), Dialect::Postgres, DYNAMIC, true);
+    assert_eq!(
+        dynamic("DO $$BEGIN EXECUTE 'SELECT 1'; END$$"),
+        Verdict::Allow
+    );
+    assert_eq!(
+        dynamic("DO $$BEGIN EXECUTE format('SELECT %s', 1); END$$"),
+        Verdict::Allow
+    );
+    // ...and a password change written as a literal is still refused,
+    // however deep.
+    for sql in [
+        "DO $$BEGIN EXECUTE 'ALTER ROLE app PASSWORD ''attacker-pw'''; END$$",
+        "DO $$BEGIN EXECUTE 'DO ''BEGIN EXECUTE ''''ALTER ROLE app PASSWORD ''''''''x'''''''' ''''; END'''; END$$",
+        "DO $a$BEGIN EXECUTE $b$ALTER ROLE app PASSWORD 'x'$b$; END$a$",
+        "DO $$BEGIN EXECUTE 'ALTER ROLE app PASS'\n'WORD ''x'''; END$$",
+        "DO 'BEGIN ALTER ROLE app PASS'\n'WORD ''x''; END'",
+        "DO U&'BEGIN \\0041LTER ROLE app P\\0041SSWORD ''x''; END'",
+        "DO E'BEGIN \\x41LTER ROLE app P\\101SSWORD \\'x\\'; END'",
+        "DO E'BEGIN ALTER ROLE app P\\u0041SSWORD ''x''; END'",
+        "DO $$BEGIN EXECUTE 'UPDATE pg_authid SET rolpassword = NULL'; END$$",
+    ] {
+        assert_eq!(dynamic(sql), REFUSED, "{sql}");
+    }
+    // PostgreSQL's own prepared statements, and trigger syntax, are not
+    // dynamic SQL.
+    for sql in [
+        "PREPARE p AS SELECT 1",
+        "EXECUTE p",
+        "CREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW EXECUTE FUNCTION f()",
+        "DO $$BEGIN RAISE NOTICE 'hello'; PERFORM 1; END$$",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    ] {
+        assert_eq!(pg(sql), Verdict::Allow, "{sql}");
+    }
+}
+
+#[test]
+fn red_team_postgres_catalogue_writes_and_signals_are_refused() {
+    for sql in [
+        "UPDATE pg_authid SET rolpassword = 'md5abc' WHERE rolname = 'app'",
+        "update pg_catalog.pg_authid set rolpassword = null",
+        "UPDATE \"pg_authid\" SET rolpassword = NULL",
+        "UPDATE U&\"pg_\\0061uthid\" SET rolpassword = NULL",
+        "INSERT INTO pg_authid SELECT * FROM pg_authid",
+        "ALTER SYSTEM SET password_encryption = 'md5'",
+        "alter system reset all",
+        "DO $$BEGIN UPDATE pg_authid SET rolpassword = NULL; END$$",
+    ] {
+        assert_eq!(pg(sql), REFUSED, "{sql}");
+    }
+    assert_eq!(pg("SELECT rolname FROM pg_roles"), Verdict::Allow);
+    for sql in [
+        "select pg_terminate_backend(pid) from pg_stat_activity where usename='app'",
+        "SELECT pg_catalog.pg_cancel_backend(42)",
+        "SELECT \"pg_terminate_backend\"(42)",
+        "SELECT U&\"pg_terminate_b\\0061ckend\"(42)",
+        "DO $$BEGIN PERFORM pg_terminate_backend(42); END$$",
+    ] {
+        assert_eq!(pg(sql), SIGNAL_REFUSED, "{sql}");
+        // Whatever the policy.
+        let all = Rules {
+            allow_password_changes: true,
+            allow_dynamic_sql: true,
+        };
+        assert_eq!(
+            check(sql.as_bytes(), Dialect::Postgres, all, true),
+            SIGNAL_REFUSED,
+            "{sql}"
+        );
+    }
+    assert_eq!(pg("SELECT 'pg_terminate_backend(1)'"), Verdict::Allow);
+    assert_eq!(pg("SELECT pg_backend_pid()"), Verdict::Allow);
+}
+
+#[test]
+fn red_team_mysql_dynamic_sql_is_refused() {
+    for sql in [
+        "EXECUTE IMMEDIATE CONCAT('SET PASS','WORD = PASSWORD(''x'')')",
+        "EXECUTE IMMEDIATE @q",
+        "EXECUTE IMMEDIATE 'SELECT 1'",
+        "PREPARE s FROM @q",
+        "SET @q='SET PASSWORD = PASSWORD(\"x\")'; PREPARE s FROM @q; EXECUTE s",
+        "EXECUTE IMMEDIATE CONCAT('KI','LL ', 5)",
+        "SET @k=CONCAT('KILL ',5); PREPARE k FROM @k; EXECUTE k",
+        "PREPARE s FROM CONCAT('SELECT ', 1)",
+        "PREPARE s FROM 'SELECT 1' 'x'",
+        "CREATE PROCEDURE p() BEGIN PREPARE s FROM @q; EXECUTE s; END",
+        "/*!PREPARE s FROM @q*/",
+    ] {
+        assert_eq!(my(sql), DYNAMIC_REFUSED, "{sql}");
+    }
+    // A literal is checked as SQL, as before.
+    assert_eq!(my("PREPARE s FROM 'SELECT ?'"), Verdict::Allow);
+    assert_eq!(my("EXECUTE s USING @a"), Verdict::Allow);
+    // Adjacent literals are joined before they are checked.
+    let dynamic = |sql: &str| check(sql.as_bytes(), Dialect::MySql, DYNAMIC, true);
+    assert_eq!(dynamic("PREPARE s FROM 'SET PASS' 'WORD = ''x'''"), REFUSED);
+    assert_eq!(dynamic("PREPARE s FROM 'SET P\\ASSWORD = ''x'''"), REFUSED);
+    assert_eq!(
+        dynamic("PREPARE s FROM 'SET PASS' /* */ 'WORD = ''x'''"),
+        REFUSED
+    );
+    assert_eq!(dynamic("EXECUTE IMMEDIATE 'SELECT 1'"), Verdict::Allow);
+    assert_eq!(dynamic("EXECUTE IMMEDIATE @q"), Verdict::Allow);
+}
+
+#[test]
+fn red_team_mysql_routine_bodies_are_statement_starts() {
+    for sql in [
+        "CREATE PROCEDURE pp() SET PASSWORD = PASSWORD('x')",
+        "CREATE DEFINER=`app`@`%` PROCEDURE pp() SET PASSWORD = PASSWORD('x')",
+        "CREATE OR REPLACE PROCEDURE pp() COMMENT 'x' SQL SECURITY INVOKER SET PASSWORD = 'x'",
+        "CREATE PROCEDURE shop.update() SET PASSWORD = 'x'",
+        "CREATE FUNCTION f() RETURNS INT DETERMINISTIC BEGIN SET PASSWORD = 'x'; RETURN 1; END",
+        "CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW SET PASSWORD = 'x'",
+        "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW FOLLOWS other SET PASSWORD = 'x'",
+        "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SET PASSWORD = 'x'",
+        "CREATE PROCEDURE p() BEGIN IF EXISTS (SELECT 1 FROM t FOR UPDATE) THEN SET PASSWORD = 'x'; END IF; END",
+        "CREATE PROCEDURE p() BEGIN DECLARE CONTINUE HANDLER FOR SQLEXCEPTION SET PASSWORD = 'x'; END",
+        "CREATE PROCEDURE p() l: LOOP SET PASSWORD = 'x'; END LOOP",
+        "CREATE PROCEDURE p() BEGIN UPDATE t SET a = 1; SET PASSWORD = 'x'; END",
+        "CREATE PROCEDURE p(a TEXT DEFAULT REPLACE('x', 'y', 'z')) SET PASSWORD = 'x'",
+        "CREATE PROCEDURE p(a TEXT DEFAULT INSERT('x', 1, 1, 'z')) SET PASSWORD = 'x'",
+    ] {
+        assert_eq!(my(sql), REFUSED, "{sql}");
+    }
+    for sql in [
+        "UPDATE t SET password = 'x' WHERE id = 1",
+        "UPDATE LOW_PRIORITY t JOIN u ON t.id = u.id SET t.password = 'x'",
+        "INSERT INTO t SET password = 'x'",
+        "REPLACE INTO t SET password = 'x'",
+        "CREATE PROCEDURE p() UPDATE t SET password = 'x'",
+        "CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW UPDATE u SET password = 'x'",
+        "CREATE TABLE t (a VARCHAR(5) CHARACTER SET utf8, password TEXT)",
+        "CREATE TABLE t (a INT, FOREIGN KEY (a) REFERENCES p(a) ON DELETE SET NULL, password TEXT)",
+        "LOAD DATA INFILE 'f' INTO TABLE t (a) SET password = 'x'",
+    ] {
+        assert_eq!(my(sql), Verdict::Allow, "{sql}");
+    }
+}
+
+#[test]
+fn red_team_mysql_catalogue_writes_are_refused() {
+    for sql in [
+        "UPDATE mysql.global_priv SET Priv=JSON_SET(Priv, '$.authentication_string', 'x') WHERE User='app'",
+        "update `mysql`.`global_priv` set priv = '{}'",
+        "UPDATE MySQL.User SET authentication_string = '' WHERE user = 'app'",
+        "UPDATE mysql . user SET plugin = 'mysql_native_password'",
+        "INSERT INTO mysql.user (Host, User) VALUES ('%', 'evil')",
+        "REPLACE INTO mysql.global_priv VALUES ('%', 'evil', '{}')",
+        "DELETE FROM mysql.global_priv WHERE User = 'app'",
+        "UPDATE global_priv SET Priv = '{}'",
+        "UPDATE user SET authentication_string = ''",
+        "UPDATE t, user SET user.plugin = ''",
+        "INSERT INTO t SELECT * FROM mysql.user",
+        "CREATE PROCEDURE p() UPDATE mysql.global_priv SET Priv = '{}'",
+        "SET @a = 1; UPDATE mysql.user SET plugin = ''",
+        "/*!UPDATE mysql.global_priv SET Priv = '{}'*/",
+        "RENAME TABLE mysql.global_priv TO shop.old, shop.gp TO mysql.global_priv",
+        "RENAME TABLE gp TO global_priv",
+        "RENAME TABLE gp TO user",
+        "ALTER TABLE mysql.global_priv ENGINE = InnoDB",
+        "DROP TABLE mysql.global_priv",
+    ] {
+        assert_eq!(my(sql), REFUSED, "{sql}");
+    }
+    for sql in [
+        "SELECT user FROM mysql.user",
+        "SELECT * FROM mysql.global_priv",
+        "UPDATE shop.user SET name = 'x'",
+        "UPDATE accounts SET user = 'x' WHERE id = 1",
+        "UPDATE accounts SET a = 1, user = 'x'",
+        "INSERT INTO accounts (a, user) VALUES (1, 'x')",
+        "INSERT INTO log VALUES (USER())",
+        "UPDATE users SET name = 'x'",
+        "FLUSH PRIVILEGES",
+        "CREATE TABLE t (id INT, user VARCHAR(5))",
+        "ALTER TABLE t ADD COLUMN user INT",
+        "CREATE TABLE shop.user (id INT)",
+    ] {
+        assert_eq!(my(sql), Verdict::Allow, "{sql}");
+    }
+    // With the password permission, catalogue writes go through.
+    assert_eq!(
+        check(
+            b"UPDATE mysql.global_priv SET Priv = '{}'",
+            Dialect::MySql,
+            ALLOWED,
+            true
+        ),
+        Verdict::Allow
+    );
+}
+
+#[test]
+fn deep_nesting_is_refused_when_it_cannot_be_read() {
+    let mut sql = "ALTER ROLE app PASSWORD 'x'".to_owned();
+    for _ in 0..10 {
+        sql = format!(
+            "DO {}",
+            quote(&format!("BEGIN EXECUTE {}; END", quote(&sql)))
+        );
+    }
+    let dynamic = |sql: &str| check(sql.as_bytes(), Dialect::Postgres, DYNAMIC, true);
+    assert_eq!(dynamic(&sql), REFUSED);
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
