@@ -148,6 +148,7 @@ static ACTIONS: &[(&str, &[&str])] = &[
     ("rds-db:connect", &[RT]),
     ("latchkey:LoadDataLocalInfile", &[RT]),
     ("latchkey:ChangeDatabasePassword", &[RT]),
+    ("latchkey:ExecuteDynamicSql", &[RT]),
 ];
 
 /// Services whose actions the catalog lists; a wildcard within one of them
