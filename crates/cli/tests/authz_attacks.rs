@@ -738,6 +738,38 @@ fn revoke_sessions_cannot_lock_out_or_probe(s: &Stack) {
             "{name}: {err}"
         );
     }
+    // A refusal names the resource as the request did: neither the stored
+    // path nor the stored spelling of an entity the caller may not see.
+    s.ok(
+        None,
+        &[
+            "iam",
+            "create-user",
+            "--user-name",
+            "Priya",
+            "--path",
+            "/secret/hr/",
+        ],
+    );
+    for action in ["get-user", "list-user-tags"] {
+        let seen = s.refused(Some(&zed), &["iam", action, "--user-name", "PRIYA"]);
+        let unseen = s.refused(Some(&zed), &["iam", action, "--user-name", "nosuch"]);
+        assert!(
+            seen.contains("AccessDenied") && unseen.contains("AccessDenied"),
+            "{seen} {unseen}"
+        );
+        assert!(
+            !seen.contains("secret") && !seen.contains("Priya"),
+            "{seen}"
+        );
+        assert!(seen.contains(&s.arn("user/PRIYA")), "{seen}");
+    }
+    let out = revoke(&zed, &["--user-name", "priya"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("secret") && err.contains("AccessDenied"),
+        "{err}"
+    );
     let admin = std::fs::read_to_string(s.lk.data.join("admin.credentials")).unwrap();
     let field = |k: &str| {
         admin

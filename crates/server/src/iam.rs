@@ -374,6 +374,10 @@ fn target_user<'a>(caller: &'a Caller, params: &'a Params) -> Result<&'a str, Ap
 struct Target {
     arn: String,
     context: ActionContext,
+    /// The resource as the request named it, for a refusal's message:
+    /// naming the stored ARN would tell a caller who may not see the
+    /// entity that it exists, and its path. `None`: the same as `arn`.
+    shown: Option<String>,
 }
 
 impl Target {
@@ -397,6 +401,7 @@ impl AppState {
         Target {
             arn: self.iam_arn(kind, path_param(params), name),
             context: ActionContext::new(),
+            shown: None,
         }
     }
 
@@ -407,6 +412,7 @@ impl AppState {
             Ok(u) => Target {
                 arn: u.arn,
                 context: ActionContext::new().resource_tags(&u.tags),
+                shown: Some(self.iam_arn("user", "/", name)),
             },
             Err(_) => self.missing_target("user", name),
         }
@@ -417,6 +423,7 @@ impl AppState {
             Ok(r) => Target {
                 arn: r.arn,
                 context: ActionContext::new().resource_tags(&r.tags),
+                shown: Some(self.iam_arn("role", "/", name)),
             },
             Err(_) => self.missing_target("role", name),
         }
@@ -427,6 +434,7 @@ impl AppState {
             Ok(g) => Target {
                 arn: g.arn,
                 context: ActionContext::new(),
+                shown: Some(self.iam_arn("group", "/", name)),
             },
             Err(_) => self.missing_target("group", name),
         }
@@ -448,10 +456,12 @@ impl AppState {
                     c.key(format!("aws:ResourceTag/{k}"), [v.as_str()])
                 }),
                 arn: p.arn,
+                shown: Some(arn.to_owned()),
             },
             Err(_) => Target {
                 arn: arn.to_owned(),
                 context: ActionContext::new(),
+                shown: None,
             },
         })
     }
@@ -461,6 +471,7 @@ impl AppState {
         Target {
             arn: "*".into(),
             context: ActionContext::new(),
+            shown: None,
         }
     }
 
@@ -468,6 +479,7 @@ impl AppState {
         Target {
             arn: self.iam_arn(kind, "/", name),
             context: ActionContext::new(),
+            shown: None,
         }
     }
 
@@ -538,7 +550,10 @@ fn dispatch(
 ) -> Result<Option<Xml>, ApiError> {
     let store = &state.store;
     let iam_action = format!("iam:{action}");
-    let authorize = |t: Target| state.authorize_in(caller, &iam_action, &t.arn, now, &t.context);
+    let authorize = |t: Target| {
+        let shown = t.shown.as_deref().unwrap_or(&t.arn);
+        state.authorize_shown(caller, &iam_action, &t.arn, shown, now, &t.context)
+    };
     let mut x = Xml::new();
     match action {
         "CreateUser" => {

@@ -945,6 +945,22 @@ impl AppState {
         now: i64,
         context: &ActionContext,
     ) -> Result<(), ApiError> {
+        self.authorize_shown(caller, action, resource, resource, now, context)
+    }
+
+    /// As [`AppState::authorize_in`], naming `shown` rather than
+    /// `resource` in a refusal: the resource as the request named it, so
+    /// that a caller who may not act on an entity learns neither whether it
+    /// exists nor its path (the log keeps the stored ARN).
+    pub fn authorize_shown(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        shown: &str,
+        now: i64,
+        context: &ActionContext,
+    ) -> Result<(), ApiError> {
         let set = self.policy_set(caller)?;
         let mut req = self.request(caller, action, resource, now)?;
         for (k, v) in context.iter() {
@@ -952,7 +968,8 @@ impl AppState {
         }
         match set.decide(&req) {
             Decision::Allowed => Ok(()),
-            d => Err(ApiError::access_denied(&caller.arn, action, resource).because(d.as_str())),
+            d => Err(ApiError::access_denied(&caller.arn, action, shown)
+                .because(format!("{} on {resource}", d.as_str()))),
         }
     }
 }
