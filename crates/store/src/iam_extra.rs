@@ -493,18 +493,7 @@ impl Store {
         if count("SELECT COUNT(*) FROM group_members WHERE grp = ?1 COLLATE NOCASE")? > 0 {
             return Err(StoreError::DeleteConflict("remove users from group"));
         }
-        if count(
-            "SELECT COUNT(*) FROM inline_policies WHERE kind = 'group' AND principal = ?1 COLLATE NOCASE",
-        )? > 0
-        {
-            return Err(StoreError::DeleteConflict("delete policies"));
-        }
-        if count(
-            "SELECT COUNT(*) FROM attachments WHERE kind = 'group' AND principal = ?1 COLLATE NOCASE",
-        )? > 0
-        {
-            return Err(StoreError::DeleteConflict("detach all policies"));
-        }
+        crate::names::ensure_no_policies(&tx, PrincipalKind::Group, &name)?;
         tx.execute("DELETE FROM groups WHERE name = ?1", [&name])?;
         tx.commit()?;
         Ok(())

@@ -503,18 +503,7 @@ impl Store {
         if count("SELECT COUNT(*) FROM access_keys WHERE user = ?1 COLLATE NOCASE")? > 0 {
             return Err(StoreError::DeleteConflict("delete access keys"));
         }
-        if count(
-            "SELECT COUNT(*) FROM inline_policies WHERE kind = 'user' AND principal = ?1 COLLATE NOCASE",
-        )? > 0
-        {
-            return Err(StoreError::DeleteConflict("delete policies"));
-        }
-        if count(
-            "SELECT COUNT(*) FROM attachments WHERE kind = 'user' AND principal = ?1 COLLATE NOCASE",
-        )? > 0
-        {
-            return Err(StoreError::DeleteConflict("detach all policies"));
-        }
+        names::ensure_no_policies(&tx, PrincipalKind::User, &user.name)?;
         if count("SELECT COUNT(*) FROM mfa_devices WHERE user = ?1 COLLATE NOCASE")? > 0 {
             return Err(StoreError::DeleteConflict("remove MFA devices"));
         }
@@ -747,20 +736,7 @@ impl Store {
                 kind: "role",
                 name: name.to_owned(),
             })?;
-        let count =
-            |sql: &str| -> rusqlite::Result<i64> { tx.query_row(sql, [&role.name], |r| r.get(0)) };
-        if count(
-            "SELECT COUNT(*) FROM inline_policies WHERE kind = 'role' AND principal = ?1 COLLATE NOCASE",
-        )? > 0
-        {
-            return Err(StoreError::DeleteConflict("delete policies"));
-        }
-        if count(
-            "SELECT COUNT(*) FROM attachments WHERE kind = 'role' AND principal = ?1 COLLATE NOCASE",
-        )? > 0
-        {
-            return Err(StoreError::DeleteConflict("detach all policies"));
-        }
+        names::ensure_no_policies(&tx, PrincipalKind::Role, &role.name)?;
         tx.execute("DELETE FROM roles WHERE name = ?1", [&role.name])?;
         names::unbind_principal(&tx, &role.arn, &role.id)?;
         tx.commit()?;

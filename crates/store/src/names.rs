@@ -169,6 +169,28 @@ pub fn replace_principal(document: &str, arn: &str, id: &str) -> Option<String> 
     changed.then(|| doc.to_string())
 }
 
+/// Refuses to delete a user, role or group that still has inline or
+/// attached policies, under any spelling of its name (`DeleteConflict`,
+/// as IAM answers).
+pub(crate) fn ensure_no_policies(conn: &Connection, kind: PrincipalKind, name: &str) -> Result<()> {
+    for (table, conflict) in [
+        ("inline_policies", "delete policies"),
+        ("attachments", "detach all policies"),
+    ] {
+        let n: i64 = conn.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM {table} WHERE kind = ?1 AND principal = ?2 COLLATE NOCASE"
+            ),
+            params![kind.as_str(), name],
+            |r| r.get(0),
+        )?;
+        if n > 0 {
+            return Err(StoreError::DeleteConflict(conflict));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
