@@ -685,7 +685,7 @@ impl Gateway {
                     Refusal::DynamicSql => format!(
                         "Access denied; you need the {DYNAMIC_SQL_ACTION} permission to run SQL built at run time (EXECUTE IMMEDIATE, PREPARE ... FROM an expression) through Latchkey"
                     ),
-                    Refusal::SignalBackend => "Access denied; through Latchkey, sessions may not signal other server threads".to_owned(),
+                    Refusal::SignalBackend => "Access denied; through Latchkey, sessions may not signal other server threads or shut the server down (SHUTDOWN, administrative commands)".to_owned(),
                 };
                 tracing::info!(session = %info.session_id, ?refusal, "statement refused");
                 relay.tracker.refused(

@@ -28,11 +28,12 @@ use latchkey_audit::{
     AuditSink, Event, Protocol, SessionInfo, Statement, StatementCache, StatementEvent,
 };
 use latchkey_mywire::{
-    CLIENT_MULTI_STATEMENTS, COM_CHANGE_USER, COM_PROCESS_KILL, COM_QUERY, COM_QUIT,
-    COM_RESET_CONNECTION, COM_SLEEP, COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE,
-    COM_STMT_PREPARE, Command, ErrInfo, HEADER_LEN, MAX_PACKET_PAYLOAD, OkInfo, PrepareOk,
-    Progress, ResponseTracker, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS, command_name,
-    parse_command, utf8_prefix,
+    CLIENT_MULTI_STATEMENTS, COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID, COM_CHANGE_USER, COM_DEBUG,
+    COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_REFRESH, COM_REGISTER_SLAVE, COM_RESET_CONNECTION,
+    COM_SHUTDOWN, COM_SLEEP, COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE,
+    COM_STMT_PREPARE, COM_TABLE_DUMP, Command, ErrInfo, HEADER_LEN, MAX_PACKET_PAYLOAD, OkInfo,
+    PrepareOk, Progress, ResponseTracker, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS,
+    command_name, parse_command, utf8_prefix,
 };
 use latchkey_sqlguard::{Refusal, Rules, Verdict};
 use latchkey_sqlnorm::{Dialect, leading_keyword_for};
@@ -418,18 +419,19 @@ impl Buffer {
         }
         let whole = last && len <= WHOLE_PAYLOAD;
         let sql = matches!(code, COM_QUERY | COM_STMT_PREPARE);
-        if matches!(code, COM_CHANGE_USER | COM_PROCESS_KILL) && !whole {
+        if (matches!(code, COM_CHANGE_USER | COM_PROCESS_KILL) || admin_command(code)) && !whole {
             return Err(malformed(format!(
                 "{} of {len} bytes is too large to intercept",
                 command_name(code)
             )));
         }
         // SQL is checked whole (its first packet, for one over 16 MiB).
-        let look = if sql || matches!(code, COM_CHANGE_USER | COM_PROCESS_KILL) {
-            len
-        } else {
-            len.min(ID_END)
-        };
+        let look =
+            if sql || matches!(code, COM_CHANGE_USER | COM_PROCESS_KILL) || admin_command(code) {
+                len
+            } else {
+                len.min(ID_END)
+            };
         if available < look {
             self.reserve(look);
             return Ok(Step::More);
@@ -667,6 +669,10 @@ impl Tracker {
         let (sql, prepare) = match payload.first() {
             Some(&COM_CHANGE_USER) => return Some(Interception::ChangeUser),
             Some(&COM_PROCESS_KILL) => return Some(Interception::ProcessKill),
+            // As `SHUTDOWN`: refused whatever the policy.
+            Some(&code) if admin_command(code) => {
+                return Some(Interception::Refused(Refusal::SignalBackend));
+            }
             Some(&COM_QUERY) => (query_sql(payload, self.caps)?, false),
             Some(&COM_STMT_PREPARE) => (payload.get(1..)?, true),
             _ => return None,
@@ -984,6 +990,26 @@ impl Tracker {
             error_code,
         }));
     }
+}
+
+/// Administrative command packets refused (ERR 1227) whatever the policy:
+/// `COM_SHUTDOWN` (stops the server for every principal), `COM_DEBUG`
+/// (dumps server state to its log), `COM_REFRESH` (`FLUSH` and `RESET
+/// MASTER|SLAVE` by bit flags; the SQL statements are the route), and
+/// the replication stream (`COM_BINLOG_DUMP`, `COM_BINLOG_DUMP_GTID`,
+/// `COM_REGISTER_SLAVE`, `COM_TABLE_DUMP`), which carries every
+/// principal's changes past the audit.
+pub fn admin_command(code: u8) -> bool {
+    matches!(
+        code,
+        COM_SHUTDOWN
+            | COM_DEBUG
+            | COM_REFRESH
+            | COM_BINLOG_DUMP
+            | COM_BINLOG_DUMP_GTID
+            | COM_REGISTER_SLAVE
+            | COM_TABLE_DUMP
+    )
 }
 
 /// The SQL of a `COM_QUERY` payload (after any query attributes).

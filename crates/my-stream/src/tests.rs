@@ -13,6 +13,7 @@ use latchkey_mywire::{
     err_packet, frame, local_infile_request, ok_eof_packet, ok_packet, prepare_ok, split_payload,
     write_lenenc_bytes,
 };
+use latchkey_mywire::{COM_PING, COM_SET_OPTION, COM_STATISTICS};
 
 use super::*;
 
@@ -1306,4 +1307,38 @@ fn red_team_dynamic_sql_routines_and_catalogue_writes_are_intercepted() {
     let (r, out) = run(&sql, &server.out, 5, &mut t, LIMIT);
     assert_eq!(r, Ok(true));
     assert_eq!(out.to_upstream, sql);
+}
+
+#[test]
+fn admin_command_packets_are_refused_whatever_the_policy() {
+    for payload in [
+        vec![COM_SHUTDOWN],
+        vec![COM_SHUTDOWN, 0],
+        vec![COM_DEBUG],
+        vec![COM_REFRESH, 0x80],
+        vec![COM_BINLOG_DUMP, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0],
+        vec![COM_REGISTER_SLAVE, 1, 0, 0, 0],
+    ] {
+        let mut framed = Vec::new();
+        frame(&mut framed, 0, |p| p.extend_from_slice(&payload));
+        let (t, _) = tracker(DEP);
+        let mut t = t.allow_password_changes(true).allow_dynamic_sql(true);
+        let (r, out) = run(&framed, b"", 5, &mut t, LIMIT);
+        assert_eq!(r, Ok(true), "{payload:?}");
+        assert!(out.to_upstream.is_empty(), "{payload:?}");
+        assert_eq!(out.intercepted, std::slice::from_ref(&payload));
+        let mut up = Buffer::new();
+        up.space()[..framed.len()].copy_from_slice(&framed);
+        up.filled(framed.len());
+        assert_eq!(
+            up.scan(Direction::ToUpstream, &mut t, LIMIT)
+                .map(|i| i.map(|i| i.what)),
+            Ok(Some(Interception::Refused(Refusal::SignalBackend))),
+            "{payload:?}"
+        );
+    }
+    // COM_PING, COM_SET_OPTION, COM_STATISTICS pass.
+    for code in [COM_PING, COM_SET_OPTION, COM_STATISTICS] {
+        assert!(!admin_command(code));
+    }
 }

@@ -55,6 +55,15 @@ HINT = 'Cancel your own query with the protocol''s cancel request (Ctrl-C in psq
 /// The fixed OIDs of `pg_terminate_backend` and `pg_cancel_backend`, which
 /// a `FunctionCall` message (libpq's `PQfn`) could name without SQL.
 const SIGNAL_FUNCTIONS: [u32; 2] = [2096, 2171];
+/// The fixed OIDs (PostgreSQL 15) of functions that run an SQL string:
+/// `query_to_xml`, `query_to_xmlschema`, `query_to_xml_and_xmlschema`,
+/// `ts_rewrite(tsquery, text)`, `ts_stat` (both forms). Extension
+/// functions (`dblink*`) have no fixed OID.
+const DYNAMIC_SQL_FUNCTIONS: [u32; 6] = [2924, 2927, 2930, 3685, 3689, 3690];
+/// The fixed OIDs of server file access and configuration reload:
+/// `lo_import` (both), `lo_export`, `pg_reload_conf`, `pg_read_file`
+/// (three), `pg_read_binary_file` (three).
+const SERVER_FILE_FUNCTIONS: [u32; 10] = [764, 767, 765, 2621, 2624, 3293, 3826, 3295, 3827, 3828];
 
 /// A whole `Query` message.
 fn query_message(sql: &str) -> Vec<u8> {
@@ -495,9 +504,23 @@ impl Tracker {
                 let oid = body
                     .get(..4)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                if oid.is_some_and(|oid| SIGNAL_FUNCTIONS.contains(&oid)) {
+                let refusal = oid.and_then(|oid| {
+                    if SIGNAL_FUNCTIONS.contains(&oid) {
+                        Some(REFUSAL_SIGNAL)
+                    } else if DYNAMIC_SQL_FUNCTIONS.contains(&oid) && !self.rules.allow_dynamic_sql
+                    {
+                        Some(REFUSAL_DYNAMIC_SQL)
+                    } else if SERVER_FILE_FUNCTIONS.contains(&oid)
+                        && !self.rules.allow_password_changes
+                    {
+                        Some(REFUSAL)
+                    } else {
+                        None
+                    }
+                });
+                if let Some(refusal) = refusal {
                     self.refused += 1;
-                    return Verdict::Replace(query_message(REFUSAL_SIGNAL));
+                    return Verdict::Replace(query_message(refusal));
                 }
                 return Verdict::Forward;
             }
@@ -1041,7 +1064,9 @@ mod tests {
                 REFUSAL,
             ),
             (
-                "DO $$BEGIN EXECUTE 'ALTER ROLE app PASS'||'WORD ''x'''; END$$\0",
+                // (`'ALTER ROLE app PASS'` alone is a role change, refused
+                // as such.)
+                "DO $$BEGIN EXECUTE 'ALTER RO'||'LE app PASSWORD ''x'''; END$$\0",
                 REFUSAL_DYNAMIC_SQL,
             ),
             (
@@ -1100,6 +1125,23 @@ mod tests {
             down.filled(server.len());
             assert!(down.scan(Direction::ToClient, &mut t, 1 << 20).is_ok());
             assert!(t.idle());
+        }
+        // Functions that run SQL text, and server file access and
+        // reload, unless the policy allows them.
+        for (oid, refusal) in [
+            (2924, REFUSAL_DYNAMIC_SQL),
+            (3689, REFUSAL_DYNAMIC_SQL),
+            (764, REFUSAL),
+            (765, REFUSAL),
+            (2621, REFUSAL),
+            (3826, REFUSAL),
+        ] {
+            let (mut t, _) = tracker();
+            let out = passed_on(&call(oid), 3, &mut t);
+            assert_eq!(out, msg(b'Q', format!("{refusal}\0").as_bytes()), "{oid}");
+            let (t, _) = tracker();
+            let mut t = t.allow_dynamic_sql(true).allow_password_changes(true);
+            assert_eq!(passed_on(&call(oid), 3, &mut t), call(oid), "{oid}");
         }
         // Other functions (large objects, through libpq's PQfn) pass.
         let (mut t, _) = tracker();

@@ -9,21 +9,28 @@
 //!   and revocation, and every gateway login for that user would fail.
 //!   Refused unless the session's policy allows
 //!   `latchkey:ChangeDatabasePassword` ([`Rules::allow_password_changes`]).
-//!   The same permission covers writes to the account catalogues
-//!   (`mysql.user`, `mysql.global_priv`, PostgreSQL's `pg_authid`) and
-//!   `ALTER SYSTEM`. MySQL's `SET PASSWORD` is refused wherever a
+//!   The same permission covers role and account management (PostgreSQL
+//!   `ALTER|CREATE|DROP ROLE|USER|GROUP` and role membership; MySQL
+//!   `GRANT`, `REVOKE`, `CREATE|DROP ROLE`, `DROP|RENAME USER`, `SET
+//!   DEFAULT ROLE`), writes to system catalogues (any `mysql.*` table,
+//!   PostgreSQL `pg_catalog.*` and unqualified `pg_*` targets,
+//!   `pg_authid`), `ALTER SYSTEM`, and PostgreSQL server files and reload
+//!   (`COPY ... TO|FROM 'file'`, `lo_import`/`lo_export`, `pg_file_*`,
+//!   `pg_read_file`, `pg_read_binary_file`, `pg_reload_conf`). MySQL's `SET PASSWORD` is refused wherever a
 //!   statement may start, routine, trigger and event bodies included; a
 //!   `SET` is taken for a column list only after `UPDATE`, `INSERT`,
 //!   `REPLACE` or `LOAD` with nothing between where a statement could
 //!   start.
 //! - **Dynamic SQL.** SQL built at run time cannot be checked by a lexer:
-//!   PL/pgSQL `EXECUTE` in `DO` blocks and routine bodies, `dblink`,
-//!   MySQL `EXECUTE IMMEDIATE`, `PREPARE name FROM` anything but one
-//!   string literal. Refused unless the policy allows
+//!   PL/pgSQL `EXECUTE` in `DO` blocks and routine bodies, functions
+//!   that run an SQL string (`query_to_xml*`, `ts_stat`, `ts_rewrite`,
+//!   `dblink*`, `crosstab*`...), MySQL `EXECUTE IMMEDIATE`, `PREPARE name
+//!   FROM` anything but one string literal, MariaDB's
+//!   `sys.execute_prepared_stmt` and kin. Refused unless the policy allows
 //!   `latchkey:ExecuteDynamicSql` ([`Rules::allow_dynamic_sql`]); with it,
 //!   literals are still checked, expressions are not.
-//! - **`pg_terminate_backend` / `pg_cancel_backend`.** Gateway sessions
-//!   share upstream roles; always refused (a client cancels through the
+//! - **`pg_terminate_backend` / `pg_cancel_backend`, MySQL `SHUTDOWN`.**
+//!   Gateway sessions share upstream roles; always refused (a client cancels through the
 //!   protocol's CancelRequest, which the gateway scopes).
 //! - **MySQL `KILL`.** Thread ids a client sees are the gateway's, so a
 //!   `KILL` must be mapped by the gateway; one it cannot map (hidden in a
@@ -203,10 +210,10 @@ impl Scope {
             Verdict::Refuse(Refusal::PasswordChange)
         } else if !self.rules.allow_dynamic_sql {
             Verdict::Refuse(Refusal::DynamicSql)
-        } else if self.dialect == Dialect::Postgres {
-            Verdict::Refuse(Refusal::SignalBackend)
         } else {
-            Verdict::Allow
+            // `pg_terminate_backend`, MySQL `SHUTDOWN`: refused whatever
+            // the policy.
+            Verdict::Refuse(Refusal::SignalBackend)
         }
     }
 }
@@ -224,18 +231,67 @@ impl Needles {
     fn of(dialect: Dialect, rules: Rules) -> Self {
         let password: &'static [&'static [u8]] = match (rules.allow_password_changes, dialect) {
             (true, _) => &[],
-            (false, Dialect::Postgres) => &[b"password", b"pg_authid", b"system"],
-            (false, Dialect::MySql) => &[b"password", b"identified", b"user", b"global_priv"],
+            // `pg_` for catalogue writes and the file and reload
+            // functions (`pg_read_file`, `pg_reload_conf`...).
+            (false, Dialect::Postgres) => &[
+                b"password",
+                b"pg_",
+                b"system",
+                b"role",
+                b"user",
+                b"group",
+                b"grant",
+                b"revoke",
+                b"copy",
+                b"lo_import",
+                b"lo_export",
+            ],
+            (false, Dialect::MySql) => &[
+                b"password",
+                b"identified",
+                b"user",
+                b"role",
+                b"grant",
+                b"revoke",
+                b"mysql",
+                b"_priv",
+                b"proc",
+                b"event",
+                b"db",
+                b"func",
+                b"plugin",
+                b"servers",
+                b"roles_mapping",
+            ],
         };
         let dynamic: &'static [&'static [u8]] = match (rules.allow_dynamic_sql, dialect) {
             (true, _) => &[],
-            (false, Dialect::Postgres) => &[b"execute", b"dblink", b"spi_", b"program"],
-            (false, Dialect::MySql) => &[b"execute", b"prepare"],
+            (false, Dialect::Postgres) => &[
+                b"execute",
+                b"dblink",
+                b"spi_",
+                b"program",
+                b"query_to_xml",
+                b"ts_stat",
+                b"ts_rewrite",
+                b"crosstab",
+                b"connectby",
+                b"xpath_table",
+            ],
+            (false, Dialect::MySql) => &[
+                b"execute",
+                b"prepare",
+                b"statement_performance_analyzer",
+                b"table_exists",
+                b"create_synonym_db",
+                b"diagnostics",
+                b"ps_trace_",
+            ],
         };
         let always: &'static [&'static [u8]] = match dialect {
             // `U&` names and strings can spell anything with escapes.
             Dialect::Postgres => &[b"_backend", b"u&"],
-            Dialect::MySql => &[b"kill"],
+            Dialect::MySql => &[b"kill", b"shutdown", b"restart"],
         };
         Self {
             password,
@@ -360,11 +416,16 @@ fn check_reading(sql: &str, scope: Scope, reading: Reading, complete: bool) -> V
             });
         }
         if !rules.allow_password_changes
-            && (changes_password(stmt, dialect) || changes_accounts(stmt, dialect))
+            && (changes_password(stmt, dialect)
+                || changes_accounts(stmt, dialect)
+                || server_files(stmt, dialect))
         {
             return Verdict::Refuse(Refusal::PasswordChange);
         }
-        if dialect == Dialect::Postgres && signals_backend(stmt) {
+        if match dialect {
+            Dialect::Postgres => signals_backend(stmt),
+            Dialect::MySql => shuts_down(stmt),
+        } {
             return Verdict::Refuse(Refusal::SignalBackend);
         }
         dynamic |= !rules.allow_dynamic_sql && runs_dynamic_sql(stmt, dialect, in_body);
@@ -523,7 +584,7 @@ fn plainly_harmless(stmt: &[Token<'_>]) -> bool {
     const PLAIN: [&str; 8] = [
         "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "VALUES", "COPY", "WITH",
     ];
-    const SUSPICIOUS: [&str; 15] = [
+    const SUSPICIOUS: [&str; 29] = [
         "KILL",
         "PASSWORD",
         "IDENTIFIED",
@@ -539,14 +600,36 @@ fn plainly_harmless(stmt: &[Token<'_>]) -> bool {
         "DBLINK",
         "DBLINK_EXEC",
         "SYSTEM",
+        "GRANT",
+        "REVOKE",
+        "SHUTDOWN",
+        "RESTART",
+        "MYSQL",
+        "SYS",
+        "PROC",
+        "EVENT",
+        "DB",
+        "FUNC",
+        "PLUGIN",
+        "SERVERS",
+        "LO_IMPORT",
+        "LO_EXPORT",
     ];
     let Some(first) = stmt.iter().find(|t| !punct_is(t, "(")) else {
         return false;
     };
     PLAIN.iter().any(|w| word_is(first, w))
-        && !stmt
-            .iter()
-            .any(|t| t.kind == TokenKind::QuotedIdent || SUSPICIOUS.iter().any(|w| word_is(t, w)))
+        && !stmt.iter().any(|t| {
+            t.kind == TokenKind::QuotedIdent
+                || SUSPICIOUS.iter().any(|w| word_is(t, w))
+                || (t.kind == TokenKind::Word
+                    && (t
+                        .text
+                        .get(..3)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("pg_"))
+                        || t.text.ends_with("_priv")
+                        || runs_sql_text(t.text)))
+        })
         && stmt.iter().all(|t| t.kind != TokenKind::Unterminated)
 }
 
@@ -558,22 +641,51 @@ fn changes_password(stmt: &[Token<'_>], dialect: Dialect) -> bool {
     }
 }
 
-/// `ALTER|CREATE ROLE|USER|GROUP ... PASSWORD` (also `ENCRYPTED
-/// PASSWORD`, `PASSWORD NULL`); not `... USER MAPPING` (a foreign
-/// server's credentials).
+/// Role management: `ALTER|CREATE|DROP ROLE|USER|GROUP` whatever follows
+/// (a password, `RENAME`, `NOLOGIN`, `CONNECTION LIMIT 0`, `VALID UNTIL`
+/// lock the gateway out; `SUPERUSER`, `SET search_path` change what every
+/// principal sharing the role runs), and role membership (`GRANT|REVOKE
+/// role TO|FROM user`, a `GRANT` with no `ON`); not `... USER MAPPING` (a
+/// foreign server's credentials) or table privileges.
 fn pg_changes_password(stmt: &[Token<'_>]) -> bool {
-    let role_at = stmt.windows(2).position(|w| {
-        (word_is(&w[0], "ALTER") || word_is(&w[0], "CREATE"))
+    let roles = stmt.windows(2).enumerate().any(|(i, w)| {
+        ["ALTER", "CREATE", "DROP"]
+            .iter()
+            .any(|v| word_is(&w[0], v))
             && ["ROLE", "USER", "GROUP"].iter().any(|r| word_is(&w[1], r))
+            && !(word_is(&w[1], "USER") && stmt.get(i + 2).is_some_and(|t| word_is(t, "MAPPING")))
     });
-    let Some(at) = role_at else {
-        return false;
-    };
-    let rest = &stmt[at + 2..];
-    if word_is(&stmt[at + 1], "USER") && rest.first().is_some_and(|t| word_is(t, "MAPPING")) {
-        return false;
-    }
-    has_word(rest, "PASSWORD")
+    roles || grants_membership(stmt)
+}
+
+/// PostgreSQL `GRANT role TO user` / `REVOKE role FROM user`: a `GRANT`
+/// or `REVOKE` (not `WITH GRANT OPTION`, `GRANT OPTION FOR`) with no `ON`
+/// after it outside parentheses.
+fn grants_membership(stmt: &[Token<'_>]) -> bool {
+    stmt.iter().enumerate().any(|(i, t)| {
+        (word_is(t, "GRANT") || word_is(t, "REVOKE"))
+            && !after_word(stmt, i, "WITH")
+            && !stmt.get(i + 1).is_some_and(|n| word_is(n, "OPTION"))
+            && !after(stmt, i, ".")
+            && {
+                let mut depth = 0usize;
+                !stmt[i + 1..].iter().any(|t| {
+                    if punct_is(t, "(") {
+                        depth += 1;
+                    } else if punct_is(t, ")") {
+                        depth = depth.saturating_sub(1);
+                    }
+                    depth == 0 && word_is(t, "ON")
+                })
+            }
+    })
+}
+
+/// The token at `i` follows the word `w`.
+fn after_word(stmt: &[Token<'_>], i: usize, w: &str) -> bool {
+    i.checked_sub(1)
+        .and_then(|at| stmt.get(at))
+        .is_some_and(|t| word_is(t, w))
 }
 
 /// MySQL and MariaDB: `ALTER USER`, `CREATE USER` (any: a new account
@@ -582,6 +694,9 @@ fn pg_changes_password(stmt: &[Token<'_>]) -> bool {
 /// trigger or event body, `SET STATEMENT ... FOR`, a handler) naming
 /// `PASSWORD`.
 fn my_changes_password(stmt: &[Token<'_>]) -> bool {
+    if my_manages_accounts(stmt) {
+        return true;
+    }
     let pairs = stmt.windows(2).any(|w| {
         ((word_is(&w[0], "ALTER") || word_is(&w[0], "CREATE")) && word_is(&w[1], "USER"))
             || (word_is(&w[0], "IDENTIFIED")
@@ -606,6 +721,101 @@ fn my_changes_password(stmt: &[Token<'_>]) -> bool {
                     && !after(stmt, i + 1 + j, ".")
             })
     })
+}
+
+/// MySQL and MariaDB account management: `GRANT` and `REVOKE` (with
+/// `NO_AUTO_CREATE_USER` off, a `GRANT` creates a passwordless account;
+/// any grants privileges to logins), `CREATE [OR REPLACE] ROLE`, `DROP
+/// USER|ROLE`, `RENAME USER`, `SET DEFAULT ROLE`.
+fn my_manages_accounts(stmt: &[Token<'_>]) -> bool {
+    stmt.iter().enumerate().any(|(i, t)| {
+        let keyword = !after(stmt, i, ".") && !after(stmt, i, "@");
+        let object = |at: usize| {
+            // `CREATE OR REPLACE ROLE`
+            let at = if stmt.get(at).is_some_and(|t| word_is(t, "OR"))
+                && stmt.get(at + 1).is_some_and(|t| word_is(t, "REPLACE"))
+            {
+                at + 2
+            } else {
+                at
+            };
+            stmt.get(at)
+                .is_some_and(|t| word_is(t, "USER") || word_is(t, "ROLE"))
+        };
+        keyword
+            && ((word_is(t, "GRANT") || word_is(t, "REVOKE"))
+                || ((word_is(t, "CREATE") || word_is(t, "DROP") || word_is(t, "RENAME"))
+                    && object(i + 1))
+                || (word_is(t, "DEFAULT") && stmt.get(i + 1).is_some_and(|n| word_is(n, "ROLE"))))
+    })
+}
+
+/// MySQL and MariaDB `SHUTDOWN` (it stops the server for every
+/// principal) and MySQL's `RESTART`, as statements: not a column or an
+/// alias of that name.
+fn shuts_down(stmt: &[Token<'_>]) -> bool {
+    stmt.first().is_some_and(|t| word_is(t, "RESTART"))
+        || stmt.iter().enumerate().any(|(i, t)| {
+            word_is(t, "SHUTDOWN")
+                && !after(stmt, i, ".")
+                && !after(stmt, i, "@")
+                && !after(stmt, i, ",")
+                && !after(stmt, i, "(")
+                && !["SELECT", "AS", "BY", "DISTINCT"]
+                    .iter()
+                    .any(|w| after_word(stmt, i, w))
+                && stmt
+                    .get(i + 1)
+                    .is_none_or(|n| word_is(n, "WAIT") || punct_is(n, ")"))
+        })
+}
+
+/// PostgreSQL server-side file access and configuration reload: `COPY
+/// ... TO|FROM 'file'` (not `STDIN`/`STDOUT`, which is what psql's
+/// `\copy` sends), `lo_import`/`lo_export` (server paths),
+/// adminpack's `pg_file_*`, `pg_read_file`/`pg_read_binary_file` (which
+/// read `pg_hba.conf`, keys, other databases' files), `pg_reload_conf`.
+/// Written out, a superuser's `COPY (SELECT 'host all all ... trust') TO
+/// '.../pg_hba.conf'; SELECT pg_reload_conf()` opens the server to
+/// anyone.
+fn server_files(stmt: &[Token<'_>], dialect: Dialect) -> bool {
+    if dialect != Dialect::Postgres {
+        return false;
+    }
+    const FILES: [&str; 10] = [
+        "lo_import",
+        "lo_export",
+        "pg_file_write",
+        "pg_file_rename",
+        "pg_file_unlink",
+        "pg_file_sync",
+        "pg_logdir_ls",
+        "pg_reload_conf",
+        "pg_read_file",
+        "pg_read_binary_file",
+    ];
+    let named = stmt.iter().any(|t| match t.kind {
+        TokenKind::Word => FILES.iter().any(|w| word_is(t, w)),
+        TokenKind::QuotedIdent => names_any(t, &FILES),
+        _ => false,
+    });
+    named
+        || stmt.iter().enumerate().any(|(at, t)| {
+            if !word_is(t, "COPY") {
+                return false;
+            }
+            let mut depth = 0usize;
+            stmt[at + 1..].windows(2).any(|w| {
+                if punct_is(&w[0], "(") {
+                    depth += 1;
+                } else if punct_is(&w[0], ")") {
+                    depth = depth.saturating_sub(1);
+                }
+                depth == 0
+                    && (word_is(&w[0], "TO") || word_is(&w[0], "FROM"))
+                    && (is_string(&w[1]) || w[1].kind == TokenKind::Unterminated)
+            })
+        })
 }
 
 /// The token at `i` follows the punctuation `p`.
@@ -697,14 +907,194 @@ fn changes_accounts(stmt: &[Token<'_>], dialect: Dialect) -> bool {
             ];
             stmt.windows(2)
                 .any(|w| word_is(&w[0], "ALTER") && word_is(&w[1], "SYSTEM"))
+                || pg_writes_catalogue(stmt)
                 || (WRITES.iter().any(|w| has_word(stmt, w))
                     && stmt.iter().any(|t| {
                         (t.kind == TokenKind::QuotedIdent && names_any(t, &["pg_authid"]))
                             || word_is(t, "pg_authid")
                     }))
         }
-        Dialect::MySql => my_writes_accounts(stmt),
+        Dialect::MySql => my_writes_accounts(stmt) || my_writes_catalogue(stmt),
     }
+}
+
+/// PostgreSQL: a write to a system catalogue, `pg_catalog.*`,
+/// `pg_toast.*` or an unqualified name starting `pg_` (PostgreSQL reserves
+/// the prefix; `UPDATE pg_proc SET prosrc = ...` rewrites any function),
+/// as the target of `INSERT INTO`, `UPDATE`, `DELETE FROM`, `MERGE INTO`,
+/// `TRUNCATE`, `COPY ... FROM`, `ALTER|DROP TABLE|VIEW|INDEX|SEQUENCE|
+/// FUNCTION|PROCEDURE|ROUTINE|TRIGGER|RULE|POLICY ...` (`ONLY`, `IF
+/// EXISTS`, `ON` and comma lists followed), and `CREATE ... FUNCTION|
+/// PROCEDURE pg_catalog.x` (replacing a catalogue function).
+fn pg_writes_catalogue(stmt: &[Token<'_>]) -> bool {
+    const SKIP: [&str; 7] = ["ONLY", "IF", "EXISTS", "NOT", "TABLE", "INTO", "FROM"];
+    const KINDS: [&str; 11] = [
+        "TABLE",
+        "VIEW",
+        "INDEX",
+        "SEQUENCE",
+        "FUNCTION",
+        "PROCEDURE",
+        "ROUTINE",
+        "TRIGGER",
+        "RULE",
+        "POLICY",
+        "AGGREGATE",
+    ];
+    // Whether a catalogue is named from `at` on, past `SKIP` words (and,
+    // for a trigger, rule or policy, its name and `ON`), through a comma
+    // list.
+    let target = |mut at: usize, on: bool| -> bool {
+        while stmt
+            .get(at)
+            .is_some_and(|t| SKIP.iter().any(|w| word_is(t, w)))
+        {
+            at += 1;
+        }
+        if on {
+            let Some(o) = stmt[at.min(stmt.len())..]
+                .iter()
+                .position(|t| word_is(t, "ON"))
+            else {
+                return false;
+            };
+            at += o + 1;
+            while stmt.get(at).is_some_and(|t| word_is(t, "ONLY")) {
+                at += 1;
+            }
+        }
+        loop {
+            if pg_catalogue_name(stmt, at) {
+                return true;
+            }
+            // The next name of a comma list of names: `TRUNCATE a,
+            // pg_x` (not `SELECT a, pg_f()`).
+            let name = |n: usize| {
+                stmt.get(n)
+                    .is_some_and(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent))
+            };
+            if !name(at) {
+                return false;
+            }
+            let mut next = at + 1;
+            while stmt.get(next).is_some_and(|t| punct_is(t, ".")) && name(next + 1) {
+                next += 2;
+            }
+            if stmt.get(next).is_some_and(|t| punct_is(t, ",")) {
+                at = next + 1;
+            } else {
+                return false;
+            }
+        }
+    };
+    stmt.iter().enumerate().any(|(i, t)| {
+        if after(stmt, i, ".") || t.kind != TokenKind::Word {
+            return false;
+        }
+        let upper = t.text.to_ascii_uppercase();
+        match upper.as_str() {
+            "INSERT" | "MERGE" | "DELETE" | "UPDATE" | "TRUNCATE" => target(i + 1, false),
+            "COPY" => has_word(stmt, "FROM") && target(i + 1, false),
+            "ALTER" | "DROP" | "CREATE" | "COMMENT" => {
+                // `CREATE OR REPLACE FUNCTION`, `DROP MATERIALIZED VIEW`,
+                // `ALTER FOREIGN TABLE`, `CREATE CONSTRAINT TRIGGER`.
+                let mut k = i + 1;
+                while stmt.get(k).is_some_and(|t| {
+                    [
+                        "OR",
+                        "REPLACE",
+                        "MATERIALIZED",
+                        "FOREIGN",
+                        "CONSTRAINT",
+                        "ON",
+                    ]
+                    .iter()
+                    .any(|w| word_is(t, w))
+                }) {
+                    k += 1;
+                }
+                let Some(kind) = stmt.get(k) else {
+                    return false;
+                };
+                let on = ["TRIGGER", "RULE", "POLICY"]
+                    .iter()
+                    .any(|w| word_is(kind, w));
+                KINDS.iter().any(|w| word_is(kind, w)) && target(k + 1, on)
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Whether the name starting at `at` is a PostgreSQL system catalogue:
+/// `pg_catalog.x`, `pg_toast.x`, or unqualified `pg_...` (quoted or not;
+/// a name that cannot be read counts).
+fn pg_catalogue_name(stmt: &[Token<'_>], at: usize) -> bool {
+    let Some(t) = stmt.get(at) else {
+        return false;
+    };
+    if !matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent) {
+        return false;
+    }
+    let Some(name) = ident(t) else {
+        return true;
+    };
+    let lower = name.to_ascii_lowercase();
+    if stmt.get(at + 1).is_some_and(|n| punct_is(n, ".")) {
+        // A schema (or a database, then a schema).
+        return lower == "pg_catalog"
+            || lower == "pg_toast"
+            || (stmt.get(at + 3).is_some_and(|n| punct_is(n, "."))
+                && pg_catalogue_name(stmt, at + 2));
+    }
+    lower.starts_with("pg_")
+}
+
+/// MySQL and MariaDB: a write (`INSERT`, `UPDATE`, `REPLACE`, `DELETE`,
+/// `LOAD`, `RENAME`, `ALTER`, `CREATE`, `DROP`, `TRUNCATE`) that names
+/// any table of the `mysql` schema (`mysql.proc` holds routine bodies,
+/// `mysql.event` events, `mysql.db` and `mysql.*_priv` privileges,
+/// `mysql.servers` FEDERATED targets, `mysql.plugin` and `mysql.func`
+/// shared libraries loaded at start), or one of those tables without a
+/// schema where a table goes.
+fn my_writes_catalogue(stmt: &[Token<'_>]) -> bool {
+    const WRITES: [&str; 10] = [
+        "INSERT", "UPDATE", "REPLACE", "DELETE", "LOAD", "RENAME", "ALTER", "CREATE", "DROP",
+        "TRUNCATE",
+    ];
+    const TABLES: [&str; 11] = [
+        "proc",
+        "event",
+        "db",
+        "tables_priv",
+        "columns_priv",
+        "procs_priv",
+        "proxies_priv",
+        "roles_mapping",
+        "servers",
+        "plugin",
+        "func",
+    ];
+    let writes = stmt
+        .iter()
+        .enumerate()
+        .any(|(i, t)| WRITES.iter().any(|w| word_is(t, w)) && !after(stmt, i, "."));
+    writes
+        && stmt.iter().enumerate().any(|(i, t)| {
+            if !matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent) || after(stmt, i, ".") {
+                return false;
+            }
+            let next = stmt.get(i + 1);
+            if next.is_some_and(|n| punct_is(n, ".")) {
+                // `mysql.anything`; not `t.mysql` or `mysql.f()`.
+                return names_any(t, &["mysql"])
+                    && !stmt.get(i + 3).is_some_and(|n| punct_is(n, "("));
+            }
+            names_any(t, &TABLES)
+                && !next.is_some_and(|n| punct_is(n, "("))
+                && !after(stmt, i, "@")
+                && (table_position(stmt, i) || after_word(stmt, i, "TRUNCATE"))
+        })
 }
 
 /// An `INSERT`, `UPDATE`, `REPLACE`, `DELETE` or `LOAD` that names
@@ -877,19 +1267,70 @@ fn runs_dynamic_sql(stmt: &[Token<'_>], dialect: Dialect, in_body: bool) -> bool
             (in_body && RUNS.iter().any(|w| has_word(stmt, w)))
                 // A server program, which may run anything.
                 || (has_word(stmt, "COPY") && has_word(stmt, "PROGRAM"))
-                || stmt.iter().any(|t| match t.kind {
-                    TokenKind::Word => word_is(t, "dblink") || word_is(t, "dblink_exec"),
-                    TokenKind::QuotedIdent => names_any(t, &["dblink", "dblink_exec"]),
-                    _ => false,
+                || stmt.iter().any(|t| {
+                    matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent)
+                        && ident(t).is_none_or(|n| runs_sql_text(&n))
                 })
         }
         Dialect::MySql => {
             stmt.windows(2)
                 .any(|w| word_is(&w[0], "EXECUTE") && word_is(&w[1], "IMMEDIATE"))
+                || my_sys_runs_sql(stmt)
                 || prepare_from(stmt)
                     .is_some_and(|source| !(source.len() == 1 && is_string(&source[0])))
         }
     }
+}
+
+/// PostgreSQL functions that run an SQL string they are given, whatever
+/// builds it (`query_to_xml(reverse('...'), ...)`, a `Bind` parameter):
+/// `query_to_xml`, `query_to_xmlschema`, `query_to_xml_and_xmlschema`,
+/// `ts_stat`, `ts_rewrite` (its query form), every `dblink*` function
+/// (`dblink_send_query`, `dblink_open`...), and contrib's `crosstab*`,
+/// `connectby` and `xml2`'s `xpath_table`, which build SQL from their
+/// text arguments. `cursor_to_xml` takes a cursor already opened by SQL
+/// the guard saw; `table_to_xml` a table name.
+fn runs_sql_text(name: &str) -> bool {
+    const RUNS: [&str; 7] = [
+        "query_to_xml",
+        "query_to_xmlschema",
+        "query_to_xml_and_xmlschema",
+        "ts_stat",
+        "ts_rewrite",
+        "connectby",
+        "xpath_table",
+    ];
+    let lower = name.to_ascii_lowercase();
+    RUNS.contains(&lower.as_str()) || lower.starts_with("dblink") || lower.starts_with("crosstab")
+}
+
+/// MariaDB's `sys` schema routines that run SQL built from their
+/// arguments: `execute_prepared_stmt` (any SQL text), and
+/// `statement_performance_analyzer`, `table_exists`, `create_synonym_db`,
+/// `diagnostics`, `ps_trace_thread`, `ps_trace_statement_digest`, which
+/// `PREPARE` statements naming their table, schema or file arguments.
+/// Named `sys.x` anywhere, or without a schema after `CALL` (the
+/// session's database may be `sys`); `execute_prepared_stmt` anywhere.
+fn my_sys_runs_sql(stmt: &[Token<'_>]) -> bool {
+    const RUNS: [&str; 7] = [
+        "execute_prepared_stmt",
+        "statement_performance_analyzer",
+        "table_exists",
+        "create_synonym_db",
+        "diagnostics",
+        "ps_trace_thread",
+        "ps_trace_statement_digest",
+    ];
+    stmt.iter().enumerate().any(|(i, t)| {
+        matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent)
+            && (names_any(t, &["execute_prepared_stmt"])
+                || (names_any(t, &RUNS)
+                    && (after_word(stmt, i, "CALL")
+                        || (after(stmt, i, ".")
+                            && i.checked_sub(2)
+                                .and_then(|q| stmt.get(q))
+                                .is_some_and(|q| names_any(q, &["sys"]))))))
+    })
 }
 
 /// MySQL: what follows `PREPARE name FROM`, when the statement has one.

@@ -64,8 +64,6 @@ fn postgres_ordinary_statements_pass() {
         "SELECT 1",
         "UPDATE users SET password = 'x' WHERE id = 1",
         "SELECT password FROM users",
-        "ALTER ROLE app SET search_path = public",
-        "ALTER ROLE app CONNECTION LIMIT 5",
         "SELECT 'ALTER ROLE app PASSWORD x'",
         "-- ALTER ROLE app PASSWORD 'x'\nSELECT 1",
         "/* ALTER ROLE app PASSWORD 'x' */ SELECT 1",
@@ -518,4 +516,230 @@ fn deep_nesting_is_refused_when_it_cannot_be_read() {
 
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Third red-team pass: functions that run an SQL string, sys routines,
+/// catalogue writes, server files and reload, account management,
+/// SHUTDOWN.
+#[test]
+fn red_team_postgres_functions_that_run_sql_text_are_dynamic() {
+    for sql in [
+        "SELECT query_to_xml(reverse('dtats_gp morf )dip(dnekcab_etanimret_gp tceles'), true, false, '')",
+        "select query_to_xml($1::text, true, false, '')",
+        "SELECT pg_catalog.query_to_xml('SELECT 1', true, false, '')",
+        "SELECT \"pg_catalog\".\"query_to_xml\"('SELECT 1', true, false, '')",
+        "SELECT Query_To_XmlSchema('SELECT 1', true, false, '')",
+        "SELECT query_to_xml_and_xmlschema('SELECT 1', true, false, '')",
+        "SELECT * FROM ts_stat('SELECT to_tsvector(x) FROM t')",
+        "SELECT ts_rewrite('a & b'::tsquery, 'SELECT t, s FROM aliases')",
+        "SELECT dblink_send_query('c', 'SELECT 1')",
+        "SELECT dblink_open('c', 'SELECT 1')",
+        "SELECT dblink_connect('dbname=orders')",
+        "SELECT * FROM crosstab('SELECT 1, 2, 3') AS t(a int, b int)",
+        "SELECT * FROM connectby('t', 'id', 'parent', '1', 0) AS t(a int)",
+        "DO $$BEGIN PERFORM query_to_xml('SELECT 1', true, false, ''); END$$",
+        "SELECT U&\"query_to_\\0078ml\"('SELECT 1', true, false, '')",
+    ] {
+        assert_eq!(pg(sql), DYNAMIC_REFUSED, "{sql}");
+        let dynamic = check(sql.as_bytes(), Dialect::Postgres, DYNAMIC, true);
+        assert_eq!(dynamic, Verdict::Allow, "{sql}");
+    }
+    for sql in [
+        "SELECT table_to_xml('t', true, false, '')",
+        "SELECT cursor_to_xml('c', 1, true, false, '')",
+        "SELECT to_tsvector('a b'), 'query_to_xml'",
+        "SELECT xpath('/a', '<a/>'::xml)",
+    ] {
+        assert_eq!(pg(sql), Verdict::Allow, "{sql}");
+    }
+}
+
+#[test]
+fn red_team_postgres_catalogue_writes_files_and_roles_are_refused() {
+    for sql in [
+        "UPDATE pg_proc SET prosrc = 'select 1' WHERE proname = 'f'",
+        "update pg_catalog.pg_proc set prosrc = 'x'",
+        "UPDATE ONLY \"pg_proc\" SET prosrc = 'x'",
+        "UPDATE orders.pg_catalog.pg_proc SET prosrc = 'x'",
+        "INSERT INTO pg_catalog.pg_namespace VALUES (1)",
+        "DELETE FROM pg_class WHERE relname = 't'",
+        "MERGE INTO pg_proc p USING t ON true WHEN MATCHED THEN DO NOTHING",
+        "TRUNCATE a, pg_largeobject",
+        "TRUNCATE TABLE ONLY pg_toast.pg_toast_1255",
+        "ALTER TABLE IF EXISTS pg_catalog.pg_proc OWNER TO app",
+        "DROP TABLE t, pg_statistic",
+        "COPY pg_proc FROM STDIN",
+        "CREATE OR REPLACE FUNCTION pg_catalog.now() RETURNS timestamptz LANGUAGE sql AS 'SELECT 1'",
+        "CREATE TRIGGER t BEFORE UPDATE ON pg_catalog.pg_proc FOR EACH ROW EXECUTE FUNCTION f()",
+        "WITH x AS (UPDATE pg_proc SET prosrc = 'x' RETURNING 1) SELECT * FROM x",
+        "DO $$BEGIN UPDATE pg_proc SET prosrc = 'x'; END$$",
+        // Server files and configuration.
+        "COPY (SELECT 'host all all 127.0.0.1/32 trust') TO '/var/lib/postgresql/pg_hba.conf'",
+        "copy t from '/etc/passwd'",
+        "COPY t TO E'/tmp/x' WITH (FORMAT csv)",
+        "COPY t FROM $$/tmp/x$$",
+        "SELECT pg_reload_conf()",
+        "SELECT pg_catalog.pg_reload_conf()",
+        "SELECT pg_read_file('pg_hba.conf')",
+        "SELECT pg_read_binary_file('server.key')",
+        "SELECT lo_import('/etc/passwd')",
+        "SELECT lo_export(16384, '/tmp/x')",
+        "SELECT pg_file_write('pg_hba.conf', 'host all all 0/0 trust', false)",
+        "SELECT \"pg_file_rename\"('a', 'b')",
+        "SELECT pg_file_unlink('a')",
+        // Roles: whatever follows.
+        "ALTER ROLE app SET search_path = public",
+        "ALTER ROLE app CONNECTION LIMIT 0",
+        "ALTER ROLE app RENAME TO x",
+        "ALTER ROLE app NOLOGIN",
+        "alter user app superuser",
+        "ALTER GROUP g ADD USER app",
+        "CREATE ROLE evil LOGIN",
+        "CREATE USER evil",
+        "DROP ROLE bob",
+        "DROP USER IF EXISTS bob",
+        "GRANT pg_write_server_files TO app",
+        "REVOKE admins FROM bob",
+    ] {
+        assert_eq!(pg(sql), REFUSED, "{sql}");
+        let allowed = check(sql.as_bytes(), Dialect::Postgres, ALLOWED, true);
+        assert!(allowed != REFUSED, "{sql}: {allowed:?}");
+    }
+    for sql in [
+        "SELECT * FROM pg_proc",
+        "SELECT relname FROM pg_class WHERE relname LIKE 'pg_%'",
+        "INSERT INTO t SELECT a, pg_backend_pid() FROM u",
+        "INSERT INTO t (a, pg_b) VALUES (1, 2)",
+        "UPDATE t SET a = pg_catalog.now()",
+        "UPDATE t SET a = 1 FROM pg_class c WHERE c.oid = t.r",
+        "INSERT INTO pg_temp.scratch VALUES (1)",
+        "UPDATE public.pg_thing SET a = 1",
+        "COPY pg_class TO STDOUT",
+        "COPY t FROM STDIN",
+        "COPY bulk (id, payload) FROM STDIN WITH (FORMAT csv)",
+        "COPY (SELECT substring(a FROM 'x.') FROM t) TO STDOUT",
+        "COPY (SELECT * FROM blob ORDER BY id) TO STDOUT WITH (FORMAT csv)",
+        "GRANT SELECT ON t TO bob",
+        "GRANT SELECT, UPDATE ON t TO bob WITH GRANT OPTION",
+        "REVOKE GRANT OPTION FOR SELECT ON t FROM bob",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE app GRANT SELECT ON TABLES TO bob",
+        "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u')",
+        "DROP USER MAPPING FOR app SERVER s",
+        "ALTER EXTENSION pg_trgm UPDATE",
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        "SELECT 1 FROM t FOR UPDATE",
+        "INSERT INTO t VALUES (1) ON CONFLICT (a) DO UPDATE SET b = 2",
+    ] {
+        assert_eq!(pg(sql), Verdict::Allow, "{sql}");
+    }
+}
+
+#[test]
+fn red_team_mysql_sys_routines_catalogue_accounts_and_shutdown() {
+    // sys routines that run SQL text.
+    for sql in [
+        "CALL sys.execute_prepared_stmt(CONCAT('SET PASS', 'WORD = PASSWORD(''x'')'))",
+        "call `sys`.`execute_prepared_stmt`(@q)",
+        "CALL execute_prepared_stmt(@q)",
+        "CALL sys.statement_performance_analyzer('snapshot', NULL, NULL)",
+        "CALL sys.table_exists('shop', 't', @e)",
+        "CALL sys.create_synonym_db('shop', 'x')",
+        "CALL sys.diagnostics(10, 10, 'current')",
+        "CALL ps_trace_thread(1, '/tmp/x', 1, 1, 1, 1, 1)",
+        "CREATE PROCEDURE p() CALL sys.execute_prepared_stmt(@q)",
+    ] {
+        assert_eq!(my(sql), DYNAMIC_REFUSED, "{sql}");
+    }
+    for sql in [
+        "CALL sys.ps_setup_show_enabled(TRUE, TRUE)",
+        "SELECT sys.format_bytes(1024)",
+        "GET DIAGNOSTICS @n = NUMBER",
+        "CALL shop.table_exists_log()",
+    ] {
+        assert_eq!(my(sql), Verdict::Allow, "{sql}");
+    }
+    // The mysql schema, any table.
+    for sql in [
+        "UPDATE mysql.proc SET body = 'SET PASSWORD = ''x''' WHERE name = 'p'",
+        "update `mysql`.`event` set body = 'x'",
+        "INSERT INTO mysql.db VALUES ('%', 'shop', 'eve')",
+        "REPLACE INTO mysql.tables_priv VALUES ('%', 'shop', 'eve', 't')",
+        "DELETE FROM mysql.roles_mapping",
+        "INSERT INTO mysql.servers VALUES ('s')",
+        "LOAD DATA INFILE '/tmp/x' INTO TABLE mysql.plugin",
+        "ALTER TABLE mysql.columns_priv ENGINE = Aria",
+        "RENAME TABLE mysql.procs_priv TO shop.x",
+        "TRUNCATE mysql.proxies_priv",
+        "TRUNCATE TABLE mysql.func",
+        "DROP TABLE mysql.event",
+        "UPDATE proc SET body = 'x'",
+        "INSERT INTO tables_priv VALUES (1)",
+        "TRUNCATE roles_mapping",
+        // Account management.
+        "GRANT SELECT ON shop.* TO eve@'%'",
+        "grant all on *.* to app",
+        "REVOKE ALL ON *.* FROM bob",
+        "RENAME USER bob TO eve",
+        "DROP USER bob",
+        "DROP USER IF EXISTS bob",
+        "CREATE ROLE r",
+        "CREATE OR REPLACE ROLE r",
+        "CREATE OR REPLACE USER eve@'%'",
+        "DROP ROLE r",
+        "SET DEFAULT ROLE r FOR bob",
+        "CREATE PROCEDURE p() GRANT ALL ON *.* TO eve",
+        "EXECUTE IMMEDIATE 'GRANT ALL ON *.* TO eve'",
+    ] {
+        assert_eq!(my(sql), REFUSED, "{sql}");
+        let allowed = check(sql.as_bytes(), Dialect::MySql, ALLOWED, true);
+        assert!(allowed != REFUSED, "{sql}: {allowed:?}");
+    }
+    for sql in [
+        "SELECT * FROM mysql.proc",
+        "SELECT * FROM mysql.db WHERE Db = 'shop'",
+        "UPDATE shop.proc SET a = 1",
+        "INSERT INTO shop.event VALUES (1)",
+        "UPDATE t SET db = 'x', event = 1",
+        "INSERT INTO t (db, proc) VALUES (1, 2)",
+        "SELECT mysql.f() FROM t",
+        "SHOW GRANTS",
+        "SET ROLE r",
+        "UPDATE t SET `grant` = 1",
+        "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 1",
+        "CREATE FUNCTION f() RETURNS INT RETURN 1",
+    ] {
+        assert_eq!(my(sql), Verdict::Allow, "{sql}");
+    }
+    // SHUTDOWN, whatever the policy.
+    let all = Rules {
+        allow_password_changes: true,
+        allow_dynamic_sql: true,
+    };
+    for sql in [
+        "SHUTDOWN",
+        "shutdown;",
+        "/*!SHUTDOWN*/",
+        "SHUTDOWN WAIT FOR ALL REPLICAS",
+        "SELECT 1; SHUTDOWN",
+        "RESTART",
+        "CREATE PROCEDURE p() SHUTDOWN",
+        "CREATE PROCEDURE p() BEGIN SHUTDOWN; END",
+        "EXECUTE IMMEDIATE 'SHUTDOWN'",
+    ] {
+        assert_eq!(my(sql), SIGNAL_REFUSED, "{sql}");
+        assert_eq!(
+            check(sql.as_bytes(), Dialect::MySql, all, true),
+            SIGNAL_REFUSED,
+            "{sql}"
+        );
+    }
+    for sql in [
+        "SELECT shutdown FROM t",
+        "SELECT a, shutdown FROM t",
+        "SELECT t.shutdown",
+        "SELECT 'SHUTDOWN'",
+        "ALTER SEQUENCE s RESTART",
+    ] {
+        assert_eq!(my(sql), Verdict::Allow, "{sql}");
+    }
 }
