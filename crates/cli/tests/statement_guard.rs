@@ -522,6 +522,58 @@ fn red_team_postgres_dynamic_sql_catalogue_writes_and_signals_are_refused() {
             let two: i32 = victim.query_one("SELECT 2", &[]).await.unwrap().get(0);
             assert_eq!(two, 2, "{attack} ended the victim");
         }
+        // Second pass: functions that run an SQL string (the kill spelt
+        // backwards, and as a Bind parameter), catalogue writes, server
+        // files and reload, role changes.
+        let kill = "select pg_terminate_backend(pid) from pg_stat_activity where usename='app' and pid <> pg_backend_pid()";
+        let reversed: String = kill.chars().rev().collect();
+        let hba = root.path().join("pg_hba.attack");
+        let more = [
+            format!("select query_to_xml(reverse('{}'), true, false, '')", reversed.replace('\'', "''")),
+            format!("SELECT pg_catalog.\"query_to_xml\"('{}', true, false, '')", kill.replace('\'', "''")),
+            "SELECT * FROM ts_stat('select to_tsvector(pg_terminate_backend(pid)::text) from pg_stat_activity')".to_owned(),
+            "UPDATE pg_proc SET prosrc = 'select 1' WHERE proname = 'no_such_function'".to_owned(),
+            "update pg_catalog.pg_proc set prosrc = prosrc where false".to_owned(),
+            format!("COPY (SELECT 'host all all 127.0.0.1/32 trust') TO '{}'", hba.display()),
+            "COPY (SELECT 1) TO '/tmp/latchkey-copy-attack'".to_owned(),
+            "SELECT pg_reload_conf()".to_owned(),
+            "SELECT pg_read_file('pg_hba.conf')".to_owned(),
+            "SELECT lo_import('/etc/hostname')".to_owned(),
+            "ALTER ROLE app CONNECTION LIMIT 0".to_owned(),
+            "CREATE ROLE evil LOGIN SUPERUSER".to_owned(),
+            "GRANT pg_write_server_files TO app".to_owned(),
+        ];
+        for attack in &more {
+            let e = attacker.batch_execute(attack).await.unwrap_err();
+            assert_refused_by_gateway(&e, attack);
+            let e = attacker.execute(attack.as_str(), &[]).await.unwrap_err();
+            assert_refused_by_gateway(&e, attack);
+            let two: i32 = victim.query_one("SELECT 2", &[]).await.unwrap().get(0);
+            assert_eq!(two, 2, "{attack} ended the victim");
+        }
+        let e = attacker
+            .query_one("select query_to_xml($1::text, true, false, '')::text", &[&kill])
+            .await
+            .unwrap_err();
+        // The Parse became the refusal, which takes no parameter: the
+        // client refuses to bind one, or the server raises the refusal.
+        if e.code().is_some() {
+            assert_refused_by_gateway(&e, "query_to_xml with a Bind parameter");
+        } else {
+            assert!(e.to_string().contains("parameters"), "{e:?}");
+        }
+        let two: i32 = victim.query_one("SELECT 2", &[]).await.unwrap().get(0);
+        assert_eq!(two, 2, "query_to_xml($1) ended the victim");
+        assert!(!hba.exists());
+        // Reading catalogues and table GRANTs pass (psql's \copy: pg_gateway).
+        attacker
+            .batch_execute(
+                "CREATE TEMP TABLE cp(x int); \
+                 SELECT count(*) FROM pg_proc; GRANT SELECT ON cp TO app",
+            )
+            .await
+            .unwrap();
+
         // The routines were never created.
         for call in ["SELECT evil()", "CALL evilp()"] {
             let e = attacker.batch_execute(call).await.unwrap_err();
@@ -635,6 +687,28 @@ fn red_team_mysql_dynamic_sql_routines_catalogue_writes_and_kills_are_refused() 
             let alive: Option<i64> = victim.query_first("SELECT 7").await.unwrap();
             assert_eq!(alive, Some(7), "{attack} killed the victim");
         }
+        // Second pass: sys.execute_prepared_stmt, mysql.proc, account
+        // management after clearing sql_mode, SHUTDOWN.
+        attacker.query_drop("SET SESSION sql_mode = ''").await.unwrap();
+        let more = [
+            format!("CALL sys.execute_prepared_stmt(CONCAT('KI', 'LL ', {raw}))"),
+            "CALL sys.execute_prepared_stmt(CONCAT('SET PASS', 'WORD = PASSWORD(''attacker-pw'')'))".to_owned(),
+            "USE sys; CALL execute_prepared_stmt(@q)".to_owned(),
+            "UPDATE mysql.proc SET body = 'SET PASSWORD = PASSWORD(''attacker-pw'')' WHERE name = 'no_such'".to_owned(),
+            "UPDATE `mysql`.`db` SET Select_priv = 'Y' WHERE User = 'nobody'".to_owned(),
+            "GRANT SELECT ON shop.* TO eve@'%'".to_owned(),
+            "CREATE ROLE evil".to_owned(),
+            "RENAME USER app@'%' TO x@'%'".to_owned(),
+            "SHUTDOWN".to_owned(),
+        ];
+        for attack in &more {
+            let e = attacker.query_drop(attack).await.unwrap_err();
+            assert_eq!(server_code(&e), Some(1227), "{attack}: {e}");
+            assert!(e.to_string().contains("Latchkey"), "{attack}: {e}");
+            let alive: Option<i64> = victim.query_first("SELECT 7").await.unwrap();
+            assert_eq!(alive, Some(7), "{attack} killed the victim");
+        }
+
         // Nothing was prepared or created.
         for follow_up in ["EXECUTE s", "EXECUTE k", "CALL pp()", "CALL pq()"] {
             let e = attacker.query_drop(follow_up).await.unwrap_err();
@@ -719,4 +793,39 @@ fn red_team_mysql_dynamic_sql_routines_catalogue_writes_and_kills_are_refused() 
         ),
         "0"
     );
+    assert_eq!(
+        db.sql("SELECT COUNT(*) FROM mysql.user WHERE User IN ('eve', 'evil', 'x')"),
+        "0"
+    );
+
+    // mariadb-admin's shutdown (COM_SHUTDOWN or the statement), refused
+    // whatever the policy: the server stays up.
+    let all = my_token(
+        &lk,
+        &user_with_policy(
+            &lk,
+            "dave",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["rds-db:connect","latchkey:ChangeDatabasePassword","latchkey:ExecuteDynamicSql"],"Resource":"*"}]}"#,
+        ),
+    );
+    let out = Command::new("mariadb-admin")
+        .args([
+            "--protocol=TCP",
+            "--host=localhost",
+            &format!("--port={}", lk.mysql_port),
+            "--user=app",
+            "--ssl",
+            &format!("--ssl-ca={}", lk.data.join("ca.pem").display()),
+            "--ssl-verify-server-cert",
+            "--connect-timeout=10",
+            "shutdown",
+        ])
+        .env("MYSQL_PWD", &all)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Latchkey"), "{}", text(&out));
+    let out = mariadb(&lk, "app", &all, &["-e", "SHUTDOWN"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&mariadb_direct(&db, "app-secret")).contains("direct"));
 }
