@@ -138,6 +138,21 @@ impl Store {
         {
             let mut db = self.db();
             let tx = db.transaction()?;
+            // IAM names are not distinguished by case: `Pwn` and `pwn`
+            // cannot both exist.
+            let taken: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM managed_policies WHERE name = ?1 COLLATE NOCASE",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if taken.is_some() {
+                return Err(StoreError::EntityAlreadyExists {
+                    kind: "policy",
+                    name: name.to_owned(),
+                });
+            }
             let n = tx.execute(
                 "INSERT OR IGNORE INTO managed_policies
                  (arn, name, id, path, document, created, default_version, next_version, updated, description, tags)

@@ -853,12 +853,20 @@ impl Store {
                 "policy names are 1-128 characters of [A-Za-z0-9_+=,.@-]",
             ));
         }
-        let db = self.db();
-        let principal = names::canonical_name(&db, kind, principal)?;
-        db.execute(
-            "INSERT OR REPLACE INTO inline_policies (kind, principal, name, document) VALUES (?1, ?2, ?3, ?4)",
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let principal = names::canonical_name(&tx, kind, principal)?;
+        // Policy names are not distinguished by case: putting `A` replaces
+        // `a`, as IAM has it.
+        tx.execute(
+            "DELETE FROM inline_policies WHERE kind = ?1 AND principal = ?2 AND name = ?3 COLLATE NOCASE",
+            params![kind.as_str(), principal, name],
+        )?;
+        tx.execute(
+            "INSERT INTO inline_policies (kind, principal, name, document) VALUES (?1, ?2, ?3, ?4)",
             params![kind.as_str(), principal, name, document],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -871,7 +879,7 @@ impl Store {
         let db = self.db();
         let principal = names::canonical_name(&db, kind, principal)?;
         db.query_row(
-            "SELECT document FROM inline_policies WHERE kind = ?1 AND principal = ?2 AND name = ?3",
+            "SELECT document FROM inline_policies WHERE kind = ?1 AND principal = ?2 AND name = ?3 COLLATE NOCASE",
             params![kind.as_str(), principal, name],
             |r| r.get(0),
         )
@@ -891,7 +899,7 @@ impl Store {
         let db = self.db();
         let principal = names::canonical_name(&db, kind, principal)?;
         let n = db.execute(
-            "DELETE FROM inline_policies WHERE kind = ?1 AND principal = ?2 AND name = ?3",
+            "DELETE FROM inline_policies WHERE kind = ?1 AND principal = ?2 AND name = ?3 COLLATE NOCASE",
             params![kind.as_str(), principal, name],
         )?;
         if n == 0 {

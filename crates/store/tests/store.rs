@@ -938,3 +938,40 @@ fn deleting_a_user_or_role_binds_trust_policies_to_its_unique_id() {
     assert_eq!(store.get_role("single").unwrap().trust_policy, again);
     assert_ne!(before, again);
 }
+
+/// Policy names are not distinguished by case (red team, pass 2): `Pwn`
+/// and `pwn` cannot both exist, and an inline policy is one policy under
+/// any spelling of its name.
+#[test]
+fn policy_names_are_case_insensitive() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+    s.create_policy("Pwn", "/", doc, "", &[], 1).unwrap();
+    assert!(matches!(
+        s.create_policy("pwn", "/", doc, "", &[], 2),
+        Err(StoreError::EntityAlreadyExists { .. })
+    ));
+    s.create_user("rx", "/", &[], 1).unwrap();
+    s.put_inline_policy(PrincipalKind::User, "rx", "a", doc)
+        .unwrap();
+    s.put_inline_policy(PrincipalKind::User, "rx", "A", doc)
+        .unwrap();
+    assert_eq!(
+        s.identity_policies(PrincipalKind::User, "rx")
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.get_inline_policy(PrincipalKind::User, "rx", "a").unwrap(),
+        doc
+    );
+    s.delete_inline_policy(PrincipalKind::User, "rx", "a")
+        .unwrap();
+    assert!(
+        s.identity_policies(PrincipalKind::User, "rx")
+            .unwrap()
+            .is_empty()
+    );
+}
