@@ -636,10 +636,16 @@ fn red_team_postgres_dynamic_sql_catalogue_writes_and_signals_are_refused() {
 fn red_team_mysql_dynamic_sql_routines_catalogue_writes_and_kills_are_refused() {
     let root = tempfile::tempdir().unwrap();
     let (db, lk) = mysql_setup(root.path());
-    db.sql("GRANT ALL ON *.* TO app@'%' WITH GRANT OPTION; FLUSH PRIVILEGES;");
+    db.sql(
+        "GRANT ALL ON *.* TO app@'%' WITH GRANT OPTION; FLUSH PRIVILEGES;
+         CREATE TABLE shop.files (line TEXT);",
+    );
     let alice = my_token(&lk, &user_with_policy(&lk, "alice", CONNECT_ONLY));
     let bob = my_token(&lk, &user_with_policy(&lk, "bob", CONNECT_ONLY));
     let carol = my_token(&lk, &user_with_policy(&lk, "carol", MAY_RUN_DYNAMIC_SQL));
+    // Where the server (running as this user, no secure_file_priv) would
+    // write files for the attacker.
+    let victim_file = |name: &str| root.path().join(name).display().to_string();
 
     runtime().block_on(async {
         let mut attacker = mysql_async::Conn::new(my_opts(&lk, &alice, Some("shop")))
@@ -709,8 +715,67 @@ fn red_team_mysql_dynamic_sql_routines_catalogue_writes_and_kills_are_refused() 
             assert_eq!(alive, Some(7), "{attack} killed the victim");
         }
 
+        // Third pass: server files and shared libraries (the app user
+        // has FILE), under latchkey:ChangeDatabasePassword.
+        let files = [
+            format!("SELECT 'x' INTO OUTFILE '{}'", victim_file("outfile")),
+            format!(
+                "SELECT 'x' /* c */ INTO DUMPFILE '{}'",
+                victim_file("dumpfile")
+            ),
+            format!(
+                "SELECT 1 INTO @a; SELECT 'x' INTO OUTFILE '{}'",
+                victim_file("second")
+            ),
+            format!(
+                "CREATE PROCEDURE pf() SELECT 'x' INTO OUTFILE '{}'",
+                victim_file("routine")
+            ),
+            format!(
+                "PREPARE f FROM 'SELECT ''x'' INTO DUMPFILE ''{}'''",
+                victim_file("prepared")
+            ),
+            "SELECT LOAD_FILE('/etc/hostname')".to_owned(),
+            "SELECT `load_file`('/etc/hostname')".to_owned(),
+            "INSERT INTO shop.files VALUES (LOAD_FILE('/etc/hostname'))".to_owned(),
+            "LOAD DATA INFILE '/etc/hostname' INTO TABLE shop.files".to_owned(),
+            "LOAD DATA /*!99999 LOCAL */ INFILE '/etc/hostname' INTO TABLE shop.files".to_owned(),
+            "INSTALL SONAME 'ha_archive'".to_owned(),
+            "INSTALL PLUGIN archive SONAME 'ha_archive.so'".to_owned(),
+            "UNINSTALL SONAME 'auth_ed25519'".to_owned(),
+            "CREATE FUNCTION evil RETURNS INTEGER SONAME 'ha_archive.so'".to_owned(),
+        ];
+        for attack in &files {
+            let e = attacker.query_drop(attack).await.unwrap_err();
+            assert_eq!(server_code(&e), Some(1227), "{attack}: {e}");
+            assert!(
+                e.to_string().contains("latchkey:ChangeDatabasePassword"),
+                "{attack}: {e}"
+            );
+        }
+        // A variable, a column named outfile and a string saying INTO
+        // OUTFILE are not files.
+        attacker
+            .query_drop("SELECT 'INTO OUTFILE ''/tmp/x''' INTO @outfile")
+            .await
+            .unwrap();
+        let x: Option<String> = attacker.query_first("SELECT @outfile").await.unwrap();
+        assert_eq!(x.as_deref(), Some("INTO OUTFILE '/tmp/x'"));
+        let n: Option<i64> = attacker
+            .query_first("SELECT COUNT(`outfile`) FROM (SELECT 1 AS `outfile`) AS t")
+            .await
+            .unwrap();
+        assert_eq!(n, Some(1));
+
         // Nothing was prepared or created.
-        for follow_up in ["EXECUTE s", "EXECUTE k", "CALL pp()", "CALL pq()"] {
+        for follow_up in [
+            "EXECUTE s",
+            "EXECUTE k",
+            "EXECUTE f",
+            "CALL pp()",
+            "CALL pq()",
+            "CALL pf()",
+        ] {
             let e = attacker.query_drop(follow_up).await.unwrap_err();
             assert!(
                 matches!(server_code(&e), Some(1243 | 1305)),
@@ -797,6 +862,21 @@ fn red_team_mysql_dynamic_sql_routines_catalogue_writes_and_kills_are_refused() 
         db.sql("SELECT COUNT(*) FROM mysql.user WHERE User IN ('eve', 'evil', 'x')"),
         "0"
     );
+    // No file was written or read, no library loaded or unloaded.
+    for name in ["outfile", "dumpfile", "second", "routine", "prepared"] {
+        assert!(!root.path().join(name).exists(), "{name} was written");
+    }
+    assert_eq!(db.sql("SELECT COUNT(*) FROM shop.files"), "0");
+    assert_eq!(
+        db.sql(
+            "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ARCHIVE' OR (PLUGIN_NAME = 'ed25519' AND PLUGIN_STATUS = 'ACTIVE')"
+        ),
+        "1"
+    );
+    assert_eq!(
+        db.sql("SELECT COUNT(*) FROM mysql.func WHERE name = 'evil'"),
+        "0"
+    );
 
     // mariadb-admin's shutdown (COM_SHUTDOWN or the statement), refused
     // whatever the policy: the server stays up.
@@ -828,4 +908,43 @@ fn red_team_mysql_dynamic_sql_routines_catalogue_writes_and_kills_are_refused() 
     let out = mariadb(&lk, "app", &all, &["-e", "SHUTDOWN"]);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&mariadb_direct(&db, "app-secret")).contains("direct"));
+
+    // With latchkey:ChangeDatabasePassword, server files and libraries are
+    // the server's business again.
+    let erin = my_token(&lk, &user_with_policy(&lk, "erin", MAY_CHANGE_PASSWORDS));
+    let written = victim_file("allowed");
+    runtime().block_on(async {
+        let mut trusted = mysql_async::Conn::new(my_opts(&lk, &erin, Some("shop")))
+            .await
+            .unwrap();
+        trusted
+            .query_drop(format!("SELECT 'x' INTO OUTFILE '{written}'"))
+            .await
+            .unwrap();
+        let read: Option<Option<String>> = trusted
+            .query_first(format!("SELECT LOAD_FILE('{written}')"))
+            .await
+            .unwrap();
+        assert_eq!(read, Some(Some("x\n".to_owned())));
+        trusted
+            .query_drop(format!(
+                "LOAD DATA INFILE '{written}' INTO TABLE shop.files"
+            ))
+            .await
+            .unwrap();
+        trusted
+            .query_drop("INSTALL SONAME 'ha_archive'")
+            .await
+            .unwrap();
+        trusted
+            .query_drop("UNINSTALL SONAME 'ha_archive'")
+            .await
+            .unwrap();
+        let _ = trusted.disconnect().await;
+    });
+    assert_eq!(
+        std::fs::read_to_string(&written).ok().as_deref(),
+        Some("x\n")
+    );
+    assert_eq!(db.sql("SELECT line FROM shop.files"), "x");
 }

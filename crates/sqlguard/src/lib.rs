@@ -16,8 +16,12 @@
 //!   PostgreSQL `pg_catalog.*` and unqualified `pg_*` targets,
 //!   `pg_authid`), `ALTER SYSTEM`, and PostgreSQL server files and reload
 //!   (`COPY ... TO|FROM 'file'`, `lo_import`/`lo_export`, `pg_file_*`,
-//!   `pg_read_file`, `pg_read_binary_file`, `pg_reload_conf`). MySQL's `SET PASSWORD` is refused wherever a
-//!   statement may start, routine, trigger and event bodies included; a
+//!   `pg_read_file`, `pg_read_binary_file`, `pg_reload_conf`) and their
+//!   MySQL and MariaDB siblings (`SELECT ... INTO OUTFILE|DUMPFILE`,
+//!   `LOAD DATA|XML INFILE` without `LOCAL`, `LOAD_FILE()`, `INSTALL|
+//!   UNINSTALL PLUGIN|SONAME`, `CREATE FUNCTION ... SONAME`). MySQL's
+//!   `SET PASSWORD` is refused wherever a statement may start,
+//!   routine, trigger and event bodies included; a
 //!   `SET` is taken for a column list only after `UPDATE`, `INSERT`,
 //!   `REPLACE` or `LOAD` with nothing between where a statement could
 //!   start.
@@ -82,8 +86,9 @@ const MAX_DEPTH: usize = 6;
 pub struct Rules {
     /// Password and authentication changes go through (the policy allows
     /// `latchkey:ChangeDatabasePassword`): also writes to the account
-    /// catalogues (`mysql.user`, `mysql.global_priv`, `pg_authid`) and
-    /// PostgreSQL's `ALTER SYSTEM`.
+    /// catalogues (`mysql.user`, `mysql.global_priv`, `pg_authid`),
+    /// PostgreSQL's `ALTER SYSTEM`, and server-side files and shared
+    /// libraries on both engines.
     pub allow_password_changes: bool,
     /// SQL built at run time goes through (the policy allows
     /// `latchkey:ExecuteDynamicSql`); what it builds cannot be checked.
@@ -262,6 +267,14 @@ impl Needles {
                 b"plugin",
                 b"servers",
                 b"roles_mapping",
+                // Server files and shared libraries (`install` covers
+                // `uninstall`).
+                b"outfile",
+                b"dumpfile",
+                b"infile",
+                b"load_file",
+                b"soname",
+                b"install",
             ],
         };
         let dynamic: &'static [&'static [u8]] = match (rules.allow_dynamic_sql, dialect) {
@@ -418,7 +431,8 @@ fn check_reading(sql: &str, scope: Scope, reading: Reading, complete: bool) -> V
         if !rules.allow_password_changes
             && (changes_password(stmt, dialect)
                 || changes_accounts(stmt, dialect)
-                || server_files(stmt, dialect))
+                || server_files(stmt, dialect)
+                || (dialect == Dialect::MySql && my_server_files(stmt, versioned_comment(sql))))
         {
             return Verdict::Refuse(Refusal::PasswordChange);
         }
@@ -584,7 +598,7 @@ fn plainly_harmless(stmt: &[Token<'_>]) -> bool {
     const PLAIN: [&str; 8] = [
         "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "VALUES", "COPY", "WITH",
     ];
-    const SUSPICIOUS: [&str; 29] = [
+    const SUSPICIOUS: [&str; 34] = [
         "KILL",
         "PASSWORD",
         "IDENTIFIED",
@@ -614,6 +628,11 @@ fn plainly_harmless(stmt: &[Token<'_>]) -> bool {
         "SERVERS",
         "LO_IMPORT",
         "LO_EXPORT",
+        "OUTFILE",
+        "DUMPFILE",
+        "INFILE",
+        "LOAD_FILE",
+        "SONAME",
     ];
     let Some(first) = stmt.iter().find(|t| !punct_is(t, "(")) else {
         return false;
@@ -816,6 +835,81 @@ fn server_files(stmt: &[Token<'_>], dialect: Dialect) -> bool {
                     && (is_string(&w[1]) || w[1].kind == TokenKind::Unterminated)
             })
         })
+}
+
+/// MySQL and MariaDB server-side files and shared libraries, the
+/// siblings of PostgreSQL's [`server_files`]: `SELECT ... INTO OUTFILE|
+/// DUMPFILE 'file'` (anywhere, routine bodies included; `INTO @var`
+/// passes), `LOAD DATA|XML INFILE` without `LOCAL` (a server file; `LOCAL`
+/// is the client's, governed by `latchkey:LoadDataLocalInfile`),
+/// `LOAD_FILE(...)`, `INSTALL|UNINSTALL PLUGIN|SONAME|COMPONENT` and
+/// `CREATE [AGGREGATE] FUNCTION ... SONAME`. A user with `FILE` writes
+/// into the plugin directory, then loads what it wrote.
+///
+/// `INFILE` is a reserved word (a column of that name is quoted or
+/// follows a dot); `OUTFILE` and `DUMPFILE` count before a file name, `LOAD_FILE` before `(`, `SONAME` before a name, so
+/// that columns of those names pass. `versioned`: the
+/// SQL has a `/*!NNNNN ... */` or `/*M!NNNNNN ... */` comment, whose
+/// content the server may skip where the lexer reads it (`LOAD DATA
+/// /*!99999 LOCAL */ INFILE`, `DUMPFILE /*!99999 x */ 'f'`): then any of
+/// those words counts, and `LOCAL` does not excuse `INFILE`.
+fn my_server_files(stmt: &[Token<'_>], versioned: bool) -> bool {
+    let keyword = |i: usize| !after(stmt, i, ".") && !after(stmt, i, "@");
+    // What the server takes as a file or library name: a string (or one
+    // the lexer could not end), or nothing yet.
+    let file_next = |i: usize| {
+        versioned
+            || stmt
+                .get(i + 1)
+                .is_none_or(|n| is_string(n) || n.kind == TokenKind::Unterminated)
+    };
+    stmt.iter().enumerate().any(|(i, t)| {
+        if !matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent) {
+            return false;
+        }
+        if t.kind == TokenKind::QuotedIdent {
+            // `load_file`(...) and "load_file"(...) under ANSI_QUOTES.
+            return names_any(t, &["load_file"])
+                && (versioned || stmt.get(i + 1).is_some_and(|n| punct_is(n, "(")));
+        }
+        let word = |w: &str| word_is(t, w);
+        // `t.outfile`, `@outfile` are names, unless a comment the server
+        // may skip holds the `t.`.
+        if !versioned && !keyword(i) {
+            return false;
+        }
+        ((word("OUTFILE") || word("DUMPFILE"))
+            && (file_next(i)
+                // `INTO OUTFILE` before anything but a table's name
+                // (`INSERT INTO dumpfile VALUES ...`, `(a)`, `.t`).
+                || (after_word(stmt, i, "INTO")
+                    && !stmt.get(i + 1).is_some_and(|n| {
+                        matches!(n.kind, TokenKind::Word | TokenKind::QuotedIdent)
+                            || punct_is(n, "(")
+                            || punct_is(n, ".")
+                    }))))
+            || (word("INFILE") && (versioned || !after_word(stmt, i, "LOCAL")))
+            || (word("LOAD_FILE")
+                && (versioned || stmt.get(i + 1).is_some_and(|n| punct_is(n, "("))))
+            || (word("SONAME") && file_next(i))
+            || ((word("INSTALL") || word("UNINSTALL"))
+                && (versioned
+                    || stmt.get(i + 1).is_some_and(|n| {
+                        ["PLUGIN", "SONAME", "COMPONENT"]
+                            .iter()
+                            .any(|w| word_is(n, w))
+                    })))
+    })
+}
+
+/// MySQL SQL with a versioned executable comment (`/*!NNNNN`,
+/// `/*M!NNNNNN`), whose content a server older than the version skips.
+fn versioned_comment(sql: &str) -> bool {
+    let b = sql.as_bytes();
+    b.windows(3).enumerate().any(|(i, w)| {
+        w == b"/*!" && b.get(i + 3).is_some_and(u8::is_ascii_digit)
+            || (w == b"/*M" && b.get(i + 3) == Some(&b'!'))
+    })
 }
 
 /// The token at `i` follows the punctuation `p`.

@@ -442,7 +442,8 @@ fn red_team_mysql_routine_bodies_are_statement_starts() {
         "CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW UPDATE u SET password = 'x'",
         "CREATE TABLE t (a VARCHAR(5) CHARACTER SET utf8, password TEXT)",
         "CREATE TABLE t (a INT, FOREIGN KEY (a) REFERENCES p(a) ON DELETE SET NULL, password TEXT)",
-        "LOAD DATA INFILE 'f' INTO TABLE t (a) SET password = 'x'",
+        // (Without LOCAL, a server file: refused for that reason.)
+        "LOAD DATA LOCAL INFILE 'f' INTO TABLE t (a) SET password = 'x'",
     ] {
         assert_eq!(my(sql), Verdict::Allow, "{sql}");
     }
@@ -741,5 +742,104 @@ fn red_team_mysql_sys_routines_catalogue_accounts_and_shutdown() {
         "ALTER SEQUENCE s RESTART",
     ] {
         assert_eq!(my(sql), Verdict::Allow, "{sql}");
+    }
+}
+
+#[test]
+fn red_team_mysql_server_files_and_shared_libraries_are_refused() {
+    for sql in [
+        // Files the server writes.
+        "SELECT 'x' INTO OUTFILE '/tmp/x'",
+        "select * from t into outfile '/tmp/x' fields terminated by ','",
+        "SELECT a FROM t WHERE b = 1 INTO OUTFILE \"/tmp/x\"",
+        "SELECT 'x' INTO DUMPFILE '/usr/lib/mysql/plugin/x.so'",
+        "SELECT 'x' /* c */ INTO/**/DUMPFILE '/tmp/x'",
+        "/*!SELECT 'x' INTO OUTFILE '/tmp/x'*/",
+        "SELECT 1; SELECT 'x' INTO OUTFILE '/tmp/x'",
+        "TABLE t INTO OUTFILE '/tmp/x'",
+        "SELECT 'x' INTO /*!99999 @a, */ DUMPFILE /*!99999 b */ '/tmp/x'",
+        "SELECT 'x' INTO /*!99999 t.*/OUTFILE '/tmp/x'",
+        "CREATE PROCEDURE p() SELECT 'x' INTO OUTFILE '/tmp/x'",
+        "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 'x' INTO DUMPFILE '/tmp/x'; END",
+        "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 'x' INTO OUTFILE '/tmp/x'",
+        "PREPARE s FROM 'SELECT ''x'' INTO OUTFILE ''/tmp/x'''",
+        "EXECUTE IMMEDIATE 'SELECT 1 INTO DUMPFILE \"/tmp/x\"'",
+        "PREPARE s FROM 'SELECT 1 INTO O\\UTFILE ''/tmp/x'''",
+        // Files the server reads.
+        "LOAD DATA INFILE '/etc/passwd' INTO TABLE t",
+        "load data low_priority infile '/etc/passwd' into table t",
+        "LOAD DATA CONCURRENT INFILE '/etc/passwd' REPLACE INTO TABLE t",
+        "LOAD XML INFILE '/etc/x.xml' INTO TABLE t",
+        "LOAD DATA /*!99999 LOCAL */ INFILE '/etc/passwd' INTO TABLE t",
+        "SELECT LOAD_FILE('/etc/passwd')",
+        "select load_file ('/etc/passwd')",
+        "SELECT Load_File/**/('/etc/passwd')",
+        "SELECT `load_file`('/etc/passwd')",
+        "SELECT `LOAD_FILE`('/etc/passwd')",
+        "INSERT INTO t VALUES (LOAD_FILE('/etc/shadow'))",
+        "UPDATE t SET a = LOAD_FILE('/etc/passwd')",
+        "SELECT LOAD_FILE /*!99999 x */ ('/etc/passwd')",
+        "SELECT HEX(LOAD_FILE(CONCAT('/etc/', 'passwd')))",
+        // Shared libraries.
+        "INSTALL PLUGIN evil SONAME 'evil.so'",
+        "INSTALL SONAME 'evil'",
+        "install soname \"evil\"",
+        "UNINSTALL PLUGIN server_audit",
+        "UNINSTALL SONAME 'server_audit'",
+        "INSTALL COMPONENT 'file://component_x'",
+        "CREATE FUNCTION sys_exec RETURNS INTEGER SONAME 'lib_mysqludf_sys.so'",
+        "CREATE OR REPLACE AGGREGATE FUNCTION f RETURNS STRING SONAME 'x.so'",
+        "CREATE FUNCTION IF NOT EXISTS f RETURNS REAL SONAME 'x.so'",
+    ] {
+        assert_eq!(my(sql), REFUSED, "{sql}");
+        // With latchkey:ChangeDatabasePassword they go through.
+        let allowed = check(sql.as_bytes(), Dialect::MySql, ALLOWED, true);
+        assert!(allowed != REFUSED, "{sql}: {allowed:?}");
+    }
+    for sql in [
+        "SELECT outfile FROM t",
+        "SELECT `outfile`, t.outfile FROM t",
+        "UPDATE t SET `outfile` = 1",
+        "SELECT a INTO @x FROM t",
+        "SELECT a, b INTO @x, @outfile FROM t",
+        "SELECT 'INTO OUTFILE ''/tmp/x''' AS a",
+        "SELECT \"LOAD DATA INFILE '/etc/passwd'\"",
+        "INSERT INTO t (note) VALUES ('SELECT LOAD_FILE(x) INTO DUMPFILE y')",
+        "SELECT dumpfile FROM t",
+        "UPDATE t SET dumpfile = 1 WHERE dumpfile = 2",
+        "INSERT INTO dumpfile VALUES (1)",
+        "SELECT load_file FROM t",
+        "SELECT soname, plugin_name FROM information_schema.plugins",
+        "SELECT * FROM information_schema.plugins WHERE plugin_library = 'x.so'",
+        "SHOW PLUGINS",
+        "CREATE FUNCTION f() RETURNS INT RETURN 1",
+        "CREATE PROCEDURE p() BEGIN DECLARE x INT; SELECT 1 INTO x; END",
+        "SELECT 1 INTO @x; SELECT @x",
+        "/*!40101 SET NAMES utf8mb4 */",
+    ] {
+        assert_eq!(my(sql), Verdict::Allow, "{sql}");
+    }
+    // LOAD DATA LOCAL is the client's file, governed by
+    // latchkey:LoadDataLocalInfile, not this.
+    for sql in [
+        "LOAD DATA LOCAL INFILE '/tmp/x.csv' INTO TABLE t",
+        "load data low_priority local infile '/tmp/x.csv' into table t",
+        "LOAD XML LOCAL INFILE '/tmp/x.xml' INTO TABLE t",
+        "LOAD DATA LOCAL INFILE ? INTO TABLE t",
+    ] {
+        assert_eq!(my(sql), Verdict::Allow, "{sql}");
+    }
+    // PostgreSQL is not MySQL: nothing of this applies there.
+    assert_eq!(pg("SELECT outfile, load_file FROM t"), Verdict::Allow);
+    // A statement cut short that names them is not plainly harmless.
+    for sql in [
+        "SELECT 'x' INTO OUTFILE '/tmp/x' FIELDS TERMINATED BY '",
+        "INSERT INTO t VALUES (LOAD_FILE('/etc/passwd'), '",
+    ] {
+        assert_eq!(
+            check(sql.as_bytes(), Dialect::MySql, STRICT, false),
+            REFUSED,
+            "{sql}"
+        );
     }
 }
