@@ -517,23 +517,17 @@ impl Store {
     // ---- tags and role settings ----
 
     pub fn untag_user(&self, name: &str, keys: &[&str]) -> Result<()> {
-        let mut user = self.get_user(name)?;
-        remove_tags(&mut user.tags, keys);
-        self.db().execute(
-            "UPDATE users SET tags = ?1 WHERE name = ?2",
-            params![tags_json(&user.tags), user.name],
-        )?;
-        Ok(())
+        self.change_tags(PrincipalKind::User, name, |t| {
+            remove_tags(t, keys);
+            Ok(())
+        })
     }
 
     pub fn untag_role(&self, name: &str, keys: &[&str]) -> Result<()> {
-        let mut role = self.get_role(name)?;
-        remove_tags(&mut role.tags, keys);
-        self.db().execute(
-            "UPDATE roles SET tags = ?1 WHERE name = ?2",
-            params![tags_json(&role.tags), role.name],
-        )?;
-        Ok(())
+        self.change_tags(PrincipalKind::Role, name, |t| {
+            remove_tags(t, keys);
+            Ok(())
+        })
     }
 
     /// Changes a role's description and/or maximum session duration.

@@ -518,11 +518,36 @@ impl Store {
     }
 
     pub fn tag_user(&self, name: &str, tags: &[(String, String)]) -> Result<()> {
-        let mut user = self.get_user(name)?;
-        merge_tags(&mut user.tags, tags)?;
+        self.change_tags(PrincipalKind::User, name, |t| merge_tags(t, tags))
+    }
+
+    /// Reads a user's or role's tags, changes them and writes them back.
+    pub(crate) fn change_tags(
+        &self,
+        kind: PrincipalKind,
+        name: &str,
+        change: impl FnOnce(&mut Vec<(String, String)>) -> Result<()>,
+    ) -> Result<()> {
+        let (mut tags, name) = match kind {
+            PrincipalKind::User => {
+                let u = self.get_user(name)?;
+                (u.tags, u.name)
+            }
+            PrincipalKind::Role => {
+                let r = self.get_role(name)?;
+                (r.tags, r.name)
+            }
+            PrincipalKind::Group => {
+                return Err(StoreError::InvalidInput("groups have no tags"));
+            }
+        };
+        change(&mut tags)?;
         self.db().execute(
-            "UPDATE users SET tags = ?1 WHERE name = ?2",
-            params![tags_json(&user.tags), user.name],
+            &format!(
+                "UPDATE {} SET tags = ?1 WHERE name = ?2",
+                names::table(kind)
+            ),
+            params![tags_json(&tags), name],
         )?;
         Ok(())
     }
@@ -758,13 +783,7 @@ impl Store {
     }
 
     pub fn tag_role(&self, name: &str, tags: &[(String, String)]) -> Result<()> {
-        let mut role = self.get_role(name)?;
-        merge_tags(&mut role.tags, tags)?;
-        self.db().execute(
-            "UPDATE roles SET tags = ?1 WHERE name = ?2",
-            params![tags_json(&role.tags), role.name],
-        )?;
-        Ok(())
+        self.change_tags(PrincipalKind::Role, name, |t| merge_tags(t, tags))
     }
 
     // ---- groups ----
