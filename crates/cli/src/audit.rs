@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use latchkey_audit::anchor::{self, Anchor};
 use latchkey_audit::trail::{self, Problem, SigningKey, Window};
-use latchkey_server::state::AppState;
+use latchkey_identity::AppState;
 use latchkey_store::Store;
 use latchkey_trail::{AnchorKeeper, Filter, Index, Trail, TrailConfig, TrailFiles, TrailMetrics};
 use serde_json::json;
@@ -123,7 +123,7 @@ fn signing_key(store: &Store) -> Result<SigningKey> {
         return Ok(SigningKey::from_pkcs8(&pkcs8)?);
     }
     let (key, pkcs8) = SigningKey::generate()?;
-    let now = latchkey_server::state::now();
+    let now = latchkey_identity::clock::system_now();
     if !store.create_audit_signing_key(&pkcs8, &key.public_key(), now)? {
         // Another process stored one first.
         return signing_key(store);
@@ -147,7 +147,7 @@ impl AnchorKeeper for StoreAnchor {
                 &format!("{:016x}", anchor.body.trail_id),
                 anchor.body.sequence,
                 &anchor.to_json(),
-                latchkey_server::state::now(),
+                latchkey_identity::clock::system_now(),
             )
             .map_err(|e| e.to_string())?;
         if stored {

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use latchkey_gateway::dbca::{DbCa, pem_fingerprints};
 use latchkey_gateway::net::check_database;
-use latchkey_server::dbca::{DbCa, pem_fingerprints};
 use latchkey_store::{Database, Store, StoreError};
 use serde::Deserialize;
 use serde_json::json;
@@ -204,7 +204,7 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
                 tags,
             };
             check_database(&wanted)?;
-            let now = latchkey_server::state::now();
+            let now = latchkey_identity::clock::system_now();
             let db = match store.register_database(&wanted, now) {
                 Err(StoreError::EntityAlreadyExists { .. }) if a.update => {
                     store.update_database(&wanted)?
@@ -253,7 +253,7 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
         }
         DbCommand::Ca(a) => {
             let (store, _) = open(&a.server)?;
-            let ca = DbCa::load_or_create(&store, latchkey_server::state::now())?;
+            let ca = DbCa::load_or_create(&store, latchkey_identity::clock::system_now())?;
             match a.output {
                 OutputFormat::Text => print!("{}", ca.cert_pem()),
                 OutputFormat::Json => print_json(&json!({
@@ -271,7 +271,7 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
 fn read_ca(path: &Path) -> Result<String> {
     let pem = std::fs::read_to_string(path)
         .with_context(|| format!("reading the upstream CA {}", path.display()))?;
-    latchkey_server::dbca::parse_pem_certs(&pem)
+    latchkey_gateway::dbca::parse_pem_certs(&pem)
         .with_context(|| format!("upstream CA {}", path.display()))?;
     Ok(pem)
 }
@@ -337,7 +337,7 @@ impl DatabaseConfig {
         let upstream_ca = match &self.upstream_ca {
             None => None,
             Some(text) if text.contains("-----BEGIN") => {
-                latchkey_server::dbca::parse_pem_certs(text).context("upstream_ca")?;
+                latchkey_gateway::dbca::parse_pem_certs(text).context("upstream_ca")?;
                 Some(text.clone())
             }
             Some(path) => Some(read_ca(Path::new(path))?),

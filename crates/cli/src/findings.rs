@@ -7,7 +7,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use latchkey_audit::{Event, Finding, Object, write_finding};
 use latchkey_detect::{Action, Detector};
-use latchkey_server::state::{AppState, now};
+use latchkey_identity::AppState;
+use latchkey_identity::clock::system_now as now;
 use latchkey_store::Store;
 use latchkey_webhook::Webhook;
 
@@ -66,9 +67,7 @@ impl latchkey_trail::Observer for Detection {
                             .revoke_sessions(&arn, now())
                             .map_err(|e| e.to_string())
                             .and_then(|()| {
-                                self.state
-                                    .reload_revocations()
-                                    .map_err(|e| e.code.to_owned())
+                                self.state.reload_revocations().map_err(|e| e.to_string())
                             });
                         match revoked {
                             Ok(()) => tracing::warn!(finding = %f.id, %arn, "revoked sessions"),

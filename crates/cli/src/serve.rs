@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use latchkey_identity::AppState;
 use latchkey_server::bootstrap::{DataDir, InitReport, init, load_vault, rotate_master_key};
-use latchkey_server::state::AppState;
 use serde::Deserialize;
 
 use crate::exit;
@@ -597,7 +597,11 @@ fn bootstrap(config: &Config) -> Result<(DataDir, latchkey_store::Store)> {
         &endpoint(config.listen),
         &config.region,
     )?;
-    crate::db::sync_databases(&store, &config.databases, latchkey_server::state::now())?;
+    crate::db::sync_databases(
+        &store,
+        &config.databases,
+        latchkey_identity::clock::system_now(),
+    )?;
     // The audit trail, when it lives in the data directory, is as private.
     if config.audit.dir.starts_with(&config.data_dir) {
         latchkey_server::bootstrap::private_tree(&config.audit.dir)
@@ -622,7 +626,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         .with_writer(std::io::stderr)
         .init();
     let (dir, store) = bootstrap(&config)?;
-    let clusters = store.cluster_keys(latchkey_server::state::now())?;
+    let clusters = store.cluster_keys(latchkey_identity::clock::system_now())?;
     let state = Arc::new(AppState::new(store, clusters)?.with_region(&config.region));
     let tls = latchkey_server::tls::server_config(&dir.tls())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -674,7 +678,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
                     .map_or(0, |t| i64::try_from(t.depth()).unwrap_or(i64::MAX))
             },
         )?;
-        let gateway = Arc::new(latchkey_pg_gateway::Gateway::new(
+        let gateway = Arc::new(latchkey_pg_gateway::gateway(
             state.clone(),
             tls.clone(),
             config.gateway.clone(),
@@ -684,7 +688,7 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
         let mut mysql_config = config.gateway.clone();
         mysql_config.port = config.mysql_listen.port();
         mysql_config.allow_plaintext = false;
-        let mysql = Arc::new(latchkey_my_gateway::Gateway::new(
+        let mysql = Arc::new(latchkey_my_gateway::gateway(
             state.clone(),
             tls.clone(),
             mysql_config,
@@ -744,15 +748,12 @@ pub fn run_serve(args: &ServerArgs) -> Result<u8> {
                     my.reload_databases()?;
                     // A master key added by `latchkey rotate-master-key`.
                     s.store.set_vault(load_vault(&master)?)?;
-                    let api = |e: latchkey_server::error::ApiError| {
-                        anyhow::anyhow!("{}", e.reason.unwrap_or_else(|| e.code.to_owned()))
-                    };
-                    s.reload_revocations().map_err(api)?;
+                    s.reload_revocations()?;
                     // Ends sessions whose credential was just revoked.
                     gw.maintain();
                     my.maintain();
-                    s.refresh_cluster_keys(latchkey_server::state::now(), every)
-                        .map_err(api)
+                    s.refresh_cluster_keys(latchkey_identity::clock::system_now(), every)?;
+                    Ok(())
                 };
                 match tokio::task::spawn_blocking(refreshed).await {
                     Ok(Ok(())) => {}

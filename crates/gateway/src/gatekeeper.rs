@@ -3,6 +3,7 @@
 //! of the sessions that follow.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,8 +14,8 @@ use latchkey_audit::{
     AuditSink, AuthEvent, AuthResult, CredentialChange, CredentialEvent, Event, FailureKind,
     Identity, SessionEndEvent, SessionInfo,
 };
-use latchkey_dbtoken::{DbAuthToken, TokenAction, TokenVerifier};
-use latchkey_server::state::{AppState, Caller, now};
+use latchkey_dbtoken::{DbAuthToken, TokenAction, TokenError, TokenVerifier};
+use latchkey_identity::{AppState, Caller, CredentialFailure, IdentityError};
 use latchkey_sigv4::AmzDate;
 use latchkey_store::{Database, random};
 use zeroize::Zeroizing;
@@ -62,20 +63,76 @@ struct LiveSession {
 pub struct Watch {
     id: u64,
     /// Fires with the text to send the client when the credential the
-    /// session logged in with is revoked.
-    pub revoked: tokio::sync::oneshot::Receiver<&'static str>,
+    /// session logged in with is revoked; `None` once it can no longer
+    /// fire (a completed receiver must not be polled again).
+    revoked: Option<tokio::sync::oneshot::Receiver<&'static str>>,
     /// Maximum session duration or credential expiry, whichever is first.
     pub deadline: Option<tokio::time::Instant>,
     pub started: Instant,
 }
 
-impl Watch {
-    /// Resolves when the deadline passes (never without one).
-    pub async fn expired(deadline: Option<tokio::time::Instant>) {
-        match deadline {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
+/// Why the gateway ends a session regardless of its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// The credential was revoked; the text is for the client.
+    Revoked(&'static str),
+    /// The maximum session duration or the credential's expiry.
+    LifetimeReached,
+}
+
+impl Interrupt {
+    /// For the session's audit record.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Interrupt::Revoked(_) => "credential revoked",
+            Interrupt::LifetimeReached => "session lifetime reached",
         }
+    }
+
+    /// For the client.
+    pub fn message(self) -> &'static str {
+        match self {
+            Interrupt::Revoked(text) => text,
+            Interrupt::LifetimeReached => {
+                "terminating connection: the session reached its maximum duration or its credential expired"
+            }
+        }
+    }
+}
+
+impl Watch {
+    /// Runs `work` until it finishes, or until the session must end.
+    pub async fn guard<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Interrupt> {
+        let deadline = self.deadline;
+        tokio::select! {
+            done = work => Ok(done),
+            text = revocation(&mut self.revoked) => Err(Interrupt::Revoked(text)),
+            () = expired(deadline) => Err(Interrupt::LifetimeReached),
+        }
+    }
+}
+
+/// Resolves when the sweep sends a revocation; never once the sender is
+/// gone (the session is not watched for revocation).
+async fn revocation(
+    slot: &mut Option<tokio::sync::oneshot::Receiver<&'static str>>,
+) -> &'static str {
+    let received = match slot.as_mut() {
+        Some(receiver) => receiver.await,
+        None => return std::future::pending().await,
+    };
+    *slot = None;
+    match received {
+        Ok(text) => text,
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Resolves when the deadline passes (never without one).
+async fn expired(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -154,7 +211,7 @@ impl Gatekeeper {
         if !self.config.end_sessions_on_revocation {
             return;
         }
-        let t = now();
+        let t = self.state.now();
         type Watched = (
             u64,
             String,
@@ -189,13 +246,13 @@ impl Gatekeeper {
             {
                 Ok(()) => {}
                 // Expiry is the session deadline's business.
-                Err(e) if e.code == "ExpiredToken" => {}
+                Err(IdentityError::Credential(c)) if c.failure == CredentialFailure::Expired => {}
                 Err(e) => {
                     tracing::info!(
                         engine = self.engine,
                         session = id,
                         access_key_id = %akid,
-                        reason = %e.reason.unwrap_or_default(),
+                        reason = %e,
                         "ending a session: its credential is no longer valid"
                     );
                     let end = self
@@ -229,7 +286,7 @@ impl Gatekeeper {
     /// connections from it. The refusal is recorded.
     pub fn refuse_early(&self, peer: SocketAddr) -> Option<&'static str> {
         self.state.metrics.connection(self.engine);
-        let (kind, reason) = if self.state.is_blocked(peer.ip(), now()) {
+        let (kind, reason) = if self.state.is_blocked(peer.ip(), self.state.now()) {
             (
                 FailureKind::Blocked,
                 "the source address is blocked by a detection response",
@@ -389,7 +446,7 @@ impl Gatekeeper {
                 },
             ));
         }
-        let t = now();
+        let t = self.state.now();
         let session_token = token.presigned.security_token.as_deref();
         // An expired, revoked or inactive credential comes back with its
         // refusal, given only after the signature is checked: whether it
@@ -403,11 +460,11 @@ impl Gatekeeper {
                 t,
                 &peer.ip().to_string(),
             )
-            .map_err(|e| {
-                (
-                    e.failure.unwrap_or(UnknownKey),
-                    format!("credentials: {} {}", e.code, e.reason.unwrap_or_default()),
-                )
+            .map_err(|e| match e {
+                IdentityError::Credential(c) => {
+                    (c.failure.audit_kind(), format!("credentials: {c}"))
+                }
+                other => (UnknownKey, format!("credentials: {other}")),
             })?;
         let (caller, secret) = (found.caller, found.secret);
         let at = AmzDate::from_unix(t).ok_or_else(|| (Expired, "clock out of range".to_owned()))?;
@@ -416,10 +473,15 @@ impl Gatekeeper {
             .verifier
             .verify(&token, secret.as_bytes(), at, Some(&self.config.region))
             .map_err(|e| {
-                let kind = match e.code() {
-                    "Expired" | "NotYetValid" | "ClockSkew" => Expired,
-                    "SignatureMismatch" => BadSignature,
-                    "WrongRegion" | "WrongService" => WrongTarget,
+                use latchkey_sigv4::SigV4Error as S;
+                let kind = match &e {
+                    TokenError::Signature(
+                        S::Expired { .. } | S::NotYetValid { .. } | S::ClockSkew { .. },
+                    ) => Expired,
+                    TokenError::Signature(S::SignatureMismatch) => BadSignature,
+                    TokenError::Signature(S::WrongRegion { .. } | S::WrongService { .. }) => {
+                        WrongTarget
+                    }
                     _ => MalformedToken,
                 };
                 (kind, format!("token: {e}"))
@@ -438,11 +500,10 @@ impl Gatekeeper {
         if let Some(refusal) = found.refusal {
             attempt.possession_proven = fresh;
             return Err((
-                refusal.failure.unwrap_or(Revoked),
+                refusal.failure.audit_kind(),
                 format!(
-                    "credentials: {} {} ({})",
-                    refusal.code,
-                    refusal.reason.unwrap_or_default(),
+                    "credentials: {} ({})",
+                    refusal.reason,
                     match &verified {
                         Ok(()) if fresh => "the token's signature verified".to_owned(),
                         Ok(()) =>
@@ -467,19 +528,18 @@ impl Gatekeeper {
             .authorize_with(&caller, "rds-db:connect", &resource, t, &context);
         self.state.metrics.policy_eval.observe(started.elapsed());
         decided.map_err(|e| {
-            (
-                PolicyDenied,
-                format!(
-                    "policy: {} for {} on {resource}{}",
-                    e.reason.unwrap_or_default(),
-                    caller.arn,
-                    if fresh {
-                        ""
-                    } else {
-                        " (token presented before)"
-                    }
+            let replayed = if fresh {
+                ""
+            } else {
+                " (token presented before)"
+            };
+            match e {
+                IdentityError::Credential(c) => (
+                    c.failure.audit_kind(),
+                    format!("credentials: {c}{replayed}"),
                 ),
-            )
+                other => (PolicyDenied, format!("policy: {other}{replayed}")),
+            }
         })?;
         Ok(Authenticated {
             db,
@@ -510,7 +570,7 @@ impl Gatekeeper {
                 &auth.caller,
                 action,
                 &auth.resource,
-                now(),
+                self.state.now(),
                 &Self::context(&auth.db, secure),
             )
             .is_ok()
@@ -608,7 +668,7 @@ impl Gatekeeper {
         self.state.metrics.sessions(self.engine).inc();
         Watch {
             id,
-            revoked: end_rx,
+            revoked: Some(end_rx),
             deadline: self.deadline(&auth.caller),
             started: Instant::now(),
         }
@@ -623,7 +683,7 @@ impl Gatekeeper {
         if self.config.end_sessions_at_credential_expiry
             && let Some(claims) = &caller.session
         {
-            let left = claims.expires.saturating_sub(now());
+            let left = claims.expires.saturating_sub(self.state.now());
             let expiry =
                 tokio::time::Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0));
             at = Some(at.map_or(expiry, |a| a.min(expiry)));
@@ -648,7 +708,10 @@ impl Gatekeeper {
         self.state
             .metrics
             .relayed(self.engine, end.bytes_from_client, end.bytes_to_client);
-        let credential_expired = caller.session.as_ref().is_some_and(|c| now() >= c.expires);
+        let credential_expired = caller
+            .session
+            .as_ref()
+            .is_some_and(|c| self.state.now() >= c.expires);
         if end.lifetime_reached && credential_expired {
             self.audit.record(Event::Credential(CredentialEvent {
                 time: SystemTime::now(),

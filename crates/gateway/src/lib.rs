@@ -16,9 +16,11 @@
 //!
 //! The PostgreSQL and MySQL gateways are thin protocol layers over this.
 
+pub mod dbca;
 pub mod gatekeeper;
 pub mod limits;
 pub mod net;
+pub mod pipeline;
 pub mod pool;
 pub mod relay;
 
@@ -29,7 +31,10 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::net::{TcpListener, TcpStream};
 
-pub use gatekeeper::{Attempt, Authenticated, Gatekeeper, Watch};
+pub use gatekeeper::{Attempt, Authenticated, Gatekeeper, Interrupt, SessionEnd, Watch};
+pub use pipeline::{
+    Allowed, Denial, Gateway, Login, Opening, Protocol, Relayed, Session, UpstreamFailure,
+};
 
 use crate::limits::{ConcurrencyLimits, RateLimit};
 use crate::pool::PoolConfig;
@@ -153,7 +158,7 @@ where
             })?;
     }
     let mut next = 0usize;
-    latchkey_server::http::accept_until(listener, shutdown, |tcp, peer| match tcp.into_std() {
+    latchkey_listen::accept_until(listener, shutdown, |tcp, peer| match tcp.into_std() {
         Ok(std_tcp) => {
             let _ = shards[next % shards.len()].send((std_tcp, peer));
             next = next.wrapping_add(1);

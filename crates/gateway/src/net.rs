@@ -10,8 +10,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
+use crate::dbca::{self, DbCa};
 use anyhow::{Context, Result, anyhow, bail};
-use latchkey_server::dbca::{self, DbCa};
 use latchkey_store::{Database, Store};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -437,7 +437,7 @@ pub fn client_config(
     mode: TlsMode,
     user: &str,
 ) -> Result<Arc<ClientConfig>> {
-    let now = latchkey_server::state::now();
+    let now = latchkey_identity::clock::system_now();
     let cert = db.upstream_auth == "cert";
     let settings = TlsSettings {
         mode,
@@ -468,10 +468,7 @@ pub fn client_config(
         let config = builder
             .with_client_auth_cert(client.chain.clone(), client.key())
             .map_err(|e| anyhow!("client certificate for {user}: {e}"))?;
-        (
-            config,
-            client.not_after - latchkey_server::dbca::CLIENT_CERT_RENEW_BEFORE,
-        )
+        (config, client.not_after - dbca::CLIENT_CERT_RENEW_BEFORE)
     } else {
         (builder.with_no_client_auth(), i64::MAX)
     };

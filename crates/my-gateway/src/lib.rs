@@ -5,9 +5,11 @@
 //! holds (or reuses a pooled connection), then relays packets both ways,
 //! auditing every statement.
 //!
-//! Everything that is not wire protocol (token and policy checks, limits,
-//! session records and lifetime, the pool, upstream TLS) is
-//! `latchkey-gateway`, shared with the PostgreSQL gateway.
+//! Only the wire protocol is here ([`Mysql`], a
+//! [`latchkey_gateway::Protocol`]). Everything else (the login pipeline,
+//! token and policy checks, limits, session records and lifetime, the
+//! pool, upstream TLS) is `latchkey-gateway`, shared with the PostgreSQL
+//! gateway.
 //!
 //! A denied client learns only what RDS would say (ERR 1045 `Access
 //! denied for user '...'@'...'`); the precise reason goes to the audit
@@ -21,26 +23,39 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use anyhow::{Result, anyhow};
 use latchkey_audit::{AuditSink, AuthResult, FailureKind, SessionInfo};
-use latchkey_gateway::gatekeeper::SessionEnd;
-use latchkey_gateway::limits::Slot;
 use latchkey_gateway::net::ServerAddr;
-use latchkey_gateway::pool::{Pool, key};
-use latchkey_gateway::{Attempt, Authenticated, Gatekeeper, GatewayConfig, Watch};
+use latchkey_gateway::pool::key;
+use latchkey_gateway::{
+    Attempt, Authenticated, Denial, Gatekeeper, GatewayConfig, Login, Opening, Protocol, Relayed,
+    Session, SessionEnd, UpstreamFailure, Watch,
+};
+use latchkey_identity::AppState;
 use latchkey_my_stream::{Audit, Intercepted, Interception, Tracker};
 use latchkey_mywire::{self as wire, ClientHello, HandshakeV10, OkInfo};
-use latchkey_server::state::AppState;
 use latchkey_sqlguard::{CHANGE_PASSWORD_ACTION, DYNAMIC_SQL_ACTION, Refusal};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use zeroize::Zeroizing;
 
 use crate::relay::{Relay, RelayError, Stop};
 use crate::upstream::{LoginRequest, Upstream, read_packet, write_packet};
+
+/// The MySQL gateway.
+pub type Gateway = latchkey_gateway::Gateway<Mysql>;
+
+/// A MySQL gateway serving `state`'s registered MySQL/MariaDB databases.
+pub fn gateway(
+    state: Arc<AppState>,
+    tls: Arc<rustls::ServerConfig>,
+    config: GatewayConfig,
+    audit: Arc<dyn AuditSink>,
+) -> Result<Gateway> {
+    Gateway::new(Mysql::new(tls)?, state, config, audit)
+}
 
 /// The policy action a session needs for `LOAD DATA LOCAL INFILE`
 /// (uploads from the client's disk), on its `rds-db:connect` resource.
@@ -85,7 +100,7 @@ const PROTOCOL_CAPS: u64 = wire::CLIENT_PROTOCOL_41
     | wire::CLIENT_MULTI_RESULTS
     | wire::CLIENT_PS_MULTI_RESULTS;
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Where a gateway connection id really points, for `KILL`.
@@ -98,29 +113,42 @@ struct KillTarget {
     thread_id: u32,
 }
 
-pub struct Gateway {
-    keeper: Gatekeeper,
+/// The MySQL client/server protocol (MySQL 5.7+, MariaDB 10.2+).
+pub struct Mysql {
     tls: TlsAcceptor,
-    pool: Arc<Pool<Upstream>>,
+    /// Gateway connection ids handed to clients, and the server threads
+    /// they stand for (for `KILL`).
     kills: Mutex<HashMap<u32, KillTarget>>,
     next_connection: AtomicU32,
 }
 
-/// A logged-in client, ready to relay.
-struct Session<'a> {
-    client: Box<dyn Stream>,
-    upstream: Upstream,
-    auth: Authenticated,
-    info: Arc<SessionInfo>,
-    /// With the schema to select again before the connection is reused.
-    pool_key: Option<(String, String)>,
+/// What the handshake response said.
+pub struct MyStartup {
+    /// The default schema asked for.
+    schema: Option<String>,
+    charset: u8,
+    /// The client's capabilities that the gateway offers.
+    client_caps: u64,
+    /// What the upstream login asks for: the client's, less what the
+    /// gateway withholds.
+    upstream_caps: u64,
+    attrs: wire::Attrs<'static>,
+}
+
+/// A client past its handshake.
+pub struct MyClient {
+    stream: Box<dyn Stream>,
+    /// The next packet's sequence id.
+    seq: u8,
     connection_id: u32,
-    local_infile: bool,
-    /// Policy allows `latchkey:ChangeDatabasePassword`.
-    password_changes: bool,
-    /// Policy allows `latchkey:ExecuteDynamicSql`.
-    dynamic_sql: bool,
-    _slot: Slot<'a>,
+}
+
+/// What the server said when it refused the gateway, or why a server
+/// cannot serve this client.
+pub enum MyRefusal {
+    Server(upstream::Refused),
+    /// Client and server disagree on capabilities that shape packets.
+    Incompatible,
 }
 
 /// An ERR packet as a whole frame.
@@ -138,103 +166,56 @@ enum Next {
     End(String),
 }
 
-impl Gateway {
-    pub fn new(
-        state: Arc<AppState>,
-        tls: Arc<rustls::ServerConfig>,
-        config: GatewayConfig,
-        audit: Arc<dyn AuditSink>,
-    ) -> Result<Self> {
+impl Mysql {
+    pub fn new(tls: Arc<rustls::ServerConfig>) -> Result<Self> {
         let mut tls = (*tls).clone();
         tls.alpn_protocols = Vec::new();
         let first_id: [u8; 2] = latchkey_store::random()?;
         Ok(Self {
             tls: TlsAcceptor::from(Arc::new(tls)),
-            pool: Arc::new(Pool::new(config.pool)),
             kills: Mutex::new(HashMap::new()),
             // Ids start anywhere in the first 64Ki so that restarts do
             // not hand out the same ones.
             next_connection: AtomicU32::new(u32::from(u16::from_le_bytes(first_id)) + 1),
-            keeper: Gatekeeper::new(state, config, "mysql", audit)?,
         })
     }
 
-    /// Re-reads the registered databases (called on a timer by `serve`).
-    pub fn reload_databases(&self) -> Result<()> {
-        self.keeper.reload_databases()
+    fn forget(&self, connection_id: u32) {
+        self.kills
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&connection_id);
+    }
+}
+
+impl Protocol for Mysql {
+    const ENGINE: &'static str = "mysql";
+    const THREADS: &'static str = "mysql-sessions";
+    type Transport = TcpStream;
+    type Client = MyClient;
+    type Startup = MyStartup;
+    type Upstream = Upstream;
+    type ServerRefusal = MyRefusal;
+
+    async fn refuse_early(&self, mut tcp: TcpStream) {
+        // A server that cannot take a connection says so instead of its
+        // handshake.
+        let _ = tcp
+            .write_all(&err_frame(
+                0,
+                1040,
+                b"08004",
+                "Too many connection attempts from this address",
+            ))
+            .await;
     }
 
-    /// Periodic upkeep (blocking): ends revoked sessions, closes stale
-    /// pooled connections, forgets refilled rate buckets.
-    pub fn maintain(&self) {
-        self.pool.sweep();
-        self.keeper.maintain();
-    }
-
-    /// Idle pooled upstream connections.
-    pub fn pooled_connections(&self) -> usize {
-        self.pool.idle_count()
-    }
-
-    /// Accepts clients until `shutdown` resolves.
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: TcpListener,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> Result<()> {
-        let threads = self.keeper.config.threads;
-        latchkey_gateway::serve_on_threads(
-            listener,
-            shutdown,
-            threads,
-            "mysql-sessions",
-            move |tcp, peer, shard| {
-                let gw = self.clone();
-                async move {
-                    if let Err(e) = gw.client(tcp, peer, shard).await {
-                        tracing::debug!(%peer, error = %e, "mysql client ended");
-                    }
-                }
-            },
-        )
-        .await
-    }
-
-    async fn client(&self, mut tcp: TcpStream, peer: SocketAddr, shard: usize) -> Result<()> {
-        let _ = tcp.set_nodelay(true);
-        if self.keeper.refuse_early(peer).is_some() {
-            // A server that cannot take a connection says so instead of
-            // its handshake.
-            let _ = tcp
-                .write_all(&err_frame(
-                    0,
-                    1040,
-                    b"08004",
-                    "Too many connection attempts from this address",
-                ))
-                .await;
-            return Ok(());
-        }
-        let session = tokio::time::timeout(
-            self.keeper.config.startup_timeout,
-            self.handshake(tcp, peer, shard),
-        )
-        .await
-        .map_err(|_| anyhow!("startup timed out"))??;
-        match session {
-            Some(session) => self.run(session, shard).await,
-            None => Ok(()),
-        }
-    }
-
-    /// Handshake, TLS, token, policy and upstream login. `None` when the
-    /// connection ended normally before relaying (a denial).
-    async fn handshake(
+    async fn open(
         &self,
+        _keeper: &Gatekeeper,
         mut tcp: TcpStream,
-        peer: SocketAddr,
-        shard: usize,
-    ) -> Result<Option<Session<'_>>> {
+        _peer: SocketAddr,
+    ) -> Result<Opening<Self>> {
         let connection_id = self.next_connection.fetch_add(1, Ordering::Relaxed).max(1);
         let scramble = wire::scramble_from_random(latchkey_store::random()?);
         let mut out = Vec::new();
@@ -266,17 +247,7 @@ impl Gateway {
                     "Connections using insecure transport are prohibited: connect with TLS (--ssl)",
                 ))
                 .await?;
-                tracing::info!(%peer, "mysql client refused: plaintext");
-                self.keeper.record_auth(
-                    peer,
-                    &user,
-                    Attempt::default(),
-                    AuthResult::Failure {
-                        kind: FailureKind::Plaintext,
-                        reason: "plaintext connection refused".into(),
-                    },
-                );
-                return Ok(None);
+                return Ok(Opening::Plaintext { user });
             }
         }
         let tls = self.tls.accept(tcp).await?;
@@ -318,160 +289,167 @@ impl Gateway {
             token = Zeroizing::new(data);
             seq = s.wrapping_add(1);
         }
-        let mut attempt = Attempt {
-            user_agent,
-            ..Attempt::default()
-        };
-        if !self.keeper.audit_accepting(peer, &user, &attempt) {
-            stream
-                .write_all(&err_frame(
-                    seq,
-                    1105,
-                    b"08004",
-                    "the server is not accepting connections",
-                ))
-                .await?;
-            return Ok(None);
-        }
-        let checked = match wire::parse_clear_password(&token) {
-            Ok(password) => {
-                self.keeper
-                    .authenticate(password, &user, sni.as_deref(), true, peer, &mut attempt)
-            }
-            Err(e) => Err((FailureKind::MalformedToken, format!("token: {e}"))),
-        };
+        let password = wire::parse_clear_password(&token)
+            .map(|p| Zeroizing::new(p.to_vec()))
+            .map_err(|e| e.to_string());
         drop(token);
-        let auth = match checked {
-            Ok(auth) => auth,
-            Err((kind, reason)) => {
-                tracing::info!(%peer, user = %user, reason = %reason, "mysql login denied");
-                self.keeper
-                    .record_auth(peer, &user, attempt, AuthResult::Failure { kind, reason });
-                stream
-                    .write_all(&err_frame(
-                        seq,
-                        1045,
-                        b"28000",
-                        &format!(
-                            "Access denied for user '{user}'@'{}' (using password: YES)",
-                            peer.ip()
-                        ),
-                    ))
-                    .await?;
-                return Ok(None);
-            }
-        };
-        let slot = match self.keeper.admit(&auth, peer, &user, &attempt) {
-            Ok(slot) => slot,
-            Err(limit) => {
-                stream
-                    .write_all(&err_frame(seq, 1040, b"08004", limit))
-                    .await?;
-                return Ok(None);
-            }
-        };
-        // LOAD DATA LOCAL INFILE only where policy allows it: otherwise
-        // the server is never told the client can upload, so it refuses
-        // the statement itself.
-        let local_infile = client_caps & wire::CLIENT_LOCAL_FILES != 0
-            && self.keeper.allows(&auth, LOAD_DATA_LOCAL_ACTION, true);
-        let mut upstream_caps = client_caps & !wire::CLIENT_SSL;
-        if !local_infile {
-            upstream_caps &= !wire::CLIENT_LOCAL_FILES;
-        }
-        let pool_key = match (&schema, self.pool.enabled()) {
-            (Some(s), true) => Some((
-                key(
-                    &auth.db,
-                    &user,
-                    s,
-                    &[
-                        ("caps".into(), format!("{upstream_caps:x}")),
-                        ("charset".into(), charset.to_string()),
-                    ],
+        // Whether LOCAL INFILE may be asked for is decided once the
+        // session is authenticated (see `upstream_caps`).
+        Ok(Opening::Login {
+            client: MyClient {
+                stream,
+                seq,
+                connection_id,
+            },
+            login: Login {
+                database: schema.clone().unwrap_or_default(),
+                user,
+                password,
+                sni,
+                secure: true,
+                user_agent,
+                startup: MyStartup {
+                    schema,
+                    charset,
+                    client_caps,
+                    upstream_caps: client_caps & !wire::CLIENT_SSL,
+                    attrs,
+                },
+            },
+        })
+    }
+
+    async fn deny(
+        &self,
+        client: &mut MyClient,
+        denial: Denial<'_, MyRefusal>,
+    ) -> std::io::Result<()> {
+        let seq = client.seq;
+        let reply = match denial {
+            Denial::AuditUnavailable => err_frame(
+                seq,
+                1105,
+                b"08004",
+                "the server is not accepting connections",
+            ),
+            Denial::LoginRefused { user, peer } => err_frame(
+                seq,
+                1045,
+                b"28000",
+                &format!(
+                    "Access denied for user '{user}'@'{}' (using password: YES)",
+                    peer.ip()
                 ),
-                s.clone(),
-            )),
-            _ => None,
-        };
-        let pooled = pool_key
-            .as_ref()
-            .and_then(|(k, _)| self.pool.take(k, shard));
-        let upstream = match pooled {
-            Some(up) => up,
-            None => {
-                let started = Instant::now();
-                let connected = upstream::connect(
-                    &self.keeper.state.store,
-                    &auth.db,
-                    &LoginRequest {
-                        user: &user,
-                        schema: schema.as_deref(),
-                        charset,
-                        caps: upstream_caps,
-                        attrs,
-                    },
-                )
-                .await;
-                self.keeper
-                    .state
-                    .metrics
-                    .upstream_connect
-                    .observe(started.elapsed());
-                match connected {
-                    Ok(up) => up,
-                    Err(e) => {
-                        tracing::warn!(%peer, database = %auth.db.name, error = %e, "upstream login failed");
-                        self.keeper.record_auth(
-                            peer,
-                            &user,
-                            attempt,
-                            AuthResult::Failure {
-                                kind: upstream_failure_kind(&e),
-                                reason: format!("upstream login: {e:#}"),
-                            },
-                        );
-                        let reply = match e.downcast_ref::<upstream::Refused>() {
-                            Some(r) if r.for_client() => err_frame(
-                                seq,
-                                r.0.code,
-                                &sqlstate(r.0.sqlstate.as_deref()),
-                                &r.0.message,
-                            ),
-                            _ => err_frame(
-                                seq,
-                                1105,
-                                b"08S01",
-                                "could not connect to the database server",
-                            ),
-                        };
-                        let _ = stream.write_all(&reply).await;
-                        return Ok(None);
-                    }
-                }
-            }
-        };
-        let missing = (client_caps & PROTOCOL_CAPS) ^ (upstream.caps & PROTOCOL_CAPS);
-        if missing != 0 {
-            tracing::warn!(%peer, database = %auth.db.name, missing = format!("{missing:#x}"), "upstream lacks protocol capabilities the client uses");
-            self.keeper.upstream_failed(
-                peer,
-                &user,
-                attempt,
-                format!("the client and the server disagree on protocol capabilities {missing:#x}"),
-            );
-            let _ = stream
-                .write_all(&err_frame(
+            ),
+            Denial::Throttled(limit) => err_frame(seq, 1040, b"08004", limit),
+            Denial::Upstream(failure) => match &failure.server {
+                Some(MyRefusal::Server(r)) if r.for_client() => err_frame(
+                    seq,
+                    r.0.code,
+                    &sqlstate(r.0.sqlstate.as_deref()),
+                    &r.0.message,
+                ),
+                Some(MyRefusal::Incompatible) => err_frame(
                     seq,
                     1105,
                     b"08S01",
                     "the database server does not support the protocol features this client uses",
-                ))
-                .await;
-            return Ok(None);
+                ),
+                _ => err_frame(
+                    seq,
+                    1105,
+                    b"08S01",
+                    "could not connect to the database server",
+                ),
+            },
+        };
+        client.stream.write_all(&reply).await
+    }
+
+    fn pool_key(
+        &self,
+        keeper: &Gatekeeper,
+        auth: &Authenticated,
+        login: &Login<MyStartup>,
+    ) -> Option<String> {
+        let startup = &login.startup;
+        let schema = startup.schema.as_deref()?;
+        let upstream_caps = upstream_caps(keeper, auth, startup);
+        Some(key(
+            &auth.db,
+            &login.user,
+            schema,
+            &[
+                ("caps".into(), format!("{upstream_caps:x}")),
+                ("charset".into(), startup.charset.to_string()),
+            ],
+        ))
+    }
+
+    async fn connect(
+        &self,
+        keeper: &Gatekeeper,
+        auth: &Authenticated,
+        login: &Login<MyStartup>,
+    ) -> Result<Upstream, UpstreamFailure<MyRefusal>> {
+        let startup = &login.startup;
+        upstream::connect(
+            &keeper.state.store,
+            &auth.db,
+            &LoginRequest {
+                user: &login.user,
+                schema: startup.schema.as_deref(),
+                charset: startup.charset,
+                caps: upstream_caps(keeper, auth, startup),
+                attrs: startup.attrs.clone(),
+            },
+        )
+        .await
+        .map_err(|e| {
+            let refused = e.downcast_ref::<upstream::Refused>().cloned();
+            // The server refusing the stored credential (changed behind
+            // the gateway's back?) is not an outage.
+            let kind = match &refused {
+                Some(r) if matches!(r.0.code, 1045 | 1698 | 1862) => {
+                    FailureKind::UpstreamCredentialRefused
+                }
+                _ => FailureKind::UpstreamUnavailable,
+            };
+            UpstreamFailure {
+                kind,
+                reason: format!("upstream login: {e:#}"),
+                server: refused.map(MyRefusal::Server),
+            }
+        })
+    }
+
+    fn check_fit(
+        &self,
+        login: &Login<MyStartup>,
+        upstream: &Upstream,
+    ) -> Result<(), UpstreamFailure<MyRefusal>> {
+        let missing = (login.startup.client_caps & PROTOCOL_CAPS) ^ (upstream.caps & PROTOCOL_CAPS);
+        if missing == 0 {
+            return Ok(());
         }
+        Err(UpstreamFailure {
+            kind: FailureKind::UpstreamUnavailable,
+            reason: format!(
+                "the client and the server disagree on protocol capabilities {missing:#x}"
+            ),
+            server: Some(MyRefusal::Incompatible),
+        })
+    }
+
+    async fn welcome(
+        &self,
+        client: &mut MyClient,
+        login: &Login<MyStartup>,
+        upstream: &Upstream,
+        auth: &Authenticated,
+    ) -> Result<()> {
         self.kills.lock().unwrap_or_else(|p| p.into_inner()).insert(
-            connection_id,
+            client.connection_id,
             KillTarget {
                 principal: auth.caller.arn.clone(),
                 database: auth.db.name.clone(),
@@ -480,94 +458,74 @@ impl Gateway {
             },
         );
         let mut ok = Vec::new();
-        wire::frame(&mut ok, seq, |p| {
+        wire::frame(&mut ok, client.seq, |p| {
             wire::ok_packet(
                 p,
                 &OkInfo {
                     status: upstream.status,
                     ..OkInfo::default()
                 },
-                client_caps,
+                login.startup.client_caps,
             )
         });
-        if let Err(e) = stream.write_all(&ok).await {
-            self.forget(connection_id);
+        if let Err(e) = client.stream.write_all(&ok).await {
+            self.forget(client.connection_id);
             return Err(e.into());
         }
-        let password_changes = self.keeper.allows(&auth, CHANGE_PASSWORD_ACTION, true);
-        let dynamic_sql = self.keeper.allows(&auth, DYNAMIC_SQL_ACTION, true);
-        let info =
-            self.keeper
-                .session_started(peer, attempt, &auth, schema.unwrap_or_default(), user)?;
-        Ok(Some(Session {
-            client: stream,
-            upstream,
-            auth,
-            info,
-            pool_key,
-            connection_id,
-            local_infile,
-            password_changes,
-            dynamic_sql,
-            _slot: slot,
-        }))
+        Ok(())
     }
 
-    fn forget(&self, connection_id: u32) {
-        self.kills
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&connection_id);
-    }
-
-    /// Relays a logged-in session to its end, then returns the upstream
-    /// connection to the pool if it is clean.
-    async fn run(&self, session: Session<'_>, shard: usize) -> Result<()> {
+    async fn relay(
+        &self,
+        keeper: &Gatekeeper,
+        session: Session<'_, Self>,
+        watch: &mut Watch,
+    ) -> Relayed<Upstream> {
         let Session {
             client,
             upstream,
             auth,
             info,
-            pool_key,
-            connection_id,
-            local_infile,
-            password_changes,
-            dynamic_sql,
-            _slot,
+            login,
+            allowed,
         } = session;
-        let config = &self.keeper.config;
-        let mut watch = self.keeper.watch(&info, &auth);
+        let config = &keeper.config;
         let audit = config.audit_statements.then(|| Audit {
-            sink: self.keeper.audit.clone(),
+            sink: keeper.audit.clone(),
             session: info.clone(),
             keep_literals: config.audit_keep_literals,
         });
         let caps = upstream.caps;
+        let local_infile =
+            upstream_caps(keeper, auth, &login.startup) & wire::CLIENT_LOCAL_FILES != 0;
+        let connection_id = client.connection_id;
         let mut relay = Relay::new(
-            client,
+            client.stream,
             upstream,
             Tracker::new(caps, audit, local_infile)
-                .allow_password_changes(password_changes)
-                .allow_dynamic_sql(dynamic_sql),
+                .allow_password_changes(allowed.password_changes)
+                .allow_dynamic_sql(allowed.dynamic_sql),
             config.max_message_size,
         );
-        let expired = Watch::expired(watch.deadline);
-        tokio::pin!(expired);
         // Err: why the gateway ended the session, and what to tell the
         // client (code, SQLSTATE, text) if it is waiting for nothing.
         type Ended = (String, Option<(u16, &'static [u8; 5], String)>);
         let outcome: Result<Stop, Ended> = loop {
-            let stop = tokio::select! {
-                r = relay.run() => r,
-                Ok(text) = &mut watch.revoked => break Err(("credential revoked".into(), Some((1927, b"70100", text.to_owned())))),
-                () = &mut expired => break Err((
-                    "session lifetime reached".into(),
-                    Some((1927, b"70100", "terminating connection: the session reached its maximum duration or its credential expired".into())),
-                )),
+            let stop = match watch.guard(relay.run()).await {
+                Ok(stop) => stop,
+                Err(interrupt) => {
+                    break Err((
+                        interrupt.reason().to_owned(),
+                        Some((1927, b"70100", interrupt.message().to_owned())),
+                    ));
+                }
             };
             match stop {
                 Ok(Stop::Intercepted(taken)) => {
-                    match self.intercepted(&mut relay, &taken, &auth, &info).await {
+                    match self
+                        .intercepted(keeper, &mut relay, &taken, auth, info)
+                        .await
+                    {
                         Ok(Next::Relay) => {}
                         Ok(Next::End(why)) => break Err((why, None)),
                         Err(e) => break Err((e.to_string(), None)),
@@ -615,60 +573,70 @@ impl Gateway {
             let _ = relay.client.flush().await;
         }
         if relay.tracker.busy() {
-            let (store, db, user, thread_id) = (
-                self.keeper.state.clone(),
+            let (state, db, user, thread_id) = (
+                keeper.state.clone(),
                 auth.db.clone(),
                 info.db_user.clone(),
                 relay.upstream.thread_id,
             );
             tokio::spawn(async move {
-                if let Err(e) = upstream::kill(&store.store, &db, &user, thread_id).await {
+                if let Err(e) = upstream::kill(&state.store, &db, &user, thread_id).await {
                     tracing::warn!(database = %db.name, thread_id, error = %e, "could not stop an abandoned statement");
                 }
             });
         }
         let (bytes_from_client, bytes_to_client) = relay.bytes();
-        let lifetime_reached =
-            matches!(&outcome, Err((why, _)) if why == "session lifetime reached");
-        self.keeper.session_ended(
-            watch,
-            info,
-            &auth.caller,
-            SessionEnd {
-                reason,
-                lifetime_reached,
-                bytes_from_client,
-                bytes_to_client,
-                statements: relay.tracker.statement_count,
-            },
-        );
+        let lifetime_reached = reason == latchkey_gateway::Interrupt::LifetimeReached.reason();
         let reusable =
             matches!(outcome, Ok(Stop::ClientQuit | Stop::ClientClosed)) && relay.reusable();
+        let statements = relay.tracker.statement_count;
         let Relay {
-            mut upstream,
+            upstream,
             mut client,
             ..
         } = relay;
         let _ = client.shutdown().await;
         drop(client);
-        if let (true, Some((key, schema))) = (reusable, pool_key) {
-            let pool = self.pool.clone();
-            tokio::spawn(async move {
-                match upstream::reset(&mut upstream, &schema).await {
-                    Ok(()) => pool.put(key, upstream, shard),
-                    Err(e) => tracing::debug!(error = %e, "not pooling an upstream connection"),
-                }
-            });
+        Relayed {
+            upstream,
+            end: SessionEnd {
+                reason,
+                lifetime_reached,
+                bytes_from_client,
+                bytes_to_client,
+                statements,
+            },
+            reusable,
         }
-        Ok(())
     }
 
+    async fn reset(upstream: &mut Upstream) -> Result<()> {
+        upstream::reset(upstream).await
+    }
+}
+
+/// Capabilities the upstream login asks for: the client's, less TLS (the
+/// gateway's own business) and LOCAL INFILE unless policy allows it
+/// (then the server is never told the client can upload, so it refuses
+/// the statement itself).
+fn upstream_caps(keeper: &Gatekeeper, auth: &Authenticated, startup: &MyStartup) -> u64 {
+    let local_infile = startup.client_caps & wire::CLIENT_LOCAL_FILES != 0
+        && keeper.allows(auth, LOAD_DATA_LOCAL_ACTION, true);
+    let mut caps = startup.upstream_caps;
+    if !local_infile {
+        caps &= !wire::CLIENT_LOCAL_FILES;
+    }
+    caps
+}
+
+impl Mysql {
     /// Answers a command the relay took out: `COM_CHANGE_USER` is
     /// refused (a session never changes user), `KILL` is pointed at the
     /// server's id for the gateway connection it names, SQL the session
     /// may not run gets an access-denied error (and is audited).
     async fn intercepted<C: AsyncRead + AsyncWrite + Unpin>(
         &self,
+        keeper: &Gatekeeper,
         relay: &mut Relay<C>,
         taken: &Intercepted,
         auth: &Authenticated,
@@ -711,7 +679,7 @@ impl Gateway {
                         _ => None,
                     })
                     .unwrap_or_default();
-                self.keeper.record_auth(
+                keeper.record_auth(
                     SocketAddr::new(info.source_ip, 0),
                     &to,
                     Attempt {
@@ -791,16 +759,6 @@ impl Gateway {
         write_packet(&mut relay.upstream.stream, 0, &rewritten).await?;
         relay.tracker.forwarded(&rewritten);
         Ok(Next::Relay)
-    }
-}
-
-/// Why an upstream login failed, for the audit: the server refused the
-/// stored credential (changed behind the gateway's back?), or could not
-/// be reached or used.
-fn upstream_failure_kind(e: &anyhow::Error) -> FailureKind {
-    match e.downcast_ref::<upstream::Refused>() {
-        Some(r) if matches!(r.0.code, 1045 | 1698 | 1862) => FailureKind::UpstreamCredentialRefused,
-        _ => FailureKind::UpstreamUnavailable,
     }
 }
 

@@ -22,7 +22,7 @@ const MAX_CONTROL_PACKET: usize = 1 << 20;
 const MAX_PACKET_SIZE: u32 = 1 << 30;
 
 /// The server refused the login with an error of its own.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("upstream refused: {0}")]
 pub struct Refused(pub wire::ErrInfo);
 
@@ -47,6 +47,9 @@ pub struct Upstream {
     pub server_version: String,
     /// Status flags of the login's OK.
     pub status: u16,
+    /// The default schema of the login, selected again by [`reset`]
+    /// (pooled connections always have one: it is part of their key).
+    pub schema: Option<String>,
     pub created: Instant,
 }
 
@@ -204,6 +207,7 @@ async fn login(store: &Store, db: &Database, req: &LoginRequest<'_>) -> Result<U
         caps,
         server_version: handshake.server_version,
         status: ok.status,
+        schema: req.schema.map(str::to_owned),
         created: Instant::now(),
     })
 }
@@ -211,8 +215,13 @@ async fn login(store: &Store, db: &Database, req: &LoginRequest<'_>) -> Result<U
 /// Returns the connection to a fresh session's state with
 /// `COM_RESET_CONNECTION` (it rolls back, drops prepared statements,
 /// temporary tables, user variables, locks and session settings), then
-/// selects `schema` again, since the client may have changed it.
-pub async fn reset(upstream: &mut Upstream, schema: &str) -> Result<()> {
+/// selects the login's schema again, since the client may have changed
+/// it.
+pub async fn reset(upstream: &mut Upstream) -> Result<()> {
+    let schema = upstream
+        .schema
+        .clone()
+        .ok_or_else(|| anyhow!("a connection without a default schema is not pooled"))?;
     tokio::time::timeout(RESET_TIMEOUT, async {
         command(upstream, &[wire::COM_RESET_CONNECTION]).await?;
         let mut init_db = vec![wire::COM_INIT_DB];

@@ -4,6 +4,11 @@
 //! client never sees (or reuses a pooled connection), then relays
 //! messages both ways, auditing every statement.
 //!
+//! Only the wire protocol is here ([`Postgres`], a
+//! [`latchkey_gateway::Protocol`]): the login pipeline, limits, pooling,
+//! session records and lifetime are `latchkey-gateway`'s, shared with the
+//! MySQL gateway.
+//!
 //! A denied client learns only what RDS would say
 //! (`FATAL 28P01 PAM authentication failed for user "..."`); the precise
 //! reason goes to the audit log.
@@ -17,29 +22,42 @@ pub use latchkey_gateway::{GatewayConfig, limits};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
-use latchkey_audit::{AuditSink, AuthResult, FailureKind, SessionInfo};
-use latchkey_gateway::gatekeeper::SessionEnd;
-use latchkey_gateway::limits::Slot;
-use latchkey_gateway::{Attempt, Authenticated, Gatekeeper, Watch};
+use latchkey_audit::{AuditSink, FailureKind};
+use latchkey_gateway::{
+    Authenticated, Denial, Gatekeeper, Interrupt, Login, Opening, Protocol, Relayed, Session,
+    SessionEnd, UpstreamFailure,
+};
+use latchkey_identity::AppState;
 use latchkey_pgwire::{self as wire, Severity, Startup};
-use latchkey_server::state::AppState;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::pool::Pool;
 use crate::relay::{End, Relay, RelayError};
-use crate::upstream::Upstream;
+use crate::upstream::{Refused, Upstream};
 use latchkey_pg_stream::{Audit, ScanError, Tracker};
+
+/// The PostgreSQL gateway.
+pub type Gateway = latchkey_gateway::Gateway<Postgres>;
+
+/// A PostgreSQL gateway serving `state`'s registered PostgreSQL databases.
+pub fn gateway(
+    state: Arc<AppState>,
+    tls: Arc<rustls::ServerConfig>,
+    config: GatewayConfig,
+    audit: Arc<dyn AuditSink>,
+) -> Result<Gateway> {
+    Gateway::new(Postgres::new(tls), state, config, audit)
+}
 
 /// Largest message accepted before authentication (tokens are ~1 KiB;
 /// PostgreSQL clients must be able to send at least 2 KiB).
 pub const MAX_AUTH_MESSAGE: usize = 16 * 1024;
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Where a client's cancel key really points.
@@ -61,26 +79,23 @@ impl CancelTarget {
     }
 }
 
-pub struct Gateway {
-    keeper: Gatekeeper,
+/// The PostgreSQL wire protocol, version 3.
+pub struct Postgres {
     tls: TlsAcceptor,
+    /// Cancel keys handed to clients, and the backends they stand for.
     cancels: Mutex<HashMap<(u32, u32), CancelTarget>>,
-    pool: Arc<Pool<Upstream>>,
 }
 
-/// A logged-in client, ready to relay.
-struct Session<'a> {
-    client: Box<dyn Stream>,
-    upstream: Upstream,
-    auth: Authenticated,
-    info: Arc<SessionInfo>,
-    pool_key: Option<String>,
-    cancel_key: (u32, u32),
-    /// Policy allows `latchkey:ChangeDatabasePassword`.
-    password_changes: bool,
-    /// Policy allows `latchkey:ExecuteDynamicSql`.
-    dynamic_sql: bool,
-    _slot: Slot<'a>,
+/// What the startup message said.
+pub struct PgStartup {
+    /// Startup parameters to pass upstream (all but `user` and `database`).
+    forwarded: Vec<(String, String)>,
+}
+
+/// A client past its startup, with the cancel key it was given.
+pub struct PgClient {
+    stream: Box<dyn Stream>,
+    cancel_key: Option<(u32, u32)>,
 }
 
 fn error_message(severity: Severity, code: &str, text: &str) -> Vec<u8> {
@@ -89,115 +104,97 @@ fn error_message(severity: Severity, code: &str, text: &str) -> Vec<u8> {
     out
 }
 
-impl Gateway {
-    pub fn new(
-        state: Arc<AppState>,
-        tls: Arc<rustls::ServerConfig>,
-        config: GatewayConfig,
-        audit: Arc<dyn AuditSink>,
-    ) -> Result<Self> {
+impl Postgres {
+    pub fn new(tls: Arc<rustls::ServerConfig>) -> Self {
         // libpq 17 asks for ALPN "postgresql" (required for direct TLS).
         let mut tls = (*tls).clone();
         tls.alpn_protocols = vec![b"postgresql".to_vec()];
-        Ok(Self {
+        Self {
             tls: TlsAcceptor::from(Arc::new(tls)),
-            pool: Arc::new(Pool::new(config.pool)),
             cancels: Mutex::new(HashMap::new()),
-            keeper: Gatekeeper::new(state, config, "postgres", audit)?,
+        }
+    }
+
+    /// A fresh cancel key for the client, pointing at `upstream`'s backend.
+    fn issue_cancel_key(&self, upstream: &Upstream) -> Result<(u32, u32)> {
+        let ours: [u8; 8] = latchkey_store::random()?;
+        let key = (
+            u32::from_be_bytes([ours[0], ours[1], ours[2], ours[3]]),
+            u32::from_be_bytes([ours[4], ours[5], ours[6], ours[7]]),
+        );
+        self.cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, CancelTarget::of(upstream));
+        Ok(key)
+    }
+
+    fn forget_cancel_key(&self, key: Option<(u32, u32)>) {
+        if let Some(key) = key {
+            self.cancels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+        }
+    }
+
+    /// Forwards a cancel for a key this gateway issued; anything else is
+    /// ignored, as PostgreSQL does.
+    async fn cancel(&self, pid: u32, key: u32) {
+        let target = self
+            .cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(pid, key))
+            .cloned();
+        match target {
+            Some(t) => send_cancel(t).await,
+            None => tracing::info!("ignored a cancel request with an unknown key"),
+        }
+    }
+}
+
+impl Protocol for Postgres {
+    const ENGINE: &'static str = "postgres";
+    const THREADS: &'static str = "pg-sessions";
+    type Transport = TcpStream;
+    type Client = PgClient;
+    type Startup = PgStartup;
+    type Upstream = Upstream;
+    type ServerRefusal = Refused;
+
+    async fn refuse_early(&self, mut tcp: TcpStream) {
+        // Answer a plaintext SSLRequest or startup as PostgreSQL does
+        // when it cannot take a connection.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut first = [0u8; 1];
+            tcp.peek(&mut first).await?;
+            if first[0] != 0x16 {
+                read_startup(&mut tcp).await?;
+                tcp.write_all(&error_message(
+                    Severity::Fatal,
+                    "53300",
+                    "too many connection attempts from this address",
+                ))
+                .await?;
+            }
+            anyhow::Ok(())
         })
+        .await;
     }
 
-    /// Re-reads the registered databases (called on a timer by `serve`).
-    pub fn reload_databases(&self) -> Result<()> {
-        self.keeper.reload_databases()
-    }
-
-    /// Periodic upkeep (blocking; run it off the async threads): ends
-    /// sessions whose credential was revoked or disabled, closes stale
-    /// pooled connections and forgets refilled rate buckets.
-    pub fn maintain(&self) {
-        self.pool.sweep();
-        self.keeper.maintain();
-    }
-
-    /// Idle pooled upstream connections.
-    pub fn pooled_connections(&self) -> usize {
-        self.pool.idle_count()
-    }
-
-    /// Accepts clients until `shutdown` resolves, on
-    /// [`GatewayConfig::threads`] session threads (see
-    /// [`latchkey_gateway::serve_on_threads`]).
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: TcpListener,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> Result<()> {
-        let threads = self.keeper.config.threads;
-        latchkey_gateway::serve_on_threads(
-            listener,
-            shutdown,
-            threads,
-            "pg-sessions",
-            move |tcp, peer, shard| {
-                let gw = self.clone();
-                async move {
-                    if let Err(e) = gw.client(tcp, peer, shard).await {
-                        tracing::debug!(%peer, error = %e, "postgres client ended");
-                    }
-                }
-            },
-        )
-        .await
-    }
-
-    async fn client(&self, mut tcp: TcpStream, peer: SocketAddr, shard: usize) -> Result<()> {
-        if self.keeper.refuse_early(peer).is_some() {
-            // Answer a plaintext SSLRequest or startup as PostgreSQL does
-            // when it cannot take a connection.
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                let mut first = [0u8; 1];
-                tcp.peek(&mut first).await?;
-                if first[0] != 0x16 {
-                    read_startup(&mut tcp).await?;
-                    tcp.write_all(&error_message(
-                        Severity::Fatal,
-                        "53300",
-                        "too many connection attempts from this address",
-                    ))
-                    .await?;
-                }
-                anyhow::Ok(())
-            })
-            .await;
-            return Ok(());
-        }
-        let session = tokio::time::timeout(
-            self.keeper.config.startup_timeout,
-            self.handshake(tcp, peer, shard),
-        )
-        .await
-        .map_err(|_| anyhow!("startup timed out"))??;
-        match session {
-            Some(session) => self.run(session, shard).await,
-            None => Ok(()),
-        }
-    }
-
-    /// TLS, startup, token, policy and upstream login. `None` when the
-    /// connection ended normally before relaying (cancel, denial).
-    async fn handshake(
+    async fn open(
         &self,
+        keeper: &Gatekeeper,
         mut tcp: TcpStream,
         peer: SocketAddr,
-        shard: usize,
-    ) -> Result<Option<Session<'_>>> {
+    ) -> Result<Opening<Self>> {
         let mut first = [0u8; 1];
         tcp.peek(&mut first).await?;
         let mut stream: Box<dyn Stream>;
         let mut sni = None;
         // For `aws:SecureTransport`: false only for a plaintext client
-        // let in by `--pg-allow-plaintext`.
+        // let in by `allow_plaintext`.
         let mut secure = true;
         let startup = if first[0] == 0x16 {
             // PostgreSQL 17 direct TLS: the client starts with a ClientHello.
@@ -218,28 +215,21 @@ impl Gateway {
                     Startup::GssEnc => tcp.write_all(b"N").await?,
                     Startup::Cancel { pid, key } => {
                         self.cancel(pid, key).await;
-                        return Ok(None);
+                        return Ok(Opening::Done);
                     }
                     s @ Startup::Startup { .. } => {
-                        if !self.keeper.config.allow_plaintext {
+                        if !keeper.config.allow_plaintext {
                             tcp.write_all(&error_message(
                                 Severity::Fatal,
                                 "28000",
                                 "SSL connection is required: connect with sslmode=require or stronger",
                             ))
                             .await?;
-                            tracing::info!(%peer, "postgres client refused: plaintext");
-                            self.keeper.record_auth(
-                                peer,
-                                s.param("user").unwrap_or_default(),
-                                Attempt::default(),
-                                AuthResult::Failure {
-                                    kind: FailureKind::Plaintext,
-                                    reason: "plaintext connection refused".into(),
-                                },
-                            );
-                            return Ok(None);
+                            return Ok(Opening::Plaintext {
+                                user: s.param("user").unwrap_or_default().to_owned(),
+                            });
                         }
+                        tracing::debug!(%peer, "plaintext postgres client let in");
                         secure = false;
                         stream = Box::new(tcp);
                         break s;
@@ -250,7 +240,7 @@ impl Gateway {
         let params = match startup {
             Startup::Cancel { pid, key } => {
                 self.cancel(pid, key).await;
-                return Ok(None);
+                return Ok(Opening::Done);
             }
             Startup::Startup { params } => params,
             _ => bail!("a second SSL or GSS request"),
@@ -258,7 +248,7 @@ impl Gateway {
         let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v);
         let user = param("user").cloned().unwrap_or_default();
         let database = param("database").unwrap_or(&user).clone();
-
+        let user_agent = param("application_name").cloned();
         stream
             .write_all(&{
                 let mut out = Vec::new();
@@ -267,119 +257,117 @@ impl Gateway {
             })
             .await?;
         let (tag, body) = read_message(&mut stream, MAX_AUTH_MESSAGE).await?;
+        // It carries the token: wiped when dropped.
+        let body = zeroize::Zeroizing::new(body);
         if tag != b'p' {
             bail!("expected a password message");
         }
-        let password = wire::parse_password(&body).map_err(|e| anyhow!("{e}"))?;
-        let mut attempt = Attempt {
-            user_agent: param("application_name").cloned(),
-            ..Attempt::default()
-        };
-        if !self.keeper.audit_accepting(peer, &user, &attempt) {
-            stream
-                .write_all(&error_message(
-                    Severity::Fatal,
-                    "57P03",
-                    "the database system is not accepting connections",
-                ))
-                .await?;
-            return Ok(None);
-        }
-        let auth = match self.keeper.authenticate(
-            password,
-            &user,
-            sni.as_deref(),
-            secure,
-            peer,
-            &mut attempt,
-        ) {
-            Ok(auth) => auth,
-            Err((kind, reason)) => {
-                tracing::info!(%peer, user = %user, reason = %reason, "postgres login denied");
-                self.keeper
-                    .record_auth(peer, &user, attempt, AuthResult::Failure { kind, reason });
-                stream
-                    .write_all(&error_message(
-                        Severity::Fatal,
-                        "28P01",
-                        &format!("PAM authentication failed for user \"{user}\""),
-                    ))
-                    .await?;
-                return Ok(None);
-            }
-        };
-        let slot = match self.keeper.admit(&auth, peer, &user, &attempt) {
-            Ok(slot) => slot,
-            Err(limit) => {
-                stream
-                    .write_all(&error_message(Severity::Fatal, "53300", limit))
-                    .await?;
-                return Ok(None);
-            }
-        };
-        let forwarded: Vec<(String, String)> = params
+        let password = wire::parse_password(&body)
+            .map(|p| zeroize::Zeroizing::new(p.to_vec()))
+            .map_err(|e| e.to_string());
+        let forwarded = params
             .into_iter()
             .filter(|(k, _)| k != "user" && k != "database")
             .collect();
-        // Replication connections are never pooled.
-        let pool_key = (self.pool.enabled() && !forwarded.iter().any(|(k, _)| k == "replication"))
-            .then(|| pool::key(&auth.db, &user, &database, &forwarded));
-        let pooled = pool_key.as_deref().and_then(|k| self.pool.take(k, shard));
-        let upstream = match pooled {
-            Some(up) => up,
-            None => {
-                let started = Instant::now();
-                let connected = upstream::connect(
-                    &self.keeper.state.store,
-                    &auth.db,
-                    &user,
-                    &database,
-                    &forwarded,
-                )
-                .await;
-                self.keeper
-                    .state
-                    .metrics
-                    .upstream_connect
-                    .observe(started.elapsed());
-                match connected {
-                    Ok(up) => up,
-                    Err(e) => {
-                        tracing::warn!(%peer, database = %auth.db.name, error = %e, "upstream login failed");
-                        // The server refusing the stored credential (changed
-                        // behind the gateway's back?) is not an outage.
-                        let kind = match e.downcast_ref::<upstream::Refused>() {
-                            Some(r) if matches!(r.code.as_str(), "28P01" | "28000") => {
-                                FailureKind::UpstreamCredentialRefused
-                            }
-                            _ => FailureKind::UpstreamUnavailable,
-                        };
-                        self.keeper.record_auth(
-                            peer,
-                            &user,
-                            attempt,
-                            AuthResult::Failure {
-                                kind,
-                                reason: format!("upstream login: {e:#}"),
-                            },
-                        );
-                        let reply = match e.downcast_ref::<upstream::Refused>() {
-                            Some(r) if r.for_client() => {
-                                error_message(Severity::Fatal, &r.code, &r.message)
-                            }
-                            _ => error_message(
-                                Severity::Fatal,
-                                "08006",
-                                "could not connect to the database server",
-                            ),
-                        };
-                        let _ = stream.write_all(&reply).await;
-                        return Ok(None);
-                    }
-                }
-            }
+        Ok(Opening::Login {
+            client: PgClient {
+                stream,
+                cancel_key: None,
+            },
+            login: Login {
+                user,
+                database,
+                password,
+                sni,
+                secure,
+                user_agent,
+                startup: PgStartup { forwarded },
+            },
+        })
+    }
+
+    async fn deny(
+        &self,
+        client: &mut PgClient,
+        denial: Denial<'_, Refused>,
+    ) -> std::io::Result<()> {
+        let reply = match denial {
+            Denial::AuditUnavailable => error_message(
+                Severity::Fatal,
+                "57P03",
+                "the database system is not accepting connections",
+            ),
+            Denial::LoginRefused { user, .. } => error_message(
+                Severity::Fatal,
+                "28P01",
+                &format!("PAM authentication failed for user \"{user}\""),
+            ),
+            Denial::Throttled(limit) => error_message(Severity::Fatal, "53300", limit),
+            Denial::Upstream(failure) => match &failure.server {
+                Some(r) if r.for_client() => error_message(Severity::Fatal, &r.code, &r.message),
+                _ => error_message(
+                    Severity::Fatal,
+                    "08006",
+                    "could not connect to the database server",
+                ),
+            },
         };
-        let cancel_key = self.issue_cancel_key(&upstream)?;
+        client.stream.write_all(&reply).await
+    }
+
+    fn pool_key(
+        &self,
+        _keeper: &Gatekeeper,
+        auth: &Authenticated,
+        login: &Login<PgStartup>,
+    ) -> Option<String> {
+        let forwarded = &login.startup.forwarded;
+        // Replication connections are never pooled.
+        (!forwarded.iter().any(|(k, _)| k == "replication"))
+            .then(|| pool::key(&auth.db, &login.user, &login.database, forwarded))
+    }
+
+    async fn connect(
+        &self,
+        keeper: &Gatekeeper,
+        auth: &Authenticated,
+        login: &Login<PgStartup>,
+    ) -> Result<Upstream, UpstreamFailure<Refused>> {
+        upstream::connect(
+            &keeper.state.store,
+            &auth.db,
+            &login.user,
+            &login.database,
+            &login.startup.forwarded,
+        )
+        .await
+        .map_err(|e| {
+            let refused = e.downcast_ref::<Refused>().cloned();
+            // The server refusing the stored credential (changed behind
+            // the gateway's back?) is not an outage.
+            let kind = match &refused {
+                Some(r) if matches!(r.code.as_str(), "28P01" | "28000") => {
+                    FailureKind::UpstreamCredentialRefused
+                }
+                _ => FailureKind::UpstreamUnavailable,
+            };
+            UpstreamFailure {
+                kind,
+                reason: format!("upstream login: {e:#}"),
+                server: refused,
+            }
+        })
+    }
+
+    async fn welcome(
+        &self,
+        client: &mut PgClient,
+        _login: &Login<PgStartup>,
+        upstream: &Upstream,
+        _auth: &Authenticated,
+    ) -> Result<()> {
+        let cancel_key = self.issue_cancel_key(upstream)?;
+        client.cancel_key = Some(cancel_key);
         let mut out = Vec::with_capacity(512);
         wire::auth_ok(&mut out);
         for (name, value) in &upstream.params {
@@ -387,101 +375,75 @@ impl Gateway {
         }
         wire::backend_key_data(&mut out, cancel_key.0, cancel_key.1);
         wire::ready_for_query(&mut out, b'I');
-        stream.write_all(&out).await?;
-        stream.flush().await?;
-        let password_changes =
-            self.keeper
-                .allows(&auth, latchkey_sqlguard::CHANGE_PASSWORD_ACTION, secure);
-        let dynamic_sql = self
-            .keeper
-            .allows(&auth, latchkey_sqlguard::DYNAMIC_SQL_ACTION, secure);
-        let info = self
-            .keeper
-            .session_started(peer, attempt, &auth, database, user)?;
-        Ok(Some(Session {
-            client: stream,
-            upstream,
-            auth,
-            info,
-            pool_key,
-            cancel_key,
-            password_changes,
-            dynamic_sql,
-            _slot: slot,
-        }))
+        let written = async {
+            client.stream.write_all(&out).await?;
+            client.stream.flush().await
+        }
+        .await;
+        if let Err(e) = written {
+            self.forget_cancel_key(client.cancel_key.take());
+            return Err(e.into());
+        }
+        Ok(())
     }
 
-    /// A fresh cancel key for the client, pointing at `upstream`'s backend.
-    fn issue_cancel_key(&self, upstream: &Upstream) -> Result<(u32, u32)> {
-        let ours: [u8; 8] = latchkey_store::random()?;
-        let key = (
-            u32::from_be_bytes([ours[0], ours[1], ours[2], ours[3]]),
-            u32::from_be_bytes([ours[4], ours[5], ours[6], ours[7]]),
-        );
-        self.cancels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, CancelTarget::of(upstream));
-        Ok(key)
-    }
-
-    /// Relays a logged-in session to its end, then returns the upstream
-    /// connection to the pool if it is clean.
-    async fn run(&self, session: Session<'_>, shard: usize) -> Result<()> {
+    async fn relay(
+        &self,
+        keeper: &Gatekeeper,
+        session: Session<'_, Self>,
+        watch: &mut latchkey_gateway::Watch,
+    ) -> Relayed<Upstream> {
         let Session {
             client,
             upstream,
-            auth,
             info,
-            pool_key,
-            cancel_key,
-            password_changes,
-            dynamic_sql,
-            _slot,
+            allowed,
+            ..
         } = session;
-        let config = &self.keeper.config;
-        let mut watch = self.keeper.watch(&info, &auth);
+        let config = &keeper.config;
         let audit = config.audit_statements.then(|| Audit {
-            sink: self.keeper.audit.clone(),
+            sink: keeper.audit.clone(),
             session: info.clone(),
             keep_literals: config.audit_keep_literals,
         });
+        let PgClient { stream, cancel_key } = client;
         let mut relay = Relay::new(
-            client,
+            stream,
             upstream,
             Tracker::new(audit)
-                .allow_password_changes(password_changes)
-                .allow_dynamic_sql(dynamic_sql),
+                .allow_password_changes(allowed.password_changes)
+                .allow_dynamic_sql(allowed.dynamic_sql),
             config.max_message_size,
         );
-        let expired = Watch::expired(watch.deadline);
-        let outcome: Result<End, (String, Option<Vec<u8>>)> = tokio::select! {
-            r = relay.run() => r.map_err(|e| {
+        // Err: why the gateway ended the session, and what to tell the
+        // client if it is between messages.
+        let outcome: Result<End, (String, Option<Vec<u8>>)> = match watch.guard(relay.run()).await {
+            Ok(Ok(end)) => Ok(end),
+            Ok(Err(e)) => {
                 let reply = match &e {
                     RelayError::Scan(ScanError::TooLarge(n)) => Some(error_message(
                         Severity::Fatal,
                         "08P01",
-                        &format!("message of {n} bytes exceeds the gateway's limit of {} bytes", config.max_message_size),
+                        &format!(
+                            "message of {n} bytes exceeds the gateway's limit of {} bytes",
+                            config.max_message_size
+                        ),
                     )),
-                    RelayError::Scan(ScanError::Malformed) => Some(error_message(Severity::Fatal, "08P01", "invalid message length")),
+                    RelayError::Scan(ScanError::Malformed) => Some(error_message(
+                        Severity::Fatal,
+                        "08P01",
+                        "invalid message length",
+                    )),
                     _ => None,
                 };
-                (e.to_string(), reply)
-            }),
-            Ok(text) = &mut watch.revoked => Err(("credential revoked".into(), Some(error_message(Severity::Fatal, "57P01", text)))),
-            () = expired => Err((
-                "session lifetime reached".into(),
-                Some(error_message(
-                    Severity::Fatal,
-                    "57P01",
-                    "terminating connection: the session reached its maximum duration or its credential expired",
-                )),
+                Err((e.to_string(), reply))
+            }
+            Err(interrupt) => Err((
+                interrupt.reason().to_owned(),
+                Some(error_message(Severity::Fatal, "57P01", interrupt.message())),
             )),
         };
-        self.cancels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&cancel_key);
+        self.forget_cancel_key(cancel_key);
         let reason = match &outcome {
             Ok(End::ClientTerminated) => "client terminated".to_owned(),
             Ok(End::ClientClosed) => "client closed the connection".to_owned(),
@@ -499,20 +461,7 @@ impl Gateway {
             }
         }
         let (bytes_from_client, bytes_to_client) = relay.bytes();
-        let lifetime_reached =
-            matches!(&outcome, Err((why, _)) if why == "session lifetime reached");
-        self.keeper.session_ended(
-            watch,
-            info,
-            &auth.caller,
-            SessionEnd {
-                reason,
-                lifetime_reached,
-                bytes_from_client,
-                bytes_to_client,
-                statements: relay.tracker.statement_count,
-            },
-        );
+        let lifetime_reached = reason == Interrupt::LifetimeReached.reason();
         let reusable =
             matches!(outcome, Ok(End::ClientTerminated | End::ClientClosed)) && relay.reusable();
         let Relay {
@@ -523,34 +472,26 @@ impl Gateway {
         } = relay;
         let _ = client.shutdown().await;
         drop(client);
-        if let (true, Some(key)) = (reusable, pool_key) {
-            for (name, value) in &tracker.parameter_changes {
-                upstream.set_param(name, value);
-            }
-            let pool = self.pool.clone();
-            tokio::spawn(async move {
-                match pool::reset(&mut upstream).await {
-                    Ok(()) => pool.put(key, upstream, shard),
-                    Err(e) => tracing::debug!(error = %e, "not pooling an upstream connection"),
-                }
-            });
+        // The settings the session changed are what a reset connection
+        // reports until `DISCARD ALL` tells otherwise.
+        for (name, value) in &tracker.parameter_changes {
+            upstream.set_param(name, value);
         }
-        Ok(())
+        Relayed {
+            upstream,
+            end: SessionEnd {
+                reason,
+                lifetime_reached,
+                bytes_from_client,
+                bytes_to_client,
+                statements: tracker.statement_count,
+            },
+            reusable,
+        }
     }
 
-    /// Forwards a cancel for a key this gateway issued; anything else is
-    /// ignored, as PostgreSQL does.
-    async fn cancel(&self, pid: u32, key: u32) {
-        let target = self
-            .cancels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&(pid, key))
-            .cloned();
-        match target {
-            Some(t) => send_cancel(t).await,
-            None => tracing::info!("ignored a cancel request with an unknown key"),
-        }
+    async fn reset(upstream: &mut Upstream) -> Result<()> {
+        pool::reset(upstream).await
     }
 }
 

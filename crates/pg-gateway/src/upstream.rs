@@ -15,7 +15,7 @@ pub use latchkey_gateway::net::{ServerAddr, UpstreamStream, check_tls_settings, 
 use crate::read_message;
 
 /// The server refused the login with an error of its own.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("upstream refused: {code} {message}")]
 pub struct Refused {
     pub code: String,

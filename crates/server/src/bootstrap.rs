@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 
 pub use crate::files::private_tree;
 use crate::files::{private_dir, private_file, set_mode, write_private};
-use crate::state::now;
 use crate::tls::{TlsFiles, ensure_certificates};
+use latchkey_identity::clock::system_now as now;
 
 /// The administrator every new installation gets.
 pub const ADMIN_USER: &str = "admin";

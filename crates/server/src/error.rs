@@ -3,6 +3,7 @@
 //! sent.
 
 use latchkey_audit::FailureKind;
+use latchkey_identity::{CredentialError, CredentialFailure, IdentityError};
 use latchkey_store::StoreError;
 
 #[derive(Debug)]
@@ -103,5 +104,114 @@ impl From<StoreError> for ApiError {
                 ApiError::internal().because(e.to_string())
             }
         }
+    }
+}
+
+impl From<CredentialError> for ApiError {
+    /// AWS's answers: an expired session is `ExpiredToken`, a revoked one
+    /// `AccessDenied`; anything else about the credential is
+    /// `InvalidClientTokenId`, whatever the precise reason.
+    fn from(e: CredentialError) -> Self {
+        let answer = match e.failure {
+            CredentialFailure::Expired => ApiError::new(
+                400,
+                "ExpiredToken",
+                "The security token included in the request is expired",
+            ),
+            CredentialFailure::SessionRevoked => ApiError::new(
+                403,
+                "AccessDenied",
+                "The security token included in the request has been revoked.",
+            ),
+            CredentialFailure::UnknownKey
+            | CredentialFailure::InactiveKey
+            | CredentialFailure::Malformed
+            | CredentialFailure::PrincipalGone => ApiError::invalid_token(),
+        };
+        answer
+            .because(e.reason)
+            .kind(e.failure.audit_kind())
+            .proven(e.possession_proven)
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::Credential(e) => e.into(),
+            IdentityError::Denied(d) => ApiError::access_denied(&d.caller, &d.action, &d.shown)
+                .because(format!("{} on {}", d.decision, d.resource)),
+            IdentityError::Store(e) => e.into(),
+            IdentityError::InvalidStoredPolicy(reason) => ApiError::internal().because(reason),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire answer is chosen by the refusal's kind, as AWS answers it.
+    #[test]
+    fn credential_refusals_get_aws_codes() {
+        let answer = |failure| ApiError::from(CredentialError::new(failure, "why").proven(true));
+        for (failure, status, code, kind) in [
+            (
+                CredentialFailure::Expired,
+                400,
+                "ExpiredToken",
+                FailureKind::Expired,
+            ),
+            (
+                CredentialFailure::SessionRevoked,
+                403,
+                "AccessDenied",
+                FailureKind::Revoked,
+            ),
+            (
+                CredentialFailure::PrincipalGone,
+                403,
+                "InvalidClientTokenId",
+                FailureKind::Revoked,
+            ),
+            (
+                CredentialFailure::UnknownKey,
+                403,
+                "InvalidClientTokenId",
+                FailureKind::UnknownKey,
+            ),
+            (
+                CredentialFailure::InactiveKey,
+                403,
+                "InvalidClientTokenId",
+                FailureKind::InactiveKey,
+            ),
+            (
+                CredentialFailure::Malformed,
+                403,
+                "InvalidClientTokenId",
+                FailureKind::MalformedToken,
+            ),
+        ] {
+            let e = answer(failure);
+            assert_eq!((e.status, e.code, e.failure), (status, code, Some(kind)));
+            assert!(e.possession_proven);
+            assert_eq!(e.reason.as_deref(), Some("why"));
+            assert!(!e.message.contains("why"), "the reason stays in the log");
+        }
+        let denied = ApiError::from(IdentityError::Denied(latchkey_identity::Denial {
+            caller: "arn:aws:iam::1:user/a".into(),
+            action: "iam:GetUser".into(),
+            resource: "arn:aws:iam::1:user/secret/path/b".into(),
+            shown: "arn:aws:iam::1:user/b".into(),
+            decision: "implicitDeny",
+        }));
+        assert_eq!(denied.code, "AccessDenied");
+        assert!(
+            denied
+                .message
+                .ends_with("on resource: arn:aws:iam::1:user/b")
+        );
+        assert!(!denied.message.contains("secret/path"));
     }
 }

@@ -19,42 +19,17 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::error::ApiError;
 use crate::query::{MAX_BODY, Params, lower_first};
-use crate::state::{AppState, SignedRequest, now};
+use latchkey_identity::AppState;
+
+use crate::auth::SignedRequest;
 use crate::xml::{IAM_NS, STS_NS, response};
 use crate::{iam, sts, xml};
+use latchkey_listen::accept_until;
 
 /// A TLS handshake that has not finished by then is dropped (slowloris).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 const STS_ACTIONS: &[&str] = &["GetCallerIdentity", "GetSessionToken", "AssumeRole"];
-
-/// Accepts TCP connections until `shutdown` resolves, handing each (with
-/// `TCP_NODELAY` set) to `on_connection`. Shared by every listener.
-pub async fn accept_until(
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()>,
-    mut on_connection: impl FnMut(tokio::net::TcpStream, SocketAddr),
-) {
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return,
-        };
-        let _ = tcp.set_nodelay(true);
-        // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; policies,
-        // limits and the audit trail want a.b.c.d.
-        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        on_connection(tcp, peer);
-    }
-}
 
 /// Timeouts and caps of the token service's connections (`serve`'s
 /// `--api-*` options). Every refusal and timeout is counted in
@@ -98,7 +73,7 @@ struct Caps {
     limits: ApiLimits,
     total: AtomicUsize,
     by_ip: Mutex<HashMap<IpAddr, usize>>,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<latchkey_identity::metrics::Metrics>,
 }
 
 /// A place among the open connections, given back on drop.
@@ -527,7 +502,7 @@ struct Call {
     access_key_id: Option<String>,
     identity: Option<latchkey_audit::Identity>,
     /// The signature verified and was presented for the first time
-    /// ([`crate::state::SignedCaller::possession_proven`]).
+    /// ([`crate::auth::SignedCaller::possession_proven`]).
     possession_proven: bool,
     /// Request parameters other than `Action` and `Version`, secrets removed.
     parameters: Vec<(String, String)>,
@@ -713,7 +688,7 @@ fn dispatch(
             .because("the audit trail cannot write"),
         ));
     }
-    if state.is_blocked(peer.ip(), now()) {
+    if state.is_blocked(peer.ip(), state.now()) {
         return Err((
             ns_of(is_sts),
             ApiError::new(403, "AccessDenied", "Access denied")
@@ -749,22 +724,20 @@ fn dispatch(
         body,
         source_ip: peer.ip().to_string(),
     };
-    let now = now();
+    let now = state.now();
     call.access_key_id = header("authorization")
         .and_then(|a| a.split("Credential=").nth(1))
         .and_then(|c| c.split('/').next())
         .filter(|k| k.len() <= 128 && k.bytes().all(|b| b.is_ascii_alphanumeric()))
         .map(str::to_owned);
-    let signed = state.authenticate(&signed, service, now).map_err(fail)?;
+    let signed = crate::auth::authenticate(state, &signed, service, now).map_err(fail)?;
     let caller = signed.caller;
     call.identity = Some(caller.audit_identity());
     call.possession_proven = signed.possession_proven;
-    state
-        .check_session_scope(&caller, service, &action)
-        .map_err(fail)?;
+    crate::auth::check_session_scope(&caller, service, &action).map_err(fail)?;
     // Every call, `GetCallerIdentity` included: credentials of a deleted
     // (or re-created) user or role are refused everywhere.
-    state.check_bound(&caller).map_err(fail)?;
+    state.check_bound(&caller).map_err(|e| fail(e.into()))?;
     let result = match action.as_str() {
         "GetCallerIdentity" => Some(sts::get_caller_identity(&caller)),
         "GetSessionToken" => {

@@ -9,8 +9,8 @@ use latchkey_store::{Group, ManagedPolicy, MfaDevice, PolicyVersion, PrincipalKi
 
 use crate::error::ApiError;
 use crate::query::Params;
-use crate::state::{ActionContext, AppState, Caller, Identity};
 use crate::xml::{Xml, timestamp};
+use latchkey_identity::{ActionContext, AppState, Caller, Identity};
 
 mod page;
 use page::{Page, page_of};
@@ -388,7 +388,40 @@ impl Target {
     }
 }
 
-impl AppState {
+/// Targets of IAM actions, built from the stored entity (see [`Target`]).
+trait Targets {
+    fn iam_arn(&self, kind: &str, path: &str, name: &str) -> String;
+
+    /// A new entity's ARN from the path the request gives.
+    fn new_target(&self, kind: &str, params: &Params, name: &str) -> Target;
+
+    /// An existing user with its tags, or the ARN it would have (the call
+    /// then fails with `NoSuchEntity` once authorised, as AWS answers).
+    fn user_target(&self, name: &str) -> Target;
+
+    fn role_target(&self, name: &str) -> Target;
+
+    fn group_target(&self, name: &str) -> Target;
+
+    /// A managed policy by ARN, with `aws:ResourceTag/*` of its tags; or,
+    /// when there is no such policy, the ARN as given.
+    fn policy_target(&self, arn: &str) -> Result<Target, ApiError>;
+
+    /// Calls with no resource type in AWS's model (`ListUsers`, ...).
+    fn any_target(&self) -> Target;
+
+    fn missing_target(&self, kind: &str, name: &str) -> Target;
+
+    /// The user, role or group a `*UserPolicy`/`*RolePolicy`/`*GroupPolicy`
+    /// call names: (name, target).
+    fn principal<'p>(
+        &self,
+        params: &'p Params,
+        kind: PrincipalKind,
+    ) -> Result<(&'p str, Target), ApiError>;
+}
+
+impl Targets for AppState {
     fn iam_arn(&self, kind: &str, path: &str, name: &str) -> String {
         format!(
             "arn:aws:iam::{}:{kind}{path}{name}",
@@ -396,7 +429,6 @@ impl AppState {
         )
     }
 
-    /// A new entity's ARN from the path the request gives.
     fn new_target(&self, kind: &str, params: &Params, name: &str) -> Target {
         Target {
             arn: self.iam_arn(kind, path_param(params), name),
@@ -405,8 +437,6 @@ impl AppState {
         }
     }
 
-    /// An existing user with its tags, or the ARN it would have (the call
-    /// then fails with `NoSuchEntity` once authorised, as AWS answers).
     fn user_target(&self, name: &str) -> Target {
         match self.store.get_user(name) {
             Ok(u) => Target {
@@ -440,8 +470,6 @@ impl AppState {
         }
     }
 
-    /// A managed policy by ARN, with `aws:ResourceTag/*` of its tags; or,
-    /// when there is no such policy, the ARN as given.
     fn policy_target(&self, arn: &str) -> Result<Target, ApiError> {
         if !arn.starts_with("arn:") || arn.len() > 2048 {
             return Err(ApiError::new(
@@ -466,7 +494,6 @@ impl AppState {
         })
     }
 
-    /// Calls with no resource type in AWS's model (`ListUsers`, ...).
     fn any_target(&self) -> Target {
         Target {
             arn: "*".into(),
@@ -483,8 +510,6 @@ impl AppState {
         }
     }
 
-    /// The user, role or group a `*UserPolicy`/`*RolePolicy`/`*GroupPolicy`
-    /// call names: (name, target).
     fn principal<'p>(
         &self,
         params: &'p Params,

@@ -18,8 +18,8 @@ use latchkey_store::PrincipalKind;
 
 use crate::error::ApiError;
 use crate::query::Params;
-use crate::state::{ActionContext, AppState, Caller};
 use crate::xml::Xml;
+use latchkey_identity::{ActionContext, AppState, Caller};
 
 /// Runs `action` if it is one of the simulator's; `None` otherwise.
 pub fn dispatch(

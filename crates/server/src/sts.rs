@@ -6,8 +6,8 @@ use latchkey_store::random;
 
 use crate::error::ApiError;
 use crate::query::Params;
-use crate::state::{AppState, Caller, Identity};
 use crate::xml::{Xml, timestamp};
+use latchkey_identity::{AppState, Caller, Identity};
 
 /// Role chaining (a role session assuming a role) is capped at one hour.
 const CHAINED_MAX_SECS: i64 = 3600;

@@ -4,7 +4,8 @@
 //! date is within the clock skew, and that must not count as proof.
 
 use latchkey_audit::FailureKind;
-use latchkey_server::state::{AppState, SignedRequest};
+use latchkey_identity::AppState;
+use latchkey_server::auth::{SignedRequest, authenticate};
 use latchkey_session::{SessionClaims, TemporaryCredentials};
 use latchkey_sigv4::{AmzDate, Credentials, SignRequest, sign_request};
 use latchkey_store::{Store, Vault};
@@ -89,8 +90,7 @@ fn present(
         body: b"",
         source_ip: "192.0.2.1".into(),
     };
-    state
-        .authenticate(&req, "sts", now)
+    authenticate(state, &req, "sts", now)
         .map(|s| s.possession_proven)
         .map_err(|e| (e.code, e.failure, e.possession_proven))
 }

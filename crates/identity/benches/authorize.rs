@@ -5,13 +5,14 @@
 //! `rds-db:connect`); and the seen-signature set that decides whether a
 //! login proves possession.
 //!
-//! `cargo bench -p latchkey-server --bench authorize`
+//! `cargo bench -p latchkey-identity --bench authorize`
 
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use latchkey_server::replay::SeenSignatures;
-use latchkey_server::state::{AppState, now};
+use latchkey_identity::AppState;
+use latchkey_identity::clock::system_now as now;
+use latchkey_identity::replay::SeenSignatures;
 use latchkey_session::{Ancestor, SessionClaims};
 use latchkey_store::{PrincipalKind, Store, Vault};
 

@@ -3,8 +3,7 @@
 //! revocation time, or in its second, stops working; what comes later
 //! works.
 
-use latchkey_audit::FailureKind;
-use latchkey_server::state::AppState;
+use latchkey_identity::{AppState, CredentialFailure};
 use latchkey_session::SessionClaims;
 use latchkey_store::{Store, Vault};
 
@@ -40,14 +39,14 @@ fn sessions_issued_up_to_the_revocation_second_are_revoked() {
                 "192.0.2.1",
             )
             .map(|_| ())
-            .map_err(|e| (e.code, e.failure))
+            .map_err(|e| e.credential().map(|c| c.failure))
     };
     for c in [&earlier, &same_second, &later] {
         assert_eq!(check(c), Ok(()));
     }
     state.store.revoke_sessions(USER, NOW).unwrap();
     state.reload_revocations().unwrap();
-    let revoked = Err(("AccessDenied", Some(FailureKind::Revoked)));
+    let revoked = Err(Some(CredentialFailure::SessionRevoked));
     assert_eq!(check(&earlier), revoked);
     assert_eq!(check(&same_second), revoked);
     assert_eq!(check(&later), Ok(()));
@@ -93,7 +92,7 @@ fn revocation_follows_the_role_chain() {
                 "192.0.2.1",
             )
             .map(|_| ())
-            .map_err(|e| e.failure)
+            .map_err(|e| e.credential().map(|c| c.failure))
     };
     assert_eq!(check(), Ok(()));
     // A revocation older than the chain's start ends nothing.
@@ -105,6 +104,10 @@ fn revocation_follows_the_role_chain() {
         state.store.revoke_sessions(role_a, NOW - 200).unwrap();
         state.store.revoke_sessions(ancestor, NOW).unwrap();
         state.reload_revocations().unwrap();
-        assert_eq!(check(), Err(Some(FailureKind::Revoked)), "{ancestor}");
+        assert_eq!(
+            check(),
+            Err(Some(CredentialFailure::SessionRevoked)),
+            "{ancestor}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! Cluster-key rotation on a live state: new sessions are sealed with the
 //! new key, sessions sealed before still open.
 
-use latchkey_server::state::AppState;
+use latchkey_identity::AppState;
 use latchkey_session::SessionClaims;
 use latchkey_store::{Store, Vault};
 

@@ -3,16 +3,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use latchkey_audit::FailureKind;
 use latchkey_policy::{CompiledPolicy, Decision, PolicyKind, PolicySet, Request};
 use latchkey_session::{ClusterKey, KeyRing, SessionClaims};
-use latchkey_sigv4::{AmzDate, AuthorizationHeader, Expectations, SigV4Error, Verifier};
+use latchkey_sigv4::Verifier;
 use latchkey_store::{PrincipalKind, Store, StoreError};
-use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::caller::{Caller, Identity};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{CredentialError, CredentialFailure, Denial, IdentityError};
 
 /// Everything a request handler needs.
 pub struct AppState {
@@ -45,6 +44,7 @@ pub struct AppState {
     /// Verified signatures already presented, to the API or a gateway: a
     /// repeat proves nothing about who presents it.
     pub seen_signatures: crate::replay::SeenSignatures,
+    clock: Arc<dyn Clock>,
 }
 
 /// A user or role as authorisation sees it.
@@ -125,92 +125,8 @@ type CachedKey = (Caller, zeroize::Zeroizing<String>, i64);
 /// deactivation is seen).
 pub const KEY_CACHE_SECS: i64 = 30;
 
-/// Requests dated further than this from the server's clock are refused
-/// (`RequestExpired`), as AWS does.
-pub const MAX_CLOCK_SKEW_SECS: u64 = 900;
-
 /// The region when none is configured.
 pub const DEFAULT_REGION: &str = "us-east-1";
-
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// Who is calling.
-#[derive(Clone, Debug)]
-pub enum Identity {
-    /// An IAM user, with a long-term key or a `GetSessionToken` session.
-    User { name: String },
-    /// A role session from `AssumeRole`.
-    Role { name: String, session: String },
-}
-
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// User ARN, or `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`.
-    pub arn: String,
-    /// `AIDA...` or `AROA...:session`.
-    pub user_id: String,
-    pub account: String,
-    pub identity: Identity,
-    pub access_key_id: String,
-    /// Present for temporary credentials.
-    pub session: Option<SessionClaims>,
-    pub source_ip: String,
-    pub tags: Vec<(String, String)>,
-}
-
-impl Caller {
-    /// CloudTrail's `userIdentity` for this caller.
-    pub fn audit_identity(&self) -> latchkey_audit::Identity {
-        use latchkey_audit::{IdentityKind, SessionContext, SessionIssuer};
-        let kind = match self.identity {
-            Identity::User { .. } => IdentityKind::IamUser,
-            Identity::Role { .. } => IdentityKind::AssumedRole,
-        };
-        let session = self.session.as_ref().map(|c| {
-            let issuer = if c.role_arn.is_empty() {
-                SessionIssuer {
-                    kind: "IAMUser",
-                    arn: c.principal_arn.clone(),
-                    principal_id: c.principal_id.clone(),
-                    account_id: c.account.clone(),
-                    user_name: c
-                        .principal_arn
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                }
-            } else {
-                SessionIssuer {
-                    kind: "Role",
-                    arn: c.role_arn.clone(),
-                    principal_id: c.role_id.clone(),
-                    account_id: c.account.clone(),
-                    user_name: c.role_arn.rsplit('/').next().unwrap_or_default().to_owned(),
-                }
-            };
-            SessionContext {
-                mfa_authenticated: c.mfa_authenticated,
-                creation_date: UNIX_EPOCH
-                    + std::time::Duration::from_secs(u64::try_from(c.issued).unwrap_or(0)),
-                issuer,
-                source_ip: c.source_ip.clone(),
-            }
-        });
-        latchkey_audit::Identity {
-            kind,
-            arn: self.arn.clone(),
-            principal_id: self.user_id.clone(),
-            account_id: self.account.clone(),
-            access_key_id: self.access_key_id.clone(),
-            session,
-        }
-    }
-}
 
 /// The credential behind an access key, found before its signature is
 /// checked (see [`AppState::find_credentials`]).
@@ -219,7 +135,7 @@ pub struct FoundCredential {
     pub secret: zeroize::Zeroizing<String>,
     /// Why it must be refused (expired, revoked, inactive), to be given
     /// once the signature was checked.
-    pub refusal: Option<ApiError>,
+    pub refusal: Option<CredentialError>,
 }
 
 impl FoundCredential {
@@ -230,26 +146,6 @@ impl FoundCredential {
             refusal: None,
         }
     }
-}
-
-/// A caller whose request's signature verified ([`AppState::authenticate`]).
-pub struct SignedCaller {
-    pub caller: Caller,
-    /// The signature was presented for the first time, so whoever sent it
-    /// holds the secret. A repeat (a reused or replayed request) proves
-    /// only that someone once signed it: detection must not act against
-    /// the principal on it (see [`crate::replay`]).
-    pub possession_proven: bool,
-}
-
-/// The parts of an HTTP request that authentication reads.
-pub struct SignedRequest<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub query: &'a str,
-    pub header: &'a dyn Fn(&str) -> Option<&'a str>,
-    pub body: &'a [u8],
-    pub source_ip: String,
 }
 
 impl AppState {
@@ -280,7 +176,20 @@ impl AppState {
             audit: std::sync::OnceLock::new(),
             region: DEFAULT_REGION.to_owned(),
             seen_signatures: crate::replay::SeenSignatures::default(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Decides by `clock` instead of the system's (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Unix seconds by the injected clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     /// Sets the region API requests must be signed for.
@@ -297,7 +206,7 @@ impl AppState {
     /// Refuses `ip` until `until` (Unix seconds), on the gateways and the API.
     pub fn block_ip(&self, ip: std::net::IpAddr, until: i64) {
         let mut blocked = self.blocked.write().unwrap_or_else(|p| p.into_inner());
-        let now = now();
+        let now = self.now();
         blocked.retain(|_, t| *t > now);
         let slot = blocked.entry(ip).or_insert(until);
         *slot = (*slot).max(until);
@@ -327,102 +236,6 @@ impl AppState {
         }
     }
 
-    /// Authenticates a SigV4 header-signed request for `service`.
-    pub fn authenticate(
-        &self,
-        req: &SignedRequest<'_>,
-        service: &str,
-        now: i64,
-    ) -> Result<SignedCaller, ApiError> {
-        let header = req.header;
-        let Some(auth) = header("authorization") else {
-            return Err(ApiError::new(
-                403,
-                "MissingAuthenticationToken",
-                "Request is missing Authentication Token",
-            ));
-        };
-        let auth = AuthorizationHeader::parse(auth).map_err(|e| {
-            ApiError::new(
-                400,
-                "IncompleteSignature",
-                "The request signature does not conform to AWS standards.",
-            )
-            .because(e.to_string())
-        })?;
-        let payload_hash = hex::encode(Sha256::digest(req.body));
-        if let Some(declared) = header("x-amz-content-sha256")
-            && declared != payload_hash
-            && declared != "UNSIGNED-PAYLOAD"
-        {
-            return Err(ApiError::new(
-                400,
-                "XAmzContentSHA256Mismatch",
-                "The provided 'x-amz-content-sha256' header does not match what was computed.",
-            ));
-        }
-        let akid = auth.access_key_id.to_string();
-        let found =
-            self.find_credentials(&akid, header("x-amz-security-token"), now, &req.source_ip)?;
-        let (caller, secret) = (found.caller, found.secret);
-        let expect = Expectations {
-            service,
-            // A request signed for another region is refused, as AWS does.
-            region: Some(&self.region),
-            now: AmzDate::from_unix(now).ok_or_else(ApiError::internal)?,
-            max_expires: 0,
-            clock_skew: MAX_CLOCK_SKEW_SECS,
-        };
-        let verified = self.verifier.verify_header(
-            &auth,
-            req.method,
-            req.path,
-            req.query,
-            header,
-            &payload_hash,
-            secret.as_bytes(),
-            &expect,
-        );
-        // A verified signature proves possession only the first time it is
-        // presented: a captured request can be sent again for as long as
-        // its date is within the clock skew.
-        let fresh = verified.is_ok() && {
-            let valid_until = header("x-amz-date")
-                .and_then(|d| AmzDate::parse(d).ok())
-                .map_or(now, AmzDate::unix)
-                .saturating_add(MAX_CLOCK_SKEW_SECS as i64);
-            self.seen_signatures
-                .first_sight(auth.signature.as_bytes(), valid_until, now)
-        };
-        // An expired, revoked or inactive credential gets the same answer
-        // whatever its signature; the audit learns whether it verified.
-        if let Some(refusal) = found.refusal {
-            return Err(refusal.proven(fresh));
-        }
-        verified
-            .map_err(|e| match e {
-                SigV4Error::ClockSkew { .. } => ApiError::new(400, "RequestExpired", "Request has expired.").because(e.to_string()),
-                SigV4Error::SignatureMismatch => ApiError::new(
-                    403,
-                    "SignatureDoesNotMatch",
-                    "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
-                ),
-                SigV4Error::WrongRegion { .. } => ApiError::new(
-                    403,
-                    "SignatureDoesNotMatch",
-                    "Credential should be scoped to a valid region.",
-                ).because(e.to_string()),
-                SigV4Error::WrongService { .. } | SigV4Error::Malformed(_) | SigV4Error::UnsupportedAlgorithm => {
-                    ApiError::new(400, "IncompleteSignature", "The request signature does not conform to AWS standards.").because(e.to_string())
-                }
-                other => ApiError::new(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.").because(other.to_string()),
-            })?;
-        Ok(SignedCaller {
-            caller,
-            possession_proven: fresh,
-        })
-    }
-
     /// The caller behind an access key and its secret: a long-term key from
     /// the store (cached), or temporary credentials from their sealed
     /// session token (no store read). Refuses expired, revoked and
@@ -435,10 +248,10 @@ impl AppState {
         session_token: Option<&str>,
         now: i64,
         source_ip: &str,
-    ) -> Result<(Caller, zeroize::Zeroizing<String>), ApiError> {
+    ) -> Result<(Caller, zeroize::Zeroizing<String>), IdentityError> {
         let found = self.find_credentials(akid, session_token, now, source_ip)?;
         match found.refusal {
-            Some(refusal) => Err(refusal),
+            Some(refusal) => Err(refusal.into()),
             None => Ok((found.caller, found.secret)),
         }
     }
@@ -447,7 +260,7 @@ impl AppState {
     /// credential is returned with its refusal, for the caller to give
     /// after checking the signature: only then does the refusal say
     /// whether the client proved it holds the secret
-    /// ([`ApiError::possession_proven`]). An unknown key or a session
+    /// ([`CredentialError::possession_proven`]). An unknown key or a session
     /// token that does not open is refused at once (nothing to check a
     /// signature against).
     pub fn find_credentials(
@@ -456,17 +269,17 @@ impl AppState {
         session_token: Option<&str>,
         now: i64,
         source_ip: &str,
-    ) -> Result<FoundCredential, ApiError> {
+    ) -> Result<FoundCredential, IdentityError> {
         if akid.starts_with("ASIA") {
             self.temporary_caller(akid, session_token, now, source_ip)
         } else if session_token.is_some() {
             // A long-term key never comes with a session token: AWS
             // refuses the pair rather than ignoring the token.
-            Err(ApiError::invalid_token()
-                .because(format!(
-                    "long-term access key {akid} sent with a session token"
-                ))
-                .kind(FailureKind::MalformedToken))
+            Err(CredentialError::new(
+                CredentialFailure::Malformed,
+                format!("long-term access key {akid} sent with a session token"),
+            )
+            .into())
         } else {
             self.long_term_caller(akid, source_ip, now)
         }
@@ -477,7 +290,7 @@ impl AppState {
         akid: &str,
         source_ip: &str,
         now: i64,
-    ) -> Result<FoundCredential, ApiError> {
+    ) -> Result<FoundCredential, IdentityError> {
         if let Some((caller, secret, at)) = self
             .key_cache
             .read()
@@ -490,9 +303,10 @@ impl AppState {
             return Ok(FoundCredential::valid(caller, secret.clone()));
         }
         let (key, secret) = self.store.access_key_secret(akid)?.ok_or_else(|| {
-            ApiError::invalid_token()
-                .because(format!("unknown access key {akid}"))
-                .kind(FailureKind::UnknownKey)
+            CredentialError::new(
+                CredentialFailure::UnknownKey,
+                format!("unknown access key {akid}"),
+            )
         })?;
         let user = self.store.get_user(&key.user)?;
         let caller = Caller {
@@ -510,11 +324,10 @@ impl AppState {
             return Ok(FoundCredential {
                 caller,
                 secret,
-                refusal: Some(
-                    ApiError::invalid_token()
-                        .because(format!("inactive access key {akid}"))
-                        .kind(FailureKind::InactiveKey),
-                ),
+                refusal: Some(CredentialError::new(
+                    CredentialFailure::InactiveKey,
+                    format!("inactive access key {akid}"),
+                )),
             });
         }
         let mut cache = self.key_cache.write().unwrap_or_else(|p| p.into_inner());
@@ -528,7 +341,7 @@ impl AppState {
     /// Re-reads the revocation list from the store. `serve` calls this
     /// every few seconds so that every node sharing the store honours a
     /// revocation made on another.
-    pub fn reload_revocations(&self) -> Result<(), ApiError> {
+    pub fn reload_revocations(&self) -> Result<(), StoreError> {
         let fresh: HashMap<String, i64> = self.store.revocations()?.into_iter().collect();
         *self.revocations.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         Ok(())
@@ -537,7 +350,7 @@ impl AppState {
     /// Rotates the cluster key when due (on any node; the store makes it
     /// happen once) and reloads the key ring, so that every node seals with
     /// the newest key and still opens sessions sealed by older ones.
-    pub fn refresh_cluster_keys(&self, now: i64, every: i64) -> Result<(), ApiError> {
+    pub fn refresh_cluster_keys(&self, now: i64, every: i64) -> Result<(), StoreError> {
         // Keep a retired key as long as a session it sealed may live
         // (GetSessionToken: 36 h), plus an hour of margin.
         let keep = 129_600 + 3600;
@@ -567,47 +380,37 @@ impl AppState {
         token: Option<&str>,
         now: i64,
         source_ip: &str,
-    ) -> Result<FoundCredential, ApiError> {
+    ) -> Result<FoundCredential, IdentityError> {
         let token = token.ok_or_else(|| {
-            ApiError::invalid_token()
-                .because("temporary key without a session token")
-                .kind(FailureKind::MalformedToken)
+            CredentialError::new(
+                CredentialFailure::Malformed,
+                "temporary key without a session token",
+            )
         })?;
         let opened = self
             .keyring
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .open(token)
-            .map_err(|e| {
-                ApiError::invalid_token()
-                    .because(e.to_string())
-                    .kind(FailureKind::UnknownKey)
-            })?;
+            .map_err(|e| CredentialError::new(CredentialFailure::UnknownKey, e.to_string()))?;
         if opened.access_key_id != akid {
-            return Err(ApiError::invalid_token()
-                .because("access key id does not belong to the session token")
-                .kind(FailureKind::MalformedToken));
+            return Err(CredentialError::new(
+                CredentialFailure::Malformed,
+                "access key id does not belong to the session token",
+            )
+            .into());
         }
         let c = opened.claims;
         let refusal = if now > c.expires {
-            Some(
-                ApiError::new(
-                    400,
-                    "ExpiredToken",
-                    "The security token included in the request is expired",
-                )
-                .kind(FailureKind::Expired),
-            )
+            Some(CredentialError::new(
+                CredentialFailure::Expired,
+                format!("session expired at {}", crate::iso8601(c.expires)),
+            ))
         } else if self.is_revoked(&c) {
-            Some(
-                ApiError::new(
-                    403,
-                    "AccessDenied",
-                    "The security token included in the request has been revoked.",
-                )
-                .because("session issued before the revocation time")
-                .kind(FailureKind::Revoked),
-            )
+            Some(CredentialError::new(
+                CredentialFailure::SessionRevoked,
+                "session issued before the revocation time",
+            ))
         } else {
             None
         };
@@ -678,7 +481,7 @@ impl AppState {
 
     /// The caller's principal tags: the user's or role's stored tags, with
     /// session tags taking precedence.
-    fn principal_tags(&self, caller: &Caller) -> Result<Vec<(String, String)>, ApiError> {
+    fn principal_tags(&self, caller: &Caller) -> Result<Vec<(String, String)>, IdentityError> {
         if caller.session.is_none() {
             return Ok(caller.tags.clone());
         }
@@ -699,13 +502,15 @@ impl AppState {
     /// unique ids, never to names.
     ///
     /// Returns the caller's own user or role, for the policies.
-    pub fn check_bound(&self, caller: &Caller) -> Result<Arc<PrincipalRecord>, ApiError> {
-        let gone = |what: &str| {
-            ApiError::invalid_token()
-                .because(format!(
+    pub fn check_bound(&self, caller: &Caller) -> Result<Arc<PrincipalRecord>, IdentityError> {
+        let gone = |what: &str| -> IdentityError {
+            CredentialError::new(
+                CredentialFailure::PrincipalGone,
+                format!(
                     "{what} no longer exists as the credentials were issued for (deleted or re-created)"
-                ))
-                .kind(FailureKind::Revoked)
+                ),
+            )
+            .into()
         };
         let (kind, name) = Self::caller_principal(caller);
         let expected = match (&caller.identity, &caller.session) {
@@ -735,39 +540,10 @@ impl AppState {
     }
 
     /// Whether the user or role `name` exists with unique id `id`.
-    fn entity_is(&self, kind: PrincipalKind, name: &str, id: &str) -> Result<bool, ApiError> {
+    fn entity_is(&self, kind: PrincipalKind, name: &str, id: &str) -> Result<bool, IdentityError> {
         Ok(self
             .find_principal(kind, name)?
             .is_some_and(|record| !id.is_empty() && record.id == id))
-    }
-
-    /// What credentials from `GetSessionToken` may call, as AWS has it: no
-    /// IAM unless MFA was given (or a short-lived credential could mint a
-    /// permanent key), and no STS action but `AssumeRole` and
-    /// `GetCallerIdentity`.
-    pub fn check_session_scope(
-        &self,
-        caller: &Caller,
-        service: &str,
-        action: &str,
-    ) -> Result<(), ApiError> {
-        let Some(c) = &caller.session else {
-            return Ok(());
-        };
-        if !c.role_arn.is_empty() {
-            return Ok(());
-        }
-        match service {
-            "iam" if !c.mfa_authenticated => Err(ApiError::invalid_token().because(format!(
-                "{action}: GetSessionToken credentials obtained without MFA may not call IAM"
-            ))),
-            "sts" if !matches!(action, "AssumeRole" | "GetCallerIdentity") => Err(ApiError::new(
-                403,
-                "AccessDenied",
-                format!("Cannot call {action} with session credentials"),
-            )),
-            _ => Ok(()),
-        }
     }
 
     pub fn request(
@@ -776,13 +552,10 @@ impl AppState {
         action: &str,
         resource: &str,
         now: i64,
-    ) -> Result<Request, ApiError> {
+    ) -> Result<Request, IdentityError> {
         let mut r = Request::new(action, resource).with_caller(&caller.arn);
         r.set_context("aws:SourceIp", [caller.source_ip.as_str()]);
-        r.set_context(
-            "aws:CurrentTime",
-            [crate::xml::timestamp(now).replace(".000", "")],
-        );
+        r.set_context("aws:CurrentTime", [crate::iso8601(now)]);
         r.set_context("aws:EpochTime", [now.to_string()]);
         r.set_context("aws:SecureTransport", ["true"]);
         r.set_context("aws:userid", [caller.user_id.as_str()]);
@@ -807,10 +580,7 @@ impl AppState {
             if let Some(t) = c.mfa_time {
                 r.set_context("aws:MultiFactorAuthAge", [(now - t).max(0).to_string()]);
             }
-            r.set_context(
-                "aws:TokenIssueTime",
-                [crate::xml::timestamp(c.issued).replace(".000", "")],
-            );
+            r.set_context("aws:TokenIssueTime", [crate::iso8601(c.issued)]);
             if !c.source_identity.is_empty() {
                 r.set_context("aws:SourceIdentity", [c.source_identity.as_str()]);
             }
@@ -823,7 +593,7 @@ impl AppState {
 
     /// The caller's identity policies (and session policies), compiled.
     /// Refuses a caller whose identity was deleted or re-created.
-    pub fn policy_set(&self, caller: &Caller) -> Result<PolicySet, ApiError> {
+    pub fn policy_set(&self, caller: &Caller) -> Result<PolicySet, IdentityError> {
         let own = self.check_bound(caller)?;
         let mut set = PolicySet {
             identity: own.policies.clone(),
@@ -850,7 +620,7 @@ impl AppState {
         &self,
         kind: PrincipalKind,
         name: &str,
-    ) -> Result<Arc<PrincipalRecord>, ApiError> {
+    ) -> Result<Arc<PrincipalRecord>, IdentityError> {
         self.find_principal(kind, name)?.ok_or_else(|| {
             StoreError::NoSuchEntity {
                 kind: kind.as_str(),
@@ -865,9 +635,9 @@ impl AppState {
         &self,
         kind: PrincipalKind,
         name: &str,
-    ) -> Result<Option<Arc<PrincipalRecord>>, ApiError> {
+    ) -> Result<Option<Arc<PrincipalRecord>>, IdentityError> {
         let key = format!("{}/{}", kind.as_str(), name.to_ascii_lowercase());
-        let t = now();
+        let t = self.now();
         if let Some(record) = self
             .principal_cache
             .read()
@@ -908,14 +678,15 @@ impl AppState {
         Ok(Some(record))
     }
 
-    /// Allows the call or returns AWS's `AccessDenied`.
+    /// Allows the call or says why not ([`IdentityError::Denied`] for a
+    /// policy decision).
     pub fn authorize(
         &self,
         caller: &Caller,
         action: &str,
         resource: &str,
         now: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), IdentityError> {
         self.authorize_with(caller, action, resource, now, &[])
     }
 
@@ -928,7 +699,7 @@ impl AppState {
         resource: &str,
         now: i64,
         extra: &[(String, String)],
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), IdentityError> {
         let context = extra
             .iter()
             .fold(ActionContext::new(), |c, (k, v)| c.key(k, [v.as_str()]));
@@ -944,7 +715,7 @@ impl AppState {
         resource: &str,
         now: i64,
         context: &ActionContext,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), IdentityError> {
         self.authorize_shown(caller, action, resource, resource, now, context)
     }
 
@@ -960,7 +731,7 @@ impl AppState {
         shown: &str,
         now: i64,
         context: &ActionContext,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), IdentityError> {
         let set = self.policy_set(caller)?;
         let mut req = self.request(caller, action, resource, now)?;
         for (k, v) in context.iter() {
@@ -968,8 +739,13 @@ impl AppState {
         }
         match set.decide(&req) {
             Decision::Allowed => Ok(()),
-            d => Err(ApiError::access_denied(&caller.arn, action, shown)
-                .because(format!("{} on {resource}", d.as_str()))),
+            d => Err(IdentityError::Denied(Denial {
+                caller: caller.arn.clone(),
+                action: action.to_owned(),
+                resource: resource.to_owned(),
+                shown: shown.to_owned(),
+                decision: d.as_str(),
+            })),
         }
     }
 }
@@ -1002,12 +778,12 @@ fn key_ring(clusters: Vec<(u32, zeroize::Zeroizing<[u8; 32]>)>) -> Option<KeyRin
 
 /// Compiles a stored policy; a stored policy that no longer validates is a
 /// server fault, and denies (fail closed).
-pub fn compile_stored(label: &str, doc: &str) -> Result<CompiledPolicy, ApiError> {
+pub fn compile_stored(label: &str, doc: &str) -> Result<CompiledPolicy, IdentityError> {
     latchkey_policy::parse(doc, PolicyKind::Identity)
         .map(|p| CompiledPolicy::compile(label, &p))
         .map_err(|f| {
             let reasons: Vec<String> = f.iter().map(ToString::to_string).collect();
-            ApiError::internal().because(format!(
+            IdentityError::InvalidStoredPolicy(format!(
                 "stored policy {label} is invalid: {}",
                 reasons.join("; ")
             ))

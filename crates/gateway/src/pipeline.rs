@@ -1,0 +1,504 @@
+//! The login pipeline every gateway runs, whatever its wire protocol:
+//!
+//! ```text
+//! accept ─ blocked or throttled? ─ TLS and the opening (Protocol::open)
+//!   ─ audit trail accepting? ─ token, endpoint, user, policy (Gatekeeper::authenticate)
+//!   ─ session limits (Gatekeeper::admit) ─ pooled connection or upstream login
+//!   ─ welcome ─ session start recorded ─ relay (Protocol::relay) under the Watch
+//!   ─ session end recorded ─ clean connection reset and pooled
+//! ```
+//!
+//! A wire protocol implements [`Protocol`]: how to read its opening and
+//! the token, how to say no in its own words, how to log in upstream and
+//! reset a pooled connection, how to say "ready" and relay. Everything
+//! else (the order of the checks, what is recorded, limits, pooling
+//! decisions, timeouts, lifetime) happens here, once, for every engine.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Result, anyhow};
+use latchkey_audit::{AuditSink, AuthResult, FailureKind, SessionInfo};
+use latchkey_identity::AppState;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use zeroize::Zeroizing;
+
+use crate::gatekeeper::SessionEnd;
+use crate::limits::Slot;
+use crate::pool::{Pool, Pooled};
+use crate::{Attempt, Authenticated, Gatekeeper, GatewayConfig, Watch};
+
+/// A wire protocol, as the pipeline drives it.
+pub trait Protocol: Send + Sync + Sized + 'static {
+    /// `postgres` or `mysql`: which registered databases the gateway
+    /// serves, and the engine in audit records and metrics.
+    const ENGINE: &'static str;
+    /// The session threads' name (`NAME-N`).
+    const THREADS: &'static str;
+    /// The client's byte stream as accepted (TCP; a duplex in tests).
+    type Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// A client past the protocol's opening, with whatever the protocol
+    /// keeps about it (the stream after TLS, a sequence number).
+    type Client: Send;
+    /// What the opening said that the upstream login needs.
+    type Startup: Send + Sync;
+    /// A logged-in upstream connection.
+    type Upstream: Pooled + Send + 'static;
+    /// What the real server said when it refused the gateway's login.
+    type ServerRefusal: Send + Sync;
+
+    /// Answers a connection turned away before anything was read from it
+    /// (a blocked address, too many new connections).
+    fn refuse_early(&self, transport: Self::Transport) -> impl Future<Output = ()> + Send;
+
+    /// TLS and the protocol's opening, up to the token.
+    fn open(
+        &self,
+        keeper: &Gatekeeper,
+        transport: Self::Transport,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Result<Opening<Self>>> + Send;
+
+    /// Tells the client it is turned away, in the protocol's words. A
+    /// refused login learns only what RDS would say.
+    fn deny(
+        &self,
+        client: &mut Self::Client,
+        denial: Denial<'_, Self::ServerRefusal>,
+    ) -> impl Future<Output = std::io::Result<()>> + Send;
+
+    /// The key under which the upstream connection may be pooled; `None`
+    /// when it must not be.
+    fn pool_key(
+        &self,
+        keeper: &Gatekeeper,
+        auth: &Authenticated,
+        login: &Login<Self::Startup>,
+    ) -> Option<String>;
+
+    /// Logs in to the real server with the credential the gateway holds.
+    fn connect(
+        &self,
+        keeper: &Gatekeeper,
+        auth: &Authenticated,
+        login: &Login<Self::Startup>,
+    ) -> impl Future<Output = Result<Self::Upstream, UpstreamFailure<Self::ServerRefusal>>> + Send;
+
+    /// Whether a connection (fresh or pooled) suits this client.
+    fn check_fit(
+        &self,
+        _login: &Login<Self::Startup>,
+        _upstream: &Self::Upstream,
+    ) -> Result<(), UpstreamFailure<Self::ServerRefusal>> {
+        Ok(())
+    }
+
+    /// Tells the client it is logged in and ready.
+    fn welcome(
+        &self,
+        client: &mut Self::Client,
+        login: &Login<Self::Startup>,
+        upstream: &Self::Upstream,
+        auth: &Authenticated,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Relays a logged-in session until it ends, ending it early when
+    /// the watch says so ([`Watch::guard`]).
+    fn relay(
+        &self,
+        keeper: &Gatekeeper,
+        session: Session<'_, Self>,
+        watch: &mut Watch,
+    ) -> impl Future<Output = Relayed<Self::Upstream>> + Send;
+
+    /// Makes an idle upstream connection fit for another client.
+    fn reset(upstream: &mut Self::Upstream) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// How the protocol's opening ended.
+pub enum Opening<P: Protocol> {
+    /// Nothing more to do: a cancel request, a connection that ended.
+    Done,
+    /// A plaintext client the protocol turned away (told already).
+    Plaintext { user: String },
+    /// A login to check.
+    Login {
+        client: P::Client,
+        login: Login<P::Startup>,
+    },
+}
+
+/// A login as the client asked for it.
+pub struct Login<S> {
+    /// The database user.
+    pub user: String,
+    /// The database (PostgreSQL) or default schema (MySQL) asked for, as
+    /// the audit record names it.
+    pub database: String,
+    /// The token, or why it could not be read from the protocol's
+    /// password packet. Wiped when dropped.
+    pub password: Result<Zeroizing<Vec<u8>>, String>,
+    /// The TLS server name the client sent.
+    pub sni: Option<String>,
+    /// Over TLS (`aws:SecureTransport`); false only for a plaintext
+    /// client let in by configuration.
+    pub secure: bool,
+    /// What the client calls itself.
+    pub user_agent: Option<String>,
+    pub startup: S,
+}
+
+/// Why a client is turned away after its opening.
+pub enum Denial<'a, R> {
+    /// The audit trail cannot write: nobody gets in unrecorded.
+    AuditUnavailable,
+    /// The token, its credential or the policy said no (one answer for
+    /// all, as RDS gives).
+    LoginRefused { user: &'a str, peer: SocketAddr },
+    /// A session limit or new-connection rate.
+    Throttled(&'static str),
+    /// The upstream login failed.
+    Upstream(&'a UpstreamFailure<R>),
+}
+
+/// An upstream login that failed.
+#[derive(Debug)]
+pub struct UpstreamFailure<R> {
+    /// `UpstreamCredentialRefused` or `UpstreamUnavailable`.
+    pub kind: FailureKind,
+    /// For the audit log.
+    pub reason: String,
+    /// The server's own refusal, for the protocol to pass on if it may.
+    pub server: Option<R>,
+}
+
+impl<R> UpstreamFailure<R> {
+    /// The server could not be reached or used.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::UpstreamUnavailable,
+            reason: reason.into(),
+            server: None,
+        }
+    }
+}
+
+/// What policy lets a session do beyond its statements' own rights.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allowed {
+    /// `latchkey:ChangeDatabasePassword`.
+    pub password_changes: bool,
+    /// `latchkey:ExecuteDynamicSql`.
+    pub dynamic_sql: bool,
+}
+
+/// A logged-in session, handed to [`Protocol::relay`].
+pub struct Session<'a, P: Protocol> {
+    pub client: P::Client,
+    pub upstream: P::Upstream,
+    pub auth: &'a Authenticated,
+    pub info: &'a Arc<SessionInfo>,
+    pub login: &'a Login<P::Startup>,
+    pub allowed: Allowed,
+}
+
+/// How a relay ended.
+pub struct Relayed<U> {
+    pub upstream: U,
+    pub end: SessionEnd,
+    /// The upstream connection is clean and may be pooled.
+    pub reusable: bool,
+}
+
+/// A gateway: the pipeline over one wire protocol.
+pub struct Gateway<P: Protocol> {
+    pub keeper: Gatekeeper,
+    pub protocol: P,
+    pool: Arc<Pool<P::Upstream>>,
+}
+
+/// A session past its handshake, ready to relay.
+struct Admitted<'g, P: Protocol> {
+    client: P::Client,
+    upstream: P::Upstream,
+    auth: Authenticated,
+    info: Arc<SessionInfo>,
+    login: Login<P::Startup>,
+    pool_key: Option<String>,
+    allowed: Allowed,
+    _slot: Slot<'g>,
+}
+
+impl<P: Protocol> Gateway<P> {
+    pub fn new(
+        protocol: P,
+        state: Arc<AppState>,
+        config: GatewayConfig,
+        audit: Arc<dyn AuditSink>,
+    ) -> Result<Self> {
+        Ok(Self {
+            pool: Arc::new(Pool::new(config.pool)),
+            keeper: Gatekeeper::new(state, config, P::ENGINE, audit)?,
+            protocol,
+        })
+    }
+
+    /// Re-reads the registered databases (called on a timer by `serve`).
+    pub fn reload_databases(&self) -> Result<()> {
+        self.keeper.reload_databases()
+    }
+
+    /// Periodic upkeep (blocking; run it off the session threads): ends
+    /// sessions whose credential was revoked or disabled, closes stale
+    /// pooled connections and forgets refilled rate buckets.
+    pub fn maintain(&self) {
+        self.pool.sweep();
+        self.keeper.maintain();
+    }
+
+    /// Idle pooled upstream connections.
+    pub fn pooled_connections(&self) -> usize {
+        self.pool.idle_count()
+    }
+
+    /// One client, from its first byte to its session's end.
+    pub async fn client(
+        &self,
+        transport: P::Transport,
+        peer: SocketAddr,
+        shard: usize,
+    ) -> Result<()> {
+        if self.keeper.refuse_early(peer).is_some() {
+            self.protocol.refuse_early(transport).await;
+            return Ok(());
+        }
+        let admitted = tokio::time::timeout(
+            self.keeper.config.startup_timeout,
+            self.handshake(transport, peer, shard),
+        )
+        .await
+        .map_err(|_| anyhow!("startup timed out"))??;
+        match admitted {
+            Some(session) => {
+                self.run(session, shard).await;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The opening, the checks and the upstream login. `None` when the
+    /// connection ended before relaying (a cancel request, a denial).
+    async fn handshake(
+        &self,
+        transport: P::Transport,
+        peer: SocketAddr,
+        shard: usize,
+    ) -> Result<Option<Admitted<'_, P>>> {
+        let keeper = &self.keeper;
+        let (mut client, login) = match self.protocol.open(keeper, transport, peer).await? {
+            Opening::Done => return Ok(None),
+            Opening::Plaintext { user } => {
+                tracing::info!(%peer, engine = P::ENGINE, "client refused: plaintext");
+                keeper.record_auth(
+                    peer,
+                    &user,
+                    Attempt::default(),
+                    AuthResult::Failure {
+                        kind: FailureKind::Plaintext,
+                        reason: "plaintext connection refused".into(),
+                    },
+                );
+                return Ok(None);
+            }
+            Opening::Login { client, login } => (client, login),
+        };
+        let mut attempt = Attempt {
+            user_agent: login.user_agent.clone(),
+            ..Attempt::default()
+        };
+        if !keeper.audit_accepting(peer, &login.user, &attempt) {
+            self.protocol
+                .deny(&mut client, Denial::AuditUnavailable)
+                .await?;
+            return Ok(None);
+        }
+        let checked = match &login.password {
+            Ok(password) => keeper.authenticate(
+                password,
+                &login.user,
+                login.sni.as_deref(),
+                login.secure,
+                peer,
+                &mut attempt,
+            ),
+            Err(why) => Err((FailureKind::MalformedToken, format!("token: {why}"))),
+        };
+        let auth = match checked {
+            Ok(auth) => auth,
+            Err((kind, reason)) => {
+                tracing::info!(%peer, engine = P::ENGINE, user = %login.user, reason = %reason, "login denied");
+                keeper.record_auth(
+                    peer,
+                    &login.user,
+                    attempt,
+                    AuthResult::Failure { kind, reason },
+                );
+                let user = login.user.as_str();
+                self.protocol
+                    .deny(&mut client, Denial::LoginRefused { user, peer })
+                    .await?;
+                return Ok(None);
+            }
+        };
+        let slot = match keeper.admit(&auth, peer, &login.user, &attempt) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                self.protocol
+                    .deny(&mut client, Denial::Throttled(limit))
+                    .await?;
+                return Ok(None);
+            }
+        };
+        let pool_key = self
+            .pool
+            .enabled()
+            .then(|| self.protocol.pool_key(keeper, &auth, &login))
+            .flatten();
+        let pooled = pool_key.as_deref().and_then(|k| self.pool.take(k, shard));
+        let upstream = match pooled {
+            Some(upstream) => Ok(upstream),
+            None => {
+                let started = Instant::now();
+                let connected = self.protocol.connect(keeper, &auth, &login).await;
+                keeper
+                    .state
+                    .metrics
+                    .upstream_connect
+                    .observe(started.elapsed());
+                connected
+            }
+        }
+        .and_then(|upstream| {
+            self.protocol
+                .check_fit(&login, &upstream)
+                .map(|()| upstream)
+        });
+        let upstream = match upstream {
+            Ok(upstream) => upstream,
+            Err(failure) => {
+                tracing::warn!(%peer, engine = P::ENGINE, database = %auth.db.name, reason = %failure.reason, "upstream login failed");
+                keeper.record_auth(
+                    peer,
+                    &login.user,
+                    attempt,
+                    AuthResult::Failure {
+                        kind: failure.kind,
+                        reason: failure.reason.clone(),
+                    },
+                );
+                let _ = self
+                    .protocol
+                    .deny(&mut client, Denial::Upstream(&failure))
+                    .await;
+                return Ok(None);
+            }
+        };
+        self.protocol
+            .welcome(&mut client, &login, &upstream, &auth)
+            .await?;
+        let allowed = Allowed {
+            password_changes: keeper.allows(
+                &auth,
+                latchkey_sqlguard::CHANGE_PASSWORD_ACTION,
+                login.secure,
+            ),
+            dynamic_sql: keeper.allows(&auth, latchkey_sqlguard::DYNAMIC_SQL_ACTION, login.secure),
+        };
+        let info = keeper.session_started(
+            peer,
+            attempt,
+            &auth,
+            login.database.clone(),
+            login.user.clone(),
+        )?;
+        Ok(Some(Admitted {
+            client,
+            upstream,
+            auth,
+            info,
+            login,
+            pool_key,
+            allowed,
+            _slot: slot,
+        }))
+    }
+
+    /// Relays a logged-in session to its end, records the end, and pools
+    /// the upstream connection if it is clean.
+    async fn run(&self, admitted: Admitted<'_, P>, shard: usize) {
+        let Admitted {
+            client,
+            upstream,
+            auth,
+            info,
+            login,
+            pool_key,
+            allowed,
+            _slot,
+        } = admitted;
+        let mut watch = self.keeper.watch(&info, &auth);
+        let session = Session {
+            client,
+            upstream,
+            auth: &auth,
+            info: &info,
+            login: &login,
+            allowed,
+        };
+        let relayed = self.protocol.relay(&self.keeper, session, &mut watch).await;
+        self.keeper
+            .session_ended(watch, info.clone(), &auth.caller, relayed.end);
+        if let (true, Some(key)) = (relayed.reusable, pool_key) {
+            let pool = self.pool.clone();
+            let mut upstream = relayed.upstream;
+            tokio::spawn(async move {
+                match P::reset(&mut upstream).await {
+                    Ok(()) => pool.put(key, upstream, shard),
+                    Err(e) => tracing::debug!(error = %e, "not pooling an upstream connection"),
+                }
+            });
+        }
+    }
+}
+
+impl<P: Protocol<Transport = TcpStream>> Gateway<P> {
+    /// Accepts clients until `shutdown` resolves, on
+    /// [`GatewayConfig::threads`] session threads (see
+    /// [`crate::serve_on_threads`]).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        let threads = self.keeper.config.threads;
+        crate::serve_on_threads(
+            listener,
+            shutdown,
+            threads,
+            P::THREADS,
+            move |tcp, peer, shard| {
+                let gateway = self.clone();
+                async move {
+                    if let Err(e) = gateway.client(tcp, peer, shard).await {
+                        tracing::debug!(%peer, engine = P::ENGINE, error = %e, "client ended");
+                    }
+                }
+            },
+        )
+        .await
+    }
+}
