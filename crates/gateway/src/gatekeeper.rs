@@ -138,7 +138,7 @@ impl Gatekeeper {
             .store
             .list_databases()?
             .into_iter()
-            .filter(|d| d.engine == self.engine)
+            .filter(|d| d.engine.as_str() == self.engine)
             .collect();
         *self.databases.write().unwrap_or_else(|p| p.into_inner()) = dbs;
         Ok(())

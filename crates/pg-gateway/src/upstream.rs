@@ -91,7 +91,7 @@ async fn login(
     forwarded: &[(String, String)],
 ) -> Result<Upstream> {
     let addr = ServerAddr::resolve(&db.upstream).await?;
-    let mode = TlsMode::of(db)?;
+    let mode = db.upstream_tls;
     let tcp = addr.connect().await?;
     let mut up = match mode {
         TlsMode::Disable => UpstreamStream::Plain(tcp),

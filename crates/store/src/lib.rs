@@ -3,10 +3,15 @@
 //! cluster keys) is sealed by the [`Vault`] before it reaches the disk.
 
 mod anchor;
+mod domain;
 mod iam_extra;
 mod names;
 pub mod vault;
 
+pub use domain::{
+    Database, DatabaseError, Engine, PrincipalKind, TlsMode, UnknownEngine, UnknownPrincipalKind,
+    UnknownTlsMode, UnknownUpstreamAuth, UpstreamAuth,
+};
 pub use iam_extra::{MAX_POLICY_VERSIONS, ManagedPolicy, PolicyEntity, PolicyVersion};
 pub use names::replace_principal;
 
@@ -39,21 +44,9 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// A principal kind that policies attach to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PrincipalKind {
-    User,
-    Role,
-    Group,
-}
-
-impl PrincipalKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PrincipalKind::User => "user",
-            PrincipalKind::Role => "role",
-            PrincipalKind::Group => "group",
-        }
+impl From<DatabaseError> for StoreError {
+    fn from(e: DatabaseError) -> Self {
+        StoreError::InvalidInput(e.message())
     }
 }
 
@@ -95,31 +88,6 @@ pub struct AccessKey {
     pub user: String,
     pub active: bool,
     pub created: i64,
-}
-
-/// A database registered behind the gateway.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Database {
-    pub name: String,
-    /// `postgres` or `mysql`.
-    pub engine: String,
-    /// Host names tokens are signed for (lowercase).
-    pub endpoints: Vec<String>,
-    /// `host:port` of the real server.
-    pub upstream: String,
-    /// `password` (stored sealed here), `cert` (a client certificate from
-    /// Latchkey's database CA) or `trust` (development only).
-    pub upstream_auth: String,
-    /// TLS to the real server, as libpq's `sslmode`: `disable`, `prefer`
-    /// (the default; an empty string means it too), `require`, `verify-ca`
-    /// or `verify-full`.
-    pub upstream_tls: String,
-    /// PEM certificates the real server's certificate must chain to
-    /// (`verify-ca`, `verify-full`).
-    pub upstream_ca: Option<String>,
-    /// `db-` and 26 uppercase alphanumerics, in the connect ARN.
-    pub resource_id: String,
-    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,13 +153,6 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ),
     ("managed_policies", "tags", "TEXT NOT NULL DEFAULT '[]'"),
 ];
-
-/// Upstream TLS modes, as libpq's `sslmode`.
-pub const UPSTREAM_TLS_MODES: [&str; 5] =
-    ["disable", "prefer", "require", "verify-ca", "verify-full"];
-
-/// Upstream authentication methods.
-pub const UPSTREAM_AUTH_METHODS: [&str; 3] = ["password", "cert", "trust"];
 
 const DATABASE_CA_CONTEXT: &[u8] = b"latchkey database CA";
 const AUDIT_KEY_CONTEXT: &[u8] = b"latchkey audit signing key";
@@ -260,71 +221,16 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-/// Checks a database's settings and normalises them (lowercase endpoints,
-/// `prefer` for an empty TLS mode).
-fn check_database(db: &Database) -> Result<Database> {
-    if !valid_name(&db.name, 63) {
-        return Err(StoreError::InvalidInput(
-            "database names are 1-63 characters of [A-Za-z0-9_+=,.@-]",
-        ));
-    }
-    if db.endpoints.is_empty()
-        || db
-            .endpoints
-            .iter()
-            .any(|e| e.is_empty() || e.contains([':', '/', ' ']))
-    {
-        return Err(StoreError::InvalidInput(
-            "give at least one endpoint host name (no port)",
-        ));
-    }
-    if !UPSTREAM_AUTH_METHODS.contains(&db.upstream_auth.as_str()) {
-        return Err(StoreError::InvalidInput(
-            "upstream auth must be password, cert or trust",
-        ));
-    }
-    let tls = if db.upstream_tls.is_empty() {
-        "prefer"
-    } else {
-        db.upstream_tls.as_str()
-    };
-    if !UPSTREAM_TLS_MODES.contains(&tls) {
-        return Err(StoreError::InvalidInput(
-            "upstream TLS must be disable, prefer, require, verify-ca or verify-full",
-        ));
-    }
-    if db.upstream_auth == "cert" && matches!(tls, "disable" | "prefer") {
-        return Err(StoreError::InvalidInput(
-            "upstream auth cert needs upstream TLS require, verify-ca or verify-full",
-        ));
-    }
-    let verifies = matches!(tls, "verify-ca" | "verify-full");
-    match &db.upstream_ca {
-        None if verifies => {
-            return Err(StoreError::InvalidInput(
-                "upstream TLS verify-ca and verify-full need the upstream CA certificate",
-            ));
-        }
-        Some(_) if !verifies => {
-            return Err(StoreError::InvalidInput(
-                "an upstream CA certificate is used only with upstream TLS verify-ca or verify-full",
-            ));
-        }
-        Some(pem) if !pem.contains("-----BEGIN CERTIFICATE-----") || pem.len() > 256 * 1024 => {
-            return Err(StoreError::InvalidInput(
-                "the upstream CA must be PEM certificates (at most 256 KiB)",
-            ));
-        }
-        _ => {}
-    }
-    Ok(Database {
-        endpoints: db
-            .endpoints
-            .iter()
-            .map(|e| e.to_ascii_lowercase())
-            .collect(),
-        upstream_tls: tls.to_owned(),
-        ..db.clone()
+/// A text column holding one of a closed set of values; an unknown one
+/// (written by hand) is a conversion error, not a guess.
+fn parse_column<T>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = r.get(i)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
@@ -1239,7 +1145,7 @@ impl Store {
 
     /// Registers a database behind the gateway.
     pub fn register_database(&self, db: &Database, now: i64) -> Result<Database> {
-        let db = check_database(db)?;
+        let db = db.checked()?;
         let resource_id = format!(
             "db-{}",
             latchkey_session::base32(&random::<20>()?)[..26].to_owned()
@@ -1247,7 +1153,7 @@ impl Store {
         let n = self.db().execute(
             "INSERT OR IGNORE INTO databases (name, engine, endpoints, upstream, upstream_auth, resource_id, tags, created, upstream_tls, upstream_ca)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![db.name, db.engine, serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth, resource_id, tags_json(&db.tags), now, db.upstream_tls, db.upstream_ca],
+            params![db.name, db.engine.as_str(), serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth.as_str(), resource_id, tags_json(&db.tags), now, db.upstream_tls.as_str(), db.upstream_ca],
         )?;
         if n == 0 {
             return Err(StoreError::EntityAlreadyExists {
@@ -1262,13 +1168,13 @@ impl Store {
     /// and resource id, so connect ARNs stay the same). Stored upstream
     /// passwords are kept.
     pub fn update_database(&self, db: &Database) -> Result<Database> {
-        let db = check_database(db)?;
+        let db = db.checked()?;
         let resource_id: Option<String> = {
             let conn = self.db();
             let n = conn.execute(
                 "UPDATE databases SET engine = ?2, endpoints = ?3, upstream = ?4, upstream_auth = ?5, tags = ?6, upstream_tls = ?7, upstream_ca = ?8
                  WHERE name = ?1",
-                params![db.name, db.engine, serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth, tags_json(&db.tags), db.upstream_tls, db.upstream_ca],
+                params![db.name, db.engine.as_str(), serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth.as_str(), tags_json(&db.tags), db.upstream_tls.as_str(), db.upstream_ca],
             )?;
             if n == 0 {
                 None
@@ -1295,13 +1201,13 @@ impl Store {
         let rows = stmt.query_map([], |r| {
             Ok(Database {
                 name: r.get(0)?,
-                engine: r.get(1)?,
+                engine: parse_column(r, 1)?,
                 endpoints: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
                 upstream: r.get(3)?,
-                upstream_auth: r.get(4)?,
+                upstream_auth: parse_column(r, 4)?,
                 resource_id: r.get(5)?,
                 tags: parse_tags(&r.get::<_, String>(6)?),
-                upstream_tls: r.get(7)?,
+                upstream_tls: parse_column(r, 7)?,
                 upstream_ca: r.get(8)?,
             })
         })?;
