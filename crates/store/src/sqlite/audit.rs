@@ -6,8 +6,8 @@ use rusqlite::{OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use super::{AUDIT_KEY_CONTEXT, SqliteBackend};
-use crate::{Result, StoreError};
 use crate::backend::Audit;
+use crate::{Result, StoreError};
 
 impl Audit for SqliteBackend {
     fn audit_signing_key(&self) -> Result<Option<Zeroizing<Vec<u8>>>> {
