@@ -10,8 +10,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use latchkey_gateway::dbca::{DbCa, pem_fingerprints};
-use latchkey_gateway::net::check_database;
-use latchkey_store::{Database, Store, StoreError};
+use latchkey_gateway::net::check_tls_settings;
+use latchkey_store::{Database, Store, StoreError, TlsMode, UpstreamAuth};
 use serde::Deserialize;
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -119,11 +119,11 @@ fn open(server: &ServerArgs) -> Result<(Store, String)> {
 fn describe(db: &Database, account: &str, region: &str) -> serde_json::Value {
     json!({
         "name": db.name,
-        "engine": db.engine,
+        "engine": db.engine.as_str(),
         "endpoints": db.endpoints,
         "upstream": db.upstream,
-        "auth": db.upstream_auth,
-        "upstreamTls": db.upstream_tls,
+        "auth": db.upstream_auth.as_str(),
+        "upstreamTls": db.upstream_tls.as_str(),
         "upstreamCaSha256": db.upstream_ca.as_deref().map(pem_fingerprints).unwrap_or_default(),
         "resourceId": db.resource_id,
         "connectArnPrefix": format!("arn:aws:rds-db:{region}:{account}:dbuser:{}/", db.resource_id),
@@ -192,18 +192,19 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let upstream_ca = a.upstream_ca.as_deref().map(read_ca).transpose()?;
+            // clap allows only known values; parsing types them.
             let wanted = Database {
                 name: a.name.clone(),
-                engine: a.engine.clone(),
+                engine: a.engine.parse()?,
                 endpoints: a.endpoints.clone(),
                 upstream: a.upstream.clone(),
-                upstream_auth: a.auth.clone(),
-                upstream_tls: a.upstream_tls.clone(),
+                upstream_auth: a.auth.parse()?,
+                upstream_tls: a.upstream_tls.parse()?,
                 upstream_ca,
                 resource_id: String::new(),
                 tags,
             };
-            check_database(&wanted)?;
+            check_tls_settings(&wanted)?;
             let now = latchkey_identity::clock::system_now();
             let db = match store.register_database(&wanted, now) {
                 Err(StoreError::EntityAlreadyExists { .. }) if a.update => {
@@ -211,7 +212,7 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
                 }
                 other => other?,
             };
-            if db.upstream_auth == "cert" {
+            if db.upstream_auth == UpstreamAuth::Cert {
                 // Made now, so that `db ca` and every node agree from the start.
                 DbCa::load_or_create(&store, now)?;
             }
@@ -342,17 +343,26 @@ impl DatabaseConfig {
             }
             Some(path) => Some(read_ca(Path::new(path))?),
         };
+        // Parsed in the order the settings were always checked in, so the
+        // first mistake reported stays the same.
+        let engine = self.engine.parse()?;
+        let upstream_auth = self.auth.parse()?;
+        // An empty mode has always meant the default.
+        let upstream_tls = match self.upstream_tls.as_str() {
+            "" => TlsMode::default(),
+            mode => mode.parse()?,
+        };
         let db = Database {
             name: self.name.clone(),
-            engine: self.engine.clone(),
+            engine,
             endpoints: self
                 .endpoints
                 .iter()
                 .map(|e| e.to_ascii_lowercase())
                 .collect(),
             upstream: self.upstream.clone(),
-            upstream_auth: self.auth.clone(),
-            upstream_tls: self.upstream_tls.clone(),
+            upstream_auth,
+            upstream_tls,
             upstream_ca,
             resource_id: String::new(),
             tags: self
@@ -361,7 +371,7 @@ impl DatabaseConfig {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         };
-        check_database(&db)?;
+        check_tls_settings(&db)?;
         Ok(db)
     }
 }
@@ -429,7 +439,7 @@ pub fn sync_databases(store: &Store, configs: &[DatabaseConfig], now: i64) -> Re
                 tracing::info!(database = %db.name, "registered from the configuration");
             }
         }
-        if db.upstream_auth == "cert" {
+        if db.upstream_auth == UpstreamAuth::Cert {
             DbCa::load_or_create(store, now)?;
         }
         for (user, password) in passwords {
@@ -495,9 +505,9 @@ auth = "cert"
         ));
         sync_databases(&store, &first, 100).unwrap();
         let orders = store.get_database("orders").unwrap();
-        assert_eq!(orders.engine, "postgres");
-        assert_eq!(orders.upstream_tls, "prefer");
-        assert_eq!(orders.upstream_auth, "password");
+        assert_eq!(orders.engine, latchkey_store::Engine::Postgres);
+        assert_eq!(orders.upstream_tls, TlsMode::Prefer);
+        assert_eq!(orders.upstream_auth, UpstreamAuth::Password);
         assert_eq!(orders.endpoints, ["orders.internal"]);
         assert_eq!(
             store
@@ -508,9 +518,9 @@ auth = "cert"
             std::env::var("PATH").unwrap()
         );
         let billing = store.get_database("billing").unwrap();
-        assert_eq!(billing.upstream_tls, "verify-full");
+        assert_eq!(billing.upstream_tls, TlsMode::VerifyFull);
         assert_eq!(billing.upstream_ca.as_deref(), Some(ca.cert_pem()));
-        assert_eq!(billing.upstream_auth, "cert");
+        assert_eq!(billing.upstream_auth, UpstreamAuth::Cert);
 
         // Unchanged: nothing happens. Changed: same resource id.
         sync_databases(&store, &first, 200).unwrap();
@@ -529,7 +539,7 @@ tags = { env = "prod" }
         let changed = store.get_database("orders").unwrap();
         assert_eq!(changed.resource_id, orders.resource_id);
         assert_eq!(changed.upstream, "db2.internal:5432");
-        assert_eq!(changed.upstream_tls, "require");
+        assert_eq!(changed.upstream_tls, TlsMode::Require);
         assert_eq!(changed.tags, [("env".to_owned(), "prod".to_owned())]);
         assert_eq!(changed.endpoints.len(), 2);
         // Not in the file any more: left alone.

@@ -17,7 +17,7 @@ use latchkey_audit::{
 use latchkey_dbtoken::{DbAuthToken, TokenAction, TokenError, TokenVerifier};
 use latchkey_identity::{AppState, Caller, CredentialFailure, IdentityError};
 use latchkey_sigv4::AmzDate;
-use latchkey_store::{Database, random};
+use latchkey_store::{Database, Engine, random};
 use zeroize::Zeroizing;
 
 use crate::GatewayConfig;
@@ -150,9 +150,9 @@ pub struct SessionEnd {
 pub struct Gatekeeper {
     pub state: Arc<AppState>,
     pub config: GatewayConfig,
-    /// `postgres` or `mysql`: which registered databases this gateway
-    /// serves, and the engine in its audit records and metrics.
-    pub engine: &'static str,
+    /// Which registered databases this gateway serves, and the engine in
+    /// its audit records and metrics.
+    pub engine: Engine,
     pub audit: Arc<dyn AuditSink>,
     verifier: TokenVerifier,
     databases: RwLock<Vec<Database>>,
@@ -167,7 +167,7 @@ impl Gatekeeper {
     pub fn new(
         state: Arc<AppState>,
         config: GatewayConfig,
-        engine: &'static str,
+        engine: Engine,
         audit: Arc<dyn AuditSink>,
     ) -> Result<Self> {
         let keeper = Self {
@@ -249,7 +249,7 @@ impl Gatekeeper {
                 Err(IdentityError::Credential(c)) if c.failure == CredentialFailure::Expired => {}
                 Err(e) => {
                     tracing::info!(
-                        engine = self.engine,
+                        engine = self.engine.as_str(),
                         session = id,
                         access_key_id = %akid,
                         reason = %e,
@@ -285,7 +285,7 @@ impl Gatekeeper {
     /// anything is read from it: a blocked address or too many new
     /// connections from it. The refusal is recorded.
     pub fn refuse_early(&self, peer: SocketAddr) -> Option<&'static str> {
-        self.state.metrics.connection(self.engine);
+        self.state.metrics.connection(self.engine.as_str());
         let (kind, reason) = if self.state.is_blocked(peer.ip(), self.state.now()) {
             (
                 FailureKind::Blocked,
@@ -299,7 +299,7 @@ impl Gatekeeper {
         } else {
             return None;
         };
-        tracing::info!(%peer, engine = self.engine, reason, "connection refused");
+        tracing::info!(%peer, engine = self.engine.as_str(), reason, "connection refused");
         self.record_auth(
             peer,
             "",
@@ -314,9 +314,9 @@ impl Gatekeeper {
 
     /// Records a login's outcome (audit and metrics).
     pub fn record_auth(&self, peer: SocketAddr, user: &str, attempt: Attempt, result: AuthResult) {
-        self.state.metrics.auth(self.engine, &result);
+        self.state.metrics.auth(self.engine.as_str(), &result);
         self.audit.record(Event::Auth(AuthEvent {
-            engine: self.engine,
+            engine: self.engine.as_str(),
             time: SystemTime::now(),
             source_ip: peer.ip(),
             user_agent: attempt.user_agent,
@@ -340,7 +340,7 @@ impl Gatekeeper {
         if self.audit.accepting() {
             return true;
         }
-        tracing::warn!(%peer, engine = self.engine, "login refused: the audit trail cannot write");
+        tracing::warn!(%peer, engine = self.engine.as_str(), "login refused: the audit trail cannot write");
         self.record_auth(
             peer,
             user,
@@ -428,7 +428,7 @@ impl Gatekeeper {
                     WrongTarget,
                     format!(
                         "no {} database is registered for endpoint {host}",
-                        self.engine
+                        self.engine.as_str()
                     ),
                 )
             })?;
@@ -603,7 +603,7 @@ impl Gatekeeper {
             }
         });
         if let Err(reason) = admitted {
-            tracing::info!(%peer, engine = self.engine, principal = %auth.caller.arn, reason, "connection refused");
+            tracing::info!(%peer, engine = self.engine.as_str(), principal = %auth.caller.arn, reason, "connection refused");
             self.record_auth(
                 peer,
                 user,
@@ -630,7 +630,7 @@ impl Gatekeeper {
         let session_id: [u8; 8] = random()?;
         let info = Arc::new(SessionInfo {
             session_id: session_id.iter().map(|b| format!("{b:02x}")).collect(),
-            engine: self.engine,
+            engine: self.engine.as_str(),
             identity: attempt
                 .identity
                 .clone()
@@ -665,7 +665,7 @@ impl Gatekeeper {
                 },
             );
         }
-        self.state.metrics.sessions(self.engine).inc();
+        self.state.metrics.sessions(self.engine.as_str()).inc();
         Watch {
             id,
             revoked: Some(end_rx),
@@ -704,10 +704,12 @@ impl Gatekeeper {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&watch.id);
-        self.state.metrics.sessions(self.engine).dec();
-        self.state
-            .metrics
-            .relayed(self.engine, end.bytes_from_client, end.bytes_to_client);
+        self.state.metrics.sessions(self.engine.as_str()).dec();
+        self.state.metrics.relayed(
+            self.engine.as_str(),
+            end.bytes_from_client,
+            end.bytes_to_client,
+        );
         let credential_expired = caller
             .session
             .as_ref()

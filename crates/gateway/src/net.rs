@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::dbca::{self, DbCa};
 use anyhow::{Context, Result, anyhow, bail};
-use latchkey_store::{Database, Store};
+use latchkey_store::{Database, Engine, Store, UpstreamAuth};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -178,49 +178,8 @@ impl AsyncWrite for UpstreamStream {
     }
 }
 
-/// How the gateway protects its connection to the real server: libpq's
-/// `sslmode` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlsMode {
-    /// Plaintext.
-    Disable,
-    /// TLS if the server offers it, plaintext if not; the certificate is
-    /// not checked.
-    Prefer,
-    /// TLS, without checking the certificate (the handshake signature is
-    /// still checked).
-    Require,
-    /// TLS; the certificate must chain to the database's CA.
-    VerifyCa,
-    /// As `VerifyCa`, and the certificate must name the upstream host.
-    VerifyFull,
-}
-
-impl TlsMode {
-    /// The mode a database is registered with (empty means `prefer`).
-    pub fn of(db: &Database) -> Result<Self> {
-        Ok(match db.upstream_tls.as_str() {
-            "disable" => TlsMode::Disable,
-            "" | "prefer" => TlsMode::Prefer,
-            "require" => TlsMode::Require,
-            "verify-ca" => TlsMode::VerifyCa,
-            "verify-full" => TlsMode::VerifyFull,
-            other => bail!(
-                "upstream TLS mode {other:?} is not disable, prefer, require, verify-ca or verify-full"
-            ),
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsMode::Disable => "disable",
-            TlsMode::Prefer => "prefer",
-            TlsMode::Require => "require",
-            TlsMode::VerifyCa => "verify-ca",
-            TlsMode::VerifyFull => "verify-full",
-        }
-    }
-}
+/// The upstream TLS mode, typed in the store (kept here under its old path).
+pub use latchkey_store::TlsMode;
 
 /// The host part of `host:port`, `[v6]:port` or a bare host.
 pub fn upstream_host(upstream: &str) -> &str {
@@ -233,36 +192,14 @@ pub fn upstream_host(upstream: &str) -> &str {
     }
 }
 
-/// Checks a registration as the gateways will use it: a known engine,
-/// an upstream authentication that engine supports, and the TLS
-/// settings (see [`check_tls_settings`]).
-pub fn check_database(db: &Database) -> Result<()> {
-    match (db.engine.as_str(), db.upstream_auth.as_str()) {
-        ("postgres", "password" | "cert" | "trust") | ("mysql", "password" | "trust") => {}
-        ("mysql", auth) => bail!(
-            "upstream auth {auth} is not available for mysql databases (use password or trust)"
-        ),
-        ("postgres", auth) => bail!("upstream auth {auth} is not password, cert or trust"),
-        (engine, _) => bail!("engine {engine:?} is not postgres or mysql"),
-    }
-    check_tls_settings(db)
-}
-
-/// Checks a database's upstream TLS settings as the gateway will use
-/// them: the mode, the CA certificates (PEM), and for `verify-full` that
-/// the upstream host is a valid DNS name or IP address. For registration,
-/// so that mistakes show at once rather than as failed logins.
+/// Checks a database's upstream settings as the gateway will use them:
+/// the store's rules joining engine, authentication and TLS mode, then
+/// the CA certificates (PEM), and for `verify-full` that the upstream
+/// host is a valid DNS name or IP address. For registration, so that
+/// mistakes show at once rather than as failed logins.
 pub fn check_tls_settings(db: &Database) -> Result<()> {
-    let mode = TlsMode::of(db)?;
-    if db.upstream_auth == "cert" && matches!(mode, TlsMode::Disable | TlsMode::Prefer) {
-        bail!("upstream auth cert needs upstream TLS require, verify-ca or verify-full");
-    }
-    if matches!(mode, TlsMode::VerifyCa | TlsMode::VerifyFull) && db.upstream_ca.is_none() {
-        bail!(
-            "upstream TLS {} needs the upstream CA certificate",
-            mode.as_str()
-        );
-    }
+    db.check_upstream()?;
+    let mode = db.upstream_tls;
     if let Some(pem) = &db.upstream_ca {
         dbca::parse_pem_certs(pem).context("the upstream CA")?;
     }
@@ -438,7 +375,7 @@ pub fn client_config(
     user: &str,
 ) -> Result<Arc<ClientConfig>> {
     let now = latchkey_identity::clock::system_now();
-    let cert = db.upstream_auth == "cert";
+    let cert = db.upstream_auth == UpstreamAuth::Cert;
     let settings = TlsSettings {
         mode,
         upstream: db.upstream.clone(),
@@ -473,7 +410,7 @@ pub fn client_config(
         (builder.with_no_client_auth(), i64::MAX)
     };
     // PostgreSQL 17 checks the protocol when the client names one.
-    if db.engine == "postgres" {
+    if db.engine == Engine::Postgres {
         config.alpn_protocols = vec![b"postgresql".to_vec()];
     }
     let config = Arc::new(config);
@@ -531,15 +468,14 @@ mod tests {
         let db = |tls: &str, auth: &str, ca: Option<&str>| Database {
             name: "orders".into(),
             upstream: "db.example:5432".into(),
-            upstream_tls: tls.into(),
-            upstream_auth: auth.into(),
+            upstream_tls: tls.parse().unwrap(),
+            upstream_auth: auth.parse().unwrap(),
             upstream_ca: ca.map(str::to_owned),
             ..Default::default()
         };
-        check_tls_settings(&db("", "password", None)).unwrap();
+        check_tls_settings(&db("prefer", "password", None)).unwrap();
         check_tls_settings(&db("require", "cert", None)).unwrap();
         let err = |d: Database| format!("{:#}", check_tls_settings(&d).unwrap_err());
-        assert!(err(db("on", "password", None)).contains("is not disable"));
         assert!(err(db("prefer", "cert", None)).contains("cert needs"));
         assert!(err(db("verify-full", "password", None)).contains("needs the upstream CA"));
         assert!(err(db("verify-ca", "password", Some("nope"))).contains("no PEM certificate"));
@@ -556,7 +492,7 @@ mod tests {
         let mut bad_host = db("verify-full", "cert", Some(&pem));
         bad_host.upstream = "bad_host!:5432".into();
         assert!(err(bad_host.clone()).contains("not a valid DNS name"));
-        bad_host.upstream_tls = "verify-ca".into();
+        bad_host.upstream_tls = TlsMode::VerifyCa;
         check_tls_settings(&bad_host).unwrap();
         // Built once, then cached.
         let d = db("verify-full", "password", Some(&pem));

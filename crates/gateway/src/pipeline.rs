@@ -22,6 +22,7 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 use latchkey_audit::{AuditSink, AuthResult, FailureKind, SessionInfo};
 use latchkey_identity::AppState;
+use latchkey_store::Engine;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use zeroize::Zeroizing;
@@ -33,9 +34,9 @@ use crate::{Attempt, Authenticated, Gatekeeper, GatewayConfig, Watch};
 
 /// A wire protocol, as the pipeline drives it.
 pub trait Protocol: Send + Sync + Sized + 'static {
-    /// `postgres` or `mysql`: which registered databases the gateway
-    /// serves, and the engine in audit records and metrics.
-    const ENGINE: &'static str;
+    /// Which registered databases the gateway serves, and the engine in
+    /// audit records and metrics.
+    const ENGINE: Engine;
     /// The session threads' name (`NAME-N`).
     const THREADS: &'static str;
     /// The client's byte stream as accepted (TCP; a duplex in tests).
@@ -302,7 +303,7 @@ impl<P: Protocol> Gateway<P> {
         let (mut client, login) = match self.protocol.open(keeper, transport, peer).await? {
             Opening::Done => return Ok(None),
             Opening::Plaintext { user } => {
-                tracing::info!(%peer, engine = P::ENGINE, "client refused: plaintext");
+                tracing::info!(%peer, engine = P::ENGINE.as_str(), "client refused: plaintext");
                 keeper.record_auth(
                     peer,
                     &user,
@@ -340,7 +341,7 @@ impl<P: Protocol> Gateway<P> {
         let auth = match checked {
             Ok(auth) => auth,
             Err((kind, reason)) => {
-                tracing::info!(%peer, engine = P::ENGINE, user = %login.user, reason = %reason, "login denied");
+                tracing::info!(%peer, engine = P::ENGINE.as_str(), user = %login.user, reason = %reason, "login denied");
                 keeper.record_auth(
                     peer,
                     &login.user,
@@ -390,7 +391,7 @@ impl<P: Protocol> Gateway<P> {
         let upstream = match upstream {
             Ok(upstream) => upstream,
             Err(failure) => {
-                tracing::warn!(%peer, engine = P::ENGINE, database = %auth.db.name, reason = %failure.reason, "upstream login failed");
+                tracing::warn!(%peer, engine = P::ENGINE.as_str(), database = %auth.db.name, reason = %failure.reason, "upstream login failed");
                 keeper.record_auth(
                     peer,
                     &login.user,
@@ -494,7 +495,7 @@ impl<P: Protocol<Transport = TcpStream>> Gateway<P> {
                 let gateway = self.clone();
                 async move {
                     if let Err(e) = gateway.client(tcp, peer, shard).await {
-                        tracing::debug!(%peer, engine = P::ENGINE, error = %e, "client ended");
+                        tracing::debug!(%peer, engine = P::ENGINE.as_str(), error = %e, "client ended");
                     }
                 }
             },
@@ -502,3 +503,7 @@ impl<P: Protocol<Transport = TcpStream>> Gateway<P> {
         .await
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -22,7 +22,11 @@ pub const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 pub trait Pooled: Send {
     /// When it logged in.
     fn created(&self) -> Instant;
-    fn stream(&mut self) -> &mut UpstreamStream;
+    /// Whether the server has not closed it or sent anything unasked
+    /// (see [`stream_alive`]).
+    fn alive(&mut self) -> bool;
+    /// Re-registers its socket with the calling thread's runtime.
+    fn move_to_this_thread(&mut self) -> std::io::Result<()>;
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -76,7 +80,7 @@ fn fnv1a(text: &str) -> u64 {
 
 /// The connection has not been closed by the server and has sent nothing
 /// unasked (an idle server only speaks to say it is going away).
-fn alive(stream: &mut UpstreamStream) -> bool {
+pub fn stream_alive(stream: &mut UpstreamStream) -> bool {
     let mut byte = [0u8; 1];
     let mut buf = ReadBuf::new(&mut byte);
     let mut cx = Context::from_waker(Waker::noop());
@@ -109,8 +113,8 @@ impl<C: Pooled> Pool<C> {
                 idle?
             };
             if idle.upstream.created().elapsed() < self.config.max_lifetime
-                && alive(idle.upstream.stream())
-                && (idle.thread == thread || idle.upstream.stream().move_to_this_thread().is_ok())
+                && idle.upstream.alive()
+                && (idle.thread == thread || idle.upstream.move_to_this_thread().is_ok())
             {
                 return Some(idle.upstream);
             }
@@ -143,7 +147,7 @@ impl<C: Pooled> Pool<C> {
             list.retain_mut(|i| {
                 i.since.elapsed() < config.idle_timeout
                     && i.upstream.created().elapsed() < config.max_lifetime
-                    && alive(i.upstream.stream())
+                    && i.upstream.alive()
             });
         }
         pool.retain(|_, list| !list.is_empty());

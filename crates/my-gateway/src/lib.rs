@@ -36,6 +36,7 @@ use latchkey_identity::AppState;
 use latchkey_my_stream::{Audit, Intercepted, Interception, Tracker};
 use latchkey_mywire::{self as wire, ClientHello, HandshakeV10, OkInfo};
 use latchkey_sqlguard::{CHANGE_PASSWORD_ACTION, DYNAMIC_SQL_ACTION, Refusal};
+use latchkey_store::Engine;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -189,7 +190,7 @@ impl Mysql {
 }
 
 impl Protocol for Mysql {
-    const ENGINE: &'static str = "mysql";
+    const ENGINE: Engine = Engine::Mysql;
     const THREADS: &'static str = "mysql-sessions";
     type Transport = TcpStream;
     type Client = MyClient;

@@ -58,8 +58,12 @@ impl Pooled for Upstream {
         self.created
     }
 
-    fn stream(&mut self) -> &mut UpstreamStream {
-        &mut self.stream
+    fn alive(&mut self) -> bool {
+        latchkey_gateway::pool::stream_alive(&mut self.stream)
+    }
+
+    fn move_to_this_thread(&mut self) -> std::io::Result<()> {
+        self.stream.move_to_this_thread()
     }
 }
 
@@ -112,7 +116,7 @@ pub async fn connect(store: &Store, db: &Database, req: &LoginRequest<'_>) -> Re
 
 async fn login(store: &Store, db: &Database, req: &LoginRequest<'_>) -> Result<Upstream> {
     let addr = ServerAddr::resolve(&db.upstream).await?;
-    let mode = TlsMode::of(db)?;
+    let mode = db.upstream_tls;
     let mut socket: Socket = addr.connect().await?;
     let (seq, payload) = read_packet(&mut socket, MAX_CONTROL_PACKET).await?;
     if payload.first() == Some(&0xff) {
@@ -153,7 +157,7 @@ async fn login(store: &Store, db: &Database, req: &LoginRequest<'_>) -> Result<U
     } else {
         UpstreamStream::Plain(socket)
     };
-    let password = if db.upstream_auth == "trust" {
+    let password = if db.upstream_auth == latchkey_store::UpstreamAuth::Trust {
         Zeroizing::new(String::new())
     } else {
         store

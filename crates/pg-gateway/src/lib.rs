@@ -32,6 +32,7 @@ use latchkey_gateway::{
 };
 use latchkey_identity::AppState;
 use latchkey_pgwire::{self as wire, Severity, Startup};
+use latchkey_store::Engine;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -155,7 +156,7 @@ impl Postgres {
 }
 
 impl Protocol for Postgres {
-    const ENGINE: &'static str = "postgres";
+    const ENGINE: Engine = Engine::Postgres;
     const THREADS: &'static str = "pg-sessions";
     type Transport = TcpStream;
     type Client = PgClient;

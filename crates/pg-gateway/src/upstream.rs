@@ -50,8 +50,12 @@ impl latchkey_gateway::pool::Pooled for Upstream {
         self.created
     }
 
-    fn stream(&mut self) -> &mut UpstreamStream {
-        &mut self.stream
+    fn alive(&mut self) -> bool {
+        latchkey_gateway::pool::stream_alive(&mut self.stream)
+    }
+
+    fn move_to_this_thread(&mut self) -> std::io::Result<()> {
+        self.stream.move_to_this_thread()
     }
 }
 
@@ -91,7 +95,7 @@ async fn login(
     forwarded: &[(String, String)],
 ) -> Result<Upstream> {
     let addr = ServerAddr::resolve(&db.upstream).await?;
-    let mode = TlsMode::of(db)?;
+    let mode = db.upstream_tls;
     let tcp = addr.connect().await?;
     let mut up = match mode {
         TlsMode::Disable => UpstreamStream::Plain(tcp),

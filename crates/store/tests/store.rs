@@ -2,7 +2,7 @@
 //! The store against a real SQLite file.
 
 use latchkey_session::totp;
-use latchkey_store::{PrincipalKind, Store, StoreError, Vault};
+use latchkey_store::{Engine, PrincipalKind, Store, StoreError, TlsMode, UpstreamAuth, Vault};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -250,10 +250,10 @@ fn databases_and_their_sealed_passwords() {
     let store = open(&dir);
     let db = latchkey_store::Database {
         name: "orders".into(),
-        engine: "postgres".into(),
+        engine: Engine::Postgres,
         endpoints: vec!["Orders.DB.local".into()],
         upstream: "127.0.0.1:5432".into(),
-        upstream_auth: "password".into(),
+        upstream_auth: UpstreamAuth::Password,
         ..Default::default()
     };
     let registered = store.register_database(&db, NOW).unwrap();
@@ -296,10 +296,10 @@ const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\
 fn orders() -> latchkey_store::Database {
     latchkey_store::Database {
         name: "orders".into(),
-        engine: "postgres".into(),
+        engine: Engine::Postgres,
         endpoints: vec!["orders.db.local".into()],
         upstream: "127.0.0.1:5432".into(),
-        upstream_auth: "password".into(),
+        upstream_auth: UpstreamAuth::Password,
         ..Default::default()
     }
 }
@@ -308,9 +308,9 @@ fn orders() -> latchkey_store::Database {
 fn database_upstream_tls_settings_are_checked_and_updates_keep_the_resource_id() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    // An empty mode is prefer.
+    // The default mode is prefer.
     let registered = store.register_database(&orders(), NOW).unwrap();
-    assert_eq!(registered.upstream_tls, "prefer");
+    assert_eq!(registered.upstream_tls, TlsMode::Prefer);
     assert_eq!(registered.upstream_ca, None);
     store
         .set_database_password("orders", "app", "s3cret")
@@ -330,25 +330,33 @@ fn database_upstream_tls_settings_are_checked_and_updates_keep_the_resource_id()
         }
     };
     let with = |tls: &str, auth: &str, ca: Option<&str>| latchkey_store::Database {
-        upstream_tls: tls.into(),
-        upstream_auth: auth.into(),
+        upstream_tls: tls.parse().unwrap(),
+        upstream_auth: auth.parse().unwrap(),
         upstream_ca: ca.map(str::to_owned),
         ..orders()
     };
-    assert!(refused(with("sometimes", "password", None)).contains("upstream TLS must be"));
+    // Unknown modes and methods cannot be stored: they do not parse.
+    assert!("sometimes".parse::<TlsMode>().is_err());
+    assert!("kerberos".parse::<UpstreamAuth>().is_err());
     assert!(refused(with("disable", "cert", None)).contains("cert needs upstream TLS"));
     assert!(refused(with("prefer", "cert", None)).contains("cert needs upstream TLS"));
-    assert!(refused(with("verify-full", "password", None)).contains("need the upstream CA"));
+    assert!(refused(with("verify-full", "password", None)).contains("needs the upstream CA"));
     assert!(refused(with("require", "password", Some(PEM))).contains("used only with"));
     assert!(refused(with("verify-ca", "password", Some("junk"))).contains("PEM"));
-    assert!(refused(with("require", "kerberos", None)).contains("password, cert or trust"));
+    assert!(
+        refused(latchkey_store::Database {
+            engine: Engine::Mysql,
+            ..with("require", "cert", None)
+        })
+        .contains("not available for mysql")
+    );
 
     // Update: new upstream, TLS, CA, auth and tags; same resource id and password.
     let changed = latchkey_store::Database {
         upstream: "10.0.0.5:5432".into(),
-        upstream_tls: "verify-full".into(),
+        upstream_tls: TlsMode::VerifyFull,
         upstream_ca: Some(PEM.into()),
-        upstream_auth: "cert".into(),
+        upstream_auth: UpstreamAuth::Cert,
         endpoints: vec!["Orders.Example".into()],
         tags: vec![("env".into(), "prod".into())],
         ..orders()
@@ -393,7 +401,7 @@ fn stores_from_before_upstream_tls_get_the_new_columns() {
     }
     let store = open(&dir);
     let old = store.get_database("old").unwrap();
-    assert_eq!(old.upstream_tls, "prefer");
+    assert_eq!(old.upstream_tls, TlsMode::Prefer);
     assert_eq!(old.upstream_ca, None);
     assert_eq!(old.resource_id, "db-OLD");
     drop(store);

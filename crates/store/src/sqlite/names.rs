@@ -8,25 +8,15 @@
 //! stores written before that rule, and [`unbind_principal`] makes policies
 //! naming a deleted user or role name its unique id instead, as AWS does.
 
-use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
-
+use crate::model::replace_principal;
 use crate::{PrincipalKind, Result, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
 
 pub(crate) fn table(kind: PrincipalKind) -> &'static str {
     match kind {
         PrincipalKind::User => "users",
         PrincipalKind::Role => "roles",
         PrincipalKind::Group => "groups",
-    }
-}
-
-fn kind_of(kind: &str) -> Option<PrincipalKind> {
-    match kind {
-        "user" => Some(PrincipalKind::User),
-        "role" => Some(PrincipalKind::Role),
-        "group" => Some(PrincipalKind::Group),
-        _ => None,
     }
 }
 
@@ -71,9 +61,9 @@ pub(crate) fn canonicalise(tx: &Connection) -> Result<()> {
         };
         let mut kept = std::collections::HashSet::new();
         for (rowid, kind, name, other) in rows {
-            let canonical = match kind_of(&kind) {
-                Some(k) => lookup(tx, k, &name)?,
-                None => continue,
+            let canonical = match kind.parse::<PrincipalKind>() {
+                Ok(k) => lookup(tx, k, &name)?,
+                Err(_) => continue,
             };
             let Some(canonical) = canonical else {
                 tx.execute(&format!("DELETE FROM {tbl} WHERE rowid = ?1"), [rowid])?;
@@ -137,38 +127,6 @@ pub(crate) fn unbind_principal(tx: &Connection, arn: &str, id: &str) -> Result<(
     Ok(())
 }
 
-/// `document` with every `Principal.AWS` entry equal to `arn` (ignoring
-/// ASCII case, as IAM names do) replaced by `id`; `None` if none is.
-pub fn replace_principal(document: &str, arn: &str, id: &str) -> Option<String> {
-    let mut doc: Value = serde_json::from_str(document).ok()?;
-    let mut changed = false;
-    let mut replace = |v: &mut Value| {
-        if let Value::String(s) = v
-            && s.eq_ignore_ascii_case(arn)
-        {
-            *v = Value::String(id.to_owned());
-            changed = true;
-        }
-    };
-    let statements: Vec<&mut Value> = match doc.get_mut("Statement")? {
-        Value::Array(list) => list.iter_mut().collect(),
-        one => vec![one],
-    };
-    for statement in statements {
-        let Some(aws) = statement
-            .get_mut("Principal")
-            .and_then(|p| p.get_mut("AWS"))
-        else {
-            continue;
-        };
-        match aws {
-            Value::Array(list) => list.iter_mut().for_each(&mut replace),
-            one => replace(one),
-        }
-    }
-    changed.then(|| doc.to_string())
-}
-
 /// Refuses to delete a user, role or group that still has inline or
 /// attached policies, under any spelling of its name (`DeleteConflict`,
 /// as IAM answers).
@@ -189,30 +147,4 @@ pub(crate) fn ensure_no_policies(conn: &Connection, kind: PrincipalKind, name: &
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn principal_arns_become_unique_ids() {
-        let arn = "arn:aws:iam::123456789012:user/olduser";
-        let one = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/OldUser"},"Action":"sts:AssumeRole"}}"#;
-        let out = replace_principal(one, arn, "AIDAX").unwrap();
-        assert!(out.contains(r#""AWS":"AIDAX""#), "{out}");
-        let many = r#"{"Statement":[{"Principal":{"AWS":["arn:aws:iam::123456789012:user\/olduser","arn:aws:iam::123456789012:user/other"]}},{"Principal":"*"}]}"#;
-        let out = replace_principal(many, arn, "AIDAX").unwrap();
-        assert!(
-            out.contains(r#"["AIDAX","arn:aws:iam::123456789012:user/other"]"#),
-            "{out}"
-        );
-        for untouched in [
-            r#"{"Statement":[{"Principal":{"AWS":"arn:aws:iam::123456789012:user/olduser2"}}]}"#,
-            r#"{"Statement":[{"NotPrincipal":{"Service":"arn:aws:iam::123456789012:user/olduser"}}]}"#,
-            "not json",
-        ] {
-            assert_eq!(replace_principal(untouched, arn, "AIDAX"), None);
-        }
-    }
 }

@@ -1,6 +1,5 @@
-//! The rest of the IAM API's store: managed policies with their versions
-//! and tags, groups and their members, listings of attached and inline
-//! policies, untagging, role updates and virtual MFA devices.
+//! Inline and managed policies, attachments, and managed policies'
+//! versions.
 //!
 //! A managed policy's versions live in `policy_versions`; the default
 //! version's document is also kept in `managed_policies.document`, which is
@@ -9,58 +8,14 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::names::canonical_name;
+use super::names::{self, canonical_name};
+use super::{SqliteBackend, parse_tags, tags_json, unique_id};
+use crate::backend::Policies;
+use crate::model::{merge_tags, remove_tags, valid_path, version_number};
 use crate::{
-    Group, MfaDevice, PrincipalKind, Result, Store, StoreError, User, merge_tags, parse_tags,
-    tags_json, unique_id, valid_name, valid_path,
+    MAX_POLICY_VERSIONS, ManagedPolicy, PolicyEntity, PolicyVersion, PrincipalKind, Result,
+    StoreError, valid_name,
 };
-
-/// AWS's quota: versions per managed policy.
-pub const MAX_POLICY_VERSIONS: i64 = 5;
-
-/// A customer managed policy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ManagedPolicy {
-    pub arn: String,
-    pub name: String,
-    pub id: String,
-    pub path: String,
-    /// `v1`, `v2`, ...
-    pub default_version: String,
-    /// Users, groups and roles it is attached to.
-    pub attachment_count: i64,
-    pub description: String,
-    pub created: i64,
-    pub updated: i64,
-    pub tags: Vec<(String, String)>,
-}
-
-/// One version of a managed policy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicyVersion {
-    /// `v1`, `v2`, ...
-    pub version_id: String,
-    pub document: String,
-    pub is_default: bool,
-    pub created: i64,
-}
-
-/// A user, group or role a managed policy is attached to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicyEntity {
-    pub kind: PrincipalKind,
-    pub name: String,
-    pub id: String,
-    pub path: String,
-}
-
-/// `v3` → 3.
-fn version_number(version_id: &str) -> Option<i64> {
-    version_id
-        .strip_prefix('v')
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n.len() <= 9)
-        .and_then(|n| n.parse().ok())
-}
 
 fn no_policy(arn: &str) -> StoreError {
     StoreError::NoSuchEntity {
@@ -97,22 +52,89 @@ fn row_to_policy(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManagedPolicy> {
     })
 }
 
-fn row_to_group(store: &Store, r: &rusqlite::Row<'_>) -> rusqlite::Result<Group> {
-    let (name, path): (String, String) = (r.get(0)?, r.get(2)?);
-    Ok(Group {
-        arn: store.arn("group", &path, &name),
-        name,
-        id: r.get(1)?,
-        path,
-        created: r.get(3)?,
-    })
-}
+impl Policies for SqliteBackend {
+    fn put_inline_policy(
+        &self,
+        kind: PrincipalKind,
+        principal: &str,
+        name: &str,
+        document: &str,
+    ) -> Result<()> {
+        if !valid_name(name, 128) {
+            return Err(StoreError::InvalidInput(
+                "policy names are 1-128 characters of [A-Za-z0-9_+=,.@-]",
+            ));
+        }
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let principal = names::canonical_name(&tx, kind, principal)?;
+        // Policy names are not distinguished by case: putting `A` replaces
+        // `a`, as IAM has it.
+        tx.execute(
+            "DELETE FROM inline_policies WHERE kind = ?1 AND principal = ?2 AND name = ?3 COLLATE NOCASE",
+            params![kind.as_str(), principal, name],
+        )?;
+        tx.execute(
+            "INSERT INTO inline_policies (kind, principal, name, document) VALUES (?1, ?2, ?3, ?4)",
+            params![kind.as_str(), principal, name, document],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
 
-impl Store {
-    // ---- managed policies ----
+    fn get_inline_policy(
+        &self,
+        kind: PrincipalKind,
+        principal: &str,
+        name: &str,
+    ) -> Result<String> {
+        let db = self.db();
+        let principal = names::canonical_name(&db, kind, principal)?;
+        db.query_row(
+            "SELECT document FROM inline_policies WHERE kind = ?1 AND principal = ?2 AND name = ?3 COLLATE NOCASE",
+            params![kind.as_str(), principal, name],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NoSuchEntity {
+            kind: "policy",
+            name: name.to_owned(),
+        })
+    }
 
-    /// Creates a managed policy with its first version, `v1`, as default.
-    pub fn create_policy(
+    fn delete_inline_policy(&self, kind: PrincipalKind, principal: &str, name: &str) -> Result<()> {
+        let db = self.db();
+        let principal = names::canonical_name(&db, kind, principal)?;
+        let n = db.execute(
+            "DELETE FROM inline_policies WHERE kind = ?1 AND principal = ?2 AND name = ?3 COLLATE NOCASE",
+            params![kind.as_str(), principal, name],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchEntity {
+                kind: "policy",
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn inline_policies(
+        &self,
+        kind: PrincipalKind,
+        principal: &str,
+    ) -> Result<Vec<(String, String)>> {
+        let db = self.db();
+        let principal = canonical_name(&db, kind, principal)?;
+        let mut stmt = db.prepare(
+            "SELECT name, document FROM inline_policies WHERE kind = ?1 AND principal = ?2 ORDER BY name",
+        )?;
+        let rows = stmt.query_map(params![kind.as_str(), principal], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn create_policy(
         &self,
         name: &str,
         path: &str,
@@ -174,7 +196,7 @@ impl Store {
         self.get_policy(&arn)
     }
 
-    pub fn get_policy(&self, arn: &str) -> Result<ManagedPolicy> {
+    fn get_policy(&self, arn: &str) -> Result<ManagedPolicy> {
         self.db()
             .query_row(
                 &format!("SELECT {POLICY_COLUMNS} FROM managed_policies m WHERE m.arn = ?1"),
@@ -185,8 +207,7 @@ impl Store {
             .ok_or_else(|| no_policy(arn))
     }
 
-    /// Every managed policy, by ARN.
-    pub fn list_policies(&self) -> Result<Vec<ManagedPolicy>> {
+    fn list_policies(&self) -> Result<Vec<ManagedPolicy>> {
         let db = self.db();
         let mut stmt = db.prepare(&format!(
             "SELECT {POLICY_COLUMNS} FROM managed_policies m ORDER BY m.arn"
@@ -195,9 +216,21 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Deletes a managed policy that is attached to nothing and has no
-    /// version but the default.
-    pub fn delete_policy(&self, arn: &str) -> Result<()> {
+    fn managed_policy(&self, arn: &str) -> Result<String> {
+        self.db()
+            .query_row(
+                "SELECT document FROM managed_policies WHERE arn = ?1",
+                [arn],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchEntity {
+                kind: "policy",
+                name: arn.to_owned(),
+            })
+    }
+
+    fn delete_policy(&self, arn: &str) -> Result<()> {
         let mut db = self.db();
         let tx = db.transaction()?;
         let exists: Option<i64> = tx
@@ -236,9 +269,7 @@ impl Store {
         Ok(())
     }
 
-    /// Adds a version (at most [`MAX_POLICY_VERSIONS`]), optionally as the
-    /// new default.
-    pub fn create_policy_version(
+    fn create_policy_version(
         &self,
         arn: &str,
         document: &str,
@@ -288,8 +319,7 @@ impl Store {
         })
     }
 
-    /// A policy's versions, newest first.
-    pub fn list_policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersion>> {
+    fn list_policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersion>> {
         let default = self.get_policy(arn)?.default_version;
         let db = self.db();
         let mut stmt = db.prepare(
@@ -307,15 +337,7 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn get_policy_version(&self, arn: &str, version_id: &str) -> Result<PolicyVersion> {
-        self.list_policy_versions(arn)?
-            .into_iter()
-            .find(|v| v.version_id == version_id)
-            .ok_or_else(|| no_version(arn, version_id))
-    }
-
-    /// Deletes a version that is not the default.
-    pub fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<()> {
+    fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<()> {
         let policy = self.get_policy(arn)?;
         let n = version_number(version_id).ok_or_else(|| no_version(arn, version_id))?;
         if policy.default_version == version_id {
@@ -333,9 +355,7 @@ impl Store {
         Ok(())
     }
 
-    /// Makes a version the default: from now on the policy engine enforces
-    /// its document.
-    pub fn set_default_policy_version(&self, arn: &str, version_id: &str, now: i64) -> Result<()> {
+    fn set_default_policy_version(&self, arn: &str, version_id: &str, now: i64) -> Result<()> {
         let n = version_number(version_id).ok_or_else(|| no_version(arn, version_id))?;
         let mut db = self.db();
         let tx = db.transaction()?;
@@ -365,7 +385,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn tag_policy(&self, arn: &str, tags: &[(String, String)]) -> Result<()> {
+    fn tag_policy(&self, arn: &str, tags: &[(String, String)]) -> Result<()> {
         let mut policy = self.get_policy(arn)?;
         merge_tags(&mut policy.tags, tags)?;
         self.db().execute(
@@ -375,7 +395,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn untag_policy(&self, arn: &str, keys: &[&str]) -> Result<()> {
+    fn untag_policy(&self, arn: &str, keys: &[&str]) -> Result<()> {
         let mut policy = self.get_policy(arn)?;
         remove_tags(&mut policy.tags, keys);
         self.db().execute(
@@ -385,8 +405,49 @@ impl Store {
         Ok(())
     }
 
-    /// The users, groups and roles a managed policy is attached to.
-    pub fn policy_entities(&self, arn: &str) -> Result<Vec<PolicyEntity>> {
+    fn attach_policy(&self, kind: PrincipalKind, principal: &str, arn: &str) -> Result<()> {
+        self.managed_policy(arn)?;
+        let db = self.db();
+        let principal = names::canonical_name(&db, kind, principal)?;
+        db.execute(
+            "INSERT OR IGNORE INTO attachments (kind, principal, arn) VALUES (?1, ?2, ?3)",
+            params![kind.as_str(), principal, arn],
+        )?;
+        Ok(())
+    }
+
+    fn detach_policy(&self, kind: PrincipalKind, principal: &str, arn: &str) -> Result<()> {
+        let db = self.db();
+        let principal = names::canonical_name(&db, kind, principal)?;
+        let n = db.execute(
+            "DELETE FROM attachments WHERE kind = ?1 AND principal = ?2 AND arn = ?3",
+            params![kind.as_str(), principal, arn],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchEntity {
+                kind: "policy attachment",
+                name: arn.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn attached_policies(
+        &self,
+        kind: PrincipalKind,
+        principal: &str,
+    ) -> Result<Vec<ManagedPolicy>> {
+        let db = self.db();
+        let principal = canonical_name(&db, kind, principal)?;
+        let mut stmt = db.prepare(&format!(
+            "SELECT {POLICY_COLUMNS} FROM attachments a2 JOIN managed_policies m ON m.arn = a2.arn
+             WHERE a2.kind = ?1 AND a2.principal = ?2 ORDER BY m.arn"
+        ))?;
+        let rows = stmt.query_map(params![kind.as_str(), principal], row_to_policy)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn policy_entities(&self, arn: &str) -> Result<Vec<PolicyEntity>> {
         self.get_policy(arn)?;
         let db = self.db();
         let mut out = Vec::new();
@@ -414,194 +475,36 @@ impl Store {
         Ok(out)
     }
 
-    /// The managed policies attached to a user, group or role.
-    pub fn attached_policies(
-        &self,
-        kind: PrincipalKind,
-        principal: &str,
-    ) -> Result<Vec<ManagedPolicy>> {
-        let db = self.db();
-        let principal = canonical_name(&db, kind, principal)?;
-        let mut stmt = db.prepare(&format!(
-            "SELECT {POLICY_COLUMNS} FROM attachments a2 JOIN managed_policies m ON m.arn = a2.arn
-             WHERE a2.kind = ?1 AND a2.principal = ?2 ORDER BY m.arn"
-        ))?;
-        let rows = stmt.query_map(params![kind.as_str(), principal], row_to_policy)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// (name, document) of a user's, group's or role's inline policies.
-    pub fn inline_policies(
+    fn identity_policies(
         &self,
         kind: PrincipalKind,
         principal: &str,
     ) -> Result<Vec<(String, String)>> {
         let db = self.db();
-        let principal = canonical_name(&db, kind, principal)?;
-        let mut stmt = db.prepare(
-            "SELECT name, document FROM inline_policies WHERE kind = ?1 AND principal = ?2 ORDER BY name",
-        )?;
-        let rows = stmt.query_map(params![kind.as_str(), principal], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    // ---- groups ----
-
-    pub fn list_groups(&self) -> Result<Vec<Group>> {
-        let db = self.db();
-        let mut stmt = db.prepare("SELECT name, id, path, created FROM groups ORDER BY name")?;
-        let rows = stmt.query_map([], |r| row_to_group(self, r))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// The groups a user belongs to.
-    pub fn groups_of_user(&self, user: &str) -> Result<Vec<Group>> {
-        let db = self.db();
-        let user = canonical_name(&db, PrincipalKind::User, user)?;
-        let mut stmt = db.prepare(
-            "SELECT g.name, g.id, g.path, g.created FROM group_members m JOIN groups g ON g.name = m.grp
-             WHERE m.user = ?1 ORDER BY g.name",
-        )?;
-        let rows = stmt.query_map([&user], |r| row_to_group(self, r))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// The users of a group.
-    pub fn group_members(&self, group: &str) -> Result<Vec<User>> {
-        let db = self.db();
-        let group = canonical_name(&db, PrincipalKind::Group, group)?;
-        let mut stmt = db.prepare(
-            "SELECT u.name, u.id, u.path, u.created, u.tags FROM group_members m JOIN users u ON u.name = m.user
-             WHERE m.grp = ?1 ORDER BY u.name",
-        )?;
-        let rows = stmt.query_map([&group], |r| self.row_to_user(r))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    pub fn remove_user_from_group(&self, group: &str, user: &str) -> Result<()> {
-        let db = self.db();
-        let group = canonical_name(&db, PrincipalKind::Group, group)?;
-        let user_name = canonical_name(&db, PrincipalKind::User, user)?;
-        let n = db.execute(
-            "DELETE FROM group_members WHERE grp = ?1 AND user = ?2",
-            [group, user_name],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoSuchEntity {
-                kind: "group member",
-                name: user.to_owned(),
-            });
+        let principal = names::canonical_name(&db, kind, principal)?;
+        let mut principals = vec![(kind, principal.clone())];
+        if kind == PrincipalKind::User {
+            for g in Self::group_names(&db, &principal)? {
+                principals.push((PrincipalKind::Group, g));
+            }
         }
-        Ok(())
-    }
-
-    /// Deletes a group that has no members and no policies.
-    /// Rows of any spelling of its name count.
-    pub fn delete_group(&self, name: &str) -> Result<()> {
-        let mut db = self.db();
-        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let name = canonical_name(&tx, PrincipalKind::Group, name)?;
-        let count =
-            |sql: &str| -> rusqlite::Result<i64> { tx.query_row(sql, [&name], |r| r.get(0)) };
-        if count("SELECT COUNT(*) FROM group_members WHERE grp = ?1 COLLATE NOCASE")? > 0 {
-            return Err(StoreError::DeleteConflict("remove users from group"));
-        }
-        crate::names::ensure_no_policies(&tx, PrincipalKind::Group, &name)?;
-        tx.execute("DELETE FROM groups WHERE name = ?1", [&name])?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    // ---- tags and role settings ----
-
-    pub fn untag_user(&self, name: &str, keys: &[&str]) -> Result<()> {
-        self.change_tags(PrincipalKind::User, name, |t| {
-            remove_tags(t, keys);
-            Ok(())
-        })
-    }
-
-    pub fn untag_role(&self, name: &str, keys: &[&str]) -> Result<()> {
-        self.change_tags(PrincipalKind::Role, name, |t| {
-            remove_tags(t, keys);
-            Ok(())
-        })
-    }
-
-    /// Changes a role's description and/or maximum session duration.
-    pub fn update_role(
-        &self,
-        name: &str,
-        description: Option<&str>,
-        max_session_duration: Option<i64>,
-    ) -> Result<()> {
-        if description.is_some_and(|d| d.len() > 1000) {
-            return Err(StoreError::InvalidInput(
-                "a role description is at most 1000 characters",
-            ));
-        }
-        if max_session_duration.is_some_and(|m| !(3600..=43_200).contains(&m)) {
-            return Err(StoreError::InvalidInput(
-                "MaxSessionDuration must be 3600 to 43200 seconds",
-            ));
-        }
-        let role = self.get_role(name)?;
-        self.db().execute(
-            "UPDATE roles SET description = ?1, max_session = ?2 WHERE name = ?3",
-            params![
-                description.unwrap_or(&role.description),
-                max_session_duration.unwrap_or(role.max_session_duration),
-                name
-            ],
+        let mut out = Vec::new();
+        let mut inline = db.prepare("SELECT name, document FROM inline_policies WHERE kind = ?1 AND principal = ?2 ORDER BY name")?;
+        let mut attached = db.prepare(
+            "SELECT m.arn, m.document FROM attachments a JOIN managed_policies m ON m.arn = a.arn
+             WHERE a.kind = ?1 AND a.principal = ?2 ORDER BY m.arn",
         )?;
-        Ok(())
-    }
-
-    // ---- MFA ----
-
-    /// Every virtual MFA device, assigned or not, by serial number.
-    pub fn list_virtual_mfa_devices(&self) -> Result<Vec<MfaDevice>> {
-        let db = self.db();
-        let mut stmt =
-            db.prepare("SELECT serial, user, enabled_at FROM mfa_devices ORDER BY serial")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(MfaDevice {
-                serial: r.get(0)?,
-                user: r.get(1)?,
-                enabled_at: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-}
-
-/// Removes tags by key (case-insensitively, as IAM compares tag keys).
-fn remove_tags(tags: &mut Vec<(String, String)>, keys: &[&str]) {
-    tags.retain(|(k, _)| !keys.iter().any(|r| r.eq_ignore_ascii_case(k)));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn version_numbers() {
-        assert_eq!(version_number("v1"), Some(1));
-        assert_eq!(version_number("v12"), Some(12));
-        for bad in ["", "v", "1", "v-1", "v1a", "V1", "v9999999999"] {
-            assert_eq!(version_number(bad), None, "{bad}");
+        for (k, p) in &principals {
+            for row in inline.query_map(params![k.as_str(), p], |r| {
+                Ok((r.get::<_, String>(0)?, r.get(1)?))
+            })? {
+                let (name, doc) = row?;
+                out.push((format!("{}/{p}/{name}", k.as_str()), doc));
+            }
+            for row in attached.query_map(params![k.as_str(), p], |r| Ok((r.get(0)?, r.get(1)?)))? {
+                out.push(row?);
+            }
         }
-    }
-
-    #[test]
-    fn tags_are_removed_by_key_ignoring_case() {
-        let mut tags = vec![
-            ("Team".to_owned(), "a".to_owned()),
-            ("k".into(), "v".into()),
-        ];
-        remove_tags(&mut tags, &["team", "absent"]);
-        assert_eq!(tags, [("k".to_owned(), "v".to_owned())]);
+        Ok(out)
     }
 }

@@ -1,13 +1,44 @@
-//! The audit trail's anchor: the newest signed chain head, kept here so
-//! that deleting trail files cannot hide how far the trail reached.
+//! The audit trail's signing key (sealed) and its anchor: the newest
+//! signed chain head, kept here so that deleting trail files cannot hide
+//! how far the trail reached.
 
 use rusqlite::{OptionalExtension, params};
+use zeroize::Zeroizing;
 
-use crate::{Result, Store};
+use super::{AUDIT_KEY_CONTEXT, SqliteBackend};
+use crate::backend::Audit;
+use crate::{Result, StoreError};
 
-impl Store {
-    /// The stored audit anchor (its signed JSON document), if any.
-    pub fn audit_anchor(&self) -> Result<Option<String>> {
+impl Audit for SqliteBackend {
+    fn audit_signing_key(&self) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let sealed: Option<Vec<u8>> = self
+            .db()
+            .query_row("SELECT key FROM audit_key WHERE id = 1", [], |r| r.get(0))
+            .optional()?;
+        match sealed {
+            Some(s) => Ok(Some(self.vault().open(&s, AUDIT_KEY_CONTEXT)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn audit_public_key(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .db()
+            .query_row("SELECT public_key FROM audit_key WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn create_audit_signing_key(&self, pkcs8: &[u8], public_key: &[u8], now: i64) -> Result<bool> {
+        let sealed = self.vault().seal(pkcs8, AUDIT_KEY_CONTEXT)?;
+        Ok(self.db().execute(
+            "INSERT OR IGNORE INTO audit_key (id, public_key, key, created) VALUES (1, ?1, ?2, ?3)",
+            params![public_key, sealed, now],
+        )? == 1)
+    }
+
+    fn audit_anchor(&self) -> Result<Option<String>> {
         Ok(self
             .db()
             .query_row("SELECT document FROM audit_anchor WHERE id = 1", [], |r| {
@@ -16,11 +47,7 @@ impl Store {
             .optional()?)
     }
 
-    /// Stores a newer anchor of trail `trail_id`. An anchor of the same
-    /// trail with a lower sequence, or of another trail, never replaces
-    /// the stored one (that would erase the evidence of a truncation).
-    /// Returns whether it was stored.
-    pub fn put_audit_anchor(
+    fn put_audit_anchor(
         &self,
         trail_id: &str,
         sequence: u64,
@@ -28,7 +55,7 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let sequence = i64::try_from(sequence)
-            .map_err(|_| crate::StoreError::InvalidInput("anchor sequence out of range"))?;
+            .map_err(|_| StoreError::InvalidInput("anchor sequence out of range"))?;
         Ok(self.db().execute(
             "INSERT INTO audit_anchor (id, trail_id, sequence, document, updated) VALUES (1, ?1, ?2, ?3, ?4)
              ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, document = excluded.document, updated = excluded.updated
@@ -37,10 +64,7 @@ impl Store {
         )? == 1)
     }
 
-    /// Removes the stored anchor, returning it: for an operator who starts
-    /// a new trail on purpose (the old one moved or archived), since the
-    /// server refuses to write a trail that does not reach its anchor.
-    pub fn forget_audit_anchor(&self) -> Result<Option<String>> {
+    fn forget_audit_anchor(&self) -> Result<Option<String>> {
         let db = self.db();
         let document: Option<String> = db
             .query_row("SELECT document FROM audit_anchor WHERE id = 1", [], |r| {

@@ -1,0 +1,417 @@
+//! What a store backend does, by concern. [`crate::Store`] is the facade
+//! every caller uses; it holds one [`Backend`]: [`crate::sqlite`]'s
+//! today, another (PostgreSQL, for several nodes sharing one store) later.
+//!
+//! A backend keeps rows; the rules of the IAM API (names, paths, quotas,
+//! error kinds) are part of its contract, so every backend answers alike:
+//! the tests in `crates/store/tests` are the specification. Besides, a
+//! backend must guarantee, with several server processes (nodes) using the
+//! same store at once:
+//!
+//! - **Secrets are sealed.** Access-key secrets, MFA seeds, cluster keys,
+//!   upstream passwords and the database CA's and audit trail's private
+//!   keys reach storage only sealed by the [`crate::Vault`] (with the
+//!   contexts the SQLite backend uses, so that [`Backend::rewrap_all`] and
+//!   a move between backends keep them readable); the vault check written
+//!   at creation stops a wrong master key at open.
+//! - **TOTP replay refusal is atomic.** [`Credentials::use_mfa_step`]
+//!   records a step only if it is later than the last recorded one, in
+//!   one conditional write (compare-and-set), so that two nodes given the
+//!   same code at once accept it once.
+//! - **Creation is idempotent under races.** Creating what exists
+//!   (`EntityAlreadyExists`) changes nothing; the single-row objects
+//!   ([`Databases::create_database_ca`],
+//!   [`Audit::create_audit_signing_key`]) keep the first one stored and
+//!   report whether the caller's was, so every node ends up using the same
+//!   one; [`SessionKeys::revoke_sessions`] only ever moves a principal's
+//!   cut-off later; [`Audit::put_audit_anchor`] never moves an anchor
+//!   backwards or to another trail.
+//! - **Cluster keys rotate once.** [`SessionKeys::rotate_cluster_keys`]
+//!   runs on every node; the new key is inserted keyed by its id, so two
+//!   nodes rotating at once add one key (the loser's insert does nothing),
+//!   and the newest key is never dropped. [`SessionKeys::cluster_keys`]
+//!   creates key 1 on an empty store; a node losing that race gets an
+//!   error (a unique id), and key 1 is there when it asks again.
+//! - **Checked deletes are transactions.** A delete that checks for
+//!   dependents (`DeleteConflict`), with the rewrite of trust policies
+//!   naming a deleted user or role, happens in one transaction, as do a
+//!   managed policy's version changes with its default document.
+//! - **Names compare as IAM's do.** User, role, group and policy names
+//!   are unique ignoring ASCII case; rows keyed by them hold the entity's
+//!   own spelling.
+
+use zeroize::Zeroizing;
+
+use crate::{
+    AccessKey, Database, Group, ManagedPolicy, MfaDevice, PolicyEntity, PolicyVersion,
+    PrincipalKind, Result, Role, StoreError, User, Vault,
+};
+
+/// A whole store: every concern, shareable between threads.
+pub trait Backend:
+    Identities + Policies + Credentials + SessionKeys + Databases + Findings + Audit + Send + Sync
+{
+    /// The 12-digit account id, fixed when the store was created.
+    fn account_id(&self) -> &str;
+
+    /// Replaces the master keys (during master-key rotation). The new vault
+    /// must open what is stored: it is checked first.
+    fn set_vault(&self, vault: Vault) -> Result<()>;
+
+    /// Re-wraps every sealed secret with the vault's current master key,
+    /// in one transaction. Returns how many were re-wrapped.
+    fn rewrap_all(&self) -> Result<usize>;
+}
+
+/// Users, roles and groups, their tags and memberships.
+pub trait Identities {
+    fn create_user(
+        &self,
+        name: &str,
+        path: &str,
+        tags: &[(String, String)],
+        now: i64,
+    ) -> Result<User>;
+
+    fn get_user(&self, name: &str) -> Result<User>;
+
+    fn list_users(&self) -> Result<Vec<User>>;
+
+    /// Deletes a user that has no keys, policies or MFA devices (rows of
+    /// any spelling of its name count); trust policies naming it then name
+    /// its unique id, so a new user of the same name is not trusted.
+    fn delete_user(&self, name: &str) -> Result<()>;
+
+    fn tag_user(&self, name: &str, tags: &[(String, String)]) -> Result<()>;
+
+    fn untag_user(&self, name: &str, keys: &[&str]) -> Result<()>;
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_role(
+        &self,
+        name: &str,
+        path: &str,
+        trust_policy: &str,
+        max_session_duration: i64,
+        description: &str,
+        tags: &[(String, String)],
+        now: i64,
+    ) -> Result<Role>;
+
+    fn get_role(&self, name: &str) -> Result<Role>;
+
+    fn list_roles(&self) -> Result<Vec<Role>>;
+
+    /// Deletes a role that has no policies (rows of any spelling of its
+    /// name count); other roles' trust policies naming it then name its
+    /// unique id, so a new role of the same name is not trusted.
+    fn delete_role(&self, name: &str) -> Result<()>;
+
+    fn update_assume_role_policy(&self, name: &str, document: &str) -> Result<()>;
+
+    /// Changes a role's description and/or maximum session duration.
+    fn update_role(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        max_session_duration: Option<i64>,
+    ) -> Result<()>;
+
+    fn tag_role(&self, name: &str, tags: &[(String, String)]) -> Result<()>;
+
+    fn untag_role(&self, name: &str, keys: &[&str]) -> Result<()>;
+
+    fn create_group(&self, name: &str, path: &str, now: i64) -> Result<(String, String)>;
+
+    fn get_group(&self, name: &str) -> Result<Group>;
+
+    fn list_groups(&self) -> Result<Vec<Group>>;
+
+    fn add_user_to_group(&self, group: &str, user: &str) -> Result<()>;
+
+    fn remove_user_from_group(&self, group: &str, user: &str) -> Result<()>;
+
+    /// The names of the groups a user belongs to.
+    fn groups_for_user(&self, user: &str) -> Result<Vec<String>>;
+
+    /// The groups a user belongs to.
+    fn groups_of_user(&self, user: &str) -> Result<Vec<Group>>;
+
+    /// The users of a group.
+    fn group_members(&self, group: &str) -> Result<Vec<User>>;
+
+    /// Deletes a group that has no members and no policies.
+    /// Rows of any spelling of its name count.
+    fn delete_group(&self, name: &str) -> Result<()>;
+}
+
+/// Inline and managed policies, their versions and attachments.
+pub trait Policies {
+    fn put_inline_policy(
+        &self,
+        kind: PrincipalKind,
+        principal: &str,
+        name: &str,
+        document: &str,
+    ) -> Result<()>;
+
+    fn get_inline_policy(&self, kind: PrincipalKind, principal: &str, name: &str)
+    -> Result<String>;
+
+    fn delete_inline_policy(&self, kind: PrincipalKind, principal: &str, name: &str) -> Result<()>;
+
+    /// (name, document) of a user's, group's or role's inline policies.
+    fn inline_policies(
+        &self,
+        kind: PrincipalKind,
+        principal: &str,
+    ) -> Result<Vec<(String, String)>>;
+
+    /// Creates a managed policy with its first version, `v1`, as default.
+    fn create_policy(
+        &self,
+        name: &str,
+        path: &str,
+        document: &str,
+        description: &str,
+        tags: &[(String, String)],
+        now: i64,
+    ) -> Result<ManagedPolicy>;
+
+    /// Creates a managed policy (version `v1`, the default); returns
+    /// (arn, id).
+    fn create_managed_policy(
+        &self,
+        name: &str,
+        path: &str,
+        document: &str,
+        now: i64,
+    ) -> Result<(String, String)> {
+        self.create_policy(name, path, document, "", &[], now)
+            .map(|p| (p.arn, p.id))
+    }
+
+    fn get_policy(&self, arn: &str) -> Result<ManagedPolicy>;
+
+    /// Every managed policy, by ARN.
+    fn list_policies(&self) -> Result<Vec<ManagedPolicy>>;
+
+    /// The default version's document of a managed policy (kept in
+    /// `managed_policies.document` by every version change).
+    fn managed_policy(&self, arn: &str) -> Result<String>;
+
+    /// Deletes a managed policy that is attached to nothing and has no
+    /// version but the default.
+    fn delete_policy(&self, arn: &str) -> Result<()>;
+
+    /// Adds a version (at most [`MAX_POLICY_VERSIONS`]), optionally as the
+    /// new default.
+    fn create_policy_version(
+        &self,
+        arn: &str,
+        document: &str,
+        set_default: bool,
+        now: i64,
+    ) -> Result<PolicyVersion>;
+
+    /// A policy's versions, newest first.
+    fn list_policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersion>>;
+
+    fn get_policy_version(&self, arn: &str, version_id: &str) -> Result<PolicyVersion> {
+        self.list_policy_versions(arn)?
+            .into_iter()
+            .find(|v| v.version_id == version_id)
+            .ok_or_else(|| StoreError::NoSuchEntity {
+                kind: "policy version",
+                name: format!("{arn} {version_id}"),
+            })
+    }
+
+    /// Deletes a version that is not the default.
+    fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<()>;
+
+    /// Makes a version the default: from now on the policy engine enforces
+    /// its document.
+    fn set_default_policy_version(&self, arn: &str, version_id: &str, now: i64) -> Result<()>;
+
+    fn tag_policy(&self, arn: &str, tags: &[(String, String)]) -> Result<()>;
+
+    fn untag_policy(&self, arn: &str, keys: &[&str]) -> Result<()>;
+
+    fn attach_policy(&self, kind: PrincipalKind, principal: &str, arn: &str) -> Result<()>;
+
+    fn detach_policy(&self, kind: PrincipalKind, principal: &str, arn: &str) -> Result<()>;
+
+    /// The managed policies attached to a user, group or role.
+    fn attached_policies(&self, kind: PrincipalKind, principal: &str)
+    -> Result<Vec<ManagedPolicy>>;
+
+    /// The users, groups and roles a managed policy is attached to.
+    fn policy_entities(&self, arn: &str) -> Result<Vec<PolicyEntity>>;
+
+    /// (label, document) of every identity policy that applies to a
+    /// principal: its inline and attached policies (the default version's
+    /// document, which `managed_policies.document` always holds), and for a
+    /// user those of its groups.
+    fn identity_policies(
+        &self,
+        kind: PrincipalKind,
+        principal: &str,
+    ) -> Result<Vec<(String, String)>>;
+}
+
+/// Access keys and virtual MFA devices (secrets sealed).
+pub trait Credentials {
+    /// Creates an access key; the secret is returned once and stored sealed.
+    fn create_access_key(&self, user: &str, now: i64) -> Result<(AccessKey, Zeroizing<String>)>;
+
+    fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKey>>;
+
+    fn update_access_key(&self, id: &str, active: bool) -> Result<()>;
+
+    fn delete_access_key(&self, id: &str) -> Result<()>;
+
+    /// The key's owner and secret, for signature checks.
+    fn access_key_secret(&self, id: &str) -> Result<Option<(AccessKey, Zeroizing<String>)>>;
+
+    /// Creates a virtual MFA device; returns (serial, base32 seed) — the
+    /// seed is shown once.
+    fn create_virtual_mfa(&self, name: &str, path: &str) -> Result<(String, Zeroizing<String>)>;
+
+    /// A device's seed and last accepted time step.
+    fn mfa_seed(&self, serial: &str) -> Result<(MfaDevice, Zeroizing<Vec<u8>>, Option<i64>)>;
+
+    /// Records an accepted code's step, refusing a step at or before the
+    /// last one (atomically, so two servers cannot both accept a code).
+    fn use_mfa_step(&self, serial: &str, step: i64) -> Result<bool>;
+
+    fn enable_mfa(&self, serial: &str, user: &str, step: i64, now: i64) -> Result<()>;
+
+    fn deactivate_mfa(&self, serial: &str, user: &str) -> Result<()>;
+
+    fn list_mfa_devices(&self, user: &str) -> Result<Vec<MfaDevice>>;
+
+    /// Every virtual MFA device, assigned or not, by serial number.
+    fn list_virtual_mfa_devices(&self) -> Result<Vec<MfaDevice>>;
+}
+
+/// Session revocations and the cluster keys that seal temporary credentials.
+pub trait SessionKeys {
+    /// Denies every session of `arn` (a user or role) issued before `before`.
+    fn revoke_sessions(&self, arn: &str, before: i64) -> Result<()>;
+
+    fn revocations(&self) -> Result<Vec<(String, i64)>>;
+
+    /// The cluster keys (id, material), creating the first on a new store.
+    fn cluster_keys(&self, now: i64) -> Result<Vec<(u32, Zeroizing<[u8; 32]>)>>;
+
+    fn add_cluster_key(&self, id: u32, now: i64) -> Result<()>;
+
+    /// Adds a new cluster key when the newest is `every` seconds old, and
+    /// drops keys retired (replaced by a newer key) more than `keep`
+    /// seconds ago; the newest is never dropped.
+    /// Safe to run on every node: the insert is keyed by id, so two nodes
+    /// rotating at once add one key. Returns whether anything changed.
+    fn rotate_cluster_keys(&self, now: i64, every: i64, keep: i64) -> Result<bool>;
+}
+
+/// Databases behind the gateway, their sealed upstream passwords and the database CA.
+pub trait Databases {
+    /// Registers a database behind the gateway.
+    fn register_database(&self, db: &Database, now: i64) -> Result<Database>;
+
+    /// Changes a registered database's settings (everything but its name
+    /// and resource id, so connect ARNs stay the same). Stored upstream
+    /// passwords are kept.
+    fn update_database(&self, db: &Database) -> Result<Database>;
+
+    fn list_databases(&self) -> Result<Vec<Database>>;
+
+    /// One registered database by name.
+    fn get_database(&self, name: &str) -> Result<Database> {
+        self.list_databases()?
+            .into_iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| StoreError::NoSuchEntity {
+                kind: "database",
+                name: name.to_owned(),
+            })
+    }
+
+    fn remove_database(&self, name: &str) -> Result<()>;
+
+    /// Stores (sealed) the password the gateway uses upstream for `user`.
+    fn set_database_password(&self, database: &str, user: &str, password: &str) -> Result<()>;
+
+    /// The upstream password for `user` on `database`, if one is stored.
+    fn database_password(&self, database: &str, user: &str) -> Result<Option<Zeroizing<String>>>;
+
+    /// Latchkey's database CA, if made: its certificate and private key
+    /// (PEM). The key is stored sealed.
+    fn database_ca(&self) -> Result<Option<(String, Zeroizing<String>)>>;
+
+    /// Stores the database CA unless one exists (another process may have
+    /// made one first). Returns whether this one was stored.
+    fn create_database_ca(&self, cert_pem: &str, key_pem: &str, now: i64) -> Result<bool>;
+}
+
+/// Detection findings.
+pub trait Findings {
+    /// Stores a finding (JSON `document`) or updates it; an archived finding
+    /// stays archived.
+    fn put_finding(
+        &self,
+        id: &str,
+        kind: &str,
+        severity: &str,
+        last_seen: i64,
+        document: &str,
+    ) -> Result<()>;
+
+    /// Findings, newest first: (document, archived).
+    fn findings(
+        &self,
+        archived: bool,
+        severity: Option<&str>,
+        kind: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, bool)>>;
+
+    fn get_finding(&self, id: &str) -> Result<Option<(String, bool)>>;
+
+    /// Archives (or unarchives) findings; returns how many exist.
+    fn archive_findings(&self, ids: &[String], archived: bool) -> Result<usize>;
+}
+
+/// The audit trail's signing key and anchor.
+pub trait Audit {
+    /// The audit trail's Ed25519 signing key (PKCS#8), unsealed.
+    fn audit_signing_key(&self) -> Result<Option<Zeroizing<Vec<u8>>>>;
+
+    /// The audit trail's public key; needs no master key.
+    fn audit_public_key(&self) -> Result<Option<Vec<u8>>>;
+
+    /// Stores the audit signing key unless one exists. Returns whether
+    /// this one was stored.
+    fn create_audit_signing_key(&self, pkcs8: &[u8], public_key: &[u8], now: i64) -> Result<bool>;
+
+    /// The stored audit anchor (its signed JSON document), if any.
+    fn audit_anchor(&self) -> Result<Option<String>>;
+
+    /// Stores a newer anchor of trail `trail_id`. An anchor of the same
+    /// trail with a lower sequence, or of another trail, never replaces
+    /// the stored one (that would erase the evidence of a truncation).
+    /// Returns whether it was stored.
+    fn put_audit_anchor(
+        &self,
+        trail_id: &str,
+        sequence: u64,
+        document: &str,
+        now: i64,
+    ) -> Result<bool>;
+
+    /// Removes the stored anchor, returning it: for an operator who starts
+    /// a new trail on purpose (the old one moved or archived), since the
+    /// server refuses to write a trail that does not reach its anchor.
+    fn forget_audit_anchor(&self) -> Result<Option<String>>;
+}

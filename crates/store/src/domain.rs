@@ -1,0 +1,350 @@
+//! The store's closed sets of values, typed once: principal kinds,
+//! database engines, upstream authentication methods and upstream TLS
+//! modes, and a registered [`Database`] built from them.
+//!
+//! Each parses from (`FromStr`) and prints as (`Display`, `as_str`)
+//! exactly the strings used on the wire, on the command line, in
+//! `latchkey.toml` and in the stored rows, so parsing happens once at the
+//! boundary and the rest of the code matches on the enum.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Implements `as_str`, `ALL`, `Display` and `FromStr` for a fieldless enum
+/// from one table of (variant, string), so the two directions cannot drift.
+macro_rules! string_enum {
+    ($ty:ident, $err:ident, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value, in the order documentation lists them.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The wire, command-line and stored spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = $err;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    other => Err($err(other.to_owned())),
+                }
+            }
+        }
+    };
+}
+
+/// A principal kind that policies attach to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PrincipalKind {
+    User,
+    Role,
+    Group,
+}
+
+/// A string that is not `user`, `role` or `group`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("principal kind {0:?} is not user, role or group")]
+pub struct UnknownPrincipalKind(pub String);
+
+string_enum!(PrincipalKind, UnknownPrincipalKind, {
+    User => "user",
+    Role => "role",
+    Group => "group",
+});
+
+/// The database server behind the gateway.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// PostgreSQL.
+    #[default]
+    Postgres,
+    /// MySQL and MariaDB.
+    Mysql,
+}
+
+/// A string that is not `postgres` or `mysql`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("engine {0:?} is not postgres or mysql")]
+pub struct UnknownEngine(pub String);
+
+string_enum!(Engine, UnknownEngine, {
+    Postgres => "postgres",
+    Mysql => "mysql",
+});
+
+impl Engine {
+    /// Whether the gateway of this engine can log in upstream with `auth`
+    /// (client certificates are PostgreSQL's only).
+    pub fn supports(self, auth: UpstreamAuth) -> bool {
+        match self {
+            Engine::Postgres => true,
+            Engine::Mysql => auth != UpstreamAuth::Cert,
+        }
+    }
+}
+
+/// How the gateway logs in to the real server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum UpstreamAuth {
+    /// A password stored sealed in the store.
+    #[default]
+    Password,
+    /// A client certificate from Latchkey's database CA.
+    Cert,
+    /// No credential (development only).
+    Trust,
+}
+
+/// A string that is not `password`, `cert` or `trust`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("upstream auth {0} is not password, cert or trust")]
+pub struct UnknownUpstreamAuth(pub String);
+
+string_enum!(UpstreamAuth, UnknownUpstreamAuth, {
+    Password => "password",
+    Cert => "cert",
+    Trust => "trust",
+});
+
+/// How the gateway protects its connection to the real server: libpq's
+/// `sslmode` values, which the MySQL gateway shares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TlsMode {
+    /// Plaintext.
+    Disable,
+    /// TLS if the server offers it, plaintext if not; the certificate is
+    /// not checked.
+    #[default]
+    Prefer,
+    /// TLS, without checking the certificate (the handshake signature is
+    /// still checked).
+    Require,
+    /// TLS; the certificate must chain to the database's CA.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate must name the upstream host.
+    VerifyFull,
+}
+
+/// A string that is not one of libpq's `sslmode` values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("upstream TLS mode {0:?} is not disable, prefer, require, verify-ca or verify-full")]
+pub struct UnknownTlsMode(pub String);
+
+string_enum!(TlsMode, UnknownTlsMode, {
+    Disable => "disable",
+    Prefer => "prefer",
+    Require => "require",
+    VerifyCa => "verify-ca",
+    VerifyFull => "verify-full",
+});
+
+impl TlsMode {
+    /// Whether the server's certificate is checked against a CA.
+    pub fn verifies(self) -> bool {
+        matches!(self, TlsMode::VerifyCa | TlsMode::VerifyFull)
+    }
+
+    /// Whether the connection is TLS whatever the server offers.
+    pub fn requires_tls(self) -> bool {
+        !matches!(self, TlsMode::Disable | TlsMode::Prefer)
+    }
+}
+
+/// A database registered behind the gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Database {
+    pub name: String,
+    pub engine: Engine,
+    /// Host names tokens are signed for (lowercase).
+    pub endpoints: Vec<String>,
+    /// `host:port` of the real server.
+    pub upstream: String,
+    pub upstream_auth: UpstreamAuth,
+    pub upstream_tls: TlsMode,
+    /// PEM certificates the real server's certificate must chain to
+    /// (`verify-ca`, `verify-full`).
+    pub upstream_ca: Option<String>,
+    /// `db-` and 26 uppercase alphanumerics, in the connect ARN.
+    pub resource_id: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Why a database's settings are refused. The texts are those
+/// `latchkey db register` has always shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("database names are 1-63 characters of [A-Za-z0-9_+=,.@-]")]
+    Name,
+    #[error("give at least one endpoint host name (no port)")]
+    Endpoints,
+    #[error("upstream auth {auth} is not available for {engine} databases (use password or trust)")]
+    AuthNotForEngine { engine: Engine, auth: UpstreamAuth },
+    #[error("upstream auth cert needs upstream TLS require, verify-ca or verify-full")]
+    CertNeedsTls,
+    #[error("upstream TLS {0} needs the upstream CA certificate")]
+    NeedsCa(TlsMode),
+    #[error("an upstream CA certificate is used only with upstream TLS verify-ca or verify-full")]
+    CaWithoutVerify,
+    #[error("the upstream CA must be PEM certificates (at most 256 KiB)")]
+    CaNotPem,
+}
+
+impl DatabaseError {
+    /// The same text, for [`crate::StoreError::InvalidInput`], which
+    /// carries static messages.
+    pub fn message(self) -> &'static str {
+        match self {
+            DatabaseError::Name => "database names are 1-63 characters of [A-Za-z0-9_+=,.@-]",
+            DatabaseError::Endpoints => "give at least one endpoint host name (no port)",
+            // The only pair `Engine::supports` refuses.
+            DatabaseError::AuthNotForEngine { .. } => {
+                "upstream auth cert is not available for mysql databases (use password or trust)"
+            }
+            DatabaseError::CertNeedsTls => {
+                "upstream auth cert needs upstream TLS require, verify-ca or verify-full"
+            }
+            DatabaseError::NeedsCa(TlsMode::VerifyCa) => {
+                "upstream TLS verify-ca needs the upstream CA certificate"
+            }
+            DatabaseError::NeedsCa(_) => {
+                "upstream TLS verify-full needs the upstream CA certificate"
+            }
+            DatabaseError::CaWithoutVerify => {
+                "an upstream CA certificate is used only with upstream TLS verify-ca or verify-full"
+            }
+            DatabaseError::CaNotPem => "the upstream CA must be PEM certificates (at most 256 KiB)",
+        }
+    }
+}
+
+impl Database {
+    /// The rules joining engine, upstream authentication and TLS mode
+    /// (the gateway checks these before its own TLS checks, so a
+    /// registration's mistakes show before anything is stored).
+    pub fn check_upstream(&self) -> Result<(), DatabaseError> {
+        if !self.engine.supports(self.upstream_auth) {
+            return Err(DatabaseError::AuthNotForEngine {
+                engine: self.engine,
+                auth: self.upstream_auth,
+            });
+        }
+        if self.upstream_auth == UpstreamAuth::Cert && !self.upstream_tls.requires_tls() {
+            return Err(DatabaseError::CertNeedsTls);
+        }
+        if self.upstream_tls.verifies() && self.upstream_ca.is_none() {
+            return Err(DatabaseError::NeedsCa(self.upstream_tls));
+        }
+        Ok(())
+    }
+
+    /// Checks every setting and normalises them (lowercase endpoints).
+    pub fn checked(&self) -> Result<Database, DatabaseError> {
+        if !crate::valid_name(&self.name, 63) {
+            return Err(DatabaseError::Name);
+        }
+        if self.endpoints.is_empty()
+            || self
+                .endpoints
+                .iter()
+                .any(|e| e.is_empty() || e.contains([':', '/', ' ']))
+        {
+            return Err(DatabaseError::Endpoints);
+        }
+        self.check_upstream()?;
+        match &self.upstream_ca {
+            Some(_) if !self.upstream_tls.verifies() => return Err(DatabaseError::CaWithoutVerify),
+            Some(pem) if !pem.contains("-----BEGIN CERTIFICATE-----") || pem.len() > 256 * 1024 => {
+                return Err(DatabaseError::CaNotPem);
+            }
+            _ => {}
+        }
+        Ok(Database {
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|e| e.to_ascii_lowercase())
+                .collect(),
+            ..self.clone()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_round_trip() {
+        for e in Engine::ALL {
+            assert_eq!(e.as_str().parse::<Engine>(), Ok(*e));
+        }
+        for a in UpstreamAuth::ALL {
+            assert_eq!(a.to_string().parse::<UpstreamAuth>(), Ok(*a));
+        }
+        for t in TlsMode::ALL {
+            assert_eq!(t.as_str().parse::<TlsMode>(), Ok(*t));
+        }
+        for k in PrincipalKind::ALL {
+            assert_eq!(k.as_str().parse::<PrincipalKind>(), Ok(*k));
+        }
+        assert_eq!(
+            TlsMode::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            ["disable", "prefer", "require", "verify-ca", "verify-full"]
+        );
+    }
+
+    #[test]
+    fn unknown_strings_say_what_is_allowed() {
+        assert_eq!(
+            "oracle".parse::<Engine>().map_err(|e| e.to_string()),
+            Err("engine \"oracle\" is not postgres or mysql".to_owned())
+        );
+        assert_eq!(
+            "kerberos"
+                .parse::<UpstreamAuth>()
+                .map_err(|e| e.to_string()),
+            Err("upstream auth kerberos is not password, cert or trust".to_owned())
+        );
+        assert_eq!(
+            "on".parse::<TlsMode>().map_err(|e| e.to_string()),
+            Err(
+                "upstream TLS mode \"on\" is not disable, prefer, require, verify-ca or verify-full"
+                    .to_owned()
+            )
+        );
+        // Case matters, as it always has.
+        assert!("Postgres".parse::<Engine>().is_err());
+    }
+
+    #[test]
+    fn error_messages_match_their_display() {
+        let all = [
+            DatabaseError::Name,
+            DatabaseError::Endpoints,
+            DatabaseError::AuthNotForEngine {
+                engine: Engine::Mysql,
+                auth: UpstreamAuth::Cert,
+            },
+            DatabaseError::CertNeedsTls,
+            DatabaseError::NeedsCa(TlsMode::VerifyCa),
+            DatabaseError::NeedsCa(TlsMode::VerifyFull),
+            DatabaseError::CaWithoutVerify,
+            DatabaseError::CaNotPem,
+        ];
+        for e in all {
+            assert_eq!(e.message(), e.to_string());
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The SQLite backend: one file, one connection behind a mutex (SQLite
+//! serialises writers anyway; WAL lets readers of other processes go on),
+//! `synchronous = FULL`. Schema changes are additive ([`ADDED_COLUMNS`]),
+//! applied on open in one immediate transaction.
+//!
+//! One module per concern implements that concern's trait of
+//! [`crate::backend`]; [`names`] keeps rows keyed by an entity's name in
+//! the entity's own spelling.
+
+mod audit;
+mod credentials;
+mod databases;
+mod findings;
+mod identities;
+mod names;
+mod policies;
+mod session_keys;
+
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::backend::{Backend, Identities};
+use crate::{PrincipalKind, Result, Role, StoreError, User, Vault, random};
+
+const VAULT_CHECK: &[u8] = b"latchkey vault check";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY COLLATE NOCASE, id TEXT NOT NULL UNIQUE, path TEXT NOT NULL, created INTEGER NOT NULL, tags TEXT NOT NULL DEFAULT '[]');
+CREATE TABLE IF NOT EXISTS access_keys (id TEXT PRIMARY KEY, user TEXT NOT NULL, secret BLOB NOT NULL, active INTEGER NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS roles (name TEXT PRIMARY KEY COLLATE NOCASE, id TEXT NOT NULL UNIQUE, path TEXT NOT NULL, created INTEGER NOT NULL, trust_policy TEXT NOT NULL, max_session INTEGER NOT NULL, description TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '[]');
+CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY COLLATE NOCASE, id TEXT NOT NULL UNIQUE, path TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS group_members (grp TEXT NOT NULL, user TEXT NOT NULL, PRIMARY KEY (grp, user));
+CREATE TABLE IF NOT EXISTS inline_policies (kind TEXT NOT NULL, principal TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (kind, principal, name));
+CREATE TABLE IF NOT EXISTS managed_policies (arn TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, id TEXT NOT NULL, path TEXT NOT NULL, document TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS attachments (kind TEXT NOT NULL, principal TEXT NOT NULL, arn TEXT NOT NULL, PRIMARY KEY (kind, principal, arn));
+CREATE TABLE IF NOT EXISTS mfa_devices (serial TEXT PRIMARY KEY, user TEXT, seed BLOB NOT NULL, enabled_at INTEGER, last_step INTEGER);
+CREATE TABLE IF NOT EXISTS revocations (arn TEXT PRIMARY KEY, not_before INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS vault_check (id INTEGER PRIMARY KEY CHECK (id = 1), value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS databases (name TEXT PRIMARY KEY, engine TEXT NOT NULL, endpoints TEXT NOT NULL, upstream TEXT NOT NULL, upstream_auth TEXT NOT NULL, resource_id TEXT NOT NULL UNIQUE, tags TEXT NOT NULL DEFAULT '[]', created INTEGER NOT NULL, upstream_tls TEXT NOT NULL DEFAULT 'prefer', upstream_ca TEXT);
+CREATE TABLE IF NOT EXISTS database_ca (id INTEGER PRIMARY KEY CHECK (id = 1), cert TEXT NOT NULL, key BLOB NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS findings (id TEXT PRIMARY KEY, kind TEXT NOT NULL, severity TEXT NOT NULL, last_seen INTEGER NOT NULL, archived INTEGER NOT NULL DEFAULT 0, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_key (id INTEGER PRIMARY KEY CHECK (id = 1), public_key BLOB NOT NULL, key BLOB NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1), trail_id TEXT NOT NULL, sequence INTEGER NOT NULL, document TEXT NOT NULL, updated INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS database_passwords (database TEXT NOT NULL, user TEXT NOT NULL, secret BLOB NOT NULL, PRIMARY KEY (database, user));
+CREATE TABLE IF NOT EXISTS cluster_keys (id INTEGER PRIMARY KEY, material BLOB NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS policy_versions (arn TEXT NOT NULL, version INTEGER NOT NULL, document TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (arn, version));
+INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
+";
+
+/// Columns added to tables after their first release: `(table, column,
+/// definition)`. Stores made before get them on open.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    (
+        "databases",
+        "upstream_tls",
+        "TEXT NOT NULL DEFAULT 'prefer'",
+    ),
+    ("databases", "upstream_ca", "TEXT"),
+    // Managed policies' versions (`policy_versions`): the default one's
+    // number (its document stays in `managed_policies.document`), the next
+    // number to give, the last change, the description and tags.
+    (
+        "managed_policies",
+        "default_version",
+        "INTEGER NOT NULL DEFAULT 1",
+    ),
+    (
+        "managed_policies",
+        "next_version",
+        "INTEGER NOT NULL DEFAULT 2",
+    ),
+    ("managed_policies", "updated", "INTEGER NOT NULL DEFAULT 0"),
+    (
+        "managed_policies",
+        "description",
+        "TEXT NOT NULL DEFAULT ''",
+    ),
+    ("managed_policies", "tags", "TEXT NOT NULL DEFAULT '[]'"),
+];
+
+const DATABASE_CA_CONTEXT: &[u8] = b"latchkey database CA";
+const AUDIT_KEY_CONTEXT: &[u8] = b"latchkey audit signing key";
+
+/// The SQLite store. A mutex serialises SQLite access; callers keep hot
+/// paths (signature checks on temporary credentials) off it entirely.
+pub struct SqliteBackend {
+    conn: Mutex<Connection>,
+    /// Behind a lock so that a running server can take up a new master key
+    /// during rotation without a restart.
+    vault: RwLock<Vault>,
+    account: String,
+}
+
+fn unique_id(prefix: &str) -> Result<String> {
+    Ok(format!(
+        "{prefix}{}",
+        latchkey_session::base32(&random::<10>()?)
+    ))
+}
+
+fn tags_json(tags: &[(String, String)]) -> String {
+    serde_json::Value::Array(
+        tags.iter()
+            .map(|(k, v)| serde_json::json!({"Key": k, "Value": v}))
+            .collect(),
+    )
+    .to_string()
+}
+
+fn parse_tags(text: &str) -> Vec<(String, String)> {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t["Key"].as_str()?.to_owned(),
+                t["Value"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// Adds the columns of [`ADDED_COLUMNS`] a store lacks, in one immediate
+/// transaction so that processes opening the store together do not race.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for (table, column, definition) in ADDED_COLUMNS {
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            [table, column],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            tx.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    // Rows keyed by a user's, role's or group's name take the entity's
+    // spelling; rows of entities that no longer exist go.
+    names::canonicalise(&tx)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A text column holding one of a closed set of values; an unknown one
+/// (written by hand) is a conversion error, not a guess.
+fn parse_column<T>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = r.get(i)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// 40 characters of base64, the shape of an AWS secret access key.
+fn base64_secret(bytes: &[u8; 30]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(40);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]);
+        for shift in [18, 12, 6, 0] {
+            out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+        }
+    }
+    out
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the store at `path`. A new store gets a
+    /// random 12-digit account id.
+    pub fn open(path: &Path, vault: Vault) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn)?;
+        let account: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'account'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let account = match account {
+            Some(a) => a,
+            None => {
+                let digits = random::<8>()?;
+                let n = u64::from_be_bytes(digits) % 900_000_000_000 + 100_000_000_000;
+                let a = n.to_string();
+                conn.execute("INSERT INTO meta (key, value) VALUES ('account', ?1)", [&a])?;
+                a
+            }
+        };
+        // A wrong master key must stop the server at start, not surface
+        // later as unreadable secrets or, worse, a fresh set of keys.
+        let check: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM vault_check", [], |r| r.get(0))
+            .optional()?;
+        match check {
+            Some(blob) => {
+                vault.open(&blob, VAULT_CHECK)?;
+            }
+            None => {
+                let blob = vault.seal(VAULT_CHECK, VAULT_CHECK)?;
+                conn.execute("INSERT INTO vault_check (id, value) VALUES (1, ?1)", [blob])?;
+            }
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+            vault: RwLock::new(vault),
+            account,
+        })
+    }
+
+    fn vault(&self) -> std::sync::RwLockReadGuard<'_, Vault> {
+        self.vault.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (every
+        // change is one statement or one transaction), so keep going.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn arn(&self, kind: &str, path: &str, name: &str) -> String {
+        format!("arn:aws:iam::{}:{kind}{path}{name}", self.account)
+    }
+
+    fn row_to_user(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+        let name: String = r.get(0)?;
+        let path: String = r.get(2)?;
+        Ok(User {
+            arn: self.arn("user", &path, &name),
+            name,
+            id: r.get(1)?,
+            path,
+            created: r.get(3)?,
+            tags: parse_tags(&r.get::<_, String>(4)?),
+        })
+    }
+
+    fn row_to_role(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<Role> {
+        let name: String = r.get(0)?;
+        let path: String = r.get(2)?;
+        Ok(Role {
+            arn: self.arn("role", &path, &name),
+            name,
+            id: r.get(1)?,
+            path,
+            created: r.get(3)?,
+            trust_policy: r.get(4)?,
+            max_session_duration: r.get(5)?,
+            description: r.get(6)?,
+            tags: parse_tags(&r.get::<_, String>(7)?),
+        })
+    }
+
+    const ROLE_COLUMNS: &'static str =
+        "name, id, path, created, trust_policy, max_session, description, tags";
+
+    fn group_names(db: &Connection, user: &str) -> Result<Vec<String>> {
+        let mut stmt = db.prepare(
+            "SELECT g.name FROM group_members m JOIN groups g ON g.name = m.grp
+             WHERE m.user = ?1 ORDER BY g.name",
+        )?;
+        let rows = stmt.query_map([user], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Reads a user's or role's tags, changes them and writes them back.
+    pub(crate) fn change_tags(
+        &self,
+        kind: PrincipalKind,
+        name: &str,
+        change: impl FnOnce(&mut Vec<(String, String)>) -> Result<()>,
+    ) -> Result<()> {
+        let (mut tags, name) = match kind {
+            PrincipalKind::User => {
+                let u = self.get_user(name)?;
+                (u.tags, u.name)
+            }
+            PrincipalKind::Role => {
+                let r = self.get_role(name)?;
+                (r.tags, r.name)
+            }
+            PrincipalKind::Group => {
+                return Err(StoreError::InvalidInput("groups have no tags"));
+            }
+        };
+        change(&mut tags)?;
+        self.db().execute(
+            &format!(
+                "UPDATE {} SET tags = ?1 WHERE name = ?2",
+                names::table(kind)
+            ),
+            params![tags_json(&tags), name],
+        )?;
+        Ok(())
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn account_id(&self) -> &str {
+        &self.account
+    }
+
+    fn set_vault(&self, vault: Vault) -> Result<()> {
+        let check: Vec<u8> = self
+            .db()
+            .query_row("SELECT value FROM vault_check", [], |r| r.get(0))?;
+        vault.open(&check, VAULT_CHECK)?;
+        *self.vault.write().unwrap_or_else(|p| p.into_inner()) = vault;
+        Ok(())
+    }
+
+    fn rewrap_all(&self) -> Result<usize> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let mut count = 0;
+        // Every table holding sealed blobs, by rowid.
+        for (table, col) in [
+            ("access_keys", "secret"),
+            ("mfa_devices", "seed"),
+            ("cluster_keys", "material"),
+            ("database_passwords", "secret"),
+            ("database_ca", "key"),
+            ("audit_key", "key"),
+            ("vault_check", "value"),
+        ] {
+            let rows: Vec<(i64, Vec<u8>)> = {
+                let mut stmt = tx.prepare(&format!("SELECT rowid, {col} FROM {table}"))?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for (rowid, blob) in rows {
+                if Vault::wrapped_with(&blob) == Some(self.vault().current_id()) {
+                    continue;
+                }
+                let rewrapped = self.vault().rewrap(&blob)?;
+                tx.execute(
+                    &format!("UPDATE {table} SET {col} = ?1 WHERE rowid = ?2"),
+                    params![rewrapped, rowid],
+                )?;
+                count += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(count)
+    }
+}
