@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::dbca::{self, DbCa};
 use anyhow::{Context, Result, anyhow, bail};
+use latchkey_identity::AppState;
 use latchkey_store::{Database, Engine, Store, UpstreamAuth};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -21,6 +22,7 @@ use rustls::server::ParsedCertificate;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
+use zeroize::Zeroizing;
 
 /// How long the upstream TCP connect and login may take.
 pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -365,6 +367,38 @@ pub fn database_ca(store: &Store, now: i64) -> Result<Arc<DbCa>> {
     Ok(ca)
 }
 
+/// Runs `work` (a store read, or other blocking work) on the blocking
+/// pool, not on the calling session thread: the store is one SQLite
+/// connection behind a mutex, and a session thread that waits for it
+/// stalls every session it carries.
+pub async fn off_session_thread<T, F>(state: &Arc<AppState>, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&AppState) -> Result<T> + Send + 'static,
+{
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || work(&state))
+        .await
+        .map_err(|e| anyhow!("a store read failed: {e}"))?
+}
+
+/// The password the gateway holds for `user` on `database`, read off the
+/// session thread.
+pub async fn upstream_password(
+    state: &Arc<AppState>,
+    database: &str,
+    user: &str,
+) -> Result<Zeroizing<String>> {
+    let (database, user) = (database.to_owned(), user.to_owned());
+    off_session_thread(state, move |state| {
+        state
+            .store
+            .database_password(&database, &user)?
+            .with_context(|| format!("no upstream password stored for {user} on {database}"))
+    })
+    .await
+}
+
 /// The TLS client configuration for `db` (and, with `cert` auth, `user`):
 /// built once and cached until the database's settings change or the
 /// client certificate is due for renewal.
@@ -433,13 +467,21 @@ pub fn client_config(
 /// (PostgreSQL's `SSLRequest`, MySQL's `SSLRequest` packet) has agreed to
 /// it, checking the server as `mode` asks.
 pub async fn start_tls(
-    store: &Store,
+    state: &Arc<AppState>,
     db: &Database,
     mode: TlsMode,
     user: &str,
     socket: Socket,
 ) -> Result<UpstreamStream> {
-    let config = client_config(store, db, mode, user)?;
+    // The database CA may come from the store, and minting a client
+    // certificate signs: neither belongs on a session thread.
+    let config = {
+        let (db, user) = (db.clone(), user.to_owned());
+        off_session_thread(state, move |state| {
+            client_config(&state.store, &db, mode, &user)
+        })
+        .await?
+    };
     let name = server_name(mode, &db.upstream)?;
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, socket)

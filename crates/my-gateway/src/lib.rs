@@ -395,7 +395,7 @@ impl Protocol for Mysql {
     ) -> Result<Upstream, UpstreamFailure<MyRefusal>> {
         let startup = &login.startup;
         upstream::connect(
-            &keeper.state.store,
+            &keeper.state,
             &auth.db,
             &LoginRequest {
                 user: &login.user,
@@ -581,7 +581,7 @@ impl Protocol for Mysql {
                 relay.upstream.thread_id,
             );
             tokio::spawn(async move {
-                if let Err(e) = upstream::kill(&state.store, &db, &user, thread_id).await {
+                if let Err(e) = upstream::kill(&state, &db, &user, thread_id).await {
                     tracing::warn!(database = %db.name, thread_id, error = %e, "could not stop an abandoned statement");
                 }
             });

@@ -6,13 +6,16 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use latchkey_gateway::net::{
     ServerAddr, Socket, TlsMode, UPSTREAM_CONNECT_TIMEOUT, UpstreamStream, start_tls,
 };
 use latchkey_gateway::pool::{Pooled, RESET_TIMEOUT};
 use latchkey_mywire::{self as wire, AuthStep, HandshakeResponse, SslRequest, UpstreamAuth};
-use latchkey_store::{Database, Store};
+use std::sync::Arc;
+
+use latchkey_identity::AppState;
+use latchkey_store::Database;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroizing;
 
@@ -108,13 +111,17 @@ pub async fn write_packet<S: AsyncWrite + Unpin + ?Sized>(
 }
 
 /// Connects to `db`'s server and logs in as the request says.
-pub async fn connect(store: &Store, db: &Database, req: &LoginRequest<'_>) -> Result<Upstream> {
-    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login(store, db, req))
+pub async fn connect(
+    state: &Arc<AppState>,
+    db: &Database,
+    req: &LoginRequest<'_>,
+) -> Result<Upstream> {
+    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login(state, db, req))
         .await
         .map_err(|_| anyhow!("upstream login timed out"))?
 }
 
-async fn login(store: &Store, db: &Database, req: &LoginRequest<'_>) -> Result<Upstream> {
+async fn login(state: &Arc<AppState>, db: &Database, req: &LoginRequest<'_>) -> Result<Upstream> {
     let addr = ServerAddr::resolve(&db.upstream).await?;
     let mode = db.upstream_tls;
     let mut socket: Socket = addr.connect().await?;
@@ -153,21 +160,14 @@ async fn login(store: &Store, db: &Database, req: &LoginRequest<'_>) -> Result<U
             },
         );
         seq = write_packet(&mut socket, seq, &out).await?;
-        start_tls(store, db, mode, req.user, socket).await?
+        start_tls(state, db, mode, req.user, socket).await?
     } else {
         UpstreamStream::Plain(socket)
     };
     let password = if db.upstream_auth == latchkey_store::UpstreamAuth::Trust {
         Zeroizing::new(String::new())
     } else {
-        store
-            .database_password(&db.name, req.user)?
-            .with_context(|| {
-                format!(
-                    "no upstream password stored for {} on {}",
-                    req.user, db.name
-                )
-            })?
+        latchkey_gateway::net::upstream_password(state, &db.name, req.user).await?
     };
     let (mut auth, response) = UpstreamAuth::start(&handshake, password.as_bytes(), use_tls, caps)
         .map_err(|e| anyhow!("upstream authentication: {e}"))?;
@@ -241,14 +241,14 @@ pub async fn reset(upstream: &mut Upstream) -> Result<()> {
 /// was ended mid-statement, whose connection cannot be reused anyway.
 /// MySQL, unlike PostgreSQL, keeps running a statement whose client has
 /// vanished until it next writes to it.
-pub async fn kill(store: &Store, db: &Database, user: &str, thread_id: u32) -> Result<()> {
+pub async fn kill(state: &Arc<AppState>, db: &Database, user: &str, thread_id: u32) -> Result<()> {
     let caps = wire::CLIENT_PROTOCOL_41
         | wire::CLIENT_SECURE_CONNECTION
         | wire::CLIENT_PLUGIN_AUTH
         | wire::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
         | wire::CLIENT_TRANSACTIONS;
     let mut up = connect(
-        store,
+        state,
         db,
         &LoginRequest {
             user,

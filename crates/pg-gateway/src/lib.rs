@@ -335,7 +335,7 @@ impl Protocol for Postgres {
         login: &Login<PgStartup>,
     ) -> Result<Upstream, UpstreamFailure<Refused>> {
         upstream::connect(
-            &keeper.state.store,
+            &keeper.state,
             &auth.db,
             &login.user,
             &login.database,

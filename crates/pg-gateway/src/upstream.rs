@@ -7,7 +7,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use latchkey_gateway::net::{Socket, TlsMode, UPSTREAM_CONNECT_TIMEOUT};
 use latchkey_pgwire::{self as wire, AuthRequest};
-use latchkey_store::{Database, Store};
+use std::sync::Arc;
+
+use latchkey_identity::AppState;
+use latchkey_store::Database;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use latchkey_gateway::net::{ServerAddr, UpstreamStream, check_tls_settings, upstream_host};
@@ -73,7 +76,7 @@ impl Upstream {
 /// the client's other startup parameters along. Reads up to the first
 /// `ReadyForQuery`.
 pub async fn connect(
-    store: &Store,
+    state: &Arc<AppState>,
     db: &Database,
     user: &str,
     database: &str,
@@ -81,14 +84,14 @@ pub async fn connect(
 ) -> Result<Upstream> {
     tokio::time::timeout(
         UPSTREAM_CONNECT_TIMEOUT,
-        login(store, db, user, database, forwarded),
+        login(state, db, user, database, forwarded),
     )
     .await
     .map_err(|_| anyhow!("upstream login timed out"))?
 }
 
 async fn login(
-    store: &Store,
+    state: &Arc<AppState>,
     db: &Database,
     user: &str,
     database: &str,
@@ -99,7 +102,7 @@ async fn login(
     let tcp = addr.connect().await?;
     let mut up = match mode {
         TlsMode::Disable => UpstreamStream::Plain(tcp),
-        _ => start_tls(store, db, mode, user, tcp).await?,
+        _ => start_tls(state, db, mode, user, tcp).await?,
     };
     let mut params: Vec<(&str, &str)> = vec![("user", user), ("database", database)];
     params.extend(forwarded.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -107,11 +110,7 @@ async fn login(
     let mut out = zeroize::Zeroizing::new(Vec::new());
     wire::startup_message(&mut out, &params);
     up.write_all(&out).await?;
-    let password = || -> Result<zeroize::Zeroizing<String>> {
-        store
-            .database_password(&db.name, user)?
-            .with_context(|| format!("no upstream password stored for {user} on {}", db.name))
-    };
+    let password = || latchkey_gateway::net::upstream_password(state, &db.name, user);
     let mut scram = None;
     loop {
         let (tag, body) = read_message(&mut up, 1 << 20).await?;
@@ -120,12 +119,12 @@ async fn login(
             b'R' => match wire::parse_auth(&body).map_err(|e| anyhow!("{e}"))? {
                 AuthRequest::Ok => break,
                 AuthRequest::Cleartext => {
-                    wire::password_message(&mut out, password()?.as_bytes());
+                    wire::password_message(&mut out, password().await?.as_bytes());
                 }
                 AuthRequest::Md5 { salt } => {
                     let hash = postgres_protocol::authentication::md5_hash(
                         user.as_bytes(),
-                        password()?.as_bytes(),
+                        password().await?.as_bytes(),
                         salt,
                     );
                     wire::password_message(&mut out, hash.as_bytes());
@@ -137,7 +136,10 @@ async fn login(
                     if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
                         bail!("upstream offers no SCRAM-SHA-256");
                     }
-                    let s = ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
+                    let s = ScramSha256::new(
+                        password().await?.as_bytes(),
+                        ChannelBinding::unsupported(),
+                    );
                     wire::sasl_initial_response(&mut out, SCRAM_SHA_256, s.message());
                     scram = Some(s);
                 }
@@ -205,7 +207,7 @@ async fn login(
 /// With `prefer` a server without TLS gets a plaintext session; any
 /// other mode refuses it.
 async fn start_tls(
-    store: &Store,
+    state: &Arc<AppState>,
     db: &Database,
     mode: TlsMode,
     user: &str,
@@ -217,7 +219,7 @@ async fn start_tls(
     // Exactly one byte: anything after 'S' belongs to the TLS handshake,
     // never to the plaintext protocol.
     match tcp.read_u8().await? {
-        b'S' => latchkey_gateway::net::start_tls(store, db, mode, user, tcp).await,
+        b'S' => latchkey_gateway::net::start_tls(state, db, mode, user, tcp).await,
         b'N' if mode == TlsMode::Prefer => Ok(UpstreamStream::Plain(tcp)),
         b'N' => bail!(
             "upstream {} does not offer TLS, and upstream TLS is {}",
