@@ -14,9 +14,9 @@ use latchkey_store::Store;
 use latchkey_trail::{AnchorKeeper, Filter, Index, Trail, TrailConfig, TrailFiles, TrailMetrics};
 use serde_json::json;
 
+use crate::config::ServerArgs;
 use crate::exit;
 use crate::output::{OutputFormat, print_json, print_rows};
-use crate::serve::ServerArgs;
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {

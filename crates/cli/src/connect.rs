@@ -10,8 +10,8 @@ use clap::{Args, Subcommand};
 use latchkey_awsconfig::{Environment, resolve_credentials};
 use latchkey_dbtoken::{TokenRequest, generate};
 
+use crate::config::ServerArgs;
 use crate::output::now_or;
-use crate::serve::ServerArgs;
 
 #[derive(Subcommand, Debug)]
 pub enum ConnectCommand {
@@ -75,7 +75,7 @@ pub struct PsqlArgs {
     psql_args: Vec<String>,
 }
 
-fn registered_host(config: &crate::serve::Config, db: &str) -> Result<String> {
+fn registered_host(config: &crate::config::Config, db: &str) -> Result<String> {
     let store = config
         .open_store()
         .context("give --host, or run where the Latchkey data directory is readable")?;
@@ -98,7 +98,7 @@ struct Minted {
 impl Target {
     /// Resolves the target and mints a token for it; `default_port`
     /// picks the engine's gateway port from the configuration.
-    fn mint(&self, default_port: impl Fn(&crate::serve::Config) -> u16) -> Result<Minted> {
+    fn mint(&self, default_port: impl Fn(&crate::config::Config) -> u16) -> Result<Minted> {
         let config = self.server.resolve()?;
         let port = self.port.unwrap_or_else(|| default_port(&config));
         let host = match (&self.host, &self.db) {
@@ -182,7 +182,7 @@ fn run_psql(a: PsqlArgs) -> Result<u8> {
         port,
         token,
         ca,
-    } = a.target.mint(|c| c.pg_listen.port())?;
+    } = a.target.mint(|c| c.postgres_listen.port())?;
     let user = &a.target.user;
     let dbname = a.dbname.clone().unwrap_or_else(|| user.clone());
     let conninfo = format!(

@@ -3,7 +3,6 @@
 //! server picks changes up within seconds. `[[databases]]` tables in
 //! `latchkey.toml` register the same way ([`sync_databases`]).
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -12,13 +11,12 @@ use clap::{Args, Subcommand};
 use latchkey_gateway::dbca::{DbCa, pem_fingerprints};
 use latchkey_gateway::net::check_tls_settings;
 use latchkey_store::{Database, Store, StoreError, TlsMode, UpstreamAuth};
-use serde::Deserialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::config::{DatabaseConfig, ServerArgs};
 use crate::exit;
 use crate::output::{OutputFormat, print_json, print_rows};
-use crate::serve::ServerArgs;
 
 #[derive(Subcommand, Debug)]
 pub enum DbCommand {
@@ -277,61 +275,6 @@ fn read_ca(path: &Path) -> Result<String> {
     Ok(pem)
 }
 
-fn default_engine() -> String {
-    "postgres".into()
-}
-
-fn default_auth() -> String {
-    "password".into()
-}
-
-fn default_tls() -> String {
-    "prefer".into()
-}
-
-/// A `[[databases]]` table of `latchkey.toml`: a database registered (or
-/// updated to match) when `latchkey serve` or `init` starts.
-///
-/// ```toml
-/// [[databases]]
-/// name = "orders"
-/// endpoints = ["orders.db.internal"]
-/// upstream = "10.0.0.5:5432"
-/// upstream_tls = "verify-full"
-/// upstream_ca = "/etc/latchkey/orders-ca.pem"
-/// tags = { env = "prod" }
-/// password_env = { app = "ORDERS_APP_PASSWORD" }
-/// ```
-#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
-    pub name: String,
-    /// `postgres` (the default) or `mysql` (MySQL and MariaDB).
-    #[serde(default = "default_engine")]
-    pub engine: String,
-    /// Host names clients sign tokens for.
-    pub endpoints: Vec<String>,
-    /// The real server, `host:port`.
-    pub upstream: String,
-    /// `disable`, `prefer` (the default), `require`, `verify-ca` or `verify-full`.
-    #[serde(default = "default_tls")]
-    pub upstream_tls: String,
-    /// A PEM file with the upstream CA certificate(s) (relative paths from
-    /// the working directory), or the PEM text itself.
-    #[serde(default)]
-    pub upstream_ca: Option<String>,
-    /// `password` (the default), `cert` or `trust`.
-    #[serde(default = "default_auth")]
-    pub auth: String,
-    /// Resource tags (`aws:ResourceTag/KEY` in policies).
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    /// Upstream passwords to store: database user to the name of the
-    /// environment variable holding that user's password.
-    #[serde(default)]
-    pub password_env: BTreeMap<String, String>,
-}
-
 impl DatabaseConfig {
     /// The database this table describes (no resource id yet), checked.
     fn database(&self) -> Result<Database> {
@@ -455,6 +398,8 @@ pub fn sync_databases(store: &Store, configs: &[DatabaseConfig], now: i64) -> Re
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use serde::Deserialize;
 
     use super::*;
 

@@ -12,9 +12,9 @@ use latchkey_identity::clock::system_now as now;
 use latchkey_store::Store;
 use latchkey_webhook::Webhook;
 
+use crate::config::ServerArgs;
 use crate::exit;
 use crate::output::{OutputFormat, print_json};
-use crate::serve::ServerArgs;
 
 /// Runs the rules on every durable audit record and answers findings:
 /// stores them, counts them, posts them to the webhook, and takes the

@@ -3,6 +3,7 @@
 
 mod api;
 mod audit;
+mod config;
 mod connect;
 mod db;
 mod findings;
@@ -52,12 +53,22 @@ enum Command {
     #[command(subcommand)]
     Findings(findings::FindingsCommand),
     /// Run the token service (STS and IAM over HTTPS), creating the data directory on first start.
-    Serve(serve::ServerArgs),
+    #[command(after_help = DEPRECATED)]
+    Serve(serve::ServeArgs),
     /// Create the data directory, certificates and administrator without serving.
-    Init(serve::ServerArgs),
+    #[command(after_help = DEPRECATED)]
+    Init(config::ServerArgs),
     /// Replace the master key that wraps every stored secret, with no downtime.
     RotateMasterKey(serve::RotateArgs),
 }
+
+/// The deprecation note of `serve --help` and `init --help`.
+const DEPRECATED: &str = "Settings are taken, lowest first, from defaults, latchkey.toml, LATCHKEY_* \
+variables and flags.\n\nDeprecated (removed in the next release): the --pg-* flags (now \
+--gateway-*, --postgres-listen and --postgres-allow-plaintext), the LATCHKEY_PG_* variables (now \
+LATCHKEY_GATEWAY_* and LATCHKEY_POSTGRES_*) and latchkey.toml's flat top-level keys (now in \
+[general], [api], [gateway], [gateway.postgres], [gateway.mysql], [audit], [detection] and \
+[webhook]).";
 
 /// Exit codes shared by every subcommand.
 pub mod exit {
