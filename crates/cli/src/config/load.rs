@@ -1,0 +1,316 @@
+//! Loading the configuration: the layers applied in order of precedence
+//! (defaults, `latchkey.toml`, the deprecated `LATCHKEY_PG_*` variables,
+//! then clap's variables and flags), checked and turned into the runtime
+//! types of [`Config`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Args;
+use latchkey_server::bootstrap::{DataDir, load_vault};
+
+use super::file::{DatabaseConfig, parse_file};
+use super::sections::{Layer, boolish};
+use super::settings::Settings;
+use super::{ConfigError, invalid};
+
+/// Reads an environment variable (a parameter, for tests).
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The deprecated `LATCHKEY_PG_*` variables, as a layer below the current
+/// names (clap reads those, with the flags).
+fn legacy_env(env: EnvLookup<'_>) -> Result<Layer, ConfigError> {
+    fn parse<T: FromStr>(var: &'static str, text: &str) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        text.parse().map_err(|e: T::Err| ConfigError::Env {
+            var,
+            message: e.to_string(),
+        })
+    }
+    let mut layer = Layer::default();
+    macro_rules! vars {
+        ($($var:literal => $($path:ident).+ $(, $map:expr)?;)*) => {$(
+            if let Some(text) = env($var) {
+                $( let text = $map(&text).map_err(|message| ConfigError::Env { var: $var, message })?.to_string(); )?
+                layer.$($path).+ = Some(parse($var, &text)?);
+            }
+        )*};
+    }
+    vars! {
+        "LATCHKEY_PG_LISTEN" => gateway.postgres.listen;
+        "LATCHKEY_PG_ALLOW_PLAINTEXT" => gateway.postgres.allow_plaintext, boolish;
+        "LATCHKEY_PG_MAX_CONNECTIONS" => gateway.max_connections;
+        "LATCHKEY_PG_MAX_CONNECTIONS_PER_IP" => gateway.max_connections_per_ip;
+        "LATCHKEY_PG_MAX_CONNECTIONS_PER_PRINCIPAL" => gateway.max_connections_per_principal;
+        "LATCHKEY_PG_CONNECTION_RATE_PER_IP" => gateway.connection_rate_per_ip;
+        "LATCHKEY_PG_CONNECTION_RATE_PER_PRINCIPAL" => gateway.connection_rate_per_principal;
+        "LATCHKEY_PG_STARTUP_TIMEOUT" => gateway.startup_timeout;
+        "LATCHKEY_PG_MAX_MESSAGE_SIZE" => gateway.max_message_size;
+        "LATCHKEY_PG_THREADS" => gateway.threads;
+        "LATCHKEY_PG_POOL_SIZE" => gateway.pool_size;
+        "LATCHKEY_PG_POOL_IDLE_TIMEOUT" => gateway.pool_idle_timeout;
+        "LATCHKEY_PG_POOL_MAX_LIFETIME" => gateway.pool_max_lifetime;
+    }
+    Ok(layer)
+}
+
+/// Options shared by `serve`, `init` and the commands that open the data
+/// directory: the configuration file, and every setting as a flag.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Configuration file [default: ./latchkey.toml if it exists].
+    #[arg(long, env = "LATCHKEY_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: Layer,
+}
+
+/// The configuration in effect, as the runtime types that use it.
+pub struct Config {
+    /// Every setting, for `--print-config`.
+    pub settings: Settings,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub region: String,
+    pub server_names: Vec<String>,
+    pub cluster_key_rotation: Duration,
+    pub postgres_listen: SocketAddr,
+    pub mysql_listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
+    /// The token service's timeouts, connection caps and `/metrics`.
+    pub api: latchkey_server::http::ApiLimits,
+    /// Detection rules; `None` when turned off.
+    pub detection: Option<latchkey_detect::DetectConfig>,
+    pub webhook: Option<latchkey_webhook::WebhookConfig>,
+    /// The audit trail's settings (its account is filled in at start).
+    pub audit: latchkey_trail::TrailConfig,
+    pub postgres_gateway: latchkey_gateway::GatewayConfig,
+    pub mysql_gateway: latchkey_gateway::GatewayConfig,
+    /// Databases from `latchkey.toml`, registered or updated at start.
+    pub databases: Vec<DatabaseConfig>,
+}
+
+impl Config {
+    /// The data directory's store, for commands that act on it directly
+    /// (a running server picks their changes up within seconds).
+    pub fn open_store(&self) -> anyhow::Result<latchkey_store::Store> {
+        use anyhow::Context;
+        let dir = DataDir::new(&self.data_dir);
+        let vault = load_vault(&dir.master_key()).with_context(|| {
+            format!(
+                "no usable data directory at {} (run latchkey init)",
+                dir.root.display()
+            )
+        })?;
+        Ok(latchkey_store::Store::open(&dir.store(), vault)?)
+    }
+}
+
+impl ServerArgs {
+    /// The configuration from the file, the environment and the flags;
+    /// deprecation warnings go to stderr.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let mut warnings = Vec::new();
+        let config = self.resolve_with(&|var| std::env::var(var).ok(), &mut warnings)?;
+        for w in warnings {
+            eprintln!("latchkey: warning: {w}");
+        }
+        Ok(config)
+    }
+
+    pub(super) fn resolve_with(
+        &self,
+        env: EnvLookup<'_>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Config, ConfigError> {
+        let path = self.config.clone().or_else(|| {
+            let default = PathBuf::from("latchkey.toml");
+            default.exists().then_some(default)
+        });
+        let file = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                Some(parse_file(p, &text, warnings)?)
+            }
+            None => None,
+        };
+        let mut settings = Settings::default();
+        let mut rules = None;
+        if let Some(file) = file {
+            settings.apply(file.layer);
+            settings.detection.rules = file.rules_table;
+            settings.databases = file.databases;
+            rules = file.rules;
+        }
+        let legacy = legacy_env(env)?;
+        settings.apply(legacy);
+        settings.apply(self.flags.clone());
+        build(settings, rules, env)
+    }
+}
+
+/// A token bucket refilling `rate` per second with bursts of twice that;
+/// 0 means no limit.
+fn rate(
+    per_second: f64,
+    name: &str,
+) -> Result<Option<latchkey_gateway::limits::RateLimit>, ConfigError> {
+    if !per_second.is_finite() || per_second < 0.0 {
+        return invalid(format!(
+            "{name} must be a number of connections per second, 0 or more"
+        ));
+    }
+    Ok(
+        (per_second > 0.0).then_some(latchkey_gateway::limits::RateLimit {
+            per_second,
+            burst: (per_second * 2.0).max(1.0),
+        }),
+    )
+}
+
+/// Checks the settings and makes the runtime types from them.
+fn build(
+    settings: Settings,
+    rules: Option<latchkey_detect::DetectConfig>,
+    env: EnvLookup<'_>,
+) -> Result<Config, ConfigError> {
+    let (general, api, gw, audit_s) = (
+        &settings.general,
+        &settings.api,
+        &settings.gateway,
+        &settings.audit,
+    );
+    for (d, name) in [
+        (api.header_timeout, "[api] header_timeout"),
+        (api.body_timeout, "[api] body_timeout"),
+        (api.idle_timeout, "[api] idle_timeout"),
+    ] {
+        if d.0.is_zero() {
+            return invalid(format!("{name} must be longer than 0s"));
+        }
+    }
+    for (n, name) in [
+        (api.max_connections, "[api] max_connections"),
+        (api.max_connections_per_ip, "[api] max_connections_per_ip"),
+    ] {
+        if n == 0 {
+            return invalid(format!("{name} must be at least 1"));
+        }
+    }
+    if gw.threads == 0 {
+        return invalid("[gateway] threads must be 1 or more");
+    }
+    let api_limits = latchkey_server::http::ApiLimits {
+        header_timeout: api.header_timeout.0,
+        body_timeout: api.body_timeout.0,
+        idle_timeout: api.idle_timeout.0,
+        max_connections: api.max_connections,
+        max_connections_per_ip: api.max_connections_per_ip,
+        metrics: api.metrics,
+    };
+    let mut postgres =
+        latchkey_gateway::GatewayConfig::new(&general.region, gw.postgres.listen.port());
+    postgres.allow_plaintext = gw.postgres.allow_plaintext;
+    postgres.limits.total = gw.max_connections;
+    postgres.limits.per_ip = gw.max_connections_per_ip;
+    postgres.limits.per_principal = gw.max_connections_per_principal;
+    postgres.new_connections_per_ip = rate(
+        gw.connection_rate_per_ip,
+        "[gateway] connection_rate_per_ip",
+    )?;
+    postgres.new_connections_per_principal = rate(
+        gw.connection_rate_per_principal,
+        "[gateway] connection_rate_per_principal",
+    )?;
+    postgres.startup_timeout = gw.startup_timeout.0;
+    postgres.max_message_size = gw.max_message_size;
+    postgres.threads = gw.threads;
+    postgres.pool.max_idle_per_key = gw.pool_size;
+    postgres.pool.idle_timeout = gw.pool_idle_timeout.0;
+    postgres.pool.max_lifetime = gw.pool_max_lifetime.0;
+    postgres.max_session_duration = gw.max_session_duration.map(|d| d.0);
+    postgres.end_sessions_at_credential_expiry = gw.end_sessions_at_credential_expiry;
+    postgres.end_sessions_on_revocation = !gw.keep_revoked_sessions;
+    postgres.audit_statements = audit_s.statements;
+    postgres.audit_keep_literals = audit_s.literals;
+    // MySQL's cleartext login would expose the token: never plaintext.
+    let mut mysql = postgres.clone();
+    mysql.port = gw.mysql.listen.port();
+    mysql.allow_plaintext = false;
+
+    let mut audit = latchkey_trail::TrailConfig::new(
+        audit_s
+            .dir
+            .clone()
+            .unwrap_or_else(|| general.data_dir.join("audit")),
+        &general.region,
+        "",
+    );
+    audit.sync_interval = audit_s.sync_interval.0;
+    audit.digest_interval = audit_s.digest_interval.0;
+    audit.digest_every = audit_s.digest_every.max(1);
+    audit.segment_max_bytes = audit_s.segment_size;
+    audit.segment_max_age = audit_s.segment_age.0;
+    audit.retention = audit_s.retention.map(|d| d.0);
+    audit.fail_open = audit_s.fail_open;
+
+    let detection = settings
+        .detection
+        .enabled
+        .then(|| rules.unwrap_or_default());
+    let webhook = match &settings.webhook.url {
+        Some(url) => {
+            let secret = match &settings.webhook.secret_file {
+                Some(path) => std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })?
+                    .trim()
+                    .to_owned(),
+                None => env("LATCHKEY_WEBHOOK_SECRET").ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "a webhook needs a secret: --webhook-secret-file or LATCHKEY_WEBHOOK_SECRET"
+                            .into(),
+                    )
+                })?,
+            };
+            if secret.len() < 16 {
+                return invalid("the webhook secret must be at least 16 characters");
+            }
+            let mut w = latchkey_webhook::WebhookConfig::new(
+                url,
+                zeroize::Zeroizing::new(secret.into_bytes()),
+            );
+            w.ca_file = settings.webhook.ca.clone();
+            Some(w)
+        }
+        None => None,
+    };
+    Ok(Config {
+        data_dir: general.data_dir.clone(),
+        listen: api.listen,
+        region: general.region.clone(),
+        server_names: general.server_names.clone(),
+        cluster_key_rotation: general.cluster_key_rotation.0,
+        postgres_listen: gw.postgres.listen,
+        mysql_listen: gw.mysql.listen,
+        metrics_listen: general.metrics_listen,
+        api: api_limits,
+        detection,
+        webhook,
+        audit,
+        postgres_gateway: postgres,
+        mysql_gateway: mysql,
+        databases: settings.databases.clone(),
+        settings,
+    })
+}

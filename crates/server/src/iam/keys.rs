@@ -1,0 +1,198 @@
+//! The credential handlers: a user's access keys, and virtual MFA devices
+//! (creating, enabling with two consecutive codes, deactivating, listing).
+
+use base64::Engine;
+use latchkey_session::totp;
+use latchkey_store::{MfaDevice, User};
+
+use crate::error::ApiError;
+use crate::xml::{Xml, timestamp};
+
+use super::page::page_of;
+use super::targets::Targets;
+use super::users::user_xml;
+use super::{Call, path_param, target_user};
+
+fn mfa_xml(x: &mut Xml, d: &MfaDevice) {
+    x.text("UserName", d.user.as_deref().unwrap_or(""))
+        .text("SerialNumber", &d.serial)
+        .text("EnableDate", &timestamp(d.enabled_at.unwrap_or(0)));
+}
+
+/// `CreateAccessKey`.
+pub(super) fn create_access_key(c: &Call) -> Result<Option<Xml>, ApiError> {
+    let mut x = Xml::new();
+    let name = target_user(c.caller, c.params)?;
+    c.authorize(c.state.user_target(name))?;
+    let (key, secret) = c.store.create_access_key(name, c.now)?;
+    x.node("AccessKey", |x| {
+        x.text("UserName", &key.user)
+            .text("AccessKeyId", &key.id)
+            .text("Status", "Active")
+            .text("SecretAccessKey", &secret)
+            .text("CreateDate", &timestamp(key.created));
+    });
+    Ok(Some(x))
+}
+
+/// `ListAccessKeys`.
+pub(super) fn list_access_keys(c: &Call) -> Result<Option<Xml>, ApiError> {
+    let mut x = Xml::new();
+    let name = target_user(c.caller, c.params)?;
+    c.authorize(c.state.user_target(name))?;
+    let keys = page_of(c.store.list_access_keys(name)?, |k| k.id.clone(), c.params)?;
+    x.members("AccessKeyMetadata", &keys.items, |x, k| {
+        x.text("UserName", &k.user)
+            .text("AccessKeyId", &k.id)
+            .text("Status", if k.active { "Active" } else { "Inactive" })
+            .text("CreateDate", &timestamp(k.created));
+    });
+    keys.write_truncation(&mut x);
+    Ok(Some(x))
+}
+
+/// `UpdateAccessKey`, `DeleteAccessKey`.
+pub(super) fn update_or_delete_access_key(c: &Call) -> Result<Option<Xml>, ApiError> {
+    let id = c.params.required("AccessKeyId")?;
+    let name = target_user(c.caller, c.params)?;
+    c.authorize(c.state.user_target(name))?;
+    // The key must belong to the named user: no reaching across users.
+    let owned = c.store.list_access_keys(name)?.iter().any(|k| k.id == id);
+    if !owned {
+        return Err(ApiError::new(
+            404,
+            "NoSuchEntity",
+            format!("The Access Key with id {id} cannot be found."),
+        ));
+    }
+    if c.action == "DeleteAccessKey" {
+        c.store.delete_access_key(id)?;
+    } else {
+        let active = match c.params.required("Status")? {
+            "Active" => true,
+            "Inactive" => false,
+            _ => return Err(ApiError::validation("Status must be Active or Inactive")),
+        };
+        c.store.update_access_key(id, active)?;
+    }
+    Ok(None)
+}
+
+/// `CreateVirtualMFADevice`.
+pub(super) fn create_virtual_mfa_device(c: &Call) -> Result<Option<Xml>, ApiError> {
+    let mut x = Xml::new();
+    let name = c.params.required("VirtualMFADeviceName")?;
+    let path = path_param(c.params);
+    let tags = c.params.tags("Tags");
+    c.authorize(
+        c.state
+            .new_target("mfa", c.params, name)
+            .with(|ctx| ctx.request_tags(&tags)),
+    )?;
+    let (serial, seed) = c.store.create_virtual_mfa(name, path)?;
+    x.node("VirtualMFADevice", |x| {
+        x.text("SerialNumber", &serial)
+            // A blob in the API model: base64 of the base32 seed text.
+            .text(
+                "Base32StringSeed",
+                &base64::engine::general_purpose::STANDARD.encode(seed.as_bytes()),
+            );
+    });
+    Ok(Some(x))
+}
+
+/// `EnableMFADevice`.
+pub(super) fn enable_mfa_device(c: &Call) -> Result<Option<Xml>, ApiError> {
+    let user = c.params.required("UserName")?;
+    let serial = c.params.required("SerialNumber")?;
+    let code1 = c.params.required("AuthenticationCode1")?;
+    let code2 = c.params.required("AuthenticationCode2")?;
+    c.authorize(c.state.user_target(user))?;
+    let (device, seed, _) = c.store.mfa_seed(serial)?;
+    if device.user.is_some() {
+        return Err(ApiError::new(
+            409,
+            "EntityAlreadyExists",
+            "MFA device is already in use.",
+        ));
+    }
+    let invalid = || {
+        ApiError::new(
+            400,
+            "InvalidAuthenticationCode",
+            "Authentication code for device is not valid.",
+        )
+    };
+    let s1 =
+        totp::verify(&seed, code1, c.now, None).map_err(|e| invalid().because(e.to_string()))?;
+    let s2 =
+        totp::verify(&seed, code2, c.now, None).map_err(|e| invalid().because(e.to_string()))?;
+    if s2 != s1 + 1 {
+        return Err(invalid().because("the two codes are not consecutive"));
+    }
+    c.store.enable_mfa(serial, user, s2, c.now)?;
+    Ok(None)
+}
+
+/// `DeactivateMFADevice`.
+pub(super) fn deactivate_mfa_device(c: &Call) -> Result<Option<Xml>, ApiError> {
+    let user = c.params.required("UserName")?;
+    let serial = c.params.required("SerialNumber")?;
+    c.authorize(c.state.user_target(user))?;
+    c.store.deactivate_mfa(serial, user)?;
+    Ok(None)
+}
+
+/// `ListMFADevices`.
+pub(super) fn list_mfa_devices(c: &Call) -> Result<Option<Xml>, ApiError> {
+    let mut x = Xml::new();
+    let user = target_user(c.caller, c.params)?;
+    c.authorize(c.state.user_target(user))?;
+    c.store.get_user(user)?;
+    let page = page_of(
+        c.store.list_mfa_devices(user)?,
+        |d| d.serial.clone(),
+        c.params,
+    )?;
+    x.members("MFADevices", &page.items, mfa_xml);
+    page.write_truncation(&mut x);
+    Ok(Some(x))
+}
+
+/// `ListVirtualMFADevices`.
+pub(super) fn list_virtual_mfa_devices(c: &Call) -> Result<Option<Xml>, ApiError> {
+    let mut x = Xml::new();
+    c.authorize(c.state.any_target())?;
+    let status = c.params.get("AssignmentStatus").unwrap_or("Any");
+    let mut devices = c.store.list_virtual_mfa_devices()?;
+    match status {
+        "Any" => {}
+        "Assigned" => devices.retain(|d| d.user.is_some()),
+        "Unassigned" => devices.retain(|d| d.user.is_none()),
+        _ => {
+            return Err(ApiError::validation(
+                "AssignmentStatus must be Assigned, Unassigned or Any",
+            ));
+        }
+    }
+    let page = page_of(devices, |d| d.serial.clone(), c.params)?;
+    let mut owners = Vec::new();
+    for d in &page.items {
+        owners.push(match &d.user {
+            Some(u) => c.store.get_user(u).ok(),
+            None => None,
+        });
+    }
+    let rows: Vec<(&MfaDevice, Option<User>)> = page.items.iter().zip(owners).collect();
+    x.members("VirtualMFADevices", &rows, |x, (d, owner)| {
+        x.text("SerialNumber", &d.serial);
+        if let Some(u) = owner {
+            x.node("User", |x| user_xml(x, u));
+        }
+        if let Some(t) = d.enabled_at {
+            x.text("EnableDate", &timestamp(t));
+        }
+    });
+    page.write_truncation(&mut x);
+    Ok(Some(x))
+}
