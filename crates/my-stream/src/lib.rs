@@ -12,7 +12,9 @@
 //! [`INSPECT_PREFIX`] bytes of a command (or [`WHOLE_PAYLOAD`] bytes of
 //! one the gateway may intercept, and of a server payload other than a
 //! row) are looked at in place; everything else (rows, LOCAL INFILE
-//! uploads, long data) streams through.
+//! uploads, long data) streams through. No clock is read either: audited
+//! statements are stamped by the [`Clock`] the caller puts in their
+//! [`Audit`].
 //!
 //! The protocol is half duplex, but clients may pipeline commands; each
 //! command awaiting its response is queued with its own

@@ -16,6 +16,8 @@
 //! writes on what it scanned. Message bodies are not copied: at most
 //! [`INSPECT_PREFIX`] bytes of the messages the [`Tracker`] follows are
 //! looked at in place; everything else (COPY data, rows) streams through.
+//! No clock is read either: audited statements are stamped by the
+//! [`Clock`] the caller puts in their [`Audit`].
 
 use latchkey_sqlguard::Refusal;
 
