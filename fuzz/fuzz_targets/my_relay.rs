@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use latchkey_audit::{NullSink, SessionInfo};
-use latchkey_my_stream::{Audit, Tracker, parse_kill, replay};
+use latchkey_my_stream::{Audit, Now, Tracker, parse_kill, replay};
 use latchkey_mywire::{
     CLIENT_DEPRECATE_EOF, CLIENT_MULTI_RESULTS, CLIENT_MULTI_STATEMENTS, CLIENT_PROTOCOL_41,
     CLIENT_PS_MULTI_RESULTS, CLIENT_QUERY_ATTRIBUTES, CLIENT_SECURE_CONNECTION,
@@ -29,6 +29,16 @@ const CAPS: [u64; 2] = [
         | CLIENT_QUERY_ATTRIBUTES,
     BASE | MARIADB_CLIENT_PROGRESS | MARIADB_CLIENT_CACHE_METADATA,
 ];
+
+/// A stopped clock: the tracker reads none of its own.
+fn clock() -> Now {
+    static START: std::sync::LazyLock<std::time::Instant> =
+        std::sync::LazyLock::new(std::time::Instant::now);
+    Now {
+        wall: std::time::UNIX_EPOCH,
+        instant: *START,
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_kill(data);
@@ -65,6 +75,7 @@ fuzz_target!(|data: &[u8]| {
                 sink: Arc::new(NullSink),
                 session: session.clone(),
                 keep_literals: i == 1,
+                clock,
             }),
             i == 0,
         );

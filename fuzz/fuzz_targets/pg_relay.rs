@@ -5,8 +5,18 @@
 use std::sync::Arc;
 
 use latchkey_audit::{NullSink, SessionInfo};
-use latchkey_pg_stream::{Audit, Tracker, replay};
+use latchkey_pg_stream::{Audit, Now, Tracker, replay};
 use libfuzzer_sys::fuzz_target;
+
+/// A stopped clock: the tracker reads none of its own.
+fn clock() -> Now {
+    static START: std::sync::LazyLock<std::time::Instant> =
+        std::sync::LazyLock::new(std::time::Instant::now);
+    Now {
+        wall: std::time::UNIX_EPOCH,
+        instant: *START,
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else {
@@ -39,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
         sink: Arc::new(NullSink),
         session,
         keep_literals: false,
+        clock,
     }));
     let _ = replay(from_client, from_server, chunk, &mut tracker, 1 << 16);
 });

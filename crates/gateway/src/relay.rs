@@ -6,9 +6,19 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::{Instant, SystemTime};
 
-use latchkey_framing::{Direction, Framing};
+use latchkey_framing::{Direction, Framing, Now};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The system clock: the followers stamp audited statements by the
+/// [`Clock`](latchkey_framing::Clock) they are given, and read none.
+pub fn system_clock() -> Now {
+    Now {
+        wall: SystemTime::now(),
+        instant: Instant::now(),
+    }
+}
 
 /// Why a relay stopped with an error.
 #[derive(Debug, thiserror::Error)]

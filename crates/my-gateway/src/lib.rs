@@ -33,7 +33,7 @@ use latchkey_gateway::{
     Session, SessionEnd, UpstreamFailure, Watch,
 };
 use latchkey_identity::AppState;
-use latchkey_my_stream::{Audit, Intercepted, Interception, Tracker};
+use latchkey_my_stream::{Audit, Guarded as _, Intercepted, Interception, Tracker};
 use latchkey_mywire::{self as wire, ClientHello, HandshakeV10, OkInfo};
 use latchkey_sqlguard::{CHANGE_PASSWORD_ACTION, DYNAMIC_SQL_ACTION, Refusal};
 use latchkey_store::Engine;
@@ -495,6 +495,7 @@ impl Protocol for Mysql {
             sink: keeper.audit.clone(),
             session: info.clone(),
             keep_literals: config.audit_keep_literals,
+            clock: latchkey_gateway::relay::system_clock,
         });
         let caps = upstream.caps;
         let local_infile =

@@ -3,7 +3,10 @@
 //! when the upstream is reusable.
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
-use std::sync::Mutex;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use latchkey_audit::{AuditSink, Event, Protocol, SessionInfo, StatementEvent};
 
 use latchkey_mywire::{
     CLIENT_DEPRECATE_EOF, CLIENT_MULTI_RESULTS, CLIENT_MULTI_STATEMENTS, CLIENT_PLUGIN_AUTH,
@@ -13,7 +16,10 @@ use latchkey_mywire::{
     err_packet, frame, local_infile_request, ok_eof_packet, ok_packet, prepare_ok, split_payload,
     write_lenenc_bytes,
 };
-use latchkey_mywire::{COM_PING, COM_SET_OPTION, COM_STATISTICS};
+use latchkey_mywire::{
+    COM_CHANGE_USER, COM_PING, COM_SET_OPTION, COM_STATISTICS, COM_STMT_PREPARE, ErrInfo,
+    HEADER_LEN, OkInfo, PrepareOk, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS,
+};
 
 use super::*;
 
@@ -55,8 +61,18 @@ fn session() -> Arc<SessionInfo> {
         resource_arn: "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-X/app".into(),
         database_name: "orders".into(),
         db_user: "app".into(),
-        started: SystemTime::now(),
+        started: UNIX_EPOCH,
     })
+}
+
+/// The time the tracker is told: it reads no clock of its own.
+fn clock() -> Now {
+    static SENT: LazyLock<Instant> = LazyLock::new(Instant::now);
+    let wall = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    Now {
+        wall,
+        instant: *SENT,
+    }
 }
 
 fn tracker_with(caps: u64, local_infile: bool) -> (Tracker, Arc<Collect>) {
@@ -65,6 +81,7 @@ fn tracker_with(caps: u64, local_infile: bool) -> (Tracker, Arc<Collect>) {
         sink: sink.clone(),
         session: session(),
         keep_literals: false,
+        clock,
     };
     (Tracker::new(caps, Some(audit), local_infile), sink)
 }
@@ -568,14 +585,14 @@ fn pipelined_commands_are_answered_in_order() {
     }
     // All three sent before any answer.
     let (mut t, _) = tracker(DEP);
-    let mut up = Buffer::new();
+    let mut up = Buffer::default();
     up.space()[..client.len()].copy_from_slice(&client);
     up.filled(client.len());
     assert_eq!(up.scan(Direction::ToUpstream, &mut t, LIMIT), Ok(None));
     assert_eq!(up.writable(), client);
     assert_eq!(t.queue.len(), 3);
     assert!(t.busy() && !t.idle());
-    let mut down = Buffer::new();
+    let mut down = Buffer::default();
     let first_two = server.out.len() - 11;
     down.space()[..first_two].copy_from_slice(&server.out[..first_two]);
     down.filled(first_two);
@@ -607,7 +624,7 @@ fn quit_ends_the_client_stream() {
         assert_eq!(out.to_upstream, first);
         assert_eq!(statements(&sink).len(), 1);
     }
-    let mut up = Buffer::new();
+    let mut up = Buffer::default();
     up.space()[..client.len()].copy_from_slice(&client);
     up.filled(client.len());
     let (mut t, _) = tracker(DEP);
@@ -663,7 +680,7 @@ fn change_user_and_kills_are_intercepted() {
     // Scanning stops at each: what came before is writable, the
     // intercepted bytes never are.
     let (mut t, sink) = tracker(DEP);
-    let mut up = Buffer::new();
+    let mut up = Buffer::default();
     up.space()[..client.len()].copy_from_slice(&client);
     up.filled(client.len());
     let got = up.scan(Direction::ToUpstream, &mut t, LIMIT);
@@ -715,7 +732,7 @@ fn change_user_and_kills_are_intercepted() {
     answers.text(&[b"1"], AUTOCOMMIT);
     answers.next(1).ok(0, AUTOCOMMIT);
     answers.next(1).ok(0, AUTOCOMMIT);
-    let mut down = Buffer::new();
+    let mut down = Buffer::default();
     down.space()[..answers.out.len()].copy_from_slice(&answers.out);
     down.filled(answers.out.len());
     assert_eq!(down.scan(Direction::ToClient, &mut t, LIMIT), Ok(None));
@@ -998,6 +1015,7 @@ fn keep_literals_logs_the_sql_as_sent() {
         sink: sink.clone(),
         session: session(),
         keep_literals: true,
+        clock,
     };
     let mut t = Tracker::new(DEP, Some(audit), false);
     let mut server = Server::new(DEP);
@@ -1087,7 +1105,7 @@ fn kills_the_gateway_cannot_map_and_password_changes_are_refused() {
             assert_eq!(r, Ok(true), "{sql}");
             assert!(out.to_upstream.is_empty(), "{sql}");
             assert_eq!(out.intercepted, [payload.clone()], "{sql}");
-            let mut up = Buffer::new();
+            let mut up = Buffer::default();
             up.space()[..framed.len()].copy_from_slice(&framed);
             up.filled(framed.len());
             let got = up.scan(Direction::ToUpstream, &mut t, LIMIT);
@@ -1104,7 +1122,7 @@ fn kills_the_gateway_cannot_map_and_password_changes_are_refused() {
     let mut framed = Vec::new();
     frame(&mut framed, 0, |p| p.extend_from_slice(&payload));
     let (mut t, _) = tracker(DEP);
-    let mut up = Buffer::new();
+    let mut up = Buffer::default();
     up.space()[..framed.len()].copy_from_slice(&framed);
     up.filled(framed.len());
     assert_eq!(
@@ -1224,12 +1242,12 @@ fn pipelined_prepare_and_execute_of_the_last_statement() {
         .next(1)
         .err(1243, b"HY000", "Unknown prepared statement handler");
     let (mut t, sink) = tracker(DEP);
-    let mut up = Buffer::new();
+    let mut up = Buffer::default();
     up.space()[..client.len()].copy_from_slice(&client);
     up.filled(client.len());
     assert_eq!(up.scan(Direction::ToUpstream, &mut t, LIMIT), Ok(None));
     assert_eq!(up.writable(), client);
-    let mut down = Buffer::new();
+    let mut down = Buffer::default();
     down.space()[..server.out.len()].copy_from_slice(&server.out);
     down.filled(server.out.len());
     assert_eq!(down.scan(Direction::ToClient, &mut t, LIMIT), Ok(None));
@@ -1287,7 +1305,7 @@ fn red_team_dynamic_sql_routines_and_catalogue_writes_are_intercepted() {
             assert_eq!(r, Ok(true), "{sql}");
             assert!(out.to_upstream.is_empty(), "{sql}");
             let (mut t, _) = tracker(MULTI);
-            let mut up = Buffer::new();
+            let mut up = Buffer::default();
             up.space()[..framed.len()].copy_from_slice(&framed);
             up.filled(framed.len());
             assert_eq!(
@@ -1327,7 +1345,7 @@ fn admin_command_packets_are_refused_whatever_the_policy() {
         assert_eq!(r, Ok(true), "{payload:?}");
         assert!(out.to_upstream.is_empty(), "{payload:?}");
         assert_eq!(out.intercepted, std::slice::from_ref(&payload));
-        let mut up = Buffer::new();
+        let mut up = Buffer::default();
         up.space()[..framed.len()].copy_from_slice(&framed);
         up.filled(framed.len());
         assert_eq!(
@@ -1341,4 +1359,20 @@ fn admin_command_packets_are_refused_whatever_the_policy() {
     for code in [COM_PING, COM_SET_OPTION, COM_STATISTICS] {
         assert!(!admin_command(code));
     }
+}
+
+#[test]
+fn statements_are_stamped_by_the_callers_clock() {
+    let mut server = Server::new(DEP);
+    server.ok(1, AUTOCOMMIT);
+    let (mut t, sink) = tracker(DEP);
+    assert_eq!(
+        replay(&query("DO 1"), &server.out, 3, &mut t, LIMIT),
+        Ok(true)
+    );
+    let events = sink.0.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(Event::Statement(s)) = events.first() else {
+        panic!("no statement event");
+    };
+    assert_eq!((s.time, s.duration), (clock().wall, Duration::ZERO));
 }

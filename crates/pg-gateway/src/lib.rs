@@ -39,7 +39,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::relay::{End, Relay, RelayError};
 use crate::upstream::{Refused, Upstream};
-use latchkey_pg_stream::{Audit, ScanError, Tracker};
+use latchkey_pg_stream::{Audit, Guarded as _, ScanError, Tracker};
 
 /// The PostgreSQL gateway.
 pub type Gateway = latchkey_gateway::Gateway<Postgres>;
@@ -406,6 +406,7 @@ impl Protocol for Postgres {
             sink: keeper.audit.clone(),
             session: info.clone(),
             keep_literals: config.audit_keep_literals,
+            clock: latchkey_gateway::relay::system_clock,
         });
         let PgClient { stream, cancel_key } = client;
         let mut relay = Relay::new(

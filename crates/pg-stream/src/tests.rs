@@ -1,0 +1,425 @@
+use super::*;
+use latchkey_audit::{AuditSink, Event, SessionInfo};
+use std::sync::Mutex;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+struct Collect(Mutex<Vec<Event>>);
+
+impl AuditSink for Collect {
+    fn record(&self, event: Event) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+    }
+}
+
+fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend_from_slice(&u32::try_from(body.len() + 4).unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// A clock that stands still (the tracker reads none of its own).
+fn clock() -> Now {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    Now {
+        wall: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        instant: *START,
+    }
+}
+
+fn tracker() -> (Tracker, Arc<Collect>) {
+    let sink = Arc::new(Collect(Mutex::new(Vec::new())));
+    let session = Arc::new(SessionInfo {
+        session_id: "s".into(),
+        engine: "postgres",
+        identity: latchkey_audit::Identity {
+            kind: latchkey_audit::IdentityKind::IamUser,
+            arn: "arn:aws:iam::123456789012:user/app".into(),
+            principal_id: "AIDA".into(),
+            account_id: "123456789012".into(),
+            access_key_id: "AKIA".into(),
+            session: None,
+        },
+        source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        user_agent: None,
+        database: "orders".into(),
+        resource_arn: "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-X/app".into(),
+        database_name: "orders".into(),
+        db_user: "app".into(),
+        started: UNIX_EPOCH,
+    });
+    let t = Tracker::new(Some(Audit {
+        sink: sink.clone(),
+        session,
+        keep_literals: false,
+        clock,
+    }));
+    (t, sink)
+}
+
+fn statements(sink: &Collect) -> Vec<(String, Option<String>, Option<String>)> {
+    sink.0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(|e| match e {
+            Event::Statement(s) => Some((
+                s.statement.text.clone(),
+                s.command_tag.as_deref().map(str::to_owned),
+                s.error_code.clone(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn error(code: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (f, v) in [(b'S', "ERROR"), (b'C', code), (b'M', "boom")] {
+        body.push(f);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    msg(b'E', &body)
+}
+
+#[test]
+fn simple_queries_in_every_chunking() {
+    let client = [msg(b'Q', b"SELECT 'secret', 42\0"), msg(b'X', b"")].concat();
+    let server = [
+        msg(b'T', b"\0\0"),
+        msg(b'D', b"\0\0"),
+        msg(b'C', b"SELECT 1\0"),
+        msg(b'Z', b"I"),
+    ]
+    .concat();
+    for chunk in [1, 2, 5, 7, 4096] {
+        let (mut t, sink) = tracker();
+        assert!(replay(&client, &server, chunk, &mut t, 1 << 20).unwrap_or(false));
+        assert_eq!(
+            statements(&sink),
+            [("SELECT ?, ?".to_owned(), Some("SELECT 1".to_owned()), None)]
+        );
+    }
+}
+
+#[test]
+fn extended_protocol_and_errors() {
+    let client = [
+        msg(b'P', b"s1\0SELECT $1 FROM t WHERE x = 'a'\0\0\0"),
+        msg(b'B', b"\0s1\0\0\0\0\0\0\0"),
+        msg(b'E', b"\0\0\0\0\0"),
+        msg(b'B', b"\0s1\0\0\0\0\0\0\0"),
+        msg(b'E', b"\0\0\0\0\0"),
+        msg(b'S', b""),
+    ]
+    .concat();
+    // The first execute fails; the server skips the second.
+    let server = [
+        msg(b'1', b""),
+        msg(b'2', b""),
+        error("42P01"),
+        msg(b'Z', b"I"),
+    ]
+    .concat();
+    let (mut t, sink) = tracker();
+    assert!(replay(&client, &server, 3, &mut t, 1 << 20).unwrap_or(false));
+    assert_eq!(
+        statements(&sink),
+        [(
+            "SELECT $1 FROM t WHERE x = ?".to_owned(),
+            None,
+            Some("42P01".to_owned())
+        )]
+    );
+}
+
+#[test]
+fn a_statement_that_fails_to_parse_is_audited() {
+    let client = [
+        msg(b'P', b"\0SELECT * FROM missing WHERE k = 'x'\0\0\0"),
+        msg(b'B', b"\0\0\0\0\0\0\0\0"),
+        msg(b'E', b"\0\0\0\0\0"),
+        msg(b'S', b""),
+        // Then one that works, prepared once and executed.
+        msg(b'P', b"\0SELECT 1\0\0\0"),
+        msg(b'B', b"\0\0\0\0\0\0\0\0"),
+        msg(b'E', b"\0\0\0\0\0"),
+        msg(b'S', b""),
+    ]
+    .concat();
+    let server = [
+        error("42P01"),
+        msg(b'Z', b"I"),
+        msg(b'1', b""),
+        msg(b'2', b""),
+        msg(b'D', b"\0\0"),
+        msg(b'C', b"SELECT 1\0"),
+        msg(b'Z', b"I"),
+    ]
+    .concat();
+    for chunk in [3, 4096] {
+        let (mut t, sink) = tracker();
+        assert!(replay(&client, &server, chunk, &mut t, 1 << 20).unwrap_or(false));
+        assert_eq!(
+            statements(&sink),
+            [
+                (
+                    "SELECT * FROM missing WHERE k = ?".to_owned(),
+                    None,
+                    Some("42P01".to_owned())
+                ),
+                ("SELECT ?".to_owned(), Some("SELECT 1".to_owned()), None),
+            ]
+        );
+    }
+}
+
+#[test]
+fn busy_or_in_a_transaction_is_not_reusable() {
+    let (mut t, _) = tracker();
+    // Two queries pipelined, one answered.
+    let client = [msg(b'Q', b"SELECT 1\0"), msg(b'Q', b"SELECT 2\0")].concat();
+    let one = [msg(b'C', b"SELECT 1\0"), msg(b'Z', b"I")].concat();
+    assert!(!replay(&client, &one, 4096, &mut t, 1 << 20).unwrap_or(true));
+    // Parse without Sync.
+    let (mut t, _) = tracker();
+    assert!(!replay(&msg(b'P', b"\0SELECT 1\0\0\0"), b"", 4096, &mut t, 1 << 20).unwrap_or(true));
+    // Inside a transaction.
+    let (mut t, _) = tracker();
+    let begin = [msg(b'C', b"BEGIN\0"), msg(b'Z', b"T")].concat();
+    assert!(!replay(&msg(b'Q', b"BEGIN\0"), &begin, 4096, &mut t, 1 << 20).unwrap_or(true));
+    // A server message cut short.
+    let (mut t, _) = tracker();
+    let cut = [
+        msg(b'C', b"SELECT 1\0"),
+        msg(b'Z', b"I"),
+        msg(b'N', b"xyz")[..4].to_vec(),
+    ]
+    .concat();
+    assert!(!replay(&msg(b'Q', b"SELECT 1\0"), &cut, 4096, &mut t, 1 << 20).unwrap_or(true));
+}
+
+#[test]
+fn limits_and_malformed_headers() {
+    let (mut t, _) = tracker();
+    let big = msg(b'Q', &[b'x'; 100]);
+    assert!(matches!(
+        replay(&big, b"", 4096, &mut t, 50),
+        Err(ScanError::TooLarge(100))
+    ));
+    let (mut t, _) = tracker();
+    assert!(matches!(
+        replay(&[b'Q', 0, 0, 0, 3], b"", 4096, &mut t, 50),
+        Err(ScanError::Malformed)
+    ));
+}
+
+/// What a buffer passes on for `client`, read `chunk` bytes at a time.
+fn passed_on(client: &[u8], chunk: usize, t: &mut Tracker) -> Vec<u8> {
+    let mut up = Buffer::default();
+    let mut out = Vec::new();
+    let mut rest = client;
+    while !rest.is_empty() {
+        up.make_room();
+        let n = chunk.min(rest.len()).min(up.space().len());
+        up.space()[..n].copy_from_slice(&rest[..n]);
+        up.filled(n);
+        rest = &rest[n..];
+        assert!(up.scan(Direction::ToUpstream, t, 1 << 20).is_ok());
+        out.extend_from_slice(up.writable());
+        let w = up.writable().len();
+        up.wrote(w);
+    }
+    out
+}
+
+#[test]
+fn password_changes_are_replaced_by_a_refusal() {
+    let refusal = msg(b'Q', format!("{REFUSAL}\0").as_bytes());
+    let padded = format!(
+        "SELECT 1; /*{}*/ ALTER/**/ROLE app PASSWORD 'x'\0",
+        " ".repeat(INSPECT_PREFIX * 2)
+    );
+    for sql in [
+        "ALTER ROLE app PASSWORD 'secret'\0",
+        "SELECT 1; alter user \"app\" with encrypted password 'x'\0",
+        padded.as_str(),
+    ] {
+        let before = msg(b'Q', b"SELECT 1\0");
+        let after = msg(b'Q', b"SELECT 2\0");
+        let client = [before.clone(), msg(b'Q', sql.as_bytes()), after.clone()].concat();
+        for chunk in [1, 7, 4096, 1 << 20] {
+            let (mut t, sink) = tracker();
+            let out = passed_on(&client, chunk, &mut t);
+            assert_eq!(
+                out,
+                [before.clone(), refusal.clone(), after.clone()].concat()
+            );
+            assert_eq!(t.refused, 1);
+            // The server's answer is audited against what was sent.
+            let server = [
+                msg(b'C', b"SELECT 1\0"),
+                msg(b'Z', b"I"),
+                error("42501"),
+                msg(b'Z', b"I"),
+            ]
+            .concat();
+            let mut down = Buffer::default();
+            down.space()[..server.len()].copy_from_slice(&server);
+            down.filled(server.len());
+            assert!(down.scan(Direction::ToClient, &mut t, 1 << 20).is_ok());
+            let logged = statements(&sink);
+            assert_eq!(logged.len(), 2);
+            if sql.len() < INSPECT_PREFIX {
+                assert!(
+                    logged[1].0.to_ascii_uppercase().contains("PASSWORD ?"),
+                    "{logged:?}"
+                );
+            }
+            assert_eq!(logged[1].2.as_deref(), Some("42501"));
+        }
+    }
+    // Parse: the statement keeps its name and loses its parameter types.
+    let parse = msg(b'P', b"s1\0ALTER ROLE app PASSWORD $1\0\0\x01\0\0\0\x19");
+    let (mut t, _) = tracker();
+    let out = passed_on(&parse, 3, &mut t);
+    let mut want = b"s1\0".to_vec();
+    want.extend_from_slice(REFUSAL.as_bytes());
+    want.extend_from_slice(b"\0\0\0");
+    assert_eq!(out, msg(b'P', &want));
+    // With the policy's permission, nothing changes.
+    let (t, _) = tracker();
+    let mut t = t.allow_password_changes(true);
+    let q = msg(b'Q', b"ALTER ROLE app PASSWORD 'x'\0");
+    assert_eq!(passed_on(&q, 5, &mut t), q);
+    // Ordinary statements pass unchanged.
+    let (mut t, _) = tracker();
+    let q = msg(b'Q', b"UPDATE users SET password = 'x' WHERE id = 1\0");
+    assert_eq!(passed_on(&q, 5, &mut t), q);
+}
+
+#[test]
+fn red_team_dynamic_sql_catalogue_writes_and_signals_are_replaced() {
+    let cases = [
+        (
+            "DO $$BEGIN EXECUTE 'ALTER ROLE app PASSWORD ''attacker-pw'''; END$$\0",
+            REFUSAL,
+        ),
+        (
+            // (`'ALTER ROLE app PASS'` alone is a role change, refused
+            // as such.)
+            "DO $$BEGIN EXECUTE 'ALTER RO'||'LE app PASSWORD ''x'''; END$$\0",
+            REFUSAL_DYNAMIC_SQL,
+        ),
+        (
+            "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $f$BEGIN EXECUTE format('SELECT %s', 1); END$f$\0",
+            REFUSAL_DYNAMIC_SQL,
+        ),
+        ("UPDATE pg_authid SET rolpassword = NULL\0", REFUSAL),
+        ("ALTER SYSTEM SET password_encryption = 'md5'\0", REFUSAL),
+        (
+            "select pg_terminate_backend(pid) from pg_stat_activity where usename='app'\0",
+            REFUSAL_SIGNAL,
+        ),
+    ];
+    for (sql, refusal) in cases {
+        let q = msg(b'Q', sql.as_bytes());
+        let (mut t, _) = tracker();
+        let out = passed_on(&q, 7, &mut t);
+        assert_eq!(out, msg(b'Q', format!("{refusal}\0").as_bytes()), "{sql}");
+        assert_eq!(t.refused, 1);
+    }
+    // latchkey:ExecuteDynamicSql lets harmless dynamic SQL through;
+    // signalling backends stays refused even with every permission.
+    let (t, _) = tracker();
+    let mut t = t.allow_dynamic_sql(true);
+    let q = msg(b'Q', b"DO $$BEGIN EXECUTE 'SELECT ' || 1; END$$\0");
+    assert_eq!(passed_on(&q, 5, &mut t), q);
+    let (t, _) = tracker();
+    let mut t = t.allow_dynamic_sql(true).allow_password_changes(true);
+    let q = msg(b'Q', b"SELECT pg_cancel_backend(1)\0");
+    assert_eq!(
+        passed_on(&q, 5, &mut t),
+        msg(b'Q', format!("{REFUSAL_SIGNAL}\0").as_bytes())
+    );
+}
+
+#[test]
+fn function_calls_of_signal_functions_are_replaced() {
+    // FunctionCall: oid, argument formats, arguments, result format.
+    let call = |oid: u32| {
+        let mut body = oid.to_be_bytes().to_vec();
+        body.extend_from_slice(&[0, 1, 0, 1, 0, 1, 0, 0, 0, 4]);
+        body.extend_from_slice(&4242u32.to_be_bytes());
+        body.extend_from_slice(&[0, 1]);
+        msg(b'F', &body)
+    };
+    for oid in [2096, 2171] {
+        let (mut t, _) = tracker();
+        let out = passed_on(&call(oid), 3, &mut t);
+        assert_eq!(out, msg(b'Q', format!("{REFUSAL_SIGNAL}\0").as_bytes()));
+        assert_eq!(t.refused, 1);
+        assert!(t.busy());
+        // The server's error and ReadyForQuery settle it.
+        let server = [error("42501"), msg(b'Z', b"I")].concat();
+        let mut down = Buffer::default();
+        down.space()[..server.len()].copy_from_slice(&server);
+        down.filled(server.len());
+        assert!(down.scan(Direction::ToClient, &mut t, 1 << 20).is_ok());
+        assert!(t.idle());
+    }
+    // Functions that run SQL text, and server file access and
+    // reload, unless the policy allows them.
+    for (oid, refusal) in [
+        (2924, REFUSAL_DYNAMIC_SQL),
+        (3689, REFUSAL_DYNAMIC_SQL),
+        (764, REFUSAL),
+        (765, REFUSAL),
+        (2621, REFUSAL),
+        (3826, REFUSAL),
+    ] {
+        let (mut t, _) = tracker();
+        let out = passed_on(&call(oid), 3, &mut t);
+        assert_eq!(out, msg(b'Q', format!("{refusal}\0").as_bytes()), "{oid}");
+        let (t, _) = tracker();
+        let mut t = t.allow_dynamic_sql(true).allow_password_changes(true);
+        assert_eq!(passed_on(&call(oid), 3, &mut t), call(oid), "{oid}");
+    }
+    // Other functions (large objects, through libpq's PQfn) pass.
+    let (mut t, _) = tracker();
+    let other = call(952);
+    assert_eq!(passed_on(&other, 3, &mut t), other);
+    assert_eq!(t.refused, 0);
+}
+
+#[test]
+fn long_statements_are_cut_and_marked() {
+    let sql = format!("SELECT '{}'\0", "y".repeat(INSPECT_PREFIX * 2));
+    let client = msg(b'Q', sql.as_bytes());
+    let server = [msg(b'C', b"SELECT 1\0"), msg(b'Z', b"I")].concat();
+    let (mut t, sink) = tracker();
+    assert!(replay(&client, &server, 1000, &mut t, 1 << 20).unwrap_or(false));
+    let events = sink.0.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(Event::Statement(s)) = events.first() else {
+        panic!("no statement event");
+    };
+    assert!(s.statement.truncated);
+    assert!(!s.statement.text.contains("yyyy"));
+}
+
+#[test]
+fn statements_are_stamped_by_the_callers_clock() {
+    let client = msg(b'Q', b"SELECT 1\0");
+    let server = [msg(b'C', b"SELECT 1\0"), msg(b'Z', b"I")].concat();
+    let (mut t, sink) = tracker();
+    assert!(replay(&client, &server, 3, &mut t, 1 << 20).unwrap_or(false));
+    let events = sink.0.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(Event::Statement(s)) = events.first() else {
+        panic!("no statement event");
+    };
+    assert_eq!(s.time, clock().wall);
+    assert_eq!(s.duration, Duration::ZERO);
+}
