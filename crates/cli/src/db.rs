@@ -342,6 +342,17 @@ fn same_settings(a: &Database, b: &Database) -> bool {
 /// their stored passwords), and stores the passwords named by
 /// `password_env`. Databases registered otherwise are left alone. Every
 /// table is checked before anything changes.
+/// Checks the `[[databases]]` tables as `sync_databases` would, storing
+/// nothing (for `serve --print-config`).
+pub fn check_databases(configs: &[DatabaseConfig]) -> Result<()> {
+    for config in configs {
+        config
+            .database()
+            .with_context(|| format!("[[databases]] {:?}", config.name))?;
+    }
+    Ok(())
+}
+
 pub fn sync_databases(store: &Store, configs: &[DatabaseConfig], now: i64) -> Result<()> {
     let mut wanted = Vec::with_capacity(configs.len());
     for config in configs {

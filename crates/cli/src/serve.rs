@@ -105,6 +105,8 @@ fn print_config(config: &Config, output: OutputFormat) -> Result<()> {
 pub fn run_serve(args: &ServeArgs) -> Result<u8> {
     let config = args.server.resolve()?;
     if args.print_config {
+        // What `serve` would refuse is refused here too.
+        crate::db::check_databases(&config.databases)?;
         print_config(&config, args.output)?;
         return Ok(exit::OK);
     }

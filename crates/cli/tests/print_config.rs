@@ -117,3 +117,32 @@ threshold = 4
         "{stderr}"
     );
 }
+
+/// What `serve` would refuse, `--print-config` refuses too.
+#[test]
+fn print_config_checks_databases() {
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("latchkey.toml");
+    std::fs::write(
+        &config,
+        "[[databases]]\nname = \"shop\"\nengine = \"postgress\"\nendpoints = [\"db.example.com\"]\nupstream = \"127.0.0.1:5432\"\n",
+    )
+    .unwrap();
+    let out = latchkey(
+        root.path(),
+        &[
+            "serve",
+            "--print-config",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"shop\"") && err.contains("postgress"),
+        "{err}"
+    );
+}

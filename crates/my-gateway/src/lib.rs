@@ -512,10 +512,13 @@ impl Protocol for Mysql {
         // Err: why the gateway ended the session, and what to tell the
         // client (code, SQLSTATE, text) if it is waiting for nothing.
         type Ended = (String, Option<(u16, &'static [u8; 5], String)>);
+        // Set when the watch ended the session.
+        let mut interrupted = None;
         let outcome: Result<Stop, Ended> = loop {
             let stop = match watch.guard(relay.run()).await {
                 Ok(stop) => stop,
                 Err(interrupt) => {
+                    interrupted = Some(interrupt);
                     break Err((
                         interrupt.reason().to_owned(),
                         Some((1927, b"70100", interrupt.message().to_owned())),
@@ -588,7 +591,7 @@ impl Protocol for Mysql {
             });
         }
         let (bytes_from_client, bytes_to_client) = relay.bytes();
-        let lifetime_reached = reason == latchkey_gateway::Interrupt::LifetimeReached.reason();
+        let lifetime_reached = interrupted == Some(latchkey_gateway::Interrupt::LifetimeReached);
         let reusable =
             matches!(outcome, Ok(Stop::ClientQuit | Stop::ClientClosed)) && relay.reusable();
         let statements = relay.tracker.statement_count;

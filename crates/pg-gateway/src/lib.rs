@@ -417,6 +417,8 @@ impl Protocol for Postgres {
                 .allow_dynamic_sql(allowed.dynamic_sql),
             config.max_message_size,
         );
+        // Set when the watch ended the session.
+        let mut interrupted = None;
         // Err: why the gateway ended the session, and what to tell the
         // client if it is between messages.
         let outcome: Result<End, (String, Option<Vec<u8>>)> = match watch.guard(relay.run()).await {
@@ -440,10 +442,13 @@ impl Protocol for Postgres {
                 };
                 Err((e.to_string(), reply))
             }
-            Err(interrupt) => Err((
-                interrupt.reason().to_owned(),
-                Some(error_message(Severity::Fatal, "57P01", interrupt.message())),
-            )),
+            Err(interrupt) => {
+                interrupted = Some(interrupt);
+                Err((
+                    interrupt.reason().to_owned(),
+                    Some(error_message(Severity::Fatal, "57P01", interrupt.message())),
+                ))
+            }
         };
         self.forget_cancel_key(cancel_key);
         let reason = match &outcome {
@@ -463,7 +468,7 @@ impl Protocol for Postgres {
             }
         }
         let (bytes_from_client, bytes_to_client) = relay.bytes();
-        let lifetime_reached = reason == Interrupt::LifetimeReached.reason();
+        let lifetime_reached = interrupted == Some(Interrupt::LifetimeReached);
         let reusable =
             matches!(outcome, Ok(End::ClientTerminated | End::ClientClosed)) && relay.reusable();
         let Relay {

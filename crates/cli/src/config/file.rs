@@ -256,6 +256,7 @@ pub(super) fn parse_file(
 ) -> Result<File, ConfigError> {
     let parse_error = |source| ConfigError::Parse {
         path: path.to_owned(),
+        text: text.to_owned(),
         source,
     };
     let mut file: FileConfig = toml::from_str(text).map_err(parse_error)?;

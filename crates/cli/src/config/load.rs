@@ -22,7 +22,7 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The deprecated `LATCHKEY_PG_*` variables, as a layer below the current
 /// names (clap reads those, with the flags).
-fn legacy_env(env: EnvLookup<'_>) -> Result<Layer, ConfigError> {
+fn legacy_env(env: EnvLookup<'_>, warnings: &mut Vec<String>) -> Result<Layer, ConfigError> {
     fn parse<T: FromStr>(var: &'static str, text: &str) -> Result<T, ConfigError>
     where
         T::Err: fmt::Display,
@@ -32,10 +32,22 @@ fn legacy_env(env: EnvLookup<'_>) -> Result<Layer, ConfigError> {
             message: e.to_string(),
         })
     }
+    /// The deprecation warning: `LATCHKEY_PG_X` is now `LATCHKEY_GATEWAY_X`,
+    /// or `LATCHKEY_POSTGRES_X` for PostgreSQL's own settings.
+    fn renamed(var: &str, path: &str) -> String {
+        let suffix = var.strip_prefix("LATCHKEY_PG_").unwrap_or(var);
+        let section = if path.contains("postgres") {
+            "POSTGRES"
+        } else {
+            "GATEWAY"
+        };
+        format!("${var} is deprecated; use $LATCHKEY_{section}_{suffix}")
+    }
     let mut layer = Layer::default();
     macro_rules! vars {
         ($($var:literal => $($path:ident).+ $(, $map:expr)?;)*) => {$(
             if let Some(text) = env($var) {
+                warnings.push(renamed($var, stringify!($($path).+)));
                 $( let text = $map(&text).map_err(|message| ConfigError::Env { var: $var, message })?.to_string(); )?
                 layer.$($path).+ = Some(parse($var, &text)?);
             }
@@ -150,7 +162,7 @@ impl ServerArgs {
             settings.databases = file.databases;
             rules = file.rules;
         }
-        let legacy = legacy_env(env)?;
+        let legacy = legacy_env(env, warnings)?;
         settings.apply(legacy);
         settings.apply(self.flags.clone());
         build(settings, rules, env)
@@ -230,6 +242,10 @@ fn build(
         gw.connection_rate_per_principal,
         "[gateway] connection_rate_per_principal",
     )?;
+    if gw.startup_timeout.0.is_zero() {
+        // Every login would time out before its first byte.
+        return invalid("[gateway] startup_timeout must be more than 0s");
+    }
     postgres.startup_timeout = gw.startup_timeout.0;
     postgres.max_message_size = gw.max_message_size;
     postgres.threads = gw.threads;

@@ -49,16 +49,32 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The `toml` error names the key and shows its line.
-    #[error("{path} is not a valid configuration: {source}")]
+    /// The `toml` error's message (it names the key) and where it is.
+    /// Never the offending line itself: it may hold a secret put where it
+    /// does not belong (`[webhook] secret = ...`), and errors reach logs.
+    #[error("{path}, {}: {}", where_in(.text, .source), .source.message())]
     Parse {
         path: PathBuf,
+        /// The file's text, to turn the error's byte span into a line.
+        text: String,
         source: toml::de::Error,
     },
     #[error("${var}: {message}")]
     Env { var: &'static str, message: String },
     #[error("{0}")]
     Invalid(String),
+}
+
+/// `line L, column C` of a parse error's start (`line 1` when it has no
+/// span).
+fn where_in(text: &str, error: &toml::de::Error) -> String {
+    let Some(start) = error.span().map(|s| s.start.min(text.len())) else {
+        return "line 1".to_owned();
+    };
+    let before = text.get(..start).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}")
 }
 
 fn invalid<T>(message: impl Into<String>) -> Result<T, ConfigError> {

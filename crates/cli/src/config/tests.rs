@@ -212,3 +212,42 @@ fn printed_configuration_hides_secrets() {
         "http://hooks.example.com"
     );
 }
+
+#[test]
+fn a_parse_error_never_echoes_the_line() {
+    // A secret put where no secret belongs must not reach the log.
+    let err = resolve(
+        "[webhook]\nurl = \"https://hooks.example/x\"\nsecret = \"hunter2-very-secret\"\n",
+        &[],
+        &[],
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("secret") && err.contains("line 3"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn a_zero_startup_timeout_is_refused() {
+    let err = resolve("", &[], &["--gateway-startup-timeout", "0s"])
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("startup_timeout must be more than 0s"),
+        "{err}"
+    );
+}
+
+#[test]
+fn deprecated_variables_are_named_with_their_successor() {
+    let (config, warnings) = resolve("", &[("LATCHKEY_PG_THREADS", "3")], &[]).unwrap();
+    assert_eq!(config.postgres_gateway.threads, 3);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("$LATCHKEY_PG_THREADS") && w.contains("$LATCHKEY_GATEWAY_THREADS")),
+        "{warnings:?}"
+    );
+}
