@@ -828,3 +828,72 @@ fn mysql_pooled_schema_reset_same_key() {
     std::thread::sleep(Duration::from_secs(1));
     eprintln!("[my pool] no-schema client pooled: {}", pooled(&lk, api_port) > before);
 }
+
+fn live_mysql_ends(lk: &Latchkey, creds: &[(String, String)], act: impl FnOnce()) -> Option<Duration> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let token = mytoken(lk, creds, "localhost", "app");
+    let mut conn = rt
+        .block_on(mysql_async::Conn::new(opts(lk, "app", &token, Some("shop"))))
+        .unwrap();
+    rt.block_on(conn.query_drop("SELECT 1")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    act();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if rt.block_on(conn.query_drop("SELECT 1")).is_err() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    None
+}
+
+/// Live sessions of a re-created user's old temporary credentials and of
+/// a role whose sessions are revoked end.
+#[test]
+fn mysql_live_recreated_user_and_role_revocation() {
+    let root = tempfile::tempdir().unwrap();
+    let (_db, lk, api_port) = setup_my(root.path(), &[]);
+    let bob = user_with_policy(&lk, "bob", ALLOW_CONNECT);
+    let bob_session = session_credentials(&lk, api_port, &bob);
+    let ended = live_mysql_ends(&lk, &bob_session, || {
+        iam(&lk, &["iam", "delete-access-key", "--user-name", "bob", "--access-key-id", &akid(&bob)]);
+        iam(&lk, &["iam", "delete-user-policy", "--user-name", "bob", "--policy-name", "db"]);
+        iam(&lk, &["iam", "delete-user", "--user-name", "bob"]);
+        let _ = user_with_policy(&lk, "bob", ALLOW_CONNECT);
+    });
+    eprintln!("[live] re-created bob's old session ended: {ended:?}");
+
+    let account = iam(&lk, &["sts", "get-caller-identity"])["Account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    iam(
+        &lk,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "dbrole",
+            "--assume-role-policy-document",
+            &format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole"}}]}}"#),
+        ],
+    );
+    iam(
+        &lk,
+        &["iam", "put-role-policy", "--role-name", "dbrole", "--policy-name", "p", "--policy-document", ALLOW_CONNECT],
+    );
+    let assumed = iam(
+        &lk,
+        &["sts", "assume-role", "--role-arn", &format!("arn:aws:iam::{account}:role/dbrole"), "--role-session-name", "s1"],
+    );
+    let role_creds = common::api::Creds::from_sts(&assumed["Credentials"]).env_vars();
+    let ended_role = live_mysql_ends(&lk, &role_creds, || {
+        latchkey_api(&lk, api_port, &["iam", "revoke-sessions", "--role-name", "dbrole"]);
+    });
+    eprintln!("[live] role session after revoke-sessions ended: {ended_role:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    eprintln!("[live] audit kinds: {:?}", failures(&lk, "mysql"));
+    assert!(ended.is_some(), "re-created user's old session lives on");
+    assert!(ended_role.is_some(), "revoked role session lives on");
+}
