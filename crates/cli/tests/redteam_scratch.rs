@@ -897,3 +897,95 @@ fn mysql_live_recreated_user_and_role_revocation() {
     assert!(ended.is_some(), "re-created user's old session lives on");
     assert!(ended_role.is_some(), "revoked role session lives on");
 }
+
+/// Sessions the gateway ends (oversized message) are not pooled; the
+/// per-principal limit answers without more than RDS would say.
+#[test]
+fn pg_oversized_not_pooled_and_limits() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let lk = start_latchkey_with(
+        root.path(),
+        &pg,
+        &[
+            "--gateway-max-message-size",
+            "65536",
+            "--gateway-max-connections-per-principal",
+            "1",
+        ],
+    );
+    let admin = aws_token(&lk, &[], "localhost", "app");
+    let pid = |out: &std::process::Output| stdout_ok(out);
+    let first = psql(&lk, "app", &admin, "verify-full", "SELECT pg_backend_pid()");
+    let first = pid(&first);
+    std::thread::sleep(Duration::from_millis(500));
+    let big = format!("SELECT pg_backend_pid(), length('{}')", "x".repeat(100_000));
+    let out = psql(&lk, "app", &admin, "verify-full", &big);
+    eprintln!(
+        "[oversized] ok={} {}",
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let after = psql(&lk, "app", &admin, "verify-full", "SELECT pg_backend_pid(), 'clean'");
+    eprintln!("[oversized] pids: first {first}, after {}", pid(&after));
+    assert!(pid(&after).ends_with("clean"));
+
+    // Per-principal limit of 1.
+    let mut holder = Command::new("psql")
+        .arg(conninfo(&lk, "app", "verify-full"))
+        .args(["-X", "-A", "-t", "-c", "SELECT pg_sleep(4)"])
+        .env("PGPASSWORD", &admin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = psql(&lk, "app", &admin, "verify-full", "SELECT 1");
+    eprintln!(
+        "[limit] second session: ok={} {}",
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let bad = psql(&lk, "app", "garbage", "verify-full", "SELECT 1");
+    eprintln!(
+        "[limit] bad token while at limit: {}",
+        String::from_utf8_lossy(&bad.stderr).trim()
+    );
+    let _ = holder.wait();
+    assert!(!out.status.success());
+}
+
+/// TLS server name against the token's endpoint; direct TLS.
+#[test]
+fn pg_sni_and_direct_tls() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let lk = start_latchkey(root.path(), &pg);
+    let run = |conn: &str, token: &str| {
+        let out = Command::new("psql")
+            .arg(conn)
+            .args(["-X", "-A", "-t", "-c", "SELECT 'in'"])
+            .env("PGPASSWORD", token)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .unwrap();
+        format!(
+            "ok={} {}{}",
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    };
+    let base = format!("port={} user=app dbname=orders hostaddr=127.0.0.1", lk.pg_port);
+    let t_local = aws_token(&lk, &[], "localhost", "app");
+    let t_other = aws_token(&lk, &[], "other.example", "app");
+    eprintln!("[sni] token localhost, SNI other.example: {}", run(&format!("{base} host=other.example sslmode=require"), &t_local));
+    eprintln!("[sni] token localhost, SNI localhost: {}", run(&format!("{base} host=localhost sslmode=require"), &t_local));
+    eprintln!("[sni] token localhost, no SNI (sslsni=0): {}", run(&format!("{base} host=localhost sslmode=require sslsni=0"), &t_local));
+    eprintln!("[sni] token other.example, no SNI: {}", run(&format!("{base} host=localhost sslmode=require sslsni=0"), &t_other));
+    eprintln!("[sni] token LOCALHOST case, SNI localhost: {}", run(&format!("{base} host=localhost sslmode=require"), &aws_token(&lk, &[], "LOCALHOST", "app")));
+    eprintln!("[direct] sslnegotiation=direct: {}", run(&format!("{base} host=localhost sslmode=require sslnegotiation=direct"), &t_local));
+    std::thread::sleep(Duration::from_millis(500));
+    eprintln!("[sni] audit kinds: {:?}", failures(&lk, "postgres"));
+}
