@@ -1,4 +1,9 @@
-//! Red-team probes of the refactored login pipeline on a live stack.
+//! Attacks on the gateways' login pipeline on a live stack (PostgreSQL and
+//! MariaDB behind `latchkey serve`): every denial answers only what RDS
+//! would and records its precise kind; pooling never crosses users,
+//! schemas or startup parameters and never keeps a connection the gateway
+//! ended; cancel keys and `KILL` stay within their principal; revocation
+//! ends live sessions; plaintext, slow clients and limits.
 #![allow(clippy::unwrap_used, dead_code)]
 
 mod common;
@@ -11,7 +16,8 @@ use common::*;
 use mysql_async::prelude::*;
 
 const ALLOW_CONNECT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#;
-const S3_ONLY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+const S3_ONLY: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
 
 fn iam(lk: &Latchkey, args: &[&str]) -> serde_json::Value {
     let out = aws_cli()
@@ -171,11 +177,11 @@ fn mysql_denials_pooling_kill_revocation() {
         ],
     );
     let bogus = vec![
-        ("AWS_ACCESS_KEY_ID".to_owned(), "AKIAAAAAAAAAAAAAAAAA".to_owned()),
         (
-            "AWS_SECRET_ACCESS_KEY".to_owned(),
-            "x".repeat(40),
+            "AWS_ACCESS_KEY_ID".to_owned(),
+            "AKIAAAAAAAAAAAAAAAAA".to_owned(),
         ),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), "x".repeat(40)),
     ];
     let cases: Vec<(&str, String, &str)> = vec![
         ("malformed", "not-a-token".to_owned(), "app"),
@@ -192,8 +198,16 @@ fn mysql_denials_pooling_kill_revocation() {
         ),
         ("expired", expired_token(&lk, lk.mysql_port, "app"), "app"),
         ("bad signature", tamper(&admin), "app"),
-        ("unknown key", mytoken(&lk, &bogus, "localhost", "app"), "app"),
-        ("inactive key", mytoken(&lk, &inactive, "localhost", "app"), "app"),
+        (
+            "unknown key",
+            mytoken(&lk, &bogus, "localhost", "app"),
+            "app",
+        ),
+        (
+            "inactive key",
+            mytoken(&lk, &inactive, "localhost", "app"),
+            "app",
+        ),
         ("policy deny", mytoken(&lk, &s3, "localhost", "app"), "app"),
     ];
     for (what, token, user) in &cases {
@@ -262,7 +276,12 @@ fn mysql_denials_pooling_kill_revocation() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let alice_token = mytoken(&lk, &alice, "localhost", "app");
     let mut victim = rt
-        .block_on(mysql_async::Conn::new(opts(&lk, "app", &admin, Some("shop"))))
+        .block_on(mysql_async::Conn::new(opts(
+            &lk,
+            "app",
+            &admin,
+            Some("shop"),
+        )))
         .unwrap();
     let victim_gateway_id = victim.id();
     let victim_server_id: u64 = rt
@@ -282,11 +301,19 @@ fn mysql_denials_pooling_kill_revocation() {
     }
     let alive: Result<Option<u8>, _> = rt.block_on(victim.query_first("SELECT 1"));
     eprintln!("[kill] victim after alice's kills: {alive:?}");
-    assert!(alive.is_ok(), "another principal killed the admin's session");
+    assert!(
+        alive.is_ok(),
+        "another principal killed the admin's session"
+    );
 
     // ---- Revocation sweep: deactivate alice's key while she is connected.
     let mut alice_conn = rt
-        .block_on(mysql_async::Conn::new(opts(&lk, "app", &alice_token, Some("shop"))))
+        .block_on(mysql_async::Conn::new(opts(
+            &lk,
+            "app",
+            &alice_token,
+            Some("shop"),
+        )))
         .unwrap();
     rt.block_on(alice_conn.query_drop("SELECT 1")).unwrap();
     let before = pooled(&lk, api_port);
@@ -352,7 +379,10 @@ fn pg_denials_and_revocation() {
     let lk = serve_latchkey(root.path(), &data, &api, &["--api-metrics"]);
     let api_port: u16 = api.rsplit(':').next().unwrap().parse().unwrap();
     let admin = aws_token(&lk, &[], "localhost", "app");
-    assert_eq!(stdout_ok(&psql(&lk, "app", &admin, "verify-full", "SELECT 1")), "1");
+    assert_eq!(
+        stdout_ok(&psql(&lk, "app", &admin, "verify-full", "SELECT 1")),
+        "1"
+    );
 
     let alice = user_with_policy(&lk, "alice", ALLOW_CONNECT);
     let s3 = user_with_policy(&lk, "s3only", S3_ONLY);
@@ -372,18 +402,45 @@ fn pg_denials_and_revocation() {
     );
     let gone = user_with_policy(&lk, "gone", ALLOW_CONNECT);
     let gone_token = token_with(&lk, &gone);
-    iam(&lk, &["iam", "delete-access-key", "--user-name", "gone", "--access-key-id", &akid(&gone)]);
-    iam(&lk, &["iam", "delete-user-policy", "--user-name", "gone", "--policy-name", "db"]);
+    iam(
+        &lk,
+        &[
+            "iam",
+            "delete-access-key",
+            "--user-name",
+            "gone",
+            "--access-key-id",
+            &akid(&gone),
+        ],
+    );
+    iam(
+        &lk,
+        &[
+            "iam",
+            "delete-user-policy",
+            "--user-name",
+            "gone",
+            "--policy-name",
+            "db",
+        ],
+    );
     iam(&lk, &["iam", "delete-user", "--user-name", "gone"]);
     let bogus = vec![
-        ("AWS_ACCESS_KEY_ID".to_owned(), "AKIAAAAAAAAAAAAAAAAA".to_owned()),
+        (
+            "AWS_ACCESS_KEY_ID".to_owned(),
+            "AKIAAAAAAAAAAAAAAAAA".to_owned(),
+        ),
         ("AWS_SECRET_ACCESS_KEY".to_owned(), "x".repeat(40)),
     ];
     let cases: Vec<(&str, String, &str)> = vec![
         ("malformed", "not-a-token".to_owned(), "app"),
         ("empty", String::new(), "app"),
         ("wrong user", admin.clone(), "other"),
-        ("wrong endpoint", aws_token(&lk, &[], "elsewhere.example", "app"), "app"),
+        (
+            "wrong endpoint",
+            aws_token(&lk, &[], "elsewhere.example", "app"),
+            "app",
+        ),
         (
             "wrong port",
             aws_token_for_port(&lk, lk.mysql_port, &[], "localhost", "app"),
@@ -395,12 +452,20 @@ fn pg_denials_and_revocation() {
         ("inactive key", token_with(&lk, &inactive), "app"),
         ("deleted user", gone_token, "app"),
         ("policy deny", token_with(&lk, &s3), "app"),
-        ("no stored upstream password", aws_token(&lk, &[], "localhost", "other"), "other"),
+        (
+            "no stored upstream password",
+            aws_token(&lk, &[], "localhost", "other"),
+            "other",
+        ),
     ];
     for (what, token, user) in &cases {
         let out = psql(&lk, user, token, "verify-full", "SELECT 1");
         let err = String::from_utf8_lossy(&out.stderr);
-        eprintln!("[pg denial] {what}: ok={} {}", out.status.success(), err.trim());
+        eprintln!(
+            "[pg denial] {what}: ok={} {}",
+            out.status.success(),
+            err.trim()
+        );
     }
     std::thread::sleep(Duration::from_millis(500));
     eprintln!("[pg denial] audit kinds: {:?}", failures(&lk, "postgres"));
@@ -440,10 +505,7 @@ fn pg_denials_and_revocation() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    eprintln!(
-        "[pg revoke] ended={ended} after {:?}",
-        started.elapsed()
-    );
+    eprintln!("[pg revoke] ended={ended} after {:?}", started.elapsed());
     if !ended {
         let _ = running.kill();
     }
@@ -500,7 +562,9 @@ fn pg_plaintext_slowloris_pool_params_recreated_user() {
     let pg_ssl_stall = slowloris(lk.pg_port, &[0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f]);
     let pg_partial = slowloris(lk.pg_port, &[0, 0, 0, 100, 0, 3]);
     let my_idle = slowloris(lk.mysql_port, b"");
-    eprintln!("[slowloris] pg idle {pg_idle:?}, pg after SSLRequest {pg_ssl_stall:?}, pg partial startup {pg_partial:?}, mysql idle {my_idle:?}");
+    eprintln!(
+        "[slowloris] pg idle {pg_idle:?}, pg after SSLRequest {pg_ssl_stall:?}, pg partial startup {pg_partial:?}, mysql idle {my_idle:?}"
+    );
     for d in [pg_idle, pg_ssl_stall, pg_partial, my_idle] {
         assert!(d < Duration::from_secs(6), "{d:?}");
     }
@@ -562,7 +626,10 @@ fn pg_plaintext_slowloris_pool_params_recreated_user() {
         .env("PGOPTIONS", "-c search_path=evil")
         .output()
         .unwrap();
-    eprintln!("[pg pool] first (search_path=evil): {}", stdout_ok(&first).replace('\n', " | "));
+    eprintln!(
+        "[pg pool] first (search_path=evil): {}",
+        stdout_ok(&first).replace('\n', " | ")
+    );
     std::thread::sleep(Duration::from_secs(1));
     let second = stdout_ok(&psql(
         &lk,
@@ -583,21 +650,56 @@ fn pg_plaintext_slowloris_pool_params_recreated_user() {
             .unwrap(),
     );
     eprintln!("[pg pool] third (search_path=evil again): {third}");
-    assert!(third.contains("locks=0") && third.contains("prepared=0") && !third.contains("1234"), "{third}");
+    assert!(
+        third.contains("locks=0") && third.contains("prepared=0") && !third.contains("1234"),
+        "{third}"
+    );
 
     // A user deleted and re-created under the same name: its old
     // temporary credentials must not work.
     let bob = user_with_policy(&lk, "bob", ALLOW_CONNECT);
     let bob_session = session_credentials(&lk, api_port, &bob);
     assert_eq!(
-        stdout_ok(&psql(&lk, "app", &token_with(&lk, &bob_session), "verify-full", "SELECT 1")),
+        stdout_ok(&psql(
+            &lk,
+            "app",
+            &token_with(&lk, &bob_session),
+            "verify-full",
+            "SELECT 1"
+        )),
         "1"
     );
-    iam(&lk, &["iam", "delete-access-key", "--user-name", "bob", "--access-key-id", &akid(&bob)]);
-    iam(&lk, &["iam", "delete-user-policy", "--user-name", "bob", "--policy-name", "db"]);
+    iam(
+        &lk,
+        &[
+            "iam",
+            "delete-access-key",
+            "--user-name",
+            "bob",
+            "--access-key-id",
+            &akid(&bob),
+        ],
+    );
+    iam(
+        &lk,
+        &[
+            "iam",
+            "delete-user-policy",
+            "--user-name",
+            "bob",
+            "--policy-name",
+            "db",
+        ],
+    );
     iam(&lk, &["iam", "delete-user", "--user-name", "bob"]);
     let _bob2 = user_with_policy(&lk, "bob", ALLOW_CONNECT);
-    let out = psql(&lk, "app", &token_with(&lk, &bob_session), "verify-full", "SELECT 1");
+    let out = psql(
+        &lk,
+        "app",
+        &token_with(&lk, &bob_session),
+        "verify-full",
+        "SELECT 1",
+    );
     eprintln!(
         "[recreated] old session of re-created bob: ok={} {}",
         out.status.success(),
@@ -668,7 +770,10 @@ fn pg_allow_plaintext_and_keep_revoked() {
     );
     let status = running.wait().unwrap();
     eprintln!("[keep-revoked] session status {status}");
-    assert!(status.success(), "--keep-revoked-sessions did not keep the session");
+    assert!(
+        status.success(),
+        "--keep-revoked-sessions did not keep the session"
+    );
 }
 
 fn pg_tls(lk: &Latchkey) -> tokio_postgres_rustls::MakeRustlsConnect {
@@ -713,15 +818,26 @@ fn pg_stale_cancel_key_on_pooled_backend() {
     rt.block_on(async {
         let (a, conn) = cfg(&alice_token).connect(tls.clone()).await.unwrap();
         let task = tokio::spawn(conn);
-        let pid_a: i32 = a.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+        let pid_a: i32 = a
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
         let stale = a.cancel_token();
         drop(a);
         let _ = task.await;
         tokio::time::sleep(Duration::from_millis(800)).await;
         let (b, conn) = cfg(&admin).connect(tls.clone()).await.unwrap();
         tokio::spawn(conn);
-        let pid_b: i32 = b.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
-        eprintln!("[cancel] alice backend {pid_a}, admin backend {pid_b} (pooled: {})", pid_a == pid_b);
+        let pid_b: i32 = b
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        eprintln!(
+            "[cancel] alice backend {pid_a}, admin backend {pid_b} (pooled: {})",
+            pid_a == pid_b
+        );
         let sleeper = b.query("SELECT pg_sleep(3)", &[]);
         let canceller = async {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -729,8 +845,14 @@ fn pg_stale_cancel_key_on_pooled_backend() {
             eprintln!("[cancel] stale cancel sent: {r:?}");
         };
         let (slept, ()) = tokio::join!(sleeper, canceller);
-        eprintln!("[cancel] admin's query after alice's stale cancel: {:?}", slept.as_ref().map(|r| r.len()).map_err(|e| e.to_string()));
-        assert!(slept.is_ok(), "a stale cancel key cancelled another client's query");
+        eprintln!(
+            "[cancel] admin's query after alice's stale cancel: {:?}",
+            slept.as_ref().map(|r| r.len()).map_err(|e| e.to_string())
+        );
+        assert!(
+            slept.is_ok(),
+            "a stale cancel key cancelled another client's query"
+        );
     });
 }
 
@@ -745,7 +867,12 @@ fn mysql_kill_bypass_forms() {
     let alice_token = mytoken(&lk, &alice, "localhost", "app");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut victim = rt
-        .block_on(mysql_async::Conn::new(opts(&lk, "app", &admin, Some("shop"))))
+        .block_on(mysql_async::Conn::new(opts(
+            &lk,
+            "app",
+            &admin,
+            Some("shop"),
+        )))
         .unwrap();
     let sid: u64 = rt
         .block_on(victim.query_first("SELECT CONNECTION_ID()"))
@@ -772,7 +899,11 @@ fn mysql_kill_bypass_forms() {
         eprintln!(
             "[kill-bypass] `{stmt}`: ok={} {} | victim alive={}",
             out.status.success(),
-            String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or(""),
+            String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or(""),
             alive.is_ok()
         );
         if alive.is_err() {
@@ -787,7 +918,9 @@ fn mysql_kill_bypass_forms() {
 fn mysql_pooled_schema_reset_same_key() {
     let root = tempfile::tempdir().unwrap();
     let (db, lk, api_port) = setup_my(root.path(), &[]);
-    db.sql("CREATE TABLE shop.t(x int); CREATE TABLE other.t(x int); INSERT INTO other.t VALUES (666)");
+    db.sql(
+        "CREATE TABLE shop.t(x int); CREATE TABLE other.t(x int); INSERT INTO other.t VALUES (666)",
+    );
     let alice = user_with_policy(&lk, "alice", ALLOW_CONNECT);
     for (who, creds) in [("admin", vec![]), ("alice", alice.clone())] {
         let token = mytoken(&lk, &creds, "localhost", "app");
@@ -818,7 +951,11 @@ fn mysql_pooled_schema_reset_same_key() {
         eprintln!("[my pool {who}] first conn {first}; second: {second}");
         let cols: Vec<&str> = second.split('\t').collect();
         assert_eq!(cols[0], first, "{who}: pooled connection not reused");
-        assert_eq!(&cols[1..], ["shop", "none", "0", "0", "0"], "{who}: {second}");
+        assert_eq!(
+            &cols[1..],
+            ["shop", "none", "0", "0", "0"],
+            "{who}: {second}"
+        );
     }
     // A client with no default schema, USE shop, then leaves: not pooled,
     // or if pooled, never handed to a client of another schema.
@@ -826,14 +963,26 @@ fn mysql_pooled_schema_reset_same_key() {
     let before = pooled(&lk, api_port);
     let _ = stdout_ok(&mariadb(&lk, "app", &token, &["-e", "USE other; SELECT 1"]));
     std::thread::sleep(Duration::from_secs(1));
-    eprintln!("[my pool] no-schema client pooled: {}", pooled(&lk, api_port) > before);
+    eprintln!(
+        "[my pool] no-schema client pooled: {}",
+        pooled(&lk, api_port) > before
+    );
 }
 
-fn live_mysql_ends(lk: &Latchkey, creds: &[(String, String)], act: impl FnOnce()) -> Option<Duration> {
+fn live_mysql_ends(
+    lk: &Latchkey,
+    creds: &[(String, String)],
+    act: impl FnOnce(),
+) -> Option<Duration> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let token = mytoken(lk, creds, "localhost", "app");
     let mut conn = rt
-        .block_on(mysql_async::Conn::new(opts(lk, "app", &token, Some("shop"))))
+        .block_on(mysql_async::Conn::new(opts(
+            lk,
+            "app",
+            &token,
+            Some("shop"),
+        )))
         .unwrap();
     rt.block_on(conn.query_drop("SELECT 1")).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
@@ -857,8 +1006,28 @@ fn mysql_live_recreated_user_and_role_revocation() {
     let bob = user_with_policy(&lk, "bob", ALLOW_CONNECT);
     let bob_session = session_credentials(&lk, api_port, &bob);
     let ended = live_mysql_ends(&lk, &bob_session, || {
-        iam(&lk, &["iam", "delete-access-key", "--user-name", "bob", "--access-key-id", &akid(&bob)]);
-        iam(&lk, &["iam", "delete-user-policy", "--user-name", "bob", "--policy-name", "db"]);
+        iam(
+            &lk,
+            &[
+                "iam",
+                "delete-access-key",
+                "--user-name",
+                "bob",
+                "--access-key-id",
+                &akid(&bob),
+            ],
+        );
+        iam(
+            &lk,
+            &[
+                "iam",
+                "delete-user-policy",
+                "--user-name",
+                "bob",
+                "--policy-name",
+                "db",
+            ],
+        );
         iam(&lk, &["iam", "delete-user", "--user-name", "bob"]);
         let _ = user_with_policy(&lk, "bob", ALLOW_CONNECT);
     });
@@ -876,20 +1045,42 @@ fn mysql_live_recreated_user_and_role_revocation() {
             "--role-name",
             "dbrole",
             "--assume-role-policy-document",
-            &format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole"}}]}}"#),
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+            ),
         ],
     );
     iam(
         &lk,
-        &["iam", "put-role-policy", "--role-name", "dbrole", "--policy-name", "p", "--policy-document", ALLOW_CONNECT],
+        &[
+            "iam",
+            "put-role-policy",
+            "--role-name",
+            "dbrole",
+            "--policy-name",
+            "p",
+            "--policy-document",
+            ALLOW_CONNECT,
+        ],
     );
     let assumed = iam(
         &lk,
-        &["sts", "assume-role", "--role-arn", &format!("arn:aws:iam::{account}:role/dbrole"), "--role-session-name", "s1"],
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &format!("arn:aws:iam::{account}:role/dbrole"),
+            "--role-session-name",
+            "s1",
+        ],
     );
     let role_creds = common::api::Creds::from_sts(&assumed["Credentials"]).env_vars();
     let ended_role = live_mysql_ends(&lk, &role_creds, || {
-        latchkey_api(&lk, api_port, &["iam", "revoke-sessions", "--role-name", "dbrole"]);
+        latchkey_api(
+            &lk,
+            api_port,
+            &["iam", "revoke-sessions", "--role-name", "dbrole"],
+        );
     });
     eprintln!("[live] role session after revoke-sessions ended: {ended_role:?}");
     std::thread::sleep(Duration::from_millis(500));
@@ -927,7 +1118,13 @@ fn pg_oversized_not_pooled_and_limits() {
         String::from_utf8_lossy(&out.stderr).trim()
     );
     std::thread::sleep(Duration::from_millis(500));
-    let after = psql(&lk, "app", &admin, "verify-full", "SELECT pg_backend_pid(), 'clean'");
+    let after = psql(
+        &lk,
+        "app",
+        &admin,
+        "verify-full",
+        "SELECT pg_backend_pid(), 'clean'",
+    );
     eprintln!("[oversized] pids: first {first}, after {}", pid(&after));
     assert!(pid(&after).ends_with("clean"));
 
@@ -977,15 +1174,51 @@ fn pg_sni_and_direct_tls() {
             String::from_utf8_lossy(&out.stderr).trim()
         )
     };
-    let base = format!("port={} user=app dbname=orders hostaddr=127.0.0.1", lk.pg_port);
+    let base = format!(
+        "port={} user=app dbname=orders hostaddr=127.0.0.1",
+        lk.pg_port
+    );
     let t_local = aws_token(&lk, &[], "localhost", "app");
     let t_other = aws_token(&lk, &[], "other.example", "app");
-    eprintln!("[sni] token localhost, SNI other.example: {}", run(&format!("{base} host=other.example sslmode=require"), &t_local));
-    eprintln!("[sni] token localhost, SNI localhost: {}", run(&format!("{base} host=localhost sslmode=require"), &t_local));
-    eprintln!("[sni] token localhost, no SNI (sslsni=0): {}", run(&format!("{base} host=localhost sslmode=require sslsni=0"), &t_local));
-    eprintln!("[sni] token other.example, no SNI: {}", run(&format!("{base} host=localhost sslmode=require sslsni=0"), &t_other));
-    eprintln!("[sni] token LOCALHOST case, SNI localhost: {}", run(&format!("{base} host=localhost sslmode=require"), &aws_token(&lk, &[], "LOCALHOST", "app")));
-    eprintln!("[direct] sslnegotiation=direct: {}", run(&format!("{base} host=localhost sslmode=require sslnegotiation=direct"), &t_local));
+    eprintln!(
+        "[sni] token localhost, SNI other.example: {}",
+        run(
+            &format!("{base} host=other.example sslmode=require"),
+            &t_local
+        )
+    );
+    eprintln!(
+        "[sni] token localhost, SNI localhost: {}",
+        run(&format!("{base} host=localhost sslmode=require"), &t_local)
+    );
+    eprintln!(
+        "[sni] token localhost, no SNI (sslsni=0): {}",
+        run(
+            &format!("{base} host=localhost sslmode=require sslsni=0"),
+            &t_local
+        )
+    );
+    eprintln!(
+        "[sni] token other.example, no SNI: {}",
+        run(
+            &format!("{base} host=localhost sslmode=require sslsni=0"),
+            &t_other
+        )
+    );
+    eprintln!(
+        "[sni] token LOCALHOST case, SNI localhost: {}",
+        run(
+            &format!("{base} host=localhost sslmode=require"),
+            &aws_token(&lk, &[], "LOCALHOST", "app")
+        )
+    );
+    eprintln!(
+        "[direct] sslnegotiation=direct: {}",
+        run(
+            &format!("{base} host=localhost sslmode=require sslnegotiation=direct"),
+            &t_local
+        )
+    );
     std::thread::sleep(Duration::from_millis(500));
     eprintln!("[sni] audit kinds: {:?}", failures(&lk, "postgres"));
 }
