@@ -509,6 +509,7 @@ fn pg_denials_and_revocation() {
     if !ended {
         let _ = running.kill();
     }
+    let _ = running.wait();
     let _ = api_port;
     assert!(ended, "deactivated key's postgres session lives on");
 }
@@ -887,8 +888,8 @@ fn mysql_kill_bypass_forms() {
         format!("PREPARE s FROM 'KILL {sid}'; EXECUTE s"),
         format!("EXECUTE IMMEDIATE 'KILL {sid}'"),
         format!("KILL QUERY ID (SELECT {sid})"),
-        format!("KILL USER app"),
-        format!("KILL CONNECTION USER 'app'"),
+        "KILL USER app".to_owned(),
+        "KILL CONNECTION USER 'app'".to_owned(),
         format!("KILL {gid}"),
         format!("/*!50000 KILL {sid} */"),
         format!("BEGIN NOT ATOMIC KILL {sid}; END"),

@@ -254,10 +254,10 @@ pub(super) fn parse_file(
     text: &str,
     warnings: &mut Vec<String>,
 ) -> Result<File, ConfigError> {
-    let parse_error = |source| ConfigError::Parse {
+    let parse_error = |source: toml::de::Error| ConfigError::Parse {
         path: path.to_owned(),
-        text: text.to_owned(),
-        source,
+        at: super::where_in(text, &source),
+        source: Box::new(source),
     };
     let mut file: FileConfig = toml::from_str(text).map_err(parse_error)?;
     file.lift_legacy(warnings);

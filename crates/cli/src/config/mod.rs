@@ -52,12 +52,12 @@ pub enum ConfigError {
     /// The `toml` error's message (it names the key) and where it is.
     /// Never the offending line itself: it may hold a secret put where it
     /// does not belong (`[webhook] secret = ...`), and errors reach logs.
-    #[error("{path}, {}: {}", where_in(.text, .source), .source.message())]
+    #[error("{path}, {at}: {}", .source.message())]
     Parse {
         path: PathBuf,
-        /// The file's text, to turn the error's byte span into a line.
-        text: String,
-        source: toml::de::Error,
+        /// `line L, column C`.
+        at: String,
+        source: Box<toml::de::Error>,
     },
     #[error("${var}: {message}")]
     Env { var: &'static str, message: String },
