@@ -170,16 +170,16 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                     .map_or(0, |t| i64::try_from(t.depth()).unwrap_or(i64::MAX))
             },
         )?;
-        let gateway = Arc::new(latchkey_pg_gateway::gateway(
+        let gateway = Arc::new(latchkey_gateway::Gateway::new(
+            latchkey_pg_gateway::Postgres::new(tls.clone()),
             state.clone(),
-            tls.clone(),
             config.postgres_gateway.clone(),
             audit.clone(),
         )?);
         tracing::info!(address = %config.postgres_listen, "postgres gateway listening");
-        let mysql = Arc::new(latchkey_my_gateway::gateway(
+        let mysql = Arc::new(latchkey_gateway::Gateway::new(
+            latchkey_my_gateway::Mysql::new(tls.clone())?,
             state.clone(),
-            tls.clone(),
             config.mysql_gateway.clone(),
             audit.clone(),
         )?);

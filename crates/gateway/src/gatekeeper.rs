@@ -561,6 +561,19 @@ impl Gatekeeper {
         context
     }
 
+    /// How a session's statements are audited (none with statement audit
+    /// off).
+    pub fn statement_audit(&self, session: &Arc<SessionInfo>) -> Option<latchkey_framing::Audit> {
+        self.config
+            .audit_statements
+            .then(|| latchkey_framing::Audit {
+                sink: self.audit.clone(),
+                session: session.clone(),
+                keep_literals: self.config.audit_keep_literals,
+                clock: crate::relay::system_clock,
+            })
+    }
+
     /// Whether policy allows an authenticated session `action` on its
     /// connect resource (for example `latchkey:LoadDataLocalInfile`),
     /// with the same context as its login. Denied by default.

@@ -177,6 +177,22 @@ pub struct UpstreamFailure<R> {
 }
 
 impl<R> UpstreamFailure<R> {
+    /// The upstream login failed with `error`. `server` is the server's
+    /// own refusal, if it sent one; `of_credential` says whether it
+    /// refused the credential the gateway holds (changed behind its back?),
+    /// which is not an outage.
+    pub fn login(error: &anyhow::Error, server: Option<R>, of_credential: bool) -> Self {
+        Self {
+            kind: if of_credential {
+                FailureKind::UpstreamCredentialRefused
+            } else {
+                FailureKind::UpstreamUnavailable
+            },
+            reason: format!("upstream login: {error:#}"),
+            server,
+        }
+    }
+
     /// The server could not be reached or used.
     pub fn unavailable(reason: impl Into<String>) -> Self {
         Self {

@@ -9,7 +9,9 @@ use std::task::{Context, Poll, ready};
 use std::time::{Instant, SystemTime};
 
 use latchkey_framing::{Direction, Framing, Now};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::{Interrupt, Relayed, SessionEnd};
 
 /// The system clock: the followers stamp audited statements by the
 /// [`Clock`](latchkey_framing::Clock) they are given, and read none.
@@ -133,6 +135,130 @@ impl<F: Framing> Half<F> {
                 .buffer
                 .scan(direction, tracker, max_message)
                 .map_err(RelayError::Scan)?;
+        }
+    }
+}
+
+/// The upstream connection a relay writes to, whatever else the engine's
+/// connection record holds.
+pub trait UpstreamIo {
+    type Stream: AsyncRead + AsyncWrite + Unpin;
+    fn io(&mut self) -> &mut Self::Stream;
+}
+
+/// How a relay's poll of both directions ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The client said goodbye in its protocol (`Terminate`, `COM_QUIT`).
+    ClientTerminated,
+    /// The client closed the connection.
+    ClientClosed,
+    /// The server closed the connection (after anything it sent has been
+    /// passed on).
+    UpstreamClosed,
+}
+
+/// A client and its upstream connection, relayed both ways in one task:
+/// the engine's relay is this with its own framing `F`.
+pub struct Relay<C, U, F: Framing> {
+    pub client: C,
+    pub upstream: U,
+    pub tracker: F::Tracker,
+    pub to_upstream: Half<F>,
+    pub to_client: Half<F>,
+    max_message: usize,
+}
+
+impl<C, U, F> Relay<C, U, F>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: UpstreamIo,
+    F: Framing,
+{
+    pub fn new(client: C, upstream: U, tracker: F::Tracker, max_message: usize) -> Self {
+        Self {
+            client,
+            upstream,
+            tracker,
+            to_upstream: Half::default(),
+            to_client: Half::default(),
+            max_message,
+        }
+    }
+
+    /// Moves what is ready in both directions; ready when one side ended.
+    /// Client messages over `max_message` bytes are refused by the
+    /// framing; the server's are not limited.
+    pub fn poll_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<Ended, RelayError<F::Error>>> {
+        let Self {
+            client,
+            upstream,
+            tracker,
+            to_upstream,
+            to_client,
+            max_message,
+        } = self;
+        if let Poll::Ready(r) = to_upstream.poll_copy(
+            cx,
+            Direction::ToUpstream,
+            Pin::new(&mut *client),
+            Pin::new(upstream.io()),
+            tracker,
+            *max_message,
+        ) {
+            return Poll::Ready(r.map(|end| match end {
+                HalfEnd::Terminated => Ended::ClientTerminated,
+                HalfEnd::Eof => Ended::ClientClosed,
+            }));
+        }
+        if let Poll::Ready(r) = to_client.poll_copy(
+            cx,
+            Direction::ToClient,
+            Pin::new(upstream.io()),
+            Pin::new(&mut *client),
+            tracker,
+            usize::MAX,
+        ) {
+            return Poll::Ready(r.map(|_| Ended::UpstreamClosed));
+        }
+        Poll::Pending
+    }
+
+    /// Bytes (from the client, to the client).
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.to_upstream.buffer.window().written(),
+            self.to_client.buffer.window().written(),
+        )
+    }
+
+    /// Closes the client's side and hands the upstream connection back
+    /// with the session's totals for its audit record.
+    pub async fn finish(
+        self,
+        reason: String,
+        interrupted: Option<Interrupt>,
+        statements: u64,
+        reusable: bool,
+    ) -> Relayed<U> {
+        let (bytes_from_client, bytes_to_client) = self.bytes();
+        let Self {
+            mut client,
+            upstream,
+            ..
+        } = self;
+        let _ = client.shutdown().await;
+        drop(client);
+        Relayed {
+            upstream,
+            end: SessionEnd {
+                reason,
+                lifetime_reached: interrupted == Some(Interrupt::LifetimeReached),
+                bytes_from_client,
+                bytes_to_client,
+                statements,
+            },
+            reusable,
         }
     }
 }

@@ -25,15 +25,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, anyhow};
-use latchkey_audit::{AuditSink, AuthResult, FailureKind, SessionInfo};
+use latchkey_audit::{AuthResult, FailureKind, SessionInfo};
 use latchkey_gateway::net::ServerAddr;
 use latchkey_gateway::pool::key;
 use latchkey_gateway::{
-    Attempt, Authenticated, Denial, Gatekeeper, GatewayConfig, Login, Opening, Protocol, Relayed,
-    Session, SessionEnd, UpstreamFailure, Watch,
+    Attempt, Authenticated, Denial, Gatekeeper, Login, Opening, Protocol, Relayed, Session,
+    UpstreamFailure, Watch,
 };
-use latchkey_identity::AppState;
-use latchkey_my_stream::{Audit, Guarded as _, Intercepted, Interception, Tracker};
+use latchkey_my_stream::{Guarded as _, Intercepted, Interception, Tracker};
 use latchkey_mywire::{self as wire, ClientHello, HandshakeV10, OkInfo};
 use latchkey_sqlguard::{CHANGE_PASSWORD_ACTION, DYNAMIC_SQL_ACTION, Refusal};
 use latchkey_store::Engine;
@@ -42,21 +41,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use zeroize::Zeroizing;
 
-use crate::relay::{Relay, RelayError, Stop};
+use crate::relay::{MyRelay, Relay, RelayError, Stop};
 use crate::upstream::{LoginRequest, Upstream, read_packet, write_packet};
 
 /// The MySQL gateway.
 pub type Gateway = latchkey_gateway::Gateway<Mysql>;
-
-/// A MySQL gateway serving `state`'s registered MySQL/MariaDB databases.
-pub fn gateway(
-    state: Arc<AppState>,
-    tls: Arc<rustls::ServerConfig>,
-    config: GatewayConfig,
-    audit: Arc<dyn AuditSink>,
-) -> Result<Gateway> {
-    Gateway::new(Mysql::new(tls)?, state, config, audit)
-}
 
 /// The policy action a session needs for `LOAD DATA LOCAL INFILE`
 /// (uploads from the client's disk), on its `rds-db:connect` resource.
@@ -408,19 +397,10 @@ impl Protocol for Mysql {
         .await
         .map_err(|e| {
             let refused = e.downcast_ref::<upstream::Refused>().cloned();
-            // The server refusing the stored credential (changed behind
-            // the gateway's back?) is not an outage.
-            let kind = match &refused {
-                Some(r) if matches!(r.0.code, 1045 | 1698 | 1862) => {
-                    FailureKind::UpstreamCredentialRefused
-                }
-                _ => FailureKind::UpstreamUnavailable,
-            };
-            UpstreamFailure {
-                kind,
-                reason: format!("upstream login: {e:#}"),
-                server: refused.map(MyRefusal::Server),
-            }
+            let of_credential = refused
+                .as_ref()
+                .is_some_and(|r| matches!(r.0.code, 1045 | 1698 | 1862));
+            UpstreamFailure::login(&e, refused.map(MyRefusal::Server), of_credential)
         })
     }
 
@@ -491,12 +471,7 @@ impl Protocol for Mysql {
             allowed,
         } = session;
         let config = &keeper.config;
-        let audit = config.audit_statements.then(|| Audit {
-            sink: keeper.audit.clone(),
-            session: info.clone(),
-            keep_literals: config.audit_keep_literals,
-            clock: latchkey_gateway::relay::system_clock,
-        });
+        let audit = keeper.statement_audit(info);
         let caps = upstream.caps;
         let local_infile =
             upstream_caps(keeper, auth, &login.startup) & wire::CLIENT_LOCAL_FILES != 0;
@@ -590,29 +565,12 @@ impl Protocol for Mysql {
                 }
             });
         }
-        let (bytes_from_client, bytes_to_client) = relay.bytes();
-        let lifetime_reached = interrupted == Some(latchkey_gateway::Interrupt::LifetimeReached);
         let reusable =
             matches!(outcome, Ok(Stop::ClientQuit | Stop::ClientClosed)) && relay.reusable();
         let statements = relay.tracker.statement_count;
-        let Relay {
-            upstream,
-            mut client,
-            ..
-        } = relay;
-        let _ = client.shutdown().await;
-        drop(client);
-        Relayed {
-            upstream,
-            end: SessionEnd {
-                reason,
-                lifetime_reached,
-                bytes_from_client,
-                bytes_to_client,
-                statements,
-            },
-            reusable,
-        }
+        relay
+            .finish(reason, interrupted, statements, reusable)
+            .await
     }
 
     async fn reset(upstream: &mut Upstream) -> Result<()> {

@@ -25,34 +25,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
-use latchkey_audit::{AuditSink, FailureKind};
 use latchkey_gateway::{
-    Authenticated, Denial, Gatekeeper, Interrupt, Login, Opening, Protocol, Relayed, Session,
-    SessionEnd, UpstreamFailure,
+    Authenticated, Denial, Gatekeeper, Login, Opening, Protocol, Relayed, Session, UpstreamFailure,
 };
-use latchkey_identity::AppState;
 use latchkey_pgwire::{self as wire, Severity, Startup};
 use latchkey_store::Engine;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::relay::{End, Relay, RelayError};
+use crate::relay::{End, PgRelay, Relay, RelayError};
 use crate::upstream::{Refused, Upstream};
-use latchkey_pg_stream::{Audit, Guarded as _, ScanError, Tracker};
+use latchkey_pg_stream::{Guarded as _, ScanError, Tracker};
 
 /// The PostgreSQL gateway.
 pub type Gateway = latchkey_gateway::Gateway<Postgres>;
-
-/// A PostgreSQL gateway serving `state`'s registered PostgreSQL databases.
-pub fn gateway(
-    state: Arc<AppState>,
-    tls: Arc<rustls::ServerConfig>,
-    config: GatewayConfig,
-    audit: Arc<dyn AuditSink>,
-) -> Result<Gateway> {
-    Gateway::new(Postgres::new(tls), state, config, audit)
-}
 
 /// Largest message accepted before authentication (tokens are ~1 KiB;
 /// PostgreSQL clients must be able to send at least 2 KiB).
@@ -344,19 +331,10 @@ impl Protocol for Postgres {
         .await
         .map_err(|e| {
             let refused = e.downcast_ref::<Refused>().cloned();
-            // The server refusing the stored credential (changed behind
-            // the gateway's back?) is not an outage.
-            let kind = match &refused {
-                Some(r) if matches!(r.code.as_str(), "28P01" | "28000") => {
-                    FailureKind::UpstreamCredentialRefused
-                }
-                _ => FailureKind::UpstreamUnavailable,
-            };
-            UpstreamFailure {
-                kind,
-                reason: format!("upstream login: {e:#}"),
-                server: refused,
-            }
+            let of_credential = refused
+                .as_ref()
+                .is_some_and(|r| matches!(r.code.as_str(), "28P01" | "28000"));
+            UpstreamFailure::login(&e, refused, of_credential)
         })
     }
 
@@ -402,12 +380,7 @@ impl Protocol for Postgres {
             ..
         } = session;
         let config = &keeper.config;
-        let audit = config.audit_statements.then(|| Audit {
-            sink: keeper.audit.clone(),
-            session: info.clone(),
-            keep_literals: config.audit_keep_literals,
-            clock: latchkey_gateway::relay::system_clock,
-        });
+        let audit = keeper.statement_audit(info);
         let PgClient { stream, cancel_key } = client;
         let mut relay = Relay::new(
             stream,
@@ -467,34 +440,17 @@ impl Protocol for Postgres {
                 send_cancel(CancelTarget::of(&relay.upstream)).await;
             }
         }
-        let (bytes_from_client, bytes_to_client) = relay.bytes();
-        let lifetime_reached = interrupted == Some(Interrupt::LifetimeReached);
         let reusable =
             matches!(outcome, Ok(End::ClientTerminated | End::ClientClosed)) && relay.reusable();
-        let Relay {
-            mut upstream,
-            tracker,
-            mut client,
-            ..
-        } = relay;
-        let _ = client.shutdown().await;
-        drop(client);
         // The settings the session changed are what a reset connection
         // reports until `DISCARD ALL` tells otherwise.
-        for (name, value) in &tracker.parameter_changes {
-            upstream.set_param(name, value);
+        for (name, value) in &relay.tracker.parameter_changes {
+            relay.upstream.set_param(name, value);
         }
-        Relayed {
-            upstream,
-            end: SessionEnd {
-                reason,
-                lifetime_reached,
-                bytes_from_client,
-                bytes_to_client,
-                statements: tracker.statement_count,
-            },
-            reusable,
-        }
+        let statements = relay.tracker.statement_count;
+        relay
+            .finish(reason, interrupted, statements, reusable)
+            .await
     }
 
     async fn reset(upstream: &mut Upstream) -> Result<()> {
