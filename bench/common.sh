@@ -27,8 +27,8 @@ CFG
 }
 
 # ticks PID...: the CPU (user + system, in clock ticks) the processes have
-# used; those gone are skipped.
-ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+# used; those gone (or not given: an empty PID) are skipped.
+ticks() { local t=0 p; for p in "$@"; do [ -n "$p" ] && [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 
 # storm ENGINE PORT PASSWORD [connect-storm flags...]: new TLS connections
 # per second from connect-storm (crates/loadgen), a rustls client whose own

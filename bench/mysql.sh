@@ -21,6 +21,10 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 clients=8
 probe_queries=4000
+# LATCHKEY_BASELINE=/path/to/an/older/latchkey: (a) also runs that build's
+# gateway on the same store, before and after this build's (ABBA), so that
+# a change is compared with the build before it in one run.
+baseline=${LATCHKEY_BASELINE:-}
 
 # shellcheck source=bench/common.sh
 . bench/common.sh
@@ -36,7 +40,7 @@ storm_bin=${CARGO_TARGET_DIR:-$PWD/target}/release/connect-storm
 work=$(mktemp -d)
 my_port=$(free_port)
 cleanup() {
-    for p in "${pid_audit:-}" "${pid_noaudit:-}" "${pid_connrate:-}" "${pid_idle:-}" "${relay_pid:-}" "${pid_db:-}"; do
+    for p in "${pid_audit:-}" "${pid_noaudit:-}" "${pid_connrate:-}" "${pid_idle:-}" "${pid_baseline:-}" "${relay_pid:-}" "${pid_db:-}"; do
         [ -n "$p" ] && kill "$p" 2>/dev/null || true
     done
     [ -n "${pid_db:-}" ] && wait "$pid_db" 2>/dev/null || true
@@ -79,7 +83,7 @@ start_latchkey() {
     local name=$1; shift
     local port
     port=$(free_port)
-    LATCHKEY_LOG=warn "$latchkey" serve --data-dir "$data" --listen "127.0.0.1:$(free_port)" --pg-listen "127.0.0.1:$(free_port)" \
+    LATCHKEY_LOG=warn "${serve_bin:-$latchkey}" serve --data-dir "$data" --listen "127.0.0.1:$(free_port)" --pg-listen "127.0.0.1:$(free_port)" \
         --mysql-listen "127.0.0.1:$port" --audit-dir "$work/audit-$name" "$@" >/dev/null 2>"$work/latchkey-$name.log" &
     printf -v "pid_$name" %s $!
     printf -v "port_$name" %s "$port"
@@ -96,6 +100,7 @@ start_latchkey noaudit --no-statement-audit
 start_latchkey connrate --pg-connection-rate-per-ip 0 --pg-connection-rate-per-principal 0
 # A gateway that serves nothing but the idle sessions of the memory probe.
 start_latchkey idle
+[ -n "$baseline" ] && serve_bin=$baseline start_latchkey baseline
 
 ulimit -n 8192 2>/dev/null || true
 relay_port=$(free_port)
@@ -158,6 +163,11 @@ lk_name=
 lk=$pid_audit; a_audit=$(rate "$token_audit" $(gateway "$port_audit")); echo "   latchkey (statement audit on) $a_audit q/s"; cpu
 a_unix=$(rate "$unixtoken_audit" $(gateway_unix "$port_audit")); echo "   latchkey (audit on, upstream by Unix socket) $a_unix q/s"; cpu
 lk=$pid_noaudit; a_noaudit=$(rate "$token_noaudit" $(gateway "$port_noaudit")); echo "   latchkey (statement audit off) $a_noaudit q/s"; cpu
+if [ -n "$baseline" ]; then
+    lk=$pid_baseline; a_base1=$(rate "$token_baseline" $(gateway "$port_baseline")); echo "   baseline latchkey ($baseline, audit on) $a_base1 q/s"; cpu
+    a_base2=$(rate "$token_baseline" $(gateway "$port_baseline")); echo "   baseline latchkey again $a_base2 q/s"; cpu
+    lk=$pid_audit; a_audit2=$(rate "$token_audit" $(gateway "$port_audit")); echo "   latchkey (statement audit on) again $a_audit2 q/s"; cpu
+fi
 }
 echo "== (b) mysqlslap --detach=1 (a new connection per query), $clients clients, ~${seconds}s each"
 # shellcheck disable=SC2046
@@ -193,6 +203,7 @@ results ($(date -u +%Y-%m-%d), ~${seconds}s runs, $(nproc) cores, mysqlslap $cli
              upstream by Unix socket $a_unix: latchkey/direct $(ratio "$a_unix" "$a_direct")
              direct(TLS) $a_direct_tls: latchkey/direct(TLS) $(ratio "$a_audit" "$a_direct_tls")
              bare relay (haproxy mode tcp, no TLS) $a_relay: relay/direct $(ratio "$a_relay" "$a_direct")
+$([ -n "$baseline" ] && echo "             baseline latchkey $a_base1, $a_base2 (this build $a_audit, $a_audit2; ABBA): latchkey/baseline $(ratio "$((a_audit + a_audit2))" "$((a_base1 + a_base2))")")
 (b) conn/s   direct(plain) $b_direct   direct(TLS) $b_direct_tls   latchkey(TLS+token+policy) $b_latchkey (target >= 1000)
              latchkey/direct(plain) $(ratio "$b_latchkey" "$b_direct")   latchkey/direct(TLS) $(ratio "$b_latchkey" "$b_direct_tls")
              connect-storm (rustls client): latchkey $b_storm (target >= 1000)

@@ -18,6 +18,10 @@ seconds=${1:-20}
 # (a) runs every target once per round, interleaved, so that the machine's
 # drift (±20% from one minute to the next here) hits them alike.
 rounds=${ROUNDS:-3}
+# LATCHKEY_BASELINE=/path/to/an/older/latchkey: (a) also runs that build's
+# gateway, on the same store, in the same interleaved rounds, so that a
+# change is compared with the build before it in one run.
+baseline=${LATCHKEY_BASELINE:-}
 clients=8
 threads=2
 
@@ -42,6 +46,7 @@ cleanup() {
     [ -n "${pid_audit:-}" ] && kill "$pid_audit" 2>/dev/null || true
     [ -n "${pid_noaudit:-}" ] && kill "$pid_noaudit" 2>/dev/null || true
     [ -n "${pid_connrate:-}" ] && kill "$pid_connrate" 2>/dev/null || true
+    [ -n "${pid_baseline:-}" ] && kill "$pid_baseline" 2>/dev/null || true
     # pgb_pid is runuser's; PgBouncer itself is its child.
     pkill -f "pgbouncer $work/pgbouncer.ini" 2>/dev/null || true
     as_pg "$bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
@@ -69,7 +74,7 @@ start_latchkey() {
     local name=$1; shift
     local api port
     api=$(free_port); port=$(free_port)
-    LATCHKEY_LOG=warn "$latchkey" serve --data-dir "$data" --listen "127.0.0.1:$api" --pg-listen "127.0.0.1:$port" --mysql-listen "127.0.0.1:$(free_port)" \
+    LATCHKEY_LOG=warn "${serve_bin:-$latchkey}" serve --data-dir "$data" --listen "127.0.0.1:$api" --pg-listen "127.0.0.1:$port" --mysql-listen "127.0.0.1:$(free_port)" \
         --audit-dir "$work/audit-$name" "$@" >/dev/null 2>"$work/latchkey-$name.log" &
     printf -v "pid_$name" %s $!
     printf -v "port_$name" %s "$port"
@@ -82,6 +87,7 @@ start_latchkey() {
 }
 start_latchkey audit
 start_latchkey noaudit --no-statement-audit
+[ -n "$baseline" ] && serve_bin=$baseline start_latchkey baseline
 # For (b''): the per-address and per-principal limiter (2,000/s) off.
 start_latchkey connrate --pg-connection-rate-per-ip 0 --pg-connection-rate-per-principal 0
 lk_pid=$pid_audit
@@ -126,7 +132,7 @@ bouncer="host=localhost port=$pgb_port user=app dbname=bench sslmode=require"
 gateway() { echo "host=localhost port=$1 user=app dbname=bench sslmode=verify-full sslrootcert=$data/ca.pem"; }
 
 echo "== (a) pgbench -S, $clients clients, $threads threads, ${seconds}s, $rounds interleaved rounds"
-runs_direct=""; runs_bouncer=""; runs_latchkey=""; runs_noaudit=""; runs_relay=""
+runs_direct=""; runs_bouncer=""; runs_latchkey=""; runs_noaudit=""; runs_relay=""; runs_baseline=""
 # Where each transaction's CPU goes, summed over the rounds: pgbench,
 # PostgreSQL (every backend, and those reaped by the postmaster), the
 # proxy's process, the kernel's softirq work (TCP on loopback), and how
@@ -155,12 +161,16 @@ for round in $(seq "$rounds"); do
     measured noaudit latchkey "$(gateway "$port_noaudit")" "$token_noaudit"; runs_noaudit+="$t "; echo "   round $round latchkey (statement audit off) $t"
     proxy=$relay_pid
     measured relay relay "host=127.0.0.1 port=$relay_port user=app dbname=bench sslmode=disable" app-secret; runs_relay+="$t "; echo "   round $round haproxy (mode tcp, no TLS) $t"
+    if [ -n "$baseline" ]; then
+        proxy=$pid_baseline
+        measured baseline latchkey "$(gateway "$port_baseline")" "$token_baseline"; runs_baseline+="$t "; echo "   round $round baseline latchkey ($baseline) $t"
+    fi
 done
 cpu_table() {
-    python3 - "$(getconf CLK_TCK)" "${cpu[direct]}" "${cpu[pgbouncer]}" "${cpu[latchkey]}" "${cpu[noaudit]}" "${cpu[relay]}" <<'PY'
+    python3 - "$(getconf CLK_TCK)" "${cpu[direct]}" "${cpu[pgbouncer]}" "${cpu[latchkey]}" "${cpu[noaudit]}" "${cpu[relay]}" ${baseline:+"${cpu[baseline]}"} <<'PY'
 import sys
 hz = float(sys.argv[1])
-names = ["direct", "pgbouncer", "latchkey", "latchkey, audit off", "bare relay"]
+names = ["direct", "pgbouncer", "latchkey", "latchkey, audit off", "bare relay", "baseline latchkey"]
 print("             CPU per transaction, us (all rounds): pgbench  postgres  proxy  softirq  all | machine idle")
 for name, runs in zip(names, sys.argv[2:]):
     rows = [list(map(float, r.split())) for r in runs.split(";") if r.strip()]
@@ -212,6 +222,7 @@ results ($(date -u +%Y-%m-%d), ${seconds}s runs; (a) medians of $rounds rounds, 
              statement audit off $a_noaudit: audit on/off $(ratio "$a_latchkey" "$a_noaudit") [$(spread "$runs_latchkey" "$runs_noaudit")]   latchkey/direct $(ratio "$a_noaudit" "$a_direct") [$(spread "$runs_noaudit" "$runs_direct")]   latchkey/pgbouncer $(ratio "$a_noaudit" "$a_bouncer") [$(spread "$runs_noaudit" "$runs_bouncer")]
              bare relay (haproxy mode tcp, no TLS) $a_relay: relay/direct $(ratio "$a_relay" "$a_direct") [$(spread "$runs_relay" "$runs_direct")]
 $(cpu_table)
+$([ -n "$baseline" ] && echo "             baseline latchkey $(median "$runs_baseline"): latchkey/baseline $(ratio "$a_latchkey" "$(median "$runs_baseline")") [$(spread "$runs_latchkey" "$runs_baseline")]")
 (a, unix)    pgbouncer $u_bouncer   latchkey $u_latchkey   latchkey/pgbouncer $(ratio "$u_latchkey" "$u_bouncer")   latchkey/direct $(ratio "$u_latchkey" "$a_direct")
 (b) conn/s   pgbouncer(TLS) $b_bouncer   latchkey(TLS+token+policy) $b_latchkey
              latchkey/pgbouncer $(ratio "$b_latchkey" "$b_bouncer")
