@@ -103,3 +103,16 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks a command tree only when a subcommand runs (in debug
+    /// builds): two argument groups of one name in one subcommand, say,
+    /// panic at run time. Check the whole tree at once.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -259,12 +259,12 @@ section! {
         #[arg(long = "keep-revoked-sessions", env = "LATCHKEY_KEEP_REVOKED_SESSIONS", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = boolish)]
         keep_revoked_sessions: bool = false,
     }
-    nested { postgres: Postgres / PostgresArgs, mysql: Mysql / MysqlArgs }
+    nested { postgres: Postgres / PostgresGatewayArgs, mysql: Mysql / MysqlGatewayArgs }
 }
 
 section! {
     /// `[gateway.postgres]`: what only the PostgreSQL gateway has.
-    Postgres / PostgresArgs {
+    Postgres / PostgresGatewayArgs {
         /// Address of the PostgreSQL gateway [default: 127.0.0.1:6432].
         #[arg(long = "postgres-listen", visible_alias = "pg-listen", env = "LATCHKEY_POSTGRES_LISTEN")]
         listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 6432)),
@@ -277,7 +277,7 @@ section! {
 
 section! {
     /// `[gateway.mysql]`: what only the MySQL/MariaDB gateway has.
-    Mysql / MysqlArgs {
+    Mysql / MysqlGatewayArgs {
         /// Address of the MySQL/MariaDB gateway [default: 127.0.0.1:3307].
         #[arg(long = "mysql-listen", env = "LATCHKEY_MYSQL_LISTEN")]
         listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 3307)),
