@@ -26,7 +26,10 @@
 use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
-use crate::trail::{Hash, Problem, SigningKey, parse_time_ms};
+use crate::trail::Hash;
+use crate::trail::chain::parse_time_ms;
+use crate::trail::digest::SigningKey;
+use crate::trail::problem::Problem;
 
 /// The largest anchor document accepted (a real one is about 450 bytes).
 pub const MAX_ANCHOR_BYTES: usize = 4096;

@@ -5,8 +5,7 @@
 
 use latchkey_sqlnorm::{Token, TokenKind};
 
-use crate::classify::table_position;
-use crate::tokens::{after, after_word, is_string, names_any, punct_is, word_is};
+use crate::tokens::{after, after_word, is_string, names_any, punct_is, table_position, word_is};
 use crate::{Kill, KillForce, KillScope};
 
 /// MySQL and MariaDB: `ALTER USER`, `CREATE USER` (any: a new account

@@ -230,3 +230,67 @@ pub(crate) fn string_body<'a>(
     }
     Some(Cow::Owned(out))
 }
+
+/// Whether the name at `i` stands where a table does: right after a
+/// keyword that names one, or in a comma list that such a keyword starts.
+pub(crate) fn table_position(stmt: &[Token<'_>], i: usize) -> bool {
+    const TABLE: [&str; 16] = [
+        "TO",
+        "UPDATE",
+        "INTO",
+        "FROM",
+        "JOIN",
+        "TABLE",
+        "INSERT",
+        "REPLACE",
+        "DELETE",
+        "LOW_PRIORITY",
+        "DELAYED",
+        "HIGH_PRIORITY",
+        "IGNORE",
+        "QUICK",
+        "USING",
+        "STRAIGHT_JOIN",
+    ];
+    const NOT_TABLE: [&str; 10] = [
+        "SET",
+        "SELECT",
+        "WHERE",
+        "ON",
+        "VALUES",
+        "VALUE",
+        "HAVING",
+        "BY",
+        "DUPLICATE",
+        "AS",
+    ];
+    let Some(prev) = i.checked_sub(1).and_then(|p| stmt.get(p)) else {
+        return false;
+    };
+    if TABLE.iter().any(|w| word_is(prev, w)) {
+        return true;
+    }
+    if !punct_is(prev, ",") {
+        return false;
+    }
+    let mut depth = 0usize;
+    for t in stmt[..i - 1].iter().rev() {
+        if punct_is(t, ")") {
+            depth += 1;
+        } else if punct_is(t, "(") {
+            match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                // Inside parentheses: a column list.
+                None => return false,
+            }
+        } else if depth == 0 {
+            if TABLE.iter().any(|w| word_is(t, w)) {
+                return true;
+            }
+            if NOT_TABLE.iter().any(|w| word_is(t, w)) || punct_is(t, "=") {
+                return false;
+            }
+        }
+    }
+    false
+}

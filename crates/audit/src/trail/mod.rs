@@ -1,0 +1,88 @@
+//! The tamper-evident trail format: hash-chained JSON-lines records and
+//! signed digests, and the verifier that says precisely what was changed.
+//!
+//! Each record line starts with its chain fields:
+//! `{"sequence":N,"previousHash":"<hex SHA-256 of line N-1>",...}`. The
+//! first record's `previousHash` is 64 zeros. A line's hash is SHA-256 of
+//! its bytes without the newline, so each record commits to every record
+//! before it.
+//!
+//! A digest, at least every few minutes, is two lines: a JSON body naming
+//! the chain head (`lastSequence`, `lastRecordHash`), the segments that hold
+//! the records since the previous digest and the previous digest's
+//! signature; then `{"algorithm":"Ed25519","signature":"<hex>"}` over the
+//! body's exact bytes. As with CloudTrail's digest files, a record can be
+//! proven only once a digest after it exists; the writer signs one at
+//! every clean shutdown.
+//!
+//! Files: `chain` (sealing records into the chain, reading a record's
+//! chain fields), `digest` (digest bodies, the signing key, signed digest
+//! files), `problem` (what verification can find), `verify` (the
+//! verifier, with the anchors of `crate::anchor`).
+
+pub mod chain;
+pub mod digest;
+pub mod problem;
+pub mod verify;
+
+pub use chain::*;
+pub use digest::*;
+pub use problem::*;
+pub use verify::*;
+
+pub type Hash = [u8; 32];
+
+/// `previousHash` of the first record.
+pub const GENESIS: Hash = [0; 32];
+
+/// Why trail data could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrailError {
+    #[error("not a trail record: {0}")]
+    Record(String),
+    #[error("not a digest: {0}")]
+    Digest(String),
+    #[error("not an Ed25519 key: {0}")]
+    Key(String),
+}
+
+/// 16 bytes in the 8-4-4-4-12 hex form of a UUID.
+pub fn uuid_text(bytes: [u8; 16]) -> String {
+    let h = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// The `eventID` of record `sequence` in trail `trail_id`: UUID-shaped and
+/// unique, and it names its record.
+pub fn event_id(trail_id: u64, sequence: u64) -> String {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&trail_id.to_be_bytes());
+    b[8..].copy_from_slice(&sequence.to_be_bytes());
+    uuid_text(b)
+}
+
+/// The sequence number an `eventID` names, if it is one of `trail_id`'s.
+pub fn sequence_of(trail_id: u64, event_id: &str) -> Option<u64> {
+    let hex: String = event_id.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || u64::from_str_radix(&hex[..16], 16).ok()? != trail_id {
+        return None;
+    }
+    u64::from_str_radix(&hex[16..], 16).ok()
+}
+
+/// A fresh random trail id.
+pub fn new_trail_id() -> Result<u64, TrailError> {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| TrailError::Key("no randomness".into()))?;
+    Ok(u64::from_be_bytes(b))
+}

@@ -1,0 +1,181 @@
+//! After the writer: the thread that keeps the lookup index and runs the
+//! observers, and lookups by the index.
+
+use super::*;
+
+/// The trail's second thread: the index and the observers, off the
+/// writer's path.
+pub(crate) fn post_loop(
+    rx: Receiver<Durable>,
+    mut index: Index,
+    mut observers: Vec<Box<dyn Observer>>,
+    mut keeper: Option<Box<dyn AnchorKeeper>>,
+    trail_id: u64,
+    shared: &Shared,
+) {
+    while let Ok(work) = rx.recv() {
+        let (spans, events) = match work {
+            Durable::Records { spans, events } => (spans, events),
+            Durable::Anchor(anchor) => {
+                if let Some(keeper) = keeper.as_mut()
+                    && let Err(e) = keeper.save(&anchor)
+                {
+                    tracing::warn!(error = %e, "saving the audit anchor failed");
+                }
+                continue;
+            }
+            Durable::Forget(before) => {
+                if let Err(e) = index.delete_before(before) {
+                    tracing::warn!(error = %e, "dropping expired audit index rows failed");
+                }
+                continue;
+            }
+        };
+        if let Err(e) = index.insert(&spans) {
+            // The index can be rebuilt from the segments; the trail is intact.
+            tracing::warn!(error = %e, "indexing audit records failed");
+        }
+        let last = events.last().map(|(s, _)| *s);
+        let watched = if observers.is_empty() {
+            &[][..]
+        } else {
+            &events[..]
+        };
+        for (sequence, event) in watched {
+            let id = latchkey_audit::trail::event_id(trail_id, *sequence);
+            for o in observers.iter_mut() {
+                let more = o.observe(*sequence, &id, event);
+                if !more.is_empty() {
+                    shared.depth.fetch_add(more.len(), Ordering::Relaxed);
+                    shared
+                        .queue
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend(more);
+                }
+            }
+        }
+        if let Some(last) = last {
+            shared.observed.store(last, Ordering::Release);
+        }
+    }
+}
+
+pub(crate) fn millis(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A written record's index key, sequence and time.
+pub(crate) fn record_key(line: &[u8]) -> Option<(SpanKey<String>, u64, i64)> {
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
+    let name = text("/eventName")?;
+    let key = SpanKey {
+        principal: text("/userIdentity/arn").or_else(|| text("/serviceEventDetails/principal")),
+        access_key_id: text("/userIdentity/accessKeyId"),
+        database: match name.as_str() {
+            "Connect" | "SessionStart" | "SessionEnd" | "Statement" => text("/database/name"),
+            _ => None,
+        },
+        source_ip: text("/sourceIPAddress")
+            .or_else(|| text("/serviceEventDetails/sourceIPAddress"))
+            .and_then(|ip| ip.parse().ok()),
+        error: v.get("errorCode").is_some_and(|e| !e.is_null()),
+        name,
+    };
+    let sequence = v.get("sequence")?.as_u64()?;
+    let time = latchkey_audit::trail::parse_time_ms(v.get("eventTime")?.as_str()?)?;
+    Some((key, sequence, time))
+}
+
+/// Indexes every record after `after` from the segments.
+pub(crate) fn reindex(dir: &Path, index: &mut Index, after: u64) -> Result<(), Error> {
+    for (first, name) in &list_segments(dir)? {
+        let path = files::segments_dir(dir).join(name);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let mut spans: HashMap<SpanKey<String>, Span> = HashMap::new();
+        let mut offset = 0u64;
+        for line in bytes.split(|b| *b == b'\n') {
+            let start = offset;
+            offset += line.len() as u64 + 1;
+            let Some((key, sequence, time_ms)) = record_key(line) else {
+                continue;
+            };
+            if sequence <= after {
+                continue;
+            }
+            let span = spans.entry(key.clone()).or_insert(Span {
+                key,
+                segment: *first,
+                first_sequence: sequence,
+                last_sequence: sequence,
+                start,
+                end: offset,
+                first_ms: time_ms,
+                last_ms: time_ms,
+                count: 0,
+            });
+            span.last_sequence = sequence;
+            span.end = offset;
+            span.first_ms = span.first_ms.min(time_ms);
+            span.last_ms = span.last_ms.max(time_ms);
+            span.count += 1;
+            if spans.len() >= 10_000 {
+                index.insert(&spans.drain().map(|(_, s)| s).collect::<Vec<_>>())?;
+            }
+        }
+        index.insert(&spans.into_values().collect::<Vec<_>>())?;
+    }
+    Ok(())
+}
+
+/// `audit lookup`: the records matching `filter`, newest first, as written.
+pub fn find(dir: &Path, index: &Index, filter: &Filter) -> Result<Vec<String>, Error> {
+    use std::os::unix::fs::FileExt;
+    let limit = filter.limit as usize;
+    let ip: Option<std::net::IpAddr> = filter.source_ip.as_deref().and_then(|s| s.parse().ok());
+    let mut found: Vec<(u64, String)> = Vec::new();
+    let mut open: Option<(u64, File)> = None;
+    for span in index.spans(filter)? {
+        // Enough, and every later span is older than what we have.
+        if found.len() >= limit
+            && found
+                .iter()
+                .map(|(s, _)| *s)
+                .min()
+                .is_some_and(|oldest| span.last_sequence < oldest)
+        {
+            break;
+        }
+        let path = files::segments_dir(dir).join(segment_name(span.segment));
+        if open.as_ref().is_none_or(|(s, _)| *s != span.segment) {
+            let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            open = Some((span.segment, f));
+        }
+        let Some((_, f)) = open.as_ref() else {
+            continue;
+        };
+        let mut buf = vec![0u8; usize::try_from(span.end - span.start).unwrap_or(0)];
+        f.read_exact_at(&mut buf, span.start)
+            .map_err(|e| Error::io(&path, e))?;
+        for line in buf.split(|b| *b == b'\n').rev() {
+            let Some((key, sequence, time_ms)) = record_key(line) else {
+                continue;
+            };
+            if key == span.key
+                && sequence >= span.first_sequence
+                && sequence <= span.last_sequence
+                && filter.since_ms.is_none_or(|t| time_ms >= t)
+                && filter.until_ms.is_none_or(|t| time_ms <= t)
+                && (filter.source_ip.is_none() || key.source_ip == ip)
+            {
+                found.push((sequence, String::from_utf8_lossy(line).into_owned()));
+            }
+        }
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        found.dedup_by_key(|(s, _)| *s);
+        found.truncate(limit);
+    }
+    Ok(found.into_iter().map(|(_, r)| r).collect())
+}
