@@ -71,6 +71,17 @@ pub trait Protocol: Send + Sync + Sized + 'static {
         denial: Denial<'_, Self::ServerRefusal>,
     ) -> impl Future<Output = std::io::Result<()>> + Send;
 
+    /// Settles, once, what the session's policy decides about its
+    /// upstream login (MySQL: whether the server is told the client may
+    /// upload files), before the pool key and the login read it.
+    fn authorized(
+        &self,
+        _keeper: &Gatekeeper,
+        _auth: &Authenticated,
+        _login: &mut Login<Self::Startup>,
+    ) {
+    }
+
     /// The key under which the upstream connection may be pooled; `None`
     /// when it must not be.
     fn pool_key(
@@ -316,7 +327,7 @@ impl<P: Protocol> Gateway<P> {
         shard: usize,
     ) -> Result<Option<Admitted<'_, P>>> {
         let keeper = &self.keeper;
-        let (mut client, login) = match self.protocol.open(keeper, transport, peer).await? {
+        let (mut client, mut login) = match self.protocol.open(keeper, transport, peer).await? {
             Opening::Done => return Ok(None),
             Opening::Plaintext { user } => {
                 tracing::info!(%peer, engine = P::ENGINE.as_str(), "client refused: plaintext");
@@ -380,6 +391,7 @@ impl<P: Protocol> Gateway<P> {
                 return Ok(None);
             }
         };
+        self.protocol.authorized(keeper, &auth, &mut login);
         let pool_key = self
             .pool
             .enabled()

@@ -119,8 +119,10 @@ pub struct MyStartup {
     charset: u8,
     /// The client's capabilities that the gateway offers.
     client_caps: u64,
-    /// What the upstream login asks for: the client's, less what the
-    /// gateway withholds.
+    /// What the upstream login asks for: the client's, less TLS (the
+    /// gateway's own business) and, unless policy allows it, LOCAL INFILE
+    /// (then the server is never told the client can upload, so it
+    /// refuses the statement itself). Settled once, in `authorized`.
     upstream_caps: u64,
     attrs: wire::Attrs<'static>,
 }
@@ -284,7 +286,7 @@ impl Protocol for Mysql {
             .map_err(|e| e.to_string());
         drop(token);
         // Whether LOCAL INFILE may be asked for is decided once the
-        // session is authenticated (see `upstream_caps`).
+        // session is authenticated (see `authorized`).
         Ok(Opening::Login {
             client: MyClient {
                 stream,
@@ -356,15 +358,24 @@ impl Protocol for Mysql {
         client.stream.write_all(&reply).await
     }
 
+    fn authorized(&self, keeper: &Gatekeeper, auth: &Authenticated, login: &mut Login<MyStartup>) {
+        let startup = &mut login.startup;
+        let local_infile = startup.client_caps & wire::CLIENT_LOCAL_FILES != 0
+            && keeper.allows(auth, LOAD_DATA_LOCAL_ACTION, true);
+        if !local_infile {
+            startup.upstream_caps &= !wire::CLIENT_LOCAL_FILES;
+        }
+    }
+
     fn pool_key(
         &self,
-        keeper: &Gatekeeper,
+        _keeper: &Gatekeeper,
         auth: &Authenticated,
         login: &Login<MyStartup>,
     ) -> Option<String> {
         let startup = &login.startup;
         let schema = startup.schema.as_deref()?;
-        let upstream_caps = upstream_caps(keeper, auth, startup);
+        let upstream_caps = startup.upstream_caps;
         Some(key(
             &auth.db,
             &login.user,
@@ -390,7 +401,7 @@ impl Protocol for Mysql {
                 user: &login.user,
                 schema: startup.schema.as_deref(),
                 charset: startup.charset,
-                caps: upstream_caps(keeper, auth, startup),
+                caps: startup.upstream_caps,
                 attrs: startup.attrs.clone(),
             },
         )
@@ -473,8 +484,7 @@ impl Protocol for Mysql {
         let config = &keeper.config;
         let audit = keeper.statement_audit(info);
         let caps = upstream.caps;
-        let local_infile =
-            upstream_caps(keeper, auth, &login.startup) & wire::CLIENT_LOCAL_FILES != 0;
+        let local_infile = login.startup.upstream_caps & wire::CLIENT_LOCAL_FILES != 0;
         let connection_id = client.connection_id;
         let mut relay = Relay::new(
             client.stream,
@@ -576,20 +586,6 @@ impl Protocol for Mysql {
     async fn reset(upstream: &mut Upstream) -> Result<()> {
         upstream::reset(upstream).await
     }
-}
-
-/// Capabilities the upstream login asks for: the client's, less TLS (the
-/// gateway's own business) and LOCAL INFILE unless policy allows it
-/// (then the server is never told the client can upload, so it refuses
-/// the statement itself).
-fn upstream_caps(keeper: &Gatekeeper, auth: &Authenticated, startup: &MyStartup) -> u64 {
-    let local_infile = startup.client_caps & wire::CLIENT_LOCAL_FILES != 0
-        && keeper.allows(auth, LOAD_DATA_LOCAL_ACTION, true);
-    let mut caps = startup.upstream_caps;
-    if !local_infile {
-        caps &= !wire::CLIENT_LOCAL_FILES;
-    }
-    caps
 }
 
 impl Mysql {
