@@ -399,6 +399,34 @@ pub async fn upstream_password(
     .await
 }
 
+/// The cache key of `db`'s TLS client configuration for `user`, and the
+/// settings it was built from.
+fn config_key(account: &str, db: &Database, mode: TlsMode, user: &str) -> (ConfigKey, TlsSettings) {
+    let cert = db.upstream_auth == UpstreamAuth::Cert;
+    let settings = TlsSettings {
+        mode,
+        upstream: db.upstream.clone(),
+        ca: db.upstream_ca.clone(),
+        cert,
+    };
+    let key = (
+        account.to_owned(),
+        db.name.clone(),
+        if cert { user.to_owned() } else { String::new() },
+    );
+    (key, settings)
+}
+
+/// A cached configuration still built from `settings` and not due for
+/// renewal: no store read, no signing.
+fn cached_config(key: &ConfigKey, settings: &TlsSettings, now: i64) -> Option<Arc<ClientConfig>> {
+    let configs = CONFIGS.lock().unwrap_or_else(|p| p.into_inner());
+    configs
+        .get(key)
+        .filter(|c| c.settings == *settings && now < c.refresh_at)
+        .map(|c| c.config.clone())
+}
+
 /// The TLS client configuration for `db` (and, with `cert` auth, `user`):
 /// built once and cached until the database's settings change or the
 /// client certificate is due for renewal.
@@ -409,27 +437,11 @@ pub fn client_config(
     user: &str,
 ) -> Result<Arc<ClientConfig>> {
     let now = latchkey_identity::clock::system_now();
-    let cert = db.upstream_auth == UpstreamAuth::Cert;
-    let settings = TlsSettings {
-        mode,
-        upstream: db.upstream.clone(),
-        ca: db.upstream_ca.clone(),
-        cert,
-    };
-    let key: ConfigKey = (
-        store.account_id().to_owned(),
-        db.name.clone(),
-        if cert { user.to_owned() } else { String::new() },
-    );
-    {
-        let configs = CONFIGS.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = configs.get(&key)
-            && c.settings == settings
-            && now < c.refresh_at
-        {
-            return Ok(c.config.clone());
-        }
+    let (key, settings) = config_key(store.account_id(), db, mode, user);
+    if let Some(config) = cached_config(&key, &settings, now) {
+        return Ok(config);
     }
+    let cert = settings.cert;
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .dangerous()
@@ -473,14 +485,19 @@ pub async fn start_tls(
     user: &str,
     socket: Socket,
 ) -> Result<UpstreamStream> {
-    // The database CA may come from the store, and minting a client
-    // certificate signs: neither belongs on a session thread.
-    let config = {
-        let (db, user) = (db.clone(), user.to_owned());
-        off_session_thread(state, move |state| {
-            client_config(&state.store, &db, mode, &user)
-        })
-        .await?
+    // Built or renewed off the session thread: the database CA may come
+    // from the store, and minting a client certificate signs.
+    let now = latchkey_identity::clock::system_now();
+    let (key, settings) = config_key(state.store.account_id(), db, mode, user);
+    let config = match cached_config(&key, &settings, now) {
+        Some(config) => config,
+        None => {
+            let (db, user) = (db.clone(), user.to_owned());
+            off_session_thread(state, move |state| {
+                client_config(&state.store, &db, mode, &user)
+            })
+            .await?
+        }
     };
     let name = server_name(mode, &db.upstream)?;
     let tls = tokio_rustls::TlsConnector::from(config)
