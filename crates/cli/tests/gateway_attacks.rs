@@ -19,23 +19,33 @@ const ALLOW_CONNECT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"A
 const S3_ONLY: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
 
-fn iam(lk: &Latchkey, args: &[&str]) -> serde_json::Value {
-    let out = aws_cli()
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            lk.data.join("admin.credentials"),
-        )
-        .env("AWS_CONFIG_FILE", lk.data.join("aws.config"))
-        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+/// Deletes IAM user `name` (its key `key` and its `db` policy first) and
+/// creates a user of the same name again, allowed to connect.
+fn recreate_user(lk: &Latchkey, name: &str, key: &str) {
+    admin_cli(
+        lk,
+        &[
+            "iam",
+            "delete-access-key",
+            "--user-name",
+            name,
+            "--access-key-id",
+            key,
+        ],
     );
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    admin_cli(
+        lk,
+        &[
+            "iam",
+            "delete-user-policy",
+            "--user-name",
+            name,
+            "--policy-name",
+            "db",
+        ],
+    );
+    admin_cli(lk, &["iam", "delete-user", "--user-name", name]);
+    let _ = user_with_policy(lk, name, ALLOW_CONNECT);
 }
 
 fn akid(creds: &[(String, String)]) -> String {
@@ -163,7 +173,7 @@ fn mysql_denials_pooling_kill_revocation() {
     let alice = user_with_policy(&lk, "alice", ALLOW_CONNECT);
     let s3 = user_with_policy(&lk, "s3only", S3_ONLY);
     let inactive = user_with_policy(&lk, "inactive", ALLOW_CONNECT);
-    iam(
+    admin_cli(
         &lk,
         &[
             "iam",
@@ -317,7 +327,7 @@ fn mysql_denials_pooling_kill_revocation() {
         .unwrap();
     rt.block_on(alice_conn.query_drop("SELECT 1")).unwrap();
     let before = pooled(&lk, api_port);
-    iam(
+    admin_cli(
         &lk,
         &[
             "iam",
@@ -387,7 +397,7 @@ fn pg_denials_and_revocation() {
     let alice = user_with_policy(&lk, "alice", ALLOW_CONNECT);
     let s3 = user_with_policy(&lk, "s3only", S3_ONLY);
     let inactive = user_with_policy(&lk, "inactive", ALLOW_CONNECT);
-    iam(
+    admin_cli(
         &lk,
         &[
             "iam",
@@ -402,7 +412,7 @@ fn pg_denials_and_revocation() {
     );
     let gone = user_with_policy(&lk, "gone", ALLOW_CONNECT);
     let gone_token = token_with(&lk, &gone);
-    iam(
+    admin_cli(
         &lk,
         &[
             "iam",
@@ -413,7 +423,7 @@ fn pg_denials_and_revocation() {
             &akid(&gone),
         ],
     );
-    iam(
+    admin_cli(
         &lk,
         &[
             "iam",
@@ -424,7 +434,7 @@ fn pg_denials_and_revocation() {
             "db",
         ],
     );
-    iam(&lk, &["iam", "delete-user", "--user-name", "gone"]);
+    admin_cli(&lk, &["iam", "delete-user", "--user-name", "gone"]);
     let bogus = vec![
         (
             "AWS_ACCESS_KEY_ID".to_owned(),
@@ -482,7 +492,7 @@ fn pg_denials_and_revocation() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    iam(
+    admin_cli(
         &lk,
         &[
             "iam",
@@ -670,30 +680,7 @@ fn pg_plaintext_slowloris_pool_params_recreated_user() {
         )),
         "1"
     );
-    iam(
-        &lk,
-        &[
-            "iam",
-            "delete-access-key",
-            "--user-name",
-            "bob",
-            "--access-key-id",
-            &akid(&bob),
-        ],
-    );
-    iam(
-        &lk,
-        &[
-            "iam",
-            "delete-user-policy",
-            "--user-name",
-            "bob",
-            "--policy-name",
-            "db",
-        ],
-    );
-    iam(&lk, &["iam", "delete-user", "--user-name", "bob"]);
-    let _bob2 = user_with_policy(&lk, "bob", ALLOW_CONNECT);
+    recreate_user(&lk, "bob", &akid(&bob));
     let out = psql(
         &lk,
         "app",
@@ -756,7 +743,7 @@ fn pg_allow_plaintext_and_keep_revoked() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    iam(
+    admin_cli(
         &lk,
         &[
             "iam",
@@ -1007,38 +994,15 @@ fn mysql_live_recreated_user_and_role_revocation() {
     let bob = user_with_policy(&lk, "bob", ALLOW_CONNECT);
     let bob_session = session_credentials(&lk, api_port, &bob);
     let ended = live_mysql_ends(&lk, &bob_session, || {
-        iam(
-            &lk,
-            &[
-                "iam",
-                "delete-access-key",
-                "--user-name",
-                "bob",
-                "--access-key-id",
-                &akid(&bob),
-            ],
-        );
-        iam(
-            &lk,
-            &[
-                "iam",
-                "delete-user-policy",
-                "--user-name",
-                "bob",
-                "--policy-name",
-                "db",
-            ],
-        );
-        iam(&lk, &["iam", "delete-user", "--user-name", "bob"]);
-        let _ = user_with_policy(&lk, "bob", ALLOW_CONNECT);
+        recreate_user(&lk, "bob", &akid(&bob));
     });
     eprintln!("[live] re-created bob's old session ended: {ended:?}");
 
-    let account = iam(&lk, &["sts", "get-caller-identity"])["Account"]
+    let account = admin_cli(&lk, &["sts", "get-caller-identity"])["Account"]
         .as_str()
         .unwrap()
         .to_owned();
-    iam(
+    admin_cli(
         &lk,
         &[
             "iam",
@@ -1051,7 +1015,7 @@ fn mysql_live_recreated_user_and_role_revocation() {
             ),
         ],
     );
-    iam(
+    admin_cli(
         &lk,
         &[
             "iam",
@@ -1064,7 +1028,7 @@ fn mysql_live_recreated_user_and_role_revocation() {
             ALLOW_CONNECT,
         ],
     );
-    let assumed = iam(
+    let assumed = admin_cli(
         &lk,
         &[
             "sts",

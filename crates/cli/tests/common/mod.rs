@@ -479,27 +479,30 @@ pub fn token_with(lk: &Latchkey, creds: &[(String, String)]) -> String {
     aws_token(lk, &creds, "localhost", "app")
 }
 
+/// The stock AWS CLI as the administrator, against `lk`'s token service;
+/// its JSON output (`null` when there is none). Panics on failure.
+pub fn admin_cli(lk: &Latchkey, args: &[&str]) -> serde_json::Value {
+    let out = aws_cli()
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            lk.data.join("admin.credentials"),
+        )
+        .env("AWS_CONFIG_FILE", lk.data.join("aws.config"))
+        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
 /// Credentials of a new IAM user with `policy` (via the stock AWS CLI).
 pub fn user_with_policy(lk: &Latchkey, name: &str, policy: &str) -> Vec<(String, String)> {
-    let api = |args: &[&str]| -> serde_json::Value {
-        let mut c = aws_cli();
-        let out = c
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                lk.data.join("admin.credentials"),
-            )
-            .env("AWS_CONFIG_FILE", lk.data.join("aws.config"))
-            .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-    };
+    let api = |args: &[&str]| admin_cli(lk, args);
     api(&["iam", "create-user", "--user-name", name]);
     api(&[
         "iam",
