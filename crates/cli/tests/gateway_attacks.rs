@@ -19,6 +19,41 @@ const ALLOW_CONNECT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"A
 const S3_ONLY: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
 
+/// Deactivates `creds`' access key of IAM user `user`.
+fn deactivate_key(lk: &Latchkey, user: &str, creds: &[(String, String)]) {
+    admin_cli(
+        lk,
+        &[
+            "iam",
+            "update-access-key",
+            "--user-name",
+            user,
+            "--access-key-id",
+            &akid(creds),
+            "--status",
+            "Inactive",
+        ],
+    );
+}
+
+/// A psql session as `app` through the gateway, sleeping `seconds`.
+fn sleeping_psql(lk: &Latchkey, token: &str, seconds: u32) -> std::process::Child {
+    Command::new("psql")
+        .arg(conninfo(lk, "app", "verify-full"))
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            &format!("SELECT pg_sleep({seconds})"),
+        ])
+        .env("PGPASSWORD", token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Deletes IAM user `name` (its key `key` and its `db` policy first) and
 /// creates a user of the same name again, allowed to connect.
 fn recreate_user(lk: &Latchkey, name: &str, key: &str) {
@@ -173,19 +208,7 @@ fn mysql_denials_pooling_kill_revocation() {
     let alice = user_with_policy(&lk, "alice", ALLOW_CONNECT);
     let s3 = user_with_policy(&lk, "s3only", S3_ONLY);
     let inactive = user_with_policy(&lk, "inactive", ALLOW_CONNECT);
-    admin_cli(
-        &lk,
-        &[
-            "iam",
-            "update-access-key",
-            "--user-name",
-            "inactive",
-            "--access-key-id",
-            &akid(&inactive),
-            "--status",
-            "Inactive",
-        ],
-    );
+    deactivate_key(&lk, "inactive", &inactive);
     let bogus = vec![
         (
             "AWS_ACCESS_KEY_ID".to_owned(),
@@ -327,19 +350,7 @@ fn mysql_denials_pooling_kill_revocation() {
         .unwrap();
     rt.block_on(alice_conn.query_drop("SELECT 1")).unwrap();
     let before = pooled(&lk, api_port);
-    admin_cli(
-        &lk,
-        &[
-            "iam",
-            "update-access-key",
-            "--user-name",
-            "alice",
-            "--access-key-id",
-            &akid(&alice),
-            "--status",
-            "Inactive",
-        ],
-    );
+    deactivate_key(&lk, "alice", &alice);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut ended = false;
     while Instant::now() < deadline {
@@ -397,19 +408,7 @@ fn pg_denials_and_revocation() {
     let alice = user_with_policy(&lk, "alice", ALLOW_CONNECT);
     let s3 = user_with_policy(&lk, "s3only", S3_ONLY);
     let inactive = user_with_policy(&lk, "inactive", ALLOW_CONNECT);
-    admin_cli(
-        &lk,
-        &[
-            "iam",
-            "update-access-key",
-            "--user-name",
-            "inactive",
-            "--access-key-id",
-            &akid(&inactive),
-            "--status",
-            "Inactive",
-        ],
-    );
+    deactivate_key(&lk, "inactive", &inactive);
     let gone = user_with_policy(&lk, "gone", ALLOW_CONNECT);
     let gone_token = token_with(&lk, &gone);
     admin_cli(
@@ -483,28 +482,9 @@ fn pg_denials_and_revocation() {
     // Revocation sweep: deactivate a key with a live session; the ended
     // session must not be pooled.
     let alice_token = token_with(&lk, &alice);
-    let mut running = Command::new("psql")
-        .arg(conninfo(&lk, "app", "verify-full"))
-        .args(["-X", "-A", "-t", "-c", "SELECT pg_sleep(30)"])
-        .env("PGPASSWORD", &alice_token)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut running = sleeping_psql(&lk, &alice_token, 30);
     std::thread::sleep(Duration::from_secs(2));
-    admin_cli(
-        &lk,
-        &[
-            "iam",
-            "update-access-key",
-            "--user-name",
-            "alice",
-            "--access-key-id",
-            &akid(&alice),
-            "--status",
-            "Inactive",
-        ],
-    );
+    deactivate_key(&lk, "alice", &alice);
     let started = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(25);
     let mut ended = false;
@@ -734,28 +714,9 @@ fn pg_allow_plaintext_and_keep_revoked() {
 
     let alice = user_with_policy(&lk, "alice", ALLOW_CONNECT);
     let alice_token = token_with(&lk, &alice);
-    let mut running = Command::new("psql")
-        .arg(conninfo(&lk, "app", "verify-full"))
-        .args(["-X", "-A", "-t", "-c", "SELECT pg_sleep(8)"])
-        .env("PGPASSWORD", &alice_token)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut running = sleeping_psql(&lk, &alice_token, 8);
     std::thread::sleep(Duration::from_secs(2));
-    admin_cli(
-        &lk,
-        &[
-            "iam",
-            "update-access-key",
-            "--user-name",
-            "alice",
-            "--access-key-id",
-            &akid(&alice),
-            "--status",
-            "Inactive",
-        ],
-    );
+    deactivate_key(&lk, "alice", &alice);
     let status = running.wait().unwrap();
     eprintln!("[keep-revoked] session status {status}");
     assert!(
@@ -1094,14 +1055,7 @@ fn pg_oversized_not_pooled_and_limits() {
     assert!(pid(&after).ends_with("clean"));
 
     // Per-principal limit of 1.
-    let mut holder = Command::new("psql")
-        .arg(conninfo(&lk, "app", "verify-full"))
-        .args(["-X", "-A", "-t", "-c", "SELECT pg_sleep(4)"])
-        .env("PGPASSWORD", &admin)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut holder = sleeping_psql(&lk, &admin, 4);
     std::thread::sleep(Duration::from_millis(1500));
     let out = psql(&lk, "app", &admin, "verify-full", "SELECT 1");
     eprintln!(
