@@ -1,0 +1,6 @@
+use crate::{Classified, Scope};
+
+/// See [`crate::classify`].
+pub(crate) fn classify(_sql: &str, scope: &Scope) -> Classified {
+    Classified::unclassified(scope, 1)
+}

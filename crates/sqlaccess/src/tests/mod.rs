@@ -1,0 +1,2 @@
+mod mysql;
+mod postgres;
