@@ -101,6 +101,27 @@ pub enum Protocol {
     Extended,
 }
 
+/// How statement policy (`sql:` actions) decided a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyDecision {
+    /// Every access the statement makes is allowed.
+    pub allowed: bool,
+    /// The database enforces statement policy (a denied statement was
+    /// refused); false in `audit` mode, where nothing is refused.
+    pub enforced: bool,
+    /// The first denied access's action (`sql:Drop`), or the first
+    /// access's when all are allowed; `None` for a statement that touches
+    /// nothing (`BEGIN`).
+    pub action: Option<&'static str>,
+    /// That access's resource ARN.
+    pub resource: String,
+    /// The policy statements that decided it (`policy: Sid`), or why no
+    /// statement did (`no statement allows it`).
+    pub reason: String,
+    /// How many accesses were decided.
+    pub accesses: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatementEvent {
     pub session: Arc<SessionInfo>,
@@ -113,6 +134,8 @@ pub struct StatementEvent {
     pub rows: Option<u64>,
     /// SQLSTATE when the statement failed.
     pub error_code: Option<String>,
+    /// Statement policy's decision, when the database has it on.
+    pub policy: Option<Arc<PolicyDecision>>,
 }
 
 /// Why a login was refused, in few enough kinds to count and to write

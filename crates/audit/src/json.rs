@@ -372,6 +372,18 @@ fn statement(
     if let Some(r) = s.rows {
         d.num("rows", r);
     }
+    if let Some(p) = &s.policy {
+        d.object("policy", |o| {
+            o.str("decision", if p.allowed { "allow" } else { "deny" })
+                .bool("enforced", p.enforced)
+                .opt_str("action", p.action);
+            if !p.resource.is_empty() {
+                o.str("resource", &p.resource);
+            }
+            o.str("reason", &p.reason)
+                .num("accesses", u64::from(p.accesses));
+        });
+    }
     d.end();
 }
 

@@ -60,6 +60,7 @@ pub(crate) fn statement(text: &str, secs: u64) -> Event {
         command_tag: Some("SELECT 1".into()),
         rows: Some(1),
         error_code: None,
+        policy: None,
     })
 }
 

@@ -10,7 +10,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use latchkey_gateway::dbca::{DbCa, pem_fingerprints};
 use latchkey_gateway::net::check_tls_settings;
-use latchkey_store::{Database, Store, StoreError, TlsMode, UpstreamAuth};
+use latchkey_store::{
+    Database, ObjectKind, ObjectTag, StatementPolicy, Store, StoreError, TlsMode, UpstreamAuth,
+};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -35,6 +37,55 @@ pub enum DbCommand {
     /// On the PostgreSQL server: ssl = on, ssl_ca_file = this certificate,
     /// and a pg_hba.conf line such as `hostssl all all 0.0.0.0/0 cert`.
     Ca(CaArgs),
+    /// Tag a table, view, sequence or function (or one of its columns) with classification tags; policies see an object's tags as sql:ObjectTag/KEY.
+    ///
+    /// Tags go on one object (--object SCHEMA.NAME, for MySQL DATABASE.TABLE),
+    /// or on many from a file (--from-file, CSV `object,column,key,value` with
+    /// an optional header, or TOML `[[tag]]` tables with those keys).
+    /// Column tags are kept for masking; statement policy reads object tags.
+    Classify(ClassifyArgs),
+    /// List the classification tags of a database's objects.
+    Classification(ClassificationArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The registered database.
+    #[arg(long = "db")]
+    database: String,
+    /// SCHEMA.NAME (PostgreSQL) or DATABASE.TABLE (MySQL).
+    #[arg(long, required_unless_present = "from_file")]
+    object: Option<String>,
+    /// A column of the object.
+    #[arg(long)]
+    column: Option<String>,
+    /// table (tables, views, sequences) or function.
+    #[arg(long, default_value = "table", value_parser = ["table", "function"])]
+    kind: String,
+    /// Tag KEY=VALUE (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Remove these tag keys instead (repeatable).
+    #[arg(long = "remove", conflicts_with_all = ["tags", "from_file"])]
+    remove: Vec<String>,
+    /// Read many tags from a CSV or TOML file.
+    #[arg(long, value_name = "FILE", conflicts_with = "object")]
+    from_file: Option<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct ClassificationArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Only this registered database.
+    #[arg(long = "db")]
+    database: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
 }
 
 #[derive(Args, Debug)]
@@ -68,6 +119,9 @@ pub struct RegisterArgs {
     /// Tag KEY=VALUE (repeatable); policies see it as aws:ResourceTag/KEY.
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// Statement policy: off (no cost; the database's grants decide), audit (decide each statement by sql: actions and record it, refuse nothing) or enforce (refuse what policy denies).
+    #[arg(long, default_value = "off", value_parser = ["off", "audit", "enforce"])]
+    statement_policy: String,
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
 }
@@ -124,6 +178,8 @@ fn describe(db: &Database, account: &str, region: &str) -> serde_json::Value {
         "upstreamTls": db.upstream_tls.as_str(),
         "upstreamCaSha256": db.upstream_ca.as_deref().map(pem_fingerprints).unwrap_or_default(),
         "resourceId": db.resource_id,
+        "statementPolicy": db.statement_policy.as_str(),
+        "sqlArnPrefix": format!("arn:aws:sql:{region}:{account}:table/{}/", db.resource_id),
         "connectArnPrefix": format!("arn:aws:rds-db:{region}:{account}:dbuser:{}/", db.resource_id),
         "tags": db.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>(),
     })
@@ -201,6 +257,7 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
                 upstream_ca,
                 resource_id: String::new(),
                 tags,
+                statement_policy: a.statement_policy.parse()?,
             };
             check_tls_settings(&wanted)?;
             let now = latchkey_identity::clock::system_now();
@@ -250,6 +307,15 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
             }
             store.set_database_password(&a.name, &a.user, password)?;
         }
+        DbCommand::Classify(a) => classify(a)?,
+        DbCommand::Classification(a) => {
+            let (store, _) = open(&a.server)?;
+            if let Some(name) = &a.database {
+                store.get_database(name)?;
+            }
+            let tags = store.object_tags(a.database.as_deref())?;
+            print_tags(&tags, a.output)?;
+        }
         DbCommand::Ca(a) => {
             let (store, _) = open(&a.server)?;
             let ca = DbCa::load_or_create(&store, latchkey_identity::clock::system_now())?;
@@ -295,7 +361,12 @@ impl DatabaseConfig {
             "" => TlsMode::default(),
             mode => mode.parse()?,
         };
+        let statement_policy = match self.statement_policy.as_str() {
+            "" => StatementPolicy::default(),
+            mode => mode.parse()?,
+        };
         let db = Database {
+            statement_policy,
             name: self.name.clone(),
             engine,
             endpoints: self
@@ -555,5 +626,198 @@ password_env = { app = "LATCHKEY_TEST_SURELY_UNSET" }
         )
         .unwrap_err();
         assert!(err.to_string().contains("upstream_ssl"), "{err}");
+    }
+}
+
+/// `db classify`: tags from the command line or a file, or removals.
+fn classify(a: ClassifyArgs) -> Result<()> {
+    let (store, _) = open(&a.server)?;
+    store.get_database(&a.database)?;
+    let kind: ObjectKind = a.kind.parse()?;
+    if let Some(path) = &a.from_file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let tags = parse_tag_file(&a.database, kind, &text)
+            .with_context(|| format!("{}", path.display()))?;
+        store.tag_objects(&tags)?;
+        print_tags(&tags, a.output)?;
+        return Ok(());
+    }
+    let object = a.object.as_deref().unwrap_or_default();
+    let target = object_tag(&a.database, kind, object, a.column.as_deref().unwrap_or(""))?;
+    if !a.remove.is_empty() {
+        let keys: Vec<&str> = a.remove.iter().map(String::as_str).collect();
+        let removed = store.untag_object(&target, &keys)?;
+        if a.output == OutputFormat::Json {
+            print_json(&json!({ "removed": removed }))?;
+        }
+        return Ok(());
+    }
+    if a.tags.is_empty() {
+        bail!("give --tag KEY=VALUE (or --remove KEY)");
+    }
+    let tags = a
+        .tags
+        .iter()
+        .map(|t| {
+            let (key, value) = t
+                .split_once('=')
+                .with_context(|| format!("--tag {t:?} must be KEY=VALUE"))?;
+            Ok(ObjectTag {
+                key: key.to_owned(),
+                value: value.to_owned(),
+                ..target.clone()
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    store.tag_objects(&tags)?;
+    print_tags(&tags, a.output)
+}
+
+/// A tag target from `SCHEMA.NAME` (quotes allowed around either part).
+fn object_tag(database: &str, kind: ObjectKind, object: &str, column: &str) -> Result<ObjectTag> {
+    let unquote = |s: &str| {
+        s.strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .or_else(|| s.strip_prefix('`').and_then(|s| s.strip_suffix('`')))
+            .unwrap_or(s)
+            .to_owned()
+    };
+    let Some((schema, name)) = object.split_once('.') else {
+        bail!("object {object:?} must be SCHEMA.NAME (for MySQL, DATABASE.TABLE)");
+    };
+    if schema.is_empty() || name.is_empty() {
+        bail!("object {object:?} must be SCHEMA.NAME (for MySQL, DATABASE.TABLE)");
+    }
+    Ok(ObjectTag {
+        database: database.to_owned(),
+        kind,
+        schema: unquote(schema),
+        object: unquote(name),
+        column: unquote(column),
+        key: String::new(),
+        value: String::new(),
+    })
+}
+
+/// Tags from a CSV file (`object,column,key,value`, an optional header
+/// line) or a TOML file (`[[tag]]` tables with `object`, `column`,
+/// `key`, `value`, and optionally `kind`).
+pub fn parse_tag_file(database: &str, kind: ObjectKind, text: &str) -> Result<Vec<ObjectTag>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        object: String,
+        #[serde(default)]
+        column: String,
+        key: String,
+        value: String,
+        #[serde(default)]
+        kind: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        tag: Vec<Entry>,
+    }
+    let entry = |e: Entry| -> Result<ObjectTag> {
+        let kind = match &e.kind {
+            Some(k) => k.parse()?,
+            None => kind,
+        };
+        Ok(ObjectTag {
+            key: e.key,
+            value: e.value,
+            ..object_tag(database, kind, &e.object, &e.column)?
+        })
+    };
+    if text.trim_start().starts_with("[[") {
+        let file: File = toml::from_str(text).context("not a TOML file of [[tag]] tables")?;
+        return file.tag.into_iter().map(entry).collect();
+    }
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if i == 0 && fields.first() == Some(&"object") {
+            continue;
+        }
+        let [object, column, key, value] = fields[..] else {
+            bail!(
+                "line {}: expected 4 fields (object,column,key,value), found {}",
+                i + 1,
+                fields.len()
+            );
+        };
+        out.push(
+            entry(Entry {
+                object: object.to_owned(),
+                column: column.to_owned(),
+                key: key.to_owned(),
+                value: value.to_owned(),
+                kind: None,
+            })
+            .with_context(|| format!("line {}", i + 1))?,
+        );
+    }
+    Ok(out)
+}
+
+fn print_tags(tags: &[ObjectTag], output: OutputFormat) -> Result<()> {
+    match output {
+        OutputFormat::Json => print_json(&json!({
+            "tags": tags.iter().map(|t| json!({
+                "database": t.database,
+                "kind": t.kind.as_str(),
+                "object": format!("{}.{}", t.schema, t.object),
+                "column": (!t.column.is_empty()).then_some(&t.column),
+                "key": t.key,
+                "value": t.value,
+            })).collect::<Vec<_>>(),
+        })),
+        OutputFormat::Text => {
+            for t in tags {
+                let column = if t.column.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{}", t.column)
+                };
+                println!(
+                    "{}\t{}\t{}.{}{column}\t{}={}",
+                    t.database, t.kind, t.schema, t.object, t.key, t.value
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod classification_tests {
+    use super::*;
+
+    #[test]
+    fn tag_files_in_csv_and_toml() {
+        let csv = "object,column,key,value\npublic.cards,,classification,restricted\n\npublic.cards,pan,pii,card\n";
+        let tags = parse_tag_file("shop", ObjectKind::Table, csv).unwrap();
+        assert_eq!(tags.len(), 2);
+        assert_eq!(
+            (tags[0].schema.as_str(), tags[0].object.as_str()),
+            ("public", "cards")
+        );
+        assert_eq!(tags[1].column, "pan");
+        let toml =
+            "[[tag]]\nobject = \"public.f\"\nkey = \"k\"\nvalue = \"v\"\nkind = \"function\"\n";
+        let tags = parse_tag_file("shop", ObjectKind::Table, toml).unwrap();
+        assert_eq!(tags[0].kind, ObjectKind::Function);
+        let err = parse_tag_file("shop", ObjectKind::Table, "a.b,c\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("line 1: expected 4 fields"),
+            "{err:#}"
+        );
+        assert!(parse_tag_file("shop", ObjectKind::Table, "nodot,,k,v\n").is_err());
     }
 }

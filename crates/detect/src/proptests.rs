@@ -203,6 +203,7 @@ fn event() -> impl Strategy<Value = Event> {
                 command_tag: None,
                 rows: None,
                 error_code,
+                policy: None,
             })
         });
     let api = (

@@ -165,6 +165,7 @@ fn statement(text: &str, identity: &Identity, time: SystemTime, error: Option<&s
         command_tag: None,
         rows: None,
         error_code: error.map(str::to_owned),
+        policy: None,
     })
 }
 

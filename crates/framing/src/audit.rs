@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use latchkey_audit::{AuditSink, Event, Protocol, SessionInfo, Statement, StatementEvent};
+use latchkey_audit::{
+    AuditSink, Event, PolicyDecision, Protocol, SessionInfo, Statement, StatementEvent,
+};
 
 /// A reading of the caller's clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +40,8 @@ pub struct Finished {
     pub rows: Option<u64>,
     /// SQLSTATE (or the server's error code) when it failed.
     pub error_code: Option<String>,
+    /// Statement policy's decision, when the database has it on.
+    pub policy: Option<Arc<PolicyDecision>>,
 }
 
 /// When a statement starts, by the audit's clock; `None` when statements
@@ -64,6 +68,7 @@ impl Audit {
             command_tag: done.command_tag,
             rows: done.rows,
             error_code: done.error_code,
+            policy: done.policy,
         }));
     }
 }

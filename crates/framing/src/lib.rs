@@ -22,8 +22,56 @@ mod window;
 
 pub use audit::{Audit, Clock, Finished, Now, started};
 
+use std::sync::Arc;
+
+use latchkey_audit::PolicyDecision;
 use latchkey_sqlguard::Rules;
 pub use window::{BUFFER, Window};
+
+/// Statement policy for one session: decides each SQL string a client
+/// sends (simple query, prepare) by the session's IAM policies. The
+/// gateway implements it; followers call it with the whole SQL.
+pub trait StatementGate: Send {
+    /// Rules on one client message's SQL.
+    fn rule(&mut self, sql: &str) -> Ruling;
+
+    /// The server now reads a backslash in a string literal differently
+    /// from the classifier (PostgreSQL `standard_conforming_strings =
+    /// off`, MySQL `NO_BACKSLASH_ESCAPES`): SQL holding a backslash can
+    /// no longer be classified and is unclassified.
+    fn backslashes_differ(&mut self, differ: bool);
+
+    /// The client changed the current database outside SQL (MySQL
+    /// `COM_INIT_DB`), which may fail: unqualified names are no longer
+    /// resolved.
+    fn database_changed(&mut self);
+}
+
+/// What a gate is given for SQL that is not UTF-8 (the server may read it
+/// in another character set): it parses as nothing, so it is
+/// unclassified.
+pub const UNREADABLE_SQL: &str = "(statement not valid UTF-8)";
+
+/// What statement policy says about one client message.
+#[derive(Clone, Debug)]
+pub enum Ruling {
+    /// Send it on; the decision goes into its audit record.
+    Pass(Arc<PolicyDecision>),
+    /// Refuse it: the client gets the engine's permission error with
+    /// `message`, which names only the action and the object.
+    Refuse {
+        message: Arc<str>,
+        decision: Arc<PolicyDecision>,
+    },
+}
+
+impl Ruling {
+    pub fn decision(&self) -> &Arc<PolicyDecision> {
+        match self {
+            Ruling::Pass(d) | Ruling::Refuse { decision: d, .. } => d,
+        }
+    }
+}
 
 /// A follower that checks the SQL a session sends (see
 /// `latchkey-sqlguard`): what the session's policy does not allow is

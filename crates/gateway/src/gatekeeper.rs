@@ -17,11 +17,12 @@ use latchkey_audit::{
 use latchkey_dbtoken::{DbAuthToken, TokenAction, TokenError, TokenVerifier};
 use latchkey_identity::{AppState, Caller, CredentialFailure, IdentityError};
 use latchkey_sigv4::AmzDate;
-use latchkey_store::{Database, Engine, random};
+use latchkey_store::{Database, Engine, StatementPolicy, random};
 use zeroize::Zeroizing;
 
 use crate::GatewayConfig;
 use crate::limits::{Buckets, Counts, Slot, acquire};
+use crate::statements::{ObjectTags, SessionStatements};
 
 /// A login attempt, filled in as it goes, for the audit log.
 #[derive(Default, Clone)]
@@ -156,6 +157,8 @@ pub struct Gatekeeper {
     pub audit: Arc<dyn AuditSink>,
     verifier: TokenVerifier,
     databases: RwLock<Vec<Database>>,
+    /// Classification tags of the databases with statement policy on.
+    object_tags: RwLock<HashMap<String, Arc<ObjectTags>>>,
     counts: Mutex<Counts>,
     ip_rate: Buckets<IpAddr>,
     principal_rate: Buckets<String>,
@@ -179,6 +182,7 @@ impl Gatekeeper {
             principal_rate: Buckets::new(config.new_connections_per_principal),
             config,
             databases: RwLock::new(Vec::new()),
+            object_tags: RwLock::new(HashMap::new()),
             counts: Mutex::new(Counts::default()),
             live: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
@@ -197,8 +201,55 @@ impl Gatekeeper {
             .into_iter()
             .filter(|d| d.engine == self.engine)
             .collect();
+        let mut tags = HashMap::new();
+        if dbs
+            .iter()
+            .any(|d| d.statement_policy != StatementPolicy::Off)
+        {
+            let all = self.state.store.object_tags(None)?;
+            for db in dbs
+                .iter()
+                .filter(|d| d.statement_policy != StatementPolicy::Off)
+            {
+                tags.insert(db.name.clone(), Arc::new(ObjectTags::of(&db.name, &all)));
+            }
+        }
+        *self.object_tags.write().unwrap_or_else(|p| p.into_inner()) = tags;
         *self.databases.write().unwrap_or_else(|p| p.into_inner()) = dbs;
         Ok(())
+    }
+
+    /// The session's statement policy (`None` when its database has it
+    /// off). `database` is the database the client connected to;
+    /// `search_path` the server's at login (PostgreSQL).
+    pub fn statement_gate(
+        &self,
+        auth: &Authenticated,
+        secure: bool,
+        database: &str,
+        db_user: &str,
+        search_path: Option<&str>,
+    ) -> Option<Box<dyn latchkey_framing::StatementGate>> {
+        // The registration as now stored: a mode changed since login
+        // counts from the next session.
+        let tags = self
+            .object_tags
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&auth.db.name)
+            .cloned()
+            .unwrap_or_default();
+        SessionStatements::new(
+            self.state.clone(),
+            auth.caller.clone(),
+            &auth.db,
+            tags,
+            secure,
+            Some(database),
+            db_user,
+            search_path,
+        )
+        .map(|gate| Box::new(gate) as Box<dyn latchkey_framing::StatementGate>)
     }
 
     /// Periodic upkeep (blocking; run it off the async threads): ends

@@ -23,6 +23,7 @@ pub mod net;
 pub mod pipeline;
 pub mod pool;
 pub mod relay;
+pub mod statements;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -128,6 +128,13 @@ pub trait Protocol: Send + Sync + Sized + 'static {
 
     /// Makes an idle upstream connection fit for another client.
     fn reset(upstream: &mut Self::Upstream) -> impl Future<Output = Result<()>> + Send;
+
+    /// The server's `search_path` as the upstream session began
+    /// (PostgreSQL, read when statement policy is on), for resolving
+    /// unqualified names.
+    fn search_path(_upstream: &Self::Upstream) -> Option<&str> {
+        None
+    }
 }
 
 /// How the protocol's opening ended.
@@ -231,6 +238,8 @@ pub struct Session<'a, P: Protocol> {
     pub info: &'a Arc<SessionInfo>,
     pub login: &'a Login<P::Startup>,
     pub allowed: Allowed,
+    /// Statement policy, when the database has it on.
+    pub gate: Option<Box<dyn latchkey_framing::StatementGate>>,
 }
 
 /// How a relay ended.
@@ -257,6 +266,7 @@ struct Admitted<'g, P: Protocol> {
     login: Login<P::Startup>,
     pool_key: Option<String>,
     allowed: Allowed,
+    gate: Option<Box<dyn latchkey_framing::StatementGate>>,
     _slot: Slot<'g>,
 }
 
@@ -447,6 +457,13 @@ impl<P: Protocol> Gateway<P> {
             ),
             dynamic_sql: keeper.allows(&auth, latchkey_sqlguard::DYNAMIC_SQL_ACTION, login.secure),
         };
+        let gate = keeper.statement_gate(
+            &auth,
+            login.secure,
+            &login.database,
+            &login.user,
+            P::search_path(&upstream),
+        );
         let info = keeper.session_started(
             peer,
             attempt,
@@ -462,6 +479,7 @@ impl<P: Protocol> Gateway<P> {
             login,
             pool_key,
             allowed,
+            gate,
             _slot: slot,
         }))
     }
@@ -477,6 +495,7 @@ impl<P: Protocol> Gateway<P> {
             login,
             pool_key,
             allowed,
+            gate,
             _slot,
         } = admitted;
         let mut watch = self.keeper.watch(&info, &auth);
@@ -487,6 +506,7 @@ impl<P: Protocol> Gateway<P> {
             info: &info,
             login: &login,
             allowed,
+            gate,
         };
         let relayed = self.protocol.relay(&self.keeper, session, &mut watch).await;
         self.keeper

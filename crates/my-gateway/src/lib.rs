@@ -480,6 +480,7 @@ impl Protocol for Mysql {
             info,
             login,
             allowed,
+            gate,
         } = session;
         let config = &keeper.config;
         let audit = keeper.statement_audit(info);
@@ -491,7 +492,8 @@ impl Protocol for Mysql {
             upstream,
             Tracker::new(caps, audit, local_infile)
                 .allow_password_changes(allowed.password_changes)
-                .allow_dynamic_sql(allowed.dynamic_sql),
+                .allow_dynamic_sql(allowed.dynamic_sql)
+                .with_gate(gate),
             config.max_message_size,
         );
         // Err: why the gateway ended the session, and what to tell the
@@ -626,6 +628,25 @@ impl Mysql {
                 relay
                     .client
                     .write_all(&err_frame(1, 1227, b"42000", &message))
+                    .await?;
+                relay.client.flush().await?;
+                return Ok(Next::Relay);
+            }
+            Interception::Denied(message) => {
+                // As MySQL's own ER_TABLEACCESS_DENIED_ERROR: the client
+                // learns the action and the object, the audit the rest.
+                tracing::info!(session = %info.session_id, "statement denied by statement policy");
+                relay.tracker.refused(
+                    payload,
+                    wire::ErrInfo {
+                        code: 1142,
+                        sqlstate: Some("42000".into()),
+                        message: message.to_string(),
+                    },
+                );
+                relay
+                    .client
+                    .write_all(&err_frame(1, 1142, b"42000", message))
                     .await?;
                 relay.client.flush().await?;
                 return Ok(Next::Relay);

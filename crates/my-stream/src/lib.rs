@@ -34,7 +34,7 @@ mod buffer;
 mod tracker;
 
 pub use buffer::Buffer;
-pub use latchkey_framing::{Audit, Clock, Direction, Framing, Guarded, Now};
+pub use latchkey_framing::{Audit, Clock, Direction, Framing, Guarded, Now, Ruling, StatementGate};
 pub use latchkey_sqlguard::{Kill, KillForce, KillScope};
 pub use tracker::Tracker;
 
@@ -100,6 +100,9 @@ pub enum Interception {
     /// SQL the session may not run: answer with an error (and audit it
     /// with [`Tracker::refused`]).
     Refused(Refusal),
+    /// SQL statement policy denies: answer with this permission error
+    /// (and audit it with [`Tracker::refused`]).
+    Denied(std::sync::Arc<str>),
 }
 
 /// Administrative command packets refused (ERR 1227) whatever the policy:

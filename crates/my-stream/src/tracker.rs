@@ -6,13 +6,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use latchkey_audit::{Protocol, Statement, StatementCache};
-use latchkey_framing::{Audit, Finished, Guarded, started};
+use latchkey_audit::{PolicyDecision, Protocol, Statement, StatementCache};
+use latchkey_framing::{Audit, Finished, Guarded, Ruling, StatementGate, started};
 use latchkey_mywire::{
-    CLIENT_MULTI_STATEMENTS, COM_CHANGE_USER, COM_PROCESS_KILL, COM_QUERY, COM_RESET_CONNECTION,
-    COM_SLEEP, COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_PREPARE, ErrInfo,
-    MAX_PACKET_PAYLOAD, OkInfo, PrepareOk, Progress, ResponseTracker, SERVER_STATUS_AUTOCOMMIT,
-    SERVER_STATUS_IN_TRANS, command_name,
+    CLIENT_MULTI_STATEMENTS, COM_CHANGE_USER, COM_INIT_DB, COM_PROCESS_KILL, COM_QUERY,
+    COM_RESET_CONNECTION, COM_SLEEP, COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE,
+    COM_STMT_PREPARE, ErrInfo, MAX_PACKET_PAYLOAD, OkInfo, PrepareOk, Progress, ResponseTracker,
+    SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS, SERVER_STATUS_NO_BACKSLASH_ESCAPES,
+    command_name,
 };
 use latchkey_sqlguard::{Refusal, Rules, Verdict};
 use latchkey_sqlnorm::{Dialect, leading_keyword_for};
@@ -28,6 +29,8 @@ use crate::{
 pub(crate) struct Sql {
     statement: Option<Arc<Statement>>,
     keyword: Option<Arc<str>>,
+    /// Statement policy's decision, when the database has it on.
+    policy: Option<Arc<PolicyDecision>>,
 }
 
 impl Sql {
@@ -100,6 +103,12 @@ pub struct Tracker {
     normalised: Option<StatementCache>,
     /// Statements run: the events the audit logs (or would, when off).
     pub statement_count: u64,
+    /// Statement policy, when the database has it on.
+    gate: Option<Box<dyn StatementGate>>,
+    /// The decision on the SQL checked last, for its audit record.
+    ruled: Option<Arc<PolicyDecision>>,
+    /// The server's `NO_BACKSLASH_ESCAPES` as last reported.
+    no_backslash_escapes: bool,
 }
 
 /// `COM_QUERY` and `COM_STMT_PREPARE` are checked; refused ones are
@@ -130,7 +139,16 @@ impl Tracker {
                 .map(|a| StatementCache::new(Dialect::MySql, a.keep_literals)),
             audit,
             statement_count: 0,
+            gate: None,
+            ruled: None,
+            no_backslash_escapes: false,
         }
+    }
+
+    /// Decides statements by statement policy.
+    pub fn with_gate(mut self, gate: Option<Box<dyn StatementGate>>) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// The server has answered everything, no upload is in progress, and
@@ -173,7 +191,7 @@ impl Tracker {
 
     /// Whether a command (whole, or the first packet of one over 16 MiB
     /// when `last` is false) is one the gateway answers itself.
-    pub(crate) fn intercepts(&self, payload: &[u8], last: bool) -> Option<Interception> {
+    pub(crate) fn intercepts(&mut self, payload: &[u8], last: bool) -> Option<Interception> {
         let (sql, prepare) = match payload.first() {
             Some(&COM_CHANGE_USER) => return Some(Interception::ChangeUser),
             Some(&COM_PROCESS_KILL) => return Some(Interception::ProcessKill),
@@ -190,7 +208,25 @@ impl Tracker {
                 // More statements may follow in packets not yet seen.
                 Some(Interception::Refused(Refusal::Kill))
             }
-            Verdict::Allow => None,
+            Verdict::Allow => {
+                let gate = self.gate.as_mut()?;
+                let ruling = match std::str::from_utf8(sql) {
+                    Ok(sql) => gate.rule(sql),
+                    // The server may read another character set: fail
+                    // closed.
+                    Err(_) => gate.rule(latchkey_framing::UNREADABLE_SQL),
+                };
+                match ruling {
+                    Ruling::Pass(decision) => {
+                        self.ruled = Some(decision);
+                        None
+                    }
+                    Ruling::Refuse { message, decision } => {
+                        self.ruled = Some(decision);
+                        Some(Interception::Denied(message))
+                    }
+                }
+            }
             // A prepared KILL would run with a raw id.
             Verdict::Kill(_) if prepare => Some(Interception::Refused(Refusal::Kill)),
             Verdict::Kill(k) => Some(Interception::Kill(k)),
@@ -224,6 +260,7 @@ impl Tracker {
                 .as_mut()
                 .map(|n| n.statement(text, complete)),
             keyword: leading_keyword_for(text, Dialect::MySql).map(Arc::from),
+            policy: self.ruled.take(),
         }
     }
 
@@ -231,6 +268,7 @@ impl Tracker {
         Sql {
             statement: self.normalised.as_ref().map(StatementCache::unknown),
             keyword: None,
+            policy: None,
         }
     }
 
@@ -240,6 +278,11 @@ impl Tracker {
     /// response.
     pub(crate) fn command(&mut self, payload: &[u8], complete: bool, next_seq: u8) -> bool {
         let code = payload.first().copied().unwrap_or(COM_SLEEP);
+        if code == COM_INIT_DB
+            && let Some(gate) = self.gate.as_mut()
+        {
+            gate.database_changed();
+        }
         let statement_id = payload
             .get(1..ID_END)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
@@ -442,6 +485,13 @@ impl Tracker {
         }
         if let Some(ok) = &ok {
             self.status = Some(ok.status);
+            let no_escapes = ok.status & SERVER_STATUS_NO_BACKSLASH_ESCAPES != 0;
+            if no_escapes != self.no_backslash_escapes {
+                self.no_backslash_escapes = no_escapes;
+                if let Some(gate) = self.gate.as_mut() {
+                    gate.backslashes_differ(no_escapes);
+                }
+            }
         }
         // A failed statement leaves the transaction as it was, unless
         // others ran before it in the same command, or autocommit is off
@@ -496,6 +546,7 @@ impl Tracker {
             command_tag,
             rows,
             error_code,
+            policy: sql.policy,
         });
     }
 }

@@ -377,6 +377,7 @@ impl Protocol for Postgres {
             upstream,
             info,
             allowed,
+            gate,
             ..
         } = session;
         let config = &keeper.config;
@@ -387,7 +388,8 @@ impl Protocol for Postgres {
             upstream,
             Tracker::new(audit)
                 .allow_password_changes(allowed.password_changes)
-                .allow_dynamic_sql(allowed.dynamic_sql),
+                .allow_dynamic_sql(allowed.dynamic_sql)
+                .with_gate(gate),
             config.max_message_size,
         );
         // Set when the watch ended the session.
@@ -455,6 +457,10 @@ impl Protocol for Postgres {
 
     async fn reset(upstream: &mut Upstream) -> Result<()> {
         pool::reset(upstream).await
+    }
+
+    fn search_path(upstream: &Upstream) -> Option<&str> {
+        upstream.search_path.as_deref()
     }
 }
 

@@ -10,7 +10,7 @@ use latchkey_pgwire::{self as wire, AuthRequest};
 use std::sync::Arc;
 
 use latchkey_identity::AppState;
-use latchkey_store::Database;
+use latchkey_store::{Database, StatementPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use latchkey_gateway::net::{ServerAddr, UpstreamStream, check_tls_settings, upstream_host};
@@ -46,6 +46,9 @@ pub struct Upstream {
     /// `ParameterStatus` values as the server last reported them.
     pub params: Vec<(String, String)>,
     pub created: Instant,
+    /// The session's `search_path` at login, read when the database has
+    /// statement policy on.
+    pub search_path: Option<String>,
 }
 
 impl latchkey_gateway::pool::Pooled for Upstream {
@@ -177,6 +180,7 @@ async fn login(
         key: 0,
         params: Vec::new(),
         created: Instant::now(),
+        search_path: None,
     };
     // Parameters and the cancel key, up to ReadyForQuery.
     loop {
@@ -200,7 +204,33 @@ async fn login(
             _ => bail!("unexpected upstream message {}", char::from(tag)),
         }
     }
+    if db.statement_policy != StatementPolicy::Off {
+        upstream.search_path = Some(show_search_path(&mut upstream.stream).await?);
+    }
     Ok(upstream)
+}
+
+/// The session's `search_path` (its role's and database's defaults
+/// applied), which statement policy resolves unqualified names with.
+async fn show_search_path(stream: &mut UpstreamStream) -> Result<String> {
+    let mut out = Vec::new();
+    wire::query(&mut out, "SHOW search_path");
+    stream.write_all(&out).await?;
+    stream.flush().await?;
+    let mut value = None;
+    loop {
+        let (tag, body) = read_message(stream, 1 << 20).await?;
+        match tag {
+            b'D' => value = Some(wire::first_text_column(&body).map_err(|e| anyhow!("{e}"))?),
+            b'Z' => break,
+            b'E' => {
+                let (code, message) = wire::parse_error(&body);
+                return Err(Refused { code, message }.into());
+            }
+            _ => {}
+        }
+    }
+    value.ok_or_else(|| anyhow!("SHOW search_path returned no row"))
 }
 
 /// Sends `SSLRequest` and, if the server agrees, runs the TLS handshake.

@@ -27,7 +27,7 @@ mod tests;
 mod tracker;
 
 pub use buffer::Buffer;
-pub use latchkey_framing::{Audit, Clock, Direction, Framing, Guarded, Now};
+pub use latchkey_framing::{Audit, Clock, Direction, Framing, Guarded, Now, Ruling, StatementGate};
 pub use tracker::Tracker;
 
 /// Each direction's buffer. Grown (to [`INSPECT_PREFIX`] and a header)
@@ -69,13 +69,61 @@ pub(crate) const SERVER_FILE_FUNCTIONS: [u32; 10] =
 
 /// A whole `Query` message.
 pub(crate) fn query_message(sql: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(sql.len() + 6);
-    out.push(b'Q');
-    let len = u32::try_from(sql.len() + 5).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(sql.as_bytes());
-    out.push(0);
+    statement_message(b'Q', None, sql)
+}
+
+/// What a statement refused by statement policy becomes: `message`
+/// (`permission denied by policy: sql:Drop on table public.orders`)
+/// raised by the server as `42501`. Object names come from the client,
+/// so only characters that cannot end the literal or the dollar quote
+/// are kept.
+pub fn policy_refusal(message: &str) -> String {
+    let safe: String = message
+        .chars()
+        .map(|c| match c {
+            ' ' | '.' | ':' | '_' | '-' | '/' | '*' | '(' | ')' | ',' => c,
+            c if c.is_ascii_alphanumeric() => c,
+            _ => '?',
+        })
+        .collect();
+    format!(
+        "DO $latchkey$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = '{safe}'; END$latchkey$"
+    )
+}
+
+/// The messages that stand for a `Parse` statement policy refused: the
+/// unnamed statement becomes `refusal` and is bound and executed, so that
+/// the server raises its error where the `Parse` would have failed. The
+/// tracker drops the `ParseComplete` and `BindComplete` they earn.
+pub(crate) fn refused_parse(refusal: &str) -> Vec<u8> {
+    let mut out = statement_message(b'P', Some(b""), refusal);
+    // Bind: unnamed portal, unnamed statement, no formats, no parameters,
+    // no result formats.
+    out.extend_from_slice(&[b'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // Execute: unnamed portal, no row limit.
+    out.extend_from_slice(&[b'E', 0, 0, 0, 9, 0, 0, 0, 0, 0]);
     out
+}
+
+/// A whole `Query` (no `name`) or `Parse` (a statement `name`, no
+/// parameter types) message carrying `sql`.
+pub(crate) fn statement_message(tag: u8, name: Option<&[u8]>, sql: &str) -> Vec<u8> {
+    let mut new = Vec::with_capacity(sql.len() + 64);
+    new.push(tag);
+    new.extend_from_slice(&[0; 4]);
+    if let Some(name) = name {
+        new.extend_from_slice(name);
+        new.push(0);
+    }
+    new.extend_from_slice(sql.as_bytes());
+    new.push(0);
+    if name.is_some() {
+        // No parameter types.
+        new.extend_from_slice(&[0, 0]);
+    }
+    let len = u32::try_from(new.len() - 1).unwrap_or(u32::MAX);
+    new[1..5].copy_from_slice(&len.to_be_bytes());
+    new
 }
 
 /// The statement that makes the server raise a refusal's error.

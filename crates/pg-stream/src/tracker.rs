@@ -5,16 +5,38 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use latchkey_audit::{Protocol, Statement, StatementCache, rows_from_tag};
-use latchkey_framing::{Audit, Direction, Finished, Guarded, started};
+use latchkey_audit::{PolicyDecision, Protocol, Statement, StatementCache, rows_from_tag};
+use latchkey_framing::{Audit, Direction, Finished, Guarded, Ruling, StatementGate, started};
 use latchkey_pgwire as wire;
 use latchkey_sqlguard::{Rules, Verdict as Guard};
 use latchkey_sqlnorm::Dialect;
 
 use crate::{
     DYNAMIC_SQL_FUNCTIONS, MAX_NAMES, REFUSAL, REFUSAL_DYNAMIC_SQL, REFUSAL_SIGNAL,
-    SERVER_FILE_FUNCTIONS, SIGNAL_FUNCTIONS, audited, query_message, refusal_statement,
+    SERVER_FILE_FUNCTIONS, SIGNAL_FUNCTIONS, audited, policy_refusal, query_message,
+    refusal_statement, refused_parse, statement_message,
 };
+
+/// A statement's decision by statement policy, when the database has it.
+type Policy = Option<Arc<PolicyDecision>>;
+
+/// A named statement or portal, as the audit reports its executions.
+#[derive(Clone)]
+struct Prepared {
+    statement: Arc<Statement>,
+    policy: Policy,
+}
+
+/// What the checks say about a `Query` or `Parse`.
+#[derive(Default)]
+struct Checked {
+    /// Send this instead.
+    replace: Option<Vec<u8>>,
+    policy: Policy,
+    /// Statement policy refused a `Parse`: its replacement raises the
+    /// error, and the client's messages up to `Sync` are dropped.
+    parse_refused: bool,
+}
 
 /// What to do with a message the tracker looked at.
 #[derive(PartialEq, Eq)]
@@ -33,10 +55,12 @@ enum Pending {
         started: Option<Instant>,
         tag: Option<Arc<str>>,
         error: Option<String>,
+        policy: Policy,
     },
     Execute {
         statement: Option<Arc<Statement>>,
         started: Option<Instant>,
+        policy: Policy,
     },
     /// A `Parse` (audited only): answered by `ParseComplete`, or by the
     /// error that is then the statement's only trace.
@@ -44,7 +68,9 @@ enum Pending {
         statement: Arc<Statement>,
         started: Option<Instant>,
     },
-    Sync,
+    /// `injected`: the group holds the gateway's own `Parse` and `Bind`
+    /// (standing for a refused `Parse`) after this many of the client's.
+    Sync { injected: Option<(u32, u32)> },
 }
 
 /// Follows the conversation: which statements are in flight, and whether
@@ -58,8 +84,8 @@ pub struct Tracker {
     /// The transaction status in the last `ReadyForQuery`.
     transaction: u8,
     pending: VecDeque<Pending>,
-    statements: HashMap<String, Arc<Statement>>,
-    portals: HashMap<String, Arc<Statement>>,
+    statements: HashMap<String, Prepared>,
+    portals: HashMap<String, Prepared>,
     audit: Option<Audit>,
     /// Present when statements are audited.
     normalised: Option<StatementCache>,
@@ -70,6 +96,19 @@ pub struct Tracker {
     rules: Rules,
     /// Statements refused so far.
     pub refused: u64,
+    /// Statement policy, when the database has it on.
+    gate: Option<Box<dyn StatementGate>>,
+    /// A `Parse` was refused by statement policy: the client's messages
+    /// are dropped up to its `Sync`.
+    skipping_to_sync: bool,
+    /// The client's `Parse` and `Bind` messages sent on since the last
+    /// `Sync`, and where the gateway's own went in among them.
+    group: (u32, u32),
+    group_injected: Option<(u32, u32)>,
+    /// Groups holding the gateway's own messages not yet answered, and the
+    /// `ParseComplete`/`BindComplete` seen in the current group.
+    injections: u32,
+    seen: (u32, u32),
 }
 
 /// `Query` and `Parse` are checked; refused ones are replaced by a
@@ -98,51 +137,85 @@ impl Tracker {
             statement_count: 0,
             rules: Rules::default(),
             refused: 0,
+            gate: None,
+            skipping_to_sync: false,
+            group: (0, 0),
+            group_injected: None,
+            injections: 0,
+            seen: (0, 0),
         }
+    }
+
+    /// Decides statements by statement policy.
+    pub fn with_gate(mut self, gate: Option<Box<dyn StatementGate>>) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// Whether a message's SQL is checked (and so must be read whole):
     /// always, since `pg_terminate_backend` is refused whatever the
     /// policy.
     pub(crate) fn checks(&self, direction: Direction, tag: u8) -> bool {
-        direction == Direction::ToUpstream && matches!(tag, b'Q' | b'P' | b'F')
+        direction == Direction::ToUpstream
+            && (matches!(tag, b'Q' | b'P' | b'F') || self.skipping_to_sync)
     }
 
-    /// The message to send instead of a `Query` or `Parse` (whole body)
-    /// whose SQL the session may not run, if it may not.
-    fn replacement(&mut self, tag: u8, body: &[u8], complete: bool) -> Option<Vec<u8>> {
+    /// What to send instead of a `Query` or `Parse` (whole body) whose
+    /// SQL the session may not run, and statement policy's decision.
+    fn check(&mut self, tag: u8, body: &[u8], complete: bool) -> Checked {
         if !complete || !self.checks(Direction::ToUpstream, tag) {
-            return None;
+            return Checked::default();
         }
         let (name, sql) = match tag {
             b'P' => {
-                let end = body.iter().position(|&c| c == 0)?;
+                let Some(end) = body.iter().position(|&c| c == 0) else {
+                    return Checked::default();
+                };
                 (Some(&body[..end]), &body[end + 1..])
             }
             _ => (None, body),
         };
         let sql = &sql[..sql.iter().position(|&c| c == 0).unwrap_or(sql.len())];
         let refusal = match latchkey_sqlguard::check(sql, Dialect::Postgres, self.rules, true) {
-            Guard::Allow | Guard::Kill(_) => return None,
-            Guard::Refuse(r) => refusal_statement(r),
+            Guard::Allow | Guard::Kill(_) => None,
+            Guard::Refuse(r) => Some(refusal_statement(r)),
         };
-        self.refused += 1;
-        let mut new = Vec::with_capacity(refusal.len() + 64);
-        new.push(tag);
-        new.extend_from_slice(&[0; 4]);
-        if let Some(name) = name {
-            new.extend_from_slice(name);
-            new.push(0);
+        if let Some(refusal) = refusal {
+            self.refused += 1;
+            return Checked {
+                replace: Some(statement_message(tag, name, refusal)),
+                ..Checked::default()
+            };
         }
-        new.extend_from_slice(refusal.as_bytes());
-        new.push(0);
-        if name.is_some() {
-            // No parameter types.
-            new.extend_from_slice(&[0, 0]);
+        let Some(gate) = self.gate.as_mut() else {
+            return Checked::default();
+        };
+        // Not UTF-8: the server would refuse it too (client encodings are
+        // converted to UTF-8 by the gateway's clients); fail closed.
+        let ruling =
+            gate.rule(std::str::from_utf8(sql).unwrap_or(latchkey_framing::UNREADABLE_SQL));
+        match ruling {
+            Ruling::Pass(policy) => Checked {
+                policy: Some(policy),
+                ..Checked::default()
+            },
+            Ruling::Refuse { message, decision } => {
+                self.refused += 1;
+                let refusal = policy_refusal(&message);
+                match name {
+                    None => Checked {
+                        replace: Some(query_message(&refusal)),
+                        policy: Some(decision),
+                        parse_refused: false,
+                    },
+                    Some(_) => Checked {
+                        replace: Some(refused_parse(&refusal)),
+                        policy: Some(decision),
+                        parse_refused: true,
+                    },
+                }
+            }
         }
-        let len = u32::try_from(new.len() - 1).unwrap_or(u32::MAX);
-        new[1..5].copy_from_slice(&len.to_be_bytes());
-        Some(new)
     }
 
     /// The server has answered everything and is outside a transaction.
@@ -159,10 +232,12 @@ impl Tracker {
         match direction {
             Direction::ToUpstream => {
                 matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C' | b'S' | b'X' | b'F')
+                    || self.skipping_to_sync
             }
             Direction::ToClient => {
                 matches!(tag, b'C' | b'E' | b'Z' | b'S' | b'I' | b's')
                     || (tag == b'1' && self.audit.is_some())
+                    || (matches!(tag, b'1' | b'2') && self.gate.is_some())
             }
         }
     }
@@ -173,7 +248,7 @@ impl Tracker {
             // A function call is answered by ReadyForQuery.
             (Direction::ToUpstream, b'F') => {
                 self.outstanding += 1;
-                self.pending.push_back(Pending::Sync);
+                self.pending.push_back(Pending::Sync { injected: None });
             }
             // COPY data belongs to a statement already in flight.
             (Direction::ToUpstream, b'd' | b'c' | b'f') => {}
@@ -189,6 +264,15 @@ impl Tracker {
         body: &[u8],
         complete: bool,
     ) -> Verdict {
+        // After a refused Parse the server would skip to Sync; so does the
+        // gateway, so that nothing bound to the refused statement reaches
+        // the server.
+        if direction == Direction::ToUpstream
+            && self.skipping_to_sync
+            && !matches!(tag, b'S' | b'X')
+        {
+            return Verdict::Replace(Vec::new());
+        }
         match (direction, tag) {
             (Direction::ToUpstream, b'X') => return Verdict::Terminate,
             (Direction::ToUpstream, b'F') => {
@@ -220,7 +304,9 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'Q') => {
                 self.outstanding += 1;
-                let replace = self.replacement(tag, body, complete);
+                let Checked {
+                    replace, policy, ..
+                } = self.check(tag, body, complete);
                 let (body, complete) = audited(body, complete);
                 let statement =
                     self.normalised
@@ -234,6 +320,7 @@ impl Tracker {
                     started: started(self.audit.as_ref()),
                     tag: None,
                     error: None,
+                    policy,
                 });
                 if let Some(message) = replace {
                     return Verdict::Replace(message);
@@ -242,14 +329,43 @@ impl Tracker {
             (Direction::ToUpstream, b'S') => {
                 self.outstanding += 1;
                 self.unsynced = false;
-                self.pending.push_back(Pending::Sync);
+                self.skipping_to_sync = false;
+                self.group = (0, 0);
+                let injected = self.group_injected.take();
+                self.injections += u32::from(injected.is_some());
+                self.pending.push_back(Pending::Sync { injected });
             }
             (Direction::ToUpstream, b'P') => {
                 self.unsynced = true;
-                let replace = self.replacement(tag, body, complete);
+                let Checked {
+                    replace,
+                    policy,
+                    parse_refused,
+                } = self.check(tag, body, complete);
                 let (body, complete) = audited(body, complete);
+                let parsed = wire::parse_parse(body).ok();
+                if parse_refused {
+                    // The gateway's Parse and Bind stand for it; its
+                    // Execute raises the error, audited as this statement.
+                    self.group_injected = Some(self.group);
+                    self.skipping_to_sync = true;
+                    let statement = self.normalised.as_mut().map(|n| match parsed {
+                        Some((_, sql)) => n.statement(sql, complete),
+                        None => n.unknown(),
+                    });
+                    self.pending.push_back(Pending::Execute {
+                        statement,
+                        started: started(self.audit.as_ref()),
+                        policy,
+                    });
+                    return match replace {
+                        Some(message) => Verdict::Replace(message),
+                        None => Verdict::Forward,
+                    };
+                }
+                self.group.0 += 1;
                 if let Some(normalised) = self.normalised.as_mut()
-                    && let Ok((name, sql)) = wire::parse_parse(body)
+                    && let Some((name, sql)) = parsed
                 {
                     let statement = normalised.statement(sql, complete);
                     self.pending.push_back(Pending::Parse {
@@ -257,7 +373,8 @@ impl Tracker {
                         started: started(self.audit.as_ref()),
                     });
                     if self.statements.len() < MAX_NAMES || self.statements.contains_key(name) {
-                        self.statements.insert(name.to_owned(), statement);
+                        self.statements
+                            .insert(name.to_owned(), Prepared { statement, policy });
                     }
                 }
                 if let Some(message) = replace {
@@ -266,30 +383,42 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'B') => {
                 self.unsynced = true;
+                self.group.1 += 1;
                 if let Some(normalised) = &self.normalised
                     && let Ok((portal, name)) = wire::parse_bind(body)
                 {
-                    let statement = self
+                    let prepared = self
                         .statements
                         .get(name)
                         .cloned()
-                        .unwrap_or_else(|| normalised.unknown());
+                        .unwrap_or_else(|| Prepared {
+                            statement: normalised.unknown(),
+                            policy: None,
+                        });
                     if self.portals.len() < MAX_NAMES || self.portals.contains_key(portal) {
-                        self.portals.insert(portal.to_owned(), statement);
+                        self.portals.insert(portal.to_owned(), prepared);
                     }
                 }
             }
             (Direction::ToUpstream, b'E') => {
                 self.unsynced = true;
-                let statement = self.normalised.as_ref().map(|normalised| {
+                let prepared = self.normalised.as_ref().map(|normalised| {
                     wire::leading_str(body)
                         .ok()
                         .and_then(|portal| self.portals.get(portal).cloned())
-                        .unwrap_or_else(|| normalised.unknown())
+                        .unwrap_or_else(|| Prepared {
+                            statement: normalised.unknown(),
+                            policy: None,
+                        })
                 });
+                let (statement, policy) = match prepared {
+                    Some(p) => (Some(p.statement), p.policy),
+                    None => (None, None),
+                };
                 self.pending.push_back(Pending::Execute {
                     statement,
                     started: started(self.audit.as_ref()),
+                    policy,
                 });
             }
             (Direction::ToUpstream, b'C') => {
@@ -313,17 +442,45 @@ impl Tracker {
                         *t = tag_text;
                     }
                     Some(Pending::Execute { .. }) => {
-                        if let Some(Pending::Execute { statement, started }) =
-                            self.pending.pop_front()
+                        if let Some(Pending::Execute {
+                            statement,
+                            started,
+                            policy,
+                        }) = self.pending.pop_front()
                         {
-                            self.report(statement, Protocol::Extended, started, tag_text, None);
+                            self.report(
+                                statement,
+                                Protocol::Extended,
+                                started,
+                                tag_text,
+                                None,
+                                policy,
+                            );
                         }
                     }
                     _ => {}
                 }
             }
-            (Direction::ToClient, b'1') => {
-                if matches!(self.pending.front(), Some(Pending::Parse { .. })) {
+            (Direction::ToClient, b'1' | b'2') => {
+                let injected = match self.injections {
+                    0 => None,
+                    _ => self.pending.iter().find_map(|p| match p {
+                        Pending::Sync { injected } => Some(*injected),
+                        _ => None,
+                    }),
+                }
+                .flatten();
+                let (seen, at) = match tag {
+                    b'1' => (&mut self.seen.0, injected.map(|i| i.0)),
+                    _ => (&mut self.seen.1, injected.map(|i| i.1)),
+                };
+                *seen += 1;
+                // The answer to the gateway's own Parse or Bind, which the
+                // client never sent.
+                if at.is_some_and(|at| *seen == at + 1) {
+                    return Verdict::Replace(Vec::new());
+                }
+                if tag == b'1' && matches!(self.pending.front(), Some(Pending::Parse { .. })) {
                     self.pending.pop_front();
                 }
             }
@@ -337,10 +494,13 @@ impl Tracker {
                         return Verdict::Forward;
                     }
                     Some(Pending::Execute { .. }) => {
-                        if let Some(Pending::Execute { statement, started }) =
-                            self.pending.pop_front()
+                        if let Some(Pending::Execute {
+                            statement,
+                            started,
+                            policy,
+                        }) = self.pending.pop_front()
                         {
-                            self.report(statement, Protocol::Extended, started, None, code);
+                            self.report(statement, Protocol::Extended, started, None, code, policy);
                         }
                     }
                     // A statement that failed to parse is never executed:
@@ -349,19 +509,32 @@ impl Tracker {
                         if let Some(Pending::Parse { statement, started }) =
                             self.pending.pop_front()
                         {
-                            self.report(Some(statement), Protocol::Extended, started, None, code);
+                            let policy = self
+                                .statements
+                                .values()
+                                .find(|p| Arc::ptr_eq(&p.statement, &statement))
+                                .and_then(|p| p.policy.clone());
+                            self.report(
+                                Some(statement),
+                                Protocol::Extended,
+                                started,
+                                None,
+                                code,
+                                policy,
+                            );
                         }
                     }
-                    Some(Pending::Sync) | None => return Verdict::Forward,
+                    Some(Pending::Sync { .. }) | None => return Verdict::Forward,
                 }
                 // The server skips everything up to Sync.
-                while !matches!(self.pending.front(), Some(Pending::Sync) | None) {
+                while !matches!(self.pending.front(), Some(Pending::Sync { .. }) | None) {
                     self.pending.pop_front();
                 }
             }
             (Direction::ToClient, b'Z') => {
                 self.outstanding = self.outstanding.saturating_sub(1);
                 self.transaction = body.first().copied().unwrap_or(b'E');
+                self.seen = (0, 0);
                 while let Some(p) = self.pending.pop_front() {
                     match p {
                         Pending::Query {
@@ -369,11 +542,15 @@ impl Tracker {
                             started,
                             tag,
                             error,
+                            policy,
                         } => {
-                            self.report(statement, Protocol::Simple, started, tag, error);
+                            self.report(statement, Protocol::Simple, started, tag, error, policy);
                             break;
                         }
-                        Pending::Sync => break,
+                        Pending::Sync { injected } => {
+                            self.injections -= u32::from(injected.is_some());
+                            break;
+                        }
                         // Skipped after an error.
                         Pending::Execute { .. } | Pending::Parse { .. } => {}
                     }
@@ -381,6 +558,11 @@ impl Tracker {
             }
             (Direction::ToClient, b'S') => {
                 if let Ok((name, value)) = wire::parse_parameter_status(body) {
+                    if name == "standard_conforming_strings"
+                        && let Some(gate) = self.gate.as_mut()
+                    {
+                        gate.backslashes_differ(value != "on");
+                    }
                     self.parameter_changes
                         .push((name.to_owned(), value.to_owned()));
                 }
@@ -397,6 +579,7 @@ impl Tracker {
         started: Option<Instant>,
         command_tag: Option<Arc<str>>,
         error_code: Option<String>,
+        policy: Policy,
     ) {
         self.statement_count += 1;
         if let (Some(audit), Some(statement), Some(started)) = (&self.audit, statement, started) {
@@ -407,6 +590,7 @@ impl Tracker {
                 rows: command_tag.as_deref().and_then(rows_from_tag),
                 command_tag,
                 error_code,
+                policy,
             });
         }
     }

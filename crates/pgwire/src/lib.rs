@@ -288,6 +288,20 @@ pub fn parse_auth(body: &[u8]) -> Result<AuthRequest, WireError> {
     })
 }
 
+/// The first column of a `DataRow` body, as text (not NULL).
+pub fn first_text_column(body: &[u8]) -> Result<String, WireError> {
+    let malformed = WireError::Malformed("DataRow");
+    let columns = body.get(..2).ok_or(malformed.clone())?;
+    if u16::from_be_bytes([columns[0], columns[1]]) == 0 {
+        return Err(malformed);
+    }
+    let len = body.get(2..6).ok_or(malformed.clone())?;
+    let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+    let len = usize::try_from(len).map_err(|_| malformed.clone())?;
+    let value = body.get(6..6 + len).ok_or(malformed.clone())?;
+    String::from_utf8(value.to_vec()).map_err(|_| malformed)
+}
+
 /// The SQLSTATE and message of an `ErrorResponse` body.
 pub fn parse_error(body: &[u8]) -> (String, String) {
     let (mut code, mut text) = (String::new(), String::new());
@@ -506,5 +520,19 @@ mod tests {
             let _ = error_code(&b);
             let _ = leading_str_prefix(&b);
         }
+    }
+}
+
+#[cfg(test)]
+mod data_row_tests {
+    use super::*;
+
+    #[test]
+    fn first_text_column_reads_one_value_and_refuses_short_or_null_rows() {
+        let row = [0, 1, 0, 0, 0, 6, b'p', b'u', b'b', b'l', b'i', b'c'];
+        assert_eq!(first_text_column(&row).unwrap(), "public");
+        assert!(first_text_column(&row[..8]).is_err());
+        assert!(first_text_column(&[0, 1, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(first_text_column(&[0, 0]).is_err());
     }
 }

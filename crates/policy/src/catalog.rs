@@ -149,11 +149,36 @@ static ACTIONS: &[(&str, &[&str])] = &[
     ("latchkey:LoadDataLocalInfile", &[RT]),
     ("latchkey:ChangeDatabasePassword", &[RT]),
     ("latchkey:ExecuteDynamicSql", &[RT]),
+    // ---- statement policy (Latchkey's own service) ----
+    ("sql:Select", SQL_KEYS),
+    ("sql:Insert", SQL_KEYS),
+    ("sql:Update", SQL_KEYS),
+    ("sql:Delete", SQL_KEYS),
+    ("sql:Truncate", SQL_KEYS),
+    ("sql:Create", SQL_KEYS),
+    ("sql:Alter", SQL_KEYS),
+    ("sql:Drop", SQL_KEYS),
+    ("sql:Grant", SQL_KEYS),
+    ("sql:Execute", SQL_KEYS),
+    ("sql:CopyIn", SQL_KEYS),
+    ("sql:CopyOut", SQL_KEYS),
+    ("sql:Admin", SQL_KEYS),
+    ("sql:Unclassified", SQL_KEYS),
+];
+
+/// What every `sql:` action carries: the database's tags, the object's
+/// classification tags, the statement's fingerprint, and (on `UPDATE` and
+/// `DELETE`) whether it has a WHERE clause.
+const SQL_KEYS: &[&str] = &[
+    RT,
+    "sql:ObjectTag/${TagKey}",
+    "sql:StatementFingerprint",
+    "sql:WhereClausePresent",
 ];
 
 /// Services whose actions the catalog lists; a wildcard within one of them
 /// stands for the catalogued actions.
-const SERVICES: [&str; 4] = ["iam", "sts", "rds-db", "latchkey"];
+const SERVICES: [&str; 5] = ["iam", "sts", "rds-db", "latchkey", "sql"];
 
 /// Keys every request may carry, whatever the action (AWS's global
 /// condition context keys). `/${TagKey}` templates match any tag key.

@@ -35,6 +35,11 @@ impl Request {
         self
     }
 
+    /// The same request on another resource.
+    pub fn set_resource(&mut self, resource: &str) {
+        resource.clone_into(&mut self.resource);
+    }
+
     /// The principal making the request, for `Principal` matching.
     pub fn with_caller(mut self, arn: &str) -> Self {
         self.caller_arn = Some(arn.to_owned());

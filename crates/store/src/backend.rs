@@ -43,13 +43,22 @@
 use zeroize::Zeroizing;
 
 use crate::{
-    AccessKey, Database, Group, ManagedPolicy, MfaDevice, PolicyEntity, PolicyVersion,
+    AccessKey, Database, Group, ManagedPolicy, MfaDevice, ObjectTag, PolicyEntity, PolicyVersion,
     PrincipalKind, Result, Role, StoreError, User, Vault,
 };
 
 /// A whole store: every concern, shareable between threads.
 pub trait Backend:
-    Identities + Policies + Credentials + SessionKeys + Databases + Findings + Audit + Send + Sync
+    Identities
+    + Policies
+    + Credentials
+    + SessionKeys
+    + Databases
+    + Classification
+    + Findings
+    + Audit
+    + Send
+    + Sync
 {
     /// The 12-digit account id, fixed when the store was created.
     fn account_id(&self) -> &str;
@@ -353,6 +362,20 @@ pub trait Databases {
     /// Stores the database CA unless one exists (another process may have
     /// made one first). Returns whether this one was stored.
     fn create_database_ca(&self, cert_pem: &str, key_pem: &str, now: i64) -> Result<bool>;
+}
+
+/// Classification tags on database objects (`latchkey db classify`).
+pub trait Classification {
+    /// Sets tags on an object or column of a registered database
+    /// (replacing the values of keys it has). Refuses an unknown database.
+    fn tag_objects(&self, tags: &[ObjectTag]) -> Result<()>;
+
+    /// Removes keys from an object or column; returns how many went.
+    fn untag_object(&self, target: &ObjectTag, keys: &[&str]) -> Result<usize>;
+
+    /// Every tag on `database`'s objects (all databases when `None`),
+    /// sorted by object, column, key.
+    fn object_tags(&self, database: Option<&str>) -> Result<Vec<ObjectTag>>;
 }
 
 /// Detection findings.

@@ -162,6 +162,67 @@ impl TlsMode {
     }
 }
 
+/// Whether the gateway decides each statement by policy (`sql:` actions).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StatementPolicy {
+    /// Statements are not classified (no cost): the database's own grants
+    /// decide, as before statement policy.
+    #[default]
+    Off,
+    /// Each statement is decided and the decision recorded; nothing is
+    /// refused.
+    Audit,
+    /// Each statement is decided; a denied one is refused.
+    Enforce,
+}
+
+/// A string that is not `off`, `audit` or `enforce`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("statement policy {0:?} is not off, audit or enforce")]
+pub struct UnknownStatementPolicy(pub String);
+
+string_enum!(StatementPolicy, UnknownStatementPolicy, {
+    Off => "off",
+    Audit => "audit",
+    Enforce => "enforce",
+});
+
+/// The kind of object a classification tag is on, as `sql:` ARNs name it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    /// Tables, views, sequences.
+    #[default]
+    Table,
+    /// Functions and procedures.
+    Function,
+}
+
+/// A string that is not `table` or `function`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("object kind {0:?} is not table or function")]
+pub struct UnknownObjectKind(pub String);
+
+string_enum!(ObjectKind, UnknownObjectKind, {
+    Table => "table",
+    Function => "function",
+});
+
+/// A classification tag on a database object (or one of its columns):
+/// policies see an object's tags as `sql:ObjectTag/KEY`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectTag {
+    /// The registered database's name.
+    pub database: String,
+    pub kind: ObjectKind,
+    /// The schema (PostgreSQL) or database (MySQL) holding the object.
+    pub schema: String,
+    pub object: String,
+    /// Empty for the object itself; a column's tags are kept for masking.
+    pub column: String,
+    pub key: String,
+    pub value: String,
+}
+
 /// A database registered behind the gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Database {
@@ -179,6 +240,8 @@ pub struct Database {
     /// `db-` and 26 uppercase alphanumerics, in the connect ARN.
     pub resource_id: String,
     pub tags: Vec<(String, String)>,
+    /// Whether statements are decided by policy.
+    pub statement_policy: StatementPolicy,
 }
 
 /// Why a database's settings are refused. The texts are those
@@ -295,6 +358,12 @@ mod tests {
         }
         for t in TlsMode::ALL {
             assert_eq!(t.as_str().parse::<TlsMode>(), Ok(*t));
+        }
+        for m in StatementPolicy::ALL {
+            assert_eq!(m.as_str().parse::<StatementPolicy>(), Ok(*m));
+        }
+        for k in ObjectKind::ALL {
+            assert_eq!(k.as_str().parse::<ObjectKind>(), Ok(*k));
         }
         for k in PrincipalKind::ALL {
             assert_eq!(k.as_str().parse::<PrincipalKind>(), Ok(*k));

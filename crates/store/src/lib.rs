@@ -23,10 +23,12 @@ pub mod vault;
 use std::path::Path;
 
 pub use backend::{
-    Audit, Backend, Credentials, Databases, Findings, Identities, Policies, SessionKeys,
+    Audit, Backend, Classification, Credentials, Databases, Findings, Identities, Policies,
+    SessionKeys,
 };
 pub use domain::{
-    Database, DatabaseError, Engine, PrincipalKind, TlsMode, UnknownEngine, UnknownPrincipalKind,
+    Database, DatabaseError, Engine, ObjectKind, ObjectTag, PrincipalKind, StatementPolicy,
+    TlsMode, UnknownEngine, UnknownObjectKind, UnknownPrincipalKind, UnknownStatementPolicy,
     UnknownTlsMode, UnknownUpstreamAuth, UpstreamAuth,
 };
 pub use model::{

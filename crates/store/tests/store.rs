@@ -983,3 +983,70 @@ fn policy_names_are_case_insensitive() {
             .is_empty()
     );
 }
+
+#[test]
+fn statement_policy_and_object_classification_tags() {
+    use latchkey_store::{ObjectKind, ObjectTag, StatementPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let registered = store.register_database(&orders(), NOW).unwrap();
+    assert_eq!(registered.statement_policy, StatementPolicy::Off);
+    store
+        .update_database(&latchkey_store::Database {
+            statement_policy: StatementPolicy::Enforce,
+            ..registered
+        })
+        .unwrap();
+    assert_eq!(
+        store.get_database("orders").unwrap().statement_policy,
+        StatementPolicy::Enforce
+    );
+
+    let tag = |object: &str, column: &str, key: &str, value: &str| ObjectTag {
+        database: "orders".into(),
+        kind: ObjectKind::Table,
+        schema: "public".into(),
+        object: object.into(),
+        column: column.into(),
+        key: key.into(),
+        value: value.into(),
+    };
+    store
+        .tag_objects(&[
+            tag("cards", "", "classification", "internal"),
+            tag("cards", "pan", "classification", "restricted"),
+        ])
+        .unwrap();
+    // A key set again takes the new value.
+    store
+        .tag_objects(&[tag("cards", "", "classification", "restricted")])
+        .unwrap();
+    assert_eq!(
+        store.object_tags(Some("orders")).unwrap(),
+        [
+            tag("cards", "", "classification", "restricted"),
+            tag("cards", "pan", "classification", "restricted"),
+        ]
+    );
+    assert!(matches!(
+        store.tag_objects(&[ObjectTag {
+            database: "nope".into(),
+            ..tag("cards", "", "k", "v")
+        }]),
+        Err(StoreError::NoSuchEntity { .. })
+    ));
+    assert!(matches!(
+        store.tag_objects(&[tag("", "", "k", "v")]),
+        Err(StoreError::InvalidInput(_))
+    ));
+    assert_eq!(
+        store
+            .untag_object(&tag("cards", "pan", "", ""), &["classification"])
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.object_tags(None).unwrap().len(), 1);
+    // Tags go with their database.
+    store.remove_database("orders").unwrap();
+    assert!(store.object_tags(None).unwrap().is_empty());
+}

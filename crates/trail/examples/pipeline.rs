@@ -69,6 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             command_tag: Some("SELECT 1".into()),
             rows: Some(1),
             error_code: None,
+            policy: None,
         }));
     }
     let queued = started.elapsed();

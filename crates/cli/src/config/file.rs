@@ -221,6 +221,9 @@ pub struct DatabaseConfig {
     /// Resource tags (`aws:ResourceTag/KEY` in policies).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Statement policy: `off` (the default), `audit` or `enforce`.
+    #[serde(default)]
+    pub statement_policy: String,
     /// Upstream passwords to store: database user to the name of the
     /// environment variable holding that user's password (the name, not
     /// the password, is all the configuration holds).

@@ -16,9 +16,9 @@ impl Databases for SqliteBackend {
             latchkey_session::base32(&random::<20>()?)[..26].to_owned()
         );
         let n = self.db().execute(
-            "INSERT OR IGNORE INTO databases (name, engine, endpoints, upstream, upstream_auth, resource_id, tags, created, upstream_tls, upstream_ca)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![db.name, db.engine.as_str(), serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth.as_str(), resource_id, tags_json(&db.tags), now, db.upstream_tls.as_str(), db.upstream_ca],
+            "INSERT OR IGNORE INTO databases (name, engine, endpoints, upstream, upstream_auth, resource_id, tags, created, upstream_tls, upstream_ca, statement_policy)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![db.name, db.engine.as_str(), serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth.as_str(), resource_id, tags_json(&db.tags), now, db.upstream_tls.as_str(), db.upstream_ca, db.statement_policy.as_str()],
         )?;
         if n == 0 {
             return Err(StoreError::EntityAlreadyExists {
@@ -34,9 +34,9 @@ impl Databases for SqliteBackend {
         let resource_id: Option<String> = {
             let conn = self.db();
             let n = conn.execute(
-                "UPDATE databases SET engine = ?2, endpoints = ?3, upstream = ?4, upstream_auth = ?5, tags = ?6, upstream_tls = ?7, upstream_ca = ?8
+                "UPDATE databases SET engine = ?2, endpoints = ?3, upstream = ?4, upstream_auth = ?5, tags = ?6, upstream_tls = ?7, upstream_ca = ?8, statement_policy = ?9
                  WHERE name = ?1",
-                params![db.name, db.engine.as_str(), serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth.as_str(), tags_json(&db.tags), db.upstream_tls.as_str(), db.upstream_ca],
+                params![db.name, db.engine.as_str(), serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth.as_str(), tags_json(&db.tags), db.upstream_tls.as_str(), db.upstream_ca, db.statement_policy.as_str()],
             )?;
             if n == 0 {
                 None
@@ -59,7 +59,7 @@ impl Databases for SqliteBackend {
 
     fn list_databases(&self) -> Result<Vec<Database>> {
         let db = self.db();
-        let mut stmt = db.prepare("SELECT name, engine, endpoints, upstream, upstream_auth, resource_id, tags, upstream_tls, upstream_ca FROM databases ORDER BY name")?;
+        let mut stmt = db.prepare("SELECT name, engine, endpoints, upstream, upstream_auth, resource_id, tags, upstream_tls, upstream_ca, statement_policy FROM databases ORDER BY name")?;
         let rows = stmt.query_map([], |r| {
             Ok(Database {
                 name: r.get(0)?,
@@ -71,6 +71,7 @@ impl Databases for SqliteBackend {
                 tags: parse_tags(&r.get::<_, String>(6)?),
                 upstream_tls: parse_column(r, 7)?,
                 upstream_ca: r.get(8)?,
+                statement_policy: parse_column(r, 9)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -79,6 +80,7 @@ impl Databases for SqliteBackend {
     fn remove_database(&self, name: &str) -> Result<()> {
         let db = self.db();
         db.execute("DELETE FROM database_passwords WHERE database = ?1", [name])?;
+        db.execute("DELETE FROM object_tags WHERE database = ?1", [name])?;
         if db.execute("DELETE FROM databases WHERE name = ?1", [name])? == 0 {
             return Err(StoreError::NoSuchEntity {
                 kind: "database",

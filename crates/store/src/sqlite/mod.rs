@@ -8,6 +8,7 @@
 //! the entity's own spelling.
 
 mod audit;
+mod classification;
 mod credentials;
 mod databases;
 mod findings;
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS findings (id TEXT PRIMARY KEY, kind TEXT NOT NULL, se
 CREATE TABLE IF NOT EXISTS audit_key (id INTEGER PRIMARY KEY CHECK (id = 1), public_key BLOB NOT NULL, key BLOB NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1), trail_id TEXT NOT NULL, sequence INTEGER NOT NULL, document TEXT NOT NULL, updated INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS database_passwords (database TEXT NOT NULL, user TEXT NOT NULL, secret BLOB NOT NULL, PRIMARY KEY (database, user));
+CREATE TABLE IF NOT EXISTS object_tags (database TEXT NOT NULL, kind TEXT NOT NULL, schema_name TEXT NOT NULL, object TEXT NOT NULL, col TEXT NOT NULL DEFAULT '', key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (database, kind, schema_name, object, col, key));
 CREATE TABLE IF NOT EXISTS cluster_keys (id INTEGER PRIMARY KEY, material BLOB NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS policy_versions (arn TEXT NOT NULL, version INTEGER NOT NULL, document TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (arn, version));
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
@@ -59,6 +61,11 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
         "TEXT NOT NULL DEFAULT 'prefer'",
     ),
     ("databases", "upstream_ca", "TEXT"),
+    (
+        "databases",
+        "statement_policy",
+        "TEXT NOT NULL DEFAULT 'off'",
+    ),
     // Managed policies' versions (`policy_versions`): the default one's
     // number (its document stays in `managed_policies.document`), the next
     // number to give, the last change, the description and tags.

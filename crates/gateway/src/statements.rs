@@ -1,0 +1,453 @@
+//! Statement policy: every SQL string a session sends, decided by the
+//! session's IAM policies as `sql:` actions on the objects it touches
+//! (`latchkey-sqlaccess` names them), for databases whose
+//! `statement_policy` is `audit` or `enforce`.
+//!
+//! One [`SessionStatements`] per session, shared by both engines' relays
+//! through [`latchkey_framing::StatementGate`]. Decisions are cached per
+//! session:
+//!
+//! - a statement's classification by its fingerprint (literals removed),
+//!   but only for SQL every lexer reads alike (no backslash, comment or
+//!   dollar quote: [`shape_cacheable`]) and whose classification does not
+//!   depend on a literal (`Classified::shape_only`);
+//! - the decision on a classification for the rest of the second it was
+//!   made in, so that time-bound conditions (`aws:MultiFactorAuthAge`,
+//!   `aws:CurrentTime`) and policy changes (read through the identity
+//!   core's caches) take effect within a second.
+//!
+//! Fail closed: a principal whose policies cannot be read, SQL the
+//! classifier cannot account for (`sql:Unclassified`), and an unqualified
+//! name the gateway cannot resolve are denied unless a policy allows them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use latchkey_audit::PolicyDecision;
+use latchkey_framing::{Ruling, StatementGate};
+use latchkey_identity::{AppState, Caller};
+use latchkey_policy::Decision;
+use latchkey_sqlaccess::{Access, Classified, Dialect, ObjectKind, Scope, ScopeChange, SqlAction};
+use latchkey_store::{Database, Engine, ObjectTag, StatementPolicy};
+
+/// Classifications and decisions kept per session (a session running more
+/// distinct statement shapes starts over).
+const CACHE_ENTRIES: usize = 4096;
+/// Prepared statements remembered per session by SQL-level name.
+const PREPARED: usize = 1024;
+
+/// Classification tags of one database's objects, as policies see them
+/// (`sql:ObjectTag/KEY`).
+#[derive(Default)]
+pub struct ObjectTags {
+    by_object: HashMap<(ObjectKind, String, String), Vec<(String, String)>>,
+}
+
+impl ObjectTags {
+    /// The object-level tags (column tags are kept for masking, not
+    /// policy) of one database.
+    pub fn of(database: &str, tags: &[ObjectTag]) -> Self {
+        let mut by_object: HashMap<_, Vec<(String, String)>> = HashMap::new();
+        for tag in tags
+            .iter()
+            .filter(|t| t.database == database && t.column.is_empty())
+        {
+            let kind = match tag.kind {
+                latchkey_store::ObjectKind::Table => ObjectKind::Table,
+                latchkey_store::ObjectKind::Function => ObjectKind::Function,
+            };
+            by_object
+                .entry((kind, tag.schema.clone(), tag.object.clone()))
+                .or_default()
+                .push((tag.key.clone(), tag.value.clone()));
+        }
+        Self { by_object }
+    }
+
+    fn get(&self, access: &Access) -> &[(String, String)] {
+        // Allocation-free lookup would need a borrowed key type; tags are
+        // read only on a cache miss.
+        self.by_object
+            .get(&(
+                access.object.kind,
+                access.object.schema.clone(),
+                access.object.name.clone(),
+            ))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// What a session's statements are decided with.
+pub struct SessionStatements {
+    state: Arc<AppState>,
+    caller: Caller,
+    enforced: bool,
+    dialect: Dialect,
+    /// `arn:aws:sql:REGION:ACCOUNT:`.
+    arn_prefix: String,
+    resource_id: String,
+    /// `aws:ResourceTag/*` (the database's tags) and
+    /// `aws:SecureTransport`.
+    context: Vec<(String, String)>,
+    tags: Arc<ObjectTags>,
+    scope: Scope,
+    /// The server's `search_path` at login, `$user` resolved.
+    default_path: Vec<String>,
+    db_user: String,
+    /// A `set_config('search_path', …)` was seen: unqualified names can
+    /// no longer be resolved.
+    path_unknown: bool,
+    backslashes_differ: bool,
+    /// Bumped at every scope change, and part of every cache key.
+    scope_generation: u64,
+    scratch: String,
+    shapes: HashMap<u64, Arc<Classified>>,
+    decisions: HashMap<u64, (i64, Ruling)>,
+    prepared: HashMap<String, Arc<Classified>>,
+}
+
+impl SessionStatements {
+    /// A session's statement policy; `None` when the database has it off.
+    /// `search_path` is the server's at login (PostgreSQL); `database`
+    /// the database the client connected to (MySQL: the current one,
+    /// perhaps none).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        state: Arc<AppState>,
+        caller: Caller,
+        db: &Database,
+        tags: Arc<ObjectTags>,
+        secure: bool,
+        database: Option<&str>,
+        db_user: &str,
+        search_path: Option<&str>,
+    ) -> Option<Self> {
+        let enforced = match db.statement_policy {
+            StatementPolicy::Off => return None,
+            StatementPolicy::Audit => false,
+            StatementPolicy::Enforce => true,
+        };
+        let dialect = match db.engine {
+            Engine::Postgres => Dialect::Postgres,
+            Engine::Mysql => Dialect::MySql,
+        };
+        let mut context: Vec<(String, String)> = db
+            .tags
+            .iter()
+            .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v.clone()))
+            .collect();
+        context.push(("aws:SecureTransport".into(), secure.to_string()));
+        let default_path = match dialect {
+            Dialect::Postgres => parse_search_path(search_path.unwrap_or("\"$user\", public"))
+                .into_iter()
+                .map(|s| if s == "$user" { db_user.to_owned() } else { s })
+                .collect(),
+            Dialect::MySql => Vec::new(),
+        };
+        let arn_prefix = format!("arn:aws:sql:{}:{}:", state.region(), caller.account);
+        Some(Self {
+            state,
+            enforced,
+            dialect,
+            arn_prefix,
+            resource_id: db.resource_id.clone(),
+            context,
+            tags,
+            scope: Scope {
+                database: database.filter(|d| !d.is_empty()).map(str::to_owned),
+                search_path: default_path.clone(),
+            },
+            default_path,
+            db_user: db_user.to_owned(),
+            caller,
+            path_unknown: false,
+            backslashes_differ: false,
+            scope_generation: 0,
+            scratch: String::new(),
+            shapes: HashMap::new(),
+            decisions: HashMap::new(),
+            prepared: HashMap::new(),
+        })
+    }
+
+    /// The resource ARN of an access.
+    fn arn(&self, access: &Access) -> String {
+        format!(
+            "{}{}",
+            self.arn_prefix,
+            access.object.arn_resource(&self.resource_id)
+        )
+    }
+
+    /// Widens the scope by a statement's changes: a `SET` may be rolled
+    /// back with its transaction, so every path seen stays in force (an
+    /// unqualified name must then be allowed in each).
+    fn apply(&mut self, changes: &[ScopeChange]) {
+        for change in changes {
+            self.scope_generation += 1;
+            match change {
+                ScopeChange::SearchPath(path) => {
+                    for schema in path {
+                        let schema = if schema == "$user" {
+                            self.db_user.clone()
+                        } else {
+                            schema.clone()
+                        };
+                        if !self.scope.search_path.contains(&schema) {
+                            self.scope.search_path.push(schema);
+                        }
+                    }
+                }
+                ScopeChange::SearchPathDefault => {
+                    for schema in self.default_path.clone() {
+                        if !self.scope.search_path.contains(&schema) {
+                            self.scope.search_path.push(schema);
+                        }
+                    }
+                }
+                ScopeChange::SearchPathUnknown => self.path_unknown = true,
+                // `USE` may fail and leave the database as it was: the
+                // current database is no longer known.
+                ScopeChange::Database(_) => self.scope.database = None,
+            }
+        }
+        if self.path_unknown {
+            self.scope.search_path.clear();
+        }
+        self.shapes.clear();
+        self.decisions.clear();
+    }
+
+    /// Classifies `sql`, from the cache when its shape was seen.
+    fn classify(&mut self, sql: &str, key: Option<u64>) -> Arc<Classified> {
+        if let Some(key) = key
+            && let Some(found) = self.shapes.get(&key)
+        {
+            return found.clone();
+        }
+        let classified = if self.backslashes_differ && sql.contains('\\') {
+            Classified::unclassified(&self.scope, 1)
+        } else {
+            latchkey_sqlaccess::classify(sql, self.dialect, &self.scope)
+        };
+        let classified = Arc::new(classified);
+        if let Some(key) = key
+            && classified.shape_only
+        {
+            if self.shapes.len() >= CACHE_ENTRIES {
+                self.shapes.clear();
+            }
+            self.shapes.insert(key, classified.clone());
+        }
+        classified
+    }
+
+    /// Decides every access; the first denied one decides the statement.
+    fn decide(&self, accesses: &[Access], fingerprint: u64, now: i64) -> Ruling {
+        let first = accesses.first();
+        let mut decision = PolicyDecision {
+            allowed: true,
+            enforced: self.enforced,
+            action: first.map(|a| a.action.as_str()),
+            resource: first.map(|a| self.arn(a)).unwrap_or_default(),
+            reason: String::new(),
+            accesses: u32::try_from(accesses.len()).unwrap_or(u32::MAX),
+        };
+        if accesses.is_empty() {
+            decision.reason = "the statement touches no object".into();
+            return Ruling::Pass(Arc::new(decision));
+        }
+        let refused = |decision: PolicyDecision, access: Option<&Access>| {
+            let message = match access {
+                Some(a) if a.action == SqlAction::Unclassified => {
+                    "permission denied by policy: sql:Unclassified (a statement Latchkey cannot classify)".to_owned()
+                }
+                Some(a) => format!(
+                    "permission denied by policy: {} on {} {}",
+                    a.action.as_str(),
+                    a.object.kind.as_str(),
+                    a.object.display_name()
+                ),
+                None => "permission denied by policy".to_owned(),
+            };
+            if decision.enforced {
+                Ruling::Refuse {
+                    message: message.into(),
+                    decision: Arc::new(decision),
+                }
+            } else {
+                Ruling::Pass(Arc::new(decision))
+            }
+        };
+        let (set, base) = match self
+            .state
+            .policy_set(&self.caller)
+            .and_then(|set| Ok((set, self.state.request(&self.caller, "", "", now)?)))
+        {
+            Ok(found) => found,
+            Err(e) => {
+                decision.allowed = false;
+                decision.reason = format!("policies could not be read: {e}");
+                return refused(decision, first);
+            }
+        };
+        let fingerprint = latchkey_sqlnorm::fingerprint_hex(fingerprint);
+        let mut allowed_by = Vec::new();
+        for access in accesses {
+            let resource = self.arn(access);
+            let mut req = base.clone().with_action(access.action.as_str());
+            req.set_resource(&resource);
+            for (k, v) in &self.context {
+                req.set_context(k, [v.as_str()]);
+            }
+            req.set_context("sql:StatementFingerprint", [fingerprint.as_str()]);
+            if let Some(present) = access.where_clause {
+                req.set_context(
+                    "sql:WhereClausePresent",
+                    [if present { "true" } else { "false" }],
+                );
+            }
+            for (k, v) in self.tags.get(access) {
+                req.set_context(&format!("sql:ObjectTag/{k}"), [v.as_str()]);
+            }
+            if set.decide(&req) == Decision::Allowed {
+                if allowed_by.is_empty() {
+                    allowed_by = set
+                        .explain(&req)
+                        .matched
+                        .iter()
+                        .map(|m| format!("{}: {}", m.policy, m.statement))
+                        .collect();
+                }
+                continue;
+            }
+            let explained = set.explain(&req);
+            decision.allowed = false;
+            decision.action = Some(access.action.as_str());
+            decision.resource = resource;
+            decision.reason = match explained.decision {
+                Decision::ExplicitDeny => format!(
+                    "explicitly denied by {}",
+                    explained
+                        .matched
+                        .iter()
+                        .map(|m| format!("{}: {}", m.policy, m.statement))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => "no statement allows it (implicit deny)".to_owned(),
+            };
+            return refused(decision, Some(access));
+        }
+        decision.reason = format!("allowed by {}", allowed_by.join(", "));
+        Ruling::Pass(Arc::new(decision))
+    }
+}
+
+impl StatementGate for SessionStatements {
+    fn rule(&mut self, sql: &str) -> Ruling {
+        let now = self.state.now();
+        let cacheable = shape_cacheable(sql, self.dialect);
+        let shape = latchkey_sqlnorm::normalize_into(sql, self.dialect, &mut self.scratch);
+        let key = cacheable
+            .then(|| shape.fingerprint ^ self.scope_generation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        if let Some(key) = key
+            && let Some((at, ruling)) = self.decisions.get(&key)
+            && *at == now
+        {
+            return ruling.clone();
+        }
+        let classified = self.classify(sql, key);
+        let mut accesses = classified.accesses.clone();
+        if let Some(name) = &classified.executes {
+            match self.prepared.get(name) {
+                Some(prepared) => accesses.extend(prepared.accesses.iter().cloned()),
+                None => accesses.extend(Classified::unclassified(&self.scope, 1).accesses),
+            }
+        }
+        let ruling = self.decide(&accesses, shape.fingerprint, now);
+        let allowed = matches!(ruling, Ruling::Pass(_));
+        if allowed {
+            if let Some(name) = &classified.prepares {
+                if self.prepared.len() >= PREPARED {
+                    self.prepared.clear();
+                }
+                self.prepared.insert(name.clone(), classified.clone());
+            }
+            match &classified.deallocates {
+                Some(Some(name)) => {
+                    self.prepared.remove(name);
+                }
+                Some(None) => self.prepared.clear(),
+                None => {}
+            }
+            if !classified.scope_changes.is_empty() {
+                self.apply(&classified.scope_changes);
+            }
+        }
+        // Statements that change the session's state are decided afresh.
+        if let Some(key) = key
+            && classified.shape_only
+            && classified.executes.is_none()
+            && classified.prepares.is_none()
+            && classified.deallocates.is_none()
+            && classified.scope_changes.is_empty()
+        {
+            if self.decisions.len() >= CACHE_ENTRIES {
+                self.decisions.clear();
+            }
+            self.decisions.insert(key, (now, ruling.clone()));
+        }
+        ruling
+    }
+
+    fn backslashes_differ(&mut self, differ: bool) {
+        if differ != self.backslashes_differ {
+            self.backslashes_differ = differ;
+            self.shapes.clear();
+            self.decisions.clear();
+        }
+    }
+
+    fn database_changed(&mut self) {
+        self.apply(&[ScopeChange::Database(String::new())]);
+    }
+}
+
+/// Whether every lexer (Latchkey's fingerprint, the classifier's parser,
+/// the server under any setting) reads `sql` alike, so that a statement
+/// with the same fingerprint may share a classification: no backslash
+/// (escapes depend on settings), no comment (nesting and MySQL's
+/// executable comments differ), no dollar quote (only `$1` parameters),
+/// and in MySQL no double quote (`ANSI_QUOTES` makes it an identifier).
+pub fn shape_cacheable(sql: &str, dialect: Dialect) -> bool {
+    let bytes = sql.as_bytes();
+    for (i, &c) in bytes.iter().enumerate() {
+        let next = bytes.get(i + 1).copied();
+        match c {
+            b'\\' => return false,
+            b'-' if next == Some(b'-') => return false,
+            b'/' if next == Some(b'*') => return false,
+            b'$' if !next.is_some_and(|n| n.is_ascii_digit()) => return false,
+            b'#' | b'"' if dialect == Dialect::MySql => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Schemas of a `search_path` value as `SHOW search_path` prints it
+/// (`"$user", public`): quoted names unquoted, unquoted ones folded.
+pub fn parse_search_path(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(
+            |s| match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                Some(quoted) => quoted.replace("\"\"", "\""),
+                None => s.to_ascii_lowercase(),
+            },
+        )
+        .collect()
+}
