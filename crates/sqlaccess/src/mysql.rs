@@ -66,8 +66,8 @@ use latchkey_sqlnorm::{Dialect, Reading, TokenKind};
 use sqlparser::ast::{
     AlterViewOperation, AssignmentTarget, BinaryOperator, CreateTableLikeKind, Expr, FromTable,
     FunctionArguments, LockType, ObjectName, ObjectNamePart, OnInsert, Query, Select, SetExpr,
-    Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, UpdateTableFromKind, Value,
-    Visit, Visitor,
+    Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, UpdateTableFromKind, Visit,
+    Visitor,
 };
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
@@ -1673,7 +1673,8 @@ fn factor(tf: &TableFactor, out: &mut Vec<Factor>) {
 /// Whether `e` is a literal (through parentheses and a sign).
 fn literal(e: &Expr) -> bool {
     match e {
-        Expr::Value(v) => !matches!(v.value, Value::Placeholder(_)),
+        // `?` stands for a literal.
+        Expr::Value(_) => true,
         Expr::Nested(inner) => literal(inner),
         Expr::UnaryOp {
             op: UnaryOperator::Minus | UnaryOperator::Plus,
