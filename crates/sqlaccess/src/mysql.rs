@@ -79,6 +79,11 @@ use crate::{Access, Classified, Object, ObjectKind, Scope, ScopeChange, SqlActio
 /// unclassified.
 const RECURSION_LIMIT: usize = 200;
 
+/// Operators (`+`, `=`, `OR`, …) and set operations (`UNION`, …) one
+/// statement may hold; more is unclassified (see `too_deep`).
+const MAX_OPERATORS: usize = 5000;
+const MAX_SET_OPERATIONS: usize = 300;
+
 /// How deep `EXPLAIN`/`PREPARE`/`ANALYZE` may nest statements.
 const MAX_NESTING: usize = 4;
 
@@ -345,6 +350,7 @@ impl Cx {
         let Some(first) = t.first() else {
             return Ok(());
         };
+        too_deep(&t)?;
         let w = |i: usize| {
             t.get(i)
                 .filter(|x| x.kind == TokenKind::Word)
@@ -694,10 +700,12 @@ impl Cx {
                         pool,
                     )
                 } else {
-                    (
-                        from_tables.iter().map(|tf| tf.written.clone()).collect(),
-                        from_tables,
-                    )
+                    // Single-table: the FROM tables are the targets.
+                    for tf in &from_tables {
+                        c.skip.push(tf.ptr);
+                        targets.push((SqlAction::Delete, tf.name.clone(), Some(wc)));
+                    }
+                    (Vec::new(), Vec::new())
                 };
                 for d in &deleted {
                     // `DELETE a.* FROM …`
@@ -952,6 +960,7 @@ impl Cx {
         };
         match kind.as_str() {
             "TABLE" | "VIEW" => {
+                merge_or_federated(t)?;
                 let rest = text.get(t[i].start..).ok_or(())?;
                 let temporary = t[..i].iter().any(|x| x.is("TEMPORARY"));
                 let prefix = match (or_replace, temporary) {
@@ -1024,6 +1033,7 @@ impl Cx {
         let kind = t.get(i).ok_or(())?.text.to_ascii_uppercase();
         match kind.as_str() {
             "TABLE" => {
+                merge_or_federated(t)?;
                 let (name, j) = name_at(t, i + 1)?;
                 self.table(SqlAction::Alter, &name);
                 let mut k = j;
@@ -1500,6 +1510,50 @@ impl Cx {
         self.out.shape_only = false;
         Ok(())
     }
+}
+
+/// Operators chain into trees as deep as the chain is long (left-deep, so
+/// sqlparser's recursion limit does not see them), and walking or dropping
+/// such a tree recurses once per operator: long chains are unclassified.
+fn too_deep(t: &[T<'_>]) -> R {
+    let mut operators = 0usize;
+    let mut set_operations = 0usize;
+    for x in t {
+        match x.kind {
+            TokenKind::Word => {
+                if x.is("UNION") || x.is("INTERSECT") || x.is("EXCEPT") {
+                    set_operations += 1;
+                } else if x.is("OR") || x.is("AND") || x.is("XOR") || x.is("NOT") {
+                    operators += 1;
+                }
+            }
+            TokenKind::Punct => {
+                if !matches!(x.text, "(" | ")" | "," | "." | "@" | "?") {
+                    operators += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    if operators > MAX_OPERATORS || set_operations > MAX_SET_OPERATIONS {
+        Err(())
+    } else {
+        Ok(())
+    }
+}
+
+/// `UNION = (t1, t2)` (a MERGE table reads and writes other tables) and
+/// `CONNECTION = '…'` (FEDERATED: another server) are not followed.
+fn merge_or_federated(t: &[T<'_>]) -> R {
+    for (k, x) in t.iter().enumerate() {
+        if (x.is("UNION") || x.is("CONNECTION"))
+            && t.get(k + 1)
+                .is_some_and(|y| y.punct("=") || y.punct("(") || y.kind == TokenKind::Literal)
+        {
+            return Err(());
+        }
+    }
+    Ok(())
 }
 
 /// The statement must end at token `i`.

@@ -847,3 +847,42 @@ proptest! {
         let _ = c(&words.join(" "));
     }
 }
+
+#[test]
+fn more_delete_and_ddl_shapes() {
+    expect(
+        "DELETE FROM t AS x WHERE x.id = 1",
+        vec![tw(Delete, "shop", "t", true)],
+    );
+    expect(
+        "DELETE a, b FROM a JOIN b ON a.id = b.id",
+        vec![
+            tw(Delete, "shop", "a", false),
+            tw(Delete, "shop", "b", false),
+        ],
+    );
+    unclassified("CREATE TABLE m (a INT) ENGINE=MERGE UNION=(t1, t2)");
+    unclassified("ALTER TABLE m UNION=(t1, secret)");
+    unclassified("CREATE TABLE f (a INT) ENGINE=FEDERATED CONNECTION='mysql://u@h/db/t'");
+    // WITH before UPDATE/DELETE is not followed.
+    unclassified("WITH x AS (SELECT id FROM s) DELETE FROM t WHERE id IN (SELECT id FROM x)");
+}
+
+#[test]
+fn long_operator_chains_are_unclassified_not_a_crash() {
+    for sql in [
+        format!("SELECT * FROM t WHERE {}1", "a=1 OR ".repeat(200_000)),
+        format!("SELECT 1{}", " UNION SELECT 1".repeat(20_000)),
+        format!("SELECT {}1", "NOT ".repeat(50_000)),
+        format!("SELECT {}1", "- ".repeat(50_000)),
+        format!("SELECT {}1", "1+".repeat(200_000)),
+    ] {
+        unclassified(&sql);
+    }
+    // Long flat lists are fine.
+    let values = vec!["(?, ?)"; 20_000].join(", ");
+    expect(
+        &format!("INSERT INTO t (a, b) VALUES {values}"),
+        vec![t(Insert, "shop", "t")],
+    );
+}
