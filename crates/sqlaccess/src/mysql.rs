@@ -1527,10 +1527,8 @@ fn too_deep(t: &[T<'_>]) -> R {
                     operators += 1;
                 }
             }
-            TokenKind::Punct => {
-                if !matches!(x.text, "(" | ")" | "," | "." | "@" | "?") {
-                    operators += 1;
-                }
+            TokenKind::Punct if !matches!(x.text, "(" | ")" | "," | "." | "@" | "?") => {
+                operators += 1;
             }
             _ => {}
         }
