@@ -65,9 +65,9 @@ use std::ops::ControlFlow;
 use latchkey_sqlnorm::{Dialect, Reading, TokenKind};
 use sqlparser::ast::{
     AlterViewOperation, AssignmentTarget, BinaryOperator, CreateTableLikeKind, Expr, FromTable,
-    FunctionArguments, LockType, ObjectName, ObjectNamePart, OnInsert, Query, Select, SetExpr,
-    Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, UpdateTableFromKind, Visit,
-    Visitor,
+    FunctionArg, FunctionArgExpr, FunctionArguments, LockType, ObjectName, ObjectNamePart,
+    OnInsert, Query, Select, SetExpr, Statement, TableFactor, TableObject, TableWithJoins,
+    UnaryOperator, UpdateTableFromKind, Visit, Visitor,
 };
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
@@ -796,6 +796,13 @@ impl Cx {
         }
         for name in functions {
             self.obj(SqlAction::Execute, ObjectKind::Function, &name, None);
+        }
+        for (parts, write) in &c.sequences {
+            let name = name_of(parts)?;
+            self.table(SqlAction::Select, &name);
+            if *write {
+                self.obj(SqlAction::Update, ObjectKind::Table, &name, Some(false));
+            }
         }
         for parts in &c.functions {
             if let [one] = parts.as_slice() {
@@ -1795,6 +1802,22 @@ fn has_column(e: &Expr) -> bool {
     .is_break()
 }
 
+/// The sequence a `NEXTVAL(s)`-like call names.
+fn sequence_arg(args: &FunctionArguments) -> Option<Vec<String>> {
+    let FunctionArguments::List(list) = args else {
+        return None;
+    };
+    match list.args.first()? {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(i))) => {
+            Some(vec![i.value.clone()])
+        }
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::CompoundIdentifier(ids))) => {
+            Some(ids.iter().map(|i| i.value.clone()).collect())
+        }
+        _ => None,
+    }
+}
+
 /// CTE names in scope of one `WITH`.
 struct Frame {
     names: Vec<String>,
@@ -1817,6 +1840,8 @@ struct Collector {
     tautology: bool,
     time_probe: bool,
     for_update: bool,
+    /// Sequences named by `NEXTVAL`/`SETVAL` (true) or `LASTVAL` (false).
+    sequences: Vec<(Vec<String>, bool)>,
     /// Whether every `FOR UPDATE` query has a WHERE (see `where_present`).
     for_update_where: bool,
 }
@@ -1973,7 +1998,21 @@ impl Visitor for Collector {
                     }) {
                         self.time_probe = true;
                     }
-                    self.functions.push(p);
+                    if let [one] = p.as_slice()
+                        && ["nextval", "lastval", "setval"]
+                            .iter()
+                            .any(|n| one.eq_ignore_ascii_case(n))
+                    {
+                        // MariaDB sequences: the argument names one.
+                        match sequence_arg(&f.args) {
+                            Some(seq) => self
+                                .sequences
+                                .push((seq, !one.eq_ignore_ascii_case("lastval"))),
+                            None => self.bad = true,
+                        }
+                    } else {
+                        self.functions.push(p);
+                    }
                 }
                 Err(()) => self.bad = true,
             },

@@ -886,3 +886,23 @@ fn long_operator_chains_are_unclassified_not_a_crash() {
         vec![t(Insert, "shop", "t")],
     );
 }
+
+#[test]
+fn mariadb_sequences() {
+    expect(
+        "SELECT NEXTVAL(s), lastval(db2.q)",
+        vec![
+            t(Select, "shop", "s"),
+            tw(Update, "shop", "s", false),
+            t(Select, "db2", "q"),
+        ],
+    );
+    expect(
+        "SELECT SETVAL(s, 10)",
+        vec![t(Select, "shop", "s"), tw(Update, "shop", "s", false)],
+    );
+    unclassified("SELECT NEXTVAL('s')");
+    unclassified("SELECT NEXT VALUE FOR s");
+    expect("CREATE SEQUENCE s", vec![t(Create, "shop", "s")]);
+    expect("DROP SEQUENCE s", vec![t(Drop, "shop", "s")]);
+}
