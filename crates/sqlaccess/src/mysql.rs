@@ -360,7 +360,8 @@ impl Cx {
         match kw.as_str() {
             "SELECT" | "WITH" | "TABLE" | "VALUES" => self.query_text(text, &t),
             _ if first.punct("(") => self.query_text(text, &t),
-            "INSERT" | "REPLACE" | "UPDATE" | "DELETE" | "CALL" => self.parsed(text),
+            "UPDATE" | "DELETE" => self.parsed(&dml_rewrite(text, &t)?),
+            "INSERT" | "REPLACE" | "CALL" => self.parsed(text),
             "DO" => {
                 let rest = text.get(t.get(1).ok_or(())?.start..).ok_or(())?;
                 self.parsed(&format!("SELECT {rest}"))
@@ -1559,6 +1560,57 @@ fn merge_or_federated(t: &[T<'_>]) -> R {
         }
     }
     Ok(())
+}
+
+/// `UPDATE`/`DELETE` as sqlparser reads them: modifiers (`LOW_PRIORITY`,
+/// `QUICK`, `IGNORE`) dropped, `UPDATE a, b SET …` (a comma join) read
+/// as `UPDATE a JOIN b SET …`, `DELETE a.* FROM …` as `DELETE a FROM …`.
+fn dml_rewrite(text: &str, t: &[T<'_>]) -> Result<String, ()> {
+    let mut out = String::with_capacity(text.len() + 16);
+    let first = t.first().ok_or(())?;
+    out.push_str(text.get(..first.end).ok_or(())?);
+    let update = first.is("UPDATE");
+    let mut i = 1;
+    while t
+        .get(i)
+        .is_some_and(|x| x.is("LOW_PRIORITY") || x.is("QUICK") || x.is("IGNORE"))
+    {
+        i += 1;
+    }
+    let mut depth = 0usize;
+    let mut before_set = update;
+    out.push(' ');
+    let mut last = t.get(i).map_or(text.len(), |x| x.start);
+    let mut before_from = !update;
+    let rest = t.get(i..).ok_or(())?;
+    for (k, x) in rest.iter().enumerate() {
+        if depth == 0 && x.is("FROM") {
+            before_from = false;
+        }
+        // `DELETE t.* FROM …`: the `.*` goes.
+        if before_from
+            && ((x.punct(".") && rest.get(k + 1).is_some_and(|y| y.punct("*")))
+                || (x.punct("*") && k > 0 && rest[k - 1].punct(".")))
+        {
+            last = x.end;
+            continue;
+        }
+        if x.punct("(") {
+            depth += 1;
+        } else if x.punct(")") {
+            depth = depth.saturating_sub(1);
+        } else if depth == 0 && x.is("SET") {
+            before_set = false;
+        }
+        if before_set && depth == 0 && x.punct(",") {
+            out.push_str(" JOIN ");
+        } else {
+            out.push_str(text.get(last..x.start).ok_or(())?);
+            out.push_str(x.text);
+        }
+        last = x.end;
+    }
+    Ok(out)
 }
 
 /// The statement must end at token `i`.

@@ -906,3 +906,39 @@ fn mariadb_sequences() {
     expect("CREATE SEQUENCE s", vec![t(Create, "shop", "s")]);
     expect("DROP SEQUENCE s", vec![t(Drop, "shop", "s")]);
 }
+
+#[test]
+fn dml_modifiers_and_comma_joins() {
+    expect(
+        "UPDATE t1, t2 SET t1.a = t2.b WHERE t1.id = t2.id",
+        vec![tw(Update, "shop", "t1", true), t(Select, "shop", "t2")],
+    );
+    expect(
+        "UPDATE LOW_PRIORITY IGNORE t1 AS a, db.t2 AS b SET b.x = 1",
+        vec![t(Select, "shop", "t1"), tw(Update, "db", "t2", false)],
+    );
+    expect(
+        "UPDATE t SET a = (SELECT 1 FROM s, u)",
+        vec![
+            tw(Update, "shop", "t", false),
+            t(Select, "shop", "s"),
+            t(Select, "shop", "u"),
+        ],
+    );
+    expect(
+        "DELETE QUICK IGNORE FROM t WHERE a = 1",
+        vec![tw(Delete, "shop", "t", true)],
+    );
+    expect(
+        "DELETE LOW_PRIORITY t1.*, t2 FROM t1 JOIN t2 ON t1.id = t2.id JOIN t3",
+        vec![
+            tw(Delete, "shop", "t1", false),
+            tw(Delete, "shop", "t2", false),
+            t(Select, "shop", "t3"),
+        ],
+    );
+    expect(
+        "DELETE t1 FROM t1, t2 WHERE t1.id = t2.id",
+        vec![tw(Delete, "shop", "t1", true), t(Select, "shop", "t2")],
+    );
+}
