@@ -29,14 +29,14 @@
 //! | `INSERT` / `REPLACE` | `Insert` on the target (`+Delete` for `REPLACE`, `+Update` for `ON DUPLICATE KEY UPDATE`), `Select` on what it reads |
 //! | `UPDATE` | `Update` on the tables assigned (all joined tables when a column is unqualified in a join), `Select` on the others |
 //! | `DELETE` | `Delete` on the deleted tables, `Select` on the others |
-//! | stored function anywhere, `CALL p` | `Execute` on the function (`LOAD_FILE()`: `CopyIn` on the database) |
+//! | stored function anywhere, `CALL p` | `Execute` on the function (`LOAD_FILE()`: `CopyIn` on the database; MariaDB `NEXTVAL(s)`/`SETVAL(s, …)`: `Select` and `Update` on the sequence `s`, `LASTVAL(s)`: `Select`) |
 //! | `CREATE TABLE/VIEW/INDEX/DATABASE/SCHEMA/SEQUENCE` | `Create` (`+Select` on a view's, `… SELECT`'s, `LIKE`'s sources; `+Alter` on an index's table) |
 //! | `CREATE FUNCTION/PROCEDURE/TRIGGER/EVENT/PACKAGE` | `Create` (`+Alter` on a trigger's table) `+Unclassified`: the body is not analysed |
-//! | `ALTER …` / `RENAME TABLE a TO b` | `Alter` (`RENAME`: `+Create` on the new name; `EXCHANGE PARTITION … WITH TABLE t`: `+Alter` on `t`) |
+//! | `ALTER …` / `RENAME TABLE a TO b` | `Alter` (`RENAME`: `+Create` on the new name; `EXCHANGE PARTITION … WITH TABLE t`: `+Alter` on `t`; `REFERENCES t`: `+Select` on `t`) |
 //! | `DROP …` / `TRUNCATE` | `Drop` on each object / `Truncate` |
 //! | `GRANT`, `REVOKE`, users and roles, `SET ROLE|DEFAULT ROLE|PASSWORD` | `Grant` on the database |
 //! | `ANALYZE/CHECK/OPTIMIZE/REPAIR/CHECKSUM TABLE` | `Admin` on each table (`CHECKSUM`: `+Select`) |
-//! | `LOCK TABLES` | `Admin` and `Select` (`READ`) or `Update` (`WRITE`) on each table |
+//! | `LOCK TABLES` | `Admin` and `Select` on each table, `+Update` for `WRITE` |
 //! | `FLUSH`, `KILL`, `INSTALL/UNINSTALL`, replication (`CHANGE`, `START/STOP SLAVE|REPLICA`, `PURGE`, `RESET`), `SHUTDOWN`, `BINLOG`, `CACHE/LOAD INDEX`, `SET GLOBAL|PERSIST`, `SET` of a privileged session variable ([`PRIVILEGED_VARIABLES`]) | `Admin` on the database |
 //! | `LOAD DATA|XML … INTO TABLE t` | `CopyIn` on `t` |
 //! | `SHOW CREATE TABLE|VIEW`, `SHOW COLUMNS|INDEX`, `DESCRIBE t` | `Select` on the table |
@@ -47,12 +47,28 @@
 //! | `PREPARE s FROM '…'` | the literal's accesses, `prepares` |
 //! | `EXECUTE s` / `DEALLOCATE|DROP PREPARE s` | `executes` / `deallocates` |
 //!
-//! Unclassified on purpose: whatever does not parse; statement kinds not
-//! listed; `PREPARE … FROM @var`, `EXECUTE IMMEDIATE`; routine, trigger
-//! and event bodies (`BEGIN NOT ATOMIC` too); `SET STATEMENT … FOR`;
-//! `SHOW … WHERE (…)` and other token-level statements with parentheses
-//! where an expression could hide a subquery; table functions; names with
-//! more than two parts; nesting deeper than the parser's limit.
+//! Unclassified on purpose: whatever does not parse (sqlparser also
+//! rejects some valid MySQL: `TABLE t`, `WITH … UPDATE|DELETE`, `NEXT
+//! VALUE FOR s`, `FOR SYSTEM_TIME`, `RETURNING`); a piece that parses into
+//! other than one statement; statement kinds not listed (`CREATE SERVER`,
+//! `SIGNAL`, …); `PREPARE … FROM @var`, `EXECUTE IMMEDIATE`; routine,
+//! trigger and event bodies (`CREATE FUNCTION|PROCEDURE|TRIGGER|EVENT`
+//! adds an `Unclassified` access; `BEGIN NOT ATOMIC` is one); `SET
+//! STATEMENT … FOR`; `SHOW … WHERE (…)`, `HANDLER … (…)`, `LOAD DATA … SET
+//! c = (…)` and other token-level statements with parentheses where an
+//! expression could hide a subquery; MERGE tables (`UNION = (…)`) and
+//! FEDERATED `CONNECTION = '…'`; table functions; names with more than two
+//! parts; `INTO` a table; nesting deeper than the parser's limit
+//! ([`RECURSION_LIMIT`]) and more than [`MAX_OPERATORS`] operators or
+//! [`MAX_SET_OPERATIONS`] `UNION`s in one statement (left-deep trees that
+//! would otherwise overflow the stack); a message whose quotes another
+//! reading (`NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES`) would cut differently.
+//!
+//! Built-in functions are the union of MySQL's and MariaDB's (see
+//! [`crate::my_builtins`]): a stored function named like a built-in of the
+//! *other* server (`MEDIAN` on MySQL, say) and called unqualified is not
+//! reported. A routine body that the server runs with its definer's
+//! rights is not looked into: `Execute` on the routine is what is asked.
 //!
 //! `WHERE` on `UPDATE`/`DELETE` counts as present (`where_clause =
 //! Some(true)`) only when it names a column or holds a subquery and no
