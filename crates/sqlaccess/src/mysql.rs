@@ -100,6 +100,43 @@ const RECURSION_LIMIT: usize = 200;
 const MAX_OPERATORS: usize = 5000;
 const MAX_SET_OPERATIONS: usize = 300;
 
+/// Built-ins MySQL's lexer only takes as such when `(` follows at once
+/// (the `IGNORE_SPACE` list); sorted.
+pub(crate) const IGNORE_SPACE_FUNCTIONS: &[&str] = &[
+    "ADDDATE",
+    "BIT_AND",
+    "BIT_OR",
+    "BIT_XOR",
+    "CAST",
+    "COUNT",
+    "CURDATE",
+    "CURTIME",
+    "DATE_ADD",
+    "DATE_SUB",
+    "EXTRACT",
+    "GROUP_CONCAT",
+    "MAX",
+    "MID",
+    "MIN",
+    "NOW",
+    "POSITION",
+    "SESSION_USER",
+    "STD",
+    "STDDEV",
+    "STDDEV_POP",
+    "STDDEV_SAMP",
+    "SUBDATE",
+    "SUBSTR",
+    "SUBSTRING",
+    "SUM",
+    "SYSDATE",
+    "SYSTEM_USER",
+    "TRIM",
+    "VARIANCE",
+    "VAR_POP",
+    "VAR_SAMP",
+];
+
 /// How deep `EXPLAIN`/`PREPARE`/`ANALYZE` may nest statements.
 const MAX_NESTING: usize = 4;
 
@@ -821,9 +858,33 @@ impl Cx {
                 self.obj(SqlAction::Update, ObjectKind::Table, &name, Some(false));
             }
         }
-        for parts in &c.functions {
-            if let [one] = parts.as_slice() {
+        // `NOW ()`: with a space (and without IGNORE_SPACE) MySQL calls a
+        // stored function of that name; so does `` `now`() ``.
+        let mut spaced: Vec<String> = Vec::new();
+        let tt = toks(text)?;
+        for w in tt.windows(2) {
+            if w[0].kind == TokenKind::Word && w[1].punct("(") && w[1].start > w[0].end {
+                let upper = w[0].text.to_ascii_uppercase();
+                if IGNORE_SPACE_FUNCTIONS
+                    .binary_search(&upper.as_str())
+                    .is_ok()
+                {
+                    spaced.push(upper);
+                }
+            }
+        }
+        for (parts, quoted) in &c.functions {
+            if let [one] = parts.as_slice()
+                && !quoted
+            {
                 let upper = one.to_ascii_uppercase();
+                if spaced.contains(&upper) {
+                    // The fingerprint ignores that space.
+                    self.out.shape_only = false;
+                    let name = name_of(parts)?;
+                    self.obj(SqlAction::Execute, ObjectKind::Function, &name, None);
+                    continue;
+                }
                 if upper == "LOAD_FILE" {
                     self.on_db(SqlAction::CopyIn, None);
                     continue;
@@ -1902,7 +1963,8 @@ struct Collector {
     skip: Vec<*const ObjectName>,
     frames: Vec<Frame>,
     tables: Vec<Vec<String>>,
-    functions: Vec<Vec<String>>,
+    /// Functions called, and whether the name was backquoted.
+    functions: Vec<(Vec<String>, bool)>,
     bad: bool,
     union: bool,
     tautology: bool,
@@ -2079,7 +2141,10 @@ impl Visitor for Collector {
                             None => self.bad = true,
                         }
                     } else {
-                        self.functions.push(p);
+                        let quoted = f.name.0.iter().any(|part| {
+                            matches!(part, ObjectNamePart::Identifier(i) if i.quote_style.is_some())
+                        });
+                        self.functions.push((p, quoted));
                     }
                 }
                 Err(()) => self.bad = true,

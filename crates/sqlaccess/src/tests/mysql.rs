@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use crate::my_builtins::NATIVE_FUNCTIONS;
-use crate::mysql::PRIVILEGED_VARIABLES;
+use crate::mysql::{IGNORE_SPACE_FUNCTIONS, PRIVILEGED_VARIABLES};
 use crate::{
     Access, Classified, Dialect, Object, ObjectKind, Scope, ScopeChange, SqlAction, classify,
 };
@@ -82,6 +82,7 @@ fn unclassified(sql: &str) {
 fn lists_are_sorted_for_binary_search() {
     assert!(NATIVE_FUNCTIONS.windows(2).all(|w| w[0] < w[1]));
     assert!(PRIVILEGED_VARIABLES.windows(2).all(|w| w[0] < w[1]));
+    assert!(IGNORE_SPACE_FUNCTIONS.windows(2).all(|w| w[0] < w[1]));
     assert!(NATIVE_FUNCTIONS.contains(&"COUNT"));
     assert!(NATIVE_FUNCTIONS.contains(&"JSON_EXTRACT"));
 }
@@ -295,6 +296,11 @@ fn stored_and_native_functions() {
     expect("DO myf(1)", vec![f(Execute, "shop", "myf")]);
     expect("DO 1 + 1", vec![]);
     expect("SELECT LOAD_FILE('/etc/passwd')", vec![d(CopyIn, "shop")]);
+    // `NOW ()` with a space, or a backquoted name, is a stored function.
+    expect("SELECT NOW ()", vec![f(Execute, "shop", "NOW")]);
+    assert!(!c("SELECT NOW ()").shape_only);
+    expect("SELECT `now`()", vec![f(Execute, "shop", "now")]);
+    expect("SELECT CONCAT ('a', 'b'), NOW()", vec![]);
 }
 
 #[test]
