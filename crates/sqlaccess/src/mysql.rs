@@ -1046,13 +1046,34 @@ impl Cx {
         match kind.as_str() {
             "TABLE" | "VIEW" => {
                 merge_or_federated(t)?;
-                let rest = text.get(t[i].start..).ok_or(())?;
+                // `WITH [CASCADED | LOCAL] CHECK OPTION` ends a view.
+                let mut end = text.len();
+                let n = t.len();
+                if kind == "VIEW" && n >= 3 && t[n - 1].is("OPTION") && t[n - 2].is("CHECK") {
+                    let w = if t[n - 3].is("CASCADED") || t[n - 3].is("LOCAL") {
+                        n.checked_sub(4).ok_or(())?
+                    } else {
+                        n - 3
+                    };
+                    if !t[w].is("WITH") {
+                        return Err(());
+                    }
+                    end = t[w].start;
+                }
+                let rest = text.get(t[i].start..end).ok_or(())?;
                 let temporary = t[..i].iter().any(|x| x.is("TEMPORARY"));
                 let prefix = match (or_replace, temporary) {
                     (true, _) => "CREATE OR REPLACE ",
                     (false, true) => "CREATE TEMPORARY ",
                     (false, false) => "CREATE ",
                 };
+                // A foreign key's parent table (`REFERENCES` privilege).
+                for k in i..n {
+                    if t[k].is("REFERENCES") {
+                        let (parent, _) = name_at(t, k + 1)?;
+                        self.table(SqlAction::Select, &parent);
+                    }
+                }
                 self.parsed(&format!("{prefix}{rest}"))
             }
             "INDEX" => {

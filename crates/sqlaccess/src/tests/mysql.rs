@@ -337,6 +337,18 @@ fn ddl() {
         "CREATE FUNCTION lib.f(x INT) RETURNS INT DETERMINISTIC RETURN x + 1",
         vec![f(Create, "lib", "f"), d(Unclassified, "shop")],
     );
+    expect(
+        "CREATE TABLE c (id INT, pid INT, FOREIGN KEY (pid) REFERENCES db2.p (id))",
+        vec![t(Create, "shop", "c"), t(Select, "db2", "p")],
+    );
+    expect(
+        "CREATE VIEW v AS SELECT myf(a) FROM t WITH LOCAL CHECK OPTION",
+        vec![
+            t(Create, "shop", "v"),
+            t(Select, "shop", "t"),
+            f(Execute, "shop", "myf"),
+        ],
+    );
     expect("CREATE DATABASE IF NOT EXISTS d2", vec![d(Create, "d2")]);
     expect("CREATE SCHEMA d2", vec![d(Create, "d2")]);
     expect(
