@@ -22,6 +22,7 @@
 //!
 //! Pure: no I/O, no clock.
 
+mod my_builtins;
 mod mysql;
 mod postgres;
 #[cfg(test)]
