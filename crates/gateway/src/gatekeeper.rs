@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::GatewayConfig;
 use crate::limits::{Buckets, Counts, Slot, acquire};
-use crate::statements::{ObjectTags, SessionStatements};
+use crate::statements::{ObjectTags, ServerCatalog, SessionStatements};
 
 /// A login attempt, filled in as it goes, for the audit log.
 #[derive(Default, Clone)]
@@ -221,14 +221,14 @@ impl Gatekeeper {
 
     /// The session's statement policy (`None` when its database has it
     /// off). `database` is the database the client connected to;
-    /// `search_path` the server's at login (PostgreSQL).
+    /// `catalog` what was read of the server's at login (PostgreSQL).
     pub fn statement_gate(
         &self,
         auth: &Authenticated,
         secure: bool,
         database: &str,
         db_user: &str,
-        search_path: Option<&str>,
+        catalog: Option<Arc<ServerCatalog>>,
     ) -> Option<Box<dyn latchkey_framing::StatementGate>> {
         // The registration as now stored: a mode changed since login
         // counts from the next session.
@@ -247,7 +247,7 @@ impl Gatekeeper {
             secure,
             Some(database),
             db_user,
-            search_path,
+            catalog,
         )
         .map(|gate| Box::new(gate) as Box<dyn latchkey_framing::StatementGate>)
     }

@@ -129,10 +129,10 @@ pub trait Protocol: Send + Sync + Sized + 'static {
     /// Makes an idle upstream connection fit for another client.
     fn reset(upstream: &mut Self::Upstream) -> impl Future<Output = Result<()>> + Send;
 
-    /// The server's `search_path` as the upstream session began
-    /// (PostgreSQL, read when statement policy is on), for resolving
-    /// unqualified names.
-    fn search_path(_upstream: &Self::Upstream) -> Option<&str> {
+    /// What was read of the server's catalogue as the upstream session
+    /// began (PostgreSQL, when statement policy is on): `search_path`
+    /// and view dependencies.
+    fn catalog(_upstream: &Self::Upstream) -> Option<Arc<crate::statements::ServerCatalog>> {
         None
     }
 }
@@ -462,7 +462,7 @@ impl<P: Protocol> Gateway<P> {
             login.secure,
             &login.database,
             &login.user,
-            P::search_path(&upstream),
+            P::catalog(&upstream),
         );
         let info = keeper.session_started(
             peer,

@@ -64,18 +64,30 @@ impl ObjectTags {
         Self { by_object }
     }
 
-    fn get(&self, access: &Access) -> &[(String, String)] {
+    fn get(&self, kind: &ObjectKind, schema: &str, name: &str) -> &[(String, String)] {
         // Allocation-free lookup would need a borrowed key type; tags are
-        // read only on a cache miss.
+        // read only when a decision is made, not from the cache.
         self.by_object
-            .get(&(
-                access.object.kind,
-                access.object.schema.clone(),
-                access.object.name.clone(),
-            ))
+            .get(&(*kind, schema.to_owned(), name.to_owned()))
             .map_or(&[], Vec::as_slice)
     }
 }
+
+/// What the gateway reads of the server's catalogue when an upstream
+/// session begins (PostgreSQL): where unqualified names resolve, and
+/// which relations each view reads, so that a view carries the
+/// classification of the tables behind it.
+#[derive(Debug, Default)]
+pub struct ServerCatalog {
+    /// The session's effective `search_path`: existing schemas only,
+    /// `$user` resolved, each quoted as `quote_ident` does.
+    pub search_path: Option<String>,
+    /// (schema, view) to the (schema, relation) pairs it reads.
+    pub view_reads: HashMap<(String, String), Vec<(String, String)>>,
+}
+
+/// How deep views over views are followed for their tags.
+const VIEW_DEPTH: usize = 16;
 
 /// What a session's statements are decided with.
 pub struct SessionStatements {
@@ -90,6 +102,7 @@ pub struct SessionStatements {
     /// `aws:SecureTransport`.
     context: Vec<(String, String)>,
     tags: Arc<ObjectTags>,
+    catalog: Arc<ServerCatalog>,
     scope: Scope,
     /// The server's `search_path` at login, `$user` resolved.
     default_path: Vec<String>,
@@ -120,7 +133,7 @@ impl SessionStatements {
         secure: bool,
         database: Option<&str>,
         db_user: &str,
-        search_path: Option<&str>,
+        catalog: Option<Arc<ServerCatalog>>,
     ) -> Option<Self> {
         let enforced = match db.statement_policy {
             StatementPolicy::Off => return None,
@@ -137,8 +150,14 @@ impl SessionStatements {
             .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v.clone()))
             .collect();
         context.push(("aws:SecureTransport".into(), secure.to_string()));
+        let catalog = catalog.unwrap_or_default();
         let default_path = match dialect {
-            Dialect::Postgres => parse_search_path(search_path.unwrap_or("\"$user\", public"))
+            Dialect::Postgres => parse_search_path(
+                catalog
+                    .search_path
+                    .as_deref()
+                    .unwrap_or("\"$user\", public"),
+            )
                 .into_iter()
                 .map(|s| if s == "$user" { db_user.to_owned() } else { s })
                 .collect(),
@@ -153,6 +172,7 @@ impl SessionStatements {
             resource_id: db.resource_id.clone(),
             context,
             tags,
+            catalog,
             scope: Scope {
                 database: database.filter(|d| !d.is_empty()).map(str::to_owned),
                 search_path: default_path.clone(),
@@ -242,6 +262,39 @@ impl SessionStatements {
         classified
     }
 
+    /// An object's classification tags, with those of every relation a
+    /// view reads (views over views too): a view of restricted data is
+    /// restricted. Several values of one key are all seen.
+    fn object_tags(&self, access: &Access) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        let mut add = |tags: &[(String, String)]| {
+            for (k, v) in tags {
+                match out.iter_mut().find(|(key, _)| key == k) {
+                    Some((_, values)) if !values.contains(v) => values.push(v.clone()),
+                    Some(_) => {}
+                    None => out.push((k.clone(), vec![v.clone()])),
+                }
+            }
+        };
+        add(self.tags.get(&access.object.kind, &access.object.schema, &access.object.name));
+        if access.object.kind == ObjectKind::Table && !self.catalog.view_reads.is_empty() {
+            let mut seen = vec![(access.object.schema.clone(), access.object.name.clone())];
+            let mut next = 0;
+            while next < seen.len() && seen.len() < VIEW_DEPTH * 16 {
+                if let Some(reads) = self.catalog.view_reads.get(&seen[next]) {
+                    for read in reads {
+                        if !seen.contains(read) {
+                            add(self.tags.get(&ObjectKind::Table, &read.0, &read.1));
+                            seen.push(read.clone());
+                        }
+                    }
+                }
+                next += 1;
+            }
+        }
+        out
+    }
+
     /// Decides every access; the first denied one decides the statement.
     fn decide(&self, accesses: &[Access], fingerprint: u64, now: i64) -> Ruling {
         let first = accesses.first();
@@ -307,8 +360,8 @@ impl SessionStatements {
                     [if present { "true" } else { "false" }],
                 );
             }
-            for (k, v) in self.tags.get(access) {
-                req.set_context(&format!("sql:ObjectTag/{k}"), [v.as_str()]);
+            for (k, values) in self.object_tags(access) {
+                req.set_context(&format!("sql:ObjectTag/{k}"), values);
             }
             if set.decide(&req) == Decision::Allowed {
                 if allowed_by.is_empty() {
@@ -349,8 +402,11 @@ impl StatementGate for SessionStatements {
         let now = self.state.now();
         let cacheable = shape_cacheable(sql, self.dialect);
         let shape = latchkey_sqlnorm::normalize_into(sql, self.dialect, &mut self.scratch);
-        let key = cacheable
-            .then(|| shape.fingerprint ^ self.scope_generation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // The key is the normalised text as written: the fingerprint folds
+        // case, and MySQL table names are case-sensitive.
+        let key = cacheable.then(|| {
+            text_hash(&self.scratch) ^ self.scope_generation.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        });
         if let Some(key) = key
             && let Some((at, ruling)) = self.decisions.get(&key)
             && *at == now
@@ -412,6 +468,13 @@ impl StatementGate for SessionStatements {
     fn database_changed(&mut self) {
         self.apply(&[ScopeChange::Database(String::new())]);
     }
+}
+
+/// 64-bit FNV-1a of a normalised statement, as written.
+fn text_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Whether every lexer (Latchkey's fingerprint, the classifier's parser,

@@ -28,6 +28,7 @@ use anyhow::{Result, anyhow, bail};
 use latchkey_gateway::{
     Authenticated, Denial, Gatekeeper, Login, Opening, Protocol, Relayed, Session, UpstreamFailure,
 };
+use latchkey_gateway::statements::ServerCatalog;
 use latchkey_pgwire::{self as wire, Severity, Startup};
 use latchkey_store::Engine;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -459,8 +460,8 @@ impl Protocol for Postgres {
         pool::reset(upstream).await
     }
 
-    fn search_path(upstream: &Upstream) -> Option<&str> {
-        upstream.search_path.as_deref()
+    fn catalog(upstream: &Upstream) -> Option<Arc<ServerCatalog>> {
+        upstream.catalog.clone()
     }
 }
 

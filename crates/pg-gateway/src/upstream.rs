@@ -10,6 +10,7 @@ use latchkey_pgwire::{self as wire, AuthRequest};
 use std::sync::Arc;
 
 use latchkey_identity::AppState;
+use latchkey_gateway::statements::ServerCatalog;
 use latchkey_store::{Database, StatementPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -46,9 +47,9 @@ pub struct Upstream {
     /// `ParameterStatus` values as the server last reported them.
     pub params: Vec<(String, String)>,
     pub created: Instant,
-    /// The session's `search_path` at login, read when the database has
-    /// statement policy on.
-    pub search_path: Option<String>,
+    /// What statement policy reads of the server's catalogue at login
+    /// (when the database has it on).
+    pub catalog: Option<Arc<ServerCatalog>>,
 }
 
 impl latchkey_gateway::pool::Pooled for Upstream {
@@ -180,7 +181,7 @@ async fn login(
         key: 0,
         params: Vec::new(),
         created: Instant::now(),
-        search_path: None,
+        catalog: None,
     };
     // Parameters and the cancel key, up to ReadyForQuery.
     loop {
@@ -205,23 +206,57 @@ async fn login(
         }
     }
     if db.statement_policy != StatementPolicy::Off {
-        upstream.search_path = Some(show_search_path(&mut upstream.stream).await?);
+        upstream.catalog = Some(Arc::new(read_catalog(&mut upstream.stream).await?));
     }
     Ok(upstream)
 }
 
-/// The session's `search_path` (its role's and database's defaults
-/// applied), which statement policy resolves unqualified names with.
-async fn show_search_path(stream: &mut UpstreamStream) -> Result<String> {
+/// The effective `search_path` (existing schemas, as the session's role
+/// and database set it) and which relations each view reads.
+const CATALOG_QUERY: &str = "SELECT 'path', coalesce((SELECT string_agg(quote_ident(s), ', ') \
+FROM unnest(current_schemas(false)) s), ''), '', '', ''; \
+SELECT DISTINCT 'view', vn.nspname::text, v.relname::text, tn.nspname::text, t.relname::text \
+FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class \
+JOIN pg_namespace vn ON vn.oid = v.relnamespace \
+JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
+AND d.refclassid = 'pg_class'::regclass \
+JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+WHERE v.relkind IN ('v', 'm') AND t.oid <> v.oid \
+AND vn.nspname NOT IN ('pg_catalog', 'information_schema')";
+
+/// What statement policy needs of the server's catalogue, read once per
+/// upstream session.
+async fn read_catalog(stream: &mut UpstreamStream) -> Result<ServerCatalog> {
     let mut out = Vec::new();
-    wire::query(&mut out, "SHOW search_path");
+    wire::query(&mut out, CATALOG_QUERY);
     stream.write_all(&out).await?;
     stream.flush().await?;
-    let mut value = None;
+    let mut catalog = ServerCatalog::default();
     loop {
-        let (tag, body) = read_message(stream, 1 << 20).await?;
+        let (tag, body) = read_message(stream, 1 << 24).await?;
         match tag {
-            b'D' => value = Some(wire::first_text_column(&body).map_err(|e| anyhow!("{e}"))?),
+            b'D' => {
+                let row = wire::text_columns(&body).map_err(|e| anyhow!("{e}"))?;
+                match row.as_slice() {
+                    [Some(kind), Some(path), ..] if kind == "path" => {
+                        catalog.search_path = Some(path.clone());
+                    }
+                    [
+                        Some(kind),
+                        Some(schema),
+                        Some(view),
+                        Some(read_schema),
+                        Some(read_name),
+                    ] if kind == "view" => {
+                        catalog
+                            .view_reads
+                            .entry((schema.clone(), view.clone()))
+                            .or_default()
+                            .push((read_schema.clone(), read_name.clone()));
+                    }
+                    _ => bail!("unexpected catalogue row"),
+                }
+            }
             b'Z' => break,
             b'E' => {
                 let (code, message) = wire::parse_error(&body);
@@ -230,7 +265,10 @@ async fn show_search_path(stream: &mut UpstreamStream) -> Result<String> {
             _ => {}
         }
     }
-    value.ok_or_else(|| anyhow!("SHOW search_path returned no row"))
+    if catalog.search_path.is_none() {
+        bail!("the server did not report its search_path");
+    }
+    Ok(catalog)
 }
 
 /// Sends `SSLRequest` and, if the server agrees, runs the TLS handshake.

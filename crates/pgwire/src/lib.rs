@@ -288,18 +288,32 @@ pub fn parse_auth(body: &[u8]) -> Result<AuthRequest, WireError> {
     })
 }
 
-/// The first column of a `DataRow` body, as text (not NULL).
-pub fn first_text_column(body: &[u8]) -> Result<String, WireError> {
-    let malformed = WireError::Malformed("DataRow");
-    let columns = body.get(..2).ok_or(malformed.clone())?;
-    if u16::from_be_bytes([columns[0], columns[1]]) == 0 {
-        return Err(malformed);
+/// The columns of a `DataRow` body, as text (`None` for NULL).
+pub fn text_columns(body: &[u8]) -> Result<Vec<Option<String>>, WireError> {
+    let malformed = || WireError::Malformed("DataRow");
+    let count = body.get(..2).ok_or_else(malformed)?;
+    let count = u16::from_be_bytes([count[0], count[1]]);
+    let mut at = 2;
+    let mut out = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let len = body.get(at..at + 4).ok_or_else(malformed)?;
+        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+        at += 4;
+        if len < 0 {
+            out.push(None);
+            continue;
+        }
+        let len = usize::try_from(len).map_err(|_| malformed())?;
+        let value = body.get(at..at + len).ok_or_else(malformed)?;
+        at += len;
+        out.push(Some(
+            String::from_utf8(value.to_vec()).map_err(|_| malformed())?,
+        ));
     }
-    let len = body.get(2..6).ok_or(malformed.clone())?;
-    let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
-    let len = usize::try_from(len).map_err(|_| malformed.clone())?;
-    let value = body.get(6..6 + len).ok_or(malformed.clone())?;
-    String::from_utf8(value.to_vec()).map_err(|_| malformed)
+    if at != body.len() {
+        return Err(malformed());
+    }
+    Ok(out)
 }
 
 /// The SQLSTATE and message of an `ErrorResponse` body.
@@ -528,11 +542,14 @@ mod data_row_tests {
     use super::*;
 
     #[test]
-    fn first_text_column_reads_one_value_and_refuses_short_or_null_rows() {
-        let row = [0, 1, 0, 0, 0, 6, b'p', b'u', b'b', b'l', b'i', b'c'];
-        assert_eq!(first_text_column(&row).unwrap(), "public");
-        assert!(first_text_column(&row[..8]).is_err());
-        assert!(first_text_column(&[0, 1, 0xff, 0xff, 0xff, 0xff]).is_err());
-        assert!(first_text_column(&[0, 0]).is_err());
+    fn text_columns_read_values_and_nulls_and_refuse_short_rows() {
+        let row = [0, 2, 0, 0, 0, 6, b'p', b'u', b'b', b'l', b'i', b'c', 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(
+            text_columns(&row).unwrap(),
+            [Some("public".to_owned()), None]
+        );
+        assert!(text_columns(&row[..8]).is_err());
+        assert!(text_columns(&[0, 1, 0, 0, 0, 1, b'x', b'y']).is_err());
+        assert_eq!(text_columns(&[0, 0]).unwrap(), []);
     }
 }
