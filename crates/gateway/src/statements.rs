@@ -158,9 +158,9 @@ impl SessionStatements {
                     .as_deref()
                     .unwrap_or("\"$user\", public"),
             )
-                .into_iter()
-                .map(|s| if s == "$user" { db_user.to_owned() } else { s })
-                .collect(),
+            .into_iter()
+            .map(|s| if s == "$user" { db_user.to_owned() } else { s })
+            .collect(),
             Dialect::MySql => Vec::new(),
         };
         let arn_prefix = format!("arn:aws:sql:{}:{}:", state.region(), caller.account);
@@ -276,7 +276,11 @@ impl SessionStatements {
                 }
             }
         };
-        add(self.tags.get(&access.object.kind, &access.object.schema, &access.object.name));
+        add(self.tags.get(
+            &access.object.kind,
+            &access.object.schema,
+            &access.object.name,
+        ));
         if access.object.kind == ObjectKind::Table && !self.catalog.view_reads.is_empty() {
             let mut seen = vec![(access.object.schema.clone(), access.object.name.clone())];
             let mut next = 0;

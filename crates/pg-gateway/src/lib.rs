@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
+use latchkey_gateway::statements::ServerCatalog;
 use latchkey_gateway::{
     Authenticated, Denial, Gatekeeper, Login, Opening, Protocol, Relayed, Session, UpstreamFailure,
 };
-use latchkey_gateway::statements::ServerCatalog;
 use latchkey_pgwire::{self as wire, Severity, Startup};
 use latchkey_store::Engine;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

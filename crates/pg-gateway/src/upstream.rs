@@ -9,8 +9,8 @@ use latchkey_gateway::net::{Socket, TlsMode, UPSTREAM_CONNECT_TIMEOUT};
 use latchkey_pgwire::{self as wire, AuthRequest};
 use std::sync::Arc;
 
-use latchkey_identity::AppState;
 use latchkey_gateway::statements::ServerCatalog;
+use latchkey_identity::AppState;
 use latchkey_store::{Database, StatementPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

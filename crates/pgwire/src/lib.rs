@@ -543,7 +543,9 @@ mod data_row_tests {
 
     #[test]
     fn text_columns_read_values_and_nulls_and_refuse_short_rows() {
-        let row = [0, 2, 0, 0, 0, 6, b'p', b'u', b'b', b'l', b'i', b'c', 0xff, 0xff, 0xff, 0xff];
+        let row = [
+            0, 2, 0, 0, 0, 6, b'p', b'u', b'b', b'l', b'i', b'c', 0xff, 0xff, 0xff, 0xff,
+        ];
         assert_eq!(
             text_columns(&row).unwrap(),
             [Some("public".to_owned()), None]
