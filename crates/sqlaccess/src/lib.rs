@@ -23,6 +23,7 @@
 //! Pure: no I/O, no clock.
 
 mod mysql;
+mod pg_builtins;
 mod postgres;
 #[cfg(test)]
 mod tests;
