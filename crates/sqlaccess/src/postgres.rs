@@ -80,6 +80,9 @@ pub(crate) fn classify(sql: &str, scope: &Scope) -> Classified {
     for raw in stmts {
         w.depth = 0;
         w.ctes.clear();
+        if !w.out.scope_changes.is_empty() {
+            w.apply_scope_changes();
+        }
         match raw.stmt.as_deref().and_then(|n| n.node.as_ref()) {
             Some(stmt) => w.stmt(stmt),
             None => w.unclassified(),
@@ -140,10 +143,7 @@ fn is_const(n: &Node) -> bool {
 /// constant (`true`, `1`): what an injected `OR …` looks like.
 fn is_probe(n: &Node) -> bool {
     match n.node.as_ref() {
-        Some(N::AConst(c)) => matches!(
-            c.val,
-            Some(pb::a_const::Val::Boolval(_)) | Some(pb::a_const::Val::Ival(_))
-        ),
+        Some(N::AConst(c)) => !c.isnull,
         Some(N::TypeCast(_)) => is_const(n),
         Some(N::AExpr(e)) => {
             let kind = pb::AExprKind::try_from(e.kind).unwrap_or(pb::AExprKind::Undefined);
@@ -281,6 +281,10 @@ struct Walker<'a> {
     /// Column references seen so far (to tell whether an UPDATE's SET
     /// reads columns).
     colrefs: usize,
+    /// Paths set by earlier statements of the message.
+    later_paths: Vec<Vec<String>>,
+    /// An earlier statement set the path to something unknown.
+    path_unknown: bool,
 }
 
 impl<'a> Walker<'a> {
@@ -295,6 +299,8 @@ impl<'a> Walker<'a> {
             depth: 0,
             seen: Vec::new(),
             colrefs: 0,
+            later_paths: Vec::new(),
+            path_unknown: false,
         }
     }
 
@@ -374,6 +380,60 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// The schemas an unqualified name may resolve to once an earlier
+    /// statement of the message set `search_path`: those of every path in
+    /// force (the session's and each one set), as the server could not be
+    /// narrowed to one (a `SET` may be rolled back). An empty result is
+    /// unclassified.
+    fn schemas_after_changes(&mut self, name: &str, lookup: Lookup) -> Vec<String> {
+        let builtin = match lookup {
+            Lookup::Relation => pg_builtins::RELATIONS.binary_search(&name).is_ok(),
+            Lookup::Function => pg_builtins::FUNCTIONS.binary_search(&name).is_ok(),
+            Lookup::Other => false,
+        };
+        let mut schemas: Vec<String> = Vec::new();
+        let mut unknown = false;
+        for path in std::iter::once(&self.scope.search_path).chain(self.later_paths.iter()) {
+            if builtin {
+                match path.iter().position(|s| s == "pg_catalog") {
+                    Some(i) => schemas.extend(path[..=i].iter().cloned()),
+                    None => schemas.push("pg_catalog".to_owned()),
+                }
+            } else if path.is_empty() {
+                unknown = true;
+            } else {
+                schemas.extend(path.iter().cloned());
+            }
+        }
+        if unknown {
+            self.unclassified();
+        }
+        schemas.sort();
+        schemas.dedup();
+        schemas
+    }
+
+    /// Takes in the scope changes of the statements so far: later
+    /// statements resolve names along every path set, and not at all once
+    /// the path is unknown (`$user`, the server's default, an expression).
+    fn apply_scope_changes(&mut self) {
+        for change in &self.out.scope_changes {
+            match change {
+                ScopeChange::SearchPath(path) => {
+                    if path.iter().any(|s| s == "$user") {
+                        self.path_unknown = true;
+                    } else if !self.later_paths.contains(path) {
+                        self.later_paths.push(path.clone());
+                    }
+                }
+                ScopeChange::SearchPathDefault | ScopeChange::SearchPathUnknown => {
+                    self.path_unknown = true
+                }
+                ScopeChange::Database(_) => self.path_unknown = true,
+            }
+        }
+    }
+
     /// Reports `action` on the object named by `parts` (1 to 3 names).
     fn resolve(
         &mut self,
@@ -384,6 +444,12 @@ impl<'a> Walker<'a> {
         where_clause: Option<bool>,
     ) {
         match *parts {
+            [_] if self.path_unknown => self.unclassified(),
+            [name] if !self.later_paths.is_empty() => {
+                for schema in self.schemas_after_changes(name, lookup) {
+                    self.push(action, kind, None, &schema, name, where_clause);
+                }
+            }
             [name] => match self.schemas_for(name, lookup) {
                 None => self.push(action, kind, None, "pg_catalog", name, where_clause),
                 Some([]) => self.unclassified(),
@@ -784,6 +850,10 @@ impl<'a> Walker<'a> {
             }
             N::CreateSchemaStmt(s) => {
                 self.db_access(A::Create);
+                if !s.schema_elts.is_empty() {
+                    // The elements resolve names in the new schema first.
+                    self.unclassified();
+                }
                 for e in &s.schema_elts {
                     self.stmt_node(e);
                 }
@@ -1143,6 +1213,9 @@ impl<'a> Walker<'a> {
                 self.unclassified();
                 continue;
             };
+            if pb::AlterTableType::try_from(cmd.subtype) == Ok(pb::AlterTableType::AtChangeOwner) {
+                self.db_access(SqlAction::Grant);
+            }
             let Some(def) = cmd.def.as_deref() else {
                 continue;
             };

@@ -749,3 +749,41 @@ fn builtin_lists_are_sorted() {
         assert!(list.windows(2).all(|w| w[0] < w[1]));
     }
 }
+
+#[test]
+fn search_path_set_earlier_in_the_message() {
+    // The SELECT runs under the new path: both paths are reported.
+    check(
+        "SET search_path TO evil; SELECT * FROM t",
+        vec![t(Select, "t"), t(Select, "evil.t")],
+    );
+    check(
+        "SET search_path TO evil, pg_catalog; SELECT lower(x) FROM pg_class",
+        vec![
+            f(Execute, "pg_catalog.lower"),
+            f(Execute, "evil.lower"),
+            t(Select, "pg_catalog.pg_class"),
+            t(Select, "evil.pg_class"),
+        ],
+    );
+    // An unknown path leaves later unqualified names unclassified.
+    for first in [
+        "RESET search_path",
+        "SET search_path TO \"$user\"",
+        "SELECT set_config('search_path', 'x', false)",
+    ] {
+        let out = c(&format!("{first}; SELECT * FROM t, s.u"));
+        assert!(out.accesses.contains(&db(Unclassified)), "{first}");
+        assert!(out.accesses.contains(&t(Select, "s.u")), "{first}");
+        assert!(!out.accesses.contains(&t(Select, "t")), "{first}");
+    }
+    // Names in the statement that sets it resolve as before.
+    check(
+        "SELECT set_config('search_path', 'x', false), lower(a) FROM t",
+        vec![
+            f(Execute, "pg_catalog.set_config"),
+            f(Execute, "pg_catalog.lower"),
+            t(Select, "t"),
+        ],
+    );
+}
