@@ -787,3 +787,95 @@ fn search_path_set_earlier_in_the_message() {
         ],
     );
 }
+
+mod robust {
+    use super::*;
+    use proptest::prelude::*;
+
+    const WORDS: &[&str] = &[
+        "SELECT",
+        "*",
+        "FROM",
+        "t",
+        "s.u",
+        "WHERE",
+        "a",
+        "=",
+        "1",
+        "OR",
+        "(",
+        ")",
+        ",",
+        ";",
+        "WITH",
+        "x",
+        "AS",
+        "JOIN",
+        "ON",
+        "DELETE",
+        "UPDATE",
+        "SET",
+        "INSERT",
+        "INTO",
+        "VALUES",
+        "RETURNING",
+        "f(",
+        "'lit'",
+        "$1",
+        "::regclass",
+        "nextval('q')",
+        "UNION",
+        "EXPLAIN",
+        "ANALYZE",
+        "COPY",
+        "TO",
+        "STDOUT",
+        "DROP",
+        "TABLE",
+        "CREATE",
+        "VIEW",
+        "search_path",
+        "--",
+        "/*",
+        "*/",
+        "LATERAL",
+        "RECURSIVE",
+        "FOR",
+        "UPDATE",
+        "MERGE",
+        "USING",
+        "WHEN",
+        "MATCHED",
+        "THEN",
+        "DO",
+        "NOTHING",
+        "PREPARE",
+        "EXECUTE",
+        "GRANT",
+        "ALL",
+        "ON",
+        "CALL",
+    ];
+
+    proptest! {
+        #[test]
+        fn never_panics_and_names_the_database(words in prop::collection::vec(prop::sample::select(WORDS), 0..40)) {
+            let sql = words.join(" ");
+            for scope in [two_schemas(), scope()] {
+                let out = classify(&sql, Dialect::Postgres, &scope);
+                for a in &out.accesses {
+                    prop_assert!(!a.object.database.is_empty(), "{}: {:?}", sql, a);
+                }
+            }
+            classify(&sql, Dialect::Postgres, &Scope::default());
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(sql in ".{0,200}") {
+            let out = classify(&sql, Dialect::Postgres, &two_schemas());
+            for a in &out.accesses {
+                prop_assert!(!a.object.database.is_empty());
+            }
+        }
+    }
+}
