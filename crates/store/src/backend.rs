@@ -43,8 +43,9 @@
 use zeroize::Zeroizing;
 
 use crate::{
-    AccessKey, Database, Group, ManagedPolicy, MfaDevice, ObjectTag, PolicyEntity, PolicyVersion,
-    PrincipalKind, Result, Role, StoreError, User, Vault,
+    AccessKey, Database, Fingerprint, FirewallConfig, FirewallProfile, Group, LearnedShape,
+    ManagedPolicy, MfaDevice, ObjectTag, PolicyEntity, PolicyVersion, PrincipalKind, ProfileMode,
+    Result, Role, StoreError, User, Vault,
 };
 
 /// A whole store: every concern, shareable between threads.
@@ -55,6 +56,7 @@ pub trait Backend:
     + SessionKeys
     + Databases
     + Classification
+    + Firewall
     + Findings
     + Audit
     + Send
@@ -376,6 +378,61 @@ pub trait Classification {
     /// Every tag on `database`'s objects (all databases when `None`),
     /// sorted by object, column, key.
     fn object_tags(&self, database: Option<&str>) -> Result<Vec<ObjectTag>>;
+}
+
+/// The SQL firewall: per database settings, and per (database,
+/// principal) profiles of known statement shapes. Every change bumps the
+/// database's [`FirewallConfig::revision`].
+pub trait Firewall {
+    /// Sets a registered database's firewall mode and learning window
+    /// (refuses an unknown database).
+    fn configure_firewall(
+        &self,
+        database: &str,
+        mode: crate::FirewallMode,
+        learning_secs: u64,
+    ) -> Result<FirewallConfig>;
+
+    /// Every database's firewall settings that were ever configured.
+    fn firewall_configs(&self) -> Result<Vec<FirewallConfig>>;
+
+    /// The profiles of `database` (one principal's when given), with
+    /// their shapes sorted by first sight.
+    fn firewall_profiles(
+        &self,
+        database: &str,
+        principal: Option<&str>,
+    ) -> Result<Vec<FirewallProfile>>;
+
+    /// Records shapes run while learning, in one transaction: a profile is
+    /// created (in `learn` mode, until the shape's `learning_until`) if
+    /// missing, a shape known already is kept as it was, and the
+    /// stacking and union flags are set. Returns how many shapes were new.
+    fn learn_shapes(&self, shapes: &[LearnedShape]) -> Result<usize>;
+
+    /// Makes a shape known for a principal (`approved`), creating its
+    /// profile if missing (learning until `learning_until`). Returns
+    /// whether the shape was new.
+    fn approve_shape(
+        &self,
+        database: &str,
+        principal: &str,
+        fingerprint: Fingerprint,
+        text: &str,
+        now: i64,
+        learning_until: Option<i64>,
+    ) -> Result<bool>;
+
+    /// Sets a principal's mode (creating its profile if missing); in
+    /// `learn` mode, until `learning_until` (`None`: until changed).
+    fn set_profile_mode(
+        &self,
+        database: &str,
+        principal: &str,
+        mode: ProfileMode,
+        learning_until: Option<i64>,
+        now: i64,
+    ) -> Result<()>;
 }
 
 /// Detection findings.

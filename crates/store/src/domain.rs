@@ -223,6 +223,180 @@ pub struct ObjectTag {
     pub value: String,
 }
 
+/// The SQL firewall of a database, for principals without a mode of
+/// their own (`latchkey firewall configure`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FirewallMode {
+    /// No firewall (no cost): statements are not fingerprinted for it.
+    #[default]
+    Off,
+    /// After its learning window, a principal's unseen statement shapes
+    /// raise findings.
+    Alert,
+    /// As `alert`, and an unseen shape (or a tautology or time probe) is
+    /// refused.
+    Block,
+}
+
+/// A string that is not `off`, `alert` or `block`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("firewall mode {0:?} is not off, alert or block")]
+pub struct UnknownFirewallMode(pub String);
+
+string_enum!(FirewallMode, UnknownFirewallMode, {
+    Off => "off",
+    Alert => "alert",
+    Block => "block",
+});
+
+/// One principal's firewall mode on one database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ProfileMode {
+    /// Learning: shapes it runs are remembered (until the profile's
+    /// `learning_until`, or for good when it has none); then the
+    /// database's mode applies.
+    #[default]
+    Learn,
+    Alert,
+    Block,
+}
+
+/// A string that is not `learn`, `alert` or `block`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("profile mode {0:?} is not learn, alert or block")]
+pub struct UnknownProfileMode(pub String);
+
+string_enum!(ProfileMode, UnknownProfileMode, {
+    Learn => "learn",
+    Alert => "alert",
+    Block => "block",
+});
+
+/// How a statement shape became known.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ShapeSource {
+    /// Run while its principal was learning.
+    #[default]
+    Learned,
+    /// Approved by an operator (`latchkey firewall approve`).
+    Approved,
+}
+
+/// A string that is not `learned` or `approved`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("shape source {0:?} is not learned or approved")]
+pub struct UnknownShapeSource(pub String);
+
+string_enum!(ShapeSource, UnknownShapeSource, {
+    Learned => "learned",
+    Approved => "approved",
+});
+
+/// A statement fingerprint (`latchkey-sqlnorm`'s: literals, spacing and
+/// keyword case ignored), written as 16 lowercase hex digits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub u64);
+
+/// Not 1-16 hex digits.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("fingerprint {0:?} is not 1-16 hex digits")]
+pub struct BadFingerprint(pub String);
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl FromStr for Fingerprint {
+    type Err = BadFingerprint;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = s.strip_prefix("0x").unwrap_or(s);
+        if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(BadFingerprint(s.to_owned()));
+        }
+        u64::from_str_radix(digits, 16)
+            .map(Fingerprint)
+            .map_err(|_| BadFingerprint(s.to_owned()))
+    }
+}
+
+/// Normalised statement text kept per shape, at most (cut at a character
+/// boundary).
+pub const MAX_SHAPE_TEXT: usize = 1024;
+
+/// At most [`MAX_SHAPE_TEXT`] bytes of `text`, cut at a character boundary.
+pub fn shape_text(text: &str) -> &str {
+    if text.len() <= MAX_SHAPE_TEXT {
+        return text;
+    }
+    let mut end = MAX_SHAPE_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// A database's firewall settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FirewallConfig {
+    /// The registered database's name.
+    pub database: String,
+    pub mode: FirewallMode,
+    /// How long a new principal learns, in seconds from its first
+    /// statement.
+    pub learning_secs: u64,
+    /// Bumped by every change to the database's firewall (settings,
+    /// profiles, shapes), so that a gateway re-reads only what changed.
+    pub revision: i64,
+}
+
+/// One principal's firewall profile on one database.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FirewallProfile {
+    pub database: String,
+    /// A user's ARN; a role's (`arn:aws:iam::ACCOUNT:role/NAME`) for all
+    /// its sessions.
+    pub principal: String,
+    pub mode: ProfileMode,
+    /// In `learn` mode, when learning ends (unix seconds); `None`: until
+    /// the mode is changed.
+    pub learning_until: Option<i64>,
+    /// It has sent several statements in one message.
+    pub stacks: bool,
+    /// It has run a `UNION` (`INTERSECT`, `EXCEPT`).
+    pub unions: bool,
+    pub created: i64,
+    /// Its known shapes, by fingerprint.
+    pub shapes: Vec<KnownShape>,
+}
+
+/// A statement shape a principal is known to run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KnownShape {
+    pub fingerprint: Fingerprint,
+    /// Normalised (literals are `?`), at most [`MAX_SHAPE_TEXT`] bytes.
+    pub text: String,
+    pub first_seen: i64,
+    pub source: ShapeSource,
+}
+
+/// A shape a principal ran while learning, for [`crate::Firewall::learn_shapes`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LearnedShape {
+    pub database: String,
+    pub principal: String,
+    pub fingerprint: Fingerprint,
+    pub text: String,
+    pub stacked: bool,
+    pub union: bool,
+    pub at: i64,
+    /// The learning window's end, for a profile this creates.
+    pub learning_until: Option<i64>,
+}
+
 /// A database registered behind the gateway.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Database {
@@ -365,6 +539,23 @@ mod tests {
         for k in ObjectKind::ALL {
             assert_eq!(k.as_str().parse::<ObjectKind>(), Ok(*k));
         }
+        for m in FirewallMode::ALL {
+            assert_eq!(m.as_str().parse::<FirewallMode>(), Ok(*m));
+        }
+        for m in ProfileMode::ALL {
+            assert_eq!(m.as_str().parse::<ProfileMode>(), Ok(*m));
+        }
+        for m in ShapeSource::ALL {
+            assert_eq!(m.as_str().parse::<ShapeSource>(), Ok(*m));
+        }
+        let fp = Fingerprint(0x00ab_cdef_0123_4567);
+        assert_eq!(fp.to_string(), "00abcdef01234567");
+        assert_eq!("00abcdef01234567".parse::<Fingerprint>(), Ok(fp));
+        assert_eq!("0xABCDEF01234567".parse::<Fingerprint>(), Ok(fp));
+        assert!("".parse::<Fingerprint>().is_err());
+        assert!("12345678901234567".parse::<Fingerprint>().is_err());
+        assert!("+1".parse::<Fingerprint>().is_err());
+        assert_eq!(shape_text(&"é".repeat(600)).len(), 1024);
         for k in PrincipalKind::ALL {
             assert_eq!(k.as_str().parse::<PrincipalKind>(), Ok(*k));
         }

@@ -23,13 +23,16 @@ pub mod vault;
 use std::path::Path;
 
 pub use backend::{
-    Audit, Backend, Classification, Credentials, Databases, Findings, Identities, Policies,
-    SessionKeys,
+    Audit, Backend, Classification, Credentials, Databases, Findings, Firewall, Identities,
+    Policies, SessionKeys,
 };
 pub use domain::{
-    Database, DatabaseError, Engine, ObjectKind, ObjectTag, PrincipalKind, StatementPolicy,
-    TlsMode, UnknownEngine, UnknownObjectKind, UnknownPrincipalKind, UnknownStatementPolicy,
-    UnknownTlsMode, UnknownUpstreamAuth, UpstreamAuth,
+    BadFingerprint, Database, DatabaseError, Engine, Fingerprint, FirewallConfig, FirewallMode,
+    FirewallProfile, KnownShape, LearnedShape, MAX_SHAPE_TEXT, ObjectKind, ObjectTag,
+    PrincipalKind, ProfileMode, ShapeSource, StatementPolicy, TlsMode, UnknownEngine,
+    UnknownFirewallMode, UnknownObjectKind, UnknownPrincipalKind, UnknownProfileMode,
+    UnknownShapeSource, UnknownStatementPolicy, UnknownTlsMode, UnknownUpstreamAuth, UpstreamAuth,
+    shape_text,
 };
 pub use model::{
     AccessKey, Group, MAX_POLICY_VERSIONS, ManagedPolicy, MfaDevice, PolicyEntity, PolicyVersion,

@@ -1050,3 +1050,96 @@ fn statement_policy_and_object_classification_tags() {
     store.remove_database("orders").unwrap();
     assert!(store.object_tags(None).unwrap().is_empty());
 }
+
+#[test]
+fn firewall_profiles_learn_approve_and_change_mode() {
+    use latchkey_store::{Fingerprint, FirewallMode, LearnedShape, ProfileMode, ShapeSource};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert!(matches!(
+        store.configure_firewall("orders", FirewallMode::Alert, 60),
+        Err(StoreError::NoSuchEntity { .. })
+    ));
+    store.register_database(&orders(), NOW).unwrap();
+    let config = store
+        .configure_firewall("orders", FirewallMode::Alert, 60)
+        .unwrap();
+    assert_eq!(
+        (config.mode, config.learning_secs),
+        (FirewallMode::Alert, 60)
+    );
+    let alice = "arn:aws:iam::123456789012:user/alice";
+    let shape = |fp: u64, stacked: bool| LearnedShape {
+        database: "orders".into(),
+        principal: alice.into(),
+        fingerprint: Fingerprint(fp),
+        text: format!("SELECT {fp} FROM t WHERE id = ?"),
+        stacked,
+        union: false,
+        at: NOW,
+        learning_until: Some(NOW + 60),
+    };
+    // A fingerprint above i64::MAX survives the round trip.
+    assert_eq!(
+        store
+            .learn_shapes(&[shape(u64::MAX - 1, false), shape(2, true), shape(2, false)])
+            .unwrap(),
+        2
+    );
+    let revision = store.firewall_configs().unwrap()[0].revision;
+    assert!(revision > config.revision);
+    let profiles = store.firewall_profiles("orders", None).unwrap();
+    assert_eq!(profiles.len(), 1);
+    let p = &profiles[0];
+    assert_eq!(
+        (p.mode, p.learning_until, p.stacks, p.unions),
+        (ProfileMode::Learn, Some(NOW + 60), true, false)
+    );
+    let mut fps: Vec<u64> = p.shapes.iter().map(|s| s.fingerprint.0).collect();
+    fps.sort_unstable();
+    assert_eq!(fps, [2, u64::MAX - 1]);
+
+    // Approving a known shape marks it approved; a new one is added; a
+    // new principal gets a profile.
+    assert!(
+        !store
+            .approve_shape("orders", alice, Fingerprint(2), "", NOW + 5, None)
+            .unwrap()
+    );
+    assert!(
+        store
+            .approve_shape(
+                "orders",
+                "arn:aws:iam::123456789012:role/app",
+                Fingerprint(7),
+                &"x".repeat(5000),
+                NOW + 5,
+                Some(NOW)
+            )
+            .unwrap()
+    );
+    let app = &store
+        .firewall_profiles("orders", Some("arn:aws:iam::123456789012:role/app"))
+        .unwrap()[0];
+    assert_eq!(app.shapes[0].source, ShapeSource::Approved);
+    assert_eq!(app.shapes[0].text.len(), latchkey_store::MAX_SHAPE_TEXT);
+    let alice_shapes = &store.firewall_profiles("orders", Some(alice)).unwrap()[0].shapes;
+    let two = alice_shapes.iter().find(|s| s.fingerprint.0 == 2).unwrap();
+    assert_eq!(two.source, ShapeSource::Approved);
+    assert_eq!(two.text, "SELECT 2 FROM t WHERE id = ?");
+
+    store
+        .set_profile_mode("orders", alice, ProfileMode::Block, Some(NOW), NOW)
+        .unwrap();
+    let p = &store.firewall_profiles("orders", Some(alice)).unwrap()[0];
+    assert_eq!((p.mode, p.learning_until), (ProfileMode::Block, None));
+    store
+        .set_profile_mode("orders", alice, ProfileMode::Learn, None, NOW)
+        .unwrap();
+    let p = &store.firewall_profiles("orders", Some(alice)).unwrap()[0];
+    assert_eq!((p.mode, p.learning_until), (ProfileMode::Learn, None));
+
+    store.remove_database("orders").unwrap();
+    assert!(store.firewall_configs().unwrap().is_empty());
+    assert!(store.firewall_profiles("orders", None).unwrap().is_empty());
+}

@@ -81,6 +81,9 @@ impl Databases for SqliteBackend {
         let db = self.db();
         db.execute("DELETE FROM database_passwords WHERE database = ?1", [name])?;
         db.execute("DELETE FROM object_tags WHERE database = ?1", [name])?;
+        for table in ["firewall_shapes", "firewall_profiles", "firewall_config"] {
+            db.execute(&format!("DELETE FROM {table} WHERE database = ?1"), [name])?;
+        }
         if db.execute("DELETE FROM databases WHERE name = ?1", [name])? == 0 {
             return Err(StoreError::NoSuchEntity {
                 kind: "database",

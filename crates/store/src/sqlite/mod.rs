@@ -12,6 +12,7 @@ mod classification;
 mod credentials;
 mod databases;
 mod findings;
+mod firewall;
 mod identities;
 mod names;
 mod policies;
@@ -49,6 +50,9 @@ CREATE TABLE IF NOT EXISTS database_passwords (database TEXT NOT NULL, user TEXT
 CREATE TABLE IF NOT EXISTS object_tags (database TEXT NOT NULL, kind TEXT NOT NULL, schema_name TEXT NOT NULL, object TEXT NOT NULL, col TEXT NOT NULL DEFAULT '', key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (database, kind, schema_name, object, col, key));
 CREATE TABLE IF NOT EXISTS cluster_keys (id INTEGER PRIMARY KEY, material BLOB NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS policy_versions (arn TEXT NOT NULL, version INTEGER NOT NULL, document TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (arn, version));
+CREATE TABLE IF NOT EXISTS firewall_config (database TEXT PRIMARY KEY, mode TEXT NOT NULL, learning_secs INTEGER NOT NULL, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS firewall_profiles (database TEXT NOT NULL, principal TEXT NOT NULL, mode TEXT NOT NULL, learning_until INTEGER, stacks INTEGER NOT NULL, unions INTEGER NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (database, principal));
+CREATE TABLE IF NOT EXISTS firewall_shapes (database TEXT NOT NULL, principal TEXT NOT NULL, fingerprint INTEGER NOT NULL, text TEXT NOT NULL, first_seen INTEGER NOT NULL, source TEXT NOT NULL, PRIMARY KEY (database, principal, fingerprint));
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";
 
