@@ -120,6 +120,92 @@ pub struct PolicyDecision {
     pub reason: String,
     /// How many accesses were decided.
     pub accesses: u32,
+    /// Statement policy decided the statement. False when only the SQL
+    /// firewall looked at it (the database's statement policy is off):
+    /// `allowed` is then true and the fields above empty.
+    pub evaluated: bool,
+    /// The SQL firewall's verdict, when the database has it on.
+    pub firewall: Option<FirewallVerdict>,
+}
+
+impl PolicyDecision {
+    /// A statement only the SQL firewall looked at.
+    pub fn firewall_only(verdict: FirewallVerdict) -> Self {
+        Self {
+            allowed: true,
+            enforced: false,
+            action: None,
+            resource: String::new(),
+            reason: String::new(),
+            accesses: 0,
+            evaluated: false,
+            firewall: Some(verdict),
+        }
+    }
+}
+
+/// Where a principal's SQL firewall profile stood when it ran a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FirewallState {
+    /// Learning its statement shapes.
+    Learn,
+    /// Unseen shapes raise findings.
+    Alert,
+    /// Unseen shapes (and tautologies, time probes) are refused.
+    Block,
+}
+
+impl FirewallState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirewallState::Learn => "learn",
+            FirewallState::Alert => "alert",
+            FirewallState::Block => "block",
+        }
+    }
+}
+
+/// What the SQL firewall made of a statement. The flags are raised in
+/// every mode, learning included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FirewallVerdict {
+    pub mode: FirewallState,
+    /// Not learning, and the principal was never seen running the
+    /// statement's shape (fingerprint).
+    pub unseen: bool,
+    /// A constant comparison ORed into a condition (`OR 1=1`).
+    pub tautology: bool,
+    /// `pg_sleep`, `SLEEP()`, `BENCHMARK()`.
+    pub time_probe: bool,
+    /// A comment inside the statement.
+    pub comment: bool,
+    /// Several statements in one message from a principal that never
+    /// sent any.
+    pub stacked: bool,
+    /// A `UNION` from a principal whose shapes never had one.
+    pub union: bool,
+    /// The firewall refused the statement (`block` mode).
+    pub refused: bool,
+}
+
+impl FirewallVerdict {
+    /// The raised flags' names, in a fixed order.
+    pub fn signals(&self) -> impl Iterator<Item = &'static str> + '_ {
+        [
+            (self.tautology, "tautology"),
+            (self.time_probe, "time_probe"),
+            (self.stacked, "stacked"),
+            (self.union, "union"),
+            (self.comment, "comment"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+    }
+
+    /// Anything for the firewall's findings.
+    pub fn notable(&self) -> bool {
+        self.unseen || self.signals().next().is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

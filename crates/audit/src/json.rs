@@ -372,7 +372,7 @@ fn statement(
     if let Some(r) = s.rows {
         d.num("rows", r);
     }
-    if let Some(p) = &s.policy {
+    if let Some(p) = s.policy.as_ref().filter(|p| p.evaluated) {
         d.object("policy", |o| {
             o.str("decision", if p.allowed { "allow" } else { "deny" })
                 .bool("enforced", p.enforced)
@@ -382,6 +382,21 @@ fn statement(
             }
             o.str("reason", &p.reason)
                 .num("accesses", u64::from(p.accesses));
+        });
+    }
+    if let Some(f) = s.policy.as_ref().and_then(|p| p.firewall.as_ref()) {
+        d.object("firewall", |o| {
+            o.str("mode", f.mode.as_str()).bool("unseen", f.unseen);
+            let out = o.key("signals");
+            out.push('[');
+            for (i, signal) in f.signals().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_string(out, signal);
+            }
+            out.push(']');
+            o.bool("refused", f.refused);
         });
     }
     d.end();

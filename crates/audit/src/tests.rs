@@ -146,6 +146,52 @@ fn statement_record_is_cloudtrail_shaped() {
 }
 
 #[test]
+fn statement_records_carry_the_firewall_verdict() {
+    let verdict = FirewallVerdict {
+        mode: FirewallState::Block,
+        unseen: true,
+        tautology: true,
+        time_probe: false,
+        comment: true,
+        stacked: false,
+        union: false,
+        refused: true,
+    };
+    let with = |policy: PolicyDecision| {
+        let Event::Statement(mut s) = statement("SELECT ? FROM t WHERE id = ? OR ? = ?", 0) else {
+            unreachable!()
+        };
+        s.policy = Some(Arc::new(policy));
+        to_json(&Event::Statement(s))
+    };
+    // The firewall alone: no policy object.
+    let v = with(PolicyDecision::firewall_only(verdict));
+    assert!(v["database"].get("policy").is_none());
+    assert_eq!(
+        v["database"]["firewall"],
+        serde_json::json!({"mode": "block", "unseen": true, "signals": ["tautology", "comment"], "refused": true})
+    );
+    // Both.
+    let v = with(PolicyDecision {
+        evaluated: true,
+        reason: "allowed by p: s".into(),
+        ..PolicyDecision::firewall_only(FirewallVerdict {
+            mode: FirewallState::Learn,
+            unseen: false,
+            tautology: false,
+            comment: false,
+            refused: false,
+            ..verdict
+        })
+    });
+    assert_eq!(v["database"]["policy"]["decision"], "allow");
+    assert_eq!(
+        v["database"]["firewall"],
+        serde_json::json!({"mode": "learn", "unseen": false, "signals": [], "refused": false})
+    );
+}
+
+#[test]
 fn a_refused_login_names_its_reason_and_kind() {
     let e = Event::Auth(AuthEvent {
         engine: "postgres",

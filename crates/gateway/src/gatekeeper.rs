@@ -21,6 +21,7 @@ use latchkey_store::{Database, Engine, StatementPolicy, random};
 use zeroize::Zeroizing;
 
 use crate::GatewayConfig;
+use crate::firewall::{FirewallBooks, Learner, SessionFirewall, reload_books};
 use crate::limits::{Buckets, Counts, Slot, acquire};
 use crate::statements::{ObjectTags, ServerCatalog, SessionStatements};
 
@@ -159,6 +160,9 @@ pub struct Gatekeeper {
     databases: RwLock<Vec<Database>>,
     /// Classification tags of the databases with statement policy on.
     object_tags: RwLock<HashMap<String, Arc<ObjectTags>>>,
+    /// SQL firewall profiles of the databases with the firewall on.
+    firewall: RwLock<FirewallBooks>,
+    learner: Learner,
     counts: Mutex<Counts>,
     ip_rate: Buckets<IpAddr>,
     principal_rate: Buckets<String>,
@@ -183,6 +187,8 @@ impl Gatekeeper {
             config,
             databases: RwLock::new(Vec::new()),
             object_tags: RwLock::new(HashMap::new()),
+            firewall: RwLock::new(HashMap::new()),
+            learner: Learner::new(),
             counts: Mutex::new(Counts::default()),
             live: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
@@ -214,13 +220,19 @@ impl Gatekeeper {
                 tags.insert(db.name.clone(), Arc::new(ObjectTags::of(&db.name, &all)));
             }
         }
+        let names: Vec<&str> = dbs.iter().map(|d| d.name.as_str()).collect();
+        let books = {
+            let old = self.firewall.read().unwrap_or_else(|p| p.into_inner());
+            reload_books(&self.state.store, &names, &old)?
+        };
+        *self.firewall.write().unwrap_or_else(|p| p.into_inner()) = books;
         *self.object_tags.write().unwrap_or_else(|p| p.into_inner()) = tags;
         *self.databases.write().unwrap_or_else(|p| p.into_inner()) = dbs;
         Ok(())
     }
 
-    /// The session's statement policy (`None` when its database has it
-    /// off). `database` is the database the client connected to;
+    /// The session's statement policy and SQL firewall (`None` when its
+    /// database has both off). `database` is the database the client connected to;
     /// `catalog` what was read of the server's at login (PostgreSQL).
     pub fn statement_gate(
         &self,
@@ -239,6 +251,28 @@ impl Gatekeeper {
             .get(&auth.db.name)
             .cloned()
             .unwrap_or_default();
+        let book = self
+            .firewall
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&auth.db.name)
+            .cloned();
+        let firewall = book.and_then(|book| {
+            // A role's sessions share the role's profile.
+            let identity = auth.caller.audit_identity();
+            let principal = identity.session.map_or(identity.arn, |s| s.issuer.arn);
+            let state = self.state.clone();
+            let learner = self
+                .learner
+                .sender(move |shapes| state.store.learn_shapes(shapes));
+            SessionFirewall::new(
+                &book,
+                principal,
+                self.state.now(),
+                learner,
+                self.learner.dropped(),
+            )
+        });
         SessionStatements::new(
             self.state.clone(),
             auth.caller.clone(),
@@ -248,6 +282,7 @@ impl Gatekeeper {
             Some(database),
             db_user,
             catalog,
+            firewall,
         )
         .map(|gate| Box::new(gate) as Box<dyn latchkey_framing::StatementGate>)
     }

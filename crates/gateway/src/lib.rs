@@ -17,6 +17,7 @@
 //! The PostgreSQL and MySQL gateways are thin protocol layers over this.
 
 pub mod dbca;
+pub mod firewall;
 pub mod gatekeeper;
 pub mod limits;
 pub mod net;

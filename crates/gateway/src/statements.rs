@@ -24,6 +24,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use latchkey_audit::PolicyDecision;
+
+use crate::firewall::SessionFirewall;
 use latchkey_framing::{Ruling, StatementGate};
 use latchkey_identity::{AppState, Caller};
 use latchkey_policy::Decision;
@@ -93,7 +95,11 @@ const VIEW_DEPTH: usize = 16;
 pub struct SessionStatements {
     state: Arc<AppState>,
     caller: Caller,
+    /// Statement policy is on (`audit` or `enforce`); else only the SQL
+    /// firewall rules.
+    policy_on: bool,
     enforced: bool,
+    firewall: Option<SessionFirewall>,
     dialect: Dialect,
     /// `arn:aws:sql:REGION:ACCOUNT:`.
     arn_prefix: String,
@@ -120,10 +126,10 @@ pub struct SessionStatements {
 }
 
 impl SessionStatements {
-    /// A session's statement policy; `None` when the database has it off.
-    /// `search_path` is the server's at login (PostgreSQL); `database`
-    /// the database the client connected to (MySQL: the current one,
-    /// perhaps none).
+    /// A session's statement policy and SQL firewall; `None` when the
+    /// database has both off. `search_path` is the server's at login
+    /// (PostgreSQL); `database` the database the client connected to
+    /// (MySQL: the current one, perhaps none).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         state: Arc<AppState>,
@@ -134,11 +140,13 @@ impl SessionStatements {
         database: Option<&str>,
         db_user: &str,
         catalog: Option<Arc<ServerCatalog>>,
+        firewall: Option<SessionFirewall>,
     ) -> Option<Self> {
-        let enforced = match db.statement_policy {
-            StatementPolicy::Off => return None,
-            StatementPolicy::Audit => false,
-            StatementPolicy::Enforce => true,
+        let (policy_on, enforced) = match db.statement_policy {
+            StatementPolicy::Off if firewall.is_none() => return None,
+            StatementPolicy::Off => (false, false),
+            StatementPolicy::Audit => (true, false),
+            StatementPolicy::Enforce => (true, true),
         };
         let dialect = match db.engine {
             Engine::Postgres => Dialect::Postgres,
@@ -166,7 +174,9 @@ impl SessionStatements {
         let arn_prefix = format!("arn:aws:sql:{}:{}:", state.region(), caller.account);
         Some(Self {
             state,
+            policy_on,
             enforced,
+            firewall,
             dialect,
             arn_prefix,
             resource_id: db.resource_id.clone(),
@@ -300,7 +310,13 @@ impl SessionStatements {
     }
 
     /// Decides every access; the first denied one decides the statement.
-    fn decide(&self, accesses: &[Access], fingerprint: u64, now: i64) -> Ruling {
+    /// The message is the refusal's, when the statement is to be refused.
+    fn decide(
+        &self,
+        accesses: &[Access],
+        fingerprint: u64,
+        now: i64,
+    ) -> (PolicyDecision, Option<Arc<str>>) {
         let first = accesses.first();
         let mut decision = PolicyDecision {
             allowed: true,
@@ -309,10 +325,12 @@ impl SessionStatements {
             resource: first.map(|a| self.arn(a)).unwrap_or_default(),
             reason: String::new(),
             accesses: u32::try_from(accesses.len()).unwrap_or(u32::MAX),
+            evaluated: true,
+            firewall: None,
         };
         if accesses.is_empty() {
             decision.reason = "the statement touches no object".into();
-            return Ruling::Pass(Arc::new(decision));
+            return (decision, None);
         }
         let refused = |decision: PolicyDecision, access: Option<&Access>| {
             let message = match access {
@@ -327,14 +345,8 @@ impl SessionStatements {
                 ),
                 None => "permission denied by policy".to_owned(),
             };
-            if decision.enforced {
-                Ruling::Refuse {
-                    message: message.into(),
-                    decision: Arc::new(decision),
-                }
-            } else {
-                Ruling::Pass(Arc::new(decision))
-            }
+            let message = decision.enforced.then(|| Arc::from(message));
+            (decision, message)
         };
         let (set, base) = match self
             .state
@@ -397,7 +409,7 @@ impl SessionStatements {
             return refused(decision, Some(access));
         }
         decision.reason = format!("allowed by {}", allowed_by.join(", "));
-        Ruling::Pass(Arc::new(decision))
+        (decision, None)
     }
 }
 
@@ -425,7 +437,36 @@ impl StatementGate for SessionStatements {
                 None => accesses.extend(Classified::unclassified(&self.scope, 1).accesses),
             }
         }
-        let ruling = self.decide(&accesses, shape.fingerprint, now);
+        let (mut decision, mut refusal) = if self.policy_on {
+            self.decide(&accesses, shape.fingerprint, now)
+        } else {
+            (
+                PolicyDecision {
+                    allowed: true,
+                    enforced: false,
+                    action: None,
+                    resource: String::new(),
+                    reason: String::new(),
+                    accesses: 0,
+                    evaluated: false,
+                    firewall: None,
+                },
+                None,
+            )
+        };
+        if let Some(firewall) = &mut self.firewall {
+            let verdict =
+                firewall.judge(shape.fingerprint, &self.scratch, &classified.signals, now);
+            if verdict.refused && refusal.is_none() {
+                refusal = Some(Arc::from(SessionFirewall::refusal(&verdict)));
+            }
+            decision.firewall = Some(verdict);
+        }
+        let decision = Arc::new(decision);
+        let ruling = match refusal {
+            Some(message) => Ruling::Refuse { message, decision },
+            None => Ruling::Pass(decision),
+        };
         let allowed = matches!(ruling, Ruling::Pass(_));
         if allowed {
             if let Some(name) = &classified.prepares {

@@ -388,7 +388,9 @@ pub struct KnownShape {
 pub struct LearnedShape {
     pub database: String,
     pub principal: String,
-    pub fingerprint: Fingerprint,
+    /// `None`: only the principal's profile (its first statement came
+    /// after a learning window of zero).
+    pub fingerprint: Option<Fingerprint>,
     pub text: String,
     pub stacked: bool,
     pub union: bool,

@@ -1072,7 +1072,7 @@ fn firewall_profiles_learn_approve_and_change_mode() {
     let shape = |fp: u64, stacked: bool| LearnedShape {
         database: "orders".into(),
         principal: alice.into(),
-        fingerprint: Fingerprint(fp),
+        fingerprint: Some(Fingerprint(fp)),
         text: format!("SELECT {fp} FROM t WHERE id = ?"),
         stacked,
         union: false,
@@ -1086,9 +1086,21 @@ fn firewall_profiles_learn_approve_and_change_mode() {
             .unwrap(),
         2
     );
+    // A profile alone.
+    store
+        .learn_shapes(&[LearnedShape {
+            principal: "arn:aws:iam::123456789012:user/bob".into(),
+            fingerprint: None,
+            ..shape(0, false)
+        }])
+        .unwrap();
+    let bob = store
+        .firewall_profiles("orders", Some("arn:aws:iam::123456789012:user/bob"))
+        .unwrap();
+    assert!(bob[0].shapes.is_empty());
     let revision = store.firewall_configs().unwrap()[0].revision;
     assert!(revision > config.revision);
-    let profiles = store.firewall_profiles("orders", None).unwrap();
+    let profiles = store.firewall_profiles("orders", Some(alice)).unwrap();
     assert_eq!(profiles.len(), 1);
     let p = &profiles[0];
     assert_eq!(

@@ -156,13 +156,19 @@ impl Firewall for SqliteBackend {
                 shape.learning_until,
                 shape.at,
             )?;
+            if !bumped.contains(&shape.database.as_str()) {
+                bumped.push(&shape.database);
+            }
+            let Some(fingerprint) = shape.fingerprint else {
+                continue;
+            };
             new += tx.execute(
                 "INSERT INTO firewall_shapes (database, principal, fingerprint, text, first_seen, source)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(database, principal, fingerprint) DO NOTHING",
                 params![
                     shape.database,
                     shape.principal,
-                    to_sql(shape.fingerprint),
+                    to_sql(fingerprint),
                     shape_text(&shape.text),
                     shape.at,
                     ShapeSource::Learned.as_str()
@@ -174,9 +180,6 @@ impl Firewall for SqliteBackend {
                      WHERE database = ?1 AND principal = ?2",
                     params![shape.database, shape.principal, shape.stacked, shape.union],
                 )?;
-            }
-            if !bumped.contains(&shape.database.as_str()) {
-                bumped.push(&shape.database);
             }
         }
         for database in bumped {
