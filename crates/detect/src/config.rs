@@ -189,6 +189,26 @@ section! {
     pub struct StoredCredentialRefused {}
 }
 
+section! {
+    /// Rules 10-15: the SQL firewall's verdicts on statements (the
+    /// gateway's, in each statement's audit record), one switch per
+    /// finding type.
+    pub struct SqlFirewall {
+        /// `SQLInjection:Gateway/UnseenStatementShape` [default: true].
+        pub unseen_shape: bool = true,
+        /// `SQLInjection:Gateway/Tautology` [default: true].
+        pub tautology: bool = true,
+        /// `SQLInjection:Gateway/TimeBasedProbe` [default: true].
+        pub time_probe: bool = true,
+        /// `SQLInjection:Gateway/StackedStatements` [default: true].
+        pub stacked: bool = true,
+        /// `SQLInjection:Gateway/UnionProbe` [default: true].
+        pub union: bool = true,
+        /// `SQLInjection:Gateway/CommentInStatement` [default: true].
+        pub comment: bool = true,
+    }
+}
+
 /// Every detection threshold, as `[detection]` in `latchkey.toml`: one
 /// table per rule (`[detection.brute_force]`...). Parsing rejects unknown
 /// keys and nonsense values (see [`DetectConfig::validate`]).
@@ -209,6 +229,7 @@ pub struct DetectConfig {
     pub disabled_key: DisabledKey,
     pub admin_credential: AdminCredential,
     pub stored_credential_refused: StoredCredentialRefused,
+    pub sql_firewall: SqlFirewall,
 }
 
 impl Default for DetectConfig {
@@ -226,6 +247,7 @@ impl Default for DetectConfig {
             disabled_key: raw.disabled_key,
             admin_credential: raw.admin_credential,
             stored_credential_refused: raw.stored_credential_refused,
+            sql_firewall: raw.sql_firewall,
         }
     }
 }
@@ -245,6 +267,7 @@ struct RawConfig {
     disabled_key: DisabledKey,
     admin_credential: AdminCredential,
     stored_credential_refused: StoredCredentialRefused,
+    sql_firewall: SqlFirewall,
 }
 
 impl Default for RawConfig {
@@ -261,6 +284,7 @@ impl Default for RawConfig {
             disabled_key: DisabledKey::default(),
             admin_credential: AdminCredential::default(),
             stored_credential_refused: StoredCredentialRefused::default(),
+            sql_firewall: SqlFirewall::default(),
         }
     }
 }
@@ -281,6 +305,7 @@ impl TryFrom<RawConfig> for DetectConfig {
             disabled_key: raw.disabled_key,
             admin_credential: raw.admin_credential,
             stored_credential_refused: raw.stored_credential_refused,
+            sql_firewall: raw.sql_firewall,
         };
         config.validate()?;
         Ok(config)
@@ -419,6 +444,9 @@ impl DetectConfig {
             s.action,
             s.block_secs,
         )?;
+
+        let f = &self.sql_firewall;
+        response("sql_firewall.block_secs", f.action, f.block_secs)?;
 
         let a = &self.admin_credential;
         response("admin_credential.block_secs", a.action, a.block_secs)?;

@@ -25,6 +25,13 @@
 //! | `Policy:RDS/AdminCredentialUsed` | Medium | a login by a principal in `admin_principals` (`arn:aws:iam::*:user/admin`). |
 //! | `CredentialAccess:RDS/StoredCredentialRefused` | High | the real server refused the credential the gateway holds for a database user (`upstream_credential_refused`: PostgreSQL 28P01/28000, MySQL 1045): changed behind the gateway's back, perhaps by someone who now logs in directly. `[detection.stored_credential_refused]`. |
 //!
+//! | `SQLInjection:Gateway/UnseenStatementShape` | Medium | the SQL firewall (`latchkey firewall`) saw a principal, past its learning window, run a statement shape (fingerprint) it never ran while learning and no operator approved; in `block` mode the statement was refused. Evidence: the normalised statement. `[detection.sql_firewall]`, as the five below (`unseen_shape`, `tautology`, `time_probe`, `stacked`, `union`, `comment` turn each off). |
+//! | `SQLInjection:Gateway/Tautology` | High | a constant comparison ORed into a condition (`OR 1=1`, `OR 'a'='a'`), in any firewall mode. |
+//! | `SQLInjection:Gateway/TimeBasedProbe` | High | `pg_sleep`, `SLEEP()`, `BENCHMARK()`, in any firewall mode. |
+//! | `SQLInjection:Gateway/StackedStatements` | Medium | several statements in one message, of a shape not known, from a principal whose profile never stacked. |
+//! | `SQLInjection:Gateway/UnionProbe` | Medium | a `UNION`, of a shape not known, from a principal whose profile never had one. |
+//! | `SQLInjection:Gateway/CommentInStatement` | Low | a comment inside a statement (not only leading or trailing), in any firewall mode. |
+//!
 //! Logins are learned per principal: a role's sessions share their role's
 //! history, whatever their session names.
 //!
@@ -84,7 +91,8 @@ use latchkey_audit::{Event, FailureKind, Finding};
 pub use classify::is_destructive;
 pub use config::{
     AdminCredential, BruteForce, ConfigError, ConnectionSpike, DestructiveStatement, DetectConfig,
-    DisabledKey, NewSourceIp, Response, StoredCredentialRefused, TokenFromOtherIp, UnusualHour,
+    DisabledKey, NewSourceIp, Response, SqlFirewall, StoredCredentialRefused, TokenFromOtherIp,
+    UnusualHour,
 };
 pub use findings::{EVIDENCE_KEPT, finding_id};
 
@@ -105,6 +113,12 @@ pub mod kinds {
     pub const DISABLED_KEY_USED: &str = "UnauthorizedAccess:RDS/DisabledKeyUsed";
     pub const ADMIN_CREDENTIAL_USED: &str = "Policy:RDS/AdminCredentialUsed";
     pub const STORED_CREDENTIAL_REFUSED: &str = "CredentialAccess:RDS/StoredCredentialRefused";
+    pub const UNSEEN_STATEMENT_SHAPE: &str = "SQLInjection:Gateway/UnseenStatementShape";
+    pub const TAUTOLOGY: &str = "SQLInjection:Gateway/Tautology";
+    pub const TIME_BASED_PROBE: &str = "SQLInjection:Gateway/TimeBasedProbe";
+    pub const STACKED_STATEMENTS: &str = "SQLInjection:Gateway/StackedStatements";
+    pub const UNION_PROBE: &str = "SQLInjection:Gateway/UnionProbe";
+    pub const COMMENT_IN_STATEMENT: &str = "SQLInjection:Gateway/CommentInStatement";
 }
 
 /// A response the caller should carry out.

@@ -832,6 +832,127 @@ impl Detector {
         event: &StatementEvent,
         out: &mut Vec<Outcome>,
     ) {
+        self.destructive(event_id, event, out);
+        self.firewall(event_id, event, out);
+    }
+
+    /// The SQL firewall's verdict: one finding per (type, database and
+    /// fingerprint, principal), the principal being a role's sessions'
+    /// role, as the firewall's profiles are.
+    fn firewall(&mut self, event_id: &str, event: &StatementEvent, out: &mut Vec<Outcome>) {
+        let cfg = &self.config.sql_firewall;
+        let Some(verdict) = event.policy.as_ref().and_then(|p| p.firewall) else {
+            return;
+        };
+        if !cfg.enabled || !verdict.notable() {
+            return;
+        }
+        let session = &event.session;
+        let identity = &session.identity;
+        let principal = stable_principal(identity).to_owned();
+        let fingerprint = format!("{:016x}", event.statement.fingerprint);
+        let text = quote(&event.statement.text, MAX_QUOTED);
+        let ip = session.source_ip.to_canonical();
+        let outcome = if verdict.refused {
+            "The firewall refused it (block mode)."
+        } else {
+            match verdict.mode {
+                latchkey_audit::FirewallState::Learn => "The principal is still learning: it ran.",
+                _ => "It ran (alert mode).",
+            }
+        };
+        type Rule = (
+            bool,
+            bool,
+            &'static str,
+            Severity,
+            &'static str,
+            &'static str,
+        );
+        let rules: [Rule; 6] = [
+            (
+                verdict.unseen,
+                cfg.unseen_shape,
+                kinds::UNSEEN_STATEMENT_SHAPE,
+                Severity::Medium,
+                "Unseen statement shape",
+                "a statement shape it never ran while learning",
+            ),
+            (
+                verdict.tautology,
+                cfg.tautology,
+                kinds::TAUTOLOGY,
+                Severity::High,
+                "Tautology",
+                "a tautology in a condition (OR 1=1), an injection probe",
+            ),
+            (
+                verdict.time_probe,
+                cfg.time_probe,
+                kinds::TIME_BASED_PROBE,
+                Severity::High,
+                "Time-based probe",
+                "a time-based probe (pg_sleep, SLEEP, BENCHMARK)",
+            ),
+            (
+                verdict.stacked,
+                cfg.stacked,
+                kinds::STACKED_STATEMENTS,
+                Severity::Medium,
+                "Stacked statements",
+                "stacked statements, which it never sends",
+            ),
+            (
+                verdict.union,
+                cfg.union,
+                kinds::UNION_PROBE,
+                Severity::Medium,
+                "UNION probe",
+                "a UNION, which its statements never have",
+            ),
+            (
+                verdict.comment,
+                cfg.comment,
+                kinds::COMMENT_IN_STATEMENT,
+                Severity::Low,
+                "Comment in statement",
+                "a comment inside a statement",
+            ),
+        ];
+        for (raised, enabled, kind, severity, label, what) in rules {
+            if !raised || !enabled {
+                continue;
+            }
+            let mut description = format!(
+                "{}{} ran {what} on {} (database {:?}, user {:?}) from {ip} in session {}: `{text}` (fingerprint {fingerprint}). {outcome}",
+                identity.arn,
+                role_note(identity),
+                session.database,
+                session.database_name,
+                session.db_user,
+                session.session_id,
+            );
+            if event.statement.truncated {
+                description.push_str(" The logged text was cut short, so part of it is not shown.");
+            }
+            let hit = Hit {
+                kind,
+                severity,
+                title: format!("{label} by {principal} on {}", session.database),
+                description,
+                resource: format!("{}/{fingerprint}", session.database),
+                principal: Some(principal.clone()),
+                source_ip: None,
+                time: event.time,
+                evidence: vec![event_id.to_owned()],
+                response: cfg.action,
+                block_secs: cfg.block_secs,
+            };
+            self.findings.report(hit, out);
+        }
+    }
+
+    fn destructive(&mut self, event_id: &str, event: &StatementEvent, out: &mut Vec<Outcome>) {
         let cfg = &self.config.destructive_statement;
         if !cfg.enabled {
             return;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use latchkey_audit::{
-    ApiEvent, ApiService, AuthEvent, AuthResult, Event, FailureKind, Identity, IdentityKind,
-    Protocol, SessionContext, SessionInfo, SessionIssuer, Severity, Statement, StatementEvent,
+    ApiEvent, ApiService, AuthEvent, AuthResult, Event, FailureKind, FirewallState,
+    FirewallVerdict, Identity, IdentityKind, PolicyDecision, Protocol, SessionContext, SessionInfo,
+    SessionIssuer, Severity, Statement, StatementEvent,
 };
 
 use super::*;
@@ -1365,6 +1366,141 @@ fn classifier() {
     for (sql, expected) in cases {
         assert_eq!(is_destructive(sql), *expected, "{sql:?}");
     }
+}
+
+fn firewall_statement(
+    text: &str,
+    fingerprint: u64,
+    identity: &Identity,
+    time: SystemTime,
+    verdict: FirewallVerdict,
+) -> Event {
+    let Event::Statement(mut s) = statement(text, identity, time, None) else {
+        unreachable!()
+    };
+    Arc::make_mut(&mut s.statement).fingerprint = fingerprint;
+    s.policy = Some(Arc::new(PolicyDecision::firewall_only(verdict)));
+    Event::Statement(s)
+}
+
+const QUIET: FirewallVerdict = FirewallVerdict {
+    mode: FirewallState::Alert,
+    unseen: false,
+    tautology: false,
+    time_probe: false,
+    comment: false,
+    stacked: false,
+    union: false,
+    refused: false,
+};
+
+#[test]
+fn firewall_verdicts_become_findings_per_shape_and_principal() {
+    let mut s = Script::default();
+    let app = role_session("app", "s1", "10.0.0.5");
+    let app2 = role_session("app", "s2", "10.0.0.6");
+    // Nothing notable: nothing.
+    assert!(
+        s.send(firewall_statement("SELECT ? FROM t", 1, &app, at(1), QUIET))
+            .is_empty()
+    );
+    let injected = FirewallVerdict {
+        unseen: true,
+        tautology: true,
+        ..QUIET
+    };
+    let text = "SELECT total FROM orders WHERE id = ? OR ? = ?";
+    let out = s.send(firewall_statement(text, 2, &app, at(2), injected));
+    let kinds_seen: Vec<&str> = out.iter().map(|o| o.finding.kind.as_str()).collect();
+    assert_eq!(
+        kinds_seen,
+        [kinds::UNSEEN_STATEMENT_SHAPE, kinds::TAUTOLOGY]
+    );
+    let unseen = &out[0].finding;
+    assert_eq!(unseen.severity, Severity::Medium);
+    assert_eq!(out[1].finding.severity, Severity::High);
+    assert!(unseen.description.contains(text), "{}", unseen.description);
+    assert!(unseen.description.contains("0000000000000002"));
+    assert!(unseen.description.contains("It ran (alert mode)."));
+    // The role's principal, whatever the session.
+    assert_eq!(
+        unseen.principal.as_deref(),
+        Some("arn:aws:iam::123456789012:role/app")
+    );
+    assert_eq!(unseen.resource, "orders/0000000000000002");
+    // Another session of the role, refused in block mode: the same
+    // findings, counted.
+    let blocked = FirewallVerdict {
+        mode: FirewallState::Block,
+        refused: true,
+        ..injected
+    };
+    let out = s.send(firewall_statement(text, 2, &app2, at(3), blocked));
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|o| !o.new && o.finding.count == 2));
+    // Another shape: new findings.
+    let out = s.send(firewall_statement(
+        "SELECT ? UNION SELECT ?",
+        3,
+        &app,
+        at(4),
+        FirewallVerdict {
+            union: true,
+            comment: true,
+            time_probe: true,
+            stacked: true,
+            ..QUIET
+        },
+    ));
+    let kinds_seen: Vec<&str> = out.iter().map(|o| o.finding.kind.as_str()).collect();
+    assert_eq!(
+        kinds_seen,
+        [
+            kinds::TIME_BASED_PROBE,
+            kinds::STACKED_STATEMENTS,
+            kinds::UNION_PROBE,
+            kinds::COMMENT_IN_STATEMENT
+        ]
+    );
+}
+
+#[test]
+fn firewall_findings_can_be_turned_off() {
+    let mut config = DetectConfig::default();
+    config.sql_firewall.tautology = false;
+    let mut s = Script::new(config);
+    let lee = user("lee");
+    let out = s.send(firewall_statement(
+        "q",
+        2,
+        &lee,
+        at(2),
+        FirewallVerdict {
+            unseen: true,
+            tautology: true,
+            ..QUIET
+        },
+    ));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].finding.kind, kinds::UNSEEN_STATEMENT_SHAPE);
+    let mut config = DetectConfig::default();
+    config.sql_firewall.enabled = false;
+    let mut s = Script::new(config);
+    assert!(
+        s.send(firewall_statement(
+            "q",
+            2,
+            &lee,
+            at(2),
+            FirewallVerdict {
+                unseen: true,
+                ..QUIET
+            }
+        ))
+        .is_empty()
+    );
+    let parsed: DetectConfig = toml::from_str("[sql_firewall]\ncomment = false\n").unwrap();
+    assert!(!parsed.sql_firewall.comment && parsed.sql_firewall.unseen_shape);
 }
 
 #[test]
