@@ -7,6 +7,7 @@ mod config;
 mod connect;
 mod db;
 mod findings;
+mod firewall;
 mod output;
 mod policy;
 mod serve;
@@ -49,6 +50,9 @@ enum Command {
     /// Verify and search the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The SQL firewall: learned statement shapes per principal, alert and block modes.
+    #[command(subcommand)]
+    Firewall(firewall::FirewallCommand),
     /// Threat findings from the detection rules (GuardDuty's names).
     #[command(subcommand)]
     Findings(findings::FindingsCommand),
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::Connect(cmd) => connect::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Findings(cmd) => findings::run(cmd),
+        Command::Firewall(cmd) => firewall::run(cmd),
         Command::Serve(args) => serve::run_serve(&args),
         Command::Init(args) => serve::run_init(&args),
         Command::RotateMasterKey(args) => serve::run_rotate_master_key(&args),
