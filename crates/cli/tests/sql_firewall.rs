@@ -1,0 +1,364 @@
+//! The SQL firewall through the real `latchkey serve`, against a
+//! throwaway PostgreSQL: a small vulnerable Python app (psycopg 3, a
+//! botocore token) that builds its SQL by string concatenation runs while
+//! its principal learns, then in `alert` mode an injected tautology raises
+//! findings (and works), then in `block` mode it is refused with 42501
+//! while normal input still works; a new shape approved from the CLI
+//! passes. One PostgreSQL and one Latchkey for every step.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Looks up an order's total from user input, by concatenation: the
+/// injection under test. One connection for every input given; prints
+/// one JSON result per input.
+const VULNERABLE_APP: &str = r#"
+import json, os, sys
+import boto3, psycopg
+
+port = int(os.environ["LK_PORT"])
+token = boto3.session.Session().client("rds", region_name="us-east-1").generate_db_auth_token(
+    DBHostname="localhost", Port=port, DBUsername="app", Region="us-east-1")
+conninfo = (f"host=localhost port={port} user=app dbname=orders sslmode=verify-full "
+            f"sslrootcert={os.environ['LK_CA']} connect_timeout=10")
+results = []
+with psycopg.connect(conninfo, password=token, autocommit=True) as conn:
+    for user_input in sys.argv[1:]:
+        try:
+            rows = conn.execute("SELECT total FROM orders WHERE id = " + user_input).fetchall()
+            results.append({"rows": sorted(r[0] for r in rows)})
+        except psycopg.Error as e:
+            results.append({"sqlstate": e.sqlstate, "message": e.diag.message_primary})
+print(json.dumps(results))
+"#;
+
+const CONNECT_ONLY: &str = r#"{"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#;
+
+/// The normalised shape of the app's query, and of its injection.
+const NORMAL_SHAPE: &str = "SELECT total FROM orders WHERE id = ?";
+const INJECTED_SHAPE: &str = "SELECT total FROM orders WHERE id = ? OR ?=?";
+
+struct App<'a> {
+    lk: &'a Latchkey,
+    script: std::path::PathBuf,
+    creds: Vec<(String, String)>,
+}
+
+impl App<'_> {
+    /// Runs the app with `inputs` in one session.
+    fn run(&self, inputs: &[&str]) -> Vec<serde_json::Value> {
+        let mut python = Command::new("python3");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                python.env_remove(k);
+            }
+        }
+        let out = python
+            .arg(&self.script)
+            .args(inputs)
+            .envs(self.creds.iter().map(|(k, v)| (k, v)))
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("LK_PORT", self.lk.pg_port.to_string())
+            .env("LK_CA", self.lk.data.join("ca.pem"))
+            .output()
+            .expect("python3 with boto3 and psycopg (scripts/test installs them)");
+        serde_json::from_str::<serde_json::Value>(&stdout_ok(&out))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Runs the app with a normal input until its statement's audit
+    /// record shows the firewall in `mode` (the server re-reads profiles
+    /// every few seconds; a session takes its profile at start).
+    fn until_mode(&self, mode: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert_eq!(self.run(&["1"])[0]["rows"], serde_json::json!([10]));
+            let events = audit_events(self.lk, |events| {
+                last_firewall(events, NORMAL_SHAPE).is_some_and(|f| f["mode"] == mode)
+            });
+            if last_firewall(&events, NORMAL_SHAPE).is_some_and(|f| f["mode"] == mode) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the firewall never reached {mode}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// The `database.firewall` object of the last statement record of `shape`.
+fn last_firewall(events: &[serde_json::Value], shape: &str) -> Option<serde_json::Value> {
+    events
+        .iter()
+        .rev()
+        .find(|e| e["eventName"] == "Statement" && e["database"]["statement"] == shape)
+        .map(|e| e["database"]["firewall"].clone())
+}
+
+fn firewall(data: &Path, args: &[&str]) -> String {
+    let out = latchkey(&["firewall"])
+        .args(args)
+        .args(["--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    stdout_ok(&out)
+}
+
+fn show(data: &Path, principal: &str) -> serde_json::Value {
+    serde_json::from_str(&firewall(
+        data,
+        &[
+            "show",
+            "--db",
+            "orders",
+            "--principal",
+            principal,
+            "--output",
+            "json",
+        ],
+    ))
+    .unwrap()
+}
+
+#[test]
+fn the_firewall_learns_alerts_and_blocks_an_injected_tautology() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let out = as_pg_user(Path::new("/usr/bin/psql"))
+        .arg("-h")
+        .arg(&pg.dir)
+        .args(["-p", &pg.port.to_string(), "-U", "postgres", "-d", "orders"])
+        .args(["-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(
+            "SET ROLE app; CREATE TABLE orders (id int PRIMARY KEY, total int);
+             INSERT INTO orders VALUES (1, 10), (2, 20), (3, 30);",
+        )
+        .output()
+        .unwrap();
+    stdout_ok(&out);
+    let (data, api) = init_latchkey(root.path(), &[]);
+    register_db(
+        &data,
+        &[
+            "--name",
+            "orders",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            &format!("127.0.0.1:{}", pg.port),
+        ],
+    );
+    set_db_password(&data, "orders", "app", "app-secret");
+    // Alert after an hour's learning; the app's principal is also set to
+    // learn until told otherwise, and then moved on explicitly.
+    let configured: serde_json::Value = serde_json::from_str(&firewall(
+        &data,
+        &[
+            "configure",
+            "--db",
+            "orders",
+            "--mode",
+            "alert",
+            "--learning",
+            "1h",
+            "--output",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(configured["mode"], "alert");
+    assert_eq!(configured["learningSecs"], 3600);
+    let lk = serve_latchkey(root.path(), &data, &api, &[]);
+    let account = admin_cli(&lk, &["sts", "get-caller-identity"])["Account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let principal = format!("arn:aws:iam::{account}:user/shop");
+    let script = root.path().join("vulnerable_app.py");
+    std::fs::write(&script, VULNERABLE_APP).unwrap();
+    let app = App {
+        lk: &lk,
+        script,
+        creds: user_with_policy(&lk, "shop", CONNECT_ONLY),
+    };
+
+    // Learning.
+    firewall(
+        &data,
+        &[
+            "set-mode",
+            "--db",
+            "orders",
+            "--principal",
+            &principal,
+            "--mode",
+            "learn",
+        ],
+    );
+    app.until_mode("learn");
+    let r = app.run(&["2", "3"]);
+    assert_eq!(r[0]["rows"], serde_json::json!([20]));
+    assert_eq!(r[1]["rows"], serde_json::json!([30]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let profile = &show(&data, &principal)["profiles"][0];
+        let shapes = profile["shapes"].as_array().unwrap();
+        if shapes.iter().any(|s| s["statement"] == NORMAL_SHAPE) {
+            assert_eq!(profile["mode"], "learn");
+            assert!(shapes.iter().all(|s| s["source"] == "learned"));
+            assert!(shapes.iter().all(|s| s["statement"] != INJECTED_SHAPE));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shape was never learned: {profile}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Alert: the injection works, and is reported.
+    firewall(
+        &data,
+        &[
+            "set-mode",
+            "--db",
+            "orders",
+            "--principal",
+            &principal,
+            "--mode",
+            "alert",
+        ],
+    );
+    app.until_mode("alert");
+    let r = app.run(&["1 OR 1=1"]);
+    assert_eq!(r[0]["rows"], serde_json::json!([10, 20, 30]), "{r:?}");
+    let tautology = wait_for_finding(&data, "SQLInjection:Gateway/Tautology");
+    assert_eq!(tautology["severity"], "High");
+    assert_eq!(tautology["principal"], principal.as_str());
+    let unseen = wait_for_finding(&data, "SQLInjection:Gateway/UnseenStatementShape");
+    assert_eq!(unseen["severity"], "Medium");
+    assert!(
+        unseen["description"]
+            .as_str()
+            .unwrap()
+            .contains(INJECTED_SHAPE),
+        "{unseen}"
+    );
+    let events = audit_events(&lk, |e| last_firewall(e, INJECTED_SHAPE).is_some());
+    assert_eq!(
+        last_firewall(&events, INJECTED_SHAPE).unwrap(),
+        serde_json::json!({"mode": "alert", "unseen": true, "signals": ["tautology"], "refused": false})
+    );
+    // The normal statements were not flagged.
+    assert!(
+        findings(&data, &[]).iter().all(|f| !f["description"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("`{NORMAL_SHAPE}`"))),
+        "{:#?}",
+        findings(&data, &[])
+    );
+
+    // Block: the injection (and a time probe, and an unseen shape) is
+    // refused, the normal input still works, in one session.
+    firewall(
+        &data,
+        &[
+            "set-mode",
+            "--db",
+            "orders",
+            "--principal",
+            &principal,
+            "--mode",
+            "block",
+        ],
+    );
+    app.until_mode("block");
+    let r = app.run(&[
+        "1",
+        "1 OR 1=1",
+        "2",
+        "(SELECT 1 FROM pg_sleep(0))",
+        "3 AND total > 5",
+        "3",
+    ]);
+    assert_eq!(r[0]["rows"], serde_json::json!([10]), "{r:?}");
+    assert_eq!(r[1]["sqlstate"], "42501", "{r:?}");
+    assert_eq!(
+        r[1]["message"],
+        "statement refused by the SQL firewall: shape not seen while learning"
+    );
+    assert_eq!(r[2]["rows"], serde_json::json!([20]));
+    assert_eq!(r[3]["sqlstate"], "42501", "{r:?}");
+    assert_eq!(r[4]["sqlstate"], "42501", "{r:?}");
+    assert_eq!(r[5]["rows"], serde_json::json!([30]));
+    let events = audit_events(&lk, |e| {
+        last_firewall(e, INJECTED_SHAPE).is_some_and(|f| f["refused"] == true)
+    });
+    let refused = last_firewall(&events, INJECTED_SHAPE).unwrap();
+    assert_eq!(refused["mode"], "block");
+    assert_eq!(refused["refused"], true);
+    wait_for_finding(&data, "SQLInjection:Gateway/TimeBasedProbe");
+
+    // Approve a new shape from an example statement: it passes.
+    let approved = firewall(
+        &data,
+        &[
+            "approve",
+            "--db",
+            "orders",
+            "--principal",
+            &principal,
+            "--sql",
+            "SELECT total FROM orders WHERE id = 7 AND total > 0",
+            "--output",
+            "json",
+        ],
+    );
+    let approved: serde_json::Value = serde_json::from_str(&approved).unwrap();
+    assert_eq!(
+        approved["statement"],
+        "SELECT total FROM orders WHERE id = ? AND total > ?"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = app.run(&["3 AND total > 5"]);
+        if r[0]["rows"] == serde_json::json!([30]) {
+            break;
+        }
+        assert_eq!(r[0]["sqlstate"], "42501", "{r:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the approved shape stays refused"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let profile = &show(&data, &principal)["profiles"][0];
+    assert_eq!(profile["mode"], "block");
+    assert!(
+        profile["shapes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["source"] == "approved" && s["fingerprint"] == approved["fingerprint"]),
+        "{profile}"
+    );
+    let text = firewall(&data, &["show", "--db", "orders"]);
+    assert!(
+        text.contains(&principal) && text.contains("approved"),
+        "{text}"
+    );
+}
