@@ -4,7 +4,8 @@
 //! its principal learns, then in `alert` mode an injected tautology raises
 //! findings (and works), then in `block` mode it is refused with 42501
 //! while normal input still works; a new shape approved from the CLI
-//! passes. One PostgreSQL and one Latchkey for every step.
+//! passes. One PostgreSQL and one Latchkey for every step; then the same
+//! injection refused with ERROR 1142 by the MySQL gateway (MariaDB).
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod common;
@@ -117,13 +118,13 @@ fn firewall(data: &Path, args: &[&str]) -> String {
     stdout_ok(&out)
 }
 
-fn show(data: &Path, principal: &str) -> serde_json::Value {
+fn show(data: &Path, db: &str, principal: &str) -> serde_json::Value {
     serde_json::from_str(&firewall(
         data,
         &[
             "show",
             "--db",
-            "orders",
+            db,
             "--principal",
             principal,
             "--output",
@@ -214,7 +215,7 @@ fn the_firewall_learns_alerts_and_blocks_an_injected_tautology() {
     assert_eq!(r[1]["rows"], serde_json::json!([30]));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let profile = &show(&data, &principal)["profiles"][0];
+        let profile = &show(&data, "orders", &principal)["profiles"][0];
         let shapes = profile["shapes"].as_array().unwrap();
         if shapes.iter().any(|s| s["statement"] == NORMAL_SHAPE) {
             assert_eq!(profile["mode"], "learn");
@@ -346,7 +347,7 @@ fn the_firewall_learns_alerts_and_blocks_an_injected_tautology() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let profile = &show(&data, &principal)["profiles"][0];
+    let profile = &show(&data, "orders", &principal)["profiles"][0];
     assert_eq!(profile["mode"], "block");
     assert!(
         profile["shapes"]
@@ -360,5 +361,142 @@ fn the_firewall_learns_alerts_and_blocks_an_injected_tautology() {
     assert!(
         text.contains(&principal) && text.contains("approved"),
         "{text}"
+    );
+}
+
+/// MySQL (MariaDB) with the mariadb CLI: a principal new to a database
+/// in `block` mode learns for the window; set to block, its injected
+/// tautology (`OR 'a'='a'`) gets ERROR 1142 while its learned statement
+/// runs before and after it, in one session, and is reported.
+#[test]
+fn mysql_injections_are_refused_in_block_mode() {
+    let root = tempfile::tempdir().unwrap();
+    let db = MariaDb::start(root.path());
+    db.sql(
+        "CREATE DATABASE shop;
+         CREATE USER app@'%' IDENTIFIED BY 'app-secret';
+         GRANT ALL ON shop.* TO app@'%';
+         CREATE TABLE shop.orders (id int PRIMARY KEY, total int);
+         INSERT INTO shop.orders VALUES (1, 10), (2, 20), (3, 30);",
+    );
+    let (data, api) = init_latchkey(root.path(), &[]);
+    register_db(
+        &data,
+        &[
+            "--name",
+            "shop",
+            "--engine",
+            "mysql",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            &format!("127.0.0.1:{}", db.port),
+            "--upstream-tls",
+            "disable",
+        ],
+    );
+    set_db_password(&data, "shop", "app", "app-secret");
+    firewall(
+        &data,
+        &[
+            "configure",
+            "--db",
+            "shop",
+            "--mode",
+            "block",
+            "--learning",
+            "1h",
+        ],
+    );
+    let lk = serve_latchkey(root.path(), &data, &api, &[]);
+    let account = admin_cli(&lk, &["sts", "get-caller-identity"])["Account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let principal = format!("arn:aws:iam::{account}:user/shop");
+    let creds = user_with_policy(&lk, "shop", CONNECT_ONLY);
+    let creds: Vec<(&str, &str)> = creds
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let token = aws_token_for_port(&lk, lk.mysql_port, &creds, "localhost", "app");
+    // Statements on standard input, going on after errors: one session.
+    let run = |sql: &str| {
+        let out = mariadb_command(&lk, "app", &token)
+            .args(["-N", "-B", "--force", "shop"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(sql.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    // Learning (the database's window): everything runs.
+    assert_eq!(run("SELECT total FROM orders WHERE id = 1").trim(), "10");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let all: serde_json::Value = serde_json::from_str(&firewall(
+            &data,
+            &["show", "--db", "shop", "--output", "json"],
+        ))
+        .unwrap();
+        let learned = all["profiles"].as_array().unwrap().iter().any(|p| {
+            p["principal"] == principal.as_str()
+                && p["shapes"].as_array().is_some_and(|s| !s.is_empty())
+        });
+        if learned {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing learned: {all}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    firewall(
+        &data,
+        &[
+            "set-mode",
+            "--db",
+            "shop",
+            "--principal",
+            &principal,
+            "--mode",
+            "block",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        let out = run("SELECT total FROM orders WHERE id = 2; \
+             SELECT total FROM orders WHERE id = 2 OR 'a'='a'; \
+             SELECT total FROM orders WHERE id = 3");
+        if out.contains("ERROR 1142") {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "block mode never took effect: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // The CLI sends each statement on its own: the first and last run.
+    assert!(out.contains("20\n") && out.contains("30"), "{out}");
+    assert_eq!(out.matches("ERROR 1142").count(), 1, "{out}");
+    assert!(
+        out.contains("statement refused by the SQL firewall: shape not seen while learning"),
+        "{out}"
+    );
+    let tautology = wait_for_finding(&data, "SQLInjection:Gateway/Tautology");
+    assert!(
+        tautology["resource"].as_str().unwrap().starts_with("shop/"),
+        "{tautology}"
     );
 }
