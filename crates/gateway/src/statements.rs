@@ -26,7 +26,7 @@ use std::sync::Arc;
 use latchkey_audit::PolicyDecision;
 use latchkey_framing::{Ruling, StatementGate};
 use latchkey_identity::{AppState, Caller};
-use latchkey_policy::Decision;
+use latchkey_policy::{Decision, Request};
 use latchkey_sqlaccess::{Access, Classified, Dialect, ObjectKind, Scope, ScopeChange, SqlAction};
 use latchkey_store::{Database, Engine, ObjectTag, StatementPolicy};
 
@@ -89,20 +89,121 @@ pub struct ServerCatalog {
 /// How deep views over views are followed for their tags.
 const VIEW_DEPTH: usize = 16;
 
+/// What every `sql:` request on one database carries: its ARNs, its
+/// tags and the classification of its objects. Shared by the gateway and
+/// `latchkey policy simulate --sql`.
+pub struct StatementTarget {
+    /// `arn:aws:sql:REGION:ACCOUNT:`.
+    arn_prefix: String,
+    resource_id: String,
+    /// `aws:ResourceTag/*` (the database's tags) and, for a session,
+    /// `aws:SecureTransport`.
+    context: Vec<(String, String)>,
+    tags: Arc<ObjectTags>,
+    catalog: Arc<ServerCatalog>,
+}
+
+impl StatementTarget {
+    pub fn new(
+        region: &str,
+        account: &str,
+        db: &Database,
+        tags: Arc<ObjectTags>,
+        catalog: Arc<ServerCatalog>,
+        secure: Option<bool>,
+    ) -> Self {
+        let mut context: Vec<(String, String)> = db
+            .tags
+            .iter()
+            .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v.clone()))
+            .collect();
+        if let Some(secure) = secure {
+            context.push(("aws:SecureTransport".into(), secure.to_string()));
+        }
+        Self {
+            arn_prefix: format!("arn:aws:sql:{region}:{account}:"),
+            resource_id: db.resource_id.clone(),
+            context,
+            tags,
+            catalog,
+        }
+    }
+
+    /// The resource ARN of an access.
+    pub fn arn(&self, access: &Access) -> String {
+        format!(
+            "{}{}",
+            self.arn_prefix,
+            access.object.arn_resource(&self.resource_id)
+        )
+    }
+
+    /// `base` (the caller's context) made into the request for one
+    /// access of a statement with fingerprint `fingerprint` (hex).
+    pub fn request(&self, base: &Request, access: &Access, fingerprint: &str) -> Request {
+        let mut req = base.clone().with_action(access.action.as_str());
+        req.set_resource(&self.arn(access));
+        for (k, v) in &self.context {
+            req.set_context(k, [v.as_str()]);
+        }
+        req.set_context("sql:StatementFingerprint", [fingerprint]);
+        if let Some(present) = access.where_clause {
+            req.set_context(
+                "sql:WhereClausePresent",
+                [if present { "true" } else { "false" }],
+            );
+        }
+        for (k, values) in self.object_tags(access) {
+            req.set_context(&format!("sql:ObjectTag/{k}"), values);
+        }
+        req
+    }
+
+    /// An object's classification tags, with those of every relation a
+    /// view reads (views over views too): a view of restricted data is
+    /// restricted. Several values of one key are all seen.
+    pub fn object_tags(&self, access: &Access) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        let mut add = |tags: &[(String, String)]| {
+            for (k, v) in tags {
+                match out.iter_mut().find(|(key, _)| key == k) {
+                    Some((_, values)) if !values.contains(v) => values.push(v.clone()),
+                    Some(_) => {}
+                    None => out.push((k.clone(), vec![v.clone()])),
+                }
+            }
+        };
+        add(self.tags.get(
+            &access.object.kind,
+            &access.object.schema,
+            &access.object.name,
+        ));
+        if access.object.kind == ObjectKind::Table && !self.catalog.view_reads.is_empty() {
+            let mut seen = vec![(access.object.schema.clone(), access.object.name.clone())];
+            let mut next = 0;
+            while next < seen.len() && seen.len() < VIEW_DEPTH * 16 {
+                if let Some(reads) = self.catalog.view_reads.get(&seen[next]) {
+                    for read in reads {
+                        if !seen.contains(read) {
+                            add(self.tags.get(&ObjectKind::Table, &read.0, &read.1));
+                            seen.push(read.clone());
+                        }
+                    }
+                }
+                next += 1;
+            }
+        }
+        out
+    }
+}
+
 /// What a session's statements are decided with.
 pub struct SessionStatements {
     state: Arc<AppState>,
     caller: Caller,
     enforced: bool,
     dialect: Dialect,
-    /// `arn:aws:sql:REGION:ACCOUNT:`.
-    arn_prefix: String,
-    resource_id: String,
-    /// `aws:ResourceTag/*` (the database's tags) and
-    /// `aws:SecureTransport`.
-    context: Vec<(String, String)>,
-    tags: Arc<ObjectTags>,
-    catalog: Arc<ServerCatalog>,
+    target: StatementTarget,
     scope: Scope,
     /// The server's `search_path` at login, `$user` resolved.
     default_path: Vec<String>,
@@ -144,12 +245,6 @@ impl SessionStatements {
             Engine::Postgres => Dialect::Postgres,
             Engine::Mysql => Dialect::MySql,
         };
-        let mut context: Vec<(String, String)> = db
-            .tags
-            .iter()
-            .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v.clone()))
-            .collect();
-        context.push(("aws:SecureTransport".into(), secure.to_string()));
         let catalog = catalog.unwrap_or_default();
         let default_path = match dialect {
             Dialect::Postgres => parse_search_path(
@@ -163,16 +258,19 @@ impl SessionStatements {
             .collect(),
             Dialect::MySql => Vec::new(),
         };
-        let arn_prefix = format!("arn:aws:sql:{}:{}:", state.region(), caller.account);
+        let target = StatementTarget::new(
+            state.region(),
+            &caller.account,
+            db,
+            tags,
+            catalog,
+            Some(secure),
+        );
         Some(Self {
             state,
             enforced,
             dialect,
-            arn_prefix,
-            resource_id: db.resource_id.clone(),
-            context,
-            tags,
-            catalog,
+            target,
             scope: Scope {
                 database: database.filter(|d| !d.is_empty()).map(str::to_owned),
                 search_path: default_path.clone(),
@@ -188,15 +286,6 @@ impl SessionStatements {
             decisions: HashMap::new(),
             prepared: HashMap::new(),
         })
-    }
-
-    /// The resource ARN of an access.
-    fn arn(&self, access: &Access) -> String {
-        format!(
-            "{}{}",
-            self.arn_prefix,
-            access.object.arn_resource(&self.resource_id)
-        )
     }
 
     /// Widens the scope by a statement's changes: a `SET` may be rolled
@@ -262,43 +351,6 @@ impl SessionStatements {
         classified
     }
 
-    /// An object's classification tags, with those of every relation a
-    /// view reads (views over views too): a view of restricted data is
-    /// restricted. Several values of one key are all seen.
-    fn object_tags(&self, access: &Access) -> Vec<(String, Vec<String>)> {
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        let mut add = |tags: &[(String, String)]| {
-            for (k, v) in tags {
-                match out.iter_mut().find(|(key, _)| key == k) {
-                    Some((_, values)) if !values.contains(v) => values.push(v.clone()),
-                    Some(_) => {}
-                    None => out.push((k.clone(), vec![v.clone()])),
-                }
-            }
-        };
-        add(self.tags.get(
-            &access.object.kind,
-            &access.object.schema,
-            &access.object.name,
-        ));
-        if access.object.kind == ObjectKind::Table && !self.catalog.view_reads.is_empty() {
-            let mut seen = vec![(access.object.schema.clone(), access.object.name.clone())];
-            let mut next = 0;
-            while next < seen.len() && seen.len() < VIEW_DEPTH * 16 {
-                if let Some(reads) = self.catalog.view_reads.get(&seen[next]) {
-                    for read in reads {
-                        if !seen.contains(read) {
-                            add(self.tags.get(&ObjectKind::Table, &read.0, &read.1));
-                            seen.push(read.clone());
-                        }
-                    }
-                }
-                next += 1;
-            }
-        }
-        out
-    }
-
     /// Decides every access; the first denied one decides the statement.
     fn decide(&self, accesses: &[Access], fingerprint: u64, now: i64) -> Ruling {
         let first = accesses.first();
@@ -306,7 +358,7 @@ impl SessionStatements {
             allowed: true,
             enforced: self.enforced,
             action: first.map(|a| a.action.as_str()),
-            resource: first.map(|a| self.arn(a)).unwrap_or_default(),
+            resource: first.map(|a| self.target.arn(a)).unwrap_or_default(),
             reason: String::new(),
             accesses: u32::try_from(accesses.len()).unwrap_or(u32::MAX),
         };
@@ -351,22 +403,7 @@ impl SessionStatements {
         let fingerprint = latchkey_sqlnorm::fingerprint_hex(fingerprint);
         let mut allowed_by = Vec::new();
         for access in accesses {
-            let resource = self.arn(access);
-            let mut req = base.clone().with_action(access.action.as_str());
-            req.set_resource(&resource);
-            for (k, v) in &self.context {
-                req.set_context(k, [v.as_str()]);
-            }
-            req.set_context("sql:StatementFingerprint", [fingerprint.as_str()]);
-            if let Some(present) = access.where_clause {
-                req.set_context(
-                    "sql:WhereClausePresent",
-                    [if present { "true" } else { "false" }],
-                );
-            }
-            for (k, values) in self.object_tags(access) {
-                req.set_context(&format!("sql:ObjectTag/{k}"), values);
-            }
+            let req = self.target.request(&base, access, &fingerprint);
             if set.decide(&req) == Decision::Allowed {
                 if allowed_by.is_empty() {
                     allowed_by = set
@@ -381,7 +418,7 @@ impl SessionStatements {
             let explained = set.explain(&req);
             decision.allowed = false;
             decision.action = Some(access.action.as_str());
-            decision.resource = resource;
+            decision.resource = req.resource().to_owned();
             decision.reason = match explained.decision {
                 Decision::ExplicitDeny => format!(
                     "explicitly denied by {}",
