@@ -24,6 +24,7 @@
 
 mod my_builtins;
 mod mysql;
+mod pg_builtins;
 mod postgres;
 #[cfg(test)]
 mod tests;
@@ -38,13 +39,18 @@ pub enum SqlAction {
     /// sequence, `TABLE t`, `SHOW CREATE TABLE`.
     Select,
     Insert,
+    /// Changes rows: `UPDATE`, `INSERT … ON CONFLICT DO UPDATE`, `MERGE …
+    /// UPDATE`; also what `SELECT … FOR UPDATE|SHARE` locks, and
+    /// PostgreSQL `nextval`/`setval` on a sequence.
     Update,
     Delete,
     Truncate,
     /// `CREATE` of any object (tables, views, indexes, schemas, functions,
     /// triggers, databases...).
     Create,
-    /// `ALTER` of any object but a role or user; `COMMENT ON`, `RENAME`.
+    /// `ALTER` of any object but a role or user; `COMMENT ON`, `RENAME`;
+    /// also the table a new index, trigger, rule or policy is on, and the
+    /// table a `REFERENCES`, `INHERITS` or `PARTITION OF` names.
     Alter,
     /// `DROP` of any object but a role or user.
     Drop,
@@ -223,7 +229,10 @@ pub struct Scope {
     /// PostgreSQL: the schemas an unqualified name may resolve to,
     /// `$user` already replaced by the session's user. An unqualified
     /// name stands for each. `pg_catalog` is implicitly searched first
-    /// by the server; it is added for names that start with `pg_`.
+    /// by the server: a name that is a `pg_catalog` function or relation
+    /// resolves there (and to the schemas before it, when the path names
+    /// `pg_catalog` later). Empty: unknown (unqualified names are
+    /// unclassified).
     pub search_path: Vec<String>,
 }
 
