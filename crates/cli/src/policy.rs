@@ -23,7 +23,7 @@ pub enum PolicyCommand {
     /// Decide actions on resources under a set of policies, like `aws iam simulate-custom-policy`.
     ///
     /// Exit code 0 whatever the decision; non-zero only for errors.
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
