@@ -10,6 +10,7 @@ mod findings;
 mod output;
 mod policy;
 mod serve;
+mod suggest;
 mod token;
 
 use std::process::ExitCode;

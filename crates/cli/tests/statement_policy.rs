@@ -150,6 +150,67 @@ fn policy_records(lk: &Latchkey, statement: &str) -> Vec<serde_json::Value> {
     .collect()
 }
 
+/// `db classify --suggest` through the gateway's upstream login: the
+/// proposals, written for review, tag nothing until imported.
+fn suggest_and_import(data: &Path, db: &str, extra: &[&str], expect: &str) {
+    let file = data.join(format!("{db}-suggested.csv"));
+    let dir = data.to_str().unwrap();
+    let mut args = vec![
+        "db",
+        "classify",
+        "--data-dir",
+        dir,
+        "--db",
+        db,
+        "--suggest",
+        "--user",
+        "app",
+    ];
+    args.extend(extra);
+    args.extend(["--write", file.to_str().unwrap(), "--output", "json"]);
+    let out = latchkey(&args).output().unwrap();
+    let proposed: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+    let found = proposed["suggestions"].as_array().unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|s| s["object"] == expect && s["column"] == "pan" && s["value"] == "payment-card"),
+        "{proposed}"
+    );
+    let listed = |dir: &str| -> usize {
+        let out = latchkey(&[
+            "db",
+            "classification",
+            "--data-dir",
+            dir,
+            "--db",
+            db,
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+        v["tags"].as_array().unwrap().len()
+    };
+    let before = listed(dir);
+    assert_eq!(before, 1, "suggesting tags nothing");
+    let out = latchkey(&[
+        "db",
+        "classify",
+        "--data-dir",
+        dir,
+        "--db",
+        db,
+        "--from-file",
+        file.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(listed(dir) > before);
+}
+
 #[test]
 fn postgres_statements_are_decided_by_policy_in_enforce_and_audit_mode() {
     let root = tempfile::tempdir().unwrap();
@@ -243,6 +304,7 @@ SELECT 'alive', count(*) FROM orders;
     );
 
     extended_protocol(&lk, &token);
+    suggest_and_import(&data, "orders", &["--database", "orders"], "public.cards");
 
     // Audit mode: the same statement is decided and recorded, not refused.
     register_db(
@@ -508,6 +570,7 @@ fn mysql_statements_are_decided_by_policy() {
     set_db_password(&data, "shop", "app", "app-secret");
     classify(&data, "shop", "shop.cards");
     let lk = serve_latchkey(root.path(), &data, &api, &[]);
+    suggest_and_import(&data, "shop", &[], "shop.cards");
     let alice = user_with_policy(&lk, "alice", ANALYST);
     let creds: Vec<(&str, &str)> = alice
         .iter()
