@@ -555,3 +555,179 @@ pub fn parse_search_path(value: &str) -> Vec<String> {
         )
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+    use latchkey_identity::clock::ManualClock;
+    use latchkey_session::{Ancestor, SessionClaims};
+    use latchkey_store::{PrincipalKind, Store, Vault};
+
+    use super::*;
+
+    const T0: i64 = 1_790_000_000;
+
+    /// The README's examples, in the role's policy: DROP only within 5
+    /// minutes of MFA; DELETE/UPDATE only with a WHERE clause.
+    const DBA: &str = r#"{"Version":"2012-10-17","Statement":[
+      {"Effect":"Allow","Action":["sql:Select","sql:Delete","sql:Update"],"Resource":"*"},
+      {"Sid":"DropWithFreshMfa","Effect":"Allow","Action":"sql:Drop","Resource":"*",
+       "Condition":{"NumericLessThan":{"aws:MultiFactorAuthAge":"300"}}},
+      {"Sid":"WhereRequired","Effect":"Deny","Action":["sql:Update","sql:Delete"],"Resource":"*",
+       "Condition":{"Bool":{"sql:WhereClausePresent":"false"}}}]}"#;
+
+    /// A role session assumed with MFA at `T0`, on a clock the test moves.
+    fn dba_session(mode: StatementPolicy) -> (tempfile::TempDir, Arc<ManualClock>, SessionStatements) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), Vault::new(1, &[4; 32])).unwrap();
+        let user = store.create_user("bob", "/", &[], T0).unwrap();
+        let role = store.create_role("dba", "/", "{}", 3600, "", &[], T0).unwrap();
+        store
+            .put_inline_policy(PrincipalKind::Role, "dba", "sql", DBA)
+            .unwrap();
+        let keys = store.cluster_keys(T0).unwrap();
+        let clock = Arc::new(ManualClock::new(T0));
+        let state = Arc::new(AppState::new(store, keys).unwrap().with_clock(clock.clone()));
+        let claims = SessionClaims {
+            token_id: [7; 16],
+            account: state.store.account_id().to_owned(),
+            principal_arn: user.arn.clone(),
+            principal_id: user.id.clone(),
+            role_arn: role.arn.clone(),
+            role_id: role.id.clone(),
+            session_name: "drop".into(),
+            issued: T0,
+            expires: T0 + 3600,
+            mfa_authenticated: true,
+            mfa_time: Some(T0),
+            lineage: vec![Ancestor {
+                arn: user.arn,
+                id: user.id,
+                issued: T0,
+            }],
+            ..SessionClaims::default()
+        };
+        let sealed = state.keyring.read().unwrap().seal(&claims, [0; 12]).unwrap();
+        let caller = state
+            .find_credentials(
+                &sealed.access_key_id,
+                Some(&sealed.session_token),
+                T0,
+                "127.0.0.1",
+            )
+            .unwrap()
+            .caller;
+        let db = Database {
+            name: "orders".into(),
+            engine: Engine::Postgres,
+            resource_id: "db-TEST".into(),
+            statement_policy: mode,
+            ..Database::default()
+        };
+        let catalog = ServerCatalog {
+            search_path: Some("public".into()),
+            ..ServerCatalog::default()
+        };
+        let gate = SessionStatements::new(
+            state,
+            caller,
+            &db,
+            Arc::new(ObjectTags::default()),
+            true,
+            Some("orders"),
+            "app",
+            Some(Arc::new(catalog)),
+        )
+        .unwrap();
+        (dir, clock, gate)
+    }
+
+    fn refused(r: &Ruling) -> Option<&str> {
+        match r {
+            Ruling::Refuse { message, .. } => Some(message),
+            Ruling::Pass(_) => None,
+        }
+    }
+
+    #[test]
+    fn drop_needs_mfa_within_five_minutes_and_the_cache_keeps_no_decision_past_its_second() {
+        let (_dir, clock, mut gate) = dba_session(StatementPolicy::Enforce);
+        clock.set(T0 + 10);
+        assert_eq!(refused(&gate.rule("DROP TABLE orders")), None);
+        // The same shape again, from the cache.
+        assert_eq!(refused(&gate.rule("DROP TABLE orders")), None);
+        clock.set(T0 + 299);
+        assert_eq!(refused(&gate.rule("DROP TABLE orders")), None);
+        clock.set(T0 + 301);
+        assert_eq!(
+            refused(&gate.rule("DROP TABLE orders")),
+            Some("permission denied by policy: sql:Drop on table public.orders")
+        );
+    }
+
+    #[test]
+    fn delete_and_update_need_a_where_clause() {
+        let (_dir, _clock, mut gate) = dba_session(StatementPolicy::Enforce);
+        assert_eq!(refused(&gate.rule("DELETE FROM orders WHERE id = 7")), None);
+        assert_eq!(
+            refused(&gate.rule("DELETE FROM orders")),
+            Some("permission denied by policy: sql:Delete on table public.orders")
+        );
+        assert!(refused(&gate.rule("UPDATE orders SET total = 0 WHERE 1 = 1")).is_some());
+        // The deciding statement is in the decision, for the audit record.
+        let Ruling::Refuse { decision, .. } = gate.rule("DELETE FROM orders") else {
+            panic!("refused above");
+        };
+        assert!(!decision.allowed && decision.enforced);
+        assert_eq!(decision.action, Some("sql:Delete"));
+        assert!(decision.reason.contains("WhereRequired"), "{}", decision.reason);
+        assert!(decision.resource.ends_with(":table/db-TEST/orders/public/orders"));
+    }
+
+    #[test]
+    fn audit_mode_decides_but_refuses_nothing() {
+        let (_dir, _clock, mut gate) = dba_session(StatementPolicy::Audit);
+        let Ruling::Pass(decision) = gate.rule("DELETE FROM orders") else {
+            panic!("audit mode refuses nothing");
+        };
+        assert!(!decision.allowed && !decision.enforced);
+        // Unclassifiable SQL is denied unless a policy allows it.
+        let Ruling::Pass(decision) = gate.rule("SELEC garbage (") else {
+            panic!("audit mode refuses nothing");
+        };
+        assert_eq!(decision.action, Some("sql:Unclassified"));
+        assert!(!decision.allowed);
+    }
+
+    #[test]
+    fn search_path_changes_widen_what_unqualified_names_stand_for() {
+        let (_dir, _clock, mut gate) = dba_session(StatementPolicy::Enforce);
+        assert_eq!(refused(&gate.rule("SELECT * FROM orders")), None);
+        // Allowed (sql:Select on *), and now `orders` may be in either.
+        assert_eq!(refused(&gate.rule("SET search_path TO sales, public")), None);
+        let Ruling::Pass(d) = gate.rule("SELECT * FROM orders") else {
+            panic!("allowed");
+        };
+        assert_eq!(d.accesses, 2, "sales.orders and public.orders");
+    }
+
+    #[test]
+    fn only_sql_every_lexer_reads_alike_shares_a_cached_shape() {
+        assert!(shape_cacheable(
+            "SELECT * FROM t WHERE a = $1 AND b = 'x'",
+            Dialect::Postgres
+        ));
+        for sql in [
+            "SELECT 'a\\' FROM t",
+            "SELECT 1 -- x",
+            "SELECT /* x */ 1",
+            "SELECT $$x$$",
+        ] {
+            assert!(!shape_cacheable(sql, Dialect::Postgres), "{sql}");
+        }
+        assert!(!shape_cacheable("SELECT \"x\" FROM t", Dialect::MySql));
+        assert!(!shape_cacheable("SELECT 1 # x", Dialect::MySql));
+        assert_eq!(parse_search_path("\"$user\", public, \"Sales\""), ["$user", "public", "Sales"]);
+    }
+}
