@@ -578,17 +578,25 @@ mod tests {
        "Condition":{"Bool":{"sql:WhereClausePresent":"false"}}}]}"#;
 
     /// A role session assumed with MFA at `T0`, on a clock the test moves.
-    fn dba_session(mode: StatementPolicy) -> (tempfile::TempDir, Arc<ManualClock>, SessionStatements) {
+    fn dba_session(
+        mode: StatementPolicy,
+    ) -> (tempfile::TempDir, Arc<ManualClock>, SessionStatements) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db"), Vault::new(1, &[4; 32])).unwrap();
         let user = store.create_user("bob", "/", &[], T0).unwrap();
-        let role = store.create_role("dba", "/", "{}", 3600, "", &[], T0).unwrap();
+        let role = store
+            .create_role("dba", "/", "{}", 3600, "", &[], T0)
+            .unwrap();
         store
             .put_inline_policy(PrincipalKind::Role, "dba", "sql", DBA)
             .unwrap();
         let keys = store.cluster_keys(T0).unwrap();
         let clock = Arc::new(ManualClock::new(T0));
-        let state = Arc::new(AppState::new(store, keys).unwrap().with_clock(clock.clone()));
+        let state = Arc::new(
+            AppState::new(store, keys)
+                .unwrap()
+                .with_clock(clock.clone()),
+        );
         let claims = SessionClaims {
             token_id: [7; 16],
             account: state.store.account_id().to_owned(),
@@ -608,7 +616,12 @@ mod tests {
             }],
             ..SessionClaims::default()
         };
-        let sealed = state.keyring.read().unwrap().seal(&claims, [0; 12]).unwrap();
+        let sealed = state
+            .keyring
+            .read()
+            .unwrap()
+            .seal(&claims, [0; 12])
+            .unwrap();
         let caller = state
             .find_credentials(
                 &sealed.access_key_id,
@@ -681,8 +694,16 @@ mod tests {
         };
         assert!(!decision.allowed && decision.enforced);
         assert_eq!(decision.action, Some("sql:Delete"));
-        assert!(decision.reason.contains("WhereRequired"), "{}", decision.reason);
-        assert!(decision.resource.ends_with(":table/db-TEST/orders/public/orders"));
+        assert!(
+            decision.reason.contains("WhereRequired"),
+            "{}",
+            decision.reason
+        );
+        assert!(
+            decision
+                .resource
+                .ends_with(":table/db-TEST/orders/public/orders")
+        );
     }
 
     #[test]
@@ -705,7 +726,10 @@ mod tests {
         let (_dir, _clock, mut gate) = dba_session(StatementPolicy::Enforce);
         assert_eq!(refused(&gate.rule("SELECT * FROM orders")), None);
         // Allowed (sql:Select on *), and now `orders` may be in either.
-        assert_eq!(refused(&gate.rule("SET search_path TO sales, public")), None);
+        assert_eq!(
+            refused(&gate.rule("SET search_path TO sales, public")),
+            None
+        );
         let Ruling::Pass(d) = gate.rule("SELECT * FROM orders") else {
             panic!("allowed");
         };
@@ -728,6 +752,9 @@ mod tests {
         }
         assert!(!shape_cacheable("SELECT \"x\" FROM t", Dialect::MySql));
         assert!(!shape_cacheable("SELECT 1 # x", Dialect::MySql));
-        assert_eq!(parse_search_path("\"$user\", public, \"Sales\""), ["$user", "public", "Sales"]);
+        assert_eq!(
+            parse_search_path("\"$user\", public, \"Sales\""),
+            ["$user", "public", "Sales"]
+        );
     }
 }
