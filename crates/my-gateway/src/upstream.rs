@@ -242,23 +242,7 @@ pub async fn reset(upstream: &mut Upstream) -> Result<()> {
 /// MySQL, unlike PostgreSQL, keeps running a statement whose client has
 /// vanished until it next writes to it.
 pub async fn kill(state: &Arc<AppState>, db: &Database, user: &str, thread_id: u32) -> Result<()> {
-    let caps = wire::CLIENT_PROTOCOL_41
-        | wire::CLIENT_SECURE_CONNECTION
-        | wire::CLIENT_PLUGIN_AUTH
-        | wire::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
-        | wire::CLIENT_TRANSACTIONS;
-    let mut up = connect(
-        state,
-        db,
-        &LoginRequest {
-            user,
-            schema: None,
-            charset: wire::UTF8MB4_GENERAL_CI,
-            caps,
-            attrs: Vec::new(),
-        },
-    )
-    .await?;
+    let mut up = own_login(state, db, user).await?;
     let mut payload = vec![wire::COM_PROCESS_KILL];
     payload.extend_from_slice(&thread_id.to_le_bytes());
     tokio::time::timeout(RESET_TIMEOUT, command(&mut up, &payload))
@@ -275,23 +259,7 @@ pub async fn query_text(
     user: &str,
     sql: &str,
 ) -> Result<Vec<Vec<Option<String>>>> {
-    let caps = wire::CLIENT_PROTOCOL_41
-        | wire::CLIENT_SECURE_CONNECTION
-        | wire::CLIENT_PLUGIN_AUTH
-        | wire::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
-        | wire::CLIENT_TRANSACTIONS;
-    let mut up = connect(
-        state,
-        db,
-        &LoginRequest {
-            user,
-            schema: None,
-            charset: wire::UTF8MB4_GENERAL_CI,
-            caps,
-            attrs: Vec::new(),
-        },
-    )
-    .await?;
+    let mut up = own_login(state, db, user).await?;
     let mut payload = vec![wire::COM_QUERY];
     payload.extend_from_slice(sql.as_bytes());
     write_packet(&mut up.stream, 0, &payload).await?;
@@ -334,6 +302,29 @@ pub async fn query_text(
         }
         rows.push(row);
     }
+}
+
+/// A login of the gateway's own (no client behind it) as `user`, with no
+/// default schema and the capabilities a plain command needs (no
+/// `CLIENT_DEPRECATE_EOF`: result sets end with EOF packets).
+async fn own_login(state: &Arc<AppState>, db: &Database, user: &str) -> Result<Upstream> {
+    let caps = wire::CLIENT_PROTOCOL_41
+        | wire::CLIENT_SECURE_CONNECTION
+        | wire::CLIENT_PLUGIN_AUTH
+        | wire::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | wire::CLIENT_TRANSACTIONS;
+    connect(
+        state,
+        db,
+        &LoginRequest {
+            user,
+            schema: None,
+            charset: wire::UTF8MB4_GENERAL_CI,
+            caps,
+            attrs: Vec::new(),
+        },
+    )
+    .await
 }
 
 /// Sends a command that gets OK or ERR, and reads the answer.
