@@ -56,7 +56,7 @@ pub struct ClassifyArgs {
     #[arg(long = "db")]
     database: String,
     /// SCHEMA.NAME (PostgreSQL) or DATABASE.TABLE (MySQL).
-    #[arg(long, required_unless_present = "from_file")]
+    #[arg(long, required_unless_present_any = ["from_file", "suggest"])]
     object: Option<String>,
     /// A column of the object.
     #[arg(long)]
@@ -73,6 +73,22 @@ pub struct ClassifyArgs {
     /// Read many tags from a CSV or TOML file.
     #[arg(long, value_name = "FILE", conflicts_with = "object")]
     from_file: Option<std::path::PathBuf>,
+    /// Propose tags from the database's column names and types (card
+    /// numbers, e-mail addresses, phone numbers, national ids, dates of
+    /// birth, stored credentials), read through the gateway's upstream
+    /// login as --user. Nothing is tagged: review the proposals (--write
+    /// FILE saves them as CSV) and import them with --from-file.
+    #[arg(long, requires = "user", conflicts_with_all = ["object", "from_file", "tags", "remove"])]
+    suggest: bool,
+    /// The database user to read the catalogue as (with --suggest).
+    #[arg(long)]
+    user: Option<String>,
+    /// The PostgreSQL database to read (with --suggest) [default: --db].
+    #[arg(long = "database")]
+    dbname: Option<String>,
+    /// Write the proposals as a CSV file to review and import (with --suggest).
+    #[arg(long, value_name = "FILE", requires = "suggest")]
+    write: Option<std::path::PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
 }
@@ -634,6 +650,9 @@ fn classify(a: ClassifyArgs) -> Result<()> {
     let (store, _) = open(&a.server)?;
     store.get_database(&a.database)?;
     let kind: ObjectKind = a.kind.parse()?;
+    if a.suggest {
+        return suggest(&store, &a);
+    }
     if let Some(path) = &a.from_file {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -736,13 +755,15 @@ pub fn parse_tag_file(database: &str, kind: ObjectKind, text: &str) -> Result<Ve
         return file.tag.into_iter().map(entry).collect();
     }
     let mut out = Vec::new();
+    let mut first = true;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if i == 0 && fields.first() == Some(&"object") {
+        // An optional header, as the first line that is not a comment.
+        if std::mem::take(&mut first) && fields.first() == Some(&"object") {
             continue;
         }
         let [object, column, key, value] = fields[..] else {
@@ -820,4 +841,106 @@ mod classification_tests {
         );
         assert!(parse_tag_file("shop", ObjectKind::Table, "nodot,,k,v\n").is_err());
     }
+}
+
+/// `db classify --suggest`: the columns of the database's tables, read as
+/// `--user` through the gateway's own upstream login, and the tags they
+/// suggest. Nothing is stored.
+fn suggest(store: &Store, a: &ClassifyArgs) -> Result<()> {
+    use crate::suggest::{Column, suggest, to_csv};
+    let db = store.get_database(&a.database)?;
+    let user = a.user.as_deref().unwrap_or_default();
+    let config = a.server.resolve()?;
+    let clusters = store.cluster_keys(latchkey_identity::clock::system_now())?;
+    // A second handle on the store for the identity core, which the
+    // upstream login reads passwords and the database CA through.
+    let state = std::sync::Arc::new(
+        latchkey_identity::AppState::new(config.open_store()?, clusters)?
+            .with_region(&config.region),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let rows = runtime.block_on(async {
+        match db.engine {
+            latchkey_store::Engine::Postgres => {
+                latchkey_pg_gateway::upstream::query_text(
+                    &state,
+                    &db,
+                    user,
+                    a.dbname.as_deref().unwrap_or(&db.name),
+                    "SELECT table_schema, table_name, column_name, data_type \
+                     FROM information_schema.columns \
+                     WHERE table_schema NOT IN ('pg_catalog', 'information_schema') \
+                     ORDER BY 1, 2, ordinal_position",
+                )
+                .await
+            }
+            latchkey_store::Engine::Mysql => {
+                latchkey_my_gateway::upstream::query_text(
+                    &state,
+                    &db,
+                    user,
+                    "SELECT table_schema, table_name, column_name, data_type \
+                     FROM information_schema.columns \
+                     WHERE table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
+                     ORDER BY 1, 2, ordinal_position",
+                )
+                .await
+            }
+        }
+    })
+    .context("reading the database's columns")?;
+    let columns: Vec<Column> = rows
+        .into_iter()
+        .filter_map(|row| match row.as_slice() {
+            [Some(schema), Some(table), Some(name), Some(data_type)] => Some(Column {
+                schema: schema.clone(),
+                table: table.clone(),
+                name: name.clone(),
+                data_type: data_type.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let found = suggest(&columns);
+    if let Some(path) = &a.write {
+        std::fs::write(path, to_csv(&found))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    match a.output {
+        OutputFormat::Json => print_json(&json!({
+            "columnsRead": columns.len(),
+            "suggestions": found.iter().map(|s| json!({
+                "object": format!("{}.{}", s.schema, s.table),
+                "column": (!s.column.is_empty()).then_some(&s.column),
+                "key": s.key,
+                "value": s.value,
+                "reason": s.reason,
+            })).collect::<Vec<_>>(),
+        }))?,
+        OutputFormat::Text => {
+            for s in &found {
+                let column = if s.column.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{}", s.column)
+                };
+                println!(
+                    "{}.{}{column}\t{}={}\t({})",
+                    s.schema, s.table, s.key, s.value, s.reason
+                );
+            }
+            eprintln!(
+                "{} suggestions from {} columns; nothing was tagged{}",
+                found.len(),
+                columns.len(),
+                match &a.write {
+                    Some(p) => format!(": review {} and import it with --from-file", p.display()),
+                    None => " (--write FILE saves them for --from-file)".to_owned(),
+                }
+            );
+        }
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ mod firewall;
 mod output;
 mod policy;
 mod serve;
+mod suggest;
 mod token;
 
 use std::process::ExitCode;

@@ -23,7 +23,7 @@ pub enum PolicyCommand {
     /// Decide actions on resources under a set of policies, like `aws iam simulate-custom-policy`.
     ///
     /// Exit code 0 whatever the decision; non-zero only for errors.
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,8 +66,27 @@ pub struct SimulateArgs {
     #[arg(long = "session-policy")]
     session_policies: Vec<String>,
     /// Action to simulate, e.g. rds-db:connect (repeatable).
-    #[arg(long = "action", required = true)]
+    #[arg(long = "action", required_unless_present = "sql")]
     actions: Vec<String>,
+    /// A SQL statement (or several) to decide as statement policy would:
+    /// each object it touches with its sql: action, on --db's ARNs, with
+    /// its classification tags. Replaces --action and --resource.
+    #[arg(long, requires = "db", conflicts_with_all = ["actions", "resources"])]
+    sql: Option<String>,
+    /// The registered database the SQL is for (with --sql).
+    #[arg(long)]
+    db: Option<String>,
+    /// The database user (with --sql): `$user` in PostgreSQL's search_path.
+    #[arg(long, default_value = "")]
+    user: String,
+    /// The database the client connects to (with --sql) [default: --db].
+    #[arg(long)]
+    database: Option<String>,
+    /// PostgreSQL's search_path for unqualified names (with --sql).
+    #[arg(long, default_value = "\"$user\", public")]
+    search_path: String,
+    #[command(flatten)]
+    server: crate::config::ServerArgs,
     /// Resource ARN (repeatable) [default: *].
     #[arg(long = "resource")]
     resources: Vec<String>,
@@ -167,6 +186,63 @@ fn load(label: &str, source: &str, k: PolicyKind) -> Result<CompiledPolicy> {
     }
 }
 
+/// The requests statement policy would decide for `sql` on `--db`: one
+/// per object and action, with the object's display name.
+fn sql_requests(
+    args: &SimulateArgs,
+    sql: &str,
+    base: &Request,
+) -> Result<Vec<(Option<String>, String, Request)>> {
+    use latchkey_gateway::statements::{
+        ObjectTags, ServerCatalog, StatementTarget, parse_search_path,
+    };
+    use latchkey_sqlaccess::{Dialect, Scope};
+    let config = args.server.resolve()?;
+    let store = config.open_store()?;
+    let name = args.db.as_deref().unwrap_or_default();
+    let db = store.get_database(name)?;
+    let tags = ObjectTags::of(name, &store.object_tags(Some(name))?);
+    let dialect = match db.engine {
+        latchkey_store::Engine::Postgres => Dialect::Postgres,
+        latchkey_store::Engine::Mysql => Dialect::MySql,
+    };
+    let search_path = parse_search_path(&args.search_path)
+        .into_iter()
+        .map(|s| if s == "$user" { args.user.clone() } else { s })
+        .filter(|s| !s.is_empty())
+        .collect();
+    let scope = Scope {
+        database: Some(args.database.clone().unwrap_or_else(|| name.to_owned())),
+        search_path,
+    };
+    let target = StatementTarget::new(
+        &config.region,
+        store.account_id(),
+        &db,
+        std::sync::Arc::new(tags),
+        std::sync::Arc::new(ServerCatalog::default()),
+        None,
+    );
+    let classified = latchkey_sqlaccess::classify(sql, dialect, &scope);
+    let fingerprint =
+        latchkey_sqlnorm::fingerprint_hex(latchkey_sqlnorm::normalize(sql, dialect).fingerprint);
+    Ok(classified
+        .accesses
+        .iter()
+        .map(|access| {
+            (
+                Some(format!(
+                    "{} {}",
+                    access.object.kind.as_str(),
+                    access.object.display_name()
+                )),
+                access.action.as_str().to_owned(),
+                target.request(base, access, &fingerprint),
+            )
+        })
+        .collect())
+}
+
 fn run_simulate(args: &SimulateArgs) -> Result<u8> {
     if args.policies.is_empty() && args.resource_policy.is_none() {
         bail!("give at least one --policy or a --resource-policy");
@@ -204,17 +280,32 @@ fn run_simulate(args: &SimulateArgs) -> Result<u8> {
     } else {
         args.resources.clone()
     };
+    let mut base = Request::new("", "");
+    if let Some(caller) = &args.caller_arn {
+        base = base.with_caller(caller);
+    }
+    for (key, values) in &context {
+        base.set_context(key, values.iter().copied());
+    }
+    let requests = match &args.sql {
+        Some(sql) => sql_requests(args, sql, &base)?,
+        None => args
+            .actions
+            .iter()
+            .flat_map(|action| {
+                resources.iter().map(|resource| {
+                    let mut req = base.clone().with_action(action);
+                    req.set_resource(resource);
+                    (None, action.clone(), req)
+                })
+            })
+            .collect(),
+    };
     let mut results = Vec::new();
-    for action in &args.actions {
-        for resource in &resources {
-            let mut req = Request::new(action, resource);
-            if let Some(caller) = &args.caller_arn {
-                req = req.with_caller(caller);
-            }
-            for (key, values) in &context {
-                req.set_context(key, values.iter().copied());
-            }
-            let e = set.explain(&req);
+    for (object, action, req) in &requests {
+        {
+            let resource = req.resource();
+            let e = set.explain(req);
             let statement = |s: &latchkey_policy::StatementRef| {
                 json!({
                     "sourcePolicyId": s.policy,
@@ -225,6 +316,7 @@ fn run_simulate(args: &SimulateArgs) -> Result<u8> {
             results.push(json!({
                 "action": action,
                 "resource": resource,
+                "object": object,
                 "decision": e.decision.as_str(),
                 "matchedStatements": e.matched.iter().map(statement).collect::<Vec<_>>(),
                 "missingContextValues": e.missing_context_keys,
@@ -234,6 +326,9 @@ fn run_simulate(args: &SimulateArgs) -> Result<u8> {
                 })).collect::<Vec<_>>(),
             }));
         }
+    }
+    if results.is_empty() && args.output == OutputFormat::Text {
+        println!("the statement touches no object: nothing to decide");
     }
     match args.output {
         OutputFormat::Json => print_json(&json!({ "results": results }))?,
@@ -245,6 +340,9 @@ fn run_simulate(args: &SimulateArgs) -> Result<u8> {
                     r["action"].as_str().unwrap_or("?"),
                     r["resource"].as_str().unwrap_or("?")
                 );
+                if let Some(object) = r["object"].as_str() {
+                    println!("  object  {object}");
+                }
                 for m in r["matchedStatements"].as_array().into_iter().flatten() {
                     println!(
                         "  matched  {} {} ({})",

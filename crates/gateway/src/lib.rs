@@ -132,6 +132,7 @@ where
     H: Fn(TcpStream, SocketAddr, usize) -> F + Clone + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
+    const SESSION_THREAD_STACK: usize = 16 << 20;
     let threads = threads.max(1);
     let mut shards = Vec::with_capacity(threads);
     for shard in 0..threads {
@@ -144,6 +145,12 @@ where
             .build()?;
         std::thread::Builder::new()
             .name(format!("{name}-{shard}"))
+            // Statement policy parses client SQL on this thread, and
+            // libpg_query's parser and tree decoding recurse: 100 levels
+            // of nesting take about 0.5 MiB of stack in release builds and
+            // over 2 MiB (the default) in debug ones. Only touched pages
+            // cost memory.
+            .stack_size(SESSION_THREAD_STACK)
             .spawn(move || {
                 runtime.block_on(async move {
                     while let Some((std_tcp, peer)) = rx.recv().await {

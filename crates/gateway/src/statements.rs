@@ -28,7 +28,7 @@ use latchkey_audit::PolicyDecision;
 use crate::firewall::SessionFirewall;
 use latchkey_framing::{Ruling, StatementGate};
 use latchkey_identity::{AppState, Caller};
-use latchkey_policy::Decision;
+use latchkey_policy::{Decision, Request};
 use latchkey_sqlaccess::{Access, Classified, Dialect, ObjectKind, Scope, ScopeChange, SqlAction};
 use latchkey_store::{Database, Engine, ObjectTag, StatementPolicy};
 
@@ -91,6 +91,114 @@ pub struct ServerCatalog {
 /// How deep views over views are followed for their tags.
 const VIEW_DEPTH: usize = 16;
 
+/// What every `sql:` request on one database carries: its ARNs, its
+/// tags and the classification of its objects. Shared by the gateway and
+/// `latchkey policy simulate --sql`.
+pub struct StatementTarget {
+    /// `arn:aws:sql:REGION:ACCOUNT:`.
+    arn_prefix: String,
+    resource_id: String,
+    /// `aws:ResourceTag/*` (the database's tags) and, for a session,
+    /// `aws:SecureTransport`.
+    context: Vec<(String, String)>,
+    tags: Arc<ObjectTags>,
+    catalog: Arc<ServerCatalog>,
+}
+
+impl StatementTarget {
+    pub fn new(
+        region: &str,
+        account: &str,
+        db: &Database,
+        tags: Arc<ObjectTags>,
+        catalog: Arc<ServerCatalog>,
+        secure: Option<bool>,
+    ) -> Self {
+        let mut context: Vec<(String, String)> = db
+            .tags
+            .iter()
+            .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v.clone()))
+            .collect();
+        if let Some(secure) = secure {
+            context.push(("aws:SecureTransport".into(), secure.to_string()));
+        }
+        Self {
+            arn_prefix: format!("arn:aws:sql:{region}:{account}:"),
+            resource_id: db.resource_id.clone(),
+            context,
+            tags,
+            catalog,
+        }
+    }
+
+    /// The resource ARN of an access.
+    pub fn arn(&self, access: &Access) -> String {
+        format!(
+            "{}{}",
+            self.arn_prefix,
+            access.object.arn_resource(&self.resource_id)
+        )
+    }
+
+    /// `base` (the caller's context) made into the request for one
+    /// access of a statement with fingerprint `fingerprint` (hex).
+    pub fn request(&self, base: &Request, access: &Access, fingerprint: &str) -> Request {
+        let mut req = base.clone().with_action(access.action.as_str());
+        req.set_resource(&self.arn(access));
+        for (k, v) in &self.context {
+            req.set_context(k, [v.as_str()]);
+        }
+        req.set_context("sql:StatementFingerprint", [fingerprint]);
+        if let Some(present) = access.where_clause {
+            req.set_context(
+                "sql:WhereClausePresent",
+                [if present { "true" } else { "false" }],
+            );
+        }
+        for (k, values) in self.object_tags(access) {
+            req.set_context(&format!("sql:ObjectTag/{k}"), values);
+        }
+        req
+    }
+
+    /// An object's classification tags, with those of every relation a
+    /// view reads (views over views too): a view of restricted data is
+    /// restricted. Several values of one key are all seen.
+    pub fn object_tags(&self, access: &Access) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        let mut add = |tags: &[(String, String)]| {
+            for (k, v) in tags {
+                match out.iter_mut().find(|(key, _)| key == k) {
+                    Some((_, values)) if !values.contains(v) => values.push(v.clone()),
+                    Some(_) => {}
+                    None => out.push((k.clone(), vec![v.clone()])),
+                }
+            }
+        };
+        add(self.tags.get(
+            &access.object.kind,
+            &access.object.schema,
+            &access.object.name,
+        ));
+        if access.object.kind == ObjectKind::Table && !self.catalog.view_reads.is_empty() {
+            let mut seen = vec![(access.object.schema.clone(), access.object.name.clone())];
+            let mut next = 0;
+            while next < seen.len() && seen.len() < VIEW_DEPTH * 16 {
+                if let Some(reads) = self.catalog.view_reads.get(&seen[next]) {
+                    for read in reads {
+                        if !seen.contains(read) {
+                            add(self.tags.get(&ObjectKind::Table, &read.0, &read.1));
+                            seen.push(read.clone());
+                        }
+                    }
+                }
+                next += 1;
+            }
+        }
+        out
+    }
+}
+
 /// What a session's statements are decided with.
 pub struct SessionStatements {
     state: Arc<AppState>,
@@ -101,14 +209,7 @@ pub struct SessionStatements {
     enforced: bool,
     firewall: Option<SessionFirewall>,
     dialect: Dialect,
-    /// `arn:aws:sql:REGION:ACCOUNT:`.
-    arn_prefix: String,
-    resource_id: String,
-    /// `aws:ResourceTag/*` (the database's tags) and
-    /// `aws:SecureTransport`.
-    context: Vec<(String, String)>,
-    tags: Arc<ObjectTags>,
-    catalog: Arc<ServerCatalog>,
+    target: StatementTarget,
     scope: Scope,
     /// The server's `search_path` at login, `$user` resolved.
     default_path: Vec<String>,
@@ -152,12 +253,6 @@ impl SessionStatements {
             Engine::Postgres => Dialect::Postgres,
             Engine::Mysql => Dialect::MySql,
         };
-        let mut context: Vec<(String, String)> = db
-            .tags
-            .iter()
-            .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v.clone()))
-            .collect();
-        context.push(("aws:SecureTransport".into(), secure.to_string()));
         let catalog = catalog.unwrap_or_default();
         let default_path = match dialect {
             Dialect::Postgres => parse_search_path(
@@ -171,18 +266,21 @@ impl SessionStatements {
             .collect(),
             Dialect::MySql => Vec::new(),
         };
-        let arn_prefix = format!("arn:aws:sql:{}:{}:", state.region(), caller.account);
+        let target = StatementTarget::new(
+            state.region(),
+            &caller.account,
+            db,
+            tags,
+            catalog,
+            Some(secure),
+        );
         Some(Self {
             state,
             policy_on,
             enforced,
             firewall,
             dialect,
-            arn_prefix,
-            resource_id: db.resource_id.clone(),
-            context,
-            tags,
-            catalog,
+            target,
             scope: Scope {
                 database: database.filter(|d| !d.is_empty()).map(str::to_owned),
                 search_path: default_path.clone(),
@@ -198,15 +296,6 @@ impl SessionStatements {
             decisions: HashMap::new(),
             prepared: HashMap::new(),
         })
-    }
-
-    /// The resource ARN of an access.
-    fn arn(&self, access: &Access) -> String {
-        format!(
-            "{}{}",
-            self.arn_prefix,
-            access.object.arn_resource(&self.resource_id)
-        )
     }
 
     /// Widens the scope by a statement's changes: a `SET` may be rolled
@@ -272,43 +361,6 @@ impl SessionStatements {
         classified
     }
 
-    /// An object's classification tags, with those of every relation a
-    /// view reads (views over views too): a view of restricted data is
-    /// restricted. Several values of one key are all seen.
-    fn object_tags(&self, access: &Access) -> Vec<(String, Vec<String>)> {
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        let mut add = |tags: &[(String, String)]| {
-            for (k, v) in tags {
-                match out.iter_mut().find(|(key, _)| key == k) {
-                    Some((_, values)) if !values.contains(v) => values.push(v.clone()),
-                    Some(_) => {}
-                    None => out.push((k.clone(), vec![v.clone()])),
-                }
-            }
-        };
-        add(self.tags.get(
-            &access.object.kind,
-            &access.object.schema,
-            &access.object.name,
-        ));
-        if access.object.kind == ObjectKind::Table && !self.catalog.view_reads.is_empty() {
-            let mut seen = vec![(access.object.schema.clone(), access.object.name.clone())];
-            let mut next = 0;
-            while next < seen.len() && seen.len() < VIEW_DEPTH * 16 {
-                if let Some(reads) = self.catalog.view_reads.get(&seen[next]) {
-                    for read in reads {
-                        if !seen.contains(read) {
-                            add(self.tags.get(&ObjectKind::Table, &read.0, &read.1));
-                            seen.push(read.clone());
-                        }
-                    }
-                }
-                next += 1;
-            }
-        }
-        out
-    }
-
     /// Decides every access; the first denied one decides the statement.
     /// The message is the refusal's, when the statement is to be refused.
     fn decide(
@@ -322,7 +374,7 @@ impl SessionStatements {
             allowed: true,
             enforced: self.enforced,
             action: first.map(|a| a.action.as_str()),
-            resource: first.map(|a| self.arn(a)).unwrap_or_default(),
+            resource: first.map(|a| self.target.arn(a)).unwrap_or_default(),
             reason: String::new(),
             accesses: u32::try_from(accesses.len()).unwrap_or(u32::MAX),
             evaluated: true,
@@ -363,22 +415,7 @@ impl SessionStatements {
         let fingerprint = latchkey_sqlnorm::fingerprint_hex(fingerprint);
         let mut allowed_by = Vec::new();
         for access in accesses {
-            let resource = self.arn(access);
-            let mut req = base.clone().with_action(access.action.as_str());
-            req.set_resource(&resource);
-            for (k, v) in &self.context {
-                req.set_context(k, [v.as_str()]);
-            }
-            req.set_context("sql:StatementFingerprint", [fingerprint.as_str()]);
-            if let Some(present) = access.where_clause {
-                req.set_context(
-                    "sql:WhereClausePresent",
-                    [if present { "true" } else { "false" }],
-                );
-            }
-            for (k, values) in self.object_tags(access) {
-                req.set_context(&format!("sql:ObjectTag/{k}"), values);
-            }
+            let req = self.target.request(&base, access, &fingerprint);
             if set.decide(&req) == Decision::Allowed {
                 if allowed_by.is_empty() {
                     allowed_by = set
@@ -393,7 +430,7 @@ impl SessionStatements {
             let explained = set.explain(&req);
             decision.allowed = false;
             decision.action = Some(access.action.as_str());
-            decision.resource = resource;
+            decision.resource = req.resource().to_owned();
             decision.reason = match explained.decision {
                 Decision::ExplicitDeny => format!(
                     "explicitly denied by {}",
@@ -558,4 +595,208 @@ pub fn parse_search_path(value: &str) -> Vec<String> {
             },
         )
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+    use latchkey_identity::clock::ManualClock;
+    use latchkey_session::{Ancestor, SessionClaims};
+    use latchkey_store::{PrincipalKind, Store, Vault};
+
+    use super::*;
+
+    const T0: i64 = 1_790_000_000;
+
+    /// The README's examples, in the role's policy: DROP only within 5
+    /// minutes of MFA; DELETE/UPDATE only with a WHERE clause.
+    const DBA: &str = r#"{"Version":"2012-10-17","Statement":[
+      {"Effect":"Allow","Action":["sql:Select","sql:Delete","sql:Update"],"Resource":"*"},
+      {"Sid":"DropWithFreshMfa","Effect":"Allow","Action":"sql:Drop","Resource":"*",
+       "Condition":{"NumericLessThan":{"aws:MultiFactorAuthAge":"300"}}},
+      {"Sid":"WhereRequired","Effect":"Deny","Action":["sql:Update","sql:Delete"],"Resource":"*",
+       "Condition":{"Bool":{"sql:WhereClausePresent":"false"}}}]}"#;
+
+    /// A role session assumed with MFA at `T0`, on a clock the test moves.
+    fn dba_session(
+        mode: StatementPolicy,
+    ) -> (tempfile::TempDir, Arc<ManualClock>, SessionStatements) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), Vault::new(1, &[4; 32])).unwrap();
+        let user = store.create_user("bob", "/", &[], T0).unwrap();
+        let role = store
+            .create_role("dba", "/", "{}", 3600, "", &[], T0)
+            .unwrap();
+        store
+            .put_inline_policy(PrincipalKind::Role, "dba", "sql", DBA)
+            .unwrap();
+        let keys = store.cluster_keys(T0).unwrap();
+        let clock = Arc::new(ManualClock::new(T0));
+        let state = Arc::new(
+            AppState::new(store, keys)
+                .unwrap()
+                .with_clock(clock.clone()),
+        );
+        let claims = SessionClaims {
+            token_id: [7; 16],
+            account: state.store.account_id().to_owned(),
+            principal_arn: user.arn.clone(),
+            principal_id: user.id.clone(),
+            role_arn: role.arn.clone(),
+            role_id: role.id.clone(),
+            session_name: "drop".into(),
+            issued: T0,
+            expires: T0 + 3600,
+            mfa_authenticated: true,
+            mfa_time: Some(T0),
+            lineage: vec![Ancestor {
+                arn: user.arn,
+                id: user.id,
+                issued: T0,
+            }],
+            ..SessionClaims::default()
+        };
+        let sealed = state
+            .keyring
+            .read()
+            .unwrap()
+            .seal(&claims, [0; 12])
+            .unwrap();
+        let caller = state
+            .find_credentials(
+                &sealed.access_key_id,
+                Some(&sealed.session_token),
+                T0,
+                "127.0.0.1",
+            )
+            .unwrap()
+            .caller;
+        let db = Database {
+            name: "orders".into(),
+            engine: Engine::Postgres,
+            resource_id: "db-TEST".into(),
+            statement_policy: mode,
+            ..Database::default()
+        };
+        let catalog = ServerCatalog {
+            search_path: Some("public".into()),
+            ..ServerCatalog::default()
+        };
+        let gate = SessionStatements::new(
+            state,
+            caller,
+            &db,
+            Arc::new(ObjectTags::default()),
+            true,
+            Some("orders"),
+            "app",
+            Some(Arc::new(catalog)),
+            None,
+        )
+        .unwrap();
+        (dir, clock, gate)
+    }
+
+    fn refused(r: &Ruling) -> Option<&str> {
+        match r {
+            Ruling::Refuse { message, .. } => Some(message),
+            Ruling::Pass(_) => None,
+        }
+    }
+
+    #[test]
+    fn drop_needs_mfa_within_five_minutes_and_the_cache_keeps_no_decision_past_its_second() {
+        let (_dir, clock, mut gate) = dba_session(StatementPolicy::Enforce);
+        clock.set(T0 + 10);
+        assert_eq!(refused(&gate.rule("DROP TABLE orders")), None);
+        // The same shape again, from the cache.
+        assert_eq!(refused(&gate.rule("DROP TABLE orders")), None);
+        clock.set(T0 + 299);
+        assert_eq!(refused(&gate.rule("DROP TABLE orders")), None);
+        clock.set(T0 + 301);
+        assert_eq!(
+            refused(&gate.rule("DROP TABLE orders")),
+            Some("permission denied by policy: sql:Drop on table public.orders")
+        );
+    }
+
+    #[test]
+    fn delete_and_update_need_a_where_clause() {
+        let (_dir, _clock, mut gate) = dba_session(StatementPolicy::Enforce);
+        assert_eq!(refused(&gate.rule("DELETE FROM orders WHERE id = 7")), None);
+        assert_eq!(
+            refused(&gate.rule("DELETE FROM orders")),
+            Some("permission denied by policy: sql:Delete on table public.orders")
+        );
+        assert!(refused(&gate.rule("UPDATE orders SET total = 0 WHERE 1 = 1")).is_some());
+        // The deciding statement is in the decision, for the audit record.
+        let Ruling::Refuse { decision, .. } = gate.rule("DELETE FROM orders") else {
+            panic!("refused above");
+        };
+        assert!(!decision.allowed && decision.enforced);
+        assert_eq!(decision.action, Some("sql:Delete"));
+        assert!(
+            decision.reason.contains("WhereRequired"),
+            "{}",
+            decision.reason
+        );
+        assert!(
+            decision
+                .resource
+                .ends_with(":table/db-TEST/orders/public/orders")
+        );
+    }
+
+    #[test]
+    fn audit_mode_decides_but_refuses_nothing() {
+        let (_dir, _clock, mut gate) = dba_session(StatementPolicy::Audit);
+        let Ruling::Pass(decision) = gate.rule("DELETE FROM orders") else {
+            panic!("audit mode refuses nothing");
+        };
+        assert!(!decision.allowed && !decision.enforced);
+        // Unclassifiable SQL is denied unless a policy allows it.
+        let Ruling::Pass(decision) = gate.rule("SELEC garbage (") else {
+            panic!("audit mode refuses nothing");
+        };
+        assert_eq!(decision.action, Some("sql:Unclassified"));
+        assert!(!decision.allowed);
+    }
+
+    #[test]
+    fn search_path_changes_widen_what_unqualified_names_stand_for() {
+        let (_dir, _clock, mut gate) = dba_session(StatementPolicy::Enforce);
+        assert_eq!(refused(&gate.rule("SELECT * FROM orders")), None);
+        // Allowed (sql:Select on *), and now `orders` may be in either.
+        assert_eq!(
+            refused(&gate.rule("SET search_path TO sales, public")),
+            None
+        );
+        let Ruling::Pass(d) = gate.rule("SELECT * FROM orders") else {
+            panic!("allowed");
+        };
+        assert_eq!(d.accesses, 2, "sales.orders and public.orders");
+    }
+
+    #[test]
+    fn only_sql_every_lexer_reads_alike_shares_a_cached_shape() {
+        assert!(shape_cacheable(
+            "SELECT * FROM t WHERE a = $1 AND b = 'x'",
+            Dialect::Postgres
+        ));
+        for sql in [
+            "SELECT 'a\\' FROM t",
+            "SELECT 1 -- x",
+            "SELECT /* x */ 1",
+            "SELECT $$x$$",
+        ] {
+            assert!(!shape_cacheable(sql, Dialect::Postgres), "{sql}");
+        }
+        assert!(!shape_cacheable("SELECT \"x\" FROM t", Dialect::MySql));
+        assert!(!shape_cacheable("SELECT 1 # x", Dialect::MySql));
+        assert_eq!(
+            parse_search_path("\"$user\", public, \"Sales\""),
+            ["$user", "public", "Sales"]
+        );
+    }
 }

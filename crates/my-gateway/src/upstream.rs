@@ -242,12 +242,78 @@ pub async fn reset(upstream: &mut Upstream) -> Result<()> {
 /// MySQL, unlike PostgreSQL, keeps running a statement whose client has
 /// vanished until it next writes to it.
 pub async fn kill(state: &Arc<AppState>, db: &Database, user: &str, thread_id: u32) -> Result<()> {
+    let mut up = own_login(state, db, user).await?;
+    let mut payload = vec![wire::COM_PROCESS_KILL];
+    payload.extend_from_slice(&thread_id.to_le_bytes());
+    tokio::time::timeout(RESET_TIMEOUT, command(&mut up, &payload))
+        .await
+        .map_err(|_| anyhow!("KILL timed out"))?
+}
+
+/// Runs `sql` in `schema` as `user` on a fresh login and returns its rows
+/// as text (`None` for NULL): for the CLI's catalogue reads (`latchkey db
+/// classify --suggest`), not for sessions.
+pub async fn query_text(
+    state: &Arc<AppState>,
+    db: &Database,
+    user: &str,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>> {
+    let mut up = own_login(state, db, user).await?;
+    let mut payload = vec![wire::COM_QUERY];
+    payload.extend_from_slice(sql.as_bytes());
+    write_packet(&mut up.stream, 0, &payload).await?;
+    const MAX_ROW: usize = 1 << 20;
+    let (_, first) = read_packet(&mut up.stream, MAX_ROW).await?;
+    if first.first() == Some(&0xff) {
+        bail!(
+            "query failed: {}",
+            wire::parse_err(&first).map_err(|e| anyhow!("{e}"))?
+        );
+    }
+    let (columns, _) = wire::read_lenenc_int(&first).map_err(|e| anyhow!("{e}"))?;
+    // Column definitions, then the EOF that ends them (no
+    // CLIENT_DEPRECATE_EOF was asked for).
+    for _ in 0..=columns {
+        read_packet(&mut up.stream, MAX_ROW).await?;
+    }
+    let mut rows = Vec::new();
+    loop {
+        let (_, packet) = read_packet(&mut up.stream, MAX_ROW).await?;
+        match packet.first() {
+            Some(0xfe) if packet.len() < 9 => return Ok(rows),
+            Some(0xff) => bail!(
+                "query failed: {}",
+                wire::parse_err(&packet).map_err(|e| anyhow!("{e}"))?
+            ),
+            _ => {}
+        }
+        let mut rest = packet.as_slice();
+        let mut row = Vec::new();
+        for _ in 0..columns {
+            if rest.first() == Some(&0xfb) {
+                row.push(None);
+                rest = &rest[1..];
+                continue;
+            }
+            let (value, after) = wire::read_lenenc_bytes(rest).map_err(|e| anyhow!("{e}"))?;
+            row.push(Some(String::from_utf8_lossy(value).into_owned()));
+            rest = after;
+        }
+        rows.push(row);
+    }
+}
+
+/// A login of the gateway's own (no client behind it) as `user`, with no
+/// default schema and the capabilities a plain command needs (no
+/// `CLIENT_DEPRECATE_EOF`: result sets end with EOF packets).
+async fn own_login(state: &Arc<AppState>, db: &Database, user: &str) -> Result<Upstream> {
     let caps = wire::CLIENT_PROTOCOL_41
         | wire::CLIENT_SECURE_CONNECTION
         | wire::CLIENT_PLUGIN_AUTH
         | wire::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
         | wire::CLIENT_TRANSACTIONS;
-    let mut up = connect(
+    connect(
         state,
         db,
         &LoginRequest {
@@ -258,12 +324,7 @@ pub async fn kill(state: &Arc<AppState>, db: &Database, user: &str, thread_id: u
             attrs: Vec::new(),
         },
     )
-    .await?;
-    let mut payload = vec![wire::COM_PROCESS_KILL];
-    payload.extend_from_slice(&thread_id.to_le_bytes());
-    tokio::time::timeout(RESET_TIMEOUT, command(&mut up, &payload))
-        .await
-        .map_err(|_| anyhow!("KILL timed out"))?
+    .await
 }
 
 /// Sends a command that gets OK or ERR, and reads the answer.

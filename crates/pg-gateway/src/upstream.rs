@@ -211,6 +211,36 @@ async fn login(
     Ok(upstream)
 }
 
+/// Runs `sql` as `user` in `database` on a fresh login and returns its
+/// rows as text (`None` for NULL): for the CLI's catalogue reads
+/// (`latchkey db classify --suggest`), not for sessions.
+pub async fn query_text(
+    state: &Arc<AppState>,
+    db: &Database,
+    user: &str,
+    database: &str,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>> {
+    let mut up = connect(state, db, user, database, &[]).await?;
+    let mut out = Vec::new();
+    wire::query(&mut out, sql);
+    up.stream.write_all(&out).await?;
+    up.stream.flush().await?;
+    let mut rows = Vec::new();
+    loop {
+        let (tag, body) = read_message(&mut up.stream, 1 << 24).await?;
+        match tag {
+            b'D' => rows.push(wire::text_columns(&body).map_err(|e| anyhow!("{e}"))?),
+            b'Z' => return Ok(rows),
+            b'E' => {
+                let (code, message) = wire::parse_error(&body);
+                return Err(Refused { code, message }.into());
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The effective `search_path` (existing schemas, as the session's role
 /// and database set it) and which relations each view reads.
 const CATALOG_QUERY: &str = "SELECT 'path', coalesce((SELECT string_agg(quote_ident(s), ', ') \

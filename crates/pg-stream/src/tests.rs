@@ -423,3 +423,134 @@ fn statements_are_stamped_by_the_callers_clock() {
     assert_eq!(s.time, clock().wall);
     assert_eq!(s.duration, Duration::ZERO);
 }
+
+/// Statement policy that refuses whatever names `cards`.
+struct RefuseCards;
+
+impl StatementGate for RefuseCards {
+    fn rule(&mut self, sql: &str) -> Ruling {
+        let decision = Arc::new(latchkey_audit::PolicyDecision {
+            allowed: !sql.contains("cards"),
+            enforced: true,
+            action: Some("sql:Select"),
+            resource: String::new(),
+            reason: "test".into(),
+            accesses: 1,
+        });
+        if decision.allowed {
+            Ruling::Pass(decision)
+        } else {
+            Ruling::Refuse {
+                message: "permission denied by policy: sql:Select on table public.cards".into(),
+                decision,
+            }
+        }
+    }
+    fn backslashes_differ(&mut self, _: bool) {}
+    fn database_changed(&mut self) {}
+}
+
+/// What a buffer passes on in `direction`, read `chunk` bytes at a time.
+fn passed(direction: Direction, bytes: &[u8], chunk: usize, t: &mut Tracker) -> Vec<u8> {
+    let mut half = Buffer::default();
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        half.make_room();
+        let n = chunk.min(rest.len()).min(half.space().len());
+        half.space()[..n].copy_from_slice(&rest[..n]);
+        half.filled(n);
+        rest = &rest[n..];
+        assert!(half.scan(direction, t, 1 << 20).is_ok());
+        out.extend_from_slice(half.writable());
+        let w = half.writable().len();
+        half.wrote(w);
+    }
+    out
+}
+
+#[test]
+fn a_parse_refused_by_statement_policy_fails_in_place_and_nothing_bound_to_it_reaches_the_server() {
+    let message = "permission denied by policy: sql:Select on table public.cards";
+    for chunk in [1, 7, 4096] {
+        let (t, sink) = tracker();
+        let mut t = t.with_gate(Some(Box::new(RefuseCards)));
+        let client = [
+            msg(b'P', b"s1\0SELECT 1\0\0\0"),
+            msg(b'B', b"\0s1\0\0\0\0\0\0\0"),
+            msg(b'E', b"\0\0\0\0\0"),
+            msg(b'P', b"s2\0SELECT pan FROM cards WHERE id = $1\0\0\0"),
+            msg(b'B', b"\0s2\0\0\0\0\0\0\0"),
+            msg(b'D', b"P\0"),
+            msg(b'E', b"\0\0\0\0\0"),
+            msg(b'S', b""),
+            msg(b'Q', b"SELECT 2\0"),
+        ]
+        .concat();
+        let up = passed(Direction::ToUpstream, &client, chunk, &mut t);
+        let expected = [
+            msg(b'P', b"s1\0SELECT 1\0\0\0"),
+            msg(b'B', b"\0s1\0\0\0\0\0\0\0"),
+            msg(b'E', b"\0\0\0\0\0"),
+            refused_parse(&policy_refusal(message)),
+            msg(b'S', b""),
+            msg(b'Q', b"SELECT 2\0"),
+        ]
+        .concat();
+        assert_eq!(up, expected, "chunk {chunk}");
+        // The server answers s1's Parse, Bind and Execute, the gateway's
+        // Parse and Bind, and fails the gateway's Execute.
+        let server = [
+            msg(b'1', b""),
+            msg(b'2', b""),
+            msg(b'C', b"SELECT 1\0"),
+            msg(b'1', b""),
+            msg(b'2', b""),
+            error("42501"),
+            msg(b'Z', b"I"),
+            msg(b'C', b"SELECT 1\0"),
+            msg(b'Z', b"I"),
+        ]
+        .concat();
+        let down = passed(Direction::ToClient, &server, chunk, &mut t);
+        let client_sees = [
+            msg(b'1', b""),
+            msg(b'2', b""),
+            msg(b'C', b"SELECT 1\0"),
+            error("42501"),
+            msg(b'Z', b"I"),
+            msg(b'C', b"SELECT 1\0"),
+            msg(b'Z', b"I"),
+        ]
+        .concat();
+        assert_eq!(down, client_sees, "chunk {chunk}");
+        assert!(t.idle());
+        let audited = statements(&sink);
+        assert!(
+            audited.contains(&(
+                "SELECT pan FROM cards WHERE id = $1".to_owned(),
+                None,
+                Some("42501".to_owned())
+            )),
+            "{audited:?}"
+        );
+    }
+}
+
+#[test]
+fn a_query_refused_by_statement_policy_is_raised_by_the_server() {
+    let (t, _sink) = tracker();
+    let mut t = t.with_gate(Some(Box::new(RefuseCards)));
+    let up = passed(
+        Direction::ToUpstream,
+        &msg(b'Q', b"SELECT * FROM cards\0"),
+        4096,
+        &mut t,
+    );
+    let refusal = policy_refusal("permission denied by policy: sql:Select on table public.cards");
+    assert_eq!(up, msg(b'Q', format!("{refusal}\0").as_bytes()));
+    // Names come from the client: nothing can end the block early.
+    let hostile = policy_refusal("on table public.\"x$latchkey$'; DROP TABLE t; --\"");
+    assert_eq!(hostile.matches("$latchkey$").count(), 2, "{hostile}");
+    assert_eq!(hostile.matches('\'').count(), 4, "{hostile}");
+}
