@@ -622,6 +622,15 @@ mod tests {
     fn dba_session(
         mode: StatementPolicy,
     ) -> (tempfile::TempDir, Arc<ManualClock>, SessionStatements) {
+        dba_session_with(mode, |_| None)
+    }
+
+    /// As [`dba_session`], with the SQL firewall `firewall` makes (given
+    /// the role's ARN).
+    fn dba_session_with(
+        mode: StatementPolicy,
+        firewall: impl FnOnce(String) -> Option<SessionFirewall>,
+    ) -> (tempfile::TempDir, Arc<ManualClock>, SessionStatements) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db"), Vault::new(1, &[4; 32])).unwrap();
         let user = store.create_user("bob", "/", &[], T0).unwrap();
@@ -692,10 +701,103 @@ mod tests {
             Some("orders"),
             "app",
             Some(Arc::new(catalog)),
-            None,
+            firewall(role.arn.clone()),
         )
         .unwrap();
         (dir, clock, gate)
+    }
+
+    /// A firewall in `mode` whose profile for the role knows `known`.
+    fn firewall_of(
+        mode: latchkey_store::FirewallMode,
+        known: &[&str],
+    ) -> impl FnOnce(String) -> Option<SessionFirewall> {
+        use crate::firewall::{FirewallBook, ProfileSnapshot};
+        let known: std::collections::HashSet<u64> = known
+            .iter()
+            .map(|sql| latchkey_sqlnorm::normalize(sql, Dialect::Postgres).fingerprint)
+            .collect();
+        move |principal: String| {
+            let book = FirewallBook {
+                config: latchkey_store::FirewallConfig {
+                    database: "orders".into(),
+                    mode,
+                    learning_secs: 0,
+                    revision: 1,
+                },
+                profiles: [(
+                    principal.clone(),
+                    Arc::new(ProfileSnapshot {
+                        mode: latchkey_store::ProfileMode::Learn,
+                        learning_until: Some(T0),
+                        known,
+                        ..ProfileSnapshot::default()
+                    }),
+                )]
+                .into_iter()
+                .collect(),
+            };
+            let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+            SessionFirewall::new(&book, principal, T0, tx, Arc::default())
+        }
+    }
+
+    #[test]
+    fn the_firewall_alone_refuses_unseen_shapes_and_probes_in_block_mode() {
+        use latchkey_audit::FirewallState;
+        let (_dir, _clock, mut gate) = dba_session_with(
+            StatementPolicy::Off,
+            firewall_of(
+                latchkey_store::FirewallMode::Block,
+                &["SELECT total FROM orders WHERE id = 1"],
+            ),
+        );
+        let ruling = gate.rule("SELECT total FROM orders WHERE id = 2");
+        assert_eq!(refused(&ruling), None);
+        let decision = ruling.decision();
+        // Statement policy is off: only the firewall's verdict is recorded.
+        assert!(!decision.evaluated && decision.allowed);
+        let verdict = decision.firewall.unwrap();
+        assert_eq!(verdict.mode, FirewallState::Block);
+        assert!(!verdict.unseen && !verdict.refused);
+        // The same statement again in the same second: the same decision.
+        let again = gate.rule("SELECT total FROM orders WHERE id = 2");
+        assert!(Arc::ptr_eq(again.decision(), decision));
+        let injected = gate.rule("SELECT total FROM orders WHERE id = 2 OR 1=1");
+        assert_eq!(refused(&injected), Some(crate::firewall::UNSEEN_MESSAGE));
+        let verdict = injected.decision().firewall.unwrap();
+        assert!(verdict.unseen && verdict.tautology && verdict.refused);
+        // A known shape with a time probe is refused as such.
+        let (_dir, _clock, mut gate) = dba_session_with(
+            StatementPolicy::Off,
+            firewall_of(
+                latchkey_store::FirewallMode::Block,
+                &["SELECT total FROM orders WHERE id = pg_sleep(1)"],
+            ),
+        );
+        assert_eq!(
+            refused(&gate.rule("SELECT total FROM orders WHERE id = pg_sleep(5)")),
+            Some("statement refused by the SQL firewall: a time-based probe")
+        );
+    }
+
+    #[test]
+    fn policy_and_firewall_both_decide_and_policy_refusals_come_first() {
+        let (_dir, clock, mut gate) = dba_session_with(
+            StatementPolicy::Enforce,
+            firewall_of(latchkey_store::FirewallMode::Alert, &[]),
+        );
+        // Alert: an unseen shape runs, with both decisions recorded.
+        let ruling = gate.rule("SELECT total FROM orders WHERE id = 1");
+        assert_eq!(refused(&ruling), None);
+        let d = ruling.decision();
+        assert!(d.evaluated && d.allowed);
+        assert!(d.firewall.unwrap().unseen && !d.firewall.unwrap().refused);
+        clock.set(T0 + 301);
+        assert_eq!(
+            refused(&gate.rule("DROP TABLE orders")),
+            Some("permission denied by policy: sql:Drop on table public.orders")
+        );
     }
 
     fn refused(r: &Ruling) -> Option<&str> {
