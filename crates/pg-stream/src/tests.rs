@@ -436,6 +436,8 @@ impl StatementGate for RefuseCards {
             resource: String::new(),
             reason: "test".into(),
             accesses: 1,
+            evaluated: true,
+            firewall: None,
         });
         if decision.allowed {
             Ruling::Pass(decision)
