@@ -223,7 +223,15 @@ impl Gatekeeper {
         let names: Vec<&str> = dbs.iter().map(|d| d.name.as_str()).collect();
         let books = {
             let old = self.firewall.read().unwrap_or_else(|p| p.into_inner());
-            reload_books(&self.state.store, &names, &old)?
+            // The firewall's tables must not hold up the databases' reload:
+            // on an error the books stay as they were.
+            match reload_books(&self.state.store, &names, &old) {
+                Ok(books) => books,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the SQL firewall's profiles failed");
+                    old.clone()
+                }
+            }
         };
         *self.firewall.write().unwrap_or_else(|p| p.into_inner()) = books;
         *self.object_tags.write().unwrap_or_else(|p| p.into_inner()) = tags;
