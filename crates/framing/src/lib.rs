@@ -45,6 +45,27 @@ pub trait StatementGate: Send {
     /// `COM_INIT_DB`), which may fail: unqualified names are no longer
     /// resolved.
     fn database_changed(&mut self);
+
+    /// Rules on a protocol-level `Parse` of the statement `name` (`""`
+    /// for the unnamed one), remembering it for [`Self::rule_bind`].
+    fn rule_parse(&mut self, name: &str, sql: &str) -> Ruling {
+        let _ = name;
+        self.rule(sql)
+    }
+
+    /// A `Bind` of the prepared statement `name`: `None` when it runs as
+    /// it was decided; a new ruling when the session's scope changed since
+    /// it was prepared (PostgreSQL resolves its names again when
+    /// `search_path` changed).
+    fn rule_bind(&mut self, name: &str) -> Option<Ruling> {
+        let _ = name;
+        None
+    }
+
+    /// The client closed the prepared statement `name`.
+    fn closed(&mut self, name: &str) {
+        let _ = name;
+    }
 }
 
 /// What a gate is given for SQL that is not UTF-8 (the server may read it

@@ -33,8 +33,22 @@ use latchkey_store::{Database, Engine, ObjectTag, StatementPolicy};
 /// Classifications and decisions kept per session (a session running more
 /// distinct statement shapes starts over).
 const CACHE_ENTRIES: usize = 4096;
-/// Prepared statements remembered per session by SQL-level name.
-const PREPARED: usize = 1024;
+/// Prepared statements remembered per session by name (SQL-level
+/// `PREPARE` and protocol-level `Parse` share PostgreSQL's namespace), and
+/// the bytes of SQL they may keep.
+const PREPARED: usize = 10_000;
+const PREPARED_BYTES: usize = 16 << 20;
+
+/// A statement the server keeps by name: what it was decided as, and the
+/// SQL and scope it was decided in. PostgreSQL analyses a prepared
+/// statement again when `search_path` has changed since it was prepared,
+/// so after a scope change it is decided again before it runs.
+struct Prepared {
+    sql: Arc<str>,
+    generation: u64,
+    /// `None`: classified from `sql` when needed (a protocol `Parse`).
+    classified: Option<Arc<Classified>>,
+}
 
 /// Classification tags of one database's objects, as policies see them
 /// (`sql:ObjectTag/KEY`).
@@ -217,7 +231,8 @@ pub struct SessionStatements {
     scratch: String,
     shapes: HashMap<u64, Arc<Classified>>,
     decisions: HashMap<u64, (i64, Ruling)>,
-    prepared: HashMap<String, Arc<Classified>>,
+    prepared: HashMap<String, Prepared>,
+    prepared_bytes: usize,
 }
 
 impl SessionStatements {
@@ -285,6 +300,7 @@ impl SessionStatements {
             shapes: HashMap::new(),
             decisions: HashMap::new(),
             prepared: HashMap::new(),
+            prepared_bytes: 0,
         })
     }
 
@@ -349,6 +365,53 @@ impl SessionStatements {
             self.shapes.insert(key, classified.clone());
         }
         classified
+    }
+
+    /// Keeps what a prepared statement was decided as, and in which scope.
+    fn remember(&mut self, name: &str, sql: &str, classified: Option<Arc<Classified>>) {
+        self.forget(name);
+        if self.prepared.len() >= PREPARED || self.prepared_bytes + sql.len() > PREPARED_BYTES {
+            // Forgotten statements are decided as unclassified if they run
+            // after a scope change (fail closed).
+            self.prepared.clear();
+            self.prepared_bytes = 0;
+        }
+        self.prepared_bytes += sql.len();
+        self.prepared.insert(
+            name.to_owned(),
+            Prepared {
+                sql: sql.into(),
+                generation: self.scope_generation,
+                classified,
+            },
+        );
+    }
+
+    fn forget(&mut self, name: &str) {
+        if let Some(old) = self.prepared.remove(name) {
+            self.prepared_bytes -= old.sql.len();
+        }
+    }
+
+    /// What running the prepared statement `name` now accesses: as
+    /// decided when it was prepared, or, when the scope has changed since
+    /// (the server resolves its names again), as its SQL reads now. `None`
+    /// when the gateway does not know the statement.
+    fn prepared_accesses(&mut self, name: &str) -> Option<Arc<Classified>> {
+        let generation = self.scope_generation;
+        let prepared = self.prepared.get(name)?;
+        if prepared.generation == generation
+            && let Some(classified) = &prepared.classified
+        {
+            return Some(classified.clone());
+        }
+        let sql = prepared.sql.clone();
+        let classified = Arc::new(if self.backslashes_differ && sql.contains('\\') {
+            Classified::unclassified(&self.scope, 1)
+        } else {
+            latchkey_sqlaccess::classify(&sql, self.dialect, &self.scope)
+        });
+        Some(classified)
     }
 
     /// Decides every access; the first denied one decides the statement.
@@ -457,7 +520,7 @@ impl StatementGate for SessionStatements {
         let classified = self.classify(sql, key);
         let mut accesses = classified.accesses.clone();
         if let Some(name) = &classified.executes {
-            match self.prepared.get(name) {
+            match self.prepared_accesses(name) {
                 Some(prepared) => accesses.extend(prepared.accesses.iter().cloned()),
                 None => accesses.extend(Classified::unclassified(&self.scope, 1).accesses),
             }
@@ -466,16 +529,14 @@ impl StatementGate for SessionStatements {
         let allowed = matches!(ruling, Ruling::Pass(_));
         if allowed {
             if let Some(name) = &classified.prepares {
-                if self.prepared.len() >= PREPARED {
-                    self.prepared.clear();
-                }
-                self.prepared.insert(name.clone(), classified.clone());
+                self.remember(name, sql, Some(classified.clone()));
             }
             match &classified.deallocates {
-                Some(Some(name)) => {
-                    self.prepared.remove(name);
+                Some(Some(name)) => self.forget(name),
+                Some(None) => {
+                    self.prepared.clear();
+                    self.prepared_bytes = 0;
                 }
-                Some(None) => self.prepared.clear(),
                 None => {}
             }
             if !classified.scope_changes.is_empty() {
@@ -509,6 +570,42 @@ impl StatementGate for SessionStatements {
     fn database_changed(&mut self) {
         self.apply(&[ScopeChange::Database(String::new())]);
     }
+
+    fn rule_parse(&mut self, name: &str, sql: &str) -> Ruling {
+        let ruling = self.rule(sql);
+        if matches!(ruling, Ruling::Pass(_)) {
+            // Classified again only if it runs after a scope change.
+            self.remember(name, sql, None);
+        }
+        ruling
+    }
+
+    fn rule_bind(&mut self, name: &str) -> Option<Ruling> {
+        let classified = match self.prepared.get(name) {
+            // Decided in this scope when it was prepared.
+            Some(p) if p.generation == self.scope_generation => return None,
+            Some(_) => self.prepared_accesses(name),
+            // Never seen (forgotten, or named by a refused Parse, which the
+            // server never got): only a statement prepared before any scope
+            // change may run unchecked.
+            None if self.scope_generation == 0 => return None,
+            None => None,
+        };
+        let accesses = match &classified {
+            Some(c) => c.accesses.clone(),
+            None => Classified::unclassified(&self.scope, 1).accesses,
+        };
+        let ruling = self.decide(&accesses, 0, self.state.now());
+        if let (Ruling::Pass(_), Some(prepared)) = (&ruling, self.prepared.get_mut(name)) {
+            prepared.generation = self.scope_generation;
+            prepared.classified = classified;
+        }
+        Some(ruling)
+    }
+
+    fn closed(&mut self, name: &str) {
+        self.forget(name);
+    }
 }
 
 /// 64-bit FNV-1a of a normalised statement, as written.
@@ -523,7 +620,9 @@ fn text_hash(text: &str) -> u64 {
 /// with the same fingerprint may share a classification: no backslash
 /// (escapes depend on settings), no comment (nesting and MySQL's
 /// executable comments differ), no dollar quote (only `$1` parameters),
-/// and in MySQL no double quote (`ANSI_QUOTES` makes it an identifier).
+/// no PostgreSQL Unicode escape (`U&"..." UESCAPE '...'`: a literal
+/// decides the name), and in MySQL no double quote (`ANSI_QUOTES` makes
+/// it an identifier).
 pub fn shape_cacheable(sql: &str, dialect: Dialect) -> bool {
     let bytes = sql.as_bytes();
     for (i, &c) in bytes.iter().enumerate() {
@@ -534,6 +633,9 @@ pub fn shape_cacheable(sql: &str, dialect: Dialect) -> bool {
             b'/' if next == Some(b'*') => return false,
             b'$' if !next.is_some_and(|n| n.is_ascii_digit()) => return false,
             b'#' | b'"' if dialect == Dialect::MySql => return false,
+            // PostgreSQL `U&"..." UESCAPE '!'`: the escape character is a
+            // literal, and it decides which name the identifier spells.
+            b'&' if matches!(next, Some(b'"' | b'\'')) => return false,
             _ => {}
         }
     }

@@ -157,7 +157,9 @@ impl Tracker {
     /// policy.
     pub(crate) fn checks(&self, direction: Direction, tag: u8) -> bool {
         direction == Direction::ToUpstream
-            && (matches!(tag, b'Q' | b'P' | b'F') || self.skipping_to_sync)
+            && (matches!(tag, b'Q' | b'P' | b'F')
+                || (tag == b'B' && self.gate.is_some())
+                || self.skipping_to_sync)
     }
 
     /// What to send instead of a `Query` or `Parse` (whole body) whose
@@ -192,8 +194,11 @@ impl Tracker {
         };
         // Not UTF-8: the server would refuse it too (client encodings are
         // converted to UTF-8 by the gateway's clients); fail closed.
-        let ruling =
-            gate.rule(std::str::from_utf8(sql).unwrap_or(latchkey_framing::UNREADABLE_SQL));
+        let sql = std::str::from_utf8(sql).unwrap_or(latchkey_framing::UNREADABLE_SQL);
+        let ruling = match name {
+            Some(name) => gate.rule_parse(&name_key(name), sql),
+            None => gate.rule(sql),
+        };
         match ruling {
             Ruling::Pass(policy) => Checked {
                 policy: Some(policy),
@@ -216,6 +221,39 @@ impl Tracker {
                 }
             }
         }
+    }
+
+    /// A `Bind` of a statement prepared before the session's scope changed
+    /// (PostgreSQL analyses it again, with the new `search_path`), decided
+    /// again: when refused, it is replaced as a refused `Parse` is, and the
+    /// client's messages up to `Sync` are dropped.
+    fn check_bind(&mut self, body: &[u8]) -> Option<Verdict> {
+        let gate = self.gate.as_mut()?;
+        // Portal, then statement: C strings (a malformed Bind is the
+        // server's to refuse).
+        let mut names = body.splitn(3, |&c| c == 0);
+        let (Some(_), Some(name), Some(_)) = (names.next(), names.next(), names.next()) else {
+            return None;
+        };
+        let ruling = gate.rule_bind(&name_key(name))?;
+        let Ruling::Refuse { message, decision } = ruling else {
+            return None;
+        };
+        self.refused += 1;
+        self.group_injected = Some(self.group);
+        self.skipping_to_sync = true;
+        let statement = self.normalised.as_ref().map(|n| {
+            wire::parse_bind(body)
+                .ok()
+                .and_then(|(_, name)| self.statements.get(name))
+                .map_or_else(|| n.unknown(), |p| p.statement.clone())
+        });
+        self.pending.push_back(Pending::Execute {
+            statement,
+            started: started(self.audit.as_ref()),
+            policy: Some(decision),
+        });
+        Some(Verdict::Replace(refused_parse(&policy_refusal(&message))))
     }
 
     /// The server has answered everything and is outside a transaction.
@@ -383,6 +421,9 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'B') => {
                 self.unsynced = true;
+                if let Some(refused) = self.check_bind(body) {
+                    return refused;
+                }
                 self.group.1 += 1;
                 if let Some(normalised) = &self.normalised
                     && let Ok((portal, name)) = wire::parse_bind(body)
@@ -423,6 +464,14 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'C') => {
                 self.unsynced = true;
+                if body.first() == Some(&b'S')
+                    && let Some(gate) = self.gate.as_mut()
+                {
+                    let name = &body[1..];
+                    gate.closed(&name_key(
+                        &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())],
+                    ));
+                }
                 if let Ok((kind, name)) = wire::parse_close(body) {
                     match kind {
                         b'S' => self.statements.remove(name),
@@ -592,6 +641,22 @@ impl Tracker {
                 error_code,
                 policy,
             });
+        }
+    }
+}
+
+/// A statement name as the gate keeps it: as sent when it is UTF-8,
+/// otherwise its bytes in hex after a NUL (which no name holds), so that
+/// names in other client encodings stay distinct.
+fn name_key(name: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(name) {
+        Ok(name) => name.into(),
+        Err(_) => {
+            let mut key = String::from("\0");
+            for b in name {
+                key.push_str(&format!("{b:02x}"));
+            }
+            key.into()
         }
     }
 }
