@@ -76,7 +76,12 @@ fn allowed(r: Ruling) -> bool {
 fn statements(c: &mut Criterion) {
     let (_dir, mut gate) = session();
     let texts: Vec<String> = (0..1000)
-        .map(|i| format!("SELECT abalance FROM pgbench_accounts WHERE aid = {}", 48_213 + i))
+        .map(|i| {
+            format!(
+                "SELECT abalance FROM pgbench_accounts WHERE aid = {}",
+                48_213 + i
+            )
+        })
         .collect();
     assert!(allowed(gate.rule(&texts[0])));
     let mut i = 0;
