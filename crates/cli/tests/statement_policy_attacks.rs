@@ -200,12 +200,24 @@ SELECT 'alive';
         &token,
         "PREPARE p AS SELECT total::text FROM orders WHERE id = 1;
 EXECUTE p;
+PREPARE p AS SELECT 'a harmless redefinition the server refuses';
+BEGIN;
+SELECT 1/0;
+DEALLOCATE p;
+ROLLBACK;
+PREPARE p AS SELECT 'nor this one, p was never deallocated';
 SET search_path = vault, public;
 EXECUTE p;
 SELECT 'alive';
 ",
     );
     assert!(out.contains("\n10\n"), "{out}");
+    assert_eq!(
+        out.matches("prepared statement \"p\" already exists")
+            .count(),
+        2,
+        "{out}"
+    );
     assert!(
         out.contains(&format!("{DENIED}: sql:Select on table vault.orders")),
         "{out}"

@@ -48,8 +48,10 @@ pub trait StatementGate: Send {
 
     /// Rules on a protocol-level `Parse` of the statement `name` (`""`
     /// for the unnamed one), remembering it for [`Self::rule_bind`].
-    fn rule_parse(&mut self, name: &str, sql: &str) -> Ruling {
-        let _ = name;
+    /// `replaces`: nothing before it since the last `Sync` could make the
+    /// server skip it, so it certainly replaces the unnamed statement.
+    fn rule_parse(&mut self, name: &str, sql: &str, replaces: bool) -> Ruling {
+        let _ = (name, replaces);
         self.rule(sql)
     }
 
@@ -61,17 +63,17 @@ pub trait StatementGate: Send {
         let _ = name;
         None
     }
-
-    /// The client closed the prepared statement `name`.
-    fn closed(&mut self, name: &str) {
-        let _ = name;
-    }
 }
 
 /// What a gate is given for SQL that is not UTF-8 (the server may read it
 /// in another character set): it parses as nothing, so it is
 /// unclassified.
 pub const UNREADABLE_SQL: &str = "(statement not valid UTF-8)";
+
+/// What a gate is given for a PostgreSQL `FunctionCall` message, which
+/// names a function by OID (no catalogue to read it by): it parses as
+/// nothing, so it is unclassified.
+pub const FUNCTION_CALL_SQL: &str = "(FunctionCall message: a function named by OID)";
 
 /// What statement policy says about one client message.
 #[derive(Clone, Debug)]

@@ -39,14 +39,22 @@ const CACHE_ENTRIES: usize = 4096;
 const PREPARED: usize = 10_000;
 const PREPARED_BYTES: usize = 16 << 20;
 
-/// A statement the server keeps by name: what it was decided as, and the
-/// SQL and scope it was decided in. PostgreSQL analyses a prepared
-/// statement again when `search_path` has changed since it was prepared,
-/// so after a scope change it is decided again before it runs.
+/// SQL kept per prepared statement name (more: the name is unclassified).
+const PREPARED_VERSIONS: usize = 8;
+
+/// A statement the server keeps by name: the SQL it may be (every SQL
+/// prepared under the name: a `PREPARE` of a name in use, a `DEALLOCATE`
+/// or `Close` may fail or be skipped, so which one the server holds is not
+/// known), and the scope they were decided in. PostgreSQL analyses a
+/// prepared statement again when `search_path` has changed since it was
+/// prepared, so after a scope change it is decided again before it runs.
 struct Prepared {
-    sql: Arc<str>,
+    sqls: Vec<Arc<str>>,
+    /// More SQL was prepared under the name than is kept.
+    overflow: bool,
     generation: u64,
-    /// `None`: classified from `sql` when needed (a protocol `Parse`).
+    /// What it was classified as when prepared (SQL-level `PREPARE` of a
+    /// name first seen); `None`: classified from `sqls` when needed.
     classified: Option<Arc<Classified>>,
 }
 
@@ -368,29 +376,51 @@ impl SessionStatements {
     }
 
     /// Keeps what a prepared statement was decided as, and in which scope.
-    fn remember(&mut self, name: &str, sql: &str, classified: Option<Arc<Classified>>) {
-        self.forget(name);
+    /// `replaces`: the server certainly drops what the name held (the
+    /// unnamed statement, parsed first in its `Sync` group).
+    fn remember(
+        &mut self,
+        name: &str,
+        sql: &str,
+        classified: Option<Arc<Classified>>,
+        replaces: bool,
+    ) {
+        if replaces && let Some(old) = self.prepared.remove(name) {
+            self.prepared_bytes -= old.sqls.iter().map(|s| s.len()).sum::<usize>();
+        }
         if self.prepared.len() >= PREPARED || self.prepared_bytes + sql.len() > PREPARED_BYTES {
-            // Forgotten statements are decided as unclassified if they run
-            // after a scope change (fail closed).
+            // Forgotten statements are unclassified if they run after a
+            // scope change (fail closed).
             self.prepared.clear();
             self.prepared_bytes = 0;
         }
-        self.prepared_bytes += sql.len();
-        self.prepared.insert(
-            name.to_owned(),
-            Prepared {
-                sql: sql.into(),
-                generation: self.scope_generation,
-                classified,
-            },
-        );
-    }
-
-    fn forget(&mut self, name: &str) {
-        if let Some(old) = self.prepared.remove(name) {
-            self.prepared_bytes -= old.sql.len();
+        match self.prepared.get_mut(name) {
+            Some(prepared) => {
+                if prepared.sqls.iter().any(|s| &**s == sql) {
+                    return;
+                }
+                // Decided again when it runs, with every SQL it may be;
+                // in the scope the oldest was decided in.
+                prepared.classified = None;
+                if prepared.sqls.len() >= PREPARED_VERSIONS {
+                    prepared.overflow = true;
+                    return;
+                }
+                prepared.sqls.push(sql.into());
+            }
+            None => {
+                self.prepared.insert(
+                    name.to_owned(),
+                    Prepared {
+                        sqls: vec![sql.into()],
+                        overflow: false,
+                        generation: self.scope_generation,
+                        classified,
+                    },
+                );
+            }
         }
+        self.prepared_bytes += sql.len();
     }
 
     /// What running the prepared statement `name` now accesses: as
@@ -398,20 +428,27 @@ impl SessionStatements {
     /// (the server resolves its names again), as its SQL reads now. `None`
     /// when the gateway does not know the statement.
     fn prepared_accesses(&mut self, name: &str) -> Option<Arc<Classified>> {
-        let generation = self.scope_generation;
         let prepared = self.prepared.get(name)?;
-        if prepared.generation == generation
+        if prepared.generation == self.scope_generation
             && let Some(classified) = &prepared.classified
         {
             return Some(classified.clone());
         }
-        let sql = prepared.sql.clone();
-        let classified = Arc::new(if self.backslashes_differ && sql.contains('\\') {
-            Classified::unclassified(&self.scope, 1)
-        } else {
-            latchkey_sqlaccess::classify(&sql, self.dialect, &self.scope)
-        });
-        Some(classified)
+        if prepared.overflow {
+            return Some(Arc::new(Classified::unclassified(&self.scope, 1)));
+        }
+        let mut all = Classified::default();
+        for sql in &prepared.sqls {
+            let classified = if self.backslashes_differ && sql.contains('\\') {
+                Classified::unclassified(&self.scope, 1)
+            } else {
+                latchkey_sqlaccess::classify(sql, self.dialect, &self.scope)
+            };
+            all.accesses.extend(classified.accesses);
+        }
+        all.accesses.sort();
+        all.accesses.dedup();
+        Some(Arc::new(all))
     }
 
     /// Decides every access; the first denied one decides the statement.
@@ -528,16 +565,10 @@ impl StatementGate for SessionStatements {
         let ruling = self.decide(&accesses, shape.fingerprint, now);
         let allowed = matches!(ruling, Ruling::Pass(_));
         if allowed {
+            // A DEALLOCATE may fail (in an aborted transaction) and leave
+            // the statement: what a name held is never forgotten.
             if let Some(name) = &classified.prepares {
-                self.remember(name, sql, Some(classified.clone()));
-            }
-            match &classified.deallocates {
-                Some(Some(name)) => self.forget(name),
-                Some(None) => {
-                    self.prepared.clear();
-                    self.prepared_bytes = 0;
-                }
-                None => {}
+                self.remember(name, sql, Some(classified.clone()), false);
             }
             if !classified.scope_changes.is_empty() {
                 self.apply(&classified.scope_changes);
@@ -571,11 +602,11 @@ impl StatementGate for SessionStatements {
         self.apply(&[ScopeChange::Database(String::new())]);
     }
 
-    fn rule_parse(&mut self, name: &str, sql: &str) -> Ruling {
+    fn rule_parse(&mut self, name: &str, sql: &str, replaces: bool) -> Ruling {
         let ruling = self.rule(sql);
         if matches!(ruling, Ruling::Pass(_)) {
             // Classified again only if it runs after a scope change.
-            self.remember(name, sql, None);
+            self.remember(name, sql, None, replaces && name.is_empty());
         }
         ruling
     }
@@ -601,10 +632,6 @@ impl StatementGate for SessionStatements {
             prepared.classified = classified;
         }
         Some(ruling)
-    }
-
-    fn closed(&mut self, name: &str) {
-        self.forget(name);
     }
 }
 

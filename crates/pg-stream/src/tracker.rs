@@ -164,7 +164,8 @@ impl Tracker {
 
     /// What to send instead of a `Query` or `Parse` (whole body) whose
     /// SQL the session may not run, and statement policy's decision.
-    fn check(&mut self, tag: u8, body: &[u8], complete: bool) -> Checked {
+    /// `first_in_group`: nothing was sent since the last `Sync`.
+    fn check(&mut self, tag: u8, body: &[u8], complete: bool, first_in_group: bool) -> Checked {
         if !complete || !self.checks(Direction::ToUpstream, tag) {
             return Checked::default();
         }
@@ -196,7 +197,7 @@ impl Tracker {
         // converted to UTF-8 by the gateway's clients); fail closed.
         let sql = std::str::from_utf8(sql).unwrap_or(latchkey_framing::UNREADABLE_SQL);
         let ruling = match name {
-            Some(name) => gate.rule_parse(&name_key(name), sql),
+            Some(name) => gate.rule_parse(&name_key(name), sql, first_in_group),
             None => gate.rule(sql),
         };
         match ruling {
@@ -338,13 +339,22 @@ impl Tracker {
                     self.refused += 1;
                     return Verdict::Replace(query_message(refusal));
                 }
+                // Statement policy cannot name a function by its OID: the
+                // call is `sql:Unclassified`.
+                if let Some(gate) = self.gate.as_mut()
+                    && let Ruling::Refuse { message, .. } =
+                        gate.rule(latchkey_framing::FUNCTION_CALL_SQL)
+                {
+                    self.refused += 1;
+                    return Verdict::Replace(query_message(&policy_refusal(&message)));
+                }
                 return Verdict::Forward;
             }
             (Direction::ToUpstream, b'Q') => {
                 self.outstanding += 1;
                 let Checked {
                     replace, policy, ..
-                } = self.check(tag, body, complete);
+                } = self.check(tag, body, complete, false);
                 let (body, complete) = audited(body, complete);
                 let statement =
                     self.normalised
@@ -374,12 +384,13 @@ impl Tracker {
                 self.pending.push_back(Pending::Sync { injected });
             }
             (Direction::ToUpstream, b'P') => {
+                let first_in_group = !self.unsynced;
                 self.unsynced = true;
                 let Checked {
                     replace,
                     policy,
                     parse_refused,
-                } = self.check(tag, body, complete);
+                } = self.check(tag, body, complete, first_in_group);
                 let (body, complete) = audited(body, complete);
                 let parsed = wire::parse_parse(body).ok();
                 if parse_refused {
@@ -464,14 +475,6 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'C') => {
                 self.unsynced = true;
-                if body.first() == Some(&b'S')
-                    && let Some(gate) = self.gate.as_mut()
-                {
-                    let name = &body[1..];
-                    gate.closed(&name_key(
-                        &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())],
-                    ));
-                }
                 if let Ok((kind, name)) = wire::parse_close(body) {
                     match kind {
                         b'S' => self.statements.remove(name),
