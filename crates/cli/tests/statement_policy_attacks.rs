@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use common::*;
+use mysql_async::prelude::*;
 
 /// The analyst of `statement_policy.rs`.
 const ANALYST: &str = r#"{"Version":"2012-10-17","Statement":[
@@ -102,7 +103,9 @@ fn my_stack(root: &Path) -> (MariaDb, Latchkey) {
          CREATE TABLE shop.orders (id int PRIMARY KEY, total int);
          INSERT INTO shop.orders VALUES (1, 10), (2, 20), (3, 30);
          CREATE TABLE shop.cards (id int, pan text);
-         INSERT INTO shop.cards VALUES (1, '4111111111111111');",
+         INSERT INTO shop.cards VALUES (1, '4111111111111111');
+         CREATE TABLE shop.`1cards` (pan text);
+         INSERT INTO shop.`1cards` VALUES ('5500000000000004');",
     );
     let (data, api) = init_latchkey(root, &[]);
     register_db(
@@ -124,6 +127,7 @@ fn my_stack(root: &Path) -> (MariaDb, Latchkey) {
     );
     set_db_password(&data, "shop", "app", "app-secret");
     classify(&data, "shop", "shop.cards");
+    classify(&data, "shop", "shop.1cards");
     let lk = serve_latchkey(root, &data, &api, &[]);
     (my, lk)
 }
@@ -225,6 +229,23 @@ SELECT 'alive';
     assert!(out.contains("alive"), "{out}");
     assert!(!out.contains("VAULTSECRET"), "{out}");
 
+    // A session that starts with standard_conforming_strings off: the
+    // classifier would read `\'` as the end of the literal.
+    let out = Command::new("psql")
+        .arg(conninfo(&lk, "app", "verify-full"))
+        .args(["-X", "-A", "-t", "-c"])
+        .arg("SELECT 'x\\'', (SELECT pan FROM cards) --'")
+        .env("PGPASSWORD", &token)
+        .env("PGOPTIONS", "-c standard_conforming_strings=off")
+        .output()
+        .unwrap();
+    let out = text(&out);
+    assert!(
+        out.contains(&format!("{DENIED}: sql:Unclassified")),
+        "{out}"
+    );
+    assert!(!out.contains("4111"), "{out}");
+
     extended_protocol_after_search_path_change(&lk, &token);
 }
 
@@ -304,6 +325,90 @@ fn pg_tls(lk: &Latchkey) -> tokio_postgres_rustls::MakeRustlsConnect {
     .with_root_certificates(roots)
     .with_no_client_auth();
     tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+/// A mariadb CLI script through the gateway, going on after errors.
+fn mariadb_script(lk: &Latchkey, token: &str, script: &str) -> String {
+    let out = mariadb_command(lk, "app", token)
+        .args(["-N", "-B", "--force", "--comments", "shop"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(script.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    text(&out)
+}
+
+/// MySQL/MariaDB: SQL the classifier and the cache read otherwise than
+/// the server.
+#[test]
+fn mysql_attacks() {
+    let root = tempfile::tempdir().unwrap();
+    let (my, lk) = my_stack(root.path());
+    let alice = user_with_policy(&lk, "alice", ANALYST);
+    let creds: Vec<(&str, &str)> = alice
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let token = || aws_token_for_port(&lk, lk.mysql_port, &creds, "localhost", "app");
+
+    // A MySQL identifier may begin with digits; normalisation (the cache
+    // key) reads `2cards` and `1cards` alike, as a number and a word.
+    let out = mariadb_script(
+        &lk,
+        &token(),
+        "SELECT * FROM 2cards;\nSELECT * FROM 1cards;\nSELECT 'alive';\n",
+    );
+    assert!(out.contains("Table 'shop.2cards' doesn't exist"), "{out}");
+    assert!(
+        out.contains(&format!("{DENIED}: sql:Select on table shop.1cards")),
+        "{out}"
+    );
+    assert!(out.contains("alive"), "{out}");
+    assert!(!out.contains("5500"), "{out}");
+
+    // A session that starts with NO_BACKSLASH_ESCAPES (the server's
+    // sql_mode), its very first statement (a client that asks nothing
+    // before, unlike the mariadb CLI): a backslash that mode reads
+    // otherwise is unclassified whatever the gateway knows of the mode
+    // (held before; the PostgreSQL sibling did not).
+    my.sql("SET GLOBAL sql_mode = 'NO_BACKSLASH_ESCAPES'");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let opts: mysql_async::Opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname("localhost")
+            .tcp_port(lk.mysql_port)
+            .user(Some("app"))
+            .pass(Some(token()))
+            .db_name(Some("shop"))
+            .prefer_socket(false)
+            .max_allowed_packet(Some(1 << 20))
+            .wait_timeout(Some(3600))
+            .enable_cleartext_plugin(true)
+            .ssl_opts(Some(
+                mysql_async::SslOpts::default()
+                    .with_root_certs(vec![lk.data.join("ca.pem").into()]),
+            ))
+            .into();
+        let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+        let first: Result<Vec<(String, String)>, _> = conn
+            .query("SELECT 'x\\' , (SELECT pan FROM shop.cards) #'")
+            .await;
+        let err = format!("{:?}", first.expect_err("refused"));
+        assert!(err.contains("sql:Unclassified"), "{err}");
+        let alive: Vec<String> = conn.query("SELECT 'alive'").await.unwrap();
+        assert_eq!(alive, ["alive"]);
+        conn.disconnect().await.unwrap();
+    });
+    my.sql("SET GLOBAL sql_mode = DEFAULT");
 }
 
 /// Not a test: stands both stacks up and keeps them for manual attacks

@@ -648,12 +648,26 @@ fn text_hash(text: &str) -> u64 {
 /// (escapes depend on settings), no comment (nesting and MySQL's
 /// executable comments differ), no dollar quote (only `$1` parameters),
 /// no PostgreSQL Unicode escape (`U&"..." UESCAPE '...'`: a literal
-/// decides the name), and in MySQL no double quote (`ANSI_QUOTES` makes
+/// decides the name), no digits run into a word (a MySQL identifier such
+/// as `1cards` normalises as `?cards`), and in MySQL no double quote (`ANSI_QUOTES` makes
 /// it an identifier).
 pub fn shape_cacheable(sql: &str, dialect: Dialect) -> bool {
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
     let bytes = sql.as_bytes();
     for (i, &c) in bytes.iter().enumerate() {
         let next = bytes.get(i + 1).copied();
+        // Digits then a letter: a MySQL identifier (`1cards`), which
+        // normalisation reads as a number and a word (`?cards`, as
+        // `2cards` is); a hex, binary or exponent number anywhere.
+        if c.is_ascii_digit() && (i == 0 || !word(bytes[i - 1])) {
+            let end = bytes[i..]
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .map_or(bytes.len(), |n| i + n);
+            if bytes.get(end).is_some_and(|&b| word(b)) {
+                return false;
+            }
+        }
         match c {
             b'\\' => return false,
             b'-' if next == Some(b'-') => return false,
