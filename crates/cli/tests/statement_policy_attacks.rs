@@ -66,6 +66,8 @@ fn pg_stack(root: &Path) -> (Postgres, Latchkey) {
          CREATE VIEW card_view AS SELECT id, pan FROM cards;
          CREATE FUNCTION secret_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM cards';
          CREATE TABLE scratch1 (x int);
+         CREATE FUNCTION public.lower(integer) RETURNS text LANGUAGE sql
+           AS 'SELECT string_agg(pan, '','') FROM public.cards';
          RESET ROLE;
          CREATE SCHEMA vault AUTHORIZATION app;
          SET ROLE app;
@@ -228,6 +230,17 @@ SELECT 'alive';
     );
     assert!(out.contains("alive"), "{out}");
     assert!(!out.contains("VAULTSECRET"), "{out}");
+
+    // A function of a built-in's name elsewhere on the path wins the
+    // overload resolution for its argument types: lower(1) runs
+    // public.lower(integer), not pg_catalog.lower(text).
+    let out = psql_script(&lk, &token, "SELECT lower(1);\nSELECT 'alive';\n");
+    assert!(
+        out.contains(&format!("{DENIED}: sql:Execute on function public.lower")),
+        "{out}"
+    );
+    assert!(out.contains("alive"), "{out}");
+    assert!(!out.contains("4111"), "{out}");
 
     // A session that starts with standard_conforming_strings off: the
     // classifier would read `\'` as the end of the literal.

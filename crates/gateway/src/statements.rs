@@ -106,6 +106,9 @@ pub struct ServerCatalog {
     pub search_path: Option<String>,
     /// (schema, view) to the (schema, relation) pairs it reads.
     pub view_reads: HashMap<(String, String), Vec<(String, String)>>,
+    /// Names of `pg_catalog` functions that another schema also has a
+    /// function of ([`Scope::overloaded_functions`]).
+    pub overloaded_functions: Vec<String>,
 }
 
 /// How deep views over views are followed for their tags.
@@ -269,6 +272,9 @@ impl SessionStatements {
             Engine::Mysql => Dialect::MySql,
         };
         let catalog = catalog.unwrap_or_default();
+        let mut overloaded_functions = catalog.overloaded_functions.clone();
+        overloaded_functions.sort();
+        overloaded_functions.dedup();
         let default_path = match dialect {
             Dialect::Postgres => parse_search_path(
                 catalog
@@ -297,6 +303,7 @@ impl SessionStatements {
             scope: Scope {
                 database: database.filter(|d| !d.is_empty()).map(str::to_owned),
                 search_path: default_path.clone(),
+                overloaded_functions,
             },
             default_path,
             db_user: db_user.to_owned(),

@@ -361,14 +361,31 @@ impl<'a> Walker<'a> {
         });
     }
 
+    /// Whether an unqualified name is `pg_catalog`'s, which the server finds
+    /// first: a relation always; a function only when no other schema has
+    /// one of the name ([`Scope::overloaded_functions`]), since a better
+    /// match elsewhere on the path wins over it.
+    fn builtin(&self, name: &str, lookup: Lookup) -> bool {
+        match lookup {
+            Lookup::Relation => pg_builtins::RELATIONS.binary_search(&name).is_ok(),
+            Lookup::Function => {
+                pg_builtins::FUNCTIONS.binary_search(&name).is_ok() && !self.overloaded(name)
+            }
+            Lookup::Other => false,
+        }
+    }
+
+    fn overloaded(&self, name: &str) -> bool {
+        self.scope
+            .overloaded_functions
+            .binary_search_by(|f| f.as_str().cmp(name))
+            .is_ok()
+    }
+
     /// The schemas an unqualified name may resolve to: `pg_catalog` alone
     /// (`None`), or these.
     fn schemas_for(&self, name: &str, lookup: Lookup) -> Option<&'a [String]> {
-        let builtin = match lookup {
-            Lookup::Relation => pg_builtins::RELATIONS.binary_search(&name).is_ok(),
-            Lookup::Function => pg_builtins::FUNCTIONS.binary_search(&name).is_ok(),
-            Lookup::Other => false,
-        };
+        let builtin = self.builtin(name, lookup);
         let path: &'a [String] = &self.scope.search_path;
         if builtin {
             // pg_catalog is searched first unless the path names it later.
@@ -386,11 +403,7 @@ impl<'a> Walker<'a> {
     /// narrowed to one (a `SET` may be rolled back). An empty result is
     /// unclassified.
     fn schemas_after_changes(&mut self, name: &str, lookup: Lookup) -> Vec<String> {
-        let builtin = match lookup {
-            Lookup::Relation => pg_builtins::RELATIONS.binary_search(&name).is_ok(),
-            Lookup::Function => pg_builtins::FUNCTIONS.binary_search(&name).is_ok(),
-            Lookup::Other => false,
-        };
+        let builtin = self.builtin(name, lookup);
         let mut schemas: Vec<String> = Vec::new();
         let mut unknown = false;
         for path in std::iter::once(&self.scope.search_path).chain(self.later_paths.iter()) {
@@ -443,6 +456,13 @@ impl<'a> Walker<'a> {
         action: SqlAction,
         where_clause: Option<bool>,
     ) {
+        if let [name] = *parts
+            && lookup == Lookup::Function
+            && self.overloaded(name)
+        {
+            // pg_catalog's, or one elsewhere on the path.
+            self.push(action, kind, None, "pg_catalog", name, where_clause);
+        }
         match *parts {
             [_] if self.path_unknown => self.unclassified(),
             [name] if !self.later_paths.is_empty() => {

@@ -12,6 +12,7 @@ fn scope() -> Scope {
     Scope {
         database: Some("shop".into()),
         search_path: Vec::new(),
+        overloaded_functions: Vec::new(),
     }
 }
 
