@@ -559,3 +559,45 @@ fn a_bind_the_gate_refuses_is_replaced_and_the_group_dropped() {
     assert_eq!(seen, want);
     assert!(t.idle());
 }
+
+#[test]
+fn a_refused_parse_answered_before_sync_is_still_hidden() {
+    // Parse (refused), Flush: the server answers the gateway's own Parse
+    // and Bind at once, before the client's Sync is even sent.
+    let parse = msg(b'P', b"\0SELECT pan FROM cards\0\0\0");
+    let flush = msg(b'H', b"");
+    let mut t = gated("cards", &[]);
+    let out = passed_on(&[parse, flush].concat(), 5, &mut t);
+    let refusal = policy_refusal("permission denied by policy: sql:Unclassified");
+    // The Flush goes with the rest up to Sync (the server flushes its
+    // error itself).
+    assert_eq!(out, refused_parse(&refusal));
+    let answer = |t: &mut Tracker, server: &[u8]| {
+        let mut down = Buffer::default();
+        down.space()[..server.len()].copy_from_slice(server);
+        down.filled(server.len());
+        assert!(down.scan(Direction::ToClient, t, 1 << 20).is_ok());
+        down.writable().to_vec()
+    };
+    let early = [msg(b'1', b""), msg(b'2', b""), error("42501")].concat();
+    assert_eq!(answer(&mut t, &early), error("42501"));
+    // Then Sync, and the next group is counted afresh.
+    let sync = msg(b'S', b"");
+    let next = [
+        sync.clone(),
+        msg(b'P', b"\0SELECT 1\0\0\0"),
+        msg(b'B', b"\0\0\0\0\0\0\0\0"),
+        sync,
+    ]
+    .concat();
+    assert_eq!(passed_on(&next, 5, &mut t), next);
+    let rest = [
+        msg(b'Z', b"I"),
+        msg(b'1', b""),
+        msg(b'2', b""),
+        msg(b'Z', b"I"),
+    ]
+    .concat();
+    assert_eq!(answer(&mut t, &rest), rest);
+    assert!(t.idle());
+}

@@ -514,14 +514,19 @@ impl Tracker {
                 }
             }
             (Direction::ToClient, b'1' | b'2') => {
-                let injected = match self.injections {
-                    0 => None,
-                    _ => self.pending.iter().find_map(|p| match p {
-                        Pending::Sync { injected } => Some(*injected),
-                        _ => None,
-                    }),
-                }
-                .flatten();
+                // The oldest group not yet answered: a synced one, or (the
+                // server answers before Sync after a Flush) the current.
+                let injected = match (self.injections, self.group_injected) {
+                    (0, None) => None,
+                    _ => self
+                        .pending
+                        .iter()
+                        .find_map(|p| match p {
+                            Pending::Sync { injected } => Some(*injected),
+                            _ => None,
+                        })
+                        .unwrap_or(self.group_injected),
+                };
                 let (seen, at) = match tag {
                     b'1' => (&mut self.seen.0, injected.map(|i| i.0)),
                     _ => (&mut self.seen.1, injected.map(|i| i.1)),
