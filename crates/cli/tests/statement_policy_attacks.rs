@@ -385,6 +385,20 @@ fn mysql_attacks() {
     assert!(out.contains("alive"), "{out}");
     assert!(!out.contains("5500"), "{out}");
 
+    // MySQL keeps a prepared statement's database across USE: EXECUTE
+    // runs what PREPARE was decided as (not unclassified); a refused
+    // PREPARE leaves the name as it was.
+    let out = mariadb_script(
+        &lk,
+        &token(),
+        "PREPARE s FROM 'SELECT count(*) FROM orders';\nUSE shop;\nEXECUTE s;\n\
+         PREPARE s FROM 'SELECT pan FROM cards';\nEXECUTE s;\n",
+    );
+    // The refused PREPARE never reached the server: s is still the count.
+    assert_eq!(out.lines().filter(|l| *l == "3").count(), 2, "{out}");
+    assert_eq!(out.matches("ERROR 1142").count(), 1, "{out}");
+    assert!(!out.contains("4111"), "{out}");
+
     // A session that starts with NO_BACKSLASH_ESCAPES (the server's
     // sql_mode), its very first statement (a client that asks nothing
     // before, unlike the mariadb CLI): a backslash that mode reads

@@ -436,7 +436,9 @@ impl SessionStatements {
     /// when the gateway does not know the statement.
     fn prepared_accesses(&mut self, name: &str) -> Option<Arc<Classified>> {
         let prepared = self.prepared.get(name)?;
-        if prepared.generation == self.scope_generation
+        // MySQL keeps a prepared statement's database when `USE` changes
+        // the current one: only PostgreSQL resolves its names again.
+        if (prepared.generation == self.scope_generation || self.dialect == Dialect::MySql)
             && let Some(classified) = &prepared.classified
         {
             return Some(classified.clone());
@@ -574,8 +576,11 @@ impl StatementGate for SessionStatements {
         if allowed {
             // A DEALLOCATE may fail (in an aborted transaction) and leave
             // the statement: what a name held is never forgotten.
+            // MySQL replaces a statement of the name (dropping the old one
+            // even when the new one fails).
             if let Some(name) = &classified.prepares {
-                self.remember(name, sql, Some(classified.clone()), false);
+                let replaces = self.dialect == Dialect::MySql;
+                self.remember(name, sql, Some(classified.clone()), replaces);
             }
             if !classified.scope_changes.is_empty() {
                 self.apply(&classified.scope_changes);
