@@ -94,10 +94,11 @@ fn pg_stack(root: &Path) -> (Postgres, Latchkey) {
     (pg, lk)
 }
 
-/// MariaDB with `shop.orders` and `shop.cards` (restricted); Latchkey
-/// enforcing statement policy.
+/// MariaDB with `shop.orders` and `shop.cards` (restricted), comparing
+/// table names without case (`lower_case_table_names`, the default on
+/// Windows and macOS); Latchkey enforcing statement policy.
 fn my_stack(root: &Path) -> (MariaDb, Latchkey) {
-    let my = MariaDb::start(root);
+    let my = MariaDb::start_with(root, &["--lower-case-table-names=1"]);
     my.sql(
         "CREATE DATABASE shop;
          CREATE USER app@'%' IDENTIFIED BY 'app-secret';
@@ -384,6 +385,17 @@ fn mysql_attacks() {
     );
     assert!(out.contains("alive"), "{out}");
     assert!(!out.contains("5500"), "{out}");
+
+    // A server that folds table names reads CARDS as cards: its tags
+    // apply whatever the case.
+    let out = mariadb_script(
+        &lk,
+        &token(),
+        "SELECT * FROM CARDS;\nSELECT * FROM shop.Cards;\nSELECT 'alive';\n",
+    );
+    assert_eq!(out.matches("ERROR 1142").count(), 2, "{out}");
+    assert!(out.contains("alive"), "{out}");
+    assert!(!out.contains("4111"), "{out}");
 
     // MySQL keeps a prepared statement's database across USE: EXECUTE
     // runs what PREPARE was decided as (not unclassified); a refused

@@ -63,6 +63,9 @@ struct Prepared {
 #[derive(Default)]
 pub struct ObjectTags {
     by_object: HashMap<(ObjectKind, String, String), Vec<(String, String)>>,
+    /// The same by lower-cased schema and name, every case's tags merged
+    /// (MySQL, see [`StatementTarget::object_tags`]).
+    folded: HashMap<(ObjectKind, String, String), Vec<(String, String)>>,
 }
 
 impl ObjectTags {
@@ -83,7 +86,20 @@ impl ObjectTags {
                 .or_default()
                 .push((tag.key.clone(), tag.value.clone()));
         }
-        Self { by_object }
+        let mut folded: HashMap<_, Vec<(String, String)>> = HashMap::new();
+        for ((kind, schema, name), tags) in &by_object {
+            folded
+                .entry((*kind, schema.to_lowercase(), name.to_lowercase()))
+                .or_default()
+                .extend(tags.iter().cloned());
+        }
+        Self { by_object, folded }
+    }
+
+    fn get_folded(&self, kind: &ObjectKind, schema: &str, name: &str) -> &[(String, String)] {
+        self.folded
+            .get(&(*kind, schema.to_lowercase(), name.to_lowercase()))
+            .map_or(&[], Vec::as_slice)
     }
 
     fn get(&self, kind: &ObjectKind, schema: &str, name: &str) -> &[(String, String)] {
@@ -126,6 +142,8 @@ pub struct StatementTarget {
     context: Vec<(String, String)>,
     tags: Arc<ObjectTags>,
     catalog: Arc<ServerCatalog>,
+    /// MySQL: an object's tags are found whatever the case it is named in.
+    fold_case: bool,
 }
 
 impl StatementTarget {
@@ -151,6 +169,7 @@ impl StatementTarget {
             context,
             tags,
             catalog,
+            fold_case: db.engine == Engine::Mysql,
         }
     }
 
@@ -186,7 +205,10 @@ impl StatementTarget {
 
     /// An object's classification tags, with those of every relation a
     /// view reads (views over views too): a view of restricted data is
-    /// restricted. Several values of one key are all seen.
+    /// restricted. Several values of one key are all seen. MySQL compares
+    /// routine names (always) and table and database names (with
+    /// `lower_case_table_names`) without case, so there an object carries
+    /// the tags of every object whose name differs from it only in case.
     pub fn object_tags(&self, access: &Access) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
         let mut add = |tags: &[(String, String)]| {
@@ -198,11 +220,16 @@ impl StatementTarget {
                 }
             }
         };
-        add(self.tags.get(
+        let (kind, schema, name) = (
             &access.object.kind,
             &access.object.schema,
             &access.object.name,
-        ));
+        );
+        add(if self.fold_case {
+            self.tags.get_folded(kind, schema, name)
+        } else {
+            self.tags.get(kind, schema, name)
+        });
         if access.object.kind == ObjectKind::Table && !self.catalog.view_reads.is_empty() {
             let mut seen = vec![(access.object.schema.clone(), access.object.name.clone())];
             let mut next = 0;
