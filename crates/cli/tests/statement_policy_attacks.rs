@@ -68,6 +68,8 @@ fn pg_stack(root: &Path) -> (Postgres, Latchkey) {
          CREATE TABLE scratch1 (x int);
          CREATE FUNCTION public.lower(integer) RETURNS text LANGUAGE sql
            AS 'SELECT string_agg(pan, '','') FROM public.cards';
+         CREATE FUNCTION public.leak(orders) RETURNS text LANGUAGE sql
+           AS 'SELECT string_agg(pan, '','') FROM public.cards';
          RESET ROLE;
          CREATE SCHEMA vault AUTHORIZATION app;
          SET ROLE app;
@@ -238,6 +240,21 @@ SELECT 'alive';
     let out = psql_script(&lk, &token, "SELECT lower(1);\nSELECT 'alive';\n");
     assert!(
         out.contains(&format!("{DENIED}: sql:Execute on function public.lower")),
+        "{out}"
+    );
+    assert!(out.contains("alive"), "{out}");
+    assert!(!out.contains("4111"), "{out}");
+
+    // Attribute notation: o.leak and (o).leak call leak(o).
+    let out = psql_script(
+        &lk,
+        &token,
+        "SELECT o.leak FROM orders o;\nSELECT (o).leak FROM orders o;\nSELECT 'alive';\n",
+    );
+    assert_eq!(
+        out.matches(&format!("{DENIED}: sql:Execute on function public.leak"))
+            .count(),
+        2,
         "{out}"
     );
     assert!(out.contains("alive"), "{out}");

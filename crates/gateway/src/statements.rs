@@ -125,6 +125,9 @@ pub struct ServerCatalog {
     /// Names of `pg_catalog` functions that another schema also has a
     /// function of ([`Scope::overloaded_functions`]).
     pub overloaded_functions: Vec<String>,
+    /// Names of functions of one row argument
+    /// ([`Scope::attribute_functions`]).
+    pub attribute_functions: Vec<String>,
 }
 
 /// How deep views over views are followed for their tags.
@@ -302,6 +305,9 @@ impl SessionStatements {
         let mut overloaded_functions = catalog.overloaded_functions.clone();
         overloaded_functions.sort();
         overloaded_functions.dedup();
+        let mut attribute_functions = catalog.attribute_functions.clone();
+        attribute_functions.sort();
+        attribute_functions.dedup();
         let default_path = match dialect {
             Dialect::Postgres => parse_search_path(
                 catalog
@@ -331,6 +337,7 @@ impl SessionStatements {
                 database: database.filter(|d| !d.is_empty()).map(str::to_owned),
                 search_path: default_path.clone(),
                 overloaded_functions,
+                attribute_functions,
             },
             default_path,
             db_user: db_user.to_owned(),

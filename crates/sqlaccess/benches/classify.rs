@@ -18,6 +18,7 @@ fn postgres_orm_250(c: &mut Criterion) {
         database: Some("shop".into()),
         search_path: vec!["public".into()],
         overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     };
     c.bench_function("postgres_orm_250", |b| {
         b.iter(|| {

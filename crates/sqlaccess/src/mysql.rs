@@ -1590,6 +1590,7 @@ impl Cx {
             database: self.db.clone(),
             search_path: Vec::new(),
             overloaded_functions: Vec::new(),
+            attribute_functions: Vec::new(),
         };
         let mut texts = vec![escaped];
         if texts[0] != raw {

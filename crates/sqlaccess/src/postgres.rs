@@ -361,6 +361,27 @@ impl<'a> Walker<'a> {
         });
     }
 
+    /// `t.f`, `(t).f`: a call of `f(t)` when `f` is a function of one row
+    /// argument ([`Scope::attribute_functions`]) and not a column of `t`
+    /// (which the gateway cannot tell: it stands for the call).
+    fn attribute_call(&mut self, field: &'a Node) {
+        if let Some(name) = s_val(field)
+            && self
+                .scope
+                .attribute_functions
+                .binary_search_by(|f| f.as_str().cmp(name))
+                .is_ok()
+        {
+            self.resolve(
+                &[name],
+                ObjectKind::Function,
+                Lookup::Function,
+                SqlAction::Execute,
+                None,
+            );
+        }
+    }
+
     /// Whether an unqualified name is `pg_catalog`'s, which the server finds
     /// first: a relation always; a function only when no other schema has
     /// one of the name ([`Scope::overloaded_functions`]), since a better
@@ -1722,7 +1743,12 @@ impl<'a> Walker<'a> {
 
     fn expr_enum(&mut self, e: &'a N) {
         match e {
-            N::ColumnRef(_) => self.colrefs += 1,
+            N::ColumnRef(c) => {
+                self.colrefs += 1;
+                for field in c.fields.iter().skip(1) {
+                    self.attribute_call(field);
+                }
+            }
             N::ParamRef(_)
             | N::AConst(_)
             | N::AStar(_)
@@ -1781,6 +1807,9 @@ impl<'a> Walker<'a> {
             N::BooleanTest(t) => self.opt_expr(t.arg.as_deref()),
             N::AIndirection(i) => {
                 self.opt_expr(i.arg.as_deref());
+                for field in &i.indirection {
+                    self.attribute_call(field);
+                }
                 self.exprs(&i.indirection);
             }
             N::AIndices(i) => {

@@ -13,6 +13,7 @@ fn scope() -> Scope {
         database: Some("shop".into()),
         search_path: Vec::new(),
         overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@ fn scope() -> Scope {
         database: Some("app".into()),
         search_path: vec!["public".into()],
         overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     }
 }
 
@@ -16,6 +17,7 @@ fn two_schemas() -> Scope {
         database: Some("app".into()),
         search_path: vec!["s1".into(), "s2".into()],
         overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     }
 }
 
@@ -323,6 +325,7 @@ fn search_path_resolution() {
         database: Some("app".into()),
         search_path: vec!["s1".into(), "pg_catalog".into(), "s2".into()],
         overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     };
     check_in(
         &late,
@@ -341,6 +344,7 @@ fn search_path_resolution() {
         database: Some("app".into()),
         search_path: vec!["s1".into(), "s2".into()],
         overloaded_functions: vec!["lower".into()],
+        attribute_functions: Vec::new(),
     };
     check_in(
         &overloaded,
@@ -362,11 +366,24 @@ fn search_path_resolution() {
             f(Execute, "s3.lower"),
         ],
     );
+    // A function of one row argument is called by `t.f` and `(t).f`.
+    let computed = Scope {
+        database: Some("app".into()),
+        search_path: vec!["public".into()],
+        overloaded_functions: Vec::new(),
+        attribute_functions: vec!["leak".into()],
+    };
+    check_in(
+        &computed,
+        "SELECT o.leak, (o).leak, o.id FROM orders o",
+        vec![t(Select, "orders"), f(Execute, "leak")],
+    );
     // Unknown path: unqualified names are unclassified.
     let unknown = Scope {
         database: Some("app".into()),
         search_path: vec![],
         overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     };
     check_in(&unknown, "SELECT * FROM t", vec![db(Unclassified)]);
     check_in(&unknown, "SELECT * FROM s.t", vec![t(Select, "s.t")]);
