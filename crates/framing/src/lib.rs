@@ -75,6 +75,10 @@ pub const UNREADABLE_SQL: &str = "(statement not valid UTF-8)";
 /// nothing, so it is unclassified.
 pub const FUNCTION_CALL_SQL: &str = "(FunctionCall message: a function named by OID)";
 
+/// What a gate is given for a MySQL statement over 16 MiB, of which the
+/// gateway sees only the first packet when it must decide: unclassified.
+pub const PARTIAL_SQL: &str = "(statement over 16 MiB: only its first packet is seen)";
+
 /// What statement policy says about one client message.
 #[derive(Clone, Debug)]
 pub enum Ruling {
