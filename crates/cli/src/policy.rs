@@ -214,6 +214,8 @@ fn sql_requests(
     let scope = Scope {
         database: Some(args.database.clone().unwrap_or_else(|| name.to_owned())),
         search_path,
+        overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     };
     let target = StatementTarget::new(
         &config.region,

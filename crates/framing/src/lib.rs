@@ -45,12 +45,39 @@ pub trait StatementGate: Send {
     /// `COM_INIT_DB`), which may fail: unqualified names are no longer
     /// resolved.
     fn database_changed(&mut self);
+
+    /// Rules on a protocol-level `Parse` of the statement `name` (`""`
+    /// for the unnamed one), remembering it for [`Self::rule_bind`].
+    /// `replaces`: nothing before it since the last `Sync` could make the
+    /// server skip it, so it certainly replaces the unnamed statement.
+    fn rule_parse(&mut self, name: &str, sql: &str, replaces: bool) -> Ruling {
+        let _ = (name, replaces);
+        self.rule(sql)
+    }
+
+    /// A `Bind` of the prepared statement `name`: `None` when it runs as
+    /// it was decided; a new ruling when the session's scope changed since
+    /// it was prepared (PostgreSQL resolves its names again when
+    /// `search_path` changed).
+    fn rule_bind(&mut self, name: &str) -> Option<Ruling> {
+        let _ = name;
+        None
+    }
 }
 
 /// What a gate is given for SQL that is not UTF-8 (the server may read it
 /// in another character set): it parses as nothing, so it is
 /// unclassified.
 pub const UNREADABLE_SQL: &str = "(statement not valid UTF-8)";
+
+/// What a gate is given for a PostgreSQL `FunctionCall` message, which
+/// names a function by OID (no catalogue to read it by): it parses as
+/// nothing, so it is unclassified.
+pub const FUNCTION_CALL_SQL: &str = "(FunctionCall message: a function named by OID)";
+
+/// What a gate is given for a MySQL statement over 16 MiB, of which the
+/// gateway sees only the first packet when it must decide: unclassified.
+pub const PARTIAL_SQL: &str = "(statement over 16 MiB: only its first packet is seen)";
 
 /// What statement policy says about one client message.
 #[derive(Clone, Debug)]

@@ -35,14 +35,39 @@ use latchkey_store::{Database, Engine, ObjectTag, StatementPolicy};
 /// Classifications and decisions kept per session (a session running more
 /// distinct statement shapes starts over).
 const CACHE_ENTRIES: usize = 4096;
-/// Prepared statements remembered per session by SQL-level name.
-const PREPARED: usize = 1024;
+/// Prepared statements remembered per session by name (SQL-level
+/// `PREPARE` and protocol-level `Parse` share PostgreSQL's namespace), and
+/// the bytes of SQL they may keep.
+const PREPARED: usize = 10_000;
+const PREPARED_BYTES: usize = 16 << 20;
+
+/// SQL kept per prepared statement name (more: the name is unclassified).
+const PREPARED_VERSIONS: usize = 8;
+
+/// A statement the server keeps by name: the SQL it may be (every SQL
+/// prepared under the name: a `PREPARE` of a name in use, a `DEALLOCATE`
+/// or `Close` may fail or be skipped, so which one the server holds is not
+/// known), and the scope they were decided in. PostgreSQL analyses a
+/// prepared statement again when `search_path` has changed since it was
+/// prepared, so after a scope change it is decided again before it runs.
+struct Prepared {
+    sqls: Vec<Arc<str>>,
+    /// More SQL was prepared under the name than is kept.
+    overflow: bool,
+    generation: u64,
+    /// What it was classified as when prepared (SQL-level `PREPARE` of a
+    /// name first seen); `None`: classified from `sqls` when needed.
+    classified: Option<Arc<Classified>>,
+}
 
 /// Classification tags of one database's objects, as policies see them
 /// (`sql:ObjectTag/KEY`).
 #[derive(Default)]
 pub struct ObjectTags {
     by_object: HashMap<(ObjectKind, String, String), Vec<(String, String)>>,
+    /// The same by lower-cased schema and name, every case's tags merged
+    /// (MySQL, see [`StatementTarget::object_tags`]).
+    folded: HashMap<(ObjectKind, String, String), Vec<(String, String)>>,
 }
 
 impl ObjectTags {
@@ -63,7 +88,20 @@ impl ObjectTags {
                 .or_default()
                 .push((tag.key.clone(), tag.value.clone()));
         }
-        Self { by_object }
+        let mut folded: HashMap<_, Vec<(String, String)>> = HashMap::new();
+        for ((kind, schema, name), tags) in &by_object {
+            folded
+                .entry((*kind, schema.to_lowercase(), name.to_lowercase()))
+                .or_default()
+                .extend(tags.iter().cloned());
+        }
+        Self { by_object, folded }
+    }
+
+    fn get_folded(&self, kind: &ObjectKind, schema: &str, name: &str) -> &[(String, String)] {
+        self.folded
+            .get(&(*kind, schema.to_lowercase(), name.to_lowercase()))
+            .map_or(&[], Vec::as_slice)
     }
 
     fn get(&self, kind: &ObjectKind, schema: &str, name: &str) -> &[(String, String)] {
@@ -86,6 +124,12 @@ pub struct ServerCatalog {
     pub search_path: Option<String>,
     /// (schema, view) to the (schema, relation) pairs it reads.
     pub view_reads: HashMap<(String, String), Vec<(String, String)>>,
+    /// Names of `pg_catalog` functions that another schema also has a
+    /// function of ([`Scope::overloaded_functions`]).
+    pub overloaded_functions: Vec<String>,
+    /// Names of functions of one row argument
+    /// ([`Scope::attribute_functions`]).
+    pub attribute_functions: Vec<String>,
 }
 
 /// How deep views over views are followed for their tags.
@@ -103,6 +147,8 @@ pub struct StatementTarget {
     context: Vec<(String, String)>,
     tags: Arc<ObjectTags>,
     catalog: Arc<ServerCatalog>,
+    /// MySQL: an object's tags are found whatever the case it is named in.
+    fold_case: bool,
 }
 
 impl StatementTarget {
@@ -128,6 +174,7 @@ impl StatementTarget {
             context,
             tags,
             catalog,
+            fold_case: db.engine == Engine::Mysql,
         }
     }
 
@@ -163,7 +210,10 @@ impl StatementTarget {
 
     /// An object's classification tags, with those of every relation a
     /// view reads (views over views too): a view of restricted data is
-    /// restricted. Several values of one key are all seen.
+    /// restricted. Several values of one key are all seen. MySQL compares
+    /// routine names (always) and table and database names (with
+    /// `lower_case_table_names`) without case, so there an object carries
+    /// the tags of every object whose name differs from it only in case.
     pub fn object_tags(&self, access: &Access) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
         let mut add = |tags: &[(String, String)]| {
@@ -175,11 +225,16 @@ impl StatementTarget {
                 }
             }
         };
-        add(self.tags.get(
+        let (kind, schema, name) = (
             &access.object.kind,
             &access.object.schema,
             &access.object.name,
-        ));
+        );
+        add(if self.fold_case {
+            self.tags.get_folded(kind, schema, name)
+        } else {
+            self.tags.get(kind, schema, name)
+        });
         if access.object.kind == ObjectKind::Table && !self.catalog.view_reads.is_empty() {
             let mut seen = vec![(access.object.schema.clone(), access.object.name.clone())];
             let mut next = 0;
@@ -223,7 +278,8 @@ pub struct SessionStatements {
     scratch: String,
     shapes: HashMap<u64, Arc<Classified>>,
     decisions: HashMap<u64, (i64, Ruling)>,
-    prepared: HashMap<String, Arc<Classified>>,
+    prepared: HashMap<String, Prepared>,
+    prepared_bytes: usize,
 }
 
 impl SessionStatements {
@@ -254,6 +310,12 @@ impl SessionStatements {
             Engine::Mysql => Dialect::MySql,
         };
         let catalog = catalog.unwrap_or_default();
+        let mut overloaded_functions = catalog.overloaded_functions.clone();
+        overloaded_functions.sort();
+        overloaded_functions.dedup();
+        let mut attribute_functions = catalog.attribute_functions.clone();
+        attribute_functions.sort();
+        attribute_functions.dedup();
         let default_path = match dialect {
             Dialect::Postgres => parse_search_path(
                 catalog
@@ -284,6 +346,8 @@ impl SessionStatements {
             scope: Scope {
                 database: database.filter(|d| !d.is_empty()).map(str::to_owned),
                 search_path: default_path.clone(),
+                overloaded_functions,
+                attribute_functions,
             },
             default_path,
             db_user: db_user.to_owned(),
@@ -295,6 +359,7 @@ impl SessionStatements {
             shapes: HashMap::new(),
             decisions: HashMap::new(),
             prepared: HashMap::new(),
+            prepared_bytes: 0,
         })
     }
 
@@ -359,6 +424,84 @@ impl SessionStatements {
             self.shapes.insert(key, classified.clone());
         }
         classified
+    }
+
+    /// Keeps what a prepared statement was decided as, and in which scope.
+    /// `replaces`: the server certainly drops what the name held (the
+    /// unnamed statement, parsed first in its `Sync` group).
+    fn remember(
+        &mut self,
+        name: &str,
+        sql: &str,
+        classified: Option<Arc<Classified>>,
+        replaces: bool,
+    ) {
+        if replaces && let Some(old) = self.prepared.remove(name) {
+            self.prepared_bytes -= old.sqls.iter().map(|s| s.len()).sum::<usize>();
+        }
+        if self.prepared.len() >= PREPARED || self.prepared_bytes + sql.len() > PREPARED_BYTES {
+            // Forgotten statements are unclassified if they run after a
+            // scope change (fail closed).
+            self.prepared.clear();
+            self.prepared_bytes = 0;
+        }
+        match self.prepared.get_mut(name) {
+            Some(prepared) => {
+                if prepared.sqls.iter().any(|s| &**s == sql) {
+                    return;
+                }
+                // Decided again when it runs, with every SQL it may be;
+                // in the scope the oldest was decided in.
+                prepared.classified = None;
+                if prepared.sqls.len() >= PREPARED_VERSIONS {
+                    prepared.overflow = true;
+                    return;
+                }
+                prepared.sqls.push(sql.into());
+            }
+            None => {
+                self.prepared.insert(
+                    name.to_owned(),
+                    Prepared {
+                        sqls: vec![sql.into()],
+                        overflow: false,
+                        generation: self.scope_generation,
+                        classified,
+                    },
+                );
+            }
+        }
+        self.prepared_bytes += sql.len();
+    }
+
+    /// What running the prepared statement `name` now accesses: as
+    /// decided when it was prepared, or, when the scope has changed since
+    /// (the server resolves its names again), as its SQL reads now. `None`
+    /// when the gateway does not know the statement.
+    fn prepared_accesses(&mut self, name: &str) -> Option<Arc<Classified>> {
+        let prepared = self.prepared.get(name)?;
+        // MySQL keeps a prepared statement's database when `USE` changes
+        // the current one: only PostgreSQL resolves its names again.
+        if (prepared.generation == self.scope_generation || self.dialect == Dialect::MySql)
+            && let Some(classified) = &prepared.classified
+        {
+            return Some(classified.clone());
+        }
+        if prepared.overflow {
+            return Some(Arc::new(Classified::unclassified(&self.scope, 1)));
+        }
+        let mut all = Classified::default();
+        for sql in &prepared.sqls {
+            let classified = if self.backslashes_differ && sql.contains('\\') {
+                Classified::unclassified(&self.scope, 1)
+            } else {
+                latchkey_sqlaccess::classify(sql, self.dialect, &self.scope)
+            };
+            all.accesses.extend(classified.accesses);
+        }
+        all.accesses.sort();
+        all.accesses.dedup();
+        Some(Arc::new(all))
     }
 
     /// Decides every access; the first denied one decides the statement.
@@ -469,7 +612,7 @@ impl StatementGate for SessionStatements {
         let classified = self.classify(sql, key);
         let mut accesses = classified.accesses.clone();
         if let Some(name) = &classified.executes {
-            match self.prepared.get(name) {
+            match self.prepared_accesses(name) {
                 Some(prepared) => accesses.extend(prepared.accesses.iter().cloned()),
                 None => accesses.extend(Classified::unclassified(&self.scope, 1).accesses),
             }
@@ -506,18 +649,13 @@ impl StatementGate for SessionStatements {
         };
         let allowed = matches!(ruling, Ruling::Pass(_));
         if allowed {
+            // A DEALLOCATE may fail (in an aborted transaction) and leave
+            // the statement: what a name held is never forgotten.
+            // MySQL replaces a statement of the name (dropping the old one
+            // even when the new one fails).
             if let Some(name) = &classified.prepares {
-                if self.prepared.len() >= PREPARED {
-                    self.prepared.clear();
-                }
-                self.prepared.insert(name.clone(), classified.clone());
-            }
-            match &classified.deallocates {
-                Some(Some(name)) => {
-                    self.prepared.remove(name);
-                }
-                Some(None) => self.prepared.clear(),
-                None => {}
+                let replaces = self.dialect == Dialect::MySql;
+                self.remember(name, sql, Some(classified.clone()), replaces);
             }
             if !classified.scope_changes.is_empty() {
                 self.apply(&classified.scope_changes);
@@ -550,6 +688,48 @@ impl StatementGate for SessionStatements {
     fn database_changed(&mut self) {
         self.apply(&[ScopeChange::Database(String::new())]);
     }
+
+    fn rule_parse(&mut self, name: &str, sql: &str, replaces: bool) -> Ruling {
+        let ruling = self.rule(sql);
+        if matches!(ruling, Ruling::Pass(_)) {
+            // Classified again only if it runs after a scope change.
+            self.remember(name, sql, None, replaces && name.is_empty());
+        }
+        ruling
+    }
+
+    fn rule_bind(&mut self, name: &str) -> Option<Ruling> {
+        // Only statement policy decides again at Bind; the firewall judged
+        // the statement's shape at Parse.
+        if !self.policy_on {
+            return None;
+        }
+        let classified = match self.prepared.get(name) {
+            // Decided in this scope when it was prepared.
+            Some(p) if p.generation == self.scope_generation => return None,
+            Some(_) => self.prepared_accesses(name),
+            // Never seen (forgotten, or named by a refused Parse, which the
+            // server never got): only a statement prepared before any scope
+            // change may run unchecked.
+            None if self.scope_generation == 0 => return None,
+            None => None,
+        };
+        let accesses = match &classified {
+            Some(c) => c.accesses.clone(),
+            None => Classified::unclassified(&self.scope, 1).accesses,
+        };
+        let (decision, refusal) = self.decide(&accesses, 0, self.state.now());
+        let decision = Arc::new(decision);
+        let ruling = match refusal {
+            Some(message) => Ruling::Refuse { message, decision },
+            None => Ruling::Pass(decision),
+        };
+        if let (Ruling::Pass(_), Some(prepared)) = (&ruling, self.prepared.get_mut(name)) {
+            prepared.generation = self.scope_generation;
+            prepared.classified = classified;
+        }
+        Some(ruling)
+    }
 }
 
 /// 64-bit FNV-1a of a normalised statement, as written.
@@ -564,17 +744,36 @@ fn text_hash(text: &str) -> u64 {
 /// with the same fingerprint may share a classification: no backslash
 /// (escapes depend on settings), no comment (nesting and MySQL's
 /// executable comments differ), no dollar quote (only `$1` parameters),
-/// and in MySQL no double quote (`ANSI_QUOTES` makes it an identifier).
+/// no PostgreSQL Unicode escape (`U&"..." UESCAPE '...'`: a literal
+/// decides the name), no digits run into a word (a MySQL identifier such
+/// as `1cards` normalises as `?cards`), and in MySQL no double quote (`ANSI_QUOTES` makes
+/// it an identifier).
 pub fn shape_cacheable(sql: &str, dialect: Dialect) -> bool {
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
     let bytes = sql.as_bytes();
     for (i, &c) in bytes.iter().enumerate() {
         let next = bytes.get(i + 1).copied();
+        // Digits then a letter: a MySQL identifier (`1cards`), which
+        // normalisation reads as a number and a word (`?cards`, as
+        // `2cards` is); a hex, binary or exponent number anywhere.
+        if c.is_ascii_digit() && (i == 0 || !word(bytes[i - 1])) {
+            let end = bytes[i..]
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .map_or(bytes.len(), |n| i + n);
+            if bytes.get(end).is_some_and(|&b| word(b)) {
+                return false;
+            }
+        }
         match c {
             b'\\' => return false,
             b'-' if next == Some(b'-') => return false,
             b'/' if next == Some(b'*') => return false,
             b'$' if !next.is_some_and(|n| n.is_ascii_digit()) => return false,
             b'#' | b'"' if dialect == Dialect::MySql => return false,
+            // PostgreSQL `U&"..." UESCAPE '!'`: the escape character is a
+            // literal, and it decides which name the identifier spells.
+            b'&' if matches!(next, Some(b'"' | b'\'')) => return false,
             _ => {}
         }
     }

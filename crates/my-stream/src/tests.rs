@@ -1376,3 +1376,48 @@ fn statements_are_stamped_by_the_callers_clock() {
     };
     assert_eq!((s.time, s.duration), (clock().wall, Duration::ZERO));
 }
+
+/// Refuses the gate's marker for SQL it cannot see whole, passes the rest.
+struct PartialGate;
+
+impl latchkey_framing::StatementGate for PartialGate {
+    fn rule(&mut self, sql: &str) -> latchkey_framing::Ruling {
+        let decision = Arc::new(latchkey_audit::PolicyDecision {
+            allowed: sql != latchkey_framing::PARTIAL_SQL,
+            enforced: true,
+            action: None,
+            resource: String::new(),
+            reason: String::new(),
+            accesses: 1,
+            evaluated: true,
+            firewall: None,
+        });
+        if decision.allowed {
+            latchkey_framing::Ruling::Pass(decision)
+        } else {
+            latchkey_framing::Ruling::Refuse {
+                message: "permission denied by policy: sql:Unclassified".into(),
+                decision,
+            }
+        }
+    }
+    fn backslashes_differ(&mut self, _: bool) {}
+    fn database_changed(&mut self) {}
+}
+
+#[test]
+fn a_statement_over_16_mib_is_decided_as_unclassified() {
+    // Without CLIENT_MULTI_STATEMENTS: the first packet, `SELECT 1` and
+    // padding, is harmless; the next could add `, (SELECT pan FROM cards)`.
+    let caps = CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION;
+    let mut payload = vec![latchkey_mywire::COM_QUERY];
+    payload.extend_from_slice(b"SELECT 1   ");
+    let mut t = Tracker::new(caps, None, false).with_gate(Some(Box::new(PartialGate)));
+    assert!(matches!(
+        t.intercepts(&payload, false),
+        Some(crate::Interception::Denied(_))
+    ));
+    // Whole, it is decided on its SQL.
+    let mut t = Tracker::new(caps, None, false).with_gate(Some(Box::new(PartialGate)));
+    assert!(t.intercepts(&payload, true).is_none());
+}

@@ -211,6 +211,9 @@ impl Tracker {
             Verdict::Allow => {
                 let gate = self.gate.as_mut()?;
                 let ruling = match std::str::from_utf8(sql) {
+                    // Only the first packet of a longer statement is here:
+                    // the rest could make it anything.
+                    Ok(_) if !last => gate.rule(latchkey_framing::PARTIAL_SQL),
                     Ok(sql) => gate.rule(sql),
                     // The server may read another character set: fail
                     // closed.

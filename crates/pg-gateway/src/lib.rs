@@ -384,6 +384,19 @@ impl Protocol for Postgres {
         let config = &keeper.config;
         let audit = keeper.statement_audit(info);
         let PgClient { stream, cancel_key } = client;
+        // The session may start with `standard_conforming_strings` off
+        // (`options=-c standard_conforming_strings=off`, a role or database
+        // setting): the server then reads backslashes otherwise than the
+        // classifier, from the first statement on.
+        let mut gate = gate;
+        if let Some(gate) = gate.as_mut()
+            && upstream
+                .params
+                .iter()
+                .any(|(name, value)| name == "standard_conforming_strings" && value != "on")
+        {
+            gate.backslashes_differ(true);
+        }
         let mut relay = Relay::new(
             stream,
             upstream,

@@ -242,7 +242,9 @@ pub async fn query_text(
 }
 
 /// The effective `search_path` (existing schemas, as the session's role
-/// and database set it) and which relations each view reads.
+/// and database set it), which relations each view reads, the names of
+/// built-in functions that another schema overloads, and of functions
+/// callable as `row.f`.
 const CATALOG_QUERY: &str = "SELECT 'path', coalesce((SELECT string_agg(quote_ident(s), ', ') \
 FROM unnest(current_schemas(false)) s), ''), '', '', ''; \
 SELECT DISTINCT 'view', vn.nspname::text, v.relname::text, tn.nspname::text, t.relname::text \
@@ -252,7 +254,15 @@ JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
 AND d.refclassid = 'pg_class'::regclass \
 JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace \
 WHERE v.relkind IN ('v', 'm') AND t.oid <> v.oid \
-AND vn.nspname NOT IN ('pg_catalog', 'information_schema')";
+AND vn.nspname NOT IN ('pg_catalog', 'information_schema'); \
+SELECT DISTINCT 'function', p.proname::text, '', '', '' \
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+WHERE n.nspname <> 'pg_catalog' AND p.proname IN \
+(SELECT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace); \
+SELECT DISTINCT 'attribute', p.proname::text, '', '', '' \
+FROM pg_proc p JOIN pg_type t ON t.oid = p.proargtypes[0] \
+WHERE p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1 \
+AND t.typtype IN ('c', 'p') AND p.pronamespace <> 'pg_catalog'::regnamespace";
 
 /// What statement policy needs of the server's catalogue, read once per
 /// upstream session.
@@ -283,6 +293,12 @@ async fn read_catalog(stream: &mut UpstreamStream) -> Result<ServerCatalog> {
                             .entry((schema.clone(), view.clone()))
                             .or_default()
                             .push((read_schema.clone(), read_name.clone()));
+                    }
+                    [Some(kind), Some(name), ..] if kind == "function" => {
+                        catalog.overloaded_functions.push(name.clone());
+                    }
+                    [Some(kind), Some(name), ..] if kind == "attribute" => {
+                        catalog.attribute_functions.push(name.clone());
                     }
                     _ => bail!("unexpected catalogue row"),
                 }

@@ -424,6 +424,186 @@ fn statements_are_stamped_by_the_callers_clock() {
     assert_eq!(s.duration, Duration::ZERO);
 }
 
+/// A statement gate for tests: refuses SQL holding `refuse`, and Binds of
+/// statements named in `rebind_refused`.
+struct StubGate {
+    refuse: &'static str,
+    rebind_refused: &'static [&'static str],
+}
+
+fn decision(allowed: bool) -> Arc<latchkey_audit::PolicyDecision> {
+    Arc::new(latchkey_audit::PolicyDecision {
+        allowed,
+        enforced: true,
+        action: Some("sql:Select"),
+        resource: String::new(),
+        reason: String::new(),
+        accesses: 1,
+        evaluated: true,
+        firewall: None,
+    })
+}
+
+fn refuse() -> Ruling {
+    Ruling::Refuse {
+        message: "permission denied by policy: sql:Unclassified".into(),
+        decision: decision(false),
+    }
+}
+
+impl StatementGate for StubGate {
+    fn rule(&mut self, sql: &str) -> Ruling {
+        if sql.contains(self.refuse) {
+            refuse()
+        } else {
+            Ruling::Pass(decision(true))
+        }
+    }
+    fn backslashes_differ(&mut self, _: bool) {}
+    fn database_changed(&mut self) {}
+    fn rule_bind(&mut self, name: &str) -> Option<Ruling> {
+        self.rebind_refused.contains(&name).then(refuse)
+    }
+}
+
+fn gated(refuse: &'static str, rebind_refused: &'static [&'static str]) -> Tracker {
+    Tracker::new(None).with_gate(Some(Box::new(StubGate {
+        refuse,
+        rebind_refused,
+    })))
+}
+
+#[test]
+fn function_calls_are_unclassified_under_statement_policy() {
+    // A user function by OID (no SQL to classify): unclassified, and
+    // refused when the policy does not allow that.
+    let mut body = 16400u32.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 1]);
+    let call = msg(b'F', &body);
+    let mut t = gated("FunctionCall", &[]);
+    let refusal = policy_refusal("permission denied by policy: sql:Unclassified");
+    assert_eq!(
+        passed_on(&call, 3, &mut t),
+        msg(b'Q', format!("{refusal}\0").as_bytes())
+    );
+    assert_eq!(t.refused, 1);
+    // Allowed by the policy: passed on as sent.
+    let mut t = gated("never", &[]);
+    assert_eq!(passed_on(&call, 3, &mut t), call);
+}
+
+#[test]
+fn a_bind_the_gate_refuses_is_replaced_and_the_group_dropped() {
+    let parse = |name: &str, sql: &str| msg(b'P', format!("{name}\0{sql}\0\0\0").as_bytes());
+    let bind = |stmt: &str| msg(b'B', format!("\0{stmt}\0\0\0\0\0\0\0").as_bytes());
+    let execute = msg(b'E', b"\0\0\0\0\0");
+    let sync = msg(b'S', b"");
+    let client = [
+        parse("a", "SELECT 1"),
+        bind("a"),
+        execute.clone(),
+        bind("old"),
+        execute.clone(),
+        msg(b'D', b"P\0"),
+        sync.clone(),
+        bind("a"),
+        execute.clone(),
+        sync.clone(),
+    ]
+    .concat();
+    let mut t = gated("never", &["old"]);
+    let out = passed_on(&client, 7, &mut t);
+    let refusal = policy_refusal("permission denied by policy: sql:Unclassified");
+    let want = [
+        parse("a", "SELECT 1"),
+        bind("a"),
+        execute.clone(),
+        refused_parse(&refusal),
+        sync.clone(),
+        bind("a"),
+        execute,
+        sync,
+    ]
+    .concat();
+    assert_eq!(out, want);
+    assert_eq!(t.refused, 1);
+    // The server's answer: the client's ParseComplete and BindComplete
+    // stay, the gateway's are removed, by count within the Sync group.
+    let server = [
+        msg(b'1', b""),
+        msg(b'2', b""),
+        msg(b'C', b"SELECT 1\0"),
+        msg(b'1', b""),
+        msg(b'2', b""),
+        error("42501"),
+        msg(b'Z', b"I"),
+        msg(b'2', b""),
+        msg(b'C', b"SELECT 1\0"),
+        msg(b'Z', b"I"),
+    ]
+    .concat();
+    let mut down = Buffer::default();
+    down.space()[..server.len()].copy_from_slice(&server);
+    down.filled(server.len());
+    assert!(down.scan(Direction::ToClient, &mut t, 1 << 20).is_ok());
+    let seen: Vec<u8> = down.writable().to_vec();
+    let want = [
+        msg(b'1', b""),
+        msg(b'2', b""),
+        msg(b'C', b"SELECT 1\0"),
+        error("42501"),
+        msg(b'Z', b"I"),
+        msg(b'2', b""),
+        msg(b'C', b"SELECT 1\0"),
+        msg(b'Z', b"I"),
+    ]
+    .concat();
+    assert_eq!(seen, want);
+    assert!(t.idle());
+}
+
+#[test]
+fn a_refused_parse_answered_before_sync_is_still_hidden() {
+    // Parse (refused), Flush: the server answers the gateway's own Parse
+    // and Bind at once, before the client's Sync is even sent.
+    let parse = msg(b'P', b"\0SELECT pan FROM cards\0\0\0");
+    let flush = msg(b'H', b"");
+    let mut t = gated("cards", &[]);
+    let out = passed_on(&[parse, flush].concat(), 5, &mut t);
+    let refusal = policy_refusal("permission denied by policy: sql:Unclassified");
+    // The Flush goes with the rest up to Sync (the server flushes its
+    // error itself).
+    assert_eq!(out, refused_parse(&refusal));
+    let answer = |t: &mut Tracker, server: &[u8]| {
+        let mut down = Buffer::default();
+        down.space()[..server.len()].copy_from_slice(server);
+        down.filled(server.len());
+        assert!(down.scan(Direction::ToClient, t, 1 << 20).is_ok());
+        down.writable().to_vec()
+    };
+    let early = [msg(b'1', b""), msg(b'2', b""), error("42501")].concat();
+    assert_eq!(answer(&mut t, &early), error("42501"));
+    // Then Sync, and the next group is counted afresh.
+    let sync = msg(b'S', b"");
+    let next = [
+        sync.clone(),
+        msg(b'P', b"\0SELECT 1\0\0\0"),
+        msg(b'B', b"\0\0\0\0\0\0\0\0"),
+        sync,
+    ]
+    .concat();
+    assert_eq!(passed_on(&next, 5, &mut t), next);
+    let rest = [
+        msg(b'Z', b"I"),
+        msg(b'1', b""),
+        msg(b'2', b""),
+        msg(b'Z', b"I"),
+    ]
+    .concat();
+    assert_eq!(answer(&mut t, &rest), rest);
+    assert!(t.idle());
+}
+
 /// Statement policy that refuses whatever names `cards`.
 struct RefuseCards;
 

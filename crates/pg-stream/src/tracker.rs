@@ -157,12 +157,15 @@ impl Tracker {
     /// policy.
     pub(crate) fn checks(&self, direction: Direction, tag: u8) -> bool {
         direction == Direction::ToUpstream
-            && (matches!(tag, b'Q' | b'P' | b'F') || self.skipping_to_sync)
+            && (matches!(tag, b'Q' | b'P' | b'F')
+                || (tag == b'B' && self.gate.is_some())
+                || self.skipping_to_sync)
     }
 
     /// What to send instead of a `Query` or `Parse` (whole body) whose
     /// SQL the session may not run, and statement policy's decision.
-    fn check(&mut self, tag: u8, body: &[u8], complete: bool) -> Checked {
+    /// `first_in_group`: nothing was sent since the last `Sync`.
+    fn check(&mut self, tag: u8, body: &[u8], complete: bool, first_in_group: bool) -> Checked {
         if !complete || !self.checks(Direction::ToUpstream, tag) {
             return Checked::default();
         }
@@ -192,8 +195,11 @@ impl Tracker {
         };
         // Not UTF-8: the server would refuse it too (client encodings are
         // converted to UTF-8 by the gateway's clients); fail closed.
-        let ruling =
-            gate.rule(std::str::from_utf8(sql).unwrap_or(latchkey_framing::UNREADABLE_SQL));
+        let sql = std::str::from_utf8(sql).unwrap_or(latchkey_framing::UNREADABLE_SQL);
+        let ruling = match name {
+            Some(name) => gate.rule_parse(&name_key(name), sql, first_in_group),
+            None => gate.rule(sql),
+        };
         match ruling {
             Ruling::Pass(policy) => Checked {
                 policy: Some(policy),
@@ -216,6 +222,39 @@ impl Tracker {
                 }
             }
         }
+    }
+
+    /// A `Bind` of a statement prepared before the session's scope changed
+    /// (PostgreSQL analyses it again, with the new `search_path`), decided
+    /// again: when refused, it is replaced as a refused `Parse` is, and the
+    /// client's messages up to `Sync` are dropped.
+    fn check_bind(&mut self, body: &[u8]) -> Option<Verdict> {
+        let gate = self.gate.as_mut()?;
+        // Portal, then statement: C strings (a malformed Bind is the
+        // server's to refuse).
+        let mut names = body.splitn(3, |&c| c == 0);
+        let (Some(_), Some(name), Some(_)) = (names.next(), names.next(), names.next()) else {
+            return None;
+        };
+        let ruling = gate.rule_bind(&name_key(name))?;
+        let Ruling::Refuse { message, decision } = ruling else {
+            return None;
+        };
+        self.refused += 1;
+        self.group_injected = Some(self.group);
+        self.skipping_to_sync = true;
+        let statement = self.normalised.as_ref().map(|n| {
+            wire::parse_bind(body)
+                .ok()
+                .and_then(|(_, name)| self.statements.get(name))
+                .map_or_else(|| n.unknown(), |p| p.statement.clone())
+        });
+        self.pending.push_back(Pending::Execute {
+            statement,
+            started: started(self.audit.as_ref()),
+            policy: Some(decision),
+        });
+        Some(Verdict::Replace(refused_parse(&policy_refusal(&message))))
     }
 
     /// The server has answered everything and is outside a transaction.
@@ -300,13 +339,22 @@ impl Tracker {
                     self.refused += 1;
                     return Verdict::Replace(query_message(refusal));
                 }
+                // Statement policy cannot name a function by its OID: the
+                // call is `sql:Unclassified`.
+                if let Some(gate) = self.gate.as_mut()
+                    && let Ruling::Refuse { message, .. } =
+                        gate.rule(latchkey_framing::FUNCTION_CALL_SQL)
+                {
+                    self.refused += 1;
+                    return Verdict::Replace(query_message(&policy_refusal(&message)));
+                }
                 return Verdict::Forward;
             }
             (Direction::ToUpstream, b'Q') => {
                 self.outstanding += 1;
                 let Checked {
                     replace, policy, ..
-                } = self.check(tag, body, complete);
+                } = self.check(tag, body, complete, false);
                 let (body, complete) = audited(body, complete);
                 let statement =
                     self.normalised
@@ -336,12 +384,13 @@ impl Tracker {
                 self.pending.push_back(Pending::Sync { injected });
             }
             (Direction::ToUpstream, b'P') => {
+                let first_in_group = !self.unsynced;
                 self.unsynced = true;
                 let Checked {
                     replace,
                     policy,
                     parse_refused,
-                } = self.check(tag, body, complete);
+                } = self.check(tag, body, complete, first_in_group);
                 let (body, complete) = audited(body, complete);
                 let parsed = wire::parse_parse(body).ok();
                 if parse_refused {
@@ -383,6 +432,9 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'B') => {
                 self.unsynced = true;
+                if let Some(refused) = self.check_bind(body) {
+                    return refused;
+                }
                 self.group.1 += 1;
                 if let Some(normalised) = &self.normalised
                     && let Ok((portal, name)) = wire::parse_bind(body)
@@ -462,14 +514,19 @@ impl Tracker {
                 }
             }
             (Direction::ToClient, b'1' | b'2') => {
-                let injected = match self.injections {
-                    0 => None,
-                    _ => self.pending.iter().find_map(|p| match p {
-                        Pending::Sync { injected } => Some(*injected),
-                        _ => None,
-                    }),
-                }
-                .flatten();
+                // The oldest group not yet answered: a synced one, or (the
+                // server answers before Sync after a Flush) the current.
+                let injected = match (self.injections, self.group_injected) {
+                    (0, None) => None,
+                    _ => self
+                        .pending
+                        .iter()
+                        .find_map(|p| match p {
+                            Pending::Sync { injected } => Some(*injected),
+                            _ => None,
+                        })
+                        .unwrap_or(self.group_injected),
+                };
                 let (seen, at) = match tag {
                     b'1' => (&mut self.seen.0, injected.map(|i| i.0)),
                     _ => (&mut self.seen.1, injected.map(|i| i.1)),
@@ -592,6 +649,22 @@ impl Tracker {
                 error_code,
                 policy,
             });
+        }
+    }
+}
+
+/// A statement name as the gate keeps it: as sent when it is UTF-8,
+/// otherwise its bytes in hex after a NUL (which no name holds), so that
+/// names in other client encodings stay distinct.
+fn name_key(name: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(name) {
+        Ok(name) => name.into(),
+        Err(_) => {
+            let mut key = String::from("\0");
+            for b in name {
+                key.push_str(&format!("{b:02x}"));
+            }
+            key.into()
         }
     }
 }

@@ -17,6 +17,8 @@ fn postgres_orm_250(c: &mut Criterion) {
     let scope = Scope {
         database: Some("shop".into()),
         search_path: vec!["public".into()],
+        overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     };
     c.bench_function("postgres_orm_250", |b| {
         b.iter(|| {

@@ -234,6 +234,18 @@ pub struct Scope {
     /// `pg_catalog` later). Empty: unknown (unqualified names are
     /// unclassified).
     pub search_path: Vec<String>,
+    /// PostgreSQL: names of `pg_catalog` functions that some other schema
+    /// also has a function of (sorted). The server resolves a function
+    /// call by the best match among every function of the name it can
+    /// see, not `pg_catalog` first, so an unqualified call of one of these
+    /// may run either: it stands for `pg_catalog` and every schema on the
+    /// path. Read from the server's catalogue by the gateway.
+    pub overloaded_functions: Vec<String>,
+    /// PostgreSQL: names of functions (outside `pg_catalog`) that take one
+    /// row argument (sorted). `t.f` and `(t).f` call `f(t)` when `t` has no
+    /// column `f`, so such a name after a dot is also an `Execute` of the
+    /// function. Read from the server's catalogue by the gateway.
+    pub attribute_functions: Vec<String>,
 }
 
 /// A change a statement makes to where later names resolve. The gateway

@@ -1589,6 +1589,8 @@ impl Cx {
         let scope = Scope {
             database: self.db.clone(),
             search_path: Vec::new(),
+            overloaded_functions: Vec::new(),
+            attribute_functions: Vec::new(),
         };
         let mut texts = vec![escaped];
         if texts[0] != raw {

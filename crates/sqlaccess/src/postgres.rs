@@ -361,14 +361,52 @@ impl<'a> Walker<'a> {
         });
     }
 
+    /// `t.f`, `(t).f`: a call of `f(t)` when `f` is a function of one row
+    /// argument ([`Scope::attribute_functions`]) and not a column of `t`
+    /// (which the gateway cannot tell: it stands for the call).
+    fn attribute_call(&mut self, field: &'a Node) {
+        if let Some(name) = s_val(field)
+            && self
+                .scope
+                .attribute_functions
+                .binary_search_by(|f| f.as_str().cmp(name))
+                .is_ok()
+        {
+            self.resolve(
+                &[name],
+                ObjectKind::Function,
+                Lookup::Function,
+                SqlAction::Execute,
+                None,
+            );
+        }
+    }
+
+    /// Whether an unqualified name is `pg_catalog`'s, which the server finds
+    /// first: a relation always; a function only when no other schema has
+    /// one of the name ([`Scope::overloaded_functions`]), since a better
+    /// match elsewhere on the path wins over it.
+    fn builtin(&self, name: &str, lookup: Lookup) -> bool {
+        match lookup {
+            Lookup::Relation => pg_builtins::RELATIONS.binary_search(&name).is_ok(),
+            Lookup::Function => {
+                pg_builtins::FUNCTIONS.binary_search(&name).is_ok() && !self.overloaded(name)
+            }
+            Lookup::Other => false,
+        }
+    }
+
+    fn overloaded(&self, name: &str) -> bool {
+        self.scope
+            .overloaded_functions
+            .binary_search_by(|f| f.as_str().cmp(name))
+            .is_ok()
+    }
+
     /// The schemas an unqualified name may resolve to: `pg_catalog` alone
     /// (`None`), or these.
     fn schemas_for(&self, name: &str, lookup: Lookup) -> Option<&'a [String]> {
-        let builtin = match lookup {
-            Lookup::Relation => pg_builtins::RELATIONS.binary_search(&name).is_ok(),
-            Lookup::Function => pg_builtins::FUNCTIONS.binary_search(&name).is_ok(),
-            Lookup::Other => false,
-        };
+        let builtin = self.builtin(name, lookup);
         let path: &'a [String] = &self.scope.search_path;
         if builtin {
             // pg_catalog is searched first unless the path names it later.
@@ -386,11 +424,7 @@ impl<'a> Walker<'a> {
     /// narrowed to one (a `SET` may be rolled back). An empty result is
     /// unclassified.
     fn schemas_after_changes(&mut self, name: &str, lookup: Lookup) -> Vec<String> {
-        let builtin = match lookup {
-            Lookup::Relation => pg_builtins::RELATIONS.binary_search(&name).is_ok(),
-            Lookup::Function => pg_builtins::FUNCTIONS.binary_search(&name).is_ok(),
-            Lookup::Other => false,
-        };
+        let builtin = self.builtin(name, lookup);
         let mut schemas: Vec<String> = Vec::new();
         let mut unknown = false;
         for path in std::iter::once(&self.scope.search_path).chain(self.later_paths.iter()) {
@@ -443,6 +477,13 @@ impl<'a> Walker<'a> {
         action: SqlAction,
         where_clause: Option<bool>,
     ) {
+        if let [name] = *parts
+            && lookup == Lookup::Function
+            && self.overloaded(name)
+        {
+            // pg_catalog's, or one elsewhere on the path.
+            self.push(action, kind, None, "pg_catalog", name, where_clause);
+        }
         match *parts {
             [_] if self.path_unknown => self.unclassified(),
             [name] if !self.later_paths.is_empty() => {
@@ -1702,7 +1743,12 @@ impl<'a> Walker<'a> {
 
     fn expr_enum(&mut self, e: &'a N) {
         match e {
-            N::ColumnRef(_) => self.colrefs += 1,
+            N::ColumnRef(c) => {
+                self.colrefs += 1;
+                for field in c.fields.iter().skip(1) {
+                    self.attribute_call(field);
+                }
+            }
             N::ParamRef(_)
             | N::AConst(_)
             | N::AStar(_)
@@ -1761,6 +1807,9 @@ impl<'a> Walker<'a> {
             N::BooleanTest(t) => self.opt_expr(t.arg.as_deref()),
             N::AIndirection(i) => {
                 self.opt_expr(i.arg.as_deref());
+                for field in &i.indirection {
+                    self.attribute_call(field);
+                }
                 self.exprs(&i.indirection);
             }
             N::AIndices(i) => {

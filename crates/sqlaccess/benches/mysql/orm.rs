@@ -15,6 +15,8 @@ pub fn mysql_orm_250(c: &mut Criterion) {
     let scope = Scope {
         database: Some("shop".into()),
         search_path: Vec::new(),
+        overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     };
     c.bench_function("mysql_orm_250", |b| {
         b.iter(|| classify(std::hint::black_box(MYSQL_ORM_250), Dialect::MySql, &scope))

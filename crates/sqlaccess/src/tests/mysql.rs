@@ -12,6 +12,8 @@ fn scope() -> Scope {
     Scope {
         database: Some("shop".into()),
         search_path: Vec::new(),
+        overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     }
 }
 

@@ -7,6 +7,8 @@ fn scope() -> Scope {
     Scope {
         database: Some("app".into()),
         search_path: vec!["public".into()],
+        overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     }
 }
 
@@ -14,6 +16,8 @@ fn two_schemas() -> Scope {
     Scope {
         database: Some("app".into()),
         search_path: vec!["s1".into(), "s2".into()],
+        overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     }
 }
 
@@ -320,6 +324,8 @@ fn search_path_resolution() {
     let late = Scope {
         database: Some("app".into()),
         search_path: vec!["s1".into(), "pg_catalog".into(), "s2".into()],
+        overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     };
     check_in(
         &late,
@@ -331,10 +337,53 @@ fn search_path_resolution() {
             t(Select, "pg_catalog.pg_class"),
         ],
     );
+    // A built-in's name that another schema also has a function of: the
+    // server picks the best match among all of them (public.lower(int)
+    // for lower(1)), so the call stands for every schema on the path too.
+    let overloaded = Scope {
+        database: Some("app".into()),
+        search_path: vec!["s1".into(), "s2".into()],
+        overloaded_functions: vec!["lower".into()],
+        attribute_functions: Vec::new(),
+    };
+    check_in(
+        &overloaded,
+        "SELECT lower(1), upper('a')",
+        vec![
+            f(Execute, "pg_catalog.lower"),
+            f(Execute, "s1.lower"),
+            f(Execute, "s2.lower"),
+            f(Execute, "pg_catalog.upper"),
+        ],
+    );
+    check_in(
+        &overloaded,
+        "SET search_path = s3; SELECT lower(1)",
+        vec![
+            f(Execute, "pg_catalog.lower"),
+            f(Execute, "s1.lower"),
+            f(Execute, "s2.lower"),
+            f(Execute, "s3.lower"),
+        ],
+    );
+    // A function of one row argument is called by `t.f` and `(t).f`.
+    let computed = Scope {
+        database: Some("app".into()),
+        search_path: vec!["public".into()],
+        overloaded_functions: Vec::new(),
+        attribute_functions: vec!["leak".into()],
+    };
+    check_in(
+        &computed,
+        "SELECT o.leak, (o).leak, o.id FROM orders o",
+        vec![t(Select, "orders"), f(Execute, "leak")],
+    );
     // Unknown path: unqualified names are unclassified.
     let unknown = Scope {
         database: Some("app".into()),
         search_path: vec![],
+        overloaded_functions: Vec::new(),
+        attribute_functions: Vec::new(),
     };
     check_in(&unknown, "SELECT * FROM t", vec![db(Unclassified)]);
     check_in(&unknown, "SELECT * FROM s.t", vec![t(Select, "s.t")]);
