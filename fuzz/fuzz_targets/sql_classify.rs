@@ -1,5 +1,5 @@
 //! The statement classifier on arbitrary UTF-8, both dialects, with a
-//! two-schema scope: never a panic, and every access names a database when
+//! two-schema scope (and catalogue facts read at login): never a panic, and every access names a database when
 //! the scope has one.
 #![no_main]
 
@@ -10,9 +10,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(sql) = std::str::from_utf8(data) else {
         return;
     };
+    // `lower` overloaded outside pg_catalog, `leak` callable as `t.leak`.
     let scope = Scope {
         database: Some("app".into()),
         search_path: vec!["s1".into(), "s2".into()],
+        overloaded_functions: vec!["lower".into()],
+        attribute_functions: vec!["leak".into()],
     };
     for dialect in [Dialect::Postgres, Dialect::MySql] {
         let out = classify(sql, dialect, &scope);
