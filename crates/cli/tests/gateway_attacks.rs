@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::sql::pg_tls;
 use common::*;
 use mysql_async::prelude::*;
 
@@ -723,22 +724,6 @@ fn pg_allow_plaintext_and_keep_revoked() {
         status.success(),
         "--keep-revoked-sessions did not keep the session"
     );
-}
-
-fn pg_tls(lk: &Latchkey) -> tokio_postgres_rustls::MakeRustlsConnect {
-    let pem = std::fs::read(lk.data.join("ca.pem")).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
 }
 
 /// A cancel key from a finished session must not cancel the next client

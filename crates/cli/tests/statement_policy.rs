@@ -12,67 +12,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use common::api::{settle_totp_window, totp};
+use common::sql::*;
 use common::*;
 use mysql_async::prelude::*;
-
-/// What the analyst may do: connect, read and change `public` (and call
-/// PostgreSQL's built-in functions), never touch restricted data, and
-/// never UPDATE or DELETE without a WHERE clause.
-const ANALYST: &str = r#"{"Version":"2012-10-17","Statement":[
-  {"Sid":"Connect","Effect":"Allow","Action":"rds-db:connect","Resource":"*"},
-  {"Sid":"PublicData","Effect":"Allow",
-   "Action":["sql:Select","sql:Insert","sql:Update","sql:Delete","sql:CopyOut"],
-   "Resource":["arn:aws:sql:*:*:table/*/orders/public/*","arn:aws:sql:*:*:table/*/shop/shop/*"]},
-  {"Sid":"BuiltIns","Effect":"Allow","Action":"sql:Execute",
-   "Resource":"arn:aws:sql:*:*:function/*/*/pg_catalog/*"},
-  {"Sid":"NoRestrictedData","Effect":"Deny","Action":"sql:*","Resource":"*",
-   "Condition":{"StringEquals":{"sql:ObjectTag/classification":"restricted"}}},
-  {"Sid":"WhereRequired","Effect":"Deny","Action":["sql:Update","sql:Delete"],"Resource":"*",
-   "Condition":{"Bool":{"sql:WhereClausePresent":"false"}}}
-]}"#;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// SQL as the superuser in the `orders` database.
-fn orders_sql(pg: &Postgres, sql: &str) {
-    let out = as_pg_user(Path::new("/usr/bin/psql"))
-        .arg("-h")
-        .arg(&pg.dir)
-        .args(["-p", &pg.port.to_string(), "-U", "postgres", "-d", "orders"])
-        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-}
-
-/// A psql script through the gateway, one statement at a time, going on
-/// after errors.
-fn psql_script(lk: &Latchkey, token: &str, script: &str) -> String {
-    let out = Command::new("psql")
-        .arg(conninfo(lk, "app", "verify-full"))
-        .args(["-X", "-A", "-t", "-f", "-"])
-        .env("PGPASSWORD", token)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(script.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    text(&out)
-}
 
 /// A PostgreSQL server with orders (ordinary) and cards (restricted), a
 /// view over cards and a function reading it; Latchkey in front with
@@ -93,7 +37,7 @@ fn pg_stack(root: &Path, mode: &str) -> (Postgres, Latchkey, std::path::PathBuf,
     let (data, api) = init_latchkey(root, &[]);
     register_db(&data, &orders_registration(&pg, mode));
     set_db_password(&data, "orders", "app", "app-secret");
-    classify(&data, "orders", "public.cards");
+    classify_restricted(&data, "orders", "public.cards");
     let lk = serve_latchkey(root, &data, &api, &[]);
     (pg, lk, data, api)
 }
@@ -117,25 +61,6 @@ fn orders_registration(pg: &Postgres, mode: &str) -> Vec<String> {
 fn register_db(data: &Path, args: &[String]) -> serde_json::Value {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     common::register_db(data, &args)
-}
-
-/// `latchkey db classify … --tag classification=restricted`.
-fn classify(data: &Path, db: &str, object: &str) {
-    let out = latchkey(&[
-        "db",
-        "classify",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--db",
-        db,
-        "--object",
-        object,
-        "--tag",
-        "classification=restricted",
-    ])
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
 }
 
 /// The statement records the audit trail holds for `sql` (normalised).
@@ -381,22 +306,6 @@ fn extended_protocol(lk: &Latchkey, token: &str) {
     });
 }
 
-fn pg_tls(lk: &Latchkey) -> tokio_postgres_rustls::MakeRustlsConnect {
-    let pem = std::fs::read(lk.data.join("ca.pem")).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
-}
-
 /// "DROP only from the dba role, assumed with MFA in the last N seconds"
 /// is one policy statement; here N is 30 rather than the README's 300,
 /// so the test can outwait it.
@@ -568,7 +477,7 @@ fn mysql_statements_are_decided_by_policy() {
         ],
     );
     set_db_password(&data, "shop", "app", "app-secret");
-    classify(&data, "shop", "shop.cards");
+    classify_restricted(&data, "shop", "shop.cards");
     let lk = serve_latchkey(root.path(), &data, &api, &[]);
     suggest_and_import(&data, "shop", &[], "shop.cards");
     let alice = user_with_policy(&lk, "alice", ANALYST);
@@ -590,19 +499,9 @@ ROLLBACK;
 SELECT 'alive', count(*) FROM orders;
 ";
     // Going on after errors (--force): one session.
-    let out = mariadb_command(&lk, "app", &token)
-        .args(["-N", "-B", "--force", "shop"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(script.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    let out = text(&out);
+    let mut client = mariadb_command(&lk, "app", &token);
+    client.args(["-N", "-B", "--force", "shop"]);
+    let out = script_output(client, script);
     assert!(out.contains("start\t3"), "{out}");
     assert_eq!(
         out.matches("ERROR 1142 (42000)").count(),
@@ -677,7 +576,7 @@ fn policy_simulate_decides_sql_per_object_and_action() {
             "enforce",
         ],
     );
-    classify(&data, "orders", "public.cards");
+    classify_restricted(&data, "orders", "public.cards");
     let policy = root.path().join("analyst.json");
     std::fs::write(&policy, ANALYST).unwrap();
     let simulate = |sql: &str, extra: &[&str]| -> serde_json::Value {

@@ -6,57 +6,18 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
+use common::sql::*;
 use common::*;
 use mysql_async::prelude::*;
-
-/// The analyst of `statement_policy.rs`.
-const ANALYST: &str = r#"{"Version":"2012-10-17","Statement":[
-  {"Sid":"Connect","Effect":"Allow","Action":"rds-db:connect","Resource":"*"},
-  {"Sid":"PublicData","Effect":"Allow",
-   "Action":["sql:Select","sql:Insert","sql:Update","sql:Delete","sql:CopyOut"],
-   "Resource":["arn:aws:sql:*:*:table/*/orders/public/*","arn:aws:sql:*:*:table/*/shop/shop/*"]},
-  {"Sid":"BuiltIns","Effect":"Allow","Action":"sql:Execute",
-   "Resource":"arn:aws:sql:*:*:function/*/*/pg_catalog/*"},
-  {"Sid":"NoRestrictedData","Effect":"Deny","Action":"sql:*","Resource":"*",
-   "Condition":{"StringEquals":{"sql:ObjectTag/classification":"restricted"}}},
-  {"Sid":"WhereRequired","Effect":"Deny","Action":["sql:Update","sql:Delete"],"Resource":"*",
-   "Condition":{"Bool":{"sql:WhereClausePresent":"false"}}}
-]}"#;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn classify(data: &Path, db: &str, object: &str) {
-    let out = latchkey(&[
-        "db",
-        "classify",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--db",
-        db,
-        "--object",
-        object,
-        "--tag",
-        "classification=restricted",
-    ])
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-}
 
 /// PostgreSQL with `orders` (ordinary), `cards` (restricted), a view and a
 /// function over cards, and a schema `vault` (off the search path, not
 /// allowed) with its own `orders`; Latchkey enforcing statement policy.
 fn pg_stack(root: &Path) -> (Postgres, Latchkey) {
     let pg = Postgres::start(root);
-    pg_admin(
+    orders_sql(
         &pg,
         "SET ROLE app;
          CREATE TABLE orders (id int PRIMARY KEY, total int);
@@ -91,7 +52,7 @@ fn pg_stack(root: &Path) -> (Postgres, Latchkey) {
         ],
     );
     set_db_password(&data, "orders", "app", "app-secret");
-    classify(&data, "orders", "public.cards");
+    classify_restricted(&data, "orders", "public.cards");
     let lk = serve_latchkey(root, &data, &api, &[]);
     (pg, lk)
 }
@@ -131,41 +92,10 @@ fn my_stack(root: &Path) -> (MariaDb, Latchkey) {
         ],
     );
     set_db_password(&data, "shop", "app", "app-secret");
-    classify(&data, "shop", "shop.cards");
-    classify(&data, "shop", "shop.1cards");
+    classify_restricted(&data, "shop", "shop.cards");
+    classify_restricted(&data, "shop", "shop.1cards");
     let lk = serve_latchkey(root, &data, &api, &[]);
     (my, lk)
-}
-
-/// SQL as the superuser in the `orders` database.
-fn pg_admin(pg: &Postgres, sql: &str) {
-    let out = as_pg_user(Path::new("/usr/bin/psql"))
-        .arg("-h")
-        .arg(&pg.dir)
-        .args(["-p", &pg.port.to_string(), "-U", "postgres", "-d", "orders"])
-        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-}
-
-/// A psql script through the gateway, going on after errors.
-fn psql_script(lk: &Latchkey, token: &str, script: &str) -> String {
-    let out = Command::new("psql")
-        .arg(conninfo(lk, "app", "verify-full"))
-        .args(["-X", "-A", "-t", "-f", "-"])
-        .env("PGPASSWORD", token)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(script.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    text(&out)
 }
 
 const DENIED: &str = "permission denied by policy";
@@ -342,37 +272,11 @@ fn extended_protocol_after_search_path_change(lk: &Latchkey, token: &str) {
     });
 }
 
-fn pg_tls(lk: &Latchkey) -> tokio_postgres_rustls::MakeRustlsConnect {
-    let pem = std::fs::read(lk.data.join("ca.pem")).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
-}
-
 /// A mariadb CLI script through the gateway, going on after errors.
 fn mariadb_script(lk: &Latchkey, token: &str, script: &str) -> String {
-    let out = mariadb_command(lk, "app", token)
-        .args(["-N", "-B", "--force", "--comments", "shop"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(script.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    text(&out)
+    let mut client = mariadb_command(lk, "app", token);
+    client.args(["-N", "-B", "--force", "--comments", "shop"]);
+    script_output(client, script)
 }
 
 /// MySQL/MariaDB: SQL the classifier and the cache read otherwise than

@@ -284,9 +284,10 @@ pub struct SessionStatements {
 
 impl SessionStatements {
     /// A session's statement policy and SQL firewall; `None` when the
-    /// database has both off. `search_path` is the server's at login
-    /// (PostgreSQL); `database` the database the client connected to
-    /// (MySQL: the current one, perhaps none).
+    /// database has both off. `catalog` is what was read of the server's
+    /// catalogue at login (PostgreSQL: `search_path`, view dependencies,
+    /// overloaded and row-argument functions); `database` the database
+    /// the client connected to (MySQL: the current one, perhaps none).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         state: Arc<AppState>,
