@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::sql::{register_shop, shop_sql};
 use common::*;
 
 /// Looks up an order's total from user input, by concatenation: the
@@ -372,30 +373,13 @@ fn the_firewall_learns_alerts_and_blocks_an_injected_tautology() {
 fn mysql_injections_are_refused_in_block_mode() {
     let root = tempfile::tempdir().unwrap();
     let db = MariaDb::start(root.path());
-    db.sql(
-        "CREATE DATABASE shop;
-         CREATE USER app@'%' IDENTIFIED BY 'app-secret';
-         GRANT ALL ON shop.* TO app@'%';
-         CREATE TABLE shop.orders (id int PRIMARY KEY, total int);
+    shop_sql(
+        &db,
+        "CREATE TABLE shop.orders (id int PRIMARY KEY, total int);
          INSERT INTO shop.orders VALUES (1, 10), (2, 20), (3, 30);",
     );
     let (data, api) = init_latchkey(root.path(), &[]);
-    register_db(
-        &data,
-        &[
-            "--name",
-            "shop",
-            "--engine",
-            "mysql",
-            "--endpoint",
-            "localhost",
-            "--upstream",
-            &format!("127.0.0.1:{}", db.port),
-            "--upstream-tls",
-            "disable",
-        ],
-    );
-    set_db_password(&data, "shop", "app", "app-secret");
+    register_shop(&data, &db, &[]);
     firewall(
         &data,
         &[

@@ -449,34 +449,15 @@ fn postgres_drop_needs_a_role_assumed_with_fresh_mfa() {
 fn mysql_statements_are_decided_by_policy() {
     let root = tempfile::tempdir().unwrap();
     let db = MariaDb::start(root.path());
-    db.sql(
-        "CREATE DATABASE shop;
-         CREATE USER app@'%' IDENTIFIED BY 'app-secret';
-         GRANT ALL ON shop.* TO app@'%';
-         CREATE TABLE shop.orders (id int PRIMARY KEY, total int);
+    shop_sql(
+        &db,
+        "CREATE TABLE shop.orders (id int PRIMARY KEY, total int);
          INSERT INTO shop.orders VALUES (1, 10), (2, 20), (3, 30);
          CREATE TABLE shop.cards (id int, pan text);
          INSERT INTO shop.cards VALUES (1, '4111111111111111');",
     );
     let (data, api) = init_latchkey(root.path(), &[]);
-    common::register_db(
-        &data,
-        &[
-            "--name",
-            "shop",
-            "--engine",
-            "mysql",
-            "--endpoint",
-            "localhost",
-            "--upstream",
-            &format!("127.0.0.1:{}", db.port),
-            "--upstream-tls",
-            "disable",
-            "--statement-policy",
-            "enforce",
-        ],
-    );
-    set_db_password(&data, "shop", "app", "app-secret");
+    register_shop(&data, &db, &["--statement-policy", "enforce"]);
     classify_restricted(&data, "shop", "shop.cards");
     let lk = serve_latchkey(root.path(), &data, &api, &[]);
     suggest_and_import(&data, "shop", &[], "shop.cards");

@@ -74,24 +74,7 @@ fn my_stack(root: &Path) -> (MariaDb, Latchkey) {
          INSERT INTO shop.`1cards` VALUES ('5500000000000004');",
     );
     let (data, api) = init_latchkey(root, &[]);
-    register_db(
-        &data,
-        &[
-            "--name",
-            "shop",
-            "--engine",
-            "mysql",
-            "--endpoint",
-            "localhost",
-            "--upstream",
-            &format!("127.0.0.1:{}", my.port),
-            "--upstream-tls",
-            "disable",
-            "--statement-policy",
-            "enforce",
-        ],
-    );
-    set_db_password(&data, "shop", "app", "app-secret");
+    register_shop(&data, &my, &["--statement-policy", "enforce"]);
     classify_restricted(&data, "shop", "shop.cards");
     classify_restricted(&data, "shop", "shop.1cards");
     let lk = serve_latchkey(root, &data, &api, &[]);

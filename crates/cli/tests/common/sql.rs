@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use super::{Latchkey, Postgres, as_pg_user, conninfo, latchkey};
+use super::{
+    Latchkey, MariaDb, Postgres, as_pg_user, conninfo, latchkey, register_db, set_db_password,
+};
 
 /// What the analyst may do: connect, read and change `public` (and
 /// `shop`), call PostgreSQL's built-in functions, never touch restricted
@@ -104,4 +106,36 @@ pub fn pg_tls(lk: &Latchkey) -> tokio_postgres_rustls::MakeRustlsConnect {
     .with_root_certificates(roots)
     .with_no_client_auth();
     tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+/// SQL run as root on a fresh MariaDB after making database `shop` and
+/// user `app` (password `app-secret`) with every right on it.
+pub fn shop_sql(db: &MariaDb, sql: &str) {
+    db.sql(&format!(
+        "CREATE DATABASE shop;
+         CREATE USER app@'%' IDENTIFIED BY 'app-secret';
+         GRANT ALL ON shop.* TO app@'%';
+         {sql}"
+    ));
+}
+
+/// `db register` of `shop` (MySQL, endpoint localhost, upstream TLS off)
+/// with `extra` flags, and `app`'s upstream password.
+pub fn register_shop(data: &Path, db: &MariaDb, extra: &[&str]) {
+    let upstream = format!("127.0.0.1:{}", db.port);
+    let mut args = vec![
+        "--name",
+        "shop",
+        "--engine",
+        "mysql",
+        "--endpoint",
+        "localhost",
+        "--upstream",
+        &upstream,
+        "--upstream-tls",
+        "disable",
+    ];
+    args.extend(extra);
+    register_db(data, &args);
+    set_db_password(data, "shop", "app", "app-secret");
 }
