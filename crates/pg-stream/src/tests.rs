@@ -219,21 +219,7 @@ fn limits_and_malformed_headers() {
 
 /// What a buffer passes on for `client`, read `chunk` bytes at a time.
 fn passed_on(client: &[u8], chunk: usize, t: &mut Tracker) -> Vec<u8> {
-    let mut up = Buffer::default();
-    let mut out = Vec::new();
-    let mut rest = client;
-    while !rest.is_empty() {
-        up.make_room();
-        let n = chunk.min(rest.len()).min(up.space().len());
-        up.space()[..n].copy_from_slice(&rest[..n]);
-        up.filled(n);
-        rest = &rest[n..];
-        assert!(up.scan(Direction::ToUpstream, t, 1 << 20).is_ok());
-        out.extend_from_slice(up.writable());
-        let w = up.writable().len();
-        up.wrote(w);
-    }
-    out
+    passed(Direction::ToUpstream, client, chunk, t)
 }
 
 #[test]
