@@ -41,6 +41,12 @@ pub trait StatementGate: Send {
     /// no longer be classified and is unclassified.
     fn backslashes_differ(&mut self, differ: bool);
 
+    /// The client's character set is not UTF-8 (PostgreSQL
+    /// `client_encoding` LATIN1, say): the server reads bytes outside ASCII
+    /// as other characters than the classifier does, so SQL holding one is
+    /// unclassified.
+    fn encoding_differs(&mut self, differs: bool);
+
     /// The client changed the current database outside SQL (MySQL
     /// `COM_INIT_DB`), which may fail: unqualified names are no longer
     /// resolved.

@@ -273,6 +273,8 @@ pub struct SessionStatements {
     /// no longer be resolved.
     path_unknown: bool,
     backslashes_differ: bool,
+    /// The client's encoding is not UTF-8.
+    encoding_differs: bool,
     /// Bumped at every scope change, and part of every cache key.
     scope_generation: u64,
     scratch: String,
@@ -355,6 +357,7 @@ impl SessionStatements {
             caller,
             path_unknown: false,
             backslashes_differ: false,
+            encoding_differs: false,
             scope_generation: 0,
             scratch: String::new(),
             shapes: HashMap::new(),
@@ -403,6 +406,19 @@ impl SessionStatements {
         self.decisions.clear();
     }
 
+    /// Classifies `sql` afresh; unclassified when the server would read it
+    /// otherwise than the parser (backslashes under other quoting rules,
+    /// bytes outside ASCII in another character set).
+    fn classify_fresh(&self, sql: &str) -> Classified {
+        if (self.backslashes_differ && sql.contains('\\'))
+            || (self.encoding_differs && !sql.is_ascii())
+        {
+            Classified::unclassified(&self.scope, 1)
+        } else {
+            latchkey_sqlaccess::classify(sql, self.dialect, &self.scope)
+        }
+    }
+
     /// Classifies `sql`, from the cache when its shape was seen.
     fn classify(&mut self, sql: &str, key: Option<u64>) -> Arc<Classified> {
         if let Some(key) = key
@@ -410,12 +426,7 @@ impl SessionStatements {
         {
             return found.clone();
         }
-        let classified = if self.backslashes_differ && sql.contains('\\') {
-            Classified::unclassified(&self.scope, 1)
-        } else {
-            latchkey_sqlaccess::classify(sql, self.dialect, &self.scope)
-        };
-        let classified = Arc::new(classified);
+        let classified = Arc::new(self.classify_fresh(sql));
         if let Some(key) = key
             && classified.shape_only
         {
@@ -493,11 +504,7 @@ impl SessionStatements {
         }
         let mut all = Classified::default();
         for sql in &prepared.sqls {
-            let classified = if self.backslashes_differ && sql.contains('\\') {
-                Classified::unclassified(&self.scope, 1)
-            } else {
-                latchkey_sqlaccess::classify(sql, self.dialect, &self.scope)
-            };
+            let classified = self.classify_fresh(sql);
             all.accesses.extend(classified.accesses);
         }
         all.accesses.sort();
@@ -681,6 +688,14 @@ impl StatementGate for SessionStatements {
     fn backslashes_differ(&mut self, differ: bool) {
         if differ != self.backslashes_differ {
             self.backslashes_differ = differ;
+            self.shapes.clear();
+            self.decisions.clear();
+        }
+    }
+
+    fn encoding_differs(&mut self, differs: bool) {
+        if differs != self.encoding_differs {
+            self.encoding_differs = differs;
             self.shapes.clear();
             self.decisions.clear();
         }
@@ -1078,6 +1093,24 @@ mod tests {
             panic!("allowed");
         };
         assert_eq!(d.accesses, 2, "sales.orders and public.orders");
+    }
+
+    #[test]
+    fn sql_outside_ascii_is_unclassified_under_another_client_encoding() {
+        let (_dir, _clock, mut gate) = dba_session(StatementPolicy::Enforce);
+        let non_ascii = "SELECT * FROM \"c\u{e4}rds\"";
+        assert_eq!(refused(&gate.rule(non_ascii)), None);
+        // LATIN1: the server reads those two bytes as two other letters.
+        gate.encoding_differs(true);
+        assert_eq!(
+            refused(&gate.rule(non_ascii)),
+            Some(
+                "permission denied by policy: sql:Unclassified (a statement Latchkey cannot classify)"
+            )
+        );
+        assert_eq!(refused(&gate.rule("SELECT * FROM orders")), None);
+        gate.encoding_differs(false);
+        assert_eq!(refused(&gate.rule(non_ascii)), None);
     }
 
     #[test]

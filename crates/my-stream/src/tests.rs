@@ -1402,6 +1402,7 @@ impl latchkey_framing::StatementGate for PartialGate {
         }
     }
     fn backslashes_differ(&mut self, _: bool) {}
+    fn encoding_differs(&mut self, _: bool) {}
     fn database_changed(&mut self) {}
 }
 

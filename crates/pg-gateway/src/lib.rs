@@ -397,6 +397,13 @@ impl Protocol for Postgres {
         {
             gate.backslashes_differ(true);
         }
+        if let Some(gate) = gate.as_mut()
+            && upstream.params.iter().any(|(name, value)| {
+                name == "client_encoding" && !latchkey_pg_stream::reads_as_utf8(value)
+            })
+        {
+            gate.encoding_differs(true);
+        }
         let mut relay = Relay::new(
             stream,
             upstream,

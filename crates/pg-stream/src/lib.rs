@@ -140,6 +140,13 @@ pub fn refusal_statement(refusal: Refusal) -> &'static str {
 /// as unknown rather than the gateway's memory growing without bound).
 pub(crate) const MAX_NAMES: usize = 10_000;
 
+/// Whether a `client_encoding` hands the server the bytes the classifier
+/// reads as UTF-8: `UTF8` itself, or `SQL_ASCII` (no conversion).
+pub fn reads_as_utf8(client_encoding: &str) -> bool {
+    let e = client_encoding.replace(['-', '_'], "").to_ascii_uppercase();
+    e == "UTF8" || e == "UNICODE" || e == "SQLASCII"
+}
+
 /// Why bytes could not be followed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScanError {

@@ -446,6 +446,7 @@ impl StatementGate for StubGate {
         }
     }
     fn backslashes_differ(&mut self, _: bool) {}
+    fn encoding_differs(&mut self, _: bool) {}
     fn database_changed(&mut self) {}
     fn rule_bind(&mut self, name: &str) -> Option<Ruling> {
         self.rebind_refused.contains(&name).then(refuse)
@@ -615,6 +616,7 @@ impl StatementGate for RefuseCards {
         }
     }
     fn backslashes_differ(&mut self, _: bool) {}
+    fn encoding_differs(&mut self, _: bool) {}
     fn database_changed(&mut self) {}
 }
 
@@ -721,4 +723,14 @@ fn a_query_refused_by_statement_policy_is_raised_by_the_server() {
     let hostile = policy_refusal("on table public.\"x$latchkey$'; DROP TABLE t; --\"");
     assert_eq!(hostile.matches("$latchkey$").count(), 2, "{hostile}");
     assert_eq!(hostile.matches('\'').count(), 4, "{hostile}");
+}
+
+#[test]
+fn client_encodings_the_classifier_reads_as_utf8() {
+    for e in ["UTF8", "utf-8", "Unicode", "SQL_ASCII"] {
+        assert!(reads_as_utf8(e), "{e}");
+    }
+    for e in ["LATIN1", "WIN1252", "SJIS", "EUC_JP", ""] {
+        assert!(!reads_as_utf8(e), "{e}");
+    }
 }

@@ -615,10 +615,14 @@ impl Tracker {
             }
             (Direction::ToClient, b'S') => {
                 if let Ok((name, value)) = wire::parse_parameter_status(body) {
-                    if name == "standard_conforming_strings"
-                        && let Some(gate) = self.gate.as_mut()
-                    {
-                        gate.backslashes_differ(value != "on");
+                    if let Some(gate) = self.gate.as_mut() {
+                        match name {
+                            "standard_conforming_strings" => gate.backslashes_differ(value != "on"),
+                            "client_encoding" => {
+                                gate.encoding_differs(!crate::reads_as_utf8(value))
+                            }
+                            _ => {}
+                        }
                     }
                     self.parameter_changes
                         .push((name.to_owned(), value.to_owned()));
