@@ -14,6 +14,8 @@ mod common;
 use std::path::Path;
 
 use common::api::{settle_totp_window, totp};
+use std::process::Command;
+
 use common::sql::*;
 use common::*;
 use mysql_async::prelude::*;
@@ -229,6 +231,18 @@ SELECT 'alive', count(*) FROM orders;
     );
 
     extended_protocol(&lk, &token);
+
+    // A role set at login is SET ROLE before the first statement: without
+    // sql:Admin it is not passed on.
+    orders_sql(&pg, "CREATE ROLE auditor; GRANT auditor TO app;");
+    let out = Command::new("psql")
+        .arg(conninfo(&lk, "app", "verify-full"))
+        .args(["-X", "-A", "-t", "-c", "SELECT current_user"])
+        .env("PGPASSWORD", &token)
+        .env("PGOPTIONS", "-c role=auditor")
+        .output()
+        .unwrap();
+    assert_eq!(text(&out).trim(), "app", "{}", text(&out));
     suggest_and_import(&data, "orders", &["--database", "orders"], "public.cards");
 
     // Audit mode: the same statement is decided and recorded, not refused.

@@ -683,6 +683,26 @@ impl Gatekeeper {
             .is_ok()
     }
 
+    /// Whether statement policy allows the session `sql:Admin` on its
+    /// database (`arn:aws:sql:…:database/RESOURCE_ID/DATABASE`): what a
+    /// role or session authorization set at login takes, as `SET ROLE`
+    /// would.
+    pub fn allows_sql_admin(&self, auth: &Authenticated, database: &str, secure: bool) -> bool {
+        let resource = format!(
+            "arn:aws:sql:{}:{}:database/{}/{database}",
+            self.config.region, auth.caller.account, auth.db.resource_id
+        );
+        self.state
+            .authorize_with(
+                &auth.caller,
+                "sql:Admin",
+                &resource,
+                self.state.now(),
+                &Self::context(&auth.db, secure),
+            )
+            .is_ok()
+    }
+
     /// A place among the sessions at once (in all, per address, per
     /// principal) and a token from the principal's new-session bucket;
     /// or the limit that is full. A refusal is recorded.

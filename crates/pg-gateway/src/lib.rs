@@ -304,6 +304,23 @@ impl Protocol for Postgres {
         client.stream.write_all(&reply).await
     }
 
+    /// With statement policy on, a role or session authorization set at
+    /// login (`options=-c role=…`) is `SET ROLE` before the first
+    /// statement: it needs `sql:Admin`, and without it is not passed on.
+    fn authorized(&self, keeper: &Gatekeeper, auth: &Authenticated, login: &mut Login<PgStartup>) {
+        if auth.db.statement_policy == latchkey_store::StatementPolicy::Off
+            || !sets_role(&login.startup.forwarded)
+            || keeper.allows_sql_admin(auth, &login.database, login.secure)
+        {
+            return;
+        }
+        strip_role_settings(&mut login.startup.forwarded);
+        tracing::info!(
+            user = %login.user,
+            "a role set at login was not passed on: statement policy does not allow sql:Admin"
+        );
+    }
+
     fn pool_key(
         &self,
         _keeper: &Gatekeeper,
@@ -513,4 +530,137 @@ pub(crate) async fn read_message<S: AsyncRead + Unpin + ?Sized>(
     let mut body = vec![0u8; len];
     s.read_exact(&mut body).await?;
     Ok((tag, body))
+}
+
+/// Settings that change whose privileges a session runs with.
+fn is_role_setting(name: &str) -> bool {
+    let name = name.replace('-', "_").to_ascii_lowercase();
+    name == "role" || name == "session_authorization"
+}
+
+/// The words of a startup `options` value, as the server splits them
+/// (whitespace, with `\\` escaping the next character).
+fn option_words(options: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_ascii_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// The setting a word (`-c name=value` split in two, `-cname=value`,
+/// `--name=value`) assigns, if any.
+fn option_setting(word: &str) -> Option<&str> {
+    let assignment = word
+        .strip_prefix("--")
+        .or_else(|| word.strip_prefix("-c"))?;
+    assignment.split('=').next()
+}
+
+/// Whether startup parameters set a role or session authorization,
+/// directly or through `options`.
+pub(crate) fn sets_role(forwarded: &[(String, String)]) -> bool {
+    forwarded.iter().any(|(name, value)| {
+        is_role_setting(name)
+            || (name == "options" && {
+                let words = option_words(value);
+                words.iter().enumerate().any(|(i, w)| {
+                    let setting = if w == "-c" {
+                        words
+                            .get(i + 1)
+                            .map(|next| next.split('=').next().unwrap_or(""))
+                    } else {
+                        option_setting(w)
+                    };
+                    setting.is_some_and(is_role_setting)
+                })
+            })
+    })
+}
+
+/// Drops role and session-authorization settings from the startup
+/// parameters (other options stay, re-escaped).
+pub(crate) fn strip_role_settings(forwarded: &mut Vec<(String, String)>) {
+    forwarded.retain(|(name, _)| !is_role_setting(name));
+    for (name, value) in forwarded.iter_mut() {
+        if name != "options" {
+            continue;
+        }
+        let words = option_words(value);
+        let mut kept = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            let w = &words[i];
+            if w == "-c" {
+                let next = words.get(i + 1).map(String::as_str).unwrap_or("");
+                if !is_role_setting(next.split('=').next().unwrap_or("")) {
+                    kept.push(w.clone());
+                    kept.extend(words.get(i + 1).cloned());
+                }
+                i += 2;
+                continue;
+            }
+            if !option_setting(w).is_some_and(is_role_setting) {
+                kept.push(w.clone());
+            }
+            i += 1;
+        }
+        *value = kept
+            .iter()
+            .map(|w| w.replace('\\', "\\\\").replace(' ', "\\ "))
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+}
+
+#[cfg(test)]
+mod role_setting_tests {
+    use super::*;
+
+    fn params(options: &str) -> Vec<(String, String)> {
+        vec![
+            ("application_name".into(), "app".into()),
+            ("options".into(), options.into()),
+        ]
+    }
+
+    #[test]
+    fn roles_set_at_login_are_found_and_dropped_with_the_rest_kept() {
+        for options in [
+            "-c role=admin",
+            "-crole=admin",
+            "--role=admin",
+            "-c statement_timeout=5s -c session_authorization=postgres",
+            "--session-authorization=postgres",
+            "-c ROLE=admin",
+        ] {
+            let mut p = params(options);
+            assert!(sets_role(&p), "{options}");
+            strip_role_settings(&mut p);
+            assert!(!sets_role(&p), "{options} -> {p:?}");
+        }
+        let mut p = params("-c statement_timeout=5s -c role=admin -c search_path=a\\ b");
+        strip_role_settings(&mut p);
+        assert_eq!(p[1].1, "-c statement_timeout=5s -c search_path=a\\ b");
+        assert!(!sets_role(&params(
+            "-c statement_timeout=5s --search_path=public"
+        )));
+        let mut direct = vec![("role".to_owned(), "admin".to_owned())];
+        assert!(sets_role(&direct));
+        strip_role_settings(&mut direct);
+        assert!(direct.is_empty());
+    }
 }
