@@ -27,14 +27,9 @@ fn pg_stack(root: &Path, mode: &str) -> (Postgres, Latchkey, std::path::PathBuf,
     let pg = Postgres::start(root);
     orders_sql(
         &pg,
-        "SET ROLE app;
-         CREATE TABLE orders (id int PRIMARY KEY, total int);
-         INSERT INTO orders VALUES (1, 10), (2, 20), (3, 30);
-         CREATE TABLE cards (id int, pan text);
-         INSERT INTO cards VALUES (1, '4111111111111111');
-         CREATE VIEW card_view AS SELECT id, pan FROM cards;
-         CREATE FUNCTION secret_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM cards';
-         CREATE TABLE scratch1 (x int); CREATE TABLE scratch2 (x int);",
+        &format!(
+            "{ORDERS_AND_CARDS} CREATE TABLE scratch1 (x int); CREATE TABLE scratch2 (x int);"
+        ),
     );
     let (data, api) = init_latchkey(root, &[]);
     register_db(&data, &orders_registration(&pg, mode));

@@ -19,13 +19,8 @@ fn pg_stack(root: &Path) -> (Postgres, Latchkey) {
     let pg = Postgres::start(root);
     orders_sql(
         &pg,
-        "SET ROLE app;
-         CREATE TABLE orders (id int PRIMARY KEY, total int);
-         INSERT INTO orders VALUES (1, 10), (2, 20), (3, 30);
-         CREATE TABLE cards (id int, pan text);
-         INSERT INTO cards VALUES (1, '4111111111111111');
-         CREATE VIEW card_view AS SELECT id, pan FROM cards;
-         CREATE FUNCTION secret_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM cards';
+        &format!(
+            "{ORDERS_AND_CARDS}
          CREATE TABLE scratch1 (x int);
          CREATE FUNCTION public.lower(integer) RETURNS text LANGUAGE sql
            AS 'SELECT string_agg(pan, '','') FROM public.cards';
@@ -35,7 +30,8 @@ fn pg_stack(root: &Path) -> (Postgres, Latchkey) {
          CREATE SCHEMA vault AUTHORIZATION app;
          SET ROLE app;
          CREATE TABLE vault.orders (id int, total text);
-         INSERT INTO vault.orders VALUES (1, 'VAULTSECRET');",
+         INSERT INTO vault.orders VALUES (1, 'VAULTSECRET');"
+        ),
     );
     let (data, api) = init_latchkey(root, &[]);
     register_db(

@@ -25,6 +25,17 @@ pub const ANALYST: &str = r#"{"Version":"2012-10-17","Statement":[
    "Condition":{"Bool":{"sql:WhereClausePresent":"false"}}}
 ]}"#;
 
+/// The `orders` database's tables as app owns them: `orders`
+/// (ordinary), `cards` (to be classified restricted), a view over cards
+/// and a function reading it. Leaves the role set to app.
+pub const ORDERS_AND_CARDS: &str = "SET ROLE app;
+         CREATE TABLE orders (id int PRIMARY KEY, total int);
+         INSERT INTO orders VALUES (1, 10), (2, 20), (3, 30);
+         CREATE TABLE cards (id int, pan text);
+         INSERT INTO cards VALUES (1, '4111111111111111');
+         CREATE VIEW card_view AS SELECT id, pan FROM cards;
+         CREATE FUNCTION secret_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM cards';";
+
 /// Standard output and error, together.
 pub fn text(out: &Output) -> String {
     format!(
