@@ -85,6 +85,11 @@ pub struct SimulateArgs {
     /// PostgreSQL's search_path for unqualified names (with --sql).
     #[arg(long, default_value = "\"$user\", public")]
     search_path: String,
+    /// MySQL's lower_case_table_names (with --sql): with 1 or 2, ARNs
+    /// name tables and databases in lowercase, as the gateway does on
+    /// such a server.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    lower_case_table_names: u8,
     #[command(flatten)]
     server: crate::config::ServerArgs,
     /// Resource ARN (repeatable) [default: *].
@@ -222,7 +227,10 @@ fn sql_requests(
         store.account_id(),
         &db,
         std::sync::Arc::new(tags),
-        std::sync::Arc::new(ServerCatalog::default()),
+        std::sync::Arc::new(ServerCatalog {
+            lower_case_table_names: args.lower_case_table_names != 0,
+            ..ServerCatalog::default()
+        }),
         None,
     );
     let classified = latchkey_sqlaccess::classify(sql, dialect, &scope);

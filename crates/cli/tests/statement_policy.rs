@@ -569,7 +569,7 @@ fn policy_simulate_decides_sql_per_object_and_action() {
     classify_restricted(&data, "orders", "public.cards");
     let policy = root.path().join("analyst.json");
     std::fs::write(&policy, ANALYST).unwrap();
-    let simulate = |sql: &str, extra: &[&str]| -> serde_json::Value {
+    let simulate_on = |db: &str, sql: &str, extra: &[&str]| -> serde_json::Value {
         let out = latchkey(&[
             "policy",
             "simulate",
@@ -578,7 +578,7 @@ fn policy_simulate_decides_sql_per_object_and_action() {
             "--policy",
             policy.to_str().unwrap(),
             "--db",
-            "orders",
+            db,
             "--user",
             "app",
             "--sql",
@@ -591,6 +591,7 @@ fn policy_simulate_decides_sql_per_object_and_action() {
         .unwrap();
         serde_json::from_str(&stdout_ok(&out)).unwrap()
     };
+    let simulate = |sql: &str, extra: &[&str]| simulate_on("orders", sql, extra);
     let decisions = |v: &serde_json::Value| -> Vec<(String, String, String)> {
         v["results"]
             .as_array()
@@ -659,5 +660,37 @@ fn policy_simulate_decides_sql_per_object_and_action() {
     assert_eq!(
         delete(&["--search-path", "public"]),
         [denied("table public.orders")]
+    );
+
+    // MySQL: names in ARNs as a server with lower_case_table_names
+    // compares them, or as written.
+    common::register_db(
+        &data,
+        &[
+            "--name",
+            "shop",
+            "--engine",
+            "mysql",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            "127.0.0.1:3306",
+            "--statement-policy",
+            "enforce",
+        ],
+    );
+    let shop_arn = |extra: &[&str]| {
+        let v = simulate_on("shop", "SELECT * FROM SHOP.Orders", extra);
+        v["results"][0]["resource"].as_str().unwrap().to_owned()
+    };
+    assert!(
+        shop_arn(&["--lower-case-table-names", "1"]).ends_with("/shop/shop/orders"),
+        "{}",
+        shop_arn(&["--lower-case-table-names", "1"])
+    );
+    assert!(
+        shop_arn(&[]).ends_with("/SHOP/SHOP/Orders"),
+        "{}",
+        shop_arn(&[])
     );
 }

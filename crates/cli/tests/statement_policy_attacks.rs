@@ -67,7 +67,9 @@ fn my_stack(root: &Path) -> (MariaDb, Latchkey) {
          CREATE TABLE shop.cards (id int, pan text);
          INSERT INTO shop.cards VALUES (1, '4111111111111111');
          CREATE TABLE shop.`1cards` (pan text);
-         INSERT INTO shop.`1cards` VALUES ('5500000000000004');",
+         INSERT INTO shop.`1cards` VALUES ('5500000000000004');
+         CREATE FUNCTION shop.leak() RETURNS text READS SQL DATA
+           RETURN (SELECT pan FROM shop.cards LIMIT 1);",
     );
     let (data, api) = init_latchkey(root, &[]);
     register_shop(&data, &my, &["--statement-policy", "enforce"]);
@@ -78,6 +80,14 @@ fn my_stack(root: &Path) -> (MariaDb, Latchkey) {
 }
 
 const DENIED: &str = "permission denied by policy";
+
+/// Everything on the shop database except reading `orders` and running
+/// `leak`, denied by ARN.
+const CASE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":["rds-db:connect","sql:*"],"Resource":"*"},
+  {"Effect":"Deny","Action":"sql:Select","Resource":"arn:aws:sql:*:*:table/*/shop/shop/orders"},
+  {"Effect":"Deny","Action":"sql:Execute","Resource":"arn:aws:sql:*:*:function/*/shop/shop/leak"}
+]}"#;
 
 /// PostgreSQL: names the classifier decided in one scope and the server
 /// reads in another.
@@ -296,6 +306,29 @@ fn mysql_attacks() {
     assert_eq!(out.matches("ERROR 1142").count(), 2, "{out}");
     assert!(out.contains("alive"), "{out}");
     assert!(!out.contains("4111"), "{out}");
+
+    // The same server, a Deny written by ARN rather than by tag: ARNs
+    // name tables and databases in lowercase there (read from
+    // lower_case_table_names at login), and routines always, so no
+    // spelling reaches orders or leak.
+    let bob = user_with_policy(&lk, "bob", CASE_POLICY);
+    let creds: Vec<(&str, &str)> = bob.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let bob_token = aws_token_for_port(&lk, lk.mysql_port, &creds, "localhost", "app");
+    let out = mariadb_script(
+        &lk,
+        &bob_token,
+        "SELECT total FROM ORDERS WHERE id = 2;
+SELECT total FROM SHOP.Orders WHERE id = 2;
+         SELECT LEAK();
+SELECT shop.Leak();
+SELECT total + 1 FROM shop.orders WHERE id = 2;
+         SELECT 'alive';
+",
+    );
+    assert_eq!(out.matches("ERROR 1142").count(), 5, "{out}");
+    assert!(!out.contains("20\n"), "{out}");
+    assert!(!out.contains("4111"), "{out}");
+    assert!(out.contains("alive"), "{out}");
 
     // MySQL keeps a prepared statement's database across USE: EXECUTE
     // runs what PREPARE was decided as (not unclassified); a refused

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use latchkey_store::Database;
+use latchkey_store::{Database, StatementPolicy};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::net::UpstreamStream;
@@ -54,13 +54,15 @@ pub struct Pool<C> {
 
 /// The pool key: everything the upstream session was started with,
 /// including how the database is reached, so a changed registration
-/// never hands out a connection made under the old one.
+/// never hands out a connection made under the old one (nor one opened
+/// without the catalogue reads that statement policy needs).
 pub fn key(db: &Database, user: &str, dbname: &str, params: &[(String, String)]) -> String {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
     let ca = db.upstream_ca.as_deref().map_or(0, fnv1a);
+    let catalog = db.statement_policy != StatementPolicy::Off;
     let mut k = format!(
-        "{}\0{}\0{}\0{}\0{ca:x}\0{user}\0{dbname}",
+        "{}\0{}\0{}\0{}\0{ca:x}\0{catalog}\0{user}\0{dbname}",
         db.name, db.upstream, db.upstream_tls, db.upstream_auth
     );
     for (name, value) in sorted {

@@ -29,7 +29,9 @@ use crate::firewall::SessionFirewall;
 use latchkey_framing::{Ruling, StatementGate};
 use latchkey_identity::{AppState, Caller};
 use latchkey_policy::{Decision, Request};
-use latchkey_sqlaccess::{Access, Classified, Dialect, ObjectKind, Scope, ScopeChange, SqlAction};
+use latchkey_sqlaccess::{
+    Access, Classified, Dialect, Object, ObjectKind, Scope, ScopeChange, SqlAction,
+};
 use latchkey_store::{Database, Engine, ObjectTag, StatementPolicy};
 
 /// Classifications and decisions kept per session (a session running more
@@ -130,6 +132,10 @@ pub struct ServerCatalog {
     /// Names of functions of one row argument
     /// ([`Scope::attribute_functions`]).
     pub attribute_functions: Vec<String>,
+    /// MySQL: the server compares table and database names without case
+    /// (`lower_case_table_names` is 1 or 2), so ARNs name them in
+    /// lowercase.
+    pub lower_case_table_names: bool,
 }
 
 /// How deep views over views are followed for their tags.
@@ -147,7 +153,8 @@ pub struct StatementTarget {
     context: Vec<(String, String)>,
     tags: Arc<ObjectTags>,
     catalog: Arc<ServerCatalog>,
-    /// MySQL: an object's tags are found whatever the case it is named in.
+    /// MySQL: an object's tags are found whatever the case it is named
+    /// in, and routine names are always compared without case.
     fold_case: bool,
 }
 
@@ -178,12 +185,38 @@ impl StatementTarget {
         }
     }
 
-    /// The resource ARN of an access.
+    /// The resource ARN of an access. MySQL compares routine names
+    /// without case, and table and database names too where
+    /// `lower_case_table_names` is set; there ARNs name them in
+    /// lowercase, so that `CARDS` is the ARN of `cards`.
     pub fn arn(&self, access: &Access) -> String {
+        let object = &access.object;
+        let fold_names = self.fold_case && self.catalog.lower_case_table_names;
+        let fold_name = fold_names || (self.fold_case && object.kind == ObjectKind::Function);
+        if !fold_names && !fold_name {
+            return format!(
+                "{}{}",
+                self.arn_prefix,
+                object.arn_resource(&self.resource_id)
+            );
+        }
+        let fold = |name: &str, yes: bool| {
+            if yes {
+                name.to_lowercase()
+            } else {
+                name.to_owned()
+            }
+        };
+        let folded = Object {
+            kind: object.kind,
+            database: fold(&object.database, fold_names),
+            schema: fold(&object.schema, fold_names),
+            name: fold(&object.name, fold_name),
+        };
         format!(
             "{}{}",
             self.arn_prefix,
-            access.object.arn_resource(&self.resource_id)
+            folded.arn_resource(&self.resource_id)
         )
     }
 
@@ -955,6 +988,68 @@ mod tests {
             let (tx, _rx) = std::sync::mpsc::sync_channel(1);
             SessionFirewall::new(&book, principal, T0, tx, Arc::default())
         }
+    }
+
+    #[test]
+    fn mysql_arns_fold_names_as_the_server_compares_them() {
+        let db = Database {
+            name: "shop".into(),
+            engine: Engine::Mysql,
+            resource_id: "db-TEST".into(),
+            ..Database::default()
+        };
+        let arn = |lower_case_table_names: bool, engine: Engine, sql: &str| {
+            let target = StatementTarget::new(
+                "us-east-1",
+                "123456789012",
+                &Database {
+                    engine,
+                    ..db.clone()
+                },
+                Arc::default(),
+                Arc::new(ServerCatalog {
+                    lower_case_table_names,
+                    ..ServerCatalog::default()
+                }),
+                None,
+            );
+            let dialect = match engine {
+                Engine::Mysql => Dialect::MySql,
+                Engine::Postgres => Dialect::Postgres,
+            };
+            let scope = Scope {
+                database: Some("shop".into()),
+                search_path: vec!["public".into()],
+                ..Scope::default()
+            };
+            let classified = latchkey_sqlaccess::classify(sql, dialect, &scope);
+            target.arn(&classified.accesses[0])
+        };
+        let prefix = "arn:aws:sql:us-east-1:123456789012:";
+        let mysql = Engine::Mysql;
+        assert_eq!(
+            arn(true, mysql, "SELECT * FROM SHOP.Cards"),
+            format!("{prefix}table/db-TEST/shop/shop/cards")
+        );
+        assert_eq!(
+            arn(false, mysql, "SELECT * FROM SHOP.Cards"),
+            format!("{prefix}table/db-TEST/SHOP/SHOP/Cards")
+        );
+        // Routine names are compared without case on every MySQL server;
+        // their database's name as tables' are.
+        assert_eq!(
+            arn(false, mysql, "SELECT SHOP.Leak()"),
+            format!("{prefix}function/db-TEST/SHOP/SHOP/leak")
+        );
+        assert_eq!(
+            arn(true, mysql, "SELECT SHOP.Leak()"),
+            format!("{prefix}function/db-TEST/shop/shop/leak")
+        );
+        // PostgreSQL folds unquoted names itself and keeps quoted ones.
+        assert_eq!(
+            arn(true, Engine::Postgres, r#"SELECT * FROM "Cards""#),
+            format!("{prefix}table/db-TEST/shop/public/Cards")
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ use anyhow::{Result, anyhow};
 use latchkey_audit::{AuthResult, FailureKind, SessionInfo};
 use latchkey_gateway::net::ServerAddr;
 use latchkey_gateway::pool::key;
+use latchkey_gateway::statements::ServerCatalog;
 use latchkey_gateway::{
     Attempt, Authenticated, Denial, Gatekeeper, Login, Opening, Protocol, Relayed, Session,
     UpstreamFailure, Watch,
@@ -35,7 +36,7 @@ use latchkey_gateway::{
 use latchkey_my_stream::{Guarded as _, Intercepted, Interception, Tracker};
 use latchkey_mywire::{self as wire, ClientHello, HandshakeV10, OkInfo};
 use latchkey_sqlguard::{CHANGE_PASSWORD_ACTION, DYNAMIC_SQL_ACTION, Refusal};
-use latchkey_store::Engine;
+use latchkey_store::{Engine, StatementPolicy};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -394,7 +395,7 @@ impl Protocol for Mysql {
         login: &Login<MyStartup>,
     ) -> Result<Upstream, UpstreamFailure<MyRefusal>> {
         let startup = &login.startup;
-        upstream::connect(
+        let mut upstream = upstream::connect(
             &keeper.state,
             &auth.db,
             &LoginRequest {
@@ -412,7 +413,20 @@ impl Protocol for Mysql {
                 .as_ref()
                 .is_some_and(|r| matches!(r.0.code, 1045 | 1698 | 1862));
             UpstreamFailure::login(&e, refused.map(MyRefusal::Server), of_credential)
-        })
+        })?;
+        if auth.db.statement_policy != StatementPolicy::Off {
+            // Without it names could not be made into ARNs: fail closed.
+            let catalog =
+                upstream::read_catalog(&mut upstream)
+                    .await
+                    .map_err(|e| UpstreamFailure {
+                        kind: FailureKind::UpstreamUnavailable,
+                        reason: format!("reading the server's settings for statement policy: {e}"),
+                        server: None,
+                    })?;
+            upstream.catalog = Some(Arc::new(catalog));
+        }
+        Ok(upstream)
     }
 
     fn check_fit(
@@ -587,6 +601,10 @@ impl Protocol for Mysql {
 
     async fn reset(upstream: &mut Upstream) -> Result<()> {
         upstream::reset(upstream).await
+    }
+
+    fn catalog(upstream: &Upstream) -> Option<Arc<ServerCatalog>> {
+        upstream.catalog.clone()
     }
 }
 

@@ -14,6 +14,7 @@ use latchkey_gateway::pool::{Pooled, RESET_TIMEOUT};
 use latchkey_mywire::{self as wire, AuthStep, HandshakeResponse, SslRequest, UpstreamAuth};
 use std::sync::Arc;
 
+use latchkey_gateway::statements::ServerCatalog;
 use latchkey_identity::AppState;
 use latchkey_store::Database;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -53,6 +54,9 @@ pub struct Upstream {
     /// The default schema of the login, selected again by [`reset`]
     /// (pooled connections always have one: it is part of their key).
     pub schema: Option<String>,
+    /// What statement policy reads of the server as the connection
+    /// opens (when the database has it on).
+    pub catalog: Option<Arc<ServerCatalog>>,
     pub created: Instant,
 }
 
@@ -212,6 +216,7 @@ async fn login(state: &Arc<AppState>, db: &Database, req: &LoginRequest<'_>) -> 
         server_version: handshake.server_version,
         status: ok.status,
         schema: req.schema.map(str::to_owned),
+        catalog: None,
         created: Instant::now(),
     })
 }
@@ -260,10 +265,46 @@ pub async fn query_text(
     sql: &str,
 ) -> Result<Vec<Vec<Option<String>>>> {
     let mut up = own_login(state, db, user).await?;
+    rows(&mut up, sql).await
+}
+
+/// What statement policy needs of the server, read on a session's
+/// upstream connection as it opens: whether table and database names
+/// are compared without case.
+pub async fn read_catalog(upstream: &mut Upstream) -> Result<ServerCatalog> {
+    let rows = tokio::time::timeout(
+        RESET_TIMEOUT,
+        rows(upstream, "SELECT @@lower_case_table_names"),
+    )
+    .await
+    .map_err(|_| anyhow!("reading lower_case_table_names timed out"))??;
+    let value = match rows.as_slice() {
+        [row] => match row.as_slice() {
+            [Some(value)] => value.clone(),
+            _ => bail!("lower_case_table_names: an unexpected row"),
+        },
+        _ => bail!("lower_case_table_names: {} rows", rows.len()),
+    };
+    let lower_case_table_names = match value.as_str() {
+        "0" => false,
+        "1" | "2" => true,
+        other => bail!("lower_case_table_names is {other:?}"),
+    };
+    Ok(ServerCatalog {
+        lower_case_table_names,
+        ..ServerCatalog::default()
+    })
+}
+
+/// Runs `sql` (one statement giving one result set) on `up` and returns
+/// its rows as text (`None` for NULL), whichever way the connection ends
+/// result sets (EOF packets, or an OK with `CLIENT_DEPRECATE_EOF`).
+async fn rows(up: &mut Upstream, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+    const MAX_ROW: usize = 1 << 20;
+    let deprecate_eof = up.caps & wire::CLIENT_DEPRECATE_EOF != 0;
     let mut payload = vec![wire::COM_QUERY];
     payload.extend_from_slice(sql.as_bytes());
     write_packet(&mut up.stream, 0, &payload).await?;
-    const MAX_ROW: usize = 1 << 20;
     let (_, first) = read_packet(&mut up.stream, MAX_ROW).await?;
     if first.first() == Some(&0xff) {
         bail!(
@@ -272,16 +313,31 @@ pub async fn query_text(
         );
     }
     let (columns, _) = wire::read_lenenc_int(&first).map_err(|e| anyhow!("{e}"))?;
-    // Column definitions, then the EOF that ends them (no
-    // CLIENT_DEPRECATE_EOF was asked for).
-    for _ in 0..=columns {
+    // Column definitions, then (without CLIENT_DEPRECATE_EOF) the EOF
+    // that ends them.
+    let definitions = if deprecate_eof { columns } else { columns + 1 };
+    for _ in 0..definitions {
         read_packet(&mut up.stream, MAX_ROW).await?;
     }
     let mut rows = Vec::new();
     loop {
         let (_, packet) = read_packet(&mut up.stream, MAX_ROW).await?;
         match packet.first() {
-            Some(0xfe) if packet.len() < 9 => return Ok(rows),
+            // An EOF, or the OK that replaces it (rows this small never
+            // start with 0xfe).
+            Some(0xfe) if deprecate_eof || packet.len() < 9 => {
+                let status = if deprecate_eof {
+                    wire::parse_ok(&packet, up.caps)
+                        .map_err(|e| anyhow!("{e}"))?
+                        .status
+                } else {
+                    packet
+                        .get(3..5)
+                        .map_or(up.status, |s| u16::from_le_bytes([s[0], s[1]]))
+                };
+                up.status = status;
+                return Ok(rows);
+            }
             Some(0xff) => bail!(
                 "query failed: {}",
                 wire::parse_err(&packet).map_err(|e| anyhow!("{e}"))?
