@@ -59,6 +59,7 @@ pub trait Backend:
     + Firewall
     + Findings
     + Audit
+    + Secrets
     + Send
     + Sync
 {
@@ -494,4 +495,57 @@ pub trait Audit {
     /// a new trail on purpose (the old one moved or archived), since the
     /// server refuses to write a trail that does not reach its anchor.
     fn forget_audit_anchor(&self) -> Result<Option<String>>;
+}
+
+/// A Secrets Manager secret as stored: its metadata as one JSON document
+/// (written and read by `latchkey-secrets`), and a revision that every
+/// update bumps, so that two writers cannot both win.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub arn: String,
+    pub name: String,
+    pub revision: i64,
+    pub document: String,
+}
+
+/// Secrets Manager's secrets. Each version's value is sealed by the
+/// vault (context: the secret's ARN and the version id) and stored apart
+/// from the metadata; a backend never sees a value unsealed.
+pub trait Secrets {
+    /// Creates a secret, with its first version's value if it has one.
+    /// `EntityAlreadyExists` when the name is taken (a secret scheduled
+    /// for deletion keeps its name).
+    fn create_secret(
+        &self,
+        arn: &str,
+        name: &str,
+        document: &str,
+        value: Option<(&str, &[u8])>,
+    ) -> Result<()>;
+
+    fn secret_by_name(&self, name: &str) -> Result<Option<StoredSecret>>;
+
+    fn secret_by_arn(&self, arn: &str) -> Result<Option<StoredSecret>>;
+
+    /// Every secret, in creation order.
+    fn list_secrets(&self) -> Result<Vec<StoredSecret>>;
+
+    /// Replaces the document of the secret at `revision` (returns false,
+    /// changing nothing, when another writer got there first), adds a
+    /// version's value, and drops the values of `dropped` versions, in one
+    /// transaction.
+    fn update_secret(
+        &self,
+        arn: &str,
+        revision: i64,
+        document: &str,
+        value: Option<(&str, &[u8])>,
+        dropped: &[String],
+    ) -> Result<bool>;
+
+    /// A version's value, unsealed.
+    fn secret_value(&self, arn: &str, version: &str) -> Result<Option<Zeroizing<Vec<u8>>>>;
+
+    /// Removes a secret and every value it had.
+    fn purge_secret(&self, arn: &str) -> Result<()>;
 }

@@ -24,7 +24,7 @@ use std::path::Path;
 
 pub use backend::{
     Audit, Backend, Classification, Credentials, Databases, Findings, Firewall, Identities,
-    Policies, SessionKeys,
+    Policies, Secrets, SessionKeys, StoredSecret,
 };
 pub use domain::{
     BadFingerprint, Database, DatabaseError, Engine, Fingerprint, FirewallConfig, FirewallMode,

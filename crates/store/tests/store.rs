@@ -1155,3 +1155,54 @@ fn firewall_profiles_learn_approve_and_change_mode() {
     assert!(store.firewall_configs().unwrap().is_empty());
     assert!(store.firewall_profiles("orders", None).unwrap().is_empty());
 }
+
+#[test]
+fn secrets_are_sealed_versioned_and_updated_by_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let arn = "arn:aws:secretsmanager:us-east-1:1:secret:app/key-AbCdEf";
+    let value = b"\0the-api-key-4d1c9e";
+    {
+        let store = open(&dir);
+        store
+            .create_secret(arn, "app/key", "{\"v\":1}", Some(("v1", value)))
+            .unwrap();
+        assert!(matches!(
+            store.create_secret("arn:other", "app/key", "{}", None),
+            Err(StoreError::EntityAlreadyExists { .. })
+        ));
+        let found = store.secret_by_name("app/key").unwrap().unwrap();
+        assert_eq!((found.arn.as_str(), found.revision), (arn, 1));
+        // A writer with a stale revision changes nothing.
+        assert!(
+            store
+                .update_secret(arn, 1, "{\"v\":2}", Some(("v2", b"\0next")), &[])
+                .unwrap()
+        );
+        assert!(
+            !store
+                .update_secret(arn, 1, "{\"v\":3}", Some(("v3", b"\0lost")), &[])
+                .unwrap()
+        );
+        assert!(store.secret_value(arn, "v3").unwrap().is_none());
+        let found = store.secret_by_arn(arn).unwrap().unwrap();
+        assert_eq!((found.revision, found.document.as_str()), (2, "{\"v\":2}"));
+        store
+            .update_secret(arn, 2, "{\"v\":4}", None, &["v2".to_owned()])
+            .unwrap();
+        assert!(store.secret_value(arn, "v2").unwrap().is_none());
+        store.rewrap_all().unwrap();
+    }
+    for file in ["store.db", "store.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(value.len()).any(|w| w == value),
+            "secret value stored in clear in {file}"
+        );
+    }
+    let store = open(&dir);
+    assert_eq!(&*store.secret_value(arn, "v1").unwrap().unwrap(), value);
+    assert_eq!(store.list_secrets().unwrap().len(), 1);
+    store.purge_secret(arn).unwrap();
+    assert!(store.secret_by_name("app/key").unwrap().is_none());
+    assert!(store.secret_value(arn, "v1").unwrap().is_none());
+}

@@ -16,6 +16,7 @@ mod firewall;
 mod identities;
 mod names;
 mod policies;
+mod secrets;
 mod session_keys;
 
 use std::path::Path;
@@ -53,6 +54,8 @@ CREATE TABLE IF NOT EXISTS policy_versions (arn TEXT NOT NULL, version INTEGER N
 CREATE TABLE IF NOT EXISTS firewall_config (database TEXT PRIMARY KEY, mode TEXT NOT NULL, learning_secs INTEGER NOT NULL, revision INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS firewall_profiles (database TEXT NOT NULL, principal TEXT NOT NULL, mode TEXT NOT NULL, learning_until INTEGER, stacks INTEGER NOT NULL, unions INTEGER NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (database, principal));
 CREATE TABLE IF NOT EXISTS firewall_shapes (database TEXT NOT NULL, principal TEXT NOT NULL, fingerprint INTEGER NOT NULL, text TEXT NOT NULL, first_seen INTEGER NOT NULL, source TEXT NOT NULL, PRIMARY KEY (database, principal, fingerprint));
+CREATE TABLE IF NOT EXISTS secrets (arn TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, revision INTEGER NOT NULL, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS secret_values (arn TEXT NOT NULL, version TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (arn, version));
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";
 
@@ -344,6 +347,7 @@ impl Backend for SqliteBackend {
             ("database_ca", "key"),
             ("audit_key", "key"),
             ("vault_check", "value"),
+            ("secret_values", "value"),
         ] {
             let rows: Vec<(i64, Vec<u8>)> = {
                 let mut stmt = tx.prepare(&format!("SELECT rowid, {col} FROM {table}"))?;
