@@ -732,7 +732,26 @@ impl AppState {
         now: i64,
         context: &ActionContext,
     ) -> Result<(), IdentityError> {
-        let set = self.policy_set(caller)?;
+        self.authorize_on_resource(caller, action, resource, shown, now, context, None)
+    }
+
+    /// As [`AppState::authorize_shown`], with the resource's own policy
+    /// (a secret's, a key's) evaluated together with the caller's identity
+    /// policies, as AWS does within one account: either may allow, and a
+    /// Deny in either wins.
+    #[allow(clippy::too_many_arguments)]
+    pub fn authorize_on_resource(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        shown: &str,
+        now: i64,
+        context: &ActionContext,
+        resource_policy: Option<CompiledPolicy>,
+    ) -> Result<(), IdentityError> {
+        let mut set = self.policy_set(caller)?;
+        set.resource = resource_policy;
         let mut req = self.request(caller, action, resource, now)?;
         for (k, v) in context.iter() {
             req.set_context(k, v.iter().map(String::as_str));
@@ -776,10 +795,20 @@ fn key_ring(clusters: Vec<(u32, zeroize::Zeroizing<[u8; 32]>)>) -> Option<KeyRin
     Some(ring)
 }
 
-/// Compiles a stored policy; a stored policy that no longer validates is a
-/// server fault, and denies (fail closed).
+/// Compiles a stored identity policy; a stored policy that no longer
+/// validates is a server fault, and denies (fail closed).
 pub fn compile_stored(label: &str, doc: &str) -> Result<CompiledPolicy, IdentityError> {
-    latchkey_policy::parse(doc, PolicyKind::Identity)
+    compile_as(PolicyKind::Identity, label, doc)
+}
+
+/// As [`compile_stored`], for a resource's own policy (a secret's, a
+/// key's).
+pub fn compile_resource_policy(label: &str, doc: &str) -> Result<CompiledPolicy, IdentityError> {
+    compile_as(PolicyKind::Resource, label, doc)
+}
+
+fn compile_as(kind: PolicyKind, label: &str, doc: &str) -> Result<CompiledPolicy, IdentityError> {
+    latchkey_policy::parse(doc, kind)
         .map(|p| CompiledPolicy::compile(label, &p))
         .map_err(|f| {
             let reasons: Vec<String> = f.iter().map(ToString::to_string).collect();

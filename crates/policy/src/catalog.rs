@@ -164,7 +164,106 @@ static ACTIONS: &[(&str, &[&str])] = &[
     ("sql:CopyOut", SQL_KEYS),
     ("sql:Admin", SQL_KEYS),
     ("sql:Unclassified", SQL_KEYS),
+    // ---- Secrets Manager ----
+    ("secretsmanager:BatchGetSecretValue", &[]),
+    ("secretsmanager:CancelRotateSecret", SM_KEYS),
+    (
+        "secretsmanager:CreateSecret",
+        &[
+            REQ,
+            TK,
+            "secretsmanager:Name",
+            "secretsmanager:Description",
+            "secretsmanager:KmsKeyId",
+            "secretsmanager:AddReplicaRegions",
+            "secretsmanager:ForceOverwriteReplicaSecret",
+        ],
+    ),
+    ("secretsmanager:DeleteResourcePolicy", SM_KEYS),
+    (
+        "secretsmanager:DeleteSecret",
+        &[
+            RT,
+            SM_RT,
+            SM_ID,
+            SM_LAMBDA,
+            "secretsmanager:RecoveryWindowInDays",
+            "secretsmanager:ForceDeleteWithoutRecovery",
+        ],
+    ),
+    ("secretsmanager:DescribeSecret", SM_KEYS),
+    ("secretsmanager:GetResourcePolicy", SM_KEYS),
+    (
+        "secretsmanager:GetSecretValue",
+        &[
+            RT,
+            SM_RT,
+            SM_ID,
+            SM_LAMBDA,
+            "secretsmanager:VersionId",
+            "secretsmanager:VersionStage",
+        ],
+    ),
+    ("secretsmanager:ListSecretVersionIds", SM_KEYS),
+    ("secretsmanager:ListSecrets", &[]),
+    (
+        "secretsmanager:PutResourcePolicy",
+        &[
+            RT,
+            SM_RT,
+            SM_ID,
+            SM_LAMBDA,
+            "secretsmanager:BlockPublicPolicy",
+        ],
+    ),
+    (
+        "secretsmanager:PutSecretValue",
+        &[RT, SM_RT, SM_ID, SM_LAMBDA, "secretsmanager:VersionStage"],
+    ),
+    ("secretsmanager:RestoreSecret", SM_KEYS),
+    (
+        "secretsmanager:RotateSecret",
+        &[
+            RT,
+            SM_RT,
+            SM_ID,
+            SM_LAMBDA,
+            "secretsmanager:RotationLambdaARN",
+            "secretsmanager:ModifyRotationRules",
+            "secretsmanager:RotateImmediately",
+        ],
+    ),
+    (
+        "secretsmanager:TagResource",
+        &[RT, SM_RT, SM_ID, SM_LAMBDA, REQ, TK],
+    ),
+    (
+        "secretsmanager:UntagResource",
+        &[RT, SM_RT, SM_ID, SM_LAMBDA, TK],
+    ),
+    (
+        "secretsmanager:UpdateSecret",
+        &[
+            RT,
+            SM_RT,
+            SM_ID,
+            SM_LAMBDA,
+            "secretsmanager:Description",
+            "secretsmanager:KmsKeyId",
+        ],
+    ),
+    (
+        "secretsmanager:UpdateSecretVersionStage",
+        &[RT, SM_RT, SM_ID, SM_LAMBDA, "secretsmanager:VersionStage"],
+    ),
+    ("secretsmanager:ValidateResourcePolicy", SM_KEYS),
 ];
+
+const SM_RT: &str = "secretsmanager:ResourceTag/${TagKey}";
+const SM_ID: &str = "secretsmanager:SecretId";
+const SM_LAMBDA: &str = "secretsmanager:resource/AllowRotationLambdaArn";
+/// What every Secrets Manager action on one secret carries.
+const SM_KEYS: &[&str] = &[RT, SM_RT, SM_ID, SM_LAMBDA];
 
 /// What every `sql:` action carries: the database's tags, the object's
 /// classification tags, the statement's fingerprint, and (on `UPDATE` and

@@ -8,6 +8,6 @@ pub mod secret;
 
 pub use schedule::{RotationRules, Schedule, ScheduleError};
 pub use secret::{
-    AWSCURRENT, AWSPENDING, AWSPREVIOUS, Lookup, Rotation, Secret, SecretValue, SecretsError,
+    AWSCURRENT, AWSPENDING, AWSPREVIOUS, Lookup, Rotation, Secret, SecretValue, SecretsError, Step,
     Version,
 };

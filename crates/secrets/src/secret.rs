@@ -865,3 +865,131 @@ mod tests {
         assert_eq!(s.tag(&many).unwrap_err().code(), "LimitExceededException");
     }
 }
+
+/// Rotation's four steps, as the Lambda contract names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Step {
+    #[serde(rename = "createSecret")]
+    CreateSecret,
+    #[serde(rename = "setSecret")]
+    SetSecret,
+    #[serde(rename = "testSecret")]
+    TestSecret,
+    #[serde(rename = "finishSecret")]
+    FinishSecret,
+}
+
+impl Step {
+    pub const ALL: [Step; 4] = [
+        Step::CreateSecret,
+        Step::SetSecret,
+        Step::TestSecret,
+        Step::FinishSecret,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateSecret => "createSecret",
+            Self::SetSecret => "setSecret",
+            Self::TestSecret => "testSecret",
+            Self::FinishSecret => "finishSecret",
+        }
+    }
+}
+
+impl Secret {
+    /// The version a rotation in progress is making: it carries
+    /// `AWSPENDING` and not `AWSCURRENT`.
+    pub fn pending(&self) -> Option<&Version> {
+        self.versions.iter().find(|v| {
+            v.stages.iter().any(|s| s == AWSPENDING) && !v.stages.iter().any(|s| s == AWSCURRENT)
+        })
+    }
+
+    /// Whether a rotation may start with `token`: not while another
+    /// rotation's pending version is unresolved (AWS's rule).
+    pub fn check_rotation_start(&self, token: &str) -> Result<()> {
+        self.check_not_deleted()?;
+        match self.pending() {
+            Some(v) if v.id != token => Err(SecretsError::InvalidRequest(
+                "A previous rotation isn't complete. That rotation will be reattempted.".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `finishSecret`: `AWSCURRENT` moves to `token` (the old current
+    /// becomes `AWSPREVIOUS`), `AWSPENDING` is removed, and the next
+    /// rotation is scheduled. Repeating it changes nothing.
+    pub fn finish_rotation(&mut self, token: &str, now: i64) -> Result<()> {
+        if self.version(token).is_none() {
+            return Err(SecretsError::ResourceNotFound(format!(
+                "Secrets Manager can't find the specified version {token}."
+            )));
+        }
+        self.attach(AWSCURRENT, token);
+        for v in &mut self.versions {
+            v.stages.retain(|s| s != AWSPENDING);
+        }
+        self.last_changed = now;
+        if let Some(r) = &mut self.rotation {
+            r.last_rotated = Some(now);
+            r.next_rotation = r.rules.next_rotation(now, now).ok();
+        }
+        Ok(())
+    }
+
+    /// Whether a scheduled rotation is due.
+    pub fn rotation_due(&self, now: i64) -> bool {
+        !self.is_deleted()
+            && self
+                .rotation
+                .as_ref()
+                .is_some_and(|r| r.enabled && r.next_rotation.is_some_and(|t| t <= now))
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+    use super::*;
+
+    #[test]
+    fn a_rotation_moves_current_to_the_pending_version_once() {
+        let mut s = Secret::new("r", "1", "db", "AbCdEf", 0).unwrap();
+        let (a, b, c) = ("a".repeat(32), "b".repeat(32), "c".repeat(32));
+        s.add_version(&a, &[AWSCURRENT.into()], 0).unwrap();
+        s.rotation = Some(Rotation {
+            enabled: true,
+            lambda_arn: String::new(),
+            rules: RotationRules {
+                automatically_after_days: Some(30),
+                ..RotationRules::default()
+            },
+            last_rotated: None,
+            next_rotation: Some(10),
+        });
+        assert!(s.rotation_due(10) && !s.rotation_due(9));
+        s.check_rotation_start(&b).unwrap();
+        s.add_version(&b, &[AWSPENDING.into()], 1).unwrap();
+        assert_eq!(s.pending().unwrap().id, b);
+        // Another rotation may not start while b is pending; b's may go on.
+        assert_eq!(
+            s.check_rotation_start(&c).unwrap_err().code(),
+            "InvalidRequestException"
+        );
+        s.check_rotation_start(&b).unwrap();
+        s.finish_rotation(&b, 100).unwrap();
+        s.finish_rotation(&b, 100).unwrap();
+        assert_eq!(s.staged(AWSCURRENT).unwrap().id, b);
+        assert_eq!(s.staged(AWSPREVIOUS).unwrap().id, a);
+        assert!(s.staged(AWSPENDING).is_none() && s.pending().is_none());
+        let r = s.rotation.as_ref().unwrap();
+        assert_eq!(
+            (r.last_rotated, r.next_rotation),
+            (Some(100), Some(100 + 30 * 86_400))
+        );
+        assert!(!s.rotation_due(100));
+    }
+}

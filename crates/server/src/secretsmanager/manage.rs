@@ -1,0 +1,446 @@
+//! The operations on a secret as a whole: `CreateSecret`, `UpdateSecret`,
+//! `DescribeSecret`, `ListSecrets`, `DeleteSecret`, `RestoreSecret`,
+//! `TagResource`, `UntagResource` and the resource policy's four calls.
+
+use latchkey_identity::ActionContext;
+use latchkey_policy::PolicyKind;
+use latchkey_secrets::secret::{AWSCURRENT, Secret, arn_suffix, check_name, check_tags};
+use serde_json::{Map, Value, json};
+
+use super::common::*;
+use super::values::{listed, parse_filters};
+use crate::error::ApiError;
+use crate::json::{Answer, JsonCall};
+
+/// The keys of a request that sets tags.
+fn request_tag_context(context: ActionContext, tags: &[(String, String)]) -> ActionContext {
+    context
+        .request_tags(tags)
+        .tag_keys(tags.iter().map(|(k, _)| k.as_str()))
+}
+
+pub fn create_secret(call: &JsonCall) -> Result<Answer, ApiError> {
+    let name = required_str(call.input, "Name")?;
+    check_name(name)?;
+    if call.input.contains_key("AddReplicaRegions") {
+        return Err(invalid("Replicating secrets to other regions is not supported."));
+    }
+    let description = optional_str(call.input, "Description")?.unwrap_or("");
+    if description.chars().count() > 2048 {
+        return Err(invalid("Description must be at most 2048 characters."));
+    }
+    let kms_key_id = optional_str(call.input, "KmsKeyId")?;
+    let tags = tags(call.input)?;
+    check_tags(&tags)?;
+    let value = request_value(call.input)?;
+    let token = request_token(call.input)?;
+    let suffix = arn_suffix(latchkey_store::random::<6>().map_err(|_| ApiError::internal())?);
+    let mut secret = Secret::new(call.state.region(), &call.caller.account, name, &suffix, call.now)?;
+    let mut context = ActionContext::new()
+        .key("secretsmanager:Name", [name])
+        .key("secretsmanager:Description", [description]);
+    if let Some(key) = kms_key_id {
+        context = context.key("secretsmanager:KmsKeyId", [key]);
+    }
+    let context = request_tag_context(context, &tags);
+    if let Some(existing) = find(call, name)? {
+        // A repeated request (same token, same value) succeeds again; the
+        // caller must be allowed on the secret that exists.
+        authorize(call, &existing.secret.arn.clone(), Some(&existing.secret), &context)?;
+        return repeated_create(call, existing, &token, value.as_ref());
+    }
+    authorize(call, &secret.arn.clone(), None, &context)?;
+    secret.description = description.to_owned();
+    secret.kms_key_id = kms_key_id.map(str::to_owned);
+    secret.tags = tags;
+    if value.is_some() {
+        secret.add_version(&token, &[AWSCURRENT.to_owned()], call.now)?;
+    }
+    let document = serde_json::to_string(&secret)
+        .map_err(|e| ApiError::internal().because(format!("serialising a secret: {e}")))?;
+    let encoded = value.as_ref().map(|v| v.encode());
+    match call.state.store.create_secret(
+        &secret.arn,
+        &secret.name,
+        &document,
+        encoded.as_ref().map(|bytes| (token.as_str(), bytes.as_slice())),
+    ) {
+        Ok(()) => {}
+        // Another request created it in between: answer as for a repeat.
+        Err(latchkey_store::StoreError::EntityAlreadyExists { .. }) => {
+            let existing = find(call, name)?.ok_or_else(ApiError::internal)?;
+            return repeated_create(call, existing, &token, value.as_ref());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let mut out = Map::new();
+    if value.is_some() {
+        out.insert("VersionId".into(), Value::from(token));
+    }
+    Ok(answer(&secret, out))
+}
+
+/// `CreateSecret` for a name that exists: success only for a repeat of the
+/// same request.
+fn repeated_create(
+    call: &JsonCall,
+    existing: Loaded,
+    token: &str,
+    value: Option<&latchkey_secrets::SecretValue>,
+) -> Result<Answer, ApiError> {
+    let secret = existing.secret;
+    if secret.is_deleted() {
+        return Err(ApiError::new(
+            400,
+            "InvalidRequestException",
+            "You can't create this secret because a secret with this name is already scheduled for deletion.",
+        ));
+    }
+    if let (Some(value), Some(_)) = (value, secret.version(token))
+        && value_of(call, &secret, token)?.same_as(value)
+    {
+        let mut out = Map::new();
+        out.insert("VersionId".into(), Value::from(token));
+        return Ok(answer(&secret, out));
+    }
+    Err(ApiError::new(
+        400,
+        "ResourceExistsException",
+        format!(
+            "The operation failed because the secret {} already exists.",
+            secret.name
+        ),
+    ))
+}
+
+pub fn update_secret(call: &JsonCall) -> Result<Answer, ApiError> {
+    let description = optional_str(call.input, "Description")?;
+    if description.is_some_and(|d| d.chars().count() > 2048) {
+        return Err(invalid("Description must be at most 2048 characters."));
+    }
+    let kms_key_id = optional_str(call.input, "KmsKeyId")?;
+    let value = request_value(call.input)?;
+    let token = request_token(call.input)?;
+    let (secret, added) = update(
+        call,
+        |mut c, _| {
+            if let Some(d) = description {
+                c = c.key("secretsmanager:Description", [d]);
+            }
+            if let Some(k) = kms_key_id {
+                c = c.key("secretsmanager:KmsKeyId", [k]);
+            }
+            c
+        },
+        |secret, written| {
+            secret.check_not_deleted()?;
+            if let Some(d) = description {
+                secret.description = d.to_owned();
+            }
+            if let Some(k) = kms_key_id {
+                secret.kms_key_id = Some(k.to_owned());
+            }
+            secret.last_changed = call.now;
+            match &value {
+                Some(value) => {
+                    add_value(call, secret, written, &token, value.clone(), &[AWSCURRENT.to_owned()])?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        },
+    )?;
+    let mut out = Map::new();
+    if added || value.is_some() {
+        out.insert("VersionId".into(), Value::from(token));
+    }
+    Ok(answer(&secret, out))
+}
+
+/// What `DescribeSecret` and `ListSecrets` say of a secret.
+fn describe(secret: &Secret, with_versions_key: &str) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("ARN".into(), Value::from(secret.arn.as_str()));
+    out.insert("Name".into(), Value::from(secret.name.as_str()));
+    if !secret.description.is_empty() {
+        out.insert("Description".into(), Value::from(secret.description.as_str()));
+    }
+    if let Some(k) = &secret.kms_key_id {
+        out.insert("KmsKeyId".into(), Value::from(k.as_str()));
+    }
+    let rotation = secret.rotation.as_ref();
+    out.insert(
+        "RotationEnabled".into(),
+        Value::from(rotation.is_some_and(|r| r.enabled)),
+    );
+    if let Some(r) = rotation {
+        if !r.lambda_arn.is_empty() {
+            out.insert("RotationLambdaARN".into(), Value::from(r.lambda_arn.as_str()));
+        }
+        let mut rules = Map::new();
+        if let Some(d) = r.rules.automatically_after_days {
+            rules.insert("AutomaticallyAfterDays".into(), Value::from(d));
+        }
+        if let Some(d) = &r.rules.duration {
+            rules.insert("Duration".into(), Value::from(d.as_str()));
+        }
+        if let Some(e) = &r.rules.schedule_expression {
+            rules.insert("ScheduleExpression".into(), Value::from(e.as_str()));
+        }
+        out.insert("RotationRules".into(), Value::Object(rules));
+        if let Some(t) = r.last_rotated {
+            out.insert("LastRotatedDate".into(), time(t));
+        }
+        if let (true, Some(t)) = (r.enabled, r.next_rotation) {
+            out.insert("NextRotationDate".into(), time(t));
+        }
+    }
+    out.insert("LastChangedDate".into(), time(secret.last_changed));
+    if let Some(t) = secret.last_accessed {
+        out.insert("LastAccessedDate".into(), time(t));
+    }
+    if let Some(t) = secret.deletion_date {
+        out.insert("DeletedDate".into(), time(t));
+    }
+    if !secret.tags.is_empty() {
+        out.insert("Tags".into(), tags_json(&secret.tags));
+    }
+    let stages: Map<String, Value> = secret
+        .versions_to_stages()
+        .map(|(id, stages)| (id.to_owned(), json!(stages)))
+        .collect();
+    out.insert(with_versions_key.into(), Value::Object(stages));
+    out.insert("CreatedDate".into(), time(secret.created));
+    out
+}
+
+pub fn describe_secret(call: &JsonCall) -> Result<Answer, ApiError> {
+    let loaded = load_authorized(call, |c, _| c)?;
+    Ok(answer(
+        &loaded.secret,
+        describe(&loaded.secret, "VersionIdsToStages"),
+    ))
+}
+
+pub fn list_secrets(call: &JsonCall) -> Result<Answer, ApiError> {
+    authorize(call, "*", None, &ActionContext::new())?;
+    let filters = parse_filters(call.input)?;
+    let include_deleted = optional_bool(call.input, "IncludePlannedDeletion")?.unwrap_or(false);
+    let mut secrets = listed(call, &filters, include_deleted)?;
+    match optional_str(call.input, "SortOrder")? {
+        None | Some("desc") => secrets.reverse(),
+        Some("asc") => {}
+        Some(_) => return Err(invalid("SortOrder must be asc or desc.")),
+    }
+    let entries: Vec<Value> = secrets
+        .iter()
+        .map(|s| Value::Object(describe(s, "SecretVersionsToStages")))
+        .collect();
+    let (entries, next) = page(call.input, entries, 100)?;
+    let mut output = json!({"SecretList": entries});
+    if let Some(next) = next {
+        output["NextToken"] = Value::from(next);
+    }
+    Ok(Answer {
+        output,
+        resources: Vec::new(),
+        response_elements: None,
+    })
+}
+
+pub fn delete_secret(call: &JsonCall) -> Result<Answer, ApiError> {
+    let window = optional_int(call.input, "RecoveryWindowInDays", i64::MIN..=i64::MAX)?;
+    let force = optional_bool(call.input, "ForceDeleteWithoutRecovery")?.unwrap_or(false);
+    let (secret, deletion_date) = update(
+        call,
+        |mut c, _| {
+            if let Some(days) = window {
+                c = c.key("secretsmanager:RecoveryWindowInDays", [days.to_string()]);
+            }
+            c.key(
+                "secretsmanager:ForceDeleteWithoutRecovery",
+                [if force { "true" } else { "false" }],
+            )
+        },
+        |secret, _| Ok(secret.schedule_deletion(window, force, call.now)?),
+    )?;
+    if force {
+        call.state.store.purge_secret(&secret.arn)?;
+    }
+    let mut out = Map::new();
+    out.insert("DeletionDate".into(), time(deletion_date));
+    Ok(answer(&secret, out))
+}
+
+pub fn restore_secret(call: &JsonCall) -> Result<Answer, ApiError> {
+    let (secret, ()) = update(
+        call,
+        |c, _| c,
+        |secret, _| {
+            secret.restore(call.now);
+            Ok(())
+        },
+    )?;
+    Ok(answer(&secret, Map::new()))
+}
+
+pub fn tag_resource(call: &JsonCall) -> Result<Answer, ApiError> {
+    let tags = tags(call.input)?;
+    if tags.is_empty() {
+        return Err(invalid("Tags must hold at least one tag."));
+    }
+    let (secret, ()) = update(
+        call,
+        |c, _| request_tag_context(c, &tags),
+        |secret, _| {
+            secret.check_not_deleted()?;
+            secret.tag(&tags)?;
+            Ok(())
+        },
+    )?;
+    Ok(answer(&secret, Map::new()))
+}
+
+pub fn untag_resource(call: &JsonCall) -> Result<Answer, ApiError> {
+    let keys = string_list(call.input, "TagKeys")?
+        .ok_or_else(|| invalid("TagKeys is required."))?;
+    let (secret, ()) = update(
+        call,
+        |c, _| c.tag_keys(keys.iter().map(String::as_str)),
+        |secret, _| {
+            secret.check_not_deleted()?;
+            secret.untag(&keys);
+            Ok(())
+        },
+    )?;
+    Ok(answer(&secret, Map::new()))
+}
+
+/// The policy's findings, as `ValidateResourcePolicy` reports them.
+fn policy_findings(doc: &str) -> Vec<String> {
+    match latchkey_policy::parse(doc, PolicyKind::Resource) {
+        Ok(_) => Vec::new(),
+        Err(findings) => findings.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Whether a policy grants to everyone: an Allow whose principal is `*`
+/// (or `{"AWS": "*"}`) with no condition.
+fn grants_public_access(doc: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<Value>(doc) else {
+        return false;
+    };
+    let statements = match &v["Statement"] {
+        Value::Array(s) => s.clone(),
+        s @ Value::Object(_) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    statements.iter().any(|s| {
+        let everyone = |p: &Value| match p {
+            Value::String(p) => p == "*",
+            Value::Array(ps) => ps.iter().any(|p| p == "*"),
+            _ => false,
+        };
+        s["Effect"] == "Allow"
+            && s.get("Condition").is_none()
+            && (everyone(&s["Principal"]) || everyone(&s["Principal"]["AWS"]))
+    })
+}
+
+pub fn put_resource_policy(call: &JsonCall) -> Result<Answer, ApiError> {
+    let doc = required_str(call.input, "ResourcePolicy")?;
+    if doc.len() > 20_480 {
+        return Err(invalid("ResourcePolicy must be at most 20480 characters."));
+    }
+    let block_public = optional_bool(call.input, "BlockPublicPolicy")?.unwrap_or(false);
+    if let Some(first) = policy_findings(doc).first() {
+        return Err(ApiError::new(
+            400,
+            "MalformedPolicyDocumentException",
+            format!("This resource policy contains an unsupported or invalid element: {first}"),
+        ));
+    }
+    if block_public && grants_public_access(doc) {
+        return Err(ApiError::new(
+            400,
+            "PublicPolicyException",
+            "The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret.",
+        ));
+    }
+    let (secret, ()) = update(
+        call,
+        |c, _| c.key("secretsmanager:BlockPublicPolicy", [if block_public { "true" } else { "false" }]),
+        |secret, _| {
+            secret.check_not_deleted()?;
+            secret.resource_policy = Some(doc.to_owned());
+            secret.last_changed = call.now;
+            Ok(())
+        },
+    )?;
+    Ok(answer(&secret, Map::new()))
+}
+
+pub fn get_resource_policy(call: &JsonCall) -> Result<Answer, ApiError> {
+    let loaded = load_authorized(call, |c, _| c)?;
+    let mut out = Map::new();
+    if let Some(doc) = &loaded.secret.resource_policy {
+        out.insert("ResourcePolicy".into(), Value::from(doc.as_str()));
+    }
+    Ok(answer(&loaded.secret, out))
+}
+
+pub fn delete_resource_policy(call: &JsonCall) -> Result<Answer, ApiError> {
+    let (secret, ()) = update(
+        call,
+        |c, _| c,
+        |secret, _| {
+            secret.resource_policy = None;
+            secret.last_changed = call.now;
+            Ok(())
+        },
+    )?;
+    Ok(answer(&secret, Map::new()))
+}
+
+pub fn validate_resource_policy(call: &JsonCall) -> Result<Answer, ApiError> {
+    let doc = required_str(call.input, "ResourcePolicy")?;
+    let secret = match optional_str(call.input, "SecretId")? {
+        Some(_) => Some(load_authorized(call, |c, _| c)?.secret),
+        None => {
+            authorize(call, "*", None, &ActionContext::new())?;
+            None
+        }
+    };
+    let mut errors: Vec<Value> = policy_findings(doc)
+        .into_iter()
+        .map(|m| json!({"CheckName": "SYNTAX_CHECKING", "ErrorMessage": m}))
+        .collect();
+    if grants_public_access(doc) {
+        errors.push(json!({
+            "CheckName": "PUBLIC_ACCESS_CHECKING",
+            "ErrorMessage": "The policy allows access to every principal without a condition.",
+        }));
+    }
+    let output = json!({
+        "PolicyValidationPassed": errors.is_empty(),
+        "ValidationErrors": errors,
+    });
+    Ok(match secret {
+        Some(secret) => {
+            let Value::Object(map) = output else {
+                return Err(ApiError::internal());
+            };
+            let mut answer = answer(&secret, map);
+            if let Value::Object(o) = &mut answer.output {
+                o.remove("ARN");
+                o.remove("Name");
+            }
+            answer
+        }
+        None => Answer {
+            output,
+            resources: Vec::new(),
+            response_elements: None,
+        },
+    })
+}
