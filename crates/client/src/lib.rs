@@ -121,16 +121,59 @@ pub fn signed_post(
     credentials: &Credentials,
     time: AmzDate,
 ) -> Result<hyper::Request<Full<Bytes>>, ClientError> {
+    signed_post_as(
+        endpoint,
+        service,
+        region,
+        &[("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
+        body,
+        credentials,
+        time,
+    )
+}
+
+/// A signed AWS JSON 1.1 call: `target` is `<prefix>.<Operation>`, as in
+/// `secretsmanager.GetSecretValue`.
+pub fn signed_json(
+    endpoint: &Endpoint,
+    service: &str,
+    region: &str,
+    target: &str,
+    body: String,
+    credentials: &Credentials,
+    time: AmzDate,
+) -> Result<hyper::Request<Full<Bytes>>, ClientError> {
+    signed_post_as(
+        endpoint,
+        service,
+        region,
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", target),
+        ],
+        body,
+        credentials,
+        time,
+    )
+}
+
+/// A POST of `body` with `content` headers (signed with the rest).
+fn signed_post_as(
+    endpoint: &Endpoint,
+    service: &str,
+    region: &str,
+    content: &[(&str, &str)],
+    body: String,
+    credentials: &Credentials,
+    time: AmzDate,
+) -> Result<hyper::Request<Full<Bytes>>, ClientError> {
     let date = time.to_string();
     let payload = hex::encode(Sha256::digest(body.as_bytes()));
-    let mut headers = vec![
-        (
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8",
-        ),
+    let mut headers = content.to_vec();
+    headers.extend([
         ("host", endpoint.authority.as_str()),
         ("x-amz-date", date.as_str()),
-    ];
+    ]);
     if let Some(t) = &credentials.session_token {
         headers.push(("x-amz-security-token", t.as_str()));
     }

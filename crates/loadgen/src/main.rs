@@ -1,6 +1,6 @@
-//! `latchkey-loadgen`: drives Latchkey's token service with SigV4-signed STS
-//! calls over HTTPS keep-alive connections and reports throughput and
-//! latency. Credentials come from the usual AWS environment variables or
+//! `latchkey-loadgen`: drives Latchkey's HTTPS endpoint with SigV4-signed
+//! calls (STS, and Secrets Manager's `GetSecretValue`) over keep-alive
+//! connections and reports throughput and latency. Credentials come from the usual AWS environment variables or
 //! profile files.
 //!
 //! Each connection signs its request once and sends it repeatedly: SigV4
@@ -16,7 +16,7 @@ use clap::{Parser, ValueEnum};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use latchkey_awsconfig::{Environment, resolve_credentials};
-use latchkey_client::{Endpoint, form, signed_post, tls_connector};
+use latchkey_client::{Endpoint, form, signed_json, signed_post, tls_connector};
 use latchkey_sigv4::AmzDate;
 use rustls::pki_types::ServerName;
 
@@ -24,6 +24,7 @@ use rustls::pki_types::ServerName;
 enum Call {
     GetCallerIdentity,
     AssumeRole,
+    GetSecretValue,
 }
 
 /// Load generator for the token service.
@@ -40,6 +41,9 @@ struct Args {
     /// For assume-role.
     #[arg(long)]
     role_arn: Option<String>,
+    /// For get-secret-value: the secret's name or ARN.
+    #[arg(long)]
+    secret_id: Option<String>,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 32)]
     connections: usize,
@@ -54,13 +58,31 @@ struct Args {
 /// A signed POST, ready to send again and again.
 fn signed_request(
     endpoint: &Endpoint,
-    call: Call,
-    role_arn: Option<&str>,
+    args: &Args,
     connection: usize,
 ) -> Result<hyper::Request<Full<Bytes>>> {
+    let (call, role_arn) = (args.call, args.role_arn.as_deref());
     let creds = resolve_credentials(&Environment::from_process(), None)?.credentials;
+    let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?;
+    let time = AmzDate::from_unix(now).context("clock")?;
+    if let Call::GetSecretValue = call {
+        let secret_id = args
+            .secret_id
+            .as_deref()
+            .context("--secret-id is required for get-secret-value")?;
+        let body = serde_json::json!({ "SecretId": secret_id }).to_string();
+        return Ok(signed_json(
+            endpoint,
+            "secretsmanager",
+            "us-east-1",
+            "secretsmanager.GetSecretValue",
+            body,
+            &creds,
+            time,
+        )?);
+    }
     let params = match call {
-        Call::GetCallerIdentity => Vec::new(),
+        Call::GetCallerIdentity | Call::GetSecretValue => Vec::new(),
         Call::AssumeRole => vec![
             (
                 "RoleArn".to_owned(),
@@ -73,11 +95,9 @@ fn signed_request(
         ],
     };
     let action = match call {
-        Call::GetCallerIdentity => "GetCallerIdentity",
         Call::AssumeRole => "AssumeRole",
+        _ => "GetCallerIdentity",
     };
-    let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?;
-    let time = AmzDate::from_unix(now).context("clock")?;
     Ok(signed_post(
         endpoint,
         "sts",
@@ -133,7 +153,7 @@ fn main() -> Result<()> {
     let target = Arc::new(Endpoint::parse(&args.endpoint)?);
     let tls = tls_connector(&args.ca_bundle)?;
     let requests: Vec<_> = (0..args.connections)
-        .map(|i| signed_request(&target, args.call, args.role_arn.as_deref(), i))
+        .map(|i| signed_request(&target, &args, i))
         .collect::<Result<_>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads)
