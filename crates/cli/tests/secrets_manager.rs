@@ -361,6 +361,15 @@ pages = sm.get_paginator("list_secrets").paginate(PaginationConfig={"PageSize": 
 names = [s["Name"] for p in pages for s in p["SecretList"]]
 assert sorted(names) == ["svc/n0", "svc/n1", "svc/n2", "svc/n3", "svc/n4", "svc/one"], names
 assert sm.get_secret_value(SecretId="svc/n3")["SecretString"] == "v3"
+big = "x" * 65536
+sm.create_secret(Name="svc/big", SecretString=big)
+assert sm.get_secret_value(SecretId="svc/big")["SecretString"] == big
+try:
+    sm.put_secret_value(SecretId="svc/big", SecretString=big + "y")
+    raise SystemExit("a value over 65,536 bytes was accepted")
+except botocore.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "InvalidParameterException", e.response
+sm.delete_secret(SecretId="svc/big", ForceDeleteWithoutRecovery=True)
 d = sm.describe_secret(SecretId="svc/one")
 assert d["VersionIdsToStages"] == {token: ["AWSCURRENT"]}, d
 print("ok")
