@@ -356,18 +356,38 @@ pub struct SessionEndEvent {
     pub reason: String,
 }
 
-/// `sts` or `iam`.
+/// The token service's APIs: STS and IAM (the Query protocol), Secrets
+/// Manager, SSM Parameter Store and KMS (the JSON 1.1 protocol).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiService {
     Sts,
     Iam,
+    SecretsManager,
+    Ssm,
+    Kms,
 }
 
 impl ApiService {
+    /// CloudTrail's `eventSource`.
     pub fn event_source(self) -> &'static str {
         match self {
             ApiService::Sts => "sts.amazonaws.com",
             ApiService::Iam => "iam.amazonaws.com",
+            ApiService::SecretsManager => "secretsmanager.amazonaws.com",
+            ApiService::Ssm => "ssm.amazonaws.com",
+            ApiService::Kms => "kms.amazonaws.com",
+        }
+    }
+
+    /// The IAM action prefix (`secretsmanager` in
+    /// `secretsmanager:GetSecretValue`), also the metrics' service label.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiService::Sts => "sts",
+            ApiService::Iam => "iam",
+            ApiService::SecretsManager => "secretsmanager",
+            ApiService::Ssm => "ssm",
+            ApiService::Kms => "kms",
         }
     }
 }
@@ -380,7 +400,7 @@ pub struct Resource {
     pub kind: &'static str,
 }
 
-/// A call to the token service (STS or IAM).
+/// A call to the token service (STS, IAM, or a JSON 1.1 service).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiEvent {
     pub time: SystemTime,

@@ -256,6 +256,39 @@ fn api_record_embeds_parameters() {
 }
 
 #[test]
+fn json_services_have_their_event_sources() {
+    for (service, source, name) in [
+        (
+            ApiService::SecretsManager,
+            "secretsmanager.amazonaws.com",
+            "secretsmanager",
+        ),
+        (ApiService::Ssm, "ssm.amazonaws.com", "ssm"),
+        (ApiService::Kms, "kms.amazonaws.com", "kms"),
+        (ApiService::Iam, "iam.amazonaws.com", "iam"),
+    ] {
+        let e = Event::Api(ApiEvent {
+            time: UNIX_EPOCH,
+            service,
+            action: "GetRandomPassword".into(),
+            identity: Some(identity()),
+            access_key_id: None,
+            source_ip: ip("127.0.0.1"),
+            user_agent: None,
+            request_parameters: None,
+            response_elements: None,
+            error: None,
+            possession_proven: true,
+            request_id: "r1".into(),
+            read_only: true,
+            resources: vec![],
+        });
+        assert_eq!(to_json(&e)["eventSource"], source);
+        assert_eq!(service.name(), name);
+    }
+}
+
+#[test]
 fn strings_are_escaped() {
     let mut out = String::new();
     json_string(&mut out, "a\"b\\c\nd\u{1}é");

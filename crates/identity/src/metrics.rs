@@ -78,7 +78,7 @@ impl Metrics {
             api_requests: r
                 .counter_family(
                     "latchkey_api_requests_total",
-                    "STS and IAM calls, by service, action and result (an AWS error code or Success).",
+                    "Token service calls (STS, IAM, Secrets Manager...), by service, action and result (an AWS error code or Success).",
                     ["service", "action", "result"],
                     MAX_SERIES,
                 )

@@ -3,6 +3,7 @@
 //! writes secrets through the store and answers the API; everything it
 //! decides about a secret is decided here, on a clock it is given.
 
+pub mod password;
 pub mod schedule;
 pub mod secret;
 

@@ -3,7 +3,7 @@
 //! sent.
 
 use latchkey_audit::FailureKind;
-use latchkey_identity::{CredentialError, CredentialFailure, IdentityError};
+use latchkey_identity::{CredentialError, CredentialFailure, Denial, IdentityError};
 use latchkey_store::StoreError;
 
 #[derive(Debug)]
@@ -23,6 +23,9 @@ pub struct ApiError {
     /// on proven refusals; anyone can cause the others with a leaked token
     /// or a key id.
     pub possession_proven: bool,
+    /// For a policy decision: what was denied, so that each protocol words
+    /// the refusal as AWS does (the JSON services add why).
+    pub denial: Option<Box<Denial>>,
 }
 
 impl ApiError {
@@ -34,6 +37,7 @@ impl ApiError {
             reason: None,
             failure: None,
             possession_proven: false,
+            denial: None,
         }
     }
 
@@ -90,6 +94,12 @@ impl ApiError {
     }
 }
 
+impl From<latchkey_awsjson::InputError> for ApiError {
+    fn from(e: latchkey_awsjson::InputError) -> Self {
+        ApiError::new(400, e.code, e.message)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
@@ -139,8 +149,12 @@ impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
         match e {
             IdentityError::Credential(e) => e.into(),
-            IdentityError::Denied(d) => ApiError::access_denied(&d.caller, &d.action, &d.shown)
-                .because(format!("{} on {}", d.decision, d.resource)),
+            IdentityError::Denied(d) => {
+                let mut e = ApiError::access_denied(&d.caller, &d.action, &d.shown)
+                    .because(format!("{} on {}", d.decision, d.resource));
+                e.denial = Some(Box::new(d));
+                e
+            }
             IdentityError::Store(e) => e.into(),
             IdentityError::InvalidStoredPolicy(reason) => ApiError::internal().because(reason),
         }

@@ -1,4 +1,6 @@
-//! HTTPS front: TLS, HTTP/1.1 and HTTP/2, one Query-protocol endpoint.
+//! HTTPS front: TLS, HTTP/1.1 and HTTP/2, one endpoint for both
+//! protocols: a POST with `X-Amz-Target` is an AWS JSON 1.1 call
+//! ([`crate::json`]), anything else an AWS Query call (STS, IAM).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,7 +11,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -18,8 +21,10 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::ApiError;
+use crate::json;
 use crate::query::{MAX_BODY, Params, lower_first};
-use latchkey_identity::AppState;
+use latchkey_audit::{ApiService, Resource};
+use latchkey_identity::{AppState, Caller};
 
 use crate::auth::SignedRequest;
 use crate::xml::{IAM_NS, STS_NS, response};
@@ -419,6 +424,12 @@ async fn handle(
             not_found()
         });
     }
+    if req.method() == Method::POST
+        && let Some(target) = req.headers().get("x-amz-target")
+    {
+        let target = target.to_str().unwrap_or_default().to_owned();
+        return Ok(handle_json(state, peer, req, limits, &target, id).await);
+    }
     if req.method() != Method::POST && req.method() != Method::GET {
         return Ok(xml_response(
             405,
@@ -426,61 +437,30 @@ async fn handle(
         ));
     }
     let (parts, body) = req.into_parts();
-    let collected =
-        tokio::time::timeout(limits.body_timeout, Limited::new(body, MAX_BODY).collect()).await;
-    let body = match collected {
-        Ok(Ok(b)) => b.to_bytes(),
-        Err(_) => {
-            // A body trickled in: answer and close the connection.
-            state.metrics.api_connection_timed_out("body");
-            tracing::debug!(%peer, "request body timed out");
-            let mut r = xml_response(
-                408,
-                xml::error(
-                    STS_NS,
-                    true,
-                    "RequestTimeout",
-                    "Your socket connection to the server was not read from or written to within the timeout period.",
-                    &id,
-                ),
-            );
-            r.headers_mut().insert(
-                hyper::header::CONNECTION,
-                hyper::header::HeaderValue::from_static("close"),
-            );
-            return Ok(r);
-        }
-        Ok(Err(_)) => {
-            return Ok(xml_response(
-                413,
-                xml::error(
-                    STS_NS,
-                    true,
-                    "RequestEntityTooLarge",
-                    "Request body too large",
-                    &id,
-                ),
-            ));
+    let body = match read_body(&state, peer, body, limits, MAX_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            let r = xml_response(e.status, xml::error(STS_NS, true, e.code, &e.message, &id));
+            return Ok(close_after_timeout(r, &e));
         }
     };
-    let user_agent = parts
-        .headers
-        .get(hyper::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let user_agent = user_agent(&parts);
     let request_id = id.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let mut call = Call::default();
+        let mut call = Call::new(ApiService::Iam);
         let result = dispatch(&state, &parts, &body, peer, &mut call);
-        record_call(&state, call, &result, peer, user_agent, request_id);
+        let outcome = match &result {
+            Ok((_, _, body)) => Ok(body.as_deref().and_then(response_elements)),
+            Err((_, e)) => Err(e),
+        };
+        record_call(&state, call, outcome, peer, user_agent, request_id);
         result
     })
     .await;
     Ok(match result {
         Ok(Ok((op, ns, body))) => xml_response(200, response(&op, ns, body, &id)),
         Ok(Err((ns, e))) => {
-            // The precise reason stays in the server log.
-            tracing::info!(request_id = %id, code = e.code, reason = e.reason.as_deref().unwrap_or(""), %peer, "request refused");
+            log_refusal(&id, &e, peer);
             xml_response(
                 e.status,
                 xml::error(ns, e.status < 500, e.code, &e.message, &id),
@@ -494,18 +474,211 @@ async fn handle(
     })
 }
 
-/// What the audit record of an API call needs, filled in as the call goes.
-#[derive(Default)]
-struct Call {
-    action: Option<String>,
-    sts: bool,
-    access_key_id: Option<String>,
-    identity: Option<latchkey_audit::Identity>,
+/// An AWS JSON 1.1 call: `target` is its `X-Amz-Target`.
+async fn handle_json(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    limits: &ApiLimits,
+    target: &str,
+    id: String,
+) -> Response<Full<Bytes>> {
+    let Some((service, operation)) = latchkey_awsjson::parse_target(target)
+        .and_then(|(prefix, op)| Some((json::service(prefix)?, op.to_owned())))
+    else {
+        // No service to attribute it to, and nothing done: not a call to
+        // record (CloudTrail records none either); counted, and logged.
+        state
+            .metrics
+            .api_request("unknown", "Unknown", json::UNKNOWN_OPERATION);
+        tracing::info!(request_id = %id, %peer, "unknown X-Amz-Target");
+        return json_response(&json::unknown_operation(), &id);
+    };
+    let (parts, body) = req.into_parts();
+    let body = match read_body(&state, peer, body, limits, json::MAX_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            let e = json::json_error(e);
+            let r = json_response(&e, &id);
+            return close_after_timeout(r, &e);
+        }
+    };
+    let user_agent = user_agent(&parts);
+    let request_id = id.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut call = Call::new(service.audit);
+        // A panicking handler is still a call: recorded as a fault.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            json::dispatch(&state, &parts, &body, peer, service, &operation, &mut call)
+        }))
+        .unwrap_or_else(|_| Err(ApiError::internal().because("the handler panicked")))
+        .map_err(json::json_error);
+        let outcome = match result {
+            Ok(mut answer) => {
+                call.resources = std::mem::take(&mut answer.resources);
+                let elements = answer.response_elements.take().map(|v| {
+                    latchkey_awsjson::without_secrets(&v, service.secret_fields).to_string()
+                });
+                record_call(&state, call, Ok(elements), peer, user_agent, request_id);
+                Ok(answer.output)
+            }
+            Err(e) => {
+                record_call(&state, call, Err(&e), peer, user_agent, request_id);
+                Err(e)
+            }
+        };
+        outcome.map(|output| output.to_string())
+    })
+    .await;
+    match result {
+        Ok(Ok(body)) => json_response_ok(body, &id),
+        Ok(Err(e)) => {
+            log_refusal(&id, &e, peer);
+            json_response(&e, &id)
+        }
+        Err(e) => {
+            tracing::error!(request_id = %id, error = %e, "JSON handler task failed");
+            json_response(&ApiError::internal(), &id)
+        }
+    }
+}
+
+fn log_refusal(id: &str, e: &ApiError, peer: SocketAddr) {
+    // The precise reason stays in the server log.
+    tracing::info!(request_id = %id, code = e.code, reason = e.reason.as_deref().unwrap_or(""), %peer, "request refused");
+}
+
+fn user_agent(parts: &hyper::http::request::Parts) -> Option<String> {
+    parts
+        .headers
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// A too-large body is still read (and dropped) up to this many bytes
+/// before the refusal, so that the client, still sending, reads the
+/// answer rather than a reset connection; a larger one is cut off.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+
+/// A request's body, within the body timeout and `max` bytes; the refusal
+/// is in the Query vocabulary (the JSON front maps it).
+async fn read_body(
+    state: &AppState,
+    peer: SocketAddr,
+    mut body: Incoming,
+    limits: &ApiLimits,
+    max: usize,
+) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::new(413, "RequestEntityTooLarge", "Request body too large");
+    if usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX) > DRAIN_LIMIT {
+        return Err(too_large());
+    }
+    let deadline = tokio::time::Instant::now() + limits.body_timeout;
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                tracing::debug!(%peer, error = %e, "request body failed");
+                return Err(ApiError::malformed("The request body could not be read."));
+            }
+            Err(_) => {
+                state.metrics.api_connection_timed_out("body");
+                tracing::debug!(%peer, "request body timed out");
+                return Err(ApiError::new(
+                    408,
+                    "RequestTimeout",
+                    "Your socket connection to the server was not read from or written to within the timeout period.",
+                ));
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > DRAIN_LIMIT {
+            return Err(too_large());
+        }
+        if seen <= max {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if seen > max {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(kept))
+}
+
+/// A body that trickled in: answer and close the connection.
+fn close_after_timeout(mut r: Response<Full<Bytes>>, e: &ApiError) -> Response<Full<Bytes>> {
+    if e.status == 408 {
+        r.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    r
+}
+
+fn json_headers(r: &mut Response<Full<Bytes>>, id: &str) {
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(json::CONTENT_TYPE),
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(id) {
+        h.insert("x-amzn-requestid", v);
+    }
+}
+
+fn json_response_ok(body: String, id: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    json_headers(&mut r, id);
+    r
+}
+
+/// An AWS JSON 1.1 error: the code in `__type` and in `x-amzn-ErrorType`.
+fn json_response(e: &ApiError, id: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(json::error_body(e))));
+    *r.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_headers(&mut r, id);
+    if let Ok(code) = hyper::header::HeaderValue::from_str(e.code) {
+        r.headers_mut().insert("x-amzn-errortype", code);
+    }
+    r
+}
+
+/// What the audit record of an API call needs, filled in as the call
+/// goes; the same for both protocols.
+pub(crate) struct Call {
+    pub service: ApiService,
+    pub action: Option<String>,
+    pub access_key_id: Option<String>,
+    pub identity: Option<latchkey_audit::Identity>,
     /// The signature verified and was presented for the first time
     /// ([`crate::auth::SignedCaller::possession_proven`]).
-    possession_proven: bool,
-    /// Request parameters other than `Action` and `Version`, secrets removed.
-    parameters: Vec<(String, String)>,
+    pub possession_proven: bool,
+    /// CloudTrail's `requestParameters` (JSON object text), every secret
+    /// removed.
+    pub request_parameters: Option<String>,
+    pub resources: Vec<Resource>,
+}
+
+impl Call {
+    pub fn new(service: ApiService) -> Self {
+        Self {
+            service,
+            action: None,
+            access_key_id: None,
+            identity: None,
+            possession_proven: false,
+            request_parameters: None,
+            resources: Vec::new(),
+        }
+    }
 }
 
 /// Parameters that carry secrets never reach the trail: passwords, MFA
@@ -572,36 +745,39 @@ fn response_elements(xml: &str) -> Option<String> {
     (!out.is_empty()).then(|| serde_json::Value::Object(out).to_string())
 }
 
-fn record_call(
+/// Whether an action only reads (CloudTrail's `readOnly`), by AWS's
+/// naming of each protocol's actions.
+fn read_only(service: ApiService, action: &str) -> bool {
+    let prefixes: &[&str] = match service {
+        ApiService::Sts | ApiService::Iam => &["Get", "List", "Simulate"],
+        ApiService::SecretsManager | ApiService::Ssm | ApiService::Kms => {
+            &["Get", "List", "Describe", "Batch", "Validate"]
+        }
+    };
+    prefixes.iter().any(|p| action.starts_with(p))
+}
+
+/// Records an API call in the trail and the metrics, whatever its
+/// protocol: `outcome` is the call's `responseElements` (JSON object text,
+/// secrets removed) or its refusal.
+pub(crate) fn record_call(
     state: &AppState,
     call: Call,
-    result: &Dispatched,
+    outcome: Result<Option<String>, &ApiError>,
     peer: SocketAddr,
     user_agent: Option<String>,
     request_id: String,
 ) {
-    use latchkey_audit::{ApiEvent, ApiService, Event, Resource};
+    use latchkey_audit::{ApiEvent, Event};
     let action = call.action.unwrap_or_else(|| "Unknown".to_owned());
-    let request_parameters = (!call.parameters.is_empty()).then(|| {
-        let map: serde_json::Map<String, serde_json::Value> = call
-            .parameters
-            .iter()
-            .map(|(k, v)| (lower_first(k), serde_json::Value::from(v.as_str())))
-            .collect();
-        serde_json::Value::Object(map).to_string()
-    });
-    let resources = call
-        .parameters
-        .iter()
-        .filter(|(k, _)| k == "RoleArn")
-        .map(|(_, v)| Resource {
-            arn: v.clone(),
-            kind: "AWS::IAM::Role",
-        })
-        .collect();
-    let (response_elements, error) = match result {
-        Ok((_, _, body)) => (body.as_deref().and_then(response_elements), None),
-        Err((_, e)) => (
+    // Proven once the signature verified on its first presentation (a
+    // repeat is what anyone who captured the request can send); a refused
+    // credential says itself whether its signature did.
+    let possession_proven =
+        call.possession_proven || outcome.as_ref().err().is_some_and(|e| e.possession_proven);
+    let (response_elements, error) = match outcome {
+        Ok(elements) => (elements, None),
+        Err(e) => (
             None,
             Some((
                 e.code.to_owned(),
@@ -609,49 +785,104 @@ fn record_call(
             )),
         ),
     };
-    // Proven once the signature verified on its first presentation (a
-    // repeat is what anyone who captured the request can send); a refused
-    // credential says itself whether its signature did.
-    let possession_proven = call.possession_proven
-        || result
-            .as_ref()
-            .err()
-            .is_some_and(|(_, e)| e.possession_proven);
-    let read_only = ["Get", "List", "Simulate"]
-        .iter()
-        .any(|p| action.starts_with(p));
-    state.metrics.api_request(
-        if call.sts { "sts" } else { "iam" },
-        &action,
-        error.as_ref().map_or("Success", |(code, _)| code.as_str()),
-    );
+    let code = error.as_ref().map_or("Success", |(code, _)| code.as_str());
+    // An unknown operation's name is the caller's text: one label for all.
+    let label = if code == json::UNKNOWN_OPERATION {
+        "Unknown"
+    } else {
+        action.as_str()
+    };
+    state.metrics.api_request(call.service.name(), label, code);
     state.audit().record(Event::Api(ApiEvent {
         time: std::time::SystemTime::now(),
-        service: if call.sts {
-            ApiService::Sts
-        } else {
-            ApiService::Iam
-        },
+        service: call.service,
+        read_only: read_only(call.service, &action),
         action,
         identity: call.identity,
         access_key_id: call.access_key_id,
         source_ip: peer.ip(),
         user_agent,
-        request_parameters,
+        request_parameters: call.request_parameters,
         response_elements,
         error,
         possession_proven,
         request_id,
-        read_only,
-        resources,
+        resources: call.resources,
     }));
 }
 
-fn ns_of(sts: bool) -> &'static str {
-    if sts { STS_NS } else { IAM_NS }
+fn ns_of(service: ApiService) -> &'static str {
+    if service == ApiService::Sts {
+        STS_NS
+    } else {
+        IAM_NS
+    }
 }
 
 type Dispatched = Result<(String, &'static str, Option<String>), (&'static str, ApiError)>;
+
+/// The checks every call passes before its handler, whatever the
+/// protocol: the trail takes records (fail closed), the source address is
+/// not blocked, the SigV4 signature verifies for `signing_name`, temporary
+/// credentials may call `action`, and the principal still exists. Fills
+/// in who is calling as it learns it. Returns the caller and the time
+/// the call is decided at.
+pub(crate) fn admit(
+    state: &AppState,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    peer: SocketAddr,
+    signing_name: &str,
+    action: &str,
+    call: &mut Call,
+) -> Result<(Caller, i64), ApiError> {
+    if !state.audit().accepting() {
+        // Fail closed: no call goes unrecorded. (The record is queued and
+        // lands when the trail can write again.)
+        return Err(ApiError::new(
+            503,
+            "ServiceUnavailable",
+            "The service is unavailable. Please try again later.",
+        )
+        .because("the audit trail cannot write"));
+    }
+    if state.is_blocked(peer.ip(), state.now()) {
+        return Err(ApiError::new(403, "AccessDenied", "Access denied")
+            .because("the source address is blocked by a detection response"));
+    }
+    let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+    let header = |name: &str| -> Option<&str> {
+        match parts.headers.get(name).and_then(|v| v.to_str().ok()) {
+            Some(v) => Some(v),
+            // HTTP/2 carries the host as :authority.
+            None if name == "host" => authority.as_deref(),
+            None => None,
+        }
+    };
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        header: &header,
+        body,
+        source_ip: peer.ip().to_string(),
+    };
+    let now = state.now();
+    call.access_key_id = header("authorization")
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').next())
+        .filter(|k| k.len() <= 128 && k.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(str::to_owned);
+    let signed = crate::auth::authenticate(state, &signed, signing_name, now)?;
+    let caller = signed.caller;
+    call.identity = Some(caller.audit_identity());
+    call.possession_proven = signed.possession_proven;
+    crate::auth::check_session_scope(&caller, signing_name, action)?;
+    // Every call, `GetCallerIdentity` included: credentials of a deleted
+    // (or re-created) user or role are refused everywhere.
+    state.check_bound(&caller)?;
+    Ok((caller, now))
+}
 
 fn dispatch(
     state: &AppState,
@@ -673,71 +904,32 @@ fn dispatch(
     let action = params.required("Action").map_err(fail_sts)?.to_owned();
     let is_sts = STS_ACTIONS.contains(&action.as_str());
     call.action = Some(action.clone());
-    call.sts = is_sts;
-    // Refusals before authentication are recorded like any other call.
-    if !state.audit().accepting() {
-        // Fail closed: no call goes unrecorded. (The record is queued and
-        // lands when the trail can write again.)
-        return Err((
-            ns_of(is_sts),
-            ApiError::new(
-                503,
-                "ServiceUnavailable",
-                "The service is unavailable. Please try again later.",
-            )
-            .because("the audit trail cannot write"),
-        ));
-    }
-    if state.is_blocked(peer.ip(), state.now()) {
-        return Err((
-            ns_of(is_sts),
-            ApiError::new(403, "AccessDenied", "Access denied")
-                .because("the source address is blocked by a detection response"),
-        ));
-    }
-    call.parameters = params
+    call.service = if is_sts {
+        ApiService::Sts
+    } else {
+        ApiService::Iam
+    };
+    let ns = ns_of(call.service);
+    let fail = |e| (ns, e);
+    // Refusals before authentication are recorded like any other call,
+    // with what was asked.
+    let parameters: serde_json::Map<String, serde_json::Value> = params
         .iter()
         .filter(|(k, _)| *k != "Action" && *k != "Version" && !is_secret_parameter(k))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .map(|(k, v)| (lower_first(k), serde_json::Value::from(v)))
         .collect();
-    let (service, ns) = if is_sts {
-        ("sts", STS_NS)
-    } else {
-        ("iam", IAM_NS)
-    };
-    let fail = |e| (ns, e);
-
-    let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
-    let header = |name: &str| -> Option<&str> {
-        match parts.headers.get(name).and_then(|v| v.to_str().ok()) {
-            Some(v) => Some(v),
-            // HTTP/2 carries the host as :authority.
-            None if name == "host" => authority.as_deref(),
-            None => None,
-        }
-    };
-    let signed = SignedRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query,
-        header: &header,
-        body,
-        source_ip: peer.ip().to_string(),
-    };
-    let now = state.now();
-    call.access_key_id = header("authorization")
-        .and_then(|a| a.split("Credential=").nth(1))
-        .and_then(|c| c.split('/').next())
-        .filter(|k| k.len() <= 128 && k.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .map(str::to_owned);
-    let signed = crate::auth::authenticate(state, &signed, service, now).map_err(fail)?;
-    let caller = signed.caller;
-    call.identity = Some(caller.audit_identity());
-    call.possession_proven = signed.possession_proven;
-    crate::auth::check_session_scope(&caller, service, &action).map_err(fail)?;
-    // Every call, `GetCallerIdentity` included: credentials of a deleted
-    // (or re-created) user or role are refused everywhere.
-    state.check_bound(&caller).map_err(|e| fail(e.into()))?;
+    call.request_parameters =
+        (!parameters.is_empty()).then(|| serde_json::Value::Object(parameters).to_string());
+    call.resources = params
+        .iter()
+        .filter(|(k, _)| *k == "RoleArn")
+        .map(|(_, v)| Resource {
+            arn: v.to_owned(),
+            kind: "AWS::IAM::Role",
+        })
+        .collect();
+    let (caller, now) =
+        admit(state, parts, body, peer, call.service.name(), &action, call).map_err(fail)?;
     let result = match action.as_str() {
         "GetCallerIdentity" => Some(sts::get_caller_identity(&caller)),
         "GetSessionToken" => {
