@@ -21,7 +21,8 @@ use latchkey_identity::AppState;
 use latchkey_my_gateway::rotation::MyCredentialServer;
 use latchkey_pg_gateway::rotation::PgCredentialServer;
 use latchkey_rotation::{
-    PasswordRules, Secret, SetOutcome, Strategy, pending_secret, random, set_secret, test_secret,
+    CredentialServer, PasswordRules, Secret, ServerError, SetOutcome, Strategy, pending_secret,
+    random, set_secret, test_secret,
 };
 use latchkey_store::{Database, Engine, StatementPolicy, Store, TlsMode, UpstreamAuth, Vault};
 use tokio_postgres::error::SqlState;
@@ -105,11 +106,11 @@ static PG: Mutex<Weak<PgEnv>> = Mutex::new(Weak::new());
 fn pg_env() -> Arc<PgEnv> {
     shared(&PG, || {
         let root = tempfile::tempdir().unwrap();
-        let pg = Postgres::start_with_settings(
-            root.path(),
-            &PgOptions::default(),
-            &["log_statement=all"],
-        );
+        let options = PgOptions {
+            hba: vec!["host all trusted 127.0.0.1/32 trust".into()],
+            ..PgOptions::default()
+        };
+        let pg = Postgres::start_with_settings(root.path(), &options, &["log_statement=all"]);
         let (state, db) = state_with(
             root.path(),
             database("pg", Engine::Postgres, pg.port),
@@ -324,6 +325,25 @@ fn postgres_hostile_names_are_quoted() {
             env.superuser("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'we%'")
                 .await,
             ["2"]
+        );
+    });
+}
+
+/// A server that lets a role in without asking for its password cannot
+/// test one: the login is an error, not a success.
+#[test]
+fn postgres_login_without_a_password_is_not_a_test() {
+    let env = pg_env();
+    env.pg.sql("CREATE ROLE trusted LOGIN");
+    runtime().block_on(async {
+        let err = env
+            .server
+            .test_login("trusted", "anything")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ServerError::Unavailable(m) if m.contains("without a password")),
+            "{err}"
         );
     });
 }
