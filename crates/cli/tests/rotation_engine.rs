@@ -583,8 +583,40 @@ fn mariadb_alternating_users_keep_the_newest_two() {
             Some("GRANT SELECT ON `shop`.`items` TO `alt_clone`@`127.0.0.1`")
         );
         let log = env.log();
-        assert!(log.contains("CREATE USER `alt_clone`@`127.0.0.1` IDENTIFIED BY PASSWORD '*"));
+        assert!(log.contains("CREATE USER `alt_clone`@`127.0.0.1` ACCOUNT LOCK"));
+        assert!(log.contains("ALTER USER `alt_clone`@`127.0.0.1` IDENTIFIED BY PASSWORD '*"));
         env.assert_not_logged(&used);
+    });
+}
+
+/// A clone whose setup stopped after CREATE USER (it is created locked,
+/// without grants) is finished by the retried setSecret: its locked
+/// login counts as refused, the grants are copied, then it opens.
+#[test]
+fn mariadb_half_made_clone_is_finished_on_retry() {
+    let env = my_env();
+    env.my.sql(
+        "CREATE DATABASE half; CREATE TABLE half.t (id int); \
+         CREATE USER half@'%' IDENTIFIED BY 'half-0'; GRANT SELECT ON half.t TO half@'%'; \
+         CREATE USER half_clone@'%' ACCOUNT LOCK",
+    );
+    runtime().block_on(async {
+        let current = env.secret("half", "half-0");
+        let pending = pending_secret(&current, Strategy::AlternatingUsers, new_password()).unwrap();
+        let outcome = set_secret(
+            &env.server,
+            Strategy::AlternatingUsers,
+            &current,
+            &pending,
+            None,
+        );
+        assert_eq!(outcome.await.unwrap(), SetOutcome::Changed);
+        let out = env.login(
+            "half_clone",
+            &pending.password,
+            "SELECT COUNT(*) FROM half.t",
+        );
+        assert_eq!(common::stdout_ok(&out), "0");
     });
 }
 

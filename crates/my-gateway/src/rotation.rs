@@ -47,9 +47,12 @@ impl MyCredentialServer {
         upstream::session(&self.state, &self.db, user, password)
             .await
             .map_err(|e| match e.downcast_ref::<Refused>() {
-                // Access denied, and the refusals of a plugin or of an
-                // account that may not log in.
-                Some(Refused(err)) if matches!(err.code, 1044 | 1045 | 1251 | 1698 | 1862) => {
+                // Access denied, and the refusals of a plugin, of an
+                // expired password and of a locked account (MySQL 3118,
+                // MariaDB 4151).
+                Some(Refused(err))
+                    if matches!(err.code, 1044 | 1045 | 1251 | 1698 | 1862 | 3118 | 4151) =>
+                {
                     ServerError::LoginRefused {
                         user: user.to_owned(),
                     }
@@ -141,14 +144,16 @@ impl CredentialServer for MyCredentialServer {
                 user: source.to_owned(),
                 found: 0,
             })?;
-        // The clone shares the source's host part. As AWS's templates do,
-        // a missing clone is created with the new password, then the
-        // grants are copied (every rotation: grants added to either user
-        // since reach the other), then an existing one gets the password.
+        // The clone shares the source's host part. It is created locked,
+        // the grants are copied (every rotation, as AWS's templates do:
+        // grants added to either user since reach the other), and only
+        // then does it get the password and open. MySQL's account
+        // statements are not transactional; this order makes a retry
+        // complete a setup that failed half-way.
         let outcome = match host_of(&mut up, target).await? {
             None => {
-                let create = sql::create_user(flavor, target, &host, new_password)?;
-                run(&mut up, "CREATE USER", &create, false).await?;
+                let create = sql::create_locked_user(target, &host)?;
+                run(&mut up, "CREATE USER", &create, true).await?;
                 CloneOutcome::Created
             }
             Some(h) if h == host => CloneOutcome::Existed,
@@ -174,10 +179,8 @@ impl CredentialServer for MyCredentialServer {
             // but the server's message on it could quote the source row.
             run(&mut up, "copying a grant", &copy, false).await?;
         }
-        if outcome == CloneOutcome::Existed {
-            let alter = sql::set_password(flavor, target, &host, new_password)?;
-            run(&mut up, "ALTER USER", &alter, false).await?;
-        }
+        let alter = sql::set_password(flavor, target, &host, new_password)?;
+        run(&mut up, "ALTER USER", &alter, false).await?;
         Ok(outcome)
     }
 }

@@ -102,8 +102,9 @@ pub fn set_own_password(flavor: Flavor, new: &str) -> Result<Zeroizing<String>, 
     }))
 }
 
-/// Sets another account's password (needs CREATE USER, or UPDATE on the
-/// `mysql` schema).
+/// Sets another account's password and unlocks it (needs CREATE USER):
+/// the last statement of a clone's setup, so a clone whose grants are
+/// not all in cannot log in, and a retried setSecret finishes it.
 pub fn set_password(
     flavor: Flavor,
     user: &str,
@@ -113,28 +114,23 @@ pub fn set_password(
     let account = account(user, host)?;
     Ok(Zeroizing::new(match flavor {
         Flavor::MariaDb => format!(
-            "ALTER USER {account} IDENTIFIED BY PASSWORD '{}'",
+            "ALTER USER {account} IDENTIFIED BY PASSWORD '{}' ACCOUNT UNLOCK",
             native_password_hash(new).as_str()
         ),
-        Flavor::Mysql => format!("ALTER USER {account} IDENTIFIED BY '{}'", clear_text(new)?),
+        Flavor::Mysql => format!(
+            "ALTER USER {account} IDENTIFIED BY '{}' ACCOUNT UNLOCK",
+            clear_text(new)?
+        ),
     }))
 }
 
-/// Creates an account with a password (needs CREATE USER).
-pub fn create_user(
-    flavor: Flavor,
-    user: &str,
-    host: &str,
-    new: &str,
-) -> Result<Zeroizing<String>, StatementError> {
-    let account = account(user, host)?;
-    Ok(Zeroizing::new(match flavor {
-        Flavor::MariaDb => format!(
-            "CREATE USER {account} IDENTIFIED BY PASSWORD '{}'",
-            native_password_hash(new).as_str()
-        ),
-        Flavor::Mysql => format!("CREATE USER {account} IDENTIFIED BY '{}'", clear_text(new)?),
-    }))
+/// Creates an account, locked and without a password (needs CREATE
+/// USER): [`set_password`] opens it once its grants are copied. Had it
+/// a working password at once, a setSecret that failed while copying
+/// grants would, on retry, find the pending login working and stop
+/// there with grants missing.
+pub fn create_locked_user(user: &str, host: &str) -> Result<String, NameError> {
+    Ok(format!("CREATE USER {} ACCOUNT LOCK", account(user, host)?))
 }
 
 /// The host parts of `user`'s accounts, one per row (needs SELECT on
@@ -400,24 +396,19 @@ mod tests {
                 .unwrap()
                 .as_str(),
             format!(
-                "ALTER USER `we\"ird'user`@`%` IDENTIFIED BY PASSWORD '{}'",
+                "ALTER USER `we\"ird'user`@`%` IDENTIFIED BY PASSWORD '{}' ACCOUNT UNLOCK",
                 hash.as_str()
             )
         );
         assert_eq!(
-            create_user(Flavor::MariaDb, "a`b", "10.0.0.%", "n3w")
+            set_password(Flavor::Mysql, "u", "%", "n3w")
                 .unwrap()
                 .as_str(),
-            format!(
-                "CREATE USER `a``b`@`10.0.0.%` IDENTIFIED BY PASSWORD '{}'",
-                hash.as_str()
-            )
+            "ALTER USER `u`@`%` IDENTIFIED BY 'n3w' ACCOUNT UNLOCK"
         );
         assert_eq!(
-            create_user(Flavor::Mysql, "u", "%", "n3w")
-                .unwrap()
-                .as_str(),
-            "CREATE USER `u`@`%` IDENTIFIED BY 'n3w'"
+            create_locked_user("a`b", "10.0.0.%").unwrap(),
+            "CREATE USER `a``b`@`10.0.0.%` ACCOUNT LOCK"
         );
         for bad in ["it's", "back\\slash"] {
             assert_eq!(
