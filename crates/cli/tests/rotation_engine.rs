@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -39,20 +39,17 @@ fn shared<T>(slot: &'static Mutex<Weak<T>>, start: impl FnOnce() -> T) -> Arc<T>
     started
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
+        .block_on(f)
 }
 
 /// A store with `db` registered and `master`'s password, and the state
 /// the gateway's upstream logins read it through.
-fn state_with(
-    dir: &std::path::Path,
-    db: Database,
-    master: (&str, &str),
-) -> (Arc<AppState>, Database) {
+fn state_with(dir: &Path, db: Database, master: (&str, &str)) -> (Arc<AppState>, Database) {
     let store = Store::open(&dir.join("store.db"), Vault::new(1, &[7; 32])).unwrap();
     let db = store.register_database(&db, 0).unwrap();
     store
@@ -77,19 +74,122 @@ fn database(name: &str, engine: Engine, port: u16) -> Database {
     }
 }
 
-fn secret(engine: &str, port: u16, user: &str, password: &str, master: &str) -> Secret {
-    let mut s = Secret::parse(&format!(
-        r#"{{"engine":"{engine}","host":"127.0.0.1","port":{port},"username":"u","password":"p","master_username":"{master}"}}"#
-    ))
-    .unwrap();
-    s.username = user.to_owned();
-    s.password = Zeroizing::new(password.to_owned());
-    s
+/// What a scenario needs of an engine's test setup: the server under
+/// test, and a client of the test's own to check logins with.
+trait Env {
+    type Server: CredentialServer;
+    fn server(&self) -> &Self::Server;
+    /// The secret's engine, port and privileged login.
+    fn fields(&self) -> (&'static str, u16, &'static str);
+    /// `sql`'s first column as `user`, or the client's error text.
+    async fn run_as(&self, user: &str, password: &str, sql: &str) -> Result<Vec<String>, String>;
+    /// Whether an error text is the server refusing the password.
+    fn refused(error: &str) -> bool;
+    /// The server's statement log so far.
+    fn log(&self) -> String;
+
+    fn secret(&self, user: &str, password: &str) -> Secret {
+        let (engine, port, master) = self.fields();
+        let mut s = Secret::parse(&format!(
+            r#"{{"engine":"{engine}","host":"127.0.0.1","port":{port},"username":"u","password":"p","master_username":"{master}"}}"#
+        ))
+        .unwrap();
+        s.username = user.to_owned();
+        s.password = Zeroizing::new(password.to_owned());
+        s
+    }
+
+    async fn assert_logs_in(&self, user: &str, password: &str) {
+        if let Err(e) = self.run_as(user, password, "SELECT 1").await {
+            panic!("{user} should log in: {e}");
+        }
+    }
+
+    async fn assert_refused(&self, user: &str, password: &str) {
+        match self.run_as(user, password, "SELECT 1").await {
+            Err(e) if Self::refused(&e) => {}
+            other => panic!("{user} should be refused: {other:?}"),
+        }
+    }
+
+    fn assert_not_logged(&self, passwords: &[Zeroizing<String>]) {
+        let log = self.log();
+        for p in passwords {
+            assert!(!log.contains(p.as_str()), "a password is in the server log");
+        }
+    }
 }
 
-fn new_password() -> Zeroizing<String> {
-    random::password(&PasswordRules::default()).unwrap()
+/// What a run of rotations did.
+struct Rotated {
+    current: Secret,
+    outcomes: Vec<SetOutcome>,
+    /// Every password set, to look for in the server's log.
+    passwords: Vec<Zeroizing<String>>,
 }
+
+/// `times` rotations from `current` by `strategy`, as the job runs them
+/// (createSecret, setSecret, testSecret, then the pending value becomes
+/// current), checking after each with a client of the test's own: the
+/// new credential logs in; single user: the one before is refused and a
+/// retried setSecret finds the work done; alternating: the one before
+/// still logs in, the one before that (same user) is refused, and the new
+/// one gets `check.1` from `check.0` (what the first user was granted).
+async fn rotate<E: Env>(
+    env: &E,
+    strategy: Strategy,
+    mut current: Secret,
+    times: usize,
+    check: Option<(&str, &str)>,
+) -> Rotated {
+    let mut previous: Option<Secret> = None;
+    let mut outcomes = Vec::new();
+    let mut passwords = Vec::new();
+    for _ in 0..times {
+        let fresh = random::password(&PasswordRules::default()).unwrap();
+        let pending = pending_secret(&current, strategy, fresh).unwrap();
+        passwords.push(pending.password.clone());
+        let single = strategy == Strategy::SingleUser;
+        let prev = previous.as_ref().filter(|_| single);
+        outcomes.push(
+            set_secret(env.server(), strategy, &current, &pending, prev)
+                .await
+                .unwrap(),
+        );
+        test_secret(env.server(), &pending).await.unwrap();
+        env.assert_logs_in(&pending.username, &pending.password)
+            .await;
+        if single {
+            env.assert_refused(&current.username, &current.password)
+                .await;
+            let again = set_secret(env.server(), strategy, &current, &pending, None).await;
+            assert_eq!(again.unwrap(), SetOutcome::AlreadySet);
+        } else {
+            env.assert_logs_in(&current.username, &current.password)
+                .await;
+            if let Some(older) = &previous {
+                assert_eq!(older.username, pending.username);
+                env.assert_refused(&older.username, &older.password).await;
+            }
+        }
+        if let Some((sql, want)) = check {
+            let got = env.run_as(&pending.username, &pending.password, sql).await;
+            assert_eq!(got.unwrap(), [want]);
+        }
+        previous = Some(std::mem::replace(&mut current, pending));
+    }
+    Rotated {
+        current,
+        outcomes,
+        passwords,
+    }
+}
+
+const CREATED_THEN_CHANGED: [SetOutcome; 3] = [
+    SetOutcome::CloneCreated,
+    SetOutcome::Changed,
+    SetOutcome::Changed,
+];
 
 // ---------------------------------------------------------------- PostgreSQL
 
@@ -102,7 +202,7 @@ struct PgEnv {
 static PG: Mutex<Weak<PgEnv>> = Mutex::new(Weak::new());
 
 /// PostgreSQL logging every statement; `postgres` (a superuser) is the
-/// privileged login.
+/// privileged login; role `trusted` gets in without a password.
 fn pg_env() -> Arc<PgEnv> {
     shared(&PG, || {
         let root = tempfile::tempdir().unwrap();
@@ -124,30 +224,36 @@ fn pg_env() -> Arc<PgEnv> {
     })
 }
 
-impl PgEnv {
-    fn secret(&self, user: &str, password: &str) -> Secret {
-        secret("postgres", self.pg.port, user, password, "postgres")
+impl Env for PgEnv {
+    type Server = PgCredentialServer;
+
+    fn server(&self) -> &PgCredentialServer {
+        &self.server
     }
 
-    /// A login of tokio-postgres's own, and `sql` on it.
-    async fn login(
-        &self,
-        user: &str,
-        password: &str,
-        sql: &str,
-    ) -> Result<Vec<String>, tokio_postgres::Error> {
-        let (client, conn) = tokio_postgres::Config::new()
-            .host("127.0.0.1")
-            .port(self.pg.port)
-            .user(user)
-            .password(password)
-            .dbname("postgres")
-            .connect(tokio_postgres::NoTls)
-            .await?;
-        let conn = tokio::spawn(conn);
-        let rows = client.simple_query(sql).await?;
-        drop(client);
-        let _ = conn.await;
+    fn fields(&self) -> (&'static str, u16, &'static str) {
+        ("postgres", self.pg.port, "postgres")
+    }
+
+    async fn run_as(&self, user: &str, password: &str, sql: &str) -> Result<Vec<String>, String> {
+        let run = async {
+            let (client, conn) = tokio_postgres::Config::new()
+                .host("127.0.0.1")
+                .port(self.pg.port)
+                .user(user)
+                .password(password)
+                .dbname("postgres")
+                .connect(tokio_postgres::NoTls)
+                .await?;
+            let conn = tokio::spawn(conn);
+            let rows = client.simple_query(sql).await;
+            drop(client);
+            let _ = conn.await;
+            rows
+        };
+        let rows = run.await.map_err(|e: tokio_postgres::Error| {
+            format!("{:?} {e}", e.code().map(SqlState::code))
+        })?;
         Ok(rows
             .into_iter()
             .filter_map(|m| match m {
@@ -157,84 +263,51 @@ impl PgEnv {
             .collect())
     }
 
-    async fn assert_logs_in(&self, user: &str, password: &str) {
-        let rows = self.login(user, password, "SELECT current_user").await;
-        assert_eq!(rows.unwrap(), [user], "{user} should log in");
-    }
-
-    async fn assert_refused(&self, user: &str, password: &str) {
-        let err = self.login(user, password, "SELECT 1").await.unwrap_err();
-        assert_eq!(
-            err.code(),
-            Some(&SqlState::INVALID_PASSWORD),
-            "{user}: {err}"
-        );
-    }
-
-    async fn superuser(&self, sql: &str) -> Vec<String> {
-        self.login("postgres", "superuser-secret", sql)
-            .await
-            .unwrap()
+    fn refused(error: &str) -> bool {
+        error.starts_with("Some(\"28P01\")")
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.pg.dir.join("log")).unwrap()
     }
+}
 
-    fn assert_not_logged(&self, passwords: &[Zeroizing<String>]) {
-        let log = self.log();
-        for p in passwords {
-            assert!(!log.contains(p.as_str()), "a password is in the server log");
-        }
+impl PgEnv {
+    async fn superuser(&self, sql: &str) -> Vec<String> {
+        self.run_as("postgres", "superuser-secret", sql)
+            .await
+            .unwrap()
     }
 }
 
-/// Three single-user rotations: each new password logs in, the one
-/// before is refused, and none reaches the statement log (the verifier
-/// does, as documented).
+/// Three single-user rotations; none of the passwords reaches the
+/// statement log, which shows each change as a verifier.
 #[test]
 fn postgres_single_user_rotates_three_times() {
     let env = pg_env();
     env.pg.sql("CREATE ROLE solo LOGIN PASSWORD 'solo-0'");
-    runtime().block_on(async {
-        let mut current = env.secret("solo", "solo-0");
-        let mut previous: Option<Secret> = None;
-        let mut used = Vec::new();
-        for _ in 0..3 {
-            let pending = pending_secret(&current, Strategy::SingleUser, new_password()).unwrap();
-            used.push(pending.password.clone());
-            let outcome = set_secret(
-                &env.server,
-                Strategy::SingleUser,
-                &current,
-                &pending,
-                previous.as_ref(),
-            )
-            .await
-            .unwrap();
-            assert_eq!(outcome, SetOutcome::Changed);
-            test_secret(&env.server, &pending).await.unwrap();
-            env.assert_logs_in("solo", &pending.password).await;
-            env.assert_refused("solo", &current.password).await;
-            // A retried setSecret finds the work done.
-            let again = set_secret(&env.server, Strategy::SingleUser, &current, &pending, None);
-            assert_eq!(again.await.unwrap(), SetOutcome::AlreadySet);
-            previous = Some(std::mem::replace(&mut current, pending));
-        }
-        let log = env.log();
-        assert_eq!(
-            log.matches("statement: ALTER ROLE \"solo\" PASSWORD 'SCRAM-SHA-256$4096:")
-                .count(),
+    block_on(async {
+        let done = rotate(
+            &*env,
+            Strategy::SingleUser,
+            env.secret("solo", "solo-0"),
             3,
-            "the statement log shows each change, as a verifier"
-        );
-        env.assert_not_logged(&used);
+            None,
+        )
+        .await;
+        assert_eq!(done.outcomes, [SetOutcome::Changed; 3]);
+        let changes = env
+            .log()
+            .matches("statement: ALTER ROLE \"solo\" PASSWORD 'SCRAM-SHA-256$4096:")
+            .count();
+        assert_eq!(changes, 3);
+        env.assert_not_logged(&done.passwords);
     });
 }
 
 /// Alternating users: the first rotation creates `alt_clone` as a member
-/// of `alt` (so it reads what `alt` reads); after each rotation exactly
-/// the newest two credentials log in.
+/// of `alt`, so it reads the table only `alt` was granted; each rotation
+/// leaves exactly the newest two credentials working.
 #[test]
 fn postgres_alternating_users_keep_the_newest_two() {
     let env = pg_env();
@@ -243,89 +316,39 @@ fn postgres_alternating_users_keep_the_newest_two() {
          CREATE TABLE alt_items (id int); INSERT INTO alt_items VALUES (1), (2); \
          GRANT SELECT ON alt_items TO alt",
     );
-    runtime().block_on(async {
-        let mut current = env.secret("alt", "alt-0");
-        let mut older: Option<Secret> = None;
-        let mut used = Vec::new();
-        let mut outcomes = Vec::new();
-        for _ in 0..3 {
-            let pending =
-                pending_secret(&current, Strategy::AlternatingUsers, new_password()).unwrap();
-            used.push(pending.password.clone());
-            outcomes.push(
-                set_secret(
-                    &env.server,
-                    Strategy::AlternatingUsers,
-                    &current,
-                    &pending,
-                    None,
-                )
-                .await
-                .unwrap(),
-            );
-            test_secret(&env.server, &pending).await.unwrap();
-            env.assert_logs_in(&pending.username, &pending.password).await;
-            env.assert_logs_in(&current.username, &current.password).await;
-            if let Some(older) = &older {
-                assert_eq!(older.username, pending.username);
-                env.assert_refused(&older.username, &older.password).await;
-            }
-            // Both read the table only `alt` was granted.
-            let count = env
-                .login(&pending.username, &pending.password, "SELECT count(*) FROM alt_items")
-                .await
-                .unwrap();
-            assert_eq!(count, ["2"]);
-            older = Some(std::mem::replace(&mut current, pending));
-        }
-        assert_eq!(
-            outcomes,
-            [SetOutcome::CloneCreated, SetOutcome::Changed, SetOutcome::Changed]
-        );
-        assert_eq!(
-            env.superuser(
-                "SELECT r.rolcanlogin::text || ' ' || pg_has_role('alt_clone', 'alt', 'member')::text \
-                 FROM pg_roles r WHERE rolname = 'alt_clone'"
+    block_on(async {
+        let check = ("SELECT count(*) FROM alt_items", "2");
+        let start = env.secret("alt", "alt-0");
+        let done = rotate(&*env, Strategy::AlternatingUsers, start, 3, Some(check)).await;
+        assert_eq!(done.outcomes, CREATED_THEN_CHANGED);
+        let clone = env
+            .superuser(
+                "SELECT rolcanlogin::text || ' ' || pg_has_role('alt_clone', 'alt', 'member')::text \
+                 FROM pg_roles WHERE rolname = 'alt_clone'",
             )
-            .await,
-            ["true true"]
-        );
-        env.assert_not_logged(&used);
+            .await;
+        assert_eq!(clone, ["true true"]);
+        env.assert_not_logged(&done.passwords);
     });
 }
 
-/// A role whose name has both quotes: single-user and alternating
-/// rotations change it and its clone, and nothing else.
+/// A role whose name has both quotes: a single-user rotation changes it,
+/// an alternating one creates its clone, and no other role appears.
 #[test]
 fn postgres_hostile_names_are_quoted() {
     let env = pg_env();
-    let name = "we\"ird'user";
     env.pg
         .sql("CREATE ROLE \"we\"\"ird'user\" LOGIN PASSWORD 'h-0'");
-    runtime().block_on(async {
-        let first = env.secret(name, "h-0");
-        let single = pending_secret(&first, Strategy::SingleUser, new_password()).unwrap();
-        set_secret(&env.server, Strategy::SingleUser, &first, &single, None)
-            .await
-            .unwrap();
-        env.assert_logs_in(name, &single.password).await;
-        let clone = pending_secret(&single, Strategy::AlternatingUsers, new_password()).unwrap();
-        assert_eq!(clone.username, "we\"ird'user_clone");
-        let outcome = set_secret(
-            &env.server,
-            Strategy::AlternatingUsers,
-            &single,
-            &clone,
-            None,
-        );
-        assert_eq!(outcome.await.unwrap(), SetOutcome::CloneCreated);
-        env.assert_logs_in(&clone.username, &clone.password).await;
-        env.assert_logs_in(name, &single.password).await;
-        assert_eq!(
-            env.superuser("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'we%'")
-                .await,
-            ["2"]
-        );
+    block_on(async {
+        let start = env.secret("we\"ird'user", "h-0");
+        let single = rotate(&*env, Strategy::SingleUser, start, 1, None).await;
+        let alt = rotate(&*env, Strategy::AlternatingUsers, single.current, 2, None).await;
+        assert_eq!(alt.current.username, "we\"ird'user");
+        assert_eq!(alt.outcomes, CREATED_THEN_CHANGED[..2]);
+        let roles = env
+            .superuser("SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'we%'")
+            .await;
+        assert_eq!(roles, ["we\"ird'user,we\"ird'user_clone"]);
     });
 }
 
@@ -335,7 +358,7 @@ fn postgres_hostile_names_are_quoted() {
 fn postgres_login_without_a_password_is_not_a_test() {
     let env = pg_env();
     env.pg.sql("CREATE ROLE trusted LOGIN");
-    runtime().block_on(async {
+    block_on(async {
         let err = env
             .server
             .test_login("trusted", "anything")
@@ -353,26 +376,22 @@ fn postgres_login_without_a_password_is_not_a_test() {
 #[test]
 fn postgres_scram_verifier_matches_the_server() {
     let env = pg_env();
-    runtime().block_on(async {
-        let password = new_password();
-        env.pg.sql(&format!(
-            "SET password_encryption = 'scram-sha-256'; CREATE ROLE vcheck PASSWORD '{}'",
-            password.as_str()
-        ));
-        let theirs = env
-            .superuser("SELECT rolpassword FROM pg_authid WHERE rolname = 'vcheck'")
-            .await;
-        let theirs = &theirs[0];
-        let salt = theirs.split(['$', ':']).nth(2).unwrap();
-        use base64::Engine as _;
-        let salt: [u8; 16] = base64::engine::general_purpose::STANDARD
-            .decode(salt)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let ours = latchkey_rotation::scram::verifier(&password, &salt, 4096);
-        assert_eq!(ours.as_str(), theirs);
-    });
+    let password = random::password(&PasswordRules::default()).unwrap();
+    env.pg.sql(&format!(
+        "SET password_encryption = 'scram-sha-256'; CREATE ROLE vcheck PASSWORD '{}'",
+        password.as_str()
+    ));
+    let theirs =
+        block_on(env.superuser("SELECT rolpassword FROM pg_authid WHERE rolname = 'vcheck'"));
+    let salt = theirs[0].split(['$', ':']).nth(2).unwrap();
+    use base64::Engine as _;
+    let salt: [u8; 16] = base64::engine::general_purpose::STANDARD
+        .decode(salt)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let ours = latchkey_rotation::scram::verifier(&password, &salt, 4096);
+    assert_eq!(ours.as_str(), theirs[0]);
 }
 
 // ------------------------------------------------------------------- MariaDB
@@ -417,15 +436,21 @@ fn my_env() -> Arc<MyEnv> {
     })
 }
 
-impl MyEnv {
-    fn secret(&self, user: &str, password: &str) -> Secret {
-        secret("mariadb", self.my.port, user, password, "master")
+impl Env for MyEnv {
+    type Server = MyCredentialServer;
+
+    fn server(&self) -> &MyCredentialServer {
+        &self.server
     }
 
-    /// `sql` through the mariadb command as `user` (password by
-    /// environment, not on the command line).
-    fn login(&self, user: &str, password: &str, sql: &str) -> Output {
-        Command::new("mariadb")
+    fn fields(&self) -> (&'static str, u16, &'static str) {
+        ("mariadb", self.my.port, "master")
+    }
+
+    /// Through the mariadb command (password by environment, not on the
+    /// command line).
+    async fn run_as(&self, user: &str, password: &str, sql: &str) -> Result<Vec<String>, String> {
+        let out: Output = Command::new("mariadb")
             .args([
                 "--protocol=TCP",
                 "--host=127.0.0.1",
@@ -439,85 +464,54 @@ impl MyEnv {
             ])
             .env("MYSQL_PWD", password)
             .output()
-            .unwrap()
+            .unwrap();
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let rows = String::from_utf8_lossy(&out.stdout);
+        Ok(rows
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
+            .collect())
     }
 
-    fn assert_logs_in(&self, user: &str, password: &str) {
-        let out = self.login(user, password, "SELECT 1");
-        assert!(
-            out.status.success(),
-            "{user} should log in: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn assert_refused(&self, user: &str, password: &str) {
-        let out = self.login(user, password, "SELECT 1");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && err.contains("ERROR 1045"),
-            "{user}: {err}"
-        );
+    fn refused(error: &str) -> bool {
+        error.contains("ERROR 1045")
     }
 
     fn log(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(&self.general_log).unwrap()).into_owned()
     }
-
-    fn assert_not_logged(&self, passwords: &[Zeroizing<String>]) {
-        let log = self.log();
-        for p in passwords {
-            assert!(
-                !log.contains(p.as_str()),
-                "a password is in the general log"
-            );
-        }
-    }
 }
 
-/// Three single-user rotations: each new password logs in, the one
-/// before is refused, and the general log shows hashes only.
+/// Three single-user rotations; the general log shows each change as
+/// its hash and none of the passwords.
 #[test]
 fn mariadb_single_user_rotates_three_times() {
     let env = my_env();
     env.my.sql("CREATE USER solo@'%' IDENTIFIED BY 'solo-0'");
-    runtime().block_on(async {
-        let mut current = env.secret("solo", "solo-0");
-        let mut previous: Option<Secret> = None;
-        let mut used = Vec::new();
-        for _ in 0..3 {
-            let pending = pending_secret(&current, Strategy::SingleUser, new_password()).unwrap();
-            used.push(pending.password.clone());
-            let outcome = set_secret(
-                &env.server,
-                Strategy::SingleUser,
-                &current,
-                &pending,
-                previous.as_ref(),
-            )
-            .await
-            .unwrap();
-            assert_eq!(outcome, SetOutcome::Changed);
-            test_secret(&env.server, &pending).await.unwrap();
-            env.assert_logs_in("solo", &pending.password);
-            env.assert_refused("solo", &current.password);
-            previous = Some(std::mem::replace(&mut current, pending));
-        }
+    block_on(async {
+        let done = rotate(
+            &*env,
+            Strategy::SingleUser,
+            env.secret("solo", "solo-0"),
+            3,
+            None,
+        )
+        .await;
+        assert_eq!(done.outcomes, [SetOutcome::Changed; 3]);
         let log = env.log();
-        for p in &used {
+        for p in &done.passwords {
             let hash = latchkey_rotation::mysql::native_password_hash(p);
-            assert!(
-                log.contains(&format!("SET PASSWORD = '{}'", hash.as_str())),
-                "the general log shows each change, as a hash"
-            );
+            assert!(log.contains(&format!("SET PASSWORD = '{}'", hash.as_str())));
         }
-        env.assert_not_logged(&used);
+        env.assert_not_logged(&done.passwords);
     });
 }
 
 /// Alternating users: the clone gets the source's host part and grants
-/// (it reads the table), and after each rotation exactly the newest two
-/// credentials log in.
+/// (it reads the table), and each rotation leaves exactly the newest two
+/// credentials working.
 #[test]
 fn mariadb_alternating_users_keep_the_newest_two() {
     let env = my_env();
@@ -527,54 +521,11 @@ fn mariadb_alternating_users_keep_the_newest_two() {
          CREATE USER alt@'127.0.0.1' IDENTIFIED BY 'alt-0'; \
          GRANT SELECT ON shop.items TO alt@'127.0.0.1'",
     );
-    runtime().block_on(async {
-        let mut current = env.secret("alt", "alt-0");
-        let mut older: Option<Secret> = None;
-        let mut used = Vec::new();
-        let mut outcomes = Vec::new();
-        for _ in 0..3 {
-            let pending =
-                pending_secret(&current, Strategy::AlternatingUsers, new_password()).unwrap();
-            used.push(pending.password.clone());
-            outcomes.push(
-                set_secret(
-                    &env.server,
-                    Strategy::AlternatingUsers,
-                    &current,
-                    &pending,
-                    None,
-                )
-                .await
-                .unwrap(),
-            );
-            test_secret(&env.server, &pending).await.unwrap();
-            env.assert_logs_in(&pending.username, &pending.password);
-            env.assert_logs_in(&current.username, &current.password);
-            if let Some(older) = &older {
-                assert_eq!(older.username, pending.username);
-                env.assert_refused(&older.username, &older.password);
-            }
-            let out = env.login(
-                &pending.username,
-                &pending.password,
-                "SELECT COUNT(*) FROM shop.items",
-            );
-            assert_eq!(common::stdout_ok(&out), "3");
-            older = Some(std::mem::replace(&mut current, pending));
-        }
-        assert_eq!(
-            outcomes,
-            [
-                SetOutcome::CloneCreated,
-                SetOutcome::Changed,
-                SetOutcome::Changed
-            ]
-        );
-        assert_eq!(
-            env.my
-                .sql("SELECT Host FROM mysql.user WHERE User = 'alt_clone'"),
-            "127.0.0.1"
-        );
+    block_on(async {
+        let check = ("SELECT COUNT(*) FROM shop.items", "3");
+        let start = env.secret("alt", "alt-0");
+        let done = rotate(&*env, Strategy::AlternatingUsers, start, 3, Some(check)).await;
+        assert_eq!(done.outcomes, CREATED_THEN_CHANGED);
         assert_eq!(
             env.my
                 .sql("SHOW GRANTS FOR alt_clone@'127.0.0.1'")
@@ -585,7 +536,7 @@ fn mariadb_alternating_users_keep_the_newest_two() {
         let log = env.log();
         assert!(log.contains("CREATE USER `alt_clone`@`127.0.0.1` ACCOUNT LOCK"));
         assert!(log.contains("ALTER USER `alt_clone`@`127.0.0.1` IDENTIFIED BY PASSWORD '*"));
-        env.assert_not_logged(&used);
+        env.assert_not_logged(&done.passwords);
     });
 }
 
@@ -600,58 +551,35 @@ fn mariadb_half_made_clone_is_finished_on_retry() {
          CREATE USER half@'%' IDENTIFIED BY 'half-0'; GRANT SELECT ON half.t TO half@'%'; \
          CREATE USER half_clone@'%' ACCOUNT LOCK",
     );
-    runtime().block_on(async {
-        let current = env.secret("half", "half-0");
-        let pending = pending_secret(&current, Strategy::AlternatingUsers, new_password()).unwrap();
-        let outcome = set_secret(
-            &env.server,
-            Strategy::AlternatingUsers,
-            &current,
-            &pending,
-            None,
-        );
-        assert_eq!(outcome.await.unwrap(), SetOutcome::Changed);
-        let out = env.login(
-            "half_clone",
-            &pending.password,
-            "SELECT COUNT(*) FROM half.t",
-        );
-        assert_eq!(common::stdout_ok(&out), "0");
+    block_on(async {
+        let check = ("SELECT COUNT(*) FROM half.t", "0");
+        let start = env.secret("half", "half-0");
+        let done = rotate(&*env, Strategy::AlternatingUsers, start, 1, Some(check)).await;
+        assert_eq!(done.outcomes, [SetOutcome::Changed]);
     });
 }
 
-/// A user whose name has both quotes: single-user and alternating
-/// rotations change it and its clone, and nothing else.
+/// A user whose name has both quotes: a single-user rotation changes it,
+/// an alternating one creates its clone with its grants, and no other
+/// account appears.
 #[test]
 fn mariadb_hostile_names_are_quoted() {
     let env = my_env();
-    let name = "we\"ird'user";
     env.my.sql(
         "CREATE USER `we\"ird'user`@'%' IDENTIFIED BY 'h-0'; \
          CREATE DATABASE odd; GRANT SELECT ON odd.* TO `we\"ird'user`@'%'",
     );
-    runtime().block_on(async {
-        let first = env.secret(name, "h-0");
-        let single = pending_secret(&first, Strategy::SingleUser, new_password()).unwrap();
-        set_secret(&env.server, Strategy::SingleUser, &first, &single, None)
-            .await
-            .unwrap();
-        env.assert_logs_in(name, &single.password);
-        let clone = pending_secret(&single, Strategy::AlternatingUsers, new_password()).unwrap();
-        let outcome = set_secret(
-            &env.server,
-            Strategy::AlternatingUsers,
-            &single,
-            &clone,
-            None,
-        );
-        assert_eq!(outcome.await.unwrap(), SetOutcome::CloneCreated);
-        env.assert_logs_in(&clone.username, &clone.password);
-        env.assert_logs_in(name, &single.password);
+    block_on(async {
+        let start = env.secret("we\"ird'user", "h-0");
+        let single = rotate(&*env, Strategy::SingleUser, start, 1, None).await;
+        let alt = rotate(&*env, Strategy::AlternatingUsers, single.current, 2, None).await;
+        assert_eq!(alt.current.username, "we\"ird'user");
+        assert_eq!(alt.outcomes, CREATED_THEN_CHANGED[..2]);
         assert_eq!(
-            env.my
-                .sql("SELECT COUNT(*) FROM mysql.user WHERE User LIKE 'we%'"),
-            "2"
+            env.my.sql(
+                "SELECT GROUP_CONCAT(User ORDER BY User) FROM mysql.user WHERE User LIKE 'we%'"
+            ),
+            "we\"ird'user,we\"ird'user_clone"
         );
         assert_eq!(
             env.my
@@ -667,7 +595,7 @@ fn mariadb_hostile_names_are_quoted() {
 #[test]
 fn mariadb_native_hash_matches_the_server() {
     let env = my_env();
-    let password = new_password();
+    let password = random::password(&PasswordRules::default()).unwrap();
     let theirs = env
         .my
         .sql(&format!("SELECT PASSWORD('{}')", password.as_str()));
