@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use latchkey_identity::AppState;
 use latchkey_rotation::mysql::{self as sql, Flavor, TEST_QUERY};
-use latchkey_rotation::{CloneOutcome, CredentialServer, ServerError};
+use latchkey_rotation::{CloneOutcome, CredentialServer, Family, ServerError};
 use latchkey_store::{Database, Engine, UpstreamAuth};
 
 use crate::upstream::{self, QueryFailed, Refused, Upstream};
@@ -108,6 +108,10 @@ async fn host_of(up: &mut Upstream, user: &str) -> Result<Option<String>, Server
 }
 
 impl CredentialServer for MyCredentialServer {
+    fn family(&self) -> Family {
+        Family::Mysql
+    }
+
     async fn test_login(&self, user: &str, password: &str) -> Result<(), ServerError> {
         let mut up = self.login(user, Some(password)).await?;
         run(&mut up, "the check query", TEST_QUERY, true).await?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use latchkey_identity::AppState;
 use latchkey_rotation::postgres::{self as sql, TEST_QUERY};
 use latchkey_rotation::scram::{self, DEFAULT_ITERATIONS};
-use latchkey_rotation::{CloneOutcome, CredentialServer, ServerError, random};
+use latchkey_rotation::{CloneOutcome, CredentialServer, Family, ServerError, random};
 use latchkey_store::{Database, Engine, UpstreamAuth};
 
 use crate::upstream::{self, Refused, Upstream};
@@ -105,6 +105,10 @@ fn verifier(password: &str) -> Result<scram::Verifier, ServerError> {
 }
 
 impl CredentialServer for PgCredentialServer {
+    fn family(&self) -> Family {
+        Family::Postgres
+    }
+
     async fn test_login(&self, user: &str, password: &str) -> Result<(), ServerError> {
         let mut up = self.login(user, Some(password)).await?;
         run(&mut up, "the check query", TEST_QUERY, true).await?;

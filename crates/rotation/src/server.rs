@@ -8,7 +8,7 @@
 use std::future::Future;
 
 use crate::plan::{NameError, PlanError, SetPlan, Strategy, plan_set};
-use crate::secret::Secret;
+use crate::secret::{Engine, Family, Secret};
 
 /// What a server did or refused. Never carries a password, hash or
 /// verifier: statement failures give the server's code, and its message
@@ -55,6 +55,10 @@ pub enum CloneOutcome {
 /// are passed in; only the privileged login's comes from Latchkey's
 /// store.
 pub trait CredentialServer {
+    /// The engine family this server speaks; secrets of the other are
+    /// refused before any login.
+    fn family(&self) -> Family;
+
     /// Logs in as `user` with `password` and runs the templates' check
     /// query. `LoginRefused` when the server refuses the credentials.
     fn test_login(
@@ -90,6 +94,8 @@ pub trait CredentialServer {
 pub enum RotationError {
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error("a secret for engine {engine} cannot be rotated on a {server:?} server")]
+    WrongServer { engine: Engine, server: Family },
     /// setSecret could log in with neither the current nor the previous
     /// credential (single user), or not with the current one
     /// (alternating users: refusing to act for a caller who cannot).
@@ -127,6 +133,7 @@ pub async fn set_secret<S: CredentialServer + ?Sized>(
     previous: Option<&Secret>,
 ) -> Result<SetOutcome, RotationError> {
     let plan = plan_set(strategy, current, pending, previous)?;
+    same_family(server, current)?;
     if logs_in(server, &pending.username, &pending.password).await? {
         return Ok(SetOutcome::AlreadySet);
     }
@@ -172,11 +179,26 @@ pub async fn test_secret<S: CredentialServer + ?Sized>(
     server: &S,
     pending: &Secret,
 ) -> Result<(), RotationError> {
+    same_family(server, pending)?;
     if logs_in(server, &pending.username, &pending.password).await? {
         Ok(())
     } else {
         Err(RotationError::PendingRefused {
             user: pending.username.clone(),
+        })
+    }
+}
+
+fn same_family<S: CredentialServer + ?Sized>(
+    server: &S,
+    secret: &Secret,
+) -> Result<(), RotationError> {
+    if secret.engine.family() == server.family() {
+        Ok(())
+    } else {
+        Err(RotationError::WrongServer {
+            engine: secret.engine,
+            server: server.family(),
         })
     }
 }
@@ -238,6 +260,9 @@ mod tests {
     }
 
     impl CredentialServer for Fake {
+        fn family(&self) -> Family {
+            Family::Postgres
+        }
         async fn test_login(&self, user: &str, password: &str) -> Result<(), ServerError> {
             self.check(user, password)
         }
