@@ -16,6 +16,7 @@
 //! log.
 
 pub mod relay;
+pub mod rotation;
 pub mod upstream;
 
 use std::borrow::Cow;

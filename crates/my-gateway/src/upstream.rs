@@ -120,12 +120,17 @@ pub async fn connect(
     db: &Database,
     req: &LoginRequest<'_>,
 ) -> Result<Upstream> {
-    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login(state, db, req))
+    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login(state, db, req, None))
         .await
         .map_err(|_| anyhow!("upstream login timed out"))?
 }
 
-async fn login(state: &Arc<AppState>, db: &Database, req: &LoginRequest<'_>) -> Result<Upstream> {
+async fn login(
+    state: &Arc<AppState>,
+    db: &Database,
+    req: &LoginRequest<'_>,
+    given: Option<&str>,
+) -> Result<Upstream> {
     let addr = ServerAddr::resolve(&db.upstream).await?;
     let mode = db.upstream_tls;
     let mut socket: Socket = addr.connect().await?;
@@ -168,10 +173,12 @@ async fn login(state: &Arc<AppState>, db: &Database, req: &LoginRequest<'_>) -> 
     } else {
         UpstreamStream::Plain(socket)
     };
-    let password = if db.upstream_auth == latchkey_store::UpstreamAuth::Trust {
-        Zeroizing::new(String::new())
-    } else {
-        latchkey_gateway::net::upstream_password(state, &db.name, req.user).await?
+    let password = match given {
+        Some(p) => Zeroizing::new(p.to_owned()),
+        None if db.upstream_auth == latchkey_store::UpstreamAuth::Trust => {
+            Zeroizing::new(String::new())
+        }
+        None => latchkey_gateway::net::upstream_password(state, &db.name, req.user).await?,
     };
     let (mut auth, response) = UpstreamAuth::start(&handshake, password.as_bytes(), use_tls, caps)
         .map_err(|e| anyhow!("upstream authentication: {e}"))?;
@@ -268,6 +275,34 @@ pub async fn query_text(
     rows(&mut up, sql).await
 }
 
+/// A login of the gateway's own (no client behind it) as `user`, with
+/// `password`, or the stored one when `None`: for credential rotation,
+/// which tests and changes passwords Latchkey does not store (yet).
+/// Run statements on it with [`query`].
+pub async fn session(
+    state: &Arc<AppState>,
+    db: &Database,
+    user: &str,
+    password: Option<&str>,
+) -> Result<Upstream> {
+    let req = own_request(user);
+    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login(state, db, &req, password))
+        .await
+        .map_err(|_| anyhow!("upstream login timed out"))?
+}
+
+/// Runs one statement on `up`: its rows as text (`None` for NULL), none
+/// for a statement answered with OK; the server's error as
+/// [`QueryFailed`].
+pub async fn query(up: &mut Upstream, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+    rows(up, sql).await
+}
+
+/// A statement the server answered with an error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("query failed: {0}")]
+pub struct QueryFailed(pub wire::ErrInfo);
+
 /// What statement policy needs of the server, read on a session's
 /// upstream connection as it opens: whether table and database names
 /// are compared without case.
@@ -302,15 +337,24 @@ pub async fn read_catalog(upstream: &mut Upstream) -> Result<ServerCatalog> {
 async fn rows(up: &mut Upstream, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
     const MAX_ROW: usize = 1 << 20;
     let deprecate_eof = up.caps & wire::CLIENT_DEPRECATE_EOF != 0;
-    let mut payload = vec![wire::COM_QUERY];
+    // Wiped: statements that set passwords pass through it.
+    let mut payload = Zeroizing::new(Vec::with_capacity(sql.len() + 1));
+    payload.push(wire::COM_QUERY);
     payload.extend_from_slice(sql.as_bytes());
     write_packet(&mut up.stream, 0, &payload).await?;
     let (_, first) = read_packet(&mut up.stream, MAX_ROW).await?;
-    if first.first() == Some(&0xff) {
-        bail!(
-            "query failed: {}",
-            wire::parse_err(&first).map_err(|e| anyhow!("{e}"))?
-        );
+    match first.first() {
+        Some(0xff) => {
+            return Err(QueryFailed(wire::parse_err(&first).map_err(|e| anyhow!("{e}"))?).into());
+        }
+        // A statement without a result set.
+        Some(0x00) => {
+            up.status = wire::parse_ok(&first, up.caps)
+                .map_err(|e| anyhow!("{e}"))?
+                .status;
+            return Ok(Vec::new());
+        }
+        _ => {}
     }
     let (columns, _) = wire::read_lenenc_int(&first).map_err(|e| anyhow!("{e}"))?;
     // Column definitions, then (without CLIENT_DEPRECATE_EOF) the EOF
@@ -338,10 +382,11 @@ async fn rows(up: &mut Upstream, sql: &str) -> Result<Vec<Vec<Option<String>>>> 
                 up.status = status;
                 return Ok(rows);
             }
-            Some(0xff) => bail!(
-                "query failed: {}",
-                wire::parse_err(&packet).map_err(|e| anyhow!("{e}"))?
-            ),
+            Some(0xff) => {
+                return Err(
+                    QueryFailed(wire::parse_err(&packet).map_err(|e| anyhow!("{e}"))?).into(),
+                );
+            }
             _ => {}
         }
         let mut rest = packet.as_slice();
@@ -364,23 +409,22 @@ async fn rows(up: &mut Upstream, sql: &str) -> Result<Vec<Vec<Option<String>>>> 
 /// default schema and the capabilities a plain command needs (no
 /// `CLIENT_DEPRECATE_EOF`: result sets end with EOF packets).
 async fn own_login(state: &Arc<AppState>, db: &Database, user: &str) -> Result<Upstream> {
+    connect(state, db, &own_request(user)).await
+}
+
+fn own_request(user: &str) -> LoginRequest<'_> {
     let caps = wire::CLIENT_PROTOCOL_41
         | wire::CLIENT_SECURE_CONNECTION
         | wire::CLIENT_PLUGIN_AUTH
         | wire::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
         | wire::CLIENT_TRANSACTIONS;
-    connect(
-        state,
-        db,
-        &LoginRequest {
-            user,
-            schema: None,
-            charset: wire::UTF8MB4_GENERAL_CI,
-            caps,
-            attrs: Vec::new(),
-        },
-    )
-    .await
+    LoginRequest {
+        user,
+        schema: None,
+        charset: wire::UTF8MB4_GENERAL_CI,
+        caps,
+        attrs: Vec::new(),
+    }
 }
 
 /// Sends a command that gets OK or ERR, and reads the answer.

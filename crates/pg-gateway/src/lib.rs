@@ -15,6 +15,7 @@
 
 pub mod pool;
 pub mod relay;
+pub mod rotation;
 pub mod upstream;
 
 pub use latchkey_gateway::{GatewayConfig, limits};

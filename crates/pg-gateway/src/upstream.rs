@@ -88,10 +88,44 @@ pub async fn connect(
 ) -> Result<Upstream> {
     tokio::time::timeout(
         UPSTREAM_CONNECT_TIMEOUT,
-        login(state, db, user, database, forwarded),
+        login(state, db, user, database, forwarded, None),
     )
     .await
     .map_err(|_| anyhow!("upstream login timed out"))?
+}
+
+/// A login of the gateway's own (no client behind it) as `user` to
+/// `database`, with `password`, or the stored one when `None`: for
+/// credential rotation, which tests and changes passwords Latchkey does
+/// not store (yet). `client_encoding` is UTF8, so statements are read
+/// as written.
+pub async fn session(
+    state: &Arc<AppState>,
+    db: &Database,
+    user: &str,
+    database: &str,
+    password: Option<&str>,
+) -> Result<Upstream> {
+    let forwarded = [("client_encoding".to_owned(), "UTF8".to_owned())];
+    tokio::time::timeout(
+        UPSTREAM_CONNECT_TIMEOUT,
+        login(state, db, user, database, &forwarded, password),
+    )
+    .await
+    .map_err(|_| anyhow!("upstream login timed out"))?
+}
+
+/// The password for a login: the one given, else the one stored.
+async fn login_password(
+    state: &Arc<AppState>,
+    db: &Database,
+    user: &str,
+    given: Option<&str>,
+) -> Result<zeroize::Zeroizing<String>> {
+    match given {
+        Some(p) => Ok(zeroize::Zeroizing::new(p.to_owned())),
+        None => latchkey_gateway::net::upstream_password(state, &db.name, user).await,
+    }
 }
 
 async fn login(
@@ -100,6 +134,7 @@ async fn login(
     user: &str,
     database: &str,
     forwarded: &[(String, String)],
+    given: Option<&str>,
 ) -> Result<Upstream> {
     let addr = ServerAddr::resolve(&db.upstream).await?;
     let mode = db.upstream_tls;
@@ -114,18 +149,26 @@ async fn login(
     let mut out = zeroize::Zeroizing::new(Vec::new());
     wire::startup_message(&mut out, &params);
     up.write_all(&out).await?;
-    let password = || latchkey_gateway::net::upstream_password(state, &db.name, user);
+    let password = || login_password(state, db, user, given);
     let mut scram = None;
+    let mut asked = false;
     loop {
         let (tag, body) = read_message(&mut up, 1 << 20).await?;
         out.clear();
         match tag {
             b'R' => match wire::parse_auth(&body).map_err(|e| anyhow!("{e}"))? {
+                // A password given to be tested means nothing if the
+                // server lets anyone in (trust, certificates).
+                AuthRequest::Ok if given.is_some() && !asked => {
+                    bail!("the server accepted {user} without a password, so none can be tested")
+                }
                 AuthRequest::Ok => break,
                 AuthRequest::Cleartext => {
+                    asked = true;
                     wire::password_message(&mut out, password().await?.as_bytes());
                 }
                 AuthRequest::Md5 { salt } => {
+                    asked = true;
                     let hash = postgres_protocol::authentication::md5_hash(
                         user.as_bytes(),
                         password().await?.as_bytes(),
@@ -140,6 +183,7 @@ async fn login(
                     if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
                         bail!("upstream offers no SCRAM-SHA-256");
                     }
+                    asked = true;
                     let s = ScramSha256::new(
                         password().await?.as_bytes(),
                         ChannelBinding::unsupported(),
@@ -222,19 +266,35 @@ pub async fn query_text(
     sql: &str,
 ) -> Result<Vec<Vec<Option<String>>>> {
     let mut up = connect(state, db, user, database, &[]).await?;
-    let mut out = Vec::new();
+    simple_query(&mut up, sql).await
+}
+
+/// Runs `sql` as one simple query on `up` and returns the rows of its
+/// results as text (`None` for NULL), or the server's error as
+/// [`Refused`]. Reads up to `ReadyForQuery` either way, so the session
+/// can run the next statement (after an error inside a transaction
+/// block, only `ROLLBACK`). The query buffer is wiped: statements that
+/// set passwords pass through it.
+pub async fn simple_query(up: &mut Upstream, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(sql.len() + 6));
     wire::query(&mut out, sql);
     up.stream.write_all(&out).await?;
     up.stream.flush().await?;
     let mut rows = Vec::new();
+    let mut error = None;
     loop {
         let (tag, body) = read_message(&mut up.stream, 1 << 24).await?;
         match tag {
             b'D' => rows.push(wire::text_columns(&body).map_err(|e| anyhow!("{e}"))?),
-            b'Z' => return Ok(rows),
+            b'Z' => {
+                return match error {
+                    Some(e) => Err(e),
+                    None => Ok(rows),
+                };
+            }
             b'E' => {
                 let (code, message) = wire::parse_error(&body);
-                return Err(Refused { code, message }.into());
+                error.get_or_insert(Refused { code, message }.into());
             }
             _ => {}
         }
