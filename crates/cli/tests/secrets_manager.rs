@@ -44,7 +44,11 @@ fn ok(out: Output) -> Value {
 /// The stderr of a call that must fail, with its error code.
 fn fails(out: Output, code: &str) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(err.contains(&format!("({code})")), "expected {code}: {err}");
     err
 }
@@ -84,8 +88,15 @@ fn the_aws_cli_manages_secrets_versions_and_labels() {
     ));
     let arn = created["ARN"].as_str().unwrap().to_owned();
     let (partial, suffix) = arn.rsplit_once('-').unwrap();
-    assert!(partial.starts_with("arn:aws:secretsmanager:") && partial.ends_with(":secret:prod/app/api-key"), "{arn}");
-    assert!(suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()), "{arn}");
+    assert!(
+        partial.starts_with("arn:aws:secretsmanager:")
+            && partial.ends_with(":secret:prod/app/api-key"),
+        "{arn}"
+    );
+    assert!(
+        suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{arn}"
+    );
     let v1 = created["VersionId"].as_str().unwrap().to_owned();
     for id in ["prod/app/api-key", arn.as_str(), partial] {
         let got = ok(sm(&lk, &admin, &["get-secret-value", "--secret-id", id]));
@@ -94,11 +105,25 @@ fn the_aws_cli_manages_secrets_versions_and_labels() {
         assert!(got["CreatedDate"].is_number(), "{got}");
     }
     fails(
-        sm(&lk, &admin, &["create-secret", "--name", "prod/app/api-key", "--secret-string", "x"]),
+        sm(
+            &lk,
+            &admin,
+            &[
+                "create-secret",
+                "--name",
+                "prod/app/api-key",
+                "--secret-string",
+                "x",
+            ],
+        ),
         "ResourceExistsException",
     );
     fails(
-        sm(&lk, &admin, &["get-secret-value", "--secret-id", "prod/app/nope"]),
+        sm(
+            &lk,
+            &admin,
+            &["get-secret-value", "--secret-id", "prod/app/nope"],
+        ),
         "ResourceNotFoundException",
     );
 
@@ -125,14 +150,29 @@ fn the_aws_cli_manages_secrets_versions_and_labels() {
     assert_eq!(ok(put("second-value-9Kd"))["VersionId"], token);
     fails(put("another-value"), "ResourceExistsException");
     let described = ok(sm(&lk, &admin, &["describe-secret", "--secret-id", &arn]));
-    assert_eq!(described["VersionIdsToStages"][token], serde_json::json!(["AWSCURRENT"]));
-    assert_eq!(described["VersionIdsToStages"][&v1], serde_json::json!(["AWSPREVIOUS"]));
+    assert_eq!(
+        described["VersionIdsToStages"][token],
+        serde_json::json!(["AWSCURRENT"])
+    );
+    assert_eq!(
+        described["VersionIdsToStages"][&v1],
+        serde_json::json!(["AWSPREVIOUS"])
+    );
     assert_eq!(described["Description"], "The payments API key");
-    assert_eq!(described["Tags"], serde_json::json!([{"Key": "team", "Value": "payments"}]));
+    assert_eq!(
+        described["Tags"],
+        serde_json::json!([{"Key": "team", "Value": "payments"}])
+    );
     let previous = ok(sm(
         &lk,
         &admin,
-        &["get-secret-value", "--secret-id", &arn, "--version-stage", "AWSPREVIOUS"],
+        &[
+            "get-secret-value",
+            "--secret-id",
+            &arn,
+            "--version-stage",
+            "AWSPREVIOUS",
+        ],
     ));
     assert_eq!(previous["SecretString"], "first-value-7Qx");
 
@@ -141,7 +181,15 @@ fn the_aws_cli_manages_secrets_versions_and_labels() {
         sm(
             &lk,
             &admin,
-            &["update-secret-version-stage", "--secret-id", &arn, "--version-stage", "AWSCURRENT", "--move-to-version-id", &v1],
+            &[
+                "update-secret-version-stage",
+                "--secret-id",
+                &arn,
+                "--version-stage",
+                "AWSCURRENT",
+                "--move-to-version-id",
+                &v1,
+            ],
         ),
         "InvalidParameterException",
     );
@@ -149,21 +197,43 @@ fn the_aws_cli_manages_secrets_versions_and_labels() {
         &lk,
         &admin,
         &[
-            "update-secret-version-stage", "--secret-id", &arn, "--version-stage", "AWSCURRENT",
-            "--move-to-version-id", &v1, "--remove-from-version-id", token,
+            "update-secret-version-stage",
+            "--secret-id",
+            &arn,
+            "--version-stage",
+            "AWSCURRENT",
+            "--move-to-version-id",
+            &v1,
+            "--remove-from-version-id",
+            token,
         ],
     ));
     let current = ok(sm(&lk, &admin, &["get-secret-value", "--secret-id", &arn]));
     assert_eq!(current["SecretString"], "first-value-7Qx");
-    let versions = ok(sm(&lk, &admin, &["list-secret-version-ids", "--secret-id", &arn]));
+    let versions = ok(sm(
+        &lk,
+        &admin,
+        &["list-secret-version-ids", "--secret-id", &arn],
+    ));
     let stages: Vec<(String, Value)> = versions["Versions"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| (v["VersionId"].as_str().unwrap().to_owned(), v["VersionStages"].clone()))
+        .map(|v| {
+            (
+                v["VersionId"].as_str().unwrap().to_owned(),
+                v["VersionStages"].clone(),
+            )
+        })
         .collect();
-    assert!(stages.contains(&(v1.clone(), serde_json::json!(["AWSCURRENT"]))), "{stages:?}");
-    assert!(stages.contains(&(token.to_owned(), serde_json::json!(["AWSPREVIOUS"]))), "{stages:?}");
+    assert!(
+        stages.contains(&(v1.clone(), serde_json::json!(["AWSCURRENT"]))),
+        "{stages:?}"
+    );
+    assert!(
+        stages.contains(&(token.to_owned(), serde_json::json!(["AWSPREVIOUS"]))),
+        "{stages:?}"
+    );
 
     // A binary secret, sent as bytes.
     let blob_path = root.path().join("blob.bin");
@@ -172,9 +242,19 @@ fn the_aws_cli_manages_secrets_versions_and_labels() {
     ok(sm(
         &lk,
         &admin,
-        &["create-secret", "--name", "tls/key", "--secret-binary", &format!("fileb://{}", blob_path.display())],
+        &[
+            "create-secret",
+            "--name",
+            "tls/key",
+            "--secret-binary",
+            &format!("fileb://{}", blob_path.display()),
+        ],
     ));
-    let got = ok(sm(&lk, &admin, &["get-secret-value", "--secret-id", "tls/key"]));
+    let got = ok(sm(
+        &lk,
+        &admin,
+        &["get-secret-value", "--secret-id", "tls/key"],
+    ));
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(got["SecretBinary"].as_str().unwrap())
@@ -182,7 +262,11 @@ fn the_aws_cli_manages_secrets_versions_and_labels() {
     assert_eq!(bytes, blob);
 
     // Lists, with a filter.
-    let listed = ok(sm(&lk, &admin, &["list-secrets", "--filters", "Key=name,Values=prod/"]));
+    let listed = ok(sm(
+        &lk,
+        &admin,
+        &["list-secrets", "--filters", "Key=name,Values=prod/"],
+    ));
     let names: Vec<&str> = listed["SecretList"]
         .as_array()
         .unwrap()
@@ -190,47 +274,134 @@ fn the_aws_cli_manages_secrets_versions_and_labels() {
         .map(|s| s["Name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["prod/app/api-key"]);
-    let listed = ok(sm(&lk, &admin, &["list-secrets", "--filters", "Key=tag-key,Values=team"]));
+    let listed = ok(sm(
+        &lk,
+        &admin,
+        &["list-secrets", "--filters", "Key=tag-key,Values=team"],
+    ));
     assert_eq!(listed["SecretList"].as_array().unwrap().len(), 1);
 
     // Tags.
-    ok(sm(&lk, &admin, &["tag-resource", "--secret-id", "tls/key", "--tags", "Key=env,Value=prod"]));
-    ok(sm(&lk, &admin, &["untag-resource", "--secret-id", "tls/key", "--tag-keys", "env"]));
-    let described = ok(sm(&lk, &admin, &["describe-secret", "--secret-id", "tls/key"]));
+    ok(sm(
+        &lk,
+        &admin,
+        &[
+            "tag-resource",
+            "--secret-id",
+            "tls/key",
+            "--tags",
+            "Key=env,Value=prod",
+        ],
+    ));
+    ok(sm(
+        &lk,
+        &admin,
+        &[
+            "untag-resource",
+            "--secret-id",
+            "tls/key",
+            "--tag-keys",
+            "env",
+        ],
+    ));
+    let described = ok(sm(
+        &lk,
+        &admin,
+        &["describe-secret", "--secret-id", "tls/key"],
+    ));
     assert!(described.get("Tags").is_none(), "{described}");
 
     // Deletion with a recovery window, restore, and deletion at once.
     fails(
-        sm(&lk, &admin, &["delete-secret", "--secret-id", "tls/key", "--recovery-window-in-days", "6"]),
+        sm(
+            &lk,
+            &admin,
+            &[
+                "delete-secret",
+                "--secret-id",
+                "tls/key",
+                "--recovery-window-in-days",
+                "6",
+            ],
+        ),
         "InvalidParameterException",
     );
-    let deleted = ok(sm(&lk, &admin, &["delete-secret", "--secret-id", "tls/key", "--recovery-window-in-days", "7"]));
+    let deleted = ok(sm(
+        &lk,
+        &admin,
+        &[
+            "delete-secret",
+            "--secret-id",
+            "tls/key",
+            "--recovery-window-in-days",
+            "7",
+        ],
+    ));
     assert!(deleted["DeletionDate"].is_number(), "{deleted}");
     fails(
         sm(&lk, &admin, &["get-secret-value", "--secret-id", "tls/key"]),
         "InvalidRequestException",
     );
     fails(
-        sm(&lk, &admin, &["create-secret", "--name", "tls/key", "--secret-string", "x"]),
+        sm(
+            &lk,
+            &admin,
+            &["create-secret", "--name", "tls/key", "--secret-string", "x"],
+        ),
         "InvalidRequestException",
     );
     let listed = ok(sm(&lk, &admin, &["list-secrets"]));
     assert_eq!(listed["SecretList"].as_array().unwrap().len(), 1);
-    let listed = ok(sm(&lk, &admin, &["list-secrets", "--include-planned-deletion"]));
+    let listed = ok(sm(
+        &lk,
+        &admin,
+        &["list-secrets", "--include-planned-deletion"],
+    ));
     assert_eq!(listed["SecretList"].as_array().unwrap().len(), 2);
-    ok(sm(&lk, &admin, &["restore-secret", "--secret-id", "tls/key"]));
-    ok(sm(&lk, &admin, &["get-secret-value", "--secret-id", "tls/key"]));
-    ok(sm(&lk, &admin, &["delete-secret", "--secret-id", "tls/key", "--force-delete-without-recovery"]));
+    ok(sm(
+        &lk,
+        &admin,
+        &["restore-secret", "--secret-id", "tls/key"],
+    ));
+    ok(sm(
+        &lk,
+        &admin,
+        &["get-secret-value", "--secret-id", "tls/key"],
+    ));
+    ok(sm(
+        &lk,
+        &admin,
+        &[
+            "delete-secret",
+            "--secret-id",
+            "tls/key",
+            "--force-delete-without-recovery",
+        ],
+    ));
     fails(
         sm(&lk, &admin, &["get-secret-value", "--secret-id", "tls/key"]),
         "ResourceNotFoundException",
     );
     // The name is free again.
-    ok(sm(&lk, &admin, &["create-secret", "--name", "tls/key", "--secret-string", "again"]));
+    ok(sm(
+        &lk,
+        &admin,
+        &[
+            "create-secret",
+            "--name",
+            "tls/key",
+            "--secret-string",
+            "again",
+        ],
+    ));
 
     // Nothing of a value reached the trail or the log.
     let events = audit_events(&lk, |events| {
-        events.iter().filter(|e| e["eventName"] == "GetSecretValue").count() >= 6
+        events
+            .iter()
+            .filter(|e| e["eventName"] == "GetSecretValue")
+            .count()
+            >= 6
     });
     let get = events
         .iter()
@@ -253,72 +424,225 @@ fn policies_tags_and_resource_policies_decide_who_reads() {
     let admin: Vec<(String, String)> = Vec::new();
     let bob = user_with_policy(&lk, "bob", READER);
     let carol = user_with_policy(&lk, "carol", EVERYTHING);
-    ok(sm(&lk, &admin, &["create-secret", "--name", "pay", "--secret-string", "pay-value", "--tags", "Key=team,Value=payments"]));
-    ok(sm(&lk, &admin, &["create-secret", "--name", "ops", "--secret-string", "ops-value", "--tags", "Key=team,Value=ops"]));
+    ok(sm(
+        &lk,
+        &admin,
+        &[
+            "create-secret",
+            "--name",
+            "pay",
+            "--secret-string",
+            "pay-value",
+            "--tags",
+            "Key=team,Value=payments",
+        ],
+    ));
+    ok(sm(
+        &lk,
+        &admin,
+        &[
+            "create-secret",
+            "--name",
+            "ops",
+            "--secret-string",
+            "ops-value",
+            "--tags",
+            "Key=team,Value=ops",
+        ],
+    ));
 
     // A tag condition: bob reads payments' secret, not ops'.
-    assert_eq!(ok(sm(&lk, &bob, &["get-secret-value", "--secret-id", "pay"]))["SecretString"], "pay-value");
-    let err = fails(sm(&lk, &bob, &["get-secret-value", "--secret-id", "ops"]), "AccessDeniedException");
+    assert_eq!(
+        ok(sm(&lk, &bob, &["get-secret-value", "--secret-id", "pay"]))["SecretString"],
+        "pay-value"
+    );
+    let err = fails(
+        sm(&lk, &bob, &["get-secret-value", "--secret-id", "ops"]),
+        "AccessDeniedException",
+    );
     assert!(!err.contains("ops-value"), "{err}");
     // A missing secret looks the same as a forbidden one to him.
-    fails(sm(&lk, &bob, &["get-secret-value", "--secret-id", "nope"]), "AccessDeniedException");
+    fails(
+        sm(&lk, &bob, &["get-secret-value", "--secret-id", "nope"]),
+        "AccessDeniedException",
+    );
     // A Deny on AWSPENDING also stops reading that version by its id.
     let pending = "99999999-2222-3333-4444-555555555555";
     ok(sm(
         &lk,
         &admin,
-        &["put-secret-value", "--secret-id", "pay", "--secret-string", "pending-value", "--client-request-token", pending, "--version-stages", "AWSPENDING"],
+        &[
+            "put-secret-value",
+            "--secret-id",
+            "pay",
+            "--secret-string",
+            "pending-value",
+            "--client-request-token",
+            pending,
+            "--version-stages",
+            "AWSPENDING",
+        ],
     ));
     fails(
-        sm(&lk, &bob, &["get-secret-value", "--secret-id", "pay", "--version-stage", "AWSPENDING"]),
+        sm(
+            &lk,
+            &bob,
+            &[
+                "get-secret-value",
+                "--secret-id",
+                "pay",
+                "--version-stage",
+                "AWSPENDING",
+            ],
+        ),
         "AccessDeniedException",
     );
     fails(
-        sm(&lk, &bob, &["get-secret-value", "--secret-id", "pay", "--version-id", pending]),
+        sm(
+            &lk,
+            &bob,
+            &[
+                "get-secret-value",
+                "--secret-id",
+                "pay",
+                "--version-id",
+                pending,
+            ],
+        ),
         "AccessDeniedException",
     );
     // bob may not write.
     fails(
-        sm(&lk, &bob, &["put-secret-value", "--secret-id", "pay", "--secret-string", "mine"]),
+        sm(
+            &lk,
+            &bob,
+            &[
+                "put-secret-value",
+                "--secret-id",
+                "pay",
+                "--secret-string",
+                "mine",
+            ],
+        ),
         "AccessDeniedException",
     );
 
     // The secret's own policy: denying carol wins over her identity
     // policy's Allow; removing it gives her access back.
-    assert_eq!(ok(sm(&lk, &carol, &["get-secret-value", "--secret-id", "ops"]))["SecretString"], "ops-value");
+    assert_eq!(
+        ok(sm(&lk, &carol, &["get-secret-value", "--secret-id", "ops"]))["SecretString"],
+        "ops-value"
+    );
     let deny_carol = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":{{"AWS":"arn:aws:iam::{}:user/carol"}},"Action":"secretsmanager:GetSecretValue","Resource":"*"}}]}}"#,
         account(&lk)
     );
-    let validated = ok(sm(&lk, &admin, &["validate-resource-policy", "--resource-policy", &deny_carol]));
+    let validated = ok(sm(
+        &lk,
+        &admin,
+        &["validate-resource-policy", "--resource-policy", &deny_carol],
+    ));
     assert_eq!(validated["PolicyValidationPassed"], true, "{validated}");
-    let invalid = ok(sm(&lk, &admin, &["validate-resource-policy", "--resource-policy", r#"{"Statement":[{"Effect":"Allow"}]}"#]));
+    let invalid = ok(sm(
+        &lk,
+        &admin,
+        &[
+            "validate-resource-policy",
+            "--resource-policy",
+            r#"{"Statement":[{"Effect":"Allow"}]}"#,
+        ],
+    ));
     assert_eq!(invalid["PolicyValidationPassed"], false, "{invalid}");
-    ok(sm(&lk, &admin, &["put-resource-policy", "--secret-id", "ops", "--resource-policy", &deny_carol]));
-    let got = ok(sm(&lk, &admin, &["get-resource-policy", "--secret-id", "ops"]));
+    ok(sm(
+        &lk,
+        &admin,
+        &[
+            "put-resource-policy",
+            "--secret-id",
+            "ops",
+            "--resource-policy",
+            &deny_carol,
+        ],
+    ));
+    let got = ok(sm(
+        &lk,
+        &admin,
+        &["get-resource-policy", "--secret-id", "ops"],
+    ));
     assert!(got["ResourcePolicy"].as_str().unwrap().contains("carol"));
-    fails(sm(&lk, &carol, &["get-secret-value", "--secret-id", "ops"]), "AccessDeniedException");
+    fails(
+        sm(&lk, &carol, &["get-secret-value", "--secret-id", "ops"]),
+        "AccessDeniedException",
+    );
     // ... and a policy open to everyone is refused when asked to block it.
     let public = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
     fails(
-        sm(&lk, &admin, &["put-resource-policy", "--secret-id", "ops", "--resource-policy", public, "--block-public-policy"]),
+        sm(
+            &lk,
+            &admin,
+            &[
+                "put-resource-policy",
+                "--secret-id",
+                "ops",
+                "--resource-policy",
+                public,
+                "--block-public-policy",
+            ],
+        ),
         "PublicPolicyException",
     );
-    ok(sm(&lk, &admin, &["delete-resource-policy", "--secret-id", "ops"]));
-    assert_eq!(ok(sm(&lk, &carol, &["get-secret-value", "--secret-id", "ops"]))["SecretString"], "ops-value");
+    ok(sm(
+        &lk,
+        &admin,
+        &["delete-resource-policy", "--secret-id", "ops"],
+    ));
+    assert_eq!(
+        ok(sm(&lk, &carol, &["get-secret-value", "--secret-id", "ops"]))["SecretString"],
+        "ops-value"
+    );
 
     // A resource policy may grant on its own: bob, named in it, reads ops.
     let allow_bob = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:user/bob"}},"Action":"secretsmanager:GetSecretValue","Resource":"*"}}]}}"#,
         account(&lk)
     );
-    ok(sm(&lk, &admin, &["put-resource-policy", "--secret-id", "ops", "--resource-policy", &allow_bob]));
-    assert_eq!(ok(sm(&lk, &bob, &["get-secret-value", "--secret-id", "ops"]))["SecretString"], "ops-value");
+    ok(sm(
+        &lk,
+        &admin,
+        &[
+            "put-resource-policy",
+            "--secret-id",
+            "ops",
+            "--resource-policy",
+            &allow_bob,
+        ],
+    ));
+    assert_eq!(
+        ok(sm(&lk, &bob, &["get-secret-value", "--secret-id", "ops"]))["SecretString"],
+        "ops-value"
+    );
 
     // Batch reads report each refusal in Errors.
-    let batch = ok(sm(&lk, &carol, &["batch-get-secret-value", "--secret-id-list", "pay", "ops", "nope"]));
-    assert_eq!(batch["SecretValues"].as_array().unwrap().len(), 2, "{batch}");
-    assert_eq!(batch["Errors"][0]["ErrorCode"], "ResourceNotFoundException", "{batch}");
+    let batch = ok(sm(
+        &lk,
+        &carol,
+        &[
+            "batch-get-secret-value",
+            "--secret-id-list",
+            "pay",
+            "ops",
+            "nope",
+        ],
+    ));
+    assert_eq!(
+        batch["SecretValues"].as_array().unwrap().len(),
+        2,
+        "{batch}"
+    );
+    assert_eq!(
+        batch["Errors"][0]["ErrorCode"], "ResourceNotFoundException",
+        "{batch}"
+    );
 }
 
 fn account(lk: &Latchkey) -> String {
@@ -330,7 +654,10 @@ fn sm_sts(lk: &Latchkey) -> Output {
     aws_cli()
         .env("AWS_CONFIG_FILE", lk.data.join("aws.config"))
         .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", lk.data.join("admin.credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            lk.data.join("admin.credentials"),
+        )
         .args(["sts", "get-caller-identity"])
         .output()
         .unwrap()
@@ -382,7 +709,10 @@ print("ok")
         .env_remove("AWS_SESSION_TOKEN")
         .env("AWS_CONFIG_FILE", lk.data.join("aws.config"))
         .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", lk.data.join("admin.credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            lk.data.join("admin.credentials"),
+        )
         .output()
         .unwrap();
     assert_eq!(stdout_ok(&out), "ok");

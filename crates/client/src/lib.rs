@@ -125,7 +125,10 @@ pub fn signed_post(
         endpoint,
         service,
         region,
-        &[("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
+        &[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )],
         body,
         credentials,
         time,

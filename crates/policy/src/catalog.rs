@@ -281,7 +281,7 @@ const SQL_KEYS: &[&str] = &[
 /// stands for the catalogued actions. (`secretsmanager` joins once all its
 /// actions are catalogued: until then `secretsmanager:*` stands for more
 /// than the catalog knows, and warnings about it would be wrong.)
-const SERVICES: [&str; 5] = ["iam", "sts", "rds-db", "latchkey", "sql"];
+const SERVICES: [&str; 6] = ["iam", "sts", "rds-db", "latchkey", "sql", "secretsmanager"];
 
 /// Keys every request may carry, whatever the action (AWS's global
 /// condition context keys). `/${TagKey}` templates match any tag key.

@@ -97,9 +97,13 @@ pub fn secret_context(secret: &Secret) -> ActionContext {
         .key("secretsmanager:SecretId", [secret.arn.as_str()])
         .resource_tags(&secret.tags);
     for (k, v) in &secret.tags {
-        context = context.key(&format!("secretsmanager:ResourceTag/{k}"), [v.as_str()]);
+        context = context.key(format!("secretsmanager:ResourceTag/{k}"), [v.as_str()]);
     }
-    if let Some(r) = secret.rotation.as_ref().filter(|r| !r.lambda_arn.is_empty()) {
+    if let Some(r) = secret
+        .rotation
+        .as_ref()
+        .filter(|r| !r.lambda_arn.is_empty())
+    {
         context = context.key(
             "secretsmanager:resource/AllowRotationLambdaArn",
             [r.lambda_arn.as_str()],
@@ -145,7 +149,12 @@ pub fn load_authorized(
     match find(call, secret_id)? {
         Some(loaded) => {
             let context = extra(secret_context(&loaded.secret), &loaded.secret);
-            authorize(call, &loaded.secret.arn.clone(), Some(&loaded.secret), &context)?;
+            authorize(
+                call,
+                &loaded.secret.arn.clone(),
+                Some(&loaded.secret),
+                &context,
+            )?;
             Ok(loaded)
         }
         None => {
@@ -248,18 +257,7 @@ pub fn put_value(out: &mut Map<String, Value>, value: &SecretValue) {
 /// The request's value, if it has one.
 pub fn request_value(input: &Map<String, Value>) -> Result<Option<SecretValue>, ApiError> {
     let string = optional_str(input, "SecretString")?.map(|s| Zeroizing::new(s.to_owned()));
-    let binary = match input.get("SecretBinary") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(b64)) => {
-            use base64::Engine as _;
-            Some(Zeroizing::new(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .map_err(|_| invalid("SecretBinary must be base64."))?,
-            ))
-        }
-        Some(_) => return Err(invalid("SecretBinary must be a base64 string.")),
-    };
+    let binary = crate::json::blob(input, "SecretBinary")?;
     Ok(SecretValue::from_request(string, binary)?)
 }
 
@@ -306,76 +304,36 @@ pub fn answer(secret: &Secret, mut output: Map<String, Value>) -> Answer {
     }
 }
 
-pub fn optional_str<'a>(input: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, ApiError> {
-    match input.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(invalid(format!("{name} must be a string."))),
-    }
-}
+pub use crate::json::{
+    bool_field as optional_bool, required_string as required_str, string as optional_str,
+};
 
-pub fn required_str<'a>(input: &'a Map<String, Value>, name: &str) -> Result<&'a str, ApiError> {
-    optional_str(input, name)?.ok_or_else(|| invalid(format!("{name} is required.")))
-}
-
-pub fn optional_bool(input: &Map<String, Value>, name: &str) -> Result<Option<bool>, ApiError> {
-    match input.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(invalid(format!("{name} must be true or false."))),
-    }
-}
-
+/// `name` as a whole number within `range`.
 pub fn optional_int(
     input: &Map<String, Value>,
     name: &str,
     range: std::ops::RangeInclusive<i64>,
 ) -> Result<Option<i64>, ApiError> {
-    match input.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_i64() {
-            Some(n) if range.contains(&n) => Ok(Some(n)),
-            _ => Err(invalid(format!(
-                "{name} must be a whole number from {} to {}.",
-                range.start(),
-                range.end()
-            ))),
-        },
-    }
+    Ok(crate::json::int_field(
+        input,
+        name,
+        *range.start(),
+        *range.end(),
+    )?)
 }
 
-pub fn string_list(input: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, ApiError> {
-    match input.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| invalid(format!("{name} must be a list of strings.")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(invalid(format!("{name} must be a list of strings."))),
-    }
+/// A list of strings, owned.
+pub fn string_list(
+    input: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<Vec<String>>, ApiError> {
+    Ok(crate::json::string_list(input, name)?
+        .map(|items| items.into_iter().map(str::to_owned).collect()))
 }
 
 /// `Tags`: `[{"Key": ..., "Value": ...}]`.
 pub fn tags(input: &Map<String, Value>) -> Result<Vec<(String, String)>, ApiError> {
-    let Some(items) = input.get("Tags") else {
-        return Ok(Vec::new());
-    };
-    let bad = || invalid("Tags must be a list of {\"Key\", \"Value\"} objects.");
-    items
-        .as_array()
-        .ok_or_else(bad)?
-        .iter()
-        .map(|t| {
-            let key = t.get("Key").and_then(Value::as_str).ok_or_else(bad)?;
-            let value = t.get("Value").and_then(Value::as_str).unwrap_or("");
-            Ok((key.to_owned(), value.to_owned()))
-        })
-        .collect()
+    Ok(crate::json::tags(input, "Tags")?.unwrap_or_default())
 }
 
 /// Tags as the answer writes them.
@@ -407,7 +365,10 @@ pub fn page<T>(
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     let end = start.saturating_add(size).min(items.len());
     let next = (end < items.len()).then(|| format!("o.{end}"));
-    Ok((items.into_iter().skip(start).take(end - start).collect(), next))
+    Ok((
+        items.into_iter().skip(start).take(end - start).collect(),
+        next,
+    ))
 }
 
 /// Adds `value` as version `token` carrying `stages`. A token that names

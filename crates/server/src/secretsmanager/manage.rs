@@ -23,7 +23,9 @@ pub fn create_secret(call: &JsonCall) -> Result<Answer, ApiError> {
     let name = required_str(call.input, "Name")?;
     check_name(name)?;
     if call.input.contains_key("AddReplicaRegions") {
-        return Err(invalid("Replicating secrets to other regions is not supported."));
+        return Err(invalid(
+            "Replicating secrets to other regions is not supported.",
+        ));
     }
     let description = optional_str(call.input, "Description")?.unwrap_or("");
     if description.chars().count() > 2048 {
@@ -35,7 +37,13 @@ pub fn create_secret(call: &JsonCall) -> Result<Answer, ApiError> {
     let value = request_value(call.input)?;
     let token = request_token(call.input)?;
     let suffix = arn_suffix(latchkey_store::random::<6>().map_err(|_| ApiError::internal())?);
-    let mut secret = Secret::new(call.state.region(), &call.caller.account, name, &suffix, call.now)?;
+    let mut secret = Secret::new(
+        call.state.region(),
+        &call.caller.account,
+        name,
+        &suffix,
+        call.now,
+    )?;
     let mut context = ActionContext::new()
         .key("secretsmanager:Name", [name])
         .key("secretsmanager:Description", [description]);
@@ -46,7 +54,12 @@ pub fn create_secret(call: &JsonCall) -> Result<Answer, ApiError> {
     if let Some(existing) = find(call, name)? {
         // A repeated request (same token, same value) succeeds again; the
         // caller must be allowed on the secret that exists.
-        authorize(call, &existing.secret.arn.clone(), Some(&existing.secret), &context)?;
+        authorize(
+            call,
+            &existing.secret.arn.clone(),
+            Some(&existing.secret),
+            &context,
+        )?;
         return repeated_create(call, existing, &token, value.as_ref());
     }
     authorize(call, &secret.arn.clone(), None, &context)?;
@@ -63,7 +76,9 @@ pub fn create_secret(call: &JsonCall) -> Result<Answer, ApiError> {
         &secret.arn,
         &secret.name,
         &document,
-        encoded.as_ref().map(|bytes| (token.as_str(), bytes.as_slice())),
+        encoded
+            .as_ref()
+            .map(|bytes| (token.as_str(), bytes.as_slice())),
     ) {
         Ok(()) => {}
         // Another request created it in between: answer as for a repeat.
@@ -143,7 +158,14 @@ pub fn update_secret(call: &JsonCall) -> Result<Answer, ApiError> {
             secret.last_changed = call.now;
             match &value {
                 Some(value) => {
-                    add_value(call, secret, written, &token, value.clone(), &[AWSCURRENT.to_owned()])?;
+                    add_value(
+                        call,
+                        secret,
+                        written,
+                        &token,
+                        value.clone(),
+                        &[AWSCURRENT.to_owned()],
+                    )?;
                     Ok(true)
                 }
                 None => Ok(false),
@@ -163,7 +185,10 @@ fn describe(secret: &Secret, with_versions_key: &str) -> Map<String, Value> {
     out.insert("ARN".into(), Value::from(secret.arn.as_str()));
     out.insert("Name".into(), Value::from(secret.name.as_str()));
     if !secret.description.is_empty() {
-        out.insert("Description".into(), Value::from(secret.description.as_str()));
+        out.insert(
+            "Description".into(),
+            Value::from(secret.description.as_str()),
+        );
     }
     if let Some(k) = &secret.kms_key_id {
         out.insert("KmsKeyId".into(), Value::from(k.as_str()));
@@ -175,7 +200,10 @@ fn describe(secret: &Secret, with_versions_key: &str) -> Map<String, Value> {
     );
     if let Some(r) = rotation {
         if !r.lambda_arn.is_empty() {
-            out.insert("RotationLambdaARN".into(), Value::from(r.lambda_arn.as_str()));
+            out.insert(
+                "RotationLambdaARN".into(),
+                Value::from(r.lambda_arn.as_str()),
+            );
         }
         let mut rules = Map::new();
         if let Some(d) = r.rules.automatically_after_days {
@@ -302,8 +330,8 @@ pub fn tag_resource(call: &JsonCall) -> Result<Answer, ApiError> {
 }
 
 pub fn untag_resource(call: &JsonCall) -> Result<Answer, ApiError> {
-    let keys = string_list(call.input, "TagKeys")?
-        .ok_or_else(|| invalid("TagKeys is required."))?;
+    let keys =
+        string_list(call.input, "TagKeys")?.ok_or_else(|| invalid("TagKeys is required."))?;
     let (secret, ()) = update(
         call,
         |c, _| c.tag_keys(keys.iter().map(String::as_str)),
@@ -369,7 +397,12 @@ pub fn put_resource_policy(call: &JsonCall) -> Result<Answer, ApiError> {
     }
     let (secret, ()) = update(
         call,
-        |c, _| c.key("secretsmanager:BlockPublicPolicy", [if block_public { "true" } else { "false" }]),
+        |c, _| {
+            c.key(
+                "secretsmanager:BlockPublicPolicy",
+                [if block_public { "true" } else { "false" }],
+            )
+        },
         |secret, _| {
             secret.check_not_deleted()?;
             secret.resource_policy = Some(doc.to_owned());

@@ -116,9 +116,7 @@ pub fn batch_get_secret_value(call: &JsonCall) -> Result<Answer, ApiError> {
             page(call.input, arns, 20)?
         }
         (None, None) => {
-            return Err(invalid(
-                "Either SecretIdList or Filters must be specified.",
-            ));
+            return Err(invalid("Either SecretIdList or Filters must be specified."));
         }
     };
     let mut values = Vec::new();
@@ -160,18 +158,22 @@ fn single_id(id: &str) -> Map<String, Value> {
 }
 
 pub fn put_secret_value(call: &JsonCall) -> Result<Answer, ApiError> {
-    let value = request_value(call.input)?.ok_or_else(|| {
-        invalid("You must provide either SecretString or SecretBinary.")
-    })?;
+    let value = request_value(call.input)?
+        .ok_or_else(|| invalid("You must provide either SecretString or SecretBinary."))?;
     let token = request_token(call.input)?;
-    let stages = string_list(call.input, "VersionStages")?
-        .unwrap_or_else(|| vec![AWSCURRENT.to_owned()]);
+    let stages =
+        string_list(call.input, "VersionStages")?.unwrap_or_else(|| vec![AWSCURRENT.to_owned()]);
     if stages.is_empty() {
         return Err(invalid("VersionStages must hold at least one label."));
     }
     let (secret, ()) = update(
         call,
-        |c, _| c.key("secretsmanager:VersionStage", stages.iter().map(String::as_str)),
+        |c, _| {
+            c.key(
+                "secretsmanager:VersionStage",
+                stages.iter().map(String::as_str),
+            )
+        },
         |secret, written| {
             secret.check_not_deleted()?;
             add_value(call, secret, written, &token, value.clone(), &stages)?;
@@ -260,7 +262,9 @@ pub fn parse_filters(input: &Map<String, Value>) -> Result<Vec<(Filter, Vec<Stri
                 .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
                 .collect::<Result<Vec<_>, _>>()?;
             if values.is_empty() || values.len() > 10 || values.iter().any(|v| v.len() > 512) {
-                return Err(invalid("A filter has 1 to 10 values of at most 512 characters."));
+                return Err(invalid(
+                    "A filter has 1 to 10 values of at most 512 characters.",
+                ));
             }
             Ok((key, values))
         })
