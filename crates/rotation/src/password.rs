@@ -3,7 +3,8 @@
 //! upper-case letter, lower-case letter, digit and punctuation mark,
 //! without the characters the templates exclude (`:/@"'\` and space).
 //!
-//! Pure: the caller supplies the random bytes ([`crate::random::fill`]
+//! Made by `latchkey-secrets`' `GetRandomPassword` generator. Pure: the
+//! caller supplies the random bytes ([`crate::random::fill`]
 //! in production, fixed bytes in tests).
 
 use zeroize::Zeroizing;
@@ -38,45 +39,51 @@ pub enum PasswordError {
     Random(#[from] RandomError),
 }
 
-/// A password by `rules`, drawing bytes from `fill`. Unbiased: a byte
-/// is used only when it falls below the largest multiple of the
-/// alphabet's size.
+/// A password by `rules`, drawing bytes from `fill`: Secrets Manager's
+/// own generator (`GetRandomPassword`, unbiased), with every class
+/// required.
 pub fn generate(
     rules: &PasswordRules,
     fill: &mut dyn FnMut(&mut [u8]) -> Result<(), RandomError>,
 ) -> Result<Zeroizing<String>, PasswordError> {
+    use latchkey_secrets::password::{self as generator, PasswordSpec};
     if !(4..=4096).contains(&rules.length) {
         return Err(PasswordError::Length);
     }
-    let alphabet: Vec<u8> = (b'!'..=b'~')
-        .filter(|c| !rules.exclude.as_bytes().contains(c))
-        .collect();
+    // The templates need one of each class: a class the exclusions
+    // empty is an error here, where GetRandomPassword would drop it.
     let classes: [fn(&u8) -> bool; 4] = [
         u8::is_ascii_uppercase,
         u8::is_ascii_lowercase,
         u8::is_ascii_digit,
         u8::is_ascii_punctuation,
     ];
-    if classes.iter().any(|class| !alphabet.iter().any(class)) {
+    if classes
+        .iter()
+        .any(|class| !(b'!'..=b'~').any(|c| class(&c) && !rules.exclude.as_bytes().contains(&c)))
+    {
         return Err(PasswordError::EmptyClass);
     }
-    let limit = 256 - 256 % alphabet.len();
-    let mut bytes = Zeroizing::new(vec![0u8; rules.length * 2]);
-    loop {
-        let mut out = Zeroizing::new(String::with_capacity(rules.length));
-        while out.len() < rules.length {
-            fill(&mut bytes)?;
-            for &b in bytes.iter() {
-                if usize::from(b) < limit && out.len() < rules.length {
-                    out.push(char::from(alphabet[usize::from(b) % alphabet.len()]));
-                }
-            }
+    let spec = PasswordSpec {
+        length: rules.length,
+        exclude_characters: rules.exclude.clone(),
+        ..PasswordSpec::default()
+    };
+    let mut failed = false;
+    let made = generator::random_password(&spec, |buf| {
+        fill(buf).map_err(|_| {
+            failed = true;
+            generator::RandomError
+        })
+    });
+    match made {
+        Ok(password) => Ok(password),
+        Err(_) if failed => Err(PasswordError::Random(RandomError)),
+        Err(generator::PasswordError::Random) => Err(PasswordError::Random(RandomError)),
+        Err(generator::PasswordError::Length | generator::PasswordError::TooShort { .. }) => {
+            Err(PasswordError::Length)
         }
-        // Every class at least once, as GetRandomPassword's
-        // RequireEachIncludedType; a miss draws a new password.
-        if classes.iter().all(|class| out.as_bytes().iter().any(class)) {
-            return Ok(out);
-        }
+        Err(_) => Err(PasswordError::EmptyClass),
     }
 }
 
