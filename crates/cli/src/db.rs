@@ -11,7 +11,8 @@ use clap::{Args, Subcommand};
 use latchkey_gateway::dbca::{DbCa, pem_fingerprints};
 use latchkey_gateway::net::check_tls_settings;
 use latchkey_store::{
-    Database, ObjectKind, ObjectTag, StatementPolicy, Store, StoreError, TlsMode, UpstreamAuth,
+    Database, ObjectKind, ObjectTag, RotationSchedule, StatementPolicy, Store, StoreError, TlsMode,
+    UpstreamAuth,
 };
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -138,8 +139,34 @@ pub struct RegisterArgs {
     /// Statement policy: off (no cost; the database's grants decide), audit (decide each statement by sql: actions and record it, refuse nothing) or enforce (refuse what policy denies).
     #[arg(long, default_value = "off", value_parser = ["off", "audit", "enforce"])]
     statement_policy: String,
+    /// Rotate the upstream passwords Latchkey stores for this database (--auth password) this often, in whole days (e.g. 30d): `db set-password` then keeps each user's password in a Secrets Manager secret, latchkey/db/NAME/USER, which `serve` rotates on schedule (and `aws secretsmanager rotate-secret` at once).
+    #[arg(long, value_name = "DAYS", value_parser = parse_days)]
+    rotate_every: Option<u32>,
+    /// With --rotate-every: rotate by alternating users (USER and USER_clone take turns, so there is never a moment without a valid password), creating the clone and setting passwords as this privileged login, whose password `db set-password` stores. Without it, each user's password is changed in place (single user).
+    #[arg(long, value_name = "USER", requires = "rotate_every")]
+    rotation_master_user: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
+}
+
+/// `30d` (or `30`): whole days, 1 to 1000.
+fn parse_days(text: &str) -> std::result::Result<u32, String> {
+    let days = match humantime::parse_duration(text) {
+        Ok(d) if d.as_secs() % 86_400 == 0 => d.as_secs() / 86_400,
+        Ok(_) => return Err("rotation is in whole days, e.g. 30d".into()),
+        Err(_) => text
+            .parse::<u64>()
+            .map_err(|_| format!("{text:?} is not a number of days, e.g. 30d"))?,
+    };
+    u32::try_from(days)
+        .ok()
+        .filter(|d| (1..=latchkey_store::MAX_ROTATION_DAYS).contains(d))
+        .ok_or_else(|| {
+            format!(
+                "rotation must be every 1 to {} days",
+                latchkey_store::MAX_ROTATION_DAYS
+            )
+        })
 }
 
 #[derive(Args, Debug)]
@@ -195,6 +222,9 @@ fn describe(db: &Database, account: &str, region: &str) -> serde_json::Value {
         "upstreamCaSha256": db.upstream_ca.as_deref().map(pem_fingerprints).unwrap_or_default(),
         "resourceId": db.resource_id,
         "statementPolicy": db.statement_policy.as_str(),
+        "rotateEveryDays": db.rotation.as_ref().map(|r| r.every_days),
+        "rotationStrategy": db.rotation.as_ref().map(|r| if r.master_user.is_some() { "alternating-users" } else { "single-user" }),
+        "rotationMasterUser": db.rotation.as_ref().and_then(|r| r.master_user.as_deref()),
         "sqlArnPrefix": format!("arn:aws:sql:{region}:{account}:table/{}/", db.resource_id),
         "connectArnPrefix": format!("arn:aws:rds-db:{region}:{account}:dbuser:{}/", db.resource_id),
         "tags": db.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>(),
@@ -274,6 +304,10 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
                 resource_id: String::new(),
                 tags,
                 statement_policy: a.statement_policy.parse()?,
+                rotation: a.rotate_every.map(|every_days| RotationSchedule {
+                    every_days,
+                    master_user: a.rotation_master_user.clone(),
+                }),
             };
             check_tls_settings(&wanted)?;
             let now = latchkey_identity::clock::system_now();
@@ -311,7 +345,7 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
             store.remove_database(&a.name)?;
         }
         DbCommand::SetPassword(a) => {
-            let (store, _) = open(&a.server)?;
+            let (store, region) = open(&a.server)?;
             let mut password = Zeroizing::new(String::new());
             std::io::stdin()
                 .take(4096)
@@ -322,6 +356,23 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
                 anyhow::bail!("no password on standard input");
             }
             store.set_database_password(&a.name, &a.user, password)?;
+            let db = store.get_database(&a.name)?;
+            if let Some(schedule) = &db.rotation
+                && schedule.master_user.as_deref() != Some(a.user.as_str())
+            {
+                let arn = latchkey_rotator::managed::put_database_secret(
+                    &store,
+                    &region,
+                    &db,
+                    &a.user,
+                    password,
+                    latchkey_identity::clock::system_now(),
+                )?;
+                eprintln!(
+                    "latchkey: {}'s password is kept in secret {arn}, rotated every {} days",
+                    a.user, schedule.every_days
+                );
+            }
         }
         DbCommand::Classify(a) => classify(a)?,
         DbCommand::Classification(a) => {
@@ -400,6 +451,7 @@ impl DatabaseConfig {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            rotation: None,
         };
         check_tls_settings(&db)?;
         Ok(db)

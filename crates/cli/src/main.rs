@@ -10,6 +10,7 @@ mod findings;
 mod firewall;
 mod output;
 mod policy;
+mod rotation;
 mod serve;
 mod suggest;
 mod token;

@@ -215,6 +215,13 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 stopped(stop_rx.clone()),
             ));
         }
+        let mut rotator =
+            latchkey_rotator::Rotator::new(state.clone(), crate::rotation::GatewayServers)
+                .with_crash_after(crate::rotation::crash_after_from_env()?);
+        if let Some(w) = &config.webhook {
+            rotator = rotator.with_webhook(w.secret.clone(), w.ca_file.clone());
+        }
+        let rotation_job = tokio::spawn(Arc::new(rotator).run(stop_rx.clone()));
         let refresher = state.clone();
         let gateway_refresher = gateway.clone();
         let mysql_refresher = mysql.clone();
@@ -267,6 +274,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         latchkey_server::http::serve(state, listener, tls, config.api.clone(), shutdown).await?;
         pg.await??;
         my.await??;
+        rotation_job.await?;
         audit.close();
         anyhow::Ok(())
     })?;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, Weak};
 
-use common::{MariaDb, PgOptions, Postgres};
+use common::{MariaDb, PgOptions, Postgres, shared};
 use latchkey_identity::AppState;
 use latchkey_my_gateway::rotation::MyCredentialServer;
 use latchkey_pg_gateway::rotation::PgCredentialServer;
@@ -27,17 +27,6 @@ use latchkey_rotation::{
 use latchkey_store::{Database, Engine, StatementPolicy, Store, TlsMode, UpstreamAuth, Vault};
 use tokio_postgres::error::SqlState;
 use zeroize::Zeroizing;
-
-/// Starts `start` once for every test that holds the result.
-fn shared<T>(slot: &'static Mutex<Weak<T>>, start: impl FnOnce() -> T) -> Arc<T> {
-    let mut held = slot.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(running) = held.upgrade() {
-        return running;
-    }
-    let started = Arc::new(start());
-    *held = Arc::downgrade(&started);
-    started
-}
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -71,6 +60,7 @@ fn database(name: &str, engine: Engine, port: u16) -> Database {
         resource_id: String::new(),
         tags: Vec::new(),
         statement_policy: StatementPolicy::Off,
+        rotation: None,
     }
 }
 

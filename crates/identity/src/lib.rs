@@ -16,6 +16,7 @@
 pub mod caller;
 pub mod clock;
 pub mod error;
+pub mod jobs;
 pub mod metrics;
 pub mod replay;
 pub mod state;

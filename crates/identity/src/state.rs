@@ -45,6 +45,8 @@ pub struct AppState {
     /// repeat proves nothing about who presents it.
     pub seen_signatures: crate::replay::SeenSignatures,
     clock: Arc<dyn Clock>,
+    /// Wake-ups for the background jobs API calls start.
+    pub jobs: crate::jobs::Jobs,
 }
 
 /// A user or role as authorisation sees it.
@@ -177,6 +179,7 @@ impl AppState {
             region: DEFAULT_REGION.to_owned(),
             seen_signatures: crate::replay::SeenSignatures::default(),
             clock: Arc::new(SystemClock),
+            jobs: crate::jobs::Jobs::default(),
         })
     }
 

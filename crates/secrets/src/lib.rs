@@ -4,9 +4,11 @@
 //! decides about a secret is decided here, on a clock it is given.
 
 pub mod password;
+pub mod rotation;
 pub mod schedule;
 pub mod secret;
 
+pub use rotation::{RotationFunction, RotationRun};
 pub use schedule::{RotationRules, Schedule, ScheduleError};
 pub use secret::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, Lookup, Rotation, Secret, SecretValue, SecretsError, Step,

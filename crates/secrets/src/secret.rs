@@ -208,6 +208,9 @@ pub struct Rotation {
     pub last_rotated: Option<i64>,
     #[serde(default)]
     pub next_rotation: Option<i64>,
+    /// The rotation under way, if one is.
+    #[serde(default)]
+    pub run: Option<crate::rotation::RotationRun>,
 }
 
 /// One version of a secret.
@@ -934,7 +937,10 @@ impl Secret {
         self.last_changed = now;
         if let Some(r) = &mut self.rotation {
             r.last_rotated = Some(now);
-            r.next_rotation = r.rules.next_rotation(now, now).ok();
+            r.next_rotation = r.rules.next_rotation(now, now).ok().filter(|_| r.enabled);
+            if r.run.as_ref().is_some_and(|run| run.token == token) {
+                r.run = None;
+            }
         }
         Ok(())
     }
@@ -969,6 +975,7 @@ mod rotation_tests {
             },
             last_rotated: None,
             next_rotation: Some(10),
+            run: None,
         });
         assert!(s.rotation_due(10) && !s.rotation_due(9));
         s.check_rotation_start(&b).unwrap();

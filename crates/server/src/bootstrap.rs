@@ -242,8 +242,10 @@ pub fn init(
         admin_key = Some((key.id, secret));
     }
     let ca = std::fs::canonicalize(dir.tls().ca_cert)?;
+    // cli_follow_urlparam: AWS CLI v1 would otherwise fetch a parameter
+    // that is an http(s) URL (a rotation webhook's) instead of sending it.
     let config = format!(
-        "[default]\nregion = {region}\nendpoint_url = {endpoint}\nca_bundle = {}\n",
+        "[default]\nregion = {region}\nendpoint_url = {endpoint}\nca_bundle = {}\ncli_follow_urlparam = false\n",
         ca.display()
     );
     write_private(&dir.aws_config(), config.as_bytes())?;

@@ -418,7 +418,23 @@ pub struct Database {
     pub tags: Vec<(String, String)>,
     /// Whether statements are decided by policy.
     pub statement_policy: StatementPolicy,
+    /// Whether Latchkey rotates the upstream passwords it stores for
+    /// this database (`--rotate-every`), and how.
+    pub rotation: Option<RotationSchedule>,
 }
+
+/// A registered database's credential rotation: every `every_days`
+/// days, each user's password in place (single user), or, when
+/// `master_user` is set, by two users taking turns with that privileged
+/// login making the second (alternating users).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RotationSchedule {
+    pub every_days: u32,
+    pub master_user: Option<String>,
+}
+
+/// The longest `--rotate-every` (Secrets Manager's own limit).
+pub const MAX_ROTATION_DAYS: u32 = 1000;
 
 /// Why a database's settings are refused. The texts are those
 /// `latchkey db register` has always shown.
@@ -438,6 +454,10 @@ pub enum DatabaseError {
     CaWithoutVerify,
     #[error("the upstream CA must be PEM certificates (at most 256 KiB)")]
     CaNotPem,
+    #[error(
+        "rotation needs upstream auth password, every 1 to 1000 days, and a master user name of 1-63 characters"
+    )]
+    Rotation,
 }
 
 impl DatabaseError {
@@ -464,6 +484,9 @@ impl DatabaseError {
                 "an upstream CA certificate is used only with upstream TLS verify-ca or verify-full"
             }
             DatabaseError::CaNotPem => "the upstream CA must be PEM certificates (at most 256 KiB)",
+            DatabaseError::Rotation => {
+                "rotation needs upstream auth password, every 1 to 1000 days, and a master user name of 1-63 characters"
+            }
         }
     }
 }
@@ -508,6 +531,18 @@ impl Database {
                 return Err(DatabaseError::CaNotPem);
             }
             _ => {}
+        }
+        if let Some(r) = &self.rotation {
+            let master_ok = r
+                .master_user
+                .as_deref()
+                .is_none_or(|m| !m.is_empty() && m.len() <= 63 && !m.contains('\0'));
+            if self.upstream_auth != UpstreamAuth::Password
+                || !(1..=MAX_ROTATION_DAYS).contains(&r.every_days)
+                || !master_ok
+            {
+                return Err(DatabaseError::Rotation);
+            }
         }
         Ok(Database {
             endpoints: self

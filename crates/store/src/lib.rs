@@ -24,15 +24,15 @@ use std::path::Path;
 
 pub use backend::{
     Audit, Backend, Classification, Credentials, Databases, Findings, Firewall, Identities,
-    Policies, Secrets, SessionKeys, StoredSecret,
+    Policies, Secrets, SessionKeys, StoredSecret, UpstreamLogin, UpstreamLogins,
 };
 pub use domain::{
     BadFingerprint, Database, DatabaseError, Engine, Fingerprint, FirewallConfig, FirewallMode,
-    FirewallProfile, KnownShape, LearnedShape, MAX_SHAPE_TEXT, ObjectKind, ObjectTag,
-    PrincipalKind, ProfileMode, ShapeSource, StatementPolicy, TlsMode, UnknownEngine,
-    UnknownFirewallMode, UnknownObjectKind, UnknownPrincipalKind, UnknownProfileMode,
-    UnknownShapeSource, UnknownStatementPolicy, UnknownTlsMode, UnknownUpstreamAuth, UpstreamAuth,
-    shape_text,
+    FirewallProfile, KnownShape, LearnedShape, MAX_ROTATION_DAYS, MAX_SHAPE_TEXT, ObjectKind,
+    ObjectTag, PrincipalKind, ProfileMode, RotationSchedule, ShapeSource, StatementPolicy, TlsMode,
+    UnknownEngine, UnknownFirewallMode, UnknownObjectKind, UnknownPrincipalKind,
+    UnknownProfileMode, UnknownShapeSource, UnknownStatementPolicy, UnknownTlsMode,
+    UnknownUpstreamAuth, UpstreamAuth, shape_text,
 };
 pub use model::{
     AccessKey, Group, MAX_POLICY_VERSIONS, ManagedPolicy, MfaDevice, PolicyEntity, PolicyVersion,

@@ -154,6 +154,19 @@ impl Webhook {
     }
 }
 
+/// Posts `body` once to `config.url`, signed as every delivery is, and
+/// waits for the answer: for callers that need to know it arrived (the
+/// rotation job's steps). Blocking: call it off async threads.
+pub fn post_once(config: &WebhookConfig, body: &str) -> Result<(), WebhookError> {
+    let target = parse_url(&config.url)?;
+    let tls = if target.tls {
+        Some(Arc::new(client_config(config.ca_file.as_ref())?))
+    } else {
+        None
+    };
+    post(config, &target, tls.as_ref(), body)
+}
+
 fn client_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, WebhookError> {
     let path = ca_file
         .cloned()

@@ -7,7 +7,20 @@ pub mod sql;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+/// Starts `start` once for every test that holds the result: a server
+/// the tests of one file share. It stops when no running test holds it.
+pub fn shared<T>(slot: &'static Mutex<Weak<T>>, start: impl FnOnce() -> T) -> Arc<T> {
+    let mut held = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(running) = held.upgrade() {
+        return running;
+    }
+    let started = Arc::new(start());
+    *held = Arc::downgrade(&started);
+    started
+}
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -4,6 +4,7 @@
 mod common;
 mod manage;
 mod random;
+mod rotate;
 mod values;
 
 use crate::error::ApiError;
@@ -34,6 +35,8 @@ pub fn handle(call: &JsonCall) -> Result<Answer, ApiError> {
         "PutSecretValue" => values::put_secret_value(call),
         "ListSecretVersionIds" => values::list_secret_version_ids(call),
         "UpdateSecretVersionStage" => values::update_secret_version_stage(call),
+        "RotateSecret" => rotate::rotate_secret(call),
+        "CancelRotateSecret" => rotate::cancel_rotate_secret(call),
         _ => Err(unknown_operation()),
     }
 }

@@ -1,0 +1,930 @@
+//! Secrets Manager rotation end to end: `latchkey serve`'s rotation job
+//! driven by the stock AWS CLI (`rotate-secret`), against real servers,
+//! while clients keep working through the gateway.
+//!
+//! - PostgreSQL, single user, made by `db register --rotate-every`:
+//!   five rotations under pgbench (8 clients with `-C`, 8 without), no
+//!   failed transaction, old passwords refused by the server, none in the
+//!   server's statement log, the trail or Latchkey's log.
+//! - PostgreSQL, `kill -9` (an abort) after each step's work and before
+//!   it is recorded: the restarted server finishes the rotation and the
+//!   secret and the database agree.
+//! - MariaDB, alternating users, a secret made with the AWS CLI: five
+//!   rotations under load; only the newest two credentials log in.
+//! - A webhook rotation: four signed steps, then a failing one that
+//!   raises a finding, leaves `AWSCURRENT` alone, and is cancelled.
+//!
+//! One PostgreSQL serves the PostgreSQL tests (each rotates a role of its
+//! own); tests are named by engine so libtest finishes one engine first.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use common::sql::shop_sql;
+use common::*;
+use serde_json::Value;
+
+/// The rotation of `secret` that `rotate-secret` just started: waits
+/// until its version is `AWSCURRENT`.
+fn rotate(lk: &Latchkey, secret: &str) -> String {
+    let started = admin_cli(
+        lk,
+        &["secretsmanager", "rotate-secret", "--secret-id", secret],
+    );
+    let version = started["VersionId"].as_str().unwrap().to_owned();
+    wait_current(lk, secret, &version, Duration::from_secs(60));
+    version
+}
+
+/// Waits until `version` of `secret` is `AWSCURRENT`.
+fn wait_current(lk: &Latchkey, secret: &str, version: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let described = admin_cli(
+            lk,
+            &["secretsmanager", "describe-secret", "--secret-id", secret],
+        );
+        let stages = &described["VersionIdsToStages"][version];
+        if stages
+            .as_array()
+            .is_some_and(|s| s.iter().any(|l| l == "AWSCURRENT"))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "version {version} never became AWSCURRENT: {described:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `times` rotations of `secret` with boto3, one after the other, each
+/// timed from `RotateSecret` until its version is `AWSCURRENT`: the
+/// version, the seconds it took, and the new `AWSCURRENT` value.
+fn rotate_with_boto3(lk: &Latchkey, secret: &str, times: u32) -> Vec<(String, f64, Value)> {
+    const SCRIPT: &str = r#"
+import boto3, json, sys, time
+sm = boto3.client("secretsmanager")
+secret, times, out = sys.argv[1], int(sys.argv[2]), []
+for _ in range(times):
+    started = time.monotonic()
+    version = sm.rotate_secret(SecretId=secret)["VersionId"]
+    while "AWSCURRENT" not in sm.describe_secret(SecretId=secret)["VersionIdsToStages"].get(version, []):
+        if time.monotonic() - started > 60:
+            sys.exit("version %s never became AWSCURRENT" % version)
+        time.sleep(0.01)
+    took = time.monotonic() - started
+    value = json.loads(sm.get_secret_value(SecretId=secret)["SecretString"])
+    out.append([version, took, value])
+print(json.dumps(out))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT, secret, &times.to_string()])
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            lk.data.join("admin.credentials"),
+        )
+        .env("AWS_CONFIG_FILE", lk.data.join("aws.config"))
+        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    serde_json::from_str(&stdout_ok(&out)).unwrap()
+}
+
+/// The value of `secret` at `stage`, parsed.
+fn secret_value(lk: &Latchkey, secret: &str, stage: &str) -> Value {
+    let got = admin_cli(
+        lk,
+        &[
+            "secretsmanager",
+            "get-secret-value",
+            "--secret-id",
+            secret,
+            "--version-stage",
+            stage,
+        ],
+    );
+    serde_json::from_str(got["SecretString"].as_str().unwrap()).unwrap()
+}
+
+fn field<'a>(value: &'a Value, name: &str) -> &'a str {
+    value[name].as_str().unwrap()
+}
+
+/// Every step event of the trail for `secret`, as (step, error code).
+fn step_events(lk: &Latchkey) -> Vec<(String, Option<String>)> {
+    audit_text(lk)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["eventName"] == "RotationStep")
+        .map(|e| {
+            (
+                e["requestParameters"]["step"].as_str().unwrap().to_owned(),
+                e["errorCode"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// Asserts no password of `passwords` appears in `text` (named `what`).
+fn assert_absent(text: &str, passwords: &[String], what: &str) {
+    for p in passwords {
+        assert!(!text.contains(p.as_str()), "a password is in {what}");
+    }
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+struct PgEnv {
+    pg: Postgres,
+    _root: tempfile::TempDir,
+}
+
+static PG: Mutex<Weak<PgEnv>> = Mutex::new(Weak::new());
+
+/// PostgreSQL logging every statement, with role `app` owning `orders`.
+fn pg_env() -> Arc<PgEnv> {
+    shared(&PG, || {
+        let root = tempfile::tempdir().unwrap();
+        let pg = Postgres::start_with_settings(
+            root.path(),
+            &PgOptions::default(),
+            &["log_statement=all", "max_connections=200"],
+        );
+        PgEnv { pg, _root: root }
+    })
+}
+
+/// psql straight to the server (not the gateway) as `user`.
+fn pg_direct(pg: &Postgres, user: &str, password: &str) -> Output {
+    Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user={user} dbname=orders sslmode=disable connect_timeout=10",
+            pg.port
+        ))
+        .args(["-XAtc", "SELECT current_user"])
+        .env("PGPASSWORD", password)
+        .output()
+        .unwrap()
+}
+
+/// A Latchkey whose database `orders` rotates every 30 days, with
+/// `user`'s password stored (and so its secret made).
+fn rotating_latchkey(
+    root: &Path,
+    pg: &Postgres,
+    user: &str,
+    password: &str,
+    extra: &[&str],
+) -> (Latchkey, String, String) {
+    let (data, api) = init_latchkey(root, &[]);
+    let registered = register_db(
+        &data,
+        &[
+            "--name",
+            "orders",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            &format!("127.0.0.1:{}", pg.port),
+            "--upstream-tls",
+            "disable",
+            "--rotate-every",
+            "30d",
+        ],
+    );
+    assert_eq!(registered["rotateEveryDays"], 30);
+    assert_eq!(registered["rotationStrategy"], "single-user");
+    set_db_password(&data, "orders", user, password);
+    let lk = serve_latchkey(root, &data, &api, extra);
+    (lk, format!("latchkey/db/orders/{user}"), api)
+}
+
+/// pgbench through the gateway for `seconds`, `-C` or not; its output.
+fn pgbench(
+    lk: &Latchkey,
+    token: &str,
+    script: &Path,
+    reconnect: bool,
+    seconds: u32,
+) -> std::process::Child {
+    let mut c = Command::new("pgbench");
+    c.arg(conninfo(lk, "app", "verify-full"))
+        .args(["-n", "-c", "8", "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .arg(script)
+        .env("PGPASSWORD", token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if reconnect {
+        c.arg("-C");
+    }
+    c.spawn().unwrap()
+}
+
+/// Asserts a pgbench run finished with every transaction done.
+fn assert_no_failures(run: std::process::Child, what: &str) -> u64 {
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pgbench {what} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("aborted"), "pgbench {what}: {stdout}");
+    let processed: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|n| n.split('/').next()?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("pgbench {what}: {stdout}"));
+    if let Some(failed) = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("number of failed transactions: "))
+    {
+        assert!(failed.starts_with("0 "), "pgbench {what}: {stdout}");
+    }
+    assert!(processed > 0, "pgbench {what}: {stdout}");
+    processed
+}
+
+#[test]
+fn postgres_single_user_rotates_five_times_under_pgbench_with_no_failure() {
+    let env = pg_env();
+    let pg = &env.pg;
+    let root = tempfile::tempdir().unwrap();
+    let (lk, secret, _) = rotating_latchkey(
+        root.path(),
+        pg,
+        "app",
+        "app-secret",
+        // Every -C connection logs in upstream: none rides a pooled one
+        // past a rotation.
+        &["--gateway-pool-size", "0"],
+    );
+    let first = secret_value(&lk, &secret, "AWSCURRENT");
+    assert_eq!(
+        (
+            field(&first, "engine"),
+            field(&first, "username"),
+            field(&first, "password")
+        ),
+        ("postgres", "app", "app-secret")
+    );
+    assert_eq!(field(&first, "dbInstanceIdentifier"), "orders");
+    let described = admin_cli(
+        &lk,
+        &["secretsmanager", "describe-secret", "--secret-id", &secret],
+    );
+    assert_eq!(described["RotationEnabled"], true);
+    assert_eq!(described["RotationRules"]["AutomaticallyAfterDays"], 30);
+    assert!(
+        described["RotationLambdaARN"]
+            .as_str()
+            .unwrap()
+            .ends_with(":function:latchkey-rotation-single-user")
+    );
+
+    let token = aws_token(&lk, &[], "localhost", "app");
+    let script = root.path().join("q.sql");
+    std::fs::write(&script, "\\set n random(1, 1000)\nSELECT :n + 1;\n").unwrap();
+    let reconnecting = pgbench(&lk, &token, &script, true, 25);
+    let staying = pgbench(&lk, &token, &script, false, 25);
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    let rotations = rotate_with_boto3(&lk, &secret, 5);
+    let times: Vec<String> = rotations.iter().map(|r| format!("{:.3}", r.1)).collect();
+    eprintln!(
+        "single-user rotation under load, seconds each: {}",
+        times.join(" ")
+    );
+    let mut passwords = vec!["app-secret".to_owned()];
+    passwords.extend(rotations.iter().map(|r| field(&r.2, "password").to_owned()));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the rotations outlasted the load"
+    );
+    let with_reconnects = assert_no_failures(reconnecting, "-C");
+    let without = assert_no_failures(staying, "without -C");
+    eprintln!("pgbench: {with_reconnects} transactions with -C, {without} without");
+
+    // The server takes the newest password only.
+    let newest = passwords.last().unwrap();
+    assert_eq!(stdout_ok(&pg_direct(pg, "app", newest)), "app");
+    for old in &passwords[..passwords.len() - 1] {
+        let out = pg_direct(pg, "app", old);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("password authentication failed"));
+    }
+    // The gateway still logs in, with a pooled connection or a new one.
+    let out = psql(
+        &lk,
+        "app",
+        &aws_token(&lk, &[], "localhost", "app"),
+        "verify-full",
+        "SELECT current_user",
+    );
+    assert_eq!(stdout_ok(&out), "app");
+    let previous = secret_value(&lk, &secret, "AWSPREVIOUS");
+    assert_eq!(field(&previous, "password"), passwords[passwords.len() - 2]);
+
+    // Twenty steps recorded, none failed; no password anywhere.
+    let steps = step_events(&lk);
+    assert_eq!(steps.len(), 20, "{steps:?}");
+    assert!(steps.iter().all(|(_, e)| e.is_none()), "{steps:?}");
+    assert_eq!(
+        steps[..4]
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>(),
+        ["createSecret", "setSecret", "testSecret", "finishSecret"]
+    );
+    let generated = &passwords[1..];
+    assert_absent(&audit_text(&lk), generated, "the audit trail");
+    assert_absent(
+        &std::fs::read_to_string(root.path().join("latchkey.log")).unwrap(),
+        generated,
+        "Latchkey's log",
+    );
+    assert_absent(
+        &std::fs::read_to_string(pg.dir.join("log")).unwrap(),
+        generated,
+        "PostgreSQL's statement log",
+    );
+}
+
+#[test]
+fn postgres_rotation_resumes_after_a_crash_at_each_step() {
+    let env = pg_env();
+    let pg = &env.pg;
+    pg.sql("CREATE ROLE crashy LOGIN PASSWORD 'crashy-secret'");
+    pg.sql("GRANT CONNECT ON DATABASE orders TO crashy");
+    let root = tempfile::tempdir().unwrap();
+    let (mut lk, secret, api) = rotating_latchkey(root.path(), pg, "crashy", "crashy-secret", &[]);
+    let data = lk.data.clone();
+    let mut passwords = vec!["crashy-secret".to_owned()];
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        // A server that aborts once `step`'s work is done, before the job
+        // records it: the worst moment to be killed.
+        drop(lk);
+        lk = serve_latchkey_env(
+            root.path(),
+            &data,
+            &api,
+            &[],
+            &[("LATCHKEY_TEST_CRASH_AFTER_ROTATION_STEP", step)],
+        );
+        let started = admin_cli(
+            &lk,
+            &["secretsmanager", "rotate-secret", "--secret-id", &secret],
+        );
+        let version = started["VersionId"].as_str().unwrap().to_owned();
+        let status = {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(status) = lk.child.try_wait().unwrap() {
+                    break status;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the server did not crash at {step}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        assert!(!status.success(), "{step}: {status}");
+        // Restarted without the hook: the rotation resumes and finishes.
+        lk = serve_latchkey(root.path(), &data, &api, &[]);
+        wait_current(&lk, &secret, &version, Duration::from_secs(30));
+        let current = secret_value(&lk, &secret, "AWSCURRENT");
+        let password = field(&current, "password").to_owned();
+        assert_eq!(
+            stdout_ok(&pg_direct(pg, "crashy", &password)),
+            "crashy",
+            "{step}"
+        );
+        assert!(
+            !pg_direct(pg, "crashy", passwords.last().unwrap())
+                .status
+                .success(),
+            "{step}"
+        );
+        let out = psql(
+            &lk,
+            "crashy",
+            &aws_token(&lk, &[], "localhost", "crashy"),
+            "verify-full",
+            "SELECT current_user",
+        );
+        assert_eq!(stdout_ok(&out), "crashy", "{step}");
+        let described = admin_cli(
+            &lk,
+            &["secretsmanager", "describe-secret", "--secret-id", &secret],
+        );
+        let pending: Vec<&String> = described["VersionIdsToStages"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, s)| s.as_array().unwrap().iter().any(|l| l == "AWSPENDING"))
+            .map(|(v, _)| v)
+            .collect();
+        assert!(pending.is_empty(), "{step}: {described:#}");
+        passwords.push(password);
+    }
+    // A rotation without a crash still works after all that.
+    rotate(&lk, &secret);
+    let password = field(&secret_value(&lk, &secret, "AWSCURRENT"), "password").to_owned();
+    assert_eq!(stdout_ok(&pg_direct(pg, "crashy", &password)), "crashy");
+}
+
+// ------------------------------------------------------------------- MariaDB
+
+fn my_direct(db: &MariaDb, user: &str, password: &str) -> Output {
+    Command::new("mariadb")
+        .args([
+            "--protocol=TCP",
+            "--host=127.0.0.1",
+            &format!("--port={}", db.port),
+            &format!("--user={user}"),
+            "--skip-ssl",
+            "-N",
+            "-B",
+            "-e",
+            "SELECT CURRENT_USER()",
+        ])
+        .env("MYSQL_PWD", password)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn zmariadb_alternating_users_rotate_five_times_under_load_with_no_failure() {
+    let root = tempfile::tempdir().unwrap();
+    let my = MariaDb::start(root.path());
+    shop_sql(
+        &my,
+        "CREATE TABLE shop.items (id INT PRIMARY KEY, name TEXT);
+         INSERT INTO shop.items VALUES (1, 'pen');
+         CREATE USER admin@'%' IDENTIFIED BY 'admin-secret';
+         GRANT ALL ON *.* TO admin@'%' WITH GRANT OPTION;",
+    );
+    let (data, api) = init_latchkey(root.path(), &[]);
+    common::sql::register_shop(&data, &my, &[]);
+    set_db_password(&data, "shop", "admin", "admin-secret");
+    let lk = serve_latchkey(root.path(), &data, &api, &[]);
+    let value = serde_json::json!({
+        "engine": "mariadb", "host": "127.0.0.1", "port": my.port,
+        "username": "app", "password": "app-secret", "dbname": "shop",
+        "master_username": "admin", "dbInstanceIdentifier": "shop",
+    });
+    admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "create-secret",
+            "--name",
+            "shop/app",
+            "--secret-string",
+            &value.to_string(),
+        ],
+    );
+    let account = admin_cli(&lk, &["sts", "get-caller-identity"])["Account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let function =
+        format!("arn:aws:lambda:us-east-1:{account}:function:latchkey-rotation-alternating-users");
+
+    // Load through the gateway: new connections and one long session.
+    let token = aws_token_for_port(&lk, lk.mysql_port, &[], "localhost", "app");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (lk_data, port, token, stop, failures) = (
+            lk.data.clone(),
+            lk.mysql_port,
+            token.clone(),
+            stop.clone(),
+            failures.clone(),
+        );
+        load.push(std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = Command::new("mariadb")
+                    .args([
+                        "--protocol=TCP",
+                        "--host=localhost",
+                        &format!("--port={port}"),
+                        "--user=app",
+                        "--ssl",
+                        &format!("--ssl-ca={}", lk_data.join("ca.pem").display()),
+                        "--ssl-verify-server-cert",
+                        "-N",
+                        "-B",
+                        "-e",
+                        "SELECT name FROM shop.items WHERE id = 1",
+                    ])
+                    .env("MYSQL_PWD", &token)
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&out.stdout).trim() != "pen" {
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&out.stderr).into_owned());
+                }
+                n += 1;
+            }
+            n
+        }));
+    }
+    let long_session = {
+        let mut c = mariadb_command(&lk, "app", &token);
+        c.args(["-N", "-B"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..150 {
+                if stdin
+                    .write_all(b"SELECT name FROM shop.items WHERE id = 1; DO SLEEP(0.05);\n")
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        child
+    };
+
+    // Five rotations: the first creates app_clone with app's grants.
+    let started_at = Instant::now();
+    let first = admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "rotate-secret",
+            "--secret-id",
+            "shop/app",
+            "--rotation-lambda-arn",
+            &function,
+            "--rotation-rules",
+            "AutomaticallyAfterDays=30",
+        ],
+    );
+    wait_current(
+        &lk,
+        "shop/app",
+        first["VersionId"].as_str().unwrap(),
+        Duration::from_secs(60),
+    );
+    let mut values = vec![value.clone(), secret_value(&lk, "shop/app", "AWSCURRENT")];
+    let first_took = started_at.elapsed();
+    let rotations = rotate_with_boto3(&lk, "shop/app", 4);
+    let times: Vec<String> = rotations.iter().map(|r| format!("{:.3}", r.1)).collect();
+    eprintln!(
+        "alternating-users rotation under load, seconds each: {} (the first, making the clone, by the AWS CLI: {first_took:?})",
+        times.join(" ")
+    );
+    values.extend(rotations.into_iter().map(|r| r.2));
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let connections: u32 = load.into_iter().map(|t| t.join().unwrap()).sum();
+    let session = long_session.wait_with_output().unwrap();
+    assert!(session.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&session.stdout)
+            .lines()
+            .filter(|l| *l == "pen")
+            .count(),
+        150
+    );
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {connections} connections failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+    assert!(connections > 20, "only {connections} connections");
+
+    // The users alternate, and only the newest two credentials log in.
+    let users: Vec<&str> = values.iter().map(|v| field(v, "username")).collect();
+    assert_eq!(
+        users,
+        ["app", "app_clone", "app", "app_clone", "app", "app_clone"]
+    );
+    let n = values.len();
+    for (i, v) in values.iter().enumerate() {
+        let out = my_direct(&my, field(v, "username"), field(v, "password"));
+        if i >= n - 2 {
+            assert!(
+                stdout_ok(&out).starts_with(field(v, "username")),
+                "version {i}"
+            );
+        } else {
+            assert!(!out.status.success(), "version {i} still logs in");
+        }
+    }
+    // The gateway logs in as the current user of the pair, with app's grants.
+    let out = mariadb(
+        &lk,
+        "app",
+        &token,
+        &["-e", "SELECT CURRENT_USER(), (SELECT name FROM shop.items)"],
+    );
+    assert_eq!(stdout_ok(&out), "app_clone@%\tpen");
+    let generated: Vec<String> = values[1..]
+        .iter()
+        .map(|v| field(v, "password").to_owned())
+        .collect();
+    assert_absent(&audit_text(&lk), &generated, "the audit trail");
+    assert_absent(
+        &std::fs::read_to_string(root.path().join("latchkey.log")).unwrap(),
+        &generated,
+        "Latchkey's log",
+    );
+}
+
+// ------------------------------------------------------------------- webhook
+
+/// One request the webhook receiver got: its body and whether its
+/// signature verified.
+struct Received {
+    body: Value,
+    signed: bool,
+}
+
+/// A webhook receiver: answers `status` to every POST, and for a
+/// createSecret step puts the pending value with the AWS CLI first, as a
+/// rotation Lambda does.
+fn receiver(lk_data: &Path, secret: &'static str, status: u16) -> (u16, Arc<Mutex<Vec<Received>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let (record, data) = (got.clone(), lk_data.to_owned());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                headers.push(line.trim().to_owned());
+            }
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find_map(|h| {
+                        let (k, v) = h.split_once(':')?;
+                        k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                    })
+                    .unwrap_or_default()
+            };
+            let mut body = vec![0; header("content-length").parse().unwrap()];
+            reader.read_exact(&mut body).unwrap();
+            let timestamp = header("x-latchkey-timestamp");
+            let expected = {
+                use hmac::{Hmac, Mac};
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+                mac.update(timestamp.as_bytes());
+                mac.update(b".");
+                mac.update(&body);
+                format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+            };
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if body["Step"] == "createSecret" && status == 200 {
+                let out = aws_cli()
+                    .env(
+                        "AWS_SHARED_CREDENTIALS_FILE",
+                        data.join("admin.credentials"),
+                    )
+                    .env("AWS_CONFIG_FILE", data.join("aws.config"))
+                    .env("AWS_CA_BUNDLE", data.join("ca.pem"))
+                    .args([
+                        "secretsmanager",
+                        "put-secret-value",
+                        "--secret-id",
+                        body["SecretId"].as_str().unwrap(),
+                        "--client-request-token",
+                        body["ClientRequestToken"].as_str().unwrap(),
+                        "--secret-string",
+                        "rotated-by-webhook",
+                        "--version-stages",
+                        "AWSPENDING",
+                    ])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            record.lock().unwrap().push(Received {
+                signed: header("x-latchkey-signature") == expected,
+                body,
+            });
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, got)
+}
+
+#[test]
+fn webhook_rotation_posts_four_signed_steps_and_a_failure_raises_a_finding() {
+    const HOOK_SECRET: &str = "webhook-signing-secret-0123456789";
+    let root = tempfile::tempdir().unwrap();
+    let (data, api) = init_latchkey(root.path(), &[]);
+    let key_file = root.path().join("hook.key");
+    std::fs::write(&key_file, HOOK_SECRET).unwrap();
+    let (ok_port, ok_got) = receiver(&data, HOOK_SECRET, 200);
+    let (bad_port, bad_got) = receiver(&data, HOOK_SECRET, 500);
+    let lk = serve_latchkey(
+        root.path(),
+        &data,
+        &api,
+        &[
+            "--webhook-url",
+            &format!("http://127.0.0.1:{bad_port}/findings"),
+            "--webhook-secret-file",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    let create = |name: &str| {
+        admin_cli(
+            &lk,
+            &[
+                "secretsmanager",
+                "create-secret",
+                "--name",
+                name,
+                "--secret-string",
+                "original",
+            ],
+        )["VersionId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let original = create("api/key");
+    let started = admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "rotate-secret",
+            "--secret-id",
+            "api/key",
+            "--rotation-lambda-arn",
+            &format!("http://127.0.0.1:{ok_port}/rotate"),
+            "--rotation-rules",
+            r#"{"ScheduleExpression": "rate(10 days)", "Duration": "2h"}"#,
+        ],
+    );
+    let version = started["VersionId"].as_str().unwrap().to_owned();
+    wait_current(&lk, "api/key", &version, Duration::from_secs(30));
+    let value = admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "get-secret-value",
+            "--secret-id",
+            "api/key",
+        ],
+    );
+    assert_eq!(value["SecretString"], "rotated-by-webhook");
+    let previous = admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "get-secret-value",
+            "--secret-id",
+            "api/key",
+            "--version-stage",
+            "AWSPREVIOUS",
+        ],
+    );
+    assert_eq!(previous["VersionId"], original.as_str());
+    {
+        let got = ok_got.lock().unwrap();
+        let steps: Vec<&str> = got
+            .iter()
+            .map(|r| r.body["Step"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            ["createSecret", "setSecret", "testSecret", "finishSecret"]
+        );
+        assert!(
+            got.iter().all(|r| r.signed),
+            "a step was not signed with the webhook secret"
+        );
+        assert!(
+            got.iter()
+                .all(|r| r.body["ClientRequestToken"] == version.as_str())
+        );
+    }
+    let described = admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "describe-secret",
+            "--secret-id",
+            "api/key",
+        ],
+    );
+    assert_eq!(described["RotationEnabled"], true);
+    assert_eq!(
+        described["RotationRules"]["ScheduleExpression"],
+        "rate(10 days)"
+    );
+    assert!(described["LastRotatedDate"].is_number() && described["NextRotationDate"].is_number());
+
+    // A receiver that fails: a finding, AWSCURRENT unchanged, then cancelled.
+    let kept = create("api/other");
+    admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "rotate-secret",
+            "--secret-id",
+            "api/other",
+            "--rotation-lambda-arn",
+            &format!("http://127.0.0.1:{bad_port}/rotate"),
+        ],
+    );
+    let finding = wait_for_finding(&data, "Rotation:SecretsManager/RotationFailed");
+    assert_eq!(finding["severity"], "Medium");
+    assert!(
+        finding["resource"]
+            .as_str()
+            .unwrap()
+            .contains(":secret:api/other-"),
+        "{finding}"
+    );
+    let current = admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "get-secret-value",
+            "--secret-id",
+            "api/other",
+        ],
+    );
+    assert_eq!(
+        (
+            current["VersionId"].as_str().unwrap(),
+            current["SecretString"].as_str().unwrap()
+        ),
+        (kept.as_str(), "original")
+    );
+    assert!(
+        step_events(&lk)
+            .iter()
+            .any(|(s, e)| s == "createSecret" && e.is_some())
+    );
+    let cancelled = admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "cancel-rotate-secret",
+            "--secret-id",
+            "api/other",
+        ],
+    );
+    assert!(cancelled["VersionId"].is_string(), "{cancelled}");
+    let described = admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "describe-secret",
+            "--secret-id",
+            "api/other",
+        ],
+    );
+    assert_eq!(described["RotationEnabled"], false);
+    // The failing receiver was asked once (retries wait 30 s and more),
+    // and signed like the other.
+    let got = bad_got.lock().unwrap();
+    let steps: Vec<&Received> = got.iter().filter(|r| r.body["Step"].is_string()).collect();
+    assert_eq!(steps.len(), 1);
+    assert!(steps[0].signed && steps[0].body["Step"] == "createSecret");
+}
