@@ -352,11 +352,45 @@ pub trait Databases {
 
     fn remove_database(&self, name: &str) -> Result<()>;
 
-    /// Stores (sealed) the password the gateway uses upstream for `user`.
-    fn set_database_password(&self, database: &str, user: &str, password: &str) -> Result<()>;
+    /// Stores (sealed) the password the gateway uses upstream for `user`,
+    /// logging in as `user` itself: [`Databases::set_database_login`] with
+    /// the same user (so it also clears a next login).
+    fn set_database_password(&self, database: &str, user: &str, password: &str) -> Result<()> {
+        self.set_database_login(database, user, user, password)
+    }
 
-    /// The upstream password for `user` on `database`, if one is stored.
+    /// The current upstream password for `user` on `database`, if one is
+    /// stored (whichever user it logs in as).
     fn database_password(&self, database: &str, user: &str) -> Result<Option<Zeroizing<String>>>;
+
+    /// The credentials the gateway logs in upstream with for client db
+    /// user `user` on `database`, if any are stored.
+    fn database_logins(&self, database: &str, user: &str) -> Result<Option<UpstreamLogins>>;
+
+    /// Sets the current login for client user `user`: the gateway logs in
+    /// upstream as `login_user` (which may differ: alternating-users
+    /// rotation logs in as `app_clone` for client user `app`) with
+    /// `password`, stored sealed. Clears the next login.
+    /// `NoSuchEntity` if the database does not exist.
+    fn set_database_login(
+        &self,
+        database: &str,
+        user: &str,
+        login_user: &str,
+        password: &str,
+    ) -> Result<()>;
+
+    /// Sets (`Some((login_user, password))`) or clears the login tried
+    /// when the server refuses the current one: a rotation in progress.
+    /// `NoSuchEntity` if the database does not exist. With no login stored
+    /// yet for `user`, `Some` stores this one as both current and next;
+    /// `None` then changes nothing.
+    fn set_database_next_login(
+        &self,
+        database: &str,
+        user: &str,
+        next: Option<(&str, &str)>,
+    ) -> Result<()>;
 
     /// Latchkey's database CA, if made: its certificate and private key
     /// (PEM). The key is stored sealed.
@@ -365,6 +399,32 @@ pub trait Databases {
     /// Stores the database CA unless one exists (another process may have
     /// made one first). Returns whether this one was stored.
     fn create_database_ca(&self, cert_pem: &str, key_pem: &str, now: i64) -> Result<bool>;
+}
+
+/// One credential the gateway logs in upstream with: the database user
+/// it logs in as and its password. `Debug` shows the user only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UpstreamLogin {
+    pub user: String,
+    pub password: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for UpstreamLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamLogin")
+            .field("user", &self.user)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+/// The credentials the gateway logs in upstream with, for one client db
+/// user: the current one, and during a credential rotation the next one,
+/// tried when the server refuses the current one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamLogins {
+    pub current: UpstreamLogin,
+    pub next: Option<UpstreamLogin>,
 }
 
 /// Classification tags on database objects (`latchkey db classify`).

@@ -1206,3 +1206,213 @@ fn secrets_are_sealed_versioned_and_updated_by_revision() {
     assert!(store.secret_by_name("app/key").unwrap().is_none());
     assert!(store.secret_value(arn, "v1").unwrap().is_none());
 }
+
+#[test]
+fn upstream_logins_round_trip_with_a_next_login() {
+    use latchkey_store::{UpstreamLogin, UpstreamLogins};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.register_database(&orders(), NOW).unwrap();
+    let login = |user: &str, password: &str| UpstreamLogin {
+        user: user.into(),
+        password: zeroize::Zeroizing::new(password.into()),
+    };
+    assert_eq!(store.database_logins("orders", "app").unwrap(), None);
+
+    // A password logs in as the client user itself.
+    store
+        .set_database_password("orders", "app", "first-pw")
+        .unwrap();
+    assert_eq!(
+        store.database_logins("orders", "app").unwrap().unwrap(),
+        UpstreamLogins {
+            current: login("app", "first-pw"),
+            next: None
+        }
+    );
+
+    // A rotation in progress: a next login, then it becomes current.
+    store
+        .set_database_next_login("orders", "app", Some(("app_clone", "clone-pw")))
+        .unwrap();
+    let logins = store.database_logins("orders", "app").unwrap().unwrap();
+    assert_eq!(logins.current, login("app", "first-pw"));
+    assert_eq!(logins.next, Some(login("app_clone", "clone-pw")));
+    assert_eq!(
+        store
+            .database_password("orders", "app")
+            .unwrap()
+            .unwrap()
+            .as_str(),
+        "first-pw"
+    );
+    store
+        .set_database_login("orders", "app", "app_clone", "clone-pw")
+        .unwrap();
+    assert_eq!(
+        store.database_logins("orders", "app").unwrap().unwrap(),
+        UpstreamLogins {
+            current: login("app_clone", "clone-pw"),
+            next: None
+        }
+    );
+    assert_eq!(
+        store
+            .database_password("orders", "app")
+            .unwrap()
+            .unwrap()
+            .as_str(),
+        "clone-pw"
+    );
+
+    // A next login set, then cleared (a rotation abandoned).
+    store
+        .set_database_next_login("orders", "app", Some(("app", "second-pw")))
+        .unwrap();
+    assert_eq!(
+        store
+            .database_logins("orders", "app")
+            .unwrap()
+            .unwrap()
+            .next,
+        Some(login("app", "second-pw"))
+    );
+    store
+        .set_database_next_login("orders", "app", None)
+        .unwrap();
+    assert_eq!(
+        store.database_logins("orders", "app").unwrap().unwrap(),
+        UpstreamLogins {
+            current: login("app_clone", "clone-pw"),
+            next: None
+        }
+    );
+
+    // set_database_password clears a next login and logs in as the user.
+    store
+        .set_database_next_login("orders", "app", Some(("app", "third-pw")))
+        .unwrap();
+    store
+        .set_database_password("orders", "app", "fourth-pw")
+        .unwrap();
+    assert_eq!(
+        store.database_logins("orders", "app").unwrap().unwrap(),
+        UpstreamLogins {
+            current: login("app", "fourth-pw"),
+            next: None
+        }
+    );
+
+    // With no row yet, a next login is the current one too; clearing
+    // one that is not there changes nothing.
+    store
+        .set_database_next_login("orders", "fresh", None)
+        .unwrap();
+    assert_eq!(store.database_logins("orders", "fresh").unwrap(), None);
+    store
+        .set_database_next_login("orders", "fresh", Some(("fresh", "fresh-pw")))
+        .unwrap();
+    assert_eq!(
+        store.database_logins("orders", "fresh").unwrap().unwrap(),
+        UpstreamLogins {
+            current: login("fresh", "fresh-pw"),
+            next: Some(login("fresh", "fresh-pw"))
+        }
+    );
+
+    // An unknown database is refused either way.
+    for result in [
+        store.set_database_login("nope", "app", "app", "x"),
+        store.set_database_next_login("nope", "app", Some(("app", "x"))),
+        store.set_database_next_login("nope", "app", None),
+    ] {
+        assert!(matches!(result, Err(StoreError::NoSuchEntity { .. })));
+    }
+
+    // Debug never shows a password.
+    let shown = format!(
+        "{:?}",
+        store.database_logins("orders", "fresh").unwrap().unwrap()
+    );
+    assert!(
+        shown.contains("fresh") && !shown.contains("fresh-pw"),
+        "{shown}"
+    );
+
+    // Removing the database removes its logins.
+    store.remove_database("orders").unwrap();
+    store.register_database(&orders(), NOW).unwrap();
+    assert_eq!(store.database_logins("orders", "app").unwrap(), None);
+}
+
+#[test]
+fn upstream_logins_are_sealed_and_rewrapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    {
+        let store = open(&dir);
+        store.register_database(&orders(), NOW).unwrap();
+        store
+            .set_database_login("orders", "app", "app_clone", "current-secret-1")
+            .unwrap();
+        store
+            .set_database_next_login("orders", "app", Some(("app", "next-secret-22")))
+            .unwrap();
+    }
+    for file in ["store.db", "store.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        for secret in [&b"current-secret-1"[..], b"next-secret-22"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret),
+                "an upstream password stored in clear in {file}"
+            );
+        }
+    }
+    // A sealed next password does not open as the current one (its own
+    // context): swapping the blobs in the file is noticed.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "UPDATE database_passwords SET secret = next_secret, next_secret = secret",
+        )
+        .unwrap();
+    }
+    assert!(open(&dir).database_logins("orders", "app").is_err());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "UPDATE database_passwords SET secret = next_secret, next_secret = secret",
+        )
+        .unwrap();
+    }
+
+    let mut vault = Vault::new(1, &[9; 32]);
+    vault.add(2, &[10; 32]);
+    let store = Store::open(&path, vault).unwrap();
+    // The current and next passwords and the vault check value.
+    assert_eq!(store.rewrap_all().unwrap(), 3);
+    drop(store);
+    let store = Store::open(&path, Vault::new(2, &[10; 32])).unwrap();
+    let logins = store.database_logins("orders", "app").unwrap().unwrap();
+    assert_eq!(
+        (
+            logins.current.user.as_str(),
+            logins.current.password.as_str()
+        ),
+        ("app_clone", "current-secret-1")
+    );
+    let next = logins.next.unwrap();
+    assert_eq!(
+        (next.user.as_str(), next.password.as_str()),
+        ("app", "next-secret-22")
+    );
+    // A row without a next login rewraps too (its NULL is skipped).
+    store
+        .set_database_next_login("orders", "app", None)
+        .unwrap();
+    let mut vault = Vault::new(2, &[10; 32]);
+    vault.add(3, &[11; 32]);
+    drop(store);
+    let store = Store::open(&path, vault).unwrap();
+    assert_eq!(store.rewrap_all().unwrap(), 2);
+}

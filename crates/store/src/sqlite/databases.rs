@@ -1,12 +1,36 @@
-//! Registered databases, their sealed upstream passwords (context:
-//! `database/user`) and Latchkey's database CA.
+//! Registered databases, their upstream logins (the user logged in as,
+//! `NULL` when it is the client user, and the password sealed with
+//! context `database/user`; during a rotation the next login too, sealed
+//! with `database/user/next`) and Latchkey's database CA.
 
 use rusqlite::{OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use super::{DATABASE_CA_CONTEXT, SqliteBackend, parse_column, parse_tags, tags_json};
 use crate::backend::Databases;
-use crate::{Database, Result, StoreError, random};
+use crate::{Database, Result, StoreError, UpstreamLogin, UpstreamLogins, random};
+
+/// The sealing context of `user`'s current upstream password.
+fn current_context(database: &str, user: &str) -> String {
+    format!("{database}/{user}")
+}
+
+/// The sealing context of `user`'s next upstream password.
+fn next_context(database: &str, user: &str) -> String {
+    format!("{database}/{user}/next")
+}
+
+/// A login user as stored: `NULL` when it is the client user itself.
+fn other_user<'a>(user: &str, login_user: &'a str) -> Option<&'a str> {
+    (login_user != user).then_some(login_user)
+}
+
+fn no_database(database: &str) -> StoreError {
+    StoreError::NoSuchEntity {
+        kind: "database",
+        name: database.to_owned(),
+    }
+}
 
 impl Databases for SqliteBackend {
     fn register_database(&self, db: &Database, now: i64) -> Result<Database> {
@@ -93,23 +117,6 @@ impl Databases for SqliteBackend {
         Ok(())
     }
 
-    fn set_database_password(&self, database: &str, user: &str, password: &str) -> Result<()> {
-        let context = format!("{database}/{user}");
-        let sealed = self.vault().seal(password.as_bytes(), context.as_bytes())?;
-        let n = self.db().execute(
-            "INSERT INTO database_passwords (database, user, secret) SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM databases WHERE name = ?1)
-             ON CONFLICT(database, user) DO UPDATE SET secret = excluded.secret",
-            params![database, user, sealed],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoSuchEntity {
-                kind: "database",
-                name: database.to_owned(),
-            });
-        }
-        Ok(())
-    }
-
     fn database_password(&self, database: &str, user: &str) -> Result<Option<Zeroizing<String>>> {
         let sealed: Option<Vec<u8>> = self
             .db()
@@ -119,14 +126,105 @@ impl Databases for SqliteBackend {
                 |r| r.get(0),
             )
             .optional()?;
-        let Some(sealed) = sealed else {
+        sealed
+            .map(|sealed| self.open_password(&sealed, &current_context(database, user)))
+            .transpose()
+    }
+
+    fn database_logins(&self, database: &str, user: &str) -> Result<Option<UpstreamLogins>> {
+        type Row = (Vec<u8>, Option<String>, Option<String>, Option<Vec<u8>>);
+        let row: Option<Row> = self
+            .db()
+            .query_row(
+                "SELECT secret, login_user, next_user, next_secret FROM database_passwords WHERE database = ?1 AND user = ?2",
+                [database, user],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((sealed, login_user, next_user, next_sealed)) = row else {
             return Ok(None);
         };
-        let context = format!("{database}/{user}");
-        let plain = self.vault().open(&sealed, context.as_bytes())?;
-        Ok(Some(Zeroizing::new(
-            String::from_utf8_lossy(&plain).into_owned(),
-        )))
+        let current = UpstreamLogin {
+            user: login_user.unwrap_or_else(|| user.to_owned()),
+            password: self.open_password(&sealed, &current_context(database, user))?,
+        };
+        let next = match next_sealed {
+            Some(sealed) => Some(UpstreamLogin {
+                user: next_user.unwrap_or_else(|| user.to_owned()),
+                password: self.open_password(&sealed, &next_context(database, user))?,
+            }),
+            None => None,
+        };
+        Ok(Some(UpstreamLogins { current, next }))
+    }
+
+    fn set_database_login(
+        &self,
+        database: &str,
+        user: &str,
+        login_user: &str,
+        password: &str,
+    ) -> Result<()> {
+        let sealed = self.vault().seal(
+            password.as_bytes(),
+            current_context(database, user).as_bytes(),
+        )?;
+        let n = self.db().execute(
+            "INSERT INTO database_passwords (database, user, secret, login_user, next_user, next_secret)
+             SELECT ?1, ?2, ?3, ?4, NULL, NULL WHERE EXISTS (SELECT 1 FROM databases WHERE name = ?1)
+             ON CONFLICT(database, user) DO UPDATE SET secret = excluded.secret, login_user = excluded.login_user, next_user = NULL, next_secret = NULL",
+            params![database, user, sealed, other_user(user, login_user)],
+        )?;
+        if n == 0 {
+            return Err(no_database(database));
+        }
+        Ok(())
+    }
+
+    fn set_database_next_login(
+        &self,
+        database: &str,
+        user: &str,
+        next: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let Some((login_user, password)) = next else {
+            let db = self.db();
+            let exists: bool = db.query_row(
+                "SELECT EXISTS (SELECT 1 FROM databases WHERE name = ?1)",
+                [database],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Err(no_database(database));
+            }
+            db.execute(
+                "UPDATE database_passwords SET next_user = NULL, next_secret = NULL WHERE database = ?1 AND user = ?2",
+                [database, user],
+            )?;
+            return Ok(());
+        };
+        let (current, next) = {
+            let vault = self.vault();
+            (
+                vault.seal(
+                    password.as_bytes(),
+                    current_context(database, user).as_bytes(),
+                )?,
+                vault.seal(password.as_bytes(), next_context(database, user).as_bytes())?,
+            )
+        };
+        let login_user = other_user(user, login_user);
+        // A row made here logs in with this login now, too.
+        let n = self.db().execute(
+            "INSERT INTO database_passwords (database, user, secret, login_user, next_user, next_secret)
+             SELECT ?1, ?2, ?3, ?4, ?4, ?5 WHERE EXISTS (SELECT 1 FROM databases WHERE name = ?1)
+             ON CONFLICT(database, user) DO UPDATE SET next_user = excluded.next_user, next_secret = excluded.next_secret",
+            params![database, user, current, login_user, next],
+        )?;
+        if n == 0 {
+            return Err(no_database(database));
+        }
+        Ok(())
     }
 
     fn database_ca(&self) -> Result<Option<(String, Zeroizing<String>)>> {
@@ -152,5 +250,13 @@ impl Databases for SqliteBackend {
             "INSERT OR IGNORE INTO database_ca (id, cert, key, created) VALUES (1, ?1, ?2, ?3)",
             params![cert_pem, sealed, now],
         )? == 1)
+    }
+}
+
+impl SqliteBackend {
+    /// Opens a sealed upstream password.
+    fn open_password(&self, sealed: &[u8], context: &str) -> Result<Zeroizing<String>> {
+        let plain = self.vault().open(sealed, context.as_bytes())?;
+        Ok(Zeroizing::new(String::from_utf8_lossy(&plain).into_owned()))
     }
 }

@@ -93,6 +93,12 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
         "TEXT NOT NULL DEFAULT ''",
     ),
     ("managed_policies", "tags", "TEXT NOT NULL DEFAULT '[]'"),
+    // Upstream logins: the user the gateway logs in as when it is not the
+    // client's (NULL: the same), and the next login of a rotation in
+    // progress (its password sealed with context `database/user/next`).
+    ("database_passwords", "login_user", "TEXT"),
+    ("database_passwords", "next_user", "TEXT"),
+    ("database_passwords", "next_secret", "BLOB"),
 ];
 
 const DATABASE_CA_CONTEXT: &[u8] = b"latchkey database CA";
@@ -344,13 +350,16 @@ impl Backend for SqliteBackend {
             ("mfa_devices", "seed"),
             ("cluster_keys", "material"),
             ("database_passwords", "secret"),
+            ("database_passwords", "next_secret"),
             ("database_ca", "key"),
             ("audit_key", "key"),
             ("vault_check", "value"),
             ("secret_values", "value"),
         ] {
             let rows: Vec<(i64, Vec<u8>)> = {
-                let mut stmt = tx.prepare(&format!("SELECT rowid, {col} FROM {table}"))?;
+                let mut stmt = tx.prepare(&format!(
+                    "SELECT rowid, {col} FROM {table} WHERE {col} IS NOT NULL"
+                ))?;
                 let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
