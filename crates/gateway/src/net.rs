@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::dbca::{self, DbCa};
 use anyhow::{Context, Result, anyhow, bail};
 use latchkey_identity::AppState;
-use latchkey_store::{Database, Engine, Store, UpstreamAuth};
+use latchkey_store::{Database, Engine, Store, UpstreamAuth, UpstreamLogin, UpstreamLogins};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -397,6 +397,89 @@ pub async fn upstream_password(
             .with_context(|| format!("no upstream password stored for {user} on {database}"))
     })
     .await
+}
+
+/// The logins the gateway holds for client user `user` on `database`
+/// (`None` when nothing is stored), read off the session thread.
+pub async fn upstream_logins(
+    state: &Arc<AppState>,
+    database: &str,
+    user: &str,
+) -> Result<Option<UpstreamLogins>> {
+    let (database, user) = (database.to_owned(), user.to_owned());
+    off_session_thread(state, move |state| {
+        Ok(state.store.database_logins(&database, &user)?)
+    })
+    .await
+}
+
+/// Logs in upstream for client user `user` on `db` with the credentials
+/// the gateway holds, by `attempt` (one fresh connection and login each
+/// call, as the login it is given, or with `None`, as `user` with the
+/// stored password read only if the server asks: nothing is stored, or
+/// the database does not log in with a password).
+///
+/// The current login goes first. When the server refuses it (`refused`:
+/// its credentials, not anything else) the logins are read again, since
+/// a rotation may have changed the server's password and promoted its
+/// next login meanwhile, and the current one then the next one of that
+/// read are tried, each unless it is one already refused. Only when
+/// every one is refused is the last refusal returned. Which login was
+/// used is logged (the user, never the password).
+pub async fn login_upstream<T, F, Fut>(
+    state: &Arc<AppState>,
+    db: &Database,
+    user: &str,
+    refused: impl Fn(&anyhow::Error) -> bool,
+    mut attempt: F,
+) -> Result<T>
+where
+    F: FnMut(Option<UpstreamLogin>) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    if db.upstream_auth != UpstreamAuth::Password {
+        return attempt(None).await;
+    }
+    let Some(logins) = upstream_logins(state, &db.name, user).await? else {
+        return attempt(None).await;
+    };
+    let mut tried = vec![logins.current.clone()];
+    let mut last = match attempt(Some(logins.current)).await {
+        Err(e) if refused(&e) => e,
+        done => return done,
+    };
+    let Some(again) = upstream_logins(state, &db.name, user).await? else {
+        return Err(last);
+    };
+    for login in std::iter::once(again.current).chain(again.next) {
+        if tried.contains(&login) {
+            continue;
+        }
+        let login_user = login.user.clone();
+        tracing::info!(
+            database = %db.name,
+            user,
+            login_user = %login_user,
+            "upstream refused the current login; trying the one a rotation set"
+        );
+        match attempt(Some(login.clone())).await {
+            Ok(up) => {
+                tracing::info!(
+                    database = %db.name,
+                    user,
+                    login_user = %login_user,
+                    "logged in upstream with the login a rotation set"
+                );
+                return Ok(up);
+            }
+            Err(e) if refused(&e) => {
+                last = e;
+                tried.push(login);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 /// The cache key of `db`'s TLS client configuration for `user`, and the

@@ -128,13 +128,16 @@ impl Protocol for Lines {
 
     fn pool_key(
         &self,
-        _keeper: &Gatekeeper,
+        keeper: &Gatekeeper,
         auth: &Authenticated,
         login: &Login<()>,
     ) -> Option<String> {
-        Some(format!(
-            "{}/{}/{}",
-            auth.db.name, login.user, login.database
+        Some(crate::pool::key(
+            &auth.db,
+            &login.user,
+            &login.database,
+            &[],
+            keeper.state.upstream_credentials_epoch(),
         ))
     }
 
@@ -568,6 +571,29 @@ async fn clean_connections_are_pooled_per_key() {
     again.task.await.unwrap().unwrap();
     tokio::task::yield_now().await;
     assert_eq!(rig.gateway.pooled_connections(), 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_credential_change_keeps_pooled_connections_from_new_sessions() {
+    let rig = rig(|_| {}, "127.0.0.1:1");
+    let state = rig.gateway.keeper.state.clone();
+    let first = Client::login(&rig, &rig.alice, "app").await;
+    first.quit().await;
+    tokio::task::yield_now().await;
+    let mut again = Client::login(&rig, &rig.alice, "app").await;
+    assert_eq!(again.hear().await, "READY 1 1", "reused: nothing changed");
+    // Opened before the change, pooled after it, under the old epoch.
+    state.bump_upstream_credentials_epoch();
+    again.quit().await;
+    tokio::task::yield_now().await;
+    assert_eq!(rig.gateway.pooled_connections(), 1);
+    let mut after = Client::login(&rig, &rig.alice, "app").await;
+    assert_eq!(after.hear().await, "READY 2 0", "a fresh upstream login");
+    after.quit().await;
+    tokio::task::yield_now().await;
+    let mut next = Client::login(&rig, &rig.alice, "app").await;
+    assert_eq!(next.hear().await, "READY 2 1", "pooled under the new epoch");
+    next.quit().await;
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -55,14 +55,25 @@ pub struct Pool<C> {
 /// The pool key: everything the upstream session was started with,
 /// including how the database is reached, so a changed registration
 /// never hands out a connection made under the old one (nor one opened
-/// without the catalogue reads that statement policy needs).
-pub fn key(db: &Database, user: &str, dbname: &str, params: &[(String, String)]) -> String {
+/// without the catalogue reads that statement policy needs), and the
+/// upstream credentials epoch
+/// ([`latchkey_identity::AppState::upstream_credentials_epoch`], read
+/// before the login reads the store), so neither does a credential
+/// change: connections pooled under an older epoch are never taken
+/// again and age out.
+pub fn key(
+    db: &Database,
+    user: &str,
+    dbname: &str,
+    params: &[(String, String)],
+    credentials_epoch: u64,
+) -> String {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
     let ca = db.upstream_ca.as_deref().map_or(0, fnv1a);
     let catalog = db.statement_policy != StatementPolicy::Off;
     let mut k = format!(
-        "{}\0{}\0{}\0{}\0{ca:x}\0{catalog}\0{user}\0{dbname}",
+        "{}\0{}\0{}\0{}\0{ca:x}\0{catalog}\0{credentials_epoch}\0{user}\0{dbname}",
         db.name, db.upstream, db.upstream_tls, db.upstream_auth
     );
     for (name, value) in sorted {
@@ -182,33 +193,75 @@ mod tests {
             "app",
             "orders",
             &[("a".into(), "1".into()), ("b".into(), "2".into())],
+            0,
         );
         let b = key(
             &db,
             "app",
             "orders",
             &[("b".into(), "2".into()), ("a".into(), "1".into())],
+            0,
         );
         assert_eq!(a, b);
-        assert_ne!(a, key(&db, "app2", "orders", &[]));
+        assert_ne!(a, key(&db, "app2", "orders", &[], 0));
         // Separators keep fields apart.
-        assert_ne!(key(&db, "a", "bc", &[]), key(&db, "ab", "c", &[]));
+        assert_ne!(key(&db, "a", "bc", &[], 0), key(&db, "ab", "c", &[], 0));
         // A changed registration gets new connections.
         let moved = Database {
             upstream: "127.0.0.1:5433".into(),
             ..db.clone()
         };
         assert_ne!(
-            key(&db, "app", "orders", &[]),
-            key(&moved, "app", "orders", &[])
+            key(&db, "app", "orders", &[], 0),
+            key(&moved, "app", "orders", &[], 0)
         );
         let ca = Database {
             upstream_ca: Some("PEM".into()),
             ..db.clone()
         };
         assert_ne!(
-            key(&db, "app", "orders", &[]),
-            key(&ca, "app", "orders", &[])
+            key(&db, "app", "orders", &[], 0),
+            key(&ca, "app", "orders", &[], 0)
         );
+    }
+
+    struct Conn(Instant);
+
+    impl Pooled for Conn {
+        fn created(&self) -> Instant {
+            self.0
+        }
+
+        fn alive(&mut self) -> bool {
+            true
+        }
+
+        fn move_to_this_thread(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_credential_change_drains_the_pool() {
+        let db = Database {
+            name: "orders".into(),
+            upstream: "127.0.0.1:5432".into(),
+            ..Default::default()
+        };
+        let before = key(&db, "app", "orders", &[], 7);
+        let after = key(&db, "app", "orders", &[], 8);
+        assert_ne!(before, after);
+        let pool = Pool::new(PoolConfig {
+            max_idle_per_key: 4,
+            idle_timeout: Duration::from_secs(60),
+            max_lifetime: Duration::from_secs(3600),
+        });
+        pool.put(before.clone(), Conn(Instant::now()), 0);
+        pool.put(before.clone(), Conn(Instant::now()), 0);
+        // Taken under the key it was kept under...
+        assert!(pool.take(&before, 0).is_some());
+        // ...but not once the epoch moved on: it waits for the sweep.
+        assert!(pool.take(&after, 0).is_none());
+        assert_eq!(pool.idle_count(), 1);
     }
 }

@@ -35,6 +35,11 @@ pub struct AppState {
     /// list is empty.
     blocked: RwLock<HashMap<std::net::IpAddr, i64>>,
     any_blocked: std::sync::atomic::AtomicBool,
+    /// Bumped whenever an upstream database credential changes (a
+    /// rotation step): part of the gateways' pool keys, so that no idle
+    /// connection opened before the change is handed out again (see
+    /// [`AppState::upstream_credentials_epoch`]).
+    upstream_credentials: std::sync::atomic::AtomicU64,
     /// Counters and latencies for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Where API calls and logins are recorded; none until `serve` sets it.
@@ -174,6 +179,7 @@ impl AppState {
             principal_cache: RwLock::new(HashMap::new()),
             blocked: RwLock::new(HashMap::new()),
             any_blocked: std::sync::atomic::AtomicBool::new(false),
+            upstream_credentials: std::sync::atomic::AtomicU64::new(0),
             metrics: Arc::default(),
             audit: std::sync::OnceLock::new(),
             region: DEFAULT_REGION.to_owned(),
@@ -225,6 +231,27 @@ impl AppState {
                 .unwrap_or_else(|p| p.into_inner())
                 .get(&ip)
                 .is_some_and(|until| *until > now)
+    }
+
+    /// The upstream credentials epoch: how many times an upstream
+    /// database credential changed on this node since it started. The
+    /// gateways put it in their pool keys, so a pooled idle connection
+    /// opened before a change is never handed out again (it ages out with
+    /// the idle timeout). One counter for every database and user, not a
+    /// version per login read from the store: rotations are rare, so
+    /// draining every pool on each costs little, while a store read on
+    /// every pool checkout (the hot path of a pooled session) would not be
+    /// acceptable.
+    pub fn upstream_credentials_epoch(&self) -> u64 {
+        self.upstream_credentials
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks a change of upstream credentials (call it after the store
+    /// holds the new ones): connections pooled until now are not reused.
+    pub fn bump_upstream_credentials_epoch(&self) {
+        self.upstream_credentials
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Sets the audit sink (once, at start).

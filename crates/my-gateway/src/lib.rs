@@ -371,7 +371,7 @@ impl Protocol for Mysql {
 
     fn pool_key(
         &self,
-        _keeper: &Gatekeeper,
+        keeper: &Gatekeeper,
         auth: &Authenticated,
         login: &Login<MyStartup>,
     ) -> Option<String> {
@@ -386,6 +386,7 @@ impl Protocol for Mysql {
                 ("caps".into(), format!("{upstream_caps:x}")),
                 ("charset".into(), startup.charset.to_string()),
             ],
+            keeper.state.upstream_credentials_epoch(),
         ))
     }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use latchkey_gateway::statements::ServerCatalog;
 use latchkey_identity::AppState;
-use latchkey_store::Database;
+use latchkey_store::{Database, UpstreamLogin};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroizing;
 
@@ -114,23 +114,60 @@ pub async fn write_packet<S: AsyncWrite + Unpin + ?Sized>(
     Ok(next)
 }
 
-/// Connects to `db`'s server and logs in as the request says.
+/// Connects to `db`'s server and logs in as the request says, for its
+/// client user: as the login the gateway holds for that user, and if the
+/// server refuses it, as the one a credential rotation set
+/// ([`latchkey_gateway::net::login_upstream`]).
 pub async fn connect(
     state: &Arc<AppState>,
     db: &Database,
     req: &LoginRequest<'_>,
 ) -> Result<Upstream> {
-    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login(state, db, req, None))
+    latchkey_gateway::net::login_upstream(state, db, req.user, refused_credentials, |stored| {
+        let credential = stored.map_or(Credential::Lazy, Credential::Stored);
+        timed(login(state, db, req, credential))
+    })
+    .await
+}
+
+/// Whether a login failed because the server refused its credentials
+/// (1045, access denied; 1698, access denied to a login without a
+/// password).
+fn refused_credentials(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Refused>()
+        .is_some_and(|r| matches!(r.0.code, 1045 | 1698))
+}
+
+/// `login` within the upstream connect timeout.
+async fn timed(login: impl std::future::Future<Output = Result<Upstream>>) -> Result<Upstream> {
+    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login)
         .await
         .map_err(|_| anyhow!("upstream login timed out"))?
 }
 
+/// What one login attempt proves itself with.
+enum Credential<'a> {
+    /// A password to test, as the request's user (rotation's test logins).
+    Given(&'a str),
+    /// A login the gateway holds: as its user, with its password.
+    Stored(UpstreamLogin),
+    /// As the request's user, with the stored password (none with
+    /// `trust`): nothing is stored, or the database logs in without one.
+    Lazy,
+}
+
+/// One login for the request's client user: as `credential`'s user when
+/// it is a stored login, else as that user.
 async fn login(
     state: &Arc<AppState>,
     db: &Database,
     req: &LoginRequest<'_>,
-    given: Option<&str>,
+    credential: Credential<'_>,
 ) -> Result<Upstream> {
+    let login_user = match &credential {
+        Credential::Stored(login) => login.user.as_str(),
+        Credential::Given(_) | Credential::Lazy => req.user,
+    };
     let addr = ServerAddr::resolve(&db.upstream).await?;
     let mode = db.upstream_tls;
     let mut socket: Socket = addr.connect().await?;
@@ -169,16 +206,19 @@ async fn login(
             },
         );
         seq = write_packet(&mut socket, seq, &out).await?;
-        start_tls(state, db, mode, req.user, socket).await?
+        start_tls(state, db, mode, login_user, socket).await?
     } else {
         UpstreamStream::Plain(socket)
     };
-    let password = match given {
-        Some(p) => Zeroizing::new(p.to_owned()),
-        None if db.upstream_auth == latchkey_store::UpstreamAuth::Trust => {
+    let password = match &credential {
+        Credential::Given(p) => Zeroizing::new((*p).to_owned()),
+        Credential::Stored(login) => login.password.clone(),
+        Credential::Lazy if db.upstream_auth == latchkey_store::UpstreamAuth::Trust => {
             Zeroizing::new(String::new())
         }
-        None => latchkey_gateway::net::upstream_password(state, &db.name, req.user).await?,
+        Credential::Lazy => {
+            latchkey_gateway::net::upstream_password(state, &db.name, req.user).await?
+        }
     };
     let (mut auth, response) = UpstreamAuth::start(&handshake, password.as_bytes(), use_tls, caps)
         .map_err(|e| anyhow!("upstream authentication: {e}"))?;
@@ -190,7 +230,7 @@ async fn login(
             capabilities: caps,
             max_packet_size: MAX_PACKET_SIZE,
             charset: req.charset,
-            username: req.user,
+            username: login_user,
             auth_response: &response,
             database: req.schema,
             auth_plugin: Some(auth.plugin()),
@@ -276,7 +316,8 @@ pub async fn query_text(
 }
 
 /// A login of the gateway's own (no client behind it) as `user`, with
-/// `password`, or the stored one when `None`: for credential rotation,
+/// `password` (as `user` itself, nothing else tried), or the stored
+/// login when `None`: for credential rotation,
 /// which tests and changes passwords Latchkey does not store (yet).
 /// Run statements on it with [`query`].
 pub async fn session(
@@ -286,9 +327,10 @@ pub async fn session(
     password: Option<&str>,
 ) -> Result<Upstream> {
     let req = own_request(user);
-    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login(state, db, &req, password))
-        .await
-        .map_err(|_| anyhow!("upstream login timed out"))?
+    match password {
+        Some(p) => timed(login(state, db, &req, Credential::Given(p))).await,
+        None => connect(state, db, &req).await,
+    }
 }
 
 /// Runs one statement on `up`: its rows as text (`None` for NULL), none

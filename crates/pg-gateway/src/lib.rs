@@ -324,14 +324,21 @@ impl Protocol for Postgres {
 
     fn pool_key(
         &self,
-        _keeper: &Gatekeeper,
+        keeper: &Gatekeeper,
         auth: &Authenticated,
         login: &Login<PgStartup>,
     ) -> Option<String> {
         let forwarded = &login.startup.forwarded;
         // Replication connections are never pooled.
-        (!forwarded.iter().any(|(k, _)| k == "replication"))
-            .then(|| pool::key(&auth.db, &login.user, &login.database, forwarded))
+        (!forwarded.iter().any(|(k, _)| k == "replication")).then(|| {
+            pool::key(
+                &auth.db,
+                &login.user,
+                &login.database,
+                forwarded,
+                keeper.state.upstream_credentials_epoch(),
+            )
+        })
     }
 
     async fn connect(

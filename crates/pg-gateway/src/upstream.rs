@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use latchkey_gateway::statements::ServerCatalog;
 use latchkey_identity::AppState;
-use latchkey_store::{Database, StatementPolicy};
+use latchkey_store::{Database, StatementPolicy, UpstreamLogin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use latchkey_gateway::net::{ServerAddr, UpstreamStream, check_tls_settings, upstream_host};
@@ -76,8 +76,11 @@ impl Upstream {
     }
 }
 
-/// Connects to `db`'s server and logs in as `user` to `database`, sending
-/// the client's other startup parameters along. Reads up to the first
+/// Connects to `db`'s server and logs in for client user `user` to
+/// `database`, sending the client's other startup parameters along: as
+/// the login the gateway holds for `user`, and if the server refuses it,
+/// as the one a credential rotation set
+/// ([`latchkey_gateway::net::login_upstream`]). Reads up to the first
 /// `ReadyForQuery`.
 pub async fn connect(
     state: &Arc<AppState>,
@@ -86,19 +89,14 @@ pub async fn connect(
     database: &str,
     forwarded: &[(String, String)],
 ) -> Result<Upstream> {
-    tokio::time::timeout(
-        UPSTREAM_CONNECT_TIMEOUT,
-        login(state, db, user, database, forwarded, None),
-    )
-    .await
-    .map_err(|_| anyhow!("upstream login timed out"))?
+    stored_login(state, db, user, database, forwarded).await
 }
 
 /// A login of the gateway's own (no client behind it) as `user` to
-/// `database`, with `password`, or the stored one when `None`: for
-/// credential rotation, which tests and changes passwords Latchkey does
-/// not store (yet). `client_encoding` is UTF8, so statements are read
-/// as written.
+/// `database`, with `password` (as `user` itself, nothing else tried),
+/// or the stored login when `None`: for credential rotation, which tests
+/// and changes passwords Latchkey does not store (yet).
+/// `client_encoding` is UTF8, so statements are read as written.
 pub async fn session(
     state: &Arc<AppState>,
     db: &Database,
@@ -107,49 +105,111 @@ pub async fn session(
     password: Option<&str>,
 ) -> Result<Upstream> {
     let forwarded = [("client_encoding".to_owned(), "UTF8".to_owned())];
-    tokio::time::timeout(
-        UPSTREAM_CONNECT_TIMEOUT,
-        login(state, db, user, database, &forwarded, password),
-    )
-    .await
-    .map_err(|_| anyhow!("upstream login timed out"))?
-}
-
-/// The password for a login: the one given, else the one stored.
-async fn login_password(
-    state: &Arc<AppState>,
-    db: &Database,
-    user: &str,
-    given: Option<&str>,
-) -> Result<zeroize::Zeroizing<String>> {
-    match given {
-        Some(p) => Ok(zeroize::Zeroizing::new(p.to_owned())),
-        None => latchkey_gateway::net::upstream_password(state, &db.name, user).await,
+    match password {
+        Some(p) => {
+            timed(login(
+                state,
+                db,
+                user,
+                database,
+                &forwarded,
+                Credential::Given(p),
+            ))
+            .await
+        }
+        None => stored_login(state, db, user, database, &forwarded).await,
     }
 }
 
+/// Whether a login failed because the server refused its credentials
+/// (SQLSTATE class 28: a wrong password, an unknown role, no
+/// `pg_hba.conf` entry).
+fn refused_credentials(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Refused>()
+        .is_some_and(|r| r.code.starts_with("28"))
+}
+
+/// Logs in for `user` with the logins the gateway holds, each try in a
+/// fresh connection within the connect timeout.
+async fn stored_login(
+    state: &Arc<AppState>,
+    db: &Database,
+    user: &str,
+    database: &str,
+    forwarded: &[(String, String)],
+) -> Result<Upstream> {
+    latchkey_gateway::net::login_upstream(state, db, user, refused_credentials, |stored| {
+        let credential = stored.map_or(Credential::Lazy, Credential::Stored);
+        timed(login(state, db, user, database, forwarded, credential))
+    })
+    .await
+}
+
+/// `login` within the upstream connect timeout.
+async fn timed(login: impl std::future::Future<Output = Result<Upstream>>) -> Result<Upstream> {
+    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login)
+        .await
+        .map_err(|_| anyhow!("upstream login timed out"))?
+}
+
+/// What one login attempt proves itself with.
+enum Credential<'a> {
+    /// A password to test, as the client user (rotation's test logins).
+    Given(&'a str),
+    /// A login the gateway holds: as its user, with its password.
+    Stored(UpstreamLogin),
+    /// As the client user, with the stored password read only if the
+    /// server asks for one (nothing stored, or no password login).
+    Lazy,
+}
+
+impl Credential<'_> {
+    /// The password for the login, when the server asks.
+    async fn password(
+        &self,
+        state: &Arc<AppState>,
+        db: &Database,
+        user: &str,
+    ) -> Result<zeroize::Zeroizing<String>> {
+        match self {
+            Credential::Given(p) => Ok(zeroize::Zeroizing::new((*p).to_owned())),
+            Credential::Stored(login) => Ok(login.password.clone()),
+            Credential::Lazy => {
+                latchkey_gateway::net::upstream_password(state, &db.name, user).await
+            }
+        }
+    }
+}
+
+/// One login for client user `user`: as `credential`'s user when it is a
+/// stored login, else as `user`.
 async fn login(
     state: &Arc<AppState>,
     db: &Database,
     user: &str,
     database: &str,
     forwarded: &[(String, String)],
-    given: Option<&str>,
+    credential: Credential<'_>,
 ) -> Result<Upstream> {
+    let given = matches!(credential, Credential::Given(_));
+    let login_user = match &credential {
+        Credential::Stored(login) => login.user.as_str(),
+        Credential::Given(_) | Credential::Lazy => user,
+    };
     let addr = ServerAddr::resolve(&db.upstream).await?;
     let mode = db.upstream_tls;
     let tcp = addr.connect().await?;
     let mut up = match mode {
         TlsMode::Disable => UpstreamStream::Plain(tcp),
-        _ => start_tls(state, db, mode, user, tcp).await?,
+        _ => start_tls(state, db, mode, login_user, tcp).await?,
     };
-    let mut params: Vec<(&str, &str)> = vec![("user", user), ("database", database)];
+    let mut params: Vec<(&str, &str)> = vec![("user", login_user), ("database", database)];
     params.extend(forwarded.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     // Wiped on drop: it carries the password or its hash.
     let mut out = zeroize::Zeroizing::new(Vec::new());
     wire::startup_message(&mut out, &params);
     up.write_all(&out).await?;
-    let password = || login_password(state, db, user, given);
+    let password = || credential.password(state, db, user);
     let mut scram = None;
     let mut asked = false;
     loop {
@@ -159,7 +219,7 @@ async fn login(
             b'R' => match wire::parse_auth(&body).map_err(|e| anyhow!("{e}"))? {
                 // A password given to be tested means nothing if the
                 // server lets anyone in (trust, certificates).
-                AuthRequest::Ok if given.is_some() && !asked => {
+                AuthRequest::Ok if given && !asked => {
                     bail!("the server accepted {user} without a password, so none can be tested")
                 }
                 AuthRequest::Ok => break,
@@ -170,7 +230,7 @@ async fn login(
                 AuthRequest::Md5 { salt } => {
                     asked = true;
                     let hash = postgres_protocol::authentication::md5_hash(
-                        user.as_bytes(),
+                        login_user.as_bytes(),
                         password().await?.as_bytes(),
                         salt,
                     );

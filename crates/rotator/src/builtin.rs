@@ -186,7 +186,7 @@ impl<S: Servers> Rotator<S> {
                         &pending.username,
                         &pending.password,
                     )?;
-                    // MERGE: self.state.bump_upstream_credentials_epoch();
+                    self.state.bump_upstream_credentials_epoch();
                 }
                 Ok(())
             }
