@@ -324,3 +324,6 @@ impl<S: Servers> Rotator<S> {
         Err(JobError::Contended)
     }
 }
+
+#[cfg(test)]
+mod tests;
