@@ -496,13 +496,19 @@ pub fn token_with(lk: &Latchkey, creds: &[(String, String)]) -> String {
 /// The stock AWS CLI as the administrator, against `lk`'s token service;
 /// its JSON output (`null` when there is none). Panics on failure.
 pub fn admin_cli(lk: &Latchkey, args: &[&str]) -> serde_json::Value {
+    admin_cli_in(&lk.data, args)
+}
+
+/// [`admin_cli`] with the data directory `data` (where a `Latchkey` is
+/// not at hand, e.g. on another thread).
+pub fn admin_cli_in(data: &Path, args: &[&str]) -> serde_json::Value {
     let out = aws_cli()
         .env(
             "AWS_SHARED_CREDENTIALS_FILE",
-            lk.data.join("admin.credentials"),
+            data.join("admin.credentials"),
         )
-        .env("AWS_CONFIG_FILE", lk.data.join("aws.config"))
-        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+        .env("AWS_CONFIG_FILE", data.join("aws.config"))
+        .env("AWS_CA_BUNDLE", data.join("ca.pem"))
         .args(args)
         .output()
         .unwrap();
