@@ -650,4 +650,202 @@ mod tests {
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// The server refusing a login's credentials, in the fake logins of
+    /// the [`login_upstream`] tests.
+    #[derive(Debug, thiserror::Error)]
+    #[error("refused")]
+    struct Refusal;
+
+    struct Logins {
+        state: Arc<AppState>,
+        db: Database,
+        _dir: tempfile::TempDir,
+    }
+
+    fn logins(auth: UpstreamAuth) -> Logins {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("store.db"),
+            latchkey_store::Vault::new(1, &[3; 32]),
+        )
+        .unwrap();
+        let db = store
+            .register_database(
+                &Database {
+                    name: "orders".into(),
+                    endpoints: vec!["orders.local".into()],
+                    upstream: "127.0.0.1:5432".into(),
+                    upstream_auth: auth,
+                    upstream_tls: TlsMode::Disable,
+                    ..Default::default()
+                },
+                0,
+            )
+            .unwrap();
+        let keys = store.cluster_keys(0).unwrap();
+        Logins {
+            state: Arc::new(AppState::new(store, keys).unwrap()),
+            db,
+            _dir: dir,
+        }
+    }
+
+    impl Logins {
+        /// Logs in for `app` against a server that takes only the
+        /// `accepted` passwords (and `None`, the lazy login, when
+        /// `accepted` has ""), calling `on_try` on each attempt; the
+        /// attempts as `user:password` ("-" for the lazy login).
+        async fn run(
+            &self,
+            accepted: &[&str],
+            on_try: impl Fn(&AppState, usize),
+        ) -> (Result<String>, Vec<String>) {
+            let tried = Mutex::new(Vec::new());
+            let result = login_upstream(
+                &self.state,
+                &self.db,
+                "app",
+                |e| e.is::<Refusal>(),
+                |login: Option<UpstreamLogin>| {
+                    let mut tried = tried.lock().unwrap();
+                    on_try(&self.state, tried.len());
+                    let (shown, password) = match &login {
+                        Some(l) => (
+                            format!("{}:{}", l.user, l.password.as_str()),
+                            l.password.as_str().to_owned(),
+                        ),
+                        None => ("-".to_owned(), String::new()),
+                    };
+                    tried.push(shown.clone());
+                    let result = if password == "broken" {
+                        Err(anyhow!("the server went away"))
+                    } else if accepted.contains(&password.as_str()) {
+                        Ok(shown)
+                    } else {
+                        Err(Refusal.into())
+                    };
+                    std::future::ready(result)
+                },
+            )
+            .await;
+            (result, tried.into_inner().unwrap())
+        }
+
+        fn store(&self) -> &Store {
+            &self.state.store
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_current_login_goes_first_and_alone_when_accepted() {
+        let l = logins(UpstreamAuth::Password);
+        l.store()
+            .set_database_password("orders", "app", "cur")
+            .unwrap();
+        l.store()
+            .set_database_next_login("orders", "app", Some(("app_clone", "nxt")))
+            .unwrap();
+        let (got, tried) = l.run(&["cur", "nxt"], |_, _| {}).await;
+        assert_eq!(got.unwrap(), "app:cur");
+        assert_eq!(tried, ["app:cur"]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refused_current_login_falls_back_to_the_next_one() {
+        let l = logins(UpstreamAuth::Password);
+        l.store()
+            .set_database_login("orders", "app", "app_clone", "cur")
+            .unwrap();
+        l.store()
+            .set_database_next_login("orders", "app", Some(("app", "nxt")))
+            .unwrap();
+        let (got, tried) = l.run(&["nxt"], |_, _| {}).await;
+        assert_eq!(got.unwrap(), "app:nxt");
+        assert_eq!(tried, ["app_clone:cur", "app:nxt"]);
+        // Both refused: each is tried once, and the refusal stands.
+        let (got, tried) = l.run(&[], |_, _| {}).await;
+        assert!(got.unwrap_err().is::<Refusal>());
+        assert_eq!(tried, ["app_clone:cur", "app:nxt"]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refusal_rereads_the_logins_a_rotation_may_have_promoted() {
+        let l = logins(UpstreamAuth::Password);
+        l.store()
+            .set_database_password("orders", "app", "old")
+            .unwrap();
+        l.store()
+            .set_database_next_login("orders", "app", Some(("app", "new")))
+            .unwrap();
+        // While the first login runs, the rotation finishes: the server
+        // takes only the new password, now current with no next.
+        let promote = |state: &AppState, attempt: usize| {
+            if attempt == 0 {
+                state
+                    .store
+                    .set_database_password("orders", "app", "new")
+                    .unwrap();
+            }
+        };
+        let (got, tried) = l.run(&["new"], promote).await;
+        assert_eq!(got.unwrap(), "app:new");
+        assert_eq!(tried, ["app:old", "app:new"]);
+        // Promoted before the first read: nothing left to fall back on.
+        let (got, tried) = l.run(&["other"], |_, _| {}).await;
+        assert!(got.unwrap_err().is::<Refusal>());
+        assert_eq!(tried, ["app:new"]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn only_refused_credentials_are_retried_and_never_twice() {
+        let l = logins(UpstreamAuth::Password);
+        // Another failure (the server gone) is not a refusal.
+        l.store()
+            .set_database_password("orders", "app", "broken")
+            .unwrap();
+        l.store()
+            .set_database_next_login("orders", "app", Some(("app", "nxt")))
+            .unwrap();
+        let (got, tried) = l.run(&["nxt"], |_, _| {}).await;
+        assert!(!got.unwrap_err().is::<Refusal>());
+        assert_eq!(tried, ["app:broken"]);
+        // A next login identical to the current one is not tried again.
+        l.store()
+            .set_database_next_login("orders", "fresh", Some(("fresh", "pw")))
+            .unwrap();
+        let tried = Mutex::new(0);
+        let got = login_upstream(
+            &l.state,
+            &l.db,
+            "fresh",
+            |e| e.is::<Refusal>(),
+            |_| {
+                *tried.lock().unwrap() += 1;
+                std::future::ready(Err::<(), _>(Refusal.into()))
+            },
+        )
+        .await;
+        assert!(got.is_err());
+        assert_eq!(*tried.lock().unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn without_stored_logins_or_password_auth_the_login_is_lazy() {
+        // Nothing stored: one lazy login, refused or not.
+        let l = logins(UpstreamAuth::Password);
+        let (got, tried) = l.run(&[""], |_, _| {}).await;
+        assert_eq!(got.unwrap(), "-");
+        assert_eq!(tried, ["-"]);
+        let (_, tried) = l.run(&[], |_, _| {}).await;
+        assert_eq!(tried, ["-"]);
+        // Trust (and cert) logins never use the stored ones.
+        let l = logins(UpstreamAuth::Trust);
+        l.store()
+            .set_database_password("orders", "app", "cur")
+            .unwrap();
+        let (got, tried) = l.run(&[""], |_, _| {}).await;
+        assert_eq!(got.unwrap(), "-");
+        assert_eq!(tried, ["-"]);
+    }
 }
