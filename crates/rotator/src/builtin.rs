@@ -12,8 +12,10 @@
 //! without `_clone` (the gateway logs in as whichever of the pair is
 //! current). setSecret gives the gateway the pending credential as its
 //! next login before the server changes, so a login in between falls
-//! back to it; finishSecret makes it current and drains pooled
-//! connections opened with the old one.
+//! back to it; the new credential becomes the gateway's current login
+//! once it is in force (single user: when setSecret has changed it;
+//! alternating users: at finishSecret), and pooled connections opened
+//! with the old one are drained.
 
 use latchkey_rotation::plan::CLONE_SUFFIX;
 use latchkey_rotation::{
@@ -163,6 +165,20 @@ impl<S: Servers> Rotator<S> {
                     .servers
                     .server(&self.state, &db, current.dbname.as_deref())?;
                 set_secret(&server, strategy, &current, &pending, previous.as_ref()).await?;
+                // Single user: the old password no longer works, so the
+                // gateway moves to the new one now rather than trying the
+                // old one first on every login until finishSecret.
+                if strategy == Strategy::SingleUser
+                    && store.database_logins(&db.name, user)?.is_some()
+                {
+                    store.set_database_login(
+                        &db.name,
+                        user,
+                        &pending.username,
+                        &pending.password,
+                    )?;
+                    self.state.bump_upstream_credentials_epoch();
+                }
                 Ok(())
             }
             Step::TestSecret => {
