@@ -218,8 +218,9 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         let mut rotator =
             latchkey_rotator::Rotator::new(state.clone(), crate::rotation::GatewayServers)
                 .with_crash_after(crate::rotation::crash_after_from_env()?);
-        if let Some(w) = &config.webhook {
-            rotator = rotator.with_webhook(w.secret.clone(), w.ca_file.clone());
+        if let Some(w) = &config.rotation_webhooks {
+            state.jobs.allow_rotation_webhooks(w.allow.clone());
+            rotator = rotator.with_webhook(w.secret.clone(), w.ca.clone());
         }
         let rotation_job = tokio::spawn(Arc::new(rotator).run(stop_rx.clone()));
         let refresher = state.clone();

@@ -101,6 +101,29 @@ print(json.dumps(out))
     serde_json::from_str(&stdout_ok(&out)).unwrap()
 }
 
+/// The AWS CLI as the administrator, for a call that must fail with
+/// `code`; its message.
+fn admin_fails(lk: &Latchkey, args: &[&str], code: &str) -> String {
+    let out = aws_cli()
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            lk.data.join("admin.credentials"),
+        )
+        .env("AWS_CONFIG_FILE", lk.data.join("aws.config"))
+        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(err.contains(&format!("({code})")), "expected {code}: {err}");
+    err
+}
+
 /// The value of `secret` at `stage`, parsed.
 fn secret_value(lk: &Latchkey, secret: &str, stage: &str) -> Value {
     let got = admin_cli(
@@ -495,6 +518,172 @@ fn postgres_rotation_resumes_after_a_crash_at_each_step() {
     assert_eq!(stdout_ok(&pg_direct(pg, "crashy", &password)), "crashy");
 }
 
+/// What the red team did to a managed secret, refused: a planted pending
+/// version, a value naming another user, the other strategy, an alias of
+/// the function past a Deny on its ARN; and after all that the gateway
+/// still never logs a client in as another role.
+#[test]
+fn postgres_a_managed_secret_cannot_be_turned_against_another_login() {
+    let env = pg_env();
+    let pg = &env.pg;
+    pg.sql("CREATE ROLE victim LOGIN PASSWORD 'victim-initial-pw'");
+    pg.sql("CREATE ROLE lowly LOGIN PASSWORD 'lowly-known-pw'");
+    let root = tempfile::tempdir().unwrap();
+    let (lk, secret, _) =
+        rotating_latchkey(root.path(), pg, ("victim", "victim-initial-pw"), None, &[]);
+    let lowly = serde_json::json!({
+        "engine": "postgres", "host": "127.0.0.1", "port": pg.port,
+        "username": "lowly", "password": "lowly-known-pw", "dbInstanceIdentifier": "orders",
+    })
+    .to_string();
+    let planted = "aaaaaaaa-1111-2222-3333-444444444444";
+    admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "put-secret-value",
+            "--secret-id",
+            &secret,
+            "--client-request-token",
+            planted,
+            "--secret-string",
+            &lowly,
+            "--version-stages",
+            "AWSPENDING",
+        ],
+    );
+    admin_fails(
+        &lk,
+        &[
+            "secretsmanager",
+            "rotate-secret",
+            "--secret-id",
+            &secret,
+            "--client-request-token",
+            planted,
+        ],
+        "InvalidRequestException",
+    );
+    admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "update-secret-version-stage",
+            "--secret-id",
+            &secret,
+            "--version-stage",
+            "AWSPENDING",
+            "--remove-from-version-id",
+            planted,
+        ],
+    );
+    // The other strategy, and an alias past a Deny on the canonical ARN.
+    admin_fails(
+        &lk,
+        &[
+            "secretsmanager",
+            "rotate-secret",
+            "--secret-id",
+            &secret,
+            "--rotation-lambda-arn",
+            "latchkey-rotation-multi-user",
+        ],
+        "InvalidParameterException",
+    );
+    let account = admin_cli(&lk, &["sts", "get-caller-identity"])["Account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let canonical =
+        format!("arn:aws:lambda:us-east-1:{account}:function:latchkey-rotation-single-user");
+    let eve = user_with_policy(
+        &lk,
+        "eve",
+        &serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "secretsmanager:RotateSecret", "Resource": "*",
+             "Condition": {"StringEquals": {"secretsmanager:RotationLambdaARN": canonical}}}
+        ]})
+        .to_string(),
+    );
+    for alias in ["latchkey-rotation-single-user", canonical.as_str()] {
+        let out = aws_cli()
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_CONFIG_FILE", lk.data.join("aws.config"))
+            .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
+            .envs(eve.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args([
+                "secretsmanager",
+                "rotate-secret",
+                "--secret-id",
+                &secret,
+                "--rotation-lambda-arn",
+                alias,
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("(AccessDeniedException)"),
+            "{alias}: {err}"
+        );
+    }
+
+    // A current value naming another user: the rotation fails, and tells
+    // the gateway of no other login.
+    admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "put-secret-value",
+            "--secret-id",
+            &secret,
+            "--secret-string",
+            &lowly,
+        ],
+    );
+    admin_cli(
+        &lk,
+        &["secretsmanager", "rotate-secret", "--secret-id", &secret],
+    );
+    let finding = wait_for_finding(&lk.data, "Rotation:SecretsManager/RotationFailed");
+    assert!(
+        finding["description"]
+            .as_str()
+            .unwrap()
+            .contains("the value names user \"lowly\""),
+        "{finding}"
+    );
+    assert_eq!(
+        stdout_ok(&pg_direct(pg, "victim", "victim-initial-pw")),
+        "victim"
+    );
+    assert_eq!(
+        stdout_ok(&pg_direct(pg, "lowly", "lowly-known-pw")),
+        "lowly"
+    );
+    // Even when the server refuses the gateway's own login (a password
+    // changed behind Latchkey's back), no client lands as `lowly`.
+    pg.sql("ALTER ROLE victim PASSWORD 'changed-out-of-band'");
+    let token = aws_token(&lk, &[], "localhost", "victim");
+    let out = psql(&lk, "victim", &token, "verify-full", "SELECT current_user");
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("lowly"));
+    admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "cancel-rotate-secret",
+            "--secret-id",
+            &secret,
+        ],
+    );
+}
+
 // ------------------------------------------------------------------- MariaDB
 
 struct MyEnv {
@@ -590,55 +779,54 @@ fn mariadb_rotates_under_load(user: &str, alternating: bool) {
     let root = tempfile::tempdir().unwrap();
     let (data, api) = init_latchkey(root.path(), &[]);
     let upstream = format!("127.0.0.1:{}", my.port);
-    register_db(
-        &data,
-        &[
-            "--name",
-            "shop",
-            "--engine",
-            "mysql",
-            "--endpoint",
-            "localhost",
-            "--upstream",
-            &upstream,
-            "--upstream-tls",
-            "disable",
-        ],
-    );
-    set_db_password(&data, "shop", user, &initial);
-    set_db_password(&data, "shop", "admin", "admin-secret");
-    let lk = serve_latchkey(root.path(), &data, &api, &["--gateway-pool-size", "0"]);
-    let name = format!("shop/{user}");
-    let mut value = serde_json::json!({
-        "engine": "mariadb", "host": "127.0.0.1", "port": my.port,
-        "username": user, "password": initial, "dbname": "shop",
-        "dbInstanceIdentifier": "shop",
-    });
+    let mut args = vec![
+        "--name",
+        "shop",
+        "--engine",
+        "mysql",
+        "--endpoint",
+        "localhost",
+        "--upstream",
+        &upstream,
+        "--upstream-tls",
+        "disable",
+        "--rotate-every",
+        "30d",
+    ];
     if alternating {
-        value["master_username"] = "admin".into();
+        args.extend(["--rotation-master-user", "admin"]);
     }
-    admin_cli(
-        &lk,
-        &[
-            "secretsmanager",
-            "create-secret",
-            "--name",
-            &name,
-            "--secret-string",
-            &value.to_string(),
-        ],
+    register_db(&data, &args);
+    if alternating {
+        set_db_password(&data, "shop", "admin", "admin-secret");
+    }
+    set_db_password(&data, "shop", user, &initial);
+    let lk = serve_latchkey(root.path(), &data, &api, &["--gateway-pool-size", "0"]);
+    let name = format!("latchkey/db/shop/{user}");
+    let value = secret_value(&lk, &name, "AWSCURRENT");
+    assert_eq!(
+        (
+            field(&value, "engine"),
+            field(&value, "username"),
+            field(&value, "password")
+        ),
+        ("mysql", user, initial.as_str())
     );
-    let account = admin_cli(&lk, &["sts", "get-caller-identity"])["Account"]
+    let function = admin_cli(
+        &lk,
+        &["secretsmanager", "describe-secret", "--secret-id", &name],
+    )["RotationLambdaARN"]
         .as_str()
         .unwrap()
         .to_owned();
-    let function = format!(
-        "arn:aws:lambda:us-east-1:{account}:function:latchkey-rotation-{}",
-        if alternating {
-            "alternating-users"
-        } else {
-            "single-user"
-        }
+    let strategy = if alternating {
+        "alternating-users"
+    } else {
+        "single-user"
+    };
+    assert!(
+        function.ends_with(&format!(":function:latchkey-rotation-{strategy}")),
+        "{function}"
     );
 
     // Load: new connections on four threads, and one long session.
@@ -663,21 +851,12 @@ fn mariadb_rotates_under_load(user: &str, alternating: bool) {
         child
     };
 
-    // Five rotations: the first configures it (and, alternating, creates
-    // the clone with the user's grants).
+    // Five rotations (alternating: the first creates the clone with the
+    // user's grants).
     std::thread::sleep(Duration::from_secs(1));
     let first = admin_cli(
         &lk,
-        &[
-            "secretsmanager",
-            "rotate-secret",
-            "--secret-id",
-            &name,
-            "--rotation-lambda-arn",
-            &function,
-            "--rotation-rules",
-            "AutomaticallyAfterDays=30",
-        ],
+        &["secretsmanager", "rotate-secret", "--secret-id", &name],
     );
     wait_current(
         &lk,
@@ -862,6 +1041,11 @@ fn webhook_rotation_posts_four_signed_steps_and_a_failure_raises_a_finding() {
     std::fs::write(&key_file, HOOK_SECRET).unwrap();
     let (ok_port, ok_got) = receiver(&data, HOOK_SECRET, 200);
     let (bad_port, bad_got) = receiver(&data, HOOK_SECRET, 500);
+    // Findings go to a webhook with another key: rotation steps are signed
+    // with a key of their own, which a findings receiver would refuse.
+    let findings_key = root.path().join("findings.key");
+    std::fs::write(&findings_key, "findings-signing-secret-98765").unwrap();
+    let allowed = format!("http://127.0.0.1:{ok_port}/rotate,http://127.0.0.1:{bad_port}/rotate");
     let lk = serve_latchkey(
         root.path(),
         &data,
@@ -870,6 +1054,10 @@ fn webhook_rotation_posts_four_signed_steps_and_a_failure_raises_a_finding() {
             "--webhook-url",
             &format!("http://127.0.0.1:{bad_port}/findings"),
             "--webhook-secret-file",
+            findings_key.to_str().unwrap(),
+            "--rotation-webhook-allow",
+            &allowed,
+            "--rotation-webhook-secret-file",
             key_file.to_str().unwrap(),
         ],
     );
@@ -961,6 +1149,44 @@ fn webhook_rotation_posts_four_signed_steps_and_a_failure_raises_a_finding() {
         "rate(10 days)"
     );
     assert!(described["LastRotatedDate"].is_number() && described["NextRotationDate"].is_number());
+
+    // Only URLs under an allowed prefix, with no credentials in them; no
+    // built-in rotation of a secret that holds no login Latchkey keeps.
+    for refused in [
+        format!("http://127.0.0.1:{ok_port}/elsewhere"),
+        format!("http://127.0.0.1:{ok_port}/rotatex"),
+        format!("http://user:pw@127.0.0.1:{ok_port}/rotate"),
+        "latchkey-rotation-single-user".to_owned(),
+        "arn:aws:lambda:us-east-1:123456789012:function:latchkey-rotation-alternating-users"
+            .to_owned(),
+    ] {
+        let err = admin_fails(
+            &lk,
+            &[
+                "secretsmanager",
+                "rotate-secret",
+                "--secret-id",
+                "api/key",
+                "--rotation-lambda-arn",
+                &refused,
+            ],
+            "InvalidParameterException",
+        );
+        assert!(!err.contains("pw@"), "{err}");
+    }
+    let described = admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "describe-secret",
+            "--secret-id",
+            "api/key",
+        ],
+    );
+    assert_eq!(
+        described["RotationLambdaARN"],
+        format!("http://127.0.0.1:{ok_port}/rotate").as_str()
+    );
 
     // A receiver that fails: a finding, AWSCURRENT unchanged, then cancelled.
     let kept = create("api/other");

@@ -3,23 +3,26 @@
 //! server is reached as the gateway reaches it, and the gateway's own
 //! upstream login for the user follows the secret.
 //!
-//! The secret finds its database by `dbInstanceIdentifier` (the
-//! registered name, as AWS's templates name the RDS instance), else by
-//! `host` and `port` matching exactly one registration's upstream.
+//! Only a secret bound to a login Latchkey keeps is rotated
+//! ([`latchkey_store::Databases::bind_database_secret`], made by `db
+//! set-password` on a database registered with `--rotate-every`). The
+//! binding, not the value, says which database and user: a value naming
+//! another user (other than the bound user's `_clone`) or another database
+//! is refused, and the privileged login of alternating users is the one
+//! registered (`--rotation-master-user`), whatever the value says. So
+//! whoever may write the secret can aim the job at nothing else.
 //!
-//! The gateway's login is keyed by the client's database user: the
-//! rotated user for single user, and for alternating users the name
-//! without `_clone` (the gateway logs in as whichever of the pair is
-//! current). setSecret gives the gateway the pending credential as its
-//! next login before the server changes, so a login in between falls
-//! back to it; the new credential becomes the gateway's current login
-//! once it is in force (single user: when setSecret has changed it;
-//! alternating users: at finishSecret), and pooled connections opened
-//! with the old one are drained.
+//! setSecret gives the gateway the pending credential as its next login
+//! once the plan is checked and before the server changes, so a login in
+//! between falls back to it; the new credential becomes the gateway's
+//! current login once it is in force (single user: when setSecret has
+//! changed it; alternating users: at finishSecret), and pooled
+//! connections opened with the old one are drained.
 
-use latchkey_rotation::plan::CLONE_SUFFIX;
+use latchkey_rotation::plan::{CLONE_SUFFIX, plan_set};
 use latchkey_rotation::{
-    PasswordRules, Secret as DbSecret, Strategy, pending_secret, random, set_secret, test_secret,
+    Family, PasswordRules, Secret as DbSecret, Strategy, pending_secret, random, set_secret,
+    test_secret,
 };
 use latchkey_secrets::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Secret, SecretValue};
 use latchkey_secrets::{RotationFunction, Step};
@@ -27,7 +30,8 @@ use latchkey_store::{Database, Engine};
 
 use crate::{JobError, Rotator, Servers};
 
-/// The field naming the registered database.
+/// The field naming the registered database, as AWS's templates name the
+/// RDS instance.
 pub const DATABASE_FIELD: &str = "dbInstanceIdentifier";
 
 fn strategy(function: &RotationFunction) -> Result<Strategy, JobError> {
@@ -38,61 +42,52 @@ fn strategy(function: &RotationFunction) -> Result<Strategy, JobError> {
     }
 }
 
-/// The client-side database user whose gateway login a rotation of
-/// `username` changes.
-pub fn gateway_user(strategy: Strategy, username: &str) -> &str {
-    match strategy {
-        Strategy::SingleUser => username,
-        Strategy::AlternatingUsers => username.strip_suffix(CLONE_SUFFIX).unwrap_or(username),
-    }
+/// What a secret bound to a database login may rotate.
+pub struct Binding {
+    pub db: Database,
+    /// The client user whose gateway login the secret holds.
+    pub user: String,
+    pub strategy: Strategy,
+    /// The registered privileged login (alternating users).
+    pub master: Option<String>,
 }
 
-/// The registered database `value` names.
-pub fn database_for(databases: &[Database], value: &DbSecret) -> Result<Database, JobError> {
-    let named = value.other.get(DATABASE_FIELD).and_then(|v| v.as_str());
-    let db = match named {
-        Some(name) => databases
-            .iter()
-            .find(|d| d.name == name)
-            .ok_or_else(|| JobError::Database(format!("no database {name:?} is registered")))?,
-        None => {
-            let mut matching = databases.iter().filter(|d| {
-                d.upstream.rsplit_once(':').is_some_and(|(host, port)| {
-                    host.trim_matches(['[', ']'])
-                        .eq_ignore_ascii_case(&value.host)
-                        && port.parse() == Ok(value.port)
-                })
-            });
-            match (matching.next(), matching.next()) {
-                (Some(db), None) => db,
-                (None, _) => {
-                    return Err(JobError::Database(format!(
-                        "no registered database has upstream {}:{}; name one with \"{DATABASE_FIELD}\"",
-                        value.host, value.port
-                    )));
-                }
-                (Some(_), Some(_)) => {
-                    return Err(JobError::Database(format!(
-                        "several registered databases have upstream {}:{}; name one with \"{DATABASE_FIELD}\"",
-                        value.host, value.port
-                    )));
-                }
-            }
+impl Binding {
+    /// Checks `value` against the binding, and puts the registered
+    /// privileged login in it.
+    pub fn check(&self, mut value: DbSecret) -> Result<DbSecret, JobError> {
+        let clone = format!("{}{CLONE_SUFFIX}", self.user);
+        let user_ok = value.username == self.user
+            || (self.strategy == Strategy::AlternatingUsers && value.username == clone);
+        if !user_ok {
+            return Err(JobError::Invalid(format!(
+                "the value names user {:?}; this secret holds the login of {:?}",
+                value.username, self.user
+            )));
         }
-    };
-    let family_matches = match db.engine {
-        Engine::Postgres => value.engine.family() == latchkey_rotation::Family::Postgres,
-        Engine::Mysql => value.engine.family() == latchkey_rotation::Family::Mysql,
-    };
-    if !family_matches {
-        return Err(JobError::Database(format!(
-            "database {} is {}, the secret is for {}",
-            db.name,
-            db.engine.as_str(),
-            value.engine
-        )));
+        if let Some(named) = value.other.get(DATABASE_FIELD).and_then(|v| v.as_str())
+            && named != self.db.name
+        {
+            return Err(JobError::Invalid(format!(
+                "the value names database {named:?}; this secret holds a login on {:?}",
+                self.db.name
+            )));
+        }
+        let family = match self.db.engine {
+            Engine::Postgres => Family::Postgres,
+            Engine::Mysql => Family::Mysql,
+        };
+        if value.engine.family() != family {
+            return Err(JobError::Invalid(format!(
+                "the value is for {}, database {} is {}",
+                value.engine,
+                self.db.name,
+                self.db.engine.as_str()
+            )));
+        }
+        value.master_username = self.master.clone();
+        Ok(value)
     }
-    Ok(db.clone())
 }
 
 impl<S: Servers> Rotator<S> {
@@ -121,8 +116,36 @@ impl<S: Servers> Rotator<S> {
         self.db_value(secret, &version.id)
     }
 
-    fn database(&self, value: &DbSecret) -> Result<Database, JobError> {
-        database_for(&self.state.store.list_databases()?, value)
+    /// The database login `secret` is bound to, and the strategy its
+    /// registration rotates it by, which the function must match.
+    fn binding(&self, secret: &Secret, strategy: Strategy) -> Result<Binding, JobError> {
+        let store = &self.state.store;
+        let (database, user) = store.database_secret_binding(&secret.arn)?.ok_or_else(|| {
+            JobError::Database(
+                "the secret holds no database login Latchkey keeps (see `db register --rotate-every`)"
+                    .into(),
+            )
+        })?;
+        let db = store.get_database(&database)?;
+        let schedule = db.rotation.as_ref().ok_or_else(|| {
+            JobError::Database(format!("database {database} is not registered to rotate"))
+        })?;
+        let registered = match schedule.master_user {
+            Some(_) => Strategy::AlternatingUsers,
+            None => Strategy::SingleUser,
+        };
+        if registered != strategy {
+            return Err(JobError::Database(format!(
+                "database {database} is registered for {registered:?} rotation, the secret names {strategy:?}"
+            )));
+        }
+        let master = schedule.master_user.clone();
+        Ok(Binding {
+            db,
+            user,
+            strategy,
+            master,
+        })
     }
 
     pub(crate) async fn builtin_step(
@@ -133,44 +156,39 @@ impl<S: Servers> Rotator<S> {
         step: Step,
     ) -> Result<(), JobError> {
         let strategy = strategy(function)?;
+        let bound = self.binding(secret, strategy)?;
+        let (db, user) = (&bound.db, bound.user.as_str());
+        let store = &self.state.store;
         match step {
-            Step::CreateSecret => self.create(secret, token, strategy),
+            Step::CreateSecret => self.create(secret, token, &bound),
             Step::SetSecret => {
-                let current = self.staged_value(secret, AWSCURRENT)?;
-                let pending = self.db_value(secret, token)?;
+                let current = bound.check(self.staged_value(secret, AWSCURRENT)?)?;
+                let pending = bound.check(self.db_value(secret, token)?)?;
                 // Single user logs in as the user to change its password:
                 // with the current password, else the previous one (a
                 // rotation that changed the server but never finished).
                 let previous = match strategy {
-                    Strategy::SingleUser => self.staged_value(secret, AWSPREVIOUS).ok(),
+                    Strategy::SingleUser => self
+                        .staged_value(secret, AWSPREVIOUS)
+                        .and_then(|v| bound.check(v))
+                        .ok(),
                     Strategy::AlternatingUsers => None,
                 };
-                let db = self.database(&current)?;
-                self.database(&pending)
-                    .ok()
-                    .filter(|p| p.name == db.name)
-                    .ok_or_else(|| {
-                        JobError::Database("the pending value names another database".into())
-                    })?;
-                let user = gateway_user(strategy, &current.username);
-                let store = &self.state.store;
-                if store.database_logins(&db.name, user)?.is_some() {
-                    store.set_database_next_login(
-                        &db.name,
-                        user,
-                        Some((&pending.username, &pending.password)),
-                    )?;
-                }
+                // Checked before the gateway is told of the new login.
+                plan_set(strategy, &current, &pending, previous.as_ref())?;
+                store.set_database_next_login(
+                    &db.name,
+                    user,
+                    Some((&pending.username, &pending.password)),
+                )?;
                 let server = self
                     .servers
-                    .server(&self.state, &db, current.dbname.as_deref())?;
+                    .server(&self.state, db, current.dbname.as_deref())?;
                 set_secret(&server, strategy, &current, &pending, previous.as_ref()).await?;
                 // Single user: the old password no longer works, so the
                 // gateway moves to the new one now rather than trying the
                 // old one first on every login until finishSecret.
-                if strategy == Strategy::SingleUser
-                    && store.database_logins(&db.name, user)?.is_some()
-                {
+                if strategy == Strategy::SingleUser {
                     store.set_database_login(
                         &db.name,
                         user,
@@ -182,54 +200,49 @@ impl<S: Servers> Rotator<S> {
                 Ok(())
             }
             Step::TestSecret => {
-                let pending = self.db_value(secret, token)?;
-                let db = self.database(&pending)?;
+                let pending = bound.check(self.db_value(secret, token)?)?;
                 let server = self
                     .servers
-                    .server(&self.state, &db, pending.dbname.as_deref())?;
+                    .server(&self.state, db, pending.dbname.as_deref())?;
                 test_secret(&server, &pending).await?;
                 Ok(())
             }
             Step::FinishSecret => {
-                let pending = self.db_value(secret, token)?;
-                let db = self.database(&pending)?;
-                let user = gateway_user(strategy, &pending.username);
-                let store = &self.state.store;
-                if store.database_logins(&db.name, user)?.is_some() {
-                    store.set_database_login(
-                        &db.name,
-                        user,
-                        &pending.username,
-                        &pending.password,
-                    )?;
-                    self.state.bump_upstream_credentials_epoch();
-                }
+                let pending = bound.check(self.db_value(secret, token)?)?;
+                store.set_database_login(&db.name, user, &pending.username, &pending.password)?;
+                self.state.bump_upstream_credentials_epoch();
                 Ok(())
             }
         }
     }
 
-    /// createSecret: the pending version, unless a run before a crash
-    /// made it already.
-    fn create(&self, secret: &Secret, token: &str, strategy: Strategy) -> Result<(), JobError> {
+    /// createSecret: the pending version, made by the job and recorded as
+    /// done in the same write, so that a version under the token that the
+    /// job did not make (one a caller planted) is refused, never used.
+    fn create(&self, secret: &Secret, token: &str, bound: &Binding) -> Result<(), JobError> {
+        let planted = || {
+            JobError::Invalid(format!(
+                "version {token} was not made by the rotation; a built-in rotation makes its own"
+            ))
+        };
         if secret.version(token).is_some() {
-            return Ok(());
+            return Err(planted());
         }
-        let current = self.staged_value(secret, AWSCURRENT)?;
+        let current = bound.check(self.staged_value(secret, AWSCURRENT)?)?;
         let pending = pending_secret(
             &current,
-            strategy,
+            bound.strategy,
             random::password(&PasswordRules::default())?,
         )?;
-        self.database(&pending)?;
         let encoded = SecretValue::String(pending.to_json()).encode();
         let now = self.state.now();
         self.modify(&secret.arn, |s| {
             if s.version(token).is_some() {
-                return Ok(((), None));
+                return Err(planted());
             }
             s.check_rotation_start(token)?;
             let dropped = s.add_version(token, &[AWSPENDING.to_owned()], now)?;
+            s.step_done(token, Step::CreateSecret)?;
             Ok(((), Some((token.to_owned(), encoded.clone(), dropped))))
         })
     }
@@ -241,54 +254,57 @@ mod tests {
 
     use super::*;
 
-    fn db(name: &str, engine: Engine, upstream: &str) -> Database {
-        Database {
-            name: name.into(),
-            engine,
-            upstream: upstream.into(),
-            ..Database::default()
+    fn binding(strategy: Strategy) -> Binding {
+        Binding {
+            db: Database {
+                name: "orders".into(),
+                engine: Engine::Postgres,
+                ..Database::default()
+            },
+            user: "app".into(),
+            strategy,
+            master: (strategy == Strategy::AlternatingUsers).then(|| "admin".into()),
         }
     }
 
-    fn value(json: &str) -> DbSecret {
-        DbSecret::parse(json).unwrap()
+    fn value(fields: &str) -> DbSecret {
+        DbSecret::parse(&format!(
+            r#"{{"engine":"postgres","host":"h","password":"x",{fields}}}"#
+        ))
+        .unwrap()
     }
 
     #[test]
-    fn a_secret_finds_its_database_by_name_or_upstream() {
-        let dbs = [
-            db("orders", Engine::Postgres, "10.0.0.5:5432"),
-            db("shop", Engine::Mysql, "[::1]:3306"),
-            db("twin-a", Engine::Postgres, "twin:5432"),
-            db("twin-b", Engine::Postgres, "twin:5432"),
-        ];
-        let pg = r#""engine":"postgres","username":"app","password":"x""#;
-        let by_host = value(&format!(r#"{{{pg},"host":"10.0.0.5","port":5432}}"#));
-        assert_eq!(database_for(&dbs, &by_host).unwrap().name, "orders");
-        let by_name = value(&format!(
-            r#"{{{pg},"host":"twin","dbInstanceIdentifier":"twin-b"}}"#
-        ));
-        assert_eq!(database_for(&dbs, &by_name).unwrap().name, "twin-b");
-        let ambiguous = value(&format!(r#"{{{pg},"host":"twin"}}"#));
+    fn a_bound_secret_rotates_only_its_user_on_its_database() {
+        let single = binding(Strategy::SingleUser);
+        assert!(single.check(value(r#""username":"app""#)).is_ok());
         assert!(
-            database_for(&dbs, &ambiguous)
-                .unwrap_err()
-                .to_string()
-                .contains("several")
+            single
+                .check(value(r#""username":"app","dbInstanceIdentifier":"orders""#))
+                .is_ok()
         );
-        let nowhere = value(&format!(r#"{{{pg},"host":"elsewhere"}}"#));
-        assert!(database_for(&dbs, &nowhere).is_err());
-        let v6 = value(r#"{"engine":"mariadb","host":"::1","username":"a","password":"b"}"#);
-        assert_eq!(database_for(&dbs, &v6).unwrap().name, "shop");
-        // The engine must match the registration's.
-        let wrong = value(&format!(r#"{{{pg},"host":"::1","port":3306}}"#));
-        assert!(database_for(&dbs, &wrong).is_err());
-    }
-
-    #[test]
-    fn the_gateway_user_of_a_pair_is_the_name_without_clone() {
-        assert_eq!(gateway_user(Strategy::AlternatingUsers, "app_clone"), "app");
-        assert_eq!(gateway_user(Strategy::AlternatingUsers, "app"), "app");
-        assert_eq!(gateway_user(Strategy::SingleUser, "app_clone"), "app_clone");
+        for wrong in [
+            r#""username":"postgres""#,
+            r#""username":"app_clone""#,
+            r#""username":"app","dbInstanceIdentifier":"hr""#,
+        ] {
+            assert!(single.check(value(wrong)).is_err(), "{wrong}");
+        }
+        let mysql =
+            DbSecret::parse(r#"{"engine":"mysql","host":"h","username":"app","password":"x"}"#)
+                .unwrap();
+        assert!(single.check(mysql).is_err());
+        // The privileged login is the registered one, never the value's.
+        let pair = binding(Strategy::AlternatingUsers);
+        let checked = pair
+            .check(value(
+                r#""username":"app_clone","master_username":"postgres""#,
+            ))
+            .unwrap();
+        assert_eq!(checked.master_username.as_deref(), Some("admin"));
+        let checked = single
+            .check(value(r#""username":"app","master_username":"postgres""#))
+            .unwrap();
+        assert_eq!(checked.master_username, None);
     }
 }

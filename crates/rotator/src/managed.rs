@@ -2,8 +2,9 @@
 //! logins (`latchkey db register --rotate-every 30d`, then `db
 //! set-password`): one secret per database user, named
 //! `latchkey/db/DATABASE/USER`, whose value is AWS's database secret and
-//! whose rotation is the built-in one. Setting the password again puts a
-//! new `AWSCURRENT` version in the same secret.
+//! whose rotation is the built-in one. The store binds the secret to that
+//! login, which is what lets the job rotate it. Setting the password again
+//! puts a new `AWSCURRENT` version in the same secret.
 
 use latchkey_rotation::Secret as DbSecret;
 use latchkey_secrets::RotationRules;
@@ -128,6 +129,7 @@ pub fn put_database_secret(
                 Some((&version, encoded.as_slice())),
                 &dropped,
             )? {
+                store.bind_database_secret(&db.name, user, &secret.arn)?;
                 return Ok(secret.arn);
             }
         }
@@ -150,6 +152,7 @@ pub fn put_database_secret(
         &document,
         Some((&version, encoded.as_slice())),
     )?;
+    store.bind_database_secret(&db.name, user, &secret.arn)?;
     Ok(secret.arn)
 }
 

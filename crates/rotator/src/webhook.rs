@@ -2,7 +2,9 @@
 //! a POST of `{"Step": ..., "SecretId": ARN, "ClientRequestToken":
 //! TOKEN}` to the URL in `RotationLambdaARN`, signed as Latchkey's
 //! finding webhooks are (`X-Latchkey-Timestamp`, `X-Latchkey-Signature:
-//! sha256=HMAC(secret, "<timestamp>.<body>")`, the `[webhook]` secret).
+//! sha256=HMAC(secret, "<timestamp>.<body>")`), with a key of its own
+//! (`--rotation-webhook-secret-file`), and only to a URL under a prefix the
+//! operator allowed (`--rotation-webhook-allow`).
 //! A 2xx answer means the step is done. The receiver does the work with
 //! the Secrets Manager API, as a rotation Lambda does: createSecret
 //! stores the new value with `PutSecretValue` and `VersionStages
@@ -38,10 +40,18 @@ impl<S: Servers> Rotator<S> {
         token: &str,
         step: Step,
     ) -> Result<(), JobError> {
+        // Checked again here: the allowed prefixes may have changed since
+        // RotateSecret was called.
+        if !self.state.jobs.rotation_webhook_allowed(url) {
+            return Err(JobError::Webhook(
+                "the webhook URL is not under a prefix the server allows (--rotation-webhook-allow)"
+                    .into(),
+            ));
+        }
         let key = self.webhook_secret.clone().ok_or_else(|| {
             JobError::Webhook(
-                "rotation by webhook needs a webhook secret to sign with \
-                 (--webhook-secret-file or LATCHKEY_WEBHOOK_SECRET)"
+                "rotation by webhook needs its signing secret \
+                 (--rotation-webhook-secret-file or LATCHKEY_ROTATION_WEBHOOK_SECRET)"
                     .into(),
             )
         })?;
@@ -49,8 +59,17 @@ impl<S: Servers> Rotator<S> {
         config.timeout = STEP_TIMEOUT;
         config.ca_file = self.webhook_ca.clone();
         let body = step_body(&secret.arn, token, step);
-        tokio::task::spawn_blocking(move || latchkey_webhook::post_once(&config, &body))
+        // The receiver's answer is bounded as a whole; a little longer
+        // here so its own timeout speaks first.
+        let call = tokio::task::spawn_blocking(move || latchkey_webhook::post_once(&config, &body));
+        tokio::time::timeout(STEP_TIMEOUT + Duration::from_secs(5), call)
             .await
+            .map_err(|_| {
+                JobError::Webhook(format!(
+                    "{} at the webhook: no answer in time",
+                    step.as_str()
+                ))
+            })?
             .map_err(|e| JobError::Webhook(format!("the webhook call failed: {e}")))?
             .map_err(|e| JobError::Webhook(format!("{} at the webhook: {e}", step.as_str())))?;
         if step == Step::CreateSecret {

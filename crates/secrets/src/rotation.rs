@@ -46,9 +46,17 @@ impl RotationFunction {
                 "must be 1 to {MAX_FUNCTION_LEN} characters"
             )));
         }
-        if text.starts_with("https://") || text.starts_with("http://") {
+        if let Some(rest) = text
+            .strip_prefix("https://")
+            .or_else(|| text.strip_prefix("http://"))
+        {
             if text.bytes().any(|b| b.is_ascii_control() || b == b' ') {
                 return Err(refuse("is not a valid URL"));
+            }
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            if authority.is_empty() || authority.contains('@') {
+                // Credentials in the URL would be shown by DescribeSecret.
+                return Err(refuse("must name a host, with no user or password in it"));
             }
             return Ok(Self::Webhook(text.to_owned()));
         }
@@ -74,6 +82,38 @@ impl RotationFunction {
 
     pub fn is_built_in(&self) -> bool {
         !matches!(self, Self::Webhook(_))
+    }
+
+    /// Reads `RotationLambdaARN` into the one form policies see and the
+    /// secret keeps, so that no alias slips past a condition on
+    /// `secretsmanager:RotationLambdaARN`: a built-in function as
+    /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME` of this region and
+    /// account (another region, account or a qualifier is refused; a bare
+    /// name or the multi-user alias becomes that ARN), a webhook's URL as
+    /// given.
+    pub fn canonical(
+        text: &str,
+        region: &str,
+        account: &str,
+    ) -> Result<(Self, String), SecretsError> {
+        let function = Self::parse(text)?;
+        let name = match &function {
+            Self::Webhook(url) => return Ok((function.clone(), url.clone())),
+            Self::SingleUser => SINGLE_USER_FUNCTION,
+            Self::AlternatingUsers => ALTERNATING_USERS_FUNCTION,
+        };
+        if text.starts_with("arn:") {
+            let parts: Vec<&str> = text.split(':').collect();
+            if parts.len() != 7 || parts[1] != "aws" || parts[3] != region || parts[4] != account {
+                return Err(SecretsError::InvalidParameter(format!(
+                    "RotationLambdaARN must name Latchkey's built-in function in this region and account, with no qualifier: arn:aws:lambda:{region}:{account}:function:{name}."
+                )));
+            }
+        }
+        Ok((
+            function,
+            format!("arn:aws:lambda:{region}:{account}:function:{name}"),
+        ))
     }
 }
 
@@ -292,6 +332,8 @@ mod tests {
             "arn:aws:lambda:us-east-1",
             "https://a b",
             "ftp://x",
+            "https://user:pw@hooks.example/rotate",
+            "https:///path",
         ] {
             assert_eq!(
                 RotationFunction::parse(bad).unwrap_err().code(),
@@ -300,6 +342,40 @@ mod tests {
             );
         }
         assert!(RotationFunction::parse(&"h".repeat(MAX_FUNCTION_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn built_in_functions_have_one_canonical_arn() {
+        let canonical =
+            format!("arn:aws:lambda:us-east-1:111122223333:function:{ALTERNATING_USERS_FUNCTION}");
+        for alias in [
+            ALTERNATING_USERS_FUNCTION.to_owned(),
+            MULTI_USER_FUNCTION.to_owned(),
+            canonical.clone(),
+            "arn:aws:lambda:us-east-1:111122223333:function:latchkey-rotation-multi-user"
+                .to_owned(),
+        ] {
+            let (function, arn) =
+                RotationFunction::canonical(&alias, "us-east-1", "111122223333").unwrap();
+            assert_eq!(
+                (function, arn.as_str()),
+                (RotationFunction::AlternatingUsers, canonical.as_str()),
+                "{alias}"
+            );
+        }
+        for other in [
+            format!("{canonical}:1"),
+            canonical.replace("us-east-1", "eu-west-1"),
+            canonical.replace("111122223333", "000000000000"),
+            canonical.replace("arn:aws:", "arn:aws-cn:"),
+        ] {
+            assert!(
+                RotationFunction::canonical(&other, "us-east-1", "111122223333").is_err(),
+                "{other}"
+            );
+        }
+        let url = "https://hooks.example/rotate?x=1";
+        assert_eq!(RotationFunction::canonical(url, "r", "a").unwrap().1, url);
     }
 
     fn rotating_secret() -> Secret {

@@ -392,6 +392,16 @@ pub trait Databases {
         next: Option<(&str, &str)>,
     ) -> Result<()>;
 
+    /// Records that the Secrets Manager secret `arn` holds `user`'s upstream
+    /// credential on `database` (`db set-password` on a database that
+    /// rotates): the one secret built-in rotation may rotate that user with.
+    /// `NoSuchEntity` unless a login is stored for `user`.
+    fn bind_database_secret(&self, database: &str, user: &str, arn: &str) -> Result<()>;
+
+    /// The database and client user whose credential secret `arn` holds,
+    /// if it was bound by [`Databases::bind_database_secret`].
+    fn database_secret_binding(&self, arn: &str) -> Result<Option<(String, String)>>;
+
     /// Latchkey's database CA, if made: its certificate and private key
     /// (PEM). The key is stored sealed.
     fn database_ca(&self) -> Result<Option<(String, Zeroizing<String>)>>;

@@ -216,6 +216,7 @@ fn post(
     tls: Option<&Arc<rustls::ClientConfig>>,
     body: &str,
 ) -> Result<(), WebhookError> {
+    let deadline = std::time::Instant::now() + config.timeout;
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -249,22 +250,35 @@ fn post(
             stream.write_all(request.as_bytes())?;
             stream.write_all(body.as_bytes())?;
             stream.flush()?;
-            read_status(&mut stream, &mut response)?;
+            read_status(&mut stream, &mut response, deadline)?;
         }
         None => {
             let mut stream = tcp;
             stream.write_all(request.as_bytes())?;
             stream.write_all(body.as_bytes())?;
-            read_status(&mut stream, &mut response)?;
+            read_status(&mut stream, &mut response, deadline)?;
         }
     }
     Ok(())
 }
 
 /// Reads up to the status line and checks for 2xx.
-fn read_status(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<(), WebhookError> {
+fn read_status(
+    stream: &mut impl Read,
+    buf: &mut Vec<u8>,
+    deadline: std::time::Instant,
+) -> Result<(), WebhookError> {
     let mut chunk = [0u8; 512];
     while !buf.contains(&b'\n') && buf.len() < 4096 {
+        // The socket's timeout bounds each read; this bounds them all, so a
+        // receiver that trickles a byte at a time cannot hold the caller.
+        if std::time::Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the receiver did not answer in time",
+            )
+            .into());
+        }
         let n = stream.read(&mut chunk)?;
         if n == 0 {
             break;

@@ -99,6 +99,9 @@ pub struct Config {
     /// Detection rules; `None` when turned off.
     pub detection: Option<latchkey_detect::DetectConfig>,
     pub webhook: Option<latchkey_webhook::WebhookConfig>,
+    /// Which rotation webhooks secrets may name, and the key that signs
+    /// their steps; none: no rotation by webhook.
+    pub rotation_webhooks: Option<RotationWebhooks>,
     /// The audit trail's settings (its account is filled in at start).
     pub audit: latchkey_trail::TrailConfig,
     pub postgres_gateway: latchkey_gateway::GatewayConfig,
@@ -284,30 +287,51 @@ fn build(
         .then(|| rules.unwrap_or_default());
     let webhook = match &settings.webhook.url {
         Some(url) => {
-            let secret = match &settings.webhook.secret_file {
-                Some(path) => std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read {
-                        path: path.clone(),
-                        source,
-                    })?
-                    .trim()
-                    .to_owned(),
-                None => env("LATCHKEY_WEBHOOK_SECRET").ok_or_else(|| {
-                    ConfigError::Invalid(
-                        "a webhook needs a secret: --webhook-secret-file or LATCHKEY_WEBHOOK_SECRET"
-                            .into(),
-                    )
-                })?,
-            };
-            if secret.len() < 16 {
-                return invalid("the webhook secret must be at least 16 characters");
-            }
-            let mut w = latchkey_webhook::WebhookConfig::new(
-                url,
-                zeroize::Zeroizing::new(secret.into_bytes()),
-            );
+            let secret = webhook_secret(
+                env,
+                settings.webhook.secret_file.as_ref(),
+                "LATCHKEY_WEBHOOK_SECRET",
+                "a webhook needs a secret: --webhook-secret-file or LATCHKEY_WEBHOOK_SECRET",
+            )?;
+            let mut w = latchkey_webhook::WebhookConfig::new(url, secret);
             w.ca_file = settings.webhook.ca.clone();
             Some(w)
+        }
+        None => None,
+    };
+    let rotation_webhooks = match &settings.webhook.rotation_allow {
+        Some(list) => {
+            let allow: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if let Some(bad) = allow.iter().find(|p| {
+                let rest = p
+                    .strip_prefix("https://")
+                    .or_else(|| p.strip_prefix("http://"))
+                    .unwrap_or_default();
+                rest.split(['/', '?', '#'])
+                    .next()
+                    .unwrap_or_default()
+                    .is_empty()
+            }) {
+                return invalid(format!(
+                    "--rotation-webhook-allow {bad:?}: each prefix is an http(s) URL with a host"
+                ));
+            }
+            let secret = webhook_secret(
+                env,
+                settings.webhook.rotation_secret_file.as_ref(),
+                "LATCHKEY_ROTATION_WEBHOOK_SECRET",
+                "rotation webhooks need a signing secret of their own: --rotation-webhook-secret-file or LATCHKEY_ROTATION_WEBHOOK_SECRET",
+            )?;
+            Some(RotationWebhooks {
+                allow,
+                secret,
+                ca: settings.webhook.ca.clone(),
+            })
         }
         None => None,
     };
@@ -323,10 +347,54 @@ fn build(
         api: api_limits,
         detection,
         webhook,
+        rotation_webhooks,
         audit,
         postgres_gateway: postgres,
         mysql_gateway: mysql,
         databases: settings.databases.clone(),
         settings,
     })
+}
+
+/// `[webhook] rotation_allow` and its signing secret.
+#[derive(Clone)]
+pub struct RotationWebhooks {
+    pub allow: Vec<String>,
+    pub secret: zeroize::Zeroizing<Vec<u8>>,
+    pub ca: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for RotationWebhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotationWebhooks")
+            .field("allow", &self.allow)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A webhook signing secret from `file`, else the environment variable
+/// `var`; at least 16 characters.
+fn webhook_secret(
+    env: EnvLookup<'_>,
+    file: Option<&PathBuf>,
+    var: &str,
+    missing: &str,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ConfigError> {
+    let secret = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?
+            .trim()
+            .to_owned(),
+        None => env(var).ok_or_else(|| ConfigError::Invalid(missing.into()))?,
+    };
+    if secret.len() < 16 {
+        return Err(ConfigError::Invalid(
+            "a webhook secret must be at least 16 characters".into(),
+        ));
+    }
+    Ok(zeroize::Zeroizing::new(secret.into_bytes()))
 }

@@ -333,7 +333,8 @@ section! {
 }
 
 section! {
-    /// `[webhook]`: where findings are sent.
+    /// `[webhook]`: where findings are sent, and which rotation webhooks
+    /// secrets may name.
     Webhook / WebhookArgs {
         /// POST every finding here as JSON, signed with HMAC-SHA256
         /// (X-Latchkey-Signature) [default: none].
@@ -345,6 +346,12 @@ section! {
         /// PEM CA certificates for an HTTPS webhook [default: the system's].
         #[arg(long = "webhook-ca", env = "LATCHKEY_WEBHOOK_CA", value_name = "FILE")]
         ca: Option<PathBuf> = None,
+        /// URL prefixes a secret's rotation webhook (RotateSecret's RotationLambdaARN) may be under, comma-separated, e.g. https://hooks.internal/rotate/ [default: none: no rotation by webhook].
+        #[arg(long = "rotation-webhook-allow", env = "LATCHKEY_ROTATION_WEBHOOK_ALLOW", value_name = "URLS")]
+        rotation_allow: Option<String> = None,
+        /// File holding the HMAC secret that signs rotation webhook steps, a key of their own (or set LATCHKEY_ROTATION_WEBHOOK_SECRET).
+        #[arg(long = "rotation-webhook-secret-file", env = "LATCHKEY_ROTATION_WEBHOOK_SECRET_FILE", value_name = "FILE")]
+        rotation_secret_file: Option<PathBuf> = None,
     }
 }
 

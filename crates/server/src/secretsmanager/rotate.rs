@@ -3,8 +3,8 @@
 //! by `serve`), which alone runs the four steps: one job at a time per
 //! secret, resumed after a restart.
 
-use latchkey_secrets::RotationRules;
 use latchkey_secrets::rotation::configure;
+use latchkey_secrets::{RotationFunction, RotationRules};
 use serde_json::{Map, Value};
 
 use super::common::*;
@@ -25,8 +25,60 @@ fn rotation_rules(input: &Map<String, Value>) -> Result<Option<RotationRules>, A
     }))
 }
 
+/// `RotationLambdaARN` in its canonical form, with what it names.
+fn canonical_function(call: &JsonCall, text: &str) -> Result<(RotationFunction, String), ApiError> {
+    Ok(RotationFunction::canonical(
+        text,
+        call.state.region(),
+        &call.caller.account,
+    )?)
+}
+
+/// Refuses a rotation Latchkey may not run for this secret: a webhook
+/// under no prefix the operator allowed, or a built-in rotation of a
+/// secret that does not hold a database login Latchkey keeps (which would
+/// let anyone who may write a secret aim the job at any database user).
+fn check_runnable(call: &JsonCall, arn: &str, function: &RotationFunction) -> Result<(), ApiError> {
+    match function {
+        RotationFunction::Webhook(url) if !call.state.jobs.rotation_webhook_allowed(url) => {
+            Err(invalid(
+                "RotationLambdaARN: this webhook URL is not under a prefix the server allows (--rotation-webhook-allow).",
+            ))
+        }
+        RotationFunction::Webhook(_) => Ok(()),
+        built_in => {
+            let Some((database, _)) = call.state.store.database_secret_binding(arn)? else {
+                return Err(invalid(
+                    "Built-in rotation rotates the upstream logins Latchkey keeps: register the database with --rotate-every and store the user's password with `latchkey db set-password`, which makes the secret latchkey/db/DATABASE/USER.",
+                ));
+            };
+            let registered = call
+                .state
+                .store
+                .get_database(&database)?
+                .rotation
+                .map(|r| r.master_user.is_some());
+            let alternating = *built_in == RotationFunction::AlternatingUsers;
+            match registered {
+                Some(a) if a == alternating => Ok(()),
+                Some(true) => Err(invalid(format!(
+                    "Database {database} is registered for alternating-users rotation."
+                ))),
+                Some(false) => Err(invalid(format!(
+                    "Database {database} is registered for single-user rotation (--rotation-master-user makes it alternating users)."
+                ))),
+                None => Err(invalid(format!(
+                    "Database {database} is not registered to rotate."
+                ))),
+            }
+        }
+    }
+}
+
 pub fn rotate_secret(call: &JsonCall) -> Result<Answer, ApiError> {
-    let function = optional_str(call.input, "RotationLambdaARN")?;
+    let given = optional_str(call.input, "RotationLambdaARN")?
+        .map(|f| canonical_function(call, f))
+        .transpose()?;
     let rules = rotation_rules(call.input)?;
     let immediately = optional_bool(call.input, "RotateImmediately")?.unwrap_or(true);
     let token = request_token(call.input)?;
@@ -34,7 +86,12 @@ pub fn rotate_secret(call: &JsonCall) -> Result<Answer, ApiError> {
         call,
         |c, s| {
             let stored = s.rotation.as_ref().map(|r| r.lambda_arn.as_str());
-            match function.or(stored).filter(|f| !f.is_empty()) {
+            match given
+                .as_ref()
+                .map(|(_, arn)| arn.as_str())
+                .or(stored)
+                .filter(|f| !f.is_empty())
+            {
                 Some(f) => c.key("secretsmanager:RotationLambdaARN", [f]),
                 None => c,
             }
@@ -44,13 +101,28 @@ pub fn rotate_secret(call: &JsonCall) -> Result<Answer, ApiError> {
             if immediately {
                 secret.check_rotation_start(&token)?;
             }
-            secret.rotation = Some(configure(
+            let rotation = configure(
                 secret.rotation.take(),
-                function,
+                given.as_ref().map(|(_, arn)| arn.as_str()),
                 rules.clone(),
                 call.now,
-            )?);
+            )?;
+            let (function, _) = canonical_function(call, &rotation.lambda_arn)?;
+            check_runnable(call, &secret.arn, &function)?;
+            secret.rotation = Some(rotation);
             if immediately {
+                // A built-in rotation makes its own pending value: a token
+                // naming a version that exists (one a caller planted with
+                // PutSecretValue) starts nothing, unless it is the rotation
+                // under way being asked for again.
+                let under_way = secret.rotation_run().is_some_and(|r| r.token == token);
+                if function.is_built_in() && !under_way && secret.version(&token).is_some() {
+                    return Err(ApiError::new(
+                        400,
+                        "InvalidRequestException",
+                        "ClientRequestToken names a version that exists; a built-in rotation makes its own.",
+                    ));
+                }
                 secret.begin_rotation(&token, call.now)?;
             }
             Ok(())

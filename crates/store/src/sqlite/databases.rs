@@ -187,6 +187,37 @@ impl Databases for SqliteBackend {
         Ok(())
     }
 
+    fn bind_database_secret(&self, database: &str, user: &str, arn: &str) -> Result<()> {
+        let db = self.db();
+        // One binding per secret: a secret bound elsewhere before is unbound.
+        db.execute(
+            "UPDATE database_passwords SET secret_arn = NULL WHERE secret_arn = ?1",
+            [arn],
+        )?;
+        let n = db.execute(
+            "UPDATE database_passwords SET secret_arn = ?3 WHERE database = ?1 AND user = ?2",
+            [database, user, arn],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchEntity {
+                kind: "database login",
+                name: format!("{user} on {database}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn database_secret_binding(&self, arn: &str) -> Result<Option<(String, String)>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT database, user FROM database_passwords WHERE secret_arn = ?1",
+                [arn],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
     fn set_database_next_login(
         &self,
         database: &str,

@@ -99,6 +99,9 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("database_passwords", "login_user", "TEXT"),
     ("database_passwords", "next_user", "TEXT"),
     ("database_passwords", "next_secret", "BLOB"),
+    // The Secrets Manager secret that holds this login (`--rotate-every`):
+    // the only one built-in rotation may rotate it with.
+    ("database_passwords", "secret_arn", "TEXT"),
     // `--rotate-every`: days between rotations (NULL: none), and the
     // privileged login of alternating-users rotation (NULL: single user).
     ("databases", "rotate_every_days", "INTEGER"),
