@@ -270,6 +270,13 @@ fn print_db(db: &serde_json::Value, output: OutputFormat) -> Result<()> {
                         ),
                 ),
                 ("auth", s("auth")),
+                (
+                    "rotation",
+                    match db["rotateEveryDays"].as_u64() {
+                        Some(days) => format!("every {days} days, {}", s("rotationStrategy")),
+                        None => "-".to_owned(),
+                    },
+                ),
                 ("resource id", s("resourceId")),
                 ("connect ARN", format!("{}USER", s("connectArnPrefix"))),
             ]);
