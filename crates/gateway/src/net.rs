@@ -382,6 +382,55 @@ where
         .map_err(|e| anyhow!("a store read failed: {e}"))?
 }
 
+/// What one upstream login attempt proves itself with (both engines).
+pub enum Credential<'a> {
+    /// A password to test, as the client user (rotation's test logins).
+    Given(&'a str),
+    /// A login the gateway holds: as its user, with its password.
+    Stored(UpstreamLogin),
+    /// As the client user, with the stored password read only if the
+    /// server asks for one (nothing stored, or no password login).
+    Lazy,
+}
+
+impl Credential<'_> {
+    /// The user the login is made as: a stored login's, else the client's.
+    pub fn login_user<'a>(&'a self, client_user: &'a str) -> &'a str {
+        match self {
+            Credential::Stored(login) => login.user.as_str(),
+            Credential::Given(_) | Credential::Lazy => client_user,
+        }
+    }
+
+    /// The password for the login, when the server asks: the given or
+    /// stored one, else the one stored for `user` on `db` (none for a
+    /// `trust` database).
+    pub async fn password(
+        &self,
+        state: &Arc<AppState>,
+        db: &Database,
+        user: &str,
+    ) -> Result<Zeroizing<String>> {
+        match self {
+            Credential::Given(p) => Ok(Zeroizing::new((*p).to_owned())),
+            Credential::Stored(login) => Ok(login.password.clone()),
+            Credential::Lazy if db.upstream_auth == UpstreamAuth::Trust => {
+                Ok(Zeroizing::new(String::new()))
+            }
+            Credential::Lazy => upstream_password(state, &db.name, user).await,
+        }
+    }
+}
+
+/// `login` within the upstream connect timeout.
+pub async fn within_connect_timeout<T>(
+    login: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login)
+        .await
+        .map_err(|_| anyhow!("upstream login timed out"))?
+}
+
 /// The password the gateway holds for `user` on `database`, read off the
 /// session thread.
 pub async fn upstream_password(

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Result, anyhow, bail};
 use latchkey_gateway::net::{
-    ServerAddr, Socket, TlsMode, UPSTREAM_CONNECT_TIMEOUT, UpstreamStream, start_tls,
+    Credential, ServerAddr, Socket, TlsMode, UpstreamStream, start_tls, within_connect_timeout,
 };
 use latchkey_gateway::pool::{Pooled, RESET_TIMEOUT};
 use latchkey_mywire::{self as wire, AuthStep, HandshakeResponse, SslRequest, UpstreamAuth};
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use latchkey_gateway::statements::ServerCatalog;
 use latchkey_identity::AppState;
-use latchkey_store::{Database, UpstreamLogin};
+use latchkey_store::Database;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroizing;
 
@@ -125,7 +125,7 @@ pub async fn connect(
 ) -> Result<Upstream> {
     latchkey_gateway::net::login_upstream(state, db, req.user, refused_credentials, |stored| {
         let credential = stored.map_or(Credential::Lazy, Credential::Stored);
-        timed(login(state, db, req, credential))
+        within_connect_timeout(login(state, db, req, credential))
     })
     .await
 }
@@ -138,24 +138,6 @@ fn refused_credentials(e: &anyhow::Error) -> bool {
         .is_some_and(|r| matches!(r.0.code, 1045 | 1698))
 }
 
-/// `login` within the upstream connect timeout.
-async fn timed(login: impl std::future::Future<Output = Result<Upstream>>) -> Result<Upstream> {
-    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login)
-        .await
-        .map_err(|_| anyhow!("upstream login timed out"))?
-}
-
-/// What one login attempt proves itself with.
-enum Credential<'a> {
-    /// A password to test, as the request's user (rotation's test logins).
-    Given(&'a str),
-    /// A login the gateway holds: as its user, with its password.
-    Stored(UpstreamLogin),
-    /// As the request's user, with the stored password (none with
-    /// `trust`): nothing is stored, or the database logs in without one.
-    Lazy,
-}
-
 /// One login for the request's client user: as `credential`'s user when
 /// it is a stored login, else as that user.
 async fn login(
@@ -164,10 +146,7 @@ async fn login(
     req: &LoginRequest<'_>,
     credential: Credential<'_>,
 ) -> Result<Upstream> {
-    let login_user = match &credential {
-        Credential::Stored(login) => login.user.as_str(),
-        Credential::Given(_) | Credential::Lazy => req.user,
-    };
+    let login_user = credential.login_user(req.user);
     let addr = ServerAddr::resolve(&db.upstream).await?;
     let mode = db.upstream_tls;
     let mut socket: Socket = addr.connect().await?;
@@ -210,16 +189,7 @@ async fn login(
     } else {
         UpstreamStream::Plain(socket)
     };
-    let password = match &credential {
-        Credential::Given(p) => Zeroizing::new((*p).to_owned()),
-        Credential::Stored(login) => login.password.clone(),
-        Credential::Lazy if db.upstream_auth == latchkey_store::UpstreamAuth::Trust => {
-            Zeroizing::new(String::new())
-        }
-        Credential::Lazy => {
-            latchkey_gateway::net::upstream_password(state, &db.name, req.user).await?
-        }
-    };
+    let password = credential.password(state, db, req.user).await?;
     let (mut auth, response) = UpstreamAuth::start(&handshake, password.as_bytes(), use_tls, caps)
         .map_err(|e| anyhow!("upstream authentication: {e}"))?;
     let response = Zeroizing::new(response);
@@ -328,7 +298,7 @@ pub async fn session(
 ) -> Result<Upstream> {
     let req = own_request(user);
     match password {
-        Some(p) => timed(login(state, db, &req, Credential::Given(p))).await,
+        Some(p) => within_connect_timeout(login(state, db, &req, Credential::Given(p))).await,
         None => connect(state, db, &req).await,
     }
 }

@@ -5,13 +5,13 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use latchkey_gateway::net::{Socket, TlsMode, UPSTREAM_CONNECT_TIMEOUT};
+use latchkey_gateway::net::{Credential, Socket, TlsMode, within_connect_timeout};
 use latchkey_pgwire::{self as wire, AuthRequest};
 use std::sync::Arc;
 
 use latchkey_gateway::statements::ServerCatalog;
 use latchkey_identity::AppState;
-use latchkey_store::{Database, StatementPolicy, UpstreamLogin};
+use latchkey_store::{Database, StatementPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use latchkey_gateway::net::{ServerAddr, UpstreamStream, check_tls_settings, upstream_host};
@@ -107,7 +107,7 @@ pub async fn session(
     let forwarded = [("client_encoding".to_owned(), "UTF8".to_owned())];
     match password {
         Some(p) => {
-            timed(login(
+            within_connect_timeout(login(
                 state,
                 db,
                 user,
@@ -140,45 +140,9 @@ async fn stored_login(
 ) -> Result<Upstream> {
     latchkey_gateway::net::login_upstream(state, db, user, refused_credentials, |stored| {
         let credential = stored.map_or(Credential::Lazy, Credential::Stored);
-        timed(login(state, db, user, database, forwarded, credential))
+        within_connect_timeout(login(state, db, user, database, forwarded, credential))
     })
     .await
-}
-
-/// `login` within the upstream connect timeout.
-async fn timed(login: impl std::future::Future<Output = Result<Upstream>>) -> Result<Upstream> {
-    tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, login)
-        .await
-        .map_err(|_| anyhow!("upstream login timed out"))?
-}
-
-/// What one login attempt proves itself with.
-enum Credential<'a> {
-    /// A password to test, as the client user (rotation's test logins).
-    Given(&'a str),
-    /// A login the gateway holds: as its user, with its password.
-    Stored(UpstreamLogin),
-    /// As the client user, with the stored password read only if the
-    /// server asks for one (nothing stored, or no password login).
-    Lazy,
-}
-
-impl Credential<'_> {
-    /// The password for the login, when the server asks.
-    async fn password(
-        &self,
-        state: &Arc<AppState>,
-        db: &Database,
-        user: &str,
-    ) -> Result<zeroize::Zeroizing<String>> {
-        match self {
-            Credential::Given(p) => Ok(zeroize::Zeroizing::new((*p).to_owned())),
-            Credential::Stored(login) => Ok(login.password.clone()),
-            Credential::Lazy => {
-                latchkey_gateway::net::upstream_password(state, &db.name, user).await
-            }
-        }
-    }
 }
 
 /// One login for client user `user`: as `credential`'s user when it is a
@@ -192,10 +156,7 @@ async fn login(
     credential: Credential<'_>,
 ) -> Result<Upstream> {
     let given = matches!(credential, Credential::Given(_));
-    let login_user = match &credential {
-        Credential::Stored(login) => login.user.as_str(),
-        Credential::Given(_) | Credential::Lazy => user,
-    };
+    let login_user = credential.login_user(user);
     let addr = ServerAddr::resolve(&db.upstream).await?;
     let mode = db.upstream_tls;
     let tcp = addr.connect().await?;
