@@ -58,6 +58,23 @@ impl RotationFunction {
                 // Credentials in the URL would be shown by DescribeSecret.
                 return Err(refuse("must name a host, with no user or password in it"));
             }
+            // The operator allows webhooks by URL prefix: a path that a
+            // server would resolve elsewhere must not pass for one under it.
+            let path = rest[authority.len()..]
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default();
+            let lower = path.to_ascii_lowercase();
+            if path.contains('\\')
+                || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e))
+                || path
+                    .split('/')
+                    .any(|segment| segment == "." || segment == "..")
+            {
+                return Err(refuse(
+                    "must not have dot segments or encoded separators in its path",
+                ));
+            }
             return Ok(Self::Webhook(text.to_owned()));
         }
         let name = match text.strip_prefix("arn:") {
@@ -334,6 +351,11 @@ mod tests {
             "ftp://x",
             "https://user:pw@hooks.example/rotate",
             "https:///path",
+            "https://hooks.example/rotate/../admin",
+            "https://hooks.example/rotate/./x",
+            "https://hooks.example/rotate/%2E%2E/admin",
+            "https://hooks.example/rotate%2fadmin",
+            "https://hooks.example/rotate\\..\\admin",
         ] {
             assert_eq!(
                 RotationFunction::parse(bad).unwrap_err().code(),
