@@ -171,25 +171,44 @@ impl Lookup {
         }
     }
 
-    /// Whether `secret` is the one named. A partial ARN (without the
-    /// suffix) names the secret whose name it ends with, as AWS allows.
-    pub fn matches(&self, secret: &Secret) -> bool {
+    /// Whether this is a complete ARN: its name ends with `-` and six
+    /// letters or digits, the suffix AWS adds. AWS reads such an ARN as
+    /// complete and looks up that ARN only; so does this.
+    pub fn is_full_arn(&self) -> bool {
         match self {
-            Self::Name(name) => secret.name == *name,
-            Self::Arn(arn) => {
-                secret.arn == *arn
-                    || secret
-                        .arn
-                        .rsplit_once('-')
-                        .is_some_and(|(partial, _)| partial == arn)
-            }
+            Self::Name(_) => false,
+            Self::Arn(arn) => arn
+                .split_once(":secret:")
+                .and_then(|(_, tail)| tail.rsplit_once('-'))
+                .is_some_and(|(name, suffix)| {
+                    !name.is_empty()
+                        && suffix.len() == 6
+                        && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+                }),
         }
     }
 
-    /// The name a partial or full ARN ends with (for lookups by name).
+    /// Whether `secret` is the one named. A partial ARN (without the
+    /// suffix) names the secret whose name it ends with, as AWS allows; a
+    /// complete ARN names only the secret with exactly that ARN.
+    pub fn matches(&self, secret: &Secret) -> bool {
+        match self {
+            Self::Name(name) => secret.name == *name,
+            Self::Arn(arn) if self.is_full_arn() => secret.arn == *arn,
+            Self::Arn(arn) => secret
+                .arn
+                .rsplit_once('-')
+                .is_some_and(|(partial, _)| partial == arn),
+        }
+    }
+
+    /// The name to look the secret up by: a name, or the name a partial
+    /// ARN ends with. `None` for a complete ARN, which is looked up as
+    /// that ARN only: its tail may well be another secret's name.
     pub fn name_hint(&self) -> Option<&str> {
         match self {
             Self::Name(name) => Some(name),
+            Self::Arn(_) if self.is_full_arn() => None,
             Self::Arn(arn) => arn.split_once(":secret:").map(|(_, name)| name),
         }
     }
@@ -297,20 +316,44 @@ pub fn check_stage(stage: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks tags as AWS does: at most 50, keys of 1-128 characters, values
-/// of at most 256, no `aws:` prefix.
+/// Checks the tags of one request as AWS does: at most 50, keys of 1-128
+/// characters, values of at most 256, no `aws:` prefix; and no key given
+/// twice, whatever its case. Condition keys (`aws:ResourceTag/KEY`,
+/// `aws:RequestTag/KEY`) name a tag without case, so two keys that differ
+/// only in case would shadow each other in a policy.
 pub fn check_tags(tags: &[(String, String)]) -> Result<()> {
-    for (k, v) in tags {
-        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+    for (i, (k, v)) in tags.iter().enumerate() {
+        check_tag_key(k)?;
+        if v.chars().count() > 256 {
             return Err(SecretsError::param(
                 "A tag key must be 1 to 128 characters and a value at most 256.",
             ));
         }
-        if k.to_ascii_lowercase().starts_with("aws:") {
-            return Err(SecretsError::param(
-                "Tag keys starting with aws: are reserved for AWS use.",
-            ));
+        if tags[..i].iter().any(|(o, _)| o.eq_ignore_ascii_case(k)) {
+            return Err(SecretsError::param(format!(
+                "Duplicate tag key {k}: a request may give a key once (keys are compared without case)."
+            )));
         }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(SecretsError::LimitExceeded(format!(
+            "A secret can have at most {MAX_TAGS} tags."
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a tag key: 1-128 characters, no `aws:` prefix.
+pub fn check_tag_key(k: &str) -> Result<()> {
+    if k.is_empty() || k.chars().count() > 128 {
+        return Err(SecretsError::param(
+            "A tag key must be 1 to 128 characters and a value at most 256.",
+        ));
+    }
+    if k.to_ascii_lowercase().starts_with("aws:") {
+        return Err(SecretsError::param(
+            "Tag keys starting with aws: are reserved for AWS use.",
+        ));
     }
     Ok(())
 }
@@ -569,14 +612,36 @@ impl Secret {
         self.last_changed = now;
     }
 
-    /// Adds or replaces tags, within [`MAX_TAGS`].
+    /// Adds or replaces tags, within [`MAX_TAGS`]. A key the secret has
+    /// gets the new value (and is kept once, should an older version have
+    /// stored it twice); a key that differs from one it has only in case
+    /// is refused: the two would be one key to a policy.
     pub fn tag(&mut self, tags: &[(String, String)]) -> Result<()> {
         check_tags(tags)?;
         let mut merged = self.tags.clone();
         for (k, v) in tags {
-            match merged.iter_mut().find(|(key, _)| key == k) {
-                Some((_, value)) => value.clone_from(v),
-                None => merged.push((k.clone(), v.clone())),
+            if let Some((other, _)) = merged
+                .iter()
+                .find(|(key, _)| key != k && key.eq_ignore_ascii_case(k))
+            {
+                return Err(SecretsError::param(format!(
+                    "The secret already has the tag key {other}, which differs from {k} only in case; tag keys are compared without case, so untag {other} first or use it as it is."
+                )));
+            }
+            let mut found = false;
+            merged.retain_mut(|(key, value)| {
+                if key != k {
+                    return true;
+                }
+                if found {
+                    return false;
+                }
+                found = true;
+                value.clone_from(v);
+                true
+            });
+            if !found {
+                merged.push((k.clone(), v.clone()));
             }
         }
         if merged.len() > MAX_TAGS {
@@ -855,6 +920,78 @@ mod tests {
                 Some(Zeroizing::new(vec![1]))
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn a_complete_arn_names_that_arn_only() {
+        let s = secret();
+        // A secret *named* like the first one's ARN tail.
+        let squatter =
+            Secret::new("us-east-1", "123456789012", "prod/db-AbC123", "XyZ789", T).unwrap();
+        let full = Lookup::parse(&s.arn).unwrap();
+        assert!(full.is_full_arn());
+        assert_eq!(full.name_hint(), None);
+        assert!(full.matches(&s) && !full.matches(&squatter));
+        let partial =
+            Lookup::parse("arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db").unwrap();
+        assert!(!partial.is_full_arn());
+        assert_eq!(partial.name_hint(), Some("prod/db"));
+        assert!(partial.matches(&s) && !partial.matches(&squatter));
+        // The squatter's partial ARN looks complete: AWS reads it so too.
+        let looks_full =
+            Lookup::parse("arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbC123")
+                .unwrap();
+        assert!(!looks_full.matches(&squatter));
+        for partial in [
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbC12",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbC12!",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:-AbC123",
+        ] {
+            assert!(!Lookup::parse(partial).unwrap().is_full_arn(), "{partial}");
+        }
+        assert!(!Lookup::parse("prod/db-AbC123").unwrap().is_full_arn());
+    }
+
+    #[test]
+    fn tag_keys_are_one_key_whatever_their_case() {
+        let mut s = secret();
+        s.tag(&[("team".into(), "blue".into())]).unwrap();
+        let e = s.tag(&[("Team".into(), "red".into())]).unwrap_err();
+        assert_eq!(e.code(), "InvalidParameterException");
+        assert!(e.to_string().contains("team"), "{e}");
+        assert_eq!(s.tags, [("team".to_owned(), "blue".to_owned())]);
+        // One request may not give a key twice, in any case.
+        for twice in [["x", "x"], ["x", "X"]] {
+            let tags: Vec<(String, String)> =
+                twice.iter().map(|k| ((*k).into(), "v".into())).collect();
+            assert_eq!(
+                check_tags(&tags).unwrap_err().code(),
+                "InvalidParameterException"
+            );
+            assert!(s.tag(&tags).is_err());
+        }
+        let many: Vec<(String, String)> =
+            (0..51).map(|i| (format!("k{i}"), String::new())).collect();
+        assert_eq!(
+            check_tags(&many).unwrap_err().code(),
+            "LimitExceededException"
+        );
+        assert!(check_tags(&many[..50]).is_ok());
+        // A key stored twice (by an older version) is kept once, with
+        // the new value.
+        s.tags = vec![
+            ("team".into(), "blue".into()),
+            ("env".into(), "prod".into()),
+            ("team".into(), "red".into()),
+        ];
+        s.tag(&[("team".into(), "green".into())]).unwrap();
+        assert_eq!(
+            s.tags,
+            [
+                ("team".to_owned(), "green".to_owned()),
+                ("env".to_owned(), "prod".to_owned())
+            ]
         );
     }
 

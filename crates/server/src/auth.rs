@@ -28,6 +28,8 @@ pub struct SignedRequest<'a> {
     pub path: &'a str,
     pub query: &'a str,
     pub header: &'a dyn Fn(&str) -> Option<&'a str>,
+    /// The names of every header the request carries.
+    pub header_names: &'a [&'a str],
     pub body: &'a [u8],
     pub source_ip: String,
 }
@@ -55,6 +57,19 @@ pub fn authenticate(
         )
         .because(e.to_string())
     })?;
+    // Every x-amz-* header must be signed, as AWS requires: an unsigned
+    // X-Amz-Target would let anyone who saw a signed request send it
+    // again as another operation.
+    if let Some(name) = auth.unsigned_amz_header(req.header_names.iter().copied()) {
+        return Err(ApiError::new(
+            400,
+            "IncompleteSignature",
+            format!(
+                "There were headers present in the request which were not signed: {}",
+                name.to_ascii_lowercase()
+            ),
+        ));
+    }
     let payload_hash = hex::encode(Sha256::digest(req.body));
     if let Some(declared) = header("x-amz-content-sha256")
         && declared != payload_hash

@@ -859,11 +859,13 @@ pub(crate) fn admit(
             None => None,
         }
     };
+    let header_names: Vec<&str> = parts.headers.keys().map(|k| k.as_str()).collect();
     let signed = SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
         header: &header,
+        header_names: &header_names,
         body,
         source_ip: peer.ip().to_string(),
     };

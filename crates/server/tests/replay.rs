@@ -82,11 +82,13 @@ fn present(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
+    let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
     let req = SignedRequest {
         method: "POST",
         path: "/",
         query: "",
         header: &header,
+        header_names: &names,
         body: b"",
         source_ip: "192.0.2.1".into(),
     };

@@ -62,6 +62,25 @@ impl<'a> AuthorizationHeader<'a> {
         })
     }
 
+    /// The first of `present` (a request's header names) that is an
+    /// `x-amz-*` header the signature does not cover, if any. AWS requires
+    /// every such header to be signed; one that is not could be added or
+    /// changed by anyone who sees the request (`x-amz-target` would turn
+    /// it into another operation). Names compare without case.
+    pub fn unsigned_amz_header<'n>(
+        &self,
+        present: impl IntoIterator<Item = &'n str>,
+    ) -> Option<&'n str> {
+        present.into_iter().find(|name| {
+            name.get(..6)
+                .is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+                && !self
+                    .signed_headers
+                    .split(';')
+                    .any(|signed| signed.eq_ignore_ascii_case(name))
+        })
+    }
+
     /// The credential scope.
     pub fn scope(&self) -> Scope<'_> {
         Scope {
@@ -131,4 +150,36 @@ pub fn sign_request(
         scope.to_scope_string(),
         hex::encode(signature)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_amz_header_must_be_signed() {
+        let value = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/secretsmanager/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7";
+        let auth = AuthorizationHeader::parse(value).expect("a valid header");
+        let signed = ["host", "content-type", "x-amz-date", "X-Amz-Target"];
+        assert_eq!(auth.unsigned_amz_header(signed), None);
+        // Headers that are not x-amz-* need not be signed.
+        assert_eq!(
+            auth.unsigned_amz_header(["user-agent", "x-amzn-trace-id", "amz-sdk-request"]),
+            None
+        );
+        assert_eq!(
+            auth.unsigned_amz_header(["host", "x-amz-security-token"]),
+            Some("x-amz-security-token")
+        );
+        assert_eq!(
+            auth.unsigned_amz_header(["X-Amz-Content-Sha256"]),
+            Some("X-Amz-Content-Sha256")
+        );
+        let unsigned_target = value.replace("x-amz-date;x-amz-target", "x-amz-date");
+        let without_target = AuthorizationHeader::parse(&unsigned_target).expect("a valid header");
+        assert_eq!(
+            without_target.unsigned_amz_header(signed),
+            Some("X-Amz-Target")
+        );
+    }
 }

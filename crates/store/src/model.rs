@@ -114,22 +114,43 @@ pub(crate) fn valid_path(path: &str) -> bool {
     path.starts_with('/') && path.ends_with('/') && path.len() <= 512 && !path.contains("//")
 }
 
+/// Adds `new` to `existing`, replacing the value of a key `existing` has.
+/// IAM compares tag keys without case (and so do the condition keys
+/// `aws:PrincipalTag/KEY` and `iam:ResourceTag/KEY`): a key that differs
+/// from an existing one only in case is that key, and one request may not
+/// give a key twice. At most 50 tags in all.
 pub(crate) fn merge_tags(
     existing: &mut Vec<(String, String)>,
     new: &[(String, String)],
 ) -> Result<()> {
-    for (k, v) in new {
+    for (i, (k, v)) in new.iter().enumerate() {
         if k.is_empty() || k.len() > 128 || v.len() > 256 {
             return Err(StoreError::InvalidInput(
                 "tag keys are 1-128 characters, values up to 256",
             ));
         }
-        match existing
-            .iter_mut()
-            .find(|(ek, _)| ek.eq_ignore_ascii_case(k))
-        {
-            Some(slot) => slot.1 = v.clone(),
-            None => existing.push((k.clone(), v.clone())),
+        if new[..i].iter().any(|(o, _)| o.eq_ignore_ascii_case(k)) {
+            return Err(StoreError::InvalidInput(
+                "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
+            ));
+        }
+    }
+    for (k, v) in new {
+        // Kept once, should an older version have stored a key twice.
+        let mut found = false;
+        existing.retain_mut(|(ek, ev)| {
+            if !ek.eq_ignore_ascii_case(k) {
+                return true;
+            }
+            if found {
+                return false;
+            }
+            found = true;
+            ev.clone_from(v);
+            true
+        });
+        if !found {
+            existing.push((k.clone(), v.clone()));
         }
     }
     if existing.len() > 50 {
@@ -138,6 +159,14 @@ pub(crate) fn merge_tags(
         ));
     }
     Ok(())
+}
+
+/// The tags of a new user, role or policy, checked as [`merge_tags`]
+/// checks them.
+pub(crate) fn new_tags(tags: &[(String, String)]) -> Result<Vec<(String, String)>> {
+    let mut checked = Vec::with_capacity(tags.len());
+    merge_tags(&mut checked, tags)?;
+    Ok(checked)
 }
 
 /// Removes tags by key (case-insensitively, as IAM compares tag keys).
@@ -180,6 +209,36 @@ pub fn replace_principal(document: &str, arn: &str, id: &str) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_keys_are_one_key_whatever_their_case() {
+        let tags = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        for twice in [
+            tags(&[("team", "blue"), ("Team", "red")]),
+            tags(&[("team", "blue"), ("team", "red")]),
+        ] {
+            assert!(matches!(new_tags(&twice), Err(StoreError::InvalidInput(_))));
+            let mut existing = Vec::new();
+            assert!(merge_tags(&mut existing, &twice).is_err());
+            assert!(existing.is_empty());
+        }
+        let mut existing = new_tags(&tags(&[("team", "blue")])).unwrap();
+        merge_tags(&mut existing, &tags(&[("TEAM", "red")])).unwrap();
+        assert_eq!(existing, tags(&[("team", "red")]));
+        // A key stored twice by an older version is kept once.
+        let mut legacy = tags(&[("team", "blue"), ("env", "x"), ("Team", "red")]);
+        merge_tags(&mut legacy, &tags(&[("TEAM", "green")])).unwrap();
+        assert_eq!(legacy, tags(&[("team", "green"), ("env", "x")]));
+        let many: Vec<(String, String)> =
+            (0..51).map(|i| (format!("k{i}"), String::new())).collect();
+        assert!(matches!(new_tags(&many), Err(StoreError::LimitExceeded(_))));
+        assert_eq!(new_tags(&many[..50]).unwrap().len(), 50);
+    }
 
     #[test]
     fn principal_arns_become_unique_ids() {

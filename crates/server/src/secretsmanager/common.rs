@@ -76,9 +76,10 @@ pub fn find(call: &JsonCall, secret_id: &str) -> Result<Option<Loaded>, ApiError
     }))
 }
 
-/// The ARN a request for a secret that does not exist is authorised on:
-/// the ARN it gave, or the ARN its name would have without the suffix.
-/// A caller who may not act on it learns nothing of whether it exists.
+/// The ARN a request for a secret that does not exist is authorised on,
+/// and what any refusal shows of a secret: the ARN the request gave, or
+/// the ARN its name would have without the suffix. A caller who may not
+/// act on a secret learns nothing of whether it exists, nor its suffix.
 pub fn absent_arn(call: &JsonCall, secret_id: &str) -> String {
     if secret_id.starts_with("arn:") {
         secret_id.to_owned()
@@ -112,6 +113,13 @@ pub fn secret_context(secret: &Secret) -> ActionContext {
     context
 }
 
+/// `base` with every key of `extra` added.
+pub fn with_keys(base: ActionContext, extra: &ActionContext) -> ActionContext {
+    extra
+        .iter()
+        .fold(base, |c, (k, v)| c.key(k, v.iter().map(String::as_str)))
+}
+
 /// Authorises `secretsmanager:{operation}` on `arn` with `context`, and
 /// with `secret`'s resource policy when it has one.
 pub fn authorize(
@@ -121,6 +129,21 @@ pub fn authorize(
     context: &ActionContext,
 ) -> Result<(), ApiError> {
     let action = format!("secretsmanager:{}", call.operation);
+    authorize_as(call, &action, arn, arn, secret, context)
+}
+
+/// Authorises `action` on `arn` with `context`, and with `secret`'s
+/// resource policy when it has one. A refusal shows `shown` (the secret
+/// as the request named it, see [`absent_arn`]); the log and the audit
+/// record keep `arn`.
+pub fn authorize_as(
+    call: &JsonCall,
+    action: &str,
+    arn: &str,
+    shown: &str,
+    secret: Option<&Secret>,
+    context: &ActionContext,
+) -> Result<(), ApiError> {
     let resource_policy = secret
         .and_then(|s| s.resource_policy.as_deref())
         .map(|doc| latchkey_identity::state::compile_resource_policy(arn, doc))
@@ -128,9 +151,9 @@ pub fn authorize(
     call.state
         .authorize_on_resource(
             call.caller,
-            &action,
+            action,
             arn,
-            arn,
+            shown,
             call.now,
             context,
             resource_policy,
@@ -146,21 +169,26 @@ pub fn load_authorized(
     extra: impl FnOnce(ActionContext, &Secret) -> ActionContext,
 ) -> Result<Loaded, ApiError> {
     let secret_id = required_str(call.input, "SecretId")?;
+    let action = format!("secretsmanager:{}", call.operation);
+    // A refusal names the secret as the request did, whether or not it
+    // exists: never the stored ARN with its suffix.
+    let shown = absent_arn(call, secret_id);
     match find(call, secret_id)? {
         Some(loaded) => {
             let context = extra(secret_context(&loaded.secret), &loaded.secret);
-            authorize(
+            authorize_as(
                 call,
-                &loaded.secret.arn.clone(),
+                &action,
+                &loaded.secret.arn,
+                &shown,
                 Some(&loaded.secret),
                 &context,
             )?;
             Ok(loaded)
         }
         None => {
-            let arn = absent_arn(call, secret_id);
-            let context = ActionContext::new().key("secretsmanager:SecretId", [arn.as_str()]);
-            authorize(call, &arn, None, &context)?;
+            let context = ActionContext::new().key("secretsmanager:SecretId", [shown.as_str()]);
+            authorize_as(call, &action, &shown, &shown, None, &context)?;
             Err(not_found())
         }
     }
@@ -320,6 +348,18 @@ pub fn optional_int(
         *range.start(),
         *range.end(),
     )?)
+}
+
+/// Refuses `value` (of member `name`) longer than `max` characters, in
+/// the words of AWS's validation; the value itself is never echoed.
+pub fn check_length(name: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.chars().count() > max {
+        return Err(invalid(format!(
+            "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must have length less than or equal to {max}",
+            latchkey_awsjson::lower_first(name)
+        )));
+    }
+    Ok(())
 }
 
 /// A list of strings, owned.

@@ -3,7 +3,7 @@
 //! `TagResource`, `UntagResource` and the resource policy's four calls.
 
 use latchkey_identity::ActionContext;
-use latchkey_policy::PolicyKind;
+use latchkey_policy::{Effect, PolicyKind, Principal};
 use latchkey_secrets::secret::{AWSCURRENT, Secret, arn_suffix, check_name, check_tags};
 use serde_json::{Map, Value, json};
 
@@ -11,6 +11,13 @@ use super::common::*;
 use super::values::{listed, parse_filters};
 use crate::error::ApiError;
 use crate::json::{Answer, JsonCall};
+
+/// `KmsKeyId`'s longest form, as botocore's model has it.
+const MAX_KMS_KEY_ID: usize = 2048;
+
+/// What `ValidateResourcePolicy` and `PublicPolicyException` say of a
+/// policy that grants broad access.
+const PUBLIC_ACCESS: &str = "An Allow statement grants access to any principal (Principal \"*\" or NotPrincipal) without a StringEquals or ArnEquals condition on aws:PrincipalAccount, aws:PrincipalArn, aws:PrincipalOrgID or aws:SourceAccount.";
 
 /// The keys of a request that sets tags.
 fn request_tag_context(context: ActionContext, tags: &[(String, String)]) -> ActionContext {
@@ -32,6 +39,9 @@ pub fn create_secret(call: &JsonCall) -> Result<Answer, ApiError> {
         return Err(invalid("Description must be at most 2048 characters."));
     }
     let kms_key_id = optional_str(call.input, "KmsKeyId")?;
+    if let Some(key) = kms_key_id {
+        check_length("KmsKeyId", key, MAX_KMS_KEY_ID)?;
+    }
     let tags = tags(call.input)?;
     check_tags(&tags)?;
     let value = request_value(call.input)?;
@@ -51,18 +61,20 @@ pub fn create_secret(call: &JsonCall) -> Result<Answer, ApiError> {
         context = context.key("secretsmanager:KmsKeyId", [key]);
     }
     let context = request_tag_context(context, &tags);
+    // A refusal names the secret without a suffix, whether the name is
+    // taken or free: the answer must not tell them apart.
+    let shown = absent_arn(call, name);
     if let Some(existing) = find(call, name)? {
-        // A repeated request (same token, same value) succeeds again; the
-        // caller must be allowed on the secret that exists.
-        authorize(
-            call,
-            &existing.secret.arn.clone(),
-            Some(&existing.secret),
-            &context,
-        )?;
-        return repeated_create(call, existing, &token, value.as_ref());
+        return repeated_create(call, existing, &context, &shown, &token, value.as_ref());
     }
-    authorize(call, &secret.arn.clone(), None, &context)?;
+    authorize_as(
+        call,
+        "secretsmanager:CreateSecret",
+        &secret.arn,
+        &shown,
+        None,
+        &context,
+    )?;
     secret.description = description.to_owned();
     secret.kms_key_id = kms_key_id.map(str::to_owned);
     secret.tags = tags;
@@ -81,10 +93,18 @@ pub fn create_secret(call: &JsonCall) -> Result<Answer, ApiError> {
             .map(|bytes| (token.as_str(), bytes.as_slice())),
     ) {
         Ok(()) => {}
-        // Another request created it in between: answer as for a repeat.
+        // Another request created it in between: answer as for a repeat,
+        // authorised on the secret that now exists.
         Err(latchkey_store::StoreError::EntityAlreadyExists { .. }) => {
-            let existing = find(call, name)?.ok_or_else(ApiError::internal)?;
-            return repeated_create(call, existing, &token, value.as_ref());
+            let existing = find(call, name)?.ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "InvalidRequestException",
+                    "The secret was changed by another request; try again.",
+                )
+                .because("a secret created concurrently was gone again")
+            })?;
+            return repeated_create(call, existing, &context, &shown, &token, value.as_ref());
         }
         Err(e) => return Err(e.into()),
     }
@@ -95,15 +115,31 @@ pub fn create_secret(call: &JsonCall) -> Result<Answer, ApiError> {
     Ok(answer(&secret, out))
 }
 
-/// `CreateSecret` for a name that exists: success only for a repeat of the
-/// same request.
+/// `CreateSecret` for a name that exists (found first, or created by
+/// another request in between): authorised on the secret that exists,
+/// with its own condition keys and resource policy besides the request's;
+/// then success only for a repeat of the same request. Whether a value
+/// is the one stored is told only to a caller who may also
+/// `PutSecretValue` on the secret: to one who may only create, a repeat
+/// would confirm a guessed value.
 fn repeated_create(
     call: &JsonCall,
     existing: Loaded,
+    request: &ActionContext,
+    shown: &str,
     token: &str,
     value: Option<&latchkey_secrets::SecretValue>,
 ) -> Result<Answer, ApiError> {
     let secret = existing.secret;
+    let on_secret = secret_context(&secret);
+    authorize_as(
+        call,
+        "secretsmanager:CreateSecret",
+        &secret.arn,
+        shown,
+        Some(&secret),
+        &with_keys(on_secret.clone(), request),
+    )?;
     if secret.is_deleted() {
         return Err(ApiError::new(
             400,
@@ -111,12 +147,21 @@ fn repeated_create(
             "You can't create this secret because a secret with this name is already scheduled for deletion.",
         ));
     }
-    if let (Some(value), Some(_)) = (value, secret.version(token))
-        && value_of(call, &secret, token)?.same_as(value)
-    {
-        let mut out = Map::new();
-        out.insert("VersionId".into(), Value::from(token));
-        return Ok(answer(&secret, out));
+    if let (Some(value), Some(_)) = (value, secret.version(token)) {
+        // Decided before the values are compared, whatever they are.
+        authorize_as(
+            call,
+            "secretsmanager:PutSecretValue",
+            &secret.arn,
+            shown,
+            Some(&secret),
+            &on_secret.key("secretsmanager:VersionStage", [AWSCURRENT]),
+        )?;
+        if value_of(call, &secret, token)?.same_as(value) {
+            let mut out = Map::new();
+            out.insert("VersionId".into(), Value::from(token));
+            return Ok(answer(&secret, out));
+        }
     }
     Err(ApiError::new(
         400,
@@ -134,6 +179,9 @@ pub fn update_secret(call: &JsonCall) -> Result<Answer, ApiError> {
         return Err(invalid("Description must be at most 2048 characters."));
     }
     let kms_key_id = optional_str(call.input, "KmsKeyId")?;
+    if let Some(key) = kms_key_id {
+        check_length("KmsKeyId", key, MAX_KMS_KEY_ID)?;
+    }
     let value = request_value(call.input)?;
     let token = request_token(call.input)?;
     let (secret, added) = update(
@@ -317,6 +365,9 @@ pub fn tag_resource(call: &JsonCall) -> Result<Answer, ApiError> {
     if tags.is_empty() {
         return Err(invalid("Tags must hold at least one tag."));
     }
+    // Before authorising: a request giving a key twice has no single
+    // `aws:RequestTag/KEY` to decide on.
+    check_tags(&tags)?;
     let (secret, ()) = update(
         call,
         |c, _| request_tag_context(c, &tags),
@@ -332,6 +383,9 @@ pub fn tag_resource(call: &JsonCall) -> Result<Answer, ApiError> {
 pub fn untag_resource(call: &JsonCall) -> Result<Answer, ApiError> {
     let keys =
         string_list(call.input, "TagKeys")?.ok_or_else(|| invalid("TagKeys is required."))?;
+    if keys.iter().any(|k| k.is_empty() || k.chars().count() > 128) {
+        return Err(invalid("A tag key must be 1 to 128 characters."));
+    }
     let (secret, ()) = update(
         call,
         |c, _| c.tag_keys(keys.iter().map(String::as_str)),
@@ -352,26 +406,62 @@ fn policy_findings(doc: &str) -> Vec<String> {
     }
 }
 
-/// Whether a policy grants to everyone: an Allow whose principal is `*`
-/// (or `{"AWS": "*"}`) with no condition.
+/// The condition keys that, compared exactly, confine a grant to one
+/// account, organisation or principal.
+const CONFINING_KEYS: &[&str] = &[
+    "aws:PrincipalAccount",
+    "aws:PrincipalArn",
+    "aws:PrincipalOrgID",
+    "aws:SourceAccount",
+];
+
+/// Whether a statement's conditions confine it: one of them compares a
+/// [`CONFINING_KEYS`] key with `StringEquals` or `ArnEquals` (not a
+/// `Like`, not `IfExists`, not over a set, which all hold for an absent
+/// key or any value) against values without a wildcard or a policy
+/// variable. Conditions are ANDed: one such is enough.
+fn confined(conditions: &[(String, String, Vec<String>)]) -> bool {
+    use latchkey_policy::condition::{BaseOp, Operator};
+    conditions.iter().any(|(op, key, values)| {
+        let exact = Operator::parse(op).is_some_and(|op| {
+            matches!(op.base, BaseOp::StringEquals | BaseOp::ArnEquals)
+                && !op.if_exists
+                && op.set.is_none()
+        });
+        exact
+            && CONFINING_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
+            && !values.is_empty()
+            && values
+                .iter()
+                .all(|v| !v.is_empty() && !v.contains(['*', '?']) && !v.contains("${"))
+    })
+}
+
+/// Whether a principal is anyone: `*`, or a list holding a wildcard.
+fn anyone(principal: &Principal) -> bool {
+    match principal {
+        Principal::Any => true,
+        Principal::Typed(types) => types
+            .iter()
+            .any(|(_, values)| values.iter().any(|v| v.contains(['*', '?']))),
+    }
+}
+
+/// Whether a resource policy grants broad access: an Allow with
+/// `NotPrincipal` (everyone but a few), or whose principal is anyone,
+/// unless its conditions confine it ([`confined`]). A policy that does
+/// not parse grants nothing (it is refused anyway).
 fn grants_public_access(doc: &str) -> bool {
-    let Ok(v) = serde_json::from_str::<Value>(doc) else {
+    let Ok(policy) = latchkey_policy::parse(doc, PolicyKind::Resource) else {
         return false;
     };
-    let statements = match &v["Statement"] {
-        Value::Array(s) => s.clone(),
-        s @ Value::Object(_) => vec![s.clone()],
-        _ => Vec::new(),
-    };
-    statements.iter().any(|s| {
-        let everyone = |p: &Value| match p {
-            Value::String(p) => p == "*",
-            Value::Array(ps) => ps.iter().any(|p| p == "*"),
-            _ => false,
-        };
-        s["Effect"] == "Allow"
-            && s.get("Condition").is_none()
-            && (everyone(&s["Principal"]) || everyone(&s["Principal"]["AWS"]))
+    policy.statements.iter().any(|s| {
+        s.effect == Effect::Allow
+            && match &s.principal {
+                Some((_, true)) => true,
+                Some((principal, false)) => anyone(principal) && !confined(&s.conditions),
+                None => !confined(&s.conditions),
+            }
     })
 }
 
@@ -392,7 +482,9 @@ pub fn put_resource_policy(call: &JsonCall) -> Result<Answer, ApiError> {
         return Err(ApiError::new(
             400,
             "PublicPolicyException",
-            "The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret.",
+            format!(
+                "The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret: {PUBLIC_ACCESS}"
+            ),
         ));
     }
     let (secret, ()) = update(
@@ -427,6 +519,7 @@ pub fn delete_resource_policy(call: &JsonCall) -> Result<Answer, ApiError> {
         call,
         |c, _| c,
         |secret, _| {
+            secret.check_not_deleted()?;
             secret.resource_policy = None;
             secret.last_changed = call.now;
             Ok(())
@@ -451,7 +544,7 @@ pub fn validate_resource_policy(call: &JsonCall) -> Result<Answer, ApiError> {
     if grants_public_access(doc) {
         errors.push(json!({
             "CheckName": "PUBLIC_ACCESS_CHECKING",
-            "ErrorMessage": "The policy allows access to every principal without a condition.",
+            "ErrorMessage": PUBLIC_ACCESS,
         }));
     }
     let output = json!({
@@ -476,4 +569,73 @@ pub fn validate_resource_policy(call: &JsonCall) -> Result<Answer, ApiError> {
             response_elements: None,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(statement: Value) -> String {
+        json!({"Version": "2012-10-17", "Statement": [statement]}).to_string()
+    }
+
+    fn allow(extra: Value) -> String {
+        let mut s =
+            json!({"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"});
+        if let (Value::Object(s), Value::Object(extra)) = (&mut s, extra) {
+            s.extend(extra);
+        }
+        policy(s)
+    }
+
+    #[test]
+    fn broad_grants_are_public_unless_confined() {
+        let me = "arn:aws:iam::123456789012:root";
+        for open in [
+            json!({"Principal": "*"}),
+            json!({"Principal": {"AWS": "*"}}),
+            json!({"Principal": {"AWS": ["*"]}}),
+            json!({"Principal": {"AWS": [me, "*"]}}),
+            json!({"NotPrincipal": {"AWS": me}}),
+            json!({"Principal": "*", "Condition": {}}),
+            json!({"Principal": "*", "Condition": {"StringLike": {"aws:PrincipalArn": "*"}}}),
+            json!({"Principal": "*", "Condition": {"Null": {"aws:PrincipalArn": "false"}}}),
+            json!({"Principal": "*", "Condition": {"StringEquals": {"aws:PrincipalAccount": "1234*"}}}),
+            json!({"Principal": "*", "Condition": {"StringEquals": {"aws:PrincipalAccount": "12345678901?"}}}),
+            json!({"Principal": "*", "Condition": {"StringEqualsIfExists": {"aws:PrincipalAccount": "123456789012"}}}),
+            json!({"Principal": "*", "Condition": {"ForAllValues:StringEquals": {"aws:PrincipalAccount": ["123456789012"]}}}),
+            json!({"Principal": "*", "Condition": {"ForAnyValue:StringEquals": {"aws:PrincipalAccount": ["123456789012"]}}}),
+            json!({"Principal": "*", "Condition": {"StringEquals": {"aws:PrincipalAccount": "${aws:PrincipalAccount}"}}}),
+            json!({"Principal": "*", "Condition": {"StringNotEquals": {"aws:PrincipalAccount": "999999999999"}}}),
+            json!({"Principal": "*", "Condition": {"StringEquals": {"aws:username": "bob"}}}),
+            json!({"Principal": "*", "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:user/bob"}}}),
+        ] {
+            let doc = allow(open.clone());
+            assert!(
+                latchkey_policy::parse(&doc, PolicyKind::Resource).is_ok(),
+                "{open}: {:?}",
+                latchkey_policy::parse(&doc, PolicyKind::Resource).err()
+            );
+            assert!(grants_public_access(&doc), "{open}");
+        }
+        for confined in [
+            json!({"Principal": {"AWS": me}}),
+            json!({"Principal": "*", "Condition": {"StringEquals": {"aws:PrincipalAccount": "123456789012"}}}),
+            json!({"Principal": "*", "Condition": {"stringequals": {"AWS:PRINCIPALACCOUNT": "123456789012"}}}),
+            json!({"Principal": "*", "Condition": {"ArnEquals": {"aws:PrincipalArn": "arn:aws:iam::123456789012:user/bob"}}}),
+            json!({"Principal": "*", "Condition": {"StringEquals": {"aws:PrincipalOrgID": ["o-abc", "o-def"]}}}),
+            json!({"Principal": "*", "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}, "StringLike": {"aws:userid": "*"}}}),
+        ] {
+            let doc = allow(confined.clone());
+            if latchkey_policy::parse(&doc, PolicyKind::Resource).is_err() {
+                // An operator the parser refuses is refused anyway.
+                continue;
+            }
+            assert!(!grants_public_access(&doc), "{confined}");
+        }
+        let deny =
+            policy(json!({"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*"}));
+        assert!(!grants_public_access(&deny));
+        assert!(!grants_public_access("not json"));
+    }
 }

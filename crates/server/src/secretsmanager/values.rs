@@ -3,7 +3,7 @@
 //! `UpdateSecretVersionStage`.
 
 use latchkey_identity::ActionContext;
-use latchkey_secrets::secret::{AWSCURRENT, Filter, Secret, Version};
+use latchkey_secrets::secret::{AWSCURRENT, AWSPREVIOUS, Filter, Secret, Version};
 use serde_json::{Map, Value, json};
 
 use super::common::*;
@@ -108,6 +108,16 @@ pub fn batch_get_secret_value(call: &JsonCall) -> Result<Answer, ApiError> {
             (ids, None)
         }
         (None, Some(_)) => {
+            // Filters list secrets: AWS asks for ListSecrets too, or the
+            // batch would enumerate what ListSecrets may not show.
+            authorize_as(
+                call,
+                "secretsmanager:ListSecrets",
+                "*",
+                "*",
+                None,
+                &ActionContext::new(),
+            )?;
             let filters = parse_filters(call.input)?;
             let arns: Vec<String> = listed(call, &filters, false)?
                 .into_iter()
@@ -133,11 +143,16 @@ pub fn batch_get_secret_value(call: &JsonCall) -> Result<Answer, ApiError> {
                 resources.extend(answer.resources);
                 values.push(answer.output);
             }
-            Err(e) => errors.push(json!({
-                "SecretId": id,
-                "ErrorCode": e.code,
-                "Message": e.message,
-            })),
+            Err(e) => {
+                // As the call itself would have been answered: the JSON
+                // services' codes and wording.
+                let e = crate::json::json_error(e);
+                errors.push(json!({
+                    "SecretId": id,
+                    "ErrorCode": e.code,
+                    "Message": e.message,
+                }));
+            }
         }
     }
     let mut output = json!({"SecretValues": values, "Errors": errors});
@@ -165,6 +180,14 @@ pub fn put_secret_value(call: &JsonCall) -> Result<Answer, ApiError> {
         string_list(call.input, "VersionStages")?.unwrap_or_else(|| vec![AWSCURRENT.to_owned()]);
     if stages.is_empty() {
         return Err(invalid("VersionStages must hold at least one label."));
+    }
+    // AWSPREVIOUS is Secrets Manager's to give, to the version AWSCURRENT
+    // leaves: a new value given it would become the "last known good"
+    // version that clients fall back to.
+    if stages.iter().any(|s| s == AWSPREVIOUS) {
+        return Err(invalid(
+            "You can't attach the staging label AWSPREVIOUS with PutSecretValue: Secrets Manager attaches it to the version that AWSCURRENT moves from.",
+        ));
     }
     let (secret, ()) = update(
         call,

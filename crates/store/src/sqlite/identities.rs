@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use super::names::{self, canonical_name};
 use super::{SqliteBackend, tags_json, unique_id};
 use crate::backend::Identities;
-use crate::model::{merge_tags, remove_tags, valid_path};
+use crate::model::{merge_tags, new_tags, remove_tags, valid_path};
 use crate::{Group, PrincipalKind, Result, Role, StoreError, User, valid_name};
 
 fn row_to_group(store: &SqliteBackend, r: &rusqlite::Row<'_>) -> rusqlite::Result<Group> {
@@ -36,10 +36,11 @@ impl Identities for SqliteBackend {
         if !valid_path(path) {
             return Err(StoreError::InvalidInput("a path must begin and end with /"));
         }
+        let tags = new_tags(tags)?;
         let id = unique_id("AIDA")?;
         let n = self.db().execute(
             "INSERT OR IGNORE INTO users (name, id, path, created, tags) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![name, id, path, now, tags_json(tags)],
+            params![name, id, path, now, tags_json(&tags)],
         )?;
         if n == 0 {
             return Err(StoreError::EntityAlreadyExists {
@@ -140,11 +141,12 @@ impl Identities for SqliteBackend {
                 "MaxSessionDuration must be 3600 to 43200 seconds",
             ));
         }
+        let tags = new_tags(tags)?;
         let id = unique_id("AROA")?;
         let n = self.db().execute(
             "INSERT OR IGNORE INTO roles (name, id, path, created, trust_policy, max_session, description, tags)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![name, id, path, now, trust_policy, max_session_duration, description, tags_json(tags)],
+            params![name, id, path, now, trust_policy, max_session_duration, description, tags_json(&tags)],
         )?;
         if n == 0 {
             return Err(StoreError::EntityAlreadyExists {

@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension, params};
 use super::names::{self, canonical_name};
 use super::{SqliteBackend, parse_tags, tags_json, unique_id};
 use crate::backend::Policies;
-use crate::model::{merge_tags, remove_tags, valid_path, version_number};
+use crate::model::{merge_tags, new_tags, remove_tags, valid_path, version_number};
 use crate::{
     MAX_POLICY_VERSIONS, ManagedPolicy, PolicyEntity, PolicyVersion, PrincipalKind, Result,
     StoreError, valid_name,
@@ -153,8 +153,7 @@ impl Policies for SqliteBackend {
                 "a policy description is at most 1000 characters",
             ));
         }
-        let mut checked = Vec::new();
-        merge_tags(&mut checked, tags)?;
+        let checked = new_tags(tags)?;
         let arn = format!("arn:aws:iam::{}:policy{path}{name}", self.account);
         let id = unique_id("ANPA")?;
         {
