@@ -362,8 +362,11 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
             if password.is_empty() {
                 anyhow::bail!("no password on standard input");
             }
-            store.set_database_password(&a.name, &a.user, password)?;
+            // Checked before anything is written, so a refusal leaves the
+            // gateway's login and the secret as they were.
             let db = store.get_database(&a.name)?;
+            latchkey_rotator::managed::check_settable(&store, &db, &a.user)?;
+            store.set_database_password(&a.name, &a.user, password)?;
             if let Some(schedule) = &db.rotation
                 && schedule.master_user.as_deref() != Some(a.user.as_str())
             {

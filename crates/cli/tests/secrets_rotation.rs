@@ -529,8 +529,50 @@ fn postgres_a_managed_secret_cannot_be_turned_against_another_login() {
     pg.sql("CREATE ROLE victim LOGIN PASSWORD 'victim-initial-pw'");
     pg.sql("CREATE ROLE lowly LOGIN PASSWORD 'lowly-known-pw'");
     let root = tempfile::tempdir().unwrap();
-    let (lk, secret, _) =
-        rotating_latchkey(root.path(), pg, ("victim", "victim-initial-pw"), None, &[]);
+    let key_file = root.path().join("rotation.key");
+    std::fs::write(&key_file, "rotation-signing-secret-0123456789").unwrap();
+    let hook = "http://127.0.0.1:9/rotate";
+    let (lk, secret, _) = rotating_latchkey(
+        root.path(),
+        pg,
+        ("victim", "victim-initial-pw"),
+        None,
+        &[
+            "--rotation-webhook-allow",
+            hook,
+            "--rotation-webhook-secret-file",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    // Latchkey's names are its own, and its logins rotate only built in.
+    admin_fails(
+        &lk,
+        &[
+            "secretsmanager",
+            "create-secret",
+            "--name",
+            "latchkey/db/orders/newsvc",
+            "--secret-string",
+            "x",
+        ],
+        "InvalidParameterException",
+    );
+    let err = admin_fails(
+        &lk,
+        &[
+            "secretsmanager",
+            "rotate-secret",
+            "--secret-id",
+            &secret,
+            "--rotation-lambda-arn",
+            hook,
+        ],
+        "InvalidParameterException",
+    );
+    assert!(
+        err.contains("rotates only by the built-in function"),
+        "{err}"
+    );
     let lowly = serde_json::json!({
         "engine": "postgres", "host": "127.0.0.1", "port": pg.port,
         "username": "lowly", "password": "lowly-known-pw", "dbInstanceIdentifier": "orders",
@@ -654,6 +696,48 @@ fn postgres_a_managed_secret_cannot_be_turned_against_another_login() {
             .contains("the value names user \"lowly\""),
         "{finding}"
     );
+    // While it is under way, neither its function nor the password changes.
+    let err = admin_fails(
+        &lk,
+        &[
+            "secretsmanager",
+            "rotate-secret",
+            "--secret-id",
+            &secret,
+            "--rotation-lambda-arn",
+            hook,
+        ],
+        "InvalidRequestException",
+    );
+    assert!(err.contains("in progress"), "{err}");
+    let mut set = latchkey(&[
+        "db",
+        "set-password",
+        "--data-dir",
+        lk.data.to_str().unwrap(),
+        "--name",
+        "orders",
+        "--user",
+        "victim",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(b"changed-mid-rotation\n")
+        .unwrap();
+    let out = set.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is being rotated"),
+        "{out:?}"
+    );
+    let token = aws_token(&lk, &[], "localhost", "victim");
+    let out = psql(&lk, "victim", &token, "verify-full", "SELECT current_user");
+    assert_eq!(stdout_ok(&out), "victim");
     assert_eq!(
         stdout_ok(&pg_direct(pg, "victim", "victim-initial-pw")),
         "victim"
@@ -1203,6 +1287,19 @@ fn webhook_rotation_posts_four_signed_steps_and_a_failure_raises_a_finding() {
     );
     let finding = wait_for_finding(&data, "Rotation:SecretsManager/RotationFailed");
     assert_eq!(finding["severity"], "Medium");
+    // Its function cannot change while it is under way.
+    admin_fails(
+        &lk,
+        &[
+            "secretsmanager",
+            "rotate-secret",
+            "--secret-id",
+            "api/other",
+            "--rotation-lambda-arn",
+            &format!("http://127.0.0.1:{ok_port}/rotate"),
+        ],
+        "InvalidRequestException",
+    );
     assert!(
         finding["resource"]
             .as_str()

@@ -27,6 +27,8 @@ use latchkey_rotation::{
 use latchkey_secrets::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Secret, SecretValue};
 use latchkey_secrets::{RotationFunction, Step};
 use latchkey_store::{Database, Engine};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::{JobError, Rotator, Servers};
 
@@ -93,22 +95,55 @@ impl Binding {
 impl<S: Servers> Rotator<S> {
     /// A version's value, as a database secret.
     fn db_value(&self, secret: &Secret, version: &str) -> Result<DbSecret, JobError> {
-        let bytes = self
-            .state
-            .store
-            .secret_value(&secret.arn, version)?
-            .ok_or_else(|| JobError::Invalid(format!("version {version} has no value")))?;
-        match SecretValue::decode(&bytes) {
-            Some(SecretValue::String(text)) => Ok(DbSecret::parse(&text)?),
-            Some(SecretValue::Binary(_)) => Err(JobError::Invalid(
-                "a built-in rotation needs a SecretString, not a SecretBinary".into(),
-            )),
-            None => Err(JobError::Invalid(format!(
-                "version {version} is unreadable"
-            ))),
-        }
+        let bytes = self.raw_value(secret, version)?;
+        parse_value(&bytes, version)
     }
 
+    fn raw_value(&self, secret: &Secret, version: &str) -> Result<Zeroizing<Vec<u8>>, JobError> {
+        self.state
+            .store
+            .secret_value(&secret.arn, version)?
+            .ok_or_else(|| JobError::Invalid(format!("version {version} has no value")))
+    }
+
+    /// The pending value, only if it is the one this rotation made: a
+    /// value put under the token by anyone else (after removing and
+    /// pruning the job's) is refused.
+    fn pending_value(&self, secret: &Secret, token: &str) -> Result<DbSecret, JobError> {
+        let bytes = self.raw_value(secret, token)?;
+        let made = secret
+            .rotation_run()
+            .filter(|run| run.token == token)
+            .and_then(|run| run.pending_digest.as_deref());
+        if made != Some(digest(&bytes).as_str()) {
+            return Err(JobError::Invalid(format!(
+                "version {token} is not the value this rotation made; cancel the rotation and start another"
+            )));
+        }
+        parse_value(&bytes, token)
+    }
+}
+
+/// SHA-256 of a stored value, hex: what a run remembers of its pending
+/// value (a random password of over 200 bits cannot be found from it).
+fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A stored value, as a database secret.
+fn parse_value(bytes: &[u8], version: &str) -> Result<DbSecret, JobError> {
+    match SecretValue::decode(bytes) {
+        Some(SecretValue::String(text)) => Ok(DbSecret::parse(&text)?),
+        Some(SecretValue::Binary(_)) => Err(JobError::Invalid(
+            "a built-in rotation needs a SecretString, not a SecretBinary".into(),
+        )),
+        None => Err(JobError::Invalid(format!(
+            "version {version} is unreadable"
+        ))),
+    }
+}
+
+impl<S: Servers> Rotator<S> {
     fn staged_value(&self, secret: &Secret, stage: &str) -> Result<DbSecret, JobError> {
         let version = secret
             .staged(stage)
@@ -163,7 +198,7 @@ impl<S: Servers> Rotator<S> {
             Step::CreateSecret => self.create(secret, token, &bound),
             Step::SetSecret => {
                 let current = bound.check(self.staged_value(secret, AWSCURRENT)?)?;
-                let pending = bound.check(self.db_value(secret, token)?)?;
+                let pending = bound.check(self.pending_value(secret, token)?)?;
                 // Single user logs in as the user to change its password:
                 // with the current password, else the previous one (a
                 // rotation that changed the server but never finished).
@@ -200,7 +235,7 @@ impl<S: Servers> Rotator<S> {
                 Ok(())
             }
             Step::TestSecret => {
-                let pending = bound.check(self.db_value(secret, token)?)?;
+                let pending = bound.check(self.pending_value(secret, token)?)?;
                 let server = self
                     .servers
                     .server(&self.state, db, pending.dbname.as_deref())?;
@@ -208,7 +243,7 @@ impl<S: Servers> Rotator<S> {
                 Ok(())
             }
             Step::FinishSecret => {
-                let pending = bound.check(self.db_value(secret, token)?)?;
+                let pending = bound.check(self.pending_value(secret, token)?)?;
                 store.set_database_login(&db.name, user, &pending.username, &pending.password)?;
                 self.state.bump_upstream_credentials_epoch();
                 Ok(())
@@ -235,6 +270,7 @@ impl<S: Servers> Rotator<S> {
             random::password(&PasswordRules::default())?,
         )?;
         let encoded = SecretValue::String(pending.to_json()).encode();
+        let fingerprint = digest(&encoded);
         let now = self.state.now();
         self.modify(&secret.arn, |s| {
             if s.version(token).is_some() {
@@ -242,6 +278,7 @@ impl<S: Servers> Rotator<S> {
             }
             s.check_rotation_start(token)?;
             let dropped = s.add_version(token, &[AWSPENDING.to_owned()], now)?;
+            s.set_pending_digest(token, fingerprint.clone())?;
             s.step_done(token, Step::CreateSecret)?;
             Ok(((), Some((token.to_owned(), encoded.clone(), dropped))))
         })

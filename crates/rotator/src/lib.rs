@@ -157,12 +157,26 @@ impl<S: Servers> Rotator<S> {
     pub async fn pass(&self) -> Vec<(String, Result<Outcome, JobError>)> {
         let now = self.state.now();
         let ready: Vec<String> = match self.state.store.list_secrets() {
-            Ok(all) => all
-                .into_iter()
-                .filter_map(|stored| serde_json::from_str::<Secret>(&stored.document).ok())
-                .filter(|s| s.rotation_ready(now))
-                .map(|s| s.arn)
-                .collect(),
+            Ok(all) => {
+                let mut ready: Vec<(bool, String)> = all
+                    .into_iter()
+                    .filter_map(|stored| serde_json::from_str::<Secret>(&stored.document).ok())
+                    .filter(|s| s.rotation_ready(now))
+                    .map(|s| {
+                        let webhook = s.rotation.as_ref().is_some_and(|r| {
+                            matches!(
+                                RotationFunction::parse(&r.lambda_arn),
+                                Ok(RotationFunction::Webhook(_))
+                            )
+                        });
+                        (webhook, s.arn)
+                    })
+                    .collect();
+                // The database logins first: a slow webhook (up to a
+                // minute a step) delays only the webhooks after it.
+                ready.sort_by_key(|(webhook, _)| *webhook);
+                ready.into_iter().map(|(_, arn)| arn).collect()
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "listing secrets to rotate failed");
                 return Vec::new();

@@ -66,6 +66,48 @@ fn value(
     Ok(DbSecret::parse(&text)?)
 }
 
+/// Whether `user`'s password on `db` may be set now: not while its
+/// secret is being rotated (the gateway's login and the secret would part).
+pub fn check_settable(store: &Store, db: &Database, user: &str) -> Result<(), JobError> {
+    if db.rotation.is_none() {
+        return Ok(());
+    }
+    let name = secret_name(&db.name, user);
+    let Some(stored) = store.secret_by_name(&name)? else {
+        return Ok(());
+    };
+    check_bound(store, &stored.arn, &name, db, user)?;
+    let secret: Secret = serde_json::from_str(&stored.document)
+        .map_err(|e| JobError::Invalid(format!("stored secret {name} is unreadable: {e}")))?;
+    match secret.rotation_run() {
+        Some(run) => Err(JobError::Invalid(format!(
+            "secret {name} is being rotated (version {}); set the password when the rotation is done, or cancel it (aws secretsmanager cancel-rotate-secret) first",
+            run.token
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Only the secret bound to this login is Latchkey's to update: a secret
+/// of that name made otherwise (a managed secret deleted and made again,
+/// or one from before names under `latchkey/` were reserved) never
+/// receives the password.
+fn check_bound(
+    store: &Store,
+    arn: &str,
+    name: &str,
+    db: &Database,
+    user: &str,
+) -> Result<(), JobError> {
+    if store.database_secret_binding(arn)? == Some((db.name.clone(), user.to_owned())) {
+        return Ok(());
+    }
+    Err(JobError::Invalid(format!(
+        "secret {name} exists but is not the one Latchkey keeps for {user} on {}; delete it (aws secretsmanager delete-secret --force-delete-without-recovery) and set the password again",
+        db.name
+    )))
+}
+
 /// Makes `user`'s secret on `db` rotate by the database's schedule,
 /// with `password` as its `AWSCURRENT` value: creates the secret, or adds
 /// a version and updates the schedule. Returns its ARN.
@@ -100,6 +142,7 @@ pub fn put_database_secret(
     };
     let function = function_arn(region, &account, schedule);
     if let Some(stored) = store.secret_by_name(&name)? {
+        check_bound(store, &stored.arn, &name, db, user)?;
         for _ in 0..16 {
             let current = store
                 .secret_by_arn(&stored.arn)?

@@ -232,3 +232,75 @@ async fn a_failed_step_backs_off_keeps_current_and_resumes() {
     let pending_made_once = secret(&state, &arn).versions.len();
     assert_eq!(pending_made_once, 2);
 }
+
+#[tokio::test]
+async fn a_pending_value_the_rotation_did_not_make_is_never_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, clock, arn) = setup(dir.path());
+    // setSecret fails at first: the server knows another password.
+    let fake = Fake::default();
+    fake.0
+        .lock()
+        .unwrap()
+        .insert("app".into(), "elsewhere".into());
+    let job = Rotator::new(state.clone(), fake.clone());
+    clock.set(T0 + 30 * DAY);
+    job.pass().await;
+    let s = secret(&state, &arn);
+    let token = s.rotation_run().unwrap().token.clone();
+    assert!(s.rotation_run().unwrap().pending_digest.is_some());
+    // Someone replaces the job's pending value under the same token (as
+    // removing its label, pruning it and putting another would).
+    let planted = latchkey_secrets::secret::SecretValue::String(zeroize::Zeroizing::new(
+        r#"{"engine":"postgres","host":"db.internal","username":"app","password":"chosen-by-attacker"}"#.into(),
+    ))
+    .encode();
+    let replace = |value: Option<(&str, &[u8])>, dropped: &[String]| {
+        let stored = state.store.secret_by_arn(&arn).unwrap().unwrap();
+        let document = stored.document.clone();
+        assert!(
+            state
+                .store
+                .update_secret(&arn, stored.revision, &document, value, dropped)
+                .unwrap()
+        );
+    };
+    replace(None, std::slice::from_ref(&token));
+    replace(Some((&token, planted.as_slice())), &[]);
+    fake.0
+        .lock()
+        .unwrap()
+        .insert("app".into(), "initial-Q7x".into());
+    clock.advance(3600);
+    let done = job.pass().await;
+    assert!(
+        matches!(
+            done.as_slice(),
+            [(
+                _,
+                Ok(Outcome::Failed {
+                    step: Step::SetSecret,
+                    ..
+                })
+            )]
+        ),
+        "{done:?}"
+    );
+    let run = secret(&state, &arn).rotation_run().cloned().unwrap();
+    assert!(
+        run.last_error
+            .unwrap()
+            .contains("not the value this rotation made")
+    );
+    assert_eq!(fake.password("app").as_deref(), Some("initial-Q7x"));
+    let logins = state
+        .store
+        .database_logins("orders", "app")
+        .unwrap()
+        .unwrap();
+    assert!(
+        logins
+            .next
+            .is_none_or(|n| n.password.as_str() != "chosen-by-attacker")
+    );
+}

@@ -40,6 +40,17 @@ impl<S: Servers> Rotator<S> {
         token: &str,
         step: Step,
     ) -> Result<(), JobError> {
+        if self
+            .state
+            .store
+            .database_secret_binding(&secret.arn)?
+            .is_some()
+        {
+            return Err(JobError::Webhook(
+                "the secret holds a database login Latchkey keeps; it rotates only by the built-in function"
+                    .into(),
+            ));
+        }
         // Checked again here: the allowed prefixes may have changed since
         // RotateSecret was called.
         if !self.state.jobs.rotation_webhook_allowed(url) {

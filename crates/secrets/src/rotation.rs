@@ -59,20 +59,23 @@ impl RotationFunction {
                 return Err(refuse("must name a host, with no user or password in it"));
             }
             // The operator allows webhooks by URL prefix: a path that a
-            // server would resolve elsewhere must not pass for one under it.
+            // server could resolve elsewhere must not pass for one under
+            // it. So the path is plain: unreserved characters and `/` (no
+            // percent-encoding, `;`, backslash or fragment), with no `.` or
+            // `..` segment.
             let path = rest[authority.len()..]
-                .split(['?', '#'])
+                .split('?')
                 .next()
                 .unwrap_or_default();
-            let lower = path.to_ascii_lowercase();
-            if path.contains('\\')
-                || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e))
+            let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._~/".contains(&b);
+            if text.contains('#')
+                || !path.bytes().all(plain)
                 || path
                     .split('/')
                     .any(|segment| segment == "." || segment == "..")
             {
                 return Err(refuse(
-                    "must not have dot segments or encoded separators in its path",
+                    "must have a plain path: letters, digits, -._~ and /, with no . or .. segment and no fragment",
                 ));
             }
             return Ok(Self::Webhook(text.to_owned()));
@@ -153,6 +156,11 @@ pub struct RotationRun {
     /// only errors that carry none).
     #[serde(default)]
     pub last_error: Option<String>,
+    /// A built-in rotation's fingerprint of the pending value it made
+    /// (SHA-256 of the stored bytes, hex), checked at every later step so
+    /// that a value put under the token by anyone else is never used.
+    #[serde(default)]
+    pub pending_digest: Option<String>,
 }
 
 /// The first retry after a failure waits this long; each further
@@ -213,6 +221,7 @@ impl Secret {
                     failures: 0,
                     retry_at: now,
                     last_error: None,
+                    pending_digest: None,
                 });
                 Ok(true)
             }
@@ -224,6 +233,13 @@ impl Secret {
         let run = self.run_mut(token)?;
         run.done = Some(step);
         run.last_error = None;
+        Ok(())
+    }
+
+    /// Records the fingerprint of the pending value a built-in rotation
+    /// made (see [`RotationRun::pending_digest`]).
+    pub fn set_pending_digest(&mut self, token: &str, digest: String) -> Result<(), SecretsError> {
+        self.run_mut(token)?.pending_digest = Some(digest);
         Ok(())
     }
 
@@ -356,6 +372,10 @@ mod tests {
             "https://hooks.example/rotate/%2E%2E/admin",
             "https://hooks.example/rotate%2fadmin",
             "https://hooks.example/rotate\\..\\admin",
+            "https://hooks.example/rotate/..;/admin",
+            "https://hooks.example/rotate/#/../../admin",
+            "https://hooks.example/rotate/%252e%252e/admin",
+            "https://hooks.example/rotate/%c0%ae%c0%ae/admin",
         ] {
             assert_eq!(
                 RotationFunction::parse(bad).unwrap_err().code(),

@@ -18,6 +18,9 @@ pub const MAX_VERSIONS: usize = 100;
 pub const MAX_STAGES_PER_VERSION: usize = 20;
 /// The largest `SecretString` or `SecretBinary`, in bytes.
 pub const MAX_VALUE_BYTES: usize = 65_536;
+/// Names only Latchkey makes secrets under (the database logins it keeps,
+/// `latchkey/db/DATABASE/USER`); `CreateSecret` refuses them.
+pub const RESERVED_PREFIX: &str = "latchkey/";
 /// Tags per secret.
 pub const MAX_TAGS: usize = 50;
 

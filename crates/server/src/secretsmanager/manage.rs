@@ -29,6 +29,15 @@ fn request_tag_context(context: ActionContext, tags: &[(String, String)]) -> Act
 pub fn create_secret(call: &JsonCall) -> Result<Answer, ApiError> {
     let name = required_str(call.input, "Name")?;
     check_name(name)?;
+    if name.starts_with(latchkey_secrets::secret::RESERVED_PREFIX) {
+        // Latchkey's own secrets (`latchkey/db/DB/USER`) are made by
+        // `db set-password`; one made first by a caller would receive the
+        // password and every rotation of it.
+        return Err(invalid(format!(
+            "Names under {} are Latchkey's own.",
+            latchkey_secrets::secret::RESERVED_PREFIX
+        )));
+    }
     if call.input.contains_key("AddReplicaRegions") {
         return Err(invalid(
             "Replicating secrets to other regions is not supported.",

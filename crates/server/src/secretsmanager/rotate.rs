@@ -45,6 +45,15 @@ fn check_runnable(call: &JsonCall, arn: &str, function: &RotationFunction) -> Re
                 "RotationLambdaARN: this webhook URL is not under a prefix the server allows (--rotation-webhook-allow).",
             ))
         }
+        // A login Latchkey keeps rotates only by the built-in function: a
+        // webhook would let whoever answers it choose the password.
+        RotationFunction::Webhook(_)
+            if call.state.store.database_secret_binding(arn)?.is_some() =>
+        {
+            Err(invalid(
+                "This secret holds a database login Latchkey keeps; it rotates only by the built-in function.",
+            ))
+        }
         RotationFunction::Webhook(_) => Ok(()),
         built_in => {
             let Some((database, _)) = call.state.store.database_secret_binding(arn)? else {
@@ -100,6 +109,21 @@ pub fn rotate_secret(call: &JsonCall) -> Result<Answer, ApiError> {
             secret.check_not_deleted()?;
             if immediately {
                 secret.check_rotation_start(&token)?;
+            }
+            if let (Some(run), Some((_, arn))) = (secret.rotation_run(), &given)
+                && secret
+                    .rotation
+                    .as_ref()
+                    .is_some_and(|r| r.lambda_arn != *arn)
+            {
+                return Err(ApiError::new(
+                    400,
+                    "InvalidRequestException",
+                    format!(
+                        "Rotation {} is in progress; its function cannot change until it finishes or is cancelled.",
+                        run.token
+                    ),
+                ));
             }
             let rotation = configure(
                 secret.rotation.take(),
