@@ -1375,10 +1375,14 @@ fn webhook_rotation_posts_four_signed_steps_and_a_failure_raises_a_finding() {
         ],
     );
     assert_eq!(described["RotationEnabled"], false);
-    // The failing receiver was asked once (retries wait 30 s and more),
-    // and signed like the other.
+    // The failing receiver was asked for createSecret only (a retry waits
+    // 30 s, so a slow run may see a second), each time signed.
     let got = bad_got.lock().unwrap();
     let steps: Vec<&Received> = got.iter().filter(|r| r.body["Step"].is_string()).collect();
-    assert_eq!(steps.len(), 1);
-    assert!(steps[0].signed && steps[0].body["Step"] == "createSecret");
+    assert!((1..=2).contains(&steps.len()), "{} steps", steps.len());
+    assert!(
+        steps
+            .iter()
+            .all(|r| r.signed && r.body["Step"] == "createSecret")
+    );
 }
