@@ -177,10 +177,16 @@ fn segments_rotate_and_retention_removes_old_ones() {
     c.segment_max_bytes = 20_000;
     c.digest_every = 40;
     let t = open(c.clone(), &k);
-    for i in 0..400 {
+    for i in 0..400u64 {
         t.record(auth("alice", "10.0.0.1", true));
-        if i % 50 == 0 {
-            std::thread::sleep(Duration::from_millis(30));
+        if i % 50 == 49 {
+            // A batch of its own for every 50 records (segments rotate
+            // between batches): wait until the writer has them on disk,
+            // not for a time a busy machine may not honour.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while t.synced() < i + 1 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
     t.close();
