@@ -104,16 +104,7 @@ print(json.dumps(out))
 /// The AWS CLI as the administrator, for a call that must fail with
 /// `code`; its message.
 fn admin_fails(lk: &Latchkey, args: &[&str], code: &str) -> String {
-    let out = aws_cli()
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            lk.data.join("admin.credentials"),
-        )
-        .env("AWS_CONFIG_FILE", lk.data.join("aws.config"))
-        .env("AWS_CA_BUNDLE", lk.data.join("ca.pem"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = admin_aws(&lk.data).args(args).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !out.status.success(),
@@ -462,13 +453,7 @@ fn postgres_rotation_resumes_after_a_crash_at_each_step() {
         // to RotateSecret is out (the job starts at once), so the answer
         // is not awaited as a success.
         let version = format!("00000000-0000-4000-8000-{n:012}");
-        let _ = aws_cli()
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                data.join("admin.credentials"),
-            )
-            .env("AWS_CONFIG_FILE", data.join("aws.config"))
-            .env("AWS_CA_BUNDLE", data.join("ca.pem"))
+        let _ = admin_aws(&data)
             .args([
                 "secretsmanager",
                 "rotate-secret",

@@ -499,19 +499,23 @@ pub fn admin_cli(lk: &Latchkey, args: &[&str]) -> serde_json::Value {
     admin_cli_in(&lk.data, args)
 }
 
+/// The stock AWS CLI set up as the administrator of the Latchkey whose
+/// data directory is `data`, for calls whose outcome the caller judges.
+pub fn admin_aws(data: &Path) -> Command {
+    let mut c = aws_cli();
+    c.env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        data.join("admin.credentials"),
+    )
+    .env("AWS_CONFIG_FILE", data.join("aws.config"))
+    .env("AWS_CA_BUNDLE", data.join("ca.pem"));
+    c
+}
+
 /// [`admin_cli`] with the data directory `data` (where a `Latchkey` is
 /// not at hand, e.g. on another thread).
 pub fn admin_cli_in(data: &Path, args: &[&str]) -> serde_json::Value {
-    let out = aws_cli()
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            data.join("admin.credentials"),
-        )
-        .env("AWS_CONFIG_FILE", data.join("aws.config"))
-        .env("AWS_CA_BUNDLE", data.join("ca.pem"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = admin_aws(data).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
