@@ -16,6 +16,7 @@ mod files;
 pub mod http;
 mod iam;
 pub mod json;
+mod kms;
 pub mod query;
 mod secretsmanager;
 mod simulate;
