@@ -799,6 +799,59 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Authorises `action` on a resource whose policy is a gate, as a KMS
+    /// key policy is: it must allow the caller, by its ARN or by its
+    /// account (the account root as principal, which then needs an
+    /// identity-policy Allow too). An identity-policy Allow alone does not
+    /// grant, and an explicit Deny anywhere refuses.
+    #[allow(clippy::too_many_arguments)]
+    pub fn authorize_gated(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        shown: &str,
+        now: i64,
+        context: &ActionContext,
+        gate: CompiledPolicy,
+    ) -> Result<(), IdentityError> {
+        let mut set = self.policy_set(caller)?;
+        set.resource = Some(gate);
+        let mut req = self.request(caller, action, resource, now)?;
+        for (k, v) in context.iter() {
+            req.set_context(k, v.iter().map(String::as_str));
+        }
+        match set.decide_gated(&req) {
+            Decision::Allowed => Ok(()),
+            d => Err(IdentityError::Denied(Denial {
+                caller: caller.arn.clone(),
+                action: action.to_owned(),
+                resource: resource.to_owned(),
+                shown: shown.to_owned(),
+                decision: d.as_str(),
+            })),
+        }
+    }
+
+    /// Whether `policy` (a gate, see [`Self::authorize_gated`]) would let
+    /// `caller` do `action` on `resource`: KMS's check that a new key
+    /// policy does not lock its author out.
+    pub fn gate_allows(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        now: i64,
+        gate: CompiledPolicy,
+    ) -> Result<bool, IdentityError> {
+        let mut set = self.policy_set(caller)?;
+        set.resource = Some(gate);
+        let req = self.request(caller, action, resource, now)?;
+        Ok(set.decide_gated(&req) == Decision::Allowed)
+    }
+}
+
 /// The (kind, name, id) of an IAM user or role ARN; `None` for anything
 /// else (an assumed-role session's ARN).
 fn iam_entity<'a>(arn: &'a str, id: &'a str) -> Option<(PrincipalKind, &'a str, &'a str)> {

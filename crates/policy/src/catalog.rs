@@ -259,6 +259,201 @@ static ACTIONS: &[(&str, &[&str])] = &[
         &[RT, SM_RT, SM_ID, SM_LAMBDA, "secretsmanager:VersionStage"],
     ),
     ("secretsmanager:ValidateResourcePolicy", SM_KEYS),
+    // ---- KMS (symmetric and HMAC keys) ----
+    (
+        "kms:CreateKey",
+        &[
+            REQ,
+            TK,
+            "kms:BypassPolicyLockoutSafetyCheck",
+            "kms:CallerAccount",
+            "kms:KeyOrigin",
+            "kms:KeySpec",
+            "kms:KeyUsage",
+            "kms:MultiRegion",
+            "kms:ViaService",
+        ],
+    ),
+    ("kms:DescribeKey", KMS_KEY),
+    ("kms:ListKeys", &["kms:CallerAccount"]),
+    ("kms:ListAliases", &["kms:CallerAccount"]),
+    ("kms:CreateAlias", KMS_KEY),
+    ("kms:UpdateAlias", KMS_KEY),
+    ("kms:DeleteAlias", KMS_KEY),
+    ("kms:EnableKey", KMS_KEY),
+    ("kms:DisableKey", KMS_KEY),
+    (
+        "kms:ScheduleKeyDeletion",
+        &[
+            RT,
+            "kms:CallerAccount",
+            "kms:KeyOrigin",
+            "kms:KeySpec",
+            "kms:KeyUsage",
+            "kms:MultiRegion",
+            "kms:RequestAlias",
+            "kms:ResourceAliases",
+            "kms:ViaService",
+            "kms:ScheduleKeyDeletionPendingWindowInDays",
+        ],
+    ),
+    ("kms:CancelKeyDeletion", KMS_KEY),
+    (
+        "kms:EnableKeyRotation",
+        &[
+            RT,
+            "kms:CallerAccount",
+            "kms:KeyOrigin",
+            "kms:KeySpec",
+            "kms:KeyUsage",
+            "kms:MultiRegion",
+            "kms:RequestAlias",
+            "kms:ResourceAliases",
+            "kms:ViaService",
+            "kms:RotationPeriodInDays",
+        ],
+    ),
+    ("kms:DisableKeyRotation", KMS_KEY),
+    ("kms:GetKeyRotationStatus", KMS_KEY),
+    ("kms:RotateKeyOnDemand", KMS_KEY),
+    ("kms:ListKeyRotations", KMS_KEY),
+    ("kms:GetKeyPolicy", KMS_KEY),
+    ("kms:ListKeyPolicies", KMS_KEY),
+    (
+        "kms:PutKeyPolicy",
+        &[
+            RT,
+            "kms:CallerAccount",
+            "kms:KeyOrigin",
+            "kms:KeySpec",
+            "kms:KeyUsage",
+            "kms:MultiRegion",
+            "kms:RequestAlias",
+            "kms:ResourceAliases",
+            "kms:ViaService",
+            "kms:BypassPolicyLockoutSafetyCheck",
+        ],
+    ),
+    ("kms:UpdateKeyDescription", KMS_KEY),
+    (
+        "kms:TagResource",
+        &[
+            RT,
+            REQ,
+            TK,
+            "kms:CallerAccount",
+            "kms:KeyOrigin",
+            "kms:KeySpec",
+            "kms:KeyUsage",
+            "kms:MultiRegion",
+            "kms:RequestAlias",
+            "kms:ResourceAliases",
+            "kms:ViaService",
+        ],
+    ),
+    (
+        "kms:UntagResource",
+        &[
+            RT,
+            TK,
+            "kms:CallerAccount",
+            "kms:KeyOrigin",
+            "kms:KeySpec",
+            "kms:KeyUsage",
+            "kms:MultiRegion",
+            "kms:RequestAlias",
+            "kms:ResourceAliases",
+            "kms:ViaService",
+        ],
+    ),
+    ("kms:ListResourceTags", KMS_KEY),
+    ("kms:Encrypt", KMS_CRYPTO),
+    ("kms:Decrypt", KMS_CRYPTO),
+    ("kms:GenerateDataKey", KMS_CRYPTO),
+    ("kms:GenerateDataKeyWithoutPlaintext", KMS_CRYPTO),
+    (
+        "kms:ReEncryptFrom",
+        &[
+            RT,
+            "kms:CallerAccount",
+            "kms:EncryptionAlgorithm",
+            "kms:EncryptionContext:${EncryptionContextKey}",
+            "kms:EncryptionContextKeys",
+            "kms:KeyOrigin",
+            "kms:KeySpec",
+            "kms:KeyUsage",
+            "kms:MultiRegion",
+            "kms:ReEncryptOnSameKey",
+            "kms:RequestAlias",
+            "kms:ResourceAliases",
+            "kms:ViaService",
+        ],
+    ),
+    (
+        "kms:ReEncryptTo",
+        &[
+            RT,
+            "kms:CallerAccount",
+            "kms:EncryptionAlgorithm",
+            "kms:EncryptionContext:${EncryptionContextKey}",
+            "kms:EncryptionContextKeys",
+            "kms:KeyOrigin",
+            "kms:KeySpec",
+            "kms:KeyUsage",
+            "kms:MultiRegion",
+            "kms:ReEncryptOnSameKey",
+            "kms:RequestAlias",
+            "kms:ResourceAliases",
+            "kms:ViaService",
+        ],
+    ),
+    ("kms:GenerateRandom", &["kms:CallerAccount"]),
+    ("kms:GenerateMac", KMS_MAC),
+    ("kms:VerifyMac", KMS_MAC),
+];
+
+/// What every KMS action on one key carries.
+const KMS_KEY: &[&str] = &[
+    RT,
+    "kms:CallerAccount",
+    "kms:KeyOrigin",
+    "kms:KeySpec",
+    "kms:KeyUsage",
+    "kms:MultiRegion",
+    "kms:RequestAlias",
+    "kms:ResourceAliases",
+    "kms:ViaService",
+];
+
+/// A symmetric key's cryptographic operations add the encryption context
+/// and algorithm.
+const KMS_CRYPTO: &[&str] = &[
+    RT,
+    "kms:CallerAccount",
+    "kms:EncryptionAlgorithm",
+    "kms:EncryptionContext:${EncryptionContextKey}",
+    "kms:EncryptionContextKeys",
+    "kms:KeyOrigin",
+    "kms:KeySpec",
+    "kms:KeyUsage",
+    "kms:MultiRegion",
+    "kms:RequestAlias",
+    "kms:ResourceAliases",
+    "kms:ViaService",
+];
+
+/// An HMAC key's operations add the MAC algorithm.
+const KMS_MAC: &[&str] = &[
+    RT,
+    "kms:CallerAccount",
+    "kms:KeyOrigin",
+    "kms:KeySpec",
+    "kms:KeyUsage",
+    "kms:MacAlgorithm",
+    "kms:MultiRegion",
+    "kms:RequestAlias",
+    "kms:ResourceAliases",
+    "kms:ViaService",
 ];
 
 const SM_RT: &str = "secretsmanager:ResourceTag/${TagKey}";
@@ -332,7 +527,11 @@ static GLOBAL: &[&str] = &[
 /// Whether a policy's key (`aws:RequestTag/team`) is the catalogue's key
 /// (`aws:RequestTag/${TagKey}`), case-insensitively.
 fn key_matches(template: &str, key: &str) -> bool {
-    match template.strip_suffix("${TagKey}") {
+    // `aws:RequestTag/${TagKey}`, `kms:EncryptionContext:${EncryptionContextKey}`.
+    let prefix = template
+        .strip_suffix('}')
+        .and_then(|t| t.rfind("${").map(|i| &template[..i]));
+    match prefix {
         Some(prefix) => {
             key.len() > prefix.len()
                 && key

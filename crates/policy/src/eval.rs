@@ -645,6 +645,13 @@ impl PolicySet {
     /// gate: it must allow the caller (by ARN, or by account together with
     /// an identity-policy Allow) whatever the identity policies say.
     pub fn decide_assume_role(&self, req: &Request) -> Decision {
+        self.decide_gated(req)
+    }
+
+    /// The decision with `resource` as a gate that must allow the caller
+    /// (by ARN, or by account together with an identity-policy Allow):
+    /// role trust policies and KMS key policies.
+    pub fn decide_gated(&self, req: &Request) -> Decision {
         let Some(trust) = &self.resource else {
             return Decision::ImplicitDeny;
         };

@@ -1,5 +1,5 @@
-//! The AWS JSON 1.1 front: Secrets Manager now, SSM and KMS later, on the
-//! token service's endpoint.
+//! The AWS JSON 1.1 front: Secrets Manager, KMS and Parameter Store, on
+//! the token service's endpoint.
 //!
 //! A POST with `X-Amz-Target: <prefix>.<Operation>` comes here from
 //! [`crate::http`]. The prefix picks a [`Service`] from [`SERVICES`]; the
@@ -58,13 +58,22 @@ pub struct Service {
 }
 
 /// The JSON 1.1 services, by target prefix.
-pub static SERVICES: &[Service] = &[Service {
-    prefix: "secretsmanager",
-    signing_name: "secretsmanager",
-    audit: ApiService::SecretsManager,
-    secret_fields: crate::secretsmanager::SECRET_FIELDS,
-    handle: crate::secretsmanager::handle,
-}];
+pub static SERVICES: &[Service] = &[
+    Service {
+        prefix: "secretsmanager",
+        signing_name: "secretsmanager",
+        audit: ApiService::SecretsManager,
+        secret_fields: crate::secretsmanager::SECRET_FIELDS,
+        handle: crate::secretsmanager::handle,
+    },
+    Service {
+        prefix: "TrentService",
+        signing_name: "kms",
+        audit: ApiService::Kms,
+        secret_fields: crate::kms::SECRET_FIELDS,
+        handle: crate::kms::handle,
+    },
+];
 
 /// The service a target prefix names.
 pub fn service(prefix: &str) -> Option<&'static Service> {
@@ -79,6 +88,9 @@ pub struct JsonCall<'a> {
     /// The request body (a JSON object; `{}` when empty).
     pub input: &'a Map<String, Value>,
     pub now: i64,
+    /// Where the call came from (for the records of calls a service makes
+    /// on its caller's behalf).
+    pub peer: SocketAddr,
 }
 
 /// A handler's answer.
@@ -213,6 +225,7 @@ pub(crate) fn dispatch(
         operation,
         input: &input,
         now,
+        peer,
     })
 }
 

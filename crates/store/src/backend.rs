@@ -60,6 +60,7 @@ pub trait Backend:
     + Findings
     + Audit
     + Secrets
+    + KmsKeys
     + Send
     + Sync
 {
@@ -618,4 +619,70 @@ pub trait Secrets {
 
     /// Removes a secret and every value it had.
     fn purge_secret(&self, arn: &str) -> Result<()>;
+}
+
+/// A KMS key as stored: its metadata as one JSON document (written and
+/// read by `latchkey-kms`) and a revision that every update bumps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKmsKey {
+    pub id: String,
+    pub revision: i64,
+    pub document: String,
+}
+
+/// A KMS alias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsAlias {
+    /// `alias/NAME`.
+    pub name: String,
+    pub key_id: String,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// KMS keys, their key material and aliases. Each key material version is
+/// sealed by the vault (context: the key id and version) and stored apart
+/// from the metadata; a backend never sees it unsealed.
+pub trait KmsKeys {
+    /// Creates a key with its first key material version (1).
+    fn create_kms_key(&self, id: &str, document: &str, material: &[u8]) -> Result<()>;
+
+    fn kms_key(&self, id: &str) -> Result<Option<StoredKmsKey>>;
+
+    /// Every key, in creation order.
+    fn list_kms_keys(&self) -> Result<Vec<StoredKmsKey>>;
+
+    /// Replaces the document of the key at `revision` (returns false,
+    /// changing nothing, when another writer got there first) and adds a
+    /// key material version, in one transaction.
+    fn update_kms_key(
+        &self,
+        id: &str,
+        revision: i64,
+        document: &str,
+        material: Option<(u32, &[u8])>,
+    ) -> Result<bool>;
+
+    /// A key material version, unsealed.
+    fn kms_key_material(&self, id: &str, version: u32) -> Result<Option<Zeroizing<Vec<u8>>>>;
+
+    /// Removes a key, its key material and its aliases.
+    fn purge_kms_key(&self, id: &str) -> Result<()>;
+
+    /// `EntityAlreadyExists` when the name is taken.
+    fn create_kms_alias(&self, name: &str, key_id: &str, now: i64) -> Result<()>;
+
+    fn kms_alias(&self, name: &str) -> Result<Option<KmsAlias>>;
+
+    /// Every alias, by name.
+    fn list_kms_aliases(&self) -> Result<Vec<KmsAlias>>;
+
+    /// The aliases of one key, by name.
+    fn kms_aliases_of(&self, key_id: &str) -> Result<Vec<KmsAlias>>;
+
+    /// Points an alias at another key; false when there is no such alias.
+    fn update_kms_alias(&self, name: &str, key_id: &str, now: i64) -> Result<bool>;
+
+    /// False when there was no such alias.
+    fn delete_kms_alias(&self, name: &str) -> Result<bool>;
 }

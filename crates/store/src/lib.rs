@@ -24,7 +24,8 @@ use std::path::Path;
 
 pub use backend::{
     Audit, Backend, Classification, Credentials, Databases, Findings, Firewall, Identities,
-    Policies, Secrets, SessionKeys, StoredSecret, UpstreamLogin, UpstreamLogins,
+    KmsAlias, KmsKeys, Policies, Secrets, SessionKeys, StoredKmsKey, StoredSecret, UpstreamLogin,
+    UpstreamLogins,
 };
 pub use domain::{
     BadFingerprint, Database, DatabaseError, Engine, Fingerprint, FirewallConfig, FirewallMode,

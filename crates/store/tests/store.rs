@@ -1416,3 +1416,59 @@ fn upstream_logins_are_sealed_and_rewrapped() {
     let store = Store::open(&path, vault).unwrap();
     assert_eq!(store.rewrap_all().unwrap(), 2);
 }
+
+#[test]
+fn kms_key_material_is_sealed_versioned_and_purged_with_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    let v1 = b"\x01kms-material-version-one-32byte";
+    let v2 = b"\x02kms-material-version-two-32byte";
+    {
+        let store = open(&dir);
+        store.create_kms_key(id, "{\"v\":1}", v1).unwrap();
+        assert!(matches!(
+            store.create_kms_key(id, "{}", v2),
+            Err(StoreError::EntityAlreadyExists { .. })
+        ));
+        assert!(store.update_kms_key(id, 1, "{\"v\":2}", Some((2, v2))).unwrap());
+        // A stale writer changes nothing, its material included.
+        assert!(
+            !store
+                .update_kms_key(id, 1, "{\"v\":3}", Some((3, b"lost")))
+                .unwrap()
+        );
+        assert!(store.kms_key_material(id, 3).unwrap().is_none());
+        let key = store.kms_key(id).unwrap().unwrap();
+        assert_eq!((key.revision, key.document.as_str()), (2, "{\"v\":2}"));
+        store.create_kms_alias("alias/app", id, NOW).unwrap();
+        assert!(matches!(
+            store.create_kms_alias("alias/app", "other", NOW),
+            Err(StoreError::EntityAlreadyExists { .. })
+        ));
+        assert!(store.update_kms_alias("alias/app", id, NOW + 1).unwrap());
+        assert!(!store.update_kms_alias("alias/none", id, NOW).unwrap());
+        store.create_kms_alias("alias/other", id, NOW).unwrap();
+        assert!(store.delete_kms_alias("alias/other").unwrap());
+        assert!(!store.delete_kms_alias("alias/other").unwrap());
+        assert_eq!(store.kms_alias("alias/app").unwrap().unwrap().updated, NOW + 1);
+        store.rewrap_all().unwrap();
+    }
+    for file in ["store.db", "store.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        for m in [&v1[..], &v2[..]] {
+            assert!(
+                !bytes.windows(m.len()).any(|w| w == m),
+                "key material stored in clear in {file}"
+            );
+        }
+    }
+    let store = open(&dir);
+    assert_eq!(&*store.kms_key_material(id, 1).unwrap().unwrap(), v1);
+    assert_eq!(&*store.kms_key_material(id, 2).unwrap().unwrap(), v2);
+    assert_eq!(store.list_kms_keys().unwrap().len(), 1);
+    assert_eq!(store.list_kms_aliases().unwrap().len(), 1);
+    store.purge_kms_key(id).unwrap();
+    assert!(store.kms_key(id).unwrap().is_none());
+    assert!(store.kms_key_material(id, 1).unwrap().is_none());
+    assert!(store.list_kms_aliases().unwrap().is_empty());
+}

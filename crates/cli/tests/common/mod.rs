@@ -22,7 +22,25 @@ pub fn shared<T>(slot: &'static Mutex<Weak<T>>, start: impl FnOnce() -> T) -> Ar
     started
 }
 
+/// A port nothing listens on, for a server a test is about to start.
+///
+/// Chosen below the kernel's ephemeral range: a port from `bind(0)` is
+/// one the kernel also hands to outgoing connections, so while a busy
+/// test opens a thousand of them one could take the port before the
+/// server binds it (seen in CI: "nothing listening on 43225").
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, RandomState};
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
+    for attempt in 0u32..1000 {
+        let port = low + (RandomState::new().hash_one(attempt) % u64::from(high - low)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -16,6 +16,7 @@ mod firewall;
 mod identities;
 mod names;
 mod policies;
+mod kms;
 mod secrets;
 mod session_keys;
 
@@ -56,6 +57,10 @@ CREATE TABLE IF NOT EXISTS firewall_profiles (database TEXT NOT NULL, principal 
 CREATE TABLE IF NOT EXISTS firewall_shapes (database TEXT NOT NULL, principal TEXT NOT NULL, fingerprint INTEGER NOT NULL, text TEXT NOT NULL, first_seen INTEGER NOT NULL, source TEXT NOT NULL, PRIMARY KEY (database, principal, fingerprint));
 CREATE TABLE IF NOT EXISTS secrets (arn TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, revision INTEGER NOT NULL, document TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS secret_values (arn TEXT NOT NULL, version TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (arn, version));
+CREATE TABLE IF NOT EXISTS kms_keys (id TEXT PRIMARY KEY, revision INTEGER NOT NULL, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kms_key_materials (key_id TEXT NOT NULL, version INTEGER NOT NULL, material BLOB NOT NULL, PRIMARY KEY (key_id, version));
+CREATE TABLE IF NOT EXISTS kms_aliases (name TEXT PRIMARY KEY, key_id TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS kms_aliases_by_key ON kms_aliases (key_id);
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";
 
@@ -362,6 +367,7 @@ impl Backend for SqliteBackend {
             ("audit_key", "key"),
             ("vault_check", "value"),
             ("secret_values", "value"),
+            ("kms_key_materials", "material"),
         ] {
             let rows: Vec<(i64, Vec<u8>)> = {
                 let mut stmt = tx.prepare(&format!(
