@@ -185,7 +185,14 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
     assert_eq!(
         env.fails(
             None,
-            &["kms", "decrypt", "--ciphertext-blob", &blob_file, "--encryption-context", &wrong]
+            &[
+                "kms",
+                "decrypt",
+                "--ciphertext-blob",
+                &blob_file,
+                "--encryption-context",
+                &wrong
+            ]
         ),
         "InvalidCiphertextException"
     );
@@ -200,7 +207,14 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
         assert_eq!(
             env.fails(
                 None,
-                &["kms", "decrypt", "--ciphertext-blob", &f, "--encryption-context", &ctx]
+                &[
+                    "kms",
+                    "decrypt",
+                    "--ciphertext-blob",
+                    &f,
+                    "--encryption-context",
+                    &ctx
+                ]
             ),
             "InvalidCiphertextException",
             "byte {i}"
@@ -263,7 +277,16 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
     assert_eq!(
         env.fails(
             None,
-            &["kms", "generate-data-key", "--key-id", &id, "--key-spec", "AES_256", "--number-of-bytes", "16"]
+            &[
+                "kms",
+                "generate-data-key",
+                "--key-id",
+                &id,
+                "--key-spec",
+                "AES_256",
+                "--number-of-bytes",
+                "16"
+            ]
         ),
         "ValidationException"
     );
@@ -292,7 +315,10 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
     let random = env.admin(&["kms", "generate-random", "--number-of-bytes", "48"]);
     assert_eq!(b64(&random["Plaintext"]).len(), 48);
     assert_eq!(
-        env.fails(None, &["kms", "generate-random", "--number-of-bytes", "1025"]),
+        env.fails(
+            None,
+            &["kms", "generate-random", "--number-of-bytes", "1025"]
+        ),
         "ValidationException"
     );
 
@@ -300,21 +326,42 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
     assert_eq!(
         env.fails(
             None,
-            &["kms", "create-alias", "--alias-name", "alias/orders", "--target-key-id", &other]
+            &[
+                "kms",
+                "create-alias",
+                "--alias-name",
+                "alias/orders",
+                "--target-key-id",
+                &other
+            ]
         ),
         "AlreadyExistsException"
     );
     assert_eq!(
         env.fails(
             None,
-            &["kms", "create-alias", "--alias-name", "alias/aws/mine", "--target-key-id", &other]
+            &[
+                "kms",
+                "create-alias",
+                "--alias-name",
+                "alias/aws/mine",
+                "--target-key-id",
+                &other
+            ]
         ),
         "InvalidAliasNameException"
     );
     assert_eq!(
         env.fails(
             None,
-            &["kms", "create-alias", "--alias-name", "alias/a b", "--target-key-id", &other]
+            &[
+                "kms",
+                "create-alias",
+                "--alias-name",
+                "alias/a b",
+                "--target-key-id",
+                &other
+            ]
         ),
         "InvalidAliasNameException"
     );
@@ -347,7 +394,10 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
     let too_long = "x".repeat(4097);
     let f = env.file("long.bin", too_long.as_bytes());
     assert_eq!(
-        env.fails(None, &["kms", "encrypt", "--key-id", &id, "--plaintext", &f]),
+        env.fails(
+            None,
+            &["kms", "encrypt", "--key-id", &id, "--plaintext", &f]
+        ),
         "ValidationException"
     );
 }
@@ -376,7 +426,14 @@ fn disabled_keys_and_keys_pending_deletion_are_refused() {
     assert_eq!(
         env.fails(
             None,
-            &["kms", "schedule-key-deletion", "--key-id", &id, "--pending-window-in-days", "6"]
+            &[
+                "kms",
+                "schedule-key-deletion",
+                "--key-id",
+                &id,
+                "--pending-window-in-days",
+                "6"
+            ]
         ),
         "ValidationException"
     );
@@ -423,7 +480,14 @@ fn rotation_keeps_old_ciphertexts_readable() {
     assert_eq!(
         env.fails(
             None,
-            &["kms", "enable-key-rotation", "--key-id", &id, "--rotation-period-in-days", "89"]
+            &[
+                "kms",
+                "enable-key-rotation",
+                "--key-id",
+                &id,
+                "--rotation-period-in-days",
+                "89"
+            ]
         ),
         "ValidationException"
     );
@@ -441,11 +505,15 @@ fn rotation_keeps_old_ciphertexts_readable() {
     assert!(status["NextRotationDate"].is_number());
 
     let plaintext = env.file("rot.bin", b"before rotation");
-    let before = b64(&env.admin(&["kms", "encrypt", "--key-id", &id, "--plaintext", &plaintext])["CiphertextBlob"]);
+    let before = b64(
+        &env.admin(&["kms", "encrypt", "--key-id", &id, "--plaintext", &plaintext])["CiphertextBlob"],
+    );
     env.admin(&["kms", "rotate-key-on-demand", "--key-id", &id]);
     let rotations = env.admin(&["kms", "list-key-rotations", "--key-id", &id]);
     assert_eq!(rotations["Rotations"][0]["RotationType"], "ON_DEMAND");
-    let after = b64(&env.admin(&["kms", "encrypt", "--key-id", &id, "--plaintext", &plaintext])["CiphertextBlob"]);
+    let after = b64(
+        &env.admin(&["kms", "encrypt", "--key-id", &id, "--plaintext", &plaintext])["CiphertextBlob"],
+    );
     // The new ciphertext names the new key material version (bytes 17-20).
     assert_eq!(&before[17..21], &1u32.to_be_bytes());
     assert_eq!(&after[17..21], &2u32.to_be_bytes());
@@ -512,26 +580,58 @@ fn hmac_keys_generate_and_verify_macs() {
     assert_eq!(
         env.fails(
             None,
-            &["kms", "verify-mac", "--key-id", &id, "--message", &other, "--mac", &tag_file, "--mac-algorithm", "HMAC_SHA_256"]
+            &[
+                "kms",
+                "verify-mac",
+                "--key-id",
+                &id,
+                "--message",
+                &other,
+                "--mac",
+                &tag_file,
+                "--mac-algorithm",
+                "HMAC_SHA_256"
+            ]
         ),
         "KMSInvalidMacException"
     );
     assert_eq!(
         env.fails(
             None,
-            &["kms", "generate-mac", "--key-id", &id, "--message", &message, "--mac-algorithm", "HMAC_SHA_512"]
+            &[
+                "kms",
+                "generate-mac",
+                "--key-id",
+                &id,
+                "--message",
+                &message,
+                "--mac-algorithm",
+                "HMAC_SHA_512"
+            ]
         ),
         "InvalidKeyUsageException"
     );
     assert_eq!(
-        env.fails(None, &["kms", "encrypt", "--key-id", &id, "--plaintext", &message]),
+        env.fails(
+            None,
+            &["kms", "encrypt", "--key-id", &id, "--plaintext", &message]
+        ),
         "InvalidKeyUsageException"
     );
     let symmetric = env.key("not for macs");
     assert_eq!(
         env.fails(
             None,
-            &["kms", "generate-mac", "--key-id", &symmetric, "--message", &message, "--mac-algorithm", "HMAC_SHA_256"]
+            &[
+                "kms",
+                "generate-mac",
+                "--key-id",
+                &symmetric,
+                "--message",
+                &message,
+                "--mac-algorithm",
+                "HMAC_SHA_256"
+            ]
         ),
         "InvalidKeyUsageException"
     );
@@ -555,7 +655,14 @@ fn key_policies_gate_identity_policies_as_aws_does() {
 
     // The default key policy delegates to IAM: alice's policy allows.
     let delegated = env.key("delegated");
-    let enc = ["kms", "encrypt", "--key-id", &delegated, "--plaintext", &plaintext];
+    let enc = [
+        "kms",
+        "encrypt",
+        "--key-id",
+        &delegated,
+        "--plaintext",
+        &plaintext,
+    ];
     ok(aws(&env.server, Some(&alice), &enc));
     assert_eq!(env.fails(Some(&bob), &enc), "AccessDeniedException");
 
@@ -584,7 +691,14 @@ fn key_policies_gate_identity_policies_as_aws_does() {
     assert_eq!(
         env.fails(
             Some(&alice),
-            &["kms", "encrypt", "--key-id", &gated, "--plaintext", &plaintext]
+            &[
+                "kms",
+                "encrypt",
+                "--key-id",
+                &gated,
+                "--plaintext",
+                &plaintext
+            ]
         ),
         "AccessDeniedException"
     );
@@ -594,24 +708,68 @@ fn key_policies_gate_identity_policies_as_aws_does() {
     ok(aws(
         &env.server,
         Some(&bob),
-        &["kms", "encrypt", "--key-id", &gated, "--plaintext", &plaintext, "--encryption-context", &bob_ctx],
+        &[
+            "kms",
+            "encrypt",
+            "--key-id",
+            &gated,
+            "--plaintext",
+            &plaintext,
+            "--encryption-context",
+            &bob_ctx,
+        ],
     ));
     assert_eq!(
         env.fails(
             Some(&bob),
-            &["kms", "encrypt", "--key-id", &gated, "--plaintext", &plaintext, "--encryption-context", &context_arg(&[("tenant", "alice")])]
+            &[
+                "kms",
+                "encrypt",
+                "--key-id",
+                &gated,
+                "--plaintext",
+                &plaintext,
+                "--encryption-context",
+                &context_arg(&[("tenant", "alice")])
+            ]
         ),
         "AccessDeniedException"
     );
     // The key policy's Deny holds even for the admin it allows.
     let frozen = context_arg(&[("tenant", "frozen")]);
-    let enc = env.admin(&["kms", "encrypt", "--key-id", &gated, "--plaintext", &plaintext, "--encryption-context", &frozen]);
+    let enc = env.admin(&[
+        "kms",
+        "encrypt",
+        "--key-id",
+        &gated,
+        "--plaintext",
+        &plaintext,
+        "--encryption-context",
+        &frozen,
+    ]);
     let f = env.file("frozen.bin", &b64(&enc["CiphertextBlob"]));
     assert_eq!(
-        env.fails(None, &["kms", "decrypt", "--ciphertext-blob", &f, "--encryption-context", &frozen]),
+        env.fails(
+            None,
+            &[
+                "kms",
+                "decrypt",
+                "--ciphertext-blob",
+                &f,
+                "--encryption-context",
+                &frozen
+            ]
+        ),
         "AccessDeniedException"
     );
-    let got = env.admin(&["kms", "get-key-policy", "--key-id", &gated, "--policy-name", "default"]);
+    let got = env.admin(&[
+        "kms",
+        "get-key-policy",
+        "--key-id",
+        &gated,
+        "--policy-name",
+        "default",
+    ]);
     assert_eq!(
         serde_json::from_str::<Value>(got["Policy"].as_str().unwrap()).unwrap(),
         serde_json::from_str::<Value>(&policy).unwrap()
@@ -624,11 +782,35 @@ fn key_policies_gate_identity_policies_as_aws_does() {
     })
     .to_string();
     assert_eq!(
-        env.fails(None, &["kms", "put-key-policy", "--key-id", &delegated, "--policy-name", "default", "--policy", &lockout]),
+        env.fails(
+            None,
+            &[
+                "kms",
+                "put-key-policy",
+                "--key-id",
+                &delegated,
+                "--policy-name",
+                "default",
+                "--policy",
+                &lockout
+            ]
+        ),
         "MalformedPolicyDocumentException"
     );
     assert_eq!(
-        env.fails(None, &["kms", "put-key-policy", "--key-id", &delegated, "--policy-name", "default", "--policy", "{\"Version\":\"2012-10-17\"}"]),
+        env.fails(
+            None,
+            &[
+                "kms",
+                "put-key-policy",
+                "--key-id",
+                &delegated,
+                "--policy-name",
+                "default",
+                "--policy",
+                "{\"Version\":\"2012-10-17\"}"
+            ]
+        ),
         "MalformedPolicyDocumentException"
     );
     // Alice's identity Deny on one key beats the key policy's delegation.
@@ -643,7 +825,18 @@ fn key_policies_gate_identity_policies_as_aws_does() {
         })
         .to_string(),
     );
-    let enc = ok(aws(&env.server, Some(&denied), &["kms", "encrypt", "--key-id", &delegated, "--plaintext", &plaintext]));
+    let enc = ok(aws(
+        &env.server,
+        Some(&denied),
+        &[
+            "kms",
+            "encrypt",
+            "--key-id",
+            &delegated,
+            "--plaintext",
+            &plaintext,
+        ],
+    ));
     let f = env.file("carol.bin", &b64(&enc["CiphertextBlob"]));
     assert_eq!(
         env.fails(Some(&denied), &["kms", "decrypt", "--ciphertext-blob", &f]),
@@ -654,10 +847,38 @@ fn key_policies_gate_identity_policies_as_aws_does() {
         "kms-dave",
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*","Condition":{"StringEquals":{"kms:RequestAlias":"alias/dave"}}}]}"#,
     );
-    env.admin(&["kms", "create-alias", "--alias-name", "alias/dave", "--target-key-id", &delegated]);
-    ok(aws(&env.server, Some(&via_alias), &["kms", "encrypt", "--key-id", "alias/dave", "--plaintext", &plaintext]));
+    env.admin(&[
+        "kms",
+        "create-alias",
+        "--alias-name",
+        "alias/dave",
+        "--target-key-id",
+        &delegated,
+    ]);
+    ok(aws(
+        &env.server,
+        Some(&via_alias),
+        &[
+            "kms",
+            "encrypt",
+            "--key-id",
+            "alias/dave",
+            "--plaintext",
+            &plaintext,
+        ],
+    ));
     assert_eq!(
-        env.fails(Some(&via_alias), &["kms", "encrypt", "--key-id", &delegated, "--plaintext", &plaintext]),
+        env.fails(
+            Some(&via_alias),
+            &[
+                "kms",
+                "encrypt",
+                "--key-id",
+                &delegated,
+                "--plaintext",
+                &plaintext
+            ]
+        ),
         "AccessDeniedException"
     );
 }
@@ -709,15 +930,24 @@ fn the_aws_encryption_sdk_round_trips_across_a_rotation() {
     let id = key["KeyId"].as_str().unwrap().to_owned();
     let before = env.root.path().join("esdk-before.bin");
     let path = |p: &PathBuf| p.display().to_string();
-    assert_eq!(encryption_sdk(&env, ESDK, &["encrypt", &arn, &path(&before)]), "1");
+    assert_eq!(
+        encryption_sdk(&env, ESDK, &["encrypt", &arn, &path(&before)]),
+        "1"
+    );
     let record = r#"{"order": 1042, "card": "4111111111111111"}"#;
-    assert_eq!(encryption_sdk(&env, ESDK, &["decrypt", &arn, &path(&before)]), record);
+    assert_eq!(
+        encryption_sdk(&env, ESDK, &["decrypt", &arn, &path(&before)]),
+        record
+    );
     env.admin(&["kms", "enable-key-rotation", "--key-id", &id]);
     env.admin(&["kms", "rotate-key-on-demand", "--key-id", &id]);
     let after = env.root.path().join("esdk-after.bin");
     encryption_sdk(&env, ESDK, &["encrypt", &arn, &path(&after)]);
     for file in [&before, &after] {
-        assert_eq!(encryption_sdk(&env, ESDK, &["decrypt", &arn, &path(file)]), record);
+        assert_eq!(
+            encryption_sdk(&env, ESDK, &["decrypt", &arn, &path(file)]),
+            record
+        );
     }
     // The record is not in the SDK's message in clear.
     let bytes = std::fs::read(&before).unwrap();
@@ -757,7 +987,11 @@ print(json.dumps(out))
 "#
     );
     let out = cmd.arg("-c").arg(&script).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["plain"], marker);
     assert_eq!(v["context"], "InvalidCiphertextException");
@@ -771,7 +1005,9 @@ print(json.dumps(out))
 
     // Every use is in the trail, with its key, and no plaintext.
     let (text, events) = trail(&env.server.dir, |events| {
-        events.iter().any(|e| e["eventName"] == "Decrypt" && e["errorCode"] == "InvalidCiphertextException")
+        events
+            .iter()
+            .any(|e| e["eventName"] == "Decrypt" && e["errorCode"] == "InvalidCiphertextException")
     });
     assert!(!text.contains(marker), "plaintext in the trail");
     let encrypts: Vec<&Value> = events
@@ -779,9 +1015,11 @@ print(json.dumps(out))
         .filter(|e| e["eventSource"] == "kms.amazonaws.com" && e["eventName"] == "Encrypt")
         .collect();
     assert!(!encrypts.is_empty());
-    assert!(encrypts.iter().any(|e| e["resources"][0]["ARN"]
-        .as_str()
-        .is_some_and(|a| a.ends_with(&id))));
+    assert!(encrypts.iter().any(|e| {
+        e["resources"][0]["ARN"]
+            .as_str()
+            .is_some_and(|a| a.ends_with(&id))
+    }));
     for e in &encrypts {
         assert!(e["requestParameters"].get("plaintext").is_none(), "{e}");
     }

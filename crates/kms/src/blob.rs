@@ -160,7 +160,10 @@ mod tests {
             open(&blob, &[8u8; 32], &c),
             Err(KmsError::InvalidCiphertext)
         );
-        assert_eq!(header(&blob[..MIN_BLOB - 1]), Err(KmsError::InvalidCiphertext));
+        assert_eq!(
+            header(&blob[..MIN_BLOB - 1]),
+            Err(KmsError::InvalidCiphertext)
+        );
         assert!(open(&blob[..blob.len() - 1], &material, &c).is_err());
     }
 

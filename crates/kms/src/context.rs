@@ -94,7 +94,10 @@ mod tests {
 
     #[test]
     fn order_does_not_matter_and_boundaries_do() {
-        assert_eq!(aad(json!({"a": "1", "b": "2"})), aad(json!({"b": "2", "a": "1"})));
+        assert_eq!(
+            aad(json!({"a": "1", "b": "2"})),
+            aad(json!({"b": "2", "a": "1"}))
+        );
         assert_ne!(aad(json!({"ab": "c"})), aad(json!({"a": "bc"})));
         assert_ne!(aad(json!({})), aad(json!({"": ""})));
     }
@@ -106,6 +109,10 @@ mod tests {
         }
         let big = json!({"k": "v".repeat(MAX_CONTEXT_BYTES)});
         assert!(EncryptionContext::from_json(Some(&big)).is_err());
-        assert!(EncryptionContext::from_json(None).expect("empty").is_empty());
+        assert!(
+            EncryptionContext::from_json(None)
+                .expect("empty")
+                .is_empty()
+        );
     }
 }

@@ -12,7 +12,9 @@ pub enum KmsError {
     InvalidState(String),
     #[error("")]
     InvalidCiphertext,
-    #[error("The key ID in the request does not identify a KMS key that can perform this operation.")]
+    #[error(
+        "The key ID in the request does not identify a KMS key that can perform this operation."
+    )]
     IncorrectKey,
     #[error("{0}")]
     InvalidKeyUsage(String),

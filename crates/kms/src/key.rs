@@ -74,7 +74,11 @@ impl KeySpec {
             "HMAC_256" => Self::Hmac256,
             "HMAC_384" => Self::Hmac384,
             "HMAC_512" => Self::Hmac512,
-            s if s.starts_with("RSA_") || s.starts_with("ECC_") || s.starts_with("SM2") || s.starts_with("ML_DSA") => {
+            s if s.starts_with("RSA_")
+                || s.starts_with("ECC_")
+                || s.starts_with("SM2")
+                || s.starts_with("ML_DSA") =>
+            {
                 return Err(KmsError::UnsupportedOperation(format!(
                     "KeySpec {s} is not supported here: only SYMMETRIC_DEFAULT and HMAC keys."
                 )));
@@ -222,7 +226,9 @@ pub fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
             ));
         }
         if k.to_ascii_lowercase().starts_with("aws:") {
-            return Err(KmsError::Tag("Tag keys must not start with \"aws:\".".into()));
+            return Err(KmsError::Tag(
+                "Tag keys must not start with \"aws:\".".into(),
+            ));
         }
     }
     Ok(())
@@ -230,11 +236,19 @@ pub fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
 
 impl Key {
     /// A new key with its first key material version (1).
-    pub fn new(id: &KeyUuid, region: &str, account: &str, new: NewKey, now: i64) -> Result<Self, KmsError> {
+    pub fn new(
+        id: &KeyUuid,
+        region: &str,
+        account: &str,
+        new: NewKey,
+        now: i64,
+    ) -> Result<Self, KmsError> {
         check_description(&new.description)?;
         check_tags(&new.tags)?;
         if new.tags.len() > MAX_TAGS {
-            return Err(KmsError::Tag(format!("A key may have at most {MAX_TAGS} tags.")));
+            return Err(KmsError::Tag(format!(
+                "A key may have at most {MAX_TAGS} tags."
+            )));
         }
         // AWS managed keys rotate every year, always.
         let aws = new.manager == KeyManager::Aws;
@@ -529,19 +543,32 @@ mod tests {
         let mut k = key(KeySpec::SymmetricDefault, KeyManager::Customer);
         assert!(k.check_usage(KeyUsage::EncryptDecrypt, "Encrypt").is_ok());
         assert_eq!(
-            k.check_usage(KeyUsage::GenerateVerifyMac, "GenerateMac").map_err(|e| e.code()),
+            k.check_usage(KeyUsage::GenerateVerifyMac, "GenerateMac")
+                .map_err(|e| e.code()),
             Err("InvalidKeyUsageException")
         );
         k.disable().expect("disable");
-        assert_eq!(k.check_usable().map_err(|e| e.code()), Err("DisabledException"));
+        assert_eq!(
+            k.check_usable().map_err(|e| e.code()),
+            Err("DisabledException")
+        );
         k.enable().expect("enable");
-        assert_eq!(k.cancel_deletion().map_err(|e| e.code()), Err("KMSInvalidStateException"));
+        assert_eq!(
+            k.cancel_deletion().map_err(|e| e.code()),
+            Err("KMSInvalidStateException")
+        );
         assert!(k.schedule_deletion(Some(6), 0).is_err());
         assert!(k.schedule_deletion(Some(31), 0).is_err());
         let date = k.schedule_deletion(Some(7), 1_000).expect("schedule");
         assert_eq!(date, 1_000 + 7 * DAY);
-        assert_eq!(k.check_usable().map_err(|e| e.code()), Err("KMSInvalidStateException"));
-        assert_eq!(k.enable().map_err(|e| e.code()), Err("KMSInvalidStateException"));
+        assert_eq!(
+            k.check_usable().map_err(|e| e.code()),
+            Err("KMSInvalidStateException")
+        );
+        assert_eq!(
+            k.enable().map_err(|e| e.code()),
+            Err("KMSInvalidStateException")
+        );
         assert!(!k.is_deleted(date - 1));
         assert!(k.is_deleted(date));
         k.cancel_deletion().expect("cancel");
@@ -563,12 +590,21 @@ mod tests {
         for _ in 0..9 {
             k.rotate_on_demand(0).expect("on demand");
         }
-        assert_eq!(k.rotate_on_demand(0).map_err(|e| e.code()), Err("LimitExceededException"));
+        assert_eq!(
+            k.rotate_on_demand(0).map_err(|e| e.code()),
+            Err("LimitExceededException")
+        );
         let mut h = key(KeySpec::Hmac256, KeyManager::Customer);
-        assert_eq!(h.enable_rotation(None, 0).map_err(|e| e.code()), Err("UnsupportedOperationException"));
+        assert_eq!(
+            h.enable_rotation(None, 0).map_err(|e| e.code()),
+            Err("UnsupportedOperationException")
+        );
         let mut aws = key(KeySpec::SymmetricDefault, KeyManager::Aws);
         assert_eq!(aws.rotation_days, Some(365));
-        assert_eq!(aws.disable().map_err(|e| e.code()), Err("UnsupportedOperationException"));
+        assert_eq!(
+            aws.disable().map_err(|e| e.code()),
+            Err("UnsupportedOperationException")
+        );
         assert!(aws.schedule_deletion(None, 0).is_err());
     }
 

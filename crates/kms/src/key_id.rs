@@ -175,7 +175,9 @@ impl KeyRef {
             };
         }
         if s.starts_with("alias/") {
-            return AliasName::parse(s).map(Self::Alias).map_err(|_| not_found());
+            return AliasName::parse(s)
+                .map(Self::Alias)
+                .map_err(|_| not_found());
         }
         KeyUuid::parse(s).map(Self::Id).ok_or_else(not_found)
     }
@@ -244,10 +246,22 @@ mod tests {
             ("alias/", "NotFoundException"),
             ("alias/a b", "NotFoundException"),
             ("", "ValidationException"),
-            ("arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "NotFoundException"),
-            ("arn:aws:kms:us-east-1:999999999999:key/1234abcd-12ab-34cd-56ef-1234567890ab", "NotFoundException"),
-            ("arn:aws:s3:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "InvalidArnException"),
-            ("arn:aws:kms:us-east-1:123456789012:grant/x", "InvalidArnException"),
+            (
+                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "NotFoundException",
+            ),
+            (
+                "arn:aws:kms:us-east-1:999999999999:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "NotFoundException",
+            ),
+            (
+                "arn:aws:s3:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "InvalidArnException",
+            ),
+            (
+                "arn:aws:kms:us-east-1:123456789012:grant/x",
+                "InvalidArnException",
+            ),
             ("arn:aws:kms", "InvalidArnException"),
         ] {
             assert_eq!(
@@ -260,8 +274,16 @@ mod tests {
 
     #[test]
     fn alias_names() {
-        assert!(AliasName::parse("alias/aws/ssm").expect("alias").is_aws_managed());
-        assert!(!AliasName::parse("alias/awsx").expect("alias").is_aws_managed());
+        assert!(
+            AliasName::parse("alias/aws/ssm")
+                .expect("alias")
+                .is_aws_managed()
+        );
+        assert!(
+            !AliasName::parse("alias/awsx")
+                .expect("alias")
+                .is_aws_managed()
+        );
         assert!(AliasName::parse("app").is_err());
         assert!(AliasName::parse(&format!("alias/{}", "a".repeat(250))).is_ok());
         assert!(AliasName::parse(&format!("alias/{}", "a".repeat(251))).is_err());

@@ -113,18 +113,40 @@ mod tests {
             mac.iter().map(|b| format!("{b:02x}")).collect::<String>(),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-        assert!(verify(MacAlgorithm::Sha256, b"Jefe", b"what do ya want for nothing?", &mac).is_ok());
+        assert!(
+            verify(
+                MacAlgorithm::Sha256,
+                b"Jefe",
+                b"what do ya want for nothing?",
+                &mac
+            )
+            .is_ok()
+        );
         let mut bad = mac.clone();
         bad[0] ^= 1;
         assert_eq!(
-            verify(MacAlgorithm::Sha256, b"Jefe", b"what do ya want for nothing?", &bad),
+            verify(
+                MacAlgorithm::Sha256,
+                b"Jefe",
+                b"what do ya want for nothing?",
+                &bad
+            ),
             Err(KmsError::InvalidMac)
         );
         assert_eq!(
-            verify(MacAlgorithm::Sha256, b"Jefe", b"what do ya want for nothing?", &mac[..31]),
+            verify(
+                MacAlgorithm::Sha256,
+                b"Jefe",
+                b"what do ya want for nothing?",
+                &mac[..31]
+            ),
             Err(KmsError::InvalidMac)
         );
-        for alg in [MacAlgorithm::Sha224, MacAlgorithm::Sha384, MacAlgorithm::Sha512] {
+        for alg in [
+            MacAlgorithm::Sha224,
+            MacAlgorithm::Sha384,
+            MacAlgorithm::Sha512,
+        ] {
             assert_eq!(MacAlgorithm::parse(alg.as_str()), Ok(alg));
         }
         assert!(generate(MacAlgorithm::Sha256, b"k", b"").is_err());

@@ -1,5 +1,6 @@
 //! `latchkey-loadgen`: drives Latchkey's HTTPS endpoint with SigV4-signed
-//! calls (STS, and Secrets Manager's `GetSecretValue`) over keep-alive
+//! calls (STS; Secrets Manager's `GetSecretValue`; KMS's `Decrypt` and
+//! `GenerateDataKey`; Parameter Store's `GetParameter`) over keep-alive
 //! connections and reports throughput and latency. Credentials come from the usual AWS environment variables or
 //! profile files.
 //!
@@ -25,6 +26,9 @@ enum Call {
     GetCallerIdentity,
     AssumeRole,
     GetSecretValue,
+    Decrypt,
+    GenerateDataKey,
+    GetParameter,
 }
 
 /// Load generator for the token service.
@@ -44,6 +48,15 @@ struct Args {
     /// For get-secret-value: the secret's name or ARN.
     #[arg(long)]
     secret_id: Option<String>,
+    /// For decrypt: a ciphertext blob, base64 (as `aws kms encrypt` prints it).
+    #[arg(long)]
+    ciphertext_blob: Option<String>,
+    /// For generate-data-key: the key id, ARN or alias.
+    #[arg(long)]
+    key_id: Option<String>,
+    /// For get-parameter: the parameter's name (read with decryption).
+    #[arg(long)]
+    name: Option<String>,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 32)]
     connections: usize,
@@ -65,24 +78,46 @@ fn signed_request(
     let creds = resolve_credentials(&Environment::from_process(), None)?.credentials;
     let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?;
     let time = AmzDate::from_unix(now).context("clock")?;
-    if let Call::GetSecretValue = call {
-        let secret_id = args
-            .secret_id
-            .as_deref()
-            .context("--secret-id is required for get-secret-value")?;
-        let body = serde_json::json!({ "SecretId": secret_id }).to_string();
+    let required = |value: &Option<String>, flag: &str| {
+        value
+            .clone()
+            .with_context(|| format!("--{flag} is required for {call:?}"))
+    };
+    let json_call = match call {
+        Call::GetSecretValue => Some((
+            "secretsmanager",
+            "secretsmanager.GetSecretValue",
+            serde_json::json!({ "SecretId": required(&args.secret_id, "secret-id")? }),
+        )),
+        Call::Decrypt => Some((
+            "kms",
+            "TrentService.Decrypt",
+            serde_json::json!({ "CiphertextBlob": required(&args.ciphertext_blob, "ciphertext-blob")? }),
+        )),
+        Call::GenerateDataKey => Some((
+            "kms",
+            "TrentService.GenerateDataKey",
+            serde_json::json!({ "KeyId": required(&args.key_id, "key-id")?, "KeySpec": "AES_256" }),
+        )),
+        Call::GetParameter => Some((
+            "ssm",
+            "AmazonSSM.GetParameter",
+            serde_json::json!({ "Name": required(&args.name, "name")?, "WithDecryption": true }),
+        )),
+        Call::GetCallerIdentity | Call::AssumeRole => None,
+    };
+    if let Some((service, target, body)) = json_call {
         return Ok(signed_json(
             endpoint,
-            "secretsmanager",
+            service,
             "us-east-1",
-            "secretsmanager.GetSecretValue",
-            body,
+            target,
+            body.to_string(),
             &creds,
             time,
         )?);
     }
     let params = match call {
-        Call::GetCallerIdentity | Call::GetSecretValue => Vec::new(),
         Call::AssumeRole => vec![
             (
                 "RoleArn".to_owned(),
@@ -93,6 +128,7 @@ fn signed_request(
             ("RoleSessionName".to_owned(), format!("load-{connection}")),
             ("DurationSeconds".to_owned(), "900".to_owned()),
         ],
+        _ => Vec::new(),
     };
     let action = match call {
         Call::AssumeRole => "AssumeRole",

@@ -1430,7 +1430,11 @@ fn kms_key_material_is_sealed_versioned_and_purged_with_aliases() {
             store.create_kms_key(id, "{}", v2),
             Err(StoreError::EntityAlreadyExists { .. })
         ));
-        assert!(store.update_kms_key(id, 1, "{\"v\":2}", Some((2, v2))).unwrap());
+        assert!(
+            store
+                .update_kms_key(id, 1, "{\"v\":2}", Some((2, v2)))
+                .unwrap()
+        );
         // A stale writer changes nothing, its material included.
         assert!(
             !store
@@ -1450,7 +1454,10 @@ fn kms_key_material_is_sealed_versioned_and_purged_with_aliases() {
         store.create_kms_alias("alias/other", id, NOW).unwrap();
         assert!(store.delete_kms_alias("alias/other").unwrap());
         assert!(!store.delete_kms_alias("alias/other").unwrap());
-        assert_eq!(store.kms_alias("alias/app").unwrap().unwrap().updated, NOW + 1);
+        assert_eq!(
+            store.kms_alias("alias/app").unwrap().unwrap().updated,
+            NOW + 1
+        );
         store.rewrap_all().unwrap();
     }
     for file in ["store.db", "store.db-wal"] {

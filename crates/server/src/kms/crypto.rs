@@ -34,10 +34,12 @@ fn answer(key: &Key, output: Value) -> Answer {
 fn check_algorithm(call: &JsonCall, member: &str) -> Result<(), ApiError> {
     match string(call.input, member)? {
         None | Some(ALGORITHM) => Ok(()),
-        Some("RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2PKE") => Err(KmsError::InvalidKeyUsage(
-            "The encryption algorithm is not valid for a symmetric key.".into(),
-        )
-        .into()),
+        Some("RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2PKE") => {
+            Err(KmsError::InvalidKeyUsage(
+                "The encryption algorithm is not valid for a symmetric key.".into(),
+            )
+            .into())
+        }
         Some(_) => Err(validation(format!("{member} is not valid."))),
     }
 }
@@ -113,8 +115,10 @@ pub fn open(
     key.check_usage(KeyUsage::EncryptDecrypt, "Decrypt")?;
     let header = blob::header(ciphertext)?;
     if !key.has_material(header.material) {
-        return Err(ApiError::from(KmsError::InvalidCiphertext)
-            .because(format!("{}: no key material version {}", key.arn, header.material)));
+        return Err(ApiError::from(KmsError::InvalidCiphertext).because(format!(
+            "{}: no key material version {}",
+            key.arn, header.material
+        )));
     }
     let material = keys::material(call, key, header.material)?;
     blob::open(ciphertext, &material, encryption).map_err(|e| {
@@ -137,7 +141,9 @@ pub fn encrypt(call: &JsonCall) -> Result<Answer, ApiError> {
     check_algorithm(call, "EncryptionAlgorithm")?;
     let encryption = context_member(call, "EncryptionContext")?;
     let loaded = crypto_key(call, "KeyId", "Encrypt", &encryption, |c| c)?;
-    loaded.key.check_usage(KeyUsage::EncryptDecrypt, "Encrypt")?;
+    loaded
+        .key
+        .check_usage(KeyUsage::EncryptDecrypt, "Encrypt")?;
     dry_run(call)?;
     let ciphertext = seal(call, &loaded.key, &encryption, &plaintext)?;
     let output = json!({
@@ -227,7 +233,9 @@ fn data_key_len(call: &JsonCall) -> Result<usize, ApiError> {
         (Some("AES_256"), None) => Ok(32),
         (Some("AES_128"), None) => Ok(16),
         (Some(_), None) => Err(validation("KeySpec must be AES_256 or AES_128.")),
-        (None, Some(n)) => usize::try_from(n).map_err(|_| validation("NumberOfBytes is not valid.")),
+        (None, Some(n)) => {
+            usize::try_from(n).map_err(|_| validation("NumberOfBytes is not valid."))
+        }
     }
 }
 
@@ -262,7 +270,9 @@ pub fn generate_random(call: &JsonCall) -> Result<Answer, ApiError> {
     let n = int_field(call.input, "NumberOfBytes", 1, 1024)?
         .ok_or_else(|| validation("NumberOfBytes is required."))?;
     if string(call.input, "CustomKeyStoreId")?.is_some() {
-        return Err(KmsError::UnsupportedOperation("Custom key stores are not supported.".into()).into());
+        return Err(
+            KmsError::UnsupportedOperation("Custom key stores are not supported.".into()).into(),
+        );
     }
     call.state.authorize_in(
         call.caller,
@@ -283,7 +293,9 @@ fn mac_key(call: &JsonCall) -> Result<(Loaded, MacAlgorithm), ApiError> {
     let loaded = keys::resolve_member(call, "KeyId")?;
     let context = keys::key_context(call, &loaded)?.key("kms:MacAlgorithm", [alg.as_str()]);
     keys::authorize(call, call.operation, &loaded.key, &context)?;
-    loaded.key.check_usage(KeyUsage::GenerateVerifyMac, call.operation)?;
+    loaded
+        .key
+        .check_usage(KeyUsage::GenerateVerifyMac, call.operation)?;
     if loaded.key.spec.mac_algorithm() != Some(alg) {
         return Err(KmsError::InvalidKeyUsage(format!(
             "{} does not support MacAlgorithm {}.",

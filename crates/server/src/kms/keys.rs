@@ -107,14 +107,20 @@ pub fn resolve(call: &JsonCall, key_id: &str) -> Result<Loaded, ApiError> {
             ))
         }),
         KeyRef::Alias(alias) => {
-            let missing = || not_found(format!("Alias {} is not found.", alias.arn(region, account)));
+            let missing = || {
+                not_found(format!(
+                    "Alias {} is not found.",
+                    alias.arn(region, account)
+                ))
+            };
             let target = call
                 .state
                 .store
                 .kms_alias(alias.as_str())?
                 .ok_or_else(missing)?;
             let id = KeyUuid::parse(&target.key_id).ok_or_else(|| {
-                ApiError::internal().because(format!("alias {} names a malformed key id", alias.as_str()))
+                ApiError::internal()
+                    .because(format!("alias {} names a malformed key id", alias.as_str()))
             })?;
             let mut loaded = by_id(call, &id)?.ok_or_else(missing)?;
             loaded.alias = Some(alias);
@@ -258,13 +264,15 @@ pub fn material(call: &JsonCall, key: &Key, version: u32) -> Result<Zeroizing<Ve
 
 /// Creates a key, checking first (unless told not to) that its policy
 /// lets the caller manage it afterwards: AWS's lockout safety check.
-pub fn create(
-    call: &JsonCall,
-    new: NewKey,
-    bypass_lockout_check: bool,
-) -> Result<Key, ApiError> {
+pub fn create(call: &JsonCall, new: NewKey, bypass_lockout_check: bool) -> Result<Key, ApiError> {
     let id = KeyUuid::random()?;
-    let key = Key::new(&id, call.state.region(), &call.caller.account, new, call.now)?;
+    let key = Key::new(
+        &id,
+        call.state.region(),
+        &call.caller.account,
+        new,
+        call.now,
+    )?;
     if !bypass_lockout_check {
         check_lockout(call, &key.arn, &key.policy)?;
     }
@@ -308,8 +316,7 @@ pub fn check_lockout(call: &JsonCall, arn: &str, doc: &str) -> Result<(), ApiErr
         .gate_allows(call.caller, "kms:PutKeyPolicy", arn, call.now, gate)?
     {
         return Err(KmsError::MalformedPolicy(
-            "The new key policy will not allow you to update the key policy in the future."
-                .into(),
+            "The new key policy will not allow you to update the key policy in the future.".into(),
         )
         .into());
     }

@@ -3,7 +3,9 @@
 
 use latchkey_identity::ActionContext;
 use latchkey_kms::KmsError;
-use latchkey_kms::key::{Key, KeyManager, KeySpec, KeyUsage, NewKey, check_description, check_tags};
+use latchkey_kms::key::{
+    Key, KeyManager, KeySpec, KeyUsage, NewKey, check_description, check_tags,
+};
 use latchkey_kms::key_id::{AliasName, KeyUuid};
 use serde_json::{Value, json};
 
@@ -26,13 +28,13 @@ pub fn create_key(call: &JsonCall) -> Result<Answer, ApiError> {
         .map(KeySpec::parse)
         .transpose()?
         .unwrap_or(KeySpec::SymmetricDefault);
-    if let Some(usage) = string(input, "KeyUsage")? {
-        if KeyUsage::parse(usage)? != spec.usage() {
-            return Err(validation(format!(
-                "KeyUsage {usage} is not compatible with KeySpec {}.",
-                spec.as_str()
-            )));
-        }
+    if let Some(usage) = string(input, "KeyUsage")?
+        && KeyUsage::parse(usage)? != spec.usage()
+    {
+        return Err(validation(format!(
+            "KeyUsage {usage} is not compatible with KeySpec {}.",
+            spec.as_str()
+        )));
     }
     match string(input, "Origin")? {
         None | Some("AWS_KMS") => {}
@@ -44,10 +46,9 @@ pub fn create_key(call: &JsonCall) -> Result<Answer, ApiError> {
         }
     }
     if bool_field(input, "MultiRegion")? == Some(true) {
-        return Err(KmsError::UnsupportedOperation(
-            "Multi-Region keys are not supported.".into(),
-        )
-        .into());
+        return Err(
+            KmsError::UnsupportedOperation("Multi-Region keys are not supported.".into()).into(),
+        );
     }
     let tags = keys::tags(input)?;
     check_tags(&tags)?;
@@ -157,7 +158,9 @@ fn authorize_alias(call: &JsonCall, alias: &AliasName) -> Result<(), ApiError> {
 fn alias_target(call: &JsonCall, member: &str) -> Result<Loaded, ApiError> {
     let key_id = crate::json::required_string(call.input, member)?;
     if key_id.starts_with("alias/") || key_id.contains(":alias/") {
-        return Err(validation("TargetKeyId must be a key id or key ARN, not an alias."));
+        return Err(validation(
+            "TargetKeyId must be a key id or key ARN, not an alias.",
+        ));
     }
     let loaded = keys::resolve(call, key_id)?;
     if loaded.key.manager == KeyManager::Aws {
@@ -167,11 +170,9 @@ fn alias_target(call: &JsonCall, member: &str) -> Result<Loaded, ApiError> {
         .into());
     }
     if loaded.key.state == latchkey_kms::key::KeyState::PendingDeletion {
-        return Err(KmsError::InvalidState(format!(
-            "{} is pending deletion.",
-            loaded.key.arn
-        ))
-        .into());
+        return Err(
+            KmsError::InvalidState(format!("{} is pending deletion.", loaded.key.arn)).into(),
+        );
     }
     let context = keys::key_context(call, &loaded)?;
     keys::authorize(call, call.operation, &loaded.key, &context)?;
@@ -188,13 +189,13 @@ pub fn create_alias(call: &JsonCall) -> Result<Answer, ApiError> {
         .create_kms_alias(alias.as_str(), &target.key.id, call.now)
     {
         Ok(()) => Ok(answer(&target.key, json!({}))),
-        Err(latchkey_store::StoreError::EntityAlreadyExists { .. }) => Err(KmsError::AlreadyExists(
-            format!(
+        Err(latchkey_store::StoreError::EntityAlreadyExists { .. }) => {
+            Err(KmsError::AlreadyExists(format!(
                 "An alias with the name {} already exists",
                 alias.arn(call.state.region(), &call.caller.account)
-            ),
-        )
-        .into()),
+            ))
+            .into())
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -303,7 +304,12 @@ pub fn schedule_key_deletion(call: &JsonCall) -> Result<Answer, ApiError> {
     let shown = days.unwrap_or(30).to_string();
     let (key, date) = keys::update(
         call,
-        |c| c.key("kms:ScheduleKeyDeletionPendingWindowInDays", [shown.as_str()]),
+        |c| {
+            c.key(
+                "kms:ScheduleKeyDeletionPendingWindowInDays",
+                [shown.as_str()],
+            )
+        },
         |k| Ok((k.schedule_deletion(days, call.now)?, None)),
     )?;
     let output = json!({
@@ -342,10 +348,14 @@ pub fn get_key_rotation_status(call: &JsonCall) -> Result<Answer, ApiError> {
 }
 
 pub fn rotate_key_on_demand(call: &JsonCall) -> Result<Answer, ApiError> {
-    let (key, version) = keys::update(call, |c| c, |k| {
-        let v = k.rotate_on_demand(call.now)?;
-        Ok((v, Some(v)))
-    })?;
+    let (key, version) = keys::update(
+        call,
+        |c| c,
+        |k| {
+            let v = k.rotate_on_demand(call.now)?;
+            Ok((v, Some(v)))
+        },
+    )?;
     tracing::info!(key = %key.arn, version, "KMS key rotated on demand");
     Ok(answer(&key, json!({"KeyId": key.arn})))
 }
@@ -408,16 +418,20 @@ pub fn put_key_policy(call: &JsonCall) -> Result<Answer, ApiError> {
 pub fn update_key_description(call: &JsonCall) -> Result<Answer, ApiError> {
     let description = crate::json::required_string(call.input, "Description")?.to_owned();
     check_description(&description)?;
-    let (key, ()) = keys::update(call, |c| c, |k| {
-        if k.manager == KeyManager::Aws {
-            return Err(KmsError::UnsupportedOperation(
-                "The description of an AWS managed key cannot be changed.".into(),
-            )
-            .into());
-        }
-        k.description.clone_from(&description);
-        Ok(((), None))
-    })?;
+    let (key, ()) = keys::update(
+        call,
+        |c| c,
+        |k| {
+            if k.manager == KeyManager::Aws {
+                return Err(KmsError::UnsupportedOperation(
+                    "The description of an AWS managed key cannot be changed.".into(),
+                )
+                .into());
+            }
+            k.description.clone_from(&description);
+            Ok(((), None))
+        },
+    )?;
     Ok(answer(&key, json!({})))
 }
 

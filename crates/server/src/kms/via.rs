@@ -108,8 +108,9 @@ pub fn encrypt_via(
             _ => keys::resolve(call, key_id)?,
         };
         key_arn = Some(loaded.key.arn.clone());
-        let keys_context = keys::with_encryption_context(keys::key_context(call, &loaded)?, &encryption)
-            .key("kms:ViaService", [via_service(call, service)]);
+        let keys_context =
+            keys::with_encryption_context(keys::key_context(call, &loaded)?, &encryption)
+                .key("kms:ViaService", [via_service(call, service)]);
         keys::authorize(call, "Encrypt", &loaded.key, &keys_context)?;
         let blob = crypto::seal(call, &loaded.key, &encryption, plaintext)?;
         Ok(Sealed {
@@ -142,8 +143,9 @@ pub fn decrypt_via(
     let result = (|| {
         let loaded = crypto::blob_key(call, blob)?;
         key_arn = Some(loaded.key.arn.clone());
-        let keys_context = keys::with_encryption_context(keys::key_context(call, &loaded)?, &encryption)
-            .key("kms:ViaService", [via_service(call, service)]);
+        let keys_context =
+            keys::with_encryption_context(keys::key_context(call, &loaded)?, &encryption)
+                .key("kms:ViaService", [via_service(call, service)]);
         keys::authorize(call, "Decrypt", &loaded.key, &keys_context)?;
         let plaintext = crypto::open(call, &loaded.key, &encryption, blob)?;
         Ok(Opened {

@@ -14,9 +14,9 @@ mod databases;
 mod findings;
 mod firewall;
 mod identities;
+mod kms;
 mod names;
 mod policies;
-mod kms;
 mod secrets;
 mod session_keys;
 
