@@ -260,9 +260,23 @@ fn parse_statement(
             );
         }
     }
+    // IAM holds its own policies' Sids to letters and digits; resource
+    // policies (KMS's default key policy: "Enable IAM User Permissions")
+    // may hold any printable text.
+    let sid_ok = |s: &str| match kind {
+        PolicyKind::Resource => !s.chars().any(char::is_control),
+        PolicyKind::Identity | PolicyKind::Trust => s.bytes().all(|b| b.is_ascii_alphanumeric()),
+    };
     let sid = match stmt.get("Sid") {
         None => None,
-        Some(Value::String(s)) if s.bytes().all(|b| b.is_ascii_alphanumeric()) => Some(s.clone()),
+        Some(Value::String(s)) if sid_ok(s) => Some(s.clone()),
+        Some(Value::String(_)) if kind == PolicyKind::Resource => {
+            ctx.err(
+                &format!("{path}.Sid"),
+                "a Sid may not contain control characters",
+            );
+            None
+        }
         Some(Value::String(_)) => {
             ctx.err(
                 &format!("{path}.Sid"),
