@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -999,7 +999,7 @@ print(json.dumps(out))
     assert_eq!(v["pages"], v["keys"]);
 
     // Every use is in the trail, with its key, and no plaintext.
-    let (text, events) = trail(&env.server.dir, |events| {
+    let (text, events) = common::trail_in(&env.server.dir, |events| {
         events
             .iter()
             .any(|e| e["eventName"] == "Decrypt" && e["errorCode"] == "InvalidCiphertextException")
@@ -1017,30 +1017,5 @@ print(json.dumps(out))
     }));
     for e in &encrypts {
         assert!(e["requestParameters"].get("plaintext").is_none(), "{e}");
-    }
-}
-
-/// Every audit trail record under `data` so far, once `until` holds (or
-/// after 5 s).
-fn trail(data: &Path, until: impl Fn(&[Value]) -> bool) -> (String, Vec<Value>) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let dir = data.join("audit").join("segments");
-        let mut names: Vec<_> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        names.sort();
-        let text: String = names
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-            .collect();
-        let events: Vec<Value> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        if until(&events) || std::time::Instant::now() > deadline {
-            return (text, events);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

@@ -97,32 +97,6 @@ fn line<'a>(lines: &'a [Value], label: &str) -> &'a [Value] {
         .unwrap_or_else(|| panic!("no line {label}: {lines:#?}"))
 }
 
-/// The audit records `server` has written, once `until` holds (or 5 s).
-fn trail(server: &ApiServer, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let dir = server.dir.join("audit").join("segments");
-        let mut names: Vec<_> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        names.sort();
-        let events: Vec<Value> = names
-            .iter()
-            .flat_map(|p| {
-                std::fs::read_to_string(p)
-                    .unwrap_or_default()
-                    .lines()
-                    .map(|l| serde_json::from_str(l).unwrap())
-                    .collect::<Vec<Value>>()
-            })
-            .collect();
-        if until(&events) || std::time::Instant::now() > deadline {
-            return events;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 fn server() -> (tempfile::TempDir, ApiServer) {
     let tmp = tempfile::tempdir().unwrap();
     let server = ApiServer::start(&tmp.path().join("data"));
@@ -465,7 +439,7 @@ out("batch", eve.batch_get_secret_value(SecretIdList=["prod/db", "prod/nope"])["
         assert!(!e["Message"].as_str().unwrap().contains(suffix), "{e}");
     }
     // The trail keeps the precise resource.
-    let events = trail(&server, |events| {
+    let (_, events) = common::trail_in(&server.dir, |events| {
         events.iter().any(|e| {
             e["eventName"] == "GetSecretValue"
                 && e["errorMessage"].as_str().unwrap_or("").contains(&arn)

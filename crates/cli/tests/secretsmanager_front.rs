@@ -11,31 +11,6 @@ use std::path::Path;
 use common::api::{ApiServer, Creds, aws, error_code, ok, python};
 use serde_json::Value;
 
-/// Every audit trail record `server` has written so far, once `until`
-/// holds (or after 5 s).
-fn trail(server: &ApiServer, until: impl Fn(&[Value]) -> bool) -> (String, Vec<Value>) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let dir = server.dir.join("audit").join("segments");
-        let mut names: Vec<_> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        names.sort();
-        let text: String = names
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-            .collect();
-        let events: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if until(&events) || std::time::Instant::now() > deadline {
-            return (text, events);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 fn secretsmanager_events(events: &[Value]) -> Vec<&Value> {
     events
         .iter()
@@ -229,7 +204,7 @@ fn get_random_password_with_the_aws_cli() {
 
     // The trail has every call, from secretsmanager.amazonaws.com, and no
     // password.
-    let (text, events) = trail(&server, |e| secretsmanager_events(e).len() >= 8);
+    let (text, events) = common::trail_in(&server.dir, |e| secretsmanager_events(e).len() >= 8);
     let sm = secretsmanager_events(&events);
     assert_eq!(sm.len(), 8, "{sm:#?}");
     for e in &sm {
@@ -398,7 +373,7 @@ print(json.dumps(error_of(lambda: client(ak, sk).get_random_password(PasswordLen
     // The refusals are audited; the unknown service has no source to be
     // recorded under.
     let key = admin_key(&server.dir);
-    let (_, events) = trail(&server, |e| secretsmanager_events(e).len() >= 6);
+    let (_, events) = common::trail_in(&server.dir, |e| secretsmanager_events(e).len() >= 6);
     let sm = secretsmanager_events(&events);
     let codes: Vec<&str> = sm
         .iter()

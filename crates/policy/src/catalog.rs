@@ -410,6 +410,23 @@ static ACTIONS: &[(&str, &[&str])] = &[
     ("kms:GenerateRandom", &["kms:CallerAccount"]),
     ("kms:GenerateMac", KMS_MAC),
     ("kms:VerifyMac", KMS_MAC),
+    // ---- SSM Parameter Store ----
+    (
+        "ssm:PutParameter",
+        &[RT, SSM_RT, REQ, TK, "ssm:Overwrite", "ssm:Policies"],
+    ),
+    ("ssm:GetParameter", SSM_KEYS),
+    ("ssm:GetParameters", SSM_KEYS),
+    ("ssm:GetParametersByPath", &[RT, SSM_RT, "ssm:Recursive"]),
+    ("ssm:GetParameterHistory", SSM_KEYS),
+    ("ssm:DescribeParameters", &[]),
+    ("ssm:DeleteParameter", SSM_KEYS),
+    ("ssm:DeleteParameters", SSM_KEYS),
+    ("ssm:LabelParameterVersion", SSM_KEYS),
+    ("ssm:UnlabelParameterVersion", SSM_KEYS),
+    ("ssm:AddTagsToResource", &[RT, SSM_RT, REQ, TK]),
+    ("ssm:RemoveTagsFromResource", &[RT, SSM_RT, TK]),
+    ("ssm:ListTagsForResource", SSM_KEYS),
 ];
 
 /// What every KMS action on one key carries.
@@ -455,6 +472,10 @@ const KMS_MAC: &[&str] = &[
     "kms:ResourceAliases",
     "kms:ViaService",
 ];
+
+const SSM_RT: &str = "ssm:resourceTag/${TagKey}";
+/// What every Parameter Store action on one parameter carries.
+const SSM_KEYS: &[&str] = &[RT, SSM_RT];
 
 const SM_RT: &str = "secretsmanager:ResourceTag/${TagKey}";
 const SM_ID: &str = "secretsmanager:SecretId";

@@ -73,6 +73,13 @@ pub static SERVICES: &[Service] = &[
         secret_fields: crate::kms::SECRET_FIELDS,
         handle: crate::kms::handle,
     },
+    Service {
+        prefix: "AmazonSSM",
+        signing_name: "ssm",
+        audit: ApiService::Ssm,
+        secret_fields: crate::ssm::SECRET_FIELDS,
+        handle: crate::ssm::handle,
+    },
 ];
 
 /// The service a target prefix names.

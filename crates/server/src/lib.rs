@@ -20,6 +20,7 @@ mod kms;
 pub mod query;
 mod secretsmanager;
 mod simulate;
+mod ssm;
 mod sts;
 pub mod tls;
 pub mod xml;

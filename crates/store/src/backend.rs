@@ -61,6 +61,7 @@ pub trait Backend:
     + Audit
     + Secrets
     + KmsKeys
+    + Parameters
     + Send
     + Sync
 {
@@ -685,4 +686,53 @@ pub trait KmsKeys {
 
     /// False when there was no such alias.
     fn delete_kms_alias(&self, name: &str) -> Result<bool>;
+}
+
+/// A Parameter Store parameter as stored: its metadata (every version's
+/// type, key, labels...) as one JSON document (written and read by
+/// `latchkey-ssm`) and a revision that every update bumps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredParameter {
+    pub name: String,
+    pub revision: i64,
+    pub document: String,
+}
+
+/// Parameter Store's parameters. Each version's value is sealed by the
+/// vault (context: the name and version) and stored apart from the
+/// metadata; a SecureString's value is a KMS ciphertext before that.
+pub trait Parameters {
+    /// Creates a parameter with its first version's value.
+    /// `EntityAlreadyExists` when the name is taken.
+    fn create_parameter(
+        &self,
+        name: &str,
+        document: &str,
+        version: u64,
+        value: &[u8],
+    ) -> Result<()>;
+
+    fn parameter(&self, name: &str) -> Result<Option<StoredParameter>>;
+
+    /// The parameters whose names begin with `prefix`, by name (bytewise).
+    fn list_parameters(&self, prefix: &str) -> Result<Vec<StoredParameter>>;
+
+    /// Replaces the document of the parameter at `revision` (returns
+    /// false, changing nothing, when another writer got there first),
+    /// adds a version's value and drops the values of `dropped` versions,
+    /// in one transaction.
+    fn update_parameter(
+        &self,
+        name: &str,
+        revision: i64,
+        document: &str,
+        value: Option<(u64, &[u8])>,
+        dropped: &[u64],
+    ) -> Result<bool>;
+
+    /// A version's value, unsealed.
+    fn parameter_value(&self, name: &str, version: u64) -> Result<Option<Zeroizing<Vec<u8>>>>;
+
+    /// Removes a parameter and its values; false when there was none.
+    fn delete_parameter(&self, name: &str) -> Result<bool>;
 }

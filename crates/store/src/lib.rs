@@ -24,8 +24,8 @@ use std::path::Path;
 
 pub use backend::{
     Audit, Backend, Classification, Credentials, Databases, Findings, Firewall, Identities,
-    KmsAlias, KmsKeys, Policies, Secrets, SessionKeys, StoredKmsKey, StoredSecret, UpstreamLogin,
-    UpstreamLogins,
+    KmsAlias, KmsKeys, Parameters, Policies, Secrets, SessionKeys, StoredKmsKey, StoredParameter,
+    StoredSecret, UpstreamLogin, UpstreamLogins,
 };
 pub use domain::{
     BadFingerprint, Database, DatabaseError, Engine, Fingerprint, FirewallConfig, FirewallMode,

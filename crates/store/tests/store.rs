@@ -1479,3 +1479,74 @@ fn kms_key_material_is_sealed_versioned_and_purged_with_aliases() {
     assert!(store.kms_key_material(id, 1).unwrap().is_none());
     assert!(store.list_kms_aliases().unwrap().is_empty());
 }
+
+#[test]
+fn parameter_values_are_sealed_versioned_and_written_by_one_writer_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = b"parameter-value-version-one-in-clear";
+    let v2 = b"parameter-value-version-two-in-clear";
+    {
+        let store = open(&dir);
+        store
+            .create_parameter("/app/db/url", "{\"v\":1}", 1, v1)
+            .unwrap();
+        assert!(matches!(
+            store.create_parameter("/app/db/url", "{}", 1, v2),
+            Err(StoreError::EntityAlreadyExists { .. })
+        ));
+        assert!(
+            store
+                .update_parameter("/app/db/url", 1, "{\"v\":2}", Some((2, v2)), &[])
+                .unwrap()
+        );
+        // A stale writer changes nothing, its value included.
+        assert!(
+            !store
+                .update_parameter("/app/db/url", 1, "{\"v\":3}", Some((3, b"lost")), &[1])
+                .unwrap()
+        );
+        assert!(store.parameter_value("/app/db/url", 3).unwrap().is_none());
+        assert!(store.parameter_value("/app/db/url", 1).unwrap().is_some());
+        store.create_parameter("/app/db", "{}", 1, b"x").unwrap();
+        store.create_parameter("/apple", "{}", 1, b"x").unwrap();
+        store.create_parameter("/App/x", "{}", 1, b"x").unwrap();
+        let names = |prefix: &str| -> Vec<String> {
+            store
+                .list_parameters(prefix)
+                .unwrap()
+                .into_iter()
+                .map(|p| p.name)
+                .collect()
+        };
+        assert_eq!(names("/app/"), ["/app/db", "/app/db/url"]);
+        assert_eq!(names("/app"), ["/app/db", "/app/db/url", "/apple"]);
+        assert_eq!(names("").len(), 4);
+        store.rewrap_all().unwrap();
+    }
+    for file in ["store.db", "store.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        for v in [&v1[..], &v2[..]] {
+            assert!(
+                !bytes.windows(v.len()).any(|w| w == v),
+                "parameter value stored in clear in {file}"
+            );
+        }
+    }
+    let store = open(&dir);
+    let p = store.parameter("/app/db/url").unwrap().unwrap();
+    assert_eq!((p.revision, p.document.as_str()), (2, "{\"v\":2}"));
+    assert_eq!(
+        &*store.parameter_value("/app/db/url", 2).unwrap().unwrap(),
+        v2
+    );
+    assert!(
+        store
+            .update_parameter("/app/db/url", 2, "{\"v\":4}", None, &[1])
+            .unwrap()
+    );
+    assert!(store.parameter_value("/app/db/url", 1).unwrap().is_none());
+    assert!(store.delete_parameter("/app/db/url").unwrap());
+    assert!(!store.delete_parameter("/app/db/url").unwrap());
+    assert!(store.parameter("/app/db/url").unwrap().is_none());
+    assert!(store.parameter_value("/app/db/url", 2).unwrap().is_none());
+}

@@ -603,7 +603,12 @@ pub fn stdout_ok(out: &Output) -> String {
 
 /// Every audit trail record written so far, in order.
 pub fn audit_text(lk: &Latchkey) -> String {
-    let dir = lk.data.join("audit").join("segments");
+    trail_text(&lk.data)
+}
+
+/// Every audit trail record the server on `data` has written so far.
+pub fn trail_text(data: &Path) -> String {
+    let dir = data.join("audit").join("segments");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -620,14 +625,24 @@ pub fn audit_events(
     lk: &Latchkey,
     until: impl Fn(&[serde_json::Value]) -> bool,
 ) -> Vec<serde_json::Value> {
+    trail_in(&lk.data, until).1
+}
+
+/// The trail of the server on `data` (its text and its records), once
+/// `until` holds (or after 5 s).
+pub fn trail_in(
+    data: &Path,
+    until: impl Fn(&[serde_json::Value]) -> bool,
+) -> (String, Vec<serde_json::Value>) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let events: Vec<serde_json::Value> = audit_text(lk)
+        let text = trail_text(data);
+        let events: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         if until(&events) || std::time::Instant::now() > deadline {
-            return events;
+            return (text, events);
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

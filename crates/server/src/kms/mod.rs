@@ -9,15 +9,12 @@
 //! caller, by its ARN or by delegating to the account's IAM policies
 //! ([`keys::authorize`]).
 
-// Until Parameter Store calls it.
-#![allow(dead_code, unused_imports)]
-
 mod crypto;
 mod keys;
 mod manage;
 mod via;
 
-pub use via::{Opened, Sealed, decrypt_via, encrypt_via};
+pub use via::{decrypt_via, encrypt_via};
 
 use crate::error::ApiError;
 use crate::json::{Answer, JsonCall, unknown_operation};

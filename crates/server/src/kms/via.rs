@@ -16,21 +16,6 @@ use super::{crypto, keys};
 use crate::error::ApiError;
 use crate::json::JsonCall;
 
-/// A value encrypted for a service.
-pub struct Sealed {
-    /// The ciphertext blob (it names its key and key material version).
-    pub blob: Vec<u8>,
-    /// The key's ARN.
-    pub key_arn: String,
-}
-
-/// A value decrypted for a service.
-pub struct Opened {
-    pub plaintext: Zeroizing<Vec<u8>>,
-    /// The ARN of the key that encrypted it.
-    pub key_arn: String,
-}
-
 fn via_service(call: &JsonCall, service: &str) -> String {
     format!("{service}.{}.amazonaws.com", call.state.region())
 }
@@ -99,7 +84,7 @@ pub fn encrypt_via(
     key_id: &str,
     plaintext: &[u8],
     context: &[(&str, &str)],
-) -> Result<Sealed, ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     let encryption = EncryptionContext::from_pairs(context.iter().copied());
     let mut key_arn = None;
     let result = (|| {
@@ -112,11 +97,7 @@ pub fn encrypt_via(
             keys::with_encryption_context(keys::key_context(call, &loaded)?, &encryption)
                 .key("kms:ViaService", [via_service(call, service)]);
         keys::authorize(call, "Encrypt", &loaded.key, &keys_context)?;
-        let blob = crypto::seal(call, &loaded.key, &encryption, plaintext)?;
-        Ok(Sealed {
-            blob,
-            key_arn: loaded.key.arn,
-        })
+        crypto::seal(call, &loaded.key, &encryption, plaintext)
     })();
     record(
         call,
@@ -137,7 +118,7 @@ pub fn decrypt_via(
     service: &str,
     blob: &[u8],
     context: &[(&str, &str)],
-) -> Result<Opened, ApiError> {
+) -> Result<Zeroizing<Vec<u8>>, ApiError> {
     let encryption = EncryptionContext::from_pairs(context.iter().copied());
     let mut key_arn = None;
     let result = (|| {
@@ -147,11 +128,7 @@ pub fn decrypt_via(
             keys::with_encryption_context(keys::key_context(call, &loaded)?, &encryption)
                 .key("kms:ViaService", [via_service(call, service)]);
         keys::authorize(call, "Decrypt", &loaded.key, &keys_context)?;
-        let plaintext = crypto::open(call, &loaded.key, &encryption, blob)?;
-        Ok(Opened {
-            plaintext,
-            key_arn: loaded.key.arn,
-        })
+        crypto::open(call, &loaded.key, &encryption, blob)
     })();
     record(
         call,

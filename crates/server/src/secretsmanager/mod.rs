@@ -7,6 +7,8 @@ mod random;
 mod rotate;
 mod values;
 
+pub use values::get_secret_value;
+
 use crate::error::ApiError;
 use crate::json::{Answer, JsonCall, unknown_operation};
 

@@ -16,6 +16,7 @@ mod firewall;
 mod identities;
 mod kms;
 mod names;
+mod parameters;
 mod policies;
 mod secrets;
 mod session_keys;
@@ -61,6 +62,8 @@ CREATE TABLE IF NOT EXISTS kms_keys (id TEXT PRIMARY KEY, revision INTEGER NOT N
 CREATE TABLE IF NOT EXISTS kms_key_materials (key_id TEXT NOT NULL, version INTEGER NOT NULL, material BLOB NOT NULL, PRIMARY KEY (key_id, version));
 CREATE TABLE IF NOT EXISTS kms_aliases (name TEXT PRIMARY KEY, key_id TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS kms_aliases_by_key ON kms_aliases (key_id);
+CREATE TABLE IF NOT EXISTS parameters (name TEXT PRIMARY KEY, revision INTEGER NOT NULL, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS parameter_values (name TEXT NOT NULL, version INTEGER NOT NULL, value BLOB NOT NULL, PRIMARY KEY (name, version));
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";
 
@@ -368,6 +371,7 @@ impl Backend for SqliteBackend {
             ("vault_check", "value"),
             ("secret_values", "value"),
             ("kms_key_materials", "material"),
+            ("parameter_values", "value"),
         ] {
             let rows: Vec<(i64, Vec<u8>)> = {
                 let mut stmt = tx.prepare(&format!(
