@@ -11,72 +11,29 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, Weak};
 
 use base64::Engine as _;
-use common::api::{ApiServer, Creds, aws, error_code, ok};
-use common::shared;
+use common::api::ApiEnv;
 use serde_json::Value;
 
-struct Env {
-    server: ApiServer,
-    root: tempfile::TempDir,
-}
-
-static ENV: Mutex<Weak<Env>> = Mutex::new(Weak::new());
+static ENV: Mutex<Weak<ApiEnv>> = Mutex::new(Weak::new());
 
 /// One server for the file's tests: each makes its own keys and users.
-fn env() -> Arc<Env> {
-    shared(&ENV, || {
-        let root = tempfile::tempdir().unwrap();
-        let server = ApiServer::start(&root.path().join("data"));
-        Env { server, root }
-    })
+fn env() -> Arc<ApiEnv> {
+    ApiEnv::shared(&ENV)
 }
 
-impl Env {
-    fn admin(&self, args: &[&str]) -> Value {
-        ok(aws(&self.server, None, args))
-    }
+/// A file holding `bytes`, for `fileb://`.
+fn file(env: &ApiEnv, name: &str, bytes: &[u8]) -> String {
+    let path = env.root.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    format!("fileb://{}", path.display())
+}
 
-    fn fails(&self, creds: Option<&Creds>, args: &[&str]) -> String {
-        error_code(&aws(&self.server, creds, args))
-    }
-
-    /// A file holding `bytes`, for `fileb://`.
-    fn file(&self, name: &str, bytes: &[u8]) -> String {
-        let path = self.root.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        format!("fileb://{}", path.display())
-    }
-
-    fn account(&self) -> String {
-        self.admin(&["sts", "get-caller-identity"])["Account"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// A new symmetric key's id.
-    fn key(&self, description: &str) -> String {
-        self.admin(&["kms", "create-key", "--description", description])["KeyMetadata"]["KeyId"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// A user with one inline policy and an access key.
-    fn user(&self, name: &str, policy: &str) -> Creds {
-        self.admin(&["iam", "create-user", "--user-name", name]);
-        self.admin(&[
-            "iam",
-            "put-user-policy",
-            "--user-name",
-            name,
-            "--policy-name",
-            "p",
-            "--policy-document",
-            policy,
-        ]);
-        Creds::access_key(&self.admin(&["iam", "create-access-key", "--user-name", name]))
-    }
+/// A new symmetric key's id.
+fn key(env: &ApiEnv, description: &str) -> String {
+    env.admin(&["kms", "create-key", "--description", description])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn b64(v: &Value) -> Vec<u8> {
@@ -152,7 +109,7 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
 
     // Encrypt by alias; decrypt with no key id: the blob names its key.
     let secret = b"card 4111-1111-1111-1111 \x00\xff";
-    let plaintext = env.file("plain.bin", secret);
+    let plaintext = file(&env, "plain.bin", secret);
     let ctx = context_arg(&[("tenant", "acme"), ("purpose", "orders")]);
     let enc = env.admin(&[
         "kms",
@@ -167,7 +124,7 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
     assert_eq!(enc["KeyId"], arn.as_str());
     let blob = b64(&enc["CiphertextBlob"]);
     assert!(!blob.windows(4).any(|w| w == b"card"));
-    let blob_file = env.file("blob.bin", &blob);
+    let blob_file = file(&env, "blob.bin", &blob);
     let dec = env.admin(&[
         "kms",
         "decrypt",
@@ -203,7 +160,7 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
     for i in [0, 5, 20, 30, blob.len() - 1] {
         let mut altered = blob.clone();
         altered[i] ^= 0x01;
-        let f = env.file("altered.bin", &altered);
+        let f = file(&env, "altered.bin", &altered);
         assert_eq!(
             env.fails(
                 None,
@@ -221,7 +178,7 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
         );
     }
     // A key id that is not the blob's.
-    let other = env.key("other");
+    let other = key(&env, "other");
     assert_eq!(
         env.fails(
             None,
@@ -252,7 +209,7 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
     ]);
     let data_key = b64(&dk["Plaintext"]);
     assert_eq!(data_key.len(), 32);
-    let f = env.file("dk.bin", &b64(&dk["CiphertextBlob"]));
+    let f = file(&env, "dk.bin", &b64(&dk["CiphertextBlob"]));
     let opened = env.admin(&[
         "kms",
         "decrypt",
@@ -271,7 +228,7 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
         "64",
     ]);
     assert!(dk.get("Plaintext").is_none());
-    let f = env.file("dk2.bin", &b64(&dk["CiphertextBlob"]));
+    let f = file(&env, "dk2.bin", &b64(&dk["CiphertextBlob"]));
     let opened = env.admin(&["kms", "decrypt", "--ciphertext-blob", &f]);
     assert_eq!(b64(&opened["Plaintext"]).len(), 64);
     assert_eq!(
@@ -308,7 +265,7 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
     ]);
     assert_eq!(re["SourceKeyId"], arn.as_str());
     assert!(re["KeyId"].as_str().unwrap().ends_with(&other));
-    let f = env.file("re.bin", &b64(&re["CiphertextBlob"]));
+    let f = file(&env, "re.bin", &b64(&re["CiphertextBlob"]));
     let opened = env.admin(&["kms", "decrypt", "--ciphertext-blob", &f]);
     assert_eq!(b64(&opened["Plaintext"]), secret);
 
@@ -392,7 +349,7 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
         );
     }
     let too_long = "x".repeat(4097);
-    let f = env.file("long.bin", too_long.as_bytes());
+    let f = file(&env, "long.bin", too_long.as_bytes());
     assert_eq!(
         env.fails(
             None,
@@ -405,10 +362,10 @@ fn keys_aliases_and_encryption_with_the_aws_cli() {
 #[test]
 fn disabled_keys_and_keys_pending_deletion_are_refused() {
     let env = env();
-    let id = env.key("states");
-    let plaintext = env.file("states.bin", b"state test");
+    let id = key(&env, "states");
+    let plaintext = file(&env, "states.bin", b"state test");
     let enc = env.admin(&["kms", "encrypt", "--key-id", &id, "--plaintext", &plaintext]);
-    let blob = env.file("states-blob.bin", &b64(&enc["CiphertextBlob"]));
+    let blob = file(&env, "states-blob.bin", &b64(&enc["CiphertextBlob"]));
     let encrypt = ["kms", "encrypt", "--key-id", &id, "--plaintext", &plaintext];
     let decrypt = ["kms", "decrypt", "--ciphertext-blob", &blob];
 
@@ -474,7 +431,7 @@ fn disabled_keys_and_keys_pending_deletion_are_refused() {
 #[test]
 fn rotation_keeps_old_ciphertexts_readable() {
     let env = env();
-    let id = env.key("rotating");
+    let id = key(&env, "rotating");
     let status = env.admin(&["kms", "get-key-rotation-status", "--key-id", &id]);
     assert_eq!(status["KeyRotationEnabled"], false);
     env.admin(&[
@@ -490,7 +447,7 @@ fn rotation_keeps_old_ciphertexts_readable() {
     assert_eq!(status["RotationPeriodInDays"], 180);
     assert!(status["NextRotationDate"].is_number());
 
-    let plaintext = env.file("rot.bin", b"before rotation");
+    let plaintext = file(&env, "rot.bin", b"before rotation");
     let before = b64(
         &env.admin(&["kms", "encrypt", "--key-id", &id, "--plaintext", &plaintext])["CiphertextBlob"],
     );
@@ -504,14 +461,14 @@ fn rotation_keeps_old_ciphertexts_readable() {
     assert_eq!(&before[17..21], &1u32.to_be_bytes());
     assert_eq!(&after[17..21], &2u32.to_be_bytes());
     for blob in [&before, &after] {
-        let f = env.file("rot-blob.bin", blob);
+        let f = file(&env, "rot-blob.bin", blob);
         let opened = env.admin(&["kms", "decrypt", "--ciphertext-blob", &f]);
         assert_eq!(b64(&opened["Plaintext"]), b"before rotation");
     }
     // A version the key never had is not trusted from the blob.
     let mut forged = after.clone();
     forged[17..21].copy_from_slice(&9u32.to_be_bytes());
-    let f = env.file("rot-forged.bin", &forged);
+    let f = file(&env, "rot-forged.bin", &forged);
     assert_eq!(
         env.fails(None, &["kms", "decrypt", "--ciphertext-blob", &f]),
         "InvalidCiphertextException"
@@ -524,7 +481,7 @@ fn rotation_keeps_old_ciphertexts_readable() {
 #[test]
 fn hmac_keys_generate_and_verify_macs() {
     let env = env();
-    let key = env.admin(&[
+    let hmac = env.admin(&[
         "kms",
         "create-key",
         "--key-spec",
@@ -533,9 +490,9 @@ fn hmac_keys_generate_and_verify_macs() {
         "GENERATE_VERIFY_MAC",
     ])["KeyMetadata"]
         .clone();
-    assert_eq!(key["MacAlgorithms"][0], "HMAC_SHA_256");
-    let id = key["KeyId"].as_str().unwrap().to_owned();
-    let message = env.file("msg.bin", b"transfer 100 to alice");
+    assert_eq!(hmac["MacAlgorithms"][0], "HMAC_SHA_256");
+    let id = hmac["KeyId"].as_str().unwrap().to_owned();
+    let message = file(&env, "msg.bin", b"transfer 100 to alice");
     let mac = env.admin(&[
         "kms",
         "generate-mac",
@@ -548,7 +505,7 @@ fn hmac_keys_generate_and_verify_macs() {
     ]);
     let tag = b64(&mac["Mac"]);
     assert_eq!(tag.len(), 32);
-    let tag_file = env.file("mac.bin", &tag);
+    let tag_file = file(&env, "mac.bin", &tag);
     let verified = env.admin(&[
         "kms",
         "verify-mac",
@@ -562,7 +519,7 @@ fn hmac_keys_generate_and_verify_macs() {
         "HMAC_SHA_256",
     ]);
     assert_eq!(verified["MacValid"], true);
-    let other = env.file("msg2.bin", b"transfer 900 to alice");
+    let other = file(&env, "msg2.bin", b"transfer 900 to alice");
     assert_eq!(
         env.fails(
             None,
@@ -604,7 +561,7 @@ fn hmac_keys_generate_and_verify_macs() {
         ),
         "InvalidKeyUsageException"
     );
-    let symmetric = env.key("not for macs");
+    let symmetric = key(&env, "not for macs");
     assert_eq!(
         env.fails(
             None,
@@ -637,10 +594,10 @@ fn key_policies_gate_identity_policies_as_aws_does() {
         "kms-bob",
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]}"#,
     );
-    let plaintext = env.file("pol.bin", b"policy test");
+    let plaintext = file(&env, "pol.bin", b"policy test");
 
     // The default key policy delegates to IAM: alice's policy allows.
-    let delegated = env.key("delegated");
+    let delegated = key(&env, "delegated");
     let enc = [
         "kms",
         "encrypt",
@@ -649,7 +606,7 @@ fn key_policies_gate_identity_policies_as_aws_does() {
         "--plaintext",
         &plaintext,
     ];
-    ok(aws(&env.server, Some(&alice), &enc));
+    env.as_user(&alice, &enc);
     assert_eq!(env.fails(Some(&bob), &enc), "AccessDeniedException");
 
     // A key policy that names only the admin: alice's IAM Allow is not
@@ -691,9 +648,8 @@ fn key_policies_gate_identity_policies_as_aws_does() {
     // Bob is named by the key policy: no IAM policy needed, but only with
     // his tenant's context.
     let bob_ctx = context_arg(&[("tenant", "bob")]);
-    ok(aws(
-        &env.server,
-        Some(&bob),
+    env.as_user(
+        &bob,
         &[
             "kms",
             "encrypt",
@@ -704,7 +660,7 @@ fn key_policies_gate_identity_policies_as_aws_does() {
             "--encryption-context",
             &bob_ctx,
         ],
-    ));
+    );
     assert_eq!(
         env.fails(
             Some(&bob),
@@ -733,7 +689,7 @@ fn key_policies_gate_identity_policies_as_aws_does() {
         "--encryption-context",
         &frozen,
     ]);
-    let f = env.file("frozen.bin", &b64(&enc["CiphertextBlob"]));
+    let f = file(&env, "frozen.bin", &b64(&enc["CiphertextBlob"]));
     assert_eq!(
         env.fails(
             None,
@@ -811,9 +767,8 @@ fn key_policies_gate_identity_policies_as_aws_does() {
         })
         .to_string(),
     );
-    let enc = ok(aws(
-        &env.server,
-        Some(&denied),
+    let enc = env.as_user(
+        &denied,
         &[
             "kms",
             "encrypt",
@@ -822,8 +777,8 @@ fn key_policies_gate_identity_policies_as_aws_does() {
             "--plaintext",
             &plaintext,
         ],
-    ));
-    let f = env.file("carol.bin", &b64(&enc["CiphertextBlob"]));
+    );
+    let f = file(&env, "carol.bin", &b64(&enc["CiphertextBlob"]));
     assert_eq!(
         env.fails(Some(&denied), &["kms", "decrypt", "--ciphertext-blob", &f]),
         "AccessDeniedException"
@@ -841,9 +796,8 @@ fn key_policies_gate_identity_policies_as_aws_does() {
         "--target-key-id",
         &delegated,
     ]);
-    ok(aws(
-        &env.server,
-        Some(&via_alias),
+    env.as_user(
+        &via_alias,
         &[
             "kms",
             "encrypt",
@@ -852,7 +806,7 @@ fn key_policies_gate_identity_policies_as_aws_does() {
             "--plaintext",
             &plaintext,
         ],
-    ));
+    );
     assert_eq!(
         env.fails(
             Some(&via_alias),
@@ -871,7 +825,7 @@ fn key_policies_gate_identity_policies_as_aws_does() {
 
 /// The AWS Encryption SDK's output for `script`, run with admin
 /// credentials against the server.
-fn encryption_sdk(env: &Env, script: &str, args: &[&str]) -> String {
+fn encryption_sdk(env: &ApiEnv, script: &str, args: &[&str]) -> String {
     let mut cmd = Command::new("python3");
     env.server.env(&mut cmd, None);
     cmd.env("AWS_DEFAULT_REGION", "us-east-1");
@@ -943,7 +897,7 @@ fn the_aws_encryption_sdk_round_trips_across_a_rotation() {
 #[test]
 fn boto3_sees_kms_error_codes_and_the_trail_holds_no_plaintext() {
     let env = env();
-    let id = env.key("boto3");
+    let id = key(&env, "boto3");
     let marker = "plaintext-marker-5f1c2e";
     let mut cmd = Command::new("python3");
     env.server.env(&mut cmd, None);

@@ -10,87 +10,39 @@ mod common;
 use std::process::Command;
 use std::sync::{Arc, Mutex, Weak};
 
-use common::api::{ApiServer, Creds, aws, error_code, ok};
-use common::shared;
+use common::api::ApiEnv;
 use serde_json::Value;
 
-struct Env {
-    server: ApiServer,
-    root: tempfile::TempDir,
-}
-
-static ENV: Mutex<Weak<Env>> = Mutex::new(Weak::new());
+static ENV: Mutex<Weak<ApiEnv>> = Mutex::new(Weak::new());
 
 /// One server for the file's tests: each uses its own paths and users.
-fn env() -> Arc<Env> {
-    shared(&ENV, || {
-        let root = tempfile::tempdir().unwrap();
-        let server = ApiServer::start(&root.path().join("data"));
-        Env { server, root }
-    })
+fn env() -> Arc<ApiEnv> {
+    ApiEnv::shared(&ENV)
 }
 
-impl Env {
-    fn admin(&self, args: &[&str]) -> Value {
-        ok(aws(&self.server, None, args))
-    }
+/// `aws ssm put-parameter` as the administrator.
+fn put(env: &ApiEnv, name: &str, kind: &str, value: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "ssm",
+        "put-parameter",
+        "--name",
+        name,
+        "--type",
+        kind,
+        "--value",
+        value,
+    ];
+    args.extend_from_slice(extra);
+    env.admin(&args)
+}
 
-    fn admin_fails(&self, args: &[&str]) -> String {
-        error_code(&aws(&self.server, None, args))
-    }
-
-    fn as_user(&self, creds: &Creds, args: &[&str]) -> Value {
-        ok(aws(&self.server, Some(creds), args))
-    }
-
-    fn fails(&self, creds: &Creds, args: &[&str]) -> String {
-        error_code(&aws(&self.server, Some(creds), args))
-    }
-
-    fn account(&self) -> String {
-        self.admin(&["sts", "get-caller-identity"])["Account"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// A user with one inline policy and an access key.
-    fn user(&self, name: &str, policy: &str) -> Creds {
-        self.admin(&["iam", "create-user", "--user-name", name]);
-        self.admin(&[
-            "iam",
-            "put-user-policy",
-            "--user-name",
-            name,
-            "--policy-name",
-            "p",
-            "--policy-document",
-            policy,
-        ]);
-        Creds::access_key(&self.admin(&["iam", "create-access-key", "--user-name", name]))
-    }
-
-    fn put(&self, name: &str, kind: &str, value: &str, extra: &[&str]) -> Value {
-        let mut args = vec![
-            "ssm",
-            "put-parameter",
-            "--name",
-            name,
-            "--type",
-            kind,
-            "--value",
-            value,
-        ];
-        args.extend_from_slice(extra);
-        self.admin(&args)
-    }
-
-    /// A boto3 script as the administrator (`ssm` and `kms` are ready
-    /// clients, `code(f)` gives a call's error code); the JSON it prints.
-    fn boto3(&self, script: &str) -> Value {
-        let mut cmd = Command::new("python3");
-        self.server.env(&mut cmd, None);
-        let prelude = r#"
+/// A boto3 script as the administrator (`ssm` and `kms` are ready
+/// clients, `raw` an `ssm` client without botocore's own checks, and
+/// `code(f)` gives a call's error code); the JSON it prints.
+fn boto3(env: &ApiEnv, script: &str) -> Value {
+    let mut cmd = Command::new("python3");
+    env.server.env(&mut cmd, None);
+    let prelude = r#"
 import boto3, botocore, botocore.config, json, os
 def client(name, **kw):
     return boto3.client(name, endpoint_url=os.environ['AWS_ENDPOINT_URL'], region_name='us-east-1', **kw)
@@ -104,18 +56,17 @@ def code(f):
     except botocore.exceptions.ClientError as e:
         return e.response['Error']['Code']
 "#;
-        let out = cmd
-            .arg("-c")
-            .arg(format!("{prelude}\n{script}"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "python failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
+    let out = cmd
+        .arg("-c")
+        .arg(format!("{prelude}\n{script}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn names(v: &Value) -> Vec<String> {
@@ -131,12 +82,18 @@ fn names(v: &Value) -> Vec<String> {
 fn parameters_versions_labels_and_paths_with_the_aws_cli() {
     let env = env();
     let account = env.account();
-    let put = env.put("/cli/db/host", "String", "db.internal", &[]);
-    assert_eq!(put["Version"], 1);
-    assert_eq!(put["Tier"], "Standard");
-    env.put("/cli/db/ports", "StringList", "5432,5433", &[]);
-    env.put("/cli/app/name", "String", "shop", &["--description", "app"]);
-    env.put("/cli/top", "String", "t", &[]);
+    let first = put(&env, "/cli/db/host", "String", "db.internal", &[]);
+    assert_eq!(first["Version"], 1);
+    assert_eq!(first["Tier"], "Standard");
+    put(&env, "/cli/db/ports", "StringList", "5432,5433", &[]);
+    put(
+        &env,
+        "/cli/app/name",
+        "String",
+        "shop",
+        &["--description", "app"],
+    );
+    put(&env, "/cli/top", "String", "t", &[]);
 
     let got = env.admin(&["ssm", "get-parameter", "--name", "/cli/db/host"])["Parameter"].clone();
     assert_eq!(got["Value"], "db.internal");
@@ -151,16 +108,19 @@ fn parameters_versions_labels_and_paths_with_the_aws_cli() {
 
     // A second version needs --overwrite; selectors pick either.
     assert_eq!(
-        env.admin_fails(&[
-            "ssm",
-            "put-parameter",
-            "--name",
-            "/cli/db/host",
-            "--type",
-            "String",
-            "--value",
-            "x"
-        ]),
+        env.fails(
+            None,
+            &[
+                "ssm",
+                "put-parameter",
+                "--name",
+                "/cli/db/host",
+                "--type",
+                "String",
+                "--value",
+                "x"
+            ]
+        ),
         "ParameterAlreadyExists"
     );
     let second = env.admin(&[
@@ -194,11 +154,11 @@ fn parameters_versions_labels_and_paths_with_the_aws_cli() {
     let stable = env.admin(&["ssm", "get-parameter", "--name", "/cli/db/host:stable"]);
     assert_eq!(stable["Parameter"]["Value"], "db.internal");
     assert_eq!(
-        env.admin_fails(&["ssm", "get-parameter", "--name", "/cli/db/host:9"]),
+        env.fails(None, &["ssm", "get-parameter", "--name", "/cli/db/host:9"]),
         "ParameterVersionNotFound"
     );
     assert_eq!(
-        env.admin_fails(&["ssm", "get-parameter", "--name", "/cli/db/none"]),
+        env.fails(None, &["ssm", "get-parameter", "--name", "/cli/db/none"]),
         "ParameterNotFound"
     );
 
@@ -249,14 +209,17 @@ fn parameters_versions_labels_and_paths_with_the_aws_cli() {
     ]);
     assert_eq!(by_label["Parameters"][0]["Value"], "db.internal");
     assert_eq!(
-        env.admin_fails(&[
-            "ssm",
-            "get-parameters-by-path",
-            "--path",
-            "/cli",
-            "--parameter-filters",
-            "Key=Name,Values=/cli/top",
-        ]),
+        env.fails(
+            None,
+            &[
+                "ssm",
+                "get-parameters-by-path",
+                "--path",
+                "/cli",
+                "--parameter-filters",
+                "Key=Name,Values=/cli/top",
+            ]
+        ),
         "InvalidFilterKey"
     );
 
@@ -333,17 +296,20 @@ fn parameters_versions_labels_and_paths_with_the_aws_cli() {
     ]);
     assert_eq!(names(&tagged), ["/cli/top"]);
     assert_eq!(
-        env.admin_fails(&[
-            "ssm",
-            "put-parameter",
-            "--name",
-            "/cli/top",
-            "--value",
-            "u",
-            "--overwrite",
-            "--tags",
-            "Key=a,Value=b",
-        ]),
+        env.fails(
+            None,
+            &[
+                "ssm",
+                "put-parameter",
+                "--name",
+                "/cli/top",
+                "--value",
+                "u",
+                "--overwrite",
+                "--tags",
+                "Key=a,Value=b",
+            ]
+        ),
         "ValidationException"
     );
 
@@ -355,53 +321,64 @@ fn parameters_versions_labels_and_paths_with_the_aws_cli() {
         (&"/l".repeat(16), "HierarchyLevelLimitExceededException"),
     ] {
         assert_eq!(
-            env.admin_fails(&[
-                "ssm",
-                "put-parameter",
-                "--name",
-                name,
-                "--type",
-                "String",
-                "--value",
-                "v"
-            ]),
+            env.fails(
+                None,
+                &[
+                    "ssm",
+                    "put-parameter",
+                    "--name",
+                    name,
+                    "--type",
+                    "String",
+                    "--value",
+                    "v"
+                ]
+            ),
             code,
             "{name}"
         );
     }
-    env.put(
+    put(
+        &env,
         "/cli/port",
         "String",
         "5432",
         &["--allowed-pattern", "^\\d+$"],
     );
     assert_eq!(
-        env.admin_fails(&[
-            "ssm",
-            "put-parameter",
-            "--name",
-            "/cli/port",
-            "--value",
-            "54x2",
-            "--overwrite"
-        ]),
+        env.fails(
+            None,
+            &[
+                "ssm",
+                "put-parameter",
+                "--name",
+                "/cli/port",
+                "--value",
+                "54x2",
+                "--overwrite"
+            ]
+        ),
         "ParameterPatternMismatchException"
     );
     let big = "x".repeat(5000);
     assert_eq!(
-        env.admin_fails(&[
-            "ssm",
-            "put-parameter",
-            "--name",
-            "/cli/big",
-            "--type",
-            "String",
-            "--value",
-            &big
-        ]),
+        env.fails(
+            None,
+            &[
+                "ssm",
+                "put-parameter",
+                "--name",
+                "/cli/big",
+                "--type",
+                "String",
+                "--value",
+                &big
+            ]
+        ),
         "ValidationException"
     );
-    let advanced = env.put(
+    let advanced = put(
+        &env,
         "/cli/big",
         "String",
         &big,
@@ -412,7 +389,7 @@ fn parameters_versions_labels_and_paths_with_the_aws_cli() {
     // Deletion, one and several.
     env.admin(&["ssm", "delete-parameter", "--name", "/cli/big"]);
     assert_eq!(
-        env.admin_fails(&["ssm", "delete-parameter", "--name", "/cli/big"]),
+        env.fails(None, &["ssm", "delete-parameter", "--name", "/cli/big"]),
         "ParameterNotFound"
     );
     let deleted = env.admin(&[
@@ -437,7 +414,13 @@ fn secure_strings_are_kms_ciphertexts_readable_only_with_kms_decrypt() {
     let env = env();
     let account = env.account();
     // The default key is AWS's managed alias/aws/ssm, made on first use.
-    env.put("/sec/default", "SecureString", "default-secret-7d1e", &[]);
+    put(
+        &env,
+        "/sec/default",
+        "SecureString",
+        "default-secret-7d1e",
+        &[],
+    );
     let managed = env.admin(&["kms", "describe-key", "--key-id", "alias/aws/ssm"]);
     assert_eq!(managed["KeyMetadata"]["KeyManager"], "AWS");
     let described = env.admin(&[
@@ -462,13 +445,14 @@ fn secure_strings_are_kms_ciphertexts_readable_only_with_kms_decrypt() {
         &key,
     ]);
     let marker = "customer-secret-93ab";
-    env.put(
+    put(
+        &env,
         "/sec/app/password",
         "SecureString",
         marker,
         &["--key-id", "alias/params"],
     );
-    env.put("/sec/app/user", "String", "app", &[]);
+    put(&env, "/sec/app/user", "String", "app", &[]);
 
     let plain = env.admin(&[
         "ssm",
@@ -501,34 +485,40 @@ fn secure_strings_are_kms_ciphertexts_readable_only_with_kms_decrypt() {
     ]);
     assert_eq!(opened["KeyId"], key.as_str());
     assert_eq!(
-        env.admin_fails(&["kms", "decrypt", "--ciphertext-blob", &blob_arg]),
+        env.fails(None, &["kms", "decrypt", "--ciphertext-blob", &blob_arg]),
         "InvalidCiphertextException"
     );
     // A disabled key: the parameter cannot be read decrypted, nor written.
     env.admin(&["kms", "disable-key", "--key-id", &key]);
     assert_eq!(
-        env.admin_fails(&[
-            "ssm",
-            "get-parameter",
-            "--name",
-            "/sec/app/password",
-            "--with-decryption"
-        ]),
+        env.fails(
+            None,
+            &[
+                "ssm",
+                "get-parameter",
+                "--name",
+                "/sec/app/password",
+                "--with-decryption"
+            ]
+        ),
         "InvalidKeyId"
     );
     assert_eq!(
-        env.admin_fails(&[
-            "ssm",
-            "put-parameter",
-            "--name",
-            "/sec/app/other",
-            "--type",
-            "SecureString",
-            "--value",
-            "v",
-            "--key-id",
-            "alias/params",
-        ]),
+        env.fails(
+            None,
+            &[
+                "ssm",
+                "put-parameter",
+                "--name",
+                "/sec/app/other",
+                "--type",
+                "SecureString",
+                "--value",
+                "v",
+                "--key-id",
+                "alias/params",
+            ]
+        ),
         "InvalidKeyId"
     );
     env.admin(&["kms", "enable-key", "--key-id", &key]);
@@ -546,7 +536,7 @@ fn secure_strings_are_kms_ciphertexts_readable_only_with_kms_decrypt() {
     assert_eq!(ciphertext["Parameter"]["Value"], blob.as_str());
     assert_eq!(
         env.fails(
-            &reader,
+            Some(&reader),
             &[
                 "ssm",
                 "get-parameter",
@@ -559,7 +549,7 @@ fn secure_strings_are_kms_ciphertexts_readable_only_with_kms_decrypt() {
     );
     assert_eq!(
         env.fails(
-            &reader,
+            Some(&reader),
             &[
                 "ssm",
                 "get-parameters-by-path",
@@ -601,7 +591,7 @@ fn secure_strings_are_kms_ciphertexts_readable_only_with_kms_decrypt() {
     assert_eq!(value["Parameter"]["Value"], marker);
     assert_eq!(
         env.fails(
-            &decryptor,
+            Some(&decryptor),
             &[
                 "kms",
                 "decrypt",
@@ -614,7 +604,8 @@ fn secure_strings_are_kms_ciphertexts_readable_only_with_kms_decrypt() {
         "AccessDeniedException"
     );
     // The same key elsewhere in the tree is not decrypted for it.
-    env.put(
+    put(
+        &env,
         "/sec/other",
         "SecureString",
         "elsewhere",
@@ -622,7 +613,7 @@ fn secure_strings_are_kms_ciphertexts_readable_only_with_kms_decrypt() {
     );
     assert_eq!(
         env.fails(
-            &decryptor,
+            Some(&decryptor),
             &[
                 "ssm",
                 "get-parameter",
@@ -641,7 +632,7 @@ fn secure_strings_are_kms_ciphertexts_readable_only_with_kms_decrypt() {
     );
     assert_eq!(
         env.fails(
-            &writer,
+            Some(&writer),
             &[
                 "ssm",
                 "put-parameter",
@@ -658,7 +649,7 @@ fn secure_strings_are_kms_ciphertexts_readable_only_with_kms_decrypt() {
         "AccessDeniedException"
     );
     assert_eq!(
-        env.admin_fails(&["ssm", "get-parameter", "--name", "/sec/w"]),
+        env.fails(None, &["ssm", "get-parameter", "--name", "/sec/w"]),
         "ParameterNotFound"
     );
 }
@@ -666,10 +657,10 @@ fn secure_strings_are_kms_ciphertexts_readable_only_with_kms_decrypt() {
 #[test]
 fn policies_on_paths_hide_what_they_deny() {
     let env = env();
-    env.put("/pol/app/a", "String", "a", &[]);
-    env.put("/pol/app/secret", "String", "s", &[]);
-    env.put("/pol/app/deep/b", "String", "b", &[]);
-    env.put("/pol/other/c", "String", "c", &[]);
+    put(&env, "/pol/app/a", "String", "a", &[]);
+    put(&env, "/pol/app/secret", "String", "s", &[]);
+    put(&env, "/pol/app/deep/b", "String", "b", &[]);
+    put(&env, "/pol/other/c", "String", "c", &[]);
     let user = env.user(
         "pol-reader",
         r#"{"Version":"2012-10-17","Statement":[
@@ -684,14 +675,14 @@ fn policies_on_paths_hide_what_they_deny() {
     // Denied whether or not the parameter exists: no existence oracle.
     for name in ["/pol/other/c", "/pol/other/missing", "/pol/app/secret"] {
         assert_eq!(
-            env.fails(&user, &["ssm", "get-parameter", "--name", name]),
+            env.fails(Some(&user), &["ssm", "get-parameter", "--name", name]),
             "AccessDeniedException",
             "{name}"
         );
     }
     assert_eq!(
         env.fails(
-            &user,
+            Some(&user),
             &["ssm", "get-parameter", "--name", "/pol/app/missing"]
         ),
         "ParameterNotFound"
@@ -699,7 +690,7 @@ fn policies_on_paths_hide_what_they_deny() {
     // One denied name refuses the whole batch.
     assert_eq!(
         env.fails(
-            &user,
+            Some(&user),
             &[
                 "ssm",
                 "get-parameters",
@@ -724,7 +715,10 @@ fn policies_on_paths_hide_what_they_deny() {
     );
     assert_eq!(names(&listed), ["/pol/app/a", "/pol/app/deep/b"]);
     assert_eq!(
-        env.fails(&user, &["ssm", "get-parameters-by-path", "--path", "/pol"]),
+        env.fails(
+            Some(&user),
+            &["ssm", "get-parameters-by-path", "--path", "/pol"]
+        ),
         "AccessDeniedException"
     );
     // ssm:Overwrite: it may create, not overwrite.
@@ -743,7 +737,7 @@ fn policies_on_paths_hide_what_they_deny() {
     );
     assert_eq!(
         env.fails(
-            &user,
+            Some(&user),
             &[
                 "ssm",
                 "put-parameter",
@@ -799,17 +793,20 @@ fn references_read_secrets_manager_with_both_permissions() {
     ]);
     assert_eq!(current["Parameter"]["Value"], marker);
     assert_eq!(
-        env.admin_fails(&["ssm", "get-parameter", "--name", reference]),
+        env.fails(None, &["ssm", "get-parameter", "--name", reference]),
         "ValidationException"
     );
     assert_eq!(
-        env.admin_fails(&[
-            "ssm",
-            "get-parameter",
-            "--name",
-            "/aws/reference/secretsmanager/ref/none",
-            "--with-decryption"
-        ]),
+        env.fails(
+            None,
+            &[
+                "ssm",
+                "get-parameter",
+                "--name",
+                "/aws/reference/secretsmanager/ref/none",
+                "--with-decryption"
+            ]
+        ),
         "ParameterNotFound"
     );
     let ssm_only = env.user(
@@ -818,7 +815,7 @@ fn references_read_secrets_manager_with_both_permissions() {
     );
     assert_eq!(
         env.fails(
-            &ssm_only,
+            Some(&ssm_only),
             &[
                 "ssm",
                 "get-parameter",
@@ -835,7 +832,7 @@ fn references_read_secrets_manager_with_both_permissions() {
     );
     assert_eq!(
         env.fails(
-            &secrets_only,
+            Some(&secrets_only),
             &[
                 "ssm",
                 "get-parameter",
@@ -863,16 +860,19 @@ fn references_read_secrets_manager_with_both_permissions() {
     assert_eq!(read["Parameter"]["Value"], marker);
     // Nobody writes under /aws.
     assert_eq!(
-        env.admin_fails(&[
-            "ssm",
-            "put-parameter",
-            "--name",
-            reference,
-            "--type",
-            "String",
-            "--value",
-            "x"
-        ]),
+        env.fails(
+            None,
+            &[
+                "ssm",
+                "put-parameter",
+                "--name",
+                reference,
+                "--type",
+                "String",
+                "--value",
+                "x"
+            ]
+        ),
         "ValidationException"
     );
 }
@@ -880,7 +880,8 @@ fn references_read_secrets_manager_with_both_permissions() {
 #[test]
 fn boto3_paginates_and_sees_parameter_store_error_codes() {
     let env = env();
-    let v = env.boto3(
+    let v = boto3(
+        &env,
         r#"
 out = {}
 for i in range(23):
@@ -948,8 +949,8 @@ print(json.dumps(out))
 fn the_trail_records_parameter_store_and_its_kms_calls_without_values() {
     let env = env();
     let marker = "trail-value-4be2a9";
-    env.put("/trail/secure", "SecureString", marker, &[]);
-    env.put("/trail/plain", "String", marker, &[]);
+    put(&env, "/trail/secure", "SecureString", marker, &[]);
+    put(&env, "/trail/plain", "String", marker, &[]);
     env.admin(&[
         "ssm",
         "get-parameter",

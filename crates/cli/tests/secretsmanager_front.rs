@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::api::{ApiServer, Creds, aws, error_code, ok, python};
+use common::api::{ApiServer, aws, error_code, ok, python, user};
 use serde_json::Value;
 
 fn secretsmanager_events(events: &[Value]) -> Vec<&Value> {
@@ -16,34 +16,6 @@ fn secretsmanager_events(events: &[Value]) -> Vec<&Value> {
         .iter()
         .filter(|e| e["eventSource"] == "secretsmanager.amazonaws.com")
         .collect()
-}
-
-/// A user with one inline policy and an access key.
-fn user(server: &ApiServer, name: &str, policy: &str) -> Creds {
-    ok(aws(
-        server,
-        None,
-        &["iam", "create-user", "--user-name", name],
-    ));
-    ok(aws(
-        server,
-        None,
-        &[
-            "iam",
-            "put-user-policy",
-            "--user-name",
-            name,
-            "--policy-name",
-            "p",
-            "--policy-document",
-            policy,
-        ],
-    ));
-    Creds::access_key(&ok(aws(
-        server,
-        None,
-        &["iam", "create-access-key", "--user-name", name],
-    )))
 }
 
 fn stderr(out: &std::process::Output) -> String {

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -176,6 +177,81 @@ pub fn error_code(out: &Output) -> String {
         .and_then(|s| s.split(')').next())
         .unwrap_or(&err)
         .to_owned()
+}
+
+/// A user with one inline policy (`p`) and an access key, made by the
+/// administrator of `server`.
+pub fn user(server: &ApiServer, name: &str, policy: &str) -> Creds {
+    ok(aws(
+        server,
+        None,
+        &["iam", "create-user", "--user-name", name],
+    ));
+    ok(aws(
+        server,
+        None,
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            name,
+            "--policy-name",
+            "p",
+            "--policy-document",
+            policy,
+        ],
+    ));
+    Creds::access_key(&ok(aws(
+        server,
+        None,
+        &["iam", "create-access-key", "--user-name", name],
+    )))
+}
+
+/// One `latchkey serve` shared by a test file's tests (each makes its own
+/// users and resources), driven with the AWS CLI.
+pub struct ApiEnv {
+    pub server: ApiServer,
+    pub root: tempfile::TempDir,
+}
+
+impl ApiEnv {
+    /// The server in `slot`, started by the first test that needs it.
+    pub fn shared(slot: &'static Mutex<Weak<ApiEnv>>) -> Arc<ApiEnv> {
+        super::shared(slot, || {
+            let root = tempfile::tempdir().unwrap();
+            let server = ApiServer::start(&root.path().join("data"));
+            ApiEnv { server, root }
+        })
+    }
+
+    /// A call as the administrator that must succeed.
+    pub fn admin(&self, args: &[&str]) -> Value {
+        ok(aws(&self.server, None, args))
+    }
+
+    /// A call with `creds` that must succeed.
+    pub fn as_user(&self, creds: &Creds, args: &[&str]) -> Value {
+        ok(aws(&self.server, Some(creds), args))
+    }
+
+    /// The error code of a call that must fail (as the administrator when
+    /// `creds` is `None`).
+    pub fn fails(&self, creds: Option<&Creds>, args: &[&str]) -> String {
+        error_code(&aws(&self.server, creds, args))
+    }
+
+    pub fn account(&self) -> String {
+        self.admin(&["sts", "get-caller-identity"])["Account"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A user with one inline policy and an access key.
+    pub fn user(&self, name: &str, policy: &str) -> Creds {
+        user(&self.server, name, policy)
+    }
 }
 
 /// A TOTP code from Python's hmac for `offset` seconds from now.
