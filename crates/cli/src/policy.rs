@@ -262,7 +262,7 @@ fn run_simulate(args: &SimulateArgs) -> Result<u8> {
         set.identity.push(load(p, p, PolicyKind::Identity)?.into());
     }
     if let Some(p) = &args.resource_policy {
-        set.resource = Some(load(p, p, PolicyKind::Resource)?);
+        set.resource = Some(std::sync::Arc::new(load(p, p, PolicyKind::Resource)?));
     }
     if let Some(p) = &args.permissions_boundary {
         set.permissions_boundary = Some(load(p, p, PolicyKind::Identity)?);

@@ -30,6 +30,10 @@ pub struct AppState {
     /// live [`POLICY_CACHE_SECS`] and are dropped at once when IAM changes
     /// anything on this node.
     principal_cache: RwLock<HashMap<String, Arc<PrincipalRecord>>>,
+    /// Resource policies (a KMS key's, a secret's) compiled, by the
+    /// resource's ARN, with the text they were compiled from: a changed
+    /// text is compiled again, so an entry is never stale.
+    resource_policies: RwLock<HashMap<String, (String, Arc<CompiledPolicy>)>>,
     /// Source addresses a detection response blocked, until when (Unix
     /// seconds). `any_blocked` spares every connection the lock while the
     /// list is empty.
@@ -177,6 +181,7 @@ impl AppState {
             verifier: Verifier::with_cache(4096),
             key_cache: RwLock::new(HashMap::new()),
             principal_cache: RwLock::new(HashMap::new()),
+            resource_policies: RwLock::new(HashMap::new()),
             blocked: RwLock::new(HashMap::new()),
             any_blocked: std::sync::atomic::AtomicBool::new(false),
             upstream_credentials: std::sync::atomic::AtomicU64::new(0),
@@ -778,7 +783,7 @@ impl AppState {
         shown: &str,
         now: i64,
         context: &ActionContext,
-        resource_policy: Option<CompiledPolicy>,
+        resource_policy: Option<Arc<CompiledPolicy>>,
     ) -> Result<(), IdentityError> {
         let mut set = self.policy_set(caller)?;
         set.resource = resource_policy;
@@ -800,6 +805,34 @@ impl AppState {
 }
 
 impl AppState {
+    /// `doc`, the policy of the resource `arn`, compiled (once for each
+    /// text it has had).
+    pub fn resource_policy(
+        &self,
+        arn: &str,
+        doc: &str,
+    ) -> Result<Arc<CompiledPolicy>, IdentityError> {
+        if let Some((text, compiled)) = self
+            .resource_policies
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(arn)
+            && text == doc
+        {
+            return Ok(compiled.clone());
+        }
+        let compiled = Arc::new(compile_resource_policy(arn, doc)?);
+        let mut cache = self
+            .resource_policies
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(arn.to_owned(), (doc.to_owned(), compiled.clone()));
+        Ok(compiled)
+    }
+
     /// Authorises `action` on a resource whose policy is a gate, as a KMS
     /// key policy is: it must allow the caller, by its ARN or by its
     /// account (the account root as principal, which then needs an
@@ -814,7 +847,7 @@ impl AppState {
         shown: &str,
         now: i64,
         context: &ActionContext,
-        gate: CompiledPolicy,
+        gate: Arc<CompiledPolicy>,
     ) -> Result<(), IdentityError> {
         let mut set = self.policy_set(caller)?;
         set.resource = Some(gate);
@@ -843,7 +876,7 @@ impl AppState {
         action: &str,
         resource: &str,
         now: i64,
-        gate: CompiledPolicy,
+        gate: Arc<CompiledPolicy>,
     ) -> Result<bool, IdentityError> {
         let mut set = self.policy_set(caller)?;
         set.resource = Some(gate);

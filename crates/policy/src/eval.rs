@@ -564,7 +564,8 @@ fn names_caller_directly(policy: &CompiledPolicy, req: &Request) -> bool {
 pub struct PolicySet {
     /// Shared, so a server can cache a principal's compiled policies.
     pub identity: Vec<std::sync::Arc<CompiledPolicy>>,
-    pub resource: Option<CompiledPolicy>,
+    /// Shared, so a server can cache a resource's compiled policy.
+    pub resource: Option<std::sync::Arc<CompiledPolicy>>,
     pub permissions_boundary: Option<CompiledPolicy>,
     /// Session policies: together they limit the session; any one of them
     /// may allow.
@@ -694,7 +695,7 @@ impl PolicySet {
             .identity
             .iter()
             .map(|p| &**p)
-            .chain(&self.resource)
+            .chain(self.resource.as_deref())
             .chain(&self.permissions_boundary)
             .chain(&self.session);
         for p in all {

@@ -64,12 +64,12 @@ fn iam_user_guide_cases() {
                 .push(compile(name, &format!("policy{i}"), p, PolicyKind::Identity).into());
         }
         if !case["resourcePolicy"].is_null() {
-            set.resource = Some(compile(
+            set.resource = Some(std::sync::Arc::new(compile(
                 name,
                 "resourcePolicy",
                 &case["resourcePolicy"],
                 PolicyKind::Resource,
-            ));
+            )));
         }
         if !case["permissionsBoundary"].is_null() {
             set.permissions_boundary = Some(compile(

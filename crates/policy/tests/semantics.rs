@@ -14,10 +14,10 @@ fn trust(principal: Value, condition: Option<Value>) -> PolicySet {
         s["Condition"] = c;
     }
     PolicySet {
-        resource: Some(compile(
+        resource: Some(std::sync::Arc::new(compile(
             json!({"Version": "2012-10-17", "Statement": [s]}),
             PolicyKind::Trust,
-        )),
+        ))),
         ..PolicySet::default()
     }
 }
@@ -176,13 +176,19 @@ fn resource_policy_naming_the_caller_is_not_limited_by_a_boundary() {
     let deny_nothing_boundary = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]});
     let get = Request::new("s3:GetObject", "arn:aws:s3:::b/k").with_caller(ALICE);
     let direct = PolicySet {
-        resource: Some(compile(bucket(ALICE), PolicyKind::Resource)),
+        resource: Some(std::sync::Arc::new(compile(
+            bucket(ALICE),
+            PolicyKind::Resource,
+        ))),
         permissions_boundary: Some(compile(deny_nothing_boundary.clone(), PolicyKind::Identity)),
         ..PolicySet::default()
     };
     assert_eq!(direct.decide(&get), Decision::Allowed);
     let via_account = PolicySet {
-        resource: Some(compile(bucket("123456789012"), PolicyKind::Resource)),
+        resource: Some(std::sync::Arc::new(compile(
+            bucket("123456789012"),
+            PolicyKind::Resource,
+        ))),
         permissions_boundary: Some(compile(deny_nothing_boundary, PolicyKind::Identity)),
         ..PolicySet::default()
     };

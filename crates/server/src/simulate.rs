@@ -520,7 +520,12 @@ fn simulate(
         }
         let id = "ResourcePolicy".to_owned();
         let policy = parse_input(&id, text, PolicyKind::Resource)?;
-        sim.set.resource = Some(sim.add(id, Some(SourceType::Resource), text, policy));
+        sim.set.resource = Some(std::sync::Arc::new(sim.add(
+            id,
+            Some(SourceType::Resource),
+            text,
+            policy,
+        )));
     }
     let actions = action_names(params)?;
     let given_resources = params.list("ResourceArns");

@@ -432,7 +432,7 @@ pub fn assume_role(
     let identity = state.policy_set(caller)?;
     let set = PolicySet {
         identity: identity.identity,
-        resource: Some(trust),
+        resource: Some(std::sync::Arc::new(trust)),
         permissions_boundary: None,
         session: identity.session,
     };

@@ -185,7 +185,7 @@ pub fn authorize(
     key: &Key,
     context: &ActionContext,
 ) -> Result<(), ApiError> {
-    let gate = latchkey_identity::state::compile_resource_policy(&key.arn, &key.policy)?;
+    let gate = call.state.resource_policy(&key.arn, &key.policy)?;
     call.state
         .authorize_gated(
             call.caller,
@@ -310,7 +310,7 @@ pub fn check_policy(doc: &str) -> Result<(), ApiError> {
 /// key could be managed by nobody.
 pub fn check_lockout(call: &JsonCall, arn: &str, doc: &str) -> Result<(), ApiError> {
     check_policy(doc)?;
-    let gate = latchkey_identity::state::compile_resource_policy(arn, doc)?;
+    let gate = std::sync::Arc::new(latchkey_identity::state::compile_resource_policy(arn, doc)?);
     if !call
         .state
         .gate_allows(call.caller, "kms:PutKeyPolicy", arn, call.now, gate)?

@@ -146,7 +146,7 @@ pub fn authorize_as(
 ) -> Result<(), ApiError> {
     let resource_policy = secret
         .and_then(|s| s.resource_policy.as_deref())
-        .map(|doc| latchkey_identity::state::compile_resource_policy(arn, doc))
+        .map(|doc| call.state.resource_policy(arn, doc))
         .transpose()?;
     call.state
         .authorize_on_resource(

@@ -60,7 +60,8 @@ impl KmsKeys for SqliteBackend {
     fn kms_key(&self, id: &str) -> Result<Option<StoredKmsKey>> {
         Ok(self
             .db()
-            .query_row(&format!("{KEY_COLUMNS} WHERE id = ?1"), [id], stored)
+            .prepare_cached("SELECT id, revision, document FROM kms_keys WHERE id = ?1")?
+            .query_row([id], stored)
             .optional()?)
     }
 
@@ -105,20 +106,26 @@ impl KmsKeys for SqliteBackend {
     }
 
     fn kms_key_material(&self, id: &str, version: u32) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        if let Some(material) = self.cached_material(id, version) {
+            return Ok(Some(material));
+        }
         let sealed: Option<Vec<u8>> = self
             .db()
-            .query_row(
+            .prepare_cached(
                 "SELECT material FROM kms_key_materials WHERE key_id = ?1 AND version = ?2",
-                params![id, version],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![id, version], |r| r.get(0))
             .optional()?;
-        sealed
-            .map(|sealed| Ok(self.vault().open(&sealed, &context(id, version))?))
-            .transpose()
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let material = self.vault().open(&sealed, &context(id, version))?;
+        self.cache_material(id, version, &material);
+        Ok(Some(material))
     }
 
     fn purge_kms_key(&self, id: &str) -> Result<()> {
+        self.forget_materials(id);
         let mut db = self.db();
         let tx = db.transaction()?;
         tx.execute("DELETE FROM kms_aliases WHERE key_id = ?1", [id])?;
@@ -145,7 +152,10 @@ impl KmsKeys for SqliteBackend {
     fn kms_alias(&self, name: &str) -> Result<Option<KmsAlias>> {
         Ok(self
             .db()
-            .query_row(&format!("{ALIAS_COLUMNS} WHERE name = ?1"), [name], alias)
+            .prepare_cached(
+                "SELECT name, key_id, created, updated FROM kms_aliases WHERE name = ?1",
+            )?
+            .query_row([name], alias)
             .optional()?)
     }
 
@@ -159,7 +169,9 @@ impl KmsKeys for SqliteBackend {
     fn kms_aliases_of(&self, key_id: &str) -> Result<Vec<KmsAlias>> {
         let db = self.db();
         let mut stmt =
-            db.prepare_cached(&format!("{ALIAS_COLUMNS} WHERE key_id = ?1 ORDER BY name"))?;
+            db.prepare_cached(
+            "SELECT name, key_id, created, updated FROM kms_aliases WHERE key_id = ?1 ORDER BY name",
+        )?;
         let rows = stmt.query_map([key_id], alias)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -176,5 +188,38 @@ impl KmsKeys for SqliteBackend {
             .db()
             .execute("DELETE FROM kms_aliases WHERE name = ?1", [name])?
             > 0)
+    }
+}
+
+/// Unsealed key material, kept once read: a key material version never
+/// changes, and every cryptographic call needs one, so that it costs no
+/// store read and no unseal after the first. Dropped with its key.
+const MATERIAL_CACHE: usize = 4096;
+
+impl SqliteBackend {
+    fn cached_material(&self, id: &str, version: u32) -> Option<Zeroizing<Vec<u8>>> {
+        let cache = self.materials.read().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(id)
+            .and_then(|versions| versions.get(&version))
+            .cloned()
+    }
+
+    fn cache_material(&self, id: &str, version: u32, material: &Zeroizing<Vec<u8>>) {
+        let mut cache = self.materials.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MATERIAL_CACHE && !cache.contains_key(id) {
+            cache.clear();
+        }
+        cache
+            .entry(id.to_owned())
+            .or_default()
+            .insert(version, material.clone());
+    }
+
+    fn forget_materials(&self, id: &str) {
+        self.materials
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 }

@@ -21,10 +21,12 @@ mod policies;
 mod secrets;
 mod session_keys;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
 
 use rusqlite::{Connection, OptionalExtension, params};
+use zeroize::Zeroizing;
 
 use crate::backend::{Backend, Identities};
 use crate::{PrincipalKind, Result, Role, StoreError, User, Vault, random};
@@ -121,12 +123,18 @@ const AUDIT_KEY_CONTEXT: &[u8] = b"latchkey audit signing key";
 
 /// The SQLite store. A mutex serialises SQLite access; callers keep hot
 /// paths (signature checks on temporary credentials) off it entirely.
+/// One KMS key's unsealed key material, by version.
+type MaterialVersions = HashMap<u32, Zeroizing<Vec<u8>>>;
+
 pub struct SqliteBackend {
     conn: Mutex<Connection>,
     /// Behind a lock so that a running server can take up a new master key
     /// during rotation without a restart.
     vault: RwLock<Vault>,
     account: String,
+    /// KMS key material already unsealed, by key id and version (see
+    /// `kms.rs`).
+    materials: RwLock<HashMap<String, MaterialVersions>>,
 }
 
 fn unique_id(prefix: &str) -> Result<String> {
@@ -247,10 +255,13 @@ impl SqliteBackend {
                 conn.execute("INSERT INTO vault_check (id, value) VALUES (1, ?1)", [blob])?;
             }
         }
+        // Room for every hot path's statements (prepare_cached).
+        conn.set_prepared_statement_cache_capacity(64);
         Ok(Self {
             conn: Mutex::new(conn),
             vault: RwLock::new(vault),
             account,
+            materials: RwLock::new(HashMap::new()),
         })
     }
 

@@ -27,8 +27,6 @@ fn sql_version(version: u64) -> Result<i64> {
     i64::try_from(version).map_err(|_| StoreError::InvalidInput("parameter version out of range"))
 }
 
-const COLUMNS: &str = "SELECT name, revision, document FROM parameters";
-
 impl Parameters for SqliteBackend {
     fn create_parameter(
         &self,
@@ -62,16 +60,16 @@ impl Parameters for SqliteBackend {
     fn parameter(&self, name: &str) -> Result<Option<StoredParameter>> {
         Ok(self
             .db()
-            .prepare_cached(&format!("{COLUMNS} WHERE name = ?1"))?
+            .prepare_cached("SELECT name, revision, document FROM parameters WHERE name = ?1")?
             .query_row([name], stored)
             .optional()?)
     }
 
     fn list_parameters(&self, prefix: &str) -> Result<Vec<StoredParameter>> {
         let db = self.db();
-        let mut stmt = db.prepare_cached(&format!(
-            "{COLUMNS} WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name"
-        ))?;
+        let mut stmt = db.prepare_cached(
+            "SELECT name, revision, document FROM parameters WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
+        )?;
         let rows = stmt.query_map([prefix], stored)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

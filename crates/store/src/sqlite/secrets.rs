@@ -61,14 +61,16 @@ impl Secrets for SqliteBackend {
     fn secret_by_name(&self, name: &str) -> Result<Option<StoredSecret>> {
         Ok(self
             .db()
-            .query_row(&format!("{COLUMNS} WHERE name = ?1"), [name], stored)
+            .prepare_cached("SELECT arn, name, revision, document FROM secrets WHERE name = ?1")?
+            .query_row([name], stored)
             .optional()?)
     }
 
     fn secret_by_arn(&self, arn: &str) -> Result<Option<StoredSecret>> {
         Ok(self
             .db()
-            .query_row(&format!("{COLUMNS} WHERE arn = ?1"), [arn], stored)
+            .prepare_cached("SELECT arn, name, revision, document FROM secrets WHERE arn = ?1")?
+            .query_row([arn], stored)
             .optional()?)
     }
 
@@ -118,11 +120,8 @@ impl Secrets for SqliteBackend {
     fn secret_value(&self, arn: &str, version: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
         let sealed: Option<Vec<u8>> = self
             .db()
-            .query_row(
-                "SELECT value FROM secret_values WHERE arn = ?1 AND version = ?2",
-                [arn, version],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT value FROM secret_values WHERE arn = ?1 AND version = ?2")?
+            .query_row([arn, version], |r| r.get(0))
             .optional()?;
         sealed
             .map(|sealed| Ok(self.vault().open(&sealed, &context(arn, version))?))
