@@ -88,7 +88,7 @@ impl Credentials for SqliteBackend {
 
     fn access_key_secret(&self, id: &str) -> Result<Option<(AccessKey, Zeroizing<String>)>> {
         let row: Option<(String, Vec<u8>, i64, i64)> = self
-            .db()
+            .reader()
             .query_row(
                 "SELECT user, secret, active, created FROM access_keys WHERE id = ?1",
                 [id],

@@ -59,7 +59,7 @@ impl KmsKeys for SqliteBackend {
 
     fn kms_key(&self, id: &str) -> Result<Option<StoredKmsKey>> {
         Ok(self
-            .db()
+            .reader()
             .prepare_cached("SELECT id, revision, document FROM kms_keys WHERE id = ?1")?
             .query_row([id], stored)
             .optional()?)
@@ -110,7 +110,7 @@ impl KmsKeys for SqliteBackend {
             return Ok(Some(material));
         }
         let sealed: Option<Vec<u8>> = self
-            .db()
+            .reader()
             .prepare_cached(
                 "SELECT material FROM kms_key_materials WHERE key_id = ?1 AND version = ?2",
             )?
@@ -151,7 +151,7 @@ impl KmsKeys for SqliteBackend {
 
     fn kms_alias(&self, name: &str) -> Result<Option<KmsAlias>> {
         Ok(self
-            .db()
+            .reader()
             .prepare_cached(
                 "SELECT name, key_id, created, updated FROM kms_aliases WHERE name = ?1",
             )?
@@ -167,7 +167,7 @@ impl KmsKeys for SqliteBackend {
     }
 
     fn kms_aliases_of(&self, key_id: &str) -> Result<Vec<KmsAlias>> {
-        let db = self.db();
+        let db = self.reader();
         let mut stmt =
             db.prepare_cached(
             "SELECT name, key_id, created, updated FROM kms_aliases WHERE key_id = ?1 ORDER BY name",

@@ -33,6 +33,9 @@ use crate::{PrincipalKind, Result, Role, StoreError, User, Vault, random};
 
 const VAULT_CHECK: &[u8] = b"latchkey vault check";
 
+/// Read-only connections beside the writer (see `SqliteBackend::readers`).
+const READERS: usize = 4;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY COLLATE NOCASE, id TEXT NOT NULL UNIQUE, path TEXT NOT NULL, created INTEGER NOT NULL, tags TEXT NOT NULL DEFAULT '[]');
@@ -128,6 +131,12 @@ type MaterialVersions = HashMap<u32, Zeroizing<Vec<u8>>>;
 
 pub struct SqliteBackend {
     conn: Mutex<Connection>,
+    /// Connections that only read, for the API's hot paths (a key, a
+    /// secret, a parameter per call): WAL lets them read beside the writer
+    /// and each other, so readers neither queue behind a write nor behind
+    /// one another.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     /// Behind a lock so that a running server can take up a new master key
     /// during rotation without a restart.
     vault: RwLock<Vault>,
@@ -257,8 +266,18 @@ impl SqliteBackend {
         }
         // Room for every hot path's statements (prepare_cached).
         conn.set_prepared_statement_cache_capacity(64);
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open(path)?;
+                reader.pragma_update(None, "query_only", true)?;
+                reader.set_prepared_statement_cache_capacity(64);
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             conn: Mutex::new(conn),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             vault: RwLock::new(vault),
             account,
             materials: RwLock::new(HashMap::new()),
@@ -267,6 +286,22 @@ impl SqliteBackend {
 
     fn vault(&self) -> std::sync::RwLockReadGuard<'_, Vault> {
         self.vault.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A read-only connection: the first free one, or else the next in
+    /// turn. For single reads outside a transaction; anything that writes,
+    /// or reads to decide a write, uses [`Self::db`].
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        for reader in &self.readers {
+            if let Ok(guard) = reader.try_lock() {
+                return guard;
+            }
+        }
+        let i = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.readers.len();
+        self.readers[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {

@@ -59,14 +59,14 @@ impl Parameters for SqliteBackend {
 
     fn parameter(&self, name: &str) -> Result<Option<StoredParameter>> {
         Ok(self
-            .db()
+            .reader()
             .prepare_cached("SELECT name, revision, document FROM parameters WHERE name = ?1")?
             .query_row([name], stored)
             .optional()?)
     }
 
     fn list_parameters(&self, prefix: &str) -> Result<Vec<StoredParameter>> {
-        let db = self.db();
+        let db = self.reader();
         let mut stmt = db.prepare_cached(
             "SELECT name, revision, document FROM parameters WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
         )?;
@@ -112,7 +112,7 @@ impl Parameters for SqliteBackend {
 
     fn parameter_value(&self, name: &str, version: u64) -> Result<Option<Zeroizing<Vec<u8>>>> {
         let sealed: Option<Vec<u8>> = self
-            .db()
+            .reader()
             .prepare_cached("SELECT value FROM parameter_values WHERE name = ?1 AND version = ?2")?
             .query_row(params![name, sql_version(version)?], |r| r.get(0))
             .optional()?;

@@ -60,7 +60,7 @@ impl Secrets for SqliteBackend {
 
     fn secret_by_name(&self, name: &str) -> Result<Option<StoredSecret>> {
         Ok(self
-            .db()
+            .reader()
             .prepare_cached("SELECT arn, name, revision, document FROM secrets WHERE name = ?1")?
             .query_row([name], stored)
             .optional()?)
@@ -68,7 +68,7 @@ impl Secrets for SqliteBackend {
 
     fn secret_by_arn(&self, arn: &str) -> Result<Option<StoredSecret>> {
         Ok(self
-            .db()
+            .reader()
             .prepare_cached("SELECT arn, name, revision, document FROM secrets WHERE arn = ?1")?
             .query_row([arn], stored)
             .optional()?)
@@ -119,7 +119,7 @@ impl Secrets for SqliteBackend {
 
     fn secret_value(&self, arn: &str, version: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
         let sealed: Option<Vec<u8>> = self
-            .db()
+            .reader()
             .prepare_cached("SELECT value FROM secret_values WHERE arn = ?1 AND version = ?2")?
             .query_row([arn, version], |r| r.get(0))
             .optional()?;
