@@ -171,16 +171,16 @@ impl ParameterPath {
                 "The parameter doesn't meet the parameter name requirements. The parameter name must begin with a forward slash \"/\".",
             ));
         }
+        if text.len() > 1 && text.contains("//") {
+            return Err(SsmError::validation(
+                "Parameter path: each sub-path of a hierarchy must hold at least one character.",
+            ));
+        }
         let trimmed = if text.len() > 1 {
             text.strip_suffix('/').unwrap_or(text)
         } else {
             text
         };
-        if trimmed.len() > 1 && trimmed.contains("//") {
-            return Err(SsmError::validation(
-                "Parameter path: each sub-path of a hierarchy must hold at least one character.",
-            ));
-        }
         if levels(trimmed) > MAX_LEVELS {
             return Err(SsmError::HierarchyLevelLimitExceeded);
         }
@@ -379,6 +379,11 @@ mod tests {
         assert!(!p("/").holds(&n("/a/b"), false));
         assert!(!p("/").holds(&n("a"), true));
         assert!(ParameterPath::parse("app").is_err());
+        // Found by the fuzzer: a doubled trailing slash is refused, not
+        // kept as a path no name is under.
+        for bad in ["/app//", "//", "/a//b"] {
+            assert!(ParameterPath::parse(bad).is_err(), "{bad}");
+        }
         assert_eq!(
             p("/app").arn("r", "1"),
             "arn:aws:ssm:r:1:parameter/app".to_owned()
