@@ -120,6 +120,10 @@ pub struct PolicyDecision {
     pub reason: String,
     /// How many accesses were decided.
     pub accesses: u32,
+    /// Each distinct access an allowed statement makes, as its action and
+    /// resource ARN (empty when denied): what the access advisor counts
+    /// as used, down to the table.
+    pub uses: Vec<(&'static str, String)>,
     /// Statement policy decided the statement. False when only the SQL
     /// firewall looked at it (the database's statement policy is off):
     /// `allowed` is then true and the fields above empty.
@@ -132,6 +136,7 @@ impl PolicyDecision {
     /// A statement only the SQL firewall looked at.
     pub fn firewall_only(verdict: FirewallVerdict) -> Self {
         Self {
+            uses: Vec::new(),
             allowed: true,
             enforced: false,
             action: None,

@@ -382,6 +382,19 @@ fn statement(
             }
             o.str("reason", &p.reason)
                 .num("accesses", u64::from(p.accesses));
+            if !p.uses.is_empty() {
+                let out = o.key("uses");
+                out.push('[');
+                for (i, (action, resource)) in p.uses.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let mut item = Object::new(out);
+                    item.str("action", action).str("resource", resource);
+                    item.end();
+                }
+                out.push(']');
+            }
         });
     }
     if let Some(f) = s.policy.as_ref().and_then(|p| p.firewall.as_ref()) {

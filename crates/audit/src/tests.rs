@@ -173,6 +173,10 @@ fn statement_records_carry_the_firewall_verdict() {
     );
     // Both.
     let v = with(PolicyDecision {
+        uses: vec![(
+            "sql:Select",
+            "arn:aws:sql:us-east-1:1:table/app/public/t".into(),
+        )],
         evaluated: true,
         reason: "allowed by p: s".into(),
         ..PolicyDecision::firewall_only(FirewallVerdict {
@@ -185,6 +189,10 @@ fn statement_records_carry_the_firewall_verdict() {
         })
     });
     assert_eq!(v["database"]["policy"]["decision"], "allow");
+    assert_eq!(
+        v["database"]["policy"]["uses"],
+        serde_json::json!([{"action": "sql:Select", "resource": "arn:aws:sql:us-east-1:1:table/app/public/t"}])
+    );
     assert_eq!(
         v["database"]["firewall"],
         serde_json::json!({"mode": "learn", "unseen": false, "signals": [], "refused": false})

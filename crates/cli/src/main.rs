@@ -1,6 +1,7 @@
 //! `latchkey`: one binary, subcommands shaped like the AWS CLI where they do
 //! the same job.
 
+mod advisor;
 mod api;
 mod audit;
 mod config;
@@ -55,6 +56,9 @@ enum Command {
     /// The SQL firewall: learned statement shapes per principal, alert and block modes.
     #[command(subcommand)]
     Firewall(firewall::FirewallCommand),
+    /// The access advisor: last-accessed data, unused identities, keys and permissions.
+    #[command(subcommand)]
+    Advisor(advisor::AdvisorCommand),
     /// Threat findings from the detection rules (GuardDuty's names).
     #[command(subcommand)]
     Findings(findings::FindingsCommand),
@@ -86,7 +90,27 @@ pub mod exit {
     pub const USAGE: u8 = 2;
 }
 
+/// A reader that stops early (`latchkey audit lookup | head`) closes the
+/// pipe: end quietly, as a shell tool does on SIGPIPE, instead of
+/// reporting a panic (std ignores SIGPIPE, and `unsafe` is forbidden here).
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Token(cmd) => token::run(cmd),
@@ -97,6 +121,7 @@ fn main() -> ExitCode {
         Command::Connect(cmd) => connect::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Findings(cmd) => findings::run(cmd),
+        Command::Advisor(cmd) => advisor::run(cmd),
         Command::Firewall(cmd) => firewall::run(cmd),
         Command::Serve(args) => serve::run_serve(&args),
         Command::Init(args) => serve::run_init(&args),

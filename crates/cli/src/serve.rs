@@ -138,7 +138,8 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         let mut trail_config = config.audit.clone();
         trail_config.account = state.store.account_id().to_owned();
         let metrics = &state.metrics;
-        let mut observers: Vec<Box<dyn latchkey_trail::Observer>> = Vec::new();
+        let mut observers: Vec<Box<dyn latchkey_trail::Observer>> =
+            vec![Box::new(crate::advisor::UsageRecorder::new(state.clone()))];
         if let Some(rules) = config.detection.clone() {
             let webhook = match config.webhook.clone() {
                 Some(w) => Some(latchkey_webhook::Webhook::start(w)?),

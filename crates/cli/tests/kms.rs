@@ -898,6 +898,9 @@ fn the_aws_encryption_sdk_round_trips_across_a_rotation() {
 fn boto3_sees_kms_error_codes_and_the_trail_holds_no_plaintext() {
     let env = env();
     let id = key(&env, "boto3");
+    // A second key, so that paging by one has two pages whatever the
+    // other tests have made yet.
+    key(&env, "boto3-second");
     let marker = "plaintext-marker-5f1c2e";
     let mut cmd = Command::new("python3");
     env.server.env(&mut cmd, None);
@@ -949,7 +952,7 @@ print(json.dumps(out))
     assert_eq!(v["period"], "ValidationException");
     assert_eq!(v["deletion"], "ValidationException");
     assert_eq!(v["random"], "ValidationException");
-    assert!(v["pages"].as_u64().unwrap() >= 2);
+    assert!(v["pages"].as_u64().unwrap() >= 2, "{v}");
     assert_eq!(v["pages"], v["keys"]);
 
     // Every use is in the trail, with its key, and no plaintext.
@@ -972,4 +975,217 @@ print(json.dumps(out))
     for e in &encrypts {
         assert!(e["requestParameters"].get("plaintext").is_none(), "{e}");
     }
+}
+
+/// What a red-team pass found, each attack replayed: a tag key's case
+/// variant shadowing `aws:ResourceTag/KEY`, an encryption context key's
+/// case variant shadowing `kms:EncryptionContext:KEY`, managed keys made
+/// for any `alias/aws/` name by anyone, and a deleted user's key-policy
+/// grant passing to a new user of the same name.
+#[test]
+fn case_variants_managed_aliases_and_reused_names_widen_nothing() {
+    let env = env();
+    let account = env.account();
+    let plaintext = file(&env, "rt.bin", b"TOPSECRET-XYZZY");
+
+    // Tags: a user who may not touch `team` cannot shadow it with `Team`.
+    let tagger = env.user(
+        "kms-tagger",
+        r#"{"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/team":"red"}}},
+          {"Effect":"Allow","Action":"kms:TagResource","Resource":"*","Condition":{"ForAllValues:StringNotEquals":{"aws:TagKeys":["team"]}}}]}"#,
+    );
+    let blue = env.admin(&["kms", "create-key", "--tags", "TagKey=team,TagValue=blue"])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let blob = b64(&env.admin(&[
+        "kms",
+        "encrypt",
+        "--key-id",
+        &blue,
+        "--plaintext",
+        &plaintext,
+    ])["CiphertextBlob"]);
+    let blob = file(&env, "rt-blob.bin", &blob);
+    let decrypt = ["kms", "decrypt", "--ciphertext-blob", blob.as_str()];
+    assert_eq!(env.fails(Some(&tagger), &decrypt), "AccessDeniedException");
+    assert_eq!(
+        env.fails(
+            Some(&tagger),
+            &[
+                "kms",
+                "tag-resource",
+                "--key-id",
+                &blue,
+                "--tags",
+                "TagKey=Team,TagValue=red"
+            ]
+        ),
+        "TagException"
+    );
+    assert_eq!(env.fails(Some(&tagger), &decrypt), "AccessDeniedException");
+    let tags = env.admin(&["kms", "list-resource-tags", "--key-id", &blue]);
+    assert_eq!(
+        tags["Tags"],
+        serde_json::json!([{"TagKey": "team", "TagValue": "blue"}])
+    );
+    assert_eq!(
+        env.fails(
+            None,
+            &[
+                "kms",
+                "create-key",
+                "--tags",
+                "TagKey=team,TagValue=a",
+                "TagKey=TEAM,TagValue=b"
+            ]
+        ),
+        "TagException"
+    );
+
+    // Encryption context: a Deny on Tenant=admin is not escaped by adding
+    // `tenant`.
+    let writer = env.user(
+        "kms-writer",
+        r#"{"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"},
+          {"Effect":"Deny","Action":"kms:Encrypt","Resource":"*","Condition":{"StringEquals":{"kms:EncryptionContext:Tenant":"admin"}}}]}"#,
+    );
+    let enc = |context: &str| {
+        env.fails(
+            Some(&writer),
+            &[
+                "kms",
+                "encrypt",
+                "--key-id",
+                &blue,
+                "--plaintext",
+                &plaintext,
+                "--encryption-context",
+                context,
+            ],
+        )
+    };
+    assert_eq!(enc("Tenant=admin"), "AccessDeniedException");
+    assert_eq!(enc("Tenant=admin,tenant=x"), "ValidationException");
+
+    // Managed keys exist only for the services Latchkey integrates, and
+    // no one makes one by asking about another name.
+    for name in ["alias/aws/zz0", "alias/aws/zz1"] {
+        assert_eq!(
+            env.fails(Some(&writer), &["kms", "describe-key", "--key-id", name]),
+            "NotFoundException"
+        );
+        assert_eq!(
+            env.fails(None, &["kms", "describe-key", "--key-id", name]),
+            "NotFoundException"
+        );
+    }
+    let aliases = env.admin(&["kms", "list-aliases"]);
+    assert!(
+        !aliases["Aliases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["AliasName"].as_str().unwrap().starts_with("alias/aws/zz")),
+        "{aliases}"
+    );
+
+    // A key policy names a user; the user is deleted and another of the
+    // same name made: the grant was the old user's.
+    let reused = env.user("kms-reused", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#);
+    let arn = format!("arn:aws:iam::{account}:user/kms-reused");
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": arn}, "Action": "kms:Decrypt", "Resource": "*"}
+        ]
+    })
+    .to_string();
+    let granted = env.admin(&["kms", "create-key", "--policy", &policy])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let blob = b64(&env.admin(&[
+        "kms",
+        "encrypt",
+        "--key-id",
+        &granted,
+        "--plaintext",
+        &plaintext,
+    ])["CiphertextBlob"]);
+    let blob = file(&env, "rt-granted.bin", &blob);
+    let decrypt = ["kms", "decrypt", "--ciphertext-blob", blob.as_str()];
+    env.as_user(&reused, &decrypt);
+    env.admin(&[
+        "iam",
+        "delete-user-policy",
+        "--user-name",
+        "kms-reused",
+        "--policy-name",
+        "p",
+    ]);
+    env.admin(&[
+        "iam",
+        "delete-access-key",
+        "--user-name",
+        "kms-reused",
+        "--access-key-id",
+        &reused.key,
+    ]);
+    env.admin(&["iam", "delete-user", "--user-name", "kms-reused"]);
+    let stored = env.admin(&[
+        "kms",
+        "get-key-policy",
+        "--key-id",
+        &granted,
+        "--policy-name",
+        "default",
+    ]);
+    let stored = stored["Policy"].as_str().unwrap();
+    assert!(
+        !stored.contains("user/kms-reused") && stored.contains("AIDA"),
+        "{stored}"
+    );
+    let newcomer = env.user("kms-reused", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#);
+    assert_eq!(
+        env.fails(Some(&newcomer), &decrypt),
+        "AccessDeniedException"
+    );
+
+    // A refusal by a key policy says so, as AWS's does.
+    let admin_arn = env.admin(&["sts", "get-caller-identity"])["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let closed = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": admin_arn}, "Action": "kms:*", "Resource": "*"}]
+    })
+    .to_string();
+    let closed = env.admin(&["kms", "create-key", "--policy", &closed])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let allowed = env.user("kms-allowed", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#);
+    let out = common::api::aws(
+        &env.server,
+        Some(&allowed),
+        &[
+            "kms",
+            "encrypt",
+            "--key-id",
+            &closed,
+            "--plaintext",
+            &plaintext,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AccessDeniedException")
+            && err.contains("because no resource-based policy allows the kms:Encrypt action"),
+        "{err}"
+    );
 }

@@ -754,6 +754,81 @@ fn policies_on_paths_hide_what_they_deny() {
         env.admin(&["ssm", "get-parameter", "--name", "/pol/app/new"])["Parameter"]["Version"],
         1
     );
+
+    // What a red-team pass found, replayed. A Deny conditioned on the
+    // request's own keys (`ssm:Recursive`) hides children too; so does a
+    // Deny of reading a parameter directly.
+    put(&env, "/rt/app/prod/db", "String", "prod-secret", &[]);
+    put(&env, "/rt/app/prod/api", "String", "prod-api", &[]);
+    put(&env, "/rt/app/dev/db", "String", "dev", &[]);
+    let rt = env.user(
+        "rt-ssm",
+        r#"{"Version":"2012-10-17","Statement":[
+{"Effect":"Allow","Action":"ssm:*","Resource":"arn:aws:ssm:*:*:parameter/*"},
+{"Effect":"Deny","Action":"ssm:GetParametersByPath","Resource":"arn:aws:ssm:*:*:parameter/rt/app/prod/db","Condition":{"StringEquals":{"ssm:Recursive":"true"}}},
+{"Effect":"Deny","Action":"ssm:GetParameter","Resource":"arn:aws:ssm:*:*:parameter/rt/app/prod/api"}]}"#,
+    );
+    let recursive = env.as_user(
+        &rt,
+        &[
+            "ssm",
+            "get-parameters-by-path",
+            "--path",
+            "/rt/app",
+            "--recursive",
+        ],
+    );
+    assert_eq!(names(&recursive), ["/rt/app/dev/db"]);
+    let shallow = env.as_user(
+        &rt,
+        &["ssm", "get-parameters-by-path", "--path", "/rt/app/prod"],
+    );
+    assert_eq!(
+        names(&shallow),
+        ["/rt/app/prod/db"],
+        "the Deny needs ssm:Recursive true"
+    );
+    // DescribeParameters is granted on `*` only (a grant on parameter/*
+    // does not reach it), and never describes what the caller may not read.
+    assert_eq!(
+        env.fails(Some(&rt), &["ssm", "describe-parameters"]),
+        "AccessDeniedException"
+    );
+    let describer = env.user(
+        "rt-describer",
+        r#"{"Version":"2012-10-17","Statement":[
+{"Effect":"Allow","Action":"ssm:DescribeParameters","Resource":"*"},
+{"Effect":"Deny","Action":"ssm:GetParameter","Resource":"arn:aws:ssm:*:*:parameter/rt/app/prod/*"}]}"#,
+    );
+    let described = env.as_user(
+        &describer,
+        &[
+            "ssm",
+            "describe-parameters",
+            "--parameter-filters",
+            "Key=Path,Option=Recursive,Values=/rt",
+        ],
+    );
+    assert_eq!(names(&described), ["/rt/app/dev/db"]);
+    // An AllowedPattern that would escape its anchors is refused.
+    assert_eq!(
+        env.fails(
+            None,
+            &[
+                "ssm",
+                "put-parameter",
+                "--name",
+                "/rt/pattern",
+                "--type",
+                "String",
+                "--value",
+                "1",
+                "--allowed-pattern",
+                "[0-9]+)|(.*"
+            ]
+        ),
+        "InvalidAllowedPatternException"
+    );
 }
 
 #[test]

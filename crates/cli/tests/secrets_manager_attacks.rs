@@ -745,3 +745,38 @@ out("stages", sorted(sm.get_secret_value(SecretId="labels")["VersionStages"]))
         serde_json::json!(["AWSCURRENT", "AWSPENDING"])
     );
 }
+
+/// The KMS red team's F4, on Secrets Manager: a resource policy names a
+/// user; the user is deleted and another of the same name made. The grant
+/// was the old user's (the policy now names its unique id), so the new
+/// user reads nothing.
+#[test]
+fn a_deleted_users_grant_does_not_pass_to_a_new_user_of_its_name() {
+    let (_tmp, server) = server();
+    let lines = run(
+        &server,
+        r#"
+deny_iam = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iam:*", "Resource": "*"}]}
+old = user("reused", deny_iam)
+sm.create_secret(Name="granted", SecretString="for-the-old-user")
+pol = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+    "Principal": {"AWS": f"arn:aws:iam::{acct}:user/reused"},
+    "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}
+sm.put_resource_policy(SecretId="granted", ResourcePolicy=json.dumps(pol))
+out("old", err(client(creds=old).get_secret_value, SecretId="granted")[0])
+iam.delete_user_policy(UserName="reused", PolicyName="p")
+iam.delete_access_key(UserName="reused", AccessKeyId=old[0])
+iam.delete_user(UserName="reused")
+stored = sm.get_resource_policy(SecretId="granted")["ResourcePolicy"]
+out("stored", f"user/reused" in stored, "AIDA" in stored)
+new = user("reused", deny_iam)
+out("new", err(client(creds=new).get_secret_value, SecretId="granted")[0])
+"#,
+    );
+    assert_eq!(line(&lines, "old")[1], "OK");
+    assert_eq!(
+        line(&lines, "stored")[1..],
+        [false.into(), true.into()] as [Value; 2]
+    );
+    assert_eq!(line(&lines, "new")[1], "AccessDeniedException");
+}

@@ -561,6 +561,7 @@ impl SessionStatements {
             resource: first.map(|a| self.target.arn(a)).unwrap_or_default(),
             reason: String::new(),
             accesses: u32::try_from(accesses.len()).unwrap_or(u32::MAX),
+            uses: Vec::new(),
             evaluated: true,
             firewall: None,
         };
@@ -601,6 +602,10 @@ impl SessionStatements {
         for access in accesses {
             let req = self.target.request(&base, access, &fingerprint);
             if set.decide(&req) == Decision::Allowed {
+                let used = (access.action.as_str(), req.resource());
+                if !decision.uses.iter().any(|(a, r)| (*a, r.as_str()) == used) {
+                    decision.uses.push((used.0, used.1.to_owned()));
+                }
                 if allowed_by.is_empty() {
                     allowed_by = set
                         .explain(&req)
@@ -613,6 +618,7 @@ impl SessionStatements {
             }
             let explained = set.explain(&req);
             decision.allowed = false;
+            decision.uses.clear();
             decision.action = Some(access.action.as_str());
             decision.resource = req.resource().to_owned();
             decision.reason = match explained.decision {
@@ -669,6 +675,7 @@ impl StatementGate for SessionStatements {
                     resource: String::new(),
                     reason: String::new(),
                     accesses: 0,
+                    uses: Vec::new(),
                     evaluated: false,
                     firewall: None,
                 },
@@ -1167,6 +1174,7 @@ mod tests {
             panic!("audit mode refuses nothing");
         };
         assert!(!decision.allowed && !decision.enforced);
+        assert!(decision.uses.is_empty(), "a denied statement uses nothing");
         // Unclassifiable SQL is denied unless a policy allows it.
         let Ruling::Pass(decision) = gate.rule("SELEC garbage (") else {
             panic!("audit mode refuses nothing");
@@ -1188,6 +1196,20 @@ mod tests {
             panic!("allowed");
         };
         assert_eq!(d.accesses, 2, "sales.orders and public.orders");
+        // Both are uses the access advisor counts, each once.
+        let mut used: Vec<_> = d
+            .uses
+            .iter()
+            .map(|(a, r)| (*a, r.rsplit(':').next().unwrap_or_default()))
+            .collect();
+        used.sort();
+        assert_eq!(
+            used,
+            [
+                ("sql:Select", "table/db-TEST/orders/public/orders"),
+                ("sql:Select", "table/db-TEST/orders/sales/orders")
+            ]
+        );
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub struct Denial {
     pub shown: String,
     /// `ExplicitDeny`, `ImplicitDeny`…
     pub decision: &'static str,
+    /// The resource's own policy (a key policy, a trust policy) decided the
+    /// refusal: it denies, or it neither grants nor delegates to the
+    /// account. Refusals say "resource-based policy" then, as AWS's do.
+    pub by_resource_policy: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

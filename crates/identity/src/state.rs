@@ -799,6 +799,7 @@ impl AppState {
                 resource: resource.to_owned(),
                 shown: shown.to_owned(),
                 decision: d.as_str(),
+                by_resource_policy: set.resource.as_ref().is_some_and(|p| p.evaluate(&req).deny),
             })),
         }
     }
@@ -850,20 +851,24 @@ impl AppState {
         gate: Arc<CompiledPolicy>,
     ) -> Result<(), IdentityError> {
         let mut set = self.policy_set(caller)?;
-        set.resource = Some(gate);
+        set.resource = Some(gate.clone());
         let mut req = self.request(caller, action, resource, now)?;
         for (k, v) in context.iter() {
             req.set_context(k, v.iter().map(String::as_str));
         }
         match set.decide_gated(&req) {
             Decision::Allowed => Ok(()),
-            d => Err(IdentityError::Denied(Denial {
-                caller: caller.arn.clone(),
-                action: action.to_owned(),
-                resource: resource.to_owned(),
-                shown: shown.to_owned(),
-                decision: d.as_str(),
-            })),
+            d => {
+                let gated = gate.evaluate(&req);
+                Err(IdentityError::Denied(Denial {
+                    caller: caller.arn.clone(),
+                    action: action.to_owned(),
+                    resource: resource.to_owned(),
+                    shown: shown.to_owned(),
+                    decision: d.as_str(),
+                    by_resource_policy: gated.deny || !(gated.allow || gated.allow_via_account),
+                }))
+            }
         }
     }
 

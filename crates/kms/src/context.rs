@@ -45,6 +45,17 @@ impl EncryptionContext {
                 "EncryptionContext must be at most {MAX_CONTEXT_BYTES} bytes."
             )));
         }
+        // Policies name context keys without case (`kms:EncryptionContext:
+        // Tenant` is `...:tenant`): two keys that differ only in case would
+        // give one condition key two values, and let one hide the other.
+        let mut folded: Vec<String> = out.keys().map(|k| k.to_ascii_lowercase()).collect();
+        folded.sort_unstable();
+        if let Some(pair) = folded.windows(2).find(|w| w[0] == w[1]) {
+            return Err(KmsError::Validation(format!(
+                "EncryptionContext keys must differ by more than letter case ({} appears twice).",
+                pair[0]
+            )));
+        }
         Ok(Self(out))
     }
 
@@ -107,6 +118,12 @@ mod tests {
         for bad in [json!([]), json!({"a": 1}), json!("x"), json!({"a": null})] {
             assert!(EncryptionContext::from_json(Some(&bad)).is_err(), "{bad}");
         }
+        // Keys that differ only in case would be one condition key.
+        let twins = EncryptionContext::from_json(Some(&json!({"Tenant": "admin", "tenant": "x"})));
+        assert!(matches!(twins, Err(KmsError::Validation(m)) if m.contains("tenant")));
+        assert!(
+            EncryptionContext::from_json(Some(&json!({"Tenant": "a", "Tenants": "b"}))).is_ok()
+        );
         let big = json!({"k": "v".repeat(MAX_CONTEXT_BYTES)});
         assert!(EncryptionContext::from_json(Some(&big)).is_err());
         assert!(

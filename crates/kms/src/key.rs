@@ -219,7 +219,14 @@ pub fn check_description(d: &str) -> Result<(), KmsError> {
 
 /// Tags as KMS allows them (`TagException` otherwise).
 pub fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
-    for (k, v) in tags {
+    for (i, (k, v)) in tags.iter().enumerate() {
+        // Policies name tag keys without case (`aws:ResourceTag/team`): a
+        // key given twice, in any case, would be one key with two values.
+        if tags[..i].iter().any(|(o, _)| o.eq_ignore_ascii_case(k)) {
+            return Err(KmsError::Tag(format!(
+                "Duplicate tag key {k}: each key may be given once (keys are compared without case)."
+            )));
+        }
         if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
             return Err(KmsError::Tag(
                 "Tag keys must be 1-128 characters and values at most 256.".into(),
@@ -235,6 +242,35 @@ pub fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
 }
 
 impl Key {
+    /// Adds or replaces tags, within [`MAX_TAGS`]. A key that differs from
+    /// one the key has only in case is refused: the two would be one key
+    /// to a policy, and the later would hide the earlier.
+    pub fn tag(&mut self, tags: &[(String, String)]) -> Result<(), KmsError> {
+        check_tags(tags)?;
+        let mut merged = self.tags.clone();
+        for (name, value) in tags {
+            if let Some((other, _)) = merged
+                .iter()
+                .find(|(n, _)| n != name && n.eq_ignore_ascii_case(name))
+            {
+                return Err(KmsError::Tag(format!(
+                    "The key already has the tag key {other}, which differs from {name} only in case; untag {other} first or use it as it is."
+                )));
+            }
+            match merged.iter_mut().find(|(n, _)| n == name) {
+                Some(t) => t.1.clone_from(value),
+                None => merged.push((name.clone(), value.clone())),
+            }
+        }
+        if merged.len() > MAX_TAGS {
+            return Err(KmsError::Tag(format!(
+                "A key may have at most {MAX_TAGS} tags."
+            )));
+        }
+        self.tags = merged;
+        Ok(())
+    }
+
     /// A new key with its first key material version (1).
     pub fn new(
         id: &KeyUuid,
@@ -536,6 +572,24 @@ mod tests {
             1_000,
         )
         .expect("key")
+    }
+
+    #[test]
+    fn tag_keys_are_one_key_whatever_their_case() {
+        let mut k = key(KeySpec::SymmetricDefault, KeyManager::Customer);
+        let tag = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert!(k.tag(&[tag("team", "blue")]).is_ok());
+        assert!(matches!(
+            k.tag(&[tag("Team", "red")]),
+            Err(KmsError::Tag(_))
+        ));
+        assert!(matches!(
+            k.tag(&[tag("env", "a"), tag("ENV", "b")]),
+            Err(KmsError::Tag(_))
+        ));
+        assert!(k.tag(&[tag("team", "green")]).is_ok());
+        assert_eq!(k.tags, [tag("team", "green")]);
+        assert!(check_tags(&[tag("a", "1"), tag("A", "2")]).is_err());
     }
 
     #[test]

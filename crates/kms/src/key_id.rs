@@ -91,6 +91,9 @@ pub struct AliasName(String);
 /// The prefix of the aliases of AWS managed keys.
 pub const AWS_ALIAS_PREFIX: &str = "alias/aws/";
 
+/// The services whose AWS managed keys (`alias/aws/<service>`) exist here.
+pub const MANAGED_SERVICES: &[&str] = &["ssm", "secretsmanager"];
+
 impl AliasName {
     /// An alias as AWS allows it: `alias/` then 1-250 characters of
     /// letters, digits, `/`, `_` and `-`.
@@ -121,6 +124,16 @@ impl AliasName {
     /// the service creates.
     pub fn is_aws_managed(&self) -> bool {
         self.0.starts_with(AWS_ALIAS_PREFIX)
+    }
+
+    /// The service of an AWS managed key that Latchkey makes on first use
+    /// (`ssm` for `alias/aws/ssm`); `None` for any other alias, including
+    /// `alias/aws/` names of services Latchkey does not integrate (AWS
+    /// answers `NotFoundException` for those: nothing makes them).
+    pub fn managed_service(&self) -> Option<&str> {
+        self.0
+            .strip_prefix(AWS_ALIAS_PREFIX)
+            .filter(|service| MANAGED_SERVICES.contains(service))
     }
 
     /// `arn:aws:kms:REGION:ACCOUNT:alias/NAME`.
@@ -284,6 +297,19 @@ mod tests {
                 .expect("alias")
                 .is_aws_managed()
         );
+        let service = |a: &str| {
+            AliasName::parse(a)
+                .expect("alias")
+                .managed_service()
+                .map(str::to_owned)
+        };
+        assert_eq!(service("alias/aws/ssm").as_deref(), Some("ssm"));
+        assert_eq!(
+            service("alias/aws/zz0"),
+            None,
+            "not a service Latchkey integrates"
+        );
+        assert_eq!(service("alias/app"), None);
         assert!(AliasName::parse("app").is_err());
         assert!(AliasName::parse(&format!("alias/{}", "a".repeat(250))).is_ok());
         assert!(AliasName::parse(&format!("alias/{}", "a".repeat(251))).is_err());

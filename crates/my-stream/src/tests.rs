@@ -1383,6 +1383,7 @@ struct PartialGate;
 impl latchkey_framing::StatementGate for PartialGate {
     fn rule(&mut self, sql: &str) -> latchkey_framing::Ruling {
         let decision = Arc::new(latchkey_audit::PolicyDecision {
+            uses: Vec::new(),
             allowed: sql != latchkey_framing::PARTIAL_SQL,
             enforced: true,
             action: None,

@@ -419,6 +419,7 @@ struct StubGate {
 
 fn decision(allowed: bool) -> Arc<latchkey_audit::PolicyDecision> {
     Arc::new(latchkey_audit::PolicyDecision {
+        uses: Vec::new(),
         allowed,
         enforced: true,
         action: Some("sql:Select"),
@@ -597,6 +598,7 @@ struct RefuseCards;
 impl StatementGate for RefuseCards {
     fn rule(&mut self, sql: &str) -> Ruling {
         let decision = Arc::new(latchkey_audit::PolicyDecision {
+            uses: Vec::new(),
             allowed: !sql.contains("cards"),
             enforced: true,
             action: Some("sql:Select"),

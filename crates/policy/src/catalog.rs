@@ -36,6 +36,12 @@ static ACTIONS: &[(&str, &[&str])] = &[
     ("iam:UpdateAccessKey", &[RT, IRT]),
     ("iam:DeleteAccessKey", &[RT, IRT]),
     ("iam:GetAccessKeyLastUsed", &[RT, IRT]),
+    // ---- the access advisor ----
+    ("iam:GenerateServiceLastAccessedDetails", &[RT]),
+    ("iam:GetServiceLastAccessedDetails", &[]),
+    ("iam:GetServiceLastAccessedDetailsWithEntities", &[]),
+    ("iam:GenerateCredentialReport", &[]),
+    ("iam:GetCredentialReport", &[]),
     // ---- roles ----
     ("iam:CreateRole", &[REQ, TK, PB, RT, IRT]),
     ("iam:GetRole", &[RT, IRT]),
@@ -480,7 +486,17 @@ const SQL_KEYS: &[&str] = &[
 /// stands for the catalogued actions. (`secretsmanager` joins once all its
 /// actions are catalogued: until then `secretsmanager:*` stands for more
 /// than the catalog knows, and warnings about it would be wrong.)
-const SERVICES: [&str; 6] = ["iam", "sts", "rds-db", "latchkey", "sql", "secretsmanager"];
+/// The services whose actions the catalogue knows in full.
+pub const SERVICES: [&str; 8] = [
+    "iam",
+    "sts",
+    "rds-db",
+    "latchkey",
+    "sql",
+    "secretsmanager",
+    "kms",
+    "ssm",
+];
 
 /// Keys every request may carry, whatever the action (AWS's global
 /// condition context keys). `/${TagKey}` templates match any tag key.
@@ -622,6 +638,33 @@ pub fn actions_matching(pattern: &str) -> Option<Vec<&'static str>> {
         .filter(|a| glob(pattern.as_bytes(), a.as_bytes()))
         .collect();
     Some(found)
+}
+
+/// Every catalogued action, in catalogue order (grouped by service).
+pub fn all_actions() -> impl Iterator<Item = &'static str> {
+    ACTIONS.iter().map(|(a, _)| *a)
+}
+
+/// The catalogued actions a policy's `Allow` statements grant, whatever
+/// their resources and conditions (what IAM's access advisor lists as
+/// granted): `Action` patterns matched against the catalogue, `NotAction`
+/// granting every catalogued action it does not name. Sorted, unique.
+pub fn granted_actions(policy: &Policy) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for s in &policy.statements {
+        if s.effect != crate::document::Effect::Allow {
+            continue;
+        }
+        let (patterns, not_action) = &s.actions;
+        out.extend(
+            ACTIONS.iter().map(|(a, _)| *a).filter(|a| {
+                patterns.iter().any(|p| glob(p.as_bytes(), a.as_bytes())) != *not_action
+            }),
+        );
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Warnings for a parsed policy: each condition key (not global) that none
@@ -779,6 +822,28 @@ mod tests {
     }
 
     #[test]
+    fn granted_actions_follow_allow_statements_only() {
+        let p = policy(
+            r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Action":["iam:Get*","kms:Decrypt"],"Resource":"*"},
+                {"Effect":"Deny","Action":"iam:GetUser","Resource":"*"},
+                {"Effect":"Allow","NotAction":["iam:*","sts:*","rds-db:*","latchkey:*","sql:*","secretsmanager:*","kms:*","ssm:Get*","ssm:Put*","ssm:Delete*","ssm:Describe*","ssm:Label*","ssm:*Tag*"],"Resource":"*"}
+            ]}"#,
+        );
+        let granted = granted_actions(&p);
+        assert!(granted.contains(&"iam:GetUser") && granted.contains(&"iam:GetRole"));
+        assert!(granted.contains(&"kms:Decrypt") && !granted.contains(&"kms:Encrypt"));
+        assert!(!granted.contains(&"iam:CreateUser"));
+        // What NotAction leaves of SSM, and nothing more.
+        let ssm: Vec<_> = granted.iter().filter(|a| a.starts_with("ssm:")).collect();
+        assert_eq!(ssm, [&"ssm:UnlabelParameterVersion"]);
+        let all = granted_actions(&policy(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#,
+        ));
+        assert_eq!(all.len(), all_actions().count());
+    }
+
+    #[test]
     fn wildcards_resolve_within_known_services() {
         let list = actions_matching("iam:*Tag*").expect("known service");
         assert!(list.contains(&"iam:TagUser") && list.contains(&"iam:ListRoleTags"));
@@ -793,6 +858,8 @@ mod tests {
         assert_eq!(actions_matching("*"), None);
         assert_eq!(actions_matching("*:GetUser"), None);
         assert_eq!(actions_matching("iam:Nothing*"), Some(vec![]));
+        assert_eq!(actions_matching("kms:Decrypt"), Some(vec!["kms:Decrypt"]));
+        assert!(actions_matching("ssm:GetParameter*").is_some_and(|l| l.len() >= 3));
         assert!(glob(b"a*b*c", b"aXXbYc") && !glob(b"a*b", b"ab c"));
         assert!(
             action_matches("IAM:get*", "iam:GetUser") && !action_matches("iam:Get", "iam:GetUser")

@@ -219,6 +219,7 @@ mod tests {
             resource: "arn:aws:iam::1:user/secret/path/b".into(),
             shown: "arn:aws:iam::1:user/b".into(),
             decision: "implicitDeny",
+            by_resource_policy: false,
         }));
         assert_eq!(denied.code, "AccessDenied");
         assert!(

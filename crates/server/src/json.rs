@@ -147,13 +147,15 @@ fn denied_message(d: &Denial) -> String {
     } else {
         format!(" on resource: {}", d.shown)
     };
-    let why = if d.decision == "explicitDeny" {
-        "with an explicit deny in an identity-based policy".to_owned()
+    let (article, kind) = if d.by_resource_policy {
+        ("a", "resource-based")
     } else {
-        format!(
-            "because no identity-based policy allows the {} action",
-            d.action
-        )
+        ("an", "identity-based")
+    };
+    let why = if d.decision == "explicitDeny" {
+        format!("with an explicit deny in {article} {kind} policy")
+    } else {
+        format!("because no {kind} policy allows the {} action", d.action)
     };
     format!(
         "User: {} is not authorized to perform: {}{on} {why}",
@@ -335,6 +337,7 @@ mod tests {
                 resource: format!("{resource}-stored"),
                 shown: resource.into(),
                 decision,
+                by_resource_policy: false,
             }))
         };
         let e = json_error(denial(
@@ -352,6 +355,14 @@ mod tests {
             "User: arn:aws:iam::123456789012:user/bob is not authorized to perform: secretsmanager:GetSecretValue with an explicit deny in an identity-based policy"
         );
         assert!(!e.message.contains("stored"));
+        // A key policy's refusal names the policy kind that refused.
+        let mut by_key = denial("arn:aws:kms:us-east-1:123456789012:key/k", "implicitDeny");
+        if let Some(d) = by_key.denial.as_mut() {
+            d.by_resource_policy = true;
+        }
+        assert!(json_error(by_key).message.ends_with(
+            "because no resource-based policy allows the secretsmanager:GetSecretValue action"
+        ));
     }
 
     #[test]

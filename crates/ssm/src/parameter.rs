@@ -132,15 +132,22 @@ impl AllowedPattern {
                 "1 validation error detected: Value at 'allowedPattern' failed to satisfy constraint: Member must have length less than or equal to {MAX_PATTERN}"
             )));
         }
-        let regex = regex::RegexBuilder::new(&format!("^(?:{text})$"))
-            .size_limit(1 << 20)
-            .dfa_size_limit(1 << 20)
-            .build()
-            .map_err(|_| {
-                SsmError::InvalidAllowedPattern(
-                    "The request does not meet the regular expression requirement.".to_owned(),
-                )
-            })?;
+        let build = |pattern: &str| {
+            regex::RegexBuilder::new(pattern)
+                .size_limit(1 << 20)
+                .dfa_size_limit(1 << 20)
+                .build()
+                .map_err(|_| {
+                    SsmError::InvalidAllowedPattern(
+                        "The request does not meet the regular expression requirement.".to_owned(),
+                    )
+                })
+        };
+        // The pattern must be a whole expression on its own: wrapped
+        // unchecked, `[0-9]+)|(.*` would close the wrapper's group and
+        // match anything.
+        build(text)?;
+        let regex = build(&format!("^(?:{text})$"))?;
         Ok(Self {
             text: text.to_owned(),
             regex,
@@ -500,6 +507,16 @@ impl Parameter {
         check_tags(tags)?;
         let mut merged = self.tags.clone();
         for (k, v) in tags {
+            // One key to a policy (`aws:ResourceTag/team` has no case): a
+            // variant of a key the parameter has would hide it.
+            if let Some((other, _)) = merged
+                .iter()
+                .find(|(key, _)| key != k && key.eq_ignore_ascii_case(k))
+            {
+                return Err(SsmError::validation(format!(
+                    "The parameter already has the tag key {other}, which differs from {k} only in case; remove {other} first or use it as it is."
+                )));
+            }
             match merged.iter_mut().find(|(key, _)| key == k) {
                 Some(t) => t.1 = v.clone(),
                 None => merged.push((k.clone(), v.clone())),
@@ -528,7 +545,7 @@ fn check_label_count(labels: &[String]) -> Result<(), SsmError> {
 }
 
 /// Tag keys 1-128 characters not beginning with `aws:`, values at most
-/// 256, each key once, at most [`MAX_TAGS`].
+/// 256, each key once whatever its case, at most [`MAX_TAGS`].
 pub fn check_tags(tags: &[(String, String)]) -> Result<(), SsmError> {
     if tags.len() > MAX_TAGS {
         return Err(SsmError::TooManyTags);
@@ -544,8 +561,10 @@ pub fn check_tags(tags: &[(String, String)]) -> Result<(), SsmError> {
                 "Tag keys beginning with aws: are reserved for AWS use.",
             ));
         }
-        if tags[..i].iter().any(|(o, _)| o == k) {
-            return Err(SsmError::validation(format!("Duplicate tag key: {k}")));
+        if tags[..i].iter().any(|(o, _)| o.eq_ignore_ascii_case(k)) {
+            return Err(SsmError::validation(format!(
+                "Duplicate tag key: {k} (keys are compared without case)"
+            )));
         }
     }
     Ok(())
@@ -641,6 +660,13 @@ mod tests {
             AllowedPattern::parse("(").map(|_| ()).map_err(|e| e.code()),
             Err("InvalidAllowedPatternException")
         );
+        assert_eq!(
+            AllowedPattern::parse("[0-9]+)|(.*")
+                .map(|_| ())
+                .map_err(|e| e.code()),
+            Err("InvalidAllowedPatternException"),
+            "a pattern that would escape its anchors"
+        );
         let mut patterned = put(Some(ParameterType::String));
         patterned.allowed_pattern = AllowedPattern::parse("^\\d+$").ok();
         let v = patterned
@@ -719,6 +745,14 @@ mod tests {
         assert_eq!(p.tags.len(), 2);
         assert_eq!(p.tags[0].1, "dev");
         assert!(p.tag(&[("aws:x".into(), "v".into())]).is_err());
+        // A case variant of a key it has, or twice in one request, is
+        // refused: policies name tag keys without case.
+        assert!(p.tag(&[("ENV".into(), "x".into())]).is_err());
+        assert!(
+            p.tag(&[("owner".into(), "a".into()), ("Owner".into(), "b".into())])
+                .is_err()
+        );
+        assert_eq!(p.tags[0], ("env".into(), "dev".into()), "unchanged");
         assert!(
             p.tag(&[("k".into(), "a".into()), ("k".into(), "b".into())])
                 .is_err()

@@ -62,6 +62,7 @@ pub trait Backend:
     + Secrets
     + KmsKeys
     + Parameters
+    + Usage
     + Send
     + Sync
 {
@@ -284,6 +285,9 @@ pub trait Credentials {
     fn update_access_key(&self, id: &str, active: bool) -> Result<()>;
 
     fn delete_access_key(&self, id: &str) -> Result<()>;
+
+    /// A key's metadata (owner, status, creation), without its secret.
+    fn access_key(&self, id: &str) -> Result<Option<AccessKey>>;
 
     /// The key's owner and secret, for signature checks.
     fn access_key_secret(&self, id: &str) -> Result<Option<(AccessKey, Zeroizing<String>)>>;
@@ -735,4 +739,83 @@ pub trait Parameters {
 
     /// Removes a parameter and its values; false when there was none.
     fn delete_parameter(&self, name: &str) -> Result<bool>;
+}
+
+/// A permission's last use by one entity on one resource (the access
+/// advisor's finest grain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastAccess {
+    /// The user's or role's ARN.
+    pub principal: String,
+    /// `iam:CreateUser`, `rds-db:connect`, `sql:Select`.
+    pub action: String,
+    /// The resource's ARN, or `*`.
+    pub resource: String,
+    /// Epoch seconds.
+    pub at: i64,
+}
+
+/// A credential's last use: an access key (by id), or a user or role (by
+/// ARN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialLastUse {
+    pub id: String,
+    /// Epoch seconds.
+    pub at: i64,
+    /// The service it was used with (`sts`, `rds-db`...).
+    pub service: String,
+}
+
+/// A finished access-advisor job (`GenerateServiceLastAccessedDetails`):
+/// what it was about and its report, as JSON written and read by the
+/// server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvisorJob {
+    pub id: String,
+    /// The user, group, role or policy ARN it reports on.
+    pub arn: String,
+    /// `SERVICE_LEVEL` or `ACTION_LEVEL`.
+    pub granularity: String,
+    /// Epoch seconds.
+    pub created: i64,
+    pub report: String,
+}
+
+/// The access advisor's data: last uses kept from the audit stream, its
+/// jobs, and the latest credential report. Last uses only move forward:
+/// recording an older use than the one stored changes nothing, so the
+/// live stream and a rebuild from the trail may write at once. Deleting a
+/// user, role or access key forgets its uses.
+pub trait Usage {
+    /// Records uses, keeping the later time of each, in one transaction.
+    fn record_usage(
+        &self,
+        permissions: &[LastAccess],
+        credentials: &[CredentialLastUse],
+    ) -> Result<()>;
+
+    /// Every stored use by these principals (ARNs, names compared without
+    /// case), ordered by principal, action and resource.
+    fn last_accesses(&self, principals: &[&str]) -> Result<Vec<LastAccess>>;
+
+    /// When a credential (access key id, or user or role ARN) was last
+    /// used.
+    fn credential_last_use(&self, id: &str) -> Result<Option<CredentialLastUse>>;
+
+    /// Every credential's last use.
+    fn credential_last_uses(&self) -> Result<Vec<CredentialLastUse>>;
+
+    /// Forgets every use (before a rebuild from the trail).
+    fn clear_usage(&self) -> Result<()>;
+
+    /// Stores a job, dropping jobs created before `expire_before`.
+    fn put_advisor_job(&self, job: &AdvisorJob, expire_before: i64) -> Result<()>;
+
+    fn advisor_job(&self, id: &str) -> Result<Option<AdvisorJob>>;
+
+    /// Replaces the credential report.
+    fn put_credential_report(&self, generated: i64, csv: &str) -> Result<()>;
+
+    /// The latest credential report and when it was generated.
+    fn credential_report(&self) -> Result<Option<(i64, String)>>;
 }

@@ -23,9 +23,9 @@ pub mod vault;
 use std::path::Path;
 
 pub use backend::{
-    Audit, Backend, Classification, Credentials, Databases, Findings, Firewall, Identities,
-    KmsAlias, KmsKeys, Parameters, Policies, Secrets, SessionKeys, StoredKmsKey, StoredParameter,
-    StoredSecret, UpstreamLogin, UpstreamLogins,
+    AdvisorJob, Audit, Backend, Classification, CredentialLastUse, Credentials, Databases,
+    Findings, Firewall, Identities, KmsAlias, KmsKeys, LastAccess, Parameters, Policies, Secrets,
+    SessionKeys, StoredKmsKey, StoredParameter, StoredSecret, UpstreamLogin, UpstreamLogins, Usage,
 };
 pub use domain::{
     BadFingerprint, Database, DatabaseError, Engine, Fingerprint, FirewallConfig, FirewallMode,

@@ -174,7 +174,7 @@ pub(crate) fn remove_tags(tags: &mut Vec<(String, String)>, keys: &[&str]) {
     tags.retain(|(k, _)| !keys.iter().any(|r| r.eq_ignore_ascii_case(k)));
 }
 
-/// `document` with every `Principal.AWS` entry equal to `arn` (ignoring
+/// `document` with every `Principal.AWS` and `NotPrincipal.AWS` entry equal to `arn` (ignoring
 /// ASCII case, as IAM names do) replaced by `id`; `None` if none is.
 pub fn replace_principal(document: &str, arn: &str, id: &str) -> Option<String> {
     let mut doc: Value = serde_json::from_str(document).ok()?;
@@ -192,15 +192,14 @@ pub fn replace_principal(document: &str, arn: &str, id: &str) -> Option<String> 
         one => vec![one],
     };
     for statement in statements {
-        let Some(aws) = statement
-            .get_mut("Principal")
-            .and_then(|p| p.get_mut("AWS"))
-        else {
-            continue;
-        };
-        match aws {
-            Value::Array(list) => list.iter_mut().for_each(&mut replace),
-            one => replace(one),
+        for member in ["Principal", "NotPrincipal"] {
+            let Some(aws) = statement.get_mut(member).and_then(|p| p.get_mut("AWS")) else {
+                continue;
+            };
+            match aws {
+                Value::Array(list) => list.iter_mut().for_each(&mut replace),
+                one => replace(one),
+            }
         }
     }
     changed.then(|| doc.to_string())
@@ -252,6 +251,9 @@ mod tests {
             out.contains(r#"["AIDAX","arn:aws:iam::123456789012:user/other"]"#),
             "{out}"
         );
+        let not = r#"{"Statement":[{"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::123456789012:user/olduser"}}]}"#;
+        let out = replace_principal(not, arn, "AIDAX").unwrap();
+        assert!(out.contains(r#""NotPrincipal":{"AWS":"AIDAX"}"#), "{out}");
         for untouched in [
             r#"{"Statement":[{"Principal":{"AWS":"arn:aws:iam::123456789012:user/olduser2"}}]}"#,
             r#"{"Statement":[{"NotPrincipal":{"Service":"arn:aws:iam::123456789012:user/olduser"}}]}"#,

@@ -1550,3 +1550,89 @@ fn parameter_values_are_sealed_versioned_and_written_by_one_writer_at_a_time() {
     assert!(store.parameter("/app/db/url").unwrap().is_none());
     assert!(store.parameter_value("/app/db/url", 2).unwrap().is_none());
 }
+
+#[test]
+fn last_uses_only_move_forward_and_go_with_their_entity() {
+    use latchkey_store::{AdvisorJob, CredentialLastUse, LastAccess};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let user = store.create_user("Alice", "/", &[], 1).unwrap();
+    let (key, _) = store.create_access_key("alice", 1).unwrap();
+    let used = |principal: &str, action: &str, at: i64| LastAccess {
+        principal: principal.into(),
+        action: action.into(),
+        resource: "*".into(),
+        at,
+    };
+    let key_used = |id: &str, at: i64, service: &str| CredentialLastUse {
+        id: id.into(),
+        at,
+        service: service.into(),
+    };
+    store
+        .record_usage(
+            &[
+                used(&user.arn, "iam:GetUser", 200),
+                used(&user.arn, "sts:AssumeRole", 50),
+            ],
+            &[
+                key_used(&key.id, 200, "iam"),
+                key_used(&user.arn, 200, "iam"),
+            ],
+        )
+        .unwrap();
+    // An older use (a rebuild racing the live stream) changes nothing; a
+    // newer one moves the time and the service.
+    let other_spelling = user.arn.replace("Alice", "ALICE");
+    store
+        .record_usage(
+            &[
+                used(&other_spelling, "IAM:GETUSER", 100),
+                used(&user.arn, "sts:AssumeRole", 300),
+            ],
+            &[key_used(&key.id, 100, "sts"), key_used(&key.id, 250, "kms")],
+        )
+        .unwrap();
+    let rows = store.last_accesses(&[&user.arn, &other_spelling]).unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.action.as_str(), r.at))
+            .collect::<Vec<_>>(),
+        [("iam:GetUser", 200), ("sts:AssumeRole", 300)]
+    );
+    assert_eq!(
+        store.credential_last_use(&key.id).unwrap(),
+        Some(key_used(&key.id, 250, "kms"))
+    );
+    assert_eq!(store.credential_last_uses().unwrap().len(), 2);
+    // Deleting the key, then the user, forgets their uses.
+    store.delete_access_key(&key.id).unwrap();
+    assert_eq!(store.credential_last_use(&key.id).unwrap(), None);
+    store.delete_user("alice").unwrap();
+    assert!(store.last_accesses(&[&user.arn]).unwrap().is_empty());
+    assert!(store.credential_last_uses().unwrap().is_empty());
+    // Jobs expire; the credential report is one, replaced.
+    let job = |id: &str, created: i64| AdvisorJob {
+        id: id.into(),
+        arn: user.arn.clone(),
+        granularity: "SERVICE_LEVEL".into(),
+        created,
+        report: "{}".into(),
+    };
+    store.put_advisor_job(&job("old", 10), 0).unwrap();
+    store.put_advisor_job(&job("new", 100), 50).unwrap();
+    assert_eq!(store.advisor_job("old").unwrap(), None);
+    assert_eq!(store.advisor_job("new").unwrap(), Some(job("new", 100)));
+    assert_eq!(store.credential_report().unwrap(), None);
+    store.put_credential_report(5, "user,arn\n").unwrap();
+    store.put_credential_report(6, "user,arn\nx,y\n").unwrap();
+    assert_eq!(
+        store.credential_report().unwrap(),
+        Some((6, "user,arn\nx,y\n".into()))
+    );
+    store
+        .record_usage(&[used(&user.arn, "iam:GetUser", 1)], &[])
+        .unwrap();
+    store.clear_usage().unwrap();
+    assert!(store.last_accesses(&[&user.arn]).unwrap().is_empty());
+}

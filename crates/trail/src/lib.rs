@@ -29,7 +29,7 @@ mod index;
 mod post;
 mod writer;
 
-pub use post::find;
+pub use post::{find, for_each_record};
 use post::{millis, post_loop, reindex};
 use writer::{Segment, Writer, write_durably};
 
@@ -174,6 +174,10 @@ impl Default for TrailMetrics {
 /// the trail in turn.
 pub trait Observer: Send {
     fn observe(&mut self, sequence: u64, event_id: &str, event: &Event) -> Vec<Event>;
+
+    /// After each batch of records (at most every write interval, 100 ms):
+    /// where an observer that gathers writes them.
+    fn end_batch(&mut self) {}
 }
 
 struct Shared {

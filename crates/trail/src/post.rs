@@ -55,6 +55,9 @@ pub(crate) fn post_loop(
                 }
             }
         }
+        for o in observers.iter_mut() {
+            o.end_batch();
+        }
         if let Some(last) = last {
             shared.observed.store(last, Ordering::Release);
         }
@@ -178,4 +181,34 @@ pub fn find(dir: &Path, index: &Index, filter: &Filter) -> Result<Vec<String>, E
         found.truncate(limit);
     }
     Ok(found.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Every record in the trail, oldest first, as written (one line each),
+/// streamed segment by segment: for rebuilding what was derived from the
+/// stream (the access advisor's last uses). Returns how many were read.
+pub fn for_each_record(dir: &Path, mut f: impl FnMut(&[u8])) -> Result<u64, Error> {
+    use std::io::BufRead;
+    let mut count = 0u64;
+    let mut line = Vec::with_capacity(4096);
+    for (_, name) in files::list_segments(dir)? {
+        let path = files::segments_dir(dir).join(&name);
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| Error::io(&path, e))?;
+            if n == 0 {
+                break;
+            }
+            // A torn final line (a crash mid-write) is not a record.
+            if line.last() == Some(&b'\n') {
+                line.pop();
+                f(&line);
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
 }

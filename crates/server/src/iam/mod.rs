@@ -17,6 +17,7 @@ use crate::xml::Xml;
 use latchkey_identity::{AppState, Caller, Identity};
 
 mod account;
+mod advisor;
 mod groups;
 mod keys;
 mod page;
@@ -153,7 +154,7 @@ pub fn handle(
     let result = dispatch(state, caller, action, params, now);
     // Anything that may have changed keys, users, groups or policies
     // drops what this node cached about them.
-    if !["Get", "List", "Simulate"]
+    if !["Get", "List", "Simulate", "Generate"]
         .iter()
         .any(|p| action.starts_with(p))
     {
@@ -273,6 +274,17 @@ fn dispatch(
         }
         // ---- the whole account ----
         "GetAccountAuthorizationDetails" => account::get_account_authorization_details(&call),
+        // ---- the access advisor ----
+        "GenerateServiceLastAccessedDetails" => {
+            advisor::generate_service_last_accessed_details(&call)
+        }
+        "GetServiceLastAccessedDetails" => advisor::get_service_last_accessed_details(&call),
+        "GetServiceLastAccessedDetailsWithEntities" => {
+            advisor::get_service_last_accessed_details_with_entities(&call)
+        }
+        "GetAccessKeyLastUsed" => advisor::get_access_key_last_used(&call),
+        "GenerateCredentialReport" => advisor::generate_credential_report(&call),
+        "GetCredentialReport" => advisor::get_credential_report(&call),
         "RevokeSessions" => account::revoke_sessions(&call),
         _ => {
             if let Some(result) = crate::simulate::dispatch(state, caller, action, params, now) {

@@ -65,7 +65,12 @@ pub(super) fn get_role(c: &Call) -> Result<Option<Xml>, ApiError> {
     let name = c.params.required("RoleName")?;
     c.authorize(c.state.role_target(name))?;
     let r = c.store.get_role(name)?;
-    x.node("Role", |x| role_xml(x, &r));
+    let mut last_used = Ok(());
+    x.node("Role", |x| {
+        role_xml(x, &r);
+        last_used = super::advisor::role_last_used_xml(c, x, &r.arn);
+    });
+    last_used?;
     Ok(Some(x))
 }
 
@@ -77,7 +82,14 @@ pub(super) fn list_roles(c: &Call) -> Result<Option<Xml>, ApiError> {
     let mut roles = c.store.list_roles()?;
     roles.retain(|r| r.path.starts_with(prefix));
     let page = page_of(roles, |r| r.name.clone(), c.params)?;
-    x.members("Roles", &page.items, role_xml);
+    let mut last_used = Ok(());
+    x.members("Roles", &page.items, |x, r| {
+        role_xml(x, r);
+        if last_used.is_ok() {
+            last_used = super::advisor::role_last_used_xml(c, x, &r.arn);
+        }
+    });
+    last_used?;
     page.write_truncation(&mut x);
     Ok(Some(x))
 }
@@ -152,6 +164,11 @@ pub(super) fn update_role(c: &Call) -> Result<Option<Xml>, ApiError> {
         return Ok(Some(x));
     }
     let r = c.store.get_role(name)?;
-    x.node("Role", |x| role_xml(x, &r));
+    let mut last_used = Ok(());
+    x.node("Role", |x| {
+        role_xml(x, &r);
+        last_used = super::advisor::role_last_used_xml(c, x, &r.arn);
+    });
+    last_used?;
     Ok(Some(x))
 }

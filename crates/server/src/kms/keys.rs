@@ -333,10 +333,11 @@ pub fn managed_key(call: &JsonCall, alias: &AliasName) -> Result<Loaded, ApiErro
         loaded.alias = Some(alias.clone());
         return Ok(loaded);
     }
-    let service = alias
-        .as_str()
-        .strip_prefix(latchkey_kms::key_id::AWS_ALIAS_PREFIX)
-        .unwrap_or_default();
+    // Only the services Latchkey integrates have managed keys: anything
+    // else is not found, and nothing is made for it.
+    let Some(service) = alias.managed_service() else {
+        return resolve(call, alias.as_str());
+    };
     let key = create(
         call,
         NewKey {

@@ -92,7 +92,7 @@ pub fn describe_key(call: &JsonCall) -> Result<Answer, ApiError> {
     // `alias/aws/<service>` names a key AWS makes on first use; describing
     // it makes it, as AWS does.
     let loaded = match AliasName::parse(key_id) {
-        Ok(alias) if alias.is_aws_managed() => keys::managed_key(call, &alias)?,
+        Ok(alias) if alias.managed_service().is_some() => keys::managed_key(call, &alias)?,
         _ => keys::resolve(call, key_id)?,
     };
     let context = keys::key_context(call, &loaded)?;
@@ -448,19 +448,7 @@ pub fn tag_resource(call: &JsonCall) -> Result<Answer, ApiError> {
                 )
                 .into());
             }
-            for (name, value) in &tags {
-                match k.tags.iter_mut().find(|(n, _)| n == name) {
-                    Some(t) => t.1.clone_from(value),
-                    None => k.tags.push((name.clone(), value.clone())),
-                }
-            }
-            if k.tags.len() > latchkey_kms::key::MAX_TAGS {
-                return Err(KmsError::Tag(format!(
-                    "A key may have at most {} tags.",
-                    latchkey_kms::key::MAX_TAGS
-                ))
-                .into());
-            }
+            k.tag(&tags)?;
             Ok(((), None))
         },
     )?;

@@ -89,7 +89,7 @@ pub fn encrypt_via(
     let mut key_arn = None;
     let result = (|| {
         let loaded = match AliasName::parse(key_id) {
-            Ok(alias) if alias.is_aws_managed() => keys::managed_key(call, &alias)?,
+            Ok(alias) if alias.managed_service().is_some() => keys::managed_key(call, &alias)?,
             _ => keys::resolve(call, key_id)?,
         };
         key_arn = Some(loaded.key.arn.clone());

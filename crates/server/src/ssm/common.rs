@@ -102,19 +102,21 @@ pub fn authorize(
 }
 
 /// Whether an identity or resource policy explicitly denies `ssm:{action}`
-/// on `name` (an implicit deny is not enough): the children of a path a
+/// on `name` (an implicit deny is not enough), with the request's own
+/// condition keys (`extra`: `ssm:Recursive`...): the children of a path a
 /// caller may read are hidden from it only so.
 pub fn explicitly_denied(
     call: &JsonCall,
     action: &str,
     parameter: &Parameter,
+    extra: impl FnOnce(ActionContext) -> ActionContext,
 ) -> Result<bool, ApiError> {
     match call.state.authorize_in(
         call.caller,
         &format!("ssm:{action}"),
         &arn(call, parameter.name.as_str()),
         call.now,
-        &parameter_context(Some(parameter)),
+        &extra(parameter_context(Some(parameter))),
     ) {
         Ok(()) => Ok(false),
         Err(IdentityError::Denied(d)) => Ok(d.decision == "explicitDeny"),

@@ -1,6 +1,7 @@
 //! Reading parameters: one, several, a path's, a history, a listing of
 //! metadata, tags, and Secrets Manager secrets by reference.
 
+use latchkey_identity::ActionContext;
 use latchkey_ssm::filter::{self, FilterUse, ParameterFilter};
 use latchkey_ssm::name::secret_reference;
 use latchkey_ssm::{Parameter, ParameterName, ParameterPath, Selector, SsmError, token};
@@ -214,9 +215,15 @@ pub fn get_parameters_by_path(call: &JsonCall) -> Result<Answer, ApiError> {
     let filters = parameter_filters(call, FilterUse::GetParametersByPath)?;
     let size = max_results(call, 10)?;
     let next = string(call.input, "NextToken")?;
-    authorize(call, "GetParametersByPath", path.as_str(), None, |c| {
-        c.key("ssm:Recursive", [if recursive { "true" } else { "false" }])
-    })?;
+    let recursive_key =
+        |c: ActionContext| c.key("ssm:Recursive", [if recursive { "true" } else { "false" }]);
+    authorize(
+        call,
+        "GetParametersByPath",
+        path.as_str(),
+        None,
+        recursive_key,
+    )?;
     let prefix = if path.as_str() == "/" {
         "/".to_owned()
     } else {
@@ -228,8 +235,12 @@ pub fn get_parameters_by_path(call: &JsonCall) -> Result<Answer, ApiError> {
             continue;
         }
         // The path's grant covers its children, as AWS's does; a child
-        // the caller is explicitly denied stays hidden all the same.
-        if explicitly_denied(call, "GetParametersByPath", &p)? {
+        // the caller is explicitly denied stays hidden all the same:
+        // denied this call with this request's keys, or denied reading
+        // the parameter itself.
+        if explicitly_denied(call, "GetParametersByPath", &p, recursive_key)?
+            || explicitly_denied(call, "GetParameter", &p, |c| c)?
+        {
             continue;
         }
         matched.push(p);
@@ -300,11 +311,27 @@ pub fn describe_parameters(call: &JsonCall) -> Result<Answer, ApiError> {
     }
     let size = max_results(call, 50)?;
     let next = string(call.input, "NextToken")?;
-    authorize(call, "DescribeParameters", "*", None, |c| c)?;
-    let matched: Vec<Parameter> = listed(call, "")?
-        .into_iter()
-        .filter(|p| filter::select(p, &filters).is_some())
-        .collect();
+    // AWS's DescribeParameters has no resource type: it is granted on `*`
+    // only, never by a grant on `parameter/...`.
+    call.state
+        .authorize_in(
+            call.caller,
+            "ssm:DescribeParameters",
+            "*",
+            call.now,
+            &ActionContext::new(),
+        )
+        .map_err(ApiError::from)?;
+    let mut matched: Vec<Parameter> = Vec::new();
+    for p in listed(call, "")? {
+        // A parameter the caller is explicitly denied reading is not
+        // described to it either.
+        if filter::select(&p, &filters).is_some()
+            && !explicitly_denied(call, "GetParameter", &p, |c| c)?
+        {
+            matched.push(p);
+        }
+    }
     let (page, next) = token::page(matched, |p| p.name.as_str().to_owned(), next, size)?;
     let entries: Vec<Value> = page
         .iter()

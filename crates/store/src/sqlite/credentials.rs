@@ -73,17 +73,35 @@ impl Credentials for SqliteBackend {
     }
 
     fn delete_access_key(&self, id: &str) -> Result<()> {
-        if self
-            .db()
-            .execute("DELETE FROM access_keys WHERE id = ?1", [id])?
-            == 0
-        {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        if tx.execute("DELETE FROM access_keys WHERE id = ?1", [id])? == 0 {
             return Err(StoreError::NoSuchEntity {
                 kind: "access key",
                 name: id.to_owned(),
             });
         }
+        tx.execute("DELETE FROM credential_last_used WHERE id = ?1", [id])?;
+        tx.commit()?;
         Ok(())
+    }
+
+    fn access_key(&self, id: &str) -> Result<Option<AccessKey>> {
+        Ok(self
+            .reader()
+            .query_row(
+                "SELECT id, user, active, created FROM access_keys WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(AccessKey {
+                        id: r.get(0)?,
+                        user: r.get(1)?,
+                        active: r.get::<_, i64>(2)? != 0,
+                        created: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     fn access_key_secret(&self, id: &str) -> Result<Option<(AccessKey, Zeroizing<String>)>> {

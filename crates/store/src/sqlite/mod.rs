@@ -20,6 +20,7 @@ mod parameters;
 mod policies;
 mod secrets;
 mod session_keys;
+mod usage;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -69,6 +70,10 @@ CREATE TABLE IF NOT EXISTS kms_aliases (name TEXT PRIMARY KEY, key_id TEXT NOT N
 CREATE INDEX IF NOT EXISTS kms_aliases_by_key ON kms_aliases (key_id);
 CREATE TABLE IF NOT EXISTS parameters (name TEXT PRIMARY KEY, revision INTEGER NOT NULL, document TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS parameter_values (name TEXT NOT NULL, version INTEGER NOT NULL, value BLOB NOT NULL, PRIMARY KEY (name, version));
+CREATE TABLE IF NOT EXISTS last_accessed (principal TEXT NOT NULL COLLATE NOCASE, action TEXT NOT NULL COLLATE NOCASE, resource TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (principal, action, resource)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS credential_last_used (id TEXT PRIMARY KEY COLLATE NOCASE, at INTEGER NOT NULL, service TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS advisor_jobs (id TEXT PRIMARY KEY, arn TEXT NOT NULL, granularity TEXT NOT NULL, created INTEGER NOT NULL, report TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS credential_report (id INTEGER PRIMARY KEY CHECK (id = 1), generated INTEGER NOT NULL, csv TEXT NOT NULL);
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";
 

@@ -109,8 +109,13 @@ pub(crate) fn canonicalise(tx: &Connection) -> Result<()> {
 
 /// After a user or role is deleted: every stored resource-based policy (the
 /// roles' trust policies) naming its ARN in `Principal.AWS` names its
-/// unique id instead, so a new entity of the same name is not trusted.
+/// unique id instead, so a new entity of the same name is not trusted
+/// (trust policies, KMS key policies, secrets' resource policies); and its
+/// last uses are forgotten.
 pub(crate) fn unbind_principal(tx: &Connection, arn: &str, id: &str) -> Result<()> {
+    // A new entity of the same name starts with no history.
+    tx.execute("DELETE FROM last_accessed WHERE principal = ?1", [arn])?;
+    tx.execute("DELETE FROM credential_last_used WHERE id = ?1", [arn])?;
     let roles: Vec<(String, String)> = {
         let mut stmt = tx.prepare("SELECT name, trust_policy FROM roles")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -121,6 +126,47 @@ pub(crate) fn unbind_principal(tx: &Connection, arn: &str, id: &str) -> Result<(
             tx.execute(
                 "UPDATE roles SET trust_policy = ?1 WHERE name = ?2",
                 params![rewritten, role],
+            )?;
+        }
+    }
+    // The other resource-based policies: KMS key policies (the key
+    // document's `policy`) and Secrets Manager resource policies (the
+    // secret document's `resource_policy`). Each rewrite bumps the row's
+    // revision, so a writer holding the old document retries.
+    rebind_embedded(tx, "kms_keys", "id", "policy", arn, id)?;
+    rebind_embedded(tx, "secrets", "arn", "resource_policy", arn, id)?;
+    Ok(())
+}
+
+/// [`replace_principal`] on the policy held as text in member `member` of
+/// each JSON `document` of `table` (rows keyed by `key`).
+fn rebind_embedded(
+    tx: &Connection,
+    table: &str,
+    key: &str,
+    member: &str,
+    arn: &str,
+    id: &str,
+) -> Result<()> {
+    let rows: Vec<(String, String)> = {
+        let mut stmt = tx.prepare(&format!("SELECT {key}, document FROM {table}"))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (row, document) in rows {
+        let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&document) else {
+            continue;
+        };
+        let Some(policy) = doc.get(member).and_then(serde_json::Value::as_str) else {
+            continue;
+        };
+        if let Some(rewritten) = replace_principal(policy, arn, id) {
+            doc[member] = serde_json::Value::String(rewritten);
+            tx.execute(
+                &format!(
+                    "UPDATE {table} SET document = ?1, revision = revision + 1 WHERE {key} = ?2"
+                ),
+                params![doc.to_string(), row],
             )?;
         }
     }

@@ -1,0 +1,735 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! The access advisor through the real `latchkey serve`: principals that
+//! use the API (stock AWS CLI), a role session, and a PostgreSQL database
+//! through the gateway (botocore's token, psql) with statement policy on;
+//! then what IAM's calls report (`GetAccessKeyLastUsed`, `RoleLastUsed`,
+//! `GenerateServiceLastAccessedDetails` for a user, a group and a managed
+//! policy, the credential report read by Python's `csv`), who may ask, and
+//! `latchkey advisor last-accessed|unused|rebuild` down to database users
+//! and tables.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::sql::*;
+use common::*;
+use serde_json::Value;
+
+const ALICE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":"rds-db:connect","Resource":[
+    "arn:aws:rds-db:*:*:dbuser:*/app","arn:aws:rds-db:*:*:dbuser:*/admin"]},
+  {"Effect":"Allow","Action":"sql:Select","Resource":[
+    "arn:aws:sql:*:*:table/*/orders/public/orders","arn:aws:sql:*:*:table/*/orders/public/cards"]},
+  {"Effect":"Allow","Action":["iam:GetUser","sts:AssumeRole","kms:Decrypt"],"Resource":"*"}]}"#;
+
+/// Runs the stock AWS CLI with `creds` against `lk`; (success, stdout JSON
+/// or stderr text).
+fn aws_as(lk: &Latchkey, creds: &[(String, String)], args: &[&str]) -> (bool, String) {
+    let mut cmd = admin_aws(&lk.data);
+    cmd.env_remove("AWS_SHARED_CREDENTIALS_FILE")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .envs(creds.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .args(args);
+    let out = cmd.output().unwrap();
+    let text = if out.status.success() {
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    } else {
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    (out.status.success(), text)
+}
+
+fn advisor(data: &Path, args: &[&str]) -> Value {
+    let out = latchkey(&["advisor"])
+        .args(args)
+        .args(["--data-dir", data.to_str().unwrap(), "--output", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_str(&stdout_ok(&out)).unwrap()
+}
+
+/// Polls `f` until it gives `Some` (the advisor is written once per batch
+/// of audit records), or fails after 10 s.
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The permission rows of `advisor last-accessed`, as (action, the
+/// resource's last part, used?).
+fn permission_rows(report: &Value) -> Vec<(String, String, bool)> {
+    report["Permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let resource = p["Resource"].as_str().unwrap();
+            (
+                p["Action"].as_str().unwrap().to_owned(),
+                resource.rsplit([':', '/']).next().unwrap().to_owned(),
+                !p["LastAccessed"].is_null(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_advisor_reports_what_each_principal_used_down_to_tables() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    orders_sql(&pg, ORDERS_AND_CARDS);
+    let (data, api) = init_latchkey(root.path(), &[]);
+    common::register_db(
+        &data,
+        &[
+            "--name",
+            "orders",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            &format!("127.0.0.1:{}", pg.port),
+            "--statement-policy",
+            "enforce",
+        ],
+    );
+    set_db_password(&data, "orders", "app", "app-secret");
+    let lk = serve_latchkey(root.path(), &data, &api, &[]);
+    let account = admin_cli(&lk, &["sts", "get-caller-identity"])["Account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let arn = |kind: &str, name: &str| format!("arn:aws:iam::{account}:{kind}/{name}");
+
+    // alice uses some of what she is granted; bob, with the same policy,
+    // uses nothing; both are in one group.
+    let alice = user_with_policy(&lk, "alice", ALICE_POLICY);
+    let bob = user_with_policy(&lk, "bob", ALICE_POLICY);
+    // carol's key is never used at all.
+    user_with_policy(&lk, "carol", ALICE_POLICY);
+    admin_cli(&lk, &["iam", "create-group", "--group-name", "devs"]);
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "put-group-policy",
+            "--group-name",
+            "devs",
+            "--policy-name",
+            "db",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#,
+        ],
+    );
+    for u in ["alice", "bob"] {
+        admin_cli(
+            &lk,
+            &[
+                "iam",
+                "add-user-to-group",
+                "--group-name",
+                "devs",
+                "--user-name",
+                u,
+            ],
+        );
+    }
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{}"}},"Action":"sts:AssumeRole"}}]}}"#,
+        arn("user", "alice")
+    );
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "ops",
+            "--assume-role-policy-document",
+            &trust,
+        ],
+    );
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "idle",
+            "--assume-role-policy-document",
+            &trust,
+        ],
+    );
+    let listing = admin_cli(
+        &lk,
+        &["iam", "create-policy", "--policy-name", "listing", "--policy-document",
+          r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:ListUsers","Resource":"*"}]}"#],
+    )["Policy"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "attach-role-policy",
+            "--role-name",
+            "ops",
+            "--policy-arn",
+            &listing,
+        ],
+    );
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "attach-user-policy",
+            "--user-name",
+            "bob",
+            "--policy-arn",
+            &listing,
+        ],
+    );
+    let roles = admin_cli(&lk, &["iam", "list-roles"]);
+    assert!(
+        roles["Roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["RoleLastUsed"].get("LastUsedDate").is_none()),
+        "no role used yet: {roles}"
+    );
+
+    // alice: the API (one allowed call, one refused), a role session, and
+    // the database through the gateway.
+    assert!(aws_as(&lk, &alice, &["iam", "get-user", "--user-name", "alice"]).0);
+    let (ok, err) = aws_as(
+        &lk,
+        &alice,
+        &["iam", "create-user", "--user-name", "mallory"],
+    );
+    assert!(!ok && err.contains("AccessDenied"), "{err}");
+    let (ok, out) = aws_as(
+        &lk,
+        &alice,
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &arn("role", "ops"),
+            "--role-session-name",
+            "work",
+        ],
+    );
+    assert!(ok, "{out}");
+    let session: Value = serde_json::from_str(&out).unwrap();
+    let role_creds = common::api::Creds::from_sts(&session["Credentials"]).env_vars();
+    assert!(aws_as(&lk, &role_creds, &["iam", "list-users"]).0);
+    let token = token_with(&lk, &alice);
+    let out = psql(
+        &lk,
+        "app",
+        &token,
+        "verify-full",
+        "SELECT total FROM orders WHERE id = 2",
+    );
+    assert_eq!(text(&out).trim(), "20", "{}", text(&out));
+
+    // GetAccessKeyLastUsed: alice's key was last used with the database
+    // (or IAM, whichever came last); bob's never.
+    let alice_key = alice
+        .iter()
+        .find(|(k, _)| k == "AWS_ACCESS_KEY_ID")
+        .unwrap()
+        .1
+        .clone();
+    let bob_key = bob
+        .iter()
+        .find(|(k, _)| k == "AWS_ACCESS_KEY_ID")
+        .unwrap()
+        .1
+        .clone();
+    let used = eventually("alice's key used with the database", || {
+        let v = admin_cli(
+            &lk,
+            &[
+                "iam",
+                "get-access-key-last-used",
+                "--access-key-id",
+                &alice_key,
+            ],
+        );
+        (v["AccessKeyLastUsed"]["ServiceName"] == "rds-db").then_some(v)
+    });
+    assert_eq!(used["UserName"], "alice");
+    assert_eq!(used["AccessKeyLastUsed"]["Region"], "us-east-1");
+    assert!(used["AccessKeyLastUsed"]["LastUsedDate"].is_string());
+    let unused = admin_cli(
+        &lk,
+        &[
+            "iam",
+            "get-access-key-last-used",
+            "--access-key-id",
+            &bob_key,
+        ],
+    );
+    assert_eq!(
+        unused["AccessKeyLastUsed"],
+        serde_json::json!({"ServiceName": "N/A", "Region": "N/A"})
+    );
+
+    // RoleLastUsed, in GetRole and ListRoles.
+    let role = eventually("the role used", || {
+        let v = admin_cli(&lk, &["iam", "get-role", "--role-name", "ops"]);
+        v["Role"]["RoleLastUsed"]["LastUsedDate"]
+            .is_string()
+            .then_some(v)
+    });
+    assert_eq!(role["Role"]["RoleLastUsed"]["Region"], "us-east-1");
+    let roles = admin_cli(&lk, &["iam", "list-roles"]);
+    let last_used = |name: &str| {
+        roles["Roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["RoleName"] == name)
+            .unwrap()["RoleLastUsed"]
+            .clone()
+    };
+    assert!(last_used("ops")["LastUsedDate"].is_string());
+    assert!(last_used("idle").get("LastUsedDate").is_none());
+
+    // Service- and action-level details for alice.
+    let job = admin_cli(
+        &lk,
+        &[
+            "iam",
+            "generate-service-last-accessed-details",
+            "--arn",
+            &arn("user", "alice"),
+            "--granularity",
+            "ACTION_LEVEL",
+        ],
+    )["JobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(job.len(), 36);
+    let details = admin_cli(
+        &lk,
+        &["iam", "get-service-last-accessed-details", "--job-id", &job],
+    );
+    assert_eq!(details["JobStatus"], "COMPLETED");
+    assert_eq!(details["JobType"], "ACTION_LEVEL");
+    let service = |ns: &str| {
+        details["ServicesLastAccessed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["ServiceNamespace"] == ns)
+            .cloned()
+    };
+    let namespaces: Vec<&str> = details["ServicesLastAccessed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["ServiceNamespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        namespaces,
+        ["iam", "kms", "rds-db", "sql", "sts"],
+        "what alice is granted"
+    );
+    let iam = service("iam").unwrap();
+    assert_eq!(iam["ServiceName"], "AWS Identity and Access Management");
+    assert_eq!(iam["LastAuthenticatedEntity"], arn("user", "alice"));
+    let actions = iam["TrackedActionsLastAccessed"].as_array().unwrap();
+    assert_eq!(
+        actions.len(),
+        1,
+        "CreateUser was refused and is not granted: {iam}"
+    );
+    assert_eq!(actions[0]["ActionName"], "GetUser");
+    assert!(actions[0]["LastAccessedTime"].is_string());
+    let kms = service("kms").unwrap();
+    assert!(kms.get("LastAuthenticated").is_none(), "never used: {kms}");
+    assert_eq!(kms["TotalAuthenticatedEntities"], 0);
+    let sql = service("sql").unwrap();
+    assert_eq!(sql["ServiceName"], "Latchkey Statement Policy");
+    assert!(sql["LastAuthenticated"].is_string(), "{sql}");
+    assert!(service("rds-db").unwrap()["LastAuthenticated"].is_string());
+    assert!(
+        service("sts").unwrap()["LastAuthenticated"].is_string(),
+        "AssumeRole"
+    );
+
+    // For the group: one of two members used the database.
+    let job = admin_cli(
+        &lk,
+        &[
+            "iam",
+            "generate-service-last-accessed-details",
+            "--arn",
+            &arn("group", "devs"),
+        ],
+    )["JobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let group = admin_cli(
+        &lk,
+        &["iam", "get-service-last-accessed-details", "--job-id", &job],
+    );
+    assert_eq!(group["JobType"], "SERVICE_LEVEL");
+    let rds = group["ServicesLastAccessed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["ServiceNamespace"] == "rds-db")
+        .unwrap()
+        .clone();
+    assert!(rds.get("TrackedActionsLastAccessed").is_none());
+    assert_eq!(rds["TotalAuthenticatedEntities"], 1, "{rds}");
+    let entities = admin_cli(
+        &lk,
+        &[
+            "iam",
+            "get-service-last-accessed-details-with-entities",
+            "--job-id",
+            &job,
+            "--service-namespace",
+            "rds-db",
+        ],
+    );
+    let mut members: Vec<(String, String, bool)> = entities["EntityDetailsList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["EntityInfo"]["Name"].as_str().unwrap().to_owned(),
+                e["EntityInfo"]["Type"].as_str().unwrap().to_owned(),
+                e["LastAuthenticated"].is_string(),
+            )
+        })
+        .collect();
+    members.sort();
+    assert_eq!(
+        members,
+        [
+            ("alice".into(), "USER".into(), true),
+            ("bob".into(), "USER".into(), false)
+        ],
+        "the group's members: {entities}"
+    );
+
+    // For the managed policy: attached to bob (never used) and the role
+    // (used): both listed, one with a time.
+    let job = admin_cli(
+        &lk,
+        &[
+            "iam",
+            "generate-service-last-accessed-details",
+            "--arn",
+            &listing,
+        ],
+    )["JobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let entities = admin_cli(
+        &lk,
+        &[
+            "iam",
+            "get-service-last-accessed-details-with-entities",
+            "--job-id",
+            &job,
+            "--service-namespace",
+            "iam",
+        ],
+    );
+    let mut seen: Vec<(String, bool)> = entities["EntityDetailsList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["EntityInfo"]["Name"].as_str().unwrap().to_owned(),
+                e["LastAuthenticated"].is_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [("bob".to_owned(), false), ("ops".to_owned(), true)]);
+    let mut paged = admin_aws(&lk.data);
+    let out = paged
+        .args([
+            "iam",
+            "get-service-last-accessed-details-with-entities",
+            "--job-id",
+            &job,
+            "--service-namespace",
+            "iam",
+            "--max-items",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["EntityDetailsList"].as_array().unwrap().len(), 1);
+    assert_eq!(page["IsTruncated"], true, "{page}");
+    let marker = page["Marker"].as_str().unwrap();
+    let rest = admin_cli(
+        &lk,
+        &[
+            "iam",
+            "get-service-last-accessed-details-with-entities",
+            "--job-id",
+            &job,
+            "--service-namespace",
+            "iam",
+            "--marker",
+            marker,
+        ],
+    );
+    assert_eq!(rest["EntityDetailsList"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["IsTruncated"], false);
+
+    // Who may ask: bob may not read alice's details, and a refusal about a
+    // key does not name its owner.
+    let (ok, err) = aws_as(
+        &lk,
+        &bob,
+        &[
+            "iam",
+            "generate-service-last-accessed-details",
+            "--arn",
+            &arn("user", "alice"),
+        ],
+    );
+    assert!(!ok && err.contains("AccessDenied"), "{err}");
+    let (ok, err) = aws_as(
+        &lk,
+        &bob,
+        &[
+            "iam",
+            "get-access-key-last-used",
+            "--access-key-id",
+            &alice_key,
+        ],
+    );
+    assert!(
+        !ok && err.contains("AccessDenied") && !err.contains("alice"),
+        "{err}"
+    );
+    let (ok, err) = aws_as(
+        &lk,
+        &bob,
+        &[
+            "iam",
+            "get-access-key-last-used",
+            "--access-key-id",
+            "AKIAIOSFODNN7EXAMPLE",
+        ],
+    );
+    assert!(
+        !ok && err.contains("AccessDenied"),
+        "an unknown key is refused alike: {err}"
+    );
+    let out = admin_aws(&lk.data)
+        .args([
+            "iam",
+            "get-service-last-accessed-details",
+            "--job-id",
+            "00000000-0000-0000-0000-000000000000",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NoSuchEntity"));
+    let out = admin_aws(&lk.data)
+        .args([
+            "iam",
+            "generate-service-last-accessed-details",
+            "--arn",
+            "arn:aws:iam::999999999999:user/alice",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidInput"));
+
+    // The credential report, as Python's csv module reads it.
+    let out = admin_aws(&lk.data)
+        .args(["iam", "get-credential-report"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ReportNotPresent"));
+    assert_eq!(
+        admin_cli(&lk, &["iam", "generate-credential-report"])["State"],
+        "COMPLETE"
+    );
+    let report = admin_cli(&lk, &["iam", "get-credential-report"]);
+    assert_eq!(report["ReportFormat"], "text/csv");
+    let script = r#"
+import base64, csv, io, json, sys
+report = json.loads(sys.stdin.read())
+rows = list(csv.DictReader(io.StringIO(base64.b64decode(report['Content']).decode())))
+print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r in rows}}))
+"#;
+    let mut python = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(report.to_string().as_bytes())
+        .unwrap();
+    let parsed: Value = serde_json::from_slice(&python.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(parsed["columns"].as_array().unwrap().len(), 22);
+    assert_eq!(parsed["columns"][10], "access_key_1_last_used_date");
+    let row = |user: &str| parsed["rows"][user].clone();
+    assert_eq!(
+        row("<root_account>")["arn"],
+        format!("arn:aws:iam::{account}:root")
+    );
+    assert_eq!(row("alice")["access_key_1_active"], "true");
+    assert_eq!(row("alice")["access_key_1_last_used_service"], "rds-db");
+    assert!(
+        row("alice")["access_key_1_last_used_date"]
+            .as_str()
+            .unwrap()
+            .ends_with("+00:00")
+    );
+    // bob's refused calls used his key (but none of his permissions).
+    assert_eq!(row("bob")["access_key_1_last_used_service"], "iam");
+    assert_eq!(row("carol")["access_key_1_last_used_date"], "N/A");
+    assert_eq!(row("carol")["access_key_1_last_used_service"], "N/A");
+    assert_eq!(row("carol")["access_key_2_active"], "false");
+    assert_eq!(row("carol")["mfa_active"], "false");
+
+    // Latchkey's depth: each granted database user and table, used or
+    // never, from the live stream; and the same after a rebuild from the
+    // trail.
+    let depth = advisor(
+        &lk.data,
+        &["last-accessed", "--principal", &arn("user", "alice")],
+    );
+    let rows = permission_rows(&depth);
+    for expected in [
+        ("rds-db:connect", "app", true),
+        ("rds-db:connect", "admin", false),
+        ("sql:Select", "orders", true),
+        ("sql:Select", "cards", false),
+        ("iam:GetUser", "*", true),
+        ("kms:Decrypt", "*", false),
+    ] {
+        assert!(
+            rows.contains(&(expected.0.to_owned(), expected.1.to_owned(), expected.2)),
+            "{expected:?} in {rows:?}"
+        );
+    }
+    let live = rows;
+    let rebuilt = advisor(
+        &lk.data,
+        &[
+            "last-accessed",
+            "--principal",
+            &arn("user", "alice"),
+            "--rebuild",
+        ],
+    );
+    assert_eq!(
+        permission_rows(&rebuilt),
+        live,
+        "the trail gives what the stream gave"
+    );
+    assert_eq!(rebuilt["Permissions"], depth["Permissions"]);
+
+    // Unused for 90 days: judged 89 days on, the keys used today are still
+    // in use (and carol's, new, has had no time to be unused); 91 days on,
+    // all are listed, carol's as never used.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = |days: u64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_secs(now + days * 86_400),
+        )
+        .to_string()
+    };
+    let keys = |report: &Value| -> Vec<(String, bool)> {
+        let mut v: Vec<(String, bool)> = report["AccessKeys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["UserName"] != "admin")
+            .map(|k| {
+                (
+                    k["UserName"].as_str().unwrap().to_owned(),
+                    k["LastUsed"].is_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let soon = advisor(&lk.data, &["unused", "--days", "90", "--at", &at(89)]);
+    assert_eq!(keys(&soon), []);
+    let later = advisor(&lk.data, &["unused", "--days", "90", "--at", &at(91)]);
+    assert_eq!(
+        keys(&later),
+        [
+            ("alice".to_owned(), true),
+            ("bob".to_owned(), true),
+            ("carol".to_owned(), false)
+        ]
+    );
+    let roles: Vec<&str> = later["Roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["RoleName"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"ops") && roles.contains(&"idle"),
+        "{roles:?}"
+    );
+    let never: Vec<(&str, &str)> = soon["UnusedPermissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["Principal"] == arn("user", "alice"))
+        .map(|p| {
+            (
+                p["Action"].as_str().unwrap(),
+                p["Resource"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(never.contains(&("kms:Decrypt", "*")), "{never:?}");
+    assert!(
+        never
+            .iter()
+            .any(|(a, r)| *a == "sql:Select" && r.ends_with("/cards")),
+        "{never:?}"
+    );
+    assert!(
+        !never
+            .iter()
+            .any(|(a, r)| *a == "sql:Select" && r.ends_with("/orders")),
+        "{never:?}"
+    );
+}
