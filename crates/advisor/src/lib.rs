@@ -4,6 +4,8 @@
 //! the uses; the server and the CLI read them through these functions.
 
 pub mod access;
+pub mod checks;
+pub mod generate;
 pub mod report;
 pub mod usage;
 
@@ -11,6 +13,7 @@ pub use access::{
     Accessed, ActionAccess, PermissionAccess, ServiceAccess, permissions_accessed, service_name,
     services_accessed,
 };
+pub use generate::{GenerateError, Generated, generate};
 pub use report::{ReportKey, ReportPassword, ReportUser, credential_report};
 pub use usage::{CredentialUse, PermissionUse, Uses, entity_arn, of_event, of_record};
 

@@ -86,6 +86,10 @@ pub enum AdvisorCommand {
     Unused(UnusedArgs),
     /// Rebuild the last uses from the whole audit trail.
     Rebuild(RebuildArgs),
+    /// Security checks (Trusted Advisor for Latchkey): keys, MFA, unused credentials, wide
+    /// policies and trust, database and gateway settings, the audit trail, the master key,
+    /// the data directory and secret rotation; each with a stable id, a status and the fix.
+    Checks(ChecksArgs),
 }
 
 #[derive(Args, Debug)]
@@ -126,6 +130,7 @@ pub fn run(cmd: AdvisorCommand) -> Result<u8> {
     match cmd {
         AdvisorCommand::LastAccessed(args) => last_accessed(&args),
         AdvisorCommand::Unused(args) => unused(&args),
+        AdvisorCommand::Checks(args) => checks(&args),
         AdvisorCommand::Rebuild(args) => {
             let config = args.server.resolve()?;
             let store = config.open_store()?;
@@ -336,4 +341,483 @@ fn unused(args: &UnusedArgs) -> Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The user or role ARN whose recorded use the policy allows.
+    #[arg(long)]
+    principal: String,
+    /// The window: a duration back from now (`30d`, `12h`) or an RFC 3339 time.
+    #[arg(long, default_value = "90d")]
+    since: String,
+    /// Judge as of this time (RFC 3339) instead of now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Also write the policy to this file.
+    #[arg(long)]
+    write: Option<std::path::PathBuf>,
+    /// Text prints the policy document alone (a summary goes to standard error); JSON adds the checks.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+/// `latchkey policy generate`: a least-privilege policy from recorded use.
+pub fn generate(args: &GenerateArgs) -> Result<u8> {
+    let config = args.server.resolve()?;
+    let store = config.open_store()?;
+    let now = now_or(args.at.as_deref())?.unix();
+    let since = match humantime::parse_duration(&args.since) {
+        Ok(back) => now - i64::try_from(back.as_secs()).unwrap_or(i64::MAX),
+        Err(_) => humantime::parse_rfc3339_weak(&args.since)
+            .with_context(|| {
+                format!(
+                    "--since {:?} is neither a duration like 30d nor an RFC 3339 time",
+                    args.since
+                )
+            })?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+    };
+    let username = match latchkey_advisor::parse_subject_arn(store.account_id(), &args.principal) {
+        Ok(latchkey_advisor::Subject::User(name)) => Some(name),
+        Ok(latchkey_advisor::Subject::Role(_)) => None,
+        Ok(_) => bail!(
+            "--principal must be a user or role ARN: policies are generated for what one principal did"
+        ),
+        Err(e) => bail!("--principal: {e}"),
+    };
+    let subject = subject_of(&store, &args.principal)?;
+    let uses = store_advisor::uses(&store, &subject)?;
+    let grants = latchkey_advisor::permissions_accessed(&subject.policies, &uses);
+    let generated = latchkey_advisor::generate(&subject.policies, &uses, since, username, &grants)
+        .with_context(|| format!("generating a policy for {}", subject.arn))?;
+    let text = serde_json::to_string_pretty(&generated.policy)?;
+    if let Some(path) = &args.write {
+        std::fs::write(path, format!("{text}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let use_json = |u: &latchkey_advisor::PermissionUse| json!({"Action": u.action, "Resource": u.resource, "LastAccessed": when(Some(u.at))});
+    match args.output {
+        OutputFormat::Json => print_json(&json!({
+            "Principal": subject.arn,
+            "Since": when(Some(since)),
+            "Policy": generated.policy,
+            "PolicySize": latchkey_advisor::generate::policy_chars(&generated.policy),
+            "Verification": {
+                "UsesAllowed": generated.allowed,
+                "UsesNotAllowed": generated.not_allowed.iter().map(use_json).collect::<Vec<_>>(),
+                "UsesNoLongerGranted": generated.ungranted.iter().map(use_json).collect::<Vec<_>>(),
+                "UnusedGrantsRefused": generated.unused_refused,
+                "UnusedGrantsStillAllowed": generated.unused_still_allowed.iter().map(|(a, r)| json!({"Action": a, "Resource": r})).collect::<Vec<_>>(),
+                "MergedPrefixes": generated.merged,
+            },
+        }))?,
+        OutputFormat::Text => {
+            println!("{text}");
+            eprintln!(
+                "{} uses since {} allowed; {} unused grants refused; {} uses no current policy grants left out{}",
+                generated.allowed,
+                when_text(Some(since)),
+                generated.unused_refused,
+                generated.ungranted.len(),
+                if generated.merged.is_empty() {
+                    String::new()
+                } else {
+                    format!("; merged to fit: {}", generated.merged.join(", "))
+                }
+            );
+        }
+    }
+    // A generated policy that refuses a use it was made from is a fault.
+    Ok(if generated.not_allowed.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct ChecksArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Judge as of this time (RFC 3339) instead of now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Exit 1 when a check is at this status or worse.
+    #[arg(long, value_enum)]
+    fail_on: Option<FailOn>,
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    Warning,
+    Error,
+}
+
+/// The access key id in the administrator's credentials file.
+fn administrator_key(data_dir: &std::path::Path) -> Option<String> {
+    let dir = latchkey_server::bootstrap::DataDir::new(data_dir);
+    let text = std::fs::read_to_string(dir.admin_credentials()).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "aws_access_key_id").then(|| v.trim().to_owned())
+    })
+}
+
+/// Files and directories under `root` (two levels) that the group or
+/// others may read, write or enter.
+fn exposed_files(root: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut visit = vec![(root.to_owned(), 0)];
+    while let Some((path, depth)) = visit.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            out.push(path.display().to_string());
+        }
+        if meta.is_dir()
+            && depth < 2
+            && let Ok(entries) = std::fs::read_dir(&path)
+        {
+            visit.extend(entries.flatten().map(|e| (e.path(), depth + 1)));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn mtime(path: &std::path::Path) -> Option<i64> {
+    let t = std::fs::metadata(path).ok()?.modified().ok()?;
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+}
+
+/// What the security checks read from the configuration (owned, for the
+/// job `serve` runs).
+#[derive(Clone, Debug)]
+pub struct CheckSettings {
+    data_dir: std::path::PathBuf,
+    audit_dir: std::path::PathBuf,
+    region: String,
+    plaintext_allowed: bool,
+    detection: bool,
+    webhook: bool,
+    statement_audit: bool,
+}
+
+impl CheckSettings {
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            data_dir: config.data_dir.clone(),
+            audit_dir: config.audit.dir.clone(),
+            region: config.region.clone(),
+            plaintext_allowed: config.postgres_gateway.allow_plaintext,
+            detection: config.detection.is_some(),
+            webhook: config.webhook.is_some(),
+            statement_audit: config.postgres_gateway.audit_statements
+                && config.mysql_gateway.audit_statements,
+        }
+    }
+}
+
+/// Everything the security checks look at, from the store, the
+/// configuration and the data directory.
+pub fn gather_facts(
+    config: &CheckSettings,
+    store: &Store,
+    now: i64,
+) -> Result<latchkey_advisor::checks::Facts> {
+    use latchkey_advisor::checks::{
+        DatabaseFacts, Facts, KeyFacts, RoleFacts, SecretFacts, SettingsFacts, UserFacts,
+    };
+    use latchkey_policy::PolicyKind;
+    use latchkey_store::PrincipalKind;
+    let admin_key = administrator_key(&config.data_dir);
+    let last = |id: &str| -> Result<Option<latchkey_store::CredentialLastUse>> {
+        Ok(store.credential_last_use(id)?)
+    };
+    let parse = |doc: &str, kind| latchkey_policy::parse(doc, kind).ok();
+    let mut policies = Vec::new();
+    let mut users = Vec::new();
+    for u in store.list_users()? {
+        let mut keys = Vec::new();
+        for k in store.list_access_keys(&u.name)? {
+            keys.push(KeyFacts {
+                last_used: last(&k.id)?.map(|l| (l.at, l.service)),
+                id: k.id,
+                active: k.active,
+                created: k.created,
+            });
+        }
+        for (name, doc) in store.inline_policies(PrincipalKind::User, &u.name)? {
+            policies.extend(
+                parse(&doc, PolicyKind::Identity).map(|p| (format!("user/{}/{name}", u.name), p)),
+            );
+        }
+        users.push(UserFacts {
+            administrator: admin_key
+                .as_ref()
+                .is_some_and(|a| keys.iter().any(|k| &k.id == a)),
+            last_used: last(&u.arn)?.map(|l| l.at),
+            mfa: store
+                .list_mfa_devices(&u.name)?
+                .iter()
+                .any(|d| d.enabled_at.is_some()),
+            console_password: false,
+            has_permissions: !store
+                .identity_policies(PrincipalKind::User, &u.name)?
+                .is_empty(),
+            keys,
+            name: u.name,
+            arn: u.arn,
+            created: u.created,
+        });
+    }
+    let mut roles = Vec::new();
+    for r in store.list_roles()? {
+        for (name, doc) in store.inline_policies(PrincipalKind::Role, &r.name)? {
+            policies.extend(
+                parse(&doc, PolicyKind::Identity).map(|p| (format!("role/{}/{name}", r.name), p)),
+            );
+        }
+        roles.push(RoleFacts {
+            last_used: last(&r.arn)?.map(|l| l.at),
+            trust: parse(&r.trust_policy, PolicyKind::Trust),
+            name: r.name,
+            arn: r.arn,
+            created: r.created,
+        });
+    }
+    for g in store.list_groups()? {
+        for (name, doc) in store.inline_policies(PrincipalKind::Group, &g.name)? {
+            policies.extend(
+                parse(&doc, PolicyKind::Identity).map(|p| (format!("group/{}/{name}", g.name), p)),
+            );
+        }
+    }
+    for m in store.list_policies()? {
+        policies.extend(
+            parse(&store.managed_policy(&m.arn)?, PolicyKind::Identity).map(|p| (m.arn.clone(), p)),
+        );
+    }
+    let databases = store
+        .list_databases()?
+        .into_iter()
+        .map(|d| DatabaseFacts {
+            restricted: d.tags.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("restricted") || v.eq_ignore_ascii_case("restricted")
+            }),
+            upstream_auth: d.upstream_auth.as_str().to_owned(),
+            upstream_tls: d.upstream_tls.as_str().to_owned(),
+            statement_policy: d.statement_policy.as_str().to_owned(),
+            name: d.name,
+        })
+        .collect();
+    let secrets = store
+        .list_secrets()?
+        .iter()
+        .filter_map(|s| serde_json::from_str::<latchkey_secrets::Secret>(&s.document).ok())
+        .filter(|s| !s.is_deleted())
+        .map(|s| SecretFacts {
+            rotation_enabled: s.rotation.as_ref().is_some_and(|r| r.enabled),
+            next_rotation: s.rotation.as_ref().and_then(|r| r.next_rotation),
+            name: s.name,
+        })
+        .collect();
+    let dir = &config.audit_dir;
+    let settings = SettingsFacts {
+        plaintext_allowed: config.plaintext_allowed,
+        detection: config.detection,
+        webhook: config.webhook,
+        statement_audit: config.statement_audit,
+        last_digest: latchkey_trail::newest_digest_time(dir)
+            .ok()
+            .flatten()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_secs()).ok()),
+        last_verified: latchkey_trail::last_verified(dir),
+        master_key_since: mtime(
+            &latchkey_server::bootstrap::DataDir::new(&config.data_dir).master_key(),
+        ),
+        exposed_files: exposed_files(&config.data_dir),
+    };
+    Ok(Facts {
+        now,
+        region: config.region.clone(),
+        account: store.account_id().to_owned(),
+        users,
+        roles,
+        policies,
+        databases,
+        secrets,
+        settings,
+    })
+}
+
+/// `latchkey advisor checks`.
+fn checks(args: &ChecksArgs) -> Result<u8> {
+    let config = args.server.resolve()?;
+    let store = config.open_store()?;
+    let now = now_or(args.at.as_deref())?.unix();
+    let facts = gather_facts(&CheckSettings::of(&config), &store, now)?;
+    let results = latchkey_advisor::checks::run(&facts);
+    let now_text = latchkey_server::xml::timestamp(now);
+    match args.output {
+        OutputFormat::Json => print_json(&json!({
+            "checks": results.iter().map(|c| c.to_json(&now_text, &facts.region)).collect::<Vec<_>>(),
+        }))?,
+        OutputFormat::Text => {
+            for c in &results {
+                println!("{:<10} {:<8} {}", c.id, c.status().as_str(), c.name);
+                for f in &c.flagged {
+                    println!(
+                        "           {:<8} {}: {}",
+                        f.status.as_str(),
+                        f.resource,
+                        f.reason
+                    );
+                }
+                if !c.flagged.is_empty() {
+                    println!("           fix: {}", c.fix);
+                }
+            }
+        }
+    }
+    let worst = results
+        .iter()
+        .map(latchkey_advisor::checks::CheckResult::status)
+        .max();
+    let failing = match args.fail_on {
+        None => false,
+        Some(FailOn::Warning) => worst >= Some(latchkey_advisor::checks::Status::Warning),
+        Some(FailOn::Error) => worst >= Some(latchkey_advisor::checks::Status::Error),
+    };
+    Ok(if failing { exit::FAILURE } else { exit::OK })
+}
+
+/// The security checks `serve` runs every `every` (first at start): a
+/// gauge per check (`latchkey_security_check_status`: 0 ok, 1 warning, 2
+/// error), and a finding per failing check, stored, in the trail when its
+/// status changes, and archived once the check passes again.
+pub fn spawn_checks(
+    state: Arc<latchkey_identity::AppState>,
+    settings: CheckSettings,
+    every: std::time::Duration,
+) -> Result<()> {
+    let gauges = state.metrics.registry.gauge_family(
+        "latchkey_security_check_status",
+        "Each security check's status: 0 ok, 1 warning, 2 error.",
+        ["check"],
+        64,
+    )?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(std::time::Duration::from_secs(1)));
+        let mut last: std::collections::HashMap<&'static str, latchkey_advisor::checks::Status> =
+            std::collections::HashMap::new();
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            let settings = settings.clone();
+            let run = move || -> Result<Vec<latchkey_advisor::checks::CheckResult>> {
+                let now = latchkey_identity::clock::system_now();
+                let facts = gather_facts(&settings, &s.store, now)?;
+                Ok(latchkey_advisor::checks::run(&facts))
+            };
+            let results = match tokio::task::spawn_blocking(run).await {
+                Ok(Ok(results)) => results,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the security checks could not run");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the security checks stopped");
+                    continue;
+                }
+            };
+            for c in &results {
+                let status = c.status();
+                gauges.get_or_create(&[c.id]).set(status.level());
+                let changed = last.insert(c.id, status) != Some(status);
+                if let Err(e) = check_finding(&state, c, changed) {
+                    tracing::warn!(check = c.id, error = %e, "recording a security check's finding failed");
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The finding of a failing check (stored, and in the trail when its
+/// status `changed`), or the old one archived once the check passes.
+fn check_finding(
+    state: &latchkey_identity::AppState,
+    c: &latchkey_advisor::checks::CheckResult,
+    changed: bool,
+) -> Result<()> {
+    use latchkey_advisor::checks::Status;
+    let id = format!("security-check-{}", c.id);
+    let severity = match c.status() {
+        Status::Ok => {
+            if state.store.get_finding(&id)?.is_some() {
+                state
+                    .store
+                    .archive_findings(std::slice::from_ref(&id), true)?;
+            }
+            return Ok(());
+        }
+        Status::Warning => latchkey_audit::Severity::Medium,
+        Status::Error => latchkey_audit::Severity::High,
+    };
+    let now = std::time::SystemTime::now();
+    let finding = latchkey_audit::Finding {
+        id: id.clone(),
+        kind: format!("Policy:Latchkey/SecurityCheck.{}", c.id),
+        severity,
+        title: format!("Security check failing: {}", c.name),
+        description: c
+            .flagged
+            .iter()
+            .map(|f| format!("{}: {}", f.resource, f.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+            + &format!(". Fix: {}", c.fix),
+        resource: c
+            .flagged
+            .first()
+            .map_or_else(|| "latchkey".to_owned(), |f| f.resource.clone()),
+        principal: None,
+        source_ip: None,
+        first_seen: now,
+        last_seen: now,
+        count: c.flagged.len() as u64,
+        evidence: Vec::new(),
+        actions: Vec::new(),
+    };
+    let json = crate::findings::finding_json(&finding);
+    let seconds = latchkey_identity::clock::system_now();
+    state.store.put_finding(
+        &finding.id,
+        &finding.kind,
+        severity.as_str(),
+        seconds,
+        &json,
+    )?;
+    state
+        .store
+        .archive_findings(std::slice::from_ref(&id), false)?;
+    if changed {
+        state.metrics.finding(&finding.kind, severity.as_str());
+        state
+            .audit()
+            .record(latchkey_audit::Event::Finding(Box::new(finding)));
+    }
+    Ok(())
 }

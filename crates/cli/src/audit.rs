@@ -433,6 +433,17 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
             );
         }
     }
+    // A whole trail found intact: the security checks want to know when.
+    if report.ok()
+        && args.from.is_none()
+        && args.to.is_none()
+        && let Err(e) = latchkey_trail::record_verified(
+            &config.audit.dir,
+            latchkey_identity::clock::system_now(),
+        )
+    {
+        eprintln!("latchkey: could not record the verification's time: {e}");
+    }
     Ok(if report.ok() { exit::OK } else { exit::FAILURE })
 }
 

@@ -24,6 +24,10 @@ pub enum PolicyCommand {
     ///
     /// Exit code 0 whatever the decision; non-zero only for errors.
     Simulate(Box<SimulateArgs>),
+    /// Write a least-privilege policy from what a user or role really did (IAM Access Analyzer's
+    /// policy generation, from Latchkey's audit data): the actions, database users and tables
+    /// used in the window, with the conditions and Denies of its current policies.
+    Generate(Box<crate::advisor::GenerateArgs>),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +113,7 @@ pub fn run(cmd: PolicyCommand) -> Result<u8> {
     match cmd {
         PolicyCommand::Validate(args) => run_validate(&args),
         PolicyCommand::Simulate(args) => run_simulate(&args),
+        PolicyCommand::Generate(args) => crate::advisor::generate(&args),
     }
 }
 

@@ -224,6 +224,11 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             rotator = rotator.with_webhook(w.secret.clone(), w.ca.clone());
         }
         let rotation_job = tokio::spawn(Arc::new(rotator).run(stop_rx.clone()));
+        crate::advisor::spawn_checks(
+            state.clone(),
+            crate::advisor::CheckSettings::of(&config),
+            config.security_checks_every,
+        )?;
         let refresher = state.clone();
         let gateway_refresher = gateway.clone();
         let mysql_refresher = mysql.clone();

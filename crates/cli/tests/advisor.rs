@@ -6,7 +6,8 @@
 //! `GenerateServiceLastAccessedDetails` for a user, a group and a managed
 //! policy, the credential report read by Python's `csv`), who may ask, and
 //! `latchkey advisor last-accessed|unused|rebuild` down to database users
-//! and tables.
+//! and tables; then a policy generated from what one principal did, which
+//! validates, simulates as expected and runs the workload for a new user.
 
 mod common;
 
@@ -43,8 +44,14 @@ fn aws_as(lk: &Latchkey, creds: &[(String, String)], args: &[&str]) -> (bool, St
 }
 
 fn advisor(data: &Path, args: &[&str]) -> Value {
-    let out = latchkey(&["advisor"])
-        .args(args)
+    let mut all = vec!["advisor"];
+    all.extend_from_slice(args);
+    advisor_cmd(data, &all)
+}
+
+/// `latchkey ARGS --data-dir DATA --output json`: its JSON.
+fn advisor_cmd(data: &Path, args: &[&str]) -> Value {
+    let out = latchkey(args)
         .args(["--data-dir", data.to_str().unwrap(), "--output", "json"])
         .output()
         .unwrap();
@@ -732,4 +739,422 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
             .any(|(a, r)| *a == "sql:Select" && r.ends_with("/orders")),
         "{never:?}"
     );
+
+    // A policy generated from what alice did in the last hour: valid,
+    // allowing each recorded use, refusing the grants she never used; and
+    // a new user holding only it runs alice's workload end to end, and
+    // nothing more.
+    let file = root.path().join("generated.json");
+    let generated = advisor_cmd(
+        &lk.data,
+        &[
+            "policy",
+            "generate",
+            "--principal",
+            &arn("user", "alice"),
+            "--since",
+            "1h",
+            "--write",
+            file.to_str().unwrap(),
+        ],
+    );
+    let checks = &generated["Verification"];
+    assert!(checks["UsesAllowed"].as_u64().unwrap() >= 4, "{generated}");
+    assert_eq!(checks["UsesNotAllowed"], serde_json::json!([]));
+    assert_eq!(
+        checks["UnusedGrantsStillAllowed"],
+        serde_json::json!([]),
+        "{generated}"
+    );
+    assert!(
+        checks["UnusedGrantsRefused"].as_u64().unwrap() >= 3,
+        "{generated}"
+    );
+    let no_longer: Vec<&str> = checks["UsesNoLongerGranted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["Action"].as_str().unwrap())
+        .collect();
+    assert!(
+        !no_longer.contains(&"iam:CreateUser"),
+        "a refused call is no use at all"
+    );
+    let policy_text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !policy_text.contains("kms:") && !policy_text.contains("cards"),
+        "{policy_text}"
+    );
+    let out = latchkey(&["policy", "validate", "--strict", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // The ARN of `name` beside the first generated resource containing
+    // `kind` (`:dbuser:`, `:table/`): the same database, another user or table.
+    let sibling = |kind: &str, name: &str| {
+        let used = generated["Policy"]["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["Resource"].as_array().cloned().unwrap_or_default())
+            .find_map(|r| r.as_str().filter(|r| r.contains(kind)).map(str::to_owned))
+            .unwrap();
+        format!("{}/{name}", used.rsplit_once('/').unwrap().0)
+    };
+    let dbuser = |u: &str| sibling(":dbuser:", u);
+    let table = |t: &str| sibling(":table/", t);
+    let simulate = |action: &str, resource: &str| -> String {
+        let out = latchkey(&[
+            "policy",
+            "simulate",
+            "--policy",
+            &format!("file://{}", file.display()),
+            "--action",
+            action,
+            "--resource",
+            resource,
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+        let v: Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+        v["results"][0]["decision"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(simulate("rds-db:connect", &dbuser("app")), "allowed");
+    assert_eq!(simulate("sql:Select", &table("orders")), "allowed");
+    assert_eq!(simulate("rds-db:connect", &dbuser("admin")), "implicitDeny");
+    assert_eq!(simulate("sql:Select", &table("cards")), "implicitDeny");
+    assert_eq!(simulate("kms:Decrypt", "*"), "implicitDeny");
+    let successor = user_with_policy(&lk, "alice2", &policy_text);
+    let token = token_with(&lk, &successor);
+    let out = psql(
+        &lk,
+        "app",
+        &token,
+        "verify-full",
+        "SELECT total FROM orders WHERE id = 2",
+    );
+    assert_eq!(text(&out).trim(), "20", "{}", text(&out));
+    let out = psql(&lk, "app", &token, "verify-full", "SELECT pan FROM cards");
+    assert!(
+        text(&out).contains("permission denied by policy: sql:Select"),
+        "{}",
+        text(&out)
+    );
+    // Only a user's or role's use makes a policy.
+    let out = latchkey(&[
+        "policy",
+        "generate",
+        "--data-dir",
+        lk.data.to_str().unwrap(),
+        "--principal",
+        &arn("group", "devs"),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        !out.status.success() && text(&out).contains("user or role"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// The flagged resources of one check in `advisor checks --output json`.
+fn flagged(report: &Value, check: &str) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["checkId"] == check)
+        .unwrap_or_else(|| panic!("no check {check}: {report}"))["flaggedResources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["resourceId"].as_str().unwrap(),
+                f["metadata"][1].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// The value of `latchkey_security_check_status{check="ID"}` on /metrics.
+fn check_gauge(metrics_port: u16, check: &str) -> Option<i64> {
+    let out = Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{metrics_port}/metrics")])
+        .output()
+        .unwrap();
+    let needle = format!("latchkey_security_check_status{{check=\"{check}\"}} ");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&needle).and_then(|v| v.trim().parse().ok()))
+}
+
+#[test]
+fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_its_fix() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, api) = init_latchkey(root.path(), &[]);
+    let metrics_port = free_port();
+    let lk = serve_latchkey(
+        root.path(),
+        &data,
+        &api,
+        &[
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics_port}"),
+            "--security-checks-every",
+            "1s",
+        ],
+    );
+    let checks = || advisor(&lk.data, &["checks"]);
+    let has = |list: &[String], what: &str| list.iter().any(|f| f.contains(what));
+    let account = admin_cli(&lk, &["sts", "get-caller-identity"])["Account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Plant one misconfiguration per check.
+    admin_cli(&lk, &["iam", "create-user", "--user-name", "wide"]);
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "wide",
+            "--policy-name",
+            "all",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        ],
+    );
+    admin_cli(&lk, &["iam", "create-access-key", "--user-name", "wide"]);
+    let second = admin_cli(&lk, &["iam", "create-access-key", "--user-name", "wide"])["AccessKey"]
+        ["AccessKeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "open",
+            "--assume-role-policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}]}"#,
+        ],
+    );
+    common::register_db(
+        &lk.data,
+        &[
+            "--name",
+            "loose",
+            "--endpoint",
+            "loose.local",
+            "--upstream",
+            "127.0.0.1:1",
+            "--auth",
+            "trust",
+        ],
+    );
+    admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "create-secret",
+            "--name",
+            "manual",
+            "--secret-string",
+            "s3cret-value",
+        ],
+    );
+    let exposed = lk.data.join("ca.pem");
+    std::fs::set_permissions(
+        &exposed,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+
+    let report = checks();
+    assert!(
+        has(
+            &flagged(&report, "LK-IAM-01"),
+            "administrator's key was used"
+        ),
+        "{report}"
+    );
+    assert!(has(&flagged(&report, "LK-IAM-02"), "2 active access keys"));
+    assert!(has(
+        &flagged(&report, "LK-IAM-03"),
+        "wide has IAM permissions but no MFA"
+    ));
+    assert!(has(
+        &flagged(&report, "LK-IAM-05"),
+        "every action on every resource"
+    ));
+    assert!(has(
+        &flagged(&report, "LK-IAM-06"),
+        "may be assumed by anyone"
+    ));
+    let db = flagged(&report, "LK-DB-01");
+    assert!(
+        has(&db, "loose the gateway logs in upstream with no credential"),
+        "{db:?}"
+    );
+    assert!(has(&db, "weaker than verify-full"));
+    let gw = flagged(&report, "LK-GW-01");
+    assert!(
+        has(&gw, "ca.pem readable by the group or other users"),
+        "{gw:?}"
+    );
+    assert!(has(&gw, "not been verified in 24 hours"));
+    assert!(has(&gw, "no webhook"));
+    assert!(has(&flagged(&report, "LK-SM-01"), "manual rotation is off"));
+    // Judged 91 days on, nothing has been used since: LK-IAM-04 flags the
+    // users, keys and roles; the administrator's key is no longer recent.
+    let later = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + Duration::from_secs(91 * 86_400),
+    )
+    .to_string();
+    let future = advisor(&lk.data, &["checks", "--at", &later]);
+    assert!(
+        has(
+            &flagged(&future, "LK-IAM-04"),
+            "user wide unused for 90 days"
+        ),
+        "{future}"
+    );
+    assert!(flagged(&future, "LK-IAM-01").is_empty());
+    assert!(has(
+        &flagged(&future, "LK-IAM-02"),
+        "active key is 91 days old"
+    ));
+    assert!(
+        flagged(&report, "LK-IAM-04").is_empty(),
+        "nothing unused today"
+    );
+    // --fail-on makes it a gate.
+    let out = latchkey(&[
+        "advisor",
+        "checks",
+        "--data-dir",
+        lk.data.to_str().unwrap(),
+        "--fail-on",
+        "error",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+
+    // The running server: a gauge per check, and a finding per failing one.
+    let gauge = eventually("the policy check's gauge", || {
+        check_gauge(metrics_port, "LK-IAM-05").filter(|v| *v == 2)
+    });
+    assert_eq!(gauge, 2);
+    let finding = eventually("the policy check's finding", || {
+        findings(&lk.data, &[])
+            .into_iter()
+            .find(|f| f["id"] == "security-check-LK-IAM-05")
+    });
+    assert_eq!(finding["severity"], "High");
+    assert_eq!(finding["type"], "Policy:Latchkey/SecurityCheck.LK-IAM-05");
+
+    // Each fix clears what it fixed.
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "delete-user-policy",
+            "--user-name",
+            "wide",
+            "--policy-name",
+            "all",
+        ],
+    );
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "delete-access-key",
+            "--user-name",
+            "wide",
+            "--access-key-id",
+            &second,
+        ],
+    );
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "update-assume-role-policy",
+            "--role-name",
+            "open",
+            "--policy-document",
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:user/wide"}},"Action":"sts:AssumeRole"}}]}}"#
+            ),
+        ],
+    );
+    let out = latchkey(&[
+        "db",
+        "remove",
+        "--data-dir",
+        lk.data.to_str().unwrap(),
+        "--name",
+        "loose",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    admin_cli(
+        &lk,
+        &[
+            "secretsmanager",
+            "delete-secret",
+            "--secret-id",
+            "manual",
+            "--force-delete-without-recovery",
+        ],
+    );
+    std::fs::set_permissions(
+        &exposed,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let out = latchkey(&["audit", "verify", "--data-dir", lk.data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report = checks();
+    assert!(
+        !has(&flagged(&report, "LK-IAM-02"), "2 active access keys"),
+        "{report}"
+    );
+    // wide has no permissions left; the administrator, without MFA, stays flagged.
+    let mfa = flagged(&report, "LK-IAM-03");
+    assert!(
+        !has(&mfa, "wide") && has(&mfa, "admin has IAM permissions but no MFA"),
+        "{mfa:?}"
+    );
+    assert!(flagged(&report, "LK-IAM-05").is_empty());
+    assert!(flagged(&report, "LK-IAM-06").is_empty());
+    assert!(!has(&flagged(&report, "LK-DB-01"), "loose"));
+    let gw = flagged(&report, "LK-GW-01");
+    assert!(
+        !has(&gw, "ca.pem") && !has(&gw, "verified in 24 hours"),
+        "{gw:?}"
+    );
+    assert!(flagged(&report, "LK-SM-01").is_empty());
+    eventually("the gauge back to ok", || {
+        check_gauge(metrics_port, "LK-IAM-05").filter(|v| *v == 0)
+    });
+    eventually("the finding archived", || {
+        findings(&lk.data, &["--archived"])
+            .into_iter()
+            .find(|f| f["id"] == "security-check-LK-IAM-05")
+    });
 }

@@ -995,19 +995,18 @@ fn case_variants_managed_aliases_and_reused_names_widen_nothing() {
           {"Effect":"Allow","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/team":"red"}}},
           {"Effect":"Allow","Action":"kms:TagResource","Resource":"*","Condition":{"ForAllValues:StringNotEquals":{"aws:TagKeys":["team"]}}}]}"#,
     );
-    let blue = env.admin(&["kms", "create-key", "--tags", "TagKey=team,TagValue=blue"])["KeyMetadata"]["KeyId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let blob = b64(&env.admin(&[
-        "kms",
-        "encrypt",
-        "--key-id",
-        &blue,
-        "--plaintext",
-        &plaintext,
-    ])["CiphertextBlob"]);
-    let blob = file(&env, "rt-blob.bin", &blob);
+    // A new key made with `args`, and a file holding a ciphertext under it.
+    let key_and_blob = |args: &[&str], name: &str| {
+        let mut create = vec!["kms", "create-key"];
+        create.extend_from_slice(args);
+        let id = env.admin(&create)["KeyMetadata"]["KeyId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let enc = env.admin(&["kms", "encrypt", "--key-id", &id, "--plaintext", &plaintext]);
+        (id, file(&env, name, &b64(&enc["CiphertextBlob"])))
+    };
+    let (blue, blob) = key_and_blob(&["--tags", "TagKey=team,TagValue=blue"], "rt-blob.bin");
     let decrypt = ["kms", "decrypt", "--ciphertext-blob", blob.as_str()];
     assert_eq!(env.fails(Some(&tagger), &decrypt), "AccessDeniedException");
     assert_eq!(
@@ -1104,19 +1103,7 @@ fn case_variants_managed_aliases_and_reused_names_widen_nothing() {
         ]
     })
     .to_string();
-    let granted = env.admin(&["kms", "create-key", "--policy", &policy])["KeyMetadata"]["KeyId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let blob = b64(&env.admin(&[
-        "kms",
-        "encrypt",
-        "--key-id",
-        &granted,
-        "--plaintext",
-        &plaintext,
-    ])["CiphertextBlob"]);
-    let blob = file(&env, "rt-granted.bin", &blob);
+    let (granted, blob) = key_and_blob(&["--policy", &policy], "rt-granted.bin");
     let decrypt = ["kms", "decrypt", "--ciphertext-blob", blob.as_str()];
     env.as_user(&reused, &decrypt);
     env.admin(&[

@@ -219,14 +219,14 @@ pub fn check_description(d: &str) -> Result<(), KmsError> {
 
 /// Tags as KMS allows them (`TagException` otherwise).
 pub fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
-    for (i, (k, v)) in tags.iter().enumerate() {
-        // Policies name tag keys without case (`aws:ResourceTag/team`): a
-        // key given twice, in any case, would be one key with two values.
-        if tags[..i].iter().any(|(o, _)| o.eq_ignore_ascii_case(k)) {
-            return Err(KmsError::Tag(format!(
-                "Duplicate tag key {k}: each key may be given once (keys are compared without case)."
-            )));
-        }
+    // Policies name tag keys without case (`aws:ResourceTag/team`): a key
+    // given twice, in any case, would be one key with two values.
+    if let Some(k) = latchkey_tags::duplicate(tags) {
+        return Err(KmsError::Tag(format!(
+            "Duplicate tag key {k}: each key may be given once (keys are compared without case)."
+        )));
+    }
+    for (k, v) in tags {
         if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
             return Err(KmsError::Tag(
                 "Tag keys must be 1-128 characters and values at most 256.".into(),
@@ -247,21 +247,14 @@ impl Key {
     /// to a policy, and the later would hide the earlier.
     pub fn tag(&mut self, tags: &[(String, String)]) -> Result<(), KmsError> {
         check_tags(tags)?;
-        let mut merged = self.tags.clone();
-        for (name, value) in tags {
-            if let Some((other, _)) = merged
-                .iter()
-                .find(|(n, _)| n != name && n.eq_ignore_ascii_case(name))
-            {
-                return Err(KmsError::Tag(format!(
-                    "The key already has the tag key {other}, which differs from {name} only in case; untag {other} first or use it as it is."
-                )));
-            }
-            match merged.iter_mut().find(|(n, _)| n == name) {
-                Some(t) => t.1.clone_from(value),
-                None => merged.push((name.clone(), value.clone())),
-            }
-        }
+        let merged = latchkey_tags::merge(&self.tags, tags).map_err(|c| match c {
+            latchkey_tags::Conflict::Duplicate(k) => KmsError::Tag(format!(
+                "Duplicate tag key {k}: each key may be given once (keys are compared without case)."
+            )),
+            latchkey_tags::Conflict::CaseVariant { existing, given } => KmsError::Tag(format!(
+                "The key already has the tag key {existing}, which differs from {given} only in case; untag {existing} first or use it as it is."
+            )),
+        })?;
         if merged.len() > MAX_TAGS {
             return Err(KmsError::Tag(format!(
                 "A key may have at most {MAX_TAGS} tags."

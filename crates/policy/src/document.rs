@@ -61,6 +61,67 @@ pub struct Statement {
     pub conditions: Vec<(String, String, Vec<String>)>,
 }
 
+impl Statement {
+    /// The statement as JSON, every list written as an array.
+    pub fn to_json(&self) -> Value {
+        let s = self;
+        let strings = |l: &[String]| Value::Array(l.iter().cloned().map(Value::String).collect());
+        let mut m = Map::new();
+        if let Some(sid) = &s.sid {
+            m.insert("Sid".into(), sid.clone().into());
+        }
+        m.insert(
+            "Effect".into(),
+            match s.effect {
+                Effect::Allow => "Allow",
+                Effect::Deny => "Deny",
+            }
+            .into(),
+        );
+        if let Some((p, negated)) = &s.principal {
+            let value = match p {
+                Principal::Any => "*".into(),
+                Principal::Typed(types) => {
+                    Value::Object(types.iter().map(|(k, v)| (k.clone(), strings(v))).collect())
+                }
+            };
+            m.insert(
+                if *negated {
+                    "NotPrincipal"
+                } else {
+                    "Principal"
+                }
+                .into(),
+                value,
+            );
+        }
+        let (actions, not) = &s.actions;
+        m.insert(
+            if *not { "NotAction" } else { "Action" }.into(),
+            strings(actions),
+        );
+        if let Some((resources, not)) = &s.resources {
+            m.insert(
+                if *not { "NotResource" } else { "Resource" }.into(),
+                strings(resources),
+            );
+        }
+        if !s.conditions.is_empty() {
+            let mut ops = Map::new();
+            for (op, key, values) in &s.conditions {
+                let entry = ops
+                    .entry(op.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(keys) = entry {
+                    keys.insert(key.clone(), strings(values));
+                }
+            }
+            m.insert("Condition".into(), Value::Object(ops));
+        }
+        Value::Object(m)
+    }
+}
+
 /// A parsed, validated policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -625,71 +686,12 @@ impl Policy {
     /// The canonical JSON form: every list an array, elements in IAM's
     /// usual order. Parsing it gives back an equal policy.
     pub fn to_canonical_json(&self) -> Value {
-        let strings = |l: &[String]| Value::Array(l.iter().cloned().map(Value::String).collect());
         let mut doc = Map::new();
         doc.insert("Version".into(), self.version.as_str().into());
         if let Some(id) = &self.id {
             doc.insert("Id".into(), id.clone().into());
         }
-        let statements = self
-            .statements
-            .iter()
-            .map(|s| {
-                let mut m = Map::new();
-                if let Some(sid) = &s.sid {
-                    m.insert("Sid".into(), sid.clone().into());
-                }
-                m.insert(
-                    "Effect".into(),
-                    match s.effect {
-                        Effect::Allow => "Allow",
-                        Effect::Deny => "Deny",
-                    }
-                    .into(),
-                );
-                if let Some((p, negated)) = &s.principal {
-                    let value = match p {
-                        Principal::Any => "*".into(),
-                        Principal::Typed(types) => Value::Object(
-                            types.iter().map(|(k, v)| (k.clone(), strings(v))).collect(),
-                        ),
-                    };
-                    m.insert(
-                        if *negated {
-                            "NotPrincipal"
-                        } else {
-                            "Principal"
-                        }
-                        .into(),
-                        value,
-                    );
-                }
-                let (actions, not) = &s.actions;
-                m.insert(
-                    if *not { "NotAction" } else { "Action" }.into(),
-                    strings(actions),
-                );
-                if let Some((resources, not)) = &s.resources {
-                    m.insert(
-                        if *not { "NotResource" } else { "Resource" }.into(),
-                        strings(resources),
-                    );
-                }
-                if !s.conditions.is_empty() {
-                    let mut ops = Map::new();
-                    for (op, key, values) in &s.conditions {
-                        let entry = ops
-                            .entry(op.clone())
-                            .or_insert_with(|| Value::Object(Map::new()));
-                        if let Value::Object(keys) = entry {
-                            keys.insert(key.clone(), strings(values));
-                        }
-                    }
-                    m.insert("Condition".into(), Value::Object(ops));
-                }
-                Value::Object(m)
-            })
-            .collect();
+        let statements = self.statements.iter().map(Statement::to_json).collect();
         doc.insert("Statement".into(), Value::Array(statements));
         Value::Object(doc)
     }

@@ -325,17 +325,17 @@ pub fn check_stage(stage: &str) -> Result<()> {
 /// `aws:RequestTag/KEY`) name a tag without case, so two keys that differ
 /// only in case would shadow each other in a policy.
 pub fn check_tags(tags: &[(String, String)]) -> Result<()> {
-    for (i, (k, v)) in tags.iter().enumerate() {
+    if let Some(k) = latchkey_tags::duplicate(tags) {
+        return Err(SecretsError::param(format!(
+            "Duplicate tag key {k}: a request may give a key once (keys are compared without case)."
+        )));
+    }
+    for (k, v) in tags {
         check_tag_key(k)?;
         if v.chars().count() > 256 {
             return Err(SecretsError::param(
                 "A tag key must be 1 to 128 characters and a value at most 256.",
             ));
-        }
-        if tags[..i].iter().any(|(o, _)| o.eq_ignore_ascii_case(k)) {
-            return Err(SecretsError::param(format!(
-                "Duplicate tag key {k}: a request may give a key once (keys are compared without case)."
-            )));
         }
     }
     if tags.len() > MAX_TAGS {
@@ -621,32 +621,14 @@ impl Secret {
     /// is refused: the two would be one key to a policy.
     pub fn tag(&mut self, tags: &[(String, String)]) -> Result<()> {
         check_tags(tags)?;
-        let mut merged = self.tags.clone();
-        for (k, v) in tags {
-            if let Some((other, _)) = merged
-                .iter()
-                .find(|(key, _)| key != k && key.eq_ignore_ascii_case(k))
-            {
-                return Err(SecretsError::param(format!(
-                    "The secret already has the tag key {other}, which differs from {k} only in case; tag keys are compared without case, so untag {other} first or use it as it is."
-                )));
-            }
-            let mut found = false;
-            merged.retain_mut(|(key, value)| {
-                if key != k {
-                    return true;
-                }
-                if found {
-                    return false;
-                }
-                found = true;
-                value.clone_from(v);
-                true
-            });
-            if !found {
-                merged.push((k.clone(), v.clone()));
-            }
-        }
+        let merged = latchkey_tags::merge(&self.tags, tags).map_err(|c| match c {
+            latchkey_tags::Conflict::Duplicate(k) => SecretsError::param(format!(
+                "Duplicate tag key {k}: a request may give a key once (keys are compared without case)."
+            )),
+            latchkey_tags::Conflict::CaseVariant { existing, given } => SecretsError::param(format!(
+                "The secret already has the tag key {existing}, which differs from {given} only in case; tag keys are compared without case, so untag {existing} first or use it as it is."
+            )),
+        })?;
         if merged.len() > MAX_TAGS {
             return Err(SecretsError::LimitExceeded(format!(
                 "A secret can have at most {MAX_TAGS} tags."

@@ -505,23 +505,16 @@ impl Parameter {
     /// Adds or replaces tags.
     pub fn tag(&mut self, tags: &[(String, String)]) -> Result<(), SsmError> {
         check_tags(tags)?;
-        let mut merged = self.tags.clone();
-        for (k, v) in tags {
-            // One key to a policy (`aws:ResourceTag/team` has no case): a
-            // variant of a key the parameter has would hide it.
-            if let Some((other, _)) = merged
-                .iter()
-                .find(|(key, _)| key != k && key.eq_ignore_ascii_case(k))
-            {
-                return Err(SsmError::validation(format!(
-                    "The parameter already has the tag key {other}, which differs from {k} only in case; remove {other} first or use it as it is."
-                )));
-            }
-            match merged.iter_mut().find(|(key, _)| key == k) {
-                Some(t) => t.1 = v.clone(),
-                None => merged.push((k.clone(), v.clone())),
-            }
-        }
+        // One key to a policy (`aws:ResourceTag/team` has no case): a
+        // variant of a key the parameter has would hide it.
+        let merged = latchkey_tags::merge(&self.tags, tags).map_err(|c| match c {
+            latchkey_tags::Conflict::Duplicate(k) => SsmError::validation(format!(
+                "Duplicate tag key: {k} (keys are compared without case)"
+            )),
+            latchkey_tags::Conflict::CaseVariant { existing, given } => SsmError::validation(format!(
+                "The parameter already has the tag key {existing}, which differs from {given} only in case; remove {existing} first or use it as it is."
+            )),
+        })?;
         if merged.len() > MAX_TAGS {
             return Err(SsmError::TooManyTags);
         }
@@ -550,7 +543,12 @@ pub fn check_tags(tags: &[(String, String)]) -> Result<(), SsmError> {
     if tags.len() > MAX_TAGS {
         return Err(SsmError::TooManyTags);
     }
-    for (i, (k, v)) in tags.iter().enumerate() {
+    if let Some(k) = latchkey_tags::duplicate(tags) {
+        return Err(SsmError::validation(format!(
+            "Duplicate tag key: {k} (keys are compared without case)"
+        )));
+    }
+    for (k, v) in tags {
         if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
             return Err(SsmError::validation(
                 "A tag key must be 1 to 128 characters and a tag value at most 256.",
@@ -560,11 +558,6 @@ pub fn check_tags(tags: &[(String, String)]) -> Result<(), SsmError> {
             return Err(SsmError::validation(
                 "Tag keys beginning with aws: are reserved for AWS use.",
             ));
-        }
-        if tags[..i].iter().any(|(o, _)| o.eq_ignore_ascii_case(k)) {
-            return Err(SsmError::validation(format!(
-                "Duplicate tag key: {k} (keys are compared without case)"
-            )));
         }
     }
     Ok(())

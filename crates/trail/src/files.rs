@@ -311,3 +311,32 @@ pub fn running_writer(dir: &Path) -> Result<Option<WriterInfo>, Error> {
         digest_interval_ms: num("digestIntervalMs"),
     }))
 }
+
+/// When the newest signed digest was written (its file's time), if any.
+pub fn newest_digest_time(dir: &Path) -> Result<Option<std::time::SystemTime>, Error> {
+    let Some((_, name)) = list_digests(dir)?.pop() else {
+        return Ok(None);
+    };
+    let path = digests_dir(dir).join(name);
+    let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+    Ok(meta.modified().ok())
+}
+
+/// The file `latchkey audit verify` writes after a whole-trail check that
+/// found it intact: the time, as epoch seconds.
+fn verified_file(dir: &Path) -> PathBuf {
+    dir.join("last-verified")
+}
+
+/// Records that the whole trail was verified intact at `now`.
+pub fn record_verified(dir: &Path, now: i64) -> Result<(), Error> {
+    let path = verified_file(dir);
+    std::fs::write(&path, format!("{now}\n")).map_err(|e| Error::io(&path, e))
+}
+
+/// When the whole trail was last verified intact (see [`record_verified`]).
+pub fn last_verified(dir: &Path) -> Option<i64> {
+    std::fs::read_to_string(verified_file(dir))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+}

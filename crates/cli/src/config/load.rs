@@ -91,6 +91,8 @@ pub struct Config {
     pub region: String,
     pub server_names: Vec<String>,
     pub cluster_key_rotation: Duration,
+    /// How often `serve` runs the security checks.
+    pub security_checks_every: Duration,
     pub postgres_listen: SocketAddr,
     pub mysql_listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
@@ -341,6 +343,7 @@ fn build(
         region: general.region.clone(),
         server_names: general.server_names.clone(),
         cluster_key_rotation: general.cluster_key_rotation.0,
+        security_checks_every: general.security_checks_every.0,
         postgres_listen: gw.postgres.listen,
         mysql_listen: gw.mysql.listen,
         metrics_listen: general.metrics_listen,

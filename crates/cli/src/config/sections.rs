@@ -175,6 +175,10 @@ section! {
         /// Serve Prometheus metrics in plain HTTP here [default: off].
         #[arg(long = "metrics-listen", env = "LATCHKEY_METRICS_LISTEN")]
         metrics_listen: Option<SocketAddr> = None,
+        /// How often the security checks run (`latchkey advisor checks`), setting a gauge per
+        /// check and raising a finding for each failing one; the first run is at start [default: 10m].
+        #[arg(long = "security-checks-every", env = "LATCHKEY_SECURITY_CHECKS_EVERY")]
+        security_checks_every: Dur = Dur::secs(600),
     }
 }
 

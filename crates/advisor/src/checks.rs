@@ -1,0 +1,835 @@
+//! Security checks (Trusted Advisor for Latchkey): each check has a
+//! stable id, looks at a snapshot of the system ([`Facts`], gathered by
+//! the caller: no I/O here), and flags resources with a status and the
+//! fix. The result is shaped like Trusted Advisor's check results.
+
+use latchkey_policy::{Effect, Policy, Principal};
+use serde_json::{Value, json};
+
+/// A check's verdict, worst of its flagged resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Ok,
+    Warning,
+    Error,
+}
+
+impl Status {
+    /// Trusted Advisor's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warning => "warning",
+            Status::Error => "error",
+        }
+    }
+
+    /// For a Prometheus gauge: 0 ok, 1 warning, 2 error.
+    pub fn level(self) -> i64 {
+        self as i64
+    }
+}
+
+/// An access key, as the checks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFacts {
+    pub id: String,
+    pub active: bool,
+    pub created: i64,
+    /// Last use: epoch seconds and service.
+    pub last_used: Option<(i64, String)>,
+}
+
+/// A user, as the checks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFacts {
+    pub name: String,
+    pub arn: String,
+    pub created: i64,
+    pub last_used: Option<i64>,
+    pub mfa: bool,
+    pub console_password: bool,
+    /// Any identity policy applies (its own, attached or a group's).
+    pub has_permissions: bool,
+    /// The administrator `latchkey init` made.
+    pub administrator: bool,
+    pub keys: Vec<KeyFacts>,
+}
+
+/// A role, as the checks see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleFacts {
+    pub name: String,
+    pub arn: String,
+    pub created: i64,
+    pub last_used: Option<i64>,
+    pub trust: Option<Policy>,
+}
+
+/// A registered database, as the checks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseFacts {
+    pub name: String,
+    /// `password`, `cert` or `trust`.
+    pub upstream_auth: String,
+    /// `disable` … `verify-full`.
+    pub upstream_tls: String,
+    /// `off`, `audit` or `enforce`.
+    pub statement_policy: String,
+    /// Tagged restricted (`classification=restricted`, or a tag
+    /// `restricted`).
+    pub restricted: bool,
+}
+
+/// A Secrets Manager secret, as the checks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFacts {
+    pub name: String,
+    pub rotation_enabled: bool,
+    /// When the next rotation is due, if rotation is on.
+    pub next_rotation: Option<i64>,
+}
+
+/// How the running system is set up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SettingsFacts {
+    pub plaintext_allowed: bool,
+    pub detection: bool,
+    pub webhook: bool,
+    pub statement_audit: bool,
+    /// The newest signed digest of the audit trail.
+    pub last_digest: Option<i64>,
+    /// The last `latchkey audit verify` that passed.
+    pub last_verified: Option<i64>,
+    /// When the master key was last made or rotated.
+    pub master_key_since: Option<i64>,
+    /// Files in the data directory that its group or others may read.
+    pub exposed_files: Vec<String>,
+}
+
+/// Everything the checks look at.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Facts {
+    pub now: i64,
+    pub region: String,
+    pub users: Vec<UserFacts>,
+    pub roles: Vec<RoleFacts>,
+    /// Every identity policy, by the name it is known by (managed
+    /// policy ARN, or `user/NAME/POLICY` for an inline one).
+    pub policies: Vec<(String, Policy)>,
+    pub account: String,
+    pub databases: Vec<DatabaseFacts>,
+    pub secrets: Vec<SecretFacts>,
+    pub settings: SettingsFacts,
+}
+
+/// One flagged resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flagged {
+    pub status: Status,
+    pub resource: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// A check and its result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub category: &'static str,
+    pub fix: &'static str,
+    pub processed: usize,
+    pub flagged: Vec<Flagged>,
+}
+
+impl CheckResult {
+    pub fn status(&self) -> Status {
+        self.flagged
+            .iter()
+            .map(|f| f.status)
+            .max()
+            .unwrap_or(Status::Ok)
+    }
+
+    /// Trusted Advisor's `TrustedAdvisorCheckResult` shape.
+    pub fn to_json(&self, now_text: &str, region: &str) -> Value {
+        json!({
+            "checkId": self.id,
+            "name": self.name,
+            "category": self.category,
+            "timestamp": now_text,
+            "status": self.status().as_str(),
+            "resourcesSummary": {
+                "resourcesProcessed": self.processed,
+                "resourcesFlagged": self.flagged.len(),
+                "resourcesIgnored": 0,
+                "resourcesSuppressed": 0,
+            },
+            "recommendedAction": self.fix,
+            "flaggedResources": self.flagged.iter().map(|f| json!({
+                "status": f.status.as_str(),
+                "region": region,
+                "resourceId": f.resource,
+                "isSuppressed": false,
+                "metadata": [f.resource, f.reason],
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+const DAY: i64 = 86_400;
+
+fn check(
+    id: &'static str,
+    name: &'static str,
+    category: &'static str,
+    fix: &'static str,
+    processed: usize,
+    flagged: Vec<Flagged>,
+) -> CheckResult {
+    CheckResult {
+        id,
+        name,
+        category,
+        fix,
+        processed,
+        flagged,
+    }
+}
+
+fn flag(status: Status, resource: &str, reason: impl Into<String>) -> Flagged {
+    Flagged {
+        status,
+        resource: resource.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn days(seconds: i64) -> i64 {
+    seconds.max(0) / DAY
+}
+
+fn administrator_key(f: &Facts) -> CheckResult {
+    let mut flagged = Vec::new();
+    for u in f.users.iter().filter(|u| u.administrator) {
+        for k in &u.keys {
+            if let Some((at, service)) = &k.last_used {
+                if service == "rds-db" {
+                    flagged.push(flag(
+                        Status::Error,
+                        &k.id,
+                        format!(
+                            "the administrator's key signed database tokens ({} days ago)",
+                            days(f.now - at)
+                        ),
+                    ));
+                } else if f.now - at < 30 * DAY {
+                    flagged.push(flag(
+                        Status::Warning,
+                        &k.id,
+                        format!(
+                            "the administrator's key was used {} days ago ({service})",
+                            days(f.now - at)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    check(
+        "LK-IAM-01",
+        "Administrator access key in use",
+        "security",
+        "Keep the administrator's key for emergencies: give people and applications their own users and roles, and never sign database tokens with it.",
+        f.users.iter().filter(|u| u.administrator).count(),
+        flagged,
+    )
+}
+
+fn access_key_rotation(f: &Facts) -> CheckResult {
+    let mut flagged = Vec::new();
+    let mut processed = 0;
+    for u in &f.users {
+        let active: Vec<&KeyFacts> = u.keys.iter().filter(|k| k.active).collect();
+        processed += u.keys.len();
+        for k in &active {
+            let age = days(f.now - k.created);
+            if age > 90 {
+                flagged.push(flag(
+                    Status::Warning,
+                    &k.id,
+                    format!("{}'s active key is {age} days old", u.name),
+                ));
+            }
+        }
+        if active.len() > 1 {
+            flagged.push(flag(
+                Status::Warning,
+                &u.arn,
+                format!("{} has {} active access keys", u.name, active.len()),
+            ));
+        }
+    }
+    check(
+        "LK-IAM-02",
+        "Access key rotation",
+        "security",
+        "Rotate access keys at least every 90 days (create a second key, move the application to it, deactivate and delete the first), and keep one active key per user.",
+        processed,
+        flagged,
+    )
+}
+
+fn mfa(f: &Facts) -> CheckResult {
+    let flagged = f
+        .users
+        .iter()
+        .filter(|u| !u.mfa && (u.console_password || u.has_permissions))
+        .map(|u| {
+            let why = if u.console_password {
+                "has a console password but no MFA device"
+            } else {
+                "has IAM permissions but no MFA device"
+            };
+            flag(
+                if u.console_password {
+                    Status::Error
+                } else {
+                    Status::Warning
+                },
+                &u.arn,
+                format!("{} {why}", u.name),
+            )
+        })
+        .collect();
+    check(
+        "LK-IAM-03",
+        "MFA on users",
+        "security",
+        "Enable a virtual MFA device for the user (aws iam create-virtual-mfa-device, enable-mfa-device) and require aws:MultiFactorAuthPresent for privileged actions.",
+        f.users.len(),
+        flagged,
+    )
+}
+
+fn unused_credentials(f: &Facts) -> CheckResult {
+    let cutoff = f.now - 90 * DAY;
+    let stale = |created: i64, last: Option<i64>| last.map_or(created < cutoff, |at| at < cutoff);
+    let mut flagged = Vec::new();
+    for u in &f.users {
+        if stale(u.created, u.last_used) {
+            flagged.push(flag(
+                Status::Warning,
+                &u.arn,
+                format!("user {} unused for 90 days", u.name),
+            ));
+        }
+        for k in u.keys.iter().filter(|k| k.active) {
+            if stale(k.created, k.last_used.as_ref().map(|(at, _)| *at)) {
+                flagged.push(flag(
+                    Status::Warning,
+                    &k.id,
+                    format!("{}'s key unused for 90 days", u.name),
+                ));
+            }
+        }
+    }
+    for r in &f.roles {
+        if stale(r.created, r.last_used) {
+            flagged.push(flag(
+                Status::Warning,
+                &r.arn,
+                format!("role {} unused for 90 days", r.name),
+            ));
+        }
+    }
+    check(
+        "LK-IAM-04",
+        "Unused credentials",
+        "security",
+        "Deactivate or delete users, roles and keys unused for 90 days (latchkey advisor unused --days 90 lists them).",
+        f.users.len() + f.roles.len(),
+        flagged,
+    )
+}
+
+fn permissive_policies(f: &Facts) -> CheckResult {
+    let mut flagged = Vec::new();
+    // The administrator's own policy allows everything by design; its use
+    // is what LK-IAM-01 watches.
+    let administrators: Vec<String> = f
+        .users
+        .iter()
+        .filter(|u| u.administrator)
+        .map(|u| format!("user/{}/", u.name))
+        .collect();
+    for (name, policy) in &f.policies {
+        if administrators.iter().any(|a| name.starts_with(a.as_str())) {
+            continue;
+        }
+        for (i, s) in policy.statements.iter().enumerate() {
+            if s.effect != Effect::Allow {
+                continue;
+            }
+            let (actions, not_action) = &s.actions;
+            let all_resources = s
+                .resources
+                .as_ref()
+                .is_none_or(|(r, not)| !*not && r.iter().any(|r| r == "*"));
+            let at = format!("{name} $.Statement[{i}]");
+            if *not_action {
+                flagged.push(flag(Status::Warning, &at, "Allow with NotAction grants every action it does not name, today's and tomorrow's"));
+            } else if all_resources && actions.iter().any(|a| a == "*") && s.conditions.is_empty() {
+                flagged.push(flag(
+                    Status::Error,
+                    &at,
+                    "allows every action on every resource",
+                ));
+            } else if all_resources
+                && actions
+                    .iter()
+                    .any(|a| latchkey_policy::catalog::action_matches(a, "iam:PassRole"))
+                && s.conditions.is_empty()
+            {
+                flagged.push(flag(
+                    Status::Warning,
+                    &at,
+                    "allows iam:PassRole on every role",
+                ));
+            }
+        }
+    }
+    check(
+        "LK-IAM-05",
+        "Overly permissive policies",
+        "security",
+        "Grant named actions on named resources (latchkey policy generate writes a policy from what a principal really did); avoid NotAction with Allow.",
+        f.policies.len(),
+        flagged,
+    )
+}
+
+fn open_trust(f: &Facts) -> CheckResult {
+    let mut flagged = Vec::new();
+    for r in &f.roles {
+        let Some(trust) = &r.trust else { continue };
+        for (i, s) in trust.statements.iter().enumerate() {
+            if s.effect != Effect::Allow {
+                continue;
+            }
+            let Some((principal, false)) = &s.principal else {
+                continue;
+            };
+            let values: Vec<&str> = match principal {
+                Principal::Any => vec!["*"],
+                Principal::Typed(types) => types
+                    .iter()
+                    .filter(|(t, _)| t == "AWS")
+                    .flat_map(|(_, v)| v.iter().map(String::as_str))
+                    .collect(),
+            };
+            let at = format!("{} $.Statement[{i}]", r.arn);
+            if values.contains(&"*") && s.conditions.is_empty() {
+                flagged.push(flag(
+                    Status::Error,
+                    &at,
+                    format!("role {} may be assumed by anyone", r.name),
+                ));
+                continue;
+            }
+            let external = values.iter().any(|v| {
+                let account = v
+                    .strip_prefix("arn:aws:iam::")
+                    .and_then(|rest| rest.split(':').next())
+                    .unwrap_or(v);
+                account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && account != f.account
+            });
+            let external_id = s
+                .conditions
+                .iter()
+                .any(|(_, key, _)| key.eq_ignore_ascii_case("sts:ExternalId"));
+            if external && !external_id {
+                flagged.push(flag(
+                    Status::Warning,
+                    &at,
+                    format!(
+                        "role {} trusts another account without sts:ExternalId",
+                        r.name
+                    ),
+                ));
+            }
+        }
+    }
+    check(
+        "LK-IAM-06",
+        "Open role trust policies",
+        "security",
+        "Name the principals that may assume the role; for another account, require sts:ExternalId; never trust \"*\" without a condition.",
+        f.roles.len(),
+        flagged,
+    )
+}
+
+fn databases(f: &Facts) -> CheckResult {
+    let mut flagged = Vec::new();
+    for d in &f.databases {
+        if d.upstream_auth == "trust" {
+            flagged.push(flag(
+                Status::Error,
+                &d.name,
+                "the gateway logs in upstream with no credential (--auth trust)",
+            ));
+        }
+        if d.upstream_tls != "verify-full" {
+            flagged.push(flag(
+                Status::Warning,
+                &d.name,
+                format!(
+                    "upstream TLS is {}, weaker than verify-full",
+                    d.upstream_tls
+                ),
+            ));
+        }
+        if !f.settings.statement_audit {
+            flagged.push(flag(
+                Status::Warning,
+                &d.name,
+                "statement audit is off (--no-statement-audit)",
+            ));
+        }
+        if d.restricted && d.statement_policy == "off" {
+            flagged.push(flag(
+                Status::Error,
+                &d.name,
+                "tagged restricted, but statement policy is off",
+            ));
+        }
+    }
+    check(
+        "LK-DB-01",
+        "Database gateway settings",
+        "security",
+        "Use password or certificate upstream logins over verify-full TLS (latchkey db update --auth ... --upstream-tls verify-full), keep statement audit on, and enforce statement policy on restricted databases.",
+        f.databases.len(),
+        flagged,
+    )
+}
+
+fn gateway(f: &Facts) -> CheckResult {
+    let s = &f.settings;
+    let mut flagged = Vec::new();
+    if s.plaintext_allowed {
+        flagged.push(flag(
+            Status::Error,
+            "gateway",
+            "the PostgreSQL gateway accepts plaintext connections (tokens in the clear)",
+        ));
+    }
+    if !s.detection {
+        flagged.push(flag(
+            Status::Warning,
+            "detection",
+            "threat detection is off",
+        ));
+    }
+    if !s.webhook {
+        flagged.push(flag(
+            Status::Warning,
+            "webhook",
+            "no webhook: findings reach no one unless polled",
+        ));
+    }
+    match s.last_digest {
+        None => flagged.push(flag(
+            Status::Warning,
+            "audit",
+            "the audit trail has no signed digest yet",
+        )),
+        Some(at) if f.now - at > DAY => flagged.push(flag(
+            Status::Warning,
+            "audit",
+            format!("the newest audit digest is {} days old", days(f.now - at)),
+        )),
+        Some(_) => {}
+    }
+    if s.last_verified.is_none_or(|at| f.now - at > DAY) {
+        flagged.push(flag(
+            Status::Warning,
+            "audit",
+            "the audit trail has not been verified in 24 hours (latchkey audit verify)",
+        ));
+    }
+    if s.master_key_since.is_none_or(|at| f.now - at > 365 * DAY) {
+        flagged.push(flag(
+            Status::Warning,
+            "master-key",
+            "the master key has not been rotated in 365 days (latchkey rotate-master-key)",
+        ));
+    }
+    for file in &s.exposed_files {
+        flagged.push(flag(
+            Status::Error,
+            file,
+            "readable by the group or other users",
+        ));
+    }
+    check(
+        "LK-GW-01",
+        "Gateway and data directory",
+        "security",
+        "Refuse plaintext, keep detection on with a webhook, verify the audit trail daily, rotate the master key yearly, and keep the data directory private (chmod 700, files 600).",
+        1,
+        flagged,
+    )
+}
+
+fn secrets(f: &Facts) -> CheckResult {
+    let mut flagged = Vec::new();
+    for s in &f.secrets {
+        if !s.rotation_enabled {
+            flagged.push(flag(Status::Warning, &s.name, "rotation is off"));
+        } else if let Some(due) = s.next_rotation.filter(|due| *due < f.now - DAY) {
+            flagged.push(flag(
+                Status::Error,
+                &s.name,
+                format!("rotation is {} days overdue", days(f.now - due)),
+            ));
+        }
+    }
+    check(
+        "LK-SM-01",
+        "Secret rotation",
+        "security",
+        "Turn rotation on (aws secretsmanager rotate-secret --rotation-rules ...) and look at why an overdue rotation fails (latchkey findings).",
+        f.secrets.len(),
+        flagged,
+    )
+}
+
+/// Every check, in id order.
+pub fn run(f: &Facts) -> Vec<CheckResult> {
+    vec![
+        administrator_key(f),
+        access_key_rotation(f),
+        mfa(f),
+        unused_credentials(f),
+        permissive_policies(f),
+        open_trust(f),
+        databases(f),
+        gateway(f),
+        secrets(f),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_policy::{PolicyKind, parse};
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn policy(text: &str, kind: PolicyKind) -> Policy {
+        parse(text, kind).expect("valid")
+    }
+
+    fn key(id: &str, created_days_ago: i64, used: Option<(i64, &str)>) -> KeyFacts {
+        KeyFacts {
+            id: id.into(),
+            active: true,
+            created: NOW - created_days_ago * DAY,
+            last_used: used.map(|(days_ago, s)| (NOW - days_ago * DAY, s.to_owned())),
+        }
+    }
+
+    fn clean() -> Facts {
+        Facts {
+            now: NOW,
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            users: vec![UserFacts {
+                name: "admin".into(),
+                arn: "arn:aws:iam::123456789012:user/admin".into(),
+                created: NOW - 10 * DAY,
+                last_used: Some(NOW - 40 * DAY),
+                mfa: true,
+                console_password: false,
+                has_permissions: true,
+                administrator: true,
+                keys: vec![key("AKIAADMIN", 10, Some((40, "iam")))],
+            }],
+            roles: vec![RoleFacts {
+                name: "app".into(),
+                arn: "arn:aws:iam::123456789012:role/app".into(),
+                created: NOW - 10 * DAY,
+                last_used: Some(NOW - DAY),
+                trust: Some(policy(
+                    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/admin"},"Action":"sts:AssumeRole"}]}"#,
+                    PolicyKind::Trust,
+                )),
+            }],
+            policies: vec![
+                (
+                    "user/admin/AdministratorAccess".into(),
+                    policy(
+                        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+                        PolicyKind::Identity,
+                    ),
+                ),
+                (
+                    "user/admin/p".into(),
+                    policy(
+                        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"arn:aws:rds-db:*:*:dbuser:*/app"}]}"#,
+                        PolicyKind::Identity,
+                    ),
+                ),
+            ],
+            databases: vec![DatabaseFacts {
+                name: "orders".into(),
+                upstream_auth: "password".into(),
+                upstream_tls: "verify-full".into(),
+                statement_policy: "enforce".into(),
+                restricted: true,
+            }],
+            secrets: vec![SecretFacts {
+                name: "db".into(),
+                rotation_enabled: true,
+                next_rotation: Some(NOW + DAY),
+            }],
+            settings: SettingsFacts {
+                plaintext_allowed: false,
+                detection: true,
+                webhook: true,
+                statement_audit: true,
+                last_digest: Some(NOW - 3600),
+                last_verified: Some(NOW - 3600),
+                master_key_since: Some(NOW - 30 * DAY),
+                exposed_files: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn a_clean_system_passes_every_check() {
+        for c in run(&clean()) {
+            assert_eq!(c.status(), Status::Ok, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn each_planted_misconfiguration_is_flagged_by_its_check() {
+        let mut f = clean();
+        f.users[0].keys[0].last_used = Some((NOW - DAY, "rds-db".into()));
+        f.users.push(UserFacts {
+            name: "bob".into(),
+            arn: "arn:aws:iam::123456789012:user/bob".into(),
+            created: NOW - 200 * DAY,
+            last_used: None,
+            mfa: false,
+            console_password: false,
+            has_permissions: true,
+            administrator: false,
+            keys: vec![key("AKIAOLD", 120, None), key("AKIANEW", 1, None)],
+        });
+        f.roles.push(RoleFacts {
+            name: "open".into(),
+            arn: "arn:aws:iam::123456789012:role/open".into(),
+            created: NOW - 100 * DAY,
+            last_used: None,
+            trust: Some(policy(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"},
+                   {"Effect":"Allow","Principal":{"AWS":"999999999999"},"Action":"sts:AssumeRole"}]}"#,
+                PolicyKind::Trust,
+            )),
+        });
+        f.policies.push((
+            "arn:aws:iam::123456789012:policy/wide".into(),
+            policy(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},
+                   {"Effect":"Allow","Action":"iam:PassRole","Resource":"*"},
+                   {"Effect":"Allow","NotAction":"iam:*","Resource":"*"}]}"#,
+                PolicyKind::Identity,
+            ),
+        ));
+        f.databases[0].upstream_auth = "trust".into();
+        f.databases[0].upstream_tls = "prefer".into();
+        f.databases[0].statement_policy = "off".into();
+        f.settings = SettingsFacts {
+            plaintext_allowed: true,
+            exposed_files: vec!["latchkey.db".into()],
+            ..SettingsFacts::default()
+        };
+        f.secrets[0].next_rotation = Some(NOW - 5 * DAY);
+        f.secrets.push(SecretFacts {
+            name: "manual".into(),
+            rotation_enabled: false,
+            next_rotation: None,
+        });
+        let results = run(&f);
+        let flagged = |id: &str| -> Vec<String> {
+            results
+                .iter()
+                .find(|c| c.id == id)
+                .expect("check")
+                .flagged
+                .iter()
+                .map(|x| format!("{} {}", x.resource, x.reason))
+                .collect()
+        };
+        assert!(flagged("LK-IAM-01")[0].contains("database tokens"));
+        let rotation = flagged("LK-IAM-02");
+        assert!(
+            rotation
+                .iter()
+                .any(|r| r.starts_with("AKIAOLD") && r.contains("120 days"))
+        );
+        assert!(rotation.iter().any(|r| r.contains("2 active access keys")));
+        assert_eq!(
+            flagged("LK-IAM-03"),
+            ["arn:aws:iam::123456789012:user/bob bob has IAM permissions but no MFA device"]
+        );
+        let unused = flagged("LK-IAM-04");
+        assert!(
+            unused.iter().any(|r| r.contains("user bob"))
+                && unused.iter().any(|r| r.starts_with("AKIAOLD"))
+        );
+        assert!(
+            !unused.iter().any(|r| r.starts_with("AKIANEW")),
+            "new, not unused"
+        );
+        assert!(unused.iter().any(|r| r.contains("role open")));
+        let wide = flagged("LK-IAM-05");
+        assert_eq!(wide.len(), 3, "{wide:?}");
+        let trust = flagged("LK-IAM-06");
+        assert!(
+            trust[0].contains("anyone") && trust[1].contains("ExternalId"),
+            "{trust:?}"
+        );
+        assert_eq!(flagged("LK-DB-01").len(), 4);
+        let gw = flagged("LK-GW-01");
+        assert!(
+            gw.iter().any(|r| r.contains("plaintext"))
+                && gw.iter().any(|r| r.starts_with("latchkey.db"))
+        );
+        assert!(
+            gw.iter().any(|r| r.contains("detection")) && gw.iter().any(|r| r.contains("webhook"))
+        );
+        assert!(
+            gw.iter().any(|r| r.contains("master key"))
+                && gw.iter().any(|r| r.contains("verified"))
+        );
+        let sm = flagged("LK-SM-01");
+        assert!(
+            sm.iter().any(|r| r.contains("overdue"))
+                && sm.iter().any(|r| r.contains("rotation is off"))
+        );
+        let statuses: Vec<Status> = results.iter().map(CheckResult::status).collect();
+        assert!(statuses.iter().all(|s| *s != Status::Ok), "{statuses:?}");
+        let json = results[0].to_json("2027-01-15T08:00:00Z", "us-east-1");
+        assert_eq!(json["status"], "error");
+        assert_eq!(json["resourcesSummary"]["resourcesFlagged"], 1);
+        assert_eq!(json["flaggedResources"][0]["resourceId"], "AKIAADMIN");
+    }
+}
