@@ -3,7 +3,7 @@
 //! the caller: no I/O here), and flags resources with a status and the
 //! fix. The result is shaped like Trusted Advisor's check results.
 
-use latchkey_policy::{Effect, Policy, Principal};
+use latchkey_policy::{Policy, PolicyKind};
 use serde_json::{Value, json};
 
 /// A check's verdict, worst of its flagged resources.
@@ -354,8 +354,17 @@ fn unused_credentials(f: &Facts) -> CheckResult {
     )
 }
 
+/// A security finding of the policy analyser, as a flagged resource:
+/// anything that opens to anyone, or grants everything, is an error.
+fn analysed(at: &str, f: &latchkey_policy::analyze::AnalyzerFinding) -> Flagged {
+    let status = match f.issue_code {
+        "ALLOW_ALL_ACTIONS_ON_ALL_RESOURCES" | "TRUST_POLICY_OPEN_TO_ANYONE" => Status::Error,
+        _ => Status::Warning,
+    };
+    flag(status, &format!("{at} {}", f.path), f.message.clone())
+}
+
 fn permissive_policies(f: &Facts) -> CheckResult {
-    let mut flagged = Vec::new();
     // The administrator's own policy allows everything by design; its use
     // is what LK-IAM-01 watches.
     let administrators: Vec<String> = f
@@ -364,42 +373,22 @@ fn permissive_policies(f: &Facts) -> CheckResult {
         .filter(|u| u.administrator)
         .map(|u| format!("user/{}/", u.name))
         .collect();
-    for (name, policy) in &f.policies {
-        if administrators.iter().any(|a| name.starts_with(a.as_str())) {
-            continue;
-        }
-        for (i, s) in policy.statements.iter().enumerate() {
-            if s.effect != Effect::Allow {
-                continue;
-            }
-            let (actions, not_action) = &s.actions;
-            let all_resources = s
-                .resources
-                .as_ref()
-                .is_none_or(|(r, not)| !*not && r.iter().any(|r| r == "*"));
-            let at = format!("{name} $.Statement[{i}]");
-            if *not_action {
-                flagged.push(flag(Status::Warning, &at, "Allow with NotAction grants every action it does not name, today's and tomorrow's"));
-            } else if all_resources && actions.iter().any(|a| a == "*") && s.conditions.is_empty() {
-                flagged.push(flag(
-                    Status::Error,
-                    &at,
-                    "allows every action on every resource",
-                ));
-            } else if all_resources
-                && actions
-                    .iter()
-                    .any(|a| latchkey_policy::catalog::action_matches(a, "iam:PassRole"))
-                && s.conditions.is_empty()
-            {
-                flagged.push(flag(
-                    Status::Warning,
-                    &at,
-                    "allows iam:PassRole on every role",
-                ));
-            }
-        }
-    }
+    let flagged = f
+        .policies
+        .iter()
+        .filter(|(name, _)| !administrators.iter().any(|a| name.starts_with(a.as_str())))
+        .flat_map(|(name, policy)| {
+            latchkey_policy::analyze::security_findings(
+                policy,
+                PolicyKind::Identity,
+                &f.account,
+                true,
+            )
+            .iter()
+            .map(|finding| analysed(name, finding))
+            .collect::<Vec<_>>()
+        })
+        .collect();
     check(
         "LK-IAM-05",
         "Overly permissive policies",
@@ -411,58 +400,28 @@ fn permissive_policies(f: &Facts) -> CheckResult {
 }
 
 fn open_trust(f: &Facts) -> CheckResult {
-    let mut flagged = Vec::new();
-    for r in &f.roles {
-        let Some(trust) = &r.trust else { continue };
-        for (i, s) in trust.statements.iter().enumerate() {
-            if s.effect != Effect::Allow {
-                continue;
-            }
-            let Some((principal, false)) = &s.principal else {
-                continue;
-            };
-            let values: Vec<&str> = match principal {
-                Principal::Any => vec!["*"],
-                Principal::Typed(types) => types
-                    .iter()
-                    .filter(|(t, _)| t == "AWS")
-                    .flat_map(|(_, v)| v.iter().map(String::as_str))
-                    .collect(),
-            };
-            let at = format!("{} $.Statement[{i}]", r.arn);
-            if values.contains(&"*") && s.conditions.is_empty() {
-                flagged.push(flag(
-                    Status::Error,
-                    &at,
-                    format!("role {} may be assumed by anyone", r.name),
-                ));
-                continue;
-            }
-            let external = values.iter().any(|v| {
-                let account = v
-                    .strip_prefix("arn:aws:iam::")
-                    .and_then(|rest| rest.split(':').next())
-                    .unwrap_or(v);
-                account.len() == 12
-                    && account.bytes().all(|b| b.is_ascii_digit())
-                    && account != f.account
-            });
-            let external_id = s
-                .conditions
+    let flagged = f
+        .roles
+        .iter()
+        .flat_map(|r| {
+            r.trust
                 .iter()
-                .any(|(_, key, _)| key.eq_ignore_ascii_case("sts:ExternalId"));
-            if external && !external_id {
-                flagged.push(flag(
-                    Status::Warning,
-                    &at,
-                    format!(
-                        "role {} trusts another account without sts:ExternalId",
-                        r.name
-                    ),
-                ));
-            }
-        }
-    }
+                .flat_map(|trust| {
+                    latchkey_policy::analyze::security_findings(
+                        trust,
+                        PolicyKind::Trust,
+                        &f.account,
+                        true,
+                    )
+                })
+                .filter(|finding| {
+                    finding.issue_code.starts_with("TRUST_")
+                        || finding.issue_code.starts_with("CROSS_ACCOUNT_")
+                })
+                .map(|finding| analysed(&r.arn, &finding))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     check(
         "LK-IAM-06",
         "Open role trust policies",

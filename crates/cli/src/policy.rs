@@ -5,7 +5,7 @@ use std::io::Read;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use latchkey_policy::{
-    CompiledPolicy, Effect, Finding, PolicyKind, PolicySet, Request, catalog, parse,
+    CompiledPolicy, Effect, Finding, PolicyKind, PolicySet, Request, analyze, catalog, parse,
 };
 use serde_json::json;
 
@@ -16,9 +16,11 @@ use crate::output::{OutputFormat, print_json};
 pub enum PolicyCommand {
     /// Check policy documents; exit 1 with path-precise findings when any is invalid.
     ///
-    /// Also warns about a condition key that none of a statement's actions
-    /// carries (the condition never sees a value); warnings change the exit
-    /// code only with --strict.
+    /// Also gives IAM Access Analyzer's kinds of findings (ERROR, SECURITY_WARNING, WARNING,
+    /// SUGGESTION, each with an issue code and a JSON path): unknown actions, `*` on `*`,
+    /// iam:PassRole on `*`, Allow with NotAction, open trust, resources of another service,
+    /// conditions on keys none of a statement's actions carries, redundant actions and
+    /// statements. ERROR findings make the exit code 1; warnings only with --strict.
     Validate(ValidateArgs),
     /// Decide actions on resources under a set of policies, like `aws iam simulate-custom-policy`.
     ///
@@ -48,9 +50,13 @@ pub struct ValidateArgs {
     /// What kind of policy the files are.
     #[arg(long, value_enum, default_value = "identity")]
     kind: KindArg,
-    /// Exit 1 on warnings too.
+    /// Exit 1 on warnings too (Access Analyzer's WARNING and SECURITY_WARNING findings included).
     #[arg(long)]
     strict: bool,
+    /// The account the policy is for: a trust policy's principals of other accounts are then
+    /// checked for sts:ExternalId.
+    #[arg(long)]
+    account: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
 }
@@ -149,12 +155,30 @@ fn run_validate(args: &ValidateArgs) -> Result<u8> {
     };
     for file in &args.files {
         let text = read_source(file)?;
-        let (findings, warnings) = match parse(&text, kind(args.kind)) {
-            Ok(policy) => (Vec::new(), catalog::warnings_for_text(&text, &policy)),
-            Err(findings) => (findings, Vec::new()),
+        let (findings, warnings, analyzed) = match parse(&text, kind(args.kind)) {
+            Ok(policy) => (
+                Vec::new(),
+                catalog::warnings_for_text(&text, &policy),
+                analyze::validate(
+                    &text,
+                    &policy,
+                    kind(args.kind),
+                    args.account.as_deref().unwrap_or(""),
+                ),
+            ),
+            Err(findings) => (findings, Vec::new(), Vec::new()),
         };
-        all_valid &= findings.is_empty();
-        any_warning |= !warnings.is_empty();
+        all_valid &= findings.is_empty()
+            && !analyzed
+                .iter()
+                .any(|f| f.finding_type == analyze::FindingType::Error);
+        any_warning |= !warnings.is_empty()
+            || analyzed.iter().any(|f| {
+                matches!(
+                    f.finding_type,
+                    analyze::FindingType::Warning | analyze::FindingType::SecurityWarning
+                )
+            });
         match args.output {
             OutputFormat::Text => {
                 if findings.is_empty() {
@@ -166,12 +190,32 @@ fn run_validate(args: &ValidateArgs) -> Result<u8> {
                 for w in &warnings {
                     println!("{file}: warning: {w}");
                 }
+                // The condition-key warnings are printed just above.
+                for f in analyzed
+                    .iter()
+                    .filter(|f| f.issue_code != "UNREACHABLE_CONDITION")
+                {
+                    println!(
+                        "{file}: {} {} {}: {}",
+                        f.finding_type.as_str(),
+                        f.issue_code,
+                        f.path,
+                        f.message
+                    );
+                }
             }
             OutputFormat::Json => reports.push(json!({
                 "file": file,
                 "valid": findings.is_empty(),
                 "findings": as_json(&findings),
                 "warnings": as_json(&warnings),
+                // IAM Access Analyzer's ValidatePolicy findings.
+                "analyzerFindings": analyzed.iter().map(|f| json!({
+                    "findingType": f.finding_type.as_str(),
+                    "issueCode": f.issue_code,
+                    "findingDetails": f.message,
+                    "locations": [{"path": f.path}],
+                })).collect::<Vec<_>>(),
             })),
         }
     }

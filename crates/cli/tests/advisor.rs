@@ -998,7 +998,7 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
     ));
     assert!(has(
         &flagged(&report, "LK-IAM-06"),
-        "may be assumed by anyone"
+        "anyone may assume this role"
     ));
     let db = flagged(&report, "LK-DB-01");
     assert!(

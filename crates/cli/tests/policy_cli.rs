@@ -241,3 +241,95 @@ fn simulate_agrees_with_every_user_guide_case() {
     }
     assert!(disagreements.is_empty(), "{disagreements:#?}");
 }
+
+#[test]
+fn validate_gives_access_analyzers_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let risky = write(
+        "risky.json",
+        r#"{"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":["iam:PassRole","iam:GetUser","iam:Get*"],"Resource":"*"},
+          {"Effect":"Allow","Action":"rds-db:connect","Resource":"arn:aws:kms:us-east-1:123456789012:key/k"}]}"#,
+    );
+    let (code, out) = latchkey(&["policy", "validate", &risky, "--output", "json"]);
+    assert_eq!(code, 0, "warnings alone pass without --strict: {out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let found: Vec<(String, String, String)> = v["files"][0]["analyzerFindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["findingType"].as_str().unwrap().to_owned(),
+                f["issueCode"].as_str().unwrap().to_owned(),
+                f["locations"][0]["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        (
+            "SECURITY_WARNING",
+            "PASS_ROLE_WITH_STAR_IN_RESOURCE",
+            "$.Statement[0].Resource",
+        ),
+        (
+            "WARNING",
+            "RESOURCE_DOES_NOT_MATCH_ACTION",
+            "$.Statement[1].Resource[0]",
+        ),
+        ("SUGGESTION", "REDUNDANT_ACTION", "$.Statement[0].Action[1]"),
+    ] {
+        let expected = (
+            expected.0.to_owned(),
+            expected.1.to_owned(),
+            expected.2.to_owned(),
+        );
+        assert!(found.contains(&expected), "{expected:?} in {found:?}");
+    }
+    let (code, out) = latchkey(&["policy", "validate", "--strict", &risky]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("SECURITY_WARNING PASS_ROLE_WITH_STAR_IN_RESOURCE $.Statement[0].Resource"),
+        "{out}"
+    );
+    // An action no Latchkey service has is an error, --strict or not.
+    let typo = write(
+        "typo.json",
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"sql:Selekt","Resource":"*"}}"#,
+    );
+    let (code, out) = latchkey(&["policy", "validate", &typo]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("ERROR INVALID_ACTION $.Statement.Action[0]"),
+        "{out}"
+    );
+    // A trust policy for another account without sts:ExternalId, when the
+    // account is known.
+    let trust = write(
+        "trust.json",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"sts:AssumeRole"}]}"#,
+    );
+    let (_, out) = latchkey(&[
+        "policy",
+        "validate",
+        "--kind",
+        "trust",
+        "--account",
+        "123456789012",
+        &trust,
+    ]);
+    assert!(
+        out.contains("CROSS_ACCOUNT_ASSUME_ROLE_WITHOUT_EXTERNAL_ID"),
+        "{out}"
+    );
+    let (_, out) = latchkey(&["policy", "validate", "--kind", "trust", &trust]);
+    assert!(
+        !out.contains("CROSS_ACCOUNT"),
+        "no account, no judgement: {out}"
+    );
+}

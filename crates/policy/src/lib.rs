@@ -11,6 +11,7 @@
 //! - [`catalog`] knows the condition keys each implemented action carries,
 //!   for validation warnings.
 
+pub mod analyze;
 pub mod catalog;
 pub mod condition;
 mod document;
