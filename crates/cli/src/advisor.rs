@@ -705,12 +705,15 @@ fn checks(args: &ChecksArgs) -> Result<u8> {
 
 /// The security checks `serve` runs every `every` (first at start): a
 /// gauge per check (`latchkey_security_check_status`: 0 ok, 1 warning, 2
-/// error), and a finding per failing check, stored, in the trail when its
-/// status changes, and archived once the check passes again.
+/// error), and, with `findings`, a finding per check in error, stored, in
+/// the trail when its status changes, and archived once the check is out
+/// of error. Posture is not a threat: the findings are opt-in, so that
+/// `latchkey findings` stays the detection rules' unless asked.
 pub fn spawn_checks(
     state: Arc<latchkey_identity::AppState>,
     settings: CheckSettings,
     every: std::time::Duration,
+    findings: bool,
 ) -> Result<()> {
     let gauges = state.metrics.registry.gauge_family(
         "latchkey_security_check_status",
@@ -746,6 +749,9 @@ pub fn spawn_checks(
                 let status = c.status();
                 gauges.get_or_create(&[c.id]).set(status.level());
                 let changed = last.insert(c.id, status) != Some(status);
+                if !findings {
+                    continue;
+                }
                 if let Err(e) = check_finding(&state, c, changed) {
                     tracing::warn!(check = c.id, error = %e, "recording a security check's finding failed");
                 }
@@ -755,8 +761,8 @@ pub fn spawn_checks(
     Ok(())
 }
 
-/// The finding of a failing check (stored, and in the trail when its
-/// status `changed`), or the old one archived once the check passes.
+/// The finding of a check in error (stored, and in the trail when its
+/// status `changed`), or the old one archived once it is not.
 fn check_finding(
     state: &latchkey_identity::AppState,
     c: &latchkey_advisor::checks::CheckResult,
@@ -764,18 +770,16 @@ fn check_finding(
 ) -> Result<()> {
     use latchkey_advisor::checks::Status;
     let id = format!("security-check-{}", c.id);
-    let severity = match c.status() {
-        Status::Ok => {
-            if state.store.get_finding(&id)?.is_some() {
-                state
-                    .store
-                    .archive_findings(std::slice::from_ref(&id), true)?;
-            }
-            return Ok(());
+    // Warnings are the gauges' business; an error is an alarm.
+    if c.status() != Status::Error {
+        if state.store.get_finding(&id)?.is_some() {
+            state
+                .store
+                .archive_findings(std::slice::from_ref(&id), true)?;
         }
-        Status::Warning => latchkey_audit::Severity::Medium,
-        Status::Error => latchkey_audit::Severity::High,
-    };
+        return Ok(());
+    }
+    let severity = latchkey_audit::Severity::High;
     let now = std::time::SystemTime::now();
     let finding = latchkey_audit::Finding {
         id: id.clone(),

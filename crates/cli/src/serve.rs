@@ -228,6 +228,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             state.clone(),
             crate::advisor::CheckSettings::of(&config),
             config.security_checks_every,
+            config.security_check_findings,
         )?;
         let refresher = state.clone();
         let gateway_refresher = gateway.clone();

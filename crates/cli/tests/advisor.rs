@@ -907,6 +907,7 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
             &format!("127.0.0.1:{metrics_port}"),
             "--security-checks-every",
             "1s",
+            "--security-check-findings",
         ],
     );
     let checks = || advisor(&lk.data, &["checks"]);

@@ -93,6 +93,8 @@ pub struct Config {
     pub cluster_key_rotation: Duration,
     /// How often `serve` runs the security checks.
     pub security_checks_every: Duration,
+    /// Whether a check in error raises a finding.
+    pub security_check_findings: bool,
     pub postgres_listen: SocketAddr,
     pub mysql_listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
@@ -344,6 +346,7 @@ fn build(
         server_names: general.server_names.clone(),
         cluster_key_rotation: general.cluster_key_rotation.0,
         security_checks_every: general.security_checks_every.0,
+        security_check_findings: general.security_check_findings,
         postgres_listen: gw.postgres.listen,
         mysql_listen: gw.mysql.listen,
         metrics_listen: general.metrics_listen,

@@ -179,6 +179,10 @@ section! {
         /// check and raising a finding for each failing one; the first run is at start [default: 10m].
         #[arg(long = "security-checks-every", env = "LATCHKEY_SECURITY_CHECKS_EVERY")]
         security_checks_every: Dur = Dur::secs(600),
+        /// Also raise a finding (`latchkey findings`) for each check in error, archived once it
+        /// passes; the gauges are always set [default: false].
+        #[arg(long = "security-check-findings", env = "LATCHKEY_SECURITY_CHECK_FINDINGS", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = boolish)]
+        security_check_findings: bool = false,
     }
 }
 
