@@ -87,6 +87,14 @@ fn resource_granted(statement: &Statement, resource: &str, username: Option<&str
     matched != *not_resource
 }
 
+/// `Resource` absent or containing `*`.
+fn grants_every_resource(statement: &Statement) -> bool {
+    statement
+        .resources
+        .as_ref()
+        .is_none_or(|(r, not)| !*not && r.iter().any(|r| r == "*"))
+}
+
 fn action_granted(statement: &Statement, action: &str) -> bool {
     let (patterns, not_action) = &statement.actions;
     patterns
@@ -218,6 +226,18 @@ pub fn generate(
             .copied()
             .filter(|s| action_granted(s, &u.action) && resource_granted(s, &u.resource, username))
             .collect();
+        // A use recorded on no particular resource (`*`) is kept only
+        // under a statement that grants `*` itself: writing `*` for a
+        // statement that names resources, or excludes some with
+        // NotResource, would grant more than it does.
+        let granting: Vec<&Statement> = if u.resource == "*" {
+            granting
+                .into_iter()
+                .filter(|s| grants_every_resource(s))
+                .collect()
+        } else {
+            granting
+        };
         if granting.is_empty() {
             ungranted.push(u.clone());
             continue;
@@ -261,6 +281,33 @@ pub fn generate(
         let Some(prefix) = merge_once(&mut groups) else {
             return Err(GenerateError::TooLarge(policy_chars(&policy)));
         };
+        // `prefix*` may reach resources the current policies do not grant
+        // (a grant on `role/app-*` merged to `role/*`): merge only where a
+        // current Allow without conditions grants the whole prefix, that
+        // is, a resource pattern of its that the prefix starts with, up to
+        // its own `*`.
+        let covered = groups.iter().all(|(condition, actions)| {
+            actions.iter().all(|(action, resources)| {
+                !resources.contains(&format!("{prefix}*"))
+                    || allows.iter().any(|s| {
+                        condition_key(s) == *condition
+                            && action_granted(s, action)
+                            && s.resources.as_ref().is_none_or(|(patterns, not)| {
+                                !*not
+                                    && patterns.iter().any(|p| {
+                                        p == "*"
+                                            || p.strip_suffix('*').is_some_and(|head| {
+                                                !head.contains(['*', '?', '$'])
+                                                    && prefix.starts_with(head)
+                                            })
+                                    })
+                            })
+                    })
+            })
+        });
+        if !covered {
+            return Err(GenerateError::TooLarge(policy_chars(&policy)));
+        }
         merged.push(prefix);
         policy = build(&groups);
     }
@@ -487,6 +534,59 @@ mod tests {
             generate(&current, &wide, 0, None, &[]),
             Err(GenerateError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn what_the_red_team_widened_stays_narrow() {
+        // A call recorded on no particular resource, under NotResource: not
+        // granted again as `*`.
+        let not_admin = [latchkey_policy::parse(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:GetUser","NotResource":"arn:aws:iam::1:user/admin"}]}"#,
+            PolicyKind::Identity,
+        )
+        .expect("valid")];
+        let uses = [used("iam:GetUser", "*", 100)];
+        assert_eq!(
+            generate(&not_admin, &uses, 0, None, &[]),
+            Err(GenerateError::NothingUsed)
+        );
+        // Many roles under `role/app-`: merging to `role/*` would reach
+        // roles the current policy does not grant; it is refused instead.
+        let apps = [latchkey_policy::parse(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::1:role/app-*"}]}"#,
+            PolicyKind::Identity,
+        )
+        .expect("valid")];
+        let many: Vec<PermissionUse> = (0..200)
+            .map(|i| {
+                used(
+                    "sts:AssumeRole",
+                    &format!("arn:aws:iam::1:role/app-with-a-rather-long-name-{i:04}"),
+                    100,
+                )
+            })
+            .collect();
+        assert!(matches!(
+            generate(&apps, &many, 0, None, &[]),
+            Err(GenerateError::TooLarge(_))
+        ));
+        // Under a path the grant covers whole, merging is allowed.
+        let paths = [latchkey_policy::parse(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::1:role/apps/*"}]}"#,
+            PolicyKind::Identity,
+        )
+        .expect("valid")];
+        let under: Vec<PermissionUse> = (0..200)
+            .map(|i| {
+                used(
+                    "sts:AssumeRole",
+                    &format!("arn:aws:iam::1:role/apps/a-rather-long-role-name-{i:04}"),
+                    100,
+                )
+            })
+            .collect();
+        let g = generate(&paths, &under, 0, None, &[]).expect("merged within the grant");
+        assert_eq!(g.merged, ["arn:aws:iam::1:role/apps/"]);
     }
 
     #[test]

@@ -70,8 +70,9 @@ pub fn report_time(at: i64) -> String {
 }
 
 fn field(out: &mut String, value: &str) {
-    // IAM names and ARNs never need quoting, but a CSV writer must not
-    // trust that.
+    // IAM names may hold commas (`+=,.@_-` are legal), so quote as CSV
+    // does. A name starting with `=`, `+`, `-` or `@` is written as it is,
+    // as AWS's report writes it: a spreadsheet may read it as a formula.
     if value.contains([',', '"', '\n', '\r']) {
         out.push('"');
         out.push_str(&value.replace('"', "\"\""));

@@ -53,12 +53,18 @@ impl Params {
     /// Parses a form body (and/or a query string: pass both joined by `&`).
     pub fn parse(form: &str) -> Result<Self, ApiError> {
         let mut map = HashMap::new();
+        let mut folded = std::collections::HashSet::new();
         for pair in form.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let k = form_decode(k)?;
-            if map.insert(k, form_decode(v)?).is_some() {
+            // Twice in another case counts as twice: the audit record names
+            // parameters as CloudTrail does (`userName`), so `UserName` and
+            // `userName` together would let a caller act on one and record
+            // the other.
+            if !folded.insert(k.to_ascii_lowercase()) {
                 return Err(ApiError::malformed("a parameter appears more than once"));
             }
+            map.insert(k, form_decode(v)?);
         }
         Ok(Self { map })
     }
@@ -157,6 +163,10 @@ mod tests {
         assert_eq!(p.list("X"), ["a", "b"]);
         assert!(Params::parse("a=%zz").is_err());
         assert!(Params::parse("a=1&a=2").is_err());
+        assert!(
+            Params::parse("UserName=bob&userName=alice").is_err(),
+            "a case variant is the same parameter twice"
+        );
         let p = Params::parse("DurationSeconds=100").unwrap();
         assert!(p.int("DurationSeconds", 900..=3600).is_err());
         assert!(p.required("RoleArn").is_err());
