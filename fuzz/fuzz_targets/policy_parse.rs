@@ -1,9 +1,22 @@
 //! Policy documents from users: validation must return findings, never
-//! panic, and whatever validates must compile and evaluate.
+//! panic, and whatever validates must compile and evaluate. Access
+//! Analyzer's findings on any text (what `ValidatePolicy` answers) are
+//! located inside that text.
 #![no_main]
 
-use latchkey_policy::{CompiledPolicy, PolicyKind, PolicySet, Request, parse};
+use latchkey_policy::{CompiledPolicy, PolicyKind, PolicySet, Request, analyze, locate, parse};
 use libfuzzer_sys::fuzz_target;
+
+/// A span's offsets lie within the text, in order.
+fn check_span(text: &str, finding: &serde_json::Value) {
+    let chars = text.chars().count() as u64;
+    let span = &finding["locations"][0]["span"];
+    let (start, end) = (&span["start"]["offset"], &span["end"]["offset"]);
+    let (Some(start), Some(end)) = (start.as_u64(), end.as_u64()) else {
+        panic!("no span: {finding}");
+    };
+    assert!(start <= end && end <= chars, "{finding}");
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -21,4 +34,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = set.explain(&req);
         }
     }
+    for kind in [PolicyKind::Identity, PolicyKind::Trust] {
+        for finding in analyze::validate_text(text, kind, "123456789012") {
+            check_span(text, &finding.to_aws_json(text));
+        }
+    }
+    let l = locate::locate(text, "$.Statement[0].Condition.StringEquals.aws:Tag/a.b[1]");
+    assert!(l.start.offset <= l.end.offset);
 });

@@ -12,6 +12,7 @@ use crate::usage::PermissionUse;
 /// The services Latchkey's catalogue knows, with the names IAM's access
 /// advisor gives them (Latchkey's own for its own namespaces).
 pub const SERVICES: &[(&str, &str)] = &[
+    ("access-analyzer", "IAM Access Analyzer"),
     ("iam", "AWS Identity and Access Management"),
     ("kms", "AWS Key Management Service"),
     ("latchkey", "Latchkey Database Gateway"),

@@ -370,6 +370,7 @@ pub enum ApiService {
     SecretsManager,
     Ssm,
     Kms,
+    AccessAnalyzer,
 }
 
 impl ApiService {
@@ -381,6 +382,7 @@ impl ApiService {
             ApiService::SecretsManager => "secretsmanager.amazonaws.com",
             ApiService::Ssm => "ssm.amazonaws.com",
             ApiService::Kms => "kms.amazonaws.com",
+            ApiService::AccessAnalyzer => "access-analyzer.amazonaws.com",
         }
     }
 
@@ -393,6 +395,7 @@ impl ApiService {
             ApiService::SecretsManager => "secretsmanager",
             ApiService::Ssm => "ssm",
             ApiService::Kms => "kms",
+            ApiService::AccessAnalyzer => "access-analyzer",
         }
     }
 }

@@ -272,6 +272,11 @@ fn json_services_have_their_event_sources() {
             "secretsmanager",
         ),
         (ApiService::Ssm, "ssm.amazonaws.com", "ssm"),
+        (
+            ApiService::AccessAnalyzer,
+            "access-analyzer.amazonaws.com",
+            "access-analyzer",
+        ),
         (ApiService::Kms, "kms.amazonaws.com", "kms"),
         (ApiService::Iam, "iam.amazonaws.com", "iam"),
     ] {

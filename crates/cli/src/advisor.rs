@@ -381,19 +381,8 @@ pub fn generate(args: &GenerateArgs) -> Result<u8> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
     };
-    let username = match latchkey_advisor::parse_subject_arn(store.account_id(), &args.principal) {
-        Ok(latchkey_advisor::Subject::User(name)) => Some(name),
-        Ok(latchkey_advisor::Subject::Role(_)) => None,
-        Ok(_) => bail!(
-            "--principal must be a user or role ARN: policies are generated for what one principal did"
-        ),
-        Err(e) => bail!("--principal: {e}"),
-    };
-    let subject = subject_of(&store, &args.principal)?;
-    let uses = store_advisor::uses(&store, &subject)?;
-    let grants = latchkey_advisor::permissions_accessed(&subject.policies, &uses);
-    let generated = latchkey_advisor::generate(&subject.policies, &uses, since, username, &grants)
-        .with_context(|| format!("generating a policy for {}", subject.arn))?;
+    let (subject, generated) = store_advisor::generate_policy(&store, &args.principal, since)
+        .with_context(|| format!("generating a policy for {}", args.principal))?;
     let text = serde_json::to_string_pretty(&generated.policy)?;
     if let Some(path) = &args.write {
         std::fs::write(path, format!("{text}\n"))

@@ -155,19 +155,17 @@ fn run_validate(args: &ValidateArgs) -> Result<u8> {
     };
     for file in &args.files {
         let text = read_source(file)?;
-        let (findings, warnings, analyzed) = match parse(&text, kind(args.kind)) {
-            Ok(policy) => (
-                Vec::new(),
-                catalog::warnings_for_text(&text, &policy),
-                analyze::validate(
-                    &text,
-                    &policy,
-                    kind(args.kind),
-                    args.account.as_deref().unwrap_or(""),
-                ),
-            ),
-            Err(findings) => (findings, Vec::new(), Vec::new()),
+        let (findings, warnings) = match parse(&text, kind(args.kind)) {
+            Ok(policy) => (Vec::new(), catalog::warnings_for_text(&text, &policy)),
+            Err(findings) => (findings, Vec::new()),
         };
+        // The parser's errors as Access Analyzer's, or its findings on a
+        // valid policy.
+        let analyzed = analyze::validate_text(
+            &text,
+            kind(args.kind),
+            args.account.as_deref().unwrap_or(""),
+        );
         all_valid &= findings.is_empty()
             && !analyzed
                 .iter()
@@ -190,10 +188,11 @@ fn run_validate(args: &ValidateArgs) -> Result<u8> {
                 for w in &warnings {
                     println!("{file}: warning: {w}");
                 }
-                // The condition-key warnings are printed just above.
+                // The condition-key warnings are printed just above, and
+                // the parser's errors as findings.
                 for f in analyzed
                     .iter()
-                    .filter(|f| f.issue_code != "UNREACHABLE_CONDITION")
+                    .filter(|f| findings.is_empty() && f.issue_code != "UNREACHABLE_CONDITION")
                 {
                     println!(
                         "{file}: {} {} {}: {}",
@@ -209,13 +208,12 @@ fn run_validate(args: &ValidateArgs) -> Result<u8> {
                 "valid": findings.is_empty(),
                 "findings": as_json(&findings),
                 "warnings": as_json(&warnings),
-                // IAM Access Analyzer's ValidatePolicy findings.
-                "analyzerFindings": analyzed.iter().map(|f| json!({
-                    "findingType": f.finding_type.as_str(),
-                    "issueCode": f.issue_code,
-                    "findingDetails": f.message,
-                    "locations": [{"path": f.path}],
-                })).collect::<Vec<_>>(),
+                // IAM Access Analyzer's ValidatePolicy findings, as its
+                // API gives them.
+                "analyzerFindings": analyzed
+                    .iter()
+                    .map(|f| f.to_aws_json(&text))
+                    .collect::<Vec<_>>(),
             })),
         }
     }

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 //! The access advisor through the real `latchkey serve`: principals that
-//! use the API (stock AWS CLI), a role session, and a PostgreSQL database
-//! through the gateway (botocore's token, psql) with statement policy on;
+//! use the API (stock AWS CLI), a role session, and a PostgreSQL and a
+//! MariaDB database through the gateway (botocore's token; psql and the
+//! mariadb client) with statement policy on;
 //! then what IAM's calls report (`GetAccessKeyLastUsed`, `RoleLastUsed`,
 //! `GenerateServiceLastAccessedDetails` for a user, a group and a managed
 //! policy, the credential report read by Python's `csv`), who may ask, and
@@ -24,6 +25,9 @@ const ALICE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
     "arn:aws:rds-db:*:*:dbuser:*/app","arn:aws:rds-db:*:*:dbuser:*/admin"]},
   {"Effect":"Allow","Action":"sql:Select","Resource":[
     "arn:aws:sql:*:*:table/*/orders/public/orders","arn:aws:sql:*:*:table/*/orders/public/cards"]},
+  {"Effect":"Allow","Action":"sql:Select","Resource":"arn:aws:sql:*:*:table/*/shop/shop/items"},
+  {"Effect":"Allow","Action":"iam:ListUserTags","Resource":[
+    "arn:aws:iam::*:user/alice","arn:aws:iam::*:user/bob"]},
   {"Effect":"Allow","Action":["iam:GetUser","sts:AssumeRole","kms:Decrypt"],"Resource":"*"}]}"#;
 
 /// Runs the stock AWS CLI with `creds` against `lk`; (success, stdout JSON
@@ -109,6 +113,32 @@ fn the_advisor_reports_what_each_principal_used_down_to_tables() {
         ],
     );
     set_db_password(&data, "orders", "app", "app-secret");
+    let my = MariaDb::start(root.path());
+    my.sql(
+        "CREATE DATABASE shop;
+         CREATE USER app@'%' IDENTIFIED BY 'app-secret';
+         GRANT ALL ON shop.* TO app@'%';
+         CREATE TABLE shop.items (id int PRIMARY KEY, price int);
+         INSERT INTO shop.items VALUES (1, 7);",
+    );
+    common::register_db(
+        &data,
+        &[
+            "--name",
+            "shop",
+            "--engine",
+            "mysql",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            &format!("127.0.0.1:{}", my.port),
+            "--upstream-tls",
+            "disable",
+            "--statement-policy",
+            "enforce",
+        ],
+    );
+    set_db_password(&data, "shop", "app", "app-secret");
     let lk = serve_latchkey(root.path(), &data, &api, &[]);
     let account = admin_cli(&lk, &["sts", "get-caller-identity"])["Account"]
         .as_str()
@@ -215,9 +245,18 @@ fn the_advisor_reports_what_each_principal_used_down_to_tables() {
         "no role used yet: {roles}"
     );
 
-    // alice: the API (one allowed call, one refused), a role session, and
-    // the database through the gateway.
+    // alice: the API (allowed calls, one on a resource her grant names,
+    // and one refused), a role session, and both databases through the
+    // gateway.
     assert!(aws_as(&lk, &alice, &["iam", "get-user", "--user-name", "alice"]).0);
+    assert!(
+        aws_as(
+            &lk,
+            &alice,
+            &["iam", "list-user-tags", "--user-name", "alice"]
+        )
+        .0
+    );
     let (ok, err) = aws_as(
         &lk,
         &alice,
@@ -249,6 +288,20 @@ fn the_advisor_reports_what_each_principal_used_down_to_tables() {
         "SELECT total FROM orders WHERE id = 2",
     );
     assert_eq!(text(&out).trim(), "20", "{}", text(&out));
+    let my_token = |creds: &[(String, String)]| {
+        let creds: Vec<(&str, &str)> = creds
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        aws_token_for_port(&lk, lk.mysql_port, &creds, "localhost", "app")
+    };
+    let out = mariadb(
+        &lk,
+        "app",
+        &my_token(&alice),
+        &["shop", "-e", "SELECT price FROM items WHERE id = 1"],
+    );
+    assert_eq!(text(&out).trim(), "7", "{}", text(&out));
 
     // GetAccessKeyLastUsed: alice's key was last used with the database
     // (or IAM, whichever came last); bob's never.
@@ -359,13 +412,16 @@ fn the_advisor_reports_what_each_principal_used_down_to_tables() {
     assert_eq!(iam["ServiceName"], "AWS Identity and Access Management");
     assert_eq!(iam["LastAuthenticatedEntity"], arn("user", "alice"));
     let actions = iam["TrackedActionsLastAccessed"].as_array().unwrap();
+    let names: Vec<&str> = actions
+        .iter()
+        .map(|a| a["ActionName"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        actions.len(),
-        1,
+        names,
+        ["GetUser", "ListUserTags"],
         "CreateUser was refused and is not granted: {iam}"
     );
-    assert_eq!(actions[0]["ActionName"], "GetUser");
-    assert!(actions[0]["LastAccessedTime"].is_string());
+    assert!(actions.iter().all(|a| a["LastAccessedTime"].is_string()));
     let kms = service("kms").unwrap();
     assert!(kms.get("LastAuthenticated").is_none(), "never used: {kms}");
     assert_eq!(kms["TotalAuthenticatedEntities"], 0);
@@ -571,6 +627,54 @@ fn the_advisor_reports_what_each_principal_used_down_to_tables() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidInput"));
+    // Bad input is refused as IAM refuses it, and a request's text echoed
+    // in an error keeps the XML readable (a control character in it would
+    // make the whole answer unparseable).
+    let refusal = |args: &[&str]| {
+        let out = admin_aws(&lk.data).args(args).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = refusal(&[
+        "iam",
+        "generate-service-last-accessed-details",
+        "--arn",
+        "arn:aws:iam::999999999999:user/a\u{1}\u{1b}[31mb",
+    ]);
+    assert!(err.contains("(InvalidInput)"), "{err}");
+    let err = refusal(&[
+        "iam",
+        "generate-service-last-accessed-details",
+        "--arn",
+        "arn:aws:iam::aws:policy/AdministratorAccess",
+    ]);
+    assert!(err.contains("(NoSuchEntity)"), "{err}");
+    let err = refusal(&[
+        "iam",
+        "generate-service-last-accessed-details",
+        "--arn",
+        &arn("user", "team/alice"),
+    ]);
+    assert!(
+        err.contains("(NoSuchEntity)"),
+        "the path is part of the ARN: {err}"
+    );
+    let err = refusal(&[
+        "iam",
+        "get-service-last-accessed-details",
+        "--job-id",
+        "00000000-0000-0000-0000-0000000000000",
+    ]);
+    assert!(err.contains("(ValidationError)"), "{err}");
+    let err = refusal(&[
+        "iam",
+        "get-service-last-accessed-details-with-entities",
+        "--job-id",
+        &job,
+        "--service-namespace",
+        "rds db",
+    ]);
+    assert!(err.contains("(ValidationError)"), "{err}");
 
     // The credential report, as Python's csv module reads it.
     let out = admin_aws(&lk.data)
@@ -639,7 +743,10 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
         ("rds-db:connect", "admin", false),
         ("sql:Select", "orders", true),
         ("sql:Select", "cards", false),
-        ("iam:GetUser", "*", true),
+        ("sql:Select", "items", true),
+        ("iam:ListUserTags", "alice", true),
+        ("iam:ListUserTags", "bob", false),
+        ("iam:GetUser", "alice", true),
         ("kms:Decrypt", "*", false),
     ] {
         assert!(
@@ -781,6 +888,77 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
         "a refused call is no use at all"
     );
     let policy_text = std::fs::read_to_string(&file).unwrap();
+    // The same through Access Analyzer's API with the stock CLI: the
+    // generation job's policy is the one the command wrote.
+    let an_hour_ago =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(3600))
+            .to_string();
+    let trail = format!(
+        "trails=[{{cloudTrailArn=arn:aws:cloudtrail:us-east-1:{account}:trail/t}}],\
+         accessRole=arn:aws:iam::{account}:role/ops,startTime={an_hour_ago}"
+    );
+    let generation = |creds: Option<&[(String, String)]>| {
+        let args = [
+            "accessanalyzer",
+            "start-policy-generation",
+            "--policy-generation-details",
+            &format!("principalArn={}", arn("user", "alice")),
+            "--cloud-trail-details",
+            &trail,
+        ];
+        match creds {
+            None => (true, admin_cli(&lk, &args).to_string()),
+            Some(c) => aws_as(&lk, c, &args),
+        }
+    };
+    let (ok, err) = generation(Some(&alice));
+    assert!(!ok && err.contains("AccessDeniedException"), "{err}");
+    let job: Value = serde_json::from_str(&generation(None).1).unwrap();
+    let job = job["jobId"].as_str().unwrap();
+    let result = admin_cli(
+        &lk,
+        &["accessanalyzer", "get-generated-policy", "--job-id", job],
+    );
+    assert_eq!(result["jobDetails"]["status"], "SUCCEEDED", "{result}");
+    let properties = &result["generatedPolicyResult"]["properties"];
+    assert_eq!(properties["principalArn"], arn("user", "alice"));
+    assert_eq!(properties["isComplete"], true);
+    let from_api: Value = serde_json::from_str(
+        result["generatedPolicyResult"]["generatedPolicies"][0]["policy"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        from_api, generated["Policy"],
+        "the API and the command agree"
+    );
+    let listed = admin_cli(
+        &lk,
+        &[
+            "accessanalyzer",
+            "list-policy-generations",
+            "--principal-arn",
+            &arn("user", "alice"),
+        ],
+    );
+    let jobs: Vec<&str> = listed["policyGenerations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["jobId"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, [job], "{listed}");
+    let out = admin_aws(&lk.data)
+        .args([
+            "accessanalyzer",
+            "get-generated-policy",
+            "--job-id",
+            "no-such-job",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ValidationException"));
     assert!(
         !policy_text.contains("kms:") && !policy_text.contains("cards"),
         "{policy_text}"
@@ -802,7 +980,7 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
         format!("{}/{name}", used.rsplit_once('/').unwrap().0)
     };
     let dbuser = |u: &str| sibling(":dbuser:", u);
-    let table = |t: &str| sibling(":table/", t);
+    let table = |t: &str| sibling("/orders/public/", t);
     let simulate = |action: &str, resource: &str| -> String {
         let out = latchkey(&[
             "policy",
@@ -827,6 +1005,28 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
     assert_eq!(simulate("sql:Select", &table("cards")), "implicitDeny");
     assert_eq!(simulate("kms:Decrypt", "*"), "implicitDeny");
     let successor = user_with_policy(&lk, "alice2", &policy_text);
+    let out = mariadb(
+        &lk,
+        "app",
+        &my_token(&successor),
+        &["shop", "-e", "SELECT price FROM items WHERE id = 1"],
+    );
+    assert_eq!(text(&out).trim(), "7", "{}", text(&out));
+    assert!(
+        aws_as(
+            &lk,
+            &successor,
+            &["iam", "list-user-tags", "--user-name", "alice"]
+        )
+        .0,
+        "a use on a named resource is generated"
+    );
+    let (ok, err) = aws_as(
+        &lk,
+        &successor,
+        &["iam", "list-user-tags", "--user-name", "bob"],
+    );
+    assert!(!ok && err.contains("AccessDenied"), "never used: {err}");
     let token = token_with(&lk, &successor);
     let out = psql(
         &lk,

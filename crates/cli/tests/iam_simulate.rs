@@ -492,3 +492,267 @@ print(json.dumps({
         ])
     );
 }
+
+/// The text `location`'s span covers in `text` (offsets in characters).
+fn spanned(text: &str, location: &Value) -> String {
+    let offset = |p: &str| location["span"][p]["offset"].as_u64().unwrap() as usize;
+    text.chars()
+        .skip(offset("start"))
+        .take(offset("end") - offset("start"))
+        .collect()
+}
+
+/// Access Analyzer's path elements as keys and indexes, joined by `/`.
+fn path_of(location: &Value) -> String {
+    location["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| match (e.get("value"), e.get("index")) {
+            (Some(k), None) => k.as_str().unwrap().to_owned(),
+            (None, Some(i)) => i.to_string(),
+            _ => panic!("not a path element: {e}"),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// IAM Access Analyzer's `ValidatePolicy` (REST-JSON) with the stock CLI
+/// and a boto3 paginator: findings with their types, issue codes and
+/// locations (path elements and a span that covers the offending text),
+/// syntax errors located where parsing stopped, trust policies, who may
+/// call it, and the call in the audit trail.
+#[test]
+fn validate_policy_with_the_aws_cli_and_boto3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ApiServer::start(&tmp.path().join("data"));
+    let validate = |creds: Option<&Creds>, args: &[&str]| {
+        let mut all = vec!["accessanalyzer", "validate-policy"];
+        all.extend_from_slice(args);
+        aws(&server, creds, &all)
+    };
+    let risky = "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [\n    {\"Effect\": \"Allow\", \"Action\": [\"iam:PassRole\", \"sql:Selekt\"], \"Resource\": \"*\"},\n    {\"Effect\": \"Allow\", \"NotAction\": \"iam:*\", \"Resource\": \"*\"}\n  ]\n}";
+    let v = ok(validate(
+        None,
+        &[
+            "--policy-type",
+            "IDENTITY_POLICY",
+            "--policy-document",
+            risky,
+        ],
+    ));
+    let found: Vec<(String, String, String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert!(f["learnMoreLink"].as_str().unwrap().starts_with("https://"));
+            let at = &f["locations"][0];
+            (
+                f["findingType"].as_str().unwrap().to_owned(),
+                f["issueCode"].as_str().unwrap().to_owned(),
+                path_of(at),
+                spanned(risky, at),
+            )
+        })
+        .collect();
+    let has = |t: &str, code: &str, path: &str, text: &str| {
+        let expected = (
+            t.to_owned(),
+            code.to_owned(),
+            path.to_owned(),
+            text.to_owned(),
+        );
+        assert!(found.contains(&expected), "{expected:?} in {found:?}");
+    };
+    has(
+        "ERROR",
+        "INVALID_ACTION",
+        "Statement/0/Action/1",
+        "\"sql:Selekt\"",
+    );
+    has(
+        "SECURITY_WARNING",
+        "PASS_ROLE_WITH_STAR_IN_RESOURCE",
+        "Statement/0/Resource",
+        "\"*\"",
+    );
+    let passrole = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["issueCode"] == "PASS_ROLE_WITH_STAR_IN_RESOURCE")
+        .unwrap();
+    let start = &passrole["locations"][0]["span"]["start"];
+    assert_eq!(start["line"], 4, "lines count from 1: {start}");
+    assert_eq!(
+        start["column"],
+        risky.lines().nth(3).unwrap().find("\"*\"").unwrap(),
+        "columns count from 0"
+    );
+    assert!(
+        found.iter().any(|f| f.2 == "Statement/1/NotAction"),
+        "an Allow with NotAction: {found:?}"
+    );
+
+    // Broken JSON: one ERROR, located where parsing stopped.
+    let broken = "{\"Version\": \"2012-10-17\",\n \"Statement\": [}";
+    let v = ok(validate(
+        None,
+        &[
+            "--policy-type",
+            "IDENTITY_POLICY",
+            "--policy-document",
+            broken,
+        ],
+    ));
+    let findings = v["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{v}");
+    assert_eq!(findings[0]["findingType"], "ERROR");
+    assert_eq!(findings[0]["issueCode"], "JSON_SYNTAX_ERROR");
+    assert_eq!(spanned(broken, &findings[0]["locations"][0]), "}");
+    assert_eq!(findings[0]["locations"][0]["span"]["start"]["line"], 2);
+    // A policy the parser refuses: its errors, with Access Analyzer's codes.
+    let v = ok(validate(
+        None,
+        &[
+            "--policy-type",
+            "IDENTITY_POLICY",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Resource":"*","Principal":"*"}]}"#,
+        ],
+    ));
+    let codes: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["issueCode"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"MISSING_ACTION") && codes.contains(&"UNSUPPORTED_PRINCIPAL"),
+        "{codes:?}"
+    );
+    // A clean policy has no findings.
+    let v = ok(validate(
+        None,
+        &[
+            "--policy-type",
+            "IDENTITY_POLICY",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:iam::123456789012:user/a"}]}"#,
+        ],
+    ));
+    assert_eq!(v["findings"], serde_json::json!([]), "{v}");
+
+    // A role's trust policy open to anyone.
+    let v = ok(validate(
+        None,
+        &[
+            "--policy-type",
+            "RESOURCE_POLICY",
+            "--validate-policy-resource-type",
+            "AWS::IAM::AssumeRolePolicyDocument",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}]}"#,
+        ],
+    ));
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["findingType"] == "SECURITY_WARNING"
+                && path_of(&f["locations"][0]) == "Statement/0/Principal"),
+        "{v}"
+    );
+    // Bad input: a clear error.
+    let out = validate(
+        None,
+        &[
+            "--policy-type",
+            "SERVICE_CONTROL_POLICY",
+            "--policy-document",
+            "{}",
+        ],
+    );
+    assert_eq!(error_code(&out), "ValidationException");
+
+    // Who may call it: a user without access-analyzer:ValidatePolicy may
+    // not; one with it may.
+    let other = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:GetUser","Resource":"*"}]}"#;
+    let nobody = common::api::user(&server, "nobody", other);
+    let out = validate(
+        Some(&nobody),
+        &[
+            "--policy-type",
+            "IDENTITY_POLICY",
+            "--policy-document",
+            other,
+        ],
+    );
+    assert_eq!(error_code(&out), "AccessDeniedException");
+    let checker = common::api::user(
+        &server,
+        "checker",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"access-analyzer:ValidatePolicy","Resource":"*"}]}"#,
+    );
+    ok(validate(
+        Some(&checker),
+        &[
+            "--policy-type",
+            "IDENTITY_POLICY",
+            "--policy-document",
+            other,
+        ],
+    ));
+
+    // boto3's paginator, one finding a page (maxResults and nextToken in
+    // the query string), gives what one call gives.
+    let out = python(
+        r#"
+import configparser, json, sys, boto3
+url, ca, creds_file, policy = sys.argv[1:5]
+cfg = configparser.ConfigParser(); cfg.read(creds_file)
+aa = boto3.client("accessanalyzer", endpoint_url=url, verify=ca, region_name="us-east-1",
+    aws_access_key_id=cfg["default"]["aws_access_key_id"],
+    aws_secret_access_key=cfg["default"]["aws_secret_access_key"])
+pages = list(aa.get_paginator("validate_policy").paginate(
+    policyDocument=policy, policyType="IDENTITY_POLICY", PaginationConfig={"PageSize": 1}))
+whole = aa.validate_policy(policyDocument=policy, policyType="IDENTITY_POLICY")
+print(json.dumps({
+    "pages": len(pages),
+    "paged": [f["issueCode"] for p in pages for f in p["findings"]],
+    "whole": [f["issueCode"] for f in whole["findings"]],
+}))
+"#,
+        &[
+            server.endpoint().as_str(),
+            server.dir.join("ca.pem").to_str().unwrap(),
+            server.dir.join("admin.credentials").to_str().unwrap(),
+            risky,
+        ],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["pages"].as_u64().unwrap() >= 3, "{v}");
+    assert_eq!(v["paged"], v["whole"]);
+
+    // Each call is in the trail, under Access Analyzer's event source.
+    let (_, records) = common::trail_in(&server.dir, |r| {
+        r.iter()
+            .any(|e| e["eventSource"] == "access-analyzer.amazonaws.com")
+    });
+    let calls: Vec<&Value> = records
+        .iter()
+        .filter(|e| e["eventSource"] == "access-analyzer.amazonaws.com")
+        .collect();
+    assert!(
+        calls.iter().all(|e| e["eventName"] == "ValidatePolicy"),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|e| e["errorCode"] == "AccessDeniedException"),
+        "the refusal is recorded: {calls:?}"
+    );
+}

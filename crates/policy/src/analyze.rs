@@ -38,6 +38,46 @@ pub struct AnalyzerFinding {
     pub path: String,
 }
 
+/// Where every finding's explanation is.
+const LEARN_MORE: &str =
+    "https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-reference-policy-checks.html";
+
+impl AnalyzerFinding {
+    /// The finding as `ValidatePolicy` answers it (`findingType`,
+    /// `issueCode`, `findingDetails`, `learnMoreLink`, `locations` with
+    /// path elements and a span), located in `text`, the policy it is on.
+    pub fn to_aws_json(&self, text: &str) -> serde_json::Value {
+        use crate::locate::{PathElement, Position};
+        use serde_json::json;
+        let location = if self.issue_code == "JSON_SYNTAX_ERROR" {
+            crate::locate::syntax_error(text)
+        } else {
+            None
+        }
+        .unwrap_or_else(|| crate::locate::locate(text, &self.path));
+        let path: Vec<serde_json::Value> = location
+            .path
+            .into_iter()
+            .map(|e| match e {
+                PathElement::Value(key) => json!({ "value": key }),
+                PathElement::Index(i) => json!({ "index": i }),
+            })
+            .collect();
+        let position =
+            |p: Position| json!({"line": p.line, "column": p.column, "offset": p.offset});
+        json!({
+            "findingType": self.finding_type.as_str(),
+            "issueCode": self.issue_code,
+            "findingDetails": self.message,
+            "learnMoreLink": LEARN_MORE,
+            "locations": [{
+                "path": path,
+                "span": {"start": position(location.start), "end": position(location.end)},
+            }],
+        })
+    }
+}
+
 /// The services whose resources have ARNs of another service: an action
 /// of the key names the ARN service of its resources.
 fn resource_service(action_service: &str, action: &str) -> &'static str {
@@ -74,6 +114,24 @@ fn finding(
         issue_code: code,
         message: message.into(),
         path,
+    }
+}
+
+/// Every finding on a policy's text, as `ValidatePolicy` gives them: the
+/// parser's errors (`ERROR`, each with its issue code) when the text is
+/// not a valid policy of `kind`, else [`validate`]'s findings.
+pub fn validate_text(text: &str, kind: PolicyKind, account: &str) -> Vec<AnalyzerFinding> {
+    match crate::parse(text, kind) {
+        Ok(policy) => validate(text, &policy, kind, account),
+        Err(errors) => errors
+            .into_iter()
+            .map(|e| AnalyzerFinding {
+                finding_type: FindingType::Error,
+                issue_code: e.issue_code(),
+                message: e.message,
+                path: e.path,
+            })
+            .collect(),
     }
 }
 

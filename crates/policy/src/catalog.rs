@@ -399,6 +399,8 @@ static ACTIONS: &[(&str, &[&str])] = &[
     ("ssm:AddTagsToResource", &[RT, SSM_RT, REQ, TK]),
     ("ssm:RemoveTagsFromResource", &[RT, SSM_RT, TK]),
     ("ssm:ListTagsForResource", SSM_KEYS),
+    // ---- IAM Access Analyzer (its policy checks only) ----
+    ("access-analyzer:ValidatePolicy", &[]),
 ];
 
 /// What every KMS action on one key carries.
@@ -482,12 +484,10 @@ const SQL_KEYS: &[&str] = &[
     "sql:WhereClausePresent",
 ];
 
-/// Services whose actions the catalog lists; a wildcard within one of them
-/// stands for the catalogued actions. (`secretsmanager` joins once all its
-/// actions are catalogued: until then `secretsmanager:*` stands for more
-/// than the catalog knows, and warnings about it would be wrong.)
-/// The services whose actions the catalogue knows in full.
-pub const SERVICES: [&str; 8] = [
+/// The services whose actions the catalogue knows in full (all that
+/// Latchkey implements of each): a wildcard within one of them stands for
+/// the catalogued actions.
+pub const SERVICES: [&str; 9] = [
     "iam",
     "sts",
     "rds-db",
@@ -496,6 +496,7 @@ pub const SERVICES: [&str; 8] = [
     "secretsmanager",
     "kms",
     "ssm",
+    "access-analyzer",
 ];
 
 /// Keys every request may carry, whatever the action (AWS's global

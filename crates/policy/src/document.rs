@@ -138,6 +138,93 @@ pub struct Finding {
     pub message: String,
 }
 
+impl Finding {
+    /// IAM Access Analyzer's issue code for this error (its policy check
+    /// reference: `JSON_SYNTAX_ERROR`, `MISSING_ACTION`...), by what the
+    /// parser found and where.
+    pub fn issue_code(&self) -> &'static str {
+        let m = self.message.as_str();
+        let last = self
+            .path
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .split('[')
+            .next()
+            .unwrap_or_default();
+        let element = |action, principal, resource, condition, other| match last {
+            "Action" | "NotAction" => action,
+            "Principal" | "NotPrincipal" => principal,
+            "Resource" | "NotResource" => resource,
+            "Condition" => condition,
+            _ => other,
+        };
+        if m.starts_with("invalid JSON") {
+            "JSON_SYNTAX_ERROR"
+        } else if m.starts_with("policy size") {
+            "POLICY_SIZE_EXCEEDS_IDENTITY_POLICY_QUOTA"
+        } else if m.starts_with("invalid policy element") || m.starts_with("unknown principal type")
+        {
+            "INVALID_POLICY_ELEMENT"
+        } else if m.starts_with("unsupported element combination") {
+            "UNSUPPORTED_ELEMENT_COMBINATION"
+        } else if m.starts_with("an identity policy cannot have a Principal") {
+            "UNSUPPORTED_PRINCIPAL"
+        } else if m == "empty list" {
+            element(
+                "EMPTY_ARRAY_ACTION",
+                "EMPTY_ARRAY_PRINCIPAL",
+                "EMPTY_ARRAY_RESOURCE",
+                "EMPTY_ARRAY_CONDITION",
+                "EMPTY_ARRAY",
+            )
+        } else if m.starts_with("missing statement") {
+            "EMPTY_ARRAY_STATEMENT"
+        } else if m.starts_with("missing Effect") {
+            "MISSING_EFFECT"
+        } else if m.starts_with("missing Action") {
+            "MISSING_ACTION"
+        } else if m.starts_with("missing Principal") {
+            "MISSING_PRINCIPAL"
+        } else if m.starts_with("missing Resource") {
+            "MISSING_RESOURCE"
+        } else if m.starts_with("missing Statement") {
+            "MISSING_STATEMENT"
+        } else if m.starts_with("invalid Effect") {
+            "INVALID_EFFECT"
+        } else if m.starts_with("invalid Version") {
+            "INVALID_VERSION"
+        } else if m.starts_with("policy variables require") {
+            "MISSING_VERSION"
+        } else if m.starts_with("invalid action") {
+            "INVALID_ACTION"
+        } else if m.starts_with("invalid ARN") {
+            "INVALID_ARN_RESOURCE"
+        } else if m.starts_with("expected an account id") {
+            "INVALID_PRINCIPAL_FORMAT"
+        } else if m.starts_with("a Sid ") || m.starts_with("duplicate Sid") {
+            "INVALID_SID"
+        } else if m.starts_with("invalid condition key format") {
+            "INVALID_CONDITION_KEY_FORMAT"
+        } else if m.starts_with("duplicate condition keys") {
+            "DUPLICATE_CONDITION_KEYS_WITH_DIFFERENT_CASE"
+        } else if m.starts_with("invalid condition: multiple boolean") {
+            "INVALID_CONDITION_MULTIPLE_BOOLEAN"
+        } else if m.starts_with("policy variable") {
+            "INVALID_VARIABLE_FOR_OPERATOR"
+        } else if m.starts_with("expected")
+            || m.starts_with("invalid data type")
+            || m.contains("must be an object")
+        {
+            "DATA_TYPE_MISMATCH"
+        } else if last == "Condition" || self.path.contains(".Condition.") {
+            "INVALID_CONDITION_OPERATOR"
+        } else {
+            "INVALID_POLICY_ELEMENT"
+        }
+    }
+}
+
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.path, self.message)

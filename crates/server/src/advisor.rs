@@ -8,13 +8,17 @@ use latchkey_advisor::{PermissionUse, ReportKey, ReportUser, Subject as ArnSubje
 use latchkey_policy::{Policy, PolicyKind};
 use latchkey_store::{PrincipalKind, Store, StoreError};
 
-/// Why a subject could not be read.
+/// Why a subject could not be read, or a policy not generated for it.
 #[derive(Debug, thiserror::Error)]
 pub enum AdvisorError {
     #[error(transparent)]
     InvalidArn(#[from] latchkey_advisor::InvalidSubjectArn),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0} is not a user or role: policies are generated for what one principal did")]
+    NotAPrincipal(String),
+    #[error(transparent)]
+    Generate(#[from] latchkey_advisor::generate::GenerateError),
 }
 
 /// A user or role whose uses a report counts.
@@ -86,58 +90,103 @@ fn user_entity(u: latchkey_store::User) -> Entity {
     }
 }
 
-/// The users and roles `kind`/`name` stands for: itself, or a group's
-/// members.
-fn entities_of(store: &Store, kind: PrincipalKind, name: &str) -> Result<Vec<Entity>, StoreError> {
+/// The stored ARN of `kind`/`name`, and the users and roles it stands
+/// for: itself, or a group's members.
+fn entities_of(
+    store: &Store,
+    kind: PrincipalKind,
+    name: &str,
+) -> Result<(String, Vec<Entity>), StoreError> {
     Ok(match kind {
-        PrincipalKind::User => vec![user_entity(store.get_user(name)?)],
+        PrincipalKind::User => {
+            let u = store.get_user(name)?;
+            (u.arn.clone(), vec![user_entity(u)])
+        }
         PrincipalKind::Role => {
             let r = store.get_role(name)?;
-            vec![Entity {
-                kind,
-                arn: r.arn,
-                name: r.name,
-                id: r.id,
-                path: r.path,
-            }]
+            (
+                r.arn.clone(),
+                vec![Entity {
+                    kind,
+                    arn: r.arn,
+                    name: r.name,
+                    id: r.id,
+                    path: r.path,
+                }],
+            )
         }
-        PrincipalKind::Group => store
-            .group_members(name)?
-            .into_iter()
-            .map(user_entity)
-            .collect(),
+        PrincipalKind::Group => (
+            store.get_group(name)?.arn,
+            store
+                .group_members(name)?
+                .into_iter()
+                .map(user_entity)
+                .collect(),
+        ),
     })
 }
 
 /// The subject an ARN names: a user, group or role with its identity
 /// policies (a user's groups' too), or a managed policy with the users
-/// and roles it applies to.
+/// and roles it applies to. A user, group or role is found by its whole
+/// ARN, path included (names are case-insensitive in IAM, so the ARN is
+/// compared without case).
 pub fn subject(store: &Store, arn: &str) -> Result<Subject, AdvisorError> {
-    let (principal_kind, name, stored_arn) =
-        match latchkey_advisor::parse_subject_arn(store.account_id(), arn)? {
-            ArnSubject::User(name) => (PrincipalKind::User, name, store.get_user(name)?.arn),
-            ArnSubject::Role(name) => (PrincipalKind::Role, name, store.get_role(name)?.arn),
-            ArnSubject::Group(name) => (PrincipalKind::Group, name, store.get_group(name)?.arn),
-            ArnSubject::Policy(policy) => {
-                let document = store.managed_policy(policy)?;
-                let mut subject = Subject {
-                    arn: policy.to_owned(),
-                    policies: parsed(vec![(policy.to_owned(), document)]),
-                    entities: Vec::new(),
-                };
-                for e in store.policy_entities(policy)? {
-                    subject.add(entities_of(store, e.kind, &e.name)?);
-                }
-                return Ok(subject);
+    let (principal_kind, name) = match latchkey_advisor::parse_subject_arn(store.account_id(), arn)?
+    {
+        ArnSubject::User(name) => (PrincipalKind::User, name),
+        ArnSubject::Role(name) => (PrincipalKind::Role, name),
+        ArnSubject::Group(name) => (PrincipalKind::Group, name),
+        ArnSubject::Policy(policy) => {
+            let document = store.managed_policy(policy)?;
+            let mut subject = Subject {
+                arn: policy.to_owned(),
+                policies: parsed(vec![(policy.to_owned(), document)]),
+                entities: Vec::new(),
+            };
+            for e in store.policy_entities(policy)? {
+                subject.add(entities_of(store, e.kind, &e.name)?.1);
             }
-        };
+            return Ok(subject);
+        }
+    };
+    let (stored_arn, entities) = entities_of(store, principal_kind, name)?;
+    if !stored_arn.eq_ignore_ascii_case(arn) {
+        return Err(StoreError::NoSuchEntity {
+            kind: principal_kind.as_str(),
+            name: arn.to_owned(),
+        }
+        .into());
+    }
     let mut subject = Subject {
         arn: stored_arn,
         policies: parsed(store.identity_policies(principal_kind, name)?),
         entities: Vec::new(),
     };
-    subject.add(entities_of(store, principal_kind, name)?);
+    subject.add(entities);
     Ok(subject)
+}
+
+/// A policy that allows what the user or role `arn` used since `since`
+/// (epoch seconds), of what its current policies grant: see
+/// [`latchkey_advisor::generate`]. The subject is returned with it.
+pub fn generate_policy(
+    store: &Store,
+    arn: &str,
+    since: i64,
+) -> Result<(Subject, latchkey_advisor::generate::Generated), AdvisorError> {
+    let username = match latchkey_advisor::parse_subject_arn(store.account_id(), arn)? {
+        ArnSubject::User(name) => Some(name),
+        ArnSubject::Role(_) => None,
+        ArnSubject::Group(_) | ArnSubject::Policy(_) => {
+            return Err(AdvisorError::NotAPrincipal(arn.to_owned()));
+        }
+    };
+    let subject = subject(store, arn)?;
+    let uses = uses(store, &subject)?;
+    let grants = latchkey_advisor::permissions_accessed(&subject.policies, &uses);
+    let generated = latchkey_advisor::generate(&subject.policies, &uses, since, username, &grants)?;
+    Ok((subject, generated))
 }
 
 /// Every stored use by the subject's users and roles.

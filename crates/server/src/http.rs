@@ -430,6 +430,10 @@ async fn handle(
         let target = target.to_str().unwrap_or_default().to_owned();
         return Ok(handle_json(state, peer, req, limits, &target, id).await);
     }
+    // REST-JSON services, by method and path.
+    if let Some(route) = json::rest_route(req.method(), req.uri().path()) {
+        return Ok(json_call(state, peer, req, limits, route, id).await);
+    }
     if req.method() != Method::POST && req.method() != Method::GET {
         return Ok(xml_response(
             405,
@@ -494,6 +498,23 @@ async fn handle_json(
         tracing::info!(request_id = %id, %peer, "unknown X-Amz-Target");
         return json_response(&json::unknown_operation(), &id);
     };
+    let route = json::Route {
+        service,
+        operation,
+        path_member: None,
+    };
+    json_call(state, peer, req, limits, route, id).await
+}
+
+/// A call to a JSON service (AWS JSON 1.1, or REST-JSON routed by path).
+async fn json_call(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    limits: &ApiLimits,
+    route: json::Route,
+    id: String,
+) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = match read_body(&state, peer, body, limits, json::MAX_BODY).await {
         Ok(body) => body,
@@ -505,11 +526,12 @@ async fn handle_json(
     };
     let user_agent = user_agent(&parts);
     let request_id = id.clone();
+    let service = route.service;
     let result = tokio::task::spawn_blocking(move || {
         let mut call = Call::new(service.audit);
         // A panicking handler is still a call: recorded as a fault.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            json::dispatch(&state, &parts, &body, peer, service, &operation, &mut call)
+            json::dispatch(&state, &parts, &body, peer, route, &mut call)
         }))
         .unwrap_or_else(|_| Err(ApiError::internal().because("the handler panicked")))
         .map_err(json::json_error);
@@ -750,9 +772,10 @@ fn response_elements(xml: &str) -> Option<String> {
 fn read_only(service: ApiService, action: &str) -> bool {
     let prefixes: &[&str] = match service {
         ApiService::Sts | ApiService::Iam => &["Get", "List", "Simulate"],
-        ApiService::SecretsManager | ApiService::Ssm | ApiService::Kms => {
-            &["Get", "List", "Describe", "Batch", "Validate"]
-        }
+        ApiService::SecretsManager
+        | ApiService::Ssm
+        | ApiService::Kms
+        | ApiService::AccessAnalyzer => &["Get", "List", "Describe", "Batch", "Validate"],
     };
     prefixes.iter().any(|p| action.starts_with(p))
 }
@@ -938,7 +961,9 @@ fn dispatch(
             Some(sts::get_session_token(state, &caller, &params, now).map_err(fail)?)
         }
         "AssumeRole" => Some(sts::assume_role(state, &caller, &params, now).map_err(fail)?),
-        _ => iam::handle(state, &caller, &action, &params, now).map_err(fail)?,
+        _ => {
+            iam::handle(state, &caller, &action, &params, now, &mut call.resources).map_err(fail)?
+        }
     };
     Ok((action, ns, result.map(|x| x.into_string())))
 }

@@ -54,6 +54,10 @@ pub struct Service {
     /// `Password`, `SecretString` or `SecretBinary` in them are removed
     /// whatever the service says).
     pub secret_fields: &'static [&'static str],
+    /// A REST-JSON service's members that travel in the URI's query
+    /// (`maxResults`, `nextToken`): merged into the input before anything
+    /// reads it, so the audit record shows them too.
+    pub query_members: &'static [&'static str],
     pub handle: fn(&JsonCall) -> Result<Answer, ApiError>,
 }
 
@@ -64,6 +68,7 @@ pub static SERVICES: &[Service] = &[
         signing_name: "secretsmanager",
         audit: ApiService::SecretsManager,
         secret_fields: crate::secretsmanager::SECRET_FIELDS,
+        query_members: &[],
         handle: crate::secretsmanager::handle,
     },
     Service {
@@ -71,6 +76,7 @@ pub static SERVICES: &[Service] = &[
         signing_name: "kms",
         audit: ApiService::Kms,
         secret_fields: crate::kms::SECRET_FIELDS,
+        query_members: &[],
         handle: crate::kms::handle,
     },
     Service {
@@ -78,9 +84,62 @@ pub static SERVICES: &[Service] = &[
         signing_name: "ssm",
         audit: ApiService::Ssm,
         secret_fields: crate::ssm::SECRET_FIELDS,
+        query_members: &[],
         handle: crate::ssm::handle,
     },
 ];
+
+/// IAM Access Analyzer, a REST-JSON service: [`rest_route`] names its
+/// operations by method and path. It has no `X-Amz-Target` prefix, so it
+/// is not in [`SERVICES`].
+pub static ACCESS_ANALYZER: Service = Service {
+    prefix: "",
+    signing_name: "access-analyzer",
+    audit: ApiService::AccessAnalyzer,
+    secret_fields: crate::accessanalyzer::SECRET_FIELDS,
+    query_members: &[
+        "maxResults",
+        "nextToken",
+        "principalArn",
+        "includeResourcePlaceholders",
+        "includeServiceLevelTemplate",
+    ],
+    handle: crate::accessanalyzer::handle,
+};
+
+/// What a request calls: a service's operation, and for a REST-JSON call
+/// the member its path carries (`jobId` in `/policy/generation/{jobId}`).
+pub struct Route {
+    pub service: &'static Service,
+    pub operation: String,
+    pub path_member: Option<(&'static str, String)>,
+}
+
+/// The REST-JSON operation a method and path name.
+pub fn rest_route(method: &hyper::Method, path: &str) -> Option<Route> {
+    use hyper::Method;
+    let route = |operation: &str, path_member| Route {
+        service: &ACCESS_ANALYZER,
+        operation: operation.to_owned(),
+        path_member,
+    };
+    match (method, path) {
+        (&Method::POST, "/policy/validation") => Some(route("ValidatePolicy", None)),
+        (&Method::PUT, "/policy/generation") => Some(route("StartPolicyGeneration", None)),
+        (&Method::GET, "/policy/generation") => Some(route("ListPolicyGenerations", None)),
+        _ => {
+            let id = path
+                .strip_prefix("/policy/generation/")
+                .filter(|id| !id.is_empty() && !id.contains('/'))?;
+            let operation = match *method {
+                Method::GET => "GetGeneratedPolicy",
+                Method::PUT => "CancelPolicyGeneration",
+                _ => return None,
+            };
+            Some(route(operation, Some(("jobId", id.to_owned()))))
+        }
+    }
+}
 
 /// The service a target prefix names.
 pub fn service(prefix: &str) -> Option<&'static Service> {
@@ -202,22 +261,45 @@ pub fn error_body(e: &ApiError) -> String {
     .to_string()
 }
 
-/// Parses, admits and answers one call to `service`; fills in `call` for
+/// Parses, admits and answers one call to `route`; fills in `call` for
 /// the audit record as it goes.
 pub(crate) fn dispatch(
     state: &AppState,
     parts: &hyper::http::request::Parts,
     body: &[u8],
     peer: SocketAddr,
-    service: &'static Service,
-    operation: &str,
+    route: Route,
     call: &mut Call,
 ) -> Result<Answer, ApiError> {
+    let Route {
+        service,
+        operation,
+        path_member,
+    } = route;
+    let operation = operation.as_str();
     call.service = service.audit;
     call.action = Some(operation.to_owned());
     // Parsed before authentication, as the Query front parses its form: a
     // refusal's record shows what was asked.
-    let input = latchkey_awsjson::parse_body(body)?;
+    let mut input = latchkey_awsjson::parse_body(body)?;
+    if !service.query_members.is_empty() {
+        let query = crate::query::Params::parse(parts.uri.query().unwrap_or_default())?;
+        for name in service.query_members {
+            if let Some(v) = query.get(name) {
+                let value = match v {
+                    "true" => Value::Bool(true),
+                    "false" => Value::Bool(false),
+                    _ => v
+                        .parse::<i64>()
+                        .map_or_else(|_| Value::from(v), Value::from),
+                };
+                input.insert((*name).to_owned(), value);
+            }
+        }
+    }
+    if let Some((name, value)) = path_member {
+        input.insert(name.to_owned(), Value::String(value));
+    }
     call.request_parameters = latchkey_awsjson::request_parameters(&input, service.secret_fields);
     let (caller, now) = crate::http::admit(
         state,

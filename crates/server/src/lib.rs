@@ -9,6 +9,7 @@
 //! the AWS Query protocol, XML, the STS and IAM handlers, the JSON 1.1
 //! front ([`json`]) and its services' handlers, and TLS.
 
+pub mod accessanalyzer;
 pub mod advisor;
 pub mod auth;
 pub mod bootstrap;

@@ -6,7 +6,12 @@ use std::fmt::Write;
 pub const STS_NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 pub const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 
-/// Escapes text for element content and attribute values.
+/// Escapes text for element content and attribute values. A character
+/// XML 1.0 cannot carry at all (a control character other than tab and
+/// newline, U+FFFE, U+FFFF), even as a reference, becomes U+FFFD: a
+/// request's text echoed in a message must not make the whole response
+/// unreadable. A carriage return is kept as a reference, which parsers
+/// do not fold into a newline.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -16,6 +21,11 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' | '\n' => out.push(c),
+            c if c < ' ' || c == '\u{FFFE}' || c == '\u{FFFF}' => {
+                out.push('\u{FFFD}');
+            }
             c => out.push(c),
         }
     }
@@ -114,5 +124,13 @@ mod tests {
                 .contains("<Message>no &amp; no</Message>")
         );
         assert_eq!(timestamp(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn characters_xml_cannot_carry_are_replaced() {
+        assert_eq!(
+            escape("a\u{1}b\u{1b}[31m\tc\nd\re\u{FFFF}"),
+            "a\u{FFFD}b\u{FFFD}[31m\tc\nd&#13;e\u{FFFD}"
+        );
     }
 }

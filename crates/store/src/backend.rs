@@ -774,7 +774,8 @@ pub struct AdvisorJob {
     pub id: String,
     /// The user, group, role or policy ARN it reports on.
     pub arn: String,
-    /// `SERVICE_LEVEL` or `ACTION_LEVEL`.
+    /// What kind of job: `SERVICE_LEVEL` or `ACTION_LEVEL` (last accessed),
+    /// or `POLICY_GENERATION`.
     pub granularity: String,
     /// Epoch seconds.
     pub created: i64,
@@ -808,10 +809,16 @@ pub trait Usage {
     /// Forgets every use (before a rebuild from the trail).
     fn clear_usage(&self) -> Result<()>;
 
-    /// Stores a job, dropping jobs created before `expire_before`.
+    /// Stores a job, dropping jobs created before `expire_before` and the
+    /// oldest beyond [`MAX_ADVISOR_JOBS`](crate::MAX_ADVISOR_JOBS), so
+    /// that a caller looping on `Generate...` cannot fill the disk.
     fn put_advisor_job(&self, job: &AdvisorJob, expire_before: i64) -> Result<()>;
 
     fn advisor_job(&self, id: &str) -> Result<Option<AdvisorJob>>;
+
+    /// The jobs of one kind (`granularity`), oldest first, about `arn`
+    /// when given.
+    fn advisor_jobs(&self, granularity: &str, arn: Option<&str>) -> Result<Vec<AdvisorJob>>;
 
     /// Replaces the credential report.
     fn put_credential_report(&self, generated: i64, csv: &str) -> Result<()>;

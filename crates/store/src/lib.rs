@@ -42,6 +42,11 @@ pub use model::{
 pub use sqlite::SqliteBackend;
 pub use vault::{Vault, VaultError, random};
 
+/// The most last-accessed jobs kept: enough for every principal of a large
+/// account to have one, bounded so that generating them in a loop cannot
+/// fill the disk.
+pub const MAX_ADVISOR_JOBS: i64 = 10_000;
+
 /// What went wrong, in IAM's vocabulary where one exists.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -52,10 +52,22 @@ struct EntityRow {
 
 fn advisor_error(e: AdvisorError) -> ApiError {
     match e {
+        // AWS's own managed policies are valid subjects there; this
+        // account has none of them.
+        AdvisorError::InvalidArn(e) if e.0.starts_with("arn:aws:iam::aws:policy/") => {
+            ApiError::new(
+                404,
+                "NoSuchEntity",
+                format!("Policy {} does not exist.", e.0),
+            )
+        }
         AdvisorError::InvalidArn(e) => {
             ApiError::new(400, "InvalidInput", format!("ARN {} is not valid.", e.0))
         }
         AdvisorError::Store(e) => e.into(),
+        e @ (AdvisorError::NotAPrincipal(_) | AdvisorError::Generate(_)) => {
+            ApiError::new(400, "InvalidInput", e.to_string())
+        }
     }
 }
 
@@ -181,8 +193,22 @@ pub(super) fn generate_service_last_accessed_details(c: &Call) -> Result<Option<
     Ok(Some(x))
 }
 
+/// A job id is a UUID: 36 characters, as IAM's model constrains it.
+const JOB_ID_LEN: usize = 36;
+
 fn read_job(c: &Call) -> Result<(AdvisorJob, JobReport), ApiError> {
     let id = c.params.required("JobId")?;
+    if id.chars().count() != JOB_ID_LEN {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value at 'jobId' failed to satisfy constraint: \
+             Member must have length {} {JOB_ID_LEN}",
+            if id.chars().count() < JOB_ID_LEN {
+                "greater than or equal to"
+            } else {
+                "less than or equal to"
+            }
+        )));
+    }
     c.authorize(c.state.any_target())?;
     let missing = || {
         ApiError::new(
@@ -245,6 +271,17 @@ pub(super) fn get_service_last_accessed_details_with_entities(
     c: &Call,
 ) -> Result<Option<Xml>, ApiError> {
     let namespace = c.params.required("ServiceNamespace")?.to_ascii_lowercase();
+    // IAM's model: 1 to 64 word characters or hyphens.
+    if namespace.len() > 64
+        || !namespace
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+    {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value at 'serviceNamespace' failed to satisfy \
+             constraint: Member must satisfy regular expression pattern: [\\w-]*",
+        ));
+    }
     let (job, report) = read_job(c)?;
     let entities: Vec<(EntityRow, Option<i64>)> = report
         .entities

@@ -8,6 +8,9 @@
 //! `account` (the whole-account view, session revocation); `targets` builds
 //! the resource each call is authorised against, and `page` paginates lists.
 
+use std::cell::RefCell;
+
+use latchkey_audit::Resource;
 use latchkey_policy::PolicyKind;
 use latchkey_store::Store;
 
@@ -143,15 +146,35 @@ fn refuse_boundary(params: &Params) -> Result<(), ApiError> {
 }
 
 /// Runs one IAM action. Returns the `<{Op}Result>` body, or `None` for
-/// actions whose response has no result element.
+/// actions whose response has no result element. Adds to `resources`
+/// each resource the call was authorised on (CloudTrail's `resources`,
+/// and what the access advisor counts a grant on that resource used by),
+/// whether or not the call then succeeded.
 pub fn handle(
     state: &AppState,
     caller: &Caller,
     action: &str,
     params: &Params,
     now: i64,
+    resources: &mut Vec<Resource>,
 ) -> Result<Option<Xml>, ApiError> {
-    let result = dispatch(state, caller, action, params, now);
+    let call = Call {
+        state,
+        store: &state.store,
+        caller,
+        action,
+        params,
+        now,
+        iam_action: format!("iam:{action}"),
+        authorized_on: RefCell::new(Vec::new()),
+    };
+    let result = dispatch(&call);
+    for arn in call.authorized_on.into_inner() {
+        if !resources.iter().any(|r| r.arn == arn) {
+            let kind = resource_kind(&arn);
+            resources.push(Resource { arn, kind });
+        }
+    }
     // Anything that may have changed keys, users, groups or policies
     // drops what this node cached about them.
     if !["Get", "List", "Simulate", "Generate"]
@@ -174,12 +197,17 @@ struct Call<'a> {
     now: i64,
     /// `iam:{action}`, what the call is authorised as.
     iam_action: String,
+    /// The resource ARNs the call was authorised on, `*` left out.
+    authorized_on: RefCell<Vec<String>>,
 }
 
 impl Call<'_> {
     /// Authorises the call on `t`; a refusal names `t.shown`.
     fn authorize(&self, t: Target) -> Result<(), ApiError> {
         let shown = t.shown.as_deref().unwrap_or(&t.arn);
+        if t.arn != "*" {
+            self.authorized_on.borrow_mut().push(t.arn.clone());
+        }
         self.state.authorize_shown(
             self.caller,
             &self.iam_action,
@@ -192,100 +220,100 @@ impl Call<'_> {
     }
 }
 
-/// Routes `action` to its handler; the policy simulator's calls are in
-/// [`crate::simulate`].
-fn dispatch(
-    state: &AppState,
-    caller: &Caller,
-    action: &str,
-    params: &Params,
-    now: i64,
-) -> Result<Option<Xml>, ApiError> {
-    let call = Call {
-        state,
-        store: &state.store,
-        caller,
-        action,
-        params,
-        now,
-        iam_action: format!("iam:{action}"),
-    };
+/// CloudTrail's resource type of an IAM ARN.
+fn resource_kind(arn: &str) -> &'static str {
+    let resource = arn.splitn(6, ':').nth(5).unwrap_or_default();
+    match resource.split('/').next().unwrap_or_default() {
+        "user" => "AWS::IAM::User",
+        "role" => "AWS::IAM::Role",
+        "group" => "AWS::IAM::Group",
+        "policy" => "AWS::IAM::ManagedPolicy",
+        "mfa" => "AWS::IAM::MFADevice",
+        _ => "AWS::IAM::Resource",
+    }
+}
+
+/// Routes the call's action to its handler; the policy simulator's calls
+/// are in [`crate::simulate`].
+fn dispatch(call: &Call) -> Result<Option<Xml>, ApiError> {
+    let (state, caller, action, params, now) =
+        (call.state, call.caller, call.action, call.params, call.now);
     match action {
         // ---- users ----
-        "CreateUser" => users::create_user(&call),
-        "GetUser" => users::get_user(&call),
-        "ListUsers" => users::list_users(&call),
-        "DeleteUser" => users::delete_user(&call),
-        "TagUser" => users::tag_user(&call),
-        "UntagUser" => users::untag_user(&call),
-        "ListUserTags" => users::list_user_tags(&call),
+        "CreateUser" => users::create_user(call),
+        "GetUser" => users::get_user(call),
+        "ListUsers" => users::list_users(call),
+        "DeleteUser" => users::delete_user(call),
+        "TagUser" => users::tag_user(call),
+        "UntagUser" => users::untag_user(call),
+        "ListUserTags" => users::list_user_tags(call),
         // ---- groups ----
-        "CreateGroup" => groups::create_group(&call),
-        "AddUserToGroup" => groups::add_user_to_group(&call),
-        "ListGroups" => groups::list_groups(&call),
-        "ListGroupsForUser" => groups::list_groups_for_user(&call),
-        "GetGroup" => groups::get_group(&call),
-        "RemoveUserFromGroup" => groups::remove_user_from_group(&call),
-        "DeleteGroup" => groups::delete_group(&call),
+        "CreateGroup" => groups::create_group(call),
+        "AddUserToGroup" => groups::add_user_to_group(call),
+        "ListGroups" => groups::list_groups(call),
+        "ListGroupsForUser" => groups::list_groups_for_user(call),
+        "GetGroup" => groups::get_group(call),
+        "RemoveUserFromGroup" => groups::remove_user_from_group(call),
+        "DeleteGroup" => groups::delete_group(call),
         // ---- roles ----
-        "CreateRole" => roles::create_role(&call),
-        "GetRole" => roles::get_role(&call),
-        "ListRoles" => roles::list_roles(&call),
-        "DeleteRole" => roles::delete_role(&call),
-        "UpdateAssumeRolePolicy" => roles::update_assume_role_policy(&call),
-        "TagRole" => roles::tag_role(&call),
-        "UntagRole" => roles::untag_role(&call),
-        "ListRoleTags" => roles::list_role_tags(&call),
-        "UpdateRole" | "UpdateRoleDescription" => roles::update_role(&call),
+        "CreateRole" => roles::create_role(call),
+        "GetRole" => roles::get_role(call),
+        "ListRoles" => roles::list_roles(call),
+        "DeleteRole" => roles::delete_role(call),
+        "UpdateAssumeRolePolicy" => roles::update_assume_role_policy(call),
+        "TagRole" => roles::tag_role(call),
+        "UntagRole" => roles::untag_role(call),
+        "ListRoleTags" => roles::list_role_tags(call),
+        "UpdateRole" | "UpdateRoleDescription" => roles::update_role(call),
         // ---- access keys and MFA devices ----
-        "CreateAccessKey" => keys::create_access_key(&call),
-        "ListAccessKeys" => keys::list_access_keys(&call),
-        "UpdateAccessKey" | "DeleteAccessKey" => keys::update_or_delete_access_key(&call),
-        "CreateVirtualMFADevice" => keys::create_virtual_mfa_device(&call),
-        "EnableMFADevice" => keys::enable_mfa_device(&call),
-        "DeactivateMFADevice" => keys::deactivate_mfa_device(&call),
-        "ListMFADevices" => keys::list_mfa_devices(&call),
-        "ListVirtualMFADevices" => keys::list_virtual_mfa_devices(&call),
+        "CreateAccessKey" => keys::create_access_key(call),
+        "ListAccessKeys" => keys::list_access_keys(call),
+        "UpdateAccessKey" | "DeleteAccessKey" => keys::update_or_delete_access_key(call),
+        "CreateVirtualMFADevice" => keys::create_virtual_mfa_device(call),
+        "EnableMFADevice" => keys::enable_mfa_device(call),
+        "DeactivateMFADevice" => keys::deactivate_mfa_device(call),
+        "ListMFADevices" => keys::list_mfa_devices(call),
+        "ListVirtualMFADevices" => keys::list_virtual_mfa_devices(call),
         // ---- managed and inline policies ----
         "PutUserPolicy" | "PutRolePolicy" | "PutGroupPolicy" | "GetUserPolicy"
         | "GetRolePolicy" | "GetGroupPolicy" | "DeleteUserPolicy" | "DeleteRolePolicy"
-        | "DeleteGroupPolicy" => policies::inline_policy(&call),
-        "CreatePolicy" => policies::create_policy(&call),
+        | "DeleteGroupPolicy" => policies::inline_policy(call),
+        "CreatePolicy" => policies::create_policy(call),
         "AttachUserPolicy" | "AttachRolePolicy" | "AttachGroupPolicy" | "DetachUserPolicy"
-        | "DetachRolePolicy" | "DetachGroupPolicy" => policies::attach_or_detach_policy(&call),
-        "GetPolicy" => policies::get_policy(&call),
-        "ListPolicies" => policies::list_policies(&call),
-        "DeletePolicy" => policies::delete_policy(&call),
-        "CreatePolicyVersion" => policies::create_policy_version(&call),
-        "GetPolicyVersion" => policies::get_policy_version(&call),
-        "ListPolicyVersions" => policies::list_policy_versions(&call),
+        | "DetachRolePolicy" | "DetachGroupPolicy" => policies::attach_or_detach_policy(call),
+        "GetPolicy" => policies::get_policy(call),
+        "ListPolicies" => policies::list_policies(call),
+        "DeletePolicy" => policies::delete_policy(call),
+        "CreatePolicyVersion" => policies::create_policy_version(call),
+        "GetPolicyVersion" => policies::get_policy_version(call),
+        "ListPolicyVersions" => policies::list_policy_versions(call),
         "DeletePolicyVersion" | "SetDefaultPolicyVersion" => {
-            policies::delete_or_set_default_version(&call)
+            policies::delete_or_set_default_version(call)
         }
-        "ListEntitiesForPolicy" => policies::list_entities_for_policy(&call),
-        "TagPolicy" => policies::tag_policy(&call),
-        "UntagPolicy" => policies::untag_policy(&call),
-        "ListPolicyTags" => policies::list_policy_tags(&call),
+        "ListEntitiesForPolicy" => policies::list_entities_for_policy(call),
+        "TagPolicy" => policies::tag_policy(call),
+        "UntagPolicy" => policies::untag_policy(call),
+        "ListPolicyTags" => policies::list_policy_tags(call),
         "ListAttachedUserPolicies" | "ListAttachedRolePolicies" | "ListAttachedGroupPolicies" => {
-            policies::list_attached_policies(&call)
+            policies::list_attached_policies(call)
         }
         "ListUserPolicies" | "ListRolePolicies" | "ListGroupPolicies" => {
-            policies::list_inline_policies(&call)
+            policies::list_inline_policies(call)
         }
         // ---- the whole account ----
-        "GetAccountAuthorizationDetails" => account::get_account_authorization_details(&call),
+        "GetAccountAuthorizationDetails" => account::get_account_authorization_details(call),
         // ---- the access advisor ----
         "GenerateServiceLastAccessedDetails" => {
-            advisor::generate_service_last_accessed_details(&call)
+            advisor::generate_service_last_accessed_details(call)
         }
-        "GetServiceLastAccessedDetails" => advisor::get_service_last_accessed_details(&call),
+        "GetServiceLastAccessedDetails" => advisor::get_service_last_accessed_details(call),
         "GetServiceLastAccessedDetailsWithEntities" => {
-            advisor::get_service_last_accessed_details_with_entities(&call)
+            advisor::get_service_last_accessed_details_with_entities(call)
         }
-        "GetAccessKeyLastUsed" => advisor::get_access_key_last_used(&call),
-        "GenerateCredentialReport" => advisor::generate_credential_report(&call),
-        "GetCredentialReport" => advisor::get_credential_report(&call),
-        "RevokeSessions" => account::revoke_sessions(&call),
+        "GetAccessKeyLastUsed" => advisor::get_access_key_last_used(call),
+        "GenerateCredentialReport" => advisor::generate_credential_report(call),
+        "GetCredentialReport" => advisor::get_credential_report(call),
+        "RevokeSessions" => account::revoke_sessions(call),
         _ => {
             if let Some(result) = crate::simulate::dispatch(state, caller, action, params, now) {
                 return result;

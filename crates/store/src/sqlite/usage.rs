@@ -111,6 +111,11 @@ impl Usage for SqliteBackend {
             "INSERT OR REPLACE INTO advisor_jobs (id, arn, granularity, created, report) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![job.id, job.arn, job.granularity, job.created, job.report],
         )?;
+        tx.execute(
+            "DELETE FROM advisor_jobs WHERE id NOT IN \
+             (SELECT id FROM advisor_jobs ORDER BY created DESC, rowid DESC LIMIT ?1)",
+            [crate::MAX_ADVISOR_JOBS],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -121,17 +126,19 @@ impl Usage for SqliteBackend {
             .query_row(
                 "SELECT id, arn, granularity, created, report FROM advisor_jobs WHERE id = ?1",
                 [id],
-                |r| {
-                    Ok(AdvisorJob {
-                        id: r.get(0)?,
-                        arn: r.get(1)?,
-                        granularity: r.get(2)?,
-                        created: r.get(3)?,
-                        report: r.get(4)?,
-                    })
-                },
+                advisor_job_row,
             )
             .optional()?)
+    }
+
+    fn advisor_jobs(&self, granularity: &str, arn: Option<&str>) -> Result<Vec<AdvisorJob>> {
+        let db = self.reader();
+        let mut stmt = db.prepare(
+            "SELECT id, arn, granularity, created, report FROM advisor_jobs \
+             WHERE granularity = ?1 AND (?2 IS NULL OR arn = ?2) ORDER BY created, rowid",
+        )?;
+        let rows = stmt.query_map(params![granularity, arn], advisor_job_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn put_credential_report(&self, generated: i64, csv: &str) -> Result<()> {
@@ -152,4 +159,14 @@ impl Usage for SqliteBackend {
             )
             .optional()?)
     }
+}
+
+fn advisor_job_row(r: &rusqlite::Row) -> rusqlite::Result<AdvisorJob> {
+    Ok(AdvisorJob {
+        id: r.get(0)?,
+        arn: r.get(1)?,
+        granularity: r.get(2)?,
+        created: r.get(3)?,
+        report: r.get(4)?,
+    })
 }
