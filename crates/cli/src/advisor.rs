@@ -750,6 +750,9 @@ pub fn spawn_checks(
     Ok(())
 }
 
+/// The type of a failing security check's finding, before the check's id.
+pub const SECURITY_CHECK_KIND: &str = "Policy:Latchkey/SecurityCheck.";
+
 /// The finding of a check in error (stored, and in the trail when its
 /// status `changed`), or the old one archived once it is not.
 fn check_finding(
@@ -772,7 +775,7 @@ fn check_finding(
     let now = std::time::SystemTime::now();
     let finding = latchkey_audit::Finding {
         id: id.clone(),
-        kind: format!("Policy:Latchkey/SecurityCheck.{}", c.id),
+        kind: format!("{SECURITY_CHECK_KIND}{}", c.id),
         severity,
         title: format!("Security check failing: {}", c.name),
         description: c

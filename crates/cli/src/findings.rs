@@ -48,6 +48,15 @@ fn revocation_arn(principal: &str) -> String {
 
 impl latchkey_trail::Observer for Detection {
     fn observe(&mut self, _sequence: u64, event_id: &str, event: &Event) -> Vec<Event> {
+        // A failing security check's finding (recorded by the checks job)
+        // goes to the webhook too, once it is durable: an alarm needs no
+        // polling.
+        if let Event::Finding(f) = event
+            && f.kind.starts_with(crate::advisor::SECURITY_CHECK_KIND)
+            && let Some(hook) = &self.webhook
+        {
+            hook.send(finding_json(f));
+        }
         let mut out = Vec::new();
         for outcome in self.detector.observe(event_id, event) {
             let f = outcome.finding;

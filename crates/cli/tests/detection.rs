@@ -156,6 +156,9 @@ min_baseline_windows = 1
         "--pg-listen",
         &format!("[::]:{pg_port}"),
         "--api-metrics",
+        "--security-checks-every",
+        "1s",
+        "--security-check-findings",
     ])
     .env("LATCHKEY_WEBHOOK_SECRET", SECRET)
     .stdout(Stdio::null())
@@ -439,19 +442,38 @@ min_baseline_windows = 1
     assert!(trail.contains(&format!("\"eventID\":\"{evidence}\"")));
     assert!(trail.contains("\"eventName\":\"Finding\""));
 
-    // The webhook got them, signed, after a failed first delivery.
+    // The webhook got them, signed, after a failed first delivery; and a
+    // failing security check's finding (a policy allowing * on *).
+    json_ok(&aws(
+        &data,
+        &here,
+        &[],
+        &["iam", "create-user", "--user-name", "wide"],
+    ));
+    json_ok(&aws(
+        &data,
+        &here,
+        &[],
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "wide",
+            "--policy-name",
+            "all",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        ],
+    ));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while hooks
-        .lock()
-        .unwrap()
-        .iter()
-        .all(|(_, b)| !b.contains("BruteForce.SourceIP"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the webhook did not receive the brute-force finding"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    for kind in ["BruteForce.SourceIP", "SecurityCheck.LK-IAM-05"] {
+        while hooks.lock().unwrap().iter().all(|(_, b)| !b.contains(kind)) {
+            assert!(
+                Instant::now() < deadline,
+                "the webhook did not receive the {kind} finding"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     for (head, body) in hooks.lock().unwrap().iter() {
         let header = |name: &str| {
