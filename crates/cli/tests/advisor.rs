@@ -949,6 +949,23 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
         .map(|g| g["jobId"].as_str().unwrap())
         .collect();
     assert_eq!(jobs, [job], "{listed}");
+    // A window that ends before now cannot be kept apart from what came
+    // after it (the advisor keeps each permission's last use): refused.
+    let ten_minutes_ago =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(600))
+            .to_string();
+    let out = admin_aws(&lk.data)
+        .args([
+            "accessanalyzer",
+            "start-policy-generation",
+            "--policy-generation-details",
+            &format!("principalArn={}", arn("user", "alice")),
+            "--cloud-trail-details",
+            &format!("{trail},endTime={ten_minutes_ago}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ValidationException"));
     let out = admin_aws(&lk.data)
         .args([
             "accessanalyzer",

@@ -42,6 +42,10 @@ const GENERATION: &str = "POLICY_GENERATION";
 /// How long a generation job stays readable.
 const JOB_LIFETIME_SECS: i64 = 30 * 86_400;
 
+/// How far before the server's clock an `endTime` may be and still mean
+/// "now" (SigV4 allows clocks this far apart).
+const CLOCK_SKEW_SECS: i64 = 300;
+
 /// The window a generation looks back over when the call names none.
 const DEFAULT_WINDOW_SECS: i64 = 90 * 86_400;
 
@@ -215,20 +219,22 @@ fn start_policy_generation(
         Some(_) => return Err(validation("cloudTrailDetails must be an object")),
     };
     let start = time_member(trail, "startTime")?.unwrap_or(call.now - DEFAULT_WINDOW_SECS);
-    let end = time_member(trail, "endTime")?.unwrap_or(call.now);
-    if start > call.now || end < start {
-        return Err(validation(
-            "startTime must be before endTime and not in the future",
-        ));
+    if start > call.now {
+        return Err(validation("startTime must not be in the future"));
     }
     // Latchkey keeps each permission's last use, not every use: a use
-    // seen after the window may also have happened in it, or not.
-    if end < call.now - 60 {
+    // seen after an earlier end may also have happened inside the window,
+    // or not. So a window runs to now, and the job says so; an endTime a
+    // client's clock puts a little earlier (as SigV4 allows) is now.
+    if let Some(end) = time_member(trail, "endTime")?
+        && (end < start || end < call.now - CLOCK_SKEW_SECS)
+    {
         return Err(validation(
             "endTime must be now or later: Latchkey generates from each permission's last use, \
              so a window runs to the present",
         ));
     }
+    let end = call.now;
     authorize()?;
     let (report, arn) = match crate::advisor::generate_policy(&call.state.store, principal, start) {
         Ok((subject, generated)) => {

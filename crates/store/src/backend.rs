@@ -809,9 +809,12 @@ pub trait Usage {
     /// Forgets every use (before a rebuild from the trail).
     fn clear_usage(&self) -> Result<()>;
 
-    /// Stores a job, dropping jobs created before `expire_before` and the
-    /// oldest beyond [`MAX_ADVISOR_JOBS`](crate::MAX_ADVISOR_JOBS), so
-    /// that a caller looping on `Generate...` cannot fill the disk.
+    /// Stores a job, dropping jobs created before `expire_before`, the
+    /// oldest of its subject and kind beyond
+    /// [`MAX_ADVISOR_JOBS_PER_SUBJECT`](crate::MAX_ADVISOR_JOBS_PER_SUBJECT)
+    /// and the oldest of all beyond
+    /// [`MAX_ADVISOR_JOBS`](crate::MAX_ADVISOR_JOBS): a caller looping on
+    /// `Generate...` can neither fill the disk nor evict others' jobs.
     fn put_advisor_job(&self, job: &AdvisorJob, expire_before: i64) -> Result<()>;
 
     fn advisor_job(&self, id: &str) -> Result<Option<AdvisorJob>>;

@@ -42,10 +42,14 @@ pub use model::{
 pub use sqlite::SqliteBackend;
 pub use vault::{Vault, VaultError, random};
 
-/// The most last-accessed jobs kept: enough for every principal of a large
-/// account to have one, bounded so that generating them in a loop cannot
-/// fill the disk.
-pub const MAX_ADVISOR_JOBS: i64 = 10_000;
+/// The most advisor jobs kept about one subject, of one kind: a caller
+/// generating jobs in a loop replaces only its own subject's, never
+/// another's.
+pub const MAX_ADVISOR_JOBS_PER_SUBJECT: i64 = 16;
+
+/// The most advisor jobs kept in all: a backstop that only a caller
+/// allowed to report on thousands of principals could reach.
+pub const MAX_ADVISOR_JOBS: i64 = 100_000;
 
 /// What went wrong, in IAM's vocabulary where one exists.
 #[derive(Debug, thiserror::Error)]

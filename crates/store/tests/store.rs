@@ -1623,6 +1623,48 @@ fn last_uses_only_move_forward_and_go_with_their_entity() {
     store.put_advisor_job(&job("new", 100), 50).unwrap();
     assert_eq!(store.advisor_job("old").unwrap(), None);
     assert_eq!(store.advisor_job("new").unwrap(), Some(job("new", 100)));
+    // A flood of jobs about one subject replaces only that subject's
+    // oldest; another subject's job and another kind of job stay.
+    let about = |id: &str, arn: &str, kind: &str, created| latchkey_store::AdvisorJob {
+        id: id.into(),
+        arn: arn.into(),
+        granularity: kind.into(),
+        created,
+        report: "{}".into(),
+    };
+    let other = "arn:aws:iam::123456789012:user/flooder";
+    store
+        .put_advisor_job(&about("gen", other, "POLICY_GENERATION", 100), 50)
+        .unwrap();
+    for n in 0..latchkey_store::MAX_ADVISOR_JOBS_PER_SUBJECT + 5 {
+        store
+            .put_advisor_job(
+                &about(&format!("flood{n}"), other, "SERVICE_LEVEL", 101 + n),
+                50,
+            )
+            .unwrap();
+    }
+    assert!(
+        store.advisor_job("new").unwrap().is_some(),
+        "another subject's job stays"
+    );
+    assert!(
+        store.advisor_job("gen").unwrap().is_some(),
+        "another kind stays"
+    );
+    assert!(
+        store.advisor_job("flood0").unwrap().is_none(),
+        "the flooder's oldest go"
+    );
+    let kept = store.advisor_jobs("SERVICE_LEVEL", Some(other)).unwrap();
+    assert_eq!(
+        kept.len() as i64,
+        latchkey_store::MAX_ADVISOR_JOBS_PER_SUBJECT
+    );
+    assert_eq!(
+        store.advisor_jobs("POLICY_GENERATION", None).unwrap(),
+        [about("gen", other, "POLICY_GENERATION", 100)]
+    );
     assert_eq!(store.credential_report().unwrap(), None);
     store.put_credential_report(5, "user,arn\n").unwrap();
     store.put_credential_report(6, "user,arn\nx,y\n").unwrap();

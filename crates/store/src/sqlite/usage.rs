@@ -112,6 +112,16 @@ impl Usage for SqliteBackend {
             params![job.id, job.arn, job.granularity, job.created, job.report],
         )?;
         tx.execute(
+            "DELETE FROM advisor_jobs WHERE arn = ?1 AND granularity = ?2 AND id NOT IN \
+             (SELECT id FROM advisor_jobs WHERE arn = ?1 AND granularity = ?2 \
+              ORDER BY created DESC, rowid DESC LIMIT ?3)",
+            params![
+                job.arn,
+                job.granularity,
+                crate::MAX_ADVISOR_JOBS_PER_SUBJECT
+            ],
+        )?;
+        tx.execute(
             "DELETE FROM advisor_jobs WHERE id NOT IN \
              (SELECT id FROM advisor_jobs ORDER BY created DESC, rowid DESC LIMIT ?1)",
             [crate::MAX_ADVISOR_JOBS],
