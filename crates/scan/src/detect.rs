@@ -1,0 +1,576 @@
+//! The detectors: an Aho-Corasick pass finds the lines worth a look, and
+//! each family's regexes run on those lines only.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::Engine;
+use regex::bytes::Regex;
+use sha2::{Digest, Sha256};
+
+use crate::placeholder::{GENERIC_ENTROPY_BITS, is_placeholder, shannon_entropy};
+use crate::{Detector, Secret, Severity};
+
+/// One leak in a buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub detector: Detector,
+    pub severity: Severity,
+    /// From 1.
+    pub line: usize,
+    /// From 1, in characters.
+    pub column: usize,
+    /// The secret's bytes in the buffer.
+    pub start: usize,
+    pub end: usize,
+    pub secret: Secret,
+    /// The access key id that goes with the secret, to verify (an
+    /// `AKIA`/`ASIA` id is not itself a secret).
+    pub key_id: Option<String>,
+}
+
+impl Finding {
+    /// Identifies the finding wherever its line moves: the detector and
+    /// the secret, hashed (32 hex digits).
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.detector.id().as_bytes());
+        h.update([0]);
+        h.update(self.secret.expose().as_bytes());
+        hex::encode(&h.finalize()[..16])
+    }
+}
+
+/// What a prefilter literal calls for.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Family {
+    KeyId,
+    Assignment,
+    Url,
+    Pem,
+    RdsToken,
+}
+
+const FAMILIES: usize = 5;
+
+/// The literals, compared without ASCII case, and their families.
+const LITERALS: &[(&str, Family)] = &[
+    ("AKIA", Family::KeyId),
+    ("ASIA", Family::KeyId),
+    ("password", Family::Assignment),
+    ("passwd", Family::Assignment),
+    ("pwd", Family::Assignment),
+    ("secret", Family::Assignment),
+    ("token", Family::Assignment),
+    ("api_key", Family::Assignment),
+    ("apikey", Family::Assignment),
+    ("api-key", Family::Assignment),
+    ("access_key", Family::Assignment),
+    ("accesskey", Family::Assignment),
+    ("private_key", Family::Assignment),
+    ("://", Family::Url),
+    ("-----BEGIN", Family::Pem),
+    ("Action=connect", Family::RdsToken),
+];
+
+/// How many lines either side of a key id its secret may be on.
+const PAIR_LINES: usize = 5;
+
+/// Longest value a generic assignment is read to.
+const MAX_VALUE: usize = 256;
+
+/// The detectors, compiled once: share one across threads.
+pub struct Scanner {
+    prefilter: AhoCorasick,
+    key_id: Regex,
+    secret_assigned: Regex,
+    secret_bare: Regex,
+    credentials_section: Regex,
+    session_token: Regex,
+    generic: Regex,
+    env_password: Regex,
+    libpq_context: Regex,
+    libpq_password: Regex,
+    url_userinfo: Regex,
+    url_query_password: Regex,
+    pem_begin: Regex,
+    rds_token: Regex,
+    rds_credential: Regex,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn re(pattern: &str) -> Regex {
+    // Bytes, not Unicode: any text (or none) is scanned, case is ASCII's,
+    // and the automata stay small. The patterns are constants, checked by
+    // the tests.
+    Regex::new(&format!("(?-u){pattern}"))
+        .unwrap_or_else(|e| panic!("detector pattern {pattern:?}: {e}"))
+}
+
+/// The operator between a name and its value in code and configuration:
+/// `=`, `:`, `:=`, `=>`, with an optional closing quote or bracket on the
+/// name before it.
+const ASSIGN: &str = r#"["'\]]?\s*(?::=|=>|:|=)\s*"#;
+
+impl Scanner {
+    pub fn new() -> Self {
+        let prefilter = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(LITERALS.iter().map(|(l, _)| l))
+            .unwrap_or_else(|e| panic!("prefilter: {e}"));
+        Self {
+            prefilter,
+            key_id: re(r"(?:^|[^A-Za-z0-9/+])((?:AKIA|ASIA)[A-Z0-9]{16})(?:[^A-Za-z0-9/+=]|$)"),
+            secret_assigned: re(&format!(
+                r#"(?i)(?:aws_?secret_?access_?key|secret_?access_?key|aws_?secret_?key|secretkey){ASSIGN}["']?([A-Za-z0-9/+]{{40}})(?:[^A-Za-z0-9/+=]|$)"#
+            )),
+            secret_bare: re(r"(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)"),
+            credentials_section: re(r"(?m)^\s*\[[^\]\n]+\]\s*$"),
+            session_token: re(&format!(
+                r#"(?i)(?:aws_?session_?token|x-amz-security-token|session_?token|security_?token){ASSIGN}["']?([A-Za-z0-9_\-+/=%]{{80,8192}})"#
+            )),
+            generic: re(&format!(
+                r#"(?i)([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api_?key|api-key|access_?key|private_?key)[A-Za-z0-9_.\-]*){ASSIGN}(?:"([^"\n]{{1,{MAX_VALUE}}})"|'([^'\n]{{1,{MAX_VALUE}}})'|([^\s"'`;,)}}\]<>]{{1,{MAX_VALUE}}}))"#
+            )),
+            env_password: re(
+                r#"(?:^|[^A-Za-z0-9_])(?:PGPASSWORD|MYSQL_PWD)\s*=\s*(?:"([^"\n]*)"|'([^'\n]*)'|([^\s;&|"']+))"#,
+            ),
+            libpq_context: re(r"(?i)(?:^|[\s'\x22])(?:host|hostaddr|dbname|user)\s*="),
+            libpq_password: re(
+                r#"(?i)(?:^|[\s'\x22])password\s*=\s*(?:'((?:[^'\\\n]|\\.)*)'|([^\s'";]+))"#,
+            ),
+            url_userinfo: re(
+                r#"(?i)\b((?:jdbc:)?(?:postgres|postgresql|mysql|mariadb|mysqlx))://([^:@/\s"'<>]+):([^@\s"'<>/]+)@"#,
+            ),
+            url_query_password: re(
+                r#"(?i)\b((?:jdbc:)?(?:postgres|postgresql|mysql|mariadb))://[^\s"'<>]*?[?&;]password=([^&;\s"'<>]+)"#,
+            ),
+            pem_begin: re(
+                r"-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----",
+            ),
+            rds_token: re(
+                r#"[A-Za-z0-9][A-Za-z0-9.\-]*:[0-9]{1,5}/\?Action=connect&DBUser=[^&\s"']+&[^\s"']*?X-Amz-Signature=[0-9a-f]{64}"#,
+            ),
+            rds_credential: re(r"X-Amz-Credential=((?:AKIA|ASIA)[A-Z0-9]{16})"),
+        }
+    }
+
+    /// Every leak in `text`, in order.
+    pub fn scan(&self, text: &[u8]) -> Vec<Finding> {
+        let mut lines: [Vec<usize>; FAMILIES] = Default::default();
+        let mut index: Option<Lines> = None;
+        for m in self.prefilter.find_overlapping_iter(text) {
+            let family = LITERALS[m.pattern().as_usize()].1;
+            let lines_of = index.get_or_insert_with(|| Lines::new(text));
+            let line = lines_of.line_of(m.start());
+            let list = &mut lines[family as usize];
+            if list.last() != Some(&line) {
+                list.push(line);
+            }
+        }
+        let Some(index) = index else {
+            return Vec::new();
+        };
+        let mut out = Out {
+            text,
+            index: &index,
+            found: Vec::new(),
+            claimed: Vec::new(),
+        };
+        for family in [
+            Family::RdsToken,
+            Family::Pem,
+            Family::KeyId,
+            Family::Url,
+            Family::Assignment,
+        ] {
+            let list = &lines[family as usize];
+            for &line in list {
+                match family {
+                    Family::KeyId => self.key_ids(&mut out, line),
+                    Family::Assignment => self.assignments(&mut out, line),
+                    Family::Url => self.urls(&mut out, line),
+                    Family::Pem => self.pem(&mut out, line),
+                    Family::RdsToken => self.rds_tokens(&mut out, line),
+                }
+            }
+        }
+        out.finish()
+    }
+
+    fn key_ids(&self, out: &mut Out, line: usize) {
+        let (start, end) = out.index.span(line, line);
+        let text = out.text;
+        for c in self.key_id.captures_iter(&text[start..end]) {
+            let Some(id) = c.get(1) else { continue };
+            let (id_start, id_end) = (start + id.start(), start + id.end());
+            let key_id = String::from_utf8_lossy(id.as_bytes()).into_owned();
+            if is_placeholder(&key_id) || out.inside_other(id_start, id_end) {
+                continue;
+            }
+            // Its secret: assigned to a name that says so, or bare and
+            // random-looking, on a line near it.
+            let first = line.saturating_sub(PAIR_LINES);
+            let (near_start, near_end) = out.index.span(first, line + PAIR_LINES);
+            let near = &text[near_start..near_end];
+            let secret = self
+                .secret_assigned
+                .captures_iter(near)
+                .filter_map(|c| c.get(1))
+                .chain(
+                    self.secret_bare
+                        .captures_iter(near)
+                        .filter_map(|c| c.get(1))
+                        .filter(|m| looks_like_aws_secret(m.as_bytes())),
+                )
+                .map(|m| (near_start + m.start(), near_start + m.end()))
+                .find(|&(s, e)| !is_placeholder(&String::from_utf8_lossy(&text[s..e])));
+            match secret {
+                Some((s, e)) => {
+                    let detector = if self.is_credentials_file(text, out.index, line) {
+                        Detector::CredentialsFile
+                    } else {
+                        Detector::AwsAccessKey
+                    };
+                    out.push(detector, Severity::Critical, s, e, Some(key_id));
+                    out.claimed.push((id_start, id_end));
+                }
+                None => out.push(
+                    Detector::AwsAccessKey,
+                    Severity::Medium,
+                    id_start,
+                    id_end,
+                    Some(key_id),
+                ),
+            }
+        }
+    }
+
+    /// `aws_access_key_id = ...` under an INI `[section]` header.
+    fn is_credentials_file(&self, text: &[u8], index: &Lines, line: usize) -> bool {
+        let (start, end) = index.span(line, line);
+        let this = String::from_utf8_lossy(&text[start..end]).to_ascii_lowercase();
+        if !this.trim_start().starts_with("aws_access_key_id") {
+            return false;
+        }
+        let (above, _) = index.span(line.saturating_sub(PAIR_LINES), line);
+        self.credentials_section.is_match(&text[above..start])
+    }
+
+    fn assignments(&self, out: &mut Out, line: usize) {
+        let (start, end) = out.index.span(line, line);
+        let text = out.text;
+        let slice = &text[start..end];
+        let push_value = |out: &mut Out, detector, severity, m: regex::bytes::Match| {
+            let value = String::from_utf8_lossy(m.as_bytes());
+            if !is_placeholder(&value) {
+                out.push(detector, severity, start + m.start(), start + m.end(), None);
+            }
+        };
+        for c in self.secret_assigned.captures_iter(slice) {
+            if let Some(m) = c.get(1) {
+                push_value(out, Detector::AwsSecretKey, Severity::High, m);
+            }
+        }
+        for c in self.session_token.captures_iter(slice) {
+            if let Some(m) = c.get(1) {
+                push_value(out, Detector::SessionToken, Severity::High, m);
+            }
+        }
+        for c in self.env_password.captures_iter(slice) {
+            if let Some(m) = c.get(1).or_else(|| c.get(2)).or_else(|| c.get(3)) {
+                push_value(out, Detector::EnvPassword, Severity::High, m);
+            }
+        }
+        if self.libpq_context.is_match(slice) {
+            for c in self.libpq_password.captures_iter(slice) {
+                if let Some(m) = c.get(1).or_else(|| c.get(2)) {
+                    push_value(out, Detector::LibpqDsn, Severity::High, m);
+                }
+            }
+        }
+        for c in self.generic.captures_iter(slice) {
+            let Some(m) = c.get(2).or_else(|| c.get(3)).or_else(|| c.get(4)) else {
+                continue;
+            };
+            let value = String::from_utf8_lossy(m.as_bytes());
+            if value.chars().count() >= 8
+                && !is_placeholder(&value)
+                && !looks_like_code(&value)
+                && shannon_entropy(&value) >= GENERIC_ENTROPY_BITS
+            {
+                out.push(
+                    Detector::GenericSecret,
+                    Severity::Medium,
+                    start + m.start(),
+                    start + m.end(),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn urls(&self, out: &mut Out, line: usize) {
+        let (start, end) = out.index.span(line, line);
+        let slice = &out.text[start..end];
+        let detector_of = |scheme: &[u8]| {
+            if scheme.len() > 5 && scheme[..5].eq_ignore_ascii_case(b"jdbc:") {
+                Detector::JdbcUrl
+            } else {
+                Detector::DatabaseUrl
+            }
+        };
+        for c in self.url_userinfo.captures_iter(slice) {
+            let (Some(scheme), Some(password)) = (c.get(1), c.get(3)) else {
+                continue;
+            };
+            if !is_placeholder(&String::from_utf8_lossy(password.as_bytes())) {
+                let d = detector_of(scheme.as_bytes());
+                out.push(
+                    d,
+                    Severity::High,
+                    start + password.start(),
+                    start + password.end(),
+                    None,
+                );
+            }
+        }
+        for c in self.url_query_password.captures_iter(slice) {
+            let (Some(scheme), Some(password)) = (c.get(1), c.get(2)) else {
+                continue;
+            };
+            if !is_placeholder(&String::from_utf8_lossy(password.as_bytes())) {
+                let d = detector_of(scheme.as_bytes());
+                out.push(
+                    d,
+                    Severity::High,
+                    start + password.start(),
+                    start + password.end(),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn pem(&self, out: &mut Out, line: usize) {
+        let (start, end) = out.index.span(line, line);
+        let text = out.text;
+        let Some(c) = self.pem_begin.captures(&text[start..end]) else {
+            return;
+        };
+        let (Some(whole), Some(label)) = (c.get(0), c.get(1)) else {
+            return;
+        };
+        let block_start = start + whole.start();
+        let body_start = start + whole.end();
+        // The block runs to its END line, or (cut off) to the end of the
+        // lines that look like it.
+        let (_, limit) = out.index.span(line, line + 200);
+        let block_end = find(&text[body_start..limit], b"-----END ")
+            .and_then(|i| {
+                let after = body_start + i;
+                find(&text[after..limit], b"-----").map(|j| {
+                    let close = after + j + 5;
+                    find(&text[close..limit], b"-----").map_or(close, |k| close + k + 5)
+                })
+            })
+            .unwrap_or(limit);
+        let body = &text[body_start..block_end];
+        let encrypted = label.as_bytes().starts_with(b"ENCRYPTED")
+            || find(body, b"Proc-Type: 4,ENCRYPTED").is_some()
+            || (label.as_bytes().starts_with(b"OPENSSH") && openssh_encrypted(body));
+        let (detector, severity) = if encrypted {
+            (Detector::EncryptedPrivateKey, Severity::Low)
+        } else {
+            (Detector::PrivateKey, Severity::High)
+        };
+        out.push(detector, severity, block_start, block_end, None);
+    }
+
+    fn rds_tokens(&self, out: &mut Out, line: usize) {
+        let (start, end) = out.index.span(line, line);
+        let slice = &out.text[start..end];
+        for m in self.rds_token.find_iter(slice) {
+            let key_id = self
+                .rds_credential
+                .captures(m.as_bytes())
+                .and_then(|c| c.get(1))
+                .map(|k| String::from_utf8_lossy(k.as_bytes()).into_owned());
+            out.push(
+                Detector::RdsAuthToken,
+                Severity::Info,
+                start + m.start(),
+                start + m.end(),
+                key_id,
+            );
+        }
+    }
+}
+
+/// A 40-character value shaped like an AWS secret key: upper and lower
+/// case and a digit, random-looking, not hex.
+fn looks_like_aws_secret(v: &[u8]) -> bool {
+    let has = |f: fn(&u8) -> bool| v.iter().any(f);
+    has(u8::is_ascii_uppercase)
+        && has(u8::is_ascii_lowercase)
+        && has(u8::is_ascii_digit)
+        && shannon_entropy(&String::from_utf8_lossy(v)) >= 4.0
+}
+
+/// A value that is code, not a secret: a call, a dotted name
+/// (`config.password`, `os.environ`), or a plain word.
+fn looks_like_code(v: &str) -> bool {
+    let identifier = |s: &str| {
+        !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !s.as_bytes()[0].is_ascii_digit()
+    };
+    v.contains('(')
+        || v.contains("::")
+        || (v.contains('.') && v.split('.').all(identifier))
+        || v.bytes()
+            .all(|b| b.is_ascii_alphabetic() || b == b'_' || b == b'-')
+}
+
+/// An OpenSSH private key whose cipher is not `none`.
+fn openssh_encrypted(body: &[u8]) -> bool {
+    let b64: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        .take(96)
+        .collect();
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD_NO_PAD.decode(&b64) else {
+        return false;
+    };
+    let Some(rest) = bytes.strip_prefix(b"openssh-key-v1\0") else {
+        return false;
+    };
+    let Some(len) = rest.get(..4) else {
+        return false;
+    };
+    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    rest.get(4..4 + len).is_some_and(|cipher| cipher != b"none")
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Where each line starts.
+struct Lines {
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl Lines {
+    fn new(text: &[u8]) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        Self {
+            starts,
+            len: text.len(),
+        }
+    }
+
+    /// The line (from 0) `offset` is on.
+    fn line_of(&self, offset: usize) -> usize {
+        self.starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Bytes from the start of line `first` to the end of line `last`
+    /// (its newline excluded), both clamped.
+    fn span(&self, first: usize, last: usize) -> (usize, usize) {
+        let count = self.starts.len();
+        let first = first.min(count - 1);
+        let last = last.min(count - 1);
+        let start = self.starts[first];
+        let end = self.starts.get(last + 1).map_or(self.len, |&s| s - 1);
+        (start, end.max(start))
+    }
+}
+
+/// The findings of one scan, as they are found.
+struct Out<'t> {
+    text: &'t [u8],
+    index: &'t Lines,
+    found: Vec<Finding>,
+    /// Text that belongs to a finding without being its secret (the key
+    /// id of a key and secret pair): no other finding of its own.
+    claimed: Vec<(usize, usize)>,
+}
+
+impl Out<'_> {
+    /// Whether `start..end` lies inside a finding already made (a key id
+    /// inside an RDS token or a private key is part of that finding).
+    fn inside_other(&self, start: usize, end: usize) -> bool {
+        self.found.iter().any(|f| f.start <= start && end <= f.end)
+    }
+
+    fn push(
+        &mut self,
+        detector: Detector,
+        severity: Severity,
+        start: usize,
+        end: usize,
+        key_id: Option<String>,
+    ) {
+        if self
+            .found
+            .iter()
+            .any(|f| f.start < end && start < f.end && f.detector != Detector::GenericSecret)
+            || self.claimed.iter().any(|&(s, e)| s < end && start < e)
+        {
+            // One leak, one finding: the first (most specific) detector's.
+            return;
+        }
+        let line = self.index.line_of(start);
+        let (line_start, line_end) = self.index.span(line, line);
+        if find(&self.text[line_start..line_end], b"latchkey:allow").is_some() {
+            return;
+        }
+        let column = String::from_utf8_lossy(&self.text[line_start..start])
+            .chars()
+            .count()
+            + 1;
+        self.found.push(Finding {
+            detector,
+            severity,
+            line: line + 1,
+            column,
+            start,
+            end,
+            secret: Secret::new(String::from_utf8_lossy(&self.text[start..end])),
+            key_id,
+        });
+    }
+
+    /// In order of place; a generic finding inside a specific one dropped.
+    fn finish(mut self) -> Vec<Finding> {
+        let specific: Vec<(usize, usize)> = self
+            .found
+            .iter()
+            .filter(|f| f.detector != Detector::GenericSecret)
+            .map(|f| (f.start, f.end))
+            .chain(self.claimed.iter().copied())
+            .collect();
+        self.found.retain(|f| {
+            f.detector != Detector::GenericSecret
+                || !specific.iter().any(|&(s, e)| s < f.end && f.start < e)
+        });
+        self.found.sort_by_key(|f| (f.start, f.detector));
+        self.found.dedup_by_key(|f| (f.start, f.detector));
+        self.found
+    }
+}

@@ -1,0 +1,270 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! Each detector on the shapes it is for, and the decoys it must leave.
+
+use latchkey_scan::{Detector, Scanner, Severity};
+
+/// (detector id, severity, the secret's text) of every finding in `text`.
+fn found(text: &str) -> Vec<(&'static str, Severity, String)> {
+    Scanner::new()
+        .scan(text.as_bytes())
+        .into_iter()
+        .map(|f| {
+            assert_eq!(&text[f.start..f.end], f.secret.expose());
+            (f.detector.id(), f.severity, f.secret.expose().to_owned())
+        })
+        .collect()
+}
+
+fn only(text: &str) -> (&'static str, Severity, String) {
+    let all = found(text);
+    assert_eq!(all.len(), 1, "one finding in {text:?}: {all:?}");
+    all.into_iter().next().unwrap()
+}
+
+const KEY: &str = "AKIA2E0A8F3B244C9986";
+const SECRET: &str = "7Hq1p0y3VvU+9sKdWm2LxRz/4bNcTgEiJoAf5QhY";
+
+#[test]
+fn an_access_key_with_its_secret_is_critical() {
+    for text in [
+        format!("export AWS_ACCESS_KEY_ID={KEY}\nexport AWS_SECRET_ACCESS_KEY={SECRET}\n"),
+        format!("{{\"AccessKeyId\": \"{KEY}\",\n \"SecretAccessKey\": \"{SECRET}\"}}"),
+        format!("User name,Access key ID,Secret access key\nalice,{KEY},{SECRET}\n"),
+        format!(
+            "s3 = boto3.client('s3', aws_access_key_id='{KEY}',\n    aws_secret_access_key='{SECRET}')"
+        ),
+    ] {
+        let (id, severity, secret) = only(&text);
+        assert_eq!(
+            (id, severity),
+            ("aws-access-key", Severity::Critical),
+            "{text}"
+        );
+        assert_eq!(secret, SECRET);
+    }
+    let f = &Scanner::new().scan(format!("id={KEY} key={SECRET}").as_bytes())[0];
+    assert_eq!(f.key_id.as_deref(), Some(KEY));
+    assert_eq!((f.line, f.column), (1, 29));
+}
+
+#[test]
+fn a_credentials_file_is_its_own_finding() {
+    let text = format!(
+        "[default]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n\n[profile x]\nregion = us-east-1\n"
+    );
+    let (id, severity, secret) = only(&text);
+    assert_eq!(
+        (id, severity, secret.as_str()),
+        ("credentials-file", Severity::Critical, SECRET)
+    );
+}
+
+#[test]
+fn a_key_id_alone_and_a_secret_alone() {
+    let (id, severity, secret) = only(&format!("key: {KEY}\n"));
+    assert_eq!(
+        (id, severity, secret.as_str()),
+        ("aws-access-key", Severity::Medium, KEY)
+    );
+    let (id, severity, _) = only(&format!(
+        "\n\n\n\n\n\n\n\naws_secret_access_key = \"{SECRET}\""
+    ));
+    assert_eq!((id, severity), ("aws-secret-key", Severity::High));
+    let session = format!("ASIA{}", &KEY[4..]);
+    let (id, _, _) = only(&format!("creds = '{session}'"));
+    assert_eq!(id, "aws-access-key");
+}
+
+#[test]
+fn session_tokens() {
+    let token = "AQAAAAE".to_owned() + &"x9Kq_-Zb".repeat(20);
+    let (id, severity, secret) = only(&format!("AWS_SESSION_TOKEN={token}\n"));
+    assert_eq!((id, severity), ("session-token", Severity::High));
+    assert_eq!(secret, token);
+}
+
+#[test]
+fn database_urls_dsns_and_environment() {
+    let cases = [
+        (
+            "DATABASE_URL=postgres://app:S3cr3t-Pw@db.internal:5432/orders",
+            "database-url",
+            "S3cr3t-Pw",
+        ),
+        (
+            "url = \"mysql://root:hunter2x@127.0.0.1/shop\"",
+            "database-url",
+            "hunter2x",
+        ),
+        (
+            "postgresql://db/orders?user=app&password=Zq8pL2mK",
+            "database-url",
+            "Zq8pL2mK",
+        ),
+        (
+            "jdbc:postgresql://db:5432/orders?user=app&password=Zq8pL2mK&ssl=true",
+            "jdbc-url",
+            "Zq8pL2mK",
+        ),
+        (
+            "jdbc:mysql://app:Zq8pL2mK@db:3306/shop",
+            "jdbc-url",
+            "Zq8pL2mK",
+        ),
+        (
+            "conn = psycopg.connect(\"host=db dbname=orders user=app password=Zq8pL2mK\")",
+            "libpq-dsn",
+            "Zq8pL2mK",
+        ),
+        (
+            r#"psycopg.connect("host=db user=app password='q u \'o t e d'")"#,
+            "libpq-dsn",
+            r"q u \'o t e d",
+        ),
+        ("PGPASSWORD=Zq8pL2mK psql -h db", "env-password", "Zq8pL2mK"),
+        ("export MYSQL_PWD='Zq8pL2mK'", "env-password", "Zq8pL2mK"),
+    ];
+    for (text, detector, secret) in cases {
+        let all = found(text);
+        assert!(
+            all.iter()
+                .any(|(d, s, v)| *d == detector && *s == Severity::High && v.contains(secret)),
+            "{detector} in {text:?}: {all:?}"
+        );
+        assert!(
+            all.iter().all(|(d, _, _)| *d != "generic-secret"),
+            "one leak, one finding: {all:?}"
+        );
+    }
+}
+
+#[test]
+fn private_keys_plain_and_encrypted() {
+    let rsa = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7bq\nabc=\n-----END RSA PRIVATE KEY-----\n";
+    let (id, severity, secret) = only(rsa);
+    assert_eq!((id, severity), ("private-key", Severity::High));
+    assert!(
+        secret.ends_with("-----END RSA PRIVATE KEY-----"),
+        "{secret}"
+    );
+    let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0w\n-----END ENCRYPTED PRIVATE KEY-----";
+    assert_eq!(only(encrypted).0, "private-key-encrypted");
+    let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,AB\n\nxyz\n-----END RSA PRIVATE KEY-----";
+    assert_eq!(only(legacy).1, Severity::Low);
+    // OpenSSH: the cipher name inside the key says.
+    use base64::Engine;
+    let body = |cipher: &str| {
+        let mut raw = b"openssh-key-v1\0".to_vec();
+        raw.extend((cipher.len() as u32).to_be_bytes());
+        raw.extend(cipher.as_bytes());
+        raw.extend([0u8; 40]);
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    };
+    let openssh = |cipher| {
+        format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+            body(cipher)
+        )
+    };
+    assert_eq!(only(&openssh("none")).0, "private-key");
+    assert_eq!(only(&openssh("aes256-ctr")).0, "private-key-encrypted");
+    // A public key is not a finding.
+    assert!(found("-----BEGIN PUBLIC KEY-----\nMIIBIjAN\n-----END PUBLIC KEY-----").is_empty());
+}
+
+#[test]
+fn rds_tokens_are_info_and_name_their_key() {
+    let token = format!(
+        "db.example.com:5432/?Action=connect&DBUser=app&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={KEY}%2F20261204%2Fus-east-1%2Frds-db%2Faws4_request&X-Amz-Date=20261204T000000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature={}",
+        "ab".repeat(32)
+    );
+    let all = Scanner::new().scan(format!("PGPASSWORD='{token}'").as_bytes());
+    let rds: Vec<_> = all
+        .iter()
+        .filter(|f| f.detector == Detector::RdsAuthToken)
+        .collect();
+    assert_eq!(rds.len(), 1, "{all:?}");
+    assert_eq!(rds[0].severity, Severity::Info);
+    assert_eq!(rds[0].key_id.as_deref(), Some(KEY));
+    assert!(
+        all.iter().all(|f| f.detector != Detector::AwsAccessKey),
+        "the key id inside is part of the token: {all:?}"
+    );
+}
+
+#[test]
+fn high_entropy_assignments() {
+    for text in [
+        "API_KEY = \"x8Fq2LmZ0vKp7RtY\"",
+        "client_secret: 'Qw3rT9zXcV1bN7mL'",
+        "\"auth_token\": \"9f86d081884c7d659a2feaa0c55ad015\"",
+        "db_password := \"Zq8pL2mK!r4\"",
+    ] {
+        let (id, severity, _) = only(text);
+        assert_eq!(
+            (id, severity),
+            ("generic-secret", Severity::Medium),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn decoys_are_not_findings() {
+    for text in [
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "password = ${DB_PASSWORD}",
+        "password: \"<password>\"",
+        "PGPASSWORD=$PGPASS psql",
+        "DATABASE_URL=postgres://app:${DB_PASSWORD}@db/orders",
+        "postgres://app@db/orders",
+        "https://user:pass@example.com/",
+        "password = 'changeme'",
+        "token = \"xxxxxxxxxxxxxxxx\"",
+        "password = config.database.password",
+        "secret = os.environ.get('SECRET')",
+        "password_hash = bcrypt(password)",
+        "tokenizer = Tokenizer(vocab)",
+        "let token = next_token();",
+        "# the password must be at least eight characters",
+        "sha256 = 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "id = 123e4567-e89b-12d3-a456-426614174000",
+        "password: correcthorsebatterystaple",
+        "api_key = get_api_key(user)",
+        "token: Option<String>,",
+        "image = \"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==\"",
+    ] {
+        assert_eq!(found(text), [], "{text}");
+    }
+}
+
+#[test]
+fn an_allow_comment_silences_its_line() {
+    let text = format!("key = {KEY}  # latchkey:allow\nother = {KEY}\n");
+    let all = found(&text);
+    assert_eq!(all.len(), 1);
+    assert_eq!(Scanner::new().scan(text.as_bytes())[0].line, 2);
+}
+
+#[test]
+fn fingerprints_survive_moves_and_tell_secrets_apart() {
+    let scanner = Scanner::new();
+    let a = &scanner.scan(format!("x = 1\nk = {KEY}\n").as_bytes())[0];
+    let b = &scanner.scan(format!("k = {KEY}\n").as_bytes())[0];
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    assert_ne!(a.line, b.line);
+    let other = &scanner.scan(b"k = AKIA2E0A8F3B244C9987")[0];
+    assert_ne!(a.fingerprint(), other.fingerprint());
+}
+
+#[test]
+fn binary_and_hostile_input_does_not_panic() {
+    let scanner = Scanner::new();
+    let mut junk = vec![0xffu8, 0xfe, b'\n', b'A', b'K', b'I', b'A'];
+    junk.extend(std::iter::repeat_n(b'=', 5000));
+    junk.extend(b"password=\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8 -----BEGIN PRIVATE KEY-----");
+    scanner.scan(&junk);
+    scanner.scan(b"");
+    scanner.scan(b"\n\n\n");
+    scanner.scan(b"-----BEGIN OPENSSH PRIVATE KEY-----");
+}
