@@ -35,8 +35,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     for kind in [PolicyKind::Identity, PolicyKind::Trust] {
-        for finding in analyze::validate_text(text, kind, "123456789012") {
-            check_span(text, &finding.to_aws_json(text));
+        let findings = analyze::validate_text(text, kind, "123456789012");
+        for finding in analyze::aws_json(text, &findings) {
+            check_span(text, &finding);
         }
     }
     let l = locate::locate(text, "$.Statement[0].Condition.StringEquals.aws:Tag/a.b[1]");

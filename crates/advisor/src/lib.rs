@@ -15,7 +15,9 @@ pub use access::{
 };
 pub use generate::{GenerateError, Generated, generate};
 pub use report::{ReportKey, ReportPassword, ReportUser, credential_report};
-pub use usage::{CredentialUse, PermissionUse, Uses, entity_arn, of_event, of_record};
+pub use usage::{
+    CredentialUse, PermissionUse, Uses, entity_arn, of_event, of_record, record_entity,
+};
 
 #[cfg(test)]
 mod tests;

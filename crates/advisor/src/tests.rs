@@ -89,6 +89,10 @@ fn auth(result: AuthResult, proven: bool) -> Event {
 }
 
 fn statement(allowed: bool) -> Event {
+    statement_with(allowed, None)
+}
+
+fn statement_with(allowed: bool, error_code: Option<&str>) -> Event {
     let session = Arc::new(SessionInfo {
         session_id: "s1".into(),
         engine: "postgres",
@@ -114,7 +118,7 @@ fn statement(allowed: bool) -> Event {
         duration: Duration::from_micros(10),
         command_tag: None,
         rows: None,
-        error_code: None,
+        error_code: error_code.map(str::to_owned),
         policy: Some(Arc::new(PolicyDecision {
             allowed,
             enforced: true,
@@ -134,6 +138,27 @@ fn statement(allowed: bool) -> Event {
             firewall: None,
         })),
     })
+}
+
+/// An allowed statement the SQL firewall refused (block mode), as the
+/// gateway records it: no error code of the database's own.
+fn refused_by_firewall() -> Event {
+    let Event::Statement(mut s) = statement(true) else {
+        unreachable!("a statement")
+    };
+    let mut policy = (*s.policy.take().expect("a decision")).clone();
+    policy.firewall = Some(FirewallVerdict {
+        mode: FirewallState::Block,
+        unseen: true,
+        tautology: false,
+        time_probe: false,
+        comment: false,
+        stacked: false,
+        union: false,
+        refused: true,
+    });
+    s.policy = Some(Arc::new(policy));
+    Event::Statement(s)
 }
 
 fn both(event: &Event) -> (Uses, Uses) {
@@ -181,6 +206,9 @@ fn events_and_their_records_give_the_same_uses() {
         ),
         statement(true),
         statement(false),
+        statement_with(true, Some("42P01")),
+        api(role_identity(), "Decrypt", true, vec![]),
+        refused_by_firewall(),
     ];
     for event in &cases {
         let (live, rebuilt) = both(event);
@@ -214,19 +242,65 @@ fn events_and_their_records_give_the_same_uses() {
     let (uses, _) = both(&cases[2]);
     assert_eq!(uses.permissions[0].resource, "*");
     let (uses, _) = both(&cases[3]);
-    assert!(
-        uses.permissions.is_empty() && uses.credentials.len() == 2,
-        "refused: key used, permission not"
+    assert_eq!(
+        uses.credentials
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>(),
+        ["AKIAEXAMPLEKEY000001"],
+        "refused: the key was used, the user and its permissions were not"
     );
+    assert!(uses.permissions.is_empty());
     let (uses, _) = both(&cases[4]);
     assert_eq!(uses.permissions[0].action, "rds-db:connect");
     let (uses, _) = both(&cases[5]);
-    assert!(uses.permissions.is_empty() && !uses.credentials.is_empty());
+    assert!(uses.permissions.is_empty());
+    assert_eq!(uses.credentials.len(), 1, "only the key: {uses:?}");
     let (uses, _) = both(&cases[6]);
     assert!(uses.is_empty(), "an unproven refusal used nothing");
     let (uses, _) = both(&cases[7]);
     assert_eq!(uses.permissions.len(), 2);
     assert!(both(&cases[8]).0.is_empty());
+    assert!(
+        both(&cases[9]).0.is_empty(),
+        "a statement the database refused touched nothing"
+    );
+    assert!(
+        both(&cases[10]).0.is_empty(),
+        "a role session's refused call does not make the role used"
+    );
+    let (uses, _) = both(&cases[11]);
+    assert!(
+        uses.permissions.is_empty(),
+        "a statement the SQL firewall refused never ran"
+    );
+}
+
+#[test]
+fn a_record_names_the_entity_that_made_it() {
+    let record = |event: &Event| {
+        let mut json = String::new();
+        event.write_json(
+            &mut json,
+            &RecordContext {
+                region: "us-east-1",
+                account: "123456789012",
+                event_id: "e1",
+            },
+        );
+        serde_json::from_str::<serde_json::Value>(&json).expect("JSON")
+    };
+    let user = record(&api(user_identity(), "Decrypt", false, vec![]));
+    assert_eq!(
+        crate::record_entity(&user),
+        Some(("arn:aws:iam::123456789012:user/alice", Some("AIDAEXAMPLE")))
+    );
+    let role = record(&api(role_identity(), "Decrypt", false, vec![]));
+    assert_eq!(
+        crate::record_entity(&role),
+        Some(("arn:aws:iam::123456789012:role/app", Some("AROAEXAMPLE")))
+    );
+    assert_eq!(crate::record_entity(&serde_json::json!({})), None);
 }
 
 #[test]

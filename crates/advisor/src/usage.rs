@@ -43,6 +43,10 @@ pub struct CredentialUse {
 pub struct Uses {
     pub permissions: Vec<PermissionUse>,
     pub credentials: Vec<CredentialUse>,
+    /// The users and roles the uses were made by, as (ARN, unique id): a
+    /// use is recorded only while that entity is still the one with the
+    /// ARN (not one deleted, nor one made again under its name since).
+    pub entities: Vec<(String, String)>,
 }
 
 impl Uses {
@@ -53,6 +57,14 @@ impl Uses {
     pub fn clear(&mut self) {
         self.permissions.clear();
         self.credentials.clear();
+        self.entities.clear();
+    }
+
+    /// Notes who made the uses that follow.
+    fn made_by(&mut self, arn: &str, id: &str) {
+        if !self.entities.iter().any(|(a, i)| a == arn && i == id) {
+            self.entities.push((arn.to_owned(), id.to_owned()));
+        }
     }
 
     fn permission(&mut self, principal: &str, action: String, resource: &str, at: i64) {
@@ -64,8 +76,9 @@ impl Uses {
         });
     }
 
-    /// The entity, and the access key when it is a long-term one.
-    fn credential(&mut self, entity: &str, access_key_id: &str, service: &str, at: i64) {
+    /// The access key, when it is a long-term one: any request it signed
+    /// uses it (as AWS's `AccessKeyLastUsed` counts), refused or not.
+    fn key(&mut self, access_key_id: &str, service: &str, at: i64) {
         if access_key_id.starts_with("AKIA") {
             self.credentials.push(CredentialUse {
                 id: access_key_id.to_owned(),
@@ -73,6 +86,13 @@ impl Uses {
                 service: service.to_owned(),
             });
         }
+    }
+
+    /// The user or role, and its key: only a request that was allowed
+    /// uses the entity (a session whose every call is refused does not
+    /// keep its role looking used).
+    fn entity(&mut self, entity: &str, access_key_id: &str, service: &str, at: i64) {
+        self.key(access_key_id, service, at);
         self.credentials.push(CredentialUse {
             id: entity.to_owned(),
             at,
@@ -90,6 +110,14 @@ pub fn entity_arn(identity: &Identity) -> &str {
         .map_or(&identity.arn, |s| &s.issuer.arn)
 }
 
+/// The unique id (`AIDA...`, `AROA...`) of [`entity_arn`]'s entity.
+fn entity_id(identity: &Identity) -> &str {
+    identity
+        .session
+        .as_ref()
+        .map_or(&identity.principal_id, |s| &s.issuer.principal_id)
+}
+
 fn seconds(t: std::time::SystemTime) -> i64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -101,10 +129,13 @@ pub fn of_event(event: &Event, out: &mut Uses) {
         Event::Api(a) => {
             let Some(identity) = &a.identity else { return };
             let entity = entity_arn(identity);
+            out.made_by(entity, entity_id(identity));
             let at = seconds(a.time);
             let service = a.service.name();
-            out.credential(entity, &identity.access_key_id, service, at);
-            if a.error.is_none() {
+            if a.error.is_some() {
+                out.key(&identity.access_key_id, service, at);
+            } else {
+                out.entity(entity, &identity.access_key_id, service, at);
                 let action = format!("{service}:{}", a.action);
                 if a.resources.is_empty() {
                     out.permission(entity, action, "*", at);
@@ -118,24 +149,38 @@ pub fn of_event(event: &Event, out: &mut Uses) {
         Event::Auth(a) => {
             let Some(identity) = &a.identity else { return };
             let entity = entity_arn(identity);
+            out.made_by(entity, entity_id(identity));
             let at = seconds(a.time);
             match &a.result {
                 AuthResult::Success => {
-                    out.credential(entity, &identity.access_key_id, "rds-db", at);
+                    out.entity(entity, &identity.access_key_id, "rds-db", at);
                     if let Some(resource) = &a.resource_arn {
                         out.permission(entity, "rds-db:connect".to_owned(), resource, at);
                     }
                 }
                 AuthResult::Failure { .. } if a.possession_proven => {
-                    out.credential(entity, &identity.access_key_id, "rds-db", at);
+                    out.key(&identity.access_key_id, "rds-db", at);
                 }
                 AuthResult::Failure { .. } => {}
             }
         }
         Event::Statement(s) => {
+            out.made_by(
+                entity_arn(&s.session.identity),
+                entity_id(&s.session.identity),
+            );
+            // A statement the database refused (a table that does not
+            // exist, a syntax error) touched nothing: it uses no grant.
+            if s.error_code.is_some() {
+                return;
+            }
             let Some(policy) = s.policy.as_ref().filter(|p| p.evaluated && p.allowed) else {
                 return;
             };
+            // Nor one the SQL firewall refused: it never ran.
+            if policy.firewall.is_some_and(|f| f.refused) {
+                return;
+            }
             let entity = entity_arn(&s.session.identity);
             let at = seconds(s.time);
             for (action, resource) in &policy.uses {
@@ -154,6 +199,22 @@ fn service_of_source(source: &str) -> Option<&str> {
     source.strip_suffix(".amazonaws.com")
 }
 
+/// The entity a trail record's uses go to (the user, or a session's
+/// issuer) and its unique id (`AIDA...`, `AROA...`) as the record names
+/// it: a rebuild credits a record only to the entity that made it, not to
+/// a later one of the same name.
+pub fn record_entity(record: &Value) -> Option<(&str, Option<&str>)> {
+    let text = |p: &str| record.pointer(p).and_then(Value::as_str);
+    let issuer = text("/userIdentity/sessionContext/sessionIssuer/arn");
+    let entity = issuer.or_else(|| text("/userIdentity/arn"))?;
+    let id = if issuer.is_some() {
+        text("/userIdentity/sessionContext/sessionIssuer/principalId")
+    } else {
+        text("/userIdentity/principalId")
+    };
+    Some((entity, id))
+}
+
 /// Adds what the trail record `record` (one line of the trail, parsed)
 /// used to `out`: the same as [`of_event`] gave for its event when it was
 /// recorded. Records of other kinds, or malformed, add nothing.
@@ -168,10 +229,12 @@ pub fn of_record(record: &Value, out: &mut Uses) {
     else {
         return;
     };
-    let Some(principal_arn) = text("/userIdentity/arn") else {
+    let Some((entity, entity_id)) = record_entity(record) else {
         return;
     };
-    let entity = text("/userIdentity/sessionContext/sessionIssuer/arn").unwrap_or(principal_arn);
+    if let Some(id) = entity_id {
+        out.made_by(entity, id);
+    }
     let key = text("/userIdentity/accessKeyId").unwrap_or_default();
     let failed = record.get("errorCode").is_some_and(|c| !c.is_null());
     let resources = || {
@@ -185,19 +248,24 @@ pub fn of_record(record: &Value, out: &mut Uses) {
     match (source, name) {
         ("rds-db.amazonaws.com", "Connect") => {
             if !failed {
-                out.credential(entity, key, "rds-db", at);
+                out.entity(entity, key, "rds-db", at);
                 for resource in resources() {
                     out.permission(entity, "rds-db:connect".to_owned(), resource, at);
                 }
             } else if record.pointer("/database/possessionProven") == Some(&Value::Bool(true)) {
-                out.credential(entity, key, "rds-db", at);
+                out.key(key, "rds-db", at);
             }
         }
         ("rds-db.amazonaws.com", "Statement") => {
+            if failed {
+                return;
+            }
             let Some(policy) = record.pointer("/database/policy") else {
                 return;
             };
-            if policy.get("decision").and_then(Value::as_str) != Some("allow") {
+            if policy.get("decision").and_then(Value::as_str) != Some("allow")
+                || record.pointer("/database/firewall/refused") == Some(&Value::Bool(true))
+            {
                 return;
             }
             for u in policy
@@ -222,10 +290,11 @@ pub fn of_record(record: &Value, out: &mut Uses) {
             if record.get("eventType").and_then(Value::as_str) != Some("AwsApiCall") {
                 return;
             }
-            out.credential(entity, key, service, at);
             if failed {
+                out.key(key, service, at);
                 return;
             }
+            out.entity(entity, key, service, at);
             let action = format!("{service}:{action}");
             let mut any = false;
             for resource in resources() {

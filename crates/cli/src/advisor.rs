@@ -147,6 +147,27 @@ pub fn rebuild(store: &Store, dir: &std::path::Path) -> Result<(u64, u64)> {
     if !dir.join("segments").exists() {
         bail!("no audit trail in {} (run latchkey serve)", dir.display());
     }
+    // The users and roles there are now, by ARN: a record is credited
+    // only to the entity that made it (its unique id), never to one made
+    // later under the same name, nor to one deleted since.
+    let mut entities: std::collections::HashMap<String, String> = store
+        .list_users()?
+        .into_iter()
+        .map(|u| (u.arn.to_ascii_lowercase(), u.id))
+        .collect();
+    entities.extend(
+        store
+            .list_roles()?
+            .into_iter()
+            .map(|r| (r.arn.to_ascii_lowercase(), r.id)),
+    );
+    let made_by_current = |record: &Value| {
+        latchkey_advisor::record_entity(record).is_some_and(|(arn, id)| {
+            entities
+                .get(&arn.to_ascii_lowercase())
+                .is_some_and(|current| id.is_none_or(|id| id == current))
+        })
+    };
     store.clear_usage()?;
     let mut uses = Uses::default();
     let mut recorded = 0u64;
@@ -162,7 +183,9 @@ pub fn rebuild(store: &Store, dir: &std::path::Path) -> Result<(u64, u64)> {
         uses.clear();
     };
     let records = latchkey_trail::for_each_record(dir, |line| {
-        if let Ok(record) = serde_json::from_slice::<Value>(line) {
+        if let Ok(record) = serde_json::from_slice::<Value>(line)
+            && made_by_current(&record)
+        {
             latchkey_advisor::of_record(&record, &mut uses);
         }
         if uses.permissions.len() + uses.credentials.len() >= 10_000 {

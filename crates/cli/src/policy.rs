@@ -210,10 +210,7 @@ fn run_validate(args: &ValidateArgs) -> Result<u8> {
                 "warnings": as_json(&warnings),
                 // IAM Access Analyzer's ValidatePolicy findings, as its
                 // API gives them.
-                "analyzerFindings": analyzed
-                    .iter()
-                    .map(|f| f.to_aws_json(&text))
-                    .collect::<Vec<_>>(),
+                "analyzerFindings": analyze::aws_json(&text, &analyzed),
             })),
         }
     }

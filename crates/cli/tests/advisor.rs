@@ -278,6 +278,25 @@ fn the_advisor_reports_what_each_principal_used_down_to_tables() {
     assert!(ok, "{out}");
     let session: Value = serde_json::from_str(&out).unwrap();
     let role_creds = common::api::Creds::from_sts(&session["Credentials"]).env_vars();
+    // A session of `idle`, whose every call is refused, does not make the
+    // role used (its RoleLastUsed stays empty below).
+    let (ok, out) = aws_as(
+        &lk,
+        &alice,
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &arn("role", "idle"),
+            "--role-session-name",
+            "idle",
+        ],
+    );
+    assert!(ok, "{out}");
+    let idle: Value = serde_json::from_str(&out).unwrap();
+    let idle_creds = common::api::Creds::from_sts(&idle["Credentials"]).env_vars();
+    let (ok, err) = aws_as(&lk, &idle_creds, &["iam", "list-users"]);
+    assert!(!ok && err.contains("AccessDenied"), "{err}");
     assert!(aws_as(&lk, &role_creds, &["iam", "list-users"]).0);
     let token = token_with(&lk, &alice);
     let out = psql(
@@ -771,6 +790,60 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
     );
     assert_eq!(rebuilt["Permissions"], depth["Permissions"]);
 
+    // A user deleted and made again under the same name starts with no
+    // uses: live, and after a rebuild from the trail, which holds the old
+    // one's.
+    let dave = user_with_policy(&lk, "dave", ALICE_POLICY);
+    assert!(aws_as(&lk, &dave, &["iam", "get-user", "--user-name", "dave"]).0);
+    let used_any = |report: &Value| permission_rows(report).iter().any(|r| r.2);
+    eventually("dave's use recorded", || {
+        used_any(&advisor(
+            &lk.data,
+            &["last-accessed", "--principal", &arn("user", "dave")],
+        ))
+        .then_some(())
+    });
+    let dave_key = dave
+        .iter()
+        .find(|(k, _)| k == "AWS_ACCESS_KEY_ID")
+        .unwrap()
+        .1
+        .clone();
+    for args in [
+        vec![
+            "iam",
+            "delete-access-key",
+            "--user-name",
+            "dave",
+            "--access-key-id",
+            &dave_key,
+        ],
+        vec![
+            "iam",
+            "delete-user-policy",
+            "--user-name",
+            "dave",
+            "--policy-name",
+            "db",
+        ],
+        vec!["iam", "delete-user", "--user-name", "dave"],
+    ] {
+        admin_cli(&lk, &args);
+    }
+    user_with_policy(&lk, "dave", ALICE_POLICY);
+    for args in [
+        vec!["last-accessed", "--principal", &arn("user", "dave")],
+        vec![
+            "last-accessed",
+            "--principal",
+            &arn("user", "dave"),
+            "--rebuild",
+        ],
+    ] {
+        let report = advisor(&lk.data, &args);
+        assert!(!used_any(&report), "{args:?}: {report}");
+    }
+
     // Unused for 90 days: judged 89 days on, the keys used today are still
     // in use (and carol's, new, has had no time to be unused); 91 days on,
     // all are listed, carol's as never used.
@@ -808,8 +881,10 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
         [
             ("alice".to_owned(), true),
             ("bob".to_owned(), true),
-            ("carol".to_owned(), false)
-        ]
+            ("carol".to_owned(), false),
+            ("dave".to_owned(), false)
+        ],
+        "the second dave's key was never used"
     );
     let roles: Vec<&str> = later["Roles"]
         .as_array()

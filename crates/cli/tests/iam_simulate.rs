@@ -665,6 +665,31 @@ fn validate_policy_with_the_aws_cli_and_boto3() {
                 && path_of(&f["locations"][0]) == "Statement/0/Principal"),
         "{v}"
     );
+    // A resource policy larger than an identity policy may be (a KMS key
+    // policy may have 32,768 characters): no size error, and its own
+    // mistakes reported.
+    let mut statements: Vec<Value> = (0..60)
+        .map(|i| {
+            serde_json::json!({"Sid": format!("S{i}"), "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": "kms:Decrypt", "Resource": "*"})
+        })
+        .collect();
+    statements.push(serde_json::json!({"Effect": "Alow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:Decrypt", "Resource": "*"}));
+    let big = serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string();
+    assert!(big.len() > 6144);
+    let v = ok(validate(
+        None,
+        &["--policy-type", "RESOURCE_POLICY", "--policy-document", &big],
+    ));
+    let codes: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["issueCode"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["INVALID_EFFECT"], "{v}");
+
     // Bad input: a clear error.
     let out = validate(
         None,

@@ -42,40 +42,49 @@ pub struct AnalyzerFinding {
 const LEARN_MORE: &str =
     "https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-reference-policy-checks.html";
 
-impl AnalyzerFinding {
-    /// The finding as `ValidatePolicy` answers it (`findingType`,
-    /// `issueCode`, `findingDetails`, `learnMoreLink`, `locations` with
-    /// path elements and a span), located in `text`, the policy it is on.
-    pub fn to_aws_json(&self, text: &str) -> serde_json::Value {
-        use crate::locate::{PathElement, Position};
-        use serde_json::json;
-        let location = if self.issue_code == "JSON_SYNTAX_ERROR" {
-            crate::locate::syntax_error(text)
-        } else {
-            None
-        }
-        .unwrap_or_else(|| crate::locate::locate(text, &self.path));
-        let path: Vec<serde_json::Value> = location
-            .path
-            .into_iter()
-            .map(|e| match e {
-                PathElement::Value(key) => json!({ "value": key }),
-                PathElement::Index(i) => json!({ "index": i }),
+/// `findings` (all on `text`) as `ValidatePolicy` answers them
+/// (`findingType`, `issueCode`, `findingDetails`, `learnMoreLink`,
+/// `locations` with path elements and a span), located in one reading of
+/// the text whatever their number.
+pub fn aws_json(text: &str, findings: &[AnalyzerFinding]) -> Vec<serde_json::Value> {
+    use crate::locate::{Locator, PathElement, Position};
+    use serde_json::json;
+    let paths: Vec<&str> = findings.iter().map(|f| f.path.as_str()).collect();
+    let located = Locator::new(text).locate_all(&paths);
+    let syntax = findings
+        .iter()
+        .any(|f| f.issue_code == "JSON_SYNTAX_ERROR")
+        .then(|| crate::locate::syntax_error(text))
+        .flatten();
+    let position = |p: Position| json!({"line": p.line, "column": p.column, "offset": p.offset});
+    findings
+        .iter()
+        .zip(located)
+        .map(|(f, location)| {
+            let location = match &syntax {
+                Some(at) if f.issue_code == "JSON_SYNTAX_ERROR" => at.clone(),
+                _ => location,
+            };
+            let path: Vec<serde_json::Value> = location
+                .path
+                .into_iter()
+                .map(|e| match e {
+                    PathElement::Value(key) => json!({ "value": key }),
+                    PathElement::Index(i) => json!({ "index": i }),
+                })
+                .collect();
+            json!({
+                "findingType": f.finding_type.as_str(),
+                "issueCode": f.issue_code,
+                "findingDetails": f.message,
+                "learnMoreLink": LEARN_MORE,
+                "locations": [{
+                    "path": path,
+                    "span": {"start": position(location.start), "end": position(location.end)},
+                }],
             })
-            .collect();
-        let position =
-            |p: Position| json!({"line": p.line, "column": p.column, "offset": p.offset});
-        json!({
-            "findingType": self.finding_type.as_str(),
-            "issueCode": self.issue_code,
-            "findingDetails": self.message,
-            "learnMoreLink": LEARN_MORE,
-            "locations": [{
-                "path": path,
-                "span": {"start": position(location.start), "end": position(location.end)},
-            }],
         })
-    }
+        .collect()
 }
 
 /// The services whose resources have ARNs of another service: an action

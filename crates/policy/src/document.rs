@@ -161,6 +161,8 @@ impl Finding {
         };
         if m.starts_with("invalid JSON") {
             "JSON_SYNTAX_ERROR"
+        } else if m.starts_with("policy size") && m.ends_with("a resource policy") {
+            "POLICY_SIZE_EXCEEDS_RESOURCE_POLICY_QUOTA"
         } else if m.starts_with("policy size") {
             "POLICY_SIZE_EXCEEDS_IDENTITY_POLICY_QUOTA"
         } else if m.starts_with("invalid policy element") || m.starts_with("unknown principal type")
@@ -231,9 +233,14 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// Policies of more characters than this (whitespace excluded) are
-/// rejected, as IAM limits managed policies to 6,144.
+/// Identity and trust policies of more characters than this (whitespace
+/// excluded) are rejected, as IAM limits managed policies to 6,144.
 pub const MAX_POLICY_CHARS: usize = 6144;
+
+/// Resource policies of more characters than this are rejected: the
+/// largest any service here allows (a KMS key policy); each service
+/// applies its own smaller limit too (Secrets Manager's 20,480).
+pub const MAX_RESOURCE_POLICY_CHARS: usize = 32_768;
 
 /// Every problem found, or a policy.
 pub type ParseResult = Result<Policy, Vec<Finding>>;
@@ -658,12 +665,19 @@ pub fn parse(text: &str, kind: PolicyKind) -> ParseResult {
         findings: Vec::new(),
     };
     let size = text.chars().filter(|c| !c.is_whitespace()).count();
-    if size > MAX_POLICY_CHARS {
+    let (limit, which) = match kind {
+        PolicyKind::Identity | PolicyKind::Trust => (MAX_POLICY_CHARS, "an identity"),
+        PolicyKind::Resource => (MAX_RESOURCE_POLICY_CHARS, "a resource"),
+    };
+    if size > limit {
+        // Reported with whatever else is wrong (the text is bounded by
+        // the request's size).
         ctx.err(
             "$",
-            format!("policy size {size} exceeds the limit of {MAX_POLICY_CHARS} characters"),
+            format!(
+                "policy size {size} exceeds the limit of {limit} characters for {which} policy"
+            ),
         );
-        return Err(ctx.findings);
     }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
@@ -680,7 +694,14 @@ pub fn parse(text: &str, kind: PolicyKind) -> ParseResult {
             return Err(ctx.findings);
         }
     };
-    parse_value(&value, kind)
+    match parse_value(&value, kind) {
+        Ok(policy) if ctx.findings.is_empty() => Ok(policy),
+        Ok(_) => Err(ctx.findings),
+        Err(more) => {
+            ctx.findings.extend(more);
+            Err(ctx.findings)
+        }
+    }
 }
 
 /// Parses and validates an already-decoded JSON document.

@@ -20,7 +20,7 @@ pub mod locate;
 pub mod pattern;
 
 pub use document::{
-    Effect, Finding, MAX_POLICY_CHARS, ParseResult, Policy, PolicyKind, Principal, Statement,
-    Version, is_unique_id, parse, parse_value,
+    Effect, Finding, MAX_POLICY_CHARS, MAX_RESOURCE_POLICY_CHARS, ParseResult, Policy, PolicyKind,
+    Principal, Statement, Version, is_unique_id, parse, parse_value,
 };
 pub use eval::{CompiledPolicy, Decision, Explanation, NearMiss, PolicySet, Request, StatementRef};

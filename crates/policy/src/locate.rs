@@ -31,19 +31,31 @@ pub struct Location {
     pub end: Position,
 }
 
-struct Scanner<'t> {
-    text: &'t str,
-    at: usize,
-    /// How many arrays and objects the scanner is inside.
-    depth: usize,
+/// The values of a JSON text and where each is, read once: every path is
+/// then found by walking it, not by reading the text again.
+struct Node {
+    start: usize,
+    end: usize,
+    children: Children,
+}
+
+enum Children {
+    None,
+    Members(Vec<(String, Node)>),
+    Elements(Vec<Node>),
 }
 
 /// Deeper than any JSON the policy parser accepts (serde_json stops at
-/// 128): text nested deeper is not scanned, rather than overflowing the
+/// 128): text nested deeper is not read, rather than overflowing the
 /// stack.
 const MAX_DEPTH: usize = 256;
 
-impl Scanner<'_> {
+struct Reader<'t> {
+    text: &'t str,
+    at: usize,
+}
+
+impl Reader<'_> {
     fn peek(&self) -> Option<u8> {
         self.text.as_bytes().get(self.at).copied()
     }
@@ -59,7 +71,7 @@ impl Scanner<'_> {
         (self.peek() == Some(b)).then(|| self.at += 1)
     }
 
-    /// A string token, decoded; the scanner stops after its closing quote.
+    /// A string token, decoded; the reader stops after its closing quote.
     fn string(&mut self) -> Option<String> {
         self.skip_whitespace();
         let start = self.at;
@@ -80,156 +92,194 @@ impl Scanner<'_> {
         serde_json::from_str(self.text.get(start..self.at)?).ok()
     }
 
-    /// Skips one value, whatever it is.
-    fn value(&mut self) -> Option<()> {
+    /// One value and everything in it. `None` where the text stops being
+    /// JSON (or nests too deep); what was read before stays usable
+    /// through `partial`.
+    fn value(&mut self, depth: usize) -> Option<Node> {
         self.skip_whitespace();
-        match self.peek()? {
-            b'"' => self.string().map(|_| ()),
-            open @ (b'{' | b'[') => {
-                if self.depth >= MAX_DEPTH {
-                    return None;
-                }
-                let close = if open == b'{' { b'}' } else { b']' };
+        let start = self.at;
+        let children = match self.peek()? {
+            b'"' => {
+                self.string()?;
+                Children::None
+            }
+            b'{' | b'[' if depth >= MAX_DEPTH => return None,
+            b'{' => {
                 self.at += 1;
-                if self.eat(close).is_some() {
-                    return Some(());
+                let mut members = Vec::new();
+                if self.eat(b'}').is_none() {
+                    loop {
+                        let key = self.string()?;
+                        self.eat(b':')?;
+                        members.push((key, self.value(depth + 1)?));
+                        if self.eat(b',').is_none() {
+                            self.eat(b'}')?;
+                            break;
+                        }
+                    }
                 }
-                self.depth += 1;
-                let end = loop {
-                    if open == b'{' && (self.string().is_none() || self.eat(b':').is_none()) {
-                        break None;
+                Children::Members(members)
+            }
+            b'[' => {
+                self.at += 1;
+                let mut elements = Vec::new();
+                if self.eat(b']').is_none() {
+                    loop {
+                        elements.push(self.value(depth + 1)?);
+                        if self.eat(b',').is_none() {
+                            self.eat(b']')?;
+                            break;
+                        }
                     }
-                    if self.value().is_none() {
-                        break None;
-                    }
-                    if self.eat(b',').is_none() {
-                        break self.eat(close);
-                    }
-                };
-                self.depth -= 1;
-                end
+                }
+                Children::Elements(elements)
             }
             _ => {
                 // A number, true, false or null.
                 while matches!(self.peek(), Some(b) if !b",}] \t\r\n".contains(&b)) {
                     self.at += 1;
                 }
-                Some(())
+                Children::None
             }
-        }
+        };
+        Some(Node {
+            start,
+            end: self.at,
+            children,
+        })
+    }
+}
+
+/// Where the paths of findings on one text are: the text is read once.
+pub struct Locator<'t> {
+    text: &'t str,
+    /// `None` when the text is not JSON: every path is then the whole text.
+    root: Option<Node>,
+}
+
+impl<'t> Locator<'t> {
+    pub fn new(text: &'t str) -> Self {
+        let mut reader = Reader { text, at: 0 };
+        let root = reader.value(0);
+        Self { text, root }
     }
 
-    /// The members of the object the scanner is at: (key, where its value
-    /// starts). The scanner ends after the object.
-    fn members(&mut self) -> Option<Vec<(String, usize)>> {
-        self.eat(b'{')?;
-        let mut out = Vec::new();
-        if self.eat(b'}').is_some() {
-            return Some(out);
+    /// The path elements as far as the text goes, and the byte span of the
+    /// value they reach.
+    fn find(&self, path: &str) -> (Vec<PathElement>, usize, usize) {
+        let Some(mut node) = self.root.as_ref() else {
+            return (Vec::new(), 0, self.text.len());
+        };
+        let mut elements = Vec::new();
+        let mut rest = path.strip_prefix('$').unwrap_or(path);
+        while !rest.is_empty() {
+            let next = match (&node.children, rest.as_bytes()[0]) {
+                (Children::Elements(list), b'[') => {
+                    rest[1..].split_once(']').and_then(|(digits, tail)| {
+                        let index = digits.parse::<usize>().ok()?;
+                        Some((PathElement::Index(index), list.get(index)?, tail))
+                    })
+                }
+                (Children::Members(members), b'.') => {
+                    let after = &rest[1..];
+                    // The longest key the path goes on with.
+                    members
+                        .iter()
+                        .filter(|(key, _)| {
+                            after.strip_prefix(key.as_str()).is_some_and(|tail| {
+                                tail.is_empty() || tail.starts_with('.') || tail.starts_with('[')
+                            })
+                        })
+                        .max_by_key(|(key, _)| key.len())
+                        .map(|(key, child)| {
+                            (PathElement::Value(key.clone()), child, &after[key.len()..])
+                        })
+                }
+                _ => None,
+            };
+            let Some((element, child, tail)) = next else {
+                break;
+            };
+            elements.push(element);
+            node = child;
+            rest = tail;
         }
-        loop {
-            let key = self.string()?;
-            self.eat(b':')?;
-            self.skip_whitespace();
-            out.push((key, self.at));
-            self.value()?;
-            if self.eat(b',').is_none() {
-                self.eat(b'}')?;
-                return Some(out);
-            }
-        }
+        (elements, node.start, node.end)
     }
 
-    /// Moves to the start of element `index` of the array the scanner is at.
-    fn element(&mut self, index: usize) -> Option<()> {
-        self.eat(b'[')?;
-        for _ in 0..index {
-            self.value()?;
-            self.eat(b',')?;
+    /// Where each path is, in order.
+    pub fn locate_all(&self, paths: &[&str]) -> Vec<Location> {
+        let found: Vec<(Vec<PathElement>, usize, usize)> =
+            paths.iter().map(|p| self.find(p)).collect();
+        let mut offsets: Vec<usize> = found.iter().flat_map(|(_, s, e)| [*s, *e]).collect();
+        let positions = positions(self.text, &mut offsets);
+        found
+            .into_iter()
+            .map(|(path, start, end)| Location {
+                path,
+                start: positions(start),
+                end: positions(end),
+            })
+            .collect()
+    }
+}
+
+/// The positions of the byte `offsets` in `text`, in one pass over it;
+/// a lookup function from offset to position.
+fn positions(text: &str, offsets: &mut [usize]) -> impl Fn(usize) -> Position + use<> {
+    offsets.sort_unstable();
+    let mut table: Vec<(usize, Position)> = Vec::with_capacity(offsets.len());
+    let (mut line, mut column, mut offset) = (1, 0, 0);
+    let mut chars = text.char_indices().peekable();
+    for &target in offsets.iter() {
+        while let Some(&(i, c)) = chars.peek() {
+            if i >= target {
+                break;
+            }
+            offset += 1;
+            if c == '\n' {
+                line += 1;
+                column = 0;
+            } else {
+                column += 1;
+            }
+            chars.next();
         }
-        self.skip_whitespace();
-        (!matches!(self.peek(), Some(b']') | None)).then_some(())
+        table.push((
+            target,
+            Position {
+                line,
+                column,
+                offset,
+            },
+        ));
+    }
+    move |byte| {
+        let i = table.partition_point(|(o, _)| *o < byte);
+        table.get(i).map_or(
+            Position {
+                line: 1,
+                column: 0,
+                offset: 0,
+            },
+            |(_, p)| *p,
+        )
     }
 }
 
 fn position(text: &str, byte: usize) -> Position {
-    let before = text.get(..byte).unwrap_or(text);
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    Position {
-        line: before.matches('\n').count() + 1,
-        column: before[line_start..].chars().count(),
-        offset: before.chars().count(),
-    }
+    positions(text, &mut [byte])(byte)
 }
 
-/// Where `path` is in `text`: as far along it as the text goes.
+/// Where `path` is in `text`: as far along it as the text goes. Locating
+/// many paths in one text: [`Locator`].
 pub fn locate(text: &str, path: &str) -> Location {
-    let mut s = Scanner {
-        text,
-        at: 0,
-        depth: 0,
-    };
-    let mut elements = Vec::new();
-    let mut rest = path.strip_prefix('$').unwrap_or(path);
-    s.skip_whitespace();
-    let mut start = s.at;
-    while !rest.is_empty() {
-        let mut probe = Scanner {
-            text,
-            at: start,
-            depth: 0,
-        };
-        let next = if let Some(after) = rest.strip_prefix('[') {
-            let Some((digits, tail)) = after.split_once(']') else {
-                break;
-            };
-            let Ok(index) = digits.parse::<usize>() else {
-                break;
-            };
-            probe.element(index).map(|()| {
-                probe.skip_whitespace();
-                (PathElement::Index(index), probe.at, tail)
-            })
-        } else if let Some(after) = rest.strip_prefix('.') {
-            probe.members().and_then(|members| {
-                // The longest key the path goes on with.
-                members
-                    .into_iter()
-                    .filter(|(key, _)| {
-                        after.strip_prefix(key.as_str()).is_some_and(|tail| {
-                            tail.is_empty() || tail.starts_with('.') || tail.starts_with('[')
-                        })
-                    })
-                    .max_by_key(|(key, _)| key.len())
-                    .map(|(key, at)| {
-                        let tail = &after[key.len()..];
-                        (PathElement::Value(key), at, tail)
-                    })
-            })
-        } else {
-            None
-        };
-        let Some((element, at, tail)) = next else {
-            break;
-        };
-        elements.push(element);
-        start = at;
-        rest = tail;
-    }
-    let mut end = Scanner {
-        text,
-        at: start,
-        depth: 0,
-    };
-    let end = match end.value() {
-        Some(()) => end.at,
-        None => text.len(),
-    };
-    Location {
-        path: elements,
-        start: position(text, start),
-        end: position(text, end),
-    }
+    let mut all = Locator::new(text).locate_all(&[path]);
+    all.pop().unwrap_or(Location {
+        path: Vec::new(),
+        start: position(text, 0),
+        end: position(text, text.len()),
+    })
 }
 
 /// Where `text` stops being JSON: one character at the place the parser
@@ -347,11 +397,27 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_not_scanned() {
+    fn deep_nesting_is_not_read() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         let l = locate(&deep, "$[0]");
-        assert_eq!(l.path, vec![PathElement::Index(0)]);
-        assert_eq!(l.end.offset, deep.len(), "unscanned: to the end");
+        assert!(l.path.is_empty());
+        assert_eq!(l.end.offset, deep.len(), "unread: the whole text");
+    }
+
+    #[test]
+    fn many_findings_on_a_large_text_are_located_in_one_pass() {
+        let statements: Vec<String> = (0..2000)
+            .map(|i| format!("{}{{\"Effect\": \"Alow{i}\"}}", "\n".repeat(100)))
+            .collect();
+        let text = format!("{{\"Statement\": [{}]}}", statements.join(","));
+        let paths: Vec<String> = (0..2000)
+            .map(|i| format!("$.Statement[{i}].Effect"))
+            .collect();
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let all = Locator::new(&text).locate_all(&refs);
+        assert_eq!(all.len(), 2000);
+        assert_eq!(at(&text, all[1999].start, all[1999].end), "\"Alow1999\"");
+        assert_eq!(all[1999].start.line, 1 + 100 * 2000);
     }
 
     #[test]

@@ -311,3 +311,48 @@ fn unique_id_principals_match_the_caller_id_only() {
         assert!(parse(&doc.to_string(), PolicyKind::Trust).is_err(), "{bad}");
     }
 }
+
+/// A statement allowing one account's root to read one object.
+fn read_statement(i: usize) -> Value {
+    json!({"Sid": format!("S{i}"), "Effect": "Allow",
+           "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+           "Action": "kms:Decrypt", "Resource": "*"})
+}
+
+#[test]
+fn size_limits_are_the_kinds_and_do_not_hide_other_errors() {
+    // 8,000-odd characters: over an identity policy's 6,144, well under a
+    // resource policy's (a KMS key policy may be 32,768).
+    let statements: Vec<Value> = (0..60).map(read_statement).collect();
+    let doc = json!({"Version": "2012-10-17", "Statement": statements}).to_string();
+    assert!(doc.len() > latchkey_policy::MAX_POLICY_CHARS);
+    assert!(parse(&doc, PolicyKind::Resource).is_ok());
+    // Over the limit, with a mistake as well: both reported, with their
+    // issue codes.
+    let mut statements: Vec<Value> = (0..300).map(read_statement).collect();
+    statements.push(
+        json!({"Effect": "Alow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}),
+    );
+    let doc = json!({"Version": "2012-10-17", "Statement": statements}).to_string();
+    let errors = parse(&doc, PolicyKind::Resource).unwrap_err();
+    let codes: Vec<&str> = errors.iter().map(|e| e.issue_code()).collect();
+    assert!(
+        codes.contains(&"POLICY_SIZE_EXCEEDS_RESOURCE_POLICY_QUOTA")
+            && codes.contains(&"INVALID_EFFECT"),
+        "{codes:?}"
+    );
+    let identity = parse(
+        r#"{"Version":"2012-10-17","Statement":[]}"#,
+        PolicyKind::Identity,
+    );
+    assert!(identity.is_err());
+    let long_identity = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "kms:Decrypt", "Resource": (0..400).map(|i| format!("arn:aws:kms:us-east-1:123456789012:key/k{i}")).collect::<Vec<_>>()}]})
+    .to_string();
+    let codes: Vec<&str> = parse(&long_identity, PolicyKind::Identity)
+        .unwrap_err()
+        .iter()
+        .map(|e| e.issue_code())
+        .collect();
+    assert_eq!(codes, ["POLICY_SIZE_EXCEEDS_IDENTITY_POLICY_QUOTA"]);
+}

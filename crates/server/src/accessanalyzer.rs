@@ -124,10 +124,7 @@ fn validate_policy(
     let end = start
         .saturating_add(usize::try_from(size).unwrap_or(usize::MAX))
         .min(findings.len());
-    let page: Vec<Value> = findings[start..end]
-        .iter()
-        .map(|f| f.to_aws_json(text))
-        .collect();
+    let page = analyze::aws_json(text, &findings[start..end]);
     let mut output = json!({ "findings": page });
     if end < findings.len() {
         output["nextToken"] = Value::String(format!("f.{end}"));

@@ -126,11 +126,22 @@ fn entities_of(
     })
 }
 
+/// Whether `given` names the entity whose ARN is `stored`: the same path
+/// (IAM paths are case-sensitive) and the same name without case (IAM
+/// names are not).
+fn same_entity_arn(stored: &str, given: &str) -> bool {
+    match (stored.rsplit_once('/'), given.rsplit_once('/')) {
+        (Some((stored_path, stored_name)), Some((path, name))) => {
+            stored_path == path && stored_name.eq_ignore_ascii_case(name)
+        }
+        _ => false,
+    }
+}
+
 /// The subject an ARN names: a user, group or role with its identity
 /// policies (a user's groups' too), or a managed policy with the users
 /// and roles it applies to. A user, group or role is found by its whole
-/// ARN, path included (names are case-insensitive in IAM, so the ARN is
-/// compared without case).
+/// ARN, path included.
 pub fn subject(store: &Store, arn: &str) -> Result<Subject, AdvisorError> {
     let (principal_kind, name) = match latchkey_advisor::parse_subject_arn(store.account_id(), arn)?
     {
@@ -151,7 +162,7 @@ pub fn subject(store: &Store, arn: &str) -> Result<Subject, AdvisorError> {
         }
     };
     let (stored_arn, entities) = entities_of(store, principal_kind, name)?;
-    if !stored_arn.eq_ignore_ascii_case(arn) {
+    if !same_entity_arn(&stored_arn, arn) {
         return Err(StoreError::NoSuchEntity {
             kind: principal_kind.as_str(),
             name: arn.to_owned(),
@@ -203,11 +214,37 @@ pub fn uses(store: &Store, subject: &Subject) -> Result<Vec<PermissionUse>, Stor
         .collect())
 }
 
-/// Records what `uses` holds in the store.
+/// The unique id of the user or role whose ARN is `arn`, if there is one
+/// now.
+fn current_id(store: &Store, arn: &str) -> Result<Option<String>, StoreError> {
+    let found = match latchkey_advisor::parse_subject_arn(store.account_id(), arn) {
+        Ok(ArnSubject::User(name)) => store.get_user(name).map(|u| (u.arn, u.id)),
+        Ok(ArnSubject::Role(name)) => store.get_role(name).map(|r| (r.arn, r.id)),
+        _ => return Ok(None),
+    };
+    match found {
+        Ok((stored, id)) => Ok(same_entity_arn(&stored, arn).then_some(id)),
+        Err(StoreError::NoSuchEntity { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Records what `uses` holds in the store: only the uses of users and
+/// roles that are still the ones that made them (a use that arrives after
+/// its user was deleted, or made again under the same name, is dropped,
+/// with the rest of that name's uses in the batch).
 pub fn record(store: &Store, uses: &latchkey_advisor::Uses) -> Result<(), StoreError> {
+    let mut gone: Vec<String> = Vec::new();
+    for (arn, id) in &uses.entities {
+        if current_id(store, arn)?.as_deref() != Some(id.as_str()) {
+            gone.push(arn.to_ascii_lowercase());
+        }
+    }
+    let kept = |arn: &str| !gone.iter().any(|g| g.eq_ignore_ascii_case(arn));
     let permissions: Vec<latchkey_store::LastAccess> = uses
         .permissions
         .iter()
+        .filter(|u| kept(&u.principal))
         .map(|u| latchkey_store::LastAccess {
             principal: u.principal.clone(),
             action: u.action.clone(),
@@ -218,6 +255,7 @@ pub fn record(store: &Store, uses: &latchkey_advisor::Uses) -> Result<(), StoreE
     let credentials: Vec<latchkey_store::CredentialLastUse> = uses
         .credentials
         .iter()
+        .filter(|c| kept(&c.id))
         .map(|c| latchkey_store::CredentialLastUse {
             id: c.id.clone(),
             at: c.at,
@@ -255,4 +293,60 @@ pub fn report_users(store: &Store) -> Result<Vec<ReportUser>, StoreError> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_entity_arn;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn uses_of_a_deleted_or_remade_user_are_not_recorded() {
+        use latchkey_advisor::{PermissionUse, Uses};
+        let dir = tempfile::tempdir().unwrap();
+        let store = latchkey_store::Store::open(
+            &dir.path().join("store.db"),
+            latchkey_store::Vault::new(1, &[9; 32]),
+        )
+        .unwrap();
+        let old = store.create_user("dave", "/", &[], 1).unwrap();
+        let uses = |id: &str| Uses {
+            permissions: vec![PermissionUse {
+                principal: old.arn.clone(),
+                action: "iam:GetUser".into(),
+                resource: "*".into(),
+                at: 5,
+            }],
+            credentials: Vec::new(),
+            entities: vec![(old.arn.clone(), id.to_owned())],
+        };
+        // Made by the user that is there: recorded.
+        super::record(&store, &uses(&old.id)).unwrap();
+        assert_eq!(store.last_accesses(&[&old.arn]).unwrap().len(), 1);
+        // The user deleted and made again: the old one's late uses are not
+        // the new one's.
+        store.delete_user("dave").unwrap();
+        let new = store.create_user("dave", "/", &[], 2).unwrap();
+        assert_ne!(new.id, old.id);
+        super::record(&store, &uses(&old.id)).unwrap();
+        assert!(store.last_accesses(&[&new.arn]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_entity_is_named_by_its_path_exactly_and_its_name_in_any_case() {
+        let stored = "arn:aws:iam::123456789012:user/secret/Hidden";
+        assert!(same_entity_arn(stored, stored));
+        assert!(same_entity_arn(
+            stored,
+            "arn:aws:iam::123456789012:user/secret/hidden"
+        ));
+        for other in [
+            "arn:aws:iam::123456789012:user/SECRET/Hidden",
+            "arn:aws:iam::123456789012:user/Hidden",
+            "arn:aws:iam::123456789012:user/secret/other",
+            "Hidden",
+        ] {
+            assert!(!same_entity_arn(stored, other), "{other}");
+        }
+    }
 }
