@@ -12,6 +12,7 @@ mod firewall;
 mod output;
 mod policy;
 mod rotation;
+mod scan;
 mod serve;
 mod suggest;
 mod token;
@@ -59,6 +60,8 @@ enum Command {
     /// The access advisor: last-accessed data, unused identities, keys and permissions.
     #[command(subcommand)]
     Advisor(advisor::AdvisorCommand),
+    /// Find leaked credentials in files or standard input, and check each key against the store.
+    Scan(scan::ScanArgs),
     /// Threat findings from the detection rules (GuardDuty's names).
     #[command(subcommand)]
     Findings(findings::FindingsCommand),
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Connect(cmd) => connect::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Findings(cmd) => findings::run(cmd),
+        Command::Scan(args) => scan::run(&args),
         Command::Advisor(cmd) => advisor::run(cmd),
         Command::Firewall(cmd) => firewall::run(cmd),
         Command::Serve(args) => serve::run_serve(&args),

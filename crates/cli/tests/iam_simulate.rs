@@ -680,7 +680,12 @@ fn validate_policy_with_the_aws_cli_and_boto3() {
     assert!(big.len() > 6144);
     let v = ok(validate(
         None,
-        &["--policy-type", "RESOURCE_POLICY", "--policy-document", &big],
+        &[
+            "--policy-type",
+            "RESOURCE_POLICY",
+            "--policy-document",
+            &big,
+        ],
     ));
     let codes: Vec<&str> = v["findings"]
         .as_array()

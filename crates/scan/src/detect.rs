@@ -111,9 +111,10 @@ fn re(pattern: &str) -> Regex {
 }
 
 /// The operator between a name and its value in code and configuration:
-/// `=`, `:`, `:=`, `=>`, with an optional closing quote or bracket on the
-/// name before it.
-const ASSIGN: &str = r#"["'\]]?\s*(?::=|=>|:|=)\s*"#;
+/// `=`, `:=`, `=>` (after an optional closing quote or bracket), or `:`
+/// after a quoted name (JSON) or before a space (YAML) — never a `::` path
+/// or a `prefix:name` (`secretsmanager:GetSecretValue`).
+const ASSIGN: &str = r#"(?:["'\]]?\s*(?::=|=>|=)\s*|["']\s*:\s*|\s*:\s+)"#;
 
 impl Scanner {
     pub fn new() -> Self {
@@ -134,7 +135,7 @@ impl Scanner {
                 r#"(?i)(?:aws_?session_?token|x-amz-security-token|session_?token|security_?token){ASSIGN}["']?([A-Za-z0-9_\-+/=%]{{80,8192}})"#
             )),
             generic: re(&format!(
-                r#"(?i)([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api_?key|api-key|access_?key|private_?key)[A-Za-z0-9_.\-]*){ASSIGN}(?:"([^"\n]{{1,{MAX_VALUE}}})"|'([^'\n]{{1,{MAX_VALUE}}})'|([^\s"'`;,)}}\]<>]{{1,{MAX_VALUE}}}))"#
+                r#"(?i)([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api_?key|api-key|access_?key|private_?key)[A-Za-z0-9_.\-]*){ASSIGN}(?:"([^"\n]{{1,{MAX_VALUE}}})"|'([^'\n]{{1,{MAX_VALUE}}})'|([^\s"'`;,(){{}}\[\]<>:\\]{{1,{MAX_VALUE}}}))"#
             )),
             env_password: re(
                 r#"(?:^|[^A-Za-z0-9_])(?:PGPASSWORD|MYSQL_PWD)\s*=\s*(?:"([^"\n]*)"|'([^'\n]*)'|([^\s;&|"']+))"#,
@@ -294,13 +295,17 @@ impl Scanner {
             }
         }
         for c in self.generic.captures_iter(slice) {
-            let Some(m) = c.get(2).or_else(|| c.get(3)).or_else(|| c.get(4)) else {
+            let quoted = c.get(2).or_else(|| c.get(3));
+            let Some(m) = quoted.or_else(|| c.get(4)) else {
                 continue;
             };
             let value = String::from_utf8_lossy(m.as_bytes());
+            // `name = call(...)`: the value is a function's name.
+            let called = quoted.is_none() && slice.get(m.end()) == Some(&b'(');
             if value.chars().count() >= 8
+                && !called
                 && !is_placeholder(&value)
-                && !looks_like_code(&value)
+                && !looks_like_code(&value, quoted.is_none())
                 && shannon_entropy(&value) >= GENERIC_ENTROPY_BITS
             {
                 out.push(
@@ -421,9 +426,19 @@ fn looks_like_aws_secret(v: &[u8]) -> bool {
         && shannon_entropy(&String::from_utf8_lossy(v)) >= 4.0
 }
 
-/// A value that is code, not a secret: a call, a dotted name
-/// (`config.password`, `os.environ`), or a plain word.
-fn looks_like_code(v: &str) -> bool {
+/// A value that is code or text, not a secret: a call, a dotted name
+/// (`config.password`, `os.environ`), a plain word, a JSON document, a
+/// sentence, or (unquoted) a reference, pointer or format sigil
+/// (`&DbAuthToken`, `%secret.arn`).
+fn looks_like_code(v: &str, unquoted: bool) -> bool {
+    if unquoted && v.starts_with(['&', '*', '%', '?']) {
+        return true;
+    }
+    // A JSON document (its own members are scanned on their own), or
+    // prose.
+    if v.starts_with(['{', '[']) || v.matches(char::is_whitespace).count() >= 2 {
+        return true;
+    }
     let identifier = |s: &str| {
         !s.is_empty()
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')

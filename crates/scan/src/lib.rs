@@ -20,10 +20,12 @@
 
 mod detect;
 mod placeholder;
+pub mod report;
 mod secret;
 
 pub use detect::{Finding, Scanner};
 pub use placeholder::{GENERIC_ENTROPY_BITS, is_placeholder, shannon_entropy};
+pub use report::{Located, Place, Verification};
 pub use secret::Secret;
 
 /// What found a secret: a stable id for each kind of leak.

@@ -102,7 +102,15 @@ pub fn is_placeholder(value: &str) -> bool {
     if MARKERS.iter().any(|m| lower.contains(m)) || DUMMIES.contains(&lower.as_str()) {
         return true;
     }
-    if v.starts_with('<') && v.ends_with('>') {
+    // `<password>`, and `{password}` (a format string's field).
+    if (v.starts_with('<') && v.ends_with('>'))
+        || (v.len() > 2
+            && v.starts_with('{')
+            && v.ends_with('}')
+            && v[1..v.len() - 1]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
         return true;
     }
     // `$VAR`, `$1`, `%VAR%`: an environment variable or argument.
@@ -149,6 +157,7 @@ mod tests {
             "password",
             "'secret'",
             "your_api_key_here",
+            "{password}",
         ] {
             assert!(is_placeholder(v), "{v}");
         }

@@ -289,6 +289,9 @@ pub trait Credentials {
     /// A key's metadata (owner, status, creation), without its secret.
     fn access_key(&self, id: &str) -> Result<Option<AccessKey>>;
 
+    /// The owner of a key that was deleted, and when (epoch seconds).
+    fn deleted_access_key(&self, id: &str) -> Result<Option<(String, i64)>>;
+
     /// The key's owner and secret, for signature checks.
     fn access_key_secret(&self, id: &str) -> Result<Option<(AccessKey, Zeroizing<String>)>>;
 

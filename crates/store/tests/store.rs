@@ -1606,8 +1606,17 @@ fn last_uses_only_move_forward_and_go_with_their_entity() {
     );
     assert_eq!(store.credential_last_uses().unwrap().len(), 2);
     // Deleting the key, then the user, forgets their uses.
+    assert_eq!(store.deleted_access_key(&key.id).unwrap(), None);
     store.delete_access_key(&key.id).unwrap();
     assert_eq!(store.credential_last_use(&key.id).unwrap(), None);
+    // A deleted key is remembered as deleted, not as never issued.
+    let (owner, when) = store.deleted_access_key(&key.id).unwrap().unwrap();
+    assert!(owner.eq_ignore_ascii_case("alice"), "{owner}");
+    assert!(when > 1_700_000_000);
+    assert_eq!(
+        store.deleted_access_key("AKIANEVERISSUED00000").unwrap(),
+        None
+    );
     store.delete_user("alice").unwrap();
     assert!(store.last_accesses(&[&user.arn]).unwrap().is_empty());
     assert!(store.credential_last_uses().unwrap().is_empty());

@@ -75,6 +75,13 @@ impl Credentials for SqliteBackend {
     fn delete_access_key(&self, id: &str) -> Result<()> {
         let mut db = self.db();
         let tx = db.transaction()?;
+        // Remembered, so that a leaked key found later is known to be
+        // dead rather than never issued.
+        tx.execute(
+            "INSERT OR REPLACE INTO deleted_access_keys (id, user, deleted) \
+             SELECT id, user, CAST(strftime('%s', 'now') AS INTEGER) FROM access_keys WHERE id = ?1",
+            [id],
+        )?;
         if tx.execute("DELETE FROM access_keys WHERE id = ?1", [id])? == 0 {
             return Err(StoreError::NoSuchEntity {
                 kind: "access key",
@@ -84,6 +91,17 @@ impl Credentials for SqliteBackend {
         tx.execute("DELETE FROM credential_last_used WHERE id = ?1", [id])?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn deleted_access_key(&self, id: &str) -> Result<Option<(String, i64)>> {
+        Ok(self
+            .reader()
+            .query_row(
+                "SELECT user, deleted FROM deleted_access_keys WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
     }
 
     fn access_key(&self, id: &str) -> Result<Option<AccessKey>> {

@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS last_accessed (principal TEXT NOT NULL COLLATE NOCASE
 CREATE TABLE IF NOT EXISTS credential_last_used (id TEXT PRIMARY KEY COLLATE NOCASE, at INTEGER NOT NULL, service TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS advisor_jobs (id TEXT PRIMARY KEY, arn TEXT NOT NULL, granularity TEXT NOT NULL, created INTEGER NOT NULL, report TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS credential_report (id INTEGER PRIMARY KEY CHECK (id = 1), generated INTEGER NOT NULL, csv TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deleted_access_keys (id TEXT PRIMARY KEY, user TEXT NOT NULL, deleted INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";
 

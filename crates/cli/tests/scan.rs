@@ -1,0 +1,307 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! `latchkey scan` on a tree with planted credentials, against a running
+//! `latchkey serve`: keys issued by it (live, deactivated, deleted) told
+//! apart from a random string of the same shape; .gitignore, binaries and
+//! `latchkey:allow` respected; JSON and SARIF output that never holds a
+//! secret; a baseline that survives lines moving; standard input.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+/// (access key id, secret) of a new key for `user`.
+fn new_key(data: &Path, user: &str) -> (String, String) {
+    let key = admin_cli_in(data, &["iam", "create-access-key", "--user-name", user]);
+    (
+        key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
+        key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+fn scan(args: &[&str]) -> Output {
+    latchkey(&["scan"]).args(args).output().unwrap()
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn scan_finds_verifies_and_reports_planted_credentials() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, api) = init_latchkey(root.path(), &[]);
+    let lk = serve_latchkey(root.path(), &data, &api, &[]);
+    admin_cli(&lk, &["iam", "create-user", "--user-name", "ci"]);
+    let live = new_key(&data, "ci");
+    let inactive = new_key(&data, "ci");
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "update-access-key",
+            "--user-name",
+            "ci",
+            "--access-key-id",
+            &inactive.0,
+            "--status",
+            "Inactive",
+        ],
+    );
+    admin_cli(&lk, &["iam", "create-user", "--user-name", "old"]);
+    let deleted = new_key(&data, "old");
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "delete-access-key",
+            "--user-name",
+            "old",
+            "--access-key-id",
+            &deleted.0,
+        ],
+    );
+    // The right shape, never issued.
+    let random = (
+        "AKIAQ3ZT7VN2K4XW5PLR",
+        "tZ8pQ2mV9xK4bN7cR1wE5yH3jL6fG0aS2dT8uI4o",
+    );
+
+    let tree = root.path().join("repo");
+    write(
+        &tree,
+        ".env",
+        &format!(
+            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
+            live.0, live.1
+        ),
+    );
+    write(
+        &tree,
+        "config/old.ini",
+        &format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            inactive.0, inactive.1
+        ),
+    );
+    write(
+        &tree,
+        "deploy/run.sh",
+        &format!(
+            "#!/bin/sh\nexport AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\nPGPASSWORD=Zq8pL2mK psql -h db\n",
+            deleted.0, deleted.1
+        ),
+    );
+    write(
+        &tree,
+        "src/settings.py",
+        &format!(
+            "KEY = '{}'\nSECRET = '{}'\nDATABASE_URL = 'postgres://app:S3cr3t-Pw9@db:5432/orders'\n",
+            random.0, random.1
+        ),
+    );
+    // Not reported: ignored by git, binary, allowed inline, placeholders.
+    write(&tree, ".gitignore", "ignored/\n");
+    write(
+        &tree,
+        "ignored/keys.txt",
+        &format!("{}\n{}\n", live.0, live.1),
+    );
+    let mut binary = vec![0u8, 1, 2, 3];
+    binary.extend(format!("{} {}", live.0, live.1).as_bytes());
+    std::fs::write(tree.join("blob.bin"), &binary).unwrap();
+    write(
+        &tree,
+        "docs/example.md",
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n\
+         password = ${DB_PASSWORD}\n",
+    );
+    write(
+        &tree,
+        "tests/fixture.txt",
+        &format!("key = {}  # latchkey:allow\n", random.0),
+    );
+
+    let out = scan(&[
+        tree.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "findings fail the scan");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    for secret in [&live.1, &inactive.1, &deleted.1, &random.1.to_owned()] {
+        assert!(!stdout.contains(secret.as_str()), "a secret in the output");
+    }
+    let report = json_of(&out);
+    let findings = report["findings"].as_array().unwrap();
+    let of = |path_end: &str, detector: &str| -> Value {
+        findings
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(path_end) && f["detector"] == detector)
+            .unwrap_or_else(|| panic!("{detector} in {path_end}: {report}"))
+            .clone()
+    };
+    let env = of(".env", "aws-access-key");
+    assert_eq!(env["verification"], "live");
+    assert_eq!(env["severity"], "critical");
+    assert_eq!(env["accessKeyId"], live.0.as_str());
+    assert_eq!(env["line"], 2);
+    assert!(env["masked"].as_str().unwrap().contains('…'));
+    assert_eq!(
+        of("old.ini", "credentials-file")["verification"],
+        "inactive"
+    );
+    let deploy = of("run.sh", "aws-access-key");
+    assert_eq!(deploy["verification"], "deleted");
+    assert_eq!(of("run.sh", "env-password")["severity"], "high");
+    assert_eq!(
+        of("settings.py", "aws-access-key")["verification"],
+        "unknown"
+    );
+    assert_eq!(of("settings.py", "database-url")["line"], 3);
+    let paths: Vec<&str> = findings
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    for absent in ["ignored/keys.txt", "blob.bin", "example.md", "fixture.txt"] {
+        assert!(
+            paths.iter().all(|p| !p.ends_with(absent)),
+            "{absent} in {paths:?}"
+        );
+    }
+    assert_eq!(report["skipped"]["binary"], 1);
+    assert!(report["filesScanned"].as_u64().unwrap() >= 6);
+
+    // A secret that is not the key's own: nothing that works leaked.
+    write(
+        &tree,
+        "wrong.txt",
+        &format!("id={} secret={}\n", live.0, random.1),
+    );
+    let report = json_of(&scan(&[
+        tree.join("wrong.txt").to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--output",
+        "json",
+    ]));
+    assert_eq!(report["findings"][0]["verification"], "unknown", "{report}");
+    std::fs::remove_file(tree.join("wrong.txt")).unwrap();
+
+    // Text for people: file:line:column, detector, severity, masked, status.
+    let out = scan(&[tree.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains(".env")).unwrap();
+    assert!(
+        line.contains(":2:") && line.contains("aws-access-key") && line.contains("live"),
+        "{line}"
+    );
+    assert!(!text.contains(live.1.as_str()));
+
+    // SARIF 2.1.0: a rule per detector, a result per finding, located.
+    let out = scan(&[
+        tree.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--output",
+        "sarif",
+    ]);
+    let sarif = json_of(&out);
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), findings.len());
+    for r in results {
+        let index = r["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[index]["id"], r["ruleId"]);
+        let region = &r["locations"][0]["physicalLocation"]["region"];
+        assert!(region["startLine"].as_u64().unwrap() >= 1);
+        assert!(r["partialFingerprints"]["latchkeySecret/v1"].is_string());
+        assert!(["error", "warning", "note"].contains(&r["level"].as_str().unwrap()));
+    }
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(live.1.as_str()));
+
+    // A baseline accepts today's findings; they stay accepted when their
+    // lines move, and a new leak is still reported.
+    let baseline = root.path().join("baseline.json");
+    let out = scan(&[
+        tree.to_str().unwrap(),
+        "--no-verify",
+        "--baseline",
+        baseline.to_str().unwrap(),
+        "--update-baseline",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let env_text = std::fs::read_to_string(tree.join(".env")).unwrap();
+    write(&tree, ".env", &format!("# moved down\n\n{env_text}"));
+    let args = [
+        tree.to_str().unwrap(),
+        "--no-verify",
+        "--baseline",
+        baseline.to_str().unwrap(),
+        "--output",
+        "json",
+    ];
+    let out = scan(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(json_of(&out)["findings"], serde_json::json!([]));
+    write(&tree, "new.cfg", "db_password = \"Xk9mQ2vL8pR4zT7w\"\n");
+    let out = scan(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json_of(&out);
+    assert_eq!(report["findings"][0]["detector"], "generic-secret");
+    // --fail-on: a medium finding does not fail a scan that fails on high.
+    let mut high = args.to_vec();
+    high.extend(["--fail-on", "high"]);
+    assert_eq!(scan(&high).status.code(), Some(0));
+
+    // Standard input.
+    let mut child = latchkey(&["scan", "--stdin", "--no-verify", "--output", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("x\nmysql://root:{}@db/shop\n", random.1).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = json_of(&out);
+    assert_eq!(report["findings"][0]["path"], "-");
+    assert_eq!(report["findings"][0]["detector"], "database-url");
+    assert_eq!(report["findings"][0]["line"], 2);
+    assert_eq!(out.status.code(), Some(1));
+
+    // Bad input is a clear error.
+    let out = scan(&[root.path().join("missing").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "an error, not a finding");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
+    let out = scan(&["--fail-on", "severe", tree.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    drop(lk);
+}
