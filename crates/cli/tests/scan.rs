@@ -305,3 +305,139 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     assert_eq!(out.status.code(), Some(2));
     drop(lk);
 }
+
+fn git(repo: &Path, args: &[&str]) -> Output {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn git_ok(repo: &Path, args: &[&str]) {
+    let out = git(repo, args);
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// (detector, path, commit) of every finding of a JSON report.
+fn places(report: &Value) -> Vec<(String, String, Option<String>)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["detector"].as_str().unwrap().to_owned(),
+                f["path"].as_str().unwrap().to_owned(),
+                f["commit"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn history_staged_changes_and_the_pre_commit_hook() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git_ok(&repo, &["init", "-q", "-b", "main"]);
+    // In history only: committed, then deleted.
+    write(
+        &repo,
+        "old.env",
+        "DATABASE_URL=postgres://app:H1story-Pw7@db/orders\n",
+    );
+    git_ok(&repo, &["add", "."]);
+    git_ok(&repo, &["commit", "-q", "-m", "add env"]);
+    let leak_commit = String::from_utf8(git(&repo, &["rev-parse", "HEAD"]).stdout).unwrap();
+    git_ok(&repo, &["rm", "-q", "old.env"]);
+    write(&repo, "README", "nothing here\n");
+    git_ok(&repo, &["add", "."]);
+    git_ok(&repo, &["commit", "-q", "-m", "remove env"]);
+    // The same secret again on a branch: one blob, reported once.
+    git_ok(&repo, &["checkout", "-q", "-b", "other"]);
+    write(
+        &repo,
+        "again.env",
+        "DATABASE_URL=postgres://app:H1story-Pw7@db/orders\n",
+    );
+    git_ok(&repo, &["add", "."]);
+    git_ok(&repo, &["commit", "-q", "-m", "again"]);
+    git_ok(&repo, &["checkout", "-q", "main"]);
+    // In the working tree only (untracked), and staged only.
+    write(&repo, "local.sh", "export MYSQL_PWD='W0rkTree-Pw3'\n");
+    write(&repo, "staged.py", "password = \"St4ged-Xq9mZ2vK\"\n");
+    git_ok(&repo, &["add", "staged.py"]);
+
+    let scan_json = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--no-verify", "--output", "json"]);
+        json_of(&scan(&all))
+    };
+    let history = scan_json(&["--git", repo.to_str().unwrap()]);
+    let found = places(&history);
+    assert_eq!(found.len(), 1, "one blob, once: {found:?}");
+    assert_eq!(found[0].0, "database-url");
+    assert_eq!(found[0].1, "old.env");
+    assert_eq!(found[0].2.as_deref(), Some(leak_commit.trim()));
+    assert!(
+        history["findings"][0]["authorDate"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let tree = places(&scan_json(&[repo.to_str().unwrap()]));
+    let paths: Vec<&str> = tree.iter().map(|f| f.1.as_str()).collect();
+    assert!(paths.iter().any(|p| p.ends_with("local.sh")), "{paths:?}");
+    assert!(paths.iter().all(|p| !p.ends_with("old.env")), "{paths:?}");
+    let staged = places(&scan_json(&["--staged", repo.to_str().unwrap()]));
+    assert_eq!(
+        staged,
+        [("generic-secret".to_owned(), "staged.py".to_owned(), None)]
+    );
+
+    // The hook refuses the commit, names the file, and lets a clean one through.
+    let out = latchkey(&["scan", "install-hook", repo.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = latchkey(&["scan", "install-hook", repo.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "an existing hook is kept");
+    // A medium finding does not stop a hook that fails on high...
+    git_ok(&repo, &["commit", "-q", "-m", "generic is medium"]);
+    // ...a database URL with its password (high) does, naming the file
+    // and not the password.
+    write(&repo, "db.txt", "mysql://root:Zq8pL2mKx7@db/shop\n");
+    git_ok(&repo, &["add", "db.txt"]);
+    let out = git(&repo, &["commit", "-q", "-m", "url"]);
+    assert!(!out.status.success(), "the hook refused the commit");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("db.txt") && said.contains("database-url"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("Zq8pL2mKx7"),
+        "the secret is not shown: {said}"
+    );
+    git_ok(&repo, &["rm", "-q", "--cached", "db.txt"]);
+    write(&repo, "clean.txt", "hello\n");
+    git_ok(&repo, &["add", "clean.txt"]);
+    git_ok(&repo, &["commit", "-q", "-m", "clean"]);
+}

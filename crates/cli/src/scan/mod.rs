@@ -5,7 +5,10 @@
 //!
 //! The detectors are `latchkey-scan`'s; this module walks (the `ignore`
 //! crate's parallel walker: `.gitignore` respected, `.git` skipped, every
-//! core used), reads, verifies and reports.
+//! core used) or reads a repository's history or staged changes
+//! ([`git`]), verifies and reports.
+
+mod git;
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Read};
@@ -15,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use latchkey_scan::{Detector, Finding, Located, Place, Scanner, Severity, Verification};
 use latchkey_store::Store;
 use serde_json::{Value, json};
@@ -41,13 +44,25 @@ pub enum ScanOutput {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ScanArgs {
+    #[command(subcommand)]
+    command: Option<ScanCommand>,
     /// Files and directories to scan [default: .]. Directories are walked
     /// with .gitignore respected and .git skipped.
     paths: Vec<PathBuf>,
     /// Scan standard input instead (reported as `-`).
-    #[arg(long, conflicts_with = "paths")]
+    #[arg(long, conflicts_with_all = ["paths", "git", "staged"])]
     stdin: bool,
+    /// Scan the whole history of the git repository at PATH [default: .]:
+    /// every blob reachable from every ref, once, reported at the commit
+    /// that brought it.
+    #[arg(long, conflicts_with = "staged")]
+    git: bool,
+    /// Scan what is staged in the git repository at PATH [default: .]
+    /// (for a pre-commit hook).
+    #[arg(long)]
+    staged: bool,
     /// Files larger than this many bytes are skipped.
     #[arg(long, default_value_t = 10 * 1024 * 1024)]
     max_file_size: u64,
@@ -81,6 +96,69 @@ pub struct ScanArgs {
     server: ServerArgs,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum ScanCommand {
+    /// Install a git pre-commit hook that refuses a commit whose staged
+    /// changes hold a secret at or above --fail-on.
+    InstallHook(HookArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HookArgs {
+    /// The repository [default: .].
+    repository: Option<PathBuf>,
+    /// The severity that refuses a commit.
+    #[arg(long, default_value = "high", value_parser = parse_severity)]
+    fail_on: Severity,
+    /// Replace a pre-commit hook that is already there.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Writes `.git/hooks/pre-commit`: `latchkey scan --staged`, by this
+/// binary's absolute path, and says how to use the `pre-commit` framework
+/// instead.
+fn install_hook(args: &HookArgs) -> Result<u8> {
+    let at = args
+        .repository
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let repo = ::git2::Repository::discover(&at)
+        .with_context(|| format!("{} is not in a git repository", at.display()))?;
+    let hooks = repo.path().join("hooks");
+    std::fs::create_dir_all(&hooks).with_context(|| format!("creating {}", hooks.display()))?;
+    let hook = hooks.join("pre-commit");
+    if hook.exists() && !args.force {
+        bail!(
+            "{} exists: add `latchkey scan --staged --fail-on {}` to it, or use --force to replace it",
+            hook.display(),
+            args.fail_on.as_str()
+        );
+    }
+    let exe = std::env::current_exe().context("finding the latchkey binary")?;
+    let script = format!(
+        "#!/bin/sh\n# Installed by `latchkey scan install-hook`: refuses a commit that holds a secret.\n\
+         # Skip once with `git commit --no-verify`.\n\
+         exec '{}' scan --staged --fail-on {}\n",
+        exe.display().to_string().replace('\'', "'\\''"),
+        args.fail_on.as_str()
+    );
+    std::fs::write(&hook, script).with_context(|| format!("writing {}", hook.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
+    }
+    println!("installed {}", hook.display());
+    eprintln!(
+        "With the pre-commit framework instead, in .pre-commit-config.yaml:\n\
+         repos:\n  - repo: local\n    hooks:\n      - id: latchkey-scan\n        name: latchkey scan\n\
+         \x20       entry: latchkey scan --staged --fail-on {}\n        language: system\n        pass_filenames: false",
+        args.fail_on.as_str()
+    );
+    Ok(exit::OK)
+}
+
 fn parse_severity(s: &str) -> Result<Severity, String> {
     s.parse()
         .map_err(|e: latchkey_scan::UnknownSeverity| e.to_string())
@@ -88,7 +166,7 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 
 /// What a walk read.
 #[derive(Default)]
-struct Totals {
+pub(crate) struct Totals {
     files: AtomicU64,
     bytes: AtomicU64,
     skipped_large: AtomicU64,
@@ -98,7 +176,7 @@ struct Totals {
 
 /// The findings in one file's bytes, unless it is binary and binaries are
 /// not wanted.
-fn scan_bytes(
+pub(crate) fn scan_bytes(
     scanner: &Scanner,
     bytes: &[u8],
     place: &Place,
@@ -278,6 +356,9 @@ fn progress(totals: &Arc<Totals>) -> Option<std::sync::mpsc::Sender<()>> {
 }
 
 pub fn run(args: &ScanArgs) -> Result<u8> {
+    if let Some(ScanCommand::InstallHook(hook)) = &args.command {
+        return install_hook(hook);
+    }
     let scanner = Scanner::new();
     let totals = Arc::new(Totals::default());
     let started = Instant::now();
@@ -292,6 +373,15 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
             commit: None,
         };
         scan_bytes(&scanner, &bytes, &place, true, &totals)
+    } else if args.git || args.staged {
+        let path = args.paths.first().map_or(Path::new("."), PathBuf::as_path);
+        let part = if args.git {
+            git::Part::History
+        } else {
+            git::Part::Staged
+        };
+        let max = (!args.include_large).then_some(args.max_file_size);
+        git::scan_repository(path, part, &scanner, args.include_binary, max, &totals)?
     } else {
         walk(args, &scanner, &totals)?
     };

@@ -1,0 +1,190 @@
+//! A git repository's history and staged changes, read with libgit2 (the
+//! `git2` crate, vendored: no git binary, one process, each object read
+//! once from the pack): every blob reachable from every ref, each scanned
+//! once and reported at the first commit (oldest first) that brought it,
+//! with that commit's author date and the path it had there.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, Result};
+use git2::{Delta, DiffOptions, Oid, Repository, Sort};
+use latchkey_scan::{Finding, Place, Scanner};
+
+use super::{Totals, scan_bytes};
+
+/// A blob to scan and where it first appeared.
+struct Blob {
+    oid: Oid,
+    place: Place,
+}
+
+/// The new blobs of a diff, not seen before.
+fn new_blobs(
+    diff: &git2::Diff<'_>,
+    commit: Option<&(String, String)>,
+    seen: &mut HashSet<Oid>,
+    out: &mut Vec<Blob>,
+) {
+    for delta in diff.deltas() {
+        if !matches!(
+            delta.status(),
+            Delta::Added | Delta::Modified | Delta::Renamed | Delta::Copied | Delta::Typechange
+        ) {
+            continue;
+        }
+        let file = delta.new_file();
+        let oid = file.id();
+        if oid.is_zero() || !seen.insert(oid) {
+            continue;
+        }
+        let path = file
+            .path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.push(Blob {
+            oid,
+            place: Place {
+                path,
+                commit: commit.cloned(),
+            },
+        });
+    }
+}
+
+/// RFC 3339 of a commit's author time.
+fn author_date(commit: &git2::Commit<'_>) -> String {
+    let seconds = commit.author().when().seconds();
+    u64::try_from(seconds)
+        .ok()
+        .map(|s| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(s),
+            )
+            .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// Every blob reachable from every ref, once, at the commit that brought
+/// it first.
+fn history_blobs(repo: &Repository) -> Result<Vec<Blob>> {
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+    for reference in repo.references()? {
+        let reference = reference?;
+        if let Ok(commit) = reference.peel_to_commit() {
+            walk.push(commit.id())?;
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut blobs = Vec::new();
+    let mut options = DiffOptions::new();
+    options.skip_binary_check(true);
+    for oid in walk {
+        let commit = repo.find_commit(oid?)?;
+        let tree = commit.tree()?;
+        let parent = match commit.parent(0) {
+            Ok(p) => Some(p.tree()?),
+            Err(_) => None,
+        };
+        let diff = repo.diff_tree_to_tree(parent.as_ref(), Some(&tree), Some(&mut options))?;
+        let at = (commit.id().to_string(), author_date(&commit));
+        new_blobs(&diff, Some(&at), &mut seen, &mut blobs);
+        // A merge's other parents' trees brought their blobs already.
+    }
+    Ok(blobs)
+}
+
+/// What `git commit` would record: the index against HEAD (everything
+/// staged, for a first commit).
+fn staged_blobs(repo: &Repository) -> Result<Vec<Blob>> {
+    let head = match repo.head() {
+        Ok(head) => Some(head.peel_to_tree()?),
+        Err(_) => None,
+    };
+    let diff = repo.diff_tree_to_index(head.as_ref(), None, None)?;
+    let mut blobs = Vec::new();
+    new_blobs(&diff, None, &mut HashSet::new(), &mut blobs);
+    Ok(blobs)
+}
+
+/// Scans `blobs` on every core, each thread with its own handle on the
+/// repository.
+fn scan_blobs(
+    path: &Path,
+    blobs: Vec<Blob>,
+    scanner: &Scanner,
+    include_binary: bool,
+    max_size: Option<u64>,
+    totals: &Totals,
+) -> Result<Vec<(Finding, Place)>> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let found = Mutex::new(Vec::new());
+    let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let repo = match Repository::open(path) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.into());
+                        return;
+                    }
+                };
+                let Ok(odb) = repo.odb() else { return };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(blob) = blobs.get(i) else { break };
+                    let Ok(object) = odb.read(blob.oid) else {
+                        totals.unreadable.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    if max_size.is_some_and(|max| object.len() as u64 > max) {
+                        totals.skipped_large.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let hits =
+                        scan_bytes(scanner, object.data(), &blob.place, include_binary, totals);
+                    if !hits.is_empty() {
+                        found.lock().unwrap_or_else(|p| p.into_inner()).extend(hits);
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e.context(format!("opening {}", path.display())));
+    }
+    Ok(found.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Which part of a repository to read.
+pub enum Part {
+    History,
+    Staged,
+}
+
+/// The findings in `part` of the repository at (or above) `path`.
+pub fn scan_repository(
+    path: &Path,
+    part: Part,
+    scanner: &Scanner,
+    include_binary: bool,
+    max_size: Option<u64>,
+    totals: &Totals,
+) -> Result<Vec<(Finding, Place)>> {
+    let repo = Repository::discover(path)
+        .with_context(|| format!("{} is not in a git repository", path.display()))?;
+    let blobs = match part {
+        Part::History => history_blobs(&repo),
+        Part::Staged => staged_blobs(&repo),
+    }
+    .with_context(|| format!("reading the repository at {}", path.display()))?;
+    let root = repo.path().to_owned();
+    drop(repo);
+    scan_blobs(&root, blobs, scanner, include_binary, max_size, totals)
+}
