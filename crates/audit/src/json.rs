@@ -625,6 +625,16 @@ impl Event {
     }
 }
 
+/// A finding as a JSON object's text (the trail's `serviceEventDetails`,
+/// the store's copy, the webhook's body).
+pub fn finding_json(f: &Finding) -> String {
+    let mut out = String::with_capacity(512);
+    let mut o = Object::new(&mut out);
+    write_finding(&mut o, f);
+    o.end();
+    out
+}
+
 /// A finding's fields, as in the trail and in `findings get`.
 pub fn write_finding(d: &mut Object<'_>, f: &Finding) {
     d.str("id", &f.id)

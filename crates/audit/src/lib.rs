@@ -15,8 +15,8 @@ pub mod trail;
 
 pub use event::*;
 pub use json::{
-    EVENT_VERSION, FieldCache, Object, RecordContext, SessionFields, json_string, rfc3339,
-    write_finding,
+    EVENT_VERSION, FieldCache, Object, RecordContext, SessionFields, finding_json, json_string,
+    rfc3339, write_finding,
 };
 pub use statements::StatementCache;
 

@@ -296,6 +296,33 @@ pub fn resolve_region(
     Err(ConfigError::NoRegion)
 }
 
+/// A profile setting of the config file (`endpoint_url`, `ca_bundle`),
+/// or the environment variable that overrides it, or `explicit` (a flag).
+pub fn resolve_setting(
+    env: &Environment,
+    explicit: Option<&str>,
+    variable: &str,
+    key: &str,
+    profile: Option<&str>,
+) -> Result<Option<String>, ConfigError> {
+    if let Some(v) = explicit
+        .filter(|v| !v.is_empty())
+        .or_else(|| env.var(variable).filter(|v| !v.is_empty()))
+    {
+        return Ok(Some(v.to_owned()));
+    }
+    let name = env.profile(profile);
+    if let Some(path) = env.config_file()
+        && let Some(sections) = load(&path)?
+        && let Some(v) = config_section(&sections, name)
+            .and_then(|s| s.get(key))
+            .filter(|v| !v.is_empty())
+    {
+        return Ok(Some(v.clone()));
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,6 +349,38 @@ mod tests {
             pairs.extend_from_slice(extra);
             Environment::from_pairs(pairs)
         }
+    }
+
+    #[test]
+    fn settings_come_from_the_flag_the_environment_or_the_profile() {
+        let files = Files::new(
+            "",
+            "[default]\nendpoint_url = https://localhost:7443\n\n[profile x]\nendpoint_url = https://x:1\n",
+        );
+        let env = files.env(&[]);
+        let endpoint = |env: &Environment, flag, profile| {
+            resolve_setting(env, flag, "AWS_ENDPOINT_URL", "endpoint_url", profile).unwrap()
+        };
+        assert_eq!(
+            endpoint(&env, None, None).as_deref(),
+            Some("https://localhost:7443")
+        );
+        assert_eq!(
+            endpoint(&env, None, Some("x")).as_deref(),
+            Some("https://x:1")
+        );
+        assert_eq!(
+            endpoint(&env, Some("https://f:2"), None).as_deref(),
+            Some("https://f:2")
+        );
+        let env = files.env(&[("AWS_ENDPOINT_URL", "https://e:3")]);
+        assert_eq!(endpoint(&env, None, None).as_deref(), Some("https://e:3"));
+        assert_eq!(
+            endpoint(&env, None, Some("nope")).as_deref(),
+            Some("https://e:3")
+        );
+        let env = files.env(&[]);
+        assert_eq!(endpoint(&env, None, Some("nope")), None);
     }
 
     const CREDS: &str = "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = sdefault\n\n[dev]\naws_access_key_id = AKIDDEV\naws_secret_access_key = sdev\naws_session_token = tdev\n\n[half]\naws_access_key_id = AKIDHALF\n";

@@ -820,7 +820,7 @@ fn check_finding(
         evidence: Vec::new(),
         actions: Vec::new(),
     };
-    let json = crate::findings::finding_json(&finding);
+    let json = latchkey_audit::finding_json(&finding);
     let seconds = latchkey_identity::clock::system_now();
     state.store.put_finding(
         &finding.id,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use latchkey_audit::{Event, Finding, Object, write_finding};
+use latchkey_audit::{Event, finding_json};
 use latchkey_detect::{Action, Detector};
 use latchkey_identity::AppState;
 use latchkey_identity::clock::system_now as now;
@@ -25,15 +25,6 @@ pub struct Detection {
     pub webhook: Option<Webhook>,
 }
 
-/// A finding as JSON text (the trail's `serviceEventDetails`).
-pub fn finding_json(f: &Finding) -> String {
-    let mut out = String::with_capacity(512);
-    let mut o = Object::new(&mut out);
-    write_finding(&mut o, f);
-    o.end();
-    out
-}
-
 /// The ARN whose sessions a revocation names: a role session's role.
 fn revocation_arn(principal: &str) -> String {
     // arn:aws:sts::ACCT:assumed-role/ROLE/SESSION -> arn:aws:iam::ACCT:role/ROLE
@@ -49,10 +40,11 @@ fn revocation_arn(principal: &str) -> String {
 impl latchkey_trail::Observer for Detection {
     fn observe(&mut self, _sequence: u64, event_id: &str, event: &Event) -> Vec<Event> {
         // A failing security check's finding (recorded by the checks job)
-        // goes to the webhook too, once it is durable: an alarm needs no
-        // polling.
+        // and a leaked key's (recorded by `RevokeLeakedAccessKey`) go to
+        // the webhook too, once durable: an alarm needs no polling.
         if let Event::Finding(f) = event
-            && f.kind.starts_with(crate::advisor::SECURITY_CHECK_KIND)
+            && (f.kind.starts_with(crate::advisor::SECURITY_CHECK_KIND)
+                || f.kind == latchkey_server::LEAKED_KEY_KIND)
             && let Some(hook) = &self.webhook
         {
             hook.send(finding_json(f));

@@ -465,8 +465,41 @@ min_baseline_windows = 1
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
         ],
     ));
+    // And a leaked key's, reported by `latchkey scan --revoke`'s call.
+    let wide_key = json_ok(&aws(
+        &data,
+        &here,
+        &[],
+        &["iam", "create-access-key", "--user-name", "wide"],
+    ))["AccessKey"]["AccessKeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = latchkey(&[
+        "iam",
+        "revoke-leaked-access-key",
+        "--access-key-id",
+        &wide_key,
+        "--location",
+        "app/.env:3",
+    ])
+    .env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        data.join("admin.credentials"),
+    )
+    .env("AWS_CONFIG_FILE", "/dev/null")
+    .env("AWS_CA_BUNDLE", data.join("ca.pem"))
+    .env("AWS_ENDPOINT_URL", &here)
+    .env("AWS_DEFAULT_REGION", "us-east-1")
+    .output()
+    .unwrap();
+    assert_eq!(json_ok(&out)["Status"], "Inactive");
     let deadline = Instant::now() + Duration::from_secs(20);
-    for kind in ["BruteForce.SourceIP", "SecurityCheck.LK-IAM-05"] {
+    for kind in [
+        "BruteForce.SourceIP",
+        "SecurityCheck.LK-IAM-05",
+        "Repository/LeakedKey",
+    ] {
         while hooks.lock().unwrap().iter().all(|(_, b)| !b.contains(kind)) {
             assert!(
                 Instant::now() < deadline,

@@ -188,6 +188,102 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     assert_eq!(report["skipped"]["binary"], 1);
     assert!(report["filesScanned"].as_u64().unwrap() >= 6);
 
+    // --revoke: the live key is deactivated through the token service
+    // with the operator's credentials, and fails with the stock AWS CLI
+    // right after; a finding says where it leaked; the call is audited.
+    let leaked_cli = |args: &[&str]| {
+        aws_cli()
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_CONFIG_FILE", data.join("aws.config"))
+            .env("AWS_CA_BUNDLE", data.join("ca.pem"))
+            .env("AWS_ACCESS_KEY_ID", &live.0)
+            .env("AWS_SECRET_ACCESS_KEY", &live.1)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(leaked_cli(&["sts", "get-caller-identity"]).status.success());
+    let mut revoke = latchkey(&[
+        "scan",
+        tree.join(".env").to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--revoke",
+        "--output",
+        "json",
+    ]);
+    revoke
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            data.join("admin.credentials"),
+        )
+        .env("AWS_CONFIG_FILE", data.join("aws.config"))
+        .env("AWS_CA_BUNDLE", data.join("ca.pem"));
+    let out = revoke.output().unwrap();
+    let report = json_of(&out);
+    assert_eq!(report["findings"][0]["revoked"], true, "{report}");
+    assert_eq!(out.status.code(), Some(1));
+    let refused = leaked_cli(&["sts", "get-caller-identity"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("InvalidClientTokenId"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let leaked = common::findings(&data, &[]);
+    let finding = leaked
+        .iter()
+        .find(|f| f["type"] == "CredentialAccess:Repository/LeakedKey")
+        .unwrap_or_else(|| panic!("{leaked:?}"));
+    assert_eq!(finding["severity"], "High");
+    let description = finding["description"].as_str().unwrap();
+    assert!(
+        description.contains(".env:2") && description.contains(&live.0),
+        "{description}"
+    );
+    assert!(!description.contains(&live.1));
+    let trail = trail_text(&data);
+    assert!(trail.contains("\"eventName\":\"RevokeLeakedAccessKey\""));
+    assert!(!trail.contains(&live.1), "the secret is not in the trail");
+    // Scanned again, the key is inactive.
+    let report = json_of(&scan(&[
+        tree.join(".env").to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--output",
+        "json",
+    ]));
+    assert_eq!(report["findings"][0]["verification"], "inactive");
+    // Who may revoke: a user without iam:UpdateAccessKey on the owner may not.
+    let nobody = user_with_policy(
+        &lk,
+        "nobody",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:GetUser","Resource":"*"}]}"#,
+    );
+    admin_cli(&lk, &["iam", "create-user", "--user-name", "ci2"]);
+    let other = new_key(&data, "ci2");
+    write(
+        &tree,
+        "other.env",
+        &format!("id={}\nkey={}\n", other.0, other.1),
+    );
+    let mut revoke = latchkey(&[
+        "scan",
+        tree.join("other.env").to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--revoke",
+    ]);
+    revoke
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_CONFIG_FILE", data.join("aws.config"))
+        .env("AWS_CA_BUNDLE", data.join("ca.pem"))
+        .envs(nobody.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let out = revoke.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AccessDenied"));
+    std::fs::remove_file(tree.join("other.env")).unwrap();
+
     // A secret that is not the key's own: nothing that works leaked.
     write(
         &tree,
@@ -209,7 +305,7 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.contains(".env")).unwrap();
     assert!(
-        line.contains(":2:") && line.contains("aws-access-key") && line.contains("live"),
+        line.contains(":2:") && line.contains("aws-access-key") && line.contains("inactive"),
         "{line}"
     );
     assert!(!text.contains(live.1.as_str()));

@@ -264,6 +264,28 @@ impl AppState {
         let _ = self.audit.set(sink);
     }
 
+    /// Stores a finding, counts it and records it in the trail (where
+    /// the detection observer posts it to the webhook).
+    pub fn raise_finding(&self, finding: latchkey_audit::Finding) -> Result<(), StoreError> {
+        let json = latchkey_audit::finding_json(&finding);
+        let at = finding
+            .last_seen
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.store.put_finding(
+            &finding.id,
+            &finding.kind,
+            finding.severity.as_str(),
+            at,
+            &json,
+        )?;
+        self.metrics
+            .finding(&finding.kind, finding.severity.as_str());
+        self.audit()
+            .record(latchkey_audit::Event::Finding(Box::new(finding)));
+        Ok(())
+    }
+
     pub fn audit(&self) -> &dyn latchkey_audit::AuditSink {
         match self.audit.get() {
             Some(sink) => sink.as_ref(),

@@ -9,6 +9,10 @@
 //! the AWS Query protocol, XML, the STS and IAM handlers, the JSON 1.1
 //! front ([`json`]) and its services' handlers, and TLS.
 
+/// The type of the finding a leaked access key raises
+/// (`RevokeLeakedAccessKey`, called by `latchkey scan --revoke`).
+pub const LEAKED_KEY_KIND: &str = "CredentialAccess:Repository/LeakedKey";
+
 pub mod accessanalyzer;
 pub mod advisor;
 pub mod auth;

@@ -84,8 +84,26 @@ pub struct ScanArgs {
     #[arg(long)]
     update_baseline: bool,
     /// Do not check found keys against the store.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "revoke")]
     no_verify: bool,
+    /// Deactivate every live key found, through the token service
+    /// (`RevokeLeakedAccessKey`, authorised as iam:UpdateAccessKey on the
+    /// key's user, with your credentials), which raises a finding
+    /// (CredentialAccess:Repository/LeakedKey) saying where it was found.
+    #[arg(long)]
+    revoke: bool,
+    /// The token service, for --revoke [env AWS_ENDPOINT_URL, or the
+    /// profile's endpoint_url, default https://localhost:PORT of the
+    /// configuration's listen address].
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// Its CA certificate [env AWS_CA_BUNDLE, or the profile's ca_bundle,
+    /// default DATA_DIR/ca.pem].
+    #[arg(long)]
+    ca_bundle: Option<PathBuf>,
+    /// The credentials profile that revokes [default: the AWS CLI's chain].
+    #[arg(long)]
+    profile: Option<String>,
     /// Exit 1 when a finding at or above this severity remains
     /// (info, low, medium, high, critical).
     #[arg(long, default_value = "low", value_parser = parse_severity)]
@@ -295,6 +313,83 @@ fn verify(store: &Store, f: &Finding) -> Result<Verification> {
     })
 }
 
+/// Deactivates each live long-term key in `results` once (at its first
+/// place), through the token service; marks the findings revoked.
+fn revoke(args: &ScanArgs, config: &crate::config::Config, results: &mut [Located]) -> Result<()> {
+    use latchkey_awsconfig::{Environment, resolve_credentials, resolve_region, resolve_setting};
+    use latchkey_client::{Endpoint, form, interpret, send, signed_post, tls_connector};
+    let live: Vec<usize> = (0..results.len())
+        .filter(|&i| {
+            results[i].verification == Verification::Live
+                && results[i]
+                    .finding
+                    .key_id
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with("AKIA"))
+        })
+        .collect();
+    if live.is_empty() {
+        return Ok(());
+    }
+    let env = Environment::from_process();
+    let credentials = resolve_credentials(&env, args.profile.as_deref())
+        .context("--revoke calls the token service with your credentials")?
+        .credentials;
+    let region =
+        resolve_region(&env, None, args.profile.as_deref()).unwrap_or_else(|_| "us-east-1".into());
+    let profile = args.profile.as_deref();
+    let endpoint_url = resolve_setting(
+        &env,
+        args.endpoint_url.as_deref(),
+        "AWS_ENDPOINT_URL",
+        "endpoint_url",
+        profile,
+    )?
+    .unwrap_or_else(|| format!("https://localhost:{}", config.listen.port()));
+    let endpoint = Endpoint::parse(&endpoint_url)?;
+    let explicit_ca = args.ca_bundle.as_deref().and_then(Path::to_str);
+    let ca = resolve_setting(&env, explicit_ca, "AWS_CA_BUNDLE", "ca_bundle", profile)?
+        .map_or_else(|| config.data_dir.join("ca.pem"), PathBuf::from);
+    let tls = tls_connector(&ca)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut done: Vec<String> = Vec::new();
+    for i in live {
+        let r = &results[i];
+        let Some(key) = r.finding.key_id.clone() else {
+            continue;
+        };
+        if done.contains(&key) {
+            results[i].revoked = true;
+            continue;
+        }
+        let mut location = format!("{}:{}", r.place.path, r.finding.line);
+        if let Some((commit, _)) = &r.place.commit {
+            location.push_str(&format!(" in commit {commit}"));
+        }
+        let params = [
+            ("AccessKeyId".to_owned(), key.clone()),
+            ("Location".to_owned(), location),
+            ("Detector".to_owned(), r.finding.detector.id().to_owned()),
+        ];
+        let request = signed_post(
+            &endpoint,
+            "iam",
+            &region,
+            form("RevokeLeakedAccessKey", "2010-05-08", &params),
+            &credentials,
+            crate::output::now_or(None)?,
+        )?;
+        let (status, body) = runtime.block_on(send(&tls, &endpoint, request))?;
+        interpret("RevokeLeakedAccessKey", status, &body)
+            .with_context(|| format!("revoking {key}"))?;
+        results[i].revoked = true;
+        done.push(key);
+    }
+    Ok(())
+}
+
 /// Fingerprints a baseline accepts.
 fn read_baseline(path: &Path) -> Result<HashSet<String>> {
     let text =
@@ -389,19 +484,19 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
     let elapsed = started.elapsed();
 
     // Verification against the store, when there is one to read.
-    let store = if args.no_verify {
-        None
+    let (config, store) = if args.no_verify {
+        (None, None)
     } else {
-        let explicit = args.server.flags.general.data_dir.is_some();
+        let explicit = args.server.flags.general.data_dir.is_some() || args.revoke;
         let opened = args
             .server
             .resolve()
             .map_err(anyhow::Error::from)
-            .and_then(|c| c.open_store());
+            .and_then(|c| c.open_store().map(|s| (c, s)));
         match opened {
-            Ok(store) => Some(store),
+            Ok((config, store)) => (Some(config), Some(store)),
             Err(e) if explicit => return Err(e.context("opening the store to verify keys")),
-            Err(_) => None,
+            Err(_) => (None, None),
         }
     };
     let mut results = Vec::with_capacity(hits.len());
@@ -424,6 +519,11 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
             b.finding.column,
         ))
     });
+    if args.revoke
+        && let Some(config) = &config
+    {
+        revoke(args, config, &mut results)?;
+    }
 
     let baseline_path = args.baseline.clone().or_else(|| {
         let default = PathBuf::from(DEFAULT_BASELINE);
@@ -454,11 +554,12 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
                     None => format!("{}:{}:{}", r.place.path, f.line, f.column),
                 };
                 println!(
-                    "{at}  {}  {}  {}  {}",
+                    "{at}  {}  {}  {}  {}{}",
                     f.detector.id(),
                     r.severity().as_str(),
                     f.secret.masked(),
-                    r.verification.as_str()
+                    r.verification.as_str(),
+                    if r.revoked { "  revoked" } else { "" }
                 );
             }
         }

@@ -196,3 +196,83 @@ pub(super) fn list_virtual_mfa_devices(c: &Call) -> Result<Option<Xml>, ApiError
     page.write_truncation(&mut x);
     Ok(Some(x))
 }
+
+/// `RevokeLeakedAccessKey`, Latchkey's extension that `latchkey scan
+/// --revoke` calls: deactivates a key found leaked and raises a finding
+/// (`CredentialAccess:Repository/LeakedKey`, high) saying where it was
+/// found; the call itself is the audit event. Authorised as
+/// `iam:UpdateAccessKey` on the key's user, which is what it does; an
+/// unknown key is refused alike, after authorising on the account's users,
+/// and a refusal names the key, never its owner.
+pub(super) fn revoke_leaked_access_key(c: &Call) -> Result<Option<Xml>, ApiError> {
+    const ACTION: &str = "iam:UpdateAccessKey";
+    let id = c.params.required("AccessKeyId")?;
+    let location = c.params.get("Location").unwrap_or("an unnamed place");
+    if location.chars().count() > 1024 || location.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "Location must be at most 1024 characters, without control characters",
+        ));
+    }
+    let detector = c.params.get("Detector").unwrap_or("aws-access-key");
+    if detector.is_empty()
+        || detector.len() > 64
+        || !detector
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-')
+    {
+        return Err(ApiError::validation(
+            "Detector must be a detector id such as aws-access-key",
+        ));
+    }
+    let shown = Some(format!("access key {id}"));
+    let Some(key) = c.store.access_key(id)? else {
+        c.authorize_as(
+            ACTION,
+            super::targets::Target {
+                shown,
+                ..c.state.missing_target("user", "*")
+            },
+        )?;
+        return Err(ApiError::new(
+            404,
+            "NoSuchEntity",
+            format!("The Access Key with id {id} cannot be found."),
+        ));
+    };
+    let target = c.state.user_target(&key.user);
+    let user_arn = target.arn.clone();
+    c.authorize_as(ACTION, super::targets::Target { shown, ..target })?;
+    c.store.update_access_key(id, false)?;
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.now.max(0).unsigned_abs());
+    let finding = latchkey_audit::Finding {
+        id: format!("leaked-key-{id}"),
+        kind: crate::LEAKED_KEY_KIND.to_owned(),
+        severity: latchkey_audit::Severity::High,
+        title: format!("Access key {id} was found leaked"),
+        description: format!(
+            "Access key {id} of {user_arn} was found by latchkey scan ({detector}) at {location}; \
+             it was {} and is now inactive. Give the user a new key, then delete this one.",
+            if key.active {
+                "active"
+            } else {
+                "already inactive"
+            }
+        ),
+        resource: user_arn.clone(),
+        principal: Some(user_arn),
+        source_ip: None,
+        first_seen: now,
+        last_seen: now,
+        count: 1,
+        evidence: Vec::new(),
+        actions: vec![format!("deactivated access key {id}")],
+    };
+    let finding_id = finding.id.clone();
+    c.state.raise_finding(finding)?;
+    let mut x = Xml::new();
+    x.text("AccessKeyId", id)
+        .text("UserName", &key.user)
+        .text("Status", "Inactive")
+        .text("FindingId", &finding_id);
+    Ok(Some(x))
+}

@@ -204,18 +204,18 @@ struct Call<'a> {
 impl Call<'_> {
     /// Authorises the call on `t`; a refusal names `t.shown`.
     fn authorize(&self, t: Target) -> Result<(), ApiError> {
+        self.authorize_as(&self.iam_action, t)
+    }
+
+    /// Authorises the call as `action` (an extension authorised as the
+    /// IAM action whose effect it has) on `t`.
+    fn authorize_as(&self, action: &str, t: Target) -> Result<(), ApiError> {
         let shown = t.shown.as_deref().unwrap_or(&t.arn);
         if t.arn != "*" {
             self.authorized_on.borrow_mut().push(t.arn.clone());
         }
-        self.state.authorize_shown(
-            self.caller,
-            &self.iam_action,
-            &t.arn,
-            shown,
-            self.now,
-            &t.context,
-        )?;
+        self.state
+            .authorize_shown(self.caller, action, &t.arn, shown, self.now, &t.context)?;
         Ok(())
     }
 }
@@ -314,6 +314,7 @@ fn dispatch(call: &Call) -> Result<Option<Xml>, ApiError> {
         "GenerateCredentialReport" => advisor::generate_credential_report(call),
         "GetCredentialReport" => advisor::get_credential_report(call),
         "RevokeSessions" => account::revoke_sessions(call),
+        "RevokeLeakedAccessKey" => keys::revoke_leaked_access_key(call),
         _ => {
             if let Some(result) = crate::simulate::dispatch(state, caller, action, params, now) {
                 return result;
