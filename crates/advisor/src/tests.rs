@@ -140,6 +140,16 @@ fn statement_with(allowed: bool, error_code: Option<&str>) -> Event {
     })
 }
 
+/// A statement that returned rows, then failed (a division by zero half
+/// way, or the second of two statements in one message).
+fn failed_after_rows() -> Event {
+    let Event::Statement(mut s) = statement_with(true, Some("22012")) else {
+        unreachable!("a statement")
+    };
+    s.rows = Some(3);
+    Event::Statement(s)
+}
+
 /// An allowed statement the SQL firewall refused (block mode), as the
 /// gateway records it: no error code of the database's own.
 fn refused_by_firewall() -> Event {
@@ -209,6 +219,7 @@ fn events_and_their_records_give_the_same_uses() {
         statement_with(true, Some("42P01")),
         api(role_identity(), "Decrypt", true, vec![]),
         refused_by_firewall(),
+        failed_after_rows(),
     ];
     for event in &cases {
         let (live, rebuilt) = both(event);
@@ -268,6 +279,12 @@ fn events_and_their_records_give_the_same_uses() {
     assert!(
         both(&cases[10]).0.is_empty(),
         "a role session's refused call does not make the role used"
+    );
+    let (uses, _) = both(&cases[12]);
+    assert_eq!(
+        uses.permissions.len(),
+        2,
+        "rows came back before the error: the tables were read"
     );
     let (uses, _) = both(&cases[11]);
     assert!(

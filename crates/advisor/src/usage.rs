@@ -170,8 +170,9 @@ pub fn of_event(event: &Event, out: &mut Uses) {
                 entity_id(&s.session.identity),
             );
             // A statement the database refused (a table that does not
-            // exist, a syntax error) touched nothing: it uses no grant.
-            if s.error_code.is_some() {
+            // exist, a syntax error) touched nothing: it uses no grant;
+            // one that returned rows before its error did read.
+            if s.error_code.is_some() && s.rows.unwrap_or(0) == 0 {
                 return;
             }
             let Some(policy) = s.policy.as_ref().filter(|p| p.evaluated && p.allowed) else {
@@ -257,7 +258,11 @@ pub fn of_record(record: &Value, out: &mut Uses) {
             }
         }
         ("rds-db.amazonaws.com", "Statement") => {
-            if failed {
+            let rows = record
+                .pointer("/database/rows")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            if failed && rows == 0 {
                 return;
             }
             let Some(policy) = record.pointer("/database/policy") else {

@@ -223,8 +223,12 @@ fn start_policy_generation(
     // seen after an earlier end may also have happened inside the window,
     // or not. So a window runs to now, and the job says so; an endTime a
     // client's clock puts a little earlier (as SigV4 allows) is now.
-    if let Some(end) = time_member(trail, "endTime")?
-        && (end < start || end < call.now - CLOCK_SKEW_SECS)
+    let given_end = time_member(trail, "endTime")?;
+    if given_end.is_some_and(|end| end < start) {
+        return Err(validation("endTime must not be before startTime"));
+    }
+    if let Some(end) = given_end
+        && end < call.now - CLOCK_SKEW_SECS
     {
         return Err(validation(
             "endTime must be now or later: Latchkey generates from each permission's last use, \
@@ -360,7 +364,15 @@ fn list_policy_generations(
     let principal = string(call.input, "principalArn")?;
     let size = int_field(call.input, "maxResults", 1, MAX_RESULTS)?.unwrap_or(MAX_RESULTS);
     authorize()?;
-    let jobs = call.state.store.advisor_jobs(GENERATION, principal)?;
+    // A principal's name is matched without case, its path exactly, as
+    // StartPolicyGeneration matches it.
+    let jobs: Vec<AdvisorJob> = call
+        .state
+        .store
+        .advisor_jobs(GENERATION, None)?
+        .into_iter()
+        .filter(|j| principal.is_none_or(|p| crate::advisor::same_entity_arn(&j.arn, p)))
+        .collect();
     let start = match string(call.input, "nextToken")? {
         None => 0,
         Some(token) => token

@@ -129,7 +129,7 @@ fn entities_of(
 /// Whether `given` names the entity whose ARN is `stored`: the same path
 /// (IAM paths are case-sensitive) and the same name without case (IAM
 /// names are not).
-fn same_entity_arn(stored: &str, given: &str) -> bool {
+pub(crate) fn same_entity_arn(stored: &str, given: &str) -> bool {
     match (stored.rsplit_once('/'), given.rsplit_once('/')) {
         (Some((stored_path, stored_name)), Some((path, name))) => {
             stored_path == path && stored_name.eq_ignore_ascii_case(name)
