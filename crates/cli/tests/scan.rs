@@ -35,6 +35,42 @@ fn json_of(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
 }
 
+/// Validates a SARIF log against the SARIF 2.1.0 JSON schema with
+/// Python's jsonschema (scripts/test fetches the schema and sets
+/// LATCHKEY_SARIF_SCHEMA); a log made invalid on purpose must fail it.
+fn validate_sarif(log: &[u8]) {
+    let schema = std::env::var("LATCHKEY_SARIF_SCHEMA")
+        .expect("LATCHKEY_SARIF_SCHEMA names the SARIF 2.1.0 schema (scripts/test fetches it)");
+    let check = |log: &[u8]| {
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import json, sys, jsonschema\n\
+                 schema = json.load(open(sys.argv[1]))\n\
+                 jsonschema.Draft4Validator(schema).validate(json.load(sys.stdin))",
+                &schema,
+            ])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(log).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = check(log);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut broken: Value = serde_json::from_slice(log).unwrap();
+    broken["runs"][0]["results"][0]["level"] = "fatal".into();
+    assert!(
+        !check(broken.to_string().as_bytes()).status.success(),
+        "the schema check can fail"
+    );
+}
+
 fn write(root: &Path, rel: &str, text: &str) {
     let path = root.join(rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -333,6 +369,7 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         assert!(["error", "warning", "note"].contains(&r["level"].as_str().unwrap()));
     }
     assert!(!String::from_utf8_lossy(&out.stdout).contains(live.1.as_str()));
+    validate_sarif(&out.stdout);
 
     // A baseline accepts today's findings; they stay accepted when their
     // lines move, and a new leak is still reported.
