@@ -171,7 +171,7 @@ def main():
         commands = []
         stream_start = len(stream)
         for _ in range(files_per_commit):
-            path = f"src/{rng.choice(['app', 'lib', 'svc', 'web'])}/mod{rng.randint(0, 2499)}.py"
+            path = f"src/{rng.choice(['app', 'lib', 'svc', 'web'])}/mod{rng.randint(0, 599)}.py"
             lines = filler(rng, file_lines)
             # Decoys in some files.
             for _ in range(rng.randint(0, 3)):

@@ -171,6 +171,12 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         "tests/fixture.txt",
         &format!("key = {}  # latchkey:allow\n", random.0),
     );
+    write(&tree, ".latchkey-scan.toml", "exclude = [\"vendor/**\"]\n");
+    write(
+        &tree,
+        "vendor/lib/conf.py",
+        "URL = 'mysql://root:Vend0r-Pw99@db/x'\n",
+    );
 
     let out = scan(&[
         tree.to_str().unwrap(),
@@ -215,7 +221,13 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         .iter()
         .map(|f| f["path"].as_str().unwrap())
         .collect();
-    for absent in ["ignored/keys.txt", "blob.bin", "example.md", "fixture.txt"] {
+    for absent in [
+        "ignored/keys.txt",
+        "blob.bin",
+        "example.md",
+        "fixture.txt",
+        "conf.py",
+    ] {
         assert!(
             paths.iter().all(|p| !p.ends_with(absent)),
             "{absent} in {paths:?}"
@@ -290,6 +302,96 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         "json",
     ]));
     assert_eq!(report["findings"][0]["verification"], "inactive");
+    // A temporary key found with its session token: the sessions of its
+    // user are revoked, and the leaked session fails right after.
+    let session = admin_cli(&lk, &["sts", "get-session-token"])["Credentials"].clone();
+    let (sid, ssecret, stoken) = (
+        session["AccessKeyId"].as_str().unwrap().to_owned(),
+        session["SecretAccessKey"].as_str().unwrap().to_owned(),
+        session["SessionToken"].as_str().unwrap().to_owned(),
+    );
+    let session_cli = || {
+        aws_cli()
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_CONFIG_FILE", data.join("aws.config"))
+            .env("AWS_CA_BUNDLE", data.join("ca.pem"))
+            .env("AWS_ACCESS_KEY_ID", &sid)
+            .env("AWS_SECRET_ACCESS_KEY", &ssecret)
+            .env("AWS_SESSION_TOKEN", &stoken)
+            .args(["sts", "get-caller-identity"])
+            .output()
+            .unwrap()
+    };
+    assert!(session_cli().status.success());
+    write(
+        &tree,
+        "session.env",
+        &format!(
+            "AWS_ACCESS_KEY_ID={sid}\nAWS_SECRET_ACCESS_KEY={ssecret}\nAWS_SESSION_TOKEN={stoken}\n"
+        ),
+    );
+    // One second on: a revocation reaches sessions issued before it.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut revoke = latchkey(&[
+        "scan",
+        tree.join("session.env").to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--revoke",
+        "--output",
+        "json",
+    ]);
+    revoke
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            data.join("admin.credentials"),
+        )
+        .env("AWS_CONFIG_FILE", data.join("aws.config"))
+        .env("AWS_CA_BUNDLE", data.join("ca.pem"));
+    let report = json_of(&revoke.output().unwrap());
+    let pair = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["detector"] == "aws-access-key")
+        .unwrap();
+    assert_eq!(pair["revoked"], true, "{report}");
+    assert!(!String::from_utf8_lossy(&report.to_string().into_bytes()).contains(&stoken));
+    let refused = session_cli();
+    assert!(!refused.status.success(), "the leaked session is revoked");
+    assert!(
+        common::findings(&data, &[])
+            .iter()
+            .any(|f| f["description"].as_str().unwrap().contains(&sid)),
+        "a finding names the temporary key"
+    );
+    std::fs::remove_file(tree.join("session.env")).unwrap();
+
+    // A file's name is anyone's text: a newline in it revokes still.
+    admin_cli(&lk, &["iam", "create-user", "--user-name", "ci3"]);
+    let named = new_key(&data, "ci3");
+    let odd = tree.join("odd\nname.env");
+    std::fs::write(&odd, format!("id={}\nkey={}\n", named.0, named.1)).unwrap();
+    let mut revoke = latchkey(&[
+        "scan",
+        odd.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--revoke",
+        "--output",
+        "json",
+    ]);
+    revoke
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            data.join("admin.credentials"),
+        )
+        .env("AWS_CONFIG_FILE", data.join("aws.config"))
+        .env("AWS_CA_BUNDLE", data.join("ca.pem"));
+    let out = revoke.output().unwrap();
+    assert_eq!(json_of(&out)["findings"][0]["revoked"], true);
+    std::fs::remove_file(&odd).unwrap();
+
     // Who may revoke: a user without iam:UpdateAccessKey on the owner may not.
     let nobody = user_with_policy(
         &lk,
@@ -318,7 +420,45 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     let out = revoke.output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("AccessDenied"));
+    // Verified by the token service instead of the store (--endpoint-url,
+    // no data directory): a call signed with the found pair says live;
+    // the same id with a wrong secret, unknown. No operator credentials
+    // are needed for that.
+    let endpoint = format!("https://localhost:{}", api.rsplit(':').next().unwrap());
+    write(
+        &tree,
+        "wrong.env",
+        &format!("id={}\nkey={}\n", other.0, random.1),
+    );
+    let remote = latchkey(&[
+        "scan",
+        tree.join("other.env").to_str().unwrap(),
+        tree.join("wrong.env").to_str().unwrap(),
+        "--endpoint-url",
+        &endpoint,
+        "--ca-bundle",
+        data.join("ca.pem").to_str().unwrap(),
+        "--output",
+        "json",
+    ])
+    .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    .env("AWS_CONFIG_FILE", "/dev/null")
+    .output()
+    .unwrap();
+    let report = json_of(&remote);
+    let status_of = |name: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(name))
+            .unwrap()["verification"]
+            .clone()
+    };
+    assert_eq!(status_of("other.env"), "live", "{report}");
+    assert_eq!(status_of("wrong.env"), "unknown", "{report}");
     std::fs::remove_file(tree.join("other.env")).unwrap();
+    std::fs::remove_file(tree.join("wrong.env")).unwrap();
 
     // A secret that is not the key's own: nothing that works leaked.
     write(
@@ -365,7 +505,7 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         assert_eq!(rules[index]["id"], r["ruleId"]);
         let region = &r["locations"][0]["physicalLocation"]["region"];
         assert!(region["startLine"].as_u64().unwrap() >= 1);
-        assert!(r["partialFingerprints"]["latchkeySecret/v1"].is_string());
+        assert!(r["partialFingerprints"]["latchkeyFinding/v2"].is_string());
         assert!(["error", "warning", "note"].contains(&r["level"].as_str().unwrap()));
     }
     assert!(!String::from_utf8_lossy(&out.stdout).contains(live.1.as_str()));
@@ -503,6 +643,37 @@ fn history_staged_changes_and_the_pre_commit_hook() {
     git_ok(&repo, &["add", "."]);
     git_ok(&repo, &["commit", "-q", "-m", "again"]);
     git_ok(&repo, &["checkout", "-q", "main"]);
+    // Excluded by the repository's own settings, in history too.
+    write(
+        &repo,
+        ".latchkey-scan.toml",
+        "exclude = [\"third_party/**\"]\n",
+    );
+    write(&repo, "third_party/x.env", "PGPASSWORD=Th1rdParty-Pw\n");
+    git_ok(&repo, &["add", "."]);
+    git_ok(&repo, &["commit", "-q", "-m", "vendored"]);
+    // Tracked although ignored (`git add -f`): committed, so scanned.
+    write(&repo, ".gitignore", "*.secret\n");
+    write(&repo, "prod.secret", "PGPASSWORD=F0rced-Add9\n");
+    git_ok(&repo, &["add", ".gitignore"]);
+    git_ok(&repo, &["add", "-f", "prod.secret"]);
+    git_ok(&repo, &["commit", "-q", "-m", "forced"]);
+    // A tag straight at a blob: in no commit, still in the repository.
+    write(
+        &root.path().join("loose"),
+        "blob.txt",
+        "mysql://root:T4gged-Blob7@db/shop\n",
+    );
+    let blob = git(
+        &repo,
+        &[
+            "hash-object",
+            "-w",
+            root.path().join("loose/blob.txt").to_str().unwrap(),
+        ],
+    );
+    let blob = String::from_utf8(blob.stdout).unwrap();
+    git_ok(&repo, &["tag", "loose-blob", blob.trim()]);
     // In the working tree only (untracked), and staged only.
     write(&repo, "local.sh", "export MYSQL_PWD='W0rkTree-Pw3'\n");
     write(&repo, "staged.py", "password = \"St4ged-Xq9mZ2vK\"\n");
@@ -515,10 +686,19 @@ fn history_staged_changes_and_the_pre_commit_hook() {
     };
     let history = scan_json(&["--git", repo.to_str().unwrap()]);
     let found = places(&history);
-    assert_eq!(found.len(), 1, "one blob, once: {found:?}");
-    assert_eq!(found[0].0, "database-url");
-    assert_eq!(found[0].1, "old.env");
-    assert_eq!(found[0].2.as_deref(), Some(leak_commit.trim()));
+    let old_env: Vec<_> = found
+        .iter()
+        .filter(|f| f.1 == "old.env" || f.1 == "again.env")
+        .collect();
+    assert_eq!(old_env.len(), 1, "one blob, once: {found:?}");
+    assert_eq!(old_env[0].0, "database-url");
+    assert_eq!(old_env[0].1, "old.env");
+    assert_eq!(old_env[0].2.as_deref(), Some(leak_commit.trim()));
+    assert!(
+        found.iter().any(|f| f.1 == "refs/tags/loose-blob"),
+        "a tagged blob: {found:?}"
+    );
+    assert!(found.iter().any(|f| f.1 == "prod.secret"), "{found:?}");
     assert!(
         history["findings"][0]["authorDate"]
             .as_str()
@@ -529,6 +709,20 @@ fn history_staged_changes_and_the_pre_commit_hook() {
     let paths: Vec<&str> = tree.iter().map(|f| f.1.as_str()).collect();
     assert!(paths.iter().any(|p| p.ends_with("local.sh")), "{paths:?}");
     assert!(paths.iter().all(|p| !p.ends_with("old.env")), "{paths:?}");
+    assert!(
+        paths.iter().any(|p| p.ends_with("prod.secret")),
+        "tracked although ignored: {paths:?}"
+    );
+    // A file name with an escape sequence reaches the terminal escaped.
+    let evil = repo.join("e\x1b[2Kvil.env");
+    std::fs::write(&evil, "PGPASSWORD=Esc4ped-Name\n").unwrap();
+    let out = scan(&[evil.to_str().unwrap(), "--no-verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("e\\u{1b}[2Kvil.env") && !text.contains('\x1b'),
+        "{text}"
+    );
+    std::fs::remove_file(&evil).unwrap();
     let staged = places(&scan_json(&["--staged", repo.to_str().unwrap()]));
     assert_eq!(
         staged,
@@ -570,6 +764,37 @@ fn history_staged_changes_and_the_pre_commit_hook() {
         "the secret is not shown: {said}"
     );
     git_ok(&repo, &["rm", "-q", "--cached", "db.txt"]);
+    // Installed where git runs hooks: core.hooksPath (husky and friends)...
+    let husky = root.path().join("husky");
+    std::fs::create_dir_all(&husky).unwrap();
+    git_ok(&husky, &["init", "-q", "-b", "main"]);
+    git_ok(&husky, &["config", "core.hooksPath", ".husky"]);
+    let out = latchkey(&["scan", "install-hook", husky.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(husky.join(".husky/pre-commit").exists());
+    write(&husky, "db.txt", "mysql://root:Zq8pL2mKx7@db/shop\n");
+    git_ok(&husky, &["add", "db.txt"]);
+    assert!(!git(&husky, &["commit", "-q", "-m", "url"]).status.success());
+    // ...and a linked worktree, whose hooks are the repository's.
+    let worktree = root.path().join("wt");
+    git_ok(
+        &repo,
+        &["worktree", "add", "-q", worktree.to_str().unwrap()],
+    );
+    write(&worktree, "db.txt", "mysql://root:Zq8pL2mKx7@db/shop\n");
+    git_ok(&worktree, &["add", "db.txt"]);
+    assert!(
+        !git(&worktree, &["commit", "-q", "-m", "url"])
+            .status
+            .success(),
+        "the repository's hook runs in its worktree"
+    );
     write(&repo, "clean.txt", "hello\n");
     git_ok(&repo, &["add", "clean.txt"]);
     git_ok(&repo, &["commit", "-q", "-m", "clean"]);

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 use std::sync::Arc;
+/// The TLS client a [`tls_connector`] makes, for holding one.
+pub use tokio_rustls::TlsConnector;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

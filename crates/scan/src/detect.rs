@@ -1,6 +1,8 @@
 //! The detectors: an Aho-Corasick pass finds the lines worth a look, and
 //! each family's regexes run on those lines only.
 
+use std::collections::BTreeMap;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine;
 use regex::bytes::Regex;
@@ -25,16 +27,40 @@ pub struct Finding {
     /// The access key id that goes with the secret, to verify (an
     /// `AKIA`/`ASIA` id is not itself a secret).
     pub key_id: Option<String>,
+    /// SHA-256 of the finding's line with the secret left out.
+    pub context: [u8; 32],
 }
 
 impl Finding {
-    /// Identifies the finding wherever its line moves: the detector and
-    /// the secret, hashed (32 hex digits).
-    pub fn fingerprint(&self) -> String {
+    /// Whether the finding holds an access key's secret (a key id and
+    /// its secret together, which is a credential), not a key id alone
+    /// (which is not a secret: ids are in logs, tickets and CloudTrail).
+    pub fn holds_key_secret(&self) -> bool {
+        matches!(
+            self.detector,
+            Detector::AwsAccessKey | Detector::CredentialsFile
+        ) && self
+            .key_id
+            .as_deref()
+            .is_some_and(|id| id != self.secret.expose())
+    }
+
+    /// Identifies the finding in `path` wherever its line moves in the
+    /// file (32 hex digits), without revealing the secret: a hash of the
+    /// detector, the path, the line with the secret left out, and one
+    /// byte of the secret's own hash (so that a different secret on the
+    /// same line is, but for one chance in 256, a different finding; a
+    /// byte confirms no guess of the secret).
+    pub fn fingerprint(&self, path: &str) -> String {
+        let secret = Sha256::digest(self.secret.expose().as_bytes());
         let mut h = Sha256::new();
+        h.update(b"latchkey-scan/fingerprint/v2\0");
         h.update(self.detector.id().as_bytes());
         h.update([0]);
-        h.update(self.secret.expose().as_bytes());
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(self.context);
+        h.update([secret[0]]);
         hex::encode(&h.finalize()[..16])
     }
 }
@@ -73,6 +99,14 @@ const LITERALS: &[(&str, Family)] = &[
 
 /// How many lines either side of a key id its secret may be on.
 const PAIR_LINES: usize = 5;
+
+/// How many bytes either side of a key id its secret may be.
+const PAIR_BYTES: usize = 2048;
+
+/// Findings kept of one line, and of one buffer: past these, the text is
+/// a dump rather than a leak, and its first findings say enough.
+const MAX_PER_LINE: usize = 64;
+const MAX_PER_BUFFER: usize = 10_000;
 
 /// Longest value a generic assignment is read to.
 const MAX_VALUE: usize = 256;
@@ -125,7 +159,7 @@ impl Scanner {
             .unwrap_or_else(|e| panic!("prefilter: {e}"));
         Self {
             prefilter,
-            key_id: re(r"(?:^|[^A-Za-z0-9/+])((?:AKIA|ASIA)[A-Z0-9]{16})(?:[^A-Za-z0-9/+=]|$)"),
+            key_id: re(r"(?:^|[^A-Za-z0-9+])((?:AKIA|ASIA)[A-Z0-9]{16})(?:[^A-Za-z0-9/+=]|$)"),
             secret_assigned: re(&format!(
                 r#"(?i)(?:aws_?secret_?access_?key|secret_?access_?key|aws_?secret_?key|secretkey){ASSIGN}["']?([A-Za-z0-9/+]{{40}})(?:[^A-Za-z0-9/+=]|$)"#
             )),
@@ -145,10 +179,10 @@ impl Scanner {
                 r#"(?i)(?:^|[\s'\x22])password\s*=\s*(?:'((?:[^'\\\n]|\\.)*)'|([^\s'";]+))"#,
             ),
             url_userinfo: re(
-                r#"(?i)\b((?:jdbc:)?(?:postgres|postgresql|mysql|mariadb|mysqlx))://([^:@/\s"'<>]+):([^@\s"'<>/]+)@"#,
+                r#"(?i)\b((?:jdbc:)?(?:postgres|postgresql|mysql|mariadb|mysqlx)(?:\+[a-z0-9_]+)?)://([^:@/\s"'<>]+):([^@\s"'<>/]+)@"#,
             ),
             url_query_password: re(
-                r#"(?i)\b((?:jdbc:)?(?:postgres|postgresql|mysql|mariadb))://[^\s"'<>]*?[?&;]password=([^&;\s"'<>]+)"#,
+                r#"(?i)\b((?:jdbc:)?(?:postgres|postgresql|mysql|mariadb)(?:\+[a-z0-9_]+)?)://[^\s"'<>]*?[?&;]password=([^&;\s"'<>]+)"#,
             ),
             pem_begin: re(
                 r"-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----",
@@ -180,7 +214,9 @@ impl Scanner {
             text,
             index: &index,
             found: Vec::new(),
-            claimed: Vec::new(),
+            taken: BTreeMap::new(),
+            pem_until: 0,
+            current_line: None,
         };
         for family in [
             Family::RdsToken,
@@ -217,6 +253,10 @@ impl Scanner {
             // random-looking, on a line near it.
             let first = line.saturating_sub(PAIR_LINES);
             let (near_start, near_end) = out.index.span(first, line + PAIR_LINES);
+            // Bounded, so that a line of many ids is read once per id at
+            // most PAIR_BYTES either side, not whole.
+            let near_start = near_start.max(id_start.saturating_sub(PAIR_BYTES));
+            let near_end = near_end.min(id_end + PAIR_BYTES);
             let near = &text[near_start..near_end];
             let secret = self
                 .secret_assigned
@@ -238,7 +278,7 @@ impl Scanner {
                         Detector::AwsAccessKey
                     };
                     out.push(detector, Severity::Critical, s, e, Some(key_id));
-                    out.claimed.push((id_start, id_end));
+                    out.claim(id_start, id_end);
                 }
                 None => out.push(
                     Detector::AwsAccessKey,
@@ -254,7 +294,8 @@ impl Scanner {
     /// `aws_access_key_id = ...` under an INI `[section]` header.
     fn is_credentials_file(&self, text: &[u8], index: &Lines, line: usize) -> bool {
         let (start, end) = index.span(line, line);
-        let this = String::from_utf8_lossy(&text[start..end]).to_ascii_lowercase();
+        let head = &text[start..end.min(start + 64)];
+        let this = String::from_utf8_lossy(head).to_ascii_lowercase();
         if !this.trim_start().starts_with("aws_access_key_id") {
             return false;
         }
@@ -364,6 +405,10 @@ impl Scanner {
     fn pem(&self, out: &mut Out, line: usize) {
         let (start, end) = out.index.span(line, line);
         let text = out.text;
+        // Inside a block already found (or cut off): part of it.
+        if start < out.pem_until {
+            return;
+        }
         let Some(c) = self.pem_begin.captures(&text[start..end]) else {
             return;
         };
@@ -384,6 +429,7 @@ impl Scanner {
                 })
             })
             .unwrap_or(limit);
+        out.pem_until = block_end;
         let body = &text[body_start..block_end];
         let encrypted = label.as_bytes().starts_with(b"ENCRYPTED")
             || find(body, b"Proc-Type: 4,ENCRYPTED").is_some()
@@ -439,6 +485,28 @@ fn looks_like_code(v: &str, unquoted: bool) -> bool {
     if v.starts_with(['{', '[']) || v.matches(char::is_whitespace).count() >= 2 {
         return true;
     }
+    // Names of secrets rather than secrets: an ARN, a path (`/run/secrets/db`),
+    // a URL (one with a password is the URL detectors'), an environment
+    // variable's name (`DB_PASSWORD`), a UUID.
+    let uuid = v.len() == 36
+        && v.bytes().enumerate().all(|(i, b)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        });
+    if v.starts_with("arn:")
+        || (v.starts_with('/') && !v.contains("//"))
+        || v.contains("://")
+        || uuid
+        || (v.contains('_')
+            && v.starts_with(|c: char| c.is_ascii_uppercase())
+            && v.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+    {
+        return true;
+    }
     let identifier = |s: &str| {
         !s.is_empty()
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -473,7 +541,7 @@ fn openssh_encrypted(body: &[u8]) -> bool {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Where each line starts.
@@ -521,16 +589,40 @@ struct Out<'t> {
     text: &'t [u8],
     index: &'t Lines,
     found: Vec<Finding>,
-    /// Text that belongs to a finding without being its secret (the key
-    /// id of a key and secret pair): no other finding of its own.
-    claimed: Vec<(usize, usize)>,
+    /// The spans of the specific (not generic) findings, and the text that
+    /// belongs to a finding without being its secret (the key id of a key
+    /// and secret pair), by start: they never overlap, so one look at the
+    /// span before tells whether a new one would.
+    taken: BTreeMap<usize, usize>,
+    /// Where the last private key block ends.
+    pem_until: usize,
+    /// The line the last finding was on, how many it had, and whether it
+    /// says `latchkey:allow`.
+    current_line: Option<(usize, usize, bool)>,
 }
 
 impl Out<'_> {
-    /// Whether `start..end` lies inside a finding already made (a key id
-    /// inside an RDS token or a private key is part of that finding).
+    /// Whether `start..end` overlaps a span taken.
+    fn overlaps(&self, start: usize, end: usize) -> bool {
+        self.taken
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, &e)| e > start)
+    }
+
+    /// Whether `start..end` lies inside a span taken (a key id inside an
+    /// RDS token or a private key is part of that finding).
     fn inside_other(&self, start: usize, end: usize) -> bool {
-        self.found.iter().any(|f| f.start <= start && end <= f.end)
+        self.taken
+            .range(..=start)
+            .next_back()
+            .is_some_and(|(_, &e)| e >= end)
+    }
+
+    fn claim(&mut self, start: usize, end: usize) {
+        if !self.overlaps(start, end) {
+            self.taken.insert(start, end);
+        }
     }
 
     fn push(
@@ -541,24 +633,36 @@ impl Out<'_> {
         end: usize,
         key_id: Option<String>,
     ) {
-        if self
-            .found
-            .iter()
-            .any(|f| f.start < end && start < f.end && f.detector != Detector::GenericSecret)
-            || self.claimed.iter().any(|&(s, e)| s < end && start < e)
-        {
-            // One leak, one finding: the first (most specific) detector's.
+        // One leak, one finding: the first (most specific) detector's.
+        if self.found.len() >= MAX_PER_BUFFER || self.overlaps(start, end) {
             return;
         }
         let line = self.index.line_of(start);
         let (line_start, line_end) = self.index.span(line, line);
-        if find(&self.text[line_start..line_end], b"latchkey:allow").is_some() {
+        let (count, allowed) = match self.current_line {
+            Some((l, count, allowed)) if l == line => (count, allowed),
+            _ => (
+                0,
+                find(&self.text[line_start..line_end], b"latchkey:allow").is_some(),
+            ),
+        };
+        self.current_line = Some((line, count + 1, allowed));
+        if allowed || count >= MAX_PER_LINE {
             return;
+        }
+        if detector != Detector::GenericSecret {
+            self.taken.insert(start, end);
         }
         let column = String::from_utf8_lossy(&self.text[line_start..start])
             .chars()
             .count()
             + 1;
+        // The line with the secret left out: what the fingerprint of the
+        // finding is made from, so that it never holds the secret.
+        let mut context = Sha256::new();
+        context.update(&self.text[line_start..start.min(line_end)]);
+        context.update([0]);
+        context.update(&self.text[end.min(line_end)..line_end]);
         self.found.push(Finding {
             detector,
             severity,
@@ -568,22 +672,12 @@ impl Out<'_> {
             end,
             secret: Secret::new(String::from_utf8_lossy(&self.text[start..end])),
             key_id,
+            context: context.finalize().into(),
         });
     }
 
-    /// In order of place; a generic finding inside a specific one dropped.
+    /// In order of place.
     fn finish(mut self) -> Vec<Finding> {
-        let specific: Vec<(usize, usize)> = self
-            .found
-            .iter()
-            .filter(|f| f.detector != Detector::GenericSecret)
-            .map(|f| (f.start, f.end))
-            .chain(self.claimed.iter().copied())
-            .collect();
-        self.found.retain(|f| {
-            f.detector != Detector::GenericSecret
-                || !specific.iter().any(|&(s, e)| s < f.end && f.start < e)
-        });
         self.found.sort_by_key(|f| (f.start, f.detector));
         self.found.dedup_by_key(|f| (f.start, f.detector));
         self.found

@@ -54,13 +54,18 @@ pub struct Located {
 }
 
 impl Located {
-    /// The severity, raised to critical for a live key.
+    /// The severity, raised to critical for a live credential.
     pub fn severity(&self) -> Severity {
-        if self.verification == Verification::Live {
+        if self.verification == Verification::Live && self.finding.holds_key_secret() {
             Severity::Critical
         } else {
             self.finding.severity
         }
+    }
+
+    /// The finding's fingerprint in its file (see [`Finding::fingerprint`]).
+    pub fn fingerprint(&self) -> String {
+        self.finding.fingerprint(&self.place.path)
     }
 
     /// `--output json`'s object: never the secret itself.
@@ -73,7 +78,7 @@ impl Located {
             "detector": f.detector.id(),
             "severity": self.severity().as_str(),
             "masked": f.secret.masked(),
-            "fingerprint": f.fingerprint(),
+            "fingerprint": self.fingerprint(),
             "verification": self.verification.as_str(),
         });
         if let Some(key) = &f.key_id {
@@ -140,7 +145,7 @@ pub fn sarif(results: &[Located], version: &str) -> Value {
                         "region": {"startLine": f.line, "startColumn": f.column},
                     },
                 }],
-                "partialFingerprints": {"latchkeySecret/v1": f.fingerprint()},
+                "partialFingerprints": {"latchkeyFinding/v2": r.fingerprint()},
                 "properties": {
                     "severity": r.severity().as_str(),
                     "verification": r.verification.as_str(),

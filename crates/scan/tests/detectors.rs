@@ -33,6 +33,7 @@ fn an_access_key_with_its_secret_is_critical() {
         format!(
             "s3 = boto3.client('s3', aws_access_key_id='{KEY}',\n    aws_secret_access_key='{SECRET}')"
         ),
+        format!("fs.s3a.path = s3a://{KEY}:{SECRET}@bucket/data"),
     ] {
         let (id, severity, secret) = only(&text);
         assert_eq!(
@@ -109,6 +110,16 @@ fn database_urls_dsns_and_environment() {
         (
             "jdbc:mysql://app:Zq8pL2mK@db:3306/shop",
             "jdbc-url",
+            "Zq8pL2mK",
+        ),
+        (
+            "engine = create_engine('postgresql+psycopg2://app:Zq8pL2mK@db/orders')",
+            "database-url",
+            "Zq8pL2mK",
+        ),
+        (
+            "DB = 'mysql+pymysql://app:Zq8pL2mK@db/shop'",
+            "database-url",
             "Zq8pL2mK",
         ),
         (
@@ -199,6 +210,7 @@ fn high_entropy_assignments() {
         "client_secret: 'Qw3rT9zXcV1bN7mL'",
         "\"auth_token\": \"9f86d081884c7d659a2feaa0c55ad015\"",
         "db_password := \"Zq8pL2mK!r4\"",
+        "API_TOKEN=X8FQ2LMZ0VKP7RTY",
     ] {
         let (id, severity, _) = only(text);
         assert_eq!(
@@ -232,6 +244,11 @@ fn decoys_are_not_findings() {
         "password: correcthorsebatterystaple",
         "api_key = get_api_key(user)",
         "token: Option<String>,",
+        "secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf\"",
+        "password_file: /run/secrets/db_password_2024",
+        "password_env = \"DATABASE_PASSWORD\"",
+        "token_url = \"https://auth.example.com/oauth2/token\"",
+        "api_key_id: 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
         "Detector::SessionToken => \"A session token\",",
         "sm.create_secret(Name=\"app/db\", SecretString='{\"password\":\"REAL\"}')",
         "tracing::warn!(secret = %secret.arn, \"failed\");",
@@ -264,10 +281,11 @@ fn fingerprints_survive_moves_and_tell_secrets_apart() {
     let scanner = Scanner::new();
     let a = &scanner.scan(format!("x = 1\nk = {KEY}\n").as_bytes())[0];
     let b = &scanner.scan(format!("k = {KEY}\n").as_bytes())[0];
-    assert_eq!(a.fingerprint(), b.fingerprint());
+    assert_eq!(a.fingerprint("f"), b.fingerprint("f"));
+    assert_ne!(a.fingerprint("f"), a.fingerprint("g"), "per file");
     assert_ne!(a.line, b.line);
     let other = &scanner.scan(b"k = AKIA2E0A8F3B244C9987")[0];
-    assert_ne!(a.fingerprint(), other.fingerprint());
+    assert_ne!(a.fingerprint("f"), other.fingerprint("f"));
 }
 
 #[test]
@@ -280,4 +298,21 @@ fn binary_and_hostile_input_does_not_panic() {
     scanner.scan(b"");
     scanner.scan(b"\n\n\n");
     scanner.scan(b"-----BEGIN OPENSSH PRIVATE KEY-----");
+}
+
+#[test]
+fn dumps_of_candidates_are_read_once() {
+    // Each of these took minutes when every candidate re-read its line.
+    let scanner = Scanner::new();
+    let ids = "AKIAABCDEFGHIJKLMNOP ".repeat(20_000);
+    assert!(
+        scanner.scan(ids.as_bytes()).len() <= 64,
+        "a line's findings are capped"
+    );
+    let dsns = "host=x password=Zq8pL2mK ".repeat(20_000);
+    assert!(!scanner.scan(dsns.as_bytes()).is_empty());
+    let keys = "-----BEGIN RSA PRIVATE KEY-----\n".repeat(300_000);
+    let found = scanner.scan(keys.as_bytes());
+    assert!(!found.is_empty() && found.len() <= 10_000);
+    assert!(found.iter().all(|f| f.detector == Detector::PrivateKey));
 }

@@ -73,14 +73,29 @@ fn author_date(commit: &git2::Commit<'_>) -> String {
 fn history_blobs(repo: &Repository) -> Result<Vec<Blob>> {
     let mut walk = repo.revwalk()?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+    let mut seen = HashSet::new();
+    let mut blobs = Vec::new();
     for reference in repo.references()? {
         let reference = reference?;
         if let Ok(commit) = reference.peel_to_commit() {
             walk.push(commit.id())?;
+        } else if let Ok(tree) = reference.peel_to_tree() {
+            // A ref straight at a tree or a blob (a tag can point at one)
+            // holds what no commit may.
+            let empty = repo.diff_tree_to_tree(None, Some(&tree), None)?;
+            new_blobs(&empty, None, &mut seen, &mut blobs);
+        } else if let Ok(blob) = reference.peel_to_blob()
+            && seen.insert(blob.id())
+        {
+            blobs.push(Blob {
+                oid: blob.id(),
+                place: Place {
+                    path: reference.name().unwrap_or("(a ref)").to_owned(),
+                    commit: None,
+                },
+            });
         }
     }
-    let mut seen = HashSet::new();
-    let mut blobs = Vec::new();
     let mut options = DiffOptions::new();
     options.skip_binary_check(true);
     for oid in walk {
@@ -168,13 +183,15 @@ pub enum Part {
     Staged,
 }
 
-/// The findings in `part` of the repository at (or above) `path`.
+/// The findings in `part` of the repository at (or above) `path`, but
+/// for the paths `skip` excludes.
 pub fn scan_repository(
     path: &Path,
     part: Part,
     scanner: &Scanner,
     include_binary: bool,
     max_size: Option<u64>,
+    skip: &ignore::overrides::Override,
     totals: &Totals,
 ) -> Result<Vec<(Finding, Place)>> {
     let repo = Repository::discover(path)
@@ -184,6 +201,10 @@ pub fn scan_repository(
         Part::Staged => staged_blobs(&repo),
     }
     .with_context(|| format!("reading the repository at {}", path.display()))?;
+    let blobs: Vec<Blob> = blobs
+        .into_iter()
+        .filter(|b| !skip.matched(&b.place.path, false).is_ignore())
+        .collect();
     let root = repo.path().to_owned();
     drop(repo);
     scan_blobs(&root, blobs, scanner, include_binary, max_size, totals)

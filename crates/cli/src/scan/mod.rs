@@ -72,7 +72,9 @@ pub struct ScanArgs {
     /// Scan binary files too (those with a NUL byte in their first 8000 bytes).
     #[arg(long)]
     include_binary: bool,
-    /// Skip paths matching this glob (gitignore syntax); repeatable.
+    /// Skip paths matching this glob (gitignore syntax); repeatable. A
+    /// repository can list its own in .latchkey-scan.toml at its root:
+    /// exclude = ["vendor/**", "*.lock"].
     #[arg(long = "exclude", value_name = "GLOB")]
     excludes: Vec<String>,
     /// Findings whose fingerprint is in this file are not reported
@@ -143,7 +145,13 @@ fn install_hook(args: &HookArgs) -> Result<u8> {
         .unwrap_or_else(|| PathBuf::from("."));
     let repo = ::git2::Repository::discover(&at)
         .with_context(|| format!("{} is not in a git repository", at.display()))?;
-    let hooks = repo.path().join("hooks");
+    // Where git runs hooks from: core.hooksPath (relative to the work
+    // tree), else the common directory's (a linked worktree shares it).
+    let hooks = match repo.config()?.get_path("core.hooksPath") {
+        Ok(path) if path.is_absolute() => path,
+        Ok(path) => repo.workdir().unwrap_or_else(|| repo.path()).join(path),
+        Err(_) => repo.commondir().join("hooks"),
+    };
     std::fs::create_dir_all(&hooks).with_context(|| format!("creating {}", hooks.display()))?;
     let hook = hooks.join("pre-commit");
     if hook.exists() && !args.force {
@@ -192,8 +200,42 @@ pub(crate) struct Totals {
     unreadable: AtomicU64,
 }
 
-/// The findings in one file's bytes, unless it is binary and binaries are
-/// not wanted.
+/// UTF-16 text (what Windows PowerShell writes: a byte-order mark, or
+/// ASCII with a NUL after every character) as UTF-8; `None` for anything
+/// else.
+fn utf16_as_utf8(bytes: &[u8]) -> Option<Vec<u8>> {
+    let (little_endian, body) = match bytes {
+        [0xFF, 0xFE, rest @ ..] => (true, rest),
+        [0xFE, 0xFF, rest @ ..] => (false, rest),
+        _ => {
+            let sample = &bytes[..bytes.len().min(256) & !1];
+            let ascii_le = sample.len() >= 8
+                && sample
+                    .chunks_exact(2)
+                    .all(|c| c[1] == 0 && c[0] != 0 && c[0].is_ascii());
+            if !ascii_le {
+                return None;
+            }
+            (true, bytes)
+        }
+    };
+    let units = body.chunks_exact(2).map(|c| {
+        if little_endian {
+            u16::from_le_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], c[1]])
+        }
+    });
+    Some(
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect::<String>()
+            .into_bytes(),
+    )
+}
+
+/// The findings in one file's bytes (UTF-16 read as the text it is),
+/// unless it is binary and binaries are not wanted.
 pub(crate) fn scan_bytes(
     scanner: &Scanner,
     bytes: &[u8],
@@ -201,6 +243,8 @@ pub(crate) fn scan_bytes(
     include_binary: bool,
     totals: &Totals,
 ) -> Vec<(Finding, Place)> {
+    let decoded = utf16_as_utf8(bytes);
+    let bytes = decoded.as_deref().unwrap_or(bytes);
     if !include_binary && bytes[..bytes.len().min(BINARY_SNIFF)].contains(&0) {
         totals.skipped_binary.fetch_add(1, Ordering::Relaxed);
         return Vec::new();
@@ -231,17 +275,12 @@ fn walk(args: &ScanArgs, scanner: &Scanner, totals: &Totals) -> Result<Vec<(Find
     for root in &roots[1..] {
         builder.add(root);
     }
-    let mut overrides = ignore::overrides::OverrideBuilder::new(".");
-    for glob in &args.excludes {
-        overrides
-            .add(&format!("!{glob}"))
-            .with_context(|| format!("--exclude {glob:?}"))?;
-    }
+    let overrides = excludes(args, &roots[0])?;
     builder
         .hidden(false)
         .git_global(false)
         .require_git(false)
-        .overrides(overrides.build().context("--exclude")?)
+        .overrides(overrides)
         .filter_entry(|e| e.file_name() != ".git");
     let found = Mutex::new(Vec::new());
     builder.build_parallel().run(|| {
@@ -275,7 +314,116 @@ fn walk(args: &ScanArgs, scanner: &Scanner, totals: &Totals) -> Result<Vec<(Find
             ignore::WalkState::Continue
         })
     });
-    Ok(found.into_inner().unwrap_or_else(|p| p.into_inner()))
+    let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    for root in &roots {
+        found.extend(tracked_but_ignored(args, root, scanner, totals)?);
+    }
+    Ok(found)
+}
+
+/// Files a repository tracks although its `.gitignore` names them (a
+/// `.env` added with `git add -f`): the walk skipped them, but they are
+/// committed, so they are scanned too.
+fn tracked_but_ignored(
+    args: &ScanArgs,
+    root: &Path,
+    scanner: &Scanner,
+    totals: &Totals,
+) -> Result<Vec<(Finding, Place)>> {
+    let Ok(repo) = ::git2::Repository::discover(root) else {
+        return Ok(Vec::new());
+    };
+    let (Some(workdir), Ok(root_abs)) = (repo.workdir(), root.canonicalize()) else {
+        return Ok(Vec::new());
+    };
+    let workdir = workdir.canonicalize()?;
+    let skip = excludes(args, root)?;
+    let mut found = Vec::new();
+    for entry in repo.index()?.iter() {
+        let rel = PathBuf::from(String::from_utf8_lossy(&entry.path).into_owned());
+        let abs = workdir.join(&rel);
+        let Ok(under_root) = abs.strip_prefix(&root_abs) else {
+            continue;
+        };
+        if !repo.status_should_ignore(&rel).unwrap_or(false)
+            || skip.matched(&abs, false).is_ignore()
+            || !abs.is_file()
+        {
+            continue;
+        }
+        let large = abs.metadata().is_ok_and(|m| m.len() > args.max_file_size);
+        if large && !args.include_large {
+            totals.skipped_large.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&abs) else {
+            totals.unreadable.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let place = Place {
+            path: display_path(&root.join(under_root)),
+            commit: None,
+        };
+        found.extend(scan_bytes(
+            scanner,
+            &bytes,
+            &place,
+            args.include_binary,
+            totals,
+        ));
+    }
+    Ok(found)
+}
+
+/// The file a repository keeps its scan settings in, at its root.
+const REPO_CONFIG: &str = ".latchkey-scan.toml";
+
+/// The repository's scan settings: `exclude = ["glob", ...]`.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RepoConfig {
+    #[serde(default)]
+    exclude: Vec<String>,
+}
+
+/// The paths not to scan: `--exclude` flags and the `exclude` globs of
+/// `.latchkey-scan.toml` at `root` (gitignore syntax, relative to it).
+fn excludes(args: &ScanArgs, root: &Path) -> Result<ignore::overrides::Override> {
+    let base = if root.is_dir() { root } else { Path::new(".") };
+    let config_path = base.join(REPO_CONFIG);
+    let config: RepoConfig = match std::fs::read_to_string(&config_path) {
+        Ok(text) => toml::from_str(&text)
+            .with_context(|| format!("{} is not valid", config_path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => RepoConfig::default(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", config_path.display())),
+    };
+    let mut overrides = ignore::overrides::OverrideBuilder::new(base);
+    for glob in args.excludes.iter().chain(&config.exclude) {
+        overrides
+            .add(&format!("!{glob}"))
+            .with_context(|| format!("exclude glob {glob:?}"))?;
+    }
+    Ok(overrides.build()?)
+}
+
+/// Text for a terminal: control characters (escape sequences, new lines)
+/// and bidirectional overrides as `\u{..}`.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || is_bidi_control(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Characters that reorder the text around them (U+202A..U+202E,
+/// U+2066..U+2069) or break lines (U+2028, U+2029).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
 }
 
 /// A path as reported: relative as walked, without a leading `./`.
@@ -289,17 +437,15 @@ fn verify(store: &Store, f: &Finding) -> Result<Verification> {
     let Some(id) = f.key_id.as_deref() else {
         return Ok(Verification::NotChecked);
     };
-    // A temporary key is derived from its session token, not stored.
-    if !id.starts_with("AKIA") {
+    // A temporary key is derived from its session token, not stored; and
+    // a key id alone is no credential: only an id with a secret is
+    // checked (and can be revoked).
+    if !id.starts_with("AKIA") || !f.holds_key_secret() {
         return Ok(Verification::NotChecked);
     }
-    let paired = matches!(
-        f.detector,
-        Detector::AwsAccessKey | Detector::CredentialsFile
-    ) && f.secret.expose() != id;
     Ok(match store.access_key_secret(id)? {
         Some((key, secret)) => {
-            if paired && !bool::from(secret.as_bytes().ct_eq(f.secret.expose().as_bytes())) {
+            if !bool::from(secret.as_bytes().ct_eq(f.secret.expose().as_bytes())) {
                 // Not this key's secret: nothing that works leaked.
                 Verification::Unknown
             } else if key.active {
@@ -313,49 +459,166 @@ fn verify(store: &Store, f: &Finding) -> Result<Verification> {
     })
 }
 
-/// Deactivates each live long-term key in `results` once (at its first
-/// place), through the token service; marks the findings revoked.
-fn revoke(args: &ScanArgs, config: &crate::config::Config, results: &mut [Located]) -> Result<()> {
-    use latchkey_awsconfig::{Environment, resolve_credentials, resolve_region, resolve_setting};
-    use latchkey_client::{Endpoint, form, interpret, send, signed_post, tls_connector};
-    let live: Vec<usize> = (0..results.len())
-        .filter(|&i| {
-            results[i].verification == Verification::Live
-                && results[i]
-                    .finding
-                    .key_id
-                    .as_deref()
-                    .is_some_and(|k| k.starts_with("AKIA"))
+/// The token service, as the AWS CLI finds it: `--endpoint-url` or
+/// `AWS_ENDPOINT_URL` or the profile's `endpoint_url` (else the
+/// configuration's listen address), and its CA likewise.
+struct Api {
+    env: latchkey_awsconfig::Environment,
+    endpoint: latchkey_client::Endpoint,
+    tls: latchkey_client::TlsConnector,
+    region: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Api {
+    fn new(args: &ScanArgs, config: Option<&crate::config::Config>) -> Result<Self> {
+        use latchkey_awsconfig::{Environment, resolve_region, resolve_setting};
+        let env = Environment::from_process();
+        let profile = args.profile.as_deref();
+        let region = resolve_region(&env, None, profile).unwrap_or_else(|_| "us-east-1".into());
+        let endpoint_url = resolve_setting(
+            &env,
+            args.endpoint_url.as_deref(),
+            "AWS_ENDPOINT_URL",
+            "endpoint_url",
+            profile,
+        )?
+        .or_else(|| config.map(|c| format!("https://localhost:{}", c.listen.port())))
+        .context("no token service: give --endpoint-url")?;
+        let endpoint = latchkey_client::Endpoint::parse(&endpoint_url)?;
+        let explicit_ca = args.ca_bundle.as_deref().and_then(Path::to_str);
+        let ca = resolve_setting(&env, explicit_ca, "AWS_CA_BUNDLE", "ca_bundle", profile)?
+            .map(PathBuf::from)
+            .or_else(|| config.map(|c| c.data_dir.join("ca.pem")))
+            .context("no CA certificate for the token service: give --ca-bundle")?;
+        let tls = latchkey_client::tls_connector(&ca)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            env,
+            endpoint,
+            tls,
+            region,
+            runtime,
+        })
+    }
+
+    /// The operator's credentials (the AWS CLI's chain).
+    fn operator(&self, args: &ScanArgs) -> Result<latchkey_sigv4::Credentials> {
+        Ok(
+            latchkey_awsconfig::resolve_credentials(&self.env, args.profile.as_deref())
+                .context("--revoke calls the token service with your credentials")?
+                .credentials,
+        )
+    }
+
+    /// One Query call; the service's refusal is `Ok(Err(..))`.
+    fn call(
+        &self,
+        service: &str,
+        action: &str,
+        params: &[(String, String)],
+        credentials: &latchkey_sigv4::Credentials,
+    ) -> Result<Result<Value, latchkey_client::ClientError>> {
+        let version = if service == "sts" {
+            "2011-06-15"
+        } else {
+            "2010-05-08"
+        };
+        let request = latchkey_client::signed_post(
+            &self.endpoint,
+            service,
+            &self.region,
+            latchkey_client::form(action, version, params),
+            credentials,
+            crate::output::now_or(None)?,
+        )?;
+        let (status, body) =
+            self.runtime
+                .block_on(latchkey_client::send(&self.tls, &self.endpoint, request))?;
+        Ok(latchkey_client::interpret(action, status, &body))
+    }
+}
+
+/// What the token service says of the credential `f` holds, by a call
+/// signed with it that reveals nothing (`GetCallerIdentity`): `live`, or
+/// `unknown` (from outside, an inactive, deleted and never-issued key look
+/// alike). A key id alone is not checked.
+fn verify_remote(api: &Api, results: &[Located], i: usize) -> Result<Verification> {
+    let f = &results[i].finding;
+    let Some(id) = f.key_id.clone().filter(|_| f.holds_key_secret()) else {
+        return Ok(Verification::NotChecked);
+    };
+    let token = if id.starts_with("ASIA") {
+        match session_token_near(results, i) {
+            Some(t) => Some(t),
+            None => return Ok(Verification::NotChecked),
+        }
+    } else {
+        None
+    };
+    let credentials = latchkey_sigv4::Credentials {
+        access_key_id: id,
+        secret_access_key: zeroize::Zeroizing::new(f.secret.expose().to_owned()),
+        session_token: token,
+    };
+    Ok(
+        match api.call("sts", "GetCallerIdentity", &[], &credentials)? {
+            Ok(_) => Verification::Live,
+            Err(latchkey_client::ClientError::Service { .. }) => Verification::Unknown,
+            Err(e) => return Err(e.into()),
+        },
+    )
+}
+
+/// The session token found near a temporary key's finding `i` (within
+/// five lines, in the same file and commit).
+fn session_token_near(results: &[Located], i: usize) -> Option<String> {
+    let r = &results[i];
+    results
+        .iter()
+        .find(|o| {
+            o.finding.detector == Detector::SessionToken
+                && o.place == r.place
+                && o.finding.line.abs_diff(r.finding.line) <= 5
+        })
+        .map(|o| o.finding.secret.expose().to_owned())
+}
+
+/// Through the token service, once per key (at its first place): each
+/// live long-term key is deactivated, and each temporary key found with
+/// its session token has its role's (or user's) sessions revoked; marks
+/// the findings revoked. A key the service does not know is left as it
+/// is; the keys that could not be revoked are returned, with why.
+fn revoke(
+    args: &ScanArgs,
+    config: Option<&crate::config::Config>,
+    results: &mut [Located],
+) -> Result<Vec<String>> {
+    use latchkey_client::ClientError;
+    let candidates: Vec<(usize, Option<String>)> = (0..results.len())
+        .filter_map(|i| {
+            let r = &results[i];
+            let key = r.finding.key_id.as_deref()?;
+            let paired = r.finding.holds_key_secret();
+            if key.starts_with("AKIA") && paired && r.verification == Verification::Live {
+                Some((i, None))
+            } else if key.starts_with("ASIA") && paired {
+                session_token_near(results, i).map(|token| (i, Some(token)))
+            } else {
+                None
+            }
         })
         .collect();
-    if live.is_empty() {
-        return Ok(());
+    if candidates.is_empty() {
+        return Ok(Vec::new());
     }
-    let env = Environment::from_process();
-    let credentials = resolve_credentials(&env, args.profile.as_deref())
-        .context("--revoke calls the token service with your credentials")?
-        .credentials;
-    let region =
-        resolve_region(&env, None, args.profile.as_deref()).unwrap_or_else(|_| "us-east-1".into());
-    let profile = args.profile.as_deref();
-    let endpoint_url = resolve_setting(
-        &env,
-        args.endpoint_url.as_deref(),
-        "AWS_ENDPOINT_URL",
-        "endpoint_url",
-        profile,
-    )?
-    .unwrap_or_else(|| format!("https://localhost:{}", config.listen.port()));
-    let endpoint = Endpoint::parse(&endpoint_url)?;
-    let explicit_ca = args.ca_bundle.as_deref().and_then(Path::to_str);
-    let ca = resolve_setting(&env, explicit_ca, "AWS_CA_BUNDLE", "ca_bundle", profile)?
-        .map_or_else(|| config.data_dir.join("ca.pem"), PathBuf::from);
-    let tls = tls_connector(&ca)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let api = Api::new(args, config)?;
+    let credentials = api.operator(args)?;
     let mut done: Vec<String> = Vec::new();
-    for i in live {
+    let mut failures = Vec::new();
+    for (i, token) in candidates {
         let r = &results[i];
         let Some(key) = r.finding.key_id.clone() else {
             continue;
@@ -364,30 +627,46 @@ fn revoke(args: &ScanArgs, config: &crate::config::Config, results: &mut [Locate
             results[i].revoked = true;
             continue;
         }
-        let mut location = format!("{}:{}", r.place.path, r.finding.line);
+        // A file's name is anyone's text: control characters become `?`
+        // and it is cut to what the service takes.
+        let path: String = r
+            .place
+            .path
+            .chars()
+            .map(|c| {
+                if c.is_control() || is_bidi_control(c) {
+                    '?'
+                } else {
+                    c
+                }
+            })
+            .take(900)
+            .collect();
+        let mut location = format!("{path}:{}", r.finding.line);
         if let Some((commit, _)) = &r.place.commit {
             location.push_str(&format!(" in commit {commit}"));
         }
-        let params = [
+        let mut params = vec![
             ("AccessKeyId".to_owned(), key.clone()),
             ("Location".to_owned(), location),
             ("Detector".to_owned(), r.finding.detector.id().to_owned()),
         ];
-        let request = signed_post(
-            &endpoint,
-            "iam",
-            &region,
-            form("RevokeLeakedAccessKey", "2010-05-08", &params),
-            &credentials,
-            crate::output::now_or(None)?,
-        )?;
-        let (status, body) = runtime.block_on(send(&tls, &endpoint, request))?;
-        interpret("RevokeLeakedAccessKey", status, &body)
-            .with_context(|| format!("revoking {key}"))?;
-        results[i].revoked = true;
-        done.push(key);
+        if let Some(token) = token {
+            params.push(("SessionToken".to_owned(), token));
+        }
+        match api.call("iam", "RevokeLeakedAccessKey", &params, &credentials)? {
+            Ok(_) => {
+                results[i].revoked = true;
+                // A session that opened was live.
+                results[i].verification = Verification::Live;
+                done.push(key);
+            }
+            Err(ClientError::Service { code, .. }) if code == "NoSuchEntity" => {}
+            // One key that cannot be revoked stops none of the others.
+            Err(e) => failures.push(format!("revoking {key}: {e}")),
+        }
     }
-    Ok(())
+    Ok(failures)
 }
 
 /// Fingerprints a baseline accepts.
@@ -414,7 +693,7 @@ fn write_baseline(path: &Path, results: &[Located]) -> Result<()> {
         .iter()
         .map(|r| {
             json!({
-                "fingerprint": r.finding.fingerprint(),
+                "fingerprint": r.fingerprint(),
                 "detector": r.finding.detector.id(),
                 "path": r.place.path,
                 "masked": r.finding.secret.masked(),
@@ -476,7 +755,16 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
             git::Part::Staged
         };
         let max = (!args.include_large).then_some(args.max_file_size);
-        git::scan_repository(path, part, &scanner, args.include_binary, max, &totals)?
+        let skip = excludes(args, path)?;
+        git::scan_repository(
+            path,
+            part,
+            &scanner,
+            args.include_binary,
+            max,
+            &skip,
+            &totals,
+        )?
     } else {
         walk(args, &scanner, &totals)?
     };
@@ -487,7 +775,8 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
     let (config, store) = if args.no_verify {
         (None, None)
     } else {
-        let explicit = args.server.flags.general.data_dir.is_some() || args.revoke;
+        let explicit = args.server.flags.general.data_dir.is_some()
+            || (args.revoke && args.endpoint_url.is_none());
         let opened = args
             .server
             .resolve()
@@ -512,6 +801,13 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
             revoked: false,
         });
     }
+    // With --endpoint-url, the token service judges instead.
+    if args.endpoint_url.is_some() && !args.no_verify {
+        let api = Api::new(args, config.as_ref())?;
+        for i in 0..results.len() {
+            results[i].verification = verify_remote(&api, &results, i)?;
+        }
+    }
     results.sort_by(|a, b| {
         (&a.place.path, a.finding.line, a.finding.column).cmp(&(
             &b.place.path,
@@ -519,11 +815,11 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
             b.finding.column,
         ))
     });
-    if args.revoke
-        && let Some(config) = &config
-    {
-        revoke(args, config, &mut results)?;
-    }
+    let revoke_failures = if args.revoke {
+        revoke(args, config.as_ref(), &mut results)?
+    } else {
+        Vec::new()
+    };
 
     let baseline_path = args.baseline.clone().or_else(|| {
         let default = PathBuf::from(DEFAULT_BASELINE);
@@ -540,24 +836,25 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         None => HashSet::new(),
     };
     let before = results.len();
-    results.retain(|r| !accepted.contains(&r.finding.fingerprint()));
+    results.retain(|r| !accepted.contains(&r.fingerprint()));
     let baselined = before - results.len();
 
     match args.output {
         ScanOutput::Text => {
             for r in &results {
                 let f = &r.finding;
+                // A file's name is anyone's text: no escape sequence of it
+                // reaches the terminal or the CI log.
+                let path = printable(&r.place.path);
                 let at = match &r.place.commit {
-                    Some((commit, _)) => {
-                        format!("{}:{}:{} @{commit}", r.place.path, f.line, f.column)
-                    }
-                    None => format!("{}:{}:{}", r.place.path, f.line, f.column),
+                    Some((commit, _)) => format!("{path}:{}:{} @{commit}", f.line, f.column),
+                    None => format!("{path}:{}:{}", f.line, f.column),
                 };
                 println!(
                     "{at}  {}  {}  {}  {}{}",
                     f.detector.id(),
                     r.severity().as_str(),
-                    f.secret.masked(),
+                    printable(&f.secret.masked()),
                     r.verification.as_str(),
                     if r.revoked { "  revoked" } else { "" }
                 );
@@ -597,9 +894,40 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
             ""
         }
     );
+    if !revoke_failures.is_empty() {
+        bail!(
+            "{} of the live keys found could not be revoked:\n  {}",
+            revoke_failures.len(),
+            revoke_failures.join("\n  ")
+        );
+    }
     Ok(if results.iter().any(|r| r.severity() >= args.fail_on) {
         exit::FAILURE
     } else {
         exit::OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf16_as_utf8;
+
+    #[test]
+    fn utf16_text_is_read_as_text() {
+        let text = "aws_secret_access_key = x\r\n";
+        let le: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        assert_eq!(utf16_as_utf8(&le).as_deref(), Some(text.as_bytes()));
+        let be: Vec<u8> = [0xFE, 0xFF]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_be_bytes))
+            .collect();
+        assert_eq!(utf16_as_utf8(&be).as_deref(), Some(text.as_bytes()));
+        let bare: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(utf16_as_utf8(&bare).as_deref(), Some(text.as_bytes()));
+        assert_eq!(utf16_as_utf8(b"plain text"), None);
+        assert_eq!(utf16_as_utf8(&[0, 1, 2, 3, 0, 0, 0, 0, 9]), None);
+    }
 }

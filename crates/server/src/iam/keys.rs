@@ -208,9 +208,15 @@ pub(super) fn revoke_leaked_access_key(c: &Call) -> Result<Option<Xml>, ApiError
     const ACTION: &str = "iam:UpdateAccessKey";
     let id = c.params.required("AccessKeyId")?;
     let location = c.params.get("Location").unwrap_or("an unnamed place");
-    if location.chars().count() > 1024 || location.chars().any(char::is_control) {
+    // Text that reorders or breaks what is around it is refused too: the
+    // finding shows it to people.
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+    };
+    if location.chars().count() > 1024 || location.chars().any(unsafe_char) {
         return Err(ApiError::validation(
-            "Location must be at most 1024 characters, without control characters",
+            "Location must be at most 1024 characters, without control or bidirectional characters",
         ));
     }
     let detector = c.params.get("Detector").unwrap_or("aws-access-key");
@@ -224,6 +230,9 @@ pub(super) fn revoke_leaked_access_key(c: &Call) -> Result<Option<Xml>, ApiError
             "Detector must be a detector id such as aws-access-key",
         ));
     }
+    if id.starts_with("ASIA") {
+        return revoke_leaked_session(c, id, location, detector);
+    }
     let shown = Some(format!("access key {id}"));
     let Some(key) = c.store.access_key(id)? else {
         c.authorize_as(
@@ -233,23 +242,17 @@ pub(super) fn revoke_leaked_access_key(c: &Call) -> Result<Option<Xml>, ApiError
                 ..c.state.missing_target("user", "*")
             },
         )?;
-        return Err(ApiError::new(
-            404,
-            "NoSuchEntity",
-            format!("The Access Key with id {id} cannot be found."),
-        ));
+        return Err(no_such_key(id));
     };
     let target = c.state.user_target(&key.user);
     let user_arn = target.arn.clone();
     c.authorize_as(ACTION, super::targets::Target { shown, ..target })?;
     c.store.update_access_key(id, false)?;
-    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.now.max(0).unsigned_abs());
-    let finding = latchkey_audit::Finding {
-        id: format!("leaked-key-{id}"),
-        kind: crate::LEAKED_KEY_KIND.to_owned(),
-        severity: latchkey_audit::Severity::High,
-        title: format!("Access key {id} was found leaked"),
-        description: format!(
+    let finding = leak_finding(
+        c,
+        id,
+        &user_arn,
+        format!(
             "Access key {id} of {user_arn} was found by latchkey scan ({detector}) at {location}; \
              it was {} and is now inactive. Give the user a new key, then delete this one.",
             if key.active {
@@ -258,21 +261,99 @@ pub(super) fn revoke_leaked_access_key(c: &Call) -> Result<Option<Xml>, ApiError
                 "already inactive"
             }
         ),
-        resource: user_arn.clone(),
-        principal: Some(user_arn),
-        source_ip: None,
-        first_seen: now,
-        last_seen: now,
-        count: 1,
-        evidence: Vec::new(),
-        actions: vec![format!("deactivated access key {id}")],
-    };
+        format!("deactivated access key {id} (by {})", c.caller.arn),
+    );
     let finding_id = finding.id.clone();
     c.state.raise_finding(finding)?;
     let mut x = Xml::new();
     x.text("AccessKeyId", id)
         .text("UserName", &key.user)
         .text("Status", "Inactive")
+        .text("FindingId", &finding_id);
+    Ok(Some(x))
+}
+
+fn no_such_key(id: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "NoSuchEntity",
+        format!("The Access Key with id {id} cannot be found."),
+    )
+}
+
+/// The finding a leaked credential raises (its id stable per key).
+fn leak_finding(
+    c: &Call,
+    id: &str,
+    owner_arn: &str,
+    description: String,
+    action: String,
+) -> latchkey_audit::Finding {
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.now.max(0).unsigned_abs());
+    latchkey_audit::Finding {
+        id: format!("leaked-key-{id}"),
+        kind: crate::LEAKED_KEY_KIND.to_owned(),
+        severity: latchkey_audit::Severity::High,
+        title: format!("Access key {id} was found leaked"),
+        description,
+        resource: owner_arn.to_owned(),
+        principal: Some(owner_arn.to_owned()),
+        source_ip: None,
+        first_seen: now,
+        last_seen: now,
+        count: 1,
+        evidence: Vec::new(),
+        actions: vec![action],
+    }
+}
+
+/// A leaked temporary key (`ASIA...`) with its session token: every
+/// session of its role (or user) issued until now is revoked, authorised
+/// as `iam:RevokeSessions` on that role or user. A token that does not
+/// open is refused as an unknown key.
+fn revoke_leaked_session(
+    c: &Call,
+    id: &str,
+    location: &str,
+    detector: &str,
+) -> Result<Option<Xml>, ApiError> {
+    const ACTION: &str = "iam:RevokeSessions";
+    let token = c.params.required("SessionToken")?;
+    let shown = Some(format!("access key {id}"));
+    let Ok(found) = c.state.find_credentials(id, Some(token), c.now, "") else {
+        c.authorize_as(
+            ACTION,
+            super::targets::Target {
+                shown,
+                ..c.state.missing_target("role", "*")
+            },
+        )?;
+        return Err(no_such_key(id));
+    };
+    let target = match &found.caller.identity {
+        latchkey_identity::Identity::Role { name, .. } => c.state.role_target(name),
+        latchkey_identity::Identity::User { name } => c.state.user_target(name),
+    };
+    let arn = target.arn.clone();
+    c.authorize_as(ACTION, super::targets::Target { shown, ..target })?;
+    c.store.revoke_sessions(&arn, c.now)?;
+    c.state.reload_revocations()?;
+    let finding = leak_finding(
+        c,
+        id,
+        &arn,
+        format!(
+            "Temporary access key {id} of {arn} was found with its session token by latchkey scan \
+             ({detector}) at {location}; every session of {arn} issued until now is revoked."
+        ),
+        format!("revoked the sessions of {arn} (by {})", c.caller.arn),
+    );
+    let finding_id = finding.id.clone();
+    c.state.raise_finding(finding)?;
+    let mut x = Xml::new();
+    x.text("AccessKeyId", id)
+        .text("Arn", &arn)
+        .text("RevokedBefore", &timestamp(c.now))
         .text("FindingId", &finding_id);
     Ok(Some(x))
 }
