@@ -263,38 +263,28 @@ fn the_advisor_reports_what_each_principal_used_down_to_tables() {
         &["iam", "create-user", "--user-name", "mallory"],
     );
     assert!(!ok && err.contains("AccessDenied"), "{err}");
-    let (ok, out) = aws_as(
-        &lk,
-        &alice,
-        &[
-            "sts",
-            "assume-role",
-            "--role-arn",
-            &arn("role", "ops"),
-            "--role-session-name",
-            "work",
-        ],
-    );
-    assert!(ok, "{out}");
-    let session: Value = serde_json::from_str(&out).unwrap();
-    let role_creds = common::api::Creds::from_sts(&session["Credentials"]).env_vars();
+    // alice's session of a role: its credentials, as the CLI's variables.
+    let assume = |role: &str| {
+        let (ok, out) = aws_as(
+            &lk,
+            &alice,
+            &[
+                "sts",
+                "assume-role",
+                "--role-arn",
+                &arn("role", role),
+                "--role-session-name",
+                role,
+            ],
+        );
+        assert!(ok, "{out}");
+        let session: Value = serde_json::from_str(&out).unwrap();
+        common::api::Creds::from_sts(&session["Credentials"]).env_vars()
+    };
+    let role_creds = assume("ops");
     // A session of `idle`, whose every call is refused, does not make the
     // role used (its RoleLastUsed stays empty below).
-    let (ok, out) = aws_as(
-        &lk,
-        &alice,
-        &[
-            "sts",
-            "assume-role",
-            "--role-arn",
-            &arn("role", "idle"),
-            "--role-session-name",
-            "idle",
-        ],
-    );
-    assert!(ok, "{out}");
-    let idle: Value = serde_json::from_str(&out).unwrap();
-    let idle_creds = common::api::Creds::from_sts(&idle["Credentials"]).env_vars();
+    let idle_creds = assume("idle");
     let (ok, err) = aws_as(&lk, &idle_creds, &["iam", "list-users"]);
     assert!(!ok && err.contains("AccessDenied"), "{err}");
     assert!(aws_as(&lk, &role_creds, &["iam", "list-users"]).0);

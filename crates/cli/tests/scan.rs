@@ -250,24 +250,33 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
             .output()
             .unwrap()
     };
+    // `latchkey scan FILE --revoke --output json`, as the administrator or
+    // with `creds`.
+    let revoke_scan = |file: &Path, creds: Option<&Vec<(String, String)>>| {
+        let mut c = latchkey(&[
+            "scan",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--revoke",
+            "--output",
+            "json",
+        ]);
+        c.env("AWS_CONFIG_FILE", data.join("aws.config"))
+            .env("AWS_CA_BUNDLE", data.join("ca.pem"));
+        match creds {
+            None => c.env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                data.join("admin.credentials"),
+            ),
+            Some(creds) => c
+                .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+                .envs(creds.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        };
+        c.output().unwrap()
+    };
     assert!(leaked_cli(&["sts", "get-caller-identity"]).status.success());
-    let mut revoke = latchkey(&[
-        "scan",
-        tree.join(".env").to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--revoke",
-        "--output",
-        "json",
-    ]);
-    revoke
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            data.join("admin.credentials"),
-        )
-        .env("AWS_CONFIG_FILE", data.join("aws.config"))
-        .env("AWS_CA_BUNDLE", data.join("ca.pem"));
-    let out = revoke.output().unwrap();
+    let out = revoke_scan(&tree.join(".env"), None);
     let report = json_of(&out);
     assert_eq!(report["findings"][0]["revoked"], true, "{report}");
     assert_eq!(out.status.code(), Some(1));
@@ -326,29 +335,17 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     write(
         &tree,
         "session.env",
+        // A stale token nearer the key than its own: the service tells
+        // which one opens.
         &format!(
-            "AWS_ACCESS_KEY_ID={sid}\nAWS_SECRET_ACCESS_KEY={ssecret}\nAWS_SESSION_TOKEN={stoken}\n"
+            "AWS_ACCESS_KEY_ID={sid}\n# old: AWS_SESSION_TOKEN=AQAAAAE{}\n\
+             AWS_SECRET_ACCESS_KEY={ssecret}\nAWS_SESSION_TOKEN={stoken}\n",
+            "x9Kq_-Zb".repeat(20)
         ),
     );
     // One second on: a revocation reaches sessions issued before it.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let mut revoke = latchkey(&[
-        "scan",
-        tree.join("session.env").to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--revoke",
-        "--output",
-        "json",
-    ]);
-    revoke
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            data.join("admin.credentials"),
-        )
-        .env("AWS_CONFIG_FILE", data.join("aws.config"))
-        .env("AWS_CA_BUNDLE", data.join("ca.pem"));
-    let report = json_of(&revoke.output().unwrap());
+    let report = json_of(&revoke_scan(&tree.join("session.env"), None));
     let pair = report["findings"]
         .as_array()
         .unwrap()
@@ -372,23 +369,7 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     let named = new_key(&data, "ci3");
     let odd = tree.join("odd\nname.env");
     std::fs::write(&odd, format!("id={}\nkey={}\n", named.0, named.1)).unwrap();
-    let mut revoke = latchkey(&[
-        "scan",
-        odd.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--revoke",
-        "--output",
-        "json",
-    ]);
-    revoke
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            data.join("admin.credentials"),
-        )
-        .env("AWS_CONFIG_FILE", data.join("aws.config"))
-        .env("AWS_CA_BUNDLE", data.join("ca.pem"));
-    let out = revoke.output().unwrap();
+    let out = revoke_scan(&odd, None);
     assert_eq!(json_of(&out)["findings"][0]["revoked"], true);
     std::fs::remove_file(&odd).unwrap();
 
@@ -405,19 +386,7 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         "other.env",
         &format!("id={}\nkey={}\n", other.0, other.1),
     );
-    let mut revoke = latchkey(&[
-        "scan",
-        tree.join("other.env").to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--revoke",
-    ]);
-    revoke
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_CONFIG_FILE", data.join("aws.config"))
-        .env("AWS_CA_BUNDLE", data.join("ca.pem"))
-        .envs(nobody.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let out = revoke.output().unwrap();
+    let out = revoke_scan(&tree.join("other.env"), Some(&nobody));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("AccessDenied"));
     // Verified by the token service instead of the store (--endpoint-url,

@@ -269,7 +269,12 @@ impl Scanner {
                         .filter(|m| looks_like_aws_secret(m.as_bytes())),
                 )
                 .map(|m| (near_start + m.start(), near_start + m.end()))
-                .find(|&(s, e)| !is_placeholder(&String::from_utf8_lossy(&text[s..e])));
+                // The nearest secret no other key took (a credentials file
+                // of several profiles pairs each id with its own).
+                .filter(|&(s, e)| {
+                    !out.overlaps(s, e) && !is_placeholder(&String::from_utf8_lossy(&text[s..e]))
+                })
+                .min_by_key(|&(s, _)| s.abs_diff(id_start));
             match secret {
                 Some((s, e)) => {
                     let detector = if self.is_credentials_file(text, out.index, line) {
@@ -370,34 +375,22 @@ impl Scanner {
                 Detector::DatabaseUrl
             }
         };
-        for c in self.url_userinfo.captures_iter(slice) {
-            let (Some(scheme), Some(password)) = (c.get(1), c.get(3)) else {
-                continue;
-            };
-            if !is_placeholder(&String::from_utf8_lossy(password.as_bytes())) {
-                let d = detector_of(scheme.as_bytes());
-                out.push(
-                    d,
-                    Severity::High,
-                    start + password.start(),
-                    start + password.end(),
-                    None,
-                );
-            }
-        }
-        for c in self.url_query_password.captures_iter(slice) {
-            let (Some(scheme), Some(password)) = (c.get(1), c.get(2)) else {
-                continue;
-            };
-            if !is_placeholder(&String::from_utf8_lossy(password.as_bytes())) {
-                let d = detector_of(scheme.as_bytes());
-                out.push(
-                    d,
-                    Severity::High,
-                    start + password.start(),
-                    start + password.end(),
-                    None,
-                );
+        // `scheme://user:password@host`, and `...?password=...`: the
+        // scheme, and where the password is.
+        for (re, group) in [(&self.url_userinfo, 3), (&self.url_query_password, 2)] {
+            for c in re.captures_iter(slice) {
+                let (Some(scheme), Some(password)) = (c.get(1), c.get(group)) else {
+                    continue;
+                };
+                if !is_placeholder(&String::from_utf8_lossy(password.as_bytes())) {
+                    out.push(
+                        detector_of(scheme.as_bytes()),
+                        Severity::High,
+                        start + password.start(),
+                        start + password.end(),
+                        None,
+                    );
+                }
             }
         }
     }
@@ -487,19 +480,17 @@ fn looks_like_code(v: &str, unquoted: bool) -> bool {
     }
     // Names of secrets rather than secrets: an ARN, a path (`/run/secrets/db`),
     // a URL (one with a password is the URL detectors'), an environment
-    // variable's name (`DB_PASSWORD`), a UUID.
-    let uuid = v.len() == 36
-        && v.bytes().enumerate().all(|(i, b)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                b == b'-'
-            } else {
-                b.is_ascii_hexdigit()
-            }
+    // variable's name (`DB_PASSWORD`).
+    // A path is lower-case words between slashes; base64 (which may
+    // start with one) has capitals, digits and `+` mixed in.
+    let path = v.starts_with('/')
+        && v.matches('/').count() >= 2
+        && v.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'/' | b'.' | b'_' | b'-')
         });
     if v.starts_with("arn:")
-        || (v.starts_with('/') && !v.contains("//"))
+        || path
         || v.contains("://")
-        || uuid
         || (v.contains('_')
             && v.starts_with(|c: char| c.is_ascii_uppercase())
             && v.bytes()
@@ -515,8 +506,12 @@ fn looks_like_code(v: &str, unquoted: bool) -> bool {
     v.contains('(')
         || v.contains("::")
         || (v.contains('.') && v.split('.').all(identifier))
-        || v.bytes()
+        // A word or an identifier (`correcthorse`, `DbAuthToken`): letters
+        // with few capitals; random letters (`IyyRnOOByQRdDz`) have many.
+        || (v
+            .bytes()
             .all(|b| b.is_ascii_alphabetic() || b == b'_' || b == b'-')
+            && v.bytes().filter(u8::is_ascii_uppercase).count() <= 3)
 }
 
 /// An OpenSSH private key whose cipher is not `none`.
@@ -657,12 +652,6 @@ impl Out<'_> {
             .chars()
             .count()
             + 1;
-        // The line with the secret left out: what the fingerprint of the
-        // finding is made from, so that it never holds the secret.
-        let mut context = Sha256::new();
-        context.update(&self.text[line_start..start.min(line_end)]);
-        context.update([0]);
-        context.update(&self.text[end.min(line_end)..line_end]);
         self.found.push(Finding {
             detector,
             severity,
@@ -672,14 +661,35 @@ impl Out<'_> {
             end,
             secret: Secret::new(String::from_utf8_lossy(&self.text[start..end])),
             key_id,
-            context: context.finalize().into(),
+            context: [0; 32],
         });
     }
 
-    /// In order of place.
+    /// In order of place, each with the context its fingerprint is made
+    /// of: its line with every secret found on it left out, so that a
+    /// fingerprint holds none of them.
     fn finish(mut self) -> Vec<Finding> {
         self.found.sort_by_key(|f| (f.start, f.detector));
         self.found.dedup_by_key(|f| (f.start, f.detector));
+        let spans: Vec<(usize, usize)> = self.found.iter().map(|f| (f.start, f.end)).collect();
+        for f in &mut self.found {
+            let line = self.index.line_of(f.start);
+            let (line_start, line_end) = self.index.span(line, line);
+            let mut context = Sha256::new();
+            let mut at = line_start;
+            let first = spans.partition_point(|&(_, e)| e <= line_start);
+            for &(s, e) in spans[first..].iter().take_while(|&&(s, _)| s < line_end) {
+                if s > at {
+                    context.update(&self.text[at..s]);
+                }
+                context.update([0]);
+                at = at.max(e.min(line_end));
+            }
+            if at < line_end {
+                context.update(&self.text[at..line_end]);
+            }
+            f.context = context.finalize().into();
+        }
         self.found
     }
 }

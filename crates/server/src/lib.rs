@@ -13,6 +13,27 @@
 /// (`RevokeLeakedAccessKey`, called by `latchkey scan --revoke`).
 pub const LEAKED_KEY_KIND: &str = "CredentialAccess:Repository/LeakedKey";
 
+/// Characters that change how the text around them reads without
+/// showing themselves: bidirectional controls and marks (U+061C,
+/// U+200E/F, U+202A-U+202E, U+2066-U+2069), line and paragraph
+/// separators, zero-width and other invisible formatting characters, and
+/// tags. Text shown to people (a finding's location, a file's name in a
+/// terminal) must not carry them.
+pub fn is_hidden_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
 pub mod accessanalyzer;
 pub mod advisor;
 pub mod auth;
@@ -30,3 +51,24 @@ mod ssm;
 mod sts;
 pub mod tls;
 pub mod xml;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hidden_characters_are_known() {
+        for c in [
+            '\u{200F}',
+            '\u{061C}',
+            '\u{200B}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{E0041}',
+            '\u{FEFF}',
+        ] {
+            assert!(super::is_hidden_char(c), "{c:?}");
+        }
+        for c in ['a', 'é', '中', ' ', '/'] {
+            assert!(!super::is_hidden_char(c), "{c:?}");
+        }
+    }
+}

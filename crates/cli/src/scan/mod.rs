@@ -10,7 +10,7 @@
 
 mod git;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +30,10 @@ use crate::output::print_json;
 
 /// The baseline a scan reads when none is named, in the current directory.
 const DEFAULT_BASELINE: &str = ".latchkey-scan-baseline.json";
+
+/// Checks `--endpoint-url` makes of one key id, and of all, in one run.
+const REMOTE_CHECKS_PER_KEY: usize = 10;
+const REMOTE_CHECKS: usize = 500;
 
 /// How much of a file is looked at to call it binary (a NUL byte in it).
 const BINARY_SNIFF: usize = 8000;
@@ -411,19 +415,13 @@ fn excludes(args: &ScanArgs, root: &Path) -> Result<ignore::overrides::Override>
 fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() || is_bidi_control(c) {
+        if c.is_control() || latchkey_server::is_hidden_char(c) {
             out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
         } else {
             out.push(c);
         }
     }
     out
-}
-
-/// Characters that reorder the text around them (U+202A..U+202E,
-/// U+2066..U+2069) or break lines (U+2028, U+2029).
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
 }
 
 /// A path as reported: relative as walked, without a leading `./`.
@@ -550,40 +548,51 @@ fn verify_remote(api: &Api, results: &[Located], i: usize) -> Result<Verificatio
     let Some(id) = f.key_id.clone().filter(|_| f.holds_key_secret()) else {
         return Ok(Verification::NotChecked);
     };
-    let token = if id.starts_with("ASIA") {
-        match session_token_near(results, i) {
-            Some(t) => Some(t),
-            None => return Ok(Verification::NotChecked),
+    let tokens: Vec<Option<String>> = if id.starts_with("ASIA") {
+        let near = session_tokens_near(results, i);
+        if near.is_empty() {
+            return Ok(Verification::NotChecked);
         }
+        near.into_iter().map(Some).collect()
     } else {
-        None
+        vec![None]
     };
-    let credentials = latchkey_sigv4::Credentials {
-        access_key_id: id,
-        secret_access_key: zeroize::Zeroizing::new(f.secret.expose().to_owned()),
-        session_token: token,
-    };
-    Ok(
+    for token in tokens {
+        let credentials = latchkey_sigv4::Credentials {
+            access_key_id: id.clone(),
+            secret_access_key: zeroize::Zeroizing::new(f.secret.expose().to_owned()),
+            session_token: token,
+        };
         match api.call("sts", "GetCallerIdentity", &[], &credentials)? {
-            Ok(_) => Verification::Live,
-            Err(latchkey_client::ClientError::Service { .. }) => Verification::Unknown,
+            Ok(_) => return Ok(Verification::Live),
+            Err(latchkey_client::ClientError::Service { .. }) => {}
             Err(e) => return Err(e.into()),
-        },
-    )
+        }
+    }
+    Ok(Verification::Unknown)
 }
 
-/// The session token found near a temporary key's finding `i` (within
-/// five lines, in the same file and commit).
-fn session_token_near(results: &[Located], i: usize) -> Option<String> {
+/// The session tokens found near a temporary key's finding `i` (within
+/// five lines, in the same file and commit), nearest first: which one is
+/// the key's, only the token service can tell.
+fn session_tokens_near(results: &[Located], i: usize) -> Vec<String> {
     let r = &results[i];
-    results
+    let mut near: Vec<(usize, String)> = results
         .iter()
-        .find(|o| {
+        .filter(|o| {
             o.finding.detector == Detector::SessionToken
                 && o.place == r.place
                 && o.finding.line.abs_diff(r.finding.line) <= 5
         })
-        .map(|o| o.finding.secret.expose().to_owned())
+        .map(|o| {
+            (
+                o.finding.line.abs_diff(r.finding.line),
+                o.finding.secret.expose().to_owned(),
+            )
+        })
+        .collect();
+    near.sort_by_key(|(distance, _)| *distance);
+    near.into_iter().map(|(_, token)| token).collect()
 }
 
 /// Through the token service, once per key (at its first place): each
@@ -597,20 +606,24 @@ fn revoke(
     results: &mut [Located],
 ) -> Result<Vec<String>> {
     use latchkey_client::ClientError;
-    let candidates: Vec<(usize, Option<String>)> = (0..results.len())
+    // Long-term keys first, sessions last: revoking a role's sessions may
+    // end the session this scan revokes with.
+    let mut candidates: Vec<(usize, Vec<String>)> = (0..results.len())
         .filter_map(|i| {
             let r = &results[i];
             let key = r.finding.key_id.as_deref()?;
             let paired = r.finding.holds_key_secret();
             if key.starts_with("AKIA") && paired && r.verification == Verification::Live {
-                Some((i, None))
+                Some((i, Vec::new()))
             } else if key.starts_with("ASIA") && paired {
-                session_token_near(results, i).map(|token| (i, Some(token)))
+                let tokens = session_tokens_near(results, i);
+                (!tokens.is_empty()).then_some((i, tokens))
             } else {
                 None
             }
         })
         .collect();
+    candidates.sort_by_key(|(_, tokens)| !tokens.is_empty());
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
@@ -618,7 +631,7 @@ fn revoke(
     let credentials = api.operator(args)?;
     let mut done: Vec<String> = Vec::new();
     let mut failures = Vec::new();
-    for (i, token) in candidates {
+    for (i, tokens) in candidates {
         let r = &results[i];
         let Some(key) = r.finding.key_id.clone() else {
             continue;
@@ -634,7 +647,7 @@ fn revoke(
             .path
             .chars()
             .map(|c| {
-                if c.is_control() || is_bidi_control(c) {
+                if c.is_control() || latchkey_server::is_hidden_char(c) {
                     '?'
                 } else {
                     c
@@ -646,24 +659,45 @@ fn revoke(
         if let Some((commit, _)) = &r.place.commit {
             location.push_str(&format!(" in commit {commit}"));
         }
-        let mut params = vec![
+        let params = vec![
             ("AccessKeyId".to_owned(), key.clone()),
             ("Location".to_owned(), location),
             ("Detector".to_owned(), r.finding.detector.id().to_owned()),
         ];
-        if let Some(token) = token {
-            params.push(("SessionToken".to_owned(), token));
-        }
-        match api.call("iam", "RevokeLeakedAccessKey", &params, &credentials)? {
-            Ok(_) => {
-                results[i].revoked = true;
-                // A session that opened was live.
-                results[i].verification = Verification::Live;
-                done.push(key);
+        // A long-term key once; a temporary one with each token near it
+        // until one is its own.
+        let attempts: Vec<Option<String>> = if tokens.is_empty() {
+            vec![None]
+        } else {
+            tokens.into_iter().map(Some).collect()
+        };
+        let is_session = attempts.iter().any(Option::is_some);
+        let mut revoked = false;
+        for token in attempts {
+            let mut params = params.clone();
+            if let Some(token) = token {
+                params.push(("SessionToken".to_owned(), token));
             }
-            Err(ClientError::Service { code, .. }) if code == "NoSuchEntity" => {}
-            // One key that cannot be revoked stops none of the others.
-            Err(e) => failures.push(format!("revoking {key}: {e}")),
+            match api.call("iam", "RevokeLeakedAccessKey", &params, &credentials)? {
+                Ok(_) => {
+                    revoked = true;
+                    break;
+                }
+                Err(ClientError::Service { code, .. }) if code == "NoSuchEntity" => {}
+                // One key that cannot be revoked stops none of the others.
+                Err(e) => {
+                    failures.push(format!("revoking {key}: {e}"));
+                    break;
+                }
+            }
+        }
+        if revoked {
+            results[i].revoked = true;
+            // A session that opened was live.
+            results[i].verification = Verification::Live;
+            done.push(key);
+        } else if is_session {
+            eprintln!("{key}: none of the session tokens near it is its own; not revoked");
         }
     }
     Ok(failures)
@@ -804,8 +838,23 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
     // With --endpoint-url, the token service judges instead.
     if args.endpoint_url.is_some() && !args.no_verify {
         let api = Api::new(args, config.as_ref())?;
+        // Each check is a signed request in the trail under the key id:
+        // a file of one id and thousands of would-be secrets checks a few.
+        let mut checks: HashMap<String, usize> = HashMap::new();
+        let mut total = 0;
         for i in 0..results.len() {
+            let Some(id) = results[i].finding.key_id.clone() else {
+                continue;
+            };
+            let count = checks.entry(id).or_default();
+            if *count >= REMOTE_CHECKS_PER_KEY || total >= REMOTE_CHECKS {
+                continue;
+            }
             results[i].verification = verify_remote(&api, &results, i)?;
+            if results[i].verification != Verification::NotChecked {
+                *count += 1;
+                total += 1;
+            }
         }
     }
     results.sort_by(|a, b| {
@@ -888,7 +937,7 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         } else {
             String::new()
         },
-        if store.is_none() && !args.no_verify {
+        if store.is_none() && !args.no_verify && args.endpoint_url.is_none() {
             "; keys not verified (no data directory)"
         } else {
             ""

@@ -210,10 +210,7 @@ pub(super) fn revoke_leaked_access_key(c: &Call) -> Result<Option<Xml>, ApiError
     let location = c.params.get("Location").unwrap_or("an unnamed place");
     // Text that reorders or breaks what is around it is refused too: the
     // finding shows it to people.
-    let unsafe_char = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
-    };
+    let unsafe_char = |c: char| c.is_control() || crate::is_hidden_char(c);
     if location.chars().count() > 1024 || location.chars().any(unsafe_char) {
         return Err(ApiError::validation(
             "Location must be at most 1024 characters, without control or bidirectional characters",
@@ -251,6 +248,7 @@ pub(super) fn revoke_leaked_access_key(c: &Call) -> Result<Option<Xml>, ApiError
     let finding = leak_finding(
         c,
         id,
+        location,
         &user_arn,
         format!(
             "Access key {id} of {user_arn} was found by latchkey scan ({detector}) at {location}; \
@@ -285,13 +283,18 @@ fn no_such_key(id: &str) -> ApiError {
 fn leak_finding(
     c: &Call,
     id: &str,
+    location: &str,
     owner_arn: &str,
     description: String,
     action: String,
 ) -> latchkey_audit::Finding {
+    use sha2::Digest;
     let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.now.max(0).unsigned_abs());
+    // One finding per key and place: a second place is a second finding,
+    // and the first keeps what it said.
+    let place = hex::encode(&sha2::Sha256::digest(location.as_bytes())[..6]);
     latchkey_audit::Finding {
-        id: format!("leaked-key-{id}"),
+        id: format!("leaked-key-{id}-{place}"),
         kind: crate::LEAKED_KEY_KIND.to_owned(),
         severity: latchkey_audit::Severity::High,
         title: format!("Access key {id} was found leaked"),
@@ -341,6 +344,7 @@ fn revoke_leaked_session(
     let finding = leak_finding(
         c,
         id,
+        location,
         &arn,
         format!(
             "Temporary access key {id} of {arn} was found with its session token by latchkey scan \
