@@ -92,15 +92,20 @@ pub struct ScanArgs {
     /// Do not check found keys against the store.
     #[arg(long, conflicts_with = "revoke")]
     no_verify: bool,
-    /// Deactivate every live key found, through the token service
+    /// Deactivate every live key found with its secret, and revoke the
+    /// sessions of every temporary key found with its session token,
+    /// through the token service with your credentials
     /// (`RevokeLeakedAccessKey`, authorised as iam:UpdateAccessKey on the
-    /// key's user, with your credentials), which raises a finding
-    /// (CredentialAccess:Repository/LeakedKey) saying where it was found.
+    /// key's user, or iam:RevokeSessions on the session's role or user),
+    /// which raises a finding (CredentialAccess:Repository/LeakedKey)
+    /// saying where it was found.
     #[arg(long)]
     revoke: bool,
     /// The token service, for --revoke [env AWS_ENDPOINT_URL, or the
     /// profile's endpoint_url, default https://localhost:PORT of the
-    /// configuration's listen address].
+    /// configuration's listen address]. Given here, it also verifies keys
+    /// instead of the store: a GetCallerIdentity signed with each key and
+    /// secret found says live or unknown.
     #[arg(long)]
     endpoint_url: Option<String>,
     /// Its CA certificate [env AWS_CA_BUNDLE, or the profile's ca_bundle,
@@ -822,11 +827,12 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
             Err(_) => (None, None),
         }
     };
+    // With --endpoint-url the token service judges, not the store.
     let mut results = Vec::with_capacity(hits.len());
     for (finding, place) in hits {
         let verification = match &store {
-            Some(store) => verify(store, &finding)?,
-            None => Verification::NotChecked,
+            Some(store) if args.endpoint_url.is_none() => verify(store, &finding)?,
+            _ => Verification::NotChecked,
         };
         results.push(Located {
             finding,
@@ -835,7 +841,15 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
             revoked: false,
         });
     }
-    // With --endpoint-url, the token service judges instead.
+    // In order of place, so that capped checks and revocations take the
+    // same findings every run.
+    results.sort_by(|a, b| {
+        (&a.place.path, a.finding.line, a.finding.column).cmp(&(
+            &b.place.path,
+            b.finding.line,
+            b.finding.column,
+        ))
+    });
     if args.endpoint_url.is_some() && !args.no_verify {
         let api = Api::new(args, config.as_ref())?;
         // Each check is a signed request in the trail under the key id:
@@ -857,13 +871,6 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
             }
         }
     }
-    results.sort_by(|a, b| {
-        (&a.place.path, a.finding.line, a.finding.column).cmp(&(
-            &b.place.path,
-            b.finding.line,
-            b.finding.column,
-        ))
-    });
     let revoke_failures = if args.revoke {
         revoke(args, config.as_ref(), &mut results)?
     } else {
