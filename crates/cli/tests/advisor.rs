@@ -644,30 +644,32 @@ fn the_advisor_reports_what_each_principal_used_down_to_tables() {
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let err = refusal(&[
-        "iam",
-        "generate-service-last-accessed-details",
-        "--arn",
-        "arn:aws:iam::999999999999:user/a\u{1}\u{1b}[31mb",
-    ]);
-    assert!(err.contains("(InvalidInput)"), "{err}");
-    let err = refusal(&[
-        "iam",
-        "generate-service-last-accessed-details",
-        "--arn",
-        "arn:aws:iam::aws:policy/AdministratorAccess",
-    ]);
-    assert!(err.contains("(NoSuchEntity)"), "{err}");
-    let err = refusal(&[
-        "iam",
-        "generate-service-last-accessed-details",
-        "--arn",
-        &arn("user", "team/alice"),
-    ]);
-    assert!(
-        err.contains("(NoSuchEntity)"),
-        "the path is part of the ARN: {err}"
-    );
+    let team_alice = arn("user", "team/alice");
+    for (subject, code, why) in [
+        (
+            "arn:aws:iam::999999999999:user/a\u{1}\u{1b}[31mb",
+            "(InvalidInput)",
+            "another account's, with control characters echoed",
+        ),
+        (
+            "arn:aws:iam::aws:policy/AdministratorAccess",
+            "(NoSuchEntity)",
+            "an AWS managed policy",
+        ),
+        (
+            team_alice.as_str(),
+            "(NoSuchEntity)",
+            "the path is part of the ARN",
+        ),
+    ] {
+        let err = refusal(&[
+            "iam",
+            "generate-service-last-accessed-details",
+            "--arn",
+            subject,
+        ]);
+        assert!(err.contains(code), "{why}: {err}");
+    }
     let err = refusal(&[
         "iam",
         "get-service-last-accessed-details",
