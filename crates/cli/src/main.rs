@@ -60,7 +60,7 @@ enum Command {
     /// The access advisor: last-accessed data, unused identities, keys and permissions.
     #[command(subcommand)]
     Advisor(advisor::AdvisorCommand),
-    /// Find leaked credentials in files or standard input, and check each key against the store.
+    /// Find leaked credentials (files, git history, staged changes, stdin); verify and revoke keys.
     Scan(scan::ScanArgs),
     /// Threat findings from the detection rules (GuardDuty's names).
     #[command(subcommand)]
