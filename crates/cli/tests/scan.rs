@@ -567,6 +567,20 @@ fn git_ok(repo: &Path, args: &[&str]) {
     );
 }
 
+/// `git add .` and a commit.
+fn commit_all(repo: &Path, message: &str) {
+    git_ok(repo, &["add", "."]);
+    git_ok(repo, &["commit", "-q", "-m", message]);
+}
+
+/// `latchkey scan install-hook REPO EXTRA...`.
+fn install_hook(repo: &Path, extra: &[&str]) -> Output {
+    latchkey(&["scan", "install-hook", repo.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 /// (detector, path, commit) of every finding of a JSON report.
 fn places(report: &Value) -> Vec<(String, String, Option<String>)> {
     report["findings"]
@@ -595,13 +609,11 @@ fn history_staged_changes_and_the_pre_commit_hook() {
         "old.env",
         "DATABASE_URL=postgres://app:H1story-Pw7@db/orders\n",
     );
-    git_ok(&repo, &["add", "."]);
-    git_ok(&repo, &["commit", "-q", "-m", "add env"]);
+    commit_all(&repo, "add env");
     let leak_commit = String::from_utf8(git(&repo, &["rev-parse", "HEAD"]).stdout).unwrap();
     git_ok(&repo, &["rm", "-q", "old.env"]);
     write(&repo, "README", "nothing here\n");
-    git_ok(&repo, &["add", "."]);
-    git_ok(&repo, &["commit", "-q", "-m", "remove env"]);
+    commit_all(&repo, "remove env");
     // The same secret again on a branch: one blob, reported once.
     git_ok(&repo, &["checkout", "-q", "-b", "other"]);
     write(
@@ -609,8 +621,7 @@ fn history_staged_changes_and_the_pre_commit_hook() {
         "again.env",
         "DATABASE_URL=postgres://app:H1story-Pw7@db/orders\n",
     );
-    git_ok(&repo, &["add", "."]);
-    git_ok(&repo, &["commit", "-q", "-m", "again"]);
+    commit_all(&repo, "again");
     git_ok(&repo, &["checkout", "-q", "main"]);
     // Excluded by the repository's own settings, in history too.
     write(
@@ -619,8 +630,7 @@ fn history_staged_changes_and_the_pre_commit_hook() {
         "exclude = [\"third_party/**\"]\n",
     );
     write(&repo, "third_party/x.env", "PGPASSWORD=Th1rdParty-Pw\n");
-    git_ok(&repo, &["add", "."]);
-    git_ok(&repo, &["commit", "-q", "-m", "vendored"]);
+    commit_all(&repo, "vendored");
     // Tracked although ignored (`git add -f`): committed, so scanned.
     write(&repo, ".gitignore", "*.secret\n");
     write(&repo, "prod.secret", "PGPASSWORD=F0rced-Add9\n");
@@ -699,17 +709,13 @@ fn history_staged_changes_and_the_pre_commit_hook() {
     );
 
     // The hook refuses the commit, names the file, and lets a clean one through.
-    let out = latchkey(&["scan", "install-hook", repo.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = install_hook(&repo, &[]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = latchkey(&["scan", "install-hook", repo.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = install_hook(&repo, &[]);
     assert_eq!(out.status.code(), Some(2), "an existing hook is kept");
     // A medium finding does not stop a hook that fails on high...
     git_ok(&repo, &["commit", "-q", "-m", "generic is medium"]);
@@ -738,9 +744,7 @@ fn history_staged_changes_and_the_pre_commit_hook() {
     std::fs::create_dir_all(&husky).unwrap();
     git_ok(&husky, &["init", "-q", "-b", "main"]);
     git_ok(&husky, &["config", "core.hooksPath", ".husky"]);
-    let out = latchkey(&["scan", "install-hook", husky.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = install_hook(&husky, &[]);
     assert!(
         out.status.success(),
         "{}",
