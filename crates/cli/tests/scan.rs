@@ -760,6 +760,12 @@ fn history_staged_changes_and_the_pre_commit_hook() {
         &repo,
         &["worktree", "add", "-q", worktree.to_str().unwrap()],
     );
+    let out = install_hook(&worktree, &["--force"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("repo/.git/hooks/pre-commit"),
+        "installed for the repository, not inside .git/worktrees: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     write(&worktree, "db.txt", "mysql://root:Zq8pL2mKx7@db/shop\n");
     git_ok(&worktree, &["add", "db.txt"]);
     assert!(
