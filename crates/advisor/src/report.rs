@@ -41,7 +41,7 @@ pub struct ReportKey {
     pub last_used: Option<(i64, String)>,
 }
 
-/// A console password's line (none exist until console sign-in does).
+/// A user's console password, in the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportPassword {
     pub last_changed: i64,

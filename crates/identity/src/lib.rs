@@ -11,6 +11,8 @@
 //!   map kinds to their wire (AWS error codes, RDS login errors) by type.
 //! - Authorisation ([`AppState::authorize_in`]) builds the request context
 //!   AWS defines and asks `latchkey-policy`.
+//! - Console passwords ([`AppState::check_password`]), throttled per user
+//!   name and address, with one answer for every wrong case.
 //! - The clock is injected ([`Clock`]): tests set it.
 
 pub mod caller;
@@ -18,12 +20,14 @@ pub mod clock;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod password;
 pub mod replay;
 pub mod state;
 
 pub use caller::{Caller, Identity};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CredentialError, CredentialFailure, Denial, IdentityError};
+pub use password::{PasswordAccepted, PasswordFailure};
 pub use state::{ActionContext, AppState, FoundCredential, PrincipalRecord};
 
 /// `2026-12-02T09:50:19Z`: the form of `aws:CurrentTime` and

@@ -56,6 +56,9 @@ pub struct AppState {
     clock: Arc<dyn Clock>,
     /// Wake-ups for the background jobs API calls start.
     pub jobs: crate::jobs::Jobs,
+    /// Failed console sign-ins (and `ChangePassword` old passwords), per
+    /// user name and address (`password.rs`).
+    pub(crate) sign_ins: std::sync::Mutex<latchkey_password::SignInThrottle>,
 }
 
 /// A user or role as authorisation sees it.
@@ -191,6 +194,7 @@ impl AppState {
             seen_signatures: crate::replay::SeenSignatures::default(),
             clock: Arc::new(SystemClock),
             jobs: crate::jobs::Jobs::default(),
+            sign_ins: std::sync::Mutex::default(),
         })
     }
 

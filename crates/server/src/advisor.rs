@@ -4,7 +4,9 @@
 //! (`GenerateServiceLastAccessedDetails`, the credential report) and the
 //! `latchkey advisor` commands.
 
-use latchkey_advisor::{PermissionUse, ReportKey, ReportUser, Subject as ArnSubject};
+use latchkey_advisor::{
+    PermissionUse, ReportKey, ReportPassword, ReportUser, Subject as ArnSubject,
+};
 use latchkey_policy::{Policy, PolicyKind};
 use latchkey_store::{PrincipalKind, Store, StoreError};
 
@@ -268,7 +270,20 @@ pub fn record(store: &Store, uses: &latchkey_advisor::Uses) -> Result<(), StoreE
 /// Every user's line of the credential report, from the store.
 pub fn report_users(store: &Store) -> Result<Vec<ReportUser>, StoreError> {
     let mut out = Vec::new();
+    let policy = store.password_policy()?;
+    let mut profiles: std::collections::HashMap<String, latchkey_store::LoginProfile> = store
+        .login_profiles()?
+        .into_iter()
+        .map(|p| (p.user.to_ascii_lowercase(), p))
+        .collect();
     for user in store.list_users()? {
+        let password = profiles
+            .remove(&user.name.to_ascii_lowercase())
+            .map(|p| ReportPassword {
+                last_changed: p.changed,
+                last_used: p.last_used,
+                next_rotation: policy.as_ref().and_then(|pp| pp.expires_at(p.changed)),
+            });
         let mut keys = store.list_access_keys(&user.name)?;
         keys.sort_by_key(|k| (k.created, k.id.clone()));
         let mut report_keys = Vec::with_capacity(keys.len());
@@ -287,7 +302,7 @@ pub fn report_users(store: &Store) -> Result<Vec<ReportUser>, StoreError> {
             name: user.name,
             arn: user.arn,
             created: user.created,
-            password: None,
+            password,
             mfa_active,
             keys: report_keys,
         });

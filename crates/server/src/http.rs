@@ -708,8 +708,12 @@ impl Call {
 /// `X-Amz-Security-Token`...).
 fn is_secret_parameter(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
+    // The password policy's and login profile's settings
+    // (`MinimumPasswordLength`, `PasswordResetRequired`...) are no secret;
+    // a parameter that holds a password ends with the word.
     n.starts_with("x-amz-")
-        || ["password", "secret", "token", "authenticationcode"]
+        || n.ends_with("password")
+        || ["secret", "token", "authenticationcode"]
             .iter()
             .any(|s| n.contains(s))
 }
@@ -961,9 +965,15 @@ fn dispatch(
             Some(sts::get_session_token(state, &caller, &params, now).map_err(fail)?)
         }
         "AssumeRole" => Some(sts::assume_role(state, &caller, &params, now).map_err(fail)?),
-        _ => {
-            iam::handle(state, &caller, &action, &params, now, &mut call.resources).map_err(fail)?
-        }
+        _ => iam::handle(
+            state,
+            &caller,
+            &action,
+            &params,
+            (now, peer.ip()),
+            &mut call.resources,
+        )
+        .map_err(fail)?,
     };
     Ok((action, ns, result.map(|x| x.into_string())))
 }
@@ -983,6 +993,8 @@ mod tests {
             "X-Amz-Signature",
             "x-amz-credential",
             "SecretAccessKey",
+            "OldPassword",
+            "password",
         ] {
             assert!(is_secret_parameter(name), "{name}");
         }
@@ -992,6 +1004,9 @@ mod tests {
             "UserName",
             "PolicyDocument",
             "SerialNumber",
+            "MinimumPasswordLength",
+            "PasswordResetRequired",
+            "PasswordReusePrevention",
         ] {
             assert!(!is_secret_parameter(name), "{name}");
         }

@@ -44,8 +44,8 @@ use zeroize::Zeroizing;
 
 use crate::{
     AccessKey, Database, Fingerprint, FirewallConfig, FirewallProfile, Group, LearnedShape,
-    ManagedPolicy, MfaDevice, ObjectTag, PolicyEntity, PolicyVersion, PrincipalKind, ProfileMode,
-    Result, Role, StoreError, User, Vault,
+    LoginProfile, ManagedPolicy, MfaDevice, ObjectTag, PasswordHash, PasswordPolicy, PolicyEntity,
+    PolicyVersion, PrincipalKind, ProfileMode, Result, Role, StoreError, User, Vault,
 };
 
 /// A whole store: every concern, shareable between threads.
@@ -53,6 +53,7 @@ pub trait Backend:
     Identities
     + Policies
     + Credentials
+    + Passwords
     + SessionKeys
     + Databases
     + Classification
@@ -317,6 +318,66 @@ pub trait Credentials {
 }
 
 /// Session revocations and the cluster keys that seal temporary credentials.
+/// A user's password as sign-in needs it: the profile, the hash, and the
+/// hashes of earlier passwords (newest first) for the reuse rule.
+#[derive(Debug, Clone)]
+pub struct LoginPassword {
+    pub profile: LoginProfile,
+    pub hash: PasswordHash,
+    pub previous: Vec<PasswordHash>,
+}
+
+/// How many earlier passwords a user's history keeps: IAM's largest
+/// `PasswordReusePrevention`.
+pub const PASSWORD_HISTORY: usize = 24;
+
+/// Console passwords (IAM login profiles) and the account password
+/// policy. Hashes are Argon2id (made by the caller) and reach storage
+/// sealed, with the user's unique id as context: a row copied to another
+/// user does not open.
+pub trait Passwords {
+    /// `EntityAlreadyExists` when the user has one already.
+    fn create_login_profile(
+        &self,
+        user: &str,
+        hash: &PasswordHash,
+        reset_required: bool,
+        now: i64,
+    ) -> Result<LoginProfile>;
+
+    fn login_profile(&self, user: &str) -> Result<Option<LoginProfile>>;
+
+    /// The profile, its hash and up to `previous` earlier hashes.
+    fn login_password(&self, user: &str, previous: usize) -> Result<Option<LoginPassword>>;
+
+    /// A new password (the old one joins the history, of which the newest
+    /// [`PASSWORD_HISTORY`] are kept) and/or a new reset flag; `changed`
+    /// moves only with a new password. `NoSuchEntity` without a profile.
+    fn update_login_profile(
+        &self,
+        user: &str,
+        hash: Option<&PasswordHash>,
+        reset_required: Option<bool>,
+        now: i64,
+    ) -> Result<LoginProfile>;
+
+    /// Deletes the profile and its history.
+    fn delete_login_profile(&self, user: &str) -> Result<()>;
+
+    /// A successful sign-in (`PasswordLastUsed`); only moves forward.
+    fn record_password_use(&self, user: &str, at: i64) -> Result<()>;
+
+    /// Every user's profile, by user name.
+    fn login_profiles(&self) -> Result<Vec<LoginProfile>>;
+
+    fn password_policy(&self) -> Result<Option<PasswordPolicy>>;
+
+    fn put_password_policy(&self, policy: &PasswordPolicy) -> Result<()>;
+
+    /// Whether there was one.
+    fn delete_password_policy(&self) -> Result<bool>;
+}
+
 pub trait SessionKeys {
     /// Denies every session of `arn` (a user or role) issued before `before`.
     fn revoke_sessions(&self, arn: &str, before: i64) -> Result<()>;

@@ -24,8 +24,9 @@ use std::path::Path;
 
 pub use backend::{
     AdvisorJob, Audit, Backend, Classification, CredentialLastUse, Credentials, Databases,
-    Findings, Firewall, Identities, KmsAlias, KmsKeys, LastAccess, Parameters, Policies, Secrets,
-    SessionKeys, StoredKmsKey, StoredParameter, StoredSecret, UpstreamLogin, UpstreamLogins, Usage,
+    Findings, Firewall, Identities, KmsAlias, KmsKeys, LastAccess, LoginPassword, PASSWORD_HISTORY,
+    Parameters, Passwords, Policies, Secrets, SessionKeys, StoredKmsKey, StoredParameter,
+    StoredSecret, UpstreamLogin, UpstreamLogins, Usage,
 };
 pub use domain::{
     BadFingerprint, Database, DatabaseError, Engine, Fingerprint, FirewallConfig, FirewallMode,
@@ -35,9 +36,10 @@ pub use domain::{
     UnknownProfileMode, UnknownShapeSource, UnknownStatementPolicy, UnknownTlsMode,
     UnknownUpstreamAuth, UpstreamAuth, shape_text,
 };
+pub use latchkey_password::{PasswordHash, PasswordPolicy};
 pub use model::{
-    AccessKey, Group, MAX_POLICY_VERSIONS, ManagedPolicy, MfaDevice, PolicyEntity, PolicyVersion,
-    Role, User, replace_principal, valid_name,
+    AccessKey, Group, LoginProfile, MAX_POLICY_VERSIONS, ManagedPolicy, MfaDevice, PolicyEntity,
+    PolicyVersion, Role, User, replace_principal, valid_name,
 };
 pub use sqlite::SqliteBackend;
 pub use vault::{Vault, VaultError, random};

@@ -17,6 +17,21 @@ pub struct User {
     pub tags: Vec<(String, String)>,
 }
 
+/// A user's console password (IAM's login profile), without its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginProfile {
+    /// The user's name as stored.
+    pub user: String,
+    /// Epoch seconds.
+    pub created: i64,
+    /// When the password was last set (creation, update or change).
+    pub changed: i64,
+    /// The user must choose a new password at the next sign-in.
+    pub reset_required: bool,
+    /// The last successful sign-in with it.
+    pub last_used: Option<i64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Role {
     pub name: String,

@@ -1687,3 +1687,105 @@ fn last_uses_only_move_forward_and_go_with_their_entity() {
     store.clear_usage().unwrap();
     assert!(store.last_accesses(&[&user.arn]).unwrap().is_empty());
 }
+
+#[test]
+fn login_profiles_keep_sealed_hashes_a_bounded_history_and_block_user_deletion() {
+    use latchkey_store::{PasswordHash, PasswordPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let hash = |pw: &str, salt: u8| PasswordHash::new(pw, &[salt; 16]).unwrap();
+    {
+        let store = open(&dir);
+        store.create_user("Carol", "/", &[], NOW).unwrap();
+        assert!(matches!(
+            store.create_login_profile("nobody", &hash("x", 1), false, NOW),
+            Err(StoreError::NoSuchEntity { .. })
+        ));
+        let p = store
+            .create_login_profile("carol", &hash("first-Pass1", 1), true, NOW)
+            .unwrap();
+        assert_eq!((p.user.as_str(), p.reset_required), ("Carol", true));
+        assert!(matches!(
+            store.create_login_profile("CAROL", &hash("other", 2), false, NOW),
+            Err(StoreError::EntityAlreadyExists { .. })
+        ));
+        assert!(matches!(
+            store.delete_user("carol"),
+            Err(StoreError::DeleteConflict("delete login profile"))
+        ));
+        // Thirty changes: the history keeps the newest 24 earlier ones.
+        for i in 0..30u8 {
+            store
+                .update_login_profile(
+                    "carol",
+                    Some(&hash(&format!("pass-{i}"), i)),
+                    Some(false),
+                    NOW + i64::from(i) + 1,
+                )
+                .unwrap();
+        }
+        let lp = store.login_password("carol", 100).unwrap().unwrap();
+        assert!(lp.hash.verify("pass-29"));
+        assert_eq!(lp.previous.len(), 24);
+        assert!(lp.previous[0].verify("pass-28"));
+        assert!(lp.previous[23].verify("pass-5"));
+        assert_eq!(lp.profile.changed, NOW + 30);
+        assert!(!lp.profile.reset_required);
+        assert_eq!(
+            store
+                .login_password("carol", 3)
+                .unwrap()
+                .unwrap()
+                .previous
+                .len(),
+            3
+        );
+        // Only the flag: the password and its time stay.
+        let p = store
+            .update_login_profile("carol", None, Some(true), NOW + 99)
+            .unwrap();
+        assert_eq!((p.changed, p.reset_required), (NOW + 30, true));
+        store.record_password_use("carol", NOW + 50).unwrap();
+        store.record_password_use("carol", NOW + 40).unwrap();
+        assert_eq!(
+            store.login_profile("CAROL").unwrap().unwrap().last_used,
+            Some(NOW + 50)
+        );
+        // No hash is stored in the clear.
+        let raw = std::fs::read(&path).unwrap();
+        assert!(!raw.windows(9).any(|w| w == b"$argon2id"));
+
+        assert_eq!(store.password_policy().unwrap(), None);
+        let policy = PasswordPolicy {
+            minimum_length: 14,
+            require_symbols: true,
+            require_numbers: false,
+            require_uppercase: true,
+            require_lowercase: false,
+            allow_users_to_change: true,
+            max_age_days: Some(90),
+            reuse_prevention: Some(24),
+            hard_expiry: false,
+        };
+        store.put_password_policy(&policy).unwrap();
+        assert_eq!(store.password_policy().unwrap(), Some(policy));
+        assert!(store.delete_password_policy().unwrap());
+        assert!(!store.delete_password_policy().unwrap());
+    }
+    // Master-key rotation re-wraps the hash and the history.
+    let mut vault = Vault::new(1, &[9; 32]);
+    vault.add(2, &[10; 32]);
+    let store = Store::open(&path, vault).unwrap();
+    assert_eq!(store.rewrap_all().unwrap(), 1 + 1 + 24);
+    drop(store);
+    let store = Store::open(&path, Vault::new(2, &[10; 32])).unwrap();
+    let lp = store.login_password("carol", 24).unwrap().unwrap();
+    assert!(lp.hash.verify("pass-29") && lp.previous[0].verify("pass-28"));
+    store.delete_login_profile("carol").unwrap();
+    assert!(store.login_password("carol", 24).unwrap().is_none());
+    assert!(matches!(
+        store.delete_login_profile("carol"),
+        Err(StoreError::NoSuchEntity { .. })
+    ));
+    store.delete_user("carol").unwrap();
+}

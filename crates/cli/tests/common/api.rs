@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::{free_port, wait_for_port};
+use super::{Started, free_port, wait_for_server};
 
 /// `latchkey serve` on a data directory (created by the server if new),
 /// the API on `port`, logging to `dir` with the extension `log`.
@@ -22,29 +22,49 @@ pub struct ApiServer {
 impl ApiServer {
     /// The API on a free port.
     pub fn start(dir: &Path) -> Self {
-        Self::start_on(dir, free_port())
+        for _attempt in 0..3 {
+            if let Some(server) = Self::try_start(dir, free_port()) {
+                return server;
+            }
+        }
+        panic!("latchkey serve lost its ports three times running");
     }
 
     /// The API on `port` (to restart a server where its clients expect it).
     pub fn start_on(dir: &Path, port: u16) -> Self {
-        let log = std::fs::File::create(dir.with_extension("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        for _attempt in 0..3 {
+            if let Some(server) = Self::try_start(dir, port) {
+                return server;
+            }
+        }
+        panic!("latchkey serve lost its ports three times running");
+    }
+
+    /// `None` when a port was taken before the server bound it.
+    fn try_start(dir: &Path, port: u16) -> Option<Self> {
+        let log_path = dir.with_extension("log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let (pg, mysql) = (free_port(), free_port());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
             .args(["serve", "--data-dir"])
             .arg(dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             // Tests run in parallel: the gateway gets a free port too.
-            .args(["--pg-listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--mysql-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--pg-listen", &format!("127.0.0.1:{pg}")])
+            .args(["--mysql-listen", &format!("127.0.0.1:{mysql}")])
             .env_remove("LATCHKEY_CONFIG")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        wait_for_port(port);
-        Self {
-            child: Some(child),
-            dir: dir.to_owned(),
-            port,
+        match wait_for_server(&mut child, &[port, pg, mysql], &log_path) {
+            Started::Listening => Some(Self {
+                child: Some(child),
+                dir: dir.to_owned(),
+                port,
+            }),
+            started if started.lost_a_port() => None,
+            Started::Exited(why) => panic!("latchkey serve exited: {why}"),
         }
     }
 

@@ -56,6 +56,47 @@ pub fn wait_for_port(port: u16) {
     }
 }
 
+/// How a server a test started came up.
+pub enum Started {
+    Listening,
+    /// It exited first: its log says why.
+    Exited(String),
+}
+
+impl Started {
+    /// Whether it exited because a port was taken between [`free_port`]
+    /// choosing it and the server binding it (another test's server or
+    /// an outgoing connection took it): worth a retry on fresh ports.
+    pub fn lost_a_port(&self) -> bool {
+        matches!(self, Started::Exited(log) if log.contains("in use"))
+    }
+}
+
+/// Waits until `child` listens on every one of `ports`, or exits; its
+/// standard error went to `log`. A server slow to start on a loaded
+/// machine gets 60 s.
+pub fn wait_for_server(child: &mut Child, ports: &[u16], log: &Path) -> Started {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            return Started::Exited(format!("{status}: {text}"));
+        }
+        if ports
+            .iter()
+            .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+        {
+            return Started::Listening;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("nothing listening on {ports:?} after 60 s; its log:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn pg_bin(tool: &str) -> PathBuf {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .expect("PostgreSQL server binaries (scripts/test installs postgresql)")
@@ -385,34 +426,42 @@ pub fn serve_latchkey_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Latchkey {
-    let pg_port = free_port();
-    let mysql_port = free_port();
-    let log = std::fs::File::create(root.join("latchkey.log")).unwrap();
-    let child = latchkey(&[
-        "serve",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--listen",
-        api,
-        "--pg-listen",
-        &format!("127.0.0.1:{pg_port}"),
-        "--mysql-listen",
-        &format!("127.0.0.1:{mysql_port}"),
-    ])
-    .args(extra)
-    .envs(env.iter().copied())
-    .stdout(Stdio::null())
-    .stderr(log)
-    .spawn()
-    .unwrap();
-    wait_for_port(pg_port);
-    wait_for_port(mysql_port);
-    Latchkey {
-        child,
-        data: data.to_owned(),
-        pg_port,
-        mysql_port,
+    let log_path = root.join("latchkey.log");
+    for _attempt in 0..3 {
+        let pg_port = free_port();
+        let mysql_port = free_port();
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = latchkey(&[
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            api,
+            "--pg-listen",
+            &format!("127.0.0.1:{pg_port}"),
+            "--mysql-listen",
+            &format!("127.0.0.1:{mysql_port}"),
+        ])
+        .args(extra)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+        match wait_for_server(&mut child, &[pg_port, mysql_port], &log_path) {
+            Started::Listening => {
+                return Latchkey {
+                    child,
+                    data: data.to_owned(),
+                    pg_port,
+                    mysql_port,
+                };
+            }
+            started if started.lost_a_port() => continue,
+            Started::Exited(why) => panic!("latchkey serve exited: {why}"),
+        }
     }
+    panic!("latchkey serve lost its ports three times running");
 }
 
 /// The AWS CLI with no AWS_* variables from the machine.

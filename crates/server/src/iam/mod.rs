@@ -4,7 +4,8 @@
 //! This module holds the dispatch from action name to handler, the [`Call`]
 //! every handler receives, and the request-parameter and XML helpers the
 //! handlers share. The handlers live by concern: `users`, `roles`, `groups`,
-//! `policies` (managed and inline), `keys` (access keys and MFA devices) and
+//! `policies` (managed and inline), `keys` (access keys and MFA devices),
+//! `passwords` (console passwords and the account password policy) and
 //! `account` (the whole-account view, session revocation); `targets` builds
 //! the resource each call is authorised against, and `page` paginates lists.
 
@@ -24,6 +25,7 @@ mod advisor;
 mod groups;
 mod keys;
 mod page;
+mod passwords;
 mod policies;
 mod roles;
 mod targets;
@@ -155,7 +157,7 @@ pub fn handle(
     caller: &Caller,
     action: &str,
     params: &Params,
-    now: i64,
+    (now, peer): (i64, std::net::IpAddr),
     resources: &mut Vec<Resource>,
 ) -> Result<Option<Xml>, ApiError> {
     let call = Call {
@@ -165,6 +167,7 @@ pub fn handle(
         action,
         params,
         now,
+        peer,
         iam_action: format!("iam:{action}"),
         authorized_on: RefCell::new(Vec::new()),
     };
@@ -195,6 +198,8 @@ struct Call<'a> {
     action: &'a str,
     params: &'a Params,
     now: i64,
+    /// Where the call came from (sign-in throttling counts by address).
+    peer: std::net::IpAddr,
     /// `iam:{action}`, what the call is authorised as.
     iam_action: String,
     /// The resource ARNs the call was authorised on, `*` left out.
@@ -247,6 +252,15 @@ fn dispatch(call: &Call) -> Result<Option<Xml>, ApiError> {
         "TagUser" => users::tag_user(call),
         "UntagUser" => users::untag_user(call),
         "ListUserTags" => users::list_user_tags(call),
+        // ---- console passwords ----
+        "CreateLoginProfile" => passwords::create_login_profile(call),
+        "GetLoginProfile" => passwords::get_login_profile(call),
+        "UpdateLoginProfile" => passwords::update_login_profile(call),
+        "DeleteLoginProfile" => passwords::delete_login_profile(call),
+        "ChangePassword" => passwords::change_password(call),
+        "UpdateAccountPasswordPolicy" => passwords::update_account_password_policy(call),
+        "GetAccountPasswordPolicy" => passwords::get_account_password_policy(call),
+        "DeleteAccountPasswordPolicy" => passwords::delete_account_password_policy(call),
         // ---- groups ----
         "CreateGroup" => groups::create_group(call),
         "AddUserToGroup" => groups::add_user_to_group(call),

@@ -10,11 +10,20 @@ use super::targets::Targets;
 use super::{Call, path_param, path_prefix, refuse_boundary, tags_page, tags_xml, target_user};
 
 pub(super) fn user_xml(x: &mut Xml, u: &User) {
+    user_with_password_xml(x, u, None);
+}
+
+/// A user as `GetUser` and `ListUsers` show one: with `PasswordLastUsed`
+/// when the console password was ever used.
+fn user_with_password_xml(x: &mut Xml, u: &User, password_last_used: Option<i64>) {
     x.text("Path", &u.path)
         .text("UserName", &u.name)
         .text("UserId", &u.id)
         .text("Arn", &u.arn)
         .text("CreateDate", &timestamp(u.created));
+    if let Some(at) = password_last_used {
+        x.text("PasswordLastUsed", &timestamp(at));
+    }
     if !u.tags.is_empty() {
         tags_xml(x, &u.tags);
     }
@@ -44,7 +53,8 @@ pub(super) fn get_user(c: &Call) -> Result<Option<Xml>, ApiError> {
     let name = target_user(c.caller, c.params)?;
     c.authorize(c.state.user_target(name))?;
     let u = c.store.get_user(name)?;
-    x.node("User", |x| user_xml(x, &u));
+    let used = c.store.login_profile(&u.name)?.and_then(|p| p.last_used);
+    x.node("User", |x| user_with_password_xml(x, &u, used));
     Ok(Some(x))
 }
 
@@ -57,7 +67,15 @@ pub(super) fn list_users(c: &Call) -> Result<Option<Xml>, ApiError> {
     let mut users = c.store.list_users()?;
     users.retain(|u| u.path.starts_with(prefix));
     let page = page_of(users, |u| u.name.clone(), c.params)?;
-    x.members("Users", &page.items, user_xml);
+    let used: std::collections::HashMap<String, i64> = c
+        .store
+        .login_profiles()?
+        .into_iter()
+        .filter_map(|p| Some((p.user.to_ascii_lowercase(), p.last_used?)))
+        .collect();
+    x.members("Users", &page.items, |x, u| {
+        user_with_password_xml(x, u, used.get(&u.name.to_ascii_lowercase()).copied());
+    });
     page.write_truncation(&mut x);
     Ok(Some(x))
 }

@@ -96,6 +96,9 @@ impl Identities for SqliteBackend {
         if count("SELECT COUNT(*) FROM mfa_devices WHERE user = ?1 COLLATE NOCASE")? > 0 {
             return Err(StoreError::DeleteConflict("remove MFA devices"));
         }
+        if count("SELECT COUNT(*) FROM login_profiles WHERE user = ?1 COLLATE NOCASE")? > 0 {
+            return Err(StoreError::DeleteConflict("delete login profile"));
+        }
         tx.execute(
             "DELETE FROM group_members WHERE user = ?1 COLLATE NOCASE",
             [&user.name],

@@ -17,6 +17,7 @@ mod identities;
 mod kms;
 mod names;
 mod parameters;
+mod passwords;
 mod policies;
 mod secrets;
 mod session_keys;
@@ -74,6 +75,9 @@ CREATE TABLE IF NOT EXISTS last_accessed (principal TEXT NOT NULL COLLATE NOCASE
 CREATE TABLE IF NOT EXISTS credential_last_used (id TEXT PRIMARY KEY COLLATE NOCASE, at INTEGER NOT NULL, service TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS advisor_jobs (id TEXT PRIMARY KEY, arn TEXT NOT NULL, granularity TEXT NOT NULL, created INTEGER NOT NULL, report TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS credential_report (id INTEGER PRIMARY KEY CHECK (id = 1), generated INTEGER NOT NULL, csv TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS login_profiles (user TEXT PRIMARY KEY COLLATE NOCASE, hash BLOB NOT NULL, created INTEGER NOT NULL, changed INTEGER NOT NULL, reset_required INTEGER NOT NULL, last_used INTEGER);
+CREATE TABLE IF NOT EXISTS password_history (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL COLLATE NOCASE, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS password_policy (id INTEGER PRIMARY KEY CHECK (id = 1), minimum_length INTEGER NOT NULL, require_symbols INTEGER NOT NULL, require_numbers INTEGER NOT NULL, require_uppercase INTEGER NOT NULL, require_lowercase INTEGER NOT NULL, allow_users_to_change INTEGER NOT NULL, max_age_days INTEGER, reuse_prevention INTEGER, hard_expiry INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS deleted_access_keys (id TEXT PRIMARY KEY, user TEXT NOT NULL, deleted INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";
@@ -424,6 +428,8 @@ impl Backend for SqliteBackend {
             ("secret_values", "value"),
             ("kms_key_materials", "material"),
             ("parameter_values", "value"),
+            ("login_profiles", "hash"),
+            ("password_history", "hash"),
         ] {
             let rows: Vec<(i64, Vec<u8>)> = {
                 let mut stmt = tx.prepare(&format!(

@@ -1,0 +1,124 @@
+//! Console passwords: the check the console's sign-in and IAM's
+//! `ChangePassword` both make, throttled per user name and per address.
+
+use std::net::IpAddr;
+
+use latchkey_password::{Expiry, Refusal, hash::decoy_verify};
+use latchkey_store::{LoginProfile, User};
+
+use crate::AppState;
+
+/// Why a password was not accepted. The wire shows one answer for
+/// [`PasswordFailure::Incorrect`] whatever its `reason`, which is for the
+/// audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordFailure {
+    /// No such user, no password, or the wrong one.
+    Incorrect {
+        reason: &'static str,
+        /// The lockout this failure started, if it did.
+        lockout: Option<Refusal>,
+    },
+    /// Too many failures for this user name or from this address: the
+    /// password was not checked.
+    Throttled(Refusal),
+    /// Expired under `HardExpiry`: only an administrator can reset it.
+    Expired,
+    /// The store could not be read: nobody gets in.
+    Unavailable,
+}
+
+impl PasswordFailure {
+    /// The precise reason, for the audit log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PasswordFailure::Incorrect { reason, .. } => reason,
+            PasswordFailure::Throttled(Refusal::UserLocked { .. }) => {
+                "too many failed sign-ins for this user name"
+            }
+            PasswordFailure::Throttled(Refusal::AddressLocked { .. }) => {
+                "too many failed sign-ins from this address"
+            }
+            PasswordFailure::Expired => {
+                "the password expired and only an administrator can reset it"
+            }
+            PasswordFailure::Unavailable => "the store could not be read",
+        }
+    }
+}
+
+/// A password that matched.
+#[derive(Debug, Clone)]
+pub struct PasswordAccepted {
+    pub user: User,
+    pub profile: LoginProfile,
+    /// Expired, or reset by an administrator: a new one must be chosen
+    /// before anything else.
+    pub must_change: bool,
+}
+
+impl AppState {
+    /// Checks `user_name`'s console password, counting a failure against
+    /// the name and the address. Takes as long for an unknown user as for
+    /// a wrong password.
+    pub fn check_password(
+        &self,
+        user_name: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<PasswordAccepted, PasswordFailure> {
+        let now = self.now();
+        self.sign_ins()
+            .check(user_name, peer, now)
+            .map_err(PasswordFailure::Throttled)?;
+        let found = match self.store.get_user(user_name) {
+            Ok(user) => match self.store.login_password(&user.name, 0) {
+                Ok(Some(lp)) => Some((user, lp)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading a login profile failed");
+                    return Err(PasswordFailure::Unavailable);
+                }
+            },
+            Err(latchkey_store::StoreError::NoSuchEntity { .. }) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "reading a user failed");
+                return Err(PasswordFailure::Unavailable);
+            }
+        };
+        let failed = |reason: &'static str| {
+            let lockout = self.sign_ins().failed(user_name, peer, now);
+            PasswordFailure::Incorrect { reason, lockout }
+        };
+        let Some((user, lp)) = found else {
+            decoy_verify(password);
+            return Err(failed("no such user, or the user has no console password"));
+        };
+        if !lp.hash.verify(password) {
+            return Err(failed("wrong password"));
+        }
+        self.sign_ins().succeeded(user_name);
+        let expiry = match self.store.password_policy() {
+            Ok(Some(policy)) => policy.expiry(lp.profile.changed, now),
+            Ok(None) => Expiry::Current,
+            Err(_) => return Err(PasswordFailure::Unavailable),
+        };
+        match expiry {
+            Expiry::Locked => Err(PasswordFailure::Expired),
+            Expiry::MustChange | Expiry::Current => Ok(PasswordAccepted {
+                must_change: expiry == Expiry::MustChange || lp.profile.reset_required,
+                user,
+                profile: lp.profile,
+            }),
+        }
+    }
+
+    /// An administrator set a new password: the user's lockout ends.
+    pub fn forgive_sign_ins(&self, user_name: &str) {
+        self.sign_ins().forgive(user_name);
+    }
+
+    fn sign_ins(&self) -> std::sync::MutexGuard<'_, latchkey_password::SignInThrottle> {
+        self.sign_ins.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

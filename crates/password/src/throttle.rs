@@ -1,0 +1,272 @@
+//! Failed sign-ins, counted per user name and per address.
+//!
+//! Five failures for one user name within fifteen minutes lock that name
+//! out for fifteen minutes, whether or not the user exists (so the lockout
+//! tells nothing); twenty from one address lock the address out. IPv6
+//! addresses count by their /64, which one client can fill at will. The
+//! tables are bounded: a flood of names cannot grow them past
+//! `max_tracked`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleLimits {
+    pub per_user: u32,
+    pub per_address: u32,
+    /// Seconds over which failures count.
+    pub window: i64,
+    /// Seconds a lockout lasts.
+    pub lockout: i64,
+    /// Entries kept per table.
+    pub max_tracked: usize,
+}
+
+impl Default for ThrottleLimits {
+    fn default() -> Self {
+        Self {
+            per_user: 5,
+            per_address: 20,
+            window: 900,
+            lockout: 900,
+            max_tracked: 100_000,
+        }
+    }
+}
+
+/// Why a sign-in is refused before its password is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    UserLocked { until: i64 },
+    AddressLocked { until: i64 },
+}
+
+impl Refusal {
+    pub fn until(&self) -> i64 {
+        match self {
+            Refusal::UserLocked { until } | Refusal::AddressLocked { until } => *until,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counter {
+    failures: u32,
+    window_start: i64,
+    locked_until: i64,
+}
+
+impl Counter {
+    fn locked(&self, now: i64) -> bool {
+        now < self.locked_until
+    }
+
+    /// Counts a failure; whether it started a lockout.
+    fn fail(&mut self, now: i64, limit: u32, limits: &ThrottleLimits) -> bool {
+        if now - self.window_start >= limits.window {
+            self.failures = 0;
+            self.window_start = now;
+        }
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= limit && !self.locked(now) {
+            self.locked_until = now + limits.lockout;
+            self.failures = 0;
+            self.window_start = now;
+            return true;
+        }
+        false
+    }
+
+    fn stale(&self, now: i64, limits: &ThrottleLimits) -> bool {
+        !self.locked(now) && now - self.window_start >= limits.window
+    }
+}
+
+/// Failed sign-ins; the caller holds it behind a lock and passes the time.
+#[derive(Debug, Default)]
+pub struct SignInThrottle {
+    limits: ThrottleLimits,
+    users: HashMap<String, Counter>,
+    addresses: HashMap<IpAddr, Counter>,
+}
+
+/// The address a client is counted by: IPv4 as is, IPv6 by its /64.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+fn insert_bounded<'a, K: std::hash::Hash + Eq + Clone>(
+    map: &'a mut HashMap<K, Counter>,
+    key: K,
+    now: i64,
+    limits: &ThrottleLimits,
+) -> &'a mut Counter {
+    if map.len() >= limits.max_tracked && !map.contains_key(&key) {
+        map.retain(|_, c| !c.stale(now, limits));
+        if map.len() >= limits.max_tracked {
+            // Still full of live entries: drop counts that lock nothing
+            // rather than grow (lockouts are kept).
+            map.retain(|_, c| c.locked(now));
+        }
+    }
+    map.entry(key).or_insert(Counter {
+        window_start: now,
+        ..Counter::default()
+    })
+}
+
+impl SignInThrottle {
+    pub fn new(limits: ThrottleLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a sign-in may be tried now.
+    pub fn check(&self, user: &str, address: IpAddr, now: i64) -> Result<(), Refusal> {
+        if let Some(c) = self.addresses.get(&address_key(address))
+            && c.locked(now)
+        {
+            return Err(Refusal::AddressLocked {
+                until: c.locked_until,
+            });
+        }
+        if let Some(c) = self.users.get(&user.to_ascii_lowercase())
+            && c.locked(now)
+        {
+            return Err(Refusal::UserLocked {
+                until: c.locked_until,
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts a failed sign-in; the lockout it started, if any.
+    pub fn failed(&mut self, user: &str, address: IpAddr, now: i64) -> Option<Refusal> {
+        let limits = self.limits;
+        let user_locked = insert_bounded(&mut self.users, user.to_ascii_lowercase(), now, &limits)
+            .fail(now, limits.per_user, &limits);
+        let address_locked =
+            insert_bounded(&mut self.addresses, address_key(address), now, &limits).fail(
+                now,
+                limits.per_address,
+                &limits,
+            );
+        if address_locked {
+            Some(Refusal::AddressLocked {
+                until: now + limits.lockout,
+            })
+        } else if user_locked {
+            Some(Refusal::UserLocked {
+                until: now + limits.lockout,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// A successful sign-in clears its user's failures (not its address's:
+    /// one good account must not reset a spray from that address).
+    pub fn succeeded(&mut self, user: &str) {
+        self.users.remove(&user.to_ascii_lowercase());
+    }
+
+    /// An administrator's reset (a new password) lifts the user's lockout.
+    pub fn forgive(&mut self, user: &str) {
+        self.users.remove(&user.to_ascii_lowercase());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn five_failures_lock_a_name_for_fifteen_minutes() {
+        let mut t = SignInThrottle::default();
+        let a = ip("192.0.2.1");
+        for i in 0..4 {
+            assert_eq!(t.failed("Alice", a, 100 + i), None);
+            assert!(t.check("alice", a, 100 + i).is_ok());
+        }
+        assert_eq!(
+            t.failed("ALICE", a, 104),
+            Some(Refusal::UserLocked { until: 1004 })
+        );
+        assert_eq!(
+            t.check("alice", ip("198.51.100.7"), 500),
+            Err(Refusal::UserLocked { until: 1004 })
+        );
+        assert!(t.check("bob", a, 500).is_ok());
+        assert!(t.check("alice", a, 1004).is_ok());
+    }
+
+    #[test]
+    fn failures_outside_the_window_do_not_add_up() {
+        let mut t = SignInThrottle::default();
+        let a = ip("192.0.2.1");
+        for i in 0..4 {
+            t.failed("alice", a, i * 1000);
+        }
+        assert!(t.check("alice", a, 4000).is_ok());
+        t.succeeded("alice");
+        assert!(t.users.is_empty());
+    }
+
+    #[test]
+    fn a_spray_over_many_names_locks_the_address_and_its_v6_neighbours() {
+        let mut t = SignInThrottle::default();
+        for i in 0..19 {
+            assert_eq!(
+                t.failed(&format!("user{i}"), ip("2001:db8:1:2::1"), 10),
+                None
+            );
+        }
+        assert_eq!(
+            t.failed("user19", ip("2001:db8:1:2:ffff::9"), 10),
+            Some(Refusal::AddressLocked { until: 910 })
+        );
+        assert!(matches!(
+            t.check("someone", ip("2001:db8:1:2:aaaa::1"), 11),
+            Err(Refusal::AddressLocked { .. })
+        ));
+        assert!(t.check("someone", ip("2001:db8:1:3::1"), 11).is_ok());
+        // IPv4-mapped and plain IPv4 are one address.
+        for i in 0..20 {
+            t.failed(&format!("v4-{i}"), ip("::ffff:192.0.2.9"), 10);
+        }
+        assert!(t.check("x", ip("192.0.2.9"), 11).is_err());
+    }
+
+    #[test]
+    fn the_tables_stay_bounded_and_keep_lockouts() {
+        let mut t = SignInThrottle::new(ThrottleLimits {
+            max_tracked: 10,
+            per_address: u32::MAX,
+            ..ThrottleLimits::default()
+        });
+        for _ in 0..5 {
+            t.failed("victim", ip("192.0.2.1"), 0);
+        }
+        for i in 0..1000 {
+            t.failed(&format!("flood{i}"), ip("192.0.2.1"), 1);
+        }
+        assert!(t.users.len() <= 10);
+        assert!(t.check("victim", ip("192.0.2.2"), 2).is_err());
+    }
+}
