@@ -371,6 +371,8 @@ pub enum ApiService {
     Ssm,
     Kms,
     AccessAnalyzer,
+    /// Console sign-in (`ConsoleLogin`).
+    Signin,
 }
 
 impl ApiService {
@@ -383,6 +385,7 @@ impl ApiService {
             ApiService::Ssm => "ssm.amazonaws.com",
             ApiService::Kms => "kms.amazonaws.com",
             ApiService::AccessAnalyzer => "access-analyzer.amazonaws.com",
+            ApiService::Signin => "signin.amazonaws.com",
         }
     }
 
@@ -396,6 +399,7 @@ impl ApiService {
             ApiService::Ssm => "ssm",
             ApiService::Kms => "kms",
             ApiService::AccessAnalyzer => "access-analyzer",
+            ApiService::Signin => "signin",
         }
     }
 }

@@ -279,7 +279,12 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
         };
-        latchkey_server::http::serve(state, listener, tls, config.api.clone(), shutdown).await?;
+        let console = config.console.map(|limits| {
+            Arc::new(latchkey_console::Console::new(state.clone(), limits))
+                as Arc<dyn latchkey_server::http::WebFront>
+        });
+        latchkey_server::http::serve(state, listener, tls, config.api.clone(), console, shutdown)
+            .await?;
         pg.await??;
         my.await??;
         rotation_job.await?;

@@ -113,6 +113,12 @@ impl AppState {
         }
     }
 
+    /// Counts a failed second step of a sign-in (a wrong MFA code) as a
+    /// failed sign-in; the lockout it started, if any.
+    pub fn sign_in_failed(&self, user_name: &str, peer: IpAddr) -> Option<Refusal> {
+        self.sign_ins().failed(user_name, peer, self.now())
+    }
+
     /// An administrator set a new password: the user's lockout ends.
     pub fn forgive_sign_ins(&self, user_name: &str) {
         self.sign_ins().forgive(user_name);

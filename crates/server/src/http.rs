@@ -266,11 +266,33 @@ async fn watchdog(activity: &Activity, limits: &ApiLimits) -> &'static str {
 }
 
 /// Serves until `shutdown` resolves.
+/// A web front served on the API's port under a path prefix (the
+/// console). The server reads the request's body within its limits and
+/// hands the whole request over on a blocking thread.
+pub trait WebFront: Send + Sync + 'static {
+    /// The path it serves, and everything under it (`/console`).
+    fn prefix(&self) -> &'static str;
+
+    fn handle(
+        &self,
+        parts: &hyper::http::request::Parts,
+        body: &[u8],
+        peer: SocketAddr,
+    ) -> Response<Full<Bytes>>;
+}
+
+/// Whether `path` is `prefix` or under it.
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 pub async fn serve(
     state: Arc<AppState>,
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     limits: ApiLimits,
+    front: Option<Arc<dyn WebFront>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
@@ -295,6 +317,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let state = state.clone();
         let limits = limits.clone();
+        let front = front.clone();
         tokio::spawn(async move {
             let _slot = slot;
             // A connection that never finishes its handshake is idle.
@@ -321,9 +344,14 @@ pub async fn serve(
                 let (state, limits, activity) = (state.clone(), limits.clone(), activity.clone());
                 hyper::service::service_fn(move |req| {
                     let busy = activity.enter();
-                    let (state, limits) = (state.clone(), limits.clone());
+                    let (state, limits, front) = (state.clone(), limits.clone(), front.clone());
                     async move {
-                        let answer = handle(state, peer, req, &limits).await;
+                        let answer = match front {
+                            Some(front) if under(req.uri().path(), front.prefix()) => {
+                                Ok(front_call(&state, peer, req, &limits, front).await)
+                            }
+                            _ => handle(state, peer, req, &limits).await,
+                        };
                         drop(busy);
                         answer
                     }
@@ -476,6 +504,35 @@ async fn handle(
             xml_response(e.status, xml::error(STS_NS, false, e.code, &e.message, &id))
         }
     })
+}
+
+/// A request to a [`WebFront`].
+async fn front_call(
+    state: &Arc<AppState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    limits: &ApiLimits,
+    front: Arc<dyn WebFront>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = match read_body(state, peer, body, limits, MAX_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            let mut r = Response::new(Full::new(Bytes::from(e.message.clone())));
+            *r.status_mut() =
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return close_after_timeout(r, &e);
+        }
+    };
+    match tokio::task::spawn_blocking(move || front.handle(&parts, &body, peer)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "web front panicked");
+            let mut r = Response::new(Full::new(Bytes::from_static(b"internal error\n")));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }
+    }
 }
 
 /// An AWS JSON 1.1 call: `target` is its `X-Amz-Target`.
@@ -780,6 +837,7 @@ fn read_only(service: ApiService, action: &str) -> bool {
         | ApiService::Ssm
         | ApiService::Kms
         | ApiService::AccessAnalyzer => &["Get", "List", "Describe", "Batch", "Validate"],
+        ApiService::Signin => &[],
     };
     prefixes.iter().any(|p| action.starts_with(p))
 }
@@ -838,6 +896,52 @@ pub(crate) fn record_call(
     }));
 }
 
+/// A console sign-in, as CloudTrail records one (`signin.amazonaws.com`,
+/// `ConsoleLogin`): `user` is who it was for when the name is known,
+/// `refusal` the precise reason it failed (the trail's `errorMessage` is
+/// AWS's "Failed authentication" with it).
+pub fn record_sign_in(
+    state: &AppState,
+    user: Option<&latchkey_identity::Caller>,
+    user_name: &str,
+    mfa_used: bool,
+    refusal: Option<&str>,
+    peer: SocketAddr,
+    user_agent: Option<String>,
+) {
+    use latchkey_audit::{ApiEvent, Event};
+    let identity = user.map(latchkey_identity::Caller::audit_identity);
+    // CloudTrail's shape: the outcome in `responseElements` either way;
+    // a failure's code is AWS's words, its message the precise reason.
+    let elements = serde_json::json!({
+        "ConsoleLogin": if refusal.is_none() { "Success" } else { "Failure" },
+        "MFAUsed": if mfa_used { "Yes" } else { "No" },
+    })
+    .to_string();
+    let code = if refusal.is_some() {
+        "FailedAuthentication"
+    } else {
+        "Success"
+    };
+    state.metrics.api_request("signin", "ConsoleLogin", code);
+    state.audit().record(Event::Api(ApiEvent {
+        time: std::time::SystemTime::now(),
+        service: ApiService::Signin,
+        read_only: false,
+        action: "ConsoleLogin".to_owned(),
+        access_key_id: identity.as_ref().map(|i| i.access_key_id.clone()),
+        identity,
+        source_ip: peer.ip(),
+        user_agent,
+        request_parameters: Some(serde_json::json!({ "userName": user_name }).to_string()),
+        response_elements: Some(elements),
+        error: refusal.map(|reason| ("Failed authentication".to_owned(), reason.to_owned())),
+        possession_proven: refusal.is_none(),
+        request_id: request_id(),
+        resources: Vec::new(),
+    }));
+}
+
 fn ns_of(service: ApiService) -> &'static str {
     if service == ApiService::Sts {
         STS_NS
@@ -863,20 +967,7 @@ pub(crate) fn admit(
     action: &str,
     call: &mut Call,
 ) -> Result<(Caller, i64), ApiError> {
-    if !state.audit().accepting() {
-        // Fail closed: no call goes unrecorded. (The record is queued and
-        // lands when the trail can write again.)
-        return Err(ApiError::new(
-            503,
-            "ServiceUnavailable",
-            "The service is unavailable. Please try again later.",
-        )
-        .because("the audit trail cannot write"));
-    }
-    if state.is_blocked(peer.ip(), state.now()) {
-        return Err(ApiError::new(403, "AccessDenied", "Access denied")
-            .because("the source address is blocked by a detection response"));
-    }
+    gate(state, peer)?;
     let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
     let header = |name: &str| -> Option<&str> {
         match parts.headers.get(name).and_then(|v| v.to_str().ok()) {
@@ -913,6 +1004,105 @@ pub(crate) fn admit(
     Ok((caller, now))
 }
 
+/// CloudTrail's `requestParameters` of a Query call: every parameter but
+/// `Action`, `Version` and secrets, named as CloudTrail does.
+fn request_parameters(params: &Params) -> Option<String> {
+    let parameters: serde_json::Map<String, serde_json::Value> = params
+        .iter()
+        .filter(|(k, _)| *k != "Action" && *k != "Version" && !is_secret_parameter(k))
+        .map(|(k, v)| (lower_first(k), serde_json::Value::from(v)))
+        .collect();
+    (!parameters.is_empty()).then(|| serde_json::Value::Object(parameters).to_string())
+}
+
+/// What every call passes before anything else, whoever authenticated
+/// it: the trail takes records (fail closed), and the source address is
+/// not blocked.
+fn gate(state: &AppState, peer: SocketAddr) -> Result<(), ApiError> {
+    if !state.audit().accepting() {
+        // Fail closed: no call goes unrecorded. (The record is queued and
+        // lands when the trail can write again.)
+        return Err(ApiError::new(
+            503,
+            "ServiceUnavailable",
+            "The service is unavailable. Please try again later.",
+        )
+        .because("the audit trail cannot write"));
+    }
+    if state.is_blocked(peer.ip(), state.now()) {
+        return Err(ApiError::new(403, "AccessDenied", "Access denied")
+            .because("the source address is blocked by a detection response"));
+    }
+    Ok(())
+}
+
+/// An STS or IAM call made in process by one of Latchkey's own fronts
+/// (the console) for a caller it authenticated itself: the same handlers,
+/// authorisation and audit record as over the Query protocol, without
+/// SigV4 or the limits on what `GetSessionToken` credentials may call
+/// (a console session is not one). Returns the whole XML response, as a
+/// client would read it.
+pub fn call_in_process(
+    state: &AppState,
+    caller: &latchkey_identity::Caller,
+    action: &str,
+    params: &[(&str, &str)],
+    peer: SocketAddr,
+    user_agent: &str,
+) -> Result<String, ApiError> {
+    let service = if STS_ACTIONS.contains(&action) {
+        ApiService::Sts
+    } else {
+        ApiService::Iam
+    };
+    let mut call = Call::new(service);
+    call.action = Some(action.to_owned());
+    call.access_key_id = Some(caller.access_key_id.clone());
+    call.identity = Some(caller.audit_identity());
+    // The front proved who the caller is (a session it issued).
+    call.possession_proven = true;
+    let request_id = request_id();
+    let result = (|| {
+        let params = Params::from_pairs(params);
+        call.request_parameters = request_parameters(&params);
+        gate(state, peer)?;
+        state.check_bound(caller)?;
+        let now = state.now();
+        match action {
+            "GetCallerIdentity" => Ok(Some(sts::get_caller_identity(caller))),
+            "AssumeRole" => sts::assume_role(state, caller, &params, now).map(Some),
+            "GetSessionToken" => Err(ApiError::new(
+                403,
+                "AccessDenied",
+                "Cannot call GetSessionToken with session credentials",
+            )),
+            _ => iam::handle(
+                state,
+                caller,
+                action,
+                &params,
+                (now, peer.ip()),
+                &mut call.resources,
+            ),
+        }
+    })();
+    let result = result.map(|x| x.map(|x| x.into_string()));
+    let outcome = match &result {
+        Ok(body) => Ok(body.as_deref().and_then(response_elements)),
+        Err(e) => Err(e),
+    };
+    record_call(
+        state,
+        call,
+        outcome,
+        peer,
+        Some(user_agent.to_owned()),
+        request_id.clone(),
+    );
+    let body = result?;
+    Ok(response(action, ns_of(service), body, &request_id))
+}
+
 fn dispatch(
     state: &AppState,
     parts: &hyper::http::request::Parts,
@@ -942,13 +1132,7 @@ fn dispatch(
     let fail = |e| (ns, e);
     // Refusals before authentication are recorded like any other call,
     // with what was asked.
-    let parameters: serde_json::Map<String, serde_json::Value> = params
-        .iter()
-        .filter(|(k, _)| *k != "Action" && *k != "Version" && !is_secret_parameter(k))
-        .map(|(k, v)| (lower_first(k), serde_json::Value::from(v)))
-        .collect();
-    call.request_parameters =
-        (!parameters.is_empty()).then(|| serde_json::Value::Object(parameters).to_string());
+    call.request_parameters = request_parameters(&params);
     call.resources = params
         .iter()
         .filter(|(k, _)| *k == "RoleArn")

@@ -49,6 +49,7 @@ mod secretsmanager;
 mod simulate;
 mod ssm;
 mod sts;
+pub use sts::{check_console_mfa, console_credentials};
 pub mod tls;
 pub mod xml;
 

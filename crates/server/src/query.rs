@@ -69,6 +69,17 @@ impl Params {
         Ok(Self { map })
     }
 
+    /// Parameters given as pairs (by an in-process caller); a later pair
+    /// replaces an earlier one of the same name.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self {
+            map: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
     /// Every parameter, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         let mut all: Vec<(&str, &str)> = self

@@ -245,6 +245,45 @@ pub fn get_session_token(
     Ok(x)
 }
 
+/// Temporary credentials for a console sign-in: a session of `user` as
+/// `GetSessionToken` would make one (MFA as the sign-in had it), lasting
+/// `duration` seconds. Revoking the user's sessions ends it.
+pub fn console_credentials(
+    state: &AppState,
+    user: &latchkey_store::User,
+    mfa: bool,
+    source_ip: &str,
+    now: i64,
+    duration: i64,
+) -> Result<TemporaryCredentials, ApiError> {
+    let claims = SessionClaims {
+        token_id: new_token_id()?,
+        account: state.store.account_id().to_owned(),
+        principal_arn: user.arn.clone(),
+        principal_id: user.id.clone(),
+        issued: now,
+        expires: now + duration,
+        mfa_authenticated: mfa,
+        mfa_time: mfa.then_some(now),
+        source_ip: source_ip.to_owned(),
+        ..SessionClaims::default()
+    };
+    seal(state, &claims)
+}
+
+/// Checks a console sign-in's MFA code for `user`: the device must be the
+/// user's, the code current and not used before.
+pub fn check_console_mfa(
+    state: &AppState,
+    user: &str,
+    serial: &str,
+    code: &str,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let params = Params::from_pairs(&[("SerialNumber", serial), ("TokenCode", code)]);
+    check_mfa(state, user, &params, now)
+}
+
 fn valid_session_name(s: &str) -> bool {
     (2..=64).contains(&s.len())
         && s.bytes()

@@ -41,9 +41,19 @@ impl<'a> SpanKey<&'a str> {
         Self {
             name: event.name(),
             principal: event.principal_arn(),
+            // As the record writes `userIdentity.accessKeyId` (what a
+            // lookup reads back): the identity's key when there is one.
             access_key_id: match event {
-                Event::Api(a) => a.access_key_id.as_deref(),
-                Event::Auth(a) => a.access_key_id.as_deref(),
+                Event::Api(a) => a
+                    .identity
+                    .as_ref()
+                    .map(|i| i.access_key_id.as_str())
+                    .or(a.access_key_id.as_deref()),
+                Event::Auth(a) => a
+                    .identity
+                    .as_ref()
+                    .map(|i| i.access_key_id.as_str())
+                    .or(a.access_key_id.as_deref()),
                 e => e.identity().map(|i| i.access_key_id.as_str()),
             },
             database: event.database(),

@@ -619,3 +619,48 @@ fn a_trail_cut_back_with_its_digests_refuses_to_start_over_its_anchor() {
         kept.0.lock().expect("lock").as_ref().map(|(s, _)| *s)
     );
 }
+
+/// A record is found again whatever access key its event carried beside
+/// its identity (a console sign-in has an identity and no signed request):
+/// the index keys it as the record reads.
+#[test]
+fn an_api_event_without_a_request_key_is_found_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = pkcs8();
+    let t = open(config(dir.path()), &k);
+    let api = |identity: Option<Identity>, access_key_id: Option<&str>| {
+        Event::Api(ApiEvent {
+            time: SystemTime::now(),
+            service: ApiService::Signin,
+            action: "ConsoleLogin".into(),
+            identity,
+            access_key_id: access_key_id.map(str::to_owned),
+            source_ip: IpAddr::from([127, 0, 0, 1]),
+            user_agent: None,
+            request_parameters: None,
+            response_elements: Some(r#"{"ConsoleLogin":"Success"}"#.into()),
+            error: None,
+            possession_proven: true,
+            request_id: "r".into(),
+            read_only: false,
+            resources: Vec::new(),
+        })
+    };
+    t.record(api(Some(identity("alice")), None));
+    t.record(api(Some(identity("bob")), Some("AKIADIFFERENT")));
+    t.record(api(None, Some("AKIAUNKNOWN")));
+    t.close();
+    drop(t);
+    let index = Index::open_read_only(dir.path()).expect("index");
+    let found = find(
+        dir.path(),
+        &index,
+        &Filter {
+            event_name: Some("ConsoleLogin".into()),
+            limit: 100,
+            ..Filter::default()
+        },
+    )
+    .expect("lookup");
+    assert_eq!(found.len(), 3, "{found:?}");
+}

@@ -100,6 +100,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// The token service's timeouts, connection caps and `/metrics`.
     pub api: latchkey_server::http::ApiLimits,
+    /// The web console's session limits; `None` when turned off.
+    pub console: Option<latchkey_console::session::SessionLimits>,
     /// Detection rules; `None` when turned off.
     pub detection: Option<latchkey_detect::DetectConfig>,
     pub webhook: Option<latchkey_webhook::WebhookConfig>,
@@ -351,6 +353,14 @@ fn build(
         mysql_listen: gw.mysql.listen,
         metrics_listen: general.metrics_listen,
         api: api_limits,
+        console: api
+            .console
+            .then(|| latchkey_console::session::SessionLimits {
+                idle: i64::try_from(api.console_idle_timeout.0.as_secs()).unwrap_or(i64::MAX),
+                absolute: i64::try_from(api.console_session_duration.0.as_secs())
+                    .unwrap_or(i64::MAX),
+                ..latchkey_console::session::SessionLimits::default()
+            }),
         detection,
         webhook,
         rotation_webhooks,

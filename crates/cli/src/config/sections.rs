@@ -213,6 +213,15 @@ section! {
         /// Connections open at once from one source address [default: 128].
         #[arg(long = "api-max-connections-per-ip", env = "LATCHKEY_API_MAX_CONNECTIONS_PER_IP")]
         max_connections_per_ip: usize = 128,
+        /// Serve the web console at https://LISTEN/console [default: true].
+        #[arg(long = "console", env = "LATCHKEY_CONSOLE", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = boolish)]
+        console: bool = true,
+        /// A console session with no request for this long ends [default: 30m].
+        #[arg(long = "console-idle-timeout", env = "LATCHKEY_CONSOLE_IDLE_TIMEOUT")]
+        console_idle_timeout: Dur = Dur::secs(30 * 60),
+        /// A console session ends this long after sign-in, however used [default: 12h].
+        #[arg(long = "console-session-duration", env = "LATCHKEY_CONSOLE_SESSION_DURATION")]
+        console_session_duration: Dur = Dur::secs(12 * 3600),
     }
 }
 

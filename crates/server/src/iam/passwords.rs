@@ -173,7 +173,8 @@ pub(super) fn delete_login_profile(c: &Call) -> Result<Option<Xml>, ApiError> {
 /// `ChangePassword`: an IAM user changes their own password, giving the
 /// old one. Allowed by `iam:ChangePassword` on the user, or for every user
 /// by the policy's `AllowUsersToChangePassword` unless a policy denies it
-/// explicitly. A wrong old password counts as a failed sign-in.
+/// explicitly, and for a user whose password is due for a change. A wrong
+/// old password counts as a failed sign-in.
 pub(super) fn change_password(c: &Call) -> Result<Option<Xml>, ApiError> {
     let Identity::User { name } = &c.caller.identity else {
         return Err(ApiError::new(
@@ -185,7 +186,15 @@ pub(super) fn change_password(c: &Call) -> Result<Option<Xml>, ApiError> {
     let old = password_param(c, "OldPassword")?;
     let new = password_param(c, "NewPassword")?;
     let policy = c.store.password_policy()?;
-    let everyone_may = policy.as_ref().is_some_and(|p| p.allow_users_to_change);
+    // A user who must choose a new password (reset by an administrator,
+    // or expired) may, as AWS lets them, whatever the policy says.
+    let due = c.store.login_profile(name)?.is_some_and(|p| {
+        p.reset_required
+            || policy.as_ref().is_some_and(|pp| {
+                pp.expiry(p.changed, c.now) == latchkey_password::Expiry::MustChange
+            })
+    });
+    let everyone_may = due || policy.as_ref().is_some_and(|p| p.allow_users_to_change);
     match c.authorize(c.state.user_target(name)) {
         Ok(()) => {}
         Err(e)

@@ -1,0 +1,324 @@
+"""The web console in Debian's Chromium, driven by chromedriver through
+Selenium, against a real `latchkey serve` the Rust test set up.
+
+Usage: console.py CONFIG.json. CONFIG names the endpoint, the server's CA,
+the users the Rust test made (passwords, MFA seeds), the role to switch to,
+axe-core's script and, optionally, a directory for screenshots. Prints one
+JSON object of what it saw; an assertion that fails exits non-zero with
+the reason.
+"""
+import base64
+import hashlib
+import hmac
+import http.cookiejar
+import json
+import ssl
+import struct
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+CONFIG = json.load(open(sys.argv[1]))
+BASE = CONFIG["endpoint"]
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+INCORRECT = "Your authentication information is incorrect. Please try again."
+SEEN = {"pages": [], "axe": {}}
+VISITED = []
+
+
+def totp(seed_file, offset=0):
+    s = open(seed_file).read().strip()
+    seed = base64.b32decode(s + "=" * (-len(s) % 8))
+    c = (int(time.time()) + offset) // 30
+    h = hmac.new(seed, struct.pack(">Q", c), hashlib.sha1).digest()
+    o = h[19] & 15
+    return "%06d" % ((struct.unpack(">I", h[o:o + 4])[0] & 0x7FFFFFFF) % 1000000)
+
+
+def browser():
+    o = webdriver.ChromeOptions()
+    o.binary_location = "/usr/bin/chromium"
+    for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+              "--window-size=1280,1000", "--lang=en-US"]:
+        o.add_argument(a)
+    # The server's certificate is signed by the CA `latchkey serve` made;
+    # Chromium is told to accept it (the cookies stay `Secure`).
+    o.accept_insecure_certs = True
+    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+    # A form's answer may still be loading when the next step looks for it.
+    d.implicitly_wait(5)
+    return d
+
+
+AXE = open(CONFIG["axe"]).read()
+
+
+def check_page(d, name):
+    """axe-core on the page: no serious or critical violation; a
+    screenshot when asked."""
+    VISITED.append(d.current_url)
+    d.execute_script(AXE)
+    violations = d.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations.map("
+        "v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(' '))}))))")
+    bad = [v for v in violations if v["impact"] in ("serious", "critical")]
+    assert not bad, f"{name}: accessibility violations {bad}"
+    SEEN["axe"][name] = [v["id"] for v in violations]
+    SEEN["pages"].append(name)
+    if CONFIG.get("screenshots"):
+        d.save_screenshot(f"{CONFIG['screenshots']}/{name}.png")
+
+
+def go(d, path):
+    d.get(BASE + path)
+
+
+def text(d, css):
+    return d.find_element(By.CSS_SELECTOR, css).text
+
+
+def fill(d, field, value):
+    try:
+        e = d.find_element(By.ID, field)
+    except Exception:
+        raise AssertionError(f"no #{field} on {d.current_url}: {d.page_source[:3000]}")
+    e.clear()
+    e.send_keys(value)
+
+
+def settled(d):
+    WebDriverWait(d, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def click(d, css):
+    """Clicks what `css` selects, which loads a new page, and waits for
+    it. A page still settling when the element was found is tried again."""
+    for attempt in range(3):
+        settled(d)
+        try:
+            old = d.find_element(By.TAG_NAME, "html")
+            d.find_element(By.CSS_SELECTOR, css).click()
+            break
+        except (StaleElementReferenceException, WebDriverException):
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
+    WebDriverWait(d, 15).until(lambda d: gone(old))
+    settled(d)
+
+
+def gone(element):
+    """Whether the page that held `element` was replaced. (Chromium says so
+    with a stale reference, or with "does not belong to the document".)"""
+    try:
+        element.is_enabled()
+        return False
+    except (StaleElementReferenceException, WebDriverException):
+        return True
+
+
+def submit(d, form_id):
+    click(d, f"#{form_id} button[type=submit]:last-of-type")
+
+
+def sign_in(d, user, password):
+    go(d, "/console/signin")
+    fill(d, "username", user)
+    fill(d, "password", password)
+    submit(d, "signin")
+
+
+def sign_out(d):
+    click(d, "#sign-out")
+    assert d.current_url.endswith("/console/signin"), d.current_url
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def http(path, cookie=None, data=None, headers=None):
+    """A request outside the browser (headers, CSRF): status, headers, body;
+    redirects are answers, not followed."""
+    ctx = ssl.create_default_context(cafile=CONFIG["ca"])
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
+    req = urllib.request.Request(BASE + path if path.startswith("/") else path, data=data,
+                                 headers=headers or {})
+    if cookie:
+        req.add_header("Cookie", cookie)
+    try:
+        with opener.open(req) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def session_cookie(d):
+    c = d.get_cookie("__Host-latchkey-session")
+    assert c and c["secure"] and c["httpOnly"] and c["sameSite"] == "Strict", c
+    return f"__Host-latchkey-session={c['value']}"
+
+
+def main():
+    users = CONFIG["users"]
+    d = browser()
+    try:
+        # --- sign-in: the page, a wrong password, MFA (wrong, then right) ---
+        go(d, "/console")
+        assert d.current_url.endswith("/console/signin"), d.current_url
+        check_page(d, "signin")
+        sign_in(d, "alice", "not-her-password")
+        assert INCORRECT in text(d, ".error"), d.page_source
+        sign_in(d, "no-such-user", "whatever-Passw0rd!")
+        assert INCORRECT in text(d, ".error")
+        sign_in(d, "alice", users["alice"]["password"])
+        assert d.find_element(By.ID, "mfa"), "MFA step expected"
+        check_page(d, "mfa")
+        fill(d, "code", "000000" if totp(users["alice"]["seed"], 30) != "000000" else "111111")
+        submit(d, "mfa")
+        assert "MFA code is incorrect" in text(d, ".error")
+        fill(d, "code", totp(users["alice"]["seed"], 30))
+        submit(d, "mfa")
+        assert d.current_url.endswith("/console"), d.current_url
+        assert "alice" in text(d, "#signed-in")
+        check_page(d, "overview")
+        alice_cookie = session_cookie(d)
+
+        # --- identities: create a user with tags, attach a policy ---
+        go(d, "/console/users")
+        check_page(d, "users")
+        go(d, "/console/users/new")
+        check_page(d, "user-new")
+        fill(d, "name", "made-in-console")
+        fill(d, "tags", "team=data\nenv=test")
+        submit(d, "create-user")
+        assert d.current_url.split("?")[0].endswith("/console/users/made-in-console"), d.current_url
+        assert "Done: created" in d.page_source
+        fill(d, "policy-arn", CONFIG["policy_arn"])
+        submit(d, "attach-policy")
+        assert "Done: attach" in d.page_source, d.page_source
+        assert CONFIG["policy_arn"] in d.page_source
+        check_page(d, "user")
+
+        # --- the policy editor: validation as you type, and without JS ---
+        go(d, "/console/policies/new")
+        area = d.find_element(By.ID, "document")
+        area.clear()
+        area.send_keys('{"Statement":[{"Effect":"Allow","Action":"rds-db:connect"}]}')
+        WebDriverWait(d, 10).until(
+            lambda d: "MISSING_VERSION" in d.find_element(By.ID, "findings").text
+            or "MISSING_RESOURCE" in d.find_element(By.ID, "findings").text)
+        live = d.find_element(By.ID, "findings").text
+        check_page(d, "policy-editor")
+        click(d, "#validate")
+        assert "ERROR" in text(d, "#findings"), d.page_source
+        assert "$.Statement[0]" in text(d, "#findings")
+        SEEN["validator"] = live
+
+        # --- the simulator ---
+        go(d, "/console/simulate")
+        fill(d, "principal", CONFIG["carol_arn"])
+        fill(d, "action", "rds-db:connect")
+        fill(d, "resource", CONFIG["carol_db_resource"])
+        submit(d, "simulator")
+        assert text(d, "#decision") == "allowed", d.page_source
+        allowed_page = d.page_source
+        fill(d, "action", "iam:CreateUser")
+        fill(d, "resource", "*")
+        submit(d, "simulator")
+        assert text(d, "#decision") == "implicitDeny", d.page_source
+        check_page(d, "simulator")
+        SEEN["simulator"] = {"allowed_mentions_policy": "carol-db" in allowed_page}
+
+        # --- switch role: the role's trust asks for MFA; alice gave it ---
+        go(d, "/console/switch-role")
+        check_page(d, "switch-role")
+        fill(d, "role", "elevated")
+        submit(d, "switch-role")
+        assert d.current_url.endswith("/console"), d.page_source
+        role = text(d, "#active-role")
+        assert "elevated" in role and ("1 h 00 min" in role or "59 min" in role), role
+        assert "assumed-role/elevated" in d.page_source
+        click(d, "form[action='/console/switch-back'] button")
+        WebDriverWait(d, 10).until(lambda d: "Switch role" in d.page_source and "active-role" not in d.page_source)
+
+        # --- CSRF: a form posted without its token, or from elsewhere ---
+        form = urllib.parse.urlencode({"name": "csrf-victim", "path": "/"}).encode()
+        status, _, _ = http("/console/users", alice_cookie, form,
+                            {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 403, status
+        token = d.find_element(By.CSS_SELECTOR, "input[name=csrf]").get_attribute("value")
+        form = urllib.parse.urlencode({"name": "csrf-victim", "path": "/", "csrf": token}).encode()
+        status, _, _ = http("/console/users", alice_cookie, form,
+                            {"Content-Type": "application/x-www-form-urlencoded",
+                             "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+        assert status == 403, status
+        sign_out(d)
+        # The old cookie is dead on the server.
+        status, headers, _ = http("/console/users", alice_cookie)
+        assert status == 303 and headers["Location"] == "/console/signin", (status, headers)
+
+        # --- a user whose password must change, refused by the policy ---
+        sign_in(d, "newbie", users["newbie"]["password"])
+        assert d.current_url.endswith("/console/password"), d.current_url
+        check_page(d, "change-password")
+        fill(d, "old", users["newbie"]["password"])
+        fill(d, "new", "short")
+        fill(d, "confirm", "short")
+        submit(d, "change-password")
+        refusal = text(d, ".error")
+        assert "minimum length" in refusal, refusal
+        fill(d, "old", users["newbie"]["password"])
+        fill(d, "new", users["newbie"]["new_password"])
+        fill(d, "confirm", users["newbie"]["new_password"])
+        submit(d, "change-password")
+        assert d.current_url.split("?")[0].endswith("/console"), d.current_url
+        SEEN["policy_refusal"] = refusal
+
+        # --- no permissions: refusals, not data; no MFA: no elevated role ---
+        sign_out(d)
+        sign_in(d, "nobody", users["nobody"]["password"])
+        go(d, "/console/users")
+        refused = text(d, ".error")
+        assert "AccessDenied" in refused and "made-in-console" not in d.page_source, d.page_source
+        go(d, "/console/users/alice")
+        assert "AccessDenied" in text(d, ".error")
+        go(d, "/console/switch-role")
+        fill(d, "role", "elevated")
+        submit(d, "switch-role")
+        assert "AccessDenied" in text(d, ".error"), d.page_source
+        SEEN["nobody"] = refused
+        sign_out(d)
+
+        # --- lockout: five wrong passwords, then the right one is refused ---
+        for _ in range(5):
+            sign_in(d, "locked", "wrong-Passw0rd!")
+        sign_in(d, "locked", users["locked"]["password"])
+        lock = text(d, ".error")
+        assert "Too many failed sign-in attempts" in lock, lock
+        SEEN["lockout"] = lock
+
+        # --- every response carried the CSP and the framing headers ---
+        for url in set(VISITED) | {BASE + "/console/static/console.js", BASE + "/console/signin"}:
+            status, headers, _ = http(url)
+            assert headers.get("Content-Security-Policy") == CSP, (url, headers)
+            assert headers.get("X-Frame-Options") == "DENY", (url, headers)
+            assert headers.get("Referrer-Policy"), (url, headers)
+        SEEN["csp_checked"] = len(set(VISITED)) + 2
+    finally:
+        d.quit()
+    print(json.dumps(SEEN))
+
+
+main()

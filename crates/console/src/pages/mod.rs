@@ -1,0 +1,37 @@
+//! The console's pages: each module renders its pages and handles its
+//! forms, acting through [`crate::api::Api`].
+
+pub mod identities;
+pub mod policies;
+pub mod signin;
+
+use maud::{Markup, html};
+use serde_json::Value;
+
+/// An API timestamp (`2026-12-04T10:00:00Z`) as shown: date and time.
+pub fn when(v: &Value, field: &str) -> String {
+    let t = crate::api::text(v, field);
+    if t.is_empty() {
+        return "never".into();
+    }
+    t.replace('T', " ")
+        .trim_end_matches('Z')
+        .trim_end_matches(".000")
+        .to_owned()
+        + " UTC"
+}
+
+/// A table of `rows` under `headings`, or `empty` when there are none.
+pub fn table(caption: &str, headings: &[&str], rows: Vec<Markup>, empty: &str) -> Markup {
+    html! {
+        @if rows.is_empty() {
+            p.empty { (empty) }
+        } @else {
+            table {
+                caption { (caption) }
+                thead { tr { @for h in headings { th scope="col" { (h) } } } }
+                tbody { @for r in rows { (r) } }
+            }
+        }
+    }
+}

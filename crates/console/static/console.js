@@ -1,0 +1,62 @@
+// Latchkey console: enhancements only; every page works without them.
+"use strict";
+
+// Validation as you type: the policy editor posts its text to the
+// console's validator and shows the findings under it.
+function watchPolicyEditor() {
+  const area = document.querySelector("textarea[data-validate]");
+  if (!area) return;
+  const form = area.closest("form");
+  const csrf = form ? form.querySelector("input[name=csrf]") : null;
+  const out = document.getElementById("findings");
+  let timer = null;
+  let sent = 0;
+  area.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const mine = ++sent;
+      try {
+        const r = await fetch(area.dataset.validate, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-csrf-token": csrf ? csrf.value : "" },
+          body: area.value,
+          credentials: "same-origin",
+        });
+        if (!r.ok || mine !== sent) return;
+        const answer = await r.json();
+        const parsed = new DOMParser().parseFromString(answer.html, "text/html");
+        const fresh = parsed.getElementById("findings");
+        if (fresh && out) out.replaceChildren(...fresh.childNodes);
+        if (out) out.dataset.count = String(answer.findings.length);
+      } catch (e) {
+        // Offline or signed out: the Validate button still works.
+      }
+    }, 300);
+  });
+}
+
+// The switched role's time left, kept current.
+function watchRoleClock() {
+  const role = document.getElementById("active-role");
+  if (!role) return;
+  const left = role.querySelector(".left");
+  const expires = Number(role.dataset.expires);
+  const shown = Date.now() / 1000;
+  const serverLeft = (() => {
+    const m = /(?:(\d+) h )?(\d+) min/.exec(left.textContent);
+    return m ? (Number(m[1] || 0) * 60 + Number(m[2])) * 60 : 0;
+  })();
+  const tick = () => {
+    const secs = Math.max(0, serverLeft - (Date.now() / 1000 - shown));
+    const minutes = Math.ceil(secs / 60);
+    const h = Math.floor(minutes / 60), m = minutes % 60;
+    left.textContent = h > 0 ? `${h} h ${String(m).padStart(2, "0")} min` : `${m} min`;
+    if (secs <= 0) window.location.reload();
+  };
+  if (expires) setInterval(tick, 30000);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  watchPolicyEditor();
+  watchRoleClock();
+});
