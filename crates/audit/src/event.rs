@@ -263,6 +263,9 @@ pub enum FailureKind {
     /// 1045): it was changed or removed behind the gateway's back, or
     /// the server's access rules no longer admit the gateway.
     UpstreamCredentialRefused,
+    /// A console sign-in with a wrong password or MFA code (or for a user
+    /// with no console password).
+    BadPassword,
 }
 
 impl FailureKind {
@@ -282,10 +285,11 @@ impl FailureKind {
             FailureKind::AuditUnavailable => "audit_unavailable",
             FailureKind::UpstreamUnavailable => "upstream_unavailable",
             FailureKind::UpstreamCredentialRefused => "upstream_credential_refused",
+            FailureKind::BadPassword => "bad_password",
         }
     }
 
-    pub const ALL: [FailureKind; 14] = [
+    pub const ALL: [FailureKind; 15] = [
         FailureKind::MalformedToken,
         FailureKind::WrongTarget,
         FailureKind::UnknownKey,
@@ -300,6 +304,7 @@ impl FailureKind {
         FailureKind::AuditUnavailable,
         FailureKind::UpstreamUnavailable,
         FailureKind::UpstreamCredentialRefused,
+        FailureKind::BadPassword,
     ];
 }
 

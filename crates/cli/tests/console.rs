@@ -236,6 +236,12 @@ fn the_console_in_chromium() {
         "policy_arn": policy_arn,
         "carol_arn": format!("arn:aws:iam::{account}:user/carol"),
         "carol_db_resource": carol_db,
+        "aws_env": {
+            "AWS_CONFIG_FILE": data.join("aws.config"),
+            "AWS_SHARED_CREDENTIALS_FILE": data.join("admin.credentials"),
+            "AWS_CA_BUNDLE": data.join("ca.pem"),
+            "AWS_ENDPOINT_URL": server.endpoint(),
+        },
     });
     let config_path = root.path().join("console.json");
     std::fs::write(&config_path, config.to_string()).unwrap();

@@ -116,6 +116,7 @@ struct SessionView {
     csrf: String,
     role: Option<(String, i64)>,
     must_change: bool,
+    password_set: i64,
 }
 
 impl Console {
@@ -202,6 +203,18 @@ impl Console {
             None
         };
         if post && path == "/console/signout" {
+            self.sessions().remove(id);
+            return web::cookie(redirect("/console/signin"), SESSION_COOKIE, None);
+        }
+        // The console password deleted, or reset by someone else, since
+        // this session signed in: the session is over.
+        let password_current = match self.state.store.login_profile(&view.user) {
+            Ok(Some(p)) => p.changed <= view.password_set,
+            Ok(None) => false,
+            Err(_) => return Self::unavailable(),
+        };
+        if !password_current {
+            tracing::info!(%peer, user = %view.user, "console session ended: the password changed");
             self.sessions().remove(id);
             return web::cookie(redirect("/console/signin"), SESSION_COOKIE, None);
         }
@@ -298,6 +311,7 @@ impl Console {
             csrf: s.csrf.clone(),
             role: role.map(|r| (r.display.clone(), r.expires)),
             must_change: s.must_change,
+            password_set: s.password_set,
         })
     }
 
@@ -504,6 +518,10 @@ impl Console {
     ) -> Reply {
         let now = self.state.now();
         let limits = self.sessions().limits();
+        let password_set = match self.state.store.login_profile(&user.name) {
+            Ok(Some(p)) => p.changed,
+            _ => return Self::unavailable(),
+        };
         let creds = match latchkey_server::console_credentials(
             &self.state,
             user,
@@ -537,6 +555,7 @@ impl Console {
             csrf: token_text(&csrf),
             role: None,
             must_change,
+            password_set,
         };
         let cookie = self.sessions().insert(&id, session, now);
         if let Err(e) = self.state.store.record_password_use(&user.name, now) {
@@ -603,8 +622,16 @@ impl Console {
             ],
         ) {
             Ok(_) => {
+                let changed = self
+                    .state
+                    .store
+                    .login_profile(&view.user)
+                    .ok()
+                    .flatten()
+                    .map_or(s.now, |p| p.changed);
                 if let Some(session) = self.sessions().get(id, s.now) {
                     session.must_change = false;
+                    session.password_set = changed;
                 }
                 redirect("/console?done=password")
             }

@@ -59,6 +59,9 @@ pub struct Session {
     pub role: Option<RoleSession>,
     /// Must choose a new password before anything else.
     pub must_change: bool,
+    /// When the password this session signed in with (or changed to) was
+    /// set: a newer one (an administrator's reset) ends the session.
+    pub password_set: i64,
 }
 
 impl Session {
@@ -234,6 +237,7 @@ mod tests {
             csrf: token_text(&[7; 32]),
             role: None,
             must_change: false,
+            password_set: now,
         }
     }
 

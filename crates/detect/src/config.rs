@@ -94,7 +94,7 @@ section! {
         pub window_secs: u64 = 60,
         /// The failure kinds that count: the ones about credentials
         /// [default: malformed_token, bad_signature, unknown_key,
-        /// inactive_key, expired, revoked, policy_denied].
+        /// inactive_key, expired, revoked, policy_denied, bad_password].
         pub count_kinds: Vec<String> = [
             FailureKind::MalformedToken,
             FailureKind::BadSignature,
@@ -103,6 +103,7 @@ section! {
             FailureKind::Expired,
             FailureKind::Revoked,
             FailureKind::PolicyDenied,
+            FailureKind::BadPassword,
         ]
         .iter()
         .map(|k| k.as_str().to_owned())

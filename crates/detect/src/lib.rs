@@ -14,7 +14,7 @@
 //!
 //! | Type | Severity | Fires on |
 //! |---|---|---|
-//! | `CredentialAccess:RDS/BruteForce.SourceIP` | High | ≥ `threshold` (10) failed logins from one address within `window_secs` (60). Only failures about credentials count: malformed token, bad signature, unknown or inactive key, expired, revoked, policy denied; not throttling, blocking or an unavailable audit trail. |
+//! | `CredentialAccess:RDS/BruteForce.SourceIP` | High | ≥ `threshold` (10) failed logins from one address within `window_secs` (60). Only failures about credentials count: malformed token, bad signature, unknown or inactive key, expired, revoked, policy denied, and console sign-ins with a wrong password or MFA code (`bad_password`, counted per address and per user name tried); not throttling, blocking or an unavailable audit trail. |
 //! | `CredentialAccess:RDS/BruteForce.Principal` | High | the same against one principal (its ARN when the key was found, else the access key id). |
 //! | `UnauthorizedAccess:RDS/NewSourceIP` | Medium | a login from an address the principal never used, once it has `min_history` (5) logins. |
 //! | `CredentialAccess:RDS/TokenFromOtherIP` | High | temporary credentials used from another address than the one that obtained them, unless both are in `trusted_networks`. |

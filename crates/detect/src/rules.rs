@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use latchkey_audit::{
-    ApiEvent, AuthEvent, AuthResult, FailureKind, Identity, SessionInfo, Severity, StatementEvent,
-    rfc3339,
+    ApiEvent, ApiService, AuthEvent, AuthResult, FailureKind, Identity, SessionInfo, Severity,
+    StatementEvent, rfc3339,
 };
 
 use crate::findings::{Hit, Proof};
@@ -104,6 +104,21 @@ fn role_note(identity: &Identity) -> String {
         Some(s) if s.issuer.arn != identity.arn => format!(" (credentials of {})", s.issuer.arn),
         _ => String::new(),
     }
+}
+
+/// A failed login or sign-in, as rule 1 counts it.
+struct Attempt {
+    time: std::time::SystemTime,
+    ip: IpAddr,
+    kind: FailureKind,
+    /// The refusal came after the credential's signature verified.
+    proven: bool,
+    /// Whose credentials, when known.
+    principal: Option<String>,
+    /// The access key presented, or the user name tried.
+    key: Option<String>,
+    /// What the description says of the latest attempt.
+    latest: String,
 }
 
 struct Failure {
@@ -287,7 +302,21 @@ impl Detector {
         match &auth.result {
             AuthResult::Failure { kind, reason } => {
                 if self.config.brute_force.enabled && self.counted[kind_index(*kind)] {
-                    self.brute_force(event_id, auth, ip, *kind, reason, out);
+                    let attempt = Attempt {
+                        time: auth.time,
+                        ip,
+                        kind: *kind,
+                        proven: auth.possession_proven,
+                        principal: auth.identity.as_ref().map(|i| i.arn.clone()),
+                        key: auth.access_key_id.clone(),
+                        latest: format!(
+                            "The latest tried database user {:?} on {} ({}).",
+                            auth.db_user,
+                            auth_database(auth),
+                            reason
+                        ),
+                    };
+                    self.brute_force(event_id, &attempt, out);
                 }
                 if self.config.disabled_key.enabled {
                     self.disabled_key_login(event_id, auth, ip, *kind, reason, out);
@@ -315,41 +344,27 @@ impl Detector {
         }
     }
 
-    /// Rule 1.
-    fn brute_force(
-        &mut self,
-        event_id: &str,
-        auth: &AuthEvent,
-        ip: IpAddr,
-        kind: FailureKind,
-        reason: &str,
-        out: &mut Vec<Outcome>,
-    ) {
+    /// Rule 1, for database logins and console sign-ins alike.
+    fn brute_force(&mut self, event_id: &str, attempt: &Attempt, out: &mut Vec<Outcome>) {
         let cfg = &self.config.brute_force;
         let threshold = cfg.threshold.max(1) as usize;
         let window_secs = cfg.window_secs.max(1);
         let window_ms = window_secs.saturating_mul(1000);
         let (response, block_secs) = (cfg.action, cfg.block_secs);
-        let now = millis(auth.time);
+        let (ip, latest) = (attempt.ip, &attempt.latest);
+        let now = millis(attempt.time);
         let failure = || Failure {
             ms: now,
-            kind,
+            kind: attempt.kind,
             ip,
             event_id: event_id.into(),
-            proven: auth.possession_proven,
+            proven: attempt.proven,
         };
-        let who = auth
-            .identity
-            .as_ref()
-            .map(|i| i.arn.clone())
-            .or_else(|| auth.access_key_id.clone())
+        let who = attempt
+            .principal
+            .clone()
+            .or_else(|| attempt.key.clone())
             .unwrap_or_else(|| "none".to_owned());
-        let latest = format!(
-            "The latest tried database user {:?} on {} ({}).",
-            auth.db_user,
-            auth_database(auth),
-            reason
-        );
 
         expire(&mut self.failures_by_ip, now, window_ms);
         let w = self
@@ -374,7 +389,7 @@ impl Detector {
                 resource: ip.to_string(),
                 principal: None,
                 source_ip: Some(ip),
-                time: auth.time,
+                time: attempt.time,
                 evidence: w.evidence(),
                 response,
                 block_secs,
@@ -383,8 +398,8 @@ impl Detector {
             self.findings.report_with(hit, proof, out);
         }
 
-        let principal = auth.identity.as_ref().map(|i| i.arn.clone());
-        let Some(key) = principal.clone().or_else(|| auth.access_key_id.clone()) else {
+        let principal = attempt.principal.clone();
+        let Some(key) = principal.clone().or_else(|| attempt.key.clone()) else {
             return;
         };
         expire(&mut self.failures_by_principal, now, window_ms);
@@ -416,7 +431,7 @@ impl Detector {
                 resource: key,
                 principal,
                 source_ip: None,
-                time: auth.time,
+                time: attempt.time,
                 evidence: w.evidence(),
                 response,
                 block_secs,
@@ -676,6 +691,31 @@ impl Detector {
     /// Rule 7, at the token service: remembers deleted keys, and reports
     /// calls signed with one.
     pub(crate) fn api(&mut self, event_id: &str, api: &ApiEvent, out: &mut Vec<Outcome>) {
+        if api.service == ApiService::Signin
+            && let Some((_, reason)) = &api.error
+            && self.config.brute_force.enabled
+            && self.counted[kind_index(FailureKind::BadPassword)]
+        {
+            // A failed console sign-in: the user name tried is what is
+            // attacked (the user's ARN is not given for a failure, so
+            // that the trail does not say whether the user exists).
+            let tried = api
+                .request_parameters
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                .and_then(|p| p["userName"].as_str().map(|u| u.to_ascii_lowercase()));
+            let attempt = Attempt {
+                time: api.time,
+                ip: api.source_ip.to_canonical(),
+                kind: FailureKind::BadPassword,
+                // A wrong password proves nothing about who sent it.
+                proven: false,
+                principal: None,
+                key: tried.map(|u| format!("console user {u}")),
+                latest: format!("The latest was a console sign-in ({reason})."),
+            };
+            self.brute_force(event_id, &attempt, out);
+        }
         let cfg = &self.config.disabled_key;
         if !cfg.enabled {
             return;

@@ -290,6 +290,55 @@ fn brute_force_from_one_address_fires_at_the_threshold() {
     assert_eq!(by_principal[0].finding.source_ip, None);
 }
 
+/// A failed console sign-in, as the console records it.
+fn sign_in_failed(user: &str, from: &str, time: SystemTime) -> Event {
+    Event::Api(ApiEvent {
+        time,
+        service: ApiService::Signin,
+        action: "ConsoleLogin".into(),
+        identity: None,
+        access_key_id: None,
+        source_ip: ip(from),
+        user_agent: Some("Mozilla/5.0".into()),
+        request_parameters: Some(format!(r#"{{"userName":"{user}"}}"#)),
+        response_elements: Some(r#"{"ConsoleLogin":"Failure","MFAUsed":"No"}"#.into()),
+        error: Some(("Failed authentication".into(), "wrong password".into())),
+        possession_proven: false,
+        request_id: "req".into(),
+        read_only: false,
+        resources: Vec::new(),
+    })
+}
+
+#[test]
+fn console_password_guessing_is_brute_force_too() {
+    let mut s = Script::default();
+    // Ten guesses at alice's password (in any case) from one address.
+    let out = s.send_all((0..10).map(|i| {
+        let name = if i % 2 == 0 { "alice" } else { "ALICE" };
+        sign_in_failed(name, "203.0.113.7", at(i * 3))
+    }));
+    let by_ip = only(&out, kinds::BRUTE_FORCE_SOURCE_IP);
+    assert_eq!(by_ip.len(), 1, "{out:?}");
+    assert!(
+        by_ip[0].finding.description.contains("bad_password ×10"),
+        "{}",
+        by_ip[0].finding.description
+    );
+    let by_user = only(&out, kinds::BRUTE_FORCE_PRINCIPAL);
+    assert_eq!(by_user.len(), 1, "{out:?}");
+    assert_eq!(by_user[0].finding.resource, "console user alice");
+    // Unproven: no response acts against the user for someone's guesses.
+    assert_eq!(by_user[0].finding.principal, None);
+    // A successful sign-in counts nothing.
+    let mut ok = sign_in_failed("bob", "203.0.113.8", at(100));
+    if let Event::Api(a) = &mut ok {
+        a.error = None;
+    }
+    let mut s = Script::default();
+    assert!(s.send_all((0..20).map(|_| ok.clone())).is_empty());
+}
+
 #[test]
 fn brute_force_repeats_update_one_finding_on_powers_of_two() {
     let mut s = Script::default();

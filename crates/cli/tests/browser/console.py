@@ -164,6 +164,15 @@ def http(path, cookie=None, data=None, headers=None):
         return e.code, e.headers, e.read().decode()
 
 
+def admin(args):
+    """The stock AWS CLI as the server's administrator."""
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(CONFIG["aws_env"])
+    subprocess.run(["aws", *args], env=env, check=True, capture_output=True)
+
+
 def session_cookie(d):
     c = d.get_cookie("__Host-latchkey-session")
     assert c and c["secure"] and c["httpOnly"] and c["sameSite"] == "Strict", c
@@ -299,7 +308,11 @@ def main():
         submit(d, "switch-role")
         assert "AccessDenied" in text(d, ".error"), d.page_source
         SEEN["nobody"] = refused
-        sign_out(d)
+        # An administrator resets the password: the session ends.
+        admin(["iam", "update-login-profile", "--user-name", "nobody",
+               "--password", users["nobody"]["password"] + "x"])
+        go(d, "/console/users")
+        assert d.current_url.endswith("/console/signin"), d.current_url
 
         # --- lockout: five wrong passwords, then the right one is refused ---
         for _ in range(5):
