@@ -378,6 +378,8 @@ pub enum ApiService {
     AccessAnalyzer,
     /// Console sign-in (`ConsoleLogin`).
     Signin,
+    /// Findings (archived from the console).
+    GuardDuty,
 }
 
 impl ApiService {
@@ -391,6 +393,7 @@ impl ApiService {
             ApiService::Kms => "kms.amazonaws.com",
             ApiService::AccessAnalyzer => "access-analyzer.amazonaws.com",
             ApiService::Signin => "signin.amazonaws.com",
+            ApiService::GuardDuty => "guardduty.amazonaws.com",
         }
     }
 
@@ -405,6 +408,7 @@ impl ApiService {
             ApiService::Kms => "kms",
             ApiService::AccessAnalyzer => "access-analyzer",
             ApiService::Signin => "signin",
+            ApiService::GuardDuty => "guardduty",
         }
     }
 }

@@ -280,8 +280,11 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             let _ = stop_tx.send(true);
         };
         let console = config.console.map(|limits| {
-            Arc::new(latchkey_console::Console::new(state.clone(), limits))
-                as Arc<dyn latchkey_server::http::WebFront>
+            Arc::new(latchkey_console::Console::new(
+                state.clone(),
+                limits,
+                Some(config.audit.dir.clone()),
+            )) as Arc<dyn latchkey_server::http::WebFront>
         });
         latchkey_server::http::serve(state, listener, tls, config.api.clone(), console, shutdown)
             .await?;

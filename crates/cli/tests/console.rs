@@ -109,12 +109,15 @@ fn the_console_in_chromium() {
         "newbie": {"password": "Newbie-First-1!", "new_password": "Newbie-Second-2!"},
         "nobody": {"password": "Nobody-Console-1!"},
         "locked": {"password": "Locked-Console-1!"},
+        "auditor": {"password": "Auditor-Console-1!"},
     });
     let pw = |u: &str| passwords[u]["password"].as_str().unwrap().to_owned();
     user_with(&server, "alice", Some(everything), &pw("alice"), false);
     user_with(&server, "newbie", None, &pw("newbie"), true);
     user_with(&server, "nobody", None, &pw("nobody"), false);
     user_with(&server, "locked", None, &pw("locked"), false);
+    let auditor = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["guardduty:ListFindings","guardduty:GetFindings","guardduty:ArchiveFindings","cloudtrail:LookupEvents"],"Resource":"*"}]}"#;
+    user_with(&server, "auditor", Some(auditor), &pw("auditor"), false);
     let carol_db = format!("arn:aws:rds-db:us-east-1:{account}:dbuser:db-ORDERS/app");
     admin(&server, &["iam", "create-user", "--user-name", "carol"]);
     admin(
@@ -351,6 +354,15 @@ fn the_console_in_chromium() {
             .as_str()
             .unwrap()
             .ends_with("user/alice")
+    );
+    let archived = lookup(&data, "ArchiveFindings");
+    assert_eq!(archived.len(), 1, "{archived:?}");
+    assert_eq!(archived[0]["eventSource"], "guardduty.amazonaws.com");
+    assert!(
+        archived[0]["userIdentity"]["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with("user/auditor")
     );
     // No password the browser typed is anywhere in the data directory.
     for entry in walk(&data) {

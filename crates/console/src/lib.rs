@@ -94,6 +94,8 @@ pub struct Console {
     state: Arc<AppState>,
     sessions: Mutex<Sessions>,
     sections: Vec<Section>,
+    /// The audit trail's directory, for the Audit page.
+    trail: Option<std::path::PathBuf>,
 }
 
 fn random32() -> Option<[u8; 32]> {
@@ -120,7 +122,13 @@ struct SessionView {
 }
 
 impl Console {
-    pub fn new(state: Arc<AppState>, limits: SessionLimits) -> Self {
+    /// The console over `state`; the Audit page reads the trail in
+    /// `trail`.
+    pub fn new(
+        state: Arc<AppState>,
+        limits: SessionLimits,
+        trail: Option<std::path::PathBuf>,
+    ) -> Self {
         Self {
             state,
             sessions: Mutex::new(Sessions::new(limits)),
@@ -130,7 +138,10 @@ impl Console {
                 Section::Roles,
                 Section::Policies,
                 Section::Simulator,
+                Section::Audit,
+                Section::Findings,
             ],
+            trail,
         }
     }
 
@@ -294,6 +305,10 @@ impl Console {
             (true, ["policies"]) => pages::policies::create_policy(&signed, form),
             (true, ["policies", "validate"]) => pages::policies::validate_form(&signed, form),
             (true, ["api", "validate"]) => pages::policies::validate_json(&signed, body),
+            (false, ["findings"]) => pages::observe::findings(&signed, &query),
+            (false, ["findings", id]) => pages::observe::finding(&signed, id),
+            (true, ["findings", id, "archive"]) => pages::observe::archive(&signed, id),
+            (false, ["audit"]) => pages::observe::audit(&signed, self.trail.as_deref(), &query),
             (false, ["simulate"]) => pages::policies::simulate(&signed, &query, false),
             (true, ["simulate"]) => pages::policies::simulate(&signed, form, true),
             _ => signed.not_found(),

@@ -68,6 +68,17 @@ pub fn text(status: StatusCode, body: &'static str) -> Reply {
     )
 }
 
+/// A file to save (`Content-Disposition: attachment`).
+pub fn download(content_type: &'static str, name: &str, body: String) -> Reply {
+    let mut r = with_body(StatusCode::OK, content_type, Bytes::from(body));
+    set(
+        &mut r,
+        "content-disposition",
+        &format!("attachment; filename=\"{name}\""),
+    );
+    r
+}
+
 /// A static asset, cacheable for an hour.
 pub fn asset(content_type: &'static str, body: &'static str) -> Reply {
     let mut r = with_body(
@@ -169,6 +180,32 @@ impl Form {
     /// The value of `name`, trimmed, `""` when absent.
     pub fn text(&self, name: &str) -> &str {
         self.get(name).map_or("", str::trim)
+    }
+
+    /// The form without `name`, to build a link from.
+    pub fn clone_without(&self, name: &str) -> Form {
+        Form {
+            pairs: self
+                .pairs
+                .iter()
+                .filter(|(k, _)| k != name)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.pairs.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// As a query string, empty values left out.
+    pub fn to_query(&self) -> String {
+        self.pairs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
     }
 
     /// Every value of `name`, in order.

@@ -838,6 +838,7 @@ fn read_only(service: ApiService, action: &str) -> bool {
         | ApiService::Kms
         | ApiService::AccessAnalyzer => &["Get", "List", "Describe", "Batch", "Validate"],
         ApiService::Signin => &[],
+        ApiService::GuardDuty => &["Get", "List", "Describe"],
     };
     prefixes.iter().any(|p| action.starts_with(p))
 }
@@ -894,6 +895,40 @@ pub(crate) fn record_call(
         request_id,
         resources: call.resources,
     }));
+}
+
+/// A change one of Latchkey's own fronts (the console) made for `caller`
+/// with no API call behind it (archiving findings): recorded like one,
+/// with its parameters (no secrets) and its refusal, if refused.
+#[allow(clippy::too_many_arguments)]
+pub fn record_front_call(
+    state: &AppState,
+    caller: &latchkey_identity::Caller,
+    service: ApiService,
+    action: &str,
+    request_parameters: serde_json::Value,
+    refusal: Option<&ApiError>,
+    peer: SocketAddr,
+    user_agent: &str,
+) {
+    let mut call = Call::new(service);
+    call.action = Some(action.to_owned());
+    call.access_key_id = Some(caller.access_key_id.clone());
+    call.identity = Some(caller.audit_identity());
+    call.possession_proven = true;
+    call.request_parameters = Some(request_parameters.to_string());
+    let outcome = match refusal {
+        None => Ok(None),
+        Some(e) => Err(e),
+    };
+    record_call(
+        state,
+        call,
+        outcome,
+        peer,
+        Some(user_agent.to_owned()),
+        request_id(),
+    );
 }
 
 /// A console sign-in, as CloudTrail records one (`signin.amazonaws.com`,

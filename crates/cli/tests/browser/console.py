@@ -321,6 +321,45 @@ def main():
         lock = text(d, ".error")
         assert "Too many failed sign-in attempts" in lock, lock
         SEEN["lockout"] = lock
+        # A few more guesses at other names: ten failures from this address
+        # within a minute, which the brute-force rule reports.
+        for name in ["guess-1", "guess-2", "guess-3", "guess-4"]:
+            sign_in(d, name, "Guess-Passw0rd!")
+
+        # --- findings and the audit trail, as an auditor ---
+        sign_in(d, "auditor", users["auditor"]["password"])
+        deadline = time.time() + 20
+        while True:
+            go(d, "/console/findings")
+            if "failed logins from" in d.page_source or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert "failed logins from" in d.page_source, d.page_source
+        check_page(d, "findings")
+        click(d, "table a[href^='/console/findings/']")
+        finding_url = d.current_url
+        assert text(d, "#finding-status") == "open"
+        evidence = [a.get_attribute("href") for a in d.find_elements(By.CSS_SELECTOR, "#evidence a")]
+        assert len(evidence) >= 10, evidence
+        check_page(d, "finding")
+        d.get(evidence[-1])
+        assert "ConsoleLogin" in d.page_source and "signin.amazonaws.com" in d.page_source, d.page_source
+        assert text(d, "#trail-status"), "the trail's verification status is shown"
+        check_page(d, "audit")
+        d.get(finding_url)
+        submit(d, "archive-finding")
+        assert "Archived." in d.page_source and "failed logins from" not in d.page_source, d.page_source
+        go(d, "/console/findings?archived=true")
+        assert "failed logins from" in d.page_source
+        # Lookup by event name, and the export as JSON lines.
+        go(d, "/console/audit?event-name=CreateUser")
+        assert "made-in-console" in d.page_source, d.page_source
+        status, headers, body = http("/console/audit?event-name=ConsoleLogin&format=jsonl", session_cookie(d))
+        assert status == 200 and headers.get("Content-Security-Policy") == CSP, (status, headers)
+        lines = [json.loads(line) for line in body.splitlines() if line]
+        assert len(lines) >= 10 and all(e["eventName"] == "ConsoleLogin" for e in lines), lines[:2]
+        SEEN["audit_export"] = len(lines)
+        VISITED.append(BASE + "/console/audit?event-name=CreateUser")
 
         # --- every response carried the CSP and the framing headers ---
         for url in set(VISITED) | {BASE + "/console/static/console.js", BASE + "/console/signin"}:

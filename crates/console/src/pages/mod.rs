@@ -2,6 +2,7 @@
 //! forms, acting through [`crate::api::Api`].
 
 pub mod identities;
+pub mod observe;
 pub mod policies;
 pub mod signin;
 

@@ -1,0 +1,354 @@
+//! What happened: findings (list, filter, details with evidence linked
+//! into the audit trail, archive) and the audit trail itself (lookup with
+//! `latchkey audit lookup`'s filters, paging, each record's JSON, export
+//! as JSON lines). Authorised as GuardDuty's and CloudTrail's actions.
+
+use hyper::StatusCode;
+use maud::{Markup, html};
+use serde_json::Value;
+
+use super::table;
+use crate::Signed;
+use crate::api::text;
+use crate::layout::{Section, csrf_field, notice, refusal};
+use crate::web::{Form, Reply, encode, redirect};
+
+/// Finding ids are 32 hexadecimal characters.
+fn valid_finding_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `GET /console/findings`.
+pub fn findings(s: &Signed<'_>, query: &Form) -> Reply {
+    if let Err(e) = s.api.allowed("guardduty:ListFindings", "*") {
+        return s.page_status(
+            StatusCode::FORBIDDEN,
+            Section::Findings,
+            "Findings",
+            refusal(&e.to_string()),
+        );
+    }
+    let severity = match query.text("severity") {
+        s @ ("High" | "Medium" | "Low") => Some(s),
+        _ => None,
+    };
+    let kind = Some(query.text("type")).filter(|k| !k.is_empty());
+    let archived = query.text("archived") == "true";
+    let list = match s.api.state.store.findings(archived, severity, kind, 500) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "reading findings failed");
+            return s.page_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Section::Findings,
+                "Findings",
+                refusal("The findings cannot be read now."),
+            );
+        }
+    };
+    let rows = list
+        .iter()
+        .filter_map(|(doc, _)| serde_json::from_str::<Value>(doc).ok())
+        .map(|f| {
+            let id = text(&f, "id");
+            html! { tr {
+                td class={ "sev-" (text(&f, "severity").to_ascii_lowercase()) } { (text(&f, "severity")) }
+                td { a href={ "/console/findings/" (encode(id)) } { (text(&f, "title")) } }
+                td { code { (text(&f, "type")) } }
+                td { (text(&f, "resource")) }
+                td { (f["count"]) }
+                td { (text(&f, "lastSeen")) }
+            } }
+        })
+        .collect();
+    let body = html! {
+        @if !query.text("done").is_empty() { (notice("Archived.")) }
+        form method="get" action="/console/findings" #finding-filter {
+            label for="severity" { "Severity" }
+            select #severity name="severity" {
+                option value="" { "Any" }
+                @for sev in ["High", "Medium", "Low"] {
+                    option value=(sev) selected[severity == Some(sev)] { (sev) }
+                }
+            }
+            label for="type" { "Type" }
+            input #type name="type" type="text" value=(kind.unwrap_or("")) placeholder="CredentialAccess:RDS/BruteForce.SourceIP";
+            div.check {
+                input #archived name="archived" type="checkbox" value="true" checked[archived];
+                label for="archived" { "Archived findings" }
+            }
+            button type="submit" { "Filter" }
+        }
+        (table(if archived { "Archived findings" } else { "Open findings" },
+               &["Severity", "Finding", "Type", "Resource", "Count", "Last seen"], rows, "No findings."))
+    };
+    s.page(Section::Findings, "Findings", body)
+}
+
+/// The finding and whether it is archived; the page to show instead when
+/// there is none (boxed: a reply is large beside the document).
+fn finding_doc(s: &Signed<'_>, id: &str) -> Result<(Value, bool), Box<Reply>> {
+    let not_found = || {
+        Box::new(s.page_status(
+            StatusCode::NOT_FOUND,
+            Section::Findings,
+            "Finding",
+            refusal("There is no such finding."),
+        ))
+    };
+    if !valid_finding_id(id) {
+        return Err(not_found());
+    }
+    match s.api.state.store.get_finding(id) {
+        Ok(Some((doc, archived))) => serde_json::from_str(&doc)
+            .map(|v| (v, archived))
+            .map_err(|_| not_found()),
+        Ok(None) => Err(not_found()),
+        Err(_) => Err(Box::new(s.page_status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Section::Findings,
+            "Finding",
+            refusal("The finding cannot be read now."),
+        ))),
+    }
+}
+
+/// `GET /console/findings/ID`.
+pub fn finding(s: &Signed<'_>, id: &str) -> Reply {
+    if let Err(e) = s.api.allowed("guardduty:GetFindings", "*") {
+        return s.page_status(
+            StatusCode::FORBIDDEN,
+            Section::Findings,
+            "Finding",
+            refusal(&e.to_string()),
+        );
+    }
+    let (f, archived) = match finding_doc(s, id) {
+        Ok(found) => found,
+        Err(reply) => return *reply,
+    };
+    let strings = |field: &str| -> Vec<String> {
+        f[field]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let body = html! {
+        p.description { (text(&f, "description")) }
+        dl.facts {
+            dt { "Severity" } dd #finding-severity { (text(&f, "severity")) }
+            dt { "Type" } dd { code { (text(&f, "type")) } }
+            dt { "Resource" } dd { (text(&f, "resource")) }
+            dt { "Principal" } dd { (text(&f, "principal")) }
+            dt { "Source address" } dd { (text(&f, "sourceIPAddress")) }
+            dt { "First seen" } dd { (text(&f, "firstSeen")) }
+            dt { "Last seen" } dd { (text(&f, "lastSeen")) }
+            dt { "Count" } dd { (f["count"]) }
+            dt { "Status" } dd #finding-status { (if archived { "archived" } else { "open" }) }
+        }
+        h2 { "Evidence" }
+        ul #evidence {
+            @for event in strings("evidence") {
+                li { a href={ "/console/audit?event-id=" (encode(&event)) } { code { (event) } } }
+            }
+        }
+        @let actions = strings("actions");
+        @if !actions.is_empty() {
+            h2 { "Responses taken" }
+            ul { @for a in actions { li { (a) } } }
+        }
+        @if !archived {
+            form method="post" action={ "/console/findings/" (encode(id)) "/archive" } #archive-finding {
+                (csrf_field(&s.csrf))
+                button type="submit" { "Archive" }
+            }
+        }
+    };
+    s.page(Section::Findings, text(&f, "title"), body)
+}
+
+/// `POST /console/findings/ID/archive`: authorised as
+/// `guardduty:ArchiveFindings` and recorded in the trail.
+pub fn archive(s: &Signed<'_>, id: &str) -> Reply {
+    let params = serde_json::json!({ "findingIds": [id] });
+    let refused = s.api.allowed("guardduty:ArchiveFindings", "*").err();
+    let error = refused
+        .as_ref()
+        .map(|e| latchkey_server::error::ApiError::new(403, "AccessDenied", e.message.clone()));
+    if refused.is_none()
+        && valid_finding_id(id)
+        && let Err(e) = s.api.state.store.archive_findings(&[id.to_owned()], true)
+    {
+        {
+            tracing::error!(error = %e, "archiving a finding failed");
+            return s.page_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Section::Findings,
+                "Finding",
+                refusal("The finding cannot be archived now."),
+            );
+        }
+    }
+    latchkey_server::http::record_front_call(
+        s.api.state,
+        &s.api.caller,
+        latchkey_audit::ApiService::GuardDuty,
+        "ArchiveFindings",
+        params,
+        error.as_ref(),
+        s.api.peer,
+        crate::api::USER_AGENT,
+    );
+    match refused {
+        Some(e) => s.page_status(
+            StatusCode::FORBIDDEN,
+            Section::Findings,
+            "Finding",
+            refusal(&e.to_string()),
+        ),
+        None => redirect("/console/findings?done=archived"),
+    }
+}
+
+/// The lookup filters of a query string.
+fn filter_of(q: &Form, limit: u32) -> latchkey_trail::Filter {
+    let opt = |name: &str| Some(q.text(name).to_owned()).filter(|v| !v.is_empty());
+    latchkey_trail::Filter {
+        principal: opt("principal"),
+        event_name: opt("event-name"),
+        database: opt("database"),
+        source_ip: opt("source-ip"),
+        access_key_id: opt("access-key-id"),
+        errors_only: q.text("errors") == "true",
+        since_ms: None,
+        until_ms: q.text("before").parse().ok(),
+        limit,
+    }
+}
+
+/// `GET /console/audit`, and `?format=jsonl` to export what it shows.
+pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, q: &Form) -> Reply {
+    if let Err(e) = s.api.allowed("cloudtrail:LookupEvents", "*") {
+        return s.page_status(
+            StatusCode::FORBIDDEN,
+            Section::Audit,
+            "Audit",
+            refusal(&e.to_string()),
+        );
+    }
+    let Some(dir) = dir else {
+        return s.page(
+            Section::Audit,
+            "Audit",
+            refusal("This server keeps no audit trail."),
+        );
+    };
+    let export = q.text("format") == "jsonl";
+    let limit = if export { 10_000 } else { 50 };
+    let event_id = q.text("event-id");
+    let records = latchkey_trail::Index::open_read_only(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|index| {
+            latchkey_trail::find(
+                dir,
+                &index,
+                &filter_of(q, if event_id.is_empty() { limit } else { 100_000 }),
+            )
+            .map_err(|e| e.to_string())
+        });
+    let records: Vec<String> = match records {
+        Ok(r) => r
+            .into_iter()
+            .filter(|r| event_id.is_empty() || r.contains(&format!("\"eventID\":\"{event_id}\"")))
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "audit lookup failed");
+            return s.page_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Section::Audit,
+                "Audit",
+                refusal("The trail cannot be read now."),
+            );
+        }
+    };
+    if export {
+        let mut body = records.join("\n");
+        body.push('\n');
+        let mut r = crate::web::download("application/x-ndjson", "audit.jsonl", body);
+        r = crate::web::secure(r);
+        return r;
+    }
+    let parsed: Vec<Value> = records
+        .iter()
+        .filter_map(|r| serde_json::from_str(r).ok())
+        .collect();
+    let oldest = parsed
+        .last()
+        .and_then(|v| latchkey_audit::trail::parse_time_ms(text(v, "eventTime")));
+    let older = oldest.filter(|_| parsed.len() >= 50).map(|oldest| {
+        let mut next = q.clone_without("before");
+        next.push("before", &(oldest - 1).to_string());
+        next.to_query()
+    });
+    let rows: Vec<Markup> = parsed
+        .iter()
+        .map(|v| {
+            let error = text(v, "errorCode");
+            html! { tr {
+                td { (text(v, "eventTime")) }
+                td { (text(v, "eventName")) }
+                td { (text(v, "eventSource")) }
+                td { code { (text(&v["userIdentity"], "arn")) } }
+                td { (text(v, "sourceIPAddress")) }
+                td { (if error.is_empty() { "" } else { error }) }
+                td { details { summary { "Record" } pre { (serde_json::to_string_pretty(v).unwrap_or_default()) } } }
+            } }
+        })
+        .collect();
+    let export_link = {
+        let mut e = q.clone_without("format");
+        e.push("format", "jsonl");
+        e.to_query()
+    };
+    let body = html! {
+        (trail_status(s, dir))
+        form method="get" action="/console/audit" #audit-filter {
+            @for (name, label) in [("event-name", "Event name"), ("principal", "Principal ARN"), ("source-ip", "Source address"), ("database", "Database"), ("access-key-id", "Access key id"), ("event-id", "Event id")] {
+                label for=(name) { (label) }
+                input id=(name) name=(name) type="text" value=(q.text(name));
+            }
+            div.check {
+                input #errors name="errors" type="checkbox" value="true" checked[q.text("errors") == "true"];
+                label for="errors" { "Refusals and errors only" }
+            }
+            button type="submit" { "Look up" }
+        }
+        p { a href={ "/console/audit?" (export_link) } download="audit.jsonl" { "Export as JSON lines" } }
+        (table("Records, newest first", &["Time", "Event", "Source", "Principal", "From", "Error", ""], rows, "No records match."))
+        @if let Some(older) = older {
+            p { a href={ "/console/audit?" (older) } rel="next" { "Older records" } }
+        }
+    };
+    s.page(Section::Audit, "Audit", body)
+}
+
+/// When `latchkey audit verify` last found the whole trail intact.
+fn trail_status(s: &Signed<'_>, dir: &std::path::Path) -> Markup {
+    match latchkey_trail::last_verified(dir) {
+        Some(at) => {
+            let age = s.now - at;
+            let when = latchkey_identity::iso8601(at);
+            html! { p #trail-status class=(if age > 86_400 { "error" } else { "notice" }) {
+                "The whole trail was last verified intact at " (when)
+                @if age > 86_400 { " — more than a day ago: run " code { "latchkey audit verify" } "." }
+            } }
+        }
+        None => html! { p #trail-status .error {
+            "The trail has never been verified: run " code { "latchkey audit verify" } "."
+        } },
+    }
+}
