@@ -573,6 +573,7 @@ impl Console {
             password_set,
         };
         let cookie = self.sessions().insert(&id, session, now);
+        self.state.sign_in_succeeded(&user.name);
         if let Err(e) = self.state.store.record_password_use(&user.name, now) {
             tracing::warn!(error = %e, "recording a password's use failed");
         }

@@ -60,7 +60,8 @@ pub struct PasswordAccepted {
 impl AppState {
     /// Checks `user_name`'s console password, counting a failure against
     /// the name and the address. Takes as long for an unknown user as for
-    /// a wrong password.
+    /// a wrong password. A match forgives nothing until the caller says
+    /// the whole sign-in succeeded ([`AppState::sign_in_succeeded`]).
     pub fn check_password(
         &self,
         user_name: &str,
@@ -97,7 +98,9 @@ impl AppState {
         if !lp.hash.verify(password) {
             return Err(failed("wrong password"));
         }
-        self.sign_ins().succeeded(user_name);
+        // The failures are not forgiven yet: a sign-in with MFA still has
+        // its code to give (`sign_in_succeeded` once it has), or guessing
+        // codes would reset the count with each right password.
         let expiry = match self.store.password_policy() {
             Ok(Some(policy)) => policy.expiry(lp.profile.changed, now),
             Ok(None) => Expiry::Current,
@@ -117,6 +120,13 @@ impl AppState {
     /// failed sign-in; the lockout it started, if any.
     pub fn sign_in_failed(&self, user_name: &str, peer: IpAddr) -> Option<Refusal> {
         self.sign_ins().failed(user_name, peer, self.now())
+    }
+
+    /// A sign-in (or `ChangePassword`) went through every step: the user
+    /// name's failures are forgiven (not the address's: one good account
+    /// must not reset a spray from that address).
+    pub fn sign_in_succeeded(&self, user_name: &str) {
+        self.sign_ins().succeeded(user_name);
     }
 
     /// An administrator set a new password: the user's lockout ends.

@@ -229,6 +229,7 @@ pub(super) fn change_password(c: &Call) -> Result<Option<Xml>, ApiError> {
                     .because(f.reason())
             }
         })?;
+    c.state.sign_in_succeeded(&user.name);
     let hash = new_hash(c, &user.name, new, &history(c, &user.name)?)?;
     c.store
         .update_login_profile(&user.name, Some(&hash), Some(false), c.now)?;
