@@ -249,6 +249,7 @@ fn authorisation_attacks_on_a_live_stack() {
     wrong_region_and_long_term_key_with_token_refused(&s);
     revoke_sessions_cannot_lock_out_or_probe(&s);
     names_are_one_entity_and_trust_binds_unique_ids(&s);
+    tags_at_creation_need_the_tagging_permission(&s);
 }
 
 /// Flaw 1: a trust policy that allows only `sts:AssumeRole` lets nobody
@@ -1074,4 +1075,122 @@ fn names_are_one_entity_and_trust_binds_unique_ids(s: &Stack) {
     assert_eq!(inline["PolicyNames"], serde_json::json!([]));
     let fresh = s.assume(&deployer, "DEPLOY", &[]).unwrap();
     assert_denied(&s.pg_login(&fresh, "admin_role"), "admin_role");
+}
+
+/// Red team (console round) F3: whoever may create a user, role, policy,
+/// secret, key or parameter may not tag it at creation without the
+/// tagging permission (AWS requires both), or tag-based policies could be
+/// fed tags their authors never allowed.
+fn tags_at_creation_need_the_tagging_permission(s: &Stack) {
+    let creates = r#"["iam:CreateUser","iam:CreateRole","iam:CreatePolicy","secretsmanager:CreateSecret","kms:CreateKey","ssm:PutParameter"]"#;
+    let maker = s.user("tagmaker", &allow(creates, "*"));
+    let trust = trust(&s.arn("user/tagmaker"), r#""sts:AssumeRole""#);
+    let doc = allow(r#""rds-db:connect""#, "*");
+    let calls = |suffix: &str| -> Vec<Vec<String>> {
+        let v = |args: &[&str]| {
+            args.iter()
+                .map(|a| (*a).to_owned())
+                .collect::<Vec<String>>()
+        };
+        vec![
+            v(&[
+                "iam",
+                "create-user",
+                "--user-name",
+                &format!("tm-u{suffix}"),
+            ]),
+            v(&[
+                "iam",
+                "create-role",
+                "--role-name",
+                &format!("tm-r{suffix}"),
+                "--assume-role-policy-document",
+                &trust,
+            ]),
+            v(&[
+                "iam",
+                "create-policy",
+                "--policy-name",
+                &format!("tm-p{suffix}"),
+                "--policy-document",
+                &doc,
+            ]),
+            v(&[
+                "secretsmanager",
+                "create-secret",
+                "--name",
+                &format!("tm-s{suffix}"),
+                "--secret-string",
+                "x",
+            ]),
+            v(&[
+                "ssm",
+                "put-parameter",
+                "--name",
+                &format!("/tm/p{suffix}"),
+                "--value",
+                "x",
+                "--type",
+                "String",
+            ]),
+        ]
+    };
+    let tagged = |mut args: Vec<String>| {
+        args.extend(["--tags".to_owned(), "Key=team,Value=admins".to_owned()]);
+        args
+    };
+    for args in calls("1") {
+        let args = tagged(args);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = s.refused(Some(&maker), &refs);
+        assert!(err.contains("AccessDenied"), "{args:?}: {err}");
+    }
+    let err = s.refused(
+        Some(&maker),
+        &["kms", "create-key", "--tags", "TagKey=team,TagValue=admins"],
+    );
+    assert!(err.contains("AccessDenied"), "{err}");
+    // Without tags, creating is allowed.
+    for args in calls("2") {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        s.ok(Some(&maker), &refs);
+    }
+    // (Bypassing the lockout check: the caller is not in the default key
+    // policy's administrators.)
+    s.ok(
+        Some(&maker),
+        &["kms", "create-key", "--bypass-policy-lockout-safety-check"],
+    );
+    // With the tagging permissions, so is tagging at creation.
+    s.ok(
+        None,
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "tagmaker",
+            "--policy-name",
+            "tagging",
+            "--policy-document",
+            &allow(
+                r#"["iam:TagUser","iam:TagRole","iam:TagPolicy","secretsmanager:TagResource","kms:TagResource","ssm:AddTagsToResource"]"#,
+                "*",
+            ),
+        ],
+    );
+    for args in calls("3") {
+        let args = tagged(args);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        s.ok(Some(&maker), &refs);
+    }
+    s.ok(
+        Some(&maker),
+        &[
+            "kms",
+            "create-key",
+            "--bypass-policy-lockout-safety-check",
+            "--tags",
+            "TagKey=team,TagValue=admins",
+        ],
+    );
 }

@@ -290,9 +290,7 @@ impl Console {
             (false, ["users", "new"]) => pages::identities::new_user(&signed),
             (true, ["users"]) => pages::identities::create_user(&signed, form),
             (false, ["users", name]) => match web_segment(name) {
-                Some(name) => {
-                    pages::identities::user(&signed, &name, query.text("done"), query.text("error"))
-                }
+                Some(name) => pages::identities::user(&signed, &name, query.text("done"), None),
                 None => signed.not_found(),
             },
             (true, ["users", name, what]) => match web_segment(name) {

@@ -131,17 +131,17 @@ pub fn read_cookie<'a>(parts: &'a hyper::http::request::Parts, name: &str) -> Op
 }
 
 /// Whether a state-changing request comes from a page of this console:
-/// browsers send `Sec-Fetch-Site` and `Origin`; either naming another
-/// site refuses it. (The CSRF token is checked besides.)
+/// browsers send `Sec-Fetch-Site` and `Origin` with every form; each that
+/// is there must say this origin, and one must be there (fail closed).
+/// The CSRF token is checked besides.
 pub fn same_origin(parts: &hyper::http::request::Parts) -> bool {
     let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
-    if let Some(site) = header("sec-fetch-site")
-        && !matches!(site, "same-origin" | "none")
-    {
+    let site = header("sec-fetch-site");
+    if site.is_some_and(|s| s != "same-origin") {
         return false;
     }
     match header("origin") {
-        None => true,
+        None => site.is_some(),
         Some(origin) => {
             let host = header("host")
                 .map(str::to_owned)
@@ -303,7 +303,14 @@ mod tests {
 
     #[test]
     fn cross_site_posts_are_refused() {
-        assert!(same_origin(&parts(&[("host", "lk:7443")])));
+        // Neither header: not a form from a browser page.
+        assert!(!same_origin(&parts(&[("host", "lk:7443")])));
+        assert!(same_origin(&parts(&[
+            ("host", "lk:7443"),
+            ("origin", "https://lk:7443")
+        ])));
+        assert!(same_origin(&parts(&[("sec-fetch-site", "same-origin")])));
+        assert!(!same_origin(&parts(&[("sec-fetch-site", "none")])));
         assert!(same_origin(&parts(&[
             ("host", "lk:7443"),
             ("origin", "https://lk:7443"),

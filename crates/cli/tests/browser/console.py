@@ -213,10 +213,10 @@ def main():
         fill(d, "tags", "team=data\nenv=test")
         submit(d, "create-user")
         assert d.current_url.split("?")[0].endswith("/console/users/made-in-console"), d.current_url
-        assert "Done: created" in d.page_source
+        assert "The user was created." in d.page_source
         fill(d, "policy-arn", CONFIG["policy_arn"])
         submit(d, "attach-policy")
-        assert "Done: attach" in d.page_source, d.page_source
+        assert "The policy was attached." in d.page_source, d.page_source
         assert CONFIG["policy_arn"] in d.page_source
         check_page(d, "user")
 
@@ -261,6 +261,10 @@ def main():
         assert "assumed-role/elevated" in d.page_source
         click(d, "form[action='/console/switch-back'] button")
         WebDriverWait(d, 10).until(lambda d: "Switch role" in d.page_source and "active-role" not in d.page_source)
+
+        # --- a link cannot put its own words on a page ---
+        go(d, "/console/users/alice?error=Session%20expired%3A%20sign%20in%20at%20evil.example&done=evil")
+        assert "evil.example" not in d.page_source and "evil" not in text(d, "main")
 
         # --- CSRF: a form posted without its token, or from elsewhere ---
         form = urllib.parse.urlencode({"name": "csrf-victim", "path": "/"}).encode()

@@ -141,11 +141,12 @@ pub fn create_user(s: &Signed<'_>, form: &Form) -> Reply {
                 ("PasswordResetRequired", reset),
             ],
         ) {
-            return redirect(&format!(
-                "/console/users/{}?error={}",
-                encode(name),
-                encode(&format!("The user was created, but not its password: {e}"))
-            ));
+            return user(
+                s,
+                name,
+                "",
+                Some(&format!("The user was created, but not its password: {e}")),
+            );
         }
     }
     redirect(&format!("/console/users/{}?done=created", encode(name)))
@@ -163,8 +164,22 @@ fn section<F: FnOnce(&Value) -> Markup>(
     }
 }
 
-/// `GET /console/users/NAME`.
-pub fn user(s: &Signed<'_>, name: &str, done: &str, error: &str) -> Reply {
+/// What `?done=` may say: a fixed text for each change, never the
+/// query's own words (a link could otherwise put any message on a page
+/// people trust).
+fn done_text(code: &str) -> Option<&'static str> {
+    match code {
+        "created" => Some("The user was created."),
+        "attach" => Some("The policy was attached."),
+        "detach" => Some("The policy was detached."),
+        "tags" => Some("The tags were added."),
+        _ => None,
+    }
+}
+
+/// `GET /console/users/NAME`; after a refused change, the page again with
+/// the refusal (`error`, never from the query).
+pub fn user(s: &Signed<'_>, name: &str, done: &str, error: Option<&str>) -> Reply {
     let user = match s.api.call("GetUser", &[("UserName", name)]) {
         Ok(v) => v,
         Err(e) => {
@@ -180,8 +195,8 @@ pub fn user(s: &Signed<'_>, name: &str, done: &str, error: &str) -> Reply {
     let target = [("UserName", name)];
     let base = format!("/console/users/{}", encode(name));
     let body = html! {
-        @if !done.is_empty() { (notice(&format!("Done: {done}."))) }
-        @if !error.is_empty() { (refusal(error)) }
+        @if let Some(done) = done_text(done) { (notice(done)) }
+        @if let Some(error) = error { (refusal(error)) }
         dl.facts {
             dt { "ARN" } dd { code #user-arn { (text(u, "Arn")) } }
             dt { "Created" } dd { (when(u, "CreateDate")) }
@@ -250,7 +265,12 @@ pub fn user(s: &Signed<'_>, name: &str, done: &str, error: &str) -> Reply {
             button type="submit" { "Add tags" }
         }
     };
-    s.page(Section::Users, name, body)
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    s.page_status(status, Section::Users, name, body)
 }
 
 /// `POST /console/users/NAME/{attach,detach,tags}`.
@@ -280,7 +300,7 @@ pub fn change_user(s: &Signed<'_>, name: &str, what: &str, form: &Form) -> Reply
     let base = format!("/console/users/{}", encode(name));
     match result {
         Ok(_) => redirect(&format!("{base}?done={}", encode(what))),
-        Err(e) => redirect(&format!("{base}?error={}", encode(&e.to_string()))),
+        Err(e) => user(s, name, "", Some(&e.to_string())),
     }
 }
 

@@ -32,7 +32,7 @@ mod targets;
 mod users;
 
 use page::page_of;
-use targets::Target;
+use targets::{Target, Targets};
 
 fn tags_xml(x: &mut Xml, tags: &[(String, String)]) {
     x.members("Tags", tags, |x, (k, v)| {
@@ -210,6 +210,30 @@ impl Call<'_> {
     /// Authorises the call on `t`; a refusal names `t.shown`.
     fn authorize(&self, t: Target) -> Result<(), ApiError> {
         self.authorize_as(&self.iam_action, t)
+    }
+
+    /// Authorises creating a `kind` (`user`, `role`, `policy`) named
+    /// `name` with `tags`: the call on the new entity's ARN and, when it
+    /// sets tags, the tagging action (`iam:TagUser`...) too, as AWS
+    /// requires: otherwise whoever may create could set tags that
+    /// tag-based policies trust.
+    fn authorize_create(
+        &self,
+        kind: &str,
+        name: &str,
+        tags: &[(String, String)],
+        tag_action: &str,
+    ) -> Result<(), ApiError> {
+        let target = || {
+            self.state
+                .new_target(kind, self.params, name)
+                .with(|ctx| ctx.request_tags(tags))
+        };
+        self.authorize(target())?;
+        if !tags.is_empty() {
+            self.authorize_as(tag_action, target())?;
+        }
+        Ok(())
     }
 
     /// Authorises the call as `action` (an extension authorised as the

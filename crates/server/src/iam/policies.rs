@@ -106,11 +106,7 @@ pub(super) fn create_policy(c: &Call) -> Result<Option<Xml>, ApiError> {
     let doc = c.params.required("PolicyDocument")?;
     let path = path_param(c.params);
     let tags = c.params.tags("Tags");
-    c.authorize(
-        c.state
-            .new_target("policy", c.params, name)
-            .with(|ctx| ctx.request_tags(&tags)),
-    )?;
+    c.authorize_create("policy", name, &tags, "iam:TagPolicy")?;
     validate_policy(doc, PolicyKind::Identity)?;
     let description = c.params.get("Description").unwrap_or("");
     let p = c

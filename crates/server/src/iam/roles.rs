@@ -35,11 +35,7 @@ pub(super) fn create_role(c: &Call) -> Result<Option<Xml>, ApiError> {
     let name = c.params.required("RoleName")?;
     let doc = c.params.required("AssumeRolePolicyDocument")?;
     let tags = c.params.tags("Tags");
-    c.authorize(
-        c.state
-            .new_target("role", c.params, name)
-            .with(|ctx| ctx.request_tags(&tags)),
-    )?;
+    c.authorize_create("role", name, &tags, "iam:TagRole")?;
     refuse_boundary(c.params)?;
     validate_policy(doc, PolicyKind::Trust)?;
     let max = c

@@ -34,11 +34,7 @@ pub(super) fn create_user(c: &Call) -> Result<Option<Xml>, ApiError> {
     let mut x = Xml::new();
     let name = c.params.required("UserName")?;
     let tags = c.params.tags("Tags");
-    c.authorize(
-        c.state
-            .new_target("user", c.params, name)
-            .with(|ctx| ctx.request_tags(&tags)),
-    )?;
+    c.authorize_create("user", name, &tags, "iam:TagUser")?;
     refuse_boundary(c.params)?;
     let u = c
         .store

@@ -72,6 +72,11 @@ pub fn create_key(call: &JsonCall) -> Result<Answer, ApiError> {
         .request_tags(&tags);
     call.state
         .authorize_in(call.caller, "kms:CreateKey", "*", call.now, &context)?;
+    // Tags at creation need `kms:TagResource` too, as AWS requires.
+    if !tags.is_empty() {
+        call.state
+            .authorize_in(call.caller, "kms:TagResource", "*", call.now, &context)?;
+    }
     keys::check_policy(&policy)?;
     let key = keys::create(
         call,

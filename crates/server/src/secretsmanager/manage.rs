@@ -84,6 +84,17 @@ pub fn create_secret(call: &JsonCall) -> Result<Answer, ApiError> {
         None,
         &context,
     )?;
+    // Tags at creation need `TagResource` too, as AWS requires.
+    if !tags.is_empty() {
+        authorize_as(
+            call,
+            "secretsmanager:TagResource",
+            &secret.arn,
+            &shown,
+            None,
+            &context,
+        )?;
+    }
     secret.description = description.to_owned();
     secret.kms_key_id = kms_key_id.map(str::to_owned);
     secret.tags = tags;

@@ -77,6 +77,11 @@ pub fn put_parameter(call: &JsonCall) -> Result<Answer, ApiError> {
         if existing.is_some() && !put.overwrite {
             return Err(SsmError::ParameterAlreadyExists.into());
         }
+        // Tags at creation need `ssm:AddTagsToResource` too, as AWS
+        // requires.
+        if !new_tags.is_empty() {
+            authorize(call, "AddTagsToResource", name.as_str(), None, context)?;
+        }
         let previous = existing.as_ref().and_then(|l| l.parameter.latest());
         let number = existing.as_ref().map_or(1, |l| l.parameter.next_version());
         let version = put.version(previous, number, text, &call.caller.arn, call.now)?;
