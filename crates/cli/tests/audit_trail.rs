@@ -21,16 +21,7 @@ fn audit(data: &Path, args: &[&str]) -> Output {
 }
 
 fn lookup(data: &Path, args: &[&str]) -> Vec<serde_json::Value> {
-    let mut all = vec!["lookup", "--output", "json", "--max-results", "1000"];
-    all.extend_from_slice(args);
-    let out = audit(data, &all);
-    let v: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
-    v["Events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
-        .collect()
+    audit_lookup(data, args)
 }
 
 /// Waits until `lookup` with `args` finds at least `n` events.

@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::api::{ApiServer, aws, ok, settle_totp_window, totp};
+use common::api::{ApiServer, aws, enable_virtual_mfa, ok};
 use serde_json::{Value, json};
 
 fn admin(server: &ApiServer, args: &[&str]) -> Value {
@@ -49,35 +49,6 @@ fn user_with(server: &ApiServer, name: &str, policy: Option<&str>, password: &st
         args.push("--password-reset-required");
     }
     admin(server, &args);
-}
-
-fn lookup(data: &Path, event_name: &str) -> Vec<Value> {
-    let out = common::latchkey(&[
-        "audit",
-        "lookup",
-        "--output",
-        "json",
-        "--max-results",
-        "1000",
-        "--event-name",
-        event_name,
-        "--data-dir",
-        data.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["Events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
-        .collect()
 }
 
 #[test]
@@ -192,39 +163,7 @@ fn the_console_in_chromium() {
     );
     // Alice's MFA device.
     let seed = root.path().join("alice-seed");
-    let device = admin(
-        &server,
-        &[
-            "iam",
-            "create-virtual-mfa-device",
-            "--virtual-mfa-device-name",
-            "alice",
-            "--outfile",
-            seed.to_str().unwrap(),
-            "--bootstrap-method",
-            "Base32StringSeed",
-        ],
-    );
-    let serial = device["VirtualMFADevice"]["SerialNumber"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    settle_totp_window();
-    admin(
-        &server,
-        &[
-            "iam",
-            "enable-mfa-device",
-            "--user-name",
-            "alice",
-            "--serial-number",
-            &serial,
-            "--authentication-code1",
-            &totp(&seed, -30),
-            "--authentication-code2",
-            &totp(&seed, 0),
-        ],
-    );
+    enable_virtual_mfa(&server, "alice", &seed);
 
     let mut users = passwords.clone();
     users["alice"]["seed"] = json!(seed.to_str().unwrap());
@@ -303,7 +242,7 @@ fn the_console_in_chromium() {
 
     // And in the audit trail: sign-ins as CloudTrail records them, the
     // console's calls as the signed-in user's.
-    let logins = lookup(&data, "ConsoleLogin");
+    let logins = common::audit_lookup(&data, &["--event-name", "ConsoleLogin"]);
     let outcome = |e: &Value| {
         e["responseElements"]["ConsoleLogin"]
             .as_str()
@@ -343,7 +282,7 @@ fn the_console_in_chromium() {
             .unwrap_or("")
             .starts_with("wrong MFA code")
     }));
-    let created = lookup(&data, "CreateUser");
+    let created = common::audit_lookup(&data, &["--event-name", "CreateUser"]);
     let by_console = created
         .iter()
         .find(|e| e["requestParameters"]["userName"] == "made-in-console")
@@ -355,7 +294,7 @@ fn the_console_in_chromium() {
             .unwrap()
             .ends_with("user/alice")
     );
-    let archived = lookup(&data, "ArchiveFindings");
+    let archived = common::audit_lookup(&data, &["--event-name", "ArchiveFindings"]);
     assert_eq!(archived.len(), 1, "{archived:?}");
     assert_eq!(archived[0]["eventSource"], "guardduty.amazonaws.com");
     assert!(

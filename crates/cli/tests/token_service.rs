@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::api::{
-    ApiServer, Creds, aws, error_code, next_totp_step, ok, python, settle_totp_window, totp,
+    ApiServer, Creds, aws, enable_virtual_mfa, error_code, next_totp_step, ok, python,
+    settle_totp_window, totp,
 };
 use common::free_port;
 use latchkey_session::{ClusterKey, KeyRing, SessionClaims};
@@ -111,41 +112,7 @@ fn token_service_with_the_aws_cli_and_boto3() {
 
     // Register a virtual MFA device.
     let seed = tmp.path().join("seed.txt");
-    let device = ok(aws(
-        &server,
-        None,
-        &[
-            "iam",
-            "create-virtual-mfa-device",
-            "--virtual-mfa-device-name",
-            "alice",
-            "--outfile",
-            seed.to_str().unwrap(),
-            "--bootstrap-method",
-            "Base32StringSeed",
-        ],
-    ));
-    let serial = device["VirtualMFADevice"]["SerialNumber"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    settle_totp_window();
-    ok(aws(
-        &server,
-        None,
-        &[
-            "iam",
-            "enable-mfa-device",
-            "--user-name",
-            "alice",
-            "--serial-number",
-            &serial,
-            "--authentication-code1",
-            &totp(&seed, -30),
-            "--authentication-code2",
-            &totp(&seed, 0),
-        ],
-    ));
+    let serial = enable_virtual_mfa(&server, "alice", &seed);
     assert_eq!(
         ok(aws(
             &server,

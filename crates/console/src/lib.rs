@@ -615,18 +615,8 @@ impl Console {
         if new != form.get("confirm").unwrap_or("") {
             return again("The new passwords do not match.");
         }
-        let Ok((user_caller, _)) = self.state.credentials(
-            &view.user_creds.access_key_id,
-            Some(&view.user_creds.session_token),
-            s.now,
-            &s.api.peer.ip().to_string(),
-        ) else {
+        let Some(as_user) = self.as_user(s, view) else {
             return redirect("/console/signin");
-        };
-        let as_user = Api {
-            state: &self.state,
-            caller: user_caller,
-            peer: s.api.peer,
         };
         match as_user.call(
             "ChangePassword",
@@ -651,6 +641,25 @@ impl Console {
             }
             Err(e) => again(&e.message),
         }
+    }
+
+    /// The API as the signed-in user, not the role switched to: changing
+    /// one's password and switching roles are the user's acts.
+    fn as_user(&self, s: &Signed<'_>, view: &SessionView) -> Option<Api<'_>> {
+        let (caller, _) = self
+            .state
+            .credentials(
+                &view.user_creds.access_key_id,
+                Some(&view.user_creds.session_token),
+                s.now,
+                &s.api.peer.ip().to_string(),
+            )
+            .ok()?;
+        Some(Api {
+            state: &self.state,
+            caller,
+            peer: s.api.peer,
+        })
     }
 
     fn switch_role_page(&self, s: &Signed<'_>, form: &Form, error: Option<&str>) -> Reply {
@@ -685,12 +694,7 @@ impl Console {
         } else {
             format!("arn:aws:iam::{}:role/{role}", s.account)
         };
-        let Ok((user_caller, _)) = self.state.credentials(
-            &view.user_creds.access_key_id,
-            Some(&view.user_creds.session_token),
-            s.now,
-            &s.api.peer.ip().to_string(),
-        ) else {
+        let Some(as_user) = self.as_user(s, view) else {
             return redirect("/console/signin");
         };
         let session_name: String = view
@@ -719,11 +723,6 @@ impl Console {
             params.push(("SerialNumber", serial));
             params.push(("TokenCode", code));
         }
-        let as_user = Api {
-            state: &self.state,
-            caller: user_caller,
-            peer: s.api.peer,
-        };
         match as_user.call("AssumeRole", &params) {
             Err(e) => {
                 let hint = if code.is_empty() {

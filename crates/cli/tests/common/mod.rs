@@ -946,3 +946,32 @@ pub fn session_credentials(
     let session: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
     api::Creds::from_sts(&session["Credentials"]).env_vars()
 }
+
+/// `latchkey audit lookup --output json` on the trail of `data`, with
+/// `args` as filters: the CloudTrail records found, newest first.
+pub fn audit_lookup(data: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = latchkey(&[
+        "audit",
+        "lookup",
+        "--output",
+        "json",
+        "--max-results",
+        "1000",
+    ])
+    .args(args)
+    .args(["--data-dir", data.to_str().unwrap()])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "audit lookup failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
+        .collect()
+}

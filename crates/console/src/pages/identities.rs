@@ -77,18 +77,10 @@ pub fn new_user(s: &Signed<'_>) -> Reply {
 /// `key=value` lines as tag parameters.
 fn tag_params(lines: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
-    for (i, line) in lines
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        let (k, v) = line
-            .split_once('=')
-            .ok_or_else(|| format!("Tag line {} is not key=value.", i + 1))?;
-        let n = i + 1;
-        out.push((format!("Tags.member.{n}.Key"), k.trim().to_owned()));
-        out.push((format!("Tags.member.{n}.Value"), v.trim().to_owned()));
+    for (n, (k, v)) in super::key_values(lines, "Tag")?.into_iter().enumerate() {
+        let n = n + 1;
+        out.push((format!("Tags.member.{n}.Key"), k.to_owned()));
+        out.push((format!("Tags.member.{n}.Value"), v.to_owned()));
     }
     Ok(out)
 }

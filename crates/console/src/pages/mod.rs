@@ -36,3 +36,19 @@ pub fn table(caption: &str, headings: &[&str], rows: Vec<Markup>, empty: &str) -
         }
     }
 }
+
+/// `key=value` lines (blank lines skipped), trimmed; a line without `=`
+/// is refused, naming its number and what the lines are (`what`).
+pub fn key_values<'a>(lines: &'a str, what: &str) -> Result<Vec<(&'a str, &'a str)>, String> {
+    lines
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            line.split_once('=')
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .ok_or_else(|| format!("{what} line {} is not key=value.", i + 1))
+        })
+        .collect()
+}

@@ -193,20 +193,12 @@ pub fn create_policy(s: &Signed<'_>, form: &Form) -> Reply {
 /// value with commas is a list).
 fn context_params(lines: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
-    for (i, line) in lines
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        let (k, v) = line
-            .split_once('=')
-            .ok_or_else(|| format!("Context line {} is not key=value.", i + 1))?;
-        let n = i + 1;
+    for (n, (k, v)) in super::key_values(lines, "Context")?.into_iter().enumerate() {
+        let n = n + 1;
         let values: Vec<&str> = v.split(',').map(str::trim).collect();
         out.push((
             format!("ContextEntries.member.{n}.ContextKeyName"),
-            k.trim().to_owned(),
+            k.to_owned(),
         ));
         out.push((
             format!("ContextEntries.member.{n}.ContextKeyType"),
