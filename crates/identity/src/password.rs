@@ -8,6 +8,50 @@ use latchkey_store::{LoginProfile, User};
 
 use crate::AppState;
 
+/// Argon2 hashes running at once. Each holds 19 MiB for about 20 ms: a
+/// flood of sign-ins from many addresses (each under its own lockout
+/// limit) waits here rather than holding a blocking thread's worth of
+/// memory each.
+pub struct HashGate {
+    running: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+    limit: usize,
+}
+
+impl Default for HashGate {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            running: std::sync::Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+            limit: (2 * cores).max(2),
+        }
+    }
+}
+
+/// A place in the [`HashGate`], given back when dropped.
+pub struct HashPermit<'a>(&'a HashGate);
+
+impl Drop for HashPermit<'_> {
+    fn drop(&mut self) {
+        let mut running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
+        *running = running.saturating_sub(1);
+        self.0.freed.notify_one();
+    }
+}
+
+impl HashGate {
+    /// Waits for a place.
+    pub fn enter(&self) -> HashPermit<'_> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        while *running >= self.limit {
+            running = self.freed.wait(running).unwrap_or_else(|p| p.into_inner());
+        }
+        *running += 1;
+        HashPermit(self)
+    }
+}
+
 /// Why a password was not accepted. The wire shows one answer for
 /// [`PasswordFailure::Incorrect`] whatever its `reason`, which is for the
 /// audit log.
@@ -87,6 +131,7 @@ impl AppState {
                 return Err(PasswordFailure::Unavailable);
             }
         };
+        let _hashing = self.hashing();
         let failed = |reason: &'static str| {
             let lockout = self.sign_ins().failed(user_name, peer, now);
             PasswordFailure::Incorrect { reason, lockout }
@@ -129,6 +174,11 @@ impl AppState {
         self.sign_ins().succeeded(user_name);
     }
 
+    /// A place to compute or verify a password hash (see [`HashGate`]).
+    pub fn hashing(&self) -> HashPermit<'_> {
+        self.hashes.enter()
+    }
+
     /// An administrator set a new password: the user's lockout ends.
     pub fn forgive_sign_ins(&self, user_name: &str) {
         self.sign_ins().forgive(user_name);
@@ -136,5 +186,33 @@ impl AppState {
 
     fn sign_ins(&self) -> std::sync::MutexGuard<'_, latchkey_password::SignInThrottle> {
         self.sign_ins.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn the_hash_gate_lets_no_more_than_its_limit_in() {
+        let gate = HashGate {
+            limit: 3,
+            ..HashGate::default()
+        };
+        let (inside, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..12 {
+                scope.spawn(|| {
+                    let _permit = gate.enter();
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 3);
+        assert_eq!(*gate.running.lock().unwrap_or_else(|p| p.into_inner()), 0);
     }
 }

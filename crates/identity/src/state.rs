@@ -59,6 +59,8 @@ pub struct AppState {
     /// Failed console sign-ins (and `ChangePassword` old passwords), per
     /// user name and address (`password.rs`).
     pub(crate) sign_ins: std::sync::Mutex<latchkey_password::SignInThrottle>,
+    /// Password hashes computed at once (`password.rs`).
+    pub(crate) hashes: crate::password::HashGate,
 }
 
 /// A user or role as authorisation sees it.
@@ -195,6 +197,7 @@ impl AppState {
             clock: Arc::new(SystemClock),
             jobs: crate::jobs::Jobs::default(),
             sign_ins: std::sync::Mutex::default(),
+            hashes: crate::password::HashGate::default(),
         })
     }
 

@@ -265,7 +265,6 @@ async fn watchdog(activity: &Activity, limits: &ApiLimits) -> &'static str {
     }
 }
 
-/// Serves until `shutdown` resolves.
 /// A web front served on the API's port under a path prefix (the
 /// console). The server reads the request's body within its limits and
 /// hands the whole request over on a blocking thread.
@@ -287,6 +286,8 @@ fn under(path: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// Serves until `shutdown` resolves; paths under `front`'s prefix go to
+/// it.
 pub async fn serve(
     state: Arc<AppState>,
     listener: TcpListener,

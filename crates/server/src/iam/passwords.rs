@@ -50,6 +50,8 @@ fn new_hash(
 ) -> Result<PasswordHash, ApiError> {
     let policy = c.store.password_policy()?;
     let mut refusal = check(policy.as_ref(), password, user).err();
+    // Up to 24 verifications and a hash: in the gate, as sign-ins are.
+    let _hashing = c.state.hashing();
     if let Some(n) = policy.as_ref().and_then(|p| p.reuse_prevention)
         && previous
             .iter()
