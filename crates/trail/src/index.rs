@@ -291,6 +291,23 @@ impl Index {
 
     /// Spans that may hold matching records, newest first.
     pub fn spans(&self, filter: &Filter) -> Result<Vec<Span>, Error> {
+        let mut all = Vec::new();
+        self.visit_spans(filter, |span| {
+            all.push(span);
+            Ok(true)
+        })?;
+        Ok(all)
+    }
+
+    /// Hands `visit` the spans that may hold matching records, newest
+    /// first, read as it goes, until it answers `false`: a lookup that has
+    /// its page stops reading the index there rather than loading every
+    /// span of a large trail.
+    pub fn visit_spans(
+        &self,
+        filter: &Filter,
+        mut visit: impl FnMut(Span) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
         let mut sql = String::from(
             "SELECT segment, first_sequence, last_sequence, start_offset, end_offset, first_ms, last_ms, count, \
              name, principal, access_key_id, database, source_ip, error FROM spans WHERE 1=1",
@@ -347,7 +364,12 @@ impl Index {
                 })
             })
             .map_err(|e| Error::index(&self.path, e))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::index(&self.path, e))
+        for row in rows {
+            let span = row.map_err(|e| Error::index(&self.path, e))?;
+            if !visit(span)? {
+                break;
+            }
+        }
+        Ok(())
     }
 }

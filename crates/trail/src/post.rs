@@ -140,7 +140,7 @@ pub fn find(dir: &Path, index: &Index, filter: &Filter) -> Result<Vec<String>, E
     let ip: Option<std::net::IpAddr> = filter.source_ip.as_deref().and_then(|s| s.parse().ok());
     let mut found: Vec<(u64, String)> = Vec::new();
     let mut open: Option<(u64, File)> = None;
-    for span in index.spans(filter)? {
+    index.visit_spans(filter, |span| {
         // Enough, and every later span is older than what we have.
         if found.len() >= limit
             && found
@@ -149,7 +149,7 @@ pub fn find(dir: &Path, index: &Index, filter: &Filter) -> Result<Vec<String>, E
                 .min()
                 .is_some_and(|oldest| span.last_sequence < oldest)
         {
-            break;
+            return Ok(false);
         }
         let path = files::segments_dir(dir).join(segment_name(span.segment));
         if open.as_ref().is_none_or(|(s, _)| *s != span.segment) {
@@ -157,7 +157,7 @@ pub fn find(dir: &Path, index: &Index, filter: &Filter) -> Result<Vec<String>, E
             open = Some((span.segment, f));
         }
         let Some((_, f)) = open.as_ref() else {
-            continue;
+            return Ok(true);
         };
         let mut buf = vec![0u8; usize::try_from(span.end - span.start).unwrap_or(0)];
         f.read_exact_at(&mut buf, span.start)
@@ -179,7 +179,8 @@ pub fn find(dir: &Path, index: &Index, filter: &Filter) -> Result<Vec<String>, E
         found.sort_by_key(|f| std::cmp::Reverse(f.0));
         found.dedup_by_key(|(s, _)| *s);
         found.truncate(limit);
-    }
+        Ok(true)
+    })?;
     Ok(found.into_iter().map(|(_, r)| r).collect())
 }
 

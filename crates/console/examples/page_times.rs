@@ -1,0 +1,193 @@
+//! Server time of the console's pages at scale: 10,000 users, 1,000,000
+//! audit records (and the findings they raise), each page rendered in
+//! process through the console's own handler (what `latchkey serve` runs
+//! behind TLS), signed in as an administrator.
+//!
+//!   cargo run --release -p latchkey-console --example page_times [USERS] [RECORDS]
+//!
+//! Prints each page's median and 99th percentile over 50 requests, in ms.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is the report
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use latchkey_audit::{ApiEvent, ApiService, AuditSink, Event, Identity, IdentityKind};
+use latchkey_console::Console;
+use latchkey_console::session::SessionLimits;
+use latchkey_identity::AppState;
+use latchkey_server::http::WebFront;
+use latchkey_store::{PasswordHash, Store, Vault};
+
+fn request(
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: &str,
+) -> (hyper::http::request::Parts, Vec<u8>) {
+    let (parts, ()) = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost:7443")
+        .header("origin", "https://localhost:7443")
+        .header("sec-fetch-site", "same-origin")
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(())
+        .unwrap()
+        .into_parts();
+    (parts, body.as_bytes().to_vec())
+}
+
+fn cookie_of(r: &hyper::Response<http_body_util::Full<bytes::Bytes>>, name: &str) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(name))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned()
+}
+
+async fn body_text(r: hyper::Response<http_body_util::Full<bytes::Bytes>>) -> String {
+    use http_body_util::BodyExt;
+    let bytes = r.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let users = args.first().copied().unwrap_or(10_000);
+    let records = args.get(1).copied().unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("latchkey.db"), Vault::new(1, &[7; 32])).unwrap();
+    let now = latchkey_identity::clock::system_now();
+    let started = Instant::now();
+    store.create_user("admin", "/", &[], now).unwrap();
+    store
+        .put_inline_policy(
+            latchkey_store::PrincipalKind::User,
+            "admin",
+            "all",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        )
+        .unwrap();
+    let hash = PasswordHash::new("Admin-Passw0rd!", &[3; 16]).unwrap();
+    store
+        .create_login_profile("admin", &hash, false, now)
+        .unwrap();
+    for i in 0..users {
+        store
+            .create_user(&format!("user-{i:05}"), "/", &[], now)
+            .unwrap();
+    }
+    eprintln!("{users} users in {:?}", started.elapsed());
+    let account = store.account_id().to_owned();
+    let keys = store.cluster_keys(now).unwrap();
+    let state = Arc::new(AppState::new(store, keys).unwrap());
+
+    let trail_dir = dir.path().join("audit");
+    let key = latchkey_audit::trail::SigningKey::generate().unwrap().0;
+    let trail = Arc::new(
+        latchkey_trail::Trail::open(
+            latchkey_trail::TrailConfig::new(trail_dir.clone(), "us-east-1", &account),
+            key,
+            latchkey_trail::TrailMetrics::default(),
+            Vec::new(),
+        )
+        .unwrap(),
+    );
+    let started = Instant::now();
+    for i in 0..records {
+        let user = format!("user-{:05}", i % users.max(1));
+        trail.record(Event::Api(ApiEvent {
+            time: SystemTime::now(),
+            service: ApiService::Iam,
+            action: if i % 10 == 0 { "CreateUser" } else { "GetUser" }.into(),
+            identity: Some(Identity {
+                kind: IdentityKind::IamUser,
+                arn: format!("arn:aws:iam::{account}:user/{user}"),
+                principal_id: "AIDAEXAMPLE".into(),
+                account_id: account.clone(),
+                access_key_id: "AKIAEXAMPLE".into(),
+                session: None,
+            }),
+            access_key_id: Some("AKIAEXAMPLE".into()),
+            source_ip: std::net::IpAddr::from([10, 0, (i >> 8) as u8, i as u8]),
+            user_agent: Some("aws-cli/1.45".into()),
+            request_parameters: Some(format!(r#"{{"userName":"{user}"}}"#)),
+            response_elements: None,
+            error: None,
+            possession_proven: true,
+            request_id: format!("r{i}"),
+            read_only: i % 10 != 0,
+            resources: Vec::new(),
+        }));
+    }
+    while trail.depth() > 0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("{records} audit records in {:?}", started.elapsed());
+    state.set_audit(trail.clone());
+
+    let console = Console::new(state.clone(), SessionLimits::default(), Some(trail_dir));
+    let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // Sign in as the administrator.
+    let (parts, body) = request("GET", "/console/signin", "", "");
+    let page = console.handle(&parts, &body, peer);
+    let signin_cookie = cookie_of(&page, "__Host-latchkey-signin");
+    let token = signin_cookie.split('=').nth(1).unwrap().to_owned();
+    let (parts, body) = request(
+        "POST",
+        "/console/signin",
+        &signin_cookie,
+        &format!("csrf={token}&username=admin&password=Admin-Passw0rd%21"),
+    );
+    let session = cookie_of(
+        &console.handle(&parts, &body, peer),
+        "__Host-latchkey-session",
+    );
+
+    println!("| page | median ms | p99 ms | bytes |");
+    println!("|---|---|---|---|");
+    for path in [
+        "/console",
+        "/console/users",
+        "/console/users/{middle}",
+        "/console/roles",
+        "/console/policies",
+        "/console/simulate",
+        "/console/findings",
+        "/console/audit",
+        "/console/audit?event-name=CreateUser",
+        "/console/audit?principal=arn%3Aaws%3Aiam%3A%3A{account}%3Auser%2Fuser-00042",
+    ] {
+        let path = path
+            .replace("{account}", &account)
+            .replace("{middle}", &format!("user-{:05}", users / 2));
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..50 {
+            let (parts, body) = request("GET", &path, &session, "");
+            let t = Instant::now();
+            let r = console.handle(&parts, &body, peer);
+            times.push(t.elapsed());
+            assert_eq!(r.status(), 200, "{path}");
+            size = runtime.block_on(body_text(r)).len();
+        }
+        times.sort();
+        println!(
+            "| `{path}` | {:.1} | {:.1} | {size} |",
+            times[times.len() / 2].as_secs_f64() * 1000.0,
+            times[times.len() * 99 / 100].as_secs_f64() * 1000.0,
+        );
+    }
+    trail.close();
+}
