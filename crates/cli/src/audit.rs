@@ -463,6 +463,7 @@ fn lookup(args: &LookupArgs) -> Result<u8> {
         errors_only: args.errors_only,
         since_ms: args.since.as_deref().map(parse_when).transpose()?.map(ms),
         until_ms: args.until.as_deref().map(parse_when).transpose()?.map(ms),
+        sequence: None,
         limit: args.max_results,
     };
     let records = latchkey_trail::find(dir, &index, &filter)?;

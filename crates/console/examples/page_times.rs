@@ -131,6 +131,11 @@ fn main() {
     while trail.depth() > 0 {
         std::thread::sleep(Duration::from_millis(100));
     }
+    // And indexed (the index follows the segments on its own thread).
+    let index = latchkey_trail::Index::open_read_only(&trail_dir).unwrap();
+    while index.last_sequence().unwrap() < records as u64 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     eprintln!("{records} audit records in {:?}", started.elapsed());
     state.set_audit(trail.clone());
 
@@ -168,10 +173,15 @@ fn main() {
         "/console/audit",
         "/console/audit?event-name=CreateUser",
         "/console/audit?principal=arn%3Aaws%3Aiam%3A%3A{account}%3Auser%2Fuser-00042",
+        "/console/audit?event-id={event}",
     ] {
         let path = path
             .replace("{account}", &account)
-            .replace("{middle}", &format!("user-{:05}", users / 2));
+            .replace("{middle}", &format!("user-{:05}", users / 2))
+            .replace(
+                "{event}",
+                &latchkey_audit::trail::event_id(trail.trail_id(), records as u64 / 2),
+            );
         let mut times = Vec::new();
         let mut size = 0;
         for _ in 0..50 {

@@ -158,6 +158,8 @@ pub struct Filter {
     pub errors_only: bool,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
+    /// Only the record of this sequence number (an `eventID` names it).
+    pub sequence: Option<u64>,
     /// Newest first, at most this many.
     pub limit: u32,
 }
@@ -335,6 +337,12 @@ impl Index {
         if let Some(t) = filter.until_ms {
             sql.push_str(" AND first_ms <= ?");
             args.push(t.into());
+        }
+        if let Some(n) = filter.sequence {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            sql.push_str(" AND first_sequence <= ? AND last_sequence >= ?");
+            args.push(n.into());
+            args.push(n.into());
         }
         sql.push_str(" ORDER BY last_sequence DESC");
         let mut stmt = self

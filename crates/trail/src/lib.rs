@@ -29,7 +29,7 @@ mod index;
 mod post;
 mod writer;
 
-pub use post::{find, for_each_record};
+pub use post::{find, for_each_record, record_at};
 use post::{millis, post_loop, reindex};
 use writer::{Segment, Writer, write_durably};
 

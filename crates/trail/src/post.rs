@@ -171,6 +171,7 @@ pub fn find(dir: &Path, index: &Index, filter: &Filter) -> Result<Vec<String>, E
                 && sequence <= span.last_sequence
                 && filter.since_ms.is_none_or(|t| time_ms >= t)
                 && filter.until_ms.is_none_or(|t| time_ms <= t)
+                && filter.sequence.is_none_or(|n| sequence == n)
                 && (filter.source_ip.is_none() || key.source_ip == ip)
             {
                 found.push((sequence, String::from_utf8_lossy(line).into_owned()));
@@ -182,6 +183,58 @@ pub fn find(dir: &Path, index: &Index, filter: &Filter) -> Result<Vec<String>, E
         Ok(true)
     })?;
     Ok(found.into_iter().map(|(_, r)| r).collect())
+}
+
+/// The record of `sequence` (as its `eventID` names it), found without
+/// the index: a segment holds its records in sequence order, so a binary
+/// search over byte offsets reads a few windows of it, however large the
+/// trail.
+pub fn record_at(dir: &Path, sequence: u64) -> Result<Option<String>, Error> {
+    use std::os::unix::fs::FileExt;
+    const WINDOW: u64 = 256 * 1024;
+    let Some((_, name)) = files::list_segments(dir)?
+        .into_iter()
+        .filter(|(first, _)| *first <= sequence)
+        .max_by_key(|(first, _)| *first)
+    else {
+        return Ok(None);
+    };
+    let path = files::segments_dir(dir).join(name);
+    let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let read = |at: u64, len: u64| -> Result<Vec<u8>, Error> {
+        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        let n = f.read_at(&mut buf, at).map_err(|e| Error::io(&path, e))?;
+        buf.truncate(n);
+        Ok(buf)
+    };
+    let sequence_of = |line: &[u8]| record_key(line).map(|(_, s, _)| s);
+    // The record, if there, starts at a line start in [lo, hi).
+    let (mut lo, mut hi) = (0u64, f.metadata().map_err(|e| Error::io(&path, e))?.len());
+    while hi - lo > WINDOW {
+        let mid = lo + (hi - lo) / 2;
+        let buf = read(mid, WINDOW)?;
+        let Some(start) = buf.iter().position(|b| *b == b'\n').map(|i| i + 1) else {
+            break;
+        };
+        let Some(len) = buf[start..].iter().position(|b| *b == b'\n') else {
+            break;
+        };
+        match sequence_of(&buf[start..start + len]) {
+            Some(s) if s == sequence => {
+                return Ok(Some(
+                    String::from_utf8_lossy(&buf[start..start + len]).into_owned(),
+                ));
+            }
+            Some(s) if s > sequence => hi = mid + start as u64,
+            Some(_) => lo = mid + start as u64,
+            None => break,
+        }
+    }
+    let buf = read(lo, hi - lo)?;
+    Ok(buf
+        .split(|b| *b == b'\n')
+        .find(|line| sequence_of(line) == Some(sequence))
+        .map(|line| String::from_utf8_lossy(line).into_owned()))
 }
 
 /// Every record in the trail, oldest first, as written (one line each),

@@ -663,4 +663,42 @@ fn an_api_event_without_a_request_key_is_found_again() {
     )
     .expect("lookup");
     assert_eq!(found.len(), 3, "{found:?}");
+    // One record by its sequence number, as an `eventID` names it.
+    let second = find(
+        dir.path(),
+        &index,
+        &Filter {
+            sequence: Some(2),
+            limit: 100,
+            ..Filter::default()
+        },
+    )
+    .expect("lookup");
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert!(second[0].contains("\"sequence\":2,"), "{}", second[0]);
+    assert_eq!(
+        record_at(dir.path(), 2).expect("read").as_deref(),
+        Some(second[0].as_str())
+    );
+    assert_eq!(record_at(dir.path(), 99).expect("read"), None);
+}
+
+/// `record_at` finds any record of a trail larger than its window by
+/// binary search, and nothing past the end.
+#[test]
+fn a_record_is_found_by_its_sequence_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = pkcs8();
+    let t = open(config(dir.path()), &k);
+    for i in 0..3000 {
+        t.record(auth(&format!("user{i}"), "10.0.0.1", i % 2 == 0));
+    }
+    t.close();
+    drop(t);
+    for n in [1u64, 2, 1499, 1500, 2999, 3000] {
+        let r = record_at(dir.path(), n).expect("read").expect("found");
+        let v: serde_json::Value = serde_json::from_str(&r).expect("json");
+        assert_eq!(v["sequence"], n, "{r}");
+    }
+    assert_eq!(record_at(dir.path(), 3001).expect("read"), None);
 }

@@ -214,6 +214,16 @@ pub fn archive(s: &Signed<'_>, id: &str) -> Reply {
     }
 }
 
+/// The record number an `eventID` names (its last 64 bits; the first
+/// name the trail, and the record's own `eventID` is compared besides).
+fn sequence_of_event(id: &str) -> Option<u64> {
+    let hex: String = id.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(&hex[16..], 16).ok()
+}
+
 /// The lookup filters of a query string.
 fn filter_of(q: &Form, limit: u32) -> latchkey_trail::Filter {
     let opt = |name: &str| Some(q.text(name).to_owned()).filter(|v| !v.is_empty());
@@ -226,6 +236,7 @@ fn filter_of(q: &Form, limit: u32) -> latchkey_trail::Filter {
         errors_only: q.text("errors") == "true",
         since_ms: None,
         until_ms: q.text("before").parse().ok(),
+        sequence: sequence_of_event(q.text("event-id")),
         limit,
     }
 }
@@ -250,16 +261,18 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, q: &Form) -> Reply {
     let export = q.text("format") == "jsonl";
     let limit = if export { 10_000 } else { 50 };
     let event_id = q.text("event-id");
-    let records = latchkey_trail::Index::open_read_only(dir)
-        .map_err(|e| e.to_string())
-        .and_then(|index| {
-            latchkey_trail::find(
-                dir,
-                &index,
-                &filter_of(q, if event_id.is_empty() { limit } else { 100_000 }),
-            )
+    // An event id names its record: read it directly, not through the
+    // index (binary search in its segment).
+    let records = match sequence_of_event(event_id) {
+        Some(n) if !event_id.is_empty() => latchkey_trail::record_at(dir, n)
+            .map(|r| r.into_iter().collect::<Vec<_>>())
+            .map_err(|e| e.to_string()),
+        _ => latchkey_trail::Index::open_read_only(dir)
             .map_err(|e| e.to_string())
-        });
+            .and_then(|index| {
+                latchkey_trail::find(dir, &index, &filter_of(q, limit)).map_err(|e| e.to_string())
+            }),
+    };
     let records: Vec<String> = match records {
         Ok(r) => r
             .into_iter()
