@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::api::{settle_totp_window, totp};
+use common::api::{enable_virtual_mfa_with, totp};
 use common::*;
 use serde_json::Value;
 
@@ -447,40 +447,7 @@ fn get_session_token_without_mfa_cannot_call_iam(s: &Stack, root: &Path) {
 
     // With MFA, IAM is open to the session (its policies permitting).
     let seed = root.join("gst-seed");
-    let device = s.ok(
-        None,
-        &[
-            "iam",
-            "create-virtual-mfa-device",
-            "--virtual-mfa-device-name",
-            "gst",
-            "--outfile",
-            seed.to_str().unwrap(),
-            "--bootstrap-method",
-            "Base32StringSeed",
-        ],
-    );
-    let serial = device["VirtualMFADevice"]["SerialNumber"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    // At least 10 s left in this 30 s step, so the codes stay current.
-    settle_totp_window();
-    s.ok(
-        None,
-        &[
-            "iam",
-            "enable-mfa-device",
-            "--user-name",
-            "gst",
-            "--serial-number",
-            &serial,
-            "--authentication-code1",
-            &totp(&seed, -30),
-            "--authentication-code2",
-            &totp(&seed, 0),
-        ],
-    );
+    let serial = enable_virtual_mfa_with(|args| s.ok(None, args), "gst", &seed);
     let with_mfa = session(&["--serial-number", &serial, "--token-code", &totp(&seed, 30)]);
     s.ok(Some(&with_mfa), &["iam", "get-user", "--user-name", "gst"]);
 }

@@ -13,7 +13,7 @@ mod common;
 
 use std::path::Path;
 
-use common::api::{settle_totp_window, totp};
+use common::api::{enable_virtual_mfa_with, totp};
 use std::process::Command;
 
 use common::sql::*;
@@ -365,39 +365,7 @@ fn postgres_drop_needs_a_role_assumed_with_fresh_mfa() {
     );
     // bob's MFA device.
     let seed = root.path().join("bob-seed");
-    let device = admin_cli(
-        &lk,
-        &[
-            "iam",
-            "create-virtual-mfa-device",
-            "--virtual-mfa-device-name",
-            "bob",
-            "--outfile",
-            seed.to_str().unwrap(),
-            "--bootstrap-method",
-            "Base32StringSeed",
-        ],
-    );
-    let serial = device["VirtualMFADevice"]["SerialNumber"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    settle_totp_window();
-    admin_cli(
-        &lk,
-        &[
-            "iam",
-            "enable-mfa-device",
-            "--user-name",
-            "bob",
-            "--serial-number",
-            &serial,
-            "--authentication-code1",
-            &totp(&seed, -30),
-            "--authentication-code2",
-            &totp(&seed, 0),
-        ],
-    );
+    let serial = enable_virtual_mfa_with(|args| admin_cli(&lk, args), "bob", &seed);
 
     // As bob himself: no DROP.
     let out = psql(

@@ -80,6 +80,11 @@ impl Signed<'_> {
         web::html(status, layout::page(&chrome, section, title, body))
     }
 
+    /// A page that says only why it cannot show what was asked.
+    pub fn refused(&self, status: StatusCode, section: Section, title: &str, why: &str) -> Reply {
+        self.page_status(status, section, title, layout::refusal(why))
+    }
+
     pub fn not_found(&self) -> Reply {
         self.page_status(
             StatusCode::NOT_FOUND,

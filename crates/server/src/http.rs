@@ -748,6 +748,18 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// A call one of Latchkey's own fronts makes for `caller`, who it
+    /// proved itself (a session it issued).
+    fn of_front(service: ApiService, action: &str, caller: &latchkey_identity::Caller) -> Self {
+        Self {
+            action: Some(action.to_owned()),
+            access_key_id: Some(caller.access_key_id.clone()),
+            identity: Some(caller.audit_identity()),
+            possession_proven: true,
+            ..Self::new(service)
+        }
+    }
+
     pub fn new(service: ApiService) -> Self {
         Self {
             service,
@@ -912,11 +924,7 @@ pub fn record_front_call(
     peer: SocketAddr,
     user_agent: &str,
 ) {
-    let mut call = Call::new(service);
-    call.action = Some(action.to_owned());
-    call.access_key_id = Some(caller.access_key_id.clone());
-    call.identity = Some(caller.audit_identity());
-    call.possession_proven = true;
+    let mut call = Call::of_front(service, action, caller);
     call.request_parameters = Some(request_parameters.to_string());
     let outcome = match refusal {
         None => Ok(None),
@@ -1091,12 +1099,7 @@ pub fn call_in_process(
     } else {
         ApiService::Iam
     };
-    let mut call = Call::new(service);
-    call.action = Some(action.to_owned());
-    call.access_key_id = Some(caller.access_key_id.clone());
-    call.identity = Some(caller.audit_identity());
-    // The front proved who the caller is (a session it issued).
-    call.possession_proven = true;
+    let mut call = Call::of_front(service, action, caller);
     let request_id = request_id();
     let result = (|| {
         let params = Params::from_pairs(params);

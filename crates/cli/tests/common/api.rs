@@ -351,40 +351,42 @@ fn run_python(mut cmd: Command, script: &str, args: &[&str]) -> String {
 /// enabled with two codes of Python's: its serial number. Leaves at least
 /// 10 s of the current TOTP step for the caller's next code (`totp(seed, 30)`).
 pub fn enable_virtual_mfa(server: &ApiServer, user: &str, seed: &Path) -> String {
-    let device = ok(aws(
-        server,
-        None,
-        &[
-            "iam",
-            "create-virtual-mfa-device",
-            "--virtual-mfa-device-name",
-            user,
-            "--outfile",
-            seed.to_str().unwrap(),
-            "--bootstrap-method",
-            "Base32StringSeed",
-        ],
-    ));
+    enable_virtual_mfa_with(|args| ok(aws(server, None, args)), user, seed)
+}
+
+/// As [`enable_virtual_mfa`], with the administrator's AWS CLI call given
+/// (each test file has its own server).
+pub fn enable_virtual_mfa_with(
+    admin: impl Fn(&[&str]) -> Value,
+    user: &str,
+    seed: &Path,
+) -> String {
+    let device = admin(&[
+        "iam",
+        "create-virtual-mfa-device",
+        "--virtual-mfa-device-name",
+        user,
+        "--outfile",
+        seed.to_str().unwrap(),
+        "--bootstrap-method",
+        "Base32StringSeed",
+    ]);
     let serial = device["VirtualMFADevice"]["SerialNumber"]
         .as_str()
         .unwrap()
         .to_owned();
     settle_totp_window();
-    ok(aws(
-        server,
-        None,
-        &[
-            "iam",
-            "enable-mfa-device",
-            "--user-name",
-            user,
-            "--serial-number",
-            &serial,
-            "--authentication-code1",
-            &totp(seed, -30),
-            "--authentication-code2",
-            &totp(seed, 0),
-        ],
-    ));
+    admin(&[
+        "iam",
+        "enable-mfa-device",
+        "--user-name",
+        user,
+        "--serial-number",
+        &serial,
+        "--authentication-code1",
+        &totp(seed, -30),
+        "--authentication-code2",
+        &totp(seed, 0),
+    ]);
     serial
 }

@@ -21,11 +21,11 @@ fn valid_finding_id(id: &str) -> bool {
 /// `GET /console/findings`.
 pub fn findings(s: &Signed<'_>, query: &Form) -> Reply {
     if let Err(e) = s.api.allowed("guardduty:ListFindings", "*") {
-        return s.page_status(
+        return s.refused(
             StatusCode::FORBIDDEN,
             Section::Findings,
             "Findings",
-            refusal(&e.to_string()),
+            &e.to_string(),
         );
     }
     let severity = match query.text("severity") {
@@ -38,11 +38,11 @@ pub fn findings(s: &Signed<'_>, query: &Form) -> Reply {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "reading findings failed");
-            return s.page_status(
+            return s.refused(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Section::Findings,
                 "Findings",
-                refusal("The findings cannot be read now."),
+                "The findings cannot be read now.",
             );
         }
     };
@@ -89,11 +89,11 @@ pub fn findings(s: &Signed<'_>, query: &Form) -> Reply {
 /// there is none (boxed: a reply is large beside the document).
 fn finding_doc(s: &Signed<'_>, id: &str) -> Result<(Value, bool), Box<Reply>> {
     let not_found = || {
-        Box::new(s.page_status(
+        Box::new(s.refused(
             StatusCode::NOT_FOUND,
             Section::Findings,
             "Finding",
-            refusal("There is no such finding."),
+            "There is no such finding.",
         ))
     };
     if !valid_finding_id(id) {
@@ -104,11 +104,11 @@ fn finding_doc(s: &Signed<'_>, id: &str) -> Result<(Value, bool), Box<Reply>> {
             .map(|v| (v, archived))
             .map_err(|_| not_found()),
         Ok(None) => Err(not_found()),
-        Err(_) => Err(Box::new(s.page_status(
+        Err(_) => Err(Box::new(s.refused(
             StatusCode::SERVICE_UNAVAILABLE,
             Section::Findings,
             "Finding",
-            refusal("The finding cannot be read now."),
+            "The finding cannot be read now.",
         ))),
     }
 }
@@ -116,11 +116,11 @@ fn finding_doc(s: &Signed<'_>, id: &str) -> Result<(Value, bool), Box<Reply>> {
 /// `GET /console/findings/ID`.
 pub fn finding(s: &Signed<'_>, id: &str) -> Reply {
     if let Err(e) = s.api.allowed("guardduty:GetFindings", "*") {
-        return s.page_status(
+        return s.refused(
             StatusCode::FORBIDDEN,
             Section::Findings,
             "Finding",
-            refusal(&e.to_string()),
+            &e.to_string(),
         );
     }
     let (f, archived) = match finding_doc(s, id) {
@@ -185,11 +185,11 @@ pub fn archive(s: &Signed<'_>, id: &str) -> Reply {
     {
         {
             tracing::error!(error = %e, "archiving a finding failed");
-            return s.page_status(
+            return s.refused(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Section::Findings,
                 "Finding",
-                refusal("The finding cannot be archived now."),
+                "The finding cannot be archived now.",
             );
         }
     }
@@ -204,11 +204,11 @@ pub fn archive(s: &Signed<'_>, id: &str) -> Reply {
         crate::api::USER_AGENT,
     );
     match refused {
-        Some(e) => s.page_status(
+        Some(e) => s.refused(
             StatusCode::FORBIDDEN,
             Section::Findings,
             "Finding",
-            refusal(&e.to_string()),
+            &e.to_string(),
         ),
         None => redirect("/console/findings?done=archived"),
     }
@@ -236,7 +236,8 @@ fn filter_of(q: &Form, limit: u32) -> latchkey_trail::Filter {
         errors_only: q.text("errors") == "true",
         since_ms: None,
         until_ms: q.text("before").parse().ok(),
-        sequence: sequence_of_event(q.text("event-id")),
+        // An event id is read by its sequence number, not looked up.
+        sequence: None,
         limit,
     }
 }
@@ -244,11 +245,11 @@ fn filter_of(q: &Form, limit: u32) -> latchkey_trail::Filter {
 /// `GET /console/audit`, and `?format=jsonl` to export what it shows.
 pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, q: &Form) -> Reply {
     if let Err(e) = s.api.allowed("cloudtrail:LookupEvents", "*") {
-        return s.page_status(
+        return s.refused(
             StatusCode::FORBIDDEN,
             Section::Audit,
             "Audit",
-            refusal(&e.to_string()),
+            &e.to_string(),
         );
     }
     let Some(dir) = dir else {
@@ -264,7 +265,7 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, q: &Form) -> Reply {
     // An event id names its record: read it directly, not through the
     // index (binary search in its segment).
     let records = match sequence_of_event(event_id) {
-        Some(n) if !event_id.is_empty() => latchkey_trail::record_at(dir, n)
+        Some(n) => latchkey_trail::record_at(dir, n)
             .map(|r| r.into_iter().collect::<Vec<_>>())
             .map_err(|e| e.to_string()),
         _ => latchkey_trail::Index::open_read_only(dir)
@@ -280,11 +281,11 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, q: &Form) -> Reply {
             .collect(),
         Err(e) => {
             tracing::error!(error = %e, "audit lookup failed");
-            return s.page_status(
+            return s.refused(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Section::Audit,
                 "Audit",
-                refusal("The trail cannot be read now."),
+                "The trail cannot be read now.",
             );
         }
     };
