@@ -380,6 +380,10 @@ pub enum ApiService {
     Signin,
     /// Findings (archived from the console).
     GuardDuty,
+    /// Database registrations (registered and edited from the console).
+    Rds,
+    /// Latchkey's gateway: running sessions (ended from the console).
+    Gateway,
 }
 
 impl ApiService {
@@ -394,6 +398,9 @@ impl ApiService {
             ApiService::AccessAnalyzer => "access-analyzer.amazonaws.com",
             ApiService::Signin => "signin.amazonaws.com",
             ApiService::GuardDuty => "guardduty.amazonaws.com",
+            ApiService::Rds => "rds.amazonaws.com",
+            // No AWS service does this; Latchkey's own name.
+            ApiService::Gateway => "gateway.latchkey",
         }
     }
 
@@ -409,6 +416,8 @@ impl ApiService {
             ApiService::AccessAnalyzer => "access-analyzer",
             ApiService::Signin => "signin",
             ApiService::GuardDuty => "guardduty",
+            ApiService::Rds => "rds",
+            ApiService::Gateway => "latchkey",
         }
     }
 }

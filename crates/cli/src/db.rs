@@ -9,9 +9,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use latchkey_gateway::dbca::{DbCa, pem_fingerprints};
-use latchkey_gateway::net::check_tls_settings;
+use latchkey_gateway::net::{check_tls_settings, register_database};
 use latchkey_store::{
-    Database, ObjectKind, ObjectTag, RotationSchedule, StatementPolicy, Store, StoreError, TlsMode,
+    Database, ObjectKind, ObjectTag, RotationSchedule, StatementPolicy, Store, TlsMode,
     UpstreamAuth,
 };
 use serde_json::json;
@@ -316,18 +316,8 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
                     master_user: a.rotation_master_user.clone(),
                 }),
             };
-            check_tls_settings(&wanted)?;
             let now = latchkey_identity::clock::system_now();
-            let db = match store.register_database(&wanted, now) {
-                Err(StoreError::EntityAlreadyExists { .. }) if a.update => {
-                    store.update_database(&wanted)?
-                }
-                other => other?,
-            };
-            if db.upstream_auth == UpstreamAuth::Cert {
-                // Made now, so that `db ca` and every node agree from the start.
-                DbCa::load_or_create(&store, now)?;
-            }
+            let db = register_database(&store, &wanted, a.update, now)?;
             print_db(&describe(&db, store.account_id(), &region), a.output)?;
         }
         DbCommand::List(a) => {

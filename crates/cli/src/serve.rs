@@ -284,6 +284,10 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 state.clone(),
                 limits,
                 Some(config.audit.dir.clone()),
+                vec![
+                    gateway.clone() as Arc<dyn latchkey_gateway::Running>,
+                    mysql.clone(),
+                ],
             )) as Arc<dyn latchkey_server::http::WebFront>
         });
         latchkey_server::http::serve(state, listener, tls, config.api.clone(), console, shutdown)

@@ -74,7 +74,7 @@ fn the_console_in_chromium() {
             "--allow-users-to-change-password",
         ],
     );
-    let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:*","sts:AssumeRole","access-analyzer:ValidatePolicy","guardduty:ListFindings"],"Resource":"*"}]}"#;
+    let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:*","sts:AssumeRole","access-analyzer:ValidatePolicy","guardduty:ListFindings","rds:*","latchkey:*","cloudtrail:LookupEvents"],"Resource":"*"}]}"#;
     let passwords = json!({
         "alice": {"password": "Alice-Console-1!"},
         "newbie": {"password": "Newbie-First-1!", "new_password": "Newbie-Second-2!"},
@@ -89,7 +89,23 @@ fn the_console_in_chromium() {
     user_with(&server, "locked", None, &pw("locked"), false);
     let auditor = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["guardduty:ListFindings","guardduty:GetFindings","guardduty:ArchiveFindings","cloudtrail:LookupEvents"],"Resource":"*"}]}"#;
     user_with(&server, "auditor", Some(auditor), &pw("auditor"), false);
-    let carol_db = format!("arn:aws:rds-db:us-east-1:{account}:dbuser:db-ORDERS/app");
+    // A real PostgreSQL behind the gateway, registered from the command
+    // line (the browser registers another).
+    let pg = common::Postgres::start(root.path());
+    let orders = common::register_db(
+        &data,
+        &[
+            "--name",
+            "orders",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            &format!("127.0.0.1:{}", pg.port),
+        ],
+    );
+    common::set_db_password(&data, "orders", "app", "app-secret");
+    let orders_id = orders["resourceId"].as_str().unwrap();
+    let carol_db = format!("arn:aws:rds-db:us-east-1:{account}:dbuser:{orders_id}/app");
     admin(&server, &["iam", "create-user", "--user-name", "carol"]);
     admin(
         &server,
@@ -106,6 +122,40 @@ fn the_console_in_chromium() {
             ),
         ],
     );
+    let carol_key = admin(
+        &server,
+        &["iam", "create-access-key", "--user-name", "carol"],
+    );
+    let carol_env = json!({
+        "AWS_ACCESS_KEY_ID": carol_key["AccessKey"]["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": carol_key["AccessKey"]["SecretAccessKey"],
+    });
+    // Carol can log in through the gateway once it has read the
+    // registration (within seconds).
+    let conninfo = format!(
+        "host=localhost port={} user=app dbname=orders sslmode=verify-full sslrootcert={}",
+        server.pg_port,
+        data.join("ca.pem").display()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let token = carol_token(&server, &carol_env);
+        let out = Command::new("psql")
+            .args([&conninfo, "-X", "-A", "-t", "-c", "SELECT 1"])
+            .env("PGPASSWORD", &token)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "carol cannot log in: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     let policy_arn = admin(
         &server,
         &[
@@ -178,6 +228,9 @@ fn the_console_in_chromium() {
         "policy_arn": policy_arn,
         "carol_arn": format!("arn:aws:iam::{account}:user/carol"),
         "carol_db_resource": carol_db,
+        "carol_env": carol_env,
+        "psql": {"conninfo": conninfo, "port": server.pg_port},
+        "upstream": format!("127.0.0.1:{}", pg.port),
         "aws_env": {
             "AWS_CONFIG_FILE": data.join("aws.config"),
             "AWS_SHARED_CREDENTIALS_FILE": data.join("admin.credentials"),
@@ -203,6 +256,14 @@ fn the_console_in_chromium() {
     );
     let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(seen["pages"].as_array().unwrap().len() >= 10, "{seen}");
+    // psql was told its session ended, in PostgreSQL's own words.
+    assert!(
+        seen["psql_saw"]
+            .as_str()
+            .unwrap()
+            .contains("FATAL:  terminating connection due to administrator command"),
+        "{seen}"
+    );
 
     // What the browser did, seen with the AWS CLI.
     let attached = admin(
@@ -303,6 +364,66 @@ fn the_console_in_chromium() {
             .unwrap()
             .ends_with("user/auditor")
     );
+    // Databases registered and edited, sessions ended and a principal
+    // revoked from the console: each recorded as the signed-in user's.
+    let by_alice = |e: &Value| {
+        e["userIdentity"]["arn"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("user/alice")
+    };
+    let registered = common::audit_lookup(&data, &["--event-name", "CreateDBInstance"]);
+    assert!(
+        registered
+            .iter()
+            .any(|e| e["eventSource"] == "rds.amazonaws.com"
+                && e["requestParameters"]["dBInstanceIdentifier"] == "billing"
+                && e["errorCode"].is_null()
+                && by_alice(e)),
+        "{registered:?}"
+    );
+    assert!(
+        registered
+            .iter()
+            .any(|e| e["errorCode"] == "InvalidParameterValue"),
+        "the refused registration is recorded too: {registered:?}"
+    );
+    let listed = common::latchkey(&["db", "list", "--output", "json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let billing = listed["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "billing")
+        .unwrap()
+        .clone();
+    assert_eq!(billing["statementPolicy"], "audit");
+    assert_eq!(billing["tags"], json!([{"Key": "env", "Value": "prod"}]));
+    let ended = common::audit_lookup(&data, &["--event-name", "EndSession"]);
+    assert_eq!(ended.len(), 2, "{ended:?}");
+    assert!(ended.iter().all(|e| by_alice(e)
+        && e["eventSource"] == "gateway.latchkey"
+        && e["requestParameters"]["dbUser"] == "app"));
+    let revoked = common::audit_lookup(&data, &["--event-name", "RevokeSessions"]);
+    assert!(
+        revoked
+            .iter()
+            .any(|e| e["requestParameters"]["userName"] == "carol" && by_alice(e)),
+        "{revoked:?}"
+    );
+    let session_ends = common::audit_lookup(&data, &["--event-name", "SessionEnd"]);
+    assert_eq!(
+        session_ends
+            .iter()
+            .filter(|e| e["database"]["endReason"] == "ended by an administrator")
+            .count(),
+        2,
+        "{session_ends:?}"
+    );
     // No password the browser typed is anywhere in the data directory.
     for entry in walk(&data) {
         let bytes = std::fs::read(&entry).unwrap_or_default();
@@ -314,6 +435,41 @@ fn the_console_in_chromium() {
             );
         }
     }
+}
+
+/// A database token for carol from the stock AWS CLI.
+fn carol_token(server: &ApiServer, carol: &Value) -> String {
+    let out = common::aws_cli()
+        .env(
+            "AWS_ACCESS_KEY_ID",
+            carol["AWS_ACCESS_KEY_ID"].as_str().unwrap(),
+        )
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            carol["AWS_SECRET_ACCESS_KEY"].as_str().unwrap(),
+        )
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .args([
+            "rds",
+            "generate-db-auth-token",
+            "--hostname",
+            "localhost",
+            "--port",
+            &server.pg_port.to_string(),
+            "--username",
+            "app",
+            "--region",
+            "us-east-1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

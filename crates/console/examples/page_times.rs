@@ -139,7 +139,12 @@ fn main() {
     eprintln!("{records} audit records in {:?}", started.elapsed());
     state.set_audit(trail.clone());
 
-    let console = Console::new(state.clone(), SessionLimits::default(), Some(trail_dir));
+    let console = Console::new(
+        state.clone(),
+        SessionLimits::default(),
+        Some(trail_dir),
+        Vec::new(),
+    );
     let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use latchkey_identity::{AppState, Caller};
+use latchkey_identity::{ActionContext, AppState, Caller};
 use serde_json::Value;
 
 /// What the console puts in the trail's `userAgent`.
@@ -54,6 +54,17 @@ impl Api<'_> {
     /// Authorises `action` on `resource` for a page that reads the store
     /// itself (nothing in the API lists it): the same policy engine.
     pub fn allowed(&self, action: &str, resource: &str) -> Result<(), Refusal> {
+        self.allowed_in(action, resource, &ActionContext::new())
+    }
+
+    /// As [`Api::allowed`], with the condition keys the action carries
+    /// (the resource's tags, the tags a change sets).
+    pub fn allowed_in(
+        &self,
+        action: &str,
+        resource: &str,
+        context: &ActionContext,
+    ) -> Result<(), Refusal> {
         self.state
             .authorize_shown(
                 &self.caller,
@@ -61,7 +72,7 @@ impl Api<'_> {
                 resource,
                 resource,
                 self.state.now(),
-                &latchkey_identity::ActionContext::new(),
+                context,
             )
             .map_err(|e| {
                 let e = latchkey_server::error::ApiError::from(e);

@@ -101,6 +101,8 @@ pub struct Console {
     sections: Vec<Section>,
     /// The audit trail's directory, for the Audit page.
     trail: Option<std::path::PathBuf>,
+    /// The gateways whose running sessions the Sessions page shows.
+    gateways: Vec<Arc<dyn latchkey_gateway::Running>>,
 }
 
 fn random32() -> Option<[u8; 32]> {
@@ -128,11 +130,12 @@ struct SessionView {
 
 impl Console {
     /// The console over `state`; the Audit page reads the trail in
-    /// `trail`.
+    /// `trail`, the Sessions page lists the sessions of `gateways`.
     pub fn new(
         state: Arc<AppState>,
         limits: SessionLimits,
         trail: Option<std::path::PathBuf>,
+        gateways: Vec<Arc<dyn latchkey_gateway::Running>>,
     ) -> Self {
         Self {
             state,
@@ -143,10 +146,13 @@ impl Console {
                 Section::Roles,
                 Section::Policies,
                 Section::Simulator,
+                Section::Databases,
+                Section::Sessions,
                 Section::Audit,
                 Section::Findings,
             ],
             trail,
+            gateways,
         }
     }
 
@@ -308,6 +314,22 @@ impl Console {
             (true, ["policies"]) => pages::policies::create_policy(&signed, form),
             (true, ["policies", "validate"]) => pages::policies::validate_form(&signed, form),
             (true, ["api", "validate"]) => pages::policies::validate_json(&signed, body),
+            (false, ["databases"]) => pages::databases::databases(&signed, &query),
+            (false, ["databases", "new"]) => pages::databases::new_database(&signed),
+            (true, ["databases"]) => pages::databases::register(&signed, form),
+            (false, ["databases", name]) => match web_segment(name) {
+                Some(name) => pages::databases::database(&signed, &name, query.text("done")),
+                None => signed.not_found(),
+            },
+            (true, ["databases", name]) => match web_segment(name) {
+                Some(name) => pages::databases::save(&signed, &name, form),
+                None => signed.not_found(),
+            },
+            (false, ["sessions"]) => pages::sessions::sessions(&signed, &self.gateways, &query),
+            (true, ["sessions", id, "end"]) => pages::sessions::end(&signed, &self.gateways, id),
+            (true, ["sessions", id, "revoke"]) => {
+                pages::sessions::revoke(&signed, &self.gateways, id)
+            }
             (false, ["findings"]) => pages::observe::findings(&signed, &query),
             (false, ["findings", id]) => pages::observe::finding(&signed, id),
             (true, ["findings", id, "archive"]) => pages::observe::archive(&signed, id),

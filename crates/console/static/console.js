@@ -56,7 +56,33 @@ function watchRoleClock() {
   if (expires) setInterval(tick, 30000);
 }
 
+// Live lists (Sessions) re-read every data-refresh seconds, while the page
+// is visible and someone has used it in the last ten minutes, so that an
+// unattended console still reaches its idle timeout.
+function watchLiveRegion() {
+  const region = document.querySelector("[data-refresh]");
+  if (!region) return;
+  const every = Math.max(5, Number(region.dataset.refresh) || 10) * 1000;
+  let used = Date.now();
+  for (const e of ["keydown", "pointerdown", "pointermove", "scroll"]) {
+    document.addEventListener(e, () => { used = Date.now(); }, { passive: true });
+  }
+  setInterval(async () => {
+    if (document.visibilityState !== "visible" || Date.now() - used > 600000) return;
+    try {
+      const r = await fetch(window.location.pathname, { credentials: "same-origin" });
+      if (!r.ok || r.redirected) return;
+      const parsed = new DOMParser().parseFromString(await r.text(), "text/html");
+      const fresh = parsed.getElementById(region.id);
+      if (fresh) region.replaceChildren(...fresh.childNodes);
+    } catch (e) {
+      // Offline: the list stays as it was; reloading the page still works.
+    }
+  }, every);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  watchLiveRegion();
   watchPolicyEditor();
   watchRoleClock();
 });

@@ -145,6 +145,9 @@ pub trait Framing: Default {
     /// Why the bytes cannot be followed.
     type Error;
 
+    /// Statements the tracker has followed so far (for a live session's
+    /// figures).
+    fn statements(tracker: &Self::Tracker) -> u64;
     /// The bytes.
     fn window(&self) -> &Window;
     /// The bytes, to read into and write from.

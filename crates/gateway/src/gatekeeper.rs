@@ -51,23 +51,44 @@ pub struct Authenticated {
     pub resource: String,
 }
 
-/// A session the revocation sweep watches.
+/// A running session: what the revocation sweep watches and the console
+/// lists.
 struct LiveSession {
     info: Arc<SessionInfo>,
     access_key_id: String,
     session_token: Option<Zeroizing<String>>,
     source_ip: String,
-    end: Option<tokio::sync::oneshot::Sender<&'static str>>,
+    counters: Arc<LiveCounters>,
+    end: Option<tokio::sync::oneshot::Sender<Interrupt>>,
+}
+
+/// A session's running figures, published by its relay (relaxed atomics:
+/// a reader may see one a moment older than another).
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    pub bytes_from_client: AtomicU64,
+    pub bytes_to_client: AtomicU64,
+    pub statements: AtomicU64,
+}
+
+/// A running session as the console shows it.
+#[derive(Debug, Clone)]
+pub struct LiveView {
+    pub info: Arc<SessionInfo>,
+    pub bytes_from_client: u64,
+    pub bytes_to_client: u64,
+    pub statements: u64,
 }
 
 /// A running session's ways to end regardless of its client: the
 /// revocation sweep's message, and its deadline.
 pub struct Watch {
     id: u64,
-    /// Fires with the text to send the client when the credential the
-    /// session logged in with is revoked; `None` once it can no longer
-    /// fire (a completed receiver must not be polled again).
-    revoked: Option<tokio::sync::oneshot::Receiver<&'static str>>,
+    /// Fires when the session must end: the credential it logged in with
+    /// was revoked, or someone ended it; `None` once it can no longer fire
+    /// (a completed receiver must not be polled again).
+    revoked: Option<tokio::sync::oneshot::Receiver<Interrupt>>,
+    counters: Arc<LiveCounters>,
     /// Maximum session duration or credential expiry, whichever is first.
     pub deadline: Option<tokio::time::Instant>,
     pub started: Instant,
@@ -80,6 +101,8 @@ pub enum Interrupt {
     Revoked(&'static str),
     /// The maximum session duration or the credential's expiry.
     LifetimeReached,
+    /// Ended by someone allowed to (the console's "end session").
+    Ended,
 }
 
 impl Interrupt {
@@ -88,6 +111,7 @@ impl Interrupt {
         match self {
             Interrupt::Revoked(_) => "credential revoked",
             Interrupt::LifetimeReached => "session lifetime reached",
+            Interrupt::Ended => "ended by an administrator",
         }
     }
 
@@ -98,27 +122,32 @@ impl Interrupt {
             Interrupt::LifetimeReached => {
                 "terminating connection: the session reached its maximum duration or its credential expired"
             }
+            // PostgreSQL's own words for pg_terminate_backend.
+            Interrupt::Ended => "terminating connection due to administrator command",
         }
     }
 }
 
 impl Watch {
+    /// Where the session's relay publishes its running figures.
+    pub fn counters(&self) -> Arc<LiveCounters> {
+        self.counters.clone()
+    }
+
     /// Runs `work` until it finishes, or until the session must end.
     pub async fn guard<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Interrupt> {
         let deadline = self.deadline;
         tokio::select! {
             done = work => Ok(done),
-            text = revocation(&mut self.revoked) => Err(Interrupt::Revoked(text)),
+            interrupt = revocation(&mut self.revoked) => Err(interrupt),
             () = expired(deadline) => Err(Interrupt::LifetimeReached),
         }
     }
 }
 
-/// Resolves when the sweep sends a revocation; never once the sender is
-/// gone (the session is not watched for revocation).
-async fn revocation(
-    slot: &mut Option<tokio::sync::oneshot::Receiver<&'static str>>,
-) -> &'static str {
+/// Resolves when the sweep (or the console) ends the session; never once
+/// the sender is gone.
+async fn revocation(slot: &mut Option<tokio::sync::oneshot::Receiver<Interrupt>>) -> Interrupt {
     let received = match slot.as_mut() {
         Some(receiver) => receiver.await,
         None => return std::future::pending().await,
@@ -356,7 +385,7 @@ impl Gatekeeper {
                         .get_mut(&id)
                         .and_then(|s| s.end.take());
                     if let Some(end) = end {
-                        let _ = end.send("terminating connection: the credential this session logged in with was revoked");
+                        let _ = end.send(Interrupt::Revoked("terminating connection: the credential this session logged in with was revoked"));
                         ended
                             .entry(akid)
                             .or_insert_with(|| (info.identity.clone(), 0))
@@ -373,6 +402,35 @@ impl Gatekeeper {
                 sessions_ended,
             }));
         }
+    }
+
+    /// The sessions running now, with their figures so far.
+    pub fn live_sessions(&self) -> Vec<LiveView> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|s| LiveView {
+                info: s.info.clone(),
+                bytes_from_client: s.counters.bytes_from_client.load(Ordering::Relaxed),
+                bytes_to_client: s.counters.bytes_to_client.load(Ordering::Relaxed),
+                statements: s.counters.statements.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Ends the running session whose audit id is `session_id`: its
+    /// client is told as PostgreSQL tells a terminated backend's, and its
+    /// end record says it was ended. `None` when no such session runs (or
+    /// it is ending already).
+    pub fn end_session(&self, session_id: &str) -> Option<Arc<SessionInfo>> {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let session = live
+            .values_mut()
+            .find(|s| s.info.session_id == session_id)?;
+        let end = session.end.take()?;
+        end.send(Interrupt::Ended).ok()?;
+        Some(session.info.clone())
     }
 
     /// Counts a new connection and says why it must be turned away before
@@ -780,22 +838,23 @@ impl Gatekeeper {
     pub fn watch(&self, info: &Arc<SessionInfo>, auth: &Authenticated) -> Watch {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (end_tx, end_rx) = tokio::sync::oneshot::channel();
-        if self.config.end_sessions_on_revocation {
-            self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(
-                id,
-                LiveSession {
-                    info: info.clone(),
-                    access_key_id: auth.caller.access_key_id.clone(),
-                    session_token: auth.session_token.clone(),
-                    source_ip: auth.caller.source_ip.clone(),
-                    end: Some(end_tx),
-                },
-            );
-        }
+        let counters = Arc::new(LiveCounters::default());
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            id,
+            LiveSession {
+                info: info.clone(),
+                access_key_id: auth.caller.access_key_id.clone(),
+                session_token: auth.session_token.clone(),
+                source_ip: auth.caller.source_ip.clone(),
+                counters: counters.clone(),
+                end: Some(end_tx),
+            },
+        );
         self.state.metrics.sessions(self.engine.as_str()).inc();
         Watch {
             id,
             revoked: Some(end_rx),
+            counters,
             deadline: self.deadline(&auth.caller),
             started: Instant::now(),
         }

@@ -33,9 +33,11 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::net::{TcpListener, TcpStream};
 
-pub use gatekeeper::{Attempt, Authenticated, Gatekeeper, Interrupt, SessionEnd, Watch};
+pub use gatekeeper::{
+    Attempt, Authenticated, Gatekeeper, Interrupt, LiveCounters, LiveView, SessionEnd, Watch,
+};
 pub use pipeline::{
-    Allowed, Denial, Gateway, Login, Opening, Protocol, Relayed, Session, UpstreamFailure,
+    Allowed, Denial, Gateway, Login, Opening, Protocol, Relayed, Running, Session, UpstreamFailure,
 };
 
 use crate::limits::{ConcurrencyLimits, RateLimit};

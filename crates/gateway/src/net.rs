@@ -210,6 +210,31 @@ pub fn check_tls_settings(db: &Database) -> Result<()> {
     Ok(())
 }
 
+/// Registers `wanted` (or, with `replace`, replaces the settings of the
+/// database of that name, keeping its resource id and stored logins),
+/// after checking its upstream TLS settings; makes Latchkey's database CA
+/// when the database logs in with certificates, so that every node and
+/// `db ca` agree from the start. Used by `latchkey db register` and the
+/// console.
+pub fn register_database(
+    store: &Store,
+    wanted: &Database,
+    replace: bool,
+    now: i64,
+) -> Result<Database> {
+    check_tls_settings(wanted)?;
+    let db = match store.register_database(wanted, now) {
+        Err(latchkey_store::StoreError::EntityAlreadyExists { .. }) if replace => {
+            store.update_database(wanted)?
+        }
+        other => other?,
+    };
+    if db.upstream_auth == UpstreamAuth::Cert {
+        DbCa::load_or_create(store, now)?;
+    }
+    Ok(db)
+}
+
 /// The crypto provider for upstream TLS: always aws-lc-rs, never the
 /// process default.
 fn provider() -> Arc<CryptoProvider> {

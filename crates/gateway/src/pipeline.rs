@@ -270,6 +270,17 @@ struct Admitted<'g, P: Protocol> {
     _slot: Slot<'g>,
 }
 
+/// What the console sees of a running gateway, whatever its protocol.
+pub trait Running: Send + Sync {
+    fn keeper(&self) -> &Gatekeeper;
+}
+
+impl<P: Protocol> Running for Gateway<P> {
+    fn keeper(&self) -> &Gatekeeper {
+        &self.keeper
+    }
+}
+
 impl<P: Protocol> Gateway<P> {
     pub fn new(
         protocol: P,

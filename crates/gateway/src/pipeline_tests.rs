@@ -201,6 +201,10 @@ impl Protocol for Lines {
                 }
                 Ok(Ok(_)) => {
                     statements += 1;
+                    watch
+                        .counters()
+                        .statements
+                        .store(statements, std::sync::atomic::Ordering::Relaxed);
                     let _ = client.say("OK").await;
                 }
                 Ok(Err(_)) => break Err("client error"),
@@ -628,6 +632,40 @@ async fn revocation_ends_live_sessions_and_is_recorded() {
             .iter()
             .any(|e| matches!(e, Event::Credential(c) if c.sessions_ended == 1))
     );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn running_sessions_are_listed_and_can_be_ended() {
+    let rig = rig(|_| {}, "127.0.0.1:1");
+    let keeper = &rig.gateway.keeper;
+    assert!(keeper.live_sessions().is_empty());
+    let mut client = Client::login(&rig, &rig.alice, "app").await;
+    assert_eq!(client.hear().await, "READY 1 0");
+    for _ in 0..2 {
+        client.say("SELECT 1").await;
+        assert_eq!(client.hear().await, "OK");
+    }
+    let live = keeper.live_sessions();
+    assert_eq!(live.len(), 1);
+    let session = &live[0];
+    assert_eq!(session.statements, 2);
+    assert_eq!(session.info.db_user, "app");
+    assert!(session.info.identity.arn.ends_with(":user/alice"));
+    // An id that is not running ends nothing.
+    assert!(keeper.end_session("0000000000000000").is_none());
+    let ended = keeper.end_session(&session.info.session_id).unwrap();
+    assert_eq!(ended.session_id, session.info.session_id);
+    assert_eq!(
+        client.hear().await,
+        "BYE terminating connection due to administrator command"
+    );
+    client.task.await.unwrap().unwrap();
+    assert_eq!(
+        rig.audit.session_ends(),
+        vec![("ended by an administrator".to_owned(), 2)]
+    );
+    assert!(keeper.live_sessions().is_empty());
+    assert!(keeper.end_session(&session.info.session_id).is_none());
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]

@@ -5,13 +5,15 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::{Instant, SystemTime};
 
 use latchkey_framing::{Direction, Framing, Now};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use crate::{Interrupt, Relayed, SessionEnd};
+use crate::{Interrupt, LiveCounters, Relayed, SessionEnd};
 
 /// The system clock: the followers stamp audited statements by the
 /// [`Clock`](latchkey_framing::Clock) they are given, and read none.
@@ -167,6 +169,8 @@ pub struct Relay<C, U, F: Framing> {
     pub to_upstream: Half<F>,
     pub to_client: Half<F>,
     max_message: usize,
+    /// Where the session's running figures are published for the console.
+    live: Arc<LiveCounters>,
 }
 
 impl<C, U, F> Relay<C, U, F>
@@ -175,7 +179,15 @@ where
     U: UpstreamIo,
     F: Framing,
 {
-    pub fn new(client: C, upstream: U, tracker: F::Tracker, max_message: usize) -> Self {
+    /// `live` receives the session's running figures (the watch's
+    /// [`counters`](crate::Watch::counters)).
+    pub fn new(
+        client: C,
+        upstream: U,
+        tracker: F::Tracker,
+        max_message: usize,
+        live: Arc<LiveCounters>,
+    ) -> Self {
         Self {
             client,
             upstream,
@@ -183,13 +195,40 @@ where
             to_upstream: Half::default(),
             to_client: Half::default(),
             max_message,
+            live,
         }
+    }
+
+    /// Publishes the running figures: three relaxed stores each time the
+    /// relay waits, no lock.
+    fn publish(&self) {
+        let (from_client, to_client) = self.bytes();
+        self.live
+            .bytes_from_client
+            .store(from_client, Ordering::Relaxed);
+        self.live
+            .bytes_to_client
+            .store(to_client, Ordering::Relaxed);
+        self.live
+            .statements
+            .store(F::statements(&self.tracker), Ordering::Relaxed);
     }
 
     /// Moves what is ready in both directions; ready when one side ended.
     /// Client messages over `max_message` bytes are refused by the
     /// framing; the server's are not limited.
     pub fn poll_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<Ended, RelayError<F::Error>>> {
+        let polled = self.poll_directions(cx);
+        if polled.is_pending() {
+            self.publish();
+        }
+        polled
+    }
+
+    fn poll_directions(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Ended, RelayError<F::Error>>> {
         let Self {
             client,
             upstream,
@@ -197,6 +236,7 @@ where
             to_upstream,
             to_client,
             max_message,
+            ..
         } = self;
         if let Poll::Ready(r) = to_upstream.poll_copy(
             cx,

@@ -21,6 +21,7 @@ pub mod error;
 pub mod jobs;
 pub mod metrics;
 pub mod password;
+pub mod reach;
 pub mod replay;
 pub mod state;
 
@@ -28,6 +29,7 @@ pub use caller::{Caller, Identity};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CredentialError, CredentialFailure, Denial, IdentityError};
 pub use password::{PasswordAccepted, PasswordFailure};
+pub use reach::{ConnectGrant, DbUserGrant};
 pub use state::{ActionContext, AppState, FoundCredential, PrincipalRecord};
 
 /// `2026-12-02T09:50:19Z`: the form of `aws:CurrentTime` and

@@ -511,6 +511,7 @@ impl Protocol for Mysql {
                 .allow_dynamic_sql(allowed.dynamic_sql)
                 .with_gate(gate),
             config.max_message_size,
+            watch.counters(),
         );
         // Err: why the gateway ended the session, and what to tell the
         // client (code, SQLSTATE, text) if it is waiting for nothing.

@@ -62,6 +62,9 @@ impl Framing for Buffer {
     ) -> Result<Option<Intercepted>, ScanError> {
         Buffer::scan(self, direction, tracker, max_payload)
     }
+    fn statements(tracker: &Tracker) -> u64 {
+        tracker.statement_count
+    }
     fn window(&self) -> &Window {
         &self.window
     }

@@ -437,6 +437,7 @@ impl Protocol for Postgres {
                 .allow_dynamic_sql(allowed.dynamic_sql)
                 .with_gate(gate),
             config.max_message_size,
+            watch.counters(),
         );
         // Set when the watch ended the session.
         let mut interrupted = None;

@@ -20,6 +20,9 @@ impl Framing for Buffer {
     type Taken = std::convert::Infallible;
     type Error = ScanError;
 
+    fn statements(tracker: &Tracker) -> u64 {
+        tracker.statement_count
+    }
     fn window(&self) -> &Window {
         &self.window
     }

@@ -155,6 +155,15 @@ static ACTIONS: &[(&str, &[&str])] = &[
     ("latchkey:LoadDataLocalInfile", &[RT]),
     ("latchkey:ChangeDatabasePassword", &[RT]),
     ("latchkey:ExecuteDynamicSql", &[RT]),
+    // Registrations and running sessions (the console's Databases and
+    // Sessions pages), on `arn:aws:rds:REGION:ACCOUNT:db:NAME`.
+    ("rds:DescribeDBInstances", &[RT]),
+    ("rds:CreateDBInstance", &[REQ, TK]),
+    ("rds:ModifyDBInstance", &[RT]),
+    ("rds:AddTagsToResource", &[REQ, TK, RT]),
+    ("rds:RemoveTagsFromResource", &[TK, RT]),
+    ("latchkey:DescribeSessions", &[RT]),
+    ("latchkey:EndSession", &[RT]),
     // ---- Secrets Manager ----
     ("secretsmanager:GetRandomPassword", &[]),
     // ---- statement policy (Latchkey's own service) ----

@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod condition;
 mod document;
 mod eval;
+pub mod grants;
 pub mod locate;
 pub mod pattern;
 

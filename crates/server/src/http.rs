@@ -851,7 +851,9 @@ fn read_only(service: ApiService, action: &str) -> bool {
         | ApiService::Kms
         | ApiService::AccessAnalyzer => &["Get", "List", "Describe", "Batch", "Validate"],
         ApiService::Signin => &[],
-        ApiService::GuardDuty => &["Get", "List", "Describe"],
+        ApiService::GuardDuty | ApiService::Rds | ApiService::Gateway => {
+            &["Get", "List", "Describe"]
+        }
     };
     prefixes.iter().any(|p| action.starts_with(p))
 }

@@ -274,6 +274,11 @@ pub trait Policies {
         kind: PrincipalKind,
         principal: &str,
     ) -> Result<Vec<(String, String)>>;
+
+    /// [`Policies::identity_policies`] of every user and role at once
+    /// (users and roles without any policy are absent): (kind, name,
+    /// label, document), in a few queries rather than one per principal.
+    fn all_identity_policies(&self) -> Result<Vec<(PrincipalKind, String, String, String)>>;
 }
 
 /// Access keys and virtual MFA devices (secrets sealed).

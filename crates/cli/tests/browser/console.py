@@ -173,6 +173,60 @@ def admin(args):
     subprocess.run(["aws", *args], env=env, check=True, capture_output=True)
 
 
+def aws_env(extra):
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(extra)
+    return env
+
+
+def carol_psql():
+    """A psql session of carol's through the gateway, with a token from
+    the stock AWS CLI; it has run two statements and waits for more."""
+    import os
+    import subprocess
+    env = aws_env(CONFIG["carol_env"])
+    env.update({"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"})
+    token = subprocess.run(
+        ["aws", "rds", "generate-db-auth-token", "--hostname", "localhost",
+         "--port", str(CONFIG["psql"]["port"]), "--username", "app", "--region", "us-east-1"],
+        env=env, check=True, capture_output=True, text=True).stdout.strip()
+    env = dict(os.environ, PGPASSWORD=token, PGCONNECT_TIMEOUT="10")
+    p = subprocess.Popen(["psql", CONFIG["psql"]["conninfo"], "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env)
+    p.stdin.write("SELECT 'seen' AS marker_console;\nSELECT 2;\n")
+    p.stdin.flush()
+    return p
+
+
+def live_session(d, statements):
+    """The id of carol's running session once the Sessions page shows it
+    with `statements` statements."""
+    deadline = time.time() + 20
+    while True:
+        go(d, "/console/sessions")
+        for row in d.find_elements(By.CSS_SELECTOR, "tr[data-session]"):
+            cells = row.find_elements(By.TAG_NAME, "td")
+            if "user/carol" in cells[0].text and cells[3].text == "app" and cells[5].text == str(statements):
+                return row.get_attribute("data-session")
+        assert time.time() < deadline, d.page_source
+        time.sleep(0.5)
+
+
+def ended_psql(p):
+    """Sends psql one more statement; what psql said as it ended."""
+    p.stdin.write("SELECT 3;\n")
+    try:
+        p.stdin.close()
+    except BrokenPipeError:
+        pass
+    p.wait(timeout=20)
+    err = p.stderr.read()
+    assert p.returncode != 0, (p.returncode, err)
+    return err
+
+
 def session_cookie(d):
     c = d.get_cookie("__Host-latchkey-session")
     assert c and c["secure"] and c["httpOnly"] and c["sameSite"] == "Strict", c
@@ -250,6 +304,61 @@ def main():
         check_page(d, "simulator")
         SEEN["simulator"] = {"allowed_mentions_policy": "carol-db" in allowed_page}
 
+        # --- databases: register one (a mistake first), edit it, and see
+        # who may connect to the one psql will use ---
+        go(d, "/console/databases")
+        check_page(d, "databases")
+        assert "orders" in text(d, "table"), d.page_source
+        go(d, "/console/databases/new")
+        check_page(d, "database-new")
+        fill(d, "name", "billing")
+        fill(d, "endpoints", "billing.db.internal")
+        fill(d, "upstream", CONFIG["upstream"])
+        d.find_element(By.CSS_SELECTOR, "#tls option[value='verify-full']").click()
+        fill(d, "tags", "env=prod")
+        submit(d, "database-settings")
+        mistake = text(d, ".error")
+        assert "needs the upstream CA certificate" in mistake, d.page_source
+        d.find_element(By.CSS_SELECTOR, "#tls option[value='disable']").click()
+        submit(d, "database-settings")
+        assert d.current_url.split("?")[0].endswith("/console/databases/billing"), d.current_url
+        assert "Registered." in d.page_source
+        check_page(d, "database")
+        d.find_element(By.CSS_SELECTOR, "#statements option[value='audit']").click()
+        submit(d, "database-settings")
+        assert "Saved." in d.page_source and "audit" in text(d, "#database-facts"), d.page_source
+        go(d, "/console/databases/orders")
+        who = text(d, "main table")
+        assert "carol" in who and "app" in who, who
+        SEEN["database_refusal"] = mistake
+
+        # --- sessions: carol's psql appears with its statements; ending it
+        # ends psql's session; revoking carol ends her next one ---
+        first = carol_psql()
+        sid = live_session(d, 2)
+        check_page(d, "sessions")
+        click(d, f"tr[data-session='{sid}'] form[action$='/end'] button")
+        assert "The session was ended." in d.page_source, d.page_source
+        said = ended_psql(first)
+        assert "terminating connection due to administrator command" in said, said
+        second = carol_psql()
+        sid2 = live_session(d, 2)
+        assert sid2 != sid
+        click(d, f"tr[data-session='{sid2}'] form[action$='/revoke'] button")
+        assert "The principal's sessions were revoked." in d.page_source, d.page_source
+        assert "terminating connection due to administrator command" in ended_psql(second)
+        assert not d.find_elements(By.CSS_SELECTOR, "tr[data-session]"), d.page_source
+        SEEN["psql_saw"] = said.strip()
+        # The audit trail has the session's statements.
+        carol = CONFIG["carol_arn"]
+        deadline = time.time() + 30
+        while True:
+            go(d, "/console/audit?principal=" + urllib.parse.quote(carol) + "&database=orders")
+            if "marker_console" in d.page_source or time.time() > deadline:
+                break
+            time.sleep(1)
+        assert "marker_console" in d.page_source, d.page_source
+
         # --- switch role: the role's trust asks for MFA; alice gave it ---
         go(d, "/console/switch-role")
         check_page(d, "switch-role")
@@ -307,6 +416,11 @@ def main():
         assert "AccessDenied" in refused and "made-in-console" not in d.page_source, d.page_source
         go(d, "/console/users/alice")
         assert "AccessDenied" in text(d, ".error")
+        for page in ["/console/databases", "/console/databases/orders", "/console/sessions"]:
+            go(d, page)
+            assert "AccessDenied" in text(d, ".error") and "carol" not in d.page_source, d.page_source
+        go(d, "/console/databases/no-such-database")
+        assert "AccessDenied" in text(d, ".error"), "refused before existence is told"
         go(d, "/console/switch-role")
         fill(d, "role", "elevated")
         submit(d, "switch-role")

@@ -17,6 +17,8 @@ pub struct ApiServer {
     child: Option<Child>,
     pub dir: PathBuf,
     pub port: u16,
+    /// The PostgreSQL gateway's port.
+    pub pg_port: u16,
 }
 
 impl ApiServer {
@@ -62,6 +64,7 @@ impl ApiServer {
                 child: Some(child),
                 dir: dir.to_owned(),
                 port,
+                pg_port: pg,
             }),
             started if started.lost_a_port() => None,
             Started::Exited(why) => panic!("latchkey serve exited: {why}"),

@@ -1,9 +1,11 @@
 //! The console's pages: each module renders its pages and handles its
 //! forms, acting through [`crate::api::Api`].
 
+pub mod databases;
 pub mod identities;
 pub mod observe;
 pub mod policies;
+pub mod sessions;
 pub mod signin;
 
 use maud::{Markup, html};

@@ -474,6 +474,45 @@ impl Policies for SqliteBackend {
         Ok(out)
     }
 
+    fn all_identity_policies(&self) -> Result<Vec<(PrincipalKind, String, String, String)>> {
+        let db = self.db();
+        // A user's own policies, its groups', and a role's, labelled as
+        // `identity_policies` labels them.
+        let mut stmt = db.prepare(
+            "SELECT kind, principal, kind || '/' || principal || '/' || name, document
+               FROM inline_policies WHERE kind IN ('user', 'role')
+             UNION ALL
+             SELECT a.kind, a.principal, m.arn, m.document
+               FROM attachments a JOIN managed_policies m ON m.arn = a.arn
+              WHERE a.kind IN ('user', 'role')
+             UNION ALL
+             SELECT 'user', gm.user, 'group/' || i.principal || '/' || i.name, i.document
+               FROM group_members gm JOIN inline_policies i ON i.kind = 'group' AND i.principal = gm.grp
+             UNION ALL
+             SELECT 'user', gm.user, m.arn, m.document
+               FROM group_members gm JOIN attachments a ON a.kind = 'group' AND a.principal = gm.grp
+               JOIN managed_policies m ON m.arn = a.arn",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, principal, label, document) = row?;
+            let kind = match kind.as_str() {
+                "user" => PrincipalKind::User,
+                _ => PrincipalKind::Role,
+            };
+            out.push((kind, principal, label, document));
+        }
+        Ok(out)
+    }
+
     fn identity_policies(
         &self,
         kind: PrincipalKind,

@@ -1,0 +1,588 @@
+//! The databases behind the gateway: list, register, read and edit, and
+//! who may connect (the principals whose policies allow `rds-db:connect`
+//! on one of the database's users, computed by the policy engine).
+//!
+//! Authorised as RDS's own actions on the database's ARN
+//! (`arn:aws:rds:REGION:ACCOUNT:db:NAME`) with its tags as
+//! `aws:ResourceTag/KEY`: `rds:DescribeDBInstances` to read,
+//! `rds:CreateDBInstance` to register, `rds:ModifyDBInstance` to edit,
+//! `rds:AddTagsToResource`/`rds:RemoveTagsFromResource` for tags, and
+//! `iam:GetAccountAuthorizationDetails` to read everyone's policies for
+//! "who may connect". Each change is recorded as RDS's call would be.
+
+use hyper::StatusCode;
+use latchkey_audit::ApiService;
+use latchkey_identity::ActionContext;
+use latchkey_server::error::ApiError;
+use latchkey_store::{
+    Database, Engine, MAX_ROTATION_DAYS, RotationSchedule, StatementPolicy, TlsMode, UpstreamAuth,
+};
+use maud::{Markup, html};
+use serde_json::json;
+
+use super::table;
+use crate::Signed;
+use crate::api::Refusal;
+use crate::layout::{Section, csrf_field, notice, refusal};
+use crate::web::{Form, Reply, encode, redirect};
+
+/// `arn:aws:rds:REGION:ACCOUNT:db:NAME`.
+pub fn database_arn(s: &Signed<'_>, name: &str) -> String {
+    format!(
+        "arn:aws:rds:{}:{}:db:{name}",
+        s.api.state.region(),
+        s.account
+    )
+}
+
+/// Whether the caller may `action` on `db` (its tags as
+/// `aws:ResourceTag/KEY`, plus `extra`).
+fn allowed_on(
+    s: &Signed<'_>,
+    action: &str,
+    name: &str,
+    tags: &[(String, String)],
+    extra: ActionContext,
+) -> Result<(), Refusal> {
+    let mut context = extra;
+    for (k, v) in tags {
+        context = context.key(format!("aws:ResourceTag/{k}"), [v.as_str()]);
+    }
+    s.api.allowed_in(action, &database_arn(s, name), &context)
+}
+
+fn unavailable(s: &Signed<'_>, title: &str) -> Reply {
+    s.refused(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Section::Databases,
+        title,
+        "The databases cannot be read now.",
+    )
+}
+
+/// `GET /console/databases`: the databases the caller may describe.
+pub fn databases(s: &Signed<'_>, query: &Form) -> Reply {
+    let all = match s.api.state.store.list_databases() {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::error!(error = %e, "listing databases failed");
+            return unavailable(s, "Databases");
+        }
+    };
+    let mut refusal_seen = None;
+    let shown: Vec<&Database> = all
+        .iter()
+        .filter(|d| {
+            match allowed_on(
+                s,
+                "rds:DescribeDBInstances",
+                &d.name,
+                &d.tags,
+                ActionContext::new(),
+            ) {
+                Ok(()) => true,
+                Err(e) => {
+                    refusal_seen.get_or_insert(e);
+                    false
+                }
+            }
+        })
+        .collect();
+    if shown.is_empty()
+        && let Some(e) = refusal_seen
+    {
+        return s.refused(
+            StatusCode::FORBIDDEN,
+            Section::Databases,
+            "Databases",
+            &e.to_string(),
+        );
+    }
+    let rows = shown
+        .iter()
+        .map(|d| {
+            html! { tr {
+                td { a href={ "/console/databases/" (encode(&d.name)) } { (d.name) } }
+                td { (d.engine.as_str()) }
+                td { (d.endpoints.join(", ")) }
+                td { code { (d.upstream) } }
+                td { (d.upstream_tls.as_str()) }
+                td { (d.upstream_auth.as_str()) }
+                td { (d.statement_policy.as_str()) }
+                td { (rotation_text(d)) }
+                td { (tags_text(&d.tags)) }
+            } }
+        })
+        .collect();
+    let body = html! {
+        @match query.text("done") {
+            "registered" => (notice("Registered.")),
+            _ => {}
+        }
+        p { a.button href="/console/databases/new" { "Register database" } }
+        (table("Registered databases",
+               &["Name", "Engine", "Endpoints", "Upstream", "Upstream TLS", "Upstream login", "Statement policy", "Rotation", "Tags"],
+               rows, "No databases are registered."))
+    };
+    s.page(Section::Databases, "Databases", body)
+}
+
+fn rotation_text(d: &Database) -> String {
+    match &d.rotation {
+        None => "off".into(),
+        Some(r) => match &r.master_user {
+            None => format!("every {} days, single user", r.every_days),
+            Some(m) => format!("every {} days, alternating users (as {m})", r.every_days),
+        },
+    }
+}
+
+fn tags_text(tags: &[(String, String)]) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `GET /console/databases/new`.
+pub fn new_database(s: &Signed<'_>) -> Reply {
+    let mut defaults = Form::default();
+    defaults.push("engine", Engine::Postgres.as_str());
+    defaults.push("auth", UpstreamAuth::Password.as_str());
+    defaults.push("tls", TlsMode::Prefer.as_str());
+    defaults.push("statements", StatementPolicy::Off.as_str());
+    s.page(
+        Section::Databases,
+        "Register database",
+        settings_form(s, &defaults, None, None),
+    )
+}
+
+/// A `<select>` of an enum's values.
+fn choice<T: Copy + PartialEq>(
+    id: &str,
+    label: &str,
+    all: &[T],
+    text: impl Fn(T) -> &'static str,
+    current: &str,
+) -> Markup {
+    html! {
+        label for=(id) { (label) }
+        select #(id) name=(id) {
+            @for v in all {
+                option value=(text(*v)) selected[text(*v) == current] { (text(*v)) }
+            }
+        }
+    }
+}
+
+/// The settings form: registering when `existing` is `None`, editing it
+/// otherwise (its name and engine then stay).
+fn settings_form(
+    s: &Signed<'_>,
+    form: &Form,
+    existing: Option<&Database>,
+    error: Option<&str>,
+) -> Markup {
+    let action = match existing {
+        None => "/console/databases".to_owned(),
+        Some(d) => format!("/console/databases/{}", encode(&d.name)),
+    };
+    html! {
+        @if let Some(e) = error { (refusal(e)) }
+        form method="post" action=(action) #database-settings {
+            (csrf_field(&s.csrf))
+            @if existing.is_none() {
+                label for="name" { "Name" }
+                input #name name="name" type="text" required maxlength="63" value=(form.text("name"));
+                (choice("engine", "Engine", Engine::ALL, Engine::as_str, form.text("engine")))
+            }
+            label for="endpoints" { "Endpoints clients sign tokens for (one host name a line)" }
+            textarea #endpoints name="endpoints" rows="2" required { (form.text("endpoints")) }
+            label for="upstream" { "Upstream server (host:port)" }
+            input #upstream name="upstream" type="text" required value=(form.text("upstream"));
+            (choice("auth", "Upstream login", UpstreamAuth::ALL, UpstreamAuth::as_str, form.text("auth")))
+            (choice("tls", "Upstream TLS", TlsMode::ALL, TlsMode::as_str, form.text("tls")))
+            label for="ca" { "Upstream CA certificate (PEM; verify-ca and verify-full)" }
+            textarea #ca name="ca" rows="3" { (form.text("ca")) }
+            (choice("statements", "Statement policy", StatementPolicy::ALL, StatementPolicy::as_str, form.text("statements")))
+            label for="rotate" { "Rotate stored upstream passwords every (days; empty: never)" }
+            input #rotate name="rotate" type="number" min="1" max=(MAX_ROTATION_DAYS) value=(form.text("rotate"));
+            label for="master" { "Rotation by alternating users, as this privileged login (optional)" }
+            input #master name="master" type="text" value=(form.text("master"));
+            label for="tags" { "Tags (one key=value a line)" }
+            textarea #tags name="tags" rows="3" { (form.text("tags")) }
+            button type="submit" { (if existing.is_none() { "Register database" } else { "Save" }) }
+        }
+    }
+}
+
+/// The form's settings as a database (`existing` gives the name, engine
+/// and resource id when editing).
+fn from_form(form: &Form, existing: Option<&Database>) -> Result<Database, String> {
+    let pick = |field: &str, what: &str| -> Result<String, String> {
+        let v = form.text(field).trim();
+        if v.is_empty() {
+            Err(format!("Give the {what}."))
+        } else {
+            Ok(v.to_owned())
+        }
+    };
+    let (name, engine) = match existing {
+        Some(d) => (d.name.clone(), d.engine),
+        None => (
+            pick("name", "name")?,
+            form.text("engine")
+                .parse::<Engine>()
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    let endpoints: Vec<String> = form
+        .text("endpoints")
+        .lines()
+        .map(|l| l.trim().to_ascii_lowercase())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tags = super::key_values(form.text("tags"), "Tag")?
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let ca = form.text("ca").trim();
+    let rotation = match form.text("rotate").trim() {
+        "" => None,
+        days => {
+            let every_days = days
+                .parse::<u32>()
+                .ok()
+                .filter(|d| (1..=MAX_ROTATION_DAYS).contains(d))
+                .ok_or_else(|| format!("Rotation must be every 1 to {MAX_ROTATION_DAYS} days."))?;
+            let master = form.text("master").trim();
+            Some(RotationSchedule {
+                every_days,
+                master_user: (!master.is_empty()).then(|| master.to_owned()),
+            })
+        }
+    };
+    Ok(Database {
+        name,
+        engine,
+        endpoints,
+        upstream: pick("upstream", "upstream server")?,
+        upstream_auth: form.text("auth").parse().map_err(|e| format!("{e}"))?,
+        upstream_tls: form.text("tls").parse().map_err(|e| format!("{e}"))?,
+        upstream_ca: (!ca.is_empty()).then(|| ca.to_owned()),
+        resource_id: existing.map(|d| d.resource_id.clone()).unwrap_or_default(),
+        tags,
+        statement_policy: form
+            .text("statements")
+            .parse()
+            .map_err(|e| format!("{e}"))?,
+        rotation,
+    })
+}
+
+/// The form of `db` as stored, for editing.
+fn form_of(db: &Database) -> Form {
+    let mut f = Form::default();
+    f.push("endpoints", &db.endpoints.join("\n"));
+    f.push("upstream", &db.upstream);
+    f.push("auth", db.upstream_auth.as_str());
+    f.push("tls", db.upstream_tls.as_str());
+    f.push("ca", db.upstream_ca.as_deref().unwrap_or(""));
+    f.push("statements", db.statement_policy.as_str());
+    if let Some(r) = &db.rotation {
+        f.push("rotate", &r.every_days.to_string());
+        f.push("master", r.master_user.as_deref().unwrap_or(""));
+    }
+    f.push("tags", &tags_text(&db.tags).replace(", ", "\n"));
+    f
+}
+
+/// What the trail records of a registration or change: the settings, the
+/// CA by fingerprint only.
+fn request_parameters(db: &Database) -> serde_json::Value {
+    json!({
+        "dBInstanceIdentifier": db.name,
+        "engine": db.engine.as_str(),
+        "endpoints": db.endpoints,
+        "upstream": db.upstream,
+        "upstreamAuth": db.upstream_auth.as_str(),
+        "upstreamTls": db.upstream_tls.as_str(),
+        "upstreamCaSha256": db.upstream_ca.as_deref().map(latchkey_gateway::dbca::pem_fingerprints).unwrap_or_default(),
+        "statementPolicy": db.statement_policy.as_str(),
+        "rotateEveryDays": db.rotation.as_ref().map(|r| r.every_days),
+        "tags": db.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>(),
+    })
+}
+
+fn record(s: &Signed<'_>, action: &str, db: &Database, refusal: Option<&ApiError>) {
+    latchkey_server::http::record_front_call(
+        s.api.state,
+        &s.api.caller,
+        ApiService::Rds,
+        action,
+        request_parameters(db),
+        refusal,
+        s.api.peer,
+        crate::api::USER_AGENT,
+    );
+}
+
+fn denied(e: &Refusal) -> ApiError {
+    ApiError::new(403, "AccessDenied", e.message.clone())
+}
+
+/// The authorisation a registration or change needs: the action itself
+/// with the tags it sets, and the tagging actions for tags it adds,
+/// changes or removes (as RDS asks when tags come with
+/// `CreateDBInstance`).
+fn authorise_change(
+    s: &Signed<'_>,
+    action: &str,
+    wanted: &Database,
+    before: Option<&Database>,
+) -> Result<(), Refusal> {
+    let old_tags: &[(String, String)] = before.map_or(&[], |d| &d.tags);
+    // Only a registration carries the tags it sets (as CreateDBInstance).
+    let context = match before {
+        None => ActionContext::new().request_tags(&wanted.tags),
+        Some(_) => ActionContext::new(),
+    };
+    allowed_on(s, action, &wanted.name, old_tags, context)?;
+    let set: Vec<(String, String)> = wanted
+        .tags
+        .iter()
+        .filter(|t| !old_tags.contains(t))
+        .cloned()
+        .collect();
+    if !set.is_empty() {
+        allowed_on(
+            s,
+            "rds:AddTagsToResource",
+            &wanted.name,
+            old_tags,
+            ActionContext::new().request_tags(&set),
+        )?;
+    }
+    let removed: Vec<&str> = old_tags
+        .iter()
+        .filter(|(k, _)| !wanted.tags.iter().any(|(w, _)| w == k))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !removed.is_empty() {
+        allowed_on(
+            s,
+            "rds:RemoveTagsFromResource",
+            &wanted.name,
+            old_tags,
+            ActionContext::new().tag_keys(removed),
+        )?;
+    }
+    Ok(())
+}
+
+/// `POST /console/databases`: registers a database.
+pub fn register(s: &Signed<'_>, form: &Form) -> Reply {
+    let again = |e: &str| {
+        s.page_status(
+            StatusCode::BAD_REQUEST,
+            Section::Databases,
+            "Register database",
+            settings_form(s, form, None, Some(e)),
+        )
+    };
+    let wanted = match from_form(form, None) {
+        Ok(db) => db,
+        Err(e) => return again(&e),
+    };
+    if let Err(e) = authorise_change(s, "rds:CreateDBInstance", &wanted, None) {
+        record(s, "CreateDBInstance", &wanted, Some(&denied(&e)));
+        return s.refused(
+            StatusCode::FORBIDDEN,
+            Section::Databases,
+            "Register database",
+            &e.to_string(),
+        );
+    }
+    let store = &s.api.state.store;
+    match latchkey_gateway::net::register_database(store, &wanted, false, s.now) {
+        Ok(db) => {
+            record(s, "CreateDBInstance", &db, None);
+            redirect(&format!(
+                "/console/databases/{}?done=registered",
+                encode(&db.name)
+            ))
+        }
+        Err(e) => {
+            let e = ApiError::new(400, "InvalidParameterValue", format!("{e:#}"));
+            record(s, "CreateDBInstance", &wanted, Some(&e));
+            again(&e.message)
+        }
+    }
+}
+
+/// The registered database `name` if the caller may `action` on it, or
+/// the page to show instead. As AWS does, authorisation comes first: a
+/// caller refused learns nothing of whether the database exists.
+fn find(s: &Signed<'_>, name: &str, action: &str, title: &str) -> Result<Database, Box<Reply>> {
+    match s.api.state.store.list_databases() {
+        Ok(all) => {
+            let db = all.into_iter().find(|d| d.name == name);
+            let tags = db.as_ref().map_or(&[][..], |d| &d.tags[..]);
+            if let Err(e) = allowed_on(s, action, name, tags, ActionContext::new()) {
+                tracing::info!(database = %name, reason = %e, "console: database page refused");
+                return Err(Box::new(s.refused(
+                    StatusCode::FORBIDDEN,
+                    Section::Databases,
+                    title,
+                    &e.to_string(),
+                )));
+            }
+            db.ok_or_else(|| {
+                Box::new(s.refused(
+                    StatusCode::NOT_FOUND,
+                    Section::Databases,
+                    title,
+                    "There is no such database.",
+                ))
+            })
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading a database failed");
+            Err(Box::new(unavailable(s, title)))
+        }
+    }
+}
+
+/// `GET /console/databases/NAME`: settings, the edit form, and who may
+/// connect.
+pub fn database(s: &Signed<'_>, name: &str, done: &str) -> Reply {
+    let db = match find(s, name, "rds:DescribeDBInstances", "Database") {
+        Ok(db) => db,
+        Err(reply) => return *reply,
+    };
+    page(s, &db, &form_of(&db), done, None, StatusCode::OK)
+}
+
+fn page(
+    s: &Signed<'_>,
+    db: &Database,
+    form: &Form,
+    done: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Reply {
+    let account = &s.account;
+    let region = s.api.state.region();
+    let connect_prefix = format!(
+        "arn:aws:rds-db:{region}:{account}:dbuser:{}/",
+        db.resource_id
+    );
+    let body = html! {
+        @match done {
+            "registered" => (notice("Registered.")),
+            "saved" => (notice("Saved.")),
+            _ => {}
+        }
+        dl.facts #database-facts {
+            dt { "Engine" } dd { (db.engine.as_str()) }
+            dt { "Endpoints" } dd { (db.endpoints.join(", ")) }
+            dt { "Upstream" } dd { code { (db.upstream) } }
+            dt { "Upstream TLS" } dd { (db.upstream_tls.as_str()) }
+            dt { "Upstream login" } dd { (db.upstream_auth.as_str()) }
+            dt { "Statement policy" } dd { (db.statement_policy.as_str()) }
+            dt { "Rotation" } dd { (rotation_text(db)) }
+            dt { "Tags" } dd { (tags_text(&db.tags)) }
+            dt { "Resource id" } dd { code { (db.resource_id) } }
+            dt { "Connect ARN" } dd { code { (connect_prefix) "USER" } }
+        }
+        h2 { "Who may connect" }
+        (who_may_connect(s, db))
+        h2 { "Edit" }
+        (settings_form(s, form, Some(db), error))
+    };
+    s.page_status(status, Section::Databases, &db.name, body)
+}
+
+/// The principals whose policies allow `rds-db:connect` on the database,
+/// with the database users and the login conditions the grant hangs on.
+fn who_may_connect(s: &Signed<'_>, db: &Database) -> Markup {
+    if let Err(e) = s.api.allowed("iam:GetAccountAuthorizationDetails", "*") {
+        return refusal(&e.to_string());
+    }
+    let grants = match s.api.state.who_may_connect(db) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(error = %e, "computing who may connect failed");
+            return refusal("Who may connect cannot be computed now.");
+        }
+    };
+    let rows = grants
+        .iter()
+        .map(|g| {
+            let (kind, href) = match g.kind {
+                latchkey_store::PrincipalKind::Role => ("role", "/console/roles"),
+                _ => ("user", "/console/users"),
+            };
+            html! { tr {
+                td { (kind) }
+                td {
+                    @if kind == "user" {
+                        a href={ (href) "/" (encode(&g.name)) } { (g.name) }
+                    } @else { (g.name) }
+                }
+                td { ul.plain { @for u in &g.db_users {
+                    li {
+                        code { (u.db_user) }
+                        @if !u.depends_on.is_empty() {
+                            " (when " (u.depends_on.join(", ")) " allow)"
+                        }
+                    }
+                } } }
+            } }
+        })
+        .collect();
+    table(
+        "Principals whose policies allow rds-db:connect",
+        &["Kind", "Name", "Database users"],
+        rows,
+        "No user or role may connect.",
+    )
+}
+
+/// `POST /console/databases/NAME`: saves its settings.
+pub fn save(s: &Signed<'_>, name: &str, form: &Form) -> Reply {
+    let before = match find(s, name, "rds:DescribeDBInstances", "Database") {
+        Ok(db) => db,
+        Err(reply) => return *reply,
+    };
+    let again = |e: &str| page(s, &before, form, "", Some(e), StatusCode::BAD_REQUEST);
+    let wanted = match from_form(form, Some(&before)) {
+        Ok(db) => db,
+        Err(e) => return again(&e),
+    };
+    if let Err(e) = authorise_change(s, "rds:ModifyDBInstance", &wanted, Some(&before)) {
+        record(s, "ModifyDBInstance", &wanted, Some(&denied(&e)));
+        return s.refused(
+            StatusCode::FORBIDDEN,
+            Section::Databases,
+            &before.name,
+            &e.to_string(),
+        );
+    }
+    let store = &s.api.state.store;
+    match latchkey_gateway::net::register_database(store, &wanted, true, s.now) {
+        Ok(db) => {
+            record(s, "ModifyDBInstance", &db, None);
+            redirect(&format!(
+                "/console/databases/{}?done=saved",
+                encode(&db.name)
+            ))
+        }
+        Err(e) => {
+            let e = ApiError::new(400, "InvalidParameterValue", format!("{e:#}"));
+            record(s, "ModifyDBInstance", &wanted, Some(&e));
+            again(&e.message)
+        }
+    }
+}

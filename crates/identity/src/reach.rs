@@ -1,0 +1,176 @@
+//! Who may connect to a database: the users and roles whose identity
+//! policies allow `rds-db:connect` on one of its database users (the
+//! console's Databases page). Each candidate database user comes from an
+//! Allow statement's `Resource` and is then decided by the same engine a
+//! login goes through, so a Deny elsewhere removes it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use latchkey_policy::{CompiledPolicy, Decision, PolicySet, Request, grants};
+use latchkey_store::{Database, PrincipalKind};
+
+use crate::error::IdentityError;
+use crate::state::{AppState, compile_stored};
+
+/// A user or role that may connect, and as which database users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectGrant {
+    pub kind: PrincipalKind,
+    pub name: String,
+    pub arn: String,
+    pub db_users: Vec<DbUserGrant>,
+}
+
+/// One database user (or pattern: `*`, `app_*`) a principal may log in
+/// as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbUserGrant {
+    pub db_user: String,
+    /// Condition keys the decision depends on that only a login supplies
+    /// (`aws:SourceIp`, `aws:MultiFactorAuthPresent`...): empty when the
+    /// grant holds whatever they are.
+    pub depends_on: Vec<String>,
+}
+
+/// The database user a policy's resource pattern names on `prefix`
+/// (`arn:...:dbuser:ID/`): `*` for a pattern that spans users or names
+/// none.
+fn candidate(pattern: &str, user_name: Option<&str>) -> String {
+    let user = match pattern.split_once(":dbuser:") {
+        Some((_, rest)) => rest.rsplit_once('/').map_or("*", |(_, u)| u),
+        None => "*",
+    };
+    match user_name {
+        Some(name) => user.replace("${aws:username}", name),
+        None => user.to_owned(),
+    }
+}
+
+impl AppState {
+    /// Every user and role whose policies allow connecting to `db`, by
+    /// name. Reads every principal's policies in one pass over the store,
+    /// compiling each distinct document once.
+    pub fn who_may_connect(&self, db: &Database) -> Result<Vec<ConnectGrant>, IdentityError> {
+        let account = self.store.account_id().to_owned();
+        let prefix = format!(
+            "arn:aws:rds-db:{}:{account}:dbuser:{}/",
+            self.region(),
+            db.resource_id
+        );
+        let mut by_principal: BTreeMap<(bool, String), Vec<(String, String)>> = BTreeMap::new();
+        for (kind, name, label, doc) in self.store.all_identity_policies()? {
+            by_principal
+                .entry((kind == PrincipalKind::Role, name))
+                .or_default()
+                .push((label, doc));
+        }
+        let users: HashMap<String, latchkey_store::User> = self
+            .store
+            .list_users()?
+            .into_iter()
+            .map(|u| (u.name.clone(), u))
+            .collect();
+        let roles: HashMap<String, latchkey_store::Role> = self
+            .store
+            .list_roles()?
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        type Compiled = (Arc<CompiledPolicy>, Vec<String>);
+        let mut compiled: HashMap<String, Compiled> = HashMap::new();
+        let mut out = Vec::new();
+        for ((is_role, name), docs) in by_principal {
+            let (kind, arn, id, tags) = if is_role {
+                let Some(r) = roles.get(&name) else { continue };
+                (PrincipalKind::Role, &r.arn, &r.id, &r.tags)
+            } else {
+                let Some(u) = users.get(&name) else { continue };
+                (PrincipalKind::User, &u.arn, &u.id, &u.tags)
+            };
+            let mut set = PolicySet::default();
+            let mut candidates = BTreeSet::new();
+            for (label, doc) in docs {
+                let entry = match compiled.get(&doc) {
+                    Some(entry) => entry,
+                    None => {
+                        let policy =
+                            latchkey_policy::parse(&doc, latchkey_policy::PolicyKind::Identity)
+                                .map_err(|_| {
+                                    IdentityError::InvalidStoredPolicy(format!(
+                                        "{label} does not parse"
+                                    ))
+                                })?;
+                        let patterns = grants::allowed_resources(&policy, "rds-db:connect")
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect();
+                        let entry = (Arc::new(compile_stored(&label, &doc)?), patterns);
+                        compiled.entry(doc).or_insert(entry)
+                    }
+                };
+                set.identity.push(entry.0.clone());
+                let user_name = (!is_role).then_some(name.as_str());
+                candidates.extend(entry.1.iter().map(|p| candidate(p, user_name)));
+            }
+            let mut db_users = Vec::new();
+            for user in candidates {
+                let mut req = Request::new("rds-db:connect", &format!("{prefix}{user}"))
+                    .with_caller(arn)
+                    .with_caller_id(id);
+                for (k, v) in &db.tags {
+                    req.set_context(&format!("aws:ResourceTag/{k}"), [v.as_str()]);
+                }
+                req.set_context("aws:SecureTransport", ["true"]);
+                req.set_context("aws:PrincipalAccount", [account.as_str()]);
+                req.set_context("aws:PrincipalArn", [arn.as_str()]);
+                req.set_context("aws:userid", [id.as_str()]);
+                if is_role {
+                    req.set_context("aws:PrincipalType", ["AssumedRole"]);
+                } else {
+                    req.set_context("aws:PrincipalType", ["User"]);
+                    req.set_context("aws:username", [name.as_str()]);
+                }
+                for (k, v) in tags {
+                    req.set_context(&format!("aws:PrincipalTag/{k}"), [v.as_str()]);
+                }
+                let explained = set.explain(&req);
+                let conditional = !explained.missing_context_keys.is_empty();
+                if explained.decision == Decision::Allowed
+                    || (explained.decision == Decision::ImplicitDeny && conditional)
+                {
+                    db_users.push(DbUserGrant {
+                        db_user: user,
+                        depends_on: explained.missing_context_keys,
+                    });
+                }
+            }
+            if !db_users.is_empty() {
+                out.push(ConnectGrant {
+                    kind,
+                    name: name.clone(),
+                    arn: arn.clone(),
+                    db_users,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::candidate;
+
+    #[test]
+    fn candidates_name_the_database_user_or_all() {
+        assert_eq!(candidate("arn:aws:rds-db:r:1:dbuser:db-A/app", None), "app");
+        assert_eq!(candidate("arn:aws:rds-db:r:1:dbuser:*/*", None), "*");
+        assert_eq!(candidate("arn:aws:rds-db:r:1:dbuser:db-A", None), "*");
+        assert_eq!(candidate("*", None), "*");
+        assert_eq!(
+            candidate("arn:aws:rds-db:r:1:dbuser:*/${aws:username}", Some("alice")),
+            "alice"
+        );
+    }
+}
