@@ -6,6 +6,10 @@
 use latchkey_policy::{Policy, PolicyKind};
 use serde_json::{Value, json};
 
+/// The type of a failing security check's finding, before the check's id
+/// (`latchkey serve` records one for each check in error).
+pub const FINDING_KIND: &str = "Policy:Latchkey/SecurityCheck.";
+
 /// A check's verdict, worst of its flagged resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {

@@ -773,8 +773,7 @@ pub fn spawn_checks(
     Ok(())
 }
 
-/// The type of a failing security check's finding, before the check's id.
-pub const SECURITY_CHECK_KIND: &str = "Policy:Latchkey/SecurityCheck.";
+pub use latchkey_advisor::checks::FINDING_KIND as SECURITY_CHECK_KIND;
 
 /// The finding of a check in error (stored, and in the trail when its
 /// status `changed`), or the old one archived once it is not.

@@ -291,6 +291,21 @@ fn the_console_in_chromium() {
         )["LoginProfile"]["PasswordResetRequired"],
         false
     );
+    let readers = admin(&server, &["iam", "get-group", "--group-name", "readers"]);
+    assert_eq!(readers["Users"][0]["UserName"], "made-in-console");
+    let group_policies = admin(
+        &server,
+        &[
+            "iam",
+            "list-attached-group-policies",
+            "--group-name",
+            "readers",
+        ],
+    );
+    assert_eq!(
+        group_policies["AttachedPolicies"][0]["PolicyArn"],
+        policy_arn.as_str()
+    );
     let alice = admin(&server, &["iam", "get-user", "--user-name", "alice"]);
     assert!(alice["User"]["PasswordLastUsed"].is_string(), "{alice}");
     // The CSRF attempts made nothing.

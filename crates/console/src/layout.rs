@@ -9,6 +9,7 @@ use maud::{DOCTYPE, Markup, html};
 pub enum Section {
     Overview,
     Users,
+    Groups,
     Roles,
     Policies,
     Simulator,
@@ -20,9 +21,10 @@ pub enum Section {
 }
 
 impl Section {
-    const ALL: [(Section, &'static str, &'static str); 10] = [
+    const ALL: [(Section, &'static str, &'static str); 11] = [
         (Section::Overview, "Overview", "/console"),
         (Section::Users, "Users", "/console/users"),
+        (Section::Groups, "Groups", "/console/groups"),
         (Section::Roles, "Roles", "/console/roles"),
         (Section::Policies, "Policies", "/console/policies"),
         (Section::Simulator, "Simulator", "/console/simulate"),

@@ -21,6 +21,7 @@
 //!   (validation as you type, the role's time left).
 
 pub mod api;
+pub mod charts;
 pub mod layout;
 pub mod pages;
 pub mod session;
@@ -36,6 +37,7 @@ use maud::{Markup, html};
 
 use api::Api;
 use layout::{Chrome, Section};
+use pages::identities::Kind;
 use session::{Pending, RoleSession, Session, SessionLimits, Sessions, token_text};
 use web::{Form, Reply, SESSION_COOKIE, SIGNIN_COOKIE, read_cookie, redirect};
 
@@ -143,6 +145,7 @@ impl Console {
             sections: vec![
                 Section::Overview,
                 Section::Users,
+                Section::Groups,
                 Section::Roles,
                 Section::Policies,
                 Section::Simulator,
@@ -305,10 +308,30 @@ impl Console {
                 None => signed.not_found(),
             },
             (true, ["users", name, what]) => match web_segment(name) {
-                Some(name) => pages::identities::change_user(&signed, &name, what, form),
+                Some(name) => pages::identities::change(&signed, Kind::User, &name, what, form),
+                None => signed.not_found(),
+            },
+            (false, ["groups"]) => {
+                pages::identities::groups(&signed, query.text("marker"), None, &Form::default())
+            }
+            (true, ["groups"]) => pages::identities::create_group(&signed, form),
+            (false, ["groups", name]) => match web_segment(name) {
+                Some(name) => pages::identities::group(&signed, &name, query.text("done"), None),
+                None => signed.not_found(),
+            },
+            (true, ["groups", name, what]) => match web_segment(name) {
+                Some(name) => pages::identities::change(&signed, Kind::Group, &name, what, form),
                 None => signed.not_found(),
             },
             (false, ["roles"]) => pages::identities::roles(&signed, query.text("marker")),
+            (false, ["roles", name]) => match web_segment(name) {
+                Some(name) => pages::identities::role(&signed, &name, query.text("done"), None),
+                None => signed.not_found(),
+            },
+            (true, ["roles", name, what]) => match web_segment(name) {
+                Some(name) => pages::identities::change(&signed, Kind::Role, &name, what, form),
+                None => signed.not_found(),
+            },
             (false, ["policies"]) => pages::policies::policies(&signed),
             (false, ["policies", "new"]) => pages::policies::new_policy(&signed),
             (true, ["policies"]) => pages::policies::create_policy(&signed, form),
@@ -796,20 +819,36 @@ impl Console {
                     message: e.to_string(),
                 })
         });
+        let findings: Result<Vec<serde_json::Value>, _> = findings.map(|list| {
+            list.iter()
+                .filter_map(|(doc, _)| serde_json::from_str(doc).ok())
+                .collect()
+        });
         let body = html! {
+            (pages::sessions::overview(s, &self.gateways))
             section aria-labelledby="findings-heading" {
                 h2 #findings-heading { "Open findings" }
                 @match &findings {
                     Err(e) => (layout::refusal(&e.to_string())),
                     Ok(list) => {
-                        @let count = |sev: &str| list.iter().filter(|(doc, _)| {
-                            serde_json::from_str::<serde_json::Value>(doc).ok()
-                                .is_some_and(|d| d["severity"] == sev)
-                        }).count();
+                        @let count = |sev: &str| list.iter().filter(|d| d["severity"] == sev).count();
                         dl.counts {
                             @for sev in ["High", "Medium", "Low"] {
-                                dt { (sev) } dd class={ "sev-" (sev.to_ascii_lowercase()) } { (count(sev)) }
+                                dt { (sev) } dd class={ "sev-" (sev.to_ascii_lowercase()) } {
+                                    a href={ "/console/findings?severity=" (sev) } { (count(sev)) }
+                                }
                             }
+                        }
+                        @let failed: Vec<&serde_json::Value> = list.iter()
+                            .filter(|d| api::text(d, "type").starts_with(latchkey_advisor::checks::FINDING_KIND))
+                            .collect();
+                        h3 { "Failed security checks" }
+                        @if failed.is_empty() {
+                            p.empty { "None: every security check passes (or none has run yet)." }
+                        } @else {
+                            ul #failed-checks { @for f in failed {
+                                li { a href={ "/console/findings/" (web::encode(api::text(f, "id"))) } { (api::text(f, "title")) } }
+                            } }
                         }
                     }
                 }

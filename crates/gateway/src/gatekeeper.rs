@@ -21,6 +21,7 @@ use latchkey_store::{Database, Engine, StatementPolicy, random};
 use zeroize::Zeroizing;
 
 use crate::GatewayConfig;
+use crate::activity::{Activity, Minute};
 use crate::firewall::{FirewallBooks, Learner, SessionFirewall, reload_books};
 use crate::limits::{Buckets, Counts, Slot, acquire};
 use crate::statements::{ObjectTags, ServerCatalog, SessionStatements};
@@ -197,6 +198,8 @@ pub struct Gatekeeper {
     principal_rate: Buckets<String>,
     live: Mutex<HashMap<u64, LiveSession>>,
     next_session: AtomicU64,
+    /// Logins per minute over the last day (the console's Overview).
+    activity: Mutex<Activity>,
 }
 
 impl Gatekeeper {
@@ -221,6 +224,7 @@ impl Gatekeeper {
             counts: Mutex::new(Counts::default()),
             live: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
+            activity: Mutex::new(Activity::default()),
         };
         keeper.reload_databases()?;
         Ok(keeper)
@@ -404,6 +408,15 @@ impl Gatekeeper {
         }
     }
 
+    /// Logins in each of the last `minutes` minutes (at most a day),
+    /// oldest first.
+    pub fn activity(&self, minutes: usize) -> Vec<Minute> {
+        self.activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last(self.state.now(), minutes)
+    }
+
     /// The sessions running now, with their figures so far.
     pub fn live_sessions(&self) -> Vec<LiveView> {
         self.live
@@ -467,6 +480,10 @@ impl Gatekeeper {
     /// Records a login's outcome (audit and metrics).
     pub fn record_auth(&self, peer: SocketAddr, user: &str, attempt: Attempt, result: AuthResult) {
         self.state.metrics.auth(self.engine.as_str(), &result);
+        self.activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(self.state.now(), matches!(result, AuthResult::Success));
         self.audit.record(Event::Auth(AuthEvent {
             engine: self.engine.as_str(),
             time: SystemTime::now(),

@@ -16,6 +16,7 @@
 //!
 //! The PostgreSQL and MySQL gateways are thin protocol layers over this.
 
+pub mod activity;
 pub mod dbca;
 pub mod firewall;
 pub mod gatekeeper;

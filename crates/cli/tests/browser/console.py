@@ -274,6 +274,29 @@ def main():
         assert CONFIG["policy_arn"] in d.page_source
         check_page(d, "user")
 
+        # --- groups: create one, add the user, attach a policy; a role's page ---
+        go(d, "/console/groups")
+        fill(d, "group-name", "readers")
+        submit(d, "create-group")
+        assert d.current_url.split("?")[0].endswith("/console/groups/readers"), d.current_url
+        assert "The group was created." in d.page_source
+        fill(d, "member", "made-in-console")
+        submit(d, "add-member")
+        assert "The user was added to the group." in d.page_source, d.page_source
+        fill(d, "policy-arn", CONFIG["policy_arn"])
+        submit(d, "attach-policy")
+        assert "The policy was attached." in d.page_source, d.page_source
+        fill(d, "member", "no-such-user")
+        submit(d, "add-member")
+        assert "NoSuchEntity" in text(d, ".error"), d.page_source
+        check_page(d, "group")
+        go(d, "/console/groups")
+        check_page(d, "groups")
+        go(d, "/console/roles")
+        click(d, "a[href='/console/roles/elevated']")
+        assert "aws:MultiFactorAuthPresent" in text(d, "#trust-policy"), d.page_source
+        check_page(d, "role")
+
         # --- the policy editor: validation as you type, and without JS ---
         go(d, "/console/policies/new")
         area = d.find_element(By.ID, "document")
@@ -337,6 +360,14 @@ def main():
         first = carol_psql()
         sid = live_session(d, 2)
         check_page(d, "sessions")
+        go(d, "/console")
+        by_db = text(d, "section[aria-labelledby=gateway-heading] table")
+        assert "orders" in by_db, d.page_source
+        logins = d.find_element(By.CSS_SELECTOR, "#logins-hour desc").get_attribute("textContent")
+        assert int(logins.split(" connections")[0]) >= 2, logins
+        check_page(d, "overview-live")
+        SEEN["overview_logins"] = logins
+        go(d, "/console/sessions")
         click(d, f"tr[data-session='{sid}'] form[action$='/end'] button")
         assert "The session was ended." in d.page_source, d.page_source
         said = ended_psql(first)

@@ -1,4 +1,5 @@
-//! Users and roles: list, create, read, tag, attach and detach policies.
+//! Users, groups and roles: list, create, read, tag, attach and detach
+//! policies, group membership. Every read and change is the IAM call.
 
 use hyper::StatusCode;
 use maud::{Markup, html};
@@ -141,7 +142,7 @@ pub fn create_user(s: &Signed<'_>, form: &Form) -> Reply {
             );
         }
     }
-    redirect(&format!("/console/users/{}?done=created", encode(name)))
+    redirect(&format!("{}?done=created", Kind::User.base(name)))
 }
 
 fn section<F: FnOnce(&Value) -> Markup>(
@@ -159,43 +160,78 @@ fn section<F: FnOnce(&Value) -> Markup>(
 /// What `?done=` may say: a fixed text for each change, never the
 /// query's own words (a link could otherwise put any message on a page
 /// people trust).
-fn done_text(code: &str) -> Option<&'static str> {
+fn done_text(kind: Kind, code: &str) -> Option<&'static str> {
     match code {
-        "created" => Some("The user was created."),
+        "created" => Some(match kind {
+            Kind::User => "The user was created.",
+            Kind::Group => "The group was created.",
+            Kind::Role => "The role was created.",
+        }),
         "attach" => Some("The policy was attached."),
         "detach" => Some("The policy was detached."),
         "tags" => Some("The tags were added."),
+        "add-member" => Some("The user was added to the group."),
+        "remove-member" => Some("The user was removed from the group."),
         _ => None,
     }
 }
 
-/// `GET /console/users/NAME`; after a refused change, the page again with
-/// the refusal (`error`, never from the query).
-pub fn user(s: &Signed<'_>, name: &str, done: &str, error: Option<&str>) -> Reply {
-    let user = match s.api.call("GetUser", &[("UserName", name)]) {
-        Ok(v) => v,
-        Err(e) => {
-            let status = if e.code == "NoSuchEntity" {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::FORBIDDEN
-            };
-            return s.page_status(status, Section::Users, name, refusal(&e.to_string()));
+/// The IAM entities whose pages share policies, tags and changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Group,
+    Role,
+}
+
+impl Kind {
+    /// As IAM's action names spell it (`AttachUserPolicy`).
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::User => "User",
+            Kind::Group => "Group",
+            Kind::Role => "Role",
         }
-    };
-    let u = &user["User"];
-    let target = [("UserName", name)];
-    let base = format!("/console/users/{}", encode(name));
-    let body = html! {
-        @if let Some(done) = done_text(done) { (notice(done)) }
-        @if let Some(error) = error { (refusal(error)) }
-        dl.facts {
-            dt { "ARN" } dd { code #user-arn { (text(u, "Arn")) } }
-            dt { "Created" } dd { (when(u, "CreateDate")) }
-            dt { "Console password last used" } dd { (when(u, "PasswordLastUsed")) }
+    }
+
+    fn param(self) -> &'static str {
+        match self {
+            Kind::User => "UserName",
+            Kind::Group => "GroupName",
+            Kind::Role => "RoleName",
         }
+    }
+
+    fn section(self) -> Section {
+        match self {
+            Kind::User => Section::Users,
+            Kind::Group => Section::Groups,
+            Kind::Role => Section::Roles,
+        }
+    }
+
+    fn base(self, name: &str) -> String {
+        let list = match self {
+            Kind::User => "users",
+            Kind::Group => "groups",
+            Kind::Role => "roles",
+        };
+        format!("/console/{list}/{}", encode(name))
+    }
+
+    /// Groups carry no tags in IAM.
+    fn tagged(self) -> bool {
+        self != Kind::Group
+    }
+}
+
+/// Attached and inline policies, with detach buttons and the attach form.
+fn policies_section(s: &Signed<'_>, kind: Kind, name: &str) -> Markup {
+    let target = [(kind.param(), name)];
+    let base = kind.base(name);
+    html! {
         h2 { "Permissions policies" }
-        (section(s, "ListAttachedUserPolicies", &target, |v| {
+        (section(s, &format!("ListAttached{}Policies", kind.noun()), &target, |v| {
             let rows = list(v, "AttachedPolicies").iter().map(|p| {
                 let arn = text(p, "PolicyArn");
                 html! { tr {
@@ -210,7 +246,7 @@ pub fn user(s: &Signed<'_>, name: &str, done: &str, error: Option<&str>) -> Repl
             }).collect();
             table("Attached policies", &["Name", "ARN", ""], rows, "No attached policies.")
         }))
-        (section(s, "ListUserPolicies", &target, |v| {
+        (section(s, &format!("List{}Policies", kind.noun()), &target, |v| {
             let names: Vec<&str> = list(v, "PolicyNames").iter().filter_map(Value::as_str).collect();
             html! { @if !names.is_empty() { p { "Inline policies: " @for n in names { code { (n) } " " } } } }
         }))
@@ -225,9 +261,70 @@ pub fn user(s: &Signed<'_>, name: &str, done: &str, error: Option<&str>) -> Repl
             }
             button type="submit" { "Attach policy" }
         }
+    }
+}
+
+/// Tags, and the form to add some.
+fn tags_section(s: &Signed<'_>, kind: Kind, name: &str) -> Markup {
+    let target = [(kind.param(), name)];
+    html! {
+        h2 { "Tags" }
+        (section(s, &format!("List{}Tags", kind.noun()), &target, |v| {
+            let rows = list(v, "Tags").iter().map(|t| html! { tr { td { (text(t, "Key")) } td { (text(t, "Value")) } } }).collect();
+            table("Tags", &["Key", "Value"], rows, "No tags.")
+        }))
+        form method="post" action={ (kind.base(name)) "/tags" } #tag-entity {
+            (csrf_field(&s.csrf))
+            label for="tag-lines" { "Add tags (one key=value a line)" }
+            textarea #tag-lines name="tags" rows="2" required {}
+            button type="submit" { "Add tags" }
+        }
+    }
+}
+
+/// The page of an entity IAM could not read: not found or refused.
+fn unreadable(s: &Signed<'_>, kind: Kind, name: &str, e: &crate::api::Refusal) -> Reply {
+    let status = if e.code == "NoSuchEntity" {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    s.page_status(status, kind.section(), name, refusal(&e.to_string()))
+}
+
+fn status_of(error: Option<&str>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// `GET /console/users/NAME`; after a refused change, the page again with
+/// the refusal (`error`, never from the query).
+pub fn user(s: &Signed<'_>, name: &str, done: &str, error: Option<&str>) -> Reply {
+    let done = done_text(Kind::User, done);
+    let user = match s.api.call("GetUser", &[("UserName", name)]) {
+        Ok(v) => v,
+        Err(e) => return unreadable(s, Kind::User, name, &e),
+    };
+    let u = &user["User"];
+    let target = [("UserName", name)];
+    let body = html! {
+        @if let Some(done) = done { (notice(done)) }
+        @if let Some(error) = error { (refusal(error)) }
+        dl.facts {
+            dt { "ARN" } dd { code #user-arn { (text(u, "Arn")) } }
+            dt { "Created" } dd { (when(u, "CreateDate")) }
+            dt { "Console password last used" } dd { (when(u, "PasswordLastUsed")) }
+        }
+        (policies_section(s, Kind::User, name))
         h2 { "Groups" }
         (section(s, "ListGroupsForUser", &target, |v| {
-            let rows = list(v, "Groups").iter().map(|g| html! { tr { td { (text(g, "GroupName")) } td { code { (text(g, "Arn")) } } } }).collect();
+            let rows = list(v, "Groups").iter().map(|g| {
+                let group = text(g, "GroupName");
+                html! { tr { td { a href=(Kind::Group.base(group)) { (group) } } td { code { (text(g, "Arn")) } } } }
+            }).collect();
             table("Groups", &["Group", "ARN"], rows, "In no group.")
         }))
         h2 { "Access keys" }
@@ -245,54 +342,180 @@ pub fn user(s: &Signed<'_>, name: &str, done: &str, error: Option<&str>) -> Repl
             let rows = list(v, "MFADevices").iter().map(|d| html! { tr { td { code { (text(d, "SerialNumber")) } } td { (when(d, "EnableDate")) } } }).collect();
             table("MFA devices", &["Serial number", "Enabled"], rows, "No MFA device.")
         }))
-        h2 { "Tags" }
-        (section(s, "ListUserTags", &target, |v| {
-            let rows = list(v, "Tags").iter().map(|t| html! { tr { td { (text(t, "Key")) } td { (text(t, "Value")) } } }).collect();
-            table("Tags", &["Key", "Value"], rows, "No tags.")
-        }))
-        form method="post" action={ (base) "/tags" } #tag-user {
-            (csrf_field(&s.csrf))
-            label for="tag-lines" { "Add tags (one key=value a line)" }
-            textarea #tag-lines name="tags" rows="2" required {}
-            button type="submit" { "Add tags" }
-        }
+        (tags_section(s, Kind::User, name))
     };
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    s.page_status(status, Section::Users, name, body)
+    s.page_status(status_of(error), Section::Users, name, body)
 }
 
-/// `POST /console/users/NAME/{attach,detach,tags}`.
-pub fn change_user(s: &Signed<'_>, name: &str, what: &str, form: &Form) -> Reply {
+/// `GET /console/roles/NAME`.
+pub fn role(s: &Signed<'_>, name: &str, done: &str, error: Option<&str>) -> Reply {
+    let done = done_text(Kind::Role, done);
+    let role = match s.api.call("GetRole", &[("RoleName", name)]) {
+        Ok(v) => v,
+        Err(e) => return unreadable(s, Kind::Role, name, &e),
+    };
+    let r = &role["Role"];
+    let trust = r
+        .get("AssumeRolePolicyDocument")
+        .map(|d| match d {
+            Value::String(text) => text.clone(),
+            other => serde_json::to_string_pretty(other).unwrap_or_default(),
+        })
+        .unwrap_or_default();
+    let body = html! {
+        @if let Some(done) = done { (notice(done)) }
+        @if let Some(error) = error { (refusal(error)) }
+        dl.facts {
+            dt { "ARN" } dd { code #role-arn { (text(r, "Arn")) } }
+            dt { "Created" } dd { (when(r, "CreateDate")) }
+            dt { "Maximum session" } dd { (r["MaxSessionDuration"]) " seconds" }
+            dt { "Last used" } dd { (when(&r["RoleLastUsed"], "LastUsedDate")) }
+        }
+        h2 { "Trust policy" }
+        pre #trust-policy { (trust) }
+        (policies_section(s, Kind::Role, name))
+        (tags_section(s, Kind::Role, name))
+    };
+    s.page_status(status_of(error), Section::Roles, name, body)
+}
+
+/// `GET /console/groups`: the groups, and the form to create one.
+pub fn groups(s: &Signed<'_>, marker: &str, error: Option<&str>, form: &Form) -> Reply {
+    let mut params = vec![("MaxItems", "100")];
+    if !marker.is_empty() {
+        params.push(("Marker", marker));
+    }
+    let body = html! {
+        @if let Some(error) = error { (refusal(error)) }
+        (section(s, "ListGroups", &params, |v| {
+            let rows = list(v, "Groups").iter().map(|g| {
+                let name = text(g, "GroupName");
+                html! { tr {
+                    td { a href=(Kind::Group.base(name)) { (name) } }
+                    td { (text(g, "Path")) }
+                    td { (when(g, "CreateDate")) }
+                } }
+            }).collect();
+            html! {
+                (table("Groups", &["Group", "Path", "Created"], rows, "No groups."))
+                @if text(v, "IsTruncated") == "true" {
+                    p { a href={ "/console/groups?marker=" (encode(text(v, "Marker"))) } rel="next" { "Next page" } }
+                }
+            }
+        }))
+        h2 { "Create group" }
+        form method="post" action="/console/groups" #create-group {
+            (csrf_field(&s.csrf))
+            label for="group-name" { "Group name" }
+            input #group-name name="name" type="text" required maxlength="128" value=(form.text("name"));
+            label for="group-path" { "Path" }
+            input #group-path name="path" type="text" value=(form.get("path").unwrap_or("/"));
+            button type="submit" { "Create group" }
+        }
+    };
+    s.page_status(status_of(error), Section::Groups, "Groups", body)
+}
+
+/// `POST /console/groups`: `CreateGroup`.
+pub fn create_group(s: &Signed<'_>, form: &Form) -> Reply {
+    let name = form.text("name");
+    let path = form.get("path").unwrap_or("/").trim();
+    match s
+        .api
+        .call("CreateGroup", &[("GroupName", name), ("Path", path)])
+    {
+        Ok(_) => redirect(&format!("{}?done=created", Kind::Group.base(name))),
+        Err(e) => groups(s, "", Some(&e.to_string()), form),
+    }
+}
+
+/// `GET /console/groups/NAME`: members (add, remove) and policies.
+pub fn group(s: &Signed<'_>, name: &str, done: &str, error: Option<&str>) -> Reply {
+    let done = done_text(Kind::Group, done);
+    let group = match s.api.call("GetGroup", &[("GroupName", name)]) {
+        Ok(v) => v,
+        Err(e) => return unreadable(s, Kind::Group, name, &e),
+    };
+    let g = &group["Group"];
+    let base = Kind::Group.base(name);
+    let members = list(&group, "Users")
+        .iter()
+        .map(|u| {
+            let user = text(u, "UserName");
+            html! { tr {
+                td { a href=(Kind::User.base(user)) { (user) } }
+                td { form method="post" action={ (base) "/remove-member" } {
+                    (csrf_field(&s.csrf))
+                    input type="hidden" name="user" value=(user);
+                    button type="submit" aria-label={ "Remove " (user) } { "Remove" }
+                } }
+            } }
+        })
+        .collect();
+    let body = html! {
+        @if let Some(done) = done { (notice(done)) }
+        @if let Some(error) = error { (refusal(error)) }
+        dl.facts {
+            dt { "ARN" } dd { code #group-arn { (text(g, "Arn")) } }
+            dt { "Created" } dd { (when(g, "CreateDate")) }
+        }
+        h2 { "Members" }
+        (table("Members", &["User", ""], members, "No members."))
+        form method="post" action={ (base) "/add-member" } #add-member {
+            (csrf_field(&s.csrf))
+            label for="member" { "Add a user" }
+            input #member name="user" type="text" required maxlength="64";
+            button type="submit" { "Add to group" }
+        }
+        (policies_section(s, Kind::Group, name))
+    };
+    s.page_status(status_of(error), Section::Groups, name, body)
+}
+
+/// `POST /console/{users,groups,roles}/NAME/WHAT`: attach, detach, tags
+/// (users and roles), add-member and remove-member (groups).
+pub fn change(s: &Signed<'_>, kind: Kind, name: &str, what: &str, form: &Form) -> Reply {
+    let noun = kind.noun();
+    let target = (kind.param(), name);
     let result = match what {
         "attach" => s.api.call(
-            "AttachUserPolicy",
-            &[("UserName", name), ("PolicyArn", form.text("arn"))],
+            &format!("Attach{noun}Policy"),
+            &[target, ("PolicyArn", form.text("arn"))],
         ),
         "detach" => s.api.call(
-            "DetachUserPolicy",
-            &[("UserName", name), ("PolicyArn", form.text("arn"))],
+            &format!("Detach{noun}Policy"),
+            &[target, ("PolicyArn", form.text("arn"))],
         ),
-        "tags" => match tag_params(form.text("tags")) {
+        "tags" if kind.tagged() => match tag_params(form.text("tags")) {
             Ok(tags) => {
-                let mut params = vec![("UserName".to_owned(), name.to_owned())];
+                let mut params = vec![(target.0.to_owned(), name.to_owned())];
                 params.extend(tags);
-                s.api.call("TagUser", &pairs(&params))
+                s.api.call(&format!("Tag{noun}"), &pairs(&params))
             }
             Err(e) => Err(crate::api::Refusal {
                 code: "ValidationError".into(),
                 message: e,
             }),
         },
+        "add-member" if kind == Kind::Group => s
+            .api
+            .call("AddUserToGroup", &[target, ("UserName", form.text("user"))]),
+        "remove-member" if kind == Kind::Group => s.api.call(
+            "RemoveUserFromGroup",
+            &[target, ("UserName", form.text("user"))],
+        ),
         _ => return s.not_found(),
     };
-    let base = format!("/console/users/{}", encode(name));
     match result {
-        Ok(_) => redirect(&format!("{base}?done={}", encode(what))),
-        Err(e) => user(s, name, "", Some(&e.to_string())),
+        Ok(_) => redirect(&format!("{}?done={}", kind.base(name), encode(what))),
+        Err(e) => {
+            let error = e.to_string();
+            match kind {
+                Kind::User => user(s, name, "", Some(&error)),
+                Kind::Group => group(s, name, "", Some(&error)),
+                Kind::Role => role(s, name, "", Some(&error)),
+            }
+        }
     }
 }
 
@@ -306,8 +529,9 @@ pub fn roles(s: &Signed<'_>, marker: &str) -> Reply {
         let rows = list(v, "Roles")
             .iter()
             .map(|r| {
+                let name = text(r, "RoleName");
                 html! { tr {
-                    td { (text(r, "RoleName")) }
+                    td { a href=(Kind::Role.base(name)) { (name) } }
                     td { code { (text(r, "Arn")) } }
                     td { (when(&r["RoleLastUsed"], "LastUsedDate")) }
                 } }

@@ -346,3 +346,72 @@ pub fn revoke(s: &Signed<'_>, gateways: &[Arc<dyn Running>], id: &str) -> Reply 
         ),
     }
 }
+
+/// The Overview's gateway part: running sessions by database and logins
+/// per minute over the last hour and per hour over the last day, for the
+/// databases (and, for the charts, the whole gateway) the caller may see
+/// sessions of.
+pub fn overview(s: &Signed<'_>, gateways: &[Arc<dyn Running>]) -> maud::Markup {
+    let heading = html! { h2 #gateway-heading { "Gateway" } };
+    let mut may_see = match Decisions::new(s, "latchkey:DescribeSessions") {
+        Ok(d) => d,
+        Err(_) => {
+            return html! { section aria-labelledby="gateway-heading" {
+                (heading) (refusal("The sessions cannot be read now."))
+            } };
+        }
+    };
+    // The charts count every database's logins: they need the action on
+    // all of them.
+    if let Err(e) = may_see
+        .s
+        .api
+        .allowed("latchkey:DescribeSessions", &database_arn(s, "*"))
+    {
+        return html! { section aria-labelledby="gateway-heading" {
+            (heading) (refusal(&e.to_string()))
+        } };
+    }
+    let mut by_database: std::collections::BTreeMap<String, usize> = Default::default();
+    for v in every_session(gateways) {
+        if may_see.allowed(&v.info.database).is_ok() {
+            *by_database.entry(v.info.database.clone()).or_default() += 1;
+        }
+    }
+    let day = {
+        let mut sum = vec![
+            latchkey_gateway::activity::Minute::default();
+            latchkey_gateway::activity::MINUTES
+        ];
+        for g in gateways {
+            for (total, m) in sum
+                .iter_mut()
+                .zip(g.keeper().activity(latchkey_gateway::activity::MINUTES))
+            {
+                *total += m;
+            }
+        }
+        sum
+    };
+    let hour = &day[day.len() - 60..];
+    let rows = by_database
+        .iter()
+        .map(|(db, n)| {
+            html! { tr {
+                td { a href={ "/console/databases/" (encode(db)) } { (db) } }
+                td.num { a href="/console/sessions" { (n) } }
+            } }
+        })
+        .collect();
+    html! {
+        section aria-labelledby="gateway-heading" {
+            (heading)
+            (table("Running sessions by database", &["Database", "Sessions"], rows, "No sessions are running."))
+            h3 { "Logins in the last hour, per minute" }
+            (crate::charts::stacked_bars("logins-hour", "Logins per minute, last hour", &crate::charts::bars(hour, 1, s.now)))
+            h3 { "Logins in the last day, per hour" }
+            (crate::charts::stacked_bars("logins-day", "Logins per hour, last day", &crate::charts::bars(&day, 60, s.now)))
+            p.hint { "Counted by this node since it started; the audit trail keeps every login." }
+        }
+    }
+}
