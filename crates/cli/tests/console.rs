@@ -454,37 +454,18 @@ fn the_console_in_chromium() {
 
 /// A database token for carol from the stock AWS CLI.
 fn carol_token(server: &ApiServer, carol: &Value) -> String {
-    let out = common::aws_cli()
-        .env(
-            "AWS_ACCESS_KEY_ID",
-            carol["AWS_ACCESS_KEY_ID"].as_str().unwrap(),
-        )
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            carol["AWS_SECRET_ACCESS_KEY"].as_str().unwrap(),
-        )
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .args([
-            "rds",
-            "generate-db-auth-token",
-            "--hostname",
-            "localhost",
-            "--port",
-            &server.pg_port.to_string(),
-            "--username",
-            "app",
-            "--region",
-            "us-east-1",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    let var = |k: &str| carol[k].as_str().unwrap().to_owned();
+    let (id, secret) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"));
+    common::aws_token_in(
+        &server.dir,
+        server.pg_port,
+        &[
+            ("AWS_ACCESS_KEY_ID", &id),
+            ("AWS_SECRET_ACCESS_KEY", &secret),
+        ],
+        "localhost",
+        "app",
+    )
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -1,5 +1,6 @@
-//! Server time of the console's pages at scale: 10,000 users, 1,000,000
-//! audit records (and the findings they raise), each page rendered in
+//! Server time of the console's pages at scale: 10,000 users (in ten
+//! groups, a third with a policy of their own), 1,000 databases,
+//! 1,000,000 audit records, each page rendered in
 //! process through the console's own handler (what `latchkey serve` runs
 //! behind TLS), signed in as an administrator.
 //!
@@ -80,12 +81,62 @@ fn main() {
     store
         .create_login_profile("admin", &hash, false, now)
         .unwrap();
-    for i in 0..users {
+    // Ten groups: one may connect as `app` everywhere, the others as a
+    // reader on some databases.
+    for g in 0..10 {
+        let group = format!("group-{g}");
+        store.create_group(&group, "/", now).unwrap();
+        let resource = if g == 0 {
+            "arn:aws:rds-db:*:*:dbuser:*/app".to_owned()
+        } else {
+            format!("arn:aws:rds-db:*:*:dbuser:db-*{g}/reader")
+        };
+        let (arn, _) = store
+            .create_managed_policy(
+                &format!("connect-{g}"),
+                "/",
+                &format!(
+                    r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"rds-db:connect","Resource":"{resource}"}}]}}"#
+                ),
+                now,
+            )
+            .unwrap();
         store
-            .create_user(&format!("user-{i:05}"), "/", &[], now)
+            .attach_policy(latchkey_store::PrincipalKind::Group, &group, &arn)
             .unwrap();
     }
+    for i in 0..users {
+        let name = format!("user-{i:05}");
+        store.create_user(&name, "/", &[], now).unwrap();
+        store
+            .add_user_to_group(&format!("group-{}", i % 10), &name)
+            .unwrap();
+        if i % 3 == 0 {
+            store
+                .put_inline_policy(
+                    latchkey_store::PrincipalKind::User,
+                    &name,
+                    "own",
+                    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"arn:aws:rds-db:*:*:dbuser:*/${aws:username}"}]}"#,
+                )
+                .unwrap();
+        }
+    }
     eprintln!("{users} users in {:?}", started.elapsed());
+    for d in 0..1_000 {
+        store
+            .register_database(
+                &latchkey_store::Database {
+                    name: format!("db-{d:04}"),
+                    endpoints: vec![format!("db-{d:04}.internal")],
+                    upstream: format!("10.0.{}.{}:5432", d / 250, d % 250),
+                    tags: vec![("team".into(), format!("t{}", d % 7))],
+                    ..latchkey_store::Database::default()
+                },
+                now,
+            )
+            .unwrap();
+    }
     let account = store.account_id().to_owned();
     let keys = store.cluster_keys(now).unwrap();
     let state = Arc::new(AppState::new(store, keys).unwrap());
@@ -171,8 +222,13 @@ fn main() {
         "/console",
         "/console/users",
         "/console/users/{middle}",
+        "/console/groups",
+        "/console/groups/group-3",
         "/console/roles",
         "/console/policies",
+        "/console/databases",
+        "/console/databases/db-0500",
+        "/console/sessions",
         "/console/simulate",
         "/console/findings",
         "/console/audit",

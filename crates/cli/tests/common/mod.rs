@@ -489,10 +489,22 @@ pub fn aws_token_for_port(
     host: &str,
     user: &str,
 ) -> String {
+    aws_token_in(&lk.data, port, creds, host, user)
+}
+
+/// A token from the AWS CLI (botocore) for `host:port`, signed with
+/// `creds` (or the administrator's credentials in `data`).
+pub fn aws_token_in(
+    data: &Path,
+    port: u16,
+    creds: &[(&str, &str)],
+    host: &str,
+    user: &str,
+) -> String {
     let mut c = aws_cli();
     c.env(
         "AWS_SHARED_CREDENTIALS_FILE",
-        lk.data.join("admin.credentials"),
+        data.join("admin.credentials"),
     )
     .env("AWS_CONFIG_FILE", "/dev/null");
     for (k, v) in creds {

@@ -395,27 +395,43 @@ pub fn register(s: &Signed<'_>, form: &Form) -> Reply {
         Ok(db) => db,
         Err(e) => return again(&e),
     };
-    if let Err(e) = authorise_change(s, "rds:CreateDBInstance", &wanted, None) {
-        record(s, "CreateDBInstance", &wanted, Some(&denied(&e)));
+    apply(s, &wanted, None, &again)
+}
+
+/// Registers `wanted` (no `before`) or saves it over `before`: authorised,
+/// stored, recorded as RDS's call; the form again with the reason when
+/// the settings are refused.
+fn apply(
+    s: &Signed<'_>,
+    wanted: &Database,
+    before: Option<&Database>,
+    again: &dyn Fn(&str) -> Reply,
+) -> Reply {
+    let (action, done, title) = match before {
+        None => ("CreateDBInstance", "registered", "Register database"),
+        Some(d) => ("ModifyDBInstance", "saved", d.name.as_str()),
+    };
+    if let Err(e) = authorise_change(s, &format!("rds:{action}"), wanted, before) {
+        record(s, action, wanted, Some(&denied(&e)));
         return s.refused(
             StatusCode::FORBIDDEN,
             Section::Databases,
-            "Register database",
+            title,
             &e.to_string(),
         );
     }
     let store = &s.api.state.store;
-    match latchkey_gateway::net::register_database(store, &wanted, false, s.now) {
+    match latchkey_gateway::net::register_database(store, wanted, before.is_some(), s.now) {
         Ok(db) => {
-            record(s, "CreateDBInstance", &db, None);
+            record(s, action, &db, None);
             redirect(&format!(
-                "/console/databases/{}?done=registered",
+                "/console/databases/{}?done={done}",
                 encode(&db.name)
             ))
         }
         Err(e) => {
             let e = ApiError::new(400, "InvalidParameterValue", format!("{e:#}"));
-            record(s, "CreateDBInstance", &wanted, Some(&e));
+            record(s, action, wanted, Some(&e));
             again(&e.message)
         }
     }
@@ -561,28 +577,5 @@ pub fn save(s: &Signed<'_>, name: &str, form: &Form) -> Reply {
         Ok(db) => db,
         Err(e) => return again(&e),
     };
-    if let Err(e) = authorise_change(s, "rds:ModifyDBInstance", &wanted, Some(&before)) {
-        record(s, "ModifyDBInstance", &wanted, Some(&denied(&e)));
-        return s.refused(
-            StatusCode::FORBIDDEN,
-            Section::Databases,
-            &before.name,
-            &e.to_string(),
-        );
-    }
-    let store = &s.api.state.store;
-    match latchkey_gateway::net::register_database(store, &wanted, true, s.now) {
-        Ok(db) => {
-            record(s, "ModifyDBInstance", &db, None);
-            redirect(&format!(
-                "/console/databases/{}?done=saved",
-                encode(&db.name)
-            ))
-        }
-        Err(e) => {
-            let e = ApiError::new(400, "InvalidParameterValue", format!("{e:#}"));
-            record(s, "ModifyDBInstance", &wanted, Some(&e));
-            again(&e.message)
-        }
-    }
+    apply(s, &wanted, Some(&before), &again)
 }
