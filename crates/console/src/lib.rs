@@ -341,7 +341,7 @@ impl Console {
             (false, ["databases", "new"]) => pages::databases::new_database(&signed),
             (true, ["databases"]) => pages::databases::register(&signed, form),
             (false, ["databases", name]) => match web_segment(name) {
-                Some(name) => pages::databases::database(&signed, &name, query.text("done")),
+                Some(name) => pages::databases::database(&signed, &name, &query),
                 None => signed.not_found(),
             },
             (true, ["databases", name]) => match web_segment(name) {

@@ -113,6 +113,10 @@ impl AppState {
                 let user_name = (!is_role).then_some(name.as_str());
                 candidates.extend(entry.1.iter().map(|p| candidate(p, user_name)));
             }
+            let conditional = set
+                .identity
+                .iter()
+                .any(|p| p.conditional_for("rds-db:connect"));
             let mut db_users = Vec::new();
             for user in candidates {
                 let mut req = Request::new("rds-db:connect", &format!("{prefix}{user}"))
@@ -134,10 +138,21 @@ impl AppState {
                 for (k, v) in tags {
                     req.set_context(&format!("aws:PrincipalTag/{k}"), [v.as_str()]);
                 }
+                // Without conditions the decision is all there is (and
+                // allocates nothing); with them, which keys it waits for.
+                if !conditional {
+                    if set.decide(&req) == Decision::Allowed {
+                        db_users.push(DbUserGrant {
+                            db_user: user,
+                            depends_on: Vec::new(),
+                        });
+                    }
+                    continue;
+                }
                 let explained = set.explain(&req);
-                let conditional = !explained.missing_context_keys.is_empty();
+                let waits = !explained.missing_context_keys.is_empty();
                 if explained.decision == Decision::Allowed
-                    || (explained.decision == Decision::ImplicitDeny && conditional)
+                    || (explained.decision == Decision::ImplicitDeny && waits)
                 {
                     db_users.push(DbUserGrant {
                         db_user: user,

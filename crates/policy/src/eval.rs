@@ -332,6 +332,15 @@ impl CompiledPolicy {
         &self.name
     }
 
+    /// Whether a statement that could apply to `action` has a condition
+    /// (when none has, [`PolicySet::decide`] says all there is to say and
+    /// [`PolicySet::explain`] need not run).
+    pub fn conditional_for(&self, action: &str) -> bool {
+        let action = action.to_ascii_lowercase();
+        self.candidates(&action)
+            .any(|id| !self.statements[id as usize].conditions.is_empty())
+    }
+
     /// Statement ids that could apply to this action (may repeat).
     fn candidates<'s>(&'s self, action: &str) -> impl Iterator<Item = u32> + 's {
         let service = action.split_once(':').map_or(action, |(s, _)| s);

@@ -69,4 +69,17 @@ mod tests {
             ["*", "arn:aws:s3:::nothing"]
         );
     }
+
+    #[test]
+    fn conditional_for_sees_only_the_statements_of_the_action() {
+        let p = policy(
+            r#"{"Version":"2012-10-17","Statement":[
+              {"Effect":"Allow","Action":"rds-db:connect","Resource":"*"},
+              {"Effect":"Deny","Action":"iam:*","Resource":"*","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"false"}}}
+            ]}"#,
+        );
+        let c = crate::CompiledPolicy::compile("p", &p);
+        assert!(!c.conditional_for("rds-db:connect"));
+        assert!(c.conditional_for("IAM:CreateUser"));
+    }
 }

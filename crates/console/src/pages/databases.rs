@@ -472,19 +472,20 @@ fn find(s: &Signed<'_>, name: &str, action: &str, title: &str) -> Result<Databas
 
 /// `GET /console/databases/NAME`: settings, the edit form, and who may
 /// connect.
-pub fn database(s: &Signed<'_>, name: &str, done: &str) -> Reply {
+pub fn database(s: &Signed<'_>, name: &str, query: &Form) -> Reply {
+    let (done, who_all) = (query.text("done"), query.text("who") == "all");
     let db = match find(s, name, "rds:DescribeDBInstances", "Database") {
         Ok(db) => db,
         Err(reply) => return *reply,
     };
-    page(s, &db, &form_of(&db), done, None, StatusCode::OK)
+    page(s, &db, &form_of(&db), (done, who_all), None, StatusCode::OK)
 }
 
 fn page(
     s: &Signed<'_>,
     db: &Database,
     form: &Form,
-    done: &str,
+    (done, who_all): (&str, bool),
     error: Option<&str>,
     status: StatusCode,
 ) -> Reply {
@@ -513,7 +514,7 @@ fn page(
             dt { "Connect ARN" } dd { code { (connect_prefix) "USER" } }
         }
         h2 { "Who may connect" }
-        (who_may_connect(s, db))
+        (who_may_connect(s, db, who_all))
         h2 { "Edit" }
         (settings_form(s, form, Some(db), error))
     };
@@ -522,7 +523,10 @@ fn page(
 
 /// The principals whose policies allow `rds-db:connect` on the database,
 /// with the database users and the login conditions the grant hangs on.
-fn who_may_connect(s: &Signed<'_>, db: &Database) -> Markup {
+/// How many principals "who may connect" lists before "show all".
+const WHO_SHOWN: usize = 200;
+
+fn who_may_connect(s: &Signed<'_>, db: &Database, all: bool) -> Markup {
     if let Err(e) = s.api.allowed("iam:GetAccountAuthorizationDetails", "*") {
         return refusal(&e.to_string());
     }
@@ -533,8 +537,10 @@ fn who_may_connect(s: &Signed<'_>, db: &Database) -> Markup {
             return refusal("Who may connect cannot be computed now.");
         }
     };
+    let shown = if all { grants.len() } else { WHO_SHOWN };
     let rows = grants
         .iter()
+        .take(shown)
         .map(|g| {
             let (kind, href) = match g.kind {
                 latchkey_store::PrincipalKind::Role => ("role", "/console/roles"),
@@ -542,11 +548,7 @@ fn who_may_connect(s: &Signed<'_>, db: &Database) -> Markup {
             };
             html! { tr {
                 td { (kind) }
-                td {
-                    @if kind == "user" {
-                        a href={ (href) "/" (encode(&g.name)) } { (g.name) }
-                    } @else { (g.name) }
-                }
+                td { a href={ (href) "/" (encode(&g.name)) } { (g.name) } }
                 td { ul.plain { @for u in &g.db_users {
                     li {
                         code { (u.db_user) }
@@ -558,12 +560,18 @@ fn who_may_connect(s: &Signed<'_>, db: &Database) -> Markup {
             } }
         })
         .collect();
-    table(
-        "Principals whose policies allow rds-db:connect",
-        &["Kind", "Name", "Database users"],
-        rows,
-        "No user or role may connect.",
-    )
+    html! {
+        p #who-count { (grants.len()) " users and roles may connect." }
+        (table(
+            "Principals whose policies allow rds-db:connect",
+            &["Kind", "Name", "Database users"],
+            rows,
+            "No user or role may connect.",
+        ))
+        @if grants.len() > shown {
+            p { a href={ "/console/databases/" (encode(&db.name)) "?who=all" } { "Show all " (grants.len()) } }
+        }
+    }
 }
 
 /// `POST /console/databases/NAME`: saves its settings.
@@ -572,7 +580,16 @@ pub fn save(s: &Signed<'_>, name: &str, form: &Form) -> Reply {
         Ok(db) => db,
         Err(reply) => return *reply,
     };
-    let again = |e: &str| page(s, &before, form, "", Some(e), StatusCode::BAD_REQUEST);
+    let again = |e: &str| {
+        page(
+            s,
+            &before,
+            form,
+            ("", false),
+            Some(e),
+            StatusCode::BAD_REQUEST,
+        )
+    };
     let wanted = match from_form(form, Some(&before)) {
         Ok(db) => db,
         Err(e) => return again(&e),
