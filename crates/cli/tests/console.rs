@@ -74,7 +74,7 @@ fn the_console_in_chromium() {
             "--allow-users-to-change-password",
         ],
     );
-    let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:*","sts:AssumeRole","access-analyzer:ValidatePolicy","guardduty:ListFindings","rds:*","latchkey:*","cloudtrail:LookupEvents"],"Resource":"*"}]}"#;
+    let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:*","sts:AssumeRole","access-analyzer:ValidatePolicy","guardduty:ListFindings","rds:*","latchkey:*","cloudtrail:LookupEvents","secretsmanager:DescribeSecret"],"Resource":"*"}]}"#;
     let passwords = json!({
         "alice": {"password": "Alice-Console-1!"},
         "newbie": {"password": "Newbie-First-1!", "new_password": "Newbie-Second-2!"},
@@ -101,9 +101,31 @@ fn the_console_in_chromium() {
             "localhost",
             "--upstream",
             &format!("127.0.0.1:{}", pg.port),
+            "--rotate-every",
+            "30d",
         ],
     );
+    // Kept in a rotated secret, latchkey/db/orders/app.
     common::set_db_password(&data, "orders", "app", "app-secret");
+    let classified = common::latchkey(&[
+        "db",
+        "classify",
+        "--db",
+        "orders",
+        "--object",
+        "public.customers",
+        "--tag",
+        "class=pii",
+        "--data-dir",
+    ])
+    .arg(&data)
+    .output()
+    .unwrap();
+    assert!(
+        classified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&classified.stderr)
+    );
     let orders_id = orders["resourceId"].as_str().unwrap();
     let carol_db = format!("arn:aws:rds-db:us-east-1:{account}:dbuser:{orders_id}/app");
     admin(&server, &["iam", "create-user", "--user-name", "carol"]);

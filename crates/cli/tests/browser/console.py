@@ -351,7 +351,10 @@ def main():
         submit(d, "database-settings")
         assert "Saved." in d.page_source and "audit" in text(d, "#database-facts"), d.page_source
         go(d, "/console/databases/orders")
-        who = text(d, "main table")
+        rotation = text(d, "main table")
+        assert "latchkey/db/orders/app" in rotation and "scheduled" in rotation, rotation
+        assert "public.customers" in d.page_source and "class=pii" in d.page_source, d.page_source
+        who = text(d, "#who-count + table")
         assert "carol" in who and "app" in who, who
         SEEN["database_refusal"] = mistake
 

@@ -513,6 +513,10 @@ fn page(
             dt { "Resource id" } dd { code { (db.resource_id) } }
             dt { "Connect ARN" } dd { code { (connect_prefix) "USER" } }
         }
+        h2 { "Rotation" }
+        (rotation_state(s, db))
+        h2 { "Classification" }
+        (classification(s, db))
         h2 { "Who may connect" }
         (who_may_connect(s, db, who_all))
         h2 { "Edit" }
@@ -523,6 +527,113 @@ fn page(
 
 /// The principals whose policies allow `rds-db:connect` on the database,
 /// with the database users and the login conditions the grant hangs on.
+/// The rotation state of the secrets that hold the database's upstream
+/// passwords (`latchkey/db/NAME/USER`), each shown if the caller may
+/// `secretsmanager:DescribeSecret` it.
+fn rotation_state(s: &Signed<'_>, db: &Database) -> Markup {
+    let prefix = format!("latchkey/db/{}/", db.name);
+    let secrets = match s.api.state.store.list_secrets() {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::error!(error = %e, "listing secrets failed");
+            return refusal("The rotation state cannot be read now.");
+        }
+    };
+    let mut refused = 0;
+    let rows: Vec<Markup> = secrets
+        .iter()
+        .filter(|stored| stored.name.starts_with(&prefix))
+        .filter(|stored| {
+            let ok = s
+                .api
+                .allowed("secretsmanager:DescribeSecret", &stored.arn)
+                .is_ok();
+            refused += usize::from(!ok);
+            ok
+        })
+        .filter_map(|stored| {
+            serde_json::from_str::<latchkey_secrets::Secret>(&stored.document).ok()
+        })
+        .map(|secret| {
+            let user = secret
+                .name
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let when = |t: Option<i64>| {
+                t.map_or_else(|| "never".to_owned(), latchkey_identity::iso8601)
+            };
+            let (last, next, state) = match &secret.rotation {
+                None => ("never".to_owned(), "-".to_owned(), "off".to_owned()),
+                Some(r) => (
+                    when(r.last_rotated),
+                    if r.enabled {
+                        when(r.next_rotation)
+                    } else {
+                        "-".to_owned()
+                    },
+                    match &r.run {
+                        Some(run) if run.failures > 0 => {
+                            format!("rotating: {} failed attempts", run.failures)
+                        }
+                        Some(_) => "rotating now".to_owned(),
+                        None if r.enabled => "scheduled".to_owned(),
+                        None => "off".to_owned(),
+                    },
+                ),
+            };
+            html! { tr {
+                td { code { (user) } }
+                td { code { (secret.name) } }
+                td { (last) }
+                td { (next) }
+                td { (state) }
+            } }
+        })
+        .collect();
+    html! {
+        p { "Schedule: " (rotation_text(db)) "." }
+        (table("Stored upstream passwords", &["Database user", "Secret", "Last rotated", "Next rotation", "State"], rows,
+               "No upstream password of this database is kept in a secret."))
+        @if refused > 0 {
+            p.hint { (refused) " more you may not describe (secretsmanager:DescribeSecret)." }
+        }
+    }
+}
+
+/// The classification tags of the database's objects (the first 100).
+fn classification(s: &Signed<'_>, db: &Database) -> Markup {
+    let tags = match s.api.state.store.object_tags(Some(&db.name)) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "reading classification tags failed");
+            return refusal("The classification cannot be read now.");
+        }
+    };
+    let rows = tags
+        .iter()
+        .take(100)
+        .map(|t| {
+            let object = if t.column.is_empty() {
+                format!("{}.{}", t.schema, t.object)
+            } else {
+                format!("{}.{} ({})", t.schema, t.object, t.column)
+            };
+            html! { tr {
+                td { code { (object) } }
+                td { (t.kind.as_str()) }
+                td { (t.key) "=" (t.value) }
+            } }
+        })
+        .collect();
+    html! {
+        (table("Classified objects", &["Object", "Kind", "Tag"], rows,
+               "Nothing is classified: tag tables with latchkey db classify."))
+        @if tags.len() > 100 { p.hint { (tags.len()) " tags in all: latchkey db classification lists them." } }
+    }
+}
+
 /// How many principals "who may connect" lists before "show all".
 const WHO_SHOWN: usize = 200;
 
