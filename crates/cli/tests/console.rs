@@ -74,7 +74,7 @@ fn the_console_in_chromium() {
             "--allow-users-to-change-password",
         ],
     );
-    let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:*","sts:AssumeRole","access-analyzer:ValidatePolicy","guardduty:ListFindings","rds:*","latchkey:*","cloudtrail:LookupEvents","secretsmanager:DescribeSecret"],"Resource":"*"}]}"#;
+    let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:*","sts:AssumeRole","access-analyzer:ValidatePolicy","guardduty:ListFindings","rds:*","latchkey:*","cloudtrail:LookupEvents","secretsmanager:DescribeSecret","secretsmanager:ListSecrets","ssm:DescribeParameters","kms:ListKeys","kms:ListAliases","kms:DescribeKey"],"Resource":"*"}]}"#;
     let passwords = json!({
         "alice": {"password": "Alice-Console-1!"},
         "newbie": {"password": "Newbie-First-1!", "new_password": "Newbie-Second-2!"},
@@ -107,6 +107,35 @@ fn the_console_in_chromium() {
     );
     // Kept in a rotated secret, latchkey/db/orders/app.
     common::set_db_password(&data, "orders", "app", "app-secret");
+    // A parameter and a key for their pages.
+    admin(
+        &server,
+        &[
+            "ssm",
+            "put-parameter",
+            "--name",
+            "/orders/db-host",
+            "--value",
+            "orders.db.internal",
+            "--type",
+            "String",
+        ],
+    );
+    let key = admin(
+        &server,
+        &["kms", "create-key", "--description", "console test key"],
+    );
+    admin(
+        &server,
+        &[
+            "kms",
+            "create-alias",
+            "--alias-name",
+            "alias/console-test",
+            "--target-key-id",
+            key["KeyMetadata"]["KeyId"].as_str().unwrap(),
+        ],
+    );
     let classified = common::latchkey(&[
         "db",
         "classify",

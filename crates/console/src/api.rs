@@ -51,6 +51,28 @@ impl Api<'_> {
         })
     }
 
+    /// Calls a JSON 1.1 service's `operation` (`prefix`: `secretsmanager`,
+    /// `AmazonSSM`, `TrentService`) with `input`; its output.
+    pub fn json(&self, prefix: &str, operation: &str, input: Value) -> Result<Value, Refusal> {
+        let input = match input {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        latchkey_server::http::call_json_in_process(
+            self.state,
+            &self.caller,
+            prefix,
+            operation,
+            input,
+            self.peer,
+            USER_AGENT,
+        )
+        .map_err(|e| Refusal {
+            code: e.code.to_owned(),
+            message: e.message,
+        })
+    }
+
     /// Authorises `action` on `resource` for a page that reads the store
     /// itself (nothing in the API lists it): the same policy engine.
     pub fn allowed(&self, action: &str, resource: &str) -> Result<(), Refusal> {

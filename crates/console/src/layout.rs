@@ -15,13 +15,16 @@ pub enum Section {
     Simulator,
     Databases,
     Sessions,
+    Secrets,
+    Parameters,
+    Keys,
     Audit,
     Findings,
     Account,
 }
 
 impl Section {
-    const ALL: [(Section, &'static str, &'static str); 11] = [
+    const ALL: [(Section, &'static str, &'static str); 14] = [
         (Section::Overview, "Overview", "/console"),
         (Section::Users, "Users", "/console/users"),
         (Section::Groups, "Groups", "/console/groups"),
@@ -30,6 +33,9 @@ impl Section {
         (Section::Simulator, "Simulator", "/console/simulate"),
         (Section::Databases, "Databases", "/console/databases"),
         (Section::Sessions, "Sessions", "/console/sessions"),
+        (Section::Secrets, "Secrets", "/console/secrets"),
+        (Section::Parameters, "Parameters", "/console/parameters"),
+        (Section::Keys, "Keys", "/console/keys"),
         (Section::Audit, "Audit", "/console/audit"),
         (Section::Findings, "Findings", "/console/findings"),
         (Section::Account, "Account", "/console/account"),

@@ -151,6 +151,9 @@ impl Console {
                 Section::Simulator,
                 Section::Databases,
                 Section::Sessions,
+                Section::Secrets,
+                Section::Parameters,
+                Section::Keys,
                 Section::Audit,
                 Section::Findings,
             ],
@@ -353,6 +356,13 @@ impl Console {
             (true, ["sessions", id, "revoke"]) => {
                 pages::sessions::revoke(&signed, &self.gateways, id)
             }
+            (false, ["secrets"]) => pages::vault::secrets(&signed, query.text("next")),
+            (false, ["secrets", name]) => match web_segment(name) {
+                Some(name) => pages::vault::secret(&signed, &name),
+                None => signed.not_found(),
+            },
+            (false, ["parameters"]) => pages::vault::parameters(&signed, query.text("next")),
+            (false, ["keys"]) => pages::vault::keys(&signed, query.text("next")),
             (false, ["findings"]) => pages::observe::findings(&signed, &query),
             (false, ["findings", id]) => pages::observe::finding(&signed, id),
             (true, ["findings", id, "archive"]) => pages::observe::archive(&signed, id),

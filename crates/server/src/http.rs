@@ -912,6 +912,68 @@ pub(crate) fn record_call(
     }));
 }
 
+/// A JSON 1.1 call (Secrets Manager `secretsmanager`, Parameter Store
+/// `AmazonSSM`, KMS `TrentService`) made in process for `caller` by one of
+/// Latchkey's own fronts: the service's handler, authorisation and audit
+/// record, as [`call_in_process`] for the Query services. Its output, as
+/// the service answers it.
+pub fn call_json_in_process(
+    state: &AppState,
+    caller: &latchkey_identity::Caller,
+    prefix: &str,
+    operation: &str,
+    input: serde_json::Map<String, serde_json::Value>,
+    peer: SocketAddr,
+    user_agent: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let service = json::service(prefix).ok_or_else(json::unknown_operation)?;
+    let mut call = Call::of_front(service.audit, operation, caller);
+    call.request_parameters = latchkey_awsjson::request_parameters(&input, service.secret_fields);
+    let result = (|| {
+        gate(state, peer)?;
+        state.check_bound(caller)?;
+        (service.handle)(&json::JsonCall {
+            state,
+            caller,
+            operation,
+            input: &input,
+            now: state.now(),
+            peer,
+        })
+    })()
+    .map_err(json::json_error);
+    let request_id = request_id();
+    match result {
+        Ok(mut answer) => {
+            call.resources = std::mem::take(&mut answer.resources);
+            let elements = answer
+                .response_elements
+                .take()
+                .map(|v| latchkey_awsjson::without_secrets(&v, service.secret_fields).to_string());
+            record_call(
+                state,
+                call,
+                Ok(elements),
+                peer,
+                Some(user_agent.to_owned()),
+                request_id,
+            );
+            Ok(answer.output)
+        }
+        Err(e) => {
+            record_call(
+                state,
+                call,
+                Err(&e),
+                peer,
+                Some(user_agent.to_owned()),
+                request_id,
+            );
+            Err(e)
+        }
+    }
+}
+
 /// A change one of Latchkey's own fronts (the console) made for `caller`
 /// with no API call behind it (archiving findings): recorded like one,
 /// with its parameters (no secrets) and its refusal, if refused.

@@ -358,6 +358,20 @@ def main():
         assert "carol" in who and "app" in who, who
         SEEN["database_refusal"] = mistake
 
+        # --- secrets, parameters and keys: listed, never their values ---
+        go(d, "/console/secrets")
+        check_page(d, "secrets")
+        click(d, "a[href^='/console/secrets/latchkey']")
+        assert "AWSCURRENT" in d.page_source and "app-secret" not in d.page_source, d.page_source
+        check_page(d, "secret")
+        go(d, "/console/parameters")
+        assert "/orders/db-host" in text(d, "main table") and "orders.db.internal" not in d.page_source, d.page_source
+        check_page(d, "parameters")
+        go(d, "/console/keys")
+        keys = text(d, "main table")
+        assert "alias/console-test" in keys and "Enabled" in keys, keys
+        check_page(d, "keys")
+
         # --- sessions: carol's psql appears with its statements; ending it
         # ends psql's session; revoking carol ends her next one ---
         first = carol_psql()
@@ -450,7 +464,8 @@ def main():
         assert "AccessDenied" in refused and "made-in-console" not in d.page_source, d.page_source
         go(d, "/console/users/alice")
         assert "AccessDenied" in text(d, ".error")
-        for page in ["/console/databases", "/console/databases/orders", "/console/sessions"]:
+        for page in ["/console/databases", "/console/databases/orders", "/console/sessions",
+                     "/console/secrets", "/console/parameters", "/console/keys"]:
             go(d, page)
             assert "AccessDenied" in text(d, ".error") and "carol" not in d.page_source, d.page_source
         go(d, "/console/databases/no-such-database")

@@ -561,9 +561,8 @@ fn rotation_state(s: &Signed<'_>, db: &Database) -> Markup {
                 .next()
                 .unwrap_or_default()
                 .to_owned();
-            let when = |t: Option<i64>| {
-                t.map_or_else(|| "never".to_owned(), latchkey_identity::iso8601)
-            };
+            let when =
+                |t: Option<i64>| t.map_or_else(|| "never".to_owned(), latchkey_identity::iso8601);
             let (last, next, state) = match &secret.rotation {
                 None => ("never".to_owned(), "-".to_owned(), "off".to_owned()),
                 Some(r) => (

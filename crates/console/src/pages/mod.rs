@@ -7,6 +7,7 @@ pub mod observe;
 pub mod policies;
 pub mod sessions;
 pub mod signin;
+pub mod vault;
 
 use maud::{Markup, html};
 use serde_json::Value;
