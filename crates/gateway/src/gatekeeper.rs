@@ -585,22 +585,33 @@ impl Gatekeeper {
                 },
             ));
         }
-        let db = self
-            .databases
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|d| d.endpoints.contains(&host))
-            .cloned()
-            .ok_or_else(|| {
-                (
-                    WrongTarget,
-                    format!(
-                        "no {} database is registered for endpoint {host}",
-                        self.engine.as_str()
-                    ),
-                )
-            })?;
+        // The store keeps endpoints unique; should two databases still
+        // claim one (a store written otherwise), neither gets the login.
+        let db = {
+            let databases = self.databases.read().unwrap_or_else(|p| p.into_inner());
+            let mut claimed = databases.iter().filter(|d| d.endpoints.contains(&host));
+            match (claimed.next(), claimed.next()) {
+                (Some(db), None) => db.clone(),
+                (None, _) => {
+                    return Err((
+                        WrongTarget,
+                        format!(
+                            "no {} database is registered for endpoint {host}",
+                            self.engine.as_str()
+                        ),
+                    ));
+                }
+                (Some(a), Some(b)) => {
+                    return Err((
+                        WrongTarget,
+                        format!(
+                            "endpoint {host} is claimed by databases {} and {}: refused",
+                            a.name, b.name
+                        ),
+                    ));
+                }
+            }
+        };
         attempt.database = Some(db.name.clone());
         if token.db_user.as_deref() != Some(user) {
             return Err((

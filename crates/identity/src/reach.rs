@@ -33,18 +33,60 @@ pub struct DbUserGrant {
     pub depends_on: Vec<String>,
 }
 
-/// The database user a policy's resource pattern names on `prefix`
-/// (`arn:...:dbuser:ID/`): `*` for a pattern that spans users or names
-/// none.
-fn candidate(pattern: &str, user_name: Option<&str>) -> String {
+/// The database user a policy's resource pattern names (the part after
+/// `dbuser:ID/`; `*` for a pattern that spans users or names none), its
+/// policy variables filled in by `resolve` (lowercase key to value).
+/// `Err` with the variables `resolve` does not know: they depend on the
+/// login (a role session's tags), so no one value can be decided.
+fn candidate(
+    pattern: &str,
+    resolve: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, Vec<String>> {
     let user = match pattern.split_once(":dbuser:") {
-        Some((_, rest)) => rest.rsplit_once('/').map_or("*", |(_, u)| u),
+        // A resource id holds no `/`: the user is all after the first.
+        Some((_, rest)) => rest.split_once('/').map_or("*", |(_, u)| u),
         None => "*",
     };
-    match user_name {
-        Some(name) => user.replace("${aws:username}", name),
-        None => user.to_owned(),
+    let mut out = String::new();
+    let mut unknown = Vec::new();
+    let mut rest = user;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find('}') else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let inner = &rest[start + 2..start + len];
+        let (key, default) = match inner.split_once(',') {
+            Some((k, d)) => (k.trim(), Some(d.trim().trim_matches('\''))),
+            None => (inner.trim(), None),
+        };
+        match resolve(&key.to_ascii_lowercase()).or(default.map(str::to_owned)) {
+            Some(v) => out.push_str(&v),
+            None => unknown.push(key.to_owned()),
+        }
+        rest = &rest[start + len + 1..];
     }
+    out.push_str(rest);
+    if unknown.is_empty() {
+        Ok(out)
+    } else {
+        Err(unknown)
+    }
+}
+
+/// Whether a resource pattern's `dbuser:ID` part can match `resource_id`
+/// (`*` and patterns without a `dbuser:` part can).
+fn names_database(pattern: &str, resource_id: &str) -> bool {
+    let Some((_, rest)) = pattern.split_once(":dbuser:") else {
+        return true;
+    };
+    let id = rest.split_once('/').map_or(rest, |(id, _)| id);
+    latchkey_policy::pattern::Pattern::compile(id, false, true)
+        .ok()
+        .and_then(|p| p.matches(resource_id, &|_| None, false))
+        .unwrap_or(true)
 }
 
 impl AppState {
@@ -90,6 +132,9 @@ impl AppState {
             };
             let mut set = PolicySet::default();
             let mut candidates = BTreeSet::new();
+            // Grants whose database user only a login's values decide:
+            // listed with what they depend on, never left out.
+            let mut undecided: Vec<DbUserGrant> = Vec::new();
             for (label, doc) in docs {
                 let entry = match compiled.get(&doc) {
                     Some(entry) => entry,
@@ -110,8 +155,41 @@ impl AppState {
                     }
                 };
                 set.identity.push(entry.0.clone());
-                let user_name = (!is_role).then_some(name.as_str());
-                candidates.extend(entry.1.iter().map(|p| candidate(p, user_name)));
+                // What a login supplies for the principal's variables. A
+                // role session's tags are its own (set at AssumeRole), so
+                // a role's stored tags decide nothing.
+                let resolve = |key: &str| -> Option<String> {
+                    match key {
+                        "aws:username" if !is_role => Some(name.clone()),
+                        "aws:userid" if !is_role => Some(id.clone()),
+                        "aws:principalaccount" => Some(account.clone()),
+                        _ if !is_role => key.strip_prefix("aws:principaltag/").and_then(|k| {
+                            tags.iter()
+                                .find(|(t, _)| t.eq_ignore_ascii_case(k))
+                                .map(|(_, v)| v.clone())
+                        }),
+                        _ => None,
+                    }
+                };
+                for pattern in &entry.1 {
+                    match candidate(pattern, &resolve) {
+                        Ok(user) => {
+                            candidates.insert(user);
+                        }
+                        // Only where the pattern can name this database.
+                        Err(keys) if names_database(pattern, &db.resource_id) => {
+                            undecided.push(DbUserGrant {
+                                db_user: pattern
+                                    .split_once(":dbuser:")
+                                    .and_then(|(_, r)| r.split_once('/'))
+                                    .map_or("*", |(_, u)| u)
+                                    .to_owned(),
+                                depends_on: keys,
+                            });
+                        }
+                        Err(_) => {}
+                    }
+                }
             }
             let conditional = set
                 .identity
@@ -135,8 +213,10 @@ impl AppState {
                     req.set_context("aws:PrincipalType", ["User"]);
                     req.set_context("aws:username", [name.as_str()]);
                 }
-                for (k, v) in tags {
-                    req.set_context(&format!("aws:PrincipalTag/{k}"), [v.as_str()]);
+                if !is_role {
+                    for (k, v) in tags {
+                        req.set_context(&format!("aws:PrincipalTag/{k}"), [v.as_str()]);
+                    }
                 }
                 // Without conditions the decision is all there is (and
                 // allocates nothing); with them, which keys it waits for.
@@ -160,6 +240,7 @@ impl AppState {
                     });
                 }
             }
+            db_users.extend(undecided);
             if !db_users.is_empty() {
                 out.push(ConnectGrant {
                     kind,
@@ -179,13 +260,49 @@ mod tests {
 
     #[test]
     fn candidates_name_the_database_user_or_all() {
-        assert_eq!(candidate("arn:aws:rds-db:r:1:dbuser:db-A/app", None), "app");
-        assert_eq!(candidate("arn:aws:rds-db:r:1:dbuser:*/*", None), "*");
-        assert_eq!(candidate("arn:aws:rds-db:r:1:dbuser:db-A", None), "*");
-        assert_eq!(candidate("*", None), "*");
+        let none = |_: &str| None;
+        let alice = |k: &str| match k {
+            "aws:username" => Some("alice".to_owned()),
+            "aws:principaltag/dbuser" => Some("app".to_owned()),
+            _ => None,
+        };
         assert_eq!(
-            candidate("arn:aws:rds-db:r:1:dbuser:*/${aws:username}", Some("alice")),
-            "alice"
+            candidate("arn:aws:rds-db:r:1:dbuser:db-A/app", &none),
+            Ok("app".into())
+        );
+        assert_eq!(
+            candidate("arn:aws:rds-db:r:1:dbuser:*/*", &none),
+            Ok("*".into())
+        );
+        assert_eq!(
+            candidate("arn:aws:rds-db:r:1:dbuser:db-A", &none),
+            Ok("*".into())
+        );
+        assert_eq!(candidate("*", &none), Ok("*".into()));
+        assert_eq!(
+            candidate("arn:aws:rds-db:r:1:dbuser:*/${aws:username}", &alice),
+            Ok("alice".into())
+        );
+        assert_eq!(
+            candidate(
+                "arn:aws:rds-db:r:1:dbuser:*/${aws:PrincipalTag/dbuser}_ro",
+                &alice
+            ),
+            Ok("app_ro".into())
+        );
+        assert_eq!(
+            candidate(
+                "arn:aws:rds-db:r:1:dbuser:*/${aws:PrincipalTag/team}",
+                &alice
+            ),
+            Err(vec!["aws:PrincipalTag/team".to_owned()])
+        );
+        assert_eq!(
+            candidate(
+                "arn:aws:rds-db:r:1:dbuser:*/${aws:PrincipalTag/team, 'dev'}",
+                &none
+            ),
+            Ok("dev".into())
         );
     }
 }

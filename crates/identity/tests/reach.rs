@@ -97,6 +97,42 @@ fn grants_come_from_users_groups_and_roles_and_denies_take_them_away() {
     store
         .attach_policy(PrincipalKind::Group, "readers", &arn)
         .unwrap();
+    // By a tag of their own (red team F3): the user the tag names.
+    store
+        .create_user("tagged", "/", &[("dbuser".into(), "app".into())], NOW)
+        .unwrap();
+    store
+        .put_inline_policy(
+            PrincipalKind::User,
+            "tagged",
+            "p",
+            &allow("arn:aws:rds-db:*:*:dbuser:*/${aws:PrincipalTag/dbuser}", ""),
+        )
+        .unwrap();
+    // A role whose grant hangs on a session tag (set at AssumeRole, not
+    // the role's own): listed with what it depends on.
+    store
+        .create_role(
+            "tagrole",
+            "/",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#,
+            3600,
+            "",
+            &[("team".into(), "blue".into())],
+            NOW,
+        )
+        .unwrap();
+    store
+        .put_inline_policy(
+            PrincipalKind::Role,
+            "tagrole",
+            "p",
+            &allow(
+                "*",
+                r#","Condition":{"StringEquals":{"aws:PrincipalTag/team":"red"}}"#,
+            ),
+        )
+        .unwrap();
     // A role, with a wildcard.
     store
         .create_role(
@@ -147,12 +183,18 @@ fn grants_come_from_users_groups_and_roles_and_denies_take_them_away() {
             (PrincipalKind::User, "app", vec![("app", vec![])]),
             (PrincipalKind::User, "carol", vec![("carol", vec![])]),
             (PrincipalKind::User, "grouped", vec![("reader", vec![])]),
+            (PrincipalKind::User, "tagged", vec![("app", vec![])]),
             (
                 PrincipalKind::User,
                 "vpn",
                 vec![("*", vec!["aws:SourceIp"])]
             ),
             (PrincipalKind::Role, "ops", vec![("*", vec![])]),
+            (
+                PrincipalKind::Role,
+                "tagrole",
+                vec![("*", vec!["aws:PrincipalTag/team"])]
+            ),
         ]
     );
     assert!(grants[0].arn.ends_with(":user/app"));

@@ -454,6 +454,8 @@ pub enum DatabaseError {
     CaWithoutVerify,
     #[error("the upstream CA must be PEM certificates (at most 256 KiB)")]
     CaNotPem,
+    #[error("a database's tag keys must differ in more than case")]
+    DuplicateTag,
     #[error(
         "rotation needs upstream auth password, every 1 to 1000 days, and a master user name of 1-63 characters"
     )]
@@ -484,6 +486,7 @@ impl DatabaseError {
                 "an upstream CA certificate is used only with upstream TLS verify-ca or verify-full"
             }
             DatabaseError::CaNotPem => "the upstream CA must be PEM certificates (at most 256 KiB)",
+            DatabaseError::DuplicateTag => "a database's tag keys must differ in more than case",
             DatabaseError::Rotation => {
                 "rotation needs upstream auth password, every 1 to 1000 days, and a master user name of 1-63 characters"
             }
@@ -513,8 +516,18 @@ impl Database {
 
     /// Checks every setting and normalises them (lowercase endpoints).
     pub fn checked(&self) -> Result<Database, DatabaseError> {
-        if !crate::valid_name(&self.name, 63) {
+        // `.` and `..` are path steps to every URL that names a database.
+        if !crate::valid_name(&self.name, 63) || self.name.bytes().all(|b| b == b'.') {
             return Err(DatabaseError::Name);
+        }
+        // Policies read `aws:ResourceTag/KEY` whatever its case: two keys
+        // that differ only in case would let one hide the other.
+        if self.tags.iter().enumerate().any(|(i, (k, _))| {
+            self.tags[..i]
+                .iter()
+                .any(|(o, _)| o.eq_ignore_ascii_case(k))
+        }) {
+            return Err(DatabaseError::DuplicateTag);
         }
         if self.endpoints.is_empty()
             || self

@@ -1789,3 +1789,70 @@ fn login_profiles_keep_sealed_hashes_a_bounded_history_and_block_user_deletion()
     ));
     store.delete_user("carol").unwrap();
 }
+
+/// Red team (console round B): a second database claiming an endpoint
+/// took its logins; tag keys differing only in case hid a protected tag;
+/// `..` made a database no URL could name.
+#[test]
+fn endpoints_are_one_database_s_and_tag_keys_differ_in_more_than_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let registered = store.register_database(&orders(), NOW).unwrap();
+    let invalid = |r: Result<latchkey_store::Database, StoreError>| match r {
+        Err(StoreError::InvalidInput(why)) => why,
+        other => panic!("{other:?}"),
+    };
+    let taken = registered.endpoints[0].to_ascii_uppercase();
+    let thief = latchkey_store::Database {
+        name: "aaa-evil".into(),
+        endpoints: vec![taken.clone()],
+        ..orders()
+    };
+    assert!(invalid(store.register_database(&thief, NOW)).contains("already another database's"));
+    // Nor by editing another database to add it.
+    store
+        .register_database(
+            &latchkey_store::Database {
+                name: "billing".into(),
+                endpoints: vec!["billing.internal".into()],
+                ..orders()
+            },
+            NOW,
+        )
+        .unwrap();
+    let edited = latchkey_store::Database {
+        name: "billing".into(),
+        endpoints: vec!["billing.internal".into(), taken],
+        ..orders()
+    };
+    assert!(invalid(store.update_database(&edited)).contains("already another database's"));
+    // A database keeps its own endpoints when edited.
+    store.update_database(&orders()).unwrap();
+    // Another engine may use the same host name (its own gateway port).
+    store
+        .register_database(
+            &latchkey_store::Database {
+                name: "orders-mysql".into(),
+                engine: latchkey_store::Engine::Mysql,
+                ..orders()
+            },
+            NOW,
+        )
+        .unwrap();
+    let shadowed = latchkey_store::Database {
+        tags: vec![
+            ("team".into(), "blue".into()),
+            ("Team".into(), "red".into()),
+        ],
+        ..orders()
+    };
+    assert!(invalid(store.update_database(&shadowed)).contains("differ in more than case"));
+    for name in [".", ".."] {
+        let dots = latchkey_store::Database {
+            name: name.into(),
+            endpoints: vec!["dots.internal".into()],
+            ..orders()
+        };
+        assert!(invalid(store.register_database(&dots, NOW)).contains("database names"));
+    }
+}

@@ -350,6 +350,26 @@ def main():
         d.find_element(By.CSS_SELECTOR, "#statements option[value='audit']").click()
         submit(d, "database-settings")
         assert "Saved." in d.page_source and "audit" in text(d, "#database-facts"), d.page_source
+        # Red team round B: an edit cannot move the upstream (the gateway
+        # would hand the stored passwords to it), a second database cannot
+        # claim another's endpoint, and tag keys differ in more than case.
+        assert d.find_element(By.ID, "upstream-fixed")
+        token = d.find_element(By.CSS_SELECTOR, "input[name=csrf]").get_attribute("value")
+        cookie = session_cookie(d)
+        same_origin = {"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE}
+        def post(path, fields):
+            return http(path, cookie, urllib.parse.urlencode(dict(fields, csrf=token)).encode(), same_origin)
+        status, _, body = post("/console/databases/billing", {
+            "endpoints": "billing.db.internal", "upstream": "127.0.0.1:1", "tls": "disable",
+            "auth": "password", "statements": "audit", "tags": "env=prod"})
+        assert status == 400 and "cannot be changed from the console" in body, (status, body[-2000:])
+        status, _, body = post("/console/databases", {
+            "name": "aaa-evil", "engine": "postgres", "endpoints": "localhost", "upstream": "127.0.0.1:1",
+            "auth": "trust", "tls": "disable", "statements": "off"})
+        assert status == 400 and "already another database" in body, (status, body[-2000:])
+        status, _, body = post("/console/databases/billing", {
+            "endpoints": "billing.db.internal", "statements": "audit", "tags": "env=prod\nEnv=dev"})
+        assert status == 400 and "given twice" in body, (status, body[-2000:])
         go(d, "/console/databases/orders")
         rotation = text(d, "main table")
         assert "latchkey/db/orders/app" in rotation and "scheduled" in rotation, rotation

@@ -199,12 +199,20 @@ fn settings_form(
             }
             label for="endpoints" { "Endpoints clients sign tokens for (one host name a line)" }
             textarea #endpoints name="endpoints" rows="2" required { (form.text("endpoints")) }
-            label for="upstream" { "Upstream server (host:port)" }
-            input #upstream name="upstream" type="text" required value=(form.text("upstream"));
-            (choice("auth", "Upstream login", UpstreamAuth::ALL, UpstreamAuth::as_str, form.text("auth")))
-            (choice("tls", "Upstream TLS", TlsMode::ALL, TlsMode::as_str, form.text("tls")))
-            label for="ca" { "Upstream CA certificate (PEM; verify-ca and verify-full)" }
-            textarea #ca name="ca" rows="3" { (form.text("ca")) }
+            @if existing.is_none() {
+                label for="upstream" { "Upstream server (host:port)" }
+                input #upstream name="upstream" type="text" required value=(form.text("upstream"));
+                (choice("auth", "Upstream login", UpstreamAuth::ALL, UpstreamAuth::as_str, form.text("auth")))
+                (choice("tls", "Upstream TLS", TlsMode::ALL, TlsMode::as_str, form.text("tls")))
+                label for="ca" { "Upstream CA certificate (PEM; verify-ca and verify-full)" }
+                textarea #ca name="ca" rows="3" { (form.text("ca")) }
+            } @else {
+                p.hint #upstream-fixed {
+                    "The upstream server, its TLS and the gateway's login to it are not changed here: "
+                    "the gateway would present the stored passwords to wherever they pointed. "
+                    "Change them on a node with " code { "latchkey db register --update" } "."
+                }
+            }
             (choice("statements", "Statement policy", StatementPolicy::ALL, StatementPolicy::as_str, form.text("statements")))
             label for="rotate" { "Rotate stored upstream passwords every (days; empty: never)" }
             input #rotate name="rotate" type="number" min="1" max=(MAX_ROTATION_DAYS) value=(form.text("rotate"));
@@ -243,10 +251,29 @@ fn from_form(form: &Form, existing: Option<&Database>) -> Result<Database, Strin
         .map(|l| l.trim().to_ascii_lowercase())
         .filter(|l| !l.is_empty())
         .collect();
-    let tags = super::key_values(form.text("tags"), "Tag")?
+    let tags: Vec<(String, String)> = super::key_values(form.text("tags"), "Tag")?
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
+    if let Some(k) = latchkey_tags::duplicate(&tags) {
+        return Err(format!(
+            "Tag key {k} is given twice (tag keys are the same whatever their case)."
+        ));
+    }
+    // An existing database's upstream connection stays as it is (see
+    // `settings_form`); a form that tries to change it is refused.
+    if let Some(d) = existing {
+        let asked = |field: &str, current: &str| {
+            form.get(field).is_some_and(|v| v.trim() != current.trim())
+        };
+        if asked("upstream", &d.upstream)
+            || asked("auth", d.upstream_auth.as_str())
+            || asked("tls", d.upstream_tls.as_str())
+            || asked("ca", d.upstream_ca.as_deref().unwrap_or(""))
+        {
+            return Err("The upstream connection cannot be changed from the console: use latchkey db register --update on a node.".into());
+        }
+    }
     let ca = form.text("ca").trim();
     let rotation = match form.text("rotate").trim() {
         "" => None,
@@ -263,14 +290,28 @@ fn from_form(form: &Form, existing: Option<&Database>) -> Result<Database, Strin
             })
         }
     };
+    let (upstream, upstream_auth, upstream_tls, upstream_ca) = match existing {
+        Some(d) => (
+            d.upstream.clone(),
+            d.upstream_auth,
+            d.upstream_tls,
+            d.upstream_ca.clone(),
+        ),
+        None => (
+            pick("upstream", "upstream server")?,
+            form.text("auth").parse().map_err(|e| format!("{e}"))?,
+            form.text("tls").parse().map_err(|e| format!("{e}"))?,
+            (!ca.is_empty()).then(|| ca.to_owned()),
+        ),
+    };
     Ok(Database {
         name,
         engine,
         endpoints,
-        upstream: pick("upstream", "upstream server")?,
-        upstream_auth: form.text("auth").parse().map_err(|e| format!("{e}"))?,
-        upstream_tls: form.text("tls").parse().map_err(|e| format!("{e}"))?,
-        upstream_ca: (!ca.is_empty()).then(|| ca.to_owned()),
+        upstream,
+        upstream_auth,
+        upstream_tls,
+        upstream_ca,
         resource_id: existing.map(|d| d.resource_id.clone()).unwrap_or_default(),
         tags,
         statement_policy: form
@@ -285,10 +326,6 @@ fn from_form(form: &Form, existing: Option<&Database>) -> Result<Database, Strin
 fn form_of(db: &Database) -> Form {
     let mut f = Form::default();
     f.push("endpoints", &db.endpoints.join("\n"));
-    f.push("upstream", &db.upstream);
-    f.push("auth", db.upstream_auth.as_str());
-    f.push("tls", db.upstream_tls.as_str());
-    f.push("ca", db.upstream_ca.as_deref().unwrap_or(""));
     f.push("statements", db.statement_policy.as_str());
     if let Some(r) = &db.rotation {
         f.push("rotate", &r.every_days.to_string());
@@ -528,65 +565,53 @@ fn page(
 /// The principals whose policies allow `rds-db:connect` on the database,
 /// with the database users and the login conditions the grant hangs on.
 /// The rotation state of the secrets that hold the database's upstream
-/// passwords (`latchkey/db/NAME/USER`), each shown if the caller may
-/// `secretsmanager:DescribeSecret` it.
+/// passwords (`latchkey/db/NAME/USER`), each read with Secrets Manager's
+/// `DescribeSecret` for the caller (its tags and resource policy count;
+/// a refused one is counted, not shown).
 fn rotation_state(s: &Signed<'_>, db: &Database) -> Markup {
     let prefix = format!("latchkey/db/{}/", db.name);
-    let secrets = match s.api.state.store.list_secrets() {
-        Ok(all) => all,
+    let names: Vec<String> = match s.api.state.store.list_secrets() {
+        Ok(all) => all
+            .into_iter()
+            .filter(|stored| stored.name.starts_with(&prefix))
+            .map(|stored| stored.name)
+            .collect(),
         Err(e) => {
             tracing::error!(error = %e, "listing secrets failed");
             return refusal("The rotation state cannot be read now.");
         }
     };
     let mut refused = 0;
-    let rows: Vec<Markup> = secrets
+    let rows: Vec<Markup> = names
         .iter()
-        .filter(|stored| stored.name.starts_with(&prefix))
-        .filter(|stored| {
-            let ok = s
+        .filter_map(|name| {
+            let described = s
                 .api
-                .allowed("secretsmanager:DescribeSecret", &stored.arn)
-                .is_ok();
-            refused += usize::from(!ok);
-            ok
+                .json("secretsmanager", "DescribeSecret", json!({ "SecretId": name }));
+            refused += usize::from(described.is_err());
+            described.ok()
         })
-        .filter_map(|stored| {
-            serde_json::from_str::<latchkey_secrets::Secret>(&stored.document).ok()
-        })
-        .map(|secret| {
-            let user = secret
-                .name
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            let when =
-                |t: Option<i64>| t.map_or_else(|| "never".to_owned(), latchkey_identity::iso8601);
-            let (last, next, state) = match &secret.rotation {
-                None => ("never".to_owned(), "-".to_owned(), "off".to_owned()),
-                Some(r) => (
-                    when(r.last_rotated),
-                    if r.enabled {
-                        when(r.next_rotation)
-                    } else {
-                        "-".to_owned()
-                    },
-                    match &r.run {
-                        Some(run) if run.failures > 0 => {
-                            format!("rotating: {} failed attempts", run.failures)
-                        }
-                        Some(_) => "rotating now".to_owned(),
-                        None if r.enabled => "scheduled".to_owned(),
-                        None => "off".to_owned(),
-                    },
-                ),
+        .map(|v| {
+            let name = crate::api::text(&v, "Name");
+            let user = name.rsplit('/').next().unwrap_or_default();
+            let pending = v["VersionIdsToStages"].as_object().is_some_and(|m| {
+                m.values().any(|stages| {
+                    stages
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|st| st == "AWSPENDING"))
+                })
+            });
+            let enabled = v["RotationEnabled"].as_bool().unwrap_or(false);
+            let state = match (enabled, pending) {
+                (_, true) => "rotating now",
+                (true, false) => "scheduled",
+                (false, false) => "off",
             };
             html! { tr {
                 td { code { (user) } }
-                td { code { (secret.name) } }
-                td { (last) }
-                td { (next) }
+                td { code { (name) } }
+                td { (super::vault::epoch(&v, "LastRotatedDate")) }
+                td { (if enabled { super::vault::epoch(&v, "NextRotationDate") } else { "-".to_owned() }) }
                 td { (state) }
             } }
         })
@@ -594,7 +619,7 @@ fn rotation_state(s: &Signed<'_>, db: &Database) -> Markup {
     html! {
         p { "Schedule: " (rotation_text(db)) "." }
         (table("Stored upstream passwords", &["Database user", "Secret", "Last rotated", "Next rotation", "State"], rows,
-               "No upstream password of this database is kept in a secret."))
+               "No upstream password of this database is kept in a secret you may describe."))
         @if refused > 0 {
             p.hint { (refused) " more you may not describe (secretsmanager:DescribeSecret)." }
         }

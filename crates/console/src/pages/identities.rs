@@ -368,7 +368,7 @@ pub fn role(s: &Signed<'_>, name: &str, done: &str, error: Option<&str>) -> Repl
         dl.facts {
             dt { "ARN" } dd { code #role-arn { (text(r, "Arn")) } }
             dt { "Created" } dd { (when(r, "CreateDate")) }
-            dt { "Maximum session" } dd { (r["MaxSessionDuration"]) " seconds" }
+            dt { "Maximum session" } dd { (text(r, "MaxSessionDuration")) " seconds" }
             dt { "Last used" } dd { (when(&r["RoleLastUsed"], "LastUsedDate")) }
         }
         h2 { "Trust policy" }

@@ -288,13 +288,9 @@ pub fn end(s: &Signed<'_>, gateways: &[Arc<dyn Running>], id: &str) -> Reply {
     };
     match end_one(s, gateways, &mut may_end, &info) {
         Ok(true) => redirect("/console/sessions?done=ended"),
-        Ok(false) => gone(s),
-        Err(e) => s.refused(
-            StatusCode::FORBIDDEN,
-            Section::Sessions,
-            "Sessions",
-            &e.to_string(),
-        ),
+        // Refused (and recorded): answered as for a session that does not
+        // run, naming neither its database nor its principal.
+        Ok(false) | Err(_) => gone(s),
     }
 }
 
@@ -304,6 +300,19 @@ pub fn revoke(s: &Signed<'_>, gateways: &[Arc<dyn Running>], id: &str) -> Reply 
     let Some(info) = find(gateways, id) else {
         return gone(s);
     };
+    let mut may_end = match Decisions::new(s, "latchkey:EndSession") {
+        Ok(d) => d,
+        Err(reply) => return *reply,
+    };
+    // Only a session the caller may end leads to its principal.
+    if let Err(e) = may_end.allowed(&info.database) {
+        record_end(
+            s,
+            &info,
+            Some(&ApiError::new(403, "AccessDenied", e.message.clone())),
+        );
+        return gone(s);
+    }
     let (kind, name, arn) = principal_of(&info);
     let param = if kind == "role" {
         "RoleName"
@@ -318,10 +327,6 @@ pub fn revoke(s: &Signed<'_>, gateways: &[Arc<dyn Running>], id: &str) -> Reply 
             &e.to_string(),
         );
     }
-    let mut may_end = match Decisions::new(s, "latchkey:EndSession") {
-        Ok(d) => d,
-        Err(reply) => return *reply,
-    };
     let theirs: Vec<Arc<SessionInfo>> = every_session(gateways)
         .into_iter()
         .filter(|v| principal_of(&v.info).2 == arn)
@@ -362,16 +367,15 @@ pub fn overview(s: &Signed<'_>, gateways: &[Arc<dyn Running>]) -> maud::Markup {
         }
     };
     // The charts count every database's logins: they need the action on
-    // all of them.
-    if let Err(e) = may_see
+    // all of them, each registered one included (a Deny on one hides
+    // the charts).
+    let names: Vec<String> = may_see.databases.keys().cloned().collect();
+    let everywhere = may_see
         .s
         .api
         .allowed("latchkey:DescribeSessions", &database_arn(s, "*"))
-    {
-        return html! { section aria-labelledby="gateway-heading" {
-            (heading) (refusal(&e.to_string()))
-        } };
-    }
+        .and_then(|()| names.iter().try_for_each(|name| may_see.allowed(name)));
+
     let mut by_database: std::collections::BTreeMap<String, usize> = Default::default();
     for v in every_session(gateways) {
         if may_see.allowed(&v.info.database).is_ok() {
@@ -408,10 +412,15 @@ pub fn overview(s: &Signed<'_>, gateways: &[Arc<dyn Running>]) -> maud::Markup {
             (heading)
             (table("Running sessions by database", &["Database", "Sessions"], rows, "No sessions are running."))
             h3 { "Logins in the last hour, per minute" }
-            (crate::charts::stacked_bars("logins-hour", "Logins per minute, last hour", &crate::charts::bars(hour, 1, s.now)))
-            h3 { "Logins in the last day, per hour" }
-            (crate::charts::stacked_bars("logins-day", "Logins per hour, last day", &crate::charts::bars(&day, 60, s.now)))
-            p.hint { "Counted by this node since it started; the audit trail keeps every login." }
+            @match &everywhere {
+                Err(e) => (refusal(&format!("The login charts count every database: {e}"))),
+                Ok(()) => {
+                    (crate::charts::stacked_bars("logins-hour", "Logins per minute, last hour", &crate::charts::bars(hour, 1, s.now)))
+                    h3 { "Logins in the last day, per hour" }
+                    (crate::charts::stacked_bars("logins-day", "Logins per hour, last day", &crate::charts::bars(&day, 60, s.now)))
+                    p.hint { "Counted by this node since it started; the audit trail keeps every login." }
+                }
+            }
         }
     }
 }

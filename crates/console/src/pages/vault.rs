@@ -14,7 +14,7 @@ use crate::layout::{Section, refusal};
 use crate::web::{Reply, encode};
 
 /// A JSON service's timestamp (epoch seconds, maybe fractional) as shown.
-fn epoch(v: &Value, field: &str) -> String {
+pub fn epoch(v: &Value, field: &str) -> String {
     match v.get(field).and_then(Value::as_f64) {
         Some(t) => {
             latchkey_identity::iso8601(t as i64)

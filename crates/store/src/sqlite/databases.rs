@@ -32,6 +32,33 @@ fn no_database(database: &str) -> StoreError {
     }
 }
 
+/// Refuses an endpoint another database of the same engine answers to:
+/// the gateway routes a login by its endpoint, so a second claim would
+/// take the first database's logins. The database's own row is skipped.
+fn check_endpoints_free(conn: &rusqlite::Connection, db: &Database) -> Result<()> {
+    let mut stmt = conn.prepare("SELECT name, endpoints FROM databases WHERE engine = ?1")?;
+    let rows = stmt.query_map([db.engine.as_str()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (name, endpoints) = row?;
+        if name == db.name {
+            continue;
+        }
+        let taken: Vec<String> = serde_json::from_str(&endpoints).unwrap_or_default();
+        if db
+            .endpoints
+            .iter()
+            .any(|e| taken.iter().any(|t| t.eq_ignore_ascii_case(e)))
+        {
+            return Err(StoreError::InvalidInput(
+                "an endpoint of this database is already another database's",
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Databases for SqliteBackend {
     fn register_database(&self, db: &Database, now: i64) -> Result<Database> {
         let db = db.checked()?;
@@ -39,7 +66,10 @@ impl Databases for SqliteBackend {
             "db-{}",
             latchkey_session::base32(&random::<20>()?)[..26].to_owned()
         );
-        let n = self.db().execute(
+        let mut conn = self.db();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        check_endpoints_free(&tx, &db)?;
+        let n = tx.execute(
             "INSERT OR IGNORE INTO databases (name, engine, endpoints, upstream, upstream_auth, resource_id, tags, created, upstream_tls, upstream_ca, statement_policy, rotate_every_days, rotation_master)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![db.name, db.engine.as_str(), serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth.as_str(), resource_id, tags_json(&db.tags), now, db.upstream_tls.as_str(), db.upstream_ca, db.statement_policy.as_str(), db.rotation.as_ref().map(|r| r.every_days), db.rotation.as_ref().and_then(|r| r.master_user.clone())],
@@ -50,13 +80,16 @@ impl Databases for SqliteBackend {
                 name: db.name.clone(),
             });
         }
+        tx.commit()?;
         Ok(Database { resource_id, ..db })
     }
 
     fn update_database(&self, db: &Database) -> Result<Database> {
         let db = db.checked()?;
         let resource_id: Option<String> = {
-            let conn = self.db();
+            let mut conn = self.db();
+            let conn = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            check_endpoints_free(&conn, &db)?;
             let n = conn.execute(
                 "UPDATE databases SET engine = ?2, endpoints = ?3, upstream = ?4, upstream_auth = ?5, tags = ?6, upstream_tls = ?7, upstream_ca = ?8, statement_policy = ?9, rotate_every_days = ?10, rotation_master = ?11
                  WHERE name = ?1",
@@ -65,11 +98,13 @@ impl Databases for SqliteBackend {
             if n == 0 {
                 None
             } else {
-                Some(conn.query_row(
+                let id = conn.query_row(
                     "SELECT resource_id FROM databases WHERE name = ?1",
                     [&db.name],
                     |r| r.get(0),
-                )?)
+                )?;
+                conn.commit()?;
+                Some(id)
             }
         };
         match resource_id {
