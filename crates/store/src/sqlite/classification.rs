@@ -69,7 +69,7 @@ impl Classification for SqliteBackend {
     }
 
     fn object_tags(&self, database: Option<&str>) -> Result<Vec<ObjectTag>> {
-        let conn = self.db();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT database, kind, schema_name, object, col, key, value FROM object_tags
              WHERE ?1 IS NULL OR database = ?1

@@ -42,7 +42,7 @@ impl Credentials for SqliteBackend {
     }
 
     fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKey>> {
-        let db = self.db();
+        let db = self.reader();
         let user = names::canonical_name(&db, PrincipalKind::User, user)?;
         let mut stmt = db.prepare(
             "SELECT id, user, active, created FROM access_keys WHERE user = ?1 COLLATE NOCASE ORDER BY created",
@@ -239,7 +239,7 @@ impl Credentials for SqliteBackend {
     }
 
     fn list_mfa_devices(&self, user: &str) -> Result<Vec<MfaDevice>> {
-        let db = self.db();
+        let db = self.reader();
         let mut stmt = db.prepare(
             "SELECT serial, user, enabled_at FROM mfa_devices WHERE user = ?1 COLLATE NOCASE ORDER BY serial",
         )?;

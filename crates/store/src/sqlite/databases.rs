@@ -117,7 +117,7 @@ impl Databases for SqliteBackend {
     }
 
     fn list_databases(&self) -> Result<Vec<Database>> {
-        let db = self.db();
+        let db = self.reader();
         let mut stmt = db.prepare("SELECT name, engine, endpoints, upstream, upstream_auth, resource_id, tags, upstream_tls, upstream_ca, statement_policy, rotate_every_days, rotation_master FROM databases ORDER BY name")?;
         let rows = stmt.query_map([], |r| {
             Ok(Database {

@@ -30,7 +30,7 @@ impl Findings for SqliteBackend {
         kind: Option<&str>,
         limit: u32,
     ) -> Result<Vec<(String, bool)>> {
-        let db = self.db();
+        let db = self.reader();
         let mut stmt = db.prepare(
             "SELECT document, archived FROM findings WHERE archived = ?1
              AND (?2 IS NULL OR severity = ?2) AND (?3 IS NULL OR kind = ?3)
@@ -44,7 +44,7 @@ impl Findings for SqliteBackend {
 
     fn get_finding(&self, id: &str) -> Result<Option<(String, bool)>> {
         Ok(self
-            .db()
+            .reader()
             .query_row(
                 "SELECT document, archived FROM findings WHERE id = ?1",
                 [id],

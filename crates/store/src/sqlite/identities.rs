@@ -66,7 +66,7 @@ impl Identities for SqliteBackend {
     }
 
     fn list_users(&self) -> Result<Vec<User>> {
-        let db = self.db();
+        let db = self.reader();
         let mut stmt =
             db.prepare("SELECT name, id, path, created, tags FROM users ORDER BY name")?;
         let rows = stmt.query_map([], |r| self.row_to_user(r))?;
@@ -175,7 +175,7 @@ impl Identities for SqliteBackend {
     }
 
     fn list_roles(&self) -> Result<Vec<Role>> {
-        let db = self.db();
+        let db = self.reader();
         let mut stmt = db.prepare(&format!(
             "SELECT {} FROM roles ORDER BY name",
             Self::ROLE_COLUMNS
@@ -302,7 +302,7 @@ impl Identities for SqliteBackend {
     }
 
     fn list_groups(&self) -> Result<Vec<Group>> {
-        let db = self.db();
+        let db = self.reader();
         let mut stmt = db.prepare("SELECT name, id, path, created FROM groups ORDER BY name")?;
         let rows = stmt.query_map([], |r| row_to_group(self, r))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -475,7 +475,7 @@ impl Policies for SqliteBackend {
     }
 
     fn all_identity_policies(&self) -> Result<Vec<(PrincipalKind, String, String, String)>> {
-        let db = self.db();
+        let db = self.reader();
         // A user's own policies, its groups', and a role's, labelled as
         // `identity_policies` labels them.
         let mut stmt = db.prepare(

@@ -75,7 +75,7 @@ impl Secrets for SqliteBackend {
     }
 
     fn list_secrets(&self) -> Result<Vec<StoredSecret>> {
-        let db = self.db();
+        let db = self.reader();
         let mut stmt = db.prepare(&format!("{COLUMNS} ORDER BY rowid"))?;
         let rows = stmt.query_map([], stored)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
