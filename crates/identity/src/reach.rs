@@ -33,26 +33,16 @@ pub struct DbUserGrant {
     pub depends_on: Vec<String>,
 }
 
-/// The database user a policy's resource pattern names (the part after
-/// `dbuser:ID/`; `*` for a pattern that spans users or names none), its
-/// policy variables filled in by `resolve` (lowercase key to value).
-/// `Err` with the variables `resolve` does not know: they depend on the
-/// login (a role session's tags), so no one value can be decided.
-fn candidate(
-    pattern: &str,
-    resolve: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, Vec<String>> {
-    let user = match pattern.split_once(":dbuser:") {
-        // A resource id holds no `/`: the user is all after the first.
-        Some((_, rest)) => rest.split_once('/').map_or("*", |(_, u)| u),
-        None => "*",
-    };
+/// Fills in the policy variables of `text` with `resolve` (lowercase key
+/// to value); `Err` with the keys it does not know.
+fn resolved(text: &str, resolve: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<String>> {
     let mut out = String::new();
     let mut unknown = Vec::new();
-    let mut rest = user;
+    let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let Some(len) = rest[start..].find('}') else {
+            // Unclosed (a parsed policy has none): kept as written.
             out.push_str(&rest[start..]);
             rest = "";
             break;
@@ -76,13 +66,65 @@ fn candidate(
     }
 }
 
-/// Whether a resource pattern's `dbuser:ID` part can match `resource_id`
-/// (`*` and patterns without a `dbuser:` part can).
-fn names_database(pattern: &str, resource_id: &str) -> bool {
-    let Some((_, rest)) = pattern.split_once(":dbuser:") else {
-        return true;
+/// What a policy's resource pattern says of `resource_id`'s users.
+#[derive(Debug, PartialEq, Eq)]
+enum Candidate {
+    /// It can name this database's user (or users: `*`, `app_*`).
+    User(String),
+    /// Its database or user hangs on variables only a login supplies
+    /// (a role session's tags or name): the user part as written, and
+    /// those variables.
+    Undecided(String, Vec<String>),
+    /// It names other databases only.
+    Elsewhere,
+}
+
+/// The database user a resource pattern names on `resource_id` (the part
+/// after `dbuser:ID/`; `*` for a pattern that spans users or names
+/// none), its policy variables filled in by `resolve`.
+fn candidate(
+    pattern: &str,
+    resource_id: &str,
+    resolve: &dyn Fn(&str) -> Option<String>,
+) -> Candidate {
+    let Some((_, written)) = pattern.split_once(":dbuser:") else {
+        return Candidate::User("*".into());
     };
-    let id = rest.split_once('/').map_or(rest, |(id, _)| id);
+    // A resource id holds no `/`, nor does a variable's name before its
+    // `}`: the user is what follows the first `/` outside `${...}`.
+    let split = |text: &str| -> (String, String) {
+        let mut depth = 0;
+        for (i, c) in text.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                '/' if depth == 0 => return (text[..i].to_owned(), text[i + 1..].to_owned()),
+                _ => {}
+            }
+        }
+        (text.to_owned(), "*".to_owned())
+    };
+    let (id, user) = split(written);
+    match (resolved(&id, resolve), resolved(&user, resolve)) {
+        (Ok(id), Ok(user)) => {
+            if names_database(&id, resource_id) {
+                Candidate::User(user)
+            } else {
+                Candidate::Elsewhere
+            }
+        }
+        (Ok(id), Err(_)) if !names_database(&id, resource_id) => Candidate::Elsewhere,
+        (id, user) => {
+            let mut keys = id.err().unwrap_or_default();
+            keys.extend(user.err().unwrap_or_default());
+            Candidate::Undecided(split(written).1, keys)
+        }
+    }
+}
+
+/// Whether a resource pattern's `dbuser:ID` part (variables filled in)
+/// can match `resource_id`.
+fn names_database(id: &str, resource_id: &str) -> bool {
     latchkey_policy::pattern::Pattern::compile(id, false, true)
         .ok()
         .and_then(|p| p.matches(resource_id, &|_| None, false))
@@ -172,22 +214,15 @@ impl AppState {
                     }
                 };
                 for pattern in &entry.1 {
-                    match candidate(pattern, &resolve) {
-                        Ok(user) => {
+                    match candidate(pattern, &db.resource_id, &resolve) {
+                        Candidate::User(user) => {
                             candidates.insert(user);
                         }
-                        // Only where the pattern can name this database.
-                        Err(keys) if names_database(pattern, &db.resource_id) => {
-                            undecided.push(DbUserGrant {
-                                db_user: pattern
-                                    .split_once(":dbuser:")
-                                    .and_then(|(_, r)| r.split_once('/'))
-                                    .map_or("*", |(_, u)| u)
-                                    .to_owned(),
-                                depends_on: keys,
-                            });
-                        }
-                        Err(_) => {}
+                        Candidate::Undecided(user, keys) => undecided.push(DbUserGrant {
+                            db_user: user,
+                            depends_on: keys,
+                        }),
+                        Candidate::Elsewhere => {}
                     }
                 }
             }
@@ -206,12 +241,14 @@ impl AppState {
                 req.set_context("aws:SecureTransport", ["true"]);
                 req.set_context("aws:PrincipalAccount", [account.as_str()]);
                 req.set_context("aws:PrincipalArn", [arn.as_str()]);
-                req.set_context("aws:userid", [id.as_str()]);
                 if is_role {
                     req.set_context("aws:PrincipalType", ["AssumedRole"]);
                 } else {
                     req.set_context("aws:PrincipalType", ["User"]);
                     req.set_context("aws:username", [name.as_str()]);
+                    // A role session's is `ROLEID:SESSION`, its name chosen
+                    // by whoever assumes the role: left to depend on.
+                    req.set_context("aws:userid", [id.as_str()]);
                 }
                 if !is_role {
                     for (k, v) in tags {
@@ -256,53 +293,61 @@ impl AppState {
 
 #[cfg(test)]
 mod tests {
-    use super::candidate;
+    use super::{Candidate, candidate};
 
     #[test]
-    fn candidates_name_the_database_user_or_all() {
+    fn candidates_name_the_database_user_or_say_what_they_wait_for() {
         let none = |_: &str| None;
         let alice = |k: &str| match k {
             "aws:username" => Some("alice".to_owned()),
             "aws:principaltag/dbuser" => Some("app".to_owned()),
             _ => None,
         };
+        let user = |u: &str| Candidate::User(u.into());
+        let on = |p: &str, r: &dyn Fn(&str) -> Option<String>| candidate(p, "db-A", r);
+        assert_eq!(on("arn:aws:rds-db:r:1:dbuser:db-A/app", &none), user("app"));
         assert_eq!(
-            candidate("arn:aws:rds-db:r:1:dbuser:db-A/app", &none),
-            Ok("app".into())
+            on("arn:aws:rds-db:r:1:dbuser:db-B/app", &none),
+            Candidate::Elsewhere
+        );
+        assert_eq!(on("arn:aws:rds-db:r:1:dbuser:*/*", &none), user("*"));
+        assert_eq!(on("arn:aws:rds-db:r:1:dbuser:db-A", &none), user("*"));
+        assert_eq!(on("*", &none), user("*"));
+        assert_eq!(
+            on("arn:aws:rds-db:r:1:dbuser:*/${aws:username}", &alice),
+            user("alice")
         );
         assert_eq!(
-            candidate("arn:aws:rds-db:r:1:dbuser:*/*", &none),
-            Ok("*".into())
-        );
-        assert_eq!(
-            candidate("arn:aws:rds-db:r:1:dbuser:db-A", &none),
-            Ok("*".into())
-        );
-        assert_eq!(candidate("*", &none), Ok("*".into()));
-        assert_eq!(
-            candidate("arn:aws:rds-db:r:1:dbuser:*/${aws:username}", &alice),
-            Ok("alice".into())
-        );
-        assert_eq!(
-            candidate(
+            on(
                 "arn:aws:rds-db:r:1:dbuser:*/${aws:PrincipalTag/dbuser}_ro",
                 &alice
             ),
-            Ok("app_ro".into())
+            user("app_ro")
         );
         assert_eq!(
-            candidate(
+            on(
                 "arn:aws:rds-db:r:1:dbuser:*/${aws:PrincipalTag/team}",
                 &alice
             ),
-            Err(vec!["aws:PrincipalTag/team".to_owned()])
+            Candidate::Undecided(
+                "${aws:PrincipalTag/team}".into(),
+                vec!["aws:PrincipalTag/team".into()]
+            )
+        );
+        // Red team G1: a variable in the database part.
+        assert_eq!(
+            on(
+                "arn:aws:rds-db:r:1:dbuser:${aws:PrincipalTag/dbid}/app",
+                &none
+            ),
+            Candidate::Undecided("app".into(), vec!["aws:PrincipalTag/dbid".into()])
         );
         assert_eq!(
-            candidate(
+            on(
                 "arn:aws:rds-db:r:1:dbuser:*/${aws:PrincipalTag/team, 'dev'}",
                 &none
             ),
-            Ok("dev".into())
+            user("dev")
         );
     }
 }

@@ -133,6 +133,30 @@ fn grants_come_from_users_groups_and_roles_and_denies_take_them_away() {
             ),
         )
         .unwrap();
+    // Red team G1: a role's grant by its session's name (aws:userid is
+    // ROLEID:SESSION, the name chosen at AssumeRole).
+    store
+        .create_role(
+            "named",
+            "/",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#,
+            3600,
+            "",
+            &[],
+            NOW,
+        )
+        .unwrap();
+    store
+        .put_inline_policy(
+            PrincipalKind::Role,
+            "named",
+            "p",
+            &allow(
+                "*",
+                r#","Condition":{"StringLike":{"aws:userid":"*:ops-*"}}"#,
+            ),
+        )
+        .unwrap();
     // A role, with a wildcard.
     store
         .create_role(
@@ -188,6 +212,11 @@ fn grants_come_from_users_groups_and_roles_and_denies_take_them_away() {
                 PrincipalKind::User,
                 "vpn",
                 vec![("*", vec!["aws:SourceIp"])]
+            ),
+            (
+                PrincipalKind::Role,
+                "named",
+                vec![("*", vec!["aws:userid"])]
             ),
             (PrincipalKind::Role, "ops", vec![("*", vec![])]),
             (

@@ -432,6 +432,30 @@ pub fn register(s: &Signed<'_>, form: &Form) -> Reply {
         Ok(db) => db,
         Err(e) => return again(&e),
     };
+    // The secrets of a removed database of this name would go to the
+    // new one's upstream at its next rotation (red team round C).
+    let prefix = format!("latchkey/db/{}/", wanted.name);
+    let registered = s
+        .api
+        .state
+        .store
+        .list_databases()
+        .map(|all| all.iter().any(|d| d.name == wanted.name));
+    match s.api.state.store.list_secrets() {
+        Ok(secrets)
+            if registered.as_ref().is_ok_and(|r| !r)
+                && secrets.iter().any(|x| x.name.starts_with(&prefix)) =>
+        {
+            return again(&format!(
+                "Secrets {prefix}... of a database of this name remain: delete them before registering it again."
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "listing secrets failed");
+            return unavailable(s, "Register database");
+        }
+    }
     apply(s, &wanted, None, &again)
 }
 
