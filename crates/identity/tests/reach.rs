@@ -109,74 +109,45 @@ fn grants_come_from_users_groups_and_roles_and_denies_take_them_away() {
             &allow("arn:aws:rds-db:*:*:dbuser:*/${aws:PrincipalTag/dbuser}", ""),
         )
         .unwrap();
-    // A role whose grant hangs on a session tag (set at AssumeRole, not
-    // the role's own): listed with what it depends on.
-    store
-        .create_role(
-            "tagrole",
-            "/",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#,
-            3600,
-            "",
-            &[("team".into(), "blue".into())],
-            NOW,
-        )
-        .unwrap();
-    store
-        .put_inline_policy(
-            PrincipalKind::Role,
-            "tagrole",
-            "p",
-            &allow(
-                "*",
-                r#","Condition":{"StringEquals":{"aws:PrincipalTag/team":"red"}}"#,
-            ),
-        )
-        .unwrap();
-    // Red team G1: a role's grant by its session's name (aws:userid is
-    // ROLEID:SESSION, the name chosen at AssumeRole).
-    store
-        .create_role(
-            "named",
-            "/",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#,
-            3600,
-            "",
-            &[],
-            NOW,
-        )
-        .unwrap();
-    store
-        .put_inline_policy(
-            PrincipalKind::Role,
-            "named",
-            "p",
-            &allow(
-                "*",
-                r#","Condition":{"StringLike":{"aws:userid":"*:ops-*"}}"#,
-            ),
-        )
-        .unwrap();
-    // A role, with a wildcard.
-    store
-        .create_role(
-            "ops",
-            "/",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#,
-            3600,
-            "",
-            &[],
-            NOW,
-        )
-        .unwrap();
-    store
-        .put_inline_policy(
-            PrincipalKind::Role,
-            "ops",
-            "p",
-            &allow("arn:aws:rds-db:*:*:dbuser:*/*", ""),
-        )
-        .unwrap();
+    // A role anyone may assume (and tag), with one inline policy.
+    let role = |name: &str, tags: &[(String, String)], doc: String| {
+        store
+            .create_role(
+                name,
+                "/",
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#,
+                3600,
+                "",
+                tags,
+                NOW,
+            )
+            .unwrap();
+        store
+            .put_inline_policy(PrincipalKind::Role, name, "p", &doc)
+            .unwrap();
+    };
+    // A grant that hangs on a session tag (set at AssumeRole, not the
+    // role's own): listed with what it depends on.
+    role(
+        "tagrole",
+        &[("team".into(), "blue".into())],
+        allow(
+            "*",
+            r#","Condition":{"StringEquals":{"aws:PrincipalTag/team":"red"}}"#,
+        ),
+    );
+    // Red team G1: by the session's name (aws:userid is ROLEID:SESSION,
+    // the name chosen at AssumeRole).
+    role(
+        "named",
+        &[],
+        allow(
+            "*",
+            r#","Condition":{"StringLike":{"aws:userid":"*:ops-*"}}"#,
+        ),
+    );
+    // A wildcard.
+    role("ops", &[], allow("arn:aws:rds-db:*:*:dbuser:*/*", ""));
     let keys = store.cluster_keys(NOW).unwrap();
     let state = AppState::new(store, keys)
         .unwrap()
