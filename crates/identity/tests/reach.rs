@@ -82,6 +82,15 @@ fn grants_come_from_users_groups_and_roles_and_denies_take_them_away() {
             r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"*","Resource":"*"}},{{"Effect":"Deny","Action":"rds-db:connect","Resource":"arn:aws:rds-db:*:*:dbuser:{rid}/*"}}]}}"#
         )),
     );
+    // Allowed everything, narrowed to `app` by a guardrail (red team
+    // round A: a Deny with NotResource).
+    user(
+        "guarded",
+        Some(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"},{"Effect":"Deny","Action":"rds-db:connect","NotResource":"arn:aws:rds-db:*:*:dbuser:*/app"}]}"#
+                .to_owned(),
+        ),
+    );
     // Through a group's managed policy.
     user("grouped", None);
     store.create_group("readers", "/", NOW).unwrap();
@@ -178,6 +187,7 @@ fn grants_come_from_users_groups_and_roles_and_denies_take_them_away() {
             (PrincipalKind::User, "app", vec![("app", vec![])]),
             (PrincipalKind::User, "carol", vec![("carol", vec![])]),
             (PrincipalKind::User, "grouped", vec![("reader", vec![])]),
+            (PrincipalKind::User, "guarded", vec![("app", vec![])]),
             (PrincipalKind::User, "tagged", vec![("app", vec![])]),
             (
                 PrincipalKind::User,

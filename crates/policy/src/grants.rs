@@ -13,17 +13,18 @@ pub fn allowed_resources<'p>(policy: &'p Policy, action: &str) -> Vec<&'p str> {
     let action = action.to_ascii_lowercase();
     let mut out = Vec::new();
     for s in &policy.statements {
-        if s.effect != Effect::Allow {
+        // A Deny with NotResource allows nothing, but it names what an
+        // Allow of `*` is narrowed to (a guardrail): those are candidates
+        // too, or a principal limited to them would look like no one.
+        if s.effect == Effect::Deny {
+            if let Some((list, true)) = &s.resources
+                && applies_to(s, &action)
+            {
+                out.extend(list.iter().map(String::as_str));
+            }
             continue;
         }
-        let (actions, not_action) = &s.actions;
-        let named = actions.iter().any(|a| {
-            Pattern::compile(&a.to_ascii_lowercase(), false, true)
-                .ok()
-                .and_then(|p| p.matches(&action, &|_| None, false))
-                .unwrap_or(false)
-        });
-        if named == *not_action {
+        if !applies_to(s, &action) {
             continue;
         }
         match &s.resources {
@@ -32,6 +33,19 @@ pub fn allowed_resources<'p>(policy: &'p Policy, action: &str) -> Vec<&'p str> {
         }
     }
     out
+}
+
+/// Whether statement `s`'s `Action` (or `NotAction`) takes in `action`
+/// (lowercase).
+fn applies_to(s: &crate::Statement, action: &str) -> bool {
+    let (actions, not_action) = &s.actions;
+    let named = actions.iter().any(|a| {
+        Pattern::compile(&a.to_ascii_lowercase(), false, true)
+            .ok()
+            .and_then(|p| p.matches(action, &|_| None, false))
+            .unwrap_or(false)
+    });
+    named != *not_action
 }
 
 #[cfg(test)]
@@ -81,5 +95,21 @@ mod tests {
         let c = crate::CompiledPolicy::compile("p", &p);
         assert!(!c.conditional_for("rds-db:connect"));
         assert!(c.conditional_for("IAM:CreateUser"));
+    }
+
+    /// Red team round A: an Allow of `*` narrowed by a Deny with
+    /// NotResource names its users in the Deny.
+    #[test]
+    fn a_guardrail_s_not_resource_names_candidates() {
+        let p = policy(
+            r#"{"Version":"2012-10-17","Statement":[
+              {"Effect":"Allow","Action":"rds-db:connect","Resource":"*"},
+              {"Effect":"Deny","Action":"rds-db:connect","NotResource":"arn:aws:rds-db:*:*:dbuser:*/app"}
+            ]}"#,
+        );
+        assert_eq!(
+            allowed_resources(&p, "rds-db:connect"),
+            ["*", "arn:aws:rds-db:*:*:dbuser:*/app"]
+        );
     }
 }

@@ -456,6 +456,10 @@ pub enum DatabaseError {
     CaNotPem,
     #[error("a database's tag keys must differ in more than case")]
     DuplicateTag,
+    #[error("tags are at most 50, keys 1-128 characters not starting with aws:, values up to 256")]
+    Tag,
+    #[error("the upstream is host:port (port 1-65535) or a Unix socket path")]
+    Upstream,
     #[error(
         "rotation needs upstream auth password, every 1 to 1000 days, and a master user name of 1-63 characters"
     )]
@@ -487,6 +491,12 @@ impl DatabaseError {
             }
             DatabaseError::CaNotPem => "the upstream CA must be PEM certificates (at most 256 KiB)",
             DatabaseError::DuplicateTag => "a database's tag keys must differ in more than case",
+            DatabaseError::Tag => {
+                "tags are at most 50, keys 1-128 characters not starting with aws:, values up to 256"
+            }
+            DatabaseError::Upstream => {
+                "the upstream is host:port (port 1-65535) or a Unix socket path"
+            }
             DatabaseError::Rotation => {
                 "rotation needs upstream auth password, every 1 to 1000 days, and a master user name of 1-63 characters"
             }
@@ -529,13 +539,41 @@ impl Database {
         }) {
             return Err(DatabaseError::DuplicateTag);
         }
-        if self.endpoints.is_empty()
-            || self
-                .endpoints
-                .iter()
-                .any(|e| e.is_empty() || e.contains([':', '/', ' ']))
-        {
+        // Host names as DNS writes them: a `*` or other character would
+        // read like a pattern while matching only itself.
+        let host_name = |e: &str| {
+            !e.is_empty()
+                && e.len() <= 253
+                && !e.starts_with(['.', '-'])
+                && !e.ends_with('.')
+                && e.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+        };
+        if self.endpoints.is_empty() || !self.endpoints.iter().all(|e| host_name(e)) {
             return Err(DatabaseError::Endpoints);
+        }
+        if self.tags.len() > 50
+            || self.tags.iter().any(|(k, v)| {
+                k.is_empty()
+                    || k.chars().count() > 128
+                    || v.chars().count() > 256
+                    || k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
+            })
+        {
+            return Err(DatabaseError::Tag);
+        }
+        let upstream_ok = if self.upstream.starts_with('/') {
+            self.upstream.len() <= 107 && !self.upstream.contains('\0')
+        } else {
+            self.upstream.len() <= 260
+                && self.upstream.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty()
+                        && !host.contains(char::is_whitespace)
+                        && port.parse::<u16>().is_ok_and(|p| p > 0)
+                })
+        };
+        if !upstream_ok {
+            return Err(DatabaseError::Upstream);
         }
         self.check_upstream()?;
         match &self.upstream_ca {

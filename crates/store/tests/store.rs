@@ -1847,6 +1847,31 @@ fn endpoints_are_one_database_s_and_tag_keys_differ_in_more_than_case() {
         ..orders()
     };
     assert!(invalid(store.update_database(&shadowed)).contains("differ in more than case"));
+    // Red team round A: what AWS could not produce, or no server is.
+    let with = |f: &dyn Fn(&mut latchkey_store::Database)| {
+        let mut db = latchkey_store::Database {
+            name: "checked".into(),
+            endpoints: vec!["checked.internal".into()],
+            ..orders()
+        };
+        f(&mut db);
+        store.register_database(&db, NOW)
+    };
+    for endpoint in ["*", "*.example.com", "é.example", ".lead", "trail."] {
+        assert!(invalid(with(&|d| d.endpoints = vec![endpoint.into()])).contains("endpoint"));
+    }
+    for (k, v) in [
+        ("aws:team", "x"),
+        ("", "x"),
+        (&*"k".repeat(129), "x"),
+        ("k", &*"v".repeat(257)),
+    ] {
+        assert!(invalid(with(&|d| d.tags = vec![(k.into(), v.into())])).contains("tags are"));
+    }
+    for upstream in ["127.0.0.1:0", "[::1]:99999", "host:", ":5432", "host"] {
+        assert!(invalid(with(&|d| d.upstream = upstream.into())).contains("upstream"));
+    }
+    with(&|d| d.upstream = "/run/postgresql/.s.PGSQL.5432".into()).unwrap();
     for name in [".", ".."] {
         let dots = latchkey_store::Database {
             name: name.into(),

@@ -336,7 +336,7 @@ def main():
         check_page(d, "database-new")
         fill(d, "name", "billing")
         fill(d, "endpoints", "billing.db.internal")
-        fill(d, "upstream", CONFIG["upstream"])
+        fill(d, "upstream", "127.0.0.1:1")
         d.find_element(By.CSS_SELECTOR, "#tls option[value='verify-full']").click()
         fill(d, "tags", "env=prod")
         submit(d, "database-settings")
@@ -360,16 +360,30 @@ def main():
         def post(path, fields):
             return http(path, cookie, urllib.parse.urlencode(dict(fields, csrf=token)).encode(), same_origin)
         status, _, body = post("/console/databases/billing", {
-            "endpoints": "billing.db.internal", "upstream": "127.0.0.1:1", "tls": "disable",
+            "endpoints": "billing.db.internal", "upstream": "127.0.0.1:9", "tls": "disable",
             "auth": "password", "statements": "audit", "tags": "env=prod"})
         assert status == 400 and "cannot be changed from the console" in body, (status, body[-2000:])
         status, _, body = post("/console/databases", {
-            "name": "aaa-evil", "engine": "postgres", "endpoints": "localhost", "upstream": "127.0.0.1:1",
-            "auth": "trust", "tls": "disable", "statements": "off"})
+            "name": "aaa-evil", "engine": "postgres", "endpoints": "localhost", "upstream": "127.0.0.1:2",
+            "auth": "password", "tls": "disable", "statements": "off"})
         assert status == 400 and "already another database" in body, (status, body[-2000:])
         status, _, body = post("/console/databases/billing", {
             "endpoints": "billing.db.internal", "statements": "audit", "tags": "env=prod\nEnv=dev"})
         assert status == 400 and "given twice" in body, (status, body[-2000:])
+        # Red team round A: the console registers password databases only,
+        # on a server no other registration reaches, and an edit cannot
+        # lower statement policy.
+        status, _, body = post("/console/databases", {
+            "name": "aaa-cert", "engine": "postgres", "endpoints": "cert.internal",
+            "upstream": "127.0.0.1:3", "auth": "cert", "tls": "require", "statements": "off"})
+        assert status == 400 and "registered on a node" in body, (status, body[-2000:])
+        status, _, body = post("/console/databases", {
+            "name": "aaa-copy", "engine": "postgres", "endpoints": "copy.internal",
+            "upstream": CONFIG["upstream"], "auth": "password", "tls": "disable", "statements": "off"})
+        assert status == 400 and "registered already" in body, (status, body[-2000:])
+        status, _, body = post("/console/databases/billing", {
+            "endpoints": "billing.db.internal", "statements": "off", "tags": "env=prod"})
+        assert status == 400 and "cannot be lowered" in body, (status, body[-2000:])
         go(d, "/console/databases/orders")
         rotation = text(d, "main table")
         assert "latchkey/db/orders/app" in rotation and "scheduled" in rotation, rotation
@@ -413,7 +427,7 @@ def main():
         sid2 = live_session(d, 2)
         assert sid2 != sid
         click(d, f"tr[data-session='{sid2}'] form[action$='/revoke'] button")
-        assert "The principal's sessions were revoked." in d.page_source, d.page_source
+        assert "running sessions were ended and its temporary credentials revoked" in d.page_source, d.page_source
         assert "terminating connection due to administrator command" in ended_psql(second)
         assert not d.find_elements(By.CSS_SELECTOR, "tr[data-session]"), d.page_source
         SEEN["psql_saw"] = said.strip()

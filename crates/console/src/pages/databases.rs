@@ -88,15 +88,19 @@ pub fn databases(s: &Signed<'_>, query: &Form) -> Reply {
             }
         })
         .collect();
-    if shown.is_empty()
-        && let Some(e) = refusal_seen
-    {
-        return s.refused(
-            StatusCode::FORBIDDEN,
-            Section::Databases,
-            "Databases",
-            &e.to_string(),
-        );
+    if shown.is_empty() && refusal_seen.is_some() {
+        // Said of every database, not of one that exists.
+        let e = allowed_on(s, "rds:DescribeDBInstances", "*", &[], ActionContext::new())
+            .err()
+            .or(refusal_seen);
+        if let Some(e) = e {
+            return s.refused(
+                StatusCode::FORBIDDEN,
+                Section::Databases,
+                "Databases",
+                &e.to_string(),
+            );
+        }
     }
     let rows = shown
         .iter()
@@ -275,6 +279,10 @@ fn from_form(form: &Form, existing: Option<&Database>) -> Result<Database, Strin
         }
     }
     let ca = form.text("ca").trim();
+    let statement_policy: StatementPolicy = form
+        .text("statements")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
     let rotation = match form.text("rotate").trim() {
         "" => None,
         days => {
@@ -314,12 +322,48 @@ fn from_form(form: &Form, existing: Option<&Database>) -> Result<Database, Strin
         upstream_ca,
         resource_id: existing.map(|d| d.resource_id.clone()).unwrap_or_default(),
         tags,
-        statement_policy: form
-            .text("statements")
-            .parse()
-            .map_err(|e| format!("{e}"))?,
+        statement_policy,
         rotation,
     })
+    .and_then(|db| match existing {
+        Some(before) => only_stronger(before, db),
+        None => Ok(db),
+    })
+}
+
+/// How strictly a statement policy decides: a console edit may only
+/// raise it.
+fn strictness(p: StatementPolicy) -> u8 {
+    match p {
+        StatementPolicy::Off => 0,
+        StatementPolicy::Audit => 1,
+        StatementPolicy::Enforce => 2,
+    }
+}
+
+/// `wanted`, if it weakens none of `before`'s safeguards: statement policy
+/// only raised, rotation only added or made more frequent, its master
+/// login unchanged (red team round A: `rds:ModifyDBInstance` alone must not
+/// undo an explicit `Deny sql:*` by turning statement policy off). Lowering
+/// them stays with `latchkey db register --update` on a node.
+fn only_stronger(before: &Database, wanted: Database) -> Result<Database, String> {
+    if strictness(wanted.statement_policy) < strictness(before.statement_policy) {
+        return Err(format!(
+            "Statement policy {} cannot be lowered to {} from the console: use latchkey db register --update on a node.",
+            before.statement_policy.as_str(),
+            wanted.statement_policy.as_str()
+        ));
+    }
+    if let Some(old) = &before.rotation {
+        let weaker = match &wanted.rotation {
+            None => true,
+            Some(new) => new.every_days > old.every_days || new.master_user != old.master_user,
+        };
+        if weaker {
+            return Err("Rotation cannot be stopped, made rarer or given another master login from the console: use latchkey db register --update on a node.".into());
+        }
+    }
+    Ok(wanted)
 }
 
 /// The form of `db` as stored, for editing.
@@ -432,6 +476,34 @@ pub fn register(s: &Signed<'_>, form: &Form) -> Reply {
         Ok(db) => db,
         Err(e) => return again(&e),
     };
+    // What the gateway presents to a registered upstream is its own
+    // identity for `cert` (a client certificate from the account's one
+    // CA, valid on every server that trusts it) and `trust`, and a
+    // node's local servers through a Unix socket: a console registration
+    // is a password database whose password only a node stores, on a
+    // server no other registration already reaches (red team round A).
+    if wanted.upstream_auth != UpstreamAuth::Password {
+        return again(
+            "Databases the gateway logs in to with certificates or without a password are registered on a node with latchkey db register.",
+        );
+    }
+    if wanted.upstream.starts_with('/') {
+        return again("Unix-socket upstreams are registered on a node with latchkey db register.");
+    }
+    match s.api.state.store.list_databases() {
+        Ok(all) => {
+            if let Some(other) = all.iter().find(|d| {
+                d.name != wanted.name && d.upstream.eq_ignore_ascii_case(&wanted.upstream)
+            }) {
+                tracing::info!(database = %other.name, "console registration refused: upstream registered already");
+                return again("That upstream server is registered already (as another database).");
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "listing databases failed");
+            return unavailable(s, "Register database");
+        }
+    }
     // The secrets of a removed database of this name would go to the
     // new one's upstream at its next rotation (red team round C).
     let prefix = format!("latchkey/db/{}/", wanted.name);

@@ -150,13 +150,17 @@ pub fn sessions(s: &Signed<'_>, gateways: &[Arc<dyn Running>], query: &Form) -> 
         .collect();
     // Refused everything there is, or (nothing running) refused on any
     // database: the caller learns only that.
-    let refusal_now = match (&refused, shown.is_empty(), all.is_empty()) {
-        (Some(e), true, false) => Some(e.clone()),
-        (_, _, true) => may_see
+    // Said of every database (`db:*`), never of one that has sessions.
+    let of_all = || {
+        may_see
             .s
             .api
             .allowed("latchkey:DescribeSessions", &database_arn(s, "*"))
-            .err(),
+            .err()
+    };
+    let refusal_now = match (&refused, shown.is_empty(), all.is_empty()) {
+        (Some(e), true, false) => of_all().or_else(|| Some(e.clone())),
+        (_, _, true) => of_all(),
         _ => None,
     };
     if let Some(e) = refusal_now {
@@ -202,7 +206,7 @@ pub fn sessions(s: &Signed<'_>, gateways: &[Arc<dyn Running>], query: &Form) -> 
     let body = html! {
         @match query.text("done") {
             "ended" => (notice("The session was ended.")),
-            "revoked" => (notice("The principal's sessions were revoked.")),
+            "revoked" => (notice("The principal's running sessions were ended and its temporary credentials revoked. An IAM user's access keys still work: deactivate them on the user's page.")),
             _ => {}
         }
         p { "Statements and bytes (from the client / to the client) so far; the page refreshes itself every 10 seconds." }
