@@ -490,43 +490,32 @@ pub fn register(s: &Signed<'_>, form: &Form) -> Reply {
     if wanted.upstream.starts_with('/') {
         return again("Unix-socket upstreams are registered on a node with latchkey db register.");
     }
-    match s.api.state.store.list_databases() {
-        Ok(all) => {
-            if let Some(other) = all.iter().find(|d| {
-                d.name != wanted.name && d.upstream.eq_ignore_ascii_case(&wanted.upstream)
-            }) {
-                tracing::info!(database = %other.name, "console registration refused: upstream registered already");
-                return again("That upstream server is registered already (as another database).");
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "listing databases failed");
+    let (all, secrets) = match (
+        s.api.state.store.list_databases(),
+        s.api.state.store.list_secrets(),
+    ) {
+        (Ok(all), Ok(secrets)) => (all, secrets),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "reading databases and secrets failed");
             return unavailable(s, "Register database");
         }
+    };
+    if let Some(other) = all
+        .iter()
+        .find(|d| d.name != wanted.name && d.upstream.eq_ignore_ascii_case(&wanted.upstream))
+    {
+        tracing::info!(database = %other.name, "console registration refused: upstream registered already");
+        return again("That upstream server is registered already (as another database).");
     }
     // The secrets of a removed database of this name would go to the
     // new one's upstream at its next rotation (red team round C).
     let prefix = format!("latchkey/db/{}/", wanted.name);
-    let registered = s
-        .api
-        .state
-        .store
-        .list_databases()
-        .map(|all| all.iter().any(|d| d.name == wanted.name));
-    match s.api.state.store.list_secrets() {
-        Ok(secrets)
-            if registered.as_ref().is_ok_and(|r| !r)
-                && secrets.iter().any(|x| x.name.starts_with(&prefix)) =>
-        {
-            return again(&format!(
-                "Secrets {prefix}... of a database of this name remain: delete them before registering it again."
-            ));
-        }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::error!(error = %e, "listing secrets failed");
-            return unavailable(s, "Register database");
-        }
+    if !all.iter().any(|d| d.name == wanted.name)
+        && secrets.iter().any(|x| x.name.starts_with(&prefix))
+    {
+        return again(&format!(
+            "Secrets {prefix}... of a database of this name remain: delete them before registering it again."
+        ));
     }
     apply(s, &wanted, None, &again)
 }
