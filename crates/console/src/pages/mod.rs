@@ -18,7 +18,13 @@ pub fn when(v: &Value, field: &str) -> String {
     if t.is_empty() {
         return "never".into();
     }
-    t.replace('T', " ")
+    shown_time(t)
+}
+
+/// An ISO 8601 UTC time (`2026-12-04T10:00:00Z`, maybe with `.000`) as
+/// pages show it: `2026-12-04 10:00:00 UTC`.
+pub fn shown_time(iso: &str) -> String {
+    iso.replace('T', " ")
         .trim_end_matches('Z')
         .trim_end_matches(".000")
         .to_owned()

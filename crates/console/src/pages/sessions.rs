@@ -114,11 +114,7 @@ fn started_text(info: &SessionInfo) -> String {
         .started
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    latchkey_identity::iso8601(secs)
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_owned()
-        + " UTC"
+    super::shown_time(&latchkey_identity::iso8601(secs))
 }
 
 fn bytes_text(n: u64) -> String {

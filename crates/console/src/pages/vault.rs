@@ -16,13 +16,7 @@ use crate::web::{Reply, encode};
 /// A JSON service's timestamp (epoch seconds, maybe fractional) as shown.
 pub fn epoch(v: &Value, field: &str) -> String {
     match v.get(field).and_then(Value::as_f64) {
-        Some(t) => {
-            latchkey_identity::iso8601(t as i64)
-                .replace('T', " ")
-                .trim_end_matches('Z')
-                .to_owned()
-                + " UTC"
-        }
+        Some(t) => super::shown_time(&latchkey_identity::iso8601(t as i64)),
         None => "never".into(),
     }
 }
