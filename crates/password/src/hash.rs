@@ -77,17 +77,8 @@ impl PasswordHash {
         if parsed.algorithm != argon2::ARGON2ID_IDENT || parsed.version != Some(0x13) {
             return Err(HashError::Algorithm);
         }
-        let params = Params::try_from(&parsed).map_err(|e| HashError::Malformed(e.to_string()))?;
-        if params.m_cost() > MAX_MEMORY_KIB
-            || params.t_cost() > MAX_PASSES
-            || params.p_cost() > MAX_LANES
-        {
-            return Err(HashError::TooCostly {
-                memory: params.m_cost(),
-                passes: params.t_cost(),
-                lanes: params.p_cost(),
-            });
-        }
+        check_costs(&parsed)?;
+        Params::try_from(&parsed).map_err(|e| HashError::Malformed(e.to_string()))?;
         if parsed.hash.is_none() || parsed.salt.is_none() {
             return Err(HashError::Malformed("no salt or no hash".into()));
         }
@@ -117,6 +108,42 @@ impl PasswordHash {
         let expected = format!("$m={MEMORY_KIB},t={PASSES},p={LANES}$");
         !self.0.starts_with("$argon2id$v=19") || !self.0.contains(&expected)
     }
+}
+
+/// Refuses repeated, unknown or costly parameters before `argon2` reads
+/// them: its own reading multiplies the lane count unchecked.
+fn check_costs(parsed: &Phc<'_>) -> Result<(), HashError> {
+    let (mut memory, mut passes, mut lanes) = (None, None, None);
+    for (name, value) in parsed.params.iter() {
+        let slot = match name.as_str() {
+            "m" => &mut memory,
+            "t" => &mut passes,
+            "p" => &mut lanes,
+            // Argon2's optional key id and associated data carry no cost.
+            "keyid" | "data" => continue,
+            other => return Err(HashError::Malformed(format!("unknown parameter {other}"))),
+        };
+        if slot.is_some() {
+            return Err(HashError::Malformed(format!(
+                "parameter {name} given twice"
+            )));
+        }
+        let number = value
+            .decimal()
+            .map_err(|_| HashError::Malformed(format!("parameter {name} is not a number")))?;
+        *slot = Some(number);
+    }
+    let (Some(memory), Some(passes), Some(lanes)) = (memory, passes, lanes) else {
+        return Err(HashError::Malformed("m, t and p are required".into()));
+    };
+    if memory > MAX_MEMORY_KIB || passes > MAX_PASSES || lanes > MAX_LANES {
+        return Err(HashError::TooCostly {
+            memory,
+            passes,
+            lanes,
+        });
+    }
+    Ok(())
 }
 
 /// Spends the time of one verification and answers `false`: a sign-in as
@@ -173,6 +200,17 @@ mod tests {
         let costly = h.as_str().replacen("m=19456", "m=4194304", 1);
         assert!(matches!(
             PasswordHash::parse(&costly),
+            Err(HashError::TooCostly { .. })
+        ));
+        // Fuzz find: a huge lane count overflowed argon2's own check.
+        let lanes = "$argon2id$v=19$m=147,m=164147,m=17,p=16,t=1,m=596736,p=2222222222";
+        assert!(matches!(
+            PasswordHash::parse(lanes),
+            Err(HashError::Malformed(_))
+        ));
+        let lanes = h.as_str().replacen("p=1$", "p=2222222222$", 1);
+        assert!(matches!(
+            PasswordHash::parse(&lanes),
             Err(HashError::TooCostly { .. })
         ));
         // Older, cheaper parameters still verify but ask for a rehash.
