@@ -110,9 +110,23 @@ impl From<StoreError> for ApiError {
             StoreError::DeleteConflict(_) => ApiError::new(409, "DeleteConflict", e.to_string()),
             StoreError::LimitExceeded(_) => ApiError::new(409, "LimitExceeded", e.to_string()),
             StoreError::InvalidInput(_) => ApiError::new(400, "ValidationError", e.to_string()),
-            StoreError::Sqlite(_) | StoreError::Vault(_) => {
-                ApiError::internal().because(e.to_string())
-            }
+            // IAM's own code for a write that lost a race.
+            StoreError::Conflict | StoreError::UniqueViolation => ApiError::new(
+                409,
+                "ConcurrentModification",
+                "A concurrent change got in the way; try again.",
+            )
+            .because(e.to_string()),
+            StoreError::Unavailable(_) => ApiError::new(
+                503,
+                "ServiceUnavailable",
+                "The service is unavailable; try again.",
+            )
+            .because(e.to_string()),
+            StoreError::Sqlite(_)
+            | StoreError::Postgres(_)
+            | StoreError::NewerSchema { .. }
+            | StoreError::Vault(_) => ApiError::internal().because(e.to_string()),
         }
     }
 }

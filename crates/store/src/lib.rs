@@ -17,6 +17,7 @@
 pub mod backend;
 mod domain;
 mod model;
+pub mod postgres;
 pub mod sqlite;
 pub mod vault;
 
@@ -41,6 +42,7 @@ pub use model::{
     AccessKey, Group, LoginProfile, MAX_POLICY_VERSIONS, ManagedPolicy, MfaDevice, PolicyEntity,
     PolicyVersion, Role, User, replace_principal, valid_name,
 };
+pub use postgres::PgBackend;
 pub use sqlite::SqliteBackend;
 pub use vault::{Vault, VaultError, random};
 
@@ -68,6 +70,22 @@ pub enum StoreError {
     InvalidInput(&'static str),
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL store's error, in the server's words.
+    #[error("store: {0}")]
+    Postgres(String),
+    /// The PostgreSQL store cannot be reached.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A concurrent write got in the way too many times.
+    #[error("store: too many concurrent changes, try again")]
+    Conflict,
+    /// A row with the same key was written at the same moment.
+    #[error("store: a row with that key exists")]
+    UniqueViolation,
+    #[error(
+        "the store's schema is version {found}, newer than this Latchkey's ({known}): upgrade Latchkey"
+    )]
+    NewerSchema { found: i64, known: i64 },
     #[error("sealed data: {0}")]
     Vault(#[from] VaultError),
 }
@@ -91,6 +109,14 @@ impl Store {
     /// gets a random 12-digit account id; a wrong master key is refused.
     pub fn open(path: &Path, vault: Vault) -> Result<Self> {
         Ok(Self::with_backend(SqliteBackend::open(path, vault)?))
+    }
+
+    /// Connects to the PostgreSQL store at `location` (see
+    /// [`postgres::PgBackend::open`]).
+    pub fn open_postgres(location: &postgres::PgLocation, vault: Vault) -> Result<Self> {
+        Ok(Self::with_backend(postgres::PgBackend::open(
+            location, vault,
+        )?))
     }
 
     /// A store over another backend.

@@ -156,14 +156,14 @@ pub struct SqliteBackend {
     materials: RwLock<HashMap<String, MaterialVersions>>,
 }
 
-fn unique_id(prefix: &str) -> Result<String> {
+pub(crate) fn unique_id(prefix: &str) -> Result<String> {
     Ok(format!(
         "{prefix}{}",
         latchkey_session::base32(&random::<10>()?)
     ))
 }
 
-fn tags_json(tags: &[(String, String)]) -> String {
+pub(crate) fn tags_json(tags: &[(String, String)]) -> String {
     serde_json::Value::Array(
         tags.iter()
             .map(|(k, v)| serde_json::json!({"Key": k, "Value": v}))
@@ -172,7 +172,7 @@ fn tags_json(tags: &[(String, String)]) -> String {
     .to_string()
 }
 
-fn parse_tags(text: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_tags(text: &str) -> Vec<(String, String)> {
     serde_json::from_str::<serde_json::Value>(text)
         .ok()
         .and_then(|v| v.as_array().cloned())
@@ -224,7 +224,7 @@ where
 }
 
 /// 40 characters of base64, the shape of an AWS secret access key.
-fn base64_secret(bytes: &[u8; 30]) -> String {
+pub(crate) fn base64_secret(bytes: &[u8; 30]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(40);
     for chunk in bytes.chunks(3) {
