@@ -52,7 +52,7 @@ fn report(config: &Config, dir: &DataDir, r: &InitReport) {
 /// Creates what is missing in the data directory, says what there is,
 /// and opens the store.
 fn bootstrap(config: &Config) -> Result<(DataDir, latchkey_store::Store)> {
-    let dir = DataDir::new(&config.data_dir);
+    let dir = config.data();
     let (store, r) = init(
         &dir,
         &config.server_names,
@@ -205,15 +205,35 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 .clone()
                 .serve(mysql_listener, stopped(stop_rx.clone())),
         );
+        // Set on SIGTERM: /readyz answers 503 while sessions drain.
+        let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The metrics listener outlives the drain, so that /readyz says why.
+        let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::watch::channel(false);
         if let Some(addr) = config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("listening on {addr}"))?;
-            tracing::info!(address = %addr, "metrics listening (plain HTTP)");
+            tracing::info!(address = %addr, "metrics, /healthz and /readyz listening (plain HTTP)");
+            let ready: latchkey_server::http::Readiness = {
+                let draining = draining.clone();
+                let state = state.clone();
+                let audit = audit.clone();
+                Arc::new(move || {
+                    if draining.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Err("draining".into());
+                    }
+                    state.store.ready().map_err(|e| e.to_string())?;
+                    match audit.last_error() {
+                        Some(e) => Err(format!("audit trail: {e}")),
+                        None => Ok(()),
+                    }
+                })
+            };
             tokio::spawn(latchkey_server::http::serve_metrics(
                 state.clone(),
                 listener,
-                stopped(stop_rx.clone()),
+                ready,
+                stopped(metrics_stop_rx),
             ));
         }
         let mut rotator =
@@ -268,6 +288,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 }
             }
         });
+        let drain_timeout = config.drain_timeout;
         let shutdown = async {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -276,8 +297,27 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
-            tracing::info!("shutting down");
+            // Not ready first, so that load balancers stop sending; then no
+            // new connections; sessions get until the deadline to finish.
+            draining.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = stop_tx.send(true);
+            let keepers = [&gateway.keeper, &mysql.keeper];
+            let live = || keepers.iter().map(|k| k.live_count()).sum::<usize>();
+            tracing::info!(sessions = live(), deadline = ?drain_timeout, "draining");
+            let deadline = tokio::time::Instant::now() + drain_timeout;
+            while live() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            let ended: usize = keepers.iter().map(|k| k.end_all_sessions()).sum();
+            if ended > 0 {
+                tracing::info!(sessions = ended, "drain deadline passed: ending sessions");
+                let grace = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+                while live() > 0 && tokio::time::Instant::now() < grace {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+            tracing::info!("shutting down");
+            let _ = metrics_stop_tx.send(true);
         };
         let console = config.console.map(|limits| {
             Arc::new(latchkey_console::Console::new(
@@ -314,7 +354,7 @@ pub struct RotateArgs {
 
 pub fn run_rotate_master_key(args: &RotateArgs) -> Result<u8> {
     let config = args.server.resolve()?;
-    let dir = DataDir::new(&config.data_dir);
+    let dir = config.data();
     let (id, count) = rotate_master_key(&dir, args.settle, |step| eprintln!("latchkey: {step}"))?;
     println!("master key {id}: {count} secrets re-wrapped");
     Ok(exit::OK)

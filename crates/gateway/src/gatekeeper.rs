@@ -104,6 +104,8 @@ pub enum Interrupt {
     LifetimeReached,
     /// Ended by someone allowed to (the console's "end session").
     Ended,
+    /// The node is stopping and the drain deadline passed.
+    ShuttingDown,
 }
 
 impl Interrupt {
@@ -113,6 +115,7 @@ impl Interrupt {
             Interrupt::Revoked(_) => "credential revoked",
             Interrupt::LifetimeReached => "session lifetime reached",
             Interrupt::Ended => "ended by an administrator",
+            Interrupt::ShuttingDown => "node shutting down",
         }
     }
 
@@ -123,8 +126,11 @@ impl Interrupt {
             Interrupt::LifetimeReached => {
                 "terminating connection: the session reached its maximum duration or its credential expired"
             }
-            // PostgreSQL's own words for pg_terminate_backend.
-            Interrupt::Ended => "terminating connection due to administrator command",
+            // PostgreSQL's own words for pg_terminate_backend and for a
+            // server's fast shutdown.
+            Interrupt::Ended | Interrupt::ShuttingDown => {
+                "terminating connection due to administrator command"
+            }
         }
     }
 }
@@ -444,6 +450,22 @@ impl Gatekeeper {
         let end = session.end.take()?;
         end.send(Interrupt::Ended).ok()?;
         Some(session.info.clone())
+    }
+
+    /// How many sessions are live on this node.
+    pub fn live_count(&self) -> usize {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Ends every live session (a stopping node's drain deadline passed);
+    /// returns how many were told to end.
+    pub fn end_all_sessions(&self) -> usize {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.values_mut()
+            .filter_map(|s| s.end.take())
+            .map(|end| end.send(Interrupt::ShuttingDown))
+            .filter(Result::is_ok)
+            .count()
     }
 
     /// Counts a new connection and says why it must be turned away before

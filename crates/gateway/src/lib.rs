@@ -156,16 +156,26 @@ where
             .stack_size(SESSION_THREAD_STACK)
             .spawn(move || {
                 runtime.block_on(async move {
-                    while let Some((std_tcp, peer)) = rx.recv().await {
-                        match TcpStream::from_std(std_tcp) {
-                            Ok(tcp) => {
-                                tokio::spawn(handle(tcp, peer, shard));
-                            }
-                            Err(e) => {
-                                tracing::warn!(%peer, error = %e, "taking a connection failed")
-                            }
+                    // Sessions outlive the listener: when it stops (a node
+                    // draining), the thread runs until its last one ends.
+                    let mut sessions = tokio::task::JoinSet::new();
+                    loop {
+                        tokio::select! {
+                            next = rx.recv() => match next {
+                                Some((std_tcp, peer)) => match TcpStream::from_std(std_tcp) {
+                                    Ok(tcp) => {
+                                        sessions.spawn(handle(tcp, peer, shard));
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(%peer, error = %e, "taking a connection failed")
+                                    }
+                                },
+                                None => break,
+                            },
+                            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
                         }
                     }
+                    while sessions.join_next().await.is_some() {}
                 });
             })?;
     }

@@ -20,12 +20,31 @@ const ADMIN_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Admin
 /// Where things live in the data directory.
 pub struct DataDir {
     pub root: PathBuf,
+    /// A PostgreSQL store shared by several nodes, in place of the
+    /// embedded one in the directory.
+    pub shared_store: Option<latchkey_store::postgres::PgLocation>,
 }
 
 impl DataDir {
     pub fn new(root: &Path) -> Self {
         Self {
             root: root.to_owned(),
+            shared_store: None,
+        }
+    }
+
+    /// With the store at `location` (none: the embedded one).
+    pub fn with_store(mut self, location: Option<latchkey_store::postgres::PgLocation>) -> Self {
+        self.shared_store = location;
+        self
+    }
+
+    /// Opens the store: the shared one if there is one, else the embedded
+    /// one in the directory.
+    pub fn open_store(&self, vault: Vault) -> latchkey_store::Result<Store> {
+        match &self.shared_store {
+            Some(location) => Store::open_postgres(location, vault),
+            None => Store::open(&self.store(), vault),
         }
     }
     pub fn master_key(&self) -> PathBuf {
@@ -193,7 +212,7 @@ pub fn rotate_master_key(
         settle.as_secs()
     ));
     std::thread::sleep(settle);
-    let store = Store::open(&dir.store(), load_vault(&path)?)?;
+    let store = dir.open_store(load_vault(&path)?)?;
     let count = store.rewrap_all()?;
     progress(&format!(
         "re-wrapped {count} secrets with key {next}; waiting {}s before retiring the old keys",
@@ -218,7 +237,7 @@ pub fn init(
     // Made private before SQLite opens it: its -wal and -shm files take
     // the database file's mode.
     private_file(&dir.store()).with_context(|| format!("creating {}", dir.store().display()))?;
-    let store = Store::open(&dir.store(), vault).context("opening the store")?;
+    let store = dir.open_store(vault).context("opening the store")?;
     store.cluster_keys(now())?;
     ensure_certificates(&dir.tls(), server_names).context("creating TLS certificates")?;
     let mut admin_key = None;

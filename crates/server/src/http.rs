@@ -400,23 +400,44 @@ fn metrics_response(state: &AppState) -> Response<Full<Bytes>> {
     r
 }
 
-/// Serves `/metrics` in plain HTTP (for a Prometheus that does not scrape
-/// HTTPS) until `shutdown` resolves.
+/// Whether a node should get new clients: answers `Err(why)` while it
+/// drains or while its store or audit trail cannot take writes. Called on
+/// a blocking thread (it may ask the store).
+pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Serves, in plain HTTP until `shutdown` resolves: `/metrics` (for a
+/// Prometheus that does not scrape HTTPS), `/healthz` (the process
+/// answers: 200) and `/readyz` (200 when `ready` says so, else 503 with
+/// the reason), for load balancers and Kubernetes probes.
 pub async fn serve_metrics(
     state: Arc<AppState>,
     listener: TcpListener,
+    ready: Readiness,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     accept_until(listener, shutdown, |tcp, _| {
         let state = state.clone();
+        let ready = ready.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let state = state.clone();
+                let ready = ready.clone();
                 async move {
-                    Ok::<_, std::convert::Infallible>(if req.uri().path() == "/metrics" {
-                        metrics_response(&state)
-                    } else {
-                        not_found()
+                    Ok::<_, std::convert::Infallible>(match req.uri().path() {
+                        "/metrics" => metrics_response(&state),
+                        "/healthz" => plain(StatusCode::OK, "ok\n".into()),
+                        "/readyz" => match tokio::task::spawn_blocking(move || ready()).await {
+                            Ok(Ok(())) => plain(StatusCode::OK, "ready\n".into()),
+                            Ok(Err(why)) => plain(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                format!("not ready: {why}\n"),
+                            ),
+                            Err(_) => plain(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "not ready: the check failed\n".into(),
+                            ),
+                        },
+                        _ => not_found(),
                     })
                 }
             });
@@ -426,6 +447,16 @@ pub async fn serve_metrics(
         });
     })
     .await;
+}
+
+fn plain(status: StatusCode, text: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
 }
 
 fn request_id() -> String {

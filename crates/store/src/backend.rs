@@ -77,6 +77,10 @@ pub trait Backend:
     /// Re-wraps every sealed secret with the vault's current master key,
     /// in one transaction. Returns how many were re-wrapped.
     fn rewrap_all(&self) -> Result<usize>;
+
+    /// Whether the store answers and would take a write now (a node's
+    /// readiness).
+    fn ready(&self) -> Result<()>;
 }
 
 /// Users, roles and groups, their tags and memberships.

@@ -87,10 +87,14 @@ pub struct Config {
     /// Every setting, for `--print-config`.
     pub settings: Settings,
     pub data_dir: PathBuf,
+    /// A PostgreSQL store shared by several nodes (none: the embedded one).
+    pub store: Option<latchkey_store::postgres::PgLocation>,
     pub listen: SocketAddr,
     pub region: String,
     pub server_names: Vec<String>,
     pub cluster_key_rotation: Duration,
+    /// How long sessions may go on after SIGTERM.
+    pub drain_timeout: Duration,
     /// How often `serve` runs the security checks.
     pub security_checks_every: Duration,
     /// Whether a check in error raises a finding.
@@ -121,14 +125,19 @@ impl Config {
     /// (a running server picks their changes up within seconds).
     pub fn open_store(&self) -> anyhow::Result<latchkey_store::Store> {
         use anyhow::Context;
-        let dir = DataDir::new(&self.data_dir);
+        let dir = self.data();
         let vault = load_vault(&dir.master_key()).with_context(|| {
             format!(
                 "no usable data directory at {} (run latchkey init)",
                 dir.root.display()
             )
         })?;
-        Ok(latchkey_store::Store::open(&dir.store(), vault)?)
+        Ok(dir.open_store(vault)?)
+    }
+
+    /// The data directory, with the shared store when there is one.
+    pub fn data(&self) -> DataDir {
+        DataDir::new(&self.data_dir).with_store(self.store.clone())
     }
 }
 
@@ -343,10 +352,12 @@ fn build(
     };
     Ok(Config {
         data_dir: general.data_dir.clone(),
+        store: general.store.clone().map(|url| url.0),
         listen: api.listen,
         region: general.region.clone(),
         server_names: general.server_names.clone(),
         cluster_key_rotation: general.cluster_key_rotation.0,
+        drain_timeout: general.drain_timeout.0,
         security_checks_every: general.security_checks_every.0,
         security_check_findings: general.security_check_findings,
         postgres_listen: gw.postgres.listen,

@@ -51,6 +51,50 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+/// A PostgreSQL store's URL (`postgres://USER:PASSWORD@HOST/DB?sslrootcert=…`).
+/// Shown, serialised and debugged without its password.
+#[derive(Clone)]
+pub struct StoreUrl(pub latchkey_store::postgres::PgLocation);
+
+impl FromStr for StoreUrl {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        text.parse()
+            .map(StoreUrl)
+            .map_err(|e| format!("store: {e}"))
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreUrl({})", self.0)
+    }
+}
+
+impl PartialEq for StoreUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Serialize for StoreUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
 /// `true`/`false` and the usual spellings (`1`, `yes`, `on`...).
 pub(super) fn boolish(text: &str) -> Result<bool, String> {
     match text.to_ascii_lowercase().as_str() {
@@ -79,7 +123,7 @@ macro_rules! value_names {
 }
 
 value_names! {
-    Dur => "DURATION", SocketAddr => "ADDR", PathBuf => "PATH", String => "TEXT",
+    Dur => "DURATION", StoreUrl => "URL", SocketAddr => "ADDR", PathBuf => "PATH", String => "TEXT",
     Vec<String> => "NAME", usize => "N", u32 => "N", u64 => "N", f64 => "RATE", bool => "BOOL",
 }
 
@@ -162,6 +206,12 @@ section! {
         /// Data directory: store, master key, certificates, admin credentials [default: ./latchkey-data].
         #[arg(long = "data-dir", env = "LATCHKEY_DATA_DIR")]
         data_dir: PathBuf = PathBuf::from("latchkey-data"),
+        /// A PostgreSQL store shared by several nodes, as a URL:
+        /// postgres://USER:PASSWORD@HOST:PORT/DB?sslrootcert=CA.pem (TLS with the certificate and
+        /// host name checked; sslmode=disable for a local socket) [default: the embedded SQLite
+        /// store in the data directory].
+        #[arg(long = "store", env = "LATCHKEY_STORE")]
+        store: Option<StoreUrl> = None,
         /// Region written to the generated AWS CLI config, and that tokens are signed for [default: us-east-1].
         #[arg(long = "region", env = "LATCHKEY_REGION")]
         region: String = "us-east-1".to_owned(),
@@ -172,7 +222,11 @@ section! {
         /// How often the cluster key that seals session tokens is replaced [default: 24h].
         #[arg(long = "cluster-key-rotation", env = "LATCHKEY_CLUSTER_KEY_ROTATION")]
         cluster_key_rotation: Dur = Dur::secs(24 * 3600),
-        /// Serve Prometheus metrics in plain HTTP here [default: off].
+        /// On SIGTERM, how long live sessions may go on (the node is not ready and takes no new
+        /// connections meanwhile) before it ends them [default: 30s].
+        #[arg(long = "drain-timeout", env = "LATCHKEY_DRAIN_TIMEOUT")]
+        drain_timeout: Dur = Dur::secs(30),
+        /// Serve Prometheus metrics, /healthz and /readyz in plain HTTP here [default: off].
         #[arg(long = "metrics-listen", env = "LATCHKEY_METRICS_LISTEN")]
         metrics_listen: Option<SocketAddr> = None,
         /// How often the security checks run (`latchkey advisor checks`), setting a gauge per

@@ -454,6 +454,22 @@ impl Backend for PgBackend {
         Ok(())
     }
 
+    fn ready(&self) -> Result<()> {
+        // A standby (or a server set read-only) answers but takes no write.
+        let read_only: String = self.read(|c| {
+            Ok(
+                c.query_one("SELECT current_setting('transaction_read_only')", &[])?
+                    .try_get(0)?,
+            )
+        })?;
+        if read_only == "on" {
+            return Err(StoreError::Unavailable(
+                "the store server is read-only".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn rewrap_all(&self) -> Result<usize> {
         self.write(|tx| {
             let mut count = 0;

@@ -411,6 +411,13 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
+    fn ready(&self) -> Result<()> {
+        // Takes the write lock and lets it go: a full disk or a read-only
+        // file shows here.
+        self.db().execute_batch("BEGIN IMMEDIATE; ROLLBACK")?;
+        Ok(())
+    }
+
     fn rewrap_all(&self) -> Result<usize> {
         let mut db = self.db();
         let tx = db.transaction()?;
