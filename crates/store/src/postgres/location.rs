@@ -58,7 +58,7 @@ impl std::fmt::Debug for PgLocation {
 }
 
 impl std::fmt::Display for PgLocation {
-    /// `postgres://user@host:port/dbname`, without the password.
+    /// `postgres://user@host:port/dbname?…`, without the password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let user = self.config.get_user().unwrap_or("");
         let host = self
@@ -72,7 +72,22 @@ impl std::fmt::Display for PgLocation {
             .unwrap_or_default();
         let port = self.config.get_ports().first().copied().unwrap_or(5432);
         let db = self.config.get_dbname().unwrap_or("");
-        write!(f, "postgres://{user}@{host}:{port}/{db}")
+        write!(f, "postgres://{user}@{host}:{port}/{db}")?;
+        let mut query = Vec::new();
+        match (&self.ssl, &self.root_cert) {
+            (SslMode::Disable, _) => query.push("sslmode=disable".to_owned()),
+            (SslMode::VerifyFull, Some(root)) => {
+                query.push(format!("sslrootcert={}", root.display()));
+            }
+            (SslMode::VerifyFull, None) => {}
+        }
+        if self.pool_size != DEFAULT_POOL_SIZE {
+            query.push(format!("pool_size={}", self.pool_size));
+        }
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
+        }
+        Ok(())
     }
 }
 
@@ -246,7 +261,10 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(l.ssl_mode(), SslMode::VerifyFull);
-        assert_eq!(l.to_string(), "postgres://lk@db.example:6543/latchkey");
+        assert_eq!(
+            l.to_string(),
+            "postgres://lk@db.example:6543/latchkey?sslrootcert=/etc/ca.pem"
+        );
         assert!(!format!("{l:?}").contains("pw"));
         assert_eq!(
             "postgres://h/db".parse::<PgLocation>().unwrap_err(),
