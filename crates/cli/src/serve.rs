@@ -250,6 +250,26 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             config.security_checks_every,
             config.security_check_findings,
         )?;
+        // Another node's change (through the store's change feed, where it
+        // has one) refreshes at once; the timer is the safety net.
+        let poke = Arc::new(tokio::sync::Notify::new());
+        let feed = state.store.watch_changes({
+            let state = state.clone();
+            let poke = poke.clone();
+            Arc::new(move |change| {
+                if matches!(
+                    change,
+                    latchkey_store::StoreChange::Identities
+                        | latchkey_store::StoreChange::Everything
+                ) {
+                    state.invalidate_caches();
+                }
+                poke.notify_one();
+            })
+        })?;
+        if feed {
+            tracing::info!("following the store's change feed");
+        }
         let refresher = state.clone();
         let gateway_refresher = gateway.clone();
         let mysql_refresher = mysql.clone();
@@ -259,7 +279,10 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             let mut tick =
                 tokio::time::interval(std::time::Duration::from_secs(REVOCATION_REFRESH_SECS));
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = poke.notified() => {}
+                }
                 let s = refresher.clone();
                 let every = i64::try_from(rotation.as_secs())
                     .unwrap_or(i64::MAX)

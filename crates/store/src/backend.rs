@@ -81,6 +81,59 @@ pub trait Backend:
     /// Whether the store answers and would take a write now (a node's
     /// readiness).
     fn ready(&self) -> Result<()>;
+
+    /// Calls `on_change` soon after any node commits a change that other
+    /// nodes must act on (identities, keys, policies, revocations,
+    /// databases, cluster keys), until the store is dropped; after a lost
+    /// connection to the store it reports [`StoreChange::Everything`]
+    /// (changes may have been missed). Returns whether the backend has
+    /// such a feed: without one, nodes rely on periodic reloads only.
+    fn watch_changes(&self, on_change: ChangeCallback) -> Result<bool>;
+}
+
+/// What [`Backend::watch_changes`] calls.
+pub type ChangeCallback = std::sync::Arc<dyn Fn(StoreChange) + Send + Sync>;
+
+/// What another node changed, as far as a node's caches are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreChange {
+    /// Users, roles, groups, memberships, policies, access keys or MFA
+    /// devices.
+    Identities,
+    /// A principal's sessions were revoked.
+    Revocations,
+    /// A database was registered, changed or removed, or its upstream
+    /// logins changed.
+    Databases,
+    /// The cluster key ring.
+    ClusterKeys,
+    /// Anything: the feed may have missed changes.
+    Everything,
+}
+
+impl StoreChange {
+    /// The change a write to `table` makes.
+    pub fn of_table(table: &str) -> Self {
+        match table {
+            "users"
+            | "roles"
+            | "groups"
+            | "group_members"
+            | "inline_policies"
+            | "attachments"
+            | "managed_policies"
+            | "policy_versions"
+            | "access_keys"
+            | "deleted_access_keys"
+            | "mfa_devices" => StoreChange::Identities,
+            "revocations" => StoreChange::Revocations,
+            "databases" | "database_passwords" | "object_tags" | "firewall_config" => {
+                StoreChange::Databases
+            }
+            "cluster_keys" => StoreChange::ClusterKeys,
+            _ => StoreChange::Everything,
+        }
+    }
 }
 
 /// Users, roles and groups, their tags and memberships.

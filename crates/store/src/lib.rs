@@ -24,10 +24,10 @@ pub mod vault;
 use std::path::Path;
 
 pub use backend::{
-    AdvisorJob, Audit, Backend, Classification, CredentialLastUse, Credentials, Databases,
-    Findings, Firewall, Identities, KmsAlias, KmsKeys, LastAccess, LoginPassword, PASSWORD_HISTORY,
-    Parameters, Passwords, Policies, Secrets, SessionKeys, StoredKmsKey, StoredParameter,
-    StoredSecret, UpstreamLogin, UpstreamLogins, Usage,
+    AdvisorJob, Audit, Backend, ChangeCallback, Classification, CredentialLastUse, Credentials,
+    Databases, Findings, Firewall, Identities, KmsAlias, KmsKeys, LastAccess, LoginPassword,
+    PASSWORD_HISTORY, Parameters, Passwords, Policies, Secrets, SessionKeys, StoreChange,
+    StoredKmsKey, StoredParameter, StoredSecret, UpstreamLogin, UpstreamLogins, Usage,
 };
 pub use domain::{
     BadFingerprint, Database, DatabaseError, Engine, Fingerprint, FirewallConfig, FirewallMode,

@@ -1,37 +1,59 @@
-//! [`Audit`] on PostgreSQL.
+//! [`Audit`] on PostgreSQL: the same rules as `crate::sqlite::audit`.
 
-#![allow(unused_variables)]
-
-use super::PgBackend;
-#[allow(unused_imports)]
-use crate::backend::*;
-#[allow(unused_imports)]
-use crate::*;
-#[allow(unused_imports)]
 use zeroize::Zeroizing;
 
+use super::{PgBackend, Sql};
+use crate::backend::Audit;
+use crate::{Result, StoreError};
+
+/// The sealing context of the signing key: SQLite's, so that stores move
+/// between backends.
+const AUDIT_KEY_CONTEXT: &[u8] = b"latchkey audit signing key";
+
 impl Audit for PgBackend {
-    #[allow(clippy::too_many_arguments)]
     fn audit_signing_key(&self) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        Err(super::unported("Audit"))
+        let sealed: Option<Vec<u8>> = self.read(|c| {
+            Ok(c.query_opt("SELECT key FROM audit_key WHERE id = 1", &[])?
+                .map(|r| r.try_get(0))
+                .transpose()?)
+        })?;
+        match sealed {
+            Some(s) => Ok(Some(self.vault().open(&s, AUDIT_KEY_CONTEXT)?)),
+            None => Ok(None),
+        }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn audit_public_key(&self) -> Result<Option<Vec<u8>>> {
-        Err(super::unported("Audit"))
+        self.read(|c| {
+            Ok(
+                c.query_opt("SELECT public_key FROM audit_key WHERE id = 1", &[])?
+                    .map(|r| r.try_get(0))
+                    .transpose()?,
+            )
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn create_audit_signing_key(&self, pkcs8: &[u8], public_key: &[u8], now: i64) -> Result<bool> {
-        Err(super::unported("Audit"))
+        let sealed = self.vault().seal(pkcs8, AUDIT_KEY_CONTEXT)?;
+        self.write(|tx| {
+            Ok(tx.execute(
+                "INSERT INTO audit_key (id, public_key, key, created) VALUES (1, $1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&public_key, &sealed, &now],
+            )? == 1)
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn audit_anchor(&self) -> Result<Option<String>> {
-        Err(super::unported("Audit"))
+        self.read(|c| {
+            Ok(
+                c.query_opt("SELECT document FROM audit_anchor WHERE id = 1", &[])?
+                    .map(|r| r.try_get(0))
+                    .transpose()?,
+            )
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn put_audit_anchor(
         &self,
         trail_id: &str,
@@ -39,11 +61,27 @@ impl Audit for PgBackend {
         document: &str,
         now: i64,
     ) -> Result<bool> {
-        Err(super::unported("Audit"))
+        let sequence = i64::try_from(sequence)
+            .map_err(|_| StoreError::InvalidInput("anchor sequence out of range"))?;
+        self.write(|tx| {
+            Ok(tx.execute(
+                "INSERT INTO audit_anchor (id, trail_id, sequence, document, updated) VALUES (1, $1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET sequence = EXCLUDED.sequence, document = EXCLUDED.document, updated = EXCLUDED.updated
+                 WHERE audit_anchor.trail_id = EXCLUDED.trail_id AND EXCLUDED.sequence >= audit_anchor.sequence",
+                &[&trail_id, &sequence, &document, &now],
+            )? == 1)
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn forget_audit_anchor(&self) -> Result<Option<String>> {
-        Err(super::unported("Audit"))
+        self.write(|tx| {
+            Ok(tx
+                .query_opt(
+                    "DELETE FROM audit_anchor WHERE id = 1 RETURNING document",
+                    &[],
+                )?
+                .map(|r| r.try_get(0))
+                .transpose()?)
+        })
     }
 }

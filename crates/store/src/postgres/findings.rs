@@ -1,17 +1,10 @@
-//! [`Findings`] on PostgreSQL.
+//! [`Findings`] on PostgreSQL: the same rules as `crate::sqlite::findings`.
 
-#![allow(unused_variables)]
-
-use super::PgBackend;
-#[allow(unused_imports)]
-use crate::backend::*;
-#[allow(unused_imports)]
-use crate::*;
-#[allow(unused_imports)]
-use zeroize::Zeroizing;
+use super::{PgBackend, Sql};
+use crate::backend::Findings;
+use crate::{Result, StoreError};
 
 impl Findings for PgBackend {
-    #[allow(clippy::too_many_arguments)]
     fn put_finding(
         &self,
         id: &str,
@@ -20,10 +13,17 @@ impl Findings for PgBackend {
         last_seen: i64,
         document: &str,
     ) -> Result<()> {
-        Err(super::unported("Findings"))
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO findings (id, kind, severity, last_seen, document) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, severity = EXCLUDED.severity,
+                 last_seen = EXCLUDED.last_seen, document = EXCLUDED.document",
+                &[&id, &kind, &severity, &last_seen, &document],
+            )?;
+            Ok(())
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn findings(
         &self,
         archived: bool,
@@ -31,16 +31,42 @@ impl Findings for PgBackend {
         kind: Option<&str>,
         limit: u32,
     ) -> Result<Vec<(String, bool)>> {
-        Err(super::unported("Findings"))
+        let limit = i64::from(limit);
+        self.read(|c| {
+            c.query(
+                "SELECT document, archived FROM findings WHERE archived = $1
+                 AND ($2::TEXT IS NULL OR severity = $2) AND ($3::TEXT IS NULL OR kind = $3)
+                 ORDER BY last_seen DESC LIMIT $4",
+                &[&archived, &severity, &kind, &limit],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn get_finding(&self, id: &str) -> Result<Option<(String, bool)>> {
-        Err(super::unported("Findings"))
+        self.read(|c| {
+            c.query_opt(
+                "SELECT document, archived FROM findings WHERE id = $1",
+                &[&id],
+            )?
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn archive_findings(&self, ids: &[String], archived: bool) -> Result<usize> {
-        Err(super::unported("Findings"))
+        let n = self.write(|tx| {
+            let mut n: u64 = 0;
+            for id in ids {
+                n += tx.execute(
+                    "UPDATE findings SET archived = $1 WHERE id = $2",
+                    &[&archived, id],
+                )?;
+            }
+            Ok(n)
+        })?;
+        usize::try_from(n).map_err(|_| StoreError::Postgres(format!("{n} findings archived")))
     }
 }

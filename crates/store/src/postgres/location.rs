@@ -217,6 +217,21 @@ impl PgLocation {
             .map_err(|e| crate::StoreError::Postgres(format!("store pool: {e}")))
     }
 
+    /// Listens on `channel` on a connection of its own, calling `on_note`
+    /// with each notification's change until the connection ends.
+    pub(crate) async fn listen(
+        &self,
+        channel: &str,
+        on_note: &(dyn Fn(crate::StoreChange) + Send + Sync),
+    ) -> crate::Result<()> {
+        match self.ssl {
+            SslMode::Disable => {
+                listen_on(&self.config, tokio_postgres::NoTls, channel, on_note).await
+            }
+            SslMode::VerifyFull => listen_on(&self.config, self.tls()?, channel, on_note).await,
+        }
+    }
+
     fn tls(&self) -> crate::Result<tokio_postgres_rustls::MakeRustlsConnect> {
         let path = self
             .root_cert
@@ -247,6 +262,47 @@ impl PgLocation {
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+}
+
+async fn listen_on<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+    channel: &str,
+    on_note: &(dyn Fn(crate::StoreChange) + Send + Sync),
+) -> crate::Result<()>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = config.connect(tls).await?;
+    let (notes, mut received) = tokio::sync::mpsc::unbounded_channel();
+    // The connection must be polled for the LISTEN to complete, and for
+    // notifications to arrive: a task of its own forwards them.
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(note))) => {
+                    if notes.send(note.payload().to_owned()).is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {channel}")).await?;
+    while let Some(table) = received.recv().await {
+        on_note(crate::StoreChange::of_table(&table));
+    }
+    match driver.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(crate::StoreError::Postgres(format!(
+            "store change feed: {e}"
+        ))),
     }
 }
 

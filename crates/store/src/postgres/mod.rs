@@ -113,7 +113,38 @@ CREATE TABLE IF NOT EXISTS login_profiles (user_name TEXT COLLATE latchkey_nocas
 CREATE TABLE IF NOT EXISTS password_history (id BIGSERIAL PRIMARY KEY, user_name TEXT COLLATE latchkey_nocase NOT NULL, hash BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS password_policy (id BIGINT PRIMARY KEY CHECK (id = 1), minimum_length BIGINT NOT NULL, require_symbols BOOLEAN NOT NULL, require_numbers BOOLEAN NOT NULL, require_uppercase BOOLEAN NOT NULL, require_lowercase BOOLEAN NOT NULL, allow_users_to_change BOOLEAN NOT NULL, max_age_days BIGINT, reuse_prevention BIGINT, hard_expiry BOOLEAN NOT NULL);
 CREATE TABLE IF NOT EXISTS deleted_access_keys (id TEXT PRIMARY KEY, user_name TEXT NOT NULL, deleted BIGINT NOT NULL);
+CREATE OR REPLACE FUNCTION latchkey_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('latchkey_changes', TG_TABLE_NAME);
+    RETURN NULL;
+END $$;
 ";
+
+/// Tables whose changes other nodes must act on at once: each notifies
+/// `latchkey_changes` with its name when a transaction writing it commits
+/// (see [`crate::StoreChange::of_table`]).
+const WATCHED_TABLES: &[&str] = &[
+    "users",
+    "roles",
+    "groups",
+    "group_members",
+    "inline_policies",
+    "attachments",
+    "managed_policies",
+    "policy_versions",
+    "access_keys",
+    "deleted_access_keys",
+    "mfa_devices",
+    "revocations",
+    "databases",
+    "database_passwords",
+    "object_tags",
+    "firewall_config",
+    "cluster_keys",
+];
+
+/// The channel of the change feed.
+const CHANGES_CHANNEL: &str = "latchkey_changes";
 
 /// The tables holding sealed blobs and their columns, for
 /// [`crate::Backend::rewrap_all`] and for copying between backends.
@@ -234,6 +265,8 @@ impl From<tokio_postgres::Error> for StoreError {
 /// The PostgreSQL store.
 pub struct PgBackend {
     pool: deadpool_postgres::Pool,
+    /// For connections outside the pool (the change feed's).
+    location: PgLocation,
     /// Drives the pooled connections; `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
     /// Behind a lock so that a running server can take up a new master key
@@ -275,6 +308,7 @@ impl PgBackend {
         let pool = location.pool(runtime.handle())?;
         let mut backend = Self {
             pool,
+            location: location.clone(),
             runtime: Some(runtime),
             vault: RwLock::new(vault),
             account: String::new(),
@@ -322,6 +356,13 @@ impl PgBackend {
         }
         if version < 1 {
             client.batch(SCHEMA_V1)?;
+            for table in WATCHED_TABLES {
+                client.batch(&format!(
+                    "DROP TRIGGER IF EXISTS latchkey_changed ON {table};
+                     CREATE TRIGGER latchkey_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table}
+                     FOR EACH STATEMENT EXECUTE FUNCTION latchkey_changed()"
+                ))?;
+            }
             client.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema', $1)
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -432,6 +473,12 @@ impl PgBackend {
     }
 }
 
+/// The store crate has no logger: a lost change feed is reported on
+/// stderr once per reconnection attempt.
+fn tracing_free_warning(e: &StoreError) {
+    eprintln!("latchkey: store change feed: {e}; listening again");
+}
+
 /// What an operation not yet carried over to PostgreSQL answers.
 pub(crate) fn unported(concern: &str) -> StoreError {
     StoreError::Postgres(format!(
@@ -452,6 +499,31 @@ impl Backend for PgBackend {
         vault.open(&check, VAULT_CHECK)?;
         *self.vault.write().unwrap_or_else(|p| p.into_inner()) = vault;
         Ok(())
+    }
+
+    fn watch_changes(&self, on_change: crate::backend::ChangeCallback) -> Result<bool> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| StoreError::Postgres("the store is closing".into()))?;
+        let location = self.location.clone();
+        runtime.spawn(async move {
+            let mut pause = Duration::from_millis(100);
+            loop {
+                let result = location.listen(CHANGES_CHANNEL, &*on_change).await;
+                // Whatever happened while not listening is unknown.
+                on_change(crate::StoreChange::Everything);
+                match result {
+                    Ok(()) => pause = Duration::from_millis(100),
+                    Err(e) => {
+                        tracing_free_warning(&e);
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
+                }
+                tokio::time::sleep(pause).await;
+            }
+        });
+        Ok(true)
     }
 
     fn ready(&self) -> Result<()> {
@@ -485,7 +557,7 @@ impl Backend for PgBackend {
                     }
                     let rewrapped = self.vault().rewrap(&blob)?;
                     tx.execute(
-                        &format!("UPDATE {table} SET {col} = $1 WHERE ctid = $2::tid"),
+                        &format!("UPDATE {table} SET {col} = $1 WHERE ctid = ($2::text)::tid"),
                         &[&rewrapped, &place],
                     )?;
                     count += 1;

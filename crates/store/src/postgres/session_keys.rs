@@ -1,38 +1,119 @@
-//! [`SessionKeys`] on PostgreSQL.
+//! [`SessionKeys`] on PostgreSQL, as SQLite's (`crate::sqlite::session_keys`):
+//! session revocations and cluster keys (sealed, context: the key id).
 
-#![allow(unused_variables)]
-
-use super::PgBackend;
-#[allow(unused_imports)]
-use crate::backend::*;
-#[allow(unused_imports)]
-use crate::*;
-#[allow(unused_imports)]
 use zeroize::Zeroizing;
 
+use super::{PgBackend, Sql};
+use crate::backend::SessionKeys;
+use crate::{Result, StoreError, VaultError, random};
+
+/// A cluster key's id as stored.
+fn key_id(id: i64) -> Result<u32> {
+    u32::try_from(id).map_err(|_| StoreError::Postgres(format!("cluster key id {id} out of range")))
+}
+
 impl SessionKeys for PgBackend {
-    #[allow(clippy::too_many_arguments)]
     fn revoke_sessions(&self, arn: &str, before: i64) -> Result<()> {
-        Err(super::unported("SessionKeys"))
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO revocations (arn, not_before) VALUES ($1, $2)
+                 ON CONFLICT (arn) DO UPDATE
+                 SET not_before = GREATEST(revocations.not_before, EXCLUDED.not_before)",
+                &[&arn, &before],
+            )
+        })?;
+        Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn revocations(&self) -> Result<Vec<(String, i64)>> {
-        Err(super::unported("SessionKeys"))
+        self.read(|c| {
+            c.query(
+                "SELECT arn, not_before FROM revocations ORDER BY arn COLLATE \"C\"",
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn cluster_keys(&self, now: i64) -> Result<Vec<(u32, Zeroizing<[u8; 32]>)>> {
-        Err(super::unported("SessionKeys"))
+        let rows: Vec<(i64, Vec<u8>)> = self.read(|c| {
+            c.query("SELECT id, material FROM cluster_keys ORDER BY id", &[])?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<_>>()
+        })?;
+        if rows.is_empty() {
+            // A node losing the race to make key 1 gets an error (a
+            // unique id); key 1 is there when it asks again.
+            self.add_cluster_key(1, now)?;
+            return self.cluster_keys(now);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, sealed) in rows {
+            let id = key_id(id)?;
+            let material = self.vault().open(&sealed, &id.to_be_bytes())?;
+            if material.len() != 32 {
+                return Err(VaultError::Malformed.into());
+            }
+            let mut key = Zeroizing::new([0u8; 32]);
+            key.copy_from_slice(&material);
+            out.push((id, key));
+        }
+        Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn add_cluster_key(&self, id: u32, now: i64) -> Result<()> {
-        Err(super::unported("SessionKeys"))
+        let material = Zeroizing::new(random::<32>()?);
+        let sealed = self.vault().seal(material.as_ref(), &id.to_be_bytes())?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO cluster_keys (id, material, created) VALUES ($1, $2, $3)",
+                &[&i64::from(id), &sealed, &now],
+            )
+        })?;
+        Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn rotate_cluster_keys(&self, now: i64, every: i64, keep: i64) -> Result<bool> {
-        Err(super::unported("SessionKeys"))
+        // One transaction: of nodes rotating at once, one adds the key (the
+        // others, retried, find it made) and the newest is never dropped.
+        self.write(|tx| {
+            let newest = tx
+                .query_opt(
+                    "SELECT id, created FROM cluster_keys ORDER BY id DESC LIMIT 1",
+                    &[],
+                )?
+                .map(|r| Ok::<_, StoreError>((r.try_get::<_, i64>(0)?, r.try_get::<_, i64>(1)?)))
+                .transpose()?;
+            let mut changed = false;
+            let newest_id = match newest {
+                Some((id, created)) if now.saturating_sub(created) < every => id,
+                Some((id, _)) => {
+                    let next = id
+                        .checked_add(1)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or(StoreError::InvalidInput("cluster key ids exhausted"))?;
+                    let material = Zeroizing::new(random::<32>()?);
+                    let sealed = self.vault().seal(material.as_ref(), &next.to_be_bytes())?;
+                    changed |= tx.execute(
+                        "INSERT INTO cluster_keys (id, material, created) VALUES ($1, $2, $3)
+                         ON CONFLICT (id) DO NOTHING",
+                        &[&i64::from(next), &sealed, &now],
+                    )? == 1;
+                    i64::from(next)
+                }
+                None => return Ok(false),
+            };
+            // A key retires when its successor is created: sessions it
+            // sealed may live `keep` seconds beyond that.
+            changed |= tx.execute(
+                "DELETE FROM cluster_keys WHERE id < $2 AND
+                   (SELECT created FROM cluster_keys n WHERE n.id > cluster_keys.id ORDER BY n.id LIMIT 1) < $1",
+                &[&now.saturating_sub(keep), &newest_id],
+            )? > 0;
+            Ok(changed)
+        })
     }
 }

@@ -30,10 +30,13 @@ use std::sync::{Mutex, RwLock};
 use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
-use crate::backend::{Backend, Identities};
+use crate::backend::Backend;
 use crate::{PrincipalKind, Result, Role, StoreError, User, Vault, random};
 
 const VAULT_CHECK: &[u8] = b"latchkey vault check";
+
+/// How long a statement waits for another process's lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Read-only connections beside the writer (see `SqliteBackend::readers`).
 const READERS: usize = 4;
@@ -241,6 +244,9 @@ impl SqliteBackend {
     /// random 12-digit account id.
     pub fn open(path: &Path, vault: Vault) -> Result<Self> {
         let mut conn = Connection::open(path)?;
+        // Other processes (nodes, CLI commands) may hold the write lock
+        // for a moment: wait for it rather than fail.
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
@@ -279,6 +285,7 @@ impl SqliteBackend {
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open(path)?;
+                reader.busy_timeout(BUSY_TIMEOUT)?;
                 reader.pragma_update(None, "query_only", true)?;
                 reader.set_prepared_statement_cache_capacity(64);
                 Ok(Mutex::new(reader))
@@ -372,21 +379,28 @@ impl SqliteBackend {
         name: &str,
         change: impl FnOnce(&mut Vec<(String, String)>) -> Result<()>,
     ) -> Result<()> {
-        let (mut tags, name) = match kind {
-            PrincipalKind::User => {
-                let u = self.get_user(name)?;
-                (u.tags, u.name)
-            }
-            PrincipalKind::Role => {
-                let r = self.get_role(name)?;
-                (r.tags, r.name)
-            }
-            PrincipalKind::Group => {
-                return Err(StoreError::InvalidInput("groups have no tags"));
-            }
-        };
+        if kind == PrincipalKind::Group {
+            return Err(StoreError::InvalidInput("groups have no tags"));
+        }
+        // The writer throughout: concurrent tag changes all land.
+        let db = self.db();
+        let found: Option<(String, String)> = db
+            .query_row(
+                &format!(
+                    "SELECT name, tags FROM {} WHERE name = ?1",
+                    names::table(kind)
+                ),
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (name, tags) = found.ok_or_else(|| StoreError::NoSuchEntity {
+            kind: kind.as_str(),
+            name: name.to_owned(),
+        })?;
+        let mut tags = parse_tags(&tags);
         change(&mut tags)?;
-        self.db().execute(
+        db.execute(
             &format!(
                 "UPDATE {} SET tags = ?1 WHERE name = ?2",
                 names::table(kind)
@@ -409,6 +423,11 @@ impl Backend for SqliteBackend {
         vault.open(&check, VAULT_CHECK)?;
         *self.vault.write().unwrap_or_else(|p| p.into_inner()) = vault;
         Ok(())
+    }
+
+    fn watch_changes(&self, _on_change: crate::backend::ChangeCallback) -> Result<bool> {
+        // Nodes sharing one SQLite file see changes by reloading.
+        Ok(false)
     }
 
     fn ready(&self) -> Result<()> {

@@ -17,6 +17,32 @@ use crate::{
     StoreError, valid_name,
 };
 
+impl SqliteBackend {
+    /// Reads a managed policy's tags, changes them and writes them back,
+    /// holding the writer throughout so that concurrent changes all land.
+    fn change_policy_tags(
+        &self,
+        arn: &str,
+        change: impl FnOnce(&mut Vec<(String, String)>) -> Result<()>,
+    ) -> Result<()> {
+        let db = self.db();
+        let text: Option<String> = db
+            .query_row(
+                "SELECT tags FROM managed_policies WHERE arn = ?1",
+                [arn],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut tags = parse_tags(&text.ok_or_else(|| no_policy(arn))?);
+        change(&mut tags)?;
+        db.execute(
+            "UPDATE managed_policies SET tags = ?1 WHERE arn = ?2",
+            params![tags_json(&tags), arn],
+        )?;
+        Ok(())
+    }
+}
+
 fn no_policy(arn: &str) -> StoreError {
     StoreError::NoSuchEntity {
         kind: "policy",
@@ -339,7 +365,8 @@ impl Policies for SqliteBackend {
     fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<()> {
         let policy = self.get_policy(arn)?;
         let n = version_number(version_id).ok_or_else(|| no_version(arn, version_id))?;
-        if policy.default_version == version_id {
+        // By number: `v01` names the default `v1` too.
+        if version_number(&policy.default_version) == Some(n) {
             return Err(StoreError::DeleteConflict(
                 "make another version the default (the default version is deleted with the policy)",
             ));
@@ -385,23 +412,14 @@ impl Policies for SqliteBackend {
     }
 
     fn tag_policy(&self, arn: &str, tags: &[(String, String)]) -> Result<()> {
-        let mut policy = self.get_policy(arn)?;
-        merge_tags(&mut policy.tags, tags)?;
-        self.db().execute(
-            "UPDATE managed_policies SET tags = ?1 WHERE arn = ?2",
-            params![tags_json(&policy.tags), arn],
-        )?;
-        Ok(())
+        self.change_policy_tags(arn, |current| merge_tags(current, tags))
     }
 
     fn untag_policy(&self, arn: &str, keys: &[&str]) -> Result<()> {
-        let mut policy = self.get_policy(arn)?;
-        remove_tags(&mut policy.tags, keys);
-        self.db().execute(
-            "UPDATE managed_policies SET tags = ?1 WHERE arn = ?2",
-            params![tags_json(&policy.tags), arn],
-        )?;
-        Ok(())
+        self.change_policy_tags(arn, |current| {
+            remove_tags(current, keys);
+            Ok(())
+        })
     }
 
     fn attach_policy(&self, kind: PrincipalKind, principal: &str, arn: &str) -> Result<()> {

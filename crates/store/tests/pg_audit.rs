@@ -1,0 +1,136 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! The audit trail's signing key and anchor, on either backend, and
+//! written by several PostgreSQL nodes at once (those tests run with
+//! `LATCHKEY_TEST_STORE=postgres` and pass on SQLite).
+
+#[allow(dead_code)]
+mod backends;
+
+use latchkey_store::{Store, Vault};
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    backends::open(dir.path(), Vault::new(1, &[7; 32])).unwrap()
+}
+
+/// `n` stores on one PostgreSQL database, as `n` nodes have; none on
+/// SQLite.
+fn nodes(dir: &tempfile::TempDir, n: usize) -> Vec<Store> {
+    if !backends::is_postgres() {
+        return Vec::new();
+    }
+    (0..n)
+        .map(|_| backends::open(dir.path(), Vault::new(1, &[7; 32])).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_anchor_only_moves_forward_within_its_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert_eq!(store.audit_anchor().unwrap(), None);
+    assert_eq!(store.forget_audit_anchor().unwrap(), None);
+    assert!(
+        store
+            .put_audit_anchor("00000000000000aa", 10, "ten", 1)
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_audit_anchor("00000000000000aa", 12, "twelve", 2)
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_audit_anchor("00000000000000aa", 12, "twelve again", 2)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .put_audit_anchor("00000000000000aa", 11, "eleven", 3)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .put_audit_anchor("00000000000000bb", 99, "other", 4)
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_audit_anchor("00000000000000aa", u64::MAX, "x", 5)
+            .is_err()
+    );
+    assert_eq!(
+        store.audit_anchor().unwrap().as_deref(),
+        Some("twelve again")
+    );
+    // Forgotten on purpose, another trail may be anchored.
+    assert_eq!(
+        store.forget_audit_anchor().unwrap().as_deref(),
+        Some("twelve again")
+    );
+    assert!(
+        store
+            .put_audit_anchor("00000000000000bb", 1, "new", 5)
+            .unwrap()
+    );
+    assert_eq!(store.audit_anchor().unwrap().as_deref(), Some("new"));
+}
+
+#[test]
+fn nodes_creating_the_signing_key_at_once_end_up_with_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = nodes(&dir, 4);
+    if nodes.is_empty() {
+        return;
+    }
+    assert_eq!(nodes[0].audit_signing_key().unwrap(), None);
+    assert_eq!(nodes[0].audit_public_key().unwrap(), None);
+    let stored: Vec<bool> = std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                s.spawn(move || {
+                    // Runs of a byte found nowhere else in a store.
+                    let b = 0xa1 + u8::try_from(i).unwrap();
+                    node.create_audit_signing_key(&[b; 48], &[b; 32], 1)
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(stored.iter().filter(|s| **s).count(), 1, "{stored:?}");
+    let winner = 0xa1 + u8::try_from(stored.iter().position(|s| *s).unwrap()).unwrap();
+    for node in &nodes {
+        assert_eq!(
+            node.audit_signing_key().unwrap().unwrap().as_slice(),
+            [winner; 48]
+        );
+        assert_eq!(node.audit_public_key().unwrap().unwrap(), [winner; 32]);
+    }
+    // Sealed: the private key is not stored in clear.
+    let raw = backends::raw(dir.path());
+    assert!(!raw.windows(48).any(|w| w == [winner; 48]));
+}
+
+#[test]
+fn anchors_put_at_once_keep_the_highest() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = nodes(&dir, 4);
+    if nodes.is_empty() {
+        return;
+    }
+    std::thread::scope(|s| {
+        for (i, node) in nodes.iter().enumerate() {
+            s.spawn(move || {
+                for seq in 0..20u64 {
+                    let seq = seq * 4 + u64::try_from(i).unwrap();
+                    node.put_audit_anchor("00000000000000aa", seq, &seq.to_string(), 1)
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(nodes[0].audit_anchor().unwrap().as_deref(), Some("79"));
+}
