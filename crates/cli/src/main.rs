@@ -14,6 +14,7 @@ mod policy;
 mod rotation;
 mod scan;
 mod serve;
+mod store;
 mod suggest;
 mod token;
 
@@ -73,6 +74,9 @@ enum Command {
     Init(config::ServerArgs),
     /// Replace the master key that wraps every stored secret, with no downtime.
     RotateMasterKey(serve::RotateArgs),
+    /// Move the store: an embedded installation onto PostgreSQL, for several nodes.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// The deprecation note of `serve --help` and `init --help`.
@@ -130,6 +134,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run_serve(&args),
         Command::Init(args) => serve::run_init(&args),
         Command::RotateMasterKey(args) => serve::run_rotate_master_key(&args),
+        Command::Store(cmd) => store::run(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

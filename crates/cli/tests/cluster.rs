@@ -82,22 +82,50 @@ impl Cluster {
             }
             let api_port = free_port();
             let api = format!("127.0.0.1:{api_port}");
-            assert!(
-                cluster
-                    .latchkey(&[
-                        "init",
-                        "--data-dir",
-                        data.to_str().unwrap(),
-                        "--listen",
-                        &api
-                    ])
-                    .stdout(Stdio::null())
-                    .status()
-                    .unwrap()
-                    .success()
-            );
+            let init = [
+                "init",
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--listen",
+                &api,
+            ];
             if n == 1 {
-                cluster.register_orders(&data);
+                // The first node was an embedded installation: moved onto
+                // the shared store, twice (a second run changes nothing).
+                assert!(
+                    latchkey(&init)
+                        .stdout(Stdio::null())
+                        .status()
+                        .unwrap()
+                        .success()
+                );
+                cluster.register_orders(&data, false);
+                let first = cluster.migrate(&data);
+                assert_eq!(cluster.migrate(&data), first);
+                let tables = first["tables"].as_array().unwrap();
+                let rows = |name: &str| {
+                    tables.iter().find(|t| t["table"] == name).unwrap()["rows"]
+                        .as_u64()
+                        .unwrap()
+                };
+                assert_eq!(
+                    (rows("users"), rows("access_keys"), rows("databases")),
+                    (1, 1, 1)
+                );
+                assert!(
+                    tables
+                        .iter()
+                        .all(|t| t["sha256"].as_str().unwrap().len() == 64)
+                );
+            } else {
+                assert!(
+                    cluster
+                        .latchkey(&init)
+                        .stdout(Stdio::null())
+                        .status()
+                        .unwrap()
+                        .success()
+                );
             }
             let lk = serve_latchkey_env(
                 &node_root,
@@ -118,10 +146,40 @@ impl Cluster {
         c
     }
 
-    fn register_orders(&self, data: &Path) {
+    /// `latchkey store migrate` from `data` into the shared store: its JSON.
+    fn migrate(&self, data: &Path) -> serde_json::Value {
+        let out = latchkey(&[
+            "store",
+            "migrate",
+            "--from",
+            data.to_str().unwrap(),
+            "--output",
+            "json",
+        ])
+        .args(["--to", &self.store_url])
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("store-secret"));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Registers the upstream `orders` in the shared store, or in `data`'s
+    /// embedded one.
+    fn register_orders(&self, data: &Path, shared: bool) {
         let d = data.to_str().unwrap();
-        let out = self
-            .latchkey(&["db", "register", "--data-dir", d, "--name", "orders"])
+        let cmd = |args: &[&str]| {
+            if shared {
+                self.latchkey(args)
+            } else {
+                latchkey(args)
+            }
+        };
+        let out = cmd(&["db", "register", "--data-dir", d, "--name", "orders"])
             .args(["--endpoint", "localhost", "--upstream"])
             .arg(format!("127.0.0.1:{}", self.pg.port))
             .output()
@@ -131,20 +189,19 @@ impl Cluster {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let mut set = self
-            .latchkey(&[
-                "db",
-                "set-password",
-                "--data-dir",
-                d,
-                "--name",
-                "orders",
-                "--user",
-                "app",
-            ])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut set = cmd(&[
+            "db",
+            "set-password",
+            "--data-dir",
+            d,
+            "--name",
+            "orders",
+            "--user",
+            "app",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
         std::io::Write::write_all(set.stdin.as_mut().unwrap(), b"app-secret\n").unwrap();
         drop(set.stdin.take());
         assert!(set.wait().unwrap().success());

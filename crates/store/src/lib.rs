@@ -119,6 +119,33 @@ impl Store {
         )?))
     }
 
+    /// Copies the embedded store at `sqlite` into the PostgreSQL store at
+    /// `target` (see [`postgres::PgBackend::import_sqlite`]), each opened
+    /// with the same master keys; says each table's rows as it goes.
+    pub fn migrate_to_postgres(
+        sqlite: &Path,
+        sqlite_vault: Vault,
+        target: &postgres::PgLocation,
+        target_vault: Vault,
+        progress: impl FnMut(&str, u64),
+    ) -> Result<Vec<postgres::TableCopy>> {
+        if !sqlite.exists() {
+            return Err(StoreError::InvalidInput(
+                "there is no embedded store to copy",
+            ));
+        }
+        // Brings it to the current schema and checks the master key.
+        drop(SqliteBackend::open(sqlite, sqlite_vault)?);
+        let source = rusqlite::Connection::open_with_flags(
+            sqlite,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // One snapshot of every table, even if a node still writes.
+        source.execute_batch("BEGIN")?;
+        let pg = postgres::PgBackend::open(target, target_vault)?;
+        pg.import_sqlite(&source, progress)
+    }
+
     /// A store over another backend.
     pub fn with_backend(backend: impl Backend + 'static) -> Self {
         Self {

@@ -210,7 +210,7 @@ section! {
         /// postgres://USER:PASSWORD@HOST:PORT/DB?sslrootcert=CA.pem (TLS with the certificate and
         /// host name checked; sslmode=disable for a local socket) [default: the embedded SQLite
         /// store in the data directory].
-        #[arg(long = "store", env = "LATCHKEY_STORE")]
+        #[arg(long = "store", env = "LATCHKEY_STORE", hide_env_values = true)]
         store: Option<StoreUrl> = None,
         /// Region written to the generated AWS CLI config, and that tokens are signed for [default: us-east-1].
         #[arg(long = "region", env = "LATCHKEY_REGION")]

@@ -29,6 +29,7 @@ mod databases;
 mod findings;
 mod firewall;
 mod identities;
+mod import;
 mod kms;
 mod location;
 mod names;
@@ -39,6 +40,7 @@ mod secrets;
 mod session_keys;
 mod usage;
 
+pub use import::TableCopy;
 pub use location::{PgLocation, PgLocationError, SslMode};
 
 use std::collections::HashMap;
