@@ -240,8 +240,14 @@ impl PgBackend {
                     names.join(", "),
                     placeholders.join(", ")
                 );
+                // Insertion order where the contract keeps it (`seq`).
+                let order = if ["secrets", "kms_keys", "advisor_jobs"].contains(&table.as_str()) {
+                    " ORDER BY rowid"
+                } else {
+                    ""
+                };
                 let select = format!(
-                    "SELECT {} FROM {table}",
+                    "SELECT {} FROM {table}{order}",
                     columns
                         .iter()
                         .map(|c| format!("\"{}\"", c.source))

@@ -20,8 +20,6 @@
 //! whose schema is newer than it knows. Names that IAM compares ignoring
 //! case use the ICU collation `latchkey_nocase`, as SQLite's `NOCASE`.
 
-#![allow(dead_code)] // TODO(issue 22): remove when every concern is carried over.
-
 mod audit;
 mod classification;
 mod credentials;
@@ -70,8 +68,9 @@ const WRITE_ATTEMPTS: usize = 20;
 const SCHEMA_LOCK: i64 = 0x4c61_7463_686b_0001;
 
 /// Version 1: everything the SQLite store holds, with PostgreSQL's types
-/// (`BIGINT` for integers, `BYTEA` for sealed blobs, `BOOLEAN` for flags)
-/// and `user_name` where SQLite says `user` (a reserved word here).
+/// (`BIGINT` for integers, `BYTEA` for sealed blobs, `BOOLEAN` for flags),
+/// `user_name` where SQLite says `user` (a reserved word here), and `seq`
+/// where SQLite's order of insertion (`rowid`) is part of the contract.
 const SCHEMA_V1: &str = "
 CREATE COLLATION IF NOT EXISTS latchkey_nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -99,9 +98,9 @@ CREATE TABLE IF NOT EXISTS policy_versions (arn TEXT NOT NULL, version BIGINT NO
 CREATE TABLE IF NOT EXISTS firewall_config (database TEXT PRIMARY KEY, mode TEXT NOT NULL, learning_secs BIGINT NOT NULL, revision BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS firewall_profiles (database TEXT NOT NULL, principal TEXT NOT NULL, mode TEXT NOT NULL, learning_until BIGINT, stacks BIGINT NOT NULL, unions BIGINT NOT NULL, created BIGINT NOT NULL, PRIMARY KEY (database, principal));
 CREATE TABLE IF NOT EXISTS firewall_shapes (database TEXT NOT NULL, principal TEXT NOT NULL, fingerprint BIGINT NOT NULL, text TEXT NOT NULL, first_seen BIGINT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (database, principal, fingerprint));
-CREATE TABLE IF NOT EXISTS secrets (arn TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, revision BIGINT NOT NULL, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (arn TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, revision BIGINT NOT NULL, document TEXT NOT NULL, seq BIGSERIAL NOT NULL);
 CREATE TABLE IF NOT EXISTS secret_values (arn TEXT NOT NULL, version TEXT NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (arn, version));
-CREATE TABLE IF NOT EXISTS kms_keys (id TEXT PRIMARY KEY, revision BIGINT NOT NULL, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kms_keys (id TEXT PRIMARY KEY, revision BIGINT NOT NULL, document TEXT NOT NULL, seq BIGSERIAL NOT NULL);
 CREATE TABLE IF NOT EXISTS kms_key_materials (key_id TEXT NOT NULL, version BIGINT NOT NULL, material BYTEA NOT NULL, PRIMARY KEY (key_id, version));
 CREATE TABLE IF NOT EXISTS kms_aliases (name TEXT PRIMARY KEY, key_id TEXT NOT NULL, created BIGINT NOT NULL, updated BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS kms_aliases_by_key ON kms_aliases (key_id);
@@ -109,7 +108,7 @@ CREATE TABLE IF NOT EXISTS parameters (name TEXT PRIMARY KEY, revision BIGINT NO
 CREATE TABLE IF NOT EXISTS parameter_values (name TEXT NOT NULL, version BIGINT NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (name, version));
 CREATE TABLE IF NOT EXISTS last_accessed (principal TEXT COLLATE latchkey_nocase NOT NULL, action TEXT COLLATE latchkey_nocase NOT NULL, resource TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (principal, action, resource));
 CREATE TABLE IF NOT EXISTS credential_last_used (id TEXT COLLATE latchkey_nocase PRIMARY KEY, at BIGINT NOT NULL, service TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS advisor_jobs (id TEXT PRIMARY KEY, arn TEXT NOT NULL, granularity TEXT NOT NULL, created BIGINT NOT NULL, report TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS advisor_jobs (id TEXT PRIMARY KEY, arn TEXT NOT NULL, granularity TEXT NOT NULL, created BIGINT NOT NULL, report TEXT NOT NULL, seq BIGSERIAL NOT NULL);
 CREATE TABLE IF NOT EXISTS credential_report (id BIGINT PRIMARY KEY CHECK (id = 1), generated BIGINT NOT NULL, csv TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS login_profiles (user_name TEXT COLLATE latchkey_nocase PRIMARY KEY, hash BYTEA NOT NULL, created BIGINT NOT NULL, changed BIGINT NOT NULL, reset_required BOOLEAN NOT NULL, last_used BIGINT);
 CREATE TABLE IF NOT EXISTS password_history (id BIGSERIAL PRIMARY KEY, user_name TEXT COLLATE latchkey_nocase NOT NULL, hash BYTEA NOT NULL);
@@ -479,13 +478,6 @@ impl PgBackend {
 /// stderr once per reconnection attempt.
 fn tracing_free_warning(e: &StoreError) {
     eprintln!("latchkey: store change feed: {e}; listening again");
-}
-
-/// What an operation not yet carried over to PostgreSQL answers.
-pub(crate) fn unported(concern: &str) -> StoreError {
-    StoreError::Postgres(format!(
-        "{concern} is not yet available on a PostgreSQL store"
-    ))
 }
 
 impl Backend for PgBackend {

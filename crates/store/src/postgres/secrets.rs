@@ -1,17 +1,28 @@
-//! [`Secrets`] on PostgreSQL.
+//! [`Secrets`] on PostgreSQL, as SQLite's (`crate::sqlite::secrets`): one
+//! row of metadata per secret, one sealed value per version.
 
-#![allow(unused_variables)]
-
-use super::PgBackend;
-#[allow(unused_imports)]
-use crate::backend::*;
-#[allow(unused_imports)]
-use crate::*;
-#[allow(unused_imports)]
+use tokio_postgres::Row;
 use zeroize::Zeroizing;
 
+use super::{PgBackend, Sql};
+use crate::backend::{Secrets, StoredSecret};
+use crate::{Result, StoreError};
+
+/// As SQLite's: a version's value is sealed under its secret and version.
+fn context(arn: &str, version: &str) -> Vec<u8> {
+    format!("secretsmanager/{arn}/{version}").into_bytes()
+}
+
+fn stored(r: &Row) -> Result<StoredSecret> {
+    Ok(StoredSecret {
+        arn: r.try_get(0)?,
+        name: r.try_get(1)?,
+        revision: r.try_get(2)?,
+        document: r.try_get(3)?,
+    })
+}
+
 impl Secrets for PgBackend {
-    #[allow(clippy::too_many_arguments)]
     fn create_secret(
         &self,
         arn: &str,
@@ -19,25 +30,70 @@ impl Secrets for PgBackend {
         document: &str,
         value: Option<(&str, &[u8])>,
     ) -> Result<()> {
-        Err(super::unported("Secrets"))
+        let sealed = value
+            .map(|(version, plain)| {
+                self.vault()
+                    .seal(plain, &context(arn, version))
+                    .map(|s| (version, s))
+            })
+            .transpose()?;
+        self.write(|tx| {
+            let inserted = tx.execute(
+                "INSERT INTO secrets (arn, name, revision, document) VALUES ($1, $2, 1, $3) ON CONFLICT DO NOTHING",
+                &[&arn, &name, &document],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::EntityAlreadyExists {
+                    kind: "secret",
+                    name: name.to_owned(),
+                });
+            }
+            if let Some((version, sealed)) = &sealed {
+                tx.execute(
+                    "INSERT INTO secret_values (arn, version, value) VALUES ($1, $2, $3)",
+                    &[&arn, version, sealed],
+                )?;
+            }
+            Ok(())
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn secret_by_name(&self, name: &str) -> Result<Option<StoredSecret>> {
-        Err(super::unported("Secrets"))
+        self.read(|c| {
+            c.query_opt(
+                "SELECT arn, name, revision, document FROM secrets WHERE name = $1",
+                &[&name],
+            )?
+            .as_ref()
+            .map(stored)
+            .transpose()
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn secret_by_arn(&self, arn: &str) -> Result<Option<StoredSecret>> {
-        Err(super::unported("Secrets"))
+        self.read(|c| {
+            c.query_opt(
+                "SELECT arn, name, revision, document FROM secrets WHERE arn = $1",
+                &[&arn],
+            )?
+            .as_ref()
+            .map(stored)
+            .transpose()
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn list_secrets(&self) -> Result<Vec<StoredSecret>> {
-        Err(super::unported("Secrets"))
+        self.read(|c| {
+            c.query(
+                "SELECT arn, name, revision, document FROM secrets ORDER BY seq",
+                &[],
+            )?
+            .iter()
+            .map(stored)
+            .collect::<Result<Vec<_>>>()
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn update_secret(
         &self,
         arn: &str,
@@ -46,16 +102,56 @@ impl Secrets for PgBackend {
         value: Option<(&str, &[u8])>,
         dropped: &[String],
     ) -> Result<bool> {
-        Err(super::unported("Secrets"))
+        let sealed = value
+            .map(|(version, plain)| {
+                self.vault()
+                    .seal(plain, &context(arn, version))
+                    .map(|s| (version, s))
+            })
+            .transpose()?;
+        self.write(|tx| {
+            let updated = tx.execute(
+                "UPDATE secrets SET document = $1, revision = revision + 1 WHERE arn = $2 AND revision = $3",
+                &[&document, &arn, &revision],
+            )?;
+            if updated == 0 {
+                return Ok(false);
+            }
+            if let Some((version, sealed)) = &sealed {
+                tx.execute(
+                    "INSERT INTO secret_values (arn, version, value) VALUES ($1, $2, $3)",
+                    &[&arn, version, sealed],
+                )?;
+            }
+            for version in dropped {
+                tx.execute(
+                    "DELETE FROM secret_values WHERE arn = $1 AND version = $2",
+                    &[&arn, version],
+                )?;
+            }
+            Ok(true)
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn secret_value(&self, arn: &str, version: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        Err(super::unported("Secrets"))
+        let sealed: Option<Vec<u8>> = self.read(|c| {
+            Ok(c.query_opt(
+                "SELECT value FROM secret_values WHERE arn = $1 AND version = $2",
+                &[&arn, &version],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+        })?;
+        sealed
+            .map(|sealed| Ok(self.vault().open(&sealed, &context(arn, version))?))
+            .transpose()
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn purge_secret(&self, arn: &str) -> Result<()> {
-        Err(super::unported("Secrets"))
+        self.write(|tx| {
+            tx.execute("DELETE FROM secret_values WHERE arn = $1", &[&arn])?;
+            tx.execute("DELETE FROM secrets WHERE arn = $1", &[&arn])?;
+            Ok(())
+        })
     }
 }
