@@ -238,7 +238,8 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         }
         let mut rotator =
             latchkey_rotator::Rotator::new(state.clone(), crate::rotation::GatewayServers)
-                .with_crash_after(crate::rotation::crash_after_from_env()?);
+                .with_crash_after(crate::rotation::crash_after_from_env()?)
+                .with_node(&dir.node_id()?);
         if let Some(w) = &config.rotation_webhooks {
             state.jobs.allow_rotation_webhooks(w.allow.clone());
             rotator = rotator.with_webhook(w.secret.clone(), w.ca.clone());

@@ -106,7 +106,16 @@ pub struct Rotator<S> {
     /// Test hook: the process aborts when this step's work is done and
     /// not yet recorded, as a `kill -9` at the worst moment would stop it.
     crash_after: Option<Step>,
+    /// This node, for the rotation lease: of the nodes sharing a store,
+    /// only the one holding it rotates.
+    node: String,
 }
+
+/// The lease rotation passes run under.
+pub const LEASE: &str = "secret-rotation";
+
+/// How long the lease outlives its holder's last pass: three polls.
+const LEASE_SECS: i64 = 90;
 
 impl<S: Servers> Rotator<S> {
     pub fn new(state: Arc<AppState>, servers: S) -> Self {
@@ -116,7 +125,15 @@ impl<S: Servers> Rotator<S> {
             webhook_secret: None,
             webhook_ca: None,
             crash_after: None,
+            node: "local".to_owned(),
         }
+    }
+
+    /// Names this node for the rotation lease.
+    #[must_use]
+    pub fn with_node(mut self, node: &str) -> Self {
+        self.node = node.to_owned();
+        self
     }
 
     /// Aborts the process once `step`'s work is done and before it is
@@ -156,6 +173,21 @@ impl<S: Servers> Rotator<S> {
     /// Works on every secret ready at this moment, one after the other.
     pub async fn pass(&self) -> Vec<(String, Result<Outcome, JobError>)> {
         let now = self.state.now();
+        match self
+            .state
+            .store
+            .hold_lease(LEASE, &self.node, now, LEASE_SECS)
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!("another node holds the rotation lease");
+                return Vec::new();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "taking the rotation lease failed");
+                return Vec::new();
+            }
+        }
         let ready: Vec<String> = match self.state.store.list_secrets() {
             Ok(all) => {
                 let mut ready: Vec<(bool, String)> = all

@@ -304,3 +304,43 @@ async fn a_pending_value_the_rotation_did_not_make_is_never_used() {
             .is_none_or(|n| n.password.as_str() != "chosen-by-attacker")
     );
 }
+
+#[tokio::test]
+async fn only_the_node_holding_the_lease_rotates_and_the_lease_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, clock, arn) = setup(dir.path());
+    let fake = Fake::default();
+    fake.0
+        .lock()
+        .unwrap()
+        .insert("app".into(), "initial-Q7x".into());
+    let a = Rotator::new(state.clone(), fake.clone()).with_node("node-a");
+    let b = Rotator::new(state.clone(), fake.clone()).with_node("node-b");
+    clock.set(T0 + 30 * DAY - 1);
+    assert!(a.pass().await.is_empty()); // a takes the lease; nothing is due
+    clock.set(T0 + 30 * DAY);
+    assert!(b.pass().await.is_empty()); // due, but b does not hold the lease
+    assert_eq!(fake.password("app").as_deref(), Some("initial-Q7x"));
+    // a has gone quiet: once its lease expires, b takes over.
+    clock.advance(91);
+    let done = b.pass().await;
+    assert!(
+        matches!(done.as_slice(), [(x, Ok(Outcome::Rotated(_)))] if *x == arn),
+        "{done:?}"
+    );
+    assert_ne!(fake.password("app").as_deref(), Some("initial-Q7x"));
+    // b holds it now; a takes it only once b goes quiet in turn.
+    clock.advance(30);
+    let store = &state.store;
+    assert!(
+        !store
+            .hold_lease(crate::LEASE, "node-a", state.now(), 90)
+            .unwrap()
+    );
+    clock.advance(DAY);
+    assert!(
+        store
+            .hold_lease(crate::LEASE, "node-a", state.now(), 90)
+            .unwrap()
+    );
+}

@@ -64,6 +64,23 @@ impl DataDir {
     pub fn aws_config(&self) -> PathBuf {
         self.root.join("aws.config")
     }
+    /// This node's id: random, made once and kept in `node.id`, so that
+    /// it stays the same across restarts (leases of background jobs, and
+    /// which node's trail a record is in).
+    pub fn node_id(&self) -> Result<String> {
+        let path = self.root.join("node.id");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let id = text.trim();
+            if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(id.to_owned());
+            }
+        }
+        let id: String = random::<8>()?.iter().map(|b| format!("{b:02x}")).collect();
+        write_private(&path, format!("{id}\n").as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(id)
+    }
+
     /// Every file the server makes here but the master key, which must be
     /// private already (see [`read_master_keys`]): the store and SQLite's
     /// files beside it, the TLS keys and certificates, the credentials

@@ -89,6 +89,13 @@ pub trait Backend:
     /// (changes may have been missed). Returns whether the backend has
     /// such a feed: without one, nodes rely on periodic reloads only.
     fn watch_changes(&self, on_change: ChangeCallback) -> Result<bool>;
+
+    /// Takes or renews the lease `name` for `holder` until `now + ttl`
+    /// (Unix seconds), in one conditional write: it succeeds when the lease
+    /// is free, expired or already `holder`'s. A background job that must
+    /// run on one node at a time runs only while its node holds the lease;
+    /// when that node dies the lease expires and another takes it.
+    fn hold_lease(&self, name: &str, holder: &str, now: i64, ttl: i64) -> Result<bool>;
 }
 
 /// What [`Backend::watch_changes`] calls.

@@ -1869,3 +1869,39 @@ fn endpoints_are_one_database_s_and_tag_keys_differ_in_more_than_case() {
         assert!(invalid(store.register_database(&dots, NOW)).contains("database names"));
     }
 }
+
+#[test]
+fn leases_go_to_one_holder_and_move_when_they_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert!(store.hold_lease("rotation", "node-a", NOW, 60).unwrap());
+    assert!(
+        !store
+            .hold_lease("rotation", "node-b", NOW + 10, 60)
+            .unwrap()
+    );
+    // Renewed by its holder: now until NOW + 90.
+    assert!(
+        store
+            .hold_lease("rotation", "node-a", NOW + 30, 60)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .hold_lease("rotation", "node-b", NOW + 89, 60)
+            .unwrap()
+    );
+    // Its holder gone quiet, the lease moves.
+    assert!(
+        store
+            .hold_lease("rotation", "node-b", NOW + 90, 60)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .hold_lease("rotation", "node-a", NOW + 100, 60)
+            .unwrap()
+    );
+    // Leases are independent.
+    assert!(store.hold_lease("other", "node-a", NOW + 100, 60).unwrap());
+}

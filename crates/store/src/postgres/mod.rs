@@ -114,6 +114,7 @@ CREATE TABLE IF NOT EXISTS login_profiles (user_name TEXT COLLATE latchkey_nocas
 CREATE TABLE IF NOT EXISTS password_history (id BIGSERIAL PRIMARY KEY, user_name TEXT COLLATE latchkey_nocase NOT NULL, hash BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS password_policy (id BIGINT PRIMARY KEY CHECK (id = 1), minimum_length BIGINT NOT NULL, require_symbols BOOLEAN NOT NULL, require_numbers BOOLEAN NOT NULL, require_uppercase BOOLEAN NOT NULL, require_lowercase BOOLEAN NOT NULL, allow_users_to_change BOOLEAN NOT NULL, max_age_days BIGINT, reuse_prevention BIGINT, hard_expiry BOOLEAN NOT NULL);
 CREATE TABLE IF NOT EXISTS deleted_access_keys (id TEXT PRIMARY KEY, user_name TEXT NOT NULL, deleted BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires BIGINT NOT NULL);
 CREATE OR REPLACE FUNCTION latchkey_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('latchkey_changes', TG_TABLE_NAME);
@@ -518,6 +519,19 @@ impl Backend for PgBackend {
             }
         });
         Ok(true)
+    }
+
+    fn hold_lease(&self, name: &str, holder: &str, now: i64, ttl: i64) -> Result<bool> {
+        let expires = now.saturating_add(ttl);
+        let changed = self.write(|tx| {
+            tx.execute(
+                "INSERT INTO leases (name, holder, expires) VALUES ($1, $2, $4)
+                 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires = EXCLUDED.expires
+                 WHERE leases.holder = EXCLUDED.holder OR leases.expires <= $3",
+                &[&name, &holder, &now, &expires],
+            )
+        })?;
+        Ok(changed == 1)
     }
 
     fn ready(&self) -> Result<()> {
