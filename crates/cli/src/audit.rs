@@ -131,19 +131,35 @@ fn signing_key(store: &Store) -> Result<SigningKey> {
     Ok(key)
 }
 
-/// Keeps the trail's anchor in the store.
-struct StoreAnchor(Arc<AppState>);
+/// Keeps this node's trail's anchor in the store.
+struct StoreAnchor {
+    state: Arc<AppState>,
+    node: String,
+}
+
+/// This node's anchor in the store, after taking over the one anchor a
+/// store from before per-node anchors held (it was this data directory's).
+fn node_anchor(config: &crate::config::Config, store: &Store) -> Result<(String, Option<String>)> {
+    let node = config.data().node_id()?;
+    store.claim_legacy_audit_anchor(&node)?;
+    let anchor = store.audit_anchor(&node)?;
+    Ok((node, anchor))
+}
 
 impl AnchorKeeper for StoreAnchor {
     fn load(&mut self) -> std::result::Result<Option<String>, String> {
-        self.0.store.audit_anchor().map_err(|e| e.to_string())
+        self.state
+            .store
+            .audit_anchor(&self.node)
+            .map_err(|e| e.to_string())
     }
 
     fn save(&mut self, anchor: &Anchor) -> std::result::Result<(), String> {
         let stored = self
-            .0
+            .state
             .store
             .put_audit_anchor(
+                &self.node,
                 &format!("{:016x}", anchor.body.trail_id),
                 anchor.body.sequence,
                 &anchor.to_json(),
@@ -161,13 +177,18 @@ impl AnchorKeeper for StoreAnchor {
 /// Opens the trail `serve` records into, held to the store's anchor.
 pub fn open_trail(
     state: &Arc<AppState>,
+    node: &str,
     config: TrailConfig,
     metrics: TrailMetrics,
     observers: Vec<Box<dyn latchkey_trail::Observer>>,
 ) -> Result<Arc<Trail>> {
     let dir = config.dir.clone();
     let key = signing_key(&state.store)?;
-    let keeper: Box<dyn AnchorKeeper> = Box::new(StoreAnchor(state.clone()));
+    state.store.claim_legacy_audit_anchor(node)?;
+    let keeper: Box<dyn AnchorKeeper> = Box::new(StoreAnchor {
+        state: state.clone(),
+        node: node.to_owned(),
+    });
     let trail = Trail::open_anchored(config, key, metrics, observers, Some(keeper))
         .with_context(|| format!("opening the audit trail in {}", dir.display()))?;
     Ok(Arc::new(trail))
@@ -193,8 +214,11 @@ fn forget_anchor(args: &ForgetAnchorArgs) -> Result<u8> {
             "forgetting the anchor lets a truncated trail pass unnoticed: give --yes to confirm (export it first with `latchkey audit export-anchor`)"
         );
     }
-    let store = args.server.resolve()?.open_store()?;
-    let Some(document) = store.forget_audit_anchor()? else {
+    let config = args.server.resolve()?;
+    let store = config.open_store()?;
+    let node = config.data().node_id()?;
+    store.claim_legacy_audit_anchor(&node)?;
+    let Some(document) = store.forget_audit_anchor(&node)? else {
         eprintln!("latchkey: the store holds no audit anchor");
         return Ok(exit::OK);
     };
@@ -237,9 +261,10 @@ fn ms(t: SystemTime) -> i64 {
 }
 
 fn export_anchor(args: &ExportAnchorArgs) -> Result<u8> {
-    let store = args.server.resolve()?.open_store()?;
+    let config = args.server.resolve()?;
+    let store = config.open_store()?;
     let key = stored_public_key(&store)?;
-    let Some(document) = store.audit_anchor()? else {
+    let Some(document) = node_anchor(&config, &store)?.1 else {
         bail!(
             "the store holds no audit anchor yet: `latchkey serve` anchors the trail once it has records"
         );
@@ -337,7 +362,7 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
     let mut anchors: Vec<(String, Anchor)> = Vec::new();
     let mut documents: Vec<(String, Vec<u8>)> = Vec::new();
     if let Some(store) = &store
-        && let Some(doc) = store.audit_anchor()?
+        && let Some(doc) = node_anchor(&config, store)?.1
     {
         documents.push(("store".into(), doc.into_bytes()));
     }

@@ -153,6 +153,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         }
         let audit = crate::audit::open_trail(
             &state,
+            &dir.node_id()?,
             trail_config,
             latchkey_trail::TrailMetrics {
                 records_written: metrics.audit_records.clone(),
@@ -207,6 +208,9 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         );
         // Set on SIGTERM: /readyz answers 503 while sessions drain.
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Cleared while this node's master keys do not open the store's
+        // secrets (the master key was rotated on another node).
+        let vault_ok = Arc::new(std::sync::atomic::AtomicBool::new(true));
         // The metrics listener outlives the drain, so that /readyz says why.
         let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::watch::channel(false);
         if let Some(addr) = config.metrics_listen {
@@ -216,11 +220,15 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             tracing::info!(address = %addr, "metrics, /healthz and /readyz listening (plain HTTP)");
             let ready: latchkey_server::http::Readiness = {
                 let draining = draining.clone();
+                let vault_ok = vault_ok.clone();
                 let state = state.clone();
                 let audit = audit.clone();
                 Arc::new(move || {
                     if draining.load(std::sync::atomic::Ordering::Relaxed) {
                         return Err("draining".into());
+                    }
+                    if !vault_ok.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Err("this node's master key does not open the store's secrets (rotated on another node? copy its master.key here)".into());
                     }
                     state.store.ready().map_err(|e| e.to_string())?;
                     match audit.last_error() {
@@ -291,15 +299,23 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 let master = master_key.clone();
                 let gw = gateway_refresher.clone();
                 let my = mysql_refresher.clone();
+                let vault_ok = vault_ok.clone();
                 let refreshed = move || -> anyhow::Result<()> {
-                    gw.reload_databases()?;
-                    my.reload_databases()?;
-                    // A master key added by `latchkey rotate-master-key`.
-                    s.store.set_vault(load_vault(&master)?)?;
-                    s.reload_revocations()?;
+                    // Revocations first, and whatever else fails: ending
+                    // revoked sessions must not wait on anything else.
+                    let revocations = s.reload_revocations();
                     // Ends sessions whose credential was just revoked.
                     gw.maintain();
                     my.maintain();
+                    revocations?;
+                    gw.reload_databases()?;
+                    my.reload_databases()?;
+                    // A master key added by `latchkey rotate-master-key`
+                    // (on this node, or on another sharing the store:
+                    // then this node is not ready until it has the key).
+                    let vault = load_vault(&master).and_then(|v| Ok(s.store.set_vault(v)?));
+                    vault_ok.store(vault.is_ok(), std::sync::atomic::Ordering::Relaxed);
+                    vault?;
                     s.refresh_cluster_keys(latchkey_identity::clock::system_now(), every)?;
                     Ok(())
                 };

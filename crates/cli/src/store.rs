@@ -29,7 +29,7 @@ pub struct MigrateArgs {
         env = "LATCHKEY_STORE",
         hide_env_values = true
     )]
-    to: PgLocation,
+    to: String,
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
 }
@@ -41,20 +41,18 @@ pub fn run(command: StoreCommand) -> Result<u8> {
 }
 
 fn migrate(args: &MigrateArgs) -> Result<u8> {
+    // Parsed here, not by clap, whose error would quote the password.
+    let to: PgLocation = args.to.parse().map_err(|e| anyhow::anyhow!("--to: {e}"))?;
     let dir = DataDir::new(&args.from);
     let vault = || {
         load_vault(&dir.master_key())
             .with_context(|| format!("no usable data directory at {}", dir.root.display()))
     };
-    eprintln!(
-        "latchkey: copying {} into {}",
-        dir.store().display(),
-        args.to
-    );
+    eprintln!("latchkey: copying {} into {}", dir.store().display(), to);
     let copies = latchkey_store::Store::migrate_to_postgres(
         &dir.store(),
         vault()?,
-        &args.to,
+        &to,
         vault()?,
         |table, rows| eprintln!("latchkey: {table}: {rows} rows, checksums match"),
     )
@@ -62,7 +60,7 @@ fn migrate(args: &MigrateArgs) -> Result<u8> {
     let rows: u64 = copies.iter().map(|c| c.rows).sum();
     match args.output {
         OutputFormat::Json => print_json(&serde_json::json!({
-            "target": args.to.to_string(),
+            "target": to.to_string(),
             "rows": rows,
             "tables": copies.iter().map(|c| serde_json::json!({
                 "table": c.table,
@@ -74,7 +72,7 @@ fn migrate(args: &MigrateArgs) -> Result<u8> {
             println!(
                 "copied {rows} rows in {} tables into {}; every table verified",
                 copies.len(),
-                args.to
+                to
             );
         }
     }

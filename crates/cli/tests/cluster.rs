@@ -22,6 +22,54 @@ struct Cluster {
 struct Node {
     lk: Latchkey,
     api_port: u16,
+    metrics_port: u16,
+    root: PathBuf,
+}
+
+impl Node {
+    /// `latchkey serve` for this node's data directory and ports, on the
+    /// shared store.
+    fn spawn(
+        root: &Path,
+        api_port: u16,
+        ports: (u16, u16, u16),
+        store_url: &str,
+        extra: &[String],
+    ) -> Self {
+        let (pg_port, mysql_port, metrics_port) = ports;
+        let data = root.join("data");
+        let log_path = root.join("latchkey.log");
+        let mut child = latchkey(&["serve", "--data-dir", data.to_str().unwrap()])
+            .args(["--listen", &format!("127.0.0.1:{api_port}")])
+            .args(["--pg-listen", &format!("127.0.0.1:{pg_port}")])
+            .args(["--mysql-listen", &format!("127.0.0.1:{mysql_port}")])
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+            .args(extra)
+            .env("LATCHKEY_STORE", store_url)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        match wait_for_server(
+            &mut child,
+            &[pg_port, mysql_port, api_port, metrics_port],
+            &log_path,
+        ) {
+            Started::Listening => {}
+            Started::Exited(why) => panic!("latchkey serve exited: {why}"),
+        }
+        Self {
+            lk: Latchkey {
+                child,
+                data,
+                pg_port,
+                mysql_port,
+            },
+            api_port,
+            metrics_port,
+            root: root.to_owned(),
+        }
+    }
 }
 
 const DATA_FILES: &[&str] = &[
@@ -34,7 +82,7 @@ const DATA_FILES: &[&str] = &[
 ];
 
 impl Cluster {
-    fn start(root: &Path, count: usize) -> Self {
+    fn start(root: &Path, count: usize, extra: &[String]) -> Self {
         let pki = test_pki(root);
         let pg = Postgres::start_with(
             root,
@@ -127,14 +175,9 @@ impl Cluster {
                         .success()
                 );
             }
-            let lk = serve_latchkey_env(
-                &node_root,
-                &data,
-                &api,
-                &[],
-                &[("LATCHKEY_STORE", &cluster.store_url)],
-            );
-            cluster.nodes.push(Node { lk, api_port });
+            let ports = (free_port(), free_port(), free_port());
+            let node = Node::spawn(&node_root, api_port, ports, &cluster.store_url, extra);
+            cluster.nodes.push(node);
         }
         cluster
     }
@@ -257,7 +300,7 @@ fn seed_path(root: &Path) -> PathBuf {
 fn nodes_sharing_a_postgres_store_act_as_one() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
-    let cluster = Cluster::start(root, 3);
+    let cluster = Cluster::start(root, 3, &[]);
 
     // A user created through node 1 signs in through node 3 at once.
     cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "dana"]);
@@ -357,4 +400,274 @@ fn nodes_sharing_a_postgres_store_act_as_one() {
         "node 3 still took a key deactivated {:?} ago",
         changed.elapsed()
     );
+
+    // The store is in use now: migrating the embedded one again would roll
+    // it back, and is refused.
+    let again = latchkey(&["store", "migrate", "--from"])
+        .arg(cluster.node(1).lk.data.as_os_str())
+        .args(["--to", &cluster.store_url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && err.contains("not overwriting"),
+        "{err}"
+    );
+}
+
+/// HAProxy in TCP mode in front of the nodes' PostgreSQL gateways: each
+/// node is checked on `/readyz` (so a draining node gets no new clients),
+/// and a connection refused by a dead node is tried on another.
+struct Haproxy {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Haproxy {
+    fn start(root: &Path, port: u16, nodes: &[(u16, u16)]) -> Self {
+        let mut cfg = format!(
+            "global\n    maxconn 2000\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n    retries 3\n    option redispatch\nfrontend gateways\n    bind 127.0.0.1:{port}\n    default_backend nodes\nbackend nodes\n    balance roundrobin\n    option httpchk GET /readyz\n"
+        );
+        for (i, (pg, metrics)) in nodes.iter().enumerate() {
+            cfg += &format!(
+                "    server node{} 127.0.0.1:{pg} check port {metrics} inter 200ms fall 1 rise 1\n",
+                i + 1
+            );
+        }
+        let path = root.join("haproxy.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(root.join("haproxy.log")).unwrap())
+            .spawn()
+            .expect("haproxy (scripts/test installs it)");
+        wait_for_port(port);
+        Self { child, port }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Logins through HAProxy, one after the other on each of `threads`
+/// threads, each retried until it succeeds: how many attempts failed and
+/// how many logins succeeded, until `stop` is set.
+fn retrying_clients(
+    threads: usize,
+    conninfo: String,
+    token: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(u64, u64)>> {
+    (0..threads)
+        .map(|_| {
+            let (conninfo, token, stop) = (conninfo.clone(), token.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0, 0);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let out = Command::new("psql")
+                        .arg(&conninfo)
+                        .args(["-X", "-A", "-t", "-c", "select 1"])
+                        .env("PGPASSWORD", &token)
+                        .env("PGCONNECT_TIMEOUT", "5")
+                        .output()
+                        .unwrap();
+                    if out.status.success() {
+                        ok += 1;
+                    } else {
+                        failed += 1;
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect()
+}
+
+fn wait_ready(node: &Node, ready: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let up = std::net::TcpStream::connect(("127.0.0.1", node.metrics_port))
+            .ok()
+            .and_then(|mut tcp| {
+                use std::io::{Read, Write};
+                tcp.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").ok()?;
+                let mut text = String::new();
+                tcp.read_to_string(&mut text).ok()?;
+                Some(text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200"))
+            })
+            .unwrap_or(false);
+        if up == ready {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node never became ready={ready}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn behind_haproxy_a_killed_node_loses_only_its_sessions_and_a_rolling_restart_fails_no_login() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let lb_port = free_port();
+    let extra = vec![
+        "--postgres-token-port".to_owned(),
+        lb_port.to_string(),
+        "--drain-timeout".to_owned(),
+        "5s".to_owned(),
+    ];
+    let mut cluster = Cluster::start(root, 3, &extra);
+    let lb = Haproxy::start(
+        root,
+        lb_port,
+        &cluster
+            .nodes
+            .iter()
+            .map(|n| (n.lk.pg_port, n.metrics_port))
+            .collect::<Vec<_>>(),
+    );
+    // Tokens are signed for the load balancer's port, which every node takes.
+    let token = aws_token_for_port(&cluster.node(1).lk, lb.port, &[], "localhost", "app");
+    let ca = cluster.node(1).lk.data.join("ca.pem");
+    let through_lb = format!(
+        "host=localhost port={} user=app dbname=orders sslmode=verify-full sslrootcert={}",
+        lb.port,
+        ca.display()
+    );
+    let direct = |node: &Node| {
+        format!(
+            "host=localhost port={} user=app dbname=orders sslmode=verify-full sslrootcert={}",
+            node.lk.pg_port,
+            ca.display()
+        )
+    };
+    let out = Command::new("psql")
+        .arg(&through_lb)
+        .args(["-X", "-A", "-t", "-c", "select 'through haproxy'"])
+        .env("PGPASSWORD", &token)
+        .output()
+        .unwrap();
+    assert_eq!(stdout_ok(&out), "through haproxy");
+
+    // pgbench -C through HAProxy, a long session on each node, and retrying
+    // clients; then node 2 is killed with -9.
+    let init = Command::new("pgbench")
+        .args(["-i", "-s", "1", "-q", "-h", "127.0.0.1", "-p"])
+        .arg(cluster.pg.port.to_string())
+        .args(["-U", "app", "orders"])
+        .env("PGPASSWORD", "app-secret")
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let pgbench = Command::new("pgbench")
+        .args(["-C", "-n", "-T", "8", "-c", "4", "-j", "2", "-S"])
+        .arg(&through_lb)
+        .env("PGPASSWORD", &token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let long: Vec<_> = (1..=3)
+        .map(|n| {
+            Command::new("psql")
+                .arg(direct(cluster.node(n)))
+                .args([
+                    "-X",
+                    "-A",
+                    "-t",
+                    "-c",
+                    "select pg_sleep(6); select 'survived'",
+                ])
+                .env("PGPASSWORD", &token)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients = retrying_clients(2, through_lb.clone(), token.clone(), stop.clone());
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.nodes[1].lk.child.kill().unwrap(); // SIGKILL
+    cluster.nodes[1].lk.child.wait().unwrap();
+    let outcomes: Vec<bool> = long
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("survived")
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [true, false, true],
+        "only node 2's session is lost"
+    );
+    let bench = pgbench.wait_with_output().unwrap();
+    let bench_out = String::from_utf8_lossy(&bench.stdout);
+    assert!(
+        bench_out.contains("number of transactions actually processed"),
+        "{bench_out}{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = clients
+        .into_iter()
+        .map(|c| c.join().unwrap())
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    assert!(ok > 10, "{ok} logins succeeded");
+    assert_eq!(failed, 0, "logins failed though HAProxy had other nodes");
+
+    // Node 2 comes back; then a rolling restart of all three (SIGTERM:
+    // not ready, drain, exit; start; ready) fails no login.
+    let restart = |cluster: &mut Cluster, i: usize| {
+        let node = &cluster.nodes[i];
+        let (root, api, ports) = (
+            node.root.clone(),
+            node.api_port,
+            (node.lk.pg_port, node.lk.mysql_port, node.metrics_port),
+        );
+        let fresh = Node::spawn(&root, api, ports, &cluster.store_url, &extra);
+        wait_ready(&fresh, true);
+        let old = std::mem::replace(&mut cluster.nodes[i], fresh);
+        drop(old);
+    };
+    restart(&mut cluster, 1);
+    std::thread::sleep(Duration::from_millis(500)); // HAProxy's check sees it
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients = retrying_clients(2, through_lb.clone(), token.clone(), stop.clone());
+    for i in 0..3 {
+        let pid = cluster.nodes[i].lk.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while cluster.nodes[i].lk.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "node {} did not stop", i + 1);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        restart(&mut cluster, i);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = clients
+        .into_iter()
+        .map(|c| c.join().unwrap())
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    assert!(ok > 10, "{ok} logins succeeded");
+    assert_eq!(failed, 0, "a login failed during the rolling restart");
 }

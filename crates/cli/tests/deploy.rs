@@ -93,6 +93,8 @@ fn the_configmap_is_a_configuration_latchkey_accepts() {
         r#"drain_timeout = "30s""#,
         r#"metrics_listen = "0.0.0.0:9090""#,
         r#"listen = "0.0.0.0:5433""#,
+        "token_port = 5432",
+        "token_port = 3306",
     ] {
         assert!(shown.contains(line), "{line} not in:\n{shown}");
     }

@@ -146,3 +146,57 @@ fn print_config_checks_databases() {
         "{err}"
     );
 }
+
+#[test]
+fn a_refused_store_url_is_never_quoted() {
+    for (args, env) in [
+        (
+            vec!["serve", "--print-config"],
+            Some("postgres://lk:Pw-in-env@db/lk?sslmode=require"),
+        ),
+        (
+            vec![
+                "serve",
+                "--print-config",
+                "--store",
+                "postgres://lk:Pw-in-flag@db/lk?sslmode=prefer",
+            ],
+            None,
+        ),
+        (
+            vec![
+                "store",
+                "migrate",
+                "--from",
+                "/nonexistent",
+                "--to",
+                "postgres://lk:Pw-in-to@db/lk?sslmode=allow",
+            ],
+            None,
+        ),
+        (
+            vec![
+                "serve",
+                "--print-config",
+                "--store",
+                "postgres://lk:Pw-no-ca@db/lk",
+            ],
+            None,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = latchkey(dir.path(), &args);
+        if let Some(url) = env {
+            cmd.env("LATCHKEY_STORE", url);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains("store") || text.contains("--to"), "{text}");
+        assert!(
+            !text.contains("Pw-"),
+            "the store password was quoted: {text}"
+        );
+    }
+}

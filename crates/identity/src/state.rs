@@ -30,6 +30,9 @@ pub struct AppState {
     /// live [`POLICY_CACHE_SECS`] and are dropped at once when IAM changes
     /// anything on this node.
     principal_cache: RwLock<HashMap<String, Arc<PrincipalRecord>>>,
+    /// Bumped by every invalidation: a store read that began before one
+    /// is not cached (it may predate the change).
+    cache_generation: std::sync::atomic::AtomicU64,
     /// Resource policies (a KMS key's, a secret's) compiled, by the
     /// resource's ARN, with the text they were compiled from: a changed
     /// text is compiled again, so an entry is never stale.
@@ -186,6 +189,7 @@ impl AppState {
             verifier: Verifier::with_cache(4096),
             key_cache: RwLock::new(HashMap::new()),
             principal_cache: RwLock::new(HashMap::new()),
+            cache_generation: std::sync::atomic::AtomicU64::new(0),
             resource_policies: RwLock::new(HashMap::new()),
             blocked: RwLock::new(HashMap::new()),
             any_blocked: std::sync::atomic::AtomicBool::new(false),
@@ -366,6 +370,8 @@ impl AppState {
             caller.source_ip = source_ip.to_owned();
             return Ok(FoundCredential::valid(caller, secret.clone()));
         }
+        // A change reported while this reads must not be cached over.
+        let generation = self.cache_generation();
         let (key, secret) = self.store.access_key_secret(akid)?.ok_or_else(|| {
             CredentialError::new(
                 CredentialFailure::UnknownKey,
@@ -398,7 +404,9 @@ impl AppState {
         if cache.len() >= 10_000 {
             cache.clear();
         }
-        cache.insert(akid.to_owned(), (caller.clone(), secret.clone(), now));
+        if self.cache_generation() == generation {
+            cache.insert(akid.to_owned(), (caller.clone(), secret.clone(), now));
+        }
         Ok(FoundCredential::valid(caller, secret))
     }
 
@@ -425,9 +433,17 @@ impl AppState {
         Ok(())
     }
 
+    fn cache_generation(&self) -> u64 {
+        self.cache_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Forgets cached long-term keys and policies (after IAM changed
     /// anything).
     pub fn invalidate_caches(&self) {
+        // First: a read in flight from before now is not cached after.
+        self.cache_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.key_cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -711,6 +727,7 @@ impl AppState {
         {
             return Ok(Some(record.clone()));
         }
+        let generation = self.cache_generation();
         let found = match kind {
             PrincipalKind::User => self.store.get_user(name).map(|u| (u.id, u.tags)),
             PrincipalKind::Role => self.store.get_role(name).map(|r| (r.id, r.tags)),
@@ -738,7 +755,9 @@ impl AppState {
         if cache.len() >= 10_000 {
             cache.clear();
         }
-        cache.insert(key, record.clone());
+        if self.cache_generation() == generation {
+            cache.insert(key, record.clone());
+        }
         Ok(Some(record))
     }
 

@@ -255,7 +255,16 @@ pub fn init(
     // the database file's mode.
     private_file(&dir.store()).with_context(|| format!("creating {}", dir.store().display()))?;
     let store = dir.open_store(vault).context("opening the store")?;
-    store.cluster_keys(now())?;
+    // Nodes starting together on a new shared store race to make key 1:
+    // the loser finds the winner's when it asks again.
+    match store.cluster_keys(now()) {
+        Err(latchkey_store::StoreError::UniqueViolation) => {
+            store.cluster_keys(now())?;
+        }
+        other => {
+            other?;
+        }
+    }
     ensure_certificates(&dir.tls(), server_names).context("creating TLS certificates")?;
     let mut admin_key = None;
     if store.list_users()?.is_empty() {

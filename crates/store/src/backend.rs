@@ -685,25 +685,37 @@ pub trait Audit {
     /// this one was stored.
     fn create_audit_signing_key(&self, pkcs8: &[u8], public_key: &[u8], now: i64) -> Result<bool>;
 
-    /// The stored audit anchor (its signed JSON document), if any.
-    fn audit_anchor(&self) -> Result<Option<String>>;
+    /// Node `node`'s audit anchor (its signed JSON document), if any. Each
+    /// node keeps its own trail, so each has its own anchor.
+    fn audit_anchor(&self, node: &str) -> Result<Option<String>>;
 
-    /// Stores a newer anchor of trail `trail_id`. An anchor of the same
-    /// trail with a lower sequence, or of another trail, never replaces
-    /// the stored one (that would erase the evidence of a truncation).
-    /// Returns whether it was stored.
+    /// Every node's anchor, by node id: what `latchkey audit verify`
+    /// checks the nodes' trails against (a node whose trail is gone is
+    /// still named here).
+    fn audit_anchors(&self) -> Result<Vec<(String, String)>>;
+
+    /// Stores a newer anchor of node `node`'s trail `trail_id`. An anchor
+    /// of the same trail with a lower sequence, or of another trail, never
+    /// replaces the stored one (that would erase the evidence of a
+    /// truncation). Returns whether it was stored.
     fn put_audit_anchor(
         &self,
+        node: &str,
         trail_id: &str,
         sequence: u64,
         document: &str,
         now: i64,
     ) -> Result<bool>;
 
-    /// Removes the stored anchor, returning it: for an operator who starts
-    /// a new trail on purpose (the old one moved or archived), since the
-    /// server refuses to write a trail that does not reach its anchor.
-    fn forget_audit_anchor(&self) -> Result<Option<String>>;
+    /// Removes node `node`'s anchor, returning it: for an operator who
+    /// starts a new trail on purpose (the old one moved or archived), since
+    /// the server refuses to write a trail that does not reach its anchor.
+    fn forget_audit_anchor(&self, node: &str) -> Result<Option<String>>;
+
+    /// Gives the one anchor stores before per-node anchors held to `node`
+    /// (the node whose data directory the store was in), unless `node`
+    /// has one already. Returns whether there was one to give.
+    fn claim_legacy_audit_anchor(&self, node: &str) -> Result<bool>;
 }
 
 /// A Secrets Manager secret as stored: its metadata as one JSON document

@@ -27,53 +27,53 @@ fn nodes(dir: &tempfile::TempDir, n: usize) -> Vec<Store> {
 fn the_anchor_only_moves_forward_within_its_trail() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    assert_eq!(store.audit_anchor().unwrap(), None);
-    assert_eq!(store.forget_audit_anchor().unwrap(), None);
+    assert_eq!(store.audit_anchor("n1").unwrap(), None);
+    assert_eq!(store.forget_audit_anchor("n1").unwrap(), None);
     assert!(
         store
-            .put_audit_anchor("00000000000000aa", 10, "ten", 1)
+            .put_audit_anchor("n1", "00000000000000aa", 10, "ten", 1)
             .unwrap()
     );
     assert!(
         store
-            .put_audit_anchor("00000000000000aa", 12, "twelve", 2)
+            .put_audit_anchor("n1", "00000000000000aa", 12, "twelve", 2)
             .unwrap()
     );
     assert!(
         store
-            .put_audit_anchor("00000000000000aa", 12, "twelve again", 2)
+            .put_audit_anchor("n1", "00000000000000aa", 12, "twelve again", 2)
             .unwrap()
     );
     assert!(
         !store
-            .put_audit_anchor("00000000000000aa", 11, "eleven", 3)
+            .put_audit_anchor("n1", "00000000000000aa", 11, "eleven", 3)
             .unwrap()
     );
     assert!(
         !store
-            .put_audit_anchor("00000000000000bb", 99, "other", 4)
+            .put_audit_anchor("n1", "00000000000000bb", 99, "other", 4)
             .unwrap()
     );
     assert!(
         store
-            .put_audit_anchor("00000000000000aa", u64::MAX, "x", 5)
+            .put_audit_anchor("n1", "00000000000000aa", u64::MAX, "x", 5)
             .is_err()
     );
     assert_eq!(
-        store.audit_anchor().unwrap().as_deref(),
+        store.audit_anchor("n1").unwrap().as_deref(),
         Some("twelve again")
     );
     // Forgotten on purpose, another trail may be anchored.
     assert_eq!(
-        store.forget_audit_anchor().unwrap().as_deref(),
+        store.forget_audit_anchor("n1").unwrap().as_deref(),
         Some("twelve again")
     );
     assert!(
         store
-            .put_audit_anchor("00000000000000bb", 1, "new", 5)
+            .put_audit_anchor("n1", "00000000000000bb", 1, "new", 5)
             .unwrap()
     );
-    assert_eq!(store.audit_anchor().unwrap().as_deref(), Some("new"));
+    assert_eq!(store.audit_anchor("n1").unwrap().as_deref(), Some("new"));
 }
 
 #[test]
@@ -126,11 +126,49 @@ fn anchors_put_at_once_keep_the_highest() {
             s.spawn(move || {
                 for seq in 0..20u64 {
                     let seq = seq * 4 + u64::try_from(i).unwrap();
-                    node.put_audit_anchor("00000000000000aa", seq, &seq.to_string(), 1)
+                    node.put_audit_anchor("n1", "00000000000000aa", seq, &seq.to_string(), 1)
                         .unwrap();
                 }
             });
         }
     });
-    assert_eq!(nodes[0].audit_anchor().unwrap().as_deref(), Some("79"));
+    assert_eq!(nodes[0].audit_anchor("n1").unwrap().as_deref(), Some("79"));
+}
+
+#[test]
+fn each_node_keeps_its_own_anchor_and_the_legacy_one_is_claimed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = backends::open(dir.path(), latchkey_store::Vault::new(1, &[9; 32])).unwrap();
+    // A store from before per-node anchors: the single row.
+    backends::sql(
+        dir.path(),
+        "INSERT INTO audit_anchor (id, trail_id, sequence, document, updated) VALUES (1, '00000000000000aa', 7, 'legacy', 1)",
+    );
+    assert!(store.claim_legacy_audit_anchor("n1").unwrap());
+    assert!(!store.claim_legacy_audit_anchor("n2").unwrap());
+    assert_eq!(store.audit_anchor("n1").unwrap().as_deref(), Some("legacy"));
+    assert_eq!(store.audit_anchor("n2").unwrap(), None);
+    // Each node's trail moves its own anchor only.
+    assert!(
+        store
+            .put_audit_anchor("n1", "00000000000000aa", 8, "n1-8", 2)
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_audit_anchor("n2", "00000000000000bb", 3, "n2-3", 2)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .put_audit_anchor("n2", "00000000000000aa", 9, "n1's trail", 3)
+            .unwrap()
+    );
+    assert_eq!(
+        store.audit_anchors().unwrap(),
+        [
+            ("n1".to_owned(), "n1-8".to_owned()),
+            ("n2".to_owned(), "n2-3".to_owned())
+        ]
+    );
 }

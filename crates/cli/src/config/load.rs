@@ -246,8 +246,10 @@ fn build(
         max_connections_per_ip: api.max_connections_per_ip,
         metrics: api.metrics,
     };
-    let mut postgres =
-        latchkey_gateway::GatewayConfig::new(&general.region, gw.postgres.listen.port());
+    let mut postgres = latchkey_gateway::GatewayConfig::new(
+        &general.region,
+        gw.postgres.token_port.unwrap_or(gw.postgres.listen.port()),
+    );
     postgres.allow_plaintext = gw.postgres.allow_plaintext;
     postgres.limits.total = gw.max_connections;
     postgres.limits.per_ip = gw.max_connections_per_ip;
@@ -277,7 +279,7 @@ fn build(
     postgres.audit_keep_literals = audit_s.literals;
     // MySQL's cleartext login would expose the token: never plaintext.
     let mut mysql = postgres.clone();
-    mysql.port = gw.mysql.listen.port();
+    mysql.port = gw.mysql.token_port.unwrap_or(gw.mysql.listen.port());
     mysql.allow_plaintext = false;
 
     let mut audit = latchkey_trail::TrailConfig::new(
@@ -352,7 +354,11 @@ fn build(
     };
     Ok(Config {
         data_dir: general.data_dir.clone(),
-        store: general.store.clone().map(|url| url.0),
+        store: general
+            .store
+            .as_ref()
+            .map(|url| url.location().map_err(ConfigError::Invalid))
+            .transpose()?,
         listen: api.listen,
         region: general.region.clone(),
         server_names: general.server_names.clone(),

@@ -52,34 +52,46 @@ impl<'de> Deserialize<'de> for Dur {
 }
 
 /// A PostgreSQL store's URL (`postgres://USER:PASSWORD@HOST/DB?sslrootcert=…`).
-/// Shown, serialised and debugged without its password.
+/// Shown, serialised and debugged without its password. Reading it never
+/// fails here, where clap or toml would quote the text (and its password)
+/// in their error: [`StoreUrl::location`] says what is wrong.
 #[derive(Clone)]
-pub struct StoreUrl(pub latchkey_store::postgres::PgLocation);
+pub struct StoreUrl(
+    Result<latchkey_store::postgres::PgLocation, latchkey_store::postgres::PgLocationError>,
+);
+
+impl StoreUrl {
+    /// The parsed location, or why the URL is refused (never quoting it).
+    pub fn location(&self) -> Result<latchkey_store::postgres::PgLocation, String> {
+        self.0.clone().map_err(|e| format!("store: {e}"))
+    }
+}
 
 impl FromStr for StoreUrl {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        text.parse()
-            .map(StoreUrl)
-            .map_err(|e| format!("store: {e}"))
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(StoreUrl(text.parse()))
     }
 }
 
 impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        match &self.0 {
+            Ok(location) => location.fmt(f),
+            Err(_) => f.write_str("(invalid)"),
+        }
     }
 }
 
 impl fmt::Debug for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StoreUrl({})", self.0)
+        write!(f, "StoreUrl({self})")
     }
 }
 
 impl PartialEq for StoreUrl {
     fn eq(&self, other: &Self) -> bool {
-        self.0.to_string() == other.0.to_string()
+        self.to_string() == other.to_string()
     }
 }
 
@@ -91,7 +103,7 @@ impl Serialize for StoreUrl {
 
 impl<'de> Deserialize<'de> for StoreUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(de::Error::custom)
+        Ok(StoreUrl(String::deserialize(d)?.parse()))
     }
 }
 
@@ -124,7 +136,7 @@ macro_rules! value_names {
 
 value_names! {
     Dur => "DURATION", StoreUrl => "URL", SocketAddr => "ADDR", PathBuf => "PATH", String => "TEXT",
-    Vec<String> => "NAME", usize => "N", u32 => "N", u64 => "N", f64 => "RATE", bool => "BOOL",
+    Vec<String> => "NAME", usize => "N", u16 => "PORT", u32 => "N", u64 => "N", f64 => "RATE", bool => "BOOL",
 }
 
 impl<T: ValueName> ValueName for Option<T> {
@@ -222,8 +234,8 @@ section! {
         /// How often the cluster key that seals session tokens is replaced [default: 24h].
         #[arg(long = "cluster-key-rotation", env = "LATCHKEY_CLUSTER_KEY_ROTATION")]
         cluster_key_rotation: Dur = Dur::secs(24 * 3600),
-        /// On SIGTERM, how long live sessions may go on (the node is not ready and takes no new
-        /// connections meanwhile) before it ends them [default: 30s].
+        /// On SIGTERM, how long live sessions may go on (the node is not ready and its gateways take
+        /// no new connections meanwhile; the API answers until the end) before it ends them [default: 30s].
         #[arg(long = "drain-timeout", env = "LATCHKEY_DRAIN_TIMEOUT")]
         drain_timeout: Dur = Dur::secs(30),
         /// Serve Prometheus metrics, /healthz and /readyz in plain HTTP here [default: off].
@@ -339,6 +351,10 @@ section! {
         /// Address of the PostgreSQL gateway [default: 127.0.0.1:6432].
         #[arg(long = "postgres-listen", visible_alias = "pg-listen", env = "LATCHKEY_POSTGRES_LISTEN")]
         listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 6432)),
+        /// The port clients connect to and sign tokens for, when a load balancer in front of
+        /// the nodes listens on another [default: the listen port].
+        #[arg(long = "postgres-token-port", env = "LATCHKEY_POSTGRES_TOKEN_PORT")]
+        token_port: Option<u16> = None,
         /// Development only: let PostgreSQL clients connect without TLS
         /// (MySQL clients never may) [default: false].
         #[arg(long = "postgres-allow-plaintext", visible_alias = "pg-allow-plaintext", env = "LATCHKEY_POSTGRES_ALLOW_PLAINTEXT", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = boolish)]
@@ -352,6 +368,10 @@ section! {
         /// Address of the MySQL/MariaDB gateway [default: 127.0.0.1:3307].
         #[arg(long = "mysql-listen", env = "LATCHKEY_MYSQL_LISTEN")]
         listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 3307)),
+        /// The port clients connect to and sign tokens for, when a load balancer in front of
+        /// the nodes listens on another [default: the listen port].
+        #[arg(long = "mysql-token-port", env = "LATCHKEY_MYSQL_TOKEN_PORT")]
+        token_port: Option<u16> = None,
     }
 }
 

@@ -44,18 +44,32 @@ impl Audit for PgBackend {
         })
     }
 
-    fn audit_anchor(&self) -> Result<Option<String>> {
+    fn audit_anchor(&self, node: &str) -> Result<Option<String>> {
         self.read(|c| {
-            Ok(
-                c.query_opt("SELECT document FROM audit_anchor WHERE id = 1", &[])?
-                    .map(|r| r.try_get(0))
-                    .transpose()?,
-            )
+            Ok(c.query_opt(
+                "SELECT document FROM audit_anchors WHERE node = $1",
+                &[&node],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+        })
+    }
+
+    fn audit_anchors(&self) -> Result<Vec<(String, String)>> {
+        self.read(|c| {
+            c.query(
+                "SELECT node, document FROM audit_anchors ORDER BY node COLLATE \"C\"",
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
         })
     }
 
     fn put_audit_anchor(
         &self,
+        node: &str,
         trail_id: &str,
         sequence: u64,
         document: &str,
@@ -65,23 +79,36 @@ impl Audit for PgBackend {
             .map_err(|_| StoreError::InvalidInput("anchor sequence out of range"))?;
         self.write(|tx| {
             Ok(tx.execute(
-                "INSERT INTO audit_anchor (id, trail_id, sequence, document, updated) VALUES (1, $1, $2, $3, $4)
-                 ON CONFLICT (id) DO UPDATE SET sequence = EXCLUDED.sequence, document = EXCLUDED.document, updated = EXCLUDED.updated
-                 WHERE audit_anchor.trail_id = EXCLUDED.trail_id AND EXCLUDED.sequence >= audit_anchor.sequence",
-                &[&trail_id, &sequence, &document, &now],
+                "INSERT INTO audit_anchors (node, trail_id, sequence, document, updated) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (node) DO UPDATE SET sequence = EXCLUDED.sequence, document = EXCLUDED.document, updated = EXCLUDED.updated
+                 WHERE audit_anchors.trail_id = EXCLUDED.trail_id AND EXCLUDED.sequence >= audit_anchors.sequence",
+                &[&node, &trail_id, &sequence, &document, &now],
             )? == 1)
         })
     }
 
-    fn forget_audit_anchor(&self) -> Result<Option<String>> {
+    fn forget_audit_anchor(&self, node: &str) -> Result<Option<String>> {
         self.write(|tx| {
             Ok(tx
                 .query_opt(
-                    "DELETE FROM audit_anchor WHERE id = 1 RETURNING document",
-                    &[],
+                    "DELETE FROM audit_anchors WHERE node = $1 RETURNING document",
+                    &[&node],
                 )?
                 .map(|r| r.try_get(0))
                 .transpose()?)
+        })
+    }
+
+    fn claim_legacy_audit_anchor(&self, node: &str) -> Result<bool> {
+        self.write(|tx| {
+            let claimed = tx.execute(
+                "INSERT INTO audit_anchors (node, trail_id, sequence, document, updated)
+                 SELECT $1, trail_id, sequence, document, updated FROM audit_anchor WHERE id = 1
+                 ON CONFLICT (node) DO NOTHING",
+                &[&node],
+            )?;
+            tx.execute("DELETE FROM audit_anchor", &[])?;
+            Ok(claimed == 1)
         })
     }
 }

@@ -184,6 +184,59 @@ fn primary_key(tx: &Tx<'_>, table: &str) -> Result<Vec<String>> {
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
+/// Tables whose insertion order the contract keeps (`seq`).
+const ORDERED: &[&str] = &["secrets", "kms_keys", "advisor_jobs"];
+
+/// The embedded store's rows of `table`: each row's values and its
+/// canonical text.
+fn source_rows(
+    source: &rusqlite::Connection,
+    table: &str,
+    columns: &[Column],
+) -> Result<Vec<(Vec<Value>, String)>> {
+    let order = if ORDERED.contains(&table) {
+        " ORDER BY rowid"
+    } else {
+        ""
+    };
+    let select = format!(
+        "SELECT {} FROM {table}{order}",
+        columns
+            .iter()
+            .map(|c| format!("\"{}\"", c.source))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut stmt = source.prepare(&select)?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut values = Vec::with_capacity(columns.len());
+        let mut tokens = Vec::with_capacity(columns.len());
+        for (i, column) in columns.iter().enumerate() {
+            let value: Value = row.get(i)?;
+            tokens.push(token(column.kind, &value)?);
+            values.push(value);
+        }
+        out.push((values, tokens.join("\u{1f}")));
+    }
+    Ok(out)
+}
+
+/// PostgreSQL's rows of `table`: how many, and their checksum.
+fn target_digest(tx: &Tx<'_>, table: &str, columns: &[Column]) -> Result<(u64, String)> {
+    let names: Vec<&str> = columns.iter().map(|c| c.target.as_str()).collect();
+    let rows = tx.query(&format!("SELECT {} FROM {table}", names.join(", ")), &[])?;
+    let tokens = rows
+        .iter()
+        .map(|r| pg_tokens(r, columns))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((
+        u64::try_from(tokens.len()).unwrap_or(u64::MAX),
+        digest(tokens),
+    ))
+}
+
 impl PgBackend {
     /// Copies every row of the embedded store `source` (already opened and
     /// brought to the current schema) into this store, then checks each
@@ -206,6 +259,33 @@ impl PgBackend {
                 return Err(StoreError::InvalidInput(
                     "the PostgreSQL store holds another account: migrate only into an empty store or a copy of this one",
                 ));
+            }
+            // A store in use already is either this very copy (nothing
+            // to do) or has moved on since: never roll it back.
+            if users > 0 {
+                let mut copies = Vec::with_capacity(tables.len());
+                let mut changed = Vec::new();
+                for table in tables.iter().filter(|t| *t != "meta") {
+                    let columns = columns(source, tx, table)?;
+                    let rows = source_rows(source, table, &columns)?;
+                    let count = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+                    let expected = digest(rows.into_iter().map(|(_, text)| text).collect());
+                    if target_digest(tx, table, &columns)? != (count, expected.clone()) {
+                        changed.push(table.as_str());
+                    }
+                    copies.push(TableCopy {
+                        table: table.clone(),
+                        rows: count,
+                        checksum: expected,
+                    });
+                }
+                if changed.is_empty() {
+                    return Ok(copies);
+                }
+                return Err(StoreError::Postgres(format!(
+                    "the PostgreSQL store already holds this account and differs from the embedded store (tables {}): it is in use; not overwriting it",
+                    changed.join(", ")
+                )));
             }
             let mut copies = Vec::with_capacity(tables.len());
             for table in &tables {
@@ -240,35 +320,19 @@ impl PgBackend {
                     names.join(", "),
                     placeholders.join(", ")
                 );
-                // Insertion order where the contract keeps it (`seq`).
-                let order = if ["secrets", "kms_keys", "advisor_jobs"].contains(&table.as_str()) {
-                    " ORDER BY rowid"
-                } else {
-                    ""
-                };
-                let select = format!(
-                    "SELECT {} FROM {table}{order}",
-                    columns
+                let mut source_texts = Vec::new();
+                for (values, text) in source_rows(source, table, &columns)? {
+                    let params = columns
                         .iter()
-                        .map(|c| format!("\"{}\"", c.source))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                let mut stmt = source.prepare(&select)?;
-                let mut rows = stmt.query([])?;
-                let mut source_rows = Vec::new();
-                while let Some(row) = rows.next()? {
-                    let mut params = Vec::with_capacity(columns.len());
-                    let mut tokens = Vec::with_capacity(columns.len());
-                    for (i, column) in columns.iter().enumerate() {
-                        let value: Value = row.get(i)?;
-                        tokens.push(token(column.kind, &value)?);
-                        params.push(parameter(column.kind, &value)?);
-                    }
-                    let refs: Vec<&(dyn ToSql + Sync)> =
-                        params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+                        .zip(&values)
+                        .map(|(column, value)| parameter(column.kind, value))
+                        .collect::<Result<Vec<_>>>()?;
+                    let refs: Vec<&(dyn ToSql + Sync)> = params
+                        .iter()
+                        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                        .collect();
                     tx.execute(&insert, &refs)?;
-                    source_rows.push(tokens.join("\u{1f}"));
+                    source_texts.push(text);
                 }
                 if table == "password_history" {
                     tx.batch(
@@ -276,18 +340,9 @@ impl PgBackend {
                                        GREATEST((SELECT MAX(id) FROM password_history), 1))",
                     )?;
                 }
-                let count = u64::try_from(source_rows.len()).unwrap_or(u64::MAX);
-                let expected = digest(source_rows);
-                let read_back = tx.query(
-                    &format!("SELECT {} FROM {table}", names.join(", ")),
-                    &[],
-                )?;
-                let found_rows = read_back
-                    .iter()
-                    .map(|r| pg_tokens(r, &columns))
-                    .collect::<Result<Vec<_>>>()?;
-                let found_count = u64::try_from(found_rows.len()).unwrap_or(u64::MAX);
-                let found = digest(found_rows);
+                let count = u64::try_from(source_texts.len()).unwrap_or(u64::MAX);
+                let expected = digest(source_texts);
+                let (found_count, found) = target_digest(tx, table, &columns)?;
                 if found_count != count || found != expected {
                     return Err(StoreError::Postgres(format!(
                         "table {table} differs after the copy: {count} rows in the embedded store, {found_count} in PostgreSQL (checksums {expected} and {found})"

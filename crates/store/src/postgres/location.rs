@@ -24,7 +24,7 @@ pub enum SslMode {
 }
 
 /// Why a store URL was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PgLocationError {
     #[error("the store URL must start with postgres:// or postgresql://")]
     Scheme,
@@ -218,12 +218,13 @@ impl PgLocation {
     }
 
     /// Listens on `channel` on a connection of its own, calling `on_note`
-    /// with each notification's change until the connection ends.
+    /// with each notification's change until the connection ends (see
+    /// [`listen_on`]).
     pub(crate) async fn listen(
         &self,
         channel: &str,
         on_note: &(dyn Fn(crate::StoreChange) + Send + Sync),
-    ) -> crate::Result<()> {
+    ) -> crate::Result<bool> {
         match self.ssl {
             SslMode::Disable => {
                 listen_on(&self.config, tokio_postgres::NoTls, channel, on_note).await
@@ -265,12 +266,22 @@ impl PgLocation {
     }
 }
 
+/// How often the feed's connection is checked: a connection that died
+/// without a word (a stopped server, a dropped route) is noticed within
+/// this and [`PING_TIMEOUT`].
+const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Listens on `channel` until the connection fails. Once listening, it
+/// reports [`crate::StoreChange::Everything`] (what changed while it was
+/// not is unknown), then each notification's change. `Ok(true)`: it had
+/// been listening when the connection ended.
 async fn listen_on<T>(
     config: &tokio_postgres::Config,
     tls: T,
     channel: &str,
     on_note: &(dyn Fn(crate::StoreChange) + Send + Sync),
-) -> crate::Result<()>
+) -> crate::Result<bool>
 where
     T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
     T::Stream: Send + 'static,
@@ -284,25 +295,47 @@ where
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 Some(Ok(tokio_postgres::AsyncMessage::Notification(note))) => {
                     if notes.send(note.payload().to_owned()).is_err() {
-                        return Ok(());
+                        return;
                     }
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e),
-                None => return Ok(()),
+                Some(Err(_)) | None => return,
             }
         }
     });
-    client.batch_execute(&format!("LISTEN {channel}")).await?;
-    while let Some(table) = received.recv().await {
-        on_note(crate::StoreChange::of_table(&table));
-    }
-    match driver.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.into()),
-        Err(e) => Err(crate::StoreError::Postgres(format!(
-            "store change feed: {e}"
-        ))),
+    let listening = async {
+        client.batch_execute(&format!("LISTEN {channel}")).await?;
+        on_note(crate::StoreChange::Everything);
+        let mut ping = tokio::time::interval(PING_EVERY);
+        loop {
+            tokio::select! {
+                table = received.recv() => match table {
+                    Some(table) => on_note(crate::StoreChange::of_table(&table)),
+                    None => return Ok::<(), crate::StoreError>(()),
+                },
+                _ = ping.tick() => {
+                    match tokio::time::timeout(PING_TIMEOUT, client.batch_execute("")).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(e.into()),
+                        Err(_) => {
+                            return Err(crate::StoreError::Unavailable(
+                                "the change feed's connection stopped answering".into(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let outcome = listening.await;
+    driver.abort();
+    match outcome {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            // Established, then lost: report, but retry at once.
+            eprintln!("latchkey: store change feed: {e}; listening again");
+            Ok(true)
+        }
     }
 }
 

@@ -114,6 +114,7 @@ CREATE TABLE IF NOT EXISTS login_profiles (user_name TEXT COLLATE latchkey_nocas
 CREATE TABLE IF NOT EXISTS password_history (id BIGSERIAL PRIMARY KEY, user_name TEXT COLLATE latchkey_nocase NOT NULL, hash BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS password_policy (id BIGINT PRIMARY KEY CHECK (id = 1), minimum_length BIGINT NOT NULL, require_symbols BOOLEAN NOT NULL, require_numbers BOOLEAN NOT NULL, require_uppercase BOOLEAN NOT NULL, require_lowercase BOOLEAN NOT NULL, allow_users_to_change BOOLEAN NOT NULL, max_age_days BIGINT, reuse_prevention BIGINT, hard_expiry BOOLEAN NOT NULL);
 CREATE TABLE IF NOT EXISTS deleted_access_keys (id TEXT PRIMARY KEY, user_name TEXT NOT NULL, deleted BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_anchors (node TEXT PRIMARY KEY, trail_id TEXT NOT NULL, sequence BIGINT NOT NULL, document TEXT NOT NULL, updated BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires BIGINT NOT NULL);
 CREATE OR REPLACE FUNCTION latchkey_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -505,16 +506,17 @@ impl Backend for PgBackend {
         runtime.spawn(async move {
             let mut pause = Duration::from_millis(100);
             loop {
-                let result = location.listen(CHANGES_CHANNEL, &*on_change).await;
-                // Whatever happened while not listening is unknown.
-                on_change(crate::StoreChange::Everything);
-                match result {
-                    Ok(()) => pause = Duration::from_millis(100),
+                match location.listen(CHANGES_CHANNEL, &*on_change).await {
+                    // It was listening: try again at once, from the start.
+                    Ok(true) => pause = Duration::from_millis(100),
+                    Ok(false) => {}
                     Err(e) => {
                         tracing_free_warning(&e);
                         pause = (pause * 2).min(Duration::from_secs(5));
                     }
                 }
+                // Whatever happens while not listening is unknown.
+                on_change(crate::StoreChange::Everything);
                 tokio::time::sleep(pause).await;
             }
         });

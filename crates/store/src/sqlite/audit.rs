@@ -38,17 +38,27 @@ impl Audit for SqliteBackend {
         )? == 1)
     }
 
-    fn audit_anchor(&self) -> Result<Option<String>> {
+    fn audit_anchor(&self, node: &str) -> Result<Option<String>> {
         Ok(self
             .db()
-            .query_row("SELECT document FROM audit_anchor WHERE id = 1", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT document FROM audit_anchors WHERE node = ?1",
+                [node],
+                |r| r.get(0),
+            )
             .optional()?)
+    }
+
+    fn audit_anchors(&self) -> Result<Vec<(String, String)>> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT node, document FROM audit_anchors ORDER BY node")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn put_audit_anchor(
         &self,
+        node: &str,
         trail_id: &str,
         sequence: u64,
         document: &str,
@@ -57,22 +67,38 @@ impl Audit for SqliteBackend {
         let sequence = i64::try_from(sequence)
             .map_err(|_| StoreError::InvalidInput("anchor sequence out of range"))?;
         Ok(self.db().execute(
-            "INSERT INTO audit_anchor (id, trail_id, sequence, document, updated) VALUES (1, ?1, ?2, ?3, ?4)
-             ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, document = excluded.document, updated = excluded.updated
-             WHERE audit_anchor.trail_id = excluded.trail_id AND excluded.sequence >= audit_anchor.sequence",
-            params![trail_id, sequence, document, now],
+            "INSERT INTO audit_anchors (node, trail_id, sequence, document, updated) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (node) DO UPDATE SET sequence = excluded.sequence, document = excluded.document, updated = excluded.updated
+             WHERE audit_anchors.trail_id = excluded.trail_id AND excluded.sequence >= audit_anchors.sequence",
+            params![node, trail_id, sequence, document, now],
         )? == 1)
     }
 
-    fn forget_audit_anchor(&self) -> Result<Option<String>> {
+    fn forget_audit_anchor(&self, node: &str) -> Result<Option<String>> {
         let db = self.db();
         let document: Option<String> = db
-            .query_row("SELECT document FROM audit_anchor WHERE id = 1", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT document FROM audit_anchors WHERE node = ?1",
+                [node],
+                |r| r.get(0),
+            )
             .optional()?;
-        db.execute("DELETE FROM audit_anchor WHERE id = 1", [])?;
+        db.execute("DELETE FROM audit_anchors WHERE node = ?1", [node])?;
         Ok(document)
+    }
+
+    fn claim_legacy_audit_anchor(&self, node: &str) -> Result<bool> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let claimed = tx.execute(
+            "INSERT INTO audit_anchors (node, trail_id, sequence, document, updated)
+             SELECT ?1, trail_id, sequence, document, updated FROM audit_anchor WHERE id = 1
+             ON CONFLICT (node) DO NOTHING",
+            [node],
+        )?;
+        tx.execute("DELETE FROM audit_anchor", [])?;
+        tx.commit()?;
+        Ok(claimed == 1)
     }
 }
 
@@ -84,16 +110,25 @@ mod tests {
     fn the_anchor_only_moves_forward_within_its_trail() -> crate::Result<()> {
         let dir = tempfile::tempdir().map_err(|_| crate::StoreError::InvalidInput("tempdir"))?;
         let store = Store::open(&dir.path().join("s.db"), Vault::new(1, &[7; 32]))?;
-        assert_eq!(store.audit_anchor()?, None);
-        assert!(store.put_audit_anchor("00000000000000aa", 10, "ten", 1)?);
-        assert!(store.put_audit_anchor("00000000000000aa", 12, "twelve", 2)?);
-        assert!(!store.put_audit_anchor("00000000000000aa", 11, "eleven", 3)?);
-        assert!(!store.put_audit_anchor("00000000000000bb", 99, "other", 4)?);
-        assert_eq!(store.audit_anchor()?.as_deref(), Some("twelve"));
+        assert_eq!(store.audit_anchor("n1")?, None);
+        assert!(store.put_audit_anchor("n1", "00000000000000aa", 10, "ten", 1)?);
+        assert!(store.put_audit_anchor("n1", "00000000000000aa", 12, "twelve", 2)?);
+        assert!(!store.put_audit_anchor("n1", "00000000000000aa", 11, "eleven", 3)?);
+        assert!(!store.put_audit_anchor("n1", "00000000000000bb", 99, "other", 4)?);
+        assert_eq!(store.audit_anchor("n1")?.as_deref(), Some("twelve"));
+        // Another node has its own.
+        assert!(store.put_audit_anchor("n2", "00000000000000cc", 3, "three", 4)?);
+        assert_eq!(
+            store.audit_anchors()?,
+            [
+                ("n1".into(), "twelve".into()),
+                ("n2".into(), "three".into())
+            ]
+        );
         // Forgotten on purpose, another trail may be anchored.
-        assert_eq!(store.forget_audit_anchor()?.as_deref(), Some("twelve"));
-        assert!(store.put_audit_anchor("00000000000000bb", 1, "new", 5)?);
-        assert_eq!(store.audit_anchor()?.as_deref(), Some("new"));
+        assert_eq!(store.forget_audit_anchor("n1")?.as_deref(), Some("twelve"));
+        assert!(store.put_audit_anchor("n1", "00000000000000bb", 1, "new", 5)?);
+        assert_eq!(store.audit_anchor("n1")?.as_deref(), Some("new"));
         Ok(())
     }
 }

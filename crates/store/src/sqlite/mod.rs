@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS login_profiles (user TEXT PRIMARY KEY COLLATE NOCASE,
 CREATE TABLE IF NOT EXISTS password_history (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL COLLATE NOCASE, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS password_policy (id INTEGER PRIMARY KEY CHECK (id = 1), minimum_length INTEGER NOT NULL, require_symbols INTEGER NOT NULL, require_numbers INTEGER NOT NULL, require_uppercase INTEGER NOT NULL, require_lowercase INTEGER NOT NULL, allow_users_to_change INTEGER NOT NULL, max_age_days INTEGER, reuse_prevention INTEGER, hard_expiry INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS deleted_access_keys (id TEXT PRIMARY KEY, user TEXT NOT NULL, deleted INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_anchors (node TEXT PRIMARY KEY, trail_id TEXT NOT NULL, sequence INTEGER NOT NULL, document TEXT NOT NULL, updated INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires INTEGER NOT NULL);
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";
