@@ -351,3 +351,18 @@ fn subject_arns_name_this_accounts_entities() {
         assert!(parse_subject_arn(a, bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_record_naming_no_one_credits_no_one() {
+    // Fuzz find: an empty userIdentity ARN made a use with no principal.
+    let record = serde_json::json!({
+        "eventVersion": "1.09", "eventTime": "2026-12-04T03:52:13.283Z",
+        "eventSource": "kms.amazonaws.com", "eventName": "ListKeys",
+        "eventType": "AwsApiCall", "eventCategory": "Management",
+        "userIdentity": {"type": "IAMUser", "principalId": "AIDAEVMQR5DSPSWVLRXI", "arn": ""},
+        "resources": []
+    });
+    let mut uses = Uses::default();
+    of_record(&record, &mut uses);
+    assert!(uses.permissions.is_empty() && uses.credentials.is_empty());
+}

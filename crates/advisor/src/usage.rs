@@ -206,8 +206,10 @@ fn service_of_source(source: &str) -> Option<&str> {
 /// a later one of the same name.
 pub fn record_entity(record: &Value) -> Option<(&str, Option<&str>)> {
     let text = |p: &str| record.pointer(p).and_then(Value::as_str);
-    let issuer = text("/userIdentity/sessionContext/sessionIssuer/arn");
-    let entity = issuer.or_else(|| text("/userIdentity/arn"))?;
+    // An empty ARN names no one (fuzz find): such a record credits nothing.
+    let arn = |p: &str| text(p).filter(|a| !a.is_empty());
+    let issuer = arn("/userIdentity/sessionContext/sessionIssuer/arn");
+    let entity = issuer.or_else(|| arn("/userIdentity/arn"))?;
     let id = if issuer.is_some() {
         text("/userIdentity/sessionContext/sessionIssuer/principalId")
     } else {
