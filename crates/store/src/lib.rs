@@ -18,6 +18,7 @@ pub mod backend;
 mod domain;
 mod model;
 pub mod postgres;
+mod shared;
 pub mod sqlite;
 pub mod vault;
 

@@ -12,17 +12,6 @@ fn open(dir: &tempfile::TempDir) -> Store {
     backends::open(dir.path(), Vault::new(1, &[7; 32])).unwrap()
 }
 
-/// `n` stores on one PostgreSQL database, as `n` nodes have; none on
-/// SQLite.
-fn nodes(dir: &tempfile::TempDir, n: usize) -> Vec<Store> {
-    if !backends::is_postgres() {
-        return Vec::new();
-    }
-    (0..n)
-        .map(|_| backends::open(dir.path(), Vault::new(1, &[7; 32])).unwrap())
-        .collect()
-}
-
 #[test]
 fn the_anchor_only_moves_forward_within_its_trail() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,7 +68,7 @@ fn the_anchor_only_moves_forward_within_its_trail() {
 #[test]
 fn nodes_creating_the_signing_key_at_once_end_up_with_one() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
+    let nodes = backends::nodes(dir.path(), 4);
     if nodes.is_empty() {
         return;
     }
@@ -117,7 +106,7 @@ fn nodes_creating_the_signing_key_at_once_end_up_with_one() {
 #[test]
 fn anchors_put_at_once_keep_the_highest() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
+    let nodes = backends::nodes(dir.path(), 4);
     if nodes.is_empty() {
         return;
     }

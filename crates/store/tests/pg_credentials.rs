@@ -6,45 +6,14 @@
 #[allow(dead_code)]
 mod backends;
 
-use std::sync::Barrier;
-
-use latchkey_store::{Store, StoreError, Vault};
+use latchkey_store::StoreError;
 
 const NOW: i64 = 1_700_000_000;
-
-/// `n` stores on one PostgreSQL database, as `n` nodes have; none on
-/// SQLite.
-fn nodes(dir: &tempfile::TempDir, n: usize) -> Vec<Store> {
-    if !backends::is_postgres() {
-        return Vec::new();
-    }
-    (0..n)
-        .map(|_| backends::open(dir.path(), Vault::new(1, &[7; 32])).unwrap())
-        .collect()
-}
-
-/// Runs `f` on every node at once; their answers, in node order.
-fn at_once<T: Send>(nodes: &[Store], f: impl Fn(&Store) -> T + Sync) -> Vec<T> {
-    let barrier = Barrier::new(nodes.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = nodes
-            .iter()
-            .map(|node| {
-                let (barrier, f) = (&barrier, &f);
-                s.spawn(move || {
-                    barrier.wait();
-                    f(node)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
-}
 
 #[test]
 fn a_totp_step_given_to_several_nodes_at_once_is_accepted_once() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
+    let nodes = backends::nodes(dir.path(), 4);
     if nodes.is_empty() {
         return;
     }
@@ -52,7 +21,7 @@ fn a_totp_step_given_to_several_nodes_at_once_is_accepted_once() {
     let (serial, _) = nodes[0].create_virtual_mfa("carol", "/").unwrap();
     nodes[0].enable_mfa(&serial, "carol", 100, NOW).unwrap();
     for step in 101..111 {
-        let used = at_once(&nodes, |node| node.use_mfa_step(&serial, step).unwrap());
+        let used = backends::at_once(&nodes, |_, node| node.use_mfa_step(&serial, step).unwrap());
         assert_eq!(used.iter().filter(|u| **u).count(), 1, "{used:?}");
     }
     // An older step than the last used one is refused.
@@ -63,12 +32,12 @@ fn a_totp_step_given_to_several_nodes_at_once_is_accepted_once() {
 #[test]
 fn nodes_creating_access_keys_at_once_keep_the_quota() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
+    let nodes = backends::nodes(dir.path(), 4);
     if nodes.is_empty() {
         return;
     }
     nodes[0].create_user("alice", "/", &[], NOW).unwrap();
-    let made = at_once(&nodes, |node| node.create_access_key("ALICE", NOW));
+    let made = backends::at_once(&nodes, |_, node| node.create_access_key("ALICE", NOW));
     let ok = made.iter().filter(|m| m.is_ok()).count();
     assert_eq!(ok, 2, "{made:?}");
     assert!(

@@ -6,50 +6,18 @@
 #[allow(dead_code)]
 mod backends;
 
-use std::sync::Barrier;
-
-use latchkey_store::{Database, Engine, Store, StoreError, UpstreamAuth, Vault};
+use latchkey_store::{Database, Engine, StoreError, UpstreamAuth};
 
 const NOW: i64 = 1_700_000_000;
-
-/// `n` stores on one PostgreSQL database, as `n` nodes have; none on
-/// SQLite.
-fn nodes(dir: &tempfile::TempDir, n: usize) -> Vec<Store> {
-    if !backends::is_postgres() {
-        return Vec::new();
-    }
-    (0..n)
-        .map(|_| backends::open(dir.path(), Vault::new(1, &[7; 32])).unwrap())
-        .collect()
-}
-
-/// Runs `f(i, node)` on every node at once; their answers, in node order.
-fn at_once<T: Send>(nodes: &[Store], f: impl Fn(usize, &Store) -> T + Sync) -> Vec<T> {
-    let barrier = Barrier::new(nodes.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, node)| {
-                let (barrier, f) = (&barrier, &f);
-                s.spawn(move || {
-                    barrier.wait();
-                    f(i, node)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
-}
 
 #[test]
 fn nodes_making_the_database_ca_at_once_keep_the_first() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
+    let nodes = backends::nodes(dir.path(), 4);
     if nodes.is_empty() {
         return;
     }
-    let stored = at_once(&nodes, |i, node| {
+    let stored = backends::at_once(&nodes, |i, node| {
         node.create_database_ca(&format!("CERT {i}"), &format!("KEY {i}"), NOW)
             .unwrap()
     });
@@ -67,11 +35,11 @@ fn nodes_making_the_database_ca_at_once_keep_the_first() {
 #[test]
 fn an_endpoint_claimed_by_several_nodes_at_once_goes_to_one_database() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
+    let nodes = backends::nodes(dir.path(), 4);
     if nodes.is_empty() {
         return;
     }
-    let made = at_once(&nodes, |i, node| {
+    let made = backends::at_once(&nodes, |i, node| {
         node.register_database(
             &Database {
                 name: format!("db{i}"),

@@ -5,26 +5,15 @@
 #[allow(dead_code)]
 mod backends;
 
-use latchkey_store::{MAX_POLICY_VERSIONS, Store, StoreError, Vault};
+use latchkey_store::{MAX_POLICY_VERSIONS, StoreError};
 
 const DOC: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
 
-/// `n` stores on one PostgreSQL database, as `n` nodes have; none on
-/// SQLite.
-fn nodes(dir: &tempfile::TempDir, n: usize) -> Vec<Store> {
-    if !backends::is_postgres() {
-        return Vec::new();
-    }
-    (0..n)
-        .map(|_| backends::open(dir.path(), Vault::new(1, &[9; 32])).unwrap())
-        .collect()
-}
-
 #[test]
 fn one_of_names_differing_in_case_created_at_once_exists() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
+    let nodes = backends::nodes(dir.path(), 4);
     if nodes.is_empty() {
         return;
     }
@@ -56,7 +45,7 @@ fn one_of_names_differing_in_case_created_at_once_exists() {
 #[test]
 fn versions_added_at_once_get_distinct_numbers_within_the_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
+    let nodes = backends::nodes(dir.path(), 4);
     if nodes.is_empty() {
         return;
     }
@@ -90,7 +79,7 @@ fn versions_added_at_once_get_distinct_numbers_within_the_limit() {
 #[test]
 fn tags_added_at_once_are_all_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
+    let nodes = backends::nodes(dir.path(), 4);
     if nodes.is_empty() {
         return;
     }

@@ -6,40 +6,9 @@
 #[allow(dead_code)]
 mod backends;
 
-use std::sync::Barrier;
-
-use latchkey_store::{
-    CredentialLastUse, Fingerprint, LastAccess, LearnedShape, Store, StoreError, Vault,
-};
+use latchkey_store::{CredentialLastUse, Fingerprint, LastAccess, LearnedShape, StoreError};
 
 const NOW: i64 = 1_700_000_000;
-
-/// `n` stores on one database: `n` nodes on PostgreSQL, one on SQLite.
-fn nodes(dir: &tempfile::TempDir, n: usize) -> Vec<Store> {
-    let n = if backends::is_postgres() { n } else { 1 };
-    (0..n)
-        .map(|_| backends::open(dir.path(), Vault::new(1, &[7; 32])).unwrap())
-        .collect()
-}
-
-/// Runs `f` on every node at once; their answers, in node order.
-fn at_once<T: Send>(nodes: &[Store], f: impl Fn(usize, &Store) -> T + Sync) -> Vec<T> {
-    let barrier = Barrier::new(nodes.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, node)| {
-                let (barrier, f) = (&barrier, &f);
-                s.spawn(move || {
-                    barrier.wait();
-                    f(i, node)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
-}
 
 /// Exactly one `Ok`, every other answer `EntityAlreadyExists`.
 fn one_wins(got: &[Result<(), StoreError>]) {
@@ -54,8 +23,8 @@ fn one_wins(got: &[Result<(), StoreError>]) {
 #[test]
 fn nodes_creating_the_same_secret_alias_or_parameter_make_one() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
-    one_wins(&at_once(&nodes, |i, node| {
+    let nodes = backends::nodes_or_one(dir.path(), 4);
+    one_wins(&backends::at_once(&nodes, |i, node| {
         node.create_secret(
             &format!("arn:aws:secretsmanager:us-east-1:1:secret:app-{i}"),
             "app",
@@ -67,12 +36,12 @@ fn nodes_creating_the_same_secret_alias_or_parameter_make_one() {
     assert!(nodes[0].secret_value(&secret.arn, "v1").unwrap().is_some());
     assert_eq!(nodes[0].list_secrets().unwrap().len(), 1);
 
-    one_wins(&at_once(&nodes, |i, node| {
+    one_wins(&backends::at_once(&nodes, |i, node| {
         node.create_kms_alias("alias/app", &format!("key-{i}"), NOW)
     }));
     assert_eq!(nodes[0].list_kms_aliases().unwrap().len(), 1);
 
-    one_wins(&at_once(&nodes, |i, node| {
+    one_wins(&backends::at_once(&nodes, |i, node| {
         node.create_parameter("/app/url", "{}", 1, format!("value {i}").as_bytes())
     }));
     assert!(nodes[0].parameter_value("/app/url", 1).unwrap().is_some());
@@ -81,8 +50,8 @@ fn nodes_creating_the_same_secret_alias_or_parameter_make_one() {
 #[test]
 fn nodes_learning_the_same_shape_count_it_once() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
-    let got = at_once(&nodes, |i, node| {
+    let nodes = backends::nodes_or_one(dir.path(), 4);
+    let got = backends::at_once(&nodes, |i, node| {
         node.learn_shapes(&[LearnedShape {
             database: "orders".into(),
             principal: "arn:aws:iam::123456789012:user/alice".into(),
@@ -111,9 +80,9 @@ fn nodes_learning_the_same_shape_count_it_once() {
 #[test]
 fn last_uses_recorded_at_once_keep_the_latest_and_sort_as_nocase() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
+    let nodes = backends::nodes_or_one(dir.path(), 4);
     let arn = "arn:aws:iam::123456789012:user/alice";
-    at_once(&nodes, |i, node| {
+    backends::at_once(&nodes, |i, node| {
         let at = NOW + i64::try_from(i).unwrap();
         node.record_usage(
             &[LastAccess {
@@ -182,7 +151,7 @@ fn last_uses_recorded_at_once_keep_the_latest_and_sort_as_nocase() {
 #[test]
 fn secrets_and_keys_list_in_creation_order() {
     let dir = tempfile::tempdir().unwrap();
-    let store = &nodes(&dir, 1)[0];
+    let store = &backends::nodes_or_one(dir.path(), 1)[0];
     for (i, name) in ["zeta", "alpha", "mid"].into_iter().enumerate() {
         let doc = format!("{{\"created\":{}}}", NOW + i64::try_from(i).unwrap());
         store

@@ -6,49 +6,18 @@
 #[allow(dead_code)]
 mod backends;
 
-use std::sync::Barrier;
-
-use latchkey_store::{Store, StoreError, Vault};
+use latchkey_store::StoreError;
 
 const NOW: i64 = 1_700_000_000;
-
-/// `n` stores on one PostgreSQL database, as `n` nodes have; none on
-/// SQLite.
-fn nodes(dir: &tempfile::TempDir, n: usize) -> Vec<Store> {
-    if !backends::is_postgres() {
-        return Vec::new();
-    }
-    (0..n)
-        .map(|_| backends::open(dir.path(), Vault::new(1, &[7; 32])).unwrap())
-        .collect()
-}
-
-/// Runs `f` on every node at once; their answers, in node order.
-fn at_once<T: Send>(nodes: &[Store], f: impl Fn(&Store) -> T + Sync) -> Vec<T> {
-    let barrier = Barrier::new(nodes.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = nodes
-            .iter()
-            .map(|node| {
-                let (barrier, f) = (&barrier, &f);
-                s.spawn(move || {
-                    barrier.wait();
-                    f(node)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
-}
 
 #[test]
 fn nodes_starting_on_an_empty_store_share_one_first_key() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
+    let nodes = backends::nodes(dir.path(), 4);
     if nodes.is_empty() {
         return;
     }
-    let got = at_once(&nodes, |node| node.cluster_keys(NOW));
+    let got = backends::at_once(&nodes, |_, node| node.cluster_keys(NOW));
     // A node losing the race to make key 1 gets an error (a unique id).
     assert!(
         got.iter()
@@ -70,12 +39,12 @@ fn nodes_starting_on_an_empty_store_share_one_first_key() {
 #[test]
 fn nodes_rotating_at_once_add_one_key_and_keep_the_newest() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes(&dir, 4);
+    let nodes = backends::nodes(dir.path(), 4);
     if nodes.is_empty() {
         return;
     }
     let first = nodes[0].cluster_keys(NOW).unwrap();
-    let rotated = at_once(&nodes, |node| {
+    let rotated = backends::at_once(&nodes, |_, node| {
         node.rotate_cluster_keys(NOW + 3600, 3600, 10_000).unwrap()
     });
     assert_eq!(rotated.iter().filter(|r| **r).count(), 1, "{rotated:?}");
@@ -83,7 +52,7 @@ fn nodes_rotating_at_once_add_one_key_and_keep_the_newest() {
     assert_eq!(keys.iter().map(|k| k.0).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(*keys[0].1, *first[0].1);
     // Long after, every node retires key 1 at once: one delete, key 2 kept.
-    let retired = at_once(&nodes, |node| {
+    let retired = backends::at_once(&nodes, |_, node| {
         node.rotate_cluster_keys(NOW + 3600 + 10_001, 100_000, 10_000)
             .unwrap()
     });

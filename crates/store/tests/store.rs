@@ -2,6 +2,7 @@
 //! The store's contract, against a real SQLite file or (with
 //! `LATCHKEY_TEST_STORE=postgres`) a throwaway PostgreSQL server.
 
+#[allow(dead_code)] // the race helpers serve the pg_* tests
 mod backends;
 
 use latchkey_session::totp;

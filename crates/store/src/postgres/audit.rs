@@ -4,11 +4,8 @@ use zeroize::Zeroizing;
 
 use super::{PgBackend, Sql};
 use crate::backend::Audit;
+use crate::shared::AUDIT_KEY_CONTEXT;
 use crate::{Result, StoreError};
-
-/// The sealing context of the signing key: SQLite's, so that stores move
-/// between backends.
-const AUDIT_KEY_CONTEXT: &[u8] = b"latchkey audit signing key";
 
 impl Audit for PgBackend {
     fn audit_signing_key(&self) -> Result<Option<Zeroizing<Vec<u8>>>> {

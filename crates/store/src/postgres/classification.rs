@@ -5,10 +5,8 @@ use tokio_postgres::Row;
 
 use super::{PgBackend, Sql};
 use crate::backend::Classification;
+use crate::shared::MAX_TAGS_PER_OBJECT;
 use crate::{ObjectKind, ObjectTag, Result, StoreError};
-
-/// Tags one object may carry (IAM's limit on a resource's tags).
-const MAX_TAGS_PER_OBJECT: i64 = 50;
 
 fn row_to_tag(r: &Row) -> Result<ObjectTag> {
     let kind: String = r.try_get(1)?;

@@ -10,37 +10,16 @@ use zeroize::Zeroizing;
 
 use super::{PgBackend, Sql};
 use crate::backend::Databases;
+use crate::shared::{
+    DATABASE_CA_CONTEXT, current_login_context as current_context,
+    next_login_context as next_context, no_database, other_user,
+};
 use crate::sqlite::{parse_tags, tags_json};
 use crate::{
     Database, Result, RotationSchedule, StoreError, UpstreamLogin, UpstreamLogins, Vault, random,
 };
 
-/// As SQLite's: the CA key's sealing context.
-const DATABASE_CA_CONTEXT: &[u8] = b"latchkey database CA";
-
 const COLUMNS: &str = "name, engine, endpoints, upstream, upstream_auth, resource_id, tags, upstream_tls, upstream_ca, statement_policy, rotate_every_days, rotation_master";
-
-/// The sealing context of `user`'s current upstream password.
-fn current_context(database: &str, user: &str) -> String {
-    format!("{database}/{user}")
-}
-
-/// The sealing context of `user`'s next upstream password.
-fn next_context(database: &str, user: &str) -> String {
-    format!("{database}/{user}/next")
-}
-
-/// A login user as stored: `NULL` when it is the client user itself.
-fn other_user<'a>(user: &str, login_user: &'a str) -> Option<&'a str> {
-    (login_user != user).then_some(login_user)
-}
-
-fn no_database(database: &str) -> StoreError {
-    StoreError::NoSuchEntity {
-        kind: "database",
-        name: database.to_owned(),
-    }
-}
 
 /// A text column holding one of a closed set of values; an unknown one is
 /// an error, not a guess.

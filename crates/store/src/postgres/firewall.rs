@@ -8,19 +8,11 @@ use tokio_postgres::Row;
 
 use super::{PgBackend, Sql, Tx};
 use crate::backend::Firewall;
+use crate::shared::{fingerprint_from_sql as from_sql, fingerprint_to_sql as to_sql};
 use crate::{
     Fingerprint, FirewallConfig, FirewallMode, FirewallProfile, KnownShape, LearnedShape,
     ProfileMode, Result, ShapeSource, StoreError, shape_text,
 };
-
-/// Fingerprints are stored as signed integers, bit for bit (as SQLite's).
-fn to_sql(fp: Fingerprint) -> i64 {
-    i64::from_ne_bytes(fp.0.to_ne_bytes())
-}
-
-fn from_sql(v: i64) -> Fingerprint {
-    Fingerprint(u64::from_ne_bytes(v.to_ne_bytes()))
-}
 
 /// A text column holding one of a closed set of values; an unknown one is
 /// an error, not a guess.

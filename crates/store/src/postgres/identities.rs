@@ -6,9 +6,9 @@ use tokio_postgres::Row;
 use super::names::{self, canonical_name};
 use super::{PgBackend, Sql};
 use crate::backend::Identities;
-use crate::model::{merge_tags, new_tags, remove_tags, valid_path};
+use crate::model::{merge_tags, remove_tags};
 use crate::sqlite::{parse_tags, tags_json, unique_id};
-use crate::{Group, PrincipalKind, Result, Role, StoreError, User, valid_name};
+use crate::{Group, PrincipalKind, Result, Role, StoreError, User};
 
 pub(super) const USER_COLUMNS: &str = "name, id, path, created, tags";
 
@@ -158,15 +158,7 @@ impl Identities for PgBackend {
         tags: &[(String, String)],
         now: i64,
     ) -> Result<User> {
-        if !valid_name(name, 64) {
-            return Err(StoreError::InvalidInput(
-                "user names are 1-64 characters of [A-Za-z0-9_+=,.@-]",
-            ));
-        }
-        if !valid_path(path) {
-            return Err(StoreError::InvalidInput("a path must begin and end with /"));
-        }
-        let tags = tags_json(&new_tags(tags)?);
+        let tags = tags_json(&crate::shared::check_new_user(name, path, tags)?);
         let id = unique_id("AIDA")?;
         self.write(|tx| {
             let n = tx.execute(
@@ -259,20 +251,12 @@ impl Identities for PgBackend {
         tags: &[(String, String)],
         now: i64,
     ) -> Result<Role> {
-        if !valid_name(name, 64) {
-            return Err(StoreError::InvalidInput(
-                "role names are 1-64 characters of [A-Za-z0-9_+=,.@-]",
-            ));
-        }
-        if !valid_path(path) {
-            return Err(StoreError::InvalidInput("a path must begin and end with /"));
-        }
-        if !(3600..=43_200).contains(&max_session_duration) {
-            return Err(StoreError::InvalidInput(
-                "MaxSessionDuration must be 3600 to 43200 seconds",
-            ));
-        }
-        let tags = tags_json(&new_tags(tags)?);
+        let tags = tags_json(&crate::shared::check_new_role(
+            name,
+            path,
+            max_session_duration,
+            tags,
+        )?);
         let id = unique_id("AROA")?;
         self.write(|tx| {
             let n = tx.execute(
@@ -344,16 +328,7 @@ impl Identities for PgBackend {
         description: Option<&str>,
         max_session_duration: Option<i64>,
     ) -> Result<()> {
-        if description.is_some_and(|d| d.len() > 1000) {
-            return Err(StoreError::InvalidInput(
-                "a role description is at most 1000 characters",
-            ));
-        }
-        if max_session_duration.is_some_and(|m| !(3600..=43_200).contains(&m)) {
-            return Err(StoreError::InvalidInput(
-                "MaxSessionDuration must be 3600 to 43200 seconds",
-            ));
-        }
+        crate::shared::check_role_update(description, max_session_duration)?;
         self.write(|tx| {
             let role = role(tx, self.account(), name)?;
             tx.execute(
@@ -380,11 +355,7 @@ impl Identities for PgBackend {
     }
 
     fn create_group(&self, name: &str, path: &str, now: i64) -> Result<(String, String)> {
-        if !valid_name(name, 128) || !valid_path(path) {
-            return Err(StoreError::InvalidInput(
-                "group names are 1-128 characters of [A-Za-z0-9_+=,.@-]",
-            ));
-        }
+        crate::shared::check_new_group(name, path)?;
         let id = unique_id("AGPA")?;
         let n = self.write(|tx| {
             tx.execute(

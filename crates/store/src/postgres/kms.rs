@@ -7,12 +7,8 @@ use zeroize::Zeroizing;
 
 use super::{PgBackend, Sql};
 use crate::backend::{KmsAlias, KmsKeys, StoredKmsKey};
+use crate::shared::{MATERIAL_CACHE, kms_context as context};
 use crate::{Result, StoreError};
-
-/// As SQLite's: a key material version is sealed under its key and version.
-fn context(id: &str, version: u32) -> Vec<u8> {
-    format!("kms/{id}/{version}").into_bytes()
-}
 
 fn stored(r: &Row) -> Result<StoredKmsKey> {
     Ok(StoredKmsKey {
@@ -30,10 +26,6 @@ fn alias(r: &Row) -> Result<KmsAlias> {
         updated: r.try_get(3)?,
     })
 }
-
-/// Keys whose material is kept unsealed before the cache is emptied (as
-/// SQLite's).
-const MATERIAL_CACHE: usize = 4096;
 
 fn cached_material(store: &PgBackend, id: &str, version: u32) -> Option<Zeroizing<Vec<u8>>> {
     let cache = store.materials().read().unwrap_or_else(|p| p.into_inner());

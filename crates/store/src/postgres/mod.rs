@@ -51,13 +51,12 @@ use tokio_postgres::types::ToSql;
 use zeroize::Zeroizing;
 
 use crate::backend::Backend;
+use crate::shared::VAULT_CHECK;
 use crate::{Result, StoreError, Vault, random};
 
 /// The schema this build writes; a store at a higher version was written
 /// by a newer Latchkey and is refused.
 pub const SCHEMA_VERSION: i64 = 1;
-
-const VAULT_CHECK: &[u8] = b"latchkey vault check";
 
 /// Serialization failures retried before giving up: enough for bursts of
 /// nodes writing the same rows, few enough to report a livelock.

@@ -6,12 +6,8 @@ use zeroize::Zeroizing;
 
 use super::{PgBackend, Sql};
 use crate::backend::{Parameters, StoredParameter};
+use crate::shared::{parameter_context as context, sql_version};
 use crate::{Result, StoreError};
-
-/// As SQLite's: a version's value is sealed under its parameter and version.
-fn context(name: &str, version: u64) -> Vec<u8> {
-    format!("ssm/{name}/{version}").into_bytes()
-}
 
 fn stored(r: &Row) -> Result<StoredParameter> {
     Ok(StoredParameter {
@@ -19,11 +15,6 @@ fn stored(r: &Row) -> Result<StoredParameter> {
         revision: r.try_get(1)?,
         document: r.try_get(2)?,
     })
-}
-
-/// Versions are stored as `BIGINT`; they never come near the limit.
-fn sql_version(version: u64) -> Result<i64> {
-    i64::try_from(version).map_err(|_| StoreError::InvalidInput("parameter version out of range"))
 }
 
 impl Parameters for PgBackend {

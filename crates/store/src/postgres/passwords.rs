@@ -7,18 +7,8 @@ use tokio_postgres::Row;
 use super::identities::user;
 use super::{PgBackend, Sql};
 use crate::backend::{LoginPassword, PASSWORD_HISTORY, Passwords};
+use crate::shared::{login_profile_context as context, no_profile};
 use crate::{LoginProfile, PasswordHash, PasswordPolicy, Result, StoreError, User};
-
-fn context(user: &User) -> Vec<u8> {
-    format!("login-profile/{}", user.id).into_bytes()
-}
-
-fn no_profile(user: &str) -> StoreError {
-    StoreError::NoSuchEntity {
-        kind: "login profile for user",
-        name: user.to_owned(),
-    }
-}
 
 const PROFILE_COLUMNS: &str = "user_name, created, changed, reset_required, last_used";
 

@@ -7,26 +7,13 @@ use tokio_postgres::Row;
 use super::names::canonical_name;
 use super::{PgBackend, Sql};
 use crate::backend::Policies;
-use crate::model::{merge_tags, new_tags, remove_tags, valid_path, version_number};
+use crate::model::{merge_tags, remove_tags, version_number};
+use crate::shared::{no_policy, no_version};
 use crate::sqlite::{parse_tags, tags_json, unique_id};
 use crate::{
     MAX_POLICY_VERSIONS, ManagedPolicy, PolicyEntity, PolicyVersion, PrincipalKind, Result,
-    StoreError, valid_name,
+    StoreError,
 };
-
-fn no_policy(arn: &str) -> StoreError {
-    StoreError::NoSuchEntity {
-        kind: "policy",
-        name: arn.to_owned(),
-    }
-}
-
-fn no_version(arn: &str, version_id: &str) -> StoreError {
-    StoreError::NoSuchEntity {
-        kind: "policy version",
-        name: format!("{arn} {version_id}"),
-    }
-}
 
 fn no_inline_policy(name: &str) -> StoreError {
     StoreError::NoSuchEntity {
@@ -112,11 +99,7 @@ impl Policies for PgBackend {
         name: &str,
         document: &str,
     ) -> Result<()> {
-        if !valid_name(name, 128) {
-            return Err(StoreError::InvalidInput(
-                "policy names are 1-128 characters of [A-Za-z0-9_+=,.@-]",
-            ));
-        }
+        crate::shared::check_policy_name(name)?;
         self.write(|tx| {
             let principal = canonical_name(tx, kind, principal)?;
             // Policy names are not distinguished by case: putting `A`
@@ -188,17 +171,12 @@ impl Policies for PgBackend {
         tags: &[(String, String)],
         now: i64,
     ) -> Result<ManagedPolicy> {
-        if !valid_name(name, 128) || !valid_path(path) {
-            return Err(StoreError::InvalidInput(
-                "policy names are 1-128 characters of [A-Za-z0-9_+=,.@-]",
-            ));
-        }
-        if description.len() > 1000 {
-            return Err(StoreError::InvalidInput(
-                "a policy description is at most 1000 characters",
-            ));
-        }
-        let checked = tags_json(&new_tags(tags)?);
+        let checked = tags_json(&crate::shared::check_new_policy(
+            name,
+            path,
+            description,
+            tags,
+        )?);
         let arn = format!("arn:aws:iam::{}:policy{path}{name}", self.account());
         let id = unique_id("ANPA")?;
         let exists = || StoreError::EntityAlreadyExists {

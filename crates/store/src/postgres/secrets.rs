@@ -6,12 +6,8 @@ use zeroize::Zeroizing;
 
 use super::{PgBackend, Sql};
 use crate::backend::{Secrets, StoredSecret};
+use crate::shared::secret_context as context;
 use crate::{Result, StoreError};
-
-/// As SQLite's: a version's value is sealed under its secret and version.
-fn context(arn: &str, version: &str) -> Vec<u8> {
-    format!("secretsmanager/{arn}/{version}").into_bytes()
-}
 
 fn stored(r: &Row) -> Result<StoredSecret> {
     Ok(StoredSecret {

@@ -4,10 +4,8 @@ use rusqlite::params;
 
 use super::{SqliteBackend, parse_column};
 use crate::backend::Classification;
+use crate::shared::MAX_TAGS_PER_OBJECT;
 use crate::{ObjectTag, Result, StoreError};
-
-/// Tags one object may carry (IAM's limit on a resource's tags).
-const MAX_TAGS_PER_OBJECT: i64 = 50;
 
 impl Classification for SqliteBackend {
     fn tag_objects(&self, tags: &[ObjectTag]) -> Result<()> {

@@ -8,29 +8,11 @@ use zeroize::Zeroizing;
 
 use super::{DATABASE_CA_CONTEXT, SqliteBackend, parse_column, parse_tags, tags_json};
 use crate::backend::Databases;
+use crate::shared::{
+    current_login_context as current_context, next_login_context as next_context, no_database,
+    other_user,
+};
 use crate::{Database, Result, StoreError, UpstreamLogin, UpstreamLogins, random};
-
-/// The sealing context of `user`'s current upstream password.
-fn current_context(database: &str, user: &str) -> String {
-    format!("{database}/{user}")
-}
-
-/// The sealing context of `user`'s next upstream password.
-fn next_context(database: &str, user: &str) -> String {
-    format!("{database}/{user}/next")
-}
-
-/// A login user as stored: `NULL` when it is the client user itself.
-fn other_user<'a>(user: &str, login_user: &'a str) -> Option<&'a str> {
-    (login_user != user).then_some(login_user)
-}
-
-fn no_database(database: &str) -> StoreError {
-    StoreError::NoSuchEntity {
-        kind: "database",
-        name: database.to_owned(),
-    }
-}
 
 /// Refuses an endpoint another database of the same engine answers to:
 /// the gateway routes a login by its endpoint, so a second claim would

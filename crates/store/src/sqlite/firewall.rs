@@ -4,19 +4,11 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{SqliteBackend, parse_column};
 use crate::backend::Firewall;
+use crate::shared::{fingerprint_from_sql as from_sql, fingerprint_to_sql as to_sql};
 use crate::{
     Fingerprint, FirewallConfig, FirewallMode, FirewallProfile, KnownShape, LearnedShape,
     ProfileMode, Result, ShapeSource, StoreError, shape_text,
 };
-
-/// Fingerprints are stored as SQLite's signed integers, bit for bit.
-fn to_sql(fp: Fingerprint) -> i64 {
-    fp.0 as i64
-}
-
-fn from_sql(v: i64) -> Fingerprint {
-    Fingerprint(v as u64)
-}
 
 fn require_database(tx: &Transaction<'_>, database: &str) -> Result<()> {
     let exists: bool = tx.query_row(

@@ -6,8 +6,8 @@ use rusqlite::{OptionalExtension, params};
 use super::names::{self, canonical_name};
 use super::{SqliteBackend, tags_json, unique_id};
 use crate::backend::Identities;
-use crate::model::{merge_tags, new_tags, remove_tags, valid_path};
-use crate::{Group, PrincipalKind, Result, Role, StoreError, User, valid_name};
+use crate::model::{merge_tags, remove_tags};
+use crate::{Group, PrincipalKind, Result, Role, StoreError, User};
 
 fn row_to_group(store: &SqliteBackend, r: &rusqlite::Row<'_>) -> rusqlite::Result<Group> {
     let (name, path): (String, String) = (r.get(0)?, r.get(2)?);
@@ -28,15 +28,7 @@ impl Identities for SqliteBackend {
         tags: &[(String, String)],
         now: i64,
     ) -> Result<User> {
-        if !valid_name(name, 64) {
-            return Err(StoreError::InvalidInput(
-                "user names are 1-64 characters of [A-Za-z0-9_+=,.@-]",
-            ));
-        }
-        if !valid_path(path) {
-            return Err(StoreError::InvalidInput("a path must begin and end with /"));
-        }
-        let tags = new_tags(tags)?;
+        let tags = crate::shared::check_new_user(name, path, tags)?;
         let id = unique_id("AIDA")?;
         let n = self.db().execute(
             "INSERT OR IGNORE INTO users (name, id, path, created, tags) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -131,20 +123,7 @@ impl Identities for SqliteBackend {
         tags: &[(String, String)],
         now: i64,
     ) -> Result<Role> {
-        if !valid_name(name, 64) {
-            return Err(StoreError::InvalidInput(
-                "role names are 1-64 characters of [A-Za-z0-9_+=,.@-]",
-            ));
-        }
-        if !valid_path(path) {
-            return Err(StoreError::InvalidInput("a path must begin and end with /"));
-        }
-        if !(3600..=43_200).contains(&max_session_duration) {
-            return Err(StoreError::InvalidInput(
-                "MaxSessionDuration must be 3600 to 43200 seconds",
-            ));
-        }
-        let tags = new_tags(tags)?;
+        let tags = crate::shared::check_new_role(name, path, max_session_duration, tags)?;
         let id = unique_id("AROA")?;
         let n = self.db().execute(
             "INSERT OR IGNORE INTO roles (name, id, path, created, trust_policy, max_session, description, tags)
@@ -225,16 +204,7 @@ impl Identities for SqliteBackend {
         description: Option<&str>,
         max_session_duration: Option<i64>,
     ) -> Result<()> {
-        if description.is_some_and(|d| d.len() > 1000) {
-            return Err(StoreError::InvalidInput(
-                "a role description is at most 1000 characters",
-            ));
-        }
-        if max_session_duration.is_some_and(|m| !(3600..=43_200).contains(&m)) {
-            return Err(StoreError::InvalidInput(
-                "MaxSessionDuration must be 3600 to 43200 seconds",
-            ));
-        }
+        crate::shared::check_role_update(description, max_session_duration)?;
         let role = self.get_role(name)?;
         self.db().execute(
             "UPDATE roles SET description = ?1, max_session = ?2 WHERE name = ?3",
@@ -259,11 +229,7 @@ impl Identities for SqliteBackend {
     }
 
     fn create_group(&self, name: &str, path: &str, now: i64) -> Result<(String, String)> {
-        if !valid_name(name, 128) || !valid_path(path) {
-            return Err(StoreError::InvalidInput(
-                "group names are 1-128 characters of [A-Za-z0-9_+=,.@-]",
-            ));
-        }
+        crate::shared::check_new_group(name, path)?;
         let id = unique_id("AGPA")?;
         let n = self.db().execute(
             "INSERT OR IGNORE INTO groups (name, id, path, created) VALUES (?1, ?2, ?3, ?4)",

@@ -6,13 +6,8 @@ use zeroize::Zeroizing;
 
 use super::SqliteBackend;
 use crate::backend::{KmsAlias, KmsKeys, StoredKmsKey};
+use crate::shared::{MATERIAL_CACHE, kms_context as context};
 use crate::{Result, StoreError};
-
-/// What a key material version is sealed under: its key and version, so
-/// that material moved to another row does not open.
-fn context(id: &str, version: u32) -> Vec<u8> {
-    format!("kms/{id}/{version}").into_bytes()
-}
 
 fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKmsKey> {
     Ok(StoredKmsKey {
@@ -190,11 +185,6 @@ impl KmsKeys for SqliteBackend {
             > 0)
     }
 }
-
-/// Unsealed key material, kept once read: a key material version never
-/// changes, and every cryptographic call needs one, so that it costs no
-/// store read and no unseal after the first. Dropped with its key.
-const MATERIAL_CACHE: usize = 4096;
 
 impl SqliteBackend {
     fn cached_material(&self, id: &str, version: u32) -> Option<Zeroizing<Vec<u8>>> {

@@ -31,9 +31,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use crate::backend::Backend;
+pub(crate) use crate::shared::{AUDIT_KEY_CONTEXT, DATABASE_CA_CONTEXT, VAULT_CHECK};
 use crate::{PrincipalKind, Result, Role, StoreError, User, Vault, random};
-
-const VAULT_CHECK: &[u8] = b"latchkey vault check";
 
 /// How long a statement waits for another process's lock.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -135,9 +134,6 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("databases", "rotate_every_days", "INTEGER"),
     ("databases", "rotation_master", "TEXT"),
 ];
-
-const DATABASE_CA_CONTEXT: &[u8] = b"latchkey database CA";
-const AUDIT_KEY_CONTEXT: &[u8] = b"latchkey audit signing key";
 
 /// The SQLite store. A mutex serialises SQLite access; callers keep hot
 /// paths (signature checks on temporary credentials) off it entirely.

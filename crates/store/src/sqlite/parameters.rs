@@ -6,13 +6,8 @@ use zeroize::Zeroizing;
 
 use super::SqliteBackend;
 use crate::backend::{Parameters, StoredParameter};
+use crate::shared::{parameter_context as context, sql_version};
 use crate::{Result, StoreError};
-
-/// What a version's value is sealed under: its parameter and version, so
-/// that a sealed value moved to another row does not open.
-fn context(name: &str, version: u64) -> Vec<u8> {
-    format!("ssm/{name}/{version}").into_bytes()
-}
 
 fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredParameter> {
     Ok(StoredParameter {
@@ -20,11 +15,6 @@ fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredParameter> {
         revision: r.get(1)?,
         document: r.get(2)?,
     })
-}
-
-/// SQLite's integers are signed; versions never come near the limit.
-fn sql_version(version: u64) -> Result<i64> {
-    i64::try_from(version).map_err(|_| StoreError::InvalidInput("parameter version out of range"))
 }
 
 impl Parameters for SqliteBackend {

@@ -5,18 +5,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteBackend;
 use crate::backend::{Identities, LoginPassword, PASSWORD_HISTORY, Passwords};
+use crate::shared::{login_profile_context as context, no_profile};
 use crate::{LoginProfile, PasswordHash, PasswordPolicy, Result, StoreError, User};
-
-fn context(user: &User) -> Vec<u8> {
-    format!("login-profile/{}", user.id).into_bytes()
-}
-
-fn no_profile(user: &str) -> StoreError {
-    StoreError::NoSuchEntity {
-        kind: "login profile for user",
-        name: user.to_owned(),
-    }
-}
 
 fn row_to_profile(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoginProfile> {
     Ok(LoginProfile {

@@ -11,10 +11,11 @@ use rusqlite::{OptionalExtension, params};
 use super::names::{self, canonical_name};
 use super::{SqliteBackend, parse_tags, tags_json, unique_id};
 use crate::backend::Policies;
-use crate::model::{merge_tags, new_tags, remove_tags, valid_path, version_number};
+use crate::model::{merge_tags, remove_tags, version_number};
+use crate::shared::{no_policy, no_version};
 use crate::{
     MAX_POLICY_VERSIONS, ManagedPolicy, PolicyEntity, PolicyVersion, PrincipalKind, Result,
-    StoreError, valid_name,
+    StoreError,
 };
 
 impl SqliteBackend {
@@ -40,20 +41,6 @@ impl SqliteBackend {
             params![tags_json(&tags), arn],
         )?;
         Ok(())
-    }
-}
-
-fn no_policy(arn: &str) -> StoreError {
-    StoreError::NoSuchEntity {
-        kind: "policy",
-        name: arn.to_owned(),
-    }
-}
-
-fn no_version(arn: &str, version_id: &str) -> StoreError {
-    StoreError::NoSuchEntity {
-        kind: "policy version",
-        name: format!("{arn} {version_id}"),
     }
 }
 
@@ -86,11 +73,7 @@ impl Policies for SqliteBackend {
         name: &str,
         document: &str,
     ) -> Result<()> {
-        if !valid_name(name, 128) {
-            return Err(StoreError::InvalidInput(
-                "policy names are 1-128 characters of [A-Za-z0-9_+=,.@-]",
-            ));
-        }
+        crate::shared::check_policy_name(name)?;
         let mut db = self.db();
         let tx = db.transaction()?;
         let principal = names::canonical_name(&tx, kind, principal)?;
@@ -169,17 +152,7 @@ impl Policies for SqliteBackend {
         tags: &[(String, String)],
         now: i64,
     ) -> Result<ManagedPolicy> {
-        if !valid_name(name, 128) || !valid_path(path) {
-            return Err(StoreError::InvalidInput(
-                "policy names are 1-128 characters of [A-Za-z0-9_+=,.@-]",
-            ));
-        }
-        if description.len() > 1000 {
-            return Err(StoreError::InvalidInput(
-                "a policy description is at most 1000 characters",
-            ));
-        }
-        let checked = new_tags(tags)?;
+        let checked = crate::shared::check_new_policy(name, path, description, tags)?;
         let arn = format!("arn:aws:iam::{}:policy{path}{name}", self.account);
         let id = unique_id("ANPA")?;
         {

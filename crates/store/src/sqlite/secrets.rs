@@ -6,13 +6,8 @@ use zeroize::Zeroizing;
 
 use super::SqliteBackend;
 use crate::backend::{Secrets, StoredSecret};
+use crate::shared::secret_context as context;
 use crate::{Result, StoreError};
-
-/// What a version's value is sealed under: its secret and version, so a
-/// sealed value moved to another row does not open.
-fn context(arn: &str, version: &str) -> Vec<u8> {
-    format!("secretsmanager/{arn}/{version}").into_bytes()
-}
 
 fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSecret> {
     Ok(StoredSecret {

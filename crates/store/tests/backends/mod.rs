@@ -74,6 +74,45 @@ pub fn sql(dir: &Path, sql: &str) {
     }
 }
 
+/// `n` stores on one PostgreSQL database, as `n` nodes have; none on
+/// SQLite (for tests of races between nodes).
+pub fn nodes(dir: &Path, n: usize) -> Vec<Store> {
+    if !is_postgres() {
+        return Vec::new();
+    }
+    (0..n)
+        .map(|_| open(dir, Vault::new(1, &[7; 32])).unwrap())
+        .collect()
+}
+
+/// As [`nodes`], but one store on SQLite (tests that hold on both).
+pub fn nodes_or_one(dir: &Path, n: usize) -> Vec<Store> {
+    let n = if is_postgres() { n } else { 1 };
+    (0..n)
+        .map(|_| open(dir, Vault::new(1, &[7; 32])).unwrap())
+        .collect()
+}
+
+/// Runs `f(i, node)` on every node at once (they start together); their
+/// answers, in node order.
+pub fn at_once<T: Send>(nodes: &[Store], f: impl Fn(usize, &Store) -> T + Sync) -> Vec<T> {
+    let barrier = std::sync::Barrier::new(nodes.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let (barrier, f) = (&barrier, &f);
+                s.spawn(move || {
+                    barrier.wait();
+                    f(i, node)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 struct Server {
     dir: PathBuf,
     port: u16,
