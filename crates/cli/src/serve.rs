@@ -52,6 +52,12 @@ fn report(config: &Config, dir: &DataDir, r: &InitReport) {
 /// Creates what is missing in the data directory, says what there is,
 /// and opens the store.
 fn bootstrap(config: &Config) -> Result<(DataDir, latchkey_store::Store)> {
+    if let Some(store) = &config.store
+        && store.ssl_mode() == latchkey_store::postgres::SslMode::Disable
+        && !store.is_local()
+    {
+        tracing::warn!(store = %store, "the store is reached over the network without TLS (sslmode=disable): use sslrootcert for verify-full");
+    }
     let dir = config.data();
     let (store, r) = init(
         &dir,

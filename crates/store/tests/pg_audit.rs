@@ -161,3 +161,26 @@ fn each_node_keeps_its_own_anchor_and_the_legacy_one_is_claimed_once() {
         ]
     );
 }
+
+#[test]
+fn a_node_is_not_ready_once_a_newer_latchkey_upgraded_the_schema() {
+    if !backends::is_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.ready().unwrap();
+    backends::sql(
+        dir.path(),
+        "UPDATE meta SET value = '99' WHERE key = 'schema'",
+    );
+    assert!(matches!(
+        store.ready(),
+        Err(latchkey_store::StoreError::NewerSchema { found: 99, .. })
+    ));
+    // And a node starting now refuses it.
+    assert!(matches!(
+        backends::open(dir.path(), Vault::new(1, &[7; 32])),
+        Err(latchkey_store::StoreError::NewerSchema { found: 99, .. })
+    ));
+}

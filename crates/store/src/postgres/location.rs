@@ -187,6 +187,20 @@ impl PgLocation {
         self.ssl
     }
 
+    /// Whether every host is a Unix socket or a loopback address: where
+    /// going without TLS exposes nothing on a network.
+    pub fn is_local(&self) -> bool {
+        self.config.get_hosts().iter().all(|h| match h {
+            tokio_postgres::config::Host::Unix(_) => true,
+            tokio_postgres::config::Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+        })
+    }
+
     /// The connection pool, its connections driven on `runtime`.
     pub(crate) fn pool(
         &self,

@@ -536,6 +536,22 @@ impl Backend for PgBackend {
     }
 
     fn ready(&self) -> Result<()> {
+        // A newer Latchkey upgraded the schema under this node.
+        let version: Option<String> = self.read(|c| {
+            Ok(
+                c.query_opt("SELECT value FROM meta WHERE key = 'schema'", &[])?
+                    .map(|r| r.try_get(0))
+                    .transpose()?,
+            )
+        })?;
+        if let Some(found) = version.and_then(|v| v.parse::<i64>().ok())
+            && found > SCHEMA_VERSION
+        {
+            return Err(StoreError::NewerSchema {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
         // A standby (or a server set read-only) answers but takes no write.
         let read_only: String = self.read(|c| {
             Ok(
