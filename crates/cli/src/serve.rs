@@ -396,10 +396,22 @@ pub struct RotateArgs {
     /// re-read master.key every 5 seconds).
     #[arg(long, default_value = "11s", value_parser = humantime::parse_duration)]
     settle: std::time::Duration,
+    /// With a shared PostgreSQL store: confirm that every other node is stopped (each node
+    /// reads its own master.key; copy the new one to them before they start again).
+    #[arg(long)]
+    other_nodes_stopped: bool,
 }
 
 pub fn run_rotate_master_key(args: &RotateArgs) -> Result<u8> {
     let config = args.server.resolve()?;
+    if config.store.is_some() && !args.other_nodes_stopped {
+        // Each node reads its own master.key: a key added here is unknown
+        // to the others, which would go on sealing with the key being
+        // retired, and what they wrote meanwhile could not be opened.
+        anyhow::bail!(
+            "rotate-master-key does not yet coordinate nodes sharing a PostgreSQL store: stop every other node, run it again with --other-nodes-stopped, then copy this node's master.key to every node before starting them"
+        );
+    }
     let dir = config.data();
     let (id, count) = rotate_master_key(&dir, args.settle, |step| eprintln!("latchkey: {step}"))?;
     println!("master key {id}: {count} secrets re-wrapped");

@@ -267,9 +267,16 @@ pub fn init(
     }
     ensure_certificates(&dir.tls(), server_names).context("creating TLS certificates")?;
     let mut admin_key = None;
-    if store.list_users()?.is_empty() {
+    // Nodes starting together on a new shared store race to make the
+    // administrator: the one that loses leaves it to the winner.
+    let made_admin = store.list_users()?.is_empty()
+        && match store.create_user(ADMIN_USER, "/", &[], now()) {
+            Ok(_) => true,
+            Err(latchkey_store::StoreError::EntityAlreadyExists { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+    if made_admin {
         let t = now();
-        store.create_user(ADMIN_USER, "/", &[], t)?;
         store.put_inline_policy(
             PrincipalKind::User,
             ADMIN_USER,

@@ -184,3 +184,46 @@ fn a_node_is_not_ready_once_a_newer_latchkey_upgraded_the_schema() {
         Err(latchkey_store::StoreError::NewerSchema { found: 99, .. })
     ));
 }
+
+#[test]
+fn the_change_feed_reports_real_changes_only() {
+    if !backends::is_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    assert!(
+        store
+            .watch_changes(std::sync::Arc::new(move |c| record.lock().unwrap().push(c)))
+            .unwrap()
+    );
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(700));
+    store.cluster_keys(1_700_000_000).unwrap(); // key 1: a real change
+    settle();
+    seen.lock().unwrap().clear();
+    // What every node's refresh does: statements that change nothing.
+    for _ in 0..5 {
+        store.cluster_keys(1_700_000_000).unwrap();
+        store
+            .rotate_cluster_keys(1_700_000_000, 86_400, 3600)
+            .unwrap();
+        store.revocations().unwrap();
+    }
+    settle();
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    store
+        .revoke_sessions("arn:aws:iam::1:user/x", 1_700_000_000)
+        .unwrap();
+    settle();
+    assert!(
+        seen.lock()
+            .unwrap()
+            .contains(&latchkey_store::StoreChange::Revocations)
+    );
+}

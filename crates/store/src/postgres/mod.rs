@@ -122,9 +122,12 @@ BEGIN
 END $$;
 ";
 
-/// Tables whose changes other nodes must act on at once: each notifies
-/// `latchkey_changes` with its name when a transaction writing it commits
-/// (see [`crate::StoreChange::of_table`]).
+/// Tables whose changes other nodes must act on at once: each changed row
+/// notifies `latchkey_changes` with its table's name, delivered once per
+/// transaction and table when it commits (PostgreSQL folds identical
+/// notifications), and only when a row really changed: a statement that
+/// touches none (a refresh's empty clean-up) must not wake every node,
+/// whose refresh would wake them again (see [`crate::StoreChange::of_table`]).
 const WATCHED_TABLES: &[&str] = &[
     "users",
     "roles",
@@ -361,8 +364,8 @@ impl PgBackend {
             for table in WATCHED_TABLES {
                 client.batch(&format!(
                     "DROP TRIGGER IF EXISTS latchkey_changed ON {table};
-                     CREATE TRIGGER latchkey_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table}
-                     FOR EACH STATEMENT EXECUTE FUNCTION latchkey_changed()"
+                     CREATE TRIGGER latchkey_changed AFTER INSERT OR UPDATE OR DELETE ON {table}
+                     FOR EACH ROW EXECUTE FUNCTION latchkey_changed()"
                 ))?;
             }
             client.execute(
