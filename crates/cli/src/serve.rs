@@ -157,9 +157,10 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 webhook,
             }));
         }
+        let node = dir.node_id()?;
         let audit = crate::audit::open_trail(
             &state,
-            &dir.node_id()?,
+            &node,
             trail_config,
             latchkey_trail::TrailMetrics {
                 records_written: metrics.audit_records.clone(),
@@ -253,7 +254,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         let mut rotator =
             latchkey_rotator::Rotator::new(state.clone(), crate::rotation::GatewayServers)
                 .with_crash_after(crate::rotation::crash_after_from_env()?)
-                .with_node(&dir.node_id()?);
+                .with_node(&node);
         if let Some(w) = &config.rotation_webhooks {
             state.jobs.allow_rotation_webhooks(w.allow.clone());
             rotator = rotator.with_webhook(w.secret.clone(), w.ca.clone());

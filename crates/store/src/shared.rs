@@ -12,6 +12,24 @@ pub(crate) const DATABASE_CA_CONTEXT: &[u8] = b"latchkey database CA";
 /// The audit trail's signing key.
 pub(crate) const AUDIT_KEY_CONTEXT: &[u8] = b"latchkey audit signing key";
 
+/// Every table and column holding sealed blobs: what
+/// [`crate::Backend::rewrap_all`] re-wraps.
+pub(crate) const SEALED_COLUMNS: &[(&str, &str)] = &[
+    ("access_keys", "secret"),
+    ("mfa_devices", "seed"),
+    ("cluster_keys", "material"),
+    ("database_passwords", "secret"),
+    ("database_passwords", "next_secret"),
+    ("database_ca", "key"),
+    ("audit_key", "key"),
+    ("vault_check", "value"),
+    ("secret_values", "value"),
+    ("kms_key_materials", "material"),
+    ("parameter_values", "value"),
+    ("login_profiles", "hash"),
+    ("password_history", "hash"),
+];
+
 /// The sealing context of `user`'s current upstream password.
 pub(crate) fn current_login_context(database: &str, user: &str) -> String {
     format!("{database}/{user}")

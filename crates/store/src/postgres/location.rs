@@ -238,7 +238,7 @@ impl PgLocation {
         &self,
         channel: &str,
         on_note: &(dyn Fn(crate::StoreChange) + Send + Sync),
-    ) -> crate::Result<bool> {
+    ) -> crate::Result<()> {
         match self.ssl {
             SslMode::Disable => {
                 listen_on(&self.config, tokio_postgres::NoTls, channel, on_note).await
@@ -288,14 +288,14 @@ const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Listens on `channel` until the connection fails. Once listening, it
 /// reports [`crate::StoreChange::Everything`] (what changed while it was
-/// not is unknown), then each notification's change. `Ok(true)`: it had
-/// been listening when the connection ended.
+/// not is unknown), then each notification's change. `Ok`: it had been
+/// listening when the connection ended; `Err`: it could not connect.
 async fn listen_on<T>(
     config: &tokio_postgres::Config,
     tls: T,
     channel: &str,
     on_note: &(dyn Fn(crate::StoreChange) + Send + Sync),
-) -> crate::Result<bool>
+) -> crate::Result<()>
 where
     T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
     T::Stream: Send + 'static,
@@ -343,14 +343,11 @@ where
     };
     let outcome = listening.await;
     driver.abort();
-    match outcome {
-        Ok(()) => Ok(true),
-        Err(e) => {
-            // Established, then lost: report, but retry at once.
-            eprintln!("latchkey: store change feed: {e}; listening again");
-            Ok(true)
-        }
+    if let Err(e) = outcome {
+        // Established, then lost: report, but retry at once.
+        eprintln!("latchkey: store change feed: {e}; listening again");
     }
+    Ok(())
 }
 
 #[cfg(test)]

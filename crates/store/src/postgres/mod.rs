@@ -51,7 +51,7 @@ use tokio_postgres::types::ToSql;
 use zeroize::Zeroizing;
 
 use crate::backend::Backend;
-use crate::shared::VAULT_CHECK;
+use crate::shared::{SEALED_COLUMNS, VAULT_CHECK};
 use crate::{Result, StoreError, Vault, random};
 
 /// The schema this build writes; a store at a higher version was written
@@ -151,24 +151,6 @@ const WATCHED_TABLES: &[&str] = &[
 /// The channel of the change feed.
 const CHANGES_CHANNEL: &str = "latchkey_changes";
 
-/// The tables holding sealed blobs and their columns, for
-/// [`crate::Backend::rewrap_all`] and for copying between backends.
-pub(crate) const SEALED_COLUMNS: &[(&str, &str)] = &[
-    ("access_keys", "secret"),
-    ("mfa_devices", "seed"),
-    ("cluster_keys", "material"),
-    ("database_passwords", "secret"),
-    ("database_passwords", "next_secret"),
-    ("database_ca", "key"),
-    ("audit_key", "key"),
-    ("vault_check", "value"),
-    ("secret_values", "value"),
-    ("kms_key_materials", "material"),
-    ("parameter_values", "value"),
-    ("login_profiles", "hash"),
-    ("password_history", "hash"),
-];
-
 /// One KMS key's unsealed key material, by version.
 type MaterialVersions = HashMap<u32, Zeroizing<Vec<u8>>>;
 
@@ -200,53 +182,41 @@ pub(crate) trait Sql {
     }
 }
 
-impl Sql for deadpool_postgres::Object {
-    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let client: &tokio_postgres::Client = self;
-        block_on(async {
-            let statement = self.prepare_cached(sql).await?;
-            client.query(&statement, params).await
-        })
-        .map_err(StoreError::from)
-    }
+/// The same three statements on a pooled client and on a transaction,
+/// each through the underlying tokio-postgres type (`$inner`).
+macro_rules! impl_sql {
+    ($outer:ty, $inner:ty) => {
+        impl Sql for $outer {
+            fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+                let inner: &$inner = self;
+                block_on(async {
+                    let statement = self.prepare_cached(sql).await?;
+                    inner.query(&statement, params).await
+                })
+                .map_err(StoreError::from)
+            }
 
-    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let client: &tokio_postgres::Client = self;
-        block_on(async {
-            let statement = self.prepare_cached(sql).await?;
-            client.execute(&statement, params).await
-        })
-        .map_err(StoreError::from)
-    }
+            fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+                let inner: &$inner = self;
+                block_on(async {
+                    let statement = self.prepare_cached(sql).await?;
+                    inner.execute(&statement, params).await
+                })
+                .map_err(StoreError::from)
+            }
 
-    fn batch(&self, sql: &str) -> Result<()> {
-        block_on(self.batch_execute(sql)).map_err(StoreError::from)
-    }
+            fn batch(&self, sql: &str) -> Result<()> {
+                block_on(self.batch_execute(sql)).map_err(StoreError::from)
+            }
+        }
+    };
 }
 
-impl Sql for deadpool_postgres::Transaction<'_> {
-    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let tx: &tokio_postgres::Transaction<'_> = self;
-        block_on(async {
-            let statement = self.prepare_cached(sql).await?;
-            tx.query(&statement, params).await
-        })
-        .map_err(StoreError::from)
-    }
-
-    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let tx: &tokio_postgres::Transaction<'_> = self;
-        block_on(async {
-            let statement = self.prepare_cached(sql).await?;
-            tx.execute(&statement, params).await
-        })
-        .map_err(StoreError::from)
-    }
-
-    fn batch(&self, sql: &str) -> Result<()> {
-        block_on(self.batch_execute(sql)).map_err(StoreError::from)
-    }
-}
+impl_sql!(deadpool_postgres::Object, tokio_postgres::Client);
+impl_sql!(
+    deadpool_postgres::Transaction<'_>,
+    tokio_postgres::Transaction<'_>
+);
 
 /// A transaction of [`PgBackend::write`].
 pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
@@ -510,8 +480,7 @@ impl Backend for PgBackend {
             loop {
                 match location.listen(CHANGES_CHANNEL, &*on_change).await {
                     // It was listening: try again at once, from the start.
-                    Ok(true) => pause = Duration::from_millis(100),
-                    Ok(false) => {}
+                    Ok(()) => pause = Duration::from_millis(100),
                     Err(e) => {
                         tracing_free_warning(&e);
                         pause = (pause * 2).min(Duration::from_secs(5));

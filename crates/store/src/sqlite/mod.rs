@@ -31,7 +31,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use crate::backend::Backend;
-pub(crate) use crate::shared::{AUDIT_KEY_CONTEXT, DATABASE_CA_CONTEXT, VAULT_CHECK};
+pub(crate) use crate::shared::{
+    AUDIT_KEY_CONTEXT, DATABASE_CA_CONTEXT, SEALED_COLUMNS, VAULT_CHECK,
+};
 use crate::{PrincipalKind, Result, Role, StoreError, User, Vault, random};
 
 /// How long a statement waits for another process's lock.
@@ -450,21 +452,7 @@ impl Backend for SqliteBackend {
         let tx = db.transaction()?;
         let mut count = 0;
         // Every table holding sealed blobs, by rowid.
-        for (table, col) in [
-            ("access_keys", "secret"),
-            ("mfa_devices", "seed"),
-            ("cluster_keys", "material"),
-            ("database_passwords", "secret"),
-            ("database_passwords", "next_secret"),
-            ("database_ca", "key"),
-            ("audit_key", "key"),
-            ("vault_check", "value"),
-            ("secret_values", "value"),
-            ("kms_key_materials", "material"),
-            ("parameter_values", "value"),
-            ("login_profiles", "hash"),
-            ("password_history", "hash"),
-        ] {
+        for (table, col) in SEALED_COLUMNS {
             let rows: Vec<(i64, Vec<u8>)> = {
                 let mut stmt = tx.prepare(&format!(
                     "SELECT rowid, {col} FROM {table} WHERE {col} IS NOT NULL"
