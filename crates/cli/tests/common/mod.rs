@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses a subset; a panic is the failure report
 
 pub mod api;
+pub mod cluster;
 pub mod pki;
 pub mod sql;
 

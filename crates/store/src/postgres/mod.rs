@@ -56,7 +56,12 @@ use crate::{Result, StoreError, Vault, random};
 
 /// The schema this build writes; a store at a higher version was written
 /// by a newer Latchkey and is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// Each schema version and what takes a store from the one before to it,
+/// in order. A store is brought up from its version one step at a time;
+/// a step that is applied is never changed, only followed by another.
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1)];
 
 /// Serialization failures retried before giving up: enough for bursts of
 /// nodes writing the same rows, few enough to report a livelock.
@@ -329,20 +334,34 @@ impl PgBackend {
                 known: SCHEMA_VERSION,
             });
         }
-        if version < 1 {
-            client.batch(SCHEMA_V1)?;
-            for table in WATCHED_TABLES {
+        for (step, sql) in MIGRATIONS.iter().filter(|(step, _)| *step > version) {
+            // One transaction per step, its version included: a node that
+            // dies halfway leaves the store at the step before.
+            client.batch(&format!(
+                "BEGIN;
+                 {sql};
+                 INSERT INTO meta (key, value) VALUES ('schema', '{step}')
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+                 COMMIT;"
+            ))?;
+        }
+        // Every watched table (a step may have added some) has the change
+        // feed's trigger; only missing ones are created, so that a node
+        // starting beside running ones takes no table lock.
+        for table in WATCHED_TABLES {
+            let present: bool = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_trigger
+                     WHERE tgname = 'latchkey_changed' AND tgrelid = to_regclass($1))",
+                    &[table],
+                )?
+                .try_get(0)?;
+            if !present {
                 client.batch(&format!(
-                    "DROP TRIGGER IF EXISTS latchkey_changed ON {table};
-                     CREATE TRIGGER latchkey_changed AFTER INSERT OR UPDATE OR DELETE ON {table}
+                    "CREATE TRIGGER latchkey_changed AFTER INSERT OR UPDATE OR DELETE ON {table}
                      FOR EACH ROW EXECUTE FUNCTION latchkey_changed()"
                 ))?;
             }
-            client.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema', $1)
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                &[&SCHEMA_VERSION.to_string()],
-            )?;
         }
         let account: Option<String> = client
             .query_opt("SELECT value FROM meta WHERE key = 'account'", &[])?
