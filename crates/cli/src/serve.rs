@@ -16,6 +16,11 @@ use crate::output::OutputFormat;
 /// How often each node re-reads revocations and cluster keys from the
 /// store (and rotates the cluster key when due).
 const REVOCATION_REFRESH_SECS: u64 = 5;
+/// The refresh while the store's change feed is down: changes still reach
+/// this node within a second.
+const FEED_DOWN_REFRESH: std::time::Duration = std::time::Duration::from_millis(400);
+/// The least time between two refreshes.
+const REFRESH_SPACING: std::time::Duration = std::time::Duration::from_millis(50);
 
 fn endpoint(listen: SocketAddr) -> String {
     let host = match listen.ip() {
@@ -126,6 +131,9 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
     let (dir, store) = bootstrap(&config)?;
     let clusters = store.cluster_keys(latchkey_identity::clock::system_now())?;
     let state = Arc::new(AppState::new(store, clusters)?.with_region(&config.region));
+    state.set_store_outage_grace(
+        i64::try_from(config.store_outage_grace.as_secs()).unwrap_or(i64::MAX),
+    );
     let tls = latchkey_server::tls::server_config(&dir.tls())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -230,6 +238,8 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 let vault_ok = vault_ok.clone();
                 let state = state.clone();
                 let audit = audit.clone();
+                let outage = StoreOutage::default();
+                let grace = config.store_outage_grace;
                 Arc::new(move || {
                     if draining.load(std::sync::atomic::Ordering::Relaxed) {
                         return Err("draining".into());
@@ -237,7 +247,17 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                     if !vault_ok.load(std::sync::atomic::Ordering::Relaxed) {
                         return Err("this node's master key does not open the store's secrets (rotated on another node? copy its master.key here)".into());
                     }
-                    state.store.ready().map_err(|e| e.to_string())?;
+                    match state.store.ready() {
+                        Ok(()) => outage.answered(),
+                        // A store failover should not take every node out
+                        // of the load balancer at once: ready for the grace.
+                        Err(e @ latchkey_store::StoreError::Unavailable(_)) => {
+                            if outage.beyond(grace) {
+                                return Err(e.to_string());
+                            }
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
                     match audit.last_error() {
                         Some(e) => Err(format!("audit trail: {e}")),
                         None => Ok(()),
@@ -267,24 +287,45 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             config.security_check_findings,
         )?;
         // Another node's change (through the store's change feed, where it
-        // has one) refreshes at once; the timer is the safety net.
+        // has one) refreshes at once; the timer is the safety net, and
+        // ticks fast while the feed is down.
         let poke = Arc::new(tokio::sync::Notify::new());
+        let feed_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let feed = state.store.watch_changes({
             let state = state.clone();
             let poke = poke.clone();
+            let feed_up = feed_up.clone();
             Arc::new(move |change| {
-                if matches!(
-                    change,
-                    latchkey_store::StoreChange::Identities
-                        | latchkey_store::StoreChange::Everything
-                ) {
-                    state.invalidate_caches();
+                use latchkey_store::StoreChange;
+                match change {
+                    StoreChange::Identities => state.invalidate_caches(),
+                    // Something may have changed unseen: read again before
+                    // trusting the caches (they serve as they are only
+                    // while the store does not answer).
+                    StoreChange::Lost => {
+                        state.unconfirm_caches();
+                        if feed_up.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                            tracing::warn!(
+                                "the store's change feed is down: polling the store every {} ms",
+                                FEED_DOWN_REFRESH.as_millis()
+                            );
+                        }
+                    }
+                    StoreChange::Listening => {
+                        state.unconfirm_caches();
+                        if !feed_up.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                            tracing::info!("following the store's change feed");
+                        }
+                    }
+                    StoreChange::Everything => state.unconfirm_caches(),
+                    StoreChange::Revocations | StoreChange::Databases | StoreChange::ClusterKeys => {}
                 }
                 poke.notify_one();
             })
         })?;
-        if feed {
-            tracing::info!("following the store's change feed");
+        if !feed {
+            // No feed to wait for: the timer alone.
+            feed_up.store(true, std::sync::atomic::Ordering::Release);
         }
         let refresher = state.clone();
         let gateway_refresher = gateway.clone();
@@ -292,12 +333,21 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         let rotation = config.cluster_key_rotation;
         let master_key = dir.master_key();
         tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval(std::time::Duration::from_secs(REVOCATION_REFRESH_SECS));
             loop {
+                let following = feed_up.load(std::sync::atomic::Ordering::Acquire);
+                let every = if following {
+                    std::time::Duration::from_secs(REVOCATION_REFRESH_SECS)
+                } else {
+                    FEED_DOWN_REFRESH
+                };
                 tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = poke.notified() => {}
+                    () = tokio::time::sleep(every) => {}
+                    () = poke.notified() => {}
+                }
+                if !following {
+                    // No feed tells of changes: cached keys and policies
+                    // are read again, as revocations are below.
+                    refresher.unconfirm_caches();
                 }
                 let s = refresher.clone();
                 let every = i64::try_from(rotation.as_secs())
@@ -333,6 +383,9 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                     }
                     Err(e) => tracing::warn!(error = %e, "refreshing keys and revocations failed"),
                 }
+                // Notifications arriving meanwhile make one refresh, not a
+                // storm (any role that reaches the store may NOTIFY).
+                tokio::time::sleep(REFRESH_SPACING).await;
             }
         });
         let drain_timeout = config.drain_timeout;
@@ -417,4 +470,22 @@ pub fn run_rotate_master_key(args: &RotateArgs) -> Result<u8> {
     let (id, count) = rotate_master_key(&dir, args.settle, |step| eprintln!("latchkey: {step}"))?;
     println!("master key {id}: {count} secrets re-wrapped");
     Ok(exit::OK)
+}
+
+/// Since when the store has not answered /readyz's checks.
+#[derive(Default)]
+struct StoreOutage(std::sync::Mutex<Option<std::time::Instant>>);
+
+impl StoreOutage {
+    fn answered(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Notes a failed check; whether the store has been down longer than
+    /// `grace`.
+    fn beyond(&self, grace: std::time::Duration) -> bool {
+        let mut since = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let since = *since.get_or_insert_with(std::time::Instant::now);
+        since.elapsed() >= grace
+    }
 }

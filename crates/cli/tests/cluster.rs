@@ -387,3 +387,238 @@ fn behind_haproxy_a_killed_node_loses_only_its_sessions_and_a_rolling_restart_fa
     assert!(ok > 10, "{ok} logins succeeded");
     assert_eq!(failed, 0, "a login failed during the rolling restart");
 }
+
+/// `psql -c sql` as `app` on database `orders` through `node` (to the
+/// registered database `inventory`, the one on the endpoint `localhost`).
+fn inventory_on(node: &Node, token: &str, sql: &str) -> std::process::Output {
+    let ca = node.lk.data.join("ca.pem");
+    Command::new("psql")
+        .arg(format!(
+            "host=localhost port={} user=app dbname=orders sslmode=verify-full sslrootcert={}",
+            node.lk.pg_port,
+            ca.display()
+        ))
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGPASSWORD", token)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap()
+}
+
+/// The store's PostgreSQL stops (as in a failover) while clients log in
+/// through both nodes: within `--store-outage-grace` logins whose key and
+/// policy were read lately still succeed and the nodes stay ready; past
+/// it logins are refused and the nodes are not ready; once the store is
+/// back everything works again and every node's trail verifies. Then the
+/// change feed alone is cut (new store connections refused): a node falls
+/// back to polling and still sees a key deactivated on another within a
+/// second.
+#[test]
+fn a_store_outage_is_ridden_out_for_the_grace_then_fails_closed_and_a_lost_feed_falls_back_to_polling()
+ {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let extra = vec!["--store-outage-grace".to_owned(), "6s".to_owned()];
+    let mut cluster = Cluster::start(root, 2, &extra);
+    // The upstream on a server of its own, so that stopping the store's
+    // server stops only the store.
+    let upstream = Postgres::start_with(
+        root,
+        &PgOptions {
+            name: Some("upstream".into()),
+            ..Default::default()
+        },
+    );
+    let data = cluster.node(1).lk.data.clone();
+    let d = data.to_str().unwrap();
+    let out = cluster
+        .latchkey(&["db", "remove", "--data-dir", d, "--name", "orders"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cluster
+        .latchkey(&["db", "register", "--data-dir", d, "--name", "inventory"])
+        .args(["--endpoint", "localhost", "--upstream"])
+        .arg(format!("127.0.0.1:{}", upstream.port))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut set = cluster
+        .latchkey(&[
+            "db",
+            "set-password",
+            "--data-dir",
+            d,
+            "--name",
+            "inventory",
+            "--user",
+            "app",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(set.stdin.as_mut().unwrap(), b"app-secret\n").unwrap();
+    drop(set.stdin.take());
+    assert!(set.wait().unwrap().success());
+
+    cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "erin"]);
+    cluster.aws_ok(
+        1,
+        &[],
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "erin",
+            "--policy-name",
+            "db",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["rds-db:connect","sts:GetCallerIdentity"],"Resource":"*"}]}"#,
+        ],
+    );
+    let key = cluster.aws_ok(1, &[], &["iam", "create-access-key", "--user-name", "erin"]);
+    let erin = api::Creds::access_key(&key).env_vars();
+    let creds: Vec<(&str, &str)> = erin.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let tokens: Vec<String> = (1..=2)
+        .map(|n| aws_token(&cluster.node(n).lk, &creds, "localhost", "app"))
+        .collect();
+    for n in 1..=2 {
+        let out = inventory_on(cluster.node(n), &tokens[n - 1], "select 'warm'");
+        assert_eq!(stdout_ok(&out), "warm");
+    }
+
+    // Clients log in through node 2 all along.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ca = cluster.node(2).lk.data.join("ca.pem");
+    let clients = retrying_clients(
+        1,
+        format!(
+            "host=localhost port={} user=app dbname=orders sslmode=verify-full sslrootcert={}",
+            cluster.node(2).lk.pg_port,
+            ca.display()
+        ),
+        tokens[1].clone(),
+        stop.clone(),
+    );
+
+    cluster.pg.stop();
+    let stopped = Instant::now();
+    // Within the grace: the key and policy read a moment ago serve, the
+    // pooled upstream connection carries the session, and the node is ready.
+    let out = inventory_on(cluster.node(1), &tokens[0], "select 'during the outage'");
+    assert_eq!(stdout_ok(&out), "during the outage");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(6),
+        "too slow to test the grace"
+    );
+    wait_ready(cluster.node(1), true);
+    // Past it: refused, and not ready.
+    std::thread::sleep(Duration::from_secs(7).saturating_sub(stopped.elapsed()));
+    let out = inventory_on(cluster.node(1), &tokens[0], "select 'too late'");
+    assert!(
+        !out.status.success(),
+        "a login went on {:?} into the outage",
+        stopped.elapsed()
+    );
+    wait_ready(cluster.node(1), false);
+    wait_ready(cluster.node(2), false);
+
+    // The store comes back: ready, logins, and the trails verify.
+    cluster.pg.start_again();
+    for n in 1..=2 {
+        wait_ready(cluster.node(n), true);
+    }
+    for n in 1..=2 {
+        let out = inventory_on(cluster.node(n), &tokens[n - 1], "select 'after'");
+        assert_eq!(stdout_ok(&out), "after");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, _failed) = clients
+        .into_iter()
+        .map(|c| c.join().unwrap())
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    assert!(ok > 0);
+    for node in &mut cluster.nodes {
+        assert!(node.lk.child.try_wait().unwrap().is_none(), "a node exited");
+    }
+    for n in 1..=2 {
+        let data = cluster.node(n).lk.data.to_str().unwrap().to_owned();
+        let out = cluster
+            .latchkey(&["audit", "verify", "--data-dir", &data])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "node {n}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // The change feed alone is cut: the store takes no new connection, and
+    // the feed's is ended. Node 1 polls, and sees a key deactivated through
+    // node 2 (on its pooled connections) within a second.
+    let hba = cluster.pg.dir.join("data").join("pg_hba.conf");
+    let original = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("host all latchkey 0.0.0.0/0 reject\n{original}"),
+    )
+    .unwrap();
+    cluster.pg.sql("SELECT pg_reload_conf()");
+    cluster.pg.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'latchkey change feed'",
+    );
+    let log = cluster.node(1).root.join("latchkey.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("change feed is down")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node 1 never noticed the feed was gone"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.aws_ok(1, &erin, &["sts", "get-caller-identity"]);
+    let key_id = key["AccessKey"]["AccessKeyId"].as_str().unwrap();
+    cluster.aws_ok(
+        2,
+        &[],
+        &[
+            "iam",
+            "update-access-key",
+            "--user-name",
+            "erin",
+            "--access-key-id",
+            key_id,
+            "--status",
+            "Inactive",
+        ],
+    );
+    let changed = Instant::now();
+    loop {
+        let sent = changed.elapsed();
+        let out = cluster.aws(1, &erin, &["sts", "get-caller-identity"]);
+        if !out.status.success() {
+            break;
+        }
+        assert!(
+            sent < Duration::from_secs(1),
+            "node 1 took a key deactivated {sent:?} before"
+        );
+    }
+    std::fs::write(&hba, original).unwrap();
+    cluster.pg.sql("SELECT pg_reload_conf()");
+}

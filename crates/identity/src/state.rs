@@ -33,6 +33,14 @@ pub struct AppState {
     /// Bumped by every invalidation: a store read that began before one
     /// is not cached (it may predate the change).
     cache_generation: std::sync::atomic::AtomicU64,
+    /// Bumped when this node may have missed a change (its change feed
+    /// dropped, and at every poll while it is down): entries cached before
+    /// are read again, and serve only while the store does not answer,
+    /// within [`AppState::store_outage_grace`].
+    confirmed_epoch: std::sync::atomic::AtomicU64,
+    /// How long after it was read a cached key or policy may still serve
+    /// while the store does not answer (seconds; 0: never).
+    store_outage_grace: std::sync::atomic::AtomicI64,
     /// Resource policies (a KMS key's, a secret's) compiled, by the
     /// resource's ARN, with the text they were compiled from: a changed
     /// text is compiled again, so an entry is never stale.
@@ -75,6 +83,8 @@ pub struct PrincipalRecord {
     /// Inline and attached policies (and, for a user, its groups').
     pub policies: Vec<Arc<CompiledPolicy>>,
     read_at: i64,
+    /// [`AppState::confirmed_epoch`] when read.
+    epoch: u64,
 }
 
 /// Condition keys that an action carries beyond the caller's own: the
@@ -137,12 +147,17 @@ impl ActionContext {
 /// another node's policy change is seen, like the revocation refresh).
 pub const POLICY_CACHE_SECS: i64 = 5;
 
-/// A cached long-term key: its caller, secret, and when it was read.
-type CachedKey = (Caller, zeroize::Zeroizing<String>, i64);
+/// A cached long-term key: its caller, secret, when it was read and the
+/// confirmed epoch then.
+type CachedKey = (Caller, zeroize::Zeroizing<String>, i64, u64);
 
 /// How long a long-term key stays cached (bounds how late another node's
 /// deactivation is seen).
 pub const KEY_CACHE_SECS: i64 = 30;
+
+/// [`AppState::set_store_outage_grace`] unless configured (seconds): about
+/// a PostgreSQL failover.
+pub const DEFAULT_STORE_OUTAGE_GRACE: i64 = 30;
 
 /// The region when none is configured.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -190,6 +205,8 @@ impl AppState {
             key_cache: RwLock::new(HashMap::new()),
             principal_cache: RwLock::new(HashMap::new()),
             cache_generation: std::sync::atomic::AtomicU64::new(0),
+            confirmed_epoch: std::sync::atomic::AtomicU64::new(0),
+            store_outage_grace: std::sync::atomic::AtomicI64::new(DEFAULT_STORE_OUTAGE_GRACE),
             resource_policies: RwLock::new(HashMap::new()),
             blocked: RwLock::new(HashMap::new()),
             any_blocked: std::sync::atomic::AtomicBool::new(false),
@@ -359,12 +376,15 @@ impl AppState {
         source_ip: &str,
         now: i64,
     ) -> Result<FoundCredential, IdentityError> {
-        if let Some((caller, secret, at)) = self
+        let cached = self
             .key_cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(akid)
+            .cloned();
+        if let Some((caller, secret, at, epoch)) = &cached
             && now - at < KEY_CACHE_SECS
+            && *epoch == self.confirmed_epoch()
         {
             let mut caller = caller.clone();
             caller.source_ip = source_ip.to_owned();
@@ -372,13 +392,34 @@ impl AppState {
         }
         // A change reported while this reads must not be cached over.
         let generation = self.cache_generation();
-        let (key, secret) = self.store.access_key_secret(akid)?.ok_or_else(|| {
-            CredentialError::new(
-                CredentialFailure::UnknownKey,
-                format!("unknown access key {akid}"),
-            )
-        })?;
-        let user = self.store.get_user(&key.user)?;
+        let epoch = self.confirmed_epoch();
+        let read = self.store.access_key_secret(akid).and_then(|found| {
+            found
+                .map(|(key, secret)| Ok((self.store.get_user(&key.user)?, key, secret)))
+                .transpose()
+        });
+        let (user, key, secret) = match read {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Err(CredentialError::new(
+                    CredentialFailure::UnknownKey,
+                    format!("unknown access key {akid}"),
+                )
+                .into());
+            }
+            Err(StoreError::Unavailable(why)) => {
+                // The store does not answer: what was read from it lately
+                // serves until the grace runs out.
+                return match cached {
+                    Some((mut caller, secret, at, _)) if self.within_outage_grace(at, now) => {
+                        caller.source_ip = source_ip.to_owned();
+                        Ok(FoundCredential::valid(caller, secret))
+                    }
+                    _ => Err(StoreError::Unavailable(why).into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
         let caller = Caller {
             arn: user.arn,
             user_id: user.id,
@@ -405,7 +446,10 @@ impl AppState {
             cache.clear();
         }
         if self.cache_generation() == generation {
-            cache.insert(akid.to_owned(), (caller.clone(), secret.clone(), now));
+            cache.insert(
+                akid.to_owned(),
+                (caller.clone(), secret.clone(), now, epoch),
+            );
         }
         Ok(FoundCredential::valid(caller, secret))
     }
@@ -431,6 +475,36 @@ impl AppState {
             *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = ring;
         }
         Ok(())
+    }
+
+    fn confirmed_epoch(&self) -> u64 {
+        self.confirmed_epoch
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether an entry read at `at` may serve at `now` while the store
+    /// does not answer.
+    fn within_outage_grace(&self, at: i64, now: i64) -> bool {
+        now - at
+            < self
+                .store_outage_grace
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How long (seconds) a cached key or policy serves after it was read,
+    /// while the store does not answer; 0 refuses at once.
+    pub fn set_store_outage_grace(&self, secs: i64) {
+        self.store_outage_grace
+            .store(secs.max(0), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// After this node may have missed a change (its change feed dropped,
+    /// or polls while it is down): cached keys and policies are read again
+    /// before they serve, and serve as they are only while the store does
+    /// not answer. Where a change is known, [`AppState::invalidate_caches`].
+    pub fn unconfirm_caches(&self) {
+        self.confirmed_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     fn cache_generation(&self) -> u64 {
@@ -718,16 +792,54 @@ impl AppState {
     ) -> Result<Option<Arc<PrincipalRecord>>, IdentityError> {
         let key = format!("{}/{}", kind.as_str(), name.to_ascii_lowercase());
         let t = self.now();
-        if let Some(record) = self
+        let cached = self
             .principal_cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
+            .cloned();
+        if let Some(record) = &cached
             && t - record.read_at < POLICY_CACHE_SECS
+            && record.epoch == self.confirmed_epoch()
         {
             return Ok(Some(record.clone()));
         }
         let generation = self.cache_generation();
+        let epoch = self.confirmed_epoch();
+        let record = match self.read_principal(kind, name, t, epoch) {
+            Ok(Some(record)) => Arc::new(record),
+            Ok(None) => return Ok(None),
+            Err(IdentityError::Store(StoreError::Unavailable(why))) => {
+                // The store does not answer: what was read from it lately
+                // serves until the grace runs out.
+                return match cached {
+                    Some(record) if self.within_outage_grace(record.read_at, t) => Ok(Some(record)),
+                    _ => Err(StoreError::Unavailable(why).into()),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        let mut cache = self
+            .principal_cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        if self.cache_generation() == generation {
+            cache.insert(key, record.clone());
+        }
+        Ok(Some(record))
+    }
+
+    /// A user's, role's or group's record from the store.
+    fn read_principal(
+        &self,
+        kind: PrincipalKind,
+        name: &str,
+        read_at: i64,
+        epoch: u64,
+    ) -> Result<Option<PrincipalRecord>, IdentityError> {
         let found = match kind {
             PrincipalKind::User => self.store.get_user(name).map(|u| (u.id, u.tags)),
             PrincipalKind::Role => self.store.get_role(name).map(|r| (r.id, r.tags)),
@@ -742,23 +854,13 @@ impl AppState {
         for (label, doc) in self.store.identity_policies(kind, name)? {
             policies.push(Arc::new(compile_stored(&label, &doc)?));
         }
-        let record = Arc::new(PrincipalRecord {
+        Ok(Some(PrincipalRecord {
             id,
             tags,
             policies,
-            read_at: t,
-        });
-        let mut cache = self
-            .principal_cache
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= 10_000 {
-            cache.clear();
-        }
-        if self.cache_generation() == generation {
-            cache.insert(key, record.clone());
-        }
-        Ok(Some(record))
+            read_at,
+            epoch,
+        }))
     }
 
     /// Allows the call or says why not ([`IdentityError::Denied`] for a

@@ -85,8 +85,9 @@ pub trait Backend:
     /// Calls `on_change` soon after any node commits a change that other
     /// nodes must act on (identities, keys, policies, revocations,
     /// databases, cluster keys), until the store is dropped; after a lost
-    /// connection to the store it reports [`StoreChange::Everything`]
-    /// (changes may have been missed). Returns whether the backend has
+    /// connection to the store it reports [`StoreChange::Lost`], and
+    /// [`StoreChange::Listening`] once it listens again (changes may have
+    /// been missed in between). Returns whether the backend has
     /// such a feed: without one, nodes rely on periodic reloads only.
     fn watch_changes(&self, on_change: ChangeCallback) -> Result<bool>;
 
@@ -116,6 +117,12 @@ pub enum StoreChange {
     ClusterKeys,
     /// Anything: the feed may have missed changes.
     Everything,
+    /// The feed is listening (again): anything may have changed while it
+    /// was not.
+    Listening,
+    /// The feed lost its connection: changes go unreported until it
+    /// reports [`StoreChange::Listening`], so a node must poll meanwhile.
+    Lost,
 }
 
 impl StoreChange {

@@ -238,6 +238,11 @@ section! {
         /// no new connections meanwhile; the API answers until the end) before it ends them [default: 30s].
         #[arg(long = "drain-timeout", env = "LATCHKEY_DRAIN_TIMEOUT")]
         drain_timeout: Dur = Dur::secs(30),
+        /// While the store does not answer, keys and policies read from it within this long
+        /// still serve from memory, and /readyz stays ready this long; then logins are refused
+        /// until it answers (0: refuse at once) [default: 30s].
+        #[arg(long = "store-outage-grace", env = "LATCHKEY_STORE_OUTAGE_GRACE")]
+        store_outage_grace: Dur = Dur::secs(30),
         /// Serve Prometheus metrics, /healthz and /readyz in plain HTTP here [default: off].
         #[arg(long = "metrics-listen", env = "LATCHKEY_METRICS_LISTEN")]
         metrics_listen: Option<SocketAddr> = None,

@@ -135,6 +135,8 @@ pub fn as_pg_user(program: &Path) -> Command {
 pub struct Postgres {
     pub dir: PathBuf,
     pub port: u16,
+    /// The server's options, to start it again after [`Postgres::stop`].
+    options: String,
 }
 
 /// TLS for a throwaway PostgreSQL server (PEM files; copied into its
@@ -243,13 +245,27 @@ impl Postgres {
             settings += &format!(" -c {setting}");
         }
         let port = free_port();
+        let pg = Self {
+            options: format!("-p {port} -k {} {settings}", dir.display()),
+            dir,
+            port,
+        };
+        pg.start_again();
+        pg.sql("CREATE ROLE app LOGIN PASSWORD 'app-secret'");
+        pg.sql("CREATE DATABASE orders OWNER app");
+        pg
+    }
+
+    /// Starts the server (again, after [`Postgres::stop`]) on its port
+    /// and data.
+    pub fn start_again(&self) {
         let out = as_pg_user(&pg_bin("pg_ctl"))
             .arg("-D")
-            .arg(&data)
+            .arg(self.dir.join("data"))
             .arg("-o")
-            .arg(format!("-p {port} -k {} {settings}", dir.display()))
+            .arg(&self.options)
             .arg("-l")
-            .arg(dir.join("log"))
+            .arg(self.dir.join("log"))
             .args(["-w", "start"])
             .output()
             .unwrap();
@@ -257,12 +273,24 @@ impl Postgres {
             out.status.success(),
             "pg_ctl start: {} {}",
             String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+            std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
         );
-        let pg = Self { dir, port };
-        pg.sql("CREATE ROLE app LOGIN PASSWORD 'app-secret'");
-        pg.sql("CREATE DATABASE orders OWNER app");
-        pg
+    }
+
+    /// Stops the server, ending every connection at once (`-m immediate`,
+    /// as a crash or a failover would).
+    pub fn stop(&self) {
+        let out = as_pg_user(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Runs SQL as the superuser over the local socket.

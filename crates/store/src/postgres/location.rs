@@ -239,11 +239,12 @@ impl PgLocation {
         channel: &str,
         on_note: &(dyn Fn(crate::StoreChange) + Send + Sync),
     ) -> crate::Result<()> {
+        // Told apart from the pool's in `pg_stat_activity`.
+        let mut config = self.config.clone();
+        config.application_name(FEED_APPLICATION_NAME);
         match self.ssl {
-            SslMode::Disable => {
-                listen_on(&self.config, tokio_postgres::NoTls, channel, on_note).await
-            }
-            SslMode::VerifyFull => listen_on(&self.config, self.tls()?, channel, on_note).await,
+            SslMode::Disable => listen_on(&config, tokio_postgres::NoTls, channel, on_note).await,
+            SslMode::VerifyFull => listen_on(&config, self.tls()?, channel, on_note).await,
         }
     }
 
@@ -286,8 +287,11 @@ impl PgLocation {
 const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The change feed's connection's `application_name`.
+pub const FEED_APPLICATION_NAME: &str = "latchkey change feed";
+
 /// Listens on `channel` until the connection fails. Once listening, it
-/// reports [`crate::StoreChange::Everything`] (what changed while it was
+/// reports [`crate::StoreChange::Listening`] (what changed while it was
 /// not is unknown), then each notification's change. `Ok`: it had been
 /// listening when the connection ended; `Err`: it could not connect.
 async fn listen_on<T>(
@@ -319,7 +323,7 @@ where
     });
     let listening = async {
         client.batch_execute(&format!("LISTEN {channel}")).await?;
-        on_note(crate::StoreChange::Everything);
+        on_note(crate::StoreChange::Listening);
         let mut ping = tokio::time::interval(PING_EVERY);
         loop {
             tokio::select! {

@@ -234,8 +234,22 @@ impl From<tokio_postgres::Error> for StoreError {
             Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => StoreError::UniqueViolation,
             // The server's own words (constraint and column names; never a
             // value: sealed blobs are the only secrets and are not echoed).
+            // The server going away (shut down, restarting, a standby
+            // taking over): the store is unavailable, not broken.
+            Some(code)
+                if matches!(code.code(), "57P01" | "57P02" | "57P03")
+                    || code.code().starts_with("08") =>
+            {
+                StoreError::Unavailable(e.to_string())
+            }
             _ => match e.as_db_error() {
                 Some(db) => StoreError::Postgres(format!("{}: {}", db.code().code(), db.message())),
+                // No answer from the server at all: the connection.
+                None if e.is_closed()
+                    || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) =>
+                {
+                    StoreError::Unavailable(e.to_string())
+                }
                 None => StoreError::Postgres(e.to_string()),
             },
         }
@@ -505,8 +519,8 @@ impl Backend for PgBackend {
                         pause = (pause * 2).min(Duration::from_secs(5));
                     }
                 }
-                // Whatever happens while not listening is unknown.
-                on_change(crate::StoreChange::Everything);
+                // Whatever happens while not listening goes unreported.
+                on_change(crate::StoreChange::Lost);
                 tokio::time::sleep(pause).await;
             }
         });
