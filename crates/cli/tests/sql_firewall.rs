@@ -40,6 +40,26 @@ with psycopg.connect(conninfo, password=token, autocommit=True) as conn:
 print(json.dumps(results))
 "#;
 
+/// The same app, one session for its whole life: reads an input per line
+/// from standard input, prints one JSON result per line.
+const LIVE_APP: &str = r#"
+import json, os, sys
+import boto3, psycopg
+
+port = int(os.environ["LK_PORT"])
+token = boto3.session.Session().client("rds", region_name="us-east-1").generate_db_auth_token(
+    DBHostname="localhost", Port=port, DBUsername="app", Region="us-east-1")
+conninfo = (f"host=localhost port={port} user=app dbname=orders sslmode=verify-full "
+            f"sslrootcert={os.environ['LK_CA']} connect_timeout=10")
+with psycopg.connect(conninfo, password=token, autocommit=True) as conn:
+    for line in sys.stdin:
+        try:
+            rows = conn.execute("SELECT total FROM orders WHERE id = " + line.strip()).fetchall()
+            print(json.dumps({"rows": sorted(r[0] for r in rows)}), flush=True)
+        except psycopg.Error as e:
+            print(json.dumps({"sqlstate": e.sqlstate}), flush=True)
+"#;
+
 const CONNECT_ONLY: &str = r#"{"Version":"2012-10-17","Statement":[
   {"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#;
 
@@ -79,9 +99,39 @@ impl App<'_> {
             .clone()
     }
 
+    /// The live app, connected: inputs go to its standard input.
+    fn live(&self) -> LiveApp {
+        let mut python = Command::new("python3");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                python.env_remove(k);
+            }
+        }
+        let script = self.script.with_file_name("live_app.py");
+        std::fs::write(&script, LIVE_APP).unwrap();
+        let mut child = python
+            .arg(&script)
+            .envs(self.creds.iter().map(|(k, v)| (k, v)))
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("LK_PORT", self.lk.pg_port.to_string())
+            .env("LK_CA", self.lk.data.join("ca.pem"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        LiveApp {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
     /// Runs the app with a normal input until its statement's audit
     /// record shows the firewall in `mode` (the server re-reads profiles
-    /// every few seconds; a session takes its profile at start).
+    /// every few seconds).
     fn until_mode(&self, mode: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -98,6 +148,29 @@ impl App<'_> {
             );
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+}
+
+struct LiveApp {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl LiveApp {
+    fn send(&mut self, input: &str) -> serde_json::Value {
+        use std::io::{BufRead, Write};
+        writeln!(self.stdin, "{input}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("the live app said {line:?}"))
+    }
+}
+
+impl Drop for LiveApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -273,6 +346,44 @@ fn the_firewall_learns_alerts_and_blocks_an_injected_tautology() {
         "{:#?}",
         findings(&data, &[])
     );
+
+    // A session that was open in alert mode is refused the injection once
+    // the principal is set to block, without logging in again.
+    let mut live = app.live();
+    assert_eq!(
+        live.send("1 OR 1=1")["rows"],
+        serde_json::json!([10, 20, 30])
+    );
+    firewall(
+        &data,
+        &[
+            "set-mode",
+            "--db",
+            "orders",
+            "--principal",
+            &principal,
+            "--mode",
+            "block",
+        ],
+    );
+    // The server re-reads the firewall every few seconds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = live.send("1 OR 1=1");
+        if r["sqlstate"] == "42501" {
+            break;
+        }
+        assert_eq!(r["rows"], serde_json::json!([10, 20, 30]), "{r}");
+        assert!(
+            Instant::now() < deadline,
+            "the open session never saw block mode: {:?} {}",
+            last_firewall(&audit_events(&lk, |_| true), INJECTED_SHAPE),
+            show(&data, "orders", &principal)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(live.send("2")["rows"], serde_json::json!([20]));
+    drop(live);
 
     // Block: the injection (and a time probe, and an unseen shape) is
     // refused, the normal input still works, in one session.

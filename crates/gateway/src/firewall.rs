@@ -80,6 +80,47 @@ impl FirewallBook {
 /// The firewall books of the databases that have it on.
 pub type FirewallBooks = HashMap<String, Arc<FirewallBook>>;
 
+/// The gateway's current books, which live sessions follow: a reload that
+/// replaces a book bumps the generation, and a session looks at the shelf
+/// only when it moved (one atomic load per statement otherwise).
+#[derive(Default)]
+pub struct FirewallShelf {
+    books: std::sync::RwLock<FirewallBooks>,
+    generation: AtomicU64,
+}
+
+impl FirewallShelf {
+    pub fn books(&self) -> FirewallBooks {
+        self.books.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn book(&self, database: &str) -> Option<Arc<FirewallBook>> {
+        self.books
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(database)
+            .cloned()
+    }
+
+    /// Puts `books` in place; live sessions see a replaced book at their
+    /// next statement.
+    pub fn replace(&self, books: FirewallBooks) {
+        let mut current = self.books.write().unwrap_or_else(|p| p.into_inner());
+        let changed = books.len() != current.len()
+            || books
+                .iter()
+                .any(|(db, book)| current.get(db).is_none_or(|old| !Arc::ptr_eq(old, book)));
+        *current = books;
+        if changed {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
 /// Re-reads the books of `databases` whose revision changed; drops those
 /// turned off.
 pub fn reload_books(
@@ -187,6 +228,10 @@ pub struct SessionFirewall {
     learned: HashSet<u64>,
     learner: SyncSender<LearnedShape>,
     dropped: Arc<AtomicU64>,
+    /// The revision of the book the session took its settings from, and
+    /// where newer books appear.
+    revision: i64,
+    shelf: Option<(Arc<FirewallShelf>, u64)>,
 }
 
 impl SessionFirewall {
@@ -228,7 +273,53 @@ impl SessionFirewall {
             learned: HashSet::new(),
             learner,
             dropped,
+            revision: book.config.revision,
+            shelf: None,
         })
+    }
+
+    /// Follows `shelf`: a change to the database's firewall or to this
+    /// principal's profile (a mode, an approved shape) applies from the
+    /// session's next statement, not only from its next login.
+    #[must_use]
+    pub fn following(mut self, shelf: Arc<FirewallShelf>) -> Self {
+        let generation = shelf.generation();
+        self.shelf = Some((shelf, generation));
+        self
+    }
+
+    /// Takes up a newer book of this database, if the shelf has one. A
+    /// firewall turned off meanwhile leaves the session as it was: only
+    /// tightening must not wait for the next login.
+    fn catch_up(&mut self) {
+        let Some((shelf, seen)) = &mut self.shelf else {
+            return;
+        };
+        let now = shelf.generation();
+        if now == *seen {
+            return;
+        }
+        *seen = now;
+        let Some(book) = shelf.book(&self.database) else {
+            return;
+        };
+        if book.config.revision == self.revision {
+            return;
+        }
+        self.after_learning = match book.config.mode {
+            FirewallMode::Off => self.after_learning,
+            FirewallMode::Alert => FirewallState::Alert,
+            FirewallMode::Block => FirewallState::Block,
+        };
+        if let Some(profile) = book.profiles.get(&self.principal) {
+            self.mode = profile.mode;
+            self.learning_until = profile.learning_until;
+            self.stacks |= profile.stacks;
+            self.unions |= profile.unions;
+            self.known = profile.clone();
+            self.new_profile = false;
+        }
+        self.revision = book.config.revision;
     }
 
     /// Where the profile stands at `now`.
@@ -257,6 +348,7 @@ impl SessionFirewall {
         signals: &Signals,
         now: i64,
     ) -> FirewallVerdict {
+        self.catch_up();
         let state = self.state(now);
         let known = self.knows(fingerprint);
         let learning = state == FirewallState::Learn;
@@ -406,6 +498,69 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn a_live_session_follows_a_tightened_firewall_and_profile() {
+        let principal = "arn:aws:iam::1:user/app";
+        let known = |mode| ProfileSnapshot {
+            mode,
+            learning_until: Some(0),
+            known: HashSet::from([1]),
+            ..ProfileSnapshot::default()
+        };
+        let alert = Arc::new(book(
+            FirewallMode::Alert,
+            0,
+            &[(principal, known(ProfileMode::Learn))],
+        ));
+        let shelf = Arc::new(FirewallShelf::default());
+        shelf.replace(HashMap::from([("orders".to_owned(), alert.clone())]));
+        let (fw, _rx, _) = session(&alert, 16);
+        let mut fw = fw.following(shelf.clone());
+        let v = fw.judge(2, "DELETE FROM t", &PLAIN, 200);
+        assert_eq!(
+            (v.mode, v.unseen, v.refused),
+            (FirewallState::Alert, true, false)
+        );
+
+        // The database switched to block: the same session's next unseen
+        // statement is refused, a known one still passes.
+        let mut block = book(
+            FirewallMode::Block,
+            0,
+            &[(principal, known(ProfileMode::Learn))],
+        );
+        block.config.revision = 2;
+        shelf.replace(HashMap::from([("orders".to_owned(), Arc::new(block))]));
+        let v = fw.judge(3, "DROP TABLE t", &PLAIN, 201);
+        assert_eq!((v.mode, v.refused), (FirewallState::Block, true));
+        assert!(!fw.judge(1, "SELECT ? FROM t", &PLAIN, 202).refused);
+
+        // Back to alert, but this principal's profile set to block.
+        let mut profile = book(
+            FirewallMode::Alert,
+            0,
+            &[(principal, known(ProfileMode::Block))],
+        );
+        profile.config.revision = 3;
+        shelf.replace(HashMap::from([("orders".to_owned(), Arc::new(profile))]));
+        assert!(fw.judge(4, "TRUNCATE t", &PLAIN, 203).refused);
+
+        // Turned off: the live session keeps what it had.
+        shelf.replace(HashMap::new());
+        assert!(fw.judge(5, "TRUNCATE u", &PLAIN, 204).refused);
+
+        // Without following, a session keeps its login's settings.
+        let (mut unfollowed, _rx, _) = session(&alert, 16);
+        let mut block = book(
+            FirewallMode::Block,
+            0,
+            &[(principal, known(ProfileMode::Learn))],
+        );
+        block.config.revision = 4;
+        shelf.replace(HashMap::from([("orders".to_owned(), Arc::new(block))]));
+        assert!(!unfollowed.judge(2, "DELETE FROM t", &PLAIN, 205).refused);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::GatewayConfig;
 use crate::activity::{Activity, Minute};
-use crate::firewall::{FirewallBooks, Learner, SessionFirewall, reload_books};
+use crate::firewall::{FirewallShelf, Learner, SessionFirewall, reload_books};
 use crate::limits::{Buckets, Counts, Slot, acquire};
 use crate::statements::{ObjectTags, ServerCatalog, SessionStatements};
 
@@ -197,7 +197,7 @@ pub struct Gatekeeper {
     /// Classification tags of the databases with statement policy on.
     object_tags: RwLock<HashMap<String, Arc<ObjectTags>>>,
     /// SQL firewall profiles of the databases with the firewall on.
-    firewall: RwLock<FirewallBooks>,
+    firewall: Arc<FirewallShelf>,
     learner: Learner,
     counts: Mutex<Counts>,
     ip_rate: Buckets<IpAddr>,
@@ -225,7 +225,7 @@ impl Gatekeeper {
             config,
             databases: RwLock::new(Vec::new()),
             object_tags: RwLock::new(HashMap::new()),
-            firewall: RwLock::new(HashMap::new()),
+            firewall: Arc::default(),
             learner: Learner::new(),
             counts: Mutex::new(Counts::default()),
             live: Mutex::new(HashMap::new()),
@@ -260,19 +260,13 @@ impl Gatekeeper {
             }
         }
         let names: Vec<&str> = dbs.iter().map(|d| d.name.as_str()).collect();
-        let books = {
-            let old = self.firewall.read().unwrap_or_else(|p| p.into_inner());
-            // The firewall's tables must not hold up the databases' reload:
-            // on an error the books stay as they were.
-            match reload_books(&self.state.store, &names, &old) {
-                Ok(books) => books,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading the SQL firewall's profiles failed");
-                    old.clone()
-                }
-            }
-        };
-        *self.firewall.write().unwrap_or_else(|p| p.into_inner()) = books;
+        let old = self.firewall.books();
+        // The firewall's tables must not hold up the databases' reload: on
+        // an error the books stay as they were.
+        match reload_books(&self.state.store, &names, &old) {
+            Ok(books) => self.firewall.replace(books),
+            Err(e) => tracing::warn!(error = %e, "reading the SQL firewall's profiles failed"),
+        }
         *self.object_tags.write().unwrap_or_else(|p| p.into_inner()) = tags;
         *self.databases.write().unwrap_or_else(|p| p.into_inner()) = dbs;
         Ok(())
@@ -289,8 +283,9 @@ impl Gatekeeper {
         db_user: &str,
         catalog: Option<Arc<ServerCatalog>>,
     ) -> Option<Box<dyn latchkey_framing::StatementGate>> {
-        // The registration as now stored: a mode changed since login
-        // counts from the next session.
+        // The registration as now stored: a statement policy changed since
+        // login counts from the next session; the firewall follows changes
+        // (`SessionFirewall::following`).
         let tags = self
             .object_tags
             .read()
@@ -298,12 +293,7 @@ impl Gatekeeper {
             .get(&auth.db.name)
             .cloned()
             .unwrap_or_default();
-        let book = self
-            .firewall
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&auth.db.name)
-            .cloned();
+        let book = self.firewall.book(&auth.db.name);
         let firewall = book.and_then(|book| {
             // A role's sessions share the role's profile.
             let identity = auth.caller.audit_identity();
@@ -319,6 +309,7 @@ impl Gatekeeper {
                 learner,
                 self.learner.dropped(),
             )
+            .map(|firewall| firewall.following(self.firewall.clone()))
         });
         SessionStatements::new(
             self.state.clone(),
