@@ -255,6 +255,9 @@ pub enum FailureKind {
     Plaintext,
     /// The audit trail cannot write, and the gateway fails closed.
     AuditUnavailable,
+    /// The store did not answer (past `store_outage_grace`), and the
+    /// gateway fails closed. Not about the client's credentials.
+    StoreUnavailable,
     /// The client passed every check, but the gateway could not log in
     /// to the real server (down, refusing, misconfigured).
     UpstreamUnavailable,
@@ -283,13 +286,14 @@ impl FailureKind {
             FailureKind::Blocked => "blocked",
             FailureKind::Plaintext => "plaintext",
             FailureKind::AuditUnavailable => "audit_unavailable",
+            FailureKind::StoreUnavailable => "store_unavailable",
             FailureKind::UpstreamUnavailable => "upstream_unavailable",
             FailureKind::UpstreamCredentialRefused => "upstream_credential_refused",
             FailureKind::BadPassword => "bad_password",
         }
     }
 
-    pub const ALL: [FailureKind; 15] = [
+    pub const ALL: [FailureKind; 16] = [
         FailureKind::MalformedToken,
         FailureKind::WrongTarget,
         FailureKind::UnknownKey,
@@ -302,6 +306,7 @@ impl FailureKind {
         FailureKind::Blocked,
         FailureKind::Plaintext,
         FailureKind::AuditUnavailable,
+        FailureKind::StoreUnavailable,
         FailureKind::UpstreamUnavailable,
         FailureKind::UpstreamCredentialRefused,
         FailureKind::BadPassword,

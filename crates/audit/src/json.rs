@@ -549,9 +549,9 @@ impl Event {
                 if let AuthResult::Failure { kind, reason } = &a.result {
                     let code = match kind {
                         FailureKind::Throttled => "ThrottlingException",
-                        FailureKind::AuditUnavailable | FailureKind::UpstreamUnavailable => {
-                            "ServiceUnavailable"
-                        }
+                        FailureKind::AuditUnavailable
+                        | FailureKind::StoreUnavailable
+                        | FailureKind::UpstreamUnavailable => "ServiceUnavailable",
                         _ => "AccessDenied",
                     };
                     o.str("errorCode", code).str("errorMessage", reason);

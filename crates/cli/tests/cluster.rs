@@ -509,6 +509,28 @@ fn a_store_outage_is_ridden_out_for_the_grace_then_fails_closed_and_a_lost_feed_
         stop.clone(),
     );
 
+    // A session in progress on node 1 spans the outage.
+    let ca1 = cluster.node(1).lk.data.join("ca.pem");
+    let long = Command::new("psql")
+        .arg(format!(
+            "host=localhost port={} user=app dbname=orders sslmode=verify-full sslrootcert={}",
+            cluster.node(1).lk.pg_port,
+            ca1.display()
+        ))
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            "select pg_sleep(9); select 'survived'",
+        ])
+        .env("PGPASSWORD", &tokens[0])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
     cluster.pg.stop();
     let stopped = Instant::now();
     // Within the grace: the key and policy read a moment ago serve, the
@@ -528,11 +550,30 @@ fn a_store_outage_is_ridden_out_for_the_grace_then_fails_closed_and_a_lost_feed_
         "a login went on {:?} into the outage",
         stopped.elapsed()
     );
+    // Refused as a server that cannot take connections now, not as bad
+    // credentials (which would count towards brute force).
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not accepting connections"), "{err}");
+    // What needs the store is refused with a clear error.
+    let mut create = admin_aws(&cluster.node(1).lk.data);
+    create
+        .args([
+            "--endpoint-url",
+            &format!("https://localhost:{}", cluster.node(1).api_port),
+        ])
+        .args(["iam", "create-user", "--user-name", "during-outage"])
+        .env("AWS_MAX_ATTEMPTS", "1");
+    let out = create.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ServiceUnavailable"), "{err}");
     wait_ready(cluster.node(1), false);
     wait_ready(cluster.node(2), false);
 
     // The store comes back: ready, logins, and the trails verify.
     cluster.pg.start_again();
+    let long = long.wait_with_output().unwrap();
+    assert_eq!(stdout_ok(&long).lines().last(), Some("survived"));
     for n in 1..=2 {
         wait_ready(cluster.node(n), true);
     }
@@ -550,6 +591,12 @@ fn a_store_outage_is_ridden_out_for_the_grace_then_fails_closed_and_a_lost_feed_
     for node in &mut cluster.nodes {
         assert!(node.lk.child.try_wait().unwrap().is_none(), "a node exited");
     }
+    let refused = trail_text(&cluster.node(1).lk.data);
+    assert!(
+        refused.contains("\"failure\":\"store_unavailable\""),
+        "no store_unavailable record"
+    );
+    assert!(!refused.contains("\"failure\":\"unknown_key\""));
     for n in 1..=2 {
         let data = cluster.node(n).lk.data.to_str().unwrap().to_owned();
         let out = cluster

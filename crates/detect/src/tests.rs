@@ -763,6 +763,7 @@ fn brute_force_stays_quiet_on_slow_failures_and_non_credential_refusals() {
         FailureKind::Throttled,
         FailureKind::Blocked,
         FailureKind::AuditUnavailable,
+        FailureKind::StoreUnavailable,
         FailureKind::UpstreamUnavailable,
         FailureKind::Plaintext,
         FailureKind::WrongTarget,

@@ -371,6 +371,10 @@ impl Gatekeeper {
                 Ok(()) => {}
                 // Expiry is the session deadline's business.
                 Err(IdentityError::Credential(c)) if c.failure == CredentialFailure::Expired => {}
+                // The store did not answer: nothing says the credential
+                // changed (nothing can change while it is down), and a
+                // store outage must not end every session.
+                Err(IdentityError::Store(_)) => {}
                 Err(e) => {
                     tracing::info!(
                         engine = self.engine.as_str(),
@@ -657,6 +661,8 @@ impl Gatekeeper {
                 IdentityError::Credential(c) => {
                     (c.failure.audit_kind(), format!("credentials: {c}"))
                 }
+                // Not the client's fault, and no evidence against it.
+                IdentityError::Store(e) => (StoreUnavailable, format!("credentials: {e}")),
                 other => (UnknownKey, format!("credentials: {other}")),
             })?;
         let (caller, secret) = (found.caller, found.secret);
@@ -731,6 +737,7 @@ impl Gatekeeper {
                     c.failure.audit_kind(),
                     format!("credentials: {c}{replayed}"),
                 ),
+                IdentityError::Store(e) => (StoreUnavailable, format!("policy: {e}")),
                 other => (PolicyDenied, format!("policy: {other}{replayed}")),
             }
         })?;

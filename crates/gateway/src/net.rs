@@ -482,7 +482,13 @@ pub async fn upstream_logins(
 ) -> Result<Option<UpstreamLogins>> {
     let (database, user) = (database.to_owned(), user.to_owned());
     off_session_thread(state, move |state| {
-        Ok(state.store.database_logins(&database, &user)?)
+        // Read lately, it serves while the store does not answer.
+        let key = (database, user);
+        Ok(state
+            .upstream_logins
+            .read(&key, state.now(), state.store_outage_grace(), || {
+                state.store.database_logins(&key.0, &key.1)
+            })?)
     })
     .await
 }

@@ -172,8 +172,9 @@ pub struct Login<S> {
 
 /// Why a client is turned away after its opening.
 pub enum Denial<'a, R> {
-    /// The audit trail cannot write: nobody gets in unrecorded.
-    AuditUnavailable,
+    /// The node cannot serve logins: its audit trail cannot write (nobody
+    /// gets in unrecorded), or its store does not answer.
+    Unavailable,
     /// The token, its credential or the policy said no (one answer for
     /// all, as RDS gives).
     LoginRefused { user: &'a str, peer: SocketAddr },
@@ -370,9 +371,7 @@ impl<P: Protocol> Gateway<P> {
             ..Attempt::default()
         };
         if !keeper.audit_accepting(peer, &login.user, &attempt) {
-            self.protocol
-                .deny(&mut client, Denial::AuditUnavailable)
-                .await?;
+            self.protocol.deny(&mut client, Denial::Unavailable).await?;
             return Ok(None);
         }
         let checked = match &login.password {
@@ -397,9 +396,12 @@ impl<P: Protocol> Gateway<P> {
                     AuthResult::Failure { kind, reason },
                 );
                 let user = login.user.as_str();
-                self.protocol
-                    .deny(&mut client, Denial::LoginRefused { user, peer })
-                    .await?;
+                let denial = if kind == FailureKind::StoreUnavailable {
+                    Denial::Unavailable
+                } else {
+                    Denial::LoginRefused { user, peer }
+                };
+                self.protocol.deny(&mut client, denial).await?;
                 return Ok(None);
             }
         };

@@ -113,7 +113,7 @@ impl Protocol for Lines {
         denial: Denial<'_, String>,
     ) -> std::io::Result<()> {
         let line = match denial {
-            Denial::AuditUnavailable => "DENIED audit".to_owned(),
+            Denial::Unavailable => "DENIED audit".to_owned(),
             Denial::LoginRefused { user, .. } => format!("DENIED login {user}"),
             Denial::Throttled(limit) => format!("DENIED throttled {limit}"),
             Denial::Upstream(failure) => {

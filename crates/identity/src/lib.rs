@@ -20,6 +20,7 @@ pub mod clock;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod outage;
 pub mod password;
 pub mod reach;
 pub mod replay;

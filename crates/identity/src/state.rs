@@ -41,6 +41,10 @@ pub struct AppState {
     /// How long after it was read a cached key or policy may still serve
     /// while the store does not answer (seconds; 0: never).
     store_outage_grace: std::sync::atomic::AtomicI64,
+    /// Upstream logins (database, client user) the gateways read lately,
+    /// for new upstream connections while the store does not answer.
+    pub upstream_logins:
+        crate::outage::OutageCache<(String, String), Option<latchkey_store::UpstreamLogins>>,
     /// Resource policies (a KMS key's, a secret's) compiled, by the
     /// resource's ARN, with the text they were compiled from: a changed
     /// text is compiled again, so an entry is never stale.
@@ -207,6 +211,7 @@ impl AppState {
             cache_generation: std::sync::atomic::AtomicU64::new(0),
             confirmed_epoch: std::sync::atomic::AtomicU64::new(0),
             store_outage_grace: std::sync::atomic::AtomicI64::new(DEFAULT_STORE_OUTAGE_GRACE),
+            upstream_logins: crate::outage::OutageCache::new(10_000),
             resource_policies: RwLock::new(HashMap::new()),
             blocked: RwLock::new(HashMap::new()),
             any_blocked: std::sync::atomic::AtomicBool::new(false),
@@ -283,6 +288,7 @@ impl AppState {
     /// Marks a change of upstream credentials (call it after the store
     /// holds the new ones): connections pooled until now are not reused.
     pub fn bump_upstream_credentials_epoch(&self) {
+        self.upstream_logins.clear();
         self.upstream_credentials
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
@@ -485,10 +491,13 @@ impl AppState {
     /// Whether an entry read at `at` may serve at `now` while the store
     /// does not answer.
     fn within_outage_grace(&self, at: i64, now: i64) -> bool {
-        now - at
-            < self
-                .store_outage_grace
-                .load(std::sync::atomic::Ordering::Relaxed)
+        now - at < self.store_outage_grace()
+    }
+
+    /// [`AppState::set_store_outage_grace`]'s seconds.
+    pub fn store_outage_grace(&self) -> i64 {
+        self.store_outage_grace
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How long (seconds) a cached key or policy serves after it was read,

@@ -320,7 +320,7 @@ impl Protocol for Mysql {
     ) -> std::io::Result<()> {
         let seq = client.seq;
         let reply = match denial {
-            Denial::AuditUnavailable => err_frame(
+            Denial::Unavailable => err_frame(
                 seq,
                 1105,
                 b"08004",

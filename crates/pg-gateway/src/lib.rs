@@ -282,7 +282,7 @@ impl Protocol for Postgres {
         denial: Denial<'_, Refused>,
     ) -> std::io::Result<()> {
         let reply = match denial {
-            Denial::AuditUnavailable => error_message(
+            Denial::Unavailable => error_message(
                 Severity::Fatal,
                 "57P03",
                 "the database system is not accepting connections",
