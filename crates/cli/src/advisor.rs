@@ -720,12 +720,16 @@ fn checks(args: &ChecksArgs) -> Result<u8> {
 /// error), and, with `findings`, a finding per check in error, stored, in
 /// the trail when its status changes, and archived once the check is out
 /// of error. Posture is not a threat: the findings are opt-in, so that
-/// `latchkey findings` stays the detection rules' unless asked.
+/// `latchkey findings` stays the detection rules' unless asked. Every node
+/// sets its gauges; the findings come from one node at a time (the lease
+/// [`CHECKS_LEASE`], held by `node`), so that several nodes sharing a
+/// store raise each once (and post it to the webhook once).
 pub fn spawn_checks(
     state: Arc<latchkey_identity::AppState>,
     settings: CheckSettings,
     every: std::time::Duration,
     findings: bool,
+    node: String,
 ) -> Result<()> {
     let gauges = state.metrics.registry.gauge_family(
         "latchkey_security_check_status",
@@ -737,16 +741,22 @@ pub fn spawn_checks(
         let mut tick = tokio::time::interval(every.max(std::time::Duration::from_secs(1)));
         let mut last: std::collections::HashMap<&'static str, latchkey_advisor::checks::Status> =
             std::collections::HashMap::new();
+        // Held across a few runs, so that it moves only when its node stops.
+        let lease_secs = i64::try_from(every.as_secs().saturating_mul(3))
+            .unwrap_or(i64::MAX)
+            .max(60);
         loop {
             tick.tick().await;
             let s = state.clone();
             let settings = settings.clone();
-            let run = move || -> Result<Vec<latchkey_advisor::checks::CheckResult>> {
+            let node = node.clone();
+            let run = move || -> Result<(Vec<latchkey_advisor::checks::CheckResult>, bool)> {
                 let now = latchkey_identity::clock::system_now();
                 let facts = gather_facts(&settings, &s.store, now)?;
-                Ok(latchkey_advisor::checks::run(&facts))
+                let leader = findings && s.store.hold_lease(CHECKS_LEASE, &node, now, lease_secs)?;
+                Ok((latchkey_advisor::checks::run(&facts), leader))
             };
-            let results = match tokio::task::spawn_blocking(run).await {
+            let (results, leader) = match tokio::task::spawn_blocking(run).await {
                 Ok(Ok(results)) => results,
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "the security checks could not run");
@@ -761,7 +771,10 @@ pub fn spawn_checks(
                 let status = c.status();
                 gauges.get_or_create(&[c.id]).set(status.level());
                 let changed = last.insert(c.id, status) != Some(status);
-                if !findings {
+                if !leader {
+                    // Another node raises the findings: record a change
+                    // here too once this node takes over.
+                    last.remove(c.id);
                     continue;
                 }
                 if let Err(e) = check_finding(&state, c, changed) {
@@ -774,6 +787,9 @@ pub fn spawn_checks(
 }
 
 pub use latchkey_advisor::checks::FINDING_KIND as SECURITY_CHECK_KIND;
+
+/// The lease of the node that raises the security checks' findings.
+pub const CHECKS_LEASE: &str = "security-checks";
 
 /// The finding of a check in error (stored, and in the trail when its
 /// status `changed`), or the old one archived once it is not.

@@ -285,6 +285,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             crate::advisor::CheckSettings::of(&config),
             config.security_checks_every,
             config.security_check_findings,
+            node.clone(),
         )?;
         // Another node's change (through the store's change feed, where it
         // has one) refreshes at once; the timer is the safety net, and
