@@ -753,7 +753,8 @@ pub fn spawn_checks(
             let run = move || -> Result<(Vec<latchkey_advisor::checks::CheckResult>, bool)> {
                 let now = latchkey_identity::clock::system_now();
                 let facts = gather_facts(&settings, &s.store, now)?;
-                let leader = findings && s.store.hold_lease(CHECKS_LEASE, &node, now, lease_secs)?;
+                let leader =
+                    findings && s.store.hold_lease(CHECKS_LEASE, &node, now, lease_secs)?;
                 Ok((latchkey_advisor::checks::run(&facts), leader))
             };
             let (results, leader) = match tokio::task::spawn_blocking(run).await {

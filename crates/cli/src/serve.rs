@@ -245,7 +245,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                         return Err("draining".into());
                     }
                     if !vault_ok.load(std::sync::atomic::Ordering::Relaxed) {
-                        return Err("this node's master key does not open the store's secrets (rotated on another node? copy its master.key here)".into());
+                        return Err("this node's master.key does not open the store's secrets, or lacks the key the nodes seal with (see the log; copy master.key from another node)".into());
                     }
                     match state.store.ready() {
                         Ok(()) => outage.answered(),
@@ -333,6 +333,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         let mysql_refresher = mysql.clone();
         let rotation = config.cluster_key_rotation;
         let master_key = dir.master_key();
+        let report = Arc::new(NodeReporter::new(node.clone()));
         tokio::spawn(async move {
             loop {
                 let following = feed_up.load(std::sync::atomic::Ordering::Acquire);
@@ -358,6 +359,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 let gw = gateway_refresher.clone();
                 let my = mysql_refresher.clone();
                 let vault_ok = vault_ok.clone();
+                let report = report.clone();
                 let refreshed = move || -> anyhow::Result<()> {
                     // Revocations first, and whatever else fails: ending
                     // revoked sessions must not wait on anything else.
@@ -371,8 +373,21 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                     // A master key added by `latchkey rotate-master-key`
                     // (on this node, or on another sharing the store:
                     // then this node is not ready until it has the key).
-                    let vault = load_vault(&master).and_then(|v| Ok(s.store.set_vault(v)?));
-                    vault_ok.store(vault.is_ok(), std::sync::atomic::Ordering::Relaxed);
+                    let loaded = load_vault(&master);
+                    let keys = loaded
+                        .as_ref()
+                        .map(|v| (v.fingerprints(), v.current_id()))
+                        .ok();
+                    let vault = loaded.and_then(|v| Ok(s.store.set_vault(v)?));
+                    let was_ok = vault_ok.swap(vault.is_ok(), std::sync::atomic::Ordering::Relaxed);
+                    if let (true, Err(e)) = (was_ok, &vault) {
+                        tracing::error!(error = %e, "this node cannot use its master keys: not ready");
+                    }
+                    // What the other nodes (and a coordinated master-key
+                    // rotation) see of this one.
+                    if let Some((master_keys, newest)) = keys {
+                        report.send(&s.store, master_keys, newest, vault.is_ok())?;
+                    }
                     vault?;
                     s.refresh_cluster_keys(latchkey_identity::clock::system_now(), every)?;
                     Ok(())
@@ -451,23 +466,64 @@ pub struct RotateArgs {
     /// re-read master.key every 5 seconds).
     #[arg(long, default_value = "11s", value_parser = humantime::parse_duration)]
     settle: std::time::Duration,
-    /// With a shared PostgreSQL store: confirm that every other node is stopped (each node
-    /// reads its own master.key; copy the new one to them before they start again).
+    /// With a shared PostgreSQL store, step 2: once every running node's master.key holds the
+    /// staged key, every node seals with it and every secret is re-wrapped with it.
+    #[arg(long, conflicts_with_all = ["retire", "other_nodes_stopped"])]
+    commit: bool,
+    /// With a shared PostgreSQL store, step 3: drop the older keys from this node's master.key
+    /// (then from every node's: copy this file, or run it there).
+    #[arg(long, conflicts_with = "other_nodes_stopped")]
+    retire: bool,
+    /// How long --commit waits for every node to seal with the new key.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    wait: std::time::Duration,
+    /// With a shared PostgreSQL store: rotate in one go, as with an embedded store, the other
+    /// nodes being stopped (copy the new master.key to them before they start again).
     #[arg(long)]
     other_nodes_stopped: bool,
 }
 
 pub fn run_rotate_master_key(args: &RotateArgs) -> Result<u8> {
+    use latchkey_server::master_key;
     let config = args.server.resolve()?;
-    if config.store.is_some() && !args.other_nodes_stopped {
-        // Each node reads its own master.key: a key added here is unknown
-        // to the others, which would go on sealing with the key being
-        // retired, and what they wrote meanwhile could not be opened.
-        anyhow::bail!(
-            "rotate-master-key does not yet coordinate nodes sharing a PostgreSQL store: stop every other node, run it again with --other-nodes-stopped, then copy this node's master.key to every node before starting them"
-        );
-    }
     let dir = config.data();
+    let now = latchkey_identity::clock::system_now;
+    if args.commit {
+        let (id, count) = master_key::commit(&dir, args.wait, now, |step| {
+            eprintln!("latchkey: {step}");
+        })?;
+        println!(
+            "master key {id}: every node seals with it; {count} secrets re-wrapped. Retire the older keys: `latchkey rotate-master-key --retire` on each node (or copy this node's master.key after it)"
+        );
+        return Ok(exit::OK);
+    }
+    if args.retire {
+        let dropped = master_key::retire(&dir, now())?;
+        let ids: Vec<String> = dropped.iter().map(u32::to_string).collect();
+        println!(
+            "master keys retired from {}: {}",
+            dir.master_key().display(),
+            if ids.is_empty() {
+                "none".into()
+            } else {
+                ids.join(", ")
+            }
+        );
+        return Ok(exit::OK);
+    }
+    if config.store.is_some() && !args.other_nodes_stopped {
+        // Each node reads its own master.key: the new key reaches the
+        // others by hand, and nobody seals with it until all hold it.
+        let staged = master_key::stage(&dir, now())?;
+        println!(
+            "master key {} (fingerprint {}) added to {}; every node goes on sealing with key {}. Copy this master.key to every node (each re-reads it within seconds; `latchkey store nodes` shows which hold it), then run `latchkey rotate-master-key --commit`",
+            staged.id,
+            staged.fingerprint,
+            dir.master_key().display(),
+            staged.sealing
+        );
+        return Ok(exit::OK);
+    }
     let (id, count) = rotate_master_key(&dir, args.settle, |step| eprintln!("latchkey: {step}"))?;
     println!("master key {id}: {count} secrets re-wrapped");
     Ok(exit::OK)
@@ -488,5 +544,57 @@ impl StoreOutage {
         let mut since = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let since = *since.get_or_insert_with(std::time::Instant::now);
         since.elapsed() >= grace
+    }
+}
+
+/// Tells the store about this node every [`NODE_REPORT_SECS`]: its master
+/// keys' fingerprints and the key it seals with (`latchkey nodes`, and a
+/// coordinated `rotate-master-key` waits on them).
+struct NodeReporter {
+    node: String,
+    started: i64,
+    last: std::sync::atomic::AtomicI64,
+}
+
+/// How often a node reports itself to the store.
+const NODE_REPORT_SECS: i64 = 5;
+
+impl NodeReporter {
+    fn new(node: String) -> Self {
+        Self {
+            node,
+            started: latchkey_identity::clock::system_now(),
+            last: std::sync::atomic::AtomicI64::new(i64::MIN),
+        }
+    }
+
+    fn send(
+        &self,
+        store: &latchkey_store::Store,
+        master_keys: Vec<(u32, String)>,
+        newest: u32,
+        vault_ok: bool,
+    ) -> anyhow::Result<()> {
+        let now = latchkey_identity::clock::system_now();
+        let last = self.last.load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(last) < NODE_REPORT_SECS {
+            return Ok(());
+        }
+        // 0: it does not seal as the nodes agreed (it lacks the key).
+        let sealing_key = if vault_ok {
+            store.sealing_master_key()?.unwrap_or(newest)
+        } else {
+            0
+        };
+        store.report_node(&latchkey_store::NodeReport {
+            node: self.node.clone(),
+            started: self.started,
+            seen: now,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            master_keys,
+            sealing_key,
+        })?;
+        self.last.store(now, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 }

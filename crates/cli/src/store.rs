@@ -1,5 +1,6 @@
 //! `latchkey store migrate`: moves an embedded installation onto a
-//! PostgreSQL store shared by several nodes.
+//! PostgreSQL store shared by several nodes; `latchkey store nodes`: the
+//! nodes sharing it, as each reports itself.
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -14,6 +15,17 @@ pub enum StoreCommand {
     /// Copy an embedded (SQLite) store into a PostgreSQL store, verified by a row count and a
     /// checksum per table; safe to run again (a second run changes nothing).
     Migrate(MigrateArgs),
+    /// The nodes that use the store, as each reports itself every few seconds: when it was last
+    /// seen, its version, the master keys it holds (by fingerprint) and the one it seals with.
+    Nodes(Box<NodesArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct NodesArgs {
+    #[command(flatten)]
+    server: crate::config::ServerArgs,
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
 }
 
 #[derive(Args, Debug)]
@@ -37,7 +49,54 @@ pub struct MigrateArgs {
 pub fn run(command: StoreCommand) -> Result<u8> {
     match command {
         StoreCommand::Migrate(args) => migrate(&args),
+        StoreCommand::Nodes(args) => nodes(&args),
     }
+}
+
+fn nodes(args: &NodesArgs) -> Result<u8> {
+    let config = args.server.resolve()?;
+    let store = config.open_store()?;
+    let now = latchkey_identity::clock::system_now();
+    let sealing = store.sealing_master_key()?;
+    let nodes = store.nodes()?;
+    let running = |seen: i64| now - seen <= latchkey_server::master_key::RUNNING_WITHIN_SECS;
+    match args.output {
+        OutputFormat::Json => print_json(&serde_json::json!({
+            "sealingMasterKey": sealing,
+            "nodes": nodes.iter().map(|n| serde_json::json!({
+                "node": n.node,
+                "running": running(n.seen),
+                "started": n.started,
+                "lastSeen": n.seen,
+                "version": n.version,
+                "masterKeys": n.master_keys.iter()
+                    .map(|(id, print)| serde_json::json!({"id": id, "fingerprint": print}))
+                    .collect::<Vec<_>>(),
+                "sealingKey": n.sealing_key,
+            })).collect::<Vec<_>>(),
+        }))?,
+        OutputFormat::Text => {
+            println!(
+                "{:<16}  {:<8}  {:>9}  {:<8}  {:<7}  master keys (id:fingerprint)",
+                "NODE", "STATE", "SEEN", "VERSION", "SEALS"
+            );
+            for n in &nodes {
+                println!(
+                    "{:<16}  {:<8}  {:>8}s  {:<8}  {:<7}  {}",
+                    n.node,
+                    if running(n.seen) { "running" } else { "gone" },
+                    now - n.seen,
+                    n.version,
+                    n.sealing_key,
+                    n.keys_text()
+                );
+            }
+            if let Some(id) = sealing {
+                println!("the nodes agreed to seal with master key {id}");
+            }
+        }
+    }
+    Ok(exit::OK)
 }
 
 fn migrate(args: &MigrateArgs) -> Result<u8> {

@@ -669,3 +669,167 @@ fn a_store_outage_is_ridden_out_for_the_grace_then_fails_closed_and_a_lost_feed_
     std::fs::write(&hba, original).unwrap();
     cluster.pg.sql("SELECT pg_reload_conf()");
 }
+
+/// `latchkey store nodes --output json` through node `n`'s data directory.
+fn store_nodes(cluster: &Cluster, n: usize) -> serde_json::Value {
+    let data = cluster.node(n).lk.data.to_str().unwrap().to_owned();
+    let out = cluster
+        .latchkey(&["store", "nodes", "--data-dir", &data, "--output", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_str(&stdout_ok(&out)).unwrap()
+}
+
+/// Waits until every node reports holding `keys` (ids) and sealing with `sealing`.
+fn wait_for_keys(cluster: &Cluster, keys: &[u64], sealing: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes = store_nodes(cluster, 1);
+        let settled = nodes["nodes"].as_array().unwrap().iter().all(|n| {
+            let held: Vec<u64> = n["masterKeys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["id"].as_u64().unwrap())
+                .collect();
+            held == keys && n["sealingKey"] == sealing
+        });
+        if settled {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes never settled: {nodes}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn copy_master_key(cluster: &Cluster, from: usize, to: usize) {
+    let (from, to) = (
+        cluster.node(from).lk.data.join("master.key"),
+        cluster.node(to).lk.data.join("master.key"),
+    );
+    // Written aside and renamed, as an operator's tooling would.
+    let aside = to.with_extension("key.new");
+    std::fs::copy(&from, &aside).unwrap();
+    std::fs::set_permissions(&aside, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::rename(&aside, &to).unwrap();
+}
+
+/// The master key rotated under two running nodes without stopping
+/// either: staged on node 1 (both go on sealing with the old key, so node
+/// 2 opens what node 1 seals), refused to commit while node 2 lacks it,
+/// committed once it has it, then retired; every secret opens on both
+/// nodes at every step.
+#[test]
+fn the_master_key_rotates_across_running_nodes() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let cluster = Cluster::start(root, 2, &[]);
+    let rotate = |n: usize, extra: &[&str]| {
+        let data = cluster.node(n).lk.data.to_str().unwrap().to_owned();
+        let mut args = vec!["rotate-master-key", "--data-dir", &data];
+        args.extend_from_slice(extra);
+        cluster.latchkey(&args).output().unwrap()
+    };
+    let put = |n: usize, name: &str, value: &str| {
+        cluster.aws_ok(
+            n,
+            &[],
+            &[
+                "secretsmanager",
+                "create-secret",
+                "--name",
+                name,
+                "--secret-string",
+                value,
+            ],
+        );
+    };
+    let every_secret_opens = |names: &[(&str, &str)]| {
+        for n in 1..=2 {
+            for (name, value) in names {
+                let got = cluster.aws_ok(
+                    n,
+                    &[],
+                    &["secretsmanager", "get-secret-value", "--secret-id", name],
+                );
+                assert_eq!(got["SecretString"], *value, "node {n}, {name}");
+            }
+        }
+    };
+    put(1, "before", "one");
+    wait_for_keys(&cluster, &[1], 1);
+
+    let staged = rotate(1, &[]);
+    let said = stdout_ok(&staged);
+    assert!(said.contains("master key 2"), "{said}");
+    // Node 1 holds key 2 but seals with key 1, as node 2 does.
+    wait_for_keys_on(&cluster, 1, &[1, 2], 1);
+    put(1, "staged", "two");
+    every_secret_opens(&[("before", "one"), ("staged", "two")]);
+    // Node 2 lacks key 2: no commit.
+    let early = rotate(1, &["--commit", "--wait", "5s"]);
+    assert!(!early.status.success());
+    let node2 = std::fs::read_to_string(cluster.node(2).lk.data.join("node.id")).unwrap();
+    let err = String::from_utf8_lossy(&early.stderr);
+    assert!(err.contains(node2.trim()), "{err}");
+    assert!(
+        !err.contains(
+            &std::fs::read_to_string(cluster.node(1).lk.data.join("node.id"))
+                .unwrap()
+                .trim()
+                .to_owned()
+        ),
+        "{err}"
+    );
+
+    copy_master_key(&cluster, 1, 2);
+    wait_for_keys(&cluster, &[1, 2], 1);
+    let committed = rotate(1, &["--commit", "--wait", "30s"]);
+    let said = stdout_ok(&committed);
+    assert!(said.contains("every node seals with it"), "{said}");
+    wait_for_keys(&cluster, &[1, 2], 2);
+    put(2, "committed", "three");
+    every_secret_opens(&[("before", "one"), ("staged", "two"), ("committed", "three")]);
+
+    // Retired on node 1, then on node 2: each keeps key 2 alone.
+    for n in 1..=2 {
+        let retired = rotate(n, &["--retire"]);
+        assert!(stdout_ok(&retired).contains(": 1"), "node {n}");
+    }
+    wait_for_keys(&cluster, &[2], 2);
+    every_secret_opens(&[("before", "one"), ("staged", "two"), ("committed", "three")]);
+    for n in 1..=2 {
+        wait_ready(cluster.node(n), true);
+    }
+}
+
+/// As [`wait_for_keys`], for node `n` alone (by its node id).
+fn wait_for_keys_on(cluster: &Cluster, n: usize, keys: &[u64], sealing: u64) {
+    let id = std::fs::read_to_string(cluster.node(n).lk.data.join("node.id")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes = store_nodes(cluster, 1);
+        let me = nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["node"] == id.trim())
+            .cloned();
+        if let Some(me) = me {
+            let held: Vec<u64> = me["masterKeys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["id"].as_u64().unwrap())
+                .collect();
+            if held == keys && me["sealingKey"] == sealing {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "node {n} never settled: {nodes}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

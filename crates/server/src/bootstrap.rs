@@ -125,7 +125,7 @@ pub struct InitReport {
     pub admin_key: Option<(String, Zeroizing<String>)>,
 }
 
-type MasterKeys = Vec<(u32, Zeroizing<[u8; 32]>)>;
+pub(crate) type MasterKeys = Vec<(u32, Zeroizing<[u8; 32]>)>;
 
 /// Reads `master.key`: one key per line as `ID HEX`, oldest first (the last
 /// seals); a single bare hex line is key 1. Refuses a file its group or
@@ -176,7 +176,7 @@ pub fn read_master_keys(path: &Path) -> Result<MasterKeys> {
     Ok(keys)
 }
 
-fn write_master_keys(path: &Path, keys: &[(u32, Zeroizing<[u8; 32]>)]) -> Result<()> {
+pub(crate) fn write_master_keys(path: &Path, keys: &[(u32, Zeroizing<[u8; 32]>)]) -> Result<()> {
     let mut text = Zeroizing::new(String::from(
         "# Latchkey master keys: ID HEX, newest last. Keep this file secret and backed up.\n",
     ));
@@ -224,12 +224,16 @@ pub fn rotate_master_key(
     let next = keys.iter().map(|(id, _)| *id).max().unwrap_or(0) + 1;
     keys.push((next, Zeroizing::new(random::<32>()?)));
     write_master_keys(&path, &keys)?;
+    // Running servers seal with the new key as they re-read the file (the
+    // store says which key to seal with: never one a server lacks).
+    let store = dir.open_store(load_vault(&path)?)?;
+    store.set_sealing_master_key(next)?;
+    store.set_vault(load_vault(&path)?)?;
     progress(&format!(
         "added master key {next}; waiting {}s for running servers to load it",
         settle.as_secs()
     ));
     std::thread::sleep(settle);
-    let store = dir.open_store(load_vault(&path)?)?;
     let count = store.rewrap_all()?;
     progress(&format!(
         "re-wrapped {count} secrets with key {next}; waiting {}s before retiring the old keys",

@@ -126,6 +126,7 @@ impl From<StoreError> for ApiError {
             StoreError::Sqlite(_)
             | StoreError::Postgres(_)
             | StoreError::NewerSchema { .. }
+            | StoreError::SealingKeyMissing(_)
             | StoreError::Vault(_) => ApiError::internal().because(e.to_string()),
         }
     }

@@ -44,6 +44,7 @@ pub mod http;
 mod iam;
 pub mod json;
 mod kms;
+pub mod master_key;
 pub mod query;
 mod secretsmanager;
 mod simulate;

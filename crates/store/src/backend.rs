@@ -64,6 +64,7 @@ pub trait Backend:
     + KmsKeys
     + Parameters
     + Usage
+    + Nodes
     + Send
     + Sync
 {
@@ -97,6 +98,61 @@ pub trait Backend:
     /// run on one node at a time runs only while its node holds the lease;
     /// when that node dies the lease expires and another takes it.
     fn hold_lease(&self, name: &str, holder: &str, now: i64, ttl: i64) -> Result<bool>;
+}
+
+/// The nodes sharing a store, as each reports itself, and the master key
+/// they agreed to seal with (a coordinated master-key rotation).
+pub trait Nodes {
+    /// Records `report` as its node's (replacing the one before).
+    fn report_node(&self, report: &NodeReport) -> Result<()>;
+
+    /// Every node that reported, by node id.
+    fn nodes(&self) -> Result<Vec<NodeReport>>;
+
+    /// Forgets a node's report (a node retired on purpose); whether there
+    /// was one.
+    fn forget_node(&self, node: &str) -> Result<bool>;
+
+    /// The master key every node seals with, once a coordinated rotation
+    /// set one; until then each node seals with the newest in its file.
+    fn sealing_master_key(&self) -> Result<Option<u32>>;
+
+    fn set_sealing_master_key(&self, id: u32) -> Result<()>;
+}
+
+/// What a node says of itself, every few seconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeReport {
+    pub node: String,
+    /// Unix seconds: when it started, and when it last reported.
+    pub started: i64,
+    pub seen: i64,
+    pub version: String,
+    /// The master keys it holds: id and fingerprint (never the key).
+    pub master_keys: Vec<(u32, String)>,
+    /// The master key it seals with.
+    pub sealing_key: u32,
+}
+
+impl NodeReport {
+    /// `master_keys` as stored: `ID:FINGERPRINT` separated by commas.
+    pub fn keys_text(&self) -> String {
+        self.master_keys
+            .iter()
+            .map(|(id, print)| format!("{id}:{print}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Reads [`NodeReport::keys_text`] back; what does not parse is left out.
+    pub fn parse_keys(text: &str) -> Vec<(u32, String)> {
+        text.split(',')
+            .filter_map(|pair| {
+                let (id, print) = pair.split_once(':')?;
+                Some((id.parse().ok()?, print.to_owned()))
+            })
+            .collect()
+    }
 }
 
 /// What [`Backend::watch_changes`] calls.

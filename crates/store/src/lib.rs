@@ -27,8 +27,8 @@ use std::path::Path;
 pub use backend::{
     AdvisorJob, Audit, Backend, ChangeCallback, Classification, CredentialLastUse, Credentials,
     Databases, Findings, Firewall, Identities, KmsAlias, KmsKeys, LastAccess, LoginPassword,
-    PASSWORD_HISTORY, Parameters, Passwords, Policies, Secrets, SessionKeys, StoreChange,
-    StoredKmsKey, StoredParameter, StoredSecret, UpstreamLogin, UpstreamLogins, Usage,
+    NodeReport, Nodes, PASSWORD_HISTORY, Parameters, Passwords, Policies, Secrets, SessionKeys,
+    StoreChange, StoredKmsKey, StoredParameter, StoredSecret, UpstreamLogin, UpstreamLogins, Usage,
 };
 pub use domain::{
     BadFingerprint, Database, DatabaseError, Engine, Fingerprint, FirewallConfig, FirewallMode,
@@ -89,6 +89,12 @@ pub enum StoreError {
     NewerSchema { found: i64, known: i64 },
     #[error("sealed data: {0}")]
     Vault(#[from] VaultError),
+    /// The nodes sharing the store agreed to seal with a master key this
+    /// node's `master.key` does not hold.
+    #[error(
+        "the nodes sharing this store seal with master key {0}, which this node's master.key lacks: copy master.key from a node that has it"
+    )]
+    SealingKeyMissing(u32),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -31,6 +31,20 @@ pub(crate) const SEALED_COLUMNS: &[(&str, &str)] = &[
 ];
 
 /// The sealing context of `user`'s current upstream password.
+/// `vault` sealing with the master key the nodes agreed on (`designated`),
+/// if they did.
+pub(crate) fn sealing_as_agreed(
+    mut vault: crate::Vault,
+    designated: Option<u32>,
+) -> crate::Result<crate::Vault> {
+    if let Some(id) = designated {
+        vault
+            .seal_with(id)
+            .map_err(|_| crate::StoreError::SealingKeyMissing(id))?;
+    }
+    Ok(vault)
+}
+
 pub(crate) fn current_login_context(database: &str, user: &str) -> String {
     format!("{database}/{user}")
 }

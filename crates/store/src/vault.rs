@@ -36,6 +36,29 @@ pub fn random<const N: usize>() -> Result<[u8; N], VaultError> {
 struct MasterKey {
     id: u32,
     cipher: Aes256Gcm,
+    fingerprint: String,
+}
+
+impl MasterKey {
+    fn new(id: u32, key: &[u8; 32]) -> Self {
+        Self {
+            id,
+            cipher: Aes256Gcm::new(key.into()),
+            fingerprint: fingerprint(id, key),
+        }
+    }
+}
+
+/// What tells two nodes' copies of master key `id` apart without
+/// revealing it: 16 hex digits of a SHA-256 over a label, the id and the key.
+pub fn fingerprint(id: u32, key: &[u8; 32]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"latchkey master key fingerprint\0")
+        .chain_update(id.to_be_bytes())
+        .chain_update(key)
+        .finalize();
+    hex::encode(&digest[..8])
 }
 
 /// Master keys: the newest seals, all known ones open.
@@ -46,20 +69,35 @@ pub struct Vault {
 impl Vault {
     pub fn new(id: u32, key: &[u8; 32]) -> Self {
         Self {
-            keys: vec![MasterKey {
-                id,
-                cipher: Aes256Gcm::new(key.into()),
-            }],
+            keys: vec![MasterKey::new(id, key)],
         }
     }
 
     /// Adds a newer master key; it becomes the sealing key.
     pub fn add(&mut self, id: u32, key: &[u8; 32]) {
         self.keys.retain(|k| k.id != id);
-        self.keys.push(MasterKey {
-            id,
-            cipher: Aes256Gcm::new(key.into()),
-        });
+        self.keys.push(MasterKey::new(id, key));
+    }
+
+    /// Seals with key `id` from now on (every key still opens): the key
+    /// the nodes sharing a store agreed on, whatever this node's newest.
+    pub fn seal_with(&mut self, id: u32) -> Result<(), VaultError> {
+        let at = self
+            .keys
+            .iter()
+            .position(|k| k.id == id)
+            .ok_or(VaultError::UnknownMasterKey(id))?;
+        let key = self.keys.remove(at);
+        self.keys.push(key);
+        Ok(())
+    }
+
+    /// The keys held, by id, with their fingerprints (the sealing key last).
+    pub fn fingerprints(&self) -> Vec<(u32, String)> {
+        self.keys
+            .iter()
+            .map(|k| (k.id, k.fingerprint.clone()))
+            .collect()
     }
 
     pub fn current_id(&self) -> u32 {
@@ -203,5 +241,29 @@ mod tests {
         tampered[last] ^= 1;
         assert_eq!(v.open(&tampered, b"user/alice"), Err(VaultError::Forged));
         assert_eq!(v.open(b"short", b""), Err(VaultError::Malformed));
+    }
+
+    #[test]
+    fn a_designated_key_seals_whatever_is_newest() {
+        let (one, two) = ([1u8; 32], [2u8; 32]);
+        let mut v = Vault::new(1, &one);
+        v.add(2, &two);
+        assert_eq!(v.current_id(), 2);
+        v.seal_with(1).unwrap();
+        assert_eq!(v.current_id(), 1);
+        let blob = v.seal(b"s", b"c").unwrap();
+        // Key 1 sealed it: a vault with key 1 alone opens it.
+        assert_eq!(
+            Vault::new(1, &one).open(&blob, b"c").unwrap().as_slice(),
+            b"s"
+        );
+        assert_eq!(v.seal_with(3), Err(VaultError::UnknownMasterKey(3)));
+        // Fingerprints tell keys and ids apart, and stay put.
+        let prints = v.fingerprints();
+        assert_eq!(prints.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(prints[1].1, fingerprint(1, &one));
+        assert_ne!(fingerprint(1, &one), fingerprint(2, &one));
+        assert_ne!(fingerprint(1, &one), fingerprint(1, &two));
+        assert_eq!(prints[1].1.len(), 16);
     }
 }

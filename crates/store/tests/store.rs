@@ -1906,3 +1906,81 @@ fn leases_go_to_one_holder_and_move_when_they_expire() {
     // Leases are independent.
     assert!(store.hold_lease("other", "node-a", NOW + 100, 60).unwrap());
 }
+
+#[test]
+fn nodes_report_themselves_and_the_agreed_sealing_key_holds_on_every_opening() {
+    use latchkey_store::NodeReport;
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = ([9u8; 32], [10u8; 32]);
+    let both = || {
+        let mut v = Vault::new(1, &one);
+        v.add(2, &two);
+        v
+    };
+    let store = open(&dir);
+    assert_eq!(store.sealing_master_key().unwrap(), None);
+    let report = |node: &str, seen| NodeReport {
+        node: node.into(),
+        started: NOW,
+        seen,
+        version: "0.1.0".into(),
+        master_keys: vec![
+            (1, latchkey_store::vault::fingerprint(1, &one)),
+            (2, latchkey_store::vault::fingerprint(2, &two)),
+        ],
+        sealing_key: 2,
+    };
+    store.report_node(&report("b", NOW)).unwrap();
+    store.report_node(&report("a", NOW)).unwrap();
+    store.report_node(&report("a", NOW + 5)).unwrap();
+    let nodes = store.nodes().unwrap();
+    assert_eq!(nodes, [report("a", NOW + 5), report("b", NOW)]);
+    assert!(store.forget_node("b").unwrap());
+    assert!(!store.forget_node("b").unwrap());
+    assert_eq!(store.nodes().unwrap().len(), 1);
+
+    // Agreed on key 1: a node holding keys 1 and 2 seals with 1, so that
+    // a node holding only key 1 opens what it seals.
+    store.set_sealing_master_key(1).unwrap();
+    assert_eq!(store.sealing_master_key().unwrap(), Some(1));
+    store.set_vault(both()).unwrap();
+    store.create_user("erin", "/", &[], NOW).unwrap();
+    let (key, secret) = store.create_access_key("erin", NOW).unwrap();
+    drop(store);
+    let only_one = backends::open(dir.path(), Vault::new(1, &one)).unwrap();
+    assert_eq!(
+        only_one
+            .access_key_secret(&key.id)
+            .unwrap()
+            .unwrap()
+            .1
+            .as_str(),
+        secret.as_str()
+    );
+    drop(only_one);
+    // Opening with both keys seals with the agreed one too.
+    let reopened = backends::open(dir.path(), both()).unwrap();
+    let (key, secret) = reopened.create_access_key("erin", NOW).unwrap();
+    drop(reopened);
+    let only_one = backends::open(dir.path(), Vault::new(1, &one)).unwrap();
+    assert_eq!(
+        only_one
+            .access_key_secret(&key.id)
+            .unwrap()
+            .unwrap()
+            .1
+            .as_str(),
+        secret.as_str()
+    );
+    // Agreed on key 2: a node without it cannot take the vault.
+    only_one.set_sealing_master_key(2).unwrap();
+    assert!(matches!(
+        only_one.set_vault(Vault::new(1, &one)),
+        Err(StoreError::SealingKeyMissing(2))
+    ));
+    drop(only_one);
+    assert!(matches!(
+        backends::open(dir.path(), Vault::new(1, &one)),
+        Err(StoreError::SealingKeyMissing(2))
+    ));
+}

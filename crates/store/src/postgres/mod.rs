@@ -31,6 +31,7 @@ mod import;
 mod kms;
 mod location;
 mod names;
+mod nodes;
 mod parameters;
 mod passwords;
 mod policies;
@@ -61,7 +62,12 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 /// Each schema version and what takes a store from the one before to it,
 /// in order. A store is brought up from its version one step at a time;
 /// a step that is applied is never changed, only followed by another.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (4, SCHEMA_V4)];
+
+/// Version 4: the nodes' reports (a coordinated master-key rotation).
+const SCHEMA_V4: &str = "
+CREATE TABLE IF NOT EXISTS nodes (node TEXT PRIMARY KEY, started BIGINT NOT NULL, seen BIGINT NOT NULL, version TEXT NOT NULL, master_keys TEXT NOT NULL, sealing_key BIGINT NOT NULL);
+";
 
 /// Serialization failures retried before giving up: enough for bursts of
 /// nodes writing the same rows, few enough to report a livelock.
@@ -309,6 +315,13 @@ impl PgBackend {
             materials: RwLock::new(HashMap::new()),
         };
         backend.account = backend.prepare_schema()?;
+        // What this node seals must open on every other.
+        if let Some(id) = crate::backend::Nodes::sealing_master_key(&backend)? {
+            let mut vault = backend.vault.write().unwrap_or_else(|p| p.into_inner());
+            vault
+                .seal_with(id)
+                .map_err(|_| StoreError::SealingKeyMissing(id))?;
+        }
         Ok(backend)
     }
 
@@ -493,6 +506,10 @@ impl Backend for PgBackend {
     }
 
     fn set_vault(&self, vault: Vault) -> Result<()> {
+        let vault = crate::shared::sealing_as_agreed(
+            vault,
+            crate::backend::Nodes::sealing_master_key(self)?,
+        )?;
         let check: Vec<u8> = self.read(|c| {
             Ok(c.query_one("SELECT value FROM vault_check", &[])?
                 .try_get(0)?)

@@ -16,6 +16,7 @@ mod firewall;
 mod identities;
 mod kms;
 mod names;
+mod nodes;
 mod parameters;
 mod passwords;
 mod policies;
@@ -85,6 +86,7 @@ CREATE TABLE IF NOT EXISTS password_policy (id INTEGER PRIMARY KEY CHECK (id = 1
 CREATE TABLE IF NOT EXISTS deleted_access_keys (id TEXT PRIMARY KEY, user TEXT NOT NULL, deleted INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit_anchors (node TEXT PRIMARY KEY, trail_id TEXT NOT NULL, sequence INTEGER NOT NULL, document TEXT NOT NULL, updated INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (node TEXT PRIMARY KEY, started INTEGER NOT NULL, seen INTEGER NOT NULL, version TEXT NOT NULL, master_keys TEXT NOT NULL, sealing_key INTEGER NOT NULL);
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";
 
@@ -291,6 +293,16 @@ impl SqliteBackend {
                 Ok(Mutex::new(reader))
             })
             .collect::<Result<Vec<_>>>()?;
+        // What this process seals must open on every node sharing the file.
+        let designated: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'master_key_sealing'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let vault =
+            crate::shared::sealing_as_agreed(vault, designated.and_then(|v| v.parse().ok()))?;
         Ok(Self {
             conn: Mutex::new(conn),
             readers,
@@ -417,6 +429,10 @@ impl Backend for SqliteBackend {
     }
 
     fn set_vault(&self, vault: Vault) -> Result<()> {
+        let vault = crate::shared::sealing_as_agreed(
+            vault,
+            crate::backend::Nodes::sealing_master_key(self)?,
+        )?;
         let check: Vec<u8> = self
             .db()
             .query_row("SELECT value FROM vault_check", [], |r| r.get(0))?;

@@ -1,0 +1,74 @@
+//! [`Nodes`] on PostgreSQL: the same rules as `crate::sqlite::nodes`.
+
+use super::{PgBackend, Sql};
+use crate::Result;
+use crate::backend::{NodeReport, Nodes};
+
+/// The `meta` key of the master key every node seals with.
+pub(super) const SEALING_KEY: &str = "master_key_sealing";
+
+impl Nodes for PgBackend {
+    fn report_node(&self, r: &NodeReport) -> Result<()> {
+        let sealing = i64::from(r.sealing_key);
+        let keys = r.keys_text();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO nodes (node, started, seen, version, master_keys, sealing_key)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (node) DO UPDATE SET started = EXCLUDED.started, seen = EXCLUDED.seen,
+                 version = EXCLUDED.version, master_keys = EXCLUDED.master_keys,
+                 sealing_key = EXCLUDED.sealing_key",
+                &[&r.node, &r.started, &r.seen, &r.version, &keys, &sealing],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeReport>> {
+        self.read(|c| {
+            c.query(
+                "SELECT node, started, seen, version, master_keys, sealing_key FROM nodes ORDER BY node",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(NodeReport {
+                    node: r.try_get(0)?,
+                    started: r.try_get(1)?,
+                    seen: r.try_get(2)?,
+                    version: r.try_get(3)?,
+                    master_keys: NodeReport::parse_keys(&r.try_get::<_, String>(4)?),
+                    sealing_key: u32::try_from(r.try_get::<_, i64>(5)?).unwrap_or(0),
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn forget_node(&self, node: &str) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM nodes WHERE node = $1", &[&node])? == 1))
+    }
+
+    fn sealing_master_key(&self) -> Result<Option<u32>> {
+        let value: Option<String> = self.read(|c| {
+            Ok(
+                c.query_opt("SELECT value FROM meta WHERE key = $1", &[&SEALING_KEY])?
+                    .map(|r| r.try_get(0))
+                    .transpose()?,
+            )
+        })?;
+        Ok(value.and_then(|v| v.parse().ok()))
+    }
+
+    fn set_sealing_master_key(&self, id: u32) -> Result<()> {
+        let value = id.to_string();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&SEALING_KEY, &value],
+            )?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! [`Nodes`] on SQLite: the nodes' reports and the agreed sealing key.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::SqliteBackend;
+use crate::Result;
+use crate::backend::{NodeReport, Nodes};
+
+/// The `meta` key of the master key every node seals with.
+const SEALING_KEY: &str = "master_key_sealing";
+
+impl Nodes for SqliteBackend {
+    fn report_node(&self, r: &NodeReport) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO nodes (node, started, seen, version, master_keys, sealing_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (node) DO UPDATE SET started = excluded.started, seen = excluded.seen,
+             version = excluded.version, master_keys = excluded.master_keys,
+             sealing_key = excluded.sealing_key",
+            params![
+                r.node,
+                r.started,
+                r.seen,
+                r.version,
+                r.keys_text(),
+                i64::from(r.sealing_key)
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeReport>> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT node, started, seen, version, master_keys, sealing_key FROM nodes ORDER BY node",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(NodeReport {
+                node: r.get(0)?,
+                started: r.get(1)?,
+                seen: r.get(2)?,
+                version: r.get(3)?,
+                master_keys: NodeReport::parse_keys(&r.get::<_, String>(4)?),
+                sealing_key: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn forget_node(&self, node: &str) -> Result<bool> {
+        Ok(self
+            .db()
+            .execute("DELETE FROM nodes WHERE node = ?1", params![node])?
+            == 1)
+    }
+
+    fn sealing_master_key(&self) -> Result<Option<u32>> {
+        let value: Option<String> = self
+            .db()
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                params![SEALING_KEY],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(value.and_then(|v| v.parse().ok()))
+    }
+
+    fn set_sealing_master_key(&self, id: u32) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![SEALING_KEY, id.to_string()],
+        )?;
+        Ok(())
+    }
+}
