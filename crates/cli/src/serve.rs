@@ -548,7 +548,7 @@ impl StoreOutage {
 }
 
 /// Tells the store about this node every [`NODE_REPORT_SECS`]: its master
-/// keys' fingerprints and the key it seals with (`latchkey nodes`, and a
+/// keys' fingerprints and the key it seals with (`latchkey store nodes`; a
 /// coordinated `rotate-master-key` waits on them).
 struct NodeReporter {
     node: String,

@@ -17,7 +17,7 @@ use latchkey_audit::{
 use latchkey_dbtoken::{DbAuthToken, TokenAction, TokenError, TokenVerifier};
 use latchkey_identity::{AppState, Caller, CredentialFailure, IdentityError};
 use latchkey_sigv4::AmzDate;
-use latchkey_store::{Database, Engine, StatementPolicy, random};
+use latchkey_store::{Database, Engine, StatementPolicy, StoreError, random};
 use zeroize::Zeroizing;
 
 use crate::GatewayConfig;
@@ -374,7 +374,7 @@ impl Gatekeeper {
                 // The store did not answer: nothing says the credential
                 // changed (nothing can change while it is down), and a
                 // store outage must not end every session.
-                Err(IdentityError::Store(_)) => {}
+                Err(IdentityError::Store(StoreError::Unavailable(_))) => {}
                 Err(e) => {
                     tracing::info!(
                         engine = self.engine.as_str(),
@@ -661,8 +661,12 @@ impl Gatekeeper {
                 IdentityError::Credential(c) => {
                     (c.failure.audit_kind(), format!("credentials: {c}"))
                 }
-                // Not the client's fault, and no evidence against it.
-                IdentityError::Store(e) => (StoreUnavailable, format!("credentials: {e}")),
+                // Not the client's fault, and no evidence against it. Only
+                // an unreachable store: any other store error a client
+                // might provoke still counts against it.
+                IdentityError::Store(e @ StoreError::Unavailable(_)) => {
+                    (StoreUnavailable, format!("credentials: {e}"))
+                }
                 other => (UnknownKey, format!("credentials: {other}")),
             })?;
         let (caller, secret) = (found.caller, found.secret);
@@ -737,7 +741,9 @@ impl Gatekeeper {
                     c.failure.audit_kind(),
                     format!("credentials: {c}{replayed}"),
                 ),
-                IdentityError::Store(e) => (StoreUnavailable, format!("policy: {e}")),
+                IdentityError::Store(e @ StoreError::Unavailable(_)) => {
+                    (StoreUnavailable, format!("policy: {e}"))
+                }
                 other => (PolicyDenied, format!("policy: {other}{replayed}")),
             }
         })?;

@@ -388,14 +388,16 @@ impl AppState {
             .unwrap_or_else(|p| p.into_inner())
             .get(akid)
             .cloned();
-        if let Some((caller, secret, at, epoch)) = &cached
-            && now - at < KEY_CACHE_SECS
-            && *epoch == self.confirmed_epoch()
-        {
-            let mut caller = caller.clone();
-            caller.source_ip = source_ip.to_owned();
-            return Ok(FoundCredential::valid(caller, secret.clone()));
-        }
+        let cached = match cached {
+            Some((mut caller, secret, at, epoch))
+                if now - at < KEY_CACHE_SECS && epoch == self.confirmed_epoch() =>
+            {
+                caller.source_ip = source_ip.to_owned();
+                return Ok(FoundCredential::valid(caller, secret));
+            }
+            // Stale: read again, and kept for a store outage.
+            stale => stale,
+        };
         // A change reported while this reads must not be cached over.
         let generation = self.cache_generation();
         let epoch = self.confirmed_epoch();
