@@ -57,8 +57,16 @@ impl latchkey_trail::Observer for Detection {
                     Action::BlockSourceIp { ip, for_secs } => {
                         let until =
                             now().saturating_add(i64::try_from(*for_secs).unwrap_or(i64::MAX));
-                        self.state.block_ip(*ip, until);
-                        tracing::warn!(finding = %f.id, %ip, for_secs, "blocked a source address");
+                        match self.state.block_ip(*ip, until) {
+                            Ok(()) => {
+                                tracing::warn!(finding = %f.id, %ip, for_secs, "blocked a source address");
+                            }
+                            // Blocked here all the same; the other nodes
+                            // learn of it only through the store.
+                            Err(e) => {
+                                tracing::error!(finding = %f.id, %ip, for_secs, error = %e, "blocked a source address on this node only: the store did not take it");
+                            }
+                        }
                     }
                     Action::RevokeSessions { principal_arn } => {
                         let arn = revocation_arn(principal_arn);

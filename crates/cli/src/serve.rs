@@ -319,7 +319,10 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                         }
                     }
                     StoreChange::Everything => state.unconfirm_caches(),
-                    StoreChange::Revocations | StoreChange::Databases | StoreChange::ClusterKeys => {}
+                    StoreChange::Revocations
+                    | StoreChange::Blocklist
+                    | StoreChange::Databases
+                    | StoreChange::ClusterKeys => {}
                 }
                 poke.notify_one();
             })
@@ -367,7 +370,10 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                     // Ends sessions whose credential was just revoked.
                     gw.maintain();
                     my.maintain();
+                    // Addresses another node's detection blocked.
+                    let blocklist = s.reload_blocklist();
                     revocations?;
+                    blocklist?;
                     gw.reload_databases()?;
                     my.reload_databases()?;
                     // A master key added by `latchkey rotate-master-key`

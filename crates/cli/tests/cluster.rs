@@ -833,3 +833,57 @@ fn wait_for_keys_on(cluster: &Cluster, n: usize, keys: &[u64], sealing: u64) {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// An address blocked by a detection response on one node is refused by
+/// every node within moments (the blocklist lives in the store, and the
+/// change feed wakes the others).
+#[test]
+fn an_address_blocked_on_one_node_is_refused_by_every_node() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let config = root.join("latchkey.toml");
+    std::fs::write(
+        &config,
+        "[detection.brute_force]\nthreshold = 3\nwindow_secs = 60\naction = \"block_ip\"\nblock_secs = 600\n",
+    )
+    .unwrap();
+    let extra = vec!["--config".to_owned(), config.to_str().unwrap().to_owned()];
+    let cluster = Cluster::start(root, 2, &extra);
+    let token = aws_token(&cluster.node(2).lk, &[], "localhost", "app");
+    let out = psql_on(cluster.node(2), &token, "select 'before'")
+        .output()
+        .unwrap();
+    assert_eq!(stdout_ok(&out), "before");
+
+    // Three bad tokens on node 1: a brute force from 127.0.0.1, blocked.
+    for _ in 0..3 {
+        let out = psql_on(cluster.node(1), "not-a-token", "select 1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+    }
+    let failed = Instant::now();
+    loop {
+        let out = psql_on(cluster.node(2), &token, "select 'still in'")
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            break;
+        }
+        assert!(
+            failed.elapsed() < Duration::from_secs(5),
+            "node 2 still takes logins from an address node 1 blocked"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = failed.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !trail_text(&cluster.node(2).lk.data).contains("\"failure\":\"blocked\"") {
+        assert!(
+            Instant::now() < deadline,
+            "node 2 did not record the refusal as blocked"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("blocked on node 2 {took:?} after the third failure on node 1");
+}

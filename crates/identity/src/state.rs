@@ -250,8 +250,15 @@ impl AppState {
         &self.region
     }
 
-    /// Refuses `ip` until `until` (Unix seconds), on the gateways and the API.
-    pub fn block_ip(&self, ip: std::net::IpAddr, until: i64) {
+    /// Refuses `ip` until `until` (Unix seconds), on the gateways and the
+    /// API: here at once, and on every node sharing the store as it
+    /// reloads the blocklist (its change feed wakes it).
+    pub fn block_ip(&self, ip: std::net::IpAddr, until: i64) -> Result<(), StoreError> {
+        self.block_here(ip, until);
+        self.store.block_address(&ip.to_string(), until)
+    }
+
+    fn block_here(&self, ip: std::net::IpAddr, until: i64) {
         let mut blocked = self.blocked.write().unwrap_or_else(|p| p.into_inner());
         let now = self.now();
         blocked.retain(|_, t| *t > now);
@@ -259,6 +266,20 @@ impl AppState {
         *slot = (*slot).max(until);
         self.any_blocked
             .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Re-reads the blocklist from the store (what other nodes blocked);
+    /// blocks made here that the store did not take stay.
+    pub fn reload_blocklist(&self) -> Result<(), StoreError> {
+        let now = self.now();
+        for (ip, until) in self.store.blocked_addresses(now)? {
+            // Written by `block_ip`; anything else in the table is not an
+            // address and blocks nothing.
+            if let Ok(ip) = ip.parse() {
+                self.block_here(ip, until);
+            }
+        }
+        Ok(())
     }
 
     pub fn is_blocked(&self, ip: std::net::IpAddr, now: i64) -> bool {

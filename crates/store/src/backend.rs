@@ -166,6 +166,8 @@ pub enum StoreChange {
     Identities,
     /// A principal's sessions were revoked.
     Revocations,
+    /// A source address was blocked.
+    Blocklist,
     /// A database was registered, changed or removed, or its upstream
     /// logins changed.
     Databases,
@@ -197,6 +199,7 @@ impl StoreChange {
             | "deleted_access_keys"
             | "mfa_devices" => StoreChange::Identities,
             "revocations" => StoreChange::Revocations,
+            "blocked_addresses" => StoreChange::Blocklist,
             "databases" | "database_passwords" | "object_tags" | "firewall_config" => {
                 StoreChange::Databases
             }
@@ -515,6 +518,14 @@ pub trait SessionKeys {
     fn revoke_sessions(&self, arn: &str, before: i64) -> Result<()>;
 
     fn revocations(&self) -> Result<Vec<(String, i64)>>;
+
+    /// Refuses source address `ip` (its canonical text) until `until`
+    /// (Unix seconds; a later block of the same address extends it).
+    fn block_address(&self, ip: &str, until: i64) -> Result<()>;
+
+    /// The addresses blocked after `now`, with until when; forgets the
+    /// blocks that ran out.
+    fn blocked_addresses(&self, now: i64) -> Result<Vec<(String, i64)>>;
 
     /// The cluster keys (id, material), creating the first on a new store.
     fn cluster_keys(&self, now: i64) -> Result<Vec<(u32, Zeroizing<[u8; 32]>)>>;

@@ -1984,3 +1984,29 @@ fn nodes_report_themselves_and_the_agreed_sealing_key_holds_on_every_opening() {
         Err(StoreError::SealingKeyMissing(2))
     ));
 }
+
+#[test]
+fn blocked_addresses_extend_and_run_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.block_address("203.0.113.9", NOW + 60).unwrap();
+    store.block_address("2001:db8::1", NOW + 10).unwrap();
+    // A shorter block of the same address does not shorten it.
+    store.block_address("203.0.113.9", NOW + 30).unwrap();
+    assert_eq!(
+        store.blocked_addresses(NOW).unwrap(),
+        [
+            ("2001:db8::1".to_owned(), NOW + 10),
+            ("203.0.113.9".to_owned(), NOW + 60)
+        ]
+    );
+    store.block_address("203.0.113.9", NOW + 90).unwrap();
+    // Run out: forgotten.
+    assert_eq!(
+        store.blocked_addresses(NOW + 10).unwrap(),
+        [("203.0.113.9".to_owned(), NOW + 90)]
+    );
+    assert!(store.blocked_addresses(NOW + 90).unwrap().is_empty());
+    drop(store);
+    assert!(open(&dir).blocked_addresses(NOW).unwrap().is_empty());
+}

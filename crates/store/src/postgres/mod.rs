@@ -62,7 +62,12 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 /// Each schema version and what takes a store from the one before to it,
 /// in order. A store is brought up from its version one step at a time;
 /// a step that is applied is never changed, only followed by another.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (4, SCHEMA_V4)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (4, SCHEMA_V4), (5, SCHEMA_V5)];
+
+/// Version 5: addresses a detection response blocked, for every node.
+const SCHEMA_V5: &str = "
+CREATE TABLE IF NOT EXISTS blocked_addresses (ip TEXT PRIMARY KEY, until BIGINT NOT NULL);
+";
 
 /// Version 4: the nodes' reports (a coordinated master-key rotation).
 const SCHEMA_V4: &str = "
@@ -152,6 +157,7 @@ const WATCHED_TABLES: &[&str] = &[
     "deleted_access_keys",
     "mfa_devices",
     "revocations",
+    "blocked_addresses",
     "databases",
     "database_passwords",
     "object_tags",

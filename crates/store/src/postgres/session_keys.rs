@@ -37,6 +37,44 @@ impl SessionKeys for PgBackend {
         })
     }
 
+    fn block_address(&self, ip: &str, until: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO blocked_addresses (ip, until) VALUES ($1, $2)
+                 ON CONFLICT (ip) DO UPDATE
+                 SET until = GREATEST(blocked_addresses.until, EXCLUDED.until)",
+                &[&ip, &until],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn blocked_addresses(&self, now: i64) -> Result<Vec<(String, i64)>> {
+        // Expired rows go only when there are some: a delete that changes
+        // nothing fires no notification, so idle reloads stay quiet.
+        let expired: bool = self.read(|c| {
+            Ok(c.query_one(
+                "SELECT EXISTS (SELECT 1 FROM blocked_addresses WHERE until <= $1)",
+                &[&now],
+            )?
+            .try_get(0)?)
+        })?;
+        if expired {
+            self.write(|tx| {
+                tx.execute("DELETE FROM blocked_addresses WHERE until <= $1", &[&now])
+            })?;
+        }
+        self.read(|c| {
+            c.query(
+                "SELECT ip, until FROM blocked_addresses WHERE until > $1 ORDER BY ip COLLATE \"C\"",
+                &[&now],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+        })
+    }
+
     fn cluster_keys(&self, now: i64) -> Result<Vec<(u32, Zeroizing<[u8; 32]>)>> {
         let rows: Vec<(i64, Vec<u8>)> = self.read(|c| {
             c.query("SELECT id, material FROM cluster_keys ORDER BY id", &[])?

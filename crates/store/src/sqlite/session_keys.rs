@@ -24,6 +24,27 @@ impl SessionKeys for SqliteBackend {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn block_address(&self, ip: &str, until: i64) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO blocked_addresses (ip, until) VALUES (?1, ?2)
+             ON CONFLICT(ip) DO UPDATE SET until = MAX(until, excluded.until)",
+            params![ip, until],
+        )?;
+        Ok(())
+    }
+
+    fn blocked_addresses(&self, now: i64) -> Result<Vec<(String, i64)>> {
+        let db = self.db();
+        db.execute(
+            "DELETE FROM blocked_addresses WHERE until <= ?1",
+            params![now],
+        )?;
+        let mut stmt =
+            db.prepare("SELECT ip, until FROM blocked_addresses WHERE until > ?1 ORDER BY ip")?;
+        let rows = stmt.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn cluster_keys(&self, now: i64) -> Result<Vec<(u32, Zeroizing<[u8; 32]>)>> {
         let rows: Vec<(i64, Vec<u8>)> = {
             let db = self.db();
