@@ -410,6 +410,9 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 tokio::time::sleep(REFRESH_SPACING).await;
             }
         });
+        if config.store.is_some() {
+            spawn_gauge_exchange(state.clone(), gateway.clone(), mysql.clone(), node.clone());
+        }
         let drain_timeout = config.drain_timeout;
         let shutdown = async {
             let mut term =
@@ -603,4 +606,83 @@ impl NodeReporter {
         self.last.store(now, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// How often a node exchanges its live-session gauges with the others.
+const GAUGE_EXCHANGE: std::time::Duration = std::time::Duration::from_millis(500);
+/// A node that has not exchanged for this long no longer counts.
+const GAUGE_ALIVE_SECS: i64 = 3;
+
+/// Session limits for the cluster: every [`GAUGE_EXCHANGE`] this node
+/// publishes what changed in its gateways' live-session counts and takes up
+/// the other nodes', which `admit` adds to its own. Nothing on a login
+/// waits for the store; a limit may be overshot by what the nodes admit
+/// within one exchange. While the store does not answer, each node counts
+/// its own sessions only.
+fn spawn_gauge_exchange<A, B>(
+    state: Arc<AppState>,
+    postgres: Arc<latchkey_gateway::Gateway<A>>,
+    mysql: Arc<latchkey_gateway::Gateway<B>>,
+    node: String,
+) where
+    A: latchkey_gateway::Protocol,
+    B: latchkey_gateway::Protocol,
+{
+    tokio::spawn(async move {
+        type Key = (String, String);
+        let mut sent: std::collections::HashMap<Key, i64> = std::collections::HashMap::new();
+        let mut fresh = true;
+        let mut failing = false;
+        loop {
+            tokio::time::sleep(GAUGE_EXCHANGE).await;
+            let current: std::collections::HashMap<Key, i64> = postgres
+                .keeper
+                .session_gauges()
+                .into_iter()
+                .chain(mysql.keeper.session_gauges())
+                .map(|(kind, key, n)| ((kind, key), n))
+                .collect();
+            let mut changed: Vec<(String, String, i64)> = current
+                .iter()
+                .filter(|(k, n)| fresh || sent.get(*k) != Some(*n))
+                .map(|((kind, key), n)| (kind.clone(), key.clone(), *n))
+                .collect();
+            changed.extend(
+                sent.keys()
+                    .filter(|k| !current.contains_key(*k))
+                    .map(|(kind, key)| (kind.clone(), key.clone(), 0)),
+            );
+            let s = state.clone();
+            let me = node.clone();
+            let exchanged = tokio::task::spawn_blocking(move || {
+                let now = latchkey_identity::clock::system_now();
+                s.store
+                    .exchange_gauges(&me, now, fresh, &changed, now - GAUGE_ALIVE_SECS)
+            })
+            .await;
+            match exchanged {
+                Ok(Ok(others)) => {
+                    postgres.keeper.set_sessions_elsewhere(&others);
+                    mysql.keeper.set_sessions_elsewhere(&others);
+                    sent = current;
+                    fresh = false;
+                    if failing {
+                        tracing::info!("exchanging session counts with the other nodes again");
+                        failing = false;
+                    }
+                }
+                Ok(Err(e)) => {
+                    // Stale counts from the others would only refuse: each
+                    // node counts its own until the store answers.
+                    postgres.keeper.set_sessions_elsewhere(&[]);
+                    mysql.keeper.set_sessions_elsewhere(&[]);
+                    if !failing {
+                        tracing::warn!(error = %e, "exchanging session counts failed: session limits count this node's sessions only");
+                        failing = true;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "the session count exchange stopped"),
+            }
+        }
+    });
 }

@@ -887,3 +887,66 @@ fn an_address_blocked_on_one_node_is_refused_by_every_node() {
     }
     eprintln!("blocked on node 2 {took:?} after the third failure on node 1");
 }
+
+/// Session limits hold for the cluster: with two sessions per principal
+/// allowed, one held on each node fills the principal's share, a third on
+/// either node is refused, and one ending frees a place again.
+#[test]
+fn a_per_principal_session_limit_holds_across_nodes() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let extra = vec![
+        "--gateway-max-connections-per-principal".to_owned(),
+        "2".to_owned(),
+    ];
+    let cluster = Cluster::start(root, 2, &extra);
+    let tokens: Vec<String> = (1..=2)
+        .map(|n| aws_token(&cluster.node(n).lk, &[], "localhost", "app"))
+        .collect();
+    let hold = |n: usize, secs: u32| {
+        psql_on(
+            cluster.node(n),
+            &tokens[n - 1],
+            &format!("select pg_sleep({secs}); select 'held'"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let mut long = hold(1, 30);
+    let short = hold(2, 4);
+    // Both sessions are in, and the nodes have exchanged their counts.
+    std::thread::sleep(Duration::from_millis(2500));
+    for n in 1..=2 {
+        let out = psql_on(cluster.node(n), &tokens[n - 1], "select 'third'")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "node {n} let a third session in");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("too many connections"), "{err}");
+    }
+    // The short one ends: within a couple of exchanges a place is free.
+    assert_eq!(
+        stdout_ok(&short.wait_with_output().unwrap()).lines().last(),
+        Some("held")
+    );
+    let ended = Instant::now();
+    loop {
+        let out = psql_on(cluster.node(1), &tokens[0], "select 'again'")
+            .output()
+            .unwrap();
+        if out.status.success() {
+            assert_eq!(stdout_ok(&out), "again");
+            break;
+        }
+        assert!(
+            ended.elapsed() < Duration::from_secs(5),
+            "no place freed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    long.kill().unwrap();
+    long.wait().unwrap();
+}

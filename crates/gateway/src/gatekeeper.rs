@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 use crate::GatewayConfig;
 use crate::activity::{Activity, Minute};
 use crate::firewall::{FirewallShelf, Learner, SessionFirewall, reload_books};
-use crate::limits::{Buckets, Counts, Slot, acquire};
+use crate::limits::{Buckets, Counts, Elsewhere, Slot, acquire};
 use crate::statements::{ObjectTags, ServerCatalog, SessionStatements};
 
 /// A login attempt, filled in as it goes, for the audit log.
@@ -813,6 +813,33 @@ impl Gatekeeper {
                 &Self::context(&auth.db, secure),
             )
             .is_ok()
+    }
+
+    /// This gateway's live sessions as gauges for the other nodes sharing
+    /// the store: (`ENGINE/what`, key, count).
+    pub fn session_gauges(&self) -> Vec<(String, String, i64)> {
+        let engine = self.engine.as_str();
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .gauges()
+            .into_iter()
+            .map(|(what, key, n)| (format!("{engine}/{what}"), key, i64::from(n)))
+            .collect()
+    }
+
+    /// Takes up the other nodes' gauges (all engines': this one picks its
+    /// own), which the session limits count with this node's own.
+    pub fn set_sessions_elsewhere(&self, gauges: &[(String, String, i64)]) {
+        let prefix = format!("{}/", self.engine.as_str());
+        let elsewhere = Elsewhere::of(gauges.iter().filter_map(|(kind, key, n)| {
+            kind.strip_prefix(&prefix)
+                .map(|what| (what, key.as_str(), *n))
+        }));
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_elsewhere(elsewhere);
     }
 
     /// A place among the sessions at once (in all, per address, per

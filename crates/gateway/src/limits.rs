@@ -15,12 +15,77 @@ pub struct ConcurrencyLimits {
     pub per_principal: u32,
 }
 
-/// Live session counts.
+/// Live session counts: this node's, and the other nodes' sharing the
+/// store as of the last exchange (see [`Counts::gauges`]).
 #[derive(Default)]
 pub struct Counts {
     total: u32,
     by_ip: HashMap<IpAddr, u32>,
     by_principal: HashMap<String, u32>,
+    elsewhere: Elsewhere,
+}
+
+/// Sessions the other nodes hold.
+#[derive(Default, Debug, Clone, PartialEq, Eq)]
+pub struct Elsewhere {
+    pub total: u32,
+    pub by_ip: HashMap<IpAddr, u32>,
+    pub by_principal: HashMap<String, u32>,
+}
+
+/// What a gauge counts, as exchanged through the store.
+pub const GAUGE_TOTAL: &str = "total";
+pub const GAUGE_IP: &str = "ip";
+pub const GAUGE_PRINCIPAL: &str = "principal";
+
+impl Counts {
+    /// This node's live sessions as gauges: (what, key, count).
+    pub fn gauges(&self) -> Vec<(&'static str, String, u32)> {
+        let mut out = Vec::with_capacity(1 + self.by_ip.len() + self.by_principal.len());
+        out.push((GAUGE_TOTAL, String::new(), self.total));
+        out.extend(
+            self.by_ip
+                .iter()
+                .map(|(ip, n)| (GAUGE_IP, ip.to_string(), *n)),
+        );
+        out.extend(
+            self.by_principal
+                .iter()
+                .map(|(p, n)| (GAUGE_PRINCIPAL, p.clone(), *n)),
+        );
+        out
+    }
+
+    /// Takes up the other nodes' sessions.
+    pub fn set_elsewhere(&mut self, elsewhere: Elsewhere) {
+        self.elsewhere = elsewhere;
+    }
+}
+
+impl Elsewhere {
+    /// From the gauges the other nodes exchanged; what does not parse
+    /// counts for nothing.
+    pub fn of<'a>(gauges: impl IntoIterator<Item = (&'a str, &'a str, i64)>) -> Self {
+        let mut e = Self::default();
+        for (what, key, n) in gauges {
+            let n = u32::try_from(n).unwrap_or(0);
+            match what {
+                GAUGE_TOTAL => e.total = e.total.saturating_add(n),
+                GAUGE_IP => {
+                    if let Ok(ip) = key.parse() {
+                        let slot = e.by_ip.entry(ip).or_default();
+                        *slot = slot.saturating_add(n);
+                    }
+                }
+                GAUGE_PRINCIPAL => {
+                    let slot = e.by_principal.entry(key.to_owned()).or_default();
+                    *slot = slot.saturating_add(n);
+                }
+                _ => {}
+            }
+        }
+        e
+    }
 }
 
 /// A session's place in the counts, given back when it ends.
@@ -61,13 +126,19 @@ pub fn acquire<'a>(
     principal: &str,
 ) -> Result<Slot<'a>, &'static str> {
     let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
-    if c.total >= limits.total {
+    // Here and on the other nodes sharing the store.
+    let e = &c.elsewhere;
+    if c.total.saturating_add(e.total) >= limits.total {
         return Err("too many connections");
     }
-    if c.by_ip.get(&ip).copied().unwrap_or(0) >= limits.per_ip {
+    let ip_count = |m: &HashMap<IpAddr, u32>| m.get(&ip).copied().unwrap_or(0);
+    if ip_count(&c.by_ip).saturating_add(ip_count(&e.by_ip)) >= limits.per_ip {
         return Err("too many connections from this address");
     }
-    if c.by_principal.get(principal).copied().unwrap_or(0) >= limits.per_principal {
+    let principal_count = |m: &HashMap<String, u32>| m.get(principal).copied().unwrap_or(0);
+    if principal_count(&c.by_principal).saturating_add(principal_count(&e.by_principal))
+        >= limits.per_principal
+    {
         return Err("too many connections for this principal");
     }
     c.total += 1;
@@ -204,6 +275,51 @@ mod tests {
             Some("too many connections")
         );
         drop(a);
+        assert!(acquire(&counts, limits, ip, "p1").is_ok());
+    }
+
+    #[test]
+    fn the_other_nodes_sessions_count_too() {
+        let counts = Mutex::new(Counts::default());
+        let limits = ConcurrencyLimits {
+            total: 10,
+            per_ip: 4,
+            per_principal: 2,
+        };
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        let held = acquire(&counts, limits, ip, "p1").unwrap();
+        let gauges = counts.lock().unwrap().gauges();
+        assert!(gauges.contains(&(GAUGE_TOTAL, String::new(), 1)));
+        assert!(gauges.contains(&(GAUGE_IP, "10.0.0.1".into(), 1)));
+        assert!(gauges.contains(&(GAUGE_PRINCIPAL, "p1".into(), 1)));
+        // Another node holds one session of p1, and two from this address
+        // (one of p2); a key that does not parse counts for nothing.
+        let elsewhere = Elsewhere::of([
+            (GAUGE_TOTAL, "", 3),
+            (GAUGE_PRINCIPAL, "p1", 1),
+            (GAUGE_PRINCIPAL, "p2", 1),
+            (GAUGE_IP, "10.0.0.1", 1),
+            (GAUGE_IP, "10.0.0.1", 1),
+            (GAUGE_IP, "not an address", 9),
+            ("unknown", "x", 9),
+        ]);
+        assert_eq!(elsewhere.by_ip.len(), 1);
+        counts.lock().unwrap().set_elsewhere(elsewhere);
+        assert_eq!(
+            acquire(&counts, limits, ip, "p1").err(),
+            Some("too many connections for this principal")
+        );
+        // Two here and two there from this address: full.
+        let _second = acquire(&counts, limits, ip, "p3").unwrap();
+        assert_eq!(
+            acquire(&counts, limits, ip, "p4").err(),
+            Some("too many connections from this address")
+        );
+        let other = IpAddr::from([10, 0, 0, 2]);
+        assert!(acquire(&counts, limits, other, "p4").is_ok());
+        // The other node let go: this node's own count is all.
+        counts.lock().unwrap().set_elsewhere(Elsewhere::default());
+        drop(held);
         assert!(acquire(&counts, limits, ip, "p1").is_ok());
     }
 }

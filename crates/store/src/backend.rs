@@ -118,6 +118,20 @@ pub trait Nodes {
     fn sealing_master_key(&self) -> Result<Option<u32>>;
 
     fn set_sealing_master_key(&self, id: u32) -> Result<()>;
+
+    /// Publishes this node's gauges (live sessions per gateway, address
+    /// and principal) that `changed` since its last exchange (a count of 0
+    /// removes one; `fresh` replaces all of them, as after a restart),
+    /// marks it alive at `now`, and returns the other nodes' gauges, of
+    /// nodes alive after `alive_after`: (what, key, count).
+    fn exchange_gauges(
+        &self,
+        node: &str,
+        now: i64,
+        fresh: bool,
+        changed: &[(String, String, i64)],
+        alive_after: i64,
+    ) -> Result<Vec<(String, String, i64)>>;
 }
 
 /// What a node says of itself, every few seconds.

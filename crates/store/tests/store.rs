@@ -2010,3 +2010,71 @@ fn blocked_addresses_extend_and_run_out() {
     drop(store);
     assert!(open(&dir).blocked_addresses(NOW).unwrap().is_empty());
 }
+
+#[test]
+fn nodes_exchange_session_gauges_and_the_dead_ones_stop_counting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let g = |kind: &str, key: &str, n: i64| (kind.to_owned(), key.to_owned(), n);
+    let sorted = |mut v: Vec<(String, String, i64)>| {
+        v.sort();
+        v
+    };
+    // Node a publishes; node b sees it, and b's own never comes back to b.
+    assert!(
+        store
+            .exchange_gauges(
+                "a",
+                NOW,
+                true,
+                &[g("postgres/principal", "p1", 2), g("postgres/total", "", 2)],
+                NOW - 5
+            )
+            .unwrap()
+            .is_empty()
+    );
+    let seen_by_b = store
+        .exchange_gauges("b", NOW, true, &[g("postgres/principal", "p1", 1)], NOW - 5)
+        .unwrap();
+    assert_eq!(
+        sorted(seen_by_b),
+        [g("postgres/principal", "p1", 2), g("postgres/total", "", 2)]
+    );
+    // a's change and removal; a and b summed for a third node.
+    store
+        .exchange_gauges(
+            "a",
+            NOW + 1,
+            false,
+            &[g("postgres/principal", "p1", 0), g("postgres/total", "", 1)],
+            NOW - 4,
+        )
+        .unwrap();
+    assert_eq!(
+        sorted(
+            store
+                .exchange_gauges("c", NOW + 1, true, &[], NOW - 4)
+                .unwrap()
+        ),
+        [g("postgres/principal", "p1", 1), g("postgres/total", "", 1)]
+    );
+    // a and b go quiet: past the window their sessions stop counting.
+    assert_eq!(
+        sorted(
+            store
+                .exchange_gauges("c", NOW + 10, false, &[], NOW + 5)
+                .unwrap()
+        ),
+        []
+    );
+    // A fresh start replaces everything a node published before.
+    store
+        .exchange_gauges("a", NOW + 11, true, &[g("mysql/total", "", 4)], NOW + 5)
+        .unwrap();
+    assert_eq!(
+        store
+            .exchange_gauges("c", NOW + 11, false, &[], NOW + 5)
+            .unwrap(),
+        [g("mysql/total", "", 4)]
+    );
+}

@@ -62,7 +62,19 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 /// Each schema version and what takes a store from the one before to it,
 /// in order. A store is brought up from its version one step at a time;
 /// a step that is applied is never changed, only followed by another.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (4, SCHEMA_V4), (5, SCHEMA_V5)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, SCHEMA_V1),
+    (4, SCHEMA_V4),
+    (5, SCHEMA_V5),
+    (6, SCHEMA_V6),
+];
+
+/// Version 6: each node's live-session gauges, so that session limits
+/// hold for the cluster.
+const SCHEMA_V6: &str = "
+CREATE TABLE IF NOT EXISTS node_gauges (node TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, value BIGINT NOT NULL, PRIMARY KEY (node, kind, key));
+CREATE TABLE IF NOT EXISTS gauge_nodes (node TEXT PRIMARY KEY, alive BIGINT NOT NULL);
+";
 
 /// Version 5: addresses a detection response blocked, for every node.
 const SCHEMA_V5: &str = "

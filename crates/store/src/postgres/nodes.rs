@@ -60,6 +60,55 @@ impl Nodes for PgBackend {
         Ok(value.and_then(|v| v.parse().ok()))
     }
 
+    fn exchange_gauges(
+        &self,
+        node: &str,
+        now: i64,
+        fresh: bool,
+        changed: &[(String, String, i64)],
+        alive_after: i64,
+    ) -> Result<Vec<(String, String, i64)>> {
+        self.write(|tx| {
+            if fresh {
+                tx.execute("DELETE FROM node_gauges WHERE node = $1", &[&node])?;
+            }
+            for (kind, key, value) in changed {
+                if *value == 0 {
+                    tx.execute(
+                        "DELETE FROM node_gauges WHERE node = $1 AND kind = $2 AND key = $3",
+                        &[&node, kind, key],
+                    )?;
+                } else {
+                    tx.execute(
+                        "INSERT INTO node_gauges (node, kind, key, value) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (node, kind, key) DO UPDATE SET value = EXCLUDED.value",
+                        &[&node, kind, key, value],
+                    )?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO gauge_nodes (node, alive) VALUES ($1, $2)
+                 ON CONFLICT (node) DO UPDATE SET alive = EXCLUDED.alive",
+                &[&node, &now],
+            )?;
+            Ok(())
+        })?;
+        // Read apart from the write: nodes exchanging at once do not make
+        // each other's transactions fail.
+        self.read(|c| {
+            c.query(
+                "SELECT g.kind, g.key, SUM(g.value)::BIGINT FROM node_gauges g
+                 JOIN gauge_nodes n ON n.node = g.node
+                 WHERE g.node <> $1 AND n.alive > $2
+                 GROUP BY g.kind, g.key",
+                &[&node, &alive_after],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+        })
+    }
+
     fn set_sealing_master_key(&self, id: u32) -> Result<()> {
         let value = id.to_string();
         self.write(|tx| {

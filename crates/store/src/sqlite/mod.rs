@@ -87,6 +87,8 @@ CREATE TABLE IF NOT EXISTS deleted_access_keys (id TEXT PRIMARY KEY, user TEXT N
 CREATE TABLE IF NOT EXISTS audit_anchors (node TEXT PRIMARY KEY, trail_id TEXT NOT NULL, sequence INTEGER NOT NULL, document TEXT NOT NULL, updated INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS blocked_addresses (ip TEXT PRIMARY KEY, until INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS node_gauges (node TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (node, kind, key));
+CREATE TABLE IF NOT EXISTS gauge_nodes (node TEXT PRIMARY KEY, alive INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (node TEXT PRIMARY KEY, started INTEGER NOT NULL, seen INTEGER NOT NULL, version TEXT NOT NULL, master_keys TEXT NOT NULL, sealing_key INTEGER NOT NULL);
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";

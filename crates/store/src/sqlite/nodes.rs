@@ -66,6 +66,54 @@ impl Nodes for SqliteBackend {
         Ok(value.and_then(|v| v.parse().ok()))
     }
 
+    fn exchange_gauges(
+        &self,
+        node: &str,
+        now: i64,
+        fresh: bool,
+        changed: &[(String, String, i64)],
+        alive_after: i64,
+    ) -> Result<Vec<(String, String, i64)>> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        if fresh {
+            tx.execute("DELETE FROM node_gauges WHERE node = ?1", params![node])?;
+        }
+        for (kind, key, value) in changed {
+            if *value == 0 {
+                tx.execute(
+                    "DELETE FROM node_gauges WHERE node = ?1 AND kind = ?2 AND key = ?3",
+                    params![node, kind, key],
+                )?;
+            } else {
+                tx.execute(
+                    "INSERT INTO node_gauges (node, kind, key, value) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (node, kind, key) DO UPDATE SET value = excluded.value",
+                    params![node, kind, key, value],
+                )?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO gauge_nodes (node, alive) VALUES (?1, ?2)
+             ON CONFLICT (node) DO UPDATE SET alive = excluded.alive",
+            params![node, now],
+        )?;
+        let others = {
+            let mut stmt = tx.prepare(
+                "SELECT g.kind, g.key, SUM(g.value) FROM node_gauges g
+                 JOIN gauge_nodes n ON n.node = g.node
+                 WHERE g.node <> ?1 AND n.alive > ?2
+                 GROUP BY g.kind, g.key",
+            )?;
+            let rows = stmt.query_map(params![node, alive_after], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        tx.commit()?;
+        Ok(others)
+    }
+
     fn set_sealing_master_key(&self, id: u32) -> Result<()> {
         self.db().execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)
