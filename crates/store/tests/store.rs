@@ -2078,3 +2078,24 @@ fn nodes_exchange_session_gauges_and_the_dead_ones_stop_counting() {
         [g("mysql/total", "", 4)]
     );
 }
+
+#[test]
+fn nodes_gone_for_an_hour_leave_the_gauges() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let total = |n: i64| vec![("postgres/total".to_owned(), String::new(), n)];
+    store
+        .exchange_gauges("old", NOW, true, &total(5), NOW - 5)
+        .unwrap();
+    // An hour later a node starts; the old node's rows go.
+    store
+        .exchange_gauges("new", NOW + 3601, true, &[], NOW + 3598)
+        .unwrap();
+    // Even were "old" counted alive again by a generous window, it is gone.
+    assert!(
+        store
+            .exchange_gauges("other", NOW + 3601, true, &[], 0)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -4,6 +4,9 @@ use super::{PgBackend, Sql};
 use crate::Result;
 use crate::backend::{NodeReport, Nodes};
 
+/// A node that has not exchanged gauges for this long is forgotten.
+const GONE_SECS: i64 = 3600;
+
 /// The `meta` key of the master key every node seals with.
 pub(super) const SEALING_KEY: &str = "master_key_sealing";
 
@@ -71,6 +74,14 @@ impl Nodes for PgBackend {
         self.write(|tx| {
             if fresh {
                 tx.execute("DELETE FROM node_gauges WHERE node = $1", &[&node])?;
+                // Nodes gone for an hour (replaced, with new ids) leave.
+                let gone = now - GONE_SECS;
+                tx.execute(
+                    "DELETE FROM node_gauges WHERE node IN
+                     (SELECT node FROM gauge_nodes WHERE alive < $1)",
+                    &[&gone],
+                )?;
+                tx.execute("DELETE FROM gauge_nodes WHERE alive < $1", &[&gone])?;
             }
             for (kind, key, value) in changed {
                 if *value == 0 {

@@ -6,6 +6,9 @@ use super::SqliteBackend;
 use crate::Result;
 use crate::backend::{NodeReport, Nodes};
 
+/// A node that has not exchanged gauges for this long is forgotten.
+const GONE_SECS: i64 = 3600;
+
 /// The `meta` key of the master key every node seals with.
 const SEALING_KEY: &str = "master_key_sealing";
 
@@ -78,6 +81,13 @@ impl Nodes for SqliteBackend {
         let tx = db.transaction()?;
         if fresh {
             tx.execute("DELETE FROM node_gauges WHERE node = ?1", params![node])?;
+            // Nodes gone for an hour (replaced, with new ids) leave.
+            let gone = now - GONE_SECS;
+            tx.execute(
+                "DELETE FROM node_gauges WHERE node IN (SELECT node FROM gauge_nodes WHERE alive < ?1)",
+                params![gone],
+            )?;
+            tx.execute("DELETE FROM gauge_nodes WHERE alive < ?1", params![gone])?;
         }
         for (kind, key, value) in changed {
             if *value == 0 {
