@@ -385,9 +385,20 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                         .map(|v| (v.fingerprints(), v.current_id()))
                         .ok();
                     let vault = loaded.and_then(|v| Ok(s.store.set_vault(v)?));
-                    let was_ok = vault_ok.swap(vault.is_ok(), std::sync::atomic::Ordering::Relaxed);
-                    if let (true, Err(e)) = (was_ok, &vault) {
-                        tracing::error!(error = %e, "this node cannot use its master keys: not ready");
+                    // A store that does not answer says nothing of the keys
+                    // (the outage grace decides readiness then).
+                    let unknown = vault.as_ref().err().is_some_and(|e| {
+                        matches!(
+                            e.downcast_ref::<latchkey_store::StoreError>(),
+                            Some(latchkey_store::StoreError::Unavailable(_))
+                        )
+                    });
+                    if !unknown {
+                        let was_ok =
+                            vault_ok.swap(vault.is_ok(), std::sync::atomic::Ordering::Relaxed);
+                        if let (true, Err(e)) = (was_ok, &vault) {
+                            tracing::error!(error = %e, "this node cannot use its master keys: not ready");
+                        }
                     }
                     // What the other nodes (and a coordinated master-key
                     // rotation) see of this one.

@@ -474,6 +474,44 @@ fn the_firewall_learns_alerts_and_blocks_an_injected_tautology() {
         text.contains(&principal) && text.contains("approved"),
         "{text}"
     );
+
+    // A session opened while the firewall is off cannot take it up halfway:
+    // turned on, it ends the session (red team, issue 22).
+    firewall(&data, &["configure", "--db", "orders", "--mode", "off"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut live = loop {
+        // Once the server has read the change, a new session has no firewall.
+        let mut live = app.live();
+        if live.send("1 OR 1=1")["rows"] == serde_json::json!([10, 20, 30]) {
+            break live;
+        }
+        assert!(Instant::now() < deadline, "the firewall never went off");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    firewall(&data, &["configure", "--db", "orders", "--mode", "block"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = live.send("1 OR 1=1");
+        if r.get("rows").is_none() {
+            // Refused or cut off: never run.
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a session opened with the firewall off ran on after it was turned on: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let ended = audit_events(&lk, |e| {
+        e.iter()
+            .any(|e| e.to_string().contains("the SQL firewall was turned on"))
+    });
+    assert!(
+        ended
+            .iter()
+            .any(|e| e.to_string().contains("the SQL firewall was turned on")),
+        "no session end record says why"
+    );
 }
 
 /// MySQL (MariaDB) with the mariadb CLI: a principal new to a database

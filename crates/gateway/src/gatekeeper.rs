@@ -61,6 +61,9 @@ struct LiveSession {
     source_ip: String,
     counters: Arc<LiveCounters>,
     end: Option<tokio::sync::oneshot::Sender<Interrupt>>,
+    /// Whether the session has the SQL firewall (its database had it on
+    /// when the session began).
+    firewalled: bool,
 }
 
 /// A session's running figures, published by its relay (relaxed atomics:
@@ -106,6 +109,9 @@ pub enum Interrupt {
     Ended,
     /// The node is stopping and the drain deadline passed.
     ShuttingDown,
+    /// The session's database turned its SQL firewall on after the
+    /// session began without one: no session escapes it.
+    FirewallOn,
 }
 
 impl Interrupt {
@@ -116,6 +122,7 @@ impl Interrupt {
             Interrupt::LifetimeReached => "session lifetime reached",
             Interrupt::Ended => "ended by an administrator",
             Interrupt::ShuttingDown => "node shutting down",
+            Interrupt::FirewallOn => "the SQL firewall was turned on",
         }
     }
 
@@ -130,6 +137,9 @@ impl Interrupt {
             // server's fast shutdown.
             Interrupt::Ended | Interrupt::ShuttingDown => {
                 "terminating connection due to administrator command"
+            }
+            Interrupt::FirewallOn => {
+                "terminating connection: the SQL firewall was turned on for this database"
             }
         }
     }
@@ -264,7 +274,10 @@ impl Gatekeeper {
         // The firewall's tables must not hold up the databases' reload: on
         // an error the books stay as they were.
         match reload_books(&self.state.store, &names, &old) {
-            Ok(books) => self.firewall.replace(books),
+            Ok(books) => {
+                self.firewall.replace(books);
+                self.end_unfirewalled_sessions();
+            }
             Err(e) => tracing::warn!(error = %e, "reading the SQL firewall's profiles failed"),
         }
         *self.object_tags.write().unwrap_or_else(|p| p.into_inner()) = tags;
@@ -282,7 +295,7 @@ impl Gatekeeper {
         database: &str,
         db_user: &str,
         catalog: Option<Arc<ServerCatalog>>,
-    ) -> Option<Box<dyn latchkey_framing::StatementGate>> {
+    ) -> (Option<Box<dyn latchkey_framing::StatementGate>>, bool) {
         // The registration as now stored: a statement policy changed since
         // login counts from the next session; the firewall follows changes
         // (`SessionFirewall::following`).
@@ -311,7 +324,8 @@ impl Gatekeeper {
             )
             .map(|firewall| firewall.following(self.firewall.clone()))
         });
-        SessionStatements::new(
+        let firewalled = firewall.is_some();
+        let gate = SessionStatements::new(
             self.state.clone(),
             auth.caller.clone(),
             &auth.db,
@@ -322,7 +336,8 @@ impl Gatekeeper {
             catalog,
             firewall,
         )
-        .map(|gate| Box::new(gate) as Box<dyn latchkey_framing::StatementGate>)
+        .map(|gate| Box::new(gate) as Box<dyn latchkey_framing::StatementGate>);
+        (gate, firewalled)
     }
 
     /// Periodic upkeep (blocking; run it off the async threads): ends
@@ -445,6 +460,24 @@ impl Gatekeeper {
         let end = session.end.take()?;
         end.send(Interrupt::Ended).ok()?;
         Some(session.info.clone())
+    }
+
+    /// Ends the sessions that began without the SQL firewall on a
+    /// database that has it on now: a live session follows a changed mode
+    /// or profile, but one that never had the firewall cannot take it up
+    /// halfway (its statements' state is the relay's), so it goes.
+    fn end_unfirewalled_sessions(&self) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        for session in live.values_mut().filter(|s| !s.firewalled) {
+            if self.firewall.book(&session.info.database).is_none() {
+                continue;
+            }
+            session.firewalled = true;
+            if let Some(end) = session.end.take() {
+                tracing::info!(session = %session.info.session_id, database = %session.info.database, "ending a session: the SQL firewall was turned on");
+                let _ = end.send(Interrupt::FirewallOn);
+            }
+        }
     }
 
     /// How many sessions are live on this node.
@@ -916,7 +949,7 @@ impl Gatekeeper {
 
     /// Starts watching a session for revocation and its deadline; give
     /// the watch back to [`Gatekeeper::session_ended`].
-    pub fn watch(&self, info: &Arc<SessionInfo>, auth: &Authenticated) -> Watch {
+    pub fn watch(&self, info: &Arc<SessionInfo>, auth: &Authenticated, firewalled: bool) -> Watch {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (end_tx, end_rx) = tokio::sync::oneshot::channel();
         let counters = Arc::new(LiveCounters::default());
@@ -929,6 +962,7 @@ impl Gatekeeper {
                 source_ip: auth.caller.source_ip.clone(),
                 counters: counters.clone(),
                 end: Some(end_tx),
+                firewalled,
             },
         );
         self.state.metrics.sessions(self.engine.as_str()).inc();

@@ -268,6 +268,8 @@ struct Admitted<'g, P: Protocol> {
     pool_key: Option<String>,
     allowed: Allowed,
     gate: Option<Box<dyn latchkey_framing::StatementGate>>,
+    /// Whether the gate holds the SQL firewall.
+    firewalled: bool,
     _slot: Slot<'g>,
 }
 
@@ -470,7 +472,7 @@ impl<P: Protocol> Gateway<P> {
             ),
             dynamic_sql: keeper.allows(&auth, latchkey_sqlguard::DYNAMIC_SQL_ACTION, login.secure),
         };
-        let gate = keeper.statement_gate(
+        let (gate, firewalled) = keeper.statement_gate(
             &auth,
             login.secure,
             &login.database,
@@ -493,6 +495,7 @@ impl<P: Protocol> Gateway<P> {
             pool_key,
             allowed,
             gate,
+            firewalled,
             _slot: slot,
         }))
     }
@@ -509,9 +512,10 @@ impl<P: Protocol> Gateway<P> {
             pool_key,
             allowed,
             gate,
+            firewalled,
             _slot,
         } = admitted;
-        let mut watch = self.keeper.watch(&info, &auth);
+        let mut watch = self.keeper.watch(&info, &auth, firewalled);
         let session = Session {
             client,
             upstream,

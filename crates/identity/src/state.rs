@@ -382,6 +382,18 @@ impl AppState {
         now: i64,
         source_ip: &str,
     ) -> Result<FoundCredential, IdentityError> {
+        // IAM's own shape for a key id, checked before any store read: a
+        // byte the store cannot take (a NUL) must not turn a guess into a
+        // store error, which brute-force detection would not count.
+        if !(16..=128).contains(&akid.len())
+            || !akid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(CredentialError::new(
+                CredentialFailure::Malformed,
+                format!("malformed access key id {akid:?}"),
+            )
+            .into());
+        }
         if akid.starts_with("ASIA") {
             self.temporary_caller(akid, session_token, now, source_ip)
         } else if session_token.is_some() {
@@ -1120,4 +1132,48 @@ fn compile_as(kind: PolicyKind, label: &str, doc: &str) -> Result<CompiledPolicy
                 reasons.join("; ")
             ))
         })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn failure(state: &AppState, akid: &str) -> CredentialFailure {
+        match state.find_credentials(akid, None, 0, "10.0.0.1") {
+            Err(IdentityError::Credential(c)) => c.failure,
+            Err(e) => panic!("{akid:?}: {e}"),
+            Ok(_) => panic!("{akid:?} was found"),
+        }
+    }
+
+    #[test]
+    fn malformed_key_ids_are_refused_before_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("store.db"),
+            latchkey_store::Vault::new(1, &[7; 32]),
+        )
+        .unwrap();
+        let state = AppState::new(store, vec![(1, zeroize::Zeroizing::new([3; 32]))]).unwrap();
+        let long = "A".repeat(129);
+        for bad in [
+            "AKIA\0AAAAAAAAAAAAAAA",
+            "AKIA",
+            long.as_str(),
+            "AKIA-AAAAAAAAAAAAAAA",
+            "ASIA\u{e9}AAAAAAAAAAAAAA",
+        ] {
+            assert_eq!(
+                failure(&state, bad),
+                CredentialFailure::Malformed,
+                "{bad:?}"
+            );
+        }
+        // Well formed but unknown: unknown, from the store.
+        assert_eq!(
+            failure(&state, "AKIAZZZZZZZZZZZZZZZZ"),
+            CredentialFailure::UnknownKey
+        );
+    }
 }
