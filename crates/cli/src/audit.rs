@@ -178,11 +178,12 @@ impl AnchorKeeper for StoreAnchor {
 pub fn open_trail(
     state: &Arc<AppState>,
     node: &str,
-    config: TrailConfig,
+    mut config: TrailConfig,
     metrics: TrailMetrics,
     observers: Vec<Box<dyn latchkey_trail::Observer>>,
 ) -> Result<Arc<Trail>> {
     let dir = config.dir.clone();
+    config.node_id = Some(node.to_owned());
     let key = signing_key(&state.store)?;
     state.store.claim_legacy_audit_anchor(node)?;
     let keeper: Box<dyn AnchorKeeper> = Box::new(StoreAnchor {

@@ -127,6 +127,8 @@ pub struct TrailConfig {
     pub fail_open: bool,
     /// Refuse new work (fail closed) while more events than this wait.
     pub max_queue: usize,
+    /// The node writing the trail (`node.id`), sealed into every record.
+    pub node_id: Option<String>,
 }
 
 impl TrailConfig {
@@ -143,6 +145,7 @@ impl TrailConfig {
             retention: None,
             fail_open: false,
             max_queue: 1_000_000,
+            node_id: None,
         }
     }
 }
@@ -306,6 +309,7 @@ impl Trail {
 
         // Resume the chain from the last whole record.
         let mut chain = Chain::new(trail_id);
+        chain.node_id = config.node_id.clone();
         for (_, name) in segments.iter().rev() {
             let path = files::segments_dir(&dir).join(name);
             let (head, torn) = files::recover_tail(&path)?;

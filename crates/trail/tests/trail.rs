@@ -108,6 +108,44 @@ fn records_survive_restarts_and_verify() {
 }
 
 #[test]
+fn every_record_names_its_node_and_the_name_is_sealed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = pkcs8();
+    let public = SigningKey::from_pkcs8(&k).expect("key").public_key();
+    let mut c = config(dir.path());
+    c.node_id = Some("node-7f3a".into());
+    let t = open(c, &k);
+    for _ in 0..20 {
+        t.record(auth("alice", "10.0.0.1", true));
+    }
+    t.close();
+    drop(t);
+    let (_, name) = list_segments(dir.path())
+        .expect("list")
+        .pop()
+        .expect("a segment");
+    let path = dir.path().join("segments").join(name);
+    let text = std::fs::read_to_string(&path).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 20);
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        assert_eq!(v["latchkeyNodeId"], "node-7f3a", "{line}");
+    }
+    let r = verify(dir.path(), &public);
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.records_verified, 20);
+    // Moving a record to another node's name breaks the chain there.
+    let forged = text.replacen("node-7f3a", "node-0000", 1);
+    std::fs::write(&path, forged).expect("write");
+    let r = verify(dir.path(), &public);
+    assert!(
+        !r.ok(),
+        "a record's node id changed and the trail still verified"
+    );
+}
+
+#[test]
 fn a_torn_final_line_is_cut_at_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let k = pkcs8();

@@ -15,6 +15,11 @@ pub struct Chain {
     /// The last record written (0 before the first).
     pub last_sequence: u64,
     pub last_hash: Hash,
+    /// The node writing this chain (issue 22): sealed into every record as
+    /// `latchkeyNodeId`, so that a record copied off its node still says
+    /// whose chain it is. CloudTrail consumers ignore the unknown key;
+    /// records without it (older trails, one node) stay valid.
+    pub node_id: Option<String>,
 }
 
 /// Where the chain stands after a record.
@@ -30,6 +35,7 @@ impl Chain {
             trail_id,
             last_sequence: 0,
             last_hash: GENESIS,
+            node_id: None,
         }
     }
 
@@ -60,6 +66,9 @@ impl Chain {
             let mut o = Object::new(out);
             o.num("sequence", sequence)
                 .hex("previousHash", &self.last_hash);
+            if let Some(node) = &self.node_id {
+                o.str("latchkeyNodeId", node);
+            }
             event.write_fields_cached(
                 &mut o,
                 &RecordContext {
