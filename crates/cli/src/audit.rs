@@ -362,10 +362,35 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
     let mut anchor_problems = Vec::new();
     let mut anchors: Vec<(String, Anchor)> = Vec::new();
     let mut documents: Vec<(String, Vec<u8>)> = Vec::new();
-    if let Some(store) = &store
-        && let Some(doc) = node_anchor(&config, store)?.1
-    {
-        documents.push(("store".into(), doc.into_bytes()));
+    // Every other node the store holds an anchor for (several nodes on one
+    // store): named, never silently skipped, though their chains live on
+    // their own nodes and are not checked from here.
+    let mut other_nodes: Vec<serde_json::Value> = Vec::new();
+    if let Some(store) = &store {
+        let (node, doc) = node_anchor(&config, store)?;
+        if let Some(doc) = doc {
+            documents.push(("store".into(), doc.into_bytes()));
+        }
+        for (other, doc) in store.audit_anchors()? {
+            if other == node {
+                continue;
+            }
+            other_nodes.push(match anchor::open_anchor(doc.as_bytes(), &key) {
+                Ok(a) => json!({
+                    "node": other,
+                    "sequence": a.body.sequence,
+                    "time": a.body.time,
+                    "verified": false,
+                }),
+                Err(e) => {
+                    anchor_problems.push(Problem::AnchorInvalid {
+                        source: format!("store (node {other})"),
+                        reason: e.to_string(),
+                    });
+                    json!({ "node": other, "verified": false })
+                }
+            });
+        }
     }
     for path in &args.anchor {
         let bytes = std::fs::read(path)
@@ -399,9 +424,17 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
     };
     let mut report = files.verify_anchored(&key, window, &held_to);
     report.problems.extend(anchor_problems);
-    let warnings: Vec<String> = digest_warning(&config.audit.dir, &report)?
+    let mut warnings: Vec<String> = digest_warning(&config.audit.dir, &report)?
         .into_iter()
         .collect();
+    for n in &other_nodes {
+        warnings.push(format!(
+            "node {} (anchored at record {}, {}) shares this store; its trail is on that node and was not verified here: run `latchkey audit verify` there",
+            n["node"].as_str().unwrap_or("?"),
+            n["sequence"],
+            n["time"].as_str().unwrap_or("unknown time"),
+        ));
+    }
     match args.output {
         OutputFormat::Json => {
             let mut v = serde_json::to_value(&report)?;
@@ -417,6 +450,7 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
                 })
                 .collect();
             v["warnings"] = json!(warnings);
+            v["otherNodes"] = json!(other_nodes);
             print_json(&v)?;
         }
         OutputFormat::Text => {
