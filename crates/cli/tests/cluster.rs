@@ -342,7 +342,13 @@ fn behind_haproxy_a_killed_node_loses_only_its_sessions_and_a_rolling_restart_fa
         .map(|c| c.join().unwrap())
         .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
     assert!(ok > 10, "{ok} logins succeeded");
-    assert_eq!(failed, 0, "logins failed though HAProxy had other nodes");
+    // A login in flight on node 2 when it died is one of node 2's sessions,
+    // lost with it (at most one per client); every other attempt goes to a
+    // node that is up (HAProxy redispatches a refused connect).
+    assert!(
+        failed <= 2,
+        "{failed} logins failed though HAProxy had other nodes"
+    );
 
     // Node 2 comes back; then a rolling restart of all three (SIGTERM:
     // not ready, drain, exit; start; ready) fails no login.
@@ -440,34 +446,7 @@ fn a_store_outage_is_ridden_out_for_the_grace_then_fails_closed_and_a_lost_feed_
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = cluster
-        .latchkey(&["db", "register", "--data-dir", d, "--name", "inventory"])
-        .args(["--endpoint", "localhost", "--upstream"])
-        .arg(format!("127.0.0.1:{}", upstream.port))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut set = cluster
-        .latchkey(&[
-            "db",
-            "set-password",
-            "--data-dir",
-            d,
-            "--name",
-            "inventory",
-            "--user",
-            "app",
-        ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(set.stdin.as_mut().unwrap(), b"app-secret\n").unwrap();
-    drop(set.stdin.take());
-    assert!(set.wait().unwrap().success());
+    cluster.register_db(&data, true, "inventory", upstream.port);
 
     cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "erin"]);
     cluster.aws_ok(
@@ -682,18 +661,40 @@ fn store_nodes(cluster: &Cluster, n: usize) -> serde_json::Value {
 
 /// Waits until every node reports holding `keys` (ids) and sealing with `sealing`.
 fn wait_for_keys(cluster: &Cluster, keys: &[u64], sealing: u64) {
+    wait_for_keys_of(cluster, None, keys, sealing);
+}
+
+/// As [`wait_for_keys`], for node `n` alone (by its node id).
+fn wait_for_keys_on(cluster: &Cluster, n: usize, keys: &[u64], sealing: u64) {
+    wait_for_keys_of(cluster, Some(n), keys, sealing);
+}
+
+fn wait_for_keys_of(cluster: &Cluster, only: Option<usize>, keys: &[u64], sealing: u64) {
+    let only = only.map(|n| {
+        std::fs::read_to_string(cluster.node(n).lk.data.join("node.id"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let nodes = store_nodes(cluster, 1);
-        let settled = nodes["nodes"].as_array().unwrap().iter().all(|n| {
-            let held: Vec<u64> = n["masterKeys"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|k| k["id"].as_u64().unwrap())
-                .collect();
-            held == keys && n["sealingKey"] == sealing
-        });
+        let reports: Vec<&serde_json::Value> = nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| only.as_deref().is_none_or(|id| m["node"] == id))
+            .collect();
+        let settled = !reports.is_empty()
+            && reports.iter().all(|n| {
+                let held: Vec<u64> = n["masterKeys"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k["id"].as_u64().unwrap())
+                    .collect();
+                held == keys && n["sealingKey"] == sealing
+            });
         if settled {
             return;
         }
@@ -803,34 +804,6 @@ fn the_master_key_rotates_across_running_nodes() {
     every_secret_opens(&[("before", "one"), ("staged", "two"), ("committed", "three")]);
     for n in 1..=2 {
         wait_ready(cluster.node(n), true);
-    }
-}
-
-/// As [`wait_for_keys`], for node `n` alone (by its node id).
-fn wait_for_keys_on(cluster: &Cluster, n: usize, keys: &[u64], sealing: u64) {
-    let id = std::fs::read_to_string(cluster.node(n).lk.data.join("node.id")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let nodes = store_nodes(cluster, 1);
-        let me = nodes["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["node"] == id.trim())
-            .cloned();
-        if let Some(me) = me {
-            let held: Vec<u64> = me["masterKeys"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|k| k["id"].as_u64().unwrap())
-                .collect();
-            if held == keys && me["sealingKey"] == sealing {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "node {n} never settled: {nodes}");
-        std::thread::sleep(Duration::from_millis(500));
     }
 }
 

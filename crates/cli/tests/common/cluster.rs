@@ -209,6 +209,12 @@ impl Cluster {
     /// Registers the upstream `orders` in the shared store, or in `data`'s
     /// embedded one.
     pub fn register_orders(&self, data: &Path, shared: bool) {
+        self.register_db(data, shared, "orders", self.pg.port);
+    }
+
+    /// Registers `name` (endpoint `localhost`, upstream on `port`, `app`'s
+    /// password stored) in the shared store, or in `data`'s embedded one.
+    pub fn register_db(&self, data: &Path, shared: bool, name: &str, port: u16) {
         let d = data.to_str().unwrap();
         let cmd = |args: &[&str]| {
             if shared {
@@ -217,9 +223,9 @@ impl Cluster {
                 latchkey(args)
             }
         };
-        let out = cmd(&["db", "register", "--data-dir", d, "--name", "orders"])
+        let out = cmd(&["db", "register", "--data-dir", d, "--name", name])
             .args(["--endpoint", "localhost", "--upstream"])
-            .arg(format!("127.0.0.1:{}", self.pg.port))
+            .arg(format!("127.0.0.1:{port}"))
             .output()
             .unwrap();
         assert!(
@@ -233,7 +239,7 @@ impl Cluster {
             "--data-dir",
             d,
             "--name",
-            "orders",
+            name,
             "--user",
             "app",
         ])
