@@ -337,6 +337,10 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         let rotation = config.cluster_key_rotation;
         let master_key = dir.master_key();
         let report = Arc::new(NodeReporter::new(node.clone()));
+        // Nodes report themselves only to a store they share: an embedded
+        // one is written by one process, and every write there competes
+        // with the CLI's.
+        let shared_store = config.store.is_some();
         tokio::spawn(async move {
             loop {
                 let following = feed_up.load(std::sync::atomic::Ordering::Acquire);
@@ -363,6 +367,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 let my = mysql_refresher.clone();
                 let vault_ok = vault_ok.clone();
                 let report = report.clone();
+                let shared = shared_store;
                 let refreshed = move || -> anyhow::Result<()> {
                     // Revocations first, and whatever else fails: ending
                     // revoked sessions must not wait on anything else.
@@ -402,7 +407,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                     }
                     // What the other nodes (and a coordinated master-key
                     // rotation) see of this one.
-                    if let Some((master_keys, newest)) = keys {
+                    if let (true, Some((master_keys, newest))) = (shared, keys) {
                         report.send(&s.store, master_keys, newest, vault.is_ok())?;
                     }
                     vault?;
@@ -425,6 +430,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             spawn_gauge_exchange(state.clone(), gateway.clone(), mysql.clone(), node.clone());
         }
         let drain_timeout = config.drain_timeout;
+        let drain_delay = config.drain_delay;
         let shutdown = async {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -433,9 +439,11 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
-            // Not ready first, so that load balancers stop sending; then no
+            // Not ready first, so that load balancers stop sending (they
+            // notice within their check interval: `drain_delay`); then no
             // new connections; sessions get until the deadline to finish.
             draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(drain_delay).await;
             let _ = stop_tx.send(true);
             let keepers = [&gateway.keeper, &mysql.keeper];
             let live = || keepers.iter().map(|k| k.live_count()).sum::<usize>();

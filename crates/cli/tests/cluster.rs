@@ -238,6 +238,10 @@ fn behind_haproxy_a_killed_node_loses_only_its_sessions_and_a_rolling_restart_fa
         lb_port.to_string(),
         "--drain-timeout".to_owned(),
         "5s".to_owned(),
+        // HAProxy checks every 200 ms: it stops sending before the
+        // listeners close.
+        "--drain-delay".to_owned(),
+        "600ms".to_owned(),
     ];
     let mut cluster = Cluster::start(root, 3, &extra);
     let lb = Haproxy::start(

@@ -2,7 +2,7 @@
 //! through whatever its wire protocol, and the audit records and limits
 //! of the sessions that follow.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +64,9 @@ struct LiveSession {
     /// Whether the session has the SQL firewall (its database had it on
     /// when the session began).
     firewalled: bool,
+    /// Whether its statements are refused by statement policy (the
+    /// database's was `enforce` when the session began).
+    enforced: bool,
 }
 
 /// A session's running figures, published by its relay (relaxed atomics:
@@ -112,6 +115,9 @@ pub enum Interrupt {
     /// The session's database turned its SQL firewall on after the
     /// session began without one: no session escapes it.
     FirewallOn,
+    /// The session's database began enforcing statement policy after the
+    /// session began without it.
+    PolicyEnforced,
 }
 
 impl Interrupt {
@@ -123,6 +129,7 @@ impl Interrupt {
             Interrupt::Ended => "ended by an administrator",
             Interrupt::ShuttingDown => "node shutting down",
             Interrupt::FirewallOn => "the SQL firewall was turned on",
+            Interrupt::PolicyEnforced => "statement policy is now enforced",
         }
     }
 
@@ -140,6 +147,9 @@ impl Interrupt {
             }
             Interrupt::FirewallOn => {
                 "terminating connection: the SQL firewall was turned on for this database"
+            }
+            Interrupt::PolicyEnforced => {
+                "terminating connection: statement policy is now enforced for this database"
             }
         }
     }
@@ -274,14 +284,12 @@ impl Gatekeeper {
         // The firewall's tables must not hold up the databases' reload: on
         // an error the books stay as they were.
         match reload_books(&self.state.store, &names, &old) {
-            Ok(books) => {
-                self.firewall.replace(books);
-                self.end_unfirewalled_sessions();
-            }
+            Ok(books) => self.firewall.replace(books),
             Err(e) => tracing::warn!(error = %e, "reading the SQL firewall's profiles failed"),
         }
         *self.object_tags.write().unwrap_or_else(|p| p.into_inner()) = tags;
         *self.databases.write().unwrap_or_else(|p| p.into_inner()) = dbs;
+        self.end_sessions_that_escape();
         Ok(())
     }
 
@@ -462,20 +470,36 @@ impl Gatekeeper {
         Some(session.info.clone())
     }
 
-    /// Ends the sessions that began without the SQL firewall on a
-    /// database that has it on now: a live session follows a changed mode
-    /// or profile, but one that never had the firewall cannot take it up
-    /// halfway (its statements' state is the relay's), so it goes.
-    fn end_unfirewalled_sessions(&self) {
+    /// Ends the sessions that began without the SQL firewall, or without
+    /// enforced statement policy, on a database that has it now: a live
+    /// session follows a changed firewall mode or profile, but one that
+    /// never had the gate cannot take it up halfway (its statements' state
+    /// is the relay's), so it goes rather than escape it.
+    fn end_sessions_that_escape(&self) {
+        let enforcing: HashSet<String> = self
+            .databases
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|d| d.statement_policy == StatementPolicy::Enforce)
+            .map(|d| d.name.clone())
+            .collect();
+        let books = self.firewall.books();
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        for session in live.values_mut().filter(|s| !s.firewalled) {
-            if self.firewall.book(&session.info.database).is_none() {
+        for session in live.values_mut() {
+            let database = session.info.database.as_str();
+            let why = if !session.firewalled && books.contains_key(database) {
+                Interrupt::FirewallOn
+            } else if !session.enforced && enforcing.contains(database) {
+                Interrupt::PolicyEnforced
+            } else {
                 continue;
-            }
+            };
             session.firewalled = true;
+            session.enforced = true;
             if let Some(end) = session.end.take() {
-                tracing::info!(session = %session.info.session_id, database = %session.info.database, "ending a session: the SQL firewall was turned on");
-                let _ = end.send(Interrupt::FirewallOn);
+                tracing::info!(session = %session.info.session_id, database, reason = why.reason(), "ending a session that would escape its database's gate");
+                let _ = end.send(why);
             }
         }
     }
@@ -963,6 +987,7 @@ impl Gatekeeper {
                 counters: counters.clone(),
                 end: Some(end_tx),
                 firewalled,
+                enforced: auth.db.statement_policy == StatementPolicy::Enforce,
             },
         );
         self.state.metrics.sessions(self.engine.as_str()).inc();

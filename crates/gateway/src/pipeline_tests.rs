@@ -635,6 +635,31 @@ async fn revocation_ends_live_sessions_and_is_recorded() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_session_without_enforced_statement_policy_ends_when_its_database_starts_enforcing() {
+    let rig = rig(|_| {}, "127.0.0.1:1");
+    let mut client = Client::login(&rig, &rig.alice, "app").await;
+    assert_eq!(client.hear().await, "READY 1 0");
+    // A reload that changes nothing leaves it alone.
+    rig.gateway.reload_databases().unwrap();
+    client.say("SELECT 1").await;
+    assert_eq!(client.hear().await, "OK");
+    let store = &rig.gateway.keeper.state.store;
+    let mut shop = store.get_database("shop").unwrap();
+    shop.statement_policy = latchkey_store::StatementPolicy::Enforce;
+    store.update_database(&shop).unwrap();
+    rig.gateway.reload_databases().unwrap();
+    assert_eq!(
+        client.hear().await,
+        "BYE terminating connection: statement policy is now enforced for this database"
+    );
+    client.task.await.unwrap().unwrap();
+    assert_eq!(
+        rig.audit.session_ends(),
+        vec![("statement policy is now enforced".to_owned(), 1)]
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn running_sessions_are_listed_and_can_be_ended() {
     let rig = rig(|_| {}, "127.0.0.1:1");
     let keeper = &rig.gateway.keeper;

@@ -95,6 +95,8 @@ pub struct Config {
     pub cluster_key_rotation: Duration,
     /// How long sessions may go on after SIGTERM.
     pub drain_timeout: Duration,
+    /// How long a node takes connections after it stops being ready.
+    pub drain_delay: Duration,
     /// How long cached keys and policies serve while the store does not answer.
     pub store_outage_grace: Duration,
     /// How often `serve` runs the security checks.
@@ -366,6 +368,7 @@ fn build(
         server_names: general.server_names.clone(),
         cluster_key_rotation: general.cluster_key_rotation.0,
         drain_timeout: general.drain_timeout.0,
+        drain_delay: general.drain_delay.0,
         store_outage_grace: general.store_outage_grace.0,
         security_checks_every: general.security_checks_every.0,
         security_check_findings: general.security_check_findings,

@@ -238,6 +238,11 @@ section! {
         /// no new connections meanwhile; the API answers until the end) before it ends them [default: 30s].
         #[arg(long = "drain-timeout", env = "LATCHKEY_DRAIN_TIMEOUT")]
         drain_timeout: Dur = Dur::secs(30),
+        /// On SIGTERM, how long the node goes on taking connections after it stops being ready,
+        /// so that a load balancer sees /readyz fail before the listeners close (set it above the
+        /// balancer's health-check interval) [default: 0s].
+        #[arg(long = "drain-delay", env = "LATCHKEY_DRAIN_DELAY")]
+        drain_delay: Dur = Dur::secs(0),
         /// While the store does not answer, keys and policies read from it within this long
         /// still serve from memory, and /readyz stays ready this long; then logins are refused
         /// until it answers (0: refuse at once) [default: 30s].

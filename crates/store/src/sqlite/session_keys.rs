@@ -35,10 +35,19 @@ impl SessionKeys for SqliteBackend {
 
     fn blocked_addresses(&self, now: i64) -> Result<Vec<(String, i64)>> {
         let db = self.db();
-        db.execute(
-            "DELETE FROM blocked_addresses WHERE until <= ?1",
+        // Written only when some ran out: a reload every few seconds must
+        // not take the write lock from the processes sharing the file.
+        let expired: bool = db.query_row(
+            "SELECT EXISTS (SELECT 1 FROM blocked_addresses WHERE until <= ?1)",
             params![now],
+            |r| r.get(0),
         )?;
+        if expired {
+            db.execute(
+                "DELETE FROM blocked_addresses WHERE until <= ?1",
+                params![now],
+            )?;
+        }
         let mut stmt =
             db.prepare("SELECT ip, until FROM blocked_addresses WHERE until > ?1 ORDER BY ip")?;
         let rows = stmt.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
