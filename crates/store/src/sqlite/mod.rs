@@ -252,6 +252,10 @@ impl SqliteBackend {
         // Other processes (nodes, CLI commands) may hold the write lock
         // for a moment: wait for it rather than fail.
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // A write transaction takes the write lock at BEGIN, waiting its turn:
+        // one begun as a reader cannot become a writer once another process
+        // wrote since (SQLite answers "database is locked" at once).
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
