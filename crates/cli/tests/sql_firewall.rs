@@ -41,7 +41,10 @@ print(json.dumps(results))
 "#;
 
 /// The same app, one session for its whole life: reads an input per line
-/// from standard input, prints one JSON result per line.
+/// from standard input, prints one JSON result per line. Its statements
+/// are prepared on the server (psycopg's `prepare=True`), so a statement
+/// run again is only bound and executed: the firewall must judge it again
+/// when the profile changed, not only at its `Parse`.
 const LIVE_APP: &str = r#"
 import json, os, sys
 import boto3, psycopg
@@ -54,7 +57,8 @@ conninfo = (f"host=localhost port={port} user=app dbname=orders sslmode=verify-f
 with psycopg.connect(conninfo, password=token, autocommit=True) as conn:
     for line in sys.stdin:
         try:
-            rows = conn.execute("SELECT total FROM orders WHERE id = " + line.strip()).fetchall()
+            rows = conn.execute("SELECT total FROM orders WHERE id = " + line.strip(),
+                                prepare=True).fetchall()
             print(json.dumps({"rows": sorted(r[0] for r in rows)}), flush=True)
         except psycopg.Error as e:
             print(json.dumps({"sqlstate": e.sqlstate}), flush=True)
@@ -376,9 +380,10 @@ fn the_firewall_learns_alerts_and_blocks_an_injected_tautology() {
         assert_eq!(r["rows"], serde_json::json!([10, 20, 30]), "{r}");
         assert!(
             Instant::now() < deadline,
-            "the open session never saw block mode: {:?} {}",
+            "the open session never saw block mode: {:?} {}\nserver log:\n{}",
             last_firewall(&audit_events(&lk, |_| true), INJECTED_SHAPE),
-            show(&data, "orders", &principal)
+            show(&data, "orders", &principal),
+            std::fs::read_to_string(root.path().join("latchkey.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -594,6 +599,40 @@ fn mysql_injections_are_refused_in_block_mode() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // A session that prepared statements while learning (binary protocol,
+    // COM_STMT_PREPARE) and runs them again after the switch to block:
+    // the injected one is judged again and refused, the learned one runs.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opts: mysql_async::Opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("localhost")
+        .tcp_port(lk.mysql_port)
+        .user(Some("app"))
+        .pass(Some(token.clone()))
+        .db_name(Some("shop"))
+        .enable_cleartext_plugin(true)
+        .ssl_opts(Some(
+            mysql_async::SslOpts::default().with_root_certs(vec![lk.data.join("ca.pem").into()]),
+        ))
+        .into();
+    let (mut conn, injected, learned) = runtime.block_on(async {
+        use mysql_async::prelude::Queryable;
+        let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+        let injected = conn
+            .prep("SELECT total FROM orders WHERE id = 2 OR 'a'='a'")
+            .await
+            .unwrap();
+        let learned = conn
+            .prep("SELECT total FROM orders WHERE id = ?")
+            .await
+            .unwrap();
+        let all: Vec<i32> = conn.exec(&injected, ()).await.unwrap();
+        assert_eq!(all.len(), 3);
+        (conn, injected, learned)
+    });
+
     firewall(
         &data,
         &[
@@ -607,6 +646,27 @@ fn mysql_injections_are_refused_in_block_mode() {
         ],
     );
     let deadline = Instant::now() + Duration::from_secs(30);
+    runtime.block_on(async {
+        use mysql_async::prelude::Queryable;
+        loop {
+            match conn.exec::<i32, _, _>(&injected, ()).await {
+                Err(mysql_async::Error::Server(e)) => {
+                    assert_eq!(e.code, 1142, "{e:?}");
+                    break;
+                }
+                Ok(rows) => assert_eq!(rows.len(), 3),
+                Err(other) => panic!("{other:?}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the prepared injection kept running in block mode"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let total: Option<i32> = conn.exec_first(&learned, (3,)).await.unwrap();
+        assert_eq!(total, Some(30));
+        conn.disconnect().await.unwrap();
+    });
     let out = loop {
         let out = run("SELECT total FROM orders WHERE id = 2; \
              SELECT total FROM orders WHERE id = 2 OR 'a'='a'; \

@@ -69,6 +69,14 @@ pub trait StatementGate: Send {
         let _ = name;
         None
     }
+
+    /// The SQL firewall's revision the session now follows (0: none). A
+    /// statement prepared under another revision is ruled on again when
+    /// it runs (MySQL `COM_STMT_EXECUTE`; PostgreSQL's `Bind` does this
+    /// in [`Self::rule_bind`]).
+    fn firewall_revision(&mut self) -> i64 {
+        0
+    }
 }
 
 /// What a gate is given for SQL that is not UTF-8 (the server may read it

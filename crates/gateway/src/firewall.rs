@@ -322,6 +322,14 @@ impl SessionFirewall {
         self.revision = book.config.revision;
     }
 
+    /// The revision of the book the session follows, after taking up a
+    /// newer one if the shelf has it: a prepared statement judged under
+    /// another revision is judged again when it runs.
+    pub fn current_revision(&mut self) -> i64 {
+        self.catch_up();
+        self.revision
+    }
+
     /// Where the profile stands at `now`.
     pub fn state(&self, now: i64) -> FirewallState {
         match self.mode {

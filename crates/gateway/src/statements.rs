@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use latchkey_audit::PolicyDecision;
+use latchkey_audit::{FirewallState, FirewallVerdict, PolicyDecision};
 
 use crate::firewall::SessionFirewall;
 use latchkey_framing::{Ruling, StatementGate};
@@ -60,6 +60,10 @@ struct Prepared {
     /// What it was classified as when prepared (SQL-level `PREPARE` of a
     /// name first seen); `None`: classified from `sqls` when needed.
     classified: Option<Arc<Classified>>,
+    /// The SQL firewall revision it was judged under: a change since (a
+    /// profile moved to block, a shape approved) judges it again when it
+    /// runs.
+    firewall_revision: i64,
 }
 
 /// Classification tags of one database's objects, as policies see them
@@ -512,11 +516,100 @@ impl SessionStatements {
                         overflow: false,
                         generation: self.scope_generation,
                         classified,
+                        firewall_revision: self
+                            .firewall
+                            .as_mut()
+                            .map_or(0, SessionFirewall::current_revision),
                     },
                 );
             }
         }
         self.prepared_bytes += sql.len();
+    }
+
+    /// The firewall's verdict on running the prepared statement `name`,
+    /// when its book changed since the statement was judged (`None`: it
+    /// runs as judged at Parse). A statement the gateway no longer knows
+    /// counts as unseen.
+    fn firewall_at_bind(&mut self, name: &str) -> Option<FirewallVerdict> {
+        let firewall = self.firewall.as_mut()?;
+        let revision = firewall.current_revision();
+        let sqls: Vec<Arc<str>> = match self.prepared.get(name) {
+            Some(p) if p.firewall_revision == revision => return None,
+            Some(p) if !p.overflow => p.sqls.clone(),
+            _ => Vec::new(),
+        };
+        let now = self.state.now();
+        let mut worst: Option<FirewallVerdict> = None;
+        for sql in &sqls {
+            let shape = latchkey_sqlnorm::normalize_into(sql, self.dialect, &mut self.scratch);
+            let signals = self.classify_fresh(sql).signals;
+            let firewall = self.firewall.as_mut()?;
+            let verdict = firewall.judge(shape.fingerprint, &self.scratch, &signals, now);
+            if worst.is_none_or(|w| verdict.refused && !w.refused) {
+                worst = Some(verdict);
+            }
+        }
+        let verdict = match worst {
+            Some(v) => v,
+            // Unknown (forgotten, or several versions past what is kept):
+            // judged as a shape never seen.
+            None => {
+                let firewall = self.firewall.as_mut()?;
+                let state = firewall.state(now);
+                FirewallVerdict {
+                    mode: state,
+                    unseen: state != FirewallState::Learn,
+                    tautology: false,
+                    time_probe: false,
+                    comment: false,
+                    stacked: false,
+                    union: false,
+                    refused: state == FirewallState::Block,
+                }
+            }
+        };
+        if !verdict.refused
+            && let Some(prepared) = self.prepared.get_mut(name)
+        {
+            prepared.firewall_revision = revision;
+        }
+        Some(verdict)
+    }
+
+    /// Statement policy on running the prepared statement `name`: decided
+    /// again when the scope changed since it was prepared, or when `again`
+    /// (the firewall judged it anew); `None` when it runs as decided.
+    fn policy_at_bind(
+        &mut self,
+        name: &str,
+        again: bool,
+    ) -> Option<(PolicyDecision, Option<Arc<str>>)> {
+        if !self.policy_on {
+            return None;
+        }
+        let classified = match self.prepared.get(name) {
+            // Decided in this scope when it was prepared.
+            Some(p) if p.generation == self.scope_generation && !again => return None,
+            Some(_) => self.prepared_accesses(name),
+            // Never seen (forgotten, or named by a refused Parse, which the
+            // server never got): only a statement prepared before any scope
+            // change may run unchecked.
+            None if self.scope_generation == 0 && !again => return None,
+            None => None,
+        };
+        let accesses = match &classified {
+            Some(c) => c.accesses.clone(),
+            None => Classified::unclassified(&self.scope, 1).accesses,
+        };
+        let (decision, refusal) = self.decide(&accesses, 0, self.state.now());
+        if refusal.is_none()
+            && let Some(prepared) = self.prepared.get_mut(name)
+        {
+            prepared.generation = self.scope_generation;
+            prepared.classified = classified;
+        }
+        Some((decision, refusal))
     }
 
     /// What running the prepared statement `name` now accesses: as
@@ -754,37 +847,33 @@ impl StatementGate for SessionStatements {
         ruling
     }
 
+    fn firewall_revision(&mut self) -> i64 {
+        self.firewall
+            .as_mut()
+            .map_or(0, SessionFirewall::current_revision)
+    }
+
     fn rule_bind(&mut self, name: &str) -> Option<Ruling> {
-        // Only statement policy decides again at Bind; the firewall judged
-        // the statement's shape at Parse.
-        if !self.policy_on {
-            return None;
+        // The firewall judges a prepared statement again when its book
+        // changed since (a client that prepared in alert mode must not
+        // keep running it once the profile blocks); statement policy
+        // decides again when the scope changed.
+        let verdict = self.firewall_at_bind(name);
+        let (mut decision, mut refusal) = match self.policy_at_bind(name, verdict.is_some()) {
+            Some(decided) => decided,
+            None => (PolicyDecision::firewall_only(verdict?), None),
+        };
+        if let Some(verdict) = verdict {
+            if verdict.refused && refusal.is_none() {
+                refusal = Some(Arc::from(SessionFirewall::refusal(&verdict)));
+            }
+            decision.firewall = Some(verdict);
         }
-        let classified = match self.prepared.get(name) {
-            // Decided in this scope when it was prepared.
-            Some(p) if p.generation == self.scope_generation => return None,
-            Some(_) => self.prepared_accesses(name),
-            // Never seen (forgotten, or named by a refused Parse, which the
-            // server never got): only a statement prepared before any scope
-            // change may run unchecked.
-            None if self.scope_generation == 0 => return None,
-            None => None,
-        };
-        let accesses = match &classified {
-            Some(c) => c.accesses.clone(),
-            None => Classified::unclassified(&self.scope, 1).accesses,
-        };
-        let (decision, refusal) = self.decide(&accesses, 0, self.state.now());
         let decision = Arc::new(decision);
-        let ruling = match refusal {
+        Some(match refusal {
             Some(message) => Ruling::Refuse { message, decision },
             None => Ruling::Pass(decision),
-        };
-        if let (Ruling::Pass(_), Some(prepared)) = (&ruling, self.prepared.get_mut(name)) {
-            prepared.generation = self.scope_generation;
-            prepared.classified = classified;
-        }
-        Some(ruling)
+        })
     }
 }
 

@@ -23,6 +23,9 @@ use crate::{
     malformed, query_sql,
 };
 
+/// The longest prepared SQL kept to be ruled on again when it runs.
+const MAX_KEPT_SQL: usize = 64 * 1024;
+
 /// A statement: as audited (`None` when statements are not), and the
 /// keyword its command tag starts with.
 #[derive(Clone)]
@@ -31,6 +34,11 @@ pub(crate) struct Sql {
     keyword: Option<Arc<str>>,
     /// Statement policy's decision, when the database has it on.
     policy: Option<Arc<PolicyDecision>>,
+    /// A prepared statement's SQL, whole, while a gate rules (`None`: not
+    /// kept, ruled on as unreadable if it must be again), and the SQL
+    /// firewall revision it was ruled on under.
+    source: Option<Arc<str>>,
+    firewall_revision: i64,
 }
 
 impl Sql {
@@ -107,6 +115,9 @@ pub struct Tracker {
     gate: Option<Box<dyn StatementGate>>,
     /// The decision on the SQL checked last, for its audit record.
     ruled: Option<Arc<PolicyDecision>>,
+    /// The SQL of the `COM_STMT_PREPARE` just ruled on, and the firewall
+    /// revision then, for the statement it prepares.
+    preparing: Option<(Arc<str>, i64)>,
     /// The server's `NO_BACKSLASH_ESCAPES` as last reported.
     no_backslash_escapes: bool,
 }
@@ -141,6 +152,7 @@ impl Tracker {
             statement_count: 0,
             gate: None,
             ruled: None,
+            preparing: None,
             no_backslash_escapes: false,
         }
     }
@@ -201,6 +213,9 @@ impl Tracker {
             }
             Some(&COM_QUERY) => (query_sql(payload, self.caps)?, false),
             Some(&COM_STMT_PREPARE) => (payload.get(1..)?, true),
+            Some(&(COM_STMT_EXECUTE | COM_STMT_BULK_EXECUTE)) => {
+                return self.execute_again(payload);
+            }
             _ => return None,
         };
         match latchkey_sqlguard::check(sql, Dialect::MySql, self.rules, last) {
@@ -219,6 +234,13 @@ impl Tracker {
                     // closed.
                     Err(_) => gate.rule(latchkey_framing::UNREADABLE_SQL),
                 };
+                if prepare && last {
+                    let revision = gate.firewall_revision();
+                    self.preparing = std::str::from_utf8(sql)
+                        .ok()
+                        .filter(|sql| sql.len() <= MAX_KEPT_SQL)
+                        .map(|sql| (Arc::from(sql), revision));
+                }
                 match ruling {
                     Ruling::Pass(decision) => {
                         self.ruled = Some(decision);
@@ -237,12 +259,57 @@ impl Tracker {
         }
     }
 
+    /// A prepared statement about to run, ruled on again when the SQL
+    /// firewall changed since it was prepared (a profile moved to block
+    /// must not let a statement prepared in alert mode keep running).
+    fn execute_again(&mut self, payload: &[u8]) -> Option<Interception> {
+        let gate = self.gate.as_mut()?;
+        let id = payload
+            .get(1..ID_END)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))?;
+        let id = match id {
+            u32::MAX => self.last_prepared?,
+            id => id,
+        };
+        // Not prepared yet (pipelined after its prepare): ruled on then.
+        let prepared = self.prepared.get_mut(&id)?;
+        let revision = gate.firewall_revision();
+        if revision == prepared.firewall_revision {
+            return None;
+        }
+        let ruling = match &prepared.source {
+            Some(sql) => gate.rule(sql),
+            None => gate.rule(latchkey_framing::UNREADABLE_SQL),
+        };
+        match ruling {
+            Ruling::Pass(_) => {
+                prepared.firewall_revision = revision;
+                None
+            }
+            Ruling::Refuse { message, decision } => {
+                self.ruled = Some(decision);
+                Some(Interception::Denied(message))
+            }
+        }
+    }
+
     /// The gateway refused a command it intercepted (`payload`, whole)
     /// with `err`: audited as a statement that failed.
     pub fn refused(&mut self, payload: &[u8], err: ErrInfo) {
         let (sql, protocol) = match payload.first() {
             Some(&COM_QUERY) => (query_sql(payload, self.caps), Protocol::Simple),
             Some(&COM_STMT_PREPARE) => (payload.get(1..), Protocol::Extended),
+            Some(&(COM_STMT_EXECUTE | COM_STMT_BULK_EXECUTE)) => {
+                // The prepared statement, with the decision that refused it.
+                let id = payload
+                    .get(1..ID_END)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                let mut sql = self.resolve(id);
+                sql.policy = self.ruled.take();
+                let started = started(self.audit.as_ref());
+                self.report(sql, Protocol::Extended, started, Err(err));
+                return;
+            }
             _ => (None, Protocol::Simple),
         };
         let sql = match sql {
@@ -264,6 +331,8 @@ impl Tracker {
                 .map(|n| n.statement(text, complete)),
             keyword: leading_keyword_for(text, Dialect::MySql).map(Arc::from),
             policy: self.ruled.take(),
+            source: None,
+            firewall_revision: 0,
         }
     }
 
@@ -272,6 +341,8 @@ impl Tracker {
             statement: self.normalised.as_ref().map(StatementCache::unknown),
             keyword: None,
             policy: None,
+            source: None,
+            firewall_revision: 0,
         }
     }
 
@@ -316,7 +387,14 @@ impl Tracker {
                 several = self.caps & CLIENT_MULTI_STATEMENTS != 0 || sql.may_run_several();
                 Audited::Query(sql)
             }
-            COM_STMT_PREPARE => Audited::Prepare(self.sql(&decode(&payload[1..]), complete)),
+            COM_STMT_PREPARE => {
+                let mut sql = self.sql(&decode(&payload[1..]), complete);
+                if let Some((source, revision)) = self.preparing.take() {
+                    sql.source = Some(source);
+                    sql.firewall_revision = revision;
+                }
+                Audited::Prepare(sql)
+            }
             COM_STMT_EXECUTE | COM_STMT_BULK_EXECUTE => Audited::Execute(statement_id),
             COM_RESET_CONNECTION => Audited::Reset,
             _ => Audited::Nothing,
