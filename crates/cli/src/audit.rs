@@ -104,6 +104,9 @@ pub struct LookupArgs {
     /// Until this long ago or this RFC 3339 time [default: now].
     #[arg(long)]
     until: Option<String>,
+    /// Only records of this node (its `node.id`). On a shared store a lookup sees every node: this node's records from its trail, the others' from their copies in the store.
+    #[arg(long)]
+    node: Option<String>,
     /// At most this many events.
     #[arg(long, default_value_t = 50)]
     max_results: u32,
@@ -227,6 +230,14 @@ fn forget_anchor(args: &ForgetAnchorArgs) -> Result<u8> {
         Some(path) => std::fs::write(path, format!("{document}\n"))
             .with_context(|| format!("writing {}", path.display()))?,
         None => println!("{document}"),
+    }
+    // The copy of the old trail in a shared store goes too: the new trail
+    // could not be copied beside it (the old one stays on this node's disk).
+    let dropped = store.forget_shipped(&node)?;
+    if dropped > 0 {
+        eprintln!(
+            "latchkey: removed the store's copy of this node's old trail ({dropped} records)"
+        );
     }
     eprintln!(
         "latchkey: audit anchor removed; the next `latchkey serve` anchors the trail it finds"
@@ -362,36 +373,16 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
     let mut anchor_problems = Vec::new();
     let mut anchors: Vec<(String, Anchor)> = Vec::new();
     let mut documents: Vec<(String, Vec<u8>)> = Vec::new();
-    // Every other node the store holds an anchor for (several nodes on one
-    // store): named, never silently skipped, though their chains live on
-    // their own nodes and are not checked from here.
-    let mut other_nodes: Vec<serde_json::Value> = Vec::new();
-    if let Some(store) = &store {
-        let (node, doc) = node_anchor(&config, store)?;
-        if let Some(doc) = doc {
-            documents.push(("store".into(), doc.into_bytes()));
-        }
-        for (other, doc) in store.audit_anchors()? {
-            if other == node {
-                continue;
+    let own_node = match &store {
+        Some(store) => {
+            let (node, doc) = node_anchor(&config, store)?;
+            if let Some(doc) = doc {
+                documents.push(("store".into(), doc.into_bytes()));
             }
-            other_nodes.push(match anchor::open_anchor(doc.as_bytes(), &key) {
-                Ok(a) => json!({
-                    "node": other,
-                    "sequence": a.body.sequence,
-                    "time": a.body.time,
-                    "verified": false,
-                }),
-                Err(e) => {
-                    anchor_problems.push(Problem::AnchorInvalid {
-                        source: format!("store (node {other})"),
-                        reason: e.to_string(),
-                    });
-                    json!({ "node": other, "verified": false })
-                }
-            });
+            Some(node)
         }
-    }
+        None => None,
+    };
     for path in &args.anchor {
         let bytes = std::fs::read(path)
             .with_context(|| format!("reading the anchor {}", path.display()))?;
@@ -427,14 +418,26 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
     let mut warnings: Vec<String> = digest_warning(&config.audit.dir, &report)?
         .into_iter()
         .collect();
-    for n in &other_nodes {
-        warnings.push(format!(
-            "node {} (anchored at record {}, {}) shares this store; its trail is on that node and was not verified here: run `latchkey audit verify` there",
-            n["node"].as_str().unwrap_or("?"),
-            n["sequence"],
-            n["time"].as_str().unwrap_or("unknown time"),
-        ));
+    // Every other node's trail, from its copy in the store: a node whose
+    // disk is gone is verified all the same, and one whose records never
+    // reached the store is a problem, not a silence.
+    let nodes = match (&store, &own_node) {
+        (Some(store), Some(own)) => crate::cluster_audit::verify_nodes(store, &key, own, window)?,
+        _ => Vec::new(),
+    };
+    for n in &nodes {
+        if !n.alive {
+            warnings.push(format!(
+                "node {} is gone ({}); its trail was verified from its copy in the store",
+                n.node,
+                n.last_seen.map_or_else(
+                    || "never reported".to_owned(),
+                    |t| format!("last seen {}", crate::cluster_audit::rfc3339(t))
+                )
+            ));
+        }
     }
+    let all_ok = report.ok() && nodes.iter().all(|n| n.report.ok());
     match args.output {
         OutputFormat::Json => {
             let mut v = serde_json::to_value(&report)?;
@@ -450,7 +453,12 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
                 })
                 .collect();
             v["warnings"] = json!(warnings);
-            v["otherNodes"] = json!(other_nodes);
+            v["node"] = json!(own_node);
+            v["otherNodes"] = nodes
+                .iter()
+                .map(crate::cluster_audit::NodeCheck::to_json)
+                .collect();
+            v["intact"] = json!(all_ok);
             print_json(&v)?;
         }
         OutputFormat::Text => {
@@ -483,9 +491,22 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
             for p in &report.problems {
                 println!("PROBLEM  {p}");
             }
+            for n in &nodes {
+                println!(
+                    "node     {}: {} records in the store, {} verified, {} unsigned{}",
+                    n.node,
+                    n.report.records,
+                    n.report.records_verified,
+                    n.report.records_unsigned,
+                    if n.alive { "" } else { " (gone)" }
+                );
+                for p in &n.report.problems {
+                    println!("PROBLEM  node {}: {p}", n.node);
+                }
+            }
             println!(
                 "{}",
-                if report.ok() {
+                if all_ok {
                     "The trail is intact."
                 } else {
                     "The trail was tampered with."
@@ -504,33 +525,79 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
     {
         eprintln!("latchkey: could not record the verification's time: {e}");
     }
-    Ok(if report.ok() { exit::OK } else { exit::FAILURE })
+    Ok(if all_ok { exit::OK } else { exit::FAILURE })
 }
 
 fn lookup(args: &LookupArgs) -> Result<u8> {
     let config = args.server.resolve()?;
     let dir = &config.audit.dir;
-    if !Index::path(dir).exists() {
-        bail!("no audit trail in {} (run latchkey serve)", dir.display());
+    let since_ms = args.since.as_deref().map(parse_when).transpose()?.map(ms);
+    let until_ms = args.until.as_deref().map(parse_when).transpose()?.map(ms);
+    let own = config.data().node_id()?;
+    let mine = args.node.as_ref().is_none_or(|n| *n == own);
+    let mut records = Vec::new();
+    if mine {
+        if !Index::path(dir).exists() {
+            bail!("no audit trail in {} (run latchkey serve)", dir.display());
+        }
+        let index = Index::open_read_only(dir)?;
+        let filter = Filter {
+            principal: args.principal.clone(),
+            event_name: args.event_name.clone(),
+            database: args.db.clone(),
+            source_ip: args.source_ip.clone(),
+            access_key_id: args.access_key_id.clone(),
+            errors_only: args.errors_only,
+            since_ms,
+            until_ms,
+            sequence: None,
+            limit: args.max_results,
+        };
+        records = latchkey_trail::find(dir, &index, &filter)?;
     }
-    let index = Index::open_read_only(dir)?;
-    let filter = Filter {
-        principal: args.principal.clone(),
-        event_name: args.event_name.clone(),
-        database: args.db.clone(),
-        source_ip: args.source_ip.clone(),
-        access_key_id: args.access_key_id.clone(),
-        errors_only: args.errors_only,
-        since_ms: args.since.as_deref().map(parse_when).transpose()?.map(ms),
-        until_ms: args.until.as_deref().map(parse_when).transpose()?.map(ms),
-        sequence: None,
-        limit: args.max_results,
-    };
-    let records = latchkey_trail::find(dir, &index, &filter)?;
-    let events: Vec<serde_json::Value> = records
-        .iter()
-        .filter_map(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+    // The other nodes sharing the store, from their copies there.
+    if config.store.is_some() && args.node.as_ref() != Some(&own) {
+        let query = latchkey_store::AuditQuery {
+            node: args.node.clone(),
+            except_node: Some(own.clone()),
+            principal: args.principal.clone(),
+            event_name: args.event_name.clone(),
+            database: args.db.clone(),
+            source_ip: args.source_ip.clone(),
+            access_key_id: args.access_key_id.clone(),
+            errors_only: args.errors_only,
+            since_ms,
+            until_ms,
+            limit: args.max_results,
+        };
+        match config
+            .open_store()
+            .and_then(|store| crate::cluster_audit::find_elsewhere(&store, &query))
+        {
+            Ok(found) => records.extend(found),
+            Err(e) if mine => {
+                eprintln!("latchkey: only this node's records: the store did not answer ({e:#})");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut events: Vec<(serde_json::Value, String)> = records
+        .into_iter()
+        .filter_map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r)
+                .ok()
+                .map(|v| (v, r))
+        })
         .collect();
+    // Newest first across nodes (eventTime is fixed-width UTC).
+    events.sort_by(|(a, _), (b, _)| {
+        b["eventTime"]
+            .as_str()
+            .unwrap_or("")
+            .cmp(a["eventTime"].as_str().unwrap_or(""))
+    });
+    events.truncate(args.max_results as usize);
+    let (events, records): (Vec<serde_json::Value>, Vec<String>) = events.into_iter().unzip();
     match args.output {
         OutputFormat::Json => {
             // The shape of `aws cloudtrail lookup-events`.

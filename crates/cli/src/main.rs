@@ -4,6 +4,7 @@
 mod advisor;
 mod api;
 mod audit;
+mod cluster_audit;
 mod config;
 mod connect;
 mod db;
@@ -14,6 +15,7 @@ mod policy;
 mod rotation;
 mod scan;
 mod serve;
+mod ship;
 mod store;
 mod suggest;
 mod token;

@@ -178,6 +178,22 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             observers,
         )?;
         state.set_audit(audit.clone());
+        // On a shared store the trail is copied there, for the cluster's
+        // `audit verify` and `audit lookup`.
+        let shipper = if config.store.is_some() {
+            {
+                let shipper = Arc::new(crate::ship::Shipper::new(
+                    state.clone(),
+                    audit.clone(),
+                    node.clone(),
+                    config.audit.dir.clone(),
+                )?);
+                shipper.spawn()?;
+                Some(shipper)
+            }
+        } else {
+            None
+        };
         let weak = Arc::downgrade(&audit);
         metrics.registry.gauge_fn(
             "latchkey_audit_queue_depth",
@@ -480,6 +496,10 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         my.await??;
         rotation_job.await?;
         audit.close();
+        // The final digest, and whatever the last rounds left.
+        if let Some(shipper) = shipper {
+            shipper.round_logged();
+        }
         anyhow::Ok(())
     })?;
     Ok(exit::OK)

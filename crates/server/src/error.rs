@@ -127,6 +127,7 @@ impl From<StoreError> for ApiError {
             | StoreError::Postgres(_)
             | StoreError::NewerSchema { .. }
             | StoreError::SealingKeyMissing(_)
+            | StoreError::OtherTrail { .. }
             | StoreError::Vault(_) => ApiError::internal().because(e.to_string()),
         }
     }

@@ -65,6 +65,7 @@ pub trait Backend:
     + Parameters
     + Usage
     + Nodes
+    + AuditShipping
     + Send
     + Sync
 {
@@ -804,6 +805,103 @@ pub trait Audit {
     /// (the node whose data directory the store was in), unless `node`
     /// has one already. Returns whether there was one to give.
     fn claim_legacy_audit_anchor(&self, node: &str) -> Result<bool>;
+}
+
+/// One record of a node's audit trail, shipped to a shared store: the
+/// line exactly as the node sealed it (its hash chains on it), and the
+/// fields `audit lookup` filters on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedRecord {
+    pub sequence: u64,
+    /// The first sequence of the segment that holds it on its node.
+    pub segment: u64,
+    pub time_ms: i64,
+    pub name: String,
+    pub principal: Option<String>,
+    pub access_key_id: Option<String>,
+    pub database: Option<String>,
+    pub source_ip: Option<String>,
+    pub error: bool,
+    pub line: String,
+}
+
+/// How far a node's trail reached the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedHead {
+    pub node: String,
+    /// The trail id (16 hex digits).
+    pub trail_id: String,
+    /// Its first and last record in the store (0 and 0: none yet).
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    /// Its newest digest in the store (0: none).
+    pub last_digest: u64,
+}
+
+/// A node's trail as shipped: its records (segment, sequence, line) in
+/// sequence order and its digest files (sequence, text).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShippedTrail {
+    pub records: Vec<(u64, u64, String)>,
+    pub digests: Vec<(u64, String)>,
+}
+
+/// `audit lookup`'s filters over the shipped records; every one given
+/// must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only this node's records.
+    pub node: Option<String>,
+    /// Not this node's (the caller reads its own from its trail).
+    pub except_node: Option<String>,
+    pub principal: Option<String>,
+    pub event_name: Option<String>,
+    pub database: Option<String>,
+    pub source_ip: Option<String>,
+    pub access_key_id: Option<String>,
+    pub errors_only: bool,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Newest first, at most this many.
+    pub limit: u32,
+}
+
+/// The nodes' audit trails, copied into a shared store as each node seals
+/// them, so that one `audit verify` checks every node's chain and one
+/// `audit lookup` sees the cluster, even after a node and its disk are
+/// gone. Each node writes only its own rows.
+pub trait AuditShipping {
+    /// Where node `node`'s shipped trail stands.
+    fn shipped_head(&self, node: &str) -> Result<Option<ShippedHead>>;
+
+    /// Every node with a shipped trail.
+    fn shipped_heads(&self) -> Result<Vec<ShippedHead>>;
+
+    /// Adds records and digest files of node `node`'s trail `trail_id`, in
+    /// one transaction; rows it has already are kept as they were. Refuses
+    /// ([`StoreError::OtherTrail`]) while the store holds another trail of
+    /// that node.
+    fn ship_audit(
+        &self,
+        node: &str,
+        trail_id: &str,
+        records: &[ShippedRecord],
+        digests: &[(u64, String)],
+    ) -> Result<()>;
+
+    /// Drops node `node`'s records before `sequence` and digests before
+    /// `digest`: what retention removed from its trail.
+    fn forget_shipped_before(&self, node: &str, sequence: u64, digest: u64) -> Result<()>;
+
+    /// Drops everything shipped of node `node` (a new trail started on
+    /// purpose, with `audit forget-anchor`). Returns how many records went.
+    fn forget_shipped(&self, node: &str) -> Result<u64>;
+
+    /// Node `node`'s shipped trail, whole.
+    fn shipped_trail(&self, node: &str) -> Result<ShippedTrail>;
+
+    /// Shipped records matching `query`, newest first: (node, line).
+    fn find_shipped(&self, query: &AuditQuery) -> Result<Vec<(String, String)>>;
 }
 
 /// A Secrets Manager secret as stored: its metadata as one JSON document

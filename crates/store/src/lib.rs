@@ -25,10 +25,11 @@ pub mod vault;
 use std::path::Path;
 
 pub use backend::{
-    AdvisorJob, Audit, Backend, ChangeCallback, Classification, CredentialLastUse, Credentials,
-    Databases, Findings, Firewall, Identities, KmsAlias, KmsKeys, LastAccess, LoginPassword,
-    NodeReport, Nodes, PASSWORD_HISTORY, Parameters, Passwords, Policies, Secrets, SessionKeys,
-    StoreChange, StoredKmsKey, StoredParameter, StoredSecret, UpstreamLogin, UpstreamLogins, Usage,
+    AdvisorJob, Audit, AuditQuery, AuditShipping, Backend, ChangeCallback, Classification,
+    CredentialLastUse, Credentials, Databases, Findings, Firewall, Identities, KmsAlias, KmsKeys,
+    LastAccess, LoginPassword, NodeReport, Nodes, PASSWORD_HISTORY, Parameters, Passwords,
+    Policies, Secrets, SessionKeys, ShippedHead, ShippedRecord, ShippedTrail, StoreChange,
+    StoredKmsKey, StoredParameter, StoredSecret, UpstreamLogin, UpstreamLogins, Usage,
 };
 pub use domain::{
     BadFingerprint, Database, DatabaseError, Engine, Fingerprint, FirewallConfig, FirewallMode,
@@ -95,6 +96,12 @@ pub enum StoreError {
         "the nodes sharing this store seal with master key {0}, which this node's master.key lacks: copy master.key from a node that has it"
     )]
     SealingKeyMissing(u32),
+    /// The store holds another trail of this node: the one shipped before
+    /// was not forgotten when a new one started.
+    #[error(
+        "the store holds trail {held} of node {node}, not this one: run `latchkey audit forget-anchor` on that node to start a new trail on purpose"
+    )]
+    OtherTrail { node: String, held: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -2099,3 +2099,135 @@ fn nodes_gone_for_an_hour_leave_the_gauges() {
             .is_empty()
     );
 }
+
+fn shipped(
+    sequence: u64,
+    segment: u64,
+    name: &str,
+    principal: &str,
+    error: bool,
+) -> latchkey_store::ShippedRecord {
+    latchkey_store::ShippedRecord {
+        sequence,
+        segment,
+        time_ms: 1_000 * i64::try_from(sequence).unwrap(),
+        name: name.to_owned(),
+        principal: Some(principal.to_owned()),
+        access_key_id: None,
+        database: (name == "Statement").then(|| "orders".to_owned()),
+        source_ip: Some("10.0.0.7".to_owned()),
+        error,
+        line: format!("{{\"sequence\":{sequence},\"x\":\"\\u0000é\"}}"),
+    }
+}
+
+#[test]
+fn shipped_trails_are_kept_per_node_in_order_and_found_by_filter() {
+    use latchkey_store::{AuditQuery, ShippedTrail};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert!(store.shipped_head("a").unwrap().is_none());
+    let batch: Vec<_> = (1..=3)
+        .map(|n| shipped(n, 1, "Statement", "arn:p", n == 2))
+        .collect();
+    store
+        .ship_audit("a", "00000000000000aa", &batch, &[(1, "digest one".into())])
+        .unwrap();
+    // Shipping again (a round that resumed) keeps what was there.
+    let mut again = batch.clone();
+    again[0].line = "changed".into();
+    again.push(shipped(4, 4, "Connect", "arn:q", false));
+    store
+        .ship_audit("a", "00000000000000aa", &again, &[])
+        .unwrap();
+    store
+        .ship_audit(
+            "b",
+            "00000000000000bb",
+            &[shipped(1, 1, "Connect", "arn:p", false)],
+            &[],
+        )
+        .unwrap();
+    let head = store.shipped_head("a").unwrap().unwrap();
+    assert_eq!(
+        (
+            head.trail_id.as_str(),
+            head.first_sequence,
+            head.last_sequence,
+            head.last_digest
+        ),
+        ("00000000000000aa", 1, 4, 1)
+    );
+    assert_eq!(store.shipped_heads().unwrap().len(), 2);
+    // Another trail of the same node is refused until the old is forgotten.
+    assert!(matches!(
+        store.ship_audit("a", "00000000000000cc", &batch, &[]),
+        Err(StoreError::OtherTrail { .. })
+    ));
+    let trail = store.shipped_trail("a").unwrap();
+    assert_eq!(trail.records.len(), 4);
+    assert_eq!(trail.records[0], (1, 1, batch[0].line.clone()));
+    assert_eq!(trail.records[3].0, 4);
+    assert_eq!(trail.digests, vec![(1, "digest one".to_owned())]);
+    // Filters: errors, node, principal, event name; newest first.
+    let find = |q: AuditQuery| -> Vec<(String, u64)> {
+        store
+            .find_shipped(&AuditQuery { limit: 50, ..q })
+            .unwrap()
+            .into_iter()
+            .map(|(node, line)| {
+                let n = line
+                    .strip_prefix("{\"sequence\":")
+                    .and_then(|r| r.split(',').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                (node, n)
+            })
+            .collect()
+    };
+    assert_eq!(
+        find(AuditQuery {
+            errors_only: true,
+            ..AuditQuery::default()
+        }),
+        vec![("a".to_owned(), 2)]
+    );
+    assert_eq!(
+        find(AuditQuery {
+            except_node: Some("a".into()),
+            ..AuditQuery::default()
+        }),
+        vec![("b".to_owned(), 1)]
+    );
+    assert_eq!(
+        find(AuditQuery {
+            node: Some("a".into()),
+            event_name: Some("Statement".into()),
+            principal: Some("arn:p".into()),
+            since_ms: Some(2_000),
+            ..AuditQuery::default()
+        }),
+        vec![("a".to_owned(), 3), ("a".to_owned(), 2)]
+    );
+    assert_eq!(
+        find(AuditQuery {
+            database: Some("orders".into()),
+            source_ip: Some("10.0.0.7".into()),
+            until_ms: Some(1_000),
+            ..AuditQuery::default()
+        }),
+        vec![("a".to_owned(), 1)]
+    );
+    // Retention: the front goes, the rest stays.
+    store.forget_shipped_before("a", 3, 1).unwrap();
+    let head = store.shipped_head("a").unwrap().unwrap();
+    assert_eq!((head.first_sequence, head.last_sequence), (3, 4));
+    // A new trail on purpose: everything of the node goes, the other stays.
+    assert_eq!(store.forget_shipped("a").unwrap(), 2);
+    assert_eq!(store.shipped_trail("a").unwrap(), ShippedTrail::default());
+    assert!(store.shipped_head("a").unwrap().is_none());
+    store
+        .ship_audit("a", "00000000000000cc", &batch, &[])
+        .unwrap();
+    assert_eq!(store.shipped_trail("b").unwrap().records.len(), 1);
+}

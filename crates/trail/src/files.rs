@@ -145,6 +145,29 @@ impl TrailFiles {
         Ok(Self { segments, digests })
     }
 
+    /// A trail copied elsewhere (a shared store), as its files again:
+    /// `records` are (segment, sequence, line) in sequence order, `digests`
+    /// (digest sequence, file text).
+    pub fn assemble(records: &[(u64, u64, String)], digests: &[(u64, String)]) -> Self {
+        let mut segments: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut current: Option<u64> = None;
+        for (segment, _, line) in records {
+            if current != Some(*segment) {
+                current = Some(*segment);
+                segments.push((segment_name(*segment), Vec::new()));
+            }
+            if let Some((_, bytes)) = segments.last_mut() {
+                bytes.extend_from_slice(line.as_bytes());
+                bytes.push(b'\n');
+            }
+        }
+        let digests = digests
+            .iter()
+            .map(|(n, text)| (digest_name(*n), text.as_bytes().to_vec()))
+            .collect();
+        Self { segments, digests }
+    }
+
     pub fn verify(&self, public_key: &[u8; 32], window: trail::Window) -> trail::Report {
         self.verify_anchored(public_key, window, &trail::Anchors::default())
     }

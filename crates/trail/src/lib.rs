@@ -27,10 +27,12 @@
 mod files;
 mod index;
 mod post;
+mod ship;
 mod writer;
 
 pub use post::{find, for_each_record, record_at};
 use post::{millis, post_loop, reindex};
+pub use ship::{ShipReader, ShipRecord, digests_after, retained_from};
 use writer::{Segment, Writer, write_durably};
 
 use std::collections::HashMap;

@@ -37,6 +37,7 @@ mod passwords;
 mod policies;
 mod secrets;
 mod session_keys;
+mod shipping;
 mod usage;
 
 pub use import::TableCopy;
@@ -67,7 +68,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, SCHEMA_V4),
     (5, SCHEMA_V5),
     (6, SCHEMA_V6),
+    (7, SCHEMA_V7),
 ];
+
+/// Version 7: the nodes' audit trails, shipped (`AuditShipping`).
+const SCHEMA_V7: &str = "
+CREATE TABLE IF NOT EXISTS audit_trails (node TEXT PRIMARY KEY, trail_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_records (node TEXT NOT NULL, sequence BIGINT NOT NULL, segment BIGINT NOT NULL, time_ms BIGINT NOT NULL, name TEXT NOT NULL, principal TEXT, access_key_id TEXT, database TEXT, source_ip TEXT, error BOOLEAN NOT NULL, line TEXT NOT NULL, PRIMARY KEY (node, sequence));
+CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (time_ms);
+CREATE INDEX IF NOT EXISTS audit_records_principal ON audit_records (principal, time_ms);
+CREATE TABLE IF NOT EXISTS audit_digests (node TEXT NOT NULL, sequence BIGINT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (node, sequence));
+";
 
 /// Version 6: each node's live-session gauges, so that session limits
 /// hold for the cluster.

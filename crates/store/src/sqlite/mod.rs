@@ -22,6 +22,7 @@ mod passwords;
 mod policies;
 mod secrets;
 mod session_keys;
+mod shipping;
 mod usage;
 
 use std::collections::HashMap;
@@ -90,6 +91,11 @@ CREATE TABLE IF NOT EXISTS blocked_addresses (ip TEXT PRIMARY KEY, until INTEGER
 CREATE TABLE IF NOT EXISTS node_gauges (node TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (node, kind, key));
 CREATE TABLE IF NOT EXISTS gauge_nodes (node TEXT PRIMARY KEY, alive INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (node TEXT PRIMARY KEY, started INTEGER NOT NULL, seen INTEGER NOT NULL, version TEXT NOT NULL, master_keys TEXT NOT NULL, sealing_key INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_trails (node TEXT PRIMARY KEY, trail_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_records (node TEXT NOT NULL, sequence INTEGER NOT NULL, segment INTEGER NOT NULL, time_ms INTEGER NOT NULL, name TEXT NOT NULL, principal TEXT, access_key_id TEXT, database TEXT, source_ip TEXT, error INTEGER NOT NULL, line TEXT NOT NULL, PRIMARY KEY (node, sequence)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (time_ms);
+CREATE INDEX IF NOT EXISTS audit_records_principal ON audit_records (principal, time_ms);
+CREATE TABLE IF NOT EXISTS audit_digests (node TEXT NOT NULL, sequence INTEGER NOT NULL, document TEXT NOT NULL, PRIMARY KEY (node, sequence));
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";
 
