@@ -23,6 +23,63 @@ pub struct Detection {
     pub detector: Detector,
     pub state: Arc<AppState>,
     pub webhook: Option<Webhook>,
+    /// On a shared store: failed logins exchanged with the other nodes,
+    /// so that brute-force counting holds for the cluster.
+    pub exchange: Option<Arc<FailureExchange>>,
+}
+
+/// The gauge kind failed-login tallies are exchanged under.
+const FAILURES_GAUGE: &str = "detect/failures";
+
+/// Counted failed logins, exchanged through the store with the session
+/// gauges (every 500 ms): this node's tally goes out, and what grew in the
+/// other nodes' waits here until the detector takes it up, before the
+/// next event it observes (an attacker's next attempt on this node, say).
+#[derive(Default)]
+pub struct FailureExchange {
+    mine: std::sync::Mutex<Vec<(String, u64)>>,
+    theirs: std::sync::Mutex<Vec<(String, u64)>>,
+    seen: std::sync::Mutex<latchkey_gateway::limits::TakenElsewhere>,
+}
+
+impl FailureExchange {
+    /// This node's tally, as gauges.
+    pub fn gauges(&self) -> Vec<(String, String, i64)> {
+        self.mine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(key, n)| {
+                (
+                    FAILURES_GAUGE.to_owned(),
+                    key.clone(),
+                    i64::try_from(*n).unwrap_or(i64::MAX),
+                )
+            })
+            .collect()
+    }
+
+    /// Takes up the other nodes' tallies (their sums, as exchanged).
+    pub fn take_up(&self, gauges: &[(String, String, i64)]) {
+        let sums = gauges
+            .iter()
+            .filter(|(kind, _, _)| kind == FAILURES_GAUGE)
+            .map(|(_, key, n)| (key.as_str(), *n));
+        let grown: Vec<(String, u64)> = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .growth(sums)
+            .into_iter()
+            .map(|(key, n)| (key.to_owned(), u64::try_from(n).unwrap_or(0)))
+            .collect();
+        if !grown.is_empty() {
+            self.theirs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(grown);
+        }
+    }
 }
 
 /// The ARN whose sessions a revocation names: a role session's role.
@@ -50,7 +107,21 @@ impl latchkey_trail::Observer for Detection {
             hook.send(finding_json(f));
         }
         let mut out = Vec::new();
-        for outcome in self.detector.observe(event_id, event) {
+        let mut outcomes = Vec::new();
+        if let Some(exchange) = &self.exchange {
+            let theirs =
+                std::mem::take(&mut *exchange.theirs.lock().unwrap_or_else(|p| p.into_inner()));
+            let at = std::time::SystemTime::now();
+            for (key, n) in theirs {
+                outcomes.extend(self.detector.failures_elsewhere(&key, n, at));
+            }
+        }
+        outcomes.extend(self.detector.observe(event_id, event));
+        if let (Some(exchange), Event::Auth(_)) = (&self.exchange, event) {
+            let tally = self.detector.failure_tally(std::time::SystemTime::now());
+            *exchange.mine.lock().unwrap_or_else(|p| p.into_inner()) = tally;
+        }
+        for outcome in outcomes {
             let f = outcome.finding;
             for action in &outcome.actions {
                 match action {

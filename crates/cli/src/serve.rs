@@ -154,6 +154,9 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         let metrics = &state.metrics;
         let mut observers: Vec<Box<dyn latchkey_trail::Observer>> =
             vec![Box::new(crate::advisor::UsageRecorder::new(state.clone()))];
+        // Failed logins counted for the cluster, on a shared store.
+        let failures = (config.store.is_some() && config.detection.is_some())
+            .then(|| Arc::new(crate::findings::FailureExchange::default()));
         if let Some(rules) = config.detection.clone() {
             let webhook = match config.webhook.clone() {
                 Some(w) => Some(latchkey_webhook::Webhook::start(w)?),
@@ -163,6 +166,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 detector: latchkey_detect::Detector::try_new(rules)?,
                 state: state.clone(),
                 webhook,
+                exchange: failures.clone(),
             }));
         }
         let node = dir.node_id()?;
@@ -443,7 +447,13 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             }
         });
         if config.store.is_some() {
-            spawn_gauge_exchange(state.clone(), gateway.clone(), mysql.clone(), node.clone());
+            spawn_gauge_exchange(
+                state.clone(),
+                gateway.clone(),
+                mysql.clone(),
+                node.clone(),
+                failures.clone(),
+            );
         }
         let drain_timeout = config.drain_timeout;
         let drain_delay = config.drain_delay;
@@ -480,7 +490,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             let _ = metrics_stop_tx.send(true);
         };
         let console = config.console.map(|limits| {
-            Arc::new(latchkey_console::Console::new(
+            let console = latchkey_console::Console::new(
                 state.clone(),
                 limits,
                 Some(config.audit.dir.clone()),
@@ -488,7 +498,14 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                     gateway.clone() as Arc<dyn latchkey_gateway::Running>,
                     mysql.clone(),
                 ],
-            )) as Arc<dyn latchkey_server::http::WebFront>
+            );
+            // On a shared store the Audit page shows every node's records.
+            let console = if config.store.is_some() {
+                console.in_cluster(node.clone())
+            } else {
+                console
+            };
+            Arc::new(console) as Arc<dyn latchkey_server::http::WebFront>
         });
         latchkey_server::http::serve(state, listener, tls, config.api.clone(), console, shutdown)
             .await?;
@@ -663,6 +680,7 @@ fn spawn_gauge_exchange<A, B>(
     postgres: Arc<latchkey_gateway::Gateway<A>>,
     mysql: Arc<latchkey_gateway::Gateway<B>>,
     node: String,
+    failures: Option<Arc<crate::findings::FailureExchange>>,
 ) where
     A: latchkey_gateway::Protocol,
     B: latchkey_gateway::Protocol,
@@ -679,6 +697,7 @@ fn spawn_gauge_exchange<A, B>(
                 .session_gauges()
                 .into_iter()
                 .chain(mysql.keeper.session_gauges())
+                .chain(failures.iter().flat_map(|f| f.gauges()))
                 .map(|(kind, key, n)| ((kind, key), n))
                 .collect();
             let mut changed: Vec<(String, String, i64)> = current
@@ -703,6 +722,9 @@ fn spawn_gauge_exchange<A, B>(
                 Ok(Ok(others)) => {
                     postgres.keeper.set_sessions_elsewhere(&others);
                     mysql.keeper.set_sessions_elsewhere(&others);
+                    if let Some(failures) = &failures {
+                        failures.take_up(&others);
+                    }
                     sent = current;
                     fresh = false;
                     if failing {

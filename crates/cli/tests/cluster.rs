@@ -927,3 +927,116 @@ fn a_per_principal_session_limit_holds_across_nodes() {
     long.kill().unwrap();
     long.wait().unwrap();
 }
+
+/// New-connection rates hold for the cluster: a principal allowed one new
+/// session per 20 s (a burst of one) that logs in on node 1 is refused on
+/// node 2 once the nodes have exchanged what they took, though node 2's
+/// own bucket was full.
+#[test]
+fn a_per_principal_connection_rate_holds_across_nodes() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let extra = vec![
+        "--gateway-connection-rate-per-principal".to_owned(),
+        "0.05".to_owned(),
+    ];
+    let cluster = Cluster::start(root, 2, &extra);
+    let tokens: Vec<String> = (1..=2)
+        .map(|n| aws_token(&cluster.node(n).lk, &[], "localhost", "app"))
+        .collect();
+    let out = psql_on(cluster.node(1), &tokens[0], "select 'first'")
+        .output()
+        .unwrap();
+    assert_eq!(stdout_ok(&out), "first");
+    // Two exchanges (every 500 ms) later, node 2 knows.
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = psql_on(cluster.node(2), &tokens[1], "select 'second'")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "node 2 let the second session in");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("too many new connections"), "{err}");
+    // The refusal is recorded, with its reason.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = stdout_ok(
+            &cluster
+                .latchkey(&[
+                    "audit",
+                    "lookup",
+                    "--data-dir",
+                    cluster.node(2).lk.data.to_str().unwrap(),
+                    "--errors-only",
+                    "--output",
+                    "json",
+                ])
+                .output()
+                .unwrap(),
+        );
+        if found.contains("too many new connections for this principal") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{found}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Brute-force counting holds for the cluster: four bad tokens allowed
+/// per minute, two tried on node 1 and two on node 2 are a brute force
+/// (neither node saw four), and the address is then refused by both.
+#[test]
+fn failed_logins_spread_over_the_nodes_count_together() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let config = root.join("latchkey.toml");
+    std::fs::write(
+        &config,
+        "[detection.brute_force]\nthreshold = 4\nwindow_secs = 60\naction = \"block_ip\"\nblock_secs = 600\n",
+    )
+    .unwrap();
+    let extra = vec!["--config".to_owned(), config.to_str().unwrap().to_owned()];
+    let cluster = Cluster::start(root, 2, &extra);
+    let bad = |n: usize| {
+        let out = psql_on(cluster.node(n), "not-a-token", "select 1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+    };
+    bad(1);
+    bad(1);
+    // The nodes exchange what they counted every half second.
+    std::thread::sleep(Duration::from_millis(1500));
+    bad(2);
+    bad(2);
+    let token = aws_token(&cluster.node(1).lk, &[], "localhost", "app");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for n in [2, 1] {
+        loop {
+            let out = psql_on(cluster.node(n), &token, "select 'in'")
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {n} still takes logins after four failures across the nodes"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let found = stdout_ok(
+        &cluster
+            .latchkey(&[
+                "findings",
+                "list",
+                "--data-dir",
+                cluster.node(2).lk.data.to_str().unwrap(),
+                "--output",
+                "json",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert!(found.contains("BruteForce.SourceIP"), "{found}");
+}

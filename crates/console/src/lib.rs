@@ -105,6 +105,9 @@ pub struct Console {
     trail: Option<std::path::PathBuf>,
     /// The gateways whose running sessions the Sessions page shows.
     gateways: Vec<Arc<dyn latchkey_gateway::Running>>,
+    /// This node's id when it shares its store with other nodes: the Audit
+    /// page then shows their records too, from their copies in the store.
+    node: Option<String>,
 }
 
 fn random32() -> Option<[u8; 32]> {
@@ -159,7 +162,16 @@ impl Console {
             ],
             trail,
             gateways,
+            node: None,
         }
+    }
+
+    /// This node's id, on a store it shares with other nodes: the Audit
+    /// page finds their records too.
+    #[must_use]
+    pub fn in_cluster(mut self, node: String) -> Self {
+        self.node = Some(node);
+        self
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
@@ -366,7 +378,9 @@ impl Console {
             (false, ["findings"]) => pages::observe::findings(&signed, &query),
             (false, ["findings", id]) => pages::observe::finding(&signed, id),
             (true, ["findings", id, "archive"]) => pages::observe::archive(&signed, id),
-            (false, ["audit"]) => pages::observe::audit(&signed, self.trail.as_deref(), &query),
+            (false, ["audit"]) => {
+                pages::observe::audit(&signed, self.trail.as_deref(), self.node.as_deref(), &query)
+            }
             (false, ["simulate"]) => pages::policies::simulate(&signed, &query, false),
             (true, ["simulate"]) => pages::policies::simulate(&signed, form, true),
             _ => signed.not_found(),

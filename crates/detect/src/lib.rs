@@ -78,6 +78,7 @@
 //! addresses or key ids only makes the detector forget the oldest.
 
 mod classify;
+mod cluster;
 mod config;
 mod findings;
 mod lru;
@@ -89,6 +90,7 @@ use std::net::IpAddr;
 use latchkey_audit::{Event, FailureKind, Finding};
 
 pub use classify::is_destructive;
+pub use cluster::tally_key;
 pub use config::{
     AdminCredential, BruteForce, ConfigError, ConnectionSpike, DestructiveStatement, DetectConfig,
     DisabledKey, NewSourceIp, Response, SqlFirewall, StoredCredentialRefused, TokenFromOtherIp,
@@ -178,6 +180,8 @@ pub struct Detector {
     databases: Lru<String, Spike>,
     deleted_keys: Lru<String, DeletedKey>,
     findings: Findings,
+    /// Counted failures, for the other nodes sharing the store.
+    tally: cluster::Tally,
 }
 
 impl Detector {
@@ -208,6 +212,7 @@ impl Detector {
             databases: Lru::new(cap),
             deleted_keys: Lru::new(cap),
             findings: Findings::new(config.max_findings),
+            tally: cluster::Tally::default(),
             config,
         }
     }

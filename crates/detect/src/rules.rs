@@ -22,7 +22,7 @@ const MAX_WINDOW_SOURCES: usize = 1024;
 const MAX_QUOTED: usize = 300;
 
 /// Milliseconds since the epoch; times before it count as the epoch.
-fn millis(t: SystemTime) -> u64 {
+pub(crate) fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
@@ -107,18 +107,18 @@ fn role_note(identity: &Identity) -> String {
 }
 
 /// A failed login or sign-in, as rule 1 counts it.
-struct Attempt {
-    time: std::time::SystemTime,
-    ip: IpAddr,
-    kind: FailureKind,
+pub(crate) struct Attempt {
+    pub(crate) time: std::time::SystemTime,
+    pub(crate) ip: IpAddr,
+    pub(crate) kind: FailureKind,
     /// The refusal came after the credential's signature verified.
-    proven: bool,
+    pub(crate) proven: bool,
     /// Whose credentials, when known.
-    principal: Option<String>,
+    pub(crate) principal: Option<String>,
     /// The access key presented, or the user name tried.
-    key: Option<String>,
+    pub(crate) key: Option<String>,
     /// What the description says of the latest attempt.
-    latest: String,
+    pub(crate) latest: String,
 }
 
 struct Failure {
@@ -316,6 +316,8 @@ impl Detector {
                             reason
                         ),
                     };
+                    self.tally
+                        .add(ip, *kind, millis(auth.time), self.config.max_tracked_keys);
                     self.brute_force(event_id, &attempt, out);
                 }
                 if self.config.disabled_key.enabled {
@@ -345,7 +347,12 @@ impl Detector {
     }
 
     /// Rule 1, for database logins and console sign-ins alike.
-    fn brute_force(&mut self, event_id: &str, attempt: &Attempt, out: &mut Vec<Outcome>) {
+    pub(crate) fn brute_force(
+        &mut self,
+        event_id: &str,
+        attempt: &Attempt,
+        out: &mut Vec<Outcome>,
+    ) {
         let cfg = &self.config.brute_force;
         let threshold = cfg.threshold.max(1) as usize;
         let window_secs = cfg.window_secs.max(1);

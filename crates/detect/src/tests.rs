@@ -2107,3 +2107,66 @@ fn cidr() {
     );
     assert!(parse_cidr("10.0.0.0/x").is_err());
 }
+
+#[test]
+fn failures_counted_on_other_nodes_fill_this_node_s_window() {
+    let mut here = Script::default();
+    let mut there = Script::default();
+    let alice = user("alice");
+    // Six failures on the other node, four here: ten in the cluster.
+    for i in 0..6 {
+        there.send(refused(
+            &alice,
+            "203.0.113.9",
+            at(i),
+            FailureKind::BadSignature,
+        ));
+    }
+    let tally = there.d.failure_tally(at(6));
+    assert_eq!(
+        tally,
+        [(tally_key(ip("203.0.113.9"), FailureKind::BadSignature), 6)]
+    );
+    for (key, n) in &tally {
+        assert!(here.d.failures_elsewhere(key, *n, at(7)).is_empty());
+    }
+    for i in 0..3 {
+        let out = here.send(refused(
+            &alice,
+            "203.0.113.9",
+            at(8 + i),
+            FailureKind::BadSignature,
+        ));
+        assert!(out.is_empty(), "fired early: {out:?}");
+    }
+    let out = here.send(refused(
+        &alice,
+        "203.0.113.9",
+        at(12),
+        FailureKind::BadSignature,
+    ));
+    assert_eq!(only(&out, kinds::BRUTE_FORCE_SOURCE_IP).len(), 1, "{out:?}");
+    // Kinds not counted, and keys that do not parse, count for nothing.
+    let mut quiet = Script::default();
+    let throttled = tally_key(ip("203.0.113.10"), FailureKind::Throttled);
+    assert!(
+        quiet
+            .d
+            .failures_elsewhere(&throttled, 100, at(1))
+            .is_empty()
+    );
+    assert!(
+        quiet
+            .d
+            .failures_elsewhere("not a key", 100, at(1))
+            .is_empty()
+    );
+    assert!(
+        quiet
+            .d
+            .failures_elsewhere("203.0.113.11 no_such_kind", 100, at(1))
+            .is_empty()
+    );
+    // A quiet address leaves the tally after a window.
+    assert!(there.d.failure_tally(at(6 + 61)).is_empty());
+}

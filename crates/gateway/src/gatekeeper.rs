@@ -23,7 +23,9 @@ use zeroize::Zeroizing;
 use crate::GatewayConfig;
 use crate::activity::{Activity, Minute};
 use crate::firewall::{FirewallShelf, Learner, SessionFirewall, reload_books};
-use crate::limits::{Buckets, Counts, Elsewhere, Slot, acquire};
+use crate::limits::{
+    Buckets, Counts, Elsewhere, GAUGE_RATE_IP, GAUGE_RATE_PRINCIPAL, Slot, TakenElsewhere, acquire,
+};
 use crate::statements::{ObjectTags, ServerCatalog, SessionStatements};
 
 /// A login attempt, filled in as it goes, for the audit log.
@@ -222,6 +224,9 @@ pub struct Gatekeeper {
     counts: Mutex<Counts>,
     ip_rate: Buckets<IpAddr>,
     principal_rate: Buckets<String>,
+    /// What the other nodes took from their buckets (by address, by
+    /// principal), as of the last exchange.
+    taken_elsewhere: Mutex<(TakenElsewhere, TakenElsewhere)>,
     live: Mutex<HashMap<u64, LiveSession>>,
     next_session: AtomicU64,
     /// Logins per minute over the last day (the console's Overview).
@@ -242,6 +247,7 @@ impl Gatekeeper {
             verifier: TokenVerifier::new(),
             ip_rate: Buckets::new(config.new_connections_per_ip),
             principal_rate: Buckets::new(config.new_connections_per_principal),
+            taken_elsewhere: Mutex::default(),
             config,
             databases: RwLock::new(Vec::new()),
             object_tags: RwLock::new(HashMap::new()),
@@ -874,15 +880,33 @@ impl Gatekeeper {
 
     /// This gateway's live sessions as gauges for the other nodes sharing
     /// the store: (`ENGINE/what`, key, count).
+    /// With them, the tokens taken from the new-connection buckets, so
+    /// that the rates hold for the cluster too.
     pub fn session_gauges(&self) -> Vec<(String, String, i64)> {
         let engine = self.engine.as_str();
-        self.counts
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let mut out: Vec<(String, String, i64)> = self
+            .counts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .gauges()
             .into_iter()
             .map(|(what, key, n)| (format!("{engine}/{what}"), key, i64::from(n)))
-            .collect()
+            .collect();
+        out.extend(self.ip_rate.taken().into_iter().map(|(ip, n)| {
+            (
+                format!("{engine}/{GAUGE_RATE_IP}"),
+                ip.to_string(),
+                count(n),
+            )
+        }));
+        out.extend(
+            self.principal_rate
+                .taken()
+                .into_iter()
+                .map(|(arn, n)| (format!("{engine}/{GAUGE_RATE_PRINCIPAL}"), arn, count(n))),
+        );
+        out
     }
 
     /// Takes up the other nodes' gauges (all engines': this one picks its
@@ -897,6 +921,30 @@ impl Gatekeeper {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .set_elsewhere(elsewhere);
+        // New connections the other nodes admitted come out of this
+        // node's buckets.
+        let now = Instant::now();
+        let of = |what: &str| {
+            let kind = format!("{prefix}{what}");
+            gauges
+                .iter()
+                .filter(move |(k, _, _)| *k == kind)
+                .map(|(_, key, n)| (key.as_str(), *n))
+                .collect::<Vec<_>>()
+        };
+        let mut taken = self
+            .taken_elsewhere
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (by_ip, by_principal) = &mut *taken;
+        for (ip, n) in by_ip.growth(of(GAUGE_RATE_IP).into_iter()) {
+            if let Ok(ip) = ip.parse::<IpAddr>() {
+                self.ip_rate.drain(ip, n as f64, now);
+            }
+        }
+        for (arn, n) in by_principal.growth(of(GAUGE_RATE_PRINCIPAL).into_iter()) {
+            self.principal_rate.drain(arn.to_owned(), n as f64, now);
+        }
     }
 
     /// A place among the sessions at once (in all, per address, per

@@ -35,6 +35,10 @@ pub struct Elsewhere {
 
 /// What a gauge counts, as exchanged through the store.
 pub const GAUGE_TOTAL: &str = "total";
+/// Tokens taken from the new-connection buckets (cumulative), per
+/// address and per principal.
+pub const GAUGE_RATE_IP: &str = "rate-ip";
+pub const GAUGE_RATE_PRINCIPAL: &str = "rate-principal";
 pub const GAUGE_IP: &str = "ip";
 pub const GAUGE_PRINCIPAL: &str = "principal";
 
@@ -161,7 +165,23 @@ pub struct RateLimit {
 /// One token bucket per key (source address or principal).
 pub struct Buckets<K> {
     limit: Option<RateLimit>,
-    buckets: Mutex<HashMap<K, (f64, Instant)>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    /// Tokens this node took from it since the bucket was made: what the
+    /// other nodes sharing the store take from theirs in turn.
+    taken: u64,
+}
+
+impl Bucket {
+    fn refill(&mut self, limit: RateLimit, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * limit.per_second).min(limit.burst);
+        self.last = now;
+    }
 }
 
 impl<K: Hash + Eq + Clone> Buckets<K> {
@@ -171,6 +191,33 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             limit,
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn bucket<'a, Q>(
+        buckets: &'a mut HashMap<K, Bucket>,
+        key: &Q,
+        limit: RateLimit,
+        now: Instant,
+    ) -> &'a mut Bucket
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if !buckets.contains_key(key) {
+            buckets.insert(
+                key.to_owned(),
+                Bucket {
+                    tokens: limit.burst,
+                    last: now,
+                    taken: 0,
+                },
+            );
+        }
+        let bucket = buckets
+            .get_mut(key)
+            .expect("the bucket was just made if missing");
+        bucket.refill(limit, now);
+        bucket
     }
 
     /// Takes a token for `key`; false when its bucket is empty.
@@ -183,19 +230,40 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             return true;
         };
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let (tokens, last) = match buckets.get_mut(key) {
-            Some(b) => b,
-            None => buckets.entry(key.to_owned()).or_insert((limit.burst, now)),
-        };
-        let elapsed = now.saturating_duration_since(*last).as_secs_f64();
-        *tokens = (*tokens + elapsed * limit.per_second).min(limit.burst);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
+        let bucket = Self::bucket(&mut buckets, key, limit, now);
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            bucket.taken += 1;
             true
         } else {
             false
         }
+    }
+
+    /// Tokens taken per key, for the other nodes (keys with none left out).
+    pub fn taken(&self) -> Vec<(K, u64)> {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, b)| b.taken > 0)
+            .map(|(k, b)| (k.clone(), b.taken))
+            .collect()
+    }
+
+    /// Removes `n` tokens from `key`'s bucket: what other nodes took for
+    /// it, so that the rate holds for the cluster. The bucket may go into
+    /// debt, as far as one burst.
+    pub fn drain(&self, key: K, n: f64, now: Instant) {
+        let Some(limit) = self.limit else {
+            return;
+        };
+        if n <= 0.0 {
+            return;
+        }
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = Self::bucket(&mut buckets, &key, limit, now);
+        bucket.tokens = (bucket.tokens - n).max(-limit.burst);
     }
 
     /// Forgets buckets that have refilled: they hold nothing a new one
@@ -207,8 +275,8 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         self.buckets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, (tokens, last)| {
-                *tokens + now.saturating_duration_since(*last).as_secs_f64() * limit.per_second
+            .retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * limit.per_second
                     < limit.burst
             });
     }
@@ -216,6 +284,44 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.buckets.lock().map(|b| b.len()).unwrap_or(0)
+    }
+}
+
+/// What the other nodes took from their buckets, from the cumulative
+/// counts they publish: each exchange gives the counts' sums over the
+/// other nodes, and what grew since the last is drained here (a key new
+/// since then, all of it). The first exchange only notes where the sums
+/// stand: what was taken before this node joined is not its business. A
+/// sum that shrank (a node gone, a bucket swept) drains nothing.
+#[derive(Default)]
+pub struct TakenElsewhere {
+    seen: HashMap<String, i64>,
+    primed: bool,
+}
+
+impl TakenElsewhere {
+    /// The growth of each key's sum since the last call; keys absent now
+    /// are forgotten.
+    pub fn growth<'a>(
+        &mut self,
+        sums: impl Iterator<Item = (&'a str, i64)>,
+    ) -> Vec<(&'a str, i64)> {
+        let mut seen = HashMap::with_capacity(self.seen.len());
+        let mut out = Vec::new();
+        for (key, sum) in sums {
+            let before = match self.seen.get(key) {
+                Some(before) => *before,
+                None if self.primed => 0,
+                None => sum,
+            };
+            if sum > before {
+                out.push((key, sum - before));
+            }
+            seen.insert(key.to_owned(), sum);
+        }
+        self.seen = seen;
+        self.primed = true;
+        out
     }
 }
 
@@ -321,5 +427,47 @@ mod tests {
         counts.lock().unwrap().set_elsewhere(Elsewhere::default());
         drop(held);
         assert!(acquire(&counts, limits, ip, "p1").is_ok());
+    }
+
+    #[test]
+    fn buckets_take_up_what_other_nodes_took() {
+        let limit = RateLimit {
+            per_second: 1.0,
+            burst: 2.0,
+        };
+        let here: Buckets<String> = Buckets::new(Some(limit));
+        let t = Instant::now();
+        assert!(here.allow("p", t));
+        assert_eq!(here.taken(), [("p".to_owned(), 1)]);
+        // Another node took two for "p": this node's bucket is empty, and
+        // in debt no deeper than a burst.
+        here.drain("p".to_owned(), 2.0, t);
+        assert!(!here.allow("p", t));
+        here.drain("q".to_owned(), 10.0, t);
+        assert!(!here.allow("q", t + Duration::from_millis(1500)));
+        assert!(!here.allow("q", t + Duration::from_millis(2500)));
+        assert!(here.allow("q", t + Duration::from_secs(5)));
+        // Unlimited buckets ignore it.
+        let free: Buckets<String> = Buckets::new(None);
+        free.drain("p".to_owned(), 5.0, t);
+        assert!(free.allow("p", t));
+        assert!(free.taken().is_empty());
+    }
+
+    #[test]
+    fn only_growth_since_the_last_exchange_is_drained() {
+        let mut elsewhere = TakenElsewhere::default();
+        // The first exchange: what was taken before is not drained.
+        assert!(elsewhere.growth([("a", 40)].into_iter()).is_empty());
+        // Then growth, and all of a key new since.
+        assert_eq!(
+            elsewhere.growth([("a", 43), ("b", 5)].into_iter()),
+            [("a", 3), ("b", 5)]
+        );
+        // A sum that shrank drains nothing; a key gone is forgotten, and
+        // counts from nothing when it comes back.
+        assert!(elsewhere.growth([("a", 10)].into_iter()).is_empty());
+        assert_eq!(elsewhere.growth([("a", 12)].into_iter()), [("a", 2)]);
+        assert_eq!(elsewhere.growth([("b", 7)].into_iter()), [("b", 7)]);
     }
 }

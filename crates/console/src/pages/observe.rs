@@ -242,8 +242,36 @@ fn filter_of(q: &Form, limit: u32) -> latchkey_trail::Filter {
     }
 }
 
+/// The other nodes' records matching the page's filters, from their
+/// copies in the shared store (`node`: this one, read from its trail).
+fn elsewhere(s: &Signed<'_>, node: &str, q: &Form, limit: u32) -> Vec<String> {
+    let f = filter_of(q, limit);
+    let query = latchkey_store::AuditQuery {
+        node: None,
+        except_node: Some(node.to_owned()),
+        principal: f.principal,
+        event_name: f.event_name,
+        database: f.database,
+        source_ip: f.source_ip,
+        access_key_id: f.access_key_id,
+        errors_only: f.errors_only,
+        since_ms: f.since_ms,
+        until_ms: f.until_ms,
+        limit,
+    };
+    match s.api.state.store.find_shipped(&query) {
+        Ok(found) => found.into_iter().map(|(_, line)| line).collect(),
+        Err(e) => {
+            // This node's records still show.
+            tracing::warn!(error = %e, "the other nodes' audit records cannot be read");
+            Vec::new()
+        }
+    }
+}
+
 /// `GET /console/audit`, and `?format=jsonl` to export what it shows.
-pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, q: &Form) -> Reply {
+/// With `node` (a store shared by several nodes) every node's records show.
+pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, node: Option<&str>, q: &Form) -> Reply {
     if let Err(e) = s.api.allowed("cloudtrail:LookupEvents", "*") {
         return s.refused(
             StatusCode::FORBIDDEN,
@@ -275,10 +303,27 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, q: &Form) -> Reply {
             }),
     };
     let records: Vec<String> = match records {
-        Ok(r) => r
-            .into_iter()
-            .filter(|r| event_id.is_empty() || r.contains(&format!("\"eventID\":\"{event_id}\"")))
-            .collect(),
+        Ok(mut r) => {
+            if let Some(node) = node
+                && event_id.is_empty()
+            {
+                r.extend(elsewhere(s, node, q, limit));
+                // Newest first across nodes (eventTime is fixed-width UTC).
+                let time = |line: &String| {
+                    line.find("\"eventTime\":\"")
+                        .and_then(|at| line.get(at + 13..at + 37))
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                r.sort_by_cached_key(|line| std::cmp::Reverse(time(line)));
+                r.truncate(limit as usize);
+            }
+            r.into_iter()
+                .filter(|r| {
+                    event_id.is_empty() || r.contains(&format!("\"eventID\":\"{event_id}\""))
+                })
+                .collect()
+        }
         Err(e) => {
             tracing::error!(error = %e, "audit lookup failed");
             return s.refused(
