@@ -10,7 +10,11 @@
 #       upstream login, per connection)
 # then (3) propagation: a second node on the PostgreSQL store; an access key is
 # deactivated through one node and the time until the other refuses it is
-# measured (boto3, polling every 2 ms), 40 times; p50 and p99.
+# measured (boto3, polling every 2 ms), 40 times; p50 and p99; and
+# (4) statements: pgbench -S (8 clients, 2 threads) through each node's
+# gateway, every statement an audit record, which node b also ships to the
+# store; TPS b / a, and b's shipping lag at the end of each run and the
+# time it takes to reach 0.
 # Needs PostgreSQL and the AWS CLI with boto3 (scripts/test installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +50,7 @@ psql_su "CREATE ROLE app LOGIN PASSWORD 'app-secret'"
 psql_su "CREATE DATABASE orders OWNER app"
 psql_su "CREATE ROLE latchkey LOGIN PASSWORD 'store-secret'"
 psql_su "CREATE DATABASE latchkey OWNER latchkey"
+PGPASSWORD=app-secret pgbench -h 127.0.0.1 -p "$pg_port" -U app -i -s 1 -q orders >/dev/null 2>&1
 export LATCHKEY_STORE_URL="postgres://latchkey:store-secret@127.0.0.1:$pg_port/latchkey?sslmode=disable"
 
 # One installation, embedded; then a copy of its data directory on PostgreSQL.
@@ -60,13 +65,13 @@ done
 "$latchkey" store migrate --from "$work/a" --to "$LATCHKEY_STORE_URL" >/dev/null
 
 serve() { # NAME API_PORT [store url]
-    local name=$1 api=$2 pgp mysqlp
-    pgp=$(free_port); mysqlp=$(free_port)
+    local name=$1 api=$2 pgp mysqlp metricsp
+    pgp=$(free_port); mysqlp=$(free_port); metricsp=$(free_port)
     if [ -n "${3:-}" ]; then export LATCHKEY_STORE=$3; else unset LATCHKEY_STORE; fi
     "$latchkey" serve --data-dir "$work/$name" --listen "127.0.0.1:$api" --pg-listen "127.0.0.1:$pgp" \
-        --mysql-listen "127.0.0.1:$mysqlp" >"$work/$name.out" 2>"$work/$name.log" &
+        --mysql-listen "127.0.0.1:$mysqlp" --metrics-listen "127.0.0.1:$metricsp" >"$work/$name.out" 2>"$work/$name.log" &
     pids+=($!)
-    eval "pid_$name=$!; pg_$name=$pgp"
+    eval "pid_$name=$!; pg_$name=$pgp; metrics_$name=$metricsp"
     wait_port "$api"; wait_port "$pgp"
     unset LATCHKEY_STORE
 }
@@ -124,3 +129,28 @@ for _ in range(40):
 times.sort()
 print(f"deactivation through node b refused on node c after: p50 {times[len(times)//2]:.1f} ms, p99 {times[int(len(times)*0.99)]:.1f} ms, max {times[-1]:.1f} ms (n={len(times)}; from the UpdateAccessKey answer)")
 PY
+
+echo "== statements: pgbench -S through each node (b ships every record to the store)"
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+declare -A tps
+for r in $(seq "$rounds"); do
+    for name in a b; do
+        pg_var=pg_$name
+        rate=$(PGPASSWORD=$(token "${!pg_var}") PGSSLMODE=verify-full PGSSLROOTCERT=$work/a/ca.pem \
+            pgbench -h localhost -p "${!pg_var}" -U app -S -c 8 -j 2 -T "$seconds" -n orders 2>/dev/null \
+            | awk '/^tps = / {print int($3)}')
+        tps[$name]+="$rate "
+        line="round $r $name: pgbench -S tps $rate"
+        if [ "$name" = b ]; then
+            lag=$(metric "$metrics_b" latchkey_audit_ship_lag_records)
+            t0=$(date +%s.%N)
+            while [ "$(metric "$metrics_b" latchkey_audit_ship_lag_records)" != 0 ]; do sleep 0.05; done
+            drained=$(python3 -c "import sys; print(f'{(float(sys.argv[2]) - float(sys.argv[1])) * 1000:.0f}')" "$t0" "$(date +%s.%N)")
+            line+="; ship lag at the end ${lag} records, 0 after ${drained} ms; shipped $(metric "$metrics_b" latchkey_audit_shipped_records_total) of $(metric "$metrics_b" latchkey_audit_records_total) records"
+        fi
+        echo "$line"
+    done
+done
+for name in a b; do
+    echo "$name: pgbench -S tps median $(echo "${tps[$name]}" | median) of ${tps[$name]}"
+done

@@ -675,6 +675,9 @@ const GAUGE_ALIVE_SECS: i64 = 3;
 /// waits for the store; a limit may be overshot by what the nodes admit
 /// within one exchange. While the store does not answer, each node counts
 /// its own sessions only.
+/// The gauge kind failed console sign-ins are exchanged under.
+const SIGN_IN_GAUGE: &str = "console/failures";
+
 fn spawn_gauge_exchange<A, B>(
     state: Arc<AppState>,
     postgres: Arc<latchkey_gateway::Gateway<A>>,
@@ -690,6 +693,8 @@ fn spawn_gauge_exchange<A, B>(
         let mut sent: std::collections::HashMap<Key, i64> = std::collections::HashMap::new();
         let mut fresh = true;
         let mut failing = false;
+        // Failed console sign-ins, so that lockouts hold for the cluster.
+        let mut sign_ins_elsewhere = latchkey_gateway::limits::TakenElsewhere::default();
         loop {
             tokio::time::sleep(GAUGE_EXCHANGE).await;
             let current: std::collections::HashMap<Key, i64> = postgres
@@ -698,6 +703,13 @@ fn spawn_gauge_exchange<A, B>(
                 .into_iter()
                 .chain(mysql.keeper.session_gauges())
                 .chain(failures.iter().flat_map(|f| f.gauges()))
+                .chain(state.sign_in_tally().into_iter().map(|(key, n)| {
+                    (
+                        SIGN_IN_GAUGE.to_owned(),
+                        key,
+                        i64::try_from(n).unwrap_or(i64::MAX),
+                    )
+                }))
                 .map(|(kind, key, n)| ((kind, key), n))
                 .collect();
             let mut changed: Vec<(String, String, i64)> = current
@@ -724,6 +736,13 @@ fn spawn_gauge_exchange<A, B>(
                     mysql.keeper.set_sessions_elsewhere(&others);
                     if let Some(failures) = &failures {
                         failures.take_up(&others);
+                    }
+                    let sums = others
+                        .iter()
+                        .filter(|(kind, _, _)| kind == SIGN_IN_GAUGE)
+                        .map(|(_, key, n)| (key.as_str(), *n));
+                    for (key, n) in sign_ins_elsewhere.growth(sums) {
+                        state.sign_ins_failed_elsewhere(key, u64::try_from(n).unwrap_or(0));
                     }
                     sent = current;
                     fresh = false;

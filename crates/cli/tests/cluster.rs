@@ -1040,3 +1040,108 @@ fn failed_logins_spread_over_the_nodes_count_together() {
     );
     assert!(found.contains("BruteForce.SourceIP"), "{found}");
 }
+
+/// Console password lockouts hold for the cluster: five wrong passwords,
+/// three through node 1 and two through node 2 (ChangePassword counts as
+/// a sign-in), lock the name on both; an administrator's new password,
+/// set through node 1, lifts it on node 2 too.
+#[test]
+fn a_password_lockout_holds_across_nodes() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let cluster = Cluster::start(root, 2, &[]);
+    cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "gina"]);
+    cluster.aws_ok(
+        1,
+        &[],
+        &[
+            "iam",
+            "update-account-password-policy",
+            "--allow-users-to-change-password",
+        ],
+    );
+    cluster.aws_ok(
+        1,
+        &[],
+        &[
+            "iam",
+            "create-login-profile",
+            "--user-name",
+            "gina",
+            "--password",
+            "First-Passw0rd!!",
+        ],
+    );
+    let key = cluster.aws_ok(1, &[], &["iam", "create-access-key", "--user-name", "gina"]);
+    let gina = vec![
+        (
+            "AWS_ACCESS_KEY_ID".to_owned(),
+            key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            key["AccessKey"]["SecretAccessKey"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ),
+    ];
+    let change = |n: usize, old: &str| {
+        let out = cluster.aws(
+            n,
+            &gina,
+            &[
+                "iam",
+                "change-password",
+                "--old-password",
+                old,
+                "--new-password",
+                "Second-Passw0rd!",
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), err)
+    };
+    // The new key reaches node 2 (the change feed), then the guessing.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, err) = change(2, "Not-The-Passw0rd!");
+        if err.contains("AccessDenied") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{err}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for _ in 0..3 {
+        let (ok, err) = change(1, "Not-The-Passw0rd!");
+        assert!(!ok && err.contains("AccessDenied"), "{err}");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (ok, err) = change(2, "Not-The-Passw0rd!");
+    assert!(!ok && err.contains("AccessDenied"), "{err}");
+    std::thread::sleep(Duration::from_millis(1500));
+    // Five in the cluster: the right password is refused on both nodes.
+    for n in [1, 2] {
+        let (ok, err) = change(n, "First-Passw0rd!!");
+        assert!(!ok, "node {n} took the password of a locked name");
+        assert!(
+            err.contains("EntityTemporarilyUnmodifiable"),
+            "node {n}: {err}"
+        );
+    }
+    cluster.aws_ok(
+        1,
+        &[],
+        &[
+            "iam",
+            "update-login-profile",
+            "--user-name",
+            "gina",
+            "--password",
+            "Admin-Set-Passw0rd!",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let (ok, err) = change(2, "Admin-Set-Passw0rd!");
+    assert!(ok, "the administrator's reset did not reach node 2: {err}");
+}

@@ -113,9 +113,17 @@ impl AppState {
         peer: IpAddr,
     ) -> Result<PasswordAccepted, PasswordFailure> {
         let now = self.now();
-        self.sign_ins()
-            .check(user_name, peer, now)
-            .map_err(PasswordFailure::Throttled)?;
+        let checked = self.sign_ins().check(user_name, peer, now);
+        if let Err(refusal) = checked {
+            // An administrator's new password lifts a user's lockout, also
+            // one other nodes' failures started here.
+            if !matches!(refusal, latchkey_password::Refusal::UserLocked { .. })
+                || !self.password_set_since_lockout(user_name, refusal.until())
+            {
+                return Err(PasswordFailure::Throttled(refusal));
+            }
+            self.forgive_sign_ins(user_name);
+        }
         let found = match self.store.get_user(user_name) {
             Ok(user) => match self.store.login_password(&user.name, 0) {
                 Ok(Some(lp)) => Some((user, lp)),
@@ -172,6 +180,30 @@ impl AppState {
     /// must not reset a spray from that address).
     pub fn sign_in_succeeded(&self, user_name: &str) {
         self.sign_ins().succeeded(user_name);
+    }
+
+    /// Whether `user_name`'s password was set after the lockout ending at
+    /// `until` began (by an administrator, maybe through another node).
+    fn password_set_since_lockout(&self, user_name: &str, until: i64) -> bool {
+        let began = until - self.sign_ins().limits().lockout;
+        self.store
+            .get_user(user_name)
+            .ok()
+            .and_then(|user| self.store.login_password(&user.name, 0).ok().flatten())
+            .is_some_and(|lp| lp.profile.changed > began)
+    }
+
+    /// Failed console sign-ins counted on this node, for the other nodes
+    /// sharing the store (see [`latchkey_password::SignInThrottle::tally`]).
+    pub fn sign_in_tally(&self) -> Vec<(String, u64)> {
+        self.sign_ins().tally(self.now())
+    }
+
+    /// Failed sign-ins another node counted: they count towards this
+    /// node's lockouts too.
+    pub fn sign_ins_failed_elsewhere(&self, key: &str, n: u64) {
+        let now = self.now();
+        self.sign_ins().failed_elsewhere(key, n, now);
     }
 
     /// A place to compute or verify a password hash (see [`HashGate`]).

@@ -54,6 +54,9 @@ struct Counter {
     failures: u32,
     window_start: i64,
     locked_until: i64,
+    /// Failures counted on this node (not those other nodes reported),
+    /// cumulative: what this node tells the others.
+    here: u64,
 }
 
 impl Counter {
@@ -132,6 +135,10 @@ impl SignInThrottle {
         }
     }
 
+    pub fn limits(&self) -> ThrottleLimits {
+        self.limits
+    }
+
     /// Whether a sign-in may be tried now.
     pub fn check(&self, user: &str, address: IpAddr, now: i64) -> Result<(), Refusal> {
         if let Some(c) = self.addresses.get(&address_key(address))
@@ -154,14 +161,12 @@ impl SignInThrottle {
     /// Counts a failed sign-in; the lockout it started, if any.
     pub fn failed(&mut self, user: &str, address: IpAddr, now: i64) -> Option<Refusal> {
         let limits = self.limits;
-        let user_locked = insert_bounded(&mut self.users, user.to_ascii_lowercase(), now, &limits)
-            .fail(now, limits.per_user, &limits);
-        let address_locked =
-            insert_bounded(&mut self.addresses, address_key(address), now, &limits).fail(
-                now,
-                limits.per_address,
-                &limits,
-            );
+        let user = insert_bounded(&mut self.users, user.to_ascii_lowercase(), now, &limits);
+        user.here += 1;
+        let user_locked = user.fail(now, limits.per_user, &limits);
+        let address = insert_bounded(&mut self.addresses, address_key(address), now, &limits);
+        address.here += 1;
+        let address_locked = address.fail(now, limits.per_address, &limits);
         if address_locked {
             Some(Refusal::AddressLocked {
                 until: now + limits.lockout,
@@ -172,6 +177,50 @@ impl SignInThrottle {
             })
         } else {
             None
+        }
+    }
+
+    /// The failures counted on this node, cumulative, for the other nodes
+    /// sharing the store: `u:NAME` per user name, `a:ADDRESS` per address
+    /// (entries gone stale are left out).
+    pub fn tally(&self, now: i64) -> Vec<(String, u64)> {
+        let limits = &self.limits;
+        let users = self
+            .users
+            .iter()
+            .filter(|(_, c)| c.here > 0 && !c.stale(now, limits))
+            .map(|(name, c)| (format!("u:{name}"), c.here));
+        let addresses = self
+            .addresses
+            .iter()
+            .filter(|(_, c)| c.here > 0 && !c.stale(now, limits))
+            .map(|(ip, c)| (format!("a:{ip}"), c.here));
+        users.chain(addresses).collect()
+    }
+
+    /// `n` failures another node counted under `key` (as [`Self::tally`]
+    /// names them) count here too: a guesser spreading attempts over the
+    /// nodes is locked out at the cluster's count.
+    pub fn failed_elsewhere(&mut self, key: &str, n: u64, now: i64) {
+        let limits = self.limits;
+        let (counter, limit) = if let Some(name) = key.strip_prefix("u:") {
+            (
+                insert_bounded(&mut self.users, name.to_ascii_lowercase(), now, &limits),
+                limits.per_user,
+            )
+        } else if let Some(ip) = key
+            .strip_prefix("a:")
+            .and_then(|a| a.parse::<IpAddr>().ok())
+        {
+            (
+                insert_bounded(&mut self.addresses, address_key(ip), now, &limits),
+                limits.per_address,
+            )
+        } else {
+            return;
+        };
+        for _ in 0..n.min(u64::from(limit)) {
+            counter.fail(now, limit, &limits);
         }
     }
 
@@ -268,5 +317,34 @@ mod tests {
         }
         assert!(t.users.len() <= 10);
         assert!(t.check("victim", ip("192.0.2.2"), 2).is_err());
+    }
+
+    #[test]
+    fn failures_on_other_nodes_count_towards_the_lockout() {
+        let mut here = SignInThrottle::default();
+        let mut there = SignInThrottle::default();
+        let a = ip("192.0.2.1");
+        for i in 0..3 {
+            there.failed("Alice", a, 100 + i);
+        }
+        let tally = there.tally(103);
+        assert_eq!(tally.len(), 2);
+        assert!(tally.contains(&("u:alice".to_owned(), 3)));
+        assert!(tally.contains(&("a:192.0.2.1".to_owned(), 3)));
+        for (key, n) in &tally {
+            here.failed_elsewhere(key, *n, 104);
+        }
+        // Only this node's own failures go out again.
+        assert!(here.tally(104).is_empty());
+        assert_eq!(here.failed("alice", ip("198.51.100.7"), 105), None);
+        assert_eq!(
+            here.failed("alice", ip("198.51.100.7"), 106),
+            Some(Refusal::UserLocked { until: 1006 })
+        );
+        here.failed_elsewhere("x:nonsense", 100, 107);
+        here.failed_elsewhere("a:not-an-address", 100, 107);
+        assert!(here.check("bob", ip("203.0.113.1"), 107).is_ok());
+        // Stale entries are not told.
+        assert!(there.tally(100 + 900).is_empty());
     }
 }
