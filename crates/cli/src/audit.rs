@@ -535,41 +535,29 @@ fn lookup(args: &LookupArgs) -> Result<u8> {
     let until_ms = args.until.as_deref().map(parse_when).transpose()?.map(ms);
     let own = config.data().node_id()?;
     let mine = args.node.as_ref().is_none_or(|n| *n == own);
+    let filter = Filter {
+        principal: args.principal.clone(),
+        event_name: args.event_name.clone(),
+        database: args.db.clone(),
+        source_ip: args.source_ip.clone(),
+        access_key_id: args.access_key_id.clone(),
+        errors_only: args.errors_only,
+        since_ms,
+        until_ms,
+        sequence: None,
+        limit: args.max_results,
+    };
     let mut records = Vec::new();
     if mine {
         if !Index::path(dir).exists() {
             bail!("no audit trail in {} (run latchkey serve)", dir.display());
         }
         let index = Index::open_read_only(dir)?;
-        let filter = Filter {
-            principal: args.principal.clone(),
-            event_name: args.event_name.clone(),
-            database: args.db.clone(),
-            source_ip: args.source_ip.clone(),
-            access_key_id: args.access_key_id.clone(),
-            errors_only: args.errors_only,
-            since_ms,
-            until_ms,
-            sequence: None,
-            limit: args.max_results,
-        };
         records = latchkey_trail::find(dir, &index, &filter)?;
     }
     // The other nodes sharing the store, from their copies there.
     if config.store.is_some() && args.node.as_ref() != Some(&own) {
-        let query = latchkey_store::AuditQuery {
-            node: args.node.clone(),
-            except_node: Some(own.clone()),
-            principal: args.principal.clone(),
-            event_name: args.event_name.clone(),
-            database: args.db.clone(),
-            source_ip: args.source_ip.clone(),
-            access_key_id: args.access_key_id.clone(),
-            errors_only: args.errors_only,
-            since_ms,
-            until_ms,
-            limit: args.max_results,
-        };
+        let query = crate::cluster_audit::query_of(&filter, args.node.clone(), &own);
         match config
             .open_store()
             .and_then(|store| crate::cluster_audit::find_elsewhere(&store, &query))

@@ -129,6 +129,24 @@ pub fn verify_nodes(
     Ok(out)
 }
 
+/// `filter` over the other nodes' copies (`node`: only that one's), all
+/// but `own`'s.
+pub fn query_of(filter: &latchkey_trail::Filter, node: Option<String>, own: &str) -> AuditQuery {
+    AuditQuery {
+        node,
+        except_node: Some(own.to_owned()),
+        principal: filter.principal.clone(),
+        event_name: filter.event_name.clone(),
+        database: filter.database.clone(),
+        source_ip: filter.source_ip.clone(),
+        access_key_id: filter.access_key_id.clone(),
+        errors_only: filter.errors_only,
+        since_ms: filter.since_ms,
+        until_ms: filter.until_ms,
+        limit: filter.limit,
+    }
+}
+
 /// Records of other nodes matching `query`, newest first, each line as
 /// its node sealed it.
 pub fn find_elsewhere(store: &Store, query: &AuditQuery) -> Result<Vec<String>> {

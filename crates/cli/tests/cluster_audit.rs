@@ -44,6 +44,20 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Each node's id (`node.id` in its data directory).
+fn node_ids(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(n.lk.data.join("node.id"))
+                .unwrap()
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
 /// SQL on the store's database, as the superuser (an attacker with the
 /// store's rights, in the tampering steps).
 fn store_sql(cluster: &Cluster, sql: &str) -> String {
@@ -109,16 +123,7 @@ fn every_node_s_trail_is_verified_and_searched_from_any_node() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
     let mut cluster = Cluster::start(root, 2, &[]);
-    let ids: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| {
-            std::fs::read_to_string(n.lk.data.join("node.id"))
-                .unwrap()
-                .trim()
-                .to_owned()
-        })
-        .collect();
+    let ids = node_ids(&cluster);
     assert_ne!(ids[0], ids[1]);
     for n in 1..=2 {
         cluster.aws_ok(
@@ -250,16 +255,7 @@ fn records_name_their_node_and_verify_names_the_other_nodes() {
     stop(&mut cluster, 0);
     stop(&mut cluster, 1);
 
-    let ids: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| {
-            std::fs::read_to_string(n.lk.data.join("node.id"))
-                .unwrap()
-                .trim()
-                .to_owned()
-        })
-        .collect();
+    let ids = node_ids(&cluster);
     assert_ne!(ids[0], ids[1]);
     for (node, id) in cluster.nodes.iter().zip(&ids) {
         let files = segments(&node.lk.data);

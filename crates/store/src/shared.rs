@@ -223,3 +223,20 @@ fn check_path(path: &str) -> crate::Result<()> {
         Err(StoreError::InvalidInput("a path must begin and end with /"))
     }
 }
+
+/// A sequence number as both stores keep it (a signed 64-bit integer).
+pub(crate) fn sequence_to_sql(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn sequence_from_sql(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Where each node's shipped trail stands: node, trail id, first and last
+/// record, last digest (0 for none); followed by a `WHERE` or `ORDER BY`.
+pub(crate) const SHIPPED_HEAD: &str = "SELECT t.node, t.trail_id,
+        COALESCE((SELECT min(sequence) FROM audit_records r WHERE r.node = t.node), 0),
+        COALESCE((SELECT max(sequence) FROM audit_records r WHERE r.node = t.node), 0),
+        COALESCE((SELECT max(sequence) FROM audit_digests d WHERE d.node = t.node), 0)
+     FROM audit_trails t";

@@ -8,19 +8,7 @@ use super::SqliteBackend;
 use crate::backend::{AuditQuery, AuditShipping, ShippedHead, ShippedRecord, ShippedTrail};
 use crate::{Result, StoreError};
 
-fn int(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn uint(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
-const HEAD: &str = "SELECT t.node, t.trail_id,
-        COALESCE((SELECT min(sequence) FROM audit_records r WHERE r.node = t.node), 0),
-        COALESCE((SELECT max(sequence) FROM audit_records r WHERE r.node = t.node), 0),
-        COALESCE((SELECT max(sequence) FROM audit_digests d WHERE d.node = t.node), 0)
-     FROM audit_trails t";
+use crate::shared::{SHIPPED_HEAD as HEAD, sequence_from_sql as uint, sequence_to_sql as int};
 
 fn head(r: &rusqlite::Row<'_>) -> rusqlite::Result<ShippedHead> {
     Ok(ShippedHead {
