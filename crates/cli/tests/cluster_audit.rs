@@ -44,6 +44,67 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Signs in to node 1's console as a user allowed to read the trail
+/// (Python `requests`, the sign-in form's CSRF token and cookie by hand)
+/// and checks that the Audit page's export holds `node`'s CreateUser.
+fn console_sees_node(cluster: &Cluster, node: &str) {
+    let lookup = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"cloudtrail:LookupEvents","Resource":"*"}]}"#;
+    cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "auditor"]);
+    cluster.aws_ok(
+        1,
+        &[],
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "auditor",
+            "--policy-name",
+            "lookup",
+            "--policy-document",
+            lookup,
+        ],
+    );
+    cluster.aws_ok(
+        1,
+        &[],
+        &[
+            "iam",
+            "create-login-profile",
+            "--user-name",
+            "auditor",
+            "--password",
+            "Auditor-Passw0rd!",
+        ],
+    );
+    let script = r#"
+import json, re, sys, requests
+base, ca, node = sys.argv[1], sys.argv[2], sys.argv[3]
+def cookie(r, name):
+    m = re.search(name + r"=([^;]+)", r.headers.get("Set-Cookie", ""))
+    assert m, r.headers
+    return m.group(1)
+page = requests.get(base + "/console/signin", verify=ca)
+csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+signin = cookie(page, "__Host-latchkey-signin")
+r = requests.post(base + "/console/signin", verify=ca, allow_redirects=False,
+                  headers={"Origin": base, "Cookie": "__Host-latchkey-signin=" + signin},
+                  data={"username": "auditor", "password": "Auditor-Passw0rd!", "csrf": csrf})
+assert r.status_code in (302, 303), (r.status_code, r.text[:500])
+session = cookie(r, "__Host-latchkey-session")
+r = requests.get(base + "/console/audit?event-name=CreateUser&format=jsonl", verify=ca,
+                 headers={"Cookie": "__Host-latchkey-session=" + session})
+assert r.status_code == 200, r.status_code
+records = [json.loads(l) for l in r.text.splitlines() if l]
+print(json.dumps(sorted({e.get("latchkeyNodeId", "") for e in records})))
+"#;
+    let base = format!("https://localhost:{}", cluster.node(1).api_port);
+    let ca = cluster.node(1).lk.data.join("ca.pem");
+    let out = common::api::python(script, &[&base, ca.to_str().unwrap(), node]);
+    let nodes: Vec<String> = serde_json::from_str(out.trim()).unwrap();
+    assert!(nodes.iter().any(|n| n == node), "{nodes:?}");
+    assert!(nodes.len() >= 2, "{nodes:?}");
+}
+
 /// Each node's id (`node.id` in its data directory).
 fn node_ids(cluster: &Cluster) -> Vec<String> {
     cluster
@@ -174,6 +235,8 @@ fn every_node_s_trail_is_verified_and_searched_from_any_node() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+    // The console's Audit page on node 1 shows node 2's records too.
+    console_sees_node(&cluster, &ids[1]);
     let node2 = lookup_from(&cluster, &data1, &["--node", &ids[1]]);
     assert!(node2.iter().all(|e| e["latchkeyNodeId"] == ids[1].as_str()));
     assert!(node2.iter().any(|e| e["eventName"] == "CreateUser"));
