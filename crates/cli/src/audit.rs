@@ -426,6 +426,7 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
         _ => Vec::new(),
     };
     for n in &nodes {
+        warnings.extend(n.warnings.iter().cloned());
         if !n.alive {
             warnings.push(format!(
                 "node {} is gone ({}); its trail was verified from its copy in the store",
@@ -454,7 +455,7 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
                 .collect();
             v["warnings"] = json!(warnings);
             v["node"] = json!(own_node);
-            v["otherNodes"] = nodes
+            v["nodes"] = nodes
                 .iter()
                 .map(crate::cluster_audit::NodeCheck::to_json)
                 .collect();
@@ -493,8 +494,13 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
             }
             for n in &nodes {
                 println!(
-                    "node     {}: {} records in the store, {} verified, {} unsigned{}",
+                    "node     {}{}: {} records in the store, {} verified, {} unsigned{}",
                     n.node,
+                    if n.this_node {
+                        " (this node's copy)"
+                    } else {
+                        ""
+                    },
                     n.report.records,
                     n.report.records_verified,
                     n.report.records_unsigned,

@@ -23,19 +23,24 @@ const CATCH_UP: Duration = Duration::from_secs(5);
 /// One node's trail, verified from the store.
 pub struct NodeCheck {
     pub node: String,
+    /// This node's own copy (its trail is also verified from its files).
+    pub this_node: bool,
     pub report: trail::Report,
     pub alive: bool,
     /// Unix seconds of its last report, if it ever reported.
     pub last_seen: Option<i64>,
+    pub warnings: Vec<String>,
 }
 
 impl NodeCheck {
     pub fn to_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(&self.report).unwrap_or_else(|_| json!({}));
         v["node"] = json!(self.node);
+        v["thisNode"] = json!(self.this_node);
         v["source"] = json!("store");
         v["alive"] = json!(self.alive);
         v["lastSeen"] = json!(self.last_seen.map(rfc3339));
+        v["warnings"] = json!(self.warnings);
         v["intact"] = json!(self.report.ok());
         v
     }
@@ -52,8 +57,34 @@ fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Every node but `own` that shipped a trail or saved an anchor, each
-/// verified from the store against its anchor there.
+/// The node a record line says sealed it (`latchkeyNodeId`), if it says.
+/// A line's own fields are escaped JSON, so the raw pattern can only be
+/// the record's top-level field.
+fn sealed_by(line: &str) -> Option<&str> {
+    const FIELD: &str = "\"latchkeyNodeId\":\"";
+    let at = line.find(FIELD)? + FIELD.len();
+    let rest = &line[at..];
+    rest.find('"').map(|end| &rest[..end])
+}
+
+/// Whether what the store files `r` under for lookups is what its line
+/// says.
+fn lookup_fields_hold(r: &latchkey_store::ShippedRecord) -> bool {
+    latchkey_trail::record_key(r.line.as_bytes()).is_some_and(|(key, sequence, time_ms)| {
+        sequence == r.sequence
+            && time_ms == r.time_ms
+            && key.name == r.name
+            && key.principal == r.principal
+            && key.access_key_id == r.access_key_id
+            && key.database == r.database
+            && key.source_ip.map(|ip| ip.to_string()) == r.source_ip
+            && key.error == r.error
+    })
+}
+
+/// Every node that shipped a trail, saved an anchor or reported itself to
+/// the store (`own` too: its copy there), each verified from the store
+/// against its anchor there.
 pub fn verify_nodes(
     store: &Store,
     key: &[u8; 32],
@@ -66,23 +97,57 @@ pub fn verify_nodes(
         .into_iter()
         .map(|h| (h.node.clone(), h))
         .collect();
-    let seen: BTreeMap<String, i64> = store
+    let reports: BTreeMap<String, (i64, u64)> = store
         .nodes()?
         .into_iter()
-        .map(|n| (n.node, n.seen))
+        .map(|n| (n.node, (n.seen, n.sealed)))
         .collect();
-    let names: BTreeSet<&String> = anchors.keys().chain(heads.keys()).collect();
+    let names: BTreeSet<&String> = anchors
+        .keys()
+        .chain(heads.keys())
+        .chain(reports.keys())
+        .collect();
     let now = now_secs();
     let mut out = Vec::new();
-    for node in names.into_iter().filter(|n| n.as_str() != own) {
-        let last_seen = seen.get(node).copied();
-        let alive = last_seen.is_some_and(|t| now - t <= ALIVE_SECS);
+    for node in names {
+        let this_node = node.as_str() == own;
+        let report_of = reports.get(node).copied();
+        let last_seen = report_of.map(|(seen, _)| seen);
+        // How far the node said its trail reached (0: it sealed nothing).
+        let sealed = report_of.map_or(0, |(_, sealed)| sealed);
+        let alive = this_node || last_seen.is_some_and(|t| now - t <= ALIVE_SECS);
         let source = format!("store (node {node})");
         let mut problems = Vec::new();
-        let anchor = match anchors
-            .get(node)
-            .map(|d| anchor::open_anchor(d.as_bytes(), key))
-        {
+        let mut warnings = Vec::new();
+        let mut anchor_doc = anchors.get(node).cloned();
+        let mut head = heads.get(node).cloned();
+        // A running node's copy trails its anchor by up to a round, and
+        // its first anchor its first records by up to a second.
+        if alive {
+            let deadline = Instant::now() + CATCH_UP;
+            loop {
+                let anchored = anchor_doc
+                    .as_deref()
+                    .and_then(|d| anchor::open_anchor(d.as_bytes(), key).ok());
+                let caught_up = match (&anchored, &head) {
+                    (Some(a), Some(h)) => {
+                        h.last_sequence >= a.body.sequence
+                            && h.last_digest >= a.body.digest_sequence
+                    }
+                    (Some(a), None) => a.body.sequence == 0 && a.body.digest_sequence == 0,
+                    (None, Some(_)) => false,
+                    // Its first records may not be shipped yet.
+                    (None, None) => sealed == 0,
+                };
+                if caught_up || Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+                head = store.shipped_head(node)?;
+                anchor_doc = store.audit_anchor(node)?;
+            }
+        }
+        let anchor = match anchor_doc.map(|d| anchor::open_anchor(d.as_bytes(), key)) {
             Some(Ok(a)) => Some(a),
             Some(Err(e)) => {
                 problems.push(Problem::AnchorInvalid {
@@ -93,22 +158,44 @@ pub fn verify_nodes(
             }
             None => None,
         };
-        // A running node's copy trails its anchor by up to a round.
-        let mut head = heads.get(node).cloned();
-        if let Some(a) = &anchor
-            && alive
+        if anchor.is_none() && head.is_some() {
+            problems.push(Problem::AnchorMissing { node: node.clone() });
+        }
+        if anchor.is_none() && head.is_none() && sealed > 0 {
+            problems.push(Problem::NodeTrailMissing { node: node.clone() });
+        }
+        // A node that is gone said how far its trail reached: its copy
+        // must reach as far, whatever happened to its anchor.
+        if let Some(h) = &head
+            && !alive
+            && h.last_sequence < sealed
         {
-            let deadline = Instant::now() + CATCH_UP;
-            while head.as_ref().is_none_or(|h| {
-                h.last_sequence < a.body.sequence || h.last_digest < a.body.digest_sequence
-            }) && Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(250));
-                head = store.shipped_head(node)?;
-            }
+            problems.push(Problem::RecordsDeleted {
+                first_sequence: h.last_sequence + 1,
+                last_sequence: sealed,
+            });
         }
         let shipped = store.shipped_trail(node)?;
-        let files = TrailFiles::assemble(&shipped.records, &shipped.digests);
+        for r in &shipped.records {
+            if let Some(by) = sealed_by(&r.line)
+                && by != node
+            {
+                problems.push(Problem::RecordOfAnotherNode {
+                    node: node.clone(),
+                    sequence: r.sequence,
+                    sealed_by: by.to_owned(),
+                });
+            } else if !lookup_fields_hold(r) {
+                problems.push(Problem::LookupFieldsAltered {
+                    node: node.clone(),
+                    sequence: r.sequence,
+                });
+            }
+        }
+        let files = TrailFiles::assemble(
+            shipped.records.iter().map(|r| (r.segment, r.line.as_str())),
+            &shipped.digests,
+        );
         let trail_id = head
             .as_ref()
             .and_then(|h| u64::from_str_radix(&h.trail_id, 16).ok())
@@ -119,11 +206,25 @@ pub fn verify_nodes(
         };
         let mut report = files.verify_anchored(key, window, &held_to);
         report.problems.extend(problems);
+        // A node that is gone signed its last anchor when it stopped (or
+        // up to a second before it died): what its copy holds past that
+        // is vouched for by nothing.
+        if let (false, Some(a), Some(h)) = (alive, &anchor, &head)
+            && h.last_sequence > a.body.sequence
+        {
+            warnings.push(format!(
+                "node {node}'s copy holds {} records after its last anchor (record {}): a node that died may leave a second's worth; after a clean stop they were added",
+                h.last_sequence - a.body.sequence,
+                a.body.sequence
+            ));
+        }
         out.push(NodeCheck {
             node: node.clone(),
+            this_node,
             report,
             alive,
             last_seen,
+            warnings,
         });
     }
     Ok(out)

@@ -356,7 +356,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         let mysql_refresher = mysql.clone();
         let rotation = config.cluster_key_rotation;
         let master_key = dir.master_key();
-        let report = Arc::new(NodeReporter::new(node.clone()));
+        let report = Arc::new(NodeReporter::new(node.clone(), audit.clone()));
         // Nodes report themselves only to a store they share: an embedded
         // one is written by one process, and every write there competes
         // with the CLI's.
@@ -619,17 +619,20 @@ struct NodeReporter {
     node: String,
     started: i64,
     last: std::sync::atomic::AtomicI64,
+    /// Its audit trail: how far it reached goes in the report.
+    trail: Arc<latchkey_trail::Trail>,
 }
 
 /// How often a node reports itself to the store.
 const NODE_REPORT_SECS: i64 = 5;
 
 impl NodeReporter {
-    fn new(node: String) -> Self {
+    fn new(node: String, trail: Arc<latchkey_trail::Trail>) -> Self {
         Self {
             node,
             started: latchkey_identity::clock::system_now(),
             last: std::sync::atomic::AtomicI64::new(i64::MIN),
+            trail,
         }
     }
 
@@ -658,11 +661,15 @@ impl NodeReporter {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             master_keys,
             sealing_key,
+            sealed: self.trail.synced(),
         })?;
         self.last.store(now, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
+
+/// The gauge kind failed console sign-ins are exchanged under.
+const SIGN_IN_GAUGE: &str = "console/failures";
 
 /// How often a node exchanges its live-session gauges with the others.
 const GAUGE_EXCHANGE: std::time::Duration = std::time::Duration::from_millis(500);
@@ -675,9 +682,6 @@ const GAUGE_ALIVE_SECS: i64 = 3;
 /// waits for the store; a limit may be overshot by what the nodes admit
 /// within one exchange. While the store does not answer, each node counts
 /// its own sessions only.
-/// The gauge kind failed console sign-ins are exchanged under.
-const SIGN_IN_GAUGE: &str = "console/failures";
-
 fn spawn_gauge_exchange<A, B>(
     state: Arc<AppState>,
     postgres: Arc<latchkey_gateway::Gateway<A>>,

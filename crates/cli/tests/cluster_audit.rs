@@ -105,6 +105,215 @@ print(json.dumps(sorted({e.get("latchkeyNodeId", "") for e in records})))
     assert!(nodes.len() >= 2, "{nodes:?}");
 }
 
+const SHIPPED_TABLES: &[&str] = &[
+    "audit_records",
+    "audit_digests",
+    "audit_trails",
+    "audit_anchors",
+];
+
+fn backup(cluster: &Cluster, node: &str) {
+    for t in SHIPPED_TABLES {
+        store_sql(
+            cluster,
+            &format!(
+                "DROP TABLE IF EXISTS bk_{t}; CREATE TABLE bk_{t} AS SELECT * FROM {t} WHERE node = '{node}'"
+            ),
+        );
+    }
+}
+
+fn restore(cluster: &Cluster, node: &str) {
+    let mut sql = String::from("BEGIN;");
+    for t in SHIPPED_TABLES {
+        sql.push_str(&format!(
+            "DELETE FROM {t} WHERE node = '{node}'; INSERT INTO {t} SELECT * FROM bk_{t};"
+        ));
+    }
+    sql.push_str("COMMIT;");
+    store_sql(cluster, &sql);
+}
+
+/// `audit verify` from node 1 after `attack` on node 2's copy must fail,
+/// and say which node's copy (`node`) is not intact.
+fn refused(cluster: &Cluster, data1: &str, node: &str, attack: &str) -> serde_json::Value {
+    let (ok, report) = verify_from(cluster, data1);
+    assert!(!ok, "{attack}: verify passed: {report:#}");
+    assert_eq!(
+        node_in(&report, node)["intact"],
+        false,
+        "{attack}: {report:#}"
+    );
+    report
+}
+
+/// The red team's attacks on a gone node's copy, by someone who holds the
+/// store's role (each undone before the next).
+fn tamper_with_node_2(cluster: &Cluster, data1: &str, id1: &str, id2: &str) {
+    backup(cluster, id2);
+
+    // The anchor deleted, with the newest digest and records: the copy
+    // ends early and nothing vouches for its end.
+    store_sql(
+        cluster,
+        &format!(
+            "BEGIN;
+             DELETE FROM audit_anchors WHERE node = '{id2}';
+             DELETE FROM audit_digests WHERE node = '{id2}' AND sequence = (SELECT max(sequence) FROM audit_digests WHERE node = '{id2}');
+             DELETE FROM audit_records WHERE node = '{id2}' AND sequence > (SELECT max(sequence) / 2 FROM audit_records WHERE node = '{id2}');
+             COMMIT;"
+        ),
+    );
+    let report = refused(cluster, data1, id2, "anchor deleted and the copy cut");
+    assert!(
+        node_in(&report, id2)["problems"]
+            .to_string()
+            .contains("anchorMissing"),
+        "{report:#}"
+    );
+    restore(cluster, id2);
+    store_sql(
+        cluster,
+        &format!("DELETE FROM audit_anchors WHERE node = '{id2}'"),
+    );
+    refused(cluster, data1, id2, "anchor deleted alone");
+    restore(cluster, id2);
+
+    // Every row of node 2 gone: it said it sealed records.
+    store_sql(
+        cluster,
+        &format!(
+            "BEGIN; DELETE FROM audit_records WHERE node = '{id2}'; DELETE FROM audit_digests WHERE node = '{id2}';
+             DELETE FROM audit_trails WHERE node = '{id2}'; DELETE FROM audit_anchors WHERE node = '{id2}'; COMMIT;"
+        ),
+    );
+    let report = refused(cluster, data1, id2, "node 2 erased");
+    assert!(
+        report.to_string().contains("nodeTrailMissing"),
+        "{report:#}"
+    );
+    restore(cluster, id2);
+
+    // Node 2's copy replaced by node 1's, anchor and all.
+    store_sql(
+        cluster,
+        &format!(
+            "BEGIN;
+             DELETE FROM audit_records WHERE node = '{id2}'; DELETE FROM audit_digests WHERE node = '{id2}';
+             DELETE FROM audit_trails WHERE node = '{id2}'; DELETE FROM audit_anchors WHERE node = '{id2}';
+             INSERT INTO audit_records SELECT '{id2}', sequence, segment, time_ms, name, principal, access_key_id, database, source_ip, error, line FROM audit_records WHERE node = '{id1}';
+             INSERT INTO audit_digests SELECT '{id2}', sequence, document FROM audit_digests WHERE node = '{id1}';
+             INSERT INTO audit_trails SELECT '{id2}', trail_id FROM audit_trails WHERE node = '{id1}';
+             INSERT INTO audit_anchors SELECT '{id2}', trail_id, sequence, document, updated FROM audit_anchors WHERE node = '{id1}';
+             COMMIT;"
+        ),
+    );
+    let report = refused(cluster, data1, id2, "node 2's copy replaced by node 1's");
+    assert!(
+        report.to_string().contains("recordOfAnotherNode"),
+        "{report:#}"
+    );
+    restore(cluster, id2);
+
+    // Node 2's records moved under node 1's name: node 1's copy says so.
+    store_sql(
+        cluster,
+        &format!(
+            "BEGIN; UPDATE audit_records SET node = '{id1}', sequence = sequence + 1000000 WHERE node = '{id2}'; COMMIT;"
+        ),
+    );
+    refused(cluster, data1, id1, "node 2's records moved under node 1");
+    store_sql(
+        cluster,
+        &format!("DELETE FROM audit_records WHERE node = '{id1}' AND sequence > 1000000"),
+    );
+    restore(cluster, id2);
+
+    // What lookups filter on altered, the lines untouched: hidden from
+    // `audit lookup --event-name CreateUser`, but not from verify.
+    store_sql(
+        cluster,
+        &format!(
+            "UPDATE audit_records SET name = 'GetUser', principal = 'nobody', time_ms = 0 WHERE node = '{id2}' AND name = 'CreateUser'"
+        ),
+    );
+    let report = refused(cluster, data1, id2, "lookup fields altered");
+    assert!(
+        report.to_string().contains("lookupFieldsAltered"),
+        "{report:#}"
+    );
+    restore(cluster, id2);
+
+    // A forged record chained after the last, past node 2's final anchor:
+    // said in a warning (a node that died may leave such a tail).
+    let last = store_sql(
+        cluster,
+        &format!(
+            "SELECT sequence || E'\t' || segment || E'\t' || line FROM audit_records WHERE node = '{id2}' ORDER BY sequence DESC LIMIT 1"
+        ),
+    );
+    let mut parts = last.splitn(3, '\t');
+    let seq: u64 = parts.next().unwrap().parse().unwrap();
+    let segment: u64 = parts.next().unwrap().parse().unwrap();
+    let line = parts.next().unwrap().to_owned();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(line.as_bytes()));
+    let forged = line
+        .replacen(
+            &format!("\"sequence\":{seq}"),
+            &format!("\"sequence\":{}", seq + 1),
+            1,
+        )
+        .replacen(v["previousHash"].as_str().unwrap(), &hash, 1);
+    let (key, _, time_ms) = latchkey_trail_key(&forged);
+    store_sql(
+        cluster,
+        &format!(
+            "INSERT INTO audit_records (node, sequence, segment, time_ms, name, principal, error, line) VALUES ('{id2}', {}, {segment}, {time_ms}, '{}', {}, false, $lk${forged}$lk$)",
+            seq + 1,
+            key.0,
+            key.1.map_or("NULL".to_owned(), |p| format!("'{p}'")),
+        ),
+    );
+    let (_, report) = verify_from(cluster, data1);
+    assert!(
+        report["warnings"]
+            .to_string()
+            .contains("records after its last anchor"),
+        "{report:#}"
+    );
+    restore(cluster, id2);
+
+    let (ok, report) = verify_from(cluster, data1);
+    assert!(ok, "restored: {report:#}");
+}
+
+/// A record line's event name, principal and time, as the store files it.
+fn latchkey_trail_key(line: &str) -> ((String, Option<String>), u64, i64) {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let time = v["eventTime"].as_str().unwrap();
+    let t = humantime::parse_rfc3339(time).unwrap();
+    let ms = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    (
+        (
+            v["eventName"].as_str().unwrap().to_owned(),
+            v["userIdentity"]["arn"].as_str().map(str::to_owned),
+        ),
+        v["sequence"].as_u64().unwrap(),
+        i64::try_from(ms).unwrap(),
+    )
+}
+
+/// What `audit verify --output json` says of `node`'s copy in the store.
+fn node_in<'a>(report: &'a serde_json::Value, node: &str) -> &'a serde_json::Value {
+    report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .unwrap_or_else(|| panic!("no node {node}: {report:#}"))
+}
+
 /// Each node's id (`node.id` in its data directory).
 fn node_ids(cluster: &Cluster) -> Vec<String> {
     cluster
@@ -257,9 +466,15 @@ fn every_node_s_trail_is_verified_and_searched_from_any_node() {
         .map(|f| std::fs::read_to_string(f).unwrap().lines().count())
         .sum();
     std::fs::remove_dir_all(&cluster.nodes[1].lk.data).unwrap();
+    // It counts as gone once it has not reported for 20 s.
+    std::thread::sleep(Duration::from_secs(21));
     let (ok, report) = verify_from(&cluster, &data1);
     assert!(ok, "{report:#}");
-    let other = &report["otherNodes"][0];
+    assert!(
+        report["warnings"].to_string().contains("is gone"),
+        "{report:#}"
+    );
+    let other = node_in(&report, &ids[1]);
     assert_eq!(other["node"], ids[1].as_str(), "{report:#}");
     assert_eq!(other["intact"], true, "{report:#}");
     assert_eq!(other["records"], sealed, "{report:#}");
@@ -268,6 +483,8 @@ fn every_node_s_trail_is_verified_and_searched_from_any_node() {
     // only failures), found from node 1 with its disk gone.
     let refused = lookup_from(&cluster, &data1, &["--node", &ids[1], "--errors-only"]);
     assert!(refused.len() >= 3, "{refused:#?}");
+
+    tamper_with_node_2(&cluster, &data1, &ids[0], &ids[1]);
 
     // Tampering with node 2's copy: one record deleted, the newest cut off.
     let middle = sealed / 2;
@@ -286,7 +503,7 @@ fn every_node_s_trail_is_verified_and_searched_from_any_node() {
         0,
         "node 1 is intact: {report:#}"
     );
-    let other = &report["otherNodes"][0];
+    let other = node_in(&report, &ids[1]);
     assert_eq!(other["intact"], false, "{report:#}");
     let problems = other["problems"].to_string();
     assert!(problems.contains("recordsDeleted"), "{report:#}");
@@ -341,10 +558,11 @@ fn records_name_their_node_and_verify_names_the_other_nodes() {
     let data = cluster.nodes[0].lk.data.to_str().unwrap().to_owned();
     let (ok, report) = verify_from(&cluster, &data);
     assert!(ok, "{report:#}");
-    let others: Vec<&str> = report["otherNodes"]
+    let others: Vec<&str> = report["nodes"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|n| n["thisNode"] == false)
         .map(|n| n["node"].as_str().unwrap())
         .collect();
     assert_eq!(others, [ids[1].as_str()], "{report}");

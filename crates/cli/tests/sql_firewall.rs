@@ -630,6 +630,12 @@ fn mysql_injections_are_refused_in_block_mode() {
             .unwrap();
         let all: Vec<i32> = conn.exec(&injected, ()).await.unwrap();
         assert_eq!(all.len(), 3);
+        // The same through SQL-level PREPARE and EXECUTE.
+        conn.query_drop("PREPARE s FROM 'SELECT total FROM orders WHERE id = 3 OR 1=1'")
+            .await
+            .unwrap();
+        let all: Vec<i32> = conn.query("EXECUTE s").await.unwrap();
+        assert_eq!(all.len(), 3);
         (conn, injected, learned)
     });
 
@@ -665,6 +671,10 @@ fn mysql_injections_are_refused_in_block_mode() {
         }
         let total: Option<i32> = conn.exec_first(&learned, (3,)).await.unwrap();
         assert_eq!(total, Some(30));
+        match conn.query::<i32, _>("EXECUTE s").await {
+            Err(mysql_async::Error::Server(e)) => assert_eq!(e.code, 1142, "{e:?}"),
+            other => panic!("EXECUTE of the injection prepared while learning: {other:?}"),
+        }
         conn.disconnect().await.unwrap();
     });
     let out = loop {

@@ -783,6 +783,17 @@ impl StatementGate for SessionStatements {
             }
             decision.firewall = Some(verdict);
         }
+        // `EXECUTE name` runs what was prepared earlier: judged again, as
+        // a protocol-level Bind is, when the firewall changed since.
+        if let Some(name) = &classified.executes
+            && let Some(verdict) = self.firewall_at_bind(name)
+            && verdict.refused
+        {
+            if refusal.is_none() {
+                refusal = Some(Arc::from(SessionFirewall::refusal(&verdict)));
+            }
+            decision.firewall = Some(verdict);
+        }
         let decision = Arc::new(decision);
         let ruling = match refusal {
             Some(message) => Ruling::Refuse { message, decision },

@@ -23,6 +23,11 @@ use crate::{
     malformed, query_sql,
 };
 
+/// The name a gate is asked about for a prepared statement whose SQL the
+/// gateway does not hold: no SQL statement can have it, so it is judged
+/// as one never seen.
+const UNTRACKED_STATEMENT: &str = "\u{0}untracked";
+
 /// The longest prepared SQL kept to be ruled on again when it runs.
 const MAX_KEPT_SQL: usize = 64 * 1024;
 
@@ -117,7 +122,11 @@ pub struct Tracker {
     ruled: Option<Arc<PolicyDecision>>,
     /// The SQL of the `COM_STMT_PREPARE` just ruled on, and the firewall
     /// revision then, for the statement it prepares.
-    preparing: Option<(Arc<str>, i64)>,
+    preparing: Option<(Option<Arc<str>>, i64)>,
+    /// The SQL firewall revision when a prepared statement was first left
+    /// untracked (past `MAX_STATEMENTS`): an unknown statement run after
+    /// the firewall changed since is judged as unseen.
+    untracked_revision: Option<i64>,
     /// The server's `NO_BACKSLASH_ESCAPES` as last reported.
     no_backslash_escapes: bool,
 }
@@ -153,6 +162,7 @@ impl Tracker {
             gate: None,
             ruled: None,
             preparing: None,
+            untracked_revision: None,
             no_backslash_escapes: false,
         }
     }
@@ -236,10 +246,11 @@ impl Tracker {
                 };
                 if prepare && last {
                     let revision = gate.firewall_revision();
-                    self.preparing = std::str::from_utf8(sql)
+                    let source = std::str::from_utf8(sql)
                         .ok()
                         .filter(|sql| sql.len() <= MAX_KEPT_SQL)
-                        .map(|sql| (Arc::from(sql), revision));
+                        .map(Arc::from);
+                    self.preparing = Some((source, revision));
                 }
                 match ruling {
                     Ruling::Pass(decision) => {
@@ -271,19 +282,31 @@ impl Tracker {
             u32::MAX => self.last_prepared?,
             id => id,
         };
-        // Not prepared yet (pipelined after its prepare): ruled on then.
-        let prepared = self.prepared.get_mut(&id)?;
         let revision = gate.firewall_revision();
-        if revision == prepared.firewall_revision {
+        if revision == 0 {
+            // No firewall: statement policy decided at the prepare.
             return None;
         }
-        let ruling = match &prepared.source {
-            Some(sql) => gate.rule(sql),
-            None => gate.rule(latchkey_framing::UNREADABLE_SQL),
+        let ruling = match self.prepared.get(&id) {
+            Some(p) if p.firewall_revision == revision => return None,
+            Some(p) => match &p.source {
+                Some(sql) => gate.rule(sql),
+                // Too long to keep: judged as a statement never seen.
+                None => gate.rule_bind(UNTRACKED_STATEMENT)?,
+            },
+            // Past what is tracked, prepared before the firewall changed.
+            None if self.untracked_revision.is_some_and(|r| r != revision) => {
+                gate.rule_bind(UNTRACKED_STATEMENT)?
+            }
+            // Not prepared yet (pipelined after its prepare, ruled on
+            // then), or no such statement (the server says so).
+            None => return None,
         };
         match ruling {
             Ruling::Pass(_) => {
-                prepared.firewall_revision = revision;
+                if let Some(prepared) = self.prepared.get_mut(&id) {
+                    prepared.firewall_revision = revision;
+                }
                 None
             }
             Ruling::Refuse { message, decision } => {
@@ -390,7 +413,7 @@ impl Tracker {
             COM_STMT_PREPARE => {
                 let mut sql = self.sql(&decode(&payload[1..]), complete);
                 if let Some((source, revision)) = self.preparing.take() {
-                    sql.source = Some(source);
+                    sql.source = source;
                     sql.firewall_revision = revision;
                 }
                 Audited::Prepare(sql)
@@ -545,6 +568,8 @@ impl Tracker {
                         || self.prepared.contains_key(&p.statement_id)
                     {
                         self.prepared.insert(p.statement_id, sql);
+                    } else if self.untracked_revision.is_none() {
+                        self.untracked_revision = Some(sql.firewall_revision);
                     }
                     self.last_prepared = Some(p.statement_id);
                     (None, Protocol::Extended, false)

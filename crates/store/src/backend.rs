@@ -147,6 +147,9 @@ pub struct NodeReport {
     pub master_keys: Vec<(u32, String)>,
     /// The master key it seals with.
     pub sealing_key: u32,
+    /// The last audit record it sealed (0: none yet): a node that sealed
+    /// records must have a trail in the store.
+    pub sealed: u64,
 }
 
 impl NodeReport {
@@ -838,11 +841,12 @@ pub struct ShippedHead {
     pub last_digest: u64,
 }
 
-/// A node's trail as shipped: its records (segment, sequence, line) in
-/// sequence order and its digest files (sequence, text).
+/// A node's trail as shipped: its records in sequence order (with the
+/// lookup fields as stored, which verification holds to the lines) and
+/// its digest files (sequence, text).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShippedTrail {
-    pub records: Vec<(u64, u64, String)>,
+    pub records: Vec<ShippedRecord>,
     pub digests: Vec<(u64, String)>,
 }
 

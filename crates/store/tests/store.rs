@@ -1929,6 +1929,7 @@ fn nodes_report_themselves_and_the_agreed_sealing_key_holds_on_every_opening() {
             (2, latchkey_store::vault::fingerprint(2, &two)),
         ],
         sealing_key: 2,
+        sealed: 7,
     };
     store.report_node(&report("b", NOW)).unwrap();
     store.report_node(&report("a", NOW)).unwrap();
@@ -2166,8 +2167,9 @@ fn shipped_trails_are_kept_per_node_in_order_and_found_by_filter() {
     ));
     let trail = store.shipped_trail("a").unwrap();
     assert_eq!(trail.records.len(), 4);
-    assert_eq!(trail.records[0], (1, 1, batch[0].line.clone()));
-    assert_eq!(trail.records[3].0, 4);
+    // Every field comes back as shipped (the first as first shipped).
+    assert_eq!(trail.records[0], batch[0]);
+    assert_eq!(trail.records[3], again[3]);
     assert_eq!(trail.digests, vec![(1, "digest one".to_owned())]);
     // Filters: errors, node, principal, event name; newest first.
     let find = |q: AuditQuery| -> Vec<(String, u64)> {

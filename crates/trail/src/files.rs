@@ -146,15 +146,18 @@ impl TrailFiles {
     }
 
     /// A trail copied elsewhere (a shared store), as its files again:
-    /// `records` are (segment, sequence, line) in sequence order, `digests`
-    /// (digest sequence, file text).
-    pub fn assemble(records: &[(u64, u64, String)], digests: &[(u64, String)]) -> Self {
+    /// `records` are (segment, line) in sequence order, `digests` (digest
+    /// sequence, file text).
+    pub fn assemble<'a>(
+        records: impl IntoIterator<Item = (u64, &'a str)>,
+        digests: &[(u64, String)],
+    ) -> Self {
         let mut segments: Vec<(String, Vec<u8>)> = Vec::new();
         let mut current: Option<u64> = None;
-        for (segment, _, line) in records {
-            if current != Some(*segment) {
-                current = Some(*segment);
-                segments.push((segment_name(*segment), Vec::new()));
+        for (segment, line) in records {
+            if current != Some(segment) {
+                current = Some(segment);
+                segments.push((segment_name(segment), Vec::new()));
             }
             if let Some((_, bytes)) = segments.last_mut() {
                 bytes.extend_from_slice(line.as_bytes());

@@ -30,7 +30,7 @@ mod post;
 mod ship;
 mod writer;
 
-pub use post::{find, for_each_record, record_at};
+pub use post::{find, for_each_record, record_at, record_key};
 use post::{millis, post_loop, reindex};
 pub use ship::{ShipReader, ShipRecord, digests_after, retained_from};
 use writer::{Segment, Writer, write_durably};

@@ -69,8 +69,9 @@ pub(crate) fn millis(t: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// A written record's index key, sequence and time.
-pub(crate) fn record_key(line: &[u8]) -> Option<(SpanKey<String>, u64, i64)> {
+/// What lookups file a record under (its span key), its sequence and its
+/// time, read from its line.
+pub fn record_key(line: &[u8]) -> Option<(SpanKey<String>, u64, i64)> {
     let v: serde_json::Value = serde_json::from_slice(line).ok()?;
     let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
     let name = text("/eventName")?;

@@ -97,6 +97,27 @@ pub enum Problem {
         source: String,
         digest_sequence: u64,
     },
+    /// Several nodes sharing a store: a node's copy there holds records
+    /// but no anchor vouches for its end (the anchor was deleted).
+    #[serde(rename_all = "camelCase")]
+    AnchorMissing { node: String },
+    /// A node's copy holds a record another node sealed (moved or
+    /// substituted).
+    #[serde(rename_all = "camelCase")]
+    RecordOfAnotherNode {
+        node: String,
+        sequence: u64,
+        sealed_by: String,
+    },
+    /// What the store files a shipped record under for lookups (its name,
+    /// principal, time...) is not what the record says: it was altered to
+    /// hide the record from lookups.
+    #[serde(rename_all = "camelCase")]
+    LookupFieldsAltered { node: String, sequence: u64 },
+    /// A node reported itself to the store, but nothing of its trail is
+    /// there (its copy and anchor were removed).
+    #[serde(rename_all = "camelCase")]
+    NodeTrailMissing { node: String },
 }
 
 impl Problem {
@@ -244,6 +265,26 @@ impl std::fmt::Display for Problem {
             } => write!(
                 f,
                 "digest {digest_sequence} is not the digest the {source} anchor vouches for"
+            ),
+            Problem::AnchorMissing { node } => write!(
+                f,
+                "the store holds node {node}'s records but no anchor for them: its anchor was deleted"
+            ),
+            Problem::RecordOfAnotherNode {
+                node,
+                sequence,
+                sealed_by,
+            } => write!(
+                f,
+                "record {sequence} in node {node}'s copy was sealed by node {sealed_by}"
+            ),
+            Problem::LookupFieldsAltered { node, sequence } => write!(
+                f,
+                "what the store files node {node}'s record {sequence} under for lookups was altered (the record itself says otherwise)"
+            ),
+            Problem::NodeTrailMissing { node } => write!(
+                f,
+                "node {node} reported itself to the store, but its trail and anchor there are gone"
             ),
         }
     }

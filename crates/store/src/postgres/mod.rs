@@ -69,7 +69,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, SCHEMA_V5),
     (6, SCHEMA_V6),
     (7, SCHEMA_V7),
+    (8, SCHEMA_V8),
 ];
+
+/// Version 8: how far each node's trail reached, in its report.
+const SCHEMA_V8: &str = "
+ALTER TABLE nodes ADD COLUMN IF NOT EXISTS sealed BIGINT NOT NULL DEFAULT 0;
+";
 
 /// Version 7: the nodes' audit trails, shipped (`AuditShipping`).
 const SCHEMA_V7: &str = "

@@ -13,15 +13,18 @@ pub(super) const SEALING_KEY: &str = "master_key_sealing";
 impl Nodes for PgBackend {
     fn report_node(&self, r: &NodeReport) -> Result<()> {
         let sealing = i64::from(r.sealing_key);
+        let sealed = i64::try_from(r.sealed).unwrap_or(i64::MAX);
         let keys = r.keys_text();
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO nodes (node, started, seen, version, master_keys, sealing_key)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO nodes (node, started, seen, version, master_keys, sealing_key, sealed)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (node) DO UPDATE SET started = EXCLUDED.started, seen = EXCLUDED.seen,
                  version = EXCLUDED.version, master_keys = EXCLUDED.master_keys,
-                 sealing_key = EXCLUDED.sealing_key",
-                &[&r.node, &r.started, &r.seen, &r.version, &keys, &sealing],
+                 sealing_key = EXCLUDED.sealing_key, sealed = EXCLUDED.sealed",
+                &[
+                    &r.node, &r.started, &r.seen, &r.version, &keys, &sealing, &sealed,
+                ],
             )?;
             Ok(())
         })
@@ -30,7 +33,7 @@ impl Nodes for PgBackend {
     fn nodes(&self) -> Result<Vec<NodeReport>> {
         self.read(|c| {
             c.query(
-                "SELECT node, started, seen, version, master_keys, sealing_key FROM nodes ORDER BY node",
+                "SELECT node, started, seen, version, master_keys, sealing_key, sealed FROM nodes ORDER BY node",
                 &[],
             )?
             .iter()
@@ -42,6 +45,7 @@ impl Nodes for PgBackend {
                     version: r.try_get(3)?,
                     master_keys: NodeReport::parse_keys(&r.try_get::<_, String>(4)?),
                     sealing_key: u32::try_from(r.try_get::<_, i64>(5)?).unwrap_or(0),
+                    sealed: u64::try_from(r.try_get::<_, i64>(6)?).unwrap_or(0),
                 })
             })
             .collect()

@@ -132,11 +132,26 @@ impl AuditShipping for PgBackend {
         self.read(|c| {
             let records = c
                 .query(
-                    "SELECT segment, sequence, line FROM audit_records WHERE node = $1 ORDER BY sequence",
+                    "SELECT segment, sequence, line, time_ms, name, principal, access_key_id,
+                         database, source_ip, error
+                     FROM audit_records WHERE node = $1 ORDER BY sequence",
                     &[&node],
                 )?
                 .iter()
-                .map(|r| Ok((uint(r.try_get(0)?), uint(r.try_get(1)?), r.try_get(2)?)))
+                .map(|r| {
+                    Ok(ShippedRecord {
+                        segment: uint(r.try_get(0)?),
+                        sequence: uint(r.try_get(1)?),
+                        line: r.try_get(2)?,
+                        time_ms: r.try_get(3)?,
+                        name: r.try_get(4)?,
+                        principal: r.try_get(5)?,
+                        access_key_id: r.try_get(6)?,
+                        database: r.try_get(7)?,
+                        source_ip: r.try_get(8)?,
+                        error: r.try_get(9)?,
+                    })
+                })
                 .collect::<Result<_>>()?;
             let digests = c
                 .query(

@@ -102,6 +102,7 @@ INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m
 /// Columns added to tables after their first release: `(table, column,
 /// definition)`. Stores made before get them on open.
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("nodes", "sealed", "INTEGER NOT NULL DEFAULT 0"),
     (
         "databases",
         "upstream_tls",

@@ -121,11 +121,24 @@ impl AuditShipping for SqliteBackend {
     fn shipped_trail(&self, node: &str) -> Result<ShippedTrail> {
         let db = self.db();
         let mut stmt = db.prepare(
-            "SELECT segment, sequence, line FROM audit_records WHERE node = ?1 ORDER BY sequence",
+            "SELECT segment, sequence, line, time_ms, name, principal, access_key_id,
+                 database, source_ip, error
+             FROM audit_records WHERE node = ?1 ORDER BY sequence",
         )?;
         let records = stmt
             .query_map([node], |r| {
-                Ok((uint(r.get(0)?), uint(r.get(1)?), r.get(2)?))
+                Ok(ShippedRecord {
+                    segment: uint(r.get(0)?),
+                    sequence: uint(r.get(1)?),
+                    line: r.get(2)?,
+                    time_ms: r.get(3)?,
+                    name: r.get(4)?,
+                    principal: r.get(5)?,
+                    access_key_id: r.get(6)?,
+                    database: r.get(7)?,
+                    source_ip: r.get(8)?,
+                    error: r.get(9)?,
+                })
             })?
             .collect::<rusqlite::Result<_>>()?;
         let mut stmt = db.prepare(
