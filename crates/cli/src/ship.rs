@@ -126,8 +126,10 @@ impl Shipper {
             after = upto;
             after_digest = digests.last().map_or(after_digest, |(n, _)| *n);
         }
-        self.lag
-            .set(i64::try_from(synced.saturating_sub(after)).unwrap_or(i64::MAX));
+        // Against what is durable now, not at the round's start: records
+        // sealed meanwhile are lag too.
+        let lag = self.trail.synced().saturating_sub(after);
+        self.lag.set(i64::try_from(lag).unwrap_or(i64::MAX));
         // What retention removed here goes from the copy too.
         let (first_segment, first_digest) = latchkey_trail::retained_from(&self.dir)?;
         if let Some(h) = head

@@ -73,21 +73,23 @@ fn nodes(args: &NodesArgs) -> Result<u8> {
                     .map(|(id, print)| serde_json::json!({"id": id, "fingerprint": print}))
                     .collect::<Vec<_>>(),
                 "sealingKey": n.sealing_key,
+                "auditRecordsSealed": n.sealed,
             })).collect::<Vec<_>>(),
         }))?,
         OutputFormat::Text => {
             println!(
-                "{:<16}  {:<8}  {:>9}  {:<8}  {:<7}  master keys (id:fingerprint)",
-                "NODE", "STATE", "SEEN", "VERSION", "SEALS"
+                "{:<16}  {:<8}  {:>9}  {:<8}  {:<7}  {:>10}  master keys (id:fingerprint)",
+                "NODE", "STATE", "SEEN", "VERSION", "SEALS", "RECORDS"
             );
             for n in &nodes {
                 println!(
-                    "{:<16}  {:<8}  {:>8}s  {:<8}  {:<7}  {}",
+                    "{:<16}  {:<8}  {:>8}s  {:<8}  {:<7}  {:>10}  {}",
                     n.node,
                     if running(n.seen) { "running" } else { "gone" },
                     now - n.seen,
                     n.version,
                     n.sealing_key,
+                    n.sealed,
                     n.keys_text()
                 );
             }
