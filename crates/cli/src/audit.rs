@@ -422,9 +422,22 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
     // disk is gone is verified all the same, and one whose records never
     // reached the store is a problem, not a silence.
     let nodes = match (&store, &own_node) {
-        (Some(store), Some(own)) => crate::cluster_audit::verify_nodes(store, &key, own, window)?,
+        (Some(store), Some(own)) if config.store.is_some() => {
+            crate::cluster_audit::verify_nodes(store, &key, own, window)?
+        }
         _ => Vec::new(),
     };
+    // Nodes sharing an embedded store's file copy nothing to it: named,
+    // never silently skipped.
+    if let (Some(store), Some(own), false) = (&store, &own_node, config.store.is_some()) {
+        for (other, _) in store.audit_anchors()? {
+            if other != *own {
+                warnings.push(format!(
+                    "node {other} shares this store; its trail is on that node and was not verified here: run `latchkey audit verify` there"
+                ));
+            }
+        }
+    }
     for n in &nodes {
         warnings.extend(n.warnings.iter().cloned());
         if !n.alive {

@@ -740,8 +740,16 @@ impl StatementGate for SessionStatements {
         let shape = latchkey_sqlnorm::normalize_into(sql, self.dialect, &mut self.scratch);
         // The key is the normalised text as written: the fingerprint folds
         // case, and MySQL table names are case-sensitive.
+        // The firewall's revision is part of the key: a ruling cached
+        // just before a switch to block must not outlive it.
+        let firewall_revision = self
+            .firewall
+            .as_mut()
+            .map_or(0, SessionFirewall::current_revision);
         let key = cacheable.then(|| {
-            text_hash(&self.scratch) ^ self.scope_generation.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            text_hash(&self.scratch)
+                ^ self.scope_generation.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (firewall_revision as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
         });
         if let Some(key) = key
             && let Some((at, ruling)) = self.decisions.get(&key)
