@@ -14,6 +14,9 @@ use crate::config::parse_failure_kind;
 use crate::rules::{Attempt, millis};
 use crate::{Detector, Outcome};
 
+/// Entries [`Detector::failure_tally`] gives at most: the busiest.
+const TALLY_MAX: usize = 1_000;
+
 /// Failures counted here, by (address, kind): how many, and when last.
 #[derive(Default)]
 pub(crate) struct Tally {
@@ -58,11 +61,18 @@ impl Detector {
         self.tally
             .counts
             .retain(|_, (_, last)| now.saturating_sub(*last) <= window_ms);
-        self.tally
+        let mut tally: Vec<(String, u64)> = self
+            .tally
             .counts
             .iter()
             .map(|((ip, kind), (n, _))| (tally_key(*ip, *kind), *n))
-            .collect()
+            .collect();
+        // The busiest only: many addresses must not swell the exchange.
+        if tally.len() > TALLY_MAX {
+            tally.sort_unstable_by_key(|t| std::cmp::Reverse(t.1));
+            tally.truncate(TALLY_MAX);
+        }
+        tally
     }
 
     /// Failed logins other nodes counted (`key` as [`tally_key`] makes it,

@@ -240,15 +240,20 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         }
     }
 
-    /// Tokens taken per key, for the other nodes (keys with none left out).
+    /// Tokens taken per key, for the other nodes: the [`EXCHANGED_KEYS`]
+    /// busiest (keys with none left out), so that a flood of addresses
+    /// cannot swell the exchange.
     pub fn taken(&self) -> Vec<(K, u64)> {
-        self.buckets
+        let mut taken: Vec<(K, u64)> = self
+            .buckets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|(_, b)| b.taken > 0)
             .map(|(k, b)| (k.clone(), b.taken))
-            .collect()
+            .collect();
+        busiest(&mut taken);
+        taken
     }
 
     /// Removes `n` tokens from `key`'s bucket: what other nodes took for
@@ -284,6 +289,19 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.buckets.lock().map(|b| b.len()).unwrap_or(0)
+    }
+}
+
+/// Keys each kind of count sends to the other nodes at most: the busiest.
+/// Past it a key's count drops out of the exchange and, should it come
+/// back, counts whole again on the others (they err on the strict side).
+pub const EXCHANGED_KEYS: usize = 1_000;
+
+/// Keeps the [`EXCHANGED_KEYS`] largest counts of `counts`.
+pub fn busiest<K>(counts: &mut Vec<(K, u64)>) {
+    if counts.len() > EXCHANGED_KEYS {
+        counts.sort_unstable_by_key(|c| std::cmp::Reverse(c.1));
+        counts.truncate(EXCHANGED_KEYS);
     }
 }
 
@@ -469,5 +487,15 @@ mod tests {
         assert!(elsewhere.growth([("a", 10)].into_iter()).is_empty());
         assert_eq!(elsewhere.growth([("a", 12)].into_iter()), [("a", 2)]);
         assert_eq!(elsewhere.growth([("b", 7)].into_iter()), [("b", 7)]);
+    }
+
+    #[test]
+    fn only_the_busiest_keys_are_exchanged() {
+        let mut counts: Vec<(u32, u64)> = (0..EXCHANGED_KEYS as u32 + 500)
+            .map(|k| (k, u64::from(k)))
+            .collect();
+        busiest(&mut counts);
+        assert_eq!(counts.len(), EXCHANGED_KEYS);
+        assert!(counts.iter().all(|(_, n)| *n >= 500));
     }
 }

@@ -85,6 +85,9 @@ impl Counter {
     }
 }
 
+/// Entries [`SignInThrottle::tally`] gives at most.
+pub const TALLY_MAX: usize = 1_000;
+
 /// Failed sign-ins; the caller holds it behind a lock and passes the time.
 #[derive(Debug, Default)]
 pub struct SignInThrottle {
@@ -195,7 +198,13 @@ impl SignInThrottle {
             .iter()
             .filter(|(_, c)| c.here > 0 && !c.stale(now, limits))
             .map(|(ip, c)| (format!("a:{ip}"), c.here));
-        users.chain(addresses).collect()
+        let mut tally: Vec<(String, u64)> = users.chain(addresses).collect();
+        // The busiest only: a spray of names must not swell the exchange.
+        if tally.len() > TALLY_MAX {
+            tally.sort_unstable_by_key(|t| std::cmp::Reverse(t.1));
+            tally.truncate(TALLY_MAX);
+        }
+        tally
     }
 
     /// `n` failures another node counted under `key` (as [`Self::tally`]
