@@ -117,7 +117,11 @@ impl latchkey_trail::Observer for Detection {
             }
         }
         outcomes.extend(self.detector.observe(event_id, event));
-        if let (Some(exchange), Event::Auth(_)) = (&self.exchange, event) {
+        // Only a failure changes the tally: a successful login (the hot
+        // path) leaves it as it was.
+        if let (Some(exchange), Event::Auth(auth)) = (&self.exchange, event)
+            && matches!(auth.result, latchkey_audit::AuthResult::Failure { .. })
+        {
             let tally = self.detector.failure_tally(std::time::SystemTime::now());
             *exchange.mine.lock().unwrap_or_else(|p| p.into_inner()) = tally;
         }
