@@ -145,8 +145,70 @@ pub struct RegisterArgs {
     /// With --rotate-every: rotate by alternating users (USER and USER_clone take turns, so there is never a moment without a valid password), creating the clone and setting passwords as this privileged login, whose password `db set-password` stores. Without it, each user's password is changed in place (single user).
     #[arg(long, value_name = "USER", requires = "rotate_every")]
     rotation_master_user: Option<String>,
+    #[command(flatten)]
+    pooling: PoolingArgs,
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
+}
+
+/// How the gateway shares the database's server connections.
+#[derive(Args, Debug, Default)]
+pub struct PoolingArgs {
+    /// session (a server connection per client session, reset and pooled when it ends) or transaction (PostgreSQL: a server connection per transaction, so thousands of clients share a few; session state such as SET or LISTEN pins a client to its connection).
+    #[arg(long, default_value = "session", value_parser = ["session", "transaction"])]
+    pool_mode: String,
+    /// USER=MODE (repeatable): this database user is pooled in MODE instead of --pool-mode.
+    #[arg(long = "pool-user-mode", value_name = "USER=MODE")]
+    user_modes: Vec<String>,
+    /// Transaction mode: server connections per (database user, database, startup parameters).
+    #[arg(long, default_value_t = 20)]
+    pool_size: u32,
+    /// Transaction mode: connections beyond --pool-size for clients that waited --reserve-pool-timeout.
+    #[arg(long, default_value_t = 0)]
+    reserve_pool: u32,
+    /// Transaction mode: how long a client waits before the reserve opens (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    reserve_pool_timeout: std::time::Duration,
+    /// Transaction mode: how long a client waits for a server connection before FATAL 53300.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pool_queue_timeout: std::time::Duration,
+    /// Transaction mode: an idle server connection is closed after this.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    server_idle_timeout: std::time::Duration,
+    /// Transaction mode: a server connection is closed after this, once idle.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    server_lifetime: std::time::Duration,
+    /// Transaction mode: pin (a client that leaves session state keeps its server connection) or refuse (the statement fails with 0A000).
+    #[arg(long, default_value = "pin", value_parser = ["pin", "refuse"])]
+    session_state: String,
+}
+
+impl PoolingArgs {
+    fn pooling(&self) -> Result<latchkey_store::Pooling> {
+        let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        let secs = |d: std::time::Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        let user_modes = self
+            .user_modes
+            .iter()
+            .map(|m| {
+                let (user, mode) = m
+                    .split_once('=')
+                    .with_context(|| format!("--pool-user-mode {m:?} must be USER=MODE"))?;
+                Ok((user.to_owned(), mode.parse()?))
+            })
+            .collect::<Result<_>>()?;
+        Ok(latchkey_store::Pooling {
+            mode: self.pool_mode.parse()?,
+            user_modes,
+            size: self.pool_size,
+            reserve: self.reserve_pool,
+            reserve_after_ms: millis(self.reserve_pool_timeout),
+            queue_timeout_ms: millis(self.pool_queue_timeout),
+            idle_timeout_s: secs(self.server_idle_timeout),
+            lifetime_s: secs(self.server_lifetime),
+            session_state: self.session_state.parse()?,
+        })
+    }
 }
 
 /// `30d` (or `30`): whole days, 1 to 1000.
@@ -225,6 +287,17 @@ fn describe(db: &Database, account: &str, region: &str) -> serde_json::Value {
         "rotateEveryDays": db.rotation.as_ref().map(|r| r.every_days),
         "rotationStrategy": db.rotation.as_ref().map(|r| if r.master_user.is_some() { "alternating-users" } else { "single-user" }),
         "rotationMasterUser": db.rotation.as_ref().and_then(|r| r.master_user.as_deref()),
+        "pooling": {
+            "mode": db.pooling.mode.as_str(),
+            "userModes": db.pooling.user_modes.iter().map(|(u, m)| (u.clone(), json!(m.as_str()))).collect::<serde_json::Map<_, _>>(),
+            "size": db.pooling.size,
+            "reserve": db.pooling.reserve,
+            "reserveAfterMs": db.pooling.reserve_after_ms,
+            "queueTimeoutMs": db.pooling.queue_timeout_ms,
+            "serverIdleTimeoutS": db.pooling.idle_timeout_s,
+            "serverLifetimeS": db.pooling.lifetime_s,
+            "sessionState": db.pooling.session_state.as_str(),
+        },
         "sqlArnPrefix": format!("arn:aws:sql:{region}:{account}:table/{}/", db.resource_id),
         "connectArnPrefix": format!("arn:aws:rds-db:{region}:{account}:dbuser:{}/", db.resource_id),
         "tags": db.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>(),
@@ -277,12 +350,38 @@ fn print_db(db: &serde_json::Value, output: OutputFormat) -> Result<()> {
                         None => "-".to_owned(),
                     },
                 ),
+                ("pooling", pooling_text(&db["pooling"])),
                 ("resource id", s("resourceId")),
                 ("connect ARN", format!("{}USER", s("connectArnPrefix"))),
             ]);
             Ok(())
         }
     }
+}
+
+/// `session`, or `transaction, 20 (+0 reserve), queue 30000 ms` and the
+/// users pooled otherwise.
+fn pooling_text(p: &serde_json::Value) -> String {
+    let mode = p["mode"].as_str().unwrap_or_default();
+    let mut text = if mode == "transaction" {
+        format!(
+            "transaction, {} connections (+{} reserve), queue {} ms, session state: {}",
+            p["size"],
+            p["reserve"],
+            p["queueTimeoutMs"],
+            p["sessionState"].as_str().unwrap_or_default()
+        )
+    } else {
+        mode.to_owned()
+    };
+    if let Some(users) = p["userModes"].as_object().filter(|u| !u.is_empty()) {
+        let users: Vec<String> = users
+            .iter()
+            .map(|(u, m)| format!("{u}={}", m.as_str().unwrap_or_default()))
+            .collect();
+        text.push_str(&format!("; users: {}", users.join(", ")));
+    }
+    text
 }
 
 pub fn run(cmd: DbCommand) -> Result<u8> {
@@ -315,6 +414,7 @@ pub fn run(cmd: DbCommand) -> Result<u8> {
                     every_days,
                     master_user: a.rotation_master_user.clone(),
                 }),
+                pooling: a.pooling.pooling()?,
             };
             let now = latchkey_identity::clock::system_now();
             let db = register_database(&store, &wanted, a.update, now)?;
@@ -452,6 +552,7 @@ impl DatabaseConfig {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             rotation: None,
+            pooling: self.pooling.clone().unwrap_or_default(),
         };
         check_tls_settings(&db)?;
         Ok(db)

@@ -231,6 +231,24 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 i64::try_from(pg + my).unwrap_or(i64::MAX)
             },
         )?;
+        let weak_pg = Arc::downgrade(&gateway);
+        state.metrics.registry.gauge_fn(
+            "latchkey_pool_server_connections",
+            "Server connections open in transaction pools (lent, idle or being opened).",
+            move || {
+                let open = weak_pg.upgrade().map_or(0, |g| g.transaction_pools().open);
+                i64::try_from(open).unwrap_or(i64::MAX)
+            },
+        )?;
+        let weak_pg = Arc::downgrade(&gateway);
+        state.metrics.registry.gauge_fn(
+            "latchkey_pool_waiting_clients",
+            "Transaction-pooled clients waiting for a server connection.",
+            move || {
+                let waiting = weak_pg.upgrade().map_or(0, |g| g.transaction_pools().waiting);
+                i64::try_from(waiting).unwrap_or(i64::MAX)
+            },
+        )?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;

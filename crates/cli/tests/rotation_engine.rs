@@ -61,6 +61,7 @@ fn database(name: &str, engine: Engine, port: u16) -> Database {
         tags: Vec::new(),
         statement_policy: StatementPolicy::Off,
         rotation: None,
+        pooling: Default::default(),
     }
 }
 

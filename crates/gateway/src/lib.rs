@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod pool;
 pub mod relay;
 pub mod statements;
+pub mod txpool;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,7 +39,8 @@ pub use gatekeeper::{
     Attempt, Authenticated, Gatekeeper, Interrupt, LiveCounters, LiveView, SessionEnd, Watch,
 };
 pub use pipeline::{
-    Allowed, Denial, Gateway, Login, Opening, Protocol, Relayed, Running, Session, UpstreamFailure,
+    Allowed, Denial, Gateway, Link, Login, Opening, Protocol, Relayed, Running, Session, TxLink,
+    UpstreamFailure,
 };
 
 use crate::limits::{ConcurrencyLimits, RateLimit};

@@ -22,7 +22,7 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 use latchkey_audit::{AuditSink, AuthResult, FailureKind, SessionInfo};
 use latchkey_identity::AppState;
-use latchkey_store::Engine;
+use latchkey_store::{Engine, PoolMode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use zeroize::Zeroizing;
@@ -30,6 +30,7 @@ use zeroize::Zeroizing;
 use crate::gatekeeper::SessionEnd;
 use crate::limits::Slot;
 use crate::pool::{Pool, Pooled};
+use crate::txpool::{AcquireError, Lease, TxPool, TxPoolConfig, TxPools, Waiter};
 use crate::{Attempt, Authenticated, Gatekeeper, GatewayConfig, Watch};
 
 /// A wire protocol, as the pipeline drives it.
@@ -50,6 +51,9 @@ pub trait Protocol: Send + Sync + Sized + 'static {
     type Upstream: Pooled + Send + 'static;
     /// What the real server said when it refused the gateway's login.
     type ServerRefusal: Send + Sync;
+    /// Whether the protocol can lend a server connection per transaction
+    /// ([`Link::Transaction`]); the others always get [`Link::Session`].
+    const TRANSACTION_POOLING: bool = false;
 
     /// Answers a connection turned away before anything was read from it
     /// (a blocked address, too many new connections).
@@ -108,12 +112,13 @@ pub trait Protocol: Send + Sync + Sized + 'static {
         Ok(())
     }
 
-    /// Tells the client it is logged in and ready.
+    /// Tells the client it is logged in and ready (and, in transaction
+    /// pooling, first gives the lent connection the client's settings).
     fn welcome(
         &self,
         client: &mut Self::Client,
         login: &Login<Self::Startup>,
-        upstream: &Self::Upstream,
+        upstream: &mut Self::Upstream,
         auth: &Authenticated,
     ) -> impl Future<Output = Result<()>> + Send;
 
@@ -136,6 +141,10 @@ pub trait Protocol: Send + Sync + Sized + 'static {
         None
     }
 }
+
+/// What a client that waited a transaction pool's whole queue timeout is
+/// told (PostgreSQL: `FATAL 53300`).
+pub const QUEUE_TIMEOUT: &str = "no server connection became free within the pool's queue timeout (the pool is busy; try again)";
 
 /// How the protocol's opening ended.
 pub enum Opening<P: Protocol> {
@@ -231,10 +240,48 @@ pub struct Allowed {
     pub dynamic_sql: bool,
 }
 
+/// The server side of a session.
+pub enum Link<C: Pooled> {
+    /// One server connection for the whole session.
+    Session(C),
+    /// Transaction pooling: a connection lent per transaction.
+    Transaction(TxLink<C>),
+}
+
+impl<C: Pooled> Link<C> {
+    /// The connection the session holds now.
+    pub fn conn(&self) -> &C {
+        match self {
+            Link::Session(c) => c,
+            Link::Transaction(t) => t.lease.get(),
+        }
+    }
+
+    pub fn conn_mut(&mut self) -> &mut C {
+        match self {
+            Link::Session(c) => c,
+            Link::Transaction(t) => t.lease.conn(),
+        }
+    }
+}
+
+/// A transaction-pooled session's pool, and the connection its login
+/// used, still lent to it.
+pub struct TxLink<C: Pooled> {
+    pub pool: Arc<TxPool<C>>,
+    pub lease: Lease<C>,
+    /// The session's place in the pool's queue.
+    pub waiter: Arc<Waiter<C>>,
+    /// The session thread (the pool's shard).
+    pub thread: usize,
+    /// What a client that leaves session state gets.
+    pub session_state: latchkey_store::SessionState,
+}
+
 /// A logged-in session, handed to [`Protocol::relay`].
 pub struct Session<'a, P: Protocol> {
     pub client: P::Client,
-    pub upstream: P::Upstream,
+    pub upstream: Link<P::Upstream>,
     pub auth: &'a Authenticated,
     pub info: &'a Arc<SessionInfo>,
     pub login: &'a Login<P::Startup>,
@@ -245,7 +292,9 @@ pub struct Session<'a, P: Protocol> {
 
 /// How a relay ended.
 pub struct Relayed<U> {
-    pub upstream: U,
+    /// The session's own connection, for the session pool (none in
+    /// transaction pooling, where connections went back as it went).
+    pub upstream: Option<U>,
     pub end: SessionEnd,
     /// The upstream connection is clean and may be pooled.
     pub reusable: bool,
@@ -256,12 +305,13 @@ pub struct Gateway<P: Protocol> {
     pub keeper: Gatekeeper,
     pub protocol: P,
     pool: Arc<Pool<P::Upstream>>,
+    tx_pools: TxPools<P::Upstream>,
 }
 
 /// A session past its handshake, ready to relay.
 struct Admitted<'g, P: Protocol> {
     client: P::Client,
-    upstream: P::Upstream,
+    upstream: Link<P::Upstream>,
     auth: Authenticated,
     info: Arc<SessionInfo>,
     login: Login<P::Startup>,
@@ -293,6 +343,7 @@ impl<P: Protocol> Gateway<P> {
     ) -> Result<Self> {
         Ok(Self {
             pool: Arc::new(Pool::new(config.pool)),
+            tx_pools: TxPools::new(config.threads),
             keeper: Gatekeeper::new(state, config, P::ENGINE, audit)?,
             protocol,
         })
@@ -308,12 +359,18 @@ impl<P: Protocol> Gateway<P> {
     /// pooled connections and forgets refilled rate buckets.
     pub fn maintain(&self) {
         self.pool.sweep();
+        self.tx_pools.sweep();
         self.keeper.maintain();
     }
 
     /// Idle pooled upstream connections.
     pub fn pooled_connections(&self) -> usize {
         self.pool.idle_count()
+    }
+
+    /// The transaction pools' figures, summed over every pool.
+    pub fn transaction_pools(&self) -> crate::txpool::TxPoolStats {
+        self.tx_pools.stats()
     }
 
     /// One client, from its first byte to its session's end.
@@ -417,33 +474,66 @@ impl<P: Protocol> Gateway<P> {
             }
         };
         self.protocol.authorized(keeper, &auth, &mut login);
-        let pool_key = self
-            .pool
-            .enabled()
-            .then(|| self.protocol.pool_key(keeper, &auth, &login))
-            .flatten();
-        let pooled = pool_key.as_deref().and_then(|k| self.pool.take(k, shard));
-        let upstream = match pooled {
-            Some(upstream) => Ok(upstream),
-            None => {
-                let started = Instant::now();
-                let connected = self.protocol.connect(keeper, &auth, &login).await;
-                keeper
-                    .state
-                    .metrics
-                    .upstream_connect
-                    .observe(started.elapsed());
-                connected
+        let key = self.protocol.pool_key(keeper, &auth, &login);
+        let tx_pool = key
+            .as_deref()
+            .filter(|_| {
+                P::TRANSACTION_POOLING
+                    && auth.db.pooling.mode_for(&login.user) == PoolMode::Transaction
+            })
+            .map(|key| self.tx_pools.pool(key, TxPoolConfig::of(&auth.db.pooling)));
+        let pool_key = key.filter(|_| tx_pool.is_none() && self.pool.enabled());
+        let started = Instant::now();
+        let upstream = match tx_pool {
+            Some(pool) => {
+                let waiter = Arc::new(Waiter::default());
+                match pool
+                    .acquire(shard, &waiter, || self.protocol.connect(keeper, &auth, &login))
+                    .await
+                {
+                    Ok(lease) => Ok(Link::Transaction(TxLink {
+                        pool,
+                        lease,
+                        waiter,
+                        thread: shard,
+                        session_state: auth.db.pooling.session_state,
+                    })),
+                    Err(AcquireError::Connect(failure)) => Err((failure, false)),
+                    Err(AcquireError::QueueTimeout(waited)) => Err((
+                        {
+                            keeper.state.metrics.pool_queue_timeouts.inc();
+                            UpstreamFailure::unavailable(format!(
+                                "transaction pool: no server connection became free within {waited:?}"
+                            ))
+                        },
+                        true,
+                    )),
+                }
             }
+            None => match pool_key.as_deref().and_then(|k| self.pool.take(k, shard)) {
+                Some(upstream) => Ok(Link::Session(upstream)),
+                None => self
+                    .protocol
+                    .connect(keeper, &auth, &login)
+                    .await
+                    .map(Link::Session)
+                    .map_err(|failure| (failure, false)),
+            },
         }
-        .and_then(|upstream| {
+        .and_then(|link| {
             self.protocol
-                .check_fit(&login, &upstream)
-                .map(|()| upstream)
+                .check_fit(&login, link.conn())
+                .map(|()| link)
+                .map_err(|failure| (failure, false))
         });
+        keeper
+            .state
+            .metrics
+            .upstream_connect
+            .observe(started.elapsed());
         let upstream = match upstream {
             Ok(upstream) => upstream,
-            Err(failure) => {
+            Err((failure, queue_timeout)) => {
                 tracing::warn!(%peer, engine = P::ENGINE.as_str(), database = %auth.db.name, reason = %failure.reason, "upstream login failed");
                 keeper.record_auth(
                     peer,
@@ -454,15 +544,18 @@ impl<P: Protocol> Gateway<P> {
                         reason: failure.reason.clone(),
                     },
                 );
-                let _ = self
-                    .protocol
-                    .deny(&mut client, Denial::Upstream(&failure))
-                    .await;
+                let denial = if queue_timeout {
+                    Denial::Throttled(QUEUE_TIMEOUT)
+                } else {
+                    Denial::Upstream(&failure)
+                };
+                let _ = self.protocol.deny(&mut client, denial).await;
                 return Ok(None);
             }
         };
+        let mut upstream = upstream;
         self.protocol
-            .welcome(&mut client, &login, &upstream, &auth)
+            .welcome(&mut client, &login, upstream.conn_mut(), &auth)
             .await?;
         let allowed = Allowed {
             password_changes: keeper.allows(
@@ -477,7 +570,7 @@ impl<P: Protocol> Gateway<P> {
             login.secure,
             &login.database,
             &login.user,
-            P::catalog(&upstream),
+            P::catalog(upstream.conn()),
         );
         let info = keeper.session_started(
             peer,
@@ -528,9 +621,10 @@ impl<P: Protocol> Gateway<P> {
         let relayed = self.protocol.relay(&self.keeper, session, &mut watch).await;
         self.keeper
             .session_ended(watch, info.clone(), &auth.caller, relayed.end);
-        if let (true, Some(key)) = (relayed.reusable, pool_key) {
+        if let (true, Some(key), Some(mut upstream)) =
+            (relayed.reusable, pool_key, relayed.upstream)
+        {
             let pool = self.pool.clone();
-            let mut upstream = relayed.upstream;
             tokio::spawn(async move {
                 match P::reset(&mut upstream).await {
                     Ok(()) => pool.put(key, upstream, shard),

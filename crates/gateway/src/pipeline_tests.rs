@@ -165,7 +165,7 @@ impl Protocol for Lines {
         &self,
         client: &mut LineClient,
         _login: &Login<()>,
-        upstream: &FakeUpstream,
+        upstream: &mut FakeUpstream,
         _auth: &Authenticated,
     ) -> Result<()> {
         client
@@ -215,7 +215,10 @@ impl Protocol for Lines {
             }
         };
         Relayed {
-            upstream,
+            upstream: match upstream {
+                crate::Link::Session(upstream) => Some(upstream),
+                crate::Link::Transaction(_) => None,
+            },
             reusable: ended.is_ok(),
             end: SessionEnd {
                 reason: ended.unwrap_or_else(|why| why).to_owned(),

@@ -290,7 +290,7 @@ where
         let _ = client.shutdown().await;
         drop(client);
         Relayed {
-            upstream,
+            upstream: Some(upstream),
             end: SessionEnd {
                 reason,
                 lifetime_reached: interrupted == Some(Interrupt::LifetimeReached),

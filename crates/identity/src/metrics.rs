@@ -16,6 +16,11 @@ pub struct Metrics {
     bytes_relayed: Arc<Family<Counter, 2>>,
     api_requests: Arc<Family<Counter, 3>>,
     findings: Arc<Family<Counter, 2>>,
+    pinned_sessions: Arc<Family<Counter, 1>>,
+    /// How long transaction-pooled clients waited for a server connection.
+    pub pool_wait: Arc<Histogram>,
+    /// Transaction-pooled clients that waited the whole queue timeout.
+    pub pool_queue_timeouts: Arc<Counter>,
     /// Token service connections open now.
     pub api_connections_open: Arc<Gauge>,
     api_connections_refused: Arc<Family<Counter, 1>>,
@@ -83,6 +88,24 @@ impl Metrics {
                     MAX_SERIES,
                 )
                 .expect("a valid family"),
+            pinned_sessions: r
+                .counter_family(
+                    "latchkey_pool_pinned_sessions_total",
+                    "Transaction-pooled sessions pinned to their server connection, by what they left in the session.",
+                    ["cause"],
+                    MAX_SERIES,
+                )
+                .expect("a valid family"),
+            pool_wait: hist(
+                "latchkey_pool_wait_seconds",
+                "Time a transaction-pooled client waited for a server connection.",
+            ),
+            pool_queue_timeouts: r
+                .counter(
+                    "latchkey_pool_queue_timeouts_total",
+                    "Transaction-pooled clients that waited the pool's whole queue timeout (FATAL 53300).",
+                )
+                .expect("a valid counter"),
             findings: r
                 .counter_family(
                     "latchkey_findings_total",
@@ -188,6 +211,11 @@ impl Metrics {
         self.api_connections_timed_out
             .get_or_create(&[reason])
             .inc();
+    }
+
+    /// A transaction-pooled session pinned to its server connection.
+    pub fn pinned(&self, cause: &str) {
+        self.pinned_sessions.get_or_create(&[cause]).inc();
     }
 
     pub fn finding(&self, kind: &str, severity: &str) {

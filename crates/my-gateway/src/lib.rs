@@ -453,7 +453,7 @@ impl Protocol for Mysql {
         &self,
         client: &mut MyClient,
         login: &Login<MyStartup>,
-        upstream: &Upstream,
+        upstream: &mut Upstream,
         auth: &Authenticated,
     ) -> Result<()> {
         self.kills.lock().unwrap_or_else(|p| p.into_inner()).insert(
@@ -498,6 +498,24 @@ impl Protocol for Mysql {
             allowed,
             gate,
         } = session;
+        // MySQL keeps session pooling (registration refuses transaction
+        // pooling for it), so a lent connection never reaches here.
+        let upstream = match upstream {
+            latchkey_gateway::Link::Session(upstream) => upstream,
+            latchkey_gateway::Link::Transaction(_) => {
+                return Relayed {
+                    upstream: None,
+                    end: latchkey_gateway::SessionEnd {
+                        reason: "transaction pooling is not available for MySQL".into(),
+                        lifetime_reached: false,
+                        bytes_from_client: 0,
+                        bytes_to_client: 0,
+                        statements: 0,
+                    },
+                    reusable: false,
+                };
+            }
+        };
         let config = &keeper.config;
         let audit = keeper.statement_audit(info);
         let caps = upstream.caps;

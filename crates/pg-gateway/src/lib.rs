@@ -16,6 +16,7 @@
 pub mod pool;
 pub mod relay;
 pub mod rotation;
+pub mod txn;
 pub mod upstream;
 
 pub use latchkey_gateway::{GatewayConfig, limits};
@@ -28,7 +29,8 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use latchkey_gateway::statements::ServerCatalog;
 use latchkey_gateway::{
-    Authenticated, Denial, Gatekeeper, Login, Opening, Protocol, Relayed, Session, UpstreamFailure,
+    Authenticated, Denial, Gatekeeper, Link, Login, Opening, Protocol, Relayed, Session,
+    UpstreamFailure,
 };
 use latchkey_pgwire::{self as wire, Severity, Startup};
 use latchkey_store::Engine;
@@ -37,7 +39,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::relay::{End, PgRelay, Relay, RelayError};
-use crate::upstream::{Refused, Upstream};
+use crate::upstream::{CancelTarget, Refused, Upstream};
 use latchkey_pg_stream::{Guarded as _, ScanError, Tracker};
 
 /// The PostgreSQL gateway.
@@ -50,30 +52,70 @@ pub const MAX_AUTH_MESSAGE: usize = 16 * 1024;
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-/// Where a client's cancel key really points.
-#[derive(Clone)]
-struct CancelTarget {
-    upstream: upstream::ServerAddr,
-    pid: u32,
-    key: u32,
+/// Where a client's cancel key points: the backend its statements run
+/// on now. In transaction pooling that changes with each transaction and
+/// is none between them, so a cancel reaches the connection the client is
+/// using at that moment and nothing else.
+#[derive(Default)]
+pub struct CancelSlot {
+    target: Mutex<Option<Arc<CancelTarget>>>,
+    /// Cancels read from the slot and not yet delivered.
+    in_flight: std::sync::atomic::AtomicU32,
+    delivered: tokio::sync::Notify,
 }
 
-impl CancelTarget {
-    /// The backend `upstream` is logged in to.
-    fn of(upstream: &Upstream) -> Self {
+impl CancelSlot {
+    fn pointing_at(target: Arc<CancelTarget>) -> Self {
         Self {
-            upstream: upstream.addr.clone(),
-            pid: upstream.pid,
-            key: upstream.key,
+            target: Mutex::new(Some(target)),
+            ..Self::default()
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<CancelTarget>>> {
+        self.target.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The client's statements now run on `target`.
+    pub fn attach(&self, target: Arc<CancelTarget>) {
+        *self.lock() = Some(target);
+    }
+
+    /// The client's connection is about to serve someone else: no cancel
+    /// may be sent to it any more, and any already on their way must have
+    /// been delivered.
+    pub async fn detach(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        *self.lock() = None;
+        while self.in_flight.load(SeqCst) > 0 {
+            let delivered = self.delivered.notified();
+            if self.in_flight.load(SeqCst) == 0 {
+                break;
+            }
+            delivered.await;
+        }
+    }
+
+    /// Sends a cancel to where the client's statements run now, if
+    /// anywhere. Counted in flight before the target is read, so that a
+    /// detach after the read waits for the delivery.
+    async fn cancel(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.in_flight.fetch_add(1, SeqCst);
+        let target = self.lock().clone();
+        if let Some(target) = target {
+            send_cancel(&target).await;
+        }
+        self.in_flight.fetch_sub(1, SeqCst);
+        self.delivered.notify_waiters();
     }
 }
 
 /// The PostgreSQL wire protocol, version 3.
 pub struct Postgres {
     tls: TlsAcceptor,
-    /// Cancel keys handed to clients, and the backends they stand for.
-    cancels: Mutex<HashMap<(u32, u32), CancelTarget>>,
+    /// Cancel keys handed to clients, and where their statements run.
+    cancels: Mutex<HashMap<(u32, u32), Arc<CancelSlot>>>,
 }
 
 /// What the startup message said.
@@ -85,7 +127,7 @@ pub struct PgStartup {
 /// A client past its startup, with the cancel key it was given.
 pub struct PgClient {
     stream: Box<dyn Stream>,
-    cancel_key: Option<(u32, u32)>,
+    cancel_key: Option<((u32, u32), Arc<CancelSlot>)>,
 }
 
 fn error_message(severity: Severity, code: &str, text: &str) -> Vec<u8> {
@@ -106,21 +148,22 @@ impl Postgres {
     }
 
     /// A fresh cancel key for the client, pointing at `upstream`'s backend.
-    fn issue_cancel_key(&self, upstream: &Upstream) -> Result<(u32, u32)> {
+    fn issue_cancel_key(&self, upstream: &Upstream) -> Result<((u32, u32), Arc<CancelSlot>)> {
         let ours: [u8; 8] = latchkey_store::random()?;
         let key = (
             u32::from_be_bytes([ours[0], ours[1], ours[2], ours[3]]),
             u32::from_be_bytes([ours[4], ours[5], ours[6], ours[7]]),
         );
+        let slot = Arc::new(CancelSlot::pointing_at(upstream.cancel.clone()));
         self.cancels
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, CancelTarget::of(upstream));
-        Ok(key)
+            .insert(key, slot.clone());
+        Ok((key, slot))
     }
 
-    fn forget_cancel_key(&self, key: Option<(u32, u32)>) {
-        if let Some(key) = key {
+    fn forget_cancel_key(&self, key: Option<((u32, u32), Arc<CancelSlot>)>) {
+        if let Some((key, _)) = key {
             self.cancels
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -128,17 +171,102 @@ impl Postgres {
         }
     }
 
+    /// Relays a transaction-pooled session to its end (see [`txn`]).
+    async fn relay_transactions(
+        &self,
+        keeper: &Gatekeeper,
+        mut relay: txn::TxRelay<'_>,
+        watch: &mut latchkey_gateway::Watch,
+    ) -> Relayed<Upstream> {
+        let max = keeper.config.max_message_size;
+        let mut interrupted = None;
+        let outcome = match watch.guard(relay.run()).await {
+            Ok(Ok(end)) => Ok(end),
+            Ok(Err(e)) => {
+                let reply = match &e {
+                    txn::TxError::Relay(e) => relay_error_reply(e, max),
+                    txn::TxError::QueueTimeout(_) => Some(error_message(
+                        Severity::Fatal,
+                        "53300",
+                        latchkey_gateway::pipeline::QUEUE_TIMEOUT,
+                    )),
+                    txn::TxError::Server(_) => Some(error_message(
+                        Severity::Fatal,
+                        "08006",
+                        "could not connect to the database server",
+                    )),
+                };
+                Err((e.to_string(), reply))
+            }
+            Err(interrupt) => {
+                interrupted = Some(interrupt);
+                Err((
+                    interrupt.reason().to_owned(),
+                    Some(error_message(Severity::Fatal, "57P01", interrupt.message())),
+                ))
+            }
+        };
+        let mut reason = end_reason(&outcome);
+        let reply = match &outcome {
+            Err((_, reply)) => reply.clone(),
+            // A server that went away in the middle of a transaction: the
+            // client is told, as it would be by the server itself.
+            Ok(End::UpstreamClosed) => Some(error_message(
+                Severity::Fatal,
+                "08006",
+                "server closed the connection unexpectedly",
+            )),
+            Ok(_) => None,
+        };
+        if let Some(reply) = reply
+            && relay.client_at_boundary()
+        {
+            let _ = relay.client.write_all(&reply).await;
+            let _ = relay.client.flush().await;
+        }
+        if let Some(cause) = relay.tracker.pooling().and_then(|p| p.pinned) {
+            keeper.state.metrics.pinned(cause.as_str());
+            reason.push_str(&format!(" (pinned: {})", cause.as_str()));
+        }
+        let clean = matches!(outcome, Ok(End::ClientTerminated | End::ClientClosed));
+        if clean && relay.releasable() {
+            if let Err(e) = relay.detach().await {
+                tracing::debug!(error = %e, "a lent connection was not given back");
+            }
+        } else if relay.server.is_some() {
+            if relay.tracker.busy() {
+                // Its statement must not run on for nobody.
+                relay.cancel.cancel().await;
+            }
+            // Closed, not given back: its state is not known.
+            relay.server = None;
+        }
+        let (bytes_from_client, bytes_to_client) = relay.bytes();
+        let _ = relay.client.shutdown().await;
+        Relayed {
+            upstream: None,
+            end: latchkey_gateway::SessionEnd {
+                reason,
+                lifetime_reached: interrupted == Some(latchkey_gateway::Interrupt::LifetimeReached),
+                bytes_from_client,
+                bytes_to_client,
+                statements: relay.tracker.statement_count,
+            },
+            reusable: false,
+        }
+    }
+
     /// Forwards a cancel for a key this gateway issued; anything else is
     /// ignored, as PostgreSQL does.
     async fn cancel(&self, pid: u32, key: u32) {
-        let target = self
+        let slot = self
             .cancels
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&(pid, key))
             .cloned();
-        match target {
-            Some(t) => send_cancel(t).await,
+        match slot {
+            Some(slot) => slot.cancel().await,
             None => tracing::info!("ignored a cancel request with an unknown key"),
         }
     }
@@ -152,6 +280,7 @@ impl Protocol for Postgres {
     type Startup = PgStartup;
     type Upstream = Upstream;
     type ServerRefusal = Refused;
+    const TRANSACTION_POOLING: bool = true;
 
     async fn refuse_early(&self, mut tcp: TcpStream) {
         // Answer a plaintext SSLRequest or startup as PostgreSQL does
@@ -328,7 +457,7 @@ impl Protocol for Postgres {
         auth: &Authenticated,
         login: &Login<PgStartup>,
     ) -> Option<String> {
-        let forwarded = &login.startup.forwarded;
+        let forwarded = &upstream_startup(auth, login);
         // Replication connections are never pooled.
         (!forwarded.iter().any(|(k, _)| k == "replication")).then(|| {
             pool::key(
@@ -352,7 +481,7 @@ impl Protocol for Postgres {
             &auth.db,
             &login.user,
             &login.database,
-            &login.startup.forwarded,
+            &upstream_startup(auth, login),
         )
         .await
         .map_err(|e| {
@@ -367,12 +496,18 @@ impl Protocol for Postgres {
     async fn welcome(
         &self,
         client: &mut PgClient,
-        _login: &Login<PgStartup>,
-        upstream: &Upstream,
-        _auth: &Authenticated,
+        login: &Login<PgStartup>,
+        upstream: &mut Upstream,
+        auth: &Authenticated,
     ) -> Result<()> {
-        let cancel_key = self.issue_cancel_key(upstream)?;
-        client.cancel_key = Some(cancel_key);
+        if transaction_pooled(auth, login) {
+            // The connection was opened without the client's carried
+            // settings (they are not part of the pool key): it gets them
+            // now, and reports them as the server words them.
+            txn::replay(upstream, &txn::startup_carried(&login.startup.forwarded)).await?;
+        }
+        let (cancel_key, slot) = self.issue_cancel_key(upstream)?;
+        client.cancel_key = Some((cancel_key, slot));
         let mut out = Vec::with_capacity(512);
         wire::auth_ok(&mut out);
         for (name, value) in &upstream.params {
@@ -404,7 +539,8 @@ impl Protocol for Postgres {
             info,
             allowed,
             gate,
-            ..
+            auth,
+            login,
         } = session;
         let config = &keeper.config;
         let audit = keeper.statement_audit(info);
@@ -414,56 +550,65 @@ impl Protocol for Postgres {
         // setting): the server then reads backslashes otherwise than the
         // classifier, from the first statement on.
         let mut gate = gate;
+        let params = &upstream.conn().params;
         if let Some(gate) = gate.as_mut()
-            && upstream
-                .params
+            && params
                 .iter()
                 .any(|(name, value)| name == "standard_conforming_strings" && value != "on")
         {
             gate.backslashes_differ(true);
         }
         if let Some(gate) = gate.as_mut()
-            && upstream.params.iter().any(|(name, value)| {
+            && params.iter().any(|(name, value)| {
                 name == "client_encoding" && !latchkey_pg_stream::reads_as_utf8(value)
             })
         {
             gate.encoding_differs(true);
         }
+        let tracker = Tracker::new(audit)
+            .allow_password_changes(allowed.password_changes)
+            .allow_dynamic_sql(allowed.dynamic_sql)
+            .with_gate(gate);
+        let upstream = match upstream {
+            Link::Session(upstream) => upstream,
+            Link::Transaction(link) => {
+                let tracker = tracker.with_pooling(latchkey_pg_stream::Pooling::new(
+                    txn::CARRIED,
+                    link.session_state == latchkey_store::SessionState::Refuse,
+                ));
+                let relay = txn::TxRelay::new(
+                    stream,
+                    link,
+                    tracker,
+                    config.max_message_size,
+                    watch.counters(),
+                    cancel_key
+                        .as_ref()
+                        .map_or_else(Default::default, |(_, s)| s.clone()),
+                    keeper,
+                    auth,
+                    login,
+                );
+                let relayed = self.relay_transactions(keeper, relay, watch).await;
+                self.forget_cancel_key(cancel_key);
+                return relayed;
+            }
+        };
         let mut relay = Relay::new(
             stream,
             upstream,
-            Tracker::new(audit)
-                .allow_password_changes(allowed.password_changes)
-                .allow_dynamic_sql(allowed.dynamic_sql)
-                .with_gate(gate),
+            tracker,
             config.max_message_size,
             watch.counters(),
         );
         // Set when the watch ended the session.
         let mut interrupted = None;
-        // Err: why the gateway ended the session, and what to tell the
-        // client if it is between messages.
-        let outcome: Result<End, (String, Option<Vec<u8>>)> = match watch.guard(relay.run()).await {
+        let outcome = match watch.guard(relay.run()).await {
             Ok(Ok(end)) => Ok(end),
-            Ok(Err(e)) => {
-                let reply = match &e {
-                    RelayError::Scan(ScanError::TooLarge(n)) => Some(error_message(
-                        Severity::Fatal,
-                        "08P01",
-                        &format!(
-                            "message of {n} bytes exceeds the gateway's limit of {} bytes",
-                            config.max_message_size
-                        ),
-                    )),
-                    RelayError::Scan(ScanError::Malformed) => Some(error_message(
-                        Severity::Fatal,
-                        "08P01",
-                        "invalid message length",
-                    )),
-                    _ => None,
-                };
-                Err((e.to_string(), reply))
-            }
+            Ok(Err(e)) => Err((
+                e.to_string(),
+                relay_error_reply(&e, config.max_message_size),
+            )),
             Err(interrupt) => {
                 interrupted = Some(interrupt);
                 Err((
@@ -473,12 +618,7 @@ impl Protocol for Postgres {
             }
         };
         self.forget_cancel_key(cancel_key);
-        let reason = match &outcome {
-            Ok(End::ClientTerminated) => "client terminated".to_owned(),
-            Ok(End::ClientClosed) => "client closed the connection".to_owned(),
-            Ok(End::UpstreamClosed) => "server closed the connection".to_owned(),
-            Err((why, _)) => why.clone(),
-        };
+        let reason = end_reason(&outcome);
         if let Err((_, Some(reply))) = &outcome {
             // Only between whole messages, or the client would misread it.
             if relay.client_at_boundary() {
@@ -486,7 +626,7 @@ impl Protocol for Postgres {
                 let _ = relay.client.flush().await;
             }
             if relay.tracker.busy() {
-                send_cancel(CancelTarget::of(&relay.upstream)).await;
+                send_cancel(&relay.upstream.cancel).await;
             }
         }
         let reusable =
@@ -511,7 +651,56 @@ impl Protocol for Postgres {
     }
 }
 
-async fn send_cancel(t: CancelTarget) {
+/// Whether the client's connections are lent per transaction.
+pub(crate) fn transaction_pooled(auth: &Authenticated, login: &Login<PgStartup>) -> bool {
+    auth.db.pooling.mode_for(&login.user) == latchkey_store::PoolMode::Transaction
+}
+
+/// The startup parameters the gateway's upstream login sends: the
+/// client's, less (in transaction pooling) the carried settings, which
+/// are the client's own and given to each connection it is lent.
+pub(crate) fn upstream_startup<'a>(
+    auth: &Authenticated,
+    login: &'a Login<PgStartup>,
+) -> std::borrow::Cow<'a, [(String, String)]> {
+    if transaction_pooled(auth, login) {
+        txn::without_carried(&login.startup.forwarded).into()
+    } else {
+        (&login.startup.forwarded[..]).into()
+    }
+}
+
+/// What the client is told when the gateway ends its session over a
+/// relay error (only between whole messages).
+fn relay_error_reply(e: &RelayError, max_message_size: usize) -> Option<Vec<u8>> {
+    match e {
+        RelayError::Scan(ScanError::TooLarge(n)) => Some(error_message(
+            Severity::Fatal,
+            "08P01",
+            &format!(
+                "message of {n} bytes exceeds the gateway's limit of {max_message_size} bytes"
+            ),
+        )),
+        RelayError::Scan(ScanError::Malformed) => Some(error_message(
+            Severity::Fatal,
+            "08P01",
+            "invalid message length",
+        )),
+        _ => None,
+    }
+}
+
+/// The session's end as its audit record says it.
+fn end_reason(outcome: &Result<End, (String, Option<Vec<u8>>)>) -> String {
+    match outcome {
+        Ok(End::ClientTerminated) => "client terminated".to_owned(),
+        Ok(End::ClientClosed) => "client closed the connection".to_owned(),
+        Ok(End::UpstreamClosed) => "server closed the connection".to_owned(),
+        Err((why, _)) => why.clone(),
+    }
+}
+
+async fn send_cancel(t: &CancelTarget) {
     let mut out = Vec::new();
     wire::cancel_request(&mut out, t.pid, t.key);
     if let Ok(Ok(mut up)) = tokio::time::timeout(Duration::from_secs(5), t.upstream.connect()).await

@@ -50,6 +50,20 @@ pub struct Upstream {
     /// What statement policy reads of the server's catalogue at login
     /// (when the database has it on).
     pub catalog: Option<Arc<ServerCatalog>>,
+    /// Where a cancel of this backend goes (made once, shared with each
+    /// client it is lent to).
+    pub cancel: Arc<CancelTarget>,
+    /// Transaction pooling: the carried settings a client set on this
+    /// connection (absent: the session's default).
+    pub carried: Vec<(&'static str, String)>,
+}
+
+/// Where a cancel request for one backend goes.
+#[derive(Debug)]
+pub struct CancelTarget {
+    pub upstream: ServerAddr,
+    pub pid: u32,
+    pub key: u32,
 }
 
 impl latchkey_gateway::pool::Pooled for Upstream {
@@ -241,14 +255,21 @@ async fn login(
     }
     let mut upstream = Upstream {
         stream: up,
+        cancel: Arc::new(CancelTarget {
+            upstream: addr.clone(),
+            pid: 0,
+            key: 0,
+        }),
         addr,
         pid: 0,
         key: 0,
         params: Vec::new(),
         created: Instant::now(),
         catalog: None,
+        carried: Vec::new(),
     };
     // Parameters and the cancel key, up to ReadyForQuery.
+    let (mut pid, mut key) = (0, 0);
     loop {
         let (tag, body) = read_message(&mut upstream.stream, 1 << 20).await?;
         match tag {
@@ -258,8 +279,8 @@ async fn login(
                 upstream.set_param(name, value);
             }
             b'K' if body.len() == 8 => {
-                upstream.pid = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                upstream.key = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                pid = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                key = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
             }
             b'Z' => break,
             b'N' => {}
@@ -270,6 +291,13 @@ async fn login(
             _ => bail!("unexpected upstream message {}", char::from(tag)),
         }
     }
+    upstream.pid = pid;
+    upstream.key = key;
+    upstream.cancel = Arc::new(CancelTarget {
+        upstream: upstream.addr.clone(),
+        pid,
+        key,
+    });
     if db.statement_policy != StatementPolicy::Off {
         upstream.catalog = Some(Arc::new(read_catalog(&mut upstream.stream).await?));
     }

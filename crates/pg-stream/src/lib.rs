@@ -28,7 +28,7 @@ mod tracker;
 
 pub use buffer::Buffer;
 pub use latchkey_framing::{Audit, Clock, Direction, Framing, Guarded, Now, Ruling, StatementGate};
-pub use tracker::Tracker;
+pub use tracker::{Pooling, Tracker};
 
 /// Each direction's buffer. Grown (to [`INSPECT_PREFIX`] and a header)
 /// only while a long statement is being looked at.

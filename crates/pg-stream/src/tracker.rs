@@ -8,7 +8,7 @@ use std::time::Instant;
 use latchkey_audit::{PolicyDecision, Protocol, Statement, StatementCache, rows_from_tag};
 use latchkey_framing::{Audit, Direction, Finished, Guarded, Ruling, StatementGate, started};
 use latchkey_pgwire as wire;
-use latchkey_sqlguard::{Rules, Verdict as Guard};
+use latchkey_sqlguard::{PinCause, Rules, Verdict as Guard, session_effects};
 use latchkey_sqlnorm::Dialect;
 
 use crate::{
@@ -109,6 +109,49 @@ pub struct Tracker {
     /// `ParseComplete`/`BindComplete` seen in the current group.
     injections: u32,
     seen: (u32, u32),
+    /// Transaction pooling: what the session leaves on its server
+    /// connection.
+    pooling: Option<Pooling>,
+}
+
+/// What a transaction-pooled session leaves on its server connection
+/// beyond its transactions (see `latchkey_sqlguard::session_effects`).
+pub struct Pooling {
+    /// The settings the gateway carries between server connections
+    /// (lower case).
+    carried: &'static [&'static str],
+    /// Refuse session state (`0A000`) instead of pinning.
+    refuse: bool,
+    /// Why the session keeps its server connection for good.
+    pub pinned: Option<PinCause>,
+    /// A carried setting may have changed since the connection was lent:
+    /// read them back before giving it back.
+    pub carried_changed: bool,
+    /// Statements refused as session state the pool cannot carry.
+    pub refused: u64,
+}
+
+impl Pooling {
+    /// `carried`: the settings carried between connections, lower case;
+    /// `refuse`: refuse session state rather than pin.
+    pub fn new(carried: &'static [&'static str], refuse: bool) -> Self {
+        Self {
+            carried,
+            refuse,
+            pinned: None,
+            carried_changed: false,
+            refused: 0,
+        }
+    }
+}
+
+/// What a statement refused as session state becomes: the server raises
+/// `0A000 feature_not_supported` with the reason.
+fn session_state_refusal(cause: PinCause) -> String {
+    format!(
+        "DO $latchkey$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = '{}'; END$latchkey$",
+        cause.refusal()
+    )
 }
 
 /// `Query` and `Parse` are checked; refused ones are replaced by a
@@ -143,7 +186,58 @@ impl Tracker {
             group_injected: None,
             injections: 0,
             seen: (0, 0),
+            pooling: None,
         }
+    }
+
+    /// Follows what the session leaves on its server connection, for
+    /// transaction pooling.
+    pub fn with_pooling(mut self, pooling: Pooling) -> Self {
+        self.pooling = Some(pooling);
+        self
+    }
+
+    pub fn pooling(&self) -> Option<&Pooling> {
+        self.pooling.as_ref()
+    }
+
+    pub fn pooling_mut(&mut self) -> Option<&mut Pooling> {
+        self.pooling.as_mut()
+    }
+
+    /// Transaction pooling: what a `Query` or `Parse` (whole SQL; `named`
+    /// for a named prepared statement) leaves in the session. Returns the
+    /// statement to send instead when session state is refused.
+    fn follow_session_state(&mut self, tag: u8, body: &[u8], named: bool) -> Option<Vec<u8>> {
+        let pooling = self.pooling.as_mut()?;
+        let sql = match tag {
+            b'P' => wire::parse_parse(body).map(|(_, sql)| sql).ok(),
+            _ => wire::leading_str(body).ok(),
+        };
+        let mut effects = match sql {
+            Some(sql) => session_effects(sql, |name| pooling.carried.contains(&name)),
+            // Not readable as UTF-8: the server may read it otherwise.
+            None => latchkey_sqlguard::SessionEffects {
+                pins: Some(PinCause::Setting),
+                carried_changed: false,
+            },
+        };
+        if named && effects.pins.is_none() {
+            // Named statements are not carried between connections yet.
+            effects.pins = Some(PinCause::NamedStatement);
+        }
+        pooling.carried_changed |= effects.carried_changed;
+        let cause = effects.pins?;
+        if pooling.refuse && cause != PinCause::NamedStatement {
+            pooling.refused += 1;
+            let refusal = session_state_refusal(cause);
+            return Some(match tag {
+                b'P' => refused_parse(&refusal),
+                _ => query_message(&refusal),
+            });
+        }
+        pooling.pinned.get_or_insert(cause);
+        None
     }
 
     /// Decides statements by statement policy.
@@ -339,6 +433,11 @@ impl Tracker {
                     self.refused += 1;
                     return Verdict::Replace(query_message(refusal));
                 }
+                // A function named by OID may be a session advisory lock or
+                // a large object's descriptor: it pins.
+                if let Some(pooling) = self.pooling.as_mut() {
+                    pooling.pinned.get_or_insert(PinCause::Setting);
+                }
                 // Statement policy cannot name a function by its OID: the
                 // call is `sql:Unclassified`.
                 if let Some(gate) = self.gate.as_mut()
@@ -355,6 +454,11 @@ impl Tracker {
                 let Checked {
                     replace, policy, ..
                 } = self.check(tag, body, complete, false);
+                let replace = match replace {
+                    Some(r) => Some(r),
+                    None if complete => self.follow_session_state(tag, body, false),
+                    None => None,
+                };
                 let (body, complete) = audited(body, complete);
                 let statement =
                     self.normalised
@@ -389,8 +493,18 @@ impl Tracker {
                 let Checked {
                     replace,
                     policy,
-                    parse_refused,
+                    mut parse_refused,
                 } = self.check(tag, body, complete, first_in_group);
+                let replace = match replace {
+                    Some(r) => Some(r),
+                    None if complete => {
+                        let named = body.first().is_some_and(|&c| c != 0);
+                        let refused = self.follow_session_state(tag, body, named);
+                        parse_refused = refused.is_some();
+                        refused
+                    }
+                    None => None,
+                };
                 let (body, complete) = audited(body, complete);
                 let parsed = wire::parse_parse(body).ok();
                 if parse_refused {
@@ -624,8 +738,12 @@ impl Tracker {
                             _ => {}
                         }
                     }
-                    self.parameter_changes
-                        .push((name.to_owned(), value.to_owned()));
+                    match self.parameter_changes.iter_mut().find(|(n, _)| n == name) {
+                        Some(slot) => value.clone_into(&mut slot.1),
+                        None => self
+                            .parameter_changes
+                            .push((name.to_owned(), value.to_owned())),
+                    }
                 }
             }
             _ => {}

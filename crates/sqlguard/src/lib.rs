@@ -73,7 +73,10 @@ use latchkey_sqlnorm::{Reading, Token, TokenKind, tokens_read};
 mod classify;
 mod mysql;
 mod postgres;
+mod session;
 mod tokens;
+
+pub use session::{PinCause, SessionEffects, session_effects};
 
 use classify::{
     changes_accounts, changes_password, plainly_harmless, runs_dynamic_sql, runs_string_body,

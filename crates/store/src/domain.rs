@@ -421,6 +421,8 @@ pub struct Database {
     /// Whether Latchkey rotates the upstream passwords it stores for
     /// this database (`--rotate-every`), and how.
     pub rotation: Option<RotationSchedule>,
+    /// How its server connections are shared between clients.
+    pub pooling: crate::Pooling,
 }
 
 /// A registered database's credential rotation: every `every_days`
@@ -442,6 +444,8 @@ pub const MAX_ROTATION_DAYS: u32 = 1000;
 pub enum DatabaseError {
     #[error("database names are 1-63 characters of [A-Za-z0-9_+=,.@-]")]
     Name,
+    #[error("{0}")]
+    Pooling(crate::PoolingError),
     #[error("give at least one endpoint host name (no port)")]
     Endpoints,
     #[error("upstream auth {auth} is not available for {engine} databases (use password or trust)")]
@@ -472,6 +476,7 @@ impl DatabaseError {
     pub fn message(self) -> &'static str {
         match self {
             DatabaseError::Name => "database names are 1-63 characters of [A-Za-z0-9_+=,.@-]",
+            DatabaseError::Pooling(e) => e.message(),
             DatabaseError::Endpoints => "give at least one endpoint host name (no port)",
             // The only pair `Engine::supports` refuses.
             DatabaseError::AuthNotForEngine { .. } => {
@@ -583,6 +588,9 @@ impl Database {
             }
             _ => {}
         }
+        self.pooling
+            .check(self.engine)
+            .map_err(DatabaseError::Pooling)?;
         if let Some(r) = &self.rotation {
             let master_ok = r
                 .master_user

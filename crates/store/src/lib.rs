@@ -17,6 +17,7 @@
 pub mod backend;
 mod domain;
 mod model;
+mod pooling;
 pub mod postgres;
 mod shared;
 pub mod sqlite;
@@ -43,6 +44,9 @@ pub use latchkey_password::{PasswordHash, PasswordPolicy};
 pub use model::{
     AccessKey, Group, LoginProfile, MAX_POLICY_VERSIONS, ManagedPolicy, MfaDevice, PolicyEntity,
     PolicyVersion, Role, User, replace_principal, valid_name,
+};
+pub use pooling::{
+    PoolMode, Pooling, PoolingError, SessionState, UnknownPoolMode, UnknownSessionState,
 };
 pub use postgres::PgBackend;
 pub use sqlite::SqliteBackend;

@@ -990,6 +990,52 @@ fn policy_names_are_case_insensitive() {
 }
 
 #[test]
+fn pooling_is_kept_with_the_registration_and_checked() {
+    use latchkey_store::{PoolMode, Pooling, SessionState};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let registered = store.register_database(&orders(), NOW).unwrap();
+    assert_eq!(registered.pooling, Pooling::default());
+    let pooling = Pooling {
+        mode: PoolMode::Transaction,
+        user_modes: [("admin".to_owned(), PoolMode::Session)].into(),
+        size: 7,
+        reserve: 2,
+        queue_timeout_ms: 1_500,
+        session_state: SessionState::Refuse,
+        ..Pooling::default()
+    };
+    store
+        .update_database(&latchkey_store::Database {
+            pooling: pooling.clone(),
+            ..registered.clone()
+        })
+        .unwrap();
+    assert_eq!(store.get_database("orders").unwrap().pooling, pooling);
+    // MySQL keeps session pooling; a size of 0 is no pool.
+    for bad in [
+        latchkey_store::Database {
+            engine: latchkey_store::Engine::Mysql,
+            pooling: pooling.clone(),
+            ..registered.clone()
+        },
+        latchkey_store::Database {
+            pooling: Pooling {
+                size: 0,
+                ..pooling.clone()
+            },
+            ..registered.clone()
+        },
+    ] {
+        assert!(matches!(
+            store.update_database(&bad),
+            Err(StoreError::InvalidInput(_))
+        ));
+    }
+    assert_eq!(store.get_database("orders").unwrap().pooling, pooling);
+}
+
+#[test]
 fn statement_policy_and_object_classification_tags() {
     use latchkey_store::{ObjectKind, ObjectTag, StatementPolicy};
     let dir = tempfile::tempdir().unwrap();

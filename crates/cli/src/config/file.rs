@@ -229,6 +229,13 @@ pub struct DatabaseConfig {
     /// the password, is all the configuration holds).
     #[serde(default)]
     pub password_env: BTreeMap<String, String>,
+    /// How server connections are shared (`[databases.pooling]`: `mode =
+    /// "transaction"`, `size`, `reserve`, `reserve_after_ms`,
+    /// `queue_timeout_ms`, `idle_timeout_s`, `lifetime_s`,
+    /// `session_state = "pin" | "refuse"`, `user_modes = { admin =
+    /// "session" }`); session pooling when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooling: Option<latchkey_store::Pooling>,
 }
 
 fn default_engine() -> String {

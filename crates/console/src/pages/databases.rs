@@ -324,6 +324,9 @@ fn from_form(form: &Form, existing: Option<&Database>) -> Result<Database, Strin
         tags,
         statement_policy,
         rotation,
+        // Pooling is set by `latchkey db register` and `latchkey.toml`;
+        // the console's form keeps what is registered.
+        pooling: existing.map(|d| d.pooling.clone()).unwrap_or_default(),
     })
     .and_then(|db| match existing {
         Some(before) => only_stronger(before, db),

@@ -19,7 +19,7 @@ use crate::{
     Database, Result, RotationSchedule, StoreError, UpstreamLogin, UpstreamLogins, Vault, random,
 };
 
-const COLUMNS: &str = "name, engine, endpoints, upstream, upstream_auth, resource_id, tags, upstream_tls, upstream_ca, statement_policy, rotate_every_days, rotation_master";
+const COLUMNS: &str = "name, engine, endpoints, upstream, upstream_auth, resource_id, tags, upstream_tls, upstream_ca, statement_policy, rotate_every_days, rotation_master, pooling";
 
 /// A text column holding one of a closed set of values; an unknown one is
 /// an error, not a guess.
@@ -56,6 +56,8 @@ fn row_to_database(r: &Row) -> Result<Database> {
         upstream_ca: r.try_get(8)?,
         statement_policy: parse_column(r, 9)?,
         rotation,
+        pooling: crate::Pooling::from_stored(r.try_get::<_, Option<String>>(12)?.as_deref())
+            .map_err(StoreError::Postgres)?,
     })
 }
 
@@ -91,6 +93,7 @@ struct Settings {
     tags: String,
     rotate_every_days: Option<i64>,
     rotation_master: Option<String>,
+    pooling: Option<String>,
 }
 
 impl Settings {
@@ -100,6 +103,7 @@ impl Settings {
             tags: tags_json(&db.tags),
             rotate_every_days: db.rotation.as_ref().map(|r| i64::from(r.every_days)),
             rotation_master: db.rotation.as_ref().and_then(|r| r.master_user.clone()),
+            pooling: db.pooling.to_stored(),
         }
     }
 }
@@ -117,8 +121,8 @@ impl Databases for PgBackend {
         let n = self.write(|tx| {
             check_endpoints_free(tx, &db)?;
             tx.execute(
-                "INSERT INTO databases (name, engine, endpoints, upstream, upstream_auth, resource_id, tags, created, upstream_tls, upstream_ca, statement_policy, rotate_every_days, rotation_master)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING",
+                "INSERT INTO databases (name, engine, endpoints, upstream, upstream_auth, resource_id, tags, created, upstream_tls, upstream_ca, statement_policy, rotate_every_days, rotation_master, pooling)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING",
                 &[
                     &db.name,
                     &db.engine.as_str(),
@@ -133,6 +137,7 @@ impl Databases for PgBackend {
                     &db.statement_policy.as_str(),
                     &s.rotate_every_days,
                     &s.rotation_master,
+                    &s.pooling,
                 ],
             )
         })?;
@@ -151,7 +156,7 @@ impl Databases for PgBackend {
         let resource_id: Option<String> = self.write(|tx| {
             check_endpoints_free(tx, &db)?;
             tx.query_opt(
-                "UPDATE databases SET engine = $2, endpoints = $3, upstream = $4, upstream_auth = $5, tags = $6, upstream_tls = $7, upstream_ca = $8, statement_policy = $9, rotate_every_days = $10, rotation_master = $11
+                "UPDATE databases SET engine = $2, endpoints = $3, upstream = $4, upstream_auth = $5, tags = $6, upstream_tls = $7, upstream_ca = $8, statement_policy = $9, rotate_every_days = $10, rotation_master = $11, pooling = $12
                  WHERE name = $1 RETURNING resource_id",
                 &[
                     &db.name,
@@ -165,6 +170,7 @@ impl Databases for PgBackend {
                     &db.statement_policy.as_str(),
                     &s.rotate_every_days,
                     &s.rotation_master,
+                    &s.pooling,
                 ],
             )?
             .map(|r| r.try_get(0))

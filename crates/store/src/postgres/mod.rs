@@ -70,7 +70,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, SCHEMA_V6),
     (7, SCHEMA_V7),
     (8, SCHEMA_V8),
+    (9, SCHEMA_V9),
 ];
+
+/// Version 9: how each database's server connections are shared (JSON;
+/// NULL: the defaults, session pooling).
+const SCHEMA_V9: &str = "
+ALTER TABLE databases ADD COLUMN IF NOT EXISTS pooling TEXT;
+";
 
 /// Version 8: how far each node's trail reached, in its report.
 const SCHEMA_V8: &str = "

@@ -52,9 +52,9 @@ impl Databases for SqliteBackend {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         check_endpoints_free(&tx, &db)?;
         let n = tx.execute(
-            "INSERT OR IGNORE INTO databases (name, engine, endpoints, upstream, upstream_auth, resource_id, tags, created, upstream_tls, upstream_ca, statement_policy, rotate_every_days, rotation_master)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![db.name, db.engine.as_str(), serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth.as_str(), resource_id, tags_json(&db.tags), now, db.upstream_tls.as_str(), db.upstream_ca, db.statement_policy.as_str(), db.rotation.as_ref().map(|r| r.every_days), db.rotation.as_ref().and_then(|r| r.master_user.clone())],
+            "INSERT OR IGNORE INTO databases (name, engine, endpoints, upstream, upstream_auth, resource_id, tags, created, upstream_tls, upstream_ca, statement_policy, rotate_every_days, rotation_master, pooling)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![db.name, db.engine.as_str(), serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth.as_str(), resource_id, tags_json(&db.tags), now, db.upstream_tls.as_str(), db.upstream_ca, db.statement_policy.as_str(), db.rotation.as_ref().map(|r| r.every_days), db.rotation.as_ref().and_then(|r| r.master_user.clone()), db.pooling.to_stored()],
         )?;
         if n == 0 {
             return Err(StoreError::EntityAlreadyExists {
@@ -73,9 +73,9 @@ impl Databases for SqliteBackend {
             let conn = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             check_endpoints_free(&conn, &db)?;
             let n = conn.execute(
-                "UPDATE databases SET engine = ?2, endpoints = ?3, upstream = ?4, upstream_auth = ?5, tags = ?6, upstream_tls = ?7, upstream_ca = ?8, statement_policy = ?9, rotate_every_days = ?10, rotation_master = ?11
+                "UPDATE databases SET engine = ?2, endpoints = ?3, upstream = ?4, upstream_auth = ?5, tags = ?6, upstream_tls = ?7, upstream_ca = ?8, statement_policy = ?9, rotate_every_days = ?10, rotation_master = ?11, pooling = ?12
                  WHERE name = ?1",
-                params![db.name, db.engine.as_str(), serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth.as_str(), tags_json(&db.tags), db.upstream_tls.as_str(), db.upstream_ca, db.statement_policy.as_str(), db.rotation.as_ref().map(|r| r.every_days), db.rotation.as_ref().and_then(|r| r.master_user.clone())],
+                params![db.name, db.engine.as_str(), serde_json::to_string(&db.endpoints).unwrap_or_default(), db.upstream, db.upstream_auth.as_str(), tags_json(&db.tags), db.upstream_tls.as_str(), db.upstream_ca, db.statement_policy.as_str(), db.rotation.as_ref().map(|r| r.every_days), db.rotation.as_ref().and_then(|r| r.master_user.clone()), db.pooling.to_stored()],
             )?;
             if n == 0 {
                 None
@@ -100,7 +100,7 @@ impl Databases for SqliteBackend {
 
     fn list_databases(&self) -> Result<Vec<Database>> {
         let db = self.reader();
-        let mut stmt = db.prepare("SELECT name, engine, endpoints, upstream, upstream_auth, resource_id, tags, upstream_tls, upstream_ca, statement_policy, rotate_every_days, rotation_master FROM databases ORDER BY name")?;
+        let mut stmt = db.prepare("SELECT name, engine, endpoints, upstream, upstream_auth, resource_id, tags, upstream_tls, upstream_ca, statement_policy, rotate_every_days, rotation_master, pooling FROM databases ORDER BY name")?;
         let rows = stmt.query_map([], |r| {
             Ok(Database {
                 name: r.get(0)?,
@@ -119,6 +119,14 @@ impl Databases for SqliteBackend {
                         every_days,
                         master_user: r.get(11).ok().flatten(),
                     }),
+                pooling: crate::Pooling::from_stored(r.get::<_, Option<String>>(12)?.as_deref())
+                    .map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            12,
+                            rusqlite::types::Type::Text,
+                            e.into(),
+                        )
+                    })?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

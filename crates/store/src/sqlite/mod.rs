@@ -147,6 +147,9 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     // privileged login of alternating-users rotation (NULL: single user).
     ("databases", "rotate_every_days", "INTEGER"),
     ("databases", "rotation_master", "TEXT"),
+    // How the database's server connections are shared (JSON; NULL: the
+    // defaults, session pooling).
+    ("databases", "pooling", "TEXT"),
 ];
 
 /// The SQLite store. A mutex serialises SQLite access; callers keep hot

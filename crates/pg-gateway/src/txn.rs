@@ -1,0 +1,547 @@
+//! The relay of a transaction-pooled session (issue 23): the client keeps
+//! its connection to the gateway for its whole session, while a server
+//! connection is lent to it only from its first message after an idle
+//! `ReadyForQuery` to the next one (a transaction, or a statement outside
+//! one), then handed back to the pool for the next client.
+//!
+//! ```text
+//! waiting ── client sends ──▶ acquire (idle, new, or queue) ── carried
+//!    ▲                          settings replayed ──▶ attached
+//!    └── give back ◀── read back settings if changed ◀── ReadyForQuery 'I'
+//! ```
+//!
+//! What stays per client, exactly as in session mode: authentication,
+//! policy, the statement guard and gate, and the audit (the tracker is the
+//! client's, so every statement is recorded under the client's session).
+//! What the pool cannot carry pins the client to its connection for the
+//! rest of its session (`latchkey_sqlguard::session_effects`), or is
+//! refused when the database says so. A few settings are carried
+//! ([`CARRIED`]): what the client set is replayed on each connection it
+//! lands on, as PgBouncer's `track_extra_parameters` does.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use anyhow::{Result, anyhow, bail};
+use latchkey_gateway::relay::{Half, HalfEnd};
+use latchkey_gateway::txpool::{AcquireError, Lease, TxPool, Waiter};
+use latchkey_gateway::{Authenticated, Gatekeeper, LiveCounters, Login};
+use latchkey_pg_stream::{Buffer, Tracker};
+use latchkey_pg_stream::{Direction, Framing};
+use latchkey_pgwire as wire;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::relay::{End, RelayError};
+use crate::upstream::{self, Upstream};
+use crate::{CancelSlot, PgStartup, Stream, read_message};
+
+/// Settings a client may `SET` in transaction pooling without being
+/// pinned: what it set is replayed on every server connection it lands
+/// on. Lower case, as `SET` and `set_config` take them.
+pub const CARRIED: &[&str] = &[
+    "application_name",
+    "timezone",
+    "datestyle",
+    "intervalstyle",
+    "client_encoding",
+    "standard_conforming_strings",
+    "search_path",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "extra_float_digits",
+    "client_min_messages",
+    "bytea_output",
+];
+
+/// The carried settings among startup parameters, as the client's first
+/// wishes.
+pub fn startup_carried(forwarded: &[(String, String)]) -> Vec<(&'static str, String)> {
+    let mut carried = Vec::new();
+    for (name, value) in forwarded {
+        if let Some(name) = carried_name(name) {
+            set(&mut carried, name, value.clone());
+        }
+    }
+    carried
+}
+
+/// Startup parameters less the carried settings.
+pub fn without_carried(forwarded: &[(String, String)]) -> Vec<(String, String)> {
+    forwarded
+        .iter()
+        .filter(|(name, _)| carried_name(name).is_none())
+        .cloned()
+        .collect()
+}
+
+/// How long replaying or reading back the carried settings may take.
+const SETTINGS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A carried setting's name as `CARRIED` spells it (the server reports
+/// `TimeZone`, `DateStyle`...).
+fn carried_name(name: &str) -> Option<&'static str> {
+    CARRIED
+        .iter()
+        .find(|c| c.eq_ignore_ascii_case(name))
+        .copied()
+}
+
+/// The server side while no connection is lent: it takes nothing, so the
+/// client's bytes wait in their buffer (scanned) until one is.
+struct Detached;
+
+impl AsyncWrite for Detached {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Pending
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// What one stretch of relaying ended with.
+enum Step {
+    /// The client sent something: it needs a server connection.
+    Send,
+    /// The server is idle outside a transaction with nothing in flight:
+    /// its connection can go back.
+    Idle,
+    Ended(End),
+}
+
+/// Why a transaction-pooled session ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum TxError {
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    /// No connection within the queue timeout.
+    #[error("transaction pool: no server connection became free within {0:?}")]
+    QueueTimeout(std::time::Duration),
+    /// A new server connection could not be opened, or a lent one could
+    /// not be given the client's settings.
+    #[error("transaction pool: {0:#}")]
+    Server(anyhow::Error),
+}
+
+/// A client of a transaction pool, relayed.
+pub struct TxRelay<'a> {
+    pub client: Box<dyn Stream>,
+    to_upstream: Half<Buffer>,
+    to_client: Half<Buffer>,
+    pub tracker: Tracker,
+    max_message: usize,
+    live: Arc<LiveCounters>,
+    /// The connection lent now.
+    pub server: Option<Lease<Upstream>>,
+    pool: Arc<TxPool<Upstream>>,
+    waiter: Arc<Waiter<Upstream>>,
+    thread: usize,
+    /// Carried settings the client set, as it expects them wherever it
+    /// lands.
+    carried: Vec<(&'static str, String)>,
+    pub cancel: Arc<CancelSlot>,
+    keeper: &'a Gatekeeper,
+    auth: &'a Authenticated,
+    login: &'a Login<PgStartup>,
+    /// Transactions relayed (connections lent).
+    pub transactions: u64,
+}
+
+impl<'a> TxRelay<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Box<dyn Stream>,
+        link: latchkey_gateway::TxLink<Upstream>,
+        tracker: Tracker,
+        max_message: usize,
+        live: Arc<LiveCounters>,
+        cancel: Arc<CancelSlot>,
+        keeper: &'a Gatekeeper,
+        auth: &'a Authenticated,
+        login: &'a Login<PgStartup>,
+    ) -> Self {
+        let latchkey_gateway::TxLink {
+            pool,
+            lease,
+            waiter,
+            thread,
+            ..
+        } = link;
+        Self {
+            client,
+            to_upstream: Half::default(),
+            to_client: Half::default(),
+            tracker,
+            max_message,
+            live,
+            server: Some(lease),
+            pool,
+            waiter,
+            thread,
+            carried: startup_carried(&login.startup.forwarded),
+            cancel,
+            keeper,
+            auth,
+            login,
+            transactions: 1,
+        }
+    }
+
+    /// Relays until the client or a server ends the session.
+    pub async fn run(&mut self) -> Result<End, TxError> {
+        loop {
+            if self.server.is_none() {
+                match std::future::poll_fn(|cx| self.poll_detached(cx)).await? {
+                    Step::Ended(end) => return Ok(end),
+                    Step::Idle | Step::Send => {}
+                }
+                self.attach().await?;
+            }
+            match std::future::poll_fn(|cx| self.poll_attached(cx)).await? {
+                Step::Ended(end) => return Ok(end),
+                Step::Idle => self.detach().await.map_err(TxError::Server)?,
+                Step::Send => {}
+            }
+        }
+    }
+
+    /// Whether the lent connection may go back now.
+    pub fn releasable(&self) -> bool {
+        self.server.is_some()
+            && self.tracker.idle()
+            && self.to_client.buffer.at_boundary()
+            && self.to_upstream.buffer.nothing_in_flight()
+            && self.tracker.pooling().is_none_or(|p| p.pinned.is_none())
+    }
+
+    /// The client has been sent only whole messages.
+    pub fn client_at_boundary(&self) -> bool {
+        self.to_client.buffer.at_boundary()
+    }
+
+    /// Bytes (from the client, to the client).
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.to_upstream.buffer.window().written(),
+            self.to_client.buffer.window().written(),
+        )
+    }
+
+    fn publish(&self) {
+        let (from_client, to_client) = self.bytes();
+        self.live
+            .bytes_from_client
+            .store(from_client, Ordering::Relaxed);
+        self.live
+            .bytes_to_client
+            .store(to_client, Ordering::Relaxed);
+        self.live
+            .statements
+            .store(self.tracker.statement_count, Ordering::Relaxed);
+    }
+
+    /// No connection lent: reads and scans the client's bytes until one
+    /// is needed, and finishes flushing what the client was sent.
+    fn poll_detached(&mut self, cx: &mut Context<'_>) -> Poll<Result<Step, RelayError>> {
+        if self.to_client.unflushed
+            && let Poll::Ready(flushed) = Pin::new(&mut self.client).poll_flush(cx)
+        {
+            flushed.map_err(RelayError::Client)?;
+            self.to_client.unflushed = false;
+        }
+        let mut detached = Detached;
+        match self.to_upstream.poll_copy(
+            cx,
+            Direction::ToUpstream,
+            Pin::new(&mut self.client),
+            Pin::new(&mut detached),
+            &mut self.tracker,
+            self.max_message,
+        ) {
+            Poll::Ready(Ok(HalfEnd::Terminated)) => {
+                Poll::Ready(Ok(Step::Ended(End::ClientTerminated)))
+            }
+            Poll::Ready(Ok(HalfEnd::Eof)) => Poll::Ready(Ok(Step::Ended(End::ClientClosed))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending if !self.to_upstream.buffer.writable().is_empty() => {
+                Poll::Ready(Ok(Step::Send))
+            }
+            Poll::Pending => {
+                self.publish();
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Both ways over the lent connection until the session ends or the
+    /// connection can go back.
+    fn poll_attached(&mut self, cx: &mut Context<'_>) -> Poll<Result<Step, RelayError>> {
+        let Some(lease) = self.server.as_mut() else {
+            return Poll::Ready(Ok(Step::Send));
+        };
+        let server = &mut lease.conn().stream;
+        if let Poll::Ready(r) = self.to_upstream.poll_copy(
+            cx,
+            Direction::ToUpstream,
+            Pin::new(&mut self.client),
+            Pin::new(&mut *server),
+            &mut self.tracker,
+            self.max_message,
+        ) {
+            return Poll::Ready(r.map(|end| {
+                Step::Ended(match end {
+                    HalfEnd::Terminated => End::ClientTerminated,
+                    HalfEnd::Eof => End::ClientClosed,
+                })
+            }));
+        }
+        if let Poll::Ready(r) = self.to_client.poll_copy(
+            cx,
+            Direction::ToClient,
+            Pin::new(&mut *server),
+            Pin::new(&mut self.client),
+            &mut self.tracker,
+            usize::MAX,
+        ) {
+            return Poll::Ready(r.map(|_| Step::Ended(End::UpstreamClosed)));
+        }
+        if self.releasable() {
+            return Poll::Ready(Ok(Step::Idle));
+        }
+        self.publish();
+        Poll::Pending
+    }
+
+    /// Gets a connection for the client's next transaction and gives it
+    /// the client's carried settings.
+    async fn attach(&mut self) -> Result<(), TxError> {
+        let started = Instant::now();
+        let (keeper, auth, login) = (self.keeper, self.auth, self.login);
+        let acquired = self
+            .pool
+            .acquire(self.thread, &self.waiter, || async {
+                let started = Instant::now();
+                let connected = upstream::connect(
+                    &keeper.state,
+                    &auth.db,
+                    &login.user,
+                    &login.database,
+                    &without_carried(&login.startup.forwarded),
+                )
+                .await;
+                keeper
+                    .state
+                    .metrics
+                    .upstream_connect
+                    .observe(started.elapsed());
+                connected
+            })
+            .await;
+        keeper.state.metrics.pool_wait.observe(started.elapsed());
+        let mut lease = match acquired {
+            Ok(lease) => lease,
+            Err(AcquireError::QueueTimeout(waited)) => {
+                keeper.state.metrics.pool_queue_timeouts.inc();
+                return Err(TxError::QueueTimeout(waited));
+            }
+            Err(AcquireError::Connect(e)) => return Err(TxError::Server(e)),
+        };
+        if lease.get().carried != self.carried {
+            // A connection that cannot be given the settings is closed
+            // (the lease is dropped).
+            replay(lease.conn(), &self.carried)
+                .await
+                .map_err(TxError::Server)?;
+        }
+        self.cancel.attach(lease.get().cancel.clone());
+        self.server = Some(lease);
+        self.transactions += 1;
+        Ok(())
+    }
+
+    /// Gives the lent connection back, with what the transaction changed
+    /// of the carried settings recorded on both sides.
+    pub async fn detach(&mut self) -> Result<()> {
+        let Some(mut lease) = self.server.take() else {
+            return Ok(());
+        };
+        for (name, value) in self.tracker.parameter_changes.drain(..) {
+            lease.conn().set_param(&name, &value);
+            if let Some(name) = carried_name(&name) {
+                set(&mut self.carried, name, value);
+            }
+        }
+        if let Some(pooling) = self.tracker.pooling_mut()
+            && std::mem::take(&mut pooling.carried_changed)
+        {
+            read_back(lease.conn(), &mut self.carried).await?;
+        }
+        if lease.get().carried != self.carried {
+            lease.conn().carried.clone_from(&self.carried);
+        }
+        // A cancel on its way must land before the connection serves
+        // another client (PostgreSQL ignores one that finds it idle).
+        self.cancel.detach().await;
+        lease.give_back(self.thread, true);
+        Ok(())
+    }
+}
+
+fn set(carried: &mut Vec<(&'static str, String)>, name: &'static str, value: String) {
+    match carried.iter_mut().find(|(n, _)| *n == name) {
+        Some(slot) => slot.1 = value,
+        None => carried.push((name, value)),
+    }
+}
+
+/// `value` as a string literal that reads the same whatever
+/// `standard_conforming_strings` says.
+fn literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 3);
+    out.push_str("E'");
+    for c in value.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Gives `upstream` the carried settings `wanted` (and resets those a
+/// previous client set that this one did not), in one round trip.
+pub async fn replay(upstream: &mut Upstream, wanted: &[(&'static str, String)]) -> Result<()> {
+    let mut sql = String::new();
+    for (name, value) in wanted {
+        if !upstream
+            .carried
+            .iter()
+            .any(|(n, v)| n == name && v == value)
+        {
+            sql.push_str(&format!(
+                "SELECT pg_catalog.set_config('{name}', {}, false);",
+                literal(value)
+            ));
+        }
+    }
+    for (name, _) in &upstream.carried {
+        if !wanted.iter().any(|(n, _)| n == name) {
+            sql.push_str(&format!("RESET {name};"));
+        }
+    }
+    if !sql.is_empty() {
+        tokio::time::timeout(SETTINGS_TIMEOUT, run_quietly(upstream, &sql, None))
+            .await
+            .map_err(|_| anyhow!("replaying the client's settings timed out"))??;
+    }
+    upstream.carried = wanted.to_vec();
+    Ok(())
+}
+
+/// Reads every carried setting's value back after the client may have
+/// changed some (`SET`, `RESET ALL`, `DISCARD ALL`).
+async fn read_back(
+    upstream: &mut Upstream,
+    carried: &mut Vec<(&'static str, String)>,
+) -> Result<()> {
+    let columns: Vec<String> = CARRIED
+        .iter()
+        .map(|name| format!("pg_catalog.current_setting('{name}')"))
+        .collect();
+    let sql = format!("SELECT {}", columns.join(", "));
+    let mut row = Vec::new();
+    tokio::time::timeout(
+        SETTINGS_TIMEOUT,
+        run_quietly(upstream, &sql, Some(&mut row)),
+    )
+    .await
+    .map_err(|_| anyhow!("reading the session's settings back timed out"))??;
+    if row.len() != CARRIED.len() {
+        bail!(
+            "reading the session's settings back gave {} values",
+            row.len()
+        );
+    }
+    for (name, value) in CARRIED.iter().zip(row) {
+        set(carried, name, value.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Runs the gateway's own `sql` on an idle connection, the answers kept
+/// from the client: parameters it reports are recorded, the first row's
+/// text columns go to `row`, and it must end idle.
+async fn run_quietly(
+    upstream: &mut Upstream,
+    sql: &str,
+    mut row: Option<&mut Vec<Option<String>>>,
+) -> Result<()> {
+    let mut out = Vec::with_capacity(sql.len() + 8);
+    wire::query(&mut out, sql);
+    upstream.stream.write_all(&out).await?;
+    upstream.stream.flush().await?;
+    let mut failed = None;
+    loop {
+        let (tag, body) = read_message(&mut upstream.stream, 1 << 20).await?;
+        match tag {
+            b'S' => {
+                let (name, value) =
+                    wire::parse_parameter_status(&body).map_err(|e| anyhow!("{e}"))?;
+                upstream.set_param(name, value);
+            }
+            b'D' => {
+                if let Some(row) = row.as_deref_mut()
+                    && row.is_empty()
+                {
+                    *row = wire::text_columns(&body).map_err(|e| anyhow!("{e}"))?;
+                }
+            }
+            b'E' => {
+                let (code, text) = wire::parse_error(&body);
+                failed = Some(format!("{code} {text}"));
+            }
+            b'T' | b'C' | b'N' | b'I' => {}
+            b'Z' => {
+                if let Some(why) = failed {
+                    bail!("the gateway's settings statement failed: {why}");
+                }
+                if body != b"I" {
+                    bail!("the connection was not idle after the gateway's settings statement");
+                }
+                return Ok(());
+            }
+            other => bail!(
+                "unexpected reply to the gateway's settings statement: {}",
+                char::from(other)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_read_alike_whatever_the_server_does_with_backslashes() {
+        assert_eq!(literal("a'b\\c"), "E'a''b\\\\c'");
+        assert_eq!(literal(""), "E''");
+    }
+
+    #[test]
+    fn reported_names_map_to_carried_ones() {
+        assert_eq!(carried_name("TimeZone"), Some("timezone"));
+        assert_eq!(carried_name("application_name"), Some("application_name"));
+        assert_eq!(carried_name("is_superuser"), None);
+    }
+}
