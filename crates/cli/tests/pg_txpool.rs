@@ -1,0 +1,620 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! Transaction pooling (issue 23) against a throwaway PostgreSQL, with
+//! pgbench, psql and psycopg through the gateway over TLS: clients far
+//! outnumbering the pool, interleaved transactions checked by content,
+//! carried settings, each pinning cause, refusal by configuration, the
+//! queue timeout, cancel, a server dying mid-transaction, revocation, and
+//! the audit naming each statement's own principal.
+
+mod common;
+use common::*;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A gateway whose database `orders` pools by transaction with `pooling`
+/// flags (`db register`), and its metrics port.
+fn start(root: &Path, pg: &Postgres, pooling: &[&str]) -> (Latchkey, u16) {
+    let (data, api) = init_latchkey(root, &[]);
+    let upstream = format!("127.0.0.1:{}", pg.port);
+    let mut args = vec![
+        "--name",
+        "orders",
+        "--endpoint",
+        "localhost",
+        "--upstream",
+        &upstream,
+        "--pool-mode",
+        "transaction",
+    ];
+    args.extend(pooling);
+    let registered = register_db(&data, &args);
+    assert_eq!(registered["pooling"]["mode"], "transaction");
+    set_db_password(&data, "orders", "app", "app-secret");
+    let metrics = free_port();
+    let metrics_listen = format!("127.0.0.1:{metrics}");
+    let lk = serve_latchkey(root, &data, &api, &["--metrics-listen", &metrics_listen]);
+    (lk, metrics)
+}
+
+fn metrics(port: u16) -> String {
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The value of a metric line (`name{labels}`), 0 when absent.
+fn metric(port: u16, series: &str) -> f64 {
+    metrics(port)
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Server backends of `app` now (the pool's, seen from the server).
+fn app_backends(dir: &Path, port: u16) -> u32 {
+    stdout_ok(&superuser_sql(
+        dir,
+        port,
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'",
+    ))
+    .parse()
+    .unwrap()
+}
+
+fn superuser_sql(dir: &Path, port: u16, database: &str, sql: &str) -> std::process::Output {
+    as_pg_user(Path::new("/usr/bin/psql"))
+        .args(["-h", dir.to_str().unwrap(), "-p", &port.to_string()])
+        .args(["-U", "postgres", "-d", database, "-XAt", "-c", sql])
+        .output()
+        .unwrap()
+}
+
+fn pgbench(lk: &Latchkey, token: &str, args: &[&str]) -> String {
+    let out = Command::new("pgbench")
+        .arg(conninfo(lk, "app", "verify-full"))
+        .args(args)
+        .env("PGPASSWORD", token)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pgbench {args:?}: {text}");
+    assert!(
+        text.contains("number of failed transactions: 0 (0.000%)"),
+        "pgbench {args:?}: {text}"
+    );
+    text
+}
+
+/// Runs a psycopg scenario of [`PSYCOPG`]; its JSON result.
+fn psycopg(
+    lk: &Latchkey,
+    pg: &Postgres,
+    scenario: &str,
+    env: &[(&str, &str)],
+) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("txpool.py");
+    std::fs::write(&script, PSYCOPG).unwrap();
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(scenario)
+        .env("LK_CONNINFO", conninfo(lk, "app", "verify-full"))
+        .env(
+            "LK_DIRECT",
+            format!(
+                "host={} port={} user=postgres dbname=orders",
+                pg.dir.display(),
+                pg.port
+            ),
+        )
+        .envs(env.iter().copied())
+        .output()
+        .expect("python3 with psycopg (scripts/test installs it)");
+    let text = stdout_ok(&out);
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+const PSYCOPG: &str = r#"
+import json, os, sys, threading, time
+import psycopg
+from psycopg import errors
+
+CONNINFO = os.environ["LK_CONNINFO"]
+
+def connect(token="LK_TOKEN", **kw):
+    # No server-side prepares unless a scenario asks: named statements pin.
+    kw.setdefault("prepare_threshold", None)
+    return psycopg.connect(CONNINFO, password=os.environ[token], **kw)
+
+result = {}
+scenario = sys.argv[1]
+
+if scenario == "owned_rows":
+    # Clients far outnumbering the pool, each writing and reading its own
+    # rows in transactions, with a setting of its own carried along.
+    with connect(autocommit=True) as c:
+        c.execute("CREATE TABLE owned (client int, n int)")
+    clients, rounds = 40, 12
+    failures = []
+    def client(i):
+        try:
+            with connect() as c:
+                c.execute(f"SET application_name = 'client-{i}'")
+                c.commit()
+                for n in range(rounds):
+                    c.execute("INSERT INTO owned VALUES (%s, %s)", (i, n))
+                    name, count = c.execute(
+                        "SELECT current_setting('application_name'), count(*) FROM owned WHERE client = %s", (i,)
+                    ).fetchone()
+                    if name != f"client-{i}" or count != n + 1:
+                        failures.append(f"client {i} round {n}: {name} {count}")
+                    c.commit()
+        except Exception as e:
+            failures.append(f"client {i}: {e!r}")
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    with connect(autocommit=True) as c:
+        rows = c.execute("SELECT client, array_agg(n ORDER BY n) FROM owned GROUP BY client ORDER BY client").fetchall()
+    result["failures"] = failures[:5]
+    result["clients"] = len(rows)
+    result["all_rows_own"] = all(ns == list(range(rounds)) for _, ns in rows)
+
+elif scenario == "carried":
+    # A pool of one: both clients are served by the same backend, each
+    # with its own settings.
+    a = connect(autocommit=True)
+    b = connect(autocommit=True)
+    a.execute("SET search_path TO lk_a, public")
+    b.execute("SET TIME ZONE 'Asia/Tokyo'")
+    one = lambda c, sql: c.execute(sql).fetchone()[0]
+    result["same_backend"] = one(a, "SELECT pg_backend_pid()") == one(b, "SELECT pg_backend_pid()")
+    result["a_search_path"] = one(a, "SHOW search_path")
+    result["b_search_path"] = one(b, "SHOW search_path")
+    result["a_timezone"] = one(a, "SHOW TimeZone")
+    result["b_timezone"] = one(b, "SHOW TimeZone")
+    a.execute("RESET ALL")
+    result["a_after_reset"] = one(a, "SHOW search_path")
+    result["b_after_a_reset"] = one(b, "SHOW TimeZone")
+    # SET LOCAL ends with its transaction and pins nothing.
+    with b.transaction():
+        b.execute("SET LOCAL statement_timeout = '1234ms'")
+        result["b_local"] = one(b, "SHOW statement_timeout")
+    result["a_after_local"] = one(a, "SHOW statement_timeout")
+
+elif scenario == "pinned":
+    # Session state pins: the client keeps its backend, the others are
+    # served by the rest of the pool.
+    a = connect(autocommit=True)
+    b = connect(autocommit=True)
+    one = lambda c, sql, params=None, **kw: c.execute(sql, params, **kw).fetchone()[0]
+    a.execute("SET work_mem = '7MB'")
+    pinned = one(a, "SELECT pg_backend_pid()")
+    result["a_work_mem"] = [one(a, "SHOW work_mem") for _ in range(3)]
+    result["a_kept_backend"] = all(one(a, "SELECT pg_backend_pid()") == pinned for _ in range(5))
+    result["b_work_mem"] = one(b, "SHOW work_mem")
+    result["b_other_backend"] = one(b, "SELECT pg_backend_pid()") != pinned
+    # Server-side prepared statements (named Parse) pin too.
+    c = connect(autocommit=True)
+    result["prepared"] = [one(c, "SELECT %s::int * 2", (i,), prepare=True) for i in range(3)]
+
+elif scenario == "refused":
+    c = connect(autocommit=True)
+    one = lambda sql: c.execute(sql).fetchone()[0]
+    refused = {}
+    for sql in ["SET work_mem = '7MB'", "LISTEN jobs", "SELECT pg_advisory_lock(1)",
+                "CREATE TEMP TABLE t (a int)", "PREPARE p AS SELECT 1"]:
+        try:
+            c.execute(sql)
+            refused[sql] = "ran"
+        except errors.FeatureNotSupported as e:
+            refused[sql] = e.sqlstate
+    result["refused"] = refused
+    with c.transaction():
+        c.execute("SET LOCAL work_mem = '9MB'")
+        result["local"] = one("SHOW work_mem")
+    c.execute("SET application_name = 'carried'")
+    result["carried"] = one("SHOW application_name")
+
+elif scenario == "queue_cancel_dying":
+    a = connect()
+    a.execute("SELECT 1")  # a transaction: the pool's one connection is lent
+    started = time.time()
+    try:
+        connect()
+        result["queue"] = "connected"
+    except psycopg.OperationalError as e:
+        result["queue"] = str(e)
+    result["queue_waited"] = time.time() - started
+    a.commit()
+    # A cancel reaches the statement running now.
+    def cancel_later():
+        time.sleep(0.7)
+        a.cancel()
+    threading.Thread(target=cancel_later).start()
+    started = time.time()
+    try:
+        a.execute("SELECT pg_sleep(20)")
+        result["cancel"] = "not cancelled"
+    except errors.QueryCanceled as e:
+        result["cancel"] = e.sqlstate
+    result["cancel_after"] = time.time() - started
+    a.rollback()
+    with connect(autocommit=True) as b:
+        result["after_cancel"] = b.execute("SELECT 42").fetchone()[0]
+    # The backend dies mid-transaction: this client is told, others go on.
+    pid = a.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(os.environ["LK_DIRECT"], autocommit=True) as direct:
+        direct.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    try:
+        a.execute("SELECT 1")
+        result["dead"] = "survived"
+    except psycopg.OperationalError as e:
+        result["dead"] = str(e)
+    with connect(autocommit=True) as b:
+        result["after_death"] = b.execute("SELECT 7").fetchone()[0]
+
+elif scenario == "two_principals":
+    alice = connect("LK_ALICE", autocommit=True)
+    bob = connect("LK_BOB", autocommit=True)
+    for i in range(10):
+        alice.execute("SELECT 1 AS alice_mark")
+        bob.execute("SELECT 1 AS bob_mark")
+    result["same_backend"] = (
+        alice.execute("SELECT pg_backend_pid()").fetchone()[0]
+        == bob.execute("SELECT pg_backend_pid()").fetchone()[0]
+    )
+
+print(json.dumps(result))
+"#;
+
+#[test]
+fn many_clients_share_a_few_server_connections() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let (lk, metrics_port) = start(root.path(), &pg, &["--pool-size", "4"]);
+    let token = aws_token(&lk, &[], "localhost", "app");
+    let init = Command::new("pgbench")
+        .args([
+            "-i",
+            "-s",
+            "1",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "app",
+            "orders",
+        ])
+        .env("PGPASSWORD", "app-secret")
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+
+    // 40 clients on 4 connections, simple, extended and TPC-B-like, while
+    // the server's backends are counted.
+    let sampler = {
+        let (dir, port) = (pg.dir.clone(), pg.port);
+        std::thread::spawn(move || {
+            let mut most = 0;
+            let until = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < until {
+                most = most.max(app_backends(&dir, port));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            most
+        })
+    };
+    pgbench(&lk, &token, &["-n", "-S", "-c", "40", "-j", "2", "-T", "3"]);
+    pgbench(
+        &lk,
+        &token,
+        &[
+            "-n", "-S", "-M", "extended", "-c", "40", "-j", "2", "-t", "50",
+        ],
+    );
+    let most = sampler.join().unwrap();
+    assert!(most <= 4, "{most} server backends for a pool of 4");
+    assert!(most >= 1);
+    pgbench(&lk, &token, &["-n", "-c", "20", "-j", "2", "-t", "40"]);
+    // TPC-B's invariant: every transaction's change landed whole.
+    let sums = stdout_ok(&superuser_sql(
+        &pg.dir,
+        pg.port,
+        "orders",
+        "SELECT (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || (SELECT sum(bbalance) FROM pgbench_branches) || ' ' || (SELECT sum(tbalance) FROM pgbench_tellers) || ' ' || (SELECT sum(delta) FROM pgbench_history) || ' ' || (SELECT count(*) FROM pgbench_history)",
+    ));
+    let sums: Vec<&str> = sums.split(' ').collect();
+    assert_eq!(sums[4], "800", "every transaction recorded once");
+    assert!(
+        sums[..4].iter().all(|s| *s == sums[0]),
+        "TPC-B sums differ: {sums:?}"
+    );
+
+    // psycopg clients writing their own rows, each with its own
+    // application_name, on the same four connections.
+    let r = psycopg(&lk, &pg, "owned_rows", &[("LK_TOKEN", &token)]);
+    assert_eq!(r["failures"], serde_json::json!([]), "{r}");
+    assert_eq!(r["clients"], 40);
+    assert_eq!(r["all_rows_own"], true);
+    assert!(app_backends(&pg.dir, pg.port) <= 4);
+
+    // pgbench -M prepared: named statements pin each client (not carried
+    // between connections yet), and still run without errors.
+    pgbench(
+        &lk,
+        &token,
+        &[
+            "-n", "-S", "-M", "prepared", "-c", "3", "-j", "1", "-t", "100",
+        ],
+    );
+    assert!(
+        metric(
+            metrics_port,
+            "latchkey_pool_pinned_sessions_total{cause=\"named_statement\"}"
+        ) >= 3.0,
+        "{}",
+        metrics(metrics_port)
+    );
+    assert_eq!(
+        metric(metrics_port, "latchkey_pool_queue_timeouts_total"),
+        0.0
+    );
+    assert!(metric(metrics_port, "latchkey_pool_server_connections") <= 4.0);
+}
+
+#[test]
+fn settings_are_carried_and_session_state_pins_or_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    pg.sql("CREATE SCHEMA lk_a AUTHORIZATION app");
+    let (lk, metrics_port) = start(root.path(), &pg, &["--pool-size", "1"]);
+    let token = aws_token(&lk, &[], "localhost", "app");
+
+    let r = psycopg(&lk, &pg, "carried", &[("LK_TOKEN", &token)]);
+    assert_eq!(r["same_backend"], true, "{r}");
+    assert_eq!(r["a_search_path"], "lk_a, public", "{r}");
+    assert_eq!(r["b_search_path"], "\"$user\", public", "{r}");
+    assert_eq!(r["b_timezone"], "Asia/Tokyo", "{r}");
+    assert_ne!(r["a_timezone"], "Asia/Tokyo", "{r}");
+    assert_eq!(r["a_after_reset"], "\"$user\", public", "{r}");
+    assert_eq!(r["b_after_a_reset"], "Asia/Tokyo", "{r}");
+    assert_eq!(r["b_local"], "1234ms", "{r}");
+    assert_eq!(r["a_after_local"], "0", "{r}");
+    assert_eq!(
+        metric(
+            metrics_port,
+            "latchkey_pool_pinned_sessions_total{cause=\"set\"}"
+        ),
+        0.0
+    );
+
+    // Pinning needs a second connection for the others.
+    let root2 = tempfile::tempdir().unwrap();
+    let (lk2, metrics2) = start(root2.path(), &pg, &["--pool-size", "2"]);
+    let token2 = aws_token(&lk2, &[], "localhost", "app");
+    let r = psycopg(&lk2, &pg, "pinned", &[("LK_TOKEN", &token2)]);
+    assert_eq!(
+        r["a_work_mem"],
+        serde_json::json!(["7MB", "7MB", "7MB"]),
+        "{r}"
+    );
+    assert_eq!(r["a_kept_backend"], true, "{r}");
+    assert_eq!(r["b_work_mem"], "4MB", "{r}");
+    assert_eq!(r["b_other_backend"], true, "{r}");
+    assert_eq!(r["prepared"], serde_json::json!([0, 2, 4]), "{r}");
+    // Each cause of pinning, with psql (one session each).
+    for (sql, cause) in [
+        ("LISTEN jobs; SELECT 1", "listen"),
+        ("SELECT pg_advisory_lock(7); SELECT 1", "advisory_lock"),
+        (
+            "CREATE TEMP TABLE scratch (a int); SELECT 1",
+            "temporary_object",
+        ),
+        (
+            "BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT 1; COMMIT; SELECT 1",
+            "hold_cursor",
+        ),
+        ("PREPARE q AS SELECT 1; EXECUTE q", "prepare"),
+        ("SET ROLE app; SELECT 1", "role"),
+    ] {
+        let out = psql(&lk2, "app", &token2, "verify-full", sql);
+        stdout_ok(&out);
+        let series = format!("latchkey_pool_pinned_sessions_total{{cause=\"{cause}\"}}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while metric(metrics2, &series) < 1.0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            metric(metrics2, &series),
+            1.0,
+            "{sql}: {}",
+            metrics(metrics2)
+        );
+    }
+    // A pinned client's temporary table and lock left with its
+    // connection: nobody else sees them.
+    let other = psql(
+        &lk2,
+        "app",
+        &token2,
+        "verify-full",
+        "SELECT count(*) FROM pg_class WHERE relname = 'scratch' AND relpersistence = 't'",
+    );
+    assert_eq!(stdout_ok(&other), "0");
+
+    // Refused by configuration instead: 0A000, while SET LOCAL and
+    // carried settings still work.
+    let root3 = tempfile::tempdir().unwrap();
+    let (lk3, _) = start(
+        root3.path(),
+        &pg,
+        &["--pool-size", "1", "--session-state", "refuse"],
+    );
+    let token3 = aws_token(&lk3, &[], "localhost", "app");
+    let r = psycopg(&lk3, &pg, "refused", &[("LK_TOKEN", &token3)]);
+    for (_, outcome) in r["refused"].as_object().unwrap() {
+        assert_eq!(outcome, "0A000", "{r}");
+    }
+    assert_eq!(r["local"], "9MB", "{r}");
+    assert_eq!(r["carried"], "carried", "{r}");
+}
+
+#[test]
+fn the_queue_times_out_cancels_reach_the_current_backend_and_a_dead_one_is_told() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let (lk, metrics_port) = start(
+        root.path(),
+        &pg,
+        &["--pool-size", "1", "--pool-queue-timeout", "800ms"],
+    );
+    let token = aws_token(&lk, &[], "localhost", "app");
+    let r = psycopg(&lk, &pg, "queue_cancel_dying", &[("LK_TOKEN", &token)]);
+    let queue = r["queue"].as_str().unwrap();
+    assert!(queue.contains("no server connection became free"), "{r}");
+    let waited = r["queue_waited"].as_f64().unwrap();
+    assert!((0.7..5.0).contains(&waited), "{r}");
+    assert_eq!(r["cancel"], "57014", "{r}");
+    assert!(r["cancel_after"].as_f64().unwrap() < 5.0, "{r}");
+    assert_eq!(r["after_cancel"], 42, "{r}");
+    assert!(r["dead"].as_str().unwrap() != "survived", "{r}");
+    assert_eq!(r["after_death"], 7, "{r}");
+    assert_eq!(
+        metric(metrics_port, "latchkey_pool_queue_timeouts_total"),
+        1.0
+    );
+
+    // A refused login is audited with the reason; the client only learns
+    // the pool was busy.
+    let events = audit_events(&lk, |e| {
+        e.iter().any(|e| {
+            e["errorMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains("transaction pool"))
+        })
+    });
+    assert!(
+        events.iter().any(|e| e["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("transaction pool: no server connection"))),
+        "no audited queue timeout"
+    );
+}
+
+#[test]
+fn statements_are_audited_under_each_client_and_revocation_ends_an_idle_client() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    let (lk, _) = start(root.path(), &pg, &["--pool-size", "1"]);
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#;
+    let alice = user_with_policy(&lk, "alice", policy);
+    let bob = user_with_policy(&lk, "bob", policy);
+    let alice_token = token_with(&lk, &alice);
+    let bob_token = token_with(&lk, &bob);
+    let r = psycopg(
+        &lk,
+        &pg,
+        "two_principals",
+        &[("LK_ALICE", &alice_token), ("LK_BOB", &bob_token)],
+    );
+    assert_eq!(
+        r["same_backend"], true,
+        "both were served by the one connection"
+    );
+    let events = audit_events(&lk, |e| {
+        e.iter()
+            .filter(|e| e["eventName"] == "Statement")
+            .filter(|e| {
+                e["database"]["statement"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("_mark"))
+            })
+            .count()
+            >= 20
+    });
+    let marked: Vec<_> = events
+        .iter()
+        .filter(|e| e["eventName"] == "Statement")
+        .filter_map(|e| {
+            let statement = e["database"]["statement"].as_str()?;
+            let who = if statement.contains("alice_mark") {
+                "alice"
+            } else if statement.contains("bob_mark") {
+                "bob"
+            } else {
+                return None;
+            };
+            Some((who, e["userIdentity"]["arn"].as_str().unwrap().to_owned()))
+        })
+        .collect();
+    assert_eq!(marked.len(), 20);
+    for (who, arn) in &marked {
+        assert!(
+            arn.ends_with(&format!(":user/{who}")),
+            "{who}'s statement recorded as {arn}"
+        );
+    }
+
+    // A client idle between transactions (holding no server connection)
+    // is ended when its key is deactivated.
+    let mut client = Command::new("psql")
+        .arg(conninfo(&lk, "app", "verify-full"))
+        .args(["-X", "-A", "-t"])
+        .env("PGPASSWORD", &alice_token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    writeln!(stdin, "SELECT 'before';").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let key_id = alice
+        .iter()
+        .find(|(k, _)| k == "AWS_ACCESS_KEY_ID")
+        .unwrap()
+        .1
+        .clone();
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "update-access-key",
+            "--user-name",
+            "alice",
+            "--access-key-id",
+            &key_id,
+            "--status",
+            "Inactive",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(7));
+    let _ = writeln!(stdin, "SELECT 'after';");
+    drop(stdin);
+    let out = client.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("before"), "{stdout} {stderr}");
+    assert!(!stdout.contains("after"), "ran after revocation: {stdout}");
+    assert!(
+        stderr.contains("was revoked") || stderr.contains("terminating connection"),
+        "{stderr}"
+    );
+}
