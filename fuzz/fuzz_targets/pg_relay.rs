@@ -1,5 +1,7 @@
 //! The gateway's relay scanner and statement tracker on arbitrary client
-//! and server bytes, split into reads of arbitrary sizes.
+//! and server bytes, split into reads of arbitrary sizes, in session and
+//! in transaction pooling (prepared statements carried, session state
+//! followed).
 #![no_main]
 
 use std::sync::Arc;
@@ -51,5 +53,12 @@ fuzz_target!(|data: &[u8]| {
         keep_literals: false,
         clock,
     }));
+    if control & 1 == 1 {
+        tracker = tracker.with_pooling(latchkey_pg_stream::Pooling::new(
+            &["application_name", "search_path"],
+            control & 2 == 2,
+            Arc::default(),
+        ));
+    }
     let _ = replay(from_client, from_server, chunk, &mut tracker, 1 << 16);
 });

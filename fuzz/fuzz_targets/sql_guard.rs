@@ -1,12 +1,21 @@
 //! The statement guard on arbitrary bytes, both dialects, whole and cut
 //! short, with and without the password and dynamic-SQL permissions:
-//! never a panic, and a permission only ever lets more through.
+//! never a panic, and a permission only ever lets more through. Also what
+//! transaction pooling reads of the same SQL (`session_effects`).
 #![no_main]
 
 use latchkey_sqlguard::{Dialect, Rules, Verdict, check};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(sql) = std::str::from_utf8(data) {
+        let effects = latchkey_sqlguard::session_effects(sql, |name| name == "search_path");
+        // Carrying nothing only ever pins more.
+        let strict = latchkey_sqlguard::session_effects(sql, |_| false);
+        if effects.pins.is_some() {
+            assert!(strict.pins.is_some());
+        }
+    }
     for dialect in [Dialect::Postgres, Dialect::MySql] {
         for complete in [true, false] {
             let strict = check(data, dialect, Rules::default(), complete);

@@ -116,6 +116,8 @@ pub struct Postgres {
     tls: TlsAcceptor,
     /// Cancel keys handed to clients, and where their statements run.
     cancels: Mutex<HashMap<(u32, u32), Arc<CancelSlot>>>,
+    /// Transaction pooling: statement ids shared by every client.
+    book: Arc<latchkey_pg_stream::prepared::StatementBook>,
 }
 
 /// What the startup message said.
@@ -144,6 +146,7 @@ impl Postgres {
         Self {
             tls: TlsAcceptor::from(Arc::new(tls)),
             cancels: Mutex::new(HashMap::new()),
+            book: Arc::default(),
         }
     }
 
@@ -575,6 +578,7 @@ impl Protocol for Postgres {
                 let tracker = tracker.with_pooling(latchkey_pg_stream::Pooling::new(
                     txn::CARRIED,
                     link.session_state == latchkey_store::SessionState::Refuse,
+                    self.book.clone(),
                 ));
                 let relay = txn::TxRelay::new(
                     stream,

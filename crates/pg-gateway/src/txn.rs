@@ -19,7 +19,6 @@
 //! ([`CARRIED`]): what the client set is replayed on each connection it
 //! lands on, as PgBouncer's `track_extra_parameters` does.
 
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -33,7 +32,7 @@ use latchkey_gateway::{Authenticated, Gatekeeper, LiveCounters, Login};
 use latchkey_pg_stream::{Buffer, Tracker};
 use latchkey_pg_stream::{Direction, Framing};
 use latchkey_pgwire as wire;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::relay::{End, RelayError};
 use crate::upstream::{self, Upstream};
@@ -89,22 +88,6 @@ fn carried_name(name: &str) -> Option<&'static str> {
         .iter()
         .find(|c| c.eq_ignore_ascii_case(name))
         .copied()
-}
-
-/// The server side while no connection is lent: it takes nothing, so the
-/// client's bytes wait in their buffer (scanned) until one is.
-struct Detached;
-
-impl AsyncWrite for Detached {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
-        Poll::Pending
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
 }
 
 /// What one stretch of relaying ended with.
@@ -175,7 +158,7 @@ impl<'a> TxRelay<'a> {
             thread,
             ..
         } = link;
-        Self {
+        let mut relay = Self {
             client,
             to_upstream: Half::default(),
             to_client: Half::default(),
@@ -192,7 +175,12 @@ impl<'a> TxRelay<'a> {
             auth,
             login,
             transactions: 1,
+        };
+        if let Some(mut lease) = relay.server.take() {
+            relay.take_statements(&mut lease);
+            relay.server = Some(lease);
         }
+        relay
     }
 
     /// Relays until the client or a server ends the session.
@@ -204,6 +192,7 @@ impl<'a> TxRelay<'a> {
                     Step::Idle | Step::Send => {}
                 }
                 self.attach().await?;
+                self.scan_waiting()?;
             }
             match std::future::poll_fn(|cx| self.poll_attached(cx)).await? {
                 Step::Ended(end) => return Ok(end),
@@ -248,8 +237,10 @@ impl<'a> TxRelay<'a> {
             .store(self.tracker.statement_count, Ordering::Relaxed);
     }
 
-    /// No connection lent: reads and scans the client's bytes until one
-    /// is needed, and finishes flushing what the client was sent.
+    /// No connection lent: waits for the client's next bytes (and finishes
+    /// flushing what it was sent). They are scanned only once a connection
+    /// is lent, since what the gateway sends for them (a statement it
+    /// carries, prepared or not) depends on that connection.
     fn poll_detached(&mut self, cx: &mut Context<'_>) -> Poll<Result<Step, RelayError>> {
         if self.to_client.unflushed
             && let Poll::Ready(flushed) = Pin::new(&mut self.client).poll_flush(cx)
@@ -257,28 +248,40 @@ impl<'a> TxRelay<'a> {
             flushed.map_err(RelayError::Client)?;
             self.to_client.unflushed = false;
         }
-        let mut detached = Detached;
-        match self.to_upstream.poll_copy(
-            cx,
-            Direction::ToUpstream,
-            Pin::new(&mut self.client),
-            Pin::new(&mut detached),
-            &mut self.tracker,
-            self.max_message,
-        ) {
-            Poll::Ready(Ok(HalfEnd::Terminated)) => {
-                Poll::Ready(Ok(Step::Ended(End::ClientTerminated)))
-            }
-            Poll::Ready(Ok(HalfEnd::Eof)) => Poll::Ready(Ok(Step::Ended(End::ClientClosed))),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending if !self.to_upstream.buffer.writable().is_empty() => {
-                Poll::Ready(Ok(Step::Send))
-            }
-            Poll::Pending => {
-                self.publish();
-                Poll::Pending
+        let buffer = &mut self.to_upstream.buffer;
+        if buffer.window().unscanned() == 0 {
+            buffer.make_room();
+            let mut read = ReadBuf::new(buffer.space());
+            match Pin::new(&mut self.client).poll_read(cx, &mut read) {
+                Poll::Pending => {
+                    self.publish();
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(RelayError::Client(e))),
+                Poll::Ready(Ok(())) => {
+                    let n = read.filled().len();
+                    if n == 0 {
+                        return Poll::Ready(Ok(Step::Ended(End::ClientClosed)));
+                    }
+                    buffer.filled(n);
+                }
             }
         }
+        let window = buffer.window();
+        // A goodbye needs no connection.
+        if window.read().get(window.scanned()) == Some(&b'X') {
+            return Poll::Ready(Ok(Step::Ended(End::ClientTerminated)));
+        }
+        Poll::Ready(Ok(Step::Send))
+    }
+
+    /// Scans what the client sent while no connection was lent.
+    fn scan_waiting(&mut self) -> Result<(), RelayError> {
+        self.to_upstream
+            .buffer
+            .scan(Direction::ToUpstream, &mut self.tracker, self.max_message)
+            .map_err(RelayError::Scan)?;
+        Ok(())
     }
 
     /// Both ways over the lent connection until the session ends or the
@@ -362,6 +365,7 @@ impl<'a> TxRelay<'a> {
                 .map_err(TxError::Server)?;
         }
         self.cancel.attach(lease.get().cancel.clone());
+        self.take_statements(&mut lease);
         self.server = Some(lease);
         self.transactions += 1;
         Ok(())
@@ -387,11 +391,23 @@ impl<'a> TxRelay<'a> {
         if lease.get().carried != self.carried {
             lease.conn().carried.clone_from(&self.carried);
         }
+        // What the gateway prepared on it stays with it.
+        self.take_statements(&mut lease);
         // A cancel on its way must land before the connection serves
         // another client (PostgreSQL ignores one that finds it idle).
         self.cancel.detach().await;
         lease.give_back(self.thread, true);
         Ok(())
+    }
+}
+
+impl TxRelay<'_> {
+    /// Swaps the lent connection's prepared statements with the tracker's
+    /// (in when it is lent, out when it goes back).
+    fn take_statements(&mut self, lease: &mut Lease<Upstream>) {
+        if let Some(pooling) = self.tracker.pooling_mut() {
+            std::mem::swap(&mut pooling.server, &mut lease.conn().statements);
+        }
     }
 }
 

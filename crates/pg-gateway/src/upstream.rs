@@ -56,6 +56,8 @@ pub struct Upstream {
     /// Transaction pooling: the carried settings a client set on this
     /// connection (absent: the session's default).
     pub carried: Vec<(&'static str, String)>,
+    /// Transaction pooling: the statements the gateway prepared on it.
+    pub statements: latchkey_pg_stream::prepared::ServerStatements,
 }
 
 /// Where a cancel request for one backend goes.
@@ -267,6 +269,7 @@ async fn login(
         created: Instant::now(),
         catalog: None,
         carried: Vec::new(),
+        statements: Default::default(),
     };
     // Parameters and the cancel key, up to ReadyForQuery.
     let (mut pid, mut key) = (0, 0);

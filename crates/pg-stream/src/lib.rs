@@ -22,6 +22,7 @@
 use latchkey_sqlguard::Refusal;
 
 mod buffer;
+pub mod prepared;
 #[cfg(test)]
 mod tests;
 mod tracker;

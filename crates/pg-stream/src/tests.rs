@@ -736,3 +736,204 @@ fn client_encodings_the_classifier_reads_as_utf8() {
         assert!(!reads_as_utf8(e), "{e}");
     }
 }
+
+/// A tracker in transaction pooling, sharing `book` with other clients.
+fn pooled(book: &Arc<crate::prepared::StatementBook>) -> Tracker {
+    Tracker::new(None).with_pooling(crate::Pooling::new(
+        &["application_name"],
+        false,
+        book.clone(),
+    ))
+}
+
+#[test]
+fn prepared_statements_are_carried_between_server_connections() {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let parse = msg(b'P', b"s1\0SELECT $1\0\0\0");
+    let bind = msg(b'B', b"\0s1\0\0\0\0\0\0\0");
+    let sync = msg(b'S', b"");
+    let close_lk1 = msg(b'C', b"S_lk_1\0");
+    let parse_lk1 = msg(b'P', b"_lk_1\0SELECT $1\0\0\0");
+    let bind_lk1 = msg(b'B', b"\0_lk_1\0\0\0\0\0\0\0");
+    let parse_complete = msg(b'1', b"");
+    let close_complete = msg(b'3', b"");
+    let ready = msg(b'Z', b"I");
+    for chunk in [1, 5, 4096] {
+        // Client A prepares on server X: the gateway's name, a Close first.
+        let mut a = pooled(&book);
+        let sent = passed(
+            Direction::ToUpstream,
+            &[parse.clone(), sync.clone()].concat(),
+            chunk,
+            &mut a,
+        );
+        assert_eq!(
+            sent,
+            [close_lk1.clone(), parse_lk1.clone(), sync.clone()].concat()
+        );
+        let answered = passed(
+            Direction::ToClient,
+            &[
+                close_complete.clone(),
+                parse_complete.clone(),
+                ready.clone(),
+            ]
+            .concat(),
+            chunk,
+            &mut a,
+        );
+        assert_eq!(
+            answered,
+            [parse_complete.clone(), ready.clone()].concat(),
+            "the gateway's Close is its own"
+        );
+        // X has it now: A's Bind names it, nothing injected.
+        let sent = passed(
+            Direction::ToUpstream,
+            &[bind.clone(), sync.clone()].concat(),
+            chunk,
+            &mut a,
+        );
+        assert_eq!(sent, [bind_lk1.clone(), sync.clone()].concat());
+        let answered = passed(
+            Direction::ToClient,
+            &[msg(b'2', b""), ready.clone()].concat(),
+            chunk,
+            &mut a,
+        );
+        assert_eq!(answered, [msg(b'2', b""), ready.clone()].concat());
+        let x = std::mem::take(&mut a.pooling_mut().unwrap().server);
+
+        // Client B prepares the same statement on X: no Parse reaches the
+        // server, yet B gets its ParseComplete.
+        let mut b = pooled(&book);
+        b.pooling_mut().unwrap().server = x;
+        let sent = passed(
+            Direction::ToUpstream,
+            &[parse.clone(), sync.clone()].concat(),
+            chunk,
+            &mut b,
+        );
+        assert_eq!(sent, [msg(b'C', b"S_lk_none\0"), sync.clone()].concat());
+        let answered = passed(
+            Direction::ToClient,
+            &[close_complete.clone(), ready.clone()].concat(),
+            chunk,
+            &mut b,
+        );
+        assert_eq!(answered, [parse_complete.clone(), ready.clone()].concat());
+
+        // A lands on server Y, which lacks it: prepared before the Bind,
+        // the answers to the gateway's messages dropped.
+        a.pooling_mut().unwrap().server = Default::default();
+        let sent = passed(
+            Direction::ToUpstream,
+            &[bind.clone(), sync.clone()].concat(),
+            chunk,
+            &mut a,
+        );
+        assert_eq!(
+            sent,
+            [
+                close_lk1.clone(),
+                parse_lk1.clone(),
+                bind_lk1.clone(),
+                sync.clone()
+            ]
+            .concat()
+        );
+        let answered = passed(
+            Direction::ToClient,
+            &[
+                close_complete.clone(),
+                parse_complete.clone(),
+                msg(b'2', b""),
+                ready.clone(),
+            ]
+            .concat(),
+            chunk,
+            &mut a,
+        );
+        assert_eq!(answered, [msg(b'2', b""), ready.clone()].concat());
+
+        // A group that fails before its Parse completes: the server does
+        // not have the statement, so the next Bind prepares it again.
+        a.pooling_mut().unwrap().server = Default::default();
+        let failing = msg(b'P', b"s2\0SELEC oops\0\0\0");
+        passed(
+            Direction::ToUpstream,
+            &[failing, sync.clone()].concat(),
+            chunk,
+            &mut a,
+        );
+        assert_eq!(a.pooling().unwrap().server.len(), 1);
+        passed(
+            Direction::ToClient,
+            &[close_complete.clone(), error("42601"), ready.clone()].concat(),
+            chunk,
+            &mut a,
+        );
+        assert!(
+            a.pooling().unwrap().server.is_empty(),
+            "a failed Parse is not on the server"
+        );
+        assert!(a.idle());
+
+        // The client's Close keeps the statement for the others.
+        let sent = passed(
+            Direction::ToUpstream,
+            &[msg(b'C', b"Ss1\0"), sync.clone()].concat(),
+            chunk,
+            &mut a,
+        );
+        assert_eq!(sent, [msg(b'C', b"S_lk_none\0"), sync.clone()].concat());
+        let sent = passed(
+            Direction::ToUpstream,
+            &[bind.clone(), sync.clone()].concat(),
+            chunk,
+            &mut a,
+        );
+        assert_eq!(
+            sent,
+            [bind.clone(), sync.clone()].concat(),
+            "a closed statement is the server's to refuse"
+        );
+    }
+}
+
+#[test]
+fn deallocating_a_carried_statement_clears_the_connection() {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let mut t = pooled(&book);
+    passed(
+        Direction::ToUpstream,
+        &msg(b'P', b"_pg3_0\0SELECT 1\0\0\0"),
+        4096,
+        &mut t,
+    );
+    assert_eq!(t.pooling().unwrap().server.len(), 1);
+    let sent = passed(
+        Direction::ToUpstream,
+        &msg(b'Q', b"DEALLOCATE _pg3_0\0"),
+        4096,
+        &mut t,
+    );
+    assert_eq!(sent, msg(b'Q', b"DEALLOCATE ALL\0"));
+    assert!(t.pooling().unwrap().server.is_empty());
+    // Unknown to the gateway: passed on, and the connection's statements
+    // forgotten all the same.
+    passed(
+        Direction::ToUpstream,
+        &msg(b'P', b"s\0SELECT 1\0\0\0"),
+        4096,
+        &mut t,
+    );
+    let sent = passed(
+        Direction::ToUpstream,
+        &msg(b'Q', b"DEALLOCATE other\0"),
+        4096,
+        &mut t,
+    );
+    assert_eq!(sent, msg(b'Q', b"DEALLOCATE other\0"));
+    assert!(t.pooling().unwrap().server.is_empty());
+}

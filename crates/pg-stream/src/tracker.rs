@@ -8,9 +8,13 @@ use std::time::Instant;
 use latchkey_audit::{PolicyDecision, Protocol, Statement, StatementCache, rows_from_tag};
 use latchkey_framing::{Audit, Direction, Finished, Guarded, Ruling, StatementGate, started};
 use latchkey_pgwire as wire;
-use latchkey_sqlguard::{PinCause, Rules, Verdict as Guard, session_effects};
+use latchkey_sqlguard::{Deallocation, PinCause, Rules, Verdict as Guard, session_effects};
 use latchkey_sqlnorm::Dialect;
 
+use crate::prepared::{
+    Interned, PARSE_COMPLETE, ServerStatements, StatementBook, close_nothing, close_statement,
+    parse_message, renamed, server_name,
+};
 use crate::{
     DYNAMIC_SQL_FUNCTIONS, MAX_NAMES, REFUSAL, REFUSAL_DYNAMIC_SQL, REFUSAL_SIGNAL,
     SERVER_FILE_FUNCTIONS, SIGNAL_FUNCTIONS, audited, policy_refusal, query_message,
@@ -68,9 +72,31 @@ enum Pending {
         statement: Arc<Statement>,
         started: Option<Instant>,
     },
-    /// `injected`: the group holds the gateway's own `Parse` and `Bind`
-    /// (standing for a refused `Parse`) after this many of the client's.
-    Sync { injected: Option<(u32, u32)> },
+    Sync,
+}
+
+/// What becomes of the server's answer to one `Parse`, `Bind` or `Close`
+/// sent on (`ParseComplete`, `BindComplete`, `CloseComplete`), in the
+/// order they were sent; `Sync` ends each group, so that an error can
+/// drop what the server will skip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Completion {
+    /// The client's own message: its answer goes on.
+    Pass,
+    /// The gateway's own message: its answer is dropped.
+    Drop,
+    /// A client's `Parse` of a statement the server already had, sent as
+    /// a `Close` of nothing: its `CloseComplete` goes on as the
+    /// `ParseComplete` the client waits for.
+    AsParseComplete,
+    /// A `Parse` preparing the server statement `id` (the client's, or the
+    /// gateway's own when `dropped`): if its group fails first, the server
+    /// does not have it.
+    Prepare {
+        id: u64,
+        dropped: bool,
+    },
+    Sync,
 }
 
 /// Follows the conversation: which statements are in flight, and whether
@@ -101,14 +127,10 @@ pub struct Tracker {
     /// A `Parse` was refused by statement policy: the client's messages
     /// are dropped up to its `Sync`.
     skipping_to_sync: bool,
-    /// The client's `Parse` and `Bind` messages sent on since the last
-    /// `Sync`, and where the gateway's own went in among them.
-    group: (u32, u32),
-    group_injected: Option<(u32, u32)>,
-    /// Groups holding the gateway's own messages not yet answered, and the
-    /// `ParseComplete`/`BindComplete` seen in the current group.
-    injections: u32,
-    seen: (u32, u32),
+    /// The answers owed for `Parse`, `Bind` and `Close` sent on, when the
+    /// gateway adds or rewrites any (statement policy, transaction
+    /// pooling).
+    completions: VecDeque<Completion>,
     /// Transaction pooling: what the session leaves on its server
     /// connection.
     pooling: Option<Pooling>,
@@ -129,19 +151,51 @@ pub struct Pooling {
     pub carried_changed: bool,
     /// Statements refused as session state the pool cannot carry.
     pub refused: u64,
+    /// Shared statement ids (see [`crate::prepared`]).
+    book: Arc<StatementBook>,
+    /// The client's named statements.
+    named: HashMap<Box<[u8]>, Interned>,
+    /// What the lent server connection has prepared: swapped in when a
+    /// connection is lent, out when it goes back.
+    pub server: ServerStatements,
 }
 
 impl Pooling {
     /// `carried`: the settings carried between connections, lower case;
     /// `refuse`: refuse session state rather than pin.
-    pub fn new(carried: &'static [&'static str], refuse: bool) -> Self {
+    pub fn new(carried: &'static [&'static str], refuse: bool, book: Arc<StatementBook>) -> Self {
         Self {
             carried,
             refuse,
             pinned: None,
             carried_changed: false,
             refused: 0,
+            book,
+            named: HashMap::new(),
+            server: ServerStatements::default(),
         }
+    }
+
+    /// The messages that make sure the server has `st` prepared (a
+    /// `Close` of its name first, so that a set that fell out of step with
+    /// the server costs nothing, then the `Parse`), with their
+    /// completions; the `Parse`'s answer is the client's unless `dropped`.
+    fn prepare_on_server(
+        &mut self,
+        st: &Interned,
+        out: &mut Vec<u8>,
+        completions: &mut VecDeque<Completion>,
+        dropped: bool,
+    ) {
+        if let Some(evicted) = self.server.insert(st.id) {
+            out.extend_from_slice(&close_statement(&server_name(evicted)));
+            completions.push_back(Completion::Drop);
+        }
+        let name = st.server_name();
+        out.extend_from_slice(&close_statement(&name));
+        completions.push_back(Completion::Drop);
+        out.extend_from_slice(&parse_message(&name, &st.body));
+        completions.push_back(Completion::Prepare { id: st.id, dropped });
     }
 }
 
@@ -182,10 +236,7 @@ impl Tracker {
             refused: 0,
             gate: None,
             skipping_to_sync: false,
-            group: (0, 0),
-            group_injected: None,
-            injections: 0,
-            seen: (0, 0),
+            completions: VecDeque::new(),
             pooling: None,
         }
     }
@@ -205,10 +256,10 @@ impl Tracker {
         self.pooling.as_mut()
     }
 
-    /// Transaction pooling: what a `Query` or `Parse` (whole SQL; `named`
-    /// for a named prepared statement) leaves in the session. Returns the
-    /// statement to send instead when session state is refused.
-    fn follow_session_state(&mut self, tag: u8, body: &[u8], named: bool) -> Option<Vec<u8>> {
+    /// Transaction pooling: what a `Query` or `Parse` (whole SQL) leaves in
+    /// the session. Returns the statement to send instead when session
+    /// state is refused (or a `DEALLOCATE` of a carried statement).
+    fn follow_session_state(&mut self, tag: u8, body: &[u8]) -> Option<Vec<u8>> {
         let pooling = self.pooling.as_mut()?;
         let sql = match tag {
             b'P' => wire::parse_parse(body).map(|(_, sql)| sql).ok(),
@@ -219,14 +270,29 @@ impl Tracker {
             // Not readable as UTF-8: the server may read it otherwise.
             None => latchkey_sqlguard::SessionEffects {
                 pins: Some(PinCause::Setting),
-                carried_changed: false,
+                ..Default::default()
             },
         };
-        if named && effects.pins.is_none() {
-            // Named statements are not carried between connections yet.
-            effects.pins = Some(PinCause::NamedStatement);
-        }
         pooling.carried_changed |= effects.carried_changed;
+        match effects.deallocates.take() {
+            Some(Deallocation::Name(name)) if pooling.named.remove(name.as_bytes()).is_some() => {
+                // The client's statement is the gateway's on the server
+                // under another name: the server drops all it has, and
+                // the others are prepared again where needed.
+                pooling.server.clear();
+                if effects.pins.is_none() {
+                    return Some(query_message("DEALLOCATE ALL"));
+                }
+            }
+            Some(Deallocation::All) => {
+                pooling.named.clear();
+                pooling.server.clear();
+            }
+            // Unknown to the gateway: whatever the server dropped is
+            // prepared again where needed.
+            Some(_) => pooling.server.clear(),
+            _ => {}
+        }
         let cause = effects.pins?;
         if pooling.refuse && cause != PinCause::NamedStatement {
             pooling.refused += 1;
@@ -253,6 +319,8 @@ impl Tracker {
         direction == Direction::ToUpstream
             && (matches!(tag, b'Q' | b'P' | b'F')
                 || (tag == b'B' && self.gate.is_some())
+                // Rewritten in transaction pooling.
+                || (matches!(tag, b'B' | b'D' | b'C') && self.pooling.is_some())
                 || self.skipping_to_sync)
     }
 
@@ -335,8 +403,7 @@ impl Tracker {
             return None;
         };
         self.refused += 1;
-        self.group_injected = Some(self.group);
-        self.skipping_to_sync = true;
+        self.inject_refusal();
         let statement = self.normalised.as_ref().map(|n| {
             wire::parse_bind(body)
                 .ok()
@@ -349,6 +416,21 @@ impl Tracker {
             policy: Some(decision),
         });
         Some(Verdict::Replace(refused_parse(&policy_refusal(&message))))
+    }
+
+    /// The gateway's own `Parse`, `Bind` and `Execute` stand for a refused
+    /// message: their answers are dropped (the `Execute` raises the
+    /// error), and the client's messages up to `Sync` are not sent.
+    fn inject_refusal(&mut self) {
+        self.completions.push_back(Completion::Drop);
+        self.completions.push_back(Completion::Drop);
+        self.skipping_to_sync = true;
+    }
+
+    /// Whether the answers to `Parse`, `Bind` and `Close` are followed
+    /// (the gateway may add or rewrite such messages).
+    fn follows_completions(&self) -> bool {
+        self.gate.is_some() || self.pooling.is_some()
     }
 
     /// The server has answered everything and is outside a transaction.
@@ -365,12 +447,13 @@ impl Tracker {
         match direction {
             Direction::ToUpstream => {
                 matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C' | b'S' | b'X' | b'F')
+                    || (tag == b'D' && self.pooling.is_some())
                     || self.skipping_to_sync
             }
             Direction::ToClient => {
                 matches!(tag, b'C' | b'E' | b'Z' | b'S' | b'I' | b's')
                     || (tag == b'1' && self.audit.is_some())
-                    || (matches!(tag, b'1' | b'2') && self.gate.is_some())
+                    || (matches!(tag, b'1' | b'2' | b'3') && self.follows_completions())
             }
         }
     }
@@ -381,7 +464,7 @@ impl Tracker {
             // A function call is answered by ReadyForQuery.
             (Direction::ToUpstream, b'F') => {
                 self.outstanding += 1;
-                self.pending.push_back(Pending::Sync { injected: None });
+                self.pending.push_back(Pending::Sync);
             }
             // COPY data belongs to a statement already in flight.
             (Direction::ToUpstream, b'd' | b'c' | b'f') => {}
@@ -456,7 +539,7 @@ impl Tracker {
                 } = self.check(tag, body, complete, false);
                 let replace = match replace {
                     Some(r) => Some(r),
-                    None if complete => self.follow_session_state(tag, body, false),
+                    None if complete => self.follow_session_state(tag, body),
                     None => None,
                 };
                 let (body, complete) = audited(body, complete);
@@ -482,10 +565,10 @@ impl Tracker {
                 self.outstanding += 1;
                 self.unsynced = false;
                 self.skipping_to_sync = false;
-                self.group = (0, 0);
-                let injected = self.group_injected.take();
-                self.injections += u32::from(injected.is_some());
-                self.pending.push_back(Pending::Sync { injected });
+                if self.follows_completions() {
+                    self.completions.push_back(Completion::Sync);
+                }
+                self.pending.push_back(Pending::Sync);
             }
             (Direction::ToUpstream, b'P') => {
                 let first_in_group = !self.unsynced;
@@ -498,20 +581,19 @@ impl Tracker {
                 let replace = match replace {
                     Some(r) => Some(r),
                     None if complete => {
-                        let named = body.first().is_some_and(|&c| c != 0);
-                        let refused = self.follow_session_state(tag, body, named);
+                        let refused = self.follow_session_state(tag, body);
                         parse_refused = refused.is_some();
                         refused
                     }
                     None => None,
                 };
+                let whole = body;
                 let (body, complete) = audited(body, complete);
                 let parsed = wire::parse_parse(body).ok();
                 if parse_refused {
                     // The gateway's Parse and Bind stand for it; its
                     // Execute raises the error, audited as this statement.
-                    self.group_injected = Some(self.group);
-                    self.skipping_to_sync = true;
+                    self.inject_refusal();
                     let statement = self.normalised.as_mut().map(|n| match parsed {
                         Some((_, sql)) => n.statement(sql, complete),
                         None => n.unknown(),
@@ -526,7 +608,6 @@ impl Tracker {
                         None => Verdict::Forward,
                     };
                 }
-                self.group.0 += 1;
                 if let Some(normalised) = self.normalised.as_mut()
                     && let Some((name, sql)) = parsed
                 {
@@ -540,6 +621,12 @@ impl Tracker {
                             .insert(name.to_owned(), Prepared { statement, policy });
                     }
                 }
+                if complete && let Some(carried) = self.carry_parse(whole, replace.as_deref()) {
+                    return Verdict::Replace(carried);
+                }
+                if self.follows_completions() {
+                    self.completions.push_back(Completion::Pass);
+                }
                 if let Some(message) = replace {
                     return Verdict::Replace(message);
                 }
@@ -549,7 +636,6 @@ impl Tracker {
                 if let Some(refused) = self.check_bind(body) {
                     return refused;
                 }
-                self.group.1 += 1;
                 if let Some(normalised) = &self.normalised
                     && let Ok((portal, name)) = wire::parse_bind(body)
                 {
@@ -564,6 +650,23 @@ impl Tracker {
                     if self.portals.len() < MAX_NAMES || self.portals.contains_key(portal) {
                         self.portals.insert(portal.to_owned(), prepared);
                     }
+                }
+                let carried = if complete {
+                    self.carry_named(tag, body)
+                } else {
+                    None
+                };
+                if self.follows_completions() {
+                    self.completions.push_back(Completion::Pass);
+                }
+                if let Some(message) = carried {
+                    return Verdict::Replace(message);
+                }
+            }
+            (Direction::ToUpstream, b'D') => {
+                self.unsynced = true;
+                if complete && let Some(message) = self.carry_named(tag, body) {
+                    return Verdict::Replace(message);
                 }
             }
             (Direction::ToUpstream, b'E') => {
@@ -594,6 +697,19 @@ impl Tracker {
                         b'S' => self.statements.remove(name),
                         _ => self.portals.remove(name),
                     };
+                }
+                if self.follows_completions() {
+                    self.completions.push_back(Completion::Pass);
+                }
+                // A statement the gateway carries stays prepared on the
+                // server for the other clients: the client's Close of it
+                // becomes a Close of nothing, answered all the same.
+                if let Some(pooling) = self.pooling.as_mut()
+                    && let [b'S', name @ ..] = body
+                    && let Some(name) = name.strip_suffix(&[0])
+                    && pooling.named.remove(name).is_some()
+                {
+                    return Verdict::Replace(close_nothing());
                 }
             }
             (Direction::ToClient, b'C' | b'I' | b's') => {
@@ -627,33 +743,27 @@ impl Tracker {
                     _ => {}
                 }
             }
-            (Direction::ToClient, b'1' | b'2') => {
-                // The oldest group not yet answered: a synced one, or (the
-                // server answers before Sync after a Flush) the current.
-                let injected = match (self.injections, self.group_injected) {
-                    (0, None) => None,
-                    _ => self
-                        .pending
-                        .iter()
-                        .find_map(|p| match p {
-                            Pending::Sync { injected } => Some(*injected),
-                            _ => None,
-                        })
-                        .unwrap_or(self.group_injected),
+            (Direction::ToClient, b'1' | b'2' | b'3') => {
+                let completion = if self.follows_completions() {
+                    match self.completions.front() {
+                        Some(Completion::Sync) | None => Completion::Pass,
+                        Some(_) => self.completions.pop_front().unwrap_or(Completion::Pass),
+                    }
+                } else {
+                    Completion::Pass
                 };
-                let (seen, at) = match tag {
-                    b'1' => (&mut self.seen.0, injected.map(|i| i.0)),
-                    _ => (&mut self.seen.1, injected.map(|i| i.1)),
+                let verdict = match completion {
+                    Completion::Drop | Completion::Prepare { dropped: true, .. } => {
+                        return Verdict::Replace(Vec::new());
+                    }
+                    Completion::AsParseComplete => Verdict::Replace(PARSE_COMPLETE.to_vec()),
+                    _ => Verdict::Forward,
                 };
-                *seen += 1;
-                // The answer to the gateway's own Parse or Bind, which the
-                // client never sent.
-                if at.is_some_and(|at| *seen == at + 1) {
-                    return Verdict::Replace(Vec::new());
-                }
-                if tag == b'1' && matches!(self.pending.front(), Some(Pending::Parse { .. })) {
+                let parse_complete = tag == b'1' || completion == Completion::AsParseComplete;
+                if parse_complete && matches!(self.pending.front(), Some(Pending::Parse { .. })) {
                     self.pending.pop_front();
                 }
+                return verdict;
             }
             (Direction::ToClient, b'E') => {
                 let code = wire::error_code(body).map(str::to_owned);
@@ -695,17 +805,20 @@ impl Tracker {
                             );
                         }
                     }
-                    Some(Pending::Sync { .. }) | None => return Verdict::Forward,
+                    Some(Pending::Sync) | None => {
+                        self.skip_completions_to_sync();
+                        return Verdict::Forward;
+                    }
                 }
                 // The server skips everything up to Sync.
-                while !matches!(self.pending.front(), Some(Pending::Sync { .. }) | None) {
+                while !matches!(self.pending.front(), Some(Pending::Sync) | None) {
                     self.pending.pop_front();
                 }
+                self.skip_completions_to_sync();
             }
             (Direction::ToClient, b'Z') => {
                 self.outstanding = self.outstanding.saturating_sub(1);
                 self.transaction = body.first().copied().unwrap_or(b'E');
-                self.seen = (0, 0);
                 while let Some(p) = self.pending.pop_front() {
                     match p {
                         Pending::Query {
@@ -718,8 +831,14 @@ impl Tracker {
                             self.report(statement, Protocol::Simple, started, tag, error, policy);
                             break;
                         }
-                        Pending::Sync { injected } => {
-                            self.injections -= u32::from(injected.is_some());
+                        Pending::Sync => {
+                            // The group's answers are all in: its Sync
+                            // mark goes.
+                            while let Some(c) = self.completions.pop_front() {
+                                if c == Completion::Sync {
+                                    break;
+                                }
+                            }
                             break;
                         }
                         // Skipped after an error.
@@ -749,6 +868,91 @@ impl Tracker {
             _ => {}
         }
         Verdict::Forward
+    }
+
+    /// After an error the server skips the rest of the group: the answers
+    /// owed for it never come, and statements it would have prepared are
+    /// not there.
+    fn skip_completions_to_sync(&mut self) {
+        while let Some(&c) = self.completions.front() {
+            if c == Completion::Sync {
+                break;
+            }
+            self.completions.pop_front();
+            if let (Completion::Prepare { id, .. }, Some(pooling)) = (c, self.pooling.as_mut()) {
+                pooling.server.remove(id);
+            }
+        }
+    }
+
+    /// Transaction pooling: a client's named `Parse` (as sent on: `whole`,
+    /// or the gateway's `replacement`) goes to the server under the
+    /// gateway's name for the statement, or, when the server has it
+    /// already, as a `Close` of nothing that stands for its
+    /// `ParseComplete`. `None` when nothing changes (no pooling, the
+    /// unnamed statement, a malformed message).
+    fn carry_parse(&mut self, whole: &[u8], replacement: Option<&[u8]>) -> Option<Vec<u8>> {
+        let pooling = self.pooling.as_mut()?;
+        let body = match replacement {
+            // Tag and length first.
+            Some(message) => message.get(5..)?,
+            None => whole,
+        };
+        let end = body.iter().position(|&c| c == 0)?;
+        let (name, rest) = (&body[..end], &body[end + 1..]);
+        if name.is_empty() {
+            return None;
+        }
+        if pooling.named.len() >= crate::MAX_NAMES && !pooling.named.contains_key(name) {
+            // Too many to carry: the client keeps this connection.
+            pooling.pinned.get_or_insert(PinCause::NamedStatement);
+            return None;
+        }
+        let st = pooling.book.intern(rest);
+        pooling.named.insert(name.into(), st.clone());
+        if pooling.server.contains(st.id) {
+            pooling.server.touch(st.id);
+            self.completions.push_back(Completion::AsParseComplete);
+            return Some(close_nothing());
+        }
+        let mut out = Vec::new();
+        pooling.prepare_on_server(&st, &mut out, &mut self.completions, false);
+        Some(out)
+    }
+
+    /// Transaction pooling: a `Bind` or `Describe` (whole body) naming a
+    /// statement the gateway carries names the server's statement, which
+    /// is prepared first when the lent connection lacks it.
+    fn carry_named(&mut self, tag: u8, body: &[u8]) -> Option<Vec<u8>> {
+        let pooling = self.pooling.as_mut()?;
+        // Bind: portal, then the statement's name. Describe: 'S', then the
+        // name ('P' names a portal).
+        let before = match tag {
+            b'B' => body.iter().position(|&c| c == 0)? + 1,
+            b'D' if body.first() == Some(&b'S') => 1,
+            _ => return None,
+        };
+        let rest = &body[before..];
+        let end = rest.iter().position(|&c| c == 0)?;
+        let name = &rest[..end];
+        if name.is_empty() {
+            return None;
+        }
+        let st = pooling.named.get(name)?.clone();
+        let mut out = Vec::new();
+        if pooling.server.contains(st.id) {
+            pooling.server.touch(st.id);
+        } else {
+            pooling.prepare_on_server(&st, &mut out, &mut self.completions, true);
+        }
+        // The Bind's own completion follows the injected ones.
+        out.extend_from_slice(&renamed(
+            tag,
+            &body[..before],
+            &st.server_name(),
+            &rest[end + 1..],
+        ));
+        Some(out)
     }
 
     fn report(

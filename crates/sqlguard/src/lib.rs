@@ -76,7 +76,7 @@ mod postgres;
 mod session;
 mod tokens;
 
-pub use session::{PinCause, SessionEffects, session_effects};
+pub use session::{Deallocation, PinCause, SessionEffects, session_effects};
 
 use classify::{
     changes_accounts, changes_password, plainly_harmless, runs_dynamic_sql, runs_string_body,

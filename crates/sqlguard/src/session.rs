@@ -107,8 +107,20 @@ impl PinCause {
     }
 }
 
+/// A `DEALLOCATE` of prepared statements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Deallocation {
+    /// `DEALLOCATE ALL`, or `DISCARD ALL`.
+    All,
+    /// `DEALLOCATE name`, alone in its message: the name as the server
+    /// reads it (unquoted names in lower case).
+    Name(String),
+    /// A `DEALLOCATE` among other statements, or one that cannot be read.
+    Some,
+}
+
 /// What one client message's SQL does to its session.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionEffects {
     /// The first thing that pins the client to its server connection.
     pub pins: Option<PinCause>,
@@ -116,6 +128,8 @@ pub struct SessionEffects {
     /// `DISCARD ALL`): the gateway reads the carried settings back when
     /// the transaction ends.
     pub carried_changed: bool,
+    /// It drops prepared statements.
+    pub deallocates: Option<Deallocation>,
 }
 
 impl SessionEffects {
@@ -128,7 +142,8 @@ impl SessionEffects {
 /// must be read: every statement that pins or changes a carried setting
 /// holds one. `temp` covers `temporary`; `advisory_lock` and
 /// `set_config` are looked for inside string bodies too.
-const NEEDLES: [&[u8]; 10] = [
+const NEEDLES: [&[u8]; 11] = [
+    b"deallocate",
     b"set",
     b"listen",
     b"advisory_lock",
@@ -160,8 +175,15 @@ pub fn session_effects(sql: &str, carried: impl Fn(&str) -> bool) -> SessionEffe
     if contains_ci(bytes, b"set_config") && !set_config_calls_local(&toks, &carried, &mut effects) {
         effects.pin(PinCause::Setting);
     }
-    for stmt in toks.split(|t| t.kind == TokenKind::Semi) {
+    let statements: Vec<&[Token<'_>]> = toks
+        .split(|t| t.kind == TokenKind::Semi)
+        .filter(|s| !s.is_empty())
+        .collect();
+    for stmt in &statements {
         statement_effects(stmt, &carried, &mut effects);
+    }
+    if statements.len() > 1 && matches!(effects.deallocates, Some(Deallocation::Name(_))) {
+        effects.deallocates = Some(Deallocation::Some);
     }
     effects
 }
@@ -198,6 +220,23 @@ fn statement_effects(
         // Temporary objects, plans and sequences go with the connection's
         // other state; settings are read back.
         effects.carried_changed = true;
+        if word(1, "ALL") {
+            effects.deallocates = Some(Deallocation::All);
+        }
+    } else if word(0, "DEALLOCATE") {
+        let at = if word(1, "PREPARE") { 2 } else { 1 };
+        let dealloc = match stmt.get(at..) {
+            Some([all]) if word_is(all, "ALL") => Deallocation::All,
+            Some([name]) if matches!(name.kind, TokenKind::Word | TokenKind::QuotedIdent) => {
+                Deallocation::Name(ident_lower(name))
+            }
+            _ => Deallocation::Some,
+        };
+        effects.deallocates = match (effects.deallocates.take(), dealloc) {
+            (Some(Deallocation::All), _) | (_, Deallocation::All) => Some(Deallocation::All),
+            (None, d) => Some(d),
+            _ => Some(Deallocation::Some),
+        };
     } else if word(0, "LISTEN") {
         effects.pin(PinCause::Listen);
     } else if word(0, "PREPARE") && !word(1, "TRANSACTION") {
@@ -507,6 +546,28 @@ mod tests {
     }
 
     #[test]
+    fn deallocations_are_read() {
+        assert_eq!(
+            effects("DEALLOCATE ALL").deallocates,
+            Some(Deallocation::All)
+        );
+        assert_eq!(effects("discard all").deallocates, Some(Deallocation::All));
+        assert_eq!(
+            effects("DEALLOCATE PREPARE _PG3_1").deallocates,
+            Some(Deallocation::Name("_pg3_1".into()))
+        );
+        assert_eq!(
+            effects("DEALLOCATE \"S_1\"").deallocates,
+            Some(Deallocation::Name("S_1".into()))
+        );
+        assert_eq!(
+            effects("DEALLOCATE a; SELECT 1").deallocates,
+            Some(Deallocation::Some)
+        );
+        assert_eq!(effects("SELECT 1").deallocates, None);
+    }
+
+    #[test]
     fn carried_settings_are_read_back_not_pinned() {
         for sql in [
             "SET application_name = 'web'",
@@ -521,7 +582,8 @@ mod tests {
                 effects(sql),
                 SessionEffects {
                     pins: None,
-                    carried_changed: true
+                    carried_changed: true,
+                    deallocates: (sql == "DISCARD ALL").then_some(Deallocation::All),
                 },
                 "{sql}"
             );

@@ -1,0 +1,196 @@
+//! Prepared statements in transaction pooling: a client's named
+//! statements live on whichever server connection it lands on, so the
+//! gateway keeps them itself and prepares them on each connection under a
+//! name of its own, once per connection, keyed by the statement's exact
+//! text and parameter types (as PgBouncer ≥ 1.21 and PgDog do).
+//!
+//! - [`StatementBook`]: one per gateway; identical statements (text and
+//!   parameter types, compared whole, never by hash alone: two clients
+//!   must never share a statement unless they sent the same one) get one
+//!   id, so every client's copy is one server statement.
+//! - [`ServerStatements`]: what one server connection has prepared, most
+//!   recently used last, bounded ([`MAX_SERVER_STATEMENTS`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Statements one server connection keeps; the least recently used is
+/// closed to make room (PgBouncer's `max_prepared_statements` default).
+pub const MAX_SERVER_STATEMENTS: usize = 200;
+
+/// Distinct statements the book shares between clients; past it a new
+/// statement gets an id of its own (still correct, prepared per client).
+const MAX_SHARED: usize = 50_000;
+
+/// A statement as a server prepares it: the `Parse` body after the name
+/// (text, then parameter types), and its id.
+#[derive(Clone, Debug)]
+pub struct Interned {
+    pub id: u64,
+    pub body: Arc<[u8]>,
+}
+
+impl Interned {
+    /// The server-side name (`_lk_` and the id).
+    pub fn server_name(&self) -> Vec<u8> {
+        server_name(self.id)
+    }
+}
+
+pub fn server_name(id: u64) -> Vec<u8> {
+    format!("_lk_{id}").into_bytes()
+}
+
+/// Statement ids by exact body.
+#[derive(Default)]
+pub struct StatementBook {
+    by_body: Mutex<HashMap<Arc<[u8]>, u64>>,
+    next: AtomicU64,
+}
+
+impl StatementBook {
+    /// The statement with this `Parse` body (text and parameter types).
+    pub fn intern(&self, body: &[u8]) -> Interned {
+        let mut book = self.by_body.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((body, &id)) = book.get_key_value(body) {
+            return Interned {
+                id,
+                body: body.clone(),
+            };
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let body: Arc<[u8]> = body.into();
+        if book.len() < MAX_SHARED {
+            book.insert(body.clone(), id);
+        }
+        Interned { id, body }
+    }
+}
+
+/// What one server connection has prepared, least recently used first.
+#[derive(Default, Debug)]
+pub struct ServerStatements {
+    lru: VecDeque<u64>,
+}
+
+impl ServerStatements {
+    pub fn contains(&self, id: u64) -> bool {
+        self.lru.contains(&id)
+    }
+
+    /// Marks `id` used now.
+    pub fn touch(&mut self, id: u64) {
+        if let Some(at) = self.lru.iter().position(|&i| i == id) {
+            self.lru.remove(at);
+            self.lru.push_back(id);
+        }
+    }
+
+    /// Records `id` as prepared; returns the statement to close to make
+    /// room, if any.
+    pub fn insert(&mut self, id: u64) -> Option<u64> {
+        if self.contains(id) {
+            self.touch(id);
+            return None;
+        }
+        let evicted = (self.lru.len() >= MAX_SERVER_STATEMENTS)
+            .then(|| self.lru.pop_front())
+            .flatten();
+        self.lru.push_back(id);
+        evicted
+    }
+
+    pub fn remove(&mut self, id: u64) {
+        self.lru.retain(|&i| i != id);
+    }
+
+    /// The server may have dropped them all (`DEALLOCATE ALL`, `DISCARD
+    /// ALL`).
+    pub fn clear(&mut self) {
+        self.lru.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.lru.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lru.is_empty()
+    }
+}
+
+/// A `Parse` of `name` with `body` (text and parameter types).
+pub(crate) fn parse_message(name: &[u8], body: &[u8]) -> Vec<u8> {
+    message(b'P', &[name, &[0], body])
+}
+
+/// A `Close` of statement `name`.
+pub(crate) fn close_statement(name: &[u8]) -> Vec<u8> {
+    message(b'C', &[b"S", name, &[0]])
+}
+
+/// A `Close` of a statement that does not exist: answered by
+/// `CloseComplete`, which stands for a `ParseComplete` the server need
+/// not earn again.
+pub(crate) fn close_nothing() -> Vec<u8> {
+    close_statement(b"_lk_none")
+}
+
+pub(crate) const PARSE_COMPLETE: [u8; 5] = [b'1', 0, 0, 0, 4];
+
+fn message(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let len: usize = parts.iter().map(|p| p.len()).sum::<usize>() + 4;
+    let mut out = Vec::with_capacity(len + 1);
+    out.push(tag);
+    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// The body of a `Bind` or `Describe` with its statement name replaced:
+/// `before` is what precedes the name (the portal and its NUL for `Bind`,
+/// the kind byte for `Describe`), `after` what follows the name's NUL.
+pub(crate) fn renamed(tag: u8, before: &[u8], name: &[u8], after: &[u8]) -> Vec<u8> {
+    message(tag, &[before, name, &[0], after])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_statements_share_an_id_and_others_never_do() {
+        let book = StatementBook::default();
+        let a = book.intern(b"SELECT 1\0\0\0");
+        let b = book.intern(b"SELECT 1\0\0\0");
+        let c = book.intern(b"SELECT 2\0\0\0");
+        let typed = book.intern(b"SELECT 1\0\0\x01\0\0\0\x17");
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, c.id);
+        assert_ne!(a.id, typed.id);
+        assert_eq!(a.server_name(), b"_lk_1");
+    }
+
+    #[test]
+    fn a_server_keeps_the_most_recently_used() {
+        let mut s = ServerStatements::default();
+        for id in 0..MAX_SERVER_STATEMENTS as u64 {
+            assert_eq!(s.insert(id), None);
+        }
+        s.touch(0);
+        assert_eq!(s.insert(1_000), Some(1), "the least recently used goes");
+        assert!(s.contains(0) && s.contains(1_000) && !s.contains(1));
+        s.clear();
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn messages_are_framed() {
+        assert_eq!(close_statement(b"x"), b"C\0\0\0\x07Sx\0");
+        assert_eq!(parse_message(b"n", b"Q\0\0\0"), b"P\0\0\0\x0an\0Q\0\0\0");
+        assert_eq!(renamed(b'B', b"\0", b"s", b"rest"), b"B\0\0\0\x0b\0s\0rest");
+    }
+}
