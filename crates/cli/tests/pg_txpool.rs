@@ -191,6 +191,20 @@ elif scenario == "carried":
         b.execute("SET LOCAL statement_timeout = '1234ms'")
         result["b_local"] = one(b, "SHOW statement_timeout")
     result["a_after_local"] = one(a, "SHOW statement_timeout")
+    # The one backend holds a's prepared statement under the gateway's
+    # name: b cannot run it, by protocol or by SQL.
+    result["a_prepared"] = a.execute("SELECT 'only-a'", prepare=True).fetchone()[0]
+    stolen = []
+    for i in range(1, 6):
+        res = b.pgconn.exec_prepared(f"_lk_{i}".encode(), [])
+        stolen.append(res.error_field(psycopg.pq.DiagnosticField.SQLSTATE).decode() if res.error_field(psycopg.pq.DiagnosticField.SQLSTATE) else "ran")
+        try:
+            b.execute(f"EXECUTE _lk_{i}")
+            stolen.append("ran")
+        except psycopg.Error as e:
+            stolen.append(e.sqlstate)
+            b.rollback() if not b.autocommit else None
+    result["stolen"] = sorted(set(stolen))
 
 elif scenario == "pinned":
     # Session state pins: the client keeps its backend, the others are
@@ -439,6 +453,8 @@ fn settings_are_carried_and_session_state_pins_or_is_refused() {
     assert_eq!(r["b_after_a_reset"], "Asia/Tokyo", "{r}");
     assert_eq!(r["b_local"], "1234ms", "{r}");
     assert_eq!(r["a_after_local"], "0", "{r}");
+    assert_eq!(r["a_prepared"], "only-a", "{r}");
+    assert_eq!(r["stolen"], serde_json::json!(["26000"]), "{r}");
     assert_eq!(
         metric(
             metrics_port,

@@ -232,8 +232,8 @@ impl Postgres {
             reason.push_str(&format!(" (pinned: {})", cause.as_str()));
         }
         let clean = matches!(outcome, Ok(End::ClientTerminated | End::ClientClosed));
-        if clean && relay.releasable() {
-            if let Err(e) = relay.detach().await {
+        if clean && relay.server.is_some() {
+            if let Err(e) = relay.give_back_at_end().await {
                 tracing::debug!(error = %e, "a lent connection was not given back");
             }
         } else if relay.server.is_some() {

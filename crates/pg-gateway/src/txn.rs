@@ -204,11 +204,45 @@ impl<'a> TxRelay<'a> {
 
     /// Whether the lent connection may go back now.
     pub fn releasable(&self) -> bool {
+        self.between_transactions() && self.tracker.pooling().is_none_or(|p| p.pinned.is_none())
+    }
+
+    /// The lent connection is idle outside a transaction with nothing in
+    /// flight (pinned or not).
+    fn between_transactions(&self) -> bool {
         self.server.is_some()
             && self.tracker.idle()
             && self.to_client.buffer.at_boundary()
             && self.to_upstream.buffer.nothing_in_flight()
-            && self.tracker.pooling().is_none_or(|p| p.pinned.is_none())
+    }
+
+    /// At the end of a clean session: gives the connection back, after
+    /// `DISCARD ALL` if the session was pinned (its state is then gone, as
+    /// a session pool's connection's is). Closed instead when that fails.
+    pub async fn give_back_at_end(&mut self) -> Result<()> {
+        if !self.between_transactions() {
+            self.server = None;
+            return Ok(());
+        }
+        let pinned = self.tracker.pooling().is_some_and(|p| p.pinned.is_some());
+        if pinned && let Some(lease) = self.server.as_mut() {
+            let upstream = lease.conn();
+            let reset =
+                tokio::time::timeout(SETTINGS_TIMEOUT, run_quietly(upstream, "DISCARD ALL", None))
+                    .await;
+            if !matches!(reset, Ok(Ok(()))) {
+                self.server = None;
+                bail!("DISCARD ALL on a pinned connection failed");
+            }
+            upstream.carried.clear();
+            if let Some(pooling) = self.tracker.pooling_mut() {
+                pooling.server.clear();
+                pooling.carried_changed = false;
+            }
+            self.tracker.parameter_changes.clear();
+            self.carried.clear();
+        }
+        self.detach().await
     }
 
     /// The client has been sent only whole messages.
@@ -407,6 +441,7 @@ impl TxRelay<'_> {
     fn take_statements(&mut self, lease: &mut Lease<Upstream>) {
         if let Some(pooling) = self.tracker.pooling_mut() {
             std::mem::swap(&mut pooling.server, &mut lease.conn().statements);
+            pooling.lent();
         }
     }
 }

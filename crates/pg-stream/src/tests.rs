@@ -895,9 +895,31 @@ fn prepared_statements_are_carried_between_server_connections() {
         );
         assert_eq!(
             sent,
-            [bind.clone(), sync.clone()].concat(),
-            "a closed statement is the server's to refuse"
+            [msg(b'B', b"\0_lk_none\0\0\0\0\0\0\0"), sync.clone()].concat(),
+            "a closed statement exists nowhere"
         );
+        // Another client's statement, by the gateway's name or the
+        // unnamed one it left behind, is not this client's to run.
+        let mut c = pooled(&book);
+        c.pooling_mut().unwrap().server = std::mem::take(&mut b.pooling_mut().unwrap().server);
+        for stolen in [&b"\0_lk_1\0\0\0\0\0\0\0"[..], b"\0\0\0\0\0\0\0\0"] {
+            let sent = passed(Direction::ToUpstream, &msg(b'B', stolen), chunk, &mut c);
+            assert_eq!(sent, msg(b'B', b"\0_lk_none\0\0\0\0\0\0\0"));
+        }
+        let describe = passed(
+            Direction::ToUpstream,
+            &msg(b'D', b"S_lk_1\0"),
+            chunk,
+            &mut c,
+        );
+        assert_eq!(describe, msg(b'D', b"S_lk_none\0"));
+        // Its own unnamed statement, parsed on this connection, is.
+        let own = [
+            msg(b'P', b"\0SELECT 1\0\0\0"),
+            msg(b'B', b"\0\0\0\0\0\0\0\0"),
+        ]
+        .concat();
+        assert_eq!(passed(Direction::ToUpstream, &own, chunk, &mut c), own);
     }
 }
 

@@ -15,6 +15,10 @@ use crate::prepared::{
     Interned, PARSE_COMPLETE, ServerStatements, StatementBook, close_nothing, close_statement,
     parse_message, renamed, server_name,
 };
+
+/// What a client's `Bind` or `Describe` of a statement it did not prepare
+/// names in transaction pooling: a statement that exists nowhere.
+const NO_STATEMENT: &[u8] = b"_lk_none";
 use crate::{
     DYNAMIC_SQL_FUNCTIONS, MAX_NAMES, REFUSAL, REFUSAL_DYNAMIC_SQL, REFUSAL_SIGNAL,
     SERVER_FILE_FUNCTIONS, SIGNAL_FUNCTIONS, audited, policy_refusal, query_message,
@@ -158,6 +162,13 @@ pub struct Pooling {
     /// What the lent server connection has prepared: swapped in when a
     /// connection is lent, out when it goes back.
     pub server: ServerStatements,
+    /// The client parsed the unnamed statement on the connection lent now
+    /// (before that, the unnamed statement is a previous client's).
+    unnamed_here: bool,
+    /// The client prepared statements of its own with SQL `PREPARE` (it
+    /// is pinned); before that, SQL `EXECUTE` could only run another
+    /// client's.
+    sql_prepared: bool,
 }
 
 impl Pooling {
@@ -173,7 +184,15 @@ impl Pooling {
             book,
             named: HashMap::new(),
             server: ServerStatements::default(),
+            unnamed_here: false,
+            sql_prepared: false,
         }
+    }
+
+    /// A connection was lent: what it holds of the unnamed statement is
+    /// someone else's.
+    pub fn lent(&mut self) {
+        self.unnamed_here = false;
     }
 
     /// The messages that make sure the server has `st` prepared (a
@@ -274,6 +293,17 @@ impl Tracker {
             },
         };
         pooling.carried_changed |= effects.carried_changed;
+        pooling.sql_prepared |= effects.prepares;
+        if effects.executes && !pooling.sql_prepared {
+            // Only another client's statement could run: as if it did not
+            // exist.
+            pooling.refused += 1;
+            let refusal = "DO $latchkey$BEGIN RAISE EXCEPTION USING ERRCODE = '26000', MESSAGE = 'prepared statement does not exist (transaction pooling: use protocol-level prepared statements)'; END$latchkey$";
+            return Some(match tag {
+                b'P' => refused_parse(refusal),
+                _ => query_message(refusal),
+            });
+        }
         match effects.deallocates.take() {
             Some(Deallocation::Name(name)) if pooling.named.remove(name.as_bytes()).is_some() => {
                 // The client's statement is the gateway's on the server
@@ -702,13 +732,15 @@ impl Tracker {
                     self.completions.push_back(Completion::Pass);
                 }
                 // A statement the gateway carries stays prepared on the
-                // server for the other clients: the client's Close of it
+                // server for the other clients, and a name this client did
+                // not prepare may be another's: either way the Close
                 // becomes a Close of nothing, answered all the same.
                 if let Some(pooling) = self.pooling.as_mut()
                     && let [b'S', name @ ..] = body
                     && let Some(name) = name.strip_suffix(&[0])
-                    && pooling.named.remove(name).is_some()
+                    && !name.is_empty()
                 {
+                    pooling.named.remove(name);
                     return Verdict::Replace(close_nothing());
                 }
             }
@@ -901,6 +933,7 @@ impl Tracker {
         let end = body.iter().position(|&c| c == 0)?;
         let (name, rest) = (&body[..end], &body[end + 1..]);
         if name.is_empty() {
+            pooling.unnamed_here = true;
             return None;
         }
         if pooling.named.len() >= crate::MAX_NAMES && !pooling.named.contains_key(name) {
@@ -936,9 +969,31 @@ impl Tracker {
         let end = rest.iter().position(|&c| c == 0)?;
         let name = &rest[..end];
         if name.is_empty() {
-            return None;
+            if pooling.unnamed_here {
+                return None;
+            }
+            // The unnamed statement left by the connection's previous
+            // client.
+            return Some(renamed(
+                tag,
+                &body[..before],
+                NO_STATEMENT,
+                &rest[end + 1..],
+            ));
         }
-        let st = pooling.named.get(name)?.clone();
+        let Some(st) = pooling.named.get(name).cloned() else {
+            // Not one of this client's statements: on a shared connection
+            // the name could be another client's (the gateway's `_lk_`
+            // names, or any other), which this client must not run or
+            // describe. A name that exists nowhere gets the server's own
+            // "does not exist".
+            return Some(renamed(
+                tag,
+                &body[..before],
+                NO_STATEMENT,
+                &rest[end + 1..],
+            ));
+        };
         let mut out = Vec::new();
         if pooling.server.contains(st.id) {
             pooling.server.touch(st.id);

@@ -130,6 +130,11 @@ pub struct SessionEffects {
     pub carried_changed: bool,
     /// It drops prepared statements.
     pub deallocates: Option<Deallocation>,
+    /// SQL `PREPARE`: the session's own statements on its connection.
+    pub prepares: bool,
+    /// SQL `EXECUTE` of a prepared statement (not PL/pgSQL's, inside a
+    /// body).
+    pub executes: bool,
 }
 
 impl SessionEffects {
@@ -142,8 +147,9 @@ impl SessionEffects {
 /// must be read: every statement that pins or changes a carried setting
 /// holds one. `temp` covers `temporary`; `advisory_lock` and
 /// `set_config` are looked for inside string bodies too.
-const NEEDLES: [&[u8]; 11] = [
+const NEEDLES: [&[u8]; 12] = [
     b"deallocate",
+    b"execute",
     b"set",
     b"listen",
     b"advisory_lock",
@@ -241,6 +247,9 @@ fn statement_effects(
         effects.pin(PinCause::Listen);
     } else if word(0, "PREPARE") && !word(1, "TRANSACTION") {
         effects.pin(PinCause::Prepare);
+        effects.prepares = true;
+    } else if word(0, "EXECUTE") {
+        effects.executes = true;
     } else if word(0, "LOAD") {
         effects.pin(PinCause::Load);
     } else if word(0, "DECLARE") {
@@ -546,6 +555,15 @@ mod tests {
     }
 
     #[test]
+    fn sql_prepare_and_execute_are_seen() {
+        let e = effects("PREPARE q AS SELECT 1; EXECUTE q");
+        assert!(e.prepares && e.executes);
+        assert!(effects("execute _lk_1").executes);
+        assert!(!effects("DO $$BEGIN EXECUTE 'SELECT 1'; END$$").executes);
+        assert!(!effects("SELECT 'execute'").executes);
+    }
+
+    #[test]
     fn deallocations_are_read() {
         assert_eq!(
             effects("DEALLOCATE ALL").deallocates,
@@ -584,6 +602,7 @@ mod tests {
                     pins: None,
                     carried_changed: true,
                     deallocates: (sql == "DISCARD ALL").then_some(Deallocation::All),
+                    ..Default::default()
                 },
                 "{sql}"
             );
