@@ -557,10 +557,10 @@ impl<C: Pooled> TxPools<C> {
     /// settings (the database was registered again) is retired.
     pub fn pool(&self, key: &str, config: TxPoolConfig) -> Arc<TxPool<C>> {
         let mut pools = self.map();
-        if let Some(pool) = pools.get(key) {
-            if pool.config == config {
-                return pool.clone();
-            }
+        if let Some(pool) = pools.get(key)
+            && pool.config == config
+        {
+            return pool.clone();
         }
         let pool = Arc::new(TxPool::new(config, self.threads));
         if let Some(old) = pools.insert(key.to_owned(), pool.clone()) {

@@ -31,12 +31,12 @@ use latchkey_gateway::txpool::{AcquireError, Lease, TxPool, Waiter};
 use latchkey_gateway::{Authenticated, Gatekeeper, LiveCounters, Login};
 use latchkey_pg_stream::{Buffer, Tracker};
 use latchkey_pg_stream::{Direction, Framing};
-use latchkey_pgwire as wire;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::relay::{End, RelayError};
 use crate::upstream::{self, Upstream};
-use crate::{CancelSlot, PgStartup, Stream, read_message};
+use crate::{CancelSlot, PgStartup, Stream};
 
 /// Settings a client may `SET` in transaction pooling without being
 /// pinned: what it set is replayed on every server connection it lands
@@ -228,7 +228,7 @@ impl<'a> TxRelay<'a> {
         if pinned && let Some(lease) = self.server.as_mut() {
             let upstream = lease.conn();
             let reset =
-                tokio::time::timeout(SETTINGS_TIMEOUT, run_quietly(upstream, "DISCARD ALL", None))
+                tokio::time::timeout(SETTINGS_TIMEOUT, upstream.run_quietly("DISCARD ALL", None))
                     .await;
             if !matches!(reset, Ok(Ok(()))) {
                 self.server = None;
@@ -491,7 +491,7 @@ pub async fn replay(upstream: &mut Upstream, wanted: &[(&'static str, String)]) 
         }
     }
     if !sql.is_empty() {
-        tokio::time::timeout(SETTINGS_TIMEOUT, run_quietly(upstream, &sql, None))
+        tokio::time::timeout(SETTINGS_TIMEOUT, upstream.run_quietly(&sql, None))
             .await
             .map_err(|_| anyhow!("replaying the client's settings timed out"))??;
     }
@@ -511,12 +511,9 @@ async fn read_back(
         .collect();
     let sql = format!("SELECT {}", columns.join(", "));
     let mut row = Vec::new();
-    tokio::time::timeout(
-        SETTINGS_TIMEOUT,
-        run_quietly(upstream, &sql, Some(&mut row)),
-    )
-    .await
-    .map_err(|_| anyhow!("reading the session's settings back timed out"))??;
+    tokio::time::timeout(SETTINGS_TIMEOUT, upstream.run_quietly(&sql, Some(&mut row)))
+        .await
+        .map_err(|_| anyhow!("reading the session's settings back timed out"))??;
     if row.len() != CARRIED.len() {
         bail!(
             "reading the session's settings back gave {} values",
@@ -527,56 +524,6 @@ async fn read_back(
         set(carried, name, value.unwrap_or_default());
     }
     Ok(())
-}
-
-/// Runs the gateway's own `sql` on an idle connection, the answers kept
-/// from the client: parameters it reports are recorded, the first row's
-/// text columns go to `row`, and it must end idle.
-async fn run_quietly(
-    upstream: &mut Upstream,
-    sql: &str,
-    mut row: Option<&mut Vec<Option<String>>>,
-) -> Result<()> {
-    let mut out = Vec::with_capacity(sql.len() + 8);
-    wire::query(&mut out, sql);
-    upstream.stream.write_all(&out).await?;
-    upstream.stream.flush().await?;
-    let mut failed = None;
-    loop {
-        let (tag, body) = read_message(&mut upstream.stream, 1 << 20).await?;
-        match tag {
-            b'S' => {
-                let (name, value) =
-                    wire::parse_parameter_status(&body).map_err(|e| anyhow!("{e}"))?;
-                upstream.set_param(name, value);
-            }
-            b'D' => {
-                if let Some(row) = row.as_deref_mut()
-                    && row.is_empty()
-                {
-                    *row = wire::text_columns(&body).map_err(|e| anyhow!("{e}"))?;
-                }
-            }
-            b'E' => {
-                let (code, text) = wire::parse_error(&body);
-                failed = Some(format!("{code} {text}"));
-            }
-            b'T' | b'C' | b'N' | b'I' => {}
-            b'Z' => {
-                if let Some(why) = failed {
-                    bail!("the gateway's settings statement failed: {why}");
-                }
-                if body != b"I" {
-                    bail!("the connection was not idle after the gateway's settings statement");
-                }
-                return Ok(());
-            }
-            other => bail!(
-                "unexpected reply to the gateway's settings statement: {}",
-                char::from(other)
-            ),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -83,6 +83,54 @@ impl latchkey_gateway::pool::Pooled for Upstream {
 }
 
 impl Upstream {
+    /// Runs the gateway's own `sql` on this idle connection, the answers
+    /// kept from any client: parameters it reports are recorded, the first
+    /// row's text columns go to `row`, and it must end idle.
+    pub async fn run_quietly(
+        &mut self,
+        sql: &str,
+        mut row: Option<&mut Vec<Option<String>>>,
+    ) -> Result<()> {
+        let mut out = Vec::with_capacity(sql.len() + 8);
+        wire::query(&mut out, sql);
+        self.stream.write_all(&out).await?;
+        self.stream.flush().await?;
+        let mut failed = None;
+        loop {
+            let (tag, body) = read_message(&mut self.stream, 1 << 20).await?;
+            match tag {
+                b'S' => {
+                    let (name, value) =
+                        wire::parse_parameter_status(&body).map_err(|e| anyhow!("{e}"))?;
+                    self.set_param(name, value);
+                }
+                b'D' => {
+                    if let Some(row) = row.as_deref_mut()
+                        && row.is_empty()
+                    {
+                        *row = wire::text_columns(&body).map_err(|e| anyhow!("{e}"))?;
+                    }
+                }
+                b'E' => {
+                    let (code, text) = wire::parse_error(&body);
+                    failed = Some(format!("{code} {text}"));
+                }
+                // Notifications of a listener being reset, notices.
+                b'T' | b'C' | b'N' | b'I' | b'A' => {}
+                b'Z' => {
+                    if let Some(why) = failed {
+                        bail!("{sql}: {why}");
+                    }
+                    if body != b"I" {
+                        bail!("the connection was not idle after {sql}");
+                    }
+                    return Ok(());
+                }
+                other => bail!("unexpected reply to {sql}: {}", char::from(other)),
+            }
+        }
+    }
+
     /// Records a `ParameterStatus` the server sent.
     pub fn set_param(&mut self, name: &str, value: &str) {
         match self.params.iter_mut().find(|(k, _)| k == name) {

@@ -45,6 +45,54 @@ macro_rules! string_enum {
     };
 }
 
+/// Whether a client holds a server connection for its whole session or
+/// only for each transaction (see [`crate::Pooling`]).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// A server connection per client session; pooled between sessions
+    /// after `DISCARD ALL`.
+    #[default]
+    Session,
+    /// A server connection per transaction (or statement outside one),
+    /// given back when the server is idle.
+    Transaction,
+}
+
+/// A string that is not `session` or `transaction`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("pool mode {0:?} is not session or transaction")]
+pub struct UnknownPoolMode(pub String);
+
+string_enum!(PoolMode, UnknownPoolMode, {
+    Session => "session",
+    Transaction => "transaction",
+});
+
+/// What a transaction-pooled client that leaves state in its session
+/// (`SET`, `LISTEN`, a session advisory lock, a temporary table...) gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    /// It keeps its server connection for the rest of its session.
+    #[default]
+    Pin,
+    /// The statement is refused (`0A000 feature_not_supported`).
+    Refuse,
+}
+
+/// A string that is not `pin` or `refuse`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("session state handling {0:?} is not pin or refuse")]
+pub struct UnknownSessionState(pub String);
+
+string_enum!(SessionState, UnknownSessionState, {
+    Pin => "pin",
+    Refuse => "refuse",
+});
+
 /// A principal kind that policies attach to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PrincipalKind {

@@ -40,14 +40,13 @@ pub use domain::{
     UnknownProfileMode, UnknownShapeSource, UnknownStatementPolicy, UnknownTlsMode,
     UnknownUpstreamAuth, UpstreamAuth, shape_text,
 };
+pub use domain::{PoolMode, SessionState, UnknownPoolMode, UnknownSessionState};
 pub use latchkey_password::{PasswordHash, PasswordPolicy};
 pub use model::{
     AccessKey, Group, LoginProfile, MAX_POLICY_VERSIONS, ManagedPolicy, MfaDevice, PolicyEntity,
     PolicyVersion, Role, User, replace_principal, valid_name,
 };
-pub use pooling::{
-    PoolMode, Pooling, PoolingError, SessionState, UnknownPoolMode, UnknownSessionState,
-};
+pub use pooling::{Pooling, PoolingError};
 pub use postgres::PgBackend;
 pub use sqlite::SqliteBackend;
 pub use vault::{Vault, VaultError, random};

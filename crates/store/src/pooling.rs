@@ -5,101 +5,11 @@
 //! node of a cluster pools alike.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Whether a client holds a server connection for its whole session or
-/// only for each transaction.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PoolMode {
-    /// A server connection per client session; pooled between sessions
-    /// after `DISCARD ALL`.
-    #[default]
-    Session,
-    /// A server connection per transaction (or statement outside one),
-    /// given back when the server is idle.
-    Transaction,
-}
-
-/// A string that is not `session` or `transaction`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("pool mode {0:?} is not session or transaction")]
-pub struct UnknownPoolMode(pub String);
-
-impl PoolMode {
-    pub const ALL: &'static [PoolMode] = &[PoolMode::Session, PoolMode::Transaction];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PoolMode::Session => "session",
-            PoolMode::Transaction => "transaction",
-        }
-    }
-}
-
-impl fmt::Display for PoolMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for PoolMode {
-    type Err = UnknownPoolMode;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "session" => Ok(PoolMode::Session),
-            "transaction" => Ok(PoolMode::Transaction),
-            other => Err(UnknownPoolMode(other.to_owned())),
-        }
-    }
-}
-
-/// What a transaction-pooled client that leaves state in its session
-/// (`SET`, `LISTEN`, a session advisory lock, a temporary table...) gets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SessionState {
-    /// It keeps its server connection for the rest of its session.
-    #[default]
-    Pin,
-    /// The statement is refused (`0A000 feature_not_supported`).
-    Refuse,
-}
-
-/// A string that is not `pin` or `refuse`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("session state handling {0:?} is not pin or refuse")]
-pub struct UnknownSessionState(pub String);
-
-impl SessionState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionState::Pin => "pin",
-            SessionState::Refuse => "refuse",
-        }
-    }
-}
-
-impl fmt::Display for SessionState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SessionState {
-    type Err = UnknownSessionState;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "pin" => Ok(SessionState::Pin),
-            "refuse" => Ok(SessionState::Refuse),
-            other => Err(UnknownSessionState(other.to_owned())),
-        }
-    }
-}
+use crate::{PoolMode, SessionState};
 
 /// A database's pooling. Every field has a default (below), so a stored
 /// value names only what differs.
