@@ -167,9 +167,20 @@ const NEEDLES: [&[u8]; 12] = [
 /// the (lower-case) setting `name` from one server connection to the
 /// next.
 pub fn session_effects(sql: &str, carried: impl Fn(&str) -> bool) -> SessionEffects {
+    static FINDER: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(NEEDLES)
+                .ok()
+        });
     let mut effects = SessionEffects::default();
     let bytes = sql.as_bytes();
-    if !NEEDLES.iter().any(|n| contains_ci(bytes, n)) {
+    let found = match FINDER.as_ref() {
+        Some(finder) => finder.is_match(bytes),
+        None => NEEDLES.iter().any(|n| contains_ci(bytes, n)),
+    };
+    if !found {
         return effects;
     }
     // Inside string bodies too: a function call can hide in `DO`,
