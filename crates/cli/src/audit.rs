@@ -423,7 +423,8 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
     // reached the store is a problem, not a silence.
     let nodes = match (&store, &own_node) {
         (Some(store), Some(own)) if config.store.is_some() => {
-            crate::cluster_audit::verify_nodes(store, &key, own, window)?
+            let seen = crate::peers::load(&config.data_dir)?;
+            crate::cluster_audit::verify_nodes(store, &key, own, window, &seen)?
         }
         _ => Vec::new(),
     };

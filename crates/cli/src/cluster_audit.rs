@@ -15,6 +15,8 @@ use serde_json::json;
 /// A node counts as running while it reported this recently (nodes report
 /// every 5 seconds).
 const ALIVE_SECS: i64 = 20;
+/// How far ahead of this clock a node's report may be dated (clocks drift).
+const FUTURE_SKEW_SECS: i64 = 60;
 
 /// How long `audit verify` waits for a running node's copy to reach the
 /// anchor it saved (shipping runs every half second).
@@ -90,6 +92,7 @@ pub fn verify_nodes(
     key: &[u8; 32],
     own: &str,
     window: Window,
+    seen: &crate::peers::Peers,
 ) -> Result<Vec<NodeCheck>> {
     let anchors: BTreeMap<String, String> = store.audit_anchors()?.into_iter().collect();
     let heads: BTreeMap<String, ShippedHead> = store
@@ -102,10 +105,12 @@ pub fn verify_nodes(
         .into_iter()
         .map(|n| (n.node, (n.seen, n.sealed)))
         .collect();
+    // Nodes this node saw count even when the store forgot them.
     let names: BTreeSet<&String> = anchors
         .keys()
         .chain(heads.keys())
         .chain(reports.keys())
+        .chain(seen.keys())
         .collect();
     let now = now_secs();
     let mut out = Vec::new();
@@ -118,12 +123,25 @@ pub fn verify_nodes(
         }
         let report_of = reports.get(node).copied();
         let last_seen = report_of.map(|(seen, _)| seen);
-        // How far the node said its trail reached (0: it sealed nothing).
-        let sealed = report_of.map_or(0, |(_, sealed)| sealed);
-        let alive = this_node || last_seen.is_some_and(|t| now - t <= ALIVE_SECS);
-        let source = format!("store (node {node})");
+        // How far the node said its trail reached (0: it sealed nothing),
+        // or farther as this node saw it: a reach only grows.
+        let sealed = report_of
+            .map_or(0, |(_, sealed)| sealed)
+            .max(seen.get(node).copied().unwrap_or(0));
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
+        // A report dated ahead of this clock would keep a dead node
+        // "alive" for ever, and its unanchored tail unquestioned.
+        let from_the_future = last_seen.is_some_and(|t| t > now + FUTURE_SKEW_SECS);
+        if from_the_future && !this_node {
+            warnings.push(format!(
+                "node {node}'s last report is dated {} s ahead of this clock: the store was altered or its clock is wrong; it is treated as gone",
+                last_seen.unwrap_or(now) - now
+            ));
+        }
+        let alive =
+            this_node || (!from_the_future && last_seen.is_some_and(|t| now - t <= ALIVE_SECS));
+        let source = format!("store (node {node})");
         let mut anchor_doc = anchors.get(node).cloned();
         let mut head = heads.get(node).cloned();
         // A running node's copy trails its anchor by up to a round, and

@@ -11,6 +11,7 @@ mod db;
 mod findings;
 mod firewall;
 mod output;
+mod peers;
 mod policy;
 mod rotation;
 mod scan;

@@ -374,7 +374,9 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         let mysql_refresher = mysql.clone();
         let rotation = config.cluster_key_rotation;
         let master_key = dir.master_key();
-        let report = Arc::new(NodeReporter::new(node.clone(), audit.clone()));
+        let report = Arc::new(NodeReporter::new(node.clone(), audit.clone(), config.data_dir.clone()));
+        let final_report = report.clone();
+        let final_store = state.clone();
         // Nodes report themselves only to a store they share: an embedded
         // one is written by one process, and every write there competes
         // with the CLI's.
@@ -535,6 +537,9 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         if let Some(shipper) = shipper {
             shipper.round_logged();
         }
+        if config.store.is_some() {
+            final_report.send_final(&final_store.store);
+        }
         anyhow::Ok(())
     })?;
     Ok(exit::OK)
@@ -639,14 +644,33 @@ struct NodeReporter {
     last: std::sync::atomic::AtomicI64,
     /// Its audit trail: how far it reached goes in the report.
     trail: Arc<latchkey_trail::Trail>,
+    /// Where the other nodes are remembered (`crate::peers`).
+    data_dir: std::path::PathBuf,
+    /// The last report sent, for the final one at shutdown.
+    sent: std::sync::Mutex<Option<latchkey_store::NodeReport>>,
 }
 
 /// How often a node reports itself to the store.
 const NODE_REPORT_SECS: i64 = 5;
 
 impl NodeReporter {
-    fn new(node: String, trail: Arc<latchkey_trail::Trail>) -> Self {
+    /// At shutdown, once the trail is closed: how far it reached in the
+    /// end, which `audit verify` holds this node's copy to once it is gone.
+    fn send_final(&self, store: &latchkey_store::Store) {
+        let last = self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(mut report) = last {
+            report.seen = latchkey_identity::clock::system_now();
+            report.sealed = self.trail.synced();
+            if let Err(e) = store.report_node(&report) {
+                tracing::warn!(error = %e, "the final report to the store failed");
+            }
+        }
+    }
+
+    fn new(node: String, trail: Arc<latchkey_trail::Trail>, data_dir: std::path::PathBuf) -> Self {
         Self {
+            data_dir,
+            sent: std::sync::Mutex::new(None),
             node,
             started: latchkey_identity::clock::system_now(),
             last: std::sync::atomic::AtomicI64::new(i64::MIN),
@@ -672,7 +696,7 @@ impl NodeReporter {
         } else {
             0
         };
-        store.report_node(&latchkey_store::NodeReport {
+        let report = latchkey_store::NodeReport {
             node: self.node.clone(),
             started: self.started,
             seen: now,
@@ -680,8 +704,20 @@ impl NodeReporter {
             master_keys,
             sealing_key,
             sealed: self.trail.synced(),
-        })?;
+        };
+        store.report_node(&report)?;
+        *self.sent.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
         self.last.store(now, std::sync::atomic::Ordering::Relaxed);
+        // The others, as this node sees them, where the store cannot
+        // change them (`audit verify` holds the store to this record).
+        let others = store
+            .nodes()?
+            .into_iter()
+            .filter(|n| n.node != self.node)
+            .map(|n| (n.node, n.sealed));
+        if let Err(e) = crate::peers::remember(&self.data_dir, others) {
+            tracing::warn!(error = %e, "recording the other nodes failed");
+        }
         Ok(())
     }
 }
