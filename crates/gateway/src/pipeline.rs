@@ -483,14 +483,24 @@ impl<P: Protocol> Gateway<P> {
             })
             .map(|key| self.tx_pools.pool(key, TxPoolConfig::of(&auth.db.pooling)));
         let pool_key = key.filter(|_| tx_pool.is_none() && self.pool.enabled());
-        let started = Instant::now();
+        // A fresh upstream login, timed (a pooled connection is not).
+        let connect = || async {
+            let started = Instant::now();
+            let connected = self.protocol.connect(keeper, &auth, &login).await;
+            keeper
+                .state
+                .metrics
+                .upstream_connect
+                .observe(started.elapsed());
+            connected
+        };
         let upstream = match tx_pool {
             Some(pool) => {
                 let waiter = Arc::new(Waiter::default());
-                match pool
-                    .acquire(shard, &waiter, || self.protocol.connect(keeper, &auth, &login))
-                    .await
-                {
+                let started = Instant::now();
+                let acquired = pool.acquire(shard, &waiter, connect).await;
+                keeper.state.metrics.pool_wait.observe(started.elapsed());
+                match acquired {
                     Ok(lease) => Ok(Link::Transaction(TxLink {
                         pool,
                         lease,
@@ -512,9 +522,7 @@ impl<P: Protocol> Gateway<P> {
             }
             None => match pool_key.as_deref().and_then(|k| self.pool.take(k, shard)) {
                 Some(upstream) => Ok(Link::Session(upstream)),
-                None => self
-                    .protocol
-                    .connect(keeper, &auth, &login)
+                None => connect()
                     .await
                     .map(Link::Session)
                     .map_err(|failure| (failure, false)),
@@ -526,11 +534,6 @@ impl<P: Protocol> Gateway<P> {
                 .map(|()| link)
                 .map_err(|failure| (failure, false))
         });
-        keeper
-            .state
-            .metrics
-            .upstream_connect
-            .observe(started.elapsed());
         let upstream = match upstream {
             Ok(upstream) => upstream,
             Err((failure, queue_timeout)) => {
