@@ -6,7 +6,6 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::{Instant, SystemTime};
 
@@ -199,19 +198,11 @@ where
         }
     }
 
-    /// Publishes the running figures: three relaxed stores each time the
-    /// relay waits, no lock.
+    /// Publishes the running figures each time the relay waits.
     fn publish(&self) {
         let (from_client, to_client) = self.bytes();
         self.live
-            .bytes_from_client
-            .store(from_client, Ordering::Relaxed);
-        self.live
-            .bytes_to_client
-            .store(to_client, Ordering::Relaxed);
-        self.live
-            .statements
-            .store(F::statements(&self.tracker), Ordering::Relaxed);
+            .publish(from_client, to_client, F::statements(&self.tracker));
     }
 
     /// Moves what is ready in both directions; ready when one side ended.

@@ -479,15 +479,7 @@ impl Protocol for Postgres {
         auth: &Authenticated,
         login: &Login<PgStartup>,
     ) -> Result<Upstream, UpstreamFailure<Refused>> {
-        upstream::connect(
-            &keeper.state,
-            &auth.db,
-            &login.user,
-            &login.database,
-            &upstream_startup(auth, login),
-        )
-        .await
-        .map_err(|e| {
+        connect_upstream(keeper, auth, login).await.map_err(|e| {
             let refused = e.downcast_ref::<Refused>().cloned();
             let of_credential = refused
                 .as_ref()
@@ -653,6 +645,23 @@ impl Protocol for Postgres {
     fn catalog(upstream: &Upstream) -> Option<Arc<ServerCatalog>> {
         upstream.catalog.clone()
     }
+}
+
+/// A fresh upstream login for `login`'s client (with the startup
+/// parameters its pool mode sends).
+pub(crate) async fn connect_upstream(
+    keeper: &Gatekeeper,
+    auth: &Authenticated,
+    login: &Login<PgStartup>,
+) -> Result<Upstream> {
+    upstream::connect(
+        &keeper.state,
+        &auth.db,
+        &login.user,
+        &login.database,
+        &upstream_startup(auth, login),
+    )
+    .await
 }
 
 /// Whether the client's connections are lent per transaction.

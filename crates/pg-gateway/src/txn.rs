@@ -21,7 +21,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -35,7 +34,7 @@ use latchkey_pg_stream::{Direction, Framing};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::relay::{End, RelayError};
-use crate::upstream::{self, Upstream};
+use crate::upstream::Upstream;
 use crate::{CancelSlot, PgStartup, Stream};
 
 /// Settings a client may `SET` in transaction pooling without being
@@ -134,8 +133,6 @@ pub struct TxRelay<'a> {
     keeper: &'a Gatekeeper,
     auth: &'a Authenticated,
     login: &'a Login<PgStartup>,
-    /// Transactions relayed (connections lent).
-    pub transactions: u64,
 }
 
 impl<'a> TxRelay<'a> {
@@ -174,7 +171,6 @@ impl<'a> TxRelay<'a> {
             keeper,
             auth,
             login,
-            transactions: 1,
         };
         if let Some(mut lease) = relay.server.take() {
             relay.take_statements(&mut lease);
@@ -261,14 +257,7 @@ impl<'a> TxRelay<'a> {
     fn publish(&self) {
         let (from_client, to_client) = self.bytes();
         self.live
-            .bytes_from_client
-            .store(from_client, Ordering::Relaxed);
-        self.live
-            .bytes_to_client
-            .store(to_client, Ordering::Relaxed);
-        self.live
-            .statements
-            .store(self.tracker.statement_count, Ordering::Relaxed);
+            .publish(from_client, to_client, self.tracker.statement_count);
     }
 
     /// No connection lent: waits for the client's next bytes (and finishes
@@ -366,14 +355,7 @@ impl<'a> TxRelay<'a> {
             .pool
             .acquire(self.thread, &self.waiter, || async {
                 let started = Instant::now();
-                let connected = upstream::connect(
-                    &keeper.state,
-                    &auth.db,
-                    &login.user,
-                    &login.database,
-                    &without_carried(&login.startup.forwarded),
-                )
-                .await;
+                let connected = crate::connect_upstream(keeper, auth, login).await;
                 keeper
                     .state
                     .metrics
@@ -401,7 +383,6 @@ impl<'a> TxRelay<'a> {
         self.cancel.attach(lease.get().cancel.clone());
         self.take_statements(&mut lease);
         self.server = Some(lease);
-        self.transactions += 1;
         Ok(())
     }
 

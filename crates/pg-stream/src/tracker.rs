@@ -153,8 +153,6 @@ pub struct Pooling {
     /// A carried setting may have changed since the connection was lent:
     /// read them back before giving it back.
     pub carried_changed: bool,
-    /// Statements refused as session state the pool cannot carry.
-    pub refused: u64,
     /// Shared statement ids (see [`crate::prepared`]).
     book: Arc<StatementBook>,
     /// The client's named statements.
@@ -180,7 +178,6 @@ impl Pooling {
             refuse,
             pinned: None,
             carried_changed: false,
-            refused: 0,
             book,
             named: HashMap::new(),
             server: ServerStatements::default(),
@@ -297,7 +294,7 @@ impl Tracker {
         if effects.executes && !pooling.sql_prepared {
             // Only another client's statement could run: as if it did not
             // exist.
-            pooling.refused += 1;
+            self.refused += 1;
             let refusal = "DO $latchkey$BEGIN RAISE EXCEPTION USING ERRCODE = '26000', MESSAGE = 'prepared statement does not exist (transaction pooling: use protocol-level prepared statements)'; END$latchkey$";
             return Some(match tag {
                 b'P' => refused_parse(refusal),
@@ -325,7 +322,7 @@ impl Tracker {
         }
         let cause = effects.pins?;
         if pooling.refuse && cause != PinCause::NamedStatement {
-            pooling.refused += 1;
+            self.refused += 1;
             let refusal = session_state_refusal(cause);
             return Some(match tag {
                 b'P' => refused_parse(&refusal),
