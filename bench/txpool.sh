@@ -8,6 +8,11 @@
 #   - direct PostgreSQL with one backend per client, for reference
 # run in interleaved rounds, so that the machine's drift hits them alike,
 # then the same with the extended protocol, and TPC-B-like.
+# Then (PHASES="throughput idle" by default) IDLE=10000 idle TLS clients
+# held by each pooler at once (connect-storm --hold: each logs in, runs
+# SELECT 1 and stays idle): the pooler's memory per idle client (its RSS
+# before and while they are held), and the p99 latency of one active
+# client's SELECT 1 before and while they are held.
 # Needs PostgreSQL, pgbench, pgbouncer and the AWS CLI. Honours
 # CARGO_TARGET_DIR for the binary.
 set -euo pipefail
@@ -16,6 +21,9 @@ seconds=${1:-15}
 rounds=${ROUNDS:-3}
 clients=${CLIENTS:-500}
 pool=${POOL:-20}
+idle=${IDLE:-10000}
+phases=${PHASES:-throughput idle}
+most=$((idle + clients * 2 + 100))
 threads=2
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -24,7 +32,8 @@ as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; 
 
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { echo "pgbouncer is required (apt-get install pgbouncer)" >&2; exit 1; }
-cargo build --release --quiet -p latchkey
+cargo build --release --quiet -p latchkey -p latchkey-loadgen
+storm_bin=${CARGO_TARGET_DIR:-$PWD/target}/release/connect-storm
 latchkey=${CARGO_TARGET_DIR:-$PWD/target}/release/latchkey
 
 work=$(mktemp -d)
@@ -38,7 +47,14 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
+# Every pooler and the idle-client holder need a descriptor per client.
+fds=$((most + 1000))
+ulimit -Hn "$fds" 2>/dev/null || true
+ulimit -n "$fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [[ " $phases " == *" idle "* ]] && [ "$(ulimit -n)" -lt "$fds" ]; then
+    echo "holding $idle clients needs $fds open files; the limit here is $(ulimit -Hn) (raise it, or set IDLE lower)" >&2
+    exit 1
+fi
 
 echo "== starting PostgreSQL on $pg_port (max_connections $((clients + 50)))"
 echo superuser-secret > "$work/pw"; [ "$(id -u)" -eq 0 ] && chown postgres "$work/pw"
@@ -55,7 +71,8 @@ echo app-secret | "$latchkey" db set-password --data-dir "$data" --name bench --
 for v in $(env | grep -o '^AWS_[A-Z_]*'); do unset "$v"; done
 LATCHKEY_LOG=warn "$latchkey" serve --data-dir "$data" --listen "127.0.0.1:$api_port" --pg-listen "127.0.0.1:$lk_port" \
     --mysql-listen "127.0.0.1:$(free_port)" --audit-dir "$work/audit" \
-    --pg-connection-rate-per-ip 0 --pg-connection-rate-per-principal 0 >/dev/null 2>"$work/latchkey.log" &
+    --pg-connection-rate-per-ip 0 --pg-connection-rate-per-principal 0 --gateway-max-connections "$most" \
+    --gateway-max-connections-per-ip "$most" --gateway-max-connections-per-principal "$most" >/dev/null 2>"$work/latchkey.log" &
 lk_pid=$!
 wait_port "$lk_port"
 token=$(AWS_SHARED_CREDENTIALS_FILE=$data/admin.credentials AWS_CONFIG_FILE=/dev/null \
@@ -69,10 +86,10 @@ bench = host=127.0.0.1 port=$pg_port dbname=bench
 listen_addr = 127.0.0.1
 listen_port = $pgb_port
 unix_socket_dir =
-auth_type = scram-sha-256
+auth_type = plain
 auth_file = $work/userlist.txt
 pool_mode = transaction
-max_client_conn = $((clients * 2 + 100))
+max_client_conn = $most
 default_pool_size = $pool
 client_tls_sslmode = require
 client_tls_key_file = $work/pgbouncer.key
@@ -82,7 +99,12 @@ EOF
 echo '"app" "app-secret"' > "$work/userlist.txt"
 cp "$data/server.pem" "$work/pgbouncer.pem"; cp "$data/server.key" "$work/pgbouncer.key"
 [ "$(id -u)" -eq 0 ] && chown postgres "$work"/pgbouncer.* "$work/userlist.txt"
-as_pg pgbouncer "$work/pgbouncer.ini" >/dev/null 2>&1 &
+# Not runuser: its PAM session would cut the open-file limit to 1024.
+if [ "$(id -u)" -eq 0 ]; then
+    setpriv --reuid=postgres --regid=postgres --clear-groups pgbouncer "$work/pgbouncer.ini" >/dev/null 2>&1 &
+else
+    pgbouncer "$work/pgbouncer.ini" >/dev/null 2>&1 &
+fi
 wait_port "$pgb_port"
 pgbouncer_pid=$(pgrep -f "^pgbouncer $work/pgbouncer.ini" | head -1 || true)
 
@@ -106,6 +128,11 @@ measure() { # key target conninfo password flags...
     cpu[$key]+="$(python3 -c "print(round(($t1-$t0)/$(getconf CLK_TCK)/max(float('${r% *}' or 0)*$seconds,1)*1e6,1))") "
     echo "   $key: tps ${r% *}, failed ${r#* }"
 }
+median() { python3 -c 'import statistics, sys; print(f"{statistics.median(map(float, sys.argv[1:])):.0f}")' $1; }
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+spread() { python3 -c 'import sys; a, b = (list(map(float, x.split())) for x in sys.argv[1:]); r = [x / y for x, y in zip(a, b)]; print(f"{min(r):.2f}-{max(r):.2f}")' "$1" "$2"; }
+sum() { python3 -c 'import sys; print(sum(int(x) for x in sys.argv[1:] if x.isdigit()))' $1; }
+throughput() {
 for mode in "simple -S" "extended -S -M extended" "tpcb-like"; do
     name=${mode%% *}; flags=${mode#* }; [ "$name" = "$flags" ] && flags=""
     echo "== $name: pgbench ${flags:-(TPC-B-like)} -c $clients -j $threads -T $seconds, $rounds rounds"
@@ -120,10 +147,6 @@ for mode in "simple -S" "extended -S -M extended" "tpcb-like"; do
         fi
     done
 done
-median() { python3 -c 'import statistics, sys; print(f"{statistics.median(map(float, sys.argv[1:])):.0f}")' $1; }
-ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
-spread() { python3 -c 'import sys; a, b = (list(map(float, x.split())) for x in sys.argv[1:]); r = [x / y for x, y in zip(a, b)]; print(f"{min(r):.2f}-{max(r):.2f}")' "$1" "$2"; }
-sum() { python3 -c 'import sys; print(sum(int(x) for x in sys.argv[1:] if x.isdigit()))' $1; }
 echo
 echo "results ($(date -u +%Y-%m-%d), $clients clients, $threads threads, pool $pool, ${seconds}s runs, medians of $rounds rounds [each round's own ratio])"
 for name in simple extended tpcb-like; do
@@ -132,3 +155,50 @@ for name in simple extended tpcb-like; do
 done
 d=$(median "${tps[simple/direct]}")
 echo "direct PostgreSQL, $clients backends, no TLS: $d (failed $(sum "${failed[simple/direct]}"))  latchkey/direct $(ratio "$(median "${tps[simple/latchkey]}")" "$d")"
+}
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# p99 CONNINFO PASSWORD: one active client's SELECT 1 for $seconds, the 99th
+# percentile of its latencies in microseconds (pgbench's per-transaction log).
+p99() {
+    local dir; dir=$(mktemp -d)
+    echo 'SELECT 1;' > "$dir/select1.sql"
+    (cd "$dir" && PGPASSWORD=$2 pgbench "$1" -n -c 1 -j 1 -T "$seconds" -f select1.sql -l --log-prefix=lat >/dev/null 2>&1 || true)
+    cat "$dir"/lat* | python3 -c 'import sys; v = sorted(int(l.split()[2]) for l in sys.stdin); print(v[len(v) * 99 // 100] if v else "none")'
+    rm -rf "$dir"
+}
+declare -A per_client p99_before p99_held
+idle_phase() { # key pid conninfo password port
+    local key=$1 pid=$2 before held out; shift 2
+    local lat_before lat_held
+    lat_before=$(p99 "$1" "$2")
+    p99_before[$key]+="$lat_before "
+    before=$(rss_kib "$pid")
+    out=$work/hold-$key.out
+    LATCHKEY_STORM_PASSWORD=$2 "$storm_bin" --engine postgres --port "$3" --ca "$data/ca.pem" --user app \
+        --database bench --clients "$idle" --threads 1 --hold --duration 3600 >"$out" 2>&1 &
+    local hold_pid=$!
+    for _ in $(seq 600); do grep -q '^held' "$out" && break; kill -0 $hold_pid 2>/dev/null || break; sleep 0.5; done
+    grep -q '^held' "$out" || { echo "holding $idle clients on $key failed: $(cat "$out")" >&2; kill $hold_pid 2>/dev/null; return 1; }
+    sleep 2
+    held=$(rss_kib "$pid")
+    per_client[$key]+="$(( (held - before) * 1024 / idle )) "
+    lat_held=$(p99 "$1" "$2")
+    p99_held[$key]+="$lat_held "
+    echo "   $key: $(cat "$out"); RSS $before -> $held KiB, $(( (held - before) * 1024 / idle )) bytes per idle client; p99 SELECT 1 $lat_before -> $lat_held us"
+    kill $hold_pid 2>/dev/null; wait $hold_pid 2>/dev/null || true
+    sleep 3
+}
+idle() {
+    echo "== $idle idle TLS clients held, pool $pool, $rounds rounds"
+    for round in $(seq "$rounds"); do
+        idle_phase pgbouncer "$pgbouncer_pid" "$bouncer" app-secret "$pgb_port"
+        idle_phase latchkey "$lk_pid" "$gateway" "$token" "$lk_port"
+    done
+    echo
+    echo "idle results ($(date -u +%Y-%m-%d), $idle idle TLS clients, pool $pool, medians of $rounds rounds)"
+    for key in pgbouncer latchkey; do
+        echo "$key: $(median "${per_client[$key]}") bytes per idle client; p99 SELECT 1 $(median "${p99_before[$key]}") us before, $(median "${p99_held[$key]}") us held ($(ratio "$(median "${p99_held[$key]}")" "$(median "${p99_before[$key]}")")x)"
+    done
+}
+for phase in $phases; do "$phase"; done

@@ -52,12 +52,21 @@ pub struct UserFacts {
     pub created: i64,
     pub last_used: Option<i64>,
     pub mfa: bool,
-    pub console_password: bool,
+    /// The console password (login profile), if the user has one.
+    pub password: Option<PasswordFacts>,
     /// Any identity policy applies (its own, attached or a group's).
     pub has_permissions: bool,
     /// The administrator `latchkey init` made.
     pub administrator: bool,
     pub keys: Vec<KeyFacts>,
+}
+
+/// A user's console password, as the checks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordFacts {
+    pub created: i64,
+    /// The last sign-in with it.
+    pub last_used: Option<i64>,
 }
 
 /// A role, as the checks see it.
@@ -289,15 +298,15 @@ fn mfa(f: &Facts) -> CheckResult {
     let flagged = f
         .users
         .iter()
-        .filter(|u| !u.mfa && (u.console_password || u.has_permissions))
+        .filter(|u| !u.mfa && (u.password.is_some() || u.has_permissions))
         .map(|u| {
-            let why = if u.console_password {
+            let why = if u.password.is_some() {
                 "has a console password but no MFA device"
             } else {
                 "has IAM permissions but no MFA device"
             };
             flag(
-                if u.console_password {
+                if u.password.is_some() {
                     Status::Error
                 } else {
                     Status::Warning
@@ -329,6 +338,16 @@ fn unused_credentials(f: &Facts) -> CheckResult {
                 format!("user {} unused for 90 days", u.name),
             ));
         }
+        if u.password
+            .as_ref()
+            .is_some_and(|p| stale(p.created, p.last_used))
+        {
+            flagged.push(flag(
+                Status::Warning,
+                &u.arn,
+                format!("{}'s console password unused for 90 days", u.name),
+            ));
+        }
         for k in u.keys.iter().filter(|k| k.active) {
             if stale(k.created, k.last_used.as_ref().map(|(at, _)| *at)) {
                 flagged.push(flag(
@@ -352,7 +371,7 @@ fn unused_credentials(f: &Facts) -> CheckResult {
         "LK-IAM-04",
         "Unused credentials",
         "security",
-        "Deactivate or delete users, roles and keys unused for 90 days (latchkey advisor unused --days 90 lists them).",
+        "Deactivate or delete users, roles, keys and console passwords unused for 90 days (latchkey advisor unused --days 90 lists them).",
         f.users.len() + f.roles.len(),
         flagged,
     )
@@ -618,7 +637,7 @@ mod tests {
                 created: NOW - 10 * DAY,
                 last_used: Some(NOW - 40 * DAY),
                 mfa: true,
-                console_password: false,
+                password: None,
                 has_permissions: true,
                 administrator: true,
                 keys: vec![key("AKIAADMIN", 10, Some((40, "iam")))],
@@ -691,10 +710,24 @@ mod tests {
             created: NOW - 200 * DAY,
             last_used: None,
             mfa: false,
-            console_password: false,
+            password: None,
             has_permissions: true,
             administrator: false,
             keys: vec![key("AKIAOLD", 120, None), key("AKIANEW", 1, None)],
+        });
+        f.users.push(UserFacts {
+            name: "carol".into(),
+            arn: "arn:aws:iam::123456789012:user/carol".into(),
+            created: NOW - 120 * DAY,
+            last_used: Some(NOW - DAY),
+            mfa: false,
+            password: Some(PasswordFacts {
+                created: NOW - 120 * DAY,
+                last_used: None,
+            }),
+            has_permissions: false,
+            administrator: false,
+            keys: vec![],
         });
         f.roles.push(RoleFacts {
             name: "open".into(),
@@ -751,12 +784,22 @@ mod tests {
         assert!(rotation.iter().any(|r| r.contains("2 active access keys")));
         assert_eq!(
             flagged("LK-IAM-03"),
-            ["arn:aws:iam::123456789012:user/bob bob has IAM permissions but no MFA device"]
+            [
+                "arn:aws:iam::123456789012:user/bob bob has IAM permissions but no MFA device",
+                "arn:aws:iam::123456789012:user/carol carol has a console password but no MFA device"
+            ]
         );
         let unused = flagged("LK-IAM-04");
         assert!(
             unused.iter().any(|r| r.contains("user bob"))
                 && unused.iter().any(|r| r.starts_with("AKIAOLD"))
+                && unused
+                    .iter()
+                    .any(|r| r.contains("carol's console password unused"))
+        );
+        assert!(
+            !unused.iter().any(|r| r.contains("user carol")),
+            "carol signs in with her key"
         );
         assert!(
             !unused.iter().any(|r| r.starts_with("AKIANEW")),

@@ -287,6 +287,7 @@ fn unused(args: &UnusedArgs) -> Result<u8> {
         |id: &str| -> Result<Option<i64>> { Ok(store.credential_last_use(id)?.map(|u| u.at)) };
     let mut users = Vec::new();
     let mut keys = Vec::new();
+    let mut passwords = Vec::new();
     let mut permissions = Vec::new();
     let mut unused_permissions = |store: &Store, arn: &str| -> Result<()> {
         let subject = subject_of(store, arn)?;
@@ -311,6 +312,11 @@ fn unused(args: &UnusedArgs) -> Result<u8> {
                 keys.push(json!({"UserName": u.name, "AccessKeyId": k.id, "Status": "Active", "CreateDate": when(Some(k.created)), "LastUsed": when(used)}));
             }
         }
+        if let Some(p) = store.login_profile(&u.name)?
+            && stale(p.created, p.last_used, cutoff)
+        {
+            passwords.push(json!({"UserName": u.name, "Arn": u.arn, "CreateDate": when(Some(p.created)), "LastUsed": when(p.last_used)}));
+        }
         unused_permissions(&store, &u.arn)?;
     }
     let mut roles = Vec::new();
@@ -327,8 +333,7 @@ fn unused(args: &UnusedArgs) -> Result<u8> {
         "Users": users,
         "Roles": roles,
         "AccessKeys": keys,
-        // Console passwords do not exist yet: nothing to list.
-        "Passwords": [],
+        "Passwords": passwords,
         "UnusedPermissions": permissions,
     });
     match args.output {
@@ -351,6 +356,7 @@ fn unused(args: &UnusedArgs) -> Result<u8> {
             rows("user", &report["Users"], "Arn");
             rows("role", &report["Roles"], "Arn");
             rows("access key", &report["AccessKeys"], "AccessKeyId");
+            rows("password", &report["Passwords"], "Arn");
             for v in report["UnusedPermissions"].as_array().into_iter().flatten() {
                 println!(
                     "{:<12} {:<40} {} on {}, last used {}",
@@ -548,7 +554,8 @@ pub fn gather_facts(
     now: i64,
 ) -> Result<latchkey_advisor::checks::Facts> {
     use latchkey_advisor::checks::{
-        DatabaseFacts, Facts, KeyFacts, RoleFacts, SecretFacts, SettingsFacts, UserFacts,
+        DatabaseFacts, Facts, KeyFacts, PasswordFacts, RoleFacts, SecretFacts, SettingsFacts,
+        UserFacts,
     };
     use latchkey_policy::PolicyKind;
     use latchkey_store::PrincipalKind;
@@ -583,7 +590,10 @@ pub fn gather_facts(
                 .list_mfa_devices(&u.name)?
                 .iter()
                 .any(|d| d.enabled_at.is_some()),
-            console_password: false,
+            password: store.login_profile(&u.name)?.map(|p| PasswordFacts {
+                created: p.created,
+                last_used: p.last_used,
+            }),
             has_permissions: !store
                 .identity_policies(PrincipalKind::User, &u.name)?
                 .is_empty(),

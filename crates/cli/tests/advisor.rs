@@ -1222,6 +1222,19 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
         .as_str()
         .unwrap()
         .to_owned();
+    // A console password without MFA, on a user with no permissions.
+    admin_cli(&lk, &["iam", "create-user", "--user-name", "clicker"]);
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "create-login-profile",
+            "--user-name",
+            "clicker",
+            "--password",
+            "Clicker-Passw0rd!",
+        ],
+    );
     admin_cli(
         &lk,
         &[
@@ -1278,6 +1291,10 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
         "wide has IAM permissions but no MFA"
     ));
     assert!(has(
+        &flagged(&report, "LK-IAM-03"),
+        "clicker has a console password but no MFA"
+    ));
+    assert!(has(
         &flagged(&report, "LK-IAM-05"),
         "every action on every resource"
     ));
@@ -1313,6 +1330,12 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
         ),
         "{future}"
     );
+    assert!(has(
+        &flagged(&future, "LK-IAM-04"),
+        "clicker's console password unused for 90 days"
+    ));
+    let unused = advisor(&lk.data, &["unused", "--days", "90", "--at", &later]);
+    assert_eq!(unused["Passwords"][0]["UserName"], "clicker", "{unused}");
     assert!(flagged(&future, "LK-IAM-01").is_empty());
     assert!(has(
         &flagged(&future, "LK-IAM-02"),
@@ -1349,6 +1372,10 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
     assert_eq!(finding["type"], "Policy:Latchkey/SecurityCheck.LK-IAM-05");
 
     // Each fix clears what it fixed.
+    admin_cli(
+        &lk,
+        &["iam", "delete-login-profile", "--user-name", "clicker"],
+    );
     admin_cli(
         &lk,
         &[
@@ -1422,7 +1449,9 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
     // wide has no permissions left; the administrator, without MFA, stays flagged.
     let mfa = flagged(&report, "LK-IAM-03");
     assert!(
-        !has(&mfa, "wide") && has(&mfa, "admin has IAM permissions but no MFA"),
+        !has(&mfa, "wide")
+            && !has(&mfa, "clicker")
+            && has(&mfa, "admin has IAM permissions but no MFA"),
         "{mfa:?}"
     );
     assert!(flagged(&report, "LK-IAM-05").is_empty());

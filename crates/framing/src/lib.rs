@@ -177,6 +177,11 @@ pub trait Framing: Default {
     fn make_room(&mut self) {
         self.window_mut().make_room(true);
     }
+    /// Gives the buffer up while nothing is in it (see
+    /// [`Window::release`]).
+    fn release(&mut self) -> bool {
+        self.window_mut().release()
+    }
     /// Room to read into (call [`Framing::make_room`] first).
     fn space(&mut self) -> &mut [u8] {
         self.window_mut().space()

@@ -1,22 +1,57 @@
 //! The byte window each relay direction reads into, scans and writes
 //! from, shared by the protocols' buffers.
 
+use std::cell::RefCell;
+
 /// The window's size, and what a grown one shrinks back to.
 pub const BUFFER: usize = 16 * 1024;
+
+/// Spare buffers kept per thread for windows that were
+/// [`release`](Window::release)d: an idle session holds no buffer, and a
+/// busy one that releases and takes one back between reads neither
+/// allocates nor locks.
+const SPARE_MOST: usize = 64;
+
+thread_local! {
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of [`BUFFER`] bytes, a spare one where the thread has it.
+fn take_buffer() -> Vec<u8> {
+    SPARE
+        .try_with(|spare| spare.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| vec![0; BUFFER])
+}
+
+/// Keeps `buf` (of [`BUFFER`] bytes) for the next window on this thread,
+/// or frees it when enough are kept.
+fn give_buffer(buf: Vec<u8>) {
+    let _ = SPARE.try_with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < SPARE_MOST {
+            spare.push(buf);
+        }
+    });
+}
 
 /// One direction's bytes, in a buffer reused from read to read: read,
 /// scanned up to a message boundary, and written on.
 ///
-/// Invariants: `start <= scanned <= end <= buf.len()` and
-/// `buf.len() >= BUFFER`. Bytes in `start..scanned` are whole messages
+/// Invariants: `start <= scanned <= end <= buf.len()`, and
+/// `buf.len() >= BUFFER` unless the window is released (`buf` empty,
+/// nothing in it). Bytes in `start..scanned` are whole messages
 /// (or the streamed part of one) ready to write; `scanned..end` is read
 /// but not yet looked at. While `skip > 0`, that many bytes of the
 /// current message pass through without being scanned. The window grows
 /// only when a protocol [`reserve`](Window::reserve)s room to see a
 /// message whole, and shrinks back in [`make_room`](Window::make_room):
 /// nothing on the per-message path allocates otherwise.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Window {
+    /// Empty until the first read, and while released: a direction that
+    /// is never read (or a session that never gets past login) holds none.
     buf: Vec<u8>,
     /// Bytes before `start` are written.
     start: usize,
@@ -28,20 +63,6 @@ pub struct Window {
     skip: usize,
     written: u64,
     terminated: bool,
-}
-
-impl Default for Window {
-    fn default() -> Self {
-        Self {
-            buf: vec![0; BUFFER],
-            start: 0,
-            scanned: 0,
-            end: 0,
-            skip: 0,
-            written: 0,
-            terminated: false,
-        }
-    }
 }
 
 impl Window {
@@ -74,7 +95,32 @@ impl Window {
     /// Room to read into (call [`Window::make_room`] first).
     #[inline]
     pub fn space(&mut self) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf = take_buffer();
+        }
         &mut self.buf[self.end..]
+    }
+
+    /// Gives the buffer up while the window holds nothing (an idle
+    /// session waiting for its next bytes); the next read takes one back.
+    /// Returns whether it was given up.
+    pub fn release(&mut self) -> bool {
+        if self.buf.is_empty() || self.start != self.end || self.skip != 0 {
+            return false;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        (self.start, self.scanned, self.end) = (0, 0, 0);
+        // A grown buffer is freed: spare ones are BUFFER long.
+        if buf.len() == BUFFER {
+            give_buffer(buf);
+        }
+        true
+    }
+
+    /// Whether the window holds a buffer (it does not once released).
+    #[inline]
+    pub fn holds_buffer(&self) -> bool {
+        !self.buf.is_empty()
     }
 
     /// `n` bytes were read into [`Window::space`].
@@ -171,7 +217,7 @@ impl Window {
     /// written and moved out (a message looked at whole).
     pub fn reserve(&mut self, n: usize) {
         if self.buf.len() < n {
-            self.buf.resize(n, 0);
+            self.buf.resize(n.max(BUFFER), 0);
         }
     }
 
@@ -294,6 +340,36 @@ mod tests {
         assert_eq!(w.capacity(), BUFFER * 2);
         w.make_room(true);
         assert_eq!(w.capacity(), BUFFER);
+    }
+
+    #[test]
+    fn an_empty_window_gives_its_buffer_up_and_takes_one_back() {
+        let w = Window::default();
+        assert!(!w.holds_buffer(), "no buffer before the first read");
+        let mut w = filled(b"abc");
+        assert!(!w.release(), "bytes not yet written keep the buffer");
+        w.pass(3, 2);
+        w.wrote(3);
+        assert!(!w.release(), "a message half streamed keeps the buffer");
+        w.space()[..2].copy_from_slice(b"de");
+        w.filled(2);
+        assert!(w.pass_skipped());
+        w.wrote(2);
+        assert!(w.release());
+        assert!(!w.holds_buffer() && w.at_boundary());
+        assert_eq!(w.written(), 5, "the tally survives a release");
+        // The next read takes a buffer back, whole and from the start.
+        w.make_room(true);
+        assert_eq!(w.space().len(), BUFFER);
+        w.space()[..2].copy_from_slice(b"fg");
+        w.filled(2);
+        assert_eq!(w.read(), b"fg");
+        // A grown buffer is freed rather than kept as a spare.
+        w.reserve(BUFFER * 3);
+        w.pass(2, 0);
+        w.wrote(2);
+        assert!(w.release());
+        assert_eq!(w.space().len(), BUFFER);
     }
 
     #[test]

@@ -384,9 +384,12 @@ impl<P: Protocol> Gateway<P> {
             self.protocol.refuse_early(transport).await;
             return Ok(());
         }
+        // Boxed: the opening's state (TLS handshake, token check, upstream
+        // login) is the larger part of a session's, and is freed once it
+        // is done rather than held in the task for the session's life.
         let admitted = tokio::time::timeout(
             self.keeper.config.startup_timeout,
-            self.handshake(transport, peer, shard),
+            Box::pin(self.handshake(transport, peer, shard)),
         )
         .await
         .map_err(|_| anyhow!("startup timed out"))??;

@@ -116,6 +116,9 @@ impl<F: Framing> Half<F> {
             let mut read = ReadBuf::new(self.buffer.space());
             match src.as_mut().poll_read(cx, &mut read) {
                 Poll::Pending => {
+                    // Nothing to read: an empty window gives its buffer
+                    // back, so an idle session holds none.
+                    self.buffer.release();
                     if self.unflushed {
                         ready!(dst.as_mut().poll_flush(cx)).map_err(write_err)?;
                         self.unflushed = false;

@@ -716,8 +716,13 @@ fn end_reason(outcome: &Result<End, (String, Option<Vec<u8>>)>) -> String {
 async fn send_cancel(t: &CancelTarget) {
     let mut out = Vec::new();
     wire::cancel_request(&mut out, t.pid, t.key);
-    if let Ok(Ok(mut up)) = tokio::time::timeout(Duration::from_secs(5), t.upstream.connect()).await
-    {
+    // Boxed: a connect (TLS and all) is rare, and inline it would size
+    // every session's task, idle or not.
+    let connecting = Box::pin(tokio::time::timeout(
+        Duration::from_secs(5),
+        t.upstream.connect(),
+    ));
+    if let Ok(Ok(mut up)) = connecting.await {
         let _ = up.write_all(&out).await;
     }
 }

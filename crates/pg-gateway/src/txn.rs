@@ -277,6 +277,7 @@ impl<'a> TxRelay<'a> {
             let mut read = ReadBuf::new(buffer.space());
             match Pin::new(&mut self.client).poll_read(cx, &mut read) {
                 Poll::Pending => {
+                    buffer.release();
                     self.publish();
                     return Poll::Pending;
                 }
@@ -355,7 +356,9 @@ impl<'a> TxRelay<'a> {
             .pool
             .acquire(self.thread, &self.waiter, || async {
                 let started = Instant::now();
-                let connected = crate::connect_upstream(keeper, auth, login).await;
+                // Boxed: an upstream login is rare next to the idle
+                // waits, and inline it would size every session's task.
+                let connected = Box::pin(crate::connect_upstream(keeper, auth, login)).await;
                 keeper
                     .state
                     .metrics
@@ -376,7 +379,7 @@ impl<'a> TxRelay<'a> {
         if lease.get().carried != self.carried {
             // A connection that cannot be given the settings is closed
             // (the lease is dropped).
-            replay(lease.conn(), &self.carried)
+            Box::pin(replay(lease.conn(), &self.carried))
                 .await
                 .map_err(TxError::Server)?;
         }
@@ -401,7 +404,8 @@ impl<'a> TxRelay<'a> {
         if let Some(pooling) = self.tracker.pooling_mut()
             && std::mem::take(&mut pooling.carried_changed)
         {
-            read_back(lease.conn(), &mut self.carried).await?;
+            // Boxed, as replay below: rare, and not to size the task.
+            Box::pin(read_back(lease.conn(), &mut self.carried)).await?;
         }
         if lease.get().carried != self.carried {
             lease.conn().carried.clone_from(&self.carried);
@@ -412,6 +416,8 @@ impl<'a> TxRelay<'a> {
         // another client (PostgreSQL ignores one that finds it idle).
         self.cancel.detach().await;
         lease.give_back(self.thread, true);
+        // The server's side is read again only once a connection is lent.
+        self.to_client.buffer.release();
         Ok(())
     }
 }

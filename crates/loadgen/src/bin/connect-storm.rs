@@ -56,9 +56,15 @@ struct Args {
     /// Connections open at once.
     #[arg(long, default_value_t = 8)]
     clients: usize,
-    /// Seconds to run.
+    /// Seconds to run (with --hold: to hold the connections).
     #[arg(long, default_value_t = 10)]
     duration: u64,
+    /// Instead of a storm: open --clients connections (PostgreSQL), each
+    /// logging in and running one query, then hold them all idle for
+    /// --duration seconds. Prints `held N` once every connection is idle,
+    /// for a script to measure the gateway while they are held.
+    #[arg(long)]
+    hold: bool,
     /// Client runtime threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -106,6 +112,7 @@ async fn connect_once(t: &Target) -> Result<()> {
             ensure!(tcp.read_u8().await? == b'S', "the gateway refused TLS");
             let mut s = t.tls.connect(t.name.clone(), tcp).await?;
             pg_session(&mut s, t).await?;
+            pg_goodbye(&mut s).await?;
             s.shutdown().await.ok();
         }
         Engine::Mysql => {
@@ -121,6 +128,48 @@ async fn connect_once(t: &Target) -> Result<()> {
             my_session(&mut s, t, seq.wrapping_add(2), &ssl_request).await?;
             s.shutdown().await.ok();
         }
+    }
+    Ok(())
+}
+
+/// A PostgreSQL session over TLS, logged in and past its first query.
+async fn pg_open(t: &Target) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    ensure!(t.engine == Engine::Postgres, "--hold is for PostgreSQL");
+    let mut tcp = TcpStream::connect((t.host.as_str(), t.port)).await?;
+    tcp.set_nodelay(true)?;
+    tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
+    ensure!(tcp.read_u8().await? == b'S', "the server refused TLS");
+    let mut s = t.tls.connect(t.name.clone(), tcp).await?;
+    pg_session(&mut s, t).await?;
+    Ok(s)
+}
+
+/// Opens `clients` sessions, 64 at a time, and holds them idle.
+async fn hold(target: Arc<Target>, clients: usize, seconds: u64) -> Result<()> {
+    let started = Instant::now();
+    let mut held = Vec::with_capacity(clients);
+    let mut opening = tokio::task::JoinSet::new();
+    let mut next = 0;
+    while held.len() < clients {
+        while next < clients && opening.len() < 64 {
+            let t = target.clone();
+            opening.spawn(async move { pg_open(&t).await });
+            next += 1;
+        }
+        match opening.join_next().await {
+            Some(opened) => held.push(opened??),
+            None => break,
+        }
+    }
+    println!(
+        "held {} in {:.1} s",
+        held.len(),
+        started.elapsed().as_secs_f64()
+    );
+    std::io::Write::flush(&mut std::io::stdout())?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    for s in &mut held {
+        pg_goodbye(s).await.ok();
     }
     Ok(())
 }
@@ -163,6 +212,11 @@ async fn pg_session<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, t: &Target) ->
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// Says goodbye to a PostgreSQL session.
+async fn pg_goodbye<S: AsyncWrite + Unpin>(s: &mut S) -> Result<()> {
     s.write_all(b"X\0\0\0\x04").await?;
     s.flush().await?;
     Ok(())
@@ -314,6 +368,9 @@ fn main() -> Result<()> {
         .worker_threads(args.threads.max(1))
         .enable_all()
         .build()?;
+    if args.hold {
+        return runtime.block_on(hold(target, args.clients, args.duration));
+    }
     let counts = Arc::new(Counts::default());
     let started = Instant::now();
     let until = started + Duration::from_secs(args.duration);
