@@ -182,10 +182,11 @@ idle_phase() { # key pid conninfo password port
     grep -q '^held' "$out" || { echo "holding $idle clients on $key failed: $(cat "$out")" >&2; kill $hold_pid 2>/dev/null; return 1; }
     sleep 2
     held=$(rss_kib "$pid")
-    per_client[$key]+="$(( (held - before) * 1024 / idle )) "
+    local bytes=$(( (held - before) * 1024 / idle ))
+    per_client[$key]+="$bytes "
     lat_held=$(p99 "$1" "$2")
     p99_held[$key]+="$lat_held "
-    echo "   $key: $(cat "$out"); RSS $before -> $held KiB, $(( (held - before) * 1024 / idle )) bytes per idle client; p99 SELECT 1 $lat_before -> $lat_held us"
+    echo "   $key: $(cat "$out"); RSS $before -> $held KiB, $bytes bytes per idle client; p99 SELECT 1 $lat_before -> $lat_held us"
     kill $hold_pid 2>/dev/null; wait $hold_pid 2>/dev/null || true
     sleep 3
 }

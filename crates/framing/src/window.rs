@@ -117,12 +117,6 @@ impl Window {
         true
     }
 
-    /// Whether the window holds a buffer (it does not once released).
-    #[inline]
-    pub fn holds_buffer(&self) -> bool {
-        !self.buf.is_empty()
-    }
-
     /// `n` bytes were read into [`Window::space`].
     #[inline]
     pub fn filled(&mut self, n: usize) {
@@ -188,7 +182,7 @@ impl Window {
         self.end - self.scanned
     }
 
-    /// The buffer's size (grown or not).
+    /// The buffer's size (grown or not; 0 while released).
     #[inline]
     pub fn capacity(&self) -> usize {
         self.buf.len()
@@ -345,7 +339,7 @@ mod tests {
     #[test]
     fn an_empty_window_gives_its_buffer_up_and_takes_one_back() {
         let w = Window::default();
-        assert!(!w.holds_buffer(), "no buffer before the first read");
+        assert_eq!(w.capacity(), 0, "no buffer before the first read");
         let mut w = filled(b"abc");
         assert!(!w.release(), "bytes not yet written keep the buffer");
         w.pass(3, 2);
@@ -356,7 +350,7 @@ mod tests {
         assert!(w.pass_skipped());
         w.wrote(2);
         assert!(w.release());
-        assert!(!w.holds_buffer() && w.at_boundary());
+        assert!(w.capacity() == 0 && w.at_boundary());
         assert_eq!(w.written(), 5, "the tally survives a release");
         // The next read takes a buffer back, whole and from the start.
         w.make_room(true);

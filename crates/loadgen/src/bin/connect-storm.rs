@@ -103,19 +103,14 @@ fn tls(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector> {
 
 /// One connection: TLS, login with the token, one query, goodbye.
 async fn connect_once(t: &Target) -> Result<()> {
-    let mut tcp = TcpStream::connect((t.host.as_str(), t.port)).await?;
-    tcp.set_nodelay(true)?;
     match t.engine {
         Engine::Postgres => {
-            // SSLRequest.
-            tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
-            ensure!(tcp.read_u8().await? == b'S', "the gateway refused TLS");
-            let mut s = t.tls.connect(t.name.clone(), tcp).await?;
-            pg_session(&mut s, t).await?;
+            let mut s = pg_open(t).await?;
             pg_goodbye(&mut s).await?;
             s.shutdown().await.ok();
         }
         Engine::Mysql => {
+            let mut tcp = dial(t).await?;
             let (seq, _) = my_read(&mut tcp).await?;
             let caps = my_caps(!t.database.is_empty());
             let mut ssl_request = Vec::with_capacity(32);
@@ -132,11 +127,17 @@ async fn connect_once(t: &Target) -> Result<()> {
     Ok(())
 }
 
+/// A TCP connection to the target, without Nagle's delay.
+async fn dial(t: &Target) -> Result<TcpStream> {
+    let tcp = TcpStream::connect((t.host.as_str(), t.port)).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
 /// A PostgreSQL session over TLS, logged in and past its first query.
 async fn pg_open(t: &Target) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    ensure!(t.engine == Engine::Postgres, "--hold is for PostgreSQL");
-    let mut tcp = TcpStream::connect((t.host.as_str(), t.port)).await?;
-    tcp.set_nodelay(true)?;
+    let mut tcp = dial(t).await?;
+    // SSLRequest.
     tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
     ensure!(tcp.read_u8().await? == b'S', "the server refused TLS");
     let mut s = t.tls.connect(t.name.clone(), tcp).await?;
@@ -146,6 +147,10 @@ async fn pg_open(t: &Target) -> Result<tokio_rustls::client::TlsStream<TcpStream
 
 /// Opens `clients` sessions, 64 at a time, and holds them idle.
 async fn hold(target: Arc<Target>, clients: usize, seconds: u64) -> Result<()> {
+    ensure!(
+        target.engine == Engine::Postgres,
+        "--hold is for PostgreSQL"
+    );
     let started = Instant::now();
     let mut held = Vec::with_capacity(clients);
     let mut opening = tokio::task::JoinSet::new();
