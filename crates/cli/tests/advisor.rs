@@ -3,7 +3,8 @@
 //! use the API (stock AWS CLI), a role session, and a PostgreSQL and a
 //! MariaDB database through the gateway (botocore's token; psql and the
 //! mariadb client) with statement policy on;
-//! then what IAM's calls report (`GetAccessKeyLastUsed`, `RoleLastUsed`,
+//! then what IAM's calls report (`ListPoliciesGrantingServiceAccess`,
+//! `GetAccessKeyLastUsed`, `RoleLastUsed`,
 //! `GenerateServiceLastAccessedDetails` for a user, a group and a managed
 //! policy, the credential report read by Python's `csv`), who may ask, and
 //! `latchkey advisor last-accessed|unused|rebuild` down to database users
@@ -245,6 +246,82 @@ fn the_advisor_reports_what_each_principal_used_down_to_tables() {
         "no role used yet: {roles}"
     );
 
+    // ListPoliciesGrantingServiceAccess: alice's own inline policy and her
+    // group's; the role's managed policy; none for a service nothing
+    // grants; refused for ARNs that name no stored identity (and, below,
+    // to a caller without the permission).
+    let granting = |arn: &str, namespaces: &[&str]| {
+        let mut args = vec![
+            "iam",
+            "list-policies-granting-service-access",
+            "--arn",
+            arn,
+            "--service-namespaces",
+        ];
+        args.extend_from_slice(namespaces);
+        admin_cli(&lk, &args)["PoliciesGrantingServiceAccess"].clone()
+    };
+    let inline = |kind: &str, entity: &str| {
+        serde_json::json!({"PolicyName": "db", "PolicyType": "INLINE",
+                           "EntityType": kind, "EntityName": entity})
+    };
+    assert_eq!(
+        granting(&arn("user", "alice"), &["rds-db", "IAM", "s3"]),
+        serde_json::json!([
+            {"ServiceNamespace": "rds-db",
+             "Policies": [inline("USER", "alice"), inline("GROUP", "devs")]},
+            {"ServiceNamespace": "iam", "Policies": [inline("USER", "alice")]},
+            {"ServiceNamespace": "s3", "Policies": []},
+        ])
+    );
+    assert_eq!(
+        granting(&arn("group", "devs"), &["rds-db", "sql"]),
+        serde_json::json!([
+            {"ServiceNamespace": "rds-db", "Policies": [inline("GROUP", "devs")]},
+            {"ServiceNamespace": "sql", "Policies": []},
+        ])
+    );
+    assert_eq!(
+        granting(&arn("role", "ops"), &["iam"]),
+        serde_json::json!([{"ServiceNamespace": "iam", "Policies": [
+            {"PolicyName": "listing", "PolicyType": "MANAGED", "PolicyArn": listing}]}])
+    );
+    let admin = |args: &[&str]| {
+        let out = admin_aws(&lk.data).args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (asked, refusal) in [
+        (arn("user", "nobody"), "NoSuchEntity"),
+        (arn("role", "elsewhere/ops"), "NoSuchEntity"),
+        (listing.clone(), "InvalidInput"),
+        (
+            "arn:aws:iam::999999999999:user/alice".to_owned(),
+            "InvalidInput",
+        ),
+    ] {
+        let (ok, err) = admin(&[
+            "iam",
+            "list-policies-granting-service-access",
+            "--arn",
+            &asked,
+            "--service-namespaces",
+            "iam",
+        ]);
+        assert!(!ok && err.contains(refusal), "{asked}: {err}");
+    }
+    let (ok, err) = admin(&[
+        "iam",
+        "list-policies-granting-service-access",
+        "--arn",
+        &arn("user", "alice"),
+        "--service-namespaces",
+        "not a namespace",
+    ]);
+    assert!(!ok && err.contains("ValidationError"), "{err}");
+
     // alice: the API (allowed calls, one on a resource her grant names,
     // and one refused), a role session, and both databases through the
     // gateway.
@@ -286,6 +363,19 @@ fn the_advisor_reports_what_each_principal_used_down_to_tables() {
     // role used (its RoleLastUsed stays empty below).
     let idle_creds = assume("idle");
     let (ok, err) = aws_as(&lk, &idle_creds, &["iam", "list-users"]);
+    assert!(!ok && err.contains("AccessDenied"), "{err}");
+    let (ok, err) = aws_as(
+        &lk,
+        &idle_creds,
+        &[
+            "iam",
+            "list-policies-granting-service-access",
+            "--arn",
+            &arn("role", "idle"),
+            "--service-namespaces",
+            "iam",
+        ],
+    );
     assert!(!ok && err.contains("AccessDenied"), "{err}");
     assert!(aws_as(&lk, &role_creds, &["iam", "list-users"]).0);
     let token = token_with(&lk, &alice);

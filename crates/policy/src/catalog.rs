@@ -40,6 +40,7 @@ static ACTIONS: &[(&str, &[&str])] = &[
     ("iam:GenerateServiceLastAccessedDetails", &[RT]),
     ("iam:GetServiceLastAccessedDetails", &[]),
     ("iam:GetServiceLastAccessedDetailsWithEntities", &[]),
+    ("iam:ListPoliciesGrantingServiceAccess", &[]),
     ("iam:GenerateCredentialReport", &[]),
     ("iam:GetCredentialReport", &[]),
     // ---- roles ----
@@ -677,6 +678,32 @@ pub fn granted_actions(policy: &Policy) -> Vec<&'static str> {
     out
 }
 
+/// Whether a policy's `Allow` statements grant some action of the service
+/// `namespace` (`iam`, `s3`), whatever their resources and conditions, as
+/// IAM's `ListPoliciesGrantingServiceAccess` judges it. Not limited to the
+/// catalogue: `s3:GetObject` grants `s3`. A `NotAction` statement grants
+/// the service unless it names the whole of it (`*`, `s3:*`).
+pub fn grants_service(policy: &Policy, namespace: &str) -> bool {
+    let names_service = |pattern: &str| match pattern.split_once(':') {
+        Some((service, _)) => glob(service.as_bytes(), namespace.as_bytes()),
+        None => pattern.bytes().all(|c| c == b'*'),
+    };
+    let names_whole_service = |pattern: &str| match pattern.split_once(':') {
+        Some((service, action)) => {
+            glob(service.as_bytes(), namespace.as_bytes()) && action.bytes().all(|c| c == b'*')
+        }
+        None => pattern.bytes().all(|c| c == b'*'),
+    };
+    policy
+        .statements
+        .iter()
+        .filter(|s| s.effect == crate::document::Effect::Allow)
+        .any(|s| match &s.actions {
+            (patterns, false) => patterns.iter().any(|p| names_service(p)),
+            (patterns, true) => !patterns.iter().any(|p| names_whole_service(p)),
+        })
+}
+
 /// Warnings for a parsed policy: each condition key (not global) that none
 /// of its statement's actions carries. Statements with `NotAction`, or with
 /// an action the catalogue cannot resolve (another service, `*`), are
@@ -793,6 +820,34 @@ mod tests {
 
     fn policy(text: &str) -> Policy {
         parse(text, PolicyKind::Identity).expect("valid policy")
+    }
+
+    #[test]
+    fn which_services_a_policy_grants() {
+        let doc = |statements: &str| {
+            policy(&format!(
+                r#"{{"Version":"2012-10-17","Statement":[{statements}]}}"#
+            ))
+        };
+        let p = doc(
+            r#"{"Effect":"Allow","Action":["s3:GetObject","IAM:List*"],"Resource":"*"},
+                       {"Effect":"Deny","Action":"kms:*","Resource":"*"}"#,
+        );
+        assert!(grants_service(&p, "s3"));
+        assert!(grants_service(&p, "iam"));
+        assert!(!grants_service(&p, "kms"), "a Deny grants nothing");
+        assert!(!grants_service(&p, "rds-db"));
+        assert!(!grants_service(&p, "s"), "a service is named whole");
+        let p = doc(r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#);
+        assert!(grants_service(&p, "sts") && grants_service(&p, "anything"));
+        let p = doc(r#"{"Effect":"Allow","Action":"RDS-DB:conn*","Resource":"*"}"#);
+        assert!(grants_service(&p, "rds-db") && !grants_service(&p, "rds"));
+        let p = doc(r#"{"Effect":"Allow","NotAction":["iam:*","sts:Get*"],"Resource":"*"}"#);
+        assert!(!grants_service(&p, "iam"), "NotAction names all of iam");
+        assert!(grants_service(&p, "sts"), "NotAction leaves sts:AssumeRole");
+        assert!(grants_service(&p, "kms"));
+        let p = doc(r#"{"Effect":"Allow","NotAction":"*","Resource":"*"}"#);
+        assert!(!grants_service(&p, "kms"));
     }
 
     #[test]

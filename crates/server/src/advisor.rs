@@ -19,6 +19,8 @@ pub enum AdvisorError {
     Store(#[from] StoreError),
     #[error("{0} is not a user or role: policies are generated for what one principal did")]
     NotAPrincipal(String),
+    #[error("ARN {0} is not a user, group or role")]
+    NotAnIdentity(String),
     #[error(transparent)]
     Generate(#[from] latchkey_advisor::generate::GenerateError),
 }
@@ -140,6 +142,89 @@ pub(crate) fn same_entity_arn(stored: &str, given: &str) -> bool {
     }
 }
 
+/// As [`entities_of`], refused as missing unless `arn` is the stored ARN
+/// (path included).
+fn stored_entities(
+    store: &Store,
+    kind: PrincipalKind,
+    name: &str,
+    arn: &str,
+) -> Result<(String, Vec<Entity>), StoreError> {
+    let (stored_arn, entities) = entities_of(store, kind, name)?;
+    if !same_entity_arn(&stored_arn, arn) {
+        return Err(StoreError::NoSuchEntity {
+            kind: kind.as_str(),
+            name: arn.to_owned(),
+        });
+    }
+    Ok((stored_arn, entities))
+}
+
+/// Where an identity policy comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// Embedded in a user, group or role.
+    Inline {
+        kind: PrincipalKind,
+        entity: String,
+        name: String,
+    },
+    /// A managed policy, attached.
+    Managed { arn: String },
+}
+
+impl PolicySource {
+    /// From the store's label: `{kind}/{entity}/{name}` for an inline
+    /// policy, the ARN for a managed one.
+    fn from_label(label: &str) -> Option<Self> {
+        if label.starts_with("arn:") {
+            return Some(Self::Managed {
+                arn: label.to_owned(),
+            });
+        }
+        let mut parts = label.splitn(3, '/');
+        let kind = parts.next()?.parse().ok()?;
+        Some(Self::Inline {
+            kind,
+            entity: parts.next()?.to_owned(),
+            name: parts.next()?.to_owned(),
+        })
+    }
+
+    /// The policy's name (a managed policy's is its ARN's last part).
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Inline { name, .. } => name,
+            Self::Managed { arn } => arn.rsplit('/').next().unwrap_or(arn),
+        }
+    }
+}
+
+/// The identity policies of the user, group or role `arn` names (its
+/// whole stored ARN), each with where it comes from: a user's own and its
+/// groups', a group's or a role's own.
+pub fn identity_policies(
+    store: &Store,
+    arn: &str,
+) -> Result<Vec<(PolicySource, Policy)>, AdvisorError> {
+    let (kind, name) = match latchkey_advisor::parse_subject_arn(store.account_id(), arn)? {
+        ArnSubject::User(name) => (PrincipalKind::User, name),
+        ArnSubject::Role(name) => (PrincipalKind::Role, name),
+        ArnSubject::Group(name) => (PrincipalKind::Group, name),
+        ArnSubject::Policy(_) => return Err(AdvisorError::NotAnIdentity(arn.to_owned())),
+    };
+    stored_entities(store, kind, name, arn)?;
+    // Stored policies were validated when written.
+    Ok(store
+        .identity_policies(kind, name)?
+        .into_iter()
+        .filter_map(|(label, doc)| {
+            let policy = latchkey_policy::parse(&doc, PolicyKind::Identity).ok()?;
+            Some((PolicySource::from_label(&label)?, policy))
+        })
+        .collect())
+}
+
 /// The subject an ARN names: a user, group or role with its identity
 /// policies (a user's groups' too), or a managed policy with the users
 /// and roles it applies to. A user, group or role is found by its whole
@@ -163,14 +248,7 @@ pub fn subject(store: &Store, arn: &str) -> Result<Subject, AdvisorError> {
             return Ok(subject);
         }
     };
-    let (stored_arn, entities) = entities_of(store, principal_kind, name)?;
-    if !same_entity_arn(&stored_arn, arn) {
-        return Err(StoreError::NoSuchEntity {
-            kind: principal_kind.as_str(),
-            name: arn.to_owned(),
-        }
-        .into());
-    }
+    let (stored_arn, entities) = stored_entities(store, principal_kind, name, arn)?;
     let mut subject = Subject {
         arn: stored_arn,
         policies: parsed(store.identity_policies(principal_kind, name)?),

@@ -10,7 +10,7 @@ use latchkey_advisor::Subject as ArnSubject;
 use latchkey_store::{AdvisorJob, PrincipalKind};
 use serde::{Deserialize, Serialize};
 
-use crate::advisor::{AdvisorError, Subject};
+use crate::advisor::{AdvisorError, PolicySource, Subject};
 use crate::error::ApiError;
 use crate::xml::{Xml, timestamp};
 
@@ -65,9 +65,9 @@ fn advisor_error(e: AdvisorError) -> ApiError {
             ApiError::new(400, "InvalidInput", format!("ARN {} is not valid.", e.0))
         }
         AdvisorError::Store(e) => e.into(),
-        e @ (AdvisorError::NotAPrincipal(_) | AdvisorError::Generate(_)) => {
-            ApiError::new(400, "InvalidInput", e.to_string())
-        }
+        e @ (AdvisorError::NotAPrincipal(_)
+        | AdvisorError::NotAnIdentity(_)
+        | AdvisorError::Generate(_)) => ApiError::new(400, "InvalidInput", e.to_string()),
     }
 }
 
@@ -271,17 +271,7 @@ pub(super) fn get_service_last_accessed_details_with_entities(
     c: &Call,
 ) -> Result<Option<Xml>, ApiError> {
     let namespace = c.params.required("ServiceNamespace")?.to_ascii_lowercase();
-    // IAM's model: 1 to 64 word characters or hyphens.
-    if namespace.len() > 64
-        || !namespace
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
-    {
-        return Err(ApiError::validation(
-            "1 validation error detected: Value at 'serviceNamespace' failed to satisfy \
-             constraint: Member must satisfy regular expression pattern: [\\w-]*",
-        ));
-    }
+    check_namespace(&namespace, "serviceNamespace")?;
     let (job, report) = read_job(c)?;
     let entities: Vec<(EntityRow, Option<i64>)> = report
         .entities
@@ -307,6 +297,85 @@ pub(super) fn get_service_last_accessed_details_with_entities(
         }
     });
     page.write_truncation(&mut x);
+    Ok(Some(x))
+}
+
+/// A service namespace as IAM's model constrains it: 1 to 64 word
+/// characters or hyphens. `field` is where it was given.
+fn check_namespace(namespace: &str, field: &str) -> Result<(), ApiError> {
+    if namespace.is_empty()
+        || namespace.len() > 64
+        || !namespace
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+    {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy \
+             constraint: Member must satisfy regular expression pattern: [\\w-]*"
+        )));
+    }
+    Ok(())
+}
+
+/// IAM's bounds on `ServiceNamespaces`.
+const MAX_NAMESPACES: usize = 200;
+
+/// `ListPoliciesGrantingServiceAccess`: for each namespace asked, the
+/// identity policies (inline and managed, a user's groups' too) with an
+/// `Allow` for some action of that service. Authorised on `*`, as AWS
+/// defines the action; an ARN that names no stored user, group or role is
+/// `NoSuchEntity`.
+pub(super) fn list_policies_granting_service_access(c: &Call) -> Result<Option<Xml>, ApiError> {
+    let arn = c.params.required("Arn")?;
+    let namespaces: Vec<String> = c
+        .params
+        .list("ServiceNamespaces")
+        .into_iter()
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if namespaces.is_empty() || namespaces.len() > MAX_NAMESPACES {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value at 'serviceNamespaces' failed to satisfy \
+             constraint: Member must have length between 1 and {MAX_NAMESPACES}"
+        )));
+    }
+    for (i, namespace) in namespaces.iter().enumerate() {
+        check_namespace(namespace, &format!("serviceNamespaces.{}.member", i + 1))?;
+    }
+    // Nothing is ever truncated: a marker can only be one this server
+    // did not write.
+    if let Some(marker) = c.params.get("Marker") {
+        super::page::decode_marker(marker)?;
+    }
+    c.authorize(c.state.any_target())?;
+    let policies = crate::advisor::identity_policies(c.store, arn).map_err(advisor_error)?;
+    let mut x = Xml::new();
+    x.members(
+        "PoliciesGrantingServiceAccess",
+        &namespaces,
+        |x, namespace| {
+            x.text("ServiceNamespace", namespace);
+            let granting: Vec<&PolicySource> = policies
+                .iter()
+                .filter(|(_, p)| latchkey_policy::catalog::grants_service(p, namespace))
+                .map(|(source, _)| source)
+                .collect();
+            x.members("Policies", &granting, |x, source| {
+                x.text("PolicyName", source.name());
+                match source {
+                    PolicySource::Inline { kind, entity, .. } => {
+                        x.text("PolicyType", "INLINE")
+                            .text("EntityType", &kind.as_str().to_ascii_uppercase())
+                            .text("EntityName", entity);
+                    }
+                    PolicySource::Managed { arn } => {
+                        x.text("PolicyType", "MANAGED").text("PolicyArn", arn);
+                    }
+                }
+            });
+        },
+    );
+    x.text("IsTruncated", "false");
     Ok(Some(x))
 }
 

@@ -348,6 +348,7 @@ fn dispatch(call: &Call) -> Result<Option<Xml>, ApiError> {
         "GetServiceLastAccessedDetailsWithEntities" => {
             advisor::get_service_last_accessed_details_with_entities(call)
         }
+        "ListPoliciesGrantingServiceAccess" => advisor::list_policies_granting_service_access(call),
         "GetAccessKeyLastUsed" => advisor::get_access_key_last_used(call),
         "GenerateCredentialReport" => advisor::generate_credential_report(call),
         "GetCredentialReport" => advisor::get_credential_report(call),
