@@ -643,6 +643,26 @@ fn validate_policy_with_the_aws_cli_and_boto3() {
         ],
     ));
     assert_eq!(v["findings"], serde_json::json!([]), "{v}");
+    // A misspelt global condition key is an error, located at the key: the
+    // condition would never match, and a Deny on it would never apply.
+    let misspelt = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iam:*","Resource":"*","Condition":{"Bool":{"aws:MultiFactorAuthPresnt":"false"}}}]}"#;
+    let v = ok(validate(
+        None,
+        &[
+            "--policy-type",
+            "IDENTITY_POLICY",
+            "--policy-document",
+            misspelt,
+        ],
+    ));
+    let findings = v["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{v}");
+    assert_eq!(findings[0]["findingType"], "ERROR");
+    assert_eq!(findings[0]["issueCode"], "INVALID_GLOBAL_CONDITION_KEY");
+    assert_eq!(
+        path_of(&findings[0]["locations"][0]),
+        "Statement/0/Condition/Bool/aws:MultiFactorAuthPresnt"
+    );
 
     // A role's trust policy open to anyone.
     let v = ok(validate(

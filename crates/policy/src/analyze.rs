@@ -246,7 +246,8 @@ pub fn security_findings(
 }
 
 /// Every finding for a parsed policy: the security findings, unknown
-/// actions of the services Latchkey knows (`ERROR`), conditions on keys
+/// actions of the services Latchkey knows and condition keys that do not
+/// exist (`ERROR`), conditions on keys
 /// none of the statement's actions carries and resources of another
 /// service than the actions' (`WARNING`), statements that repeat an
 /// earlier one and actions another pattern in the same statement already
@@ -275,7 +276,9 @@ pub fn validate(
                 // Latchkey's own namespaces are complete here: anything
                 // else is a mistake. Of AWS's, the catalogue holds what
                 // Latchkey implements: the statement does nothing here.
-                let own = matches!(service.as_deref(), Some("sql" | "latchkey" | "rds-db"));
+                let own = service
+                    .as_deref()
+                    .is_some_and(|s| OWN_SERVICES.contains(&s));
                 out.push(if own {
                     finding(
                         FindingType::Error,
@@ -333,6 +336,7 @@ pub fn validate(
                 }
             }
         }
+        out.extend(invalid_condition_keys(s, &at));
         if policy.statements[..i]
             .iter()
             .any(|earlier| same_statement(earlier, s))
@@ -345,18 +349,55 @@ pub fn validate(
             ));
         }
     }
-    out.extend(
-        catalog::warnings_for_text(text, policy)
-            .into_iter()
-            .map(|w| AnalyzerFinding {
-                finding_type: FindingType::Warning,
-                issue_code: "UNREACHABLE_CONDITION",
-                message: w.message,
-                path: w.path,
-            }),
-    );
+    // A key that does not exist is an error, not also a warning.
+    let unreachable: Vec<crate::document::Finding> = catalog::warnings_for_text(text, policy)
+        .into_iter()
+        .filter(|w| !out.iter().any(|f| f.path == w.path))
+        .collect();
+    out.extend(unreachable.into_iter().map(|w| AnalyzerFinding {
+        finding_type: FindingType::Warning,
+        issue_code: "UNREACHABLE_CONDITION",
+        message: w.message,
+        path: w.path,
+    }));
     out.sort_by(|a, b| (a.finding_type, &a.path).cmp(&(b.finding_type, &b.path)));
     out
+}
+
+/// The services whose every condition key Latchkey defines (its own), so
+/// that a key or action it does not know is a mistake.
+const OWN_SERVICES: [&str; 3] = ["sql", "latchkey", "rds-db"];
+
+/// Condition keys that do not exist (`ERROR`): an `aws:` key that is
+/// neither global nor carried by any action, or a key of one of
+/// Latchkey's own services that none of its actions carries. Keys of
+/// AWS's other services are not judged: the catalogue holds only what
+/// Latchkey implements of them.
+fn invalid_condition_keys<'a>(
+    s: &'a Statement,
+    at: &'a str,
+) -> impl Iterator<Item = AnalyzerFinding> + 'a {
+    s.conditions.iter().filter_map(move |(op, key, _)| {
+        let service = key.split_once(':')?.0.to_ascii_lowercase();
+        let (code, what) = if service == "aws" {
+            ("INVALID_GLOBAL_CONDITION_KEY", "a global condition key")
+        } else if OWN_SERVICES.contains(&service.as_str()) {
+            (
+                "INVALID_SERVICE_CONDITION_KEY",
+                "a condition key of its service",
+            )
+        } else {
+            return None;
+        };
+        (!catalog::key_defined(key)).then(|| {
+            finding(
+                FindingType::Error,
+                code,
+                format!("{at}.Condition.{op}.{key}"),
+                format!("{key} is not {what}: this condition never sees a value"),
+            )
+        })
+    })
 }
 
 /// Two statements that decide alike (their Sids aside).
@@ -393,7 +434,8 @@ mod tests {
           {"Effect":"Allow","Action":["sql:Selekt","s3:GetObject","iam:CreateSAMLProvider"],"Resource":"*"},
           {"Effect":"Allow","Action":"rds-db:connect","Resource":["arn:aws:s3:::bucket","arn:aws:rds-db:us-east-1:1:dbuser:db-A/app"]},
           {"Sid":"Again","Effect":"Allow","Action":"rds-db:connect","Resource":["arn:aws:s3:::bucket","arn:aws:rds-db:us-east-1:1:dbuser:db-A/app"]},
-          {"Effect":"Allow","Action":"iam:CreateUser","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"x"}}}]}"#;
+          {"Effect":"Allow","Action":"iam:CreateUser","Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"x"}}},
+          {"Effect":"Allow","Action":"sql:Select","Resource":"*","Condition":{"StringEquals":{"aws:SourceIP":"1","aws:PrincipalTag/team":"a","aws:RequestTag/x":"b","sql:Tabel":"t","SQL:whereclausepresent":"true"},"Bool":{"aws:MultiFactorAuthPresnt":"true"}}}]}"#;
         let found = codes(text, PolicyKind::Identity);
         for expected in [
             ("ERROR", "INVALID_ACTION", "$.Statement[3].Action[0]"),
@@ -423,6 +465,16 @@ mod tests {
                 "UNREACHABLE_CONDITION",
                 "$.Statement[6].Condition.StringEquals.kms:ViaService",
             ),
+            (
+                "ERROR",
+                "INVALID_GLOBAL_CONDITION_KEY",
+                "$.Statement[7].Condition.Bool.aws:MultiFactorAuthPresnt",
+            ),
+            (
+                "ERROR",
+                "INVALID_SERVICE_CONDITION_KEY",
+                "$.Statement[7].Condition.StringEquals.sql:Tabel",
+            ),
             ("SUGGESTION", "REDUNDANT_ACTION", "$.Statement[1].Action[1]"),
             ("SUGGESTION", "REDUNDANT_STATEMENT", "$.Statement[5]"),
         ] {
@@ -441,6 +493,22 @@ mod tests {
             !found
                 .iter()
                 .any(|(_, _, p)| p == "$.Statement[4].Resource[1]")
+        );
+        // Existing keys, in any case, are not errors (aws:RequestTag
+        // exists, but sql:Select does not carry it); a key that does not
+        // exist is not also a warning.
+        let on_statement_7: Vec<&str> = found
+            .iter()
+            .filter(|(_, _, p)| p.starts_with("$.Statement[7]."))
+            .map(|(_, code, _)| *code)
+            .collect();
+        assert_eq!(
+            on_statement_7,
+            [
+                "INVALID_GLOBAL_CONDITION_KEY",
+                "INVALID_SERVICE_CONDITION_KEY",
+                "UNREACHABLE_CONDITION"
+            ]
         );
         // Worst first.
         assert_eq!(found[0].0, "ERROR");

@@ -553,6 +553,9 @@ static GLOBAL: &[&str] = &[
     "aws:ResourceOrgPaths",
     "aws:Ec2InstanceSourceVpc",
     "aws:Ec2InstanceSourcePrivateIPv4",
+    "aws:VpceAccount",
+    "aws:VpceOrgID",
+    "aws:VpceOrgPaths",
 ];
 
 /// Whether a policy's key (`aws:RequestTag/team`) is the catalogue's key
@@ -585,6 +588,15 @@ pub fn condition_keys(action: &str) -> Option<&'static [&'static str]> {
 /// Whether `key` is a global condition key (valid on any action).
 pub fn is_global(key: &str) -> bool {
     GLOBAL.iter().any(|t| key_matches(t, key))
+}
+
+/// Whether `key` exists: a global key, or one some catalogued action
+/// carries (`aws:RequestTag/team`, `sql:Schema`).
+pub fn key_defined(key: &str) -> bool {
+    is_global(key)
+        || ACTIONS
+            .iter()
+            .any(|(_, keys)| keys.iter().any(|t| key_matches(t, key)))
 }
 
 /// Whether `action` carries `key`: a global key, or one of the action's.
