@@ -58,6 +58,9 @@ pub struct UserFacts {
     pub has_permissions: bool,
     /// The administrator `latchkey init` made.
     pub administrator: bool,
+    /// When the user's own credentials last signed a database token
+    /// (`rds-db:connect`), whichever key it was and whatever came after.
+    pub database_use: Option<i64>,
     pub keys: Vec<KeyFacts>,
 }
 
@@ -226,9 +229,22 @@ fn days(seconds: i64) -> i64 {
 fn administrator_key(f: &Facts) -> CheckResult {
     let mut flagged = Vec::new();
     for u in f.users.iter().filter(|u| u.administrator) {
+        if let Some(at) = u.database_use {
+            flagged.push(flag(
+                Status::Error,
+                &u.arn,
+                format!(
+                    "the administrator signed database tokens ({} days ago)",
+                    days(f.now - at)
+                ),
+            ));
+        }
         for k in &u.keys {
             if let Some((at, service)) = &k.last_used {
                 if service == "rds-db" {
+                    if u.database_use.is_some() {
+                        continue;
+                    }
                     flagged.push(flag(
                         Status::Error,
                         &k.id,
@@ -640,6 +656,7 @@ mod tests {
                 password: None,
                 has_permissions: true,
                 administrator: true,
+                database_use: None,
                 keys: vec![key("AKIAADMIN", 10, Some((40, "iam")))],
             }],
             roles: vec![RoleFacts {
@@ -713,6 +730,7 @@ mod tests {
             password: None,
             has_permissions: true,
             administrator: false,
+            database_use: None,
             keys: vec![key("AKIAOLD", 120, None), key("AKIANEW", 1, None)],
         });
         f.users.push(UserFacts {
@@ -727,6 +745,7 @@ mod tests {
             }),
             has_permissions: false,
             administrator: false,
+            database_use: None,
             keys: vec![],
         });
         f.roles.push(RoleFacts {
@@ -774,7 +793,28 @@ mod tests {
                 .map(|x| format!("{} {}", x.resource, x.reason))
                 .collect()
         };
-        assert!(flagged("LK-IAM-01")[0].contains("database tokens"));
+        assert_eq!(
+            flagged("LK-IAM-01"),
+            ["AKIAADMIN the administrator's key signed database tokens (1 days ago)"]
+        );
+        // A database token signed earlier, the key used for IAM since:
+        // still flagged, on the user.
+        let mut g = clean();
+        g.users[0].keys[0].last_used = Some((NOW - DAY, "iam".into()));
+        g.users[0].database_use = Some(NOW - 20 * DAY);
+        let admin = run(&g)
+            .into_iter()
+            .find(|c| c.id == "LK-IAM-01")
+            .expect("check");
+        assert_eq!(admin.status(), Status::Error);
+        let reasons: Vec<&str> = admin.flagged.iter().map(|x| x.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "the administrator signed database tokens (20 days ago)",
+                "the administrator's key was used 1 days ago (iam)"
+            ]
+        );
         let rotation = flagged("LK-IAM-02");
         assert!(
             rotation

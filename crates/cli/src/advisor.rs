@@ -581,10 +581,23 @@ pub fn gather_facts(
                 parse(&doc, PolicyKind::Identity).map(|p| (format!("user/{}/{name}", u.name), p)),
             );
         }
+        let administrator = admin_key
+            .as_ref()
+            .is_some_and(|a| keys.iter().any(|k| &k.id == a));
+        // Only the administrator's database use is judged.
+        let database_use = if administrator {
+            store
+                .last_accesses(&[u.arn.as_str()])?
+                .into_iter()
+                .filter(|a| a.action.eq_ignore_ascii_case("rds-db:connect"))
+                .map(|a| a.at)
+                .max()
+        } else {
+            None
+        };
         users.push(UserFacts {
-            administrator: admin_key
-                .as_ref()
-                .is_some_and(|a| keys.iter().any(|k| &k.id == a)),
+            administrator,
+            database_use,
             last_used: last(&u.arn)?.map(|l| l.at),
             mfa: store
                 .list_mfa_devices(&u.name)?

@@ -1232,6 +1232,39 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
         "{}",
         text(&out)
     );
+
+    // The administrator signs a database token, then uses its key for
+    // IAM: LK-IAM-01 still reports the database use (an error, on the
+    // user), not only the key's latest use.
+    let out = psql(
+        &lk,
+        "app",
+        &aws_token(&lk, &[], "localhost", "app"),
+        "verify-full",
+        "SELECT 1",
+    );
+    assert_eq!(text(&out).trim(), "1", "{}", text(&out));
+    let admin_arn = admin_cli(&lk, &["sts", "get-caller-identity"])["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flags = eventually(
+        "the administrator's key used for IAM after the database",
+        || {
+            let report = advisor(&lk.data, &["checks"]);
+            let flags = flagged(&report, "LK-IAM-01");
+            flags
+                .iter()
+                .any(|f| f.contains("administrator's key was used 0 days ago (sts)"))
+                .then_some(flags)
+        },
+    );
+    assert!(
+        flags.contains(&format!(
+            "{admin_arn} the administrator signed database tokens (0 days ago)"
+        )),
+        "{flags:?}"
+    );
 }
 
 /// The flagged resources of one check in `advisor checks --output json`.
