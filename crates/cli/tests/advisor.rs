@@ -1339,6 +1339,20 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
         ],
     );
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "wide",
+            "--policy-name",
+            "risky",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:PassRole","Resource":"*"},
+               {"Effect":"Allow","NotAction":"iam:*","Resource":"*"}]}"#,
+        ],
+    );
     admin_cli(&lk, &["iam", "create-access-key", "--user-name", "wide"]);
     let second = admin_cli(&lk, &["iam", "create-access-key", "--user-name", "wide"])["AccessKey"]
         ["AccessKeyId"]
@@ -1366,7 +1380,8 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
             "--role-name",
             "open",
             "--assume-role-policy-document",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}]}"#,
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"},
+               {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"sts:AssumeRole"}]}"#,
         ],
     );
     common::register_db(
@@ -1380,6 +1395,8 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
             "127.0.0.1:1",
             "--auth",
             "trust",
+            "--tag",
+            "classification=restricted",
         ],
     );
     admin_cli(
@@ -1417,20 +1434,27 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
         &flagged(&report, "LK-IAM-03"),
         "clicker has a console password but no MFA"
     ));
-    assert!(has(
-        &flagged(&report, "LK-IAM-05"),
-        "every action on every resource"
-    ));
-    assert!(has(
-        &flagged(&report, "LK-IAM-06"),
-        "anyone may assume this role"
-    ));
+    let wide = flagged(&report, "LK-IAM-05");
+    for what in [
+        "every action on every resource",
+        "iam:PassRole on every role",
+        "Allow with NotAction",
+    ] {
+        assert!(has(&wide, what), "{what}: {wide:?}");
+    }
+    let trust = flagged(&report, "LK-IAM-06");
+    assert!(has(&trust, "anyone may assume this role"), "{trust:?}");
+    assert!(has(&trust, "without sts:ExternalId"), "{trust:?}");
     let db = flagged(&report, "LK-DB-01");
     assert!(
         has(&db, "loose the gateway logs in upstream with no credential"),
         "{db:?}"
     );
     assert!(has(&db, "weaker than verify-full"));
+    assert!(
+        has(&db, "loose tagged restricted, but statement policy is off"),
+        "{db:?}"
+    );
     let gw = flagged(&report, "LK-GW-01");
     assert!(
         has(&gw, "ca.pem readable by the group or other users"),
@@ -1439,6 +1463,20 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
     assert!(has(&gw, "not been verified in 24 hours"));
     assert!(has(&gw, "no webhook"));
     assert!(has(&flagged(&report, "LK-SM-01"), "manual rotation is off"));
+    assert!(!has(&gw, "master key"), "a new master key: {gw:?}");
+    // A year on, the master key is due for rotation.
+    let year_on = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + Duration::from_secs(366 * 86_400),
+    )
+    .to_string();
+    let year_on = advisor(&lk.data, &["checks", "--at", &year_on]);
+    assert!(
+        has(
+            &flagged(&year_on, "LK-GW-01"),
+            "master key has not been rotated in 365 days"
+        ),
+        "{year_on}"
+    );
     // Judged 91 days on, nothing has been used since: LK-IAM-04 flags the
     // users, keys and roles; the administrator's key is no longer recent.
     let later = humantime::format_rfc3339_seconds(
@@ -1508,6 +1546,17 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
             "wide",
             "--policy-name",
             "all",
+        ],
+    );
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "delete-user-policy",
+            "--user-name",
+            "wide",
+            "--policy-name",
+            "risky",
         ],
     );
     admin_cli(
