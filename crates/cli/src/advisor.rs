@@ -525,11 +525,23 @@ pub struct CheckSettings {
     data_dir: std::path::PathBuf,
     audit_dir: std::path::PathBuf,
     region: String,
+    posture: GatewayPosture,
+}
+
+/// The gateway settings the checks judge. `serve` writes its own to
+/// [`POSTURE_FILE`] at start, so that `latchkey advisor checks` judges the
+/// server that runs on the data directory, not the flags it was given
+/// itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct GatewayPosture {
     plaintext_allowed: bool,
     detection: bool,
     webhook: bool,
     statement_audit: bool,
 }
+
+/// In the data directory: the posture of the last `serve` started there.
+const POSTURE_FILE: &str = "serve-posture.json";
 
 impl CheckSettings {
     pub fn of(config: &crate::config::Config) -> Self {
@@ -537,12 +549,44 @@ impl CheckSettings {
             data_dir: config.data_dir.clone(),
             audit_dir: config.audit.dir.clone(),
             region: config.region.clone(),
-            plaintext_allowed: config.postgres_gateway.allow_plaintext,
-            detection: config.detection.is_some(),
-            webhook: config.webhook.is_some(),
-            statement_audit: config.postgres_gateway.audit_statements
-                && config.mysql_gateway.audit_statements,
+            posture: GatewayPosture {
+                plaintext_allowed: config.postgres_gateway.allow_plaintext
+                    || config.mysql_gateway.allow_plaintext,
+                detection: config.detection.is_some(),
+                webhook: config.webhook.is_some(),
+                statement_audit: config.postgres_gateway.audit_statements
+                    && config.mysql_gateway.audit_statements,
+            },
         }
+    }
+
+    /// Records this server's posture in the data directory (private, and
+    /// replaced whole so that no reader sees half of it).
+    pub fn publish(&self) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.data_dir.join(POSTURE_FILE);
+        let partial = self.data_dir.join(format!("{POSTURE_FILE}.partial"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .with_context(|| format!("writing {}", partial.display()))?;
+        file.write_all(&serde_json::to_vec(&self.posture)?)?;
+        file.sync_all()?;
+        std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
+    /// The posture to judge: the server's, where one has published it in
+    /// the data directory, else this configuration's.
+    fn judged_posture(&self) -> GatewayPosture {
+        std::fs::read(self.data_dir.join(POSTURE_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(self.posture)
     }
 }
 
@@ -668,11 +712,12 @@ pub fn gather_facts(
         })
         .collect();
     let dir = &config.audit_dir;
+    let posture = config.judged_posture();
     let settings = SettingsFacts {
-        plaintext_allowed: config.plaintext_allowed,
-        detection: config.detection,
-        webhook: config.webhook,
-        statement_audit: config.statement_audit,
+        plaintext_allowed: posture.plaintext_allowed,
+        detection: posture.detection,
+        webhook: posture.webhook,
+        statement_audit: posture.statement_audit,
         last_digest: latchkey_trail::newest_digest_time(dir)
             .ok()
             .flatten()

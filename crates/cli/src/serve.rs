@@ -318,9 +318,11 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             rotator = rotator.with_webhook(w.secret.clone(), w.ca.clone());
         }
         let rotation_job = tokio::spawn(Arc::new(rotator).run(stop_rx.clone()));
+        let check_settings = crate::advisor::CheckSettings::of(&config);
+        check_settings.publish()?;
         crate::advisor::spawn_checks(
             state.clone(),
-            crate::advisor::CheckSettings::of(&config),
+            check_settings,
             config.security_checks_every,
             config.security_check_findings,
             node.clone(),

@@ -1315,6 +1315,10 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
             "--security-checks-every",
             "1s",
             "--security-check-findings",
+            // Judged by `advisor checks`, which is not given them: the
+            // server's own settings count.
+            "--postgres-allow-plaintext",
+            "--no-statement-audit",
         ],
     );
     let checks = || advisor(&lk.data, &["checks"]);
@@ -1451,6 +1455,7 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
         "{db:?}"
     );
     assert!(has(&db, "weaker than verify-full"));
+    assert!(has(&db, "statement audit is off"), "{db:?}");
     assert!(
         has(&db, "loose tagged restricted, but statement policy is off"),
         "{db:?}"
@@ -1461,6 +1466,7 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
         "{gw:?}"
     );
     assert!(has(&gw, "not been verified in 24 hours"));
+    assert!(has(&gw, "gateway accepts plaintext connections"), "{gw:?}");
     assert!(has(&gw, "no webhook"));
     assert!(has(&flagged(&report, "LK-SM-01"), "manual rotation is off"));
     assert!(!has(&gw, "master key"), "a new master key: {gw:?}");
