@@ -293,11 +293,14 @@ def main():
         go(d, "/console/groups")
         check_page(d, "groups")
         go(d, "/console/roles")
+        check_page(d, "roles")
         click(d, "a[href='/console/roles/elevated']")
         assert "aws:MultiFactorAuthPresent" in text(d, "#trust-policy"), d.page_source
         check_page(d, "role")
 
         # --- the policy editor: validation as you type, and without JS ---
+        go(d, "/console/policies")
+        check_page(d, "policies")
         go(d, "/console/policies/new")
         area = d.find_element(By.ID, "document")
         area.clear()
@@ -496,12 +499,35 @@ def main():
         go(d, "/console/users")
         refused = text(d, ".error")
         assert "AccessDenied" in refused and "made-in-console" not in d.page_source, d.page_source
+        check_page(d, "refusal")
         go(d, "/console/users/alice")
         assert "AccessDenied" in text(d, ".error")
         for page in ["/console/databases", "/console/databases/orders", "/console/sessions",
                      "/console/secrets", "/console/parameters", "/console/keys"]:
             go(d, page)
             assert "AccessDenied" in text(d, ".error") and "carol" not in d.page_source, d.page_source
+        # Lists and lookups that would show others' names, events or
+        # findings: a refusal instead of each.
+        for page, secret in [("/console/roles", "elevated"), ("/console/policies", "made-in-console"),
+                             ("/console/findings", "failed logins"), ("/console/findings/any", "failed logins"),
+                             ("/console/audit", "made-in-console"),
+                             ("/console/audit?event-name=CreateUser", "made-in-console")]:
+            go(d, page)
+            errors = [e.text for e in d.find_elements(By.CSS_SELECTOR, ".error")]
+            assert any("AccessDenied" in e for e in errors) and secret not in d.page_source, (page, d.page_source)
+        # The simulator's form is there, but simulating another's policies
+        # is refused.
+        go(d, "/console/simulate")
+        principal = d.find_element(By.ID, "principal").get_attribute("placeholder").replace("NAME", "alice")
+        fill(d, "principal", principal)
+        fill(d, "action", "iam:DeleteUser")
+        submit(d, "simulator")
+        assert "AccessDenied" in text(d, ".error") and "implicitDeny" not in d.page_source, d.page_source
+        status, _, body = http("/console/audit?format=jsonl", session_cookie(d))
+        assert status == 403 and "made-in-console" not in body, (status, body[:300])
+        # The overview: each panel refused, no counts.
+        go(d, "/console")
+        assert "AccessDenied" in text(d, ".error") and not d.find_elements(By.CSS_SELECTOR, "dl.counts"), d.page_source
         go(d, "/console/databases/no-such-database")
         assert "AccessDenied" in text(d, ".error"), "refused before existence is told"
         go(d, "/console/switch-role")
@@ -521,6 +547,7 @@ def main():
         sign_in(d, "locked", users["locked"]["password"])
         lock = text(d, ".error")
         assert "Too many failed sign-in attempts" in lock, lock
+        check_page(d, "lockout")
         SEEN["lockout"] = lock
         # A few more guesses at other names: ten failures from this address
         # within a minute, which the brute-force rule reports.
