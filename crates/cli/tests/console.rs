@@ -344,6 +344,7 @@ fn the_console_in_chromium() {
         "findings",
         "finding",
         "audit",
+        "audit-bad-filter",
     ] {
         assert!(checked.contains(&page), "{page} not checked: {checked:?}");
     }

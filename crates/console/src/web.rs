@@ -60,12 +60,14 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
     with_body(status, "application/json", Bytes::from(value.to_string()))
 }
 
-pub fn text(status: StatusCode, body: &'static str) -> Reply {
-    with_body(
-        status,
-        "text/plain; charset=utf-8",
-        Bytes::from_static(body.as_bytes()),
-    )
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Reply {
+    with_body(status, "text/plain; charset=utf-8", body.into())
+}
+
+/// `Link: <url>; rel="next"`: where the next page of a download starts.
+pub fn with_next(mut r: Reply, url: &str) -> Reply {
+    set(&mut r, "link", &format!("<{url}>; rel=\"next\""));
+    r
 }
 
 /// A file to save (`Content-Disposition: attachment`).

@@ -587,6 +587,33 @@ def main():
         lines = [json.loads(line) for line in body.splitlines() if line]
         assert len(lines) >= 10 and all(e["eventName"] == "ConsoleLogin" for e in lines), lines[:2]
         SEEN["audit_export"] = len(lines)
+        # Pages of a chosen size, the next one older than the last.
+        def shown_ids():
+            return [json.loads(p.get_attribute("textContent"))["eventID"]
+                    for p in d.find_elements(By.CSS_SELECTOR, "main table tbody pre")]
+        go(d, "/console/audit?event-name=ConsoleLogin&max-results=2")
+        first = shown_ids()
+        assert len(first) == 2, d.page_source
+        click(d, "a[rel=next]")
+        second = shown_ids()
+        assert len(second) == 2 and not set(first) & set(second), (first, second)
+        # An export stops at its size and says where the next one starts.
+        status, headers, body = http("/console/audit?event-name=ConsoleLogin&max-results=3&format=jsonl",
+                                     session_cookie(d))
+        page1 = [json.loads(line)["eventID"] for line in body.splitlines() if line]
+        link = headers.get("Link", "")
+        assert status == 200 and len(page1) == 3 and link.endswith('>; rel="next"'), (status, headers)
+        status, _, body = http(link[1:link.index(">")], session_cookie(d))
+        page2 = [json.loads(line)["eventID"] for line in body.splitlines() if line]
+        assert status == 200 and len(page2) == 3 and not set(page1) & set(page2), (page1, page2)
+        # A time window: nothing before the test began; since a day ago, all.
+        go(d, "/console/audit?event-name=ConsoleLogin&until=2020-01-01T00:00:00Z")
+        assert "No records match." in d.page_source, d.page_source
+        go(d, "/console/audit?event-name=ConsoleLogin&since=1day&max-results=1000")
+        assert len(shown_ids()) == len(lines), d.page_source
+        go(d, "/console/audit?since=yesterday")
+        assert "neither a duration like 1h nor an RFC 3339 time" in text(d, "#lookup-error"), d.page_source
+        check_page(d, "audit-bad-filter")
         VISITED.append(BASE + "/console/audit?event-name=CreateUser")
 
         # --- every response carried the CSP and the framing headers ---

@@ -224,40 +224,104 @@ fn sequence_of_event(id: &str) -> Option<u64> {
     u64::from_str_radix(&hex[16..], 16).ok()
 }
 
-/// The lookup filters of a query string.
-fn filter_of(q: &Form, limit: u32) -> latchkey_trail::Filter {
-    let opt = |name: &str| Some(q.text(name).to_owned()).filter(|v| !v.is_empty());
-    latchkey_trail::Filter {
-        principal: opt("principal"),
-        event_name: opt("event-name"),
-        database: opt("database"),
-        source_ip: opt("source-ip"),
-        access_key_id: opt("access-key-id"),
-        errors_only: q.text("errors") == "true",
-        since_ms: None,
-        until_ms: q.text("before").parse().ok(),
-        // An event id is read by its sequence number, not looked up.
-        sequence: None,
-        limit,
-    }
+/// Records on a page: by default, and at most.
+const PAGE_RECORDS: (u32, u32) = (50, 1000);
+/// Records in one export: by default, and at most (more are exported by
+/// following its `Link: rel="next"`).
+const EXPORT_RECORDS: (u32, u32) = (10_000, 100_000);
+
+/// What the page looks up: the filters `latchkey audit lookup` takes.
+struct Lookup {
+    filter: latchkey_trail::Filter,
+    /// Only this node's records; `None`: every node's.
+    node: Option<String>,
 }
 
-/// The other nodes' records matching the page's filters, from their
-/// copies in the shared store (`node`: this one, read from its trail).
-fn elsewhere(s: &Signed<'_>, node: &str, q: &Form, limit: u32) -> Vec<String> {
-    let f = filter_of(q, limit);
+/// The lookup a query string asks for, or why it cannot be made. `now`
+/// is the page's clock (seconds); `node` this node's id, on a shared
+/// store.
+fn lookup_of(q: &Form, now: i64, export: bool, node: Option<&str>) -> Result<Lookup, String> {
+    let opt = |name: &str| Some(q.text(name).trim().to_owned()).filter(|v| !v.is_empty());
+    let (default, max) = if export { EXPORT_RECORDS } else { PAGE_RECORDS };
+    let limit = match opt("max-results") {
+        None => default,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| format!("Records per page must be a whole number from 1 to {max}."))?,
+    };
+    let since_ms = time_of(q.text("since"), now).map_err(|e| format!("Since: {e}"))?;
+    let until_ms = time_of(q.text("until"), now).map_err(|e| format!("Until: {e}"))?;
+    // `before` is where the previous page stopped.
+    let before = q.text("before").parse::<i64>().ok();
+    let until_ms = match (until_ms, before) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let (Some(since), Some(until)) = (since_ms, until_ms)
+        && since > until
+    {
+        return Err("Since is after until: no record can match.".to_owned());
+    }
+    let only = opt("node");
+    if only.is_some() && node.is_none() {
+        return Err("This server keeps one node's trail: leave Node blank.".to_owned());
+    }
+    Ok(Lookup {
+        filter: latchkey_trail::Filter {
+            principal: opt("principal"),
+            event_name: opt("event-name"),
+            database: opt("database"),
+            source_ip: opt("source-ip"),
+            access_key_id: opt("access-key-id"),
+            errors_only: q.text("errors") == "true",
+            since_ms,
+            until_ms,
+            // An event id is read by its sequence number, not looked up.
+            sequence: None,
+            limit,
+        },
+        node: only,
+    })
+}
+
+/// A time as `latchkey audit lookup --since` takes it, in milliseconds:
+/// how long before `now` (`1h`, `7days`) or an RFC 3339 time; `None` when
+/// blank.
+fn time_of(text: &str, now: i64) -> Result<Option<i64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(ago) = humantime::parse_duration(text) {
+        let ago_ms = i64::try_from(ago.as_millis()).unwrap_or(i64::MAX);
+        return Ok(Some(now.saturating_mul(1000).saturating_sub(ago_ms)));
+    }
+    humantime::parse_rfc3339_weak(text)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .map(Some)
+        .ok_or_else(|| format!("{text:?} is neither a duration like 1h nor an RFC 3339 time."))
+}
+
+/// The other nodes' records matching the lookup, from their copies in the
+/// shared store (`node`: this one, read from its trail).
+fn elsewhere(s: &Signed<'_>, node: &str, lookup: &Lookup) -> Vec<String> {
+    let f = &lookup.filter;
     let query = latchkey_store::AuditQuery {
-        node: None,
+        node: lookup.node.clone(),
         except_node: Some(node.to_owned()),
-        principal: f.principal,
-        event_name: f.event_name,
-        database: f.database,
-        source_ip: f.source_ip,
-        access_key_id: f.access_key_id,
+        principal: f.principal.clone(),
+        event_name: f.event_name.clone(),
+        database: f.database.clone(),
+        source_ip: f.source_ip.clone(),
+        access_key_id: f.access_key_id.clone(),
         errors_only: f.errors_only,
         since_ms: f.since_ms,
         until_ms: f.until_ms,
-        limit,
+        limit: f.limit,
     };
     match s.api.state.store.find_shipped(&query) {
         Ok(found) => found.into_iter().map(|(_, line)| line).collect(),
@@ -288,26 +352,43 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, node: Option<&str>, 
         );
     };
     let export = q.text("format") == "jsonl";
-    let limit = if export { 10_000 } else { 50 };
+    let lookup = match lookup_of(q, s.now, export, node) {
+        Ok(lookup) => lookup,
+        Err(why) if export => {
+            return crate::web::text(StatusCode::BAD_REQUEST, format!("{why}\n"));
+        }
+        Err(why) => {
+            let body = html! {
+                (trail_status(s, dir))
+                (audit_form(q, node))
+                p.error #lookup-error role="alert" { (why) }
+            };
+            return s.page_status(StatusCode::BAD_REQUEST, Section::Audit, "Audit", body);
+        }
+    };
+    let limit = lookup.filter.limit;
     let event_id = q.text("event-id");
+    let here = lookup.node.as_deref().is_none_or(|n| Some(n) == node);
     // An event id names its record: read it directly, not through the
     // index (binary search in its segment).
     let records = match sequence_of_event(event_id) {
-        Some(n) => latchkey_trail::record_at(dir, n)
+        Some(n) if here => latchkey_trail::record_at(dir, n)
             .map(|r| r.into_iter().collect::<Vec<_>>())
             .map_err(|e| e.to_string()),
-        _ => latchkey_trail::Index::open_read_only(dir)
+        _ if here => latchkey_trail::Index::open_read_only(dir)
             .map_err(|e| e.to_string())
             .and_then(|index| {
-                latchkey_trail::find(dir, &index, &filter_of(q, limit)).map_err(|e| e.to_string())
+                latchkey_trail::find(dir, &index, &lookup.filter).map_err(|e| e.to_string())
             }),
+        _ => Ok(Vec::new()),
     };
     let records: Vec<String> = match records {
         Ok(mut r) => {
             if let Some(node) = node
                 && event_id.is_empty()
+                && lookup.node.as_deref() != Some(node)
             {
-                r.extend(elsewhere(s, node, q, limit));
+                r.extend(elsewhere(s, node, &lookup));
                 // Newest first across nodes (eventTime is fixed-width UTC).
                 let time = |line: &String| {
                     line.find("\"eventTime\":\"")
@@ -334,25 +415,33 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, node: Option<&str>, 
             );
         }
     };
+    // Where the next page starts: before the oldest record shown, when
+    // the page is full.
+    let older = records
+        .last()
+        .filter(|_| records.len() >= limit as usize)
+        .and_then(|line| serde_json::from_str::<Value>(line).ok())
+        .and_then(|v| latchkey_audit::trail::parse_time_ms(text(&v, "eventTime")))
+        .map(|oldest| {
+            let mut next = q.clone_without("before");
+            next.push("before", &(oldest - 1).to_string());
+            next.to_query()
+        });
     if export {
         let mut body = records.join("\n");
         body.push('\n');
         let mut r = crate::web::download("application/x-ndjson", "audit.jsonl", body);
-        r = crate::web::secure(r);
-        return r;
+        // A script pages through more than one export as through the
+        // page: the next one starts where this one stopped.
+        if let Some(older) = &older {
+            r = crate::web::with_next(r, &format!("/console/audit?{older}"));
+        }
+        return crate::web::secure(r);
     }
     let parsed: Vec<Value> = records
         .iter()
         .filter_map(|r| serde_json::from_str(r).ok())
         .collect();
-    let oldest = parsed
-        .last()
-        .and_then(|v| latchkey_audit::trail::parse_time_ms(text(v, "eventTime")));
-    let older = oldest.filter(|_| parsed.len() >= 50).map(|oldest| {
-        let mut next = q.clone_without("before");
-        next.push("before", &(oldest - 1).to_string());
-        next.to_query()
-    });
     let rows: Vec<Markup> = parsed
         .iter()
         .map(|v| {
@@ -375,17 +464,7 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, node: Option<&str>, 
     };
     let body = html! {
         (trail_status(s, dir))
-        form method="get" action="/console/audit" #audit-filter {
-            @for (name, label) in [("event-name", "Event name"), ("principal", "Principal ARN"), ("source-ip", "Source address"), ("database", "Database"), ("access-key-id", "Access key id"), ("event-id", "Event id")] {
-                label for=(name) { (label) }
-                input id=(name) name=(name) type="text" value=(q.text(name));
-            }
-            div.check {
-                input #errors name="errors" type="checkbox" value="true" checked[q.text("errors") == "true"];
-                label for="errors" { "Refusals and errors only" }
-            }
-            button type="submit" { "Look up" }
-        }
+        (audit_form(q, node))
         p { a href={ "/console/audit?" (export_link) } download="audit.jsonl" { "Export as JSON lines" } }
         (table("Records, newest first", &["Time", "Event", "Source", "Principal", "From", "Error", ""], rows, "No records match."))
         @if let Some(older) = older {
@@ -393,6 +472,38 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, node: Option<&str>, 
         }
     };
     s.page(Section::Audit, "Audit", body)
+}
+
+/// The lookup form, filled in with the query's filters; a node field
+/// where the store is shared with other nodes.
+fn audit_form(q: &Form, node: Option<&str>) -> Markup {
+    let mut fields = vec![
+        ("event-name", "Event name", ""),
+        ("principal", "Principal ARN", ""),
+        ("source-ip", "Source address", ""),
+        ("database", "Database", ""),
+        ("access-key-id", "Access key id", ""),
+        ("event-id", "Event id", ""),
+        ("since", "Since (1h, 7days or an RFC 3339 time)", "24h"),
+        ("until", "Until (the same; blank: now)", ""),
+        ("max-results", "Records per page (1 to 1000)", "50"),
+    ];
+    if node.is_some() {
+        fields.push(("node", "Node (blank: every node)", ""));
+    }
+    html! {
+        form method="get" action="/console/audit" #audit-filter {
+            @for (name, label, placeholder) in fields {
+                label for=(name) { (label) }
+                input id=(name) name=(name) type="text" value=(q.text(name)) placeholder=(placeholder);
+            }
+            div.check {
+                input #errors name="errors" type="checkbox" value="true" checked[q.text("errors") == "true"];
+                label for="errors" { "Refusals and errors only" }
+            }
+            button type="submit" { "Look up" }
+        }
+    }
 }
 
 /// When `latchkey audit verify` last found the whole trail intact.
@@ -409,5 +520,61 @@ fn trail_status(s: &Signed<'_>, dir: &std::path::Path) -> Markup {
         None => html! { p #trail-status .error {
             "The trail has never been verified: run " code { "latchkey audit verify" } "."
         } },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn lookup(query: &str, node: Option<&str>) -> Result<Lookup, String> {
+        lookup_of(&Form::parse(query.as_bytes()).unwrap(), NOW, false, node)
+    }
+
+    #[test]
+    fn audit_lookups_take_the_cli_filters() {
+        let l = lookup(
+            "since=1h&until=2027-01-15T08:00:00Z&max-results=200&principal=arn%3Ax&errors=true",
+            None,
+        )
+        .unwrap();
+        assert_eq!(l.filter.since_ms, Some((NOW - 3600) * 1000));
+        assert_eq!(l.filter.until_ms, Some(NOW * 1000), "NOW is that time");
+        assert_eq!(l.filter.limit, 200);
+        assert_eq!(l.filter.principal.as_deref(), Some("arn:x"));
+        assert!(l.filter.errors_only);
+        // The page before: the earlier of `until` and where it stopped.
+        let l = lookup("until=10m&before=5", None).unwrap();
+        assert_eq!(l.filter.until_ms, Some(5));
+        let l = lookup("", None).unwrap();
+        assert_eq!(
+            (l.filter.limit, l.filter.since_ms, l.node),
+            (50, None, None)
+        );
+        let export = lookup_of(&Form::parse(b"").unwrap(), NOW, true, None).unwrap();
+        assert_eq!(export.filter.limit, 10_000);
+        assert_eq!(
+            lookup("node=n2", Some("n1")).unwrap().node.as_deref(),
+            Some("n2")
+        );
+    }
+
+    #[test]
+    fn a_bad_audit_lookup_says_why() {
+        for (query, why) in [
+            ("since=yesterday", "Since: \"yesterday\" is neither"),
+            ("until=13:00", "Until: \"13:00\" is neither"),
+            ("max-results=0", "from 1 to 1000"),
+            ("max-results=1001", "from 1 to 1000"),
+            ("max-results=ten", "from 1 to 1000"),
+            ("since=1h&until=2h", "Since is after until"),
+            ("node=n2", "one node's trail"),
+        ] {
+            let e = lookup(query, None).err().unwrap();
+            assert!(e.contains(why), "{query}: {e}");
+        }
     }
 }
