@@ -871,19 +871,13 @@ fn check_finding(
     let id = format!("security-check-{}", c.id);
     // Warnings are the gauges' business; an error is an alarm.
     if c.status() != Status::Error {
-        if state.store.get_finding(&id)?.is_some() {
-            state
-                .store
-                .archive_findings(std::slice::from_ref(&id), true)?;
-        }
-        return Ok(());
+        return clear_finding(state, &id);
     }
-    let severity = latchkey_audit::Severity::High;
     let now = std::time::SystemTime::now();
     let finding = latchkey_audit::Finding {
-        id: id.clone(),
+        id,
         kind: format!("{SECURITY_CHECK_KIND}{}", c.id),
-        severity,
+        severity: latchkey_audit::Severity::High,
         title: format!("Security check failing: {}", c.name),
         description: c
             .flagged
@@ -904,23 +898,42 @@ fn check_finding(
         evidence: Vec::new(),
         actions: Vec::new(),
     };
+    raise_finding(state, finding, changed)
+}
+
+/// Stores `finding` open (its id replaces an earlier one's, archived or
+/// not) and, when it is `new`, counts it and writes it to the trail,
+/// whose detection observer posts it to the webhook once it is durable.
+pub fn raise_finding(
+    state: &latchkey_identity::AppState,
+    finding: latchkey_audit::Finding,
+    new: bool,
+) -> Result<()> {
     let json = latchkey_audit::finding_json(&finding);
-    let seconds = latchkey_identity::clock::system_now();
+    let severity = finding.severity.as_str();
     state.store.put_finding(
         &finding.id,
         &finding.kind,
-        severity.as_str(),
-        seconds,
+        severity,
+        latchkey_identity::clock::system_now(),
         &json,
     )?;
     state
         .store
-        .archive_findings(std::slice::from_ref(&id), false)?;
-    if changed {
-        state.metrics.finding(&finding.kind, severity.as_str());
+        .archive_findings(std::slice::from_ref(&finding.id), false)?;
+    if new {
+        state.metrics.finding(&finding.kind, severity);
         state
             .audit()
             .record(latchkey_audit::Event::Finding(Box::new(finding)));
+    }
+    Ok(())
+}
+
+/// Archives the finding `id`, if there is one.
+pub fn clear_finding(state: &latchkey_identity::AppState, id: &str) -> Result<()> {
+    if state.store.get_finding(id)?.is_some() {
+        state.store.archive_findings(&[id.to_owned()], true)?;
     }
     Ok(())
 }

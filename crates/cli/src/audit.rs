@@ -249,6 +249,70 @@ fn public_key(server: &ServerArgs) -> Result<[u8; 32]> {
     stored_public_key(&server.resolve()?.open_store()?)
 }
 
+/// The trail in `dir`, its chain and digests checked with `key` and held
+/// to the anchor `documents` (source, bytes; the store's first): the
+/// report, with the anchors that opened. An anchor that does not open is
+/// itself a problem (forged, altered or from another installation).
+fn verify_trail(
+    dir: &std::path::Path,
+    key: &[u8; 32],
+    documents: Vec<(String, Vec<u8>)>,
+    window: Window,
+    progress: bool,
+) -> Result<(trail::Report, Vec<(String, Anchor)>)> {
+    let mut anchor_problems = Vec::new();
+    let mut anchors: Vec<(String, Anchor)> = Vec::new();
+    for (source, bytes) in documents {
+        match anchor::open_anchor(&bytes, key) {
+            Ok(a) => anchors.push((source, a)),
+            Err(e) => anchor_problems.push(Problem::AnchorInvalid {
+                source,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    let files =
+        TrailFiles::read(dir).with_context(|| format!("reading the trail in {}", dir.display()))?;
+    if progress {
+        eprintln!(
+            "latchkey: checking {} segments and {} digests in {}",
+            files.segments.len(),
+            files.digests.len(),
+            dir.display()
+        );
+    }
+    let held_to = trail::Anchors {
+        trail_id: latchkey_trail::read_trail_id(dir)?,
+        anchors: anchors.iter().map(|(s, a)| (s.as_str(), &a.body)).collect(),
+    };
+    let mut report = files.verify_anchored(key, window, &held_to);
+    report.problems.extend(anchor_problems);
+    Ok((report, anchors))
+}
+
+/// The store's anchor as an anchor document (source, bytes), if it has
+/// one.
+fn store_document(anchor: Option<String>) -> Vec<(String, Vec<u8>)> {
+    anchor
+        .map(|doc| ("store".to_owned(), doc.into_bytes()))
+        .into_iter()
+        .collect()
+}
+
+/// `node`'s whole trail in `dir` checked as `latchkey audit verify`
+/// checks it with no options (the store's key and anchor), and, when
+/// intact, the time recorded as its last verification: what `serve` does
+/// every `audit.verify_every`.
+pub fn verify_own_trail(dir: &std::path::Path, node: &str, store: &Store) -> Result<trail::Report> {
+    let key = stored_public_key(store)?;
+    let documents = store_document(store.audit_anchor(node)?);
+    let (report, _) = verify_trail(dir, &key, documents, Window::default(), false)?;
+    if report.ok() {
+        latchkey_trail::record_verified(dir, latchkey_identity::clock::system_now())?;
+    }
+    Ok(report)
+}
+
 fn stored_public_key(store: &Store) -> Result<[u8; 32]> {
     let key = match store.audit_public_key()? {
         Some(k) => k,
@@ -368,17 +432,12 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
         (None, Some(store)) => stored_public_key(store)?,
         (None, None) => bail!("no public key to check the trail with"),
     };
-    // Anchors: the store's, then each file's. One that does not open is
-    // itself a problem (forged, altered or from another installation).
-    let mut anchor_problems = Vec::new();
-    let mut anchors: Vec<(String, Anchor)> = Vec::new();
-    let mut documents: Vec<(String, Vec<u8>)> = Vec::new();
+    // Anchors: the store's, then each file's.
+    let mut documents = Vec::new();
     let own_node = match &store {
         Some(store) => {
             let (node, doc) = node_anchor(&config, store)?;
-            if let Some(doc) = doc {
-                documents.push(("store".into(), doc.into_bytes()));
-            }
+            documents.extend(store_document(doc));
             Some(node)
         }
         None => None,
@@ -388,33 +447,11 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
             .with_context(|| format!("reading the anchor {}", path.display()))?;
         documents.push((path.display().to_string(), bytes));
     }
-    for (source, bytes) in documents {
-        match anchor::open_anchor(&bytes, &key) {
-            Ok(a) => anchors.push((source, a)),
-            Err(e) => anchor_problems.push(Problem::AnchorInvalid {
-                source,
-                reason: e.to_string(),
-            }),
-        }
-    }
     let window = Window {
         from: args.from.as_deref().map(parse_when).transpose()?,
         to: args.to.as_deref().map(parse_when).transpose()?,
     };
-    let files = TrailFiles::read(&config.audit.dir)
-        .with_context(|| format!("reading the trail in {}", config.audit.dir.display()))?;
-    eprintln!(
-        "latchkey: checking {} segments and {} digests in {}",
-        files.segments.len(),
-        files.digests.len(),
-        config.audit.dir.display()
-    );
-    let held_to = trail::Anchors {
-        trail_id: latchkey_trail::read_trail_id(&config.audit.dir)?,
-        anchors: anchors.iter().map(|(s, a)| (s.as_str(), &a.body)).collect(),
-    };
-    let mut report = files.verify_anchored(&key, window, &held_to);
-    report.problems.extend(anchor_problems);
+    let (report, anchors) = verify_trail(&config.audit.dir, &key, documents, window, true)?;
     let mut warnings: Vec<String> = digest_warning(&config.audit.dir, &report)?
         .into_iter()
         .collect();
@@ -662,4 +699,99 @@ fn lookup(args: &LookupArgs) -> Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+/// The finding of a trail that `serve`'s own check found not intact.
+pub const TRAIL_ALTERED_KIND: &str = "Stealth:Latchkey/AuditTrailAltered";
+
+/// Verifies this node's trail every `every` (not at start), as
+/// `latchkey audit verify` would: when intact, the time is recorded and
+/// an earlier finding archived; when not, a High finding names the first
+/// problems (raised once, updated while it lasts). Zero: never.
+pub fn spawn_trail_checks(
+    state: Arc<AppState>,
+    dir: PathBuf,
+    node: String,
+    every: std::time::Duration,
+) -> Result<()> {
+    if every.is_zero() {
+        return Ok(());
+    }
+    let intact = state.metrics.registry.gauge(
+        "latchkey_audit_trail_intact",
+        "1 when this node's last check of its own trail found it intact, 0 when not (absent checks: 1).",
+    )?;
+    intact.set(1);
+    let id = format!("audit-trail-{node}");
+    tokio::spawn(async move {
+        let mut was_intact = true;
+        loop {
+            tokio::time::sleep(every).await;
+            let (s, d, n) = (state.clone(), dir.clone(), node.clone());
+            let checked =
+                tokio::task::spawn_blocking(move || verify_own_trail(&d, &n, &s.store)).await;
+            let report = match checked {
+                Ok(Ok(report)) => report,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "the trail could not be checked");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the trail check stopped");
+                    continue;
+                }
+            };
+            let done = if report.ok() {
+                intact.set(1);
+                was_intact = true;
+                crate::advisor::clear_finding(&state, &id)
+            } else {
+                intact.set(0);
+                tracing::error!(
+                    problems = report.problems.len(),
+                    "this node's audit trail is not intact: run latchkey audit verify"
+                );
+                let new = std::mem::replace(&mut was_intact, false);
+                crate::advisor::raise_finding(&state, altered_trail(&id, &node, &report), new)
+            };
+            if let Err(e) = done {
+                tracing::warn!(error = %format!("{e:#}"), "recording the trail check failed");
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The finding of a trail that is not intact: its first problems, and
+/// what to run.
+fn altered_trail(id: &str, node: &str, report: &trail::Report) -> latchkey_audit::Finding {
+    const SHOWN: usize = 5;
+    let mut problems: Vec<String> = report
+        .problems
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect();
+    if report.problems.len() > SHOWN {
+        problems.push(format!("and {} more", report.problems.len() - SHOWN));
+    }
+    let now = SystemTime::now();
+    latchkey_audit::Finding {
+        id: id.to_owned(),
+        kind: TRAIL_ALTERED_KIND.to_owned(),
+        severity: latchkey_audit::Severity::High,
+        title: format!("The audit trail of node {node} is not intact"),
+        description: format!(
+            "{}. Run `latchkey audit verify` on that node for every problem, and compare with an exported anchor.",
+            problems.join("; ")
+        ),
+        resource: format!("audit-trail/{node}"),
+        principal: None,
+        source_ip: None,
+        first_seen: now,
+        last_seen: now,
+        count: report.problems.len() as u64,
+        evidence: Vec::new(),
+        actions: Vec::new(),
+    }
 }

@@ -318,6 +318,12 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
             rotator = rotator.with_webhook(w.secret.clone(), w.ca.clone());
         }
         let rotation_job = tokio::spawn(Arc::new(rotator).run(stop_rx.clone()));
+        crate::audit::spawn_trail_checks(
+            state.clone(),
+            config.audit.dir.clone(),
+            node.clone(),
+            config.audit_verify_every,
+        )?;
         let check_settings = crate::advisor::CheckSettings::of(&config);
         check_settings.publish()?;
         crate::advisor::spawn_checks(

@@ -2,8 +2,9 @@
 //! The audit trail end to end: STS and IAM calls and database sessions
 //! from the AWS CLI and psql land in the hash-chained trail; `latchkey
 //! audit lookup` finds them; `latchkey audit verify` proves the trail
-//! intact across a `kill -9` and names a tampered record; a full audit disk
-//! refuses new connections and API calls until it has room again.
+//! intact across a `kill -9` and names a tampered record, and `serve`
+//! checks its own on a timer; a full audit disk refuses new connections
+//! and API calls until it has room again.
 
 mod common;
 use common::*;
@@ -696,4 +697,99 @@ fn truncating_the_trail_is_caught_by_its_anchors() {
     wait_for_port(api);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// `serve` checks its own trail on a timer: an intact one is recorded as
+/// verified (the security checks stop asking for `audit verify`); a
+/// record altered on disk while it runs raises a High finding, in the
+/// trail and on the metrics.
+#[test]
+fn serve_checks_its_own_trail_and_raises_a_finding_when_it_is_altered() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, api) = init_latchkey(root.path(), &[]);
+    let metrics_port = free_port();
+    let lk = serve_latchkey(
+        root.path(),
+        &data,
+        &api,
+        &[
+            "--audit-verify-every",
+            "1s",
+            "--audit-sync-interval",
+            "10ms",
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics_port}"),
+        ],
+    );
+    let gauge = || {
+        let out = Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{metrics_port}/metrics")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("latchkey_audit_trail_intact "))
+            .map(|v| v.trim().to_owned())
+    };
+    let eventually = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    admin_cli(&lk, &["sts", "get-caller-identity"]);
+    lookup_at_least(&data, &["--event-name", "GetCallerIdentity"], 1);
+    let unverified = |data: &Path| {
+        let out = latchkey(&["advisor", "checks", "--output", "json"])
+            .args(["--data-dir", data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        stdout_ok(&out).contains("has not been verified in 24 hours")
+    };
+    eventually("the intact trail recorded as verified", &|| {
+        !unverified(&data)
+    });
+    assert_eq!(gauge().as_deref(), Some("1"));
+
+    // Someone edits a record in place, keeping its length.
+    let segments = data.join("audit").join("segments");
+    let target = std::fs::read_dir(&segments)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("\"GetCallerIdentity\"")
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(&target).unwrap();
+    let at = text.find("\"GetCallerIdentity\"").unwrap();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&target)
+            .unwrap();
+        f.seek(SeekFrom::Start(at as u64)).unwrap();
+        f.write_all(b"\"GetCallerIdentitx\"").unwrap();
+    }
+    let altered = || {
+        findings(&data, &[])
+            .into_iter()
+            .find(|f| f["type"] == "Stealth:Latchkey/AuditTrailAltered")
+    };
+    eventually("a finding for the altered trail", &|| altered().is_some());
+    let finding = altered().unwrap();
+    assert_eq!(finding["severity"], "High");
+    assert!(
+        finding["description"]
+            .as_str()
+            .unwrap()
+            .contains("record 1 is not the record the store anchor vouches for"),
+        "it names the record: {finding}"
+    );
+    assert_eq!(gauge().as_deref(), Some("0"));
+    // The finding is in the trail too (what the webhook is sent from).
+    lookup_at_least(&data, &["--event-name", "Finding"], 1);
 }

@@ -103,6 +103,8 @@ pub struct Config {
     pub security_checks_every: Duration,
     /// Whether a check in error raises a finding.
     pub security_check_findings: bool,
+    /// How often `serve` verifies its own trail (zero: never).
+    pub audit_verify_every: Duration,
     pub postgres_listen: SocketAddr,
     pub mysql_listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
@@ -371,6 +373,7 @@ fn build(
         drain_delay: general.drain_delay.0,
         store_outage_grace: general.store_outage_grace.0,
         security_checks_every: general.security_checks_every.0,
+        audit_verify_every: audit_s.verify_every.0,
         security_check_findings: general.security_check_findings,
         postgres_listen: gw.postgres.listen,
         mysql_listen: gw.mysql.listen,

@@ -417,6 +417,12 @@ section! {
         /// the flag --no-statement-audit turns it off [default: true].
         #[arg(long = "no-statement-audit", env = "LATCHKEY_NO_STATEMENT_AUDIT", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = not)]
         statements: bool = true,
+        /// How often `serve` verifies its own trail as `latchkey audit verify` does: when
+        /// intact, the time is recorded (the Audit page and the security checks show it); when
+        /// not, a High finding is raised. The first check is one interval after start; 0 turns
+        /// it off [default: 24h].
+        #[arg(long = "audit-verify-every", env = "LATCHKEY_AUDIT_VERIFY_EVERY")]
+        verify_every: Dur = Dur::secs(24 * 3600),
         /// Audit statements with their literal values instead of `?` [default: false].
         #[arg(long = "audit-literals", env = "LATCHKEY_AUDIT_LITERALS", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = boolish)]
         literals: bool = false,
