@@ -325,6 +325,8 @@ fn the_console_in_chromium() {
         "group",
         "roles",
         "role",
+        "role-new",
+        "user-inactive-key",
         "policies",
         "policy-editor",
         "simulator",

@@ -339,6 +339,8 @@ impl Console {
                 None => signed.not_found(),
             },
             (false, ["roles"]) => pages::identities::roles(&signed, query.text("marker")),
+            (false, ["roles", "new"]) => pages::identities::new_role(&signed),
+            (true, ["roles"]) => pages::identities::create_role(&signed, form),
             (false, ["roles", name]) => match web_segment(name) {
                 Some(name) => pages::identities::role(&signed, &name, query.text("done"), None),
                 None => signed.not_found(),

@@ -165,12 +165,13 @@ def http(path, cookie=None, data=None, headers=None):
 
 
 def admin(args):
-    """The stock AWS CLI as the server's administrator."""
+    """The stock AWS CLI as the server's administrator: its JSON output."""
     import os
     import subprocess
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(CONFIG["aws_env"])
-    subprocess.run(["aws", *args], env=env, check=True, capture_output=True)
+    out = subprocess.run(["aws", *args], env=env, check=True, capture_output=True).stdout
+    return json.loads(out) if out.strip() else None
 
 
 def aws_env(extra):
@@ -297,6 +298,39 @@ def main():
         click(d, "a[href='/console/roles/elevated']")
         assert "aws:MultiFactorAuthPresent" in text(d, "#trust-policy"), d.page_source
         check_page(d, "role")
+
+        # --- create a role: a bad trust policy refused, then tags; a tag removed ---
+        go(d, "/console/roles")
+        click(d, "a[href='/console/roles/new']")
+        check_page(d, "role-new")
+        trust = d.find_element(By.ID, "trust").get_attribute("value")
+        assert "aws:MultiFactorAuthPresent" in trust, trust
+        fill(d, "name", "made-role")
+        fill(d, "trust", "{not json")
+        submit(d, "create-role")
+        assert "MalformedPolicyDocument" in text(d, ".error"), d.page_source
+        fill(d, "trust", trust)
+        fill(d, "tags", "team=ops\nenv=test")
+        submit(d, "create-role")
+        assert d.current_url.split("?")[0].endswith("/console/roles/made-role"), d.current_url
+        assert "The role was created." in d.page_source
+        assert "aws:MultiFactorAuthPresent" in text(d, "#trust-policy"), d.page_source
+        click(d, "button[aria-label='Remove the tag env']")
+        assert "The tag was removed." in d.page_source, d.page_source
+        tags = admin(["iam", "list-role-tags", "--role-name", "made-role"])["Tags"]
+        assert tags == [{"Key": "team", "Value": "ops"}], tags
+
+        # --- an access key deactivated, then deleted ---
+        made_key = admin(["iam", "create-access-key", "--user-name", "made-in-console"])["AccessKey"]["AccessKeyId"]
+        go(d, "/console/users/made-in-console")
+        click(d, f"button[aria-label='Deactivate {made_key}']")
+        assert "The access key was deactivated" in d.page_source, d.page_source
+        keys = admin(["iam", "list-access-keys", "--user-name", "made-in-console"])["AccessKeyMetadata"]
+        assert [k["Status"] for k in keys] == ["Inactive"], keys
+        check_page(d, "user-inactive-key")
+        click(d, f"button[aria-label='Delete {made_key}']")
+        assert "The access key was deleted." in d.page_source, d.page_source
+        assert admin(["iam", "list-access-keys", "--user-name", "made-in-console"])["AccessKeyMetadata"] == []
 
         # --- the policy editor: validation as you type, and without JS ---
         go(d, "/console/policies")

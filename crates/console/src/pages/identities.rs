@@ -170,6 +170,12 @@ fn done_text(kind: Kind, code: &str) -> Option<&'static str> {
         "attach" => Some("The policy was attached."),
         "detach" => Some("The policy was detached."),
         "tags" => Some("The tags were added."),
+        "untag" => Some("The tag was removed."),
+        "key-activate" => Some("The access key was activated."),
+        "key-deactivate" => {
+            Some("The access key was deactivated: requests signed with it are refused.")
+        }
+        "key-delete" => Some("The access key was deleted."),
         "add-member" => Some("The user was added to the group."),
         "remove-member" => Some("The user was removed from the group."),
         _ => None,
@@ -270,8 +276,18 @@ fn tags_section(s: &Signed<'_>, kind: Kind, name: &str) -> Markup {
     html! {
         h2 { "Tags" }
         (section(s, &format!("List{}Tags", kind.noun()), &target, |v| {
-            let rows = list(v, "Tags").iter().map(|t| html! { tr { td { (text(t, "Key")) } td { (text(t, "Value")) } } }).collect();
-            table("Tags", &["Key", "Value"], rows, "No tags.")
+            let rows = list(v, "Tags").iter().map(|t| {
+                let key = text(t, "Key");
+                html! { tr {
+                    td { (key) } td { (text(t, "Value")) }
+                    td { form method="post" action={ (kind.base(name)) "/untag" } {
+                        (csrf_field(&s.csrf))
+                        input type="hidden" name="key" value=(key);
+                        button type="submit" aria-label={ "Remove the tag " (key) } { "Remove" }
+                    } }
+                } }
+            }).collect();
+            table("Tags", &["Key", "Value", ""], rows, "No tags.")
         }))
         form method="post" action={ (kind.base(name)) "/tags" } #tag-entity {
             (csrf_field(&s.csrf))
@@ -333,9 +349,27 @@ pub fn user(s: &Signed<'_>, name: &str, done: &str, error: Option<&str>) -> Repl
                 let id = text(k, "AccessKeyId");
                 let used = s.api.call("GetAccessKeyLastUsed", &[("AccessKeyId", id)]).ok();
                 let last = used.as_ref().map(|u| when(&u["AccessKeyLastUsed"], "LastUsedDate")).unwrap_or_else(|| "unknown".into());
-                html! { tr { td { code { (id) } } td { (text(k, "Status")) } td { (when(k, "CreateDate")) } td { (last) } } }
+                let active = text(k, "Status") == "Active";
+                // A key is deactivated before it is deleted, as in AWS's
+                // console: what still uses it shows up in the meantime.
+                let actions: &[(&str, &str)] = if active {
+                    &[("deactivate", "Deactivate")]
+                } else {
+                    &[("activate", "Activate"), ("delete", "Delete")]
+                };
+                html! { tr {
+                    td { code { (id) } } td { (text(k, "Status")) } td { (when(k, "CreateDate")) } td { (last) }
+                    td { @for (action, label) in actions {
+                        form.inline method="post" action={ (Kind::User.base(name)) "/key" } {
+                            (csrf_field(&s.csrf))
+                            input type="hidden" name="id" value=(id);
+                            input type="hidden" name="action" value=(action);
+                            button type="submit" aria-label={ (label) " " (id) } { (label) }
+                        }
+                    } }
+                } }
             }).collect();
-            table("Access keys", &["Access key", "Status", "Created", "Last used"], rows, "No access keys.")
+            table("Access keys", &["Access key", "Status", "Created", "Last used", ""], rows, "No access keys.")
         }))
         h2 { "MFA devices" }
         (section(s, "ListMFADevices", &target, |v| {
@@ -477,6 +511,7 @@ pub fn group(s: &Signed<'_>, name: &str, done: &str, error: Option<&str>) -> Rep
 pub fn change(s: &Signed<'_>, kind: Kind, name: &str, what: &str, form: &Form) -> Reply {
     let noun = kind.noun();
     let target = (kind.param(), name);
+    let mut done = what.to_owned();
     let result = match what {
         "attach" => s.api.call(
             &format!("Attach{noun}Policy"),
@@ -497,6 +532,25 @@ pub fn change(s: &Signed<'_>, kind: Kind, name: &str, what: &str, form: &Form) -
                 message: e,
             }),
         },
+        "untag" if kind.tagged() => s.api.call(
+            &format!("Untag{noun}"),
+            &[target, ("TagKeys.member.1", form.text("key"))],
+        ),
+        "key" if kind == Kind::User => {
+            let id = ("AccessKeyId", form.text("id"));
+            let action = form.text("action");
+            done = format!("key-{action}");
+            match action {
+                "activate" => s
+                    .api
+                    .call("UpdateAccessKey", &[target, id, ("Status", "Active")]),
+                "deactivate" => s
+                    .api
+                    .call("UpdateAccessKey", &[target, id, ("Status", "Inactive")]),
+                "delete" => s.api.call("DeleteAccessKey", &[target, id]),
+                _ => return s.not_found(),
+            }
+        }
         "add-member" if kind == Kind::Group => s
             .api
             .call("AddUserToGroup", &[target, ("UserName", form.text("user"))]),
@@ -507,7 +561,7 @@ pub fn change(s: &Signed<'_>, kind: Kind, name: &str, what: &str, form: &Form) -
         _ => return s.not_found(),
     };
     match result {
-        Ok(_) => redirect(&format!("{}?done={}", kind.base(name), encode(what))),
+        Ok(_) => redirect(&format!("{}?done={}", kind.base(name), encode(&done))),
         Err(e) => {
             let error = e.to_string();
             match kind {
@@ -538,6 +592,7 @@ pub fn roles(s: &Signed<'_>, marker: &str) -> Reply {
             })
             .collect();
         html! {
+            p { a.button href="/console/roles/new" { "Create role" } }
             (table("Roles", &["Role", "ARN", "Last used"], rows, "No roles."))
             @if text(v, "IsTruncated") == "true" {
                 p { a href={ "/console/roles?marker=" (encode(text(v, "Marker"))) } rel="next" { "Next page" } }
@@ -545,6 +600,89 @@ pub fn roles(s: &Signed<'_>, marker: &str) -> Reply {
         }
     });
     s.page(Section::Roles, "Roles", body)
+}
+
+/// The trust policy a new role starts from: this account's users, with
+/// MFA (what an elevated role wants; edited before creating otherwise).
+fn default_trust(account: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole","Condition":{{"Bool":{{"aws:MultiFactorAuthPresent":"true"}}}}}}]}}"#
+    )
+}
+
+fn new_role_form(s: &Signed<'_>, form: &Form, error: Option<&str>) -> Markup {
+    let trust = form
+        .get("trust")
+        .map_or_else(|| default_trust(&s.account), str::to_owned);
+    html! {
+        @if let Some(e) = error { (refusal(e)) }
+        form method="post" action="/console/roles" #create-role {
+            (csrf_field(&s.csrf))
+            label for="name" { "Role name" }
+            input #name name="name" type="text" required maxlength="64" value=(form.text("name"));
+            label for="path" { "Path" }
+            input #path name="path" type="text" value=(form.get("path").unwrap_or("/"));
+            label for="description" { "Description" }
+            input #description name="description" type="text" maxlength="1000" value=(form.text("description"));
+            label for="max-session" { "Maximum session duration (seconds, 3600 to 43200)" }
+            input #max-session name="max-session" type="number" min="3600" max="43200" value=(form.get("max-session").unwrap_or("3600"));
+            label for="trust" { "Trust policy (who may assume the role)" }
+            textarea #trust name="trust" rows="8" required spellcheck="false" { (trust) }
+            label for="tags" { "Tags (one key=value a line)" }
+            textarea #tags name="tags" rows="3" { (form.text("tags")) }
+            button type="submit" { "Create role" }
+        }
+    }
+}
+
+/// `GET /console/roles/new`.
+pub fn new_role(s: &Signed<'_>) -> Reply {
+    s.page(
+        Section::Roles,
+        "Create role",
+        new_role_form(s, &Form::default(), None),
+    )
+}
+
+/// `POST /console/roles`: `CreateRole`, refused as the API refuses it
+/// (an invalid trust policy names its path).
+pub fn create_role(s: &Signed<'_>, form: &Form) -> Reply {
+    let again = |e: &str| {
+        s.page_status(
+            StatusCode::BAD_REQUEST,
+            Section::Roles,
+            "Create role",
+            new_role_form(s, form, Some(e)),
+        )
+    };
+    let name = form.text("name");
+    let mut params = vec![
+        ("RoleName".to_owned(), name.to_owned()),
+        (
+            "Path".to_owned(),
+            form.get("path").unwrap_or("/").trim().to_owned(),
+        ),
+        (
+            "AssumeRolePolicyDocument".to_owned(),
+            form.text("trust").to_owned(),
+        ),
+        (
+            "MaxSessionDuration".to_owned(),
+            form.get("max-session").unwrap_or("3600").trim().to_owned(),
+        ),
+    ];
+    let description = form.text("description").trim();
+    if !description.is_empty() {
+        params.push(("Description".to_owned(), description.to_owned()));
+    }
+    match tag_params(form.text("tags")) {
+        Ok(tags) => params.extend(tags),
+        Err(e) => return again(&e),
+    }
+    match s.api.call("CreateRole", &pairs(&params)) {
+        Ok(_) => redirect(&format!("{}?done=created", Kind::Role.base(name))),
+        Err(e) => again(&e.to_string()),
+    }
 }
 
 #[cfg(test)]
