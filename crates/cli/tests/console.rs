@@ -248,6 +248,21 @@ fn the_console_in_chromium() {
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:Get*","iam:List*"],"Resource":"*"}]}"#,
         ],
     );
+    // A role that wants an MFA code from the last 20 seconds: the console's
+    // session is older, so switching asks for a code.
+    admin(
+        &server,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "fresh",
+            "--assume-role-policy-document",
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:user/alice"}},"Action":"sts:AssumeRole","Condition":{{"NumericLessThan":{{"aws:MultiFactorAuthAge":"20"}}}}}}]}}"#
+            ),
+        ],
+    );
     let nobody_may_assume = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#;
     admin(
         &server,

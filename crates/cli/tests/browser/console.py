@@ -253,6 +253,8 @@ def main():
         submit(d, "mfa")
         assert "MFA code is incorrect" in text(d, ".error")
         fill(d, "code", totp(users["alice"]["seed"], 30))
+        signed_in_at = time.time()
+        alice_step = (int(signed_in_at) + 30) // 30
         submit(d, "mfa")
         assert d.current_url.endswith("/console"), d.current_url
         assert "alice" in text(d, "#signed-in")
@@ -489,6 +491,24 @@ def main():
         assert "assumed-role/elevated" in d.page_source
         click(d, "form[action='/console/switch-back'] button")
         WebDriverWait(d, 10).until(lambda d: "Switch role" in d.page_source and "active-role" not in d.page_source)
+        # A role that wants MFA from the last 20 seconds: the sign-in's is
+        # older, so the page asks for a code, and a fresh one switches.
+        while time.time() - signed_in_at < 21:
+            time.sleep(1)
+        go(d, "/console/switch-role")
+        fill(d, "role", "fresh")
+        submit(d, "switch-role")
+        refusal = text(d, ".error")
+        assert "AccessDenied" in refusal and "enter your MFA code" in refusal, refusal
+        while (int(time.time()) + 30) // 30 <= alice_step:
+            time.sleep(1)  # a code not used yet (replays are refused)
+        fill(d, "role", "fresh")
+        fill(d, "mfa-code", totp(users["alice"]["seed"], 30))
+        submit(d, "switch-role")
+        assert d.current_url.endswith("/console"), d.page_source
+        assert "fresh" in text(d, "#active-role"), d.page_source
+        click(d, "form[action='/console/switch-back'] button")
+        WebDriverWait(d, 10).until(lambda d: "active-role" not in d.page_source)
 
         # --- a link cannot put its own words on a page ---
         go(d, "/console/users/alice?error=Session%20expired%3A%20sign%20in%20at%20evil.example&done=evil")
