@@ -365,6 +365,7 @@ fn the_console_in_chromium() {
     ] {
         assert!(checked.contains(&page), "{page} not checked: {checked:?}");
     }
+    assert_eq!(seen["keyboard"], true, "signed in and skipped by keyboard");
     // psql was told its session ended, in PostgreSQL's own words.
     assert!(
         seen["psql_saw"]

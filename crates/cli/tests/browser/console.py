@@ -23,7 +23,9 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 CONFIG = json.load(open(sys.argv[1]))
@@ -609,7 +611,19 @@ def main():
             sign_in(d, name, "Guess-Passw0rd!")
 
         # --- findings and the audit trail, as an auditor ---
-        sign_in(d, "auditor", users["auditor"]["password"])
+        # The keyboard alone: sign in from the focused name field, then
+        # the first Tab reaches "Skip to content", which leads into main.
+        go(d, "/console/signin")
+        assert d.switch_to.active_element.get_attribute("id") == "username"
+        ActionChains(d).send_keys("auditor", Keys.TAB, users["auditor"]["password"], Keys.ENTER).perform()
+        WebDriverWait(d, 10).until(lambda d: "/console/signin" not in d.current_url)
+        ActionChains(d).send_keys(Keys.TAB).perform()
+        assert d.switch_to.active_element.get_attribute("class") == "skip", d.switch_to.active_element.text
+        ActionChains(d).send_keys(Keys.ENTER).perform()
+        assert d.current_url.endswith("#main"), d.current_url
+        ActionChains(d).send_keys(Keys.TAB).perform()
+        assert d.execute_script("return document.getElementById('main').contains(document.activeElement)")
+        SEEN["keyboard"] = True
         deadline = time.time() + 20
         while True:
             go(d, "/console/findings")
