@@ -12,11 +12,7 @@ use latchkey_store::{AuditQuery, ShippedHead, Store};
 use latchkey_trail::TrailFiles;
 use serde_json::json;
 
-/// A node counts as running while it reported this recently (nodes report
-/// every 5 seconds).
-const ALIVE_SECS: i64 = 20;
-/// How far ahead of this clock a node's report may be dated (clocks drift).
-const FUTURE_SKEW_SECS: i64 = 60;
+use latchkey_server::shipped::{ALIVE_SECS, FUTURE_SKEW_SECS};
 
 /// How long `audit verify` waits for a running node's copy to reach the
 /// anchor it saved (shipping runs every half second).
@@ -272,11 +268,16 @@ pub fn query_of(filter: &latchkey_trail::Filter, node: Option<String>, own: &str
 }
 
 /// Records of other nodes matching `query`, newest first, each line as
-/// its node sealed it.
+/// its node sealed it; a gone node's past its last anchor are held back,
+/// with a warning on standard error
+/// ([`latchkey_server::shipped::find_vouched`]).
 pub fn find_elsewhere(store: &Store, query: &AuditQuery) -> Result<Vec<String>> {
-    Ok(store
-        .find_shipped(query)?
-        .into_iter()
-        .map(|(_, line)| line)
-        .collect())
+    let found = latchkey_server::shipped::find_vouched(store, query, now_secs())?;
+    for (node, anchored, count) in &found.withheld {
+        eprintln!(
+            "latchkey: warning: {}",
+            latchkey_server::shipped::withheld_warning(node, *anchored, *count)
+        );
+    }
+    Ok(found.lines)
 }

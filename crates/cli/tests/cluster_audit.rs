@@ -679,12 +679,28 @@ fn a_report_dated_in_the_future_keeps_no_dead_node_alive() {
         report.to_string().contains("ahead of this clock"),
         "the future date is not named: {report:#}"
     );
-    let found = lookup_from(
-        &cluster,
-        &data1,
-        &["--node", id2, "--event-name", "DeleteUser"],
+    // A lookup does not show the forged record as evidence: it is past
+    // the gone node's last anchor, and the lookup says so.
+    let out = cluster
+        .latchkey(&["audit", "lookup", "--data-dir", &data1, "--output", "json"])
+        .args(["--node", id2, "--event-name", "DeleteUser"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+    assert_eq!(
+        v["Events"],
+        serde_json::json!([]),
+        "the forged DeleteUser shown: {v}"
     );
-    eprintln!("lookup finds the forged DeleteUser: {}", found.len());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("node {id2} is gone"))
+            && stderr.contains("1 matching record(s)")
+            && stderr.contains("vouched for by nothing"),
+        "{stderr}"
+    );
+    // Its anchored records still show.
+    assert!(!lookup_from(&cluster, &data1, &["--node", id2]).is_empty());
     assert!(
         !ok || report["warnings"]
             .to_string()

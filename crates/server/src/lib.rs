@@ -47,6 +47,7 @@ mod kms;
 pub mod master_key;
 pub mod query;
 mod secretsmanager;
+pub mod shipped;
 mod simulate;
 mod ssm;
 mod sts;

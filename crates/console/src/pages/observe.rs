@@ -308,7 +308,12 @@ fn time_of(text: &str, now: i64) -> Result<Option<i64>, String> {
 
 /// The other nodes' records matching the lookup, from their copies in the
 /// shared store (`node`: this one, read from its trail).
-fn elsewhere(s: &Signed<'_>, node: &str, lookup: &Lookup) -> Vec<String> {
+fn elsewhere(
+    s: &Signed<'_>,
+    node: &str,
+    lookup: &Lookup,
+    withheld: &mut Vec<String>,
+) -> Vec<String> {
     let f = &lookup.filter;
     let query = latchkey_store::AuditQuery {
         node: lookup.node.clone(),
@@ -323,8 +328,15 @@ fn elsewhere(s: &Signed<'_>, node: &str, lookup: &Lookup) -> Vec<String> {
         until_ms: f.until_ms,
         limit: f.limit,
     };
-    match s.api.state.store.find_shipped(&query) {
-        Ok(found) => found.into_iter().map(|(_, line)| line).collect(),
+    match latchkey_server::shipped::find_vouched(&s.api.state.store, &query, s.now) {
+        Ok(found) => {
+            for (node, anchored, count) in &found.withheld {
+                withheld.push(latchkey_server::shipped::withheld_warning(
+                    node, *anchored, *count,
+                ));
+            }
+            found.lines
+        }
         Err(e) => {
             // This node's records still show.
             tracing::warn!(error = %e, "the other nodes' audit records cannot be read");
@@ -369,6 +381,8 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, node: Option<&str>, 
     let limit = lookup.filter.limit;
     let event_id = q.text("event-id");
     let here = lookup.node.as_deref().is_none_or(|n| Some(n) == node);
+    // Other nodes' records held back, each as a warning on the page.
+    let mut withheld: Vec<String> = Vec::new();
     // An event id names its record: read it directly, not through the
     // index (binary search in its segment).
     let records = match sequence_of_event(event_id) {
@@ -388,7 +402,7 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, node: Option<&str>, 
                 && event_id.is_empty()
                 && lookup.node.as_deref() != Some(node)
             {
-                r.extend(elsewhere(s, node, &lookup));
+                r.extend(elsewhere(s, node, &lookup, &mut withheld));
                 // Newest first across nodes (eventTime is fixed-width UTC).
                 let time = |line: &String| {
                     line.find("\"eventTime\":\"")
@@ -465,6 +479,7 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, node: Option<&str>, 
     let body = html! {
         (trail_status(s, dir))
         (audit_form(q, node))
+        @for w in &withheld { p.error.withheld { (w) } }
         p { a href={ "/console/audit?" (export_link) } download="audit.jsonl" { "Export as JSON lines" } }
         (table("Records, newest first", &["Time", "Event", "Source", "Principal", "From", "Error", ""], rows, "No records match."))
         @if let Some(older) = older {
