@@ -35,6 +35,25 @@ function watchPolicyEditor() {
   });
 }
 
+// A finding's path selects what it names in the editor (offsets count
+// characters, as the validator's spans do; the textarea counts UTF-16
+// units).
+function watchFindingLinks() {
+  const area = document.querySelector("textarea[data-validate]");
+  const out = document.getElementById("findings");
+  if (!area || !out) return;
+  out.addEventListener("click", (event) => {
+    const link = event.target.closest("a.locate");
+    const item = link ? link.closest("li[data-start]") : null;
+    if (!item) return;
+    event.preventDefault();
+    const chars = Array.from(area.value);
+    const at = (n) => chars.slice(0, Number(n)).join("").length;
+    area.focus();
+    area.setSelectionRange(at(item.dataset.start), at(item.dataset.end));
+  });
+}
+
 // The switched role's time left, kept current.
 function watchRoleClock() {
   const role = document.getElementById("active-role");
@@ -84,5 +103,6 @@ function watchLiveRegion() {
 document.addEventListener("DOMContentLoaded", () => {
   watchLiveRegion();
   watchPolicyEditor();
+  watchFindingLinks();
   watchRoleClock();
 });

@@ -352,6 +352,19 @@ def main():
         assert "ERROR" in text(d, "#findings"), d.page_source
         assert "$.Statement[0]" in text(d, "#findings")
         SEEN["validator"] = live
+        # A finding's path selects what it names in the editor.
+        area = d.find_element(By.ID, "document")
+        area.clear()
+        area.send_keys('{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+                       '"Action":["rds-db:connect","sql:Selekt"],"Resource":"*"}]}')
+        WebDriverWait(d, 10).until(lambda d: "INVALID_ACTION" in d.find_element(By.ID, "findings").text)
+        item = [li for li in d.find_elements(By.CSS_SELECTOR, "#findings li")
+                if "INVALID_ACTION" in li.text][0]
+        item.find_element(By.CSS_SELECTOR, "a.locate").click()
+        selected = d.execute_script(
+            "const a = document.getElementById('document');"
+            "return [document.activeElement === a, a.value.substring(a.selectionStart, a.selectionEnd)];")
+        assert selected == [True, '"sql:Selekt"'], selected
 
         # --- the simulator ---
         go(d, "/console/simulate")

@@ -80,12 +80,17 @@ pub fn findings_list(found: &[Value]) -> Markup {
             } @else {
                 ul.findings {
                     @for f in found {
+                        @let span = &f["locations"][0]["span"];
                         li class={ "finding " (text(f, "findingType").to_ascii_lowercase()) }
-                            data-line=(f["locations"][0]["span"]["start"]["line"])
-                            data-column=(f["locations"][0]["span"]["start"]["column"]) {
+                            data-line=(span["start"]["line"])
+                            data-column=(span["start"]["column"])
+                            data-start=(span["start"]["offset"])
+                            data-end=(span["end"]["offset"]) {
                             strong { (text(f, "findingType")) } " "
                             code.issue { (text(f, "issueCode")) } " at "
-                            code.path { (path_text(f)) }
+                            // To the editor; with scripts, the text the
+                            // path names is selected there too.
+                            a.locate href="#document" { code.path { (path_text(f)) } }
                             " (line " (f["locations"][0]["span"]["start"]["line"]) "): "
                             (text(f, "findingDetails"))
                         }
