@@ -1290,14 +1290,11 @@ fn flagged(report: &Value, check: &str) -> Vec<String> {
 
 /// The value of `latchkey_security_check_status{check="ID"}` on /metrics.
 fn check_gauge(metrics_port: u16, check: &str) -> Option<i64> {
-    let out = Command::new("curl")
-        .args(["-s", &format!("http://127.0.0.1:{metrics_port}/metrics")])
-        .output()
-        .unwrap();
-    let needle = format!("latchkey_security_check_status{{check=\"{check}\"}} ");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix(&needle).and_then(|v| v.trim().parse().ok()))
+    metric_at(
+        metrics_port,
+        &format!("latchkey_security_check_status{{check=\"{check}\"}}"),
+    )
+    .map(|v| v as i64)
 }
 
 #[test]
@@ -1470,12 +1467,16 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
     assert!(has(&gw, "no webhook"));
     assert!(has(&flagged(&report, "LK-SM-01"), "manual rotation is off"));
     assert!(!has(&gw, "master key"), "a new master key: {gw:?}");
+    // Judged this many days from now.
+    let checks_in = |days: u64| {
+        let at = humantime::format_rfc3339_seconds(
+            std::time::SystemTime::now() + Duration::from_secs(days * 86_400),
+        )
+        .to_string();
+        (advisor(&lk.data, &["checks", "--at", &at]), at)
+    };
     // A year on, the master key is due for rotation.
-    let year_on = humantime::format_rfc3339_seconds(
-        std::time::SystemTime::now() + Duration::from_secs(366 * 86_400),
-    )
-    .to_string();
-    let year_on = advisor(&lk.data, &["checks", "--at", &year_on]);
+    let (year_on, _) = checks_in(366);
     assert!(
         has(
             &flagged(&year_on, "LK-GW-01"),
@@ -1485,11 +1486,7 @@ fn every_security_check_is_raised_by_a_planted_misconfiguration_and_cleared_by_i
     );
     // Judged 91 days on, nothing has been used since: LK-IAM-04 flags the
     // users, keys and roles; the administrator's key is no longer recent.
-    let later = humantime::format_rfc3339_seconds(
-        std::time::SystemTime::now() + Duration::from_secs(91 * 86_400),
-    )
-    .to_string();
-    let future = advisor(&lk.data, &["checks", "--at", &later]);
+    let (future, later) = checks_in(91);
     assert!(
         has(
             &flagged(&future, "LK-IAM-04"),

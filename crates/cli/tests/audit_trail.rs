@@ -721,16 +721,7 @@ fn serve_checks_its_own_trail_and_raises_a_finding_when_it_is_altered() {
             &format!("127.0.0.1:{metrics_port}"),
         ],
     );
-    let gauge = || {
-        let out = Command::new("curl")
-            .args(["-s", &format!("http://127.0.0.1:{metrics_port}/metrics")])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("latchkey_audit_trail_intact "))
-            .map(|v| v.trim().to_owned())
-    };
+    let gauge = || metric_at(metrics_port, "latchkey_audit_trail_intact");
     let eventually = |what: &str, f: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !f() {
@@ -750,7 +741,7 @@ fn serve_checks_its_own_trail_and_raises_a_finding_when_it_is_altered() {
     eventually("the intact trail recorded as verified", &|| {
         !unverified(&data)
     });
-    assert_eq!(gauge().as_deref(), Some("1"));
+    assert_eq!(gauge(), Some(1.0));
 
     // Someone edits a record in place, keeping its length.
     let segments = data.join("audit").join("segments");
@@ -789,7 +780,7 @@ fn serve_checks_its_own_trail_and_raises_a_finding_when_it_is_altered() {
             .contains("record 1 is not the record the store anchor vouches for"),
         "it names the record: {finding}"
     );
-    assert_eq!(gauge().as_deref(), Some("0"));
+    assert_eq!(gauge(), Some(0.0));
     // The finding is in the trail too (what the webhook is sent from).
     lookup_at_least(&data, &["--event-name", "Finding"], 1);
 }

@@ -39,20 +39,9 @@ fn start(root: &Path, pg: &Postgres, pooling: &[&str]) -> (Latchkey, u16) {
     (lk, metrics)
 }
 
-fn metrics(port: u16) -> String {
-    let out = Command::new("curl")
-        .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// The value of a metric line (`name{labels}`), 0 when absent.
 fn metric(port: u16, series: &str) -> f64 {
-    metrics(port)
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    metric_at(port, series).unwrap_or(0.0)
 }
 
 /// Server backends of `app` now (the pool's, seen from the server).
@@ -426,7 +415,7 @@ fn many_clients_share_a_few_server_connections() {
         ),
         0.0,
         "prepared statements are carried, not pinned: {}",
-        metrics(metrics_port)
+        metrics_text(metrics_port)
     );
     assert_eq!(
         metric(metrics_port, "latchkey_pool_queue_timeouts_total"),
@@ -503,7 +492,7 @@ fn settings_are_carried_and_session_state_pins_or_is_refused() {
             metric(metrics2, &series),
             1.0,
             "{sql}: {}",
-            metrics(metrics2)
+            metrics_text(metrics2)
         );
     }
     // A pinned client's temporary table and lock left with its

@@ -1017,3 +1017,24 @@ pub fn audit_lookup(data: &Path, args: &[&str]) -> Vec<serde_json::Value> {
         .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
         .collect()
 }
+
+/// What the metrics listener at 127.0.0.1:`port` exposes now.
+pub fn metrics_text(port: u16) -> String {
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of a series (`name{labels}`, as exposed) on the metrics
+/// listener at 127.0.0.1:`port`; `None` when it is not there.
+pub fn metric_at(port: u16, series: &str) -> Option<f64> {
+    metrics_text(port).lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
