@@ -355,11 +355,16 @@ pub(super) fn list_policies_granting_service_access(c: &Call) -> Result<Option<X
         &namespaces,
         |x, namespace| {
             x.text("ServiceNamespace", namespace);
-            let granting: Vec<&PolicySource> = policies
-                .iter()
-                .filter(|(_, p)| latchkey_policy::catalog::grants_service(p, namespace))
-                .map(|(source, _)| source)
-                .collect();
+            let mut granting: Vec<&PolicySource> = Vec::new();
+            for (source, policy) in &policies {
+                // A managed policy attached to a user and to its group is
+                // one policy: listed once.
+                if latchkey_policy::catalog::grants_service(policy, namespace)
+                    && !granting.contains(&source)
+                {
+                    granting.push(source);
+                }
+            }
             x.members("Policies", &granting, |x, source| {
                 x.text("PolicyName", source.name());
                 match source {
