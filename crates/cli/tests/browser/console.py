@@ -687,6 +687,16 @@ def main():
         status, _, body = http(link[1:link.index(">")], session_cookie(d))
         page2 = [json.loads(line)["eventID"] for line in body.splitlines() if line]
         assert status == 200 and len(page2) == 3 and not set(page1) & set(page2), (page1, page2)
+        # Followed to the end, the pages hold every record once.
+        walked, url = [], "/console/audit?event-name=ConsoleLogin&max-results=3&format=jsonl"
+        while url:
+            status, headers, body = http(url, session_cookie(d))
+            assert status == 200, (status, body[:300])
+            walked += [json.loads(line)["eventID"] for line in body.splitlines() if line]
+            link = headers.get("Link", "")
+            url = link[1:link.index(">")] if link else None
+        everything = [e["eventID"] for e in lines]
+        assert walked == everything, (walked, everything)
         # A time window: nothing before the test began; since a day ago, all.
         go(d, "/console/audit?event-name=ConsoleLogin&until=2020-01-01T00:00:00Z")
         assert "No records match." in d.page_source, d.page_source

@@ -235,6 +235,14 @@ struct Lookup {
     filter: latchkey_trail::Filter,
     /// Only this node's records; `None`: every node's.
     node: Option<String>,
+    /// Where an earlier page stopped: the time of its oldest record (this
+    /// page's records are at most that old) and how many records of
+    /// exactly that millisecond it already showed, skipped here. A
+    /// millisecond holds many records under load: none is lost between
+    /// pages.
+    cursor: Option<(i64, usize)>,
+    /// Records the page shows (the filter's limit also counts the skipped).
+    page: usize,
 }
 
 /// The lookup a query string asks for, or why it cannot be made. `now`
@@ -253,8 +261,16 @@ fn lookup_of(q: &Form, now: i64, export: bool, node: Option<&str>) -> Result<Loo
     };
     let since_ms = time_of(q.text("since"), now).map_err(|e| format!("Since: {e}"))?;
     let until_ms = time_of(q.text("until"), now).map_err(|e| format!("Until: {e}"))?;
-    // `before` is where the previous page stopped.
+    // `before` (and `skip`) is where the previous page stopped.
     let before = q.text("before").parse::<i64>().ok();
+    let skip = match before {
+        Some(_) => q
+            .text("skip")
+            .parse::<usize>()
+            .unwrap_or(0)
+            .min(EXPORT_RECORDS.1 as usize),
+        None => 0,
+    };
     let until_ms = match (until_ms, before) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -280,10 +296,54 @@ fn lookup_of(q: &Form, now: i64, export: bool, node: Option<&str>) -> Result<Loo
             until_ms,
             // An event id is read by its sequence number, not looked up.
             sequence: None,
-            limit,
+            limit: limit.saturating_add(u32::try_from(skip).unwrap_or(u32::MAX)),
         },
         node: only,
+        cursor: before.map(|b| (b, skip)),
+        page: limit as usize,
     })
+}
+
+/// A trail line's `eventTime`, in milliseconds.
+fn time_ms_of(line: &str) -> Option<i64> {
+    let at = line.find("\"eventTime\":\"")? + 13;
+    latchkey_audit::trail::parse_time_ms(line.get(at..at + 24)?)
+}
+
+/// How many of the records found (their times, newest first) the page
+/// before already showed: up to `skip` at the start, of exactly the
+/// cursor's millisecond.
+fn skip_shown(times: impl Iterator<Item = Option<i64>>, cursor: Option<(i64, usize)>) -> usize {
+    let Some((before, skip)) = cursor else {
+        return 0;
+    };
+    times.take(skip).take_while(|t| *t == Some(before)).count()
+}
+
+/// Where the page after this one starts (the `before` and `skip` of its
+/// link), when this one shows a full `page` of records (their times,
+/// newest first): at its oldest record's millisecond, skipping the
+/// records of that millisecond shown here (and, when the whole page is
+/// that millisecond, those the earlier pages showed too).
+fn next_cursor(
+    times: &[Option<i64>],
+    page: usize,
+    cursor: Option<(i64, usize)>,
+) -> Option<(i64, usize)> {
+    if times.len() < page {
+        return None;
+    }
+    let oldest = (*times.last()?)?;
+    let same = times
+        .iter()
+        .rev()
+        .take_while(|t| **t == Some(oldest))
+        .count();
+    let earlier = match cursor {
+        Some((before, skip)) if before == oldest => skip,
+        _ => 0,
+    };
+    Some((oldest, same + earlier))
 }
 
 /// A time as `latchkey audit lookup --since` takes it, in milliseconds:
@@ -413,7 +473,10 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, node: Option<&str>, 
                 r.sort_by_cached_key(|line| std::cmp::Reverse(time(line)));
                 r.truncate(limit as usize);
             }
+            let shown = skip_shown(r.iter().map(|line| time_ms_of(line)), lookup.cursor);
             r.into_iter()
+                .skip(shown)
+                .take(lookup.page)
                 .filter(|r| {
                     event_id.is_empty() || r.contains(&format!("\"eventID\":\"{event_id}\""))
                 })
@@ -429,18 +492,14 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, node: Option<&str>, 
             );
         }
     };
-    // Where the next page starts: before the oldest record shown, when
-    // the page is full.
-    let older = records
-        .last()
-        .filter(|_| records.len() >= limit as usize)
-        .and_then(|line| serde_json::from_str::<Value>(line).ok())
-        .and_then(|v| latchkey_audit::trail::parse_time_ms(text(&v, "eventTime")))
-        .map(|oldest| {
-            let mut next = q.clone_without("before");
-            next.push("before", &(oldest - 1).to_string());
-            next.to_query()
-        });
+    // Where the next page starts, when this one is full.
+    let times: Vec<Option<i64>> = records.iter().map(|line| time_ms_of(line)).collect();
+    let older = next_cursor(&times, lookup.page, lookup.cursor).map(|(before, skip)| {
+        let mut next = q.clone_without("before").clone_without("skip");
+        next.push("before", &before.to_string());
+        next.push("skip", &skip.to_string());
+        next.to_query()
+    });
     if export {
         let mut body = records.join("\n");
         body.push('\n');
@@ -575,6 +634,48 @@ mod tests {
             lookup("node=n2", Some("n1")).unwrap().node.as_deref(),
             Some("n2")
         );
+    }
+
+    #[test]
+    fn pages_lose_no_record_of_a_busy_millisecond() {
+        // Ten records, the last six in one millisecond, three a page.
+        let all: Vec<Option<i64>> = [9, 8, 7, 5, 5, 5, 5, 5, 5, 4]
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut cursor = None;
+        let mut seen = Vec::new();
+        loop {
+            // What the store returns for the page: at most `before`,
+            // newest first, page + skip of them.
+            let (before, skip) = cursor.unwrap_or((i64::MAX, 0));
+            let found: Vec<(usize, Option<i64>)> = all
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, t)| t.is_some_and(|t| t <= before))
+                .take(3 + skip)
+                .collect();
+            let shown = skip_shown(found.iter().map(|(_, t)| *t), cursor);
+            let page: Vec<(usize, Option<i64>)> = found.into_iter().skip(shown).take(3).collect();
+            seen.extend(page.iter().map(|(i, _)| *i));
+            let times: Vec<Option<i64>> = page.iter().map(|(_, t)| *t).collect();
+            match next_cursor(&times, 3, cursor) {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen,
+            (0..10).collect::<Vec<_>>(),
+            "every record once, in order"
+        );
+        let line = r#"{"sequence":1,"eventTime":"2026-12-05T15:45:34.561Z","eventName":"X"}"#;
+        assert_eq!(
+            time_ms_of(line),
+            latchkey_audit::trail::parse_time_ms("2026-12-05T15:45:34.561Z")
+        );
+        assert!(time_ms_of(line).is_some());
     }
 
     #[test]
