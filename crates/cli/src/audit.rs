@@ -324,11 +324,8 @@ fn stored_public_key(store: &Store) -> Result<[u8; 32]> {
 
 /// `1h`, `7days` (that long ago) or an RFC 3339 time.
 fn parse_when(text: &str) -> Result<SystemTime> {
-    if let Ok(ago) = humantime::parse_duration(text) {
-        return Ok(SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH));
-    }
-    humantime::parse_rfc3339_weak(text)
-        .with_context(|| format!("{text:?} is neither a duration like 1h nor an RFC 3339 time"))
+    let at = latchkey_trail::parse_when_ms(text, ms(SystemTime::now()))?;
+    Ok(UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(at).unwrap_or(0)))
 }
 
 fn ms(t: SystemTime) -> i64 {

@@ -28,6 +28,7 @@ mod files;
 mod index;
 mod post;
 mod ship;
+mod when;
 mod writer;
 
 pub use post::{find, for_each_record, record_at, record_key};
@@ -55,6 +56,7 @@ pub use files::{
     read_trail_id, record_verified, running_writer, segment_first, segment_name,
 };
 pub use index::{Filter, Index, Span, SpanBuilder, SpanKey};
+pub use when::{UnreadableTime, parse_when_ms};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

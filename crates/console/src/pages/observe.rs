@@ -346,24 +346,17 @@ fn next_cursor(
     Some((oldest, same + earlier))
 }
 
-/// A time as `latchkey audit lookup --since` takes it, in milliseconds:
-/// how long before `now` (`1h`, `7days`) or an RFC 3339 time; `None` when
+/// A time as `latchkey audit lookup --since` takes it, in milliseconds
+/// ([`latchkey_trail::parse_when_ms`] at `now`, seconds); `None` when
 /// blank.
 fn time_of(text: &str, now: i64) -> Result<Option<i64>, String> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
-    if let Ok(ago) = humantime::parse_duration(text) {
-        let ago_ms = i64::try_from(ago.as_millis()).unwrap_or(i64::MAX);
-        return Ok(Some(now.saturating_mul(1000).saturating_sub(ago_ms)));
-    }
-    humantime::parse_rfc3339_weak(text)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .and_then(|d| i64::try_from(d.as_millis()).ok())
+    latchkey_trail::parse_when_ms(text, now.saturating_mul(1000))
         .map(Some)
-        .ok_or_else(|| format!("{text:?} is neither a duration like 1h nor an RFC 3339 time."))
+        .map_err(|e| format!("{e}."))
 }
 
 /// The other nodes' records matching the lookup, from their copies in the
@@ -463,14 +456,8 @@ pub fn audit(s: &Signed<'_>, dir: Option<&std::path::Path>, node: Option<&str>, 
                 && lookup.node.as_deref() != Some(node)
             {
                 r.extend(elsewhere(s, node, &lookup, &mut withheld));
-                // Newest first across nodes (eventTime is fixed-width UTC).
-                let time = |line: &String| {
-                    line.find("\"eventTime\":\"")
-                        .and_then(|at| line.get(at + 13..at + 37))
-                        .unwrap_or("")
-                        .to_owned()
-                };
-                r.sort_by_cached_key(|line| std::cmp::Reverse(time(line)));
+                // Newest first across nodes.
+                r.sort_by_cached_key(|line| std::cmp::Reverse(time_ms_of(line)));
                 r.truncate(limit as usize);
             }
             let shown = skip_shown(r.iter().map(|line| time_ms_of(line)), lookup.cursor);
