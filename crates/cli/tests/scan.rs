@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// (access key id, secret) of a new key for `user`.
 fn new_key(data: &Path, user: &str) -> (String, String) {
@@ -364,6 +364,183 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     );
     std::fs::remove_file(tree.join("session.env")).unwrap();
 
+    // A role's session (AssumeRole through the stock AWS CLI) found in a
+    // file: checked with the cluster keys, without a call; its token
+    // alone names its key; the same key and token with another secret is
+    // nothing that works.
+    let assumer = user_with_policy(
+        &lk,
+        "assumer",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#,
+    );
+    let assumer_arn = admin_cli(&lk, &["iam", "get-user", "--user-name", "assumer"])["User"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{assumer_arn}"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    let role_arn = admin_cli(
+        &lk,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "deployer",
+            "--assume-role-policy-document",
+            &trust,
+        ],
+    )["Role"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let as_cli = |creds: &[(String, String)], args: &[&str]| {
+        aws_cli()
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_CONFIG_FILE", data.join("aws.config"))
+            .env("AWS_CA_BUNDLE", data.join("ca.pem"))
+            .envs(creds.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = as_cli(
+        &assumer,
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &role_arn,
+            "--role-session-name",
+            "leaky",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let assumed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let field = |name: &str| assumed["Credentials"][name].as_str().unwrap().to_owned();
+    let (rid, rsecret, rtoken) = (
+        field("AccessKeyId"),
+        field("SecretAccessKey"),
+        field("SessionToken"),
+    );
+    let role_session: Vec<(String, String)> = vec![
+        ("AWS_ACCESS_KEY_ID".into(), rid.clone()),
+        ("AWS_SECRET_ACCESS_KEY".into(), rsecret.clone()),
+        ("AWS_SESSION_TOKEN".into(), rtoken.clone()),
+    ];
+    let role_works = || {
+        as_cli(&role_session, &["sts", "get-caller-identity"])
+            .status
+            .success()
+    };
+    assert!(role_works());
+    let sessions = root.path().join("sessions");
+    write(
+        &sessions,
+        "role.json",
+        &format!(
+            "{{\"AccessKeyId\": \"{rid}\",\n \"SecretAccessKey\": \"{rsecret}\",\n \"SessionToken\": \"{rtoken}\"}}\n"
+        ),
+    );
+    write(
+        &sessions,
+        "token.txt",
+        &format!("AWS_SESSION_TOKEN={rtoken}\n"),
+    );
+    write(
+        &sessions,
+        "wrong.env",
+        &format!(
+            "AWS_ACCESS_KEY_ID={rid}\nAWS_SECRET_ACCESS_KEY={}\nAWS_SESSION_TOKEN={rtoken}\n",
+            random.1
+        ),
+    );
+    let session_report = || {
+        json_of(&scan(&[
+            sessions.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--output",
+            "json",
+        ]))
+    };
+    let report = session_report();
+    let finding = |report: &Value, file: &str, detector: &str| -> Value {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(file) && f["detector"] == detector)
+            .unwrap_or_else(|| panic!("{detector} in {file}: {report}"))
+            .clone()
+    };
+    let pair = finding(&report, "role.json", "aws-access-key");
+    assert_eq!(
+        (&pair["verification"], &pair["severity"]),
+        (&json!("live"), &json!("critical")),
+        "{report}"
+    );
+    let alone = finding(&report, "token.txt", "session-token");
+    assert_eq!(alone["verification"], "live", "{report}");
+    assert_eq!(
+        alone["accessKeyId"],
+        rid.as_str(),
+        "the token names its key"
+    );
+    assert_eq!(
+        finding(&report, "wrong.env", "aws-access-key")["verification"],
+        "unknown"
+    );
+    assert!(!report.to_string().contains(&rtoken) && !report.to_string().contains(&rsecret));
+    // --revoke on the token alone, through the token service only (no
+    // data directory: the service opens the token to find its key):
+    // the role's sessions are revoked, and the leaked one fails at once.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = latchkey(&[
+        "scan",
+        sessions.join("token.txt").to_str().unwrap(),
+        "--revoke",
+        "--endpoint-url",
+        &format!("https://localhost:{}", api.rsplit(':').next().unwrap()),
+        "--ca-bundle",
+        data.join("ca.pem").to_str().unwrap(),
+        "--output",
+        "json",
+    ])
+    .env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        data.join("admin.credentials"),
+    )
+    .env("AWS_CONFIG_FILE", data.join("aws.config"))
+    .output()
+    .unwrap();
+    let report = json_of(&out);
+    assert_eq!(report["findings"][0]["revoked"], true, "{report}");
+    assert_eq!(report["findings"][0]["accessKeyId"], rid.as_str());
+    assert!(!role_works(), "the leaked role session is revoked");
+    assert!(
+        common::findings(&data, &[]).iter().any(|f| {
+            let d = f["description"].as_str().unwrap();
+            d.contains(&rid) && d.contains("role/deployer") && d.contains("token.txt:1")
+        }),
+        "a finding names the role's key and where its token was"
+    );
+    // Scanned again, the session shows revoked.
+    let report = session_report();
+    assert_eq!(
+        finding(&report, "role.json", "aws-access-key")["verification"],
+        "revoked",
+        "{report}"
+    );
+    assert_eq!(
+        finding(&report, "token.txt", "session-token")["verification"],
+        "revoked"
+    );
+
     // A file's name is anyone's text: a newline in it revokes still.
     admin_cli(&lk, &["iam", "create-user", "--user-name", "ci3"]);
     let named = new_key(&data, "ci3");
@@ -478,7 +655,39 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         assert!(["error", "warning", "note"].contains(&r["level"].as_str().unwrap()));
     }
     assert!(!String::from_utf8_lossy(&out.stdout).contains(live.1.as_str()));
+    // For GitHub code scanning: a security-severity per rule, paths
+    // relative to %SRCROOT% (given as a file:// URI), commits and keys as
+    // properties; no made-up help address.
+    for rule in rules {
+        let score: f64 = rule["properties"]["security-severity"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((0.1..=10.0).contains(&score), "{rule}");
+        assert!(rule["help"]["text"].as_str().is_some_and(|t| !t.is_empty()));
+    }
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("example.invalid"));
+    assert!(
+        run["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("file:///")
+    );
+    let located = &results[0]["locations"][0]["physicalLocation"]["artifactLocation"];
+    assert_eq!(located["uriBaseId"], "%SRCROOT%");
     validate_sarif(&out.stdout);
+    // A name with a space and a `#` is one path, percent-encoded.
+    write(&tree, "odd dir/a#b.env", "PGPASSWORD=Sp4ce-Name9\n");
+    let out = latchkey(&["scan", "odd dir", "--no-verify", "--output", "sarif"])
+        .current_dir(&tree)
+        .output()
+        .unwrap();
+    let sarif = json_of(&out);
+    let location = &sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"];
+    assert_eq!(location["artifactLocation"]["uri"], "odd%20dir/a%23b.env");
+    validate_sarif(&out.stdout);
+    std::fs::remove_dir_all(tree.join("odd dir")).unwrap();
 
     // A baseline accepts today's findings; they stay accepted when their
     // lines move, and a new leak is still reported.
@@ -508,7 +717,7 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert_eq!(json_of(&out)["findings"], serde_json::json!([]));
+    assert_eq!(json_of(&out)["findings"], json!([]));
     write(&tree, "new.cfg", "db_password = \"Xk9mQ2vL8pR4zT7w\"\n");
     let out = scan(&args);
     assert_eq!(out.status.code(), Some(1));
@@ -653,6 +862,16 @@ fn history_staged_changes_and_the_pre_commit_hook() {
     );
     let blob = String::from_utf8(blob.stdout).unwrap();
     git_ok(&repo, &["tag", "loose-blob", blob.trim()]);
+    // An access key with its secret, in history only.
+    write(
+        &repo,
+        "deploy/keys.sh",
+        "export AWS_ACCESS_KEY_ID=AKIAQ3ZT7VN2K4XW5PLR\n\
+         export AWS_SECRET_ACCESS_KEY=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\n",
+    );
+    commit_all(&repo, "keys");
+    git_ok(&repo, &["rm", "-q", "deploy/keys.sh"]);
+    commit_all(&repo, "no keys");
     // In the working tree only (untracked), and staged only.
     write(&repo, "local.sh", "export MYSQL_PWD='W0rkTree-Pw3'\n");
     write(&repo, "staged.py", "password = \"St4ged-Xq9mZ2vK\"\n");
@@ -678,6 +897,28 @@ fn history_staged_changes_and_the_pre_commit_hook() {
         "a tagged blob: {found:?}"
     );
     assert!(found.iter().any(|f| f.1 == "prod.secret"), "{found:?}");
+    let key = history["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "deploy/keys.sh")
+        .unwrap_or_else(|| panic!("the key in history: {history}"));
+    assert_eq!(key["detector"], "aws-access-key");
+    assert_eq!(key["severity"], "critical");
+    assert_eq!(key["accessKeyId"], "AKIAQ3ZT7VN2K4XW5PLR");
+    // In text: where, when, which key, and the secret masked.
+    let out = scan(&["--git", repo.to_str().unwrap(), "--no-verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("deploy/keys.sh:2:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(" @")
+            && line.contains("Z  aws-access-key  critical  AKIAQ3ZT7VN2K4XW5PLR tZ…4o"),
+        "commit, author date, key id and masked secret: {line}"
+    );
+    assert!(!text.contains("tZ8pQ2mV9xK4bN7cR1wE5yH3jL6fG0aS2dT8uI4o"));
     assert!(
         history["findings"][0]["authorDate"]
             .as_str()
@@ -717,8 +958,40 @@ fn history_staged_changes_and_the_pre_commit_hook() {
     );
     let out = install_hook(&repo, &[]);
     assert_eq!(out.status.code(), Some(2), "an existing hook is kept");
-    // A medium finding does not stop a hook that fails on high...
+    // By default the hook refuses what `latchkey scan` fails on (low and
+    // up): the generic secret (medium) is refused...
+    let out = git(&repo, &["commit", "-q", "-m", "generic is medium"]);
+    assert!(!out.status.success(), "a medium finding refuses the commit");
+    // ...and with --fail-on high it is let through.
+    let out = install_hook(&repo, &["--fail-on", "high", "--force"]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("repo: local")
+            && said.contains("entry: latchkey scan --staged --fail-on high"),
+        "the pre-commit framework's snippet: {said}"
+    );
     git_ok(&repo, &["commit", "-q", "-m", "generic is medium"]);
+    // Staged changes report the lines they add, not what the file held
+    // already (prod.secret's committed password).
+    let secret_file = std::fs::read_to_string(repo.join("prod.secret")).unwrap();
+    write(&repo, "prod.secret", &format!("{secret_file}# a comment\n"));
+    git_ok(&repo, &["add", "prod.secret"]);
+    assert!(places(&scan_json(&["--staged", repo.to_str().unwrap()])).is_empty());
+    write(
+        &repo,
+        "prod.secret",
+        &format!("# top\n{secret_file}# a comment\nMYSQL_PWD=N3wLine-Pw42\n"),
+    );
+    git_ok(&repo, &["add", "prod.secret"]);
+    let report = scan_json(&["--staged", repo.to_str().unwrap()]);
+    assert_eq!(
+        places(&report),
+        [("env-password".to_owned(), "prod.secret".to_owned(), None)]
+    );
+    assert_eq!(report["findings"][0]["line"], 4);
+    git_ok(&repo, &["reset", "-q", "prod.secret"]);
+    git_ok(&repo, &["checkout", "-q", "prod.secret"]);
     // ...a database URL with its password (high) does, naming the file
     // and not the password.
     write(&repo, "db.txt", "mysql://root:Zq8pL2mKx7@db/shop\n");

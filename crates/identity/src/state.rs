@@ -572,6 +572,18 @@ impl AppState {
             .clear();
     }
 
+    /// The temporary access key id of a session token that opens with
+    /// this node's cluster keys (`None` for any other string): what a
+    /// leaked token alone says of its key.
+    pub fn session_access_key_id(&self, token: &str) -> Option<String> {
+        self.keyring
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .open(token)
+            .ok()
+            .map(|opened| opened.access_key_id)
+    }
+
     fn temporary_caller(
         &self,
         akid: &str,

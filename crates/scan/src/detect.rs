@@ -93,6 +93,9 @@ const LITERALS: &[(&str, Family)] = &[
     ("accesskey", Family::Assignment),
     ("private_key", Family::Assignment),
     ("://", Family::Url),
+    ("jdbc:oracle:", Family::Url),
+    ("@tcp(", Family::Url),
+    ("@unix(", Family::Url),
     ("-----BEGIN", Family::Pem),
     ("Action=connect", Family::RdsToken),
 ];
@@ -125,6 +128,11 @@ pub struct Scanner {
     libpq_password: Regex,
     url_userinfo: Regex,
     url_query_password: Regex,
+    oracle_userinfo: Regex,
+    go_dsn: Regex,
+    k8s_env_name: Regex,
+    k8s_env_value: Regex,
+    bare_session_token: Regex,
     pem_begin: Regex,
     rds_token: Regex,
     rds_credential: Regex,
@@ -171,8 +179,10 @@ impl Scanner {
             generic: re(&format!(
                 r#"(?i)([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api_?key|api-key|access_?key|private_?key)[A-Za-z0-9_.\-]*){ASSIGN}(?:"([^"\n]{{1,{MAX_VALUE}}})"|'([^'\n]{{1,{MAX_VALUE}}})'|([^\s"'`;,(){{}}\[\]<>:\\]{{1,{MAX_VALUE}}}))"#
             )),
+            // `PGPASSWORD=...` in a script or `.env`, `PGPASSWORD: ...` in
+            // YAML, `"PGPASSWORD": "..."` in JSON.
             env_password: re(
-                r#"(?:^|[^A-Za-z0-9_])(?:PGPASSWORD|MYSQL_PWD)\s*=\s*(?:"([^"\n]*)"|'([^'\n]*)'|([^\s;&|"']+))"#,
+                r#"(?:^|[^A-Za-z0-9_])(?:PGPASSWORD|MYSQL_PWD)(?:\s*=\s*|["']?\s*:\s+|["']\s*:\s*)(?:"([^"\n]*)"|'([^'\n]*)'|([^\s;&|"']+))"#,
             ),
             libpq_context: re(r"(?i)(?:^|[\s'\x22])(?:host|hostaddr|dbname|user)\s*="),
             libpq_password: re(
@@ -182,7 +192,25 @@ impl Scanner {
                 r#"(?i)\b((?:jdbc:)?(?:postgres|postgresql|mysql|mariadb|mysqlx)(?:\+[a-z0-9_]+)?)://([^:@/\s"'<>]+):([^@\s"'<>/]+)@"#,
             ),
             url_query_password: re(
-                r#"(?i)\b((?:jdbc:)?(?:postgres|postgresql|mysql|mariadb)(?:\+[a-z0-9_]+)?)://[^\s"'<>]*?[?&;]password=([^&;\s"'<>]+)"#,
+                r#"(?i)\b((?:jdbc:)?(?:postgres|postgresql|mysql|mariadb|sqlserver)(?:\+[a-z0-9_]+)?)://[^\s"'<>]*?[?&;]password=([^&;\s"'<>]+)"#,
+            ),
+            // `jdbc:oracle:thin:user/password@host:1521/service`.
+            oracle_userinfo: re(
+                r#"(?i)\b(jdbc:oracle:(?:thin|oci8?|kprb)):([^/@\s"':;]+)/([^@\s"']+)@"#,
+            ),
+            // Go's MySQL driver: `user:password@tcp(host:3306)/db`.
+            go_dsn: re(r#"(?:^|[\s"'`=(])([A-Za-z0-9_.\-]+):([^@\s"'`:/]+)@(?:tcp|unix)\("#),
+            // A Kubernetes (or Compose) environment entry of two lines:
+            // `- name: PGPASSWORD` then `value: ...`.
+            k8s_env_name: re(r#"^\s*-?\s*name:\s*["']?([A-Za-z0-9_.\-]+)["']?\s*$"#),
+            k8s_env_value: re(&format!(
+                r#"^\s*value:\s*(?:"([^"\n]{{1,{MAX_VALUE}}})"|'([^'\n]{{1,{MAX_VALUE}}})'|([^\s#]{{1,{MAX_VALUE}}}))"#
+            )),
+            // A Latchkey session token standing alone (base64url of
+            // version 1 and a small key id: `AQAAA...`), looked for only
+            // near a temporary key id.
+            bare_session_token: re(
+                r"(?:^|[^A-Za-z0-9_\-])(AQAAA[A-Za-z0-9_\-]{150,8187})(?:[^A-Za-z0-9_\-=]|$)",
             ),
             pem_begin: re(
                 r"-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----",
@@ -275,6 +303,18 @@ impl Scanner {
                     !out.overlaps(s, e) && !is_placeholder(&String::from_utf8_lossy(&text[s..e]))
                 })
                 .min_by_key(|&(s, _)| s.abs_diff(id_start));
+            // `latchkey:allow` on the id's line accepts the pair, wherever
+            // its secret is.
+            if out.line_allows(line) {
+                out.claim(id_start, id_end);
+                if let Some((s, e)) = secret {
+                    out.claim(s, e);
+                }
+                continue;
+            }
+            if key_id.starts_with("ASIA") && secret.is_some() {
+                self.bare_session_tokens(out, near_start, near);
+            }
             match secret {
                 Some((s, e)) => {
                     let detector = if self.is_credentials_file(text, out.index, line) {
@@ -292,6 +332,17 @@ impl Scanner {
                     id_end,
                     Some(key_id),
                 ),
+            }
+        }
+    }
+
+    /// Session tokens with no name before them near a temporary key (the
+    /// output of a script, a table): Latchkey's own shape only.
+    fn bare_session_tokens(&self, out: &mut Out, near_start: usize, near: &[u8]) {
+        for c in self.bare_session_token.captures_iter(near) {
+            if let Some(m) = c.get(1) {
+                let (s, e) = (near_start + m.start(), near_start + m.end());
+                out.push(Detector::SessionToken, Severity::High, s, e, None);
             }
         }
     }
@@ -342,18 +393,12 @@ impl Scanner {
         }
         for c in self.generic.captures_iter(slice) {
             let quoted = c.get(2).or_else(|| c.get(3));
-            let Some(m) = quoted.or_else(|| c.get(4)) else {
+            let (Some(name), Some(m)) = (c.get(1), quoted.or_else(|| c.get(4))) else {
                 continue;
             };
-            let value = String::from_utf8_lossy(m.as_bytes());
             // `name = call(...)`: the value is a function's name.
             let called = quoted.is_none() && slice.get(m.end()) == Some(&b'(');
-            if value.chars().count() >= 8
-                && !called
-                && !is_placeholder(&value)
-                && !looks_like_code(&value, quoted.is_none())
-                && shannon_entropy(&value) >= GENERIC_ENTROPY_BITS
-            {
+            if !called && generic_secret(name.as_bytes(), m.as_bytes(), quoted.is_none()) {
                 out.push(
                     Detector::GenericSecret,
                     Severity::Medium,
@@ -363,6 +408,46 @@ impl Scanner {
                 );
             }
         }
+        self.k8s_env(out, line, slice);
+    }
+
+    /// `- name: PGPASSWORD` with its `value:` on the next line.
+    fn k8s_env(&self, out: &mut Out, line: usize, slice: &[u8]) {
+        let Some(name) = self.k8s_env_name.captures(slice).and_then(|c| c.get(1)) else {
+            return;
+        };
+        let (next_start, next_end) = out.index.span(line + 1, line + 1);
+        if next_start <= out.index.span(line, line).1 {
+            return;
+        }
+        let next = &out.text[next_start..next_end];
+        let Some(c) = self.k8s_env_value.captures(next) else {
+            return;
+        };
+        let quoted = c.get(1).or_else(|| c.get(2));
+        let Some(m) = quoted.or_else(|| c.get(3)) else {
+            return;
+        };
+        let name = name.as_bytes();
+        let (detector, severity) = if name.eq_ignore_ascii_case(b"PGPASSWORD")
+            || name.eq_ignore_ascii_case(b"MYSQL_PWD")
+        {
+            if is_placeholder(&String::from_utf8_lossy(m.as_bytes())) {
+                return;
+            }
+            (Detector::EnvPassword, Severity::High)
+        } else if generic_secret(name, m.as_bytes(), quoted.is_none()) {
+            (Detector::GenericSecret, Severity::Medium)
+        } else {
+            return;
+        };
+        out.push(
+            detector,
+            severity,
+            next_start + m.start(),
+            next_start + m.end(),
+            None,
+        );
     }
 
     fn urls(&self, out: &mut Out, line: usize) {
@@ -377,7 +462,11 @@ impl Scanner {
         };
         // `scheme://user:password@host`, and `...?password=...`: the
         // scheme, and where the password is.
-        for (re, group) in [(&self.url_userinfo, 3), (&self.url_query_password, 2)] {
+        for (re, group) in [
+            (&self.url_userinfo, 3),
+            (&self.url_query_password, 2),
+            (&self.oracle_userinfo, 3),
+        ] {
             for c in re.captures_iter(slice) {
                 let (Some(scheme), Some(password)) = (c.get(1), c.get(group)) else {
                     continue;
@@ -391,6 +480,19 @@ impl Scanner {
                         None,
                     );
                 }
+            }
+        }
+        for c in self.go_dsn.captures_iter(slice) {
+            if let Some(password) = c.get(2)
+                && !is_placeholder(&String::from_utf8_lossy(password.as_bytes()))
+            {
+                out.push(
+                    Detector::DatabaseUrl,
+                    Severity::High,
+                    start + password.start(),
+                    start + password.end(),
+                    None,
+                );
             }
         }
     }
@@ -453,6 +555,142 @@ impl Scanner {
             );
         }
     }
+}
+
+/// Whether `value`, assigned to `name` (which says secret), is one: long
+/// and random enough, not a placeholder, code, a hash, or what names a
+/// secret rather than holds it.
+fn generic_secret(name: &[u8], value: &[u8], unquoted: bool) -> bool {
+    let value = String::from_utf8_lossy(value);
+    value.chars().count() >= 8
+        && !names_not_holds(name)
+        && !is_placeholder(&value)
+        && !looks_like_code(&value, unquoted)
+        && !looks_like_hash(name, &value)
+        && shannon_entropy(&value) >= GENERIC_ENTROPY_BITS
+}
+
+/// The last word of a name (`db_password_file`, `tokenUrl`,
+/// `secret.name`), lower-cased.
+fn last_word(name: &[u8]) -> String {
+    let name = name
+        .strip_suffix(b"s")
+        .filter(|n| n.len() > 1)
+        .unwrap_or(name);
+    let mut start = 0;
+    for (i, &b) in name.iter().enumerate() {
+        if matches!(b, b'_' | b'-' | b'.') {
+            start = i + 1;
+        } else if b.is_ascii_uppercase() && i > start && name[i - 1].is_ascii_lowercase() {
+            start = i;
+        }
+    }
+    String::from_utf8_lossy(&name[start..]).to_ascii_lowercase()
+}
+
+/// A name for something about a secret, not the secret: where it is
+/// (`secret_name`, `password_file`, `token_url`), what it is
+/// (`secret_type`, `token_ttl`), or a hash of it (`password_hash`).
+fn names_not_holds(name: &[u8]) -> bool {
+    const ABOUT: &[&str] = &[
+        "name",
+        "id",
+        "arn",
+        "path",
+        "file",
+        "dir",
+        "url",
+        "uri",
+        "endpoint",
+        "env",
+        "var",
+        "variable",
+        "field",
+        "header",
+        "param",
+        "length",
+        "len",
+        "type",
+        "ttl",
+        "expiry",
+        "expire",
+        "expires",
+        "expiration",
+        "version",
+        "ref",
+        "location",
+        "policy",
+        "prefix",
+        "label",
+        "count",
+        "size",
+        "mode",
+        "timeout",
+        "hash",
+        "digest",
+        "checksum",
+        "fingerprint",
+        "rotation",
+        "format",
+        "kind",
+        "provider",
+        "source",
+        "store",
+        "manager",
+    ];
+    ABOUT.contains(&last_word(name).as_str())
+}
+
+/// A password hash or a digest, which is not the secret: a crypt(3)
+/// string (`$2b$12$...`, `$argon2id$...`, `$6$...`), a PostgreSQL SCRAM
+/// verifier, an algorithm-prefixed digest (`sha256:...`, `sha512-...`),
+/// or hex of a digest's length under a name that says hash.
+fn looks_like_hash(name: &[u8], value: &str) -> bool {
+    const CRYPT: &[&str] = &[
+        "$2a$",
+        "$2b$",
+        "$2y$",
+        "$argon2",
+        "$1$",
+        "$5$",
+        "$6$",
+        "$y$",
+        "$scrypt$",
+        "$pbkdf2",
+        "pbkdf2_sha",
+        "scram-sha-256$",
+        "{ssha}",
+        "{sha}",
+        "{bcrypt}$",
+        "sha1:",
+        "sha256:",
+        "sha384:",
+        "sha512:",
+        "sha256-",
+        "sha384-",
+        "sha512-",
+        "md5:",
+    ];
+    let lower = value.to_ascii_lowercase();
+    if CRYPT.iter().any(|p| lower.starts_with(p)) {
+        return true;
+    }
+    let hex = value.bytes().all(|b| b.is_ascii_hexdigit());
+    let digest_length = matches!(value.len(), 32 | 40 | 56 | 64 | 96 | 128);
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    hex && digest_length
+        && [
+            "hash",
+            "digest",
+            "sha",
+            "md5",
+            "checksum",
+            "sum",
+            "integrity",
+            "etag",
+        ]
+        .iter()
+        .any(|w| name.contains(w))
 }
 
 /// A 40-character value shaped like an AWS secret key: upper and lower
@@ -612,6 +850,12 @@ impl Out<'_> {
             .range(..=start)
             .next_back()
             .is_some_and(|(_, &e)| e >= end)
+    }
+
+    /// Whether `line` says `latchkey:allow`.
+    fn line_allows(&self, line: usize) -> bool {
+        let (start, end) = self.index.span(line, line);
+        find(&self.text[start..end], b"latchkey:allow").is_some()
     }
 
     fn claim(&mut self, start: usize, end: usize) {

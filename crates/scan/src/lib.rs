@@ -105,7 +105,7 @@ impl Detector {
             Detector::AwsSecretKey => "An AWS-format secret access key",
             Detector::CredentialsFile => "A credentials file with an access key and its secret",
             Detector::SessionToken => "A session token",
-            Detector::DatabaseUrl => "A database URL with a password",
+            Detector::DatabaseUrl => "A database URL (or Go DSN) with a password",
             Detector::JdbcUrl => "A JDBC URL with a password",
             Detector::LibpqDsn => "A libpq connection string with a password",
             Detector::EnvPassword => "A database password in PGPASSWORD or MYSQL_PWD",
@@ -113,6 +113,24 @@ impl Detector {
             Detector::EncryptedPrivateKey => "A passphrase-encrypted private key",
             Detector::RdsAuthToken => "An RDS IAM database auth token (short-lived)",
             Detector::GenericSecret => "A high-entropy value assigned to a secret-sounding name",
+        }
+    }
+
+    /// The severity of its usual finding (a key id with its secret, a
+    /// private key unencrypted): SARIF's default level for the rule.
+    pub fn severity(self) -> Severity {
+        match self {
+            Detector::AwsAccessKey | Detector::CredentialsFile => Severity::Critical,
+            Detector::AwsSecretKey
+            | Detector::SessionToken
+            | Detector::DatabaseUrl
+            | Detector::JdbcUrl
+            | Detector::LibpqDsn
+            | Detector::EnvPassword
+            | Detector::PrivateKey => Severity::High,
+            Detector::GenericSecret => Severity::Medium,
+            Detector::EncryptedPrivateKey => Severity::Low,
+            Detector::RdsAuthToken => Severity::Info,
         }
     }
 

@@ -2,8 +2,8 @@
 
 use sha2::{Digest, Sha256};
 
-/// The text of a found secret. `Debug` and [`Secret::masked`] show its
-/// first and last four characters at most; the whole value is only
+/// The text of a found secret. `Debug` and [`Secret::masked`] show an
+/// eighth of it at most (its ends); the whole value is only
 /// [`Secret::expose`]d, to verify it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(String);
@@ -13,14 +13,18 @@ impl Secret {
         Self(text.into())
     }
 
-    /// `AKIA…WXYZ`: the ends of a long value, nothing of a short one.
+    /// `wJ…EY`: a character at each end per 16 of the value (four at
+    /// most), so that an eighth of it shows at most, enough to tell two
+    /// findings apart and too little to guess from; nothing of a value
+    /// under 16 characters.
     pub fn masked(&self) -> String {
         let chars: Vec<char> = self.0.chars().collect();
-        if chars.len() < 16 {
+        let shown = (chars.len() / 16).min(4);
+        if shown == 0 {
             return "****".to_owned();
         }
-        let head: String = chars[..4].iter().collect();
-        let tail: String = chars[chars.len() - 4..].iter().collect();
+        let head: String = chars[..shown].iter().collect();
+        let tail: String = chars[chars.len() - shown..].iter().collect();
         format!("{head}…{tail}")
     }
 
@@ -48,7 +52,11 @@ mod tests {
     #[test]
     fn never_shows_the_middle() {
         let s = Secret::new("wJalrXUtnFEMIK7MDENGbPxRfiCYzEXAMPLEKEY1");
-        assert_eq!(s.masked(), "wJal…KEY1");
+        assert_eq!(s.masked(), "wJ…Y1");
+        // A 20-character password shows two of its characters.
+        assert_eq!(Secret::new("Zq8pL2mKx7Tb4Wc9Rv3N").masked(), "Z…N");
+        let long = Secret::new("a".repeat(10) + &"b".repeat(100) + "0123");
+        assert_eq!(long.masked(), "aaaa…0123");
         let debug = format!("{s:?}");
         assert!(!debug.contains("XUtnFEMI"), "{debug}");
         let short = Secret::new("hunter2");

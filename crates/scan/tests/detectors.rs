@@ -82,6 +82,18 @@ fn session_tokens() {
     let (id, severity, secret) = only(&format!("AWS_SESSION_TOKEN={token}\n"));
     assert_eq!((id, severity), ("session-token", Severity::High));
     assert_eq!(secret, token);
+    // With no name before it, beside a temporary key and its secret (a
+    // table, a script's output): Latchkey's shape is found there.
+    let session = format!("ASIA{}", &KEY[4..]);
+    let all = found(&format!("{session}  {SECRET}  {token}\n"));
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(
+        all.iter()
+            .any(|(d, _, v)| *d == "session-token" && *v == token)
+    );
+    // Alone, or beside a long-term key, such a string is no finding.
+    assert_eq!(found(&format!("blob {token}\n")), []);
+    assert_eq!(found(&format!("{KEY} {SECRET} {token}\n")).len(), 1);
 }
 
 #[test]
@@ -134,6 +146,33 @@ fn database_urls_dsns_and_environment() {
         ),
         ("PGPASSWORD=Zq8pL2mK psql -h db", "env-password", "Zq8pL2mK"),
         ("export MYSQL_PWD='Zq8pL2mK'", "env-password", "Zq8pL2mK"),
+        ("      PGPASSWORD: Zq8pL2mK", "env-password", "Zq8pL2mK"),
+        ("{\"PGPASSWORD\": \"Zq8pL2mK\"}", "env-password", "Zq8pL2mK"),
+        (
+            "env:\n  - name: PGPASSWORD\n    value: \"Zq8pL2mK\"\n",
+            "env-password",
+            "Zq8pL2mK",
+        ),
+        (
+            "jdbc:sqlserver://db:1433;databaseName=shop;user=sa;password=Zq8pL2mK;",
+            "jdbc-url",
+            "Zq8pL2mK",
+        ),
+        (
+            "url=jdbc:oracle:thin:scott/Zq8pL2mK@db.internal:1521/ORCL",
+            "jdbc-url",
+            "Zq8pL2mK",
+        ),
+        (
+            "dsn := \"app:Zq8pL2mK@tcp(db:3306)/shop?parseTime=true\"",
+            "database-url",
+            "Zq8pL2mK",
+        ),
+        (
+            "DSN=root:Zq8pL2mK@unix(/run/mysqld/mysqld.sock)/shop",
+            "database-url",
+            "Zq8pL2mK",
+        ),
     ];
     for (text, detector, secret) in cases {
         let all = found(text);
@@ -264,6 +303,20 @@ fn decoys_are_not_findings() {
         "arn:aws:secretsmanager:*:*:secret:prod/app/api-key-a1B2c3",
         "r#\"{\"username\":\"{user}\",\"password\":\"{password}\"}\"#",
         "image = \"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==\"",
+        // Hashes of passwords and digests are not the secrets.
+        "password = \"$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW\"",
+        "admin_password: $argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
+        "password = 'SCRAM-SHA-256$4096:c2FsdHNhbHQ=$s3kR9+/storedKey=:serverKey0x9Q='",
+        "token_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"",
+        "secret_digest: 2fd4e1c67a2d28fced849ee1bb76e7391b93eb12",
+        "password_hash = \"Xk9mQ2vL8pR4zT7wQ2vL8pR4\"",
+        // Names of secrets, not secrets.
+        "secret_name = \"prod/db/Xk9mQ2vL8pR4\"",
+        "\"SecretId\": \"prod-app-db-Xk9mQ2vL\"",
+        "DB_PASSWORD_FILE=/run/secrets/Xk9mQ2vL8pR4",
+        "apiTokenUrl: \"https://Xk9mQ2vL8pR4.auth.internal\"",
+        "  - name: DB_PASSWORD\n    valueFrom:\n      secretKeyRef: {name: db, key: password}",
+        "  - name: PGPASSWORD\n    value: ${PGPASS}",
     ] {
         assert_eq!(found(text), [], "{text}");
     }
@@ -275,6 +328,13 @@ fn an_allow_comment_silences_its_line() {
     let all = found(&text);
     assert_eq!(all.len(), 1);
     assert_eq!(Scanner::new().scan(text.as_bytes())[0].line, 2);
+    // On the key id's line, it accepts the pair: its secret on the next
+    // line is not reported on its own.
+    let pair = format!("id = {KEY}  # latchkey:allow\naws_secret_access_key = {SECRET}\n");
+    assert_eq!(found(&pair), []);
+    // On the secret's line likewise.
+    let pair = format!("id = {KEY}\naws_secret_access_key = {SECRET} # latchkey:allow\n");
+    assert_eq!(found(&pair), []);
 }
 
 #[test]

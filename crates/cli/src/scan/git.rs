@@ -2,7 +2,10 @@
 //! `git2` crate, vendored: no git binary, one process, each object read
 //! once from the pack): every blob reachable from every ref, each scanned
 //! once and reported at the first commit (oldest first) that brought it,
-//! with that commit's author date and the path it had there.
+//! with that commit's author date and the path it had there. Staged
+//! changes are read the same way, and only the lines they add are
+//! reported: a secret already committed is the history scan's to report,
+//! and must not refuse every later commit to its file.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -19,6 +22,8 @@ use super::{Totals, scan_bytes};
 struct Blob {
     oid: Oid,
     place: Place,
+    /// The lines (from 1, ascending) whose findings count; `None` for all.
+    lines: Option<Vec<usize>>,
 }
 
 /// The new blobs of a diff, not seen before.
@@ -50,6 +55,7 @@ fn new_blobs(
                 path,
                 commit: commit.cloned(),
             },
+            lines: None,
         });
     }
 }
@@ -93,6 +99,7 @@ fn history_blobs(repo: &Repository) -> Result<Vec<Blob>> {
                     path: reference.name().unwrap_or("(a ref)").to_owned(),
                     commit: None,
                 },
+                lines: None,
             });
         }
     }
@@ -120,9 +127,42 @@ fn staged_blobs(repo: &Repository) -> Result<Vec<Blob>> {
         Ok(head) => Some(head.peel_to_tree()?),
         Err(_) => None,
     };
-    let diff = repo.diff_tree_to_index(head.as_ref(), None, None)?;
+    let mut options = DiffOptions::new();
+    options.context_lines(0);
+    let diff = repo.diff_tree_to_index(head.as_ref(), None, Some(&mut options))?;
     let mut blobs = Vec::new();
     new_blobs(&diff, None, &mut HashSet::new(), &mut blobs);
+    // Each staged file's added lines: a blob is one delta's new file.
+    let mut added: std::collections::HashMap<Oid, Vec<usize>> = Default::default();
+    for index in 0..diff.deltas().len() {
+        let Some(delta) = diff.get_delta(index) else {
+            continue;
+        };
+        let oid = delta.new_file().id();
+        if delta.status() != Delta::Modified {
+            continue; // added, renamed, copied: every line is new here
+        }
+        let Ok(Some(patch)) = git2::Patch::from_diff(&diff, index) else {
+            continue; // binary: all of it counts
+        };
+        let lines = added.entry(oid).or_default();
+        for hunk in 0..patch.num_hunks() {
+            for line in 0..patch.num_lines_in_hunk(hunk).unwrap_or(0) {
+                if let Ok(line) = patch.line_in_hunk(hunk, line)
+                    && line.origin() == '+'
+                    && let Some(number) = line.new_lineno()
+                {
+                    lines.push(number as usize);
+                }
+            }
+        }
+    }
+    for blob in &mut blobs {
+        if let Some(mut lines) = added.remove(&blob.oid) {
+            lines.sort_unstable();
+            blob.lines = Some(lines);
+        }
+    }
     Ok(blobs)
 }
 
@@ -162,8 +202,11 @@ fn scan_blobs(
                         totals.skipped_large.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                    let hits =
+                    let mut hits =
                         scan_bytes(scanner, object.data(), &blob.place, include_binary, totals);
+                    if let Some(lines) = &blob.lines {
+                        hits.retain(|(f, _)| lines.binary_search(&f.line).is_ok());
+                    }
                     if !hits.is_empty() {
                         found.lock().unwrap_or_else(|p| p.into_inner()).extend(hits);
                     }

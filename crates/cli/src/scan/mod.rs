@@ -28,7 +28,8 @@ use crate::config::ServerArgs;
 use crate::exit;
 use crate::output::print_json;
 
-/// The baseline a scan reads when none is named, in the current directory.
+/// The baseline a scan reads when none is named, at the scan's root (the
+/// repository's work tree, else the scanned directory).
 const DEFAULT_BASELINE: &str = ".latchkey-scan-baseline.json";
 
 /// Checks `--endpoint-url` makes of one key id, and of all, in one run.
@@ -82,11 +83,12 @@ pub struct ScanArgs {
     #[arg(long = "exclude", value_name = "GLOB")]
     excludes: Vec<String>,
     /// Findings whose fingerprint is in this file are not reported
-    /// [default: ./.latchkey-scan-baseline.json if it exists].
+    /// [default: .latchkey-scan-baseline.json at the repository's root
+    /// (else the scanned directory's) if it exists].
     #[arg(long)]
     baseline: Option<PathBuf>,
     /// Write every current finding to the baseline (accepting them), and
-    /// report nothing.
+    /// report nothing. Entries of files this scan did not cover stay.
     #[arg(long)]
     update_baseline: bool,
     /// Do not check found keys against the store.
@@ -136,8 +138,9 @@ pub enum ScanCommand {
 pub struct HookArgs {
     /// The repository [default: .].
     repository: Option<PathBuf>,
-    /// The severity that refuses a commit.
-    #[arg(long, default_value = "high", value_parser = parse_severity)]
+    /// The severity that refuses a commit (as `latchkey scan`'s own
+    /// default: a generic secret or an encrypted key refuses it too).
+    #[arg(long, default_value = "low", value_parser = parse_severity)]
     fail_on: Severity,
     /// Replace a pre-commit hook that is already there.
     #[arg(long)]
@@ -269,60 +272,93 @@ pub(crate) fn scan_bytes(
         .collect()
 }
 
-fn walk(args: &ScanArgs, scanner: &Scanner, totals: &Totals) -> Result<Vec<(Finding, Place)>> {
-    let roots: Vec<PathBuf> = if args.paths.is_empty() {
+/// The paths a walk starts from: those given, or `.`.
+fn roots(args: &ScanArgs) -> Vec<PathBuf> {
+    if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         args.paths.clone()
-    };
+    }
+}
+
+/// The directory a scan of `path` belongs to, absolute: the work tree of
+/// the git repository it is in, else the directory itself (a file's own).
+/// Its `.latchkey-scan.toml` and baseline are the scan's, and fingerprints
+/// are of paths relative to it.
+fn scan_root(path: &Path) -> PathBuf {
+    let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if let Ok(repo) = ::git2::Repository::discover(&abs)
+        && let Some(workdir) = repo.workdir()
+    {
+        return workdir
+            .canonicalize()
+            .unwrap_or_else(|_| workdir.to_path_buf());
+    }
+    if abs.is_dir() {
+        abs
+    } else {
+        abs.parent().map_or(abs.clone(), Path::to_path_buf)
+    }
+}
+
+/// Each root walked on every core, with its own repository's exclusions.
+fn walk(args: &ScanArgs, scanner: &Scanner, totals: &Totals) -> Result<Vec<(Finding, Place)>> {
+    let roots = roots(args);
     for root in &roots {
         if !root.exists() {
             bail!("{}: no such file or directory", root.display());
         }
     }
-    let mut builder = ignore::WalkBuilder::new(&roots[0]);
-    for root in &roots[1..] {
-        builder.add(root);
-    }
-    let overrides = excludes(args, &roots[0])?;
-    builder
-        .hidden(false)
-        .git_global(false)
-        .require_git(false)
-        .overrides(overrides)
-        .filter_entry(|e| e.file_name() != ".git");
     let found = Mutex::new(Vec::new());
-    builder.build_parallel().run(|| {
-        let found = &found;
-        Box::new(move |entry| {
-            let Ok(entry) = entry else {
-                totals.unreadable.fetch_add(1, Ordering::Relaxed);
-                return ignore::WalkState::Continue;
-            };
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                return ignore::WalkState::Continue;
-            }
-            let path = entry.path();
-            let large = entry.metadata().is_ok_and(|m| m.len() > args.max_file_size);
-            if large && !args.include_large {
-                totals.skipped_large.fetch_add(1, Ordering::Relaxed);
-                return ignore::WalkState::Continue;
-            }
-            let Ok(bytes) = std::fs::read(path) else {
-                totals.unreadable.fetch_add(1, Ordering::Relaxed);
-                return ignore::WalkState::Continue;
-            };
-            let place = Place {
-                path: display_path(path),
-                commit: None,
-            };
-            let hits = scan_bytes(scanner, &bytes, &place, args.include_binary, totals);
-            if !hits.is_empty() {
-                found.lock().unwrap_or_else(|p| p.into_inner()).extend(hits);
-            }
-            ignore::WalkState::Continue
-        })
-    });
+    for root in &roots {
+        // Walked absolute, so that the exclusions (relative to the
+        // repository's root) match wherever the scan runs from; reported
+        // as given.
+        let abs = root.canonicalize()?;
+        let overrides = excludes(args, &scan_root(root))?;
+        let mut builder = ignore::WalkBuilder::new(&abs);
+        builder
+            .hidden(false)
+            .git_global(false)
+            .require_git(false)
+            .overrides(overrides)
+            .filter_entry(|e| e.file_name() != ".git");
+        builder.build_parallel().run(|| {
+            let (found, abs) = (&found, &abs);
+            Box::new(move |entry| {
+                let Ok(entry) = entry else {
+                    totals.unreadable.fetch_add(1, Ordering::Relaxed);
+                    return ignore::WalkState::Continue;
+                };
+                if !entry.file_type().is_some_and(|t| t.is_file()) {
+                    return ignore::WalkState::Continue;
+                }
+                let path = entry.path();
+                let large = entry.metadata().is_ok_and(|m| m.len() > args.max_file_size);
+                if large && !args.include_large {
+                    totals.skipped_large.fetch_add(1, Ordering::Relaxed);
+                    return ignore::WalkState::Continue;
+                }
+                let Ok(bytes) = std::fs::read(path) else {
+                    totals.unreadable.fetch_add(1, Ordering::Relaxed);
+                    return ignore::WalkState::Continue;
+                };
+                let shown = match path.strip_prefix(abs) {
+                    Ok(rel) if !rel.as_os_str().is_empty() => root.join(rel),
+                    _ => root.clone(),
+                };
+                let place = Place {
+                    path: display_path(&shown),
+                    commit: None,
+                };
+                let hits = scan_bytes(scanner, &bytes, &place, args.include_binary, totals);
+                if !hits.is_empty() {
+                    found.lock().unwrap_or_else(|p| p.into_inner()).extend(hits);
+                }
+                ignore::WalkState::Continue
+            })
+        });
+    }
     let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
     for root in &roots {
         found.extend(tracked_but_ignored(args, root, scanner, totals)?);
@@ -346,13 +382,18 @@ fn tracked_but_ignored(
         return Ok(Vec::new());
     };
     let workdir = workdir.canonicalize()?;
-    let skip = excludes(args, root)?;
+    let skip = excludes(args, &workdir)?;
     let mut found = Vec::new();
     for entry in repo.index()?.iter() {
         let rel = PathBuf::from(String::from_utf8_lossy(&entry.path).into_owned());
         let abs = workdir.join(&rel);
         let Ok(under_root) = abs.strip_prefix(&root_abs) else {
             continue;
+        };
+        let shown = if under_root.as_os_str().is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(under_root)
         };
         if !repo.status_should_ignore(&rel).unwrap_or(false)
             || skip.matched(&abs, false).is_ignore()
@@ -370,7 +411,7 @@ fn tracked_but_ignored(
             continue;
         };
         let place = Place {
-            path: display_path(&root.join(under_root)),
+            path: display_path(&shown),
             commit: None,
         };
         found.extend(scan_bytes(
@@ -396,9 +437,10 @@ struct RepoConfig {
 }
 
 /// The paths not to scan: `--exclude` flags and the `exclude` globs of
-/// `.latchkey-scan.toml` at `root` (gitignore syntax, relative to it).
+/// `.latchkey-scan.toml` at `root`, the scan's root (gitignore syntax,
+/// relative to it).
 fn excludes(args: &ScanArgs, root: &Path) -> Result<ignore::overrides::Override> {
-    let base = if root.is_dir() { root } else { Path::new(".") };
+    let base = root;
     let config_path = base.join(REPO_CONFIG);
     let config: RepoConfig = match std::fs::read_to_string(&config_path) {
         Ok(text) => toml::from_str(&text)
@@ -461,6 +503,93 @@ fn verify(store: &Store, f: &Finding) -> Result<Verification> {
         None => Verification::Unknown,
     })
 }
+
+/// Session credentials found, checked with the cluster keys: a session
+/// token that opens names its temporary key and is `live`, `expired`,
+/// `revoked` or `deleted` (its role or user gone); one that does not is
+/// `unknown` (another cluster's, AWS's, or no token). A temporary key
+/// with its secret takes the verification of its own token near it
+/// (within five lines), when the secret is the session's.
+fn verify_sessions(
+    config: &crate::config::Config,
+    store: &Store,
+    results: &mut [Located],
+) -> Result<()> {
+    use latchkey_identity::CredentialFailure;
+    let is_session_key = |f: &Finding| {
+        f.holds_key_secret() && f.key_id.as_deref().is_some_and(|id| id.starts_with("ASIA"))
+    };
+    if !results
+        .iter()
+        .any(|r| r.finding.detector == Detector::SessionToken || is_session_key(&r.finding))
+    {
+        return Ok(());
+    }
+    let now = latchkey_identity::clock::system_now();
+    let state = latchkey_identity::AppState::new(config.open_store()?, store.cluster_keys(now)?)?;
+    let check = |id: &str, token: &str| match state.find_credentials(id, Some(token), now, "") {
+        Ok(found) => {
+            let verification = match found.refusal.map(|e| e.failure) {
+                None => match state.check_bound(&found.caller) {
+                    Ok(_) => Verification::Live,
+                    Err(_) => Verification::Deleted,
+                },
+                Some(CredentialFailure::Expired) => Verification::Expired,
+                Some(CredentialFailure::SessionRevoked) => Verification::Revoked,
+                Some(CredentialFailure::PrincipalGone) => Verification::Deleted,
+                Some(_) => Verification::Unknown,
+            };
+            (verification, Some(found.secret))
+        }
+        Err(_) => (Verification::Unknown, None),
+    };
+    for r in results.iter_mut() {
+        if r.finding.detector != Detector::SessionToken {
+            continue;
+        }
+        let token = r.finding.secret.expose().to_owned();
+        r.verification = match state.session_access_key_id(&token) {
+            Some(id) => {
+                let (verification, _) = check(&id, &token);
+                r.finding.key_id = Some(id);
+                verification
+            }
+            None => Verification::Unknown,
+        };
+    }
+    for i in 0..results.len() {
+        if !is_session_key(&results[i].finding) {
+            continue;
+        }
+        let id = results[i].finding.key_id.clone().unwrap_or_default();
+        let own_token = results.iter().find(|o| {
+            o.finding.detector == Detector::SessionToken
+                && o.finding.key_id.as_deref() == Some(id.as_str())
+                && o.place == results[i].place
+                && o.finding.line.abs_diff(results[i].finding.line) <= PAIR_LINES
+        });
+        let Some(token) = own_token.map(|o| o.finding.secret.expose().to_owned()) else {
+            // Without its token a temporary key cannot be checked.
+            continue;
+        };
+        let (verification, secret) = check(&id, &token);
+        let secret_matches = secret.is_some_and(|s| {
+            bool::from(
+                s.as_bytes()
+                    .ct_eq(results[i].finding.secret.expose().as_bytes()),
+            )
+        });
+        results[i].verification = if secret_matches {
+            verification
+        } else {
+            Verification::Unknown
+        };
+    }
+    Ok(())
+}
+
+/// How many lines from a temporary key its session token may be.
+const PAIR_LINES: usize = 5;
 
 /// The token service, as the AWS CLI finds it: `--endpoint-url` or
 /// `AWS_ENDPOINT_URL` or the profile's `endpoint_url` (else the
@@ -587,7 +716,7 @@ fn session_tokens_near(results: &[Located], i: usize) -> Vec<String> {
         .filter(|o| {
             o.finding.detector == Detector::SessionToken
                 && o.place == r.place
-                && o.finding.line.abs_diff(r.finding.line) <= 5
+                && o.finding.line.abs_diff(r.finding.line) <= PAIR_LINES
         })
         .map(|o| {
             (
@@ -602,9 +731,10 @@ fn session_tokens_near(results: &[Located], i: usize) -> Vec<String> {
 
 /// Through the token service, once per key (at its first place): each
 /// live long-term key is deactivated, and each temporary key found with
-/// its session token has its role's (or user's) sessions revoked; marks
-/// the findings revoked. A key the service does not know is left as it
-/// is; the keys that could not be revoked are returned, with why.
+/// its session token (or a session token found alone, which names its
+/// key) has its role's (or user's) sessions revoked; marks the findings
+/// revoked. A key the service does not know is left as it is; the keys
+/// that could not be revoked are returned, with why.
 fn revoke(
     args: &ScanArgs,
     config: Option<&crate::config::Config>,
@@ -613,9 +743,31 @@ fn revoke(
     use latchkey_client::ClientError;
     // Long-term keys first, sessions last: revoking a role's sessions may
     // end the session this scan revokes with.
+    let session_key_near = |i: usize| {
+        let r = &results[i];
+        results.iter().any(|o| {
+            o.finding.holds_key_secret()
+                && o.finding
+                    .key_id
+                    .as_deref()
+                    .is_some_and(|id| id.starts_with("ASIA"))
+                && o.place == r.place
+                && o.finding.line.abs_diff(r.finding.line) <= PAIR_LINES
+        })
+    };
     let mut candidates: Vec<(usize, Vec<String>)> = (0..results.len())
         .filter_map(|i| {
             let r = &results[i];
+            if r.finding.detector == Detector::SessionToken {
+                // Alone (its key's finding revokes it otherwise), and not
+                // known to be another cluster's or over.
+                let worth = matches!(
+                    r.verification,
+                    Verification::Live | Verification::NotChecked
+                );
+                return (worth && !session_key_near(i))
+                    .then(|| (i, vec![r.finding.secret.expose().to_owned()]));
+            }
             let key = r.finding.key_id.as_deref()?;
             let paired = r.finding.holds_key_secret();
             if key.starts_with("AKIA") && paired && r.verification == Verification::Live {
@@ -638,10 +790,18 @@ fn revoke(
     let mut failures = Vec::new();
     for (i, tokens) in candidates {
         let r = &results[i];
-        let Some(key) = r.finding.key_id.clone() else {
-            continue;
+        // A token alone whose key is not known here is named by its ends
+        // (and told apart by its digest) until the service says which
+        // key it is.
+        let (key, once) = match r.finding.key_id.clone() {
+            Some(key) => (key.clone(), key),
+            None if r.finding.detector == Detector::SessionToken => (
+                format!("the session token {}", r.finding.secret.masked()),
+                r.finding.secret.digest(),
+            ),
+            None => continue,
         };
-        if done.contains(&key) {
+        if done.contains(&once) {
             results[i].revoked = true;
             continue;
         }
@@ -664,11 +824,13 @@ fn revoke(
         if let Some((commit, _)) = &r.place.commit {
             location.push_str(&format!(" in commit {commit}"));
         }
-        let params = vec![
-            ("AccessKeyId".to_owned(), key.clone()),
+        let mut params = vec![
             ("Location".to_owned(), location),
             ("Detector".to_owned(), r.finding.detector.id().to_owned()),
         ];
+        if let Some(id) = &r.finding.key_id {
+            params.push(("AccessKeyId".to_owned(), id.clone()));
+        }
         // A long-term key once; a temporary one with each token near it
         // until one is its own.
         let attempts: Vec<Option<String>> = if tokens.is_empty() {
@@ -684,8 +846,14 @@ fn revoke(
                 params.push(("SessionToken".to_owned(), token));
             }
             match api.call("iam", "RevokeLeakedAccessKey", &params, &credentials)? {
-                Ok(_) => {
+                Ok(answer) => {
                     revoked = true;
+                    // A token alone: the service says whose key it was.
+                    if results[i].finding.key_id.is_none()
+                        && let Some(id) = answer["AccessKeyId"].as_str()
+                    {
+                        results[i].finding.key_id = Some(id.to_owned());
+                    }
                     break;
                 }
                 Err(ClientError::Service { code, .. }) if code == "NoSuchEntity" => {}
@@ -700,12 +868,35 @@ fn revoke(
             results[i].revoked = true;
             // A session that opened was live.
             results[i].verification = Verification::Live;
-            done.push(key);
+            done.push(once);
         } else if is_session {
             eprintln!("{key}: none of the session tokens near it is its own; not revoked");
         }
     }
     Ok(failures)
+}
+
+/// What the reported paths are relative to, as a `file://` URI ending in
+/// `/`: the repository's work tree for `--git` and `--staged` (paths in
+/// history are the repository's), else the current directory (a walk
+/// reports paths as given).
+fn source_root(args: &ScanArgs) -> Option<String> {
+    let dir = if args.git || args.staged {
+        let at = args.paths.first().map_or(Path::new("."), PathBuf::as_path);
+        ::git2::Repository::discover(at)
+            .ok()?
+            .workdir()?
+            .canonicalize()
+            .ok()?
+    } else {
+        std::env::current_dir().ok()?
+    };
+    let text = dir.to_str()?;
+    let mut uri = format!("file://{}", latchkey_scan::report::uri_path(text));
+    if !uri.ends_with('/') {
+        uri.push('/');
+    }
+    Some(uri)
 }
 
 /// Fingerprints a baseline accepts.
@@ -727,22 +918,136 @@ fn read_baseline(path: &Path) -> Result<HashSet<String>> {
         .collect()
 }
 
-fn write_baseline(path: &Path, results: &[Located]) -> Result<()> {
+/// Each finding's path relative to its scan root (see [`scan_root`]), so
+/// that a fingerprint is the same from any directory: history and staged
+/// paths are the repository's already; a walked file's is found once per
+/// directory.
+struct FingerprintPaths {
+    /// The first path's scan root, where the baseline is by default.
+    root: PathBuf,
+    /// Paths in a repository's own terms (history, staged, stdin).
+    as_reported: bool,
+    roots_of: HashMap<PathBuf, PathBuf>,
+}
+
+impl FingerprintPaths {
+    fn new(args: &ScanArgs) -> Self {
+        let first = args.paths.first().map_or(Path::new("."), PathBuf::as_path);
+        Self {
+            root: if args.stdin {
+                std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+            } else {
+                scan_root(first)
+            },
+            as_reported: args.stdin || args.git || args.staged,
+            roots_of: HashMap::new(),
+        }
+    }
+
+    fn of(&mut self, place: &Place) -> String {
+        if self.as_reported {
+            return place.path.clone();
+        }
+        let Ok(abs) = Path::new(&place.path).canonicalize() else {
+            return place.path.clone();
+        };
+        let dir = abs.parent().map_or(abs.clone(), Path::to_path_buf);
+        let root = self
+            .roots_of
+            .entry(dir.clone())
+            .or_insert_with(|| scan_root(&dir));
+        abs.strip_prefix(root)
+            .map_or(place.path.clone(), |rel| rel.to_string_lossy().into_owned())
+    }
+
+    /// The files this run covered, in fingerprint paths, for
+    /// `--update-baseline` to replace the entries of.
+    fn scope(&mut self, args: &ScanArgs) -> Scope {
+        if args.git {
+            Scope::Everything
+        } else if args.stdin || args.staged {
+            Scope::Nothing
+        } else {
+            let prefixes = roots(args)
+                .iter()
+                .map(|root| {
+                    self.of(&Place {
+                        path: display_path(root),
+                        commit: None,
+                    })
+                })
+                .collect();
+            Scope::Under(prefixes)
+        }
+    }
+}
+
+/// What a scan read, for the baseline entries it replaces.
+enum Scope {
+    /// A repository's whole history.
+    Everything,
+    /// Files under these paths (relative to the scan root; empty for all
+    /// of it).
+    Under(Vec<String>),
+    /// No whole file (staged lines, standard input): entries are added.
+    Nothing,
+}
+
+impl Scope {
+    fn covers(&self, path: &str) -> bool {
+        match self {
+            Scope::Everything => true,
+            Scope::Nothing => false,
+            Scope::Under(prefixes) => prefixes.iter().any(|p| {
+                p.is_empty()
+                    || p == "."
+                    || path == p
+                    || path
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }),
+        }
+    }
+}
+
+/// Writes today's findings to the baseline, keeping the entries of files
+/// this scan did not cover (a scan of `src/` keeps `tests/`'s); returns
+/// how many were kept and how many written in all.
+fn write_baseline(path: &Path, results: &[Located], scope: &Scope) -> Result<(usize, usize)> {
     let mut findings: Vec<Value> = results
         .iter()
         .map(|r| {
             json!({
                 "fingerprint": r.fingerprint(),
                 "detector": r.finding.detector.id(),
-                "path": r.place.path,
+                "path": r.fingerprint_path,
                 "masked": r.finding.secret.masked(),
             })
         })
         .collect();
-    findings.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    let mut kept = 0;
+    if path.exists() {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let old: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a scan baseline (JSON)", path.display()))?;
+        for entry in old["findings"].as_array().into_iter().flatten() {
+            let covered = entry["path"].as_str().is_some_and(|p| scope.covers(p));
+            if !covered && entry["fingerprint"].is_string() {
+                findings.push(entry.clone());
+                kept += 1;
+            }
+        }
+    }
+    findings.sort_by(|a, b| {
+        (a["path"].as_str(), a["fingerprint"].as_str())
+            .cmp(&(b["path"].as_str(), b["fingerprint"].as_str()))
+    });
     findings.dedup_by(|a, b| a["fingerprint"] == b["fingerprint"]);
+    let written = findings.len();
     let text = serde_json::to_string_pretty(&json!({"version": 1, "findings": findings}))?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    Ok((kept, written))
 }
 
 /// Prints "scanned N files" on a terminal while a long scan runs.
@@ -794,7 +1099,7 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
             git::Part::Staged
         };
         let max = (!args.include_large).then_some(args.max_file_size);
-        let skip = excludes(args, path)?;
+        let skip = excludes(args, &scan_root(path))?;
         git::scan_repository(
             path,
             part,
@@ -829,17 +1134,23 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
     };
     // With --endpoint-url the token service judges, not the store.
     let mut results = Vec::with_capacity(hits.len());
+    let mut fingerprint_paths = FingerprintPaths::new(args);
     for (finding, place) in hits {
         let verification = match &store {
             Some(store) if args.endpoint_url.is_none() => verify(store, &finding)?,
             _ => Verification::NotChecked,
         };
+        let fingerprint_path = fingerprint_paths.of(&place);
         results.push(Located {
             finding,
             place,
             verification,
             revoked: false,
+            fingerprint_path,
         });
+    }
+    if let (Some(config), Some(store), None) = (&config, &store, &args.endpoint_url) {
+        verify_sessions(config, store, &mut results)?;
     }
     // In order of place, so that capped checks and revocations take the
     // same findings every run.
@@ -856,12 +1167,16 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         // a file of one id and thousands of would-be secrets checks a few.
         let mut checks: HashMap<String, usize> = HashMap::new();
         let mut total = 0;
+        let mut capped = 0;
         for i in 0..results.len() {
             let Some(id) = results[i].finding.key_id.clone() else {
                 continue;
             };
             let count = checks.entry(id).or_default();
             if *count >= REMOTE_CHECKS_PER_KEY || total >= REMOTE_CHECKS {
+                if results[i].finding.holds_key_secret() {
+                    capped += 1;
+                }
                 continue;
             }
             results[i].verification = verify_remote(&api, &results, i)?;
@@ -870,6 +1185,19 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
                 total += 1;
             }
         }
+        // Said, not silent: --revoke acts only on keys checked live.
+        if capped > 0 {
+            eprintln!(
+                "{capped} keys found with a secret were not checked (at most \
+                 {REMOTE_CHECKS_PER_KEY} checks per key id and {REMOTE_CHECKS} per run): \
+                 they show not-checked{}; scan fewer files at a time, or verify with --data-dir",
+                if args.revoke {
+                    " and are not revoked"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     let revoke_failures = if args.revoke {
         revoke(args, config.as_ref(), &mut results)?
@@ -877,14 +1205,24 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         Vec::new()
     };
 
+    let default_baseline = fingerprint_paths.root.join(DEFAULT_BASELINE);
     let baseline_path = args.baseline.clone().or_else(|| {
-        let default = PathBuf::from(DEFAULT_BASELINE);
-        default.exists().then_some(default)
+        default_baseline
+            .exists()
+            .then_some(default_baseline.clone())
     });
     if args.update_baseline {
-        let path = baseline_path.unwrap_or_else(|| PathBuf::from(DEFAULT_BASELINE));
-        write_baseline(&path, &results)?;
-        eprintln!("{} findings written to {}", results.len(), path.display());
+        let path = baseline_path.unwrap_or(default_baseline);
+        let (kept, written) = write_baseline(&path, &results, &fingerprint_paths.scope(args))?;
+        eprintln!(
+            "{written} findings written to {}{}",
+            path.display(),
+            if kept > 0 {
+                format!(" ({kept} kept from files this scan did not cover)")
+            } else {
+                String::new()
+            }
+        );
         return Ok(exit::OK);
     }
     let accepted = match &baseline_path {
@@ -898,22 +1236,9 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
     match args.output {
         ScanOutput::Text => {
             for r in &results {
-                let f = &r.finding;
                 // A file's name is anyone's text: no escape sequence of it
                 // reaches the terminal or the CI log.
-                let path = printable(&r.place.path);
-                let at = match &r.place.commit {
-                    Some((commit, _)) => format!("{path}:{}:{} @{commit}", f.line, f.column),
-                    None => format!("{path}:{}:{}", f.line, f.column),
-                };
-                println!(
-                    "{at}  {}  {}  {}  {}{}",
-                    f.detector.id(),
-                    r.severity().as_str(),
-                    printable(&f.secret.masked()),
-                    r.verification.as_str(),
-                    if r.revoked { "  revoked" } else { "" }
-                );
+                println!("{}", r.to_text(printable));
             }
         }
         ScanOutput::Json => print_json(&json!({
@@ -930,6 +1255,7 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         ScanOutput::Sarif => print_json(&latchkey_scan::report::sarif(
             &results,
             env!("CARGO_PKG_VERSION"),
+            source_root(args).as_deref(),
         ))?,
     }
     let bytes = totals.bytes.load(Ordering::Relaxed);

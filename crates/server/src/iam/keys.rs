@@ -206,7 +206,6 @@ pub(super) fn list_virtual_mfa_devices(c: &Call) -> Result<Option<Xml>, ApiError
 /// and a refusal names the key, never its owner.
 pub(super) fn revoke_leaked_access_key(c: &Call) -> Result<Option<Xml>, ApiError> {
     const ACTION: &str = "iam:UpdateAccessKey";
-    let id = c.params.required("AccessKeyId")?;
     let location = c.params.get("Location").unwrap_or("an unnamed place");
     // Text that reorders or breaks what is around it is refused too: the
     // finding shows it to people.
@@ -227,8 +226,16 @@ pub(super) fn revoke_leaked_access_key(c: &Call) -> Result<Option<Xml>, ApiError
             "Detector must be a detector id such as aws-access-key",
         ));
     }
+    // A session token found alone names its own key.
+    let id = match c.params.get("AccessKeyId") {
+        Some(id) => id,
+        None if c.params.get("SessionToken").is_some() => {
+            return revoke_leaked_session(c, None, location, detector);
+        }
+        None => c.params.required("AccessKeyId")?,
+    };
     if id.starts_with("ASIA") {
-        return revoke_leaked_session(c, id, location, detector);
+        return revoke_leaked_session(c, Some(id), location, detector);
     }
     let shown = Some(format!("access key {id}"));
     let Some(key) = c.store.access_key(id)? else {
@@ -310,29 +317,43 @@ fn leak_finding(
     }
 }
 
-/// A leaked temporary key (`ASIA...`) with its session token: every
-/// session of its role (or user) issued until now is revoked, authorised
-/// as `iam:RevokeSessions` on that role or user. A token that does not
-/// open is refused as an unknown key.
+/// A leaked temporary key (`ASIA...`) with its session token, or the
+/// token alone (`id` `None`: the token names its key): every session of
+/// its role (or user) issued until now is revoked, authorised as
+/// `iam:RevokeSessions` on that role or user. A token that does not open
+/// (or is not the key's) is refused as an unknown key.
 fn revoke_leaked_session(
     c: &Call,
-    id: &str,
+    id: Option<&str>,
     location: &str,
     detector: &str,
 ) -> Result<Option<Xml>, ApiError> {
     const ACTION: &str = "iam:RevokeSessions";
     let token = c.params.required("SessionToken")?;
-    let shown = Some(format!("access key {id}"));
-    let Ok(found) = c.state.find_credentials(id, Some(token), c.now, "") else {
+    let derived = id
+        .map(str::to_owned)
+        .or_else(|| c.state.session_access_key_id(token));
+    let found = derived
+        .as_deref()
+        .and_then(|id| c.state.find_credentials(id, Some(token), c.now, "").ok());
+    let (Some(id), Some(found)) = (derived.as_deref(), found) else {
         c.authorize_as(
             ACTION,
             super::targets::Target {
-                shown,
+                shown: id.map(|id| format!("access key {id}")),
                 ..c.state.missing_target("role", "*")
             },
         )?;
-        return Err(no_such_key(id));
+        return Err(match id {
+            Some(id) => no_such_key(id),
+            None => ApiError::new(
+                404,
+                "NoSuchEntity",
+                "The session token cannot be found.".to_owned(),
+            ),
+        });
     };
+    let shown = Some(format!("access key {id}"));
     let target = match &found.caller.identity {
         latchkey_identity::Identity::Role { name, .. } => c.state.role_target(name),
         latchkey_identity::Identity::User { name } => c.state.user_target(name),
