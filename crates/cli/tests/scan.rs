@@ -1050,4 +1050,53 @@ fn history_staged_changes_and_the_pre_commit_hook() {
     write(&repo, "clean.txt", "hello\n");
     git_ok(&repo, &["add", "clean.txt"]);
     git_ok(&repo, &["commit", "-q", "-m", "clean"]);
+
+    // The baseline lives at the repository's root, and its fingerprints
+    // hold from any directory the scan runs in.
+    let scan_in = |dir: &Path, args: &[&str]| {
+        let mut all = vec!["scan", "--no-verify"];
+        all.extend(args);
+        latchkey(&all).current_dir(dir).output().unwrap()
+    };
+    let out = scan_in(&repo, &[".", "--update-baseline"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let baseline = repo.join(".latchkey-scan-baseline.json");
+    let entries = |path: &Path| -> Vec<String> {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let accepted = entries(&baseline);
+    assert!(accepted.iter().any(|p| p == "local.sh"), "{accepted:?}");
+    let out = scan_in(root.path(), &["repo", "--output", "json"]);
+    assert_eq!(
+        json_of(&out)["findings"],
+        json!([]),
+        "the repository's baseline, from its parent directory"
+    );
+    assert_eq!(out.status.code(), Some(0));
+    // Updated from a part of the tree, it keeps the rest's entries.
+    write(&repo, "sub/new.env", "PGPASSWORD=Sub-Dir-Pw77\n");
+    let out = scan_in(root.path(), &["repo/sub", "--update-baseline"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kept from files this scan did not cover"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let updated = entries(&baseline);
+    assert!(updated.contains(&"sub/new.env".to_owned()), "{updated:?}");
+    assert!(updated.contains(&"local.sh".to_owned()), "{updated:?}");
+    assert_eq!(scan_in(&repo.join("sub"), &[".."]).status.code(), Some(0));
+    // Updated over the whole tree, the entries of a fixed file go.
+    std::fs::remove_file(repo.join("local.sh")).unwrap();
+    assert!(scan_in(&repo, &["--update-baseline"]).status.success());
+    assert!(!entries(&baseline).contains(&"local.sh".to_owned()));
 }

@@ -962,7 +962,7 @@ impl FingerprintPaths {
 
     /// The files this run covered, in fingerprint paths, for
     /// `--update-baseline` to replace the entries of.
-    fn scope(&mut self, args: &ScanArgs) -> Scope {
+    fn scope(&self, args: &ScanArgs) -> Scope {
         if args.git {
             Scope::Everything
         } else if args.stdin || args.staged {
@@ -971,10 +971,9 @@ impl FingerprintPaths {
             let prefixes = roots(args)
                 .iter()
                 .map(|root| {
-                    self.of(&Place {
-                        path: display_path(root),
-                        commit: None,
-                    })
+                    let abs = root.canonicalize().unwrap_or_else(|_| root.clone());
+                    abs.strip_prefix(scan_root(root))
+                        .map_or(display_path(root), |rel| rel.to_string_lossy().into_owned())
                 })
                 .collect();
             Scope::Under(prefixes)
