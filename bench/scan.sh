@@ -47,12 +47,21 @@ best() {
 
 echo "== working tree" >&2
 best latchkey "$bin" scan "$repo" --no-verify --output json
-rounds=1 best detect-secrets sh -c "cd '$repo' && detect-secrets scan"
+# The peers get as many rounds as latchkey on the tree (PEER_ROUNDS), one
+# on history (git-secrets takes ten minutes there).
+rounds=${PEER_ROUNDS:-$rounds} best detect-secrets sh -c "cd '$repo' && detect-secrets scan"
 git -C "$repo" secrets --register-aws >/dev/null 2>&1 || true
-rounds=1 best git-secrets sh -c "cd '$repo' && git secrets --scan 2>&1"
+rounds=${PEER_ROUNDS:-$rounds} best git-secrets sh -c "cd '$repo' && git secrets --scan 2>&1"
 
 echo "== history" >&2
 best latchkey-history "$bin" scan --git "$repo" --no-verify --output json
 rounds=1 best git-secrets-history sh -c "cd '$repo' && timeout ${HISTORY_TIMEOUT:-1800} git secrets --scan-history 2>&1"
 
 python3 bench/scan_score.py "$dir" "$tree_bytes" "$history_bytes"
+
+echo "== generic-secret entropy threshold sweep (tree)" >&2
+for bits in 2.50 2.75 3.00 3.25 3.50 3.75 4.00; do
+    "$bin" scan "$repo" --no-verify --output json --generic-entropy "$bits" > "$out/sweep-$bits.out" 2>/dev/null || true
+done
+echo
+python3 bench/scan_score.py --sweep "$dir"

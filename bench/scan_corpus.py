@@ -9,9 +9,11 @@ detector and decoys that look like secrets but are not.
 Writes DIR/repo (through `git fast-import`, so thousands of commits take
 seconds) and DIR/manifest.json:
 
-  planted:  [{kind, path, line, value, where: "tree" | "history"}]
-            "tree" secrets are in the final tree at path:line; "history"
-            ones only in a commit (their file is deleted later, whole).
+  planted:  [{kind, variant, path, line, lines, where: "tree"}]: each
+            secret in the final tree, on `line` (the value's), within the
+            block `lines` (a hit on any of them finds it).
+  history:  [{kind, variant, path, line, lines, where: "history"}]: the
+            same, in a file added in one commit and deleted later.
   decoys:   [{kind, path, line}] in the final tree: placeholders, hashes,
             UUIDs, base64 images, npm integrity strings, code.
 
@@ -47,58 +49,118 @@ def key_pair(rng):
     return "AKIA" + rand(rng, B32, 16), rand(rng, B64, 40)
 
 
-def planted_secret(rng, kind):
-    """(lines, index of the line holding the secret, the secret value)."""
+def session_token(rng):
+    # Latchkey's shape: base64url of version 1, a small key id, a nonce
+    # and the sealed claims.
+    return "AQAAAAE" + rand(rng, ALNUM + "-_", 300)
+
+
+def planted_secret(rng, kind, n):
+    """(variant, lines, index of the line holding the secret, the secret
+    value); `n` picks the variant in turn."""
     if kind == "aws-access-key":
         k, s = key_pair(rng)
-        return [f"AWS_ACCESS_KEY_ID={k}", f"AWS_SECRET_ACCESS_KEY={s}"], 1, s
+        return "env", [f"AWS_ACCESS_KEY_ID={k}", f"AWS_SECRET_ACCESS_KEY={s}"], 1, s
+    if kind == "aws-session":
+        k, s = key_pair(rng)
+        k = "ASIA" + k[4:]
+        t = session_token(rng)
+        if n % 2:
+            # A table of a script's output: no names at all.
+            return "bare", [f"{k}\t{s}\t{t}"], 0, s
+        return "json", ['{"Credentials": {', f'  "AccessKeyId": "{k}",', f'  "SecretAccessKey": "{s}",',
+                        f'  "SessionToken": "{t}"', "}}"], 2, s
     if kind == "credentials-file":
         k, s = key_pair(rng)
-        return ["[default]", f"aws_access_key_id = {k}", f"aws_secret_access_key = {s}"], 2, s
+        return "ini", ["[default]", f"aws_access_key_id = {k}", f"aws_secret_access_key = {s}"], 2, s
     if kind == "aws-secret-key":
         s = rand(rng, B64, 40)
-        return [f'aws_secret_access_key: "{s}"'], 0, s
+        return "yaml", [f'aws_secret_access_key: "{s}"'], 0, s
     if kind == "session-token":
-        t = "AQAAAAE" + rand(rng, ALNUM + "-_", 300)
-        return [f"AWS_SESSION_TOKEN={t}"], 0, t
+        t = session_token(rng)
+        return "env", [f"AWS_SESSION_TOKEN={t}"], 0, t
     if kind == "database-url":
         p = password(rng)
-        return [f"DATABASE_URL=postgres://app:{p}@db.internal:5432/orders"], 0, p
+        return [
+            ("postgres", [f"DATABASE_URL=postgres://app:{p}@db.internal:5432/orders"], 0, p),
+            ("mysql", [f'url = "mysql://root:{p}@127.0.0.1:3306/shop"'], 0, p),
+            ("go-dsn", [f'dsn := "app:{p}@tcp(db:3306)/shop?parseTime=true"'], 0, p),
+        ][n % 3]
     if kind == "jdbc-url":
-        p = password(rng)
-        return [f"spring.datasource.url=jdbc:mysql://db:3306/shop?user=app&password={p}"], 0, p
+        p = password(rng).replace(";", "")
+        return [
+            ("mysql", [f"spring.datasource.url=jdbc:mysql://db:3306/shop?user=app&password={p}"], 0, p),
+            ("sqlserver", [f"url=jdbc:sqlserver://db:1433;databaseName=shop;user=sa;password={p};"], 0, p),
+            ("oracle", [f"url=jdbc:oracle:thin:scott/{p.replace('@', '')}@db:1521/ORCL"], 0, p),
+        ][n % 3]
     if kind == "libpq-dsn":
         p = rand(rng, ALNUM, 16)
-        return [f'conn = psycopg.connect("host=db dbname=orders user=app password={p}")'], 0, p
+        return "python", [f'conn = psycopg.connect("host=db dbname=orders user=app password={p}")'], 0, p
     if kind == "env-password":
         p = password(rng)
-        return [f"PGPASSWORD='{p}' psql -h db -U app orders"], 0, p
+        return [
+            ("pgpassword", [f"PGPASSWORD='{p}' psql -h db -U app orders"], 0, p),
+            ("mysql-pwd", [f"export MYSQL_PWD='{p}'"], 0, p),
+            ("yaml", ["environment:", f'  PGPASSWORD: "{p}"'], 1, p),
+            ("kubernetes", ["env:", "  - name: PGPASSWORD", f'    value: "{p}"'], 2, p),
+        ][n % 4]
     if kind == "private-key":
         body = base64.b64encode(rng.randbytes(600)).decode()
         lines = [body[i:i + 64] for i in range(0, len(body), 64)]
-        return ["-----BEGIN RSA PRIVATE KEY-----", *lines, "-----END RSA PRIVATE KEY-----"], 0, body[:32]
+        return "rsa", ["-----BEGIN RSA PRIVATE KEY-----", *lines, "-----END RSA PRIVATE KEY-----"], 0, body[:32]
+    if kind == "private-key-encrypted":
+        body = base64.b64encode(rng.randbytes(600)).decode()
+        lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+        return "pkcs8", ["-----BEGIN ENCRYPTED PRIVATE KEY-----", *lines,
+                         "-----END ENCRYPTED PRIVATE KEY-----"], 0, body[:32]
     if kind == "rds-auth-token":
         k, _ = key_pair(rng)
         sig = rand(rng, "0123456789abcdef", 64)
         t = (f"db.internal:5432/?Action=connect&DBUser=app&X-Amz-Algorithm=AWS4-HMAC-SHA256"
              f"&X-Amz-Credential={k}%2F20261204%2Fus-east-1%2Frds-db%2Faws4_request"
              f"&X-Amz-Date=20261204T000000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature={sig}")
-        return [f"token = '{t}'"], 0, t
+        return "quoted", [f"token = '{t}'"], 0, t
     if kind == "generic-secret":
         name = rng.choice(["api_key", "client_secret", "auth_token", "db_password", "stripe_api_key"])
-        v = rand(rng, ALNUM, rng.randint(20, 32))
-        return [f'{name} = "{v}"'], 0, v
+        if n % 3 == 2:
+            # What people pick: a word, a year and a sign (weaker, and
+            # plainer: the entropy threshold's hard case).
+            word = rng.choice(["Summer", "Winter", "Falcon", "Orange", "Dragon", "Monkey"])
+            v = f"{word}{rng.randint(1990, 2030)}{rng.choice('!#$%&*')}"
+            return "human", [f'{name} = "{v}"'], 0, v
+        v = rand(rng, ALNUM, rng.randint(12, 32))
+        return "random", [f'{name} = "{v}"'], 0, v
     raise ValueError(kind)
 
 
-KINDS = ["aws-access-key", "credentials-file", "aws-secret-key", "session-token", "database-url",
-         "jdbc-url", "libpq-dsn", "env-password", "private-key", "rds-auth-token", "generic-secret"]
+KINDS = ["aws-access-key", "aws-session", "credentials-file", "aws-secret-key", "session-token",
+         "database-url", "jdbc-url", "libpq-dsn", "env-password", "private-key", "private-key-encrypted",
+         "rds-auth-token", "generic-secret"]
 
 
 def decoy(rng):
     """(kind, line): text that is not a secret."""
     kind = rng.choice(["example-key", "template", "placeholder", "sha256", "uuid", "image", "integrity",
-                       "code", "commit"])
+                       "code", "commit", "password-hash", "named-digest", "secret-name", "plain-value"])
+    if kind == "password-hash":
+        salt = rand(rng, ALNUM + "./", 22)
+        return kind, rng.choice([f'password = "$2b$12${salt}{rand(rng, ALNUM + "./", 31)}"',
+                                 f"admin_password: $argon2id$v=19$m=65536,t=3,p=4${salt}",
+                                 f'password_hash = "{rand(rng, ALNUM, 24)}"'])
+    if kind == "named-digest":
+        return kind, rng.choice([f'token_sha256 = "{hashlib.sha256(rng.randbytes(8)).hexdigest()}"',
+                                 f"secret_digest: {hashlib.sha1(rng.randbytes(8)).hexdigest()}"])
+    if kind == "secret-name":
+        return kind, rng.choice([f'secret_name = "prod/db/{rand(rng, ALNUM, 12)}"',
+                                 f'"SecretId": "prod-app-{rand(rng, ALNUM, 10)}"',
+                                 f"DB_PASSWORD_FILE=/run/secrets/{rand(rng, ALNUM, 12)}",
+                                 f'token_url = "https://{rand(rng, ALNUM, 10).lower()}.auth.internal/token"'])
+    if kind == "plain-value":
+        # Assigned to a secret-sounding name, not secret, and not code:
+        # what a lower entropy threshold starts to report.
+        return kind, rng.choice(['token_expires = "2024-01-01T00:00:00Z"', 'secret_key_base = "development"',
+                                 'password_min_length = "12"', 'token = "v1.2.3-beta.4"',
+                                 'api_key_header = "X-Api-Key"', 'password_prompt = "Password: "'])
     if kind == "example-key":
         return kind, rng.choice(["aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
                                  "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"])
@@ -167,6 +229,7 @@ def main():
         stream.append(f"M 100644 inline {path}\ndata {len(data)}\n".encode() + data + b"\n")
 
     plant_every = max(1, args.commits // 400)
+    turns = {}
     for c in range(args.commits):
         commands = []
         stream_start = len(stream)
@@ -179,19 +242,29 @@ def main():
             tree[path] = lines
             blob_cmd(path, "\n".join(lines) + "\n")
         if c % plant_every == 0:
-            kind = KINDS[(c // plant_every) % len(KINDS)]
-            secret_lines, at, value = planted_secret(rng, kind)
-            if (c // plant_every) % 4 == 3 and c < args.commits - 10:
+            turn = c // plant_every
+            kind = KINDS[turn % len(KINDS)]
+            in_history = turn % 4 == 3 and c < args.commits - 10
+            # Each kind's variants in turn, in the tree and in history alike.
+            n = turns.get((kind, in_history), 0)
+            turns[(kind, in_history)] = n + 1
+            variant, secret_lines, at, value = planted_secret(rng, kind, n)
+            if in_history:
                 # Only in history: a file added here and deleted later.
                 path = f"history/leak{c}.env"
                 blob_cmd(path, "\n".join(secret_lines) + "\n")
-                history_planted.append({"kind": kind, "path": path, "value": value, "where": "history",
+                history_planted.append({"kind": kind, "variant": variant, "path": path, "where": "history",
+                                        "line": at + 1, "lines": list(range(1, len(secret_lines) + 1)),
                                         "delete_at": c + rng.randint(1, 9)})
             else:
                 path = f"config/{kind}-{c}.conf"
-                lines = filler(rng, 5) + secret_lines + filler(rng, 5)
+                head = filler(rng, 5)
+                lines = head + secret_lines + filler(rng, 5)
                 tree[path] = lines
                 blob_cmd(path, "\n".join(lines) + "\n")
+                first = len(head) + 1
+                planted.append({"kind": kind, "variant": variant, "path": path, "where": "tree",
+                                "line": first + at, "lines": list(range(first, first + len(secret_lines)))})
         for h in history_planted:
             if h.get("delete_at") == c:
                 stream.append(f"D {h['path']}\n".encode())
@@ -217,33 +290,11 @@ def main():
             real = f.read().split("\n")
         assert real[: len(lines)] == lines, path
     for path, lines in tree.items():
-        if path.startswith("config/"):
-            kind = path.split("/")[1].rsplit("-", 1)[0]
-            for i, line in enumerate(lines):
-                if not line.startswith(("    ", "#", "def ")):
-                    planted.append({"kind": kind, "path": path, "line": i + 1, "where": "tree"})
-        else:
+        if not path.startswith("config/"):
             for i, line in enumerate(lines):
                 if not line.startswith(("    ", "#", "def ")):
                     decoys.append({"path": path, "line": i + 1, "text": line[:40]})
-    # One planted finding per secret: the line the secret is on.
-    by_file = {}
-    for p in planted:
-        by_file.setdefault(p["path"], []).append(p)
-    secrets = []
-    for path, ps in by_file.items():
-        kind = ps[0]["kind"]
-        lines = tree[path]
-        # The secret's line: as planted_secret says (the value's line).
-        for p in ps:
-            text = lines[p["line"] - 1]
-            keep = {
-                "aws-access-key": text.startswith("AWS_SECRET_ACCESS_KEY"),
-                "credentials-file": text.startswith("aws_secret_access_key"),
-                "private-key": text.startswith("-----BEGIN"),
-            }.get(kind, True)
-            if keep:
-                secrets.append({**p, "lines": [q["line"] for q in ps]})
+    secrets = planted
     size = subprocess.run(["git", "-C", repo, "count-objects", "-vH"], capture_output=True, text=True).stdout
     manifest = {"planted": secrets, "history": history_planted, "decoys": decoys,
                 "commits": args.commits, "objects": size}

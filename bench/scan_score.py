@@ -43,15 +43,14 @@ def git_secrets_hits(text):
 
 
 def score(manifest, hits, history):
-    """(found planted, planted, decoy hits, other hits)."""
+    """(found planted, planted, decoy hits, other hits). A planted secret
+    is found by a hit on a line of its block, in its file."""
     planted = manifest["history"] if history else manifest["planted"]
     hit_set = set(hits)
-    hit_paths = {p for p, _ in hits}
+    found = sum(1 for p in planted if any((p["path"], l) in hit_set for l in p["lines"]))
     if history:
-        found = sum(1 for p in planted if p["path"] in hit_paths)
         on_planted = {(p, l) for p, l in hits if p.startswith("history/") or p.startswith("config/")}
     else:
-        found = sum(1 for p in planted if any((p["path"], l) in hit_set for l in p["lines"]))
         on_planted = {(p["path"], l) for p in planted for l in p["lines"]} & hit_set
     decoy_lines = {(d["path"], d["line"]) for d in manifest["decoys"]}
     unique = set(hits)
@@ -71,7 +70,32 @@ def relative(hits, repo):
     return [(p[len(prefix):] if p.startswith(prefix) else p, l) for p, l in hits]
 
 
+def sweep(d):
+    """The generic-secret entropy threshold against the corpus: recall of
+    the planted generic secrets (random and human-made) and findings on
+    decoy lines, per threshold."""
+    repo = os.path.join(d, "repo")
+    manifest = json.load(open(os.path.join(d, "manifest.json")))
+    generic = [p for p in manifest["planted"] if p["kind"] == "generic-secret"]
+    decoy_lines = {(x["path"], x["line"]) for x in manifest["decoys"]}
+    out = os.path.join(d, "out")
+    print("| bits | generic recall (random) | generic recall (human) | findings on decoys | all findings |")
+    print("|---|---|---|---|---|")
+    for name in sorted(f for f in os.listdir(out) if f.startswith("sweep-") and f.endswith(".out")):
+        bits = name[len("sweep-"):-len(".out")]
+        hits = set(relative(latchkey_hits(load(os.path.join(out, name))), repo))
+        cells = []
+        for variant in ["random", "human"]:
+            ps = [p for p in generic if p.get("variant") == variant]
+            ok = sum(1 for p in ps if any((p["path"], l) in hits for l in p["lines"]))
+            cells.append(f"{ok}/{len(ps)}")
+        print(f"| {bits} | {cells[0]} | {cells[1]} | {len(hits & decoy_lines)} | {len(hits)} |")
+
+
 def main():
+    if sys.argv[1] == "--sweep":
+        sweep(sys.argv[2])
+        return
     d, tree_bytes, history_bytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     repo = os.path.join(d, "repo")
     manifest = json.load(open(os.path.join(d, "manifest.json")))
@@ -107,10 +131,18 @@ def main():
         kinds = {}
         for p in manifest["planted"]:
             ok = any((p["path"], l) in hits for l in p["lines"])
-            k = kinds.setdefault(p["kind"], [0, 0])
+            k = kinds.setdefault(f"{p['kind']}/{p.get('variant', '')}", [0, 0])
             k[0] += ok
             k[1] += 1
-        print("\nlatchkey recall by detector: " + ", ".join(f"{k} {a}/{b}" for k, (a, b) in sorted(kinds.items())))
+        print("\nlatchkey recall by detector/variant: " + ", ".join(f"{k} {a}/{b}" for k, (a, b) in sorted(kinds.items())))
+        missed = [p for p in manifest["planted"] if not any((p["path"], l) in hits for l in p["lines"])]
+        for p in missed[:10]:
+            print(f"  missed: {p['path']}:{p['line']} ({p['kind']}/{p.get('variant')})")
+    if "latchkey-history" in base:
+        hits = set(relative(latchkey_hits(load(os.path.join(out, "latchkey-history.out"))), repo))
+        for p in manifest["history"]:
+            if not any((p["path"], l) in hits for l in p["lines"]):
+                print(f"  missed in history: {p['path']}:{p['line']} ({p['kind']}/{p.get('variant')})")
 
 
 if __name__ == "__main__":

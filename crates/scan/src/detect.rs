@@ -116,6 +116,9 @@ const MAX_VALUE: usize = 256;
 
 /// The detectors, compiled once: share one across threads.
 pub struct Scanner {
+    /// Bits per character a generic secret reaches (see
+    /// [`GENERIC_ENTROPY_BITS`]).
+    generic_entropy: f64,
     prefilter: AhoCorasick,
     key_id: Regex,
     secret_assigned: Regex,
@@ -166,6 +169,7 @@ impl Scanner {
             .build(LITERALS.iter().map(|(l, _)| l))
             .unwrap_or_else(|e| panic!("prefilter: {e}"));
         Self {
+            generic_entropy: GENERIC_ENTROPY_BITS,
             prefilter,
             key_id: re(r"(?:^|[^A-Za-z0-9+])((?:AKIA|ASIA)[A-Z0-9]{16})(?:[^A-Za-z0-9/+=]|$)"),
             secret_assigned: re(&format!(
@@ -220,6 +224,14 @@ impl Scanner {
             ),
             rds_credential: re(r"X-Amz-Credential=((?:AKIA|ASIA)[A-Z0-9]{16})"),
         }
+    }
+
+    /// The scanner with another entropy threshold for generic secrets
+    /// (bits per character, 0 to 8): lower finds shorter and plainer
+    /// passwords and more that are not. `bench/scan.sh` sweeps it.
+    pub fn with_generic_entropy(mut self, bits: f64) -> Self {
+        self.generic_entropy = bits.clamp(0.0, 8.0);
+        self
     }
 
     /// Every leak in `text`, in order.
@@ -398,7 +410,7 @@ impl Scanner {
             };
             // `name = call(...)`: the value is a function's name.
             let called = quoted.is_none() && slice.get(m.end()) == Some(&b'(');
-            if !called && generic_secret(name.as_bytes(), m.as_bytes(), quoted.is_none()) {
+            if !called && self.generic_secret(name.as_bytes(), m.as_bytes(), quoted.is_none()) {
                 out.push(
                     Detector::GenericSecret,
                     Severity::Medium,
@@ -409,6 +421,19 @@ impl Scanner {
             }
         }
         self.k8s_env(out, line, slice);
+    }
+
+    /// Whether `value`, assigned to `name` (which says secret), is one:
+    /// long and random enough, not a placeholder, code, a hash, or what
+    /// names a secret rather than holds it.
+    fn generic_secret(&self, name: &[u8], value: &[u8], unquoted: bool) -> bool {
+        let value = String::from_utf8_lossy(value);
+        value.chars().count() >= 8
+            && !names_not_holds(name)
+            && !is_placeholder(&value)
+            && !looks_like_code(&value, unquoted)
+            && !looks_like_hash(name, &value)
+            && shannon_entropy(&value) >= self.generic_entropy
     }
 
     /// `- name: PGPASSWORD` with its `value:` on the next line.
@@ -436,7 +461,7 @@ impl Scanner {
                 return;
             }
             (Detector::EnvPassword, Severity::High)
-        } else if generic_secret(name, m.as_bytes(), quoted.is_none()) {
+        } else if self.generic_secret(name, m.as_bytes(), quoted.is_none()) {
             (Detector::GenericSecret, Severity::Medium)
         } else {
             return;
@@ -557,19 +582,6 @@ impl Scanner {
     }
 }
 
-/// Whether `value`, assigned to `name` (which says secret), is one: long
-/// and random enough, not a placeholder, code, a hash, or what names a
-/// secret rather than holds it.
-fn generic_secret(name: &[u8], value: &[u8], unquoted: bool) -> bool {
-    let value = String::from_utf8_lossy(value);
-    value.chars().count() >= 8
-        && !names_not_holds(name)
-        && !is_placeholder(&value)
-        && !looks_like_code(&value, unquoted)
-        && !looks_like_hash(name, &value)
-        && shannon_entropy(&value) >= GENERIC_ENTROPY_BITS
-}
-
 /// The last word of a name (`db_password_file`, `tokenUrl`,
 /// `secret.name`), lower-cased.
 fn last_word(name: &[u8]) -> String {
@@ -637,6 +649,16 @@ fn names_not_holds(name: &[u8]) -> bool {
         "source",
         "store",
         "manager",
+        "prompt",
+        "message",
+        "hint",
+        "help",
+        "text",
+        "description",
+        "title",
+        "error",
+        "regex",
+        "pattern",
     ];
     ABOUT.contains(&last_word(name).as_str())
 }
@@ -736,6 +758,16 @@ fn looks_like_code(v: &str, unquoted: bool) -> bool {
     {
         return true;
     }
+    // A version (`v1.2.3-beta.4`, `2.0.1`).
+    let version = v.strip_prefix('v').unwrap_or(v);
+    if version.starts_with(|c: char| c.is_ascii_digit())
+        && version.contains('.')
+        && version.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+')
+        })
+    {
+        return true;
+    }
     let identifier = |s: &str| {
         !s.is_empty()
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -750,6 +782,20 @@ fn looks_like_code(v: &str, unquoted: bool) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphabetic() || b == b'_' || b == b'-')
             && v.bytes().filter(u8::is_ascii_uppercase).count() <= 3)
+        || camel_case(v)
+}
+
+/// A type or variable name of words (`TokenFromOtherIp`,
+/// `sessionTokenProvider`): letters, each capital followed by lower case.
+/// Random letters (`IyyRnOOByQRdDz`) put capitals together.
+fn camel_case(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() >= 4
+        && b.iter().all(u8::is_ascii_alphabetic)
+        && b.last().is_some_and(u8::is_ascii_lowercase)
+        && !b
+            .windows(2)
+            .any(|w| w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase())
 }
 
 /// An OpenSSH private key whose cipher is not `none`.

@@ -252,6 +252,8 @@ fn high_entropy_assignments() {
         "API_TOKEN=X8FQ2LMZ0VKP7RTY",
         "auth_token = \"IyyRnOOByQRdDzuJyaCh\"",
         "client_secret = \"/k3J9+Qw2mZ7xV5bN1cR8tY4uI0oP6aS\"",
+        // What people make: a word, a year and a sign (2.91 bits).
+        "stripe_api_key = \"Summer1991%\"",
     ] {
         let (id, severity, _) = only(text);
         assert_eq!(
@@ -317,6 +319,11 @@ fn decoys_are_not_findings() {
         "apiTokenUrl: \"https://Xk9mQ2vL8pR4.auth.internal\"",
         "  - name: DB_PASSWORD\n    valueFrom:\n      secretKeyRef: {name: db, key: password}",
         "  - name: PGPASSWORD\n    value: ${PGPASS}",
+        "token = \"v1.2.3-beta.4\"",
+        "    pub token_from_other_ip: TokenFromOtherIp,",
+        "let secret = sessionTokenProvider;",
+        "password_prompt = \"Password: \"",
+        "password_regex = \"^[A-Za-z0-9]{12,}$\"",
     ] {
         assert_eq!(found(text), [], "{text}");
     }

@@ -117,6 +117,11 @@ pub struct ScanArgs {
     /// The credentials profile that revokes [default: the AWS CLI's chain].
     #[arg(long)]
     profile: Option<String>,
+    /// Bits of entropy per character a value assigned to a secret-sounding
+    /// name must reach to be a generic-secret finding (0 to 8; lower finds
+    /// plainer passwords, and more that are not).
+    #[arg(long, value_name = "BITS", default_value_t = latchkey_scan::GENERIC_ENTROPY_BITS, value_parser = parse_bits)]
+    generic_entropy: f64,
     /// Exit 1 when a finding at or above this severity remains
     /// (info, low, medium, high, critical).
     #[arg(long, default_value = "low", value_parser = parse_severity)]
@@ -195,6 +200,13 @@ fn install_hook(args: &HookArgs) -> Result<u8> {
         args.fail_on.as_str()
     );
     Ok(exit::OK)
+}
+
+fn parse_bits(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(bits) if (0.0..=8.0).contains(&bits) => Ok(bits),
+        _ => Err(format!("{s:?} is not a number of bits from 0 to 8")),
+    }
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -1076,7 +1088,7 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
     if let Some(ScanCommand::InstallHook(hook)) = &args.command {
         return install_hook(hook);
     }
-    let scanner = Scanner::new();
+    let scanner = Scanner::new().with_generic_entropy(args.generic_entropy);
     let totals = Arc::new(Totals::default());
     let started = Instant::now();
     let stop = progress(&totals);
