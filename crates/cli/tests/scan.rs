@@ -1100,3 +1100,79 @@ fn history_staged_changes_and_the_pre_commit_hook() {
     assert!(scan_in(&repo, &["--update-baseline"]).status.success());
     assert!(!entries(&baseline).contains(&"local.sh".to_owned()));
 }
+
+#[test]
+fn large_and_binary_files_are_skipped_unless_asked_and_large_ones_streamed() {
+    let root = tempfile::tempdir().unwrap();
+    let tree = root.path().join("t");
+    // 20 MiB of text, beyond the 10 MiB default limit and read in pieces
+    // (over 16 MiB; pieces cut across pairs are the scan crate's unit
+    // tests): secrets at its start, past the first piece, and at its end,
+    // each on its line.
+    let filler = "    the order total is computed from items and a receipt is sent\n";
+    let mut big = String::from("PGPASSWORD=F1rst-Line-Pw\n");
+    let mut lines = 1;
+    let mut line_of_pair = 0;
+    while big.len() < 20 << 20 {
+        if line_of_pair == 0 && big.len() > 12 << 20 {
+            big.push_str("AWS_ACCESS_KEY_ID=AKIAQ3ZT7VN2K4XW5PLR\n");
+            big.push_str(&filler.repeat(2));
+            big.push_str("AWS_SECRET_ACCESS_KEY=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\n");
+            lines += 4;
+            line_of_pair = lines;
+        } else {
+            big.push_str(filler);
+            lines += 1;
+        }
+    }
+    big.push_str("url = mysql://root:L4st-Line-Pw@db/x\n");
+    lines += 1;
+    write(&tree, "big.log", &big);
+    let mut binary = vec![0u8, 1, 2];
+    binary.extend(b"\nPGPASSWORD=B1nary-Pw77\n");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("blob.bin"), &binary).unwrap();
+    write(&tree, "small.env", "PGPASSWORD=Sm4ll-File-Pw\n");
+
+    let run = |extra: &[&str]| {
+        let mut args = vec![tree.to_str().unwrap(), "--no-verify", "--output", "json"];
+        args.extend(extra);
+        json_of(&scan(&args))
+    };
+    let lines_of = |report: &Value, file: &str| -> Vec<u64> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["path"].as_str().unwrap().ends_with(file))
+            .map(|f| f["line"].as_u64().unwrap())
+            .collect()
+    };
+    let report = run(&[]);
+    assert_eq!(report["skipped"]["large"], 1, "{report}");
+    assert_eq!(report["skipped"]["binary"], 1);
+    assert_eq!(lines_of(&report, "small.env"), [1]);
+    assert!(lines_of(&report, "big.log").is_empty());
+    let report = run(&["--include-large", "--include-binary"]);
+    assert_eq!(
+        lines_of(&report, "big.log"),
+        [1, line_of_pair as u64, lines as u64],
+        "{report}"
+    );
+    let pair = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["detector"] == "aws-access-key")
+        .unwrap();
+    assert_eq!(
+        pair["accessKeyId"], "AKIAQ3ZT7VN2K4XW5PLR",
+        "paired past the first piece"
+    );
+    assert_eq!(lines_of(&report, "blob.bin"), [2]);
+    assert!(report["bytesScanned"].as_u64().unwrap() as usize > big.len());
+    // --max-file-size lowers the limit: the small files are skipped too.
+    let report = run(&["--max-file-size", "10"]);
+    assert_eq!(report["skipped"]["large"], 3);
+    assert_eq!(report["findings"], json!([]));
+}

@@ -22,11 +22,13 @@ mod detect;
 mod placeholder;
 pub mod report;
 mod secret;
+mod stream;
 
 pub use detect::{Finding, Scanner};
 pub use placeholder::{GENERIC_ENTROPY_BITS, is_placeholder, shannon_entropy};
 pub use report::{Located, Place, Verification};
 pub use secret::Secret;
+pub use stream::StreamScan;
 
 /// What found a secret: a stable id for each kind of leak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -284,6 +284,72 @@ pub(crate) fn scan_bytes(
         .collect()
 }
 
+/// Files larger than this are read and scanned in pieces
+/// ([`latchkey_scan::StreamScan`]) rather than held whole.
+const STREAM_ABOVE: u64 = 16 << 20;
+
+/// The findings in what `reader` gives (a large file, standard input),
+/// read and scanned in pieces; binary or UTF-16 text is told from its
+/// first bytes (UTF-16 is read whole, to be decoded).
+pub(crate) fn scan_reader(
+    scanner: &Scanner,
+    mut reader: impl Read,
+    place: &Place,
+    include_binary: bool,
+    totals: &Totals,
+) -> std::io::Result<Vec<(Finding, Place)>> {
+    let mut head = Vec::with_capacity(BINARY_SNIFF);
+    (&mut reader)
+        .take(BINARY_SNIFF as u64)
+        .read_to_end(&mut head)?;
+    if utf16_as_utf8(&head).is_some() {
+        let mut all = head;
+        reader.read_to_end(&mut all)?;
+        return Ok(scan_bytes(scanner, &all, place, include_binary, totals));
+    }
+    if !include_binary && head.contains(&0) {
+        totals.skipped_binary.fetch_add(1, Ordering::Relaxed);
+        return Ok(Vec::new());
+    }
+    totals.files.fetch_add(1, Ordering::Relaxed);
+    let mut stream = latchkey_scan::StreamScan::new(scanner);
+    let mut found = stream.push(&head);
+    let mut piece = vec![0u8; 1 << 20];
+    let mut read = head.len();
+    loop {
+        let n = match reader.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        read += n;
+        found.extend(stream.push(&piece[..n]));
+    }
+    found.extend(stream.finish());
+    totals.bytes.fetch_add(read as u64, Ordering::Relaxed);
+    Ok(found.into_iter().map(|f| (f, place.clone())).collect())
+}
+
+/// The findings in the file at `path` of `size` bytes: read whole, or
+/// in pieces when large.
+fn scan_file(
+    scanner: &Scanner,
+    path: &Path,
+    size: u64,
+    place: &Place,
+    include_binary: bool,
+    totals: &Totals,
+) -> std::io::Result<Vec<(Finding, Place)>> {
+    if size > STREAM_ABOVE {
+        let file = std::fs::File::open(path)?;
+        scan_reader(scanner, file, place, include_binary, totals)
+    } else {
+        let bytes = std::fs::read(path)?;
+        Ok(scan_bytes(scanner, &bytes, place, include_binary, totals))
+    }
+}
+
 /// The paths a walk starts from: those given, or `.`.
 fn roots(args: &ScanArgs) -> Vec<PathBuf> {
     if args.paths.is_empty() {
@@ -346,15 +412,11 @@ fn walk(args: &ScanArgs, scanner: &Scanner, totals: &Totals) -> Result<Vec<(Find
                     return ignore::WalkState::Continue;
                 }
                 let path = entry.path();
-                let large = entry.metadata().is_ok_and(|m| m.len() > args.max_file_size);
-                if large && !args.include_large {
+                let size = entry.metadata().map_or(0, |m| m.len());
+                if size > args.max_file_size && !args.include_large {
                     totals.skipped_large.fetch_add(1, Ordering::Relaxed);
                     return ignore::WalkState::Continue;
                 }
-                let Ok(bytes) = std::fs::read(path) else {
-                    totals.unreadable.fetch_add(1, Ordering::Relaxed);
-                    return ignore::WalkState::Continue;
-                };
                 let shown = match path.strip_prefix(abs) {
                     Ok(rel) if !rel.as_os_str().is_empty() => root.join(rel),
                     _ => root.clone(),
@@ -363,7 +425,11 @@ fn walk(args: &ScanArgs, scanner: &Scanner, totals: &Totals) -> Result<Vec<(Find
                     path: display_path(&shown),
                     commit: None,
                 };
-                let hits = scan_bytes(scanner, &bytes, &place, args.include_binary, totals);
+                let read = scan_file(scanner, path, size, &place, args.include_binary, totals);
+                let Ok(hits) = read else {
+                    totals.unreadable.fetch_add(1, Ordering::Relaxed);
+                    return ignore::WalkState::Continue;
+                };
                 if !hits.is_empty() {
                     found.lock().unwrap_or_else(|p| p.into_inner()).extend(hits);
                 }
@@ -413,26 +479,21 @@ fn tracked_but_ignored(
         {
             continue;
         }
-        let large = abs.metadata().is_ok_and(|m| m.len() > args.max_file_size);
-        if large && !args.include_large {
+        let size = abs.metadata().map_or(0, |m| m.len());
+        if size > args.max_file_size && !args.include_large {
             totals.skipped_large.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let Ok(bytes) = std::fs::read(&abs) else {
-            totals.unreadable.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
         let place = Place {
             path: display_path(&shown),
             commit: None,
         };
-        found.extend(scan_bytes(
-            scanner,
-            &bytes,
-            &place,
-            args.include_binary,
-            totals,
-        ));
+        match scan_file(scanner, &abs, size, &place, args.include_binary, totals) {
+            Ok(hits) => found.extend(hits),
+            Err(_) => {
+                totals.unreadable.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
     Ok(found)
 }
@@ -1093,15 +1154,12 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
     let started = Instant::now();
     let stop = progress(&totals);
     let hits = if args.stdin {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .context("reading standard input")?;
         let place = Place {
             path: "-".to_owned(),
             commit: None,
         };
-        scan_bytes(&scanner, &bytes, &place, true, &totals)
+        scan_reader(&scanner, std::io::stdin().lock(), &place, true, &totals)
+            .context("reading standard input")?
     } else if args.git || args.staged {
         let path = args.paths.first().map_or(Path::new("."), PathBuf::as_path);
         let part = if args.git {
