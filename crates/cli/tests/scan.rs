@@ -576,10 +576,17 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         "wrong.env",
         &format!("id={}\nkey={}\n", other.0, random.1),
     );
+    // From outside, an inactive key looks like one never issued.
+    write(
+        &tree,
+        "inactive.env",
+        &format!("id={}\nkey={}\n", inactive.0, inactive.1),
+    );
     let remote = latchkey(&[
         "scan",
         tree.join("other.env").to_str().unwrap(),
         tree.join("wrong.env").to_str().unwrap(),
+        tree.join("inactive.env").to_str().unwrap(),
         "--endpoint-url",
         &endpoint,
         "--ca-bundle",
@@ -603,6 +610,8 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     };
     assert_eq!(status_of("other.env"), "live", "{report}");
     assert_eq!(status_of("wrong.env"), "unknown", "{report}");
+    assert_eq!(status_of("inactive.env"), "unknown", "{report}");
+    std::fs::remove_file(tree.join("inactive.env")).unwrap();
     std::fs::remove_file(tree.join("other.env")).unwrap();
     std::fs::remove_file(tree.join("wrong.env")).unwrap();
 
