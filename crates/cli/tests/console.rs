@@ -366,6 +366,10 @@ fn the_console_in_chromium() {
         assert!(checked.contains(&page), "{page} not checked: {checked:?}");
     }
     assert_eq!(seen["keyboard"], true, "signed in and skipped by keyboard");
+    assert_eq!(
+        seen["address_lockout"], true,
+        "a spray from one address locks that address, not the user"
+    );
     // psql was told its session ended, in PostgreSQL's own words.
     assert!(
         seen["psql_saw"]

@@ -58,6 +58,74 @@ async fn body_text(r: hyper::Response<http_body_util::Full<bytes::Bytes>>) -> St
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// 1,000 secrets, 1,000 parameters and 100 KMS keys, stored as the APIs
+/// store them (documents of the secrets, ssm and kms crates).
+fn vault_items(store: &Store, account: &str, now: i64) {
+    let started = Instant::now();
+    let region = "us-east-1";
+    for i in 0..1_000u32 {
+        let name = format!("app/{i:04}/db");
+        let [a, b, c, d] = i.to_be_bytes();
+        let suffix = latchkey_secrets::secret::arn_suffix([a, b, c, d, 7, 9]);
+        let mut secret =
+            latchkey_secrets::Secret::new(region, account, &name, &suffix, now).unwrap();
+        secret.description = format!("Database login of service {i}");
+        let document = serde_json::to_string(&secret).unwrap();
+        store
+            .create_secret(&secret.arn, &name, &document, None)
+            .unwrap();
+    }
+    let admin = format!("arn:aws:iam::{account}:user/admin");
+    for i in 0..1_000 {
+        let name = latchkey_ssm::ParameterName::parse(&format!("/app/{i:04}/url")).unwrap();
+        let version = latchkey_ssm::Version {
+            version: 1,
+            kind: latchkey_ssm::ParameterType::String,
+            key_id: None,
+            description: Some(format!("Service {i}'s address")),
+            allowed_pattern: None,
+            tier: latchkey_ssm::Tier::Standard,
+            data_type: latchkey_ssm::DataType::Text,
+            labels: Vec::new(),
+            modified: now,
+            modified_user: admin.clone(),
+        };
+        let parameter = latchkey_ssm::Parameter::new(name.clone(), version, Vec::new());
+        let document = serde_json::to_string(&parameter).unwrap();
+        store
+            .create_parameter(
+                name.as_str(),
+                &document,
+                1,
+                format!("https://svc-{i}.internal").as_bytes(),
+            )
+            .unwrap();
+    }
+    for i in 0..100u8 {
+        let id = latchkey_kms::key_id::KeyUuid::from_bytes([i; 16]);
+        let key = latchkey_kms::key::Key::new(
+            &id,
+            region,
+            account,
+            latchkey_kms::key::NewKey {
+                description: format!("Key {i}"),
+                spec: latchkey_kms::key::KeySpec::SymmetricDefault,
+                manager: latchkey_kms::key::KeyManager::Customer,
+                policy: latchkey_kms::policy::default_policy(account),
+                tags: Vec::new(),
+            },
+            now,
+        )
+        .unwrap();
+        let document = serde_json::to_string(&key).unwrap();
+        store.create_kms_key(&key.id, &document, &[i; 32]).unwrap();
+    }
+    eprintln!(
+        "1,000 secrets, 1,000 parameters, 100 keys in {:?}",
+        started.elapsed()
+    );
+}
+
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -139,6 +207,13 @@ fn main() {
             .unwrap();
     }
     let account = store.account_id().to_owned();
+    vault_items(&store, &account, now);
+    // The middle user's two access keys, for its page.
+    for _ in 0..2 {
+        store
+            .create_access_key(&format!("user-{:05}", users / 2), now)
+            .unwrap();
+    }
     let keys = store.cluster_keys(now).unwrap();
     let state = Arc::new(AppState::new(store, keys).unwrap());
 
@@ -232,7 +307,16 @@ fn main() {
         "/console/sessions",
         "/console/simulate",
         "/console/findings",
+        "/console/secrets",
+        "/console/secrets/app%2F0500%2Fdb",
+        "/console/parameters",
+        "/console/keys",
+        "/console/users/new",
+        "/console/roles/new",
+        "/console/policies/new",
+        "/console/databases/new",
         "/console/audit",
+        "/console/audit?format=jsonl",
         "/console/audit?event-name=CreateUser",
         "/console/audit?principal=arn%3Aaws%3Aiam%3A%3A{account}%3Auser%2Fuser-00042",
         "/console/audit?event-id={event}",
