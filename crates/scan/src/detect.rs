@@ -202,8 +202,10 @@ impl Scanner {
             oracle_userinfo: re(
                 r#"(?i)\b(jdbc:oracle:(?:thin|oci8?|kprb)):([^/@\s"':;]+)/([^@\s"']+)@"#,
             ),
-            // Go's MySQL driver: `user:password@tcp(host:3306)/db`.
-            go_dsn: re(r#"(?:^|[\s"'`=(])([A-Za-z0-9_.\-]+):([^@\s"'`:/]+)@(?:tcp|unix)\("#),
+            // Go's MySQL driver: `user:password@tcp(host:3306)/db`; the
+            // password runs to the last `@` before the address, as the
+            // driver reads it.
+            go_dsn: re(r#"(?:^|[\s"'`=(])([A-Za-z0-9_.\-]+):([^\s"'`]+)@(?:tcp|unix)\("#),
             // A Kubernetes (or Compose) environment entry of two lines:
             // `- name: PGPASSWORD` then `value: ...`.
             k8s_env_name: re(r#"^\s*-?\s*name:\s*["']?([A-Za-z0-9_.\-]+)["']?\s*$"#),

@@ -173,6 +173,11 @@ fn database_urls_dsns_and_environment() {
             "database-url",
             "Zq8pL2mK",
         ),
+        (
+            "dsn := \"app:J35Z@oIhM8W:4ek7@tcp(db:3306)/shop\"",
+            "database-url",
+            "J35Z@oIhM8W:4ek7",
+        ),
     ];
     for (text, detector, secret) in cases {
         let all = found(text);
