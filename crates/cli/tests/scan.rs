@@ -529,6 +529,49 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         }),
         "a finding names the role's key and where its token was"
     );
+    // A session over already is not revoked again: doing so would end
+    // only the role's live sessions, which did not leak.
+    let out = as_cli(
+        &assumer,
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &role_arn,
+            "--role-session-name",
+            "fresh",
+        ],
+    );
+    assert!(out.status.success());
+    let fresh: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fresh_env: Vec<(String, String)> = [
+        ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
+        ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
+        ("AWS_SESSION_TOKEN", "SessionToken"),
+    ]
+    .iter()
+    .map(|(k, f)| {
+        (
+            k.to_string(),
+            fresh["Credentials"][f].as_str().unwrap().to_owned(),
+        )
+    })
+    .collect();
+    let report = json_of(&revoke_scan(&sessions.join("role.json"), None));
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["revoked"] != true),
+        "{report}"
+    );
+    assert!(
+        as_cli(&fresh_env, &["sts", "get-caller-identity"])
+            .status
+            .success(),
+        "the role's new session still works"
+    );
     // Scanned again, the session shows revoked.
     let report = session_report();
     assert_eq!(
@@ -942,15 +985,24 @@ fn history_staged_changes_and_the_pre_commit_hook() {
         paths.iter().any(|p| p.ends_with("prod.secret")),
         "tracked although ignored: {paths:?}"
     );
-    // A file name with an escape sequence reaches the terminal escaped.
+    // A file name with an escape sequence reaches the terminal escaped,
+    // and so do the ends of a masked value.
     let evil = repo.join("e\x1b[2Kvil.env");
-    std::fs::write(&evil, "PGPASSWORD=Esc4ped-Name\n").unwrap();
+    std::fs::write(
+        &evil,
+        format!(
+            "PGPASSWORD=Esc4ped-Name\ndb_password = \"\x1b[3A{}\x1b[0J\"\n",
+            "Xk9mQ2vL8pR4zT7w".repeat(4)
+        ),
+    )
+    .unwrap();
     let out = scan(&[evil.to_str().unwrap(), "--no-verify"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("e\\u{1b}[2Kvil.env") && !text.contains('\x1b'),
         "{text}"
     );
+    assert_eq!(text.lines().count(), 2, "{text}");
     std::fs::remove_file(&evil).unwrap();
     let staged = places(&scan_json(&["--staged", repo.to_str().unwrap()]));
     assert_eq!(
@@ -1000,6 +1052,27 @@ fn history_staged_changes_and_the_pre_commit_hook() {
     );
     assert_eq!(report["findings"][0]["line"], 4);
     git_ok(&repo, &["reset", "-q", "prod.secret"]);
+    git_ok(&repo, &["checkout", "-q", "prod.secret"]);
+    // `git commit -a` stages into a temporary index (GIT_INDEX_FILE) that
+    // the hook reads: a tracked file changed, not added, is refused too.
+    write(
+        &repo,
+        "prod.secret",
+        &format!(
+            "{secret_file}AWS_ACCESS_KEY_ID=AKIAQ3ZT7VN2K4XW5PLR\nAWS_SECRET_ACCESS_KEY=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\n"
+        ),
+    );
+    let out = git(&repo, &["commit", "-q", "-am", "keys with -a"]);
+    assert!(
+        !out.status.success(),
+        "the hook refused `git commit -a`: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = git(
+        &repo,
+        &["commit", "-q", "prod.secret", "-m", "keys by path"],
+    );
+    assert!(!out.status.success(), "and `git commit PATH`");
     git_ok(&repo, &["checkout", "-q", "prod.secret"]);
     // ...a database URL with its password (high) does, naming the file
     // and not the password.
@@ -1142,6 +1215,9 @@ fn large_and_binary_files_are_skipped_unless_asked_and_large_ones_streamed() {
     std::fs::create_dir_all(&tree).unwrap();
     std::fs::write(tree.join("blob.bin"), &binary).unwrap();
     write(&tree, "small.env", "PGPASSWORD=Sm4ll-File-Pw\n");
+    // ripgrep's `.ignore` does not hide files from a secret scan.
+    write(&tree, ".ignore", "config/\n");
+    write(&tree, "config/prod.env", "PGPASSWORD=Ign0red-By-Rg\n");
 
     let run = |extra: &[&str]| {
         let mut args = vec![tree.to_str().unwrap(), "--no-verify", "--output", "json"];
@@ -1161,6 +1237,7 @@ fn large_and_binary_files_are_skipped_unless_asked_and_large_ones_streamed() {
     assert_eq!(report["skipped"]["large"], 1, "{report}");
     assert_eq!(report["skipped"]["binary"], 1);
     assert_eq!(lines_of(&report, "small.env"), [1]);
+    assert_eq!(lines_of(&report, "prod.env"), [1], "{report}");
     assert!(lines_of(&report, "big.log").is_empty());
     let report = run(&["--include-large", "--include-binary"]);
     assert_eq!(
@@ -1182,6 +1259,6 @@ fn large_and_binary_files_are_skipped_unless_asked_and_large_ones_streamed() {
     assert!(report["bytesScanned"].as_u64().unwrap() as usize > big.len());
     // --max-file-size lowers the limit: the small files are skipped too.
     let report = run(&["--max-file-size", "10"]);
-    assert_eq!(report["skipped"]["large"], 3);
+    assert_eq!(report["skipped"]["large"], 4);
     assert_eq!(report["findings"], json!([]));
 }

@@ -111,6 +111,9 @@ const PAIR_BYTES: usize = 2048;
 const MAX_PER_LINE: usize = 64;
 const MAX_PER_BUFFER: usize = 10_000;
 
+/// Key ids of one line looked at (each is paired with what is near it).
+const MAX_IDS_PER_LINE: usize = 256;
+
 /// Longest value a generic assignment is read to.
 const MAX_VALUE: usize = 256;
 
@@ -284,7 +287,13 @@ impl Scanner {
     fn key_ids(&self, out: &mut Out, line: usize) {
         let (start, end) = out.index.span(line, line);
         let text = out.text;
-        for c in self.key_id.captures_iter(&text[start..end]) {
+        // A line of thousands of ids is a dump: its first ones say enough,
+        // and each costs a look around it.
+        for c in self
+            .key_id
+            .captures_iter(&text[start..end])
+            .take(MAX_IDS_PER_LINE)
+        {
             let Some(id) = c.get(1) else { continue };
             let (id_start, id_end) = (start + id.start(), start + id.end());
             let key_id = String::from_utf8_lossy(id.as_bytes()).into_owned();
@@ -300,6 +309,32 @@ impl Scanner {
             let near_start = near_start.max(id_start.saturating_sub(PAIR_BYTES));
             let near_end = near_end.min(id_end + PAIR_BYTES);
             let near = &text[near_start..near_end];
+            // The other ids near, unpaired and real: a secret nearer one
+            // of them than this id is that one's.
+            let others: Vec<(usize, usize)> = self
+                .key_id
+                .captures_iter(near)
+                .filter_map(|c| c.get(1))
+                .map(|m| (near_start + m.start(), near_start + m.end()))
+                .filter(|&(s, e)| {
+                    s != id_start
+                        && !out.overlaps(s, e)
+                        && !is_placeholder(&String::from_utf8_lossy(&text[s..e]))
+                })
+                .collect();
+            let index = out.index;
+            // Lines apart first, then bytes between: a secret on the line
+            // before its id is its, not the next block's.
+            let distance = |(is, ie): (usize, usize), (ss, se): (usize, usize)| {
+                let lines = index.line_of(ss).abs_diff(index.line_of(is));
+                let gap = if se <= is {
+                    is - se
+                } else {
+                    ss.saturating_sub(ie)
+                };
+                (lines, gap)
+            };
+            let id_span = (id_start, id_end);
             let secret = self
                 .secret_assigned
                 .captures_iter(near)
@@ -311,17 +346,23 @@ impl Scanner {
                         .filter(|m| looks_like_aws_secret(m.as_bytes())),
                 )
                 .map(|m| (near_start + m.start(), near_start + m.end()))
-                // The nearest secret no other key took (a credentials file
-                // of several profiles pairs each id with its own).
+                // The nearest secret no other key took or is nearer to, in
+                // the same profile of a credentials file.
                 .filter(|&(s, e)| {
-                    !out.overlaps(s, e) && !is_placeholder(&String::from_utf8_lossy(&text[s..e]))
+                    !out.overlaps(s, e)
+                        && !is_placeholder(&String::from_utf8_lossy(&text[s..e]))
+                        && others
+                            .iter()
+                            .all(|&o| distance(o, (s, e)) >= distance(id_span, (s, e)))
+                        && !self.section_between(text, index, line, index.line_of(s))
                 })
-                .min_by_key(|&(s, _)| s.abs_diff(id_start));
-            // `latchkey:allow` on the id's line accepts the pair, wherever
-            // its secret is.
+                .min_by_key(|&sp| distance(id_span, sp));
+            // `latchkey:allow` on the id's line accepts that line: the id,
+            // and its secret if it is on the line too (one further away
+            // may be another key's, and is judged on its own).
             if out.line_allows(line) {
                 out.claim(id_start, id_end);
-                if let Some((s, e)) = secret {
+                if let Some((s, e)) = secret.filter(|&(s, _)| index.line_of(s) == line) {
                     out.claim(s, e);
                 }
                 continue;
@@ -359,6 +400,17 @@ impl Scanner {
                 out.push(Detector::SessionToken, Severity::High, s, e, None);
             }
         }
+    }
+
+    /// Whether an INI `[section]` header lies between lines `a` and `b`
+    /// (a secret under another profile is that profile's).
+    fn section_between(&self, text: &[u8], index: &Lines, a: usize, b: usize) -> bool {
+        let (low, high) = (a.min(b), a.max(b));
+        if high <= low + 1 {
+            return false;
+        }
+        let (start, end) = index.span(low + 1, high - 1);
+        self.credentials_section.is_match(&text[start..end])
     }
 
     /// `aws_access_key_id = ...` under an INI `[section]` header.
@@ -405,6 +457,10 @@ impl Scanner {
                 }
             }
         }
+        // Latchkey's token under any name (`token: "AQAAA..."`,
+        // `LATCHKEY_TOKEN=...`), also longer than a generic value is read;
+        // before the generic look, which would take its first part.
+        self.bare_session_tokens(out, start, slice);
         for c in self.generic.captures_iter(slice) {
             let quoted = c.get(2).or_else(|| c.get(3));
             let (Some(name), Some(m)) = (c.get(1), quoted.or_else(|| c.get(4))) else {
@@ -539,20 +595,29 @@ impl Scanner {
         };
         let block_start = start + whole.start();
         let body_start = start + whole.end();
-        // The block runs to its END line, or (cut off) to the end of the
-        // lines that look like it.
+        // The block runs to its END line, or (cut off) to the last of the
+        // lines that look like its body. A BEGIN line with no body after
+        // it (a constant that names the header) is no key.
         let (_, limit) = out.index.span(line, line + 200);
-        let block_end = find(&text[body_start..limit], b"-----END ")
-            .and_then(|i| {
-                let after = body_start + i;
-                find(&text[after..limit], b"-----").map(|j| {
-                    let close = after + j + 5;
-                    find(&text[close..limit], b"-----").map_or(close, |k| close + k + 5)
-                })
+        let ended = find(&text[body_start..limit], b"-----END ").and_then(|i| {
+            let after = body_start + i;
+            find(&text[after..limit], b"-----").map(|j| {
+                let close = after + j + 5;
+                find(&text[close..limit], b"-----").map_or(close, |k| close + k + 5)
             })
-            .unwrap_or(limit);
-        out.pem_until = block_end;
+        });
+        let block_end = match ended {
+            Some(end) => end,
+            None => match self.pem_body_end(out, line, limit) {
+                Some(end) => end,
+                None => return,
+            },
+        };
         let body = &text[body_start..block_end];
+        if !has_base64_run(body, 16) {
+            return;
+        }
+        out.pem_until = block_end;
         let encrypted = label.as_bytes().starts_with(b"ENCRYPTED")
             || find(body, b"Proc-Type: 4,ENCRYPTED").is_some()
             || (label.as_bytes().starts_with(b"OPENSSH") && openssh_encrypted(body));
@@ -562,6 +627,32 @@ impl Scanner {
             (Detector::PrivateKey, Severity::High)
         };
         out.push(detector, severity, block_start, block_end, None);
+    }
+
+    /// Where the body of a key cut off before its END line ends: after
+    /// the last of the lines below `line` that are base64 or PEM headers
+    /// (`Proc-Type:`, `DEK-Info:`), up to `limit`; `None` when there is
+    /// none.
+    fn pem_body_end(&self, out: &Out, line: usize, limit: usize) -> Option<usize> {
+        let mut end = None;
+        let mut next = line + 1;
+        loop {
+            let (start, stop) = out.index.span(next, next);
+            if start >= limit || out.index.line_of(start) != next {
+                return end;
+            }
+            let t = out.text[start..stop].trim_ascii();
+            let body = t.len() >= 16
+                && t.iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+            let header = t.starts_with(b"Proc-Type:") || t.starts_with(b"DEK-Info:");
+            if body || header {
+                end = Some(stop);
+            } else if !t.is_empty() {
+                return end;
+            }
+            next += 1;
+        }
     }
 
     fn rds_tokens(&self, out: &mut Out, line: usize) {
@@ -821,6 +912,23 @@ fn openssh_encrypted(body: &[u8]) -> bool {
     rest.get(4..4 + len).is_some_and(|cipher| cipher != b"none")
 }
 
+/// Whether `bytes` hold `n` base64 characters in a row (a key's body,
+/// not a header's name).
+fn has_base64_run(bytes: &[u8], n: usize) -> bool {
+    let mut run = 0;
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=') {
+            run += 1;
+            if run >= n {
+                return true;
+            }
+        } else if b != b'\n' && b != b'\r' {
+            run = 0;
+        }
+    }
+    false
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(haystack, needle)
 }
@@ -921,7 +1029,15 @@ impl Out<'_> {
         key_id: Option<String>,
     ) {
         // One leak, one finding: the first (most specific) detector's.
-        if self.found.len() >= MAX_PER_BUFFER || self.overlaps(start, end) {
+        if self.overlaps(start, end) {
+            return;
+        }
+        // Past the caps only what matters most is kept: ten thousand ids
+        // alone (a log) must not crowd out the key with its secret after
+        // them.
+        let urgent = severity >= Severity::High;
+        let cap = |limit: usize| if urgent { 2 * limit } else { limit };
+        if self.found.len() >= cap(MAX_PER_BUFFER) {
             return;
         }
         let line = self.index.line_of(start);
@@ -934,7 +1050,7 @@ impl Out<'_> {
             ),
         };
         self.current_line = Some((line, count + 1, allowed));
-        if allowed || count >= MAX_PER_LINE {
+        if allowed || count >= cap(MAX_PER_LINE) {
             return;
         }
         if detector != Detector::GenericSecret {

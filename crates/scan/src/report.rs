@@ -84,12 +84,13 @@ impl Located {
     }
 
     /// The text line for people: `path:line:column[ @commit date]
-    /// detector severity [key-id] masked verification[ revoked]`, with
-    /// `clean` applied to what came from the scanned text (its file's
-    /// name) so that no escape sequence reaches a terminal.
+    /// detector severity [key-id] masked verification[ revoked]`, passed
+    /// through `clean`, for the file's name and the masked value's ends
+    /// come from the scanned text: no escape sequence of theirs may reach
+    /// a terminal.
     pub fn to_text(&self, clean: impl Fn(&str) -> String) -> String {
         let f = &self.finding;
-        let mut line = format!("{}:{}:{}", clean(&self.place.path), f.line, f.column);
+        let mut line = format!("{}:{}:{}", self.place.path, f.line, f.column);
         if let Some((commit, date)) = &self.place.commit {
             line.push_str(&format!(" @{commit} {date}"));
         }
@@ -109,7 +110,7 @@ impl Located {
         if self.revoked {
             line.push_str("  revoked");
         }
-        line
+        clean(&line)
     }
 
     /// `--output json`'s object: never the secret itself.

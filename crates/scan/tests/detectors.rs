@@ -91,6 +91,20 @@ fn session_tokens() {
         all.iter()
             .any(|(d, _, v)| *d == "session-token" && *v == token)
     );
+    // Under any token-ish name, however long.
+    let long = "AQAAAAE".to_owned() + &"x9Kq_-Zb".repeat(40);
+    for text in [
+        format!("token = \"{long}\"\n"),
+        format!("LATCHKEY_TOKEN=\"{long}\"\n"),
+        format!("      aws-session-token: {long}\n"),
+    ] {
+        let (id, severity, secret) = only(&text);
+        assert_eq!(
+            (id, severity, secret.as_str()),
+            ("session-token", Severity::High, long.as_str()),
+            "{text}"
+        );
+    }
     // Alone, or beside a long-term key, such a string is no finding.
     assert_eq!(found(&format!("blob {token}\n")), []);
     assert_eq!(found(&format!("{KEY} {SECRET} {token}\n")).len(), 1);
@@ -204,7 +218,7 @@ fn private_keys_plain_and_encrypted() {
     );
     let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0w\n-----END ENCRYPTED PRIVATE KEY-----";
     assert_eq!(only(encrypted).0, "private-key-encrypted");
-    let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,AB\n\nxyz\n-----END RSA PRIVATE KEY-----";
+    let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,AB\n\nMIIEowIBAAKCAQEAvRKXmU3aqYr4zW1pGmQk\n-----END RSA PRIVATE KEY-----";
     assert_eq!(only(legacy).1, Severity::Low);
     // OpenSSH: the cipher name inside the key says.
     use base64::Engine;
@@ -340,13 +354,114 @@ fn an_allow_comment_silences_its_line() {
     let all = found(&text);
     assert_eq!(all.len(), 1);
     assert_eq!(Scanner::new().scan(text.as_bytes())[0].line, 2);
-    // On the key id's line, it accepts the pair: its secret on the next
-    // line is not reported on its own.
+    // On the key id's line, it accepts that line only: a secret on the
+    // next line may be another key's, and is reported on its own.
     let pair = format!("id = {KEY}  # latchkey:allow\naws_secret_access_key = {SECRET}\n");
-    assert_eq!(found(&pair), []);
+    assert_eq!(only(&pair).0, "aws-secret-key");
+    let same_line = format!("id = {KEY} secret = {SECRET}  # latchkey:allow\n");
+    assert_eq!(found(&same_line), []);
+    // An allowed id above a real pair takes nothing from it.
+    let real = "AKIAQ7RTX2MBLZ4KD9WE";
+    let text = format!(
+        "# CI uses the read-only key {KEY} (id only)  # latchkey:allow\n\
+         AWS_ACCESS_KEY_ID={real}\nAWS_SECRET_ACCESS_KEY={SECRET}\n"
+    );
+    let f = &Scanner::new().scan(text.as_bytes());
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0].detector.id(), f[0].key_id.as_deref()),
+        ("aws-access-key", Some(real))
+    );
     // On the secret's line likewise.
     let pair = format!("id = {KEY}\naws_secret_access_key = {SECRET} # latchkey:allow\n");
     assert_eq!(found(&pair), []);
+}
+
+#[test]
+fn each_key_pairs_with_its_own_secret() {
+    let (k1, s1) = (KEY, SECRET);
+    let (k2, s2) = (
+        "AKIAQ7RTX2MBLZ4KD9WE",
+        "tZ8pQ2mV9xK4bN7cR1wE5yH3jL6fG0aS2dT8uI4o",
+    );
+    let pairs = |text: &str| -> Vec<(String, String)> {
+        Scanner::new()
+            .scan(text.as_bytes())
+            .into_iter()
+            .map(|f| (f.key_id.unwrap_or_default(), f.secret.expose().to_owned()))
+            .collect()
+    };
+    let expected = vec![
+        (k1.to_owned(), s1.to_owned()),
+        (k2.to_owned(), s2.to_owned()),
+    ];
+    // The secret before its id, two blocks: not the next block's secret.
+    let text = format!(
+        "# prod\nAWS_SECRET_ACCESS_KEY={s1}\nAWS_ACCESS_KEY_ID={k1}\n# dev\n\
+         AWS_SECRET_ACCESS_KEY={s2}\nAWS_ACCESS_KEY_ID={k2}\n"
+    );
+    assert_eq!(pairs(&text), expected);
+    // Profiles of a credentials file, secret first: a header parts them.
+    let text = format!(
+        "[prod]\naws_secret_access_key = {s1}\naws_access_key_id = {k1}\n\
+         [dev]\naws_secret_access_key = {s2}\naws_access_key_id = {k2}\n"
+    );
+    assert_eq!(pairs(&text), expected);
+    // A decoy id above does not steal the real id's secret.
+    let text = format!("old: AKIA2E0A8F3B244C0000\n\n{k2}\n{s2}\n");
+    let found = pairs(&text);
+    assert!(found.contains(&(k2.to_owned(), s2.to_owned())), "{found:?}");
+}
+
+#[test]
+fn caps_never_hide_a_key_with_its_secret() {
+    // A log of ten thousand ids alone, then a key with its secret.
+    let mut text = String::new();
+    for i in 0..10_000 {
+        text.push_str(&format!("2026-12-05,s3,AKIA2E0A8F3B{i:08},GetObject\n"));
+    }
+    text.push_str(&format!(
+        "\n\n\n\n\n\nAWS_ACCESS_KEY_ID=AKIAQ7RTX2MBLZ4KD9WE\nAWS_SECRET_ACCESS_KEY={SECRET}\n"
+    ));
+    let all = Scanner::new().scan(text.as_bytes());
+    assert!(
+        all.iter()
+            .any(|f| f.severity == Severity::Critical && f.secret.expose() == SECRET),
+        "{} findings, the pair not among them",
+        all.len()
+    );
+    // One line of many ids and a pair at its end.
+    let line = format!("{} {KEY} {SECRET}\n", "AKIA2E0A8F3B244C0000 ".repeat(2000));
+    let all = Scanner::new().scan(line.as_bytes());
+    assert!(all.len() <= 200, "a dump's line is capped: {}", all.len());
+}
+
+#[test]
+fn a_begin_line_without_a_key_body_is_not_a_key() {
+    // A constant naming the header, then a real pair: the pair is found.
+    let text = format!(
+        "PEM_HEADER = \"-----BEGIN RSA PRIVATE KEY-----\"\n\
+         AWS_ACCESS_KEY_ID={KEY}\nAWS_SECRET_ACCESS_KEY={SECRET}\n"
+    );
+    let (id, severity, secret) = only(&text);
+    assert_eq!(
+        (id, severity, secret.as_str()),
+        ("aws-access-key", Severity::Critical, SECRET)
+    );
+    // A key cut off (no END line) ends where its base64 does.
+    let body = "MIIEowIBAAKCAQEAvRKXmU3aqYr4zW1pGmQk8aP0r2Hn5Cq3dTZ6b1eLJkq9nX4y";
+    let text = format!(
+        "-----BEGIN RSA PRIVATE KEY-----\n{body}\n{body}\nAWS_ACCESS_KEY_ID={KEY}\nAWS_SECRET_ACCESS_KEY={SECRET}\n"
+    );
+    let all = found(&text);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[0].0, "private-key");
+    assert!(
+        !all[0].2.contains("AWS_"),
+        "the block stops at its body: {:?}",
+        all[0].2
+    );
+    assert_eq!(all[1].0, "aws-access-key");
 }
 
 #[test]
@@ -384,10 +499,15 @@ fn dumps_of_candidates_are_read_once() {
     );
     let dsns = "host=x password=Zq8pL2mK ".repeat(20_000);
     assert!(!scanner.scan(dsns.as_bytes()).is_empty());
-    let keys = "-----BEGIN RSA PRIVATE KEY-----\n".repeat(300_000);
+    let keys =
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAvRKXmU3aqYr4zW1p\n".repeat(300_000);
     let found = scanner.scan(keys.as_bytes());
-    assert!(!found.is_empty() && found.len() <= 10_000);
+    // High findings may fill twice the cap of the others.
+    assert!(!found.is_empty() && found.len() <= 20_000);
     assert!(found.iter().all(|f| f.detector == Detector::PrivateKey));
+    // Headers alone (no body) are no keys, and are read once too.
+    let headers = "-----BEGIN RSA PRIVATE KEY-----\n".repeat(300_000);
+    assert!(scanner.scan(headers.as_bytes()).is_empty());
 }
 
 #[test]

@@ -121,7 +121,10 @@ fn history_blobs(repo: &Repository) -> Result<Vec<Blob>> {
 }
 
 /// What `git commit` would record: the index against HEAD (everything
-/// staged, for a first commit).
+/// staged, for a first commit). The index is the one git names in
+/// `GIT_INDEX_FILE` when it runs the hook with its own (`git commit -a`
+/// and `git commit PATH` stage into a temporary index), else the
+/// repository's.
 fn staged_blobs(repo: &Repository) -> Result<Vec<Blob>> {
     let head = match repo.head() {
         Ok(head) => Some(head.peel_to_tree()?),
@@ -129,7 +132,21 @@ fn staged_blobs(repo: &Repository) -> Result<Vec<Blob>> {
     };
     let mut options = DiffOptions::new();
     options.context_lines(0);
-    let diff = repo.diff_tree_to_index(head.as_ref(), None, Some(&mut options))?;
+    let index = match std::env::var_os("GIT_INDEX_FILE") {
+        Some(path) => {
+            // Relative to where git runs the hook: the work tree's root.
+            let path = std::path::PathBuf::from(path);
+            let path = if path.is_absolute() {
+                path
+            } else {
+                std::env::current_dir()?.join(path)
+            };
+            git2::Index::open(&path)
+                .with_context(|| format!("reading the index git named, {}", path.display()))?
+        }
+        None => repo.index()?,
+    };
+    let diff = repo.diff_tree_to_index(head.as_ref(), Some(&index), Some(&mut options))?;
     let mut blobs = Vec::new();
     new_blobs(&diff, None, &mut HashSet::new(), &mut blobs);
     // Each staged file's added lines: a blob is one delta's new file.
@@ -204,8 +221,20 @@ fn scan_blobs(
                     }
                     let mut hits =
                         scan_bytes(scanner, object.data(), &blob.place, include_binary, totals);
+                    // A finding counts when a line it spans was added (a
+                    // private key's body pasted between its old BEGIN and
+                    // END lines counts too).
                     if let Some(lines) = &blob.lines {
-                        hits.retain(|(f, _)| lines.binary_search(&f.line).is_ok());
+                        let data = object.data();
+                        hits.retain(|(f, _)| {
+                            let spanned = data
+                                .get(f.start..f.end)
+                                .map_or(0, |s| s.iter().filter(|&&b| b == b'\n').count());
+                            let first_added = lines.partition_point(|&l| l < f.line);
+                            lines
+                                .get(first_added)
+                                .is_some_and(|&l| l <= f.line + spanned)
+                        });
                     }
                     if !hits.is_empty() {
                         found.lock().unwrap_or_else(|p| p.into_inner()).extend(hits);

@@ -224,38 +224,61 @@ pub(crate) struct Totals {
     unreadable: AtomicU64,
 }
 
-/// UTF-16 text (what Windows PowerShell writes: a byte-order mark, or
-/// ASCII with a NUL after every character) as UTF-8; `None` for anything
-/// else.
-fn utf16_as_utf8(bytes: &[u8]) -> Option<Vec<u8>> {
-    let (little_endian, body) = match bytes {
-        [0xFF, 0xFE, rest @ ..] => (true, rest),
-        [0xFE, 0xFF, rest @ ..] => (false, rest),
+/// Whether `bytes` begin UTF-16 text (what Windows PowerShell writes: a
+/// byte-order mark, or ASCII with a NUL after every character): its byte
+/// order (little-endian?) and the mark's length.
+fn utf16_order(bytes: &[u8]) -> Option<(bool, usize)> {
+    match bytes {
+        [0xFF, 0xFE, ..] => Some((true, 2)),
+        [0xFE, 0xFF, ..] => Some((false, 2)),
         _ => {
             let sample = &bytes[..bytes.len().min(256) & !1];
             let ascii_le = sample.len() >= 8
                 && sample
                     .chunks_exact(2)
                     .all(|c| c[1] == 0 && c[0] != 0 && c[0].is_ascii());
-            if !ascii_le {
-                return None;
+            ascii_le.then_some((true, 0))
+        }
+    }
+}
+
+/// UTF-16 decoded as it arrives: an odd byte, or the first half of a
+/// surrogate pair, waits for the next piece.
+struct Utf16Decoder {
+    little_endian: bool,
+    carry: Vec<u8>,
+}
+
+impl Utf16Decoder {
+    fn decode(&mut self, bytes: &[u8], end: bool) -> Vec<u8> {
+        self.carry.extend_from_slice(bytes);
+        let unit = |c: &[u8]| {
+            if self.little_endian {
+                u16::from_le_bytes([c[0], c[1]])
+            } else {
+                u16::from_be_bytes([c[0], c[1]])
             }
-            (true, bytes)
+        };
+        let mut whole = self.carry.len() & !1;
+        if !end && whole >= 2 && (0xD800..0xDC00).contains(&unit(&self.carry[whole - 2..whole])) {
+            whole -= 2;
         }
-    };
-    let units = body.chunks_exact(2).map(|c| {
-        if little_endian {
-            u16::from_le_bytes([c[0], c[1]])
-        } else {
-            u16::from_be_bytes([c[0], c[1]])
-        }
-    });
-    Some(
-        char::decode_utf16(units)
+        let text: String = char::decode_utf16(self.carry[..whole].chunks_exact(2).map(unit))
             .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
-            .collect::<String>()
-            .into_bytes(),
-    )
+            .collect();
+        self.carry.drain(..whole);
+        text.into_bytes()
+    }
+}
+
+/// UTF-16 text as UTF-8; `None` for anything else.
+fn utf16_as_utf8(bytes: &[u8]) -> Option<Vec<u8>> {
+    let (little_endian, mark) = utf16_order(bytes)?;
+    let mut decoder = Utf16Decoder {
+        little_endian,
+        carry: Vec::new(),
+    };
+    Some(decoder.decode(&bytes[mark..], true))
 }
 
 /// The findings in one file's bytes (UTF-16 read as the text it is),
@@ -289,8 +312,8 @@ pub(crate) fn scan_bytes(
 const STREAM_ABOVE: u64 = 16 << 20;
 
 /// The findings in what `reader` gives (a large file, standard input),
-/// read and scanned in pieces; binary or UTF-16 text is told from its
-/// first bytes (UTF-16 is read whole, to be decoded).
+/// read, decoded (UTF-16 as the text it is) and scanned in pieces, never
+/// held whole; binary is told from its first bytes.
 pub(crate) fn scan_reader(
     scanner: &Scanner,
     mut reader: impl Read,
@@ -298,15 +321,21 @@ pub(crate) fn scan_reader(
     include_binary: bool,
     totals: &Totals,
 ) -> std::io::Result<Vec<(Finding, Place)>> {
-    let mut head = Vec::with_capacity(BINARY_SNIFF);
+    let mut raw = Vec::with_capacity(BINARY_SNIFF);
     (&mut reader)
         .take(BINARY_SNIFF as u64)
-        .read_to_end(&mut head)?;
-    if utf16_as_utf8(&head).is_some() {
-        let mut all = head;
-        reader.read_to_end(&mut all)?;
-        return Ok(scan_bytes(scanner, &all, place, include_binary, totals));
-    }
+        .read_to_end(&mut raw)?;
+    let mut utf16 = utf16_order(&raw).map(|(little_endian, mark)| {
+        raw.drain(..mark);
+        Utf16Decoder {
+            little_endian,
+            carry: Vec::new(),
+        }
+    });
+    let head = match &mut utf16 {
+        Some(decoder) => decoder.decode(&raw, false),
+        None => raw,
+    };
     if !include_binary && head.contains(&0) {
         totals.skipped_binary.fetch_add(1, Ordering::Relaxed);
         return Ok(Vec::new());
@@ -323,8 +352,22 @@ pub(crate) fn scan_reader(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        read += n;
-        found.extend(stream.push(&piece[..n]));
+        match &mut utf16 {
+            Some(decoder) => {
+                let text = decoder.decode(&piece[..n], false);
+                read += text.len();
+                found.extend(stream.push(&text));
+            }
+            None => {
+                read += n;
+                found.extend(stream.push(&piece[..n]));
+            }
+        }
+    }
+    if let Some(decoder) = &mut utf16 {
+        let text = decoder.decode(&[], true);
+        read += text.len();
+        found.extend(stream.push(&text));
     }
     found.extend(stream.finish());
     totals.bytes.fetch_add(read as u64, Ordering::Relaxed);
@@ -395,8 +438,11 @@ fn walk(args: &ScanArgs, scanner: &Scanner, totals: &Totals) -> Result<Vec<(Find
         let abs = root.canonicalize()?;
         let overrides = excludes(args, &scan_root(root))?;
         let mut builder = ignore::WalkBuilder::new(&abs);
+        // Only .gitignore decides what a repository leaves out: a
+        // committed `.ignore` (ripgrep's) must not hide its files here.
         builder
             .hidden(false)
+            .ignore(false)
             .git_global(false)
             .require_git(false)
             .overrides(overrides)
@@ -816,36 +862,23 @@ fn revoke(
     use latchkey_client::ClientError;
     // Long-term keys first, sessions last: revoking a role's sessions may
     // end the session this scan revokes with.
-    let session_key_near = |i: usize| {
-        let r = &results[i];
-        results.iter().any(|o| {
-            o.finding.holds_key_secret()
-                && o.finding
-                    .key_id
-                    .as_deref()
-                    .is_some_and(|id| id.starts_with("ASIA"))
-                && o.place == r.place
-                && o.finding.line.abs_diff(r.finding.line) <= PAIR_LINES
-        })
-    };
+    // Only what may still let someone in: a session known to be over
+    // (expired, revoked, another cluster's) is left alone, for revoking
+    // its role's sessions would end only the live ones, which did not
+    // leak.
+    let may_be_live = |v: Verification| matches!(v, Verification::Live | Verification::NotChecked);
     let mut candidates: Vec<(usize, Vec<String>)> = (0..results.len())
         .filter_map(|i| {
             let r = &results[i];
             if r.finding.detector == Detector::SessionToken {
-                // Alone (its key's finding revokes it otherwise), and not
-                // known to be another cluster's or over.
-                let worth = matches!(
-                    r.verification,
-                    Verification::Live | Verification::NotChecked
-                );
-                return (worth && !session_key_near(i))
+                return may_be_live(r.verification)
                     .then(|| (i, vec![r.finding.secret.expose().to_owned()]));
             }
             let key = r.finding.key_id.as_deref()?;
             let paired = r.finding.holds_key_secret();
             if key.starts_with("AKIA") && paired && r.verification == Verification::Live {
                 Some((i, Vec::new()))
-            } else if key.starts_with("ASIA") && paired {
+            } else if key.starts_with("ASIA") && paired && may_be_live(r.verification) {
                 let tokens = session_tokens_near(results, i);
                 (!tokens.is_empty()).then_some((i, tokens))
             } else {
@@ -853,7 +886,22 @@ fn revoke(
             }
         })
         .collect();
-    candidates.sort_by_key(|(_, tokens)| !tokens.is_empty());
+    // Long-term keys, then temporary keys with their tokens, then tokens
+    // (one whose key was revoked with its pair is marked so, not sent
+    // again).
+    let order = |i: usize| match results[i].finding.detector {
+        Detector::SessionToken => 2,
+        _ if results[i]
+            .finding
+            .key_id
+            .as_deref()
+            .is_some_and(|k| k.starts_with("ASIA")) =>
+        {
+            1
+        }
+        _ => 0,
+    };
+    candidates.sort_by_key(|(i, _)| order(*i));
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
@@ -930,6 +978,11 @@ fn revoke(
                     break;
                 }
                 Err(ClientError::Service { code, .. }) if code == "NoSuchEntity" => {}
+                // Over already: nothing to revoke, and nothing to fear.
+                Err(ClientError::Service { code, message, .. }) if code == "SessionNotLive" => {
+                    eprintln!("{key}: {message}");
+                    break;
+                }
                 // One key that cannot be revoked stops none of the others.
                 Err(e) => {
                     failures.push(format!("revoking {key}: {e}"));
@@ -1361,7 +1414,34 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::utf16_as_utf8;
+    use super::{Utf16Decoder, utf16_as_utf8};
+
+    #[test]
+    fn utf16_arriving_a_byte_at_a_time_decodes_alike() {
+        let text = "aws_secret_access_key = x 🔑 é\r\n";
+        for little_endian in [true, false] {
+            let bytes: Vec<u8> = text
+                .encode_utf16()
+                .flat_map(|u| {
+                    if little_endian {
+                        u.to_le_bytes()
+                    } else {
+                        u.to_be_bytes()
+                    }
+                })
+                .collect();
+            let mut decoder = Utf16Decoder {
+                little_endian,
+                carry: Vec::new(),
+            };
+            let mut out = Vec::new();
+            for b in &bytes {
+                out.extend(decoder.decode(std::slice::from_ref(b), false));
+            }
+            out.extend(decoder.decode(&[], true));
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
+    }
 
     #[test]
     fn utf16_text_is_read_as_text() {

@@ -360,6 +360,19 @@ fn revoke_leaked_session(
     };
     let arn = target.arn.clone();
     c.authorize_as(ACTION, super::targets::Target { shown, ..target })?;
+    // A session already over (expired, revoked, its principal gone) lets
+    // nobody in: revoking its role's sessions now would end only the
+    // live ones, which did not leak.
+    if let Some(refusal) = &found.refusal {
+        return Err(ApiError::new(
+            409,
+            "SessionNotLive",
+            format!(
+                "The session of access key {id} is no longer valid ({}); nothing was revoked.",
+                refusal.failure.audit_kind().as_str()
+            ),
+        ));
+    }
     c.store.revoke_sessions(&arn, c.now)?;
     c.state.reload_revocations()?;
     let finding = leak_finding(
