@@ -342,7 +342,14 @@ fn main() {
             let r = console.handle(&parts, &body, peer);
             times.push(t.elapsed());
             assert_eq!(r.status(), 200, "{path}");
-            size = runtime.block_on(body_text(r)).len();
+            let body = runtime.block_on(body_text(r));
+            // A page that answers with a refusal or an error is no
+            // measure of the page.
+            assert!(
+                !body.contains("AccessDenied") && !body.contains("NoSuch"),
+                "{path}: {body}"
+            );
+            size = body.len();
         }
         times.sort();
         println!(
