@@ -1239,6 +1239,13 @@ fn large_and_binary_files_are_skipped_unless_asked_and_large_ones_streamed() {
     assert_eq!(lines_of(&report, "small.env"), [1]);
     assert_eq!(lines_of(&report, "prod.env"), [1], "{report}");
     assert!(lines_of(&report, "big.log").is_empty());
+    // What was skipped is said on stderr too.
+    let out = scan(&[tree.to_str().unwrap(), "--no-verify"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("1 skipped as large") && said.contains("1 skipped as binary"),
+        "{said}"
+    );
     let report = run(&["--include-large", "--include-binary"]);
     assert_eq!(
         lines_of(&report, "big.log"),

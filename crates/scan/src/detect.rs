@@ -130,6 +130,7 @@ pub struct Scanner {
     session_token: Regex,
     generic: Regex,
     env_password: Regex,
+    env_password_dockerfile: Regex,
     libpq_context: Regex,
     libpq_password: Regex,
     url_userinfo: Regex,
@@ -190,6 +191,11 @@ impl Scanner {
             // YAML, `"PGPASSWORD": "..."` in JSON.
             env_password: re(
                 r#"(?:^|[^A-Za-z0-9_])(?:PGPASSWORD|MYSQL_PWD)(?:\s*=\s*|["']?\s*:\s+|["']\s*:\s*)(?:"([^"\n]*)"|'([^'\n]*)'|([^\s;&|"']+))"#,
+            ),
+            // A Dockerfile's `ENV PGPASSWORD value` (its old form, a space
+            // and no `=`).
+            env_password_dockerfile: re(
+                r#"(?i)^\s*ENV\s+(?:PGPASSWORD|MYSQL_PWD)\s+(?:"([^"\n]*)"|'([^'\n]*)'|([^\s"']+))\s*$"#,
             ),
             libpq_context: re(r"(?i)(?:^|[\s'\x22])(?:host|hostaddr|dbname|user)\s*="),
             libpq_password: re(
@@ -445,9 +451,11 @@ impl Scanner {
                 push_value(out, Detector::SessionToken, Severity::High, m);
             }
         }
-        for c in self.env_password.captures_iter(slice) {
-            if let Some(m) = c.get(1).or_else(|| c.get(2)).or_else(|| c.get(3)) {
-                push_value(out, Detector::EnvPassword, Severity::High, m);
+        for re in [&self.env_password, &self.env_password_dockerfile] {
+            for c in re.captures_iter(slice) {
+                if let Some(m) = c.get(1).or_else(|| c.get(2)).or_else(|| c.get(3)) {
+                    push_value(out, Detector::EnvPassword, Severity::High, m);
+                }
             }
         }
         if self.libpq_context.is_match(slice) {

@@ -161,6 +161,7 @@ fn database_urls_dsns_and_environment() {
         ("PGPASSWORD=Zq8pL2mK psql -h db", "env-password", "Zq8pL2mK"),
         ("export MYSQL_PWD='Zq8pL2mK'", "env-password", "Zq8pL2mK"),
         ("      PGPASSWORD: Zq8pL2mK", "env-password", "Zq8pL2mK"),
+        ("ENV PGPASSWORD Zq8pL2mK", "env-password", "Zq8pL2mK"),
         ("{\"PGPASSWORD\": \"Zq8pL2mK\"}", "env-password", "Zq8pL2mK"),
         (
             "env:\n  - name: PGPASSWORD\n    value: \"Zq8pL2mK\"\n",
@@ -339,6 +340,7 @@ fn decoys_are_not_findings() {
         "  - name: DB_PASSWORD\n    valueFrom:\n      secretKeyRef: {name: db, key: password}",
         "  - name: PGPASSWORD\n    value: ${PGPASS}",
         "token = \"v1.2.3-beta.4\"",
+        "# set PGPASSWORD before running psql",
         "    pub token_from_other_ip: TokenFromOtherIp,",
         "let secret = sessionTokenProvider;",
         "password_prompt = \"Password: \"",

@@ -1381,8 +1381,24 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         ))?,
     }
     let bytes = totals.bytes.load(Ordering::Relaxed);
+    // What was not read is said, not only counted in JSON: a file that
+    // could not be read (a path too long, no permission) may hold a leak.
+    let mut skipped = Vec::new();
+    for (count, what) in [
+        (&totals.skipped_large, "skipped as large (--include-large)"),
+        (
+            &totals.skipped_binary,
+            "skipped as binary (--include-binary)",
+        ),
+        (&totals.unreadable, "unreadable"),
+    ] {
+        let n = count.load(Ordering::Relaxed);
+        if n > 0 {
+            skipped.push(format!("{n} {what}"));
+        }
+    }
     eprintln!(
-        "{} findings in {} files ({:.1} MB, {:.0} MB/s){}{}",
+        "{} findings in {} files ({:.1} MB, {:.0} MB/s){}{}{}",
         results.len(),
         totals.files.load(Ordering::Relaxed),
         bytes as f64 / 1e6,
@@ -1396,6 +1412,11 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
             "; keys not verified (no data directory)"
         } else {
             ""
+        },
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", skipped.join(", "))
         }
     );
     if !revoke_failures.is_empty() {
