@@ -603,23 +603,42 @@ impl Scanner {
         };
         let block_start = start + whole.start();
         let body_start = start + whole.end();
-        // The block runs to its END line, or (cut off) to the last of the
-        // lines that look like its body. A BEGIN line with no body after
-        // it (a constant that names the header) is no key.
-        let (_, limit) = out.index.span(line, line + 200);
-        let ended = find(&text[body_start..limit], b"-----END ").and_then(|i| {
-            let after = body_start + i;
-            find(&text[after..limit], b"-----").map(|j| {
-                let close = after + j + 5;
-                find(&text[close..limit], b"-----").map_or(close, |k| close + k + 5)
+        // Where an END marker closes, in `from..to`.
+        let close_in = |from: usize, to: usize| {
+            find(&text[from..to], b"-----END ").and_then(|i| {
+                let after = from + i;
+                find(&text[after..to], b"-----").map(|j| {
+                    let close = after + j + 5;
+                    find(&text[close..to], b"-----").map_or(close, |k| close + k + 5)
+                })
             })
-        });
-        let block_end = match ended {
-            Some(end) => end,
-            None => match self.pem_body_end(out, line, limit) {
-                Some(end) => end,
-                None => return,
-            },
+        };
+        // A key on one line (newlines escaped, in JSON or a variable)
+        // ends at its END marker there. Otherwise its body is the lines
+        // after BEGIN that are base64 or PEM headers, and it ends with the
+        // END line right after them or, cut off, with the body: whatever
+        // else stands before an END line (a key pair, code) is not the
+        // key's, and stays in view of the other detectors. A BEGIN line
+        // with no body (a constant naming the header) is no key.
+        let block_end = match close_in(body_start, end) {
+            Some(close) => close,
+            None => {
+                let (_, limit) = out.index.span(line, line + 200);
+                let Some(body_end) = self.pem_body_end(out, line, limit) else {
+                    return;
+                };
+                let after = out.index.line_of(body_end) + 1;
+                let (next_start, next_end) = out.index.span(after, after);
+                let closing = next_start > body_end
+                    && text[next_start..next_end]
+                        .trim_ascii_start()
+                        .starts_with(b"-----END ");
+                if closing {
+                    close_in(next_start, next_end).unwrap_or(body_end)
+                } else {
+                    body_end
+                }
+            }
         };
         let body = &text[body_start..block_end];
         if !has_base64_run(body, 16) {
@@ -637,10 +656,9 @@ impl Scanner {
         out.push(detector, severity, block_start, block_end, None);
     }
 
-    /// Where the body of a key cut off before its END line ends: after
-    /// the last of the lines below `line` that are base64 or PEM headers
-    /// (`Proc-Type:`, `DEK-Info:`), up to `limit`; `None` when there is
-    /// none.
+    /// Where the body of a key ends: after the last of the lines below
+    /// `line` that are base64 or PEM headers (`Proc-Type:`, `DEK-Info:`),
+    /// blank lines among them, up to `limit`; `None` when there is none.
     fn pem_body_end(&self, out: &Out, line: usize, limit: usize) -> Option<usize> {
         let mut end = None;
         let mut next = line + 1;
@@ -650,7 +668,8 @@ impl Scanner {
                 return end;
             }
             let t = out.text[start..stop].trim_ascii();
-            let body = t.len() >= 16
+            // Any length: a body's last line is often short.
+            let body = !t.is_empty()
                 && t.iter()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
             let header = t.starts_with(b"Proc-Type:") || t.starts_with(b"DEK-Info:");

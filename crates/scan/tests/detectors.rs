@@ -464,6 +464,31 @@ fn a_begin_line_without_a_key_body_is_not_a_key() {
         all[0].2
     );
     assert_eq!(all[1].0, "aws-access-key");
+    // A fake block around a key pair: BEGIN, the pair, END. The pair is
+    // not the block's body, and is found.
+    let text = format!(
+        "-----BEGIN RSA PRIVATE KEY-----\nAWS_ACCESS_KEY_ID={KEY}\nAWS_SECRET_ACCESS_KEY={SECRET}\n{body}\n-----END RSA PRIVATE KEY-----\n"
+    );
+    let all = found(&text);
+    assert!(
+        all.iter()
+            .any(|(d, s, _)| *d == "aws-access-key" && *s == Severity::Critical),
+        "{all:?}"
+    );
+    // A key on one line, its newlines escaped (JSON), ends at its END.
+    let text = format!(
+        "{{\"key\": \"-----BEGIN RSA PRIVATE KEY-----\\n{body}\\n-----END RSA PRIVATE KEY-----\\n\", \"id\": \"{KEY}\", \"secret\": \"{SECRET}\"}}\n"
+    );
+    let all = found(&text);
+    assert_eq!(all[0].0, "private-key", "{all:?}");
+    assert!(
+        all[0].2.ends_with("-----END RSA PRIVATE KEY-----"),
+        "{all:?}"
+    );
+    assert!(
+        all.iter().any(|(d, _, _)| *d == "aws-access-key"),
+        "{all:?}"
+    );
 }
 
 #[test]
