@@ -752,6 +752,13 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         "--update-baseline",
     ]);
     assert_eq!(out.status.code(), Some(0));
+    // Its paths are the tree's own (relative to the scanned directory),
+    // whatever directory the scan ran from.
+    let accepted = std::fs::read_to_string(&baseline).unwrap();
+    assert!(
+        accepted.contains("\"config/old.ini\"") && accepted.contains("\"deploy/run.sh\""),
+        "{accepted}"
+    );
     let env_text = std::fs::read_to_string(tree.join(".env")).unwrap();
     write(&tree, ".env", &format!("# moved down\n\n{env_text}"));
     let args = [

@@ -649,9 +649,15 @@ fn verify_sessions(
     let check = |id: &str, token: &str| match state.find_credentials(id, Some(token), now, "") {
         Ok(found) => {
             let verification = match found.refusal.map(|e| e.failure) {
+                // Its role or user deleted (or re-created) since: over.
                 None => match state.check_bound(&found.caller) {
                     Ok(_) => Verification::Live,
-                    Err(_) => Verification::Deleted,
+                    Err(latchkey_identity::IdentityError::Credential(e))
+                        if e.failure == CredentialFailure::PrincipalGone =>
+                    {
+                        Verification::Deleted
+                    }
+                    Err(_) => Verification::Unknown,
                 },
                 Some(CredentialFailure::Expired) => Verification::Expired,
                 Some(CredentialFailure::SessionRevoked) => Verification::Revoked,
@@ -860,8 +866,6 @@ fn revoke(
     results: &mut [Located],
 ) -> Result<Vec<String>> {
     use latchkey_client::ClientError;
-    // Long-term keys first, sessions last: revoking a role's sessions may
-    // end the session this scan revokes with.
     // Only what may still let someone in: a session known to be over
     // (expired, revoked, another cluster's) is left alone, for revoking
     // its role's sessions would end only the live ones, which did not
@@ -888,7 +892,8 @@ fn revoke(
         .collect();
     // Long-term keys, then temporary keys with their tokens, then tokens
     // (one whose key was revoked with its pair is marked so, not sent
-    // again).
+    // again): revoking a role's sessions may end the session this scan
+    // revokes with.
     let order = |i: usize| match results[i].finding.detector {
         Detector::SessionToken => 2,
         _ if results[i]
@@ -961,6 +966,7 @@ fn revoke(
         };
         let is_session = attempts.iter().any(Option::is_some);
         let mut revoked = false;
+        let mut over = false;
         for token in attempts {
             let mut params = params.clone();
             if let Some(token) = token {
@@ -981,6 +987,7 @@ fn revoke(
                 // Over already: nothing to revoke, and nothing to fear.
                 Err(ClientError::Service { code, message, .. }) if code == "SessionNotLive" => {
                     eprintln!("{key}: {message}");
+                    over = true;
                     break;
                 }
                 // One key that cannot be revoked stops none of the others.
@@ -995,7 +1002,7 @@ fn revoke(
             // A session that opened was live.
             results[i].verification = Verification::Live;
             done.push(once);
-        } else if is_session {
+        } else if is_session && !over {
             eprintln!("{key}: none of the session tokens near it is its own; not revoked");
         }
     }
@@ -1044,45 +1051,52 @@ fn read_baseline(path: &Path) -> Result<HashSet<String>> {
         .collect()
 }
 
-/// Each finding's path relative to its scan root (see [`scan_root`]), so
-/// that a fingerprint is the same from any directory: history and staged
-/// paths are the repository's already; a walked file's is found once per
-/// directory.
+/// Each finding's path relative to the scan root of the path it was
+/// walked from (see [`scan_root`]), so that a fingerprint is the same from
+/// any directory: history and staged paths are the repository's already.
 struct FingerprintPaths {
     /// The first path's scan root, where the baseline is by default.
     root: PathBuf,
     /// Paths in a repository's own terms (history, staged, stdin).
     as_reported: bool,
-    roots_of: HashMap<PathBuf, PathBuf>,
+    /// Each walked path, absolute, and its scan root.
+    walked: Vec<(PathBuf, PathBuf)>,
 }
 
 impl FingerprintPaths {
     fn new(args: &ScanArgs) -> Self {
         let first = args.paths.first().map_or(Path::new("."), PathBuf::as_path);
+        let as_reported = args.stdin || args.git || args.staged;
+        let walked = if as_reported {
+            Vec::new()
+        } else {
+            roots(args)
+                .iter()
+                .filter_map(|r| Some((r.canonicalize().ok()?, scan_root(r))))
+                .collect()
+        };
         Self {
             root: if args.stdin {
                 std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
             } else {
                 scan_root(first)
             },
-            as_reported: args.stdin || args.git || args.staged,
-            roots_of: HashMap::new(),
+            as_reported,
+            walked,
         }
     }
 
-    fn of(&mut self, place: &Place) -> String {
+    fn of(&self, place: &Place) -> String {
         if self.as_reported {
             return place.path.clone();
         }
         let Ok(abs) = Path::new(&place.path).canonicalize() else {
             return place.path.clone();
         };
-        let dir = abs.parent().map_or(abs.clone(), Path::to_path_buf);
-        let root = self
-            .roots_of
-            .entry(dir.clone())
-            .or_insert_with(|| scan_root(&dir));
-        abs.strip_prefix(root)
+        self.walked
+            .iter()
+            .find(|(walked, _)| abs.starts_with(walked))
+            .and_then(|(_, root)| abs.strip_prefix(root).ok())
             .map_or(place.path.clone(), |rel| rel.to_string_lossy().into_owned())
     }
 
@@ -1256,7 +1270,7 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
     };
     // With --endpoint-url the token service judges, not the store.
     let mut results = Vec::with_capacity(hits.len());
-    let mut fingerprint_paths = FingerprintPaths::new(args);
+    let fingerprint_paths = FingerprintPaths::new(args);
     for (finding, place) in hits {
         let verification = match &store {
             Some(store) if args.endpoint_url.is_none() => verify(store, &finding)?,
