@@ -65,13 +65,10 @@ pub struct Located {
 }
 
 impl Located {
-    /// The severity, raised to critical for a live credential.
+    /// The severity, raised to critical for a live credential (a key
+    /// with its secret: a session token alone signs nothing).
     pub fn severity(&self) -> Severity {
-        let live_token = self.finding.detector == Detector::SessionToken
-            && self.verification == Verification::Live;
-        if live_token
-            || (self.verification == Verification::Live && self.finding.holds_key_secret())
-        {
+        if self.verification == Verification::Live && self.finding.holds_key_secret() {
             Severity::Critical
         } else {
             self.finding.severity
