@@ -84,6 +84,9 @@ const LITERALS: &[(&str, Family)] = &[
     ("password", Family::Assignment),
     ("passwd", Family::Assignment),
     ("pwd", Family::Assignment),
+    ("_pass", Family::Assignment),
+    ("mysql", Family::Assignment),
+    ("mariadb", Family::Assignment),
     ("secret", Family::Assignment),
     ("token", Family::Assignment),
     ("api_key", Family::Assignment),
@@ -131,6 +134,7 @@ pub struct Scanner {
     generic: Regex,
     env_password: Regex,
     env_password_dockerfile: Regex,
+    mysql_cli_password: Regex,
     libpq_context: Regex,
     libpq_password: Regex,
     url_userinfo: Regex,
@@ -185,7 +189,7 @@ impl Scanner {
                 r#"(?i)(?:aws_?session_?token|x-amz-security-token|session_?token|security_?token){ASSIGN}["']?([A-Za-z0-9_\-+/=%]{{80,8192}})"#
             )),
             generic: re(&format!(
-                r#"(?i)([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api_?key|api-key|access_?key|private_?key)[A-Za-z0-9_.\-]*){ASSIGN}(?:"([^"\n]{{1,{MAX_VALUE}}})"|'([^'\n]{{1,{MAX_VALUE}}})'|([^\s"'`;,(){{}}\[\]<>:\\]{{1,{MAX_VALUE}}}))"#
+                r#"(?i)([A-Za-z0-9_.\-]*(?:password|passwd|pwd|_pass|secret|token|api_?key|api-key|access_?key|private_?key)[A-Za-z0-9_.\-]*){ASSIGN}(?:"([^"\n]{{1,{MAX_VALUE}}})"|'([^'\n]{{1,{MAX_VALUE}}})'|([^\s"'`;,(){{}}\[\]<>:\\]{{1,{MAX_VALUE}}}))"#
             )),
             // `PGPASSWORD=...` in a script or `.env`, `PGPASSWORD: ...` in
             // YAML, `"PGPASSWORD": "..."` in JSON.
@@ -197,12 +201,16 @@ impl Scanner {
             env_password_dockerfile: re(
                 r#"(?i)^\s*ENV\s+(?:PGPASSWORD|MYSQL_PWD)\s+(?:"([^"\n]*)"|'([^'\n]*)'|([^\s"']+))\s*$"#,
             ),
+            // `mysql -pSECRET`, `mysqldump --password=SECRET`.
+            mysql_cli_password: re(
+                r#"(?:^|[\s;&|(`])(?:mysql|mysqldump|mysqladmin|mysqlimport|mariadb|mariadb-dump)\s(?:[^\n]*?\s)?(?:-p|--password=)(?:"([^"\n]+)"|'([^'\n]+)'|([^\s"';&|)`-][^\s"';&|)`]*))"#,
+            ),
             libpq_context: re(r"(?i)(?:^|[\s'\x22])(?:host|hostaddr|dbname|user)\s*="),
             libpq_password: re(
                 r#"(?i)(?:^|[\s'\x22])password\s*=\s*(?:'((?:[^'\\\n]|\\.)*)'|([^\s'";]+))"#,
             ),
             url_userinfo: re(
-                r#"(?i)\b((?:jdbc:)?(?:postgres|postgresql|mysql|mariadb|mysqlx)(?:\+[a-z0-9_]+)?)://([^:@/\s"'<>]+):([^@\s"'<>/]+)@"#,
+                r#"(?i)\b((?:jdbc:)?(?:postgres|postgresql|mysql|mariadb|mysqlx|mongodb|redis|rediss|amqp|amqps)(?:\+[a-z0-9_]+)?)://([^:@/\s"'<>]+):([^@\s"'<>/]+)@"#,
             ),
             url_query_password: re(
                 r#"(?i)\b((?:jdbc:)?(?:postgres|postgresql|mysql|mariadb|sqlserver)(?:\+[a-z0-9_]+)?)://[^\s"'<>]*?[?&;]password=([^&;\s"'<>]+)"#,
@@ -451,7 +459,11 @@ impl Scanner {
                 push_value(out, Detector::SessionToken, Severity::High, m);
             }
         }
-        for re in [&self.env_password, &self.env_password_dockerfile] {
+        for re in [
+            &self.env_password,
+            &self.env_password_dockerfile,
+            &self.mysql_cli_password,
+        ] {
             for c in re.captures_iter(slice) {
                 if let Some(m) = c.get(1).or_else(|| c.get(2)).or_else(|| c.get(3)) {
                     push_value(out, Detector::EnvPassword, Severity::High, m);

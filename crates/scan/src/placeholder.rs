@@ -43,6 +43,7 @@ const MARKERS: &[&str] = &[
     "placeholder",
     "dummy",
     "redacted",
+    "replace",
     "your_",
     "your-",
     "yourpassword",

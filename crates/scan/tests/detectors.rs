@@ -162,6 +162,21 @@ fn database_urls_dsns_and_environment() {
         ("export MYSQL_PWD='Zq8pL2mK'", "env-password", "Zq8pL2mK"),
         ("      PGPASSWORD: Zq8pL2mK", "env-password", "Zq8pL2mK"),
         ("ENV PGPASSWORD Zq8pL2mK", "env-password", "Zq8pL2mK"),
+        (
+            "mysql -h db -u root -pZq8pL2mK shop",
+            "env-password",
+            "Zq8pL2mK",
+        ),
+        (
+            "mysqldump --password='Zq8pL2mK' shop > x.sql",
+            "env-password",
+            "Zq8pL2mK",
+        ),
+        (
+            "MONGO_URL=mongodb+srv://app:Zq8pL2mK@cluster0.example.net/shop",
+            "database-url",
+            "Zq8pL2mK",
+        ),
         ("{\"PGPASSWORD\": \"Zq8pL2mK\"}", "env-password", "Zq8pL2mK"),
         (
             "env:\n  - name: PGPASSWORD\n    value: \"Zq8pL2mK\"\n",
@@ -266,6 +281,7 @@ fn rds_tokens_are_info_and_name_their_key() {
 fn high_entropy_assignments() {
     for text in [
         "API_KEY = \"x8Fq2LmZ0vKp7RtY\"",
+        "DB_PASS=Xk9mQ2vL8pR4",
         "client_secret: 'Qw3rT9zXcV1bN7mL'",
         "\"auth_token\": \"9f86d081884c7d659a2feaa0c55ad015\"",
         "db_password := \"Zq8pL2mK!r4\"",
@@ -341,6 +357,9 @@ fn decoys_are_not_findings() {
         "  - name: PGPASSWORD\n    value: ${PGPASS}",
         "token = \"v1.2.3-beta.4\"",
         "# set PGPASSWORD before running psql",
+        "mysql -h db -u root -p shop",
+        "store-url: \"postgres://latchkey:REPLACE@store-pg:5432/latchkey\"",
+        "run mysql -p -e 'select 1'",
         "    pub token_from_other_ip: TokenFromOtherIp,",
         "let secret = sessionTokenProvider;",
         "password_prompt = \"Password: \"",
