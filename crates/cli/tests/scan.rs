@@ -530,7 +530,9 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         "a finding names the role's key and where its token was"
     );
     // A session over already is not revoked again: doing so would end
-    // only the role's live sessions, which did not leak.
+    // only the role's live sessions, which did not leak. (A second on
+    // from the revocation, which reaches sessions issued in its second.)
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let out = as_cli(
         &assumer,
         &[
@@ -572,6 +574,96 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
             .success(),
         "the role's new session still works"
     );
+    // A role deleted and made again is another role: a session of the
+    // first one is over, and revoking "its" role would end the new one's.
+    let assume = |name: &str| -> Value {
+        let out = as_cli(
+            &assumer,
+            &[
+                "sts",
+                "assume-role",
+                "--role-arn",
+                &role_arn,
+                "--role-session-name",
+                name,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let before = assume("before");
+    admin_cli(&lk, &["iam", "delete-role", "--role-name", "deployer"]);
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "deployer",
+            "--assume-role-policy-document",
+            &trust,
+        ],
+    );
+    let after = assume("after");
+    let env_of = |v: &Value| -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
+            ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
+            ("AWS_SESSION_TOKEN", "SessionToken"),
+        ]
+        .iter()
+        .map(|(k, f)| {
+            (
+                k.to_string(),
+                v["Credentials"][f].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+    };
+    write(
+        &sessions,
+        "before.env",
+        &format!(
+            "aws_session_token = {}\n",
+            before["Credentials"]["SessionToken"].as_str().unwrap()
+        ),
+    );
+    let out = latchkey(&[
+        "scan",
+        sessions.join("before.env").to_str().unwrap(),
+        "--revoke",
+        "--endpoint-url",
+        &format!("https://localhost:{}", api.rsplit(':').next().unwrap()),
+        "--ca-bundle",
+        data.join("ca.pem").to_str().unwrap(),
+        "--output",
+        "json",
+    ])
+    .env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        data.join("admin.credentials"),
+    )
+    .env("AWS_CONFIG_FILE", data.join("aws.config"))
+    .output()
+    .unwrap();
+    let report = json_of(&out);
+    assert_ne!(report["findings"][0]["revoked"], true, "{report}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no longer valid"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        as_cli(&env_of(&after), &["sts", "get-caller-identity"])
+            .status
+            .success(),
+        "the new role's session still works"
+    );
+    std::fs::remove_file(sessions.join("before.env")).unwrap();
     // Scanned again, the session shows revoked.
     let report = session_report();
     assert_eq!(
@@ -673,6 +765,35 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     ]));
     assert_eq!(report["findings"][0]["verification"], "unknown", "{report}");
     std::fs::remove_file(tree.join("wrong.txt")).unwrap();
+    // A decoy id nearer the secret than its own key: the store says whose
+    // secret it is, and the finding names that key, live.
+    write(
+        &tree,
+        "decoy.ini",
+        &format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n# was AKIAQ3EXT7HG2N5PLM4R\n",
+            other.0, other.1
+        ),
+    );
+    let report = json_of(&scan(&[
+        tree.join("decoy.ini").to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--output",
+        "json",
+    ]));
+    let pair = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["severity"] == "critical")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(
+        (&pair["accessKeyId"], &pair["verification"]),
+        (&json!(other.0), &json!("live")),
+        "{report}"
+    );
+    std::fs::remove_file(tree.join("decoy.ini")).unwrap();
 
     // Text for people: file:line:column, detector, severity, masked, status.
     let out = scan(&[tree.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);
@@ -1081,6 +1202,39 @@ fn history_staged_changes_and_the_pre_commit_hook() {
     );
     assert!(!out.status.success(), "and `git commit PATH`");
     git_ok(&repo, &["checkout", "-q", "prod.secret"]);
+    // A secret committed bare (no finding alone), its id filled in by the
+    // next commit: the pair is refused there.
+    write(
+        &repo,
+        "app.env",
+        "AWS_ACCESS_KEY_ID=\nAWS_SK=tZ8pQ2mV9xK4bN7cR1wE5yH3jL6fG0aS2dT8uI4o\n",
+    );
+    git_ok(&repo, &["add", "app.env"]);
+    git_ok(&repo, &["commit", "-q", "-m", "bare secret"]);
+    write(
+        &repo,
+        "app.env",
+        "AWS_ACCESS_KEY_ID=AKIAQ3ZT7VN2K4XW5PLR\nAWS_SK=tZ8pQ2mV9xK4bN7cR1wE5yH3jL6fG0aS2dT8uI4o\n",
+    );
+    let out = git(&repo, &["commit", "-q", "-am", "its id"]);
+    assert!(!out.status.success(), "the id's line makes the pair");
+    git_ok(&repo, &["checkout", "-q", "app.env"]);
+    // A merge commit runs pre-merge-commit, installed too.
+    git_ok(&repo, &["checkout", "-q", "-b", "leaky"]);
+    write(
+        &repo,
+        "merged.env",
+        "AWS_ACCESS_KEY_ID=AKIAQ3ZT7VN2K4XW5PLR\nAWS_SECRET_ACCESS_KEY=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\n",
+    );
+    git_ok(&repo, &["add", "merged.env"]);
+    git_ok(
+        &repo,
+        &["commit", "-q", "--no-verify", "-m", "skipped the hook"],
+    );
+    git_ok(&repo, &["checkout", "-q", "main"]);
+    let out = git(&repo, &["merge", "-q", "--no-ff", "-m", "merge", "leaky"]);
+    assert!(!out.status.success(), "the merge commit is refused");
+    git_ok(&repo, &["merge", "--abort"]);
     // ...a database URL with its password (high) does, naming the file
     // and not the password.
     write(&repo, "db.txt", "mysql://root:Zq8pL2mKx7@db/shop\n");

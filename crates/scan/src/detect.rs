@@ -27,6 +27,9 @@ pub struct Finding {
     /// The access key id that goes with the secret, to verify (an
     /// `AKIA`/`ASIA` id is not itself a secret).
     pub key_id: Option<String>,
+    /// Other key ids near the secret, nearest first: which one is its own
+    /// only the store can tell (a decoy id may stand nearer).
+    pub other_key_ids: Vec<String>,
     /// SHA-256 of the finding's line with the secret left out.
     pub context: [u8; 32],
 }
@@ -276,6 +279,7 @@ impl Scanner {
             taken: BTreeMap::new(),
             pem_until: 0,
             current_line: None,
+            last_column: (0, 1),
         };
         for family in [
             Family::RdsToken,
@@ -301,18 +305,19 @@ impl Scanner {
     fn key_ids(&self, out: &mut Out, line: usize) {
         let (start, end) = out.index.span(line, line);
         let text = out.text;
-        // A line of thousands of ids is a dump: its first ones say enough,
-        // and each costs a look around it.
-        for c in self
-            .key_id
-            .captures_iter(&text[start..end])
-            .take(MAX_IDS_PER_LINE)
-        {
+        // A line of thousands of ids is a dump: its first real ones say
+        // enough, and each costs a look around it.
+        let mut looked = 0;
+        for c in self.key_id.captures_iter(&text[start..end]) {
             let Some(id) = c.get(1) else { continue };
             let (id_start, id_end) = (start + id.start(), start + id.end());
             let key_id = String::from_utf8_lossy(id.as_bytes()).into_owned();
             if is_placeholder(&key_id) || out.inside_other(id_start, id_end) {
                 continue;
+            }
+            looked += 1;
+            if looked > MAX_IDS_PER_LINE {
+                break;
             }
             // Its secret: assigned to a name that says so, or bare and
             // random-looking, on a line near it.
@@ -325,16 +330,19 @@ impl Scanner {
             let near = &text[near_start..near_end];
             // The other ids near, unpaired and real: a secret nearer one
             // of them than this id is that one's.
-            let others: Vec<(usize, usize)> = self
+            let near_ids: Vec<(usize, usize)> = self
                 .key_id
                 .captures_iter(near)
                 .filter_map(|c| c.get(1))
                 .map(|m| (near_start + m.start(), near_start + m.end()))
                 .filter(|&(s, e)| {
-                    s != id_start
-                        && !out.overlaps(s, e)
-                        && !is_placeholder(&String::from_utf8_lossy(&text[s..e]))
+                    s != id_start && !is_placeholder(&String::from_utf8_lossy(&text[s..e]))
                 })
+                .collect();
+            let others: Vec<(usize, usize)> = near_ids
+                .iter()
+                .copied()
+                .filter(|&(s, e)| !out.overlaps(s, e))
                 .collect();
             let index = out.index;
             // Lines apart first, then bytes between: a secret on the line
@@ -376,8 +384,11 @@ impl Scanner {
             // may be another key's, and is judged on its own).
             if out.line_allows(line) {
                 out.claim(id_start, id_end);
-                if let Some((s, e)) = secret.filter(|&(s, _)| index.line_of(s) == line) {
-                    out.claim(s, e);
+                match secret {
+                    Some((s, e)) if index.line_of(s) == line => out.claim(s, e),
+                    // Its secret on another line is judged there.
+                    Some((s, e)) => out.push(Detector::AwsSecretKey, Severity::High, s, e, None),
+                    None => {}
                 }
                 continue;
             }
@@ -385,6 +396,20 @@ impl Scanner {
                 self.bare_session_tokens(out, near_start, near);
             }
             match secret {
+                // `latchkey:allow` on the secret's line accepts the secret;
+                // its id, on a line that does not say so, is still told.
+                Some(_)
+                    if !out.line_allows(line)
+                        && out.line_allows(index.line_of(secret.map_or(0, |(s, _)| s))) =>
+                {
+                    out.push(
+                        Detector::AwsAccessKey,
+                        Severity::Medium,
+                        id_start,
+                        id_end,
+                        Some(key_id),
+                    );
+                }
                 Some((s, e)) => {
                     let detector = if self.is_credentials_file(text, out.index, line) {
                         Detector::CredentialsFile
@@ -392,6 +417,14 @@ impl Scanner {
                         Detector::AwsAccessKey
                     };
                     out.push(detector, Severity::Critical, s, e, Some(key_id));
+                    // The other ids near it, for the store to choose from.
+                    let mut near_ids = near_ids;
+                    near_ids.sort_by_key(|&o| distance(o, (s, e)));
+                    let names = near_ids
+                        .iter()
+                        .map(|&(a, b)| String::from_utf8_lossy(&text[a..b]).into_owned())
+                        .collect();
+                    out.set_other_key_ids(s, names);
                     out.claim(id_start, id_end);
                 }
                 None => out.push(
@@ -1027,6 +1060,9 @@ struct Out<'t> {
     /// The line the last finding was on, how many it had, and whether it
     /// says `latchkey:allow`.
     current_line: Option<(usize, usize, bool)>,
+    /// The last column found (a byte offset and its column), so that many
+    /// findings on one long line count its characters once.
+    last_column: (usize, usize),
 }
 
 impl Out<'_> {
@@ -1045,6 +1081,16 @@ impl Out<'_> {
             .range(..=start)
             .next_back()
             .is_some_and(|(_, &e)| e >= end)
+    }
+
+    /// Gives the finding of the secret at `start` the other key ids near
+    /// it.
+    fn set_other_key_ids(&mut self, start: usize, ids: Vec<String>) {
+        if let Some(f) = self.found.last_mut()
+            && f.start == start
+        {
+            f.other_key_ids = ids;
+        }
     }
 
     /// Whether `line` says `latchkey:allow`.
@@ -1075,8 +1121,13 @@ impl Out<'_> {
         // alone (a log) must not crowd out the key with its secret after
         // them.
         let urgent = severity >= Severity::High;
-        let cap = |limit: usize| if urgent { 2 * limit } else { limit };
-        if self.found.len() >= cap(MAX_PER_BUFFER) {
+        if self.found.len()
+            >= if urgent {
+                2 * MAX_PER_BUFFER
+            } else {
+                MAX_PER_BUFFER
+            }
+        {
             return;
         }
         let line = self.index.line_of(start);
@@ -1088,17 +1139,32 @@ impl Out<'_> {
                 find(&self.text[line_start..line_end], b"latchkey:allow").is_some(),
             ),
         };
-        self.current_line = Some((line, count + 1, allowed));
-        if allowed || count >= cap(MAX_PER_LINE) {
+        // The line's cap counts what it kept, and holds back only what
+        // matters less: a dump of tokens or ids on one line must not hide
+        // a key with its secret at its end.
+        if allowed || (!urgent && count >= MAX_PER_LINE) {
+            self.current_line = Some((line, count, allowed));
             return;
         }
-        if detector != Detector::GenericSecret {
+        self.current_line = Some((line, count + 1, allowed));
+        // A private key's block claims nothing: whatever stands inside a
+        // fake one (a key id with its secret between BEGIN and END lines)
+        // is still seen; a real key's base64 holds no key id.
+        if !matches!(
+            detector,
+            Detector::GenericSecret | Detector::PrivateKey | Detector::EncryptedPrivateKey
+        ) {
             self.taken.insert(start, end);
         }
-        let column = String::from_utf8_lossy(&self.text[line_start..start])
-            .chars()
-            .count()
-            + 1;
+        let (from, base) = match self.last_column {
+            (offset, column) if offset >= line_start && offset <= start => (offset, column),
+            _ => (line_start, 1),
+        };
+        let column = base
+            + String::from_utf8_lossy(&self.text[from..start])
+                .chars()
+                .count();
+        self.last_column = (start, column);
         self.found.push(Finding {
             detector,
             severity,
@@ -1108,6 +1174,7 @@ impl Out<'_> {
             end,
             secret: Secret::new(String::from_utf8_lossy(&self.text[start..end])),
             key_id,
+            other_key_ids: Vec::new(),
             context: [0; 32],
         });
     }
@@ -1119,8 +1186,17 @@ impl Out<'_> {
         self.found.sort_by_key(|f| (f.start, f.detector));
         self.found.dedup_by_key(|f| (f.start, f.detector));
         let spans: Vec<(usize, usize)> = self.found.iter().map(|f| (f.start, f.end)).collect();
+        // One context per line (every finding of a line shares it), so a
+        // long line of many findings is hashed once.
+        let mut last: Option<(usize, [u8; 32])> = None;
         for f in &mut self.found {
             let line = self.index.line_of(f.start);
+            if let Some((l, context)) = last
+                && l == line
+            {
+                f.context = context;
+                continue;
+            }
             let (line_start, line_end) = self.index.span(line, line);
             let mut context = Sha256::new();
             let mut at = line_start;
@@ -1136,6 +1212,7 @@ impl Out<'_> {
                 context.update(&self.text[at..line_end]);
             }
             f.context = context.finalize().into();
+            last = Some((line, f.context));
         }
         self.found
     }

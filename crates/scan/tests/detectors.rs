@@ -393,9 +393,8 @@ fn an_allow_comment_silences_its_line() {
         (f[0].detector.id(), f[0].key_id.as_deref()),
         ("aws-access-key", Some(real))
     );
-    // On the secret's line likewise.
-    let pair = format!("id = {KEY}\naws_secret_access_key = {SECRET} # latchkey:allow\n");
-    assert_eq!(found(&pair), []);
+    // On the secret's line, it accepts the secret; the id above is told
+    // alone (see an_allow_comment_never_hides_the_other_half_of_a_pair).
 }
 
 #[test]
@@ -435,6 +434,38 @@ fn each_key_pairs_with_its_own_secret() {
 }
 
 #[test]
+fn a_decoy_id_near_a_secret_leaves_the_real_id_a_candidate() {
+    let real = "AKIAQ7RTX2MBLZ4KD9WE";
+    let text = format!(
+        "[default]\naws_access_key_id = {real}\naws_secret_access_key = {SECRET}\n# was {KEY}\n"
+    );
+    let all = Scanner::new().scan(text.as_bytes());
+    let pair = all.iter().find(|f| f.secret.expose() == SECRET).unwrap();
+    let ids: Vec<&str> = pair
+        .key_id
+        .iter()
+        .chain(&pair.other_key_ids)
+        .map(String::as_str)
+        .collect();
+    assert!(ids.contains(&real) && ids.contains(&KEY), "{ids:?}");
+}
+
+#[test]
+fn an_allow_comment_never_hides_the_other_half_of_a_pair() {
+    // On the id's line: its secret on the next line is told.
+    let text = format!("AWS_ACCESS_KEY_ID={KEY}  # latchkey:allow\nAWS_SK={SECRET}\n");
+    assert_eq!(only(&text).0, "aws-secret-key");
+    // On the secret's line: its id on the line above is told.
+    let text =
+        format!("AWS_ACCESS_KEY_ID={KEY}\naws_secret_access_key={SECRET}  # latchkey:allow\n");
+    let (id, severity, secret) = only(&text);
+    assert_eq!(
+        (id, severity, secret.as_str()),
+        ("aws-access-key", Severity::Medium, KEY)
+    );
+}
+
+#[test]
 fn caps_never_hide_a_key_with_its_secret() {
     // A log of ten thousand ids alone, then a key with its secret.
     let mut text = String::new();
@@ -450,6 +481,28 @@ fn caps_never_hide_a_key_with_its_secret() {
             .any(|f| f.severity == Severity::Critical && f.secret.expose() == SECRET),
         "{} findings, the pair not among them",
         all.len()
+    );
+    // A line of RDS tokens (info), then a pair.
+    let token = format!(
+        "db.example.com:5432/?Action=connect&DBUser=app&X-Amz-Signature={} ",
+        "0".repeat(64)
+    );
+    let line = format!(
+        "{} aws_access_key_id={KEY} aws_secret_access_key={SECRET}\n",
+        token.repeat(130)
+    );
+    let all = Scanner::new().scan(line.as_bytes());
+    assert!(
+        all.iter().any(|f| f.severity == Severity::Critical),
+        "{} findings",
+        all.len()
+    );
+    // Placeholders do not count towards the ids a line pairs.
+    let line = format!("{} {KEY}, {SECRET}\n", "AKIAIOSFODNN7EXAMPLE, ".repeat(300));
+    let all = Scanner::new().scan(line.as_bytes());
+    assert!(
+        all.iter().any(|f| f.severity == Severity::Critical),
+        "{all:?}"
     );
     // One line of many ids and a pair at its end.
     let line = format!("{} {KEY} {SECRET}\n", "AKIA2E0A8F3B244C0000 ".repeat(2000));
@@ -487,6 +540,16 @@ fn a_begin_line_without_a_key_body_is_not_a_key() {
     // not the block's body, and is found.
     let text = format!(
         "-----BEGIN RSA PRIVATE KEY-----\nAWS_ACCESS_KEY_ID={KEY}\nAWS_SECRET_ACCESS_KEY={SECRET}\n{body}\n-----END RSA PRIVATE KEY-----\n"
+    );
+    let all = found(&text);
+    assert!(
+        all.iter()
+            .any(|(d, s, _)| *d == "aws-access-key" && *s == Severity::Critical),
+        "{all:?}"
+    );
+    // The same on one line.
+    let text = format!(
+        "-----BEGIN ENCRYPTED PRIVATE KEY----- aws_access_key_id={KEY} aws_secret_access_key={SECRET} -----END ENCRYPTED PRIVATE KEY-----\n"
     );
     let all = found(&text);
     assert!(

@@ -225,16 +225,7 @@ fn scan_blobs(
                     // private key's body pasted between its old BEGIN and
                     // END lines counts too).
                     if let Some(lines) = &blob.lines {
-                        let data = object.data();
-                        hits.retain(|(f, _)| {
-                            let spanned = data
-                                .get(f.start..f.end)
-                                .map_or(0, |s| s.iter().filter(|&&b| b == b'\n').count());
-                            let first_added = lines.partition_point(|&l| l < f.line);
-                            lines
-                                .get(first_added)
-                                .is_some_and(|&l| l <= f.line + spanned)
-                        });
+                        hits.retain(|(f, _)| touches_added(object.data(), f, lines));
                     }
                     if !hits.is_empty() {
                         found.lock().unwrap_or_else(|p| p.into_inner()).extend(hits);
@@ -247,6 +238,43 @@ fn scan_blobs(
         return Err(e.context(format!("opening {}", path.display())));
     }
     Ok(found.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Whether finding `f` in `data` touches one of the added `lines`: a
+/// line it spans (a private key's body pasted between its old BEGIN and
+/// END lines), or the line of its key id (an id filled in beside a
+/// secret committed before).
+fn touches_added(data: &[u8], f: &Finding, lines: &[usize]) -> bool {
+    let line_of = |offset: usize| {
+        1 + data[..offset.min(data.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    };
+    let added_within = |first: usize, last: usize| {
+        let i = lines.partition_point(|&l| l < first);
+        lines.get(i).is_some_and(|&l| l <= last)
+    };
+    if added_within(f.line, line_of(f.end)) {
+        return true;
+    }
+    // The id nearest the secret, where the scanner paired it.
+    f.holds_key_secret()
+        && f.key_id.as_deref().is_some_and(|id| {
+            let from = f.start.saturating_sub(4096);
+            let to = (f.end + 4096).min(data.len());
+            let window = &data[from..to];
+            let nearest = window
+                .windows(id.len())
+                .enumerate()
+                .filter(|(_, w)| *w == id.as_bytes())
+                .map(|(i, _)| from + i)
+                .min_by_key(|&at| at.abs_diff(f.start));
+            nearest.is_some_and(|at| {
+                let line = line_of(at);
+                added_within(line, line)
+            })
+        })
 }
 
 /// Which part of a repository to read.

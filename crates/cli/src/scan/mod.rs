@@ -170,13 +170,18 @@ fn install_hook(args: &HookArgs) -> Result<u8> {
         Err(_) => repo.commondir().join("hooks"),
     };
     std::fs::create_dir_all(&hooks).with_context(|| format!("creating {}", hooks.display()))?;
-    let hook = hooks.join("pre-commit");
-    if hook.exists() && !args.force {
-        bail!(
-            "{} exists: add `latchkey scan --staged --fail-on {}` to it, or use --force to replace it",
-            hook.display(),
-            args.fail_on.as_str()
-        );
+    // A merge commit runs pre-merge-commit, not pre-commit: both check
+    // what the commit adds.
+    let names = ["pre-commit", "pre-merge-commit"];
+    for name in names {
+        let hook = hooks.join(name);
+        if hook.exists() && !args.force {
+            bail!(
+                "{} exists: add `latchkey scan --staged --fail-on {}` to it, or use --force to replace it",
+                hook.display(),
+                args.fail_on.as_str()
+            );
+        }
     }
     let exe = std::env::current_exe().context("finding the latchkey binary")?;
     let script = format!(
@@ -186,13 +191,16 @@ fn install_hook(args: &HookArgs) -> Result<u8> {
         exe.display().to_string().replace('\'', "'\\''"),
         args.fail_on.as_str()
     );
-    std::fs::write(&hook, script).with_context(|| format!("writing {}", hook.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
+    for name in names {
+        let hook = hooks.join(name);
+        std::fs::write(&hook, &script).with_context(|| format!("writing {}", hook.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
+        }
+        println!("installed {}", hook.display());
     }
-    println!("installed {}", hook.display());
     eprintln!(
         "With the pre-commit framework instead, in .pre-commit-config.yaml:\n\
          repos:\n  - repo: local\n    hooks:\n      - id: latchkey-scan\n        name: latchkey scan\n\
@@ -562,8 +570,15 @@ fn excludes(args: &ScanArgs, root: &Path) -> Result<ignore::overrides::Override>
     let base = root;
     let config_path = base.join(REPO_CONFIG);
     let config: RepoConfig = match std::fs::read_to_string(&config_path) {
-        Ok(text) => toml::from_str(&text)
-            .with_context(|| format!("{} is not valid", config_path.display()))?,
+        // The parser quotes the file: its text is anyone's, and is
+        // escaped before it reaches a terminal.
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not valid: {}",
+                printable(&config_path.display().to_string()),
+                printable(&e.to_string())
+            )
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => RepoConfig::default(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", config_path.display())),
     };
@@ -596,9 +611,12 @@ fn display_path(path: &Path) -> String {
     text.strip_prefix("./").unwrap_or(&text).to_owned()
 }
 
-/// What the store says of the key in `f`.
-fn verify(store: &Store, f: &Finding) -> Result<Verification> {
-    let Some(id) = f.key_id.as_deref() else {
+/// What the store says of the key in `f`. When the secret is not the
+/// paired id's, each other id near it is tried: a decoy id standing
+/// nearer must not hide the key whose secret it is (the finding then
+/// names that key).
+fn verify(store: &Store, f: &mut Finding) -> Result<Verification> {
+    let Some(id) = f.key_id.clone() else {
         return Ok(Verification::NotChecked);
     };
     // A temporary key is derived from its session token, not stored; and
@@ -607,6 +625,25 @@ fn verify(store: &Store, f: &Finding) -> Result<Verification> {
     if !id.starts_with("AKIA") || !f.holds_key_secret() {
         return Ok(Verification::NotChecked);
     }
+    let status = check_long_term(store, &id, f)?;
+    if status == Verification::Unknown {
+        for other in f.other_key_ids.clone() {
+            if !other.starts_with("AKIA") {
+                continue;
+            }
+            let theirs = check_long_term(store, &other, f)?;
+            // Only a secret the store matched says whose it is.
+            if matches!(theirs, Verification::Live | Verification::Inactive) {
+                f.key_id = Some(other);
+                return Ok(theirs);
+            }
+        }
+    }
+    Ok(status)
+}
+
+/// The store's word on long-term key `id` with the secret of `f`.
+fn check_long_term(store: &Store, id: &str, f: &Finding) -> Result<Verification> {
     Ok(match store.access_key_secret(id)? {
         Some((key, secret)) => {
             if !bool::from(secret.as_bytes().ct_eq(f.secret.expose().as_bytes())) {
@@ -686,14 +723,29 @@ fn verify_sessions(
         if !is_session_key(&results[i].finding) {
             continue;
         }
-        let id = results[i].finding.key_id.clone().unwrap_or_default();
-        let own_token = results.iter().find(|o| {
-            o.finding.detector == Detector::SessionToken
-                && o.finding.key_id.as_deref() == Some(id.as_str())
-                && o.place == results[i].place
-                && o.finding.line.abs_diff(results[i].finding.line) <= PAIR_LINES
+        // Its token names its key: the paired id's, or another near it
+        // (a decoy id may stand nearer the secret).
+        let ids: Vec<String> = results[i]
+            .finding
+            .key_id
+            .iter()
+            .chain(&results[i].finding.other_key_ids)
+            .cloned()
+            .collect();
+        let own_token = ids.iter().find_map(|id| {
+            results.iter().find(|o| {
+                o.finding.detector == Detector::SessionToken
+                    && o.finding.key_id.as_deref() == Some(id.as_str())
+                    && o.place == results[i].place
+                    && o.finding.line.abs_diff(results[i].finding.line) <= PAIR_LINES
+            })
         });
-        let Some(token) = own_token.map(|o| o.finding.secret.expose().to_owned()) else {
+        let Some((id, token)) = own_token.and_then(|o| {
+            Some((
+                o.finding.key_id.clone()?,
+                o.finding.secret.expose().to_owned(),
+            ))
+        }) else {
             // Without its token a temporary key cannot be checked.
             continue;
         };
@@ -705,6 +757,7 @@ fn verify_sessions(
             )
         });
         results[i].verification = if secret_matches {
+            results[i].finding.key_id = Some(id);
             verification
         } else {
             Verification::Unknown
@@ -1271,9 +1324,9 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
     // With --endpoint-url the token service judges, not the store.
     let mut results = Vec::with_capacity(hits.len());
     let fingerprint_paths = FingerprintPaths::new(args);
-    for (finding, place) in hits {
+    for (mut finding, place) in hits {
         let verification = match &store {
-            Some(store) if args.endpoint_url.is_none() => verify(store, &finding)?,
+            Some(store) if args.endpoint_url.is_none() => verify(store, &mut finding)?,
             _ => Verification::NotChecked,
         };
         let fingerprint_path = fingerprint_paths.of(&place);
@@ -1319,6 +1372,22 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
             if results[i].verification != Verification::NotChecked {
                 *count += 1;
                 total += 1;
+            }
+            // Not the paired id's secret: perhaps one of the other ids
+            // near it (a few, each a signed call).
+            if results[i].verification == Verification::Unknown {
+                let paired = results[i].finding.key_id.clone();
+                for other in results[i].finding.other_key_ids.clone().into_iter().take(3) {
+                    results[i].finding.key_id = Some(other);
+                    total += 1;
+                    if verify_remote(&api, &results, i)? == Verification::Live {
+                        results[i].verification = Verification::Live;
+                        break;
+                    }
+                }
+                if results[i].verification != Verification::Live {
+                    results[i].finding.key_id = paired;
+                }
             }
         }
         // Said, not silent: --revoke acts only on keys checked live.

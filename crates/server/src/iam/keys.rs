@@ -363,13 +363,22 @@ fn revoke_leaked_session(
     // A session already over (expired, revoked, its principal gone) lets
     // nobody in: revoking its role's sessions now would end only the
     // live ones, which did not leak.
-    if let Some(refusal) = &found.refusal {
+    // Its role or user deleted (and perhaps re-created since) is over
+    // too: the role of that name now is another one.
+    let over = match &found.refusal {
+        Some(refusal) => Some(refusal.failure.audit_kind().as_str()),
+        None => c
+            .state
+            .check_bound(&found.caller)
+            .err()
+            .map(|_| "its role or user was deleted"),
+    };
+    if let Some(why) = over {
         return Err(ApiError::new(
             409,
             "SessionNotLive",
             format!(
-                "The session of access key {id} is no longer valid ({}); nothing was revoked.",
-                refusal.failure.audit_kind().as_str()
+                "The session of access key {id} is no longer valid ({why}); nothing was revoked."
             ),
         ));
     }
