@@ -500,24 +500,29 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     // data directory: the service opens the token to find its key):
     // the role's sessions are revoked, and the leaked one fails at once.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let out = latchkey(&[
-        "scan",
-        sessions.join("token.txt").to_str().unwrap(),
-        "--revoke",
-        "--endpoint-url",
-        &format!("https://localhost:{}", api.rsplit(':').next().unwrap()),
-        "--ca-bundle",
-        data.join("ca.pem").to_str().unwrap(),
-        "--output",
-        "json",
-    ])
-    .env(
-        "AWS_SHARED_CREDENTIALS_FILE",
-        data.join("admin.credentials"),
-    )
-    .env("AWS_CONFIG_FILE", data.join("aws.config"))
-    .output()
-    .unwrap();
+    // `--revoke` of a file through the token service only, as the
+    // administrator.
+    let revoke_remotely = |file: &Path| {
+        latchkey(&[
+            "scan",
+            file.to_str().unwrap(),
+            "--revoke",
+            "--endpoint-url",
+            &format!("https://localhost:{}", api.rsplit(':').next().unwrap()),
+            "--ca-bundle",
+            data.join("ca.pem").to_str().unwrap(),
+            "--output",
+            "json",
+        ])
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            data.join("admin.credentials"),
+        )
+        .env("AWS_CONFIG_FILE", data.join("aws.config"))
+        .output()
+        .unwrap()
+    };
+    let out = revoke_remotely(&sessions.join("token.txt"));
     let report = json_of(&out);
     assert_eq!(report["findings"][0]["revoked"], true, "{report}");
     assert_eq!(report["findings"][0]["accessKeyId"], rid.as_str());
@@ -632,24 +637,7 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
             before["Credentials"]["SessionToken"].as_str().unwrap()
         ),
     );
-    let out = latchkey(&[
-        "scan",
-        sessions.join("before.env").to_str().unwrap(),
-        "--revoke",
-        "--endpoint-url",
-        &format!("https://localhost:{}", api.rsplit(':').next().unwrap()),
-        "--ca-bundle",
-        data.join("ca.pem").to_str().unwrap(),
-        "--output",
-        "json",
-    ])
-    .env(
-        "AWS_SHARED_CREDENTIALS_FILE",
-        data.join("admin.credentials"),
-    )
-    .env("AWS_CONFIG_FILE", data.join("aws.config"))
-    .output()
-    .unwrap();
+    let out = revoke_remotely(&sessions.join("before.env"));
     let report = json_of(&out);
     assert_ne!(report["findings"][0]["revoked"], true, "{report}");
     assert!(
