@@ -397,11 +397,9 @@ impl Scanner {
             }
             match secret {
                 // `latchkey:allow` on the secret's line accepts the secret;
-                // its id, on a line that does not say so, is still told.
-                Some(_)
-                    if !out.line_allows(line)
-                        && out.line_allows(index.line_of(secret.map_or(0, |(s, _)| s))) =>
-                {
+                // its id, on a line that does not say so (an allowed id
+                // line was dealt with above), is still told.
+                Some((s, _)) if out.line_allows(index.line_of(s)) => {
                     out.push(
                         Detector::AwsAccessKey,
                         Severity::Medium,
