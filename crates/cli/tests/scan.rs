@@ -551,19 +551,7 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     );
     assert!(out.status.success());
     let fresh: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let fresh_env: Vec<(String, String)> = [
-        ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
-        ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
-        ("AWS_SESSION_TOKEN", "SessionToken"),
-    ]
-    .iter()
-    .map(|(k, f)| {
-        (
-            k.to_string(),
-            fresh["Credentials"][f].as_str().unwrap().to_owned(),
-        )
-    })
-    .collect();
+    let fresh_env = common::api::Creds::from_sts(&fresh["Credentials"]).env_vars();
     let report = json_of(&revoke_scan(&sessions.join("role.json"), None));
     assert!(
         report["findings"]
@@ -614,21 +602,7 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         ],
     );
     let after = assume("after");
-    let env_of = |v: &Value| -> Vec<(String, String)> {
-        [
-            ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
-            ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
-            ("AWS_SESSION_TOKEN", "SessionToken"),
-        ]
-        .iter()
-        .map(|(k, f)| {
-            (
-                k.to_string(),
-                v["Credentials"][f].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-    };
+    let env_of = |v: &Value| common::api::Creds::from_sts(&v["Credentials"]).env_vars();
     write(
         &sessions,
         "before.env",
