@@ -404,34 +404,34 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
             .output()
             .unwrap()
     };
-    let out = as_cli(
-        &assumer,
-        &[
-            "sts",
-            "assume-role",
-            "--role-arn",
-            &role_arn,
-            "--role-session-name",
-            "leaky",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let assumed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let assume = |name: &str| -> Value {
+        let out = as_cli(
+            &assumer,
+            &[
+                "sts",
+                "assume-role",
+                "--role-arn",
+                &role_arn,
+                "--role-session-name",
+                name,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let env_of = |v: &Value| common::api::Creds::from_sts(&v["Credentials"]).env_vars();
+    let assumed = assume("leaky");
     let field = |name: &str| assumed["Credentials"][name].as_str().unwrap().to_owned();
     let (rid, rsecret, rtoken) = (
         field("AccessKeyId"),
         field("SecretAccessKey"),
         field("SessionToken"),
     );
-    let role_session: Vec<(String, String)> = vec![
-        ("AWS_ACCESS_KEY_ID".into(), rid.clone()),
-        ("AWS_SECRET_ACCESS_KEY".into(), rsecret.clone()),
-        ("AWS_SESSION_TOKEN".into(), rtoken.clone()),
-    ];
+    let role_session = env_of(&assumed);
     let role_works = || {
         as_cli(&role_session, &["sts", "get-caller-identity"])
             .status
@@ -538,20 +538,7 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     // only the role's live sessions, which did not leak. (A second on
     // from the revocation, which reaches sessions issued in its second.)
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let out = as_cli(
-        &assumer,
-        &[
-            "sts",
-            "assume-role",
-            "--role-arn",
-            &role_arn,
-            "--role-session-name",
-            "fresh",
-        ],
-    );
-    assert!(out.status.success());
-    let fresh: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let fresh_env = common::api::Creds::from_sts(&fresh["Credentials"]).env_vars();
+    let fresh_env = env_of(&assume("fresh"));
     let report = json_of(&revoke_scan(&sessions.join("role.json"), None));
     assert!(
         report["findings"]
@@ -569,25 +556,6 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
     );
     // A role deleted and made again is another role: a session of the
     // first one is over, and revoking "its" role would end the new one's.
-    let assume = |name: &str| -> Value {
-        let out = as_cli(
-            &assumer,
-            &[
-                "sts",
-                "assume-role",
-                "--role-arn",
-                &role_arn,
-                "--role-session-name",
-                name,
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
     let before = assume("before");
     admin_cli(&lk, &["iam", "delete-role", "--role-name", "deployer"]);
     admin_cli(
@@ -602,7 +570,6 @@ fn scan_finds_verifies_and_reports_planted_credentials() {
         ],
     );
     let after = assume("after");
-    let env_of = |v: &Value| common::api::Creds::from_sts(&v["Credentials"]).env_vars();
     write(
         &sessions,
         "before.env",
