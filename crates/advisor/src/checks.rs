@@ -106,8 +106,11 @@ pub struct SecretFacts {
     pub next_rotation: Option<i64>,
 }
 
-/// How the running system is set up.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// How a node of the running system is set up. Nodes sharing a store
+/// publish theirs in their reports (JSON), so that the checks judge every
+/// node, not only the one they run on.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SettingsFacts {
     pub plaintext_allowed: bool,
     pub detection: bool,
@@ -136,7 +139,27 @@ pub struct Facts {
     pub account: String,
     pub databases: Vec<DatabaseFacts>,
     pub secrets: Vec<SecretFacts>,
+    /// This node's settings.
     pub settings: SettingsFacts,
+    /// This node's id, which names its resources when there are others.
+    pub node: String,
+    /// The other live nodes sharing the store: id and settings.
+    pub other_nodes: Vec<(String, SettingsFacts)>,
+}
+
+impl Facts {
+    /// Every node's settings with the prefix of its resources: none on a
+    /// lone node (`gateway`), the node's id where there are several
+    /// (`node-a:gateway`, `node-a:/var/lib/latchkey/master.key`).
+    fn nodes(&self) -> Vec<(String, &SettingsFacts)> {
+        if self.other_nodes.is_empty() {
+            return vec![(String::new(), &self.settings)];
+        }
+        std::iter::once((&self.node, &self.settings))
+            .chain(self.other_nodes.iter().map(|(n, s)| (n, s)))
+            .map(|(n, s)| (format!("{n}:"), s))
+            .collect()
+    }
 }
 
 /// One flagged resource.
@@ -491,12 +514,18 @@ fn databases(f: &Facts) -> CheckResult {
                 ),
             ));
         }
-        if !f.settings.statement_audit {
-            flagged.push(flag(
-                Status::Warning,
-                &d.name,
-                "statement audit is off (--no-statement-audit)",
-            ));
+        for (prefix, s) in f.nodes() {
+            if !s.statement_audit {
+                let on = prefix
+                    .strip_suffix(':')
+                    .map(|node| format!(" on node {node}"))
+                    .unwrap_or_default();
+                flagged.push(flag(
+                    Status::Warning,
+                    &d.name,
+                    format!("statement audit is off{on} (--no-statement-audit)"),
+                ));
+            }
         }
         if d.restricted && d.statement_policy == "off" {
             flagged.push(flag(
@@ -517,69 +546,75 @@ fn databases(f: &Facts) -> CheckResult {
 }
 
 fn gateway(f: &Facts) -> CheckResult {
-    let s = &f.settings;
     let mut flagged = Vec::new();
-    if s.plaintext_allowed {
-        flagged.push(flag(
-            Status::Error,
-            "gateway",
-            "the PostgreSQL gateway accepts plaintext connections (tokens in the clear)",
-        ));
-    }
-    if !s.detection {
-        flagged.push(flag(
-            Status::Warning,
-            "detection",
-            "threat detection is off",
-        ));
-    }
-    if !s.webhook {
-        flagged.push(flag(
-            Status::Warning,
-            "webhook",
-            "no webhook: findings reach no one unless polled",
-        ));
-    }
-    match s.last_digest {
-        None => flagged.push(flag(
-            Status::Warning,
-            "audit",
-            "the audit trail has no signed digest yet",
-        )),
-        Some(at) if f.now - at > DAY => flagged.push(flag(
-            Status::Warning,
-            "audit",
-            format!("the newest audit digest is {} days old", days(f.now - at)),
-        )),
-        Some(_) => {}
-    }
-    if s.last_verified.is_none_or(|at| f.now - at > DAY) {
-        flagged.push(flag(
-            Status::Warning,
-            "audit",
-            "the audit trail has not been verified in 24 hours (latchkey audit verify)",
-        ));
-    }
-    if s.master_key_since.is_none_or(|at| f.now - at > 365 * DAY) {
-        flagged.push(flag(
-            Status::Warning,
-            "master-key",
-            "the master key has not been rotated in 365 days (latchkey rotate-master-key)",
-        ));
-    }
-    for file in &s.exposed_files {
-        flagged.push(flag(
-            Status::Error,
-            file,
-            "readable by the group or other users",
-        ));
+    let nodes = f.nodes();
+    for (prefix, s) in &nodes {
+        let mut flag_on = |status, resource: &str, reason: String| {
+            flagged.push(flag(status, &format!("{prefix}{resource}"), reason));
+        };
+        if s.plaintext_allowed {
+            flag_on(
+                Status::Error,
+                "gateway",
+                "the PostgreSQL gateway accepts plaintext connections (tokens in the clear)".into(),
+            );
+        }
+        if !s.detection {
+            flag_on(
+                Status::Warning,
+                "detection",
+                "threat detection is off".into(),
+            );
+        }
+        if !s.webhook {
+            flag_on(
+                Status::Warning,
+                "webhook",
+                "no webhook: findings reach no one unless polled".into(),
+            );
+        }
+        match s.last_digest {
+            None => flag_on(
+                Status::Warning,
+                "audit",
+                "the audit trail has no signed digest yet".into(),
+            ),
+            Some(at) if f.now - at > DAY => flag_on(
+                Status::Warning,
+                "audit",
+                format!("the newest audit digest is {} days old", days(f.now - at)),
+            ),
+            Some(_) => {}
+        }
+        if s.last_verified.is_none_or(|at| f.now - at > DAY) {
+            flag_on(
+                Status::Warning,
+                "audit",
+                "the audit trail has not been verified in 24 hours (latchkey audit verify)".into(),
+            );
+        }
+        if s.master_key_since.is_none_or(|at| f.now - at > 365 * DAY) {
+            flag_on(
+                Status::Warning,
+                "master-key",
+                "the master key has not been rotated in 365 days (latchkey rotate-master-key)"
+                    .into(),
+            );
+        }
+        for file in &s.exposed_files {
+            flag_on(
+                Status::Error,
+                file,
+                "readable by the group or other users".into(),
+            );
+        }
     }
     check(
         "LK-GW-01",
         "Gateway and data directory",
         "security",
         "Refuse plaintext, keep detection on with a webhook, verify the audit trail daily, rotate the master key yearly, and keep the data directory private (chmod 700, files 600).",
-        1,
+        nodes.len(),
         flagged,
     )
 }
@@ -707,7 +742,79 @@ mod tests {
                 master_key_since: Some(NOW - 30 * DAY),
                 exposed_files: vec![],
             },
+            node: "node-a".into(),
+            other_nodes: vec![],
         }
+    }
+
+    #[test]
+    fn every_node_sharing_the_store_is_judged() {
+        let mut f = clean();
+        let gateway = |f: &Facts| run(f).into_iter().find(|c| c.id == "LK-GW-01").unwrap();
+        let database = |f: &Facts| run(f).into_iter().find(|c| c.id == "LK-DB-01").unwrap();
+        let healthy = f.settings.clone();
+        f.other_nodes.push(("node-b".into(), healthy.clone()));
+        assert_eq!(gateway(&f).status(), Status::Ok);
+        assert_eq!(gateway(&f).processed, 2);
+        // A second node started with plaintext, without statement audit,
+        // and with its data directory open: flagged under its id.
+        f.other_nodes.push((
+            "node-c".into(),
+            SettingsFacts {
+                plaintext_allowed: true,
+                statement_audit: false,
+                exposed_files: vec!["/var/lib/latchkey/master.key".into()],
+                ..healthy.clone()
+            },
+        ));
+        let flagged: Vec<(Status, String)> = gateway(&f)
+            .flagged
+            .into_iter()
+            .map(|x| (x.status, x.resource))
+            .collect();
+        assert_eq!(
+            flagged,
+            [
+                (Status::Error, "node-c:gateway".to_owned()),
+                (
+                    Status::Error,
+                    "node-c:/var/lib/latchkey/master.key".to_owned()
+                ),
+            ]
+        );
+        let reasons: Vec<String> = database(&f).flagged.into_iter().map(|x| x.reason).collect();
+        assert_eq!(
+            reasons,
+            ["statement audit is off on node node-c (--no-statement-audit)"]
+        );
+        // This node's own failings carry its id too once there are others.
+        f.settings.detection = false;
+        assert!(
+            gateway(&f)
+                .flagged
+                .iter()
+                .any(|x| x.resource == "node-a:detection")
+        );
+        // Alone, a node's resources are named as before.
+        f.other_nodes.clear();
+        assert_eq!(
+            gateway(&f)
+                .flagged
+                .iter()
+                .map(|x| x.resource.as_str())
+                .collect::<Vec<_>>(),
+            ["detection"]
+        );
+        // The settings travel as JSON in a node's report; what a newer
+        // node adds, an older one ignores, and what is missing defaults.
+        let text = serde_json::to_string(&f.settings).unwrap();
+        assert_eq!(
+            serde_json::from_str::<SettingsFacts>(&text).unwrap(),
+            f.settings
+        );
+        let partial: SettingsFacts =
+            serde_json::from_str(r#"{"plaintext_allowed":true,"new_field":1}"#).unwrap();
+        assert!(partial.plaintext_allowed && partial.exposed_files.is_empty());
     }
 
     #[test]

@@ -590,16 +590,45 @@ impl CheckSettings {
     }
 }
 
+/// A node's report older than this says nothing of how the cluster is set
+/// up now: the node is gone (or cut off), and serves no one.
+const LIVE_NODE_SECS: i64 = 300;
+
+/// How this node is set up, from its configuration (or the posture its
+/// `serve` published) and its data directory: what it reports to the
+/// other nodes, and what the checks judge of it.
+pub fn node_settings(config: &CheckSettings) -> latchkey_advisor::checks::SettingsFacts {
+    let dir = &config.audit_dir;
+    let posture = config.judged_posture();
+    latchkey_advisor::checks::SettingsFacts {
+        plaintext_allowed: posture.plaintext_allowed,
+        detection: posture.detection,
+        webhook: posture.webhook,
+        statement_audit: posture.statement_audit,
+        last_digest: latchkey_trail::newest_digest_time(dir)
+            .ok()
+            .flatten()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_secs()).ok()),
+        last_verified: latchkey_trail::last_verified(dir),
+        master_key_since: mtime(
+            &latchkey_server::bootstrap::DataDir::new(&config.data_dir).master_key(),
+        ),
+        exposed_files: exposed_files(&config.data_dir),
+    }
+}
+
 /// Everything the security checks look at, from the store, the
-/// configuration and the data directory.
+/// configuration and the data directory of this node (`node`), and the
+/// settings the other live nodes sharing the store reported.
 pub fn gather_facts(
     config: &CheckSettings,
+    node: &str,
     store: &Store,
     now: i64,
 ) -> Result<latchkey_advisor::checks::Facts> {
     use latchkey_advisor::checks::{
-        DatabaseFacts, Facts, KeyFacts, PasswordFacts, RoleFacts, SecretFacts, SettingsFacts,
-        UserFacts,
+        DatabaseFacts, Facts, KeyFacts, PasswordFacts, RoleFacts, SecretFacts, UserFacts,
     };
     use latchkey_policy::PolicyKind;
     use latchkey_store::PrincipalKind;
@@ -711,24 +740,18 @@ pub fn gather_facts(
             name: s.name,
         })
         .collect();
-    let dir = &config.audit_dir;
-    let posture = config.judged_posture();
-    let settings = SettingsFacts {
-        plaintext_allowed: posture.plaintext_allowed,
-        detection: posture.detection,
-        webhook: posture.webhook,
-        statement_audit: posture.statement_audit,
-        last_digest: latchkey_trail::newest_digest_time(dir)
-            .ok()
-            .flatten()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .and_then(|d| i64::try_from(d.as_secs()).ok()),
-        last_verified: latchkey_trail::last_verified(dir),
-        master_key_since: mtime(
-            &latchkey_server::bootstrap::DataDir::new(&config.data_dir).master_key(),
-        ),
-        exposed_files: exposed_files(&config.data_dir),
-    };
+    // A node that reported nothing of its settings (an older version) is
+    // not judged on them; one whose report does not parse is judged on
+    // the defaults, which are flagged (no detection, no digest...).
+    let other_nodes = store
+        .nodes()?
+        .into_iter()
+        .filter(|n| n.node != node && now - n.seen <= LIVE_NODE_SECS && !n.posture.is_empty())
+        .map(|n| {
+            let settings = serde_json::from_str(&n.posture).unwrap_or_default();
+            (n.node, settings)
+        })
+        .collect();
     Ok(Facts {
         now,
         region: config.region.clone(),
@@ -738,7 +761,9 @@ pub fn gather_facts(
         policies,
         databases,
         secrets,
-        settings,
+        settings: node_settings(config),
+        node: node.to_owned(),
+        other_nodes,
     })
 }
 
@@ -747,7 +772,8 @@ fn checks(args: &ChecksArgs) -> Result<u8> {
     let config = args.server.resolve()?;
     let store = config.open_store()?;
     let now = now_or(args.at.as_deref())?.unix();
-    let facts = gather_facts(&CheckSettings::of(&config), &store, now)?;
+    let node = config.data().node_id()?;
+    let facts = gather_facts(&CheckSettings::of(&config), &node, &store, now)?;
     let results = latchkey_advisor::checks::run(&facts);
     let now_text = latchkey_server::xml::timestamp(now);
     match args.output {
@@ -820,7 +846,7 @@ pub fn spawn_checks(
             let node = node.clone();
             let run = move || -> Result<(Vec<latchkey_advisor::checks::CheckResult>, bool)> {
                 let now = latchkey_identity::clock::system_now();
-                let facts = gather_facts(&settings, &s.store, now)?;
+                let facts = gather_facts(&settings, &node, &s.store, now)?;
                 let leader =
                     findings && s.store.hold_lease(CHECKS_LEASE, &node, now, lease_secs)?;
                 Ok((latchkey_advisor::checks::run(&facts), leader))

@@ -382,7 +382,12 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         let mysql_refresher = mysql.clone();
         let rotation = config.cluster_key_rotation;
         let master_key = dir.master_key();
-        let report = Arc::new(NodeReporter::new(node.clone(), audit.clone(), config.data_dir.clone()));
+        let report = Arc::new(NodeReporter::new(
+            node.clone(),
+            audit.clone(),
+            config.data_dir.clone(),
+            crate::advisor::CheckSettings::of(&config),
+        ));
         let final_report = report.clone();
         let final_store = state.clone();
         // Nodes report themselves only to a store they share: an embedded
@@ -656,7 +661,16 @@ struct NodeReporter {
     data_dir: std::path::PathBuf,
     /// The last report sent, for the final one at shutdown.
     sent: std::sync::Mutex<Option<latchkey_store::NodeReport>>,
+    /// What its settings are read from, for the security checks the other
+    /// nodes run; and the last reading (when, JSON), kept a while since it
+    /// walks the data directory.
+    checks: crate::advisor::CheckSettings,
+    posture: std::sync::Mutex<(i64, String)>,
 }
+
+/// How long a node's reading of its own settings is reported again before
+/// it is read anew.
+const POSTURE_REFRESH_SECS: i64 = 60;
 
 /// How often a node reports itself to the store.
 const NODE_REPORT_SECS: i64 = 5;
@@ -675,9 +689,16 @@ impl NodeReporter {
         }
     }
 
-    fn new(node: String, trail: Arc<latchkey_trail::Trail>, data_dir: std::path::PathBuf) -> Self {
+    fn new(
+        node: String,
+        trail: Arc<latchkey_trail::Trail>,
+        data_dir: std::path::PathBuf,
+        checks: crate::advisor::CheckSettings,
+    ) -> Self {
         Self {
             data_dir,
+            checks,
+            posture: std::sync::Mutex::new((i64::MIN, String::new())),
             sent: std::sync::Mutex::new(None),
             node,
             started: latchkey_identity::clock::system_now(),
@@ -704,6 +725,14 @@ impl NodeReporter {
         } else {
             0
         };
+        let posture = {
+            let mut cached = self.posture.lock().unwrap_or_else(|p| p.into_inner());
+            if now.saturating_sub(cached.0) >= POSTURE_REFRESH_SECS {
+                let settings = crate::advisor::node_settings(&self.checks);
+                *cached = (now, serde_json::to_string(&settings)?);
+            }
+            cached.1.clone()
+        };
         let report = latchkey_store::NodeReport {
             node: self.node.clone(),
             started: self.started,
@@ -712,6 +741,7 @@ impl NodeReporter {
             master_keys,
             sealing_key,
             sealed: self.trail.synced(),
+            posture,
         };
         store.report_node(&report)?;
         *self.sent.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);

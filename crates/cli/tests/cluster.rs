@@ -1145,3 +1145,119 @@ fn a_password_lockout_holds_across_nodes() {
     let (ok, err) = change(2, "Admin-Set-Passw0rd!");
     assert!(ok, "the administrator's reset did not reach node 2: {err}");
 }
+
+/// The security checks judge every node sharing the store, each under its
+/// id: node 2, restarted without statement audit and with a file in its
+/// data directory open to others, is flagged by `advisor checks` run on
+/// node 1's data directory (from node 2's report in the store); node 1,
+/// sound in those respects, is not.
+#[test]
+fn the_security_checks_judge_every_node_sharing_the_store() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let mut cluster = Cluster::start(root, 2, &[]);
+    let id = |node: &Node| {
+        std::fs::read_to_string(node.lk.data.join("node.id"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let (one, two) = (id(cluster.node(1)), id(cluster.node(2)));
+    let old = cluster.nodes.pop().unwrap();
+    let (node_root, api, ports) = (
+        old.root.clone(),
+        old.api_port,
+        (old.lk.pg_port, old.lk.mysql_port, old.metrics_port),
+    );
+    let exposed = old.lk.data.join("dump.sql");
+    drop(old);
+    std::fs::write(&exposed, "-- a dump left behind\n").unwrap();
+    std::fs::set_permissions(
+        &exposed,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let fresh = Node::spawn(
+        &node_root,
+        api,
+        ports,
+        &cluster.store_url,
+        &["--no-statement-audit".to_owned()],
+    );
+    cluster.nodes.push(fresh);
+
+    let data_one = cluster.node(1).lk.data.clone();
+    let checks = || {
+        let out = cluster
+            .latchkey(&["advisor", "checks", "--data-dir"])
+            .arg(&data_one)
+            .args(["--output", "json"])
+            .output()
+            .unwrap();
+        serde_json::from_str::<serde_json::Value>(&stdout_ok(&out)).unwrap()
+    };
+    let flagged = |report: &serde_json::Value, check: &str| -> Vec<String> {
+        let check = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["checkId"] == check)
+            .unwrap();
+        check["flaggedResources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f["resourceId"].as_str().unwrap(),
+                    f["metadata"][1].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let file_flag = format!("{two}:{} readable by the group", exposed.display());
+    let audit_flag = format!("statement audit is off on node {two}");
+    // Node 2 reports itself within seconds of starting.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let report = loop {
+        let report = checks();
+        let gateway = flagged(&report, "LK-GW-01");
+        if gateway.iter().any(|f| f.starts_with(&file_flag)) {
+            break report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 2's open file is not flagged: {gateway:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let gateway = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["checkId"] == "LK-GW-01")
+        .unwrap();
+    assert_eq!(gateway["status"], "error");
+    assert_eq!(gateway["resourcesSummary"]["resourcesProcessed"], 2);
+    let databases = flagged(&report, "LK-DB-01");
+    assert!(
+        databases
+            .iter()
+            .any(|f| f.starts_with("orders ") && f.contains(&audit_flag)),
+        "{databases:?}"
+    );
+    // Node 1 keeps statement audit and a private data directory.
+    assert!(
+        !databases
+            .iter()
+            .any(|f| f.contains(&format!("on node {one}"))),
+        "{databases:?}"
+    );
+    assert!(
+        !flagged(&report, "LK-GW-01")
+            .iter()
+            .any(|f| f.starts_with(&format!("{one}:")) && f.contains("readable")),
+        "{report}"
+    );
+}

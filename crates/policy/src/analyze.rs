@@ -87,23 +87,6 @@ pub fn aws_json(text: &str, findings: &[AnalyzerFinding]) -> Vec<serde_json::Val
         .collect()
 }
 
-/// The services whose resources have ARNs of another service: an action
-/// of the key names the ARN service of its resources.
-fn resource_service(action_service: &str, action: &str) -> &'static str {
-    match action_service {
-        "sts" if action.to_ascii_lowercase().starts_with("sts:assumerole") => "iam",
-        "sts" => "sts",
-        "latchkey" => "rds-db",
-        "iam" => "iam",
-        "rds-db" => "rds-db",
-        "sql" => "sql",
-        "secretsmanager" => "secretsmanager",
-        "kms" => "kms",
-        "ssm" => "ssm",
-        _ => "",
-    }
-}
-
 fn base(statement_list: bool, i: usize) -> String {
     if statement_list {
         format!("$.Statement[{i}]")
@@ -305,47 +288,38 @@ pub fn validate(
                 ));
             }
         }
-        // Resources of another service than every action's.
-        if !*not_action && let Some((resources, false)) = &s.resources {
-            let services: Vec<&str> = actions
-                .iter()
-                .filter_map(|a| {
-                    a.split_once(':')
-                        .map(|(svc, _)| resource_service(&svc.to_ascii_lowercase(), a))
-                })
-                .collect();
-            if !services.is_empty() && services.iter().all(|s| !s.is_empty()) {
-                for (j, r) in resources.iter().enumerate() {
-                    let Some(service) = r
-                        .strip_prefix("arn:aws:")
-                        .and_then(|rest| rest.split(':').next())
-                    else {
-                        continue;
-                    };
-                    if service.contains(['*', '?', '$']) {
-                        continue;
-                    }
-                    if !services.contains(&service) {
-                        out.push(finding(
-                            FindingType::Warning,
-                            "RESOURCE_DOES_NOT_MATCH_ACTION",
-                            format!("{at}.Resource[{j}]"),
-                            format!("{r} is a {service} resource; no action of this statement acts on one"),
-                        ));
-                    }
-                }
-            }
-        }
+        out.extend(resource_findings(s, &at));
         out.extend(invalid_condition_keys(s, &at));
-        if policy.statements[..i]
-            .iter()
-            .any(|earlier| same_statement(earlier, s))
-        {
+        // Redundant: another statement decides everything this one does
+        // (of two that cover each other, the later one is redundant).
+        // Every pair is compared: past a size no IAM policy reaches, not
+        // at all, so that a huge document cannot hold the server.
+        let covering =
+            (policy.statements.len() <= MAX_COMPARED_STATEMENTS)
+                .then(|| {
+                    policy.statements.iter().enumerate().find(|&(k, other)| {
+                        k != i && covers(other, s) && (k < i || !covers(s, other))
+                    })
+                })
+                .flatten();
+        if let Some((k, other)) = covering {
+            let verb = match s.effect {
+                Effect::Allow => "allows",
+                Effect::Deny => "denies",
+            };
+            let named = match &other.sid {
+                Some(sid) => format!("statement {k} ({sid})"),
+                None => format!("statement {k}"),
+            };
             out.push(finding(
                 FindingType::Suggestion,
                 "REDUNDANT_STATEMENT",
                 at.clone(),
-                "this statement repeats an earlier one",
+                if same_statement(other, s) {
+                    format!("this statement repeats {named}")
+                } else {
+                    format!("{named} already {verb} everything this statement {verb}")
+                },
             ));
         }
     }
@@ -361,6 +335,82 @@ pub fn validate(
         path: w.path,
     }));
     out.sort_by(|a, b| (a.finding_type, &a.path).cmp(&(b.finding_type, &b.path)));
+    out
+}
+
+/// Resources the statement's actions never act on: an ARN of a kind its
+/// service does not have, for Latchkey's own services (`ERROR`
+/// `INVALID_ARN_RESOURCE`: `dbusr:` for `dbuser:`), or of a type none of
+/// the actions is authorised on (`WARNING`
+/// `RESOURCE_DOES_NOT_MATCH_ACTION`: `iam:GetUser` on a role, `rds-db:connect`
+/// on a secret, `iam:ListUsers` on anything but `*`). Judged only when
+/// every action resolves in the catalogue, and only for ARNs whose type
+/// is written out (no wildcard in the service or kind).
+fn resource_findings(s: &Statement, at: &str) -> Vec<AnalyzerFinding> {
+    let mut out = Vec::new();
+    let (Some((resources, false)), (actions, false)) = (&s.resources, &s.actions) else {
+        return out;
+    };
+    let mut types: Vec<catalog::ResourceType> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for pattern in actions {
+        let Some(matched) = catalog::actions_matching(pattern) else {
+            return out;
+        };
+        if matched.is_empty() {
+            return out;
+        }
+        for action in matched {
+            names.push(action);
+            types.extend(catalog::resource_types(action).unwrap_or_default());
+        }
+    }
+    for (j, r) in resources.iter().enumerate() {
+        let Some((service, kind)) = catalog::ResourceType::of_arn(r) else {
+            continue;
+        };
+        let path = format!("{at}.Resource[{j}]");
+        if let Some(kinds) = catalog::own_resource_kinds(service)
+            && !kinds.contains(&kind)
+        {
+            out.push(finding(
+                FindingType::Error,
+                "INVALID_ARN_RESOURCE",
+                path,
+                format!(
+                    "{r} is not a {service} resource: its ARNs name {}",
+                    kinds.join(", ")
+                ),
+            ));
+        } else if !types.iter().any(|t| t.is(service, kind)) {
+            let acts_on = if types.is_empty() {
+                "\"*\" alone".to_owned()
+            } else {
+                let mut kinds: Vec<String> = types
+                    .iter()
+                    .map(|t| format!("{} {}", t.service, t.kind))
+                    .collect();
+                kinds.sort_unstable();
+                kinds.dedup();
+                kinds.join(", ")
+            };
+            names.sort_unstable();
+            names.dedup();
+            let shown = if names.len() > 3 {
+                format!("{} and {} more", names[..3].join(", "), names.len() - 3)
+            } else {
+                names.join(", ")
+            };
+            out.push(finding(
+                FindingType::Warning,
+                "RESOURCE_DOES_NOT_MATCH_ACTION",
+                path,
+                format!(
+                    "{r} is a {service} {kind}; {shown} act on {acts_on}, so this resource never matches"
+                ),
+            ));
+        }
+    }
     out
 }
 
@@ -410,6 +460,68 @@ fn same_statement(a: &Statement, b: &Statement) -> bool {
         j
     };
     norm(a) == norm(b)
+}
+
+/// The most statements compared pairwise for redundancy (250,000 pairs):
+/// IAM's largest policy, a 32 KB KMS key policy, holds a few hundred at
+/// most.
+const MAX_COMPARED_STATEMENTS: usize = 500;
+
+/// Whether statement `a` decides everything `b` does: the same effect and
+/// principal, `a`'s actions and resources covering `b`'s, and `a`'s
+/// conditions a subset of `b`'s (so `a` applies wherever `b` does). Sound,
+/// not complete: `NotAction`/`NotResource` are judged only when written
+/// alike, and a cover it cannot prove is not one.
+fn covers(a: &Statement, b: &Statement) -> bool {
+    let lists_cover = |outer: &[String], inner: &[String], ignore_case: bool| {
+        inner.iter().all(|i| {
+            outer
+                .iter()
+                .any(|o| pattern_covers(o.as_bytes(), i.as_bytes(), ignore_case))
+        })
+    };
+    a.effect == b.effect
+        && a.principal == b.principal
+        && a.conditions.iter().all(|c| b.conditions.contains(c))
+        && match (&a.actions, &b.actions) {
+            ((outer, false), (inner, false)) => lists_cover(outer, inner, true),
+            (outer, inner) => outer == inner,
+        }
+        && match (&a.resources, &b.resources) {
+            (Some((outer, false)), Some((inner, false))) => lists_cover(outer, inner, false),
+            (outer, inner) => outer == inner,
+        }
+}
+
+/// Whether every string the pattern `inner` matches, `outer` matches too
+/// (`*` any run, `?` one character). A wildcard of `inner` is covered only
+/// by `*` (or `?` by `?`), so a `true` is always right. Dynamic
+/// programming over both patterns: no backtracking blow-up.
+fn pattern_covers(outer: &[u8], inner: &[u8], ignore_case: bool) -> bool {
+    let (n, m) = (outer.len(), inner.len());
+    // row[j]: whether outer[i..] covers inner[j..], for the current i,
+    // filled from the end.
+    let mut next = vec![false; m + 1];
+    next[m] = true;
+    let mut row = vec![false; m + 1];
+    for i in (0..n).rev() {
+        for j in (0..=m).rev() {
+            row[j] = match outer[i] {
+                b'*' => next[j] || (j < m && row[j + 1]),
+                _ if j == m => false,
+                b'?' => inner[j] != b'*' && next[j + 1],
+                o => {
+                    let c = inner[j];
+                    c != b'*'
+                        && c != b'?'
+                        && (o == c || (ignore_case && o.eq_ignore_ascii_case(&c)))
+                        && next[j + 1]
+                }
+            };
+        }
+        std::mem::swap(&mut row, &mut next);
+    }
+    next[0]
 }
 
 #[cfg(test)]
@@ -512,6 +624,139 @@ mod tests {
         );
         // Worst first.
         assert_eq!(found[0].0, "ERROR");
+    }
+
+    #[test]
+    fn resources_of_a_type_no_action_acts_on() {
+        let text = r#"{"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"iam:GetUser","Resource":["arn:aws:iam::1:role/app","arn:aws:iam::1:user/a"]},
+          {"Effect":"Allow","Action":"iam:ListUsers","Resource":"arn:aws:iam::1:user/*"},
+          {"Effect":"Allow","Action":"rds-db:connect","Resource":"arn:aws:rds-db:r:1:dbusr:db-A/app"},
+          {"Effect":"Allow","Action":"sql:Select","Resource":["arn:aws:sql:r:1:tabel/db-A/app/public/t","arn:aws:sql:r:1:table/db-A/*"]},
+          {"Effect":"Allow","Action":["latchkey:EndSession","latchkey:ExecuteDynamicSql"],"Resource":["arn:aws:rds:r:1:db:orders","arn:aws:rds-db:r:1:dbuser:db-A/app"]},
+          {"Effect":"Allow","Action":["iam:Get*","kms:CreateAlias"],"Resource":["arn:aws:iam::1:role/x","arn:aws:kms:r:1:alias/a","arn:aws:iam::1:*","arn:aws:iam::1:us*"]},
+          {"Effect":"Deny","Action":"secretsmanager:GetSecretValue","Resource":"arn:aws:ssm:r:1:parameter/x"},
+          {"Effect":"Allow","Action":["sts:AssumeRole","s3:GetObject"],"Resource":"arn:aws:iam::1:user/x"}]}"#;
+        let found = codes(text, PolicyKind::Identity);
+        let at = |p: &str| -> Vec<(&str, &str)> {
+            found
+                .iter()
+                .filter(|(_, _, path)| path == p)
+                .map(|(t, c, _)| (*t, *c))
+                .collect()
+        };
+        let warned = [("WARNING", "RESOURCE_DOES_NOT_MATCH_ACTION")];
+        assert_eq!(at("$.Statement[0].Resource[0]"), warned);
+        assert_eq!(at("$.Statement[0].Resource[1]"), []);
+        assert_eq!(
+            at("$.Statement[1].Resource[0]"),
+            warned,
+            "iam:ListUsers is on * alone"
+        );
+        assert_eq!(
+            at("$.Statement[2].Resource[0]"),
+            [("ERROR", "INVALID_ARN_RESOURCE")]
+        );
+        assert_eq!(
+            at("$.Statement[3].Resource[0]"),
+            [("ERROR", "INVALID_ARN_RESOURCE")]
+        );
+        assert_eq!(at("$.Statement[3].Resource[1]"), []);
+        for clean in 0..2 {
+            assert_eq!(at(&format!("$.Statement[4].Resource[{clean}]")), []);
+        }
+        for clean in 0..4 {
+            assert_eq!(at(&format!("$.Statement[5].Resource[{clean}]")), []);
+        }
+        assert_eq!(at("$.Statement[6].Resource[0]"), warned, "a Deny too");
+        assert_eq!(
+            at("$.Statement[7].Resource[0]"),
+            [],
+            "another service's action may act on anything"
+        );
+        let message = &validate(
+            text,
+            &parse(text, PolicyKind::Identity).unwrap(),
+            PolicyKind::Identity,
+            "1",
+        )
+        .into_iter()
+        .find(|f| f.path == "$.Statement[1].Resource[0]")
+        .unwrap()
+        .message;
+        assert!(
+            message.contains("iam:ListUsers act on \"*\" alone"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn statements_another_one_covers_are_redundant() {
+        let text = r#"{"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:iam::1:user/alice"},
+          {"Sid":"Wide","Effect":"Allow","Action":["IAM:Get*","iam:List*"],"Resource":"arn:aws:iam::1:user/*"},
+          {"Effect":"Allow","Action":"iam:Get?","Resource":"arn:aws:iam::1:user/*","Condition":{"Bool":{"aws:SecureTransport":"true"}}},
+          {"Effect":"Allow","Action":"iam:GetRole","Resource":"arn:aws:iam::1:role/*","Condition":{"Bool":{"aws:SecureTransport":"true"}}},
+          {"Effect":"Allow","Action":"iam:GetRole","Resource":"arn:aws:iam::1:role/app","Condition":{"Bool":{"aws:SecureTransport":"true"},"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}},
+          {"Effect":"Allow","Action":"iam:GetRole","Resource":"arn:aws:iam::1:role/*"},
+          {"Effect":"Deny","Action":"iam:Delete*","Resource":"*"},
+          {"Effect":"Deny","Action":"iam:DeleteUser","Resource":"arn:aws:iam::1:user/?lice"},
+          {"Effect":"Allow","Action":"iam:Get*","Resource":"arn:aws:iam::1:user/?lice"},
+          {"Effect":"Allow","Action":"iam:Get*","Resource":"arn:aws:iam::1:user/*lice"}]}"#;
+        let found = codes(text, PolicyKind::Identity);
+        let redundant: Vec<&str> = found
+            .iter()
+            .filter(|(_, code, _)| *code == "REDUNDANT_STATEMENT")
+            .map(|(_, _, p)| p.as_str())
+            .collect();
+        assert_eq!(
+            redundant,
+            [
+                "$.Statement[0]",
+                "$.Statement[2]",
+                "$.Statement[3]",
+                "$.Statement[4]",
+                "$.Statement[7]",
+                "$.Statement[8]",
+                "$.Statement[9]",
+            ],
+            "{found:#?}"
+        );
+        let policy = parse(text, PolicyKind::Identity).unwrap();
+        let messages: Vec<String> = validate(text, &policy, PolicyKind::Identity, "1")
+            .into_iter()
+            .filter(|f| f.issue_code == "REDUNDANT_STATEMENT")
+            .map(|f| f.message)
+            .collect();
+        assert_eq!(
+            messages[0],
+            "statement 1 (Wide) already allows everything this statement allows"
+        );
+        assert_eq!(
+            messages[4],
+            "statement 6 already denies everything this statement denies"
+        );
+        // The pattern test: wildcards of the inner pattern need a `*`.
+        for (outer, inner, yes) in [
+            ("iam:*", "iam:Get*", true),
+            ("iam:Get?", "iam:Get*", false),
+            ("iam:Get?", "iam:Get?", true),
+            ("a*b", "a?*?b", true),
+            ("a*", "", false),
+            ("*", "", true),
+            ("user/a*", "user/b", false),
+            ("user/*/x", "user/a/b/x", true),
+        ] {
+            assert_eq!(
+                pattern_covers(outer.as_bytes(), inner.as_bytes(), true),
+                yes,
+                "{outer} covers {inner}"
+            );
+        }
+        assert!(
+            !pattern_covers(b"user/A", b"user/a", false),
+            "ARNs keep case"
+        );
     }
 
     #[test]

@@ -30,6 +30,15 @@ static ACTIONS: &[(&str, &[&str])] = &[
     ("iam:UntagUser", &[TK, RT, IRT]),
     ("iam:ListUserTags", &[RT, IRT]),
     ("iam:ListGroupsForUser", &[RT, IRT]),
+    // ---- console passwords ----
+    ("iam:CreateLoginProfile", &[RT, IRT]),
+    ("iam:GetLoginProfile", &[RT, IRT]),
+    ("iam:UpdateLoginProfile", &[RT, IRT]),
+    ("iam:DeleteLoginProfile", &[RT, IRT]),
+    ("iam:ChangePassword", &[RT, IRT]),
+    ("iam:UpdateAccountPasswordPolicy", &[]),
+    ("iam:GetAccountPasswordPolicy", &[]),
+    ("iam:DeleteAccountPasswordPolicy", &[]),
     // ---- access keys ----
     ("iam:CreateAccessKey", &[RT, IRT]),
     ("iam:ListAccessKeys", &[RT, IRT]),
@@ -494,6 +503,361 @@ const SQL_KEYS: &[&str] = &[
     "sql:WhereClausePresent",
 ];
 
+/// A kind of resource, as its ARN names it: the ARN's service and the
+/// first word of its resource part (`user` of `user/alice`, `dbuser` of
+/// `dbuser:db-A/app`, `secret` of `secret:prod/db-AbC123`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResourceType {
+    pub service: &'static str,
+    pub kind: &'static str,
+}
+
+impl ResourceType {
+    const fn new(service: &'static str, kind: &'static str) -> Self {
+        Self { service, kind }
+    }
+
+    /// The type an ARN names, when the ARN says it: `None` for `*`, for
+    /// what is not an ARN, and for a service or kind with a wildcard
+    /// (`arn:aws:iam::1:*`, `arn:aws:iam::1:us*`), which may be any.
+    /// The returned names borrow the ARN; compare with [`Self::is`].
+    pub fn of_arn(arn: &str) -> Option<(&str, &str)> {
+        let mut parts = arn.splitn(6, ':');
+        let (Some("arn"), Some(_partition), Some(service), Some(_region), Some(_account)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let resource = parts.next()?;
+        let kind = resource.split(['/', ':']).next().unwrap_or(resource);
+        let wild = |s: &str| s.is_empty() || s.contains(['*', '?', '$']);
+        (!wild(service) && !wild(kind)).then_some((service, kind))
+    }
+
+    /// Whether this is the type `(service, kind)` names (as ARNs compare:
+    /// the service without case, the kind with it).
+    pub fn is(&self, service: &str, kind: &str) -> bool {
+        self.service.eq_ignore_ascii_case(service) && self.kind == kind
+    }
+}
+
+const IAM_USER: ResourceType = ResourceType::new("iam", "user");
+const IAM_ROLE: ResourceType = ResourceType::new("iam", "role");
+const IAM_GROUP: ResourceType = ResourceType::new("iam", "group");
+const IAM_POLICY: ResourceType = ResourceType::new("iam", "policy");
+const IAM_MFA: ResourceType = ResourceType::new("iam", "mfa");
+const DB_USER: ResourceType = ResourceType::new("rds-db", "dbuser");
+const RDS_DB: ResourceType = ResourceType::new("rds", "db");
+const SQL_TABLE: ResourceType = ResourceType::new("sql", "table");
+const SQL_FUNCTION: ResourceType = ResourceType::new("sql", "function");
+const SQL_DATABASE: ResourceType = ResourceType::new("sql", "database");
+const SECRET: ResourceType = ResourceType::new("secretsmanager", "secret");
+const KMS_KEY_TYPE: ResourceType = ResourceType::new("kms", "key");
+const KMS_ALIAS: ResourceType = ResourceType::new("kms", "alias");
+const PARAMETER: ResourceType = ResourceType::new("ssm", "parameter");
+
+/// The resource types each catalogued action is authorised on, as
+/// Latchkey builds its resource ARNs. An action in none of these lists is
+/// in [`NO_RESOURCE`].
+static RESOURCE_TYPES: &[(ResourceType, &[&str])] = &[
+    (
+        IAM_USER,
+        &[
+            "iam:CreateUser",
+            "iam:GetUser",
+            "iam:UpdateUser",
+            "iam:DeleteUser",
+            "iam:TagUser",
+            "iam:UntagUser",
+            "iam:ListUserTags",
+            "iam:ListGroupsForUser",
+            "iam:CreateAccessKey",
+            "iam:ListAccessKeys",
+            "iam:UpdateAccessKey",
+            "iam:DeleteAccessKey",
+            "iam:GetAccessKeyLastUsed",
+            "iam:CreateLoginProfile",
+            "iam:GetLoginProfile",
+            "iam:UpdateLoginProfile",
+            "iam:DeleteLoginProfile",
+            "iam:ChangePassword",
+            "iam:EnableMFADevice",
+            "iam:DeactivateMFADevice",
+            "iam:ListMFADevices",
+            "iam:PutUserPolicy",
+            "iam:GetUserPolicy",
+            "iam:DeleteUserPolicy",
+            "iam:ListUserPolicies",
+            "iam:AttachUserPolicy",
+            "iam:DetachUserPolicy",
+            "iam:ListAttachedUserPolicies",
+            "iam:RevokeSessions",
+            "iam:GenerateServiceLastAccessedDetails",
+            "iam:SimulatePrincipalPolicy",
+            "iam:GetContextKeysForPrincipalPolicy",
+        ],
+    ),
+    (
+        IAM_ROLE,
+        &[
+            "iam:CreateRole",
+            "iam:GetRole",
+            "iam:UpdateRole",
+            "iam:UpdateRoleDescription",
+            "iam:DeleteRole",
+            "iam:UpdateAssumeRolePolicy",
+            "iam:TagRole",
+            "iam:UntagRole",
+            "iam:ListRoleTags",
+            "iam:PassRole",
+            "iam:PutRolePolicy",
+            "iam:GetRolePolicy",
+            "iam:DeleteRolePolicy",
+            "iam:ListRolePolicies",
+            "iam:AttachRolePolicy",
+            "iam:DetachRolePolicy",
+            "iam:ListAttachedRolePolicies",
+            "iam:RevokeSessions",
+            "iam:GenerateServiceLastAccessedDetails",
+            "iam:SimulatePrincipalPolicy",
+            "iam:GetContextKeysForPrincipalPolicy",
+            "sts:AssumeRole",
+            "sts:TagSession",
+            "sts:SetSourceIdentity",
+        ],
+    ),
+    (
+        IAM_GROUP,
+        &[
+            "iam:CreateGroup",
+            "iam:GetGroup",
+            "iam:UpdateGroup",
+            "iam:DeleteGroup",
+            "iam:AddUserToGroup",
+            "iam:RemoveUserFromGroup",
+            "iam:PutGroupPolicy",
+            "iam:GetGroupPolicy",
+            "iam:DeleteGroupPolicy",
+            "iam:ListGroupPolicies",
+            "iam:AttachGroupPolicy",
+            "iam:DetachGroupPolicy",
+            "iam:ListAttachedGroupPolicies",
+            "iam:GenerateServiceLastAccessedDetails",
+            "iam:SimulatePrincipalPolicy",
+            "iam:GetContextKeysForPrincipalPolicy",
+        ],
+    ),
+    (
+        IAM_POLICY,
+        &[
+            "iam:CreatePolicy",
+            "iam:GetPolicy",
+            "iam:DeletePolicy",
+            "iam:CreatePolicyVersion",
+            "iam:GetPolicyVersion",
+            "iam:ListPolicyVersions",
+            "iam:DeletePolicyVersion",
+            "iam:SetDefaultPolicyVersion",
+            "iam:ListEntitiesForPolicy",
+            "iam:TagPolicy",
+            "iam:UntagPolicy",
+            "iam:ListPolicyTags",
+            "iam:GenerateServiceLastAccessedDetails",
+        ],
+    ),
+    (
+        IAM_MFA,
+        &[
+            "iam:CreateVirtualMFADevice",
+            "iam:DeleteVirtualMFADevice",
+            "iam:ListMFADeviceTags",
+            "iam:TagMFADevice",
+            "iam:UntagMFADevice",
+        ],
+    ),
+    (
+        DB_USER,
+        &[
+            "rds-db:connect",
+            "latchkey:LoadDataLocalInfile",
+            "latchkey:ChangeDatabasePassword",
+            "latchkey:ExecuteDynamicSql",
+        ],
+    ),
+    (
+        RDS_DB,
+        &[
+            "rds:DescribeDBInstances",
+            "rds:CreateDBInstance",
+            "rds:ModifyDBInstance",
+            "rds:AddTagsToResource",
+            "rds:RemoveTagsFromResource",
+            "latchkey:DescribeSessions",
+            "latchkey:EndSession",
+        ],
+    ),
+    (SQL_TABLE, SQL_ACTIONS),
+    (SQL_FUNCTION, SQL_ACTIONS),
+    (SQL_DATABASE, SQL_ACTIONS),
+    (
+        SECRET,
+        &[
+            "secretsmanager:CancelRotateSecret",
+            "secretsmanager:CreateSecret",
+            "secretsmanager:DeleteResourcePolicy",
+            "secretsmanager:DeleteSecret",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetResourcePolicy",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:ListSecretVersionIds",
+            "secretsmanager:PutResourcePolicy",
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:RestoreSecret",
+            "secretsmanager:RotateSecret",
+            "secretsmanager:TagResource",
+            "secretsmanager:UntagResource",
+            "secretsmanager:UpdateSecret",
+            "secretsmanager:UpdateSecretVersionStage",
+            "secretsmanager:ValidateResourcePolicy",
+        ],
+    ),
+    (
+        KMS_KEY_TYPE,
+        &[
+            "kms:DescribeKey",
+            "kms:ListAliases",
+            "kms:CreateAlias",
+            "kms:UpdateAlias",
+            "kms:DeleteAlias",
+            "kms:EnableKey",
+            "kms:DisableKey",
+            "kms:ScheduleKeyDeletion",
+            "kms:CancelKeyDeletion",
+            "kms:EnableKeyRotation",
+            "kms:DisableKeyRotation",
+            "kms:GetKeyRotationStatus",
+            "kms:RotateKeyOnDemand",
+            "kms:ListKeyRotations",
+            "kms:GetKeyPolicy",
+            "kms:ListKeyPolicies",
+            "kms:PutKeyPolicy",
+            "kms:UpdateKeyDescription",
+            "kms:TagResource",
+            "kms:UntagResource",
+            "kms:ListResourceTags",
+            "kms:Encrypt",
+            "kms:Decrypt",
+            "kms:GenerateDataKey",
+            "kms:GenerateDataKeyWithoutPlaintext",
+            "kms:ReEncryptFrom",
+            "kms:ReEncryptTo",
+            "kms:GenerateMac",
+            "kms:VerifyMac",
+        ],
+    ),
+    (
+        KMS_ALIAS,
+        &["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"],
+    ),
+    (
+        PARAMETER,
+        &[
+            "ssm:PutParameter",
+            "ssm:GetParameter",
+            "ssm:GetParameters",
+            "ssm:GetParametersByPath",
+            "ssm:GetParameterHistory",
+            "ssm:DeleteParameter",
+            "ssm:DeleteParameters",
+            "ssm:LabelParameterVersion",
+            "ssm:UnlabelParameterVersion",
+            "ssm:AddTagsToResource",
+            "ssm:RemoveTagsFromResource",
+            "ssm:ListTagsForResource",
+        ],
+    ),
+];
+
+static SQL_ACTIONS: &[&str] = &[
+    "sql:Select",
+    "sql:Insert",
+    "sql:Update",
+    "sql:Delete",
+    "sql:Truncate",
+    "sql:Create",
+    "sql:Alter",
+    "sql:Drop",
+    "sql:Grant",
+    "sql:Execute",
+    "sql:CopyIn",
+    "sql:CopyOut",
+    "sql:Admin",
+    "sql:Unclassified",
+];
+
+/// Catalogued actions authorised on `*` alone: what they act on is the
+/// account, a listing or something not yet made. Only the tests read it:
+/// with it, every action is classified on purpose.
+#[cfg(test)]
+static NO_RESOURCE: &[&str] = &[
+    "iam:ListUsers",
+    "iam:ListRoles",
+    "iam:ListGroups",
+    "iam:ListPolicies",
+    "iam:ListVirtualMFADevices",
+    "iam:GetAccountAuthorizationDetails",
+    "iam:SimulateCustomPolicy",
+    "iam:GetContextKeysForCustomPolicy",
+    "iam:GetServiceLastAccessedDetails",
+    "iam:GetServiceLastAccessedDetailsWithEntities",
+    "iam:ListPoliciesGrantingServiceAccess",
+    "iam:GenerateCredentialReport",
+    "iam:GetCredentialReport",
+    "iam:UpdateAccountPasswordPolicy",
+    "iam:GetAccountPasswordPolicy",
+    "iam:DeleteAccountPasswordPolicy",
+    "sts:GetSessionToken",
+    "sts:GetCallerIdentity",
+    "access-analyzer:ValidatePolicy",
+    "secretsmanager:GetRandomPassword",
+    "secretsmanager:ListSecrets",
+    "secretsmanager:BatchGetSecretValue",
+    "kms:CreateKey",
+    "kms:ListKeys",
+    "kms:GenerateRandom",
+    "ssm:DescribeParameters",
+];
+
+/// The resource types `action` (case-insensitive, catalogued) is
+/// authorised on; empty when it is authorised on `*` alone, `None` for an
+/// action the catalogue does not know.
+pub fn resource_types(action: &str) -> Option<Vec<ResourceType>> {
+    condition_keys(action)?;
+    Some(
+        RESOURCE_TYPES
+            .iter()
+            .filter(|(_, actions)| actions.iter().any(|a| a.eq_ignore_ascii_case(action)))
+            .map(|(t, _)| *t)
+            .collect(),
+    )
+}
+
+/// Every kind of resource a service's ARNs name, for the services whose
+/// resources Latchkey defines (its own): another kind is a mistake.
+pub fn own_resource_kinds(service: &str) -> Option<&'static [&'static str]> {
+    if service.eq_ignore_ascii_case("rds-db") {
+        Some(&["dbuser"])
+    } else if service.eq_ignore_ascii_case("sql") {
+        Some(&["table", "function", "database"])
+    } else {
+        None
+    }
+}
+
 /// The services whose actions the catalogue knows in full (all that
 /// Latchkey implements of each): a wildcard within one of them stands for
 /// the catalogued actions.
@@ -860,6 +1224,56 @@ mod tests {
         assert!(grants_service(&p, "kms"));
         let p = doc(r#"{"Effect":"Allow","NotAction":"*","Resource":"*"}"#);
         assert!(!grants_service(&p, "kms"));
+    }
+
+    #[test]
+    fn every_action_has_its_resource_types() {
+        // Each catalogued action is classified once: on resource types,
+        // or on `*` alone; and every classified action is catalogued.
+        for action in all_actions() {
+            let typed = RESOURCE_TYPES
+                .iter()
+                .any(|(_, actions)| actions.contains(&action));
+            assert!(
+                typed != NO_RESOURCE.contains(&action),
+                "{action}: resource types, or NO_RESOURCE"
+            );
+        }
+        for listed in RESOURCE_TYPES
+            .iter()
+            .flat_map(|(_, a)| a.iter())
+            .chain(NO_RESOURCE)
+        {
+            assert!(condition_keys(listed).is_some(), "{listed} is catalogued");
+        }
+        assert_eq!(resource_types("IAM:getuser"), Some(vec![IAM_USER]));
+        assert_eq!(
+            resource_types("kms:CreateAlias"),
+            Some(vec![KMS_KEY_TYPE, KMS_ALIAS])
+        );
+        assert_eq!(resource_types("iam:ListUsers"), Some(vec![]));
+        assert_eq!(resource_types("s3:GetObject"), None);
+        assert_eq!(
+            ResourceType::of_arn("arn:aws:rds-db:us-east-1:1:dbuser:db-A/app"),
+            Some(("rds-db", "dbuser"))
+        );
+        assert_eq!(
+            ResourceType::of_arn("arn:aws:secretsmanager:r:1:secret:prod/db-AbC123"),
+            Some(("secretsmanager", "secret"))
+        );
+        assert_eq!(
+            ResourceType::of_arn("arn:aws:iam::1:root"),
+            Some(("iam", "root"))
+        );
+        for any in [
+            "*",
+            "arn:aws:iam::1:*",
+            "arn:aws:iam::1:us*",
+            "arn:aws:*:r:1:user/x",
+            "arn:aws:iam::1",
+        ] {
+            assert_eq!(ResourceType::of_arn(any), None, "{any}");
+        }
     }
 
     #[test]

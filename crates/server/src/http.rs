@@ -34,7 +34,7 @@ use latchkey_listen::accept_until;
 /// A TLS handshake that has not finished by then is dropped (slowloris).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-const STS_ACTIONS: &[&str] = &["GetCallerIdentity", "GetSessionToken", "AssumeRole"];
+pub(crate) const STS_ACTIONS: &[&str] = &["GetCallerIdentity", "GetSessionToken", "AssumeRole"];
 
 /// Timeouts and caps of the token service's connections (`serve`'s
 /// `--api-*` options). Every refusal and timeout is counted in

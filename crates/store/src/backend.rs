@@ -150,6 +150,10 @@ pub struct NodeReport {
     /// The last audit record it sealed (0: none yet): a node that sealed
     /// records must have a trail in the store.
     pub sealed: u64,
+    /// How it is set up, for the security checks to judge every node
+    /// (`latchkey advisor checks`): JSON the advisor reads, empty when
+    /// not reported.
+    pub posture: String,
 }
 
 impl NodeReport {

@@ -1976,6 +1976,7 @@ fn nodes_report_themselves_and_the_agreed_sealing_key_holds_on_every_opening() {
         ],
         sealing_key: 2,
         sealed: 7,
+        posture: format!(r#"{{"node":"{node}","detection":true}}"#),
     };
     store.report_node(&report("b", NOW)).unwrap();
     store.report_node(&report("a", NOW)).unwrap();

@@ -71,7 +71,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, SCHEMA_V7),
     (8, SCHEMA_V8),
     (9, SCHEMA_V9),
+    (10, SCHEMA_V10),
 ];
+
+/// Version 10: how each node is set up, in its report (the security
+/// checks judge every node).
+const SCHEMA_V10: &str = "
+ALTER TABLE nodes ADD COLUMN IF NOT EXISTS posture TEXT NOT NULL DEFAULT '';
+";
 
 /// Version 9: how each database's server connections are shared (JSON;
 /// NULL: the defaults, session pooling).

@@ -17,13 +17,14 @@ impl Nodes for PgBackend {
         let keys = r.keys_text();
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO nodes (node, started, seen, version, master_keys, sealing_key, sealed)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                "INSERT INTO nodes (node, started, seen, version, master_keys, sealing_key, sealed, posture)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (node) DO UPDATE SET started = EXCLUDED.started, seen = EXCLUDED.seen,
                  version = EXCLUDED.version, master_keys = EXCLUDED.master_keys,
-                 sealing_key = EXCLUDED.sealing_key, sealed = EXCLUDED.sealed",
+                 sealing_key = EXCLUDED.sealing_key, sealed = EXCLUDED.sealed, posture = EXCLUDED.posture",
                 &[
                     &r.node, &r.started, &r.seen, &r.version, &keys, &sealing, &sealed,
+                    &r.posture,
                 ],
             )?;
             Ok(())
@@ -33,7 +34,7 @@ impl Nodes for PgBackend {
     fn nodes(&self) -> Result<Vec<NodeReport>> {
         self.read(|c| {
             c.query(
-                "SELECT node, started, seen, version, master_keys, sealing_key, sealed FROM nodes ORDER BY node",
+                "SELECT node, started, seen, version, master_keys, sealing_key, sealed, posture FROM nodes ORDER BY node",
                 &[],
             )?
             .iter()
@@ -46,6 +47,7 @@ impl Nodes for PgBackend {
                     master_keys: NodeReport::parse_keys(&r.try_get::<_, String>(4)?),
                     sealing_key: u32::try_from(r.try_get::<_, i64>(5)?).unwrap_or(0),
                     sealed: u64::try_from(r.try_get::<_, i64>(6)?).unwrap_or(0),
+                    posture: r.try_get(7)?,
                 })
             })
             .collect()

@@ -103,6 +103,7 @@ INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m
 /// definition)`. Stores made before get them on open.
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("nodes", "sealed", "INTEGER NOT NULL DEFAULT 0"),
+    ("nodes", "posture", "TEXT NOT NULL DEFAULT ''"),
     (
         "databases",
         "upstream_tls",

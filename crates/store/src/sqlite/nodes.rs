@@ -15,11 +15,11 @@ const SEALING_KEY: &str = "master_key_sealing";
 impl Nodes for SqliteBackend {
     fn report_node(&self, r: &NodeReport) -> Result<()> {
         self.db().execute(
-            "INSERT INTO nodes (node, started, seen, version, master_keys, sealing_key, sealed)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO nodes (node, started, seen, version, master_keys, sealing_key, sealed, posture)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (node) DO UPDATE SET started = excluded.started, seen = excluded.seen,
              version = excluded.version, master_keys = excluded.master_keys,
-             sealing_key = excluded.sealing_key, sealed = excluded.sealed",
+             sealing_key = excluded.sealing_key, sealed = excluded.sealed, posture = excluded.posture",
             params![
                 r.node,
                 r.started,
@@ -27,7 +27,8 @@ impl Nodes for SqliteBackend {
                 r.version,
                 r.keys_text(),
                 i64::from(r.sealing_key),
-                i64::try_from(r.sealed).unwrap_or(i64::MAX)
+                i64::try_from(r.sealed).unwrap_or(i64::MAX),
+                r.posture
             ],
         )?;
         Ok(())
@@ -36,7 +37,7 @@ impl Nodes for SqliteBackend {
     fn nodes(&self) -> Result<Vec<NodeReport>> {
         let db = self.db();
         let mut stmt = db.prepare(
-            "SELECT node, started, seen, version, master_keys, sealing_key, sealed FROM nodes ORDER BY node",
+            "SELECT node, started, seen, version, master_keys, sealing_key, sealed, posture FROM nodes ORDER BY node",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(NodeReport {
@@ -47,6 +48,7 @@ impl Nodes for SqliteBackend {
                 master_keys: NodeReport::parse_keys(&r.get::<_, String>(4)?),
                 sealing_key: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
                 sealed: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+                posture: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
