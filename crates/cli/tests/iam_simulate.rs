@@ -531,7 +531,7 @@ fn validate_policy_with_the_aws_cli_and_boto3() {
         all.extend_from_slice(args);
         aws(&server, creds, &all)
     };
-    let risky = "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [\n    {\"Effect\": \"Allow\", \"Action\": [\"iam:PassRole\", \"sql:Selekt\"], \"Resource\": \"*\"},\n    {\"Effect\": \"Allow\", \"NotAction\": \"iam:*\", \"Resource\": \"*\"}\n  ]\n}";
+    let risky = "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [\n    {\"Effect\": \"Allow\", \"Action\": [\"iam:PassRole\", \"sql:Selekt\"], \"Resource\": \"*\"},\n    {\"Effect\": \"Allow\", \"NotAction\": \"iam:*\", \"Resource\": \"*\"},\n    {\"Effect\": \"Allow\", \"Action\": \"iam:GetUser\", \"Resource\": [\"arn:aws:iam::123456789012:role/app\", \"arn:aws:rds-db:us-east-1:123456789012:dbusr:db-A/app\"]},\n    {\"Effect\": \"Allow\", \"Action\": \"IAM:passrole\", \"Resource\": \"arn:aws:iam::123456789012:role/app\"}\n  ]\n}";
     let v = ok(validate(
         None,
         &[
@@ -594,6 +594,29 @@ fn validate_policy_with_the_aws_cli_and_boto3() {
         found.iter().any(|f| f.2 == "Statement/1/NotAction"),
         "an Allow with NotAction: {found:?}"
     );
+    // Resources of a type the actions never act on; a statement another
+    // one already covers.
+    has(
+        "WARNING",
+        "RESOURCE_DOES_NOT_MATCH_ACTION",
+        "Statement/2/Resource/0",
+        "\"arn:aws:iam::123456789012:role/app\"",
+    );
+    has(
+        "ERROR",
+        "INVALID_ARN_RESOURCE",
+        "Statement/2/Resource/1",
+        "\"arn:aws:rds-db:us-east-1:123456789012:dbusr:db-A/app\"",
+    );
+    let redundant = found
+        .iter()
+        .find(|f| f.1 == "REDUNDANT_STATEMENT")
+        .expect("a redundant statement");
+    assert_eq!(
+        (redundant.0.as_str(), redundant.2.as_str()),
+        ("SUGGESTION", "Statement/3")
+    );
+    assert!(redundant.3.starts_with('{') && redundant.3.ends_with('}'));
 
     // Broken JSON: one ERROR, located where parsing stopped.
     let broken = "{\"Version\": \"2012-10-17\",\n \"Statement\": [}";
