@@ -214,7 +214,7 @@ impl Console {
             let parsed = if path == "/console/api/validate" {
                 Some(Form::default())
             } else {
-                Form::parse(body)
+                Form::parse(body).ok()
             };
             let Some(form) = parsed.filter(|_| web::same_origin(parts)) else {
                 return web::html(StatusCode::FORBIDDEN, pages::signin::expired_form());
@@ -890,7 +890,7 @@ impl Console {
 
 /// A path segment, percent-decoded (`+` is itself: IAM names hold it).
 fn web_segment(segment: &str) -> Option<String> {
-    web::decode_path(segment)
+    web::decode_path(segment).ok()
 }
 
 fn user_agent(parts: &hyper::http::request::Parts) -> Option<String> {

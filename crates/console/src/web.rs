@@ -7,6 +7,8 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use maud::Markup;
 
+pub use latchkey_webform::{Form, decode_path, encode};
+
 pub type Reply = Response<Full<Bytes>>;
 
 /// No inline script or style, nothing from another origin, no framing,
@@ -111,25 +113,17 @@ pub fn cookie(mut r: Reply, name: &str, value: Option<&str>) -> Reply {
     r
 }
 
-/// The value of cookie `name` in the request, if sent once.
+/// The value of cookie `name` in the request, if sent once
+/// ([`latchkey_webform::cookie`]).
 pub fn read_cookie<'a>(parts: &'a hyper::http::request::Parts, name: &str) -> Option<&'a str> {
-    let mut found = None;
-    for header in parts.headers.get_all(hyper::header::COOKIE) {
-        let Ok(text) = header.to_str() else { continue };
-        for pair in text.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=')
-                && k == name
-            {
-                if found.is_some() {
-                    // Two cookies of one name (one planted by a sibling
-                    // domain, say): trust neither.
-                    return None;
-                }
-                found = Some(v);
-            }
-        }
-    }
-    found
+    latchkey_webform::cookie(
+        parts
+            .headers
+            .get_all(hyper::header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok()),
+        name,
+    )
 }
 
 /// Whether a state-changing request comes from a page of this console:
@@ -153,119 +147,9 @@ pub fn same_origin(parts: &hyper::http::request::Parts) -> bool {
     }
 }
 
-/// A submitted form (`application/x-www-form-urlencoded`), decoded
-/// strictly: a bad escape or invalid UTF-8 refuses the whole form.
-#[derive(Debug, Default)]
-pub struct Form {
-    pairs: Vec<(String, String)>,
-}
-
-impl Form {
-    pub fn parse(body: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(body).ok()?;
-        let mut pairs = Vec::new();
-        for pair in text.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            pairs.push((decode(k)?, decode(v)?));
-        }
-        Some(Self { pairs })
-    }
-
-    /// The first value of `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The value of `name`, trimmed, `""` when absent.
-    pub fn text(&self, name: &str) -> &str {
-        self.get(name).map_or("", str::trim)
-    }
-
-    /// The form without `name`, to build a link from.
-    pub fn clone_without(&self, name: &str) -> Form {
-        Form {
-            pairs: self
-                .pairs
-                .iter()
-                .filter(|(k, _)| k != name)
-                .cloned()
-                .collect(),
-        }
-    }
-
-    pub fn push(&mut self, name: &str, value: &str) {
-        self.pairs.push((name.to_owned(), value.to_owned()));
-    }
-
-    /// As a query string, empty values left out.
-    pub fn to_query(&self) -> String {
-        self.pairs
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect::<Vec<_>>()
-            .join("&")
-    }
-
-    /// Every value of `name`, in order.
-    pub fn all(&self, name: &str) -> Vec<&str> {
-        self.pairs
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
 /// The query string of a request, as a form.
 pub fn query(parts: &hyper::http::request::Parts) -> Form {
     Form::parse(parts.uri.query().unwrap_or("").as_bytes()).unwrap_or_default()
-}
-
-fn decode(s: &str) -> Option<String> {
-    decode_with(s, true)
-}
-
-/// A URL path segment, percent-decoded; `+` stays `+`.
-pub fn decode_path(s: &str) -> Option<String> {
-    decode_with(s, false)
-}
-
-fn decode_with(s: &str, plus_is_space: bool) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' if plus_is_space => out.push(b' '),
-            b'%' => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                let hi = b.get(i + 1).copied().and_then(hex)?;
-                let lo = b.get(i + 2).copied().and_then(hex)?;
-                out.push(u8::try_from(hi << 4 | lo).ok()?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-/// `value` percent-encoded for a URL's path segment or query value.
-pub fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -279,17 +163,6 @@ mod tests {
             b = b.header(*k, *v);
         }
         b.body(()).unwrap().into_parts().0
-    }
-
-    #[test]
-    fn forms_decode_strictly() {
-        let f = Form::parse(b"a=1+2&b=%C3%A9&a=x").unwrap();
-        assert_eq!(f.get("a"), Some("1 2"));
-        assert_eq!(f.all("a"), ["1 2", "x"]);
-        assert_eq!(f.get("b"), Some("é"));
-        assert!(Form::parse(b"a=%zz").is_none());
-        assert!(Form::parse(b"a=%ff").is_none());
-        assert_eq!(decode(&encode("a b/é?&")).unwrap(), "a b/é?&");
     }
 
     #[test]

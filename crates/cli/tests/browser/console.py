@@ -38,7 +38,11 @@ VISITED = []
 
 
 def totp(seed_file, offset=0):
-    s = open(seed_file).read().strip()
+    return totp_of(open(seed_file).read(), offset)
+
+
+def totp_of(seed_text, offset=0):
+    s = seed_text.strip()
     seed = base64.b32decode(s + "=" * (-len(s) % 8))
     c = (int(time.time()) + offset) // 30
     h = hmac.new(seed, struct.pack(">Q", c), hashlib.sha1).digest()
@@ -362,6 +366,31 @@ def main():
         click(d, f"button[aria-label='Delete {made_key}']")
         assert "The access key was deleted." in d.page_source, d.page_source
         assert admin(["iam", "list-access-keys", "--user-name", "made-in-console"])["AccessKeyMetadata"] == []
+
+        # --- MFA: a virtual device assigned on the user's page, its secret
+        # shown once, enabled by two consecutive codes (a wrong pair
+        # first), then deactivated ---
+        fill(d, "mfa-name", "made-in-console-phone")
+        submit(d, "assign-mfa")
+        seed = text(d, "#mfa-seed")
+        assert len(seed) >= 16, d.page_source
+        uri = d.find_element(By.ID, "mfa-uri").get_attribute("href")
+        assert uri.startswith("otpauth://totp/Latchkey:made-in-console?secret=" + seed), uri
+        check_page(d, "mfa-assign")
+        fill(d, "mfa-code1", "000000")
+        fill(d, "mfa-code2", "000000")
+        submit(d, "enable-mfa")
+        assert "not valid" in text(d, ".error"), d.page_source
+        assert not d.find_elements(By.ID, "mfa-seed"), "the secret is shown once"
+        fill(d, "mfa-code1", totp_of(seed, -30))
+        fill(d, "mfa-code2", totp_of(seed, 0))
+        submit(d, "enable-mfa")
+        assert "The MFA device was enabled" in d.page_source, d.page_source
+        devices = admin(["iam", "list-mfa-devices", "--user-name", "made-in-console"])["MFADevices"]
+        assert [m["SerialNumber"].split(":")[-1] for m in devices] == ["mfa/made-in-console-phone"], devices
+        click(d, f"button[aria-label='Deactivate {devices[0]['SerialNumber']}']")
+        assert "The MFA device was deactivated." in d.page_source, d.page_source
+        assert admin(["iam", "list-mfa-devices", "--user-name", "made-in-console"])["MFADevices"] == []
 
         # --- the policy editor: validation as you type, and without JS ---
         go(d, "/console/policies")

@@ -176,6 +176,10 @@ fn done_text(kind: Kind, code: &str) -> Option<&'static str> {
             Some("The access key was deactivated: requests signed with it are refused.")
         }
         "key-delete" => Some("The access key was deleted."),
+        "mfa-enable" => {
+            Some("The MFA device was enabled: the user's next sign-in asks for a code.")
+        }
+        "mfa-deactivate" => Some("The MFA device was deactivated."),
         "add-member" => Some("The user was added to the group."),
         "remove-member" => Some("The user was removed from the group."),
         _ => None,
@@ -373,9 +377,27 @@ pub fn user(s: &Signed<'_>, name: &str, done: &str, error: Option<&str>) -> Repl
         }))
         h2 { "MFA devices" }
         (section(s, "ListMFADevices", &target, |v| {
-            let rows = list(v, "MFADevices").iter().map(|d| html! { tr { td { code { (text(d, "SerialNumber")) } } td { (when(d, "EnableDate")) } } }).collect();
-            table("MFA devices", &["Serial number", "Enabled"], rows, "No MFA device.")
+            let rows = list(v, "MFADevices").iter().map(|d| {
+                let serial = text(d, "SerialNumber");
+                html! { tr {
+                    td { code { (serial) } } td { (when(d, "EnableDate")) }
+                    td { form.inline method="post" action={ (Kind::User.base(name)) "/mfa" } {
+                        (csrf_field(&s.csrf))
+                        input type="hidden" name="serial" value=(serial);
+                        input type="hidden" name="action" value="deactivate";
+                        button type="submit" aria-label={ "Deactivate " (serial) } { "Deactivate" }
+                    } }
+                } }
+            }).collect();
+            table("MFA devices", &["Serial number", "Enabled", ""], rows, "No MFA device.")
         }))
+        form method="post" action={ (Kind::User.base(name)) "/mfa" } #assign-mfa {
+            (csrf_field(&s.csrf))
+            input type="hidden" name="action" value="create";
+            label for="mfa-name" { "Virtual MFA device name" }
+            input #mfa-name type="text" name="device" required maxlength="128" value=(name);
+            button type="submit" { "Assign a virtual MFA device" }
+        }
         (tags_section(s, Kind::User, name))
     };
     s.page_status(status_of(error), Section::Users, name, body)
@@ -551,6 +573,37 @@ pub fn change(s: &Signed<'_>, kind: Kind, name: &str, what: &str, form: &Form) -
                 _ => return s.not_found(),
             }
         }
+        "mfa" if kind == Kind::User => {
+            let serial = ("SerialNumber", form.text("serial"));
+            let action = form.text("action");
+            done = format!("mfa-{action}");
+            match action {
+                "create" => return assign_mfa(s, name, form.text("device")),
+                "enable" => {
+                    let result = s.api.call(
+                        "EnableMFADevice",
+                        &[
+                            target,
+                            serial,
+                            ("AuthenticationCode1", form.text("code1")),
+                            ("AuthenticationCode2", form.text("code2")),
+                        ],
+                    );
+                    if let Err(e) = result {
+                        return enable_mfa_page(
+                            s,
+                            name,
+                            form.text("serial"),
+                            None,
+                            Some(&e.to_string()),
+                        );
+                    }
+                    Ok(Value::Null)
+                }
+                "deactivate" => s.api.call("DeactivateMFADevice", &[target, serial]),
+                _ => return s.not_found(),
+            }
+        }
         "add-member" if kind == Kind::Group => s
             .api
             .call("AddUserToGroup", &[target, ("UserName", form.text("user"))]),
@@ -571,6 +624,76 @@ pub fn change(s: &Signed<'_>, kind: Kind, name: &str, what: &str, form: &Form) -
             }
         }
     }
+}
+
+/// Makes a virtual MFA device for the user and shows its secret, once,
+/// with the form that enables it from two consecutive codes, as AWS's
+/// console does (the page is not cached; the secret is shown nowhere
+/// else, and an abandoned device stays unassigned).
+fn assign_mfa(s: &Signed<'_>, user: &str, device: &str) -> Reply {
+    let made = match s.api.call(
+        "CreateVirtualMFADevice",
+        &[("VirtualMFADeviceName", device)],
+    ) {
+        Ok(v) => v,
+        Err(e) => return self::user(s, user, "", Some(&e.to_string())),
+    };
+    let d = &made["VirtualMFADevice"];
+    // The API's blob is base64 of the base32 seed.
+    use base64::Engine as _;
+    let seed = base64::engine::general_purpose::STANDARD
+        .decode(text(d, "Base32StringSeed"))
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(zeroize::Zeroizing::new);
+    let Some(seed) = seed else {
+        return self::user(
+            s,
+            user,
+            "",
+            Some("the new MFA device's secret could not be read"),
+        );
+    };
+    enable_mfa_page(s, user, text(d, "SerialNumber"), Some(&seed), None)
+}
+
+/// The form that enables MFA device `serial` for `user`; with the secret
+/// to enter in an authenticator app when it was just made.
+fn enable_mfa_page(
+    s: &Signed<'_>,
+    user: &str,
+    serial: &str,
+    seed: Option<&str>,
+    error: Option<&str>,
+) -> Reply {
+    let issuer = "Latchkey";
+    let body = html! {
+        @if let Some(error) = error { (refusal(error)) }
+        @if let Some(seed) = seed {
+            p { "Enter this secret in an authenticator app (time-based, 6 digits, 30 seconds), or open the link on the device that has the app. It is shown only now." }
+            dl.facts {
+                dt { "Secret (base32)" } dd { code #mfa-seed { (seed) } }
+                dt { "Link" } dd { a #mfa-uri href={ "otpauth://totp/" (issuer) ":" (encode(user)) "?secret=" (seed) "&issuer=" (issuer) } { "otpauth link" } }
+            }
+        }
+        form method="post" action={ (Kind::User.base(user)) "/mfa" } #enable-mfa {
+            (csrf_field(&s.csrf))
+            input type="hidden" name="action" value="enable";
+            input type="hidden" name="serial" value=(serial);
+            p { "Device " code { (serial) } }
+            label for="mfa-code1" { "First code" }
+            input #mfa-code1 type="text" name="code1" required inputmode="numeric" pattern="[0-9]{6}" autocomplete="one-time-code";
+            label for="mfa-code2" { "Second code (the next one)" }
+            input #mfa-code2 type="text" name="code2" required inputmode="numeric" pattern="[0-9]{6}" autocomplete="one-time-code";
+            button type="submit" { "Enable MFA" }
+        }
+    };
+    s.page_status(
+        status_of(error),
+        Section::Users,
+        &format!("MFA for {user}"),
+        body,
+    )
 }
 
 /// `GET /console/roles`.
