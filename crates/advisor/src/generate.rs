@@ -157,6 +157,21 @@ fn allow_statements(
     out
 }
 
+/// `text` as a resource pattern that matches it and nothing else: IAM's
+/// wildcards and variable sign escaped (`${*}`, `${?}`, `${$}`).
+pub fn literal_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '*' => out.push_str("${*}"),
+            '?' => out.push_str("${?}"),
+            '$' => out.push_str("${$}"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The parent of a resource ARN for merging: up to and including its last
 /// `/` or `:` (`arn:...:table/db-X/orders/public/`).
 fn parent(resource: &str) -> Option<&str> {
@@ -250,13 +265,20 @@ pub fn generate(
             } else {
                 granting.iter().map(|s| condition_key(s)).collect()
             };
+        // A used resource is written as a pattern that matches it alone:
+        // a table named `*` must not become a grant on every table.
+        let resource = if u.resource == "*" {
+            u.resource.clone()
+        } else {
+            literal_pattern(&u.resource)
+        };
         for condition in conditions {
             groups
                 .entry(condition)
                 .or_default()
                 .entry(u.action.clone())
                 .or_default()
-                .insert(u.resource.clone());
+                .insert(resource.clone());
         }
         kept.push(u.clone());
     }
@@ -602,5 +624,38 @@ mod tests {
             generate(&current, &uses, 0, Some("bob"), &[]),
             Err(GenerateError::NothingUsed)
         );
+    }
+
+    #[test]
+    fn wildcards_in_used_names_are_written_as_literals() {
+        // A table named `*` (and one named `a?$`) was used: the policy
+        // grants those tables, not every table in the schema.
+        let t = "arn:aws:sql:us-east-1:1:table/db-A/shop/public";
+        let current = [latchkey_policy::parse(
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"sql:*","Resource":"{t}/*"}}]}}"#
+            ),
+            PolicyKind::Identity,
+        )
+        .expect("valid")];
+        let uses = [
+            used("sql:Select", &format!("{t}/*"), 100),
+            used("sql:Select", &format!("{t}/a?$"), 100),
+        ];
+        let g = generate(&current, &uses, 0, None, &[]).expect("generated");
+        let text = g.policy.to_string();
+        assert!(text.contains(&format!("{t}/${{*}}")), "{text}");
+        assert!(text.contains(&format!("{t}/a${{?}}${{$}}")), "{text}");
+        let policy = latchkey_policy::parse_value(&g.policy, PolicyKind::Identity).expect("valid");
+        let set = PolicySet {
+            identity: vec![Arc::new(CompiledPolicy::compile("generated", &policy))],
+            ..PolicySet::default()
+        };
+        let decide = |r: &str| set.decide(&Request::new("sql:Select", r));
+        assert_eq!(decide(&format!("{t}/*")), Decision::Allowed);
+        assert_eq!(decide(&format!("{t}/a?$")), Decision::Allowed);
+        assert_ne!(decide(&format!("{t}/secret")), Decision::Allowed);
+        assert_ne!(decide(&format!("{t}/ab$")), Decision::Allowed);
+        assert_eq!(literal_pattern("plain/name"), "plain/name");
     }
 }

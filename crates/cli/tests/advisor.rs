@@ -1128,6 +1128,67 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
         .map(|g| g["jobId"].as_str().unwrap())
         .collect();
     assert_eq!(jobs, [job], "{listed}");
+    // A generation shows what a principal did: Access Analyzer's rights
+    // alone do not reach it. Eve may call every Access Analyzer action but
+    // nothing of IAM: she cannot start one for alice (refused alike for a
+    // principal that does not exist), read or cancel the administrator's
+    // job, or see it listed; a group is no principal to generate for.
+    let eve = user_with_policy(
+        &lk,
+        "eve",
+        r#"{"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"access-analyzer:*","Resource":"*"},
+          {"Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#,
+    );
+    for principal in [arn("user", "alice"), arn("role", "no-such-role")] {
+        let (ok, err) = aws_as(
+            &lk,
+            &eve,
+            &[
+                "accessanalyzer",
+                "start-policy-generation",
+                "--policy-generation-details",
+                &format!("principalArn={principal}"),
+            ],
+        );
+        assert!(
+            !ok && err.contains("AccessDeniedException"),
+            "{principal}: {err}"
+        );
+    }
+    for args in [
+        &["get-generated-policy", "--job-id", job][..],
+        &["cancel-policy-generation", "--job-id", job][..],
+    ] {
+        let mut all = vec!["accessanalyzer"];
+        all.extend_from_slice(args);
+        let (ok, err) = aws_as(&lk, &eve, &all);
+        assert!(
+            !ok && err.contains("AccessDeniedException"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("alice"),
+            "a refusal names no principal: {err}"
+        );
+    }
+    let (ok, listed) = aws_as(&lk, &eve, &["accessanalyzer", "list-policy-generations"]);
+    assert!(ok, "{listed}");
+    assert!(!listed.contains(job), "eve sees no one's job: {listed}");
+    let out = admin_aws(&lk.data)
+        .args([
+            "accessanalyzer",
+            "start-policy-generation",
+            "--policy-generation-details",
+            &format!("principalArn={}", arn("group", "readers")),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ValidationException"),
+        "{}",
+        text(&out)
+    );
     // A window that ends before now cannot be kept apart from what came
     // after it (the advisor keeps each permission's last use): refused.
     let ten_minutes_ago =

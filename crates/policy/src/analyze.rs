@@ -4,6 +4,8 @@
 //! Syntax errors stay with the parser (`crate::parse`); these are what a
 //! valid policy can still get wrong.
 
+use std::cell::Cell;
+
 use crate::catalog::{self, action_matches};
 use crate::document::{Effect, Policy, PolicyKind, Principal, Statement};
 
@@ -150,11 +152,51 @@ fn principal_account(p: &str) -> Option<&str> {
     (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
+/// Whether a condition block holds whatever the request: a `*Like`
+/// operator whose every value is only `*` (`StringLike aws:PrincipalArn
+/// "*"`). Such a condition restricts nothing, so it excuses nothing.
+fn restricts_nothing(operator: &str, values: &[String]) -> bool {
+    let op = operator
+        .strip_suffix("IfExists")
+        .unwrap_or(operator)
+        .to_ascii_lowercase();
+    let op = op.strip_prefix("forallvalues:").unwrap_or(&op);
+    let op = op.strip_prefix("foranyvalue:").unwrap_or(op);
+    matches!(op, "stringlike" | "arnlike")
+        && !values.is_empty()
+        && values
+            .iter()
+            .all(|v| !v.is_empty() && v.bytes().all(|b| b == b'*'))
+}
+
+/// Whether some condition of the statement restricts it.
+fn restricted(s: &Statement) -> bool {
+    s.conditions
+        .iter()
+        .any(|(op, _, values)| !restricts_nothing(op, values))
+}
+
+/// Whether the statement's resources reach every resource: none named,
+/// `NotResource` (all but some), or a pattern covering any ARN (`*`,
+/// `arn:*`, `arn:aws:*`...).
+fn reaches_every_resource(s: &Statement) -> bool {
+    match &s.resources {
+        None | Some((_, true)) => true,
+        Some((patterns, false)) => patterns
+            .iter()
+            .any(|r| pattern_covers(r.as_bytes(), b"arn:aws:*:*:*:*", false) || r == "*"),
+    }
+}
+
 /// The findings that concern security alone (what the security checks
-/// flag too): `*` on `*`, `iam:PassRole` on `*`, Allow with `NotAction`,
-/// a trust policy open to anyone or to another account without
-/// `sts:ExternalId`. `account` is the policy's own account (empty when
-/// unknown: no principal then counts as another account's).
+/// flag too): every action on every resource (`*`, `*:*`; on `*`, `arn:*`
+/// or through `NotResource`), `iam:PassRole` on a wildcard resource,
+/// Allow with `NotAction`, a trust policy open to anyone (`*`, a wildcard
+/// principal ARN, or `NotPrincipal`) or to another account without
+/// `sts:ExternalId`. A condition excuses only where it restricts
+/// something (`StringLike` with `"*"` does not). `account` is the policy's
+/// own account (empty when unknown: no principal then counts as another
+/// account's).
 pub fn security_findings(
     policy: &Policy,
     kind: PolicyKind,
@@ -168,10 +210,15 @@ pub fn security_findings(
         }
         let at = base(statement_list, i);
         let (actions, not_action) = &s.actions;
-        let all_resources = s
-            .resources
-            .as_ref()
-            .is_none_or(|(r, not)| !*not && r.iter().any(|r| r == "*"));
+        let every_resource = reaches_every_resource(s);
+        let wild_resource = match &s.resources {
+            None | Some((_, true)) => true,
+            Some((patterns, false)) => patterns.iter().any(|r| {
+                tokens(r.as_bytes())
+                    .iter()
+                    .any(|t| matches!(t, Token::Star | Token::One))
+            }),
+        };
         if *not_action {
             out.push(finding(
                 FindingType::SecurityWarning,
@@ -179,42 +226,66 @@ pub fn security_findings(
                 format!("{at}.NotAction"),
                 "Allow with NotAction grants every action it does not name, today's and any added later",
             ));
-        } else if all_resources && actions.iter().any(|a| a == "*") && s.conditions.is_empty() {
+        } else if every_resource
+            && actions
+                .iter()
+                .any(|a| pattern_covers(a.as_bytes(), b"*:*", true))
+            && !restricted(s)
+        {
             out.push(finding(
                 FindingType::SecurityWarning,
                 "ALLOW_ALL_ACTIONS_ON_ALL_RESOURCES",
                 format!("{at}.Action"),
                 "this statement allows every action on every resource",
             ));
-        } else if all_resources
+        } else if wild_resource
             && actions.iter().any(|a| action_matches(a, "iam:PassRole"))
-            && s.conditions.is_empty()
+            && !s.conditions.iter().any(|(op, key, values)| {
+                key.eq_ignore_ascii_case("iam:PassedToService") && !restricts_nothing(op, values)
+            })
         {
+            let member = if matches!(s.resources, Some((_, true))) {
+                "NotResource"
+            } else {
+                "Resource"
+            };
             out.push(finding(
                 FindingType::SecurityWarning,
                 "PASS_ROLE_WITH_STAR_IN_RESOURCE",
-                format!("{at}.Resource"),
-                "iam:PassRole on every role lets the holder hand any role to a service",
+                format!("{at}.{member}"),
+                if every_resource {
+                    "iam:PassRole on every role lets the holder hand any role to a service"
+                } else {
+                    "iam:PassRole on a wildcard resource lets the holder hand every role it matches, today's and later ones, to a service: name the roles, or condition on iam:PassedToService"
+                },
             ));
         }
         if kind == PolicyKind::Trust {
             let principals = aws_principals(s);
-            if principals.contains(&"*") && s.conditions.is_empty() {
+            let not_principal = matches!(s.principal, Some((_, true)));
+            let open = not_principal || principals.iter().any(|p| p.contains(['*', '?']));
+            if open && !restricted(s) {
                 out.push(finding(
                     FindingType::SecurityWarning,
                     "TRUST_POLICY_OPEN_TO_ANYONE",
-                    format!("{at}.Principal"),
-                    "anyone may assume this role: name the principals, or add a condition",
+                    format!(
+                        "{at}.{}",
+                        if not_principal { "NotPrincipal" } else { "Principal" }
+                    ),
+                    if not_principal {
+                        "anyone but the principals NotPrincipal names may assume this role: name the principals with Principal"
+                    } else {
+                        "anyone may assume this role: name the principals, or add a condition"
+                    },
                 ));
             } else if !account.is_empty()
                 && principals
                     .iter()
                     .filter_map(|p| principal_account(p))
                     .any(|a| a != account)
-                && !s
-                    .conditions
-                    .iter()
-                    .any(|(_, key, _)| key.eq_ignore_ascii_case("sts:ExternalId"))
+                && !s.conditions.iter().any(|(op, key, values)| {
+                    key.eq_ignore_ascii_case("sts:ExternalId") && !restricts_nothing(op, values)
+                })
             {
                 out.push(finding(
                     FindingType::SecurityWarning,
@@ -246,6 +317,7 @@ pub fn validate(
         .and_then(|v| v.get("Statement").map(serde_json::Value::is_array))
         .unwrap_or(true);
     let mut out = security_findings(policy, kind, account, statement_list);
+    let budget = Cell::new(MAX_COVER_STEPS);
     for (i, s) in policy.statements.iter().enumerate() {
         let at = base(statement_list, i);
         let (actions, not_action) = &s.actions;
@@ -278,7 +350,10 @@ pub fn validate(
                     )
                 });
             } else if actions.iter().enumerate().any(|(k, other)| {
-                k != j && other != a && other.contains(['*', '?']) && action_matches(other, a)
+                // Of two that cover each other, the later one goes.
+                k != j
+                    && covers_within(other, a, true, &budget)
+                    && (k < j || !covers_within(a, other, true, &budget))
             }) {
                 out.push(finding(
                     FindingType::Suggestion,
@@ -294,14 +369,13 @@ pub fn validate(
         // (of two that cover each other, the later one is redundant).
         // Every pair is compared: past a size no IAM policy reaches, not
         // at all, so that a huge document cannot hold the server.
-        let covering =
-            (policy.statements.len() <= MAX_COMPARED_STATEMENTS)
-                .then(|| {
-                    policy.statements.iter().enumerate().find(|&(k, other)| {
-                        k != i && covers(other, s) && (k < i || !covers(s, other))
-                    })
+        let covering = (policy.statements.len() <= MAX_COMPARED_STATEMENTS)
+            .then(|| {
+                policy.statements.iter().enumerate().find(|&(k, other)| {
+                    k != i && covers(other, s, &budget) && (k < i || !covers(s, other, &budget))
                 })
-                .flatten();
+            })
+            .flatten();
         if let Some((k, other)) = covering {
             let verb = match s.effect {
                 Effect::Allow => "allows",
@@ -472,12 +546,12 @@ const MAX_COMPARED_STATEMENTS: usize = 500;
 /// conditions a subset of `b`'s (so `a` applies wherever `b` does). Sound,
 /// not complete: `NotAction`/`NotResource` are judged only when written
 /// alike, and a cover it cannot prove is not one.
-fn covers(a: &Statement, b: &Statement) -> bool {
+fn covers(a: &Statement, b: &Statement, budget: &Cell<usize>) -> bool {
     let lists_cover = |outer: &[String], inner: &[String], ignore_case: bool| {
         inner.iter().all(|i| {
             outer
                 .iter()
-                .any(|o| pattern_covers(o.as_bytes(), i.as_bytes(), ignore_case))
+                .any(|o| covers_within(o, i, ignore_case, budget))
         })
     };
     a.effect == b.effect
@@ -493,30 +567,120 @@ fn covers(a: &Statement, b: &Statement) -> bool {
         }
 }
 
+/// A resource or action pattern read for covering: IAM's escapes
+/// (`${*}`, `${?}`, `${$}`) are literal characters, any other `${...}` a
+/// policy variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Token {
+    Char(u8),
+    /// `*`: any run.
+    Star,
+    /// `?`: one character.
+    One,
+    /// `${aws:username}`: a value unknown here, so any run of text.
+    Variable,
+}
+
+fn tokens(pattern: &[u8]) -> Vec<Token> {
+    let mut out = Vec::with_capacity(pattern.len());
+    let mut i = 0;
+    while i < pattern.len() {
+        match pattern[i] {
+            b'$' if pattern.get(i + 1) == Some(&b'{') => {
+                match pattern[i..].iter().position(|&c| c == b'}') {
+                    Some(len) => {
+                        match &pattern[i + 2..i + len] {
+                            [c @ (b'*' | b'?' | b'$')] => out.push(Token::Char(*c)),
+                            _ => out.push(Token::Variable),
+                        }
+                        i += len + 1;
+                        continue;
+                    }
+                    None => out.push(Token::Char(b'$')),
+                }
+            }
+            b'*' => out.push(Token::Star),
+            b'?' => out.push(Token::One),
+            c => out.push(Token::Char(c)),
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Whether every string the pattern `inner` matches, `outer` matches too
-/// (`*` any run, `?` one character). A wildcard of `inner` is covered only
-/// by `*` (or `?` by `?`), so a `true` is always right. Dynamic
-/// programming over both patterns: no backtracking blow-up.
+/// (`*` any run, `?` one character, `${*}` a literal `*`). A wildcard or
+/// variable of `inner` is covered only by `*` (a `?` also by `?`); an
+/// `outer` with a variable covers only a pattern written alike. So a
+/// `true` is always right. Dynamic programming over both patterns: no
+/// backtracking blow-up.
 fn pattern_covers(outer: &[u8], inner: &[u8], ignore_case: bool) -> bool {
-    let (n, m) = (outer.len(), inner.len());
-    // row[j]: whether outer[i..] covers inner[j..], for the current i,
-    // filled from the end.
+    pattern_covers_within(outer, inner, ignore_case, &Cell::new(usize::MAX))
+}
+
+/// [`pattern_covers`] on text, within `budget`.
+fn covers_within(outer: &str, inner: &str, ignore_case: bool, budget: &Cell<usize>) -> bool {
+    pattern_covers_within(outer.as_bytes(), inner.as_bytes(), ignore_case, budget)
+}
+
+/// The most pattern-comparison steps one validation spends judging
+/// redundancy (a few milliseconds): past it, what is not yet proven
+/// redundant is not reported, so that no document can hold the server.
+const MAX_COVER_STEPS: usize = 4_000_000;
+
+/// [`pattern_covers`], spending at most `budget` steps (one per cell of
+/// the table); `false` once it is spent, as a cover not proven.
+fn pattern_covers_within(
+    outer: &[u8],
+    inner: &[u8],
+    ignore_case: bool,
+    budget: &Cell<usize>,
+) -> bool {
+    let (o, i) = (tokens(outer), tokens(inner));
+    let same = |a: &Token, b: &Token| match (a, b) {
+        (Token::Char(x), Token::Char(y)) => x == y || (ignore_case && x.eq_ignore_ascii_case(y)),
+        (x, y) => x == y,
+    };
+    if o.contains(&Token::Variable) || !o.iter().any(|t| matches!(t, Token::Star | Token::One)) {
+        return o.len() == i.len() && o.iter().zip(&i).all(|(a, b)| same(a, b));
+    }
+    // The literal text before the outer pattern's first wildcard must
+    // begin the inner one, and the text after its last end it: most pairs
+    // part here, before any table.
+    let head = o.iter().take_while(|t| matches!(t, Token::Char(_))).count();
+    let tail = o
+        .iter()
+        .rev()
+        .take_while(|t| matches!(t, Token::Char(_)))
+        .count();
+    if i.len() < head + tail
+        || !o[..head].iter().zip(&i).all(|(a, b)| same(a, b))
+        || !o[o.len() - tail..]
+            .iter()
+            .zip(&i[i.len() - tail..])
+            .all(|(a, b)| same(a, b))
+    {
+        return false;
+    }
+    let (o, i) = (&o[head..o.len() - tail], &i[head..i.len() - tail]);
+    let (n, m) = (o.len(), i.len());
+    let cells = (n + 1).saturating_mul(m + 1);
+    if cells > budget.get() {
+        budget.set(0);
+        return false;
+    }
+    budget.set(budget.get() - cells);
+    // next[j]: whether o[k+1..] covers i[j..]; row[j] the same for o[k..].
     let mut next = vec![false; m + 1];
     next[m] = true;
     let mut row = vec![false; m + 1];
-    for i in (0..n).rev() {
+    for k in (0..n).rev() {
         for j in (0..=m).rev() {
-            row[j] = match outer[i] {
-                b'*' => next[j] || (j < m && row[j + 1]),
+            row[j] = match o[k] {
+                Token::Star => next[j] || (j < m && row[j + 1]),
                 _ if j == m => false,
-                b'?' => inner[j] != b'*' && next[j + 1],
-                o => {
-                    let c = inner[j];
-                    c != b'*'
-                        && c != b'?'
-                        && (o == c || (ignore_case && o.eq_ignore_ascii_case(&c)))
-                        && next[j + 1]
-                }
+                Token::One => matches!(i[j], Token::Char(_) | Token::One) && next[j + 1],
+                ref t => same(t, &i[j]) && next[j + 1],
             };
         }
         std::mem::swap(&mut row, &mut next);
@@ -756,6 +920,137 @@ mod tests {
         assert!(
             !pattern_covers(b"user/A", b"user/a", false),
             "ARNs keep case"
+        );
+        // Policy variables and escapes (what the red team broke): a
+        // variable is any text, covered only by `*`; `${*}` is a `*`.
+        for (outer, inner, yes) in [
+            ("user/*e*", "user/${aws:username}", false),
+            ("user/*", "user/${aws:username}", true),
+            ("user/${aws:username}", "user/${aws:username}", true),
+            ("user/${aws:username}", "user/alice", false),
+            ("user/${*}", "user/${aws:username}", false),
+            ("user/${*}", "user/${*}", true),
+            ("user/*", "user/${*}", true),
+            ("user/?", "user/${*}", true),
+            ("user/${*}", "user/x", false),
+            ("iam:ListRole?", "iam:ListRole*", false),
+            ("iam:Get*", "iam:get*", true),
+        ] {
+            assert_eq!(
+                pattern_covers(outer.as_bytes(), inner.as_bytes(), true),
+                yes,
+                "{outer} covers {inner}"
+            );
+        }
+        // Past its budget, a cover is not proven (nothing is reported).
+        let budget = Cell::new(10);
+        assert!(!pattern_covers_within(
+            b"x/*a*b*",
+            b"x/a1b2a3b4",
+            true,
+            &budget
+        ));
+        assert_eq!(budget.get(), 0);
+        assert!(pattern_covers(b"x/*a*b*", b"x/a1b2a3b4", true));
+        // Neither is redundant: the variable statement allows bob his own
+        // user, which `*e*` does not; a Deny on `${*}` (a user named `*`)
+        // does not cover a Deny on the caller's own user.
+        let text = r#"{"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:iam::1:user/*e*"},
+          {"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:iam::1:user/${aws:username}"},
+          {"Effect":"Deny","Action":"iam:DeleteUser","Resource":"arn:aws:iam::1:user/${*}"},
+          {"Effect":"Deny","Action":"iam:DeleteUser","Resource":"arn:aws:iam::1:user/${aws:username}"}]}"#;
+        assert!(
+            !codes(text, PolicyKind::Identity)
+                .iter()
+                .any(|(_, code, _)| *code == "REDUNDANT_STATEMENT")
+        );
+    }
+
+    #[test]
+    fn of_two_actions_that_cover_each_other_only_the_later_is_redundant() {
+        let redundant = |actions: &str| -> Vec<String> {
+            let text = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":{actions},"Resource":"*"}}]}}"#
+            );
+            codes(&text, PolicyKind::Identity)
+                .into_iter()
+                .filter(|(_, code, _)| *code == "REDUNDANT_ACTION")
+                .map(|(_, _, path)| path)
+                .collect()
+        };
+        // `iam:ListRole?` does not cover `iam:ListRole*` (ListRoleTags).
+        assert_eq!(
+            redundant(r#"["iam:ListRole*","iam:ListRole?"]"#),
+            ["$.Statement[0].Action[1]"]
+        );
+        assert_eq!(
+            redundant(r#"["iam:ListRole?","iam:ListRole*"]"#),
+            ["$.Statement[0].Action[0]"]
+        );
+        assert_eq!(
+            redundant(r#"["iam:Get*","iam:get*"]"#),
+            ["$.Statement[0].Action[1]"]
+        );
+        assert_eq!(
+            redundant(r#"["iam:GetUser","iam:GetUser","iam:GetRole"]"#),
+            ["$.Statement[0].Action[1]"]
+        );
+    }
+
+    #[test]
+    fn what_the_red_team_wrote_to_slip_past_the_security_findings_is_caught() {
+        let text = r#"{"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Action":"*","Resource":"arn:*"},
+          {"Effect":"Allow","Action":["*"],"NotResource":"arn:aws:s3:::nothing"},
+          {"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringLike":{"aws:PrincipalArn":"*"}}},
+          {"Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::1:role/*"},
+          {"Effect":"Allow","Action":"iam:Pass*","NotResource":"arn:aws:iam::1:role/admin"},
+          {"Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::1:role/*","Condition":{"StringEquals":{"iam:PassedToService":"ec2.amazonaws.com"}}},
+          {"Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::1:role/app"},
+          {"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}}]}"#;
+        let found: Vec<(&str, String)> = codes(text, PolicyKind::Identity)
+            .into_iter()
+            .filter(|(t, _, _)| *t == "SECURITY_WARNING")
+            .map(|(_, code, path)| (code, path))
+            .collect();
+        let all = "ALLOW_ALL_ACTIONS_ON_ALL_RESOURCES";
+        let pass = "PASS_ROLE_WITH_STAR_IN_RESOURCE";
+        assert_eq!(
+            found,
+            [
+                (all, "$.Statement[0].Action".to_owned()),
+                (all, "$.Statement[1].Action".to_owned()),
+                (all, "$.Statement[2].Action".to_owned()),
+                (pass, "$.Statement[3].Resource".to_owned()),
+                (pass, "$.Statement[4].NotResource".to_owned()),
+                // Every action behind MFA is not every action on every
+                // resource for anyone, but it still passes every role.
+                (pass, "$.Statement[7].Resource".to_owned()),
+            ]
+        );
+        let trust = r#"{"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","NotPrincipal":{"AWS":"arn:aws:iam::123456789012:user/nobody"},"Action":"sts:AssumeRole"},
+          {"Effect":"Allow","Principal":{"AWS":["*"]},"Action":"sts:AssumeRole"},
+          {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::*:root"},"Action":"sts:AssumeRole"},
+          {"Effect":"Allow","Principal":{"AWS":"999999999999"},"Action":"sts:AssumeRole","Condition":{"StringLike":{"sts:ExternalId":"*"}}}]}"#;
+        let found: Vec<(&str, String)> = codes(trust, PolicyKind::Trust)
+            .into_iter()
+            .filter(|(t, _, _)| *t == "SECURITY_WARNING")
+            .map(|(_, code, path)| (code, path))
+            .collect();
+        let open = "TRUST_POLICY_OPEN_TO_ANYONE";
+        assert_eq!(
+            found,
+            [
+                (open, "$.Statement[0].NotPrincipal".to_owned()),
+                (open, "$.Statement[1].Principal".to_owned()),
+                (open, "$.Statement[2].Principal".to_owned()),
+                (
+                    "CROSS_ACCOUNT_ASSUME_ROLE_WITHOUT_EXTERNAL_ID",
+                    "$.Statement[3].Principal".to_owned()
+                ),
+            ]
         );
     }
 

@@ -15,7 +15,12 @@
 //!   keeps rather than a CloudTrail trail. A job completes when started.
 //!
 //! Each is authorised as `access-analyzer:{Operation}` on `*` (Access
-//! Analyzer's actions name no resource).
+//! Analyzer's actions name no resource). A generation shows what a
+//! principal did, so starting one, reading or cancelling its job, and
+//! seeing it listed also take what IAM's access advisor asks for that
+//! principal: `iam:GenerateServiceLastAccessedDetails` on the stored user
+//! or role ([`crate::iam::authorize_activity_of`]), asked before anything
+//! says whether the principal exists.
 
 use latchkey_policy::PolicyKind;
 use latchkey_policy::analyze;
@@ -236,7 +241,17 @@ fn start_policy_generation(
         ));
     }
     let end = call.now;
+    // Users and roles act; groups and policies do not (as AWS takes them).
+    if !matches!(
+        latchkey_advisor::parse_subject_arn(call.state.store.account_id(), principal),
+        Ok(latchkey_advisor::Subject::User(_) | latchkey_advisor::Subject::Role(_))
+    ) {
+        return Err(validation(
+            "principalArn must be the ARN of an IAM user or role in this account",
+        ));
+    }
     authorize()?;
+    crate::iam::authorize_activity_of(call.state, call.caller, principal, call.now)?;
     let (report, arn) = match crate::advisor::generate_policy(&call.state.store, principal, start) {
         Ok((subject, generated)) => {
             let policy = serde_json::to_string(&generated.policy)
@@ -330,6 +345,7 @@ fn get_generated_policy(
     bool_field(call.input, "includeServiceLevelTemplate")?;
     authorize()?;
     let (job, report) = read_job(call)?;
+    crate::iam::authorize_activity_of(call.state, call.caller, &job.arn, call.now)?;
     let mut details = json!({
         "jobId": job.id,
         "status": job_status(&report),
@@ -365,13 +381,17 @@ fn list_policy_generations(
     let size = int_field(call.input, "maxResults", 1, MAX_RESULTS)?.unwrap_or(MAX_RESULTS);
     authorize()?;
     // A principal's name is matched without case, its path exactly, as
-    // StartPolicyGeneration matches it.
+    // StartPolicyGeneration matches it. Only jobs about principals whose
+    // activity the caller may see are listed.
     let jobs: Vec<AdvisorJob> = call
         .state
         .store
         .advisor_jobs(GENERATION, None)?
         .into_iter()
         .filter(|j| principal.is_none_or(|p| crate::advisor::same_entity_arn(&j.arn, p)))
+        .filter(|j| {
+            crate::iam::authorize_activity_of(call.state, call.caller, &j.arn, call.now).is_ok()
+        })
         .collect();
     let start = match string(call.input, "nextToken")? {
         None => 0,
@@ -411,6 +431,7 @@ fn cancel_policy_generation(
     authorize: impl FnOnce() -> Result<(), latchkey_identity::IdentityError>,
 ) -> Result<Answer, ApiError> {
     authorize()?;
-    read_job(call)?;
+    let (job, _) = read_job(call)?;
+    crate::iam::authorize_activity_of(call.state, call.caller, &job.arn, call.now)?;
     Ok(Answer::output(json!({})))
 }

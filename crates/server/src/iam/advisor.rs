@@ -89,6 +89,38 @@ fn subject_target(c: &Call, arn: &str) -> Result<Target, ApiError> {
     }
 }
 
+/// Authorises `caller` to learn what the user or role `arn` did, as
+/// `iam:GenerateServiceLastAccessedDetails` on the stored entity (its path
+/// and tags count), refused alike whether it exists or not: what
+/// Access Analyzer's policy generation reads and shows is that activity,
+/// so it asks the same of its callers as IAM's access advisor does.
+pub(crate) fn authorize_activity_of(
+    state: &latchkey_identity::AppState,
+    caller: &latchkey_identity::Caller,
+    arn: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let target = match latchkey_advisor::parse_subject_arn(state.store.account_id(), arn) {
+        Ok(ArnSubject::User(name)) => state.user_target(name),
+        Ok(ArnSubject::Role(name)) => state.role_target(name),
+        _ => Target {
+            arn: arn.to_owned(),
+            context: latchkey_identity::ActionContext::new(),
+            shown: None,
+        },
+    };
+    let shown = target.shown.as_deref().unwrap_or(&target.arn);
+    state.authorize_shown(
+        caller,
+        "iam:GenerateServiceLastAccessedDetails",
+        &target.arn,
+        shown,
+        now,
+        &target.context,
+    )?;
+    Ok(())
+}
+
 fn job_report(subject: &Subject, uses: &[latchkey_advisor::PermissionUse]) -> JobReport {
     let granted = subject.granted();
     let services = latchkey_advisor::services_accessed(&granted, uses)

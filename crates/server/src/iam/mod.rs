@@ -31,6 +31,7 @@ mod roles;
 mod targets;
 mod users;
 
+pub(crate) use advisor::authorize_activity_of;
 use page::page_of;
 use targets::{Target, Targets};
 
