@@ -251,7 +251,7 @@ fn start_policy_generation(
         ));
     }
     authorize()?;
-    crate::iam::authorize_activity_of(call.state, call.caller, principal, call.now)?;
+    crate::iam::authorize_activity_of(call.state, call.caller, principal, None, call.now)?;
     let (report, arn) = match crate::advisor::generate_policy(&call.state.store, principal, start) {
         Ok((subject, generated)) => {
             let policy = serde_json::to_string(&generated.policy)
@@ -345,7 +345,13 @@ fn get_generated_policy(
     bool_field(call.input, "includeServiceLevelTemplate")?;
     authorize()?;
     let (job, report) = read_job(call)?;
-    crate::iam::authorize_activity_of(call.state, call.caller, &job.arn, call.now)?;
+    crate::iam::authorize_activity_of(
+        call.state,
+        call.caller,
+        &job.arn,
+        Some(&format!("policy generation job {}", job.id)),
+        call.now,
+    )?;
     let mut details = json!({
         "jobId": job.id,
         "status": job_status(&report),
@@ -390,7 +396,8 @@ fn list_policy_generations(
         .into_iter()
         .filter(|j| principal.is_none_or(|p| crate::advisor::same_entity_arn(&j.arn, p)))
         .filter(|j| {
-            crate::iam::authorize_activity_of(call.state, call.caller, &j.arn, call.now).is_ok()
+            crate::iam::authorize_activity_of(call.state, call.caller, &j.arn, None, call.now)
+                .is_ok()
         })
         .collect();
     let start = match string(call.input, "nextToken")? {
@@ -432,6 +439,12 @@ fn cancel_policy_generation(
 ) -> Result<Answer, ApiError> {
     authorize()?;
     let (job, _) = read_job(call)?;
-    crate::iam::authorize_activity_of(call.state, call.caller, &job.arn, call.now)?;
+    crate::iam::authorize_activity_of(
+        call.state,
+        call.caller,
+        &job.arn,
+        Some(&format!("policy generation job {}", job.id)),
+        call.now,
+    )?;
     Ok(Answer::output(json!({})))
 }

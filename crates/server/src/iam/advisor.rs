@@ -94,10 +94,13 @@ fn subject_target(c: &Call, arn: &str) -> Result<Target, ApiError> {
 /// and tags count), refused alike whether it exists or not: what
 /// Access Analyzer's policy generation reads and shows is that activity,
 /// so it asks the same of its callers as IAM's access advisor does.
+/// `shown` names the resource in a refusal instead (a job, whose
+/// principal the caller may not learn).
 pub(crate) fn authorize_activity_of(
     state: &latchkey_identity::AppState,
     caller: &latchkey_identity::Caller,
     arn: &str,
+    shown: Option<&str>,
     now: i64,
 ) -> Result<(), ApiError> {
     let target = match latchkey_advisor::parse_subject_arn(state.store.account_id(), arn) {
@@ -109,7 +112,7 @@ pub(crate) fn authorize_activity_of(
             shown: None,
         },
     };
-    let shown = target.shown.as_deref().unwrap_or(&target.arn);
+    let shown = shown.or(target.shown.as_deref()).unwrap_or(&target.arn);
     state.authorize_shown(
         caller,
         "iam:GenerateServiceLastAccessedDetails",
