@@ -1354,27 +1354,6 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
     );
 }
 
-/// The flagged resources of one check in `advisor checks --output json`.
-fn flagged(report: &Value, check: &str) -> Vec<String> {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["checkId"] == check)
-        .unwrap_or_else(|| panic!("no check {check}: {report}"))["flaggedResources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            format!(
-                "{} {}",
-                f["resourceId"].as_str().unwrap(),
-                f["metadata"][1].as_str().unwrap()
-            )
-        })
-        .collect()
-}
-
 /// The value of `latchkey_security_check_status{check="ID"}` on /metrics.
 fn check_gauge(metrics_port: u16, check: &str) -> Option<i64> {
     metric_at(

@@ -1196,26 +1196,6 @@ fn the_security_checks_judge_every_node_sharing_the_store() {
             .unwrap();
         serde_json::from_str::<serde_json::Value>(&stdout_ok(&out)).unwrap()
     };
-    let flagged = |report: &serde_json::Value, check: &str| -> Vec<String> {
-        let check = report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["checkId"] == check)
-            .unwrap();
-        check["flaggedResources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                format!(
-                    "{} {}",
-                    f["resourceId"].as_str().unwrap(),
-                    f["metadata"][1].as_str().unwrap()
-                )
-            })
-            .collect()
-    };
     let file_flag = format!("{two}:{} readable by the group", exposed.display());
     let audit_flag = format!("statement audit is off on node {two}");
     // Node 2 reports itself within seconds of starting.

@@ -313,6 +313,18 @@ fn start_policy_generation(
     })
 }
 
+/// Whether the caller may see the activity job `job` is about (a refusal
+/// names the job, not its principal).
+fn authorize_job(call: &JsonCall, job: &AdvisorJob) -> Result<(), ApiError> {
+    crate::iam::authorize_activity_of(
+        call.state,
+        call.caller,
+        &job.arn,
+        Some(&format!("policy generation job {}", job.id)),
+        call.now,
+    )
+}
+
 /// The generation job `jobId` names, with its report.
 fn read_job(call: &JsonCall) -> Result<(AdvisorJob, GenerationReport), ApiError> {
     let id = required_string(call.input, "jobId")?;
@@ -345,13 +357,7 @@ fn get_generated_policy(
     bool_field(call.input, "includeServiceLevelTemplate")?;
     authorize()?;
     let (job, report) = read_job(call)?;
-    crate::iam::authorize_activity_of(
-        call.state,
-        call.caller,
-        &job.arn,
-        Some(&format!("policy generation job {}", job.id)),
-        call.now,
-    )?;
+    authorize_job(call, &job)?;
     let mut details = json!({
         "jobId": job.id,
         "status": job_status(&report),
@@ -439,12 +445,6 @@ fn cancel_policy_generation(
 ) -> Result<Answer, ApiError> {
     authorize()?;
     let (job, _) = read_job(call)?;
-    crate::iam::authorize_activity_of(
-        call.state,
-        call.caller,
-        &job.arn,
-        Some(&format!("policy generation job {}", job.id)),
-        call.now,
-    )?;
+    authorize_job(call, &job)?;
     Ok(Answer::output(json!({})))
 }

@@ -1038,3 +1038,24 @@ pub fn metric_at(port: u16, series: &str) -> Option<f64> {
             .ok()
     })
 }
+
+/// The flagged resources of one check in `advisor checks --output json`.
+pub fn flagged(report: &serde_json::Value, check: &str) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["checkId"] == check)
+        .unwrap_or_else(|| panic!("no check {check}: {report}"))["flaggedResources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["resourceId"].as_str().unwrap(),
+                f["metadata"][1].as_str().unwrap()
+            )
+        })
+        .collect()
+}
