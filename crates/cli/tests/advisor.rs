@@ -1175,6 +1175,68 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
     let (ok, listed) = aws_as(&lk, &eve, &["accessanalyzer", "list-policy-generations"]);
     assert!(ok, "{listed}");
     assert!(!listed.contains(job), "eve sees no one's job: {listed}");
+    // A job goes with its principal: fred of /prod/ deleted and a fred
+    // made under /sandbox/, his job is no one's to read.
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "create-user",
+            "--user-name",
+            "fred",
+            "--path",
+            "/prod/",
+        ],
+    );
+    let fred_job = admin_cli(
+        &lk,
+        &[
+            "accessanalyzer",
+            "start-policy-generation",
+            "--policy-generation-details",
+            &format!("principalArn={}", arn("user", "prod/fred")),
+        ],
+    )["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin_cli(
+        &lk,
+        &[
+            "accessanalyzer",
+            "get-generated-policy",
+            "--job-id",
+            &fred_job,
+        ],
+    );
+    admin_cli(&lk, &["iam", "delete-user", "--user-name", "fred"]);
+    admin_cli(
+        &lk,
+        &[
+            "iam",
+            "create-user",
+            "--user-name",
+            "fred",
+            "--path",
+            "/sandbox/",
+        ],
+    );
+    let out = admin_aws(&lk.data)
+        .args([
+            "accessanalyzer",
+            "get-generated-policy",
+            "--job-id",
+            &fred_job,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ValidationException"),
+        "{}",
+        text(&out)
+    );
+    let listed = admin_cli(&lk, &["accessanalyzer", "list-policy-generations"]).to_string();
+    assert!(!listed.contains(&fred_job), "{listed}");
     let out = admin_aws(&lk.data)
         .args([
             "accessanalyzer",

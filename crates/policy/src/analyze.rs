@@ -152,21 +152,28 @@ fn principal_account(p: &str) -> Option<&str> {
     (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
-/// Whether a condition block holds whatever the request: a `*Like`
-/// operator whose every value is only `*` (`StringLike aws:PrincipalArn
-/// "*"`). Such a condition restricts nothing, so it excuses nothing.
+/// Whether a condition block may hold whatever the caller does, so that
+/// it excuses nothing in a security finding:
+/// - `...IfExists`: holds whenever the request lacks the key, and many
+///   global keys (`aws:SourceVpc`...) no Latchkey request carries;
+/// - `ForAllValues:`: holds for a request without the key;
+/// - `Null` with `false`: asks only that the key be there;
+/// - `StringLike`/`ArnLike` on values of wildcards alone with at most one
+///   `?` (`*`, `?*`), which every non-empty value matches.
 fn restricts_nothing(operator: &str, values: &[String]) -> bool {
-    let op = operator
-        .strip_suffix("IfExists")
-        .unwrap_or(operator)
-        .to_ascii_lowercase();
-    let op = op.strip_prefix("forallvalues:").unwrap_or(&op);
-    let op = op.strip_prefix("foranyvalue:").unwrap_or(op);
-    matches!(op, "stringlike" | "arnlike")
-        && !values.is_empty()
-        && values
-            .iter()
-            .all(|v| !v.is_empty() && v.bytes().all(|b| b == b'*'))
+    let op = operator.to_ascii_lowercase();
+    if op.ends_with("ifexists") || op.starts_with("forallvalues:") {
+        return true;
+    }
+    let op = op.strip_prefix("foranyvalue:").unwrap_or(&op);
+    let matches_anything = |v: &String| {
+        v.contains('*') && v.chars().all(|c| c == '*' || c == '?') && v.matches('?').count() <= 1
+    };
+    match op {
+        "null" => values.iter().all(|v| v.eq_ignore_ascii_case("false")),
+        "stringlike" | "arnlike" => !values.is_empty() && values.iter().all(matches_anything),
+        _ => false,
+    }
 }
 
 /// Whether some condition of the statement restricts it.
@@ -178,14 +185,30 @@ fn restricted(s: &Statement) -> bool {
 
 /// Whether the statement's resources reach every resource: none named,
 /// `NotResource` (all but some), or a pattern covering any ARN (`*`,
-/// `arn:*`, `arn:aws:*`...).
+/// `arn:*`, `arn:aws:*`...). Read generously: a `?` counts as a `*` here
+/// (`arn:*:*:*:*:?*` reaches every ARN that has a resource part).
 fn reaches_every_resource(s: &Statement) -> bool {
     match &s.resources {
         None | Some((_, true)) => true,
-        Some((patterns, false)) => patterns
-            .iter()
-            .any(|r| pattern_covers(r.as_bytes(), b"arn:aws:*:*:*:*", false) || r == "*"),
+        Some((patterns, false)) => patterns.iter().any(|r| {
+            let generous = r.replace('?', "*");
+            pattern_covers(&generous, "arn:aws:*:*:*:*", false) || r == "*"
+        }),
     }
+}
+
+/// Whether the actions name every action: `*`, or patterns that together
+/// cover every action of the services Latchkey implements in full (`iam:*`,
+/// `sts:*`, ... each named).
+fn names_every_action(actions: &[String]) -> bool {
+    let implemented = |a: &&str| {
+        a.split_once(':')
+            .is_some_and(|(service, _)| catalog::SERVICES.contains(&service))
+    };
+    actions.iter().any(|a| pattern_covers(a, "*:*", true))
+        || catalog::all_actions()
+            .filter(implemented)
+            .all(|known| actions.iter().any(|a| action_matches(a, known)))
 }
 
 /// The findings that concern security alone (what the security checks
@@ -214,7 +237,7 @@ pub fn security_findings(
         let wild_resource = match &s.resources {
             None | Some((_, true)) => true,
             Some((patterns, false)) => patterns.iter().any(|r| {
-                tokens(r.as_bytes())
+                tokens(r)
                     .iter()
                     .any(|t| matches!(t, Token::Star | Token::One))
             }),
@@ -226,12 +249,7 @@ pub fn security_findings(
                 format!("{at}.NotAction"),
                 "Allow with NotAction grants every action it does not name, today's and any added later",
             ));
-        } else if every_resource
-            && actions
-                .iter()
-                .any(|a| pattern_covers(a.as_bytes(), b"*:*", true))
-            && !restricted(s)
-        {
+        } else if every_resource && names_every_action(actions) && !restricted(s) {
             out.push(finding(
                 FindingType::SecurityWarning,
                 "ALLOW_ALL_ACTIONS_ON_ALL_RESOURCES",
@@ -352,8 +370,8 @@ pub fn validate(
             } else if actions.iter().enumerate().any(|(k, other)| {
                 // Of two that cover each other, the later one goes.
                 k != j
-                    && covers_within(other, a, true, &budget)
-                    && (k < j || !covers_within(a, other, true, &budget))
+                    && pattern_covers_within(other, a, true, &budget)
+                    && (k < j || !pattern_covers_within(a, other, true, &budget))
             }) {
                 out.push(finding(
                     FindingType::Suggestion,
@@ -551,7 +569,7 @@ fn covers(a: &Statement, b: &Statement, budget: &Cell<usize>) -> bool {
         inner.iter().all(|i| {
             outer
                 .iter()
-                .any(|o| covers_within(o, i, ignore_case, budget))
+                .any(|o| pattern_covers_within(o, i, ignore_case, budget))
         })
     };
     a.effect == b.effect
@@ -569,41 +587,43 @@ fn covers(a: &Statement, b: &Statement, budget: &Cell<usize>) -> bool {
 
 /// A resource or action pattern read for covering: IAM's escapes
 /// (`${*}`, `${?}`, `${$}`) are literal characters, any other `${...}` a
-/// policy variable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// policy variable. Characters, not bytes: `?` matches one character, as
+/// the policy engine's does.
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Token {
-    Char(u8),
+    Char(char),
     /// `*`: any run.
     Star,
     /// `?`: one character.
     One,
-    /// `${aws:username}`: a value unknown here, so any run of text.
-    Variable,
+    /// `${aws:username}`: a value unknown here, so any run of text; two
+    /// are the same only when they name the same key (and default).
+    Variable(String),
 }
 
-fn tokens(pattern: &[u8]) -> Vec<Token> {
+fn tokens(pattern: &str) -> Vec<Token> {
     let mut out = Vec::with_capacity(pattern.len());
-    let mut i = 0;
-    while i < pattern.len() {
-        match pattern[i] {
-            b'$' if pattern.get(i + 1) == Some(&b'{') => {
-                match pattern[i..].iter().position(|&c| c == b'}') {
-                    Some(len) => {
-                        match &pattern[i + 2..i + len] {
-                            [c @ (b'*' | b'?' | b'$')] => out.push(Token::Char(*c)),
-                            _ => out.push(Token::Variable),
-                        }
-                        i += len + 1;
-                        continue;
-                    }
-                    None => out.push(Token::Char(b'$')),
-                }
-            }
-            b'*' => out.push(Token::Star),
-            b'?' => out.push(Token::One),
-            c => out.push(Token::Char(c)),
+    let mut rest = pattern;
+    while let Some(c) = rest.chars().next() {
+        if let Some(body) = rest.strip_prefix("${")
+            && let Some(end) = body.find('}')
+        {
+            let inner = &body[..end];
+            out.push(match inner {
+                "*" => Token::Char('*'),
+                "?" => Token::Char('?'),
+                "$" => Token::Char('$'),
+                key => Token::Variable(key.trim().to_ascii_lowercase()),
+            });
+            rest = &body[end + 1..];
+            continue;
         }
-        i += 1;
+        out.push(match c {
+            '*' => Token::Star,
+            '?' => Token::One,
+            c => Token::Char(c),
+        });
+        rest = &rest[c.len_utf8()..];
     }
     out
 }
@@ -614,13 +634,8 @@ fn tokens(pattern: &[u8]) -> Vec<Token> {
 /// `outer` with a variable covers only a pattern written alike. So a
 /// `true` is always right. Dynamic programming over both patterns: no
 /// backtracking blow-up.
-fn pattern_covers(outer: &[u8], inner: &[u8], ignore_case: bool) -> bool {
+fn pattern_covers(outer: &str, inner: &str, ignore_case: bool) -> bool {
     pattern_covers_within(outer, inner, ignore_case, &Cell::new(usize::MAX))
-}
-
-/// [`pattern_covers`] on text, within `budget`.
-fn covers_within(outer: &str, inner: &str, ignore_case: bool, budget: &Cell<usize>) -> bool {
-    pattern_covers_within(outer.as_bytes(), inner.as_bytes(), ignore_case, budget)
 }
 
 /// The most pattern-comparison steps one validation spends judging
@@ -631,17 +646,20 @@ const MAX_COVER_STEPS: usize = 4_000_000;
 /// [`pattern_covers`], spending at most `budget` steps (one per cell of
 /// the table); `false` once it is spent, as a cover not proven.
 fn pattern_covers_within(
-    outer: &[u8],
-    inner: &[u8],
+    outer: &str,
+    inner: &str,
     ignore_case: bool,
     budget: &Cell<usize>,
 ) -> bool {
     let (o, i) = (tokens(outer), tokens(inner));
     let same = |a: &Token, b: &Token| match (a, b) {
-        (Token::Char(x), Token::Char(y)) => x == y || (ignore_case && x.eq_ignore_ascii_case(y)),
+        (Token::Char(x), Token::Char(y)) => {
+            x == y || (ignore_case && x.to_lowercase().eq(y.to_lowercase()))
+        }
         (x, y) => x == y,
     };
-    if o.contains(&Token::Variable) || !o.iter().any(|t| matches!(t, Token::Star | Token::One)) {
+    let wild = |t: &Token| matches!(t, Token::Star | Token::One);
+    if o.iter().any(|t| matches!(t, Token::Variable(_))) || !o.iter().any(wild) {
         return o.len() == i.len() && o.iter().zip(&i).all(|(a, b)| same(a, b));
     }
     // The literal text before the outer pattern's first wildcard must
@@ -912,15 +930,12 @@ mod tests {
             ("user/*/x", "user/a/b/x", true),
         ] {
             assert_eq!(
-                pattern_covers(outer.as_bytes(), inner.as_bytes(), true),
+                pattern_covers(outer, inner, true),
                 yes,
                 "{outer} covers {inner}"
             );
         }
-        assert!(
-            !pattern_covers(b"user/A", b"user/a", false),
-            "ARNs keep case"
-        );
+        assert!(!pattern_covers("user/A", "user/a", false), "ARNs keep case");
         // Policy variables and escapes (what the red team broke): a
         // variable is any text, covered only by `*`; `${*}` is a `*`.
         for (outer, inner, yes) in [
@@ -937,7 +952,7 @@ mod tests {
             ("iam:Get*", "iam:get*", true),
         ] {
             assert_eq!(
-                pattern_covers(outer.as_bytes(), inner.as_bytes(), true),
+                pattern_covers(outer, inner, true),
                 yes,
                 "{outer} covers {inner}"
             );
@@ -945,13 +960,28 @@ mod tests {
         // Past its budget, a cover is not proven (nothing is reported).
         let budget = Cell::new(10);
         assert!(!pattern_covers_within(
-            b"x/*a*b*",
-            b"x/a1b2a3b4",
+            "x/*a*b*",
+            "x/a1b2a3b4",
             true,
             &budget
         ));
         assert_eq!(budget.get(), 0);
-        assert!(pattern_covers(b"x/*a*b*", b"x/a1b2a3b4", true));
+        assert!(pattern_covers("x/*a*b*", "x/a1b2a3b4", true));
+        // Two variables are one only when they name the same key; `?` is
+        // one character, not one byte.
+        assert!(!pattern_covers(
+            "t/${aws:username}/*",
+            "t/${aws:PrincipalTag/team}/*",
+            true
+        ));
+        assert!(pattern_covers(
+            "t/${AWS:username}/*",
+            "t/${aws:username}/*",
+            true
+        ));
+        assert!(!pattern_covers("public/??", "public/é", false));
+        assert!(pattern_covers("public/?", "public/é", false));
+        assert!(pattern_covers("iam:getuSER", "IAM:GetUser", true));
         // Neither is redundant: the variable statement allows bob his own
         // user, which `*e*` does not; a Deny on `${*}` (a user named `*`)
         // does not cover a Deny on the caller's own user.
@@ -1027,6 +1057,58 @@ mod tests {
                 // Every action behind MFA is not every action on every
                 // resource for anyone, but it still passes every role.
                 (pass, "$.Statement[7].Resource".to_owned()),
+            ]
+        );
+        // The second round: conditions any caller passes, a resource
+        // pattern reaching every ARN through `?`, every service named.
+        let every: String = catalog::SERVICES
+            .iter()
+            .map(|s| format!(r#""{s}:*""#))
+            .collect::<Vec<_>>()
+            .join(",");
+        let text = format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+          {{"Effect":"Allow","Action":"iam:PassRole","Resource":"*","Condition":{{"StringLike":{{"iam:PassedToService":"*?"}}}}}},
+          {{"Effect":"Allow","Action":"*","Resource":"*","Condition":{{"StringEqualsIfExists":{{"aws:SourceVpc":"vpc-1"}}}}}},
+          {{"Effect":"Allow","Action":"*","Resource":"*","Condition":{{"ForAllValues:StringEquals":{{"aws:TagKeys":"x"}}}}}},
+          {{"Effect":"Allow","Action":"*","Resource":"arn:*:*:*:*:?*"}},
+          {{"Effect":"Allow","Action":[{every}],"Resource":"*"}},
+          {{"Effect":"Allow","Action":"*","Resource":"*","Condition":{{"IpAddress":{{"aws:SourceIp":"10.0.0.0/8"}}}}}}]}}"#
+        );
+        let found: Vec<(&str, String)> = codes(&text, PolicyKind::Identity)
+            .into_iter()
+            .filter(|(t, _, _)| *t == "SECURITY_WARNING")
+            .map(|(_, code, path)| (code, path))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (pass, "$.Statement[0].Resource".to_owned()),
+                (all, "$.Statement[1].Action".to_owned()),
+                (all, "$.Statement[2].Action".to_owned()),
+                (all, "$.Statement[3].Action".to_owned()),
+                (all, "$.Statement[4].Action".to_owned()),
+                // A real condition: not every action for anyone, but every
+                // role passed by those it admits.
+                (pass, "$.Statement[5].Resource".to_owned()),
+            ]
+        );
+        let trust = r#"{"Version":"2012-10-17","Statement":[
+          {"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole","Condition":{"StringLike":{"aws:PrincipalArn":"?*"}}},
+          {"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole","Condition":{"StringEqualsIfExists":{"aws:SourceVpc":"vpc-1"}}},
+          {"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole","Condition":{"Null":{"aws:PrincipalArn":"false"}}},
+          {"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-1"}}}]}"#;
+        let open: Vec<String> = codes(trust, PolicyKind::Trust)
+            .into_iter()
+            .filter(|(_, code, _)| *code == "TRUST_POLICY_OPEN_TO_ANYONE")
+            .map(|(_, _, path)| path)
+            .collect();
+        assert_eq!(
+            open,
+            [
+                "$.Statement[0].Principal",
+                "$.Statement[1].Principal",
+                "$.Statement[2].Principal"
             ]
         );
         let trust = r#"{"Version":"2012-10-17","Statement":[

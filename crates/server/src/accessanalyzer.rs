@@ -251,7 +251,11 @@ fn start_policy_generation(
         ));
     }
     authorize()?;
-    crate::iam::authorize_activity_of(call.state, call.caller, principal, None, call.now)?;
+    let stored =
+        crate::iam::authorize_activity_of(call.state, call.caller, principal, None, call.now)?;
+    // The job names the principal as stored (path and spelling), which
+    // deleting it forgets the job by, and a reader is held to.
+    let named = stored.unwrap_or_else(|| principal.to_owned());
     let (report, arn) = match crate::advisor::generate_policy(&call.state.store, principal, start) {
         Ok((subject, generated)) => {
             let policy = serde_json::to_string(&generated.policy)
@@ -275,7 +279,7 @@ fn start_policy_generation(
                 policy: None,
                 error: None,
             },
-            principal.to_owned(),
+            named,
         ),
         Err(crate::advisor::AdvisorError::Generate(e)) => (
             GenerationReport {
@@ -284,7 +288,7 @@ fn start_policy_generation(
                 policy: None,
                 error: Some(("SERVICE_QUOTA_EXCEEDED_ERROR".into(), e.to_string())),
             },
-            principal.to_owned(),
+            named,
         ),
         Err(crate::advisor::AdvisorError::Store(latchkey_store::StoreError::NoSuchEntity {
             ..
@@ -314,15 +318,24 @@ fn start_policy_generation(
 }
 
 /// Whether the caller may see the activity job `job` is about (a refusal
-/// names the job, not its principal).
+/// names the job, not its principal). A job whose principal is no longer
+/// stored as it was (deleted, perhaps re-created elsewhere or by someone
+/// else) is gone with it: answered as a job that does not exist.
 fn authorize_job(call: &JsonCall, job: &AdvisorJob) -> Result<(), ApiError> {
-    crate::iam::authorize_activity_of(
+    let stored = crate::iam::authorize_activity_of(
         call.state,
         call.caller,
         &job.arn,
         Some(&format!("policy generation job {}", job.id)),
         call.now,
-    )
+    )?;
+    if stored.as_deref() != Some(job.arn.as_str()) {
+        return Err(validation(format!(
+            "No policy generation job with id {}",
+            job.id
+        )));
+    }
+    Ok(())
 }
 
 /// The generation job `jobId` names, with its report.
@@ -401,10 +414,7 @@ fn list_policy_generations(
         .advisor_jobs(GENERATION, None)?
         .into_iter()
         .filter(|j| principal.is_none_or(|p| crate::advisor::same_entity_arn(&j.arn, p)))
-        .filter(|j| {
-            crate::iam::authorize_activity_of(call.state, call.caller, &j.arn, None, call.now)
-                .is_ok()
-        })
+        .filter(|j| authorize_job(call, j).is_ok())
         .collect();
     let start = match string(call.input, "nextToken")? {
         None => 0,

@@ -240,3 +240,13 @@ pub(crate) const SHIPPED_HEAD: &str = "SELECT t.node, t.trail_id,
         COALESCE((SELECT max(sequence) FROM audit_records r WHERE r.node = t.node), 0),
         COALESCE((SELECT max(sequence) FROM audit_digests d WHERE d.node = t.node), 0)
      FROM audit_trails t";
+
+/// Whether the MFA device `serial` (`arn:aws:iam::ACCOUNT:mfa/PATH/NAME`)
+/// has the name `name`, compared without case: one name per account,
+/// whatever the path, so that `Carol` cannot sit beside `carol`.
+pub(crate) fn same_mfa_name(serial: &str, name: &str) -> bool {
+    serial
+        .rsplit('/')
+        .next()
+        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+}

@@ -156,6 +156,17 @@ fn mfa_devices_refuse_replayed_steps() {
     store.create_user("carol", "/", &[], NOW).unwrap();
     let (serial, seed_b32) = store.create_virtual_mfa("carol", "/").unwrap();
     assert_eq!(seed_b32.len(), 32);
+    // One device name per account, whatever its case and path.
+    for (name, path) in [("carol", "/"), ("CAROL", "/"), ("Carol", "/phones/")] {
+        assert!(
+            matches!(
+                store.create_virtual_mfa(name, path),
+                Err(StoreError::EntityAlreadyExists { .. })
+            ),
+            "{name} at {path}"
+        );
+    }
+    store.create_virtual_mfa("carol-2", "/phones/").unwrap();
     let (_, seed, last) = store.mfa_seed(&serial).unwrap();
     assert_eq!(last, None);
     assert_eq!(latchkey_session::base32(&seed), *seed_b32);
@@ -1664,6 +1675,16 @@ fn last_uses_only_move_forward_and_go_with_their_entity() {
         created,
         report: "{}".into(),
     };
+    // A principal's jobs go with it (a new one of its name sees none).
+    let dora = store.create_user("dora", "/prod/", &[], NOW).unwrap();
+    let dora_job = AdvisorJob {
+        arn: dora.arn.clone(),
+        ..job("dora", 100)
+    };
+    store.put_advisor_job(&dora_job, 50).unwrap();
+    assert!(store.advisor_job("dora").unwrap().is_some());
+    store.delete_user("dora").unwrap();
+    assert_eq!(store.advisor_job("dora").unwrap(), None);
     store.put_advisor_job(&job("old", 10), 0).unwrap();
     store.put_advisor_job(&job("new", 100), 50).unwrap();
     assert_eq!(store.advisor_job("old").unwrap(), None);

@@ -95,14 +95,15 @@ fn subject_target(c: &Call, arn: &str) -> Result<Target, ApiError> {
 /// Access Analyzer's policy generation reads and shows is that activity,
 /// so it asks the same of its callers as IAM's access advisor does.
 /// `shown` names the resource in a refusal instead (a job, whose
-/// principal the caller may not learn).
+/// principal the caller may not learn). Once authorised: the stored ARN
+/// of the user or role, `None` when there is none.
 pub(crate) fn authorize_activity_of(
     state: &latchkey_identity::AppState,
     caller: &latchkey_identity::Caller,
     arn: &str,
     shown: Option<&str>,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<Option<String>, ApiError> {
     let target = match latchkey_advisor::parse_subject_arn(state.store.account_id(), arn) {
         Ok(ArnSubject::User(name)) => state.user_target(name),
         Ok(ArnSubject::Role(name)) => state.role_target(name),
@@ -112,6 +113,9 @@ pub(crate) fn authorize_activity_of(
             shown: None,
         },
     };
+    // A stored entity's target names it as the request did; a missing
+    // one's names nothing else.
+    let stored = target.shown.is_some().then(|| target.arn.clone());
     let shown = shown.or(target.shown.as_deref()).unwrap_or(&target.arn);
     state.authorize_shown(
         caller,
@@ -121,7 +125,7 @@ pub(crate) fn authorize_activity_of(
         now,
         &target.context,
     )?;
-    Ok(())
+    Ok(stored)
 }
 
 fn job_report(subject: &Subject, uses: &[latchkey_advisor::PermissionUse]) -> JobReport {

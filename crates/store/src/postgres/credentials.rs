@@ -175,6 +175,14 @@ impl Credentials for PgBackend {
         let seed = Zeroizing::new(random::<20>()?);
         let sealed = self.vault().seal(seed.as_ref(), serial.as_bytes())?;
         let n = self.write(|tx| {
+            // One name per account, whatever its case and path (as IAM
+            // keeps device names): read and insert in one serializable
+            // transaction.
+            for row in tx.query("SELECT serial FROM mfa_devices", &[])? {
+                if crate::shared::same_mfa_name(&row.try_get::<_, String>(0)?, name) {
+                    return Ok(0);
+                }
+            }
             tx.execute(
                 "INSERT INTO mfa_devices (serial, user_name, seed, enabled_at, last_step)
                  VALUES ($1, NULL, $2, NULL, NULL) ON CONFLICT DO NOTHING",

@@ -40,6 +40,7 @@ pub(crate) fn canonical_name(c: &impl Sql, kind: PrincipalKind, name: &str) -> R
 pub(crate) fn unbind_principal(tx: &impl Sql, arn: &str, id: &str) -> Result<()> {
     tx.execute("DELETE FROM last_accessed WHERE principal = $1", &[&arn])?;
     tx.execute("DELETE FROM credential_last_used WHERE id = $1", &[&arn])?;
+    tx.execute("DELETE FROM advisor_jobs WHERE arn = $1", &[&arn])?;
     for row in tx.query("SELECT name, trust_policy FROM roles", &[])? {
         let (role, document): (String, String) = (row.try_get(0)?, row.try_get(1)?);
         if let Some(rewritten) = replace_principal(&document, arn, id) {

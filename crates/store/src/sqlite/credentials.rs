@@ -156,10 +156,24 @@ impl Credentials for SqliteBackend {
         let serial = format!("arn:aws:iam::{}:mfa{path}{name}", self.account);
         let seed = Zeroizing::new(random::<20>()?);
         let sealed = self.vault().seal(seed.as_ref(), serial.as_bytes())?;
-        let n = self.db().execute(
-            "INSERT OR IGNORE INTO mfa_devices (serial, user, seed, enabled_at, last_step) VALUES (?1, NULL, ?2, NULL, NULL)",
-            params![serial, sealed],
-        )?;
+        let db = self.db();
+        let taken = {
+            let mut stmt = db.prepare("SELECT serial FROM mfa_devices")?;
+            let serials = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let mut taken = false;
+            for s in serials {
+                taken |= crate::shared::same_mfa_name(&s?, name);
+            }
+            taken
+        };
+        let n = if taken {
+            0
+        } else {
+            db.execute(
+                "INSERT OR IGNORE INTO mfa_devices (serial, user, seed, enabled_at, last_step) VALUES (?1, NULL, ?2, NULL, NULL)",
+                params![serial, sealed],
+            )?
+        };
         if n == 0 {
             return Err(StoreError::EntityAlreadyExists {
                 kind: "MFA device",

@@ -111,11 +111,14 @@ pub(crate) fn canonicalise(tx: &Connection) -> Result<()> {
 /// roles' trust policies) naming its ARN in `Principal.AWS` names its
 /// unique id instead, so a new entity of the same name is not trusted
 /// (trust policies, KMS key policies, secrets' resource policies); and its
-/// last uses are forgotten.
+/// last uses and jobs (the access advisor's, policy generations) are
+/// forgotten.
 pub(crate) fn unbind_principal(tx: &Connection, arn: &str, id: &str) -> Result<()> {
     // A new entity of the same name starts with no history.
     tx.execute("DELETE FROM last_accessed WHERE principal = ?1", [arn])?;
     tx.execute("DELETE FROM credential_last_used WHERE id = ?1", [arn])?;
+    // Its policy generations show what it did: gone with it.
+    tx.execute("DELETE FROM advisor_jobs WHERE arn = ?1", [arn])?;
     let roles: Vec<(String, String)> = {
         let mut stmt = tx.prepare("SELECT name, trust_policy FROM roles")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
