@@ -278,6 +278,79 @@ elif scenario == "two_principals":
         == bob.execute("SELECT pg_backend_pid()").fetchone()[0]
     )
 
+elif scenario == "smuggled_state":
+    # What the red team did. First: a carried value that the previous
+    # client's encoding (SJIS swallows the backslash after 0x81) would
+    # read as SQL, were it written into the replayed statement.
+    direct = psycopg.connect(os.environ["LK_DIRECT"], autocommit=True)
+    direct.execute("ALTER DATABASE orders SET backslash_quote = on")
+    password = "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'"
+    before = direct.execute(password).fetchone()[0]
+    a1 = connect(autocommit=True)
+    a1.execute("SELECT set_config('search_path', chr(193) || $q$\\',false);"
+               "ALTER/**/ROLE/**/app/**/PASSWORD/**/$p$pwned$p$;--$q$, false)")
+    a2 = connect(autocommit=True)
+    a2.execute("SET client_encoding = 'SJIS'")
+    result["same_backend"] = (
+        a1.execute("SELECT pg_backend_pid()").fetchone()[0]
+        == a2.execute("SELECT pg_backend_pid()").fetchone()[0]
+    )
+    a1.execute("SELECT 1")
+    a2.execute("SELECT 1")
+    result["a1_path"] = a1.execute("SHOW search_path").fetchone()[0]
+    result["password_kept"] = direct.execute(password).fetchone()[0] == before
+    direct.execute("ALTER DATABASE orders RESET backslash_quote")
+    a1.close()
+    a2.close()
+    direct.close()
+
+elif scenario == "cancel_race":
+    # One client cancels its own statements over and over while another
+    # runs on the same server connection: no cancel may reach the other's.
+    a = connect(autocommit=True)
+    b = connect(autocommit=True)
+    stop = time.time() + 3
+    def own_statements():
+        while time.time() < stop:
+            try:
+                a.execute("SELECT 1")
+            except errors.QueryCanceled:
+                pass
+    def cancels():
+        while time.time() < stop:
+            a.cancel()
+            time.sleep(0.002)
+    threads = [threading.Thread(target=own_statements), threading.Thread(target=cancels)]
+    for t in threads:
+        t.start()
+    ran, cancelled = 0, 0
+    while time.time() < stop:
+        try:
+            b.execute("SELECT pg_sleep(0.05)")
+            ran += 1
+        except errors.QueryCanceled:
+            cancelled += 1
+    for t in threads:
+        t.join()
+    result["b_ran"], result["b_cancelled"] = ran, cancelled
+
+elif scenario == "hidden_state":
+    # A setting and a temporary table hidden from the reading
+    # (a Unicode-escaped set_config, pg_temp.), which must pin their
+    # client rather than reach the next one.
+    c1 = connect(autocommit=True)
+    c1.execute('SELECT U&"set\\005fconfig"(\'work_mem\', \'77MB\', false)')
+    c1.execute("CREATE TABLE pg_temp.stolen AS SELECT 'c1-private' AS secret")
+    with connect(autocommit=True) as c2:
+        result["c2_work_mem"] = c2.execute("SHOW work_mem").fetchone()[0]
+        try:
+            result["c2_reads"] = c2.execute("SELECT secret FROM stolen").fetchone()[0]
+        except errors.UndefinedTable as e:
+            result["c2_reads"] = e.sqlstate
+    result["c1_work_mem"] = c1.execute("SHOW work_mem").fetchone()[0]
+    result["c1_reads"] = c1.execute("SELECT secret FROM stolen").fetchone()[0]
+    c1.close()
+
 print(json.dumps(result))
 "#;
 
@@ -521,6 +594,30 @@ fn settings_are_carried_and_session_state_pins_or_is_refused() {
     }
     assert_eq!(r["local"], "9MB", "{r}");
     assert_eq!(r["carried"], "carried", "{r}");
+
+    // What a red team smuggled past the pool: a carried value read as SQL
+    // under another client's encoding (it stays a value: the password is
+    // not changed), and state hidden from the reading (it pins its
+    // client: the next one sees neither the setting nor the table).
+    let root4 = tempfile::tempdir().unwrap();
+    let (lk4, _) = start(root4.path(), &pg, &["--pool-size", "1"]);
+    let token4 = aws_token(&lk4, &[], "localhost", "app");
+    let r = psycopg(&lk4, &pg, "smuggled_state", &[("LK_TOKEN", &token4)]);
+    assert_eq!(r["same_backend"], true, "{r}");
+    assert_eq!(r["password_kept"], true, "{r}");
+    assert!(
+        r["a1_path"].as_str().unwrap().contains("ALTER/**/ROLE"),
+        "the value arrived whole: {r}"
+    );
+    // A cancel lands before its server connection serves anyone else.
+    let r = psycopg(&lk4, &pg, "cancel_race", &[("LK_TOKEN", &token4)]);
+    assert_eq!(r["b_cancelled"], 0, "{r}");
+    assert!(r["b_ran"].as_u64().unwrap() >= 5, "{r}");
+    let r = psycopg(&lk2, &pg, "hidden_state", &[("LK_TOKEN", &token2)]);
+    assert_eq!(r["c1_work_mem"], "77MB", "{r}");
+    assert_eq!(r["c1_reads"], "c1-private", "{r}");
+    assert_eq!(r["c2_work_mem"], "4MB", "{r}");
+    assert_eq!(r["c2_reads"], "42P01", "{r}");
 }
 
 #[test]

@@ -722,8 +722,23 @@ async fn send_cancel(t: &CancelTarget) {
         Duration::from_secs(5),
         t.upstream.connect(),
     ));
-    if let Ok(Ok(mut up)) = connecting.await {
-        let _ = up.write_all(&out).await;
+    if let Ok(Ok(mut up)) = connecting.await
+        && up.write_all(&out).await.is_ok()
+        && up.flush().await.is_ok()
+    {
+        // The server closes the connection once it has signalled the
+        // backend; until then the cancel may still land, on whatever the
+        // backend runs next (another client's statement). A signal that
+        // reaches an idle backend is dropped.
+        let mut sink = [0u8; 64];
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Ok(n) = up.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 

@@ -440,45 +440,44 @@ fn set(carried: &mut Vec<(&'static str, String)>, name: &'static str, value: Str
     }
 }
 
-/// `value` as a string literal that reads the same whatever
-/// `standard_conforming_strings` says.
-fn literal(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 3);
-    out.push_str("E'");
-    for c in value.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
-}
-
 /// Gives `upstream` the carried settings `wanted` (and resets those a
-/// previous client set that this one did not), in one round trip.
+/// previous client set that this one did not), in one round trip. Each
+/// value is a bound parameter of `set_config`, never SQL text: a value the
+/// previous client's `client_encoding` would read otherwise (a backslash
+/// swallowed into a multibyte character) stays a value. The encoding goes
+/// first, so that the values after it are read in this client's.
 pub async fn replay(upstream: &mut Upstream, wanted: &[(&'static str, String)]) -> Result<()> {
-    let mut sql = String::new();
-    for (name, value) in wanted {
-        if !upstream
-            .carried
-            .iter()
-            .any(|(n, v)| n == name && v == value)
-        {
-            sql.push_str(&format!(
-                "SELECT pg_catalog.set_config('{name}', {}, false);",
-                literal(value)
-            ));
-        }
+    const SET: &str = "SELECT pg_catalog.set_config($1, $2, false)";
+    let mut statements: Vec<(&str, Vec<&str>)> = Vec::new();
+    let changed: Vec<&(&'static str, String)> = wanted
+        .iter()
+        .filter(|(name, value)| {
+            !upstream
+                .carried
+                .iter()
+                .any(|(n, v)| n == name && v == value)
+        })
+        .collect();
+    for (name, value) in changed {
+        statements.push((SET, vec![name, value.as_str()]));
     }
-    for (name, _) in &upstream.carried {
-        if !wanted.iter().any(|(n, _)| n == name) {
-            sql.push_str(&format!("RESET {name};"));
-        }
-    }
-    if !sql.is_empty() {
-        tokio::time::timeout(SETTINGS_TIMEOUT, upstream.run_quietly(&sql, None))
+    let resets: Vec<String> = upstream
+        .carried
+        .iter()
+        .filter(|(name, _)| !wanted.iter().any(|(n, _)| n == name))
+        .map(|(name, _)| format!("RESET {name}"))
+        .collect();
+    // The names are `CARRIED`'s own, never a client's.
+    statements.extend(resets.iter().map(|sql| (sql.as_str(), Vec::new())));
+    // The encoding first, whether set or reset: the values bound after
+    // it are read in it.
+    statements.sort_by_key(|(sql, params)| {
+        let encoding =
+            params.first() == Some(&"client_encoding") || *sql == "RESET client_encoding";
+        !encoding
+    });
+    if !statements.is_empty() {
+        tokio::time::timeout(SETTINGS_TIMEOUT, upstream.run_bound(&statements))
             .await
             .map_err(|_| anyhow!("replaying the client's settings timed out"))??;
     }
@@ -516,12 +515,6 @@ async fn read_back(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn literals_read_alike_whatever_the_server_does_with_backslashes() {
-        assert_eq!(literal("a'b\\c"), "E'a''b\\\\c'");
-        assert_eq!(literal(""), "E''");
-    }
 
     #[test]
     fn reported_names_map_to_carried_ones() {

@@ -131,6 +131,54 @@ impl Upstream {
         }
     }
 
+    /// Runs the gateway's own `statements` on this idle connection in one
+    /// pipeline (`Parse`, `Bind`, `Execute` each, one `Sync`), each with its
+    /// text parameters bound apart from the SQL, so that no value is ever
+    /// read as SQL; the answers are kept from any client as
+    /// [`Upstream::run_quietly`] keeps them. A statement that fails skips
+    /// the rest, and the whole is an error.
+    pub async fn run_bound(&mut self, statements: &[(&str, Vec<&str>)]) -> Result<()> {
+        let mut out = Vec::new();
+        for (sql, params) in statements {
+            wire::parse_unnamed(&mut out, sql);
+            wire::bind_unnamed_text(&mut out, params);
+            wire::execute_unnamed(&mut out);
+        }
+        wire::sync(&mut out);
+        self.stream.write_all(&out).await?;
+        self.stream.flush().await?;
+        let mut failed = None;
+        loop {
+            let (tag, body) = read_message(&mut self.stream, 1 << 20).await?;
+            match tag {
+                b'S' => {
+                    let (name, value) =
+                        wire::parse_parameter_status(&body).map_err(|e| anyhow!("{e}"))?;
+                    self.set_param(name, value);
+                }
+                b'E' => {
+                    let (code, text) = wire::parse_error(&body);
+                    failed.get_or_insert(format!("{code} {text}"));
+                }
+                // Parse and bind complete, rows, their end, notices.
+                b'1' | b'2' | b'D' | b'C' | b'n' | b'N' | b'A' => {}
+                b'Z' => {
+                    if let Some(why) = failed {
+                        bail!("the gateway's own statements failed: {why}");
+                    }
+                    if body != b"I" {
+                        bail!("the connection was not idle after the gateway's own statements");
+                    }
+                    return Ok(());
+                }
+                other => bail!(
+                    "unexpected reply to the gateway's own statements: {}",
+                    char::from(other)
+                ),
+            }
+        }
+    }
+
     /// Records a `ParameterStatus` the server sent.
     pub fn set_param(&mut self, name: &str, value: &str) {
         match self.params.iter_mut().find(|(k, _)| k == name) {

@@ -361,6 +361,51 @@ pub fn query(out: &mut Vec<u8>, sql: &str) {
     });
 }
 
+/// `Parse` ('P') of the unnamed statement, its parameters' types left to
+/// the server.
+pub fn parse_unnamed(out: &mut Vec<u8>, sql: &str) {
+    message(out, b'P', |b| {
+        b.push(0);
+        b.extend(sql.bytes().filter(|&c| c != 0));
+        b.push(0);
+        b.extend_from_slice(&0u16.to_be_bytes());
+    });
+}
+
+/// `Bind` ('B') of the unnamed statement to the unnamed portal, every
+/// parameter as text and every result column as text. The values travel
+/// apart from the statement: nothing in them is read as SQL, whatever the
+/// connection's encoding.
+pub fn bind_unnamed_text(out: &mut Vec<u8>, params: &[&str]) {
+    message(out, b'B', |b| {
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&0u16.to_be_bytes());
+        b.extend_from_slice(
+            &u16::try_from(params.len())
+                .unwrap_or(u16::MAX)
+                .to_be_bytes(),
+        );
+        for p in params {
+            b.extend_from_slice(&i32::try_from(p.len()).unwrap_or(i32::MAX).to_be_bytes());
+            b.extend_from_slice(p.as_bytes());
+        }
+        b.extend_from_slice(&0u16.to_be_bytes());
+    });
+}
+
+/// `Execute` ('E') of the unnamed portal, every row.
+pub fn execute_unnamed(out: &mut Vec<u8>) {
+    message(out, b'E', |b| {
+        b.push(0);
+        b.extend_from_slice(&0u32.to_be_bytes());
+    });
+}
+
+/// `Sync` ('S').
+pub fn sync(out: &mut Vec<u8>) {
+    message(out, b'S', |_| {});
+}
+
 /// `Terminate` ('X').
 pub fn terminate(out: &mut Vec<u8>) {
     message(out, b'X', |_| {});

@@ -147,7 +147,7 @@ impl SessionEffects {
 /// must be read: every statement that pins or changes a carried setting
 /// holds one. `temp` covers `temporary`; `advisory_lock` and
 /// `set_config` are looked for inside string bodies too.
-const NEEDLES: [&[u8]; 12] = [
+const NEEDLES: [&[u8]; 14] = [
     b"deallocate",
     b"execute",
     b"set",
@@ -160,6 +160,8 @@ const NEEDLES: [&[u8]; 12] = [
     b"do",
     b"discard",
     b"role",
+    b"u&",
+    b"pg_temp",
 ];
 
 /// What `sql` (a whole `Query` or `Parse`, possibly several statements)
@@ -183,12 +185,27 @@ pub fn session_effects(sql: &str, carried: impl Fn(&str) -> bool) -> SessionEffe
     if !found {
         return effects;
     }
+    // Unicode escapes (`U&"set\005fconfig"`, `U&'…'`) spell names and
+    // text this reading cannot see through: whatever they hide, the
+    // client keeps its connection.
+    if contains_ci(bytes, b"u&\"") || contains_ci(bytes, b"u&'") {
+        effects.pin(PinCause::Setting);
+    }
     // Inside string bodies too: a function call can hide in `DO`,
     // `EXECUTE '…'` or a rule.
     if contains_ci(bytes, b"advisory_lock") && advisory_lock_in(bytes) {
         effects.pin(PinCause::AdvisoryLock);
     }
     let toks: Vec<Token<'_>> = tokens(sql, Dialect::Postgres).collect();
+    // A table or anything else made in the session's own schema,
+    // `pg_temp.name`, is temporary however it was created (`CREATE
+    // TABLE pg_temp.t`, `SELECT … INTO pg_temp.t`).
+    if toks.windows(2).any(|w| {
+        let schema = ident_lower(&w[0]);
+        punct_is(&w[1], ".") && (schema == "pg_temp" || schema.starts_with("pg_temp_"))
+    }) {
+        effects.pin(PinCause::TemporaryObject);
+    }
     if contains_ci(bytes, b"set_config") && !set_config_calls_local(&toks, &carried, &mut effects) {
         effects.pin(PinCause::Setting);
     }
@@ -215,6 +232,31 @@ fn statement_effects(
     };
     let stmt = &stmt[first..];
     let word = |i: usize, w: &str| stmt.get(i).is_some_and(|t| word_is(t, w));
+    if word(0, "EXPLAIN") {
+        // `EXPLAIN ANALYZE` runs its statement: judged as that statement.
+        let mut at = 1;
+        if stmt.get(1).is_some_and(|t| punct_is(t, "(")) {
+            let close = stmt.iter().position(|t| punct_is(t, ")"));
+            at = close.map_or(stmt.len(), |c| c + 1);
+        } else {
+            while ["ANALYZE", "ANALYSE", "VERBOSE"]
+                .iter()
+                .any(|w| word(at, w))
+            {
+                at += 1;
+            }
+        }
+        statement_effects(&stmt[at.min(stmt.len())..], carried, effects);
+        return;
+    }
+    // `CREATE TABLE … AS EXECUTE name` runs a prepared statement as
+    // `EXECUTE` does.
+    if stmt
+        .windows(2)
+        .any(|w| word_is(&w[0], "AS") && word_is(&w[1], "EXECUTE"))
+    {
+        effects.executes = true;
+    }
     if stmt.iter().any(|t| t.kind == TokenKind::Unterminated) {
         // Cut short or unreadable: the server may read more than the
         // lexer could.
@@ -496,6 +538,57 @@ mod tests {
         ] {
             assert_eq!(effects(sql), SessionEffects::default(), "{sql}");
         }
+    }
+
+    #[test]
+    fn what_the_red_team_hid_pins_too() {
+        for (sql, cause) in [
+            (
+                r#"SELECT U&"set\005fconfig"('role','other',false)"#,
+                PinCause::Setting,
+            ),
+            (
+                r#"SELECT u&"pg_advisory\005flock"(4242)"#,
+                PinCause::Setting,
+            ),
+            (r"SELECT U&'\0073et'", PinCause::Setting),
+            (
+                "CREATE TABLE pg_temp.stolen AS SELECT 'private'",
+                PinCause::TemporaryObject,
+            ),
+            ("SELECT 'x' INTO pg_temp.sel", PinCause::TemporaryObject),
+            (
+                r#"CREATE TABLE "pg_temp".accounts (n int)"#,
+                PinCause::TemporaryObject,
+            ),
+            (
+                "EXPLAIN ANALYZE CREATE TEMP TABLE t2 AS SELECT 1",
+                PinCause::TemporaryObject,
+            ),
+            (
+                "EXPLAIN (ANALYZE, BUFFERS) CREATE TEMPORARY TABLE t3 AS SELECT 1",
+                PinCause::TemporaryObject,
+            ),
+            ("EXPLAIN ANALYZE LISTEN x", PinCause::Listen),
+        ] {
+            assert_eq!(pins(sql), Some(cause), "{sql}");
+        }
+        // Another client's protocol statement run through EXPLAIN or
+        // CREATE TABLE AS is an EXECUTE too; GRANT EXECUTE is not.
+        for sql in [
+            "EXPLAIN ANALYZE EXECUTE _lk_1(1)",
+            "CREATE TABLE pg_temp.z AS EXECUTE _lk_1(1)",
+            "create table z as execute _lk_1",
+        ] {
+            assert!(effects(sql).executes, "{sql}");
+        }
+        assert!(!effects("GRANT EXECUTE ON FUNCTION f() TO app").executes);
+        assert_eq!(pins("SELECT temp_c FROM pg_temperatures"), None);
+        assert_eq!(pins("SELECT pg_temperatures.c FROM pg_temperatures"), None);
+        assert_eq!(
+            pins("SELECT * FROM pg_temp_3.t"),
+            Some(PinCause::TemporaryObject)
+        );
     }
 
     #[test]
