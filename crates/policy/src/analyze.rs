@@ -152,26 +152,53 @@ fn principal_account(p: &str) -> Option<&str> {
     (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
-/// Whether a condition block may hold whatever the caller does, so that
-/// it excuses nothing in a security finding:
-/// - `...IfExists`: holds whenever the request lacks the key, and many
-///   global keys (`aws:SourceVpc`...) no Latchkey request carries;
-/// - `ForAllValues:`: holds for a request without the key;
-/// - `Null` with `false`: asks only that the key be there;
-/// - `StringLike`/`ArnLike` on values of wildcards alone with at most one
-///   `?` (`*`, `?*`), which every non-empty value matches.
-fn restricts_nothing(operator: &str, values: &[String]) -> bool {
+/// Whether a condition block narrows who may use a statement, so that it
+/// excuses a security finding. Read strictly (what cannot be shown to
+/// narrow does not): only a positive test can
+/// (`StringEquals`, `ArnLike`, `IpAddress`, a `Bool` that asks for MFA,
+/// numbers such as `aws:MultiFactorAuthAge`), on a key other than the
+/// request's time, transport or principal type, with values that name
+/// something (`StringLike` on `*`, `????`, `arn:*:*:*:*:*` or an
+/// `IpAddress` of `0.0.0.0/0` does not). `...IfExists` and
+/// `ForAllValues:` hold without the key, `Not...` and `Null` test for
+/// absence: none of them narrows.
+fn restricts(operator: &str, key: &str, values: &[String]) -> bool {
     let op = operator.to_ascii_lowercase();
-    if op.ends_with("ifexists") || op.starts_with("forallvalues:") {
-        return true;
+    let key = key.to_ascii_lowercase();
+    if op.ends_with("ifexists") || op.starts_with("forallvalues:") || values.is_empty() {
+        return false;
     }
     let op = op.strip_prefix("foranyvalue:").unwrap_or(&op);
-    let matches_anything = |v: &String| {
-        v.contains('*') && v.chars().all(|c| c == '*' || c == '?') && v.matches('?').count() <= 1
+    if matches!(
+        key.as_str(),
+        "aws:securetransport"
+            | "aws:currenttime"
+            | "aws:epochtime"
+            | "aws:tokenissuetime"
+            | "aws:principaltype"
+            | "aws:requestedregion"
+            | "aws:useragent"
+    ) {
+        return false;
+    }
+    // What a pattern names once its wildcards, separators and the words
+    // every ARN holds are set aside.
+    let names_something = |v: &String| {
+        let lower = v.to_ascii_lowercase();
+        let rest = lower
+            .trim_start_matches("arn:")
+            .trim_start_matches("aws:")
+            .replace(['*', '?', ':', '.', '/', '-'], "");
+        rest.len() >= 3
     };
     match op {
-        "null" => values.iter().all(|v| v.eq_ignore_ascii_case("false")),
-        "stringlike" | "arnlike" => !values.is_empty() && values.iter().all(matches_anything),
+        "stringequals" | "stringequalsignorecase" | "arnequals" | "binaryequals" => {
+            values.iter().all(|v| !v.is_empty())
+        }
+        "stringlike" | "arnlike" => values.iter().all(names_something),
+        "ipaddress" => values.iter().all(|v| !v.ends_with("/0") && !v.is_empty()),
+        "bool" => key == "aws:multifactorauthpresent" && values.iter().all(|v| v == "true"),
+        "numericequals" | "numericlessthan" | "numericlessthanequals" => true,
         _ => false,
     }
 }
@@ -180,7 +207,7 @@ fn restricts_nothing(operator: &str, values: &[String]) -> bool {
 fn restricted(s: &Statement) -> bool {
     s.conditions
         .iter()
-        .any(|(op, _, values)| !restricts_nothing(op, values))
+        .any(|(op, key, values)| restricts(op, key, values))
 }
 
 /// Whether the statement's resources reach every resource: none named,
@@ -195,6 +222,60 @@ fn reaches_every_resource(s: &Statement) -> bool {
             pattern_covers(&generous, "arn:aws:*:*:*:*", false) || r == "*"
         }),
     }
+}
+
+/// Actions that, on every resource, let the holder give itself any
+/// permission (attach or write a policy, trust itself, make itself a key
+/// or password of another user, join a group).
+const ESCALATION: [&str; 13] = [
+    "iam:PutUserPolicy",
+    "iam:PutRolePolicy",
+    "iam:PutGroupPolicy",
+    "iam:AttachUserPolicy",
+    "iam:AttachRolePolicy",
+    "iam:AttachGroupPolicy",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:CreateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:UpdateLoginProfile",
+    "iam:AddUserToGroup",
+];
+
+/// `iam:PassRole` on a wildcard resource, unless a condition on
+/// `iam:PassedToService` narrows it.
+fn security_pass_role(
+    s: &Statement,
+    at: &str,
+    wild_resource: bool,
+    every_resource: bool,
+    out: &mut Vec<AnalyzerFinding>,
+) {
+    let (actions, _) = &s.actions;
+    if !wild_resource
+        || !actions.iter().any(|a| action_matches(a, "iam:PassRole"))
+        || s.conditions.iter().any(|(op, key, values)| {
+            key.eq_ignore_ascii_case("iam:PassedToService") && restricts(op, key, values)
+        })
+    {
+        return;
+    }
+    let member = if matches!(s.resources, Some((_, true))) {
+        "NotResource"
+    } else {
+        "Resource"
+    };
+    out.push(finding(
+        FindingType::SecurityWarning,
+        "PASS_ROLE_WITH_STAR_IN_RESOURCE",
+        format!("{at}.{member}"),
+        if every_resource {
+            "iam:PassRole on every role lets the holder hand any role to a service"
+        } else {
+            "iam:PassRole on a wildcard resource lets the holder hand every role it matches, today's and later ones, to a service: name the roles, or condition on iam:PassedToService"
+        },
+    ));
 }
 
 /// Whether the actions name every action: `*`, or patterns that together
@@ -256,32 +337,31 @@ pub fn security_findings(
                 format!("{at}.Action"),
                 "this statement allows every action on every resource",
             ));
-        } else if wild_resource
-            && actions.iter().any(|a| action_matches(a, "iam:PassRole"))
-            && !s.conditions.iter().any(|(op, key, values)| {
-                key.eq_ignore_ascii_case("iam:PassedToService") && !restricts_nothing(op, values)
-            })
-        {
-            let member = if matches!(s.resources, Some((_, true))) {
-                "NotResource"
-            } else {
-                "Resource"
-            };
-            out.push(finding(
-                FindingType::SecurityWarning,
-                "PASS_ROLE_WITH_STAR_IN_RESOURCE",
-                format!("{at}.{member}"),
-                if every_resource {
-                    "iam:PassRole on every role lets the holder hand any role to a service"
-                } else {
-                    "iam:PassRole on a wildcard resource lets the holder hand every role it matches, today's and later ones, to a service: name the roles, or condition on iam:PassedToService"
-                },
-            ));
+        } else {
+            if every_resource
+                && !restricted(s)
+                && let Some(grant) = ESCALATION
+                    .iter()
+                    .find(|e| actions.iter().any(|a| action_matches(a, e)))
+            {
+                out.push(finding(
+                    FindingType::SecurityWarning,
+                    "PRIVILEGE_ESCALATION",
+                    format!("{at}.Action"),
+                    format!(
+                        "{grant} on every resource lets the holder give itself any permission: this statement is as good as every action on every resource"
+                    ),
+                ));
+            }
+            security_pass_role(s, &at, wild_resource, every_resource, &mut out);
         }
+
         if kind == PolicyKind::Trust {
             let principals = aws_principals(s);
             let not_principal = matches!(s.principal, Some((_, true)));
-            let open = not_principal || principals.iter().any(|p| p.contains(['*', '?']));
+            // A principal ARN with a wildcard matches no one here: only
+            // `*` is everyone.
+            let open = not_principal || principals.contains(&"*");
             if open && !restricted(s) {
                 out.push(finding(
                     FindingType::SecurityWarning,
@@ -302,7 +382,7 @@ pub fn security_findings(
                     .filter_map(|p| principal_account(p))
                     .any(|a| a != account)
                 && !s.conditions.iter().any(|(op, key, values)| {
-                    key.eq_ignore_ascii_case("sts:ExternalId") && !restricts_nothing(op, values)
+                    key.eq_ignore_ascii_case("sts:ExternalId") && restricts(op, key, values)
                 })
             {
                 out.push(finding(
@@ -367,12 +447,14 @@ pub fn validate(
                         format!("{a} matches no action Latchkey implements: it has no effect here"),
                     )
                 });
-            } else if actions.iter().enumerate().any(|(k, other)| {
-                // Of two that cover each other, the later one goes.
-                k != j
-                    && pattern_covers_within(other, a, true, &budget)
-                    && (k < j || !pattern_covers_within(a, other, true, &budget))
-            }) {
+            } else if actions.len() <= MAX_COMPARED_ACTIONS
+                && actions.iter().enumerate().any(|(k, other)| {
+                    // Of two that cover each other, the later one goes.
+                    k != j
+                        && pattern_covers_within(other, a, true, &budget)
+                        && (k < j || !pattern_covers_within(a, other, true, &budget))
+                })
+            {
                 out.push(finding(
                     FindingType::Suggestion,
                     "REDUNDANT_ACTION",
@@ -457,13 +539,27 @@ fn resource_findings(s: &Statement, at: &str) -> Vec<AnalyzerFinding> {
             types.extend(catalog::resource_types(action).unwrap_or_default());
         }
     }
+    // What a request's resource may be: an ARN of one of the types, or
+    // the bare `*` of an action authorised on nothing in particular.
+    let mut shapes: Vec<Vec<Token>> = types
+        .iter()
+        .flat_map(|t| type_shapes(t.service, t.kind))
+        .collect();
+    if names
+        .iter()
+        .any(|a| catalog::resource_types(a).is_some_and(|t| t.is_empty()))
+    {
+        shapes.push(vec![Token::Char('*')]);
+    }
     for (j, r) in resources.iter().enumerate() {
-        let Some((service, kind)) = catalog::ResourceType::of_arn(r) else {
-            continue;
-        };
         let path = format!("{at}.Resource[{j}]");
-        if let Some(kinds) = catalog::own_resource_kinds(service)
-            && !kinds.contains(&kind)
+        let parsed = catalog::ResourceType::of_arn(r);
+        if let Some((service, _)) = parsed
+            && let Some(kinds) = catalog::own_resource_kinds(service)
+            && !kinds
+                .iter()
+                .flat_map(|k| type_shapes(service, k))
+                .any(|shape| patterns_intersect(r, &shape))
         {
             out.push(finding(
                 FindingType::Error,
@@ -474,7 +570,7 @@ fn resource_findings(s: &Statement, at: &str) -> Vec<AnalyzerFinding> {
                     kinds.join(", ")
                 ),
             ));
-        } else if !types.iter().any(|t| t.is(service, kind)) {
+        } else if !shapes.iter().any(|shape| patterns_intersect(r, shape)) {
             let acts_on = if types.is_empty() {
                 "\"*\" alone".to_owned()
             } else {
@@ -493,17 +589,84 @@ fn resource_findings(s: &Statement, at: &str) -> Vec<AnalyzerFinding> {
             } else {
                 names.join(", ")
             };
+            let what = match parsed {
+                Some((service, kind)) => format!("{r} is a {service} {kind}"),
+                None => format!("{r} names no resource of theirs"),
+            };
             out.push(finding(
                 FindingType::Warning,
                 "RESOURCE_DOES_NOT_MATCH_ACTION",
                 path,
-                format!(
-                    "{r} is a {service} {kind}; {shown} act on {acts_on}, so this resource never matches"
-                ),
+                format!("{what}; {shown} act on {acts_on}, so this resource never matches"),
             ));
         }
     }
     out
+}
+
+/// Every ARN of a type, as patterns: `arn:aws:SERVICE:REGION:ACCOUNT:`
+/// then `KIND/…` or `KIND:…`, the region, the account and what follows
+/// the kind any run without a `:` (as a real ARN has them).
+fn type_shapes(service: &str, kind: &str) -> [Vec<Token>; 2] {
+    let shape = |separator: char| {
+        let mut t: Vec<Token> = format!("arn:aws:{service}:")
+            .chars()
+            .map(Token::Char)
+            .collect();
+        t.extend([
+            Token::Field,
+            Token::Char(':'),
+            Token::Field,
+            Token::Char(':'),
+        ]);
+        t.extend(kind.chars().map(Token::Char));
+        // What follows the kind holds no `:` but in a SQL object's name.
+        let rest = if service == "sql" {
+            Token::Star
+        } else {
+            Token::Field
+        };
+        t.extend([Token::Char(separator), rest]);
+        t
+    };
+    [shape('/'), shape(':')]
+}
+
+/// Whether some text matches both the pattern `a` (a variable counts as
+/// any text) and the shape `b`. Dynamic programming over both: no
+/// backtracking blow-up.
+fn patterns_intersect(a: &str, b: &[Token]) -> bool {
+    let a: Vec<Token> = tokens(a)
+        .into_iter()
+        .map(|t| match t {
+            Token::Variable(_) => Token::Star,
+            t => t,
+        })
+        .collect();
+    let (n, m) = (a.len(), b.len());
+    // meet[i][j]: whether a[i..] and b[j..] match some common text.
+    let mut meet = vec![vec![false; m + 1]; n + 1];
+    meet[n][m] = true;
+    for i in (0..=n).rev() {
+        for j in (0..=m).rev() {
+            if i == n && j == m {
+                continue;
+            }
+            meet[i][j] = match (a.get(i), b.get(j)) {
+                (Some(Token::Star), _) => meet[i + 1][j] || (j < m && meet[i][j + 1]),
+                (_, Some(Token::Star)) => meet[i][j + 1] || (i < n && meet[i + 1][j]),
+                (_, Some(Token::Field)) => {
+                    meet[i][j + 1]
+                        || matches!(a.get(i), Some(Token::One)) && meet[i + 1][j]
+                        || matches!(a.get(i), Some(Token::Char(c)) if *c != ':') && meet[i + 1][j]
+                }
+                (None, _) | (_, None) => false,
+                (Some(Token::One), _) | (_, Some(Token::One)) => meet[i + 1][j + 1],
+                (Some(x), Some(y)) => x == y && meet[i + 1][j + 1],
+            };
+        }
+    }
+    meet[0][0]
 }
 
 /// The services whose every condition key Latchkey defines (its own), so
@@ -559,6 +722,10 @@ fn same_statement(a: &Statement, b: &Statement) -> bool {
 /// most.
 const MAX_COMPARED_STATEMENTS: usize = 500;
 
+/// The most actions of one statement compared pairwise for redundancy:
+/// a 10,240-character policy holds fewer.
+const MAX_COMPARED_ACTIONS: usize = 400;
+
 /// Whether statement `a` decides everything `b` does: the same effect and
 /// principal, `a`'s actions and resources covering `b`'s, and `a`'s
 /// conditions a subset of `b`'s (so `a` applies wherever `b` does). Sound,
@@ -572,6 +739,16 @@ fn covers(a: &Statement, b: &Statement, budget: &Cell<usize>) -> bool {
                 .any(|o| pattern_covers_within(o, i, ignore_case, budget))
         })
     };
+    // A statement whose resources hold a policy variable applies only
+    // when the request gives it a value (one, and for at most eight
+    // variables a pattern): then it covers only its own repeat.
+    let variable = |r: &String| tokens(r).iter().any(|t| matches!(t, Token::Variable(_)));
+    if a.resources
+        .as_ref()
+        .is_some_and(|(patterns, _)| patterns.iter().any(variable))
+    {
+        return a == b || same_statement(a, b);
+    }
     a.effect == b.effect
         && a.principal == b.principal
         && a.conditions.iter().all(|c| b.conditions.contains(c))
@@ -599,6 +776,8 @@ enum Token {
     /// `${aws:username}`: a value unknown here, so any run of text; two
     /// are the same only when they name the same key (and default).
     Variable(String),
+    /// Any run without a `:` (a region or account in an ARN's shape).
+    Field,
 }
 
 fn tokens(pattern: &str) -> Vec<Token> {
@@ -613,7 +792,13 @@ fn tokens(pattern: &str) -> Vec<Token> {
                 "*" => Token::Char('*'),
                 "?" => Token::Char('?'),
                 "$" => Token::Char('$'),
-                key => Token::Variable(key.trim().to_ascii_lowercase()),
+                // The key without case, a default as written.
+                key => Token::Variable(match key.split_once(',') {
+                    Some((name, default)) => {
+                        format!("{},{}", name.trim().to_ascii_lowercase(), default.trim())
+                    }
+                    None => key.trim().to_ascii_lowercase(),
+                }),
             });
             rest = &body[end + 1..];
             continue;
@@ -651,6 +836,13 @@ fn pattern_covers_within(
     ignore_case: bool,
     budget: &Cell<usize>,
 ) -> bool {
+    // Reading both patterns is paid for too.
+    let reading = outer.len() + inner.len() + 1;
+    if reading > budget.get() {
+        budget.set(0);
+        return false;
+    }
+    budget.set(budget.get() - reading);
     let (o, i) = (tokens(outer), tokens(inner));
     let same = |a: &Token, b: &Token| match (a, b) {
         (Token::Char(x), Token::Char(y)) => {
@@ -1127,13 +1319,137 @@ mod tests {
             [
                 (open, "$.Statement[0].NotPrincipal".to_owned()),
                 (open, "$.Statement[1].Principal".to_owned()),
-                (open, "$.Statement[2].Principal".to_owned()),
+                // `arn:aws:iam::*:root` matches no one (the engine takes no
+                // wildcard in a principal): not open.
                 (
                     "CROSS_ACCOUNT_ASSUME_ROLE_WITHOUT_EXTERNAL_ID",
                     "$.Statement[3].Principal".to_owned()
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn the_third_round_holds() {
+        // Conditions every request passes excuse nothing.
+        for condition in [
+            r#"{"Bool":{"aws:SecureTransport":"true"}}"#,
+            r#"{"DateGreaterThan":{"aws:CurrentTime":"1970-01-01T00:00:00Z"}}"#,
+            r#"{"NumericGreaterThanEquals":{"aws:EpochTime":"0"}}"#,
+            r#"{"IpAddress":{"aws:SourceIp":["0.0.0.0/0","::/0"]}}"#,
+            r#"{"ArnLike":{"aws:PrincipalArn":"arn:*:*:*:*:*"}}"#,
+            r#"{"StringLike":{"aws:PrincipalAccount":"????????????"}}"#,
+            r#"{"StringNotEquals":{"aws:SourceVpc":"vpc-0"}}"#,
+            r#"{"Null":{"aws:SourceVpc":"true"}}"#,
+            r#"{"StringEquals":{"aws:PrincipalType":["User","AssumedRole"]}}"#,
+        ] {
+            let text = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"*","Resource":"*","Condition":{condition}}}]}}"#
+            );
+            assert!(
+                codes(&text, PolicyKind::Identity)
+                    .iter()
+                    .any(|(_, code, _)| *code == "ALLOW_ALL_ACTIONS_ON_ALL_RESOURCES"),
+                "{condition}"
+            );
+            let trust = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":"sts:AssumeRole","Condition":{condition}}}]}}"#
+            );
+            assert!(
+                codes(&trust, PolicyKind::Trust)
+                    .iter()
+                    .any(|(_, code, _)| *code == "TRUST_POLICY_OPEN_TO_ANYONE"),
+                "{condition}"
+            );
+        }
+        // An ExternalId condition that asks for none is no ExternalId.
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"999999999999"},"Action":"sts:AssumeRole","Condition":{"Null":{"sts:ExternalId":"true"}}}]}"#;
+        assert!(
+            codes(trust, PolicyKind::Trust)
+                .iter()
+                .any(|(_, code, _)| *code == "CROSS_ACCOUNT_ASSUME_ROLE_WITHOUT_EXTERNAL_ID")
+        );
+        // Everything but iam:PassRole is as good as everything.
+        let text = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:A*","iam:C*","iam:D*","iam:G*","iam:L*","iam:Pu*","sts:*","sql:*"],"Resource":"*"}]}"#;
+        assert!(
+            codes(text, PolicyKind::Identity)
+                .iter()
+                .any(|(_, code, path)| *code == "PRIVILEGE_ESCALATION"
+                    && path == "$.Statement[0].Action")
+        );
+        // A `*` in the region or account may span the fields after it:
+        // such ARNs still meet their types.
+        for (action, resource) in [
+            ("latchkey:EndSession", "arn:aws:rds:*:db:prod"),
+            ("rds-db:connect", "arn:aws:rds-db:*:dbuser:db-A/app"),
+            ("rds-db:connect", "arn:aws:rds-db:us-east-1:*:db-A/app"),
+            (
+                "secretsmanager:GetSecretValue",
+                "arn:aws:secretsmanager:*:secret:prod/db-*",
+            ),
+        ] {
+            let text = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Action":"{action}","Resource":"{resource}"}}]}}"#
+            );
+            let found = codes(&text, PolicyKind::Identity);
+            assert!(
+                !found
+                    .iter()
+                    .any(|(_, code, _)| *code == "RESOURCE_DOES_NOT_MATCH_ACTION"
+                        || *code == "INVALID_ARN_RESOURCE"),
+                "{resource}: {found:?}"
+            );
+        }
+        // A statement whose resources hold a variable covers nothing (it
+        // does not apply where the variable has no value), and a default
+        // keeps its case.
+        for text in [
+            r#"{"Version":"2012-10-17","Statement":[
+              {"Effect":"Allow","Action":"iam:*","Resource":"*"},
+              {"Effect":"Deny","Action":"iam:DeleteUser","Resource":["arn:aws:iam::1:user/${aws:username}","arn:aws:iam::1:user/admin"]},
+              {"Effect":"Deny","Action":"iam:DeleteUser","Resource":"arn:aws:iam::1:user/admin"}]}"#,
+            r#"{"Version":"2012-10-17","Statement":[
+              {"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:iam::1:user/${aws:username, 'Guest'}"},
+              {"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:iam::1:user/${aws:username, 'guest'}"}]}"#,
+        ] {
+            assert!(
+                !codes(text, PolicyKind::Identity)
+                    .iter()
+                    .any(|(_, code, _)| *code == "REDUNDANT_STATEMENT"),
+                "{text}"
+            );
+        }
+        // Thousands of actions in one statement are not compared pairwise.
+        let many: Vec<String> = (0..2500).map(|i| format!(r#""a:x{i}""#)).collect();
+        let text = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":[{}],"Resource":"*"}}]}}"#,
+            many.join(",")
+        );
+        assert!(
+            !codes(&text, PolicyKind::Resource)
+                .iter()
+                .any(|(_, code, _)| *code == "REDUNDANT_ACTION")
+        );
+        let [_, db] = type_shapes("rds", "db");
+        assert!(patterns_intersect("arn:aws:rds:*:db:prod", &db));
+        assert!(!patterns_intersect(
+            "arn:aws:rds:us-east-1:1:cluster:prod",
+            &db
+        ));
+        assert!(!patterns_intersect(
+            "arn:aws:iam::1:user/*",
+            &[Token::Char('*')]
+        ));
+        assert!(patterns_intersect("*", &[Token::Char('*')]));
+        let [_, dbuser] = type_shapes("rds-db", "dbuser");
+        assert!(!patterns_intersect(
+            "arn:aws:rds-db:*:*:dbusr:*/app",
+            &dbuser
+        ));
+        assert!(patterns_intersect(
+            "arn:aws:rds-db:*:*:dbuser:*/app",
+            &dbuser
+        ));
     }
 
     #[test]
