@@ -1241,3 +1241,92 @@ fn the_security_checks_judge_every_node_sharing_the_store() {
         "{report}"
     );
 }
+
+/// A change feed that stalls without closing (its backends stopped, as a
+/// hung server or a black-holed route leaves them) is noticed within its
+/// ping: a key deactivated through node 1 is refused on node 2 within a
+/// second, as with a working feed.
+#[test]
+fn a_stalled_change_feed_lets_a_deactivated_key_go_within_a_second() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let cluster = Cluster::start(root, 2, &[]);
+    cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "ida"]);
+    cluster.aws_ok(
+        1,
+        &[],
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "ida",
+            "--policy-name",
+            "db",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#,
+        ],
+    );
+    let key = cluster.aws_ok(1, &[], &["iam", "create-access-key", "--user-name", "ida"]);
+    let ida = api::Creds::access_key(&key).env_vars();
+    let creds: Vec<(&str, &str)> = ida.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let token = aws_token(&cluster.node(2).lk, &creds, "localhost", "app");
+    let login = || {
+        psql_on(cluster.node(2), &token, "select 1")
+            .output()
+            .unwrap()
+    };
+    assert_eq!(stdout_ok(&login()), "1");
+
+    // Every node's feed backend stopped (continued however the test ends).
+    struct Stopped(Vec<String>);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            for pid in &self.0 {
+                let _ = Command::new("kill").args(["-CONT", pid]).status();
+            }
+        }
+    }
+    let pids: Vec<String> = cluster
+        .pg
+        .query("SELECT pid FROM pg_stat_activity WHERE application_name = 'latchkey change feed'")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pids.len(), 2, "one feed a node: {pids:?}");
+    let stopped = Stopped(pids);
+    for pid in &stopped.0 {
+        assert!(
+            Command::new("kill")
+                .args(["-STOP", pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let id = key["AccessKey"]["AccessKeyId"].as_str().unwrap();
+    cluster.aws_ok(
+        1,
+        &[],
+        &[
+            "iam",
+            "update-access-key",
+            "--user-name",
+            "ida",
+            "--access-key-id",
+            id,
+            "--status",
+            "Inactive",
+        ],
+    );
+    let deactivated = Instant::now();
+    while login().status.success() {
+        assert!(
+            deactivated.elapsed() < Duration::from_millis(1500),
+            "node 2 still admits a key deactivated {:?} ago through a stalled feed",
+            deactivated.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("refused {:?} after the deactivation", deactivated.elapsed());
+    drop(stopped);
+}

@@ -295,6 +295,12 @@ impl Postgres {
 
     /// Runs SQL as the superuser over the local socket.
     pub fn sql(&self, sql: &str) {
+        self.query(sql);
+    }
+
+    /// Runs SQL as the superuser over the local socket; its rows, one a
+    /// line, columns `|`-separated.
+    pub fn query(&self, sql: &str) -> String {
         let out = as_pg_user(Path::new("/usr/bin/psql"))
             .arg("-h")
             .arg(&self.dir)
@@ -305,6 +311,7 @@ impl Postgres {
                 "postgres",
                 "-v",
                 "ON_ERROR_STOP=1",
+                "-At",
                 "-c",
                 sql,
             ])
@@ -315,6 +322,7 @@ impl Postgres {
             "psql: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 

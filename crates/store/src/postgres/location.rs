@@ -282,10 +282,12 @@ impl PgLocation {
 }
 
 /// How often the feed's connection is checked: a connection that died
-/// without a word (a stopped server, a dropped route) is noticed within
-/// this and [`PING_TIMEOUT`].
-const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// or stalled without a word (a stopped server or backend, a dropped
+/// route) is noticed within this and [`PING_TIMEOUT`], under a second,
+/// so that the caches stop serving unconfirmed entries in the time a
+/// change is promised to reach every node.
+const PING_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The change feed's connection's `application_name`.
 pub const FEED_APPLICATION_NAME: &str = "latchkey change feed";
