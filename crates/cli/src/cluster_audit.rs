@@ -101,12 +101,15 @@ pub fn verify_nodes(
         .into_iter()
         .map(|n| (n.node, (n.seen, n.sealed)))
         .collect();
-    // Nodes this node saw count even when the store forgot them.
+    // Nodes this node saw count even when the store forgot them, and so
+    // does any node that rows in the store claim.
+    let claimed = store.shipped_record_nodes()?;
     let names: BTreeSet<&String> = anchors
         .keys()
         .chain(heads.keys())
         .chain(reports.keys())
         .chain(seen.keys())
+        .chain(claimed.iter())
         .collect();
     let now = now_secs();
     let mut out = Vec::new();
@@ -177,7 +180,7 @@ pub fn verify_nodes(
             }
             None => None,
         };
-        if anchor.is_none() && head.is_some() {
+        if anchor.is_none() && (head.is_some() || claimed.contains(node)) {
             problems.push(Problem::AnchorMissing { node: node.clone() });
         }
         if anchor.is_none() && head.is_none() && sealed > 0 {

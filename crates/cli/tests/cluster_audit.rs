@@ -229,6 +229,21 @@ fn tamper_with_node_2(cluster: &Cluster, data1: &str, id1: &str, id2: &str) {
     );
     restore(cluster, id2);
 
+    // Records copied under a node id no node has: that node is judged
+    // too, and has no trail or anchor to stand on.
+    let made_up = "feedfacecafe0001";
+    store_sql(
+        cluster,
+        &format!(
+            "INSERT INTO audit_records SELECT '{made_up}', sequence, segment, time_ms, name, principal, access_key_id, database, source_ip, error, line FROM audit_records WHERE node = '{id1}' LIMIT 20"
+        ),
+    );
+    refused(cluster, data1, made_up, "records under a made-up node");
+    store_sql(
+        cluster,
+        &format!("DELETE FROM audit_records WHERE node = '{made_up}'"),
+    );
+
     // What lookups filter on altered, the lines untouched: hidden from
     // `audit lookup --event-name CreateUser`, but not from verify.
     store_sql(

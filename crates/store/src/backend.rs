@@ -885,6 +885,11 @@ pub trait AuditShipping {
     /// Every node with a shipped trail.
     fn shipped_heads(&self) -> Result<Vec<ShippedHead>>;
 
+    /// Every node that records or digests in the store claim, whether or
+    /// not it has a trail there (rows written under a made-up node are
+    /// judged too).
+    fn shipped_record_nodes(&self) -> Result<Vec<String>>;
+
     /// Adds records and digest files of node `node`'s trail `trail_id`, in
     /// one transaction; rows it has already are kept as they were. Refuses
     /// ([`StoreError::OtherTrail`]) while the store holds another trail of

@@ -2228,6 +2228,7 @@ fn shipped_trails_are_kept_per_node_in_order_and_found_by_filter() {
         ("00000000000000aa", 1, 4, 1)
     );
     assert_eq!(store.shipped_heads().unwrap().len(), 2);
+    assert_eq!(store.shipped_record_nodes().unwrap(), ["a", "b"]);
     // Another trail of the same node is refused until the old is forgotten.
     assert!(matches!(
         store.ship_audit("a", "00000000000000cc", &batch, &[]),

@@ -36,6 +36,18 @@ impl AuditShipping for PgBackend {
         })
     }
 
+    fn shipped_record_nodes(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            c.query(
+                "SELECT node FROM audit_records UNION SELECT node FROM audit_digests ORDER BY 1",
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
+        })
+    }
+
     fn ship_audit(
         &self,
         node: &str,

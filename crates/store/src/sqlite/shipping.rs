@@ -35,6 +35,15 @@ impl AuditShipping for SqliteBackend {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn shipped_record_nodes(&self) -> Result<Vec<String>> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT node FROM audit_records UNION SELECT node FROM audit_digests ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn ship_audit(
         &self,
         node: &str,
