@@ -334,6 +334,25 @@ elif scenario == "cancel_race":
         t.join()
     result["b_ran"], result["b_cancelled"] = ran, cancelled
 
+elif scenario == "pin_share":
+    # Half the pool at most is pinned: past that, session state is
+    # refused, and the others still get a connection.
+    a = connect(autocommit=True)
+    a.execute("SET work_mem = '5MB'")
+    b = connect(autocommit=True)
+    try:
+        b.execute("SET work_mem = '6MB'")
+        result["b"] = "pinned"
+    except errors.FeatureNotSupported as e:
+        result["b"] = e.sqlstate
+    with connect(autocommit=True) as c:
+        result["c"] = c.execute("SELECT 5").fetchone()[0]
+    a.close()
+    time.sleep(0.5)
+    b.execute("SET work_mem = '6MB'")
+    result["b_after"] = b.execute("SHOW work_mem").fetchone()[0]
+    b.close()
+
 elif scenario == "hidden_state":
     # A setting and a temporary table hidden from the reading
     # (a Unicode-escaped set_config, pg_temp.), which must pin their
@@ -613,6 +632,10 @@ fn settings_are_carried_and_session_state_pins_or_is_refused() {
     let r = psycopg(&lk4, &pg, "cancel_race", &[("LK_TOKEN", &token4)]);
     assert_eq!(r["b_cancelled"], 0, "{r}");
     assert!(r["b_ran"].as_u64().unwrap() >= 5, "{r}");
+    let r = psycopg(&lk2, &pg, "pin_share", &[("LK_TOKEN", &token2)]);
+    assert_eq!(r["b"], "0A000", "{r}");
+    assert_eq!(r["c"], 5, "{r}");
+    assert_eq!(r["b_after"], "6MB", "{r}");
     let r = psycopg(&lk2, &pg, "hidden_state", &[("LK_TOKEN", &token2)]);
     assert_eq!(r["c1_work_mem"], "77MB", "{r}");
     assert_eq!(r["c1_reads"], "c1-private", "{r}");

@@ -166,6 +166,8 @@ pub struct TxPool<C: Pooled> {
     shards: Box<[Mutex<Shard<C>>]>,
     /// Clients that waited the whole queue timeout.
     pub timeouts: AtomicU64,
+    /// Sessions pinned to a connection of this pool now.
+    pinned: AtomicUsize,
 }
 
 /// A server connection lent to one client. Dropped without
@@ -226,11 +228,34 @@ impl<C: Pooled> TxPool<C> {
                 .map(|_| Mutex::new(Shard::default()))
                 .collect(),
             timeouts: AtomicU64::new(0),
+            pinned: AtomicUsize::new(0),
         }
     }
 
     pub fn config(&self) -> &TxPoolConfig {
         &self.config
+    }
+
+    /// The most sessions pinned at once: half the pool (at least one), so
+    /// that clients pinning their connections (one principal's, say) can
+    /// never hold all of it and lock the others out.
+    pub fn max_pinned(&self) -> usize {
+        (self.config.size / 2).max(1)
+    }
+
+    /// Whether another session may pin a connection now.
+    pub fn may_pin(&self) -> bool {
+        self.pinned.load(Ordering::Relaxed) < self.max_pinned()
+    }
+
+    /// A session pinned a connection (until [`TxPool::unpinned`]).
+    pub fn pinned(&self) {
+        self.pinned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A pinned session ended.
+    pub fn unpinned(&self) {
+        self.pinned.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn shard(&self, thread: usize) -> MutexGuard<'_, Shard<C>> {

@@ -133,6 +133,18 @@ pub struct TxRelay<'a> {
     keeper: &'a Gatekeeper,
     auth: &'a Authenticated,
     login: &'a Login<PgStartup>,
+    /// Whether the database refuses session state whatever the pool.
+    refuse_always: bool,
+    /// Whether this session's pin is counted in the pool's.
+    pin_counted: bool,
+}
+
+impl Drop for TxRelay<'_> {
+    fn drop(&mut self) {
+        if self.pin_counted {
+            self.pool.unpinned();
+        }
+    }
 }
 
 impl<'a> TxRelay<'a> {
@@ -171,7 +183,11 @@ impl<'a> TxRelay<'a> {
             keeper,
             auth,
             login,
+            refuse_always: false,
+            pin_counted: false,
         };
+        relay.refuse_always = relay.tracker.pooling().is_some_and(|p| p.refuse);
+        relay.limit_pins();
         if let Some(mut lease) = relay.server.take() {
             relay.take_statements(&mut lease);
             relay.server = Some(lease);
@@ -343,8 +359,26 @@ impl<'a> TxRelay<'a> {
         if self.releasable() {
             return Poll::Ready(Ok(Step::Idle));
         }
+        self.count_pin();
         self.publish();
         Poll::Pending
+    }
+
+    /// Past the pool's share of pinned sessions, session state is refused
+    /// (`0A000`) rather than pinned, until a pinned session ends.
+    fn limit_pins(&mut self) {
+        let refuse = self.refuse_always || (!self.pin_counted && !self.pool.may_pin());
+        if let Some(pooling) = self.tracker.pooling_mut() {
+            pooling.refuse = refuse;
+        }
+    }
+
+    /// Counts this session's pin in the pool's, once.
+    fn count_pin(&mut self) {
+        if !self.pin_counted && self.tracker.pooling().is_some_and(|p| p.pinned.is_some()) {
+            self.pin_counted = true;
+            self.pool.pinned();
+        }
     }
 
     /// Gets a connection for the client's next transaction and gives it
@@ -386,6 +420,7 @@ impl<'a> TxRelay<'a> {
         self.cancel.attach(lease.get().cancel.clone());
         self.take_statements(&mut lease);
         self.server = Some(lease);
+        self.limit_pins();
         Ok(())
     }
 

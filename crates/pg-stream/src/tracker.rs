@@ -146,8 +146,9 @@ pub struct Pooling {
     /// The settings the gateway carries between server connections
     /// (lower case).
     carried: &'static [&'static str],
-    /// Refuse session state (`0A000`) instead of pinning.
-    refuse: bool,
+    /// Refuse session state (`0A000`) instead of pinning (the
+    /// database's setting, or the pool's share of pins taken).
+    pub refuse: bool,
     /// Why the session keeps its server connection for good.
     pub pinned: Option<PinCause>,
     /// A carried setting may have changed since the connection was lent:
