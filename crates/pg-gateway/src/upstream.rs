@@ -89,12 +89,24 @@ impl Upstream {
     pub async fn run_quietly(
         &mut self,
         sql: &str,
-        mut row: Option<&mut Vec<Option<String>>>,
+        row: Option<&mut Vec<Option<String>>>,
     ) -> Result<()> {
         let mut out = Vec::with_capacity(sql.len() + 8);
         wire::query(&mut out, sql);
         self.stream.write_all(&out).await?;
         self.stream.flush().await?;
+        self.read_replies(sql, row).await
+    }
+
+    /// Reads the answers to the gateway's own statements (`what`, for
+    /// errors) up to `ReadyForQuery`, kept from any client: parameters
+    /// the server reports are recorded, the first row's text columns go
+    /// to `row`, and the connection must end idle.
+    async fn read_replies(
+        &mut self,
+        what: &str,
+        mut row: Option<&mut Vec<Option<String>>>,
+    ) -> Result<()> {
         let mut failed = None;
         loop {
             let (tag, body) = read_message(&mut self.stream, 1 << 20).await?;
@@ -113,20 +125,21 @@ impl Upstream {
                 }
                 b'E' => {
                     let (code, text) = wire::parse_error(&body);
-                    failed = Some(format!("{code} {text}"));
+                    failed.get_or_insert(format!("{code} {text}"));
                 }
-                // Notifications of a listener being reset, notices.
-                b'T' | b'C' | b'N' | b'I' | b'A' => {}
+                // Descriptions, completions (parse, bind, command), no
+                // data, notifications of a listener being reset, notices.
+                b'T' | b'C' | b'1' | b'2' | b'n' | b'N' | b'I' | b'A' => {}
                 b'Z' => {
                     if let Some(why) = failed {
-                        bail!("{sql}: {why}");
+                        bail!("{what}: {why}");
                     }
                     if body != b"I" {
-                        bail!("the connection was not idle after {sql}");
+                        bail!("the connection was not idle after {what}");
                     }
                     return Ok(());
                 }
-                other => bail!("unexpected reply to {sql}: {}", char::from(other)),
+                other => bail!("unexpected reply to {what}: {}", char::from(other)),
             }
         }
     }
@@ -147,36 +160,8 @@ impl Upstream {
         wire::sync(&mut out);
         self.stream.write_all(&out).await?;
         self.stream.flush().await?;
-        let mut failed = None;
-        loop {
-            let (tag, body) = read_message(&mut self.stream, 1 << 20).await?;
-            match tag {
-                b'S' => {
-                    let (name, value) =
-                        wire::parse_parameter_status(&body).map_err(|e| anyhow!("{e}"))?;
-                    self.set_param(name, value);
-                }
-                b'E' => {
-                    let (code, text) = wire::parse_error(&body);
-                    failed.get_or_insert(format!("{code} {text}"));
-                }
-                // Parse and bind complete, rows, their end, notices.
-                b'1' | b'2' | b'D' | b'C' | b'n' | b'N' | b'A' => {}
-                b'Z' => {
-                    if let Some(why) = failed {
-                        bail!("the gateway's own statements failed: {why}");
-                    }
-                    if body != b"I" {
-                        bail!("the connection was not idle after the gateway's own statements");
-                    }
-                    return Ok(());
-                }
-                other => bail!(
-                    "unexpected reply to the gateway's own statements: {}",
-                    char::from(other)
-                ),
-            }
-        }
+        self.read_replies("the gateway's own statements", None)
+            .await
     }
 
     /// Records a `ParameterStatus` the server sent.
