@@ -293,14 +293,15 @@ fn names_every_action(actions: &[String]) -> bool {
 }
 
 /// The findings that concern security alone (what the security checks
-/// flag too): every action on every resource (`*`, `*:*`; on `*`, `arn:*`
-/// or through `NotResource`), `iam:PassRole` on a wildcard resource,
-/// Allow with `NotAction`, a trust policy open to anyone (`*`, a wildcard
-/// principal ARN, or `NotPrincipal`) or to another account without
-/// `sts:ExternalId`. A condition excuses only where it restricts
-/// something (`StringLike` with `"*"` does not). `account` is the policy's
-/// own account (empty when unknown: no principal then counts as another
-/// account's).
+/// flag too): every action on every resource (`*`, or every action of
+/// every implemented service; on `*`, `arn:*` or through `NotResource`),
+/// a policy-writing action on every resource (`PRIVILEGE_ESCALATION`:
+/// as good as every action), `iam:PassRole` on a wildcard resource, Allow
+/// with `NotAction`, a trust policy open to anyone (`*` or `NotPrincipal`)
+/// or to another account without `sts:ExternalId`. A condition excuses
+/// only where it narrows who may use the statement ([`restricts`]).
+/// `account` is the policy's own account (empty when unknown: no
+/// principal then counts as another account's).
 pub fn security_findings(
     policy: &Policy,
     kind: PolicyKind,
