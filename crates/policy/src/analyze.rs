@@ -129,13 +129,14 @@ pub fn validate_text(text: &str, kind: PolicyKind, account: &str) -> Vec<Analyze
     }
 }
 
-/// The statement's `Principal.AWS` values (`*` for `"Principal": "*"`).
+/// The statement's principal values, of every type (`*` for
+/// `"Principal": "*"`): the engine matches a caller's ARN or account under
+/// any type, `Service` included.
 fn aws_principals(s: &Statement) -> Vec<&str> {
     match &s.principal {
         Some((Principal::Any, false)) => vec!["*"],
         Some((Principal::Typed(types), false)) => types
             .iter()
-            .filter(|(t, _)| t == "AWS")
             .flat_map(|(_, v)| v.iter().map(String::as_str))
             .collect(),
         _ => Vec::new(),
@@ -162,10 +163,20 @@ fn principal_account(p: &str) -> Option<&str> {
 /// `IpAddress` of `0.0.0.0/0` does not). `...IfExists` and
 /// `ForAllValues:` hold without the key, `Not...` and `Null` test for
 /// absence: none of them narrows.
-fn restricts(operator: &str, key: &str, values: &[String]) -> bool {
+fn restricts(operator: &str, key: &str, values: &[String], identity: bool) -> bool {
     let op = operator.to_ascii_lowercase();
     let key = key.to_ascii_lowercase();
     if op.ends_with("ifexists") || op.starts_with("forallvalues:") || values.is_empty() {
+        return false;
+    }
+    // In an identity policy every caller is of the policy's own account
+    // and organization: these keys name no one in particular there.
+    if identity
+        && matches!(
+            key.as_str(),
+            "aws:principalaccount" | "aws:resourceaccount" | "aws:principalorgid"
+        )
+    {
         return false;
     }
     let op = op.strip_prefix("foranyvalue:").unwrap_or(&op);
@@ -182,32 +193,42 @@ fn restricts(operator: &str, key: &str, values: &[String]) -> bool {
         return false;
     }
     // What a pattern names once its wildcards, separators and the words
-    // every ARN holds are set aside.
+    // any principal's ARN holds are set aside.
     let names_something = |v: &String| {
-        let lower = v.to_ascii_lowercase();
-        let rest = lower
-            .trim_start_matches("arn:")
-            .trim_start_matches("aws:")
-            .replace(['*', '?', ':', '.', '/', '-'], "");
+        let mut rest = v.to_ascii_lowercase();
+        for word in ["arn", "aws", "iam", "sts", "assumed-role", "root"] {
+            rest = rest.replace(word, "");
+        }
+        rest.retain(|c| !matches!(c, '*' | '?' | ':' | '.' | '/' | '-'));
         rest.len() >= 3
+    };
+    // An address range narrows only when it is no wider than a /8 (IPv4)
+    // or a /16 (IPv6): `0.0.0.0/1` and `128.0.0.0/1` are everyone.
+    let narrow_range = |v: &String| match v.split_once('/') {
+        None => !v.is_empty(),
+        Some((address, bits)) => {
+            let least = if address.contains(':') { 16 } else { 8 };
+            bits.parse::<u8>().is_ok_and(|b| b >= least)
+        }
     };
     match op {
         "stringequals" | "stringequalsignorecase" | "arnequals" | "binaryequals" => {
             values.iter().all(|v| !v.is_empty())
         }
         "stringlike" | "arnlike" => values.iter().all(names_something),
-        "ipaddress" => values.iter().all(|v| !v.ends_with("/0") && !v.is_empty()),
+        "ipaddress" => values.iter().all(narrow_range),
         "bool" => key == "aws:multifactorauthpresent" && values.iter().all(|v| v == "true"),
         "numericequals" | "numericlessthan" | "numericlessthanequals" => true,
         _ => false,
     }
 }
 
-/// Whether some condition of the statement restricts it.
-fn restricted(s: &Statement) -> bool {
+/// Whether some condition of the statement restricts it (`identity`: in
+/// an identity policy, where the caller's account is the policy's).
+fn restricted(s: &Statement, identity: bool) -> bool {
     s.conditions
         .iter()
-        .any(|(op, key, values)| restricts(op, key, values))
+        .any(|(op, key, values)| restricts(op, key, values, identity))
 }
 
 /// Whether the statement's resources reach every resource: none named,
@@ -256,7 +277,7 @@ fn security_pass_role(
     if !wild_resource
         || !actions.iter().any(|a| action_matches(a, "iam:PassRole"))
         || s.conditions.iter().any(|(op, key, values)| {
-            key.eq_ignore_ascii_case("iam:PassedToService") && restricts(op, key, values)
+            key.eq_ignore_ascii_case("iam:PassedToService") && restricts(op, key, values, false)
         })
     {
         return;
@@ -309,6 +330,7 @@ pub fn security_findings(
     statement_list: bool,
 ) -> Vec<AnalyzerFinding> {
     let mut out = Vec::new();
+    let identity = kind == PolicyKind::Identity;
     for (i, s) in policy.statements.iter().enumerate() {
         if s.effect != Effect::Allow {
             continue;
@@ -316,10 +338,17 @@ pub fn security_findings(
         let at = base(statement_list, i);
         let (actions, not_action) = &s.actions;
         let every_resource = reaches_every_resource(s);
+        // A wildcard in what names the resource (not in the account: an
+        // account is always this one).
         let wild_resource = match &s.resources {
             None | Some((_, true)) => true,
             Some((patterns, false)) => patterns.iter().any(|r| {
-                tokens(r)
+                let named = if r.starts_with("arn:") {
+                    r.splitn(6, ':').nth(5).unwrap_or("*")
+                } else {
+                    r
+                };
+                tokens(named)
                     .iter()
                     .any(|t| matches!(t, Token::Star | Token::One))
             }),
@@ -331,7 +360,7 @@ pub fn security_findings(
                 format!("{at}.NotAction"),
                 "Allow with NotAction grants every action it does not name, today's and any added later",
             ));
-        } else if every_resource && names_every_action(actions) && !restricted(s) {
+        } else if every_resource && names_every_action(actions) && !restricted(s, identity) {
             out.push(finding(
                 FindingType::SecurityWarning,
                 "ALLOW_ALL_ACTIONS_ON_ALL_RESOURCES",
@@ -339,8 +368,8 @@ pub fn security_findings(
                 "this statement allows every action on every resource",
             ));
         } else {
-            if every_resource
-                && !restricted(s)
+            if wild_resource
+                && !restricted(s, identity)
                 && let Some(grant) = ESCALATION
                     .iter()
                     .find(|e| actions.iter().any(|a| action_matches(a, e)))
@@ -349,9 +378,15 @@ pub fn security_findings(
                     FindingType::SecurityWarning,
                     "PRIVILEGE_ESCALATION",
                     format!("{at}.Action"),
-                    format!(
-                        "{grant} on every resource lets the holder give itself any permission: this statement is as good as every action on every resource"
-                    ),
+                    if every_resource {
+                        format!(
+                            "{grant} on every resource lets the holder give itself any permission: this statement is as good as every action on every resource"
+                        )
+                    } else {
+                        format!(
+                            "{grant} on a wildcard resource lets the holder give any permission to whatever it matches, itself too where it matches: name the resources, or use ${{aws:username}}"
+                        )
+                    },
                 ));
             }
             security_pass_role(s, &at, wild_resource, every_resource, &mut out);
@@ -363,7 +398,7 @@ pub fn security_findings(
             // A principal ARN with a wildcard matches no one here: only
             // `*` is everyone.
             let open = not_principal || principals.contains(&"*");
-            if open && !restricted(s) {
+            if open && !restricted(s, identity) {
                 out.push(finding(
                     FindingType::SecurityWarning,
                     "TRUST_POLICY_OPEN_TO_ANYONE",
@@ -383,7 +418,7 @@ pub fn security_findings(
                     .filter_map(|p| principal_account(p))
                     .any(|a| a != account)
                 && !s.conditions.iter().any(|(op, key, values)| {
-                    key.eq_ignore_ascii_case("sts:ExternalId") && restricts(op, key, values)
+                    key.eq_ignore_ascii_case("sts:ExternalId") && restricts(op, key, values, false)
                 })
             {
                 out.push(finding(
@@ -464,7 +499,7 @@ pub fn validate(
                 ));
             }
         }
-        out.extend(resource_findings(s, &at));
+        out.extend(resource_findings(s, &at, &budget));
         out.extend(invalid_condition_keys(s, &at));
         // Redundant: another statement decides everything this one does
         // (of two that cover each other, the later one is redundant).
@@ -521,7 +556,7 @@ pub fn validate(
 /// on a secret, `iam:ListUsers` on anything but `*`). Judged only when
 /// every action resolves in the catalogue, and only for ARNs whose type
 /// is written out (no wildcard in the service or kind).
-fn resource_findings(s: &Statement, at: &str) -> Vec<AnalyzerFinding> {
+fn resource_findings(s: &Statement, at: &str, budget: &Cell<usize>) -> Vec<AnalyzerFinding> {
     let mut out = Vec::new();
     let (Some((resources, false)), (actions, false)) = (&s.resources, &s.actions) else {
         return out;
@@ -542,6 +577,8 @@ fn resource_findings(s: &Statement, at: &str) -> Vec<AnalyzerFinding> {
     }
     // What a request's resource may be: an ARN of one of the types, or
     // the bare `*` of an action authorised on nothing in particular.
+    types.sort_unstable_by_key(|t| (t.service, t.kind));
+    types.dedup();
     let mut shapes: Vec<Vec<Token>> = types
         .iter()
         .flat_map(|t| type_shapes(t.service, t.kind))
@@ -560,7 +597,7 @@ fn resource_findings(s: &Statement, at: &str) -> Vec<AnalyzerFinding> {
             && !kinds
                 .iter()
                 .flat_map(|k| type_shapes(service, k))
-                .any(|shape| patterns_intersect(r, &shape))
+                .any(|shape| meets_within(r, &shape, budget))
         {
             out.push(finding(
                 FindingType::Error,
@@ -571,7 +608,7 @@ fn resource_findings(s: &Statement, at: &str) -> Vec<AnalyzerFinding> {
                     kinds.join(", ")
                 ),
             ));
-        } else if !shapes.iter().any(|shape| patterns_intersect(r, shape)) {
+        } else if !shapes.iter().any(|shape| meets_within(r, shape, budget)) {
             let acts_on = if types.is_empty() {
                 "\"*\" alone".to_owned()
             } else {
@@ -606,8 +643,9 @@ fn resource_findings(s: &Statement, at: &str) -> Vec<AnalyzerFinding> {
 }
 
 /// Every ARN of a type, as patterns: `arn:aws:SERVICE:REGION:ACCOUNT:`
-/// then `KIND/…` or `KIND:…`, the region, the account and what follows
-/// the kind any run without a `:` (as a real ARN has them).
+/// then `KIND/…` or `KIND:…`, the region, the account and (but for SQL
+/// objects and database users, whose names may hold one) what follows the
+/// kind any run without a `:` (as a real ARN has them).
 fn type_shapes(service: &str, kind: &str) -> [Vec<Token>; 2] {
     let shape = |separator: char| {
         let mut t: Vec<Token> = format!("arn:aws:{service}:")
@@ -621,8 +659,9 @@ fn type_shapes(service: &str, kind: &str) -> [Vec<Token>; 2] {
             Token::Char(':'),
         ]);
         t.extend(kind.chars().map(Token::Char));
-        // What follows the kind holds no `:` but in a SQL object's name.
-        let rest = if service == "sql" {
+        // What follows the kind holds no `:` but in a SQL object's or a
+        // database user's name.
+        let rest = if service == "sql" || service == "rds-db" {
             Token::Star
         } else {
             Token::Field
@@ -631,6 +670,19 @@ fn type_shapes(service: &str, kind: &str) -> [Vec<Token>; 2] {
         t
     };
     [shape('/'), shape(':')]
+}
+
+/// [`patterns_intersect`] within `budget` (one step a cell of its
+/// table): past it, a resource is taken to meet the shape, and nothing is
+/// reported.
+fn meets_within(a: &str, b: &[Token], budget: &Cell<usize>) -> bool {
+    let cells = (a.len() + 1).saturating_mul(b.len() + 1);
+    if cells > budget.get() {
+        budget.set(0);
+        return true;
+    }
+    budget.set(budget.get() - cells);
+    patterns_intersect(a, b)
 }
 
 /// Whether some text matches both the pattern `a` (a variable counts as
@@ -1443,14 +1495,91 @@ mod tests {
         ));
         assert!(patterns_intersect("*", &[Token::Char('*')]));
         let [_, dbuser] = type_shapes("rds-db", "dbuser");
+        // A database user's name may hold a `:`, so a `*` in the account
+        // could reach one: only a written-out ARN is judged mistyped.
         assert!(!patterns_intersect(
-            "arn:aws:rds-db:*:*:dbusr:*/app",
+            "arn:aws:rds-db:us-east-1:123456789012:dbusr:db-A/app",
+            &dbuser
+        ));
+        assert!(patterns_intersect(
+            "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-A/app:ro",
             &dbuser
         ));
         assert!(patterns_intersect(
             "arn:aws:rds-db:*:*:dbuser:*/app",
             &dbuser
         ));
+    }
+
+    #[test]
+    fn the_fourth_round_holds() {
+        let has =
+            |text: &str, kind, code: &str| codes(text, kind).iter().any(|(_, c, _)| *c == code);
+        for condition in [
+            r#"{"IpAddress":{"aws:SourceIp":["0.0.0.0/1","128.0.0.0/1","::/1","8000::/1"]}}"#,
+            r#"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:*"}}"#,
+            r#"{"StringEquals":{"aws:PrincipalAccount":"111122223333"}}"#,
+        ] {
+            let text = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"*","Resource":"*","Condition":{condition}}}]}}"#
+            );
+            assert!(
+                has(
+                    &text,
+                    PolicyKind::Identity,
+                    "ALLOW_ALL_ACTIONS_ON_ALL_RESOURCES"
+                ),
+                "{condition}"
+            );
+        }
+        for condition in [
+            r#"{"IpAddress":{"aws:SourceIp":["0.0.0.0/1","128.0.0.0/1"]}}"#,
+            r#"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:*"}}"#,
+        ] {
+            let trust = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole","Condition":{condition}}}]}}"#
+            );
+            assert!(
+                has(&trust, PolicyKind::Trust, "TRUST_POLICY_OPEN_TO_ANYONE"),
+                "{condition}"
+            );
+        }
+        // In a trust policy an account is someone: not open.
+        let own = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:PrincipalAccount":"123456789012"}}}]}"#;
+        assert!(!has(own, PolicyKind::Trust, "TRUST_POLICY_OPEN_TO_ANYONE"));
+        // The engine matches a caller's ARN under any principal type.
+        let service = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"arn:aws:iam::999988887777:user/mallory"},"Action":"sts:AssumeRole"}]}"#;
+        assert!(has(
+            service,
+            PolicyKind::Trust,
+            "CROSS_ACCOUNT_ASSUME_ROLE_WITHOUT_EXTERNAL_ID"
+        ));
+        // Writing policies of every user is escalation too; of one's own
+        // user (a variable) it is not.
+        let every_user = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:PutUserPolicy","iam:AttachUserPolicy"],"Resource":"arn:aws:iam::*:user/*"}]}"#;
+        assert!(has(
+            every_user,
+            PolicyKind::Identity,
+            "PRIVILEGE_ESCALATION"
+        ));
+        let own_key = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:CreateAccessKey","Resource":"arn:aws:iam::*:user/${aws:username}"}]}"#;
+        assert!(!has(own_key, PolicyKind::Identity, "PRIVILEGE_ESCALATION"));
+        // A database user's name may hold a `:`.
+        let colon = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"arn:aws:rds-db:us-east-1:111122223333:dbuser:db-ABCDEFGHIJKL/app:ro"}]}"#;
+        assert!(codes(colon, PolicyKind::Identity).is_empty());
+        // Many actions and a long resource: the budget bounds the work.
+        let long = "a".repeat(1000);
+        let actions = vec![r#""iam:*""#; 100].join(",");
+        let text = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":[{actions}],"Resource":"arn:aws:s3:::{long}"}}]}}"#
+        );
+        let budget = Cell::new(MAX_COVER_STEPS);
+        let policy = parse(&text, PolicyKind::Identity).unwrap();
+        resource_findings(&policy.statements[0], "$.Statement[0]", &budget);
+        assert!(
+            budget.get() < MAX_COVER_STEPS,
+            "the intersections are paid for"
+        );
     }
 
     #[test]
