@@ -7,7 +7,8 @@
 use std::cell::Cell;
 
 use crate::catalog::{self, action_matches};
-use crate::document::{Effect, Policy, PolicyKind, Principal, Statement};
+use crate::document::{Effect, Policy, PolicyKind, Principal, Statement, Version};
+use crate::eval::Request;
 
 /// Access Analyzer's finding types, worst first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -224,11 +225,71 @@ fn restricts(operator: &str, key: &str, values: &[String], identity: bool) -> bo
 }
 
 /// Whether some condition of the statement restricts it (`identity`: in
-/// an identity policy, where the caller's account is the policy's).
-fn restricted(s: &Statement, identity: bool) -> bool {
+/// an identity policy, where the caller's account is the policy's): one
+/// that reads as narrowing ([`restricts`]) and that the engine itself
+/// refuses to an ordinary caller ([`passes_for_anyone`]).
+fn restricted(s: &Statement, identity: bool, version: Version, account: &str) -> bool {
     s.conditions
         .iter()
         .any(|(op, key, values)| restricts(op, key, values, identity))
+        && !passes_for_anyone(s, identity, version, account)
+}
+
+/// Whether the statement's conditions, decided by the policy engine,
+/// admit every one of a few ordinary callers: a user of the account (an
+/// identity policy's holder) or of another account (a trust policy's
+/// stranger), without MFA, over TLS, from documentation addresses, now.
+/// A condition they all pass narrows nothing an attacker would notice.
+/// In an identity policy, keys that name the holder (its ARN, account,
+/// tags) are the holder's whatever the condition says: left out.
+fn passes_for_anyone(s: &Statement, identity: bool, version: Version, account: &str) -> bool {
+    let holder_key = |key: &str| {
+        let key = key.to_ascii_lowercase();
+        key.starts_with("aws:principal") || key == "aws:userid" || key == "aws:username"
+    };
+    let conditions: Vec<(String, String, Vec<String>)> = s
+        .conditions
+        .iter()
+        .filter(|(_, key, _)| !(identity && holder_key(key)))
+        .cloned()
+        .collect();
+    let probe = Policy {
+        version,
+        id: None,
+        statements: vec![Statement {
+            sid: None,
+            effect: Effect::Allow,
+            principal: None,
+            actions: (vec!["*".to_owned()], false),
+            resources: Some((vec!["*".to_owned()], false)),
+            conditions,
+        }],
+    };
+    let compiled = crate::eval::CompiledPolicy::compile("probe", &probe);
+    let own = if account.is_empty() {
+        "111122223333"
+    } else {
+        account
+    };
+    let caller_account = if identity { own } else { "999988887777" };
+    let caller = format!("arn:aws:iam::{caller_account}:user/latchkey-probe");
+    ["203.0.113.9", "198.51.100.77", "2001:db8::7"]
+        .iter()
+        .all(|ip| {
+            let req = Request::new("probe:Action", "*")
+                .with_caller(&caller)
+                .with_context("aws:SourceIp", [*ip])
+                .with_context("aws:SecureTransport", ["true"])
+                .with_context("aws:CurrentTime", ["2027-01-01T00:00:00Z"])
+                .with_context("aws:EpochTime", ["1798761600"])
+                .with_context("aws:PrincipalArn", [caller.as_str()])
+                .with_context("aws:PrincipalAccount", [caller_account])
+                .with_context("aws:PrincipalType", ["User"])
+                .with_context("aws:userid", ["AIDALATCHKEYPROBE"])
+                .with_context("aws:username", ["latchkey-probe"])
+                .with_context("aws:RequestedRegion", ["us-east-1"]);
+            compiled.evaluate(&req).allow
+        })
 }
 
 /// Whether the statement's resources reach every resource: none named,
@@ -360,7 +421,10 @@ pub fn security_findings(
                 format!("{at}.NotAction"),
                 "Allow with NotAction grants every action it does not name, today's and any added later",
             ));
-        } else if every_resource && names_every_action(actions) && !restricted(s, identity) {
+        } else if every_resource
+            && names_every_action(actions)
+            && !restricted(s, identity, policy.version, account)
+        {
             out.push(finding(
                 FindingType::SecurityWarning,
                 "ALLOW_ALL_ACTIONS_ON_ALL_RESOURCES",
@@ -369,7 +433,7 @@ pub fn security_findings(
             ));
         } else {
             if wild_resource
-                && !restricted(s, identity)
+                && !restricted(s, identity, policy.version, account)
                 && let Some(grant) = ESCALATION
                     .iter()
                     .find(|e| actions.iter().any(|a| action_matches(a, e)))
@@ -398,7 +462,7 @@ pub fn security_findings(
             // A principal ARN with a wildcard matches no one here: only
             // `*` is everyone.
             let open = not_principal || principals.contains(&"*");
-            if open && !restricted(s, identity) {
+            if open && !restricted(s, identity, policy.version, account) {
                 out.push(finding(
                     FindingType::SecurityWarning,
                     "TRUST_POLICY_OPEN_TO_ANYONE",
@@ -1535,6 +1599,20 @@ mod tests {
         for condition in [
             r#"{"IpAddress":{"aws:SourceIp":["0.0.0.0/1","128.0.0.0/1"]}}"#,
             r#"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:*"}}"#,
+        ] {
+            let trust = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole","Condition":{condition}}}]}}"#
+            );
+            assert!(
+                has(&trust, PolicyKind::Trust, "TRUST_POLICY_OPEN_TO_ANYONE"),
+                "{condition}"
+            );
+        }
+        // Conditions the engine itself lets an ordinary caller through,
+        // however they read.
+        for condition in [
+            r#"{"StringLike":{"aws:PrincipalArn":"*latchkey-probe*"},"Bool":{"aws:SecureTransport":"true"}}"#,
+            r#"{"IpAddress":{"aws:SourceIp":["192.0.0.0/2","0.0.0.0/2","64.0.0.0/2","128.0.0.0/2","2001:db8::/32"]}}"#,
         ] {
             let trust = format!(
                 r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole","Condition":{condition}}}]}}"#
