@@ -1140,17 +1140,20 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
           {"Effect":"Allow","Action":"access-analyzer:*","Resource":"*"},
           {"Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#,
     );
+    // `aws accessanalyzer start-policy-generation` for `principal`.
+    let start_for = |principal: &str| {
+        [
+            "accessanalyzer".to_owned(),
+            "start-policy-generation".to_owned(),
+            "--policy-generation-details".to_owned(),
+            format!("principalArn={principal}"),
+        ]
+    };
+    fn as_strs(args: &[String; 4]) -> [&str; 4] {
+        args.each_ref().map(String::as_str)
+    }
     for principal in [arn("user", "alice"), arn("role", "no-such-role")] {
-        let (ok, err) = aws_as(
-            &lk,
-            &eve,
-            &[
-                "accessanalyzer",
-                "start-policy-generation",
-                "--policy-generation-details",
-                &format!("principalArn={principal}"),
-            ],
-        );
+        let (ok, err) = aws_as(&lk, &eve, &as_strs(&start_for(&principal)));
         assert!(
             !ok && err.contains("AccessDeniedException"),
             "{principal}: {err}"
@@ -1177,26 +1180,14 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
     assert!(!listed.contains(job), "eve sees no one's job: {listed}");
     // A job goes with its principal: fred of /prod/ deleted and a fred
     // made under /sandbox/, his job is no one's to read.
-    admin_cli(
-        &lk,
-        &[
-            "iam",
-            "create-user",
-            "--user-name",
-            "fred",
-            "--path",
-            "/prod/",
-        ],
-    );
-    let fred_job = admin_cli(
-        &lk,
-        &[
-            "accessanalyzer",
-            "start-policy-generation",
-            "--policy-generation-details",
-            &format!("principalArn={}", arn("user", "prod/fred")),
-        ],
-    )["jobId"]
+    let make_fred = |path: &str| {
+        admin_cli(
+            &lk,
+            &["iam", "create-user", "--user-name", "fred", "--path", path],
+        )
+    };
+    make_fred("/prod/");
+    let fred_job = admin_cli(&lk, &as_strs(&start_for(&arn("user", "prod/fred"))))["jobId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -1210,17 +1201,7 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
         ],
     );
     admin_cli(&lk, &["iam", "delete-user", "--user-name", "fred"]);
-    admin_cli(
-        &lk,
-        &[
-            "iam",
-            "create-user",
-            "--user-name",
-            "fred",
-            "--path",
-            "/sandbox/",
-        ],
-    );
+    make_fred("/sandbox/");
     let out = admin_aws(&lk.data)
         .args([
             "accessanalyzer",
@@ -1238,12 +1219,7 @@ print(json.dumps({'columns': list(rows[0].keys()), 'rows': {r['user']: r for r i
     let listed = admin_cli(&lk, &["accessanalyzer", "list-policy-generations"]).to_string();
     assert!(!listed.contains(&fred_job), "{listed}");
     let out = admin_aws(&lk.data)
-        .args([
-            "accessanalyzer",
-            "start-policy-generation",
-            "--policy-generation-details",
-            &format!("principalArn={}", arn("group", "readers")),
-        ])
+        .args(start_for(&arn("group", "readers")))
         .output()
         .unwrap();
     assert!(
