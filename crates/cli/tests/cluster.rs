@@ -1330,3 +1330,108 @@ fn a_stalled_change_feed_lets_a_deactivated_key_go_within_a_second() {
     eprintln!("refused {:?} after the deactivation", deactivated.elapsed());
     drop(stopped);
 }
+
+/// Console sessions live in the shared store: a sign-in whose password
+/// was given to node 1 takes its MFA code on node 2, wrong codes given to
+/// both nodes count together, the session works on both, a sign-in still
+/// waiting for its code is no session anywhere, and signing out on node 2
+/// ends the session on node 1 at once. Python `requests` is the browser
+/// (cookies and CSRF tokens by hand, as a browser sends them).
+#[test]
+fn a_console_session_is_one_session_on_every_node() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let cluster = Cluster::start(root, 2, &[]);
+    cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "hana"]);
+    cluster.aws_ok(
+        1,
+        &[],
+        &[
+            "iam",
+            "create-login-profile",
+            "--user-name",
+            "hana",
+            "--password",
+            "Hana-Passw0rd!!",
+        ],
+    );
+    let seed = root.join("hana.seed");
+    common::api::enable_virtual_mfa_with(|args| cluster.aws_ok(1, &[], args), "hana", &seed);
+    // Its code's step is spent by the enabling: the next one is ours.
+    common::api::next_totp_step();
+    let script = r#"
+import base64, hashlib, hmac, re, struct, sys, time, requests
+one, two, ca, seed_file = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+def totp(offset=0):
+    s = open(seed_file).read().strip()
+    seed = base64.b32decode(s + "=" * (-len(s) % 8))
+    h = hmac.new(seed, struct.pack(">Q", (int(time.time()) + offset) // 30), hashlib.sha1).digest()
+    o = h[19] & 15
+    return "%06d" % ((struct.unpack(">I", h[o:o + 4])[0] & 0x7fffffff) % 1000000)
+def wrong():
+    return "%06d" % ((int(totp()) + 500000) % 1000000)
+def cookie(r, name):
+    m = re.search(name + r"=([^;]+)", r.headers.get("Set-Cookie", ""))
+    assert m, (name, r.status_code, r.headers)
+    return m.group(1)
+def csrf(r):
+    return re.search(r'name="csrf" value="([^"]+)"', r.text).group(1)
+def post(base, path, cookies, data):
+    return requests.post(base + path, verify=ca, allow_redirects=False, data=data,
+                         headers={"Origin": base, "Cookie": "; ".join(cookies)})
+def get(base, path, cookies):
+    return requests.get(base + path, verify=ca, allow_redirects=False,
+                        headers={"Cookie": "; ".join(cookies)})
+def password_on(base):
+    page = requests.get(base + "/console/signin", verify=ca)
+    signin = "__Host-latchkey-signin=" + cookie(page, "__Host-latchkey-signin")
+    r = post(base, "/console/signin", [signin],
+             {"username": "hana", "password": "Hana-Passw0rd!!", "csrf": csrf(page)})
+    assert r.status_code == 200 and 'name="code"' in r.text, (r.status_code, r.text[:300])
+    return "__Host-latchkey-signin=" + cookie(r, "__Host-latchkey-signin"), csrf(r)
+
+# Wrong codes through both nodes count together: the third ends the sign-in.
+pending, token = password_on(one)
+r = post(two, "/console/signin/mfa", [pending], {"code": wrong(), "csrf": token})
+assert r.status_code == 401 and "incorrect" in r.text, (r.status_code, r.text[:300])
+r = post(one, "/console/signin/mfa", [pending], {"code": wrong(), "csrf": token})
+assert r.status_code == 401 and "incorrect" in r.text, (r.status_code, r.text[:300])
+r = post(two, "/console/signin/mfa", [pending], {"code": wrong(), "csrf": token})
+assert r.status_code == 401 and 'name="password"' in r.text, "a third wrong code did not end the sign-in"
+r = post(one, "/console/signin/mfa", [pending], {"code": totp(), "csrf": token})
+assert r.status_code in (302, 303) and r.headers["Location"] == "/console/signin", (r.status_code, r.text[:300])
+
+# The password on node 1, the code on node 2.
+pending, token = password_on(one)
+waiting = "__Host-latchkey-session=" + pending.split("=", 1)[1]
+for base in (one, two):
+    r = get(base, "/console", [waiting])
+    assert r.status_code in (302, 303) and r.headers["Location"] == "/console/signin", "a sign-in waiting for its MFA code acted as a session"
+r = post(two, "/console/signin/mfa", [pending], {"code": totp(), "csrf": token})
+assert r.status_code in (302, 303) and r.headers["Location"] == "/console", (r.status_code, r.text[:300])
+session = "__Host-latchkey-session=" + cookie(r, "__Host-latchkey-session")
+# The same sign-in cannot be finished twice, on either node.
+r = post(one, "/console/signin/mfa", [pending], {"code": totp(), "csrf": token})
+assert r.status_code in (302, 303) and r.headers["Location"] == "/console/signin", r.status_code
+
+for base in (one, two):
+    r = get(base, "/console", [session])
+    assert r.status_code == 200 and "user/hana" in r.text, (base, r.status_code, r.text[:300])
+    form_token = csrf(r)
+# Signing out on node 2 ends the session on node 1 too.
+r = post(two, "/console/signout", [session], {"csrf": form_token})
+assert r.status_code in (302, 303) and r.headers["Location"] == "/console/signin", r.status_code
+for base in (one, two):
+    r = get(base, "/console", [session])
+    assert r.status_code in (302, 303) and r.headers["Location"] == "/console/signin", (base, "still signed in after signing out", r.status_code)
+print("ok")
+"#;
+    let one = format!("https://localhost:{}", cluster.node(1).api_port);
+    let two = format!("https://localhost:{}", cluster.node(2).api_port);
+    let ca = cluster.node(1).lk.data.join("ca.pem");
+    let out = common::api::python(
+        script,
+        &[&one, &two, ca.to_str().unwrap(), seed.to_str().unwrap()],
+    );
+    assert_eq!(out, "ok");
+}

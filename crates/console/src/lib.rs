@@ -28,17 +28,16 @@ pub mod session;
 pub mod web;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
 use latchkey_identity::{AppState, PasswordFailure};
-use latchkey_session::TemporaryCredentials;
 use maud::{Markup, html};
 
 use api::Api;
 use layout::{Chrome, Section};
 use pages::identities::Kind;
-use session::{Pending, RoleSession, Session, SessionLimits, Sessions, token_text};
+use session::{Credentials, Pending, RoleSession, Session, SessionLimits, Sessions, token_text};
 use web::{Form, Reply, SESSION_COOKIE, SIGNIN_COOKIE, read_cookie, redirect};
 
 const CSS: &str = include_str!("../static/console.css");
@@ -99,7 +98,7 @@ impl Signed<'_> {
 
 pub struct Console {
     state: Arc<AppState>,
-    sessions: Mutex<Sessions>,
+    limits: SessionLimits,
     sections: Vec<Section>,
     /// The audit trail's directory, for the Audit page.
     trail: Option<std::path::PathBuf>,
@@ -114,20 +113,12 @@ fn random32() -> Option<[u8; 32]> {
     latchkey_store::random::<32>().ok()
 }
 
-fn clone_creds(c: &TemporaryCredentials) -> TemporaryCredentials {
-    TemporaryCredentials {
-        access_key_id: c.access_key_id.clone(),
-        secret_access_key: c.secret_access_key.clone(),
-        session_token: c.session_token.clone(),
-    }
-}
-
 /// What a request needs of its session, copied out of the table.
 struct SessionView {
     user: String,
-    creds: TemporaryCredentials,
-    user_creds: TemporaryCredentials,
-    csrf: String,
+    creds: Credentials,
+    user_creds: Credentials,
+    csrf: zeroize::Zeroizing<String>,
     role: Option<(String, i64)>,
     must_change: bool,
     password_set: i64,
@@ -144,7 +135,7 @@ impl Console {
     ) -> Self {
         Self {
             state,
-            sessions: Mutex::new(Sessions::new(limits)),
+            limits,
             sections: vec![
                 Section::Overview,
                 Section::Users,
@@ -174,8 +165,12 @@ impl Console {
         self
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    /// The sessions, in the store every node shares.
+    fn sessions(&self) -> Sessions<'_> {
+        Sessions {
+            store: &self.state.store,
+            limits: self.limits,
+        }
     }
 
     fn unavailable() -> Reply {
@@ -206,8 +201,13 @@ impl Console {
         let Some(id) = read_cookie(parts, SESSION_COOKIE) else {
             return redirect("/console/signin");
         };
-        let Some(view) = self.view(id, now) else {
-            return web::cookie(redirect("/console/signin"), SESSION_COOKIE, None);
+        let view = match self.view(id, now) {
+            Ok(Some(view)) => view,
+            Ok(None) => return web::cookie(redirect("/console/signin"), SESSION_COOKIE, None),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a console session failed");
+                return Self::unavailable();
+            }
         };
         let form = if post {
             // The JSON API's body is the document, not a form.
@@ -229,12 +229,7 @@ impl Console {
                     .unwrap_or(""),
                 _ => form.get("csrf").unwrap_or(""),
             };
-            let matches = token.len() == view.csrf.len()
-                && bool::from(subtle::ConstantTimeEq::ct_eq(
-                    token.as_bytes(),
-                    view.csrf.as_bytes(),
-                ));
-            if !matches {
+            if !session::csrf_matches(&view.csrf, token) {
                 tracing::info!(%peer, path, "console form refused: CSRF token missing or wrong");
                 return web::html(StatusCode::FORBIDDEN, pages::signin::expired_form());
             }
@@ -243,8 +238,7 @@ impl Console {
             None
         };
         if post && path == "/console/signout" {
-            self.sessions().remove(id);
-            return web::cookie(redirect("/console/signin"), SESSION_COOKIE, None);
+            return self.end(id);
         }
         // The console password deleted, or reset by someone else, since
         // this session signed in: the session is over.
@@ -255,8 +249,7 @@ impl Console {
         };
         if !password_current {
             tracing::info!(%peer, user = %view.user, "console session ended: the password changed");
-            self.sessions().remove(id);
-            return web::cookie(redirect("/console/signin"), SESSION_COOKIE, None);
+            return self.end(id);
         }
         // Credentials revoked, expired, or of a user deleted since: the
         // session is over.
@@ -274,14 +267,10 @@ impl Console {
             Err(e) => {
                 if view.role.is_some() {
                     // The role's session ended: back to the user.
-                    if let Some(s) = self.sessions().get(id, now) {
-                        s.role = None;
-                    }
-                    return redirect("/console");
+                    return self.change_session(id, now, |s| s.role = None, "/console");
                 }
                 tracing::info!(%peer, reason = %e, "console session ended");
-                self.sessions().remove(id);
-                return web::cookie(redirect("/console/signin"), SESSION_COOKIE, None);
+                return self.end(id);
             }
         };
         let signed = Signed {
@@ -292,7 +281,7 @@ impl Console {
             },
             user: view.user.clone(),
             account: self.state.store.account_id().to_owned(),
-            csrf: view.csrf.clone(),
+            csrf: view.csrf.as_str().to_owned(),
             role: view.role.clone(),
             now,
             sections: &self.sections,
@@ -309,12 +298,7 @@ impl Console {
             (_, ["password"]) => self.password(&signed, &view, id, post.then_some(form)),
             (false, ["switch-role"]) => self.switch_role_page(&signed, form, None),
             (true, ["switch-role"]) => self.switch_role(&signed, &view, id, form),
-            (true, ["switch-back"]) => {
-                if let Some(s) = self.sessions().get(id, now) {
-                    s.role = None;
-                }
-                redirect("/console")
-            }
+            (true, ["switch-back"]) => self.change_session(id, now, |s| s.role = None, "/console"),
             (false, ["users"]) => pages::identities::users(&signed, query.text("marker")),
             (false, ["users", "new"]) => pages::identities::new_user(&signed),
             (true, ["users"]) => pages::identities::create_user(&signed, form),
@@ -389,19 +373,55 @@ impl Console {
         }
     }
 
-    fn view(&self, id: &str, now: i64) -> Option<SessionView> {
-        let mut sessions = self.sessions();
-        let s = sessions.get(id, now)?;
-        let role = s.role.as_ref();
-        Some(SessionView {
+    fn view(&self, id: &str, now: i64) -> Result<Option<SessionView>, latchkey_store::StoreError> {
+        let Some(s) = self.sessions().get(id, now)? else {
+            return Ok(None);
+        };
+        Ok(Some(SessionView {
             user: s.user.clone(),
-            creds: clone_creds(role.map_or(&s.creds, |r| &r.creds)),
-            user_creds: clone_creds(&s.creds),
-            csrf: s.csrf.clone(),
-            role: role.map(|r| (r.display.clone(), r.expires)),
+            creds: s.acting().clone(),
+            role: s.role.as_ref().map(|r| (r.display.clone(), r.expires)),
+            user_creds: s.creds,
+            csrf: s.csrf,
             must_change: s.must_change,
             password_set: s.password_set,
-        })
+        }))
+    }
+
+    /// Ends the session of the cookie `id` on every node, and sends the
+    /// browser to sign in.
+    fn end(&self, id: &str) -> Reply {
+        if let Err(e) = self.sessions().remove(id) {
+            tracing::warn!(error = %e, "ending a console session failed");
+            return Self::unavailable();
+        }
+        web::cookie(redirect("/console/signin"), SESSION_COOKIE, None)
+    }
+
+    /// Changes the session of the cookie `id` as every node will see it,
+    /// then sends the browser `to`.
+    fn change_session(
+        &self,
+        id: &str,
+        now: i64,
+        change: impl FnOnce(&mut Session),
+        to: &str,
+    ) -> Reply {
+        let sessions = self.sessions();
+        let changed = sessions.get(id, now).and_then(|found| match found {
+            Some(mut session) => {
+                change(&mut session);
+                sessions.save(id, &session).map(|_| ())
+            }
+            None => Ok(()),
+        });
+        match changed {
+            Ok(()) => redirect(to),
+            Err(e) => {
+                tracing::warn!(error = %e, "changing a console session failed");
+                Self::unavailable()
+            }
+        }
     }
 
     fn signin_page(&self, error: Option<&str>, user: &str, status: StatusCode) -> Reply {
@@ -490,10 +510,18 @@ impl Console {
                             failures: 0,
                             csrf: token_text(&csrf),
                         };
-                        let csrf = pending.csrf.clone();
-                        let id = self
-                            .sessions()
-                            .insert_pending(&id, pending, self.state.now());
+                        let id =
+                            match self
+                                .sessions()
+                                .insert_pending(&id, &pending, self.state.now())
+                            {
+                                Ok(id) => id,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "storing a console sign-in failed");
+                                    return Self::unavailable();
+                                }
+                            };
+                        let csrf = pending.csrf;
                         web::cookie(
                             web::html(
                                 StatusCode::OK,
@@ -520,18 +548,21 @@ impl Console {
             return redirect("/console/signin");
         };
         let now = self.state.now();
-        let Some(pending) = self.sessions().pending(id, now).map(|p| p.clone()) else {
-            return redirect("/console/signin");
+        let pending = match self.sessions().pending(id, now) {
+            Ok(Some(pending)) => pending,
+            Ok(None) => return redirect("/console/signin"),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a console sign-in failed");
+                return Self::unavailable();
+            }
         };
         let token = form.get("csrf").unwrap_or("");
-        if !web::same_origin(parts)
-            || token.len() != pending.csrf.len()
-            || !bool::from(subtle::ConstantTimeEq::ct_eq(
-                token.as_bytes(),
-                pending.csrf.as_bytes(),
-            ))
-        {
+        if !web::same_origin(parts) || !session::csrf_matches(&pending.csrf, token) {
             return web::html(StatusCode::FORBIDDEN, pages::signin::expired_form());
+        }
+        // Codes guessed through several nodes at once count together.
+        if pending.failures >= MFA_TRIES {
+            return self.mfa_tries_used(id);
         }
         let user_agent = user_agent(parts);
         let code = form.text("code");
@@ -549,7 +580,15 @@ impl Console {
         };
         match checked {
             Ok(true) => {
-                self.sessions().remove_pending(id);
+                // The sign-in is used once, whichever node it reaches.
+                match self.sessions().remove(id) {
+                    Ok(true) => {}
+                    Ok(false) => return redirect("/console/signin"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ending a console sign-in failed");
+                        return Self::unavailable();
+                    }
+                }
                 let Ok(user) = self.state.store.get_user(&pending.user) else {
                     return redirect("/console/signin");
                 };
@@ -568,21 +607,16 @@ impl Console {
                     peer,
                     user_agent,
                 );
-                let failures = {
-                    let mut sessions = self.sessions();
-                    let Some(p) = sessions.pending(id, now) else {
-                        return redirect("/console/signin");
-                    };
-                    p.failures += 1;
-                    p.failures
+                let failures = match self.sessions().count_failure(id) {
+                    Ok(Some(failures)) => failures,
+                    Ok(None) => return redirect("/console/signin"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "counting a wrong MFA code failed");
+                        return Self::unavailable();
+                    }
                 };
                 if failures >= MFA_TRIES {
-                    self.sessions().remove_pending(id);
-                    return self.signin_page(
-                        Some(pages::signin::INCORRECT),
-                        "",
-                        StatusCode::UNAUTHORIZED,
-                    );
+                    return self.mfa_tries_used(id);
                 }
                 web::html(
                     StatusCode::UNAUTHORIZED,
@@ -596,6 +630,16 @@ impl Console {
         }
     }
 
+    /// The pending sign-in `id` took its last wrong MFA code: it ends, and
+    /// the user starts over.
+    fn mfa_tries_used(&self, id: &str) -> Reply {
+        if let Err(e) = self.sessions().remove(id) {
+            tracing::warn!(error = %e, "ending a console sign-in failed");
+            return Self::unavailable();
+        }
+        self.signin_page(Some(pages::signin::INCORRECT), "", StatusCode::UNAUTHORIZED)
+    }
+
     /// The password (and MFA code) matched: a session starts.
     fn finish_signin(
         &self,
@@ -606,7 +650,7 @@ impl Console {
         user_agent: Option<String>,
     ) -> Reply {
         let now = self.state.now();
-        let limits = self.sessions().limits();
+        let limits = self.limits;
         let password_set = match self.state.store.login_profile(&user.name) {
             Ok(Some(p)) => p.changed,
             _ => return Self::unavailable(),
@@ -637,16 +681,25 @@ impl Console {
         };
         let session = Session {
             user: user.name.clone(),
-            creds,
+            creds: Credentials {
+                access_key_id: creds.access_key_id.clone(),
+                session_token: zeroize::Zeroizing::new(creds.session_token.clone()),
+            },
             mfa,
             created: now,
             last_seen: now,
-            csrf: token_text(&csrf),
+            csrf: zeroize::Zeroizing::new(token_text(&csrf)),
             role: None,
             must_change,
             password_set,
         };
-        let cookie = self.sessions().insert(&id, session, now);
+        let cookie = match self.sessions().insert(&id, &session, now) {
+            Ok(cookie) => cookie,
+            Err(e) => {
+                tracing::warn!(error = %e, "storing a console session failed");
+                return Self::unavailable();
+            }
+        };
         self.state.sign_in_succeeded(&user.name);
         if let Err(e) = self.state.store.record_password_use(&user.name, now) {
             tracing::warn!(error = %e, "recording a password's use failed");
@@ -709,11 +762,15 @@ impl Console {
                     .ok()
                     .flatten()
                     .map_or(s.now, |p| p.changed);
-                if let Some(session) = self.sessions().get(id, s.now) {
-                    session.must_change = false;
-                    session.password_set = changed;
-                }
-                redirect("/console?done=password")
+                self.change_session(
+                    id,
+                    s.now,
+                    |session| {
+                        session.must_change = false;
+                        session.password_set = changed;
+                    },
+                    "/console?done=password",
+                )
             }
             Err(e) => again(&e.message),
         }
@@ -810,26 +867,21 @@ impl Console {
             }
             Ok(v) => {
                 let c = &v["Credentials"];
-                let creds = TemporaryCredentials {
+                let creds = Credentials {
                     access_key_id: api::text(c, "AccessKeyId").to_owned(),
-                    secret_access_key: zeroize::Zeroizing::new(
-                        api::text(c, "SecretAccessKey").to_owned(),
-                    ),
-                    session_token: api::text(c, "SessionToken").to_owned(),
+                    session_token: zeroize::Zeroizing::new(api::text(c, "SessionToken").to_owned()),
                 };
                 let display = match form.text("display") {
                     "" => arn.rsplit('/').next().unwrap_or(&arn).to_owned(),
                     d => d.to_owned(),
                 };
-                if let Some(session) = self.sessions().get(id, s.now) {
-                    session.role = Some(RoleSession {
-                        creds,
-                        role_arn: arn.clone(),
-                        display,
-                        expires: s.now + 3600,
-                    });
-                }
-                redirect("/console")
+                let role = RoleSession {
+                    creds,
+                    role_arn: arn.clone(),
+                    display,
+                    expires: s.now + 3600,
+                };
+                self.change_session(id, s.now, |session| session.role = Some(role), "/console")
             }
         }
     }

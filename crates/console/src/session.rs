@@ -1,14 +1,18 @@
-//! Console sessions, held on the server: the browser holds only a random
-//! id (its SHA-256 is the key here, so the table holds no usable cookie).
-//! Pure: the caller passes the time and the random bytes.
-
-use std::collections::HashMap;
+//! Console sessions, kept in the store so that every node sharing it
+//! knows them: a browser signed in through one node is signed in on all,
+//! and signing out ends the session on all. The browser holds only a
+//! random id; the store keys the row by its SHA-256 (so it holds no usable
+//! cookie) and seals what the session holds (credentials, CSRF token).
+//! The rules (timeouts, which kind of row a cookie may name) are here; the
+//! caller passes the time and the random bytes.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use latchkey_session::TemporaryCredentials;
+use latchkey_store::{ConsoleSessionKind, ConsoleSessionRow, Store, StoreError};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 /// How long sessions last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +25,7 @@ pub struct SessionLimits {
     /// Seconds a sign-in waiting for its MFA code (or a new password) is
     /// kept.
     pub pending: i64,
-    /// Sessions kept at most (the oldest go first).
+    /// Sessions kept at most (the least recently used go first).
     pub max_sessions: usize,
 }
 
@@ -36,9 +40,41 @@ impl Default for SessionLimits {
     }
 }
 
+impl SessionLimits {
+    /// How often a session's last use is written: a tenth of the idle
+    /// timeout (so a session ends at most that much early), between 1 and
+    /// 30 seconds, so that a busy page does not write on every request.
+    fn touch_every(self) -> i64 {
+        (self.idle / 10).clamp(1, 30)
+    }
+
+    /// Whether a session created at `created`, last used at `last_seen`,
+    /// is over at `now`.
+    pub fn expired(self, created: i64, last_seen: i64, now: i64) -> bool {
+        now.saturating_sub(last_seen) > self.idle || now.saturating_sub(created) > self.absolute
+    }
+}
+
+/// Temporary credentials a session acts with: the access key id and the
+/// session token identify them in process (the secret is never needed).
+#[derive(Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub session_token: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The role a session switched to.
+#[derive(Clone, Debug)]
 pub struct RoleSession {
-    pub creds: TemporaryCredentials,
+    pub creds: Credentials,
     pub role_arn: String,
     /// What the header shows (`role@account`, or the name given).
     pub display: String,
@@ -46,16 +82,17 @@ pub struct RoleSession {
 }
 
 /// A signed-in user.
+#[derive(Clone)]
 pub struct Session {
     pub user: String,
     /// The user's console credentials (a session of the user, revoked
     /// with the user's sessions).
-    pub creds: TemporaryCredentials,
+    pub creds: Credentials,
     pub mfa: bool,
     pub created: i64,
     pub last_seen: i64,
     /// Put in every form, compared on every state-changing request.
-    pub csrf: String,
+    pub csrf: Zeroizing<String>,
     pub role: Option<RoleSession>,
     /// Must choose a new password before anything else.
     pub must_change: bool,
@@ -67,8 +104,71 @@ pub struct Session {
 impl Session {
     /// Whether `token` is this session's CSRF token (constant time).
     pub fn csrf_matches(&self, token: &str) -> bool {
-        token.len() == self.csrf.len() && bool::from(token.as_bytes().ct_eq(self.csrf.as_bytes()))
+        csrf_matches(&self.csrf, token)
     }
+
+    /// The credentials it acts with: the role's, when switched to one.
+    pub fn acting(&self) -> &Credentials {
+        self.role.as_ref().map_or(&self.creds, |r| &r.creds)
+    }
+
+    fn state(&self) -> Zeroizing<Vec<u8>> {
+        let role = self.role.as_ref().map(|r| {
+            json!({
+                "access_key_id": r.creds.access_key_id,
+                "session_token": r.creds.session_token.as_str(),
+                "role_arn": r.role_arn,
+                "display": r.display,
+                "expires": r.expires,
+            })
+        });
+        let value = json!({
+            "access_key_id": self.creds.access_key_id,
+            "session_token": self.creds.session_token.as_str(),
+            "mfa": self.mfa,
+            "csrf": self.csrf.as_str(),
+            "role": role,
+            "must_change": self.must_change,
+            "password_set": self.password_set,
+        });
+        Zeroizing::new(value.to_string().into_bytes())
+    }
+
+    fn from_row(row: &ConsoleSessionRow) -> Option<Self> {
+        let v: Value = serde_json::from_slice(&row.state).ok()?;
+        let role = match v.get("role")? {
+            Value::Null => None,
+            r => Some(RoleSession {
+                creds: credentials(r)?,
+                role_arn: r.get("role_arn")?.as_str()?.to_owned(),
+                display: r.get("display")?.as_str()?.to_owned(),
+                expires: r.get("expires")?.as_i64()?,
+            }),
+        };
+        Some(Self {
+            user: row.user.clone(),
+            creds: credentials(&v)?,
+            mfa: v.get("mfa")?.as_bool()?,
+            created: row.created,
+            last_seen: row.last_seen,
+            csrf: Zeroizing::new(v.get("csrf")?.as_str()?.to_owned()),
+            role,
+            must_change: v.get("must_change")?.as_bool()?,
+            password_set: v.get("password_set")?.as_i64()?,
+        })
+    }
+}
+
+fn credentials(v: &Value) -> Option<Credentials> {
+    Some(Credentials {
+        access_key_id: v.get("access_key_id")?.as_str()?.to_owned(),
+        session_token: Zeroizing::new(v.get("session_token")?.as_str()?.to_owned()),
+    })
+}
+
+/// Whether `token` is `csrf` (constant time).
+pub fn csrf_matches(csrf: &str, token: &str) -> bool {
+    token.len() == csrf.len() && bool::from(token.as_bytes().ct_eq(csrf.as_bytes()))
 }
 
 /// A sign-in whose password matched, waiting for its MFA code.
@@ -82,135 +182,196 @@ pub struct Pending {
     pub csrf: String,
 }
 
+impl Pending {
+    fn state(&self) -> Zeroizing<Vec<u8>> {
+        let value = json!({
+            "serial": self.serial,
+            "must_change": self.must_change,
+            "csrf": self.csrf,
+        });
+        Zeroizing::new(value.to_string().into_bytes())
+    }
+
+    fn from_row(row: &ConsoleSessionRow) -> Option<Self> {
+        let v: Value = serde_json::from_slice(&row.state).ok()?;
+        Some(Self {
+            user: row.user.clone(),
+            serial: v.get("serial")?.as_str()?.to_owned(),
+            must_change: v.get("must_change")?.as_bool()?,
+            created: row.created,
+            failures: row.failures,
+            csrf: v.get("csrf")?.as_str()?.to_owned(),
+        })
+    }
+}
+
 /// Random text for an id or a token: 32 bytes, base64url.
 pub fn token_text(bytes: &[u8; 32]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The store's key of the cookie `id`: the SHA-256 of its bytes.
 fn key(id: &str) -> Option<[u8; 32]> {
     // Only what we hand out: 43 characters of base64url.
     if id.len() != 43 {
         return None;
     }
-    let raw = URL_SAFE_NO_PAD.decode(id).ok()?;
-    Some(Sha256::digest(raw).into())
+    let raw = Zeroizing::new(URL_SAFE_NO_PAD.decode(id).ok()?);
+    Some(Sha256::digest(&raw).into())
 }
 
-#[derive(Default)]
-pub struct Sessions {
-    limits: SessionLimits,
-    live: HashMap<[u8; 32], Session>,
-    pending: HashMap<[u8; 32], Pending>,
+/// The console's sessions in `store`, under `limits`.
+pub struct Sessions<'a> {
+    pub store: &'a Store,
+    pub limits: SessionLimits,
 }
 
-impl Sessions {
-    pub fn new(limits: SessionLimits) -> Self {
-        Self {
-            limits,
-            ..Self::default()
-        }
-    }
-
-    pub fn limits(&self) -> SessionLimits {
-        self.limits
+impl Sessions<'_> {
+    fn put(
+        &self,
+        id_bytes: &[u8; 32],
+        kind: ConsoleSessionKind,
+        user: &str,
+        created: i64,
+        state: Zeroizing<Vec<u8>>,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        let row = ConsoleSessionRow {
+            kind,
+            user: user.to_owned(),
+            created,
+            last_seen: now,
+            failures: 0,
+            state,
+        };
+        // Pending sign-ins are swept by the same rules: their own
+        // deadline is checked when they are read.
+        self.store.put_console_session(
+            &Sha256::digest(id_bytes).into(),
+            &row,
+            now.saturating_sub(self.limits.idle) - 1,
+            now.saturating_sub(self.limits.absolute) - 1,
+            self.limits.max_sessions,
+        )?;
+        Ok(token_text(id_bytes))
     }
 
     /// Keeps `session` under the id made of `id_bytes`; returns the id for
     /// the cookie.
-    pub fn insert(&mut self, id_bytes: &[u8; 32], session: Session, now: i64) -> String {
-        if self.live.len() >= self.limits.max_sessions {
-            self.sweep(now);
-            if self.live.len() >= self.limits.max_sessions
-                && let Some(oldest) = self
-                    .live
-                    .iter()
-                    .min_by_key(|(_, s)| s.last_seen)
-                    .map(|(k, _)| *k)
-            {
-                self.live.remove(&oldest);
-            }
-        }
-        self.live.insert(Sha256::digest(id_bytes).into(), session);
-        token_text(id_bytes)
+    pub fn insert(
+        &self,
+        id_bytes: &[u8; 32],
+        session: &Session,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        let state = session.state();
+        self.put(
+            id_bytes,
+            ConsoleSessionKind::SignedIn,
+            &session.user,
+            session.created,
+            state,
+            now,
+        )
     }
 
     /// The live session of the cookie `id`, marked as used now. An idle
-    /// or too old session is ended and not returned.
-    pub fn get(&mut self, id: &str, now: i64) -> Option<&mut Session> {
-        let key = key(id)?;
-        let limits = self.limits;
-        let expired = {
-            let s = self.live.get(&key)?;
-            now - s.last_seen > limits.idle || now - s.created > limits.absolute
+    /// or too old session is ended and not returned, and so is one whose
+    /// state does not read; a sign-in still waiting for its MFA code is
+    /// not a session.
+    pub fn get(&self, id: &str, now: i64) -> Result<Option<Session>, StoreError> {
+        let Some(key) = key(id) else {
+            return Ok(None);
         };
-        if expired {
-            self.live.remove(&key);
-            return None;
+        let Some(row) = self.store.console_session(&key)? else {
+            return Ok(None);
+        };
+        if row.kind != ConsoleSessionKind::SignedIn {
+            return Ok(None);
         }
-        let s = self.live.get_mut(&key)?;
-        s.last_seen = now;
+        let session = Session::from_row(&row);
+        let Some(mut session) =
+            session.filter(|_| !self.limits.expired(row.created, row.last_seen, now))
+        else {
+            self.store.end_console_session(&key)?;
+            return Ok(None);
+        };
+        if now.saturating_sub(row.last_seen) >= self.limits.touch_every() {
+            self.store.touch_console_session(&key, now)?;
+            session.last_seen = now;
+        }
         // A switched role past its end is dropped, back to the user.
-        if s.role.as_ref().is_some_and(|r| now >= r.expires) {
-            s.role = None;
+        if session.role.as_ref().is_some_and(|r| now >= r.expires) {
+            session.role = None;
+            self.save(id, &session)?;
         }
-        Some(s)
+        Ok(Some(session))
     }
 
-    /// Ends the session of the cookie `id`.
-    pub fn remove(&mut self, id: &str) -> Option<Session> {
-        self.live.remove(&key(id)?)
+    /// Stores a changed session (a role switched to or left, a password
+    /// changed); whether it was still there.
+    pub fn save(&self, id: &str, session: &Session) -> Result<bool, StoreError> {
+        let Some(key) = key(id) else {
+            return Ok(false);
+        };
+        self.store.update_console_session(&key, &session.state())
     }
 
-    /// Ends every session of `user` (names compare without case).
-    pub fn remove_user(&mut self, user: &str) -> usize {
-        let before = self.live.len();
-        self.live.retain(|_, s| !s.user.eq_ignore_ascii_case(user));
-        before - self.live.len()
+    /// Ends the session (or the pending sign-in) of the cookie `id`, on
+    /// every node.
+    pub fn remove(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(key) = key(id) else {
+            return Ok(false);
+        };
+        self.store.end_console_session(&key)
     }
 
-    pub fn insert_pending(&mut self, id_bytes: &[u8; 32], pending: Pending, now: i64) -> String {
-        self.pending
-            .retain(|_, p| now - p.created <= self.limits.pending);
-        if self.pending.len() >= self.limits.max_sessions {
-            self.pending.clear();
+    pub fn insert_pending(
+        &self,
+        id_bytes: &[u8; 32],
+        pending: &Pending,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        self.put(
+            id_bytes,
+            ConsoleSessionKind::AwaitingMfa,
+            &pending.user,
+            pending.created,
+            pending.state(),
+            now,
+        )
+    }
+
+    /// The sign-in of the cookie `id` waiting for its MFA code, unless its
+    /// time ran out.
+    pub fn pending(&self, id: &str, now: i64) -> Result<Option<Pending>, StoreError> {
+        let Some(key) = key(id) else {
+            return Ok(None);
+        };
+        let Some(row) = self.store.console_session(&key)? else {
+            return Ok(None);
+        };
+        if row.kind != ConsoleSessionKind::AwaitingMfa {
+            return Ok(None);
         }
-        self.pending
-            .insert(Sha256::digest(id_bytes).into(), pending);
-        token_text(id_bytes)
-    }
-
-    pub fn pending(&mut self, id: &str, now: i64) -> Option<&mut Pending> {
-        let key = key(id)?;
-        if self
-            .pending
-            .get(&key)
-            .is_some_and(|p| now - p.created > self.limits.pending)
+        match Pending::from_row(&row)
+            .filter(|p| now.saturating_sub(p.created) <= self.limits.pending)
         {
-            self.pending.remove(&key);
-            return None;
+            Some(p) => Ok(Some(p)),
+            None => {
+                self.store.end_console_session(&key)?;
+                Ok(None)
+            }
         }
-        self.pending.get_mut(&key)
     }
 
-    pub fn remove_pending(&mut self, id: &str) -> Option<Pending> {
-        self.pending.remove(&key(id)?)
-    }
-
-    pub fn len(&self) -> usize {
-        self.live.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
-    }
-
-    /// Drops idle and too old sessions.
-    pub fn sweep(&mut self, now: i64) {
-        let limits = self.limits;
-        self.live
-            .retain(|_, s| now - s.last_seen <= limits.idle && now - s.created <= limits.absolute);
-        self.pending
-            .retain(|_, p| now - p.created <= limits.pending);
+    /// Counts a wrong MFA code against the pending sign-in `id`: the
+    /// count now (every node's), `None` when it is gone.
+    pub fn count_failure(&self, id: &str) -> Result<Option<u32>, StoreError> {
+        let Some(key) = key(id) else {
+            return Ok(None);
+        };
+        self.store.count_console_failure(&key)
     }
 }
 
@@ -219,88 +380,170 @@ impl Sessions {
 mod tests {
     use super::*;
 
-    fn creds() -> TemporaryCredentials {
-        TemporaryCredentials {
+    fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open(
+            &dir.path().join("store.db"),
+            latchkey_store::Vault::new(1, &[3; 32]),
+        )
+        .unwrap()
+    }
+
+    fn creds(token: &str) -> Credentials {
+        Credentials {
             access_key_id: "ASIAEXAMPLE".into(),
-            secret_access_key: zeroize::Zeroizing::new("s".into()),
-            session_token: "t".into(),
+            session_token: Zeroizing::new(token.into()),
         }
     }
 
     fn session(user: &str, now: i64) -> Session {
         Session {
             user: user.into(),
-            creds: creds(),
+            creds: creds("t"),
             mfa: false,
             created: now,
             last_seen: now,
-            csrf: token_text(&[7; 32]),
+            csrf: Zeroizing::new(token_text(&[7; 32])),
             role: None,
             must_change: false,
             password_set: now,
         }
     }
 
+    fn pending(user: &str, now: i64) -> Pending {
+        Pending {
+            user: user.into(),
+            serial: "arn:aws:iam::1:mfa/x".into(),
+            must_change: false,
+            created: now,
+            failures: 0,
+            csrf: token_text(&[8; 32]),
+        }
+    }
+
     #[test]
     fn sessions_end_when_idle_or_old() {
-        let mut s = Sessions::new(SessionLimits {
-            idle: 100,
-            absolute: 250,
-            ..SessionLimits::default()
-        });
-        let id = s.insert(&[1; 32], session("alice", 0), 0);
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let s = Sessions {
+            store: &store,
+            limits: SessionLimits {
+                idle: 100,
+                absolute: 250,
+                ..SessionLimits::default()
+            },
+        };
+        let id = s.insert(&[1; 32], &session("alice", 0), 0).unwrap();
         assert_eq!(id.len(), 43);
-        assert!(s.get(&id, 90).is_some());
-        assert!(s.get(&id, 180).is_some());
+        assert!(s.get(&id, 90).unwrap().is_some());
+        assert!(s.get(&id, 180).unwrap().is_some());
         // Used every 90 s, it still ends at 250 s after sign-in.
-        assert!(s.get(&id, 251).is_none());
-        let id = s.insert(&[2; 32], session("alice", 300), 300);
-        assert!(s.get(&id, 401).is_none(), "idle for 101 s");
+        assert!(s.get(&id, 251).unwrap().is_none());
+        let id = s.insert(&[2; 32], &session("alice", 300), 300).unwrap();
+        assert!(s.get(&id, 401).unwrap().is_none(), "idle for 101 s");
+        // Over is over: the row went.
+        assert!(s.get(&id, 302).unwrap().is_none());
     }
 
     #[test]
-    fn only_the_exact_id_finds_a_session() {
-        let mut s = Sessions::default();
-        let id = s.insert(&[3; 32], session("bob", 0), 0);
+    fn only_the_exact_id_finds_a_session_and_its_state_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let s = Sessions {
+            store: &store,
+            limits: SessionLimits::default(),
+        };
+        let mut kept = session("bob", 0);
+        kept.creds = creds("user-token");
+        kept.mfa = true;
+        kept.must_change = true;
+        let id = s.insert(&[3; 32], &kept, 0).unwrap();
         let mut other = id.clone();
         other.replace_range(0..1, if id.starts_with('A') { "B" } else { "A" });
-        assert!(s.get(&other, 1).is_none());
-        assert!(s.get("", 1).is_none());
-        assert!(s.get(&format!("{id}x"), 1).is_none());
-        assert!(s.get(&id, 1).unwrap().csrf_matches(&token_text(&[7; 32])));
-        assert!(!s.get(&id, 1).unwrap().csrf_matches("nope"));
-        assert!(s.remove(&id).is_some());
-        assert!(s.get(&id, 2).is_none());
+        assert!(s.get(&other, 1).unwrap().is_none());
+        assert!(s.get("", 1).unwrap().is_none());
+        assert!(s.get(&format!("{id}x"), 1).unwrap().is_none());
+        let found = s.get(&id, 1).unwrap().unwrap();
+        assert!(found.csrf_matches(&token_text(&[7; 32])));
+        assert!(!found.csrf_matches("nope"));
+        assert_eq!(
+            (
+                found.user.as_str(),
+                found.creds.session_token.as_str(),
+                found.mfa,
+                found.must_change
+            ),
+            ("bob", "user-token", true, true)
+        );
+        assert!(format!("{:?}", found.creds).contains("ASIAEXAMPLE"));
+        assert!(!format!("{:?}", found.creds).contains("user-token"));
+        assert!(s.remove(&id).unwrap());
+        assert!(s.get(&id, 2).unwrap().is_none());
     }
 
     #[test]
-    fn a_user_can_be_signed_out_everywhere_and_the_table_is_bounded() {
-        let mut s = Sessions::new(SessionLimits {
-            max_sessions: 3,
-            ..SessionLimits::default()
-        });
-        let a = s.insert(&[1; 32], session("Carol", 0), 0);
-        s.insert(&[2; 32], session("carol", 1), 1);
-        s.insert(&[3; 32], session("dave", 2), 2);
-        s.insert(&[4; 32], session("erin", 3), 3);
-        assert_eq!(s.len(), 3);
-        assert!(s.get(&a, 4).is_none(), "the oldest went");
-        assert_eq!(s.remove_user("CAROL"), 1);
-        assert_eq!(s.len(), 2);
+    fn a_pending_sign_in_is_not_a_session_and_a_session_is_not_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let s = Sessions {
+            store: &store,
+            limits: SessionLimits::default(),
+        };
+        let waiting = s.insert_pending(&[4; 32], &pending("carol", 0), 0).unwrap();
+        assert!(s.get(&waiting, 1).unwrap().is_none(), "MFA skipped");
+        assert_eq!(s.pending(&waiting, 1).unwrap().unwrap().user, "carol");
+        assert_eq!(s.count_failure(&waiting).unwrap(), Some(1));
+        assert_eq!(s.count_failure(&waiting).unwrap(), Some(2));
+        assert_eq!(s.pending(&waiting, 2).unwrap().unwrap().failures, 2);
+        // Its five minutes run out.
+        assert!(s.pending(&waiting, 301).unwrap().is_none());
+        assert_eq!(s.count_failure(&waiting).unwrap(), None);
+        let signed = s.insert(&[5; 32], &session("carol", 0), 0).unwrap();
+        assert!(s.pending(&signed, 1).unwrap().is_none());
+        assert!(s.get(&signed, 1).unwrap().is_some(), "still signed in");
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let s = Sessions {
+            store: &store,
+            limits: SessionLimits {
+                max_sessions: 3,
+                ..SessionLimits::default()
+            },
+        };
+        let a = s.insert(&[1; 32], &session("Carol", 0), 0).unwrap();
+        s.insert(&[2; 32], &session("carol", 1), 1).unwrap();
+        s.insert(&[3; 32], &session("dave", 2), 2).unwrap();
+        s.insert(&[4; 32], &session("erin", 3), 3).unwrap();
+        assert!(s.get(&a, 4).unwrap().is_none(), "the oldest went");
+        assert!(s.get(&token_text(&[4; 32]), 4).unwrap().is_some());
     }
 
     #[test]
     fn a_switched_role_ends_on_time() {
-        let mut s = Sessions::default();
-        let mut session = session("alice", 0);
-        session.role = Some(RoleSession {
-            creds: creds(),
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let s = Sessions {
+            store: &store,
+            limits: SessionLimits::default(),
+        };
+        let id = s.insert(&[5; 32], &session("alice", 0), 0).unwrap();
+        let mut switched = s.get(&id, 1).unwrap().unwrap();
+        switched.role = Some(RoleSession {
+            creds: creds("role-token"),
             role_arn: "arn:aws:iam::1:role/admin".into(),
             display: "admin".into(),
             expires: 100,
         });
-        let id = s.insert(&[5; 32], session, 0);
-        assert!(s.get(&id, 99).unwrap().role.is_some());
-        assert!(s.get(&id, 100).unwrap().role.is_none());
+        assert!(s.save(&id, &switched).unwrap());
+        let found = s.get(&id, 99).unwrap().unwrap();
+        assert_eq!(found.acting().session_token.as_str(), "role-token");
+        assert_eq!(found.role.as_ref().unwrap().display, "admin");
+        assert!(s.get(&id, 100).unwrap().unwrap().role.is_none());
+        // Dropped in the store, not only in the answer.
+        let row = store.console_session(&key(&id).unwrap()).unwrap().unwrap();
+        assert!(Session::from_row(&row).unwrap().role.is_none());
     }
 }

@@ -66,6 +66,7 @@ pub trait Backend:
     + Usage
     + Nodes
     + AuditShipping
+    + ConsoleSessions
     + Send
     + Sync
 {
@@ -1172,4 +1173,109 @@ pub trait Usage {
 
     /// The latest credential report and when it was generated.
     fn credential_report(&self) -> Result<Option<(i64, String)>>;
+}
+
+/// Whether a console session is signed in or still waiting for its MFA
+/// code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleSessionKind {
+    /// The password matched; the MFA code has yet to.
+    AwaitingMfa,
+    SignedIn,
+}
+
+/// One console session as stored. `state` is what the console keeps of
+/// it (credentials, CSRF token, role switched to), which the backend seals
+/// (context: the row's key), so the store holds nothing a browser could
+/// use: rows are keyed by the SHA-256 of the cookie's id.
+pub struct ConsoleSessionRow {
+    pub kind: ConsoleSessionKind,
+    /// The user, as signed in.
+    pub user: String,
+    /// Unix seconds: when it started, and when it was last used.
+    pub created: i64,
+    pub last_seen: i64,
+    /// Wrong MFA codes so far ([`ConsoleSessionKind::AwaitingMfa`]).
+    pub failures: u32,
+    pub state: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ConsoleSessionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleSessionRow")
+            .field("kind", &self.kind)
+            .field("user", &self.user)
+            .field("created", &self.created)
+            .field("last_seen", &self.last_seen)
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Console sessions, shared by every node: a browser signed in through one
+/// node is signed in on all of them (no sticky sessions needed), and
+/// signing out, or a session's end, holds on all of them at once.
+pub trait ConsoleSessions {
+    /// Stores the session keyed `key` (replacing it), first dropping
+    /// sessions last used at or before `idle_before` or created at or
+    /// before `created_before`, then the least recently used beyond `keep`
+    /// (so that sign-ins cannot fill the store).
+    fn put_console_session(
+        &self,
+        key: &[u8; 32],
+        row: &ConsoleSessionRow,
+        idle_before: i64,
+        created_before: i64,
+        keep: usize,
+    ) -> Result<()>;
+
+    /// Replaces a stored session's state; whether it was still there.
+    fn update_console_session(&self, key: &[u8; 32], state: &[u8]) -> Result<bool>;
+
+    fn console_session(&self, key: &[u8; 32]) -> Result<Option<ConsoleSessionRow>>;
+
+    /// Marks the session used at `now` (never earlier than it was).
+    fn touch_console_session(&self, key: &[u8; 32], now: i64) -> Result<()>;
+
+    /// Counts one more wrong MFA code, in one write (two nodes counting
+    /// at once both count); the count now, `None` when the session is gone.
+    fn count_console_failure(&self, key: &[u8; 32]) -> Result<Option<u32>>;
+
+    /// Ends one session; whether it was there.
+    fn end_console_session(&self, key: &[u8; 32]) -> Result<bool>;
+}
+
+impl ConsoleSessionKind {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AwaitingMfa => "awaiting-mfa",
+            Self::SignedIn => "signed-in",
+        }
+    }
+}
+
+/// A stored console session kind this build does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown console session kind")]
+pub struct UnknownConsoleSessionKind;
+
+impl std::str::FromStr for ConsoleSessionKind {
+    type Err = UnknownConsoleSessionKind;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "awaiting-mfa" => Ok(Self::AwaitingMfa),
+            "signed-in" => Ok(Self::SignedIn),
+            _ => Err(UnknownConsoleSessionKind),
+        }
+    }
+}
+
+/// The sealing context of the console session keyed `key`: a sealed state
+/// moved to another row does not open.
+pub(crate) fn console_session_context(key: &[u8; 32]) -> Vec<u8> {
+    let mut context = b"console-session/".to_vec();
+    context.extend_from_slice(key);
+    context
 }

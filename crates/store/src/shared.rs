@@ -28,6 +28,7 @@ pub(crate) const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("parameter_values", "value"),
     ("login_profiles", "hash"),
     ("password_history", "hash"),
+    ("console_sessions", "state"),
 ];
 
 /// The sealing context of `user`'s current upstream password.

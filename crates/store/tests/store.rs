@@ -2302,3 +2302,122 @@ fn shipped_trails_are_kept_per_node_in_order_and_found_by_filter() {
         .unwrap();
     assert_eq!(store.shipped_trail("b").unwrap().records.len(), 1);
 }
+
+#[test]
+fn console_sessions_are_shared_sealed_bounded_and_end_everywhere() {
+    use latchkey_store::{ConsoleSessionKind, ConsoleSessionRow};
+    let dir = tempfile::tempdir().unwrap();
+    // Two nodes on one store (SQLite: two connections to its file).
+    let nodes: Vec<Store> = (0..2)
+        .map(|_| backends::open(dir.path(), Vault::new(1, &[7; 32])).unwrap())
+        .collect();
+    let (one, two) = (&nodes[0], &nodes[1]);
+    let row = |user: &str, at: i64, state: &str| ConsoleSessionRow {
+        kind: ConsoleSessionKind::AwaitingMfa,
+        user: user.into(),
+        created: at,
+        last_seen: at,
+        failures: 0,
+        state: zeroize::Zeroizing::new(state.as_bytes().to_vec()),
+    };
+    let put = |store: &Store, key: u8, r: &ConsoleSessionRow, now: i64, keep: usize| {
+        store
+            .put_console_session(&[key; 32], r, now - 100, now - 1000, keep)
+            .unwrap();
+    };
+    put(one, 1, &row("alice", NOW, "secret-state-of-alice"), NOW, 10);
+    // Another node finds it, counts its wrong codes with the first, and
+    // sees it signed in once the first replaces it.
+    let found = two.console_session(&[1; 32]).unwrap().unwrap();
+    assert_eq!(
+        (found.kind, found.user.as_str(), &found.state[..]),
+        (
+            ConsoleSessionKind::AwaitingMfa,
+            "alice",
+            &b"secret-state-of-alice"[..]
+        )
+    );
+    assert_eq!(one.count_console_failure(&[1; 32]).unwrap(), Some(1));
+    assert_eq!(two.count_console_failure(&[1; 32]).unwrap(), Some(2));
+    assert_eq!(two.count_console_failure(&[9; 32]).unwrap(), None);
+    let mut signed = row("alice", NOW, "signed-in-state");
+    signed.kind = ConsoleSessionKind::SignedIn;
+    put(one, 1, &signed, NOW, 10);
+    let found = two.console_session(&[1; 32]).unwrap().unwrap();
+    assert_eq!(
+        (found.kind, found.failures),
+        (ConsoleSessionKind::SignedIn, 0)
+    );
+    assert!(two.update_console_session(&[1; 32], b"role-state").unwrap());
+    assert!(!two.update_console_session(&[2; 32], b"nothing").unwrap());
+    assert_eq!(
+        &one.console_session(&[1; 32]).unwrap().unwrap().state[..],
+        b"role-state"
+    );
+    // Use moves `last_seen` forward only.
+    two.touch_console_session(&[1; 32], NOW + 50).unwrap();
+    one.touch_console_session(&[1; 32], NOW + 20).unwrap();
+    assert_eq!(
+        one.console_session(&[1; 32]).unwrap().unwrap().last_seen,
+        NOW + 50
+    );
+    // The state is sealed, bound to its row: moved to another key, it
+    // does not open.
+    let raw = backends::raw(dir.path());
+    for clear in [
+        &b"secret-state-of-alice"[..],
+        b"signed-in-state",
+        b"role-state",
+    ] {
+        assert!(
+            !raw.windows(clear.len()).any(|w| w == clear),
+            "state stored in clear"
+        );
+    }
+    let moved = if backends::is_postgres() {
+        "INSERT INTO console_sessions (key, kind, user_name, created, last_seen, failures, state) SELECT '\\x0303030303030303030303030303030303030303030303030303030303030303'::bytea, kind, user_name, created, last_seen, failures, state FROM console_sessions WHERE key = '\\x0101010101010101010101010101010101010101010101010101010101010101'::bytea"
+    } else {
+        "INSERT INTO console_sessions (key, kind, user, created, last_seen, failures, state) SELECT X'0303030303030303030303030303030303030303030303030303030303030303', kind, user, created, last_seen, failures, state FROM console_sessions WHERE key = X'0101010101010101010101010101010101010101010101010101010101010101'"
+    };
+    backends::sql(dir.path(), moved);
+    assert!(
+        one.console_session(&[3; 32]).is_err(),
+        "a moved state opened"
+    );
+    assert!(one.end_console_session(&[3; 32]).unwrap());
+    // Signing out on one node ends it on the other.
+    assert!(two.end_console_session(&[1; 32]).unwrap());
+    assert!(one.console_session(&[1; 32]).unwrap().is_none());
+    assert!(!one.end_console_session(&[1; 32]).unwrap());
+    // Idle and old sessions go when another is stored, then the least
+    // recently used beyond the bound.
+    put(one, 4, &row("idle", NOW, "s"), NOW, 10);
+    put(one, 5, &row("busy", NOW + 90, "s"), NOW + 90, 10);
+    put(one, 6, &row("new", NOW + 150, "s"), NOW + 150, 10);
+    assert!(
+        one.console_session(&[4; 32]).unwrap().is_none(),
+        "idle for 150 s"
+    );
+    assert!(one.console_session(&[5; 32]).unwrap().is_some());
+    put(one, 7, &row("newer", NOW + 160, "s"), NOW + 160, 2);
+    assert!(
+        one.console_session(&[5; 32]).unwrap().is_none(),
+        "the least recently used went"
+    );
+    assert!(one.console_session(&[6; 32]).unwrap().is_some());
+    assert!(one.console_session(&[7; 32]).unwrap().is_some());
+    drop(nodes);
+    // A master-key rotation re-wraps them too: with the old key gone they
+    // still open.
+    let mut vault = Vault::new(1, &[7; 32]);
+    vault.add(2, &[10; 32]);
+    let store = backends::open(dir.path(), vault).unwrap();
+    // The vault check value and the two sessions.
+    assert_eq!(store.rewrap_all().unwrap(), 3);
+    drop(store);
+    let store = backends::open(dir.path(), Vault::new(2, &[10; 32])).unwrap();
+    assert_eq!(
+        &store.console_session(&[6; 32]).unwrap().unwrap().state[..],
+        b"s"
+    );
+}

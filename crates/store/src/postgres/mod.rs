@@ -22,6 +22,7 @@
 
 mod audit;
 mod classification;
+mod console_sessions;
 mod credentials;
 mod databases;
 mod findings;
@@ -72,7 +73,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, SCHEMA_V8),
     (9, SCHEMA_V9),
     (10, SCHEMA_V10),
+    (11, SCHEMA_V11),
 ];
+
+/// Version 11: console sessions, shared by the nodes (a browser signed in
+/// through one node is signed in on all).
+const SCHEMA_V11: &str = "
+CREATE TABLE IF NOT EXISTS console_sessions (key BYTEA PRIMARY KEY, kind TEXT NOT NULL, user_name TEXT NOT NULL, created BIGINT NOT NULL, last_seen BIGINT NOT NULL, failures BIGINT NOT NULL DEFAULT 0, state BYTEA NOT NULL);
+CREATE INDEX IF NOT EXISTS console_sessions_last_seen ON console_sessions (last_seen);
+";
 
 /// Version 10: how each node is set up, in its report (the security
 /// checks judge every node).

@@ -9,6 +9,7 @@
 
 mod audit;
 mod classification;
+mod console_sessions;
 mod credentials;
 mod databases;
 mod findings;
@@ -95,6 +96,8 @@ CREATE TABLE IF NOT EXISTS audit_trails (node TEXT PRIMARY KEY, trail_id TEXT NO
 CREATE TABLE IF NOT EXISTS audit_records (node TEXT NOT NULL, sequence INTEGER NOT NULL, segment INTEGER NOT NULL, time_ms INTEGER NOT NULL, name TEXT NOT NULL, principal TEXT, access_key_id TEXT, database TEXT, source_ip TEXT, error INTEGER NOT NULL, line TEXT NOT NULL, PRIMARY KEY (node, sequence)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (time_ms);
 CREATE INDEX IF NOT EXISTS audit_records_principal ON audit_records (principal, time_ms);
+CREATE TABLE IF NOT EXISTS console_sessions (key BLOB PRIMARY KEY, kind TEXT NOT NULL, user TEXT NOT NULL, created INTEGER NOT NULL, last_seen INTEGER NOT NULL, failures INTEGER NOT NULL DEFAULT 0, state BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS console_sessions_last_seen ON console_sessions (last_seen);
 CREATE TABLE IF NOT EXISTS audit_digests (node TEXT NOT NULL, sequence INTEGER NOT NULL, document TEXT NOT NULL, PRIMARY KEY (node, sequence));
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";
