@@ -150,6 +150,27 @@ fn step_events(lk: &Latchkey) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// Waits (45 s at most) for `step` to fail; its message.
+fn wait_step_failure(lk: &Latchkey, step: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let failure = audit_text(lk)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["eventName"] == "RotationStep" && e["requestParameters"]["step"] == step)
+            .find_map(|e| e["errorMessage"].as_str().map(str::to_owned));
+        if let Some(failure) = failure {
+            return failure;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{step} never failed: {:?}",
+            step_events(lk)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// Asserts no password of `passwords` appears in `text` (named `what`).
 fn assert_absent(text: &str, passwords: &[String], what: &str) {
     for p in passwords {
@@ -526,6 +547,58 @@ fn postgres_rotation_resumes_after_a_crash_at_each_step() {
     assert_eq!(stdout_ok(&pg_direct(pg, "crashy", &password)), "crashy");
 }
 
+/// A step whose `ALTER ROLE` waits on a lock another session holds gives
+/// up on the server (the session limits), not only in the job: once the
+/// lock is let go, the role keeps its password, rather than taking a
+/// password the job recorded as never set.
+#[test]
+fn postgres_a_step_stuck_on_a_lock_does_not_apply_after_it_failed() {
+    let env = pg_env();
+    let pg = &env.pg;
+    pg.sql("CREATE ROLE stuck LOGIN PASSWORD 'stuck-secret'");
+    let root = tempfile::tempdir().unwrap();
+    let (lk, secret, _) = rotating_latchkey(root.path(), pg, ("stuck", "stuck-secret"), None, &[]);
+    // Another session changes the role and keeps its transaction open for
+    // 40 s: setSecret's ALTER ROLE waits on it.
+    let mut holder = as_pg_user(Path::new("/usr/bin/psql"))
+        .arg("-h")
+        .arg(&pg.dir)
+        .args([
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ])
+        .args([
+            "-Xq",
+            "-c",
+            "BEGIN; ALTER ROLE stuck CONNECTION LIMIT 7; SELECT pg_sleep(40); ROLLBACK;",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    admin_cli(
+        &lk,
+        &["secretsmanager", "rotate-secret", "--secret-id", &secret],
+    );
+    // The step fails, recorded, on the server's lock timeout (55P03, at
+    // 20 s), not the job's own (30 s).
+    let failure = wait_step_failure(&lk, "setSecret");
+    assert!(failure.contains("55P03"), "{failure}");
+    assert!(holder.wait().unwrap().success());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        stdout_ok(&pg_direct(pg, "stuck", "stuck-secret")),
+        "stuck",
+        "the failed step's ALTER ROLE applied once the lock went"
+    );
+    let current = secret_value(&lk, &secret, "AWSCURRENT");
+    assert_eq!(field(&current, "password"), "stuck-secret");
+}
+
 /// What the red team did to a managed secret, refused: a planted pending
 /// version, a value naming another user, the other strategy, an alias of
 /// the function past a Deny on its ARN; and after all that the gateway
@@ -828,6 +901,68 @@ fn my_direct(db: &MariaDb, user: &str, password: &str) -> Output {
         .env("MYSQL_PWD", password)
         .output()
         .unwrap()
+}
+
+/// As `postgres_a_step_stuck_on_a_lock_does_not_apply_after_it_failed`,
+/// on MariaDB: setSecret's `SET PASSWORD` waits on the grant table another
+/// session holds locked, and gives up on the server.
+#[test]
+fn zmariadb_a_step_stuck_on_a_lock_does_not_apply_after_it_failed() {
+    let env = my_env();
+    let my = &env.my;
+    my.sql(
+        "CREATE USER stuck@'%' IDENTIFIED BY 'stuck-secret'; GRANT SELECT ON shop.* TO stuck@'%';",
+    );
+    let root = tempfile::tempdir().unwrap();
+    let (data, api) = init_latchkey(root.path(), &[]);
+    let upstream = format!("127.0.0.1:{}", my.port);
+    register_db(
+        &data,
+        &[
+            "--name",
+            "shop",
+            "--engine",
+            "mysql",
+            "--endpoint",
+            "localhost",
+            "--upstream",
+            &upstream,
+            "--upstream-tls",
+            "disable",
+            "--rotate-every",
+            "30d",
+        ],
+    );
+    set_db_password(&data, "shop", "stuck", "stuck-secret");
+    let lk = serve_latchkey(root.path(), &data, &api, &["--gateway-pool-size", "0"]);
+    let secret = "latchkey/db/shop/stuck";
+    let mut holder = Command::new("mariadb")
+        .arg(format!("--socket={}", my.socket().display()))
+        .args([
+            "-uroot",
+            "-e",
+            "LOCK TABLES mysql.global_priv WRITE; SELECT SLEEP(40); UNLOCK TABLES;",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    admin_cli(
+        &lk,
+        &["secretsmanager", "rotate-secret", "--secret-id", secret],
+    );
+    // 1969: the server's max_statement_time, not the job's timeout.
+    let failure = wait_step_failure(&lk, "setSecret");
+    assert!(failure.contains("1969"), "{failure}");
+    assert!(holder.wait().unwrap().success());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        stdout_ok(&my_direct(my, "stuck", "stuck-secret")),
+        "stuck@%",
+        "the failed step's SET PASSWORD applied once the lock went"
+    );
+    let current = secret_value(&lk, secret, "AWSCURRENT");
+    assert_eq!(field(&current, "password"), "stuck-secret");
 }
 
 /// New connections as `user` through the gateway, one after another on

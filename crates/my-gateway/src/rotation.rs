@@ -44,6 +44,13 @@ impl MyCredentialServer {
     }
 
     async fn login(&self, user: &str, password: Option<&str>) -> Result<Upstream, ServerError> {
+        let mut up = self.connect(user, password).await?;
+        let limits = sql::session_limits(Flavor::of_version(&up.server_version));
+        run(&mut up, "the session limits", limits, true).await?;
+        Ok(up)
+    }
+
+    async fn connect(&self, user: &str, password: Option<&str>) -> Result<Upstream, ServerError> {
         upstream::session(&self.state, &self.db, user, password)
             .await
             .map_err(|e| match e.downcast_ref::<Refused>() {

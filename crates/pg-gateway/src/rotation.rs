@@ -55,6 +55,12 @@ impl PgCredentialServer {
     }
 
     async fn login(&self, user: &str, password: Option<&str>) -> Result<Upstream, ServerError> {
+        let mut up = self.connect(user, password).await?;
+        run(&mut up, "the session limits", sql::SESSION_LIMITS, true).await?;
+        Ok(up)
+    }
+
+    async fn connect(&self, user: &str, password: Option<&str>) -> Result<Upstream, ServerError> {
         upstream::session(&self.state, &self.db, user, &self.dbname, password)
             .await
             .map_err(|e| match e.downcast_ref::<Refused>() {
@@ -82,9 +88,16 @@ async fn run(
     statement: &str,
     secret_free: bool,
 ) -> Result<Vec<Vec<Option<String>>>, ServerError> {
-    let result = tokio::time::timeout(STATEMENT_TIMEOUT, upstream::simple_query(up, statement))
-        .await
-        .map_err(|_| ServerError::Unavailable(format!("{action} timed out")))?;
+    let cancel = up.cancel.clone();
+    let Ok(result) =
+        tokio::time::timeout(STATEMENT_TIMEOUT, upstream::simple_query(up, statement)).await
+    else {
+        // The server's own limits should have spoken first; stop the
+        // statement anyway, or it could still apply after the failure is
+        // recorded.
+        crate::send_cancel(&cancel).await;
+        return Err(ServerError::Unavailable(format!("{action} timed out")));
+    };
     result.map_err(|e| match e.downcast_ref::<Refused>() {
         Some(r) => ServerError::Statement {
             action,

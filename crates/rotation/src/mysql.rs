@@ -150,6 +150,23 @@ pub fn show_grants(user: &str, host: &str) -> Result<String, NameError> {
 /// What testSecret runs once logged in (the templates' check).
 pub const TEST_QUERY: &str = "SELECT NOW()";
 
+/// Run first on every rotation login: the server gives up on a lock wait
+/// (and, on MariaDB, on any statement) itself, before the job's own
+/// timeout (30 s) drops the connection. A dropped connection alone does
+/// not stop a statement waiting on a lock: it would apply, unrecorded,
+/// once the lock is let go. (MySQL's `max_execution_time` bounds only
+/// `SELECT`.)
+pub fn session_limits(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::MariaDb => {
+            "SET SESSION max_statement_time = 25, SESSION lock_wait_timeout = 25, SESSION innodb_lock_wait_timeout = 25"
+        }
+        Flavor::Mysql => {
+            "SET SESSION lock_wait_timeout = 25, SESSION innodb_lock_wait_timeout = 25"
+        }
+    }
+}
+
 /// Why a `SHOW GRANTS` row is not copied. Never quotes the row, which can
 /// hold the source account's password hash.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -75,6 +75,13 @@ pub fn create_clone(
 /// What testSecret runs once logged in (the templates' check).
 pub const TEST_QUERY: &str = "SELECT now()";
 
+/// Run first on every rotation login: the server gives up on a lock wait
+/// (20 s, `55P03`) or a statement (25 s) itself, before the job's own
+/// timeout (30 s) drops the connection. A dropped connection alone does not stop a backend waiting
+/// on a lock: its `ALTER ROLE` would apply, unrecorded, once the lock is
+/// let go.
+pub const SESSION_LIMITS: &str = "SELECT set_config('statement_timeout', '25s', false), set_config('lock_timeout', '20s', false)";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,10 @@ pub enum JobError {
     Invalid(String),
     #[error("the secret kept changing under the job; will retry")]
     Contended,
+    /// Another node took the rotation lease (this one stalled past it):
+    /// that node carries the rotation on from the step recorded last.
+    #[error("another node holds the rotation lease now")]
+    LeaseLost,
 }
 
 /// The engines' credential servers, by registered database.
@@ -114,8 +118,11 @@ pub struct Rotator<S> {
 /// The lease rotation passes run under.
 pub const LEASE: &str = "secret-rotation";
 
-/// How long the lease outlives its holder's last pass: three polls.
+/// How long the lease outlives its holder's last renewal: three polls.
 const LEASE_SECS: i64 = 90;
+
+/// How often a step in progress renews the lease.
+const RENEW_EVERY: Duration = Duration::from_secs(20);
 
 impl<S: Servers> Rotator<S> {
     pub fn new(state: Arc<AppState>, servers: S) -> Self {
@@ -173,11 +180,7 @@ impl<S: Servers> Rotator<S> {
     /// Works on every secret ready at this moment, one after the other.
     pub async fn pass(&self) -> Vec<(String, Result<Outcome, JobError>)> {
         let now = self.state.now();
-        match self
-            .state
-            .store
-            .hold_lease(LEASE, &self.node, now, LEASE_SECS)
-        {
+        match self.hold_lease() {
             Ok(true) => {}
             Ok(false) => {
                 tracing::debug!("another node holds the rotation lease");
@@ -217,12 +220,45 @@ impl<S: Servers> Rotator<S> {
         let mut done = Vec::with_capacity(ready.len());
         for arn in ready {
             let outcome = self.rotate(&arn).await;
+            let lost = matches!(outcome, Err(JobError::LeaseLost));
             if let Err(e) = &outcome {
                 tracing::warn!(secret = %arn, error = %e, "rotation pass failed");
             }
             done.push((arn, outcome));
+            if lost {
+                break;
+            }
         }
         done
+    }
+
+    /// Runs a step's `work`, renewing the lease every [`RENEW_EVERY`];
+    /// when another node has taken it, the step is dropped unrecorded
+    /// (every step is idempotent: that node runs it again).
+    async fn holding_lease(
+        &self,
+        work: impl std::future::Future<Output = Result<(), JobError>>,
+    ) -> Result<Result<(), JobError>, JobError> {
+        let mut work = std::pin::pin!(work);
+        let mut renew =
+            tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+        loop {
+            tokio::select! {
+                done = &mut work => return Ok(done),
+                _ = renew.tick() => {
+                    if !self.hold_lease()? {
+                        return Err(JobError::LeaseLost);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes or renews the rotation lease for this node, from now.
+    fn hold_lease(&self) -> Result<bool, StoreError> {
+        self.state
+            .store
+            .hold_lease(LEASE, &self.node, self.state.now(), LEASE_SECS)
     }
 
     /// Runs the secret's rotation from the step it is at to the end, or
@@ -230,6 +266,12 @@ impl<S: Servers> Rotator<S> {
     pub async fn rotate(&self, arn: &str) -> Result<Outcome, JobError> {
         let mut started = false;
         loop {
+            // Renewed before every step: a node that stalled past its
+            // lease (a slow webhook, a paused process) must not run a step
+            // beside the node that took the lease over.
+            if !self.hold_lease()? {
+                return Err(JobError::LeaseLost);
+            }
             let Some((secret, _)) = self.load(arn)? else {
                 return Ok(Outcome::Idle);
             };
@@ -264,12 +306,15 @@ impl<S: Servers> Rotator<S> {
                 .map(|r| RotationFunction::parse(&r.lambda_arn))
                 .transpose()?
                 .ok_or_else(|| JobError::Invalid("the secret has no rotation function".into()))?;
-            let result = match &function {
-                RotationFunction::Webhook(url) => {
-                    self.webhook_step(url, &secret, &run.token, step).await
+            let work = async {
+                match &function {
+                    RotationFunction::Webhook(url) => {
+                        self.webhook_step(url, &secret, &run.token, step).await
+                    }
+                    built_in => self.builtin_step(built_in, &secret, &run.token, step).await,
                 }
-                built_in => self.builtin_step(built_in, &secret, &run.token, step).await,
             };
+            let result = self.holding_lease(work).await?;
             if result.is_ok() && self.crash_after == Some(step) {
                 tracing::error!(step = step.as_str(), "crashing on purpose (test hook)");
                 std::process::abort();

@@ -14,9 +14,13 @@ use latchkey_store::{Database, Engine, RotationSchedule, Store, UpstreamAuth, Va
 
 use super::*;
 
-/// Users and passwords of a pretend PostgreSQL server.
+/// Users and passwords of a pretend PostgreSQL server; a password change
+/// takes the time in the second field first (a slow server).
 #[derive(Clone, Default)]
-struct Fake(Arc<Mutex<HashMap<String, String>>>);
+struct Fake(
+    Arc<Mutex<HashMap<String, String>>>,
+    Arc<Mutex<Option<std::time::Duration>>>,
+);
 
 impl Fake {
     fn password(&self, user: &str) -> Option<String> {
@@ -46,6 +50,10 @@ impl CredentialServer for Fake {
         password: &str,
         new: &str,
     ) -> Result<(), ServerError> {
+        let stall = *self.1.lock().unwrap();
+        if let Some(stall) = stall {
+            tokio::time::sleep(stall).await;
+        }
         self.logs_in(user, password)?;
         self.0.lock().unwrap().insert(user.into(), new.into());
         Ok(())
@@ -343,4 +351,51 @@ async fn only_the_node_holding_the_lease_rotates_and_the_lease_moves() {
             .hold_lease(crate::LEASE, "node-a", state.now(), 90)
             .unwrap()
     );
+}
+
+/// A node that stalls in a step past its lease stops there, unrecorded,
+/// once another node has taken the lease: the step is not carried on
+/// beside that node's, and that node finishes the rotation.
+#[tokio::test(start_paused = true)]
+async fn a_step_that_outlives_its_lease_stops_and_the_new_holder_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, clock, arn) = setup(dir.path());
+    let fake = Fake::default();
+    fake.0
+        .lock()
+        .unwrap()
+        .insert("app".into(), "initial-Q7x".into());
+    *fake.1.lock().unwrap() = Some(std::time::Duration::from_secs(600));
+    let a = Rotator::new(state.clone(), fake.clone()).with_node("node-a");
+    let b = Rotator::new(state.clone(), fake.clone()).with_node("node-b");
+    clock.set(T0 + 30 * DAY);
+    let takeover = {
+        let (state, clock) = (state.clone(), clock.clone());
+        async move {
+            // a is in its slow step; its lease runs out and b takes it.
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            clock.advance(91);
+            assert!(
+                state
+                    .store
+                    .hold_lease(crate::LEASE, "node-b", state.now(), 90)
+                    .unwrap()
+            );
+        }
+    };
+    let (done, ()) = tokio::join!(a.pass(), takeover);
+    assert!(
+        matches!(done.as_slice(), [(x, Err(JobError::LeaseLost))] if *x == arn),
+        "{done:?}"
+    );
+    assert_eq!(fake.password("app").as_deref(), Some("initial-Q7x"));
+    // a's next pass does nothing while b holds the lease; b finishes.
+    *fake.1.lock().unwrap() = None;
+    assert!(a.pass().await.is_empty());
+    let done = b.pass().await;
+    assert!(
+        matches!(done.as_slice(), [(x, Ok(Outcome::Rotated(_)))] if *x == arn),
+        "{done:?}"
+    );
+    assert_ne!(fake.password("app").as_deref(), Some("initial-Q7x"));
 }
