@@ -768,12 +768,58 @@ const GAUGE_EXCHANGE: std::time::Duration = std::time::Duration::from_millis(500
 /// A node that has not exchanged for this long no longer counts.
 const GAUGE_ALIVE_SECS: i64 = 3;
 
+/// A running session's counters (statements, bytes) are published at
+/// most this often; its start and end at every other exchange.
+const COUNTERS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What this node last published of its running sessions: each one's
+/// counters (statements, bytes from and to the client) and when.
+type Published = std::collections::HashMap<String, ((u64, u64, u64), std::time::Instant)>;
+
+/// What changed in the running sessions `views` since `published`: the
+/// rows to add or update, the session ids that ended, and what will have
+/// been published once they are. A session that starts and ends between
+/// two publishes (a short login) never reaches the store.
+fn live_session_changes(
+    views: &[latchkey_gateway::LiveView],
+    published: &Published,
+    now: std::time::Instant,
+) -> (
+    Vec<latchkey_store::PublishedSession>,
+    Vec<String>,
+    Published,
+) {
+    let mut upsert = Vec::new();
+    let mut next = Published::with_capacity(views.len());
+    for v in views {
+        let counters = (v.statements, v.bytes_from_client, v.bytes_to_client);
+        match published.get(&v.info.session_id) {
+            Some(&(sent, at)) if sent == counters || now.duration_since(at) < COUNTERS_EVERY => {
+                next.insert(v.info.session_id.clone(), (sent, at));
+            }
+            _ => {
+                upsert.push(latchkey_console::pages::sessions::published(v));
+                next.insert(v.info.session_id.clone(), (counters, now));
+            }
+        }
+    }
+    let ended = published
+        .keys()
+        .filter(|id| !next.contains_key(*id))
+        .cloned()
+        .collect();
+    (upsert, ended, next)
+}
+
 /// Session limits for the cluster: every [`GAUGE_EXCHANGE`] this node
 /// publishes what changed in its gateways' live-session counts and takes up
 /// the other nodes', which `admit` adds to its own. Nothing on a login
 /// waits for the store; a limit may be overshot by what the nodes admit
 /// within one exchange. While the store does not answer, each node counts
 /// its own sessions only.
+///
+/// Every other exchange also publishes the node's running sessions for the
+/// other nodes' consoles, and ends those another node's console asked it to.
 fn spawn_gauge_exchange<A, B>(
     state: Arc<AppState>,
     postgres: Arc<latchkey_gateway::Gateway<A>>,
@@ -791,8 +837,21 @@ fn spawn_gauge_exchange<A, B>(
         let mut failing = false;
         // Failed console sign-ins, so that lockouts hold for the cluster.
         let mut sign_ins_elsewhere = latchkey_gateway::limits::TakenElsewhere::default();
+        let mut published = Published::new();
+        let mut publish_fresh = true;
+        let mut tick: u64 = 0;
         loop {
             tokio::time::sleep(GAUGE_EXCHANGE).await;
+            tick = tick.wrapping_add(1);
+            let publish = tick.is_multiple_of(2).then(|| {
+                let views: Vec<latchkey_gateway::LiveView> = postgres
+                    .keeper
+                    .live_sessions()
+                    .into_iter()
+                    .chain(mysql.keeper.live_sessions())
+                    .collect();
+                live_session_changes(&views, &published, std::time::Instant::now())
+            });
             let current: std::collections::HashMap<Key, i64> = postgres
                 .keeper
                 .session_gauges()
@@ -820,12 +879,46 @@ fn spawn_gauge_exchange<A, B>(
             );
             let s = state.clone();
             let me = node.clone();
+            let (upsert, ended, next) = match publish {
+                Some((upsert, ended, next)) => (upsert, ended, Some(next)),
+                None => (Vec::new(), Vec::new(), None),
+            };
+            let publishing = next.is_some();
             let exchanged = tokio::task::spawn_blocking(move || {
                 let now = latchkey_identity::clock::system_now();
-                s.store
-                    .exchange_gauges(&me, now, fresh, &changed, now - GAUGE_ALIVE_SECS)
+                let exchanged =
+                    s.store
+                        .exchange_gauges(&me, now, fresh, &changed, now - GAUGE_ALIVE_SECS);
+                let requests = publishing.then(|| {
+                    s.store
+                        .publish_live_sessions(&me, publish_fresh, &upsert, &ended)
+                });
+                (exchanged, requests)
             })
             .await;
+            let exchanged = match exchanged {
+                Ok((exchanged, requests)) => {
+                    match (requests, next) {
+                        (Some(Ok(requests)), Some(next)) => {
+                            published = next;
+                            publish_fresh = false;
+                            for id in requests {
+                                if postgres.keeper.end_session(&id).is_none()
+                                    && mysql.keeper.end_session(&id).is_none()
+                                {
+                                    tracing::debug!(session = %id, "asked to end a session that is not running");
+                                }
+                            }
+                        }
+                        (Some(Err(e)), _) => {
+                            tracing::debug!(error = %e, "publishing running sessions failed");
+                        }
+                        _ => {}
+                    }
+                    Ok(exchanged)
+                }
+                Err(e) => Err(e),
+            };
             match exchanged {
                 Ok(Ok(others)) => {
                     postgres.keeper.set_sessions_elsewhere(&others);

@@ -1335,14 +1335,51 @@ fn a_stalled_change_feed_lets_a_deactivated_key_go_within_a_second() {
 /// was given to node 1 takes its MFA code on node 2, wrong codes given to
 /// both nodes count together, the session works on both, a sign-in still
 /// waiting for its code is no session anywhere, and signing out on node 2
-/// ends the session on node 1 at once. Python `requests` is the browser
-/// (cookies and CSRF tokens by hand, as a browser sends them).
+/// ends the session on node 1 at once. Node 2's Sessions page lists a psql
+/// session running through node 1, and ends it: psql sees it end. Python
+/// `requests` is the browser (cookies and CSRF tokens by hand, as a
+/// browser sends them).
 #[test]
 fn a_console_session_is_one_session_on_every_node() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
     let cluster = Cluster::start(root, 2, &[]);
     cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "hana"]);
+    cluster.aws_ok(
+        1,
+        &[],
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "hana",
+            "--policy-name",
+            "sessions",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["latchkey:DescribeSessions","latchkey:EndSession"],"Resource":"*"}]}"#,
+        ],
+    );
+    // ivan's psql session runs through node 1 throughout.
+    cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "ivan"]);
+    cluster.aws_ok(
+        1,
+        &[],
+        &[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "ivan",
+            "--policy-name",
+            "db",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#,
+        ],
+    );
+    let key = cluster.aws_ok(1, &[], &["iam", "create-access-key", "--user-name", "ivan"]);
+    let ivan = api::Creds::access_key(&key).env_vars();
+    let creds: Vec<(&str, &str)> = ivan.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let token = aws_token(&cluster.node(1).lk, &creds, "localhost", "app");
+    let node1 = std::fs::read_to_string(cluster.node(1).lk.data.join("node.id")).unwrap();
     cluster.aws_ok(
         1,
         &[],
@@ -1361,7 +1398,7 @@ fn a_console_session_is_one_session_on_every_node() {
     common::api::next_totp_step();
     let script = r#"
 import base64, hashlib, hmac, re, struct, sys, time, requests
-one, two, ca, seed_file = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+one, two, ca, seed_file, node1 = sys.argv[1:6]
 def totp(offset=0):
     s = open(seed_file).read().strip()
     seed = base64.b32decode(s + "=" * (-len(s) % 8))
@@ -1418,6 +1455,21 @@ for base in (one, two):
     r = get(base, "/console", [session])
     assert r.status_code == 200 and "user/hana" in r.text, (base, r.status_code, r.text[:300])
     form_token = csrf(r)
+
+# Node 2 lists ivan's session on node 1 (published within a second or
+# two), and ends it.
+deadline = time.time() + 10
+while True:
+    r = get(two, "/console/sessions", [session])
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    m = re.search(r'<tr data-session="([0-9a-f]{16})">(.*?)</tr>', r.text, re.S)
+    if m and "user/ivan" in m.group(2):
+        break
+    assert time.time() < deadline, "node 1's session never showed on node 2: " + r.text[-1500:]
+    time.sleep(0.5)
+assert node1 in m.group(2), "the row does not name node 1"
+r = post(two, "/console/sessions/" + m.group(1) + "/end", [session], {"csrf": form_token})
+assert r.status_code in (302, 303) and "done=ending" in r.headers["Location"], (r.status_code, r.text[:500])
 # Signing out on node 2 ends the session on node 1 too.
 r = post(two, "/console/signout", [session], {"csrf": form_token})
 assert r.status_code in (302, 303) and r.headers["Location"] == "/console/signin", r.status_code
@@ -1429,9 +1481,26 @@ print("ok")
     let one = format!("https://localhost:{}", cluster.node(1).api_port);
     let two = format!("https://localhost:{}", cluster.node(2).api_port);
     let ca = cluster.node(1).lk.data.join("ca.pem");
+    let running = psql_on(cluster.node(1), &token, "select pg_sleep(60)")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
     let out = common::api::python(
         script,
-        &[&one, &two, ca.to_str().unwrap(), seed.to_str().unwrap()],
+        &[
+            &one,
+            &two,
+            ca.to_str().unwrap(),
+            seed.to_str().unwrap(),
+            node1.trim(),
+        ],
     );
     assert_eq!(out, "ok");
+    let ended = running.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(50), "psql ran on");
+    assert!(!ended.status.success());
+    let err = String::from_utf8_lossy(&ended.stderr);
+    assert!(err.contains("administrator command"), "{err}");
 }

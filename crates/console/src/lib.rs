@@ -105,7 +105,8 @@ pub struct Console {
     /// The gateways whose running sessions the Sessions page shows.
     gateways: Vec<Arc<dyn latchkey_gateway::Running>>,
     /// This node's id when it shares its store with other nodes: the Audit
-    /// page then shows their records too, from their copies in the store.
+    /// page then shows their records too, from their copies in the store,
+    /// and the Sessions page their published sessions.
     node: Option<String>,
 }
 
@@ -158,11 +159,19 @@ impl Console {
     }
 
     /// This node's id, on a store it shares with other nodes: the Audit
-    /// page finds their records too.
+    /// and Sessions pages show theirs too.
     #[must_use]
     pub fn in_cluster(mut self, node: String) -> Self {
         self.node = Some(node);
         self
+    }
+
+    /// Where the Sessions page finds running sessions.
+    fn sources(&self) -> pages::sessions::Sources<'_> {
+        pages::sessions::Sources {
+            gateways: &self.gateways,
+            node: self.node.as_deref(),
+        }
     }
 
     /// The sessions, in the store every node shares.
@@ -349,10 +358,10 @@ impl Console {
                 Some(name) => pages::databases::save(&signed, &name, form),
                 None => signed.not_found(),
             },
-            (false, ["sessions"]) => pages::sessions::sessions(&signed, &self.gateways, &query),
-            (true, ["sessions", id, "end"]) => pages::sessions::end(&signed, &self.gateways, id),
+            (false, ["sessions"]) => pages::sessions::sessions(&signed, &self.sources(), &query),
+            (true, ["sessions", id, "end"]) => pages::sessions::end(&signed, &self.sources(), id),
             (true, ["sessions", id, "revoke"]) => {
-                pages::sessions::revoke(&signed, &self.gateways, id)
+                pages::sessions::revoke(&signed, &self.sources(), id)
             }
             (false, ["secrets"]) => pages::vault::secrets(&signed, query.text("next")),
             (false, ["secrets", name]) => match web_segment(name) {
@@ -903,7 +912,7 @@ impl Console {
                 .collect()
         });
         let body = html! {
-            (pages::sessions::overview(s, &self.gateways))
+            (pages::sessions::overview(s, &self.sources()))
             section aria-labelledby="findings-heading" {
                 h2 #findings-heading { "Open findings" }
                 @match &findings {

@@ -134,6 +134,39 @@ pub trait Nodes {
         changed: &[(String, String, i64)],
         alive_after: i64,
     ) -> Result<Vec<(String, String, i64)>>;
+
+    /// Publishes this node's running sessions for the other nodes'
+    /// consoles: `upsert` adds or replaces rows, `ended` removes them (by
+    /// session id); `fresh` first forgets every row this node published
+    /// before (a restart) and those of nodes no longer known. Then takes
+    /// the end requests other nodes left for this one (deleting them):
+    /// their session ids.
+    fn publish_live_sessions(
+        &self,
+        node: &str,
+        fresh: bool,
+        upsert: &[PublishedSession],
+        ended: &[String],
+    ) -> Result<Vec<String>>;
+
+    /// The sessions other nodes than `except` published, of nodes that
+    /// exchanged gauges after `alive_after` (a node that died shows none).
+    fn published_sessions(&self, except: &str, alive_after: i64) -> Result<Vec<PublishedSession>>;
+
+    /// Asks `node` to end its session `session_id`: it does at its next
+    /// publish.
+    fn request_session_end(&self, node: &str, session_id: &str, now: i64) -> Result<()>;
+}
+
+/// A running session as its node publishes it for the others: the
+/// registered database it is on (what the console authorises on) and the
+/// rest as JSON the console reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedSession {
+    pub node: String,
+    pub session_id: String,
+    pub database: String,
+    pub document: String,
 }
 
 /// What a node says of itself, every few seconds.

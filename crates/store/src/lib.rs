@@ -29,9 +29,9 @@ pub use backend::{
     AdvisorJob, Audit, AuditQuery, AuditShipping, Backend, ChangeCallback, Classification,
     ConsoleSessionKind, ConsoleSessionRow, ConsoleSessions, CredentialLastUse, Credentials,
     Databases, Findings, Firewall, Identities, KmsAlias, KmsKeys, LastAccess, LoginPassword,
-    NodeReport, Nodes, PASSWORD_HISTORY, Parameters, Passwords, Policies, Secrets, SessionKeys,
-    ShippedHead, ShippedRecord, ShippedTrail, StoreChange, StoredKmsKey, StoredParameter,
-    StoredSecret, UpstreamLogin, UpstreamLogins, Usage,
+    NodeReport, Nodes, PASSWORD_HISTORY, Parameters, Passwords, Policies, PublishedSession,
+    Secrets, SessionKeys, ShippedHead, ShippedRecord, ShippedTrail, StoreChange, StoredKmsKey,
+    StoredParameter, StoredSecret, UpstreamLogin, UpstreamLogins, Usage,
 };
 pub use domain::{
     BadFingerprint, Database, DatabaseError, Engine, Fingerprint, FirewallConfig, FirewallMode,

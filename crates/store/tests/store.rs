@@ -2421,3 +2421,76 @@ fn console_sessions_are_shared_sealed_bounded_and_end_everywhere() {
         b"s"
     );
 }
+
+#[test]
+fn running_sessions_are_published_per_node_and_end_requests_reach_their_node() {
+    use latchkey_store::PublishedSession;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes: Vec<Store> = (0..2)
+        .map(|_| backends::open(dir.path(), Vault::new(1, &[7; 32])).unwrap())
+        .collect();
+    let (one, two) = (&nodes[0], &nodes[1]);
+    let session = |id: &str, doc: &str| PublishedSession {
+        node: String::new(),
+        session_id: id.into(),
+        database: "orders".into(),
+        document: doc.into(),
+    };
+    // Node one is alive (it exchanged gauges) and publishes two sessions.
+    one.exchange_gauges("one", NOW, true, &[], NOW - 3).unwrap();
+    let asked = one
+        .publish_live_sessions(
+            "one",
+            true,
+            &[session("a1", "{}"), session("a2", "{}")],
+            &[],
+        )
+        .unwrap();
+    assert!(asked.is_empty());
+    let seen = two.published_sessions("two", NOW - 3).unwrap();
+    assert_eq!(
+        seen.iter()
+            .map(|s| (s.node.as_str(), s.session_id.as_str(), s.database.as_str()))
+            .collect::<Vec<_>>(),
+        [("one", "a1", "orders"), ("one", "a2", "orders")]
+    );
+    // A node does not see its own rows.
+    assert!(one.published_sessions("one", NOW - 3).unwrap().is_empty());
+    // Node two asks node one to end a1: node one takes the request once.
+    two.request_session_end("one", "a1", NOW).unwrap();
+    two.request_session_end("one", "a1", NOW).unwrap();
+    let asked = one
+        .publish_live_sessions(
+            "one",
+            false,
+            &[session("a2", "{\"statements\":3}")],
+            &["a1".into()],
+        )
+        .unwrap();
+    assert_eq!(asked, ["a1"]);
+    assert!(
+        one.publish_live_sessions("one", false, &[], &[])
+            .unwrap()
+            .is_empty()
+    );
+    let seen = two.published_sessions("two", NOW - 3).unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].session_id.as_str(), seen[0].document.as_str()),
+        ("a2", "{\"statements\":3}")
+    );
+    // A node that stopped exchanging shows no sessions; restarted, it
+    // forgets what it published before.
+    assert!(two.published_sessions("two", NOW + 10).unwrap().is_empty());
+    one.exchange_gauges("one", NOW + 20, true, &[], NOW + 17)
+        .unwrap();
+    one.publish_live_sessions("one", true, &[session("b1", "{}")], &[])
+        .unwrap();
+    let seen = two.published_sessions("two", NOW + 17).unwrap();
+    assert_eq!(
+        seen.iter()
+            .map(|s| s.session_id.as_str())
+            .collect::<Vec<_>>(),
+        ["b1"]
+    );
+}

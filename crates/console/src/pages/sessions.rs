@@ -8,6 +8,11 @@
 //! IAM's `RevokeSessions` (its credentials stop working on every node)
 //! and then ends every running session of that principal the caller may
 //! end.
+//!
+//! On a store shared by several nodes the page shows every node's
+//! sessions: each node publishes its own ([`published`], every second,
+//! by `serve`), and a session of another node is ended by a request that
+//! node takes up at its next publish.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,9 +22,9 @@ use latchkey_audit::{ApiService, SessionInfo};
 use latchkey_gateway::{LiveView, Running};
 use latchkey_identity::ActionContext;
 use latchkey_server::error::ApiError;
-use latchkey_store::Database;
+use latchkey_store::{Database, PublishedSession};
 use maud::html;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::databases::database_arn;
 use super::table;
@@ -50,6 +55,116 @@ fn principal_of(info: &SessionInfo) -> (&'static str, String, String) {
                 .to_owned(),
             info.identity.arn.clone(),
         ),
+    }
+}
+
+/// A node that has not exchanged gauges for this long shows no sessions
+/// (`serve` exchanges every half second; it is gone or cut off).
+const NODE_ALIVE_SECS: i64 = 3;
+
+/// Where the running sessions are: this node's gateways, and on a store
+/// shared with other nodes, what those publish.
+pub struct Sources<'a> {
+    pub gateways: &'a [Arc<dyn Running>],
+    /// This node's id, on a shared store.
+    pub node: Option<&'a str>,
+}
+
+/// A running session as the page shows it, on this node or another.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionRow {
+    /// The node it runs on; `None`: this one.
+    pub node: Option<String>,
+    pub session_id: String,
+    pub engine: String,
+    /// The identity that logged in (a user, or an assumed role's session).
+    pub identity_arn: String,
+    /// `user` or `role`, its name and ARN.
+    pub principal_kind: String,
+    pub principal_name: String,
+    pub principal_arn: String,
+    pub source_ip: String,
+    pub database: String,
+    pub db_user: String,
+    /// Unix seconds.
+    pub started: i64,
+    pub statements: u64,
+    pub bytes_from_client: u64,
+    pub bytes_to_client: u64,
+}
+
+impl SessionRow {
+    fn of_view(v: &LiveView) -> Self {
+        let info = &v.info;
+        let (kind, name, arn) = principal_of(info);
+        Self {
+            node: None,
+            session_id: info.session_id.clone(),
+            engine: info.engine.to_owned(),
+            identity_arn: info.identity.arn.clone(),
+            principal_kind: kind.to_owned(),
+            principal_name: name,
+            principal_arn: arn,
+            source_ip: info.source_ip.to_string(),
+            database: info.database.clone(),
+            db_user: info.db_user.clone(),
+            started: info
+                .started
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+            statements: v.statements,
+            bytes_from_client: v.bytes_from_client,
+            bytes_to_client: v.bytes_to_client,
+        }
+    }
+
+    /// A row another node published; `None` when it does not read.
+    fn of_published(p: &PublishedSession) -> Option<Self> {
+        let v: Value = serde_json::from_str(&p.document).ok()?;
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let number = |k: &str| v.get(k).and_then(Value::as_u64);
+        let session_id = p.session_id.clone();
+        valid_session_id(&session_id).then_some(())?;
+        Some(Self {
+            node: Some(p.node.clone()),
+            session_id,
+            engine: text("engine")?,
+            identity_arn: text("identityArn")?,
+            principal_kind: text("principalKind").filter(|k| k == "user" || k == "role")?,
+            principal_name: text("principalName")?,
+            principal_arn: text("principalArn")?,
+            source_ip: text("sourceIp")?,
+            database: p.database.clone(),
+            db_user: text("dbUser")?,
+            started: v.get("started").and_then(Value::as_i64)?,
+            statements: number("statements")?,
+            bytes_from_client: number("bytesFromClient")?,
+            bytes_to_client: number("bytesToClient")?,
+        })
+    }
+}
+
+/// This node's running session `v` as it publishes it for the others.
+pub fn published(v: &LiveView) -> PublishedSession {
+    let row = SessionRow::of_view(v);
+    PublishedSession {
+        node: String::new(),
+        session_id: row.session_id,
+        database: row.database,
+        document: json!({
+            "engine": row.engine,
+            "identityArn": row.identity_arn,
+            "principalKind": row.principal_kind,
+            "principalName": row.principal_name,
+            "principalArn": row.principal_arn,
+            "sourceIp": row.source_ip,
+            "dbUser": row.db_user,
+            "started": row.started,
+            "statements": row.statements,
+            "bytesFromClient": row.bytes_from_client,
+            "bytesToClient": row.bytes_to_client,
+        })
+        .to_string(),
     }
 }
 
@@ -100,21 +215,36 @@ impl<'s, 'a> Decisions<'s, 'a> {
     }
 }
 
-fn every_session(gateways: &[Arc<dyn Running>]) -> Vec<LiveView> {
-    let mut all: Vec<LiveView> = gateways
+/// Every running session: this node's, then (on a shared store) the
+/// other nodes', newest first; and whether the other nodes' could be read.
+fn every_session(s: &Signed<'_>, sources: &Sources<'_>) -> (Vec<SessionRow>, bool) {
+    let mut all: Vec<SessionRow> = sources
+        .gateways
         .iter()
         .flat_map(|g| g.keeper().live_sessions())
+        .map(|v| SessionRow::of_view(&v))
         .collect();
-    all.sort_by_key(|v| std::cmp::Reverse(v.info.started));
-    all
+    let mut complete = true;
+    if let Some(node) = sources.node {
+        match s
+            .api
+            .state
+            .store
+            .published_sessions(node, s.now - NODE_ALIVE_SECS)
+        {
+            Ok(rows) => all.extend(rows.iter().filter_map(SessionRow::of_published)),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the other nodes' sessions failed");
+                complete = false;
+            }
+        }
+    }
+    all.sort_by_key(|r| std::cmp::Reverse(r.started));
+    (all, complete)
 }
 
-fn started_text(info: &SessionInfo) -> String {
-    let secs = info
-        .started
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    super::shown_time(&latchkey_identity::iso8601(secs))
+fn started_text(row: &SessionRow) -> String {
+    super::shown_time(&latchkey_identity::iso8601(row.started))
 }
 
 fn bytes_text(n: u64) -> String {
@@ -126,17 +256,17 @@ fn bytes_text(n: u64) -> String {
 }
 
 /// `GET /console/sessions`: the running sessions of the databases the
-/// caller may see.
-pub fn sessions(s: &Signed<'_>, gateways: &[Arc<dyn Running>], query: &Form) -> Reply {
+/// caller may see, on every node.
+pub fn sessions(s: &Signed<'_>, sources: &Sources<'_>, query: &Form) -> Reply {
     let mut may_see = match Decisions::new(s, "latchkey:DescribeSessions") {
         Ok(d) => d,
         Err(reply) => return *reply,
     };
-    let all = every_session(gateways);
+    let (all, complete) = every_session(s, sources);
     let mut refused = None;
-    let shown: Vec<&LiveView> = all
+    let shown: Vec<&SessionRow> = all
         .iter()
-        .filter(|v| match may_see.allowed(&v.info.database) {
+        .filter(|r| match may_see.allowed(&r.database) {
             Ok(()) => true,
             Err(e) => {
                 refused.get_or_insert(e);
@@ -167,25 +297,25 @@ pub fn sessions(s: &Signed<'_>, gateways: &[Arc<dyn Running>], query: &Form) -> 
             &e.to_string(),
         );
     }
+    let clustered = sources.node.is_some();
     let rows = shown
         .iter()
-        .map(|v| {
-            let info = &v.info;
-            let (kind, name, arn) = principal_of(info);
-            let id = &info.session_id;
+        .map(|r| {
+            let id = &r.session_id;
             let audit = format!(
                 "/console/audit?principal={}&database={}",
-                encode(&info.identity.arn),
-                encode(&info.database)
+                encode(&r.identity_arn),
+                encode(&r.database)
             );
             html! { tr data-session=(id) {
-                td { span title=(arn) { (kind) " " (name) } br; small { code { (info.identity.arn) } } }
-                td { (info.source_ip) }
-                td { (info.database) " (" (info.engine) ")" }
-                td { code { (info.db_user) } }
-                td { (started_text(info)) }
-                td.num { a href=(audit) { (v.statements) } }
-                td.num { (bytes_text(v.bytes_from_client)) " / " (bytes_text(v.bytes_to_client)) }
+                td { span title=(r.principal_arn) { (r.principal_kind) " " (r.principal_name) } br; small { code { (r.identity_arn) } } }
+                td { (r.source_ip) }
+                td { (r.database) " (" (r.engine) ")" }
+                td { code { (r.db_user) } }
+                td { (started_text(r)) }
+                @if clustered { td { code { (r.node.as_deref().unwrap_or("this node")) } } }
+                td.num { a href=(audit) { (r.statements) } }
+                td.num { (bytes_text(r.bytes_from_client)) " / " (bytes_text(r.bytes_to_client)) }
                 td.actions {
                     form method="post" action={ "/console/sessions/" (id) "/end" } {
                         (csrf_field(&s.csrf))
@@ -193,36 +323,47 @@ pub fn sessions(s: &Signed<'_>, gateways: &[Arc<dyn Running>], query: &Form) -> 
                     }
                     form method="post" action={ "/console/sessions/" (id) "/revoke" } {
                         (csrf_field(&s.csrf))
-                        button type="submit" aria-label={ "Revoke every session of " (name) } { "Revoke " (kind) "'s sessions" }
+                        button type="submit" aria-label={ "Revoke every session of " (r.principal_name) } { "Revoke " (r.principal_kind) "'s sessions" }
                     }
                 }
             } }
         })
         .collect();
+    let mut headings = vec![
+        "Principal",
+        "Source address",
+        "Database",
+        "Database user",
+        "Started",
+    ];
+    if clustered {
+        headings.push("Node");
+    }
+    headings.extend(["Statements", "Bytes", "Actions"]);
     let body = html! {
         @match query.text("done") {
             "ended" => (notice("The session was ended.")),
+            "ending" => (notice("The session's node was asked to end it: it ends within a second or two.")),
             "revoked" => (notice("The principal's running sessions were ended and its temporary credentials revoked. An IAM user's access keys still work: deactivate them on the user's page.")),
             _ => {}
         }
+        @if !complete { (refusal("The other nodes' sessions cannot be read now: only this node's are shown.")) }
         p { "Statements and bytes (from the client / to the client) so far; the page refreshes itself every 10 seconds." }
         div #live-sessions data-refresh="10" {
-            (table("Running sessions",
-                   &["Principal", "Source address", "Database", "Database user", "Started", "Statements", "Bytes", "Actions"],
-                   rows, "No sessions are running."))
+            (table("Running sessions", &headings, rows, "No sessions are running."))
         }
     };
     s.page(Section::Sessions, "Sessions", body)
 }
 
-fn find(gateways: &[Arc<dyn Running>], id: &str) -> Option<Arc<SessionInfo>> {
+fn find(s: &Signed<'_>, sources: &Sources<'_>, id: &str) -> Option<SessionRow> {
     if !valid_session_id(id) {
         return None;
     }
-    every_session(gateways)
+    every_session(s, sources)
+        .0
         .into_iter()
-        .find(|v| v.info.session_id == id)
-        .map(|v| v.info)
+        .find(|r| r.session_id == id)
 }
 
 fn gone(s: &Signed<'_>) -> Reply {
@@ -234,59 +375,82 @@ fn gone(s: &Signed<'_>) -> Reply {
     )
 }
 
-fn record_end(s: &Signed<'_>, info: &SessionInfo, refusal: Option<&ApiError>) {
+fn record_end(s: &Signed<'_>, row: &SessionRow, refusal: Option<&ApiError>) {
+    let mut parameters = json!({
+        "sessionId": row.session_id,
+        "database": row.database,
+        "dbUser": row.db_user,
+        "principal": row.identity_arn,
+    });
+    if let Some(node) = &row.node {
+        parameters["node"] = json!(node);
+    }
     latchkey_server::http::record_front_call(
         s.api.state,
         &s.api.caller,
         ApiService::Gateway,
         "EndSession",
-        json!({
-            "sessionId": info.session_id,
-            "database": info.database,
-            "dbUser": info.db_user,
-            "principal": info.identity.arn,
-        }),
+        parameters,
         refusal,
         s.api.peer,
         crate::api::USER_AGENT,
     );
 }
 
-/// Ends `info`'s session if the caller may; `Ok(false)` when it had
-/// ended already.
+/// Ends `row`'s session if the caller may (on another node: asks that
+/// node to); `Ok(false)` when it had ended already.
 fn end_one(
     s: &Signed<'_>,
-    gateways: &[Arc<dyn Running>],
+    sources: &Sources<'_>,
     may_end: &mut Decisions<'_, '_>,
-    info: &SessionInfo,
+    row: &SessionRow,
 ) -> Result<bool, Refusal> {
-    if let Err(e) = may_end.allowed(&info.database) {
+    if let Err(e) = may_end.allowed(&row.database) {
         record_end(
             s,
-            info,
+            row,
             Some(&ApiError::new(403, "AccessDenied", e.message.clone())),
         );
         return Err(e);
     }
-    let ended = gateways
-        .iter()
-        .any(|g| g.keeper().end_session(&info.session_id).is_some());
+    let ended = match &row.node {
+        None => sources
+            .gateways
+            .iter()
+            .any(|g| g.keeper().end_session(&row.session_id).is_some()),
+        Some(node) => match s
+            .api
+            .state
+            .store
+            .request_session_end(node, &row.session_id, s.now)
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "asking another node to end a session failed");
+                return Err(Refusal {
+                    code: "ServiceUnavailable".into(),
+                    message: "the session's node cannot be reached now".into(),
+                });
+            }
+        },
+    };
     if ended {
-        record_end(s, info, None);
+        record_end(s, row, None);
     }
     Ok(ended)
 }
 
 /// `POST /console/sessions/ID/end`.
-pub fn end(s: &Signed<'_>, gateways: &[Arc<dyn Running>], id: &str) -> Reply {
-    let Some(info) = find(gateways, id) else {
+pub fn end(s: &Signed<'_>, sources: &Sources<'_>, id: &str) -> Reply {
+    let Some(row) = find(s, sources, id) else {
         return gone(s);
     };
     let mut may_end = match Decisions::new(s, "latchkey:EndSession") {
         Ok(d) => d,
         Err(reply) => return *reply,
     };
-    match end_one(s, gateways, &mut may_end, &info) {
+    match end_one(s, sources, &mut may_end, &row) {
+        Ok(true) if row.node.is_some() => redirect("/console/sessions?done=ending"),
         Ok(true) => redirect("/console/sessions?done=ended"),
         // Refused (and recorded): answered as for a session that does not
         // run, naming neither its database nor its principal.
@@ -295,9 +459,10 @@ pub fn end(s: &Signed<'_>, gateways: &[Arc<dyn Running>], id: &str) -> Reply {
 }
 
 /// `POST /console/sessions/ID/revoke`: `RevokeSessions` on the session's
-/// user or role, then every running session of theirs ended.
-pub fn revoke(s: &Signed<'_>, gateways: &[Arc<dyn Running>], id: &str) -> Reply {
-    let Some(info) = find(gateways, id) else {
+/// user or role, then every running session of theirs ended, on every
+/// node.
+pub fn revoke(s: &Signed<'_>, sources: &Sources<'_>, id: &str) -> Reply {
+    let Some(row) = find(s, sources, id) else {
         return gone(s);
     };
     let mut may_end = match Decisions::new(s, "latchkey:EndSession") {
@@ -305,21 +470,23 @@ pub fn revoke(s: &Signed<'_>, gateways: &[Arc<dyn Running>], id: &str) -> Reply 
         Err(reply) => return *reply,
     };
     // Only a session the caller may end leads to its principal.
-    if let Err(e) = may_end.allowed(&info.database) {
+    if let Err(e) = may_end.allowed(&row.database) {
         record_end(
             s,
-            &info,
+            &row,
             Some(&ApiError::new(403, "AccessDenied", e.message.clone())),
         );
         return gone(s);
     }
-    let (kind, name, arn) = principal_of(&info);
-    let param = if kind == "role" {
+    let param = if row.principal_kind == "role" {
         "RoleName"
     } else {
         "UserName"
     };
-    if let Err(e) = s.api.call("RevokeSessions", &[(param, name.as_str())]) {
+    if let Err(e) = s
+        .api
+        .call("RevokeSessions", &[(param, row.principal_name.as_str())])
+    {
         return s.refused(
             StatusCode::FORBIDDEN,
             Section::Sessions,
@@ -327,14 +494,14 @@ pub fn revoke(s: &Signed<'_>, gateways: &[Arc<dyn Running>], id: &str) -> Reply 
             &e.to_string(),
         );
     }
-    let theirs: Vec<Arc<SessionInfo>> = every_session(gateways)
+    let theirs: Vec<SessionRow> = every_session(s, sources)
+        .0
         .into_iter()
-        .filter(|v| principal_of(&v.info).2 == arn)
-        .map(|v| v.info)
+        .filter(|r| r.principal_arn == row.principal_arn)
         .collect();
     let mut refusals = Vec::new();
-    for info in &theirs {
-        if let Err(e) = end_one(s, gateways, &mut may_end, info) {
+    for other in &theirs {
+        if let Err(e) = end_one(s, sources, &mut may_end, other) {
             refusals.push(e);
         }
     }
@@ -356,7 +523,7 @@ pub fn revoke(s: &Signed<'_>, gateways: &[Arc<dyn Running>], id: &str) -> Reply 
 /// per minute over the last hour and per hour over the last day, for the
 /// databases (and, for the charts, the whole gateway) the caller may see
 /// sessions of.
-pub fn overview(s: &Signed<'_>, gateways: &[Arc<dyn Running>]) -> maud::Markup {
+pub fn overview(s: &Signed<'_>, sources: &Sources<'_>) -> maud::Markup {
     let heading = html! { h2 #gateway-heading { "Gateway" } };
     let mut may_see = match Decisions::new(s, "latchkey:DescribeSessions") {
         Ok(d) => d,
@@ -377,9 +544,9 @@ pub fn overview(s: &Signed<'_>, gateways: &[Arc<dyn Running>]) -> maud::Markup {
         .and_then(|()| names.iter().try_for_each(|name| may_see.allowed(name)));
 
     let mut by_database: std::collections::BTreeMap<String, usize> = Default::default();
-    for v in every_session(gateways) {
-        if may_see.allowed(&v.info.database).is_ok() {
-            *by_database.entry(v.info.database.clone()).or_default() += 1;
+    for r in every_session(s, sources).0 {
+        if may_see.allowed(&r.database).is_ok() {
+            *by_database.entry(r.database).or_default() += 1;
         }
     }
     let day = {
@@ -387,7 +554,7 @@ pub fn overview(s: &Signed<'_>, gateways: &[Arc<dyn Running>]) -> maud::Markup {
             latchkey_gateway::activity::Minute::default();
             latchkey_gateway::activity::MINUTES
         ];
-        for g in gateways {
+        for g in sources.gateways {
             for (total, m) in sum
                 .iter_mut()
                 .zip(g.keeper().activity(latchkey_gateway::activity::MINUTES))

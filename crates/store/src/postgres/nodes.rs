@@ -2,7 +2,7 @@
 
 use super::{PgBackend, Sql};
 use crate::Result;
-use crate::backend::{NodeReport, Nodes};
+use crate::backend::{NodeReport, Nodes, PublishedSession};
 
 /// A node that has not exchanged gauges for this long is forgotten.
 const GONE_SECS: i64 = 3600;
@@ -136,5 +136,80 @@ impl Nodes for PgBackend {
             )?;
             Ok(())
         })
+    }
+
+    fn publish_live_sessions(
+        &self,
+        node: &str,
+        fresh: bool,
+        upsert: &[PublishedSession],
+        ended: &[String],
+    ) -> Result<Vec<String>> {
+        self.write(|tx| {
+            if fresh {
+                tx.execute("DELETE FROM live_sessions WHERE node = $1", &[&node])?;
+                for table in ["live_sessions", "session_end_requests"] {
+                    tx.execute(
+                        &format!(
+                            "DELETE FROM {table} WHERE node <> $1 AND node NOT IN (SELECT node FROM gauge_nodes)"
+                        ),
+                        &[&node],
+                    )?;
+                }
+            }
+            for s in upsert {
+                tx.execute(
+                    "INSERT INTO live_sessions (node, session_id, database, document) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (node, session_id) DO UPDATE SET database = EXCLUDED.database, document = EXCLUDED.document",
+                    &[&node, &s.session_id, &s.database, &s.document],
+                )?;
+            }
+            for id in ended {
+                tx.execute(
+                    "DELETE FROM live_sessions WHERE node = $1 AND session_id = $2",
+                    &[&node, id],
+                )?;
+            }
+            tx.query(
+                "DELETE FROM session_end_requests WHERE node = $1 RETURNING session_id",
+                &[&node],
+            )?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
+        })
+    }
+
+    fn published_sessions(&self, except: &str, alive_after: i64) -> Result<Vec<PublishedSession>> {
+        self.read(|c| {
+            c.query(
+                "SELECT s.node, s.session_id, s.database, s.document FROM live_sessions s
+                 JOIN gauge_nodes n ON n.node = s.node
+                 WHERE s.node <> $1 AND n.alive > $2
+                 ORDER BY s.node COLLATE \"C\", s.session_id COLLATE \"C\"",
+                &[&except, &alive_after],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(PublishedSession {
+                    node: r.try_get(0)?,
+                    session_id: r.try_get(1)?,
+                    database: r.try_get(2)?,
+                    document: r.try_get(3)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn request_session_end(&self, node: &str, session_id: &str, now: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO session_end_requests (node, session_id, requested) VALUES ($1, $2, $3)
+                 ON CONFLICT (node, session_id) DO NOTHING",
+                &[&node, &session_id, &now],
+            )
+        })?;
+        Ok(())
     }
 }

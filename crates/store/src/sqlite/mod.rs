@@ -98,6 +98,8 @@ CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (time_ms);
 CREATE INDEX IF NOT EXISTS audit_records_principal ON audit_records (principal, time_ms);
 CREATE TABLE IF NOT EXISTS console_sessions (key BLOB PRIMARY KEY, kind TEXT NOT NULL, user TEXT NOT NULL, created INTEGER NOT NULL, last_seen INTEGER NOT NULL, failures INTEGER NOT NULL DEFAULT 0, state BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS console_sessions_last_seen ON console_sessions (last_seen);
+CREATE TABLE IF NOT EXISTS live_sessions (node TEXT NOT NULL, session_id TEXT NOT NULL, database TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (node, session_id));
+CREATE TABLE IF NOT EXISTS session_end_requests (node TEXT NOT NULL, session_id TEXT NOT NULL, requested INTEGER NOT NULL, PRIMARY KEY (node, session_id));
 CREATE TABLE IF NOT EXISTS audit_digests (node TEXT NOT NULL, sequence INTEGER NOT NULL, document TEXT NOT NULL, PRIMARY KEY (node, sequence));
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";

@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::SqliteBackend;
 use crate::Result;
-use crate::backend::{NodeReport, Nodes};
+use crate::backend::{NodeReport, Nodes, PublishedSession};
 
 /// A node that has not exchanged gauges for this long is forgotten.
 const GONE_SECS: i64 = 3600;
@@ -133,6 +133,77 @@ impl Nodes for SqliteBackend {
             "INSERT INTO meta (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             params![SEALING_KEY, id.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn publish_live_sessions(
+        &self,
+        node: &str,
+        fresh: bool,
+        upsert: &[PublishedSession],
+        ended: &[String],
+    ) -> Result<Vec<String>> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        if fresh {
+            tx.execute("DELETE FROM live_sessions WHERE node = ?1", params![node])?;
+            for table in ["live_sessions", "session_end_requests"] {
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE node <> ?1 AND node NOT IN (SELECT node FROM gauge_nodes)"
+                    ),
+                    params![node],
+                )?;
+            }
+        }
+        for s in upsert {
+            tx.execute(
+                "INSERT INTO live_sessions (node, session_id, database, document) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (node, session_id) DO UPDATE SET database = excluded.database, document = excluded.document",
+                params![node, s.session_id, s.database, s.document],
+            )?;
+        }
+        for id in ended {
+            tx.execute(
+                "DELETE FROM live_sessions WHERE node = ?1 AND session_id = ?2",
+                params![node, id],
+            )?;
+        }
+        let requests = {
+            let mut stmt = tx
+                .prepare("DELETE FROM session_end_requests WHERE node = ?1 RETURNING session_id")?;
+            let rows = stmt.query_map(params![node], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()?
+        };
+        tx.commit()?;
+        Ok(requests)
+    }
+
+    fn published_sessions(&self, except: &str, alive_after: i64) -> Result<Vec<PublishedSession>> {
+        let db = self.reader();
+        let mut stmt = db.prepare(
+            "SELECT s.node, s.session_id, s.database, s.document FROM live_sessions s
+             JOIN gauge_nodes n ON n.node = s.node
+             WHERE s.node <> ?1 AND n.alive > ?2
+             ORDER BY s.node, s.session_id",
+        )?;
+        let rows = stmt.query_map(params![except, alive_after], |r| {
+            Ok(PublishedSession {
+                node: r.get(0)?,
+                session_id: r.get(1)?,
+                database: r.get(2)?,
+                document: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn request_session_end(&self, node: &str, session_id: &str, now: i64) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO session_end_requests (node, session_id, requested) VALUES (?1, ?2, ?3)
+             ON CONFLICT (node, session_id) DO NOTHING",
+            params![node, session_id, now],
         )?;
         Ok(())
     }
