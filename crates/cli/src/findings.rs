@@ -132,9 +132,21 @@ impl latchkey_trail::Observer for Detection {
                     Action::BlockSourceIp { ip, for_secs } => {
                         let until =
                             now().saturating_add(i64::try_from(*for_secs).unwrap_or(i64::MAX));
-                        match self.state.block_ip(*ip, until) {
-                            Ok(()) => {
+                        // When the failures were seen. Another node's are
+                        // learned up to a second after (the gauge
+                        // exchange): an unblock within that margin after
+                        // this finding's last failure forgives it too.
+                        let evidence = f
+                            .last_seen
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                            .saturating_sub(FAILURES_LEARNED_WITHIN);
+                        match self.state.block_ip(*ip, until, evidence) {
+                            Ok(true) => {
                                 tracing::warn!(finding = %f.id, %ip, for_secs, "blocked a source address");
+                            }
+                            Ok(false) => {
+                                tracing::info!(finding = %f.id, %ip, "not blocking a source address: an operator unblocked it after these failures");
                             }
                             // Blocked here all the same; the other nodes
                             // learn of it only through the store.
@@ -185,6 +197,10 @@ impl latchkey_trail::Observer for Detection {
     }
 }
 
+/// Seconds within which a node learns of another node's failed logins
+/// (two gauge exchanges, rounded up).
+const FAILURES_LEARNED_WITHIN: i64 = 2;
+
 #[derive(Subcommand, Debug)]
 pub enum FindingsCommand {
     /// List findings, newest first.
@@ -193,6 +209,27 @@ pub enum FindingsCommand {
     Get(GetArgs),
     /// Archive findings (or bring them back with --unarchive).
     Archive(ArchiveArgs),
+    /// List the source addresses detection blocked, and until when.
+    Blocked(BlockedArgs),
+    /// Lift blocks before they run out (every node drops them within seconds); the failures seen until now no longer block.
+    Unblock(UnblockArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BlockedArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct UnblockArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Addresses to unblock (IPv4 or IPv6).
+    #[arg(required = true)]
+    ips: Vec<std::net::IpAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -305,6 +342,45 @@ pub fn run(cmd: FindingsCommand) -> Result<u8> {
                     println!("evidence: {}", v["evidence"]);
                     println!("actions:  {}", v["actions"]);
                 }
+            }
+            Ok(exit::OK)
+        }
+        FindingsCommand::Blocked(args) => {
+            let store = open(&args.server)?;
+            let now = latchkey_identity::clock::system_now();
+            let blocked = store.blocked_addresses(now)?;
+            match args.output {
+                OutputFormat::Json => {
+                    let list: Vec<serde_json::Value> = blocked
+                        .iter()
+                        .map(|(ip, until)| {
+                            serde_json::json!({
+                                "SourceIp": ip,
+                                "BlockedUntil": latchkey_identity::iso8601(*until),
+                            })
+                        })
+                        .collect();
+                    print_json(&serde_json::json!({ "BlockedAddresses": list }))?;
+                }
+                OutputFormat::Text => {
+                    for (ip, until) in &blocked {
+                        println!("{ip}  until {}", latchkey_identity::iso8601(*until));
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        FindingsCommand::Unblock(args) => {
+            let store = open(&args.server)?;
+            let now = latchkey_identity::clock::system_now();
+            let mut missing = Vec::new();
+            for ip in &args.ips {
+                if !store.unblock_address(&ip.to_string(), now)? {
+                    missing.push(ip.to_string());
+                }
+            }
+            if !missing.is_empty() {
+                bail!("not blocked: {}", missing.join(", "));
             }
             Ok(exit::OK)
         }

@@ -539,7 +539,11 @@ async fn limits_turn_clients_away() {
 
     // A blocked address is turned away before anything is read.
     let state = &rig.gateway.keeper.state;
-    state.block_ip(peer(9).ip(), state.now() + 60).unwrap();
+    assert!(
+        state
+            .block_ip(peer(9).ip(), state.now() + 60, state.now())
+            .unwrap()
+    );
     let mut blocked = Client::connect(&rig, peer(9), "CANCEL").await;
     assert_eq!(blocked.hear().await, "EARLY");
     assert_eq!(rig.audit.refusals().last(), Some(&FailureKind::Blocked));

@@ -12,7 +12,6 @@ use latchkey_store::{PrincipalKind, Store, StoreError};
 use crate::caller::{Caller, Identity};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{CredentialError, CredentialFailure, Denial, IdentityError};
-
 /// Everything a request handler needs.
 pub struct AppState {
     pub store: Store,
@@ -54,6 +53,13 @@ pub struct AppState {
     /// list is empty.
     blocked: RwLock<HashMap<std::net::IpAddr, i64>>,
     any_blocked: std::sync::atomic::AtomicBool,
+    /// Blocks made here: (until, its number in `block_seq`, whether the
+    /// store took it). A reload replaces `blocked` with the store's list
+    /// (so that a block lifted in the store is lifted here) but keeps
+    /// those the store did not take, and those made since the reload
+    /// began reading (the store may not have had them yet).
+    local_blocks: std::sync::Mutex<HashMap<std::net::IpAddr, (i64, u64, bool)>>,
+    block_seq: std::sync::atomic::AtomicU64,
     /// Bumped whenever an upstream database credential changes (a
     /// rotation step): part of the gateways' pool keys, so that no idle
     /// connection opened before the change is handed out again (see
@@ -215,6 +221,8 @@ impl AppState {
             resource_policies: RwLock::new(HashMap::new()),
             blocked: RwLock::new(HashMap::new()),
             any_blocked: std::sync::atomic::AtomicBool::new(false),
+            local_blocks: std::sync::Mutex::new(HashMap::new()),
+            block_seq: std::sync::atomic::AtomicU64::new(0),
             upstream_credentials: std::sync::atomic::AtomicU64::new(0),
             metrics: Arc::default(),
             audit: std::sync::OnceLock::new(),
@@ -252,10 +260,34 @@ impl AppState {
 
     /// Refuses `ip` until `until` (Unix seconds), on the gateways and the
     /// API: here at once, and on every node sharing the store as it
-    /// reloads the blocklist (its change feed wakes it).
-    pub fn block_ip(&self, ip: std::net::IpAddr, until: i64) -> Result<(), StoreError> {
+    /// reloads the blocklist (its change feed wakes it). `evidence` is
+    /// when the last failure behind it was seen: an operator who lifted a
+    /// block of `ip` since forgave it, and nothing is blocked (`Ok(false)`).
+    /// When the store does not answer, the block holds here all the same
+    /// (fail closed) and the error is returned.
+    pub fn block_ip(
+        &self,
+        ip: std::net::IpAddr,
+        until: i64,
+        evidence: i64,
+    ) -> Result<bool, StoreError> {
+        let stored = self.store.block_address(&ip.to_string(), until, evidence);
+        if matches!(stored, Ok(false)) {
+            return Ok(false);
+        }
+        // Numbered after the write: a reload that read the store before
+        // it began before this number, and keeps the block.
+        let seq = self
+            .block_seq
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            + 1;
+        {
+            let mut local = self.local_blocks.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = local.entry(ip).or_insert((until, seq, false));
+            *slot = (slot.0.max(until), seq, stored.is_ok());
+        }
         self.block_here(ip, until);
-        self.store.block_address(&ip.to_string(), until)
+        stored
     }
 
     fn block_here(&self, ip: std::net::IpAddr, until: i64) {
@@ -268,17 +300,32 @@ impl AppState {
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// Re-reads the blocklist from the store (what other nodes blocked);
-    /// blocks made here that the store did not take stay.
+    /// Re-reads the blocklist from the store (what other nodes blocked,
+    /// without what was lifted there); blocks made here that the store
+    /// did not take stay.
     pub fn reload_blocklist(&self) -> Result<(), StoreError> {
         let now = self.now();
+        let began = self.block_seq.load(std::sync::atomic::Ordering::Acquire);
+        let mut fresh: HashMap<std::net::IpAddr, i64> = HashMap::new();
         for (ip, until) in self.store.blocked_addresses(now)? {
             // Written by `block_ip`; anything else in the table is not an
             // address and blocks nothing.
             if let Ok(ip) = ip.parse() {
-                self.block_here(ip, until);
+                fresh.insert(ip, until);
             }
         }
+        {
+            let mut local = self.local_blocks.lock().unwrap_or_else(|p| p.into_inner());
+            local.retain(|_, (until, seq, stored)| *until > now && (!*stored || *seq > began));
+            for (ip, (until, _, _)) in local.iter() {
+                let slot = fresh.entry(*ip).or_insert(*until);
+                *slot = (*slot).max(*until);
+            }
+        }
+        let any = !fresh.is_empty();
+        *self.blocked.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        self.any_blocked
+            .store(any, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 

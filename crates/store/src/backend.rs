@@ -576,12 +576,22 @@ pub trait SessionKeys {
     fn revocations(&self) -> Result<Vec<(String, i64)>>;
 
     /// Refuses source address `ip` (its canonical text) until `until`
-    /// (Unix seconds; a later block of the same address extends it).
-    fn block_address(&self, ip: &str, until: i64) -> Result<()>;
+    /// (Unix seconds; a later block of the same address extends it), for
+    /// failures seen up to `evidence` (Unix seconds). Whether it is
+    /// blocked: not when an operator lifted a block of `ip` at or after
+    /// `evidence` (the unblock forgave those failures; a node whose
+    /// detection fires on them late must not undo it).
+    fn block_address(&self, ip: &str, until: i64, evidence: i64) -> Result<bool>;
 
     /// The addresses blocked after `now`, with until when; forgets the
     /// blocks that ran out.
     fn blocked_addresses(&self, now: i64) -> Result<Vec<(String, i64)>>;
+
+    /// Lifts the block of `ip` (its canonical text) at `now`, before it
+    /// runs out, and forgives the failures seen until then (see
+    /// [`SessionKeys::block_address`]); whether there was a block. Every
+    /// node drops it at its next reload.
+    fn unblock_address(&self, ip: &str, now: i64) -> Result<bool>;
 
     /// The cluster keys (id, material), creating the first on a new store.
     fn cluster_keys(&self, now: i64) -> Result<Vec<(u32, Zeroizing<[u8; 32]>)>>;

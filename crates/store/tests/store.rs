@@ -2058,10 +2058,10 @@ fn nodes_report_themselves_and_the_agreed_sealing_key_holds_on_every_opening() {
 fn blocked_addresses_extend_and_run_out() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store.block_address("203.0.113.9", NOW + 60).unwrap();
-    store.block_address("2001:db8::1", NOW + 10).unwrap();
+    assert!(store.block_address("203.0.113.9", NOW + 60, NOW).unwrap());
+    assert!(store.block_address("2001:db8::1", NOW + 10, NOW).unwrap());
     // A shorter block of the same address does not shorten it.
-    store.block_address("203.0.113.9", NOW + 30).unwrap();
+    assert!(store.block_address("203.0.113.9", NOW + 30, NOW).unwrap());
     assert_eq!(
         store.blocked_addresses(NOW).unwrap(),
         [
@@ -2069,15 +2069,36 @@ fn blocked_addresses_extend_and_run_out() {
             ("203.0.113.9".to_owned(), NOW + 60)
         ]
     );
-    store.block_address("203.0.113.9", NOW + 90).unwrap();
+    assert!(store.block_address("203.0.113.9", NOW + 90, NOW).unwrap());
     // Run out: forgotten.
     assert_eq!(
         store.blocked_addresses(NOW + 10).unwrap(),
         [("203.0.113.9".to_owned(), NOW + 90)]
     );
     assert!(store.blocked_addresses(NOW + 90).unwrap().is_empty());
+    // Lifted early: gone, and the failures seen until then block no
+    // more; a later failure blocks again.
+    assert!(store.block_address("198.51.100.4", NOW + 600, NOW).unwrap());
+    assert!(store.unblock_address("198.51.100.4", NOW + 5).unwrap());
+    assert!(!store.unblock_address("198.51.100.4", NOW + 6).unwrap());
+    assert!(store.blocked_addresses(NOW + 6).unwrap().is_empty());
+    assert!(
+        !store
+            .block_address("198.51.100.4", NOW + 600, NOW + 5)
+            .unwrap()
+    );
+    assert!(store.blocked_addresses(NOW + 6).unwrap().is_empty());
+    assert!(
+        store
+            .block_address("198.51.100.4", NOW + 600, NOW + 7)
+            .unwrap()
+    );
+    assert_eq!(
+        store.blocked_addresses(NOW + 8).unwrap(),
+        [("198.51.100.4".to_owned(), NOW + 600)]
+    );
     drop(store);
-    assert!(open(&dir).blocked_addresses(NOW).unwrap().is_empty());
+    assert!(open(&dir).blocked_addresses(NOW + 600).unwrap().is_empty());
 }
 
 #[test]

@@ -78,12 +78,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
 
 /// Version 11: console sessions, shared by the nodes (a browser signed in
 /// through one node is signed in on all); each node's running sessions,
-/// published for the others' consoles, and the requests to end one.
+/// published for the others' consoles, and the requests to end one; when
+/// each address was last unblocked.
 const SCHEMA_V11: &str = "
 CREATE TABLE IF NOT EXISTS console_sessions (key BYTEA PRIMARY KEY, kind TEXT NOT NULL, user_name TEXT NOT NULL, created BIGINT NOT NULL, last_seen BIGINT NOT NULL, failures BIGINT NOT NULL DEFAULT 0, state BYTEA NOT NULL);
 CREATE INDEX IF NOT EXISTS console_sessions_last_seen ON console_sessions (last_seen);
 CREATE TABLE IF NOT EXISTS live_sessions (node TEXT NOT NULL, session_id TEXT NOT NULL, database TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (node, session_id));
 CREATE TABLE IF NOT EXISTS session_end_requests (node TEXT NOT NULL, session_id TEXT NOT NULL, requested BIGINT NOT NULL, PRIMARY KEY (node, session_id));
+CREATE TABLE IF NOT EXISTS unblocked_addresses (ip TEXT PRIMARY KEY, at BIGINT NOT NULL);
 ";
 
 /// Version 10: how each node is set up, in its report (the security

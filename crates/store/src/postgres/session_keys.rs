@@ -37,16 +37,24 @@ impl SessionKeys for PgBackend {
         })
     }
 
-    fn block_address(&self, ip: &str, until: i64) -> Result<()> {
+    fn block_address(&self, ip: &str, until: i64, evidence: i64) -> Result<bool> {
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO blocked_addresses (ip, until) VALUES ($1, $2)
-                 ON CONFLICT (ip) DO UPDATE
-                 SET until = GREATEST(blocked_addresses.until, EXCLUDED.until)",
-                &[&ip, &until],
-            )
-        })?;
-        Ok(())
+            let forgiven: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM unblocked_addresses WHERE ip = $1 AND at >= $2)",
+                    &[&ip, &evidence],
+                )?
+                .try_get(0)?;
+            if !forgiven {
+                tx.execute(
+                    "INSERT INTO blocked_addresses (ip, until) VALUES ($1, $2)
+                     ON CONFLICT (ip) DO UPDATE
+                     SET until = GREATEST(blocked_addresses.until, EXCLUDED.until)",
+                    &[&ip, &until],
+                )?;
+            }
+            Ok(!forgiven)
+        })
     }
 
     fn blocked_addresses(&self, now: i64) -> Result<Vec<(String, i64)>> {
@@ -72,6 +80,19 @@ impl SessionKeys for PgBackend {
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
+        })
+    }
+
+    fn unblock_address(&self, ip: &str, now: i64) -> Result<bool> {
+        self.write(|tx| {
+            let lifted = tx.execute("DELETE FROM blocked_addresses WHERE ip = $1", &[&ip])? == 1;
+            tx.execute(
+                "INSERT INTO unblocked_addresses (ip, at) VALUES ($1, $2)
+                 ON CONFLICT (ip) DO UPDATE
+                 SET at = GREATEST(unblocked_addresses.at, EXCLUDED.at)",
+                &[&ip, &now],
+            )?;
+            Ok(lifted)
         })
     }
 

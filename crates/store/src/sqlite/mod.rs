@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS console_sessions (key BLOB PRIMARY KEY, kind TEXT NOT
 CREATE INDEX IF NOT EXISTS console_sessions_last_seen ON console_sessions (last_seen);
 CREATE TABLE IF NOT EXISTS live_sessions (node TEXT NOT NULL, session_id TEXT NOT NULL, database TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (node, session_id));
 CREATE TABLE IF NOT EXISTS session_end_requests (node TEXT NOT NULL, session_id TEXT NOT NULL, requested INTEGER NOT NULL, PRIMARY KEY (node, session_id));
+CREATE TABLE IF NOT EXISTS unblocked_addresses (ip TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_digests (node TEXT NOT NULL, sequence INTEGER NOT NULL, document TEXT NOT NULL, PRIMARY KEY (node, sequence));
 INSERT INTO policy_versions (arn, version, document, created) SELECT m.arn, 1, m.document, m.created FROM managed_policies m WHERE NOT EXISTS (SELECT 1 FROM policy_versions v WHERE v.arn = m.arn);
 ";

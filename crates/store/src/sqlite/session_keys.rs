@@ -24,13 +24,23 @@ impl SessionKeys for SqliteBackend {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn block_address(&self, ip: &str, until: i64) -> Result<()> {
-        self.db().execute(
-            "INSERT INTO blocked_addresses (ip, until) VALUES (?1, ?2)
-             ON CONFLICT(ip) DO UPDATE SET until = MAX(until, excluded.until)",
-            params![ip, until],
+    fn block_address(&self, ip: &str, until: i64, evidence: i64) -> Result<bool> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let forgiven: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM unblocked_addresses WHERE ip = ?1 AND at >= ?2)",
+            params![ip, evidence],
+            |r| r.get(0),
         )?;
-        Ok(())
+        if !forgiven {
+            tx.execute(
+                "INSERT INTO blocked_addresses (ip, until) VALUES (?1, ?2)
+                 ON CONFLICT(ip) DO UPDATE SET until = MAX(until, excluded.until)",
+                params![ip, until],
+            )?;
+        }
+        tx.commit()?;
+        Ok(!forgiven)
     }
 
     fn blocked_addresses(&self, now: i64) -> Result<Vec<(String, i64)>> {
@@ -52,6 +62,19 @@ impl SessionKeys for SqliteBackend {
             db.prepare("SELECT ip, until FROM blocked_addresses WHERE until > ?1 ORDER BY ip")?;
         let rows = stmt.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn unblock_address(&self, ip: &str, now: i64) -> Result<bool> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let lifted = tx.execute("DELETE FROM blocked_addresses WHERE ip = ?1", params![ip])? == 1;
+        tx.execute(
+            "INSERT INTO unblocked_addresses (ip, at) VALUES (?1, ?2)
+             ON CONFLICT(ip) DO UPDATE SET at = MAX(at, excluded.at)",
+            params![ip, now],
+        )?;
+        tx.commit()?;
+        Ok(lifted)
     }
 
     fn cluster_keys(&self, now: i64) -> Result<Vec<(u32, Zeroizing<[u8; 32]>)>> {
