@@ -25,6 +25,7 @@
 
 use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::trail::Hash;
 use crate::trail::chain::parse_time_ms;
@@ -32,7 +33,7 @@ use crate::trail::digest::SigningKey;
 use crate::trail::problem::Problem;
 
 /// The largest anchor document accepted (a real one is about 450 bytes).
-pub const MAX_ANCHOR_BYTES: usize = 4096;
+pub const MAX_ANCHOR_BYTES: usize = 64 * 1024;
 
 const DOMAIN: &str = "latchkey audit anchor v1";
 
@@ -78,6 +79,21 @@ pub struct AnchorBody {
     pub digest_hash: Option<Hash>,
     /// When anchored, RFC 3339 UTC.
     pub time: String,
+    /// The other nodes sharing the store as this node saw them, and how far
+    /// each said its trail reached: a node erased from the store is still
+    /// named here, where altering it breaks the signature.
+    pub peers: BTreeMap<String, u64>,
+}
+
+/// The most peers an anchor names.
+pub const MAX_PEERS: usize = 1024;
+
+/// Whether `id` is shaped as a node id may be in an anchor.
+fn valid_peer_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A signed anchor.
@@ -98,6 +114,8 @@ struct Document {
     digest_sequence: u64,
     digest_hash: Option<String>,
     time: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    peers: BTreeMap<String, u64>,
     public_key: String,
     signature: String,
 }
@@ -105,7 +123,7 @@ struct Document {
 impl AnchorBody {
     /// The bytes the signature covers.
     pub fn message(&self) -> String {
-        format!(
+        let mut message = format!(
             "{DOMAIN}\ntrail {:016x}\nsequence {}\nrecord {}\ndigest {} {}\ntime {}\n",
             self.trail_id,
             self.sequence,
@@ -113,7 +131,12 @@ impl AnchorBody {
             self.digest_sequence,
             self.digest_hash.map_or_else(|| "-".to_owned(), hex::encode),
             self.time
-        )
+        );
+        // Peers' ids hold no space or newline (`valid_peer_id`).
+        for (node, reach) in &self.peers {
+            message.push_str(&format!("peer {node} {reach}\n"));
+        }
+        message
     }
 
     /// Signs the anchor with the audit key.
@@ -152,6 +175,7 @@ impl Anchor {
             digest_sequence: self.body.digest_sequence,
             digest_hash: self.body.digest_hash.map(hex::encode),
             time: self.body.time.clone(),
+            peers: self.body.peers.clone(),
             public_key: hex::encode(self.public_key),
             signature: hex::encode(self.signature),
         };
@@ -192,6 +216,12 @@ impl Anchor {
                 expected: "an RFC 3339 UTC time",
             });
         }
+        if doc.peers.len() > MAX_PEERS || !doc.peers.keys().all(|id| valid_peer_id(id)) {
+            return Err(AnchorError::Field {
+                field: "peers",
+                expected: "at most 1024 node ids of 1 to 64 letters, digits, '-' or '_'",
+            });
+        }
         let public_key = hex_field::<32>(&doc.public_key, "publicKey", "64 lowercase hex digits")?;
         let signature = hex_field::<64>(&doc.signature, "signature", "128 lowercase hex digits")?;
         Ok(Self {
@@ -202,6 +232,7 @@ impl Anchor {
                 digest_sequence: doc.digest_sequence,
                 digest_hash,
                 time: doc.time,
+                peers: doc.peers,
             },
             public_key,
             signature,

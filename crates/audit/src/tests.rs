@@ -856,6 +856,7 @@ impl Built {
             digest_sequence: self.digests.len() as u64,
             digest_hash: Some(anchor::sha256(digest)),
             time: "2026-11-23T14:22:08.123Z".into(),
+            peers: Default::default(),
         }
     }
 
@@ -984,6 +985,7 @@ fn comparing_with_an_anchor() {
         digest_sequence: 3,
         digest_hash: Some([3; 32]),
         time: "2026-01-01T00:00:00Z".into(),
+        peers: Default::default(),
     };
     let end = TrailEnd {
         trail_id: Some(1),
@@ -1083,6 +1085,12 @@ fn signed_anchor(key: &SigningKey) -> crate::anchor::Anchor {
         digest_sequence: 7,
         digest_hash: Some([0x22; 32]),
         time: "2026-11-23T14:22:08.123Z".into(),
+        peers: [
+            ("0a1b2c3d4e5f6071".to_owned(), 9),
+            ("node-2".to_owned(), 120),
+        ]
+        .into_iter()
+        .collect(),
     }
     .sign(key)
 }
@@ -1104,6 +1112,17 @@ fn anchors_round_trip_and_check_their_signature() {
         b
     );
     assert!(b.to_json().contains("\"digestHash\":null"));
+    // An anchor naming no peers has no `peers` field, as anchors made
+    // before there were any, and signs the same message as they did.
+    let mut c = a.body.clone();
+    c.peers.clear();
+    let c = c.sign(&key);
+    assert!(!c.to_json().contains("peers"));
+    assert!(!c.body.message().contains("peer "));
+    assert_eq!(
+        anchor::open_anchor(c.to_json().as_bytes(), &key.public_key()).unwrap(),
+        c
+    );
 }
 
 #[test]
@@ -1117,6 +1136,10 @@ fn a_forged_anchor_is_refused() {
         ("\"sequence\":42", "\"sequence\":41"),
         ("\"digestSequence\":7", "\"digestSequence\":8"),
         ("2026-11-23T14:22:08.123Z", "2026-11-23T14:22:09.123Z"),
+        // A peer's reach lowered, a peer dropped, a peer renamed.
+        ("\"node-2\":120", "\"node-2\":119"),
+        (",\"node-2\":120", ""),
+        ("\"node-2\"", "\"node-3\""),
     ] {
         let forged = json.replace(from, to);
         assert_ne!(forged, json);
@@ -1213,7 +1236,15 @@ fn malformed_anchors_are_refused_with_a_reason() {
             "unknown field",
         ),
         (format!("{json}{json}"), "not JSON"),
-        (" ".repeat(5000), "longer than 4096 bytes"),
+        (" ".repeat(70_000), "longer than 65536 bytes"),
+        (
+            json.replace("\"node-2\"", "\"node 2\""),
+            "peers is not at most 1024 node ids",
+        ),
+        (
+            json.replace("\"node-2\"", "\"node\\n2\""),
+            "peers is not at most 1024 node ids",
+        ),
     ];
     for (text, want) in cases {
         let err = anchor::open_anchor(text.as_bytes(), &key.public_key())

@@ -102,7 +102,18 @@ pub fn verify_nodes(
         .map(|n| (n.node, (n.seen, n.sealed)))
         .collect();
     // Nodes this node saw count even when the store forgot them, and so
-    // does any node that rows in the store claim.
+    // do the nodes any node's signed anchor names (with the reach it
+    // saw), and any node that rows in the store claim.
+    let mut seen = seen.clone();
+    for doc in anchors.values() {
+        if let Ok(a) = anchor::open_anchor(doc.as_bytes(), key) {
+            for (node, reach) in a.body.peers {
+                let known = seen.entry(node).or_insert(0);
+                *known = (*known).max(reach);
+            }
+        }
+    }
+    let seen = &seen;
     let claimed = store.shipped_record_nodes()?;
     let names: BTreeSet<&String> = anchors
         .keys()

@@ -30,8 +30,11 @@ pub fn load(data_dir: &Path) -> Result<Peers> {
 
 /// Adds what the store reports now: new nodes, and reaches beyond the
 /// recorded ones (a reach only grows). Writes only when something
-/// changed, atomically, readable by this user only.
-pub fn remember(data_dir: &Path, reported: impl IntoIterator<Item = (String, u64)>) -> Result<()> {
+/// changed, atomically, readable by this user only. Returns the record.
+pub fn remember(
+    data_dir: &Path,
+    reported: impl IntoIterator<Item = (String, u64)>,
+) -> Result<Peers> {
     let mut peers = load(data_dir)?;
     let mut changed = false;
     for (node, sealed) in reported {
@@ -45,7 +48,7 @@ pub fn remember(data_dir: &Path, reported: impl IntoIterator<Item = (String, u64
         }
     }
     if !changed {
-        return Ok(());
+        return Ok(peers);
     }
     let file = path(data_dir);
     let tmp = file.with_extension("json.tmp");
@@ -63,7 +66,7 @@ pub fn remember(data_dir: &Path, reported: impl IntoIterator<Item = (String, u64
         out.sync_all()?;
     }
     std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
-    Ok(())
+    Ok(peers)
 }
 
 #[cfg(test)]

@@ -753,8 +753,11 @@ impl NodeReporter {
             .into_iter()
             .filter(|n| n.node != self.node)
             .map(|n| (n.node, n.sealed));
-        if let Err(e) = crate::peers::remember(&self.data_dir, others) {
-            tracing::warn!(error = %e, "recording the other nodes failed");
+        match crate::peers::remember(&self.data_dir, others) {
+            // Named in this node's anchors too, signed, where a fresh data
+            // directory's `audit verify` finds them.
+            Ok(peers) => self.trail.witness(peers),
+            Err(e) => tracing::warn!(error = %e, "recording the other nodes failed"),
         }
         Ok(())
     }

@@ -608,11 +608,15 @@ fn two_nodes_node_2_stopped(root: &Path) -> (Cluster, Vec<String>, String) {
 }
 
 /// A stopped node erased from every table of the store, its `nodes` row
-/// included: node 1 remembers it (`peers.json`), so verify reports it.
+/// included: node 1 remembers it (`peers.json`), so verify reports it; and
+/// so does a verifier without that record, from node 1's signed anchor in
+/// the store, which names node 2 and its reach.
 #[test]
 fn a_node_erased_from_the_whole_store_is_still_reported() {
     let root = tempfile::tempdir().unwrap();
     let (mut cluster, ids, data1) = two_nodes_node_2_stopped(root.path());
+    // Node 1 seals a record of its own: a node with none has no anchor.
+    cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "u1"]);
     std::thread::sleep(Duration::from_secs(21));
     let (ok, report) = verify_from(&cluster, &data1);
     assert!(ok, "before the attack: {report:#}");
@@ -635,6 +639,26 @@ fn a_node_erased_from_the_whole_store_is_still_reported() {
         report.to_string().contains("nodeTrailMissing")
             || report.to_string().contains("NodeTrailMissing")
             || report.to_string().contains(id2.as_str()),
+        "{report:#}"
+    );
+    // Node 1's data directory without its record of peers.
+    let blind = root.path().join("blind");
+    assert!(
+        Command::new("cp")
+            .args(["-a", &data1, blind.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::remove_file(blind.join("peers.json")).unwrap();
+    let (ok, report) = verify_from(&cluster, blind.to_str().unwrap());
+    assert!(
+        !ok,
+        "node 2 erased, verified without peers.json: still intact: {report:#}"
+    );
+    assert!(
+        report.to_string().contains("nodeTrailMissing")
+            && report.to_string().contains(id2.as_str()),
         "{report:#}"
     );
     let _ = &mut cluster;

@@ -200,6 +200,11 @@ struct Shared {
     observed: AtomicU64,
     last_error: Mutex<Option<String>>,
     metrics: TrailMetrics,
+    /// The other nodes and their reach, as the server last saw them: what
+    /// the next anchors name ([`Trail::witness`]), and how many times
+    /// they changed (a change is anchored without waiting for a record).
+    peers: Mutex<std::collections::BTreeMap<String, u64>>,
+    peers_changed: AtomicU64,
 }
 
 impl Shared {
@@ -431,6 +436,8 @@ impl Trail {
             observed: AtomicU64::new(chain.last_sequence),
             last_error: Mutex::new(None),
             metrics,
+            peers: Mutex::new(std::collections::BTreeMap::new()),
+            peers_changed: AtomicU64::new(0),
         });
         // Bounded: if indexing and detection fall behind, the writer waits,
         // the queue grows and new work is refused rather than memory.
@@ -461,6 +468,7 @@ impl Trail {
             anchors: keeper.is_some(),
             anchor_due: Instant::now(),
             anchored: 0,
+            anchored_peers: 0,
             digest_hash,
             trail_id,
             config,
@@ -497,6 +505,17 @@ impl Trail {
     /// Events waiting to be written.
     pub fn depth(&self) -> usize {
         self.shared.depth.load(Ordering::Relaxed)
+    }
+
+    /// Names the other nodes sharing the store, and how far each said its
+    /// trail reached, in this trail's next anchors (signed: `audit verify`
+    /// holds the store to them even when a node was erased from it).
+    pub fn witness(&self, peers: std::collections::BTreeMap<String, u64>) {
+        let mut known = self.shared.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if *known != peers {
+            *known = peers;
+            self.shared.peers_changed.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// The last sequence number on disk.

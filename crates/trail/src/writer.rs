@@ -82,6 +82,8 @@ pub(crate) struct Writer {
     pub(crate) anchor_due: Instant,
     /// The sequence anchored last.
     pub(crate) anchored: u64,
+    /// `Shared::peers_changed` when anchored last.
+    pub(crate) anchored_peers: u64,
     /// SHA-256 of the newest digest's file.
     pub(crate) digest_hash: Option<Hash>,
     pub(crate) trail_id: u64,
@@ -101,7 +103,8 @@ impl Writer {
                             Ok(()) => self.anchor(),
                             Err(e) => self.shared.fail(&e),
                         }
-                    } else if self.chain.last_sequence > self.anchored
+                    } else if (self.chain.last_sequence > self.anchored
+                        || self.shared.peers_changed.load(Ordering::Acquire) != self.anchored_peers)
                         && Instant::now() >= self.anchor_due
                     {
                         self.anchor();
@@ -325,6 +328,9 @@ impl Writer {
         if !self.anchors || self.chain.last_sequence == 0 {
             return;
         }
+        // Counted before the peers are read: a change in between is
+        // anchored again.
+        let peers_version = self.shared.peers_changed.load(Ordering::Acquire);
         let anchor = AnchorBody {
             trail_id: self.trail_id,
             sequence: self.chain.last_sequence,
@@ -332,9 +338,16 @@ impl Writer {
             digest_sequence: self.digest_sequence,
             digest_hash: self.digest_hash,
             time: latchkey_audit::rfc3339(SystemTime::now()),
+            peers: self
+                .shared
+                .peers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
         .sign(&self.key);
         self.anchored = self.chain.last_sequence;
+        self.anchored_peers = peers_version;
         self.anchor_due = Instant::now() + ANCHOR_INTERVAL;
         let _ = self.post.send(Durable::Anchor(Box::new(anchor)));
     }
