@@ -775,6 +775,11 @@ const GAUGE_ALIVE_SECS: i64 = 3;
 /// most this often; its start and end at every other exchange.
 const COUNTERS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Every running session is published again this often, changed or not:
+/// rows another node's clean-up deleted (this node was cut off for an
+/// hour) come back.
+const REPUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What this node last published of its running sessions: each one's
 /// counters (statements, bytes from and to the client) and when.
 type Published = std::collections::HashMap<String, ((u64, u64, u64), std::time::Instant)>;
@@ -797,7 +802,10 @@ fn live_session_changes(
     for v in views {
         let counters = (v.statements, v.bytes_from_client, v.bytes_to_client);
         match published.get(&v.info.session_id) {
-            Some(&(sent, at)) if sent == counters || now.duration_since(at) < COUNTERS_EVERY => {
+            Some(&(sent, at))
+                if now.duration_since(at) < REPUBLISH_EVERY
+                    && (sent == counters || now.duration_since(at) < COUNTERS_EVERY) =>
+            {
                 next.insert(v.info.session_id.clone(), (sent, at));
             }
             _ => {

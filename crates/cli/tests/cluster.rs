@@ -1497,6 +1497,13 @@ assert r.status_code == 401 and 'name="password"' in r.text, "a third wrong code
 r = post(one, "/console/signin/mfa", [pending], {"code": totp(), "csrf": token})
 assert r.status_code in (302, 303) and r.headers["Location"] == "/console/signin", (r.status_code, r.text[:300])
 
+# One sign-in awaiting its code per user: a second (node 2) replaces the
+# first (node 1), whose code is then refused.
+first, first_token = password_on(one)
+pending, token = password_on(two)
+r = post(two, "/console/signin/mfa", [first], {"code": totp(), "csrf": first_token})
+assert r.status_code in (302, 303) and r.headers["Location"] == "/console/signin", ("a replaced sign-in took a code", r.status_code)
+
 # The password on node 1, the code on node 2.
 pending, token = password_on(one)
 waiting = "__Host-latchkey-session=" + pending.split("=", 1)[1]

@@ -515,6 +515,7 @@ impl Console {
                             user: accepted.user.name.clone(),
                             serial: device.serial.clone(),
                             must_change: accepted.must_change,
+                            password_set: accepted.profile.changed,
                             created: self.state.now(),
                             failures: 0,
                             csrf: token_text(&csrf),
@@ -569,10 +570,30 @@ impl Console {
         if !web::same_origin(parts) || !session::csrf_matches(&pending.csrf, token) {
             return web::html(StatusCode::FORBIDDEN, pages::signin::expired_form());
         }
-        // Codes guessed through several nodes at once count together.
-        if pending.failures >= MFA_TRIES {
-            return self.mfa_tries_used(id);
-        }
+        // A code is a guess at a locked-out user's second factor like any
+        // other: refused while the user (or the address) is locked out, or
+        // while the guesses under way could use up what is left.
+        let _step = match self.state.begin_sign_in(&pending.user, peer.ip()) {
+            Ok(step) => step,
+            Err(_) => {
+                return self.signin_page(
+                    Some(pages::signin::LOCKED),
+                    "",
+                    StatusCode::TOO_MANY_REQUESTS,
+                );
+            }
+        };
+        // One of the sign-in's tries is taken before the code is checked,
+        // in one write: guesses sent at once through several nodes cannot
+        // all be checked.
+        let tries = match self.sessions().take_try(id, MFA_TRIES) {
+            Ok(Some(tries)) => tries,
+            Ok(None) => return self.mfa_tries_used(id),
+            Err(e) => {
+                tracing::warn!(error = %e, "counting an MFA try failed");
+                return Self::unavailable();
+            }
+        };
         let user_agent = user_agent(parts);
         let code = form.text("code");
         let checked = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
@@ -601,7 +622,16 @@ impl Console {
                 let Ok(user) = self.state.store.get_user(&pending.user) else {
                     return redirect("/console/signin");
                 };
-                let reply = self.finish_signin(&user, true, pending.must_change, peer, user_agent);
+                // An administrator who set a new password since the
+                // password step ended this sign-in.
+                let must_change = match self.state.store.login_profile(&user.name) {
+                    Ok(Some(p)) if p.changed == pending.password_set => {
+                        pending.must_change || p.reset_required
+                    }
+                    Ok(_) => return redirect("/console/signin"),
+                    Err(_) => return Self::unavailable(),
+                };
+                let reply = self.finish_signin(&user, true, must_change, peer, user_agent);
                 web::cookie(reply, SIGNIN_COOKIE, None)
             }
             Ok(false) | Err(_) => {
@@ -616,15 +646,7 @@ impl Console {
                     peer,
                     user_agent,
                 );
-                let failures = match self.sessions().count_failure(id) {
-                    Ok(Some(failures)) => failures,
-                    Ok(None) => return redirect("/console/signin"),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "counting a wrong MFA code failed");
-                        return Self::unavailable();
-                    }
-                };
-                if failures >= MFA_TRIES {
+                if tries >= MFA_TRIES {
                     return self.mfa_tries_used(id);
                 }
                 web::html(
@@ -880,10 +902,14 @@ impl Console {
                     access_key_id: api::text(c, "AccessKeyId").to_owned(),
                     session_token: zeroize::Zeroizing::new(api::text(c, "SessionToken").to_owned()),
                 };
-                let display = match form.text("display") {
-                    "" => arn.rsplit('/').next().unwrap_or(&arn).to_owned(),
-                    d => d.to_owned(),
-                };
+                // At most 64 characters, as the form says (and AWS's).
+                let display: String = match form.text("display") {
+                    "" => arn.rsplit('/').next().unwrap_or(&arn),
+                    d => d,
+                }
+                .chars()
+                .take(64)
+                .collect();
                 let role = RoleSession {
                     creds,
                     role_arn: arn.clone(),

@@ -177,6 +177,9 @@ pub struct Pending {
     pub user: String,
     pub serial: String,
     pub must_change: bool,
+    /// When the password that matched was set: a newer one (an
+    /// administrator's reset since) refuses the sign-in.
+    pub password_set: i64,
     pub created: i64,
     pub failures: u32,
     pub csrf: String,
@@ -187,6 +190,7 @@ impl Pending {
         let value = json!({
             "serial": self.serial,
             "must_change": self.must_change,
+            "password_set": self.password_set,
             "csrf": self.csrf,
         });
         Zeroizing::new(value.to_string().into_bytes())
@@ -198,6 +202,7 @@ impl Pending {
             user: row.user.clone(),
             serial: v.get("serial")?.as_str()?.to_owned(),
             must_change: v.get("must_change")?.as_bool()?,
+            password_set: v.get("password_set")?.as_i64()?,
             created: row.created,
             failures: row.failures,
             csrf: v.get("csrf")?.as_str()?.to_owned(),
@@ -314,7 +319,15 @@ impl Sessions<'_> {
         let Some(key) = key(id) else {
             return Ok(false);
         };
-        self.store.update_console_session(&key, &session.state())
+        let row = ConsoleSessionRow {
+            kind: ConsoleSessionKind::SignedIn,
+            user: session.user.clone(),
+            created: session.created,
+            last_seen: session.last_seen,
+            failures: 0,
+            state: session.state(),
+        };
+        self.store.update_console_session(&key, &row)
     }
 
     /// Ends the session (or the pending sign-in) of the cookie `id`, on
@@ -365,13 +378,14 @@ impl Sessions<'_> {
         }
     }
 
-    /// Counts a wrong MFA code against the pending sign-in `id`: the
-    /// count now (every node's), `None` when it is gone.
-    pub fn count_failure(&self, id: &str) -> Result<Option<u32>, StoreError> {
+    /// Takes one of the pending sign-in `id`'s `limit` MFA tries, before
+    /// its code is checked: the tries taken now (through every node),
+    /// `None` when none is left or it is gone.
+    pub fn take_try(&self, id: &str, limit: u32) -> Result<Option<u32>, StoreError> {
         let Some(key) = key(id) else {
             return Ok(None);
         };
-        self.store.count_console_failure(&key)
+        self.store.take_console_try(&key, limit)
     }
 }
 
@@ -414,6 +428,7 @@ mod tests {
             user: user.into(),
             serial: "arn:aws:iam::1:mfa/x".into(),
             must_change: false,
+            password_set: now,
             created: now,
             failures: 0,
             csrf: token_text(&[8; 32]),
@@ -491,12 +506,12 @@ mod tests {
         let waiting = s.insert_pending(&[4; 32], &pending("carol", 0), 0).unwrap();
         assert!(s.get(&waiting, 1).unwrap().is_none(), "MFA skipped");
         assert_eq!(s.pending(&waiting, 1).unwrap().unwrap().user, "carol");
-        assert_eq!(s.count_failure(&waiting).unwrap(), Some(1));
-        assert_eq!(s.count_failure(&waiting).unwrap(), Some(2));
+        assert_eq!(s.take_try(&waiting, 3).unwrap(), Some(1));
+        assert_eq!(s.take_try(&waiting, 3).unwrap(), Some(2));
         assert_eq!(s.pending(&waiting, 2).unwrap().unwrap().failures, 2);
         // Its five minutes run out.
         assert!(s.pending(&waiting, 301).unwrap().is_none());
-        assert_eq!(s.count_failure(&waiting).unwrap(), None);
+        assert_eq!(s.take_try(&waiting, 3).unwrap(), None);
         let signed = s.insert(&[5; 32], &session("carol", 0), 0).unwrap();
         assert!(s.pending(&signed, 1).unwrap().is_none());
         assert!(s.get(&signed, 1).unwrap().is_some(), "still signed in");

@@ -130,6 +130,9 @@ pub enum Interrupt {
     /// The session's database began enforcing statement policy after the
     /// session began without it.
     PolicyEnforced,
+    /// The session's database was deregistered: nothing decides for it
+    /// any more (its tags, its policy), so its sessions end.
+    DatabaseRemoved,
 }
 
 impl Interrupt {
@@ -142,6 +145,7 @@ impl Interrupt {
             Interrupt::ShuttingDown => "node shutting down",
             Interrupt::FirewallOn => "the SQL firewall was turned on",
             Interrupt::PolicyEnforced => "statement policy is now enforced",
+            Interrupt::DatabaseRemoved => "the database was deregistered",
         }
     }
 
@@ -162,6 +166,9 @@ impl Interrupt {
             }
             Interrupt::PolicyEnforced => {
                 "terminating connection: statement policy is now enforced for this database"
+            }
+            Interrupt::DatabaseRemoved => {
+                "terminating connection: the database is no longer served by this gateway"
             }
         }
     }
@@ -486,25 +493,31 @@ impl Gatekeeper {
         Some(session.info.clone())
     }
 
-    /// Ends the sessions that began without the SQL firewall, or without
-    /// enforced statement policy, on a database that has it now: a live
-    /// session follows a changed firewall mode or profile, but one that
-    /// never had the gate cannot take it up halfway (its statements' state
-    /// is the relay's), so it goes rather than escape it.
+    /// Ends the sessions of a database no longer registered, and those
+    /// that began without the SQL firewall, or without enforced statement
+    /// policy, on a database that has it now: a live session follows a
+    /// changed firewall mode or profile, but one that never had the gate
+    /// cannot take it up halfway (its statements' state is the relay's),
+    /// so it goes rather than escape it.
     fn end_sessions_that_escape(&self) {
-        let enforcing: HashSet<String> = self
-            .databases
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|d| d.statement_policy == StatementPolicy::Enforce)
-            .map(|d| d.name.clone())
-            .collect();
+        let (registered, enforcing): (HashSet<String>, HashSet<String>) = {
+            let databases = self.databases.read().unwrap_or_else(|p| p.into_inner());
+            (
+                databases.iter().map(|d| d.name.clone()).collect(),
+                databases
+                    .iter()
+                    .filter(|d| d.statement_policy == StatementPolicy::Enforce)
+                    .map(|d| d.name.clone())
+                    .collect(),
+            )
+        };
         let books = self.firewall.books();
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         for session in live.values_mut() {
             let database = session.info.database.as_str();
-            let why = if !session.firewalled && books.contains_key(database) {
+            let why = if !registered.contains(database) {
+                Interrupt::DatabaseRemoved
+            } else if !session.firewalled && books.contains_key(database) {
                 Interrupt::FirewallOn
             } else if !session.enforced && enforcing.contains(database) {
                 Interrupt::PolicyEnforced

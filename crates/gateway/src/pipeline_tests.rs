@@ -666,6 +666,27 @@ async fn a_session_without_enforced_statement_policy_ends_when_its_database_star
     );
 }
 
+/// Red team (console, multi-node): a session outlived its database's
+/// deregistration, and with it the tags that policies decide on.
+#[tokio::test(flavor = "current_thread")]
+async fn a_session_ends_when_its_database_is_deregistered() {
+    let rig = rig(|_| {}, "127.0.0.1:1");
+    let mut client = Client::login(&rig, &rig.alice, "app").await;
+    assert_eq!(client.hear().await, "READY 1 0");
+    let store = &rig.gateway.keeper.state.store;
+    store.remove_database("shop").unwrap();
+    rig.gateway.reload_databases().unwrap();
+    assert_eq!(
+        client.hear().await,
+        "BYE terminating connection: the database is no longer served by this gateway"
+    );
+    client.task.await.unwrap().unwrap();
+    assert_eq!(
+        rig.audit.session_ends(),
+        vec![("the database was deregistered".to_owned(), 0)]
+    );
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn running_sessions_are_listed_and_can_be_ended() {
     let rig = rig(|_| {}, "127.0.0.1:1");

@@ -29,7 +29,7 @@ pub mod state;
 pub use caller::{Caller, Identity};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CredentialError, CredentialFailure, Denial, IdentityError};
-pub use password::{PasswordAccepted, PasswordFailure};
+pub use password::{PasswordAccepted, PasswordFailure, SignInStep};
 pub use reach::{ConnectGrant, DbUserGrant};
 pub use state::{ActionContext, AppState, FoundCredential, PrincipalRecord};
 

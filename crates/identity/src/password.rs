@@ -83,11 +83,28 @@ impl PasswordFailure {
             PasswordFailure::Throttled(Refusal::AddressLocked { .. }) => {
                 "too many failed sign-ins from this address"
             }
+            PasswordFailure::Throttled(Refusal::Busy { .. }) => {
+                "too many sign-ins of this user name or from this address under way at once"
+            }
             PasswordFailure::Expired => {
                 "the password expired and only an administrator can reset it"
             }
             PasswordFailure::Unavailable => "the store could not be read",
         }
+    }
+}
+
+/// A sign-in step under way ([`AppState::begin_sign_in`]); ends when
+/// dropped.
+pub struct SignInStep<'a> {
+    state: &'a AppState,
+    user: String,
+    peer: IpAddr,
+}
+
+impl Drop for SignInStep<'_> {
+    fn drop(&mut self) {
+        self.state.sign_ins().end(&self.user, self.peer);
     }
 }
 
@@ -113,18 +130,34 @@ impl AppState {
         peer: IpAddr,
     ) -> Result<PasswordAccepted, PasswordFailure> {
         let now = self.now();
-        let checked = self.sign_ins().check(user_name, peer, now);
-        if let Err(refusal) = checked {
+        let _attempt = match self.begin_sign_in(user_name, peer) {
+            Ok(attempt) => attempt,
             // An administrator's new password lifts a user's lockout, also
             // one other nodes' failures started here.
-            if !matches!(refusal, latchkey_password::Refusal::UserLocked { .. })
-                || !self.password_set_since_lockout(user_name, refusal.until())
+            Err(refusal @ Refusal::UserLocked { until })
+                if self.password_set_since_lockout(user_name, until) =>
             {
-                return Err(PasswordFailure::Throttled(refusal));
+                self.forgive_sign_ins(user_name);
+                self.begin_sign_in(user_name, peer)
+                    .map_err(|_| PasswordFailure::Throttled(refusal))?
             }
-            self.forgive_sign_ins(user_name);
-        }
-        let found = match self.store.get_user(user_name) {
+            Err(refusal) => return Err(PasswordFailure::Throttled(refusal)),
+        };
+        // A name no user can have (IAM's are at most 64 printable
+        // characters) is an unknown user, never a store error (a NUL is
+        // not even text to PostgreSQL).
+        let plausible = !user_name.is_empty()
+            && user_name.len() <= 64
+            && !user_name.chars().any(char::is_control);
+        let lookup = if plausible {
+            self.store.get_user(user_name)
+        } else {
+            Err(latchkey_store::StoreError::NoSuchEntity {
+                kind: "user",
+                name: String::new(),
+            })
+        };
+        let found = match lookup {
             Ok(user) => match self.store.login_password(&user.name, 0) {
                 Ok(Some(lp)) => Some((user, lp)),
                 Ok(None) => None,
@@ -214,6 +247,20 @@ impl AppState {
     /// An administrator set a new password: the user's lockout ends.
     pub fn forgive_sign_ins(&self, user_name: &str) {
         self.sign_ins().forgive(user_name);
+    }
+
+    /// Begins a sign-in step (a password or an MFA code about to be
+    /// checked) for `user_name` from `peer`: refused while locked out, or
+    /// while the steps already under way could use up the failures left.
+    /// The step ends when the returned value is dropped; count a failure
+    /// before that ([`AppState::sign_in_failed`]).
+    pub fn begin_sign_in(&self, user_name: &str, peer: IpAddr) -> Result<SignInStep<'_>, Refusal> {
+        self.sign_ins().begin(user_name, peer, self.now())?;
+        Ok(SignInStep {
+            state: self,
+            user: user_name.to_owned(),
+            peer,
+        })
     }
 
     fn sign_ins(&self) -> std::sync::MutexGuard<'_, latchkey_password::SignInThrottle> {

@@ -78,3 +78,42 @@ fn wrong_mfa_codes_lock_the_user_however_often_the_password_is_right() {
     }
     assert!(s.check_password("dave", "Dave-Passw0rd!1", ip(1)).is_ok());
 }
+
+/// Red team (console, multi-node): guesses sent at once were all checked
+/// before the first failure counted. Now at most as many are checked as
+/// the user has failures left; the rest are refused unchecked, and a name
+/// no user can have (a NUL) is a wrong guess like any other.
+#[test]
+fn guesses_sent_at_once_are_checked_no_more_than_the_lockout_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(&dir);
+    let outcomes: Vec<Result<_, PasswordFailure>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..24u8)
+            .map(|n| {
+                let s = &s;
+                scope.spawn(move || s.check_password("dave", "Wrong-Passw0rd!", ip(n)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(PasswordFailure::Incorrect { .. })))
+        .count();
+    assert!(checked <= 5, "{checked} guesses checked at once");
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            Err(PasswordFailure::Incorrect { .. } | PasswordFailure::Throttled(_))
+        )),
+        "{outcomes:?}"
+    );
+    let nul = s.check_password("da\0ve", "x", ip(99));
+    assert!(
+        matches!(
+            nul,
+            Err(PasswordFailure::Incorrect { .. }) | Err(PasswordFailure::Throttled(_))
+        ),
+        "{nul:?}"
+    );
+}

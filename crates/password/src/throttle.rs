@@ -37,14 +37,25 @@ impl Default for ThrottleLimits {
 /// Why a sign-in is refused before its password is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    UserLocked { until: i64 },
-    AddressLocked { until: i64 },
+    UserLocked {
+        until: i64,
+    },
+    AddressLocked {
+        until: i64,
+    },
+    /// As many sign-ins of this name or from this address are under way
+    /// as it has failures left: try again in a moment.
+    Busy {
+        until: i64,
+    },
 }
 
 impl Refusal {
     pub fn until(&self) -> i64 {
         match self {
-            Refusal::UserLocked { until } | Refusal::AddressLocked { until } => *until,
+            Refusal::UserLocked { until }
+            | Refusal::AddressLocked { until }
+            | Refusal::Busy { until } => *until,
         }
     }
 }
@@ -57,6 +68,9 @@ struct Counter {
     /// Failures counted on this node (not those other nodes reported),
     /// cumulative: what this node tells the others.
     here: u64,
+    /// Sign-ins begun and not yet ended: each may still fail, so they
+    /// count against the limit ([`SignInThrottle::begin`]).
+    in_flight: u32,
 }
 
 impl Counter {
@@ -81,7 +95,17 @@ impl Counter {
     }
 
     fn stale(&self, now: i64, limits: &ThrottleLimits) -> bool {
-        !self.locked(now) && now - self.window_start >= limits.window
+        !self.locked(now) && self.in_flight == 0 && now - self.window_start >= limits.window
+    }
+
+    /// Failures in the current window, and sign-ins that may still fail.
+    fn at_stake(&self, now: i64, limits: &ThrottleLimits) -> u32 {
+        let failures = if now - self.window_start >= limits.window {
+            0
+        } else {
+            self.failures
+        };
+        failures.saturating_add(self.in_flight)
     }
 }
 
@@ -159,6 +183,49 @@ impl SignInThrottle {
             });
         }
         Ok(())
+    }
+
+    /// Begins a sign-in (a password or a code about to be checked): refused
+    /// as [`Self::check`] refuses, and also while the failures so far and
+    /// the sign-ins already under way could reach the limit, so that
+    /// guesses sent at once cannot all be checked before the first
+    /// failure is counted. Every begun sign-in must be ended
+    /// ([`Self::end`]), failed or not.
+    pub fn begin(&mut self, user: &str, address: IpAddr, now: i64) -> Result<(), Refusal> {
+        self.check(user, address, now)?;
+        let limits = self.limits;
+        let name = user.to_ascii_lowercase();
+        let key = address_key(address);
+        if self
+            .addresses
+            .get(&key)
+            .is_some_and(|c| c.at_stake(now, &limits) >= limits.per_address)
+        {
+            return Err(Refusal::Busy { until: now + 1 });
+        }
+        if self
+            .users
+            .get(&name)
+            .is_some_and(|c| c.at_stake(now, &limits) >= limits.per_user)
+        {
+            return Err(Refusal::Busy { until: now + 1 });
+        }
+        let user = insert_bounded(&mut self.users, name, now, &limits);
+        user.in_flight = user.in_flight.saturating_add(1);
+        let address = insert_bounded(&mut self.addresses, key, now, &limits);
+        address.in_flight = address.in_flight.saturating_add(1);
+        Ok(())
+    }
+
+    /// Ends a sign-in [`Self::begin`] began (after [`Self::failed`] when it
+    /// failed).
+    pub fn end(&mut self, user: &str, address: IpAddr) {
+        if let Some(c) = self.users.get_mut(&user.to_ascii_lowercase()) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
+        if let Some(c) = self.addresses.get_mut(&address_key(address)) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
     }
 
     /// Counts a failed sign-in; the lockout it started, if any.
@@ -252,6 +319,39 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn sign_ins_under_way_count_against_the_limit() {
+        let mut t = SignInThrottle::default();
+        let a = ip("192.0.2.1");
+        // Five guesses at once: all may be checked (each could fail and
+        // the fifth locks); a sixth must wait for one to end.
+        for _ in 0..5 {
+            assert!(t.begin("Eve", a, 0).is_ok());
+        }
+        assert!(matches!(t.begin("eve", a, 0), Err(Refusal::Busy { .. })));
+        // Two fail, three end well.
+        for _ in 0..2 {
+            t.failed("eve", a, 0);
+            t.end("eve", a);
+        }
+        for _ in 0..3 {
+            t.end("eve", a);
+        }
+        // Two failures counted, none under way: three more may begin.
+        for _ in 0..3 {
+            assert!(t.begin("eve", a, 1).is_ok());
+        }
+        assert!(t.begin("eve", a, 1).is_err());
+        // Twenty from one address under way, across names.
+        let mut t = SignInThrottle::default();
+        for n in 0..20 {
+            assert!(t.begin(&format!("u{n}"), a, 0).is_ok());
+        }
+        assert!(matches!(t.begin("u99", a, 0), Err(Refusal::Busy { .. })));
+        t.end("u0", a);
+        assert!(t.begin("u99", a, 0).is_ok());
     }
 
     #[test]

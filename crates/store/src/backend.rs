@@ -1229,8 +1229,9 @@ pub enum ConsoleSessionKind {
 
 /// One console session as stored. `state` is what the console keeps of
 /// it (credentials, CSRF token, role switched to), which the backend seals
-/// (context: the row's key), so the store holds nothing a browser could
-/// use: rows are keyed by the SHA-256 of the cookie's id.
+/// (context: the row's key, kind, user and creation time, so that none of
+/// them can be changed in the store), so the store holds nothing a browser
+/// could use: rows are keyed by the SHA-256 of the cookie's id.
 pub struct ConsoleSessionRow {
     pub kind: ConsoleSessionKind,
     /// The user, as signed in.
@@ -1262,7 +1263,9 @@ pub trait ConsoleSessions {
     /// Stores the session keyed `key` (replacing it), first dropping
     /// sessions last used at or before `idle_before` or created at or
     /// before `created_before`, then the least recently used beyond `keep`
-    /// (so that sign-ins cannot fill the store).
+    /// (so that sign-ins cannot fill the store). A sign-in awaiting its MFA
+    /// code replaces any other of the same user (names compared without
+    /// case): one at a time per user.
     fn put_console_session(
         &self,
         key: &[u8; 32],
@@ -1272,17 +1275,23 @@ pub trait ConsoleSessions {
         keep: usize,
     ) -> Result<()>;
 
-    /// Replaces a stored session's state; whether it was still there.
-    fn update_console_session(&self, key: &[u8; 32], state: &[u8]) -> Result<bool>;
+    /// Replaces a stored session's state (`row`'s; its kind, user and
+    /// creation time must be the stored ones); whether it was still there.
+    fn update_console_session(&self, key: &[u8; 32], row: &ConsoleSessionRow) -> Result<bool>;
 
+    /// The session keyed `key`. A row whose state does not open under its
+    /// own key, kind, user and creation time (moved or altered in the
+    /// store) is deleted and reported absent.
     fn console_session(&self, key: &[u8; 32]) -> Result<Option<ConsoleSessionRow>>;
 
     /// Marks the session used at `now` (never earlier than it was).
     fn touch_console_session(&self, key: &[u8; 32], now: i64) -> Result<()>;
 
-    /// Counts one more wrong MFA code, in one write (two nodes counting
-    /// at once both count); the count now, `None` when the session is gone.
-    fn count_console_failure(&self, key: &[u8; 32]) -> Result<Option<u32>>;
+    /// Takes one of a pending sign-in's `limit` MFA tries before its code
+    /// is checked, in one conditional write (tries through several nodes
+    /// at once each take one): the tries taken now, `None` when none is
+    /// left or the sign-in is gone.
+    fn take_console_try(&self, key: &[u8; 32], limit: u32) -> Result<Option<u32>>;
 
     /// Ends one session; whether it was there.
     fn end_console_session(&self, key: &[u8; 32]) -> Result<bool>;
@@ -1315,10 +1324,17 @@ impl std::str::FromStr for ConsoleSessionKind {
     }
 }
 
-/// The sealing context of the console session keyed `key`: a sealed state
-/// moved to another row does not open.
-pub(crate) fn console_session_context(key: &[u8; 32]) -> Vec<u8> {
+/// The sealing context of the console session keyed `key`, of `kind`,
+/// `user` and `created`: a sealed state moved to another row, or a row
+/// whose kind, user or creation time was changed, does not open.
+pub(crate) fn console_session_context(
+    key: &[u8; 32],
+    kind: ConsoleSessionKind,
+    user: &str,
+    created: i64,
+) -> Vec<u8> {
     let mut context = b"console-session/".to_vec();
     context.extend_from_slice(key);
+    context.extend_from_slice(format!("/{}/{created}/{user}", kind.as_str()).as_bytes());
     context
 }

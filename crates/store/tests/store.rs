@@ -2358,9 +2358,19 @@ fn console_sessions_are_shared_sealed_bounded_and_end_everywhere() {
             &b"secret-state-of-alice"[..]
         )
     );
-    assert_eq!(one.count_console_failure(&[1; 32]).unwrap(), Some(1));
-    assert_eq!(two.count_console_failure(&[1; 32]).unwrap(), Some(2));
-    assert_eq!(two.count_console_failure(&[9; 32]).unwrap(), None);
+    assert_eq!(one.take_console_try(&[1; 32], 3).unwrap(), Some(1));
+    assert_eq!(two.take_console_try(&[1; 32], 3).unwrap(), Some(2));
+    assert_eq!(one.take_console_try(&[1; 32], 3).unwrap(), Some(3));
+    assert_eq!(
+        two.take_console_try(&[1; 32], 3).unwrap(),
+        None,
+        "a fourth try"
+    );
+    assert_eq!(two.take_console_try(&[9; 32], 3).unwrap(), None);
+    // One sign-in awaiting its code per user: another of ALICE's replaces it.
+    put(one, 8, &row("ALICE", NOW, "other"), NOW, 10);
+    assert!(two.console_session(&[1; 32]).unwrap().is_none());
+    assert!(two.console_session(&[8; 32]).unwrap().is_some());
     let mut signed = row("alice", NOW, "signed-in-state");
     signed.kind = ConsoleSessionKind::SignedIn;
     put(one, 1, &signed, NOW, 10);
@@ -2369,8 +2379,14 @@ fn console_sessions_are_shared_sealed_bounded_and_end_everywhere() {
         (found.kind, found.failures),
         (ConsoleSessionKind::SignedIn, 0)
     );
-    assert!(two.update_console_session(&[1; 32], b"role-state").unwrap());
-    assert!(!two.update_console_session(&[2; 32], b"nothing").unwrap());
+    let mut changed = row("alice", NOW, "role-state");
+    changed.kind = ConsoleSessionKind::SignedIn;
+    assert!(two.update_console_session(&[1; 32], &changed).unwrap());
+    assert!(!two.update_console_session(&[2; 32], &changed).unwrap());
+    // Only the stored session's own kind, user and start match.
+    let mut other_user = row("mallory", NOW, "x");
+    other_user.kind = ConsoleSessionKind::SignedIn;
+    assert!(!two.update_console_session(&[1; 32], &other_user).unwrap());
     assert_eq!(
         &one.console_session(&[1; 32]).unwrap().unwrap().state[..],
         b"role-state"
@@ -2402,10 +2418,26 @@ fn console_sessions_are_shared_sealed_bounded_and_end_everywhere() {
     };
     backends::sql(dir.path(), moved);
     assert!(
-        one.console_session(&[3; 32]).is_err(),
+        one.console_session(&[3; 32]).unwrap().is_none(),
         "a moved state opened"
     );
-    assert!(one.end_console_session(&[3; 32]).unwrap());
+    assert!(
+        !one.end_console_session(&[3; 32]).unwrap(),
+        "the forged row stayed"
+    );
+    // The user a row names changed in the store: it no longer opens.
+    let renamed = if backends::is_postgres() {
+        "UPDATE console_sessions SET user_name = 'root' WHERE key = '\\x0101010101010101010101010101010101010101010101010101010101010101'::bytea"
+    } else {
+        "UPDATE console_sessions SET user = 'root' WHERE key = X'0101010101010101010101010101010101010101010101010101010101010101'"
+    };
+    let before = one.console_session(&[1; 32]).unwrap().unwrap();
+    backends::sql(dir.path(), renamed);
+    assert!(
+        two.console_session(&[1; 32]).unwrap().is_none(),
+        "a renamed row opened"
+    );
+    put(one, 1, &before, NOW, 10);
     // Signing out on one node ends it on the other.
     assert!(two.end_console_session(&[1; 32]).unwrap());
     assert!(one.console_session(&[1; 32]).unwrap().is_none());

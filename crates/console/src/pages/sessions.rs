@@ -202,6 +202,16 @@ impl<'s, 'a> Decisions<'s, 'a> {
         if let Some(d) = self.decided.get(database) {
             return d.clone();
         }
+        // No longer registered: its tags, and so the conditions on them,
+        // are unknown; its sessions are ended soon (the gateway's reload).
+        if !self.databases.contains_key(database) {
+            let refused = Err(Refusal {
+                code: "AccessDenied".into(),
+                message: "the database is not registered".into(),
+            });
+            self.decided.insert(database.to_owned(), refused.clone());
+            return refused;
+        }
         let mut context = ActionContext::new();
         for (k, v) in self.databases.get(database).map_or(&[][..], |d| &d.tags) {
             context = context.key(format!("aws:ResourceTag/{k}"), [v.as_str()]);
@@ -263,31 +273,21 @@ pub fn sessions(s: &Signed<'_>, sources: &Sources<'_>, query: &Form) -> Reply {
         Err(reply) => return *reply,
     };
     let (all, complete) = every_session(s, sources);
-    let mut refused = None;
+    // Sessions of databases the caller may not see are left out, unnamed.
     let shown: Vec<&SessionRow> = all
         .iter()
-        .filter(|r| match may_see.allowed(&r.database) {
-            Ok(()) => true,
-            Err(e) => {
-                refused.get_or_insert(e);
-                false
-            }
-        })
+        .filter(|r| may_see.allowed(&r.database).is_ok())
         .collect();
-    // Refused everything there is, or (nothing running) refused on any
-    // database: the caller learns only that.
-    // Said of every database (`db:*`), never of one that has sessions.
-    let of_all = || {
+    // Nothing to show: refused only when refused on every database
+    // (`db:*`), never in the name of one that has sessions.
+    let refusal_now = if shown.is_empty() {
         may_see
             .s
             .api
             .allowed("latchkey:DescribeSessions", &database_arn(s, "*"))
             .err()
-    };
-    let refusal_now = match (&refused, shown.is_empty(), all.is_empty()) {
-        (Some(e), true, false) => of_all().or_else(|| Some(e.clone())),
-        (_, _, true) => of_all(),
-        _ => None,
+    } else {
+        None
     };
     if let Some(e) = refusal_now {
         return s.refused(
@@ -507,13 +507,14 @@ pub fn revoke(s: &Signed<'_>, sources: &Sources<'_>, id: &str) -> Reply {
     }
     match refusals.first() {
         None => redirect("/console/sessions?done=revoked"),
-        Some(e) => s.page_status(
+        // How many, not which: a refusal would name their databases.
+        Some(_) => s.page_status(
             StatusCode::FORBIDDEN,
             Section::Sessions,
             "Sessions",
             html! {
-                (notice("The principal's credentials were revoked: no new session can start with them."))
-                (refusal(&format!("{} of their running sessions could not be ended: {e}", refusals.len())))
+                (notice("The principal's temporary credentials were revoked. An IAM user's access keys still work: deactivate them on the user's page."))
+                (refusal(&format!("{} of their running sessions could not be ended: you are not allowed to end them.", refusals.len())))
             },
         ),
     }

@@ -1,14 +1,18 @@
 //! [`ConsoleSessions`] on PostgreSQL, as SQLite's
 //! (`crate::sqlite::console_sessions`): sealed state, context: the row's
-//! key.
+//! key, kind, user and creation time.
 
 use super::{PgBackend, Sql};
 use crate::backend::{
     ConsoleSessionKind, ConsoleSessionRow, ConsoleSessions, console_session_context,
 };
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, VaultError};
 
-fn failures(count: i64) -> Result<u32> {
+fn context(key: &[u8; 32], row: &ConsoleSessionRow) -> Vec<u8> {
+    console_session_context(key, row.kind, &row.user, row.created)
+}
+
+fn tries(count: i64) -> Result<u32> {
     u32::try_from(count)
         .map_err(|_| StoreError::Postgres(format!("console session failures {count} out of range")))
 }
@@ -22,9 +26,7 @@ impl ConsoleSessions for PgBackend {
         created_before: i64,
         keep: usize,
     ) -> Result<()> {
-        let sealed = self
-            .vault()
-            .seal(&row.state, &console_session_context(key))?;
+        let sealed = self.vault().seal(&row.state, &context(key, row))?;
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         let key = &key[..];
         self.write(|tx| {
@@ -32,6 +34,12 @@ impl ConsoleSessions for PgBackend {
                 "DELETE FROM console_sessions WHERE last_seen <= $1 OR created <= $2",
                 &[&idle_before, &created_before],
             )?;
+            if row.kind == ConsoleSessionKind::AwaitingMfa {
+                tx.execute(
+                    "DELETE FROM console_sessions WHERE kind = $1 AND user_name = $2 COLLATE latchkey_nocase",
+                    &[&row.kind.as_str(), &row.user],
+                )?;
+            }
             let count: i64 = tx
                 .query_one("SELECT COUNT(*) FROM console_sessions", &[])?
                 .try_get(0)?;
@@ -62,25 +70,25 @@ impl ConsoleSessions for PgBackend {
         })
     }
 
-    fn update_console_session(&self, key: &[u8; 32], state: &[u8]) -> Result<bool> {
-        let sealed = self.vault().seal(state, &console_session_context(key))?;
+    fn update_console_session(&self, key: &[u8; 32], row: &ConsoleSessionRow) -> Result<bool> {
+        let sealed = self.vault().seal(&row.state, &context(key, row))?;
         let key = &key[..];
         self.write(|tx| {
             Ok(tx.execute(
-                "UPDATE console_sessions SET state = $2 WHERE key = $1",
-                &[&key, &sealed],
+                "UPDATE console_sessions SET state = $5
+                 WHERE key = $1 AND kind = $2 AND user_name = $3 AND created = $4",
+                &[&key, &row.kind.as_str(), &row.user, &row.created, &sealed],
             )? == 1)
         })
     }
 
     fn console_session(&self, key: &[u8; 32]) -> Result<Option<ConsoleSessionRow>> {
-        let context = console_session_context(key);
-        let key = &key[..];
+        let key_bytes = &key[..];
         let Some(r) = self.read(|c| {
             c.query_opt(
                 "SELECT kind, user_name, created, last_seen, failures, state
                  FROM console_sessions WHERE key = $1",
-                &[&key],
+                &[&key_bytes],
             )
         })?
         else {
@@ -90,15 +98,27 @@ impl ConsoleSessions for PgBackend {
         let kind: ConsoleSessionKind = kind
             .parse()
             .map_err(|e| StoreError::Postgres(format!("console_sessions.kind: {e}")))?;
+        let user: String = r.try_get(1)?;
+        let created: i64 = r.try_get(2)?;
         let sealed: Vec<u8> = r.try_get(5)?;
-        Ok(Some(ConsoleSessionRow {
-            kind,
-            user: r.try_get(1)?,
-            created: r.try_get(2)?,
-            last_seen: r.try_get(3)?,
-            failures: failures(r.try_get(4)?)?,
-            state: self.vault().open(&sealed, &context)?,
-        }))
+        match self
+            .vault()
+            .open(&sealed, &console_session_context(key, kind, &user, created))
+        {
+            Ok(state) => Ok(Some(ConsoleSessionRow {
+                kind,
+                user,
+                created,
+                last_seen: r.try_get(3)?,
+                failures: tries(r.try_get(4)?)?,
+                state,
+            })),
+            Err(VaultError::Forged) => {
+                self.end_console_session(key)?;
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::from(e)),
+        }
     }
 
     fn touch_console_session(&self, key: &[u8; 32], now: i64) -> Result<()> {
@@ -112,14 +132,16 @@ impl ConsoleSessions for PgBackend {
         Ok(())
     }
 
-    fn count_console_failure(&self, key: &[u8; 32]) -> Result<Option<u32>> {
+    fn take_console_try(&self, key: &[u8; 32], limit: u32) -> Result<Option<u32>> {
         let key = &key[..];
+        let limit = i64::from(limit);
         self.write(|tx| {
             tx.query_opt(
-                "UPDATE console_sessions SET failures = failures + 1 WHERE key = $1 RETURNING failures",
-                &[&key],
+                "UPDATE console_sessions SET failures = failures + 1
+                 WHERE key = $1 AND kind = $2 AND failures < $3 RETURNING failures",
+                &[&key, &ConsoleSessionKind::AwaitingMfa.as_str(), &limit],
             )?
-            .map(|r| failures(r.try_get(0)?))
+            .map(|r| tries(r.try_get(0)?))
             .transpose()
         })
     }

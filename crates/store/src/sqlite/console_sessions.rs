@@ -1,10 +1,17 @@
-//! Console sessions (sealed state, context: the row's key).
+//! Console sessions (sealed state, context: the row's key, kind, user and
+//! creation time).
 
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteBackend, parse_column};
-use crate::Result;
-use crate::backend::{ConsoleSessionRow, ConsoleSessions, console_session_context};
+use crate::backend::{
+    ConsoleSessionKind, ConsoleSessionRow, ConsoleSessions, console_session_context,
+};
+use crate::{Result, StoreError, VaultError};
+
+fn context(key: &[u8; 32], row: &ConsoleSessionRow) -> Vec<u8> {
+    console_session_context(key, row.kind, &row.user, row.created)
+}
 
 impl ConsoleSessions for SqliteBackend {
     fn put_console_session(
@@ -15,15 +22,19 @@ impl ConsoleSessions for SqliteBackend {
         created_before: i64,
         keep: usize,
     ) -> Result<()> {
-        let sealed = self
-            .vault()
-            .seal(&row.state, &console_session_context(key))?;
+        let sealed = self.vault().seal(&row.state, &context(key, row))?;
         let mut db = self.db();
         let tx = db.transaction()?;
         tx.execute(
             "DELETE FROM console_sessions WHERE last_seen <= ?1 OR created <= ?2",
             params![idle_before, created_before],
         )?;
+        if row.kind == ConsoleSessionKind::AwaitingMfa {
+            tx.execute(
+                "DELETE FROM console_sessions WHERE kind = ?1 AND user = ?2 COLLATE NOCASE",
+                params![row.kind.as_str(), row.user],
+            )?;
+        }
         let count: i64 = tx.query_row("SELECT COUNT(*) FROM console_sessions", [], |r| r.get(0))?;
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         if count >= keep {
@@ -50,11 +61,12 @@ impl ConsoleSessions for SqliteBackend {
         Ok(())
     }
 
-    fn update_console_session(&self, key: &[u8; 32], state: &[u8]) -> Result<bool> {
-        let sealed = self.vault().seal(state, &console_session_context(key))?;
+    fn update_console_session(&self, key: &[u8; 32], row: &ConsoleSessionRow) -> Result<bool> {
+        let sealed = self.vault().seal(&row.state, &context(key, row))?;
         Ok(self.db().execute(
-            "UPDATE console_sessions SET state = ?2 WHERE key = ?1",
-            params![&key[..], sealed],
+            "UPDATE console_sessions SET state = ?5
+             WHERE key = ?1 AND kind = ?2 AND user = ?3 AND created = ?4",
+            params![&key[..], row.kind.as_str(), row.user, row.created, sealed],
         )? == 1)
     }
 
@@ -79,15 +91,24 @@ impl ConsoleSessions for SqliteBackend {
         let Some((kind, user, created, last_seen, failures, sealed)) = row else {
             return Ok(None);
         };
-        let state = self.vault().open(&sealed, &console_session_context(key))?;
-        Ok(Some(ConsoleSessionRow {
-            kind,
-            user,
-            created,
-            last_seen,
-            failures,
-            state,
-        }))
+        match self
+            .vault()
+            .open(&sealed, &console_session_context(key, kind, &user, created))
+        {
+            Ok(state) => Ok(Some(ConsoleSessionRow {
+                kind,
+                user,
+                created,
+                last_seen,
+                failures,
+                state,
+            })),
+            Err(VaultError::Forged) => {
+                self.end_console_session(key)?;
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::from(e)),
+        }
     }
 
     fn touch_console_session(&self, key: &[u8; 32], now: i64) -> Result<()> {
@@ -98,12 +119,13 @@ impl ConsoleSessions for SqliteBackend {
         Ok(())
     }
 
-    fn count_console_failure(&self, key: &[u8; 32]) -> Result<Option<u32>> {
+    fn take_console_try(&self, key: &[u8; 32], limit: u32) -> Result<Option<u32>> {
         Ok(self
             .db()
             .query_row(
-                "UPDATE console_sessions SET failures = failures + 1 WHERE key = ?1 RETURNING failures",
-                params![&key[..]],
+                "UPDATE console_sessions SET failures = failures + 1
+                 WHERE key = ?1 AND kind = ?2 AND failures < ?3 RETURNING failures",
+                params![&key[..], ConsoleSessionKind::AwaitingMfa.as_str(), limit],
                 |r| r.get(0),
             )
             .optional()?)
