@@ -19,20 +19,9 @@ fn nodes_sharing_a_postgres_store_act_as_one() {
     let cluster = Cluster::start(root, 3, &[]);
 
     // A user created through node 1 signs in through node 3 at once.
-    cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "dana"]);
-    cluster.aws_ok(
-        1,
-        &[],
-        &[
-            "iam",
-            "put-user-policy",
-            "--user-name",
-            "dana",
-            "--policy-name",
-            "db",
-            "--policy-document",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["rds-db:connect","sts:GetSessionToken","sts:GetCallerIdentity"],"Resource":"*"}]}"#,
-        ],
+    cluster.user_with_policy(
+        "dana",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["rds-db:connect","sts:GetSessionToken","sts:GetCallerIdentity"],"Resource":"*"}]}"#,
     );
     let key = cluster.aws_ok(1, &[], &["iam", "create-access-key", "--user-name", "dana"]);
     let dana = api::Creds::access_key(&key).env_vars();
@@ -1403,36 +1392,14 @@ fn a_console_session_is_one_session_on_every_node() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
     let cluster = Cluster::start(root, 2, &[]);
-    cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "hana"]);
-    cluster.aws_ok(
-        1,
-        &[],
-        &[
-            "iam",
-            "put-user-policy",
-            "--user-name",
-            "hana",
-            "--policy-name",
-            "sessions",
-            "--policy-document",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["latchkey:DescribeSessions","latchkey:EndSession"],"Resource":"*"}]}"#,
-        ],
+    cluster.user_with_policy(
+        "hana",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["latchkey:DescribeSessions","latchkey:EndSession"],"Resource":"*"}]}"#,
     );
     // ivan's psql session runs through node 1 throughout.
-    cluster.aws_ok(1, &[], &["iam", "create-user", "--user-name", "ivan"]);
-    cluster.aws_ok(
-        1,
-        &[],
-        &[
-            "iam",
-            "put-user-policy",
-            "--user-name",
-            "ivan",
-            "--policy-name",
-            "db",
-            "--policy-document",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#,
-        ],
+    cluster.user_with_policy(
+        "ivan",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#,
     );
     let key = cluster.aws_ok(1, &[], &["iam", "create-access-key", "--user-name", "ivan"]);
     let ivan = api::Creds::access_key(&key).env_vars();

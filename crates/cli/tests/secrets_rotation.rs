@@ -903,6 +903,41 @@ fn my_direct(db: &MariaDb, user: &str, password: &str) -> Output {
         .unwrap()
 }
 
+/// A Latchkey serving MariaDB's `shop`, rotating every 30 days (alternating
+/// users with `admin`, else single user), `user`'s password stored.
+fn rotating_shop(
+    root: &Path,
+    my: &MariaDb,
+    (user, password): (&str, &str),
+    alternating: bool,
+) -> Latchkey {
+    let (data, api) = init_latchkey(root, &[]);
+    let upstream = format!("127.0.0.1:{}", my.port);
+    let mut args = vec![
+        "--name",
+        "shop",
+        "--engine",
+        "mysql",
+        "--endpoint",
+        "localhost",
+        "--upstream",
+        &upstream,
+        "--upstream-tls",
+        "disable",
+        "--rotate-every",
+        "30d",
+    ];
+    if alternating {
+        args.extend(["--rotation-master-user", "admin"]);
+    }
+    register_db(&data, &args);
+    if alternating {
+        set_db_password(&data, "shop", "admin", "admin-secret");
+    }
+    set_db_password(&data, "shop", user, password);
+    serve_latchkey(root, &data, &api, &["--gateway-pool-size", "0"])
+}
+
 /// As `postgres_a_step_stuck_on_a_lock_does_not_apply_after_it_failed`,
 /// on MariaDB: setSecret's `SET PASSWORD` waits on the grant table another
 /// session holds locked, and gives up on the server.
@@ -914,27 +949,7 @@ fn zmariadb_a_step_stuck_on_a_lock_does_not_apply_after_it_failed() {
         "CREATE USER stuck@'%' IDENTIFIED BY 'stuck-secret'; GRANT SELECT ON shop.* TO stuck@'%';",
     );
     let root = tempfile::tempdir().unwrap();
-    let (data, api) = init_latchkey(root.path(), &[]);
-    let upstream = format!("127.0.0.1:{}", my.port);
-    register_db(
-        &data,
-        &[
-            "--name",
-            "shop",
-            "--engine",
-            "mysql",
-            "--endpoint",
-            "localhost",
-            "--upstream",
-            &upstream,
-            "--upstream-tls",
-            "disable",
-            "--rotate-every",
-            "30d",
-        ],
-    );
-    set_db_password(&data, "shop", "stuck", "stuck-secret");
-    let lk = serve_latchkey(root.path(), &data, &api, &["--gateway-pool-size", "0"]);
+    let lk = rotating_shop(root.path(), my, ("stuck", "stuck-secret"), false);
     let secret = "latchkey/db/shop/stuck";
     let mut holder = Command::new("mariadb")
         .arg(format!("--socket={}", my.socket().display()))
@@ -1008,31 +1023,7 @@ fn mariadb_rotates_under_load(user: &str, alternating: bool) {
         "CREATE USER {user}@'%' IDENTIFIED BY '{initial}'; GRANT SELECT ON shop.* TO {user}@'%';"
     ));
     let root = tempfile::tempdir().unwrap();
-    let (data, api) = init_latchkey(root.path(), &[]);
-    let upstream = format!("127.0.0.1:{}", my.port);
-    let mut args = vec![
-        "--name",
-        "shop",
-        "--engine",
-        "mysql",
-        "--endpoint",
-        "localhost",
-        "--upstream",
-        &upstream,
-        "--upstream-tls",
-        "disable",
-        "--rotate-every",
-        "30d",
-    ];
-    if alternating {
-        args.extend(["--rotation-master-user", "admin"]);
-    }
-    register_db(&data, &args);
-    if alternating {
-        set_db_password(&data, "shop", "admin", "admin-secret");
-    }
-    set_db_password(&data, "shop", user, &initial);
-    let lk = serve_latchkey(root.path(), &data, &api, &["--gateway-pool-size", "0"]);
+    let lk = rotating_shop(root.path(), my, (user, &initial), alternating);
     let name = format!("latchkey/db/shop/{user}");
     let value = secret_value(&lk, &name, "AWSCURRENT");
     assert_eq!(

@@ -313,10 +313,9 @@ async fn a_pending_value_the_rotation_did_not_make_is_never_used() {
     );
 }
 
-#[tokio::test]
-async fn only_the_node_holding_the_lease_rotates_and_the_lease_moves() {
-    let dir = tempfile::tempdir().unwrap();
-    let (state, clock, arn) = setup(dir.path());
+/// A server where `app` has its initial password, and two nodes' jobs
+/// on one store, `node-a` and `node-b`.
+fn two_nodes(state: &Arc<AppState>) -> (Fake, Rotator<Fake>, Rotator<Fake>) {
     let fake = Fake::default();
     fake.0
         .lock()
@@ -324,6 +323,14 @@ async fn only_the_node_holding_the_lease_rotates_and_the_lease_moves() {
         .insert("app".into(), "initial-Q7x".into());
     let a = Rotator::new(state.clone(), fake.clone()).with_node("node-a");
     let b = Rotator::new(state.clone(), fake.clone()).with_node("node-b");
+    (fake, a, b)
+}
+
+#[tokio::test]
+async fn only_the_node_holding_the_lease_rotates_and_the_lease_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, clock, arn) = setup(dir.path());
+    let (fake, a, b) = two_nodes(&state);
     clock.set(T0 + 30 * DAY - 1);
     assert!(a.pass().await.is_empty()); // a takes the lease; nothing is due
     clock.set(T0 + 30 * DAY);
@@ -360,14 +367,8 @@ async fn only_the_node_holding_the_lease_rotates_and_the_lease_moves() {
 async fn a_step_that_outlives_its_lease_stops_and_the_new_holder_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let (state, clock, arn) = setup(dir.path());
-    let fake = Fake::default();
-    fake.0
-        .lock()
-        .unwrap()
-        .insert("app".into(), "initial-Q7x".into());
+    let (fake, a, b) = two_nodes(&state);
     *fake.1.lock().unwrap() = Some(std::time::Duration::from_secs(600));
-    let a = Rotator::new(state.clone(), fake.clone()).with_node("node-a");
-    let b = Rotator::new(state.clone(), fake.clone()).with_node("node-b");
     clock.set(T0 + 30 * DAY);
     let takeover = {
         let (state, clock) = (state.clone(), clock.clone());

@@ -273,6 +273,26 @@ impl Cluster {
         c.args(args).output().unwrap()
     }
 
+    /// Creates user `name` through node 1 with the inline policy `policy`
+    /// (its document).
+    pub fn user_with_policy(&self, name: &str, policy: &str) {
+        self.aws_ok(1, &[], &["iam", "create-user", "--user-name", name]);
+        self.aws_ok(
+            1,
+            &[],
+            &[
+                "iam",
+                "put-user-policy",
+                "--user-name",
+                name,
+                "--policy-name",
+                "inline",
+                "--policy-document",
+                policy,
+            ],
+        );
+    }
+
     pub fn aws_ok(&self, n: usize, creds: &[(String, String)], args: &[&str]) -> serde_json::Value {
         let out = self.aws(n, creds, args);
         assert!(
