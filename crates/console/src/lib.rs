@@ -503,7 +503,7 @@ impl Console {
                     None => self.finish_signin(
                         &accepted.user,
                         false,
-                        accepted.must_change,
+                        (accepted.must_change, accepted.profile.changed),
                         peer,
                         user_agent,
                     ),
@@ -631,7 +631,13 @@ impl Console {
                     Ok(_) => return redirect("/console/signin"),
                     Err(_) => return Self::unavailable(),
                 };
-                let reply = self.finish_signin(&user, true, must_change, peer, user_agent);
+                let reply = self.finish_signin(
+                    &user,
+                    true,
+                    (must_change, pending.password_set),
+                    peer,
+                    user_agent,
+                );
                 web::cookie(reply, SIGNIN_COOKIE, None)
             }
             Ok(false) | Err(_) => {
@@ -672,20 +678,18 @@ impl Console {
     }
 
     /// The password (and MFA code) matched: a session starts.
+    /// The password checked: whether it must be changed first, and when it
+    /// was set (a later one ends the session).
     fn finish_signin(
         &self,
         user: &latchkey_store::User,
         mfa: bool,
-        must_change: bool,
+        (must_change, password_set): (bool, i64),
         peer: SocketAddr,
         user_agent: Option<String>,
     ) -> Reply {
         let now = self.state.now();
         let limits = self.limits;
-        let password_set = match self.state.store.login_profile(&user.name) {
-            Ok(Some(p)) => p.changed,
-            _ => return Self::unavailable(),
-        };
         let creds = match latchkey_server::console_credentials(
             &self.state,
             user,

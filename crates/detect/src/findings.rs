@@ -78,11 +78,24 @@ impl Proof {
     }
 }
 
-/// An open finding, and whether its rule's `revoke_sessions` is still
-/// waiting for evidence that proves possession.
+/// An open finding, whether its rule's `revoke_sessions` is still waiting
+/// for evidence that proves possession, and when it last blocked an
+/// address.
 struct Open {
     finding: Finding,
     awaiting_proof: bool,
+    blocked_at: Option<SystemTime>,
+}
+
+/// A repeat of an open finding blocks again at most this often: a blocked
+/// address's refusals are not counted, so repeats mean its block ran out
+/// or was lifted (`findings unblock`) and the failures go on.
+const REBLOCK_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn blocks(actions: &[(Action, String)]) -> bool {
+    actions
+        .iter()
+        .any(|(a, _)| matches!(a, Action::BlockSourceIp { .. }))
 }
 
 pub(crate) struct Findings {
@@ -146,14 +159,29 @@ impl Findings {
                     }
                 }
             }
+            // Blocking again, once the last block is old enough to have
+            // run out or been lifted.
+            let reblock: Vec<Action> = match open.blocked_at {
+                Some(at) if hit.time.duration_since(at).unwrap_or_default() >= REBLOCK_AFTER => {
+                    actions(&hit, &proof)
+                        .into_iter()
+                        .map(|(a, _)| a)
+                        .filter(|a| matches!(a, Action::BlockSourceIp { .. }))
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            if !reblock.is_empty() {
+                open.blocked_at = Some(hit.time);
+            }
             let f = &mut open.finding;
             let escalated = hit.severity > f.severity;
             update(f, hit);
-            if f.count.is_power_of_two() || escalated {
+            if f.count.is_power_of_two() || escalated || !reblock.is_empty() {
                 out.push(Outcome {
                     finding: f.clone(),
                     new: false,
-                    actions: Vec::new(),
+                    actions: reblock,
                 });
             }
             return;
@@ -163,8 +191,9 @@ impl Findings {
         if let Some(note) = &note {
             hit.description.push_str(note);
         }
-        let (actions, texts): (Vec<Action>, Vec<String>) =
-            actions(&hit, &proof).into_iter().unzip();
+        let described = actions(&hit, &proof);
+        let blocked_at = blocks(&described).then_some(hit.time);
+        let (actions, texts): (Vec<Action>, Vec<String>) = described.into_iter().unzip();
         let mut evidence = hit.evidence;
         trim(&mut evidence);
         let finding = Finding {
@@ -187,6 +216,7 @@ impl Findings {
             Open {
                 finding: finding.clone(),
                 awaiting_proof,
+                blocked_at,
             },
         );
         out.push(Outcome {

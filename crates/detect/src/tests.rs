@@ -480,6 +480,33 @@ fn brute_force_actions_only_where_they_apply_and_only_when_new() {
         o.finding.actions,
         vec!["block 203.0.113.9 for 600s".to_owned()]
     );
+    // Failures going on 10 s after the block (it was lifted, or ran out:
+    // a blocked address's refusals are not counted) block it again; the
+    // next one within 10 s does not.
+    let out = s.send(refused(
+        &carol,
+        "203.0.113.9",
+        at(19),
+        FailureKind::BadSignature,
+    ));
+    let o = only(&out, kinds::BRUTE_FORCE_SOURCE_IP)[0];
+    assert_eq!(
+        o.actions,
+        vec![Action::BlockSourceIp {
+            ip: ip("203.0.113.9"),
+            for_secs: 600
+        }]
+    );
+    let out = s.send(refused(
+        &carol,
+        "203.0.113.9",
+        at(20),
+        FailureKind::BadSignature,
+    ));
+    assert!(
+        out.iter().all(|o| o.actions.is_empty()),
+        "blocked again within 10 s"
+    );
 
     // Revocation needs refusals that prove possession (here, a policy
     // that denies whoever holds carol's key; see the tests below for the
@@ -557,14 +584,23 @@ fn forged_failures_never_revoke_and_degrade_to_blocking() {
         "{}",
         p.finding.description
     );
-    // Updates keep saying so, and never revoke.
+    // Updates keep saying so, and never revoke; while the failures go on
+    // (the address's block lifted or run out) they block it again, at
+    // most every 10 s.
     let out = s.send_all(
         (12..40).map(|i| refused(&session, "203.0.113.66", at(i), FailureKind::BadSignature)),
     );
+    let mut reblocks = 0;
     for o in only(&out, kinds::BRUTE_FORCE_PRINCIPAL) {
-        assert!(o.actions.is_empty());
+        assert!(
+            o.actions
+                .iter()
+                .all(|a| matches!(a, Action::BlockSourceIp { .. }))
+        );
+        reblocks += o.actions.len();
         assert!(o.finding.description.contains("were not revoked"));
     }
+    assert!((1..=3).contains(&reblocks), "{reblocks} blocks in 28 s");
 
     // A long-term key id alone: the key is found, the signature is wrong.
     let mut config = DetectConfig::default();

@@ -144,8 +144,9 @@ fn insert_bounded<'a, K: std::hash::Hash + Eq + Clone>(
         map.retain(|_, c| !c.stale(now, limits));
         if map.len() >= limits.max_tracked {
             // Still full of live entries: drop counts that lock nothing
-            // rather than grow (lockouts are kept).
-            map.retain(|_, c| c.locked(now));
+            // rather than grow (lockouts, and sign-ins under way, are
+            // kept).
+            map.retain(|_, c| c.locked(now) || c.in_flight > 0);
         }
     }
     map.entry(key).or_insert(Counter {
@@ -303,12 +304,32 @@ impl SignInThrottle {
     /// A successful sign-in clears its user's failures (not its address's:
     /// one good account must not reset a spray from that address).
     pub fn succeeded(&mut self, user: &str) {
-        self.users.remove(&user.to_ascii_lowercase());
+        self.clear_user(user);
     }
 
     /// An administrator's reset (a new password) lifts the user's lockout.
     pub fn forgive(&mut self, user: &str) {
-        self.users.remove(&user.to_ascii_lowercase());
+        self.clear_user(user);
+    }
+
+    /// Forgets a user's failures and lockout; the sign-ins under way still
+    /// count until they end.
+    fn clear_user(&mut self, user: &str) {
+        let name = user.to_ascii_lowercase();
+        match self.users.get(&name).map(|c| c.in_flight) {
+            Some(0) | None => {
+                self.users.remove(&name);
+            }
+            Some(in_flight) => {
+                self.users.insert(
+                    name,
+                    Counter {
+                        in_flight,
+                        ..Counter::default()
+                    },
+                );
+            }
+        }
     }
 }
 
@@ -330,6 +351,10 @@ mod tests {
         for _ in 0..5 {
             assert!(t.begin("Eve", a, 0).is_ok());
         }
+        assert!(matches!(t.begin("eve", a, 0), Err(Refusal::Busy { .. })));
+        // A success or a reset forgives failures, not guesses under way.
+        t.succeeded("EVE");
+        t.forgive("eve");
         assert!(matches!(t.begin("eve", a, 0), Err(Refusal::Busy { .. })));
         // Two fail, three end well.
         for _ in 0..2 {
