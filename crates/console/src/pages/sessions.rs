@@ -583,7 +583,7 @@ pub fn overview(s: &Signed<'_>, sources: &Sources<'_>) -> maud::Markup {
             @match &everywhere {
                 // Which database refused is not said: it may be one the
                 // caller may not see.
-                Err(_) => (refusal("The login charts count every database: they need latchkey:DescribeSessions on all of them.")),
+                Err(_) => (refusal("AccessDenied: the login charts count every database, so they need latchkey:DescribeSessions on all of them.")),
                 Ok(()) => {
                     (crate::charts::stacked_bars("logins-hour", "Logins per minute, last hour", &crate::charts::bars(hour, 1, s.now)))
                     h3 { "Logins in the last day, per hour" }
