@@ -102,11 +102,6 @@ pub struct Session {
 }
 
 impl Session {
-    /// Whether `token` is this session's CSRF token (constant time).
-    pub fn csrf_matches(&self, token: &str) -> bool {
-        csrf_matches(&self.csrf, token)
-    }
-
     /// The credentials it acts with: the role's, when switched to one.
     pub fn acting(&self) -> &Credentials {
         self.role.as_ref().map_or(&self.creds, |r| &r.creds)
@@ -478,8 +473,8 @@ mod tests {
         assert!(s.get("", 1).unwrap().is_none());
         assert!(s.get(&format!("{id}x"), 1).unwrap().is_none());
         let found = s.get(&id, 1).unwrap().unwrap();
-        assert!(found.csrf_matches(&token_text(&[7; 32])));
-        assert!(!found.csrf_matches("nope"));
+        assert!(csrf_matches(&found.csrf, &token_text(&[7; 32])));
+        assert!(!csrf_matches(&found.csrf, "nope"));
         assert_eq!(
             (
                 found.user.as_str(),

@@ -12,6 +12,7 @@ use latchkey_store::{PrincipalKind, Store, StoreError};
 use crate::caller::{Caller, Identity};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{CredentialError, CredentialFailure, Denial, IdentityError};
+
 /// Everything a request handler needs.
 pub struct AppState {
     pub store: Store,
