@@ -178,6 +178,9 @@ pub struct PoolingArgs {
     /// Transaction mode: a server connection is closed after this, once idle.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     server_lifetime: std::time::Duration,
+    /// Transaction mode: a client that keeps its server connection waiting this long inside a transaction (or a batch without Sync) is ended with FATAL 25P03 and the connection closed; 0 never (e.g. 60s).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    idle_transaction_timeout: std::time::Duration,
     /// Transaction mode: pin (a client that leaves session state keeps its server connection) or refuse (the statement fails with 0A000).
     #[arg(long, default_value = "pin", value_parser = ["pin", "refuse"])]
     session_state: String,
@@ -206,6 +209,9 @@ impl PoolingArgs {
             queue_timeout_ms: millis(self.pool_queue_timeout),
             idle_timeout_s: secs(self.server_idle_timeout),
             lifetime_s: secs(self.server_lifetime),
+            // Rounded up: 500ms is a timeout, not "off".
+            idle_transaction_timeout_s: secs(self.idle_transaction_timeout)
+                .saturating_add(u32::from(self.idle_transaction_timeout.subsec_nanos() > 0)),
             session_state: self.session_state.parse()?,
         })
     }
@@ -296,6 +302,7 @@ fn describe(db: &Database, account: &str, region: &str) -> serde_json::Value {
             "queueTimeoutMs": db.pooling.queue_timeout_ms,
             "serverIdleTimeoutS": db.pooling.idle_timeout_s,
             "serverLifetimeS": db.pooling.lifetime_s,
+            "idleTransactionTimeoutS": db.pooling.idle_transaction_timeout_s,
             "sessionState": db.pooling.session_state.as_str(),
         },
         "sqlArnPrefix": format!("arn:aws:sql:{region}:{account}:table/{}/", db.resource_id),

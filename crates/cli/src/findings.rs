@@ -59,8 +59,9 @@ impl FailureExchange {
             .collect()
     }
 
-    /// Takes up the other nodes' tallies (their sums, as exchanged).
-    pub fn take_up(&self, gauges: &[(String, String, i64)]) {
+    /// Takes up the other nodes' tallies (their sums, as exchanged): for
+    /// the detector, and at once for the login gate.
+    pub fn take_up(&self, gauges: &[(String, String, i64)], state: &AppState) {
         let sums = gauges
             .iter()
             .filter(|(kind, _, _)| kind == FAILURES_GAUGE)
@@ -73,12 +74,35 @@ impl FailureExchange {
             .into_iter()
             .map(|(key, n)| (key.to_owned(), u64::try_from(n).unwrap_or(0)))
             .collect();
+        let now = state.now();
+        for (key, n) in &grown {
+            if let Some((ip, kind)) = latchkey_detect::parse_tally_key(key) {
+                state.login_gate.failed(ip, kind, *n, now);
+            }
+        }
         if !grown.is_empty() {
             self.theirs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .extend(grown);
         }
+    }
+}
+
+/// Arms the gateways' login gate with the brute-force rule, when the
+/// rule blocks: a burst then gets no more credential checks than the
+/// rule's threshold before the block lands.
+pub fn arm_login_gate(state: &AppState, rules: &latchkey_detect::DetectConfig) {
+    let rule = &rules.brute_force;
+    if rule.blocks() {
+        state
+            .login_gate
+            .arm(latchkey_identity::login_gate::GateRule {
+                threshold: rule.threshold,
+                window_secs: i64::try_from(rule.window_secs).unwrap_or(i64::MAX),
+                counted: rule.counted_kinds(),
+                max_tracked: rules.max_tracked_keys,
+            });
     }
 }
 

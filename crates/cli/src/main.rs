@@ -54,7 +54,7 @@ enum Command {
     Connect(connect::ConnectCommand),
     /// Register the databases behind the gateway.
     #[command(subcommand)]
-    Db(db::DbCommand),
+    Db(Box<db::DbCommand>),
     /// Verify and search the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -127,7 +127,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Sts(args) => api::run("sts", &args),
         Command::Iam(args) => api::run("iam", &args),
-        Command::Db(cmd) => db::run(cmd),
+        Command::Db(cmd) => db::run(*cmd),
         Command::Connect(cmd) => connect::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Findings(cmd) => findings::run(cmd),

@@ -158,6 +158,7 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
         let failures = (config.store.is_some() && config.detection.is_some())
             .then(|| Arc::new(crate::findings::FailureExchange::default()));
         if let Some(rules) = config.detection.clone() {
+            crate::findings::arm_login_gate(&state, &rules);
             let webhook = match config.webhook.clone() {
                 Some(w) => Some(latchkey_webhook::Webhook::start(w)?),
                 None => None,
@@ -935,7 +936,7 @@ fn spawn_gauge_exchange<A, B>(
                     postgres.keeper.set_sessions_elsewhere(&others);
                     mysql.keeper.set_sessions_elsewhere(&others);
                     if let Some(failures) = &failures {
-                        failures.take_up(&others);
+                        failures.take_up(&others, &state);
                     }
                     let sums = others
                         .iter()

@@ -267,6 +267,26 @@ elif scenario == "queue_cancel_dying":
     with connect(autocommit=True) as b:
         result["after_death"] = b.execute("SELECT 7").fetchone()[0]
 
+elif scenario == "held_in_transaction":
+    # A statement that runs long inside a transaction is not idle...
+    a = connect()
+    a.execute("SELECT pg_sleep(4)")
+    result["busy_survived"] = a.execute("SELECT 3").fetchone()[0]
+    # ...but a client that leaves its transaction open holds the pool's
+    # one connection: it is ended, and the connection serves others.
+    time.sleep(4)
+    try:
+        a.execute("SELECT 2")
+        result["held"] = "survived"
+    except psycopg.Error as e:
+        result["held"] = str(e)
+    with connect(autocommit=True) as b:
+        result["after_held"] = b.execute("SELECT 8").fetchone()[0]
+        # Its transaction was rolled back with its connection.
+        result["open_transactions"] = b.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'"
+        ).fetchone()[0]
+
 elif scenario == "two_principals":
     alice = connect("LK_ALICE", autocommit=True)
     bob = connect("LK_BOB", autocommit=True)
@@ -644,15 +664,41 @@ fn settings_are_carried_and_session_state_pins_or_is_refused() {
 }
 
 #[test]
-fn the_queue_times_out_cancels_reach_the_current_backend_and_a_dead_one_is_told() {
+fn the_queue_and_idle_transactions_time_out_cancels_reach_the_current_backend_and_a_dead_one_is_told()
+ {
     let root = tempfile::tempdir().unwrap();
     let pg = Postgres::start(root.path());
     let (lk, metrics_port) = start(
         root.path(),
         &pg,
-        &["--pool-size", "1", "--pool-queue-timeout", "800ms"],
+        &[
+            "--pool-size",
+            "1",
+            "--pool-queue-timeout",
+            "800ms",
+            "--idle-transaction-timeout",
+            "3s",
+        ],
     );
     let token = aws_token(&lk, &[], "localhost", "app");
+    let r = psycopg(&lk, &pg, "held_in_transaction", &[("LK_TOKEN", &token)]);
+    assert_eq!(r["busy_survived"], 3, "{r}");
+    assert!(
+        r["held"]
+            .as_str()
+            .unwrap()
+            .contains("idle-in-transaction timeout"),
+        "{r}"
+    );
+    assert_eq!(r["after_held"], 8, "{r}");
+    assert_eq!(r["open_transactions"], 0, "{r}");
+    assert_eq!(
+        metric(
+            metrics_port,
+            "latchkey_pool_idle_transaction_timeouts_total"
+        ),
+        1.0
+    );
     let r = psycopg(&lk, &pg, "queue_cancel_dying", &[("LK_TOKEN", &token)]);
     let queue = r["queue"].as_str().unwrap();
     assert!(queue.contains("no server connection became free"), "{r}");

@@ -41,7 +41,8 @@ pub fn tally_key(ip: IpAddr, kind: FailureKind) -> String {
     format!("{ip} {}", kind.as_str())
 }
 
-fn parse_tally_key(key: &str) -> Option<(IpAddr, FailureKind)> {
+/// The address and failure kind of a [`tally_key`].
+pub fn parse_tally_key(key: &str) -> Option<(IpAddr, FailureKind)> {
     let (ip, kind) = key.split_once(' ')?;
     Some((ip.parse().ok()?, parse_failure_kind(kind)?))
 }

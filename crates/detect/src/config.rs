@@ -461,6 +461,23 @@ impl DetectConfig {
     }
 }
 
+impl BruteForce {
+    /// The failure kinds the rule counts (a name that does not parse
+    /// counts nothing; validation refuses it).
+    pub fn counted_kinds(&self) -> Vec<FailureKind> {
+        self.count_kinds
+            .iter()
+            .filter_map(|name| parse_failure_kind(name))
+            .collect()
+    }
+
+    /// Whether the rule runs and blocks what it finds (`revoke_sessions`
+    /// blocks the addresses when its evidence proves nothing).
+    pub fn blocks(&self) -> bool {
+        self.enabled && self.action != Response::None
+    }
+}
+
 pub(crate) fn parse_failure_kind(name: &str) -> Option<FailureKind> {
     FailureKind::ALL
         .into_iter()

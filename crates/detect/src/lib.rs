@@ -90,7 +90,7 @@ use std::net::IpAddr;
 use latchkey_audit::{Event, FailureKind, Finding};
 
 pub use classify::is_destructive;
-pub use cluster::tally_key;
+pub use cluster::{parse_tally_key, tally_key};
 pub use config::{
     AdminCredential, BruteForce, ConfigError, ConnectionSpike, DestructiveStatement, DetectConfig,
     DisabledKey, NewSourceIp, Response, SqlFirewall, StoredCredentialRefused, TokenFromOtherIp,

@@ -15,6 +15,7 @@ use latchkey_audit::{
     Identity, SessionEndEvent, SessionInfo,
 };
 use latchkey_dbtoken::{DbAuthToken, TokenAction, TokenError, TokenVerifier};
+use latchkey_identity::login_gate::LoginCheck;
 use latchkey_identity::{AppState, Caller, CredentialFailure, IdentityError};
 use latchkey_sigv4::AmzDate;
 use latchkey_store::{Database, Engine, StatementPolicy, StoreError, random};
@@ -27,6 +28,10 @@ use crate::limits::{
     Buckets, Counts, Elsewhere, GAUGE_RATE_IP, GAUGE_RATE_PRINCIPAL, Slot, TakenElsewhere, acquire,
 };
 use crate::statements::{ObjectTags, ServerCatalog, SessionStatements};
+
+/// Why the login gate turned an address away (for the audit log).
+const GATE_REFUSAL: &str =
+    "failed logins from the source address reached the brute-force threshold";
 
 /// A login attempt, filled in as it goes, for the audit log.
 #[derive(Default, Clone)]
@@ -559,6 +564,8 @@ impl Gatekeeper {
                 FailureKind::Blocked,
                 "the source address is blocked by a detection response",
             )
+        } else if self.state.login_gate.full(peer.ip(), self.state.now()) {
+            (FailureKind::Throttled, GATE_REFUSAL)
         } else if !self.ip_rate.allow(&peer.ip(), Instant::now()) {
             (
                 FailureKind::Throttled,
@@ -580,8 +587,41 @@ impl Gatekeeper {
         Some(reason)
     }
 
+    /// Begins checking a login's credentials: `None` (the refusal
+    /// recorded) when its address has failed as often as the brute-force
+    /// rule allows, counting the checks under way. Hold the check until
+    /// the outcome is recorded.
+    pub fn begin_check(
+        &self,
+        peer: SocketAddr,
+        user: &str,
+        attempt: &Attempt,
+    ) -> Option<LoginCheck<'_>> {
+        let check = self.state.login_gate.begin(peer.ip(), self.state.now());
+        if check.is_none() {
+            tracing::info!(%peer, engine = self.engine.as_str(), reason = GATE_REFUSAL, "login refused");
+            self.record_auth(
+                peer,
+                user,
+                attempt.clone(),
+                AuthResult::Failure {
+                    kind: FailureKind::Throttled,
+                    reason: GATE_REFUSAL.into(),
+                },
+            );
+        }
+        check
+    }
+
     /// Records a login's outcome (audit and metrics).
     pub fn record_auth(&self, peer: SocketAddr, user: &str, attempt: Attempt, result: AuthResult) {
+        if let AuthResult::Failure { kind, .. } = &result {
+            // Counted before the record goes out, so that the next login
+            // from the address, on any thread, sees it.
+            self.state
+                .login_gate
+                .failed(peer.ip(), *kind, 1, self.state.now());
+        }
         self.state.metrics.auth(self.engine.as_str(), &result);
         self.activity
             .lock()

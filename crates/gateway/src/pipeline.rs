@@ -436,6 +436,13 @@ impl<P: Protocol> Gateway<P> {
             self.protocol.deny(&mut client, Denial::Unavailable).await?;
             return Ok(None);
         }
+        let Some(check) = keeper.begin_check(peer, &login.user, &attempt) else {
+            let user = login.user.as_str();
+            self.protocol
+                .deny(&mut client, Denial::LoginRefused { user, peer })
+                .await?;
+            return Ok(None);
+        };
         let checked = match &login.password {
             Ok(password) => keeper.authenticate(
                 password,
@@ -448,7 +455,10 @@ impl<P: Protocol> Gateway<P> {
             Err(why) => Err((FailureKind::MalformedToken, format!("token: {why}"))),
         };
         let auth = match checked {
-            Ok(auth) => auth,
+            Ok(auth) => {
+                drop(check);
+                auth
+            }
             Err((kind, reason)) => {
                 tracing::info!(%peer, engine = P::ENGINE.as_str(), user = %login.user, reason = %reason, "login denied");
                 keeper.record_auth(
@@ -457,6 +467,8 @@ impl<P: Protocol> Gateway<P> {
                     attempt,
                     AuthResult::Failure { kind, reason },
                 );
+                // Ends the check only now that its failure counts.
+                drop(check);
                 let user = login.user.as_str();
                 let denial = if kind == FailureKind::StoreUnavailable {
                     Denial::Unavailable

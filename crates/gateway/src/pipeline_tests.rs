@@ -550,6 +550,64 @@ async fn limits_turn_clients_away() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn an_address_that_failed_the_threshold_is_not_checked_again() {
+    let rig = rig(|_| {}, "127.0.0.1:1");
+    let state = &rig.gateway.keeper.state;
+    state
+        .login_gate
+        .arm(latchkey_identity::login_gate::GateRule {
+            threshold: 3,
+            window_secs: 60,
+            counted: vec![FailureKind::BadSignature],
+            max_tracked: 100,
+        });
+    let forged = {
+        let mut wrong = rig.alice.clone();
+        wrong.secret_access_key = Zeroizing::new("not-the-secret".into());
+        token(&wrong, "app")
+    };
+    let guess = format!("LOGIN app shop {forged}");
+    for _ in 0..3 {
+        let mut client = Client::connect(&rig, peer(3), &guess).await;
+        assert_eq!(client.hear().await, "DENIED login app");
+    }
+    // The threshold's worth of failures: turned away before anything is
+    // read, a good token too; another address is not.
+    let mut client = Client::connect(&rig, peer(3), &guess).await;
+    assert_eq!(client.hear().await, "EARLY");
+    let good = format!("LOGIN app shop {}", token(&rig.alice, "app"));
+    let mut client = Client::connect(&rig, peer(3), &good).await;
+    assert_eq!(client.hear().await, "EARLY");
+    let mut client = Client::connect(&rig, peer(4), &good).await;
+    assert_eq!(client.hear().await, "READY 1 0");
+    client.quit().await;
+    assert_eq!(
+        rig.audit.refusals(),
+        [
+            [FailureKind::BadSignature; 3].as_slice(),
+            &[FailureKind::Throttled; 2]
+        ]
+        .concat()
+    );
+
+    // Blocked by detection, then unblocked: the address starts afresh.
+    assert!(
+        state
+            .block_ip(peer(3).ip(), state.now() + 60, state.now())
+            .unwrap()
+    );
+    state.reload_blocklist().unwrap();
+    state
+        .store
+        .unblock_address(&peer(3).ip().to_string(), state.now())
+        .unwrap();
+    state.reload_blocklist().unwrap();
+    let mut client = Client::connect(&rig, peer(3), &good).await;
+    assert_eq!(client.hear().await, "READY 1 1");
+    client.quit().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn clean_connections_are_pooled_per_key() {
     let rig = rig(|_| {}, "127.0.0.1:1");
     let mut first = Client::login(&rig, &rig.alice, "app").await;

@@ -36,6 +36,9 @@ pub struct TxPoolConfig {
     pub queue_timeout: Duration,
     pub idle_timeout: Duration,
     pub lifetime: Duration,
+    /// How long a client may keep a lent connection waiting inside a
+    /// transaction; `None`: as long as it likes.
+    pub idle_transaction_timeout: Option<Duration>,
 }
 
 impl TxPoolConfig {
@@ -47,6 +50,7 @@ impl TxPoolConfig {
             queue_timeout: p.queue_timeout(),
             idle_timeout: p.idle_timeout(),
             lifetime: p.lifetime(),
+            idle_transaction_timeout: p.idle_transaction_timeout(),
         }
     }
 }
@@ -660,6 +664,7 @@ mod tests {
             queue_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             lifetime: Duration::from_secs(3600),
+            idle_transaction_timeout: None,
         }
     }
 

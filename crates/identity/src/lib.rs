@@ -19,6 +19,7 @@ pub mod caller;
 pub mod clock;
 pub mod error;
 pub mod jobs;
+pub mod login_gate;
 pub mod metrics;
 pub mod outage;
 pub mod password;

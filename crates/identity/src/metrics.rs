@@ -21,6 +21,7 @@ pub struct Metrics {
     pub pool_wait: Arc<Histogram>,
     /// Transaction-pooled clients that waited the whole queue timeout.
     pub pool_queue_timeouts: Arc<Counter>,
+    pub pool_idle_transaction_timeouts: Arc<Counter>,
     /// Token service connections open now.
     pub api_connections_open: Arc<Gauge>,
     api_connections_refused: Arc<Family<Counter, 1>>,
@@ -104,6 +105,12 @@ impl Metrics {
                 .counter(
                     "latchkey_pool_queue_timeouts_total",
                     "Transaction-pooled clients that waited the pool's whole queue timeout (FATAL 53300).",
+                )
+                .expect("a valid counter"),
+            pool_idle_transaction_timeouts: r
+                .counter(
+                    "latchkey_pool_idle_transaction_timeouts_total",
+                    "Transaction-pooled clients ended for keeping a server connection idle in a transaction (FATAL 25P03).",
                 )
                 .expect("a valid counter"),
             findings: r

@@ -61,6 +61,10 @@ pub struct AppState {
     /// began reading (the store may not have had them yet).
     local_blocks: std::sync::Mutex<HashMap<std::net::IpAddr, (i64, u64, bool)>>,
     block_seq: std::sync::atomic::AtomicU64,
+    /// Failed database logins per source address, counted as they are
+    /// decided, so that a burst gets no more checks than the brute-force
+    /// rule's threshold before detection's block lands.
+    pub login_gate: crate::login_gate::SharedLoginGate,
     /// Bumped whenever an upstream database credential changes (a
     /// rotation step): part of the gateways' pool keys, so that no idle
     /// connection opened before the change is handed out again (see
@@ -224,6 +228,7 @@ impl AppState {
             any_blocked: std::sync::atomic::AtomicBool::new(false),
             local_blocks: std::sync::Mutex::new(HashMap::new()),
             block_seq: std::sync::atomic::AtomicU64::new(0),
+            login_gate: crate::login_gate::SharedLoginGate::default(),
             upstream_credentials: std::sync::atomic::AtomicU64::new(0),
             metrics: Arc::default(),
             audit: std::sync::OnceLock::new(),
@@ -324,7 +329,16 @@ impl AppState {
             }
         }
         let any = !fresh.is_empty();
-        *self.blocked.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        let before = std::mem::replace(
+            &mut *self.blocked.write().unwrap_or_else(|p| p.into_inner()),
+            fresh,
+        );
+        // An address lifted (unblocked, or its block over) starts afresh
+        // at the login gate too.
+        let blocked = self.blocked.read().unwrap_or_else(|p| p.into_inner());
+        self.login_gate
+            .forgive(before.into_keys().filter(|ip| !blocked.contains_key(ip)));
+        drop(blocked);
         self.any_blocked
             .store(any, std::sync::atomic::Ordering::Release);
         Ok(())

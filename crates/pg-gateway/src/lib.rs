@@ -193,6 +193,11 @@ impl Postgres {
                         "53300",
                         latchkey_gateway::pipeline::QUEUE_TIMEOUT,
                     )),
+                    txn::TxError::IdleInTransaction(_) => Some(error_message(
+                        Severity::Fatal,
+                        "25P03",
+                        "terminating connection due to idle-in-transaction timeout",
+                    )),
                     txn::TxError::Server(_) => Some(error_message(
                         Severity::Fatal,
                         "08006",

@@ -96,6 +96,9 @@ enum Step {
     /// The server is idle outside a transaction with nothing in flight:
     /// its connection can go back.
     Idle,
+    /// The client kept its lent connection waiting inside a transaction
+    /// for the pool's idle transaction timeout.
+    HeldTooLong,
     Ended(End),
 }
 
@@ -107,6 +110,10 @@ pub enum TxError {
     /// No connection within the queue timeout.
     #[error("transaction pool: no server connection became free within {0:?}")]
     QueueTimeout(std::time::Duration),
+    /// The client kept its lent connection waiting inside a transaction
+    /// for this long.
+    #[error("transaction pool: idle in transaction for {0:?}")]
+    IdleInTransaction(std::time::Duration),
     /// A new server connection could not be opened, or a lent one could
     /// not be given the client's settings.
     #[error("transaction pool: {0:#}")]
@@ -137,6 +144,10 @@ pub struct TxRelay<'a> {
     refuse_always: bool,
     /// Whether this session's pin is counted in the pool's.
     pin_counted: bool,
+    /// Runs while the lent connection waits on the client inside a
+    /// transaction (made once, reset each time such a wait begins).
+    held: Option<Pin<Box<tokio::time::Sleep>>>,
+    held_armed: bool,
 }
 
 impl Drop for TxRelay<'_> {
@@ -185,6 +196,8 @@ impl<'a> TxRelay<'a> {
             login,
             refuse_always: false,
             pin_counted: false,
+            held: None,
+            held_armed: false,
         };
         relay.refuse_always = relay.tracker.pooling().is_some_and(|p| p.refuse);
         relay.limit_pins();
@@ -201,7 +214,7 @@ impl<'a> TxRelay<'a> {
             if self.server.is_none() {
                 match std::future::poll_fn(|cx| self.poll_detached(cx)).await? {
                     Step::Ended(end) => return Ok(end),
-                    Step::Idle | Step::Send => {}
+                    Step::Idle | Step::HeldTooLong | Step::Send => {}
                 }
                 self.attach().await?;
                 self.scan_waiting()?;
@@ -209,6 +222,15 @@ impl<'a> TxRelay<'a> {
             match std::future::poll_fn(|cx| self.poll_attached(cx)).await? {
                 Step::Ended(end) => return Ok(end),
                 Step::Idle => self.detach().await.map_err(TxError::Server)?,
+                Step::HeldTooLong => {
+                    self.keeper
+                        .state
+                        .metrics
+                        .pool_idle_transaction_timeouts
+                        .inc();
+                    let timeout = self.pool.config().idle_transaction_timeout;
+                    return Err(TxError::IdleInTransaction(timeout.unwrap_or_default()));
+                }
                 Step::Send => {}
             }
         }
@@ -359,9 +381,38 @@ impl<'a> TxRelay<'a> {
         if self.releasable() {
             return Poll::Ready(Ok(Step::Idle));
         }
+        if self.held_too_long(cx) {
+            return Poll::Ready(Ok(Step::HeldTooLong));
+        }
         self.count_pin();
         self.publish();
         Poll::Pending
+    }
+
+    /// Whether the lent connection has waited on the client inside a
+    /// transaction (or an unsynced batch) for the pool's idle transaction
+    /// timeout: everything sent was answered and passed on, and the
+    /// server waits for the client's next word.
+    fn held_too_long(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(timeout) = self.pool.config().idle_transaction_timeout else {
+            return false;
+        };
+        let waiting_on_client = !self.tracker.busy()
+            && !self.tracker.idle()
+            && self.to_client.buffer.at_boundary()
+            && self.to_upstream.buffer.nothing_in_flight();
+        if !waiting_on_client {
+            self.held_armed = false;
+            return false;
+        }
+        let timer = self
+            .held
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if !self.held_armed {
+            timer.as_mut().reset(tokio::time::Instant::now() + timeout);
+            self.held_armed = true;
+        }
+        std::future::Future::poll(timer.as_mut(), cx).is_ready()
     }
 
     /// Past the pool's share of pinned sessions, session state is refused

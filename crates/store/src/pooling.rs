@@ -35,6 +35,12 @@ pub struct Pooling {
     pub idle_timeout_s: u32,
     /// A server connection is closed after this, once idle. Default 3,600 s.
     pub lifetime_s: u32,
+    /// A client that keeps its lent connection waiting this long inside
+    /// a transaction (or an unsynced batch) is ended with `FATAL 25P03`
+    /// and the connection closed, so that it cannot hold the pool's
+    /// connections. Default 0: never (as PgBouncer's
+    /// `idle_transaction_timeout`).
+    pub idle_transaction_timeout_s: u32,
     /// Pin or refuse session state. Default pin.
     pub session_state: SessionState,
 }
@@ -50,6 +56,7 @@ impl Default for Pooling {
             queue_timeout_ms: 30_000,
             idle_timeout_s: 600,
             lifetime_s: 3_600,
+            idle_transaction_timeout_s: 0,
             session_state: SessionState::Pin,
         }
     }
@@ -64,7 +71,9 @@ pub enum PoolingError {
     NotForEngine,
     #[error("pool size is 1 to 10000 and the reserve at most 10000")]
     Size,
-    #[error("pool timeouts are 1 ms to 1 day (idle timeout and lifetime 1 s to 1 year)")]
+    #[error(
+        "pool timeouts are 1 ms to 1 day (idle timeout and lifetime 1 s to 1 year; idle transaction timeout 0, off, to 1 day)"
+    )]
     Timeout,
     #[error("a per-user pool mode names a database user of 1-63 characters")]
     User,
@@ -78,7 +87,7 @@ impl PoolingError {
             }
             PoolingError::Size => "pool size is 1 to 10000 and the reserve at most 10000",
             PoolingError::Timeout => {
-                "pool timeouts are 1 ms to 1 day (idle timeout and lifetime 1 s to 1 year)"
+                "pool timeouts are 1 ms to 1 day (idle timeout and lifetime 1 s to 1 year; idle transaction timeout 0, off, to 1 day)"
             }
             PoolingError::User => "a per-user pool mode names a database user of 1-63 characters",
         }
@@ -114,6 +123,7 @@ impl Pooling {
             || !(1..=DAY_MS).contains(&self.queue_timeout_ms)
             || !(1..=YEAR_S).contains(&self.idle_timeout_s)
             || !(1..=YEAR_S).contains(&self.lifetime_s)
+            || self.idle_transaction_timeout_s > DAY_MS / 1000
         {
             return Err(PoolingError::Timeout);
         }
@@ -135,6 +145,11 @@ impl Pooling {
     }
     pub fn lifetime(&self) -> Duration {
         Duration::from_secs(u64::from(self.lifetime_s))
+    }
+    /// `None` when off.
+    pub fn idle_transaction_timeout(&self) -> Option<Duration> {
+        (self.idle_transaction_timeout_s > 0)
+            .then(|| Duration::from_secs(u64::from(self.idle_transaction_timeout_s)))
     }
 
     /// The stored form: `None` for the defaults, else JSON naming every
@@ -215,6 +230,24 @@ mod tests {
             .check(Engine::Postgres),
             Err(PoolingError::Timeout)
         );
+        assert_eq!(
+            Pooling {
+                idle_transaction_timeout_s: 86_401,
+                ..Pooling::default()
+            }
+            .check(Engine::Postgres),
+            Err(PoolingError::Timeout)
+        );
+        let held = Pooling {
+            idle_transaction_timeout_s: 86_400,
+            ..tx
+        };
+        assert_eq!(held.check(Engine::Postgres), Ok(()));
+        assert_eq!(
+            held.idle_transaction_timeout(),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(Pooling::default().idle_transaction_timeout(), None);
         assert_eq!(
             Pooling {
                 user_modes: [(String::new(), PoolMode::Session)].into(),

@@ -232,6 +232,7 @@ pub struct DatabaseConfig {
     /// How server connections are shared (`[databases.pooling]`: `mode =
     /// "transaction"`, `size`, `reserve`, `reserve_after_ms`,
     /// `queue_timeout_ms`, `idle_timeout_s`, `lifetime_s`,
+    /// `idle_transaction_timeout_s`,
     /// `session_state = "pin" | "refuse"`, `user_modes = { admin =
     /// "session" }`); session pooling when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

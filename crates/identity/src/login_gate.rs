@@ -1,0 +1,368 @@
+//! Brute-force counting on the login path itself.
+//!
+//! Detection finds a brute force in the audit trail, after the fact: the
+//! logins of a burst sent at once are all checked before the first
+//! failure reaches the detector, let alone its block. The gate counts the
+//! failures the brute-force rule counts, per source address, as each login
+//! is decided, together with the checks under way from addresses that
+//! failed already; once they reach the rule's threshold within its window
+//! the address gets no more checks until the failures age out (by then
+//! the detector's block has landed) or the address is unblocked.
+//!
+//! An address with no failure in the window is never held back, however
+//! many of its logins run at once: a fleet behind one NAT address logging
+//! in together is normal. So a burst's first logins, up to one per
+//! thread checking them, can all be checked before the first failure
+//! counts; every later one is counted against the threshold.
+//!
+//! Pure: the caller holds it behind a lock and passes the time.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+use latchkey_audit::FailureKind;
+
+/// What the gate enforces: the detection rule's threshold, window and
+/// counted failure kinds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateRule {
+    /// Failures within the window after which an address is held back.
+    pub threshold: u32,
+    /// Seconds over which failures count.
+    pub window_secs: i64,
+    /// The failure kinds that count.
+    pub counted: Vec<FailureKind>,
+    /// Addresses tracked at most; past it, addresses without failures in
+    /// the window are dropped, then new addresses go uncounted (the
+    /// detector still counts them).
+    pub max_tracked: usize,
+}
+
+/// Whether a login may be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The address has no failure in the window: nothing is counted.
+    Unwatched,
+    /// Counted as under way: end it with [`LoginGate::end`].
+    Watched,
+    /// The address's failures, with its checks under way, reach the
+    /// threshold.
+    Refused,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    /// Times of the latest failures (at most `threshold`), oldest first.
+    failures: VecDeque<i64>,
+    /// Watched checks under way.
+    in_flight: u32,
+}
+
+impl Entry {
+    fn recent(&self, now: i64, window: i64) -> u32 {
+        let recent = self.failures.iter().filter(|t| now - **t < window).count();
+        u32::try_from(recent).unwrap_or(u32::MAX)
+    }
+
+    fn idle(&self, now: i64, window: i64) -> bool {
+        self.in_flight == 0 && self.recent(now, window) == 0
+    }
+}
+
+/// Failed logins per source address, and the watched checks under way.
+#[derive(Debug)]
+pub struct LoginGate {
+    rule: GateRule,
+    entries: HashMap<IpAddr, Entry>,
+}
+
+impl LoginGate {
+    pub fn new(rule: GateRule) -> Self {
+        Self {
+            rule,
+            entries: HashMap::new(),
+        }
+    }
+
+    pub fn rule(&self) -> &GateRule {
+        &self.rule
+    }
+
+    /// Whether failures of this kind count.
+    pub fn counts(&self, kind: FailureKind) -> bool {
+        self.rule.counted.contains(&kind)
+    }
+
+    /// Whether no address is tracked (callers skip their lock then).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn threshold(&self) -> u32 {
+        self.rule.threshold.max(1)
+    }
+
+    fn window(&self) -> i64 {
+        self.rule.window_secs.max(1)
+    }
+
+    /// Whether the address's failures alone reach the threshold: it
+    /// can be turned away before anything is read from it.
+    pub fn full(&self, ip: IpAddr, now: i64) -> bool {
+        self.entries
+            .get(&ip)
+            .is_some_and(|e| e.recent(now, self.window()) >= self.threshold())
+    }
+
+    /// Asks to check a login from `ip`.
+    pub fn begin(&mut self, ip: IpAddr, now: i64) -> Admission {
+        let (threshold, window) = (self.threshold(), self.window());
+        let Some(entry) = self.entries.get_mut(&ip) else {
+            return Admission::Unwatched;
+        };
+        let recent = entry.recent(now, window);
+        if recent == 0 {
+            return Admission::Unwatched;
+        }
+        if recent.saturating_add(entry.in_flight) >= threshold {
+            return Admission::Refused;
+        }
+        entry.in_flight += 1;
+        Admission::Watched
+    }
+
+    /// Ends a watched check (failed or not: a failure is counted by
+    /// [`LoginGate::failed`] before it ends).
+    pub fn end(&mut self, ip: IpAddr, now: i64) {
+        let window = self.window();
+        if let Some(entry) = self.entries.get_mut(&ip) {
+            entry.in_flight = entry.in_flight.saturating_sub(1);
+            if entry.idle(now, window) {
+                self.entries.remove(&ip);
+            }
+        }
+    }
+
+    /// Counts `n` failures from `ip` at `now` (several: another node's,
+    /// learned together).
+    pub fn failed(&mut self, ip: IpAddr, n: u64, now: i64) {
+        let (threshold, window) = (self.threshold(), self.window());
+        if !self.entries.contains_key(&ip) && self.entries.len() >= self.rule.max_tracked {
+            self.entries.retain(|_, e| !e.idle(now, window));
+            if self.entries.len() >= self.rule.max_tracked {
+                return;
+            }
+        }
+        let entry = self.entries.entry(ip).or_default();
+        let keep = usize::try_from(threshold).unwrap_or(usize::MAX);
+        for _ in 0..n.min(u64::from(threshold)) {
+            if entry.failures.len() >= keep {
+                entry.failures.pop_front();
+            }
+            entry.failures.push_back(now);
+        }
+    }
+
+    /// Forgets the address's failures (it was unblocked); its checks under
+    /// way stay counted.
+    pub fn forgive(&mut self, ip: IpAddr) {
+        if let Some(entry) = self.entries.get_mut(&ip) {
+            entry.failures.clear();
+            if entry.in_flight == 0 {
+                self.entries.remove(&ip);
+            }
+        }
+    }
+}
+
+/// The gate as the server holds it: off until armed with the rule
+/// ([`SharedLoginGate::arm`]), behind a lock that logins skip while no
+/// address has failed lately.
+#[derive(Debug, Default)]
+pub struct SharedLoginGate {
+    gate: std::sync::Mutex<Option<LoginGate>>,
+    /// Whether any address is tracked: a login from a quiet address on a
+    /// quiet node takes no lock.
+    tracking: std::sync::atomic::AtomicBool,
+}
+
+/// A login being checked; counted as under way until dropped.
+#[must_use]
+pub struct LoginCheck<'a> {
+    gate: &'a SharedLoginGate,
+    ip: IpAddr,
+    watched: bool,
+    now: i64,
+}
+
+impl Drop for LoginCheck<'_> {
+    fn drop(&mut self) {
+        if self.watched {
+            self.gate.with(|g| g.end(self.ip, self.now));
+        }
+    }
+}
+
+impl SharedLoginGate {
+    /// Turns the gate on (at start, from the detection rule).
+    pub fn arm(&self, rule: GateRule) {
+        *self.gate.lock().unwrap_or_else(|p| p.into_inner()) = Some(LoginGate::new(rule));
+    }
+
+    fn with<T: Default>(&self, f: impl FnOnce(&mut LoginGate) -> T) -> T {
+        let mut guard = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(gate) = guard.as_mut() else {
+            return T::default();
+        };
+        let out = f(gate);
+        self.tracking
+            .store(!gate.is_empty(), std::sync::atomic::Ordering::Release);
+        out
+    }
+
+    fn quiet(&self) -> bool {
+        !self.tracking.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether the address's failures reach the threshold (turn it away
+    /// before reading from it).
+    pub fn full(&self, ip: IpAddr, now: i64) -> bool {
+        !self.quiet() && self.with(|g| g.full(ip, now))
+    }
+
+    /// Begins checking a login from `ip`; `None` when the address must
+    /// wait.
+    pub fn begin(&self, ip: IpAddr, now: i64) -> Option<LoginCheck<'_>> {
+        let admission = if self.quiet() {
+            Admission::Unwatched
+        } else {
+            self.with(|g| Some(g.begin(ip, now)))
+                .unwrap_or(Admission::Unwatched)
+        };
+        match admission {
+            Admission::Refused => None,
+            admission => Some(LoginCheck {
+                gate: self,
+                ip,
+                watched: admission == Admission::Watched,
+                now,
+            }),
+        }
+    }
+
+    /// Counts a failed login of `kind` from `ip` (`n` of them: another
+    /// node's, learned together), if the rule counts that kind.
+    pub fn failed(&self, ip: IpAddr, kind: FailureKind, n: u64, now: i64) {
+        self.with(|g| {
+            if g.counts(kind) {
+                g.failed(ip, n, now);
+            }
+        });
+    }
+
+    /// Forgets the failures of unblocked addresses.
+    pub fn forgive(&self, ips: impl IntoIterator<Item = IpAddr>) {
+        let mut ips = ips.into_iter().peekable();
+        if self.quiet() || ips.peek().is_none() {
+            return;
+        }
+        self.with(|g| ips.for_each(|ip| g.forgive(ip)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(threshold: u32) -> LoginGate {
+        LoginGate::new(GateRule {
+            threshold,
+            window_secs: 60,
+            counted: vec![FailureKind::BadSignature],
+            max_tracked: 4,
+        })
+    }
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9));
+
+    #[test]
+    fn an_address_without_failures_is_never_held_back() {
+        let mut g = gate(3);
+        for _ in 0..100 {
+            assert_eq!(g.begin(IP, 0), Admission::Unwatched);
+        }
+        assert!(g.is_empty());
+    }
+
+    #[test]
+    fn checks_under_way_count_against_the_threshold_once_an_address_failed() {
+        let mut g = gate(3);
+        g.failed(IP, 1, 0);
+        assert_eq!(g.begin(IP, 1), Admission::Watched);
+        assert_eq!(g.begin(IP, 1), Admission::Watched);
+        // One failure and two checks under way: a third could make the
+        // threshold's worth of checked guesses, so it waits.
+        assert_eq!(g.begin(IP, 1), Admission::Refused);
+        g.failed(IP, 1, 1);
+        g.end(IP, 1);
+        assert_eq!(g.begin(IP, 1), Admission::Refused);
+        g.end(IP, 1);
+        assert_eq!(g.begin(IP, 1), Admission::Watched);
+        g.failed(IP, 1, 1);
+        g.end(IP, 1);
+        assert!(g.full(IP, 1));
+        assert_eq!(g.begin(IP, 59), Admission::Refused);
+        // The failures age out with the window.
+        assert!(!g.full(IP, 60));
+        assert_eq!(g.begin(IP, 61), Admission::Unwatched);
+    }
+
+    #[test]
+    fn the_window_slides_over_the_latest_failures() {
+        let mut g = gate(3);
+        g.failed(IP, 1, 0);
+        g.failed(IP, 1, 30);
+        g.failed(IP, 1, 59);
+        assert!(g.full(IP, 59));
+        // The first has aged out; the two later still count.
+        assert!(!g.full(IP, 60));
+        g.failed(IP, 1, 61);
+        assert!(g.full(IP, 61));
+    }
+
+    #[test]
+    fn failures_learned_together_count_up_to_the_threshold() {
+        let mut g = gate(3);
+        g.failed(IP, u64::MAX, 5);
+        assert!(g.full(IP, 5));
+        assert_eq!(g.entries[&IP].failures.len(), 3);
+    }
+
+    #[test]
+    fn an_unblocked_address_starts_afresh() {
+        let mut g = gate(2);
+        g.failed(IP, 2, 0);
+        assert!(g.full(IP, 1));
+        g.forgive(IP);
+        assert!(!g.full(IP, 1));
+        assert_eq!(g.begin(IP, 1), Admission::Unwatched);
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_keeps_addresses_with_failures() {
+        let mut g = gate(2);
+        let ip = |n: u8| IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, n));
+        for n in 0..4 {
+            g.failed(ip(n), 1, 0);
+        }
+        // Full of addresses with failures in the window: a new one goes
+        // uncounted rather than push out one that is counting.
+        g.failed(ip(9), 5, 1);
+        assert_eq!(g.entries.len(), 4);
+        assert!(!g.entries.contains_key(&ip(9)));
+        // Once they age out, there is room again.
+        g.failed(ip(9), 2, 100);
+        assert!(g.full(ip(9), 100));
+        assert_eq!(g.entries.len(), 1);
+    }
+}
