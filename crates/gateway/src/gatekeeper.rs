@@ -186,7 +186,15 @@ impl Watch {
     }
 
     /// Runs `work` until it finishes, or until the session must end.
-    pub async fn guard<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Interrupt> {
+    ///
+    /// `work` is pinned by the caller and taken by reference: taken by
+    /// value, it would be held twice in the session's task (as this
+    /// future's argument and in its running state), and every idle
+    /// session would carry the copy.
+    pub async fn guard<T, F: Future<Output = T>>(
+        &mut self,
+        work: std::pin::Pin<&mut F>,
+    ) -> Result<T, Interrupt> {
         let deadline = self.deadline;
         tokio::select! {
             done = work => Ok(done),

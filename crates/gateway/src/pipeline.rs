@@ -309,10 +309,14 @@ pub struct Gateway<P: Protocol> {
 }
 
 /// A session past its handshake, ready to relay.
+///
+/// Boxed, as its `auth` is: an idle session's task holds only what it
+/// must (moved from one future into the next, a large value would be
+/// held in both).
 struct Admitted<'g, P: Protocol> {
     client: P::Client,
     upstream: Link<P::Upstream>,
-    auth: Authenticated,
+    auth: Box<Authenticated>,
     info: Arc<SessionInfo>,
     login: Login<P::Startup>,
     pool_key: Option<String>,
@@ -409,7 +413,7 @@ impl<P: Protocol> Gateway<P> {
         transport: P::Transport,
         peer: SocketAddr,
         shard: usize,
-    ) -> Result<Option<Admitted<'_, P>>> {
+    ) -> Result<Option<Box<Admitted<'_, P>>>> {
         let keeper = &self.keeper;
         let (mut client, mut login) = match self.protocol.open(keeper, transport, peer).await? {
             Opening::Done => return Ok(None),
@@ -597,10 +601,10 @@ impl<P: Protocol> Gateway<P> {
             login.database.clone(),
             login.user.clone(),
         )?;
-        Ok(Some(Admitted {
+        Ok(Some(Box::new(Admitted {
             client,
             upstream,
-            auth,
+            auth: Box::new(auth),
             info,
             login,
             pool_key,
@@ -608,12 +612,12 @@ impl<P: Protocol> Gateway<P> {
             gate,
             firewalled,
             _slot: slot,
-        }))
+        })))
     }
 
     /// Relays a logged-in session to its end, records the end, and pools
     /// the upstream connection if it is clean.
-    async fn run(&self, admitted: Admitted<'_, P>, shard: usize) {
+    async fn run(&self, admitted: Box<Admitted<'_, P>>, shard: usize) {
         let Admitted {
             client,
             upstream,
@@ -625,7 +629,7 @@ impl<P: Protocol> Gateway<P> {
             gate,
             firewalled,
             _slot,
-        } = admitted;
+        } = *admitted;
         let mut watch = self.keeper.watch(&info, &auth, firewalled);
         let session = Session {
             client,

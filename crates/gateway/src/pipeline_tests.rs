@@ -189,7 +189,10 @@ impl Protocol for Lines {
         let mut statements = 0;
         let ended = loop {
             let mut line = String::new();
-            match watch.guard(client.reader.read_line(&mut line)).await {
+            let read = watch
+                .guard(std::pin::pin!(client.reader.read_line(&mut line)))
+                .await;
+            match read {
                 Ok(Ok(0)) => break Ok("client closed the connection"),
                 Ok(Ok(_)) if line.trim() == "QUIT" => break Ok("client quit"),
                 Ok(Ok(_)) if line.trim() == "ALLOWED" => {

@@ -315,6 +315,13 @@ impl<C: Pooled> TxPool<C> {
         }
     }
 
+    /// An idle connection for a client on session thread `thread`, if
+    /// one is there now: [`TxPool::acquire`]'s first step, without its
+    /// future.
+    pub fn try_acquire(self: &Arc<Self>, thread: usize) -> Option<Lease<C>> {
+        self.take_idle(thread).map(|conn| self.lease(conn))
+    }
+
     fn lease(self: &Arc<Self>, conn: C) -> Lease<C> {
         Lease {
             conn: Some(conn),

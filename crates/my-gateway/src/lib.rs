@@ -537,7 +537,8 @@ impl Protocol for Mysql {
         // Set when the watch ended the session.
         let mut interrupted = None;
         let outcome: Result<Stop, Ended> = loop {
-            let stop = match watch.guard(relay.run()).await {
+            let guarded = watch.guard(std::pin::pin!(relay.run())).await;
+            let stop = match guarded {
                 Ok(stop) => stop,
                 Err(interrupt) => {
                     interrupted = Some(interrupt);

@@ -178,12 +178,13 @@ impl Postgres {
     async fn relay_transactions(
         &self,
         keeper: &Gatekeeper,
-        mut relay: txn::TxRelay<'_>,
+        relay: &mut txn::TxRelay<'_>,
         watch: &mut latchkey_gateway::Watch,
     ) -> Relayed<Upstream> {
         let max = keeper.config.max_message_size;
         let mut interrupted = None;
-        let outcome = match watch.guard(relay.run()).await {
+        let guarded = watch.guard(std::pin::pin!(relay.run())).await;
+        let outcome = match guarded {
             Ok(Ok(end)) => Ok(end),
             Ok(Err(e)) => {
                 let reply = match &e {
@@ -577,7 +578,7 @@ impl Protocol for Postgres {
                     link.session_state == latchkey_store::SessionState::Refuse,
                     self.book.clone(),
                 ));
-                let relay = txn::TxRelay::new(
+                let mut relay = txn::TxRelay::new(
                     stream,
                     link,
                     tracker,
@@ -590,7 +591,9 @@ impl Protocol for Postgres {
                     auth,
                     login,
                 );
-                let relayed = self.relay_transactions(keeper, relay, watch).await;
+                // Lent, not moved: a future that took it by value would
+                // hold a second copy for the session's life.
+                let relayed = self.relay_transactions(keeper, &mut relay, watch).await;
                 self.forget_cancel_key(cancel_key);
                 return relayed;
             }
@@ -604,7 +607,8 @@ impl Protocol for Postgres {
         );
         // Set when the watch ended the session.
         let mut interrupted = None;
-        let outcome = match watch.guard(relay.run()).await {
+        let guarded = watch.guard(std::pin::pin!(relay.run())).await;
+        let outcome = match guarded {
             Ok(Ok(end)) => Ok(end),
             Ok(Err(e)) => Err((
                 e.to_string(),

@@ -436,6 +436,20 @@ impl<'a> TxRelay<'a> {
     /// the client's carried settings.
     async fn attach(&mut self) -> Result<(), TxError> {
         let started = Instant::now();
+        let lease = match self.pool.try_acquire(self.thread) {
+            Some(lease) => lease,
+            // Boxed: waiting in the queue or opening a connection is the
+            // rarer path, and inline its state would be part of every
+            // idle session's task.
+            None => Box::pin(self.acquire()).await?,
+        };
+        let metrics = &self.keeper.state.metrics;
+        metrics.pool_wait.observe(started.elapsed());
+        self.lend(lease).await
+    }
+
+    /// A connection from the queue, or a new one.
+    async fn acquire(&mut self) -> Result<Lease<Upstream>, TxError> {
         let (keeper, auth, login) = (self.keeper, self.auth, self.login);
         let acquired = self
             .pool
@@ -452,15 +466,19 @@ impl<'a> TxRelay<'a> {
                 connected
             })
             .await;
-        keeper.state.metrics.pool_wait.observe(started.elapsed());
-        let mut lease = match acquired {
-            Ok(lease) => lease,
+        match acquired {
+            Ok(lease) => Ok(lease),
             Err(AcquireError::QueueTimeout(waited)) => {
                 keeper.state.metrics.pool_queue_timeouts.inc();
-                return Err(TxError::QueueTimeout(waited));
+                Err(TxError::QueueTimeout(waited))
             }
-            Err(AcquireError::Connect(e)) => return Err(TxError::Server(e)),
-        };
+            Err(AcquireError::Connect(e)) => Err(TxError::Server(e)),
+        }
+    }
+
+    /// Lends `lease` to the client: its carried settings, its cancel key
+    /// and its prepared statements.
+    async fn lend(&mut self, mut lease: Lease<Upstream>) -> Result<(), TxError> {
         if lease.get().carried != self.carried {
             // A connection that cannot be given the settings is closed
             // (the lease is dropped).
