@@ -271,21 +271,20 @@ fn verify_trail(
             }),
         }
     }
-    let files =
-        TrailFiles::read(dir).with_context(|| format!("reading the trail in {}", dir.display()))?;
-    if progress {
-        eprintln!(
-            "latchkey: checking {} segments and {} digests in {}",
-            files.segments.len(),
-            files.digests.len(),
-            dir.display()
-        );
-    }
     let held_to = trail::Anchors {
         trail_id: latchkey_trail::read_trail_id(dir)?,
         anchors: anchors.iter().map(|(s, a)| (s.as_str(), &a.body)).collect(),
     };
-    let mut report = files.verify_anchored(key, window, &held_to);
+    let mut report = TrailFiles::verify_dir(dir, key, window, &held_to, |i, count, name| {
+        if progress {
+            eprintln!(
+                "latchkey: checking segment {} of {count} ({name}) in {}",
+                i + 1,
+                dir.display()
+            );
+        }
+    })
+    .with_context(|| format!("reading the trail in {}", dir.display()))?;
     report.problems.extend(anchor_problems);
     Ok((report, anchors))
 }

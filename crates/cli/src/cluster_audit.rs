@@ -9,7 +9,6 @@ use anyhow::Result;
 use latchkey_audit::anchor;
 use latchkey_audit::trail::{self, Problem, Window};
 use latchkey_store::{AuditQuery, ShippedHead, Store};
-use latchkey_trail::TrailFiles;
 use serde_json::json;
 
 use latchkey_server::shipped::{ALIVE_SECS, FUTURE_SKEW_SECS};
@@ -78,6 +77,110 @@ fn lookup_fields_hold(r: &latchkey_store::ShippedRecord) -> bool {
             && key.source_ip.map(|ip| ip.to_string()) == r.source_ip
             && key.error == r.error
     })
+}
+
+/// Records shipped per page read from the store.
+const SHIPPED_PAGE: u32 = 5_000;
+
+/// A node's shipped records, read a page at a time and put together into
+/// its segments' bytes one segment at a time, each record checked on the
+/// way (sealed by this node, lookup columns as its line says).
+struct ShippedPages<'a> {
+    store: &'a Store,
+    node: &'a str,
+    page: std::vec::IntoIter<latchkey_store::ShippedRecord>,
+    after: Option<u64>,
+    done: bool,
+    /// A record read but not yet placed (it began the next segment).
+    next: Option<latchkey_store::ShippedRecord>,
+    problems: Vec<Problem>,
+    failed: Option<latchkey_store::StoreError>,
+}
+
+impl<'a> ShippedPages<'a> {
+    fn new(store: &'a Store, node: &'a str) -> Self {
+        Self {
+            store,
+            node,
+            page: Vec::new().into_iter(),
+            after: None,
+            done: false,
+            next: None,
+            problems: Vec::new(),
+            failed: None,
+        }
+    }
+
+    fn record(&mut self) -> Option<latchkey_store::ShippedRecord> {
+        if let Some(r) = self.next.take() {
+            return Some(r);
+        }
+        if let Some(r) = self.page.next() {
+            return Some(r);
+        }
+        if self.done {
+            return None;
+        }
+        match self
+            .store
+            .shipped_records(self.node, self.after, SHIPPED_PAGE)
+        {
+            Ok(page) => {
+                self.done = page.len() < SHIPPED_PAGE as usize;
+                self.after = page.last().map(|r| r.sequence).or(self.after);
+                self.page = page.into_iter();
+                self.page.next()
+            }
+            Err(e) => {
+                self.failed = Some(e);
+                self.done = true;
+                None
+            }
+        }
+    }
+
+    fn check(&mut self, r: &latchkey_store::ShippedRecord) {
+        if let Some(by) = sealed_by(&r.line)
+            && by != self.node
+        {
+            self.problems.push(Problem::RecordOfAnotherNode {
+                node: self.node.to_owned(),
+                sequence: r.sequence,
+                sealed_by: by.to_owned(),
+            });
+        } else if !lookup_fields_hold(r) {
+            self.problems.push(Problem::LookupFieldsAltered {
+                node: self.node.to_owned(),
+                sequence: r.sequence,
+            });
+        }
+    }
+
+    /// The next segment: (file name, its lines).
+    fn next_segment(&mut self) -> Option<(String, Vec<u8>)> {
+        let first = self.record()?;
+        let segment = first.segment;
+        let mut bytes = Vec::new();
+        let mut r = first;
+        loop {
+            self.check(&r);
+            bytes.extend_from_slice(r.line.as_bytes());
+            bytes.push(b'\n');
+            match self.record() {
+                Some(next) if next.segment == segment => r = next,
+                Some(next) => {
+                    self.next = Some(next);
+                    break;
+                }
+                None => break,
+            }
+        }
+        Some((latchkey_trail::segment_name(segment), bytes))
+    }
+
+    fn segments(&mut self) -> impl Iterator<Item = (String, Vec<u8>)> + '_ {
+        std::iter::from_fn(move || self.next_segment())
+    }
 }
 
 /// Every node that shipped a trail, saved an anchor or reported itself to
@@ -208,27 +311,10 @@ pub fn verify_nodes(
                 last_sequence: sealed,
             });
         }
-        let shipped = store.shipped_trail(node)?;
-        for r in &shipped.records {
-            if let Some(by) = sealed_by(&r.line)
-                && by != node
-            {
-                problems.push(Problem::RecordOfAnotherNode {
-                    node: node.clone(),
-                    sequence: r.sequence,
-                    sealed_by: by.to_owned(),
-                });
-            } else if !lookup_fields_hold(r) {
-                problems.push(Problem::LookupFieldsAltered {
-                    node: node.clone(),
-                    sequence: r.sequence,
-                });
-            }
-        }
-        let files = TrailFiles::assemble(
-            shipped.records.iter().map(|r| (r.segment, r.line.as_str())),
-            &shipped.digests,
-        );
+        // Read a page at a time and verified a segment at a time: a
+        // node's copy may be far larger than memory.
+        let digests = store.shipped_digests(node)?;
+        let mut pages = ShippedPages::new(store, node);
         let trail_id = head
             .as_ref()
             .and_then(|h| u64::from_str_radix(&h.trail_id, 16).ok())
@@ -237,7 +323,16 @@ pub fn verify_nodes(
             trail_id,
             anchors: anchor.iter().map(|a| (source.as_str(), &a.body)).collect(),
         };
-        let mut report = files.verify_anchored(key, window, &held_to);
+        let digest_files: Vec<(String, Vec<u8>)> = digests
+            .iter()
+            .map(|(n, text)| (latchkey_trail::digest_name(*n), text.as_bytes().to_vec()))
+            .collect();
+        let mut report =
+            trail::verify_streamed(pages.segments(), &digest_files, key, window, &held_to);
+        if let Some(e) = pages.failed.take() {
+            return Err(e.into());
+        }
+        problems.append(&mut pages.problems);
         report.problems.extend(problems);
         // A node that is gone signed its last anchor when it stopped (or
         // up to a second before it died): what its copy holds past that

@@ -52,7 +52,9 @@ pub struct Attempt {
 
 /// A client that passed authentication.
 pub struct Authenticated {
-    pub db: Database,
+    /// Shared with the gateway's list (and every session of the
+    /// database), not copied per login.
+    pub db: Arc<Database>,
     pub caller: Caller,
     pub session_token: Option<Zeroizing<String>>,
     /// The `rds-db:connect` resource: `arn:aws:rds-db:REGION:ACCOUNT:dbuser:ID/USER`.
@@ -245,7 +247,7 @@ pub struct Gatekeeper {
     pub engine: Engine,
     pub audit: Arc<dyn AuditSink>,
     verifier: TokenVerifier,
-    databases: RwLock<Vec<Database>>,
+    databases: RwLock<Vec<Arc<Database>>>,
     /// Classification tags of the databases with statement policy on.
     object_tags: RwLock<HashMap<String, Arc<ObjectTags>>>,
     /// SQL firewall profiles of the databases with the firewall on.
@@ -324,7 +326,8 @@ impl Gatekeeper {
             Err(e) => tracing::warn!(error = %e, "reading the SQL firewall's profiles failed"),
         }
         *self.object_tags.write().unwrap_or_else(|p| p.into_inner()) = tags;
-        *self.databases.write().unwrap_or_else(|p| p.into_inner()) = dbs;
+        *self.databases.write().unwrap_or_else(|p| p.into_inner()) =
+            dbs.into_iter().map(Arc::new).collect();
         self.end_sessions_that_escape();
         Ok(())
     }

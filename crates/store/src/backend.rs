@@ -954,8 +954,36 @@ pub trait AuditShipping {
     /// purpose, with `audit forget-anchor`). Returns how many records went.
     fn forget_shipped(&self, node: &str) -> Result<u64>;
 
-    /// Node `node`'s shipped trail, whole.
-    fn shipped_trail(&self, node: &str) -> Result<ShippedTrail>;
+    /// Up to `limit` of node `node`'s shipped records after sequence
+    /// `after` (from the first when `None`), in sequence order: a trail
+    /// read a page at a time.
+    fn shipped_records(
+        &self,
+        node: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<ShippedRecord>>;
+
+    /// Node `node`'s shipped digest files (digest sequence, text), in
+    /// order.
+    fn shipped_digests(&self, node: &str) -> Result<Vec<(u64, String)>>;
+
+    /// Node `node`'s shipped trail, whole (tests and small trails;
+    /// `audit verify` reads it a page at a time).
+    fn shipped_trail(&self, node: &str) -> Result<ShippedTrail> {
+        let mut records: Vec<ShippedRecord> = Vec::new();
+        loop {
+            let page = self.shipped_records(node, records.last().map(|r| r.sequence), 10_000)?;
+            if page.is_empty() {
+                break;
+            }
+            records.extend(page);
+        }
+        Ok(ShippedTrail {
+            records,
+            digests: self.shipped_digests(node)?,
+        })
+    }
 
     /// Shipped records matching `query`, newest first: (node, line).
     fn find_shipped(&self, query: &AuditQuery) -> Result<Vec<(String, String)>>;

@@ -2261,6 +2261,19 @@ fn shipped_trails_are_kept_per_node_in_order_and_found_by_filter() {
     assert_eq!(trail.records[0], batch[0]);
     assert_eq!(trail.records[3], again[3]);
     assert_eq!(trail.digests, vec![(1, "digest one".to_owned())]);
+    // A page at a time, after a sequence, in order.
+    let sequences = |after, limit| -> Vec<u64> {
+        store
+            .shipped_records("a", after, limit)
+            .unwrap()
+            .iter()
+            .map(|r| r.sequence)
+            .collect()
+    };
+    assert_eq!(sequences(None, 3), [1, 2, 3]);
+    assert_eq!(sequences(Some(2), 3), [3, 4]);
+    assert_eq!(sequences(Some(4), 3), Vec::<u64>::new());
+    assert!(store.shipped_records("nobody", None, 3).unwrap().is_empty());
     // Filters: errors, node, principal, event name; newest first.
     let find = |q: AuditQuery| -> Vec<(String, u64)> {
         store

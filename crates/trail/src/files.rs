@@ -37,7 +37,7 @@ pub fn segment_first(name: &str) -> Option<u64> {
         .ok()
 }
 
-pub(crate) fn digest_name(sequence: u64) -> String {
+pub fn digest_name(sequence: u64) -> String {
     format!("digest-{sequence:012}.json")
 }
 
@@ -145,30 +145,42 @@ impl TrailFiles {
         Ok(Self { segments, digests })
     }
 
-    /// A trail copied elsewhere (a shared store), as its files again:
-    /// `records` are (segment, line) in sequence order, `digests` (digest
-    /// sequence, file text).
-    pub fn assemble<'a>(
-        records: impl IntoIterator<Item = (u64, &'a str)>,
-        digests: &[(u64, String)],
-    ) -> Self {
-        let mut segments: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut current: Option<u64> = None;
-        for (segment, line) in records {
-            if current != Some(segment) {
-                current = Some(segment);
-                segments.push((segment_name(segment), Vec::new()));
-            }
-            if let Some((_, bytes)) = segments.last_mut() {
-                bytes.extend_from_slice(line.as_bytes());
-                bytes.push(b'\n');
-            }
+    /// Verifies the trail in `dir` reading one segment at a time (each
+    /// dropped once its records' heads are taken), so memory grows with
+    /// the records' count, not their bytes. `on_segment` is told each
+    /// segment's name before it is read (for progress). Digests are read
+    /// whole: they are small.
+    pub fn verify_dir(
+        dir: &Path,
+        public_key: &[u8; 32],
+        window: trail::Window,
+        anchors: &trail::Anchors<'_>,
+        mut on_segment: impl FnMut(usize, usize, &str),
+    ) -> Result<trail::Report, Error> {
+        let read = |path: PathBuf| std::fs::read(&path).map_err(|e| Error::io(&path, e));
+        let mut digests = Vec::new();
+        for (_, name) in list_digests(dir)? {
+            digests.push((name.clone(), read(digests_dir(dir).join(&name))?));
         }
-        let digests = digests
-            .iter()
-            .map(|(n, text)| (digest_name(*n), text.as_bytes().to_vec()))
-            .collect();
-        Self { segments, digests }
+        let names = list_segments(dir)?;
+        let count = names.len();
+        let mut failed = None;
+        let segments = names.into_iter().enumerate().map_while(|(i, (_, name))| {
+            on_segment(i, count, &name);
+            match read(segments_dir(dir).join(&name)) {
+                Ok(bytes) => Some((name, bytes)),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            }
+        });
+        let report = trail::verify_streamed(segments, &digests, public_key, window, anchors);
+        match failed {
+            // A segment that could not be read is no verdict on the trail.
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 
     pub fn verify(&self, public_key: &[u8; 32], window: trail::Window) -> trail::Report {

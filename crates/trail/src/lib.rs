@@ -52,8 +52,9 @@ use latchkey_audit::{AuditSink, Event, FieldCache};
 use latchkey_metrics::{Counter, Histogram};
 
 pub use files::{
-    TrailFiles, WriterInfo, last_verified, list_digests, list_segments, newest_digest_time,
-    read_trail_id, record_verified, running_writer, segment_first, segment_name,
+    TrailFiles, WriterInfo, digest_name, last_verified, list_digests, list_segments,
+    newest_digest_time, read_trail_id, record_verified, running_writer, segment_first,
+    segment_name,
 };
 pub use index::{Filter, Index, Span, SpanBuilder, SpanKey};
 pub use when::{UnreadableTime, parse_when_ms};

@@ -90,6 +90,25 @@ pub fn verify_anchored(
     window: Window,
     held_to: &Anchors<'_>,
 ) -> Report {
+    verify_streamed(
+        segments.iter().map(|s| (s.name.to_owned(), s.bytes)),
+        digests,
+        public_key,
+        window,
+        held_to,
+    )
+}
+
+/// [`verify_anchored`] over segments `(name, bytes)` read one at a time:
+/// each is dropped once its records' heads are taken, so a trail far
+/// larger than memory verifies in about 200 bytes per record.
+pub fn verify_streamed<B: AsRef<[u8]>>(
+    segments: impl IntoIterator<Item = (String, B)>,
+    digests: &[(String, Vec<u8>)],
+    public_key: &[u8; 32],
+    window: Window,
+    held_to: &Anchors<'_>,
+) -> Report {
     let mut report = Report::default();
     let mut problems = Vec::new();
 
@@ -129,7 +148,13 @@ pub fn verify_anchored(
     // Records.
     let mut recs: Vec<Rec> = Vec::new();
     let mut unreadable: HashMap<(usize, u64), ()> = HashMap::new();
-    for (s, seg) in segments.iter().enumerate() {
+    let mut segment_names: Vec<String> = Vec::new();
+    for (s, (name, bytes)) in segments.into_iter().enumerate() {
+        segment_names.push(name);
+        let seg = SegmentInput {
+            name: &segment_names[s],
+            bytes: bytes.as_ref(),
+        };
         for (i, line) in seg.bytes.split(|b| *b == b'\n').enumerate() {
             let line_no = i as u64 + 1;
             if line.is_empty() {
@@ -162,7 +187,7 @@ pub fn verify_anchored(
     let mut sorted_sequences: Vec<u64> = by_sequence.keys().copied().collect();
     sorted_sequences.sort_unstable();
     let mut status = vec![Status::Unknown; recs.len()];
-    let place = |i: usize| (segments[recs[i].segment].name.to_owned(), recs[i].line);
+    let place = |i: usize| (segment_names[recs[i].segment].clone(), recs[i].line);
 
     // What retention removed, by a signed digest's word.
     let retained = valid
@@ -171,7 +196,7 @@ pub fn verify_anchored(
         .max()
         .unwrap_or(1);
     // Segments the digests vouch for must exist.
-    let names: std::collections::HashSet<&str> = segments.iter().map(|s| s.name).collect();
+    let names: std::collections::HashSet<&str> = segment_names.iter().map(String::as_str).collect();
     let mut missing_ranges: Vec<(u64, u64)> = Vec::new();
     for (_, d) in &valid {
         for s in &d.body.segments {
@@ -250,10 +275,10 @@ pub fn verify_anchored(
         if let Some((s, line)) = slot.filter(|k| unreadable.contains_key(k)) {
             problems.retain(|p| {
                 !matches!(p, Problem::RecordUnreadable { segment, line: l, .. }
-                    if segment == segments[s].name && *l == line)
+                    if *segment == segment_names[s] && *l == line)
             });
             problems.push(Problem::RecordModified {
-                segment: segments[s].name.to_owned(),
+                segment: segment_names[s].clone(),
                 line,
                 sequence: expect,
             });

@@ -2,7 +2,7 @@
 //! `crate::sqlite::shipping`; a batch goes in as one multi-row insert.
 
 use super::{PgBackend, Sql};
-use crate::backend::{AuditQuery, AuditShipping, ShippedHead, ShippedRecord, ShippedTrail};
+use crate::backend::{AuditQuery, AuditShipping, ShippedHead, ShippedRecord};
 use crate::{Result, StoreError};
 
 use crate::shared::{SHIPPED_HEAD as HEAD, sequence_from_sql as uint, sequence_to_sql as int};
@@ -140,40 +140,50 @@ impl AuditShipping for PgBackend {
         })
     }
 
-    fn shipped_trail(&self, node: &str) -> Result<ShippedTrail> {
+    fn shipped_records(
+        &self,
+        node: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<ShippedRecord>> {
+        let after = after.map(|a| i64::try_from(a).unwrap_or(i64::MAX));
+        let limit = i64::from(limit);
         self.read(|c| {
-            let records = c
-                .query(
-                    "SELECT segment, sequence, line, time_ms, name, principal, access_key_id,
-                         database, source_ip, error
-                     FROM audit_records WHERE node = $1 ORDER BY sequence",
-                    &[&node],
-                )?
-                .iter()
-                .map(|r| {
-                    Ok(ShippedRecord {
-                        segment: uint(r.try_get(0)?),
-                        sequence: uint(r.try_get(1)?),
-                        line: r.try_get(2)?,
-                        time_ms: r.try_get(3)?,
-                        name: r.try_get(4)?,
-                        principal: r.try_get(5)?,
-                        access_key_id: r.try_get(6)?,
-                        database: r.try_get(7)?,
-                        source_ip: r.try_get(8)?,
-                        error: r.try_get(9)?,
-                    })
+            c.query(
+                "SELECT segment, sequence, line, time_ms, name, principal, access_key_id,
+                     database, source_ip, error
+                 FROM audit_records WHERE node = $1 AND ($2::BIGINT IS NULL OR sequence > $2)
+                 ORDER BY sequence LIMIT $3",
+                &[&node, &after, &limit],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(ShippedRecord {
+                    segment: uint(r.try_get(0)?),
+                    sequence: uint(r.try_get(1)?),
+                    line: r.try_get(2)?,
+                    time_ms: r.try_get(3)?,
+                    name: r.try_get(4)?,
+                    principal: r.try_get(5)?,
+                    access_key_id: r.try_get(6)?,
+                    database: r.try_get(7)?,
+                    source_ip: r.try_get(8)?,
+                    error: r.try_get(9)?,
                 })
-                .collect::<Result<_>>()?;
-            let digests = c
-                .query(
-                    "SELECT sequence, document FROM audit_digests WHERE node = $1 ORDER BY sequence",
-                    &[&node],
-                )?
-                .iter()
-                .map(|r| Ok((uint(r.try_get(0)?), r.try_get(1)?)))
-                .collect::<Result<_>>()?;
-            Ok(ShippedTrail { records, digests })
+            })
+            .collect()
+        })
+    }
+
+    fn shipped_digests(&self, node: &str) -> Result<Vec<(u64, String)>> {
+        self.read(|c| {
+            c.query(
+                "SELECT sequence, document FROM audit_digests WHERE node = $1 ORDER BY sequence",
+                &[&node],
+            )?
+            .iter()
+            .map(|r| Ok((uint(r.try_get(0)?), r.try_get(1)?)))
+            .collect()
         })
     }
 

@@ -5,7 +5,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteBackend;
-use crate::backend::{AuditQuery, AuditShipping, ShippedHead, ShippedRecord, ShippedTrail};
+use crate::backend::{AuditQuery, AuditShipping, ShippedHead, ShippedRecord};
 use crate::{Result, StoreError};
 
 use crate::shared::{SHIPPED_HEAD as HEAD, sequence_from_sql as uint, sequence_to_sql as int};
@@ -127,15 +127,22 @@ impl AuditShipping for SqliteBackend {
         Ok(n as u64)
     }
 
-    fn shipped_trail(&self, node: &str) -> Result<ShippedTrail> {
+    fn shipped_records(
+        &self,
+        node: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<ShippedRecord>> {
         let db = self.db();
-        let mut stmt = db.prepare(
+        let mut stmt = db.prepare_cached(
             "SELECT segment, sequence, line, time_ms, name, principal, access_key_id,
                  database, source_ip, error
-             FROM audit_records WHERE node = ?1 ORDER BY sequence",
+             FROM audit_records WHERE node = ?1 AND (?2 IS NULL OR sequence > ?2)
+             ORDER BY sequence LIMIT ?3",
         )?;
+        let after = after.map(|a| i64::try_from(a).unwrap_or(i64::MAX));
         let records = stmt
-            .query_map([node], |r| {
+            .query_map(params![node, after, limit], |r| {
                 Ok(ShippedRecord {
                     segment: uint(r.get(0)?),
                     sequence: uint(r.get(1)?),
@@ -150,13 +157,18 @@ impl AuditShipping for SqliteBackend {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
+        Ok(records)
+    }
+
+    fn shipped_digests(&self, node: &str) -> Result<Vec<(u64, String)>> {
+        let db = self.db();
         let mut stmt = db.prepare(
             "SELECT sequence, document FROM audit_digests WHERE node = ?1 ORDER BY sequence",
         )?;
         let digests = stmt
             .query_map([node], |r| Ok((uint(r.get(0)?), r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(ShippedTrail { records, digests })
+        Ok(digests)
     }
 
     fn find_shipped(&self, q: &AuditQuery) -> Result<Vec<(String, String)>> {
