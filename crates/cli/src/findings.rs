@@ -102,6 +102,7 @@ pub fn arm_login_gate(state: &AppState, rules: &latchkey_detect::DetectConfig) {
                 window_secs: i64::try_from(rule.window_secs).unwrap_or(i64::MAX),
                 counted: rule.counted_kinds(),
                 max_tracked: rules.max_tracked_keys,
+                hold_secs: latchkey_identity::login_gate::HOLD_SECS,
             });
     }
 }

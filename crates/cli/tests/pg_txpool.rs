@@ -286,6 +286,23 @@ elif scenario == "held_in_transaction":
         result["open_transactions"] = b.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'"
         ).fetchone()[0]
+        b.execute("CREATE TABLE IF NOT EXISTS copied(x int)")
+    # Pipeline mode (Flush, no Sync until the end): a statement still
+    # running is the server's wait, not the client's.
+    with connect(autocommit=True) as p:
+        with p.pipeline():
+            result["pipeline_survived"] = p.execute("SELECT 6 FROM pg_sleep(4)").fetchall()[0][0]
+    # A COPY FROM STDIN left waiting for its data holds the connection
+    # as an open transaction does.
+    c = connect(autocommit=True)
+    try:
+        with c.cursor().copy("COPY copied FROM STDIN") as copy:
+            copy.write_row((1,))
+            time.sleep(4)
+            copy.write_row((2,))
+        result["copy_held"] = "survived"
+    except psycopg.Error as e:
+        result["copy_held"] = str(e)
 
 elif scenario == "two_principals":
     alice = connect("LK_ALICE", autocommit=True)
@@ -692,12 +709,20 @@ fn the_queue_and_idle_transactions_time_out_cancels_reach_the_current_backend_an
     );
     assert_eq!(r["after_held"], 8, "{r}");
     assert_eq!(r["open_transactions"], 0, "{r}");
+    assert_eq!(r["pipeline_survived"], 6, "{r}");
+    assert!(
+        r["copy_held"]
+            .as_str()
+            .unwrap()
+            .contains("idle-in-transaction timeout"),
+        "{r}"
+    );
     assert_eq!(
         metric(
             metrics_port,
             "latchkey_pool_idle_transaction_timeouts_total"
         ),
-        1.0
+        2.0
     );
     let r = psycopg(&lk, &pg, "queue_cancel_dying", &[("LK_TOKEN", &token)]);
     let queue = r["queue"].as_str().unwrap();

@@ -563,6 +563,7 @@ async fn an_address_that_failed_the_threshold_is_not_checked_again() {
             window_secs: 60,
             counted: vec![FailureKind::BadSignature],
             max_tracked: 100,
+            hold_secs: 15,
         });
     let forged = {
         let mut wrong = rig.alice.clone();

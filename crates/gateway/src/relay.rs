@@ -10,7 +10,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Instant, SystemTime};
 
 use latchkey_framing::{Direction, Framing, Now};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{Interrupt, LiveCounters, Relayed, SessionEnd};
 
@@ -266,24 +266,22 @@ where
         )
     }
 
-    /// Closes the client's side and hands the upstream connection back
-    /// with the session's totals for its audit record.
-    pub async fn finish(
+    /// Hands the upstream connection back with the session's totals for
+    /// its audit record, and the client's stream for the caller to shut
+    /// down (not awaited here: a future holding the whole relay would
+    /// size every session's task).
+    pub fn finish(
         self,
         reason: String,
         interrupted: Option<Interrupt>,
         statements: u64,
         reusable: bool,
-    ) -> Relayed<U> {
+    ) -> (C, Relayed<U>) {
         let (bytes_from_client, bytes_to_client) = self.bytes();
         let Self {
-            mut client,
-            upstream,
-            ..
+            client, upstream, ..
         } = self;
-        let _ = client.shutdown().await;
-        drop(client);
-        Relayed {
+        let relayed = Relayed {
             upstream: Some(upstream),
             end: SessionEnd {
                 reason,
@@ -293,6 +291,7 @@ where
                 statements,
             },
             reusable,
-        }
+        };
+        (client, relayed)
     }
 }

@@ -36,7 +36,19 @@ pub struct GateRule {
     /// the window are dropped, then new addresses go uncounted (the
     /// detector still counts them).
     pub max_tracked: usize,
+    /// Seconds an address that reached the threshold is held back for
+    /// detection's block to land. Past it, the detector evidently chose
+    /// not to block (it blocks an address again at most every 10 s): the
+    /// address's failures are forgotten here, it is checked again, and
+    /// its next failures bring the block (which an operator can see and
+    /// lift, unlike this hold).
+    pub hold_secs: i64,
 }
+
+/// [`GateRule::hold_secs`] that `serve` sets: longer than the detector's
+/// 10 s between repeated blocks of one address, with room for the other
+/// nodes' failures to arrive.
+pub const HOLD_SECS: i64 = 15;
 
 /// Whether a login may be checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +68,27 @@ struct Entry {
     failures: VecDeque<i64>,
     /// Watched checks under way.
     in_flight: u32,
+    /// Since when the failures reach the threshold.
+    full_since: Option<i64>,
 }
 
 impl Entry {
+    /// Whether the failures reach the threshold and the hold is not over;
+    /// a hold that is over forgets the failures.
+    fn held(&mut self, now: i64, threshold: u32, window: i64, hold: i64) -> bool {
+        if self.recent(now, window) < threshold {
+            self.full_since = None;
+            return false;
+        }
+        let since = *self.full_since.get_or_insert(now);
+        if now - since >= hold {
+            self.failures.clear();
+            self.full_since = None;
+            return false;
+        }
+        true
+    }
+
     fn recent(&self, now: i64, window: i64) -> u32 {
         let recent = self.failures.iter().filter(|t| now - **t < window).count();
         u32::try_from(recent).unwrap_or(u32::MAX)
@@ -106,20 +136,28 @@ impl LoginGate {
         self.rule.window_secs.max(1)
     }
 
-    /// Whether the address's failures alone reach the threshold: it
-    /// can be turned away before anything is read from it.
-    pub fn full(&self, ip: IpAddr, now: i64) -> bool {
+    fn hold(&self) -> i64 {
+        self.rule.hold_secs.max(1)
+    }
+
+    /// Whether the address's failures alone reach the threshold (within
+    /// the hold): it can be turned away before anything is read from it.
+    pub fn full(&mut self, ip: IpAddr, now: i64) -> bool {
+        let (threshold, window, hold) = (self.threshold(), self.window(), self.hold());
         self.entries
-            .get(&ip)
-            .is_some_and(|e| e.recent(now, self.window()) >= self.threshold())
+            .get_mut(&ip)
+            .is_some_and(|e| e.held(now, threshold, window, hold))
     }
 
     /// Asks to check a login from `ip`.
     pub fn begin(&mut self, ip: IpAddr, now: i64) -> Admission {
-        let (threshold, window) = (self.threshold(), self.window());
+        let (threshold, window, hold) = (self.threshold(), self.window(), self.hold());
         let Some(entry) = self.entries.get_mut(&ip) else {
             return Admission::Unwatched;
         };
+        if entry.held(now, threshold, window, hold) {
+            return Admission::Refused;
+        }
         let recent = entry.recent(now, window);
         if recent == 0 {
             return Admission::Unwatched;
@@ -168,6 +206,7 @@ impl LoginGate {
     pub fn forgive(&mut self, ip: IpAddr) {
         if let Some(entry) = self.entries.get_mut(&ip) {
             entry.failures.clear();
+            entry.full_since = None;
             if entry.in_flight == 0 {
                 self.entries.remove(&ip);
             }
@@ -280,6 +319,7 @@ mod tests {
             window_secs: 60,
             counted: vec![FailureKind::BadSignature],
             max_tracked: 4,
+            hold_secs: 15,
         })
     }
 
@@ -311,10 +351,26 @@ mod tests {
         g.failed(IP, 1, 1);
         g.end(IP, 1);
         assert!(g.full(IP, 1));
-        assert_eq!(g.begin(IP, 59), Admission::Refused);
+        assert_eq!(g.begin(IP, 15), Admission::Refused);
         // The failures age out with the window.
         assert!(!g.full(IP, 60));
         assert_eq!(g.begin(IP, 61), Admission::Unwatched);
+    }
+
+    #[test]
+    fn an_address_the_detector_does_not_block_is_held_back_no_longer_than_the_hold() {
+        let mut g = gate(3);
+        g.failed(IP, 3, 0);
+        assert!(g.full(IP, 0));
+        assert_eq!(g.begin(IP, 14), Admission::Refused);
+        // No block came: its failures are forgotten, and it is checked
+        // again; its next failures fill the gate (and bring the block).
+        assert!(!g.full(IP, 15));
+        assert_eq!(g.begin(IP, 15), Admission::Unwatched);
+        g.failed(IP, 3, 16);
+        assert!(g.full(IP, 16));
+        assert!(g.full(IP, 30));
+        assert!(!g.full(IP, 31));
     }
 
     #[test]
@@ -328,6 +384,7 @@ mod tests {
         assert!(!g.full(IP, 60));
         g.failed(IP, 1, 61);
         assert!(g.full(IP, 61));
+        assert_eq!(g.entries[&IP].failures.len(), 3);
     }
 
     #[test]

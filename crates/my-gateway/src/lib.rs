@@ -521,7 +521,9 @@ impl Protocol for Mysql {
         let caps = upstream.caps;
         let local_infile = login.startup.upstream_caps & wire::CLIENT_LOCAL_FILES != 0;
         let connection_id = client.connection_id;
-        let mut relay = Relay::new(
+        // Boxed: held across every await of the session, inline it would
+        // be reserved in the task beside them.
+        let mut relay = Box::new(Relay::new(
             client.stream,
             upstream,
             Tracker::new(caps, audit, local_infile)
@@ -530,7 +532,7 @@ impl Protocol for Mysql {
                 .with_gate(gate),
             config.max_message_size,
             watch.counters(),
-        );
+        ));
         // Err: why the gateway ended the session, and what to tell the
         // client (code, SQLSTATE, text) if it is waiting for nothing.
         type Ended = (String, Option<(u16, &'static [u8; 5], String)>);
@@ -616,9 +618,9 @@ impl Protocol for Mysql {
         let reusable =
             matches!(outcome, Ok(Stop::ClientQuit | Stop::ClientClosed)) && relay.reusable();
         let statements = relay.tracker.statement_count;
-        relay
-            .finish(reason, interrupted, statements, reusable)
-            .await
+        let (mut client, relayed) = relay.finish(reason, interrupted, statements, reusable);
+        let _ = client.shutdown().await;
+        relayed
     }
 
     async fn reset(upstream: &mut Upstream) -> Result<()> {

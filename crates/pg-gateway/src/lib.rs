@@ -578,7 +578,7 @@ impl Protocol for Postgres {
                     link.session_state == latchkey_store::SessionState::Refuse,
                     self.book.clone(),
                 ));
-                let mut relay = txn::TxRelay::new(
+                let mut relay = Box::new(txn::TxRelay::new(
                     stream,
                     link,
                     tracker,
@@ -590,7 +590,7 @@ impl Protocol for Postgres {
                     keeper,
                     auth,
                     login,
-                );
+                ));
                 // Lent, not moved: a future that took it by value would
                 // hold a second copy for the session's life.
                 let relayed = self.relay_transactions(keeper, &mut relay, watch).await;
@@ -598,13 +598,16 @@ impl Protocol for Postgres {
                 return relayed;
             }
         };
-        let mut relay = Relay::new(
+        // Boxed, as the transaction relay is: held across several awaits,
+        // inline it would be reserved in every session's task, whichever
+        // relay it runs.
+        let mut relay = Box::new(Relay::new(
             stream,
             upstream,
             tracker,
             config.max_message_size,
             watch.counters(),
-        );
+        ));
         // Set when the watch ended the session.
         let mut interrupted = None;
         let guarded = watch.guard(std::pin::pin!(relay.run())).await;
@@ -642,9 +645,9 @@ impl Protocol for Postgres {
             relay.upstream.set_param(name, value);
         }
         let statements = relay.tracker.statement_count;
-        relay
-            .finish(reason, interrupted, statements, reusable)
-            .await
+        let (mut client, relayed) = relay.finish(reason, interrupted, statements, reusable);
+        let _ = client.shutdown().await;
+        relayed
     }
 
     async fn reset(upstream: &mut Upstream) -> Result<()> {

@@ -148,6 +148,8 @@ pub struct TxRelay<'a> {
     /// transaction (made once, reset each time such a wait begins).
     held: Option<Pin<Box<tokio::time::Sleep>>>,
     held_armed: bool,
+    /// Bytes from the client when the wait began.
+    held_mark: u64,
 }
 
 impl Drop for TxRelay<'_> {
@@ -198,6 +200,7 @@ impl<'a> TxRelay<'a> {
             pin_counted: false,
             held: None,
             held_armed: false,
+            held_mark: 0,
         };
         relay.refuse_always = relay.tracker.pooling().is_some_and(|p| p.refuse);
         relay.limit_pins();
@@ -390,27 +393,31 @@ impl<'a> TxRelay<'a> {
     }
 
     /// Whether the lent connection has waited on the client inside a
-    /// transaction (or an unsynced batch) for the pool's idle transaction
-    /// timeout: everything sent was answered and passed on, and the
-    /// server waits for the client's next word.
+    /// transaction (or an unsynced batch, or a `COPY FROM STDIN`) for the
+    /// pool's idle transaction timeout: everything the client asked to be
+    /// answered was answered and passed on, and the server waits for the
+    /// client's next word (`Tracker::waits_on_client`).
     fn held_too_long(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(timeout) = self.pool.config().idle_transaction_timeout else {
             return false;
         };
-        let waiting_on_client = !self.tracker.busy()
-            && !self.tracker.idle()
+        let waiting_on_client = self.tracker.waits_on_client()
             && self.to_client.buffer.at_boundary()
             && self.to_upstream.buffer.nothing_in_flight();
         if !waiting_on_client {
             self.held_armed = false;
             return false;
         }
+        // Whatever the client sends starts the wait again (a COPY's data
+        // keeps coming while the server waits for more).
+        let from_client = self.to_upstream.buffer.window().written();
         let timer = self
             .held
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        if !self.held_armed {
+        if !self.held_armed || from_client != self.held_mark {
             timer.as_mut().reset(tokio::time::Instant::now() + timeout);
             self.held_armed = true;
+            self.held_mark = from_client;
         }
         std::future::Future::poll(timer.as_mut(), cx).is_ready()
     }

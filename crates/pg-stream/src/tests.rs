@@ -959,3 +959,56 @@ fn deallocating_a_carried_statement_clears_the_connection() {
     assert_eq!(sent, msg(b'Q', b"DEALLOCATE other\0"));
     assert!(t.pooling().unwrap().server.is_empty());
 }
+
+#[test]
+fn the_server_waits_on_the_client_only_once_it_has_answered_what_was_asked() {
+    let from_server = |t: &mut Tracker, bytes: &[u8]| passed(Direction::ToClient, bytes, 7, t);
+    // A batch flushed but not synced: the server owes the Execute's
+    // answer (a statement still running), then waits for the client.
+    let (mut t, _) = tracker();
+    let batch = [
+        msg(b'P', b"\0SELECT pg_sleep(5)\0\0\0"),
+        msg(b'B', b"\0\0\0\0\0\0\0\0"),
+        msg(b'E', b"\0\0\0\0\0"),
+        msg(b'H', b""),
+    ]
+    .concat();
+    passed_on(&batch, 5, &mut t);
+    assert!(
+        !t.waits_on_client(),
+        "a flushed Execute is the server's to answer"
+    );
+    from_server(
+        &mut t,
+        &[msg(b'1', b""), msg(b'2', b""), msg(b'C', b"SELECT 1\0")].concat(),
+    );
+    assert!(
+        t.waits_on_client(),
+        "answered, and no Sync: the client's turn"
+    );
+    // An Execute never flushed: the client has not asked for the answer.
+    passed_on(&msg(b'E', b"\0\0\0\0\0"), 5, &mut t);
+    assert!(t.waits_on_client());
+    passed_on(&msg(b'S', b""), 5, &mut t);
+    assert!(!t.waits_on_client());
+    from_server(
+        &mut t,
+        &[msg(b'C', b"SELECT 1\0"), msg(b'Z', b"I")].concat(),
+    );
+    assert!(
+        t.idle() && !t.waits_on_client(),
+        "idle outside a transaction"
+    );
+
+    // COPY FROM STDIN: the query is in flight, but the server waits for
+    // data until CopyDone.
+    let (mut t, _) = tracker();
+    passed_on(&msg(b'Q', b"COPY t FROM STDIN\0"), 5, &mut t);
+    assert!(!t.waits_on_client());
+    from_server(&mut t, &msg(b'G', b"\0\0\0"));
+    assert!(t.waits_on_client(), "the server waits for COPY data");
+    passed_on(&[msg(b'd', b"1\n"), msg(b'c', b"")].concat(), 5, &mut t);
+    assert!(!t.waits_on_client(), "CopyDone: the server's turn");
+    from_server(&mut t, &[msg(b'C', b"COPY 1\0"), msg(b'Z', b"T")].concat());
+    assert!(t.waits_on_client(), "in a transaction, answered");
+}

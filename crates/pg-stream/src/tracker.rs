@@ -111,6 +111,12 @@ pub struct Tracker {
     outstanding: u32,
     /// Extended-protocol messages sent since the last `Sync`.
     unsynced: bool,
+    /// A `Flush` was sent after the last `Execute`: the server answers
+    /// the batch so far without waiting for a `Sync`.
+    flushed: bool,
+    /// The server waits for `COPY FROM STDIN` data (after
+    /// `CopyInResponse` or `CopyBothResponse`).
+    copy_in: bool,
     /// The transaction status in the last `ReadyForQuery`.
     transaction: u8,
     pending: VecDeque<Pending>,
@@ -242,6 +248,8 @@ impl Tracker {
             normalised,
             outstanding: 0,
             unsynced: false,
+            flushed: false,
+            copy_in: false,
             transaction: b'I',
             pending: VecDeque::new(),
             statements: HashMap::new(),
@@ -471,6 +479,24 @@ impl Tracker {
         self.outstanding > 0
     }
 
+    /// The server waits for the client inside a transaction or an unsynced
+    /// batch: everything the client asked to be answered has been (a
+    /// query, a `Sync`, `Execute`s followed by a `Flush`), or the server
+    /// waits for `COPY FROM STDIN` data. An `Execute` never flushed counts
+    /// as the client's wait: it has not asked for the answer.
+    pub fn waits_on_client(&self) -> bool {
+        if self.copy_in {
+            return true;
+        }
+        let answering = self.outstanding > 0
+            || (self.flushed
+                && self
+                    .pending
+                    .iter()
+                    .any(|p| matches!(p, Pending::Execute { .. })));
+        !answering && !self.idle()
+    }
+
     pub(crate) fn wants(&self, direction: Direction, tag: u8) -> bool {
         match direction {
             Direction::ToUpstream => {
@@ -495,8 +521,14 @@ impl Tracker {
                 self.pending.push_back(Pending::Sync);
             }
             // COPY data belongs to a statement already in flight.
-            (Direction::ToUpstream, b'd' | b'c' | b'f') => {}
+            (Direction::ToUpstream, b'd') => {}
+            (Direction::ToUpstream, b'c' | b'f') => self.copy_in = false,
+            (Direction::ToUpstream, b'H') => {
+                self.unsynced = true;
+                self.flushed = true;
+            }
             (Direction::ToUpstream, _) => self.unsynced = true,
+            (Direction::ToClient, b'G' | b'W') => self.copy_in = true,
             (Direction::ToClient, _) => {}
         }
     }
@@ -699,6 +731,7 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'E') => {
                 self.unsynced = true;
+                self.flushed = false;
                 let prepared = self.normalised.as_ref().map(|normalised| {
                     wire::leading_str(body)
                         .ok()
@@ -743,6 +776,7 @@ impl Tracker {
                 }
             }
             (Direction::ToClient, b'C' | b'I' | b's') => {
+                self.copy_in = false;
                 let tag_text = match &mut self.normalised {
                     Some(normalised) if tag == b'C' => {
                         wire::leading_str(body).ok().map(|t| normalised.tag(t))
@@ -796,6 +830,7 @@ impl Tracker {
                 return verdict;
             }
             (Direction::ToClient, b'E') => {
+                self.copy_in = false;
                 let code = wire::error_code(body).map(str::to_owned);
                 match self.pending.front_mut() {
                     Some(Pending::Query { error, .. }) => {
@@ -847,6 +882,7 @@ impl Tracker {
                 self.skip_completions_to_sync();
             }
             (Direction::ToClient, b'Z') => {
+                self.copy_in = false;
                 self.outstanding = self.outstanding.saturating_sub(1);
                 self.transaction = body.first().copied().unwrap_or(b'E');
                 while let Some(p) = self.pending.pop_front() {
