@@ -17,7 +17,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use latchkey_audit::{AuditSink, AuthResult, FailureKind, SessionInfo};
@@ -308,6 +308,10 @@ pub struct Gateway<P: Protocol> {
     tx_pools: TxPools<P::Upstream>,
 }
 
+/// Time kept at the end of a login's startup time to tell it that no
+/// pooled connection became free.
+const STARTUP_REPLY_MARGIN: Duration = Duration::from_millis(250);
+
 /// A session past its handshake, ready to relay.
 ///
 /// Boxed, as its `auth` is: an idle session's task holds only what it
@@ -391,9 +395,10 @@ impl<P: Protocol> Gateway<P> {
         // Boxed: the opening's state (TLS handshake, token check, upstream
         // login) is the larger part of a session's, and is freed once it
         // is done rather than held in the task for the session's life.
-        let admitted = tokio::time::timeout(
-            self.keeper.config.startup_timeout,
-            Box::pin(self.handshake(transport, peer, shard)),
+        let deadline = tokio::time::Instant::now() + self.keeper.config.startup_timeout;
+        let admitted = tokio::time::timeout_at(
+            deadline,
+            Box::pin(self.handshake(transport, peer, shard, deadline)),
         )
         .await
         .map_err(|_| anyhow!("startup timed out"))??;
@@ -413,6 +418,7 @@ impl<P: Protocol> Gateway<P> {
         transport: P::Transport,
         peer: SocketAddr,
         shard: usize,
+        deadline: tokio::time::Instant,
     ) -> Result<Option<Box<Admitted<'_, P>>>> {
         let keeper = &self.keeper;
         let (mut client, mut login) = match self.protocol.open(keeper, transport, peer).await? {
@@ -517,7 +523,19 @@ impl<P: Protocol> Gateway<P> {
             Some(pool) => {
                 let waiter = Arc::new(Waiter::default());
                 let started = Instant::now();
-                let acquired = pool.acquire(shard, &waiter, connect).await;
+                // A login waits for a connection within its startup time,
+                // and hears why it got none before that time is up.
+                let acquired = match tokio::time::timeout_at(
+                    deadline
+                        .checked_sub(STARTUP_REPLY_MARGIN)
+                        .unwrap_or(deadline),
+                    pool.acquire(shard, &waiter, connect),
+                )
+                .await
+                {
+                    Ok(acquired) => acquired,
+                    Err(_) => Err(AcquireError::QueueTimeout(started.elapsed())),
+                };
                 keeper.state.metrics.pool_wait.observe(started.elapsed());
                 match acquired {
                     Ok(lease) => Ok(Link::Transaction(TxLink {
