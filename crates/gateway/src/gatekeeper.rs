@@ -611,17 +611,21 @@ impl Gatekeeper {
         let check = self.state.login_gate.begin(peer.ip(), self.state.now());
         if check.is_none() {
             tracing::info!(%peer, engine = self.engine.as_str(), reason = GATE_REFUSAL, "login refused");
-            self.record_auth(
-                peer,
-                user,
-                attempt.clone(),
-                AuthResult::Failure {
-                    kind: FailureKind::Throttled,
-                    reason: GATE_REFUSAL.into(),
-                },
-            );
+            self.record_throttled(peer, user, attempt, GATE_REFUSAL);
         }
         check
+    }
+
+    fn record_throttled(&self, peer: SocketAddr, user: &str, attempt: &Attempt, reason: &str) {
+        self.record_auth(
+            peer,
+            user,
+            attempt.clone(),
+            AuthResult::Failure {
+                kind: FailureKind::Throttled,
+                reason: reason.to_owned(),
+            },
+        );
     }
 
     /// Records a login's outcome (audit and metrics).
@@ -1049,15 +1053,7 @@ impl Gatekeeper {
         });
         if let Err(reason) = admitted {
             tracing::info!(%peer, engine = self.engine.as_str(), principal = %auth.caller.arn, reason, "connection refused");
-            self.record_auth(
-                peer,
-                user,
-                attempt.clone(),
-                AuthResult::Failure {
-                    kind: FailureKind::Throttled,
-                    reason: reason.to_owned(),
-                },
-            );
+            self.record_throttled(peer, user, attempt, reason);
         }
         admitted
     }
