@@ -6,8 +6,9 @@
 //! failures the brute-force rule counts, per source address, as each login
 //! is decided, together with the checks under way from addresses that
 //! failed already; once they reach the rule's threshold within its window
-//! the address gets no more checks until the failures age out (by then
-//! the detector's block has landed) or the address is unblocked.
+//! the address gets no more checks while the detector's block lands: until
+//! the failures age out, the address is unblocked, or [`GateRule::hold_secs`]
+//! pass without a block.
 //!
 //! An address with no failure in the window is never held back, however
 //! many of its logins run at once: a fleet behind one NAT address logging

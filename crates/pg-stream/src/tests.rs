@@ -989,6 +989,15 @@ fn the_server_waits_on_the_client_only_once_it_has_answered_what_was_asked() {
     // An Execute never flushed: the client has not asked for the answer.
     passed_on(&msg(b'E', b"\0\0\0\0\0"), 5, &mut t);
     assert!(t.waits_on_client());
+    // Flushed, then another Execute not flushed: the first is still owed.
+    passed_on(
+        &[msg(b'H', b""), msg(b'E', b"\0\0\0\0\0")].concat(),
+        5,
+        &mut t,
+    );
+    assert!(!t.waits_on_client());
+    from_server(&mut t, &msg(b'C', b"SELECT 1\0"));
+    assert!(t.waits_on_client(), "only the unflushed one is left");
     passed_on(&msg(b'S', b""), 5, &mut t);
     assert!(!t.waits_on_client());
     from_server(

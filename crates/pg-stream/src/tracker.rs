@@ -69,6 +69,9 @@ enum Pending {
         statement: Option<Arc<Statement>>,
         started: Option<Instant>,
         policy: Policy,
+        /// A `Flush` or `Sync` followed it: the client waits for its
+        /// answer.
+        asked: bool,
     },
     /// A `Parse` (audited only): answered by `ParseComplete`, or by the
     /// error that is then the statement's only trace.
@@ -111,9 +114,6 @@ pub struct Tracker {
     outstanding: u32,
     /// Extended-protocol messages sent since the last `Sync`.
     unsynced: bool,
-    /// A `Flush` was sent after the last `Execute`: the server answers
-    /// the batch so far without waiting for a `Sync`.
-    flushed: bool,
     /// The server waits for `COPY FROM STDIN` data (after
     /// `CopyInResponse` or `CopyBothResponse`).
     copy_in: bool,
@@ -248,7 +248,6 @@ impl Tracker {
             normalised,
             outstanding: 0,
             unsynced: false,
-            flushed: false,
             copy_in: false,
             transaction: b'I',
             pending: VecDeque::new(),
@@ -450,6 +449,7 @@ impl Tracker {
             statement,
             started: started(self.audit.as_ref()),
             policy: Some(decision),
+            asked: false,
         });
         Some(Verdict::Replace(refused_parse(&policy_refusal(&message))))
     }
@@ -489,12 +489,21 @@ impl Tracker {
             return true;
         }
         let answering = self.outstanding > 0
-            || (self.flushed
-                && self
-                    .pending
-                    .iter()
-                    .any(|p| matches!(p, Pending::Execute { .. })));
+            || self
+                .pending
+                .iter()
+                .any(|p| matches!(p, Pending::Execute { asked: true, .. }));
         !answering && !self.idle()
+    }
+
+    /// A `Flush`: the client waits for the answers to every `Execute`
+    /// sent so far.
+    fn ask_for_answers(&mut self) {
+        for p in &mut self.pending {
+            if let Pending::Execute { asked, .. } = p {
+                *asked = true;
+            }
+        }
     }
 
     pub(crate) fn wants(&self, direction: Direction, tag: u8) -> bool {
@@ -525,7 +534,7 @@ impl Tracker {
             (Direction::ToUpstream, b'c' | b'f') => self.copy_in = false,
             (Direction::ToUpstream, b'H') => {
                 self.unsynced = true;
-                self.flushed = true;
+                self.ask_for_answers();
             }
             (Direction::ToUpstream, _) => self.unsynced = true,
             (Direction::ToClient, b'G' | b'W') => self.copy_in = true,
@@ -662,6 +671,7 @@ impl Tracker {
                         statement,
                         started: started(self.audit.as_ref()),
                         policy,
+                        asked: false,
                     });
                     return match replace {
                         Some(message) => Verdict::Replace(message),
@@ -731,7 +741,6 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'E') => {
                 self.unsynced = true;
-                self.flushed = false;
                 let prepared = self.normalised.as_ref().map(|normalised| {
                     wire::leading_str(body)
                         .ok()
@@ -749,6 +758,7 @@ impl Tracker {
                     statement,
                     started: started(self.audit.as_ref()),
                     policy,
+                    asked: false,
                 });
             }
             (Direction::ToUpstream, b'C') => {
@@ -792,6 +802,7 @@ impl Tracker {
                             statement,
                             started,
                             policy,
+                            ..
                         }) = self.pending.pop_front()
                         {
                             self.report(
@@ -844,6 +855,7 @@ impl Tracker {
                             statement,
                             started,
                             policy,
+                            ..
                         }) = self.pending.pop_front()
                         {
                             self.report(statement, Protocol::Extended, started, None, code, policy);
