@@ -1021,3 +1021,43 @@ fn the_server_waits_on_the_client_only_once_it_has_answered_what_was_asked() {
     from_server(&mut t, &[msg(b'C', b"COPY 1\0"), msg(b'Z', b"T")].concat());
     assert!(t.waits_on_client(), "in a transaction, answered");
 }
+
+#[test]
+fn after_an_extended_protocol_error_the_server_waits_for_the_sync() {
+    let from_server = |t: &mut Tracker, bytes: &[u8]| passed(Direction::ToClient, bytes, 7, t);
+    let (mut t, _) = tracker();
+    passed_on(&msg(b'Q', b"BEGIN\0"), 5, &mut t);
+    from_server(&mut t, &[msg(b'C', b"BEGIN\0"), msg(b'Z', b"T")].concat());
+    let batch = |sql: &[u8]| {
+        [
+            msg(b'P', &[b"\0", sql, b"\0\0\0"].concat()),
+            msg(b'B', b"\0\0\0\0\0\0\0\0"),
+            msg(b'E', b"\0\0\0\0\0"),
+            msg(b'H', b""),
+        ]
+        .concat()
+    };
+    passed_on(&batch(b"SELECT 1/0"), 5, &mut t);
+    assert!(!t.waits_on_client());
+    from_server(
+        &mut t,
+        &[msg(b'1', b""), msg(b'2', b""), error("22012")].concat(),
+    );
+    assert!(t.waits_on_client(), "the server discards until a Sync");
+    // What the client sends before its Sync is discarded, never answered:
+    // a flushed Execute, a simple query.
+    passed_on(&batch(b"SELECT 1"), 5, &mut t);
+    passed_on(&msg(b'Q', b"SELECT 2\0"), 5, &mut t);
+    assert!(t.waits_on_client());
+    passed_on(&msg(b'S', b""), 5, &mut t);
+    assert!(!t.waits_on_client(), "the Sync is the server's to answer");
+    from_server(&mut t, &msg(b'Z', b"E"));
+    assert!(t.waits_on_client(), "in a failed transaction, answered");
+    assert!(!t.busy());
+    passed_on(&msg(b'Q', b"ROLLBACK\0"), 5, &mut t);
+    from_server(
+        &mut t,
+        &[msg(b'C', b"ROLLBACK\0"), msg(b'Z', b"I")].concat(),
+    );
+    assert!(t.idle(), "nothing left counted as unanswered");
+}

@@ -117,6 +117,9 @@ pub struct Tracker {
     /// The server waits for `COPY FROM STDIN` data (after
     /// `CopyInResponse` or `CopyBothResponse`).
     copy_in: bool,
+    /// An extended-protocol error with no `Sync` sent since: the server
+    /// discards everything until the client's `Sync`, and answers nothing.
+    discarding: bool,
     /// The transaction status in the last `ReadyForQuery`.
     transaction: u8,
     pending: VecDeque<Pending>,
@@ -249,6 +252,7 @@ impl Tracker {
             outstanding: 0,
             unsynced: false,
             copy_in: false,
+            discarding: false,
             transaction: b'I',
             pending: VecDeque::new(),
             statements: HashMap::new(),
@@ -485,7 +489,7 @@ impl Tracker {
     /// waits for `COPY FROM STDIN` data. An `Execute` never flushed counts
     /// as the client's wait: it has not asked for the answer.
     pub fn waits_on_client(&self) -> bool {
-        if self.copy_in {
+        if self.copy_in || self.discarding {
             return true;
         }
         let answering = self.outstanding > 0
@@ -524,10 +528,13 @@ impl Tracker {
     /// A message passed through without being looked at.
     pub(crate) fn passed(&mut self, direction: Direction, tag: u8) {
         match (direction, tag) {
-            // A function call is answered by ReadyForQuery.
+            // A function call is answered by ReadyForQuery (unless the
+            // server discards it, waiting for a Sync).
             (Direction::ToUpstream, b'F') => {
-                self.outstanding += 1;
-                self.pending.push_back(Pending::Sync);
+                if !self.discarding {
+                    self.outstanding += 1;
+                    self.pending.push_back(Pending::Sync);
+                }
             }
             // COPY data belongs to a statement already in flight.
             (Direction::ToUpstream, b'd') => {}
@@ -602,7 +609,12 @@ impl Tracker {
                 return Verdict::Forward;
             }
             (Direction::ToUpstream, b'Q') => {
-                self.outstanding += 1;
+                // While the server discards up to a Sync, a query is
+                // checked as any other but never answered.
+                let answered = !self.discarding;
+                if answered {
+                    self.outstanding += 1;
+                }
                 let Checked {
                     replace, policy, ..
                 } = self.check(tag, body, complete, false);
@@ -619,13 +631,15 @@ impl Tracker {
                             Ok(sql) => n.statement(sql, complete),
                             Err(_) => n.unknown(),
                         });
-                self.pending.push_back(Pending::Query {
-                    statement,
-                    started: started(self.audit.as_ref()),
-                    tag: None,
-                    error: None,
-                    policy,
-                });
+                if answered {
+                    self.pending.push_back(Pending::Query {
+                        statement,
+                        started: started(self.audit.as_ref()),
+                        tag: None,
+                        error: None,
+                        policy,
+                    });
+                }
                 if let Some(message) = replace {
                     return Verdict::Replace(message);
                 }
@@ -633,6 +647,7 @@ impl Tracker {
             (Direction::ToUpstream, b'S') => {
                 self.outstanding += 1;
                 self.unsynced = false;
+                self.discarding = false;
                 self.skipping_to_sync = false;
                 if self.follows_completions() {
                     self.completions.push_back(Completion::Sync);
@@ -882,7 +897,14 @@ impl Tracker {
                             );
                         }
                     }
-                    Some(Pending::Sync) | None => {
+                    Some(Pending::Sync) => {
+                        self.skip_completions_to_sync();
+                        return Verdict::Forward;
+                    }
+                    None => {
+                        // An extended-protocol message failed (a Bind, a
+                        // Describe): the server waits for the Sync.
+                        self.discarding = self.unsynced;
                         self.skip_completions_to_sync();
                         return Verdict::Forward;
                     }
@@ -891,6 +913,8 @@ impl Tracker {
                 while !matches!(self.pending.front(), Some(Pending::Sync) | None) {
                     self.pending.pop_front();
                 }
+                // No Sync on its way: nothing is answered until one comes.
+                self.discarding = self.pending.is_empty();
                 self.skip_completions_to_sync();
             }
             (Direction::ToClient, b'Z') => {
