@@ -321,6 +321,40 @@ elif scenario == "two_principals":
         alice.execute("SELECT pg_backend_pid()").fetchone()[0]
         == bob.execute("SELECT pg_backend_pid()").fetchone()[0]
     )
+    # What the red team did: bob's prepared statement, and a function of
+    # alice's that replaces it on the connection it lands on. Principals
+    # have pools of their own, so it never is bob's connection.
+    bob_p = connect("LK_BOB", autocommit=True, prepare_threshold=0)
+    bob_p.execute("CREATE TABLE IF NOT EXISTS loot(x text)")
+    bob_p.execute("SELECT %s::int AS bob_prepared", (1,), prepare=True)
+    name = bob_p.execute(
+        "SELECT name FROM pg_prepared_statements WHERE statement LIKE '%%bob_prepared%%'"
+    ).fetchone()[0]
+    alice.execute(
+        "CREATE OR REPLACE FUNCTION evil() RETURNS void LANGUAGE sql AS $f$DEALLOCATE ALL; "
+        f"PREPARE {name}(int4) AS WITH l AS (INSERT INTO loot VALUES ('stolen ' || $1)) SELECT 666$f$"
+    )
+    alice.execute("SELECT evil()")
+    result["bob_after"] = [
+        bob_p.execute("SELECT %s::int AS bob_prepared", (i,), prepare=True).fetchone()[0]
+        for i in range(2, 5)
+    ]
+    result["loot"] = bob_p.execute("SELECT count(*) FROM loot").fetchone()[0]
+    # Within one principal, a function that drops every prepared
+    # statement costs at most one error: the gateway prepares again.
+    alice2 = connect("LK_ALICE", autocommit=True, prepare_threshold=0)
+    alice2.execute("SELECT %s::int AS alice_prepared", (1,), prepare=True)
+    alice.execute("CREATE OR REPLACE FUNCTION wipe() RETURNS void LANGUAGE sql AS 'DEALLOCATE ALL'")
+    alice.execute("SELECT wipe()")
+    errors, values = 0, []
+    for i in range(5):
+        try:
+            values.append(alice2.execute("SELECT %s::int AS alice_prepared", (i,), prepare=True).fetchone()[0])
+        except psycopg.Error as e:
+            errors += 1
+            result["wipe_error"] = e.sqlstate
+    result["wipe_errors"] = errors
+    result["wipe_values"] = values
 
 elif scenario == "smuggled_state":
     # What the red team did. First: a carried value that the previous
@@ -776,8 +810,16 @@ fn statements_are_audited_under_each_client_and_revocation_ends_an_idle_client()
         &[("LK_ALICE", &alice_token), ("LK_BOB", &bob_token)],
     );
     assert_eq!(
-        r["same_backend"], true,
-        "both were served by the one connection"
+        r["same_backend"], false,
+        "principals have transaction pools of their own"
+    );
+    assert_eq!(r["bob_after"], serde_json::json!([2, 3, 4]), "{r}");
+    assert_eq!(r["loot"], 0, "{r}");
+    assert!(r["wipe_errors"].as_u64().unwrap() <= 1, "{r}");
+    assert_eq!(
+        r["wipe_values"].as_array().unwrap().last(),
+        Some(&serde_json::json!(4)),
+        "{r}"
     );
     let events = audit_events(&lk, |e| {
         e.iter()

@@ -506,7 +506,13 @@ impl<P: Protocol> Gateway<P> {
                 P::TRANSACTION_POOLING
                     && auth.db.pooling.mode_for(&login.user) == PoolMode::Transaction
             })
-            .map(|key| self.tx_pools.pool(key, TxPoolConfig::of(&auth.db.pooling)));
+            .map(|key| {
+                // A transaction pool serves one principal: a server
+                // connection's prepared statements and what functions
+                // leave on it are then never another principal's.
+                let key = format!("{key}\0{}", auth.caller.principal_id());
+                self.tx_pools.pool(&key, TxPoolConfig::of(&auth.db.pooling))
+            });
         let pool_key = key.filter(|_| tx_pool.is_none() && self.pool.enabled());
         // A fresh upstream login, timed (a pooled connection is not).
         let connect = || async {

@@ -29,6 +29,14 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The unique id of the principal behind the credentials: the user's
+    /// (`AIDA…`), or for a role session the role's (`AROA…`, without
+    /// the session's name). Re-created entities of the same name get
+    /// another.
+    pub fn principal_id(&self) -> &str {
+        self.user_id.split(':').next().unwrap_or(&self.user_id)
+    }
+
     /// CloudTrail's `userIdentity` for this caller.
     pub fn audit_identity(&self) -> latchkey_audit::Identity {
         use latchkey_audit::{IdentityKind, SessionContext, SessionIssuer};

@@ -1061,3 +1061,56 @@ fn after_an_extended_protocol_error_the_server_waits_for_the_sync() {
     );
     assert!(t.idle(), "nothing left counted as unanswered");
 }
+
+#[test]
+fn large_object_calls_do_not_pin_other_function_calls_pin_or_are_refused_and_all_are_audited() {
+    let call = |oid: u32| {
+        let mut body = oid.to_be_bytes().to_vec();
+        body.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        msg(b'F', &body)
+    };
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let mut t = pooled(&book);
+    // lo_open, loread: descriptors end with the transaction.
+    for oid in [952, 954] {
+        assert_eq!(passed_on(&call(oid), 3, &mut t), call(oid));
+    }
+    assert!(t.pooling().unwrap().pinned.is_none());
+    // Any other function named by OID pins...
+    passed_on(&call(2_000), 3, &mut t);
+    assert!(t.pooling().unwrap().pinned.is_some());
+    // ...or, where session state is refused, is replaced by the refusal.
+    let mut t = pooled(&book);
+    t.pooling_mut().unwrap().refuse = true;
+    let out = passed_on(&call(2_000), 3, &mut t);
+    assert_eq!(out[0], b'Q');
+    assert!(t.pooling().unwrap().pinned.is_none());
+    assert_eq!(t.refused, 1);
+
+    // Audited: each call is a statement naming its function.
+    let (t, sink) = tracker();
+    let mut t = t;
+    passed_on(&call(954), 3, &mut t);
+    passed(
+        Direction::ToClient,
+        &[msg(b'V', b"\0\0\0\0"), msg(b'Z', b"T")].concat(),
+        7,
+        &mut t,
+    );
+    let recorded = sink.0.lock().unwrap();
+    assert!(
+        recorded
+            .iter()
+            .any(|e| format!("{e:?}").contains("oid_954")),
+        "{recorded:?}"
+    );
+}
+
+#[test]
+fn a_prepared_statement_gone_from_the_server_is_prepared_again() {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let mut t = pooled(&book);
+    t.pooling_mut().unwrap().server.insert(1);
+    passed(Direction::ToClient, &error("26000"), 7, &mut t);
+    assert!(t.pooling().unwrap().server.is_empty());
+}

@@ -106,6 +106,16 @@ enum Completion {
     Sync,
 }
 
+/// Large-object functions (`lo_create`, `lo_open`, `lo_close`, `loread`,
+/// `lowrite`, `lo_lseek`, `lo_creat`, `lo_tell`, `lo_unlink`,
+/// `lo_truncate`, `lo_lseek64`, `lo_tell64`, `lo_truncate64`), by their
+/// built-in OIDs: what JDBC's large-object API calls by `FunctionCall`.
+/// Their descriptors last only until the transaction ends, so they leave
+/// nothing a transaction pool cannot carry.
+const LARGE_OBJECT_FUNCTIONS: [u32; 13] = [
+    715, 952, 953, 954, 955, 956, 957, 958, 964, 1004, 3170, 3171, 3172,
+];
+
 /// Follows the conversation: which statements are in flight, and whether
 /// the server is idle between transactions.
 pub struct Tracker {
@@ -592,10 +602,41 @@ impl Tracker {
                     self.refused += 1;
                     return Verdict::Replace(query_message(refusal));
                 }
-                // A function named by OID may be a session advisory lock or
-                // a large object's descriptor: it pins.
-                if let Some(pooling) = self.pooling.as_mut() {
-                    pooling.pinned.get_or_insert(PinCause::Setting);
+                // A function named by OID may take a session advisory lock
+                // or set a setting: it pins (or is refused, as session
+                // state in SQL is), unless it is a large-object function,
+                // whose descriptors end with the transaction.
+                if let Some(pooling) = self.pooling.as_mut()
+                    && !oid.is_some_and(|oid| LARGE_OBJECT_FUNCTIONS.contains(&oid))
+                    && pooling.pinned.is_none()
+                {
+                    if pooling.refuse {
+                        self.refused += 1;
+                        return Verdict::Replace(query_message(&session_state_refusal(
+                            PinCause::Setting,
+                        )));
+                    }
+                    pooling.pinned = Some(PinCause::Setting);
+                }
+                // Audited as a statement naming the function's OID.
+                if let Some(normalised) = self.normalised.as_mut()
+                    && let Some(Pending::Sync) = self.pending.back()
+                {
+                    let text = format!(
+                        "{} oid_{}",
+                        latchkey_framing::FUNCTION_CALL_SQL,
+                        oid.unwrap_or_default()
+                    );
+                    let statement = normalised.statement(&text, true);
+                    if let Some(last) = self.pending.back_mut() {
+                        *last = Pending::Query {
+                            statement: Some(statement),
+                            started: started(self.audit.as_ref()),
+                            tag: None,
+                            error: None,
+                            policy: None,
+                        };
+                    }
                 }
                 // Statement policy cannot name a function by its OID: the
                 // call is `sql:Unclassified`.
@@ -858,6 +899,14 @@ impl Tracker {
             (Direction::ToClient, b'E') => {
                 self.copy_in = false;
                 let code = wire::error_code(body).map(str::to_owned);
+                // A prepared statement the gateway counted on is gone
+                // (a function ran DEALLOCATE): it forgets what the
+                // connection holds, and prepares again where needed.
+                if code.as_deref() == Some("26000")
+                    && let Some(pooling) = self.pooling.as_mut()
+                {
+                    pooling.server.clear();
+                }
                 match self.pending.front_mut() {
                     Some(Pending::Query { error, .. }) => {
                         if error.is_none() {
