@@ -1073,20 +1073,29 @@ fn failed_logins_spread_over_the_nodes_count_together() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let found = stdout_ok(
-        &cluster
-            .latchkey(&[
-                "findings",
-                "list",
-                "--data-dir",
-                cluster.node(2).lk.data.to_str().unwrap(),
-                "--output",
-                "json",
-            ])
-            .output()
-            .unwrap(),
-    );
-    assert!(found.contains("BruteForce.SourceIP"), "{found}");
+    // The login gates refuse at once; detection's finding (and block)
+    // follows within moments.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = stdout_ok(
+            &cluster
+                .latchkey(&[
+                    "findings",
+                    "list",
+                    "--data-dir",
+                    cluster.node(2).lk.data.to_str().unwrap(),
+                    "--output",
+                    "json",
+                ])
+                .output()
+                .unwrap(),
+        );
+        if found.contains("BruteForce.SourceIP") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{found}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Console password lockouts hold for the cluster: five wrong passwords,

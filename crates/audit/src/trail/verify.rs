@@ -101,7 +101,7 @@ pub fn verify_anchored(
 
 /// [`verify_anchored`] over segments `(name, bytes)` read one at a time:
 /// each is dropped once its records' heads are taken, so a trail far
-/// larger than memory verifies in about 200 bytes per record.
+/// larger than memory verifies in a few hundred bytes per record.
 pub fn verify_streamed<B: AsRef<[u8]>>(
     segments: impl IntoIterator<Item = (String, B)>,
     digests: &[(String, Vec<u8>)],
