@@ -7,14 +7,21 @@
 #   - PgBouncer, transaction mode (client TLS, the same certificate)
 #   - direct PostgreSQL with one backend per client, for reference
 # run in interleaved rounds, so that the machine's drift hits them alike,
-# then the same with the extended protocol, and TPC-B-like.
+# then the same with the extended protocol, with prepared statements
+# (-M prepared, select-only and TPC-B-like), and TPC-B-like. Prepared
+# TPC-B-like runs PREPARED_CLIENTS=50 clients with one thread each: pgbench
+# prepares each command synchronously when a client first needs it, so a
+# thread serving several clients would block on one client's PREPARE while
+# its others hold the pool's connections inside transactions.
 # Then (PHASES="throughput idle" by default) IDLE=10000 idle TLS clients
 # held by each pooler at once (connect-storm --hold: each logs in, runs
 # SELECT 1 and stays idle): the pooler's memory per idle client (its RSS
 # before and while they are held), and the p99 latency of one active
 # client's SELECT 1 before and while they are held.
 # Needs PostgreSQL, pgbench, pgbouncer and the AWS CLI. Honours
-# CARGO_TARGET_DIR for the binary.
+# CARGO_TARGET_DIR for the binary, and PGBOUNCER for PgBouncer's (Debian 12
+# ships 1.18; prepared statements in transaction mode need 1.21 or later,
+# and with an older one the prepared runs measure Latchkey alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-15}
@@ -31,7 +38,13 @@ as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; 
 . bench/common.sh
 
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { echo "pgbouncer is required (apt-get install pgbouncer)" >&2; exit 1; }
+pgbouncer=${PGBOUNCER:-$(command -v pgbouncer || echo /usr/sbin/pgbouncer)}
+[ -x "$pgbouncer" ] || { echo "pgbouncer is required (apt-get install pgbouncer, or PGBOUNCER=path)" >&2; exit 1; }
+pgbouncer_version=$("$pgbouncer" --version | awk 'NR == 1 {print $2}')
+# max_prepared_statements (1.21): PgBouncer tracks protocol-level prepared
+# statements in transaction mode, as Latchkey does.
+if printf '1.21\n%s\n' "$pgbouncer_version" | sort -V -C; then pgbouncer_prepares=yes; else pgbouncer_prepares=no; fi
+prepared_clients=${PREPARED_CLIENTS:-50}
 cargo build --release --quiet -p latchkey -p latchkey-loadgen
 storm_bin=${CARGO_TARGET_DIR:-$PWD/target}/release/connect-storm
 latchkey=${CARGO_TARGET_DIR:-$PWD/target}/release/latchkey
@@ -78,7 +91,7 @@ wait_port "$lk_port"
 token=$(AWS_SHARED_CREDENTIALS_FILE=$data/admin.credentials AWS_CONFIG_FILE=/dev/null \
     aws rds generate-db-auth-token --hostname localhost --port "$lk_port" --username app --region us-east-1)
 
-echo "== starting PgBouncer on $pgb_port (transaction mode, pool $pool, client TLS)"
+echo "== starting PgBouncer $pgbouncer_version on $pgb_port (transaction mode, pool $pool, client TLS, prepared statements tracked: $pgbouncer_prepares)"
 cat > "$work/pgbouncer.ini" <<EOF
 [databases]
 bench = host=127.0.0.1 port=$pg_port dbname=bench
@@ -96,22 +109,24 @@ client_tls_key_file = $work/pgbouncer.key
 client_tls_cert_file = $work/pgbouncer.pem
 logfile = $work/pgbouncer.log
 EOF
+[ "$pgbouncer_prepares" = yes ] && echo "max_prepared_statements = 200" >> "$work/pgbouncer.ini"
 echo '"app" "app-secret"' > "$work/userlist.txt"
 cp "$data/server.pem" "$work/pgbouncer.pem"; cp "$data/server.key" "$work/pgbouncer.key"
 [ "$(id -u)" -eq 0 ] && chown postgres "$work"/pgbouncer.* "$work/userlist.txt"
 # Not runuser: its PAM session would cut the open-file limit to 1024.
 if [ "$(id -u)" -eq 0 ]; then
-    setpriv --reuid=postgres --regid=postgres --clear-groups pgbouncer "$work/pgbouncer.ini" >/dev/null 2>&1 &
+    setpriv --reuid=postgres --regid=postgres --clear-groups "$pgbouncer" "$work/pgbouncer.ini" >/dev/null 2>&1 &
 else
-    pgbouncer "$work/pgbouncer.ini" >/dev/null 2>&1 &
+    "$pgbouncer" "$work/pgbouncer.ini" >/dev/null 2>&1 &
 fi
 wait_port "$pgb_port"
-pgbouncer_pid=$(pgrep -f "^pgbouncer $work/pgbouncer.ini" | head -1 || true)
+pgbouncer_pid=$(pgrep -f "pgbouncer $work/pgbouncer.ini" | head -1 || true)
 
-# run CONNINFO PASSWORD [pgbench flags...]: "TPS FAILED"
+# run CONNINFO PASSWORD [pgbench flags...]: "TPS FAILED" (RUN_CLIENTS and
+# RUN_THREADS, when set, override the clients and threads)
 run() {
     local out
-    out=$(PGPASSWORD=$2 pgbench "$1" -n -c "$clients" -j "$threads" -T "$seconds" "${@:3}" 2>&1 || true)
+    out=$(PGPASSWORD=$2 pgbench "$1" -n -c "${RUN_CLIENTS:-$clients}" -j "${RUN_THREADS:-$threads}" -T "$seconds" "${@:3}" 2>&1 || true)
     echo "$(echo "$out" | grep -oE 'tps = [0-9.]+' | head -1 | awk '{print $3}') $(echo "$out" | grep -oE 'number of failed transactions: [0-9]+' | awk '{print $5}')"
 }
 direct="host=127.0.0.1 port=$pg_port user=app dbname=bench sslmode=disable"
@@ -133,14 +148,20 @@ ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 spread() { python3 -c 'import sys; a, b = (list(map(float, x.split())) for x in sys.argv[1:]); r = [x / y for x, y in zip(a, b)]; print(f"{min(r):.2f}-{max(r):.2f}")' "$1" "$2"; }
 sum() { python3 -c 'import sys; print(sum(int(x) for x in sys.argv[1:] if x.isdigit()))' $1; }
 throughput() {
-for mode in "simple -S" "extended -S -M extended" "tpcb-like"; do
+local names="simple extended prepared tpcb-like prepared-tpcb"
+for mode in "simple -S" "extended -S -M extended" "prepared -S -M prepared" "tpcb-like" "prepared-tpcb -M prepared"; do
     name=${mode%% *}; flags=${mode#* }; [ "$name" = "$flags" ] && flags=""
-    echo "== $name: pgbench ${flags:-(TPC-B-like)} -c $clients -j $threads -T $seconds, $rounds rounds"
+    local run_clients=$clients run_threads=$threads bouncer_too=yes
+    if [ "$name" = prepared-tpcb ]; then run_clients=$prepared_clients; run_threads=$prepared_clients; fi
+    [[ "$name" == prepared* && "$pgbouncer_prepares" = no ]] && bouncer_too=no
+    echo "== $name: pgbench ${flags:-(TPC-B-like)} -c $run_clients -j $run_threads -T $seconds, $rounds rounds"
     for round in $(seq "$rounds"); do
+        if [ "$bouncer_too" = yes ]; then
+            # shellcheck disable=SC2086
+            RUN_CLIENTS=$run_clients RUN_THREADS=$run_threads measure "$name/pgbouncer" "$pgbouncer_pid" "$bouncer" app-secret $flags
+        fi
         # shellcheck disable=SC2086
-        measure "$name/pgbouncer" "$pgbouncer_pid" "$bouncer" app-secret $flags
-        # shellcheck disable=SC2086
-        measure "$name/latchkey" "$lk_pid" "$gateway" "$token" $flags
+        RUN_CLIENTS=$run_clients RUN_THREADS=$run_threads measure "$name/latchkey" "$lk_pid" "$gateway" "$token" $flags
         if [ "$name" = simple ]; then
             # shellcheck disable=SC2086
             measure "$name/direct" "" "$direct" app-secret $flags
@@ -148,9 +169,14 @@ for mode in "simple -S" "extended -S -M extended" "tpcb-like"; do
     done
 done
 echo
-echo "results ($(date -u +%Y-%m-%d), $clients clients, $threads threads, pool $pool, ${seconds}s runs, medians of $rounds rounds [each round's own ratio])"
-for name in simple extended tpcb-like; do
-    l=$(median "${tps[$name/latchkey]}"); b=$(median "${tps[$name/pgbouncer]}")
+echo "results ($(date -u +%Y-%m-%d), $clients clients ($prepared_clients, one thread each, for prepared-tpcb), $threads threads, pool $pool, ${seconds}s runs, medians of $rounds rounds [each round's own ratio]; PgBouncer $pgbouncer_version)"
+for name in $names; do
+    l=$(median "${tps[$name/latchkey]}")
+    if [ -z "${tps[$name/pgbouncer]:-}" ]; then
+        echo "$name: latchkey $l (failed $(sum "${failed[$name/latchkey]}"), cpu/tx $(median "${cpu[$name/latchkey]}") us)  pgbouncer $pgbouncer_version cannot run it"
+        continue
+    fi
+    b=$(median "${tps[$name/pgbouncer]}")
     echo "$name: latchkey $l (failed $(sum "${failed[$name/latchkey]}"), cpu/tx $(median "${cpu[$name/latchkey]}") us)  pgbouncer $b (failed $(sum "${failed[$name/pgbouncer]}"), cpu/tx $(median "${cpu[$name/pgbouncer]}") us)  latchkey/pgbouncer $(ratio "$l" "$b") [$(spread "${tps[$name/latchkey]}" "${tps[$name/pgbouncer]}")]"
 done
 d=$(median "${tps[simple/direct]}")

@@ -193,6 +193,8 @@ elif scenario == "carried":
     stolen = []
     for i in range(1, 6):
         res = b.pgconn.exec_prepared(f"_lk_{i}".encode(), [])
+        if i == 1:
+            result["stolen_message"] = res.error_message.decode()
         stolen.append(res.error_field(psycopg.pq.DiagnosticField.SQLSTATE).decode() if res.error_field(psycopg.pq.DiagnosticField.SQLSTATE) else "ran")
         try:
             b.execute(f"EXECUTE _lk_{i}")
@@ -201,6 +203,11 @@ elif scenario == "carried":
             stolen.append(e.sqlstate)
             b.rollback() if not b.autocommit else None
     result["stolen"] = sorted(set(stolen))
+    # The unnamed statement a left on the backend is not b's either, and
+    # the error says so in PostgreSQL's words.
+    a.execute("SELECT 'only-a, unnamed'")
+    res = b.pgconn.exec_prepared(b"", [])
+    result["unnamed_message"] = res.error_message.decode()
 
 elif scenario == "pinned":
     # Session state pins: the client keeps its backend, the others are
@@ -614,6 +621,21 @@ fn settings_are_carried_and_session_state_pins_or_is_refused() {
     assert_eq!(r["a_after_local"], "0", "{r}");
     assert_eq!(r["a_prepared"], "only-a", "{r}");
     assert_eq!(r["stolen"], serde_json::json!(["26000"]), "{r}");
+    // Told in the client's own name, never the gateway's.
+    assert!(
+        r["stolen_message"]
+            .as_str()
+            .unwrap()
+            .contains("prepared statement \"_lk_1\" does not exist"),
+        "{r}"
+    );
+    assert!(
+        r["unnamed_message"]
+            .as_str()
+            .unwrap()
+            .contains("unnamed prepared statement does not exist"),
+        "{r}"
+    );
     assert_eq!(
         metric(
             metrics_port,

@@ -193,14 +193,10 @@ impl Protocol for Mysql {
 
     async fn refuse_early(&self, mut tcp: TcpStream) {
         // A server that cannot take a connection says so instead of its
-        // handshake.
+        // handshake, in MySQL's words: whether the address is blocked or
+        // throttled goes to the audit, not to it.
         let _ = tcp
-            .write_all(&err_frame(
-                0,
-                1040,
-                b"08004",
-                "Too many connection attempts from this address",
-            ))
+            .write_all(&err_frame(0, 1040, b"08004", "Too many connections"))
             .await;
     }
 

@@ -293,7 +293,8 @@ impl Protocol for Postgres {
 
     async fn refuse_early(&self, mut tcp: TcpStream) {
         // Answer a plaintext SSLRequest or startup as PostgreSQL does
-        // when it cannot take a connection.
+        // when it cannot take a connection, in its words: whether the
+        // address is blocked or throttled goes to the audit, not to it.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             let mut first = [0u8; 1];
             tcp.peek(&mut first).await?;
@@ -302,7 +303,7 @@ impl Protocol for Postgres {
                 tcp.write_all(&error_message(
                     Severity::Fatal,
                     "53300",
-                    "too many connection attempts from this address",
+                    "sorry, too many clients already",
                 ))
                 .await?;
             }

@@ -1114,3 +1114,92 @@ fn a_prepared_statement_gone_from_the_server_is_prepared_again() {
     passed(Direction::ToClient, &error("26000"), 7, &mut t);
     assert!(t.pooling().unwrap().server.is_empty());
 }
+
+fn missing_statement(name: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    let text = format!("prepared statement \"{name}\" does not exist");
+    for (f, v) in [(b'S', "ERROR"), (b'C', "26000"), (b'M', text.as_str())] {
+        body.push(f);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    msg(b'E', &body)
+}
+
+#[test]
+fn a_statement_the_client_never_prepared_is_reported_in_its_own_name() {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let sync = msg(b'S', b"");
+    let ready = msg(b'Z', b"I");
+    for chunk in [1, 7, usize::MAX] {
+        let mut t = pooled(&book);
+        // Three groups in flight: an unknown name, a good query, the
+        // unnamed statement (another client's on this connection).
+        let sent = passed(
+            Direction::ToUpstream,
+            &[
+                msg(b'B', b"\0mine\0\0\0\0\0\0\0"),
+                msg(b'D', b"Salso_unknown\0"),
+                sync.clone(),
+                msg(b'Q', b"SELECT 1\0"),
+                msg(b'D', b"S\0"),
+                sync.clone(),
+            ]
+            .concat(),
+            chunk,
+            &mut t,
+        );
+        assert!(
+            !String::from_utf8_lossy(&sent).contains("mine"),
+            "the name is not sent on"
+        );
+        let told = passed(
+            Direction::ToClient,
+            &[
+                missing_statement("_lk_none"),
+                ready.clone(),
+                msg(b'C', b"SELECT 1\0"),
+                ready.clone(),
+                missing_statement("_lk_none"),
+                ready.clone(),
+            ]
+            .concat(),
+            chunk,
+            &mut t,
+        );
+        assert_eq!(
+            told,
+            [
+                missing_statement("mine"),
+                ready.clone(),
+                msg(b'C', b"SELECT 1\0"),
+                ready.clone(),
+                {
+                    let mut unnamed = missing_statement("x");
+                    let text = b"unnamed prepared statement does not exist";
+                    let at = unnamed.windows(5).position(|w| w == b"Mprep").unwrap() + 1;
+                    let end = at + unnamed[at..].iter().position(|&c| c == 0).unwrap();
+                    unnamed.splice(at..end, text.iter().copied());
+                    let length = (unnamed.len() - 1) as u32;
+                    unnamed[1..5].copy_from_slice(&length.to_be_bytes());
+                    unnamed
+                },
+                ready.clone(),
+            ]
+            .concat(),
+            "chunk {chunk}"
+        );
+        assert!(t.idle());
+        // A server error that merely quotes the name, with nothing owed,
+        // goes on untouched.
+        let quoted = missing_statement("_lk_none");
+        passed(
+            Direction::ToUpstream,
+            &msg(b'Q', b"EXECUTE _lk_none\0"),
+            chunk,
+            &mut t,
+        );
+        assert_eq!(passed(Direction::ToClient, &quoted, chunk, &mut t), quoted);
+    }
+}

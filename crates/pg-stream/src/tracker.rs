@@ -187,6 +187,12 @@ pub struct Pooling {
     /// is pinned); before that, SQL `EXECUTE` could only run another
     /// client's.
     sql_prepared: bool,
+    /// Names the client used for statements it never prepared (sent on as
+    /// `_lk_none`), each with the `ReadyForQuery` that ends its group:
+    /// the server's "does not exist" is told in the client's own name.
+    unknown_names: VecDeque<(u32, Box<[u8]>)>,
+    /// `ReadyForQuery` messages seen, counting up (wrapping).
+    ready: u32,
 }
 
 impl Pooling {
@@ -203,7 +209,72 @@ impl Pooling {
             server: ServerStatements::default(),
             unnamed_here: false,
             sql_prepared: false,
+            unknown_names: VecDeque::new(),
+            ready: 0,
         }
+    }
+
+    /// A `Bind` or `Describe` names `name`, a statement the client never
+    /// prepared, in the group ended by the `outstanding`th
+    /// `ReadyForQuery` to come after those already owed.
+    fn unknown(&mut self, outstanding: u32, name: &[u8]) {
+        // One per group is ever answered (the server skips the rest of a
+        // group after an error), so a client cannot grow this past the
+        // groups it has in flight.
+        let end = self.ready.wrapping_add(outstanding).wrapping_add(1);
+        if self.unknown_names.back().is_none_or(|(e, _)| *e != end) {
+            self.unknown_names.push_back((end, name.into()));
+        }
+    }
+
+    /// A `ReadyForQuery`: names of the groups it ends are forgotten.
+    fn ready_for_query(&mut self) {
+        self.ready = self.ready.wrapping_add(1);
+        while let Some((end, _)) = self.unknown_names.front()
+            && (end.wrapping_sub(self.ready) as i32) <= 0
+        {
+            self.unknown_names.pop_front();
+        }
+    }
+
+    /// The server's `26000` for the statement sent on as `_lk_none`,
+    /// retold with the name the client used, as PostgreSQL would have
+    /// told it.
+    fn retell_unknown(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        let quoted: &[u8] = b"\"_lk_none\"";
+        let message = wire::error_field(body, b'M')?;
+        let at = message.windows(quoted.len()).position(|w| w == quoted)?;
+        let end = self.ready.wrapping_add(1);
+        let name = match self.unknown_names.front() {
+            Some((e, _)) if *e == end => self.unknown_names.pop_front()?.1,
+            _ => return None,
+        };
+        let mut told = Vec::with_capacity(message.len() + name.len());
+        if name.is_empty() && message.starts_with(b"prepared statement \"_lk_none\"") {
+            // PostgreSQL's own words for the unnamed statement.
+            told.extend_from_slice(b"unnamed prepared statement");
+            told.extend_from_slice(&message[at + quoted.len()..]);
+        } else {
+            told.extend_from_slice(&message[..at]);
+            told.push(b'"');
+            told.extend_from_slice(&name);
+            told.push(b'"');
+            told.extend_from_slice(&message[at + quoted.len()..]);
+        }
+        let mut out = vec![b'E', 0, 0, 0, 0];
+        for field in body.split(|&b| b == 0).take_while(|f| !f.is_empty()) {
+            if field[0] == b'M' {
+                out.push(b'M');
+                out.extend_from_slice(&told);
+            } else {
+                out.extend_from_slice(field);
+            }
+            out.push(0);
+        }
+        out.push(0);
+        let length = u32::try_from(out.len() - 1).ok()?;
+        out[1..5].copy_from_slice(&length.to_be_bytes());
+        Some(out)
     }
 
     /// A connection was lent: what it holds of the unnamed statement is
@@ -902,17 +973,20 @@ impl Tracker {
                 // A prepared statement the gateway counted on is gone
                 // (a function ran DEALLOCATE): it forgets what the
                 // connection holds, and prepares again where needed.
+                let mut retold = None;
                 if code.as_deref() == Some("26000")
                     && let Some(pooling) = self.pooling.as_mut()
                 {
                     pooling.server.clear();
+                    retold = pooling.retell_unknown(body);
                 }
+                let verdict = retold.map_or(Verdict::Forward, Verdict::Replace);
                 match self.pending.front_mut() {
                     Some(Pending::Query { error, .. }) => {
                         if error.is_none() {
                             *error = code;
                         }
-                        return Verdict::Forward;
+                        return verdict;
                     }
                     Some(Pending::Execute { .. }) => {
                         if let Some(Pending::Execute {
@@ -948,14 +1022,14 @@ impl Tracker {
                     }
                     Some(Pending::Sync) => {
                         self.skip_completions_to_sync();
-                        return Verdict::Forward;
+                        return verdict;
                     }
                     None => {
                         // An extended-protocol message failed (a Bind, a
                         // Describe): the server waits for the Sync.
                         self.discarding = self.unsynced;
                         self.skip_completions_to_sync();
-                        return Verdict::Forward;
+                        return verdict;
                     }
                 }
                 // The server skips everything up to Sync.
@@ -965,10 +1039,14 @@ impl Tracker {
                 // No Sync on its way: nothing is answered until one comes.
                 self.discarding = self.pending.is_empty();
                 self.skip_completions_to_sync();
+                return verdict;
             }
             (Direction::ToClient, b'Z') => {
                 self.copy_in = false;
                 self.outstanding = self.outstanding.saturating_sub(1);
+                if let Some(pooling) = self.pooling.as_mut() {
+                    pooling.ready_for_query();
+                }
                 self.transaction = body.first().copied().unwrap_or(b'E');
                 while let Some(p) = self.pending.pop_front() {
                     match p {
@@ -1076,6 +1154,7 @@ impl Tracker {
     /// statement the gateway carries names the server's statement, which
     /// is prepared first when the lent connection lacks it.
     fn carry_named(&mut self, tag: u8, body: &[u8]) -> Option<Vec<u8>> {
+        let outstanding = self.outstanding;
         let pooling = self.pooling.as_mut()?;
         // Bind: portal, then the statement's name. Describe: 'S', then the
         // name ('P' names a portal).
@@ -1093,6 +1172,7 @@ impl Tracker {
             }
             // The unnamed statement left by the connection's previous
             // client.
+            pooling.unknown(outstanding, name);
             return Some(renamed(
                 tag,
                 &body[..before],
@@ -1106,6 +1186,7 @@ impl Tracker {
             // names, or any other), which this client must not run or
             // describe. A name that exists nowhere gets the server's own
             // "does not exist".
+            pooling.unknown(outstanding, name);
             return Some(renamed(
                 tag,
                 &body[..before],

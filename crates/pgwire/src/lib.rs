@@ -464,10 +464,16 @@ pub fn parse_close(body: &[u8]) -> Result<(u8, &str), WireError> {
 
 /// The SQLSTATE of an `ErrorResponse` body, without allocating.
 pub fn error_code(body: &[u8]) -> Option<&str> {
+    error_field(body, b'C').and_then(|f| std::str::from_utf8(f).ok())
+}
+
+/// One field of an `ErrorResponse` or `NoticeResponse` body (`b'M'` the
+/// message, `b'C'` the code...), without its type byte.
+pub fn error_field(body: &[u8], field: u8) -> Option<&[u8]> {
     body.split(|&b| b == 0)
         .take_while(|f| !f.is_empty())
-        .find(|f| f[0] == b'C')
-        .and_then(|f| std::str::from_utf8(&f[1..]).ok())
+        .find(|f| f[0] == field)
+        .map(|f| &f[1..])
 }
 
 #[cfg(test)]
