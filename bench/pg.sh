@@ -10,7 +10,8 @@
 # runs through HAProxy in TCP mode: a relay that neither terminates TLS nor
 # reads the protocol, so it shows what one proxy hop costs on this machine.
 # Needs PostgreSQL, pgbench, pgbouncer, haproxy and the AWS CLI
-# (apt: postgresql pgbouncer haproxy; pip: awscli). Honours CARGO_TARGET_DIR
+# (apt: postgresql pgbouncer haproxy; pip: awscli). Honours PGBOUNCER for
+# PgBouncer's binary (Debian's by default), and CARGO_TARGET_DIR
 # for the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,9 +31,9 @@ as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; 
 . bench/common.sh
 
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-for tool in pgbouncer haproxy; do
-    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "$tool is required (apt-get install $tool)" >&2; exit 1; }
-done
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || { echo "haproxy is required (apt-get install haproxy)" >&2; exit 1; }
+pgbouncer=${PGBOUNCER:-$(command -v pgbouncer || echo /usr/sbin/pgbouncer)}
+[ -x "$pgbouncer" ] || { echo "pgbouncer is required (apt-get install pgbouncer, or PGBOUNCER=path)" >&2; exit 1; }
 cargo build --release --quiet -p latchkey -p latchkey-loadgen
 latchkey=${CARGO_TARGET_DIR:-$PWD/target}/release/latchkey
 storm_bin=${CARGO_TARGET_DIR:-$PWD/target}/release/connect-storm
@@ -92,7 +93,7 @@ start_latchkey noaudit --no-statement-audit
 start_latchkey connrate --pg-connection-rate-per-ip 0 --pg-connection-rate-per-principal 0
 lk_pid=$pid_audit
 
-echo "== starting PgBouncer on $pgb_port (session mode, client TLS)"
+echo "== starting PgBouncer $("$pgbouncer" --version | awk 'NR == 1 {print $2}') on $pgb_port (session mode, client TLS)"
 cat > "$work/pgbouncer.ini" <<EOF
 [databases]
 bench = host=127.0.0.1 port=$pg_port dbname=bench
@@ -116,7 +117,7 @@ echo '"app" "app-secret"' > "$work/userlist.txt"
 cp "$data/server.pem" "$work/pgbouncer.pem"; cp "$data/server.key" "$work/pgbouncer.key"
 [ "$(id -u)" -eq 0 ] && chown postgres "$work"/pgbouncer.* "$work/userlist.txt"
 ulimit -n 4096 2>/dev/null || true
-as_pg pgbouncer "$work/pgbouncer.ini" >/dev/null 2>&1 &
+as_pg "$pgbouncer" "$work/pgbouncer.ini" >/dev/null 2>&1 &
 pgb_pid=$!
 wait_port "$pgb_port"
 
@@ -138,7 +139,7 @@ runs_direct=""; runs_bouncer=""; runs_latchkey=""; runs_noaudit=""; runs_relay="
 # proxy's process, the kernel's softirq work (TCP on loopback), and how
 # much of the machine stayed idle.
 postmaster=$(head -1 "$work/pg/postmaster.pid")
-pgbouncer_pid=$(pgrep -f "^pgbouncer $work/pgbouncer.ini" | head -1 || true)
+pgbouncer_pid=$(pgrep -f "pgbouncer $work/pgbouncer.ini" | head -1 || true)
 declare -A cpu
 postgres_ticks() { echo $(( $(ticks "$postmaster" $(pgrep -P "$postmaster")) + $(awk '{print $16 + $17}' "/proc/$postmaster/stat") )); }
 measured() { # target, then run's arguments; the proxy's pid in $proxy; sets t (TPS)

@@ -17,7 +17,8 @@
 # held by each pooler at once (connect-storm --hold: each logs in, runs
 # SELECT 1 and stays idle): the pooler's memory per idle client (its RSS
 # before and while they are held), and the p99 latency of one active
-# client's SELECT 1 before and while they are held.
+# client's SELECT 1 before and while they are held. PHASES=profile shows
+# where the gateway's CPU goes instead (perf).
 # Needs PostgreSQL, pgbench, pgbouncer and the AWS CLI. Honours
 # CARGO_TARGET_DIR for the binary, and PGBOUNCER for PgBouncer's (Debian 12
 # ships 1.18; prepared statements in transaction mode need 1.21 or later,
@@ -47,7 +48,8 @@ if printf '1.21\n%s\n' "$pgbouncer_version" | sort -V -C; then pgbouncer_prepare
 prepared_clients=${PREPARED_CLIENTS:-50}
 cargo build --release --quiet -p latchkey -p latchkey-loadgen
 storm_bin=${CARGO_TARGET_DIR:-$PWD/target}/release/connect-storm
-latchkey=${CARGO_TARGET_DIR:-$PWD/target}/release/latchkey
+# LATCHKEY_BIN: another build's binary (an older commit's, to compare).
+latchkey=${LATCHKEY_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/latchkey}
 
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -148,9 +150,11 @@ ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 spread() { python3 -c 'import sys; a, b = (list(map(float, x.split())) for x in sys.argv[1:]); r = [x / y for x, y in zip(a, b)]; print(f"{min(r):.2f}-{max(r):.2f}")' "$1" "$2"; }
 sum() { python3 -c 'import sys; print(sum(int(x) for x in sys.argv[1:] if x.isdigit()))' $1; }
 throughput() {
-local names="simple extended prepared tpcb-like prepared-tpcb"
+# MODES picks some of them (by name).
+local names=${MODES:-simple extended prepared tpcb-like prepared-tpcb}
 for mode in "simple -S" "extended -S -M extended" "prepared -S -M prepared" "tpcb-like" "prepared-tpcb -M prepared"; do
     name=${mode%% *}; flags=${mode#* }; [ "$name" = "$flags" ] && flags=""
+    [[ " $names " == *" $name "* ]] || continue
     local run_clients=$clients run_threads=$threads bouncer_too=yes
     if [ "$name" = prepared-tpcb ]; then run_clients=$prepared_clients; run_threads=$prepared_clients; fi
     [[ "$name" == prepared* && "$pgbouncer_prepares" = no ]] && bouncer_too=no
@@ -179,6 +183,7 @@ for name in $names; do
     b=$(median "${tps[$name/pgbouncer]}")
     echo "$name: latchkey $l (failed $(sum "${failed[$name/latchkey]}"), cpu/tx $(median "${cpu[$name/latchkey]}") us)  pgbouncer $b (failed $(sum "${failed[$name/pgbouncer]}"), cpu/tx $(median "${cpu[$name/pgbouncer]}") us)  latchkey/pgbouncer $(ratio "$l" "$b") [$(spread "${tps[$name/latchkey]}" "${tps[$name/pgbouncer]}")]"
 done
+[ -n "${tps[simple/direct]:-}" ] || return 0
 d=$(median "${tps[simple/direct]}")
 echo "direct PostgreSQL, $clients backends, no TLS: $d (failed $(sum "${failed[simple/direct]}"))  latchkey/direct $(ratio "$(median "${tps[simple/latchkey]}")" "$d")"
 }
@@ -217,15 +222,51 @@ idle_phase() { # key pid conninfo password port
     sleep 3
 }
 idle() {
-    echo "== $idle idle TLS clients held, pool $pool, $rounds rounds"
-    for round in $(seq "$rounds"); do
-        idle_phase pgbouncer "$pgbouncer_pid" "$bouncer" app-secret "$pgb_port"
-        idle_phase latchkey "$lk_pid" "$gateway" "$token" "$lk_port"
-    done
+    # One round: neither pooler gives freed memory back to the system, so
+    # a second round would fill the first's pages and measure nothing.
+    # For the same reason, run it alone (PHASES=idle) for figures to
+    # compare: memory freed by the throughput runs would be reused too.
+    echo "== $idle idle TLS clients held, pool $pool"
+    idle_phase pgbouncer "$pgbouncer_pid" "$bouncer" app-secret "$pgb_port"
+    idle_phase latchkey "$lk_pid" "$gateway" "$token" "$lk_port"
     echo
-    echo "idle results ($(date -u +%Y-%m-%d), $idle idle TLS clients, pool $pool, medians of $rounds rounds)"
+    echo "idle results ($(date -u +%Y-%m-%d), $idle idle TLS clients, pool $pool, one round)"
     for key in pgbouncer latchkey; do
         echo "$key: $(median "${per_client[$key]}") bytes per idle client; p99 SELECT 1 $(median "${p99_before[$key]}") us before, $(median "${p99_held[$key]}") us held ($(ratio "$(median "${p99_held[$key]}")" "$(median "${p99_before[$key]}")")x)"
     done
+}
+# PHASES=profile: where the gateway's CPU goes while it serves pgbench
+# (PROFILE_FLAGS, -S by default): perf's flat profile of its process.
+profile() {
+    command -v perf >/dev/null || { echo "perf is required (apt-get install linux-perf)" >&2; return 1; }
+    echo "== profile: perf record -F 1999 on the gateway during pgbench ${PROFILE_FLAGS:--S}, ${seconds}s"
+    perf record -q -F 1999 ${PROFILE_GRAPH:+-g} -o "$work/perf.data" -p "$lk_pid" -- sleep "$seconds" 2>/dev/null &
+    local perf_pid=$!
+    # shellcheck disable=SC2086
+    measure profile/latchkey "$lk_pid" "$gateway" "$token" ${PROFILE_FLAGS:--S}
+    wait "$perf_pid" || true
+    # System calls per transaction, each pooler.
+    local events=syscalls:sys_enter_sendto,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom,syscalls:sys_enter_read,syscalls:sys_enter_readv,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,context-switches
+    for target in "pgbouncer $pgbouncer_pid $bouncer app-secret" "latchkey $lk_pid $gateway $token"; do
+        # shellcheck disable=SC2086
+        set -- $target
+        local key=$1 pid=$2 password=${*: -1} conninfo="${*:3:$#-3}"
+        perf stat -x, -e "$events" -o "$work/stat-$key" -p "$pid" -- sleep "$seconds" 2>/dev/null &
+        local stat_pid=$!
+        # shellcheck disable=SC2086
+        measure "stat/$key" "$pid" "$conninfo" "$password" ${PROFILE_FLAGS:--S}
+        wait "$stat_pid" || true
+        local tx; tx=$(python3 -c "print(round(float('${tps[stat/$key]% }') * $seconds))")
+        echo "   $key, per transaction: $(awk -F, -v tx="$tx" '$1 ~ /^[0-9]+$/ {sub(/syscalls:sys_enter_/, "", $3); printf "%s %.2f  ", $3, $1 / tx}' "$work/stat-$key")"
+    done
+    if [ -n "${PROFILE_GRAPH:-}" ]; then
+        # The callers of the hottest symbols (kernel stacks are whole;
+        # user stacks without frame pointers are not).
+        perf report -q -i "$work/perf.data" --no-children --sort symbol --percent-limit 3 -G --stdio 2>/dev/null | head -${PROFILE_LINES:-300}
+    else
+        # By thread first: sessions, the audit's writer and its followers.
+        perf report -q -i "$work/perf.data" --no-children --sort comm --stdio 2>/dev/null | head -12
+        perf report -q -i "$work/perf.data" --no-children --sort dso,symbol --percent-limit 0.4 --stdio 2>/dev/null | head -80
+    fi
 }
 for phase in $phases; do "$phase"; done
