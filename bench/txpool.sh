@@ -31,6 +31,9 @@ clients=${CLIENTS:-500}
 pool=${POOL:-20}
 idle=${IDLE:-10000}
 phases=${PHASES:-throughput idle}
+# POOL_MODE=session runs both poolers in session mode (with CLIENTS=8,
+# the shape of bench/pg.sh), for PHASES=profile.
+pool_mode=${POOL_MODE:-transaction}
 most=$((idle + clients * 2 + 100))
 threads=2
 
@@ -81,7 +84,7 @@ PGPASSWORD=app-secret pgbench -h 127.0.0.1 -p "$pg_port" -U app -i -s 10 -q benc
 data=$work/latchkey
 "$latchkey" init --data-dir "$data" --listen "127.0.0.1:$api_port" >/dev/null
 "$latchkey" db register --data-dir "$data" --name bench --endpoint localhost --upstream "127.0.0.1:$pg_port" \
-    --upstream-tls disable --pool-mode transaction --pool-size "$pool" >/dev/null
+    --upstream-tls disable --pool-mode "$pool_mode" --pool-size "$pool" >/dev/null
 echo app-secret | "$latchkey" db set-password --data-dir "$data" --name bench --user app
 for v in $(env | grep -o '^AWS_[A-Z_]*'); do unset "$v"; done
 LATCHKEY_LOG=warn "$latchkey" serve --data-dir "$data" --listen "127.0.0.1:$api_port" --pg-listen "127.0.0.1:$lk_port" \
@@ -93,7 +96,7 @@ wait_port "$lk_port"
 token=$(AWS_SHARED_CREDENTIALS_FILE=$data/admin.credentials AWS_CONFIG_FILE=/dev/null \
     aws rds generate-db-auth-token --hostname localhost --port "$lk_port" --username app --region us-east-1)
 
-echo "== starting PgBouncer $pgbouncer_version on $pgb_port (transaction mode, pool $pool, client TLS, prepared statements tracked: $pgbouncer_prepares)"
+echo "== starting PgBouncer $pgbouncer_version on $pgb_port ($pool_mode mode, pool $pool, client TLS, prepared statements tracked: $pgbouncer_prepares)"
 cat > "$work/pgbouncer.ini" <<EOF
 [databases]
 bench = host=127.0.0.1 port=$pg_port dbname=bench
@@ -103,7 +106,7 @@ listen_port = $pgb_port
 unix_socket_dir =
 auth_type = plain
 auth_file = $work/userlist.txt
-pool_mode = transaction
+pool_mode = $pool_mode
 max_client_conn = $most
 default_pool_size = $pool
 client_tls_sslmode = require

@@ -189,15 +189,19 @@ elif scenario == "carried":
     result["a_after_local"] = one(a, "SHOW statement_timeout")
     # The one backend holds a's prepared statement under the gateway's
     # name: b cannot run it, by protocol or by SQL.
-    result["a_prepared"] = a.execute("SELECT 'only-a'", prepare=True).fetchone()[0]
+    ap = connect(autocommit=True, prepare_threshold=0)
+    result["a_prepared"] = ap.execute("SELECT 'only-a'", prepare=True).fetchone()[0]
+    # b reads the backend's statement names (its own backend too) and
+    # tries each, by protocol and by SQL.
+    names = [r[0] for r in b.execute("SELECT name FROM pg_prepared_statements").fetchall()]
+    result["server_names"] = names
     stolen = []
-    for i in range(1, 6):
-        res = b.pgconn.exec_prepared(f"_lk_{i}".encode(), [])
-        if i == 1:
-            result["stolen_message"] = res.error_message.decode()
+    for name in names:
+        res = b.pgconn.exec_prepared(name.encode(), [])
+        result.setdefault("stolen_message", res.error_message.decode())
         stolen.append(res.error_field(psycopg.pq.DiagnosticField.SQLSTATE).decode() if res.error_field(psycopg.pq.DiagnosticField.SQLSTATE) else "ran")
         try:
-            b.execute(f"EXECUTE _lk_{i}")
+            b.execute(f'EXECUTE "{name}"')
             stolen.append("ran")
         except psycopg.Error as e:
             stolen.append(e.sqlstate)
@@ -351,8 +355,16 @@ elif scenario == "two_principals":
     # statement costs at most one error: the gateway prepares again.
     alice2 = connect("LK_ALICE", autocommit=True, prepare_threshold=0)
     alice2.execute("SELECT %s::int AS alice_prepared", (1,), prepare=True)
-    alice.execute("CREATE OR REPLACE FUNCTION wipe() RETURNS void LANGUAGE sql AS 'DEALLOCATE ALL'")
+    # It also puts a statement of its own under the name a statement the
+    # client never prepared is sent to (red team): the gateway closes that
+    # name first, so it is still "does not exist".
+    alice.execute(
+        "CREATE OR REPLACE FUNCTION wipe() RETURNS void LANGUAGE sql AS "
+        "$f$DEALLOCATE ALL; PREPARE _lk_none AS SELECT 667$f$"
+    )
     alice.execute("SELECT wipe()")
+    res = alice2.pgconn.exec_prepared(b"never_prepared", [])
+    result["planted_none"] = res.error_field(psycopg.pq.DiagnosticField.SQLSTATE).decode()
     errors, values = 0, []
     for i in range(5):
         try:
@@ -621,12 +633,14 @@ fn settings_are_carried_and_session_state_pins_or_is_refused() {
     assert_eq!(r["a_after_local"], "0", "{r}");
     assert_eq!(r["a_prepared"], "only-a", "{r}");
     assert_eq!(r["stolen"], serde_json::json!(["26000"]), "{r}");
-    // Told in the client's own name, never the gateway's.
+    // A protocol-level try is told in the client's own words, never run.
+    let names = r["server_names"].as_array().unwrap();
+    assert!(!names.is_empty(), "{r}");
     assert!(
-        r["stolen_message"]
-            .as_str()
-            .unwrap()
-            .contains("prepared statement \"_lk_1\" does not exist"),
+        r["stolen_message"].as_str().unwrap().contains(&format!(
+            "prepared statement \"{}\" does not exist",
+            names[0].as_str().unwrap()
+        )),
         "{r}"
     );
     assert!(
@@ -838,6 +852,7 @@ fn statements_are_audited_under_each_client_and_revocation_ends_an_idle_client()
     assert_eq!(r["bob_after"], serde_json::json!([2, 3, 4]), "{r}");
     assert_eq!(r["loot"], 0, "{r}");
     assert!(r["wipe_errors"].as_u64().unwrap() <= 1, "{r}");
+    assert_eq!(r["planted_none"], "26000", "{r}");
     assert_eq!(
         r["wipe_values"].as_array().unwrap().last(),
         Some(&serde_json::json!(4)),

@@ -32,14 +32,28 @@ pub struct Interned {
 }
 
 impl Interned {
-    /// The server-side name (`_lk_` and the id).
+    /// The server-side name (see [`server_name`]).
     pub fn server_name(&self) -> Vec<u8> {
         server_name(self.id)
     }
 }
 
+/// `_lk_` and the id.
 pub fn server_name(id: u64) -> Vec<u8> {
     format!("_lk_{id}").into_bytes()
+}
+
+/// What a client's `Bind` or `Describe` of a statement it never prepared
+/// is sent to (after a `Close` of it: see `Tracker::carry_named`).
+pub(crate) fn no_statement() -> Vec<u8> {
+    b"_lk_none".to_vec()
+}
+
+/// The statement id in a server name the gateway gave, if it is one.
+pub(crate) fn id_of(server_name: &[u8]) -> Option<u64> {
+    let digits = server_name.strip_prefix(b"_lk_")?;
+    let id = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    (self::server_name(id) == server_name).then_some(id)
 }
 
 /// Statement ids by exact body.
@@ -134,7 +148,7 @@ pub(crate) fn close_statement(name: &[u8]) -> Vec<u8> {
 /// `CloseComplete`, which stands for a `ParseComplete` the server need
 /// not earn again.
 pub(crate) fn close_nothing() -> Vec<u8> {
-    close_statement(b"_lk_none")
+    close_statement(&no_statement())
 }
 
 pub(crate) const PARSE_COMPLETE: [u8; 5] = [b'1', 0, 0, 0, 4];
@@ -172,6 +186,10 @@ mod tests {
         assert_ne!(a.id, c.id);
         assert_ne!(a.id, typed.id);
         assert_eq!(a.server_name(), b"_lk_1");
+        assert_eq!(id_of(&a.server_name()), Some(a.id));
+        assert_eq!(id_of(&server_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(id_of(&no_statement()), None);
+        assert_eq!(id_of(b"_lk_01"), None);
     }
 
     #[test]

@@ -20,6 +20,18 @@ fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
 }
 
 /// A clock that stands still (the tracker reads none of its own).
+/// The gateway's server name for statement 1, and for no statement.
+static LK1: LazyLock<String> =
+    LazyLock::new(|| String::from_utf8(crate::prepared::server_name(1)).unwrap());
+static NONE: LazyLock<String> =
+    LazyLock::new(|| String::from_utf8(crate::prepared::no_statement()).unwrap());
+
+/// The Close that goes before a Bind or Describe of a statement the
+/// client never prepared.
+fn close_none() -> Vec<u8> {
+    msg(b'C', format!("S{}\0", *NONE).as_bytes())
+}
+
 fn clock() -> Now {
     static START: LazyLock<Instant> = LazyLock::new(Instant::now);
     Now {
@@ -752,9 +764,9 @@ fn prepared_statements_are_carried_between_server_connections() {
     let parse = msg(b'P', b"s1\0SELECT $1\0\0\0");
     let bind = msg(b'B', b"\0s1\0\0\0\0\0\0\0");
     let sync = msg(b'S', b"");
-    let close_lk1 = msg(b'C', b"S_lk_1\0");
-    let parse_lk1 = msg(b'P', b"_lk_1\0SELECT $1\0\0\0");
-    let bind_lk1 = msg(b'B', b"\0_lk_1\0\0\0\0\0\0\0");
+    let close_lk1 = msg(b'C', format!("S{}\0", *LK1).as_bytes());
+    let parse_lk1 = msg(b'P', format!("{}\0SELECT $1\0\0\0", *LK1).as_bytes());
+    let bind_lk1 = msg(b'B', format!("\0{}\0\0\0\0\0\0\0", *LK1).as_bytes());
     let parse_complete = msg(b'1', b"");
     let close_complete = msg(b'3', b"");
     let ready = msg(b'Z', b"I");
@@ -814,7 +826,10 @@ fn prepared_statements_are_carried_between_server_connections() {
             chunk,
             &mut b,
         );
-        assert_eq!(sent, [msg(b'C', b"S_lk_none\0"), sync.clone()].concat());
+        assert_eq!(
+            sent,
+            [msg(b'C', format!("S{}\0", *NONE).as_bytes()), sync.clone()].concat()
+        );
         let answered = passed(
             Direction::ToClient,
             &[close_complete.clone(), ready.clone()].concat(),
@@ -886,7 +901,10 @@ fn prepared_statements_are_carried_between_server_connections() {
             chunk,
             &mut a,
         );
-        assert_eq!(sent, [msg(b'C', b"S_lk_none\0"), sync.clone()].concat());
+        assert_eq!(
+            sent,
+            [msg(b'C', format!("S{}\0", *NONE).as_bytes()), sync.clone()].concat()
+        );
         let sent = passed(
             Direction::ToUpstream,
             &[bind.clone(), sync.clone()].concat(),
@@ -895,24 +913,42 @@ fn prepared_statements_are_carried_between_server_connections() {
         );
         assert_eq!(
             sent,
-            [msg(b'B', b"\0_lk_none\0\0\0\0\0\0\0"), sync.clone()].concat(),
+            [
+                close_none(),
+                msg(b'B', format!("\0{}\0\0\0\0\0\0\0", *NONE).as_bytes()),
+                sync.clone()
+            ]
+            .concat(),
             "a closed statement exists nowhere"
         );
         // Another client's statement, by the gateway's name or the
         // unnamed one it left behind, is not this client's to run.
         let mut c = pooled(&book);
         c.pooling_mut().unwrap().server = std::mem::take(&mut b.pooling_mut().unwrap().server);
-        for stolen in [&b"\0_lk_1\0\0\0\0\0\0\0"[..], b"\0\0\0\0\0\0\0\0"] {
-            let sent = passed(Direction::ToUpstream, &msg(b'B', stolen), chunk, &mut c);
-            assert_eq!(sent, msg(b'B', b"\0_lk_none\0\0\0\0\0\0\0"));
+        for stolen in [
+            format!("\0{}\0\0\0\0\0\0\0", *LK1).into_bytes(),
+            b"\0\0\0\0\0\0\0\0".to_vec(),
+        ] {
+            let sent = passed(Direction::ToUpstream, &msg(b'B', &stolen), chunk, &mut c);
+            assert_eq!(
+                sent,
+                [
+                    close_none(),
+                    msg(b'B', format!("\0{}\0\0\0\0\0\0\0", *NONE).as_bytes())
+                ]
+                .concat()
+            );
         }
         let describe = passed(
             Direction::ToUpstream,
-            &msg(b'D', b"S_lk_1\0"),
+            &msg(b'D', format!("S{}\0", *LK1).as_bytes()),
             chunk,
             &mut c,
         );
-        assert_eq!(describe, msg(b'D', b"S_lk_none\0"));
+        assert_eq!(
+            describe,
+            [close_none(), msg(b'D', format!("S{}\0", *NONE).as_bytes())].concat()
+        );
         // Its own unnamed statement, parsed on this connection, is.
         let own = [
             msg(b'P', b"\0SELECT 1\0\0\0"),
@@ -1078,12 +1114,19 @@ fn large_object_calls_do_not_pin_other_function_calls_pin_or_are_refused_and_all
     assert!(t.pooling().unwrap().pinned.is_none());
     // Any other function named by OID pins...
     passed_on(&call(2_000), 3, &mut t);
-    assert!(t.pooling().unwrap().pinned.is_some());
+    assert_eq!(
+        t.pooling().unwrap().pinned,
+        Some(latchkey_sqlguard::PinCause::FunctionCall)
+    );
     // ...or, where session state is refused, is replaced by the refusal.
     let mut t = pooled(&book);
     t.pooling_mut().unwrap().refuse = true;
     let out = passed_on(&call(2_000), 3, &mut t);
     assert_eq!(out[0], b'Q');
+    assert!(
+        String::from_utf8_lossy(&out).contains("a FunctionCall message may change session state"),
+        "told why, not another cause's words"
+    );
     assert!(t.pooling().unwrap().pinned.is_none());
     assert_eq!(t.refused, 1);
 
@@ -1157,11 +1200,13 @@ fn a_statement_the_client_never_prepared_is_reported_in_its_own_name() {
         let told = passed(
             Direction::ToClient,
             &[
-                missing_statement("_lk_none"),
+                msg(b'3', b""),
+                missing_statement(&NONE),
                 ready.clone(),
                 msg(b'C', b"SELECT 1\0"),
                 ready.clone(),
-                missing_statement("_lk_none"),
+                msg(b'3', b""),
+                missing_statement(&NONE),
                 ready.clone(),
             ]
             .concat(),
@@ -1193,7 +1238,7 @@ fn a_statement_the_client_never_prepared_is_reported_in_its_own_name() {
         assert!(t.idle());
         // A server error that merely quotes the name, with nothing owed,
         // goes on untouched.
-        let quoted = missing_statement("_lk_none");
+        let quoted = missing_statement(&NONE);
         passed(
             Direction::ToUpstream,
             &msg(b'Q', b"EXECUTE _lk_none\0"),
@@ -1202,4 +1247,155 @@ fn a_statement_the_client_never_prepared_is_reported_in_its_own_name() {
         );
         assert_eq!(passed(Direction::ToClient, &quoted, chunk, &mut t), quoted);
     }
+}
+
+#[test]
+fn a_query_after_a_failing_extended_message_is_skipped_not_owed() {
+    // Red team: Bind, Query, Bind, Sync in one write, the first Bind
+    // failing. PostgreSQL skips the rest up to the Sync, the query
+    // included, and answers one ReadyForQuery.
+    let sync = msg(b'S', b"");
+    let ready = msg(b'Z', b"I");
+    let client = [
+        msg(b'B', b"\0xx\0\0\0\0\0\0\0"),
+        msg(b'Q', b"SELECT 1\0"),
+        msg(b'B', b"\0yy\0\0\0\0\0\0\0"),
+        sync.clone(),
+    ]
+    .concat();
+    for chunk in [1, 5, usize::MAX] {
+        let (mut t, sink) = tracker();
+        passed(Direction::ToUpstream, &client, chunk, &mut t);
+        passed(
+            Direction::ToClient,
+            &[missing_statement("xx"), ready.clone()].concat(),
+            chunk,
+            &mut t,
+        );
+        assert!(t.idle(), "chunk {chunk}: nothing is owed any more");
+        assert!(
+            statements(&sink).is_empty(),
+            "the skipped query never ran: {:?}",
+            statements(&sink)
+        );
+        // The session goes on in step: a query is answered and audited
+        // as itself.
+        passed(
+            Direction::ToUpstream,
+            &msg(b'Q', b"SELECT 2\0"),
+            chunk,
+            &mut t,
+        );
+        assert!(!t.idle());
+        passed(
+            Direction::ToClient,
+            &[msg(b'C', b"SELECT 1\0"), ready.clone()].concat(),
+            chunk,
+            &mut t,
+        );
+        assert!(t.idle());
+        let seen = statements(&sink);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].2, None, "no error: {seen:?}");
+    }
+}
+
+#[test]
+fn a_query_after_a_close_in_the_same_batch_is_its_own_error() {
+    // pgjdbc closes dead statements in front of the next query, simple
+    // ones included: Close, Query, Sync. The query's own error is the
+    // query's; the session stays in step.
+    let ready = msg(b'Z', b"I");
+    for chunk in [1, 5, usize::MAX] {
+        let (mut t, sink) = tracker();
+        passed(
+            Direction::ToUpstream,
+            &[
+                msg(b'C', b"Sold\0"),
+                msg(b'Q', b"SELEC oops\0"),
+                msg(b'S', b""),
+            ]
+            .concat(),
+            chunk,
+            &mut t,
+        );
+        passed(
+            Direction::ToClient,
+            &[msg(b'3', b""), error("42601"), ready.clone(), ready.clone()].concat(),
+            chunk,
+            &mut t,
+        );
+        assert!(t.idle(), "chunk {chunk}");
+        let seen = statements(&sink);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].2.as_deref(), Some("42601"), "{seen:?}");
+        // A Describe answered by NoData, then a query's own rows described:
+        // each answer goes to its own message.
+        passed(
+            Direction::ToUpstream,
+            &[
+                msg(b'D', b"Sold\0"),
+                msg(b'Q', b"SELECT 1\0"),
+                msg(b'S', b""),
+            ]
+            .concat(),
+            chunk,
+            &mut t,
+        );
+        passed(
+            Direction::ToClient,
+            &[
+                msg(b't', b"\0\0"),
+                msg(b'n', b""),
+                msg(b'T', b"\0\0"),
+                msg(b'C', b"SELECT 1\0"),
+                ready.clone(),
+                ready.clone(),
+            ]
+            .concat(),
+            chunk,
+            &mut t,
+        );
+        assert!(t.idle(), "chunk {chunk}");
+        assert_eq!(statements(&sink).len(), 2);
+    }
+}
+
+#[test]
+fn a_deallocated_statement_is_reported_in_the_clients_name() {
+    // A function ran DEALLOCATE ALL: the server's 26000 names the
+    // gateway's statement, retold as the client's.
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let mut t = pooled(&book);
+    let sync = msg(b'S', b"");
+    passed(
+        Direction::ToUpstream,
+        &[msg(b'P', b"mine\0SELECT 1\0\0\0"), sync.clone()].concat(),
+        usize::MAX,
+        &mut t,
+    );
+    passed(
+        Direction::ToClient,
+        &[msg(b'3', b""), msg(b'1', b""), msg(b'Z', b"I")].concat(),
+        usize::MAX,
+        &mut t,
+    );
+    let server = String::from_utf8(crate::prepared::server_name(
+        book.intern(b"SELECT 1\0\0\0").id,
+    ))
+    .unwrap();
+    passed(
+        Direction::ToUpstream,
+        &[msg(b'B', b"\0mine\0\0\0\0\0\0\0"), sync.clone()].concat(),
+        usize::MAX,
+        &mut t,
+    );
+    let told = passed(
+        Direction::ToClient,
+        &[missing_statement(&server), msg(b'Z', b"I")].concat(),
+        usize::MAX,
+        &mut t,
+    );
+    assert_eq!(told, [missing_statement("mine"), msg(b'Z', b"I")].concat());
+    assert!(t.idle());
 }

@@ -13,12 +13,32 @@ use latchkey_sqlnorm::Dialect;
 
 use crate::prepared::{
     Interned, PARSE_COMPLETE, ServerStatements, StatementBook, close_nothing, close_statement,
-    parse_message, renamed, server_name,
+    id_of, no_statement, parse_message, renamed, server_name,
 };
 
-/// What a client's `Bind` or `Describe` of a statement it did not prepare
-/// names in transaction pooling: a statement that exists nowhere.
-const NO_STATEMENT: &[u8] = b"_lk_none";
+/// A client's `Bind` or `Describe` (`before` the name and `after` it) of
+/// a statement it never prepared, sent to one that exists nowhere: a
+/// `Close` of that name goes first (its answer dropped), since a function
+/// could have prepared one under it with SQL.
+fn unknown_statement(
+    tag: u8,
+    before: &[u8],
+    after: &[u8],
+    completions: &mut VecDeque<Completion>,
+) -> Vec<u8> {
+    let none = no_statement();
+    completions.push_back(Completion::Drop);
+    let mut out = close_statement(&none);
+    out.extend_from_slice(&renamed(tag, before, &none, after));
+    out
+}
+
+/// Groups in flight whose unknown statement name is kept to retell, and
+/// how much of each name: a client that pipelines many cannot make the
+/// gateway hold much for it.
+const KEPT_UNKNOWN_NAMES: usize = 16;
+const KEPT_NAME_BYTES: usize = 256;
+
 use crate::{
     DYNAMIC_SQL_FUNCTIONS, MAX_NAMES, REFUSAL, REFUSAL_DYNAMIC_SQL, REFUSAL_SIGNAL,
     SERVER_FILE_FUNCTIONS, SIGNAL_FUNCTIONS, audited, policy_refusal, query_message,
@@ -73,13 +93,31 @@ enum Pending {
         /// answer.
         asked: bool,
     },
-    /// A `Parse` (audited only): answered by `ParseComplete`, or by the
-    /// error that is then the statement's only trace.
+    /// A `Parse`: answered by `ParseComplete`, or by the error that is
+    /// then the statement's only trace (`None` when not audited).
     Parse {
-        statement: Arc<Statement>,
+        statement: Option<Arc<Statement>>,
         started: Option<Instant>,
     },
+    /// A `Bind`, `Close` or `Describe`, answered by a message of its own.
+    /// Every message that gets an answer is here, in order, so that an
+    /// error is known to be a simple query's own (answered with
+    /// `ReadyForQuery`) or an extended-protocol message's (the server then
+    /// skips everything up to `Sync`, queries included).
+    Answer(AnswerTo),
     Sync,
+}
+
+/// Which message a [`Pending::Answer`] waits on the answer to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AnswerTo {
+    /// `BindComplete`.
+    Bind,
+    /// `CloseComplete`.
+    Close,
+    /// `RowDescription` or `NoData` (after `ParameterDescription` for a
+    /// statement).
+    Describe,
 }
 
 /// What becomes of the server's answer to one `Parse`, `Bind` or `Close`
@@ -188,7 +226,7 @@ pub struct Pooling {
     /// client's.
     sql_prepared: bool,
     /// Names the client used for statements it never prepared (sent on as
-    /// `_lk_none`), each with the `ReadyForQuery` that ends its group:
+    /// [`no_statement`]), each with the `ReadyForQuery` that ends its group:
     /// the server's "does not exist" is told in the client's own name.
     unknown_names: VecDeque<(u32, Box<[u8]>)>,
     /// `ReadyForQuery` messages seen, counting up (wrapping).
@@ -222,9 +260,17 @@ impl Pooling {
         // group after an error), so a client cannot grow this past the
         // groups it has in flight.
         let end = self.ready.wrapping_add(outstanding).wrapping_add(1);
-        if self.unknown_names.back().is_none_or(|(e, _)| *e != end) {
-            self.unknown_names.push_back((end, name.into()));
+        if self.unknown_names.back().is_some_and(|(e, _)| *e == end)
+            || self.unknown_names.len() >= KEPT_UNKNOWN_NAMES
+        {
+            // Past the bound the server's own words go through.
+            return;
         }
+        let mut cut = name.len().min(KEPT_NAME_BYTES);
+        while cut < name.len() && cut > 0 && name[cut] & 0xC0 == 0x80 {
+            cut -= 1;
+        }
+        self.unknown_names.push_back((end, name[..cut].into()));
     }
 
     /// A `ReadyForQuery`: names of the groups it ends are forgotten.
@@ -237,29 +283,38 @@ impl Pooling {
         }
     }
 
-    /// The server's `26000` for the statement sent on as `_lk_none`,
-    /// retold with the name the client used, as PostgreSQL would have
-    /// told it.
+    /// The server's `26000` for a statement under a name the gateway
+    /// gave, retold with the name the client used, as PostgreSQL would
+    /// have told it: [`no_statement`] for a name the client never
+    /// prepared, or one of its own statements' server names (a function
+    /// ran `DEALLOCATE ALL`).
     fn retell_unknown(&mut self, body: &[u8]) -> Option<Vec<u8>> {
-        let quoted: &[u8] = b"\"_lk_none\"";
         let message = wire::error_field(body, b'M')?;
-        let at = message.windows(quoted.len()).position(|w| w == quoted)?;
-        let end = self.ready.wrapping_add(1);
-        let name = match self.unknown_names.front() {
-            Some((e, _)) if *e == end => self.unknown_names.pop_front()?.1,
-            _ => return None,
+        let at = message.windows(5).position(|w| w == b"\"_lk_")?;
+        let len = message[at + 1..].iter().position(|&c| c == b'"')?;
+        let server = &message[at + 1..at + 1 + len];
+        let name: Box<[u8]> = if server == no_statement().as_slice() {
+            let end = self.ready.wrapping_add(1);
+            match self.unknown_names.front() {
+                Some((e, _)) if *e == end => self.unknown_names.pop_front()?.1,
+                _ => return None,
+            }
+        } else {
+            let id = id_of(server)?;
+            self.named.iter().find(|(_, st)| st.id == id)?.0.clone()
         };
+        let after = &message[at + len + 2..];
         let mut told = Vec::with_capacity(message.len() + name.len());
-        if name.is_empty() && message.starts_with(b"prepared statement \"_lk_none\"") {
+        if name.is_empty() && message[..at] == *b"prepared statement " {
             // PostgreSQL's own words for the unnamed statement.
             told.extend_from_slice(b"unnamed prepared statement");
-            told.extend_from_slice(&message[at + quoted.len()..]);
+            told.extend_from_slice(after);
         } else {
             told.extend_from_slice(&message[..at]);
             told.push(b'"');
             told.extend_from_slice(&name);
             told.push(b'"');
-            told.extend_from_slice(&message[at + quoted.len()..]);
+            told.extend_from_slice(after);
         }
         let mut out = vec![b'E', 0, 0, 0, 0];
         for field in body.split(|&b| b == 0).take_while(|f| !f.is_empty()) {
@@ -594,14 +649,16 @@ impl Tracker {
     pub(crate) fn wants(&self, direction: Direction, tag: u8) -> bool {
         match direction {
             Direction::ToUpstream => {
-                matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C' | b'S' | b'X' | b'F')
-                    || (tag == b'D' && self.pooling.is_some())
-                    || self.skipping_to_sync
+                matches!(
+                    tag,
+                    b'Q' | b'P' | b'B' | b'E' | b'C' | b'D' | b'S' | b'X' | b'F'
+                ) || self.skipping_to_sync
             }
             Direction::ToClient => {
-                matches!(tag, b'C' | b'E' | b'Z' | b'S' | b'I' | b's')
-                    || (tag == b'1' && self.audit.is_some())
-                    || (matches!(tag, b'1' | b'2' | b'3') && self.follows_completions())
+                matches!(
+                    tag,
+                    b'C' | b'E' | b'Z' | b'S' | b'I' | b's' | b'1' | b'2' | b'3' | b'T' | b'n'
+                )
             }
         }
     }
@@ -614,7 +671,13 @@ impl Tracker {
             (Direction::ToUpstream, b'F') => {
                 if !self.discarding {
                     self.outstanding += 1;
-                    self.pending.push_back(Pending::Sync);
+                    self.pending.push_back(Pending::Query {
+                        statement: None,
+                        started: None,
+                        tag: None,
+                        error: None,
+                        policy: None,
+                    });
                 }
             }
             // COPY data belongs to a statement already in flight.
@@ -684,14 +747,17 @@ impl Tracker {
                     if pooling.refuse {
                         self.refused += 1;
                         return Verdict::Replace(query_message(&session_state_refusal(
-                            PinCause::Setting,
+                            PinCause::FunctionCall,
                         )));
                     }
-                    pooling.pinned = Some(PinCause::Setting);
+                    pooling.pinned = Some(PinCause::FunctionCall);
                 }
                 // Audited as a statement naming the function's OID.
                 if let Some(normalised) = self.normalised.as_mut()
-                    && let Some(Pending::Sync) = self.pending.back()
+                    && !self.discarding
+                    && let Some(Pending::Query {
+                        statement: None, ..
+                    }) = self.pending.back()
                 {
                     let text = format!(
                         "{} oid_{}",
@@ -805,19 +871,21 @@ impl Tracker {
                         None => Verdict::Forward,
                     };
                 }
+                let mut audited_statement = None;
                 if let Some(normalised) = self.normalised.as_mut()
                     && let Some((name, sql)) = parsed
                 {
                     let statement = normalised.statement(sql, complete);
-                    self.pending.push_back(Pending::Parse {
-                        statement: statement.clone(),
-                        started: started(self.audit.as_ref()),
-                    });
+                    audited_statement = Some(statement.clone());
                     if self.statements.len() < MAX_NAMES || self.statements.contains_key(name) {
                         self.statements
                             .insert(name.to_owned(), Prepared { statement, policy });
                     }
                 }
+                self.pending.push_back(Pending::Parse {
+                    statement: audited_statement,
+                    started: started(self.audit.as_ref()),
+                });
                 if complete && let Some(carried) = self.carry_parse(whole, replace.as_deref()) {
                     return Verdict::Replace(carried);
                 }
@@ -856,12 +924,14 @@ impl Tracker {
                 if self.follows_completions() {
                     self.completions.push_back(Completion::Pass);
                 }
+                self.pending.push_back(Pending::Answer(AnswerTo::Bind));
                 if let Some(message) = carried {
                     return Verdict::Replace(message);
                 }
             }
             (Direction::ToUpstream, b'D') => {
                 self.unsynced = true;
+                self.pending.push_back(Pending::Answer(AnswerTo::Describe));
                 if complete && let Some(message) = self.carry_named(tag, body) {
                     return Verdict::Replace(message);
                 }
@@ -890,6 +960,7 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'C') => {
                 self.unsynced = true;
+                self.pending.push_back(Pending::Answer(AnswerTo::Close));
                 if let Ok((kind, name)) = wire::parse_close(body) {
                     match kind {
                         b'S' => self.statements.remove(name),
@@ -961,11 +1032,30 @@ impl Tracker {
                     Completion::AsParseComplete => Verdict::Replace(PARSE_COMPLETE.to_vec()),
                     _ => Verdict::Forward,
                 };
-                let parse_complete = tag == b'1' || completion == Completion::AsParseComplete;
-                if parse_complete && matches!(self.pending.front(), Some(Pending::Parse { .. })) {
+                // The client's own answer: its entry goes.
+                let answered = match (tag, completion) {
+                    (b'1', _) | (_, Completion::AsParseComplete) => {
+                        matches!(self.pending.front(), Some(Pending::Parse { .. }))
+                    }
+                    (b'2', _) => {
+                        matches!(self.pending.front(), Some(Pending::Answer(AnswerTo::Bind)))
+                    }
+                    _ => matches!(self.pending.front(), Some(Pending::Answer(AnswerTo::Close))),
+                };
+                if answered {
                     self.pending.pop_front();
                 }
                 return verdict;
+            }
+            (Direction::ToClient, b'T' | b'n') => {
+                // A simple query's rows are described too: only a
+                // Describe waiting first is answered by this.
+                if matches!(
+                    self.pending.front(),
+                    Some(Pending::Answer(AnswerTo::Describe))
+                ) {
+                    self.pending.pop_front();
+                }
             }
             (Direction::ToClient, b'E') => {
                 self.copy_in = false;
@@ -1004,6 +1094,7 @@ impl Tracker {
                     Some(Pending::Parse { .. }) => {
                         if let Some(Pending::Parse { statement, started }) =
                             self.pending.pop_front()
+                            && let Some(statement) = statement
                         {
                             let policy = self
                                 .statements
@@ -1020,6 +1111,9 @@ impl Tracker {
                             );
                         }
                     }
+                    Some(Pending::Answer(_)) => {
+                        self.pending.pop_front();
+                    }
                     Some(Pending::Sync) => {
                         self.skip_completions_to_sync();
                         return verdict;
@@ -1032,9 +1126,12 @@ impl Tracker {
                         return verdict;
                     }
                 }
-                // The server skips everything up to Sync.
+                // The server skips everything up to Sync, queries and
+                // function calls included: they are never answered.
                 while !matches!(self.pending.front(), Some(Pending::Sync) | None) {
-                    self.pending.pop_front();
+                    if let Some(Pending::Query { .. }) = self.pending.pop_front() {
+                        self.outstanding = self.outstanding.saturating_sub(1);
+                    }
                 }
                 // No Sync on its way: nothing is answered until one comes.
                 self.discarding = self.pending.is_empty();
@@ -1071,7 +1168,7 @@ impl Tracker {
                             break;
                         }
                         // Skipped after an error.
-                        Pending::Execute { .. } | Pending::Parse { .. } => {}
+                        Pending::Execute { .. } | Pending::Parse { .. } | Pending::Answer(_) => {}
                     }
                 }
             }
@@ -1173,25 +1270,25 @@ impl Tracker {
             // The unnamed statement left by the connection's previous
             // client.
             pooling.unknown(outstanding, name);
-            return Some(renamed(
+            return Some(unknown_statement(
                 tag,
                 &body[..before],
-                NO_STATEMENT,
                 &rest[end + 1..],
+                &mut self.completions,
             ));
         }
         let Some(st) = pooling.named.get(name).cloned() else {
             // Not one of this client's statements: on a shared connection
-            // the name could be another client's (the gateway's `_lk_`
+            // the name could be another client's (the gateway's `_lk_…`
             // names, or any other), which this client must not run or
             // describe. A name that exists nowhere gets the server's own
             // "does not exist".
             pooling.unknown(outstanding, name);
-            return Some(renamed(
+            return Some(unknown_statement(
                 tag,
                 &body[..before],
-                NO_STATEMENT,
                 &rest[end + 1..],
+                &mut self.completions,
             ));
         };
         let mut out = Vec::new();

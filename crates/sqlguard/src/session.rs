@@ -42,11 +42,14 @@ pub enum PinCause {
     NamedStatement,
     /// A `DO` block whose body may do any of the above.
     DoBlock,
+    /// A `FunctionCall` message (a function named by OID, other than the
+    /// large-object ones), which may do any of the above.
+    FunctionCall,
 }
 
 impl PinCause {
     /// Every cause, in the order metrics list them.
-    pub const ALL: [PinCause; 10] = [
+    pub const ALL: [PinCause; 11] = [
         PinCause::Setting,
         PinCause::Role,
         PinCause::Listen,
@@ -57,6 +60,7 @@ impl PinCause {
         PinCause::Load,
         PinCause::NamedStatement,
         PinCause::DoBlock,
+        PinCause::FunctionCall,
     ];
 
     /// The metric label and the word in logs.
@@ -72,6 +76,7 @@ impl PinCause {
             PinCause::Load => "load",
             PinCause::NamedStatement => "named_statement",
             PinCause::DoBlock => "do_block",
+            PinCause::FunctionCall => "function_call",
         }
     }
 
@@ -102,6 +107,9 @@ impl PinCause {
             }
             PinCause::DoBlock => {
                 "this DO block may change session state, which transaction pooling mode cannot carry"
+            }
+            PinCause::FunctionCall => {
+                "a FunctionCall message may change session state, which transaction pooling mode cannot carry"
             }
         }
     }
