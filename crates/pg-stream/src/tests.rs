@@ -87,8 +87,12 @@ fn statements(sink: &Collect) -> Vec<(String, Option<String>, Option<String>)> {
 }
 
 fn error(code: &str) -> Vec<u8> {
+    error_saying(code, "boom")
+}
+
+fn error_saying(code: &str, text: &str) -> Vec<u8> {
     let mut body = Vec::new();
-    for (f, v) in [(b'S', "ERROR"), (b'C', code), (b'M', "boom")] {
+    for (f, v) in [(b'S', "ERROR"), (b'C', code), (b'M', text)] {
         body.push(f);
         body.extend_from_slice(v.as_bytes());
         body.push(0);
@@ -1159,15 +1163,10 @@ fn a_prepared_statement_gone_from_the_server_is_prepared_again() {
 }
 
 fn missing_statement(name: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    let text = format!("prepared statement \"{name}\" does not exist");
-    for (f, v) in [(b'S', "ERROR"), (b'C', "26000"), (b'M', text.as_str())] {
-        body.push(f);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    msg(b'E', &body)
+    error_saying(
+        "26000",
+        &format!("prepared statement \"{name}\" does not exist"),
+    )
 }
 
 #[test]
@@ -1220,16 +1219,7 @@ fn a_statement_the_client_never_prepared_is_reported_in_its_own_name() {
                 ready.clone(),
                 msg(b'C', b"SELECT 1\0"),
                 ready.clone(),
-                {
-                    let mut unnamed = missing_statement("x");
-                    let text = b"unnamed prepared statement does not exist";
-                    let at = unnamed.windows(5).position(|w| w == b"Mprep").unwrap() + 1;
-                    let end = at + unnamed[at..].iter().position(|&c| c == 0).unwrap();
-                    unnamed.splice(at..end, text.iter().copied());
-                    let length = (unnamed.len() - 1) as u32;
-                    unnamed[1..5].copy_from_slice(&length.to_be_bytes());
-                    unnamed
-                },
+                error_saying("26000", "unnamed prepared statement does not exist"),
                 ready.clone(),
             ]
             .concat(),
@@ -1306,44 +1296,32 @@ fn a_query_after_a_close_in_the_same_batch_is_its_own_error() {
     // ones included: Close, Query, Sync. The query's own error is the
     // query's; the session stays in step.
     let ready = msg(b'Z', b"I");
+    let sync = msg(b'S', b"");
+    let exchange = |t: &mut Tracker, client: &[Vec<u8>], server: &[Vec<u8>], chunk: usize| {
+        passed(Direction::ToUpstream, &client.concat(), chunk, t);
+        passed(Direction::ToClient, &server.concat(), chunk, t);
+        assert!(t.idle(), "chunk {chunk}");
+    };
     for chunk in [1, 5, usize::MAX] {
         let (mut t, sink) = tracker();
-        passed(
-            Direction::ToUpstream,
+        exchange(
+            &mut t,
             &[
                 msg(b'C', b"Sold\0"),
                 msg(b'Q', b"SELEC oops\0"),
-                msg(b'S', b""),
-            ]
-            .concat(),
+                sync.clone(),
+            ],
+            &[msg(b'3', b""), error("42601"), ready.clone(), ready.clone()],
             chunk,
-            &mut t,
         );
-        passed(
-            Direction::ToClient,
-            &[msg(b'3', b""), error("42601"), ready.clone(), ready.clone()].concat(),
-            chunk,
-            &mut t,
-        );
-        assert!(t.idle(), "chunk {chunk}");
         let seen = statements(&sink);
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert_eq!(seen[0].2.as_deref(), Some("42601"), "{seen:?}");
         // A Describe answered by NoData, then a query's own rows described:
         // each answer goes to its own message.
-        passed(
-            Direction::ToUpstream,
-            &[
-                msg(b'D', b"Sold\0"),
-                msg(b'Q', b"SELECT 1\0"),
-                msg(b'S', b""),
-            ]
-            .concat(),
-            chunk,
+        exchange(
             &mut t,
-        );
-        passed(
-            Direction::ToClient,
+            &[msg(b'D', b"Sold\0"), msg(b'Q', b"SELECT 1\0"), sync.clone()],
             &[
                 msg(b't', b"\0\0"),
                 msg(b'n', b""),
@@ -1351,12 +1329,9 @@ fn a_query_after_a_close_in_the_same_batch_is_its_own_error() {
                 msg(b'C', b"SELECT 1\0"),
                 ready.clone(),
                 ready.clone(),
-            ]
-            .concat(),
+            ],
             chunk,
-            &mut t,
         );
-        assert!(t.idle(), "chunk {chunk}");
         assert_eq!(statements(&sink).len(), 2);
     }
 }
