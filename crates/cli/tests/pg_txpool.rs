@@ -212,6 +212,20 @@ elif scenario == "carried":
     a.execute("SELECT 'only-a, unnamed'")
     res = b.pgconn.exec_prepared(b"", [])
     result["unnamed_message"] = res.error_message.decode()
+    # libpq's COPY FROM STDIN by the extended protocol sends a Sync the
+    # server ignores in copy-in mode (red team): the client still gives
+    # its connection back, so b (same pool of one) is served.
+    a.execute("CREATE TABLE copied (x int)")
+    raw = psycopg.pq.PGconn.connect(f"{CONNINFO} password={os.environ['LK_TOKEN']}".encode())
+    raw.send_query_params(b"COPY copied FROM STDIN", None)
+    res = raw.get_result()
+    result["copy_in"] = res.status == psycopg.pq.ExecStatus.COPY_IN
+    raw.put_copy_data(b"7\n")
+    raw.put_copy_end()
+    result["copy_done"] = raw.get_result().status == psycopg.pq.ExecStatus.COMMAND_OK
+    raw.get_result()
+    result["copied_seen_by_b"] = one(b, "SELECT sum(x) FROM copied")
+    raw.finish()
 
 elif scenario == "pinned":
     # Session state pins: the client keeps its backend, the others are
@@ -643,6 +657,9 @@ fn settings_are_carried_and_session_state_pins_or_is_refused() {
         )),
         "{r}"
     );
+    assert_eq!(r["copy_in"], true, "{r}");
+    assert_eq!(r["copy_done"], true, "{r}");
+    assert_eq!(r["copied_seen_by_b"], 7, "{r}");
     assert!(
         r["unnamed_message"]
             .as_str()

@@ -1374,3 +1374,169 @@ fn a_deallocated_statement_is_reported_in_the_clients_name() {
     assert_eq!(told, [missing_statement("mine"), msg(b'Z', b"I")].concat());
     assert!(t.idle());
 }
+
+#[test]
+fn red_team_round_2_copy_syncs_groups_shared_names_and_bind_errors() {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let sync = msg(b'S', b"");
+    let ready = msg(b'Z', b"I");
+    for chunk in [1, 6, usize::MAX] {
+        // libpq's COPY FROM STDIN by the extended protocol: a Sync right
+        // after the Execute, which the server ignores in copy-in mode,
+        // and one after CopyDone, the one it answers.
+        let mut t = pooled(&book);
+        passed(
+            Direction::ToUpstream,
+            &[
+                msg(b'P', b"\0COPY t FROM STDIN\0\0\0"),
+                msg(b'B', b"\0\0\0\0\0\0\0\0"),
+                msg(b'D', b"P\0"),
+                msg(b'E', b"\0\0\0\0\0"),
+                sync.clone(),
+            ]
+            .concat(),
+            chunk,
+            &mut t,
+        );
+        passed(
+            Direction::ToClient,
+            &[
+                msg(b'1', b""),
+                msg(b'2', b""),
+                msg(b'n', b""),
+                msg(b'G', b"\0\0\0"),
+            ]
+            .concat(),
+            chunk,
+            &mut t,
+        );
+        passed(
+            Direction::ToUpstream,
+            &[msg(b'd', b"1\n"), msg(b'c', b""), sync.clone()].concat(),
+            chunk,
+            &mut t,
+        );
+        passed(
+            Direction::ToClient,
+            &[msg(b'C', b"COPY 1\0"), ready.clone()].concat(),
+            chunk,
+            &mut t,
+        );
+        assert!(t.idle(), "chunk {chunk}: the connection can go back");
+
+        // Unknown names in groups with a query the server skips: each
+        // error is told with its own group's name.
+        let mut t = pooled(&book);
+        passed(
+            Direction::ToUpstream,
+            &[
+                msg(b'B', b"\0bad1\0\0\0\0\0\0\0"),
+                msg(b'Q', b"SELECT 1\0"),
+                sync.clone(),
+                msg(b'B', b"\0bad2\0\0\0\0\0\0\0"),
+                msg(b'E', b"\0\0\0\0\0"),
+                sync.clone(),
+            ]
+            .concat(),
+            chunk,
+            &mut t,
+        );
+        let told = passed(
+            Direction::ToClient,
+            &[
+                msg(b'3', b""),
+                missing_statement(&NONE),
+                ready.clone(),
+                msg(b'3', b""),
+                missing_statement(&NONE),
+                ready.clone(),
+            ]
+            .concat(),
+            chunk,
+            &mut t,
+        );
+        assert_eq!(
+            told,
+            [
+                missing_statement("bad1"),
+                ready.clone(),
+                missing_statement("bad2"),
+                ready.clone()
+            ]
+            .concat(),
+            "chunk {chunk}"
+        );
+        passed(
+            Direction::ToUpstream,
+            &[msg(b'B', b"\0bad3\0\0\0\0\0\0\0"), sync.clone()].concat(),
+            chunk,
+            &mut t,
+        );
+        let told = passed(
+            Direction::ToClient,
+            &[msg(b'3', b""), missing_statement(&NONE), ready.clone()].concat(),
+            chunk,
+            &mut t,
+        );
+        assert_eq!(told, [missing_statement("bad3"), ready.clone()].concat());
+        assert!(t.idle());
+    }
+
+    // Two names for one text share a server statement: a 26000 for it is
+    // not told under the wrong one.
+    let mut t = pooled(&book);
+    passed(
+        Direction::ToUpstream,
+        &[
+            msg(b'P', b"alpha\0SELECT 42\0\0\0"),
+            msg(b'P', b"bravo\0SELECT 42\0\0\0"),
+            sync.clone(),
+        ]
+        .concat(),
+        usize::MAX,
+        &mut t,
+    );
+    let server = String::from_utf8(crate::prepared::server_name(
+        book.intern(b"SELECT 42\0\0\0").id,
+    ))
+    .unwrap();
+    passed(
+        Direction::ToUpstream,
+        &[msg(b'B', b"\0bravo\0\0\0\0\0\0\0"), sync.clone()].concat(),
+        usize::MAX,
+        &mut t,
+    );
+    let told = passed(
+        Direction::ToClient,
+        &missing_statement(&server),
+        usize::MAX,
+        &mut t,
+    );
+    assert!(!String::from_utf8_lossy(&told).contains("alpha"));
+
+    // A statement that fails at Bind (planned there) is audited with its
+    // error.
+    let (mut t, sink) = tracker();
+    passed(
+        Direction::ToUpstream,
+        &[
+            msg(b'P', b"\0SELECT 1/0\0\0\0"),
+            msg(b'B', b"\0\0\0\0\0\0\0\0"),
+            msg(b'E', b"\0\0\0\0\0"),
+            sync.clone(),
+        ]
+        .concat(),
+        usize::MAX,
+        &mut t,
+    );
+    passed(
+        Direction::ToClient,
+        &[msg(b'1', b""), error("22012"), ready.clone()].concat(),
+        usize::MAX,
+        &mut t,
+    );
+    let seen = statements(&sink);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].2.as_deref(), Some("22012"), "{seen:?}");
+    assert!(t.idle());
+}

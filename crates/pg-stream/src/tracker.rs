@@ -165,6 +165,8 @@ pub struct Tracker {
     /// The server waits for `COPY FROM STDIN` data (after
     /// `CopyInResponse` or `CopyBothResponse`).
     copy_in: bool,
+    /// The client sent `CopyDone` or `CopyFail` before `CopyInResponse`.
+    copy_ended_early: bool,
     /// An extended-protocol error with no `Sync` sent since: the server
     /// discards everything until the client's `Sync`, and answers nothing.
     discarding: bool,
@@ -226,11 +228,14 @@ pub struct Pooling {
     /// client's.
     sql_prepared: bool,
     /// Names the client used for statements it never prepared (sent on as
-    /// [`no_statement`]), each with the `ReadyForQuery` that ends its group:
-    /// the server's "does not exist" is told in the client's own name.
+    /// [`no_statement`]), each with the number of its `Sync` group: the
+    /// server's "does not exist" is told in the client's own name.
     unknown_names: VecDeque<(u32, Box<[u8]>)>,
-    /// `ReadyForQuery` messages seen, counting up (wrapping).
-    ready: u32,
+    /// `Sync`s the server will answer, and those it has (counting up,
+    /// wrapping): groups are numbered by them, not by `ReadyForQuery`,
+    /// which queries get too, and a query the server skips never does.
+    syncs_sent: u32,
+    syncs_answered: u32,
 }
 
 impl Pooling {
@@ -248,19 +253,19 @@ impl Pooling {
             unnamed_here: false,
             sql_prepared: false,
             unknown_names: VecDeque::new(),
-            ready: 0,
+            syncs_sent: 0,
+            syncs_answered: 0,
         }
     }
 
     /// A `Bind` or `Describe` names `name`, a statement the client never
-    /// prepared, in the group ended by the `outstanding`th
-    /// `ReadyForQuery` to come after those already owed.
-    fn unknown(&mut self, outstanding: u32, name: &[u8]) {
+    /// prepared, in the group the next `Sync` ends.
+    fn unknown(&mut self, name: &[u8]) {
         // One per group is ever answered (the server skips the rest of a
         // group after an error), so a client cannot grow this past the
         // groups it has in flight.
-        let end = self.ready.wrapping_add(outstanding).wrapping_add(1);
-        if self.unknown_names.back().is_some_and(|(e, _)| *e == end)
+        let group = self.syncs_sent;
+        if self.unknown_names.back().is_some_and(|(g, _)| *g == group)
             || self.unknown_names.len() >= KEPT_UNKNOWN_NAMES
         {
             // Past the bound the server's own words go through.
@@ -270,14 +275,20 @@ impl Pooling {
         while cut < name.len() && cut > 0 && name[cut] & 0xC0 == 0x80 {
             cut -= 1;
         }
-        self.unknown_names.push_back((end, name[..cut].into()));
+        self.unknown_names.push_back((group, name[..cut].into()));
     }
 
-    /// A `ReadyForQuery`: names of the groups it ends are forgotten.
-    fn ready_for_query(&mut self) {
-        self.ready = self.ready.wrapping_add(1);
-        while let Some((end, _)) = self.unknown_names.front()
-            && (end.wrapping_sub(self.ready) as i32) <= 0
+    /// A `Sync` the server will answer was sent.
+    fn sync_sent(&mut self) {
+        self.syncs_sent = self.syncs_sent.wrapping_add(1);
+    }
+
+    /// A `Sync` was answered (or will never be): names of its group are
+    /// forgotten.
+    fn sync_answered(&mut self) {
+        self.syncs_answered = self.syncs_answered.wrapping_add(1);
+        while let Some((group, _)) = self.unknown_names.front()
+            && (group.wrapping_sub(self.syncs_answered) as i32) < 0
         {
             self.unknown_names.pop_front();
         }
@@ -294,14 +305,21 @@ impl Pooling {
         let len = message[at + 1..].iter().position(|&c| c == b'"')?;
         let server = &message[at + 1..at + 1 + len];
         let name: Box<[u8]> = if server == no_statement().as_slice() {
-            let end = self.ready.wrapping_add(1);
             match self.unknown_names.front() {
-                Some((e, _)) if *e == end => self.unknown_names.pop_front()?.1,
+                Some((g, _)) if *g == self.syncs_answered => self.unknown_names.pop_front()?.1,
                 _ => return None,
             }
         } else {
+            // Only when one of the client's names stands for it: names
+            // with the same text share a server statement, and which one
+            // the failing message named is not kept.
             let id = id_of(server)?;
-            self.named.iter().find(|(_, st)| st.id == id)?.0.clone()
+            let mut names = self.named.iter().filter(|(_, st)| st.id == id);
+            let (name, _) = names.next()?;
+            if names.next().is_some() {
+                return None;
+            }
+            name.clone()
         };
         let after = &message[at + len + 2..];
         let mut told = Vec::with_capacity(message.len() + name.len());
@@ -388,6 +406,7 @@ impl Tracker {
             outstanding: 0,
             unsynced: false,
             copy_in: false,
+            copy_ended_early: false,
             discarding: false,
             transaction: b'I',
             pending: VecDeque::new(),
@@ -636,6 +655,30 @@ impl Tracker {
         !answering && !self.idle()
     }
 
+    /// `CopyInResponse` to the `Execute` first in line: a `Sync` the
+    /// client sent after it without waiting (as libpq does) reached the
+    /// server in copy-in mode, which ignores it, so it is owed nothing.
+    fn copy_in_started(&mut self) {
+        let ended_early = std::mem::take(&mut self.copy_ended_early);
+        self.copy_in = !ended_early;
+        // A client that ended the COPY blind may have sent its Sync before
+        // or after the end: it stays owed (the safe side: the connection
+        // is held, never lent while answers are on their way).
+        if !ended_early
+            && matches!(self.pending.front(), Some(Pending::Execute { .. }))
+            && matches!(self.pending.get(1), Some(Pending::Sync))
+        {
+            self.pending.remove(1);
+            self.outstanding = self.outstanding.saturating_sub(1);
+            if let Some(at) = self.completions.iter().position(|c| *c == Completion::Sync) {
+                self.completions.remove(at);
+            }
+            if let Some(pooling) = self.pooling.as_mut() {
+                pooling.sync_answered();
+            }
+        }
+    }
+
     /// A `Flush`: the client waits for the answers to every `Execute`
     /// sent so far.
     fn ask_for_answers(&mut self) {
@@ -682,13 +725,19 @@ impl Tracker {
             }
             // COPY data belongs to a statement already in flight.
             (Direction::ToUpstream, b'd') => {}
-            (Direction::ToUpstream, b'c' | b'f') => self.copy_in = false,
+            (Direction::ToUpstream, b'c' | b'f') => {
+                // Before the server said it waits for data: a client
+                // sending blind, which has ended the COPY already.
+                self.copy_ended_early = !self.copy_in;
+                self.copy_in = false;
+            }
             (Direction::ToUpstream, b'H') => {
                 self.unsynced = true;
                 self.ask_for_answers();
             }
             (Direction::ToUpstream, _) => self.unsynced = true,
-            (Direction::ToClient, b'G' | b'W') => self.copy_in = true,
+            (Direction::ToClient, b'G') => self.copy_in_started(),
+            (Direction::ToClient, b'W') => self.copy_in = true,
             (Direction::ToClient, _) => {}
         }
     }
@@ -822,8 +871,13 @@ impl Tracker {
                     return Verdict::Replace(message);
                 }
             }
+            // The server ignores a Sync while it waits for COPY data.
+            (Direction::ToUpstream, b'S') if self.copy_in => {}
             (Direction::ToUpstream, b'S') => {
                 self.outstanding += 1;
+                if let Some(pooling) = self.pooling.as_mut() {
+                    pooling.sync_sent();
+                }
                 self.unsynced = false;
                 self.discarding = false;
                 self.skipping_to_sync = false;
@@ -1112,7 +1166,21 @@ impl Tracker {
                         }
                     }
                     Some(Pending::Answer(_)) => {
-                        self.pending.pop_front();
+                        // A Bind (or Describe) failed: the statement it
+                        // was bound for failed with it (planned at Bind).
+                        while let Some(Pending::Answer(_)) = self.pending.front() {
+                            self.pending.pop_front();
+                        }
+                        if let Some(Pending::Execute { .. }) = self.pending.front()
+                            && let Some(Pending::Execute {
+                                statement,
+                                started,
+                                policy,
+                                ..
+                            }) = self.pending.pop_front()
+                        {
+                            self.report(statement, Protocol::Extended, started, None, code, policy);
+                        }
                     }
                     Some(Pending::Sync) => {
                         self.skip_completions_to_sync();
@@ -1141,9 +1209,6 @@ impl Tracker {
             (Direction::ToClient, b'Z') => {
                 self.copy_in = false;
                 self.outstanding = self.outstanding.saturating_sub(1);
-                if let Some(pooling) = self.pooling.as_mut() {
-                    pooling.ready_for_query();
-                }
                 self.transaction = body.first().copied().unwrap_or(b'E');
                 while let Some(p) = self.pending.pop_front() {
                     match p {
@@ -1164,6 +1229,9 @@ impl Tracker {
                                 if c == Completion::Sync {
                                     break;
                                 }
+                            }
+                            if let Some(pooling) = self.pooling.as_mut() {
+                                pooling.sync_answered();
                             }
                             break;
                         }
@@ -1251,7 +1319,6 @@ impl Tracker {
     /// statement the gateway carries names the server's statement, which
     /// is prepared first when the lent connection lacks it.
     fn carry_named(&mut self, tag: u8, body: &[u8]) -> Option<Vec<u8>> {
-        let outstanding = self.outstanding;
         let pooling = self.pooling.as_mut()?;
         // Bind: portal, then the statement's name. Describe: 'S', then the
         // name ('P' names a portal).
@@ -1269,7 +1336,7 @@ impl Tracker {
             }
             // The unnamed statement left by the connection's previous
             // client.
-            pooling.unknown(outstanding, name);
+            pooling.unknown(name);
             return Some(unknown_statement(
                 tag,
                 &body[..before],
@@ -1283,7 +1350,7 @@ impl Tracker {
             // names, or any other), which this client must not run or
             // describe. A name that exists nowhere gets the server's own
             // "does not exist".
-            pooling.unknown(outstanding, name);
+            pooling.unknown(name);
             return Some(unknown_statement(
                 tag,
                 &body[..before],
