@@ -139,7 +139,8 @@ runs_direct=""; runs_bouncer=""; runs_latchkey=""; runs_noaudit=""; runs_relay="
 # proxy's process, the kernel's softirq work (TCP on loopback), and how
 # much of the machine stayed idle.
 postmaster=$(head -1 "$work/pg/postmaster.pid")
-pgbouncer_pid=$(pgrep -f "pgbouncer $work/pgbouncer.ini" | head -1 || true)
+# Anchored: the runuser wrapper around it names the same file.
+pgbouncer_pid=$(pgrep -f "^$pgbouncer $work/pgbouncer.ini" | head -1 || true)
 declare -A cpu
 postgres_ticks() { echo $(( $(ticks "$postmaster" $(pgrep -P "$postmaster")) + $(awk '{print $16 + $17}' "/proc/$postmaster/stat") )); }
 measured() { # target, then run's arguments; the proxy's pid in $proxy; sets t (TPS)

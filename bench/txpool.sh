@@ -125,7 +125,7 @@ else
     "$pgbouncer" "$work/pgbouncer.ini" >/dev/null 2>&1 &
 fi
 wait_port "$pgb_port"
-pgbouncer_pid=$(pgrep -f "pgbouncer $work/pgbouncer.ini" | head -1 || true)
+pgbouncer_pid=$(pgrep -f "^$pgbouncer $work/pgbouncer.ini" | head -1 || true)
 
 # run CONNINFO PASSWORD [pgbench flags...]: "TPS FAILED" (RUN_CLIENTS and
 # RUN_THREADS, when set, override the clients and threads)

@@ -220,10 +220,23 @@ elif scenario == "carried":
     raw.send_query_params(b"COPY copied FROM STDIN", None)
     res = raw.get_result()
     result["copy_in"] = res.status == psycopg.pq.ExecStatus.COPY_IN
+    # Mid-COPY the connection is not lent (red team: b's query landed in
+    # the COPY): b waits for it.
+    during = {}
+    def b_during_copy():
+        try:
+            during["b"] = one(b, "SELECT 'b-during-copy'")
+        except psycopg.Error as e:
+            during["b"] = e.sqlstate
+    waiter = threading.Thread(target=b_during_copy)
+    waiter.start()
+    time.sleep(0.5)
     raw.put_copy_data(b"7\n")
     raw.put_copy_end()
     result["copy_done"] = raw.get_result().status == psycopg.pq.ExecStatus.COMMAND_OK
     raw.get_result()
+    waiter.join()
+    result["b_during_copy"] = during.get("b")
     result["copied_seen_by_b"] = one(b, "SELECT sum(x) FROM copied")
     raw.finish()
 
@@ -660,6 +673,7 @@ fn settings_are_carried_and_session_state_pins_or_is_refused() {
     assert_eq!(r["copy_in"], true, "{r}");
     assert_eq!(r["copy_done"], true, "{r}");
     assert_eq!(r["copied_seen_by_b"], 7, "{r}");
+    assert_eq!(r["b_during_copy"], "b-during-copy", "{r}");
     assert!(
         r["unnamed_message"]
             .as_str()

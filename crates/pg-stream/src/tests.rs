@@ -1410,6 +1410,8 @@ fn red_team_round_2_copy_syncs_groups_shared_names_and_bind_errors() {
             chunk,
             &mut t,
         );
+        // Round 3: nothing is owed, but the COPY runs: not to be lent.
+        assert!(!t.idle(), "chunk {chunk}: mid-COPY");
         passed(
             Direction::ToUpstream,
             &[msg(b'd', b"1\n"), msg(b'c', b""), sync.clone()].concat(),
@@ -1539,4 +1541,78 @@ fn red_team_round_2_copy_syncs_groups_shared_names_and_bind_errors() {
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].2.as_deref(), Some("22012"), "{seen:?}");
     assert!(t.idle());
+}
+
+#[test]
+fn red_team_round_3_a_sync_during_copy_holds_the_connection_and_a_bind_error_names_its_own_statement()
+ {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let ready = msg(b'Z', b"I");
+    // A Sync sent during COPY behind a bad row: the server answers it or
+    // not (depending on when the COPY failed), so the connection is
+    // never idle again.
+    let mut t = pooled(&book);
+    passed(
+        Direction::ToUpstream,
+        &msg(b'Q', b"COPY t FROM STDIN\0"),
+        usize::MAX,
+        &mut t,
+    );
+    passed(
+        Direction::ToClient,
+        &msg(b'G', b"\0\0\0"),
+        usize::MAX,
+        &mut t,
+    );
+    passed(
+        Direction::ToUpstream,
+        &[msg(b'd', b"notanint\n"), msg(b'S', b"")].concat(),
+        usize::MAX,
+        &mut t,
+    );
+    passed(
+        Direction::ToClient,
+        &[error("22P02"), ready.clone(), ready.clone()].concat(),
+        usize::MAX,
+        &mut t,
+    );
+    assert!(!t.idle(), "out of step: held, never lent");
+
+    // Parse p2; Bind p1 (fails); Bind p2; Execute; Sync: the error is
+    // p1's Bind's, and p2's Execute never ran.
+    let (mut t, sink) = tracker();
+    passed(
+        Direction::ToUpstream,
+        &[msg(b'P', b"p1\0SELECT $1::int\0\0\0"), msg(b'S', b"")].concat(),
+        usize::MAX,
+        &mut t,
+    );
+    passed(
+        Direction::ToClient,
+        &[msg(b'1', b""), ready.clone()].concat(),
+        usize::MAX,
+        &mut t,
+    );
+    passed(
+        Direction::ToUpstream,
+        &[
+            msg(b'P', b"p2\0SELECT 2\0\0\0"),
+            msg(b'B', b"\0p1\0\0\0\0\x01\0\0\0\x03abc\0\0"),
+            msg(b'B', b"\0p2\0\0\0\0\0\0\0"),
+            msg(b'E', b"\0\0\0\0\0"),
+            msg(b'S', b""),
+        ]
+        .concat(),
+        usize::MAX,
+        &mut t,
+    );
+    passed(
+        Direction::ToClient,
+        &[msg(b'1', b""), error("22P02"), ready.clone()].concat(),
+        usize::MAX,
+        &mut t,
+    );
+    assert!(t.idle());
+    let seen = statements(&sink);
+    assert!(seen.is_empty(), "neither ran: {seen:?}");
 }

@@ -167,6 +167,11 @@ pub struct Tracker {
     copy_in: bool,
     /// The client sent `CopyDone` or `CopyFail` before `CopyInResponse`.
     copy_ended_early: bool,
+    /// The client sent a `Sync` during COPY: the server answers it or not
+    /// depending on whether the COPY had failed by the time it arrived,
+    /// which the gateway cannot know. The server connection is never
+    /// idle again (held by this client, closed after it).
+    out_of_step: bool,
     /// An extended-protocol error with no `Sync` sent since: the server
     /// discards everything until the client's `Sync`, and answers nothing.
     discarding: bool,
@@ -407,6 +412,7 @@ impl Tracker {
             unsynced: false,
             copy_in: false,
             copy_ended_early: false,
+            out_of_step: false,
             discarding: false,
             transaction: b'I',
             pending: VecDeque::new(),
@@ -628,9 +634,14 @@ impl Tracker {
         self.gate.is_some() || self.pooling.is_some()
     }
 
-    /// The server has answered everything and is outside a transaction.
+    /// The server has answered everything and is outside a transaction
+    /// (and out of COPY, whose `Sync` may be answered before it ends).
     pub fn idle(&self) -> bool {
-        self.outstanding == 0 && !self.unsynced && self.transaction == b'I'
+        self.outstanding == 0
+            && !self.unsynced
+            && self.transaction == b'I'
+            && !self.copy_in
+            && !self.out_of_step
     }
 
     /// Something was sent that the server has not finished answering.
@@ -871,8 +882,9 @@ impl Tracker {
                     return Verdict::Replace(message);
                 }
             }
-            // The server ignores a Sync while it waits for COPY data.
-            (Direction::ToUpstream, b'S') if self.copy_in => {}
+            // The server ignores a Sync while it waits for COPY data, and
+            // answers one that arrives after the COPY failed.
+            (Direction::ToUpstream, b'S') if self.copy_in => self.out_of_step = true,
             (Direction::ToUpstream, b'S') => {
                 self.outstanding += 1;
                 if let Some(pooling) = self.pooling.as_mut() {
@@ -1165,13 +1177,19 @@ impl Tracker {
                             );
                         }
                     }
-                    Some(Pending::Answer(_)) => {
-                        // A Bind (or Describe) failed: the statement it
-                        // was bound for failed with it (planned at Bind).
-                        while let Some(Pending::Answer(_)) = self.pending.front() {
+                    Some(Pending::Answer(answer)) => {
+                        // A Bind failed: the Execute of the portal it was
+                        // making (after any Describe of it) failed with it:
+                        // the statement is planned at Bind.
+                        let bind = *answer == AnswerTo::Bind;
+                        self.pending.pop_front();
+                        while bind
+                            && let Some(Pending::Answer(AnswerTo::Describe)) = self.pending.front()
+                        {
                             self.pending.pop_front();
                         }
-                        if let Some(Pending::Execute { .. }) = self.pending.front()
+                        if bind
+                            && let Some(Pending::Execute { .. }) = self.pending.front()
                             && let Some(Pending::Execute {
                                 statement,
                                 started,
