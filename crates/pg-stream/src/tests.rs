@@ -1616,3 +1616,48 @@ fn red_team_round_3_a_sync_during_copy_holds_the_connection_and_a_bind_error_nam
     let seen = statements(&sink);
     assert!(seen.is_empty(), "neither ran: {seen:?}");
 }
+
+#[test]
+fn red_team_round_4_an_extended_copy_ended_without_sync_is_still_owed() {
+    // Extended COPY as libpq sends it, then CopyDone (or CopyFail) with
+    // no Sync yet: the server answers the COPY only at the next Sync, so
+    // the connection is not idle until that Sync is answered.
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    for end in [msg(b'c', b""), msg(b'f', b"no\0")] {
+        let mut t = pooled(&book);
+        passed(
+            Direction::ToUpstream,
+            &[
+                msg(b'P', b"\0COPY t FROM STDIN\0\0\0"),
+                msg(b'B', b"\0\0\0\0\0\0\0\0"),
+                msg(b'E', b"\0\0\0\0\0"),
+                msg(b'S', b""),
+            ]
+            .concat(),
+            usize::MAX,
+            &mut t,
+        );
+        passed(
+            Direction::ToClient,
+            &[msg(b'1', b""), msg(b'2', b""), msg(b'G', b"\0\0\0")].concat(),
+            usize::MAX,
+            &mut t,
+        );
+        passed(
+            Direction::ToUpstream,
+            &[msg(b'd', b"7\n"), end.clone()].concat(),
+            usize::MAX,
+            &mut t,
+        );
+        assert!(!t.idle(), "the COPY's answer waits for a Sync");
+        passed(Direction::ToUpstream, &msg(b'S', b""), usize::MAX, &mut t);
+        assert!(!t.idle());
+        passed(
+            Direction::ToClient,
+            &[msg(b'C', b"COPY 1\0"), msg(b'Z', b"I")].concat(),
+            usize::MAX,
+            &mut t,
+        );
+        assert!(t.idle(), "answered");
+    }
+}

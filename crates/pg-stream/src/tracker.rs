@@ -636,12 +636,15 @@ impl Tracker {
 
     /// The server has answered everything and is outside a transaction
     /// (and out of COPY, whose `Sync` may be answered before it ends).
+    /// Anything still waiting for its answer also keeps it busy, however
+    /// the counts stand.
     pub fn idle(&self) -> bool {
         self.outstanding == 0
             && !self.unsynced
             && self.transaction == b'I'
             && !self.copy_in
             && !self.out_of_step
+            && self.pending.is_empty()
     }
 
     /// Something was sent that the server has not finished answering.
@@ -687,6 +690,9 @@ impl Tracker {
             if let Some(pooling) = self.pooling.as_mut() {
                 pooling.sync_answered();
             }
+            // The COPY's group is open again: its CommandComplete (or
+            // error) comes only after the client's next Sync.
+            self.unsynced = true;
         }
     }
 
