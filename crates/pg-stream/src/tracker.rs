@@ -717,8 +717,14 @@ impl Tracker {
             Direction::ToClient => {
                 matches!(
                     tag,
-                    b'C' | b'E' | b'Z' | b'S' | b'I' | b's' | b'1' | b'2' | b'3' | b'T' | b'n'
-                )
+                    b'C' | b'E' | b'Z' | b'S' | b'I' | b's' | b'1' | b'2' | b'3'
+                ) || (matches!(tag, b'T' | b'n')
+                    // Every simple query's rows are described: only a
+                    // Describe waiting for its answer needs to see these.
+                    && matches!(
+                        self.pending.front(),
+                        Some(Pending::Answer(AnswerTo::Describe))
+                    ))
             }
         }
     }
