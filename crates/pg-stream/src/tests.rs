@@ -1169,6 +1169,18 @@ fn missing_statement(name: &str) -> Vec<u8> {
     )
 }
 
+/// The gateway's server name for the statement with this Parse body.
+fn server_name_of(book: &crate::prepared::StatementBook, body: &[u8]) -> String {
+    String::from_utf8(crate::prepared::server_name(book.intern(body).id)).unwrap()
+}
+
+/// The server's answers to a group whose Bind or Describe named a
+/// statement the client never prepared: the gateway's Close of it, then
+/// "does not exist", then ReadyForQuery.
+fn unknown_group_answers() -> Vec<u8> {
+    [msg(b'3', b""), missing_statement(&NONE), msg(b'Z', b"I")].concat()
+}
+
 #[test]
 fn a_statement_the_client_never_prepared_is_reported_in_its_own_name() {
     let book = Arc::new(crate::prepared::StatementBook::default());
@@ -1199,14 +1211,10 @@ fn a_statement_the_client_never_prepared_is_reported_in_its_own_name() {
         let told = passed(
             Direction::ToClient,
             &[
-                msg(b'3', b""),
-                missing_statement(&NONE),
-                ready.clone(),
+                unknown_group_answers(),
                 msg(b'C', b"SELECT 1\0"),
                 ready.clone(),
-                msg(b'3', b""),
-                missing_statement(&NONE),
-                ready.clone(),
+                unknown_group_answers(),
             ]
             .concat(),
             chunk,
@@ -1355,10 +1363,7 @@ fn a_deallocated_statement_is_reported_in_the_clients_name() {
         usize::MAX,
         &mut t,
     );
-    let server = String::from_utf8(crate::prepared::server_name(
-        book.intern(b"SELECT 1\0\0\0").id,
-    ))
-    .unwrap();
+    let server = server_name_of(&book, b"SELECT 1\0\0\0");
     passed(
         Direction::ToUpstream,
         &[msg(b'B', b"\0mine\0\0\0\0\0\0\0"), sync.clone()].concat(),
@@ -1445,15 +1450,7 @@ fn red_team_round_2_copy_syncs_groups_shared_names_and_bind_errors() {
         );
         let told = passed(
             Direction::ToClient,
-            &[
-                msg(b'3', b""),
-                missing_statement(&NONE),
-                ready.clone(),
-                msg(b'3', b""),
-                missing_statement(&NONE),
-                ready.clone(),
-            ]
-            .concat(),
+            &[unknown_group_answers(), unknown_group_answers()].concat(),
             chunk,
             &mut t,
         );
@@ -1474,12 +1471,7 @@ fn red_team_round_2_copy_syncs_groups_shared_names_and_bind_errors() {
             chunk,
             &mut t,
         );
-        let told = passed(
-            Direction::ToClient,
-            &[msg(b'3', b""), missing_statement(&NONE), ready.clone()].concat(),
-            chunk,
-            &mut t,
-        );
+        let told = passed(Direction::ToClient, &unknown_group_answers(), chunk, &mut t);
         assert_eq!(told, [missing_statement("bad3"), ready.clone()].concat());
         assert!(t.idle());
     }
@@ -1498,10 +1490,7 @@ fn red_team_round_2_copy_syncs_groups_shared_names_and_bind_errors() {
         usize::MAX,
         &mut t,
     );
-    let server = String::from_utf8(crate::prepared::server_name(
-        book.intern(b"SELECT 42\0\0\0").id,
-    ))
-    .unwrap();
+    let server = server_name_of(&book, b"SELECT 42\0\0\0");
     passed(
         Direction::ToUpstream,
         &[msg(b'B', b"\0bravo\0\0\0\0\0\0\0"), sync.clone()].concat(),
