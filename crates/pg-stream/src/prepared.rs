@@ -45,9 +45,7 @@ pub fn server_name(id: u64) -> Vec<u8> {
 
 /// What a client's `Bind` or `Describe` of a statement it never prepared
 /// is sent to (after a `Close` of it: see `Tracker::carry_named`).
-pub(crate) fn no_statement() -> Vec<u8> {
-    b"_lk_none".to_vec()
-}
+pub(crate) const NO_STATEMENT: &[u8] = b"_lk_none";
 
 /// The statement id in a server name the gateway gave, if it is one.
 pub(crate) fn id_of(server_name: &[u8]) -> Option<u64> {
@@ -148,7 +146,7 @@ pub(crate) fn close_statement(name: &[u8]) -> Vec<u8> {
 /// `CloseComplete`, which stands for a `ParseComplete` the server need
 /// not earn again.
 pub(crate) fn close_nothing() -> Vec<u8> {
-    close_statement(&no_statement())
+    close_statement(NO_STATEMENT)
 }
 
 pub(crate) const PARSE_COMPLETE: [u8; 5] = [b'1', 0, 0, 0, 4];
@@ -188,7 +186,7 @@ mod tests {
         assert_eq!(a.server_name(), b"_lk_1");
         assert_eq!(id_of(&a.server_name()), Some(a.id));
         assert_eq!(id_of(&server_name(u64::MAX)), Some(u64::MAX));
-        assert_eq!(id_of(&no_statement()), None);
+        assert_eq!(id_of(NO_STATEMENT), None);
         assert_eq!(id_of(b"_lk_01"), None);
     }
 

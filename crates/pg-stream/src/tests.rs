@@ -24,7 +24,7 @@ fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
 static LK1: LazyLock<String> =
     LazyLock::new(|| String::from_utf8(crate::prepared::server_name(1)).unwrap());
 static NONE: LazyLock<String> =
-    LazyLock::new(|| String::from_utf8(crate::prepared::no_statement()).unwrap());
+    LazyLock::new(|| String::from_utf8(crate::prepared::NO_STATEMENT.to_vec()).unwrap());
 
 /// The Close that goes before a Bind or Describe of a statement the
 /// client never prepared.

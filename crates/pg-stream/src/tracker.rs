@@ -12,8 +12,8 @@ use latchkey_sqlguard::{Deallocation, PinCause, Rules, Verdict as Guard, session
 use latchkey_sqlnorm::Dialect;
 
 use crate::prepared::{
-    Interned, PARSE_COMPLETE, ServerStatements, StatementBook, close_nothing, close_statement,
-    id_of, no_statement, parse_message, renamed, server_name,
+    Interned, NO_STATEMENT, PARSE_COMPLETE, ServerStatements, StatementBook, close_nothing,
+    close_statement, id_of, parse_message, renamed, server_name,
 };
 
 /// A client's `Bind` or `Describe` (`before` the name and `after` it) of
@@ -26,10 +26,9 @@ fn unknown_statement(
     after: &[u8],
     completions: &mut VecDeque<Completion>,
 ) -> Vec<u8> {
-    let none = no_statement();
     completions.push_back(Completion::Drop);
-    let mut out = close_statement(&none);
-    out.extend_from_slice(&renamed(tag, before, &none, after));
+    let mut out = close_statement(NO_STATEMENT);
+    out.extend_from_slice(&renamed(tag, before, NO_STATEMENT, after));
     out
 }
 
@@ -233,7 +232,7 @@ pub struct Pooling {
     /// client's.
     sql_prepared: bool,
     /// Names the client used for statements it never prepared (sent on as
-    /// [`no_statement`]), each with the number of its `Sync` group: the
+    /// [`NO_STATEMENT`]), each with the number of its `Sync` group: the
     /// server's "does not exist" is told in the client's own name.
     unknown_names: VecDeque<(u32, Box<[u8]>)>,
     /// `Sync`s the server will answer, and those it has (counting up,
@@ -301,7 +300,7 @@ impl Pooling {
 
     /// The server's `26000` for a statement under a name the gateway
     /// gave, retold with the name the client used, as PostgreSQL would
-    /// have told it: [`no_statement`] for a name the client never
+    /// have told it: [`NO_STATEMENT`] for a name the client never
     /// prepared, or one of its own statements' server names (a function
     /// ran `DEALLOCATE ALL`).
     fn retell_unknown(&mut self, body: &[u8]) -> Option<Vec<u8>> {
@@ -309,7 +308,7 @@ impl Pooling {
         let at = message.windows(5).position(|w| w == b"\"_lk_")?;
         let len = message[at + 1..].iter().position(|&c| c == b'"')?;
         let server = &message[at + 1..at + 1 + len];
-        let name: Box<[u8]> = if server == no_statement().as_slice() {
+        let name: Box<[u8]> = if server == NO_STATEMENT {
             match self.unknown_names.front() {
                 Some((g, _)) if *g == self.syncs_answered => self.unknown_names.pop_front()?.1,
                 _ => return None,
