@@ -1,40 +1,7 @@
 //! The byte window each relay direction reads into, scans and writes
 //! from, shared by the protocols' buffers.
 
-use std::cell::RefCell;
-
-/// The window's size, and what a grown one shrinks back to.
-pub const BUFFER: usize = 16 * 1024;
-
-/// Spare buffers kept per thread for windows that were
-/// [`release`](Window::release)d: an idle session holds no buffer, and a
-/// busy one that releases and takes one back between reads neither
-/// allocates nor locks.
-const SPARE_MOST: usize = 64;
-
-thread_local! {
-    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A buffer of [`BUFFER`] bytes, a spare one where the thread has it.
-fn take_buffer() -> Vec<u8> {
-    SPARE
-        .try_with(|spare| spare.borrow_mut().pop())
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| vec![0; BUFFER])
-}
-
-/// Keeps `buf` (of [`BUFFER`] bytes) for the next window on this thread,
-/// or frees it when enough are kept.
-fn give_buffer(buf: Vec<u8>) {
-    let _ = SPARE.try_with(|spare| {
-        let mut spare = spare.borrow_mut();
-        if spare.len() < SPARE_MOST {
-            spare.push(buf);
-        }
-    });
-}
+pub use latchkey_spare::BUFFER;
 
 /// One direction's bytes, in a buffer reused from read to read: read,
 /// scanned up to a message boundary, and written on.
@@ -96,7 +63,7 @@ impl Window {
     #[inline]
     pub fn space(&mut self) -> &mut [u8] {
         if self.buf.is_empty() {
-            self.buf = take_buffer();
+            self.buf = latchkey_spare::take();
         }
         &mut self.buf[self.end..]
     }
@@ -111,9 +78,7 @@ impl Window {
         let buf = std::mem::take(&mut self.buf);
         (self.start, self.scanned, self.end) = (0, 0, 0);
         // A grown buffer is freed: spare ones are BUFFER long.
-        if buf.len() == BUFFER {
-            give_buffer(buf);
-        }
+        latchkey_spare::give(buf);
         true
     }
 

@@ -38,9 +38,9 @@ use latchkey_my_stream::{Guarded as _, Intercepted, Interception, Tracker};
 use latchkey_mywire::{self as wire, ClientHello, HandshakeV10, OkInfo};
 use latchkey_sqlguard::{CHANGE_PASSWORD_ACTION, DYNAMIC_SQL_ACTION, Refusal};
 use latchkey_store::{Engine, StatementPolicy};
+use latchkey_tls_server::TlsAcceptor;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsAcceptor;
 use zeroize::Zeroizing;
 
 use crate::relay::{MyRelay, Relay, RelayError, Stop};
@@ -166,7 +166,7 @@ impl Mysql {
         tls.alpn_protocols = Vec::new();
         let first_id: [u8; 2] = latchkey_store::random()?;
         Ok(Self {
-            tls: TlsAcceptor::from(Arc::new(tls)),
+            tls: TlsAcceptor::new(tls),
             kills: Mutex::new(HashMap::new()),
             // Ids start anywhere in the first 64Ki so that restarts do
             // not hand out the same ones.
@@ -240,8 +240,7 @@ impl Protocol for Mysql {
                 return Ok(Opening::Plaintext { user });
             }
         }
-        let tls = self.tls.accept(tcp).await?;
-        let sni = tls.get_ref().1.server_name().map(str::to_owned);
+        let (tls, sni) = self.tls.accept(tcp).await?;
         let mut stream: Box<dyn Stream> = Box::new(tls);
         let (seq, payload) = read_packet(&mut stream, MAX_AUTH_PACKET).await?;
         // It may carry the token: wiped when dropped.

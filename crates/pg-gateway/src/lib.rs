@@ -34,9 +34,9 @@ use latchkey_gateway::{
 };
 use latchkey_pgwire::{self as wire, Severity, Startup};
 use latchkey_store::Engine;
+use latchkey_tls_server::TlsAcceptor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsAcceptor;
 
 use crate::relay::{End, PgRelay, Relay, RelayError};
 use crate::upstream::{CancelTarget, Refused, Upstream};
@@ -144,7 +144,7 @@ impl Postgres {
         let mut tls = (*tls).clone();
         tls.alpn_protocols = vec![b"postgresql".to_vec()];
         Self {
-            tls: TlsAcceptor::from(Arc::new(tls)),
+            tls: TlsAcceptor::new(tls),
             cancels: Mutex::new(HashMap::new()),
             book: Arc::default(),
         }
@@ -327,8 +327,8 @@ impl Protocol for Postgres {
         let mut secure = true;
         let startup = if first[0] == 0x16 {
             // PostgreSQL 17 direct TLS: the client starts with a ClientHello.
-            let tls = self.tls.accept(tcp).await?;
-            sni = tls.get_ref().1.server_name().map(str::to_owned);
+            let (tls, name) = self.tls.accept(tcp).await?;
+            sni = name;
             stream = Box::new(tls);
             read_startup(&mut stream).await?
         } else {
@@ -336,8 +336,8 @@ impl Protocol for Postgres {
                 match read_startup(&mut tcp).await? {
                     Startup::Ssl => {
                         tcp.write_all(b"S").await?;
-                        let tls = self.tls.accept(tcp).await?;
-                        sni = tls.get_ref().1.server_name().map(str::to_owned);
+                        let (tls, name) = self.tls.accept(tcp).await?;
+                        sni = name;
                         stream = Box::new(tls);
                         break read_startup(&mut stream).await?;
                     }
