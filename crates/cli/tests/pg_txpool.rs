@@ -298,6 +298,24 @@ elif scenario == "queue_cancel_dying":
         result["cancel"] = e.sqlstate
     result["cancel_after"] = time.time() - started
     a.rollback()
+    # libpq 17's cancel (psycopg's cancel_safe) also wants the cancel
+    # connection to end cleanly: a TLS close_notify, as PostgreSQL sends.
+    def cancel_safe_later():
+        time.sleep(0.7)
+        try:
+            a.cancel_safe(timeout=5)
+            result["cancel_safe"] = "ok"
+        except Exception as e:
+            result["cancel_safe"] = str(e)
+    canceller = threading.Thread(target=cancel_safe_later)
+    canceller.start()
+    try:
+        a.execute("SELECT pg_sleep(20)")
+        result["cancel_safe_query"] = "not cancelled"
+    except errors.QueryCanceled as e:
+        result["cancel_safe_query"] = e.sqlstate
+    canceller.join()
+    a.rollback()
     with connect(autocommit=True) as b:
         result["after_cancel"] = b.execute("SELECT 42").fetchone()[0]
     # The backend dies mid-transaction: this client is told, others go on.
@@ -836,6 +854,8 @@ fn the_queue_and_idle_transactions_time_out_cancels_reach_the_current_backend_an
     assert_eq!(r["cancel"], "57014", "{r}");
     assert!(r["cancel_after"].as_f64().unwrap() < 5.0, "{r}");
     assert_eq!(r["after_cancel"], 42, "{r}");
+    assert_eq!(r["cancel_safe_query"], "57014", "{r}");
+    assert_eq!(r["cancel_safe"], "ok", "{r}");
     assert!(r["dead"].as_str().unwrap() != "survived", "{r}");
     assert_eq!(r["after_death"], 7, "{r}");
     assert_eq!(

@@ -167,7 +167,8 @@ pub struct Login<S> {
     /// the audit record names it.
     pub database: String,
     /// The token, or why it could not be read from the protocol's
-    /// password packet. Wiped when dropped.
+    /// password packet. Wiped when dropped, and taken (and so dropped)
+    /// as soon as it has been checked.
     pub password: Result<Zeroizing<Vec<u8>>, String>,
     /// The TLS server name the client sent.
     pub sni: Option<String>,
@@ -331,6 +332,13 @@ struct Admitted<'g, P: Protocol> {
     _slot: Slot<'g>,
 }
 
+/// Moves a value out of its box and frees the box. Moving out with `*`
+/// in an async function would free the box only when the function's
+/// variable goes out of scope: at the session's end.
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
+}
+
 /// What the console sees of a running gateway, whatever its protocol.
 pub trait Running: Send + Sync {
     fn keeper(&self) -> &Gatekeeper;
@@ -453,7 +461,9 @@ impl<P: Protocol> Gateway<P> {
                 .await?;
             return Ok(None);
         };
-        let checked = match &login.password {
+        // The token is wiped once checked, not held for the session.
+        let token = std::mem::replace(&mut login.password, Err(String::new()));
+        let checked = match &token {
             Ok(password) => keeper.authenticate(
                 password,
                 &login.user,
@@ -464,6 +474,7 @@ impl<P: Protocol> Gateway<P> {
             ),
             Err(why) => Err((FailureKind::MalformedToken, format!("token: {why}"))),
         };
+        drop(token);
         let auth = match checked {
             Ok(auth) => {
                 drop(check);
@@ -653,7 +664,7 @@ impl<P: Protocol> Gateway<P> {
             gate,
             firewalled,
             _slot,
-        } = *admitted;
+        } = unbox(admitted);
         let mut watch = self.keeper.watch(&info, &auth, firewalled);
         let session = Session {
             client,

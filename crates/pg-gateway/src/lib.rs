@@ -369,6 +369,9 @@ impl Protocol for Postgres {
         let params = match startup {
             Startup::Cancel { pid, key } => {
                 self.cancel(pid, key).await;
+                // As PostgreSQL does: libpq 17's cancel calls count an end
+                // without close_notify as a failed cancel.
+                let _ = stream.shutdown().await;
                 return Ok(Opening::Done);
             }
             Startup::Startup { params } => params,
