@@ -335,6 +335,7 @@ struct Admitted<'g, P: Protocol> {
 /// Moves a value out of its box and frees the box. Moving out with `*`
 /// in an async function would free the box only when the function's
 /// variable goes out of scope: at the session's end.
+#[allow(clippy::boxed_local)] // taking the box is the point: it is freed here
 fn unbox<T>(boxed: Box<T>) -> T {
     *boxed
 }
