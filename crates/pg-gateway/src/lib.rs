@@ -96,6 +96,15 @@ impl CancelSlot {
         }
     }
 
+    /// [`CancelSlot::detach`] when no cancel is on its way: true, and none
+    /// may be sent to the connection any more. False when one is: the
+    /// caller must wait for it with `detach`.
+    pub fn detach_at_once(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        *self.lock() = None;
+        self.in_flight.load(SeqCst) == 0
+    }
+
     /// Sends a cancel to where the client's statements run now, if
     /// anywhere. Counted in flight before the target is read, so that a
     /// detach after the read waits for the delivery.
@@ -124,6 +133,12 @@ pub struct Postgres {
 pub struct PgStartup {
     /// Startup parameters to pass upstream (all but `user` and `database`).
     forwarded: Vec<(String, String)>,
+}
+
+/// A session's relay, set up (see `Postgres::start_relay`).
+enum StartedRelay<'k, 's> {
+    Transactions(Box<txn::TxRelay<'k, 's>>),
+    Session(Box<Relay<Box<dyn Stream>>>),
 }
 
 /// A client past its startup, with the cancel key it was given.
@@ -165,6 +180,137 @@ impl Postgres {
         Ok((key, slot))
     }
 
+    /// A session's relay, set up: its tracker, and the transaction relay
+    /// or the session's own, boxed (held across several awaits, inline it
+    /// would be reserved in every session's task, whichever relay it runs).
+    #[allow(clippy::type_complexity)]
+    fn start_relay<'k, 's>(
+        &self,
+        keeper: &'k Gatekeeper,
+        session: Session<'s, Self>,
+        watch: &latchkey_gateway::Watch,
+    ) -> (StartedRelay<'k, 's>, Option<((u32, u32), Arc<CancelSlot>)>) {
+        let Session {
+            client,
+            upstream,
+            info,
+            allowed,
+            gate,
+            auth,
+            login,
+        } = session;
+        let config = &keeper.config;
+        let audit = keeper.statement_audit(info);
+        let PgClient { stream, cancel_key } = client;
+        // The session may start with `standard_conforming_strings` off
+        // (`options=-c standard_conforming_strings=off`, a role or database
+        // setting): the server then reads backslashes otherwise than the
+        // classifier, from the first statement on.
+        let mut gate = gate;
+        let params = &upstream.conn().params;
+        if let Some(gate) = gate.as_mut()
+            && params
+                .iter()
+                .any(|(name, value)| name == "standard_conforming_strings" && value != "on")
+        {
+            gate.backslashes_differ(true);
+        }
+        if let Some(gate) = gate.as_mut()
+            && params.iter().any(|(name, value)| {
+                name == "client_encoding" && !latchkey_pg_stream::reads_as_utf8(value)
+            })
+        {
+            gate.encoding_differs(true);
+        }
+        let tracker = Tracker::new(audit)
+            .allow_password_changes(allowed.password_changes)
+            .allow_dynamic_sql(allowed.dynamic_sql)
+            .with_gate(gate);
+        let upstream = match upstream {
+            Link::Session(upstream) => upstream,
+            Link::Transaction(link) => {
+                let tracker = tracker.with_pooling(latchkey_pg_stream::Pooling::new(
+                    txn::CARRIED,
+                    link.session_state == latchkey_store::SessionState::Refuse,
+                    self.book.clone(),
+                ));
+                let relay = Box::new(txn::TxRelay::new(
+                    stream,
+                    link,
+                    tracker,
+                    config.max_message_size,
+                    watch.counters(),
+                    cancel_key
+                        .as_ref()
+                        .map_or_else(Default::default, |(_, s)| s.clone()),
+                    keeper,
+                    auth,
+                    login,
+                ));
+                return (StartedRelay::Transactions(relay), cancel_key);
+            }
+        };
+        let relay = Box::new(Relay::new(
+            stream,
+            upstream,
+            tracker,
+            config.max_message_size,
+            watch.counters(),
+        ));
+        (StartedRelay::Session(relay), cancel_key)
+    }
+
+    /// Relays a session on its own upstream connection to its end.
+    async fn relay_session(
+        &self,
+        keeper: &Gatekeeper,
+        mut relay: Box<Relay<Box<dyn Stream>>>,
+        cancel_key: Option<((u32, u32), Arc<CancelSlot>)>,
+        watch: &mut latchkey_gateway::Watch,
+    ) -> Relayed<Upstream> {
+        let config = &keeper.config;
+        // Set when the watch ended the session.
+        let mut interrupted = None;
+        let guarded = watch.guard(std::pin::pin!(relay.run())).await;
+        let outcome = match guarded {
+            Ok(Ok(end)) => Ok(end),
+            Ok(Err(e)) => Err((
+                e.to_string(),
+                relay_error_reply(&e, config.max_message_size),
+            )),
+            Err(interrupt) => {
+                interrupted = Some(interrupt);
+                Err((
+                    interrupt.reason().to_owned(),
+                    Some(error_message(Severity::Fatal, "57P01", interrupt.message())),
+                ))
+            }
+        };
+        self.forget_cancel_key(cancel_key);
+        let reason = end_reason(&outcome);
+        if let Err((_, Some(reply))) = &outcome {
+            // Only between whole messages, or the client would misread it.
+            if relay.client_at_boundary() {
+                let _ = relay.client.write_all(reply).await;
+                let _ = relay.client.flush().await;
+            }
+            if relay.tracker.busy() {
+                send_cancel(&relay.upstream.cancel).await;
+            }
+        }
+        let reusable =
+            matches!(outcome, Ok(End::ClientTerminated | End::ClientClosed)) && relay.reusable();
+        // The settings the session changed are what a reset connection
+        // reports until `DISCARD ALL` tells otherwise.
+        for (name, value) in &relay.tracker.parameter_changes {
+            relay.upstream.set_param(name, value);
+        }
+        let statements = relay.tracker.statement_count;
+        let (mut client, relayed) = relay.finish(reason, interrupted, statements, reusable);
+        let _ = client.shutdown().await;
+        relayed
+    }
+
     fn forget_cancel_key(&self, key: Option<((u32, u32), Arc<CancelSlot>)>) {
         if let Some((key, _)) = key {
             self.cancels
@@ -178,7 +324,7 @@ impl Postgres {
     async fn relay_transactions(
         &self,
         keeper: &Gatekeeper,
-        relay: &mut txn::TxRelay<'_>,
+        relay: &mut txn::TxRelay<'_, '_>,
         watch: &mut latchkey_gateway::Watch,
     ) -> Relayed<Upstream> {
         let max = keeper.config.max_message_size;
@@ -532,126 +678,30 @@ impl Protocol for Postgres {
         Ok(())
     }
 
-    async fn relay(
-        &self,
-        keeper: &Gatekeeper,
-        session: Session<'_, Self>,
-        watch: &mut latchkey_gateway::Watch,
-    ) -> Relayed<Upstream> {
-        let Session {
-            client,
-            upstream,
-            info,
-            allowed,
-            gate,
-            auth,
-            login,
-        } = session;
-        let config = &keeper.config;
-        let audit = keeper.statement_audit(info);
-        let PgClient { stream, cancel_key } = client;
-        // The session may start with `standard_conforming_strings` off
-        // (`options=-c standard_conforming_strings=off`, a role or database
-        // setting): the server then reads backslashes otherwise than the
-        // classifier, from the first statement on.
-        let mut gate = gate;
-        let params = &upstream.conn().params;
-        if let Some(gate) = gate.as_mut()
-            && params
-                .iter()
-                .any(|(name, value)| name == "standard_conforming_strings" && value != "on")
-        {
-            gate.backslashes_differ(true);
-        }
-        if let Some(gate) = gate.as_mut()
-            && params.iter().any(|(name, value)| {
-                name == "client_encoding" && !latchkey_pg_stream::reads_as_utf8(value)
-            })
-        {
-            gate.encoding_differs(true);
-        }
-        let tracker = Tracker::new(audit)
-            .allow_password_changes(allowed.password_changes)
-            .allow_dynamic_sql(allowed.dynamic_sql)
-            .with_gate(gate);
-        let upstream = match upstream {
-            Link::Session(upstream) => upstream,
-            Link::Transaction(link) => {
-                let tracker = tracker.with_pooling(latchkey_pg_stream::Pooling::new(
-                    txn::CARRIED,
-                    link.session_state == latchkey_store::SessionState::Refuse,
-                    self.book.clone(),
-                ));
-                let mut relay = Box::new(txn::TxRelay::new(
-                    stream,
-                    link,
-                    tracker,
-                    config.max_message_size,
-                    watch.counters(),
-                    cancel_key
-                        .as_ref()
-                        .map_or_else(Default::default, |(_, s)| s.clone()),
-                    keeper,
-                    auth,
-                    login,
-                ));
-                // Lent, not moved: a future that took it by value would
-                // hold a second copy for the session's life.
-                let relayed = self.relay_transactions(keeper, &mut relay, watch).await;
-                self.forget_cancel_key(cancel_key);
-                return relayed;
-            }
-        };
-        // Boxed, as the transaction relay is: held across several awaits,
-        // inline it would be reserved in every session's task, whichever
-        // relay it runs.
-        let mut relay = Box::new(Relay::new(
-            stream,
-            upstream,
-            tracker,
-            config.max_message_size,
-            watch.counters(),
-        ));
-        // Set when the watch ended the session.
-        let mut interrupted = None;
-        let guarded = watch.guard(std::pin::pin!(relay.run())).await;
-        let outcome = match guarded {
-            Ok(Ok(end)) => Ok(end),
-            Ok(Err(e)) => Err((
-                e.to_string(),
-                relay_error_reply(&e, config.max_message_size),
-            )),
-            Err(interrupt) => {
-                interrupted = Some(interrupt);
-                Err((
-                    interrupt.reason().to_owned(),
-                    Some(error_message(Severity::Fatal, "57P01", interrupt.message())),
-                ))
-            }
-        };
-        self.forget_cancel_key(cancel_key);
-        let reason = end_reason(&outcome);
-        if let Err((_, Some(reply))) = &outcome {
-            // Only between whole messages, or the client would misread it.
-            if relay.client_at_boundary() {
-                let _ = relay.client.write_all(reply).await;
-                let _ = relay.client.flush().await;
-            }
-            if relay.tracker.busy() {
-                send_cancel(&relay.upstream.cancel).await;
+    fn relay<'g, 'k, 's, 'w>(
+        &'g self,
+        keeper: &'k Gatekeeper,
+        session: Session<'s, Self>,
+        watch: &'w mut latchkey_gateway::Watch,
+    ) -> impl Future<Output = Relayed<Upstream>> + Send + use<'g, 'k, 's, 'w> {
+        // Set up before the future: moved into it, the session would be
+        // held twice for the session's life (as the argument and as the
+        // locals it is taken apart into).
+        let (started, cancel_key) = self.start_relay(keeper, session, watch);
+        async move {
+            match started {
+                StartedRelay::Transactions(mut relay) => {
+                    // Lent, not moved: a future that took it by value
+                    // would hold a second copy for the session's life.
+                    let relayed = self.relay_transactions(keeper, &mut relay, watch).await;
+                    self.forget_cancel_key(cancel_key);
+                    relayed
+                }
+                StartedRelay::Session(relay) => {
+                    self.relay_session(keeper, relay, cancel_key, watch).await
+                }
             }
         }
-        let reusable =
-            matches!(outcome, Ok(End::ClientTerminated | End::ClientClosed)) && relay.reusable();
-        // The settings the session changed are what a reset connection
-        // reports until `DISCARD ALL` tells otherwise.
-        for (name, value) in &relay.tracker.parameter_changes {
-            relay.upstream.set_param(name, value);
-        }
-        let statements = relay.tracker.statement_count;
-        let (mut client, relayed) = relay.finish(reason, interrupted, statements, reusable);
-        let _ = client.shutdown().await;
-        relayed
     }
 
     async fn reset(upstream: &mut Upstream) -> Result<()> {

@@ -121,7 +121,7 @@ pub enum TxError {
 }
 
 /// A client of a transaction pool, relayed.
-pub struct TxRelay<'a> {
+pub struct TxRelay<'k, 's> {
     pub client: Box<dyn Stream>,
     to_upstream: Half<Buffer>,
     to_client: Half<Buffer>,
@@ -137,9 +137,9 @@ pub struct TxRelay<'a> {
     /// lands.
     carried: Vec<(&'static str, String)>,
     pub cancel: Arc<CancelSlot>,
-    keeper: &'a Gatekeeper,
-    auth: &'a Authenticated,
-    login: &'a Login<PgStartup>,
+    keeper: &'k Gatekeeper,
+    auth: &'s Authenticated,
+    login: &'s Login<PgStartup>,
     /// Whether the database refuses session state whatever the pool.
     refuse_always: bool,
     /// Whether this session's pin is counted in the pool's.
@@ -152,7 +152,7 @@ pub struct TxRelay<'a> {
     held_mark: u64,
 }
 
-impl Drop for TxRelay<'_> {
+impl Drop for TxRelay<'_, '_> {
     fn drop(&mut self) {
         if self.pin_counted {
             self.pool.unpinned();
@@ -160,7 +160,7 @@ impl Drop for TxRelay<'_> {
     }
 }
 
-impl<'a> TxRelay<'a> {
+impl<'k, 's> TxRelay<'k, 's> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Box<dyn Stream>,
@@ -169,9 +169,9 @@ impl<'a> TxRelay<'a> {
         max_message: usize,
         live: Arc<LiveCounters>,
         cancel: Arc<CancelSlot>,
-        keeper: &'a Gatekeeper,
-        auth: &'a Authenticated,
-        login: &'a Login<PgStartup>,
+        keeper: &'k Gatekeeper,
+        auth: &'s Authenticated,
+        login: &'s Login<PgStartup>,
     ) -> Self {
         let latchkey_gateway::TxLink {
             pool,
@@ -219,12 +219,19 @@ impl<'a> TxRelay<'a> {
                     Step::Ended(end) => return Ok(end),
                     Step::Idle | Step::HeldTooLong | Step::Send => {}
                 }
-                self.attach().await?;
+                if let Some(waiting) = self.attach_or_wait() {
+                    waiting.await?;
+                }
                 self.scan_waiting()?;
             }
             match std::future::poll_fn(|cx| self.poll_attached(cx)).await? {
                 Step::Ended(end) => return Ok(end),
-                Step::Idle => self.detach().await.map_err(TxError::Server)?,
+                Step::Idle => {
+                    if !self.detach_at_once() {
+                        // Boxed for the reason `attach_or_wait` gives.
+                        Box::pin(self.detach()).await.map_err(TxError::Server)?;
+                    }
+                }
                 Step::HeldTooLong => {
                     self.keeper
                         .state
@@ -439,16 +446,40 @@ impl<'a> TxRelay<'a> {
         }
     }
 
-    /// Gets a connection for the client's next transaction and gives it
-    /// the client's carried settings.
-    async fn attach(&mut self) -> Result<(), TxError> {
+    /// Lends the client a connection for its next transaction at once
+    /// when a free one already has its carried settings (the usual case);
+    /// otherwise returns the wait for the queue, a new connection or the
+    /// settings replay, boxed: inline, that state would be part of every
+    /// idle session's task, which waits for its next transaction in `run`.
+    #[allow(clippy::type_complexity)]
+    fn attach_or_wait(
+        &mut self,
+    ) -> Option<Pin<Box<impl Future<Output = Result<(), TxError>> + Send + '_>>> {
         let started = Instant::now();
-        let lease = match self.pool.try_acquire(self.thread) {
+        match self.pool.try_acquire(self.thread) {
+            Some(lease) if lease.get().carried == self.carried => {
+                self.keeper
+                    .state
+                    .metrics
+                    .pool_wait
+                    .observe(started.elapsed());
+                self.lend_now(lease);
+                None
+            }
+            taken => Some(Box::pin(self.attach(taken, started))),
+        }
+    }
+
+    /// Lends `taken`, or a connection from the queue or a new one, with
+    /// the client's carried settings.
+    async fn attach(
+        &mut self,
+        taken: Option<Lease<Upstream>>,
+        started: Instant,
+    ) -> Result<(), TxError> {
+        let lease = match taken {
             Some(lease) => lease,
-            // Boxed: waiting in the queue or opening a connection is the
-            // rarer path, and inline its state would be part of every
-            // idle session's task.
-            None => Box::pin(self.acquire()).await?,
+            None => self.acquire().await?,
         };
         let metrics = &self.keeper.state.metrics;
         metrics.pool_wait.observe(started.elapsed());
@@ -489,15 +520,36 @@ impl<'a> TxRelay<'a> {
         if lease.get().carried != self.carried {
             // A connection that cannot be given the settings is closed
             // (the lease is dropped).
-            Box::pin(replay(lease.conn(), &self.carried))
+            replay(lease.conn(), &self.carried)
                 .await
                 .map_err(TxError::Server)?;
         }
+        self.lend_now(lease);
+        Ok(())
+    }
+
+    /// Lends `lease`, which has the client's carried settings.
+    fn lend_now(&mut self, mut lease: Lease<Upstream>) {
         self.cancel.attach(lease.get().cancel.clone());
         self.take_statements(&mut lease);
         self.server = Some(lease);
         self.limit_pins();
-        Ok(())
+    }
+
+    /// [`TxRelay::detach`] without waiting, when nothing needs a wait (the
+    /// usual case): no carried setting to read back from the server and
+    /// no cancel on its way. False, having given nothing back, otherwise.
+    fn detach_at_once(&mut self) -> bool {
+        let read_back = self.tracker.pooling().is_some_and(|p| p.carried_changed);
+        if self.server.is_none() || read_back || !self.cancel.detach_at_once() {
+            return false;
+        }
+        let Some(mut lease) = self.server.take() else {
+            return false;
+        };
+        self.note_settings(&mut lease);
+        self.give_back(lease);
+        true
     }
 
     /// Gives the lent connection back, with what the transaction changed
@@ -506,34 +558,44 @@ impl<'a> TxRelay<'a> {
         let Some(mut lease) = self.server.take() else {
             return Ok(());
         };
+        self.note_settings(&mut lease);
+        if let Some(pooling) = self.tracker.pooling_mut()
+            && std::mem::take(&mut pooling.carried_changed)
+        {
+            read_back(lease.conn(), &mut self.carried).await?;
+        }
+        // A cancel on its way must land before the connection serves
+        // another client (PostgreSQL ignores one that finds it idle).
+        self.cancel.detach().await;
+        self.give_back(lease);
+        Ok(())
+    }
+
+    /// Records what the transaction changed of the settings, on the
+    /// connection and in the client's carried ones.
+    fn note_settings(&mut self, lease: &mut Lease<Upstream>) {
         for (name, value) in self.tracker.parameter_changes.drain(..) {
             lease.conn().set_param(&name, &value);
             if let Some(name) = carried_name(&name) {
                 set(&mut self.carried, name, value);
             }
         }
-        if let Some(pooling) = self.tracker.pooling_mut()
-            && std::mem::take(&mut pooling.carried_changed)
-        {
-            // Boxed, as replay below: rare, and not to size the task.
-            Box::pin(read_back(lease.conn(), &mut self.carried)).await?;
-        }
+    }
+
+    /// Back to the pool, with the client's carried settings and the
+    /// statements the gateway prepared on it.
+    fn give_back(&mut self, mut lease: Lease<Upstream>) {
         if lease.get().carried != self.carried {
             lease.conn().carried.clone_from(&self.carried);
         }
-        // What the gateway prepared on it stays with it.
         self.take_statements(&mut lease);
-        // A cancel on its way must land before the connection serves
-        // another client (PostgreSQL ignores one that finds it idle).
-        self.cancel.detach().await;
         lease.give_back(self.thread, true);
         // The server's side is read again only once a connection is lent.
         self.to_client.buffer.release();
-        Ok(())
     }
 }
 
-impl TxRelay<'_> {
+impl TxRelay<'_, '_> {
     /// Swaps the lent connection's prepared statements with the tracker's
     /// (in when it is lent, out when it goes back).
     fn take_statements(&mut self, lease: &mut Lease<Upstream>) {
