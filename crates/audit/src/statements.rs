@@ -12,6 +12,16 @@ use crate::Statement;
 /// and get the same few tags back (`SELECT 1`), so auditing a statement
 /// usually allocates nothing: the normalised text goes into a buffer that
 /// is reused, and a statement seen recently is shared by reference count.
+/// The record of a statement the gateway does not know, shared by every
+/// session rather than made for each.
+static UNKNOWN: std::sync::LazyLock<Arc<Statement>> = std::sync::LazyLock::new(|| {
+    Arc::new(Statement {
+        text: "(statement not known to the gateway)".into(),
+        fingerprint: 0,
+        truncated: true,
+    })
+});
+
 pub struct StatementCache {
     dialect: Dialect,
     /// Record statements as sent, literals and all.
@@ -30,11 +40,7 @@ impl StatementCache {
             keep_literals,
             statements: Recent::default(),
             tags: Recent::default(),
-            unknown: Arc::new(Statement {
-                text: "(statement not known to the gateway)".into(),
-                fingerprint: 0,
-                truncated: true,
-            }),
+            unknown: UNKNOWN.clone(),
             scratch: String::new(),
         }
     }

@@ -64,10 +64,11 @@ pub struct Authenticated {
 /// A running session: what the revocation sweep watches and the console
 /// lists.
 struct LiveSession {
+    /// Also what the revocation sweep checks again: the credential's
+    /// access key and the client's address (not copied here: one idle
+    /// session's memory is what 10,000 of them cost).
     info: Arc<SessionInfo>,
-    access_key_id: String,
     session_token: Option<Zeroizing<String>>,
-    source_ip: String,
     counters: Arc<LiveCounters>,
     end: Option<tokio::sync::oneshot::Sender<Interrupt>>,
     /// Whether the session has the SQL firewall (its database had it on
@@ -398,36 +399,24 @@ impl Gatekeeper {
             return;
         }
         let t = self.state.now();
-        type Watched = (
-            u64,
-            String,
-            Option<Zeroizing<String>>,
-            String,
-            Arc<SessionInfo>,
-        );
+        type Watched = (u64, Option<Zeroizing<String>>, Arc<SessionInfo>);
         let snapshot: Vec<Watched> = self
             .live
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .map(|(id, s)| {
-                (
-                    *id,
-                    s.access_key_id.clone(),
-                    s.session_token.clone(),
-                    s.source_ip.clone(),
-                    s.info.clone(),
-                )
-            })
+            .map(|(id, s)| (*id, s.session_token.clone(), s.info.clone()))
             .collect();
         // Sessions ended, by credential, for one audit record each.
         let mut ended: HashMap<String, (Identity, u64)> = HashMap::new();
-        for (id, akid, token, ip, info) in snapshot {
+        for (id, token, info) in snapshot {
+            let akid = &info.identity.access_key_id;
+            let ip = info.source_ip.to_string();
             // Revoked, disabled, deleted, or its user or role (or one it
             // descends from) deleted or re-created.
             match self
                 .state
-                .credentials(&akid, token.as_ref().map(|t| t.as_str()), t, &ip)
+                .credentials(akid, token.as_ref().map(|t| t.as_str()), t, &ip)
                 .and_then(|(caller, _)| self.state.check_bound(&caller).map(drop))
             {
                 Ok(()) => {}
@@ -454,7 +443,7 @@ impl Gatekeeper {
                     if let Some(end) = end {
                         let _ = end.send(Interrupt::Revoked("terminating connection: the credential this session logged in with was revoked"));
                         ended
-                            .entry(akid)
+                            .entry(akid.clone())
                             .or_insert_with(|| (info.identity.clone(), 0))
                             .1 += 1;
                     }
@@ -1099,9 +1088,7 @@ impl Gatekeeper {
             id,
             LiveSession {
                 info: info.clone(),
-                access_key_id: auth.caller.access_key_id.clone(),
                 session_token: auth.session_token.clone(),
-                source_ip: auth.caller.source_ip.clone(),
                 counters: counters.clone(),
                 end: Some(end_tx),
                 firewalled,

@@ -78,8 +78,10 @@ struct Idle<C> {
 /// so nothing handed is ever lost from the pool's count.
 enum Handed<C: Pooled> {
     Nothing,
-    /// A connection, registered with that thread's reactor.
-    Connection(Lease<C>, usize),
+    /// A connection, registered with that thread's reactor. Boxed: a
+    /// waiter lives as long as its client, and is handed one only when
+    /// the pool is exhausted.
+    Connection(Box<Lease<C>>, usize),
     /// Room to open a connection of its own.
     Room(Room<C>),
 }
@@ -299,7 +301,8 @@ impl<C: Pooled> TxPool<C> {
             return Self::open_new(room, connect).await;
         }
         match self.wait(thread, waiter).await {
-            Handed::Connection(mut lease, from) => {
+            Handed::Connection(lease, from) => {
+                let mut lease = *lease;
                 if from != thread && lease.conn().move_to_this_thread().is_err() {
                     // Its room passes to this client.
                     drop(lease.conn.take());
@@ -448,7 +451,10 @@ impl<C: Pooled> TxPool<C> {
                 self.shard(t).idle.pop()
             });
             match idle {
-                Some(idle) => waiter.hand(Handed::Connection(self.lease(idle.conn), idle.thread)),
+                Some(idle) => waiter.hand(Handed::Connection(
+                    Box::new(self.lease(idle.conn)),
+                    idle.thread,
+                )),
                 None => match self.make_room(self.config.size) {
                     Some(room) => waiter.hand(Handed::Room(room)),
                     None => {

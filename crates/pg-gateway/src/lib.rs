@@ -385,13 +385,15 @@ impl Postgres {
         }
         let clean = matches!(outcome, Ok(End::ClientTerminated | End::ClientClosed));
         if clean && relay.server.is_some() {
-            if let Err(e) = relay.give_back_at_end().await {
+            // Boxed, as the cancel below: once per session, and inline
+            // they would size every idle session's task.
+            if let Err(e) = Box::pin(relay.give_back_at_end()).await {
                 tracing::debug!(error = %e, "a lent connection was not given back");
             }
         } else if relay.server.is_some() {
             if relay.tracker.busy() {
                 // Its statement must not run on for nobody.
-                relay.cancel.cancel().await;
+                Box::pin(relay.cancel.cancel()).await;
             }
             // Closed, not given back: its state is not known.
             relay.server = None;

@@ -592,6 +592,7 @@ impl<'k, 's> TxRelay<'k, 's> {
         lease.give_back(self.thread, true);
         // The server's side is read again only once a connection is lent.
         self.to_client.buffer.release();
+        self.tracker.shrink_idle();
     }
 }
 

@@ -1650,3 +1650,21 @@ fn red_team_round_4_an_extended_copy_ended_without_sync_is_still_owed() {
         assert!(t.idle(), "answered");
     }
 }
+
+#[test]
+fn an_idle_tracker_gives_its_queues_back_and_follows_the_next_transaction() {
+    let query = |sql: &str| msg(b'Q', format!("{sql}\0").as_bytes());
+    let answer = [msg(b'C', b"SELECT 1\0"), msg(b'Z', b"I")].concat();
+    let (mut t, sink) = tracker();
+    for round in 0..2 {
+        passed_on(&query("SELECT 1"), 4096, &mut t);
+        assert!(!t.idle(), "round {round}: answer awaited");
+        t.shrink_idle();
+        assert!(!t.idle(), "round {round}: nothing given back while waiting");
+        passed(Direction::ToClient, &answer, 4096, &mut t);
+        assert!(t.idle(), "round {round}");
+        t.shrink_idle();
+        assert_eq!(t.queues_capacity(), 0, "round {round}");
+    }
+    assert_eq!(statements(&sink).len(), 2);
+}

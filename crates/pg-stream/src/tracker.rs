@@ -646,6 +646,24 @@ impl Tracker {
             && self.pending.is_empty()
     }
 
+    /// Frees the queues of answers awaited while none is (a transaction-
+    /// pooled client between transactions): an idle client's memory is
+    /// what thousands of them cost. The next transaction's first message
+    /// allocates again, once.
+    pub fn shrink_idle(&mut self) {
+        if self.pending.is_empty() {
+            self.pending = VecDeque::new();
+        }
+        if self.completions.is_empty() {
+            self.completions = VecDeque::new();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn queues_capacity(&self) -> usize {
+        self.pending.capacity() + self.completions.capacity()
+    }
+
     /// Something was sent that the server has not finished answering.
     pub fn busy(&self) -> bool {
         self.outstanding > 0
