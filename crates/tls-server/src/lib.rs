@@ -275,7 +275,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 Ok(ConnectionState::Closed) => {
                     self.read_closed = true;
                     match goal {
-                        Goal::Read(_) | Goal::Close => Next::Done(Reached::Read),
+                        Goal::Read(_) => Next::Done(Reached::Read),
+                        Goal::Close => Next::Done(Reached::Closed),
                         _ => {
                             Next::Failed(rustls::Error::General("the TLS session is closed".into()))
                         }
