@@ -330,6 +330,86 @@ elif scenario == "queue_cancel_dying":
     with connect(autocommit=True) as b:
         result["after_death"] = b.execute("SELECT 7").fetchone()[0]
 
+elif scenario == "long_queries":
+    # Longer than the relay's 16 KiB window: each reaches the gateway in
+    # many reads, and a transaction starts on a message's first part. A
+    # thread with a deadline, so that a wedged gateway fails the test
+    # rather than hanging it.
+    sizes = [20_000, 100_000, 300_000, 1_000_000, 100_000, 100_000]
+    lengths = []
+    def run():
+        try:
+            with connect(autocommit=True) as c:
+                for size in sizes:
+                    query = c.execute("SELECT length(%s)", ("x" * size,))
+                    lengths.append(query.fetchone()[0])
+                # No parameters: psycopg sends a simple query.
+                for size in sizes:
+                    query = c.execute("SELECT length('" + "y" * size + "')")
+                    lengths.append(query.fetchone()[0])
+        except Exception as e:
+            result["error"] = str(e)
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(60)
+    result["sizes"] = sizes + sizes
+    result["lengths"] = lengths
+
+elif scenario == "split_message":
+    # By hand over TLS: a whole query and the first bytes of the next, a
+    # pause, then the rest. A transaction started on the second's first
+    # part used to give the connection back and take it again without
+    # ever waiting: the session thread spun and the client was never
+    # answered.
+    import socket, ssl, struct
+    info = psycopg.conninfo.conninfo_to_dict(CONNINFO)
+    def message(tag, body):
+        return tag + struct.pack("!I", len(body) + 4) + body
+    def query(sql):
+        return message(b"Q", sql.encode() + b"\0")
+    raw = socket.create_connection(("127.0.0.1", int(info["port"])), timeout=10)
+    raw.sendall(struct.pack("!II", 8, 80877103))
+    assert raw.recv(1) == b"S"
+    tls = ssl.create_default_context(cafile=info["sslrootcert"])
+    sock = tls.wrap_socket(raw, server_hostname=info["host"])
+    pending = b""
+    def read():
+        global pending
+        while len(pending) < 5 or len(pending) < 1 + struct.unpack("!I", pending[1:5])[0]:
+            data = sock.recv(65536)
+            if not data:
+                raise EOFError("the gateway closed the connection")
+            pending += data
+        size = 1 + struct.unpack("!I", pending[1:5])[0]
+        tag, body, pending = pending[:1], pending[5:size], pending[size:]
+        return tag, body
+    startup = struct.pack("!I", 196608) + b"user\0" + info["user"].encode() + b"\0database\0" + info["dbname"].encode() + b"\0\0"
+    sock.sendall(struct.pack("!I", len(startup) + 4) + startup)
+    while True:
+        tag, body = read()
+        if tag == b"R" and struct.unpack("!I", body[:4])[0] == 3:
+            sock.sendall(message(b"p", os.environ["LK_TOKEN"].encode() + b"\0"))
+        elif tag == b"E":
+            raise SystemExit(body)
+        elif tag == b"Z":
+            break
+    first, second = query("SELECT 'first'"), query("SELECT 'second'")
+    answers = []
+    try:
+        for part in (3, 1, 5):
+            sock.sendall(first + second[:part])
+            time.sleep(0.5)
+            sock.sendall(second[part:])
+            ready = 0
+            while ready < 2:
+                tag, body = read()
+                if tag == b"D":
+                    answers.append(body[6:].decode())
+                ready += tag == b"Z"
+    except Exception as e:
+        result["error"] = repr(e)
+    result["answers"] = answers
+
 elif scenario == "held_in_transaction":
     # A statement that runs long inside a transaction is not idle...
     a = connect()
@@ -861,6 +941,20 @@ fn the_queue_and_idle_transactions_time_out_cancels_reach_the_current_backend_an
     assert_eq!(
         metric(metrics_port, "latchkey_pool_queue_timeouts_total"),
         1.0
+    );
+
+    // Queries longer than the relay's window, by the extended protocol
+    // (a parameter) and the simple one (a literal): each is answered. A
+    // transaction started on a message's first part used to give the
+    // connection back and take it again without ever waiting, spinning a
+    // session thread.
+    let r = psycopg(&lk, &pg, "long_queries", &[("LK_TOKEN", &token)]);
+    assert_eq!(r["lengths"], r["sizes"], "{r}");
+    let r = psycopg(&lk, &pg, "split_message", &[("LK_TOKEN", &token)]);
+    assert_eq!(
+        r["answers"],
+        serde_json::json!(["first", "second", "first", "second", "first", "second"]),
+        "{r}"
     );
 
     // A refused login is audited with the reason; the client only learns

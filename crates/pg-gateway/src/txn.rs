@@ -29,7 +29,7 @@ use latchkey_gateway::relay::{Half, HalfEnd};
 use latchkey_gateway::txpool::{AcquireError, Lease, TxPool, Waiter};
 use latchkey_gateway::{Authenticated, Gatekeeper, LiveCounters, Login};
 use latchkey_pg_stream::{Buffer, Tracker};
-use latchkey_pg_stream::{Direction, Framing};
+use latchkey_pg_stream::{Direction, Framing, Window};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -320,8 +320,14 @@ impl<'k, 's> TxRelay<'k, 's> {
             self.to_client.unflushed = false;
         }
         let buffer = &mut self.to_upstream.buffer;
-        if buffer.window().unscanned() == 0 {
+        // A connection is lent for a whole message, or for one too long
+        // to wait for whole (the window is full): lent for a message's
+        // first part, it would go back at once with nothing sent, and the
+        // loop in `run` would lend it again without ever waiting.
+        while !starts_whole_message(buffer.window()) && {
             buffer.make_room();
+            !buffer.space().is_empty()
+        } {
             let mut read = ReadBuf::new(buffer.space());
             match Pin::new(&mut self.client).poll_read(cx, &mut read) {
                 Poll::Pending => {
@@ -604,6 +610,19 @@ impl TxRelay<'_, '_> {
             std::mem::swap(&mut pooling.server, &mut lease.conn().statements);
             pooling.lent();
         }
+    }
+}
+
+/// Whether the bytes read and not yet scanned begin with a whole message
+/// (a type byte, then a length that counts itself). A length too small to
+/// be one counts as whole: the scan refuses it.
+fn starts_whole_message(window: &Window) -> bool {
+    match &window.read()[window.scanned()..] {
+        [_, a, b, c, d, rest @ ..] => {
+            let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+            rest.len() + 4 >= len
+        }
+        _ => false,
     }
 }
 

@@ -28,7 +28,9 @@ mod tests;
 mod tracker;
 
 pub use buffer::Buffer;
-pub use latchkey_framing::{Audit, Clock, Direction, Framing, Guarded, Now, Ruling, StatementGate};
+pub use latchkey_framing::{
+    Audit, Clock, Direction, Framing, Guarded, Now, Ruling, StatementGate, Window,
+};
 pub use tracker::{Pooling, Tracker};
 
 /// Each direction's buffer. Grown (to [`INSPECT_PREFIX`] and a header)
