@@ -86,7 +86,9 @@ impl CancelSlot {
     /// been delivered.
     pub async fn detach(&self) {
         use std::sync::atomic::Ordering::SeqCst;
-        *self.lock() = None;
+        if self.detach_at_once() {
+            return;
+        }
         while self.in_flight.load(SeqCst) > 0 {
             let delivered = self.delivered.notified();
             if self.in_flight.load(SeqCst) == 0 {
