@@ -112,6 +112,17 @@ impl<F: Framing> Half<F> {
                     HalfEnd::Eof
                 }));
             }
+            if direction == Direction::ToUpstream && F::backlogged(tracker) {
+                // The client is read again once answers have come (see
+                // `poll_halves`), so that one which never reads them holds
+                // what the socket buffers do, not a record of each.
+                self.buffer.release();
+                if self.unflushed {
+                    ready!(dst.as_mut().poll_flush(cx)).map_err(write_err)?;
+                    self.unflushed = false;
+                }
+                return Poll::Pending;
+            }
             self.buffer.make_room();
             let mut read = ReadBuf::new(self.buffer.space());
             match src.as_mut().poll_read(cx, &mut read) {
@@ -139,6 +150,56 @@ impl<F: Framing> Half<F> {
                 .buffer
                 .scan(direction, tracker, max_message)
                 .map_err(RelayError::Scan)?;
+        }
+    }
+}
+
+/// Moves what is ready both ways between `client` and `server`, through
+/// `halves` (to the server, to the client); ready when one side ended.
+/// When the client was not read because the answers it awaits reached
+/// [`MAX_AWAITED`](latchkey_framing::MAX_AWAITED), and those that came
+/// brought it under, the client is read again at once: nothing else would
+/// wake the session for it.
+pub fn poll_halves<F, C, S>(
+    cx: &mut Context<'_>,
+    (to_upstream, to_client): (&mut Half<F>, &mut Half<F>),
+    client: &mut C,
+    server: &mut S,
+    tracker: &mut F::Tracker,
+    max_message: usize,
+) -> Poll<Result<Ended, RelayError<F::Error>>>
+where
+    F: Framing,
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        if let Poll::Ready(r) = to_upstream.poll_copy(
+            cx,
+            Direction::ToUpstream,
+            Pin::new(&mut *client),
+            Pin::new(&mut *server),
+            tracker,
+            max_message,
+        ) {
+            return Poll::Ready(r.map(|end| match end {
+                HalfEnd::Terminated => Ended::ClientTerminated,
+                HalfEnd::Eof => Ended::ClientClosed,
+            }));
+        }
+        let paused = F::backlogged(tracker);
+        if let Poll::Ready(r) = to_client.poll_copy(
+            cx,
+            Direction::ToClient,
+            Pin::new(&mut *server),
+            Pin::new(&mut *client),
+            tracker,
+            usize::MAX,
+        ) {
+            return Poll::Ready(r.map(|_| Ended::UpstreamClosed));
+        }
+        if !paused || F::backlogged(tracker) {
+            return Poll::Pending;
         }
     }
 }
@@ -232,30 +293,14 @@ where
             max_message,
             ..
         } = self;
-        if let Poll::Ready(r) = to_upstream.poll_copy(
+        poll_halves(
             cx,
-            Direction::ToUpstream,
-            Pin::new(&mut *client),
-            Pin::new(upstream.io()),
+            (to_upstream, to_client),
+            client,
+            upstream.io(),
             tracker,
             *max_message,
-        ) {
-            return Poll::Ready(r.map(|end| match end {
-                HalfEnd::Terminated => Ended::ClientTerminated,
-                HalfEnd::Eof => Ended::ClientClosed,
-            }));
-        }
-        if let Poll::Ready(r) = to_client.poll_copy(
-            cx,
-            Direction::ToClient,
-            Pin::new(upstream.io()),
-            Pin::new(&mut *client),
-            tracker,
-            usize::MAX,
-        ) {
-            return Poll::Ready(r.map(|_| Ended::UpstreamClosed));
-        }
-        Poll::Pending
+        )
     }
 
     /// Bytes (from the client, to the client).

@@ -22,6 +22,7 @@ use latchkey_mywire::{
 };
 
 use super::*;
+use latchkey_framing::MAX_AWAITED;
 
 const CAPS: u64 = CLIENT_PROTOCOL_41
     | CLIENT_SECURE_CONNECTION
@@ -1422,4 +1423,34 @@ fn a_statement_over_16_mib_is_decided_as_unclassified() {
     // Whole, it is decided on its SQL.
     let mut t = Tracker::new(caps, None, false).with_gate(Some(Box::new(PartialGate)));
     assert!(t.intercepts(&payload, true).is_none());
+}
+
+/// Scans `bytes` in `direction` a window at a time, passing them on.
+fn feed(direction: Direction, bytes: &[u8], t: &mut Tracker) {
+    let mut half = Buffer::default();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        half.make_room();
+        let n = rest.len().min(half.space().len());
+        half.space()[..n].copy_from_slice(&rest[..n]);
+        half.filled(n);
+        rest = &rest[n..];
+        assert_eq!(half.scan(direction, t, LIMIT), Ok(None));
+        let w = half.writable().len();
+        half.wrote(w);
+    }
+}
+
+#[test]
+fn a_client_far_ahead_of_its_answers_is_backlogged_until_they_come() {
+    let (mut t, _) = tracker(DEP);
+    let ping = cmd(&Command::Ping, DEP);
+    feed(Direction::ToUpstream, &ping.repeat(MAX_AWAITED - 1), &mut t);
+    assert!(!t.backlogged());
+    feed(Direction::ToUpstream, &ping, &mut t);
+    assert!(t.backlogged(), "{MAX_AWAITED} commands await their answers");
+    let mut server = Server::new(DEP);
+    server.ok(0, AUTOCOMMIT);
+    feed(Direction::ToClient, &server.out, &mut t);
+    assert!(!t.backlogged());
 }

@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use anyhow::{Result, anyhow, bail};
-use latchkey_gateway::relay::{Half, HalfEnd};
+use latchkey_gateway::relay::{Half, poll_halves};
 use latchkey_gateway::txpool::{AcquireError, Lease, TxPool, Waiter};
 use latchkey_gateway::{Authenticated, Gatekeeper, LiveCounters, Login};
 use latchkey_pg_stream::{Buffer, Tracker};
@@ -369,30 +369,15 @@ impl<'k, 's> TxRelay<'k, 's> {
             return Poll::Ready(Ok(Step::Send));
         };
         let server = &mut lease.conn().stream;
-        if let Poll::Ready(r) = self.to_upstream.poll_copy(
+        if let Poll::Ready(r) = poll_halves(
             cx,
-            Direction::ToUpstream,
-            Pin::new(&mut self.client),
-            Pin::new(&mut *server),
+            (&mut self.to_upstream, &mut self.to_client),
+            &mut self.client,
+            server,
             &mut self.tracker,
             self.max_message,
         ) {
-            return Poll::Ready(r.map(|end| {
-                Step::Ended(match end {
-                    HalfEnd::Terminated => End::ClientTerminated,
-                    HalfEnd::Eof => End::ClientClosed,
-                })
-            }));
-        }
-        if let Poll::Ready(r) = self.to_client.poll_copy(
-            cx,
-            Direction::ToClient,
-            Pin::new(&mut *server),
-            Pin::new(&mut self.client),
-            &mut self.tracker,
-            usize::MAX,
-        ) {
-            return Poll::Ready(r.map(|_| Step::Ended(End::UpstreamClosed)));
+            return Poll::Ready(r.map(Step::Ended));
         }
         if self.releasable() {
             return Poll::Ready(Ok(Step::Idle));

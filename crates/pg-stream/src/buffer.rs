@@ -23,6 +23,9 @@ impl Framing for Buffer {
     fn statements(tracker: &Tracker) -> u64 {
         tracker.statement_count
     }
+    fn backlogged(tracker: &Tracker) -> bool {
+        tracker.backlogged()
+    }
     fn window(&self) -> &Window {
         &self.window
     }

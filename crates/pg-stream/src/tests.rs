@@ -1,5 +1,6 @@
 use super::*;
 use latchkey_audit::{AuditSink, Event, SessionInfo};
+use latchkey_framing::MAX_AWAITED;
 use std::sync::Mutex;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -1667,4 +1668,41 @@ fn an_idle_tracker_gives_its_queues_back_and_follows_the_next_transaction() {
         assert_eq!(t.queues_capacity(), 0, "round {round}");
     }
     assert_eq!(statements(&sink).len(), 2);
+}
+
+#[test]
+fn a_client_far_ahead_of_its_answers_is_backlogged_until_they_come() {
+    let from_server = |t: &mut Tracker, bytes: &[u8]| passed(Direction::ToClient, bytes, 4096, t);
+    let select = msg(b'Q', b"SELECT 1\0");
+    let answer = [msg(b'C', b"SELECT 1\0"), msg(b'Z', b"I")].concat();
+    let (mut t, _) = tracker();
+    passed_on(&select.repeat(MAX_AWAITED - 1), 4096, &mut t);
+    assert!(!t.backlogged());
+    passed_on(&select, 4096, &mut t);
+    assert!(t.backlogged(), "{MAX_AWAITED} queries await their answers");
+    from_server(&mut t, &answer);
+    assert!(!t.backlogged());
+    from_server(&mut t, &answer.repeat(MAX_AWAITED - 1));
+    assert!(t.idle());
+
+    // While the server waits for COPY data, the client is read whatever
+    // it awaits.
+    passed_on(&msg(b'Q', b"COPY t FROM STDIN\0"), 4096, &mut t);
+    passed_on(&select.repeat(MAX_AWAITED), 4096, &mut t);
+    assert!(t.backlogged());
+    from_server(&mut t, &msg(b'G', b"\0\0\0"));
+    assert!(!t.backlogged());
+
+    // After an extended-protocol error the server skips everything up to
+    // the client's Sync: nothing is awaited of it, so however long the
+    // client goes on before its Sync, it is read.
+    let (mut t, _) = tracker();
+    passed_on(&msg(b'P', b"\0SELEC 1\0\0\0"), 4096, &mut t);
+    from_server(&mut t, &error("42601"));
+    let bind_execute = [msg(b'B', b"\0\0\0\0\0\0\0\0"), msg(b'E', b"\0\0\0\0\0")].concat();
+    passed_on(&bind_execute.repeat(MAX_AWAITED), 4096, &mut t);
+    assert!(!t.backlogged(), "what the server skips is not awaited");
+    passed_on(&msg(b'S', b""), 4096, &mut t);
+    from_server(&mut t, &msg(b'Z', b"I"));
+    assert!(t.idle());
 }

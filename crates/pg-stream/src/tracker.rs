@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use latchkey_audit::{PolicyDecision, Protocol, Statement, StatementCache, rows_from_tag};
-use latchkey_framing::{Audit, Direction, Finished, Guarded, Ruling, StatementGate, started};
+use latchkey_framing::{
+    Audit, Direction, Finished, Guarded, MAX_AWAITED, Ruling, StatementGate, started,
+};
 use latchkey_pgwire as wire;
 use latchkey_sqlguard::{Deallocation, PinCause, Rules, Verdict as Guard, session_effects};
 use latchkey_sqlnorm::Dialect;
@@ -609,7 +611,7 @@ impl Tracker {
                 .and_then(|(_, name)| self.statements.get(name))
                 .map_or_else(|| n.unknown(), |p| p.statement.clone())
         });
-        self.pending.push_back(Pending::Execute {
+        self.awaits(Pending::Execute {
             statement,
             started: started(self.audit.as_ref()),
             policy: Some(decision),
@@ -662,6 +664,23 @@ impl Tracker {
     #[cfg(test)]
     pub(crate) fn queues_capacity(&self) -> usize {
         self.pending.capacity() + self.completions.capacity()
+    }
+
+    /// Awaits the answer to a message sent on, unless the server skips
+    /// it: after an error in the extended protocol it discards everything
+    /// up to the client's `Sync` and answers nothing, however long the
+    /// client goes on.
+    fn awaits(&mut self, pending: Pending) {
+        if !self.discarding {
+            self.pending.push_back(pending);
+        }
+    }
+
+    /// Answers to [`MAX_AWAITED`] messages or more are awaited, and the
+    /// server owes them all without hearing from the client (outside
+    /// `COPY FROM STDIN`, where it waits for the client's data).
+    pub fn backlogged(&self) -> bool {
+        self.pending.len() >= MAX_AWAITED && !self.copy_in
     }
 
     /// Something was sent that the server has not finished answering.
@@ -920,6 +939,11 @@ impl Tracker {
                     pooling.sync_sent();
                 }
                 self.unsynced = false;
+                if self.discarding {
+                    // What was sent while the server skipped is not
+                    // answered (nor prepared).
+                    self.skip_completions_to_sync();
+                }
                 self.discarding = false;
                 self.skipping_to_sync = false;
                 if self.follows_completions() {
@@ -955,7 +979,7 @@ impl Tracker {
                         Some((_, sql)) => n.statement(sql, complete),
                         None => n.unknown(),
                     });
-                    self.pending.push_back(Pending::Execute {
+                    self.awaits(Pending::Execute {
                         statement,
                         started: started(self.audit.as_ref()),
                         policy,
@@ -977,7 +1001,7 @@ impl Tracker {
                             .insert(name.to_owned(), Prepared { statement, policy });
                     }
                 }
-                self.pending.push_back(Pending::Parse {
+                self.awaits(Pending::Parse {
                     statement: audited_statement,
                     started: started(self.audit.as_ref()),
                 });
@@ -1019,14 +1043,14 @@ impl Tracker {
                 if self.follows_completions() {
                     self.completions.push_back(Completion::Pass);
                 }
-                self.pending.push_back(Pending::Answer(AnswerTo::Bind));
+                self.awaits(Pending::Answer(AnswerTo::Bind));
                 if let Some(message) = carried {
                     return Verdict::Replace(message);
                 }
             }
             (Direction::ToUpstream, b'D') => {
                 self.unsynced = true;
-                self.pending.push_back(Pending::Answer(AnswerTo::Describe));
+                self.awaits(Pending::Answer(AnswerTo::Describe));
                 if complete && let Some(message) = self.carry_named(tag, body) {
                     return Verdict::Replace(message);
                 }
@@ -1046,7 +1070,7 @@ impl Tracker {
                     Some(p) => (Some(p.statement), p.policy),
                     None => (None, None),
                 };
-                self.pending.push_back(Pending::Execute {
+                self.awaits(Pending::Execute {
                     statement,
                     started: started(self.audit.as_ref()),
                     policy,
@@ -1055,7 +1079,7 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'C') => {
                 self.unsynced = true;
-                self.pending.push_back(Pending::Answer(AnswerTo::Close));
+                self.awaits(Pending::Answer(AnswerTo::Close));
                 if let Ok((kind, name)) = wire::parse_close(body) {
                     match kind {
                         b'S' => self.statements.remove(name),
