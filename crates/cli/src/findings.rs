@@ -9,6 +9,7 @@ use latchkey_audit::{Event, finding_json};
 use latchkey_detect::{Action, Detector};
 use latchkey_identity::AppState;
 use latchkey_identity::clock::system_now as now;
+use latchkey_identity::login_gate::FAILURES_LEARNED_WITHIN;
 use latchkey_store::Store;
 use latchkey_webhook::Webhook;
 
@@ -77,7 +78,7 @@ impl FailureExchange {
         let now = state.now();
         for (key, n) in &grown {
             if let Some((ip, kind)) = latchkey_detect::parse_tally_key(key) {
-                state.login_gate.failed(ip, kind, *n, now);
+                state.login_gate.failed_elsewhere(ip, kind, *n, now);
             }
         }
         if !grown.is_empty() {
@@ -221,10 +222,6 @@ impl latchkey_trail::Observer for Detection {
         out
     }
 }
-
-/// Seconds within which a node learns of another node's failed logins
-/// (two gauge exchanges, rounded up).
-const FAILURES_LEARNED_WITHIN: i64 = 2;
 
 #[derive(Subcommand, Debug)]
 pub enum FindingsCommand {

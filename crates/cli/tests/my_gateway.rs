@@ -817,3 +817,99 @@ fn startup_timeout_message_size_and_connection_limits() {
         b.disconnect().await.unwrap();
     });
 }
+
+/// A client by hand over TLS that writes `DO 1` commands without reading
+/// their answers, then reads them all. Prints one JSON object.
+const NEVER_READS: &str = concat!(
+    include_str!("common/rawtls.py"),
+    r#"
+import json, socket, struct
+token = os.environ["LK_TOKEN"].encode()
+result = {}
+def packet(seq, payload):
+    return struct.pack("<I", len(payload))[:3] + bytes([seq]) + payload
+sock = socket.create_connection(("127.0.0.1", int(os.environ["LK_PORT"])), timeout=10)
+def recv_exactly(n):
+    data = b""
+    while len(data) < n:
+        more = sock.recv(n - len(data))
+        if not more:
+            raise EOFError("closed before TLS")
+        data += more
+    return data
+header = recv_exactly(4)
+recv_exactly(int.from_bytes(header[:3], "little"))
+# PROTOCOL_41, SSL, TRANSACTIONS, SECURE_CONNECTION, PLUGIN_AUTH, CONNECT_WITH_DB
+caps = 0x200 | 0x800 | 0x2000 | 0x8000 | 0x80000 | 0x8
+hello = struct.pack("<IIB23x", caps, 1 << 24, 33)
+sock.sendall(packet(1, hello))
+raw = RawTls(sock, "localhost", os.environ["LK_CA"])
+raw.write(packet(2, hello + b"app\0\0shop\0mysql_clear_password\0"))
+answers = {"ok": 0, "error": 0}
+def take(plain):
+    # Counts whole packets by their first byte; answers an auth switch.
+    at = 0
+    while len(plain) - at >= 4:
+        size = 4 + int.from_bytes(plain[at:at + 3], "little")
+        if len(plain) - at < size:
+            break
+        first, seq = plain[at + 4], plain[at + 3]
+        if first == 0xFE and size > 9:
+            raw.write(packet(seq + 1, token + b"\0"))
+        elif first == 0x00:
+            answers["ok"] += 1
+        elif first == 0xFF:
+            answers["error"] += 1
+            result["error_packet"] = bytes(plain[at + 4:at + size]).decode(errors="replace")
+        at += size
+    del plain[:at]
+try:
+    raw.until(lambda: answers["ok"] + answers["error"] == 1, take, 10)
+    assert answers == {"ok": 1, "error": 0}, answers
+    answers["ok"] = 0
+    before = rss_kb(os.environ["LK_PID"])
+    result["commands"] = commands = raw.flood(packet(0, b"\x03DO 1") * 1000, 1000, 1_000_000)
+    result["rss_growth_kb"] = rss_kb(os.environ["LK_PID"]) - before
+    raw.until(lambda: answers["ok"] + answers["error"] >= commands, take)
+except Exception as e:
+    result["exception"] = repr(e)
+result["answers"] = answers
+print(json.dumps(result))
+"#
+);
+
+#[test]
+fn a_client_that_never_reads_is_not_read_past_the_answers_it_awaits() {
+    let root = tempfile::tempdir().unwrap();
+    // Statement audit off: the trail's queue of records for what was
+    // answered meanwhile would be measured with the relay.
+    let (_db, lk, _) = setup_with(
+        root.path(),
+        &[],
+        &["--upstream-tls", "disable"],
+        &["--no-statement-audit"],
+    );
+    let token = token(&lk, &[], "localhost", "app");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("never_reads.py");
+    std::fs::write(&script, NEVER_READS).unwrap();
+    let out = Command::new("python3")
+        .arg(&script)
+        .env("LK_PORT", lk.mysql_port.to_string())
+        .env("LK_TOKEN", &token)
+        .env("LK_CA", lk.data.join("ca.pem"))
+        .env("LK_PID", lk.child.id().to_string())
+        .output()
+        .unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(stdout_ok(&out).lines().last().unwrap()).unwrap();
+    assert!(r.get("exception").is_none(), "{r}");
+    // The gateway stopped reading: the client could not write them all,
+    // and every one it wrote was answered.
+    let commands = r["commands"].as_u64().unwrap();
+    assert!(commands < 1_000_000, "{r}");
+    assert_eq!(r["answers"]["ok"], commands, "{r}");
+    assert_eq!(r["answers"]["error"], 0, "{r}");
+    // Unbounded, it read all million (58 MB more).
+    assert!(r["rss_growth_kb"].as_i64().unwrap() < 4_000, "{r}");
+}

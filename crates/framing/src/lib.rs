@@ -28,18 +28,6 @@ use latchkey_audit::PolicyDecision;
 use latchkey_sqlguard::Rules;
 pub use window::{BUFFER, Window};
 
-/// Answers a session may await before the relay stops reading its client
-/// until some arrive ([`Framing::backlogged`]). A client that pipelines
-/// without reading would otherwise make the gateway hold a record of
-/// every statement the kernel's socket buffers have room for (megabytes
-/// of them, tens of megabytes of records). Far above what a server keeps
-/// unsent: PostgreSQL sends its output when 8 KiB of it is waiting, when
-/// an error is raised, and at `ReadyForQuery` (at most 1,638 answers of
-/// 5 bytes held back), and MySQL after every command; so the answers
-/// awaited always begin to arrive without anything more from the client,
-/// and stopping at this mark never deadlocks a batch not yet synced.
-pub const MAX_AWAITED: usize = 16_384;
-
 /// Statement policy for one session: decides each SQL string a client
 /// sends (simple query, prepare) by the session's IAM policies. The
 /// gateway implements it; followers call it with the whole SQL.
@@ -168,9 +156,13 @@ pub trait Framing: Default {
     /// Statements the tracker has followed so far (for a live session's
     /// figures).
     fn statements(tracker: &Self::Tracker) -> u64;
-    /// The tracker awaits [`MAX_AWAITED`] answers or more that the server
-    /// will send without hearing from the client: the relay reads no more
-    /// from the client until some have come.
+    /// The tracker awaits as many answers as its protocol lets a client
+    /// run ahead by, all of which the server will send without hearing
+    /// from the client: the relay reads no more from the client until
+    /// some have come. A client that pipelines without reading would
+    /// otherwise make the gateway keep a record of every request the
+    /// kernel's socket buffers hold (megabytes of requests, tens of
+    /// megabytes of records).
     fn backlogged(tracker: &Self::Tracker) -> bool;
     /// The bytes.
     fn window(&self) -> &Window;

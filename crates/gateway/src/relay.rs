@@ -156,10 +156,10 @@ impl<F: Framing> Half<F> {
 
 /// Moves what is ready both ways between `client` and `server`, through
 /// `halves` (to the server, to the client); ready when one side ended.
-/// When the client was not read because the answers it awaits reached
-/// [`MAX_AWAITED`](latchkey_framing::MAX_AWAITED), and those that came
-/// brought it under, the client is read again at once: nothing else would
-/// wake the session for it.
+/// When the client was not read because it awaited too many answers
+/// ([`Framing::backlogged`]), and those that came brought it under, the
+/// client is read again at once: nothing else would wake the session for
+/// it.
 pub fn poll_halves<F, C, S>(
     cx: &mut Context<'_>,
     (to_upstream, to_client): (&mut Half<F>, &mut Half<F>),

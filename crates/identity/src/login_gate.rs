@@ -51,6 +51,12 @@ pub struct GateRule {
 /// nodes' failures to arrive.
 pub const HOLD_SECS: i64 = 15;
 
+/// Seconds within which another node's failures reach this one (its
+/// tallies are exchanged every half second): failures learned this soon
+/// after an address was unblocked may be older than the unblock, which
+/// forgave them.
+pub const FAILURES_LEARNED_WITHIN: i64 = 2;
+
 /// Whether a login may be checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -105,6 +111,8 @@ impl Entry {
 pub struct LoginGate {
     rule: GateRule,
     entries: HashMap<IpAddr, Entry>,
+    /// When addresses were unblocked, for [`FAILURES_LEARNED_WITHIN`].
+    forgiven: HashMap<IpAddr, i64>,
 }
 
 impl LoginGate {
@@ -112,6 +120,7 @@ impl LoginGate {
         Self {
             rule,
             entries: HashMap::new(),
+            forgiven: HashMap::new(),
         }
     }
 
@@ -202,9 +211,29 @@ impl LoginGate {
         }
     }
 
-    /// Forgets the address's failures (it was unblocked); its checks under
-    /// way stay counted.
-    pub fn forgive(&mut self, ip: IpAddr) {
+    /// Counts `n` failures from `ip` that another node saw, learned at
+    /// `now`, unless the address was unblocked so recently that they may
+    /// be older than that: a node that learned of them late would hold
+    /// back an address just unblocked until [`HOLD_SECS`] passed.
+    pub fn failed_elsewhere(&mut self, ip: IpAddr, n: u64, now: i64) {
+        if self
+            .forgiven
+            .get(&ip)
+            .is_some_and(|&at| now - at <= FAILURES_LEARNED_WITHIN)
+        {
+            return;
+        }
+        self.failed(ip, n, now);
+    }
+
+    /// Forgets the address's failures (it was unblocked at `now`); its
+    /// checks under way stay counted.
+    pub fn forgive(&mut self, ip: IpAddr, now: i64) {
+        self.forgiven
+            .retain(|_, at| now - *at <= FAILURES_LEARNED_WITHIN);
+        if self.forgiven.len() < self.rule.max_tracked {
+            self.forgiven.insert(ip, now);
+        }
         if let Some(entry) = self.entries.get_mut(&ip) {
             entry.failures.clear();
             entry.full_since = None;
@@ -300,13 +329,23 @@ impl SharedLoginGate {
         });
     }
 
-    /// Forgets the failures of unblocked addresses.
-    pub fn forgive(&self, ips: impl IntoIterator<Item = IpAddr>) {
+    /// Counts another node's failed logins of `kind` from `ip`, learned
+    /// at `now` (see [`LoginGate::failed_elsewhere`]).
+    pub fn failed_elsewhere(&self, ip: IpAddr, kind: FailureKind, n: u64, now: i64) {
+        self.with(|g| {
+            if g.counts(kind) {
+                g.failed_elsewhere(ip, n, now);
+            }
+        });
+    }
+
+    /// Forgets the failures of addresses unblocked at `now`.
+    pub fn forgive(&self, ips: impl IntoIterator<Item = IpAddr>, now: i64) {
         let mut ips = ips.into_iter().peekable();
-        if self.quiet() || ips.peek().is_none() {
+        if ips.peek().is_none() {
             return;
         }
-        self.with(|g| ips.for_each(|ip| g.forgive(ip)));
+        self.with(|g| ips.for_each(|ip| g.forgive(ip, now)));
     }
 }
 
@@ -401,9 +440,25 @@ mod tests {
         let mut g = gate(2);
         g.failed(IP, 2, 0);
         assert!(g.full(IP, 1));
-        g.forgive(IP);
+        g.forgive(IP, 1);
         assert!(!g.full(IP, 1));
         assert_eq!(g.begin(IP, 1), Admission::Unwatched);
+    }
+
+    #[test]
+    fn another_nodes_failures_learned_just_after_an_unblock_are_forgiven_too() {
+        let mut g = gate(2);
+        g.forgive(IP, 10);
+        // Seen elsewhere before the unblock, learned here after it.
+        g.failed_elsewhere(IP, 2, 10 + FAILURES_LEARNED_WITHIN);
+        assert!(!g.full(IP, 12));
+        // This node's own failures count at once.
+        g.failed(IP, 2, 11);
+        assert!(g.full(IP, 12));
+        g.forgive(IP, 20);
+        // Learned later than any exchange takes: new failures.
+        g.failed_elsewhere(IP, 2, 21 + FAILURES_LEARNED_WITHIN);
+        assert!(g.full(IP, 23));
     }
 
     #[test]

@@ -336,8 +336,10 @@ impl AppState {
         // An address lifted (unblocked, or its block over) starts afresh
         // at the login gate too.
         let blocked = self.blocked.read().unwrap_or_else(|p| p.into_inner());
-        self.login_gate
-            .forgive(before.into_keys().filter(|ip| !blocked.contains_key(ip)));
+        self.login_gate.forgive(
+            before.into_keys().filter(|ip| !blocked.contains_key(ip)),
+            now,
+        );
         drop(blocked);
         self.any_blocked
             .store(any, std::sync::atomic::Ordering::Release);

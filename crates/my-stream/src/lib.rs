@@ -44,6 +44,13 @@ mod tests;
 /// Each direction's buffer. Grown (to [`WHOLE_PAYLOAD`] and a header)
 /// only while a payload that must be looked at whole is arriving.
 pub const BUFFER: usize = latchkey_framing::BUFFER;
+
+/// Commands a client may have sent on unanswered before the relay stops
+/// reading it ([`Tracker::backlogged`]). MySQL and MariaDB send each
+/// command's response as it ends, so any bound holds up nobody; this one
+/// leaves pipelining its depth. About 500 KB of records at most, with a
+/// window's worth read past it.
+pub const MAX_AWAITED: usize = 1_024;
 /// How much of a command's SQL the audit sees; longer statements are
 /// logged cut short and marked truncated.
 pub const INSPECT_PREFIX: usize = 32 * 1024;

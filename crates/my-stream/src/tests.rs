@@ -22,7 +22,6 @@ use latchkey_mywire::{
 };
 
 use super::*;
-use latchkey_framing::MAX_AWAITED;
 
 const CAPS: u64 = CLIENT_PROTOCOL_41
     | CLIENT_SECURE_CONNECTION

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use latchkey_audit::{PolicyDecision, Protocol, Statement, StatementCache};
-use latchkey_framing::{Audit, Finished, Guarded, MAX_AWAITED, Ruling, StatementGate, started};
+use latchkey_framing::{Audit, Finished, Guarded, Ruling, StatementGate, started};
 use latchkey_mywire::{
     CLIENT_MULTI_STATEMENTS, COM_CHANGE_USER, COM_INIT_DB, COM_PROCESS_KILL, COM_QUERY,
     COM_RESET_CONNECTION, COM_SLEEP, COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE,
@@ -190,11 +190,11 @@ impl Tracker {
         !self.queue.is_empty()
     }
 
-    /// Responses to [`MAX_AWAITED`] commands or more are awaited, and no
+    /// Responses to [`MAX_AWAITED`](crate::MAX_AWAITED) commands or more are awaited, and no
     /// upload is in progress (the server then waits for the client's
     /// file).
     pub fn backlogged(&self) -> bool {
-        self.queue.len() >= MAX_AWAITED && self.upload.is_none()
+        self.queue.len() >= crate::MAX_AWAITED && self.upload.is_none()
     }
 
     /// The client is sending a LOCAL INFILE file: its packets are data,

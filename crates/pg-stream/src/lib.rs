@@ -36,6 +36,16 @@ pub use tracker::{Pooling, Tracker};
 /// Each direction's buffer. Grown (to [`INSPECT_PREFIX`] and a header)
 /// only while a long statement is being looked at.
 pub const BUFFER: usize = latchkey_framing::BUFFER;
+
+/// Messages a client may have sent on unanswered before the relay stops
+/// reading it ([`Tracker::backlogged`]). Well above what a server keeps
+/// unsent, so that the answers awaited begin to arrive without anything
+/// more from the client and a batch not yet synced is never held up:
+/// PostgreSQL sends its output when 8 KiB of it waits, when it raises an
+/// error, and at `ReadyForQuery` (at most 1,638 answers of 5 bytes held
+/// back). About 300 KB of records at most, with a window's worth read
+/// past it.
+pub const MAX_AWAITED: usize = 4_096;
 /// How much of a `Query` or `Parse` the audit sees; longer statements are
 /// logged cut short and marked truncated.
 pub const INSPECT_PREFIX: usize = 32 * 1024;

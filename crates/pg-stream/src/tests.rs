@@ -1,6 +1,5 @@
 use super::*;
 use latchkey_audit::{AuditSink, Event, SessionInfo};
-use latchkey_framing::MAX_AWAITED;
 use std::sync::Mutex;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, UNIX_EPOCH};

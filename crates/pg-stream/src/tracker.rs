@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use latchkey_audit::{PolicyDecision, Protocol, Statement, StatementCache, rows_from_tag};
-use latchkey_framing::{
-    Audit, Direction, Finished, Guarded, MAX_AWAITED, Ruling, StatementGate, started,
-};
+use latchkey_framing::{Audit, Direction, Finished, Guarded, Ruling, StatementGate, started};
 use latchkey_pgwire as wire;
 use latchkey_sqlguard::{Deallocation, PinCause, Rules, Verdict as Guard, session_effects};
 use latchkey_sqlnorm::Dialect;
@@ -676,11 +674,11 @@ impl Tracker {
         }
     }
 
-    /// Answers to [`MAX_AWAITED`] messages or more are awaited, and the
+    /// Answers to [`MAX_AWAITED`](crate::MAX_AWAITED) messages or more are awaited, and the
     /// server owes them all without hearing from the client (outside
     /// `COPY FROM STDIN`, where it waits for the client's data).
     pub fn backlogged(&self) -> bool {
-        self.pending.len() >= MAX_AWAITED && !self.copy_in
+        self.pending.len() >= crate::MAX_AWAITED && !self.copy_in
     }
 
     /// Something was sent that the server has not finished answering.
