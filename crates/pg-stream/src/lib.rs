@@ -91,16 +91,23 @@ pub(crate) fn query_message(sql: &str) -> Vec<u8> {
 /// so only characters that cannot end the literal or the dollar quote
 /// are kept.
 pub fn policy_refusal(message: &str) -> String {
+    raised("42501", message)
+}
+
+/// A statement that makes the server raise `message` with `sqlstate`.
+/// Only characters that cannot end the literal or the dollar quote are
+/// kept of the message.
+pub(crate) fn raised(sqlstate: &str, message: &str) -> String {
     let safe: String = message
         .chars()
         .map(|c| match c {
-            ' ' | '.' | ':' | '_' | '-' | '/' | '*' | '(' | ')' | ',' => c,
+            ' ' | '.' | ':' | '_' | '-' | '/' | '*' | '(' | ')' | ',' | '"' => c,
             c if c.is_ascii_alphanumeric() => c,
             _ => '?',
         })
         .collect();
     format!(
-        "DO $latchkey$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = '{safe}'; END$latchkey$"
+        "DO $latchkey$BEGIN RAISE EXCEPTION USING ERRCODE = '{sqlstate}', MESSAGE = '{safe}'; END$latchkey$"
     )
 }
 

@@ -1705,3 +1705,216 @@ fn a_client_far_ahead_of_its_answers_is_backlogged_until_they_come() {
     from_server(&mut t, &msg(b'Z', b"I"));
     assert!(t.idle());
 }
+
+/// Sends `bytes` to the server through `t`; what went on.
+fn to_server(t: &mut Tracker, bytes: &[u8]) -> Vec<u8> {
+    passed(Direction::ToUpstream, bytes, usize::MAX, t)
+}
+
+/// Passes the server's `bytes` to the client through `t`.
+fn from_server(t: &mut Tracker, bytes: &[u8]) -> Vec<u8> {
+    passed(Direction::ToClient, bytes, usize::MAX, t)
+}
+
+fn parse(name: &str, sql: &str) -> Vec<u8> {
+    msg(b'P', format!("{name}\0{sql}\0\0\0").as_bytes())
+}
+
+fn bind_execute(name: &str) -> Vec<u8> {
+    [
+        msg(b'B', format!("\0{name}\0\0\0\0\0\0\0").as_bytes()),
+        msg(b'E', b"\0\0\0\0\0"),
+    ]
+    .concat()
+}
+
+/// Answers of a Bind and an Execute of a one-row SELECT, and a Sync's.
+fn ran() -> Vec<u8> {
+    [
+        msg(b'2', b""),
+        msg(b'D', b"\0\x01\0\0\0\x011"),
+        msg(b'C', b"SELECT 1\0"),
+        msg(b'Z', b"I"),
+    ]
+    .concat()
+}
+
+#[test]
+fn red_team_round_5_what_the_server_skips_is_not_sent_and_renames_nothing() {
+    for pooling in [false, true] {
+        let book = Arc::new(crate::prepared::StatementBook::default());
+        let (t, sink) = tracker();
+        let mut t = if pooling {
+            t.with_pooling(crate::Pooling::new(&[], false, book.clone()))
+        } else {
+            t
+        };
+        let sync = msg(b'S', b"");
+        let prepared = to_server(
+            &mut t,
+            &[parse("acct", "SELECT 'alice'"), sync.clone()].concat(),
+        );
+        from_server(
+            &mut t,
+            &[
+                msg(if pooling { b'3' } else { b'1' }, b""),
+                msg(b'1', b""),
+                msg(b'Z', b"I"),
+            ][usize::from(!pooling)..]
+                .concat(),
+        );
+        assert!(!prepared.is_empty());
+        // An error, and no Sync yet: the server skips what follows.
+        to_server(&mut t, &[parse("", "SELECT 1/0"), msg(b'H', b"")].concat());
+        from_server(&mut t, &error("22012"));
+        let skipped = [
+            parse("acct", "SELECT 'mallory'"),
+            msg(b'C', b"Sacct\0"),
+            bind_execute("acct"),
+            msg(b'D', b"Sacct\0"),
+            msg(b'c', b""),
+        ]
+        .concat();
+        let sent = to_server(&mut t, &skipped);
+        assert_eq!(
+            sent,
+            msg(b'c', b""),
+            "pooling {pooling}: only what the tracker never reads"
+        );
+        assert_eq!(to_server(&mut t, &sync), sync);
+        from_server(&mut t, &msg(b'Z', b"I"));
+        assert!(
+            t.idle(),
+            "pooling {pooling}: nothing awaited of what was skipped"
+        );
+        // The name still stands for what the server prepared under it.
+        let sent = to_server(&mut t, &[bind_execute("acct"), sync.clone()].concat());
+        assert!(!sent.is_empty());
+        let answers = from_server(&mut t, &ran());
+        assert!(answers.ends_with(&msg(b'Z', b"I")));
+        let audited = statements(&sink);
+        assert_eq!(
+            audited.last().map(|s| s.0.as_str()),
+            Some("SELECT ?"),
+            "pooling {pooling}: {audited:?}"
+        );
+        assert!(
+            !audited.iter().any(|s| s.0.contains("mallory")),
+            "pooling {pooling}: {audited:?}"
+        );
+    }
+}
+
+#[test]
+fn red_team_round_5_a_refused_parse_of_a_taken_name_leaves_the_name_as_it_was() {
+    let (mut t, sink) = tracker();
+    let sync = msg(b'S', b"");
+    to_server(
+        &mut t,
+        &[parse("s", "SELECT relname FROM pg_class"), sync.clone()].concat(),
+    );
+    from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+    // The name is taken: PostgreSQL refuses the Parse (42P05) and keeps
+    // its statement, which the next group runs.
+    to_server(
+        &mut t,
+        &[parse("s", "SELECT 'harmless'"), sync.clone()].concat(),
+    );
+    from_server(&mut t, &[error("42P05"), msg(b'Z', b"I")].concat());
+    to_server(&mut t, &[bind_execute("s"), sync.clone()].concat());
+    from_server(&mut t, &ran());
+    let audited = statements(&sink);
+    assert_eq!(audited.len(), 2, "{audited:?}");
+    assert_eq!(audited[0].0, "SELECT ?", "the refused Parse: {audited:?}");
+    assert_eq!(audited[0].2.as_deref(), Some("42P05"));
+    assert_eq!(audited[1].0, "SELECT relname FROM pg_class", "{audited:?}");
+
+    // A Parse of the name sent before the refusal came back (after a
+    // Close) names it, whatever becomes of the first.
+    let (mut t, sink) = tracker();
+    to_server(&mut t, &[parse("s", "SELECT 1"), sync.clone()].concat());
+    from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+    to_server(
+        &mut t,
+        &[
+            parse("s", "SELECT 2"),
+            sync.clone(),
+            msg(b'C', b"Ss\0"),
+            sync.clone(),
+            parse("s", "SELECT relname FROM pg_class"),
+            sync.clone(),
+            bind_execute("s"),
+            sync.clone(),
+        ]
+        .concat(),
+    );
+    from_server(
+        &mut t,
+        &[
+            error("42P05"),
+            msg(b'Z', b"I"),
+            msg(b'3', b""),
+            msg(b'Z', b"I"),
+            msg(b'1', b""),
+            msg(b'Z', b"I"),
+        ]
+        .concat(),
+    );
+    from_server(&mut t, &ran());
+    let audited = statements(&sink);
+    assert_eq!(
+        audited.last().map(|s| s.0.as_str()),
+        Some("SELECT relname FROM pg_class"),
+        "{audited:?}"
+    );
+}
+
+#[test]
+fn red_team_round_5_a_name_taken_is_refused_as_postgresql_refuses_it() {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let (t, sink) = tracker();
+    let mut t = t.with_pooling(crate::Pooling::new(&[], false, book.clone()));
+    let sync = msg(b'S', b"");
+    to_server(
+        &mut t,
+        &[parse("acct", "SELECT 1 FROM pg_class"), sync.clone()].concat(),
+    );
+    from_server(
+        &mut t,
+        &[msg(b'3', b""), msg(b'1', b""), msg(b'Z', b"I")].concat(),
+    );
+    let sent = to_server(
+        &mut t,
+        &[parse("acct", "SELECT 2 FROM pg_proc"), sync.clone()].concat(),
+    );
+    let text = String::from_utf8_lossy(&sent);
+    assert!(
+        text.contains("42P05") && text.contains("prepared statement \"acct\" already exists"),
+        "{text}"
+    );
+    assert!(!text.contains("pg_proc"), "{text}");
+    // The server raises it: the gateway's own ParseComplete and
+    // BindComplete are dropped, the error and ReadyForQuery pass.
+    let told = from_server(
+        &mut t,
+        &[
+            msg(b'1', b""),
+            msg(b'2', b""),
+            error("42P05"),
+            msg(b'Z', b"I"),
+        ]
+        .concat(),
+    );
+    assert_eq!(told, [error("42P05"), msg(b'Z', b"I")].concat());
+    assert!(t.idle());
+    // The name still stands for the first statement.
+    let sent = to_server(&mut t, &[bind_execute("acct"), sync.clone()].concat());
+    let first = server_name_of(&book, b"SELECT 1 FROM pg_class\0\0\0");
+    assert!(String::from_utf8_lossy(&sent).contains(&first), "{sent:?}");
+    from_server(&mut t, &ran());
+    let audited = statements(&sink);
+    assert_eq!(audited.len(), 2, "{audited:?}");
+    assert_eq!(audited[0].2.as_deref(), Some("42P05"), "{audited:?}");
+    assert_eq!(audited[1].0, "SELECT ? FROM pg_class", "{audited:?}");
+    assert!(t.idle());
+}

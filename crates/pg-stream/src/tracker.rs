@@ -52,6 +52,19 @@ type Policy = Option<Arc<PolicyDecision>>;
 struct Prepared {
     statement: Arc<Statement>,
     policy: Policy,
+    /// Which `Parse` named it (see [`Replaced`]).
+    parse: u64,
+}
+
+/// A named statement's entry as a `Parse` of its name found it: put back
+/// if the server refuses the `Parse` (`42P05` when the name is taken, or
+/// the SQL's own error), unless a later `Parse` has named it since. Else
+/// the audit would report the statement that runs under that name as the
+/// SQL the server refused.
+struct Replaced {
+    name: Box<str>,
+    parse: u64,
+    entry: Option<Prepared>,
 }
 
 /// What the checks say about a `Query` or `Parse`.
@@ -97,6 +110,7 @@ enum Pending {
     Parse {
         statement: Option<Arc<Statement>>,
         started: Option<Instant>,
+        replaced: Option<Box<Replaced>>,
     },
     /// A `Bind`, `Close` or `Describe`, answered by a message of its own.
     /// Every message that gets an answer is here, in order, so that an
@@ -178,6 +192,10 @@ pub struct Tracker {
     transaction: u8,
     pending: VecDeque<Pending>,
     statements: HashMap<String, Prepared>,
+    /// `Parse`s of statements the audit names so far.
+    parses: u64,
+    /// An `Execute` was sent since the last `Flush`.
+    unasked: bool,
     portals: HashMap<String, Prepared>,
     audit: Option<Audit>,
     /// Present when statements are audited.
@@ -383,6 +401,12 @@ impl Pooling {
     }
 }
 
+/// Extended-protocol messages the gateway drops while the server discards
+/// up to a `Sync` (whole: [`Tracker::checks`] reads them so).
+fn skipped_while_discarding(tag: u8) -> bool {
+    matches!(tag, b'P' | b'B' | b'D' | b'E' | b'C')
+}
+
 /// What a statement refused as session state becomes: the server raises
 /// `0A000 feature_not_supported` with the reason.
 fn session_state_refusal(cause: PinCause) -> String {
@@ -416,6 +440,8 @@ impl Tracker {
             transaction: b'I',
             pending: VecDeque::new(),
             statements: HashMap::new(),
+            parses: 0,
+            unasked: false,
             portals: HashMap::new(),
             audit,
             parameter_changes: Vec::new(),
@@ -520,7 +546,8 @@ impl Tracker {
                 || (tag == b'B' && self.gate.is_some())
                 // Rewritten in transaction pooling.
                 || (matches!(tag, b'B' | b'D' | b'C') && self.pooling.is_some())
-                || self.skipping_to_sync)
+                || self.skipping_to_sync
+                || (self.discarding && skipped_while_discarding(tag)))
     }
 
     /// What to send instead of a `Query` or `Parse` (whole body) whose
@@ -609,12 +636,13 @@ impl Tracker {
                 .and_then(|(_, name)| self.statements.get(name))
                 .map_or_else(|| n.unknown(), |p| p.statement.clone())
         });
-        self.awaits(Pending::Execute {
+        self.pending.push_back(Pending::Execute {
             statement,
             started: started(self.audit.as_ref()),
             policy: Some(decision),
             asked: false,
         });
+        self.unasked = true;
         Some(Verdict::Replace(refused_parse(&policy_refusal(&message))))
     }
 
@@ -664,13 +692,19 @@ impl Tracker {
         self.pending.capacity() + self.completions.capacity()
     }
 
-    /// Awaits the answer to a message sent on, unless the server skips
-    /// it: after an error in the extended protocol it discards everything
-    /// up to the client's `Sync` and answers nothing, however long the
-    /// client goes on.
-    fn awaits(&mut self, pending: Pending) {
-        if !self.discarding {
-            self.pending.push_back(pending);
+    /// A named statement's `Parse` failed: its name stands for what it
+    /// did before, unless a later `Parse` has named it since.
+    fn put_back(&mut self, replaced: Replaced) {
+        let Replaced { name, parse, entry } = replaced;
+        if self
+            .statements
+            .get(&*name)
+            .is_some_and(|p| p.parse == parse)
+        {
+            match entry {
+                Some(entry) => self.statements.insert(name.into(), entry),
+                None => self.statements.remove(&*name),
+            };
         }
     }
 
@@ -733,8 +767,16 @@ impl Tracker {
     /// A `Flush`: the client waits for the answers to every `Execute`
     /// sent so far.
     fn ask_for_answers(&mut self) {
-        for p in &mut self.pending {
+        if !std::mem::take(&mut self.unasked) {
+            return;
+        }
+        // Those asked for before are all ahead of the newest one asked
+        // for: a client sending Flush after Flush walks nothing again.
+        for p in self.pending.iter_mut().rev() {
             if let Pending::Execute { asked, .. } = p {
+                if *asked {
+                    break;
+                }
                 *asked = true;
             }
         }
@@ -782,7 +824,8 @@ impl Tracker {
             }
             // COPY data belongs to a statement already in flight.
             (Direction::ToUpstream, b'd') => {}
-            (Direction::ToUpstream, b'c' | b'f') => {
+            // Skipped by a server discarding up to a Sync.
+            (Direction::ToUpstream, b'c' | b'f') if !self.discarding => {
                 // Before the server said it waits for data: a client
                 // sending blind, which has ended the COPY already.
                 self.copy_ended_early = !self.copy_in;
@@ -813,6 +856,14 @@ impl Tracker {
             && self.skipping_to_sync
             && !matches!(tag, b'S' | b'X')
         {
+            return Verdict::Replace(Vec::new());
+        }
+        // After an extended-protocol error the server skips everything up
+        // to the client's Sync. The gateway does not send these at all:
+        // nothing is kept for them, and nothing they would prepare, close
+        // or rename is believed of the server (were it not skipping after
+        // all, the client's messages would go unanswered, never run).
+        if direction == Direction::ToUpstream && self.discarding && skipped_while_discarding(tag) {
             return Verdict::Replace(Vec::new());
         }
         match (direction, tag) {
@@ -937,11 +988,6 @@ impl Tracker {
                     pooling.sync_sent();
                 }
                 self.unsynced = false;
-                if self.discarding {
-                    // What was sent while the server skipped is not
-                    // answered (nor prepared).
-                    self.skip_completions_to_sync();
-                }
                 self.discarding = false;
                 self.skipping_to_sync = false;
                 if self.follows_completions() {
@@ -960,7 +1006,9 @@ impl Tracker {
                 let replace = match replace {
                     Some(r) => Some(r),
                     None if complete => {
-                        let refused = self.follow_session_state(tag, body);
+                        let refused = self
+                            .follow_session_state(tag, body)
+                            .or_else(|| self.refuse_taken_name(body));
                         parse_refused = refused.is_some();
                         refused
                     }
@@ -977,31 +1025,50 @@ impl Tracker {
                         Some((_, sql)) => n.statement(sql, complete),
                         None => n.unknown(),
                     });
-                    self.awaits(Pending::Execute {
+                    self.pending.push_back(Pending::Execute {
                         statement,
                         started: started(self.audit.as_ref()),
                         policy,
                         asked: false,
                     });
+                    self.unasked = true;
                     return match replace {
                         Some(message) => Verdict::Replace(message),
                         None => Verdict::Forward,
                     };
                 }
                 let mut audited_statement = None;
+                let mut replaced = None;
                 if let Some(normalised) = self.normalised.as_mut()
                     && let Some((name, sql)) = parsed
                 {
                     let statement = normalised.statement(sql, complete);
                     audited_statement = Some(statement.clone());
                     if self.statements.len() < MAX_NAMES || self.statements.contains_key(name) {
-                        self.statements
-                            .insert(name.to_owned(), Prepared { statement, policy });
+                        self.parses += 1;
+                        let entry = self.statements.insert(
+                            name.to_owned(),
+                            Prepared {
+                                statement,
+                                policy,
+                                parse: self.parses,
+                            },
+                        );
+                        // The unnamed statement goes when its Parse
+                        // begins, failing or not.
+                        replaced = (!name.is_empty()).then(|| {
+                            Box::new(Replaced {
+                                name: name.into(),
+                                parse: self.parses,
+                                entry,
+                            })
+                        });
                     }
                 }
-                self.awaits(Pending::Parse {
+                self.pending.push_back(Pending::Parse {
                     statement: audited_statement,
                     started: started(self.audit.as_ref()),
+                    replaced,
                 });
                 if complete && let Some(carried) = self.carry_parse(whole, replace.as_deref()) {
                     return Verdict::Replace(carried);
@@ -1028,6 +1095,7 @@ impl Tracker {
                         .unwrap_or_else(|| Prepared {
                             statement: normalised.unknown(),
                             policy: None,
+                            parse: 0,
                         });
                     if self.portals.len() < MAX_NAMES || self.portals.contains_key(portal) {
                         self.portals.insert(portal.to_owned(), prepared);
@@ -1041,14 +1109,14 @@ impl Tracker {
                 if self.follows_completions() {
                     self.completions.push_back(Completion::Pass);
                 }
-                self.awaits(Pending::Answer(AnswerTo::Bind));
+                self.pending.push_back(Pending::Answer(AnswerTo::Bind));
                 if let Some(message) = carried {
                     return Verdict::Replace(message);
                 }
             }
             (Direction::ToUpstream, b'D') => {
                 self.unsynced = true;
-                self.awaits(Pending::Answer(AnswerTo::Describe));
+                self.pending.push_back(Pending::Answer(AnswerTo::Describe));
                 if complete && let Some(message) = self.carry_named(tag, body) {
                     return Verdict::Replace(message);
                 }
@@ -1062,22 +1130,24 @@ impl Tracker {
                         .unwrap_or_else(|| Prepared {
                             statement: normalised.unknown(),
                             policy: None,
+                            parse: 0,
                         })
                 });
                 let (statement, policy) = match prepared {
                     Some(p) => (Some(p.statement), p.policy),
                     None => (None, None),
                 };
-                self.awaits(Pending::Execute {
+                self.pending.push_back(Pending::Execute {
                     statement,
                     started: started(self.audit.as_ref()),
                     policy,
                     asked: false,
                 });
+                self.unasked = true;
             }
             (Direction::ToUpstream, b'C') => {
                 self.unsynced = true;
-                self.awaits(Pending::Answer(AnswerTo::Close));
+                self.pending.push_back(Pending::Answer(AnswerTo::Close));
                 if let Ok((kind, name)) = wire::parse_close(body) {
                     match kind {
                         b'S' => self.statements.remove(name),
@@ -1209,8 +1279,11 @@ impl Tracker {
                     // A statement that failed to parse is never executed:
                     // its error is all the audit will see of it.
                     Some(Pending::Parse { .. }) => {
-                        if let Some(Pending::Parse { statement, started }) =
-                            self.pending.pop_front()
+                        if let Some(Pending::Parse {
+                            statement,
+                            started,
+                            replaced,
+                        }) = self.pending.pop_front()
                             && let Some(statement) = statement
                         {
                             let policy = self
@@ -1226,6 +1299,9 @@ impl Tracker {
                                 code,
                                 policy,
                             );
+                            if let Some(replaced) = replaced {
+                                self.put_back(*replaced);
+                            }
                         }
                     }
                     Some(Pending::Answer(answer)) => {
@@ -1346,6 +1422,22 @@ impl Tracker {
                 pooling.server.remove(id);
             }
         }
+    }
+
+    /// Transaction pooling: what stands for a `Parse` of a name the client
+    /// has given a statement already, which PostgreSQL refuses (`42P05`),
+    /// keeping the first; carried on, it would replace it.
+    fn refuse_taken_name(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let pooling = self.pooling.as_ref()?;
+        let name = &body[..body.iter().position(|&c| c == 0)?];
+        if name.is_empty() || !pooling.named.contains_key(name) {
+            return None;
+        }
+        let message = format!(
+            "prepared statement \"{}\" already exists",
+            String::from_utf8_lossy(name)
+        );
+        Some(refused_parse(&crate::raised("42P05", &message)))
     }
 
     /// Transaction pooling: a client's named `Parse` (as sent on: `whole`,
