@@ -26,9 +26,19 @@ pub trait AuditSink: Send + Sync {
     fn record(&self, event: Event);
 
     /// False while the trail cannot write and new work must be refused
-    /// (fail closed). Existing sessions keep queueing.
+    /// (fail closed). Existing sessions keep queueing, up to the bound
+    /// [`AuditSink::poll_room`] holds them to.
     fn accepting(&self) -> bool {
         true
+    }
+
+    /// Ready while the sink takes more records within its bound of
+    /// records waiting to be written; otherwise `cx` is woken once it
+    /// has room. A session stops sending statements on meanwhile, so
+    /// that a trail falling behind holds them up rather than growing
+    /// without limit (or dropping a record).
+    fn poll_room(&self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Ready(())
     }
 }
 

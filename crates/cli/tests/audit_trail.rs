@@ -286,7 +286,8 @@ fn the_trail_records_verifies_and_finds_everything() {
 }
 
 /// The audit disk fills: new logins and API calls are refused until it has
-/// room, and no record is lost.
+/// room, a session's statements wait once the records waiting to be
+/// written reach the bound, and no record is lost.
 #[test]
 fn a_full_audit_disk_fails_closed() {
     if !is_root() {
@@ -316,10 +317,47 @@ fn a_full_audit_disk_fails_closed() {
     let lk = start_latchkey_with(
         root.path(),
         &pg,
-        &["--audit-dir", audit_dir.to_str().unwrap()],
+        &[
+            "--audit-dir",
+            audit_dir.to_str().unwrap(),
+            "--audit-max-queue",
+            "50",
+        ],
     );
     let token = aws_token(&lk, &[], "localhost", "app");
     stdout_ok(&psql(&lk, "app", &token, "verify-full", "SELECT 1"));
+    // A session open before the disk fills, which runs 200 statements
+    // when told to, counting them in a file as they are answered.
+    let go = root.path().join("go");
+    let done = root.path().join("done");
+    let mut session = Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys, time, psycopg\n\
+             c = psycopg.connect(os.environ['LK_CONNINFO'], password=os.environ['LK_TOKEN'], autocommit=True)\n\
+             open(os.environ['LK_DONE'], 'w').write('0')\n\
+             while not os.path.exists(os.environ['LK_GO']): time.sleep(0.05)\n\
+             for i in range(200):\n\
+             \x20   c.execute('SELECT %s', (i,))\n\
+             \x20   open(os.environ['LK_DONE'], 'w').write(str(i + 1))\n",
+        ])
+        .env("LK_CONNINFO", conninfo(&lk, "app", "verify-full"))
+        .env("LK_TOKEN", &token)
+        .env("LK_GO", &go)
+        .env("LK_DONE", &done)
+        .spawn()
+        .unwrap();
+    let answered = || {
+        std::fs::read_to_string(&done)
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while answered().is_none() {
+        assert!(Instant::now() < deadline, "the session did not connect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let answered = || answered().unwrap_or(0);
 
     let filler = disk.join("filler");
     let _ = std::fs::write(&filler, vec![0u8; 16 << 20]);
@@ -356,9 +394,28 @@ fn a_full_audit_disk_fails_closed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The session's statements are held while 50 records wait (the
+    // refused logins' among them), not queued without end.
+    std::fs::write(&go, "").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let held = answered();
+    assert!(
+        held < 50,
+        "{held} statements answered while the trail was full"
+    );
 
     // Room again: everything works, and every refusal was recorded.
     std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answered() < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the held session did not go on: {} answered",
+            answered()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(session.wait().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !psql(&lk, "app", &token, "verify-full", "SELECT 1")
         .status

@@ -56,6 +56,12 @@ impl Audit {
         (self.clock)()
     }
 
+    /// Ready while the sink has room for more statements (see
+    /// [`AuditSink::poll_room`]).
+    pub fn poll_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.sink.poll_room(cx)
+    }
+
     /// Records a finished statement, stamped now.
     pub fn record(&self, done: Finished) {
         let now = self.now();

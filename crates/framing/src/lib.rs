@@ -164,6 +164,13 @@ pub trait Framing: Default {
     /// kernel's socket buffers hold (megabytes of requests, tens of
     /// megabytes of records).
     fn backlogged(tracker: &Self::Tracker) -> bool;
+    /// Ready while the audit takes the tracker's statements; otherwise
+    /// `cx` is woken once it does ([`latchkey_audit::AuditSink::poll_room`]):
+    /// the relay reads no more from the client meanwhile.
+    fn poll_audit_room(
+        tracker: &Self::Tracker,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()>;
     /// The bytes.
     fn window(&self) -> &Window;
     /// The bytes, to read into and write from.

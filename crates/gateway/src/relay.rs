@@ -112,10 +112,14 @@ impl<F: Framing> Half<F> {
                     HalfEnd::Eof
                 }));
             }
-            if direction == Direction::ToUpstream && F::backlogged(tracker) {
+            if direction == Direction::ToUpstream
+                && (F::backlogged(tracker) || F::poll_audit_room(tracker, cx).is_pending())
+            {
                 // The client is read again once answers have come (see
                 // `poll_halves`), so that one which never reads them holds
-                // what the socket buffers do, not a record of each.
+                // what the socket buffers do, not a record of each; or
+                // once the audit trail, behind, has room for its
+                // statements again (it wakes the session).
                 self.buffer.release();
                 if self.unflushed {
                     ready!(dst.as_mut().poll_flush(cx)).map_err(write_err)?;

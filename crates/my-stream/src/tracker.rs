@@ -197,6 +197,13 @@ impl Tracker {
         self.queue.len() >= crate::MAX_AWAITED && self.upload.is_none()
     }
 
+    /// Ready while the audit has room for the session's statements.
+    pub fn poll_audit_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.audit
+            .as_ref()
+            .map_or(std::task::Poll::Ready(()), |a| a.poll_room(cx))
+    }
+
     /// The client is sending a LOCAL INFILE file: its packets are data,
     /// not commands.
     pub fn uploading(&self) -> bool {

@@ -26,6 +26,9 @@ impl Framing for Buffer {
     fn backlogged(tracker: &Tracker) -> bool {
         tracker.backlogged()
     }
+    fn poll_audit_room(tracker: &Tracker, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        tracker.poll_audit_room(cx)
+    }
     fn window(&self) -> &Window {
         &self.window
     }

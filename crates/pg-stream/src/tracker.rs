@@ -715,6 +715,13 @@ impl Tracker {
         self.pending.len() >= crate::MAX_AWAITED && !self.copy_in
     }
 
+    /// Ready while the audit has room for the session's statements.
+    pub fn poll_audit_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.audit
+            .as_ref()
+            .map_or(std::task::Poll::Ready(()), |a| a.poll_room(cx))
+    }
+
     /// Something was sent that the server has not finished answering.
     pub fn busy(&self) -> bool {
         self.outstanding > 0

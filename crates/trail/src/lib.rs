@@ -206,9 +206,25 @@ struct Shared {
     /// they changed (a change is anchored without waiting for a record).
     peers: Mutex<std::collections::BTreeMap<String, u64>>,
     peers_changed: AtomicU64,
+    /// Sessions waiting for room in the queue ([`AuditSink::poll_room`]).
+    waiting: Mutex<Vec<std::task::Waker>>,
 }
 
 impl Shared {
+    fn has_room(&self) -> bool {
+        self.fail_open || self.depth.load(Ordering::Relaxed) < self.max_queue
+    }
+
+    /// Wakes the sessions waiting for room, once there is some (or the
+    /// trail is stopping: they are held no longer).
+    pub(crate) fn wake_waiting(&self) {
+        if !self.has_room() && !self.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let woken = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+        woken.into_iter().for_each(std::task::Waker::wake);
+    }
+
     fn fail(&self, e: &Error) {
         if self.healthy.swap(false, Ordering::AcqRel) {
             tracing::error!(error = %e, "the audit trail cannot write; refusing new work until it can");
@@ -439,6 +455,7 @@ impl Trail {
             metrics,
             peers: Mutex::new(std::collections::BTreeMap::new()),
             peers_changed: AtomicU64::new(0),
+            waiting: Mutex::new(Vec::new()),
         });
         // Bounded: if indexing and detection fall behind, the writer waits,
         // the queue grows and new work is refused rather than memory.
@@ -554,6 +571,7 @@ impl Trail {
             std::thread::sleep(Duration::from_millis(5));
         }
         self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake_waiting();
         self.writer.unpark();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for t in threads {
@@ -582,5 +600,24 @@ impl AuditSink for Trail {
         self.shared.fail_open
             || (self.shared.healthy.load(Ordering::Acquire)
                 && self.shared.depth.load(Ordering::Relaxed) < self.shared.max_queue)
+    }
+
+    fn poll_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let shared = &self.shared;
+        if shared.has_room() || shared.stop.load(Ordering::Acquire) {
+            return std::task::Poll::Ready(());
+        }
+        {
+            let mut waiting = shared.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                waiting.push(cx.waker().clone());
+            }
+        }
+        // The writer may have made room before the waker was listed.
+        if shared.has_room() {
+            return std::task::Poll::Ready(());
+        }
+        self.writer.unpark();
+        std::task::Poll::Pending
     }
 }

@@ -158,6 +158,7 @@ impl Writer {
                 self.shared.metrics.records_written.add(events.len() as u64);
                 self.shared.metrics.write_latency.observe(started.elapsed());
                 self.shared.recovered();
+                self.shared.wake_waiting();
                 let first = self.chain.last_sequence + 1 - events.len() as u64;
                 let events = events
                     .into_iter()

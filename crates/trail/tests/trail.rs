@@ -400,6 +400,55 @@ fn a_full_disk_fails_closed_and_loses_nothing() {
     assert_eq!(r.records_verified, sent);
 }
 
+/// Woken: whether the trail called the waker it was given.
+struct Flag(std::sync::atomic::AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Sessions queue records up to `max_queue`, then wait for room (the
+/// relay stops reading their clients) and are woken once the trail has
+/// written them: a trail that falls behind holds statements up rather
+/// than growing without limit.
+#[test]
+fn a_trail_behind_holds_sessions_back_until_it_has_room() {
+    if !nix_is_root() {
+        eprintln!("SKIPPED: mounting a small tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mount = small_disk(dir.path());
+    let _unmount = Unmount(mount.clone());
+    let mut c = config(&mount.join("trail"));
+    c.max_queue = 1000;
+    let t = open(c, &pkcs8());
+    let flag = Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+    let waker = std::task::Waker::from(flag.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(t.poll_room(&mut cx).is_ready());
+    let filler = fill(&mount);
+    for _ in 0..1000 {
+        t.record(auth("alice", "10.0.0.1", true));
+    }
+    wait_for("a failed write", || t.last_error().is_some());
+    assert!(t.poll_room(&mut cx).is_pending());
+    assert!(
+        t.poll_room(&mut cx).is_pending(),
+        "polled again, listed once"
+    );
+    assert!(!flag.0.load(std::sync::atomic::Ordering::SeqCst));
+    std::fs::remove_file(&filler).expect("rm filler");
+    wait_for("the waiting session to be woken", || {
+        flag.0.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    assert!(t.poll_room(&mut cx).is_ready());
+    t.close();
+    assert_eq!(t.synced(), 1000);
+}
+
 /// With `fail_open` a full disk does not stop new work, and records still
 /// land once there is room.
 #[test]

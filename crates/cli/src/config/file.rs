@@ -110,6 +110,7 @@ file_config! {
     audit_segment_size: u64 => audit.segment_size;
     audit_segment_age: Dur => audit.segment_age;
     audit_retention: Option<Dur> => audit.retention;
+    audit_max_queue: usize => audit.max_queue;
     audit_fail_open: bool => audit.fail_open;
     no_statement_audit: bool => audit.statements, |off: bool| !off;
     audit_literals: bool => audit.literals;

@@ -303,6 +303,7 @@ fn build(
     audit.segment_max_age = audit_s.segment_age.0;
     audit.retention = audit_s.retention.map(|d| d.0);
     audit.fail_open = audit_s.fail_open;
+    audit.max_queue = audit_s.max_queue.max(1);
 
     let detection = settings
         .detection

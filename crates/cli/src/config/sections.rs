@@ -409,6 +409,11 @@ section! {
         /// Delete segments older than this, e.g. 90days [default: keep everything].
         #[arg(long = "audit-retention", env = "LATCHKEY_AUDIT_RETENTION")]
         retention: Option<Dur> = None,
+        /// Records waiting to be written at most: past it, new connections
+        /// and API calls are refused and sessions send no more statements
+        /// until the trail has caught up [default: 1000000].
+        #[arg(long = "audit-max-queue", env = "LATCHKEY_AUDIT_MAX_QUEUE")]
+        max_queue: usize = 1_000_000,
         /// Keep accepting connections and API calls when the trail cannot
         /// write (by default they are refused until it can) [default: false].
         #[arg(long = "audit-fail-open", env = "LATCHKEY_AUDIT_FAIL_OPEN", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = boolish)]
