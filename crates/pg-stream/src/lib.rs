@@ -94,6 +94,14 @@ pub fn policy_refusal(message: &str) -> String {
     raised("42501", message)
 }
 
+/// The bytes of a statement or portal name that PostgreSQL tells apart:
+/// the first 63 (`NAMEDATALEN` - 1). Names that share them are one name
+/// to it, so they must be one to the gateway too (statement policy,
+/// the audit's names, the statements carried in transaction pooling).
+pub(crate) fn server_key(name: &[u8]) -> &[u8] {
+    &name[..name.len().min(63)]
+}
+
 /// A statement that makes the server raise `message` with `sqlstate`.
 /// Only characters that cannot end the literal or the dollar quote are
 /// kept of the message.

@@ -1869,52 +1869,105 @@ fn red_team_round_5_a_refused_parse_of_a_taken_name_leaves_the_name_as_it_was() 
     );
 }
 
+/// The last statement audited.
+fn last_audited(sink: &Collect) -> String {
+    statements(sink).last().map(|s| s.0.clone()).unwrap_or_default()
+}
+
 #[test]
-fn red_team_round_5_a_name_taken_is_refused_as_postgresql_refuses_it() {
-    let book = Arc::new(crate::prepared::StatementBook::default());
-    let (t, sink) = tracker();
-    let mut t = t.with_pooling(crate::Pooling::new(&[], false, book.clone()));
+fn red_team_round_6_names_are_told_apart_by_their_first_63_bytes_as_the_server_does() {
+    let long = |c: char| format!("{}{c}", "L".repeat(63));
     let sync = msg(b'S', b"");
+    let (mut t, sink) = tracker();
+    to_server(&mut t, &[parse(&long('A'), "SELECT 1 FROM pg_class"), sync.clone()].concat());
+    from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+    // To the server, B's name is A's: the Close closes it, and the Parse
+    // names it again.
     to_server(
         &mut t,
-        &[parse("acct", "SELECT 1 FROM pg_class"), sync.clone()].concat(),
+        &[msg(b'C', format!("S{}\0", long('B')).as_bytes()), sync.clone()].concat(),
     );
+    from_server(&mut t, &[msg(b'3', b""), msg(b'Z', b"I")].concat());
+    to_server(&mut t, &[parse(&long('B'), "DELETE FROM t"), sync.clone()].concat());
+    from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+    to_server(&mut t, &[bind_execute(&long('A')), sync.clone()].concat());
     from_server(
         &mut t,
-        &[msg(b'3', b""), msg(b'1', b""), msg(b'Z', b"I")].concat(),
+        &[msg(b'2', b""), msg(b'C', b"DELETE 9\0"), msg(b'Z', b"I")].concat(),
     );
-    let sent = to_server(
-        &mut t,
-        &[parse("acct", "SELECT 2 FROM pg_proc"), sync.clone()].concat(),
-    );
-    let text = String::from_utf8_lossy(&sent);
-    assert!(
-        text.contains("42P05") && text.contains("prepared statement \"acct\" already exists"),
-        "{text}"
-    );
-    assert!(!text.contains("pg_proc"), "{text}");
-    // The server raises it: the gateway's own ParseComplete and
-    // BindComplete are dropped, the error and ReadyForQuery pass.
-    let told = from_server(
+    assert_eq!(last_audited(&sink), "DELETE FROM t");
+    // Portals too.
+    to_server(
         &mut t,
         &[
-            msg(b'1', b""),
-            msg(b'2', b""),
-            error("42P05"),
-            msg(b'Z', b"I"),
+            msg(b'B', format!("{}\0{}\0\0\0\0\0\0\0", long('P'), long('B')).as_bytes()),
+            msg(b'E', format!("{}\0\0\0\0\0", long('Q')).as_bytes()),
+            sync.clone(),
         ]
         .concat(),
     );
-    assert_eq!(told, [error("42P05"), msg(b'Z', b"I")].concat());
-    assert!(t.idle());
-    // The name still stands for the first statement.
-    let sent = to_server(&mut t, &[bind_execute("acct"), sync.clone()].concat());
-    let first = server_name_of(&book, b"SELECT 1 FROM pg_class\0\0\0");
-    assert!(String::from_utf8_lossy(&sent).contains(&first), "{sent:?}");
-    from_server(&mut t, &ran());
-    let audited = statements(&sink);
-    assert_eq!(audited.len(), 2, "{audited:?}");
-    assert_eq!(audited[0].2.as_deref(), Some("42P05"), "{audited:?}");
-    assert_eq!(audited[1].0, "SELECT ? FROM pg_class", "{audited:?}");
-    assert!(t.idle());
+    from_server(
+        &mut t,
+        &[msg(b'2', b""), msg(b'C', b"DELETE 13\0"), msg(b'Z', b"I")].concat(),
+    );
+    assert_eq!(last_audited(&sink), "DELETE FROM t");
+}
+
+#[test]
+fn red_team_round_6_what_the_server_skipped_before_its_error_came_renames_nothing() {
+    let sync = msg(b'S', b"");
+    let failing = [
+        parse("", "SELECT 1/0"),
+        msg(b'B', b"\0\0\0\0\0\0\0\0"),
+        msg(b'E', b"\0\0\0\0\0"),
+    ]
+    .concat();
+    let fails = [msg(b'1', b""), msg(b'2', b""), error("22012"), msg(b'Z', b"I")].concat();
+    let deleted = [msg(b'2', b""), msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat();
+    // A Parse sent in the same write as the failing one, so before its
+    // error came: the server skipped it.
+    let (mut t, sink) = tracker();
+    to_server(&mut t, &[parse("s4", "DELETE FROM victim"), sync.clone()].concat());
+    from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+    to_server(
+        &mut t,
+        &[failing.clone(), parse("s4", "SELECT 'harmless'"), sync.clone()].concat(),
+    );
+    from_server(&mut t, &fails);
+    to_server(&mut t, &[bind_execute("s4"), sync.clone()].concat());
+    from_server(&mut t, &deleted);
+    assert_eq!(last_audited(&sink), "DELETE FROM victim");
+    // A Close the server skipped closed nothing.
+    to_server(
+        &mut t,
+        &[failing.clone(), msg(b'C', b"Ss4\0"), sync.clone()].concat(),
+    );
+    from_server(&mut t, &fails);
+    to_server(&mut t, &[bind_execute("s4"), sync.clone()].concat());
+    from_server(&mut t, &deleted);
+    assert_eq!(last_audited(&sink), "DELETE FROM victim");
+    // Nor did a portal the server never bound.
+    to_server(&mut t, &[msg(b'Q', b"BEGIN\0")].concat());
+    from_server(&mut t, &[msg(b'C', b"BEGIN\0"), msg(b'Z', b"T")].concat());
+    to_server(
+        &mut t,
+        &[msg(b'B', b"p\0s4\0\0\0\0\0\0\0"), sync.clone()].concat(),
+    );
+    from_server(&mut t, &[msg(b'2', b""), msg(b'Z', b"T")].concat());
+    to_server(&mut t, &[parse("other", "SELECT 2"), sync.clone()].concat());
+    from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"T")].concat());
+    to_server(
+        &mut t,
+        &[failing, msg(b'B', b"p\0other\0\0\0\0\0\0\0"), sync.clone()].concat(),
+    );
+    from_server(
+        &mut t,
+        &[msg(b'1', b""), msg(b'2', b""), error("22012"), msg(b'Z', b"E")].concat(),
+    );
+    to_server(&mut t, &[msg(b'E', b"p\0\0\0\0\0"), sync.clone()].concat());
+    from_server(
+        &mut t,
+        &[msg(b'C', b"DELETE 5\0"), msg(b'Z', b"E")].concat(),
+    );
+    assert_eq!(last_audited(&sink), "DELETE FROM victim");
 }

@@ -41,7 +41,7 @@ const KEPT_NAME_BYTES: usize = 256;
 use crate::{
     DYNAMIC_SQL_FUNCTIONS, MAX_NAMES, REFUSAL, REFUSAL_DYNAMIC_SQL, REFUSAL_SIGNAL,
     SERVER_FILE_FUNCTIONS, SIGNAL_FUNCTIONS, audited, policy_refusal, query_message,
-    refusal_statement, refused_parse, statement_message,
+    refusal_statement, refused_parse, server_key, statement_message,
 };
 
 /// A statement's decision by statement policy, when the database has it.
@@ -52,19 +52,30 @@ type Policy = Option<Arc<PolicyDecision>>;
 struct Prepared {
     statement: Arc<Statement>,
     policy: Policy,
-    /// Which `Parse` named it (see [`Replaced`]).
-    parse: u64,
+    /// Which `Parse` or `Bind` named it (see [`NameEdit`]).
+    edit: u64,
 }
 
-/// A named statement's entry as a `Parse` of its name found it: put back
-/// if the server refuses the `Parse` (`42P05` when the name is taken, or
-/// the SQL's own error), unless a later `Parse` has named it since. Else
-/// the audit would report the statement that runs under that name as the
-/// SQL the server refused.
-struct Replaced {
-    name: Box<str>,
-    parse: u64,
-    entry: Option<Prepared>,
+/// What a message sent on does to the names the audit reports
+/// statements by. Done at once (a `Bind` sent right behind its `Parse`
+/// names what it prepared), undone if the server refuses or skips the
+/// message, unless a later message has named the name since; a `Close`
+/// takes effect when the server confirms it. Else the audit would report
+/// the statement that runs under a name as SQL the server never took.
+enum NameEdit {
+    /// Named `name`, which stood for `before` until then.
+    Named {
+        portal: bool,
+        name: Box<str>,
+        edit: u64,
+        before: Option<Prepared>,
+    },
+    /// Closes `name`, as edit `edit` named it.
+    Closing {
+        portal: bool,
+        name: Box<str>,
+        edit: u64,
+    },
 }
 
 /// What the checks say about a `Query` or `Parse`.
@@ -110,14 +121,14 @@ enum Pending {
     Parse {
         statement: Option<Arc<Statement>>,
         started: Option<Instant>,
-        replaced: Option<Box<Replaced>>,
+        edit: Option<Box<NameEdit>>,
     },
     /// A `Bind`, `Close` or `Describe`, answered by a message of its own.
     /// Every message that gets an answer is here, in order, so that an
     /// error is known to be a simple query's own (answered with
     /// `ReadyForQuery`) or an extended-protocol message's (the server then
     /// skips everything up to `Sync`, queries included).
-    Answer(AnswerTo),
+    Answer(AnswerTo, Option<Box<NameEdit>>),
     Sync,
 }
 
@@ -193,7 +204,7 @@ pub struct Tracker {
     pending: VecDeque<Pending>,
     statements: HashMap<String, Prepared>,
     /// `Parse`s of statements the audit names so far.
-    parses: u64,
+    edits: u64,
     /// An `Execute` was sent since the last `Flush`.
     unasked: bool,
     portals: HashMap<String, Prepared>,
@@ -440,7 +451,7 @@ impl Tracker {
             transaction: b'I',
             pending: VecDeque::new(),
             statements: HashMap::new(),
-            parses: 0,
+            edits: 0,
             unasked: false,
             portals: HashMap::new(),
             audit,
@@ -500,7 +511,9 @@ impl Tracker {
             });
         }
         match effects.deallocates.take() {
-            Some(Deallocation::Name(name)) if pooling.named.remove(name.as_bytes()).is_some() => {
+            Some(Deallocation::Name(name))
+                if pooling.named.remove(server_key(name.as_bytes())).is_some() =>
+            {
                 // The client's statement is the gateway's on the server
                 // under another name: the server drops all it has, and
                 // the others are prepared again where needed.
@@ -633,7 +646,7 @@ impl Tracker {
         let statement = self.normalised.as_ref().map(|n| {
             wire::parse_bind(body)
                 .ok()
-                .and_then(|(_, name)| self.statements.get(name))
+                .and_then(|(_, name)| self.statements.get(&*name_key(name.as_bytes())))
                 .map_or_else(|| n.unknown(), |p| p.statement.clone())
         });
         self.pending.push_back(Pending::Execute {
@@ -692,20 +705,83 @@ impl Tracker {
         self.pending.capacity() + self.completions.capacity()
     }
 
-    /// A named statement's `Parse` failed: its name stands for what it
-    /// did before, unless a later `Parse` has named it since.
-    fn put_back(&mut self, replaced: Replaced) {
-        let Replaced { name, parse, entry } = replaced;
-        if self
-            .statements
-            .get(&*name)
-            .is_some_and(|p| p.parse == parse)
-        {
-            match entry {
-                Some(entry) => self.statements.insert(name.into(), entry),
-                None => self.statements.remove(&*name),
-            };
+    fn names_mut(&mut self, portal: bool) -> &mut HashMap<String, Prepared> {
+        if portal {
+            &mut self.portals
+        } else {
+            &mut self.statements
         }
+    }
+
+    /// Names `name` (`key`, as the server tells names apart) for
+    /// `prepared`, within the bound; the edit to undo should the server
+    /// refuse or skip the message (none for the unnamed ones, which the
+    /// server drops whatever becomes of the message).
+    fn name(&mut self, portal: bool, key: String, prepared: Prepared) -> Option<Box<NameEdit>> {
+        let names = self.names_mut(portal);
+        if names.len() >= MAX_NAMES && !names.contains_key(&key) {
+            return None;
+        }
+        self.edits += 1;
+        let edit = self.edits;
+        let unnamed = key.is_empty();
+        let before = self
+            .names_mut(portal)
+            .insert(key.clone(), Prepared { edit, ..prepared });
+        (!unnamed).then(|| {
+            Box::new(NameEdit::Named {
+                portal,
+                name: key.into(),
+                edit,
+                before,
+            })
+        })
+    }
+
+    /// The server took the message: a `Close` takes effect, unless the
+    /// name was named again since it was sent.
+    fn confirm(&mut self, edit: Option<Box<NameEdit>>) {
+        if let Some(NameEdit::Closing { portal, name, edit }) = edit.map(|e| *e) {
+            let names = self.names_mut(portal);
+            if names.get(&*name).is_some_and(|p| p.edit == edit) {
+                names.remove(&*name);
+            }
+        }
+    }
+
+    /// The server refused or skipped the messages that made `edits`, in
+    /// the order they were sent: each name stands for what it did before,
+    /// unless a later message has named it since.
+    fn undo(&mut self, edits: Vec<NameEdit>) {
+        for edit in edits.into_iter().rev() {
+            if let NameEdit::Named {
+                portal,
+                name,
+                edit,
+                before,
+            } = edit
+            {
+                let names = self.names_mut(portal);
+                if names.get(&*name).is_some_and(|p| p.edit == edit) {
+                    match before {
+                        Some(before) => names.insert(name.into(), before),
+                        None => names.remove(&*name),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Takes the pending entry at the front, keeping its name edit for
+    /// [`Tracker::undo`]: the server skipped it.
+    fn skip_front(&mut self, skipped: &mut Vec<NameEdit>) -> Option<Pending> {
+        let mut p = self.pending.pop_front()?;
+        let edit = match &mut p {
+            Pending::Parse { edit, .. } | Pending::Answer(_, edit) => edit.take(),
+            _ => None,
+        };
+        skipped.extend(edit.map(|e| *e));
+        Some(p)
     }
 
     /// Answers to [`MAX_AWAITED`](crate::MAX_AWAITED) messages or more are awaited, and the
@@ -806,7 +882,7 @@ impl Tracker {
                     // Describe waiting for its answer needs to see these.
                     && matches!(
                         self.pending.front(),
-                        Some(Pending::Answer(AnswerTo::Describe))
+                        Some(Pending::Answer(AnswerTo::Describe, _))
                     ))
             }
         }
@@ -1013,9 +1089,7 @@ impl Tracker {
                 let replace = match replace {
                     Some(r) => Some(r),
                     None if complete => {
-                        let refused = self
-                            .follow_session_state(tag, body)
-                            .or_else(|| self.refuse_taken_name(body));
+                        let refused = self.follow_session_state(tag, body);
                         parse_refused = refused.is_some();
                         refused
                     }
@@ -1045,37 +1119,23 @@ impl Tracker {
                     };
                 }
                 let mut audited_statement = None;
-                let mut replaced = None;
+                let mut edit = None;
                 if let Some(normalised) = self.normalised.as_mut()
                     && let Some((name, sql)) = parsed
                 {
                     let statement = normalised.statement(sql, complete);
                     audited_statement = Some(statement.clone());
-                    if self.statements.len() < MAX_NAMES || self.statements.contains_key(name) {
-                        self.parses += 1;
-                        let entry = self.statements.insert(
-                            name.to_owned(),
-                            Prepared {
-                                statement,
-                                policy,
-                                parse: self.parses,
-                            },
-                        );
-                        // The unnamed statement goes when its Parse
-                        // begins, failing or not.
-                        replaced = (!name.is_empty()).then(|| {
-                            Box::new(Replaced {
-                                name: name.into(),
-                                parse: self.parses,
-                                entry,
-                            })
-                        });
-                    }
+                    let prepared = Prepared {
+                        statement,
+                        policy,
+                        edit: 0,
+                    };
+                    edit = self.name(false, name_key(name.as_bytes()).into_owned(), prepared);
                 }
                 self.pending.push_back(Pending::Parse {
                     statement: audited_statement,
                     started: started(self.audit.as_ref()),
-                    replaced,
+                    edit,
                 });
                 if complete && let Some(carried) = self.carry_parse(whole, replace.as_deref()) {
                     return Verdict::Replace(carried);
@@ -1092,21 +1152,20 @@ impl Tracker {
                 if let Some(refused) = self.check_bind(body) {
                     return refused;
                 }
+                let mut edit = None;
                 if let Some(normalised) = &self.normalised
                     && let Ok((portal, name)) = wire::parse_bind(body)
                 {
                     let prepared = self
                         .statements
-                        .get(name)
+                        .get(&*name_key(name.as_bytes()))
                         .cloned()
                         .unwrap_or_else(|| Prepared {
                             statement: normalised.unknown(),
                             policy: None,
-                            parse: 0,
+                            edit: 0,
                         });
-                    if self.portals.len() < MAX_NAMES || self.portals.contains_key(portal) {
-                        self.portals.insert(portal.to_owned(), prepared);
-                    }
+                    edit = self.name(true, name_key(portal.as_bytes()).into_owned(), prepared);
                 }
                 let carried = if complete {
                     self.carry_named(tag, body)
@@ -1116,14 +1175,16 @@ impl Tracker {
                 if self.follows_completions() {
                     self.completions.push_back(Completion::Pass);
                 }
-                self.pending.push_back(Pending::Answer(AnswerTo::Bind));
+                self.pending
+                    .push_back(Pending::Answer(AnswerTo::Bind, edit));
                 if let Some(message) = carried {
                     return Verdict::Replace(message);
                 }
             }
             (Direction::ToUpstream, b'D') => {
                 self.unsynced = true;
-                self.pending.push_back(Pending::Answer(AnswerTo::Describe));
+                self.pending
+                    .push_back(Pending::Answer(AnswerTo::Describe, None));
                 if complete && let Some(message) = self.carry_named(tag, body) {
                     return Verdict::Replace(message);
                 }
@@ -1133,11 +1194,11 @@ impl Tracker {
                 let prepared = self.normalised.as_ref().map(|normalised| {
                     wire::leading_str(body)
                         .ok()
-                        .and_then(|portal| self.portals.get(portal).cloned())
+                        .and_then(|portal| self.portals.get(&*name_key(portal.as_bytes())).cloned())
                         .unwrap_or_else(|| Prepared {
                             statement: normalised.unknown(),
                             policy: None,
-                            parse: 0,
+                            edit: 0,
                         })
                 });
                 let (statement, policy) = match prepared {
@@ -1154,13 +1215,18 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'C') => {
                 self.unsynced = true;
-                self.pending.push_back(Pending::Answer(AnswerTo::Close));
-                if let Ok((kind, name)) = wire::parse_close(body) {
-                    match kind {
-                        b'S' => self.statements.remove(name),
-                        _ => self.portals.remove(name),
-                    };
-                }
+                let edit = wire::parse_close(body).ok().and_then(|(kind, name)| {
+                    let portal = kind != b'S';
+                    let name = name_key(name.as_bytes()).into_owned();
+                    let edit = self.names_mut(portal).get(&name)?.edit;
+                    Some(Box::new(NameEdit::Closing {
+                        portal,
+                        name: name.into(),
+                        edit,
+                    }))
+                });
+                self.pending
+                    .push_back(Pending::Answer(AnswerTo::Close, edit));
                 if self.follows_completions() {
                     self.completions.push_back(Completion::Pass);
                 }
@@ -1173,7 +1239,7 @@ impl Tracker {
                     && let Some(name) = name.strip_suffix(&[0])
                     && !name.is_empty()
                 {
-                    pooling.named.remove(name);
+                    pooling.named.remove(server_key(name));
                     return Verdict::Replace(close_nothing());
                 }
             }
@@ -1232,12 +1298,22 @@ impl Tracker {
                         matches!(self.pending.front(), Some(Pending::Parse { .. }))
                     }
                     (b'2', _) => {
-                        matches!(self.pending.front(), Some(Pending::Answer(AnswerTo::Bind)))
+                        matches!(
+                            self.pending.front(),
+                            Some(Pending::Answer(AnswerTo::Bind, _))
+                        )
                     }
-                    _ => matches!(self.pending.front(), Some(Pending::Answer(AnswerTo::Close))),
+                    _ => matches!(
+                        self.pending.front(),
+                        Some(Pending::Answer(AnswerTo::Close, _))
+                    ),
                 };
                 if answered {
-                    self.pending.pop_front();
+                    let edit = match self.pending.pop_front() {
+                        Some(Pending::Parse { edit, .. } | Pending::Answer(_, edit)) => edit,
+                        _ => None,
+                    };
+                    self.confirm(edit);
                 }
                 return verdict;
             }
@@ -1246,7 +1322,7 @@ impl Tracker {
                 // Describe waiting first is answered by this.
                 if matches!(
                     self.pending.front(),
-                    Some(Pending::Answer(AnswerTo::Describe))
+                    Some(Pending::Answer(AnswerTo::Describe, _))
                 ) {
                     self.pending.pop_front();
                 }
@@ -1289,7 +1365,7 @@ impl Tracker {
                         if let Some(Pending::Parse {
                             statement,
                             started,
-                            replaced,
+                            edit,
                         }) = self.pending.pop_front()
                             && let Some(statement) = statement
                         {
@@ -1306,19 +1382,20 @@ impl Tracker {
                                 code,
                                 policy,
                             );
-                            if let Some(replaced) = replaced {
-                                self.put_back(*replaced);
-                            }
+                            self.undo(edit.into_iter().map(|e| *e).collect());
                         }
                     }
-                    Some(Pending::Answer(answer)) => {
+                    Some(Pending::Answer(answer, _)) => {
                         // A Bind failed: the Execute of the portal it was
                         // making (after any Describe of it) failed with it:
                         // the statement is planned at Bind.
                         let bind = *answer == AnswerTo::Bind;
-                        self.pending.pop_front();
+                        let mut refused = Vec::new();
+                        self.skip_front(&mut refused);
+                        self.undo(refused);
                         while bind
-                            && let Some(Pending::Answer(AnswerTo::Describe)) = self.pending.front()
+                            && let Some(Pending::Answer(AnswerTo::Describe, _)) =
+                                self.pending.front()
                         {
                             self.pending.pop_front();
                         }
@@ -1347,12 +1424,15 @@ impl Tracker {
                     }
                 }
                 // The server skips everything up to Sync, queries and
-                // function calls included: they are never answered.
+                // function calls included: they are never answered, and
+                // name nothing.
+                let mut skipped = Vec::new();
                 while !matches!(self.pending.front(), Some(Pending::Sync) | None) {
-                    if let Some(Pending::Query { .. }) = self.pending.pop_front() {
+                    if let Some(Pending::Query { .. }) = self.skip_front(&mut skipped) {
                         self.outstanding = self.outstanding.saturating_sub(1);
                     }
                 }
+                self.undo(skipped);
                 // No Sync on its way: nothing is answered until one comes.
                 self.discarding = self.pending.is_empty();
                 self.skip_completions_to_sync();
@@ -1362,7 +1442,8 @@ impl Tracker {
                 self.copy_in = false;
                 self.outstanding = self.outstanding.saturating_sub(1);
                 self.transaction = body.first().copied().unwrap_or(b'E');
-                while let Some(p) = self.pending.pop_front() {
+                let mut skipped = Vec::new();
+                while let Some(p) = self.skip_front(&mut skipped) {
                     match p {
                         Pending::Query {
                             statement,
@@ -1388,9 +1469,10 @@ impl Tracker {
                             break;
                         }
                         // Skipped after an error.
-                        Pending::Execute { .. } | Pending::Parse { .. } | Pending::Answer(_) => {}
+                        Pending::Execute { .. } | Pending::Parse { .. } | Pending::Answer(..) => {}
                     }
                 }
+                self.undo(skipped);
             }
             (Direction::ToClient, b'S') => {
                 if let Ok((name, value)) = wire::parse_parameter_status(body) {
@@ -1431,22 +1513,6 @@ impl Tracker {
         }
     }
 
-    /// Transaction pooling: what stands for a `Parse` of a name the client
-    /// has given a statement already, which PostgreSQL refuses (`42P05`),
-    /// keeping the first; carried on, it would replace it.
-    fn refuse_taken_name(&self, body: &[u8]) -> Option<Vec<u8>> {
-        let pooling = self.pooling.as_ref()?;
-        let name = &body[..body.iter().position(|&c| c == 0)?];
-        if name.is_empty() || !pooling.named.contains_key(name) {
-            return None;
-        }
-        let message = format!(
-            "prepared statement \"{}\" already exists",
-            String::from_utf8_lossy(name)
-        );
-        Some(refused_parse(&crate::raised("42P05", &message)))
-    }
-
     /// Transaction pooling: a client's named `Parse` (as sent on: `whole`,
     /// or the gateway's `replacement`) goes to the server under the
     /// gateway's name for the statement, or, when the server has it
@@ -1461,7 +1527,7 @@ impl Tracker {
             None => whole,
         };
         let end = body.iter().position(|&c| c == 0)?;
-        let (name, rest) = (&body[..end], &body[end + 1..]);
+        let (name, rest) = (server_key(&body[..end]), &body[end + 1..]);
         if name.is_empty() {
             pooling.unnamed_here = true;
             return None;
@@ -1512,7 +1578,7 @@ impl Tracker {
                 &mut self.completions,
             ));
         }
-        let Some(st) = pooling.named.get(name).cloned() else {
+        let Some(st) = pooling.named.get(server_key(name)).cloned() else {
             // Not one of this client's statements: on a shared connection
             // the name could be another client's (the gateway's `_lk_…`
             // names, or any other), which this client must not run or
@@ -1570,6 +1636,7 @@ impl Tracker {
 /// otherwise its bytes in hex after a NUL (which no name holds), so that
 /// names in other client encodings stay distinct.
 fn name_key(name: &[u8]) -> std::borrow::Cow<'_, str> {
+    let name = server_key(name);
     match std::str::from_utf8(name) {
         Ok(name) => name.into(),
         Err(_) => {
