@@ -121,14 +121,14 @@ enum Pending {
     Parse {
         statement: Option<Arc<Statement>>,
         started: Option<Instant>,
-        edit: Option<Box<NameEdit>>,
+        edit: Option<NameEdit>,
     },
     /// A `Bind`, `Close` or `Describe`, answered by a message of its own.
     /// Every message that gets an answer is here, in order, so that an
     /// error is known to be a simple query's own (answered with
     /// `ReadyForQuery`) or an extended-protocol message's (the server then
     /// skips everything up to `Sync`, queries included).
-    Answer(AnswerTo, Option<Box<NameEdit>>),
+    Answer(AnswerTo, Option<NameEdit>),
     Sync,
 }
 
@@ -203,7 +203,7 @@ pub struct Tracker {
     transaction: u8,
     pending: VecDeque<Pending>,
     statements: HashMap<String, Prepared>,
-    /// `Parse`s of statements the audit names so far.
+    /// Edits of the audit's names so far (see [`NameEdit`]).
     edits: u64,
     /// An `Execute` was sent since the last `Flush`.
     unasked: bool,
@@ -715,33 +715,32 @@ impl Tracker {
 
     /// Names `name` (`key`, as the server tells names apart) for
     /// `prepared`, within the bound; the edit to undo should the server
-    /// refuse or skip the message (none for the unnamed ones, which the
-    /// server drops whatever becomes of the message).
-    fn name(&mut self, portal: bool, key: String, prepared: Prepared) -> Option<Box<NameEdit>> {
+    /// refuse or skip the message. Kept inline, so that the unnamed
+    /// statement and portal of every extended-protocol query cost no
+    /// allocation.
+    fn name(&mut self, portal: bool, key: String, prepared: Prepared) -> Option<NameEdit> {
         let names = self.names_mut(portal);
         if names.len() >= MAX_NAMES && !names.contains_key(&key) {
             return None;
         }
         self.edits += 1;
         let edit = self.edits;
-        let unnamed = key.is_empty();
+        let name: Box<str> = key.as_str().into();
         let before = self
             .names_mut(portal)
-            .insert(key.clone(), Prepared { edit, ..prepared });
-        (!unnamed).then(|| {
-            Box::new(NameEdit::Named {
-                portal,
-                name: key.into(),
-                edit,
-                before,
-            })
+            .insert(key, Prepared { edit, ..prepared });
+        Some(NameEdit::Named {
+            portal,
+            name,
+            edit,
+            before,
         })
     }
 
     /// The server took the message: a `Close` takes effect, unless the
     /// name was named again since it was sent.
-    fn confirm(&mut self, edit: Option<Box<NameEdit>>) {
-        if let Some(NameEdit::Closing { portal, name, edit }) = edit.map(|e| *e) {
+    fn confirm(&mut self, edit: Option<NameEdit>) {
+        if let Some(NameEdit::Closing { portal, name, edit }) = edit {
             let names = self.names_mut(portal);
             if names.get(&*name).is_some_and(|p| p.edit == edit) {
                 names.remove(&*name);
@@ -780,13 +779,14 @@ impl Tracker {
             Pending::Parse { edit, .. } | Pending::Answer(_, edit) => edit.take(),
             _ => None,
         };
-        skipped.extend(edit.map(|e| *e));
+        skipped.extend(edit);
         Some(p)
     }
 
-    /// Answers to [`MAX_AWAITED`](crate::MAX_AWAITED) messages or more are awaited, and the
-    /// server owes them all without hearing from the client (outside
-    /// `COPY FROM STDIN`, where it waits for the client's data).
+    /// Answers to [`MAX_AWAITED`](crate::MAX_AWAITED) messages or more
+    /// are awaited, and the server owes them all without hearing from the
+    /// client (outside `COPY FROM STDIN`, where it waits for the client's
+    /// data).
     pub fn backlogged(&self) -> bool {
         self.pending.len() >= crate::MAX_AWAITED && !self.copy_in
     }
@@ -1219,11 +1219,11 @@ impl Tracker {
                     let portal = kind != b'S';
                     let name = name_key(name.as_bytes()).into_owned();
                     let edit = self.names_mut(portal).get(&name)?.edit;
-                    Some(Box::new(NameEdit::Closing {
+                    Some(NameEdit::Closing {
                         portal,
                         name: name.into(),
                         edit,
-                    }))
+                    })
                 });
                 self.pending
                     .push_back(Pending::Answer(AnswerTo::Close, edit));
@@ -1382,7 +1382,7 @@ impl Tracker {
                                 code,
                                 policy,
                             );
-                            self.undo(edit.into_iter().map(|e| *e).collect());
+                            self.undo(edit.into_iter().collect());
                         }
                     }
                     Some(Pending::Answer(answer, _)) => {
