@@ -1979,7 +1979,10 @@ fn red_team_round_6_what_the_server_skipped_before_its_error_came_renames_nothin
     // Nor the unnamed statement, which outlives transactions: skipped,
     // the server keeps the one it had.
     let (mut t, sink) = tracker();
-    to_server(&mut t, &[parse("", "DELETE FROM victim"), sync.clone()].concat());
+    to_server(
+        &mut t,
+        &[parse("", "DELETE FROM victim"), sync.clone()].concat(),
+    );
     from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
     to_server(
         &mut t,
