@@ -224,10 +224,17 @@ impl Postgres {
         {
             gate.encoding_differs(true);
         }
+        let client_not_utf8 = params.iter().any(|(name, value)| {
+            name == "client_encoding" && !latchkey_pg_stream::reads_as_utf8(value)
+        });
+        let server_not_utf8 = params
+            .iter()
+            .any(|(name, value)| name == "server_encoding" && value != "UTF8");
         let tracker = Tracker::new(audit)
             .allow_password_changes(allowed.password_changes)
             .allow_dynamic_sql(allowed.dynamic_sql)
-            .with_gate(gate);
+            .with_gate(gate)
+            .encodings(client_not_utf8, server_not_utf8);
         let upstream = match upstream {
             Link::Session(upstream) => upstream,
             Link::Transaction(link) => {

@@ -2000,3 +2000,97 @@ fn red_team_round_6_what_the_server_skipped_before_its_error_came_renames_nothin
     from_server(&mut t, &deleted);
     assert_eq!(last_audited(&sink), "DELETE FROM victim");
 }
+
+/// Statement policy that passes everything and notes each `Parse` it
+/// rules on: the name, and whether it replaces the unnamed statement.
+struct Noting(Arc<Mutex<Vec<(String, bool)>>>);
+
+impl StatementGate for Noting {
+    fn rule(&mut self, _: &str) -> Ruling {
+        Ruling::Pass(decision(true))
+    }
+    fn rule_parse(&mut self, name: &str, sql: &str, replaces: bool) -> Ruling {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name.to_owned(), replaces));
+        self.rule(sql)
+    }
+    fn backslashes_differ(&mut self, _: bool) {}
+    fn encoding_differs(&mut self, _: bool) {}
+    fn database_changed(&mut self) {}
+}
+
+#[test]
+fn red_team_round_7_a_malformed_parse_replaces_no_unnamed_statement() {
+    let noted = Arc::new(Mutex::new(Vec::new()));
+    let mut t = Tracker::new(None).with_gate(Some(Box::new(Noting(noted.clone()))));
+    // The server reads a Parse whole before it drops the unnamed
+    // statement: trailing bytes, or a wrong parameter count, and it
+    // refuses the message (08P01) with the old statement in place.
+    let junk = msg(b'P', b"\0SELECT 'x'\0\0\0junk");
+    to_server(&mut t, &[junk, msg(b'S', b"")].concat());
+    from_server(&mut t, &[error("08P01"), msg(b'Z', b"I")].concat());
+    to_server(&mut t, &[parse("", "SELECT 1"), msg(b'S', b"")].concat());
+    assert_eq!(
+        *noted.lock().unwrap_or_else(|p| p.into_inner()),
+        [(String::new(), false), (String::new(), true)]
+    );
+}
+
+#[test]
+fn red_team_round_7_names_outside_ascii_are_refused_where_the_server_converts_them() {
+    let long = [vec![0xe9u8; 40], b"A".to_vec()].concat();
+    let parse_long = msg(b'P', &[&long[..], b"\0SELECT 1\0\0\0"].concat());
+    let bind_long = msg(b'B', &[&long[..], b"\0s\0\0\0\0\0\0\0"].concat());
+    // A UTF-8 client: names as they are.
+    let (mut t, _) = tracker();
+    assert_eq!(to_server(&mut t, &parse_long), parse_long);
+    assert_eq!(to_server(&mut t, &bind_long), bind_long);
+    // LATIN1: each byte past ASCII becomes two on the server, which keeps
+    // the first 63 of those; refused, as is a Bind of such a portal.
+    let (mut t, _) = tracker();
+    from_server(&mut t, &msg(b'S', b"client_encoding\0LATIN1\0"));
+    for message in [&parse_long, &bind_long] {
+        let sent = String::from_utf8_lossy(&to_server(&mut t, message)).into_owned();
+        assert!(
+            sent.contains("42602") && sent.contains("outside ASCII"),
+            "{sent}"
+        );
+        to_server(&mut t, &msg(b'S', b""));
+    }
+    // ASCII names are the same in every encoding the server has.
+    let ascii = msg(
+        b'P',
+        format!("{}\0SELECT 1\0\0\0", "n".repeat(70)).as_bytes(),
+    );
+    assert_eq!(to_server(&mut t, &ascii), ascii);
+    // A server that is not UTF-8 converts too.
+    let (t, _) = tracker();
+    let mut t = t.encodings(false, true);
+    let sent = String::from_utf8_lossy(&to_server(&mut t, &parse_long)).into_owned();
+    assert!(sent.contains("42602"), "{sent}");
+}
+
+#[test]
+fn red_team_round_7_a_skipped_unnamed_parse_leaves_no_unnamed_statement_to_run() {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let mut t = pooled(&book);
+    if let Some(p) = t.pooling_mut() {
+        p.lent();
+    }
+    // A failing Parse, then one of the unnamed statement the server
+    // skips: what the connection holds as unnamed is another client's.
+    to_server(
+        &mut t,
+        &[
+            parse("zz", "SELEC"),
+            parse("", "SELECT 'mine'"),
+            msg(b'S', b""),
+        ]
+        .concat(),
+    );
+    from_server(&mut t, &[error("42601"), msg(b'Z', b"I")].concat());
+    let sent = to_server(&mut t, &[bind_execute(""), msg(b'S', b"")].concat());
+    assert!(sent.starts_with(&close_none()), "{sent:?}");
+}

@@ -122,6 +122,8 @@ enum Pending {
         statement: Option<Arc<Statement>>,
         started: Option<Instant>,
         edit: Option<NameEdit>,
+        /// Of the unnamed statement.
+        unnamed: bool,
     },
     /// A `Bind`, `Close` or `Describe`, answered by a message of its own.
     /// Every message that gets an answer is here, in order, so that an
@@ -205,6 +207,11 @@ pub struct Tracker {
     statements: HashMap<String, Prepared>,
     /// Edits of the audit's names so far (see [`NameEdit`]).
     edits: u64,
+    /// The client's encoding is not UTF-8 (or SQL_ASCII), and the
+    /// server's, which names are converted between (see
+    /// [`Tracker::uncertain_name`]).
+    client_not_utf8: bool,
+    server_not_utf8: bool,
     /// An `Execute` was sent since the last `Flush`.
     unasked: bool,
     portals: HashMap<String, Prepared>,
@@ -412,6 +419,20 @@ impl Pooling {
     }
 }
 
+/// The name a `Parse` (or `Close`, `Describe` after its kind) begins with.
+fn leading_name(body: &[u8]) -> &[u8] {
+    &body[..body.iter().position(|&c| c == 0).unwrap_or(body.len())]
+}
+
+/// What a `Parse` or `Bind` of an uncertain name becomes (see
+/// [`Tracker::uncertain_name`]).
+fn uncertain_name_refusal() -> String {
+    crate::raised(
+        "42602",
+        "statement and portal names outside ASCII are refused under this client_encoding: the gateway cannot tell them apart as the server does",
+    )
+}
+
 /// Extended-protocol messages the gateway drops while the server discards
 /// up to a `Sync` (whole: [`Tracker::checks`] reads them so).
 fn skipped_while_discarding(tag: u8) -> bool {
@@ -452,6 +473,8 @@ impl Tracker {
             pending: VecDeque::new(),
             statements: HashMap::new(),
             edits: 0,
+            client_not_utf8: false,
+            server_not_utf8: false,
             unasked: false,
             portals: HashMap::new(),
             audit,
@@ -550,6 +573,14 @@ impl Tracker {
         self
     }
 
+    /// The encodings at login: whether the client's is not UTF-8 (or
+    /// SQL_ASCII), and whether the server's is not UTF-8.
+    pub fn encodings(mut self, client_not_utf8: bool, server_not_utf8: bool) -> Self {
+        self.client_not_utf8 = client_not_utf8;
+        self.server_not_utf8 = server_not_utf8;
+        self
+    }
+
     /// Whether a message's SQL is checked (and so must be read whole):
     /// always, since `pg_terminate_backend` is refused whatever the
     /// policy.
@@ -579,7 +610,18 @@ impl Tracker {
             }
             _ => (None, body),
         };
-        let sql = &sql[..sql.iter().position(|&c| c == 0).unwrap_or(sql.len())];
+        let sql_end = sql.iter().position(|&c| c == 0);
+        // The server drops the unnamed statement a Parse replaces only once
+        // it has read the message whole and found its strings valid: a
+        // malformed one leaves it in place (and a name is a statement's).
+        let well_formed = sql_end.is_some_and(|end| {
+            let rest = &sql[end + 1..];
+            rest.get(..2).is_some_and(|n| {
+                rest.len() == 2 + 4 * usize::from(u16::from_be_bytes([n[0], n[1]]))
+            }) && std::str::from_utf8(&sql[..end]).is_ok()
+                && name.is_none_or(|n| std::str::from_utf8(n).is_ok())
+        });
+        let sql = &sql[..sql_end.unwrap_or(sql.len())];
         let refusal = match latchkey_sqlguard::check(sql, Dialect::Postgres, self.rules, true) {
             Guard::Allow | Guard::Kill(_) => None,
             Guard::Refuse(r) => Some(refusal_statement(r)),
@@ -598,7 +640,7 @@ impl Tracker {
         // converted to UTF-8 by the gateway's clients); fail closed.
         let sql = std::str::from_utf8(sql).unwrap_or(latchkey_framing::UNREADABLE_SQL);
         let ruling = match name {
-            Some(name) => gate.rule_parse(&name_key(name), sql, first_in_group),
+            Some(name) => gate.rule_parse(&name_key(name), sql, first_in_group && well_formed),
             None => gate.rule(sql),
         };
         match ruling {
@@ -752,6 +794,10 @@ impl Tracker {
     /// the order they were sent: each name stands for what it did before,
     /// unless a later message has named it since.
     fn undo(&mut self, edits: Vec<NameEdit>) {
+        // A statement the client named, in transaction pooling, is what
+        // the gateway prepares wherever it lands, failed or skipped: the
+        // audit names what runs.
+        let statements_stand = self.pooling.is_some();
         for edit in edits.into_iter().rev() {
             if let NameEdit::Named {
                 portal,
@@ -760,6 +806,9 @@ impl Tracker {
                 before,
             } = edit
             {
+                if statements_stand && !portal {
+                    continue;
+                }
                 let names = self.names_mut(portal);
                 if names.get(&*name).is_some_and(|p| p.edit == edit) {
                     match before {
@@ -771,10 +820,31 @@ impl Tracker {
         }
     }
 
+    /// A statement or portal name the gateway cannot tell apart from others
+    /// as the server does: outside ASCII within its first 63 bytes, while
+    /// the server converts names from another client encoding before it
+    /// keeps their first 63 bytes. Refused (fail closed).
+    fn uncertain_name(&self, name: &[u8]) -> bool {
+        (self.client_not_utf8 || self.server_not_utf8) && !server_key(name).is_ascii()
+    }
+
+    /// Transaction pooling: a `Parse` of the unnamed statement failed or
+    /// was skipped, so what the server holds as the unnamed statement is
+    /// nothing, or what the connection's previous client left: the
+    /// client's `Bind` of it gets "does not exist" until it prepares one.
+    fn unnamed_gone(&mut self) {
+        if let Some(pooling) = self.pooling.as_mut() {
+            pooling.unnamed_here = false;
+        }
+    }
+
     /// Takes the pending entry at the front, keeping its name edit for
     /// [`Tracker::undo`]: the server skipped it.
     fn skip_front(&mut self, skipped: &mut Vec<NameEdit>) -> Option<Pending> {
         let mut p = self.pending.pop_front()?;
+        if let Pending::Parse { unnamed: true, .. } = p {
+            self.unnamed_gone();
+        }
         let edit = match &mut p {
             Pending::Parse { edit, .. } | Pending::Answer(_, edit) => edit.take(),
             _ => None,
@@ -1088,6 +1158,11 @@ impl Tracker {
                 } = self.check(tag, body, complete, first_in_group);
                 let replace = match replace {
                     Some(r) => Some(r),
+                    None if self.uncertain_name(leading_name(body)) => {
+                        self.refused += 1;
+                        parse_refused = true;
+                        Some(refused_parse(&uncertain_name_refusal()))
+                    }
                     None if complete => {
                         let refused = self.follow_session_state(tag, body);
                         parse_refused = refused.is_some();
@@ -1136,6 +1211,7 @@ impl Tracker {
                     statement: audited_statement,
                     started: started(self.audit.as_ref()),
                     edit,
+                    unnamed: whole.first() == Some(&0),
                 });
                 if complete && let Some(carried) = self.carry_parse(whole, replace.as_deref()) {
                     return Verdict::Replace(carried);
@@ -1149,6 +1225,20 @@ impl Tracker {
             }
             (Direction::ToUpstream, b'B') => {
                 self.unsynced = true;
+                let mut names = body.splitn(3, |&c| c == 0);
+                if names.by_ref().take(2).any(|name| self.uncertain_name(name)) {
+                    self.refused += 1;
+                    self.inject_refusal();
+                    let statement = self.normalised.as_ref().map(StatementCache::unknown);
+                    self.pending.push_back(Pending::Execute {
+                        statement,
+                        started: started(self.audit.as_ref()),
+                        policy: None,
+                        asked: false,
+                    });
+                    self.unasked = true;
+                    return Verdict::Replace(refused_parse(&uncertain_name_refusal()));
+                }
                 if let Some(refused) = self.check_bind(body) {
                     return refused;
                 }
@@ -1362,11 +1452,16 @@ impl Tracker {
                     // A statement that failed to parse is never executed:
                     // its error is all the audit will see of it.
                     Some(Pending::Parse { .. }) => {
+                        let failed = self.pending.pop_front();
+                        if let Some(Pending::Parse { unnamed: true, .. }) = failed {
+                            self.unnamed_gone();
+                        }
                         if let Some(Pending::Parse {
                             statement,
                             started,
                             edit,
-                        }) = self.pending.pop_front()
+                            ..
+                        }) = failed
                             && let Some(statement) = statement
                         {
                             let policy = self
@@ -1476,6 +1571,9 @@ impl Tracker {
             }
             (Direction::ToClient, b'S') => {
                 if let Ok((name, value)) = wire::parse_parameter_status(body) {
+                    if name == "client_encoding" {
+                        self.client_not_utf8 = !crate::reads_as_utf8(value);
+                    }
                     if let Some(gate) = self.gate.as_mut() {
                         match name {
                             "standard_conforming_strings" => gate.backslashes_differ(value != "on"),
