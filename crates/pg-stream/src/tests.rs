@@ -2094,3 +2094,60 @@ fn red_team_round_7_a_skipped_unnamed_parse_leaves_no_unnamed_statement_to_run()
     let sent = to_server(&mut t, &[bind_execute(""), msg(b'S', b"")].concat());
     assert!(sent.starts_with(&close_none()), "{sent:?}");
 }
+
+#[test]
+fn red_team_round_7_an_unnamed_parse_that_may_be_skipped_claims_no_unnamed_statement() {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let lent = |book: &Arc<crate::prepared::StatementBook>| {
+        let mut t = pooled(book);
+        if let Some(p) = t.pooling_mut() {
+            p.lent();
+        }
+        t
+    };
+    // In one write, before any answer: a Parse of the unnamed statement
+    // after one that may fail, then, in the next group, a Bind of it. The
+    // server may skip the Parse, and hold another client's.
+    let mut t = lent(&book);
+    let sent = to_server(
+        &mut t,
+        &[
+            parse("zz", "SELECT nosuchcol"),
+            parse("", "SELECT 'mine'"),
+            msg(b'S', b""),
+        ]
+        .concat(),
+    );
+    assert!(!sent.is_empty());
+    let sent = to_server(&mut t, &[bind_execute(""), msg(b'S', b"")].concat());
+    assert!(sent.starts_with(&close_none()), "{sent:?}");
+    // A malformed one first in its group leaves the old one too.
+    let mut t = lent(&book);
+    to_server(
+        &mut t,
+        &[msg(b'P', b"\0SELECT 1\0\0\0junk"), msg(b'S', b"")].concat(),
+    );
+    let sent = to_server(&mut t, &[bind_execute(""), msg(b'S', b"")].concat());
+    assert!(sent.starts_with(&close_none()), "{sent:?}");
+    // First in its group and well formed: the server drops the old one
+    // before anything can fail, and a Bind in the same group or a later
+    // one names the client's.
+    let mut t = lent(&book);
+    let group = [parse("", "SELECT 1"), bind_execute(""), msg(b'S', b"")].concat();
+    assert_eq!(to_server(&mut t, &group), group);
+    let again = [bind_execute(""), msg(b'S', b"")].concat();
+    assert_eq!(to_server(&mut t, &again), again);
+    // Later in a group (after a Flush), a Bind in that group goes with
+    // its Parse; in the next group, not.
+    let mut t = lent(&book);
+    let group = [
+        msg(b'H', b""),
+        parse("", "SELECT 2"),
+        bind_execute(""),
+        msg(b'S', b""),
+    ]
+    .concat();
+    assert_eq!(to_server(&mut t, &group), group);
+    let sent = to_server(&mut t, &[bind_execute(""), msg(b'S', b"")].concat());
+    assert!(sent.starts_with(&close_none()), "{sent:?}");
+}

@@ -260,9 +260,17 @@ pub struct Pooling {
     /// What the lent server connection has prepared: swapped in when a
     /// connection is lent, out when it goes back.
     pub server: ServerStatements,
-    /// The client parsed the unnamed statement on the connection lent now
-    /// (before that, the unnamed statement is a previous client's).
+    /// Since the connection was lent, a group began with a well-formed
+    /// `Parse` of the unnamed statement: the server dropped the previous
+    /// client's then, so what it holds as the unnamed statement is this
+    /// client's, or nothing. Before that it may be a previous client's: a
+    /// `Parse` the server skipped, or refused before dropping it, leaves
+    /// that in place.
     unnamed_here: bool,
+    /// The client parsed the unnamed statement earlier in the group it is
+    /// sending: a `Bind` of it in the same group is skipped along with that
+    /// `Parse` if the server skips it.
+    unnamed_in_group: bool,
     /// The client prepared statements of its own with SQL `PREPARE` (it
     /// is pinned); before that, SQL `EXECUTE` could only run another
     /// client's.
@@ -291,6 +299,7 @@ impl Pooling {
             named: HashMap::new(),
             server: ServerStatements::default(),
             unnamed_here: false,
+            unnamed_in_group: false,
             sql_prepared: false,
             unknown_names: VecDeque::new(),
             syncs_sent: 0,
@@ -321,6 +330,7 @@ impl Pooling {
     /// A `Sync` the server will answer was sent.
     fn sync_sent(&mut self) {
         self.syncs_sent = self.syncs_sent.wrapping_add(1);
+        self.unnamed_in_group = false;
     }
 
     /// A `Sync` was answered (or will never be): names of its group are
@@ -394,6 +404,7 @@ impl Pooling {
     /// someone else's.
     pub fn lent(&mut self) {
         self.unnamed_here = false;
+        self.unnamed_in_group = false;
     }
 
     /// The messages that make sure the server has `st` prepared (a
@@ -417,6 +428,23 @@ impl Pooling {
         out.extend_from_slice(&parse_message(&name, &st.body));
         completions.push_back(Completion::Prepare { id: st.id, dropped });
     }
+}
+
+/// A `Parse`'s body as the server reads it whole before it drops the
+/// unnamed statement the `Parse` replaces: name and SQL (valid UTF-8, the
+/// encoding the gateway's clients speak), then exactly the parameter types
+/// counted. A malformed one is refused with the old statement in place.
+fn parse_well_formed(body: &[u8]) -> bool {
+    let mut strings = body.splitn(3, |&c| c == 0);
+    let (Some(name), Some(sql), Some(rest)) = (strings.next(), strings.next(), strings.next())
+    else {
+        return false;
+    };
+    std::str::from_utf8(name).is_ok()
+        && std::str::from_utf8(sql).is_ok()
+        && rest
+            .get(..2)
+            .is_some_and(|n| rest.len() == 2 + 4 * usize::from(u16::from_be_bytes([n[0], n[1]])))
 }
 
 /// The name a `Parse` (or `Close`, `Describe` after its kind) begins with.
@@ -610,18 +638,8 @@ impl Tracker {
             }
             _ => (None, body),
         };
-        let sql_end = sql.iter().position(|&c| c == 0);
-        // The server drops the unnamed statement a Parse replaces only once
-        // it has read the message whole and found its strings valid: a
-        // malformed one leaves it in place (and a name is a statement's).
-        let well_formed = sql_end.is_some_and(|end| {
-            let rest = &sql[end + 1..];
-            rest.get(..2).is_some_and(|n| {
-                rest.len() == 2 + 4 * usize::from(u16::from_be_bytes([n[0], n[1]]))
-            }) && std::str::from_utf8(&sql[..end]).is_ok()
-                && name.is_none_or(|n| std::str::from_utf8(n).is_ok())
-        });
-        let sql = &sql[..sql_end.unwrap_or(sql.len())];
+        let well_formed = tag == b'P' && parse_well_formed(body);
+        let sql = &sql[..sql.iter().position(|&c| c == 0).unwrap_or(sql.len())];
         let refusal = match latchkey_sqlguard::check(sql, Dialect::Postgres, self.rules, true) {
             Guard::Allow | Guard::Kill(_) => None,
             Guard::Refuse(r) => Some(refusal_statement(r)),
@@ -1213,7 +1231,12 @@ impl Tracker {
                     edit,
                     unnamed: whole.first() == Some(&0),
                 });
-                if complete && let Some(carried) = self.carry_parse(whole, replace.as_deref()) {
+                let drops_unnamed =
+                    first_in_group && (replace.is_some() || parse_well_formed(whole));
+                if complete
+                    && let Some(carried) =
+                        self.carry_parse(whole, replace.as_deref(), drops_unnamed)
+                {
                     return Verdict::Replace(carried);
                 }
                 if self.follows_completions() {
@@ -1617,7 +1640,14 @@ impl Tracker {
     /// already, as a `Close` of nothing that stands for its
     /// `ParseComplete`. `None` when nothing changes (no pooling, the
     /// unnamed statement, a malformed message).
-    fn carry_parse(&mut self, whole: &[u8], replacement: Option<&[u8]>) -> Option<Vec<u8>> {
+    /// `drops_unnamed`: the server drops the unnamed statement before
+    /// anything of this `Parse` can fail (first in its group, well formed).
+    fn carry_parse(
+        &mut self,
+        whole: &[u8],
+        replacement: Option<&[u8]>,
+        drops_unnamed: bool,
+    ) -> Option<Vec<u8>> {
         let pooling = self.pooling.as_mut()?;
         let body = match replacement {
             // Tag and length first.
@@ -1627,7 +1657,8 @@ impl Tracker {
         let end = body.iter().position(|&c| c == 0)?;
         let (name, rest) = (server_key(&body[..end]), &body[end + 1..]);
         if name.is_empty() {
-            pooling.unnamed_here = true;
+            pooling.unnamed_in_group = true;
+            pooling.unnamed_here |= drops_unnamed;
             return None;
         }
         if pooling.named.len() >= crate::MAX_NAMES && !pooling.named.contains_key(name) {
@@ -1663,7 +1694,7 @@ impl Tracker {
         let end = rest.iter().position(|&c| c == 0)?;
         let name = &rest[..end];
         if name.is_empty() {
-            if pooling.unnamed_here {
+            if pooling.unnamed_here || pooling.unnamed_in_group {
                 return None;
             }
             // The unnamed statement left by the connection's previous
