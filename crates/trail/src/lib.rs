@@ -597,9 +597,8 @@ impl AuditSink for Trail {
     }
 
     fn accepting(&self) -> bool {
-        self.shared.fail_open
-            || (self.shared.healthy.load(Ordering::Acquire)
-                && self.shared.depth.load(Ordering::Relaxed) < self.shared.max_queue)
+        self.shared.has_room()
+            && (self.shared.fail_open || self.shared.healthy.load(Ordering::Acquire))
     }
 
     fn poll_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
