@@ -38,6 +38,10 @@ impl Interned {
     }
 }
 
+/// What every statement name the gateway gives on the server starts
+/// with.
+pub(crate) const GATEWAY_PREFIX: &[u8] = b"_lk_";
+
 /// `_lk_` and the id.
 pub fn server_name(id: u64) -> Vec<u8> {
     format!("_lk_{id}").into_bytes()
@@ -49,7 +53,7 @@ pub(crate) const NO_STATEMENT: &[u8] = b"_lk_none";
 
 /// The statement id in a server name the gateway gave, if it is one.
 pub(crate) fn id_of(server_name: &[u8]) -> Option<u64> {
-    let digits = server_name.strip_prefix(b"_lk_")?;
+    let digits = server_name.strip_prefix(GATEWAY_PREFIX)?;
     let id = std::str::from_utf8(digits).ok()?.parse().ok()?;
     (self::server_name(id) == server_name).then_some(id)
 }

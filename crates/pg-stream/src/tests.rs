@@ -2151,3 +2151,161 @@ fn red_team_round_7_an_unnamed_parse_that_may_be_skipped_claims_no_unnamed_state
     let sent = to_server(&mut t, &[bind_execute(""), msg(b'S', b"")].concat());
     assert!(sent.starts_with(&close_none()), "{sent:?}");
 }
+
+#[test]
+fn red_team_round_8_a_portal_bound_behind_a_skipped_parse_runs_what_the_server_kept() {
+    let sync = msg(b'S', b"");
+    let failing = [
+        parse("f", "SELECT 1/0"),
+        msg(b'B', b"\0f\0\0\0\0\0\0\0"),
+        msg(b'E', b"\0\0\0\0\0"),
+    ]
+    .concat();
+    let fails = [
+        msg(b'1', b""),
+        msg(b'2', b""),
+        error("22012"),
+        msg(b'Z', b"I"),
+    ]
+    .concat();
+    let deleted = [msg(b'2', b""), msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat();
+    for name in ["", "s4"] {
+        let (mut t, sink) = tracker();
+        to_server(
+            &mut t,
+            &[parse(name, "DELETE FROM victim"), sync.clone()].concat(),
+        );
+        from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+        // The Bind and Execute go out before the error of the group
+        // whose Parse the server skips: the portal is bound (and the
+        // execution labelled) from the Parse the server never took.
+        to_server(
+            &mut t,
+            &[
+                failing.clone(),
+                parse(name, "SELECT 'harmless'"),
+                sync.clone(),
+                bind_execute(name),
+                sync.clone(),
+            ]
+            .concat(),
+        );
+        from_server(&mut t, &fails);
+        from_server(&mut t, &deleted);
+        assert_eq!(last_audited(&sink), "DELETE FROM victim", "{name:?}");
+        // The portal itself, executed again later, as well.
+        let named_portal = msg(b'B', format!("p\0{name}\0\0\0\0\0\0\0").as_bytes());
+        to_server(
+            &mut t,
+            &[
+                failing.clone(),
+                parse(name, "SELECT 'harmless'"),
+                sync.clone(),
+                named_portal,
+                sync.clone(),
+            ]
+            .concat(),
+        );
+        from_server(&mut t, &fails);
+        from_server(&mut t, &[msg(b'2', b""), msg(b'Z', b"I")].concat());
+        to_server(&mut t, &[msg(b'E', b"p\0\0\0\0\0"), sync.clone()].concat());
+        from_server(
+            &mut t,
+            &[msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat(),
+        );
+        assert_eq!(
+            last_audited(&sink),
+            "DELETE FROM victim",
+            "{name:?} portal p"
+        );
+    }
+}
+
+#[test]
+fn red_team_round_8_a_name_sql_deallocates_or_prepares_is_no_longer_the_sql_parsed_under_it() {
+    let sync = msg(b'S', b"");
+    let query = |sql: &str| msg(b'Q', format!("{sql}\0").as_bytes());
+    let deleted = [msg(b'2', b""), msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat();
+    let unknown = "(statement not known to the gateway)";
+    for sql in [
+        "DEALLOCATE s4; PREPARE S4 AS DELETE FROM victim",
+        "DISCARD ALL; PREPARE s4 AS DELETE FROM victim",
+        "DO $$BEGIN EXECUTE 'DEALLOCATE s4'; EXECUTE 'PREPARE s4 AS DELETE FROM victim'; END$$",
+    ] {
+        let (mut t, sink) = tracker();
+        to_server(
+            &mut t,
+            &[
+                parse("s4", "SELECT 'harmless'"),
+                parse("", "SELECT 2"),
+                sync.clone(),
+            ]
+            .concat(),
+        );
+        from_server(
+            &mut t,
+            &[msg(b'1', b""), msg(b'1', b""), msg(b'Z', b"I")].concat(),
+        );
+        to_server(&mut t, &query(sql));
+        from_server(&mut t, &[msg(b'C', b"PREPARE\0"), msg(b'Z', b"I")].concat());
+        to_server(&mut t, &[bind_execute("s4"), sync.clone()].concat());
+        from_server(&mut t, &deleted);
+        assert_eq!(last_audited(&sink), unknown, "{sql}");
+        // The unnamed statement is not a prepared statement SQL can name.
+        to_server(&mut t, &[bind_execute(""), sync.clone()].concat());
+        from_server(&mut t, &deleted);
+        assert_eq!(last_audited(&sink), "SELECT ?", "{sql}");
+    }
+    // Other names keep their SQL.
+    let (mut t, sink) = tracker();
+    to_server(
+        &mut t,
+        &[parse("s5", "SELECT 'kept'"), sync.clone()].concat(),
+    );
+    from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+    to_server(&mut t, &query("PREPARE s4 AS DELETE FROM victim"));
+    from_server(&mut t, &[msg(b'C', b"PREPARE\0"), msg(b'Z', b"I")].concat());
+    to_server(&mut t, &[bind_execute("s5"), sync.clone()].concat());
+    from_server(&mut t, &deleted);
+    assert_eq!(last_audited(&sink), "SELECT ?");
+}
+
+#[test]
+fn red_team_round_8_statements_past_the_carried_bound_run_on_the_pinned_connection() {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let mut t = pooled(&book);
+    let sync = msg(b'S', b"");
+    // Carried, up to the bound: each sent under the gateway's name.
+    for i in 0..crate::MAX_NAMES {
+        to_server(&mut t, &parse(&format!("s{i}"), &format!("SELECT {i}")));
+    }
+    to_server(&mut t, &sync);
+    assert!(t.pooling().is_some_and(|p| p.pinned.is_none()));
+    // Past it: the client's own name on the connection it now keeps.
+    let mine = parse("mine", "SELECT 'mine'");
+    assert_eq!(to_server(&mut t, &mine), mine);
+    assert_eq!(
+        t.pooling().and_then(|p| p.pinned),
+        Some(latchkey_sqlguard::PinCause::NamedStatement)
+    );
+    for message in [
+        msg(b'B', b"\0mine\0\0\0\0\0\0\0"),
+        msg(b'D', b"Smine\0"),
+        msg(b'C', b"Smine\0"),
+    ] {
+        assert_eq!(to_server(&mut t, &message), message);
+    }
+    // Carried ones are still renamed; the gateway's names stay out of
+    // reach, and cannot be taken by a Parse the gateway does not carry.
+    let sent = to_server(&mut t, &msg(b'B', b"\0s7\0\0\0\0\0\0\0"));
+    assert!(!sent.windows(3).any(|w| w == b"s7\0"), "{sent:?}");
+    let lk = msg(b'B', format!("\0{}\0\0\0\0\0\0\0", *LK1).as_bytes());
+    let sent = to_server(&mut t, &lk);
+    assert_ne!(sent, lk);
+    let sent =
+        String::from_utf8_lossy(&to_server(&mut t, &parse("_lk_1", "SELECT 'x'"))).into_owned();
+    assert!(
+        sent.contains("42P05") && sent.contains("reserved by the gateway"),
+        "{sent}"
+    );
+}

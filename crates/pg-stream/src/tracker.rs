@@ -8,12 +8,15 @@ use std::time::Instant;
 use latchkey_audit::{PolicyDecision, Protocol, Statement, StatementCache, rows_from_tag};
 use latchkey_framing::{Audit, Direction, Finished, Guarded, Ruling, StatementGate, started};
 use latchkey_pgwire as wire;
-use latchkey_sqlguard::{Deallocation, PinCause, Rules, Verdict as Guard, session_effects};
+use latchkey_sqlguard::{
+    Deallocation, PinCause, Rules, StatementNames, Verdict as Guard, session_effects,
+    statement_names,
+};
 use latchkey_sqlnorm::Dialect;
 
 use crate::prepared::{
-    Interned, NO_STATEMENT, PARSE_COMPLETE, ServerStatements, StatementBook, close_nothing,
-    close_statement, id_of, parse_message, renamed, server_name,
+    GATEWAY_PREFIX, Interned, NO_STATEMENT, PARSE_COMPLETE, ServerStatements, StatementBook,
+    close_nothing, close_statement, id_of, parse_message, renamed, server_name,
 };
 
 /// A client's `Bind` or `Describe` (`before` the name and `after` it) of
@@ -54,6 +57,9 @@ struct Prepared {
     policy: Policy,
     /// Which `Parse` or `Bind` named it (see [`NameEdit`]).
     edit: u64,
+    /// A portal: the edit of the statement it was bound from (0 for
+    /// none), relabelled should that edit be undone.
+    bound_from: u64,
 }
 
 /// What a message sent on does to the names the audit reports
@@ -115,6 +121,9 @@ enum Pending {
         /// A `Flush` or `Sync` followed it: the client waits for its
         /// answer.
         asked: bool,
+        /// The edit of the statement its portal was bound from (see
+        /// [`Prepared::bound_from`]).
+        bound_from: u64,
     },
     /// A `Parse`: answered by `ParseComplete`, or by the error that is
     /// then the statement's only trace (`None` when not audited).
@@ -207,6 +216,8 @@ pub struct Tracker {
     statements: HashMap<String, Prepared>,
     /// Edits of the audit's names so far (see [`NameEdit`]).
     edits: u64,
+    /// The last edit that bound a portal.
+    last_bound: u64,
     /// The client's encoding is not UTF-8 (or SQL_ASCII), and the
     /// server's, which names are converted between (see
     /// [`Tracker::uncertain_name`]).
@@ -305,6 +316,26 @@ impl Pooling {
             syncs_sent: 0,
             syncs_answered: 0,
         }
+    }
+
+    /// `name` (as the server keys it) may be a statement the client
+    /// prepared under its own name on its pinned connection: past the
+    /// bound of statements the gateway carries, or by SQL `PREPARE`.
+    /// Nothing else on the connection bears a name outside the gateway's:
+    /// a pinned session's connection is reset before it goes back, and
+    /// every other client's names are the gateway's.
+    fn own_on_server(&self, name: &[u8]) -> bool {
+        self.pinned.is_some() && !self.named.contains_key(name) && !name.starts_with(GATEWAY_PREFIX)
+    }
+
+    /// A `Parse` the gateway cannot carry (past the bound) goes to the
+    /// server under the client's own name, which must not be one the
+    /// gateway's names could take.
+    fn reserved(&self, name: &[u8]) -> bool {
+        let name = server_key(name);
+        name.starts_with(GATEWAY_PREFIX)
+            && self.named.len() >= crate::MAX_NAMES
+            && !self.named.contains_key(name)
     }
 
     /// A `Bind` or `Describe` names `name`, a statement the client never
@@ -501,6 +532,7 @@ impl Tracker {
             pending: VecDeque::new(),
             statements: HashMap::new(),
             edits: 0,
+            last_bound: 0,
             client_not_utf8: false,
             server_not_utf8: false,
             unasked: false,
@@ -593,6 +625,25 @@ impl Tracker {
         }
         pooling.pinned.get_or_insert(cause);
         None
+    }
+
+    /// SQL `PREPARE`, `DEALLOCATE` or `DISCARD ALL` (in `sql`, `None` when
+    /// it cannot be read whole) changes what a name stands for where the
+    /// audit cannot follow: a `Bind` of the name is audited as a statement
+    /// the gateway does not know until a `Parse` names it again, rather
+    /// than as SQL the name no longer holds. The unnamed statement is
+    /// never among them.
+    fn follow_sql_names(&mut self, sql: Option<&str>) {
+        let touched = sql.map_or(StatementNames::All, statement_names);
+        match touched {
+            StatementNames::Untouched => {}
+            StatementNames::Names(names) => {
+                for name in names {
+                    self.statements.remove(&*name_key(name.as_bytes()));
+                }
+            }
+            StatementNames::All => self.statements.retain(|name, _| name.is_empty()),
+        }
     }
 
     /// Decides statements by statement policy.
@@ -714,6 +765,7 @@ impl Tracker {
             started: started(self.audit.as_ref()),
             policy: Some(decision),
             asked: false,
+            bound_from: 0,
         });
         self.unasked = true;
         Some(Verdict::Replace(refused_parse(&policy_refusal(&message))))
@@ -827,6 +879,9 @@ impl Tracker {
                 if statements_stand && !portal {
                     continue;
                 }
+                if !portal && self.last_bound > edit {
+                    self.relabel_bound_from(edit, before.as_ref());
+                }
                 let names = self.names_mut(portal);
                 if names.get(&*name).is_some_and(|p| p.edit == edit) {
                     match before {
@@ -834,6 +889,41 @@ impl Tracker {
                         None => names.remove(&*name),
                     };
                 }
+            }
+        }
+    }
+
+    /// A statement's edit `edit` was undone: portals bound from it since
+    /// (a `Bind` pipelined behind the skipped `Parse`), and the
+    /// executions of those portals still awaited, run what the name stood
+    /// for before (`before`), or nothing the audit knows.
+    fn relabel_bound_from(&mut self, edit: u64, before: Option<&Prepared>) {
+        let Some(normalised) = &self.normalised else {
+            return;
+        };
+        let (statement, policy, from) = match before {
+            Some(p) => (p.statement.clone(), p.policy.clone(), p.edit),
+            None => (normalised.unknown(), None, 0),
+        };
+        for portal in self.portals.values_mut() {
+            if portal.bound_from == edit {
+                portal.statement = statement.clone();
+                portal.policy = policy.clone();
+                portal.bound_from = from;
+            }
+        }
+        for pending in &mut self.pending {
+            if let Pending::Execute {
+                statement: Some(s),
+                policy: p,
+                bound_from,
+                ..
+            } = pending
+                && *bound_from == edit
+            {
+                *s = statement.clone();
+                *p = policy.clone();
+                *bound_from = from;
             }
         }
     }
@@ -1129,6 +1219,10 @@ impl Tracker {
                     None if complete => self.follow_session_state(tag, body),
                     None => None,
                 };
+                if self.normalised.is_some() {
+                    let sql = wire::leading_str(body).ok().filter(|_| complete);
+                    self.follow_sql_names(sql);
+                }
                 let (body, complete) = audited(body, complete);
                 let statement =
                     self.normalised
@@ -1181,6 +1275,18 @@ impl Tracker {
                         parse_refused = true;
                         Some(refused_parse(&uncertain_name_refusal()))
                     }
+                    None if self
+                        .pooling
+                        .as_ref()
+                        .is_some_and(|p| p.reserved(leading_name(body))) =>
+                    {
+                        self.refused += 1;
+                        parse_refused = true;
+                        Some(refused_parse(&crate::raised(
+                            "42P05",
+                            "statement names starting with _lk_ are reserved by the gateway in transaction pooling",
+                        )))
+                    }
                     None if complete => {
                         let refused = self.follow_session_state(tag, body);
                         parse_refused = refused.is_some();
@@ -1204,12 +1310,17 @@ impl Tracker {
                         started: started(self.audit.as_ref()),
                         policy,
                         asked: false,
+                        bound_from: 0,
                     });
                     self.unasked = true;
                     return match replace {
                         Some(message) => Verdict::Replace(message),
                         None => Verdict::Forward,
                     };
+                }
+                if self.normalised.is_some() {
+                    let sql = wire::parse_parse(whole).ok().filter(|_| complete);
+                    self.follow_sql_names(sql.map(|(_, sql)| sql));
                 }
                 let mut audited_statement = None;
                 let mut edit = None;
@@ -1222,6 +1333,7 @@ impl Tracker {
                         statement,
                         policy,
                         edit: 0,
+                        bound_from: 0,
                     };
                     edit = self.name(false, name_key(name.as_bytes()).into_owned(), prepared);
                 }
@@ -1258,6 +1370,7 @@ impl Tracker {
                         started: started(self.audit.as_ref()),
                         policy: None,
                         asked: false,
+                        bound_from: 0,
                     });
                     self.unasked = true;
                     return Verdict::Replace(refused_parse(&uncertain_name_refusal()));
@@ -1272,13 +1385,20 @@ impl Tracker {
                     let prepared = self
                         .statements
                         .get(&*name_key(name.as_bytes()))
-                        .cloned()
+                        .map(|p| Prepared {
+                            bound_from: p.edit,
+                            ..p.clone()
+                        })
                         .unwrap_or_else(|| Prepared {
                             statement: normalised.unknown(),
                             policy: None,
                             edit: 0,
+                            bound_from: 0,
                         });
                     edit = self.name(true, name_key(portal.as_bytes()).into_owned(), prepared);
+                    if edit.is_some() {
+                        self.last_bound = self.edits;
+                    }
                 }
                 let carried = if complete {
                     self.carry_named(tag, body)
@@ -1312,17 +1432,19 @@ impl Tracker {
                             statement: normalised.unknown(),
                             policy: None,
                             edit: 0,
+                            bound_from: 0,
                         })
                 });
-                let (statement, policy) = match prepared {
-                    Some(p) => (Some(p.statement), p.policy),
-                    None => (None, None),
+                let (statement, policy, bound_from) = match prepared {
+                    Some(p) => (Some(p.statement), p.policy, p.bound_from),
+                    None => (None, None, 0),
                 };
                 self.pending.push_back(Pending::Execute {
                     statement,
                     started: started(self.audit.as_ref()),
                     policy,
                     asked: false,
+                    bound_from,
                 });
                 self.unasked = true;
             }
@@ -1351,6 +1473,7 @@ impl Tracker {
                     && let [b'S', name @ ..] = body
                     && let Some(name) = name.strip_suffix(&[0])
                     && !name.is_empty()
+                    && !pooling.own_on_server(server_key(name))
                 {
                     pooling.named.remove(server_key(name));
                     return Verdict::Replace(close_nothing());
@@ -1706,6 +1829,9 @@ impl Tracker {
                 &rest[end + 1..],
                 &mut self.completions,
             ));
+        }
+        if pooling.own_on_server(server_key(name)) {
+            return None;
         }
         let Some(st) = pooling.named.get(server_key(name)).cloned() else {
             // Not one of this client's statements: on a shared connection

@@ -76,7 +76,9 @@ mod postgres;
 mod session;
 mod tokens;
 
-pub use session::{Deallocation, PinCause, SessionEffects, session_effects};
+pub use session::{
+    Deallocation, PinCause, SessionEffects, StatementNames, session_effects, statement_names,
+};
 
 use classify::{
     changes_accounts, changes_password, plainly_harmless, runs_dynamic_sql, runs_string_body,

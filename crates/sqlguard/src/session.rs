@@ -230,6 +230,86 @@ pub fn session_effects(sql: &str, carried: impl Fn(&str) -> bool) -> SessionEffe
     effects
 }
 
+/// Which prepared statements a message's SQL may make, drop or replace,
+/// for the audit, which names the statement a later `Bind` runs by what
+/// the client prepared under the name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatementNames {
+    Untouched,
+    /// `PREPARE name` or `DEALLOCATE name`: the names as the server reads
+    /// them (unquoted names in lower case).
+    Names(Vec<String>),
+    /// `DEALLOCATE ALL`, `DISCARD ALL`, a `DEALLOCATE` that cannot be
+    /// read, or a `DO` block whose body mentions any of these.
+    All,
+}
+
+/// The prepared statements `sql` (a whole `Query` or `Parse`, possibly
+/// several statements) may make or drop. Cheap when it names none: one
+/// case-insensitive scan. A function defined earlier that prepares or
+/// deallocates cannot be seen from its call.
+pub fn statement_names(sql: &str) -> StatementNames {
+    const WORDS: [&[u8]; 3] = [b"prepare", b"deallocate", b"discard"];
+    let bytes = sql.as_bytes();
+    // One pass, for every simple query an audited session sends: only
+    // where a `p` or `d` starts is a word compared.
+    let mentioned = bytes.iter().enumerate().any(|(i, &c)| {
+        matches!(c | 0x20, b'p' | b'd')
+            && WORDS.iter().any(|w| {
+                bytes
+                    .get(i..i + w.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(w))
+            })
+    });
+    if !mentioned {
+        return StatementNames::Untouched;
+    }
+    let toks: Vec<Token<'_>> = tokens(sql, Dialect::Postgres).collect();
+    let mut names = Vec::new();
+    for stmt in toks.split(|t| t.kind == TokenKind::Semi) {
+        let Some(first) = stmt.iter().position(|t| !punct_is(t, "(")) else {
+            continue;
+        };
+        let stmt = &stmt[first..];
+        if stmt.iter().any(|t| t.kind == TokenKind::Unterminated) {
+            // Cut short: the server may read more.
+            return StatementNames::All;
+        }
+        let word = |i: usize, w: &str| stmt.get(i).is_some_and(|t| word_is(t, w));
+        let name_at = |i: usize| {
+            stmt.get(i)
+                .filter(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent))
+                .map(ident_lower)
+                .filter(|n| !n.is_empty())
+        };
+        if word(0, "PREPARE") && !word(1, "TRANSACTION") {
+            match name_at(1) {
+                Some(name) => names.push(name),
+                None => return StatementNames::All,
+            }
+        } else if word(0, "DEALLOCATE") {
+            let at = if word(1, "PREPARE") { 2 } else { 1 };
+            match (stmt.len() == at + 1, name_at(at)) {
+                (true, Some(name)) if !word(at, "ALL") => names.push(name),
+                _ => return StatementNames::All,
+            }
+        } else if (word(0, "DISCARD") && word(1, "ALL"))
+            || (word(0, "DO")
+                && stmt.iter().any(|t| {
+                    t.kind == TokenKind::Literal
+                        && WORDS.iter().any(|w| contains_ci(t.text.as_bytes(), w))
+                }))
+        {
+            return StatementNames::All;
+        }
+    }
+    if names.is_empty() {
+        StatementNames::Untouched
+    } else {
+        StatementNames::Names(names)
+    }
+}
+
 fn statement_effects(
     stmt: &[Token<'_>],
     carried: &impl Fn(&str) -> bool,
@@ -695,6 +775,35 @@ mod tests {
             Some(Deallocation::Some)
         );
         assert_eq!(effects("SELECT 1").deallocates, None);
+    }
+
+    #[test]
+    fn statement_names_made_or_dropped_by_sql_are_read() {
+        use super::{StatementNames, statement_names};
+        let names = |v: &[&str]| StatementNames::Names(v.iter().map(|s| s.to_string()).collect());
+        for (sql, expected) in [
+            ("SELECT 1", StatementNames::Untouched),
+            ("SELECT 'prepare dinner'", StatementNames::Untouched),
+            ("PREPARE TRANSACTION 'x'", StatementNames::Untouched),
+            ("PREPARE S4 AS DELETE FROM victim", names(&["s4"])),
+            ("prepare \"S4\" (int) AS SELECT $1", names(&["S4"])),
+            (
+                "DEALLOCATE s4; PREPARE s5 AS SELECT 1",
+                names(&["s4", "s5"]),
+            ),
+            ("DEALLOCATE PREPARE s4", names(&["s4"])),
+            ("DEALLOCATE ALL", StatementNames::All),
+            ("DEALLOCATE", StatementNames::All),
+            ("discard all", StatementNames::All),
+            ("DISCARD PLANS", StatementNames::Untouched),
+            (
+                "DO $$BEGIN EXECUTE 'DEALLOCATE s4'; END$$",
+                StatementNames::All,
+            ),
+            ("SELECT 1; PREPARE s4 AS SELECT 'x", StatementNames::All),
+        ] {
+            assert_eq!(statement_names(sql), expected, "{sql}");
+        }
     }
 
     #[test]
