@@ -2309,3 +2309,36 @@ fn red_team_round_8_statements_past_the_carried_bound_run_on_the_pinned_connecti
         "{sent}"
     );
 }
+
+#[test]
+fn a_deallocate_sent_by_the_extended_protocol_stays_a_parse_in_transaction_pooling() {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let mut t = pooled(&book);
+    let sync = msg(b'S', b"");
+    to_server(&mut t, &[parse("s1", "SELECT 1"), sync.clone()].concat());
+    from_server(
+        &mut t,
+        &[msg(b'3', b""), msg(b'1', b""), msg(b'Z', b"I")].concat(),
+    );
+    let sent = to_server(
+        &mut t,
+        &[parse("", "DEALLOCATE s1"), bind_execute(""), sync.clone()].concat(),
+    );
+    // A Parse of the unnamed statement still: the server answers it with
+    // ParseComplete, as the client expects, not as a simple query.
+    assert_eq!(
+        sent,
+        [parse("", "DEALLOCATE ALL"), bind_execute(""), sync.clone()].concat()
+    );
+    let answers = [
+        msg(b'1', b""),
+        msg(b'2', b""),
+        msg(b'C', b"DEALLOCATE ALL\0"),
+        msg(b'Z', b"I"),
+    ]
+    .concat();
+    assert_eq!(from_server(&mut t, &answers), answers);
+    // The client's name is gone, as on the server.
+    let sent = to_server(&mut t, &[bind_execute("s1"), sync].concat());
+    assert!(sent.windows(8).any(|w| w == b"_lk_none"), "{sent:?}");
+}

@@ -95,6 +95,25 @@ struct Checked {
     parse_refused: bool,
 }
 
+/// What transaction pooling sends instead of a `Query` or `Parse`.
+enum SessionVerdict {
+    /// A statement raising the refusal (for a `Parse`, with the `Bind`
+    /// and `Execute` that run it: the client's messages up to `Sync` are
+    /// then dropped).
+    Refused(Vec<u8>),
+    /// The same kind of message, doing what the client asked on the
+    /// gateway's terms.
+    Rewritten(Vec<u8>),
+}
+
+impl SessionVerdict {
+    fn message(self) -> Vec<u8> {
+        match self {
+            SessionVerdict::Refused(m) | SessionVerdict::Rewritten(m) => m,
+        }
+    }
+}
+
 /// What to do with a message the tracker looked at.
 #[derive(PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -567,7 +586,7 @@ impl Tracker {
     /// Transaction pooling: what a `Query` or `Parse` (whole SQL) leaves in
     /// the session. Returns the statement to send instead when session
     /// state is refused (or a `DEALLOCATE` of a carried statement).
-    fn follow_session_state(&mut self, tag: u8, body: &[u8]) -> Option<Vec<u8>> {
+    fn follow_session_state(&mut self, tag: u8, body: &[u8]) -> Option<SessionVerdict> {
         let pooling = self.pooling.as_mut()?;
         let sql = match tag {
             b'P' => wire::parse_parse(body).map(|(_, sql)| sql).ok(),
@@ -588,10 +607,10 @@ impl Tracker {
             // exist.
             self.refused += 1;
             let refusal = "DO $latchkey$BEGIN RAISE EXCEPTION USING ERRCODE = '26000', MESSAGE = 'prepared statement does not exist (transaction pooling: use protocol-level prepared statements)'; END$latchkey$";
-            return Some(match tag {
+            return Some(SessionVerdict::Refused(match tag {
                 b'P' => refused_parse(refusal),
                 _ => query_message(refusal),
-            });
+            }));
         }
         match effects.deallocates.take() {
             Some(Deallocation::Name(name))
@@ -602,7 +621,11 @@ impl Tracker {
                 // the others are prepared again where needed.
                 pooling.server.clear();
                 if effects.pins.is_none() {
-                    return Some(query_message("DEALLOCATE ALL"));
+                    return Some(SessionVerdict::Rewritten(match tag {
+                        // Still a Parse, of the client's statement name.
+                        b'P' => statement_message(b'P', Some(leading_name(body)), "DEALLOCATE ALL"),
+                        _ => query_message("DEALLOCATE ALL"),
+                    }));
                 }
             }
             Some(Deallocation::All) => {
@@ -618,10 +641,10 @@ impl Tracker {
         if pooling.refuse && cause != PinCause::NamedStatement {
             self.refused += 1;
             let refusal = session_state_refusal(cause);
-            return Some(match tag {
+            return Some(SessionVerdict::Refused(match tag {
                 b'P' => refused_parse(&refusal),
                 _ => query_message(&refusal),
-            });
+            }));
         }
         pooling.pinned.get_or_insert(cause);
         None
@@ -1216,7 +1239,9 @@ impl Tracker {
                 } = self.check(tag, body, complete, false);
                 let replace = match replace {
                     Some(r) => Some(r),
-                    None if complete => self.follow_session_state(tag, body),
+                    None if complete => self
+                        .follow_session_state(tag, body)
+                        .map(SessionVerdict::message),
                     None => None,
                 };
                 if self.normalised.is_some() {
@@ -1288,9 +1313,9 @@ impl Tracker {
                         )))
                     }
                     None if complete => {
-                        let refused = self.follow_session_state(tag, body);
-                        parse_refused = refused.is_some();
-                        refused
+                        let verdict = self.follow_session_state(tag, body);
+                        parse_refused = matches!(verdict, Some(SessionVerdict::Refused(_)));
+                        verdict.map(SessionVerdict::message)
                     }
                     None => None,
                 };
