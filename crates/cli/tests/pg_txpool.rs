@@ -241,6 +241,19 @@ elif scenario == "carried":
     result["b_during_copy"] = during.get("b")
     result["copied_seen_by_b"] = one(b, "SELECT sum(x) FROM copied")
     raw.finish()
+    # A DEALLOCATE of a carried statement sent by the extended protocol
+    # (psycopg's pipeline mode sends every statement so): still a Parse,
+    # answered in step.
+    pp = connect(autocommit=True, prepare_threshold=0)
+    result["before_deallocation"] = pp.execute("SELECT %s::int * 3", (3,), prepare=True).fetchone()[0]
+    import signal
+    signal.alarm(30)  # out of step, the client would wait for ever
+    with pp.pipeline():
+        gone = pp.execute("DEALLOCATE _pg3_0")
+        after = pp.execute("SELECT 'after'")
+    signal.alarm(0)
+    result["deallocated"] = gone.statusmessage
+    result["after_deallocation"] = after.fetchone()[0]
 
 elif scenario == "pinned":
     # Session state pins: the client keeps its backend, the others are
@@ -841,6 +854,9 @@ fn settings_are_carried_and_session_state_pins_or_is_refused() {
     assert_eq!(r["copy_done"], true, "{r}");
     assert_eq!(r["copied_seen_by_b"], 7, "{r}");
     assert_eq!(r["b_during_copy"], "b-during-copy", "{r}");
+    assert_eq!(r["before_deallocation"], 9, "{r}");
+    assert_eq!(r["deallocated"], "DEALLOCATE ALL", "{r}");
+    assert_eq!(r["after_deallocation"], "after", "{r}");
     assert!(
         r["unnamed_message"]
             .as_str()
