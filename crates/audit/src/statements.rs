@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use latchkey_sqlnorm::{Dialect, normalize_into};
+use latchkey_sqlnorm::{Dialect, Reading, normalize_read_into};
 
 use crate::Statement;
 
@@ -24,6 +24,9 @@ static UNKNOWN: std::sync::LazyLock<Arc<Statement>> = std::sync::LazyLock::new(|
 
 pub struct StatementCache {
     dialect: Dialect,
+    /// How the server reads the session's SQL now (see
+    /// [`StatementCache::set_reading`]).
+    reading: Reading,
     /// Record statements as sent, literals and all.
     keep_literals: bool,
     statements: Recent<Arc<Statement>>,
@@ -37,6 +40,7 @@ impl StatementCache {
     pub fn new(dialect: Dialect, keep_literals: bool) -> Self {
         Self {
             dialect,
+            reading: Reading::Default,
             keep_literals,
             statements: Recent::default(),
             tags: Recent::default(),
@@ -49,7 +53,7 @@ impl StatementCache {
     /// redacted unless they are kept. `complete` is false when `sql` is
     /// only the start of a longer statement.
     pub fn statement(&mut self, sql: &str, complete: bool) -> Arc<Statement> {
-        let shape = normalize_into(sql, self.dialect, &mut self.scratch);
+        let shape = normalize_read_into(sql, self.dialect, self.reading, &mut self.scratch);
         let text = if self.keep_literals {
             sql
         } else {
@@ -64,6 +68,15 @@ impl StatementCache {
                 truncated,
             },
         )
+    }
+
+    /// The session's settings changed how the server reads backslashes
+    /// in strings (PostgreSQL's `standard_conforming_strings`, MySQL's
+    /// `NO_BACKSLASH_ESCAPES`): statements are normalised as it reads
+    /// them, or a statement hidden in what one reading takes for a string
+    /// would be missing from the audit's text.
+    pub fn set_reading(&mut self, reading: Reading) {
+        self.reading = reading;
     }
 
     /// A statement the gateway did not see (an `Execute` of a portal it

@@ -514,6 +514,7 @@ impl Protocol for Mysql {
         let config = &keeper.config;
         let audit = keeper.statement_audit(info);
         let caps = upstream.caps;
+        let status = upstream.status;
         let local_infile = login.startup.upstream_caps & wire::CLIENT_LOCAL_FILES != 0;
         let connection_id = client.connection_id;
         // Boxed: held across every await of the session, inline it would
@@ -524,7 +525,8 @@ impl Protocol for Mysql {
             Tracker::new(caps, audit, local_infile)
                 .allow_password_changes(allowed.password_changes)
                 .allow_dynamic_sql(allowed.dynamic_sql)
-                .with_gate(gate),
+                .with_gate(gate)
+                .server_status(status),
             config.max_message_size,
             watch.counters(),
         ));

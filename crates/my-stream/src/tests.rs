@@ -1453,3 +1453,21 @@ fn a_client_far_ahead_of_its_answers_is_backlogged_until_they_come() {
     feed(Direction::ToClient, &server.out, &mut t);
     assert!(!t.backlogged());
 }
+
+#[test]
+fn the_audit_reads_backslashes_as_the_server_does() {
+    // Under NO_BACKSLASH_ESCAPES the backslash ends nothing: the string
+    // is 'a\', and the DELETE the server runs is the audit's to name.
+    let hiding = query("SELECT 'a\\'; DELETE FROM victim; SELECT '");
+    let no_escapes = AUTOCOMMIT | latchkey_mywire::SERVER_STATUS_NO_BACKSLASH_ESCAPES;
+    for (status, hidden) in [(AUTOCOMMIT, true), (no_escapes, false)] {
+        let (t, sink) = tracker(CAPS);
+        let mut t = t.server_status(status);
+        let mut server = Server::new(CAPS);
+        server.ok(0, status);
+        let (r, _) = run(&hiding, &server.out, usize::MAX, &mut t, LIMIT);
+        assert_eq!(r, Ok(true));
+        let text = statements(&sink).pop().map(|s| s.0).unwrap_or_default();
+        assert_eq!(!text.contains("DELETE FROM victim"), hidden, "{text}");
+    }
+}

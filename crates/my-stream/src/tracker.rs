@@ -16,7 +16,7 @@ use latchkey_mywire::{
     command_name,
 };
 use latchkey_sqlguard::{Refusal, Rules, Verdict};
-use latchkey_sqlnorm::{Dialect, leading_keyword_for};
+use latchkey_sqlnorm::{Dialect, Reading, leading_keyword_for};
 
 use crate::{
     ID_END, INSPECT_PREFIX, Interception, MAX_STATEMENTS, ScanError, admin_command, decode,
@@ -171,6 +171,33 @@ impl Tracker {
     pub fn with_gate(mut self, gate: Option<Box<dyn StatementGate>>) -> Self {
         self.gate = gate;
         self
+    }
+
+    /// The status flags of the login's OK: the session may start with
+    /// `NO_BACKSLASH_ESCAPES` (the server's `sql_mode`).
+    pub fn server_status(mut self, status: u16) -> Self {
+        self.follow_status(status);
+        self
+    }
+
+    /// Status flags the server reported: `NO_BACKSLASH_ESCAPES` decides
+    /// where a string ends, for statement policy and the audit alike.
+    fn follow_status(&mut self, status: u16) {
+        self.status = Some(status);
+        let no_escapes = status & SERVER_STATUS_NO_BACKSLASH_ESCAPES != 0;
+        if no_escapes != self.no_backslash_escapes {
+            self.no_backslash_escapes = no_escapes;
+            if let Some(gate) = self.gate.as_mut() {
+                gate.backslashes_differ(no_escapes);
+            }
+            if let Some(normalised) = self.normalised.as_mut() {
+                normalised.set_reading(if no_escapes {
+                    Reading::OtherBackslash
+                } else {
+                    Reading::Default
+                });
+            }
+        }
     }
 
     /// The server has answered everything, no upload is in progress, and
@@ -604,14 +631,7 @@ impl Tracker {
             self.forget(id);
         }
         if let Some(ok) = &ok {
-            self.status = Some(ok.status);
-            let no_escapes = ok.status & SERVER_STATUS_NO_BACKSLASH_ESCAPES != 0;
-            if no_escapes != self.no_backslash_escapes {
-                self.no_backslash_escapes = no_escapes;
-                if let Some(gate) = self.gate.as_mut() {
-                    gate.backslashes_differ(no_escapes);
-                }
-            }
+            self.follow_status(ok.status);
         }
         // A failed statement leaves the transaction as it was, unless
         // others ran before it in the same command, or autocommit is off

@@ -206,35 +206,14 @@ impl Postgres {
         let PgClient { stream, cancel_key } = client;
         // The session may start with `standard_conforming_strings` off
         // (`options=-c standard_conforming_strings=off`, a role or database
-        // setting): the server then reads backslashes otherwise than the
-        // classifier, from the first statement on.
-        let mut gate = gate;
+        // setting), or in another encoding: the server then reads
+        // backslashes and names otherwise, from the first statement on.
         let params = &upstream.conn().params;
-        if let Some(gate) = gate.as_mut()
-            && params
-                .iter()
-                .any(|(name, value)| name == "standard_conforming_strings" && value != "on")
-        {
-            gate.backslashes_differ(true);
-        }
-        if let Some(gate) = gate.as_mut()
-            && params.iter().any(|(name, value)| {
-                name == "client_encoding" && !latchkey_pg_stream::reads_as_utf8(value)
-            })
-        {
-            gate.encoding_differs(true);
-        }
-        let client_not_utf8 = params.iter().any(|(name, value)| {
-            name == "client_encoding" && !latchkey_pg_stream::reads_as_utf8(value)
-        });
-        let server_not_utf8 = params
-            .iter()
-            .any(|(name, value)| name == "server_encoding" && value != "UTF8");
         let tracker = Tracker::new(audit)
             .allow_password_changes(allowed.password_changes)
             .allow_dynamic_sql(allowed.dynamic_sql)
             .with_gate(gate)
-            .encodings(client_not_utf8, server_not_utf8);
+            .server_params(params.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         let upstream = match upstream {
             Link::Session(upstream) => upstream,
             Link::Transaction(link) => {

@@ -99,8 +99,11 @@ pub fn policy_refusal(message: &str) -> String {
 /// to it, so they must be one to the gateway too (statement policy,
 /// the audit's names, the statements carried in transaction pooling).
 pub(crate) fn server_key(name: &[u8]) -> &[u8] {
-    &name[..name.len().min(63)]
+    &name[..name.len().min(NAME_BYTES)]
 }
+
+/// `NAMEDATALEN` - 1.
+pub(crate) const NAME_BYTES: usize = 63;
 
 /// A statement that makes the server raise `message` with `sqlstate`.
 /// Only characters that cannot end the literal or the dollar quote are

@@ -42,6 +42,34 @@ impl Interned {
 /// with.
 pub(crate) const GATEWAY_PREFIX: &[u8] = b"_lk_";
 
+/// SQL that may name one of the gateway's statements in an `EXECUTE`
+/// (`EXECUTE _lk_1`, `EXPLAIN ANALYZE EXECUTE …`, `CREATE TABLE … AS
+/// EXECUTE …`): it mentions `execute` and `_lk_`, or a Unicode-escaped
+/// name (`U&"\005flk_1"`) that could spell one. Read as bytes, strings
+/// included: on a connection it keeps, a client could otherwise run a
+/// statement another session of its principal prepared there, under
+/// that session's policy rather than its own.
+pub(crate) fn may_execute_gateway_statement(sql: &[u8]) -> bool {
+    // One pass, for every query a pooled client sends.
+    let at = |i: usize, word: &[u8]| {
+        sql.get(i..i + word.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    };
+    let (mut execute, mut name) = (false, false);
+    for (i, &c) in sql.iter().enumerate() {
+        match c {
+            b'_' => name |= at(i, GATEWAY_PREFIX),
+            b'e' | b'E' => execute |= at(i, b"execute"),
+            b'u' | b'U' => name |= at(i, b"u&"),
+            _ => {}
+        }
+        if execute && name {
+            return true;
+        }
+    }
+    false
+}
+
 /// `_lk_` and the id.
 pub fn server_name(id: u64) -> Vec<u8> {
     format!("_lk_{id}").into_bytes()
@@ -192,6 +220,17 @@ mod tests {
         assert_eq!(id_of(&server_name(u64::MAX)), Some(u64::MAX));
         assert_eq!(id_of(NO_STATEMENT), None);
         assert_eq!(id_of(b"_lk_01"), None);
+        for sql in [
+            "EXECUTE _lk_1(3)",
+            "explain analyze execute _LK_1",
+            "CREATE TABLE t AS EXECUTE \"_lk_1\"",
+            "EXECUTE U&\"\\005flk_1\"",
+        ] {
+            assert!(may_execute_gateway_statement(sql.as_bytes()), "{sql}");
+        }
+        for sql in ["EXECUTE mine", "SELECT _lk_1 FROM t", "SELECT 'u&'"] {
+            assert!(!may_execute_gateway_statement(sql.as_bytes()), "{sql}");
+        }
     }
 
     #[test]

@@ -2342,3 +2342,176 @@ fn a_deallocate_sent_by_the_extended_protocol_stays_a_parse_in_transaction_pooli
     let sent = to_server(&mut t, &[bind_execute("s1"), sync].concat());
     assert!(sent.windows(8).any(|w| w == b"_lk_none"), "{sent:?}");
 }
+
+#[test]
+fn red_team_round_8_a_pinned_client_cannot_execute_the_gateways_statements_by_sql() {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let mut t = pooled(&book);
+    let query = |sql: &str| msg(b'Q', format!("{sql}\0").as_bytes());
+    // Its own statement by SQL: pinned, and its EXECUTE runs.
+    let own = query("PREPARE mine AS SELECT 1");
+    assert_eq!(to_server(&mut t, &own), own);
+    from_server(&mut t, &[msg(b'C', b"PREPARE\0"), msg(b'Z', b"I")].concat());
+    let run = query("EXECUTE mine");
+    assert_eq!(to_server(&mut t, &run), run);
+    from_server(
+        &mut t,
+        &[msg(b'C', b"SELECT 1\0"), msg(b'Z', b"I")].concat(),
+    );
+    // Another session's, prepared on this connection under the gateway's
+    // name: as if it did not exist, however it is spelt.
+    for sql in [
+        "EXECUTE _lk_1(3)",
+        "EXPLAIN ANALYZE EXECUTE _LK_1(5)",
+        "CREATE TABLE stolen AS EXECUTE \"_lk_1\"",
+        "EXECUTE U&\"\\005flk_1\"",
+    ] {
+        let sent = String::from_utf8_lossy(&to_server(&mut t, &query(sql))).into_owned();
+        assert!(sent.contains("26000"), "{sql}: {sent}");
+        from_server(&mut t, &[error("26000"), msg(b'Z', b"I")].concat());
+    }
+}
+
+#[test]
+fn red_team_round_8_nested_skipped_parses_restore_what_the_server_kept() {
+    let sync = msg(b'S', b"");
+    let failing = [
+        parse("f", "SELECT 1/0"),
+        msg(b'B', b"\0f\0\0\0\0\0\0\0"),
+        msg(b'E', b"\0\0\0\0\0"),
+    ]
+    .concat();
+    let fails = [
+        msg(b'1', b""),
+        msg(b'2', b""),
+        error("22012"),
+        msg(b'Z', b"I"),
+    ]
+    .concat();
+    let deleted = [msg(b'2', b""), msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat();
+    for name in ["", "s4"] {
+        let (mut t, sink) = tracker();
+        to_server(
+            &mut t,
+            &[parse(name, "DELETE FROM victim"), sync.clone()].concat(),
+        );
+        from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+        to_server(
+            &mut t,
+            &[
+                failing.clone(),
+                parse(name, "SELECT 'x'"),
+                sync.clone(),
+                failing.clone(),
+                parse(name, "SELECT 'y', 2"),
+                sync.clone(),
+                bind_execute(name),
+                sync.clone(),
+            ]
+            .concat(),
+        );
+        from_server(&mut t, &fails);
+        from_server(&mut t, &fails);
+        from_server(&mut t, &deleted);
+        assert_eq!(last_audited(&sink), "DELETE FROM victim", "{name:?}");
+        to_server(&mut t, &[bind_execute(name), sync.clone()].concat());
+        from_server(&mut t, &deleted);
+        assert_eq!(last_audited(&sink), "DELETE FROM victim", "{name:?} later");
+    }
+}
+
+#[test]
+fn red_team_round_8_sql_names_are_followed_when_run_and_truncated_as_the_server_does() {
+    let sync = msg(b'S', b"");
+    let deleted = [msg(b'2', b""), msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat();
+    let unknown = "(statement not known to the gateway)";
+    // PREPARE and DEALLOCATE parsed first, run after s4 is parsed again.
+    let (mut t, sink) = tracker();
+    to_server(
+        &mut t,
+        &[
+            parse("t", "PREPARE s4 AS DELETE FROM victim"),
+            parse("u", "DEALLOCATE s4"),
+            sync.clone(),
+        ]
+        .concat(),
+    );
+    from_server(
+        &mut t,
+        &[msg(b'1', b""), msg(b'1', b""), msg(b'Z', b"I")].concat(),
+    );
+    to_server(
+        &mut t,
+        &[parse("s4", "SELECT 'harmless'"), sync.clone()].concat(),
+    );
+    from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+    to_server(
+        &mut t,
+        &[bind_execute("u"), bind_execute("t"), sync.clone()].concat(),
+    );
+    from_server(
+        &mut t,
+        &[
+            msg(b'2', b""),
+            msg(b'C', b"DEALLOCATE\0"),
+            msg(b'2', b""),
+            msg(b'C', b"PREPARE\0"),
+            msg(b'Z', b"I"),
+        ]
+        .concat(),
+    );
+    to_server(&mut t, &[bind_execute("s4"), sync.clone()].concat());
+    from_server(&mut t, &deleted);
+    assert_eq!(last_audited(&sink), unknown);
+    // SQL identifiers are cut to 63 bytes on a character boundary: "a"×62
+    // and "é" is "a"×62 to the server.
+    let (mut t, sink) = tracker();
+    let short = "a".repeat(62);
+    to_server(
+        &mut t,
+        &[parse(&short, "SELECT 'harmless'"), sync.clone()].concat(),
+    );
+    from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+    let sql = format!("DEALLOCATE \"{short}é\"; PREPARE \"{short}é\" AS DELETE FROM victim");
+    to_server(&mut t, &msg(b'Q', format!("{sql}\0").as_bytes()));
+    from_server(&mut t, &[msg(b'C', b"PREPARE\0"), msg(b'Z', b"I")].concat());
+    to_server(&mut t, &[bind_execute(&short), sync.clone()].concat());
+    from_server(&mut t, &deleted);
+    assert_eq!(last_audited(&sink), unknown);
+}
+
+#[test]
+fn red_team_round_8_the_audit_reads_backslashes_as_the_session_does() {
+    let hiding = "SELECT 'a\\''; DELETE FROM victim WHERE id = 4; SELECT 'z' --'";
+    let query = msg(b'Q', format!("{hiding}\0").as_bytes());
+    let answers = [msg(b'C', b"SELECT 1\0"), msg(b'Z', b"I")].concat();
+    // standard_conforming_strings on: one string, as the server reads it.
+    let (mut t, sink) = tracker();
+    to_server(&mut t, &query);
+    from_server(&mut t, &answers);
+    assert!(
+        !last_audited(&sink).contains("DELETE"),
+        "{}",
+        last_audited(&sink)
+    );
+    // Off, reported during the session or at its start: the DELETE the
+    // server runs is in the audit's text.
+    let (mut t, sink) = tracker();
+    from_server(&mut t, &msg(b'S', b"standard_conforming_strings\0off\0"));
+    to_server(&mut t, &query);
+    from_server(&mut t, &answers);
+    assert!(
+        last_audited(&sink).contains("DELETE FROM victim"),
+        "{}",
+        last_audited(&sink)
+    );
+    let (t, sink) = tracker();
+    let mut t = t.server_params([("standard_conforming_strings", "off")]);
+    to_server(&mut t, &query);
+    from_server(&mut t, &answers);
+    assert!(
+        last_audited(&sink).contains("DELETE FROM victim"),
+        "{}",
+        last_audited(&sink)
+    );
+}

@@ -12,7 +12,7 @@ use latchkey_sqlguard::{
     Deallocation, PinCause, Rules, StatementNames, Verdict as Guard, session_effects,
     statement_names,
 };
-use latchkey_sqlnorm::Dialect;
+use latchkey_sqlnorm::{Dialect, Reading};
 
 use crate::prepared::{
     GATEWAY_PREFIX, Interned, NO_STATEMENT, PARSE_COMPLETE, ServerStatements, StatementBook,
@@ -60,6 +60,9 @@ struct Prepared {
     /// A portal: the edit of the statement it was bound from (0 for
     /// none), relabelled should that edit be undone.
     bound_from: u64,
+    /// SQL `PREPARE`, `DEALLOCATE` or `DISCARD ALL`: the names each
+    /// execution makes or drops.
+    touches: Option<Arc<StatementNames>>,
 }
 
 /// What a message sent on does to the names the audit reports
@@ -602,7 +605,9 @@ impl Tracker {
         };
         pooling.carried_changed |= effects.carried_changed;
         pooling.sql_prepared |= effects.prepares;
-        if effects.executes && !pooling.sql_prepared {
+        // The whole body: its SQL, in whatever encoding.
+        let gateways = crate::prepared::may_execute_gateway_statement(body);
+        if (effects.executes && !pooling.sql_prepared) || gateways {
             // Only another client's statement could run: as if it did not
             // exist.
             self.refused += 1;
@@ -650,14 +655,45 @@ impl Tracker {
         None
     }
 
-    /// SQL `PREPARE`, `DEALLOCATE` or `DISCARD ALL` (in `sql`, `None` when
-    /// it cannot be read whole) changes what a name stands for where the
-    /// audit cannot follow: a `Bind` of the name is audited as a statement
-    /// the gateway does not know until a `Parse` names it again, rather
-    /// than as SQL the name no longer holds. The unnamed statement is
-    /// never among them.
-    fn follow_sql_names(&mut self, sql: Option<&str>) {
-        let touched = sql.map_or(StatementNames::All, statement_names);
+    /// What SQL `PREPARE`, `DEALLOCATE` or `DISCARD ALL` in `sql` (`None`
+    /// when it cannot be read whole) does to the names of prepared
+    /// statements: they share the server's namespace with the protocol's.
+    /// Names as the server truncates SQL identifiers: to 63 bytes on a
+    /// character boundary (then told apart as protocol names are); names
+    /// outside ASCII where the server converts them count as all.
+    fn sql_names(&self, sql: Option<&str>) -> StatementNames {
+        let Some(sql) = sql else {
+            return StatementNames::All;
+        };
+        match statement_names(sql) {
+            StatementNames::Names(names) => {
+                let converted = self.client_not_utf8 || self.server_not_utf8;
+                if converted && names.iter().any(|n| !n.is_ascii()) {
+                    return StatementNames::All;
+                }
+                StatementNames::Names(
+                    names
+                        .into_iter()
+                        .map(|mut name| {
+                            let mut cut = name.len().min(crate::NAME_BYTES);
+                            while !name.is_char_boundary(cut) {
+                                cut -= 1;
+                            }
+                            name.truncate(cut);
+                            name
+                        })
+                        .collect(),
+                )
+            }
+            touched => touched,
+        }
+    }
+
+    /// The names `touched` lose their label, so that a later `Bind` of one
+    /// is audited as a statement the gateway does not know rather than as
+    /// SQL the name no longer holds. The unnamed statement is never among
+    /// them.
+    fn forget_names(&mut self, touched: &StatementNames) {
         match touched {
             StatementNames::Untouched => {}
             StatementNames::Names(names) => {
@@ -677,6 +713,46 @@ impl Tracker {
 
     /// The encodings at login: whether the client's is not UTF-8 (or
     /// SQL_ASCII), and whether the server's is not UTF-8.
+    /// The parameters the server reported when the session started.
+    pub fn server_params<'p>(
+        mut self,
+        params: impl IntoIterator<Item = (&'p str, &'p str)>,
+    ) -> Self {
+        for (name, value) in params {
+            self.follow_parameter(name, value);
+        }
+        self
+    }
+
+    /// A parameter the server reported (at the start, or by
+    /// `ParameterStatus`) that changes how the session's SQL and names
+    /// are read: by statement policy, by the audit, by the tracker.
+    fn follow_parameter(&mut self, name: &str, value: &str) {
+        match name {
+            "standard_conforming_strings" => {
+                let off = value != "on";
+                if let Some(gate) = self.gate.as_mut() {
+                    gate.backslashes_differ(off);
+                }
+                if let Some(normalised) = self.normalised.as_mut() {
+                    normalised.set_reading(if off {
+                        Reading::OtherBackslash
+                    } else {
+                        Reading::Default
+                    });
+                }
+            }
+            "client_encoding" => {
+                self.client_not_utf8 = !crate::reads_as_utf8(value);
+                if let Some(gate) = self.gate.as_mut() {
+                    gate.encoding_differs(self.client_not_utf8);
+                }
+            }
+            "server_encoding" => self.server_not_utf8 = value != "UTF8",
+            _ => {}
+        }
+    }
+
     pub fn encodings(mut self, client_not_utf8: bool, server_not_utf8: bool) -> Self {
         self.client_not_utf8 = client_not_utf8;
         self.server_not_utf8 = server_not_utf8;
@@ -911,7 +987,35 @@ impl Tracker {
                         Some(before) => names.insert(name.into(), before),
                         None => names.remove(&*name),
                     };
+                } else {
+                    self.pass_on_before(portal, &name, edit, before);
                 }
+            }
+        }
+    }
+
+    /// Edit `edit` of `name` was undone after a later message named the
+    /// name again: should that one be undone too, the name stands for
+    /// what it did before `edit` (`before`), not for what the server
+    /// never took. The later message is still awaited (answered after).
+    fn pass_on_before(&mut self, portal: bool, name: &str, edit: u64, before: Option<Prepared>) {
+        for pending in &mut self.pending {
+            if let Pending::Parse {
+                edit: Some(later), ..
+            }
+            | Pending::Answer(_, Some(later)) = pending
+                && let NameEdit::Named {
+                    portal: later_portal,
+                    name: later_name,
+                    before: later_before,
+                    ..
+                } = later
+                && *later_portal == portal
+                && **later_name == *name
+                && later_before.as_ref().is_some_and(|b| b.edit == edit)
+            {
+                *later_before = before;
+                return;
             }
         }
     }
@@ -924,15 +1028,21 @@ impl Tracker {
         let Some(normalised) = &self.normalised else {
             return;
         };
-        let (statement, policy, from) = match before {
-            Some(p) => (p.statement.clone(), p.policy.clone(), p.edit),
-            None => (normalised.unknown(), None, 0),
+        let (statement, policy, from, touches) = match before {
+            Some(p) => (
+                p.statement.clone(),
+                p.policy.clone(),
+                p.edit,
+                p.touches.clone(),
+            ),
+            None => (normalised.unknown(), None, 0, None),
         };
         for portal in self.portals.values_mut() {
             if portal.bound_from == edit {
                 portal.statement = statement.clone();
                 portal.policy = policy.clone();
                 portal.bound_from = from;
+                portal.touches = touches.clone();
             }
         }
         for pending in &mut self.pending {
@@ -1246,7 +1356,8 @@ impl Tracker {
                 };
                 if self.normalised.is_some() {
                     let sql = wire::leading_str(body).ok().filter(|_| complete);
-                    self.follow_sql_names(sql);
+                    let touched = self.sql_names(sql);
+                    self.forget_names(&touched);
                 }
                 let (body, complete) = audited(body, complete);
                 let statement =
@@ -1343,9 +1454,17 @@ impl Tracker {
                         None => Verdict::Forward,
                     };
                 }
+                // What its SQL does to names is done when it is sent (so
+                // that nothing bound since keeps a stale label) and again
+                // at each execution, when the server does it.
+                let mut touches = None;
                 if self.normalised.is_some() {
                     let sql = wire::parse_parse(whole).ok().filter(|_| complete);
-                    self.follow_sql_names(sql.map(|(_, sql)| sql));
+                    let touched = self.sql_names(sql.map(|(_, sql)| sql));
+                    self.forget_names(&touched);
+                    if touched != StatementNames::Untouched {
+                        touches = Some(Arc::new(touched));
+                    }
                 }
                 let mut audited_statement = None;
                 let mut edit = None;
@@ -1359,6 +1478,7 @@ impl Tracker {
                         policy,
                         edit: 0,
                         bound_from: 0,
+                        touches,
                     };
                     edit = self.name(false, name_key(name.as_bytes()).into_owned(), prepared);
                 }
@@ -1419,6 +1539,7 @@ impl Tracker {
                             policy: None,
                             edit: 0,
                             bound_from: 0,
+                            touches: None,
                         });
                     edit = self.name(true, name_key(portal.as_bytes()).into_owned(), prepared);
                     if edit.is_some() {
@@ -1458,10 +1579,16 @@ impl Tracker {
                             policy: None,
                             edit: 0,
                             bound_from: 0,
+                            touches: None,
                         })
                 });
                 let (statement, policy, bound_from) = match prepared {
-                    Some(p) => (Some(p.statement), p.policy, p.bound_from),
+                    Some(p) => {
+                        if let Some(touched) = &p.touches {
+                            self.forget_names(touched);
+                        }
+                        (Some(p.statement), p.policy, p.bound_from)
+                    }
                     None => (None, None, 0),
                 };
                 self.pending.push_back(Pending::Execute {
@@ -1742,18 +1869,7 @@ impl Tracker {
             }
             (Direction::ToClient, b'S') => {
                 if let Ok((name, value)) = wire::parse_parameter_status(body) {
-                    if name == "client_encoding" {
-                        self.client_not_utf8 = !crate::reads_as_utf8(value);
-                    }
-                    if let Some(gate) = self.gate.as_mut() {
-                        match name {
-                            "standard_conforming_strings" => gate.backslashes_differ(value != "on"),
-                            "client_encoding" => {
-                                gate.encoding_differs(!crate::reads_as_utf8(value))
-                            }
-                            _ => {}
-                        }
-                    }
+                    self.follow_parameter(name, value);
                     match self.parameter_changes.iter_mut().find(|(n, _)| n == name) {
                         Some(slot) => value.clone_into(&mut slot.1),
                         None => self

@@ -13,7 +13,7 @@
 //! could leave state. State changed by a function defined earlier cannot
 //! be seen from the call; the documentation says so.
 
-use latchkey_sqlnorm::{Dialect, Token, TokenKind, tokens};
+use latchkey_sqlnorm::{Dialect, Reading, Token, TokenKind, tokens, tokens_read};
 
 use crate::tokens::{punct_is, word_is};
 
@@ -172,6 +172,9 @@ const NEEDLES: [&[u8]; 14] = [
     b"pg_temp",
 ];
 
+/// The largest SQL [`session_effects`] reads statement by statement.
+pub const READ_AT_MOST: usize = 256 * 1024;
+
 /// What `sql` (a whole `Query` or `Parse`, possibly several statements)
 /// leaves in its session. `carried(name)` says whether the gateway carries
 /// the (lower-case) setting `name` from one server connection to the
@@ -191,6 +194,17 @@ pub fn session_effects(sql: &str, carried: impl Fn(&str) -> bool) -> SessionEffe
         None => NEEDLES.iter().any(|n| contains_ci(bytes, n)),
     };
     if !found {
+        return effects;
+    }
+    if bytes.len() > READ_AT_MOST {
+        // Too large to read token by token at a token's cost in memory:
+        // whatever it does, the client keeps its connection, and what it
+        // may have changed is read back.
+        effects.pin(PinCause::Setting);
+        effects.carried_changed = true;
+        effects.deallocates = Some(Deallocation::Some);
+        effects.prepares = contains_ci(bytes, b"prepare");
+        effects.executes = contains_ci(bytes, b"execute");
         return effects;
     }
     // Unicode escapes (`U&"set\005fconfig"`, `U&'…'`) spell names and
@@ -264,49 +278,88 @@ pub fn statement_names(sql: &str) -> StatementNames {
     if !mentioned {
         return StatementNames::Untouched;
     }
-    let toks: Vec<Token<'_>> = tokens(sql, Dialect::Postgres).collect();
+    // A backslash in a string ends it or not by a setting the session
+    // can change (`standard_conforming_strings`): every reading counts.
     let mut names = Vec::new();
-    for stmt in toks.split(|t| t.kind == TokenKind::Semi) {
-        let Some(first) = stmt.iter().position(|t| !punct_is(t, "(")) else {
-            continue;
-        };
-        let stmt = &stmt[first..];
-        if stmt.iter().any(|t| t.kind == TokenKind::Unterminated) {
-            // Cut short: the server may read more.
-            return StatementNames::All;
-        }
-        let word = |i: usize, w: &str| stmt.get(i).is_some_and(|t| word_is(t, w));
-        let name_at = |i: usize| {
-            stmt.get(i)
-                .filter(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent))
-                .map(ident_lower)
-                .filter(|n| !n.is_empty())
-        };
-        if word(0, "PREPARE") && !word(1, "TRANSACTION") {
-            match name_at(1) {
-                Some(name) => names.push(name),
-                None => return StatementNames::All,
-            }
-        } else if word(0, "DEALLOCATE") {
-            let at = if word(1, "PREPARE") { 2 } else { 1 };
-            match (stmt.len() == at + 1, name_at(at)) {
-                (true, Some(name)) if !word(at, "ALL") => names.push(name),
-                _ => return StatementNames::All,
-            }
-        } else if (word(0, "DISCARD") && word(1, "ALL"))
-            || (word(0, "DO")
-                && stmt.iter().any(|t| {
-                    t.kind == TokenKind::Literal
-                        && WORDS.iter().any(|w| contains_ci(t.text.as_bytes(), w))
-                }))
-        {
+    for &reading in Reading::all(Dialect::Postgres) {
+        if !names_read(sql, reading, &mut names) {
             return StatementNames::All;
         }
     }
     if names.is_empty() {
         StatementNames::Untouched
     } else {
+        names.sort_unstable();
+        names.dedup();
         StatementNames::Names(names)
+    }
+}
+
+/// [`statement_names`] under one reading: adds the names to `names`, or
+/// false for all. Token by token, keeping only each statement's first
+/// few: a message can be as large as the gateway lets one be.
+fn names_read(sql: &str, reading: Reading, names: &mut Vec<String>) -> bool {
+    const WORDS: [&[u8]; 3] = [b"prepare", b"deallocate", b"discard"];
+    // The first tokens of the statement being read (after any `(`), and
+    // how many it has.
+    let mut head: [Option<Token<'_>>; 4] = [None; 4];
+    let mut len = 0usize;
+    let mut do_mentions = false;
+    let mut toks = tokens_read(sql, Dialect::Postgres, reading);
+    loop {
+        let tok = toks.next();
+        match tok {
+            Some(t) if t.kind == TokenKind::Unterminated => return false,
+            Some(t) if t.kind != TokenKind::Semi => {
+                if len == 0 && punct_is(&t, "(") {
+                    continue;
+                }
+                if let Some(slot) = head.get_mut(len) {
+                    *slot = Some(t);
+                }
+                len += 1;
+                do_mentions |= head[0].is_some_and(|h| word_is(&h, "DO"))
+                    && t.kind == TokenKind::Literal
+                    && WORDS.iter().any(|w| contains_ci(t.text.as_bytes(), w));
+                continue;
+            }
+            _ => {}
+        }
+        // A statement ended.
+        let word = |i: usize, w: &str| {
+            head.get(i)
+                .copied()
+                .flatten()
+                .is_some_and(|t| word_is(&t, w))
+        };
+        let name_at = |i: usize| {
+            head.get(i)
+                .copied()
+                .flatten()
+                .filter(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent))
+                .map(|t| ident_lower(&t))
+                .filter(|n| !n.is_empty())
+        };
+        if word(0, "PREPARE") && !word(1, "TRANSACTION") {
+            match name_at(1) {
+                Some(name) => names.push(name),
+                None => return false,
+            }
+        } else if word(0, "DEALLOCATE") {
+            let at = if word(1, "PREPARE") { 2 } else { 1 };
+            match (len == at + 1, name_at(at)) {
+                (true, Some(name)) if !word(at, "ALL") => names.push(name),
+                _ => return false,
+            }
+        } else if (word(0, "DISCARD") && word(1, "ALL")) || do_mentions {
+            return false;
+        }
+        if tok.is_none() {
+            return true;
+        }
+        head = [None; 4];
+        len = 0;
+        do_mentions = false;
     }
 }
 
@@ -778,6 +831,16 @@ mod tests {
     }
 
     #[test]
+    fn sql_too_large_to_read_pins() {
+        let large = format!("SELECT 1{}; SET work_mem = '1MB'", ";".repeat(READ_AT_MOST));
+        let e = effects(&large);
+        assert_eq!(e.pins, Some(PinCause::Setting));
+        assert!(e.carried_changed && e.deallocates.is_some());
+        let large = format!("SELECT 1{}", " ".repeat(READ_AT_MOST));
+        assert_eq!(effects(&large), SessionEffects::default());
+    }
+
+    #[test]
     fn statement_names_made_or_dropped_by_sql_are_read() {
         use super::{StatementNames, statement_names};
         let names = |v: &[&str]| StatementNames::Names(v.iter().map(|s| s.to_string()).collect());
@@ -801,6 +864,11 @@ mod tests {
                 StatementNames::All,
             ),
             ("SELECT 1; PREPARE s4 AS SELECT 'x", StatementNames::All),
+            // Hidden in a string unless standard_conforming_strings is off.
+            (
+                "SELECT 'a\\''; DEALLOCATE s4; SELECT 'z' --'",
+                names(&["s4"]),
+            ),
         ] {
             assert_eq!(statement_names(sql), expected, "{sql}");
         }

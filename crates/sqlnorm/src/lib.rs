@@ -161,6 +161,19 @@ pub struct Shape {
 /// [`normalize`] into a buffer the caller reuses (it is cleared first), so
 /// that a statement already seen costs no allocation.
 pub fn normalize_into(sql: &str, dialect: Dialect, text: &mut String) -> Shape {
+    normalize_read_into(sql, dialect, Reading::Default, text)
+}
+
+/// [`normalize_into`] under another [`Reading`]: as the server reads the
+/// SQL under the session's settings (`standard_conforming_strings = off`,
+/// MySQL's `NO_BACKSLASH_ESCAPES`), which decide where a literal ends and
+/// so what is a statement.
+pub fn normalize_read_into(
+    sql: &str,
+    dialect: Dialect,
+    reading: Reading,
+    text: &mut String,
+) -> Shape {
     text.clear();
     text.reserve(sql.len());
     let mut out = Out {
@@ -172,7 +185,7 @@ pub fn normalize_into(sql: &str, dialect: Dialect, text: &mut String) -> Shape {
         before_semis: None,
     };
     let mut truncated = false;
-    for (spaced, tok) in Lexer::new(sql, dialect) {
+    for (spaced, tok) in lexer_read(sql, dialect, reading) {
         out.pending_space |= spaced;
         match tok {
             Tok::Semi => {
@@ -308,12 +321,16 @@ impl Reading {
 
 /// [`tokens`] under another [`Reading`].
 pub fn tokens_read(sql: &str, dialect: Dialect, reading: Reading) -> Tokens<'_> {
+    Tokens(lexer_read(sql, dialect, reading))
+}
+
+fn lexer_read(sql: &str, dialect: Dialect, reading: Reading) -> Lexer<'_> {
     let lexer = Lexer::new(sql, dialect);
-    Tokens(match reading {
+    match reading {
         Reading::Default => lexer,
         Reading::OtherBackslash => lexer.flipped(),
         Reading::AnsiQuotes => lexer.ansi_quotes(),
-    })
+    }
 }
 
 /// Lowercase 16 hex digits of a fingerprint.
