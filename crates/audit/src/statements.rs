@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use latchkey_sqlnorm::{Dialect, Reading, normalize_read_into};
+use latchkey_sqlnorm::{Dialect, Reading, normalize_read_into, readings_agree};
 
 use crate::Statement;
 
@@ -54,6 +54,9 @@ impl StatementCache {
     /// only the start of a longer statement.
     pub fn statement(&mut self, sql: &str, complete: bool) -> Arc<Statement> {
         let shape = normalize_read_into(sql, self.dialect, self.reading, &mut self.scratch);
+        if !self.keep_literals {
+            self.unless_ansi_quotes(sql);
+        }
         let text = if self.keep_literals {
             sql
         } else {
@@ -68,6 +71,31 @@ impl StatementCache {
                 truncated,
             },
         )
+    }
+
+    /// MySQL's `ANSI_QUOTES`, which the server never reports, makes
+    /// `"a\"` an identifier where it is otherwise the start of a string:
+    /// where the two readings of `sql` differ (a double quote and a
+    /// backslash in it), the record says what the other would be, or a
+    /// statement hidden in what one reading takes for a string would be
+    /// missing from the audit's text.
+    fn unless_ansi_quotes(&mut self, sql: &str) {
+        if self.dialect != Dialect::MySql
+            || self.reading != Reading::Default
+            || !sql.contains('"')
+            || !sql.contains('\\')
+        {
+            return;
+        }
+        if readings_agree(sql, self.dialect, Reading::Default, Reading::AnsiQuotes) {
+            return;
+        }
+        let mut ansi = String::new();
+        normalize_read_into(sql, self.dialect, Reading::AnsiQuotes, &mut ansi);
+        self.scratch.push_str(" /* under ANSI_QUOTES: ");
+        // What the comment holds cannot end it.
+        self.scratch.push_str(&ansi.replace("*/", "* /"));
+        self.scratch.push_str(" */");
     }
 
     /// The session's settings changed how the server reads backslashes
@@ -175,6 +203,25 @@ mod tests {
         let other = keeping.statement("UPDATE users SET password_hash = 'x' WHERE id = 8", true);
         assert_eq!(other.fingerprint, kept.fingerprint);
         assert!(!Arc::ptr_eq(&kept, &other));
+    }
+
+    #[test]
+    fn mysql_sql_that_ansi_quotes_reads_otherwise_says_both() {
+        let mut cache = StatementCache::new(Dialect::MySql, false);
+        let hiding = "SELECT \"a\\\"; DELETE FROM victim; SELECT \"";
+        let text = cache.statement(hiding, true).text.clone();
+        assert!(
+            text.starts_with("SELECT ? /* under ANSI_QUOTES: ")
+                && text.contains("DELETE FROM victim"),
+            "{text}"
+        );
+        // Alike under both: as it is.
+        let plain = "SELECT \"x\" FROM t WHERE a = 'b\\'c'";
+        assert!(!cache.statement(plain, true).text.contains("ANSI_QUOTES"));
+        // Under NO_BACKSLASH_ESCAPES a double quote ends where it does
+        // with ANSI_QUOTES.
+        cache.set_reading(Reading::OtherBackslash);
+        assert!(!cache.statement(hiding, true).text.contains("ANSI_QUOTES"));
     }
 
     #[test]

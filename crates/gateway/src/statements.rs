@@ -64,6 +64,11 @@ struct Prepared {
     /// profile moved to block, a shape approved) judges it again when it
     /// runs.
     firewall_revision: i64,
+    /// The second statement policy last decided it in: decided again when
+    /// it runs in a later one, as a query is, so that conditions that
+    /// lapse (`aws:MultiFactorAuthAge`, `aws:CurrentTime`) hold for what
+    /// was prepared before.
+    decided_at: i64,
 }
 
 /// Classification tags of one database's objects, as policies see them
@@ -520,6 +525,7 @@ impl SessionStatements {
                             .firewall
                             .as_mut()
                             .map_or(0, SessionFirewall::current_revision),
+                        decided_at: self.state.now(),
                     },
                 );
             }
@@ -588,9 +594,12 @@ impl SessionStatements {
         if !self.policy_on {
             return None;
         }
+        let now = self.state.now();
         let classified = match self.prepared.get(name) {
-            // Decided in this scope when it was prepared.
-            Some(p) if p.generation == self.scope_generation && !again => return None,
+            // Decided in this scope, this second.
+            Some(p) if p.generation == self.scope_generation && p.decided_at == now && !again => {
+                return None;
+            }
             Some(_) => self.prepared_accesses(name),
             // Never seen (forgotten, or named by a refused Parse, which the
             // server never got): only a statement prepared before any scope
@@ -602,12 +611,13 @@ impl SessionStatements {
             Some(c) => c.accesses.clone(),
             None => Classified::unclassified(&self.scope, 1).accesses,
         };
-        let (decision, refusal) = self.decide(&accesses, 0, self.state.now());
+        let (decision, refusal) = self.decide(&accesses, 0, now);
         if refusal.is_none()
             && let Some(prepared) = self.prepared.get_mut(name)
         {
             prepared.generation = self.scope_generation;
             prepared.classified = classified;
+            prepared.decided_at = now;
         }
         Some((decision, refusal))
     }
@@ -1244,6 +1254,25 @@ mod tests {
         clock.set(T0 + 301);
         assert_eq!(
             refused(&gate.rule("DROP TABLE orders")),
+            Some("permission denied by policy: sql:Drop on table public.orders")
+        );
+    }
+
+    #[test]
+    fn a_statement_prepared_while_mfa_was_fresh_is_decided_again_when_it_runs_later() {
+        let (_dir, clock, mut gate) = dba_session(StatementPolicy::Enforce);
+        clock.set(T0 + 10);
+        assert_eq!(
+            refused(&gate.rule_parse("d", "DROP TABLE orders", false)),
+            None
+        );
+        // Within the second it was decided in: nothing to decide again.
+        assert!(gate.rule_bind("d").is_none());
+        clock.set(T0 + 299);
+        assert_eq!(gate.rule_bind("d").as_ref().and_then(refused), None);
+        clock.set(T0 + 301);
+        assert_eq!(
+            gate.rule_bind("d").as_ref().and_then(refused),
             Some("permission denied by policy: sql:Drop on table public.orders")
         );
     }

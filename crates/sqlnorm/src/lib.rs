@@ -324,6 +324,24 @@ pub fn tokens_read(sql: &str, dialect: Dialect, reading: Reading) -> Tokens<'_> 
     Tokens(lexer_read(sql, dialect, reading))
 }
 
+/// Whether two readings of `sql` split it alike: the same tokens, where
+/// a string in one may be a quoted identifier in the other (MySQL's
+/// `"x"` with and without `ANSI_QUOTES`), but nothing ends elsewhere.
+pub fn readings_agree(sql: &str, dialect: Dialect, a: Reading, b: Reading) -> bool {
+    let quoted = |k: TokenKind| matches!(k, TokenKind::Literal | TokenKind::QuotedIdent);
+    let mut x = tokens_read(sql, dialect, a);
+    let mut y = tokens_read(sql, dialect, b);
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            (Some(p), Some(q))
+                if p.text == q.text && (p.kind == q.kind || (quoted(p.kind) && quoted(q.kind))) => {
+            }
+            _ => return false,
+        }
+    }
+}
+
 fn lexer_read(sql: &str, dialect: Dialect, reading: Reading) -> Lexer<'_> {
     let lexer = Lexer::new(sql, dialect);
     match reading {
