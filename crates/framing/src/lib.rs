@@ -28,6 +28,27 @@ use latchkey_audit::PolicyDecision;
 use latchkey_sqlguard::Rules;
 pub use window::{BUFFER, Window};
 
+/// The server now reads backslashes in strings otherwise than by default
+/// (PostgreSQL `standard_conforming_strings = off`, MySQL
+/// `NO_BACKSLASH_ESCAPES`), or as by default again: statement policy and
+/// the audit's normaliser follow, one change for both engines.
+pub fn backslashes_differ(
+    gate: Option<&mut (dyn StatementGate + 'static)>,
+    normalised: Option<&mut latchkey_audit::StatementCache>,
+    differ: bool,
+) {
+    if let Some(gate) = gate {
+        gate.backslashes_differ(differ);
+    }
+    if let Some(normalised) = normalised {
+        normalised.set_reading(if differ {
+            latchkey_sqlnorm::Reading::OtherBackslash
+        } else {
+            latchkey_sqlnorm::Reading::Default
+        });
+    }
+}
+
 /// Statement policy for one session: decides each SQL string a client
 /// sends (simple query, prepare) by the session's IAM policies. The
 /// gateway implements it; followers call it with the whole SQL.

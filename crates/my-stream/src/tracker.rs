@@ -16,7 +16,7 @@ use latchkey_mywire::{
     command_name,
 };
 use latchkey_sqlguard::{Refusal, Rules, Verdict};
-use latchkey_sqlnorm::{Dialect, Reading, leading_keyword_for};
+use latchkey_sqlnorm::{Dialect, leading_keyword_for};
 
 use crate::{
     ID_END, INSPECT_PREFIX, Interception, MAX_STATEMENTS, ScanError, admin_command, decode,
@@ -187,16 +187,11 @@ impl Tracker {
         let no_escapes = status & SERVER_STATUS_NO_BACKSLASH_ESCAPES != 0;
         if no_escapes != self.no_backslash_escapes {
             self.no_backslash_escapes = no_escapes;
-            if let Some(gate) = self.gate.as_mut() {
-                gate.backslashes_differ(no_escapes);
-            }
-            if let Some(normalised) = self.normalised.as_mut() {
-                normalised.set_reading(if no_escapes {
-                    Reading::OtherBackslash
-                } else {
-                    Reading::Default
-                });
-            }
+            latchkey_framing::backslashes_differ(
+                self.gate.as_deref_mut(),
+                self.normalised.as_mut(),
+                no_escapes,
+            );
         }
     }
 

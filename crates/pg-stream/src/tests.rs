@@ -1929,6 +1929,33 @@ fn red_team_round_6_names_are_told_apart_by_their_first_63_bytes_as_the_server_d
     assert_eq!(last_audited(&sink), "DELETE FROM t");
 }
 
+/// A group whose third message fails (`22012`): the server skips what
+/// follows it up to the client's `Sync`.
+fn failing_group() -> Vec<u8> {
+    [
+        parse("f", "SELECT 1/0"),
+        msg(b'B', b"\0f\0\0\0\0\0\0\0"),
+        msg(b'E', b"\0\0\0\0\0"),
+    ]
+    .concat()
+}
+
+/// The server's answers to [`failing_group`] and its `Sync`.
+fn failing_answers() -> Vec<u8> {
+    [
+        msg(b'1', b""),
+        msg(b'2', b""),
+        error("22012"),
+        msg(b'Z', b"I"),
+    ]
+    .concat()
+}
+
+/// The answers to a `Bind`, an `Execute` that deleted five rows, a `Sync`.
+fn deleted_answers() -> Vec<u8> {
+    [msg(b'2', b""), msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat()
+}
+
 #[test]
 fn red_team_round_6_what_the_server_skipped_before_its_error_came_renames_nothing() {
     let sync = msg(b'S', b"");
@@ -1938,14 +1965,8 @@ fn red_team_round_6_what_the_server_skipped_before_its_error_came_renames_nothin
         msg(b'E', b"\0\0\0\0\0"),
     ]
     .concat();
-    let fails = [
-        msg(b'1', b""),
-        msg(b'2', b""),
-        error("22012"),
-        msg(b'Z', b"I"),
-    ]
-    .concat();
-    let deleted = [msg(b'2', b""), msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat();
+    let fails = failing_answers();
+    let deleted = deleted_answers();
     // A Parse sent in the same write as the failing one, so before its
     // error came: the server skipped it.
     let (mut t, sink) = tracker();
@@ -2155,20 +2176,9 @@ fn red_team_round_7_an_unnamed_parse_that_may_be_skipped_claims_no_unnamed_state
 #[test]
 fn red_team_round_8_a_portal_bound_behind_a_skipped_parse_runs_what_the_server_kept() {
     let sync = msg(b'S', b"");
-    let failing = [
-        parse("f", "SELECT 1/0"),
-        msg(b'B', b"\0f\0\0\0\0\0\0\0"),
-        msg(b'E', b"\0\0\0\0\0"),
-    ]
-    .concat();
-    let fails = [
-        msg(b'1', b""),
-        msg(b'2', b""),
-        error("22012"),
-        msg(b'Z', b"I"),
-    ]
-    .concat();
-    let deleted = [msg(b'2', b""), msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat();
+    let failing = failing_group();
+    let fails = failing_answers();
+    let deleted = deleted_answers();
     for name in ["", "s4"] {
         let (mut t, sink) = tracker();
         to_server(
@@ -2225,7 +2235,7 @@ fn red_team_round_8_a_portal_bound_behind_a_skipped_parse_runs_what_the_server_k
 fn red_team_round_8_a_name_sql_deallocates_or_prepares_is_no_longer_the_sql_parsed_under_it() {
     let sync = msg(b'S', b"");
     let query = |sql: &str| msg(b'Q', format!("{sql}\0").as_bytes());
-    let deleted = [msg(b'2', b""), msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat();
+    let deleted = deleted_answers();
     let unknown = "(statement not known to the gateway)";
     for sql in [
         "DEALLOCATE s4; PREPARE S4 AS DELETE FROM victim",
@@ -2375,20 +2385,9 @@ fn red_team_round_8_a_pinned_client_cannot_execute_the_gateways_statements_by_sq
 #[test]
 fn red_team_round_8_nested_skipped_parses_restore_what_the_server_kept() {
     let sync = msg(b'S', b"");
-    let failing = [
-        parse("f", "SELECT 1/0"),
-        msg(b'B', b"\0f\0\0\0\0\0\0\0"),
-        msg(b'E', b"\0\0\0\0\0"),
-    ]
-    .concat();
-    let fails = [
-        msg(b'1', b""),
-        msg(b'2', b""),
-        error("22012"),
-        msg(b'Z', b"I"),
-    ]
-    .concat();
-    let deleted = [msg(b'2', b""), msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat();
+    let failing = failing_group();
+    let fails = failing_answers();
+    let deleted = deleted_answers();
     for name in ["", "s4"] {
         let (mut t, sink) = tracker();
         to_server(
@@ -2423,7 +2422,7 @@ fn red_team_round_8_nested_skipped_parses_restore_what_the_server_kept() {
 #[test]
 fn red_team_round_8_sql_names_are_followed_when_run_and_truncated_as_the_server_does() {
     let sync = msg(b'S', b"");
-    let deleted = [msg(b'2', b""), msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat();
+    let deleted = deleted_answers();
     let unknown = "(statement not known to the gateway)";
     // PREPARE and DEALLOCATE parsed first, run after s4 is parsed again.
     let (mut t, sink) = tracker();

@@ -12,7 +12,7 @@ use latchkey_sqlguard::{
     Deallocation, PinCause, Rules, StatementNames, Verdict as Guard, session_effects,
     statement_names,
 };
-use latchkey_sqlnorm::{Dialect, Reading};
+use latchkey_sqlnorm::Dialect;
 
 use crate::prepared::{
     GATEWAY_PREFIX, Interned, NO_STATEMENT, PARSE_COMPLETE, ServerStatements, StatementBook,
@@ -730,17 +730,11 @@ impl Tracker {
     fn follow_parameter(&mut self, name: &str, value: &str) {
         match name {
             "standard_conforming_strings" => {
-                let off = value != "on";
-                if let Some(gate) = self.gate.as_mut() {
-                    gate.backslashes_differ(off);
-                }
-                if let Some(normalised) = self.normalised.as_mut() {
-                    normalised.set_reading(if off {
-                        Reading::OtherBackslash
-                    } else {
-                        Reading::Default
-                    });
-                }
+                latchkey_framing::backslashes_differ(
+                    self.gate.as_deref_mut(),
+                    self.normalised.as_mut(),
+                    value != "on",
+                );
             }
             "client_encoding" => {
                 self.client_not_utf8 = !crate::reads_as_utf8(value);
