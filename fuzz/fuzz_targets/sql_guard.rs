@@ -1,7 +1,8 @@
 //! The statement guard on arbitrary bytes, both dialects, whole and cut
 //! short, with and without the password and dynamic-SQL permissions:
 //! never a panic, and a permission only ever lets more through. Also what
-//! transaction pooling reads of the same SQL (`session_effects`).
+//! transaction pooling reads of the same SQL (`session_effects`), and the
+//! prepared statement names the audit reads (`statement_names`).
 #![no_main]
 
 use latchkey_sqlguard::{Dialect, Rules, Verdict, check};
@@ -15,6 +16,8 @@ fuzz_target!(|data: &[u8]| {
         if effects.pins.is_some() {
             assert!(strict.pins.is_some());
         }
+        // What the audit reads of prepared statement names: never a panic.
+        let _ = latchkey_sqlguard::statement_names(sql);
     }
     for dialect in [Dialect::Postgres, Dialect::MySql] {
         for complete in [true, false] {

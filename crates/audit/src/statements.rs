@@ -55,7 +55,7 @@ impl StatementCache {
     pub fn statement(&mut self, sql: &str, complete: bool) -> Arc<Statement> {
         let shape = normalize_read_into(sql, self.dialect, self.reading, &mut self.scratch);
         if !self.keep_literals {
-            self.unless_ansi_quotes(sql);
+            self.other_readings(sql);
         }
         let text = if self.keep_literals {
             sql
@@ -73,29 +73,44 @@ impl StatementCache {
         )
     }
 
-    /// MySQL's `ANSI_QUOTES`, which the server never reports, makes
-    /// `"a\"` an identifier where it is otherwise the start of a string:
-    /// where the two readings of `sql` differ (a double quote and a
-    /// backslash in it), the record says what the other would be, or a
-    /// statement hidden in what one reading takes for a string would be
-    /// missing from the audit's text.
-    fn unless_ansi_quotes(&mut self, sql: &str) {
-        if self.dialect != Dialect::MySql
-            || self.reading != Reading::Default
-            || !sql.contains('"')
-            || !sql.contains('\\')
-        {
+    /// MySQL reads SQL under modes the gateway cannot always know:
+    /// `ANSI_QUOTES`, which the server never reports, makes `"a\"` an
+    /// identifier where it is otherwise the start of a string, and a
+    /// `SET sql_mode` early in a message changes how its later statements
+    /// read backslashes (MySQL reads a message statement by statement).
+    /// Where another reading would split `sql` otherwise (it holds a
+    /// backslash, and a double quote or `sql_mode`), the record says what
+    /// that reading would be, or a statement hidden in what one reading
+    /// takes for a string would be missing from the audit's text.
+    fn other_readings(&mut self, sql: &str) {
+        if self.dialect != Dialect::MySql || !sql.contains('\\') {
             return;
         }
-        if readings_agree(sql, self.dialect, Reading::Default, Reading::AnsiQuotes) {
-            return;
+        let mode_set = sql
+            .as_bytes()
+            .windows(8)
+            .any(|w| w.eq_ignore_ascii_case(b"sql_mode"));
+        let (other_backslash, other_name) = match self.reading {
+            Reading::Default => (Reading::OtherBackslash, "NO_BACKSLASH_ESCAPES"),
+            _ => (Reading::Default, "backslash escapes"),
+        };
+        let ansi = self.reading == Reading::Default && sql.contains('"');
+        for (applies, reading, name) in [
+            (ansi, Reading::AnsiQuotes, "ANSI_QUOTES"),
+            (mode_set, other_backslash, other_name),
+        ] {
+            if !applies || readings_agree(sql, self.dialect, self.reading, reading) {
+                continue;
+            }
+            let mut other = String::new();
+            normalize_read_into(sql, self.dialect, reading, &mut other);
+            self.scratch.push_str(" /* under ");
+            self.scratch.push_str(name);
+            self.scratch.push_str(": ");
+            // What the comment holds cannot end it.
+            self.scratch.push_str(&other.replace("*/", "* /"));
+            self.scratch.push_str(" */");
         }
-        let mut ansi = String::new();
-        normalize_read_into(sql, self.dialect, Reading::AnsiQuotes, &mut ansi);
-        self.scratch.push_str(" /* under ANSI_QUOTES: ");
-        // What the comment holds cannot end it.
-        self.scratch.push_str(&ansi.replace("*/", "* /"));
-        self.scratch.push_str(" */");
     }
 
     /// The session's settings changed how the server reads backslashes
@@ -206,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn mysql_sql_that_ansi_quotes_reads_otherwise_says_both() {
+    fn mysql_sql_another_mode_reads_otherwise_says_both() {
         let mut cache = StatementCache::new(Dialect::MySql, false);
         let hiding = "SELECT \"a\\\"; DELETE FROM victim; SELECT \"";
         let text = cache.statement(hiding, true).text.clone();
@@ -222,6 +237,19 @@ mod tests {
         // with ANSI_QUOTES.
         cache.set_reading(Reading::OtherBackslash);
         assert!(!cache.statement(hiding, true).text.contains("ANSI_QUOTES"));
+        // A message that sets sql_mode before what it hides.
+        cache.set_reading(Reading::Default);
+        let text = cache
+            .statement(
+                "SET sql_mode='NO_BACKSLASH_ESCAPES'; SELECT 'a\\'; DELETE FROM victim; SELECT '",
+                true,
+            )
+            .text
+            .clone();
+        assert!(
+            text.contains("/* under NO_BACKSLASH_ESCAPES: ") && text.contains("DELETE FROM victim"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -98,6 +98,15 @@ pub trait StatementGate: Send {
     fn firewall_revision(&mut self) -> i64 {
         0
     }
+
+    /// The second statement policy decides in now, or 0 when no decision
+    /// depends on the time (statement policy off). A statement prepared in
+    /// an earlier second is decided again when it runs (MySQL
+    /// `COM_STMT_EXECUTE`; PostgreSQL's `Bind` in [`Self::rule_bind`]), so
+    /// that conditions that lapse (`aws:MultiFactorAuthAge`) hold for it.
+    fn policy_second(&mut self) -> i64 {
+        0
+    }
 }
 
 /// What a gate is given for SQL that is not UTF-8 (the server may read it

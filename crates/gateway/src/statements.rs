@@ -69,6 +69,9 @@ struct Prepared {
     /// lapse (`aws:MultiFactorAuthAge`, `aws:CurrentTime`) hold for what
     /// was prepared before.
     decided_at: i64,
+    /// When it was last prepared or run (see [`SessionStatements::uses`]):
+    /// the least used are forgotten first.
+    last_used: u64,
 }
 
 /// Classification tags of one database's objects, as policies see them
@@ -324,6 +327,11 @@ pub struct SessionStatements {
     decisions: HashMap<u64, (i64, Ruling)>,
     prepared: HashMap<String, Prepared>,
     prepared_bytes: usize,
+    /// Statements were forgotten to stay within the bounds: a name the
+    /// gate does not know may be one of them, and is unclassified.
+    prepared_forgotten: bool,
+    /// Counts the uses of prepared statements, for [`Prepared::last_used`].
+    uses: u64,
 }
 
 impl SessionStatements {
@@ -406,6 +414,8 @@ impl SessionStatements {
             decisions: HashMap::new(),
             prepared: HashMap::new(),
             prepared_bytes: 0,
+            prepared_forgotten: false,
+            uses: 0,
         })
     }
 
@@ -494,13 +504,13 @@ impl SessionStatements {
             self.prepared_bytes -= old.sqls.iter().map(|s| s.len()).sum::<usize>();
         }
         if self.prepared.len() >= PREPARED || self.prepared_bytes + sql.len() > PREPARED_BYTES {
-            // Forgotten statements are unclassified if they run after a
-            // scope change (fail closed).
-            self.prepared.clear();
-            self.prepared_bytes = 0;
+            self.forget_least_used(sql.len());
         }
+        self.uses += 1;
+        let uses = self.uses;
         match self.prepared.get_mut(name) {
             Some(prepared) => {
+                prepared.last_used = uses;
                 if prepared.sqls.iter().any(|s| &**s == sql) {
                     return;
                 }
@@ -526,6 +536,7 @@ impl SessionStatements {
                             .as_mut()
                             .map_or(0, SessionFirewall::current_revision),
                         decided_at: self.state.now(),
+                        last_used: uses,
                     },
                 );
             }
@@ -537,6 +548,38 @@ impl SessionStatements {
     /// when its book changed since the statement was judged (`None`: it
     /// runs as judged at Parse). A statement the gateway no longer knows
     /// counts as unseen.
+    /// Forgets the least used half of the prepared statements (more if
+    /// `room` more bytes still do not fit): a client that closed its
+    /// statements under ever new names (psycopg's `_pg3_N`) keeps the ones
+    /// it runs. A forgotten name that runs again is unclassified (fail
+    /// closed).
+    fn forget_least_used(&mut self, room: usize) {
+        let mut by_use: Vec<(u64, String)> = self
+            .prepared
+            .iter()
+            .map(|(name, p)| (p.last_used, name.clone()))
+            .collect();
+        by_use.sort_unstable();
+        let keep = self.prepared.len() / 2;
+        for (_, name) in by_use {
+            if self.prepared.len() <= keep && self.prepared_bytes + room <= PREPARED_BYTES {
+                break;
+            }
+            if let Some(old) = self.prepared.remove(&name) {
+                self.prepared_bytes -= old.sqls.iter().map(|s| s.len()).sum::<usize>();
+            }
+        }
+        self.prepared_forgotten = true;
+    }
+
+    /// A prepared statement runs: the least used are forgotten first.
+    fn used(&mut self, name: &str) {
+        if let Some(prepared) = self.prepared.get_mut(name) {
+            self.uses += 1;
+            prepared.last_used = self.uses;
+        }
+    }
+
     fn firewall_at_bind(&mut self, name: &str) -> Option<FirewallVerdict> {
         let firewall = self.firewall.as_mut()?;
         let revision = firewall.current_revision();
@@ -601,10 +644,12 @@ impl SessionStatements {
                 return None;
             }
             Some(_) => self.prepared_accesses(name),
-            // Never seen (forgotten, or named by a refused Parse, which the
-            // server never got): only a statement prepared before any scope
-            // change may run unchecked.
-            None if self.scope_generation == 0 && !again => return None,
+            // Never seen (named by a refused Parse, which the server never
+            // got): only a statement prepared before any scope change may
+            // run unchecked, and none once statements were forgotten.
+            None if self.scope_generation == 0 && !again && !self.prepared_forgotten => {
+                return None;
+            }
             None => None,
         };
         let accesses = match &classified {
@@ -882,7 +927,12 @@ impl StatementGate for SessionStatements {
             .map_or(0, SessionFirewall::current_revision)
     }
 
+    fn policy_second(&mut self) -> i64 {
+        if self.policy_on { self.state.now() } else { 0 }
+    }
+
     fn rule_bind(&mut self, name: &str) -> Option<Ruling> {
+        self.used(name);
         // The firewall judges a prepared statement again when its book
         // changed since (a client that prepared in alert mode must not
         // keep running it once the profile blocks); statement policy
@@ -1275,6 +1325,38 @@ mod tests {
             gate.rule_bind("d").as_ref().and_then(refused),
             Some("permission denied by policy: sql:Drop on table public.orders")
         );
+    }
+
+    #[test]
+    fn statements_forgotten_to_stay_in_bounds_are_unclassified_and_those_in_use_are_kept() {
+        let (_dir, clock, mut gate) = dba_session(StatementPolicy::Enforce);
+        clock.set(T0 + 10);
+        assert_eq!(
+            refused(&gate.rule_parse("d", "DROP TABLE orders", false)),
+            None
+        );
+        assert_eq!(refused(&gate.rule_parse("kept", "SELECT 1", false)), None);
+        for i in 0..PREPARED {
+            assert_eq!(
+                refused(&gate.rule_parse(&format!("f{i}"), "SELECT 2", false)),
+                None
+            );
+            if i % 100 == 0 {
+                assert!(gate.rule_bind("kept").is_none());
+            }
+        }
+        // Still known, run as decided.
+        assert!(gate.rule_bind("kept").is_none());
+        // Forgotten: whatever it was, it is decided as unclassified,
+        // before and after the MFA window (it ran unchecked before).
+        assert_eq!(
+            gate.rule_bind("d").as_ref().and_then(refused),
+            Some(
+                "permission denied by policy: sql:Unclassified (a statement Latchkey cannot classify)"
+            )
+        );
+        clock.set(T0 + 301);
+        assert!(gate.rule_bind("d").as_ref().and_then(refused).is_some());
     }
 
     #[test]

@@ -1471,3 +1471,89 @@ fn the_audit_reads_backslashes_as_the_server_does() {
         assert_eq!(!text.contains("DELETE FROM victim"), hidden, "{text}");
     }
 }
+
+/// Statement policy that allows everything until a second, on a clock
+/// the test moves.
+struct UntilGate {
+    now: Arc<std::sync::atomic::AtomicI64>,
+    until: i64,
+}
+
+impl latchkey_framing::StatementGate for UntilGate {
+    fn rule(&mut self, _: &str) -> latchkey_framing::Ruling {
+        let allowed = self.now.load(std::sync::atomic::Ordering::Relaxed) <= self.until;
+        let decision = Arc::new(latchkey_audit::PolicyDecision {
+            uses: Vec::new(),
+            allowed,
+            enforced: true,
+            action: None,
+            resource: String::new(),
+            reason: String::new(),
+            accesses: 1,
+            evaluated: true,
+            firewall: None,
+        });
+        if allowed {
+            latchkey_framing::Ruling::Pass(decision)
+        } else {
+            latchkey_framing::Ruling::Refuse {
+                message: "permission denied by policy".into(),
+                decision,
+            }
+        }
+    }
+    fn backslashes_differ(&mut self, _: bool) {}
+    fn encoding_differs(&mut self, _: bool) {}
+    fn database_changed(&mut self) {}
+    fn policy_second(&mut self) -> i64 {
+        self.now.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[test]
+fn a_statement_prepared_while_policy_allowed_it_is_decided_again_when_it_runs_later() {
+    let now = Arc::new(std::sync::atomic::AtomicI64::new(10));
+    let gate = UntilGate {
+        now: now.clone(),
+        until: 15,
+    };
+    let mut t = Tracker::new(DEP, None, false).with_gate(Some(Box::new(gate)));
+    let prepare = cmd(
+        &Command::StmtPrepare {
+            sql: b"DELETE FROM log",
+        },
+        DEP,
+    );
+    feed(Direction::ToUpstream, &prepare, &mut t);
+    let mut server = Server::new(DEP);
+    let p = PrepareOk {
+        statement_id: 3,
+        num_columns: 0,
+        num_params: 0,
+        warnings: 0,
+        metadata_follows: true,
+    };
+    server.push(|b| prepare_ok(b, &p, DEP));
+    feed(Direction::ToClient, &server.out, &mut t);
+    let execute = cmd(
+        &Command::StmtExecute {
+            statement_id: 3,
+            flags: 0,
+            iteration_count: 1,
+            params: b"",
+        },
+        DEP,
+    );
+    // The payload, as the relay hands it over.
+    let payload = &execute[HEADER_LEN..];
+    // Within the second it was decided in, and within the window.
+    assert!(t.intercepts(payload, true).is_none());
+    now.store(14, std::sync::atomic::Ordering::Relaxed);
+    assert!(t.intercepts(payload, true).is_none());
+    // Past it: refused, though prepared while allowed.
+    now.store(16, std::sync::atomic::Ordering::Relaxed);
+    assert!(matches!(
+        t.intercepts(payload, true),
+        Some(crate::Interception::Denied(_))
+    ));
+}

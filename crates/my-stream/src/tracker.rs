@@ -44,6 +44,9 @@ pub(crate) struct Sql {
     /// firewall revision it was ruled on under.
     source: Option<Arc<str>>,
     firewall_revision: i64,
+    /// The second statement policy last decided it in (see
+    /// `StatementGate::policy_second`).
+    decided_at: i64,
 }
 
 impl Sql {
@@ -122,7 +125,7 @@ pub struct Tracker {
     ruled: Option<Arc<PolicyDecision>>,
     /// The SQL of the `COM_STMT_PREPARE` just ruled on, and the firewall
     /// revision then, for the statement it prepares.
-    preparing: Option<(Option<Arc<str>>, i64)>,
+    preparing: Option<(Option<Arc<str>>, i64, i64)>,
     /// The SQL firewall revision when a prepared statement was first left
     /// untracked (past `MAX_STATEMENTS`): an unknown statement run after
     /// the firewall changed since is judged as unseen.
@@ -282,11 +285,12 @@ impl Tracker {
                 };
                 if prepare && last {
                     let revision = gate.firewall_revision();
+                    let second = gate.policy_second();
                     let source = std::str::from_utf8(sql)
                         .ok()
                         .filter(|sql| sql.len() <= MAX_KEPT_SQL)
                         .map(Arc::from);
-                    self.preparing = Some((source, revision));
+                    self.preparing = Some((source, revision, second));
                 }
                 match ruling {
                     Ruling::Pass(decision) => {
@@ -308,7 +312,9 @@ impl Tracker {
 
     /// A prepared statement about to run, ruled on again when the SQL
     /// firewall changed since it was prepared (a profile moved to block
-    /// must not let a statement prepared in alert mode keep running).
+    /// must not let a statement prepared in alert mode keep running), or
+    /// when statement policy last decided it in an earlier second (a
+    /// condition such as `aws:MultiFactorAuthAge` may have lapsed).
     fn execute_again(&mut self, payload: &[u8]) -> Option<Interception> {
         let gate = self.gate.as_mut()?;
         let id = payload
@@ -319,16 +325,20 @@ impl Tracker {
             id => id,
         };
         let revision = gate.firewall_revision();
-        if revision == 0 {
-            // No firewall: statement policy decided at the prepare.
+        let second = gate.policy_second();
+        if revision == 0 && second == 0 {
+            // Neither firewall nor statement policy.
             return None;
         }
         let ruling = match self.prepared.get(&id) {
-            Some(p) if p.firewall_revision == revision => return None,
+            Some(p) if p.firewall_revision == revision && p.decided_at == second => return None,
             Some(p) => match &p.source {
                 Some(sql) => gate.rule(sql),
-                // Too long to keep: judged as a statement never seen.
-                None => gate.rule_bind(UNTRACKED_STATEMENT)?,
+                // Too long to keep: judged as a statement never seen when
+                // the firewall changed; statement policy's decision at
+                // the prepare stands.
+                None if p.firewall_revision != revision => gate.rule_bind(UNTRACKED_STATEMENT)?,
+                None => return None,
             },
             // Past what is tracked, prepared before the firewall changed.
             None if self.untracked_revision.is_some_and(|r| r != revision) => {
@@ -342,6 +352,7 @@ impl Tracker {
             Ruling::Pass(_) => {
                 if let Some(prepared) = self.prepared.get_mut(&id) {
                     prepared.firewall_revision = revision;
+                    prepared.decided_at = second;
                 }
                 None
             }
@@ -392,6 +403,7 @@ impl Tracker {
             policy: self.ruled.take(),
             source: None,
             firewall_revision: 0,
+            decided_at: 0,
         }
     }
 
@@ -402,6 +414,7 @@ impl Tracker {
             policy: None,
             source: None,
             firewall_revision: 0,
+            decided_at: 0,
         }
     }
 
@@ -448,9 +461,10 @@ impl Tracker {
             }
             COM_STMT_PREPARE => {
                 let mut sql = self.sql(&decode(&payload[1..]), complete);
-                if let Some((source, revision)) = self.preparing.take() {
+                if let Some((source, revision, second)) = self.preparing.take() {
                     sql.source = source;
                     sql.firewall_revision = revision;
+                    sql.decided_at = second;
                 }
                 Audited::Prepare(sql)
             }

@@ -423,49 +423,104 @@ fn reading_differs(sql: &str, dialect: Dialect, reading: Reading) -> bool {
 }
 
 fn check_reading(sql: &str, scope: Scope, reading: Reading, complete: bool) -> Verdict {
-    let Scope {
-        dialect,
-        rules,
-        depth,
-        in_body,
-    } = scope;
-    let toks: Vec<Token<'_>> = tokens_read(sql, dialect, reading).collect();
-    let statements: Vec<&[Token<'_>]> = toks
-        .split(|t| t.kind == TokenKind::Semi)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let mut kills = 0usize;
-    let mut lone_kill = None;
-    // Dynamic SQL is refused last, so that a password change or a KILL
-    // written out gets its own, more telling, refusal.
-    let mut dynamic = false;
-    for (i, stmt) in statements.iter().enumerate() {
-        let last = i + 1 == statements.len();
-        if !complete && last && !plainly_harmless(stmt) {
-            return Verdict::Refuse(if has_word(stmt, "KILL") && dialect == Dialect::MySql {
-                Refusal::Kill
-            } else {
-                Refusal::PasswordChange
-            });
+    // Statement by statement, one behind (the last is told apart), so
+    // that SQL of many statements costs the tokens of two, not of all.
+    let mut check = ReadingCheck {
+        sql,
+        scope,
+        reading,
+        complete,
+        kills: 0,
+        lone_kill: None,
+        dynamic: false,
+        statements: 0,
+    };
+    let mut held: Vec<Token<'_>> = Vec::new();
+    let mut current: Vec<Token<'_>> = Vec::new();
+    for tok in tokens_read(sql, scope.dialect, reading) {
+        if tok.kind != TokenKind::Semi {
+            current.push(tok);
+            continue;
+        }
+        if current.is_empty() {
+            continue;
+        }
+        if !held.is_empty()
+            && let Some(verdict) = check.statement(&held, false)
+        {
+            return verdict;
+        }
+        std::mem::swap(&mut held, &mut current);
+        current.clear();
+    }
+    if !current.is_empty() {
+        if !held.is_empty()
+            && let Some(verdict) = check.statement(&held, false)
+        {
+            return verdict;
+        }
+        held = current;
+    }
+    if !held.is_empty()
+        && let Some(verdict) = check.statement(&held, true)
+    {
+        return verdict;
+    }
+    check.verdict()
+}
+
+/// [`check_reading`]'s state across the statements of one reading.
+struct ReadingCheck<'a> {
+    sql: &'a str,
+    scope: Scope,
+    reading: Reading,
+    complete: bool,
+    kills: usize,
+    lone_kill: Option<Kill>,
+    /// Dynamic SQL is refused last, so that a password change or a KILL
+    /// written out gets its own, more telling, refusal.
+    dynamic: bool,
+    statements: usize,
+}
+
+impl ReadingCheck<'_> {
+    /// One statement (`last` of the SQL): a refusal ends the check.
+    fn statement(&mut self, stmt: &[Token<'_>], last: bool) -> Option<Verdict> {
+        let Scope {
+            dialect,
+            rules,
+            depth,
+            in_body,
+        } = self.scope;
+        self.statements += 1;
+        if !self.complete && last && !plainly_harmless(stmt) {
+            return Some(Verdict::Refuse(
+                if has_word(stmt, "KILL") && dialect == Dialect::MySql {
+                    Refusal::Kill
+                } else {
+                    Refusal::PasswordChange
+                },
+            ));
         }
         if !rules.allow_password_changes
             && (changes_password(stmt, dialect)
                 || changes_accounts(stmt, dialect)
                 || server_files(stmt, dialect)
-                || (dialect == Dialect::MySql && my_server_files(stmt, versioned_comment(sql))))
+                || (dialect == Dialect::MySql
+                    && my_server_files(stmt, versioned_comment(self.sql))))
         {
-            return Verdict::Refuse(Refusal::PasswordChange);
+            return Some(Verdict::Refuse(Refusal::PasswordChange));
         }
         if match dialect {
             Dialect::Postgres => signals_backend(stmt),
             Dialect::MySql => shuts_down(stmt),
         } {
-            return Verdict::Refuse(Refusal::SignalBackend);
+            return Some(Verdict::Refuse(Refusal::SignalBackend));
         }
-        dynamic |= !rules.allow_dynamic_sql && runs_dynamic_sql(stmt, dialect, in_body);
+        self.dynamic |= !rules.allow_dynamic_sql && runs_dynamic_sql(stmt, dialect, in_body);
         if dialect == Dialect::MySql && has_word(stmt, "KILL") {
-            kills += 1;
-            lone_kill = parse_kill(stmt);
+            self.kills += 1;
+            self.lone_kill = parse_kill(stmt);
         }
         // SQL written in a string that the statement runs or stores: in
         // a routine body, any string may be SQL that runs (`EXECUTE '...'`).
@@ -474,9 +529,9 @@ fn check_reading(sql: &str, scope: Scope, reading: Reading, complete: bool) -> V
             let inner = Scope {
                 depth: depth + 1,
                 in_body: runs && dialect == Dialect::Postgres,
-                ..scope
+                ..self.scope
             };
-            for body in string_bodies(stmt, dialect, reading) {
+            for body in string_bodies(stmt, dialect, self.reading) {
                 let verdict = match body {
                     _ if inner.depth > MAX_DEPTH => inner.unreadable(),
                     None => inner.unreadable(),
@@ -484,20 +539,29 @@ fn check_reading(sql: &str, scope: Scope, reading: Reading, complete: bool) -> V
                 };
                 match verdict {
                     Verdict::Allow => {}
-                    Verdict::Kill(_) => return Verdict::Refuse(Refusal::Kill),
-                    Verdict::Refuse(Refusal::DynamicSql) => dynamic = true,
-                    refused @ Verdict::Refuse(_) => return refused,
+                    Verdict::Kill(_) => return Some(Verdict::Refuse(Refusal::Kill)),
+                    Verdict::Refuse(Refusal::DynamicSql) => self.dynamic = true,
+                    refused @ Verdict::Refuse(_) => return Some(refused),
                 }
             }
         }
+        None
     }
-    match (kills, lone_kill) {
-        (0, _) if dynamic => Verdict::Refuse(Refusal::DynamicSql),
-        (0, _) => Verdict::Allow,
-        (1, Some(k)) if statements.len() == 1 && depth == 0 && complete && !dynamic => {
-            Verdict::Kill(k)
+
+    fn verdict(self) -> Verdict {
+        match (self.kills, self.lone_kill) {
+            (0, _) if self.dynamic => Verdict::Refuse(Refusal::DynamicSql),
+            (0, _) => Verdict::Allow,
+            (1, Some(k))
+                if self.statements == 1
+                    && self.scope.depth == 0
+                    && self.complete
+                    && !self.dynamic =>
+            {
+                Verdict::Kill(k)
+            }
+            _ => Verdict::Refuse(Refusal::Kill),
         }
-        _ => Verdict::Refuse(Refusal::Kill),
     }
 }
 
