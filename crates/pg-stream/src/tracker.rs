@@ -711,8 +711,6 @@ impl Tracker {
         self
     }
 
-    /// The encodings at login: whether the client's is not UTF-8 (or
-    /// SQL_ASCII), and whether the server's is not UTF-8.
     /// The parameters the server reported when the session started.
     pub fn server_params<'p>(
         mut self,
@@ -747,6 +745,8 @@ impl Tracker {
         }
     }
 
+    /// The encodings at login: whether the client's is not UTF-8 (or
+    /// SQL_ASCII), and whether the server's is not UTF-8.
     pub fn encodings(mut self, client_not_utf8: bool, server_not_utf8: bool) -> Self {
         self.client_not_utf8 = client_not_utf8;
         self.server_not_utf8 = server_not_utf8;
