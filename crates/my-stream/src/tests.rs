@@ -1377,30 +1377,35 @@ fn statements_are_stamped_by_the_callers_clock() {
     assert_eq!((s.time, s.duration), (clock().wall, Duration::ZERO));
 }
 
+/// Statement policy's ruling, allowed or not.
+fn ruling(allowed: bool) -> latchkey_framing::Ruling {
+    let decision = Arc::new(latchkey_audit::PolicyDecision {
+        uses: Vec::new(),
+        allowed,
+        enforced: true,
+        action: None,
+        resource: String::new(),
+        reason: String::new(),
+        accesses: 1,
+        evaluated: true,
+        firewall: None,
+    });
+    if allowed {
+        latchkey_framing::Ruling::Pass(decision)
+    } else {
+        latchkey_framing::Ruling::Refuse {
+            message: "permission denied by policy: sql:Unclassified".into(),
+            decision,
+        }
+    }
+}
+
 /// Refuses the gate's marker for SQL it cannot see whole, passes the rest.
 struct PartialGate;
 
 impl latchkey_framing::StatementGate for PartialGate {
     fn rule(&mut self, sql: &str) -> latchkey_framing::Ruling {
-        let decision = Arc::new(latchkey_audit::PolicyDecision {
-            uses: Vec::new(),
-            allowed: sql != latchkey_framing::PARTIAL_SQL,
-            enforced: true,
-            action: None,
-            resource: String::new(),
-            reason: String::new(),
-            accesses: 1,
-            evaluated: true,
-            firewall: None,
-        });
-        if decision.allowed {
-            latchkey_framing::Ruling::Pass(decision)
-        } else {
-            latchkey_framing::Ruling::Refuse {
-                message: "permission denied by policy: sql:Unclassified".into(),
-                decision,
-            }
-        }
+        ruling(sql != latchkey_framing::PARTIAL_SQL)
     }
     fn backslashes_differ(&mut self, _: bool) {}
     fn encoding_differs(&mut self, _: bool) {}
@@ -1481,26 +1486,7 @@ struct UntilGate {
 
 impl latchkey_framing::StatementGate for UntilGate {
     fn rule(&mut self, _: &str) -> latchkey_framing::Ruling {
-        let allowed = self.now.load(std::sync::atomic::Ordering::Relaxed) <= self.until;
-        let decision = Arc::new(latchkey_audit::PolicyDecision {
-            uses: Vec::new(),
-            allowed,
-            enforced: true,
-            action: None,
-            resource: String::new(),
-            reason: String::new(),
-            accesses: 1,
-            evaluated: true,
-            firewall: None,
-        });
-        if allowed {
-            latchkey_framing::Ruling::Pass(decision)
-        } else {
-            latchkey_framing::Ruling::Refuse {
-                message: "permission denied by policy".into(),
-                decision,
-            }
-        }
+        ruling(self.now.load(std::sync::atomic::Ordering::Relaxed) <= self.until)
     }
     fn backslashes_differ(&mut self, _: bool) {}
     fn encoding_differs(&mut self, _: bool) {}

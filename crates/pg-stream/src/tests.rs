@@ -1951,6 +1951,18 @@ fn failing_answers() -> Vec<u8> {
     .concat()
 }
 
+/// A session whose statement `name` holds `DELETE FROM victim`, taken by
+/// the server.
+fn holding_delete(name: &str) -> (Tracker, Arc<Collect>) {
+    let (mut t, sink) = tracker();
+    to_server(
+        &mut t,
+        &[parse(name, "DELETE FROM victim"), msg(b'S', b"")].concat(),
+    );
+    from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+    (t, sink)
+}
+
 /// The answers to a `Bind`, an `Execute` that deleted five rows, a `Sync`.
 fn deleted_answers() -> Vec<u8> {
     [msg(b'2', b""), msg(b'C', b"DELETE 5\0"), msg(b'Z', b"I")].concat()
@@ -2180,12 +2192,7 @@ fn red_team_round_8_a_portal_bound_behind_a_skipped_parse_runs_what_the_server_k
     let fails = failing_answers();
     let deleted = deleted_answers();
     for name in ["", "s4"] {
-        let (mut t, sink) = tracker();
-        to_server(
-            &mut t,
-            &[parse(name, "DELETE FROM victim"), sync.clone()].concat(),
-        );
-        from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+        let (mut t, sink) = holding_delete(name);
         // The Bind and Execute go out before the error of the group
         // whose Parse the server skips: the portal is bound (and the
         // execution labelled) from the Parse the server never took.
@@ -2389,12 +2396,7 @@ fn red_team_round_8_nested_skipped_parses_restore_what_the_server_kept() {
     let fails = failing_answers();
     let deleted = deleted_answers();
     for name in ["", "s4"] {
-        let (mut t, sink) = tracker();
-        to_server(
-            &mut t,
-            &[parse(name, "DELETE FROM victim"), sync.clone()].concat(),
-        );
-        from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+        let (mut t, sink) = holding_delete(name);
         to_server(
             &mut t,
             &[
