@@ -76,20 +76,21 @@ impl StatementCache {
     /// MySQL reads SQL under modes the gateway cannot always know:
     /// `ANSI_QUOTES`, which the server never reports, makes `"a\"` an
     /// identifier where it is otherwise the start of a string, and a
-    /// `SET sql_mode` early in a message changes how its later statements
-    /// read backslashes (MySQL reads a message statement by statement).
-    /// Where another reading would split `sql` otherwise (it holds a
-    /// backslash, and a double quote or `sql_mode`), the record says what
+    /// `SET sql_mode` early in a message (or an `EXECUTE` of a statement
+    /// that sets it) changes how its later statements read backslashes
+    /// (MySQL reads a message statement by statement). Where another
+    /// reading would split `sql` otherwise (it holds a backslash, and a
+    /// double quote or a `;`), the record says what
     /// that reading would be, or a statement hidden in what one reading
     /// takes for a string would be missing from the audit's text.
     fn other_readings(&mut self, sql: &str) {
         if self.dialect != Dialect::MySql || !sql.contains('\\') {
             return;
         }
-        let mode_set = sql
-            .as_bytes()
-            .windows(8)
-            .any(|w| w.eq_ignore_ascii_case(b"sql_mode"));
+        // A mode set earlier in the message, by `SET sql_mode` or by a
+        // statement prepared earlier and executed here: any message of
+        // several statements may.
+        let mode_set = sql.contains(';');
         let (other_backslash, other_name) = match self.reading {
             Reading::Default => (Reading::OtherBackslash, "NO_BACKSLASH_ESCAPES"),
             _ => (Reading::Default, "backslash escapes"),
@@ -237,8 +238,17 @@ mod tests {
         // with ANSI_QUOTES.
         cache.set_reading(Reading::OtherBackslash);
         assert!(!cache.statement(hiding, true).text.contains("ANSI_QUOTES"));
-        // A message that sets sql_mode before what it hides.
+        // A message that sets sql_mode before what it hides, or executes
+        // a statement that does.
         cache.set_reading(Reading::Default);
+        let text = cache
+            .statement(
+                "EXECUTE sm; SELECT 'a\\'; DELETE FROM victim; SELECT '",
+                true,
+            )
+            .text
+            .clone();
+        assert!(text.contains("DELETE FROM victim"), "{text}");
         let text = cache
             .statement(
                 "SET sql_mode='NO_BACKSLASH_ESCAPES'; SELECT 'a\\'; DELETE FROM victim; SELECT '",

@@ -74,7 +74,8 @@ pub trait StatementGate: Send {
     fn database_changed(&mut self);
 
     /// Rules on a protocol-level `Parse` of the statement `name` (`""`
-    /// for the unnamed one), remembering it for [`Self::rule_bind`].
+    /// for the unnamed one; MySQL's `COM_STMT_PREPARE` under a name the
+    /// follower gives it), remembering it for [`Self::rule_bind`].
     /// `replaces`: nothing before it since the last `Sync` could make the
     /// server skip it, so it certainly replaces the unnamed statement.
     fn rule_parse(&mut self, name: &str, sql: &str, replaces: bool) -> Ruling {
@@ -82,10 +83,11 @@ pub trait StatementGate: Send {
         self.rule(sql)
     }
 
-    /// A `Bind` of the prepared statement `name`: `None` when it runs as
-    /// it was decided; a new ruling when the session's scope changed since
-    /// it was prepared (PostgreSQL resolves its names again when
-    /// `search_path` changed).
+    /// A `Bind` (MySQL: `COM_STMT_EXECUTE`) of the prepared statement
+    /// `name`: `None` when it runs as it was decided; a new ruling when
+    /// the session's scope changed since it was prepared (PostgreSQL
+    /// resolves its names again when `search_path` changed), the SQL
+    /// firewall's revision moved, or it was decided in an earlier second.
     fn rule_bind(&mut self, name: &str) -> Option<Ruling> {
         let _ = name;
         None

@@ -46,6 +46,14 @@ const PREPARED_BYTES: usize = 16 << 20;
 /// SQL kept per prepared statement name (more: the name is unclassified).
 const PREPARED_VERSIONS: usize = 8;
 
+/// The longest SQL the classifier parses; longer is unclassified. A parse
+/// tree takes hundreds of bytes per byte of SQL (about 700 for `SELECT
+/// 1,1,1,…`), so this bounds what one message can make a session hold.
+const MAX_CLASSIFIED_SQL: usize = 1 << 20;
+
+/// Names of forgotten prepared statements remembered, hashed (8 MiB).
+const FORGOTTEN_NAMES: usize = 1 << 20;
+
 /// A statement the server keeps by name: the SQL it may be (every SQL
 /// prepared under the name: a `PREPARE` of a name in use, a `DEALLOCATE`
 /// or `Close` may fail or be skipped, so which one the server holds is not
@@ -72,6 +80,10 @@ struct Prepared {
     /// When it was last prepared or run (see [`SessionStatements::uses`]):
     /// the least used are forgotten first.
     last_used: u64,
+    /// Prepared under a name whose earlier SQL was forgotten: the server
+    /// may hold that still (see `SessionStatements::forgotten_names`), so
+    /// it is unclassified whenever it runs.
+    may_hold_forgotten: bool,
 }
 
 /// Classification tags of one database's objects, as policies see them
@@ -330,6 +342,11 @@ pub struct SessionStatements {
     /// Statements were forgotten to stay within the bounds: a name the
     /// gate does not know may be one of them, and is unclassified.
     prepared_forgotten: bool,
+    /// The names forgotten (hashed): prepared again, such a name may still
+    /// hold the forgotten SQL on the server (a `Parse` of a name in use
+    /// fails with `42P05`), so it stands for SQL unknown. Past
+    /// `FORGOTTEN_NAMES`, every name prepared is taken so.
+    forgotten_names: std::collections::HashSet<u64>,
     /// Counts the uses of prepared statements, for [`Prepared::last_used`].
     uses: u64,
 }
@@ -415,6 +432,7 @@ impl SessionStatements {
             prepared: HashMap::new(),
             prepared_bytes: 0,
             prepared_forgotten: false,
+            forgotten_names: std::collections::HashSet::new(),
             uses: 0,
         })
     }
@@ -464,6 +482,7 @@ impl SessionStatements {
     fn classify_fresh(&self, sql: &str) -> Classified {
         if (self.backslashes_differ && sql.contains('\\'))
             || (self.encoding_differs && !sql.is_ascii())
+            || sql.len() > MAX_CLASSIFIED_SQL
         {
             Classified::unclassified(&self.scope, 1)
         } else {
@@ -524,11 +543,18 @@ impl SessionStatements {
                 prepared.sqls.push(sql.into());
             }
             None => {
+                // A name forgotten (or, past what is remembered of them,
+                // any name once some were) may hold forgotten SQL still.
+                let may_hold_forgotten = !replaces
+                    && self.prepared_forgotten
+                    && (self.forgotten_names.len() >= FORGOTTEN_NAMES
+                        || self.forgotten_names.contains(&text_hash(name)));
                 self.prepared.insert(
                     name.to_owned(),
                     Prepared {
                         sqls: vec![sql.into()],
                         overflow: false,
+                        may_hold_forgotten,
                         generation: self.scope_generation,
                         classified,
                         firewall_revision: self
@@ -567,6 +593,9 @@ impl SessionStatements {
             }
             if let Some(old) = self.prepared.remove(&name) {
                 self.prepared_bytes -= old.sqls.iter().map(|s| s.len()).sum::<usize>();
+                if self.forgotten_names.len() < FORGOTTEN_NAMES {
+                    self.forgotten_names.insert(text_hash(&name));
+                }
             }
         }
         self.prepared_forgotten = true;
@@ -640,7 +669,12 @@ impl SessionStatements {
         let now = self.state.now();
         let classified = match self.prepared.get(name) {
             // Decided in this scope, this second.
-            Some(p) if p.generation == self.scope_generation && p.decided_at == now && !again => {
+            Some(p)
+                if p.generation == self.scope_generation
+                    && p.decided_at == now
+                    && !p.may_hold_forgotten
+                    && !again =>
+            {
                 return None;
             }
             Some(_) => self.prepared_accesses(name),
@@ -680,7 +714,7 @@ impl SessionStatements {
         {
             return Some(classified.clone());
         }
-        if prepared.overflow {
+        if prepared.overflow || prepared.may_hold_forgotten {
             return Some(Arc::new(Classified::unclassified(&self.scope, 1)));
         }
         let mut all = Classified::default();
@@ -915,8 +949,13 @@ impl StatementGate for SessionStatements {
     fn rule_parse(&mut self, name: &str, sql: &str, replaces: bool) -> Ruling {
         let ruling = self.rule(sql);
         if matches!(ruling, Ruling::Pass(_)) {
-            // Classified again only if it runs after a scope change.
-            self.remember(name, sql, None, replaces && name.is_empty());
+            // PostgreSQL: classified again only if it runs after a scope
+            // change (the server resolves its names again). MySQL runs a
+            // prepared statement against the database current at its
+            // prepare, whatever `USE` comes after: kept as classified now.
+            let classified =
+                (self.dialect == Dialect::MySql).then(|| Arc::new(self.classify_fresh(sql)));
+            self.remember(name, sql, classified, replaces && name.is_empty());
         }
         ruling
     }
@@ -1054,6 +1093,15 @@ mod tests {
         mode: StatementPolicy,
         firewall: impl FnOnce(String) -> Option<SessionFirewall>,
     ) -> (tempfile::TempDir, Arc<ManualClock>, SessionStatements) {
+        dba_session_on(Engine::Postgres, mode, firewall)
+    }
+
+    /// [`dba_session_with`] on a database of `engine`.
+    fn dba_session_on(
+        engine: Engine,
+        mode: StatementPolicy,
+        firewall: impl FnOnce(String) -> Option<SessionFirewall>,
+    ) -> (tempfile::TempDir, Arc<ManualClock>, SessionStatements) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db"), Vault::new(1, &[4; 32])).unwrap();
         let user = store.create_user("bob", "/", &[], T0).unwrap();
@@ -1106,7 +1154,7 @@ mod tests {
             .caller;
         let db = Database {
             name: "orders".into(),
-            engine: Engine::Postgres,
+            engine,
             resource_id: "db-TEST".into(),
             statement_policy: mode,
             ..Database::default()
@@ -1328,6 +1376,40 @@ mod tests {
     }
 
     #[test]
+    fn a_mysql_prepared_statement_is_decided_again_in_the_database_it_was_prepared_in() {
+        let (_dir, clock, mut gate) =
+            dba_session_on(Engine::Mysql, StatementPolicy::Enforce, |_| None);
+        clock.set(T0 + 10);
+        assert_eq!(
+            refused(&gate.rule_parse("\0mysql-1", "DROP TABLE cards", false)),
+            None
+        );
+        // MySQL keeps running it against `orders`, whatever USE says.
+        assert_eq!(refused(&gate.rule("USE other")), None);
+        clock.set(T0 + 301);
+        let ruling = gate.rule_bind("\0mysql-1");
+        let message = ruling.as_ref().and_then(refused).unwrap_or_default();
+        assert!(
+            message.contains("sql:Drop on table orders.cards"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn sql_too_long_to_parse_is_unclassified() {
+        let (_dir, clock, mut gate) = dba_session(StatementPolicy::Enforce);
+        clock.set(T0 + 10);
+        let long = format!("SELECT 1{}", ",1".repeat(MAX_CLASSIFIED_SQL / 2));
+        assert_eq!(
+            refused(&gate.rule(&long)),
+            Some(
+                "permission denied by policy: sql:Unclassified (a statement Latchkey cannot classify)"
+            )
+        );
+        assert_eq!(refused(&gate.rule("SELECT 1,1")), None);
+    }
+
+    #[test]
     fn statements_forgotten_to_stay_in_bounds_are_unclassified_and_those_in_use_are_kept() {
         let (_dir, clock, mut gate) = dba_session(StatementPolicy::Enforce);
         clock.set(T0 + 10);
@@ -1355,6 +1437,13 @@ mod tests {
                 "permission denied by policy: sql:Unclassified (a statement Latchkey cannot classify)"
             )
         );
+        // Prepared again under its name, it may still be the DROP (the
+        // server answers 42P05 to a Parse of a name in use): unclassified
+        // whenever it runs, while a name never used before runs as decided.
+        assert_eq!(refused(&gate.rule_parse("d", "SELECT 3", false)), None);
+        assert!(gate.rule_bind("d").as_ref().and_then(refused).is_some());
+        assert_eq!(refused(&gate.rule_parse("new", "SELECT 3", false)), None);
+        assert!(gate.rule_bind("new").is_none());
         clock.set(T0 + 301);
         assert!(gate.rule_bind("d").as_ref().and_then(refused).is_some());
     }

@@ -1478,21 +1478,42 @@ fn the_audit_reads_backslashes_as_the_server_does() {
 }
 
 /// Statement policy that allows everything until a second, on a clock
-/// the test moves.
+/// the test moves, and rules on a prepared statement again (by the name
+/// it was prepared under) in a later second, as the gateway's does.
 struct UntilGate {
     now: Arc<std::sync::atomic::AtomicI64>,
     until: i64,
+    prepared: std::collections::HashMap<String, i64>,
+}
+
+impl UntilGate {
+    fn second(&self) -> i64 {
+        self.now.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl latchkey_framing::StatementGate for UntilGate {
     fn rule(&mut self, _: &str) -> latchkey_framing::Ruling {
-        ruling(self.now.load(std::sync::atomic::Ordering::Relaxed) <= self.until)
+        ruling(self.second() <= self.until)
+    }
+    fn rule_parse(&mut self, name: &str, sql: &str, _: bool) -> latchkey_framing::Ruling {
+        self.prepared.insert(name.to_owned(), self.second());
+        self.rule(sql)
+    }
+    fn rule_bind(&mut self, name: &str) -> Option<latchkey_framing::Ruling> {
+        let second = self.second();
+        let decided = self.prepared.get_mut(name)?;
+        if *decided == second {
+            return None;
+        }
+        *decided = second;
+        Some(ruling(second <= self.until))
     }
     fn backslashes_differ(&mut self, _: bool) {}
     fn encoding_differs(&mut self, _: bool) {}
     fn database_changed(&mut self) {}
     fn policy_second(&mut self) -> i64 {
-        self.now.load(std::sync::atomic::Ordering::Relaxed)
+        self.second()
     }
 }
 
@@ -1502,6 +1523,7 @@ fn a_statement_prepared_while_policy_allowed_it_is_decided_again_when_it_runs_la
     let gate = UntilGate {
         now: now.clone(),
         until: 15,
+        prepared: std::collections::HashMap::new(),
     };
     let mut t = Tracker::new(DEP, None, false).with_gate(Some(Box::new(gate)));
     let prepare = cmd(

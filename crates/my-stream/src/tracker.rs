@@ -23,14 +23,6 @@ use crate::{
     malformed, query_sql,
 };
 
-/// The name a gate is asked about for a prepared statement whose SQL the
-/// gateway does not hold: no SQL statement can have it, so it is judged
-/// as one never seen.
-const UNTRACKED_STATEMENT: &str = "\u{0}untracked";
-
-/// The longest prepared SQL kept to be ruled on again when it runs.
-const MAX_KEPT_SQL: usize = 64 * 1024;
-
 /// A statement: as audited (`None` when statements are not), and the
 /// keyword its command tag starts with.
 #[derive(Clone)]
@@ -39,14 +31,11 @@ pub(crate) struct Sql {
     keyword: Option<Arc<str>>,
     /// Statement policy's decision, when the database has it on.
     policy: Option<Arc<PolicyDecision>>,
-    /// A prepared statement's SQL, whole, while a gate rules (`None`: not
-    /// kept, ruled on as unreadable if it must be again), and the SQL
-    /// firewall revision it was ruled on under.
-    source: Option<Arc<str>>,
-    firewall_revision: i64,
-    /// The second statement policy last decided it in (see
-    /// `StatementGate::policy_second`).
-    decided_at: i64,
+    /// A prepared statement: the name the gate keeps it under (see
+    /// `StatementGate::rule_parse`), to rule on it again when it runs,
+    /// and the firewall revision and policy second it was ruled on in.
+    gate_name: Option<Arc<str>>,
+    ruled_at: (i64, i64),
 }
 
 impl Sql {
@@ -123,13 +112,16 @@ pub struct Tracker {
     gate: Option<Box<dyn StatementGate>>,
     /// The decision on the SQL checked last, for its audit record.
     ruled: Option<Arc<PolicyDecision>>,
-    /// The SQL of the `COM_STMT_PREPARE` just ruled on, and the firewall
-    /// revision then, for the statement it prepares.
-    preparing: Option<(Option<Arc<str>>, i64, i64)>,
-    /// The SQL firewall revision when a prepared statement was first left
-    /// untracked (past `MAX_STATEMENTS`): an unknown statement run after
-    /// the firewall changed since is judged as unseen.
-    untracked_revision: Option<i64>,
+    /// The gate's name for the `COM_STMT_PREPARE` just ruled on, and the
+    /// firewall revision and policy second then, for the statement it
+    /// prepares.
+    preparing: Option<(Arc<str>, (i64, i64))>,
+    /// Prepares ruled on so far, numbering the gate's names.
+    prepares: u64,
+    /// The firewall revision and policy second when a prepared statement
+    /// was first left untracked (past `MAX_STATEMENTS`): an unknown
+    /// statement run once either moved is judged as unreadable.
+    untracked_at: Option<(i64, i64)>,
     /// The server's `NO_BACKSLASH_ESCAPES` as last reported.
     no_backslash_escapes: bool,
 }
@@ -165,7 +157,8 @@ impl Tracker {
             gate: None,
             ruled: None,
             preparing: None,
-            untracked_revision: None,
+            prepares: 0,
+            untracked_at: None,
             no_backslash_escapes: false,
         }
     }
@@ -273,24 +266,30 @@ impl Tracker {
                 Some(Interception::Refused(Refusal::Kill))
             }
             Verdict::Allow => {
+                // A statement prepared is kept by the gate under a name of
+                // its own (NUL first: no SQL name has one), as
+                // PostgreSQL's are, to be ruled on again when it runs.
+                let name: Option<Arc<str>> = (prepare && last).then(|| {
+                    self.prepares += 1;
+                    Arc::from(format!("\u{0}mysql-{}", self.prepares))
+                });
                 let gate = self.gate.as_mut()?;
-                let ruling = match std::str::from_utf8(sql) {
+                let sql = match std::str::from_utf8(sql) {
                     // Only the first packet of a longer statement is here:
                     // the rest could make it anything.
-                    Ok(_) if !last => gate.rule(latchkey_framing::PARTIAL_SQL),
-                    Ok(sql) => gate.rule(sql),
+                    Ok(_) if !last => latchkey_framing::PARTIAL_SQL,
+                    Ok(sql) => sql,
                     // The server may read another character set: fail
                     // closed.
-                    Err(_) => gate.rule(latchkey_framing::UNREADABLE_SQL),
+                    Err(_) => latchkey_framing::UNREADABLE_SQL,
                 };
-                if prepare && last {
-                    let revision = gate.firewall_revision();
-                    let second = gate.policy_second();
-                    let source = std::str::from_utf8(sql)
-                        .ok()
-                        .filter(|sql| sql.len() <= MAX_KEPT_SQL)
-                        .map(Arc::from);
-                    self.preparing = Some((source, revision, second));
+                let ruling = match &name {
+                    Some(name) => gate.rule_parse(name, sql, false),
+                    None => gate.rule(sql),
+                };
+                if let Some(name) = name {
+                    let at = (gate.firewall_revision(), gate.policy_second());
+                    self.preparing = Some((name, at));
                 }
                 match ruling {
                     Ruling::Pass(decision) => {
@@ -324,38 +323,25 @@ impl Tracker {
             u32::MAX => self.last_prepared?,
             id => id,
         };
-        let revision = gate.firewall_revision();
-        let second = gate.policy_second();
-        if revision == 0 && second == 0 {
-            // Neither firewall nor statement policy.
-            return None;
-        }
         let ruling = match self.prepared.get(&id) {
-            Some(p) if p.firewall_revision == revision && p.decided_at == second => return None,
-            Some(p) => match &p.source {
-                Some(sql) => gate.rule(sql),
-                // Too long to keep: judged as a statement never seen when
-                // the firewall changed; statement policy's decision at
-                // the prepare stands.
-                None if p.firewall_revision != revision => gate.rule_bind(UNTRACKED_STATEMENT)?,
-                None => return None,
-            },
-            // Past what is tracked, prepared before the firewall changed.
-            None if self.untracked_revision.is_some_and(|r| r != revision) => {
-                gate.rule_bind(UNTRACKED_STATEMENT)?
+            // The gate rules again when the firewall or the second moved
+            // since, on the statement as prepared (MySQL runs it against
+            // the database current then, whatever `USE` came since).
+            Some(p) => gate.rule_bind(p.gate_name.as_deref()?)?,
+            // Past what is tracked: judged as unreadable once the firewall
+            // or the second moved since the first of them was prepared.
+            None if self
+                .untracked_at
+                .is_some_and(|at| at != (gate.firewall_revision(), gate.policy_second())) =>
+            {
+                gate.rule(latchkey_framing::UNREADABLE_SQL)
             }
             // Not prepared yet (pipelined after its prepare, ruled on
             // then), or no such statement (the server says so).
             None => return None,
         };
         match ruling {
-            Ruling::Pass(_) => {
-                if let Some(prepared) = self.prepared.get_mut(&id) {
-                    prepared.firewall_revision = revision;
-                    prepared.decided_at = second;
-                }
-                None
-            }
+            Ruling::Pass(_) => None,
             Ruling::Refuse { message, decision } => {
                 self.ruled = Some(decision);
                 Some(Interception::Denied(message))
@@ -401,9 +387,8 @@ impl Tracker {
                 .map(|n| n.statement(text, complete)),
             keyword: leading_keyword_for(text, Dialect::MySql).map(Arc::from),
             policy: self.ruled.take(),
-            source: None,
-            firewall_revision: 0,
-            decided_at: 0,
+            gate_name: None,
+            ruled_at: (0, 0),
         }
     }
 
@@ -412,9 +397,8 @@ impl Tracker {
             statement: self.normalised.as_ref().map(StatementCache::unknown),
             keyword: None,
             policy: None,
-            source: None,
-            firewall_revision: 0,
-            decided_at: 0,
+            gate_name: None,
+            ruled_at: (0, 0),
         }
     }
 
@@ -461,10 +445,9 @@ impl Tracker {
             }
             COM_STMT_PREPARE => {
                 let mut sql = self.sql(&decode(&payload[1..]), complete);
-                if let Some((source, revision, second)) = self.preparing.take() {
-                    sql.source = source;
-                    sql.firewall_revision = revision;
-                    sql.decided_at = second;
+                if let Some((name, at)) = self.preparing.take() {
+                    sql.gate_name = Some(name);
+                    sql.ruled_at = at;
                 }
                 Audited::Prepare(sql)
             }
@@ -618,8 +601,8 @@ impl Tracker {
                         || self.prepared.contains_key(&p.statement_id)
                     {
                         self.prepared.insert(p.statement_id, sql);
-                    } else if self.untracked_revision.is_none() {
-                        self.untracked_revision = Some(sql.firewall_revision);
+                    } else if self.untracked_at.is_none() {
+                        self.untracked_at = Some(sql.ruled_at);
                     }
                     self.last_prepared = Some(p.statement_id);
                     (None, Protocol::Extended, false)
