@@ -1465,15 +1465,26 @@ fn the_audit_reads_backslashes_as_the_server_does() {
     // is 'a\', and the DELETE the server runs is the audit's to name.
     let hiding = query("SELECT 'a\\'; DELETE FROM victim; SELECT '");
     let no_escapes = AUTOCOMMIT | latchkey_mywire::SERVER_STATUS_NO_BACKSLASH_ESCAPES;
-    for (status, hidden) in [(AUTOCOMMIT, true), (no_escapes, false)] {
+    for (status, read) in [
+        (
+            AUTOCOMMIT,
+            "SELECT ? /* under NO_BACKSLASH_ESCAPES: SELECT ?; DELETE FROM victim",
+        ),
+        (
+            no_escapes,
+            "SELECT ?; DELETE FROM victim; SELECT ? /* under backslash escapes: SELECT ? */",
+        ),
+    ] {
         let (t, sink) = tracker(CAPS);
         let mut t = t.server_status(status);
         let mut server = Server::new(CAPS);
         server.ok(0, status);
         let (r, _) = run(&hiding, &server.out, usize::MAX, &mut t, LIMIT);
         assert_eq!(r, Ok(true));
+        // Read as the server does first; with what the other backslash
+        // mode would read, as a message of several statements may set it.
         let text = statements(&sink).pop().map(|s| s.0).unwrap_or_default();
-        assert_eq!(!text.contains("DELETE FROM victim"), hidden, "{text}");
+        assert!(text.starts_with(read), "{text}");
     }
 }
 
