@@ -109,6 +109,13 @@ pub trait StatementGate: Send {
     fn policy_second(&mut self) -> i64 {
         0
     }
+
+    /// The server confirmed that the prepared statement `name` is gone
+    /// (PostgreSQL's `CloseComplete`, MySQL's `COM_STMT_CLOSE` or a
+    /// failed prepare): whatever SQL it held, it holds none now.
+    fn closed(&mut self, name: &str) {
+        let _ = name;
+    }
 }
 
 /// What a gate is given for SQL that is not UTF-8 (the server may read it

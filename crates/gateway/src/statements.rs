@@ -48,11 +48,13 @@ const PREPARED_VERSIONS: usize = 8;
 
 /// The longest SQL the classifier parses; longer is unclassified. A parse
 /// tree takes hundreds of bytes per byte of SQL (about 700 for `SELECT
-/// 1,1,1,…`), so this bounds what one message can make a session hold.
-const MAX_CLASSIFIED_SQL: usize = 1 << 20;
+/// 1,1,1,…`), so this bounds what one message can make a session hold
+/// (about 180 MB at worst).
+const MAX_CLASSIFIED_SQL: usize = 256 * 1024;
 
-/// Names of forgotten prepared statements remembered, hashed (8 MiB).
-const FORGOTTEN_NAMES: usize = 1 << 20;
+/// Names of forgotten prepared statements remembered, hashed (about
+/// 1 MiB of table); past it every name prepared is taken as one.
+const FORGOTTEN_NAMES: usize = 1 << 16;
 
 /// A statement the server keeps by name: the SQL it may be (every SQL
 /// prepared under the name: a `PREPARE` of a name in use, a `DEALLOCATE`
@@ -707,15 +709,17 @@ impl SessionStatements {
     /// when the gateway does not know the statement.
     fn prepared_accesses(&mut self, name: &str) -> Option<Arc<Classified>> {
         let prepared = self.prepared.get(name)?;
+        // First: what the name holds may not be what was classified (a
+        // SQL `PREPARE` of a name in use fails, leaving the forgotten SQL).
+        if prepared.overflow || prepared.may_hold_forgotten {
+            return Some(Arc::new(Classified::unclassified(&self.scope, 1)));
+        }
         // MySQL keeps a prepared statement's database when `USE` changes
         // the current one: only PostgreSQL resolves its names again.
         if (prepared.generation == self.scope_generation || self.dialect == Dialect::MySql)
             && let Some(classified) = &prepared.classified
         {
             return Some(classified.clone());
-        }
-        if prepared.overflow || prepared.may_hold_forgotten {
-            return Some(Arc::new(Classified::unclassified(&self.scope, 1)));
         }
         let mut all = Classified::default();
         for sql in &prepared.sqls {
@@ -968,6 +972,13 @@ impl StatementGate for SessionStatements {
 
     fn policy_second(&mut self) -> i64 {
         if self.policy_on { self.state.now() } else { 0 }
+    }
+
+    fn closed(&mut self, name: &str) {
+        if let Some(old) = self.prepared.remove(name) {
+            self.prepared_bytes -= old.sqls.iter().map(|s| s.len()).sum::<usize>();
+        }
+        self.forgotten_names.remove(&text_hash(name));
     }
 
     fn rule_bind(&mut self, name: &str) -> Option<Ruling> {
@@ -1444,6 +1455,18 @@ mod tests {
         assert!(gate.rule_bind("d").as_ref().and_then(refused).is_some());
         assert_eq!(refused(&gate.rule_parse("new", "SELECT 3", false)), None);
         assert!(gate.rule_bind("new").is_none());
+        // By SQL too.
+        assert_eq!(refused(&gate.rule("PREPARE f7 AS SELECT 3")), None);
+        assert_eq!(
+            refused(&gate.rule("EXECUTE f7")),
+            Some(
+                "permission denied by policy: sql:Unclassified (a statement Latchkey cannot classify)"
+            )
+        );
+        // Closed, as the server confirmed: the name is free again.
+        gate.closed("f8");
+        assert_eq!(refused(&gate.rule_parse("f8", "SELECT 3", false)), None);
+        assert!(gate.rule_bind("f8").is_none());
         clock.set(T0 + 301);
         assert!(gate.rule_bind("d").as_ref().and_then(refused).is_some());
     }

@@ -1495,6 +1495,7 @@ struct UntilGate {
     now: Arc<std::sync::atomic::AtomicI64>,
     until: i64,
     prepared: std::collections::HashMap<String, i64>,
+    closed: Arc<Mutex<Vec<String>>>,
 }
 
 impl UntilGate {
@@ -1526,15 +1527,24 @@ impl latchkey_framing::StatementGate for UntilGate {
     fn policy_second(&mut self) -> i64 {
         self.second()
     }
+    fn closed(&mut self, name: &str) {
+        self.prepared.remove(name);
+        self.closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(name.to_owned());
+    }
 }
 
 #[test]
 fn a_statement_prepared_while_policy_allowed_it_is_decided_again_when_it_runs_later() {
     let now = Arc::new(std::sync::atomic::AtomicI64::new(10));
+    let closed = Arc::new(Mutex::new(Vec::new()));
     let gate = UntilGate {
         now: now.clone(),
         until: 15,
         prepared: std::collections::HashMap::new(),
+        closed: closed.clone(),
     };
     let mut t = Tracker::new(DEP, None, false).with_gate(Some(Box::new(gate)));
     let prepare = cmd(
@@ -1575,4 +1585,19 @@ fn a_statement_prepared_while_policy_allowed_it_is_decided_again_when_it_runs_la
         t.intercepts(payload, true),
         Some(crate::Interception::Denied(_))
     ));
+    // Closed: the gate lets go of its name (churn must not push out the
+    // statements a client keeps).
+    let close = cmd(&Command::StmtClose { statement_id: 3 }, DEP);
+    feed(
+        Direction::ToUpstream,
+        &[close, cmd(&Command::Ping, DEP)].concat(),
+        &mut t,
+    );
+    let mut server = Server::new(DEP);
+    server.ok(0, AUTOCOMMIT);
+    feed(Direction::ToClient, &server.out, &mut t);
+    assert_eq!(
+        *closed.lock().unwrap_or_else(|p| p.into_inner()),
+        ["\0mysql-1"]
+    );
 }

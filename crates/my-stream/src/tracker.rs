@@ -269,7 +269,7 @@ impl Tracker {
                 // A statement prepared is kept by the gate under a name of
                 // its own (NUL first: no SQL name has one), as
                 // PostgreSQL's are, to be ruled on again when it runs.
-                let name: Option<Arc<str>> = (prepare && last).then(|| {
+                let name: Option<Arc<str>> = (prepare && last && self.gate.is_some()).then(|| {
                     self.prepares += 1;
                     Arc::from(format!("\u{0}mysql-{}", self.prepares))
                 });
@@ -469,9 +469,20 @@ impl Tracker {
     }
 
     fn forget(&mut self, id: u32) {
-        self.prepared.remove(&id);
+        if let Some(sql) = self.prepared.remove(&id) {
+            self.gate_closed(sql.gate_name.as_deref());
+        }
         if self.last_prepared == Some(id) {
             self.last_prepared = None;
+        }
+    }
+
+    /// The gate's name for a statement the server no longer has (closed,
+    /// never prepared, reset): released, so that churn does not push out
+    /// the statements a client keeps.
+    fn gate_closed(&mut self, name: Option<&str>) {
+        if let (Some(gate), Some(name)) = (self.gate.as_mut(), name) {
+            gate.closed(name);
         }
     }
 
@@ -609,11 +620,16 @@ impl Tracker {
                 }
                 // A statement that failed to prepare is never executed:
                 // its error is all the audit will see of it.
-                None => (err.is_some().then_some(sql), Protocol::Extended, false),
+                None => {
+                    self.gate_closed(sql.gate_name.as_deref());
+                    (err.is_some().then_some(sql), Protocol::Extended, false)
+                }
             },
             Audited::Reset => {
                 if err.is_none() {
-                    self.prepared.clear();
+                    for (_, sql) in std::mem::take(&mut self.prepared) {
+                        self.gate_closed(sql.gate_name.as_deref());
+                    }
                     self.last_prepared = None;
                 }
                 (None, Protocol::Simple, false)

@@ -2516,3 +2516,43 @@ fn red_team_round_8_the_audit_reads_backslashes_as_the_session_does() {
         last_audited(&sink)
     );
 }
+
+/// Statement policy that passes everything and notes the statements the
+/// server confirmed closed.
+struct NotingClosed(Arc<Mutex<Vec<String>>>);
+
+impl StatementGate for NotingClosed {
+    fn rule(&mut self, _: &str) -> Ruling {
+        Ruling::Pass(decision(true))
+    }
+    fn backslashes_differ(&mut self, _: bool) {}
+    fn encoding_differs(&mut self, _: bool) {}
+    fn database_changed(&mut self) {}
+    fn closed(&mut self, name: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(name.to_owned());
+    }
+}
+
+#[test]
+fn statement_policy_hears_of_a_close_the_server_confirmed() {
+    let closed = Arc::new(Mutex::new(Vec::new()));
+    // Audit off: the gate hears of it all the same.
+    let mut t = Tracker::new(None).with_gate(Some(Box::new(NotingClosed(closed.clone()))));
+    let sync = msg(b'S', b"");
+    to_server(&mut t, &[parse("s1", "SELECT 1"), sync.clone()].concat());
+    from_server(&mut t, &[msg(b'1', b""), msg(b'Z', b"I")].concat());
+    // Skipped after an error: still there.
+    to_server(
+        &mut t,
+        &[failing_group(), msg(b'C', b"Ss1\0"), sync.clone()].concat(),
+    );
+    from_server(&mut t, &failing_answers());
+    assert!(closed.lock().unwrap_or_else(|p| p.into_inner()).is_empty());
+    // Confirmed: gone.
+    to_server(&mut t, &[msg(b'C', b"Ss1\0"), sync.clone()].concat());
+    from_server(&mut t, &[msg(b'3', b""), msg(b'Z', b"I")].concat());
+    assert_eq!(*closed.lock().unwrap_or_else(|p| p.into_inner()), ["s1"]);
+}

@@ -946,6 +946,9 @@ impl Tracker {
     /// name was named again since it was sent.
     fn confirm(&mut self, edit: Option<NameEdit>) {
         if let Some(NameEdit::Closing { portal, name, edit }) = edit {
+            if !portal && let Some(gate) = self.gate.as_mut() {
+                gate.closed(&name);
+            }
             let names = self.names_mut(portal);
             if names.get(&*name).is_some_and(|p| p.edit == edit) {
                 names.remove(&*name);
@@ -1599,7 +1602,15 @@ impl Tracker {
                 let edit = wire::parse_close(body).ok().and_then(|(kind, name)| {
                     let portal = kind != b'S';
                     let name = name_key(name.as_bytes()).into_owned();
-                    let edit = self.names_mut(portal).get(&name)?.edit;
+                    // Statement policy hears of a statement's confirmed
+                    // Close even where the audit has no name (edit 0 is
+                    // none of the audit's).
+                    let gated = !portal && self.gate.is_some();
+                    let edit = match self.names_mut(portal).get(&name) {
+                        Some(p) => p.edit,
+                        None if gated => 0,
+                        None => return None,
+                    };
                     Some(NameEdit::Closing {
                         portal,
                         name: name.into(),
