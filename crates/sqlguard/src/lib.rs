@@ -437,7 +437,12 @@ fn check_reading(sql: &str, scope: Scope, reading: Reading, complete: bool) -> V
     };
     let mut held: Vec<Token<'_>> = Vec::new();
     let mut current: Vec<Token<'_>> = Vec::new();
-    for tok in tokens_read(sql, scope.dialect, reading) {
+    // A `;` after the last token ends the last statement like the others.
+    let end = Token {
+        kind: TokenKind::Semi,
+        text: "",
+    };
+    for tok in tokens_read(sql, scope.dialect, reading).chain(std::iter::once(end)) {
         if tok.kind != TokenKind::Semi {
             current.push(tok);
             continue;
@@ -452,14 +457,6 @@ fn check_reading(sql: &str, scope: Scope, reading: Reading, complete: bool) -> V
         }
         std::mem::swap(&mut held, &mut current);
         current.clear();
-    }
-    if !current.is_empty() {
-        if !held.is_empty()
-            && let Some(verdict) = check.statement(&held, false)
-        {
-            return verdict;
-        }
-        held = current;
     }
     if !held.is_empty()
         && let Some(verdict) = check.statement(&held, true)
