@@ -52,6 +52,7 @@ prepared_clients=${PREPARED_CLIENTS:-50}
 cargo build --release --quiet -p latchkey -p latchkey-loadgen
 storm_bin=${CARGO_TARGET_DIR:-$PWD/target}/release/connect-storm
 # LATCHKEY_BIN: another build's binary (an older commit's, to compare).
+# LATCHKEY_SERVE_FLAGS: more flags for its serve (--no-statement-audit).
 latchkey=${LATCHKEY_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/latchkey}
 
 work=$(mktemp -d)
@@ -90,7 +91,7 @@ for v in $(env | grep -o '^AWS_[A-Z_]*'); do unset "$v"; done
 LATCHKEY_LOG=warn "$latchkey" serve --data-dir "$data" --listen "127.0.0.1:$api_port" --pg-listen "127.0.0.1:$lk_port" \
     --mysql-listen "127.0.0.1:$(free_port)" --audit-dir "$work/audit" \
     --pg-connection-rate-per-ip 0 --pg-connection-rate-per-principal 0 --gateway-max-connections "$most" \
-    --gateway-max-connections-per-ip "$most" --gateway-max-connections-per-principal "$most" >/dev/null 2>"$work/latchkey.log" &
+    --gateway-max-connections-per-ip "$most" --gateway-max-connections-per-principal "$most" ${LATCHKEY_SERVE_FLAGS:-} >/dev/null 2>"$work/latchkey.log" &
 lk_pid=$!
 wait_port "$lk_port"
 token=$(AWS_SHARED_CREDENTIALS_FILE=$data/admin.credentials AWS_CONFIG_FILE=/dev/null \

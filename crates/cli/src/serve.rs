@@ -250,6 +250,25 @@ pub fn run_serve(args: &ServeArgs) -> Result<u8> {
                 i64::try_from(waiting).unwrap_or(i64::MAX)
             },
         )?;
+        // Both gateways share one budget (see `config::load`).
+        let budget = Arc::downgrade(&config.postgres_gateway.large_messages);
+        state.metrics.registry.gauge_fn(
+            "latchkey_gateway_large_message_bytes",
+            "Memory leased to client messages over 1 MiB (each counted at 25 times its size).",
+            move || {
+                let held = budget.upgrade().map_or(0, |b| b.held());
+                i64::try_from(held).unwrap_or(i64::MAX)
+            },
+        )?;
+        let budget = Arc::downgrade(&config.postgres_gateway.large_messages);
+        state.metrics.registry.gauge_fn(
+            "latchkey_gateway_large_message_waiting",
+            "Sessions not read while their message over 1 MiB waits for room in the gateway's budget.",
+            move || {
+                let waiting = budget.upgrade().map_or(0, |b| b.waiting());
+                i64::try_from(waiting).unwrap_or(i64::MAX)
+            },
+        )?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;

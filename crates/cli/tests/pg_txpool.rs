@@ -134,6 +134,40 @@ def connect(token="LK_TOKEN", **kw):
     kw.setdefault("prepare_threshold", None)
     return psycopg.connect(CONNINFO, password=os.environ[token], **kw)
 
+def message(tag, body):
+    import struct
+    return tag + struct.pack("!I", len(body) + 4) + body
+
+def raw_login():
+    """A session logged in by hand over TLS (RawTls), with a count of the
+    messages received by tag and `until(done)` to pump until `done()`."""
+    import socket, struct
+    info = psycopg.conninfo.conninfo_to_dict(CONNINFO)
+    sock = socket.create_connection(("127.0.0.1", int(info["port"])), timeout=10)
+    sock.sendall(struct.pack("!II", 8, 80877103))
+    assert sock.recv(1) == b"S"
+    raw = RawTls(sock, info["host"], info["sslrootcert"])
+    counts = {}
+    def take(plain):
+        # Counts whole messages by tag; answers the password request.
+        at = 0
+        while len(plain) - at >= 5:
+            size = 1 + struct.unpack_from("!I", plain, at + 1)[0]
+            if len(plain) - at < size:
+                break
+            tag = chr(plain[at])
+            counts[tag] = counts.get(tag, 0) + 1
+            if tag == "R" and struct.unpack_from("!I", plain, at + 5)[0] == 3:
+                raw.write(message(b"p", os.environ["LK_TOKEN"].encode() + b"\0"))
+            at += size
+        del plain[:at]
+    def until(done, seconds=60):
+        raw.until(done, take, seconds)
+    startup = struct.pack("!I", 196608) + b"user\0" + info["user"].encode() + b"\0database\0" + info["dbname"].encode() + b"\0\0"
+    raw.write(struct.pack("!I", len(startup) + 4) + startup)
+    until(lambda: counts.get("Z") == 1)
+    return raw, counts, until
+
 result = {}
 scenario = sys.argv[1]
 
@@ -426,33 +460,7 @@ elif scenario == "split_message":
     result["answers"] = answers
 
 elif scenario == "never_reads":
-    import socket, struct
-    info = psycopg.conninfo.conninfo_to_dict(CONNINFO)
-    def message(tag, body):
-        return tag + struct.pack("!I", len(body) + 4) + body
-    sock = socket.create_connection(("127.0.0.1", int(info["port"])), timeout=10)
-    sock.sendall(struct.pack("!II", 8, 80877103))
-    assert sock.recv(1) == b"S"
-    raw = RawTls(sock, info["host"], info["sslrootcert"])
-    counts = {}
-    def take(plain):
-        # Counts whole messages by tag; answers the password request.
-        at = 0
-        while len(plain) - at >= 5:
-            size = 1 + struct.unpack_from("!I", plain, at + 1)[0]
-            if len(plain) - at < size:
-                break
-            tag = chr(plain[at])
-            counts[tag] = counts.get(tag, 0) + 1
-            if tag == "R" and struct.unpack_from("!I", plain, at + 5)[0] == 3:
-                raw.write(message(b"p", os.environ["LK_TOKEN"].encode() + b"\0"))
-            at += size
-        del plain[:at]
-    def until(done, seconds=60):
-        raw.until(done, take, seconds)
-    startup = struct.pack("!I", 196608) + b"user\0" + info["user"].encode() + b"\0database\0" + info["dbname"].encode() + b"\0\0"
-    raw.write(struct.pack("!I", len(startup) + 4) + startup)
-    until(lambda: counts.get("Z") == 1)
+    raw, counts, until = raw_login()
     try:
         # A million queries written without reading an answer, until the
         # gateway has taken none for two seconds: it holds a record of
@@ -490,6 +498,58 @@ elif scenario == "never_reads":
     except Exception as e:
         result["error"] = repr(e)
         result["counts"] = counts
+
+elif scenario == "large_messages":
+    # The gateway's budget holds one 2 MiB message at a time (each may
+    # cost 25 times its size).
+    import urllib.request
+    def metric(name):
+        url = f"http://127.0.0.1:{os.environ['LK_METRICS']}/metrics"
+        for line in urllib.request.urlopen(url).read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return 0.0
+    def wait_for(done, seconds=30):
+        deadline = time.time() + seconds
+        while not done():
+            if time.time() > deadline:
+                raise TimeoutError(f"waited {seconds} s")
+            time.sleep(0.05)
+    big = "SELECT length('" + "x" * (2 << 20) + "')"
+    body = big.encode() + b"\0"
+    query = message(b"Q", body)
+    result["cost"] = 25 * (5 + len(body))
+    raw, counts, until = raw_login()
+    answers = {}
+    try:
+        # A sends all of its message but the last 64 KiB: the gateway
+        # holds room for it meanwhile.
+        raw.write(query[:-65536])
+        until(lambda: not raw.unsent)
+        wait_for(lambda: metric("latchkey_gateway_large_message_bytes") > 0)
+        result["leased_for_a"] = metric("latchkey_gateway_large_message_bytes")
+        # B's message of the same size waits for A's to be done.
+        def b():
+            with connect(autocommit=True) as c:
+                answers["b"] = c.execute(big).fetchone()[0]
+        t = threading.Thread(target=b)
+        t.start()
+        wait_for(lambda: metric("latchkey_gateway_large_message_waiting") == 1)
+        time.sleep(0.5)
+        result["b_answered_while_a_holds"] = "b" in answers
+        # Small messages are not held up.
+        with connect(autocommit=True) as c:
+            result["small"] = c.execute("SELECT 7").fetchone()[0]
+        # A's last bytes: A is answered, then B.
+        raw.write(query[-65536:])
+        until(lambda: counts.get("Z") == 2)
+        result["a_rows"] = counts.get("D")
+        t.join(60)
+        result["b"] = answers.get("b")
+        wait_for(lambda: metric("latchkey_gateway_large_message_bytes") == 0)
+        result["waiting_after"] = metric("latchkey_gateway_large_message_waiting")
+    except Exception as e:
+        result["error"] = repr(e)
 
 elif scenario == "held_in_transaction":
     # A statement that runs long inside a transaction is not idle...
@@ -1095,6 +1155,34 @@ fn a_client_that_never_reads_is_not_read_past_the_answers_it_awaits() {
     assert_eq!(r["failed_batch"]["E"], 1, "{r}");
     assert_eq!(r["failed_batch"]["Z"], 1, "{r}");
     assert!(r["failed_batch"].get("2").is_none(), "{r}");
+}
+
+#[test]
+fn large_messages_wait_for_room_in_the_gateways_budget() {
+    let root = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(root.path());
+    // Room for one 2 MiB message at a time (25 times its size is 52 MB).
+    let (lk, metrics) = start_with(
+        root.path(),
+        &pg,
+        &["--pool-size", "3"],
+        &["--gateway-large-message-memory", "60000000"],
+    );
+    let token = aws_token(&lk, &[], "localhost", "app");
+    let metrics = metrics.to_string();
+    let r = psycopg(
+        &lk,
+        &pg,
+        "large_messages",
+        &[("LK_TOKEN", &token), ("LK_METRICS", &metrics)],
+    );
+    assert!(r.get("error").is_none(), "{r}");
+    assert_eq!(r["leased_for_a"].as_f64(), r["cost"].as_f64(), "{r}");
+    assert_eq!(r["b_answered_while_a_holds"], false, "{r}");
+    assert_eq!(r["small"], 7, "{r}");
+    assert_eq!(r["a_rows"], 1, "{r}");
+    assert_eq!(r["b"], 2 << 20, "{r}");
+    assert_eq!(r["waiting_after"], 0.0, "{r}");
 }
 
 #[test]

@@ -18,9 +18,11 @@
 //! Pure: no I/O, no clock reads.
 
 mod audit;
+mod budget;
 mod window;
 
 pub use audit::{Audit, Clock, Finished, Now, started};
+pub use budget::{LARGE_MESSAGE, Lease, MessageBudget, Ticket, WORK_PER_BYTE, cost, read_within};
 
 use std::sync::Arc;
 

@@ -28,6 +28,10 @@ pub struct Window {
     end: usize,
     /// Bytes of the current message still to pass through unscanned.
     skip: usize,
+    /// Room a large message asked for, which the window grows to at its
+    /// next [`make_room`](Window::make_room): the relay takes a lease on
+    /// the gateway's [`MessageBudget`](crate::MessageBudget) first.
+    wanted: usize,
     written: u64,
     terminated: bool,
 }
@@ -107,6 +111,10 @@ impl Window {
             self.scanned -= self.start;
             self.start = 0;
         }
+        let wanted = std::mem::take(&mut self.wanted);
+        if self.buf.len() < wanted {
+            self.buf.resize(wanted, 0);
+        }
     }
 
     /// Everything read has been written and no message is half sent.
@@ -174,10 +182,25 @@ impl Window {
 
     /// Makes sure `n` bytes fit once those before the scan point are
     /// written and moved out (a message looked at whole).
+    /// Room for a large message ([`crate::LARGE_MESSAGE`] bytes or more)
+    /// is only noted, and made at the next
+    /// [`make_room`](Window::make_room) (see [`Window::wanted`]).
     pub fn reserve(&mut self, n: usize) {
-        if self.buf.len() < n {
+        if self.buf.len() >= n {
+            return;
+        }
+        if n > crate::LARGE_MESSAGE {
+            self.wanted = self.wanted.max(n);
+        } else {
             self.buf.resize(n.max(BUFFER), 0);
         }
+    }
+
+    /// How far the next [`make_room`](Window::make_room) grows the
+    /// buffer for a large message (0: it does not).
+    #[inline]
+    pub fn wanted(&self) -> usize {
+        self.wanted
     }
 
     /// Nothing from `at` on, nor anything read later, is passed on.
@@ -299,6 +322,25 @@ mod tests {
         assert_eq!(w.capacity(), BUFFER * 2);
         w.make_room(true);
         assert_eq!(w.capacity(), BUFFER);
+    }
+
+    #[test]
+    fn room_for_a_large_message_is_made_at_the_next_make_room() {
+        let mut w = filled(b"Q...");
+        let large = crate::LARGE_MESSAGE + 1;
+        w.reserve(large);
+        assert_eq!(
+            (w.capacity(), w.wanted()),
+            (BUFFER, large),
+            "noted, not made"
+        );
+        w.make_room(true);
+        assert_eq!((w.capacity(), w.wanted()), (large, 0));
+        assert_eq!(w.read(), b"Q...", "what was read stays");
+        w.pass(4, 0);
+        w.wrote(4);
+        w.make_room(true);
+        assert_eq!(w.capacity(), BUFFER, "shrinks back once written");
     }
 
     #[test]

@@ -38,6 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 pub use gatekeeper::{
     Attempt, Authenticated, Gatekeeper, Interrupt, LiveCounters, LiveView, SessionEnd, Watch,
 };
+pub use latchkey_framing::MessageBudget;
 pub use pipeline::{
     Allowed, Denial, Gateway, Link, Login, Opening, Protocol, Relayed, Running, Session, TxLink,
     UpstreamFailure,
@@ -45,6 +46,12 @@ pub use pipeline::{
 
 use crate::limits::{ConcurrencyLimits, RateLimit};
 use crate::pool::PoolConfig;
+
+/// Memory large client messages may take at once by default: one
+/// message of the largest size allowed with what the SQL guard may take
+/// for it ([`latchkey_framing::cost`] of 64 MiB is 1.6 GiB), with room
+/// beside it.
+pub const LARGE_MESSAGE_MEMORY: usize = 2 << 30;
 
 /// Settings of one gateway listener.
 #[derive(Clone, Debug)]
@@ -59,6 +66,10 @@ pub struct GatewayConfig {
     pub startup_timeout: Duration,
     /// Largest client message after login.
     pub max_message_size: usize,
+    /// Memory that large client messages may take at once, shared by
+    /// every gateway given the same budget (see
+    /// [`latchkey_framing::MessageBudget`]).
+    pub large_messages: std::sync::Arc<latchkey_framing::MessageBudget>,
     pub limits: ConcurrencyLimits,
     /// Token bucket on new connections from one source address.
     pub new_connections_per_ip: Option<RateLimit>,
@@ -91,6 +102,7 @@ impl GatewayConfig {
             allow_plaintext: false,
             startup_timeout: Duration::from_secs(10),
             max_message_size: 64 << 20,
+            large_messages: latchkey_framing::MessageBudget::new(LARGE_MESSAGE_MEMORY),
             limits: ConcurrencyLimits {
                 total: 10_000,
                 per_ip: 1_000,

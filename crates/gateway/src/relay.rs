@@ -3,13 +3,14 @@
 //! The engine's relay polls its two [`Half`]s in one future (as
 //! `tokio::io::copy_bidirectional` does), so a session is one task.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Instant, SystemTime};
 
-use latchkey_framing::{Direction, Framing, Now};
+use latchkey_framing::{Direction, Framing, LARGE_MESSAGE, Lease, MessageBudget, Now, Ticket};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{Interrupt, LiveCounters, Relayed, SessionEnd};
@@ -52,6 +53,14 @@ pub struct Half<F: Framing> {
     eof: bool,
     /// A message taken out of the stream, waiting for the gateway.
     pub taken: Option<F::Taken>,
+    /// Where room for a large message is leased (none: not limited).
+    budget: Option<Arc<MessageBudget>>,
+    lease: Option<Lease>,
+    /// The place in the budget's queue while waiting for a lease.
+    ticket: Option<Ticket>,
+    /// When the client must have sent the message it holds a lease for
+    /// ([`latchkey_framing::read_within`]).
+    lease_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<F: Framing> Default for Half<F> {
@@ -61,11 +70,70 @@ impl<F: Framing> Default for Half<F> {
             unflushed: false,
             eof: false,
             taken: None,
+            budget: None,
+            lease: None,
+            ticket: None,
+            lease_deadline: None,
         }
     }
 }
 
 impl<F: Framing> Half<F> {
+    /// A direction whose large messages take room from `budget`.
+    pub fn with_budget(budget: Arc<MessageBudget>) -> Self {
+        Self {
+            budget: Some(budget),
+            ..Self::default()
+        }
+    }
+
+    /// Ready once the buffer may grow as far as the message being read
+    /// needs: one over [`LARGE_MESSAGE`] bytes takes a lease on the
+    /// budget for what it may cost first ([`latchkey_framing::cost`]);
+    /// meanwhile the client is not read. Call before
+    /// [`Framing::make_room`].
+    pub fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let wanted = self.buffer.window().wanted();
+        let Some(budget) = self.budget.as_ref().filter(|_| wanted > LARGE_MESSAGE) else {
+            return Poll::Ready(());
+        };
+        let need = latchkey_framing::cost(wanted);
+        let have = self.lease.as_ref().map_or(0, Lease::bytes);
+        if have < need {
+            let more = ready!(budget.poll_lease(cx, &mut self.ticket, need - have));
+            match &mut self.lease {
+                Some(lease) => lease.absorb(more),
+                None => self.lease = Some(more),
+            }
+            self.lease_deadline = Some(Box::pin(tokio::time::sleep(
+                latchkey_framing::read_within(wanted),
+            )));
+        }
+        Poll::Ready(())
+    }
+
+    /// Gives the lease back once the buffer is small again.
+    pub fn settle(&mut self) {
+        if self.lease.is_some() && self.buffer.window().capacity() <= LARGE_MESSAGE {
+            self.lease = None;
+            self.lease_deadline = None;
+        }
+    }
+
+    /// Whether the client, holding a lease, has left a message unfinished
+    /// past its deadline (call when it has nothing more to read).
+    pub fn poll_overdue(&mut self, cx: &mut Context<'_>) -> bool {
+        self.buffer.window().unscanned() > 0
+            && self
+                .lease_deadline
+                .as_mut()
+                .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready())
+    }
+
+    /// Bytes of the budget this direction holds.
+    pub fn leased(&self) -> usize {
+        self.lease.as_ref().map_or(0, Lease::bytes)
+    }
     /// Moves bytes from `src` to `dst` until one side ends or blocks.
     /// While a taken message waits, it writes out what came before and
     /// reads no further.
@@ -127,13 +195,26 @@ impl<F: Framing> Half<F> {
                 }
                 return Poll::Pending;
             }
+            if self.poll_room(cx).is_pending() {
+                // The budget wakes the session when its turn comes.
+                if self.unflushed {
+                    ready!(dst.as_mut().poll_flush(cx)).map_err(write_err)?;
+                    self.unflushed = false;
+                }
+                return Poll::Pending;
+            }
             self.buffer.make_room();
+            self.settle();
             let mut read = ReadBuf::new(self.buffer.space());
             match src.as_mut().poll_read(cx, &mut read) {
                 Poll::Pending => {
+                    if self.poll_overdue(cx) {
+                        return Poll::Ready(Err(read_err(overdue())));
+                    }
                     // Nothing to read: an empty window gives its buffer
                     // back, so an idle session holds none.
                     self.buffer.release();
+                    self.settle();
                     if self.unflushed {
                         ready!(dst.as_mut().poll_flush(cx)).map_err(write_err)?;
                         self.unflushed = false;
@@ -156,6 +237,14 @@ impl<F: Framing> Half<F> {
                 .map_err(RelayError::Scan)?;
         }
     }
+}
+
+/// Why a session holding room for a large message was ended.
+pub fn overdue() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "a large message was not sent in time",
+    )
 }
 
 /// Moves what is ready both ways between `client` and `server`, through
@@ -246,21 +335,24 @@ where
     U: UpstreamIo,
     F: Framing,
 {
-    /// `live` receives the session's running figures (the watch's
+    /// Large messages take room from `budget` (the gateway's
+    /// [`large_messages`](crate::GatewayConfig::large_messages)); `live`
+    /// receives the session's running figures (the watch's
     /// [`counters`](crate::Watch::counters)).
     pub fn new(
         client: C,
         upstream: U,
         tracker: F::Tracker,
         max_message: usize,
+        budget: &Arc<MessageBudget>,
         live: Arc<LiveCounters>,
     ) -> Self {
         Self {
             client,
             upstream,
             tracker,
-            to_upstream: Half::default(),
-            to_client: Half::default(),
+            to_upstream: Half::with_budget(budget.clone()),
+            to_client: Half::with_budget(budget.clone()),
             max_message,
             live,
         }
@@ -342,5 +434,156 @@ where
             reusable,
         };
         (client, relayed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use latchkey_framing::{Window, cost, read_within};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
+
+    use super::*;
+
+    /// Messages of a 4-byte length and a body, each looked at whole.
+    #[derive(Default)]
+    struct Whole {
+        window: Window,
+    }
+
+    impl Framing for Whole {
+        type Tracker = ();
+        type Taken = Infallible;
+        type Error = Infallible;
+        fn statements(_: &()) -> u64 {
+            0
+        }
+        fn backlogged(_: &()) -> bool {
+            false
+        }
+        fn poll_audit_room(_: &(), _: &mut Context<'_>) -> Poll<()> {
+            Poll::Ready(())
+        }
+        fn window(&self) -> &Window {
+            &self.window
+        }
+        fn window_mut(&mut self) -> &mut Window {
+            &mut self.window
+        }
+        fn scan(
+            &mut self,
+            _: Direction,
+            _: &mut (),
+            _: usize,
+        ) -> Result<Option<Infallible>, Infallible> {
+            let w = &mut self.window;
+            while w.unscanned() >= 4 {
+                let at = w.scanned();
+                let head: [u8; 4] = w.read()[at..at + 4].try_into().unwrap_or_default();
+                let len = 4 + u32::from_be_bytes(head) as usize;
+                if w.unscanned() < len {
+                    w.reserve(len);
+                    break;
+                }
+                w.pass(len, 0);
+            }
+            Ok(None)
+        }
+    }
+
+    const BODY: usize = 2 << 20;
+
+    fn message_head() -> Vec<u8> {
+        (BODY as u32).to_be_bytes().to_vec()
+    }
+
+    /// A direction relayed from `client` to `server`.
+    struct Side {
+        half: Half<Whole>,
+        client: DuplexStream,
+        server: DuplexStream,
+    }
+
+    impl Side {
+        /// The side and the test's ends: what the client writes, what
+        /// the server reads.
+        fn new(budget: &Arc<MessageBudget>) -> (Self, DuplexStream, DuplexStream) {
+            let (client, client_end) = duplex(4 * BODY);
+            let (server, server_end) = duplex(4 * BODY);
+            let side = Self {
+                half: Half::with_budget(budget.clone()),
+                client,
+                server,
+            };
+            (side, client_end, server_end)
+        }
+
+        /// Relays for a while: `None` while it waits.
+        async fn relay(&mut self) -> Option<Result<HalfEnd, RelayError<Infallible>>> {
+            let poll = std::future::poll_fn(|cx| {
+                self.half.poll_copy(
+                    cx,
+                    Direction::ToUpstream,
+                    Pin::new(&mut self.client),
+                    Pin::new(&mut self.server),
+                    &mut (),
+                    usize::MAX,
+                )
+            });
+            tokio::time::timeout(Duration::from_millis(50), poll)
+                .await
+                .ok()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_large_message_waits_for_room_and_a_stalled_one_is_ended() {
+        // Room for one message of 2 MiB at a time.
+        let budget = MessageBudget::new(cost(4 + BODY) + 1000);
+        let (mut a, mut a_client, mut a_server) = Side::new(&budget);
+        let (mut b, mut b_client, _b_server) = Side::new(&budget);
+
+        a_client.write_all(&message_head()).await.unwrap();
+        a_client.write_all(&vec![b'a'; BODY / 2]).await.unwrap();
+        assert!(a.relay().await.is_none());
+        assert_eq!(
+            budget.held(),
+            cost(4 + BODY),
+            "a holds room for its message"
+        );
+
+        b_client.write_all(&message_head()).await.unwrap();
+        b_client.write_all(&vec![b'b'; BODY / 2]).await.unwrap();
+        assert!(b.relay().await.is_none());
+        assert_eq!(budget.waiting(), 1, "b waits");
+        assert!(
+            b.half.buffer.window().capacity() <= LARGE_MESSAGE,
+            "b's buffer did not grow"
+        );
+
+        // a's message is finished and passed on: its room goes to b.
+        a_client.write_all(&vec![b'a'; BODY / 2]).await.unwrap();
+        assert!(a.relay().await.is_none());
+        let mut passed = vec![0; 4 + BODY];
+        a_server.read_exact(&mut passed).await.unwrap();
+        assert!(passed[4..].iter().all(|&c| c == b'a'));
+        assert_eq!(a.half.leased(), 0);
+        assert!(b.relay().await.is_none());
+        assert_eq!((budget.waiting(), b.half.leased()), (0, cost(4 + BODY)));
+
+        // b stops sending: past its deadline, its session is ended and its
+        // room given back.
+        tokio::time::advance(read_within(4 + BODY)).await;
+        match b.relay().await {
+            Some(Err(RelayError::Client(e))) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
+            other => panic!(
+                "b was not ended: {:?}",
+                other.map(|r| r.map_err(|e| e.to_string()))
+            ),
+        }
+        drop(b);
+        assert_eq!(budget.held(), 0);
     }
 }

@@ -243,6 +243,7 @@ impl Postgres {
             upstream,
             tracker,
             config.max_message_size,
+            &config.large_messages,
             watch.counters(),
         ));
         (StartedRelay::Session(relay), cancel_key)

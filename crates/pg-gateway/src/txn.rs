@@ -182,8 +182,8 @@ impl<'k, 's> TxRelay<'k, 's> {
         } = link;
         let mut relay = Self {
             client,
-            to_upstream: Half::default(),
-            to_client: Half::default(),
+            to_upstream: Half::with_budget(keeper.config.large_messages.clone()),
+            to_client: Half::with_budget(keeper.config.large_messages.clone()),
             tracker,
             max_message,
             live,
@@ -319,6 +319,14 @@ impl<'k, 's> TxRelay<'k, 's> {
             flushed.map_err(RelayError::Client)?;
             self.to_client.unflushed = false;
         }
+        // Room for a large message the scan asked for is leased first
+        // (none is asked for between transactions: a connection is lent
+        // before a message too long for the window is scanned).
+        if self.to_upstream.poll_room(cx).is_pending() {
+            self.publish();
+            return Poll::Pending;
+        }
+        self.to_upstream.settle();
         let buffer = &mut self.to_upstream.buffer;
         // A connection is lent for a whole message, or for one too long
         // to wait for whole (the window is full): lent for a message's
@@ -331,7 +339,12 @@ impl<'k, 's> TxRelay<'k, 's> {
             let mut read = ReadBuf::new(buffer.space());
             match Pin::new(&mut self.client).poll_read(cx, &mut read) {
                 Poll::Pending => {
-                    buffer.release();
+                    if self.to_upstream.poll_overdue(cx) {
+                        return Poll::Ready(Err(RelayError::Client(
+                            latchkey_gateway::relay::overdue(),
+                        )));
+                    }
+                    self.to_upstream.buffer.release();
                     self.publish();
                     return Poll::Pending;
                 }

@@ -274,6 +274,11 @@ fn build(
     }
     postgres.startup_timeout = gw.startup_timeout.0;
     postgres.max_message_size = gw.max_message_size;
+    if gw.large_message_memory == 0 {
+        return invalid("[gateway] large_message_memory must be more than 0");
+    }
+    // One budget for both gateways (the clone below shares it).
+    postgres.large_messages = latchkey_gateway::MessageBudget::new(gw.large_message_memory);
     postgres.threads = gw.threads;
     postgres.pool.max_idle_per_key = gw.pool_size;
     postgres.pool.idle_timeout = gw.pool_idle_timeout.0;

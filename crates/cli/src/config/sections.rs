@@ -328,6 +328,12 @@ section! {
         /// Largest client message after login, in bytes [default: 67108864].
         #[arg(long = "gateway-max-message-size", visible_alias = "pg-max-message-size", env = "LATCHKEY_GATEWAY_MAX_MESSAGE_SIZE")]
         max_message_size: usize = 64 << 20,
+        /// Memory client messages over 1 MiB may take at once, in bytes,
+        /// shared by both gateways: each may cost 25 times its size (the
+        /// SQL guard's tokens), and a session whose message does not fit
+        /// is not read until one before it is done [default: 2147483648].
+        #[arg(long = "gateway-large-message-memory", env = "LATCHKEY_GATEWAY_LARGE_MESSAGE_MEMORY")]
+        large_message_memory: usize = latchkey_gateway::LARGE_MESSAGE_MEMORY,
         /// Threads serving sessions, per gateway [default: one per CPU].
         #[arg(long = "gateway-threads", visible_alias = "pg-threads", env = "LATCHKEY_GATEWAY_THREADS")]
         threads: usize = threads_default(),
