@@ -96,15 +96,21 @@ fn opts(lk: &Latchkey, user: &str, token: &str) -> mysql_async::Opts {
 /// Idle upstream connections the gateway keeps for pooling (its
 /// `latchkey_pool_idle_connections` metric).
 fn pooled(lk: &Latchkey, api_port: u16) -> u64 {
+    gauge(lk, api_port, "latchkey_pool_idle_connections")
+}
+
+/// A gauge's value on the API port's `/metrics`.
+fn gauge(lk: &Latchkey, api_port: u16, name: &str) -> u64 {
     let metrics = Command::new("curl")
         .args(["-sf", "--cacert"])
         .arg(lk.data.join("ca.pem"))
         .arg(format!("https://localhost:{api_port}/metrics"))
         .output()
         .unwrap();
+    let prefix = format!("{name} ");
     stdout_ok(&metrics)
         .lines()
-        .find_map(|l| l.strip_prefix("latchkey_pool_idle_connections "))
+        .find_map(|l| l.strip_prefix(&prefix))
         .unwrap()
         .parse()
         .unwrap()
@@ -414,7 +420,14 @@ fn mariadb_cli_and_mysql_async_with_botocore_tokens() {
 #[test]
 fn load_data_big_results_abandoned_statements_and_upstream_restart() {
     let root = tempfile::tempdir().unwrap();
-    let (mut db, lk, _api) = setup(root.path());
+    // A budget for large messages smaller than one 2 MiB statement may
+    // cost: such a statement runs alone.
+    let (mut db, lk, api) = setup_with(
+        root.path(),
+        &[],
+        &["--upstream-tls", "disable"],
+        &["--gateway-large-message-memory", "1000000"],
+    );
     db.sql("CREATE TABLE shop.big (id INT AUTO_INCREMENT PRIMARY KEY, line VARCHAR(200) NOT NULL)");
     let loader = user_with_policy(
         &lk,
@@ -434,6 +447,25 @@ fn load_data_big_results_abandoned_statements_and_upstream_restart() {
         }
     }
     assert!(std::fs::metadata(&file).unwrap().len() >= 100_000_000);
+
+    // A statement over 1 MiB takes room in the budget, and gives it back.
+    let big = root.path().join("big.sql");
+    std::fs::write(
+        &big,
+        format!("SELECT LENGTH('{}') AS n", "x".repeat(2 << 20)),
+    )
+    .unwrap();
+    let out = mariadb_command(&lk, "app", &reader_token)
+        .args(["--max-allowed-packet=64M", "-N"])
+        .stdin(std::fs::File::open(&big).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(stdout_ok(&out), (2 << 20).to_string());
+    assert_eq!(
+        gauge(&lk, api, "latchkey_gateway_large_message_bytes"),
+        0,
+        "room given back"
+    );
     let load = format!(
         "LOAD DATA LOCAL INFILE '{}' INTO TABLE big (line)",
         file.display()
