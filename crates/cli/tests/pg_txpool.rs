@@ -551,6 +551,20 @@ elif scenario == "large_messages":
     except Exception as e:
         result["error"] = repr(e)
 
+elif scenario == "large_prepared":
+    # Named statements longer than what the audit keeps of one (32 KiB)
+    # are carried as any other, from client to client.
+    big = "SELECT length('" + "x" * (40 << 10) + "') + %s"
+    answers = []
+    try:
+        for i in range(3):
+            with connect(autocommit=True, prepare_threshold=0) as c:
+                for n in range(2):
+                    answers.append(c.execute(big, (n,), prepare=True).fetchone()[0])
+    except Exception as e:
+        result["error"] = repr(e)
+    result["answers"] = answers
+
 elif scenario == "held_in_transaction":
     # A statement that runs long inside a transaction is not idle...
     a = connect()
@@ -1183,6 +1197,15 @@ fn large_messages_wait_for_room_in_the_gateways_budget() {
     assert_eq!(r["a_rows"], 1, "{r}");
     assert_eq!(r["b"], 2 << 20, "{r}");
     assert_eq!(r["waiting_after"], 0.0, "{r}");
+    // Statements over 32 KiB are carried too (they went to the server
+    // under the client's own name, and their Bind found none).
+    let r = psycopg(&lk, &pg, "large_prepared", &[("LK_TOKEN", &token)]);
+    assert!(r.get("error").is_none(), "{r}");
+    let n = 40 << 10;
+    assert_eq!(
+        r["answers"],
+        serde_json::json!([n, n + 1, n, n + 1, n, n + 1])
+    );
 }
 
 #[test]

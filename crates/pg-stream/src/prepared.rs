@@ -23,6 +23,18 @@ pub const MAX_SERVER_STATEMENTS: usize = 200;
 /// statement gets an id of its own (still correct, prepared per client).
 const MAX_SHARED: usize = 50_000;
 
+/// Bytes of statement text the book shares at most, and the longest
+/// statement it shares: it is kept for the gateway's life, so clients
+/// sending large distinct statements must not grow it without end.
+const MAX_SHARED_BYTES: usize = 64 << 20;
+const MAX_SHARED_BODY: usize = 64 << 10;
+
+/// Bytes of statement text the gateway carries for one client; past them
+/// (or past [`crate::MAX_NAMES`] names) the client keeps its server
+/// connection and its further names are its own on it. A thousand
+/// sessions of one principal could otherwise hold gigabytes of it.
+pub const MAX_CARRIED_BYTES: usize = 4 << 20;
+
 /// A statement as a server prepares it: the `Parse` body after the name
 /// (text, then parameter types), and its id.
 #[derive(Clone, Debug)]
@@ -89,15 +101,21 @@ pub(crate) fn id_of(server_name: &[u8]) -> Option<u64> {
 /// Statement ids by exact body.
 #[derive(Default)]
 pub struct StatementBook {
-    by_body: Mutex<HashMap<Arc<[u8]>, u64>>,
+    shared: Mutex<Shared>,
     next: AtomicU64,
+}
+
+#[derive(Default)]
+struct Shared {
+    by_body: HashMap<Arc<[u8]>, u64>,
+    bytes: usize,
 }
 
 impl StatementBook {
     /// The statement with this `Parse` body (text and parameter types).
     pub fn intern(&self, body: &[u8]) -> Interned {
-        let mut book = self.by_body.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((body, &id)) = book.get_key_value(body) {
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((body, &id)) = shared.by_body.get_key_value(body) {
             return Interned {
                 id,
                 body: body.clone(),
@@ -105,10 +123,72 @@ impl StatementBook {
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let body: Arc<[u8]> = body.into();
-        if book.len() < MAX_SHARED {
-            book.insert(body.clone(), id);
+        if shared.by_body.len() < MAX_SHARED
+            && body.len() <= MAX_SHARED_BODY
+            && shared.bytes + body.len() <= MAX_SHARED_BYTES
+        {
+            shared.bytes += body.len();
+            shared.by_body.insert(body.clone(), id);
         }
         Interned { id, body }
+    }
+
+    /// Bytes of statement text shared.
+    pub fn shared_bytes(&self) -> usize {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner()).bytes
+    }
+}
+
+/// A client's named statements, and the bytes of text they hold.
+#[derive(Default)]
+pub struct NamedStatements {
+    by_name: HashMap<Box<[u8]>, Interned>,
+    bytes: usize,
+}
+
+impl NamedStatements {
+    /// No more can be carried: [`crate::MAX_NAMES`] names, or
+    /// [`MAX_CARRIED_BYTES`] of text.
+    pub fn full(&self) -> bool {
+        self.by_name.len() >= crate::MAX_NAMES || self.bytes >= MAX_CARRIED_BYTES
+    }
+
+    pub fn get(&self, name: &[u8]) -> Option<&Interned> {
+        self.by_name.get(name)
+    }
+
+    pub fn contains_key(&self, name: &[u8]) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Box<[u8]>, &Interned)> {
+        self.by_name.iter()
+    }
+
+    pub fn insert(&mut self, name: Box<[u8]>, st: Interned) {
+        self.bytes += st.body.len();
+        if let Some(old) = self.by_name.insert(name, st) {
+            self.bytes -= old.body.len();
+        }
+    }
+
+    pub fn remove(&mut self, name: &[u8]) -> Option<Interned> {
+        let old = self.by_name.remove(name)?;
+        self.bytes -= old.body.len();
+        Some(old)
+    }
+
+    pub fn clear(&mut self) {
+        self.by_name.clear();
+        self.bytes = 0;
     }
 }
 

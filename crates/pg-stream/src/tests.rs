@@ -2328,6 +2328,39 @@ fn red_team_round_8_statements_past_the_carried_bound_run_on_the_pinned_connecti
 }
 
 #[test]
+fn statements_past_the_carried_bytes_pin_and_the_book_shares_only_small_ones() {
+    let book = Arc::new(crate::prepared::StatementBook::default());
+    let mut t = pooled(&book);
+    let sync = msg(b'S', b"");
+    // 100 KiB statements, distinct: carried until 4 MiB of them.
+    let text = |i: usize| format!("SELECT '{}' AS c{i}", "x".repeat(100 << 10));
+    let carried = crate::prepared::MAX_CARRIED_BYTES / (100 << 10) + 1;
+    for i in 0..carried {
+        let sent = to_server(&mut t, &parse(&format!("s{i}"), &text(i)));
+        // Sent under the gateway's name.
+        assert!(
+            sent.windows(4).any(|w| w == b"_lk_"),
+            "s{i} {:?}",
+            String::from_utf8_lossy(&sent[..sent.len().min(60)])
+        );
+    }
+    to_server(&mut t, &sync);
+    assert!(t.pooling().is_some_and(|p| p.pinned.is_none()));
+    // The next is the client's own, on the connection it now keeps.
+    let mine = parse("mine", &text(carried));
+    assert_eq!(to_server(&mut t, &mine), mine);
+    assert_eq!(
+        t.pooling().and_then(|p| p.pinned),
+        Some(latchkey_sqlguard::PinCause::NamedStatement)
+    );
+    // None of them was large enough to share; a small one is.
+    assert_eq!(book.shared_bytes(), 0);
+    let mut other = pooled(&book);
+    to_server(&mut other, &parse("small", "SELECT 1"));
+    assert!(book.shared_bytes() > 0);
+}
+
+#[test]
 fn a_deallocate_sent_by_the_extended_protocol_stays_a_parse_in_transaction_pooling() {
     let book = Arc::new(crate::prepared::StatementBook::default());
     let mut t = pooled(&book);

@@ -15,8 +15,8 @@ use latchkey_sqlguard::{
 use latchkey_sqlnorm::Dialect;
 
 use crate::prepared::{
-    GATEWAY_PREFIX, Interned, NO_STATEMENT, PARSE_COMPLETE, ServerStatements, StatementBook,
-    close_nothing, close_statement, id_of, parse_message, renamed, server_name,
+    GATEWAY_PREFIX, Interned, NO_STATEMENT, NamedStatements, PARSE_COMPLETE, ServerStatements,
+    StatementBook, close_nothing, close_statement, id_of, parse_message, renamed, server_name,
 };
 
 /// A client's `Bind` or `Describe` (`before` the name and `after` it) of
@@ -289,7 +289,7 @@ pub struct Pooling {
     /// Shared statement ids (see [`crate::prepared`]).
     book: Arc<StatementBook>,
     /// The client's named statements.
-    named: HashMap<Box<[u8]>, Interned>,
+    named: NamedStatements,
     /// What the lent server connection has prepared: swapped in when a
     /// connection is lent, out when it goes back.
     pub server: ServerStatements,
@@ -329,7 +329,7 @@ impl Pooling {
             pinned: None,
             carried_changed: false,
             book,
-            named: HashMap::new(),
+            named: NamedStatements::default(),
             server: ServerStatements::default(),
             unnamed_here: false,
             unnamed_in_group: false,
@@ -355,9 +355,7 @@ impl Pooling {
     /// gateway's names could take.
     fn reserved(&self, name: &[u8]) -> bool {
         let name = server_key(name);
-        name.starts_with(GATEWAY_PREFIX)
-            && self.named.len() >= crate::MAX_NAMES
-            && !self.named.contains_key(name)
+        name.starts_with(GATEWAY_PREFIX) && self.named.full() && !self.named.contains_key(name)
     }
 
     /// A `Bind` or `Describe` names `name`, a statement the client never
@@ -1428,6 +1426,8 @@ impl Tracker {
                     None => None,
                 };
                 let whole = body;
+                // The whole message was read (it is cut below for the audit).
+                let read_whole = complete;
                 let (body, complete) = audited(body, complete);
                 let parsed = wire::parse_parse(body).ok();
                 if parse_refused {
@@ -1456,7 +1456,7 @@ impl Tracker {
                 // at each execution, when the server does it.
                 let mut touches = None;
                 if self.normalised.is_some() {
-                    let sql = wire::parse_parse(whole).ok().filter(|_| complete);
+                    let sql = wire::parse_parse(whole).ok().filter(|_| read_whole);
                     let touched = self.sql_names(sql.map(|(_, sql)| sql));
                     self.forget_names(&touched);
                     if touched != StatementNames::Untouched {
@@ -1487,7 +1487,7 @@ impl Tracker {
                 });
                 let drops_unnamed =
                     first_in_group && (replace.is_some() || parse_well_formed(whole));
-                if complete
+                if read_whole
                     && let Some(carried) =
                         self.carry_parse(whole, replace.as_deref(), drops_unnamed)
                 {
@@ -1930,7 +1930,7 @@ impl Tracker {
             pooling.unnamed_here |= drops_unnamed;
             return None;
         }
-        if pooling.named.len() >= crate::MAX_NAMES && !pooling.named.contains_key(name) {
+        if pooling.named.full() && !pooling.named.contains_key(name) {
             // Too many to carry: the client keeps this connection.
             pooling.pinned.get_or_insert(PinCause::NamedStatement);
             return None;
