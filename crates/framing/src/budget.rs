@@ -176,6 +176,15 @@ impl Lease {
         self.bytes
     }
 
+    /// Gives back all but `bytes` of it.
+    pub fn keep(&mut self, bytes: usize) {
+        if bytes < self.bytes {
+            let back = self.bytes - bytes;
+            self.bytes = bytes;
+            self.budget.give_back(back);
+        }
+    }
+
     /// Takes `other` in (both given back together).
     pub fn absorb(&mut self, mut other: Lease) {
         self.bytes += std::mem::take(&mut other.bytes);
@@ -318,6 +327,26 @@ mod tests {
         );
         drop(big);
         assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn a_lease_kept_in_part_gives_the_rest_back() {
+        let budget = MessageBudget::new(100);
+        let (_, w) = waker();
+        let mut a = poll(&budget, &w, &mut None, 100).expect("room");
+        let (woken, w2) = waker();
+        let mut t = None;
+        assert!(poll(&budget, &w2, &mut t, 60).is_none());
+        a.keep(40);
+        assert_eq!((a.bytes(), budget.held()), (40, 40));
+        assert_eq!(
+            woken.0.load(Ordering::SeqCst),
+            1,
+            "the next in line is woken"
+        );
+        assert!(poll(&budget, &w2, &mut t, 60).is_some());
+        a.keep(50);
+        assert_eq!(a.bytes(), 40, "keeping more takes nothing");
     }
 
     #[test]

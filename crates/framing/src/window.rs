@@ -32,6 +32,8 @@ pub struct Window {
     /// next [`make_room`](Window::make_room): the relay takes a lease on
     /// the gateway's [`MessageBudget`](crate::MessageBudget) first.
     wanted: usize,
+    /// A large message was reserved for and is not yet scanned.
+    large_unscanned: bool,
     written: u64,
     terminated: bool,
 }
@@ -178,6 +180,7 @@ impl Window {
         debug_assert!(seen <= self.end - self.scanned);
         self.scanned += seen;
         self.skip = rest;
+        self.large_unscanned = false;
     }
 
     /// Makes sure `n` bytes fit once those before the scan point are
@@ -191,6 +194,7 @@ impl Window {
         }
         if n > crate::LARGE_MESSAGE {
             self.wanted = self.wanted.max(n);
+            self.large_unscanned = true;
         } else {
             self.buf.resize(n.max(BUFFER), 0);
         }
@@ -203,11 +207,19 @@ impl Window {
         self.wanted
     }
 
+    /// A large message the window grew for is not yet scanned: the
+    /// followers have yet to read it.
+    #[inline]
+    pub fn large_unscanned(&self) -> bool {
+        self.large_unscanned
+    }
+
     /// Nothing from `at` on, nor anything read later, is passed on.
     pub fn terminate(&mut self, at: usize) {
         debug_assert!((self.scanned..=self.end).contains(&at));
         self.terminated = true;
         self.end = at;
+        self.large_unscanned = false;
     }
 
     /// Puts `with` in place of the `len` bytes at `at` (a whole message
@@ -221,6 +233,7 @@ impl Window {
             self.buf.resize(BUFFER, 0);
         }
         self.scanned = at + with.len();
+        self.large_unscanned = false;
     }
 
     /// Takes the `len` bytes at `at` (a whole message at the scan point)
@@ -229,6 +242,7 @@ impl Window {
         debug_assert!(at == self.scanned && at + len <= self.end);
         self.buf.copy_within(at + len..self.end, at);
         self.end -= len;
+        self.large_unscanned = false;
     }
 }
 

@@ -134,6 +134,7 @@ impl<F: Framing> Half<F> {
     pub fn leased(&self) -> usize {
         self.lease.as_ref().map_or(0, Lease::bytes)
     }
+
     /// Moves bytes from `src` to `dst` until one side ends or blocks.
     /// While a taken message waits, it writes out what came before and
     /// reads no further.
@@ -235,6 +236,23 @@ impl<F: Framing> Half<F> {
                 .buffer
                 .scan(direction, tracker, max_message)
                 .map_err(RelayError::Scan)?;
+            self.scanned_large();
+        }
+    }
+
+    /// Once the large message a lease was taken for is scanned (the SQL
+    /// guard and the other followers are done with it), only its bytes
+    /// are held, until they are written: the rest goes back at once. A
+    /// server kept busy (a long query with the message pipelined behind
+    /// it) would otherwise keep the guard's share of the budget away from
+    /// every other session for as long as the client liked.
+    fn scanned_large(&mut self) {
+        let window = self.buffer.window();
+        if let Some(lease) = self.lease.as_mut()
+            && window.wanted() == 0
+            && !window.large_unscanned()
+        {
+            lease.keep(window.capacity());
         }
     }
 }
@@ -510,8 +528,16 @@ mod tests {
         /// The side and the test's ends: what the client writes, what
         /// the server reads.
         fn new(budget: &Arc<MessageBudget>) -> (Self, DuplexStream, DuplexStream) {
+            Self::with_server_room(budget, 4 * BODY)
+        }
+
+        /// A server that takes at most `room` bytes unread.
+        fn with_server_room(
+            budget: &Arc<MessageBudget>,
+            room: usize,
+        ) -> (Self, DuplexStream, DuplexStream) {
             let (client, client_end) = duplex(4 * BODY);
-            let (server, server_end) = duplex(4 * BODY);
+            let (server, server_end) = duplex(room);
             let side = Self {
                 half: Half::with_budget(budget.clone()),
                 client,
@@ -585,5 +611,28 @@ mod tests {
         }
         drop(b);
         assert_eq!(budget.held(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scanned_message_the_server_does_not_take_holds_only_its_bytes() {
+        let budget = MessageBudget::new(2 * cost(4 + BODY));
+        // A server busy with something else: it reads nothing.
+        let (mut a, mut a_client, _a_server) = Side::with_server_room(&budget, 64 << 10);
+        a_client.write_all(&message_head()).await.unwrap();
+        a_client.write_all(&vec![b'a'; BODY / 2]).await.unwrap();
+        assert!(a.relay().await.is_none());
+        assert_eq!(
+            a.half.leased(),
+            cost(4 + BODY),
+            "room for the followers' work"
+        );
+        a_client.write_all(&vec![b'a'; BODY / 2]).await.unwrap();
+        assert!(a.relay().await.is_none());
+        assert_eq!(
+            a.half.leased(),
+            a.half.buffer.window().capacity(),
+            "once scanned, only the bytes waiting to be written"
+        );
+        assert_eq!(budget.held(), a.half.leased());
     }
 }
