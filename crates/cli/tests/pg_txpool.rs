@@ -500,8 +500,8 @@ elif scenario == "never_reads":
         result["counts"] = counts
 
 elif scenario == "large_messages":
-    # The gateway's budget holds one 2 MiB message at a time (each may
-    # cost 25 times its size).
+    # Each 2 MiB message may cost 25 times its size (52 MB): the
+    # gateway's budget holds four, and a principal's share one.
     import urllib.request
     def metric(name):
         url = f"http://127.0.0.1:{os.environ['LK_METRICS']}/metrics"
@@ -537,9 +537,13 @@ elif scenario == "large_messages":
         wait_for(lambda: metric("latchkey_gateway_large_message_waiting") == 1)
         time.sleep(0.5)
         result["b_answered_while_a_holds"] = "b" in answers
-        # Small messages are not held up.
+        # Small messages are not held up, nor are another principal's
+        # large ones: A's principal holds its share.
         with connect(autocommit=True) as c:
             result["small"] = c.execute("SELECT 7").fetchone()[0]
+        with connect(token="LK_BOB", autocommit=True) as c:
+            result["bob"] = c.execute(big).fetchone()[0]
+        result["b_answered_before_a"] = "b" in answers
         # A's last bytes: A is answered, then B.
         raw.write(query[-65536:])
         until(lambda: counts.get("Z") == 2)
@@ -1175,25 +1179,40 @@ fn a_client_that_never_reads_is_not_read_past_the_answers_it_awaits() {
 fn large_messages_wait_for_room_in_the_gateways_budget() {
     let root = tempfile::tempdir().unwrap();
     let pg = Postgres::start(root.path());
-    // Room for one 2 MiB message at a time (25 times its size is 52 MB).
+    // Room for four 2 MiB messages (25 times its size is 52 MB), a
+    // principal's share for one.
     let (lk, metrics) = start_with(
         root.path(),
         &pg,
-        &["--pool-size", "3"],
-        &["--gateway-large-message-memory", "60000000"],
+        &["--pool-size", "4"],
+        &["--gateway-large-message-memory", "240000000"],
     );
     let token = aws_token(&lk, &[], "localhost", "app");
+    let bob = user_with_policy(
+        &lk,
+        "bob",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"*"}]}"#,
+    );
+    let bob_token = token_with(&lk, &bob);
     let metrics = metrics.to_string();
     let r = psycopg(
         &lk,
         &pg,
         "large_messages",
-        &[("LK_TOKEN", &token), ("LK_METRICS", &metrics)],
+        &[
+            ("LK_TOKEN", &token),
+            ("LK_BOB", &bob_token),
+            ("LK_METRICS", &metrics),
+        ],
     );
     assert!(r.get("error").is_none(), "{r}");
     assert_eq!(r["leased_for_a"].as_f64(), r["cost"].as_f64(), "{r}");
     assert_eq!(r["b_answered_while_a_holds"], false, "{r}");
     assert_eq!(r["small"], 7, "{r}");
+    // Another principal's large message is not held up by the first
+    // one's, which waits for A's.
+    assert_eq!(r["bob"], 2 << 20, "{r}");
+    assert_eq!(r["b_answered_before_a"], false, "{r}");
     assert_eq!(r["a_rows"], 1, "{r}");
     assert_eq!(r["b"], 2 << 20, "{r}");
     assert_eq!(r["waiting_after"], 0.0, "{r}");

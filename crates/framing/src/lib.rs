@@ -22,7 +22,9 @@ mod budget;
 mod window;
 
 pub use audit::{Audit, Clock, Finished, Now, started};
-pub use budget::{LARGE_MESSAGE, Lease, MessageBudget, Ticket, WORK_PER_BYTE, cost, read_within};
+pub use budget::{
+    LARGE_MESSAGE, Lease, MessageBudget, Share, Ticket, WORK_PER_BYTE, cost, read_within,
+};
 
 use std::sync::Arc;
 

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Instant, SystemTime};
 
-use latchkey_framing::{Direction, Framing, LARGE_MESSAGE, Lease, MessageBudget, Now, Ticket};
+use latchkey_framing::{
+    Direction, Framing, LARGE_MESSAGE, Lease, MessageBudget, Now, Share, Ticket,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{Interrupt, LiveCounters, Relayed, SessionEnd};
@@ -53,8 +55,9 @@ pub struct Half<F: Framing> {
     eof: bool,
     /// A message taken out of the stream, waiting for the gateway.
     pub taken: Option<F::Taken>,
-    /// Where room for a large message is leased (none: not limited).
-    budget: Option<Arc<MessageBudget>>,
+    /// Where room for a large message is leased: the session's
+    /// principal's share of the gateway's budget (none: not limited).
+    budget: Option<Share>,
     lease: Option<Lease>,
     /// The place in the budget's queue while waiting for a lease.
     ticket: Option<Ticket>,
@@ -80,7 +83,7 @@ impl<F: Framing> Default for Half<F> {
 
 impl<F: Framing> Half<F> {
     /// A direction whose large messages take room from `budget`.
-    pub fn with_budget(budget: Arc<MessageBudget>) -> Self {
+    pub fn with_budget(budget: Share) -> Self {
         Self {
             budget: Some(budget),
             ..Self::default()
@@ -94,13 +97,18 @@ impl<F: Framing> Half<F> {
     /// [`Framing::make_room`].
     pub fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let wanted = self.buffer.window().wanted();
-        let Some(budget) = self.budget.as_ref().filter(|_| wanted > LARGE_MESSAGE) else {
+        let Some(share) = self.budget.as_ref().filter(|_| wanted > LARGE_MESSAGE) else {
             return Poll::Ready(());
         };
         let need = latchkey_framing::cost(wanted);
         let have = self.lease.as_ref().map_or(0, Lease::bytes);
         if have < need {
-            let more = ready!(budget.poll_lease(cx, &mut self.ticket, need - have));
+            let more = ready!(MessageBudget::poll_lease(
+                cx,
+                share,
+                &mut self.ticket,
+                need - have
+            ));
             match &mut self.lease {
                 Some(lease) => lease.absorb(more),
                 None => self.lease = Some(more),
@@ -353,7 +361,8 @@ where
     U: UpstreamIo,
     F: Framing,
 {
-    /// Large messages take room from `budget` (the gateway's
+    /// Large messages take room from `budget` (the session's principal's
+    /// share of the gateway's
     /// [`large_messages`](crate::GatewayConfig::large_messages)); `live`
     /// receives the session's running figures (the watch's
     /// [`counters`](crate::Watch::counters)).
@@ -362,7 +371,7 @@ where
         upstream: U,
         tracker: F::Tracker,
         max_message: usize,
-        budget: &Arc<MessageBudget>,
+        budget: Share,
         live: Arc<LiveCounters>,
     ) -> Self {
         Self {
@@ -370,7 +379,7 @@ where
             upstream,
             tracker,
             to_upstream: Half::with_budget(budget.clone()),
-            to_client: Half::with_budget(budget.clone()),
+            to_client: Half::with_budget(budget),
             max_message,
             live,
         }
@@ -539,7 +548,7 @@ mod tests {
             let (client, client_end) = duplex(4 * BODY);
             let (server, server_end) = duplex(room);
             let side = Self {
-                half: Half::with_budget(budget.clone()),
+                half: Half::with_budget(budget.share_of("principal")),
                 client,
                 server,
             };

@@ -528,7 +528,7 @@ impl Protocol for Mysql {
                 .with_gate(gate)
                 .server_status(status),
             config.max_message_size,
-            &config.large_messages,
+            config.large_messages.share_of(auth.caller.principal_id()),
             watch.counters(),
         ));
         // Err: why the gateway ended the session, and what to tell the

@@ -243,7 +243,7 @@ impl Postgres {
             upstream,
             tracker,
             config.max_message_size,
-            &config.large_messages,
+            config.large_messages.share_of(auth.caller.principal_id()),
             watch.counters(),
         ));
         (StartedRelay::Session(relay), cancel_key)

@@ -180,10 +180,14 @@ impl<'k, 's> TxRelay<'k, 's> {
             thread,
             ..
         } = link;
+        let budget = keeper
+            .config
+            .large_messages
+            .share_of(auth.caller.principal_id());
         let mut relay = Self {
             client,
-            to_upstream: Half::with_budget(keeper.config.large_messages.clone()),
-            to_client: Half::with_budget(keeper.config.large_messages.clone()),
+            to_upstream: Half::with_budget(budget.clone()),
+            to_client: Half::with_budget(budget),
             tracker,
             max_message,
             live,
