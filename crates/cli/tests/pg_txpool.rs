@@ -552,6 +552,14 @@ elif scenario == "large_messages":
         result["b"] = answers.get("b")
         wait_for(lambda: metric("latchkey_gateway_large_message_bytes") == 0)
         result["waiting_after"] = metric("latchkey_gateway_large_message_waiting")
+        # A client that stops in the middle of one is told, after 10 s and
+        # a second per MiB, and its room is given back.
+        stalled, stalled_counts, stalled_until = raw_login()
+        stalled.write(query[: len(query) // 2])
+        started = time.time()
+        stalled_until(lambda: stalled_counts.get("E") == 1, seconds=40)
+        result["stalled_for"] = time.time() - started
+        result["stalled_leased_after"] = metric("latchkey_gateway_large_message_bytes")
     except Exception as e:
         result["error"] = repr(e)
 
@@ -1216,6 +1224,10 @@ fn large_messages_wait_for_room_in_the_gateways_budget() {
     assert_eq!(r["a_rows"], 1, "{r}");
     assert_eq!(r["b"], 2 << 20, "{r}");
     assert_eq!(r["waiting_after"], 0.0, "{r}");
+    // 10 s and a second per MiB (2), then FATAL 08P01.
+    let stalled = r["stalled_for"].as_f64().unwrap();
+    assert!((11.0..20.0).contains(&stalled), "{r}");
+    assert_eq!(r["stalled_leased_after"], 0.0, "{r}");
     // Statements over 32 KiB are carried too (they went to the server
     // under the client's own name, and their Bind found none).
     let r = psycopg(&lk, &pg, "large_prepared", &[("LK_TOKEN", &token)]);

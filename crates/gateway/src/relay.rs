@@ -265,12 +265,22 @@ impl<F: Framing> Half<F> {
     }
 }
 
-/// Why a session holding room for a large message was ended.
+/// Why a session holding room for a large message was ended: its client
+/// did not send the rest of it in time ([`latchkey_framing::read_within`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the rest of a message over 1 MiB did not come in time")]
+pub struct Overdue;
+
+/// [`Overdue`], as the client's read error.
 pub fn overdue() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        "a large message was not sent in time",
-    )
+    io::Error::new(io::ErrorKind::TimedOut, Overdue)
+}
+
+impl<E> RelayError<E> {
+    /// The client did not send the rest of a large message in time.
+    pub fn is_overdue(&self) -> bool {
+        matches!(self, RelayError::Client(e) if e.get_ref().is_some_and(|inner| inner.is::<Overdue>()))
+    }
 }
 
 /// Moves what is ready both ways between `client` and `server`, through
@@ -612,7 +622,7 @@ mod tests {
         // room given back.
         tokio::time::advance(read_within(4 + BODY)).await;
         match b.relay().await {
-            Some(Err(RelayError::Client(e))) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
+            Some(Err(e)) => assert!(e.is_overdue(), "{e}"),
             other => panic!(
                 "b was not ended: {:?}",
                 other.map(|r| r.map_err(|e| e.to_string()))

@@ -576,6 +576,13 @@ impl Protocol for Mysql {
                                 config.max_message_size
                             ),
                         )),
+                        // MySQL's own error for a client that stops
+                        // sending in the middle of a packet.
+                        e if e.is_overdue() => Some((
+                            1159,
+                            b"08S01",
+                            "Got timeout reading communication packets".into(),
+                        )),
                         _ => None,
                     };
                     break Err((e.to_string(), reply));

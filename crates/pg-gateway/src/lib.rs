@@ -756,6 +756,11 @@ fn relay_error_reply(e: &RelayError, max_message_size: usize) -> Option<Vec<u8>>
             "08P01",
             "invalid message length",
         )),
+        e if e.is_overdue() => Some(error_message(
+            Severity::Fatal,
+            "08P01",
+            &latchkey_gateway::relay::Overdue.to_string(),
+        )),
         _ => None,
     }
 }

@@ -52,9 +52,13 @@ class RawTls:
             self.incoming.write(data)
             while True:
                 try:
-                    self.plain += self.tls.read(1 << 20)
-                except ssl.SSLWantReadError:
+                    chunk = self.tls.read(1 << 20)
+                except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
                     break
+                # Empty once the peer has closed TLS (close_notify).
+                if not chunk:
+                    break
+                self.plain += chunk
 
     def until(self, done, take, seconds=60):
         """Pumps until `done()`, handing what came to `take(plain)`."""
