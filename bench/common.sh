@@ -3,6 +3,16 @@
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
+# start_postgres [-c name=value...]: a throwaway PostgreSQL in $work/pg on
+# 127.0.0.1:$pg_port (the caller sets work, pg_port, bin and as_pg), with
+# a role app (password app-secret) owning a database bench.
+start_postgres() {
+    echo superuser-secret > "$work/pw"; [ "$(id -u)" -eq 0 ] && chown postgres "$work/pw"
+    as_pg "$bin/initdb" -D "$work/pg" -U postgres --auth-local=trust --auth-host=scram-sha-256 --pwfile="$work/pw" >/dev/null
+    as_pg "$bin/pg_ctl" -D "$work/pg" -o "-p $pg_port -k $work -c listen_addresses=127.0.0.1 $*" -l "$work/pg.log" -w start >/dev/null
+    as_pg psql -h "$work" -p "$pg_port" -U postgres -q -c "CREATE ROLE app LOGIN PASSWORD 'app-secret'" -c "CREATE DATABASE bench OWNER app"
+}
+
 # start_relay DIR PORT UPSTREAM: HAProxy in TCP mode on 127.0.0.1:PORT,
 # relaying to UPSTREAM (host:port) without TLS or reading the protocol;
 # sets relay_pid. The bare cost of one proxy hop, for scale.
