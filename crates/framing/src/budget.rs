@@ -64,7 +64,7 @@ pub struct MessageBudget {
 struct State {
     held: usize,
     /// Bytes held by each holder (a principal) that holds any.
-    by_holder: HashMap<u64, usize>,
+    by_holder: HashMap<Arc<str>, usize>,
     next_ticket: u64,
     /// Sessions waiting, in the order they asked.
     queue: VecDeque<Waiting>,
@@ -73,15 +73,15 @@ struct State {
 #[derive(Debug)]
 struct Waiting {
     ticket: u64,
-    holder: u64,
+    holder: Arc<str>,
     bytes: usize,
     waker: Waker,
 }
 
 impl State {
     /// Whether `holder` may take `bytes` more within its share.
-    fn within_share(&self, holder: u64, bytes: usize, share: usize) -> bool {
-        let held = self.by_holder.get(&holder).copied().unwrap_or(0);
+    fn within_share(&self, holder: &str, bytes: usize, share: usize) -> bool {
+        let held = self.by_holder.get(holder).copied().unwrap_or(0);
         held == 0 || held + bytes <= share
     }
 
@@ -97,14 +97,8 @@ impl State {
 #[derive(Clone, Debug)]
 pub struct Share {
     budget: Arc<MessageBudget>,
-    holder: u64,
-}
-
-impl Share {
-    /// The budget shared.
-    pub fn budget(&self) -> &Arc<MessageBudget> {
-        &self.budget
-    }
+    /// The principal's unique id.
+    holder: Arc<str>,
 }
 
 impl MessageBudget {
@@ -120,12 +114,9 @@ impl MessageBudget {
     /// The share of the principal `principal_id` (a user's or role's
     /// unique id: every session of a role shares one).
     pub fn share_of(self: &Arc<Self>, principal_id: &str) -> Share {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        principal_id.hash(&mut hasher);
         Share {
             budget: self.clone(),
-            holder: hasher.finish(),
+            holder: principal_id.into(),
         }
     }
 
@@ -156,14 +147,14 @@ impl MessageBudget {
         bytes: usize,
     ) -> Poll<Lease> {
         let this = &share.budget;
-        let holder = share.holder;
+        let holder = &share.holder;
         let mut state = this.lock();
         let mine = ticket.as_ref().map(|t| t.id);
         let ahead = state
             .queue
             .iter()
             .take_while(|w| Some(w.ticket) != mine)
-            .any(|w| state.within_share(w.holder, w.bytes, this.share));
+            .any(|w| state.within_share(&w.holder, w.bytes, this.share));
         // Alone, a lease larger than the whole budget is granted: it
         // would never fit otherwise.
         if !ahead
@@ -176,12 +167,12 @@ impl MessageBudget {
                 used.budget = None;
             }
             state.held += bytes;
-            *state.by_holder.entry(holder).or_default() += bytes;
+            *state.by_holder.entry(holder.clone()).or_default() += bytes;
             // Those behind may fit too.
             state.wake_all();
             return Poll::Ready(Lease {
                 budget: this.clone(),
-                holder,
+                holder: holder.clone(),
                 bytes,
             });
         }
@@ -197,7 +188,7 @@ impl MessageBudget {
                 state.next_ticket += 1;
                 state.queue.push_back(Waiting {
                     ticket: id,
-                    holder,
+                    holder: holder.clone(),
                     bytes,
                     waker: cx.waker().clone(),
                 });
@@ -210,16 +201,16 @@ impl MessageBudget {
         Poll::Pending
     }
 
-    fn give_back(&self, holder: u64, bytes: usize) {
+    fn give_back(&self, holder: &str, bytes: usize) {
         if bytes == 0 {
             return;
         }
         let mut state = self.lock();
         state.held -= bytes;
-        if let Some(held) = state.by_holder.get_mut(&holder) {
+        if let Some(held) = state.by_holder.get_mut(holder) {
             *held = held.saturating_sub(bytes);
             if *held == 0 {
-                state.by_holder.remove(&holder);
+                state.by_holder.remove(holder);
             }
         }
         state.wake_all();
@@ -251,7 +242,7 @@ impl Drop for Ticket {
 #[derive(Debug)]
 pub struct Lease {
     budget: Arc<MessageBudget>,
-    holder: u64,
+    holder: Arc<str>,
     bytes: usize,
 }
 
@@ -266,7 +257,7 @@ impl Lease {
         if bytes < self.bytes {
             let back = self.bytes - bytes;
             self.bytes = bytes;
-            self.budget.give_back(self.holder, back);
+            self.budget.give_back(&self.holder, back);
         }
     }
 
@@ -279,7 +270,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.budget.give_back(self.holder, self.bytes);
+        self.budget.give_back(&self.holder, self.bytes);
     }
 }
 

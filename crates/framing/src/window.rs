@@ -185,9 +185,10 @@ impl Window {
 
     /// Makes sure `n` bytes fit once those before the scan point are
     /// written and moved out (a message looked at whole).
-    /// Room for a large message ([`crate::LARGE_MESSAGE`] bytes or more)
-    /// is only noted, and made at the next
-    /// [`make_room`](Window::make_room) (see [`Window::wanted`]).
+    ///
+    /// Room for a large message (over [`crate::LARGE_MESSAGE`] bytes) is
+    /// only noted, and made at the next [`make_room`](Window::make_room)
+    /// (see [`Window::wanted`]).
     pub fn reserve(&mut self, n: usize) {
         if self.buf.len() >= n {
             return;

@@ -330,8 +330,9 @@ section! {
         max_message_size: usize = 64 << 20,
         /// Memory client messages over 1 MiB may take at once, in bytes,
         /// shared by both gateways: each may cost 25 times its size (the
-        /// SQL guard's tokens), and a session whose message does not fit
-        /// is not read until one before it is done [default: 2147483648].
+        /// SQL guard's tokens), a principal's sessions hold a quarter, and
+        /// a session whose message does not fit is not read until room is
+        /// given back [default: 2147483648].
         #[arg(long = "gateway-large-message-memory", env = "LATCHKEY_GATEWAY_LARGE_MESSAGE_MEMORY")]
         large_message_memory: usize = latchkey_gateway::LARGE_MESSAGE_MEMORY,
         /// Threads serving sessions, per gateway [default: one per CPU].
