@@ -556,9 +556,28 @@ elif scenario == "large_messages":
         # a second per MiB, and its room is given back.
         stalled, stalled_counts, stalled_until = raw_login()
         stalled.write(query[: len(query) // 2])
+        stalled_until(lambda: not stalled.unsent)
         started = time.time()
+        # A second one waits for the first's room (its principal's share),
+        # then holds it and is told in its turn (it was read unleased,
+        # and never told, in transaction pooling).
+        result["step"] = "first leased"
+        wait_for(lambda: metric("latchkey_gateway_large_message_bytes") > 0)
+        result["step"] = "second waits"
+        second, second_counts, second_until = raw_login()
+        second.write(query[: len(query) // 2])
+        for _ in range(20):
+            second.send_some(0.05)
+        wait_for(lambda: metric("latchkey_gateway_large_message_waiting") == 1)
+        result["step"] = "first told"
         stalled_until(lambda: stalled_counts.get("E") == 1, seconds=40)
         result["stalled_for"] = time.time() - started
+        result["step"] = "second leased"
+        wait_for(lambda: metric("latchkey_gateway_large_message_bytes") > 0)
+        result["second_leased"] = metric("latchkey_gateway_large_message_bytes")
+        started = time.time()
+        second_until(lambda: second_counts.get("E") == 1, seconds=40)
+        result["second_stalled_for"] = time.time() - started
         result["stalled_leased_after"] = metric("latchkey_gateway_large_message_bytes")
     except Exception as e:
         result["error"] = repr(e)
@@ -1227,6 +1246,9 @@ fn large_messages_wait_for_room_in_the_gateways_budget() {
     // 10 s and a second per MiB (2), then FATAL 08P01.
     let stalled = r["stalled_for"].as_f64().unwrap();
     assert!((11.0..20.0).contains(&stalled), "{r}");
+    assert_eq!(r["second_leased"].as_f64(), r["cost"].as_f64(), "{r}");
+    let second = r["second_stalled_for"].as_f64().unwrap();
+    assert!((10.0..20.0).contains(&second), "{r}");
     assert_eq!(r["stalled_leased_after"], 0.0, "{r}");
     // Statements over 32 KiB are carried too (they went to the server
     // under the client's own name, and their Bind found none).

@@ -85,6 +85,20 @@ impl State {
         held == 0 || held + bytes <= share
     }
 
+    /// `holder`'s waiters go behind every other principal's: whenever a
+    /// principal takes a lease or gives one back, the others have their
+    /// turn before its next one (else one principal queueing many
+    /// sessions that each hold the whole budget until their deadline
+    /// could keep every other principal waiting for all of them).
+    fn to_back(&mut self, holder: &str) {
+        if self.queue.iter().any(|w| &*w.holder == holder) {
+            let (theirs, others): (VecDeque<Waiting>, VecDeque<Waiting>) =
+                self.queue.drain(..).partition(|w| &*w.holder == holder);
+            self.queue = others;
+            self.queue.extend(theirs);
+        }
+    }
+
     fn wake_all(&self) {
         for w in &self.queue {
             w.waker.wake_by_ref();
@@ -168,6 +182,7 @@ impl MessageBudget {
             }
             state.held += bytes;
             *state.by_holder.entry(holder.clone()).or_default() += bytes;
+            state.to_back(holder);
             // Those behind may fit too.
             state.wake_all();
             return Poll::Ready(Lease {
@@ -213,6 +228,7 @@ impl MessageBudget {
                 state.by_holder.remove(holder);
             }
         }
+        state.to_back(holder);
         state.wake_all();
     }
 }
@@ -465,5 +481,28 @@ mod tests {
         // Holding nothing, a principal may take more than its share.
         let most = poll(&budget, "greedy", &w, &mut None, 300).expect("alone");
         assert_eq!((most.bytes(), budget.held()), (300, 300));
+    }
+
+    #[test]
+    fn principals_take_turns() {
+        let budget = MessageBudget::new(100);
+        let (_, w) = waker();
+        // One principal queues several sessions that each want it all.
+        let first = poll(&budget, "greedy", &w, &mut None, 100).expect("room");
+        let (mut second, mut third) = (None, None);
+        assert!(poll(&budget, "greedy", &w, &mut second, 100).is_none());
+        assert!(poll(&budget, "greedy", &w, &mut third, 100).is_none());
+        // Another principal asks later.
+        let mut other = None;
+        assert!(poll(&budget, "other", &w, &mut other, 100).is_none());
+        drop(first);
+        // Its turn comes before the first one's next.
+        assert!(poll(&budget, "greedy", &w, &mut second, 100).is_none());
+        let other = poll(&budget, "other", &w, &mut other, 100).expect("its turn");
+        drop(other);
+        let second = poll(&budget, "greedy", &w, &mut second, 100).expect("then this");
+        assert!(poll(&budget, "greedy", &w, &mut third, 100).is_none());
+        drop(second);
+        assert!(poll(&budget, "greedy", &w, &mut third, 100).is_some());
     }
 }

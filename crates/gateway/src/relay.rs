@@ -120,9 +120,11 @@ impl<F: Framing> Half<F> {
         Poll::Ready(())
     }
 
-    /// Gives the lease back once the buffer is small again.
+    /// Gives the lease back once the buffer is small again (and is not
+    /// about to grow: a lease just granted is for growth still to come).
     pub fn settle(&mut self) {
-        if self.lease.is_some() && self.buffer.window().capacity() <= LARGE_MESSAGE {
+        let window = self.buffer.window();
+        if self.lease.is_some() && window.wanted() == 0 && window.capacity() <= LARGE_MESSAGE {
             self.lease = None;
             self.lease_deadline = None;
         }
@@ -653,5 +655,25 @@ mod tests {
             "once scanned, only the bytes waiting to be written"
         );
         assert_eq!(budget.held(), a.half.leased());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_granted_before_the_buffer_grows_is_kept() {
+        let budget = MessageBudget::new(2 * cost(4 + BODY));
+        let mut half: Half<Whole> = Half::with_budget(budget.share_of("principal"));
+        half.buffer.window_mut().reserve(4 + BODY);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(half.poll_room(&mut cx).is_ready());
+        // Transaction pooling settles between transactions, before the
+        // buffer grows.
+        half.settle();
+        assert_eq!(half.leased(), cost(4 + BODY), "kept for the growth to come");
+        half.buffer.make_room();
+        half.settle();
+        assert_eq!(
+            half.leased(),
+            cost(4 + BODY),
+            "held while the buffer is large"
+        );
     }
 }
