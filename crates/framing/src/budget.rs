@@ -90,7 +90,7 @@ impl State {
     /// turn before its next one (else one principal queueing many
     /// sessions that each hold the whole budget until their deadline
     /// could keep every other principal waiting for all of them).
-    fn to_back(&mut self, holder: &str) {
+    fn send_back(&mut self, holder: &str) {
         if self.queue.iter().any(|w| &*w.holder == holder) {
             let (theirs, others): (VecDeque<Waiting>, VecDeque<Waiting>) =
                 self.queue.drain(..).partition(|w| &*w.holder == holder);
@@ -182,7 +182,7 @@ impl MessageBudget {
             }
             state.held += bytes;
             *state.by_holder.entry(holder.clone()).or_default() += bytes;
-            state.to_back(holder);
+            state.send_back(holder);
             // Those behind may fit too.
             state.wake_all();
             return Poll::Ready(Lease {
@@ -228,7 +228,7 @@ impl MessageBudget {
                 state.by_holder.remove(holder);
             }
         }
-        state.to_back(holder);
+        state.send_back(holder);
         state.wake_all();
     }
 }
