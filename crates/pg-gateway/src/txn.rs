@@ -323,9 +323,10 @@ impl<'k, 's> TxRelay<'k, 's> {
             flushed.map_err(RelayError::Client)?;
             self.to_client.unflushed = false;
         }
-        // Room for a large message the scan asked for is leased first
-        // (none is asked for between transactions: a connection is lent
-        // before a message too long for the window is scanned).
+        // Room for a large message the scan asked for is leased first: a
+        // session that began waiting for it on a lent connection may have
+        // given the connection back meanwhile (nothing of the message was
+        // sent on), and gets its lease here.
         if self.to_upstream.poll_room(cx).is_pending() {
             self.publish();
             return Poll::Pending;
