@@ -49,7 +49,7 @@ fn ip() -> IpAddr {
 }
 
 fn api(identity: Identity, action: &str, error: bool, resources: Vec<Resource>) -> Event {
-    Event::Api(ApiEvent {
+    Event::from(ApiEvent {
         time: UNIX_EPOCH + Duration::from_secs(T),
         service: if action == "AssumeRole" {
             ApiService::Sts
@@ -72,7 +72,7 @@ fn api(identity: Identity, action: &str, error: bool, resources: Vec<Resource>) 
 }
 
 fn auth(result: AuthResult, proven: bool) -> Event {
-    Event::Auth(AuthEvent {
+    Event::from(AuthEvent {
         engine: "postgres",
         time: UNIX_EPOCH + Duration::from_secs(T + 5),
         source_ip: ip(),

@@ -544,15 +544,36 @@ pub struct Finding {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// An STS or IAM call.
-    Api(ApiEvent),
+    /// An STS or IAM call. Boxed, as logins and credential changes are:
+    /// statements are most of the trail, and every queued record is as
+    /// large as the largest variant held inline (520 bytes with these,
+    /// 120 without).
+    Api(Box<ApiEvent>),
     /// A database login, allowed or refused.
-    Auth(AuthEvent),
+    Auth(Box<AuthEvent>),
     SessionStart(Arc<SessionInfo>),
     SessionEnd(SessionEndEvent),
     Statement(StatementEvent),
-    Credential(CredentialEvent),
+    Credential(Box<CredentialEvent>),
     Finding(Box<Finding>),
+}
+
+impl From<ApiEvent> for Event {
+    fn from(call: ApiEvent) -> Self {
+        Event::Api(Box::new(call))
+    }
+}
+
+impl From<AuthEvent> for Event {
+    fn from(login: AuthEvent) -> Self {
+        Event::Auth(Box::new(login))
+    }
+}
+
+impl From<CredentialEvent> for Event {
+    fn from(change: CredentialEvent) -> Self {
+        Event::Credential(Box::new(change))
+    }
 }
 
 impl Event {

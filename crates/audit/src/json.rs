@@ -442,42 +442,51 @@ impl SessionFields {
     }
 }
 
-/// [`SessionFields`] of the sessions whose statements the trail writer saw
-/// last, found by the session's `Arc` (which the entry keeps alive, so the
-/// address cannot come back as another session).
+/// [`SessionFields`] of the sessions whose statements the trail writer saw,
+/// found by the session's `Arc` address (the entry keeps the `Arc` alive,
+/// so the address cannot come back as another session). A transaction
+/// pool's hundreds of clients interleave their statements in every batch:
+/// the cache holds every session that is still running (a bounded round
+/// robin of 256 missed on each of them), and lets go of those that ended
+/// at [`FieldCache::forget_ended`].
 #[derive(Default)]
 pub struct FieldCache {
-    entries: Vec<(Arc<SessionInfo>, SessionFields)>,
-    /// The entry replaced next once the cache is full.
-    next: usize,
+    entries: std::collections::HashMap<usize, (Arc<SessionInfo>, SessionFields)>,
 }
 
 impl FieldCache {
-    /// Sessions remembered; busy gateways interleave about as many
-    /// sessions' statements in a batch as they have active clients.
-    const CAPACITY: usize = 256;
+    /// Sessions remembered at most (about 1 kB each): past it, those that
+    /// ended go first, then all.
+    const CAPACITY: usize = 8192;
 
     pub fn get(&mut self, session: &Arc<SessionInfo>) -> &SessionFields {
-        let at = match self
-            .entries
-            .iter()
-            .position(|(s, _)| Arc::ptr_eq(s, session))
-        {
-            Some(at) => at,
-            None => {
-                let entry = (session.clone(), SessionFields::of(session));
-                if self.entries.len() < Self::CAPACITY {
-                    self.entries.push(entry);
-                    self.entries.len() - 1
-                } else {
-                    let at = self.next;
-                    self.next = (at + 1) % Self::CAPACITY;
-                    self.entries[at] = entry;
-                    at
-                }
+        let key = Arc::as_ptr(session) as usize;
+        if self.entries.len() >= Self::CAPACITY && !self.entries.contains_key(&key) {
+            self.forget_ended();
+            if self.entries.len() >= Self::CAPACITY {
+                self.entries.clear();
             }
-        };
-        &self.entries[at].1
+        }
+        &self
+            .entries
+            .entry(key)
+            .or_insert_with(|| (session.clone(), SessionFields::of(session)))
+            .1
+    }
+
+    /// Lets go of the sessions no one else holds any more: they ended,
+    /// and every record of theirs has been written.
+    pub fn forget_ended(&mut self) {
+        self.entries.retain(|_, (s, _)| Arc::strong_count(s) > 1);
+    }
+
+    /// Sessions held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 

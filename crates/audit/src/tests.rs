@@ -201,7 +201,7 @@ fn statement_records_carry_the_firewall_verdict() {
 
 #[test]
 fn a_refused_login_names_its_reason_and_kind() {
-    let e = Event::Auth(AuthEvent {
+    let e = Event::from(AuthEvent {
         engine: "postgres",
         time: UNIX_EPOCH,
         source_ip: ip("203.0.113.9"),
@@ -231,7 +231,7 @@ fn a_refused_login_names_its_reason_and_kind() {
 
 #[test]
 fn api_record_embeds_parameters() {
-    let e = Event::Api(ApiEvent {
+    let e = Event::from(ApiEvent {
         time: UNIX_EPOCH,
         service: ApiService::Sts,
         action: "AssumeRole".into(),
@@ -280,7 +280,7 @@ fn json_services_have_their_event_sources() {
         (ApiService::Kms, "kms.amazonaws.com", "kms"),
         (ApiService::Iam, "iam.amazonaws.com", "iam"),
     ] {
-        let e = Event::Api(ApiEvent {
+        let e = Event::from(ApiEvent {
             time: UNIX_EPOCH,
             service,
             action: "GetRandomPassword".into(),
@@ -736,6 +736,27 @@ fn event_ids_name_their_record() {
 }
 
 #[test]
+fn uuids_are_written_in_the_8_4_4_4_12_form() {
+    let bytes: [u8; 16] = std::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0xa5);
+    let h = hex::encode(bytes);
+    let expected = format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    );
+    assert_eq!(uuid_text(bytes), expected);
+    assert_eq!(uuid_text([0; 16]), "00000000-0000-0000-0000-000000000000");
+    assert_eq!(
+        uuid_text([0xff; 16]),
+        "ffffffff-ffff-ffff-ffff-ffffffffffff"
+    );
+    assert_eq!(event_uuid(TRAIL, 77).as_str(), event_id(TRAIL, 77));
+}
+
+#[test]
 fn public_keys_round_trip_through_pem() {
     let k = key();
     let pem = public_key_pem(&k.public_key());
@@ -798,6 +819,14 @@ fn cached_session_fields_write_the_same_records() {
         }
     }
     assert_eq!(a, b);
+    // Every running session is held (a transaction pool's clients
+    // interleave), and let go once it ended.
+    assert_eq!(cache.len(), sessions.len());
+    cache.forget_ended();
+    assert_eq!(cache.len(), sessions.len());
+    drop(sessions);
+    cache.forget_ended();
+    assert!(cache.is_empty());
     // Session 4's first statement, which failed.
     let record: serde_json::Value =
         serde_json::from_str(b.lines().nth(4).unwrap_or_default()).unwrap_or_default();
@@ -1276,4 +1305,15 @@ fn a_digest_is_overdue_after_twice_its_interval_at_most_a_minute_late() {
     );
     assert_eq!(anchor::digest_overdue(None, 0, 1000, 1500), None);
     assert!(anchor::digest_overdue(None, 0, 1000, 2001).is_some());
+}
+
+/// Statements are most of the trail, and each queued record takes the size
+/// of the largest variant held inline: the rare, large ones are boxed.
+#[test]
+fn a_queued_record_is_no_larger_than_a_statement_needs() {
+    assert!(
+        std::mem::size_of::<Event>() <= 128,
+        "{}",
+        std::mem::size_of::<Event>()
+    );
 }

@@ -231,7 +231,7 @@ fn main() {
     let started = Instant::now();
     for i in 0..records {
         let user = format!("user-{:05}", i % users.max(1));
-        trail.record(Event::Api(ApiEvent {
+        trail.record(Event::from(ApiEvent {
             time: SystemTime::now(),
             service: ApiService::Iam,
             action: if i % 10 == 0 { "CreateUser" } else { "GetUser" }.into(),

@@ -342,10 +342,10 @@ pub fn is_destructive(statement: &str) -> Option<(&'static str, Severity)> {
     // (MySQL's refusals also cover every `ALTER USER`; here only those
     // naming a password or an authentication method count.)
     let refused = Verdict::Refuse(Refusal::PasswordChange);
-    let names_password = ["PASSWORD", "IDENTIFIED"].iter().any(|w| {
-        tokens(statement)
-            .iter()
-            .any(|t| matches!(t, Tok::Word(x) if x.eq_ignore_ascii_case(w)))
+    // Split once: this runs on every statement the trail writes.
+    let toks = tokens(statement);
+    let names_password = toks.iter().any(|t| {
+        matches!(t, Tok::Word(x) if x.eq_ignore_ascii_case("PASSWORD") || x.eq_ignore_ascii_case("IDENTIFIED"))
     });
     if names_password
         && [Dialect::Postgres, Dialect::MySql]
@@ -354,7 +354,6 @@ pub fn is_destructive(statement: &str) -> Option<(&'static str, Severity)> {
     {
         return Some(("password or authentication change", Severity::High));
     }
-    let toks = tokens(statement);
     let mut found = None;
     let mut depth = 0usize;
     let mut start = 0;

@@ -162,7 +162,7 @@ fn event() -> impl Strategy<Value = Event> {
     )
         .prop_map(
             |(time, source_ip, identity, key, failure, database, proven)| {
-                Event::Auth(AuthEvent {
+                Event::from(AuthEvent {
                     engine: "postgres",
                     time,
                     source_ip,
@@ -223,7 +223,7 @@ fn event() -> impl Strategy<Value = Event> {
         any::<bool>(),
     )
         .prop_map(|(time, action, key, params, failed, source_ip, proven)| {
-            Event::Api(ApiEvent {
+            Event::from(ApiEvent {
                 time,
                 service: ApiService::Iam,
                 action,

@@ -63,7 +63,7 @@ fn role_session(role: &str, session: &str, obtained_from: &str) -> Identity {
 }
 
 fn auth(identity: Option<&Identity>, from: &str, time: SystemTime, result: AuthResult) -> Event {
-    Event::Auth(AuthEvent {
+    Event::from(AuthEvent {
         engine: "postgres",
         time,
         source_ip: ip(from),
@@ -171,7 +171,7 @@ fn statement(text: &str, identity: &Identity, time: SystemTime, error: Option<&s
 }
 
 fn api(action: &str, params: Option<&str>, key: Option<&str>, time: SystemTime) -> Event {
-    Event::Api(ApiEvent {
+    Event::from(ApiEvent {
         time,
         service: ApiService::Iam,
         action: action.into(),
@@ -292,7 +292,7 @@ fn brute_force_from_one_address_fires_at_the_threshold() {
 
 /// A failed console sign-in, as the console records it.
 fn sign_in_failed(user: &str, from: &str, time: SystemTime) -> Event {
-    Event::Api(ApiEvent {
+    Event::from(ApiEvent {
         time,
         service: ApiService::Signin,
         action: "ConsoleLogin".into(),

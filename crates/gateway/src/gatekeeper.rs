@@ -451,7 +451,7 @@ impl Gatekeeper {
             }
         }
         for (_, (identity, sessions_ended)) in ended {
-            self.audit.record(Event::Credential(CredentialEvent {
+            self.audit.record(Event::from(CredentialEvent {
                 time: SystemTime::now(),
                 change: CredentialChange::Revoked,
                 identity,
@@ -631,7 +631,7 @@ impl Gatekeeper {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .record(self.state.now(), matches!(result, AuthResult::Success));
-        self.audit.record(Event::Auth(AuthEvent {
+        self.audit.record(Event::from(AuthEvent {
             engine: self.engine.as_str(),
             time: SystemTime::now(),
             source_ip: peer.ip(),
@@ -1146,7 +1146,7 @@ impl Gatekeeper {
             .as_ref()
             .is_some_and(|c| self.state.now() >= c.expires);
         if end.lifetime_reached && credential_expired {
-            self.audit.record(Event::Credential(CredentialEvent {
+            self.audit.record(Event::from(CredentialEvent {
                 time: SystemTime::now(),
                 change: CredentialChange::Expired,
                 identity: info.identity.clone(),

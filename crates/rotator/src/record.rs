@@ -24,7 +24,7 @@ fn event(
     parameters: serde_json::Value,
     error: Option<&str>,
 ) {
-    state.audit().record(Event::Api(ApiEvent {
+    state.audit().record(Event::from(ApiEvent {
         time: SystemTime::now(),
         service: ApiService::SecretsManager,
         action: action.to_owned(),

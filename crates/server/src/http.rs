@@ -925,7 +925,7 @@ pub(crate) fn record_call(
         action.as_str()
     };
     state.metrics.api_request(call.service.name(), label, code);
-    state.audit().record(Event::Api(ApiEvent {
+    state.audit().record(Event::from(ApiEvent {
         time: std::time::SystemTime::now(),
         service: call.service,
         read_only: read_only(call.service, &action),
@@ -1063,7 +1063,7 @@ pub fn record_sign_in(
         "Success"
     };
     state.metrics.api_request("signin", "ConsoleLogin", code);
-    state.audit().record(Event::Api(ApiEvent {
+    state.audit().record(Event::from(ApiEvent {
         time: std::time::SystemTime::now(),
         service: ApiService::Signin,
         read_only: false,

@@ -42,9 +42,9 @@ pub(crate) fn post_loop(
             &events[..]
         };
         for (sequence, event) in watched {
-            let id = latchkey_audit::trail::event_id(trail_id, *sequence);
+            let id = latchkey_audit::trail::event_uuid(trail_id, *sequence);
             for o in observers.iter_mut() {
-                let more = o.observe(*sequence, &id, event);
+                let more = o.observe(*sequence, id.as_str(), event);
                 if !more.is_empty() {
                     shared.depth.fetch_add(more.len(), Ordering::Relaxed);
                     shared

@@ -26,7 +26,7 @@ fn identity(user: &str) -> Identity {
 }
 
 fn auth(user: &str, ip: &str, ok: bool) -> Event {
-    Event::Auth(AuthEvent {
+    Event::from(AuthEvent {
         engine: "postgres",
         time: SystemTime::now(),
         source_ip: ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
@@ -560,7 +560,7 @@ fn statement_event() -> Event {
     let Event::Auth(a) = auth("alice", "10.0.0.1", true) else {
         unreachable!()
     };
-    Event::Credential(CredentialEvent {
+    Event::from(CredentialEvent {
         time: a.time,
         change: CredentialChange::Revoked,
         identity: identity("alice"),
@@ -716,7 +716,7 @@ fn an_api_event_without_a_request_key_is_found_again() {
     let k = pkcs8();
     let t = open(config(dir.path()), &k);
     let api = |identity: Option<Identity>, access_key_id: Option<&str>| {
-        Event::Api(ApiEvent {
+        Event::from(ApiEvent {
             time: SystemTime::now(),
             service: ApiService::Signin,
             action: "ConsoleLogin".into(),

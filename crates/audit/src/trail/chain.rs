@@ -61,7 +61,7 @@ impl Chain {
     ) -> Sealed {
         let start = out.len();
         let sequence = self.last_sequence + 1;
-        let id = event_id(self.trail_id, sequence);
+        let id = event_uuid(self.trail_id, sequence);
         {
             let mut o = Object::new(out);
             o.num("sequence", sequence)
@@ -74,7 +74,7 @@ impl Chain {
                 &RecordContext {
                     region,
                     account,
-                    event_id: &id,
+                    event_id: id.as_str(),
                 },
                 Some(cache),
             );

@@ -48,24 +48,48 @@ pub enum TrailError {
 
 /// 16 bytes in the 8-4-4-4-12 hex form of a UUID.
 pub fn uuid_text(bytes: [u8; 16]) -> String {
-    let h = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    Uuid::of(bytes).as_str().to_owned()
+}
+
+/// [`uuid_text`] without an allocation: every record the trail writes
+/// has one.
+#[derive(Clone, Copy)]
+pub struct Uuid([u8; 36]);
+
+impl Uuid {
+    pub fn of(bytes: [u8; 16]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [b'-'; 36];
+        let mut at = 0;
+        for (i, b) in bytes.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                at += 1;
+            }
+            text[at] = HEX[usize::from(b >> 4)];
+            text[at + 1] = HEX[usize::from(b & 0xf)];
+            at += 2;
+        }
+        Self(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Hex digits and dashes only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// The `eventID` of record `sequence` in trail `trail_id`: UUID-shaped and
 /// unique, and it names its record.
 pub fn event_id(trail_id: u64, sequence: u64) -> String {
+    event_uuid(trail_id, sequence).as_str().to_owned()
+}
+
+/// [`event_id`], on the stack.
+pub fn event_uuid(trail_id: u64, sequence: u64) -> Uuid {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&trail_id.to_be_bytes());
     b[8..].copy_from_slice(&sequence.to_be_bytes());
-    uuid_text(b)
+    Uuid::of(b)
 }
 
 /// The sequence number an `eventID` names, if it is one of `trail_id`'s.

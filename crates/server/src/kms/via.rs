@@ -41,7 +41,7 @@ fn record(
     if let Some(arn) = key_arn {
         parameters["keyId"] = arn.into();
     }
-    call.state.audit().record(Event::Api(ApiEvent {
+    call.state.audit().record(Event::from(ApiEvent {
         time: std::time::SystemTime::now(),
         service: ApiService::Kms,
         action: action.to_owned(),
