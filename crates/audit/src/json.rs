@@ -446,38 +446,58 @@ impl SessionFields {
 /// found by the session's `Arc` address (the entry keeps the `Arc` alive,
 /// so the address cannot come back as another session). A transaction
 /// pool's hundreds of clients interleave their statements in every batch:
-/// the cache holds every session that is still running (a bounded round
-/// robin of 256 missed on each of them), and lets go of those that ended
-/// at [`FieldCache::forget_ended`].
+/// the cache holds every session that ran a statement lately (a bounded
+/// round robin of 256 missed on each of them), and at each
+/// [`FieldCache::tick`] lets go of those that ended or went quiet.
 #[derive(Default)]
 pub struct FieldCache {
-    entries: std::collections::HashMap<usize, (Arc<SessionInfo>, SessionFields)>,
+    entries: std::collections::HashMap<usize, CachedFields>,
+    /// Ticks so far.
+    ticks: u64,
+}
+
+struct CachedFields {
+    session: Arc<SessionInfo>,
+    fields: SessionFields,
+    /// The tick it was last used in.
+    used: u64,
 }
 
 impl FieldCache {
     /// Sessions remembered at most (about 1 kB each): past it, those that
     /// ended go first, then all.
     const CAPACITY: usize = 8192;
+    /// Ticks without a statement after which a session's fields are let
+    /// go (10 s at the trail's 100 ms), so that thousands of idle clients
+    /// of a transaction pool do not each keep a copy.
+    const QUIET_TICKS: u64 = 100;
 
     pub fn get(&mut self, session: &Arc<SessionInfo>) -> &SessionFields {
         let key = Arc::as_ptr(session) as usize;
         if self.entries.len() >= Self::CAPACITY && !self.entries.contains_key(&key) {
-            self.forget_ended();
+            self.entries
+                .retain(|_, e| Arc::strong_count(&e.session) > 1);
             if self.entries.len() >= Self::CAPACITY {
                 self.entries.clear();
             }
         }
-        &self
-            .entries
-            .entry(key)
-            .or_insert_with(|| (session.clone(), SessionFields::of(session)))
-            .1
+        let entry = self.entries.entry(key).or_insert_with(|| CachedFields {
+            session: session.clone(),
+            fields: SessionFields::of(session),
+            used: 0,
+        });
+        entry.used = self.ticks;
+        &entry.fields
     }
 
-    /// Lets go of the sessions no one else holds any more: they ended,
-    /// and every record of theirs has been written.
-    pub fn forget_ended(&mut self) {
-        self.entries.retain(|_, (s, _)| Arc::strong_count(s) > 1);
+    /// Once per writer tick: lets go of the sessions no one else holds
+    /// any more (they ended, and every record of theirs has been written)
+    /// and of those without a statement for [`Self::QUIET_TICKS`].
+    pub fn tick(&mut self) {
+        self.ticks += 1;
+        let now = self.ticks;
+        self.entries
+            .retain(|_, e| Arc::strong_count(&e.session) > 1 && now - e.used <= Self::QUIET_TICKS);
     }
 
     /// Sessions held.

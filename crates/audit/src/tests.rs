@@ -820,12 +820,24 @@ fn cached_session_fields_write_the_same_records() {
     }
     assert_eq!(a, b);
     // Every running session is held (a transaction pool's clients
-    // interleave), and let go once it ended.
+    // interleave); one that ended is let go at the next tick, one that
+    // went quiet once 100 ticks passed without a statement.
     assert_eq!(cache.len(), sessions.len());
-    cache.forget_ended();
+    cache.tick();
     assert_eq!(cache.len(), sessions.len());
+    let (busy, quiet) = sessions.split_at(1);
+    let quiet = quiet.to_vec();
+    for _ in 0..99 {
+        cache.get(&busy[0]);
+        cache.tick();
+    }
+    assert_eq!(cache.len(), sessions.len());
+    cache.get(&busy[0]);
+    cache.tick();
+    assert_eq!(cache.len(), 1);
+    drop(quiet);
     drop(sessions);
-    cache.forget_ended();
+    cache.tick();
     assert!(cache.is_empty());
     // Session 4's first statement, which failed.
     let record: serde_json::Value =

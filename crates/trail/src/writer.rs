@@ -112,8 +112,8 @@ impl Writer {
                 }
                 Err(e) => self.shared.fail(&e),
             }
-            // Once a tick: the ended sessions' fields are not kept.
-            self.fields.forget_ended();
+            // Ended and quiet sessions' fields are not kept.
+            self.fields.tick();
             if stopping {
                 let left = self.pending.len() + self.shared.depth.load(Ordering::Relaxed);
                 if left > 0 {
