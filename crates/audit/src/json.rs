@@ -468,9 +468,10 @@ impl FieldCache {
     /// ended go first, then all.
     const CAPACITY: usize = 8192;
     /// Ticks without a statement after which a session's fields are let
-    /// go (10 s at the trail's 100 ms), so that thousands of idle clients
-    /// of a transaction pool do not each keep a copy.
-    const QUIET_TICKS: u64 = 100;
+    /// go (1 s at the trail's 100 ms), so that thousands of idle clients
+    /// of a transaction pool do not each keep a copy; a session quieter
+    /// than that costs a serialisation per statement, as before the cache.
+    const QUIET_TICKS: u64 = 10;
 
     pub fn get(&mut self, session: &Arc<SessionInfo>) -> &SessionFields {
         let key = Arc::as_ptr(session) as usize;

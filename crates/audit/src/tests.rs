@@ -821,13 +821,13 @@ fn cached_session_fields_write_the_same_records() {
     assert_eq!(a, b);
     // Every running session is held (a transaction pool's clients
     // interleave); one that ended is let go at the next tick, one that
-    // went quiet once 100 ticks passed without a statement.
+    // went quiet once 10 ticks passed without a statement.
     assert_eq!(cache.len(), sessions.len());
     cache.tick();
     assert_eq!(cache.len(), sessions.len());
     let (busy, quiet) = sessions.split_at(1);
     let quiet = quiet.to_vec();
-    for _ in 0..99 {
+    for _ in 0..9 {
         cache.get(&busy[0]);
         cache.tick();
     }
