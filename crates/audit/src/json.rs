@@ -2,6 +2,7 @@
 //! building a tree: the trail writer serialises every statement, so this is
 //! on a busy path.
 
+use std::collections::hash_map::Entry;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -446,19 +447,23 @@ impl SessionFields {
 /// found by the session's `Arc` address (the entry keeps the `Arc` alive,
 /// so the address cannot come back as another session). A transaction
 /// pool's hundreds of clients interleave their statements in every batch:
-/// the cache holds every session that ran a statement lately (a bounded
-/// round robin of 256 missed on each of them), and at each
-/// [`FieldCache::tick`] lets go of those that ended or went quiet.
+/// the cache holds every session that ran statements lately (a bounded
+/// round robin of 256 missed on each of them), from its second one, and
+/// at each [`FieldCache::tick`] lets go of those that ended or went quiet.
 #[derive(Default)]
 pub struct FieldCache {
     entries: std::collections::HashMap<usize, CachedFields>,
     /// Ticks so far.
     ticks: u64,
+    /// A session's fields at its first statement, not kept.
+    once: Option<SessionFields>,
 }
 
 struct CachedFields {
     session: Arc<SessionInfo>,
-    fields: SessionFields,
+    /// Made at the session's second statement: a client that runs one
+    /// and goes idle (most of a transaction pool's) keeps none.
+    fields: Option<SessionFields>,
     /// The tick it was last used in.
     used: u64,
 }
@@ -482,13 +487,24 @@ impl FieldCache {
                 self.entries.clear();
             }
         }
-        let entry = self.entries.entry(key).or_insert_with(|| CachedFields {
-            session: session.clone(),
-            fields: SessionFields::of(session),
-            used: 0,
-        });
-        entry.used = self.ticks;
-        &entry.fields
+        let used = self.ticks;
+        match self.entries.entry(key) {
+            Entry::Occupied(entry) => {
+                let entry = entry.into_mut();
+                entry.used = used;
+                entry
+                    .fields
+                    .get_or_insert_with(|| SessionFields::of(session))
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(CachedFields {
+                    session: session.clone(),
+                    fields: None,
+                    used,
+                });
+                self.once.insert(SessionFields::of(session))
+            }
+        }
     }
 
     /// Once per writer tick: lets go of the sessions no one else holds
@@ -501,13 +517,13 @@ impl FieldCache {
             .retain(|_, e| Arc::strong_count(&e.session) > 1 && now - e.used <= Self::QUIET_TICKS);
     }
 
-    /// Sessions held.
+    /// Sessions whose fields are held.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.values().filter(|e| e.fields.is_some()).count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 }
 

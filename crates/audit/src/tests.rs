@@ -825,9 +825,19 @@ fn cached_session_fields_write_the_same_records() {
     assert_eq!(cache.len(), sessions.len());
     cache.tick();
     assert_eq!(cache.len(), sessions.len());
+    // A session's first statement is serialised whole, its fields kept
+    // from its second.
+    let newcomer = Arc::new((*session()).clone());
+    cache.get(&newcomer);
+    assert_eq!(cache.len(), sessions.len());
+    cache.get(&newcomer);
+    assert_eq!(cache.len(), sessions.len() + 1);
+    drop(newcomer);
+    cache.tick();
     let (busy, quiet) = sessions.split_at(1);
     let quiet = quiet.to_vec();
-    for _ in 0..9 {
+    // Ticks 3 to 10: the quiet sessions, last used at tick 0, stay.
+    for _ in 0..8 {
         cache.get(&busy[0]);
         cache.tick();
     }
