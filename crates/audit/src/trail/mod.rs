@@ -58,16 +58,20 @@ pub struct Uuid([u8; 36]);
 
 impl Uuid {
     pub fn of(bytes: [u8; 16]) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut text = [b'-'; 36];
         let mut at = 0;
-        for (i, b) in bytes.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                at += 1;
-            }
-            text[at] = HEX[usize::from(b >> 4)];
-            text[at + 1] = HEX[usize::from(b & 0xf)];
-            at += 2;
+        // Groups of 4, 2, 2, 2 and 6 bytes, a dash after each.
+        for group in [
+            &bytes[..4],
+            &bytes[4..6],
+            &bytes[6..8],
+            &bytes[8..10],
+            &bytes[10..],
+        ] {
+            let end = at + 2 * group.len();
+            // Fails only on a length mismatch, which the ranges rule out.
+            let _ = hex::encode_to_slice(group, &mut text[at..end]);
+            at = end + 1;
         }
         Self(text)
     }
